@@ -1,0 +1,643 @@
+/*  broker/broker.c - sockets, timers, dispatch and task outcomes.
+ *
+ *  The broker reacts to messages (dispatch.c) and, at the end of every batch
+ *  of messages a socket delivers, runs two steps that turn the state change
+ *  into traffic: tw__broker_dispatch() sends pending tasks to workers that
+ *  have credit, many per TASKS message, and tw__broker_flush_clients() sends
+ *  each client one ACK and one RESULT message for everything due to it.
+ *  Batching per loop turn is what keeps message counts far below task
+ *  counts under load, while a lone task still goes out at once.
+ *
+ *  Two timers: the heartbeat timer (every --heartbeat ms) declares silent
+ *  workers dead and keeps the others' liveness fed; the stats timer (every
+ *  second) publishes "stats" and collects old results and idle clients.
+ */
+#include "broker/internal.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S_OPT_INT(name, lo, hi, dflt, field, help)                           \
+    {name, TW_CFG_INT, lo, hi, dflt, offsetof(tw_broker_cfg_t, field), NULL, \
+     help}
+
+const tw_cfg_opt_t tw_broker_options[] = {
+    {"frontend", TW_CFG_STR, 0, 0, "tcp://127.0.0.1:7710",
+     offsetof(tw_broker_cfg_t, frontend), NULL,
+     "endpoint clients connect to (ROUTER)"},
+    {"backend", TW_CFG_STR, 0, 0, "tcp://127.0.0.1:7711",
+     offsetof(tw_broker_cfg_t, backend), NULL,
+     "endpoint workers connect to (ROUTER)"},
+    {"status", TW_CFG_STR, 0, 0, "tcp://127.0.0.1:7712",
+     offsetof(tw_broker_cfg_t, status), NULL,
+     "endpoint monitors subscribe to (PUB)"},
+    S_OPT_INT("heartbeat", 50, 600000, "1000", heartbeat,
+              "milliseconds between heartbeats"),
+    S_OPT_INT("liveness", 2, 100, "3", liveness,
+              "heartbeats a worker may miss before it is declared dead"),
+    S_OPT_INT("max-attempts", 1, 1000, "5", max_attempts,
+              "runs of a task before worker losses make it 'lost'"),
+    S_OPT_INT("max-payload", 1, 1LL << 30, "1048576", max_payload,
+              "largest task argument or result in bytes"),
+    S_OPT_INT("max-msg", 1024, 1LL << 31, "16777216", max_msg,
+              "largest ZeroMQ frame in bytes; larger ones drop the peer"),
+    S_OPT_INT("max-queue", 1, 1LL << 40, "1000000", max_queue,
+              "pending tasks before submissions are refused (EFULL)"),
+    S_OPT_INT("max-results", 0, 1LL << 40, "100000", max_results,
+              "ended tasks kept for result queries"),
+    S_OPT_INT("result-ttl", 0, 1LL << 31, "3600", result_ttl,
+              "seconds an ended task is kept for result queries"),
+    S_OPT_INT("batch", 1, 65536, "512", batch,
+              "tasks per TASKS message at most"),
+    S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
+              "seconds before a silent client with nothing due is forgotten"),
+    {"log-level", TW_CFG_ENUM, 0, 0, "notice",
+     offsetof(tw_broker_cfg_t, log_level), "err|warn|notice|info|debug",
+     "log threshold"},
+    {"log", TW_CFG_ENUM, 0, 0, "stderr", offsetof(tw_broker_cfg_t, log),
+     "stderr|syslog", "where log lines go"},
+    {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
+
+/* ---- sending ---------------------------------------------------------- */
+
+int
+tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                size_t ilen, tw_cmd_t cmd, tw_enc_t *e)
+{
+    zmq_msg_t f[3];
+    zmq_msg_init_size(&f[0], ilen);
+    memcpy(zmq_msg_data(&f[0]), ident, ilen);
+    tw_enc_frames(e, cmd, &f[1]);
+    int rc = tw_zwatch_send(zw, f, 3);
+    if (rc != 0) {
+        for (int i = 0; i < 3; i++) {
+            zmq_msg_close(&f[i]);
+        }
+        b->st.dropped++;
+    }
+    return rc;
+}
+
+static int
+s_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
+             tw_cmd_t cmd, tw_batch_t *batch)
+{
+    zmq_msg_t f[3];
+    zmq_msg_init_size(&f[0], ilen);
+    memcpy(zmq_msg_data(&f[0]), ident, ilen);
+    tw_batch_frames(batch, cmd, &f[1]);
+    int rc = tw_zwatch_send(zw, f, 3);
+    if (rc != 0) {
+        for (int i = 0; i < 3; i++) {
+            zmq_msg_close(&f[i]);
+        }
+        b->st.dropped++;
+    }
+    return rc;
+}
+
+void
+tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                 size_t ilen, int code, uint64_t seq, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, seq ? 3 : 2);
+    tw_enc_key(&e, TW_F_CODE);
+    tw_enc_int(&e, code);
+    tw_enc_key(&e, TW_F_MSG);
+    tw_enc_cstr(&e, msg);
+    if (seq) {
+        tw_enc_key(&e, TW_F_SEQ);
+        tw_enc_uint(&e, seq);
+    }
+    tw__broker_send(b, zw, ident, ilen, TW_CMD_ERROR, &e);
+    tw_enc_free(&e);
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+void
+tw__broker_enqueue(tw_broker_t *b, tw_task_t *t)
+{
+    t->state = TW_ST_PENDING;
+    tw_queue_push(&b->reg.handlers[t->handler].queue, t);
+    b->pending++;
+}
+
+void
+tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+{
+    int ended = t->state <= TW_ST_LOST;
+    int has_r = ended && t->state == TW_ST_OK;
+    int has_err = ended && t->error;
+    tw_enc_map(e, 5 + has_r + has_err);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, t->id);
+    tw_enc_ikey(e, TW_I_SEQ);
+    tw_enc_uint(e, t->seq);
+    tw_enc_ikey(e, TW_I_ST);
+    tw_enc_uint(e, t->state);
+    tw_enc_ikey(e, TW_I_W);
+    tw_enc_uint(e, t->worker);
+    tw_enc_ikey(e, TW_I_AT);
+    tw_enc_uint(e, t->attempt);
+    if (has_r) {
+        static const unsigned char nil = 0xc0;
+        tw_enc_ikey(e, TW_I_R);
+        if (t->data_len) {
+            tw_enc_bin(e, t->data, t->data_len);
+        } else {
+            tw_enc_bin(e, &nil, 1);
+        }
+    }
+    if (has_err) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_cstr(e, t->error);
+    }
+    (void)b;
+}
+
+static void
+s_publish_done(tw_broker_t *b, const tw_task_t *t)
+{
+    if (!tw_status_wants(&b->status, "task.done")) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_status_begin(&b->status, &e, 5);
+    tw_enc_cstr(&e, "id");
+    tw_enc_uint(&e, t->id);
+    tw_enc_cstr(&e, "state");
+    tw_enc_cstr(&e, tw_proto_state_name(t->state));
+    tw_enc_cstr(&e, "handler");
+    tw_enc_str(&e, b->reg.handlers[t->handler].name,
+               b->reg.handlers[t->handler].name_len);
+    tw_enc_cstr(&e, "worker");
+    tw_enc_uint(&e, t->worker);
+    tw_enc_cstr(&e, "attempt");
+    tw_enc_uint(&e, t->attempt);
+    tw_status_send(&b->status, "task.done", &e);
+    tw_enc_free(&e);
+}
+
+void
+tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
+               size_t rlen, const char *err, size_t elen)
+{
+    tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
+    switch (state) {
+    case TW_ST_OK:
+        b->st.completed++;
+        break;
+    case TW_ST_CANCELLED:
+        b->st.cancelled++;
+        break;
+    default:
+        b->st.failed++;
+        break;
+    }
+    tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
+                                : NULL;
+    if (c) {
+        c->outstanding--;
+        tw__broker_result_item(b, tw_batch_item(&c->results), t);
+        tw_clients_mark(&b->clients, c);
+    }
+    s_publish_done(b, t);
+}
+
+static void
+s_publish_worker(tw_broker_t *b, const char *topic, const tw_bworker_t *w,
+                 const char *reason)
+{
+    if (!tw_status_wants(&b->status, topic)) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_status_begin(&b->status, &e, 5);
+    tw_enc_cstr(&e, "wid");
+    tw_enc_uint(&e, w->id);
+    tw_enc_cstr(&e, "name");
+    tw_enc_cstr(&e, w->name ? w->name : "");
+    tw_enc_cstr(&e, "host");
+    tw_enc_cstr(&e, w->host ? w->host : "");
+    tw_enc_cstr(&e, "slots");
+    tw_enc_uint(&e, w->slots);
+    tw_enc_cstr(&e, "reason");
+    tw_enc_cstr(&e, reason);
+    tw_status_send(&b->status, topic, &e);
+    tw_enc_free(&e);
+}
+
+void
+tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
+{
+    size_t requeued = 0, lost = 0;
+    tw_task_t *t;
+    while ((t = w->inflight.head)) {
+        tw_task_list_remove(&w->inflight, t);
+        b->running--;
+        if (t->cancel_requested) {
+            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        } else if (t->attempt >= b->cfg->max_attempts) {
+            char msg[128];
+            int n = snprintf(msg, sizeof msg,
+                             "worker lost on each of %u attempts",
+                             (unsigned)t->attempt);
+            tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
+            lost++;
+        } else {
+            tw__broker_enqueue(b, t);
+            requeued++;
+        }
+    }
+    b->st.requeued += requeued;
+    tw_notice("worker.down",
+              "worker %llu (%s) left: %s; %zu tasks requeued, %zu lost",
+              (unsigned long long)w->id, w->name ? w->name : "?", reason,
+              requeued, lost);
+    s_publish_worker(b, "worker.down", w, reason);
+    tw_registry_remove(&b->reg, w);
+}
+
+void
+tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
+{
+    tw_notice("worker.up", "worker %llu (%s on %s, pid %llu) joined with %u "
+              "slots", (unsigned long long)w->id, w->name, w->host,
+              (unsigned long long)w->pid, w->slots);
+    s_publish_worker(b, "worker.up", w, "hello");
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+/* The queue, among the worker's handlers, whose head should run first. */
+static tw_queue_t *
+s_best_queue(tw_broker_t *b, const tw_bworker_t *w)
+{
+    tw_queue_t *best = NULL;
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        tw_queue_t *q = &b->reg.handlers[w->handlers[i]].queue;
+        tw_task_t *head = tw_queue_peek(q);
+        if (head && (!best || tw_queue_before(head, tw_queue_peek(best)))) {
+            best = q;
+        }
+    }
+    return best;
+}
+
+static void
+s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+{
+    static const unsigned char nil = 0xc0;
+    const tw_handler_t *h = &b->reg.handlers[t->handler];
+    tw_enc_map(e, t->timeout_ms ? 5 : 4);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, t->id);
+    tw_enc_ikey(e, TW_I_H);
+    tw_enc_str(e, h->name, h->name_len);
+    tw_enc_ikey(e, TW_I_A);
+    if (t->data_len) {
+        tw_enc_bin(e, t->data, t->data_len);
+    } else {
+        tw_enc_bin(e, &nil, 1);
+    }
+    tw_enc_ikey(e, TW_I_AT);
+    tw_enc_uint(e, t->attempt);
+    if (t->timeout_ms) {
+        tw_enc_ikey(e, TW_I_TO);
+        tw_enc_uint(e, t->timeout_ms);
+    }
+}
+
+/* Send one TASKS message to `w` with up to min(credit, batch) tasks.
+ * Returns the number sent. */
+static size_t
+s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
+{
+    size_t n = 0;
+    size_t limit = w->credit < (uint64_t)b->cfg->batch ? w->credit
+                                                       : (size_t)b->cfg->batch;
+    tw_queue_t *q;
+    while (n < limit && (q = s_best_queue(b, w))) {
+        tw_task_t *t = tw_queue_pop(q);
+        b->pending--;
+        t->state = TW_ST_RUNNING;
+        t->worker = w->id;
+        t->attempt++;
+        tw_task_list_push(&w->inflight, t);
+        b->running++;
+        s_task_item(b, tw_batch_item(batch), t);
+        n++;
+    }
+    if (n) {
+        w->credit -= n;
+        w->last_send_ms = uv_now(b->loop);
+        b->st.dispatched += n;
+        /* A refused send leaves the tasks in flight on `w`; if the worker
+         * is really gone the heartbeat timer requeues them. */
+        s_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS, batch);
+    }
+    return n;
+}
+
+void
+tw__broker_dispatch(tw_broker_t *b)
+{
+    if (!b->pending || !b->reg.len) {
+        return;
+    }
+    tw_batch_t batch;
+    tw_batch_init(&batch, 0);
+    size_t progress = 1;
+    while (b->pending && progress) {
+        progress = 0;
+        size_t nw = b->reg.len;
+        for (size_t k = 0; k < nw && b->pending; k++) {
+            tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
+            if (w->credit) {
+                progress += s_dispatch_one(b, w, &batch);
+            }
+        }
+        b->rr++;
+    }
+    tw_batch_free(&batch);
+}
+
+void
+tw__broker_flush_clients(tw_broker_t *b)
+{
+    tw_clients_t *cs = &b->clients;
+    for (size_t i = 0; i < cs->ndirty; i++) {
+        tw_bclient_t *c = cs->dirty[i];
+        c->dirty = 0;
+        if (c->acks.n) {
+            s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
+                         &c->acks);
+        }
+        if (c->results.n) {
+            s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
+                         &c->results);
+        }
+    }
+    cs->ndirty = 0;
+}
+
+static void
+s_on_drained(tw_zwatch_t *zw)
+{
+    tw_broker_t *b = zw->data;
+    tw__broker_dispatch(b);
+    tw__broker_flush_clients(b);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void
+s_on_heartbeat(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    uint64_t now = uv_now(b->loop);
+    uint64_t hb = (uint64_t)b->cfg->heartbeat;
+    uint64_t dead_after = hb * (uint64_t)b->cfg->liveness;
+    for (size_t i = 0; i < b->reg.len;) {
+        tw_bworker_t *w = b->reg.list[i];
+        if (now - w->last_recv_ms > dead_after) {
+            tw__broker_drop_worker(b, w, "missed heartbeats");
+            continue; /* the list shifted left */
+        }
+        if (now - w->last_send_ms >= hb) {
+            tw_enc_t e;
+            tw_enc_init(&e);
+            w->last_send_ms = now;
+            tw__broker_send(b, &b->bzw, w->ident, w->ident_len,
+                            TW_CMD_HEARTBEAT, &e);
+            tw_enc_free(&e);
+        }
+        i++;
+    }
+    tw__broker_dispatch(b);
+    tw__broker_flush_clients(b);
+}
+
+static void
+s_publish_stats(tw_broker_t *b, uint64_t now)
+{
+    uint64_t done = b->st.completed + b->st.failed + b->st.cancelled;
+    if (now > b->last_rate_ms) {
+        b->rate = (double)(done - b->last_rate_done) * 1000.0 /
+                  (double)(now - b->last_rate_ms);
+    }
+    b->last_rate_ms = now;
+    b->last_rate_done = done;
+    if (!tw_status_wants(&b->status, "stats")) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw__broker_encode_status(b, &e, 1);
+    tw_status_send(&b->status, "stats", &e);
+    tw_enc_free(&e);
+}
+
+static void
+s_on_stats(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    uint64_t now = uv_now(b->loop);
+    s_publish_stats(b, now);
+    tw_tasks_gc(&b->tasks, now, (uint64_t)b->cfg->result_ttl * 1000,
+                (size_t)b->cfg->max_results);
+    tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
+}
+
+void
+tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
+{
+    uint64_t slots = 0;
+    for (size_t i = 0; i < b->reg.len; i++) {
+        slots += b->reg.list[i]->slots;
+    }
+    size_t n = 17;
+    if (publish) {
+        tw_status_begin(&b->status, e, n);
+    } else {
+        tw_enc_map(e, n);
+    }
+#define S_KV(k, v)                                                           \
+    tw_enc_cstr(e, k);                                                       \
+    tw_enc_uint(e, (uint64_t)(v))
+    S_KV("workers", b->reg.len);
+    S_KV("slots", slots);
+    S_KV("queued", b->pending);
+    S_KV("running", b->running);
+    S_KV("kept", b->tasks.ended.len);
+    S_KV("clients", tw_clients_count(&b->clients));
+    S_KV("submitted", b->st.submitted);
+    S_KV("rejected", b->st.rejected);
+    S_KV("completed", b->st.completed);
+    S_KV("failed", b->st.failed);
+    S_KV("cancelled", b->st.cancelled);
+    S_KV("requeued", b->st.requeued);
+    S_KV("duplicates", b->st.duplicates);
+    S_KV("dropped", b->st.dropped + b->status.dropped);
+    S_KV("malformed", b->st.malformed);
+    S_KV("uptime_ms", uv_now(b->loop) - b->start_ms);
+#undef S_KV
+    tw_enc_cstr(e, "rate");
+    msgpack_pack_double(&e->pk, b->rate);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void
+s_on_signal(uv_signal_t *h, int signum)
+{
+    tw_broker_t *b = h->data;
+    tw_notice("broker.stop", "signal %d: shutting down", signum);
+    tw_broker_stop(b);
+}
+
+static void *
+s_bind(tw_broker_t *b, int type, const char *ep, const char *what)
+{
+    void *s = zmq_socket(b->ctx, type);
+    int zero = 0, one = 1, hwm = 100000;
+    int64_t maxmsg = b->cfg->max_msg;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (type == ZMQ_ROUTER) {
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    }
+    if (zmq_bind(s, ep) != 0) {
+        tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
+               zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+tw_broker_t *
+tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
+{
+    tw_broker_t *b = tw_calloc(1, sizeof *b);
+    b->cfg = cfg;
+    b->loop = loop;
+    b->ctx = zmq_ctx_new();
+    tw_tasks_init(&b->tasks);
+    tw_registry_init(&b->reg);
+    tw_clients_init(&b->clients);
+    b->front = s_bind(b, ZMQ_ROUTER, cfg->frontend, "frontend");
+    b->back = b->front ? s_bind(b, ZMQ_ROUTER, cfg->backend, "backend")
+                       : NULL;
+    b->pub = b->back ? s_bind(b, ZMQ_XPUB, cfg->status, "status") : NULL;
+    if (!b->pub) {
+        tw_broker_destroy(&b);
+        return NULL;
+    }
+    tw_zwatch_init(loop, &b->fzw, b->front);
+    tw_zwatch_init(loop, &b->bzw, b->back);
+    b->fzw.data = b->bzw.data = b;
+    tw_status_init(loop, &b->status, b->pub);
+    tw_zwatch_start(&b->fzw, tw__broker_on_front, s_on_drained);
+    tw_zwatch_start(&b->bzw, tw__broker_on_back, s_on_drained);
+    uv_timer_init(loop, &b->hb_timer);
+    uv_timer_init(loop, &b->stats_timer);
+    b->hb_timer.data = b->stats_timer.data = b;
+    uv_timer_start(&b->hb_timer, s_on_heartbeat, (uint64_t)cfg->heartbeat,
+                   (uint64_t)cfg->heartbeat);
+    uv_timer_start(&b->stats_timer, s_on_stats, 1000, 1000);
+    uv_signal_init(loop, &b->sigterm);
+    uv_signal_init(loop, &b->sigint);
+    b->sigterm.data = b->sigint.data = b;
+    uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
+    uv_signal_start(&b->sigint, s_on_signal, SIGINT);
+    b->start_ms = b->last_rate_ms = uv_now(loop);
+    b->open_handles = 1;
+    tw_notice("broker.start",
+              "listening: frontend %s, backend %s, status %s, heartbeat %lld "
+              "ms", cfg->frontend, cfg->backend, cfg->status, cfg->heartbeat);
+    return b;
+}
+
+int
+tw_broker_run(tw_broker_t *b)
+{
+    uv_run(b->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static void
+s_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+s_zw_closed(tw_zwatch_t *zw)
+{
+    (void)zw;
+}
+
+void
+tw_broker_stop(tw_broker_t *b)
+{
+    if (b->closing) {
+        return;
+    }
+    b->closing = 1;
+    /* Tell workers so they reconnect to the next broker at once. */
+    for (size_t i = 0; i < b->reg.len; i++) {
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_bworker_t *w = b->reg.list[i];
+        tw__broker_send(b, &b->bzw, w->ident, w->ident_len, TW_CMD_BYE, &e);
+        tw_enc_free(&e);
+    }
+    tw_zwatch_close(&b->fzw, s_zw_closed);
+    tw_zwatch_close(&b->bzw, s_zw_closed);
+    tw_status_close(&b->status, s_zw_closed);
+    uv_close((uv_handle_t *)&b->hb_timer, s_closed);
+    uv_close((uv_handle_t *)&b->stats_timer, s_closed);
+    uv_close((uv_handle_t *)&b->sigterm, s_closed);
+    uv_close((uv_handle_t *)&b->sigint, s_closed);
+}
+
+void
+tw_broker_destroy(tw_broker_t **self_p)
+{
+    tw_broker_t *b = *self_p;
+    if (!b) {
+        return;
+    }
+    if (b->front) {
+        zmq_close(b->front);
+    }
+    if (b->back) {
+        zmq_close(b->back);
+    }
+    if (b->pub) {
+        zmq_close(b->pub);
+    }
+    zmq_ctx_term(b->ctx);
+    tw_clients_destroy(&b->clients);
+    tw_registry_destroy(&b->reg);
+    tw_tasks_destroy(&b->tasks);
+    tw_free(b);
+    *self_p = NULL;
+}

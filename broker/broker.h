@@ -1,0 +1,54 @@
+/*  broker/broker.h - the broker process: its settings and its life cycle.
+ *
+ *  One tw_broker_t is one taskwheel-broker: a libuv loop with three ZeroMQ
+ *  sockets (ROUTER frontend for clients, ROUTER backend for workers, XPUB
+ *  status), the task table, the worker registry and the client registry.
+ *  Everything runs on the loop's thread; "atomic" in the protocol means
+ *  "within one callback of this loop".
+ */
+#ifndef TW_BROKER_H
+#define TW_BROKER_H
+
+#include <uv.h>
+
+#include "common/config.h"
+
+typedef struct {
+    char *frontend;
+    char *backend;
+    char *status;
+    long long heartbeat;    /* ms between heartbeats */
+    long long liveness;     /* silent intervals before a worker is dead */
+    long long max_attempts; /* runs before a task is given up as lost */
+    long long max_payload;  /* bytes of args or result per task */
+    long long max_msg;      /* bytes per ZeroMQ frame (ZMQ_MAXMSGSIZE) */
+    long long max_queue;    /* pending tasks before SUBMIT gets EFULL */
+    long long max_results;  /* ended tasks kept for RESULT queries */
+    long long result_ttl;   /* seconds an ended task is kept */
+    long long batch;        /* tasks per TASKS message at most */
+    long long client_idle;  /* seconds before a silent client is dropped */
+    char *log_level;
+    char *log;
+} tw_broker_cfg_t;
+
+/* The settings table (flags, config file keys, defaults, help). */
+extern const tw_cfg_opt_t tw_broker_options[];
+
+typedef struct tw_broker tw_broker_t;
+
+/* Bind the sockets and prepare the loop. Returns NULL and logs why on
+ * failure (for example an endpoint already in use). The broker keeps a
+ * copy of nothing: `cfg` must outlive it. */
+tw_broker_t *tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg);
+
+/* Run the loop until tw_broker_stop (or SIGTERM/SIGINT) and the sockets
+ * are closed. Returns 0. */
+int tw_broker_run(tw_broker_t *b);
+
+/* Begin an orderly shutdown: stop reading, close handles and sockets. */
+void tw_broker_stop(tw_broker_t *b);
+
+/* Free the broker after tw_broker_run returned. Sets *self_p to NULL. */
+void tw_broker_destroy(tw_broker_t **self_p);
+
+#endif /* TW_BROKER_H */

@@ -1,0 +1,511 @@
+/*  broker/dispatch.c - one handler per protocol command.
+ *
+ *  Each incoming message is checked in the same order before any state
+ *  changes: frame count, header (signature, version, command), body (types,
+ *  sizes, required fields: all in tw_msg_decode), then the direction (a
+ *  command a peer of this socket may send). A message that fails any check
+ *  is answered with ERROR and otherwise ignored: it changes nothing. Then
+ *  s_on_<command>() acts; each is small and named after its command, like
+ *  the actions of a state machine. The per-peer state table lives in
+ *  proto/PROTOCOL.md.
+ */
+#include "broker/internal.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <string.h>
+
+#define S_MAX_CREDIT (1u << 20)
+
+/* ---- shared checks ---------------------------------------------------- */
+
+/* Decode the message in `msg` (identity first). Returns 0 with *m decoded,
+ * or a negative error after answering the peer with ERROR. */
+static int
+s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
+         int dir, const char *side)
+{
+    const void *ident = zmq_msg_data(&msg->f[0]);
+    size_t ilen = zmq_msg_size(&msg->f[0]);
+    int rc;
+    if (msg->n != 3 || msg->truncated) {
+        rc = TW_EPROTO;
+    } else {
+        rc = tw_msg_decode(m, zmq_msg_data(&msg->f[1]),
+                           zmq_msg_size(&msg->f[1]),
+                           zmq_msg_data(&msg->f[2]),
+                           zmq_msg_size(&msg->f[2]));
+    }
+    if (rc != 0) {
+        b->st.malformed++;
+        /* Log the first few and then every 1000th, never per message. */
+        if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
+            tw_warn("proto.malformed",
+                    "%s message dropped (%s), %llu so far", side,
+                    tw_strerror(rc), (unsigned long long)b->st.malformed);
+        }
+        const char *why = msg->n != 3 || msg->truncated
+                              ? "expected a header frame and a body frame"
+                          : rc == TW_EVERSION
+                              ? "this broker speaks protocol version 1"
+                          : rc == TW_ECOMMAND ? "unknown command"
+                                              : "malformed header or body";
+        tw__broker_error(b, zw, ident, ilen, rc, 0, "%s", why);
+        return rc;
+    }
+    if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
+        b->st.malformed++;
+        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                         "command %s is not valid on the %s socket",
+                         tw_proto_cmd_name(m->cmd), side);
+        tw_msg_release(m);
+        return TW_ECOMMAND;
+    }
+    return 0;
+}
+
+static void
+s_reply_empty(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+              size_t ilen, tw_cmd_t cmd)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw__broker_send(b, zw, ident, ilen, cmd, &e);
+    tw_enc_free(&e);
+}
+
+/* ---- client commands -------------------------------------------------- */
+
+static void
+s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
+{
+    tw_enc_map(e, 3);
+    tw_enc_ikey(e, TW_I_SEQ);
+    tw_enc_uint(e, seq);
+    tw_enc_ikey(e, TW_I_CODE);
+    tw_enc_int(e, code);
+    tw_enc_ikey(e, TW_I_ERR);
+    tw_enc_cstr(e, msg);
+}
+
+static void
+s_publish_submitted(tw_broker_t *b, const tw_task_t *t)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_status_begin(&b->status, &e, 3);
+    tw_enc_cstr(&e, "id");
+    tw_enc_uint(&e, t->id);
+    tw_enc_cstr(&e, "handler");
+    tw_enc_str(&e, b->reg.handlers[t->handler].name,
+               b->reg.handlers[t->handler].name_len);
+    tw_enc_cstr(&e, "priority");
+    tw_enc_int(&e, t->priority);
+    tw_status_send(&b->status, "task.submitted", &e);
+    tw_enc_free(&e);
+}
+
+static void
+s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    uint64_t now = uv_now(b->loop);
+    int publish = tw_status_wants(&b->status, "task.submitted");
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+        size_t hlen, alen;
+        const char *h = tw_item_str(it, TW_I_H, &hlen);
+        const void *a = tw_item_bin(it, TW_I_A, &alen);
+        tw_enc_t *e = tw_batch_item(&c->acks);
+        int idx = tw_registry_handler(&b->reg, h, hlen, 0);
+        char why[256];
+        if (idx < 0 || hlen == 0) {
+            snprintf(why, sizeof why,
+                     "unknown handler '%.*s': no worker has offered it",
+                     (int)hlen, h);
+            s_ack_error(e, seq, TW_EHANDLER, why);
+            b->st.rejected++;
+            continue;
+        }
+        if (alen > (uint64_t)b->cfg->max_payload) {
+            snprintf(why, sizeof why,
+                     "arguments are %zu bytes; the limit is %lld", alen,
+                     b->cfg->max_payload);
+            s_ack_error(e, seq, TW_E2BIG, why);
+            b->st.rejected++;
+            continue;
+        }
+        if (b->pending >= (uint64_t)b->cfg->max_queue) {
+            snprintf(why, sizeof why, "queue full: %zu tasks pending",
+                     b->pending);
+            s_ack_error(e, seq, TW_EFULL, why);
+            b->st.rejected++;
+            continue;
+        }
+        tw_task_t *t = tw_tasks_create(&b->tasks, a, alen, now);
+        int64_t pri = tw_item_int(it, TW_I_PRI, 0);
+        uint64_t to = tw_item_uint(it, TW_I_TO, 0);
+        uint64_t re = tw_item_uint(it, TW_I_RE, 0);
+        t->seq = seq;
+        t->client = c->id;
+        t->handler = (uint32_t)idx;
+        t->priority = pri > INT32_MAX   ? INT32_MAX
+                      : pri < INT32_MIN ? INT32_MIN
+                                        : (int32_t)pri;
+        t->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
+        t->retries = re > 1000 ? 1000 : (uint16_t)re;
+        tw__broker_enqueue(b, t);
+        c->outstanding++;
+        b->st.submitted++;
+        tw_enc_map(e, 2);
+        tw_enc_ikey(e, TW_I_SEQ);
+        tw_enc_uint(e, seq);
+        tw_enc_ikey(e, TW_I_ID);
+        tw_enc_uint(e, t->id);
+        if (publish) {
+            s_publish_submitted(b, t);
+        }
+    }
+    tw_clients_mark(&b->clients, c);
+}
+
+static void
+s_on_result(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    const msgpack_object *ids = m->f[TW_F_IDS];
+    tw_batch_t batch;
+    tw_batch_init(&batch, 1);
+    for (uint32_t i = 0; ids && i < ids->via.array.size; i++) {
+        uint64_t id = ids->via.array.ptr[i].via.u64;
+        tw_enc_t *e = tw_batch_item(&batch);
+        const tw_task_t *t = tw_tasks_get(&b->tasks, id);
+        if (t) {
+            tw__broker_result_item(b, e, t);
+        } else {
+            tw_enc_map(e, 2);
+            tw_enc_ikey(e, TW_I_ID);
+            tw_enc_uint(e, id);
+            tw_enc_ikey(e, TW_I_ST);
+            tw_enc_uint(e, TW_ST_UNKNOWN);
+        }
+    }
+    tw_batch_close_items(&batch);
+    tw_enc_key(&batch.enc, TW_F_SEQ);
+    tw_enc_uint(&batch.enc, tw_msg_uint(m, TW_F_SEQ, 0));
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
+                    &batch.enc);
+    tw_batch_free(&batch);
+}
+
+static void
+s_cancel_on_worker(tw_broker_t *b, tw_task_t *t)
+{
+    tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
+    if (!w) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, 1);
+    tw_enc_uint(&e, t->id);
+    tw__broker_send(b, &b->bzw, w->ident, w->ident_len, TW_CMD_CANCEL, &e);
+    tw_enc_free(&e);
+}
+
+static void
+s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    const msgpack_object *ids = m->f[TW_F_IDS];
+    uint32_t n = ids->via.array.size;
+    uint64_t *out = tw_malloc((n ? n : 1) * sizeof *out);
+    uint8_t *kind = tw_malloc(n ? n : 1); /* 0 cancelled 1 ended 2 unknown */
+    size_t count[3] = {0, 0, 0};
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t id = ids->via.array.ptr[i].via.u64;
+        tw_task_t *t = tw_tasks_get(&b->tasks, id);
+        out[i] = id;
+        if (!t) {
+            kind[i] = 2;
+        } else if (t->state == TW_ST_PENDING) {
+            tw_queue_remove(&b->reg.handlers[t->handler].queue, t);
+            b->pending--;
+            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+            kind[i] = 0;
+        } else if (t->state == TW_ST_RUNNING) {
+            if (!t->cancel_requested) {
+                t->cancel_requested = 1;
+                s_cancel_on_worker(b, t);
+            }
+            kind[i] = 0;
+        } else {
+            kind[i] = 1;
+        }
+        count[kind[i]]++;
+    }
+    static const char *names[3] = {"cancelled", "ended", "unknown"};
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, tw_msg_uint(m, TW_F_SEQ, 0));
+    tw_enc_key(&e, TW_F_DATA);
+    tw_enc_map(&e, 3);
+    for (int k = 0; k < 3; k++) {
+        tw_enc_cstr(&e, names[k]);
+        tw_enc_array(&e, count[k]);
+        for (uint32_t i = 0; i < n; i++) {
+            if (kind[i] == k) {
+                tw_enc_uint(&e, out[i]);
+            }
+        }
+    }
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, &e);
+    tw_enc_free(&e);
+    tw_free(out);
+    tw_free(kind);
+}
+
+static void
+s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
+{
+    tw_enc_map(e, 10);
+    tw_enc_cstr(e, "id");
+    tw_enc_uint(e, w->id);
+    tw_enc_cstr(e, "name");
+    tw_enc_cstr(e, w->name);
+    tw_enc_cstr(e, "host");
+    tw_enc_cstr(e, w->host);
+    tw_enc_cstr(e, "pid");
+    tw_enc_uint(e, w->pid);
+    tw_enc_cstr(e, "slots");
+    tw_enc_uint(e, w->slots);
+    tw_enc_cstr(e, "running");
+    tw_enc_uint(e, w->inflight.len);
+    tw_enc_cstr(e, "credit");
+    tw_enc_uint(e, w->credit);
+    tw_enc_cstr(e, "done");
+    tw_enc_uint(e, w->done);
+    tw_enc_cstr(e, "handlers");
+    tw_enc_array(e, w->nhandlers);
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        const tw_handler_t *h = &b->reg.handlers[w->handlers[i]];
+        tw_enc_str(e, h->name, h->name_len);
+    }
+    tw_enc_cstr(e, "age_ms");
+    tw_enc_uint(e, uv_now(b->loop) - w->last_recv_ms);
+}
+
+static void
+s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    size_t wl;
+    const char *what = tw_msg_str(m, TW_F_WHAT, &wl);
+    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, seq);
+    tw_enc_key(&e, TW_F_DATA);
+    if (wl == 6 && memcmp(what, "status", 6) == 0) {
+        tw__broker_encode_status(b, &e, 0);
+    } else if (wl == 7 && memcmp(what, "workers", 7) == 0) {
+        tw_enc_array(&e, b->reg.len);
+        for (size_t i = 0; i < b->reg.len; i++) {
+            s_encode_worker(b, &e, b->reg.list[i]);
+        }
+    } else {
+        tw_enc_free(&e);
+        tw__broker_error(b, &b->fzw, c->ident, c->ident_len, TW_EINVAL, seq,
+                         "unknown query '%.*s' (try status or workers)",
+                         (int)wl, what);
+        return;
+    }
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, &e);
+    tw_enc_free(&e);
+}
+
+void
+tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
+{
+    tw_broker_t *b = zw->data;
+    tw_msg_t m;
+    if (msg->n < 1 || s_decode(b, zw, msg, &m, TW_C2B, "frontend") != 0) {
+        return;
+    }
+    tw_bclient_t *c = tw_clients_touch(&b->clients, zmq_msg_data(&msg->f[0]),
+                                       zmq_msg_size(&msg->f[0]),
+                                       uv_now(b->loop));
+    switch (m.cmd) {
+    case TW_CMD_SUBMIT:
+        s_on_submit(b, c, &m);
+        break;
+    case TW_CMD_RESULT:
+        s_on_result(b, c, &m);
+        break;
+    case TW_CMD_CANCEL:
+        s_on_cancel(b, c, &m);
+        break;
+    case TW_CMD_QUERY:
+        s_on_query(b, c, &m);
+        break;
+    case TW_CMD_HEARTBEAT:
+        s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
+        break;
+    default: /* BYE: nothing to do; the record ages out. */
+        break;
+    }
+    tw_msg_release(&m);
+}
+
+/* ---- worker commands -------------------------------------------------- */
+
+static void
+s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
+           const tw_msg_t *m)
+{
+    tw_bworker_t *old = tw_registry_by_ident(&b->reg, ident, ilen);
+    if (old) {
+        tw__broker_drop_worker(b, old, "said HELLO again");
+    }
+    tw_bworker_t *w = tw_registry_add(&b->reg, ident, ilen, uv_now(b->loop));
+    size_t len;
+    const char *s = tw_msg_str(m, TW_F_NAME, &len);
+    w->name = tw_strndup(s, len);
+    s = tw_msg_str(m, TW_F_HOST, &len);
+    w->host = s ? tw_strndup(s, len) : tw_strdup("");
+    w->pid = tw_msg_uint(m, TW_F_PID, 0);
+    uint64_t slots = tw_msg_uint(m, TW_F_SLOTS, 0);
+    w->slots = slots > S_MAX_CREDIT ? S_MAX_CREDIT : (uint32_t)slots;
+    const msgpack_object *hs = m->f[TW_F_HANDLERS];
+    uint32_t nh = hs->via.array.size;
+    uint32_t *idx = tw_malloc((nh ? nh : 1) * sizeof *idx);
+    for (uint32_t i = 0; i < nh; i++) {
+        const msgpack_object *o = &hs->via.array.ptr[i];
+        idx[i] = (uint32_t)tw_registry_handler(&b->reg, o->via.str.ptr,
+                                               o->via.str.size, 1);
+    }
+    tw_registry_set_handlers(&b->reg, w, idx, nh);
+    tw_free(idx);
+    const msgpack_object *tags = m->f[TW_F_TAGS];
+    if (tags && tags->via.map.size) {
+        w->ntags = 2 * (size_t)tags->via.map.size;
+        w->tags = tw_calloc(w->ntags, sizeof *w->tags);
+        for (uint32_t i = 0; i < tags->via.map.size; i++) {
+            const msgpack_object_kv *kv = &tags->via.map.ptr[i];
+            w->tags[2 * i] = tw_strndup(kv->key.via.str.ptr,
+                                        kv->key.via.str.size);
+            w->tags[2 * i + 1] = tw_strndup(kv->val.via.str.ptr,
+                                            kv->val.via.str.size);
+        }
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_WID);
+    tw_enc_uint(&e, w->id);
+    tw_enc_key(&e, TW_F_HB);
+    tw_enc_uint(&e, (uint64_t)b->cfg->heartbeat);
+    tw__broker_send(b, zw, ident, ilen, TW_CMD_WELCOME, &e);
+    tw_enc_free(&e);
+    tw__broker_worker_up(b, w);
+}
+
+static void
+s_add_credit(tw_bworker_t *w, uint64_t n)
+{
+    w->credit += n;
+    if (w->credit > S_MAX_CREDIT) {
+        w->credit = S_MAX_CREDIT;
+    }
+}
+
+static void
+s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
+{
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        tw_task_t *t = tw_tasks_get(&b->tasks, tw_item_uint(it, TW_I_ID, 0));
+        if (!t || t->state != TW_ST_RUNNING || t->worker != w->id) {
+            b->st.duplicates++;
+            continue;
+        }
+        tw_task_list_remove(&w->inflight, t);
+        b->running--;
+        w->done++;
+        uint64_t st = tw_item_uint(it, TW_I_ST, TW_ST_ERROR);
+        size_t rlen = 0, elen = 0;
+        const void *r = tw_item_bin(it, TW_I_R, &rlen);
+        const char *err = tw_item_str(it, TW_I_ERR, &elen);
+        char why[160];
+        if (t->cancel_requested) {
+            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        } else if (st > TW_ST_CANCELLED) {
+            int n = snprintf(why, sizeof why,
+                             "worker reported unknown status %llu",
+                             (unsigned long long)st);
+            tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
+        } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
+                   t->attempt <= t->retries) {
+            b->st.retried++;
+            tw__broker_enqueue(b, t);
+        } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
+            int n = snprintf(why, sizeof why,
+                             "result is %zu bytes; the limit is %lld", rlen,
+                             b->cfg->max_payload);
+            tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
+        } else {
+            if (st == TW_ST_TIMEOUT && !err) {
+                err = "timed out";
+                elen = strlen(err);
+            }
+            tw__broker_end(b, t, (int)st, st == TW_ST_OK ? r : NULL, rlen,
+                           err, elen);
+        }
+    }
+    s_add_credit(w, tw_msg_uint(m, TW_F_CREDIT, 0));
+}
+
+void
+tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
+{
+    tw_broker_t *b = zw->data;
+    tw_msg_t m;
+    if (msg->n < 1 || s_decode(b, zw, msg, &m, TW_W2B, "backend") != 0) {
+        return;
+    }
+    const void *ident = zmq_msg_data(&msg->f[0]);
+    size_t ilen = zmq_msg_size(&msg->f[0]);
+    if (m.cmd == TW_CMD_HELLO) {
+        s_on_hello(b, zw, ident, ilen, &m);
+        tw_msg_release(&m);
+        return;
+    }
+    tw_bworker_t *w = tw_registry_by_ident(&b->reg, ident, ilen);
+    if (!w) {
+        if (m.cmd != TW_CMD_BYE) {
+            tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
+                             "unknown worker: send HELLO first");
+        }
+        tw_msg_release(&m);
+        return;
+    }
+    w->last_recv_ms = uv_now(b->loop);
+    switch (m.cmd) {
+    case TW_CMD_READY:
+        s_add_credit(w, tw_msg_uint(&m, TW_F_CREDIT, 0));
+        break;
+    case TW_CMD_DONE:
+        s_on_done(b, w, &m);
+        break;
+    case TW_CMD_BYE:
+        tw__broker_drop_worker(b, w, "said BYE");
+        break;
+    default: /* HEARTBEAT: liveness was refreshed above. */
+        break;
+    }
+    tw_msg_release(&m);
+}

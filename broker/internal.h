@@ -1,0 +1,97 @@
+/*  broker/internal.h - the broker's state, shared by broker.c (sockets,
+ *  timers, dispatch) and dispatch.c (one handler per protocol command).
+ *  Not a public header: nothing outside broker/ includes it.
+ */
+#ifndef TW_BROKER_INTERNAL_H
+#define TW_BROKER_INTERNAL_H
+
+#include "broker/broker.h"
+#include "broker/clients.h"
+#include "broker/status.h"
+#include "broker/task.h"
+#include "broker/workers.h"
+#include "common/zwatch.h"
+#include "proto/proto.h"
+
+typedef struct {
+    uint64_t submitted;  /* tasks accepted */
+    uint64_t rejected;   /* SUBMIT items refused */
+    uint64_t completed;  /* ended ok */
+    uint64_t failed;     /* ended error, timeout or lost */
+    uint64_t cancelled;  /* ended cancelled */
+    uint64_t requeued;   /* returned to the queue after a worker loss */
+    uint64_t retried;    /* re-run after an error (per-task retries) */
+    uint64_t duplicates; /* outcomes for tasks not in flight there */
+    uint64_t dropped;    /* messages the sockets refused */
+    uint64_t malformed;  /* messages that failed to decode */
+    uint64_t dispatched; /* tasks sent to workers */
+} tw_broker_stats_t;
+
+struct tw_broker {
+    const tw_broker_cfg_t *cfg;
+    uv_loop_t *loop;
+    void *ctx;
+    void *front, *back, *pub;
+    tw_zwatch_t fzw, bzw;
+    tw_status_t status;
+    uv_timer_t hb_timer, stats_timer;
+    uv_signal_t sigterm, sigint;
+    tw_tasks_t tasks;
+    tw_registry_t reg;
+    tw_clients_t clients;
+    size_t pending;       /* tasks in handler queues */
+    size_t running;       /* tasks in flight on workers */
+    size_t rr;            /* round-robin start for dispatch */
+    tw_broker_stats_t st;
+    uint64_t start_ms;
+    uint64_t last_rate_ms, last_rate_done;
+    double rate;          /* outcomes per second over the last tick */
+    int closing;
+    int open_handles;
+};
+
+/* dispatch.c: handle one message from a client / a worker. */
+void tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg);
+void tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg);
+
+/* broker.c helpers used by dispatch.c. */
+
+/* Send [ident][header][body] on a ROUTER watch; `e` is consumed. */
+int tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                    size_t ilen, tw_cmd_t cmd, tw_enc_t *e);
+
+/* Reply ERROR {code, msg[, seq]} to a peer. */
+void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                      size_t ilen, int code, uint64_t seq, const char *fmt,
+                      ...) __attribute__((format(printf, 7, 8)));
+
+/* Put a task back in its handler's queue. */
+void tw__broker_enqueue(tw_broker_t *b, tw_task_t *t);
+
+/* End a task: record the outcome, route it to its client, publish. The
+ * caller has taken it off its queue or worker list. */
+void tw__broker_end(tw_broker_t *b, tw_task_t *t, int state,
+                    const void *r, size_t rlen, const char *err,
+                    size_t elen);
+
+/* Requeue (or give up) every task in flight on `w` and forget `w`. */
+void tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w,
+                            const char *reason);
+
+/* Send pending tasks to workers with credit. */
+void tw__broker_dispatch(tw_broker_t *b);
+
+/* Send every client's ACK and RESULT batches. */
+void tw__broker_flush_clients(tw_broker_t *b);
+
+/* Encode one outcome/state item for task `t` into `e`. */
+void tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t);
+
+/* Encode the status snapshot map (QUERY "status" and the "stats" topic;
+ * with `publish`, as a status body with "pseq"). */
+void tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish);
+
+/* Log and publish that a worker joined. */
+void tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w);
+
+#endif /* TW_BROKER_INTERNAL_H */

@@ -1,0 +1,45 @@
+/*  broker/status.h - the status PUB socket: events and stats for monitors.
+ *
+ *  Messages are two frames, [topic][msgpack map], so a monitor subscribes
+ *  by topic prefix ("worker.", "task.", "stats"). The socket is an XPUB:
+ *  the broker reads subscriptions as they come and builds a task event only
+ *  if someone subscribed to a prefix of its topic, so per-task events cost
+ *  nothing when nobody watches. Every body carries "pseq", a sequence number
+ *  over all published messages, so a subscriber can see gaps. Publishing is
+ *  lossy by nature (a slow subscriber past the high-water mark loses
+ *  messages); QUERY gives a consistent snapshot. Broker loop thread only.
+ */
+#ifndef TW_BROKER_STATUS_H
+#define TW_BROKER_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/zwatch.h"
+#include "proto/proto.h"
+
+typedef struct {
+    tw_zwatch_t zw;
+    char **subs; /* current subscription prefixes */
+    size_t *sublen;
+    size_t nsubs;
+    uint64_t pseq;
+    uint64_t dropped;
+} tw_status_t;
+
+/* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */
+int tw_status_init(uv_loop_t *loop, tw_status_t *st, void *sock);
+
+/* Close; `cb` fires when the handles are closed. Frees the prefixes. */
+void tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb);
+
+/* 1 if some subscriber would receive `topic`. */
+int tw_status_wants(const tw_status_t *st, const char *topic);
+
+/* Start a body of `nfields` fields (plus "pseq", written here) in `e`. */
+void tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields);
+
+/* Publish `e`'s body under `topic` and reset `e`. */
+void tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e);
+
+#endif /* TW_BROKER_STATUS_H */

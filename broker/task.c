@@ -1,0 +1,125 @@
+/*  broker/task.c - the task table (see task.h). */
+#include "broker/task.h"
+#include "common/alloc.h"
+#include "proto/proto.h"
+
+#include <string.h>
+
+void
+tw_task_list_push(tw_task_list_t *l, tw_task_t *t)
+{
+    t->next = NULL;
+    t->prev = l->tail;
+    if (l->tail) {
+        l->tail->next = t;
+    } else {
+        l->head = t;
+    }
+    l->tail = t;
+    l->len++;
+}
+
+void
+tw_task_list_remove(tw_task_list_t *l, tw_task_t *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    } else {
+        l->head = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    } else {
+        l->tail = t->prev;
+    }
+    t->prev = t->next = NULL;
+    l->len--;
+}
+
+void
+tw_tasks_init(tw_tasks_t *ts)
+{
+    memset(ts, 0, sizeof *ts);
+    tw_idmap_init(&ts->by_id);
+    ts->next_id = 1;
+}
+
+static void
+s_free_task(uint64_t id, void *val, void *arg)
+{
+    (void)id;
+    (void)arg;
+    tw_task_t *t = val;
+    tw_free(t->data);
+    tw_free(t->error);
+    tw_free(t);
+}
+
+void
+tw_tasks_destroy(tw_tasks_t *ts)
+{
+    tw_idmap_each(&ts->by_id, s_free_task, NULL);
+    tw_idmap_free(&ts->by_id);
+    memset(ts, 0, sizeof *ts);
+}
+
+tw_task_t *
+tw_tasks_create(tw_tasks_t *ts, const void *data, size_t len,
+                uint64_t now_ms)
+{
+    tw_task_t *t = tw_calloc(1, sizeof *t);
+    t->id = ts->next_id++;
+    t->state = TW_ST_PENDING;
+    t->t_ms = now_ms;
+    if (len) {
+        t->data = tw_malloc(len);
+        memcpy(t->data, data, len);
+        t->data_len = (uint32_t)len;
+    }
+    tw_idmap_put(&ts->by_id, t->id, t);
+    ts->live++;
+    return t;
+}
+
+tw_task_t *
+tw_tasks_get(const tw_tasks_t *ts, uint64_t id)
+{
+    return tw_idmap_get(&ts->by_id, id);
+}
+
+void
+tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state, const void *result,
+             size_t len, const char *error, size_t elen, uint64_t now_ms)
+{
+    tw_free(t->data);
+    t->data = NULL;
+    t->data_len = 0;
+    if (result && len) {
+        t->data = tw_malloc(len);
+        memcpy(t->data, result, len);
+        t->data_len = (uint32_t)len;
+    }
+    if (error) {
+        t->error = tw_strndup(error, elen);
+    }
+    t->state = (uint8_t)state;
+    t->t_ms = now_ms;
+    ts->live--;
+    tw_task_list_push(&ts->ended, t);
+}
+
+size_t
+tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
+            size_t max_ended)
+{
+    size_t n = 0;
+    tw_task_t *t;
+    while ((t = ts->ended.head) &&
+           (ts->ended.len > max_ended || now_ms - t->t_ms >= ttl_ms)) {
+        tw_task_list_remove(&ts->ended, t);
+        tw_idmap_del(&ts->by_id, t->id);
+        s_free_task(t->id, t, NULL);
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,91 @@
+/*  broker/task.h - a one-shot task as the broker keeps it, and the table of
+ *  all tasks.
+ *
+ *  A task is created when a SUBMIT item is accepted and lives until its
+ *  outcome has been kept for the result TTL. Its life:
+ *
+ *      SUBMIT           dispatch (TASKS)        DONE / cancel / lost
+ *     -------> PENDING ------------------> RUNNING -----------------> ENDED
+ *                 ^                           |                        |
+ *                 '-- worker died, retry -----'     TTL or max-results |
+ *                                                          (freed) <---'
+ *
+ *  The broker owns every task; other records refer to a task by id. A
+ *  pending task sits in its handler's queue (heap_idx); a running one is on
+ *  its worker's in-flight list; an ended one on the table's ended list,
+ *  oldest first, which is what garbage collection walks. The two lists share
+ *  the prev/next links because a task is on at most one of them. Broker loop
+ *  thread only; no clock reads (callers pass now_ms).
+ */
+#ifndef TW_BROKER_TASK_H
+#define TW_BROKER_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/idmap.h"
+
+typedef struct tw_task tw_task_t;
+
+struct tw_task {
+    uint64_t id;
+    uint64_t seq;    /* the submitter's sequence number */
+    uint64_t client; /* submitting client's id, 0 if gone */
+    uint64_t worker; /* worker running it (RUNNING), or that ran it last */
+    uint64_t t_ms;   /* submitted (PENDING/RUNNING) or ended (ENDED) */
+    uint32_t handler;  /* index in the handler table */
+    int32_t priority;  /* higher first */
+    uint32_t timeout_ms;
+    uint32_t heap_idx; /* position in its queue while PENDING */
+    uint16_t retries;  /* re-runs allowed after error or timeout */
+    uint16_t attempt;  /* runs started so far */
+    uint8_t state;     /* TW_ST_* (proto.h): PENDING, RUNNING or an end */
+    uint8_t cancel_requested;
+    uint32_t data_len;
+    void *data;  /* args while PENDING/RUNNING, result once ENDED */
+    char *error; /* the failure message once ENDED, or NULL */
+    tw_task_t *prev, *next;
+};
+
+/* A doubly linked list of tasks (in-flight per worker, or ended). */
+typedef struct {
+    tw_task_t *head, *tail;
+    size_t len;
+} tw_task_list_t;
+
+void tw_task_list_push(tw_task_list_t *l, tw_task_t *t);
+void tw_task_list_remove(tw_task_list_t *l, tw_task_t *t);
+
+typedef struct {
+    tw_idmap_t by_id;
+    uint64_t next_id;
+    tw_task_list_t ended;
+    size_t live; /* PENDING + RUNNING */
+} tw_tasks_t;
+
+void tw_tasks_init(tw_tasks_t *ts);
+
+/* Free every task. */
+void tw_tasks_destroy(tw_tasks_t *ts);
+
+/* A new PENDING task with the next id, registered in the table. `data` is
+ * copied. Never NULL (aborts on OOM). */
+tw_task_t *tw_tasks_create(tw_tasks_t *ts, const void *data, size_t len,
+                           uint64_t now_ms);
+
+/* The task with `id`, or NULL. */
+tw_task_t *tw_tasks_get(const tw_tasks_t *ts, uint64_t id);
+
+/* Mark a task ended with `state` (TW_ST_OK...), keeping `result`/`error`
+ * (both copied, either may be NULL) and putting it on the ended list. The
+ * caller has already taken it off any queue or worker list. */
+void tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state,
+                  const void *result, size_t len, const char *error,
+                  size_t elen, uint64_t now_ms);
+
+/* Free ended tasks older than ttl_ms or beyond `max_ended`. Returns the
+ * number freed. */
+size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
+                   size_t max_ended);
+
+#endif /* TW_BROKER_TASK_H */

@@ -1,0 +1,139 @@
+/*  broker/workers.c - worker registry and handler table (see workers.h). */
+#include "broker/workers.h"
+#include "common/alloc.h"
+#include "common/util.h"
+
+#include <string.h>
+
+void
+tw_registry_init(tw_registry_t *r)
+{
+    memset(r, 0, sizeof *r);
+    tw_idmap_init(&r->by_id);
+    tw_idmap_init(&r->by_ident);
+    r->next_id = 1;
+}
+
+static void
+s_free_worker(tw_bworker_t *w)
+{
+    tw_free(w->name);
+    tw_free(w->host);
+    tw_free(w->handlers);
+    for (size_t i = 0; i < w->ntags; i++) {
+        tw_free(w->tags[i]);
+    }
+    tw_free(w->tags);
+    tw_free(w);
+}
+
+void
+tw_registry_destroy(tw_registry_t *r)
+{
+    for (size_t i = 0; i < r->len; i++) {
+        s_free_worker(r->list[i]);
+    }
+    tw_free(r->list);
+    for (size_t i = 0; i < r->nhandlers; i++) {
+        tw_free(r->handlers[i].name);
+        tw_queue_free(&r->handlers[i].queue);
+    }
+    tw_free(r->handlers);
+    tw_idmap_free(&r->by_id);
+    tw_idmap_free(&r->by_ident);
+    memset(r, 0, sizeof *r);
+}
+
+int
+tw_registry_handler(tw_registry_t *r, const char *name, size_t len,
+                    int create)
+{
+    for (size_t i = 0; i < r->nhandlers; i++) {
+        tw_handler_t *h = &r->handlers[i];
+        if (h->name_len == len && memcmp(h->name, name, len) == 0) {
+            return (int)i;
+        }
+    }
+    if (!create) {
+        return -1;
+    }
+    r->handlers = tw_realloc(r->handlers,
+                             (r->nhandlers + 1) * sizeof *r->handlers);
+    tw_handler_t *h = &r->handlers[r->nhandlers];
+    memset(h, 0, sizeof *h);
+    h->name = tw_strndup(name, len);
+    h->name_len = len;
+    tw_queue_init(&h->queue);
+    return (int)r->nhandlers++;
+}
+
+tw_bworker_t *
+tw_registry_add(tw_registry_t *r, const void *ident, size_t len,
+                uint64_t now_ms)
+{
+    tw_bworker_t *w = tw_calloc(1, sizeof *w);
+    w->id = r->next_id++;
+    w->ident_len = len < TW_IDENT_MAX ? len : TW_IDENT_MAX;
+    memcpy(w->ident, ident, w->ident_len);
+    w->joined_ms = w->last_recv_ms = w->last_send_ms = now_ms;
+    if (r->len == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->list = tw_realloc(r->list, r->cap * sizeof *r->list);
+    }
+    r->list[r->len++] = w;
+    tw_idmap_put(&r->by_id, w->id, w);
+    tw_idmap_put(&r->by_ident, tw_hash_bytes(w->ident, w->ident_len), w);
+    return w;
+}
+
+tw_bworker_t *
+tw_registry_by_ident(const tw_registry_t *r, const void *ident, size_t len)
+{
+    tw_bworker_t *w =
+        tw_idmap_get(&r->by_ident, tw_hash_bytes(ident, len));
+    if (w && w->ident_len == len && memcmp(w->ident, ident, len) == 0) {
+        return w;
+    }
+    return NULL;
+}
+
+tw_bworker_t *
+tw_registry_by_id(const tw_registry_t *r, uint64_t id)
+{
+    return tw_idmap_get(&r->by_id, id);
+}
+
+void
+tw_registry_set_handlers(tw_registry_t *r, tw_bworker_t *w,
+                         const uint32_t *idx, size_t n)
+{
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        r->handlers[w->handlers[i]].nworkers--;
+    }
+    tw_free(w->handlers);
+    w->handlers = n ? tw_malloc(n * sizeof *idx) : NULL;
+    if (n) {
+        memcpy(w->handlers, idx, n * sizeof *idx);
+    }
+    w->nhandlers = n;
+    for (size_t i = 0; i < n; i++) {
+        r->handlers[idx[i]].nworkers++;
+    }
+}
+
+void
+tw_registry_remove(tw_registry_t *r, tw_bworker_t *w)
+{
+    tw_registry_set_handlers(r, w, NULL, 0);
+    tw_idmap_del(&r->by_id, w->id);
+    tw_idmap_del(&r->by_ident, tw_hash_bytes(w->ident, w->ident_len));
+    for (size_t i = 0; i < r->len; i++) {
+        if (r->list[i] == w) {
+            memmove(&r->list[i], &r->list[i + 1],
+                    (r->len - i - 1) * sizeof *r->list);
+            r->len--;
+            break;
+        }
+    }
+    s_free_worker(w);
+}

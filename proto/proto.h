@@ -1,0 +1,314 @@
+/*  proto/proto.h - the taskwheel wire codec, shared by every process.
+ *
+ *  A taskwheel message is two ZeroMQ frames (a ROUTER adds the peer's
+ *  identity in front):
+ *
+ *      Frame 0  header, 4 bytes:  'T' 'W' version command
+ *      Frame 1  body: one msgpack map, string keys
+ *
+ *  TW_PROTO_COMMANDS is the single list of commands: id, name, the
+ *  directions it may travel, the body fields it requires, and for batch
+ *  commands the fields every element of "items" requires. It generates the
+ *  enum, the name table, the validation tables and the round-trip tests.
+ *  proto/PROTOCOL.md is the normative description of the same list.
+ *
+ *  Decoding trusts nothing: the header's signature, version and command are
+ *  checked first; then every known key's type and size; then the required
+ *  fields, including those of each batch item. A bad message yields
+ *  TW_EPROTO, TW_EVERSION or TW_ECOMMAND, never a crash. Unknown keys are
+ *  ignored so that a newer peer may add optional fields.
+ *
+ *  Ownership: a decoded tw_msg_t points into the body buffer (msgpack-c
+ *  keeps STR and BIN in place), so keep that buffer alive until
+ *  tw_msg_release(). Payloads (task args, results) are BIN fields holding
+ *  one msgpack-encoded value each: the broker copies them as bytes and never
+ *  decodes them. This module knows no sockets; tw_enc_frames() only builds
+ *  zmq_msg_t frames for the caller to send.
+ */
+#ifndef TW_PROTO_H
+#define TW_PROTO_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define TW_PROTO_VERSION 1
+#define TW_PROTO_SIG0 'T'
+#define TW_PROTO_SIG1 'W'
+#define TW_PROTO_HDRLEN 4
+
+/* Limits the decoder enforces on every message. */
+#define TW_PROTO_MAX_ITEMS 65536  /* elements of "items" or "ids" */
+#define TW_PROTO_MAX_NAME 128     /* handler, worker and tag strings */
+#define TW_PROTO_MAX_TEXT 65536   /* error messages */
+#define TW_PROTO_MAX_HANDLERS 1024
+#define TW_PROTO_MAX_TAGS 64
+
+/* Value types of fields. */
+typedef enum {
+    TW_T_UINT,  /* non-negative integer */
+    TW_T_INT,   /* any integer */
+    TW_T_STR,   /* string, at most `max` bytes */
+    TW_T_BIN,   /* bytes (a msgpack-encoded payload) */
+    TW_T_ANY,   /* any msgpack value */
+    TW_T_STRS,  /* array of strings, each <= TW_PROTO_MAX_NAME */
+    TW_T_TAGS,  /* map of string to string */
+    TW_T_UINTS, /* array of non-negative integers */
+    TW_T_ITEMS  /* array of maps with item fields */
+} tw_type_t;
+
+/* Body fields: enum name, key on the wire, type, max length (strings). */
+#define TW_PROTO_FIELDS(XX)                                                  \
+    XX(NAME, "name", TW_T_STR, TW_PROTO_MAX_NAME)                            \
+    XX(HOST, "host", TW_T_STR, 255)                                          \
+    XX(PID, "pid", TW_T_UINT, 0)                                             \
+    XX(SLOTS, "slots", TW_T_UINT, 0)                                         \
+    XX(HANDLERS, "handlers", TW_T_STRS, 0)                                   \
+    XX(TAGS, "tags", TW_T_TAGS, 0)                                           \
+    XX(VER, "ver", TW_T_STR, 64)                                             \
+    XX(CREDIT, "credit", TW_T_UINT, 0)                                       \
+    XX(WID, "wid", TW_T_UINT, 0)                                             \
+    XX(HB, "hb", TW_T_UINT, 0)                                               \
+    XX(ITEMS, "items", TW_T_ITEMS, 0)                                        \
+    XX(IDS, "ids", TW_T_UINTS, 0)                                            \
+    XX(CODE, "code", TW_T_INT, 0)                                            \
+    XX(MSG, "msg", TW_T_STR, TW_PROTO_MAX_TEXT)                              \
+    XX(SEQ, "seq", TW_T_UINT, 0)                                             \
+    XX(WHAT, "what", TW_T_STR, 32)                                           \
+    XX(DATA, "data", TW_T_ANY, 0)
+
+/* Fields of one element of "items". */
+#define TW_PROTO_ITEM_FIELDS(XX)                                             \
+    XX(ID, "id", TW_T_UINT, 0)                                               \
+    XX(SEQ, "seq", TW_T_UINT, 0)                                             \
+    XX(H, "h", TW_T_STR, TW_PROTO_MAX_NAME)                                  \
+    XX(A, "a", TW_T_BIN, 0)                                                  \
+    XX(R, "r", TW_T_BIN, 0)                                                  \
+    XX(ST, "st", TW_T_UINT, 0)                                               \
+    XX(ERR, "err", TW_T_STR, TW_PROTO_MAX_TEXT)                              \
+    XX(CODE, "code", TW_T_INT, 0)                                            \
+    XX(TO, "to", TW_T_UINT, 0)                                               \
+    XX(PRI, "pri", TW_T_INT, 0)                                              \
+    XX(RE, "re", TW_T_UINT, 0)                                               \
+    XX(AT, "at", TW_T_UINT, 0)                                               \
+    XX(W, "w", TW_T_UINT, 0)
+
+typedef enum {
+#define TW__F_ENUM(e, key, type, max) TW_F_##e,
+    TW_PROTO_FIELDS(TW__F_ENUM)
+#undef TW__F_ENUM
+        TW_F__COUNT
+} tw_field_t;
+
+typedef enum {
+#define TW__I_ENUM(e, key, type, max) TW_I_##e,
+    TW_PROTO_ITEM_FIELDS(TW__I_ENUM)
+#undef TW__I_ENUM
+        TW_I__COUNT
+} tw_ifield_t;
+
+#define TW_FB(f) (1ULL << TW_F_##f)
+#define TW_IB(f) (1ULL << TW_I_##f)
+
+/* Directions a command may travel. */
+#define TW_W2B 1 /* worker to broker */
+#define TW_B2W 2 /* broker to worker */
+#define TW_C2B 4 /* client to broker */
+#define TW_B2C 8 /* broker to client */
+
+/* The commands: id, name, directions, required body fields, required
+ * fields of each item. */
+#define TW_PROTO_COMMANDS(XX)                                                \
+    XX(1, HELLO, TW_W2B, TW_FB(NAME) | TW_FB(SLOTS) | TW_FB(HANDLERS), 0)    \
+    XX(2, WELCOME, TW_B2W, TW_FB(WID) | TW_FB(HB), 0)                        \
+    XX(3, READY, TW_W2B, TW_FB(CREDIT), 0)                                   \
+    XX(4, TASKS, TW_B2W, TW_FB(ITEMS), TW_IB(ID) | TW_IB(H) | TW_IB(A))      \
+    XX(5, DONE, TW_W2B, TW_FB(ITEMS), TW_IB(ID) | TW_IB(ST))                 \
+    XX(6, CANCEL, TW_B2W | TW_C2B | TW_B2C, TW_FB(IDS), 0)                   \
+    XX(7, HEARTBEAT, TW_W2B | TW_B2W | TW_C2B | TW_B2C, 0, 0)                \
+    XX(8, BYE, TW_W2B | TW_C2B | TW_B2W, 0, 0)                               \
+    XX(9, ERROR, TW_B2W | TW_B2C, TW_FB(CODE) | TW_FB(MSG), 0)               \
+    XX(10, SUBMIT, TW_C2B, TW_FB(ITEMS), TW_IB(SEQ) | TW_IB(H))              \
+    XX(11, ACK, TW_B2C, TW_FB(ITEMS), TW_IB(SEQ))                            \
+    XX(12, RESULT, TW_C2B | TW_B2C, 0, TW_IB(ID) | TW_IB(ST))                \
+    XX(13, QUERY, TW_C2B, TW_FB(WHAT) | TW_FB(SEQ), 0)                       \
+    XX(14, REPLY, TW_B2C, TW_FB(SEQ) | TW_FB(DATA), 0)
+
+typedef enum {
+    TW_CMD_NONE = 0,
+#define TW__C_ENUM(id, name, dirs, req, ireq) TW_CMD_##name = id,
+    TW_PROTO_COMMANDS(TW__C_ENUM)
+#undef TW__C_ENUM
+        TW_CMD__MAX
+} tw_cmd_t;
+
+/* Task outcome and state codes, as carried in "st". */
+typedef enum {
+    TW_ST_OK = 0,        /* ended, "r" holds the result */
+    TW_ST_ERROR = 1,     /* ended, the handler failed: "err" says why */
+    TW_ST_TIMEOUT = 2,   /* ended, the task's timeout expired */
+    TW_ST_CANCELLED = 3, /* ended, cancelled */
+    TW_ST_LOST = 4,      /* ended, retries exhausted by worker failures */
+    TW_ST_PENDING = 5,   /* queued, not yet dispatched (RESULT query) */
+    TW_ST_RUNNING = 6,   /* dispatched to a worker (RESULT query) */
+    TW_ST_UNKNOWN = 7    /* the broker has no record of this id */
+} tw_state_t;
+
+/* One decoded element of "items": a pointer per item field, NULL when
+ * the key is absent. */
+typedef struct {
+    const msgpack_object *f[TW_I__COUNT];
+} tw_item_t;
+
+/* A decoded message. */
+typedef struct {
+    tw_cmd_t cmd;
+    msgpack_unpacked up; /* owns the object tree and `items` */
+    const msgpack_object *f[TW_F__COUNT];
+    tw_item_t *items;
+    size_t nitems;
+} tw_msg_t;
+
+/* Name of a command ("SUBMIT"), or "?" if unknown. Static. */
+const char *tw_proto_cmd_name(int cmd);
+
+/* Directions (TW_W2B...) a command may travel, 0 if unknown. */
+int tw_proto_cmd_dirs(int cmd);
+
+/* Name of a state code ("ok", "error", ...), "?" if unknown. Static. */
+const char *tw_proto_state_name(int st);
+
+/* Check a header frame. Returns 0 and sets *cmd, or TW_EPROTO (wrong size
+ * or signature), TW_EVERSION, TW_ECOMMAND. */
+int tw_proto_header(const void *hdr, size_t len, tw_cmd_t *cmd);
+
+/* Write a header for `cmd` into hdr[TW_PROTO_HDRLEN]. */
+void tw_proto_header_make(tw_cmd_t cmd, unsigned char *hdr);
+
+/* Decode and validate a message. On 0, *m must be released with
+ * tw_msg_release(). On error nothing needs releasing. */
+int tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen,
+                  const void *body, size_t blen);
+
+/* Free what tw_msg_decode allocated. Idempotent. */
+void tw_msg_release(tw_msg_t *m);
+
+/* Accessors. Strings and bytes are borrowed and NOT NUL-terminated. */
+uint64_t tw_msg_uint(const tw_msg_t *m, tw_field_t f, uint64_t dflt);
+int64_t tw_msg_int(const tw_msg_t *m, tw_field_t f, int64_t dflt);
+const char *tw_msg_str(const tw_msg_t *m, tw_field_t f, size_t *len);
+uint64_t tw_item_uint(const tw_item_t *it, tw_ifield_t f, uint64_t dflt);
+int64_t tw_item_int(const tw_item_t *it, tw_ifield_t f, int64_t dflt);
+const char *tw_item_str(const tw_item_t *it, tw_ifield_t f, size_t *len);
+const void *tw_item_bin(const tw_item_t *it, tw_ifield_t f, size_t *len);
+
+/* The encoder: a growing buffer and a msgpack packer writing into it. */
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} tw_enc_t;
+
+void tw_enc_init(tw_enc_t *e);
+void tw_enc_free(tw_enc_t *e);
+
+static inline void
+tw_enc_map(tw_enc_t *e, size_t n)
+{
+    msgpack_pack_map(&e->pk, n);
+}
+static inline void
+tw_enc_array(tw_enc_t *e, size_t n)
+{
+    msgpack_pack_array(&e->pk, n);
+}
+static inline void
+tw_enc_uint(tw_enc_t *e, uint64_t v)
+{
+    msgpack_pack_uint64(&e->pk, v);
+}
+static inline void
+tw_enc_int(tw_enc_t *e, int64_t v)
+{
+    msgpack_pack_int64(&e->pk, v);
+}
+static inline void
+tw_enc_str(tw_enc_t *e, const char *s, size_t len)
+{
+    msgpack_pack_str(&e->pk, len);
+    msgpack_pack_str_body(&e->pk, s, len);
+}
+void tw_enc_cstr(tw_enc_t *e, const char *s);
+static inline void
+tw_enc_bin(tw_enc_t *e, const void *p, size_t len)
+{
+    msgpack_pack_bin(&e->pk, len);
+    msgpack_pack_bin_body(&e->pk, p, len);
+}
+static inline void
+tw_enc_nil(tw_enc_t *e)
+{
+    msgpack_pack_nil(&e->pk);
+}
+static inline void
+tw_enc_bool(tw_enc_t *e, int v)
+{
+    if (v) {
+        msgpack_pack_true(&e->pk);
+    } else {
+        msgpack_pack_false(&e->pk);
+    }
+}
+/* Write the key of body field `f` / item field `f`. */
+void tw_enc_key(tw_enc_t *e, tw_field_t f);
+void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
+
+/* Turn the encoded body into frames: out[0] the header for `cmd`, out[1]
+ * the body, which takes the buffer without copying. The encoder is left
+ * empty and ready for the next message. Returns 0. */
+int tw_enc_frames(tw_enc_t *e, tw_cmd_t cmd, zmq_msg_t out[2]);
+
+/* Batches whose length is known only at the end: begin writes an array32
+ * header with a zero count and returns its offset; end patches the count.
+ * Every msgpack decoder accepts array32 for any length. */
+size_t tw_enc_array_begin(tw_enc_t *e);
+void tw_enc_array_end(tw_enc_t *e, size_t off, uint32_t n);
+
+/* Empty the encoder, keeping its buffer for reuse. */
+static inline void
+tw_enc_clear(tw_enc_t *e)
+{
+    msgpack_sbuffer_clear(&e->sb);
+}
+
+/* Size of the body encoded so far. */
+static inline size_t
+tw_enc_size(const tw_enc_t *e)
+{
+    return e->sb.size;
+}
+
+/* A batch message under construction: a body {"items": [...]} whose items
+ * are appended one at a time, plus `extra` further body fields the caller
+ * writes after the last item (for example DONE's "credit"). */
+typedef struct {
+    tw_enc_t enc;
+    size_t off;     /* offset of the items array header */
+    uint32_t n;     /* items so far */
+    unsigned extra; /* body fields besides "items" */
+} tw_batch_t;
+
+void tw_batch_init(tw_batch_t *b, unsigned extra);
+void tw_batch_free(tw_batch_t *b);
+
+/* Begin one more item and return the encoder to write it (a map) into. */
+tw_enc_t *tw_batch_item(tw_batch_t *b);
+
+/* Finish the items array (call before writing the extra fields). */
+void tw_batch_close_items(tw_batch_t *b);
+
+/* Turn the batch into frames (see tw_enc_frames) and reset it empty. If no
+ * item was added, an empty items array is written. */
+int tw_batch_frames(tw_batch_t *b, tw_cmd_t cmd, zmq_msg_t out[2]);
+
+#endif /* TW_PROTO_H */
