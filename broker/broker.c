@@ -45,7 +45,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "largest task argument or result in bytes"),
     S_OPT_INT("max-msg", 1024, 1LL << 31, "16777216", max_msg,
               "largest ZeroMQ frame in bytes; larger ones drop the peer"),
-    S_OPT_INT("max-queue", 1, 1LL << 40, "1000000", max_queue,
+    S_OPT_INT("max-queue", 1, 1LL << 31, "1000000", max_queue,
               "pending tasks before submissions are refused (EFULL)"),
     S_OPT_INT("max-results", 0, 1LL << 40, "100000", max_results,
               "ended tasks kept for result queries"),
@@ -61,6 +61,12 @@ const tw_cfg_opt_t tw_broker_options[] = {
     {"log", TW_CFG_ENUM, 0, 0, "stderr", offsetof(tw_broker_cfg_t, log),
      "stderr|syslog", "where log lines go"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
+
+/* A batch message stops growing past this many bytes or items, so every
+ * message the broker sends stays far below --max-msg and the decoder's
+ * item limit. */
+#define S_BATCH_BYTES (4u << 20)
+#define S_BATCH_ITEMS 4096u
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -211,8 +217,8 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                                 : NULL;
     if (c) {
         c->outstanding--;
-        tw__broker_result_item(b, tw_batch_item(&c->results), t);
-        tw_clients_mark(&b->clients, c);
+        tw__broker_result_item(b, tw__broker_client_item(b, c, &c->results),
+                               t);
     }
     s_publish_done(b, t);
 }
@@ -254,8 +260,8 @@ tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
         } else if (t->attempt >= b->cfg->max_attempts) {
             char msg[128];
             int n = snprintf(msg, sizeof msg,
-                             "worker lost on each of %u attempts",
-                             (unsigned)t->attempt);
+                             "given up after %u runs: the last worker "
+                             "was lost", (unsigned)t->attempt);
             tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
             lost++;
         } else {
@@ -331,7 +337,8 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
     size_t limit = w->credit < (uint64_t)b->cfg->batch ? w->credit
                                                        : (size_t)b->cfg->batch;
     tw_queue_t *q;
-    while (n < limit && (q = s_best_queue(b, w))) {
+    while (n < limit && tw_enc_size(&batch->enc) < S_BATCH_BYTES &&
+           (q = s_best_queue(b, w))) {
         tw_task_t *t = tw_queue_pop(q);
         b->pending--;
         t->state = TW_ST_RUNNING;
@@ -342,14 +349,26 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
         s_task_item(b, tw_batch_item(batch), t);
         n++;
     }
-    if (n) {
-        w->credit -= n;
-        w->last_send_ms = uv_now(b->loop);
-        b->st.dispatched += n;
-        /* A refused send leaves the tasks in flight on `w`; if the worker
-         * is really gone the heartbeat timer requeues them. */
-        s_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS, batch);
+    if (!n) {
+        return 0;
     }
+    if (s_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS,
+                     batch) != 0) {
+        /* Refused (high-water mark, or the peer is gone): the tasks go
+         * back where they were, newest first, and the worker keeps its
+         * credit for when it can take them. */
+        for (size_t k = 0; k < n; k++) {
+            tw_task_t *t = w->inflight.tail;
+            tw_task_list_remove(&w->inflight, t);
+            b->running--;
+            t->attempt--;
+            tw__broker_enqueue(b, t);
+        }
+        return 0;
+    }
+    w->credit -= n;
+    w->last_send_ms = uv_now(b->loop);
+    b->st.dispatched += n;
     return n;
 }
 
@@ -376,6 +395,30 @@ tw__broker_dispatch(tw_broker_t *b)
     tw_batch_free(&batch);
 }
 
+static void
+s_flush_client(tw_broker_t *b, tw_bclient_t *c)
+{
+    if (c->acks.n) {
+        s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
+                     &c->acks);
+    }
+    if (c->results.n) {
+        s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
+                     &c->results);
+    }
+}
+
+tw_enc_t *
+tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c, tw_batch_t *batch)
+{
+    if (batch->n >= S_BATCH_ITEMS ||
+        tw_enc_size(&batch->enc) >= S_BATCH_BYTES) {
+        s_flush_client(b, c);
+    }
+    tw_clients_mark(&b->clients, c);
+    return tw_batch_item(batch);
+}
+
 void
 tw__broker_flush_clients(tw_broker_t *b)
 {
@@ -383,14 +426,7 @@ tw__broker_flush_clients(tw_broker_t *b)
     for (size_t i = 0; i < cs->ndirty; i++) {
         tw_bclient_t *c = cs->dirty[i];
         c->dirty = 0;
-        if (c->acks.n) {
-            s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
-                         &c->acks);
-        }
-        if (c->results.n) {
-            s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
-                         &c->results);
-        }
+        s_flush_client(b, c);
     }
     cs->ndirty = 0;
 }
@@ -522,6 +558,9 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what)
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (type == ZMQ_ROUTER) {
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+        /* A peer reconnecting with the same routing id takes it over
+         * instead of being ignored while the old pipe lingers. */
+        zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     }
     if (zmq_bind(s, ep) != 0) {
         tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
@@ -629,6 +668,9 @@ tw_broker_destroy(tw_broker_t **self_p)
         zmq_close(b->front);
     }
     if (b->back) {
+        /* Give the BYEs sent at shutdown a moment to leave. */
+        int linger = 200;
+        zmq_setsockopt(b->back, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(b->back);
     }
     if (b->pub) {

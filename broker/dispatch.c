@@ -117,7 +117,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         size_t hlen, alen;
         const char *h = tw_item_str(it, TW_I_H, &hlen);
         const void *a = tw_item_bin(it, TW_I_A, &alen);
-        tw_enc_t *e = tw_batch_item(&c->acks);
+        tw_enc_t *e = tw__broker_client_item(b, c, &c->acks);
         int idx = tw_registry_handler(&b->reg, h, hlen, 0);
         char why[256];
         if (idx < 0 || hlen == 0) {
@@ -167,7 +167,16 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             s_publish_submitted(b, t);
         }
     }
-    tw_clients_mark(&b->clients, c);
+    if (m->nitems == 0) {
+        /* An empty batch still gets its (empty) acknowledgement. */
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_enc_map(&e, 1);
+        tw_enc_key(&e, TW_F_ITEMS);
+        tw_enc_array(&e, 0);
+        tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK, &e);
+        tw_enc_free(&e);
+    }
 }
 
 static void
@@ -339,6 +348,11 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     tw_bclient_t *c = tw_clients_touch(&b->clients, zmq_msg_data(&msg->f[0]),
                                        zmq_msg_size(&msg->f[0]),
                                        uv_now(b->loop));
+    if (m.cmd != TW_CMD_SUBMIT) {
+        /* Replies go out at once; send what this turn already owes the
+         * client first, so a reply never overtakes an earlier ACK. */
+        tw__broker_flush_clients(b);
+    }
     switch (m.cmd) {
     case TW_CMD_SUBMIT:
         s_on_submit(b, c, &m);

@@ -84,6 +84,12 @@ void tw__broker_dispatch(tw_broker_t *b);
 /* Send every client's ACK and RESULT batches. */
 void tw__broker_flush_clients(tw_broker_t *b);
 
+/* Begin one more ACK or RESULT item for client `c` in `batch` (one of its
+ * two batches), sending the batch first if it is full, and mark the client
+ * for the end-of-turn flush. Returns the encoder for the item. */
+tw_enc_t *tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c,
+                                 tw_batch_t *batch);
+
 /* Encode one outcome/state item for task `t` into `e`. */
 void tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t);
 

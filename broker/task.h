@@ -83,7 +83,7 @@ void tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state,
                   const void *result, size_t len, const char *error,
                   size_t elen, uint64_t now_ms);
 
-/* Free ended tasks older than ttl_ms or beyond `max_ended`. Returns the
+/* Free ended tasks at least ttl_ms old or beyond `max_ended`. Returns the
  * number freed. */
 size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
                    size_t max_ended);

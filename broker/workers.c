@@ -82,8 +82,20 @@ tw_registry_add(tw_registry_t *r, const void *ident, size_t len,
     }
     r->list[r->len++] = w;
     tw_idmap_put(&r->by_id, w->id, w);
-    tw_idmap_put(&r->by_ident, tw_hash_bytes(w->ident, w->ident_len), w);
+    /* The identity index is keyed by a hash: if another identity with the
+     * same hash holds the slot, it keeps it and lookups of this one fall
+     * back to a scan (see tw_registry_by_ident). */
+    uint64_t h = tw_hash_bytes(w->ident, w->ident_len);
+    if (!tw_idmap_get(&r->by_ident, h)) {
+        tw_idmap_put(&r->by_ident, h, w);
+    }
     return w;
+}
+
+static int
+s_same_ident(const tw_bworker_t *w, const void *ident, size_t len)
+{
+    return w->ident_len == len && memcmp(w->ident, ident, len) == 0;
 }
 
 tw_bworker_t *
@@ -91,8 +103,14 @@ tw_registry_by_ident(const tw_registry_t *r, const void *ident, size_t len)
 {
     tw_bworker_t *w =
         tw_idmap_get(&r->by_ident, tw_hash_bytes(ident, len));
-    if (w && w->ident_len == len && memcmp(w->ident, ident, len) == 0) {
+    if (!w || s_same_ident(w, ident, len)) {
         return w;
+    }
+    /* A hash collision: the slot belongs to another identity. */
+    for (size_t i = 0; i < r->len; i++) {
+        if (s_same_ident(r->list[i], ident, len)) {
+            return r->list[i];
+        }
     }
     return NULL;
 }
@@ -126,7 +144,18 @@ tw_registry_remove(tw_registry_t *r, tw_bworker_t *w)
 {
     tw_registry_set_handlers(r, w, NULL, 0);
     tw_idmap_del(&r->by_id, w->id);
-    tw_idmap_del(&r->by_ident, tw_hash_bytes(w->ident, w->ident_len));
+    uint64_t h = tw_hash_bytes(w->ident, w->ident_len);
+    if (tw_idmap_get(&r->by_ident, h) == w) {
+        tw_idmap_del(&r->by_ident, h);
+        /* Hand the slot to another worker with the same hash, if any. */
+        for (size_t i = 0; i < r->len; i++) {
+            tw_bworker_t *o = r->list[i];
+            if (o != w && tw_hash_bytes(o->ident, o->ident_len) == h) {
+                tw_idmap_put(&r->by_ident, h, o);
+                break;
+            }
+        }
+    }
     for (size_t i = 0; i < r->len; i++) {
         if (r->list[i] == w) {
             memmove(&r->list[i], &r->list[i + 1],
