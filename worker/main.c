@@ -1,0 +1,198 @@
+/*  worker/main.c - taskwheel-worker: configuration, signals, processes.
+ *
+ *  Reads the option table below (flags, or `--config FILE`), then either
+ *  runs one worker in this process or, with --procs P > 1, hands P
+ *  children to the supervisor. Each worker process loads its handlers
+ *  (built-ins, exec, then every --plugin in order), connects and runs its
+ *  loop until a signal stops it: the first SIGTERM or SIGINT drains, a
+ *  second one stops at once. Exit status: 0 after a drain, 1 after a forced
+ *  stop or a runtime failure, 2 for a usage or configuration error.
+ */
+#include "common/alloc.h"
+#include "common/config.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "worker/handlers.h"
+#include "worker/plugin.h"
+#include "worker/supervisor.h"
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *broker;
+    long long slots;
+    long long procs;
+    char *tags;
+    tw_strlist_t plugin;
+    char *name;
+    char *log_level;
+    long long drain_timeout;
+    long long exec_stdout_max;
+} s_cfg_t;
+
+#define S_OPT(name, type, min, max, dflt, field, choices, help)              \
+    {name, type, min, max, dflt, offsetof(s_cfg_t, field), choices, help}
+
+static const tw_cfg_opt_t s_opts[] = {
+    S_OPT("broker", TW_CFG_STR, 0, 0, "tcp://127.0.0.1:7711", broker, NULL,
+          "the broker's backend endpoint"),
+    S_OPT("slots", TW_CFG_INT, 1, 65536, "4", slots, NULL,
+          "tasks each worker process runs at once"),
+    S_OPT("procs", TW_CFG_INT, 1, 1024, "1", procs, NULL,
+          "worker processes, under a supervisor when more than one"),
+    S_OPT("tags", TW_CFG_STR, 0, 0, NULL, tags, NULL,
+          "labels sent to the broker, k=v,k2=v2"),
+    S_OPT("plugin", TW_CFG_LIST, 0, 0, NULL, plugin, NULL,
+          "a native handler plugin (.so) to load"),
+    S_OPT("name", TW_CFG_STR, 0, 0, NULL, name, NULL,
+          "worker name [default: <hostname>-<pid>]"),
+    S_OPT("log-level", TW_CFG_ENUM, 0, 0, "notice", log_level,
+          "err|warn|notice|info|debug", "log lines up to this level"),
+    S_OPT("drain-timeout", TW_CFG_INT, 0, 86400000, "10000", drain_timeout,
+          NULL, "ms running tasks get to finish after SIGTERM"),
+    S_OPT("exec-stdout-max", TW_CFG_INT, 0, 1LL << 30, "16777216",
+          exec_stdout_max, NULL,
+          "bytes of output an exec task may produce"),
+    {NULL, 0, 0, 0, NULL, 0, NULL, NULL},
+};
+
+static const char s_usage[] =
+    "usage: taskwheel-worker [--broker EP] [--slots N] [--procs P] "
+    "[--tags k=v,...]\n"
+    "                        [--plugin LIB.so]... [--name NAME] "
+    "[--config FILE]";
+
+/* One worker process ------------------------------------------------------ */
+
+/* The process's signal handles and outcome; one worker per process. */
+static struct {
+    uv_signal_t sigterm, sigint;
+    tw_worker_t *worker;
+    int signals;
+    int code;
+} s_proc;
+
+static void
+s_on_signal(uv_signal_t *h, int signum)
+{
+    (void)h;
+    if (s_proc.signals++ == 0) {
+        tw_notice("worker.signal", "%s: draining (signal again to stop now)",
+                  signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        tw_worker_drain(s_proc.worker);
+    } else {
+        tw_worker_abort(s_proc.worker);
+    }
+}
+
+static void
+s_on_exit(tw_worker_t *w, int code, int stuck)
+{
+    (void)w;
+    s_proc.code = code;
+    if (stuck) {
+        /* A handler ignores cancellation; its thread cannot be waited
+         * for, and BYE has gone out: leave now. */
+        exit(code);
+    }
+    uv_close((uv_handle_t *)&s_proc.sigterm, NULL);
+    uv_close((uv_handle_t *)&s_proc.sigint, NULL);
+}
+
+static int
+s_run(const s_cfg_t *cfg, unsigned idx)
+{
+    char err[512];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tw_handlers_t reg;
+    tw_handlers_init(&reg);
+    tw_handlers_add_builtin(&reg);
+    tw_handlers_add_exec(&reg, (size_t)cfg->exec_stdout_max);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < cfg->plugin.n; i++) {
+        rc = tw_plugin_load(&reg, cfg->plugin.v[i], err, sizeof err);
+    }
+    char name[160];
+    const char *pname = cfg->name;
+    if (cfg->name && cfg->procs > 1) {
+        snprintf(name, sizeof name, "%s-%u", cfg->name, idx);
+        pname = name;
+    }
+    tw_worker_opts_t o = {cfg->broker, pname, (unsigned)cfg->slots,
+                          cfg->tags, (uint64_t)cfg->drain_timeout};
+    tw_worker_t *w = NULL;
+    if (rc == 0) {
+        rc = tw_worker_new(&w, &loop, &reg, &o, err, sizeof err);
+    }
+    if (rc == 0) {
+        rc = tw_worker_start(w, s_on_exit, err, sizeof err);
+    }
+    if (rc != 0) {
+        tw_err("worker.config", "%s", err);
+        tw_worker_destroy(&w);
+        uv_loop_close(&loop);
+        tw_handlers_free(&reg);
+        return 2;
+    }
+    memset(&s_proc, 0, sizeof s_proc);
+    s_proc.worker = w;
+    uv_signal_init(&loop, &s_proc.sigterm);
+    uv_signal_init(&loop, &s_proc.sigint);
+    uv_signal_start(&s_proc.sigterm, s_on_signal, SIGTERM);
+    uv_signal_start(&s_proc.sigint, s_on_signal, SIGINT);
+    tw_notice("worker.start", "%s: %lld slot(s), %zu handler(s), broker %s",
+              tw_worker_ident(w), cfg->slots, reg.n, cfg->broker);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    tw_worker_destroy(&w);
+    if (uv_loop_close(&loop) != 0) {
+        tw_warn("worker.exit", "loop closed with handles still open");
+    }
+    tw_handlers_free(&reg);
+    return s_proc.code;
+}
+
+static int
+s_child(unsigned idx, void *arg)
+{
+    char ident[48];
+    snprintf(ident, sizeof ident, "taskwheel-worker.%u", idx);
+    tw_log_open(ident, TW_LOG_STDERR);
+    return s_run(arg, idx);
+}
+
+int
+main(int argc, char **argv)
+{
+    s_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char err[512];
+    int rc = tw_cfg_parse(s_opts, &cfg, argc, argv, s_usage, err, sizeof err);
+    if (rc == TW_CFG_EXIT) {
+        tw_cfg_free(s_opts, &cfg);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "taskwheel-worker: %s\n%s\n", err, s_usage);
+        tw_cfg_free(s_opts, &cfg);
+        return 2;
+    }
+    tw_log_level = tw_log_level_parse(cfg.log_level);
+    tw_log_open("taskwheel-worker", TW_LOG_STDERR);
+    /* A child of the exec handler may close its stdin early. */
+    signal(SIGPIPE, SIG_IGN);
+    if (cfg.procs > 1) {
+        rc = tw_supervise((unsigned)cfg.procs, s_child, &cfg);
+    } else {
+        rc = s_run(&cfg, 0);
+    }
+    tw_cfg_free(s_opts, &cfg);
+    return rc;
+}

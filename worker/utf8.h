@@ -1,0 +1,20 @@
+/*  worker/utf8.h - UTF-8 checks for what the worker puts on the wire.
+ *
+ *  Error messages travel as msgpack STR and clients turn them into JSON,
+ *  so they must be valid UTF-8; the exec handler also decides between STR
+ *  and BIN for a program's output by this test. Pure functions, any thread.
+ */
+#ifndef TW_UTF8_H
+#define TW_UTF8_H
+
+#include <stddef.h>
+
+/* 1 if the `n` bytes at `p` are well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int tw_utf8_valid(const void *p, size_t n);
+
+/* Replace, in place, every byte of `s[0..n)` that is not part of a
+ * well-formed sequence with '?'. */
+void tw_utf8_scrub(char *s, size_t n);
+
+#endif /* TW_UTF8_H */

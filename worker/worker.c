@@ -1,0 +1,956 @@
+/*  worker/worker.c - the DEALER conversation with the broker (see
+ *  worker.h for the states).
+ *
+ *  Pending outcomes live in one encoder laid out as the DONE body it will
+ *  become: a two-entry map, the "items" key, then an array32 header whose
+ *  count is patched at flush time, followed by the items themselves. So an
+ *  outcome costs a few msgpack writes into a buffer and nothing else; a
+ *  flush patches five bytes, appends "credit", and hands the buffer to
+ *  ZeroMQ without a copy.
+ *
+ *  Shutdown is a chain of asynchronous closes; s_shutdown_step() is called
+ *  after each link and does the next one: close the socket watcher, wait
+ *  (up to a grace period) for running tasks, close the slot table, close
+ *  the timers, then terminate the ZeroMQ context and report.
+ */
+#include "worker/worker.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/zwatch.h"
+#include "proto/proto.h"
+#include "worker/slots.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#ifndef TW_VERSION
+#define TW_VERSION "0"
+#endif
+
+#define S_HB_DEFAULT 1000           /* ms, until WELCOME says otherwise */
+#define S_BACKOFF_MIN 100           /* ms */
+#define S_BACKOFF_MAX 5000          /* ms */
+#define S_FLUSH_BYTES (1u << 20)    /* send a DONE early past this size */
+#define S_MAX_BODY (16u << 20)      /* the broker's default frame limit */
+#define S_MAX_RESULT (S_MAX_BODY - 4096)
+#define S_STOP_GRACE 1000           /* ms for cancelled tasks to wind up */
+#define S_LINGER_DRAIN 1000         /* ms to deliver the final DONE, BYE */
+#define S_LINGER_ABORT 100
+
+enum { S_DOWN, S_HELLO, S_READY };
+
+struct tw_worker {
+    uv_loop_t *loop;
+    const tw_handlers_t *reg;
+    tw_slots_t *slots;
+    unsigned nslots;
+    char *broker, *name, *host, *ident;
+    char **tag_k, **tag_v;
+    size_t ntags;
+    uint64_t drain_timeout;
+    tw_worker_exit_cb exit_cb;
+
+    void *ctx, *sock;
+    tw_zwatch_t zw;
+    int zw_open, zw_closing;
+    int state;
+    uint64_t wid, hb;
+    uint64_t last_recv, last_send;
+    uint64_t backoff_ms;
+    unsigned failures; /* connection attempts since the last WELCOME */
+    int ever_welcomed;
+    uint32_t rng;
+
+    uv_timer_t tick;    /* heartbeats and liveness */
+    uv_timer_t backoff; /* reconnect delay */
+    uv_timer_t drain;   /* drain timeout, then the stop grace period */
+    uv_check_t flush;   /* runs while outcomes wait to be sent */
+    int flush_on;
+
+    tw_enc_t done; /* the pending DONE body */
+    size_t done_count_off;
+    uint32_t ndone;
+    uint64_t credit; /* slots freed since the last report */
+    zmq_msg_t stalled[2];
+    int has_stalled;
+
+    int draining, stopping, grace_over, stuck, exit_code;
+    int slots_closing, handles_closing, handles_open;
+    uint64_t tasks_run;
+};
+
+/* Small helpers ---------------------------------------------------------- */
+
+static uint32_t
+s_rand(tw_worker_t *w)
+{
+    /* xorshift32: jitter only needs to differ between workers. */
+    uint32_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return w->rng = x;
+}
+
+static int
+s_parse_tags(tw_worker_t *w, const char *s, char *err, size_t errlen)
+{
+    while (s && *s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        if (len > 0) {
+            size_t klen = eq ? (size_t)(eq - s) : 0;
+            size_t vlen = eq ? len - klen - 1 : 0;
+            if (!eq || klen == 0 || klen > TW_PROTO_MAX_NAME ||
+                vlen > TW_PROTO_MAX_NAME) {
+                snprintf(err, errlen,
+                         "--tags: '%.*s' is not key=value (1-%d byte key, "
+                         "value up to %d bytes)",
+                         (int)len, s, TW_PROTO_MAX_NAME, TW_PROTO_MAX_NAME);
+                return TW_EINVAL;
+            }
+            for (size_t i = 0; i < w->ntags; i++) {
+                if (strlen(w->tag_k[i]) == klen &&
+                    !memcmp(w->tag_k[i], s, klen)) {
+                    snprintf(err, errlen, "--tags: key '%.*s' given twice",
+                             (int)klen, s);
+                    return TW_EINVAL;
+                }
+            }
+            if (w->ntags == TW_PROTO_MAX_TAGS) {
+                snprintf(err, errlen, "--tags: more than %d tags",
+                         TW_PROTO_MAX_TAGS);
+                return TW_EINVAL;
+            }
+            w->tag_k = tw_realloc(w->tag_k, (w->ntags + 1) * sizeof(char *));
+            w->tag_v = tw_realloc(w->tag_v, (w->ntags + 1) * sizeof(char *));
+            w->tag_k[w->ntags] = tw_strndup(s, klen);
+            w->tag_v[w->ntags] = tw_strndup(eq + 1, vlen);
+            w->ntags++;
+        }
+        s = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Sending ----------------------------------------------------------------- */
+
+/* Send two frames; on success they are consumed. */
+static int
+s_send(tw_worker_t *w, zmq_msg_t f[2])
+{
+    int rc = w->sock ? tw_zwatch_send(&w->zw, f, 2) : TW_EAGAIN;
+    if (rc == 0) {
+        w->last_send = uv_now(w->loop);
+    }
+    return rc;
+}
+
+/* Encode-and-send for the small control messages; a refused one is
+ * dropped (heartbeats and READY are repeated or recomputed anyway). */
+static void
+s_send_enc(tw_worker_t *w, tw_enc_t *e, tw_cmd_t cmd)
+{
+    zmq_msg_t f[2];
+    tw_enc_frames(e, cmd, f);
+    int rc = s_send(w, f);
+    if (rc != 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        tw_debug("worker.send", "%s not sent: %s", tw_proto_cmd_name(cmd),
+                 tw_strerror(rc));
+    }
+    tw_enc_free(e);
+}
+
+static void
+s_send_empty(tw_worker_t *w, tw_cmd_t cmd)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    s_send_enc(w, &e, cmd);
+}
+
+static void
+s_send_hello(tw_worker_t *w)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 7);
+    tw_enc_key(&e, TW_F_NAME);
+    tw_enc_cstr(&e, w->name);
+    tw_enc_key(&e, TW_F_HOST);
+    tw_enc_cstr(&e, w->host);
+    tw_enc_key(&e, TW_F_PID);
+    tw_enc_uint(&e, (uint64_t)getpid());
+    tw_enc_key(&e, TW_F_SLOTS);
+    tw_enc_uint(&e, tw_slots_size(w->slots));
+    tw_enc_key(&e, TW_F_HANDLERS);
+    tw_enc_array(&e, w->reg->n);
+    for (size_t i = 0; i < w->reg->n; i++) {
+        tw_enc_str(&e, w->reg->v[i].name, w->reg->v[i].nlen);
+    }
+    tw_enc_key(&e, TW_F_TAGS);
+    tw_enc_map(&e, w->ntags);
+    for (size_t i = 0; i < w->ntags; i++) {
+        tw_enc_cstr(&e, w->tag_k[i]);
+        tw_enc_cstr(&e, w->tag_v[i]);
+    }
+    tw_enc_key(&e, TW_F_VER);
+    tw_enc_cstr(&e, TW_VERSION);
+    s_send_enc(w, &e, TW_CMD_HELLO);
+}
+
+static void
+s_send_ready(tw_worker_t *w, uint64_t credit)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_CREDIT);
+    tw_enc_uint(&e, credit);
+    s_send_enc(w, &e, TW_CMD_READY);
+}
+
+/* Pending outcomes -------------------------------------------------------- */
+
+/* Start an empty DONE body: {"items": [ (count patched later) */
+static void
+s_done_reset(tw_worker_t *w)
+{
+    static const char map2 = (char)0x82;
+    static const char arr32[5] = {(char)0xdd, 0, 0, 0, 0};
+    w->done.sb.size = 0;
+    msgpack_sbuffer_write(&w->done.sb, &map2, 1);
+    tw_enc_key(&w->done, TW_F_ITEMS);
+    w->done_count_off = w->done.sb.size;
+    msgpack_sbuffer_write(&w->done.sb, arr32, sizeof arr32);
+    w->ndone = 0;
+}
+
+static void s_flush_cb(uv_check_t *h);
+
+static void
+s_flush_arm(tw_worker_t *w)
+{
+    if (!w->flush_on && !w->handles_closing) {
+        w->flush_on = 1;
+        uv_check_start(&w->flush, s_flush_cb);
+    }
+}
+
+static void
+s_flush_off(tw_worker_t *w)
+{
+    if (w->flush_on) {
+        w->flush_on = 0;
+        uv_check_stop(&w->flush);
+    }
+}
+
+/* Forget everything not yet sent: the broker is about to requeue it. */
+static void
+s_discard(tw_worker_t *w)
+{
+    if (w->has_stalled) {
+        zmq_msg_close(&w->stalled[0]);
+        zmq_msg_close(&w->stalled[1]);
+        w->has_stalled = 0;
+    }
+    s_done_reset(w);
+    w->credit = 0;
+}
+
+/* Send what is pending: a DONE with the items and the credit, or a READY
+ * when there is only credit. Keeps a message ZeroMQ refused and sends it
+ * first next time, so order is kept. */
+static void
+s_flush(tw_worker_t *w)
+{
+    if (w->has_stalled) {
+        if (s_send(w, w->stalled) != 0) {
+            return;
+        }
+        w->has_stalled = 0;
+    }
+    if (w->state != S_READY || (w->ndone == 0 && w->credit == 0)) {
+        return;
+    }
+    if (w->ndone == 0) {
+        s_send_ready(w, w->credit);
+        w->credit = 0;
+        return;
+    }
+    char *p = w->done.sb.data + w->done_count_off + 1;
+    p[0] = (char)(w->ndone >> 24);
+    p[1] = (char)(w->ndone >> 16);
+    p[2] = (char)(w->ndone >> 8);
+    p[3] = (char)w->ndone;
+    if (w->credit) {
+        tw_enc_key(&w->done, TW_F_CREDIT);
+        tw_enc_uint(&w->done, w->credit);
+    } else {
+        w->done.sb.data[0] = (char)0x81;
+    }
+    w->credit = 0;
+    zmq_msg_t f[2];
+    tw_enc_frames(&w->done, TW_CMD_DONE, f);
+    s_done_reset(w);
+    int rc = s_send(w, f);
+    if (rc == TW_EAGAIN) {
+        w->stalled[0] = f[0];
+        w->stalled[1] = f[1];
+        w->has_stalled = 1;
+    } else if (rc != 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        tw_warn("worker.send", "DONE not sent: %s", tw_strerror(rc));
+    }
+}
+
+static void
+s_append(tw_worker_t *w, const tw_outcome_t *o)
+{
+    int st = o->st;
+    const char *err = o->err;
+    char big[96];
+    if (st == TW_ST_OK && o->rlen > S_MAX_RESULT) {
+        snprintf(big, sizeof big, "result too big: %zu bytes (limit %u)",
+                 o->rlen, (unsigned)S_MAX_RESULT);
+        st = TW_ST_ERROR;
+        err = big;
+    }
+    size_t elen = st == TW_ST_ERROR ? strlen(err ? err : "") : 0;
+    size_t est = (st == TW_ST_OK ? o->rlen : elen) + 32;
+    if (w->ndone && tw_enc_size(&w->done) + est > S_FLUSH_BYTES) {
+        s_flush(w);
+    }
+    tw_enc_t *e = &w->done;
+    int extra = st == TW_ST_OK || st == TW_ST_ERROR;
+    tw_enc_map(e, 2 + extra);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, o->id);
+    tw_enc_ikey(e, TW_I_ST);
+    tw_enc_uint(e, (uint64_t)st);
+    if (st == TW_ST_OK) {
+        static const char nil = (char)0xc0;
+        tw_enc_ikey(e, TW_I_R);
+        if (o->r && o->rlen) {
+            tw_enc_bin(e, o->r, o->rlen);
+        } else {
+            tw_enc_bin(e, &nil, 1);
+        }
+    } else if (st == TW_ST_ERROR) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_str(e, err ? err : "", elen);
+    }
+    w->ndone++;
+}
+
+/* The slot table's callback: every outcome and every freed slot. */
+static void
+s_on_outcome(void *udata, const tw_outcome_t *o)
+{
+    tw_worker_t *w = udata;
+    if (w->draining || w->stopping) {
+        s_flush_arm(w); /* the check notices when the last task ends */
+    }
+    if (w->state != S_READY || w->stopping) {
+        return; /* READY after the next WELCOME counts free slots anew */
+    }
+    if (o->credit && !w->draining) {
+        w->credit++;
+    }
+    if (o->id) {
+        s_append(w, o);
+    }
+    s_flush_arm(w);
+}
+
+/* Connection ------------------------------------------------------------- */
+
+static void s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg);
+static void s_on_drained(tw_zwatch_t *zw);
+static void s_tick_cb(uv_timer_t *t);
+static void s_stop(tw_worker_t *w, int code, uint64_t grace_ms);
+static void s_shutdown_step(tw_worker_t *w);
+
+static uint64_t
+s_tick_period(const tw_worker_t *w)
+{
+    uint64_t p = w->hb / 4;
+    return p < 10 ? 10 : p > 1000 ? 1000 : p;
+}
+
+/* A new DEALER, connected. Returns 0 and sets *out, or an error. */
+static int
+s_open(tw_worker_t *w, void **out, char *err, size_t errlen)
+{
+    void *sock = zmq_socket(w->ctx, ZMQ_DEALER);
+    if (!sock) {
+        int e = errno;
+        snprintf(err, errlen, "zmq_socket: %s", zmq_strerror(e));
+        return -e;
+    }
+    int linger = 0, ivl_max = S_BACKOFF_MAX;
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, w->ident, strlen(w->ident));
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (zmq_connect(sock, w->broker) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot connect to '%s': %s", w->broker,
+                 zmq_strerror(e));
+        zmq_close(sock);
+        return -e;
+    }
+    *out = sock;
+    return 0;
+}
+
+/* Put `sock` in the loop and say HELLO. Returns 0, or an error after
+ * closing `sock`. */
+static int
+s_attach(tw_worker_t *w, void *sock, char *err, size_t errlen)
+{
+    int rc = tw_zwatch_init(w->loop, &w->zw, sock);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot watch the socket: %s",
+                 tw_strerror(rc));
+        zmq_close(sock);
+        return rc;
+    }
+    w->sock = sock;
+    w->zw.data = w;
+    w->zw_open = 1;
+    tw_zwatch_start(&w->zw, s_on_msg, s_on_drained);
+    w->state = S_HELLO;
+    w->last_recv = uv_now(w->loop);
+    tw_debug("worker.connect", "connecting to %s as %s", w->broker,
+             w->ident);
+    s_send_hello(w);
+    uint64_t p = s_tick_period(w);
+    uv_timer_start(&w->tick, s_tick_cb, p, p);
+    return 0;
+}
+
+static void
+s_backoff_cb(uv_timer_t *t)
+{
+    tw_worker_t *w = t->data;
+    char err[256];
+    void *sock;
+    if (s_open(w, &sock, err, sizeof err) != 0 ||
+        s_attach(w, sock, err, sizeof err) != 0) {
+        tw_err("worker.connect", "%s", err);
+        uv_timer_start(&w->backoff, s_backoff_cb, S_BACKOFF_MAX, 0);
+    }
+}
+
+static void
+s_zw_closed(tw_zwatch_t *zw)
+{
+    tw_worker_t *w = zw->data;
+    zmq_close(w->sock);
+    w->sock = NULL;
+    w->zw_closing = 0;
+    if (w->stopping) {
+        s_shutdown_step(w);
+        return;
+    }
+    /* Reconnect after the backoff, +-20% so workers spread out. */
+    uint64_t d = w->backoff_ms;
+    d = d * (80 + s_rand(w) % 41) / 100;
+    w->backoff_ms = w->backoff_ms * 2 > S_BACKOFF_MAX ? S_BACKOFF_MAX
+                                                      : w->backoff_ms * 2;
+    tw_debug("worker.reconnect", "reconnecting in %llu ms",
+             (unsigned long long)d);
+    uv_timer_start(&w->backoff, s_backoff_cb, d, 0);
+}
+
+static void
+s_close_socket(tw_worker_t *w)
+{
+    if (w->zw_open) {
+        w->zw_open = 0;
+        w->zw_closing = 1;
+        tw_zwatch_close(&w->zw, s_zw_closed);
+    }
+}
+
+/* The broker is gone (silence, or it said BYE): drop the socket and come
+ * back with a new one and a new HELLO. */
+static void
+s_lost(tw_worker_t *w, const char *why)
+{
+    if (w->draining) {
+        tw_notice("worker.lost", "%s while draining; stopping", why);
+        s_stop(w, 0, S_STOP_GRACE);
+        return;
+    }
+    if (w->failures == 0) {
+        tw_warn("worker.lost", "%s (%s); reconnecting", why, w->broker);
+    } else {
+        tw_debug("worker.lost", "%s (%s); attempt %u", why, w->broker,
+                 w->failures + 1);
+    }
+    w->failures++;
+    tw_slots_orphan_all(w->slots);
+    s_discard(w);
+    w->state = S_DOWN;
+    uv_timer_stop(&w->tick);
+    s_close_socket(w);
+}
+
+/* The broker forgot this worker: register again on the same socket. */
+static void
+s_rehello(tw_worker_t *w)
+{
+    if (w->draining) {
+        s_stop(w, 0, S_STOP_GRACE);
+        return;
+    }
+    tw_notice("worker.rehello", "broker does not know this worker; "
+                                "sending HELLO again");
+    tw_slots_orphan_all(w->slots);
+    s_discard(w);
+    w->state = S_HELLO;
+    s_send_hello(w);
+}
+
+static void
+s_tick_cb(uv_timer_t *t)
+{
+    tw_worker_t *w = t->data;
+    uint64_t now = uv_now(w->loop);
+    if (now - w->last_recv >= 3 * w->hb) {
+        s_lost(w, w->state == S_READY ? "broker silent for 3 heartbeats"
+                                      : "no answer from broker");
+        return;
+    }
+    if (w->has_stalled) {
+        s_flush(w);
+    }
+    if (w->state == S_READY && now - w->last_send >= w->hb) {
+        s_send_empty(w, TW_CMD_HEARTBEAT);
+    }
+}
+
+/* Receiving --------------------------------------------------------------- */
+
+static void
+s_on_welcome(tw_worker_t *w, const tw_msg_t *m)
+{
+    w->wid = tw_msg_uint(m, TW_F_WID, 0);
+    w->hb = tw_msg_uint(m, TW_F_HB, S_HB_DEFAULT);
+    if (w->hb < 10) {
+        w->hb = 10;
+    }
+    if (w->failures || !w->ever_welcomed) {
+        tw_notice("worker.connected",
+                  "connected to %s as %s (wid %llu, heartbeat %llu ms)",
+                  w->broker, w->ident, (unsigned long long)w->wid,
+                  (unsigned long long)w->hb);
+    }
+    w->ever_welcomed = 1;
+    w->failures = 0;
+    w->backoff_ms = S_BACKOFF_MIN;
+    w->state = S_READY;
+    s_discard(w);
+    uint64_t p = s_tick_period(w);
+    uv_timer_start(&w->tick, s_tick_cb, p, p);
+    unsigned free = tw_slots_free_count(w->slots);
+    if (free) {
+        s_send_ready(w, free);
+    }
+}
+
+static void
+s_on_tasks(tw_worker_t *w, const tw_msg_t *m)
+{
+    if (w->state != S_READY || w->draining) {
+        /* Not ours to run: the broker requeues these after HELLO or BYE. */
+        tw_debug("worker.tasks", "ignoring %zu task(s) (%s)", m->nitems,
+                 w->draining ? "draining" : "not registered");
+        return;
+    }
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        size_t hlen, alen;
+        const char *h = tw_item_str(it, TW_I_H, &hlen);
+        const void *a = tw_item_bin(it, TW_I_A, &alen);
+        if (id == 0) {
+            tw_warn("worker.tasks", "task with id 0 ignored");
+            w->credit++;
+            s_flush_arm(w);
+            continue;
+        }
+        w->tasks_run++;
+        tw_slots_start(w->slots, id, h, hlen, a, alen,
+                       tw_item_uint(it, TW_I_TO, 0));
+    }
+}
+
+static void
+s_on_cancel(tw_worker_t *w, const tw_msg_t *m)
+{
+    const msgpack_object *ids = m->f[TW_F_IDS];
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        uint64_t id = ids->via.array.ptr[i].via.u64;
+        if (tw_slots_cancel(w->slots, id, TW_ST_CANCELLED) != 0) {
+            tw_debug("worker.cancel", "task %llu is not running here",
+                     (unsigned long long)id);
+        }
+    }
+}
+
+static void
+s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
+{
+    tw_worker_t *w = zw->data;
+    w->last_recv = uv_now(w->loop);
+    if (msg->n != 2 || msg->truncated) {
+        tw_warn("worker.proto", "dropped a %zu-frame message from the broker",
+                msg->n);
+        return;
+    }
+    tw_msg_t m;
+    int rc = tw_msg_decode(&m, zmq_msg_data(&msg->f[0]),
+                           zmq_msg_size(&msg->f[0]),
+                           zmq_msg_data(&msg->f[1]),
+                           zmq_msg_size(&msg->f[1]));
+    if (rc != 0) {
+        tw_warn("worker.proto", "dropped a bad message from the broker: %s",
+                tw_strerror(rc));
+        return;
+    }
+    if (!(tw_proto_cmd_dirs(m.cmd) & TW_B2W)) {
+        tw_warn("worker.proto", "dropped %s: not a broker-to-worker command",
+                tw_proto_cmd_name(m.cmd));
+        tw_msg_release(&m);
+        return;
+    }
+    switch (m.cmd) {
+    case TW_CMD_WELCOME:
+        s_on_welcome(w, &m);
+        break;
+    case TW_CMD_TASKS:
+        s_on_tasks(w, &m);
+        break;
+    case TW_CMD_CANCEL:
+        s_on_cancel(w, &m);
+        break;
+    case TW_CMD_ERROR: {
+        int64_t code = tw_msg_int(&m, TW_F_CODE, 0);
+        size_t len;
+        const char *s = tw_msg_str(&m, TW_F_MSG, &len);
+        if (code == TW_EWORKER) {
+            if (w->state == S_READY) {
+                s_rehello(w);
+            }
+        } else {
+            tw_warn("worker.error", "broker error %lld (%s): %.*s",
+                    (long long)code, tw_err_name((int)code), (int)len,
+                    s ? s : "");
+        }
+        break;
+    }
+    case TW_CMD_BYE:
+        s_lost(w, "broker said BYE");
+        break;
+    default: /* HEARTBEAT: receiving it was the point */
+        break;
+    }
+    tw_msg_release(&m);
+}
+
+static void
+s_on_drained(tw_zwatch_t *zw)
+{
+    s_flush(zw->data);
+}
+
+static void
+s_flush_cb(uv_check_t *h)
+{
+    tw_worker_t *w = h->data;
+    if (w->stopping) {
+        s_flush_off(w);
+        s_shutdown_step(w);
+        return;
+    }
+    s_flush(w);
+    if (w->draining && tw_slots_busy(w->slots) == 0) {
+        s_stop(w, 0, S_STOP_GRACE);
+        return;
+    }
+    if (!w->has_stalled) {
+        s_flush_off(w);
+    }
+}
+
+/* Stopping ---------------------------------------------------------------- */
+
+static void
+s_handle_closed(uv_handle_t *h)
+{
+    tw_worker_t *w = h->data;
+    if (--w->handles_open == 0) {
+        s_shutdown_step(w);
+    }
+}
+
+static void
+s_slots_closed(void *udata)
+{
+    tw_worker_t *w = udata;
+    w->slots_closing = 0;
+    s_shutdown_step(w);
+}
+
+static void
+s_grace_cb(uv_timer_t *t)
+{
+    tw_worker_t *w = t->data;
+    w->grace_over = 1;
+    s_shutdown_step(w);
+}
+
+static void
+s_shutdown_step(tw_worker_t *w)
+{
+    if (w->zw_open) {
+        s_close_socket(w);
+        return;
+    }
+    if (w->zw_closing || w->slots_closing) {
+        return;
+    }
+    if (w->slots && tw_slots_busy(w->slots) > 0 && !w->grace_over) {
+        if (!uv_is_active((uv_handle_t *)&w->drain)) {
+            tw_debug("worker.stop", "waiting for %u task(s) to stop",
+                     tw_slots_busy(w->slots));
+            uv_timer_start(&w->drain, s_grace_cb, S_STOP_GRACE, 0);
+        }
+        return; /* the flush check calls again as tasks end */
+    }
+    if (w->slots && tw_slots_busy(w->slots) == 0) {
+        w->slots_closing = 1;
+        tw_slots_close(w->slots, s_slots_closed, w);
+        w->slots = NULL;
+        return;
+    }
+    if (w->slots) {
+        w->stuck = 1;
+    }
+    if (!w->handles_closing) {
+        w->handles_closing = 1;
+        w->flush_on = 0;
+        w->handles_open = 4;
+        uv_close((uv_handle_t *)&w->tick, s_handle_closed);
+        uv_close((uv_handle_t *)&w->backoff, s_handle_closed);
+        uv_close((uv_handle_t *)&w->drain, s_handle_closed);
+        uv_close((uv_handle_t *)&w->flush, s_handle_closed);
+        return;
+    }
+    if (w->handles_open > 0 || !w->ctx) {
+        return;
+    }
+    zmq_ctx_term(w->ctx);
+    w->ctx = NULL;
+    if (w->stuck) {
+        tw_warn("worker.stop", "%u task(s) did not stop",
+                tw_slots_busy(w->slots));
+    }
+    tw_notice("worker.stop", "stopped after %llu task(s)",
+              (unsigned long long)w->tasks_run);
+    w->exit_cb(w, w->exit_code, w->stuck);
+}
+
+/* Begin the shutdown chain: last DONE and BYE if registered, cancel what
+ * still runs, then give it `grace_ms` to end. */
+static void
+s_stop(tw_worker_t *w, int code, uint64_t grace_ms)
+{
+    if (w->stopping) {
+        return;
+    }
+    w->stopping = 1;
+    w->exit_code = code;
+    if (w->state == S_READY) {
+        /* Give the last DONE and the BYE a moment to leave; otherwise
+         * the socket holds at most a HELLO nobody is there to read. */
+        s_flush(w);
+        s_send_empty(w, TW_CMD_BYE);
+        int linger = code ? S_LINGER_ABORT : S_LINGER_DRAIN;
+        zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+    }
+    w->state = S_DOWN;
+    tw_slots_orphan_all(w->slots);
+    s_discard(w);
+    uv_timer_stop(&w->tick);
+    uv_timer_stop(&w->backoff);
+    uv_timer_stop(&w->drain);
+    w->grace_over = grace_ms == 0;
+    s_shutdown_step(w);
+}
+
+static void
+s_drain_timeout_cb(uv_timer_t *t)
+{
+    tw_worker_t *w = t->data;
+    tw_warn("worker.drain", "drain timeout: cancelling %u running task(s)",
+            tw_slots_busy(w->slots));
+    s_stop(w, 0, S_STOP_GRACE);
+}
+
+/* Public ------------------------------------------------------------------ */
+
+int
+tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
+              const tw_worker_opts_t *o, char *err, size_t errlen)
+{
+    if (o->slots < 1 || o->slots > 65536 || !o->broker || !*o->broker) {
+        snprintf(err, errlen, "slots must be 1..65536 and broker set");
+        return TW_EINVAL;
+    }
+    tw_worker_t *w = tw_calloc(1, sizeof *w);
+    if (s_parse_tags(w, o->tags, err, errlen) != 0) {
+        tw_worker_destroy(&w);
+        return TW_EINVAL;
+    }
+    char host[256];
+    if (gethostname(host, sizeof host) != 0) {
+        snprintf(host, sizeof host, "localhost");
+    }
+    host[sizeof host - 1] = '\0';
+    char name[TW_PROTO_MAX_NAME + 1];
+    if (o->name && *o->name) {
+        snprintf(name, sizeof name, "%s", o->name);
+    } else {
+        snprintf(name, sizeof name, "%.100s-%d", host, (int)getpid());
+    }
+    char hex[9];
+    tw_random_hex(hex, 8);
+    char ident[TW_PROTO_MAX_NAME + 16];
+    snprintf(ident, sizeof ident, "w-%s-%s", name, hex);
+
+    w->loop = loop;
+    w->reg = reg;
+    w->broker = tw_strdup(o->broker);
+    w->name = tw_strdup(name);
+    w->host = tw_strdup(host);
+    w->ident = tw_strdup(ident);
+    w->drain_timeout = o->drain_timeout_ms;
+    w->hb = S_HB_DEFAULT;
+    w->backoff_ms = S_BACKOFF_MIN;
+    w->rng = (uint32_t)(tw_now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
+    w->nslots = o->slots;
+    tw_enc_init(&w->done);
+    s_done_reset(w);
+    *out = w;
+    return 0;
+}
+
+int
+tw_worker_start(tw_worker_t *w, tw_worker_exit_cb cb, char *err,
+                size_t errlen)
+{
+    w->ctx = zmq_ctx_new();
+    if (!w->ctx) {
+        snprintf(err, errlen, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return TW_ENOMEM;
+    }
+    void *sock;
+    int rc = s_open(w, &sock, err, errlen);
+    if (rc != 0) {
+        zmq_ctx_term(w->ctx);
+        w->ctx = NULL;
+        return rc;
+    }
+    /* Nothing below fails: from here on the exit callback will fire. */
+    w->exit_cb = cb;
+    w->slots = tw_slots_new(w->loop, w->reg, w->nslots, s_on_outcome, w);
+    uv_timer_init(w->loop, &w->tick);
+    uv_timer_init(w->loop, &w->backoff);
+    uv_timer_init(w->loop, &w->drain);
+    uv_check_init(w->loop, &w->flush);
+    w->tick.data = w->backoff.data = w->drain.data = w->flush.data = w;
+    if (s_attach(w, sock, err, errlen) != 0) {
+        tw_err("worker.connect", "%s", err);
+        uv_timer_start(&w->backoff, s_backoff_cb, w->backoff_ms, 0);
+    }
+    return 0;
+}
+
+void
+tw_worker_drain(tw_worker_t *w)
+{
+    if (w->draining || w->stopping) {
+        return;
+    }
+    w->draining = 1;
+    unsigned busy = tw_slots_busy(w->slots);
+    if (w->state != S_READY || busy == 0) {
+        tw_notice("worker.drain", "stopping: no task running");
+        s_stop(w, 0, S_STOP_GRACE);
+        return;
+    }
+    tw_notice("worker.drain",
+              "draining: waiting up to %llu ms for %u running task(s)",
+              (unsigned long long)w->drain_timeout, busy);
+    uv_timer_start(&w->drain, s_drain_timeout_cb, w->drain_timeout, 0);
+    s_flush_arm(w);
+}
+
+void
+tw_worker_abort(tw_worker_t *w)
+{
+    if (w->stopping) {
+        /* Already on the way out: stop waiting for anything. */
+        w->exit_code = 1;
+        w->grace_over = 1;
+        if (!w->handles_closing) {
+            uv_timer_stop(&w->drain);
+        }
+        s_shutdown_step(w);
+        return;
+    }
+    tw_notice("worker.abort", "stopping now");
+    s_stop(w, 1, 0);
+}
+
+void
+tw_worker_destroy(tw_worker_t **w_p)
+{
+    tw_worker_t *w = *w_p;
+    if (!w) {
+        return;
+    }
+    /* A stuck worker's slot table is left alone: handlers still hold
+     * calls in it, and the process is about to exit. */
+    for (size_t i = 0; i < w->ntags; i++) {
+        tw_free(w->tag_k[i]);
+        tw_free(w->tag_v[i]);
+    }
+    tw_free(w->tag_k);
+    tw_free(w->tag_v);
+    tw_enc_free(&w->done);
+    tw_free(w->broker);
+    tw_free(w->name);
+    tw_free(w->host);
+    tw_free(w->ident);
+    tw_free(w);
+    *w_p = NULL;
+}
+
+const char *
+tw_worker_ident(const tw_worker_t *w)
+{
+    return w->ident;
+}
