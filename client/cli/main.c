@@ -1,0 +1,1301 @@
+/*  client/cli/main.c - the taskwheel command.
+ *
+ *  A thin front end over libtaskwheel (linked statically): it parses the
+ *  command line, speaks JSON at its edge (client/cli/json.h converts to and
+ *  from the msgpack payloads) and turns outcomes into the exit codes of
+ *  docs' "Interfaces users touch":
+ *
+ *      0 success   1 the operation failed   2 usage error
+ *      3 broker unreachable (no answer within --timeout-ms)
+ *
+ *  Output discipline: the data asked for goes to stdout; every diagnostic
+ *  is one line on stderr starting with "taskwheel: ". With --json, stdout
+ *  carries exactly one JSON document (JSON lines for `events`) and nothing
+ *  else. Strings that come from the broker are printed with control
+ *  characters replaced in human output, so a peer cannot drive the
+ *  terminal.
+ *
+ *  Global flags may appear before or after the command; everything after a
+ *  bare "--" is positional. `events` talks to the status PUB socket with a
+ *  SUB socket of its own and needs no broker round trip.
+ */
+#include "client/cli/json.h"
+#include "client/internal.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/proto.h"
+#include "taskwheel/client.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#ifndef TW_VERSION_STRING
+#define TW_VERSION_STRING "0"
+#endif
+
+enum {
+    S_EXIT_OK = 0,
+    S_EXIT_FAIL = 1,
+    S_EXIT_USAGE = 2,
+    S_EXIT_UNREACH = 3
+};
+
+#define S_DEFAULT_BROKER "tcp://127.0.0.1:7710"
+#define S_DEFAULT_STATUS "tcp://127.0.0.1:7712"
+#define S_DEFAULT_TIMEOUT_MS 5000
+
+typedef struct {
+    const char *broker;
+    const char *status;
+    int json;
+    int timeout_ms;
+    int argc;    /* the command and its own arguments */
+    char **argv;
+} s_opts_t;
+
+static const char s_usage[] =
+    "Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  submit HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
+    "         [--wait]\n"
+    "      Queue a task and print its id. ARGS-JSON is any JSON value\n"
+    "      (default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
+    "      --wait, print the task's result instead (exit 1 if it failed).\n"
+    "      --timeout is in seconds, 0 = none.\n"
+    "  result ID...       Print the state and result of each task.\n"
+    "  cancel ID...       Cancel tasks; exit 1 if an id is unknown.\n"
+    "  workers            List the connected workers.\n"
+    "  status             Summarise the broker's counters.\n"
+    "  events [TOPIC-PREFIX...] [--count N] [--for S]\n"
+    "      Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
+    "      until interrupted, N events were printed or S seconds passed.\n"
+    "  ping               Check that the broker answers.\n"
+    "\n"
+    "Global flags:\n"
+    "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
+    "                     " S_DEFAULT_BROKER "\n"
+    "  --status EP        status endpoint (events); default\n"
+    "                     $TASKWHEEL_STATUS, else " S_DEFAULT_STATUS "\n"
+    "  --json             print one JSON document on stdout (JSON lines\n"
+    "                     for events) and nothing else\n"
+    "  --timeout-ms N     how long to wait for the broker; default 5000\n"
+    "  --help             print this help\n"
+    "  --version          print the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 broker\n"
+    "unreachable.\n";
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                        */
+
+static int
+s_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+s_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("taskwheel: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int
+s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+s_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("taskwheel: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'taskwheel --help'.\n", stderr);
+    return S_EXIT_USAGE;
+}
+
+static int
+s_unreachable(const s_opts_t *o)
+{
+    return s_fail(S_EXIT_UNREACH, "broker at %s is unreachable", o->broker);
+}
+
+/* Report a library error from operation `what`. */
+static int
+s_lib_error(const s_opts_t *o, tw_client_t *c, const char *what, int rc)
+{
+    if (rc == TW_EUNREACH) {
+        return s_unreachable(o);
+    }
+    const char *m = c ? tw_client_last_error(c) : "";
+    if (*m && rc != TW_EIO && rc != TW_ENOMEM) {
+        return s_fail(S_EXIT_FAIL, "%s: %s (broker: %s)", what,
+                      tw_strerror(rc), m);
+    }
+    return s_fail(S_EXIT_FAIL, "%s: %s", what, tw_strerror(rc));
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                            */
+
+static int
+s_parse_u64(const char *s, uint64_t *v)
+{
+    if (!s || *s < '0' || *s > '9') {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end) {
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+static int
+s_parse_i64(const char *s, int64_t min, int64_t max, int64_t *v)
+{
+    if (!s || !*s) {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    long long x = strtoll(s, &end, 10);
+    if (errno || *end || x < min || x > max) {
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Non-negative seconds, fractions allowed, at most `max`. */
+static int
+s_parse_secs(const char *s, double max, double *v)
+{
+    if (!s || !*s) {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    double x = strtod(s, &end);
+    if (errno || *end || !isfinite(x) || x < 0 || x > max) {
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* If argv[*i] is the flag `name` ("--name" or "--name=value"), return 1
+ * and set *val to its value, taken from the next word if needed (then *i
+ * advances). Returns 0 if it is another word, -1 if the value is
+ * missing. */
+static int
+s_flag_value(int argc, char **argv, int *i, const char *name,
+             const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) {
+        return 0;
+    }
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') {
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        return -1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+/* Words of a command after its name: flags with values and positionals.
+ * The command's parse loop asks for each flag it knows; what remains is
+ * either positional or unknown. */
+typedef struct {
+    int argc;
+    char **argv;
+    int i;       /* current word */
+    int dashdash; /* after "--": everything is positional */
+} s_words_t;
+
+static int
+s_is_flag(const s_words_t *w)
+{
+    const char *a = w->argv[w->i];
+    return !w->dashdash && a[0] == '-' && a[1] == '-';
+}
+
+/* Parse the global flags anywhere in argv, collecting the other words
+ * into o->argv. Returns -1 to continue, or an exit code. */
+static int
+s_parse_global(int argc, char **argv, s_opts_t *o)
+{
+    const char *env;
+    o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
+                                                           : S_DEFAULT_BROKER;
+    o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env
+                                                           : S_DEFAULT_STATUS;
+    o->timeout_ms = S_DEFAULT_TIMEOUT_MS;
+    o->argv = calloc((size_t)argc + 1, sizeof *o->argv);
+    if (!o->argv) {
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    int dashdash = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        int r;
+        if (dashdash || a[0] != '-') {
+            o->argv[o->argc++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            dashdash = 1;
+            o->argv[o->argc++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(s_usage, stdout);
+            return S_EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("taskwheel %s\n", TW_VERSION_STRING);
+            return S_EXIT_OK;
+        }
+        if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        }
+        if ((r = s_flag_value(argc, argv, &i, "--broker", &val)) != 0 ||
+            (r = s_flag_value(argc, argv, &i, "--status", &val)) != 0) {
+            if (r < 0 || !*val) {
+                return s_usage_error("%s needs an endpoint", a);
+            }
+            if (strncmp(a, "--broker", 8) == 0) {
+                o->broker = val;
+            } else {
+                o->status = val;
+            }
+            continue;
+        }
+        if ((r = s_flag_value(argc, argv, &i, "--timeout-ms", &val)) != 0) {
+            int64_t v;
+            if (r < 0 || s_parse_i64(val, 1, INT_MAX, &v) != 0) {
+                return s_usage_error("--timeout-ms needs a positive number "
+                                     "of milliseconds");
+            }
+            o->timeout_ms = (int)v;
+            continue;
+        }
+        /* A command flag or a positional like "-5": the command decides. */
+        o->argv[o->argc++] = argv[i];
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output helpers                                                     */
+
+/* Print `v` as one compact JSON line on stdout; takes `v`. */
+static void
+s_print_json(json_t *v)
+{
+    char *s = v ? tw_json_dumps(v) : NULL;
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    } else {
+        fputs("null\n", stdout);
+    }
+    fflush(stdout);
+    json_decref(v);
+}
+
+/* A copy of `s` with control characters replaced, for human output. */
+static char *
+s_clean(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        d[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    d[n] = '\0';
+    return d;
+}
+
+/* Human text for a JSON value in a table cell or summary: strings bare,
+ * arrays of scalars joined by commas, anything else as compact JSON.
+ * malloc'ed. */
+static char *
+s_text(json_t *v)
+{
+    if (!v) {
+        return strdup("-");
+    }
+    if (json_is_string(v)) {
+        return s_clean(json_string_value(v), json_string_length(v));
+    }
+    if (json_is_array(v)) {
+        size_t cap = 64, len = 0;
+        char *out = malloc(cap);
+        if (!out) {
+            return NULL;
+        }
+        out[0] = '\0';
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            char *t = s_text(json_array_get(v, i));
+            size_t tl = t ? strlen(t) : 0;
+            if (len + tl + 2 > cap) {
+                cap = (len + tl + 2) * 2;
+                char *bigger = realloc(out, cap);
+                if (!bigger) {
+                    free(t);
+                    free(out);
+                    return NULL;
+                }
+                out = bigger;
+            }
+            if (i > 0) {
+                out[len++] = ',';
+            }
+            memcpy(out + len, t ? t : "", tl);
+            len += tl;
+            out[len] = '\0';
+            free(t);
+        }
+        return out;
+    }
+    char *s = tw_json_dumps(v);
+    if (!s) {
+        return NULL;
+    }
+    char *c = s_clean(s, strlen(s));
+    free(s);
+    return c;
+}
+
+/* A msgpack payload as JSON: null when absent, {"$bin": hex} when it does
+ * not decode. Never NULL except on out-of-memory. */
+static json_t *
+s_payload_json(const void *p, size_t n)
+{
+    if (!p || n == 0) {
+        return json_null();
+    }
+    json_t *v = tw_json_from_msgpack(p, n);
+    if (!v) {
+        msgpack_object o;
+        memset(&o, 0, sizeof o);
+        o.type = MSGPACK_OBJECT_BIN;
+        o.via.bin.ptr = p;
+        o.via.bin.size = (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n);
+        v = tw_json_from_object(&o);
+    }
+    return v;
+}
+
+static int
+s_state_failed(int st)
+{
+    return st == TW_ST_ERROR || st == TW_ST_TIMEOUT ||
+           st == TW_ST_CANCELLED || st == TW_ST_LOST || st == TW_ST_UNKNOWN;
+}
+
+/* {"id", "state", "result"?, "error"?, "worker"?, "attempt"?}; takes
+ * `result` (may be NULL). */
+static json_t *
+s_outcome_json(uint64_t id, int st, json_t *result, const char *error,
+               uint64_t worker, uint32_t attempt)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)id));
+    json_object_set_new(o, "state", json_string(tw_proto_state_name(st)));
+    if (st == TW_ST_OK) {
+        json_object_set_new(o, "result", result ? result : json_null());
+    } else {
+        json_decref(result);
+    }
+    if (error) {
+        json_t *e = json_string(error);
+        json_object_set_new(o, "error", e ? e : json_string("?"));
+    }
+    if (worker) {
+        json_object_set_new(o, "worker", json_integer((json_int_t)worker));
+    }
+    if (attempt) {
+        json_object_set_new(o, "attempt", json_integer(attempt));
+    }
+    return o;
+}
+
+static tw_client_t *
+s_connect(const s_opts_t *o, int *code)
+{
+    tw_client_t *c = tw_client_new(o->broker);
+    if (!c) {
+        *code = s_usage_error("cannot use broker endpoint '%s'", o->broker);
+    }
+    return c;
+}
+
+/* Parse the positional task ids of `result` and `cancel`. */
+static int
+s_parse_ids(const s_opts_t *o, const char *cmd, uint64_t **ids, size_t *n)
+{
+    s_words_t w = {o->argc, o->argv, 1, 0};
+    *ids = calloc((size_t)o->argc, sizeof **ids);
+    *n = 0;
+    if (!*ids) {
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    for (; w.i < w.argc; w.i++) {
+        const char *a = w.argv[w.i];
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (s_is_flag(&w)) {
+            return s_usage_error("%s: unknown option '%s'", cmd, a);
+        }
+        uint64_t id;
+        if (s_parse_u64(a, &id) != 0 || id == 0) {
+            return s_usage_error("%s: '%s' is not a task id", cmd, a);
+        }
+        (*ids)[(*n)++] = id;
+    }
+    if (*n == 0) {
+        return s_usage_error("%s needs at least one task ID", cmd);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* submit                                                             */
+
+typedef struct {
+    uint64_t seq;
+    uint64_t id;
+    int acked;
+    int ack_err;
+    char *ack_msg;
+    int done;
+    int state;
+    json_t *result;
+    char *error;
+    uint64_t worker;
+    uint32_t attempt;
+} s_submit_t;
+
+static void
+s_submit_on_ack(void *arg, uint64_t seq, uint64_t id, int err,
+                const char *msg)
+{
+    s_submit_t *s = arg;
+    if (seq != s->seq || s->acked) {
+        return;
+    }
+    s->acked = 1;
+    s->id = id;
+    s->ack_err = err;
+    if (msg && *msg) {
+        s->ack_msg = s_clean(msg, strlen(msg));
+    }
+}
+
+static void
+s_submit_on_result(void *arg, const tw_result_t *r)
+{
+    s_submit_t *s = arg;
+    if (s->done || !(r->seq == s->seq || (s->id && r->id == s->id))) {
+        return;
+    }
+    s->done = 1;
+    s->acked = 1;
+    s->id = r->id;
+    s->state = r->state;
+    s->result = s_payload_json(r->result, r->result_len);
+    s->error = r->error ? strdup(r->error) : NULL;
+    s->worker = r->worker;
+    s->attempt = r->attempt;
+}
+
+static int
+s_cmd_submit(const s_opts_t *o)
+{
+    s_words_t w = {o->argc, o->argv, 1, 0};
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    int wait = 0;
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+
+    for (; w.i < w.argc; w.i++) {
+        const char *a = w.argv[w.i];
+        const char *val;
+        int r;
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (!s_is_flag(&w)) {
+            if (npos == 2) {
+                return s_usage_error("submit takes HANDLER and at most one "
+                                     "ARGS-JSON; unexpected '%s'", a);
+            }
+            pos[npos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--wait") == 0) {
+            wait = 1;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--timeout",
+                                     &val)) != 0) {
+            double secs;
+            if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs)) {
+                return s_usage_error("--timeout needs a number of seconds");
+            }
+            spec.timeout_ms = (uint32_t)llround(secs * 1000.0);
+            if (secs > 0 && spec.timeout_ms == 0) {
+                spec.timeout_ms = 1;
+            }
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--retries",
+                                     &val)) != 0) {
+            int64_t v;
+            if (r < 0 || s_parse_i64(val, 0, UINT32_MAX, &v)) {
+                return s_usage_error("--retries needs a count >= 0");
+            }
+            spec.retries = (uint32_t)v;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--priority",
+                                     &val)) != 0) {
+            int64_t v;
+            if (r < 0 || s_parse_i64(val, INT32_MIN, INT32_MAX, &v)) {
+                return s_usage_error("--priority needs an integer");
+            }
+            spec.priority = (int32_t)v;
+        } else {
+            return s_usage_error("submit: unknown option '%s'", a);
+        }
+    }
+    if (!pos[0]) {
+        return s_usage_error("submit needs a HANDLER");
+    }
+    size_t hlen = strlen(pos[0]);
+    if (hlen > TW_PROTO_MAX_NAME) {
+        return s_usage_error("handler name is longer than %d bytes",
+                             TW_PROTO_MAX_NAME);
+    }
+    spec.handler = pos[0];
+
+    void *args = NULL;
+    size_t alen = 0;
+    if (pos[1]) {
+        char err[256];
+        int rc = tw_json_to_msgpack(pos[1], &args, &alen, err, sizeof err);
+        if (rc == TW_E2BIG) {
+            return s_usage_error("ARGS-JSON is %s", err);
+        }
+        if (rc != 0) {
+            return s_fail(S_EXIT_USAGE, "ARGS-JSON is not valid JSON: %s",
+                          err);
+        }
+        spec.args = args;
+        spec.args_len = alen;
+    }
+
+    int code;
+    tw_client_t *c = s_connect(o, &code);
+    if (!c) {
+        free(args);
+        return code;
+    }
+    s_submit_t s;
+    memset(&s, 0, sizeof s);
+    tw_client_on_ack(c, s_submit_on_ack, &s);
+    tw_client_on_result(c, s_submit_on_result, &s);
+
+    int rc = tw_client_submit(c, &spec, &s.seq);
+    free(args);
+    if (rc == TW_E2BIG) {
+        code = s_usage_error("ARGS-JSON is too big (%zu bytes of msgpack, "
+                             "limit %u)", alen, TW__CLIENT_MAX_ARGS);
+        goto out;
+    }
+    if (rc != 0) {
+        code = s_usage_error("cannot submit: %s", tw_strerror(rc));
+        goto out;
+    }
+    tw_client_flush(c);
+
+    /* The acknowledgement must come within --timeout-ms. */
+    uint64_t deadline = tw_now_ms() + (uint64_t)o->timeout_ms;
+    while (!s.acked) {
+        uint64_t now = tw_now_ms();
+        if (now >= deadline) {
+            code = s_unreachable(o);
+            goto out;
+        }
+        rc = tw_client_poll(c, (int)(deadline - now));
+        if (rc < 0) {
+            code = s_lib_error(o, c, "submit", rc);
+            goto out;
+        }
+    }
+    if (s.ack_err) {
+        code = s_fail(S_EXIT_FAIL, "cannot submit '%s': %s", spec.handler,
+                      s.ack_msg ? s.ack_msg : tw_strerror(s.ack_err));
+        goto out;
+    }
+    if (!wait) {
+        if (o->json) {
+            s_print_json(json_pack("{s:I}", "id", (json_int_t)s.id));
+        } else {
+            printf("%" PRIu64 "\n", s.id);
+        }
+        code = S_EXIT_OK;
+        goto out;
+    }
+
+    /* A task may run for long; while nothing arrives, make sure the broker
+     * is still there. */
+    while (!s.done) {
+        rc = tw_client_poll(c, o->timeout_ms);
+        if (rc < 0) {
+            code = s_lib_error(o, c, "submit", rc);
+            goto out;
+        }
+        if (rc == 0 && !s.done) {
+            rc = tw_client_ping(c, o->timeout_ms);
+            if (rc != 0) {
+                code = s_lib_error(o, c, "submit", rc);
+                goto out;
+            }
+        }
+    }
+    int failed = s.state != TW_ST_OK;
+    if (o->json) {
+        s_print_json(s_outcome_json(s.id, s.state, s.result, s.error,
+                                    s.worker, s.attempt));
+        s.result = NULL;
+    } else if (!failed) {
+        s_print_json(s.result);
+        s.result = NULL;
+    }
+    if (failed) {
+        char *e = s.error ? s_clean(s.error, strlen(s.error)) : NULL;
+        s_fail(S_EXIT_FAIL, "task %" PRIu64 " failed (%s)%s%s", s.id,
+               tw_proto_state_name(s.state), e ? ": " : "", e ? e : "");
+        free(e);
+    }
+    code = failed ? S_EXIT_FAIL : S_EXIT_OK;
+out:
+    json_decref(s.result);
+    free(s.error);
+    free(s.ack_msg);
+    tw_client_destroy(&c);
+    return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* result, cancel                                                     */
+
+static int
+s_cmd_result(const s_opts_t *o)
+{
+    uint64_t *ids;
+    size_t n;
+    int code = s_parse_ids(o, "result", &ids, &n);
+    if (code >= 0) {
+        free(ids);
+        return code;
+    }
+    tw_client_t *c = s_connect(o, &code);
+    if (!c) {
+        free(ids);
+        return code;
+    }
+    json_t *all = json_array();
+    int any_failed = 0;
+    code = S_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        tw_result_t *r = NULL;
+        int rc = tw_client_result(c, ids[i], o->timeout_ms, &r);
+        if (rc != 0) {
+            code = s_lib_error(o, c, "result", rc);
+            break;
+        }
+        any_failed |= s_state_failed(r->state);
+        json_t *res = r->state == TW_ST_OK
+                          ? s_payload_json(r->result, r->result_len)
+                          : NULL;
+        if (o->json) {
+            json_array_append_new(all,
+                                  s_outcome_json(ids[i], r->state, res,
+                                                 r->error, r->worker,
+                                                 r->attempt));
+        } else {
+            /* "ID STATE [RESULT-JSON | ERROR]" */
+            char *text = res ? tw_json_dumps(res) : NULL;
+            char *clean = text ? s_clean(text, strlen(text))
+                          : r->error ? s_clean(r->error, strlen(r->error))
+                                     : NULL;
+            printf("%" PRIu64 " %s%s%s\n", ids[i],
+                   tw_proto_state_name(r->state), clean ? " " : "",
+                   clean ? clean : "");
+            free(text);
+            free(clean);
+            json_decref(res);
+        }
+        tw_result_free(&r);
+    }
+    if (code == S_EXIT_OK) {
+        if (o->json) {
+            s_print_json(all);
+            all = NULL;
+        }
+        code = any_failed ? S_EXIT_FAIL : S_EXIT_OK;
+    }
+    json_decref(all);
+    free(ids);
+    tw_client_destroy(&c);
+    return code;
+}
+
+/* 1 if the JSON array `list` holds the integer `id`. */
+static int
+s_list_has(json_t *list, uint64_t id)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *v = json_array_get(list, i);
+        if (json_is_integer(v) && (uint64_t)json_integer_value(v) == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_cmd_cancel(const s_opts_t *o)
+{
+    uint64_t *ids;
+    size_t n;
+    int code = s_parse_ids(o, "cancel", &ids, &n);
+    if (code >= 0) {
+        free(ids);
+        return code;
+    }
+    tw_client_t *c = s_connect(o, &code);
+    if (!c) {
+        free(ids);
+        return code;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw__client_cancel(c, ids, n, o->timeout_ms, &data, &len);
+    if (rc != 0) {
+        code = s_lib_error(o, c, "cancel", rc);
+        goto out;
+    }
+    json_t *v = s_payload_json(data, len);
+    json_t *unknown = json_object_get(v, "unknown");
+    int any_unknown = 0;
+    for (size_t i = 0; i < n; i++) {
+        any_unknown |= s_list_has(unknown, ids[i]);
+    }
+    if (o->json) {
+        s_print_json(v);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const char *what =
+                s_list_has(json_object_get(v, "cancelled"), ids[i])
+                    ? "cancelled"
+                : s_list_has(json_object_get(v, "ended"), ids[i])
+                    ? "already ended"
+                : s_list_has(unknown, ids[i]) ? "unknown"
+                                              : "not reported";
+            printf("%" PRIu64 " %s\n", ids[i], what);
+        }
+        json_decref(v);
+    }
+    code = any_unknown ? S_EXIT_FAIL : S_EXIT_OK;
+out:
+    free(data);
+    free(ids);
+    tw_client_destroy(&c);
+    return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* workers, status                                                    */
+
+/* Run QUERY `what` and return the reply data as JSON, or NULL with *code
+ * set. */
+static json_t *
+s_query(const s_opts_t *o, const char *what, int *code)
+{
+    tw_client_t *c = s_connect(o, code);
+    if (!c) {
+        return NULL;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_query(c, what, o->timeout_ms, &data, &len);
+    json_t *v = NULL;
+    if (rc != 0) {
+        *code = s_lib_error(o, c, what, rc);
+    } else {
+        v = s_payload_json(data, len);
+        if (!v) {
+            *code = s_fail(S_EXIT_FAIL, "out of memory");
+        }
+    }
+    free(data);
+    tw_client_destroy(&c);
+    return v;
+}
+
+static int
+s_no_args(const s_opts_t *o)
+{
+    if (o->argc > 1) {
+        const char *a = o->argv[1];
+        if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
+            return s_usage_error("%s: unknown option '%s'", o->argv[0], a);
+        }
+        return s_usage_error("%s takes no arguments; unexpected '%s'",
+                             o->argv[0], a);
+    }
+    return -1;
+}
+
+static int
+s_cmd_workers(const s_opts_t *o)
+{
+    static const char *cols[] = {"id",      "name",   "host",    "slots",
+                                 "running", "credit", "handlers"};
+    enum { NCOLS = sizeof cols / sizeof cols[0] };
+    int code = s_no_args(o);
+    if (code >= 0) {
+        return code;
+    }
+    json_t *v = s_query(o, "workers", &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json || !json_is_array(v)) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    size_t rows = json_array_size(v);
+    if (rows == 0) {
+        puts("no workers connected");
+        json_decref(v);
+        return S_EXIT_OK;
+    }
+    char **cell = calloc((rows + 1) * NCOLS, sizeof *cell);
+    size_t width[NCOLS] = {0};
+    for (size_t j = 0; cell && j < NCOLS; j++) {
+        cell[j] = strdup(cols[j]);
+        for (char *p = cell[j]; p && *p; p++) {
+            *p = (char)(*p - 'a' + 'A');
+        }
+    }
+    for (size_t i = 0; cell && i < rows; i++) {
+        json_t *w = json_array_get(v, i);
+        for (size_t j = 0; j < NCOLS; j++) {
+            cell[(i + 1) * NCOLS + j] =
+                s_text(json_is_object(w) ? json_object_get(w, cols[j])
+                                         : NULL);
+        }
+    }
+    if (!cell) {
+        json_decref(v);
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    for (size_t i = 0; i < (rows + 1) * NCOLS; i++) {
+        size_t l = cell[i] ? strlen(cell[i]) : 0;
+        if (l > width[i % NCOLS]) {
+            width[i % NCOLS] = l;
+        }
+    }
+    for (size_t i = 0; i <= rows; i++) {
+        for (size_t j = 0; j < NCOLS; j++) {
+            const char *t = cell[i * NCOLS + j] ? cell[i * NCOLS + j] : "";
+            if (j + 1 < NCOLS) {
+                printf("%-*s  ", (int)width[j], t);
+            } else {
+                printf("%s\n", t);
+            }
+        }
+    }
+    for (size_t i = 0; i < (rows + 1) * NCOLS; i++) {
+        free(cell[i]);
+    }
+    free(cell);
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+/* "1d02h03m04s"-style text for a duration in milliseconds. */
+static void
+s_duration(char *buf, size_t len, double ms)
+{
+    uint64_t s = ms > 0 ? (uint64_t)(ms / 1000.0) : 0;
+    uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+    if (d) {
+        snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h%02" PRIu64 "m", d, h,
+                 m);
+    } else if (h) {
+        snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s", h, m,
+                 s % 60);
+    } else if (m) {
+        snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s", m, s % 60);
+    } else {
+        snprintf(buf, len, "%.1fs", ms / 1000.0);
+    }
+}
+
+/* Print "key value" pairs, wrapping lines before 78 columns. */
+static void
+s_status_pair(size_t *col, const char *key, const char *val)
+{
+    size_t need = strlen(key) + 1 + strlen(val);
+    if (*col > 0 && *col + 2 + need > 78) {
+        fputc('\n', stdout);
+        *col = 0;
+    }
+    if (*col > 0) {
+        fputs("  ", stdout);
+        *col += 2;
+    }
+    printf("%s %s", key, val);
+    *col += need;
+}
+
+static void
+s_status_one(size_t *col, const char *key, json_t *val)
+{
+    char buf[64];
+    if (strcmp(key, "uptime_ms") == 0 && json_is_number(val)) {
+        s_duration(buf, sizeof buf, json_number_value(val));
+        s_status_pair(col, "uptime", buf);
+        return;
+    }
+    if (strcmp(key, "rate") == 0 && json_is_number(val)) {
+        snprintf(buf, sizeof buf, "%.1f/s", json_number_value(val));
+        s_status_pair(col, "rate", buf);
+        return;
+    }
+    char *k = s_clean(key, strlen(key));
+    char *t = s_text(val);
+    s_status_pair(col, k ? k : "?", t ? t : "?");
+    free(k);
+    free(t);
+}
+
+static int
+s_cmd_status(const s_opts_t *o)
+{
+    /* Known keys first, in this order; then whatever else came. */
+    static const char *order[] = {"workers",   "slots",      "running",
+                                  "queued",    "submitted",  "completed",
+                                  "failed",    "duplicates", "dropped",
+                                  "uptime_ms", "rate"};
+    enum { NORDER = sizeof order / sizeof order[0] };
+    int code = s_no_args(o);
+    if (code >= 0) {
+        return code;
+    }
+    json_t *v = s_query(o, "status", &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json || !json_is_object(v)) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    size_t col = 0;
+    for (size_t i = 0; i < NORDER; i++) {
+        json_t *val = json_object_get(v, order[i]);
+        if (val) {
+            s_status_one(&col, order[i], val);
+        }
+    }
+    for (void *it = json_object_iter(v); it;
+         it = json_object_iter_next(v, it)) {
+        const char *k = json_object_iter_key(it);
+        int known = 0;
+        for (size_t i = 0; i < NORDER && !known; i++) {
+            known = strcmp(k, order[i]) == 0;
+        }
+        if (!known) {
+            s_status_one(&col, k, json_object_iter_value(it));
+        }
+    }
+    if (col > 0) {
+        fputc('\n', stdout);
+    }
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* events                                                             */
+
+static volatile sig_atomic_t s_stop;
+
+static void
+s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/* Print one status message; returns 1 if printed, 0 if skipped. */
+static int
+s_print_event(zmq_msg_t *topic, zmq_msg_t *body)
+{
+    msgpack_object t;
+    memset(&t, 0, sizeof t);
+    t.type = MSGPACK_OBJECT_STR;
+    t.via.str.ptr = zmq_msg_data(topic);
+    t.via.str.size = (uint32_t)zmq_msg_size(topic);
+    json_t *o = json_object();
+    json_object_set_new(o, "topic", tw_json_from_object(&t));
+    json_object_set_new(o, "body", s_payload_json(zmq_msg_data(body),
+                                                  zmq_msg_size(body)));
+    s_print_json(o);
+    return 1;
+}
+
+static int
+s_cmd_events(const s_opts_t *o)
+{
+    s_words_t w = {o->argc, o->argv, 1, 0};
+    const char **prefixes = calloc((size_t)o->argc, sizeof *prefixes);
+    size_t nprefixes = 0;
+    uint64_t count = 0;
+    double for_secs = -1;
+    if (!prefixes) {
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    for (; w.i < w.argc; w.i++) {
+        const char *a = w.argv[w.i];
+        const char *val;
+        int r;
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (!s_is_flag(&w)) {
+            prefixes[nprefixes++] = a;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--count",
+                                     &val)) != 0) {
+            if (r < 0 || s_parse_u64(val, &count) != 0 || count == 0) {
+                free(prefixes);
+                return s_usage_error("--count needs a number >= 1");
+            }
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--for",
+                                     &val)) != 0) {
+            if (r < 0 || s_parse_secs(val, 1e9, &for_secs) != 0) {
+                free(prefixes);
+                return s_usage_error("--for needs a number of seconds");
+            }
+        } else {
+            free(prefixes);
+            return s_usage_error("events: unknown option '%s'", a);
+        }
+    }
+
+    void *ctx = zmq_ctx_new();
+    void *sub = ctx ? zmq_socket(ctx, ZMQ_SUB) : NULL;
+    if (!sub) {
+        if (ctx) {
+            zmq_ctx_term(ctx);
+        }
+        free(prefixes);
+        return s_fail(S_EXIT_FAIL, "cannot create a socket: %s",
+                      zmq_strerror(errno));
+    }
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    int code = S_EXIT_OK;
+    if (zmq_connect(sub, o->status) != 0) {
+        code = s_usage_error("cannot use status endpoint '%s'", o->status);
+        goto out;
+    }
+    if (nprefixes == 0) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    }
+    for (size_t i = 0; i < nprefixes; i++) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    uint64_t deadline =
+        for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
+                      : 0;
+    uint64_t seen = 0;
+    while (!s_stop && (count == 0 || seen < count)) {
+        long wait = -1;
+        if (for_secs >= 0) {
+            uint64_t now = tw_now_ms();
+            if (now >= deadline) {
+                break;
+            }
+            wait = (long)(deadline - now);
+        }
+        zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&pi, 1, wait) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            code = s_fail(S_EXIT_FAIL, "poll: %s", zmq_strerror(errno));
+            break;
+        }
+        while (!s_stop && (count == 0 || seen < count)) {
+            zmq_msg_t f[2];
+            zmq_msg_init(&f[0]);
+            zmq_msg_init(&f[1]);
+            if (zmq_msg_recv(&f[0], sub, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&f[0]);
+                zmq_msg_close(&f[1]);
+                break;
+            }
+            int nf = 1;
+            int more = zmq_msg_more(&f[0]);
+            while (more) {
+                zmq_msg_t part;
+                zmq_msg_init(&part);
+                if (zmq_msg_recv(&part, sub, 0) < 0) {
+                    zmq_msg_close(&part);
+                    break;
+                }
+                more = zmq_msg_more(&part);
+                if (nf == 1) {
+                    zmq_msg_move(&f[1], &part);
+                }
+                nf++;
+                zmq_msg_close(&part);
+            }
+            /* A status message is exactly [topic][body]. */
+            if (nf == 2) {
+                seen += (uint64_t)s_print_event(&f[0], &f[1]);
+            }
+            zmq_msg_close(&f[0]);
+            zmq_msg_close(&f[1]);
+        }
+    }
+out:
+    zmq_close(sub);
+    zmq_ctx_term(ctx);
+    free(prefixes);
+    return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* ping                                                               */
+
+static int
+s_cmd_ping(const s_opts_t *o)
+{
+    int code = s_no_args(o);
+    if (code >= 0) {
+        return code;
+    }
+    tw_client_t *c = s_connect(o, &code);
+    if (!c) {
+        return code;
+    }
+    uint64_t t0 = tw_now_ns();
+    int rc = tw_client_ping(c, o->timeout_ms);
+    double ms = (double)(tw_now_ns() - t0) / 1e6;
+    if (rc != 0) {
+        code = s_lib_error(o, c, "ping", rc);
+    } else if (o->json) {
+        s_print_json(json_pack("{s:s, s:f}", "broker", o->broker, "rtt_ms",
+                               ms));
+        code = S_EXIT_OK;
+    } else {
+        printf("pong from %s in %.2f ms\n", o->broker, ms);
+        code = S_EXIT_OK;
+    }
+    tw_client_destroy(&c);
+    return code;
+}
+
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *name;
+    int (*run)(const s_opts_t *o);
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"submit", s_cmd_submit},   {"result", s_cmd_result},
+    {"cancel", s_cmd_cancel},   {"workers", s_cmd_workers},
+    {"status", s_cmd_status},   {"events", s_cmd_events},
+    {"ping", s_cmd_ping},
+};
+
+int
+main(int argc, char **argv)
+{
+    s_opts_t o;
+    memset(&o, 0, sizeof o);
+    tw_log_open("taskwheel", TW_LOG_STDERR);
+
+    int code = s_parse_global(argc, argv, &o);
+    if (code < 0) {
+        if (o.argc == 0) {
+            fputs(s_usage, stderr);
+            code = S_EXIT_USAGE;
+        } else if (o.argv[0][0] == '-') {
+            code = s_usage_error("unknown option '%s'", o.argv[0]);
+        } else {
+            code = -1;
+            for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0];
+                 i++) {
+                if (strcmp(o.argv[0], s_commands[i].name) == 0) {
+                    code = s_commands[i].run(&o);
+                    break;
+                }
+            }
+            if (code < 0) {
+                code = s_usage_error("unknown command '%s'", o.argv[0]);
+            }
+        }
+    }
+    free(o.argv);
+    return code;
+}

@@ -1,0 +1,1108 @@
+/*  client/client.c - libtaskwheel: one DEALER connection to a broker.
+ *
+ *  The client owns a ZeroMQ context and one DEALER socket (routing id
+ *  "c-<16 hex>") and does blocking I/O with zmq_poll; it never starts a
+ *  thread or a loop. Everything happens inside the caller's calls:
+ *
+ *    submit --> outbox --seal--> sealed SUBMITs --send--> broker
+ *               (1000 items    (FIFO, kept while        |
+ *                or 4 MiB)      the socket is full)     |
+ *    callbacks <-- dispatch <-- receive <---------------+
+ *                  ACK, RESULT pushes, REPLY, ERROR, HEARTBEAT
+ *
+ *  The outbox is the body of the next SUBMIT, encoded item by item as tasks
+ *  are submitted. Its first 12 bytes are reserved and written when the
+ *  batch is sealed, once the item count is known:
+ *
+ *    +------+------------------+---------------+--------+--------+---
+ *    | 0x81 | 0xa5 "items"     | 0xdd  count32 | item 1 | item 2 | ...
+ *    +------+------------------+---------------+--------+--------+---
+ *     map(1)  key (6 bytes)     array32 header  maps {seq, h, a?, to?, ...}
+ *
+ *  so sealing copies nothing and the buffer becomes the body frame as is.
+ *
+ *  Every submitted task's seq stays in `pending` until its outcome arrives
+ *  (a RESULT push with a final state, a per-item ACK error, or an ERROR
+ *  naming that seq); tw_client_wait_all waits for `pending` to empty.
+ *
+ *  Requests (ping, result, cancel, query) use a fresh seq, flush the
+ *  outbox first so they reach the broker after earlier submissions, and
+ *  wait for the reply carrying that seq; meanwhile other traffic is
+ *  dispatched to the callbacks as usual. Only one request runs at a time.
+ *  Replies that arrive after their request gave up are ignored.
+ *
+ *  Nothing from the broker is trusted: each message must be exactly two
+ *  frames that tw_msg_decode accepts, travelling broker-to-client;
+ *  anything else is dropped and not counted as handled.
+ *
+ *  Not thread-safe: one client, one thread. Callbacks run inside poll, the
+ *  waiting calls and the requests; they may submit and flush but must not
+ *  poll, wait, make requests or destroy the client.
+ */
+#include "taskwheel/client.h"
+
+#include "client/internal.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_PREFIX 12          /* reserved head of the outbox, see above */
+#define S_HWM 100000         /* messages queued per direction */
+#define S_DRAIN_BUDGET 256   /* messages received before looking up */
+#define S_MSGPACK_DEPTH 32   /* msgpack-c's decoder nesting limit */
+
+/* A value for `pending`: the map stores ids, the value only marks them. */
+#define S_PENDING ((void *)1)
+
+/* A sealed SUBMIT (or any message) waiting for room in the socket. */
+typedef struct s_batch {
+    struct s_batch *next;
+    zmq_msg_t f[2];
+    int sent0; /* frame 0 went out; frame 1 must follow before any other */
+} s_batch_t;
+
+typedef enum {
+    S_REQ_NONE = 0,
+    S_REQ_PING,   /* waits for a HEARTBEAT */
+    S_REQ_RESULT, /* waits for RESULT {seq, items} */
+    S_REQ_REPLY   /* waits for REPLY {seq, data} (CANCEL and QUERY) */
+} s_req_kind_t;
+
+struct tw_client {
+    void *ctx;
+    void *sock;
+    uint64_t next_seq;
+
+    tw_enc_t ob;       /* body of the next SUBMIT */
+    size_t ob_items;   /* items in it */
+    s_batch_t *head;   /* sealed messages not yet sent, oldest first */
+    s_batch_t *tail;
+    tw_idmap_t pending; /* seq -> S_PENDING for tasks without outcome */
+
+    tw_ack_cb ack_cb;
+    void *ack_arg;
+    tw_result_cb res_cb;
+    void *res_arg;
+
+    char *last_error;  /* NUL-terminated copy, never NULL */
+    char *scratch;     /* NUL-terminated copy of a peer string */
+    size_t scratch_cap;
+
+    /* The request in progress. */
+    struct {
+        s_req_kind_t kind;
+        uint64_t seq;
+        int done;
+        int rc;
+        uint64_t id;          /* S_REQ_RESULT: the id asked about */
+        tw_result_t *result;  /* S_REQ_RESULT: the answer */
+        int want_data;        /* S_REQ_REPLY: keep "data" */
+        void *data;
+        size_t len;
+    } req;
+};
+
+/* ------------------------------------------------------------------ */
+/* msgpack validation                                                 */
+
+/* Read a big-endian unsigned integer of `n` bytes at p[*off]. Returns 0
+ * if the buffer is too short. */
+static int
+s_be(const unsigned char *p, size_t len, size_t *off, int n, uint64_t *v)
+{
+    if (len - *off < (size_t)n) {
+        return 0;
+    }
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++) {
+        x = (x << 8) | p[*off + (size_t)i];
+    }
+    *off += (size_t)n;
+    *v = x;
+    return 1;
+}
+
+int
+tw__msgpack_valid(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    uint64_t left[S_MSGPACK_DEPTH + 1]; /* elements still due per level */
+    int top = 0;
+    size_t off = 0;
+
+    if (!buf) {
+        return 0;
+    }
+    left[0] = 1;
+    while (top >= 0) {
+        if (left[top] == 0) {
+            top--;
+            continue;
+        }
+        left[top]--;
+        if (off >= len) {
+            return 0;
+        }
+        unsigned b = p[off++];
+        uint64_t n = 0;     /* payload bytes to skip */
+        uint64_t kids = 0;  /* elements of a container */
+        int lenbytes = 0;   /* size of a length field that follows */
+        int container = 0;  /* 1 array, 2 map */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, negative fixint, nil, false, true */
+        } else if ((b & 0xe0) == 0xa0) {
+            n = b & 0x1f;
+        } else if ((b & 0xf0) == 0x90) {
+            kids = b & 0x0f;
+            container = 1;
+        } else if ((b & 0xf0) == 0x80) {
+            kids = b & 0x0f;
+            container = 2;
+        } else {
+            switch (b) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;  /* bin8, str8 */
+            case 0xc5: case 0xda: lenbytes = 2; break;  /* bin16, str16 */
+            case 0xc6: case 0xdb: lenbytes = 4; break;  /* bin32, str32 */
+            case 0xc7: lenbytes = 1; n = 1; break;      /* ext8 + type */
+            case 0xc8: lenbytes = 2; n = 1; break;      /* ext16 */
+            case 0xc9: lenbytes = 4; n = 1; break;      /* ext32 */
+            case 0xca: n = 4; break;                    /* float32 */
+            case 0xcb: n = 8; break;                    /* float64 */
+            case 0xcc: case 0xd0: n = 1; break;         /* (u)int8 */
+            case 0xcd: case 0xd1: n = 2; break;         /* (u)int16 */
+            case 0xce: case 0xd2: n = 4; break;         /* (u)int32 */
+            case 0xcf: case 0xd3: n = 8; break;         /* (u)int64 */
+            case 0xd4: n = 2; break;                    /* fixext1 */
+            case 0xd5: n = 3; break;
+            case 0xd6: n = 5; break;
+            case 0xd7: n = 9; break;
+            case 0xd8: n = 17; break;                   /* fixext16 */
+            case 0xdc: lenbytes = 2; container = 1; break;
+            case 0xdd: lenbytes = 4; container = 1; break;
+            case 0xde: lenbytes = 2; container = 2; break;
+            case 0xdf: lenbytes = 4; container = 2; break;
+            default:
+                return 0; /* 0xc1 is never used */
+            }
+        }
+        if (lenbytes) {
+            uint64_t v;
+            if (!s_be(p, len, &off, lenbytes, &v)) {
+                return 0;
+            }
+            if (container) {
+                kids = v;
+            } else {
+                n += v;
+            }
+        }
+        if (n > len - off) {
+            return 0;
+        }
+        off += (size_t)n;
+        if (container == 2) {
+            kids *= 2;
+        }
+        /* msgpack-c refuses any container, even an empty one, inside 32
+         * open ones. */
+        if (container && top == S_MSGPACK_DEPTH) {
+            return 0;
+        }
+        if (kids > 0) {
+            /* Each element takes at least one byte. */
+            if (kids > len - off) {
+                return 0;
+            }
+            left[++top] = kids;
+        }
+    }
+    return off == len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                      */
+
+/* A NUL-terminated copy of a peer's string in the scratch buffer,
+ * borrowed until the next call. NULL stays NULL. */
+static const char *
+s_cstr(tw_client_t *c, const char *s, size_t len)
+{
+    if (!s) {
+        return NULL;
+    }
+    if (len + 1 > c->scratch_cap) {
+        c->scratch_cap = len + 1 > 256 ? len + 1 : 256;
+        tw_free(c->scratch);
+        c->scratch = tw_malloc(c->scratch_cap);
+    }
+    memcpy(c->scratch, s, len);
+    c->scratch[len] = '\0';
+    return c->scratch;
+}
+
+static void
+s_set_last_error(tw_client_t *c, const char *s, size_t len)
+{
+    tw_free(c->last_error);
+    c->last_error = tw_strndup(s ? s : "", s ? len : 0);
+}
+
+/* A peer's error code as a negative int; anything else is TW_EIO. */
+static int
+s_code(int64_t code)
+{
+    return code < 0 && code >= INT_MIN ? (int)code : TW_EIO;
+}
+
+/* The string value of key `key` in the raw msgpack map `map`, for keys
+ * the codec's tables do not name. NULL if absent or not a string. */
+static const char *
+s_raw_str(const msgpack_object *map, const char *key, size_t *len)
+{
+    size_t kl = strlen(key);
+    if (!map || map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object_kv *kv = &map->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == kl &&
+            memcmp(kv->key.via.str.ptr, key, kl) == 0) {
+            if (kv->val.type != MSGPACK_OBJECT_STR ||
+                kv->val.via.str.size > TW_PROTO_MAX_TEXT) {
+                return NULL;
+            }
+            *len = kv->val.via.str.size;
+            return kv->val.via.str.ptr;
+        }
+    }
+    return NULL;
+}
+
+static int
+s_is_final(uint64_t st)
+{
+    return st <= TW_ST_LOST;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sending                                                            */
+
+/* Start an empty outbox. */
+static void
+s_outbox_reset(tw_client_t *c)
+{
+    static const char zero[S_PREFIX] = {0};
+    msgpack_sbuffer_write(&c->ob.sb, zero, sizeof zero);
+    c->ob_items = 0;
+}
+
+/* Append frames to the FIFO of messages to send; takes them. */
+static void
+s_enqueue(tw_client_t *c, zmq_msg_t f[2])
+{
+    s_batch_t *b = tw_malloc(sizeof *b);
+    b->next = NULL;
+    b->sent0 = 0;
+    zmq_msg_init(&b->f[0]);
+    zmq_msg_init(&b->f[1]);
+    zmq_msg_move(&b->f[0], &f[0]);
+    zmq_msg_move(&b->f[1], &f[1]);
+    if (c->tail) {
+        c->tail->next = b;
+    } else {
+        c->head = b;
+    }
+    c->tail = b;
+}
+
+/* Close the outbox into a SUBMIT message at the end of the FIFO. */
+static void
+s_seal(tw_client_t *c)
+{
+    if (c->ob_items == 0) {
+        return;
+    }
+    unsigned char *h = (unsigned char *)c->ob.sb.data;
+    uint32_t n = (uint32_t)c->ob_items;
+    h[0] = 0x81;
+    h[1] = 0xa5;
+    memcpy(h + 2, "items", 5);
+    h[7] = 0xdd;
+    h[8] = (unsigned char)(n >> 24);
+    h[9] = (unsigned char)(n >> 16);
+    h[10] = (unsigned char)(n >> 8);
+    h[11] = (unsigned char)n;
+    zmq_msg_t f[2];
+    tw_enc_frames(&c->ob, TW_CMD_SUBMIT, f);
+    s_enqueue(c, f);
+    s_outbox_reset(c);
+}
+
+/* Send queued messages until the FIFO is empty or the socket is full.
+ * Returns 0, TW_EAGAIN (some remain) or TW_EIO. */
+static int
+s_send_queued(tw_client_t *c)
+{
+    while (c->head) {
+        s_batch_t *b = c->head;
+        if (!b->sent0) {
+            if (zmq_msg_send(&b->f[0], c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
+                0) {
+                return errno == EAGAIN || errno == EINTR ? TW_EAGAIN
+                                                         : TW_EIO;
+            }
+            b->sent0 = 1;
+        }
+        if (zmq_msg_send(&b->f[1], c->sock, ZMQ_DONTWAIT) < 0) {
+            return errno == EAGAIN || errno == EINTR ? TW_EAGAIN : TW_EIO;
+        }
+        c->head = b->next;
+        if (!c->head) {
+            c->tail = NULL;
+        }
+        zmq_msg_close(&b->f[0]);
+        zmq_msg_close(&b->f[1]);
+        tw_free(b);
+    }
+    return 0;
+}
+
+/* Queue a message behind everything else and try to send. */
+static int
+s_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd)
+{
+    zmq_msg_t f[2];
+    s_seal(c);
+    tw_enc_frames(e, cmd, f);
+    s_enqueue(c, f);
+    return s_send_queued(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatching what the broker sends                                  */
+
+/* ACK {items: [{seq, id} or {seq, code, msg}]}. The codec's item table
+ * has no "msg" key, so the message is read from "err" if present (what
+ * the broker sends) and otherwise from a raw "msg" key. */
+static void
+s_on_ack(tw_client_t *c, const tw_msg_t *m)
+{
+    const msgpack_object *arr = m->f[TW_F_ITEMS];
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+        int64_t code = tw_item_int(it, TW_I_CODE, 0);
+        if (seq == 0) {
+            continue;
+        }
+        if (code != 0) {
+            size_t len = 0;
+            const char *msg = tw_item_str(it, TW_I_ERR, &len);
+            if (!msg) {
+                msg = s_raw_str(&arr->via.array.ptr[i], "msg", &len);
+            }
+            tw_idmap_del(&c->pending, seq);
+            if (c->ack_cb) {
+                c->ack_cb(c->ack_arg, seq, 0, s_code(code),
+                          s_cstr(c, msg ? msg : "", len));
+            }
+            continue;
+        }
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        if (id == 0) {
+            tw_debug("client.ack", "ACK item for seq %llu has no id",
+                     (unsigned long long)seq);
+            continue;
+        }
+        if (c->ack_cb) {
+            c->ack_cb(c->ack_arg, seq, id, 0, NULL);
+        }
+    }
+}
+
+/* Fill `r` from a RESULT item; strings are borrowed from the message and
+ * the scratch buffer. */
+static void
+s_fill_result(tw_client_t *c, const tw_item_t *it, tw_result_t *r)
+{
+    size_t len = 0;
+    memset(r, 0, sizeof *r);
+    r->id = tw_item_uint(it, TW_I_ID, 0);
+    r->seq = tw_item_uint(it, TW_I_SEQ, 0);
+    uint64_t st = tw_item_uint(it, TW_I_ST, TW_ST_UNKNOWN);
+    r->state = st > INT_MAX ? INT_MAX : (int)st;
+    r->result = tw_item_bin(it, TW_I_R, &r->result_len);
+    const char *err = tw_item_str(it, TW_I_ERR, &len);
+    r->error = err ? s_cstr(c, err, len) : NULL;
+    r->worker = tw_item_uint(it, TW_I_W, 0);
+    uint64_t at = tw_item_uint(it, TW_I_AT, 0);
+    r->attempt = at > UINT32_MAX ? UINT32_MAX : (uint32_t)at;
+}
+
+/* A heap copy of `r` in one block, for tw_result_free. */
+static tw_result_t *
+s_result_dup(const tw_result_t *r)
+{
+    size_t elen = r->error ? strlen(r->error) + 1 : 0;
+    tw_result_t *d = tw_malloc(sizeof *d + r->result_len + elen);
+    char *p = (char *)(d + 1);
+    *d = *r;
+    if (r->result_len) {
+        memcpy(p, r->result, r->result_len);
+        d->result = p;
+        p += r->result_len;
+    } else {
+        d->result = NULL;
+    }
+    if (elen) {
+        memcpy(p, r->error, elen);
+        d->error = p;
+    }
+    return d;
+}
+
+/* Returns 1 if the message was used, 0 if ignored. */
+static int
+s_on_result(tw_client_t *c, const tw_msg_t *m)
+{
+    tw_result_t r;
+    if (m->f[TW_F_SEQ]) {
+        /* The answer to a RESULT query. */
+        uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+        if (c->req.kind != S_REQ_RESULT || c->req.done || seq != c->req.seq) {
+            return 0;
+        }
+        for (size_t i = 0; i < m->nitems; i++) {
+            if (tw_item_uint(&m->items[i], TW_I_ID, 0) == c->req.id) {
+                s_fill_result(c, &m->items[i], &r);
+                c->req.result = s_result_dup(&r);
+                break;
+            }
+        }
+        if (!c->req.result) {
+            /* The broker did not mention our id: it has no record. */
+            memset(&r, 0, sizeof r);
+            r.id = c->req.id;
+            r.state = TW_ST_UNKNOWN;
+            c->req.result = s_result_dup(&r);
+        }
+        c->req.done = 1;
+        c->req.rc = 0;
+        return 1;
+    }
+    for (size_t i = 0; i < m->nitems; i++) {
+        s_fill_result(c, &m->items[i], &r);
+        if (r.seq && s_is_final((uint64_t)r.state)) {
+            tw_idmap_del(&c->pending, r.seq);
+        }
+        if (c->res_cb) {
+            c->res_cb(c->res_arg, &r);
+        }
+    }
+    return 1;
+}
+
+static int
+s_on_reply(tw_client_t *c, const tw_msg_t *m)
+{
+    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    if (c->req.kind != S_REQ_REPLY || c->req.done || seq != c->req.seq) {
+        return 0;
+    }
+    if (c->req.want_data) {
+        /* msgpack's sbuffer allocates with malloc: the caller frees. */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *m->f[TW_F_DATA]);
+        c->req.len = sb.size;
+        c->req.data = msgpack_sbuffer_release(&sb);
+        if (!c->req.data) {
+            c->req.done = 1;
+            c->req.rc = TW_ENOMEM;
+            return 1;
+        }
+    }
+    c->req.done = 1;
+    c->req.rc = 0;
+    return 1;
+}
+
+static int
+s_on_error(tw_client_t *c, const tw_msg_t *m)
+{
+    size_t len = 0;
+    const char *msg = tw_msg_str(m, TW_F_MSG, &len);
+    int code = s_code(tw_msg_int(m, TW_F_CODE, 0));
+    s_set_last_error(c, msg, len);
+    if (!m->f[TW_F_SEQ]) {
+        tw_debug("client.error", "broker error %d: %s", code, c->last_error);
+        return 1;
+    }
+    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    if (c->req.kind != S_REQ_NONE && !c->req.done && seq == c->req.seq) {
+        c->req.done = 1;
+        c->req.rc = code;
+    } else if (tw_idmap_del(&c->pending, seq) && c->ack_cb) {
+        c->ack_cb(c->ack_arg, seq, 0, code, c->last_error);
+    }
+    return 1;
+}
+
+/* Act on one decoded message. Returns 1 if it was used, 0 if ignored. */
+static int
+s_dispatch(tw_client_t *c, const tw_msg_t *m)
+{
+    if (!(tw_proto_cmd_dirs(m->cmd) & TW_B2C)) {
+        tw_debug("client.recv", "ignoring %s from the broker",
+                 tw_proto_cmd_name(m->cmd));
+        return 0;
+    }
+    switch (m->cmd) {
+    case TW_CMD_ACK:
+        s_on_ack(c, m);
+        return 1;
+    case TW_CMD_RESULT:
+        return s_on_result(c, m);
+    case TW_CMD_REPLY:
+        return s_on_reply(c, m);
+    case TW_CMD_ERROR:
+        return s_on_error(c, m);
+    case TW_CMD_HEARTBEAT:
+        if (c->req.kind == S_REQ_PING && !c->req.done) {
+            c->req.done = 1;
+            c->req.rc = 0;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* What receiving one message gave. */
+enum { S_GOT_NOTHING, S_GOT_IGNORED, S_GOT_HANDLED };
+
+/* Receive and dispatch one message without blocking. Returns S_GOT_* or
+ * TW_EIO. */
+static int
+s_recv_one(tw_client_t *c)
+{
+    zmq_msg_t f[2];
+    int nf = 0;
+    int ok = 1;
+
+    zmq_msg_init(&f[0]);
+    if (zmq_msg_recv(&f[0], c->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f[0]);
+        return errno == EAGAIN || errno == EINTR ? S_GOT_NOTHING : TW_EIO;
+    }
+    nf = 1;
+    zmq_msg_init(&f[1]);
+    /* The rest of a multipart message is already here (ZeroMQ delivers
+     * messages whole): read it all, keep at most two frames. */
+    int more = zmq_msg_more(&f[0]);
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, c->sock, 0) < 0) {
+            zmq_msg_close(&part);
+            ok = 0;
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (nf == 1) {
+            zmq_msg_move(&f[1], &part);
+            nf = 2;
+        } else {
+            ok = 0; /* too many frames */
+        }
+        zmq_msg_close(&part);
+    }
+    int got = S_GOT_IGNORED;
+    if (ok && nf == 2) {
+        tw_msg_t m;
+        int rc = tw_msg_decode(&m, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
+                               zmq_msg_data(&f[1]), zmq_msg_size(&f[1]));
+        if (rc == 0) {
+            got = s_dispatch(c, &m) ? S_GOT_HANDLED : S_GOT_IGNORED;
+            tw_msg_release(&m);
+        } else {
+            tw_debug("client.recv", "dropping malformed message: %s",
+                     tw_strerror(rc));
+        }
+    } else {
+        tw_debug("client.recv", "dropping a message that is not 2 frames");
+    }
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[1]);
+    return got;
+}
+
+/* Receive everything already queued, up to a budget. Returns the number
+ * of messages handled, or TW_EIO. */
+static int
+s_drain(tw_client_t *c)
+{
+    int handled = 0;
+    for (int i = 0; i < S_DRAIN_BUDGET; i++) {
+        int got = s_recv_one(c);
+        if (got < 0) {
+            return got;
+        }
+        if (got == S_GOT_NOTHING) {
+            break;
+        }
+        if (got == S_GOT_HANDLED) {
+            handled++;
+        }
+    }
+    return handled;
+}
+
+/* Milliseconds left until `deadline` (0 when passed); -1 = no deadline. */
+static long
+s_left(int64_t deadline)
+{
+    if (deadline < 0) {
+        return -1;
+    }
+    int64_t left = deadline - (int64_t)tw_now_ms();
+    return left > 0 ? (long)left : 0;
+}
+
+static int64_t
+s_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : (int64_t)tw_now_ms() + timeout_ms;
+}
+
+/* Send what is queued and dispatch incoming messages until at least one
+ * was handled, the current request is answered, or `deadline` passes
+ * (-1: never). Returns the number handled (0 on timeout or signal), or
+ * TW_EIO. */
+static int
+s_pump(tw_client_t *c, int64_t deadline)
+{
+    int handled = 0;
+    for (;;) {
+        int rc = s_send_queued(c);
+        if (rc == TW_EIO) {
+            return rc;
+        }
+        int n = s_drain(c);
+        if (n < 0) {
+            return n;
+        }
+        handled += n;
+        if (handled > 0 || (c->req.kind != S_REQ_NONE && c->req.done)) {
+            return handled;
+        }
+        long left = s_left(deadline);
+        if (left == 0) {
+            return 0;
+        }
+        zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLIN, 0};
+        if (c->head) {
+            pi.events |= ZMQ_POLLOUT;
+        }
+        if (zmq_poll(&pi, 1, left) < 0) {
+            return errno == EINTR ? 0 : TW_EIO;
+        }
+    }
+}
+
+/* Send a request built in `e` and wait for its answer. The caller has set
+ * c->req.kind and friends. Returns the request's code or TW_EUNREACH. */
+static int
+s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
+{
+    int64_t deadline = s_deadline(timeout_ms);
+    int rc = s_send(c, e, cmd);
+    if (rc == TW_EIO) {
+        return rc;
+    }
+    while (!c->req.done) {
+        if (s_left(deadline) == 0) {
+            return TW_EUNREACH;
+        }
+        rc = s_pump(c, deadline);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return c->req.rc;
+}
+
+/* Start request bookkeeping; TW_ESTATE if one is already running (a
+ * callback called a request). */
+static int
+s_req_begin(tw_client_t *c, s_req_kind_t kind)
+{
+    if (c->req.kind != S_REQ_NONE) {
+        return TW_ESTATE;
+    }
+    memset(&c->req, 0, sizeof c->req);
+    c->req.kind = kind;
+    c->req.seq = c->next_seq++;
+    return 0;
+}
+
+static void
+s_req_end(tw_client_t *c)
+{
+    free(c->req.data);
+    tw_result_free(&c->req.result);
+    memset(&c->req, 0, sizeof c->req);
+}
+
+/* ------------------------------------------------------------------ */
+/* The API                                                            */
+
+tw_client_t *
+tw_client_new(const char *endpoint)
+{
+    if (!endpoint) {
+        return NULL;
+    }
+    tw_client_t *c = tw_calloc(1, sizeof *c);
+    c->ctx = zmq_ctx_new();
+    if (!c->ctx) {
+        tw_free(c);
+        return NULL;
+    }
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!c->sock) {
+        zmq_ctx_term(c->ctx);
+        tw_free(c);
+        return NULL;
+    }
+    char rid[2 + 16 + 1] = "c-";
+    tw_random_hex(rid + 2, 16);
+    int hwm = S_HWM;
+    int linger = 0;
+    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, strlen(rid));
+    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(c->sock, endpoint) != 0) {
+        zmq_close(c->sock);
+        zmq_ctx_term(c->ctx);
+        tw_free(c);
+        return NULL;
+    }
+    c->next_seq = 1;
+    tw_enc_init(&c->ob);
+    s_outbox_reset(c);
+    tw_idmap_init(&c->pending);
+    c->last_error = tw_strdup("");
+    return c;
+}
+
+void
+tw_client_destroy(tw_client_t **self_p)
+{
+    if (!self_p || !*self_p) {
+        return;
+    }
+    tw_client_t *c = *self_p;
+    while (c->head) {
+        s_batch_t *b = c->head;
+        c->head = b->next;
+        zmq_msg_close(&b->f[0]);
+        zmq_msg_close(&b->f[1]);
+        tw_free(b);
+    }
+    int linger = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(c->sock);
+    zmq_ctx_term(c->ctx);
+    s_req_end(c);
+    tw_enc_free(&c->ob);
+    tw_idmap_free(&c->pending);
+    tw_free(c->last_error);
+    tw_free(c->scratch);
+    tw_free(c);
+    *self_p = NULL;
+}
+
+void
+tw_client_on_ack(tw_client_t *c, tw_ack_cb cb, void *arg)
+{
+    c->ack_cb = cb;
+    c->ack_arg = arg;
+}
+
+void
+tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg)
+{
+    c->res_cb = cb;
+    c->res_arg = arg;
+}
+
+int
+tw_client_ping(tw_client_t *c, int timeout_ms)
+{
+    int rc = s_req_begin(c, S_REQ_PING);
+    if (rc != 0) {
+        return rc;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 0);
+    rc = s_request(c, &e, TW_CMD_HEARTBEAT, timeout_ms);
+    tw_enc_free(&e);
+    s_req_end(c);
+    return rc;
+}
+
+int
+tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
+                 uint64_t *seq_out)
+{
+    if (!spec || !spec->handler) {
+        return TW_EINVAL;
+    }
+    size_t hlen = strnlen(spec->handler, TW_PROTO_MAX_NAME + 1);
+    if (hlen == 0 || hlen > TW_PROTO_MAX_NAME) {
+        return TW_EINVAL;
+    }
+    size_t alen = spec->args ? spec->args_len : 0;
+    if (alen > TW__CLIENT_MAX_ARGS) {
+        return TW_E2BIG;
+    }
+    if (spec->args && !tw__msgpack_valid(spec->args, alen)) {
+        return TW_EINVAL;
+    }
+    /* Keep each SUBMIT well under the broker's frame limit. */
+    if (c->ob_items > 0 &&
+        tw_enc_size(&c->ob) + alen + hlen + 64 > TW__CLIENT_BATCH_BYTES) {
+        s_seal(c);
+    }
+
+    uint64_t seq = c->next_seq++;
+    size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
+               (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0);
+    tw_enc_map(&c->ob, n);
+    tw_enc_ikey(&c->ob, TW_I_SEQ);
+    tw_enc_uint(&c->ob, seq);
+    tw_enc_ikey(&c->ob, TW_I_H);
+    tw_enc_str(&c->ob, spec->handler, hlen);
+    if (spec->args) {
+        tw_enc_ikey(&c->ob, TW_I_A);
+        tw_enc_bin(&c->ob, spec->args, alen);
+    }
+    if (spec->timeout_ms) {
+        tw_enc_ikey(&c->ob, TW_I_TO);
+        tw_enc_uint(&c->ob, spec->timeout_ms);
+    }
+    if (spec->priority) {
+        tw_enc_ikey(&c->ob, TW_I_PRI);
+        tw_enc_int(&c->ob, spec->priority);
+    }
+    if (spec->retries) {
+        tw_enc_ikey(&c->ob, TW_I_RE);
+        tw_enc_uint(&c->ob, spec->retries);
+    }
+    c->ob_items++;
+    tw_idmap_put(&c->pending, seq, S_PENDING);
+    if (seq_out) {
+        *seq_out = seq;
+    }
+    if (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
+        tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES) {
+        s_seal(c);
+        /* A full socket is not an error here: the batch stays queued. */
+        if (s_send_queued(c) == TW_EIO) {
+            tw_debug("client.send", "send failed: %s", zmq_strerror(errno));
+        }
+    }
+    return 0;
+}
+
+int
+tw_client_flush(tw_client_t *c)
+{
+    s_seal(c);
+    return s_send_queued(c);
+}
+
+int
+tw_client_poll(tw_client_t *c, int timeout_ms)
+{
+    s_seal(c);
+    return s_pump(c, s_deadline(timeout_ms));
+}
+
+int
+tw_client_wait_all(tw_client_t *c, int timeout_ms)
+{
+    uint64_t last = tw_now_ms();
+    while (c->pending.len > 0) {
+        int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)last + timeout_ms;
+        if (s_left(deadline) == 0) {
+            return TW_ETIMEDOUT;
+        }
+        int n = tw_client_poll(c, (int)s_left(deadline));
+        if (n < 0) {
+            return n;
+        }
+        if (n > 0) {
+            last = tw_now_ms();
+        }
+    }
+    return 0;
+}
+
+size_t
+tw_client_outstanding(const tw_client_t *c)
+{
+    return c->pending.len;
+}
+
+int
+tw_client_result(tw_client_t *c, uint64_t id, int timeout_ms,
+                 tw_result_t **out)
+{
+    if (!out) {
+        return TW_EINVAL;
+    }
+    *out = NULL;
+    int rc = s_req_begin(c, S_REQ_RESULT);
+    if (rc != 0) {
+        return rc;
+    }
+    c->req.id = id;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, c->req.seq);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, 1);
+    tw_enc_uint(&e, id);
+    rc = s_request(c, &e, TW_CMD_RESULT, timeout_ms);
+    tw_enc_free(&e);
+    if (rc == 0) {
+        *out = c->req.result;
+        c->req.result = NULL;
+    }
+    s_req_end(c);
+    return rc;
+}
+
+void
+tw_result_free(tw_result_t **r)
+{
+    if (r && *r) {
+        tw_free(*r);
+        *r = NULL;
+    }
+}
+
+int
+tw__client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
+                  int timeout_ms, void **data, size_t *len)
+{
+    if (data) {
+        *data = NULL;
+    }
+    if (len) {
+        *len = 0;
+    }
+    if (!ids || n == 0 || n > TW_PROTO_MAX_ITEMS || (data && !len)) {
+        return TW_EINVAL;
+    }
+    int rc = s_req_begin(c, S_REQ_REPLY);
+    if (rc != 0) {
+        return rc;
+    }
+    c->req.want_data = data != NULL;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, c->req.seq);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, n);
+    for (size_t i = 0; i < n; i++) {
+        tw_enc_uint(&e, ids[i]);
+    }
+    rc = s_request(c, &e, TW_CMD_CANCEL, timeout_ms);
+    tw_enc_free(&e);
+    if (rc == 0 && data) {
+        *data = c->req.data;
+        *len = c->req.len;
+        c->req.data = NULL;
+    }
+    s_req_end(c);
+    return rc;
+}
+
+int
+tw_client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
+                 int timeout_ms)
+{
+    return tw__client_cancel(c, ids, n, timeout_ms, NULL, NULL);
+}
+
+int
+tw_client_query(tw_client_t *c, const char *what, int timeout_ms,
+                void **data, size_t *len)
+{
+    if (data) {
+        *data = NULL;
+    }
+    if (len) {
+        *len = 0;
+    }
+    if (!what || !data || !len) {
+        return TW_EINVAL;
+    }
+    size_t wlen = strnlen(what, 33);
+    if (wlen == 0 || wlen > 32) {
+        return TW_EINVAL;
+    }
+    int rc = s_req_begin(c, S_REQ_REPLY);
+    if (rc != 0) {
+        return rc;
+    }
+    c->req.want_data = 1;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, c->req.seq);
+    tw_enc_key(&e, TW_F_WHAT);
+    tw_enc_str(&e, what, wlen);
+    rc = s_request(c, &e, TW_CMD_QUERY, timeout_ms);
+    tw_enc_free(&e);
+    if (rc == 0) {
+        *data = c->req.data;
+        *len = c->req.len;
+        c->req.data = NULL;
+    }
+    s_req_end(c);
+    return rc;
+}
+
+const char *
+tw_client_last_error(const tw_client_t *c)
+{
+    return c->last_error;
+}
+
+const char *
+tw_client_strerror(int err)
+{
+    return tw_strerror(err);
+}
