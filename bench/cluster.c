@@ -1,0 +1,420 @@
+/*  bench/cluster.c - start, watch and stop a broker and workers (see
+ *  cluster.h).
+ *
+ *  Every child pid goes into s_live until it is reaped. The atexit hook
+ *  and the signal handlers walk that table and SIGKILL what is there, so
+ *  no broker or worker outlives a benchmark that crashes on an assertion,
+ *  exits early or is interrupted.
+ */
+#include "bench/cluster.h"
+#include "bench/bench.h"
+#include "common/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef TW_BENCH_BROKER_BIN
+#define TW_BENCH_BROKER_BIN "taskwheel-broker"
+#endif
+#ifndef TW_BENCH_WORKER_BIN
+#define TW_BENCH_WORKER_BIN "taskwheel-worker"
+#endif
+
+#define S_MAX_LIVE 256
+#define S_GRACE_MS 3000
+
+static pid_t s_live[S_MAX_LIVE];
+static int s_hooked;
+
+static void
+s_kill_live(void)
+{
+    for (int i = 0; i < S_MAX_LIVE; i++) {
+        if (s_live[i] > 0) {
+            kill(s_live[i], SIGKILL);
+        }
+    }
+}
+
+static void
+s_on_signal(int sig)
+{
+    /* Only async-signal-safe calls here. */
+    s_kill_live();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+s_hook(void)
+{
+    if (s_hooked) {
+        return;
+    }
+    s_hooked = 1;
+    atexit(s_kill_live);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static void
+s_track(pid_t pid)
+{
+    for (int i = 0; i < S_MAX_LIVE; i++) {
+        if (s_live[i] == 0) {
+            s_live[i] = pid;
+            return;
+        }
+    }
+}
+
+static void
+s_untrack(pid_t pid)
+{
+    for (int i = 0; i < S_MAX_LIVE; i++) {
+        if (s_live[i] == pid) {
+            s_live[i] = 0;
+        }
+    }
+}
+
+static void
+s_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static const char *
+s_bin(const char *env, const char *dflt)
+{
+    const char *v = getenv(env);
+    return v && *v ? v : dflt;
+}
+
+/* Start argv[0] with stdin from /dev/null and stdout and stderr into
+ * `log`. Returns the pid or -1 after printing why. */
+static pid_t
+s_spawn(const char *const argv[], const char *log)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log,
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv,
+                         environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "bench: cannot start %s: %s\n", argv[0],
+                strerror(rc));
+        return -1;
+    }
+    s_track(pid);
+    return pid;
+}
+
+static void
+s_log_path(const tw_bench_cluster_t *cl, int worker, char *buf, size_t len)
+{
+    if (worker < 0) {
+        snprintf(buf, len, "%s/broker.log", cl->dir);
+    } else {
+        snprintf(buf, len, "%s/worker-%d.log", cl->dir, worker);
+    }
+}
+
+/* The last ~1.5 KB of a log on stderr. */
+static void
+s_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return;
+    }
+    fprintf(stderr, "---- %s (tail) ----\n", path);
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > 1536 ? end - 1536 : 0, SEEK_SET);
+    }
+    char buf[512];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        fwrite(buf, 1, n, stderr);
+    }
+    fclose(f);
+}
+
+void
+tw_bench_cluster_fail(tw_bench_cluster_t *cl, const char *why)
+{
+    cl->failed = 1;
+    fprintf(stderr, "bench: %s\n", why);
+    char path[256];
+    s_log_path(cl, -1, path, sizeof path);
+    s_tail(path);
+    for (int i = 0; i < cl->nworkers; i++) {
+        s_log_path(cl, i, path, sizeof path);
+        s_tail(path);
+    }
+    fprintf(stderr, "bench: logs kept in %s\n", cl->dir);
+}
+
+/* Has `*pid` exited? Reaps it and clears *pid if so. */
+static int
+s_exited(pid_t *pid, int *status)
+{
+    if (*pid <= 0) {
+        return 0;
+    }
+    pid_t r = waitpid(*pid, status, WNOHANG);
+    if (r == *pid || (r < 0 && errno == ECHILD)) {
+        s_untrack(*pid);
+        *pid = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int
+tw_bench_cluster_check(tw_bench_cluster_t *cl)
+{
+    int st = 0;
+    char why[128];
+    if (s_exited(&cl->broker, &st)) {
+        snprintf(why, sizeof why, "the broker exited (status 0x%x)", st);
+        tw_bench_cluster_fail(cl, why);
+        return TW_EIO;
+    }
+    for (int i = 0; i < cl->nworkers; i++) {
+        if (s_exited(&cl->workers[i], &st)) {
+            snprintf(why, sizeof why, "worker %d exited (status 0x%x)", i,
+                     st);
+            tw_bench_cluster_fail(cl, why);
+            return TW_EIO;
+        }
+    }
+    return 0;
+}
+
+/* How many workers the broker lists, or a negative error. */
+static int
+s_count_workers(tw_client_t *c)
+{
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_query(c, "workers", 1000, &data, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int n = TW_EPROTO;
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS
+        && u.data.type == MSGPACK_OBJECT_ARRAY) {
+        n = (int)u.data.via.array.size;
+    }
+    msgpack_unpacked_destroy(&u);
+    free(data);
+    return n;
+}
+
+static int
+s_wait_ready(tw_bench_cluster_t *cl, int timeout_ms)
+{
+    uint64_t deadline = tw_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    tw_client_t *c = tw_client_new(cl->frontend);
+    if (!c) {
+        tw_bench_cluster_fail(cl, "tw_client_new failed");
+        return TW_ENOMEM;
+    }
+    int rc = TW_ETIMEDOUT, have = 0;
+    while (tw_bench_now_ns() < deadline) {
+        if ((rc = tw_bench_cluster_check(cl)) != 0) {
+            break;
+        }
+        if (tw_client_ping(c, 250) != 0) {
+            rc = TW_EUNREACH;
+            continue;
+        }
+        have = s_count_workers(c);
+        if (have == cl->nworkers) {
+            rc = 0;
+            break;
+        }
+        rc = TW_ETIMEDOUT;
+        s_sleep_ms(20);
+    }
+    tw_client_destroy(&c);
+    if (rc != 0 && !cl->failed) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "cluster not ready after %d ms: %s (%d of %d workers "
+                 "registered)",
+                 timeout_ms, tw_strerror(rc), have < 0 ? 0 : have,
+                 cl->nworkers);
+        tw_bench_cluster_fail(cl, why);
+    }
+    return rc;
+}
+
+int
+tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
+                       int timeout_ms)
+{
+    memset(cl, 0, sizeof *cl);
+    if (workers < 1 || workers > TW_BENCH_MAX_WORKERS || slots < 1) {
+        return TW_EINVAL;
+    }
+    s_hook();
+    cl->nworkers = workers;
+    cl->slots = slots;
+    snprintf(cl->dir, sizeof cl->dir, "/tmp/tw-bench-XXXXXX");
+    if (!mkdtemp(cl->dir)) {
+        fprintf(stderr, "bench: mkdtemp: %s\n", strerror(errno));
+        return TW_EIO;
+    }
+    int ports[3];
+    for (int i = 0; i < 3; i++) {
+        ports[i] = tw_bench_free_port();
+        if (ports[i] < 0) {
+            fprintf(stderr, "bench: no free port: %s\n", strerror(-ports[i]));
+            cl->failed = 1;
+            return TW_EIO;
+        }
+    }
+    snprintf(cl->frontend, sizeof cl->frontend, "tcp://127.0.0.1:%d",
+             ports[0]);
+    snprintf(cl->backend, sizeof cl->backend, "tcp://127.0.0.1:%d",
+             ports[1]);
+    snprintf(cl->status, sizeof cl->status, "tcp://127.0.0.1:%d", ports[2]);
+
+    char log[256];
+    s_log_path(cl, -1, log, sizeof log);
+    const char *bargv[] = {s_bin("TW_BROKER_BIN", TW_BENCH_BROKER_BIN),
+                           "--frontend", cl->frontend,
+                           "--backend", cl->backend,
+                           "--status", cl->status,
+                           "--log-level", "warn",
+                           NULL};
+    cl->broker = s_spawn(bargv, log);
+    if (cl->broker < 0) {
+        cl->broker = 0;
+        cl->failed = 1;
+        tw_bench_cluster_stop(cl);
+        return TW_EIO;
+    }
+    char slots_s[24];
+    snprintf(slots_s, sizeof slots_s, "%d", slots);
+    for (int i = 0; i < workers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bench-%d", i);
+        s_log_path(cl, i, log, sizeof log);
+        const char *wargv[] = {s_bin("TW_WORKER_BIN", TW_BENCH_WORKER_BIN),
+                               "--broker", cl->backend,
+                               "--slots", slots_s,
+                               "--name", name,
+                               "--log-level", "warn",
+                               NULL};
+        cl->workers[i] = s_spawn(wargv, log);
+        if (cl->workers[i] < 0) {
+            cl->workers[i] = 0;
+            cl->failed = 1;
+            tw_bench_cluster_stop(cl);
+            return TW_EIO;
+        }
+    }
+    int rc = s_wait_ready(cl, timeout_ms);
+    if (rc != 0) {
+        tw_bench_cluster_stop(cl);
+    }
+    return rc;
+}
+
+static int
+s_any_alive(tw_bench_cluster_t *cl)
+{
+    int st, alive = 0;
+    s_exited(&cl->broker, &st);
+    alive |= cl->broker > 0;
+    for (int i = 0; i < cl->nworkers; i++) {
+        s_exited(&cl->workers[i], &st);
+        alive |= cl->workers[i] > 0;
+    }
+    return alive;
+}
+
+static void
+s_signal_all(tw_bench_cluster_t *cl, int sig)
+{
+    /* Workers first, so they leave before their broker goes away. */
+    for (int i = 0; i < cl->nworkers; i++) {
+        if (cl->workers[i] > 0) {
+            kill(cl->workers[i], sig);
+        }
+    }
+    if (cl->broker > 0) {
+        kill(cl->broker, sig);
+    }
+}
+
+static void
+s_remove_logs(tw_bench_cluster_t *cl)
+{
+    char path[256];
+    s_log_path(cl, -1, path, sizeof path);
+    unlink(path);
+    for (int i = 0; i < cl->nworkers; i++) {
+        s_log_path(cl, i, path, sizeof path);
+        unlink(path);
+    }
+    rmdir(cl->dir);
+}
+
+void
+tw_bench_cluster_stop(tw_bench_cluster_t *cl)
+{
+    if (cl->dir[0] == '\0') {
+        return;
+    }
+    s_signal_all(cl, SIGTERM);
+    uint64_t deadline = tw_bench_now_ns() + S_GRACE_MS * 1000000ull;
+    while (s_any_alive(cl) && tw_bench_now_ns() < deadline) {
+        s_sleep_ms(10);
+    }
+    if (s_any_alive(cl)) {
+        fprintf(stderr, "bench: children still running after %d ms, "
+                        "sending SIGKILL\n", S_GRACE_MS);
+        s_signal_all(cl, SIGKILL);
+        while (s_any_alive(cl)) {
+            s_sleep_ms(5);
+        }
+    }
+    const char *keep = getenv("TW_BENCH_KEEP");
+    if (cl->failed || (keep && *keep)) {
+        fprintf(stderr, "bench: logs in %s\n", cl->dir);
+    } else {
+        s_remove_logs(cl);
+    }
+    cl->dir[0] = '\0';
+}

@@ -1,0 +1,59 @@
+/*  bench/cluster.h - a real broker and workers for one benchmark run.
+ *
+ *  The taskwheel benchmarks measure the real programs: this starts one
+ *  taskwheel-broker and W taskwheel-worker processes (posix_spawn) on
+ *  127.0.0.1 with ports that were free a moment before, each child's
+ *  stdout and stderr going to a log file in a fresh temp directory, and
+ *  waits until the broker answers a ping and every worker has registered
+ *  (QUERY "workers" lists them all).
+ *
+ *  Children are stopped by pid, SIGTERM then SIGKILL after a grace period,
+ *  by tw_bench_cluster_stop; and, if the benchmark dies first, by an
+ *  atexit hook and SIGINT/SIGTERM/SIGHUP handlers that SIGKILL every child
+ *  still registered. On failure the logs are kept and their tails printed;
+ *  on success the directory is removed unless TW_BENCH_KEEP is set.
+ *
+ *  Program paths come from the compile definitions TW_BENCH_BROKER_BIN and
+ *  TW_BENCH_WORKER_BIN; the environment variables TW_BROKER_BIN and
+ *  TW_WORKER_BIN override them. Main thread only.
+ */
+#ifndef TW_BENCH_CLUSTER_H
+#define TW_BENCH_CLUSTER_H
+
+#include <sys/types.h>
+
+#include "taskwheel/client.h"
+
+#define TW_BENCH_MAX_WORKERS 64
+
+typedef struct {
+    int nworkers;
+    int slots;
+    char frontend[64]; /* clients connect here */
+    char backend[64];  /* workers connect here */
+    char status[64];   /* the broker's XPUB */
+    char dir[128];     /* the children's logs */
+    pid_t broker;
+    pid_t workers[TW_BENCH_MAX_WORKERS];
+    int failed; /* set by tw_bench_cluster_fail: keep the logs */
+} tw_bench_cluster_t;
+
+/* Start the broker and `workers` workers of `slots` slots each and wait,
+ * up to timeout_ms, until they are all up. Returns 0, or a negative
+ * TW_E* code after printing why (and the logs) and stopping whatever
+ * started. */
+int tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
+                           int timeout_ms);
+
+/* 0 while every child runs; TW_EIO after printing which one exited. */
+int tw_bench_cluster_check(tw_bench_cluster_t *cl);
+
+/* Mark the run as failed: print `why` and the tail of every log, keep the
+ * log directory. */
+void tw_bench_cluster_fail(tw_bench_cluster_t *cl, const char *why);
+
+/* Stop every child (SIGTERM, then SIGKILL after 3 s) and reap it; remove
+ * the logs unless the run failed or TW_BENCH_KEEP is set. Idempotent. */
+void tw_bench_cluster_stop(tw_bench_cluster_t *cl);
+
+#endif /* TW_BENCH_CLUSTER_H */

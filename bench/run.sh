@@ -1,0 +1,44 @@
+#!/bin/sh
+# bench/run.sh - build Release in build-bench/ and run every benchmark.
+#
+# Prints the machine, then one summary line per benchmark (per-run lines go
+# to stderr). The whole thing takes under a minute on a 2-core machine,
+# most of it measuring. The taskwheel benchmarks are skipped, with a note,
+# when the broker, worker or client library is not part of the build yet.
+#
+#   bench/run.sh                      everything with the defaults
+#   TW_BENCH_BUILD=/tmp/b bench/run.sh  another build directory
+#   TW_BENCH_KEEP=1 bench/run.sh       keep the broker and worker logs
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${TW_BENCH_BUILD:-$root/build-bench}
+bin=$build/bench
+
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DTW_BUILD_TESTS=OFF -DTW_BUILD_BENCH=ON >/dev/null
+targets=bench-relay
+if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
+    targets="$targets bench-throughput bench-latency"
+fi
+ninja -C "$build" $targets >/dev/null
+
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+echo "machine: $(nproc) cores, ${model:-unknown cpu}, Linux $(uname -r)"
+
+status=0
+run() {
+    "$@" || { echo "FAILED: $*" >&2; status=1; }
+}
+
+run "$bin/bench-relay" --mode throughput --n 1000000 --window 1000 \
+    --runs 5
+run "$bin/bench-relay" --mode latency --n 10000 --runs 3
+if [ -x "$bin/bench-throughput" ]; then
+    run "$bin/bench-throughput" --n 200000 --window 20000 --runs 5
+    run "$bin/bench-latency" --n 10000 --runs 3
+else
+    echo "throughput/latency: taskwheel not built yet (broker, worker or" \
+         "client library missing)"
+fi
+exit $status
