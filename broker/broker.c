@@ -53,6 +53,8 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "seconds an ended task is kept for result queries"),
     S_OPT_INT("batch", 1, 65536, "512", batch,
               "tasks per TASKS message at most"),
+    S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
+              "n2s messages queued per station while it cannot take them"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
@@ -88,8 +90,8 @@ tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
     return rc;
 }
 
-static int
-s_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
+int
+tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
              tw_cmd_t cmd, tw_batch_t *batch)
 {
     zmq_msg_t f[3];
@@ -270,6 +272,7 @@ tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
         }
     }
     b->st.requeued += requeued;
+    tw__broker_stations_orphan(b, w);
     tw_notice("worker.down",
               "worker %llu (%s) left: %s; %zu tasks requeued, %zu lost",
               (unsigned long long)w->id, w->name ? w->name : "?", reason,
@@ -352,7 +355,7 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
     if (!n) {
         return 0;
     }
-    if (s_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS,
+    if (tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS,
                      batch) != 0) {
         /* Refused (high-water mark, or the peer is gone): the tasks go
          * back where they were, newest first, and the worker keeps its
@@ -399,11 +402,11 @@ static void
 s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 {
     if (c->acks.n) {
-        s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
+        tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
                      &c->acks);
     }
     if (c->results.n) {
-        s_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
+        tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
                      &c->results);
     }
 }
@@ -431,12 +434,22 @@ tw__broker_flush_clients(tw_broker_t *b)
     cs->ndirty = 0;
 }
 
+/* The end of a turn: turn state changes into traffic. Stations are
+ * placed before tasks are dispatched so a pending station gets the next
+ * free slot. */
+static void
+s_end_of_turn(tw_broker_t *b)
+{
+    tw__broker_place(b);
+    tw__broker_dispatch(b);
+    tw__broker_flush_workers(b);
+    tw__broker_flush_clients(b);
+}
+
 static void
 s_on_drained(tw_zwatch_t *zw)
 {
-    tw_broker_t *b = zw->data;
-    tw__broker_dispatch(b);
-    tw__broker_flush_clients(b);
+    s_end_of_turn(zw->data);
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -464,8 +477,9 @@ s_on_heartbeat(uv_timer_t *h)
         }
         i++;
     }
-    tw__broker_dispatch(b);
-    tw__broker_flush_clients(b);
+    /* Restart backoffs expire with time, not with messages. */
+    b->place_wanted |= b->nunplaced > 0;
+    s_end_of_turn(b);
 }
 
 static void
@@ -506,7 +520,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < b->reg.len; i++) {
         slots += b->reg.list[i]->slots;
     }
-    size_t n = 17;
+    size_t n = 25;
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -531,6 +545,18 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("dropped", b->st.dropped + b->status.dropped);
     S_KV("malformed", b->st.malformed);
     S_KV("uptime_ms", uv_now(b->loop) - b->start_ms);
+    size_t running = 0;
+    for (size_t i = 0; i < b->stations.len; i++) {
+        running += b->stations.all[i]->state == TW_SS_RUNNING;
+    }
+    S_KV("stations", b->stations.len);
+    S_KV("stations_running", running);
+    S_KV("stations_unplaced", b->nunplaced);
+    S_KV("iterations", b->st.iterations);
+    S_KV("stale", b->st.stale);
+    S_KV("n2s_sent", b->st.n2s_sent);
+    S_KV("n2s_dropped", b->st.n2s_dropped);
+    S_KV("s2n", b->st.s2n);
 #undef S_KV
     tw_enc_cstr(e, "rate");
     msgpack_pack_double(&e->pk, b->rate);
@@ -581,6 +607,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_tasks_init(&b->tasks);
     tw_registry_init(&b->reg);
     tw_clients_init(&b->clients);
+    tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
     b->front = s_bind(b, ZMQ_ROUTER, cfg->frontend, "frontend");
     b->back = b->front ? s_bind(b, ZMQ_ROUTER, cfg->backend, "backend")
                        : NULL;
@@ -678,6 +705,8 @@ tw_broker_destroy(tw_broker_t **self_p)
     }
     zmq_ctx_term(b->ctx);
     tw_clients_destroy(&b->clients);
+    tw_stations_destroy(&b->stations);
+    tw_free(b->unplaced);
     tw_registry_destroy(&b->reg);
     tw_tasks_destroy(&b->tasks);
     tw_free(b);

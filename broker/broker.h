@@ -27,6 +27,7 @@ typedef struct {
     long long result_ttl;   /* seconds an ended task is kept */
     long long batch;        /* tasks per TASKS message at most */
     long long client_idle;  /* seconds before a silent client is dropped */
+    long long n2s_backlog;  /* n2s messages queued per station */
     char *log_level;
     char *log;
 } tw_broker_cfg_t;

@@ -366,6 +366,9 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_QUERY:
         s_on_query(b, c, &m);
         break;
+    case TW_CMD_STATION:
+        tw__broker_on_station_op(b, c, &m);
+        break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
@@ -426,12 +429,14 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
     tw__broker_send(b, zw, ident, ilen, TW_CMD_WELCOME, &e);
     tw_enc_free(&e);
     tw__broker_worker_up(b, w);
+    b->place_wanted = 1;
 }
 
 static void
-s_add_credit(tw_bworker_t *w, uint64_t n)
+s_add_credit(tw_broker_t *b, tw_bworker_t *w, uint64_t n)
 {
     w->credit += n;
+    b->place_wanted |= n > 0 && b->nunplaced > 0;
     if (w->credit > S_MAX_CREDIT) {
         w->credit = S_MAX_CREDIT;
     }
@@ -480,7 +485,7 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
                            err, elen);
         }
     }
-    s_add_credit(w, tw_msg_uint(m, TW_F_CREDIT, 0));
+    s_add_credit(b, w, tw_msg_uint(m, TW_F_CREDIT, 0));
 }
 
 void
@@ -510,13 +515,19 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     w->last_recv_ms = uv_now(b->loop);
     switch (m.cmd) {
     case TW_CMD_READY:
-        s_add_credit(w, tw_msg_uint(&m, TW_F_CREDIT, 0));
+        s_add_credit(b, w, tw_msg_uint(&m, TW_F_CREDIT, 0));
         break;
     case TW_CMD_DONE:
         s_on_done(b, w, &m);
         break;
     case TW_CMD_BYE:
         tw__broker_drop_worker(b, w, "said BYE");
+        break;
+    case TW_CMD_STATION:
+        tw__broker_on_station_report(b, w, &m);
+        break;
+    case TW_CMD_S2N:
+        tw__broker_on_s2n(b, w, &m);
         break;
     default: /* HEARTBEAT: liveness was refreshed above. */
         break;

@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/clients.h"
+#include "broker/stations.h"
 #include "broker/status.h"
 #include "broker/task.h"
 #include "broker/workers.h"
@@ -25,6 +26,11 @@ typedef struct {
     uint64_t dropped;    /* messages the sockets refused */
     uint64_t malformed;  /* messages that failed to decode */
     uint64_t dispatched; /* tasks sent to workers */
+    uint64_t stale;      /* station reports from an old epoch */
+    uint64_t n2s_sent;   /* n2s messages delivered to workers */
+    uint64_t n2s_dropped;/* n2s refused because a backlog was full */
+    uint64_t s2n;        /* s2n messages published */
+    uint64_t iterations; /* station iterations reported */
 } tw_broker_stats_t;
 
 struct tw_broker {
@@ -39,6 +45,11 @@ struct tw_broker {
     tw_tasks_t tasks;
     tw_registry_t reg;
     tw_clients_t clients;
+    tw_stations_t stations;
+    tw_station_t **unplaced; /* stations waiting for a slot (may hold
+                                stale entries; checked when used) */
+    size_t nunplaced, capunplaced;
+    int place_wanted;        /* something changed: run placement */
     size_t pending;       /* tasks in handler queues */
     size_t running;       /* tasks in flight on workers */
     size_t rr;            /* round-robin start for dispatch */
@@ -59,6 +70,10 @@ void tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 /* Send [ident][header][body] on a ROUTER watch; `e` is consumed. */
 int tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
                     size_t ilen, tw_cmd_t cmd, tw_enc_t *e);
+
+/* Send a batch as [ident][header][body]; the batch is left empty. */
+int tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                          size_t ilen, tw_cmd_t cmd, tw_batch_t *batch);
 
 /* Reply ERROR {code, msg[, seq]} to a peer. */
 void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
@@ -99,5 +114,24 @@ void tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish);
 
 /* Log and publish that a worker joined. */
 void tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w);
+
+/* dispatch_station.c: stations. */
+
+/* A client STATION operation / a worker STATION report / S2N. */
+void tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c,
+                              const tw_msg_t *m);
+void tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
+                                  const tw_msg_t *m);
+void tw__broker_on_s2n(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m);
+
+/* Place unplaced stations on workers with room. */
+void tw__broker_place(tw_broker_t *b);
+
+/* A worker is going away: its stations become unplaced (same wanted
+ * state, same checkpoint). */
+void tw__broker_stations_orphan(tw_broker_t *b, tw_bworker_t *w);
+
+/* Send every worker's pending ASSIGN, N2S, CONTROL and RELEASE batches. */
+void tw__broker_flush_workers(tw_broker_t *b);
 
 #endif /* TW_BROKER_INTERNAL_H */

@@ -17,6 +17,11 @@ tw_registry_init(tw_registry_t *r)
 static void
 s_free_worker(tw_bworker_t *w)
 {
+    tw_free(w->slot_used);
+    tw_batch_free(&w->assign);
+    tw_batch_free(&w->n2s);
+    tw_batch_free(&w->control);
+    tw_batch_free(&w->release);
     tw_free(w->name);
     tw_free(w->host);
     tw_free(w->handlers);
@@ -76,6 +81,10 @@ tw_registry_add(tw_registry_t *r, const void *ident, size_t len,
     w->ident_len = len < TW_IDENT_MAX ? len : TW_IDENT_MAX;
     memcpy(w->ident, ident, w->ident_len);
     w->joined_ms = w->last_recv_ms = w->last_send_ms = now_ms;
+    tw_batch_init(&w->assign, 0);
+    tw_batch_init(&w->n2s, 0);
+    tw_batch_init(&w->control, 0);
+    tw_batch_init(&w->release, 0);
     if (r->len == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
         r->list = tw_realloc(r->list, r->cap * sizeof *r->list);
@@ -165,4 +174,31 @@ tw_registry_remove(tw_registry_t *r, tw_bworker_t *w)
         }
     }
     s_free_worker(w);
+}
+
+uint32_t
+tw_registry_take_slot(tw_bworker_t *w)
+{
+    if (!w->slot_used) {
+        w->slot_used = tw_calloc(w->slots ? w->slots : 1, 1);
+    }
+    for (uint32_t i = w->slot_hint; i < w->slots; i++) {
+        if (!w->slot_used[i]) {
+            w->slot_used[i] = 1;
+            w->slot_hint = i + 1;
+            return i;
+        }
+    }
+    return w->slots;
+}
+
+void
+tw_registry_put_slot(tw_bworker_t *w, uint32_t slot)
+{
+    if (w->slot_used && slot < w->slots && w->slot_used[slot]) {
+        w->slot_used[slot] = 0;
+        if (slot < w->slot_hint) {
+            w->slot_hint = slot;
+        }
+    }
 }

@@ -20,6 +20,7 @@
 #include "broker/queue.h"
 #include "broker/task.h"
 #include "common/idmap.h"
+#include "proto/proto.h"
 
 #define TW_IDENT_MAX 255
 
@@ -46,6 +47,11 @@ typedef struct {
     uint64_t joined_ms, last_recv_ms, last_send_ms;
     uint64_t done;       /* outcomes received */
     tw_task_list_t inflight;
+    uint32_t nstations;  /* stations placed here */
+    uint8_t *slot_used;  /* per slot: 1 if a station holds it */
+    uint32_t slot_hint;  /* no free slot below this index */
+    /* Station traffic due to this worker at the end of the turn. */
+    tw_batch_t assign, n2s, control, release;
 } tw_bworker_t;
 
 typedef struct {
@@ -80,6 +86,13 @@ tw_bworker_t *tw_registry_by_id(const tw_registry_t *r, uint64_t id);
 /* Forget a worker and free it; its in-flight list must be empty (the
  * caller requeues those tasks first). Handler counts are updated. */
 void tw_registry_remove(tw_registry_t *r, tw_bworker_t *w);
+
+/* Take the lowest free station slot of `w` and return its index, or
+ * return w->slots if every slot holds a station. */
+uint32_t tw_registry_take_slot(tw_bworker_t *w);
+
+/* Give back a slot taken with tw_registry_take_slot. */
+void tw_registry_put_slot(tw_bworker_t *w, uint32_t slot);
 
 /* Record the handlers a worker offers (indices from tw_registry_handler). */
 void tw_registry_set_handlers(tw_registry_t *r, tw_bworker_t *w,

@@ -76,7 +76,18 @@ typedef enum {
     XX(MSG, "msg", TW_T_STR, TW_PROTO_MAX_TEXT)                              \
     XX(SEQ, "seq", TW_T_UINT, 0)                                             \
     XX(WHAT, "what", TW_T_STR, 32)                                           \
-    XX(DATA, "data", TW_T_ANY, 0)
+    XX(DATA, "data", TW_T_ANY, 0)                                            \
+    XX(OP, "op", TW_T_STR, 32)                                               \
+    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME)                              \
+    XX(HANDLER, "handler", TW_T_STR, TW_PROTO_MAX_NAME)                      \
+    XX(ARGS, "args", TW_T_BIN, 0)                                            \
+    XX(NEXT, "next", TW_T_STR, 16)                                           \
+    XX(INTERVAL, "interval", TW_T_UINT, 0)                                   \
+    XX(TIMEOUT, "timeout", TW_T_UINT, 0)                                     \
+    XX(PLACEMENT, "placement", TW_T_STR, 16)                                 \
+    XX(RESTART, "restart", TW_T_STR, 16)                                     \
+    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
+    XX(PAYLOAD, "payload", TW_T_BIN, 0)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -92,7 +103,16 @@ typedef enum {
     XX(PRI, "pri", TW_T_INT, 0)                                              \
     XX(RE, "re", TW_T_UINT, 0)                                               \
     XX(AT, "at", TW_T_UINT, 0)                                               \
-    XX(W, "w", TW_T_UINT, 0)
+    XX(W, "w", TW_T_UINT, 0)                                                 \
+    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME)                              \
+    XX(EP, "ep", TW_T_UINT, 0)                                               \
+    XX(NX, "nx", TW_T_UINT, 0)                                               \
+    XX(IV, "iv", TW_T_UINT, 0)                                               \
+    XX(CK, "ck", TW_T_BIN, 0)                                                \
+    XX(PS, "ps", TW_T_UINT, 0)                                               \
+    XX(IT, "it", TW_T_UINT, 0)                                               \
+    XX(EV, "ev", TW_T_STR, 32)                                               \
+    XX(D, "d", TW_T_BIN, 0)
 
 typedef enum {
 #define TW__F_ENUM(e, key, type, max) TW_F_##e,
@@ -133,7 +153,16 @@ typedef enum {
     XX(11, ACK, TW_B2C, TW_FB(ITEMS), TW_IB(SEQ))                            \
     XX(12, RESULT, TW_C2B | TW_B2C, 0, TW_IB(ID) | TW_IB(ST))                \
     XX(13, QUERY, TW_C2B, TW_FB(WHAT) | TW_FB(SEQ), 0)                       \
-    XX(14, REPLY, TW_B2C, TW_FB(SEQ) | TW_FB(DATA), 0)
+    XX(14, REPLY, TW_B2C, TW_FB(SEQ) | TW_FB(DATA), 0)                       \
+    XX(15, ASSIGN, TW_B2W, TW_FB(ITEMS),                                     \
+       TW_IB(SID) | TW_IB(EP) | TW_IB(H) | TW_IB(A) | TW_IB(NX))             \
+    XX(16, RELEASE, TW_B2W, TW_FB(ITEMS), TW_IB(SID) | TW_IB(EP))            \
+    XX(17, CONTROL, TW_B2W, TW_FB(ITEMS), TW_IB(SID) | TW_IB(EP) | TW_IB(EV)) \
+    XX(18, N2S, TW_B2W, TW_FB(ITEMS),                                        \
+       TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
+    XX(19, STATION, TW_W2B | TW_C2B, 0, TW_IB(SID) | TW_IB(EV))              \
+    XX(20, S2N, TW_W2B, TW_FB(ITEMS),                                        \
+       TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))
 
 typedef enum {
     TW_CMD_NONE = 0,
