@@ -48,9 +48,20 @@ s_choice_ok(const char *choices, const char *v)
     return 0;
 }
 
+static void
+s_list_clear(tw_strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        tw_free(l->v[i]);
+    }
+    tw_free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 static int
-s_apply(const tw_cfg_opt_t *o, void *target, const char *value, char *err,
-        size_t errlen)
+s_apply_as(const tw_cfg_opt_t *o, void *target, const char *value,
+           int is_default, char *err, size_t errlen)
 {
     void *f = s_field(target, o);
     switch (o->type) {
@@ -99,12 +110,23 @@ s_apply(const tw_cfg_opt_t *o, void *target, const char *value, char *err,
     }
     case TW_CFG_LIST: {
         tw_strlist_t *l = f;
+        if (l->from_default && !is_default) {
+            s_list_clear(l);
+        }
+        l->from_default = is_default;
         l->v = tw_realloc(l->v, (l->n + 1) * sizeof *l->v);
         l->v[l->n++] = tw_strdup(value);
         return 0;
     }
     }
     return TW_EINVAL;
+}
+
+static int
+s_apply(const tw_cfg_opt_t *o, void *target, const char *value, char *err,
+        size_t errlen)
+{
+    return s_apply_as(o, target, value, 0, err, errlen);
 }
 
 int
@@ -171,7 +193,7 @@ s_defaults(const tw_cfg_opt_t *table, void *target)
     char ignore[16];
     for (const tw_cfg_opt_t *o = table; o->name; o++) {
         if (o->dflt) {
-            s_apply(o, target, o->dflt, ignore, sizeof ignore);
+            s_apply_as(o, target, o->dflt, 1, ignore, sizeof ignore);
         }
     }
 }
@@ -214,6 +236,10 @@ tw_cfg_parse(const tw_cfg_opt_t *table, void *target, int argc, char **argv,
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         if (nlen == 6 && !memcmp(name, "config", 6)) {
+            if (!eq && i + 1 >= argc) {
+                snprintf(err, errlen, "option '--config' needs a value");
+                return TW_EINVAL;
+            }
             i += eq ? 0 : 1;
             continue;
         }
@@ -315,13 +341,7 @@ tw_cfg_free(const tw_cfg_opt_t *table, void *target)
             tw_free(*(char **)f);
             *(char **)f = NULL;
         } else if (o->type == TW_CFG_LIST) {
-            tw_strlist_t *l = f;
-            for (size_t i = 0; i < l->n; i++) {
-                tw_free(l->v[i]);
-            }
-            tw_free(l->v);
-            l->v = NULL;
-            l->n = 0;
+            s_list_clear(f);
         }
     }
 }

@@ -26,6 +26,8 @@ typedef enum {
 typedef struct {
     char **v;
     size_t n;
+    int from_default; /* the values are the table's default: the first
+                         explicit value replaces them */
 } tw_strlist_t;
 
 typedef struct {

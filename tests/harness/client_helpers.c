@@ -1,0 +1,182 @@
+/*  tests/harness/client_helpers.c - see client_helpers.h. */
+#include "tests/harness/client_helpers.h"
+#include "tests/harness/harness.h"
+#include "common/idmap.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+
+/* Per seq: the task id, or UINT64_MAX if refused; arrival flags. */
+static tw_idmap_t s_ids;
+static tw_idmap_t s_arrived;
+
+int
+tw_h_wait_workers(const char *frontend, int n, int timeout_ms)
+{
+    tw_client_t *c = tw_client_new(frontend);
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    int rc = TW_ETIMEDOUT;
+    while (tw_h_now_ms() < end) {
+        void *data = NULL;
+        size_t len = 0;
+        if (tw_client_query(c, "workers", 1000, &data, &len) == 0) {
+            msgpack_unpacked up;
+            msgpack_unpacked_init(&up);
+            int have = -1;
+            if (msgpack_unpack_next(&up, data, len, NULL) ==
+                    MSGPACK_UNPACK_SUCCESS &&
+                up.data.type == MSGPACK_OBJECT_ARRAY) {
+                have = (int)up.data.via.array.size;
+            }
+            msgpack_unpacked_destroy(&up);
+            free(data);
+            if (have >= n) {
+                rc = 0;
+                break;
+            }
+        }
+        tw_h_sleep_ms(50);
+    }
+    tw_client_destroy(&c);
+    return rc;
+}
+
+int
+tw_h_status_field(tw_client_t *c, const char *key, long long *out)
+{
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_query(c, "status", 5000, &data, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = TW_ENOENT;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, data, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+            msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR &&
+                kv->key.via.str.size == strlen(key) &&
+                memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0 &&
+                kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                *out = (long long)kv->val.via.u64;
+                rc = 0;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return rc;
+}
+
+static void
+s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+    tw_idmap_put(&s_ids, seq, (void *)(uintptr_t)(err ? UINT64_MAX : id));
+}
+
+static void
+s_on_result(void *arg, const tw_result_t *r)
+{
+    (void)arg;
+    if (r->seq) {
+        tw_idmap_put(&s_arrived, r->seq, (void *)(uintptr_t)1);
+    }
+}
+
+void
+tw_h_track_results(tw_client_t *c)
+{
+    tw_client_on_ack(c, s_on_ack, NULL);
+    tw_client_on_result(c, s_on_result, NULL);
+}
+
+uint64_t
+tw_h_wait_acked(tw_client_t *c, uint64_t seq, int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    void *v;
+    while (!(v = tw_idmap_get(&s_ids, seq)) && tw_h_now_ms() < end) {
+        tw_client_poll(c, 50);
+    }
+    TW_H_ASSERT_MSG(v, "submission %llu was not acknowledged",
+                    (unsigned long long)seq);
+    TW_H_ASSERT_MSG((uintptr_t)v != UINT64_MAX,
+                    "submission %llu was refused", (unsigned long long)seq);
+    return (uint64_t)(uintptr_t)v;
+}
+
+int
+tw_h_last_result(tw_client_t *c, uint64_t seq, tw_result_t **out)
+{
+    uint64_t end = tw_h_now_ms() + 10000;
+    while (!tw_idmap_get(&s_arrived, seq) && tw_h_now_ms() < end) {
+        tw_client_poll(c, 50);
+    }
+    if (!tw_idmap_get(&s_arrived, seq)) {
+        return TW_ETIMEDOUT;
+    }
+    uint64_t id = tw_h_wait_acked(c, seq, 1000);
+    return tw_client_result(c, id, 5000, out);
+}
+
+int
+tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_h_now_ms() < end) {
+        tw_result_t *r = NULL;
+        if (tw_client_result(c, id, 1000, &r) == 0) {
+            int st = r->state;
+            tw_result_free(&r);
+            if (st == state) {
+                return 0;
+            }
+        }
+        tw_h_sleep_ms(20);
+    }
+    return TW_ETIMEDOUT;
+}
+
+long long
+tw_h_result_int(const tw_result_t *r)
+{
+    long long v = -1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        if (up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            v = (long long)up.data.via.u64;
+        } else if (up.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            v = up.data.via.i64;
+        } else if (up.data.type == MSGPACK_OBJECT_FLOAT64 ||
+                   up.data.type == MSGPACK_OBJECT_FLOAT32) {
+            v = (long long)up.data.via.f64;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return v;
+}
+
+const char *
+tw_h_result_str(const tw_result_t *r)
+{
+    static char buf[4096];
+    buf[0] = '\0';
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
+            MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_STR &&
+        up.data.via.str.size < sizeof buf) {
+        memcpy(buf, up.data.via.str.ptr, up.data.via.str.size);
+        buf[up.data.via.str.size] = '\0';
+    }
+    msgpack_unpacked_destroy(&up);
+    return buf;
+}

@@ -1,0 +1,117 @@
+/*  tests/integration/06-cli.c - the taskwheel CLI against a real cluster.
+ *
+ *  Exit codes are the contract (0 ok, 1 the operation failed, 2 usage,
+ *  3 broker unreachable), and each failure is one clear line. Checked:
+ *  submit --wait with --json prints the result; a failing task exits 1;
+ *  an unknown handler exits 1 naming the handler; malformed ARGS-JSON and
+ *  an unknown flag exit 2; a broker nobody listens for exits 3; workers,
+ *  status and result answer; events prints task events as JSON lines.
+ */
+#include "tests/harness/harness.h"
+#include "tests/harness/client_helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int s_n;
+
+/* Run the CLI with `args` (NULL-terminated, after the program name and
+ * --broker/--status); return its exit code; *log_pid gets its pid. */
+static int
+s_cli(const tw_h_broker_t *b, const char *frontend, const char *const *args,
+      pid_t *log_pid)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = tw_h_cli_bin();
+    argv[n++] = "--broker";
+    argv[n++] = frontend;
+    argv[n++] = "--status";
+    argv[n++] = b->status;
+    argv[n++] = "--timeout-ms";
+    argv[n++] = "1500";
+    for (int i = 0; args[i] && n < 31; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    char logname[64];
+    snprintf(logname, sizeof logname, "cli.%d.log", ++s_n);
+    pid_t pid = tw_h_spawn_log(argv, logname);
+    TW_H_ASSERT(pid > 0);
+    *log_pid = pid;
+    int rc = tw_h_wait_exit(pid, 20000);
+    TW_H_ASSERT_MSG(rc >= 0, "the CLI finished (%d)", rc);
+    return rc;
+}
+
+#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+int
+main(void)
+{
+    tw_h_init("06-cli");
+    tw_h_broker_t b;
+    TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
+    TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
+    TW_H_ASSERT(tw_h_start_worker(&b, 2, NULL) > 0);
+    TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 1, 10000));
+    pid_t p;
+
+    /* events runs in the background while the rest happens. */
+    const char *ev[] = {tw_h_cli_bin(), "--status", b.status, "--json",
+                        "events", "task.", "--for", "6", NULL};
+    pid_t events = tw_h_spawn_log(ev, "events.log");
+    tw_h_sleep_ms(500);
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("--json", "submit", "echo",
+                                "{\"answer\": [4, 2]}", "--wait"),
+                         &p),
+                   0);
+    TW_H_ASSERT(tw_h_log_contains(p, "\"answer\""));
+    TW_H_ASSERT(tw_h_log_contains(p, "4, 2") || tw_h_log_contains(p, "4,2"));
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("submit", "fail", "\"on purpose\"", "--wait"),
+                         &p),
+                   1);
+    TW_H_ASSERT(tw_h_log_contains(p, "on purpose"));
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("submit", "no-such-handler", "1"), &p),
+                   1);
+    TW_H_ASSERT(tw_h_log_contains(p, "no-such-handler"));
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("submit", "echo", "{not json"), &p),
+                   2);
+    TW_H_ASSERT(tw_h_log_contains(p, "JSON"));
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend, S_ARGS("submit", "--bogus-flag"),
+                         &p),
+                   2);
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend, S_ARGS("no-such-command"), &p), 2);
+
+    char nobody[64];
+    snprintf(nobody, sizeof nobody, "tcp://127.0.0.1:%d", tw_h_free_port());
+    TW_H_ASSERT_EQ(s_cli(&b, nobody, S_ARGS("submit", "echo", "1"), &p), 3);
+    TW_H_ASSERT(tw_h_log_contains(p, "unreachable"));
+
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend, S_ARGS("--json", "workers"), &p),
+                   0);
+    TW_H_ASSERT(tw_h_log_contains(p, "\"slots\""));
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend, S_ARGS("status"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "workers"));
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend, S_ARGS("--json", "result", "1"), &p),
+                   0);
+    TW_H_ASSERT(tw_h_log_contains(p, "answer"));
+
+    int erc = tw_h_wait_exit(events, 15000);
+    TW_H_ASSERT_EQ(erc, 0);
+    TW_H_ASSERT(tw_h_log_contains(events, "\"task.done\""));
+    TW_H_ASSERT(tw_h_log_contains(events, "\"task.submitted\""));
+
+    TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
+    printf("06-cli: ok\n");
+    return 0;
+}
