@@ -98,6 +98,8 @@ tw_handlers_add(tw_handlers_t *reg, const tw_handler_def_t *def)
     h->run = def->run;
     h->cancel = def->cancel;
     h->udata = def->udata;
+    h->n2s = def->n2s;
+    h->end = def->end;
     return 0;
 }
 

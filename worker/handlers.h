@@ -41,6 +41,8 @@ typedef struct {
     tw_handler_run_fn run;
     tw_handler_cancel_fn cancel;
     void *udata;
+    tw_handler_n2s_fn n2s; /* stations only; may be NULL */
+    tw_handler_end_fn end; /* stations only; may be NULL */
 } tw_handler_t;
 
 typedef struct {
@@ -78,6 +80,20 @@ void tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl);
  * (worker/handlers/builtin.c). Returns 0 or tw_handlers_add's error. */
 int tw_handlers_add_builtin(tw_handlers_t *reg);
 
+/* Register the station built-ins (worker/handlers/builtin.c): "incr"
+ * (a number n -> n + 1), "mirror" (returns its input; as a station every
+ * n2s message comes back as s2n, in order) and "ticker" (returns its
+ * input; as a station each iteration emits s2n {"it": <iteration>}). */
+int tw_handlers_add_station_builtins(tw_handlers_t *reg);
+
+/* Register "stream" (worker/handlers/stream.c): a program whose stdout
+ * lines are s2n messages and whose stdin receives n2s messages, one child
+ * per station iteration (exit 0 returns the iteration's arguments, so the
+ * next one runs the program again); as a plain task it runs the program
+ * once and returns its stdout lines, failing past `stdout_max` bytes. The
+ * process must ignore SIGPIPE. */
+int tw_handlers_add_stream(tw_handlers_t *reg, size_t stdout_max);
+
 /* Register "exec" (worker/handlers/exec.c): a program per call; output
  * beyond `stdout_max` bytes fails the task. The process must ignore
  * SIGPIPE, since a child may close its stdin before reading it all. */
@@ -97,6 +113,7 @@ struct tw_call {
     tw_call_done_cb done;
     const tw_handler_t *h;
     uint64_t id;
+    tw_station_t *station; /* set by the taskloop for its iterations */
     char *args; /* a copy of the task's arguments; grows, never shrinks */
     size_t alen, acap;
     void *data; /* the handler's, reset at each start */

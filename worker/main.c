@@ -57,7 +57,7 @@ static const tw_cfg_opt_t s_opts[] = {
           NULL, "ms running tasks get to finish after SIGTERM"),
     S_OPT("exec-stdout-max", TW_CFG_INT, 0, 1LL << 30, "16777216",
           exec_stdout_max, NULL,
-          "bytes of output an exec task may produce"),
+          "bytes of output an exec (or stream) task may produce"),
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -113,7 +113,9 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     tw_handlers_t reg;
     tw_handlers_init(&reg);
     tw_handlers_add_builtin(&reg);
+    tw_handlers_add_station_builtins(&reg);
     tw_handlers_add_exec(&reg, (size_t)cfg->exec_stdout_max);
+    tw_handlers_add_stream(&reg, (size_t)cfg->exec_stdout_max);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < cfg->plugin.n; i++) {
         rc = tw_plugin_load(&reg, cfg->plugin.v[i], err, sizeof err);

@@ -15,7 +15,7 @@
 
 #include <stdio.h>
 
-enum { S_FREE, S_BUSY, S_ENDED };
+enum { S_FREE, S_BUSY, S_ENDED, S_HELD };
 
 typedef struct {
     tw_call_t call; /* first: the call's owner is the slot */
@@ -223,6 +223,27 @@ tw_slots_orphan_all(tw_slots_t *s)
             tw_call_cancel(&slot->call);
         }
     }
+}
+
+int
+tw_slots_hold(tw_slots_t *s)
+{
+    if (s->nfree == 0) {
+        return TW_EFULL;
+    }
+    unsigned idx = s->free[--s->nfree];
+    s->v[idx].state = S_HELD;
+    return (int)idx;
+}
+
+void
+tw_slots_unhold(tw_slots_t *s, int idx)
+{
+    if (idx < 0 || (unsigned)idx >= s->n || s->v[idx].state != S_HELD) {
+        tw_warn("worker.slots", "slot %d was not held", idx);
+        return;
+    }
+    s_release(s, &s->v[idx]);
 }
 
 unsigned

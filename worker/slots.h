@@ -16,8 +16,9 @@
  *            ENDED -----------------------------------------'
  *
  *  ENDED slots are still occupied: their credit comes back only when the
- *  handler has really stopped, so capacity is never overstated. Loop
- *  thread only.
+ *  handler has really stopped, so capacity is never overstated. A slot
+ *  can also be HELD by a station from ASSIGN until it leaves; the table
+ *  only counts it. Loop thread only.
  */
 #ifndef TW_SLOTS_H
 #define TW_SLOTS_H
@@ -75,6 +76,15 @@ int tw_slots_cancel(tw_slots_t *s, uint64_t id, int st);
 /* Cancel every running task without reporting outcomes (the broker has
  * requeued them); slots still return credit as they free. */
 void tw_slots_orphan_all(tw_slots_t *s);
+
+/* Take a free slot for a station (worker/taskloop.h runs it with a call of
+ * its own): it counts as busy, reports nothing, and is skipped by
+ * tw_slots_orphan_all. Returns the slot's index, or TW_EFULL. */
+int tw_slots_hold(tw_slots_t *s);
+
+/* Give back a slot taken by tw_slots_hold (nothing is reported: the
+ * caller returns the credit). */
+void tw_slots_unhold(tw_slots_t *s, int idx);
 
 /* Slots free now. */
 unsigned tw_slots_free_count(const tw_slots_t *s);

@@ -6,7 +6,17 @@
  *  count is patched at flush time, followed by the items themselves. So an
  *  outcome costs a few msgpack writes into a buffer and nothing else; a
  *  flush patches five bytes, appends "credit", and hands the buffer to
- *  ZeroMQ without a copy.
+ *  ZeroMQ without a copy. Station reports (STATION) and channel data (S2N)
+ *  are batched the same way, and a flush sends S2N, then STATION (with the
+ *  credit of stations that left), then DONE, so a station's last messages
+ *  reach the broker before its end.
+ *
+ *  Stations run in the taskloop engine (taskloop.h). This file is its
+ *  edge: a uv_idle runs the engine while stations are ready, a uv_timer
+ *  wakes it for the next deadline, a uv_async for messages emitted on pool
+ *  threads, and a uv_timer sends the coalesced checkpoint reports at most
+ *  every S_CKPT_MS. A station holds one slot of the slot table from
+ *  ASSIGN until the engine says it left.
  *
  *  Shutdown is a chain of asynchronous closes; s_shutdown_step() is called
  *  after each link and does the next one: close the socket watcher, wait
@@ -21,7 +31,9 @@
 #include "common/zwatch.h"
 #include "proto/proto.h"
 #include "worker/slots.h"
+#include "worker/taskloop.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,6 +52,17 @@
 #define S_STOP_GRACE 1000           /* ms for cancelled tasks to wind up */
 #define S_LINGER_DRAIN 1000         /* ms to deliver the final DONE, BYE */
 #define S_LINGER_ABORT 100
+#define S_CKPT_MS 100               /* checkpoint reports, at most every */
+#define S_S2N_PENDING_MAX (64u << 20) /* unsent s2n bytes before dropping */
+
+/* A batch body {"items": [...], "credit"?: n} under construction: the map
+ * header says two entries and becomes one if no credit is added; the
+ * array32 count is patched when the batch is sent. */
+typedef struct {
+    tw_enc_t enc;
+    size_t count_off;
+    uint32_t n;
+} s_batch_t;
 
 enum { S_DOWN, S_HELLO, S_READY };
 
@@ -71,9 +94,9 @@ struct tw_worker {
     uv_check_t flush;   /* runs while outcomes wait to be sent */
     int flush_on;
 
-    tw_enc_t done; /* the pending DONE body */
-    size_t done_count_off;
-    uint32_t ndone;
+    s_batch_t done; /* the pending DONE body */
+    s_batch_t sta;  /* the pending STATION body */
+    s_batch_t s2n;  /* the pending S2N body */
     uint64_t credit; /* slots freed since the last report */
     zmq_msg_t stalled[2];
     int has_stalled;
@@ -81,6 +104,15 @@ struct tw_worker {
     int draining, stopping, grace_over, stuck, exit_code;
     int slots_closing, handles_closing, handles_open;
     uint64_t tasks_run;
+
+    tw_taskloop_t *tl;
+    uv_idle_t tl_idle;   /* runs the engine while stations are ready */
+    uv_timer_t tl_timer; /* the engine's next deadline */
+    uv_async_t tl_async; /* emits from pool threads */
+    uv_timer_t ckpt;     /* coalesced checkpoint reports */
+    int tl_idle_on;
+    uint64_t ck_last;
+    uint64_t stale, s2n_dropped, refused;
 };
 
 /* Small helpers ---------------------------------------------------------- */
@@ -219,18 +251,45 @@ s_send_ready(tw_worker_t *w, uint64_t credit)
 
 /* Pending outcomes -------------------------------------------------------- */
 
-/* Start an empty DONE body: {"items": [ (count patched later) */
+/* Start an empty batch body: {"items": [ (count patched later) */
 static void
-s_done_reset(tw_worker_t *w)
+s_batch_reset(s_batch_t *b)
 {
     static const char map2 = (char)0x82;
     static const char arr32[5] = {(char)0xdd, 0, 0, 0, 0};
-    w->done.sb.size = 0;
-    msgpack_sbuffer_write(&w->done.sb, &map2, 1);
-    tw_enc_key(&w->done, TW_F_ITEMS);
-    w->done_count_off = w->done.sb.size;
-    msgpack_sbuffer_write(&w->done.sb, arr32, sizeof arr32);
-    w->ndone = 0;
+    b->enc.sb.size = 0;
+    msgpack_sbuffer_write(&b->enc.sb, &map2, 1);
+    tw_enc_key(&b->enc, TW_F_ITEMS);
+    b->count_off = b->enc.sb.size;
+    msgpack_sbuffer_write(&b->enc.sb, arr32, sizeof arr32);
+    b->n = 0;
+}
+
+static void
+s_batch_init(s_batch_t *b)
+{
+    tw_enc_init(&b->enc);
+    s_batch_reset(b);
+}
+
+/* Close the batch (count, credit if any) into frames; the batch is left
+ * empty. */
+static void
+s_batch_frames(s_batch_t *b, tw_cmd_t cmd, uint64_t credit, zmq_msg_t f[2])
+{
+    char *p = b->enc.sb.data + b->count_off + 1;
+    p[0] = (char)(b->n >> 24);
+    p[1] = (char)(b->n >> 16);
+    p[2] = (char)(b->n >> 8);
+    p[3] = (char)b->n;
+    if (credit) {
+        tw_enc_key(&b->enc, TW_F_CREDIT);
+        tw_enc_uint(&b->enc, credit);
+    } else {
+        b->enc.sb.data[0] = (char)0x81;
+    }
+    tw_enc_frames(&b->enc, cmd, f);
+    s_batch_reset(b);
 }
 
 static void s_flush_cb(uv_check_t *h);
@@ -262,8 +321,33 @@ s_discard(tw_worker_t *w)
         zmq_msg_close(&w->stalled[1]);
         w->has_stalled = 0;
     }
-    s_done_reset(w);
+    s_batch_reset(&w->done);
+    s_batch_reset(&w->sta);
+    s_batch_reset(&w->s2n);
     w->credit = 0;
+}
+
+/* Send a batch; a message ZeroMQ refuses for now is kept as the stalled
+ * one. Returns 0, or TW_EAGAIN when it stalled. */
+static int
+s_send_batch(tw_worker_t *w, s_batch_t *b, tw_cmd_t cmd, uint64_t credit)
+{
+    zmq_msg_t f[2];
+    s_batch_frames(b, cmd, credit, f);
+    int rc = s_send(w, f);
+    if (rc == TW_EAGAIN) {
+        w->stalled[0] = f[0];
+        w->stalled[1] = f[1];
+        w->has_stalled = 1;
+        return rc;
+    }
+    if (rc != 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        tw_warn("worker.send", "%s not sent: %s", tw_proto_cmd_name(cmd),
+                tw_strerror(rc));
+    }
+    return 0;
 }
 
 /* Send what is pending: a DONE with the items and the credit, or a READY
@@ -278,39 +362,30 @@ s_flush(tw_worker_t *w)
         }
         w->has_stalled = 0;
     }
-    if (w->state != S_READY || (w->ndone == 0 && w->credit == 0)) {
+    if (w->state != S_READY) {
         return;
     }
-    if (w->ndone == 0) {
+    if (w->s2n.n && s_send_batch(w, &w->s2n, TW_CMD_S2N, 0) != 0) {
+        return;
+    }
+    if (w->sta.n) {
+        uint64_t credit = w->credit;
+        w->credit = 0;
+        if (s_send_batch(w, &w->sta, TW_CMD_STATION, credit) != 0) {
+            return;
+        }
+    }
+    if (w->done.n == 0 && w->credit == 0) {
+        return;
+    }
+    if (w->done.n == 0) {
         s_send_ready(w, w->credit);
         w->credit = 0;
         return;
     }
-    char *p = w->done.sb.data + w->done_count_off + 1;
-    p[0] = (char)(w->ndone >> 24);
-    p[1] = (char)(w->ndone >> 16);
-    p[2] = (char)(w->ndone >> 8);
-    p[3] = (char)w->ndone;
-    if (w->credit) {
-        tw_enc_key(&w->done, TW_F_CREDIT);
-        tw_enc_uint(&w->done, w->credit);
-    } else {
-        w->done.sb.data[0] = (char)0x81;
-    }
+    uint64_t credit = w->credit;
     w->credit = 0;
-    zmq_msg_t f[2];
-    tw_enc_frames(&w->done, TW_CMD_DONE, f);
-    s_done_reset(w);
-    int rc = s_send(w, f);
-    if (rc == TW_EAGAIN) {
-        w->stalled[0] = f[0];
-        w->stalled[1] = f[1];
-        w->has_stalled = 1;
-    } else if (rc != 0) {
-        zmq_msg_close(&f[0]);
-        zmq_msg_close(&f[1]);
-        tw_warn("worker.send", "DONE not sent: %s", tw_strerror(rc));
-    }
+    s_send_batch(w, &w->done, TW_CMD_DONE, credit);
 }
 
 static void
@@ -327,10 +402,10 @@ s_append(tw_worker_t *w, const tw_outcome_t *o)
     }
     size_t elen = st == TW_ST_ERROR ? strlen(err ? err : "") : 0;
     size_t est = (st == TW_ST_OK ? o->rlen : elen) + 32;
-    if (w->ndone && tw_enc_size(&w->done) + est > S_FLUSH_BYTES) {
+    if (w->done.n && tw_enc_size(&w->done.enc) + est > S_FLUSH_BYTES) {
         s_flush(w);
     }
-    tw_enc_t *e = &w->done;
+    tw_enc_t *e = &w->done.enc;
     int extra = st == TW_ST_OK || st == TW_ST_ERROR;
     tw_enc_map(e, 2 + extra);
     tw_enc_ikey(e, TW_I_ID);
@@ -349,7 +424,7 @@ s_append(tw_worker_t *w, const tw_outcome_t *o)
         tw_enc_ikey(e, TW_I_ERR);
         tw_enc_str(e, err ? err : "", elen);
     }
-    w->ndone++;
+    w->done.n++;
 }
 
 /* The slot table's callback: every outcome and every freed slot. */
@@ -370,6 +445,215 @@ s_on_outcome(void *udata, const tw_outcome_t *o)
         s_append(w, o);
     }
     s_flush_arm(w);
+}
+
+/* Stations: reports and the engine's edge --------------------------------- */
+
+/* Append a STATION item {sid, ep, ev, it, ck?, err?}. */
+static void
+s_station_item(tw_worker_t *w, const char *sid, size_t sidlen, uint64_t ep,
+               const char *ev, uint64_t it, const void *ck, size_t cklen,
+               const char *err)
+{
+    if (w->sta.n && tw_enc_size(&w->sta.enc) + cklen + sidlen + 64 >
+                        S_FLUSH_BYTES) {
+        s_flush(w);
+    }
+    tw_enc_t *e = &w->sta.enc;
+    tw_enc_map(e, 4 + (ck != NULL) + (err != NULL));
+    tw_enc_ikey(e, TW_I_SID);
+    tw_enc_str(e, sid, sidlen);
+    tw_enc_ikey(e, TW_I_EP);
+    tw_enc_uint(e, ep);
+    tw_enc_ikey(e, TW_I_EV);
+    tw_enc_cstr(e, ev);
+    tw_enc_ikey(e, TW_I_IT);
+    tw_enc_uint(e, it);
+    if (ck) {
+        tw_enc_ikey(e, TW_I_CK);
+        tw_enc_bin(e, ck, cklen);
+    }
+    if (err) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_cstr(e, err);
+    }
+    w->sta.n++;
+    s_flush_arm(w);
+}
+
+/* A report about a live station: its sid, ep, it and checkpoint now. */
+static void
+s_station_report(tw_worker_t *w, tw_station_t *st, const char *ev,
+                 const char *err)
+{
+    size_t sidlen, cklen;
+    const char *sid = tw_station_sid(st, &sidlen);
+    const void *ck = tw_station_ck(st, &cklen);
+    s_station_item(w, sid, sidlen, tw_station_ep(st), ev,
+                   tw_station_done_count(st), ck, cklen, err);
+}
+
+static void
+s_tl_event(void *udata, tw_station_t *st, int ev, const char *err)
+{
+    tw_worker_t *w = udata;
+    if (w->state == S_READY) {
+        s_station_report(w, st, tw_sev_name(ev), err);
+    }
+}
+
+static void
+s_ckpt_item(void *arg, tw_station_t *st)
+{
+    s_station_report(arg, st, tw_sev_name(TW_SEV_ITERATION), NULL);
+}
+
+static void
+s_ckpt_drop(void *arg, tw_station_t *st)
+{
+    (void)arg;
+    (void)st;
+}
+
+static void
+s_ckpt_cb(uv_timer_t *t)
+{
+    tw_worker_t *w = t->data;
+    w->ck_last = uv_now(w->loop);
+    if (!w->tl) {
+        return;
+    }
+    tw_taskloop_take_dirty(w->tl, w->state == S_READY ? s_ckpt_item
+                                                      : s_ckpt_drop,
+                           w);
+}
+
+/* A checkpoint moved: report it when S_CKPT_MS have passed since the
+ * last checkpoint reports. */
+static void
+s_tl_dirty(void *udata)
+{
+    tw_worker_t *w = udata;
+    if (w->handles_closing || uv_is_active((uv_handle_t *)&w->ckpt)) {
+        return;
+    }
+    uint64_t now = uv_now(w->loop);
+    uint64_t due = w->ck_last + S_CKPT_MS;
+    uv_timer_start(&w->ckpt, s_ckpt_cb, due > now ? due - now : 0, 0);
+}
+
+static void
+s_tl_s2n(void *udata, tw_station_t *st, uint64_t seq, const void *d,
+         size_t len)
+{
+    tw_worker_t *w = udata;
+    if (w->state != S_READY) {
+        return;
+    }
+    if (tw_enc_size(&w->s2n.enc) + len > S_S2N_PENDING_MAX) {
+        if (w->s2n_dropped++ % 1000 == 0) {
+            tw_warn("worker.s2n", "broker not keeping up: s2n message "
+                    "dropped (%llu so far)",
+                    (unsigned long long)w->s2n_dropped);
+        }
+        return;
+    }
+    size_t sidlen;
+    const char *sid = tw_station_sid(st, &sidlen);
+    tw_enc_t *e = &w->s2n.enc;
+    tw_enc_map(e, 4);
+    tw_enc_ikey(e, TW_I_SID);
+    tw_enc_str(e, sid, sidlen);
+    tw_enc_ikey(e, TW_I_EP);
+    tw_enc_uint(e, tw_station_ep(st));
+    tw_enc_ikey(e, TW_I_SEQ);
+    tw_enc_uint(e, seq);
+    tw_enc_ikey(e, TW_I_D);
+    tw_enc_bin(e, d, len);
+    w->s2n.n++;
+    if (tw_enc_size(e) > S_FLUSH_BYTES) {
+        s_flush(w);
+    }
+    s_flush_arm(w);
+}
+
+/* The station's slot is free again: like a task's, its credit goes back
+ * to the broker unless the worker is on its way out. */
+static void
+s_tl_left(void *udata, tw_station_t *st)
+{
+    tw_worker_t *w = udata;
+    if (w->slots) {
+        tw_slots_unhold(w->slots, tw_station_slot(st));
+    }
+    if (w->draining || w->stopping) {
+        s_flush_arm(w); /* the check notices when the last one leaves */
+    }
+    if (w->state != S_READY || w->stopping || w->draining) {
+        return;
+    }
+    w->credit++;
+    s_flush_arm(w);
+}
+
+static void s_tl_idle_cb(uv_idle_t *h);
+static void s_tl_timer_cb(uv_timer_t *t);
+
+static void
+s_tl_wake(void *udata)
+{
+    tw_worker_t *w = udata;
+    if (!w->tl_idle_on && !w->handles_closing) {
+        w->tl_idle_on = 1;
+        uv_idle_start(&w->tl_idle, s_tl_idle_cb);
+    }
+}
+
+static void
+s_tl_async(void *udata)
+{
+    tw_worker_t *w = udata;
+    uv_async_send(&w->tl_async);
+}
+
+static void
+s_tl_run(tw_worker_t *w)
+{
+    if (!w->tl) {
+        return; /* shutting down */
+    }
+    int64_t d = tw_taskloop_run(w->tl, uv_now(w->loop));
+    if (d == 0) {
+        s_tl_wake(w);
+        return;
+    }
+    if (w->tl_idle_on) {
+        w->tl_idle_on = 0;
+        uv_idle_stop(&w->tl_idle);
+    }
+    if (d > 0 && !w->handles_closing) {
+        uv_timer_start(&w->tl_timer, s_tl_timer_cb, (uint64_t)d, 0);
+    } else if (d < 0) {
+        uv_timer_stop(&w->tl_timer);
+    }
+}
+
+static void
+s_tl_idle_cb(uv_idle_t *h)
+{
+    s_tl_run(h->data);
+}
+
+static void
+s_tl_timer_cb(uv_timer_t *t)
+{
+    s_tl_run(t->data);
+}
+
+static void
+s_tl_async_cb(uv_async_t *a)
+{
+    s_tl_wake(a->data);
 }
 
 /* Connection ------------------------------------------------------------- */
@@ -500,6 +784,7 @@ s_lost(tw_worker_t *w, const char *why)
     }
     w->failures++;
     tw_slots_orphan_all(w->slots);
+    tw_taskloop_drop_all(w->tl);
     s_discard(w);
     w->state = S_DOWN;
     uv_timer_stop(&w->tick);
@@ -517,6 +802,7 @@ s_rehello(tw_worker_t *w)
     tw_notice("worker.rehello", "broker does not know this worker; "
                                 "sending HELLO again");
     tw_slots_orphan_all(w->slots);
+    tw_taskloop_drop_all(w->tl);
     s_discard(w);
     w->state = S_HELLO;
     s_send_hello(w);
@@ -609,6 +895,177 @@ s_on_cancel(tw_worker_t *w, const tw_msg_t *m)
     }
 }
 
+/* Refuse an ASSIGN item: report it failed at once, keeping its payload
+ * as the checkpoint; `credit` 1 when no slot was taken for it. */
+static void
+s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
+         ...) __attribute__((format(printf, 4, 5)));
+
+static void
+s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
+         ...)
+{
+    char err[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, sizeof err, fmt, ap);
+    va_end(ap);
+    size_t sidlen, cklen;
+    const char *sid = tw_item_str(it, TW_I_SID, &sidlen);
+    const void *ck = tw_item_bin(it, TW_I_CK, &cklen);
+    if (!ck) {
+        ck = tw_item_bin(it, TW_I_A, &cklen);
+    }
+    tw_warn("worker.assign", "station '%.*s' refused: %s", (int)sidlen, sid,
+            err);
+    w->refused++;
+    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0),
+                   tw_sev_name(TW_SEV_FAILED), tw_item_uint(it, TW_I_IT, 0),
+                   ck, cklen, err);
+    w->credit += (uint64_t)credit;
+}
+
+/* The held station an item names, or NULL when there is none or the
+ * item's epoch is not the station's (stale: ignored and counted). */
+static tw_station_t *
+s_item_station(tw_worker_t *w, const tw_item_t *it, const char *what)
+{
+    size_t sidlen;
+    const char *sid = tw_item_str(it, TW_I_SID, &sidlen);
+    uint64_t ep = tw_item_uint(it, TW_I_EP, 0);
+    tw_station_t *st = tw_taskloop_find(w->tl, sid, sidlen);
+    if (!st || tw_station_ep(st) != ep) {
+        w->stale++;
+        tw_debug("worker.station", "%s for station '%.*s' epoch %llu "
+                 "ignored: %s", what, (int)sidlen, sid,
+                 (unsigned long long)ep,
+                 st ? "another epoch is held here" : "not held here");
+        return NULL;
+    }
+    return st;
+}
+
+static void
+s_on_assign(tw_worker_t *w, const tw_msg_t *m)
+{
+    if (w->state != S_READY || w->draining) {
+        tw_debug("worker.assign", "ignoring %zu station(s) (%s)", m->nitems,
+                 w->draining ? "draining" : "not registered");
+        return;
+    }
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        size_t sidlen, hlen, alen, cklen;
+        const char *sid = tw_item_str(it, TW_I_SID, &sidlen);
+        uint64_t ep = tw_item_uint(it, TW_I_EP, 0);
+        const char *h = tw_item_str(it, TW_I_H, &hlen);
+        const void *a = tw_item_bin(it, TW_I_A, &alen);
+        const void *ck = tw_item_bin(it, TW_I_CK, &cklen);
+        uint64_t nx = tw_item_uint(it, TW_I_NX, 0);
+        tw_station_t *old = tw_taskloop_find(w->tl, sid, sidlen);
+        if (old && tw_station_ep(old) >= ep) {
+            w->stale++;
+            tw_debug("worker.assign", "station '%.*s' epoch %llu ignored: "
+                     "epoch %llu is held here", (int)sidlen, sid,
+                     (unsigned long long)ep,
+                     (unsigned long long)tw_station_ep(old));
+            continue;
+        }
+        if (old) {
+            /* The broker moved on to a new epoch: the old instance ends
+             * silently and its slot's credit returns when it leaves. */
+            tw_taskloop_drop(w->tl, old);
+        }
+        const tw_handler_t *handler = tw_handlers_find(w->reg, h, hlen);
+        if (!handler) {
+            s_refuse(w, it, 1, "unknown handler '%.*s'",
+                     (int)(hlen > 128 ? 128 : hlen), h);
+            continue;
+        }
+        if (nx > TW_NEXT_HANDLER) {
+            s_refuse(w, it, 1, "unknown next mode %llu",
+                     (unsigned long long)nx);
+            continue;
+        }
+        int slot = tw_slots_hold(w->slots);
+        if (slot < 0) {
+            s_refuse(w, it, 0, "worker had no free slot (credit overrun)");
+            continue;
+        }
+        tw_station_def_t def = {
+            .sid = sid,
+            .sidlen = sidlen,
+            .ep = ep,
+            .h = handler,
+            .input = ck ? ck : a,
+            .ilen = ck ? cklen : alen,
+            .next = (int)nx,
+            .interval_ms = tw_item_uint(it, TW_I_IV, 0),
+            .timeout_ms = tw_item_uint(it, TW_I_TO, 0),
+            .paused = tw_item_uint(it, TW_I_PS, 0) != 0,
+            .it = tw_item_uint(it, TW_I_IT, 0),
+            .slot = slot,
+        };
+        int rc = tw_taskloop_add(w->tl, &def, NULL);
+        if (rc != 0) {
+            tw_slots_unhold(w->slots, slot);
+            s_refuse(w, it, 1, "cannot run the station: %s",
+                     tw_strerror(rc));
+        }
+    }
+}
+
+static void
+s_on_release(tw_worker_t *w, const tw_msg_t *m)
+{
+    for (size_t i = 0; i < m->nitems; i++) {
+        tw_station_t *st = s_item_station(w, &m->items[i], "RELEASE");
+        if (st) {
+            tw_taskloop_release(w->tl, st, 0);
+        }
+    }
+}
+
+static void
+s_on_control(tw_worker_t *w, const tw_msg_t *m)
+{
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        size_t len;
+        const char *ev = tw_item_str(it, TW_I_EV, &len);
+        int ctl = tw_ctl_parse(ev, len);
+        if (ctl < 0) {
+            tw_warn("worker.control", "unknown control '%.*s' ignored",
+                    (int)len, ev);
+            continue;
+        }
+        tw_station_t *st = s_item_station(w, it, "CONTROL");
+        if (st) {
+            tw_taskloop_control(w->tl, st, ctl);
+        }
+    }
+}
+
+static void
+s_on_n2s(tw_worker_t *w, const tw_msg_t *m)
+{
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        tw_station_t *st = s_item_station(w, it, "N2S");
+        if (!st) {
+            continue;
+        }
+        size_t len;
+        const void *d = tw_item_bin(it, TW_I_D, &len);
+        int rc = tw_taskloop_n2s(w->tl, st, tw_item_uint(it, TW_I_SEQ, 0), d,
+                                 len);
+        if (rc != 0) {
+            tw_debug("worker.n2s", "n2s message for '%s' dropped: %s",
+                     tw_station_id(st), tw_strerror(rc));
+        }
+    }
+}
+
 static void
 s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
@@ -644,6 +1101,24 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_CANCEL:
         s_on_cancel(w, &m);
+        break;
+    case TW_CMD_ASSIGN:
+        s_on_assign(w, &m);
+        break;
+    case TW_CMD_RELEASE:
+        if (w->state == S_READY) {
+            s_on_release(w, &m);
+        }
+        break;
+    case TW_CMD_CONTROL:
+        if (w->state == S_READY) {
+            s_on_control(w, &m);
+        }
+        break;
+    case TW_CMD_N2S:
+        if (w->state == S_READY) {
+            s_on_n2s(w, &m);
+        }
         break;
     case TW_CMD_ERROR: {
         int64_t code = tw_msg_int(&m, TW_F_CODE, 0);
@@ -733,13 +1208,15 @@ s_shutdown_step(tw_worker_t *w)
     }
     if (w->slots && tw_slots_busy(w->slots) > 0 && !w->grace_over) {
         if (!uv_is_active((uv_handle_t *)&w->drain)) {
-            tw_debug("worker.stop", "waiting for %u task(s) to stop",
+            tw_debug("worker.stop", "waiting for %u slot(s) to stop",
                      tw_slots_busy(w->slots));
             uv_timer_start(&w->drain, s_grace_cb, S_STOP_GRACE, 0);
         }
         return; /* the flush check calls again as tasks end */
     }
     if (w->slots && tw_slots_busy(w->slots) == 0) {
+        /* Every station has left: free them (their handlers' `end`). */
+        tw_taskloop_destroy(&w->tl);
         w->slots_closing = 1;
         tw_slots_close(w->slots, s_slots_closed, w);
         w->slots = NULL;
@@ -751,11 +1228,19 @@ s_shutdown_step(tw_worker_t *w)
     if (!w->handles_closing) {
         w->handles_closing = 1;
         w->flush_on = 0;
-        w->handles_open = 4;
+        w->tl_idle_on = 0;
+        if (w->tl) {
+            tw_taskloop_no_async(w->tl); /* stuck: keep off tl_async */
+        }
+        w->handles_open = 8;
         uv_close((uv_handle_t *)&w->tick, s_handle_closed);
         uv_close((uv_handle_t *)&w->backoff, s_handle_closed);
         uv_close((uv_handle_t *)&w->drain, s_handle_closed);
         uv_close((uv_handle_t *)&w->flush, s_handle_closed);
+        uv_close((uv_handle_t *)&w->tl_idle, s_handle_closed);
+        uv_close((uv_handle_t *)&w->tl_timer, s_handle_closed);
+        uv_close((uv_handle_t *)&w->tl_async, s_handle_closed);
+        uv_close((uv_handle_t *)&w->ckpt, s_handle_closed);
         return;
     }
     if (w->handles_open > 0 || !w->ctx) {
@@ -764,7 +1249,7 @@ s_shutdown_step(tw_worker_t *w)
     zmq_ctx_term(w->ctx);
     w->ctx = NULL;
     if (w->stuck) {
-        tw_warn("worker.stop", "%u task(s) did not stop",
+        tw_warn("worker.stop", "%u slot(s) did not stop",
                 tw_slots_busy(w->slots));
     }
     tw_notice("worker.stop", "stopped after %llu task(s)",
@@ -783,8 +1268,11 @@ s_stop(tw_worker_t *w, int code, uint64_t grace_ms)
     w->stopping = 1;
     w->exit_code = code;
     if (w->state == S_READY) {
-        /* Give the last DONE and the BYE a moment to leave; otherwise
-         * the socket holds at most a HELLO nobody is there to read. */
+        /* Stations still here go back to the broker with their
+         * checkpoints (S29), their iterations cancelled. Give the last
+         * reports and the BYE a moment to leave; otherwise the socket
+         * holds at most a HELLO nobody is there to read. */
+        tw_taskloop_release_all(w->tl, 0);
         s_flush(w);
         s_send_empty(w, TW_CMD_BYE);
         int linger = code ? S_LINGER_ABORT : S_LINGER_DRAIN;
@@ -792,10 +1280,12 @@ s_stop(tw_worker_t *w, int code, uint64_t grace_ms)
     }
     w->state = S_DOWN;
     tw_slots_orphan_all(w->slots);
+    tw_taskloop_drop_all(w->tl);
     s_discard(w);
     uv_timer_stop(&w->tick);
     uv_timer_stop(&w->backoff);
     uv_timer_stop(&w->drain);
+    uv_timer_stop(&w->ckpt);
     w->grace_over = grace_ms == 0;
     s_shutdown_step(w);
 }
@@ -804,7 +1294,7 @@ static void
 s_drain_timeout_cb(uv_timer_t *t)
 {
     tw_worker_t *w = t->data;
-    tw_warn("worker.drain", "drain timeout: cancelling %u running task(s)",
+    tw_warn("worker.drain", "drain timeout: cancelling %u busy slot(s)",
             tw_slots_busy(w->slots));
     s_stop(w, 0, S_STOP_GRACE);
 }
@@ -851,8 +1341,9 @@ tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
     w->backoff_ms = S_BACKOFF_MIN;
     w->rng = (uint32_t)(tw_now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
     w->nslots = o->slots;
-    tw_enc_init(&w->done);
-    s_done_reset(w);
+    s_batch_init(&w->done);
+    s_batch_init(&w->sta);
+    s_batch_init(&w->s2n);
     *out = w;
     return 0;
 }
@@ -876,11 +1367,27 @@ tw_worker_start(tw_worker_t *w, tw_worker_exit_cb cb, char *err,
     /* Nothing below fails: from here on the exit callback will fire. */
     w->exit_cb = cb;
     w->slots = tw_slots_new(w->loop, w->reg, w->nslots, s_on_outcome, w);
+    static const tw_taskloop_cbs_t cbs = {
+        .wake = s_tl_wake,
+        .event = s_tl_event,
+        .dirty = s_tl_dirty,
+        .s2n = s_tl_s2n,
+        .left = s_tl_left,
+        .async = s_tl_async,
+    };
+    w->tl = tw_taskloop_new(w->loop, &cbs, w);
     uv_timer_init(w->loop, &w->tick);
     uv_timer_init(w->loop, &w->backoff);
     uv_timer_init(w->loop, &w->drain);
     uv_check_init(w->loop, &w->flush);
+    uv_idle_init(w->loop, &w->tl_idle);
+    uv_timer_init(w->loop, &w->tl_timer);
+    uv_async_init(w->loop, &w->tl_async, s_tl_async_cb);
+    uv_timer_init(w->loop, &w->ckpt);
     w->tick.data = w->backoff.data = w->drain.data = w->flush.data = w;
+    w->tl_idle.data = w->tl_timer.data = w->tl_async.data = w;
+    w->ckpt.data = w;
+    w->ck_last = uv_now(w->loop);
     if (s_attach(w, sock, err, errlen) != 0) {
         tw_err("worker.connect", "%s", err);
         uv_timer_start(&w->backoff, s_backoff_cb, w->backoff_ms, 0);
@@ -895,14 +1402,19 @@ tw_worker_drain(tw_worker_t *w)
         return;
     }
     w->draining = 1;
+    if (w->state == S_READY) {
+        /* Stations go back to the broker after their current iteration,
+         * with their checkpoints (S29). */
+        tw_taskloop_release_all(w->tl, 1);
+    }
     unsigned busy = tw_slots_busy(w->slots);
     if (w->state != S_READY || busy == 0) {
-        tw_notice("worker.drain", "stopping: no task running");
+        tw_notice("worker.drain", "stopping: nothing running");
         s_stop(w, 0, S_STOP_GRACE);
         return;
     }
     tw_notice("worker.drain",
-              "draining: waiting up to %llu ms for %u running task(s)",
+              "draining: waiting up to %llu ms for %u busy slot(s)",
               (unsigned long long)w->drain_timeout, busy);
     uv_timer_start(&w->drain, s_drain_timeout_cb, w->drain_timeout, 0);
     s_flush_arm(w);
@@ -940,7 +1452,9 @@ tw_worker_destroy(tw_worker_t **w_p)
     }
     tw_free(w->tag_k);
     tw_free(w->tag_v);
-    tw_enc_free(&w->done);
+    tw_enc_free(&w->done.enc);
+    tw_enc_free(&w->sta.enc);
+    tw_enc_free(&w->s2n.enc);
     tw_free(w->broker);
     tw_free(w->name);
     tw_free(w->host);
@@ -953,4 +1467,18 @@ const char *
 tw_worker_ident(const tw_worker_t *w)
 {
     return w->ident;
+}
+
+void
+tw_worker_stats(const tw_worker_t *w, tw_worker_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->tasks = w->tasks_run;
+    out->stale = w->stale;
+    out->refused = w->refused;
+    out->s2n_dropped = w->s2n_dropped;
+    if (w->tl) {
+        out->stations = tw_taskloop_live(w->tl);
+        tw_taskloop_stats(w->tl, &out->tl);
+    }
 }

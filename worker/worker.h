@@ -16,9 +16,18 @@
  *  at that point running tasks are cancelled silently and unsent outcomes
  *  dropped, and READY offers only the slots that are really free.
  *
- *  tw_worker_drain() is the graceful stop: no new tasks are run or asked
- *  for, running ones get up to drain_timeout_ms, then the last DONE and a
- *  BYE go out and the worker closes. Loop thread only.
+ *  Stations (notes/STATIONS.md): ASSIGN puts a station on a slot of the
+ *  taskloop engine (taskloop.h), RELEASE, CONTROL and N2S act on it when
+ *  their epoch matches the one held (others are ignored and counted), and
+ *  the worker reports STATION state changes at the end of the loop turn,
+ *  checkpoints coalesced at most every 100 ms, and S2N messages. A station
+ *  that leaves its slot returns one credit.
+ *
+ *  tw_worker_drain() is the graceful stop: no new tasks or stations are
+ *  taken, stations are released with their checkpoint after their
+ *  current iteration, running tasks get up to drain_timeout_ms (then what
+ *  is left is cancelled, stations still reported released), then the last
+ *  reports and a BYE go out and the worker closes. Loop thread only.
  */
 #ifndef TW_WORKER_H
 #define TW_WORKER_H
@@ -28,6 +37,7 @@
 #include <uv.h>
 
 #include "worker/handlers.h"
+#include "worker/taskloop.h"
 
 typedef struct {
     const char *broker;        /* endpoint, e.g. tcp://127.0.0.1:7711 */
@@ -71,5 +81,17 @@ void tw_worker_destroy(tw_worker_t **w_p);
 
 /* The routing identity, "w-<name>-<8 hex>". Borrowed. */
 const char *tw_worker_ident(const tw_worker_t *w);
+
+typedef struct {
+    uint64_t tasks;       /* tasks started */
+    uint64_t stations;    /* live stations now */
+    uint64_t stale;       /* station messages ignored: epoch or sid */
+    uint64_t refused;     /* ASSIGN items refused */
+    uint64_t s2n_dropped; /* s2n not sent: too much pending */
+    tw_taskloop_stats_t tl;
+} tw_worker_stats_t;
+
+/* Counters since tw_worker_new. */
+void tw_worker_stats(const tw_worker_t *w, tw_worker_stats_t *out);
 
 #endif /* TW_WORKER_H */

@@ -172,9 +172,10 @@ tw_plugin_init(tw_plugin_t *plugin, int abi_version)
         return -1;
     }
     static const tw_handler_def_t defs[] = {
-        {"example.sum", TW_HANDLER_ASYNC, s_sum, NULL, NULL},
-        {"example.upper", TW_HANDLER_ASYNC, s_upper, NULL, NULL},
-        {"example.slow", TW_HANDLER_BLOCKING, s_slow, NULL, NULL},
+        {.name = "example.sum", .flags = TW_HANDLER_ASYNC, .run = s_sum},
+        {.name = "example.upper", .flags = TW_HANDLER_ASYNC, .run = s_upper},
+        {.name = "example.slow", .flags = TW_HANDLER_BLOCKING,
+         .run = s_slow},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         int rc = tw_plugin_register(plugin, &defs[i]);

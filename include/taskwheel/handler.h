@@ -28,6 +28,28 @@
  *  Arguments and results are msgpack-encoded values (any msgpack value: the
  *  taskwheel CLI turns JSON arguments into msgpack). Handlers run with the
  *  worker's privileges: load only plugins you trust.
+ *
+ *  Stations. The same handler also runs stations: perpetual loops that the
+ *  broker places on one slot of a worker. Each iteration is one call whose
+ *  arguments are the station's current payload; what the next payload is
+ *  depends on the station's next mode ("same": unchanged; "result": the
+ *  call's result; "handler": what the call gave tw_call_set_next, else
+ *  unchanged). A result that is a map with a truthy "stop" key ends the
+ *  station cleanly, one with an "exception" key ends it failed. During a
+ *  station's iterations tw_call_station() gives the station handle:
+ *
+ *    - tw_station_emit() / tw_call_emit() send an s2n (service to network)
+ *      message, published by the broker to subscribers;
+ *    - `n2s` (if given) receives, on the loop thread and in order, the n2s
+ *      (network to service) messages clients send to the station, also
+ *      between iterations;
+ *    - tw_station_data() keeps per-station state across iterations; the
+ *      handler owns it and frees it in `end`, which the worker calls once,
+ *      on the loop thread, when the station leaves the worker (ended,
+ *      failed, cancelled, released) and no iteration of it runs any more.
+ *
+ *  A station handle is valid from the first call the handler gets for it
+ *  (an iteration or an n2s message) until `end` returns.
  */
 #ifndef TW_HANDLER_H
 #define TW_HANDLER_H
@@ -48,16 +70,26 @@ extern "C" {
 
 typedef struct tw_call tw_call_t;
 typedef struct tw_plugin tw_plugin_t;
+typedef struct tw_station tw_station_t;
 
 typedef void (*tw_handler_run_fn)(tw_call_t *call, void *udata);
 typedef void (*tw_handler_cancel_fn)(tw_call_t *call, void *udata);
+/* One n2s message for station `st`: `data` is the msgpack value a client
+ * sent (check it), `len` bytes, borrowed for the duration of the
+ * callback. Loop thread. */
+typedef void (*tw_handler_n2s_fn)(tw_station_t *st, const void *data,
+                                  size_t len, void *udata);
+/* Station `st` leaves the worker; free its tw_station_data. Loop thread. */
+typedef void (*tw_handler_end_fn)(tw_station_t *st, void *udata);
 
 typedef struct {
     const char *name;            /* 1-128 bytes, unique in the worker */
     int flags;                   /* TW_HANDLER_ASYNC or _BLOCKING */
     tw_handler_run_fn run;       /* required */
     tw_handler_cancel_fn cancel; /* optional */
-    void *udata;                 /* passed to run and cancel */
+    void *udata;                 /* passed to every function here */
+    tw_handler_n2s_fn n2s;       /* optional: stations' n2s messages */
+    tw_handler_end_fn end;       /* optional: a station leaves */
 } tw_handler_def_t;
 
 /* The plugin's entry point, exported by every plugin. Return 0 to load. */
@@ -71,7 +103,7 @@ int tw_plugin_register(tw_plugin_t *plugin, const tw_handler_def_t *def);
 /* The task's msgpack-encoded arguments; borrowed until the call ends. */
 const void *tw_call_args(const tw_call_t *call, size_t *len);
 
-/* The broker's task id. */
+/* The broker's task id; 0 for a station's iteration. */
 uint64_t tw_call_id(const tw_call_t *call);
 
 /* The name of the handler being run. Borrowed. */
@@ -95,6 +127,47 @@ int tw_call_finish(tw_call_t *call, const void *result, size_t len);
  * Returns 0, or -EALREADY. */
 int tw_call_fail(tw_call_t *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Stations ---------------------------------------------------------------
+ * Unless said otherwise these are for the loop thread, or for a blocking
+ * handler's `run` during its own station's iteration. */
+
+/* The station this call is an iteration of, or NULL for a plain task. */
+tw_station_t *tw_call_station(const tw_call_t *call);
+
+/* The station's id ("sid"), NUL-terminated. Borrowed. */
+const char *tw_station_id(const tw_station_t *st);
+
+/* During an iteration, its number (1 for the station's first iteration
+ * ever, counted across reassignments); between iterations, the number of
+ * iterations completed. */
+uint64_t tw_station_iteration(const tw_station_t *st);
+
+/* Per-station user state that survives iterations (NULL at first). The
+ * worker never frees it: do that in the handler's `end`. */
+void *tw_station_data(const tw_station_t *st);
+void tw_station_set_data(tw_station_t *st, void *data);
+
+/* Queue an s2n message: `msgpack` is exactly one msgpack value, `len`
+ * bytes, copied (NULL or 0 bytes send nil). Messages get per-station
+ * sequence numbers from 1 and leave at the end of the loop turn. Any
+ * thread while the station runs: from another thread (a blocking
+ * handler) they are handed to the loop and keep their order. Returns 0,
+ * -EINVAL (not one msgpack value), -E2BIG (larger than the broker
+ * accepts) or -ESHUTDOWN (the station has ended). */
+int tw_station_emit(tw_station_t *st, const void *msgpack, size_t len);
+
+/* tw_station_emit() on the call's station; -EINVAL for a plain task. */
+int tw_call_emit(tw_call_t *call, const void *msgpack, size_t len);
+
+/* Set the payload of the station's next iteration (next mode "handler";
+ * ignored in the other modes): one msgpack value, copied. Returns 0,
+ * -EINVAL (a plain task, or not one msgpack value) or -E2BIG. */
+int tw_call_set_next(tw_call_t *call, const void *msgpack, size_t len);
+
+/* End the station cleanly after its current iteration (or at once if
+ * none runs), as if that iteration had returned {"stop": true}. */
+void tw_station_stop(tw_station_t *st);
 
 #ifdef __cplusplus
 }

@@ -217,7 +217,8 @@ static void
 test_registry(void **state)
 {
     s_fx_t *fx = *state;
-    tw_handler_def_t def = {"noop", TW_HANDLER_ASYNC, s_nop_run, NULL, NULL};
+    tw_handler_def_t def = {
+        .name = "noop", .flags = TW_HANDLER_ASYNC, .run = s_nop_run};
     assert_int_equal(tw_handlers_add(&fx->reg, &def), TW_EEXIST);
     def.name = "";
     assert_int_equal(tw_handlers_add(&fx->reg, &def), TW_EINVAL);
@@ -378,9 +379,11 @@ test_exactly_once(void **state)
 {
     s_fx_t *fx = *state;
     tw_handler_def_t defs[] = {
-        {"twice", TW_HANDLER_ASYNC, s_twice_run, NULL, NULL},
-        {"lazy", TW_HANDLER_BLOCKING, s_lazy_run, NULL, NULL},
-        {"bok", TW_HANDLER_BLOCKING, s_blocking_ok_run, NULL, NULL},
+        {.name = "twice", .flags = TW_HANDLER_ASYNC, .run = s_twice_run},
+        {.name = "lazy", .flags = TW_HANDLER_BLOCKING, .run = s_lazy_run},
+        {.name = "bok",
+         .flags = TW_HANDLER_BLOCKING,
+         .run = s_blocking_ok_run},
     };
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tw_handlers_add(&fx->reg, &defs[i]), 0);

@@ -1,11 +1,14 @@
 /*  worker/handlers/builtin.c - the handlers every worker has: noop, echo,
- *  sleep and fail.
+ *  sleep and fail, and the station built-ins incr, mirror and ticker.
  *
  *  They exist for tests, benchmarks and health checks. noop and echo
  *  finish inside `run`, touching nothing but the call, so they measure the
  *  scheduler itself; sleep holds a slot on a uv_timer without blocking the
- *  loop and honours cancellation; fail exercises the error path. All are
- *  async and run on the loop thread.
+ *  loop and honours cancellation; fail exercises the error path. The
+ *  station built-ins exercise the taskloop engine: incr counts with next
+ *  mode "result", mirror sends every n2s message back as s2n, ticker emits
+ *  one s2n message per iteration. All are async and run on the loop
+ *  thread.
  */
 #include "common/alloc.h"
 #include "worker/handlers.h"
@@ -150,14 +153,120 @@ s_sleep_cancel(tw_call_t *call, void *udata)
     }
 }
 
+/* incr: a number n -> n + 1 (integers stay integers, floats floats). */
+static void
+s_incr(tw_call_t *call, void *udata)
+{
+    (void)udata;
+    size_t len;
+    const char *a = tw_call_args(call, &len);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int ok = msgpack_unpack_next(&up, a, len, &off) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             off == len;
+    const msgpack_object *o = &up.data;
+    if (ok && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 1) {
+        o = &o->via.array.ptr[0];
+    }
+    if (!ok) {
+        /* fall through to the error below */
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 == UINT64_MAX) {
+            msgpack_pack_double(&pk, (double)o->via.u64 + 1.0);
+        } else {
+            msgpack_pack_uint64(&pk, o->via.u64 + 1);
+        }
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        msgpack_pack_int64(&pk, o->via.i64 + 1);
+    } else if (o->type == MSGPACK_OBJECT_FLOAT32 ||
+               o->type == MSGPACK_OBJECT_FLOAT64) {
+        msgpack_pack_double(&pk, o->via.f64 + 1.0);
+    } else {
+        ok = 0;
+    }
+    msgpack_unpacked_destroy(&up);
+    if (ok) {
+        tw_call_finish(call, sb.data, sb.size);
+    } else {
+        tw_call_fail(call, "incr: args must be a number or [number]");
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* mirror: the arguments, like echo; as a station its n2s messages come
+ * back as s2n, in the order they arrived. */
+static void
+s_mirror_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
+{
+    (void)udata;
+    tw_station_emit(st, data, len);
+}
+
+/* ticker: the arguments; as a station each iteration first emits
+ * {"it": <iteration number>}. */
+static void
+s_ticker(tw_call_t *call, void *udata)
+{
+    (void)udata;
+    tw_station_t *st = tw_call_station(call);
+    if (st) {
+        /* {"it": n}: a fixmap of one, fixstr "it", n in its shortest
+         * msgpack form. */
+        unsigned char buf[16] = {0x81, 0xa2, 'i', 't'};
+        size_t k = 4;
+        uint64_t n = tw_station_iteration(st);
+        int w = n < 128 ? 0 : n < 256 ? 1 : n < 65536 ? 2
+              : n <= UINT32_MAX ? 4 : 8;
+        if (w) {
+            buf[k++] = w == 1 ? 0xcc : w == 2 ? 0xcd : w == 4 ? 0xce : 0xcf;
+        }
+        for (int i = (w ? w : 1) - 1; i >= 0; i--) {
+            buf[k++] = (unsigned char)(n >> (8 * i));
+        }
+        tw_station_emit(st, buf, k);
+    }
+    size_t len;
+    const void *a = tw_call_args(call, &len);
+    tw_call_finish(call, a, len);
+}
+
 int
 tw_handlers_add_builtin(tw_handlers_t *reg)
 {
     static const tw_handler_def_t defs[] = {
-        {"noop", TW_HANDLER_ASYNC, s_noop, NULL, NULL},
-        {"echo", TW_HANDLER_ASYNC, s_echo, NULL, NULL},
-        {"sleep", TW_HANDLER_ASYNC, s_sleep, s_sleep_cancel, NULL},
-        {"fail", TW_HANDLER_ASYNC, s_fail, NULL, NULL},
+        {.name = "noop", .flags = TW_HANDLER_ASYNC, .run = s_noop},
+        {.name = "echo", .flags = TW_HANDLER_ASYNC, .run = s_echo},
+        {.name = "sleep",
+         .flags = TW_HANDLER_ASYNC,
+         .run = s_sleep,
+         .cancel = s_sleep_cancel},
+        {.name = "fail", .flags = TW_HANDLER_ASYNC, .run = s_fail},
+    };
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        int rc = tw_handlers_add(reg, &defs[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int
+tw_handlers_add_station_builtins(tw_handlers_t *reg)
+{
+    static const tw_handler_def_t defs[] = {
+        {.name = "incr", .flags = TW_HANDLER_ASYNC, .run = s_incr},
+        {.name = "mirror",
+         .flags = TW_HANDLER_ASYNC,
+         .run = s_echo,
+         .n2s = s_mirror_n2s},
+        {.name = "ticker", .flags = TW_HANDLER_ASYNC, .run = s_ticker},
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
         int rc = tw_handlers_add(reg, &defs[i]);

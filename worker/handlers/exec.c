@@ -426,7 +426,10 @@ s_exec_cancel(tw_call_t *call, void *udata)
 int
 tw_handlers_add_exec(tw_handlers_t *reg, size_t stdout_max)
 {
-    tw_handler_def_t def = {"exec", TW_HANDLER_ASYNC, s_exec, s_exec_cancel,
-                            (void *)(uintptr_t)stdout_max};
+    tw_handler_def_t def = {.name = "exec",
+                            .flags = TW_HANDLER_ASYNC,
+                            .run = s_exec,
+                            .cancel = s_exec_cancel,
+                            .udata = (void *)(uintptr_t)stdout_max};
     return tw_handlers_add(reg, &def);
 }

@@ -1,0 +1,442 @@
+/*  tests/unit/test_worker_stream.c - the "stream" handler, as a station
+ *  in the taskloop engine and as a plain task.
+ *
+ *  The engine runs on a real libuv loop here (children are real
+ *  processes started by /bin/sh): s_until() turns the loop and the engine
+ *  until a condition holds or a deadline passes. Teardown drops every
+ *  station, waits for the children to be reaped and fails if a handle was
+ *  left open. Comments cite seed-semantics.md (F1, F2 on S31).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/proto.h"
+#include "worker/handlers.h"
+#include "worker/taskloop.h"
+
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_MAXEV 64
+#define S_MAXS2N 256
+
+typedef struct {
+    char sid[32];
+    int ev;
+    char err[512];
+} s_ev_t;
+
+typedef struct {
+    uint64_t seq;
+    unsigned char d[128];
+    size_t len;
+} s_s2n_t;
+
+typedef struct {
+    uv_loop_t loop;
+    tw_handlers_t reg;
+    tw_taskloop_t *tl;
+    s_ev_t ev[S_MAXEV];
+    int nev;
+    s_s2n_t s2n[S_MAXS2N];
+    int ns2n;
+    int nleft;
+    tw_call_t call; /* for plain tasks */
+    int done;
+    int st;
+    unsigned char r[4096];
+    size_t rlen;
+    char err[512];
+} s_fx_t;
+
+static void
+s_cb_wake(void *udata)
+{
+    (void)udata;
+}
+
+static void
+s_cb_event(void *udata, tw_station_t *st, int ev, const char *err)
+{
+    s_fx_t *fx = udata;
+    assert_true(fx->nev < S_MAXEV);
+    s_ev_t *e = &fx->ev[fx->nev++];
+    snprintf(e->sid, sizeof e->sid, "%s", tw_station_id(st));
+    e->ev = ev;
+    snprintf(e->err, sizeof e->err, "%s", err ? err : "");
+}
+
+static void
+s_cb_dirty(void *udata)
+{
+    (void)udata;
+}
+
+static void
+s_cb_s2n(void *udata, tw_station_t *st, uint64_t seq, const void *d,
+         size_t len)
+{
+    (void)st;
+    s_fx_t *fx = udata;
+    assert_true(fx->ns2n < S_MAXS2N);
+    s_s2n_t *m = &fx->s2n[fx->ns2n++];
+    m->seq = seq;
+    assert_true(len <= sizeof m->d);
+    memcpy(m->d, d, len);
+    m->len = len;
+}
+
+static void
+s_cb_left(void *udata, tw_station_t *st)
+{
+    (void)st;
+    ((s_fx_t *)udata)->nleft++;
+}
+
+static void
+s_call_done(tw_call_t *call, int st, const void *r, size_t rlen,
+            const char *err)
+{
+    s_fx_t *fx = call->owner;
+    fx->done++;
+    fx->st = st;
+    assert_true(rlen <= sizeof fx->r);
+    if (r) {
+        memcpy(fx->r, r, rlen);
+    }
+    fx->rlen = rlen;
+    snprintf(fx->err, sizeof fx->err, "%s", err ? err : "");
+}
+
+static int
+s_setup(void **state)
+{
+    s_fx_t *fx = calloc(1, sizeof *fx);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    tw_handlers_init(&fx->reg);
+    assert_int_equal(tw_handlers_add_stream(&fx->reg, 64), 0);
+    tw_taskloop_cbs_t cbs = {s_cb_wake, s_cb_event, s_cb_dirty,
+                             s_cb_s2n, s_cb_left, NULL};
+    fx->tl = tw_taskloop_new(&fx->loop, &cbs, fx);
+    tw_call_init(&fx->call, &fx->loop, s_call_done, fx);
+    *state = fx;
+    return 0;
+}
+
+static int
+s_teardown(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_taskloop_drop_all(fx->tl);
+    uv_run(&fx->loop, UV_RUN_DEFAULT); /* children reaped, pipes closed */
+    tw_taskloop_run(fx->tl, UINT64_MAX / 2);
+    tw_taskloop_destroy(&fx->tl);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    tw_call_free(&fx->call);
+    tw_handlers_free(&fx->reg);
+    free(fx);
+    return 0;
+}
+
+/* msgpack for ["sh", "-c", script]. */
+static size_t
+s_sh(char *buf, size_t cap, const char *script)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "sh", 2);
+    msgpack_pack_str_with_body(&pk, "-c", 2);
+    msgpack_pack_str_with_body(&pk, script, strlen(script));
+    assert_true(sb.size <= cap);
+    memcpy(buf, sb.data, sb.size);
+    size_t n = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}
+
+static tw_station_t *
+s_add(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
+      int paused)
+{
+    char a[1024];
+    size_t alen = s_sh(a, sizeof a, script);
+    tw_station_def_t def = {
+        .sid = sid,
+        .sidlen = strlen(sid),
+        .ep = 1,
+        .h = tw_handlers_find(&fx->reg, "stream", 6),
+        .input = a,
+        .ilen = alen,
+        .next = TW_NEXT_RESULT, /* the broker's default */
+        .interval_ms = iv,
+        .paused = paused,
+    };
+    tw_station_t *st;
+    assert_int_equal(tw_taskloop_add(fx->tl, &def, &st), 0);
+    return st;
+}
+
+/* Turn the loop and the engine until *flag >= want or `ms` pass. */
+static void
+s_until(s_fx_t *fx, const int *flag, int want, int ms)
+{
+    uint64_t end = tw_now_ms() + (uint64_t)ms;
+    while (*flag < want && tw_now_ms() < end) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        uv_update_time(&fx->loop);
+        if (tw_taskloop_run(fx->tl, uv_now(&fx->loop)) != 0) {
+            usleep(1000);
+        }
+    }
+}
+
+static void
+s_spin(s_fx_t *fx, int ms)
+{
+    int never = 0;
+    s_until(fx, &never, 1, ms);
+}
+
+/* s2n message i is the msgpack STR (or BIN if `bin`) holding `s`. */
+static void
+s_assert_line(const s_fx_t *fx, int i, const char *s, int bin)
+{
+    assert_true(i < fx->ns2n);
+    const s_s2n_t *m = &fx->s2n[i];
+    assert_int_equal(m->seq, (uint64_t)i + 1);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, (const char *)m->d, m->len,
+                                         &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, m->len);
+    assert_int_equal(up.data.type,
+                     bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR);
+    assert_int_equal(up.data.via.str.size, strlen(s));
+    assert_memory_equal(up.data.via.str.ptr, s, strlen(s));
+    msgpack_unpacked_destroy(&up);
+}
+
+static int
+s_count_ev(const s_fx_t *fx, int ev)
+{
+    int n = 0;
+    for (int i = 0; i < fx->nev; i++) {
+        n += fx->ev[i].ev == ev;
+    }
+    return n;
+}
+
+/* Tests ------------------------------------------------------------------- */
+
+/* Each stdout line is one s2n message, without its newline: STR when it
+ * is UTF-8, BIN when not; a last line without a newline counts too. The
+ * child's exit 0 ends the iteration with nil, and the station goes on. */
+static void
+test_stdout_lines_become_s2n(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "s",
+                             "printf 'one\\ntwo\\n\\377x\\n\\nlast'", 100000,
+                             0);
+    s_until(fx, &fx->ns2n, 5, 3000);
+    assert_int_equal(fx->ns2n, 5);
+    s_assert_line(fx, 0, "one", 0);
+    s_assert_line(fx, 1, "two", 0);
+    s_assert_line(fx, 2, "\377x", 1);
+    s_assert_line(fx, 3, "", 0);
+    s_assert_line(fx, 4, "last", 0);
+    for (int i = 0; i < 300 && tw_station_done_count(st) < 1; i++) {
+        s_spin(fx, 10);
+    }
+    assert_int_equal(tw_station_done_count(st), 1);
+    assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 0);
+    assert_int_equal(fx->nleft, 0);
+}
+
+/* n2s messages that are strings (or bytes) reach the child's stdin, one
+ * line each; others are dropped. The child's exit ends the iteration. */
+static void
+test_n2s_lines_reach_stdin(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(
+        fx, "n",
+        "while read l; do echo \"got:$l\"; "
+        "if [ \"$l\" = quit ]; then exit 0; fi; done; exit 1",
+        100000, 0);
+    tw_taskloop_run(fx->tl, uv_now(&fx->loop)); /* the child starts */
+    assert_int_equal(tw_taskloop_n2s(fx->tl, st, 1, "\xa5hello", 6), 0);
+    assert_int_equal(tw_taskloop_n2s(fx->tl, st, 2, "\x2a", 1), 0);
+    assert_int_equal(tw_taskloop_n2s(fx->tl, st, 3, "\xc4\x03" "bin", 5), 0);
+    s_until(fx, &fx->ns2n, 2, 3000);
+    assert_int_equal(fx->ns2n, 2);
+    s_assert_line(fx, 0, "got:hello", 0);
+    s_assert_line(fx, 1, "got:bin", 0);
+    assert_int_equal(tw_station_done_count(st), 0);
+    tw_taskloop_n2s(fx->tl, st, 4, "\xa4quit", 5);
+    s_until(fx, &fx->ns2n, 3, 3000);
+    s_assert_line(fx, 2, "got:quit", 0);
+    for (int i = 0; i < 300 && tw_station_done_count(st) < 1; i++) {
+        s_spin(fx, 10);
+    }
+    assert_int_equal(tw_station_done_count(st), 1);
+    assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 0);
+}
+
+/* n2s messages that arrive while no child runs (here: paused) wait for
+ * the next child (F2 on S31). */
+static void
+test_n2s_waits_for_child(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "q", "read a; read b; echo \"$a+$b\"",
+                             100000, 1);
+    tw_taskloop_n2s(fx->tl, st, 1, "\xa1" "a", 2);
+    tw_taskloop_n2s(fx->tl, st, 2, "\xa1" "b", 2);
+    s_spin(fx, 50);
+    assert_int_equal(fx->ns2n, 0);
+    tw_taskloop_control(fx->tl, st, TW_CTL_CONTINUE);
+    s_until(fx, &fx->ns2n, 1, 3000);
+    s_assert_line(fx, 0, "a+b", 0);
+}
+
+/* A non-zero exit ends the iteration with an error, so the station
+ * fails (S23) with the tail of stderr. */
+static void
+test_exit_nonzero_fails(void **state)
+{
+    s_fx_t *fx = *state;
+    s_add(fx, "f", "echo out; echo oops >&2; exit 3", 0, 0);
+    s_until(fx, &fx->nleft, 1, 3000);
+    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 1);
+    const s_ev_t *e = &fx->ev[fx->nev - 1];
+    assert_int_equal(e->ev, TW_SEV_FAILED);
+    assert_string_equal(e->err, "exit status 3: oops");
+    s_assert_line(fx, 0, "out", 0);
+    /* Killed by a signal: an error too. */
+    s_add(fx, "k", "kill -9 $$", 0, 0);
+    s_until(fx, &fx->nleft, 2, 3000);
+    assert_string_equal(fx->ev[fx->nev - 1].err, "killed by signal 9");
+}
+
+/* Each iteration starts the program again, spaced by the interval, also
+ * in next mode "result": an exit 0 returns the iteration's arguments. */
+static void
+test_restarts_each_iteration(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "r", "echo tick", 30, 0);
+    s_until(fx, &fx->ns2n, 4, 3000);
+    assert_true(fx->ns2n >= 4);
+    assert_true(tw_station_done_count(st) >= 3);
+    for (int i = 0; i < 4; i++) {
+        s_assert_line(fx, i, "tick", 0);
+    }
+}
+
+/* cancel kills the child now (S18); the slot frees once it is reaped. */
+static void
+test_cancel_kills_child(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "c", "echo up; sleep 30", 0, 0);
+    s_until(fx, &fx->ns2n, 1, 3000);
+    assert_int_equal(fx->ns2n, 1);
+    uint64_t t0 = tw_now_ms();
+    tw_taskloop_control(fx->tl, st, TW_CTL_CANCEL);
+    assert_int_equal(fx->ev[fx->nev - 1].ev, TW_SEV_CANCELLED);
+    s_until(fx, &fx->nleft, 1, 3000);
+    assert_int_equal(fx->nleft, 1);
+    assert_true(tw_now_ms() - t0 < 2000);
+}
+
+/* Bad arguments fail the first iteration. */
+static void
+test_bad_args(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_def_t def = {
+        .sid = "b",
+        .sidlen = 1,
+        .h = tw_handlers_find(&fx->reg, "stream", 6),
+        .input = "\x2a",
+        .ilen = 1,
+    };
+    assert_int_equal(tw_taskloop_add(fx->tl, &def, NULL), 0);
+    s_until(fx, &fx->nleft, 1, 3000);
+    assert_non_null(strstr(fx->ev[fx->nev - 1].err, "stream: args"));
+    def.sid = "m";
+    def.input = "\x91\xa9/no/such/";
+    def.ilen = 11;
+    assert_int_equal(tw_taskloop_add(fx->tl, &def, NULL), 0);
+    s_until(fx, &fx->nleft, 2, 3000);
+    assert_non_null(strstr(fx->ev[fx->nev - 1].err, "cannot run"));
+}
+
+/* As a plain task, stream runs the program once and returns the array of
+ * its stdout lines; past the output cap it fails. */
+static void
+test_plain_task(void **state)
+{
+    s_fx_t *fx = *state;
+    const tw_handler_t *h = tw_handlers_find(&fx->reg, "stream", 6);
+    char a[256];
+    size_t alen = s_sh(a, sizeof a, "printf 'a\\nbc\\n'; echo err >&2");
+    assert_int_equal(tw_call_start(&fx->call, h, 1, a, alen), 0);
+    s_until(fx, &fx->done, 1, 3000);
+    assert_int_equal(fx->st, TW_ST_OK);
+    static const unsigned char want[] = {0xdd, 0, 0, 0, 2,  0xa1,
+                                         'a',  0xa2, 'b', 'c'};
+    assert_int_equal(fx->rlen, sizeof want);
+    assert_memory_equal(fx->r, want, sizeof want);
+    /* {"argv": [...]} and no output: an empty array. */
+    static const char m[] = "\x81\xa4" "argv" "\x91\xa4true";
+    assert_int_equal(tw_call_start(&fx->call, h, 2, m, sizeof m - 1), 0);
+    s_until(fx, &fx->done, 2, 3000);
+    assert_int_equal(fx->st, TW_ST_OK);
+    assert_int_equal(fx->rlen, 5);
+    assert_memory_equal(fx->r, "\xdd\0\0\0\0", 5);
+    /* The cap is 64 bytes here. */
+    alen = s_sh(a, sizeof a, "i=0; while [ $i -lt 50 ]; do echo line$i; "
+                             "i=$((i+1)); done");
+    assert_int_equal(tw_call_start(&fx->call, h, 3, a, alen), 0);
+    s_until(fx, &fx->done, 3, 3000);
+    assert_int_equal(fx->st, TW_ST_ERROR);
+    assert_non_null(strstr(fx->err, "output exceeded"));
+}
+
+int
+main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    tw_log_level = TW_LOG_ERR;
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
+        T(test_stdout_lines_become_s2n),
+        T(test_n2s_lines_reach_stdin),
+        T(test_n2s_waits_for_child),
+        T(test_exit_nonzero_fails),
+        T(test_restarts_each_iteration),
+        T(test_cancel_kills_child),
+        T(test_bad_args),
+        T(test_plain_task),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1276 @@
+/*  worker/taskloop.c - the taskloop engine (see taskloop.h) and the
+ *  station half of the plugin ABI (include/taskwheel/handler.h).
+ *
+ *  Bookkeeping, all intrusive in the station:
+ *    - `ready`, a FIFO of stations the next run must look at (a boundary
+ *      to pass, a control to apply, a station to free). A run takes the
+ *      whole list first, so what its own iterations queue waits for the
+ *      next run: that is the "yield to the loop" between iterations.
+ *    - a binary min-heap on `wake`: a waiting station's due time (last
+ *      start + interval) or a running one's timeout deadline.
+ *    - `dirty`, the stations whose checkpoint moved since last reported.
+ *    - `all`, every allocated station, and a hash of live ones by sid.
+ *
+ *  A station is freed only inside tw_taskloop_run (or destroy), never
+ *  from a callback, so a handler finishing a call, a cancel that finishes
+ *  synchronously, or a caller holding a station pointer across a control
+ *  never sees it vanish. Payloads are scanned in place by a small msgpack
+ *  walker that allocates nothing, so the per-iteration cost of a station
+ *  whose result is not a map is a copy of its input and a few list moves.
+ */
+#include "worker/taskloop.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/idmap.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "proto/proto.h"
+#include "worker/utf8.h"
+
+#include <msgpack.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { S_WAIT, S_RUN, S_PAUSED, S_ENDED };
+
+#define S_MAX_SID 128
+#define S_MAX_ERR 4096 /* an exception's text, in bytes */
+
+struct tw_station {
+    tw_call_t call;
+    tw_taskloop_t *tl;
+    char *sid; /* NUL-terminated */
+    size_t sidlen;
+    uint64_t hash;
+    tw_station_t *hnext; /* same hash, live stations */
+    uint64_t ep;
+    const tw_handler_t *h;
+    int next;
+    uint64_t iv, to;
+    int slot;
+    char *in; /* the current payload: the checkpoint */
+    size_t ilen, icap;
+    char *nx; /* tw_call_set_next's payload */
+    size_t nlen, ncap;
+    int has_next;
+    uint64_t it;  /* iterations completed */
+    uint64_t cur; /* what tw_station_iteration says */
+    uint64_t s2n_seq, n2s_seq;
+    int state;
+    int want;      /* a control noted for the next boundary */
+    int drain;     /* release at the next boundary */
+    int started;   /* an iteration has started since add */
+    int left;      /* `left` was called */
+    atomic_int self_stop;
+    uint64_t last_start, wake;
+    size_t hidx; /* heap index + 1; 0 when not in the heap */
+    int queued;
+    tw_station_t *qnext;
+    int dirty;
+    tw_station_t *dprev, *dnext;
+    tw_station_t *aprev, *anext;
+    void *data;
+};
+
+typedef struct s_femit {
+    struct s_femit *next;
+    tw_station_t *st;
+    size_t len;
+    char data[];
+} s_femit_t;
+
+struct tw_taskloop {
+    uv_loop_t *loop;
+    uv_thread_t thread;
+    tw_taskloop_cbs_t cbs;
+    void *udata;
+    tw_idmap_t byhash;
+    size_t live, count;
+    tw_station_t *all;
+    tw_station_t *qhead, *qtail;
+    tw_station_t *dhead, *dtail;
+    tw_station_t **heap;
+    size_t hlen, hcap;
+    uv_mutex_t mu; /* guards femit and no_async */
+    s_femit_t *fhead, *ftail;
+    int no_async;
+    tw_taskloop_stats_t stats;
+};
+
+static const char s_nil = (char)0xc0;
+
+/* msgpack, read in place ------------------------------------------------ */
+
+/* Read a `w`-byte big-endian length at p[*off]; 0 or -1 if truncated. */
+static int
+s_be(const unsigned char *p, size_t n, size_t *off, unsigned w,
+     uint64_t *v)
+{
+    if (n - *off < w) {
+        return -1;
+    }
+    *v = 0;
+    for (unsigned i = 0; i < w; i++) {
+        *v = *v << 8 | p[(*off)++];
+    }
+    return 0;
+}
+
+/* Parse the header of the value at p[*off]: advance *off past it and set
+ * *len (payload bytes that follow) and *kids (values that follow). */
+static int
+s_mp_head(const unsigned char *p, size_t n, size_t *off, uint64_t *len,
+          uint64_t *kids)
+{
+    if (*off >= n) {
+        return -1;
+    }
+    unsigned b = p[(*off)++];
+    *len = 0;
+    *kids = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+        return 0;
+    }
+    if (b <= 0x8f) {
+        *kids = 2u * (b & 0x0f);
+        return 0;
+    }
+    if (b <= 0x9f) {
+        *kids = b & 0x0f;
+        return 0;
+    }
+    if (b <= 0xbf) {
+        *len = b & 0x1f;
+        return 0;
+    }
+    uint64_t v;
+    switch (b) {
+    case 0xc0: case 0xc2: case 0xc3:
+        return 0;
+    case 0xc4: case 0xd9:
+        return s_be(p, n, off, 1, len);
+    case 0xc5: case 0xda:
+        return s_be(p, n, off, 2, len);
+    case 0xc6: case 0xdb:
+        return s_be(p, n, off, 4, len);
+    case 0xc7: case 0xc8: case 0xc9:
+        if (s_be(p, n, off, b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4, &v) != 0) {
+            return -1;
+        }
+        *len = v + 1; /* the type byte */
+        return 0;
+    case 0xcc: case 0xd0:
+        *len = 1;
+        return 0;
+    case 0xcd: case 0xd1:
+        *len = 2;
+        return 0;
+    case 0xca: case 0xce: case 0xd2:
+        *len = 4;
+        return 0;
+    case 0xcb: case 0xcf: case 0xd3:
+        *len = 8;
+        return 0;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        *len = 1 + (1u << (b - 0xd4));
+        return 0;
+    case 0xdc: case 0xdd:
+        return s_be(p, n, off, b == 0xdc ? 2 : 4, kids);
+    case 0xde: case 0xdf:
+        if (s_be(p, n, off, b == 0xde ? 2 : 4, &v) != 0) {
+            return -1;
+        }
+        *kids = 2 * v;
+        return 0;
+    default: /* 0xc1, never used */
+        return -1;
+    }
+}
+
+/* Bytes taken by the one msgpack value at p[0..n), or 0 if p does not
+ * start with a complete value. Iterative: `need` counts values to skip,
+ * and each step consumes at least one byte, so it ends within n steps. */
+static size_t
+s_mp_skip(const unsigned char *p, size_t n)
+{
+    size_t off = 0;
+    uint64_t need = 1;
+    while (need > 0) {
+        uint64_t len, kids;
+        if (s_mp_head(p, n, &off, &len, &kids) != 0 || len > n - off) {
+            return 0;
+        }
+        off += len;
+        need += kids - 1;
+    }
+    return off;
+}
+
+/* 1 if p[0..n) is exactly one msgpack value. */
+static int
+s_mp_one(const void *p, size_t n)
+{
+    return n > 0 && s_mp_skip(p, n) == n;
+}
+
+static int
+s_is_map(unsigned b)
+{
+    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+static int
+s_is_array(unsigned b)
+{
+    return (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
+}
+
+/* Python's truth of the value at p[0..n) (nil, false, zero, empty: 0). */
+static int
+s_mp_truthy(const unsigned char *p, size_t n)
+{
+    size_t off = 0;
+    uint64_t len, kids;
+    if (n == 0 || s_mp_head(p, n, &off, &len, &kids) != 0) {
+        return 0;
+    }
+    unsigned b = p[0];
+    if (b == 0xc0 || b == 0xc2) {
+        return 0;
+    }
+    if (b <= 0x7f) {
+        return b != 0;
+    }
+    if (b >= 0xcc && b <= 0xd3) { /* integers: zero iff all bytes are */
+        for (size_t i = 1; i <= len && i < n; i++) {
+            if (p[i]) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if (b == 0xca || b == 0xcb) { /* floats: zero iff all but the sign */
+        if (len > n - 1) {
+            return 1;
+        }
+        if (p[1] & 0x7f) {
+            return 1;
+        }
+        for (size_t i = 2; i <= len; i++) {
+            if (p[i]) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if ((b >= 0xa0 && b <= 0xbf) || b == 0xc4 || b == 0xc5 || b == 0xc6 ||
+        b == 0xd9 || b == 0xda || b == 0xdb) {
+        return len != 0;
+    }
+    if (s_is_map(b) || s_is_array(b)) {
+        return kids != 0;
+    }
+    return 1; /* true, negative fixint, ext */
+}
+
+/* In the map at p[0..n), the value of string key `key`: sets *v and
+ * *vlen and returns 1, or returns 0. */
+static int
+s_map_get(const unsigned char *p, size_t n, const char *key, size_t klen,
+          const unsigned char **v, size_t *vlen)
+{
+    size_t off = 0;
+    uint64_t len, pairs;
+    if (s_mp_head(p, n, &off, &len, &pairs) != 0) {
+        return 0;
+    }
+    for (uint64_t i = 0; i < pairs / 2; i++) {
+        unsigned b = off < n ? p[off] : 0;
+        size_t koff = off;
+        size_t ksz = s_mp_skip(p + off, n - off);
+        if (ksz == 0) {
+            return 0;
+        }
+        off += ksz;
+        size_t vsz = s_mp_skip(p + off, n - off);
+        if (vsz == 0) {
+            return 0;
+        }
+        int is_str = (b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda ||
+                     b == 0xdb;
+        if (is_str) {
+            size_t ho = koff;
+            uint64_t sl, sk;
+            s_mp_head(p, n, &ho, &sl, &sk);
+            if (sl == klen && memcmp(p + ho, key, klen) == 0) {
+                *v = p + off;
+                *vlen = vsz;
+                return 1;
+            }
+        }
+        off += vsz;
+    }
+    return 0;
+}
+
+enum { S_R_NEXT, S_R_STOP, S_R_EXCEPTION };
+
+/* What a result says about the loop (S8, S9, S19, S20): a map, or the
+ * kwargs of an [args, kwargs] pair (S2), with a truthy "stop" or an
+ * "exception" key. The exception's value is returned in *exc. */
+static int
+s_classify(const unsigned char *r, size_t n, const unsigned char **exc,
+           size_t *exclen)
+{
+    if (!r || n == 0) {
+        return S_R_NEXT;
+    }
+    const unsigned char *m = r;
+    size_t mlen = n;
+    if (r[0] == 0x92 && n > 1 && s_is_array(r[1])) {
+        size_t a = s_mp_skip(r + 1, n - 1);
+        if (a == 0 || 1 + a >= n || !s_is_map(r[1 + a])) {
+            return S_R_NEXT;
+        }
+        m = r + 1 + a;
+        mlen = n - 1 - a;
+    } else if (!s_is_map(r[0])) {
+        return S_R_NEXT;
+    }
+    const unsigned char *v;
+    size_t vlen;
+    if (s_map_get(m, mlen, "stop", 4, &v, &vlen) && s_mp_truthy(v, vlen)) {
+        return S_R_STOP;
+    }
+    if (s_map_get(m, mlen, "exception", 9, exc, exclen)) {
+        return S_R_EXCEPTION;
+    }
+    return S_R_NEXT;
+}
+
+/* An exception value as text: a string as it is, anything else printed. */
+static void
+s_exc_text(const unsigned char *v, size_t vlen, char *out, size_t cap)
+{
+    size_t off = 0;
+    uint64_t len, kids;
+    unsigned b = v[0];
+    if (((b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda || b == 0xdb) &&
+        s_mp_head(v, vlen, &off, &len, &kids) == 0) {
+        size_t k = len < cap - 1 ? (size_t)len : cap - 1;
+        memcpy(out, v + off, k);
+        out[k] = '\0';
+        tw_utf8_scrub(out, k);
+        return;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    off = 0;
+    out[0] = '\0';
+    if (msgpack_unpack_next(&up, (const char *)v, vlen, &off) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        int k = msgpack_object_print_buffer(out, cap, up.data);
+        if (k < 0) {
+            out[0] = '\0';
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (!out[0]) {
+        snprintf(out, cap, "exception");
+    }
+    tw_utf8_scrub(out, strlen(out));
+}
+
+/* Lists and the heap ----------------------------------------------------- */
+
+static void
+s_push(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->queued) {
+        return;
+    }
+    st->queued = 1;
+    st->qnext = NULL;
+    if (tl->qtail) {
+        tl->qtail->qnext = st;
+    } else {
+        tl->qhead = st;
+        tl->cbs.wake(tl->udata);
+    }
+    tl->qtail = st;
+}
+
+static void
+s_dirty_add(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->dirty) {
+        return;
+    }
+    st->dirty = 1;
+    st->dnext = NULL;
+    st->dprev = tl->dtail;
+    if (tl->dtail) {
+        tl->dtail->dnext = st;
+    } else {
+        tl->dhead = st;
+        tl->cbs.dirty(tl->udata);
+    }
+    tl->dtail = st;
+}
+
+static void
+s_dirty_del(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (!st->dirty) {
+        return;
+    }
+    st->dirty = 0;
+    if (st->dprev) {
+        st->dprev->dnext = st->dnext;
+    } else {
+        tl->dhead = st->dnext;
+    }
+    if (st->dnext) {
+        st->dnext->dprev = st->dprev;
+    } else {
+        tl->dtail = st->dprev;
+    }
+    st->dprev = st->dnext = NULL;
+}
+
+static void
+s_heap_swap(tw_taskloop_t *tl, size_t a, size_t b)
+{
+    tw_station_t *t = tl->heap[a];
+    tl->heap[a] = tl->heap[b];
+    tl->heap[b] = t;
+    tl->heap[a]->hidx = a + 1;
+    tl->heap[b]->hidx = b + 1;
+}
+
+static void
+s_heap_up(tw_taskloop_t *tl, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (tl->heap[p]->wake <= tl->heap[i]->wake) {
+            break;
+        }
+        s_heap_swap(tl, i, p);
+        i = p;
+    }
+}
+
+static void
+s_heap_down(tw_taskloop_t *tl, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < tl->hlen && tl->heap[l]->wake < tl->heap[m]->wake) {
+            m = l;
+        }
+        if (r < tl->hlen && tl->heap[r]->wake < tl->heap[m]->wake) {
+            m = r;
+        }
+        if (m == i) {
+            break;
+        }
+        s_heap_swap(tl, i, m);
+        i = m;
+    }
+}
+
+static void
+s_heap_del(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (!st->hidx) {
+        return;
+    }
+    size_t i = st->hidx - 1;
+    st->hidx = 0;
+    tl->hlen--;
+    if (i == tl->hlen) {
+        return;
+    }
+    tl->heap[i] = tl->heap[tl->hlen];
+    tl->heap[i]->hidx = i + 1;
+    s_heap_up(tl, i);
+    s_heap_down(tl, tl->heap[i]->hidx - 1);
+}
+
+/* Put the station in the heap at `wake` (or move it there). */
+static void
+s_heap_set(tw_station_t *st, uint64_t wake)
+{
+    tw_taskloop_t *tl = st->tl;
+    s_heap_del(st);
+    st->wake = wake;
+    if (tl->hlen == tl->hcap) {
+        tl->hcap = tl->hcap ? tl->hcap * 2 : 64;
+        tl->heap = tw_realloc(tl->heap, tl->hcap * sizeof *tl->heap);
+    }
+    tl->heap[tl->hlen] = st;
+    st->hidx = ++tl->hlen;
+    s_heap_up(tl, tl->hlen - 1);
+}
+
+/* The sid index ---------------------------------------------------------- */
+
+static void
+s_map_put(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    st->hnext = tw_idmap_get(&tl->byhash, st->hash);
+    tw_idmap_put(&tl->byhash, st->hash, st);
+}
+
+static void
+s_map_del(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    tw_station_t *head = tw_idmap_get(&tl->byhash, st->hash);
+    if (head == st) {
+        if (st->hnext) {
+            tw_idmap_put(&tl->byhash, st->hash, st->hnext);
+        } else {
+            tw_idmap_del(&tl->byhash, st->hash);
+        }
+    } else {
+        for (tw_station_t *p = head; p; p = p->hnext) {
+            if (p->hnext == st) {
+                p->hnext = st->hnext;
+                break;
+            }
+        }
+    }
+    st->hnext = NULL;
+}
+
+tw_station_t *
+tw_taskloop_find(const tw_taskloop_t *tl, const char *sid, size_t len)
+{
+    if (len == 0) {
+        return NULL;
+    }
+    uint64_t h = tw_hash_bytes(sid, len);
+    for (tw_station_t *st = tw_idmap_get(&tl->byhash, h); st;
+         st = st->hnext) {
+        if (st->sidlen == len && memcmp(st->sid, sid, len) == 0) {
+            return st;
+        }
+    }
+    return NULL;
+}
+
+/* Payload buffers -------------------------------------------------------- */
+
+/* Copy `len` bytes (nil for none) into a growing buffer. */
+static int
+s_copy(char **buf, size_t *blen, size_t *cap, const void *p, size_t len)
+{
+    if (!p || len == 0) {
+        p = &s_nil;
+        len = 1;
+    }
+    if (len > *cap) {
+        char *b = tw_try_realloc(*buf, len);
+        if (!b) {
+            return TW_ENOMEM;
+        }
+        *buf = b;
+        *cap = len;
+    }
+    memcpy(*buf, p, len);
+    *blen = len;
+    return 0;
+}
+
+/* Ending and freeing ------------------------------------------------------ */
+
+static void
+s_left(tw_station_t *st)
+{
+    if (st->left) {
+        return;
+    }
+    st->left = 1;
+    st->tl->cbs.left(st->tl->udata, st);
+    s_push(st); /* the next run frees it */
+}
+
+/* End the station: report `ev` (none if negative) with its current
+ * checkpoint, forget its sid, cancel a running iteration. */
+static void
+s_end(tw_station_t *st, int ev, const char *err)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->state == S_ENDED) {
+        return;
+    }
+    st->state = S_ENDED;
+    tl->live--;
+    s_map_del(st);
+    s_dirty_del(st);
+    s_heap_del(st);
+    if (ev >= 0) {
+        tl->cbs.event(tl->udata, st, ev, err);
+    }
+    if (st->call.running) {
+        tw_call_cancel(&st->call); /* its outcome calls s_left */
+    } else {
+        s_left(st);
+    }
+}
+
+static void
+s_free(tw_station_t *st)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->h->end) {
+        st->h->end(st, st->h->udata);
+    }
+    if (st->aprev) {
+        st->aprev->anext = st->anext;
+    } else {
+        tl->all = st->anext;
+    }
+    if (st->anext) {
+        st->anext->aprev = st->aprev;
+    }
+    tl->count--;
+    tw_call_free(&st->call);
+    tw_free(st->in);
+    tw_free(st->nx);
+    tw_free(st->sid);
+    tw_free(st);
+}
+
+/* s2n --------------------------------------------------------------------- */
+
+static void
+s_emit(tw_station_t *st, const void *d, size_t len)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->state == S_ENDED) {
+        tl->stats.s2n_dropped++;
+        return;
+    }
+    tl->stats.s2n++;
+    tl->cbs.s2n(tl->udata, st, ++st->s2n_seq, d, len);
+}
+
+/* Hand over what other threads emitted, in their order. */
+static void
+s_drain_foreign(tw_taskloop_t *tl)
+{
+    uv_mutex_lock(&tl->mu);
+    s_femit_t *f = tl->fhead;
+    tl->fhead = tl->ftail = NULL;
+    uv_mutex_unlock(&tl->mu);
+    while (f) {
+        s_femit_t *next = f->next;
+        s_emit(f->st, f->data, f->len);
+        tw_free(f);
+        f = next;
+    }
+}
+
+/* Iterations --------------------------------------------------------------- */
+
+static void
+s_iter_done(tw_call_t *call, int code, const void *r, size_t rlen,
+            const char *err)
+{
+    tw_station_t *st = call->station;
+    tw_taskloop_t *tl = st->tl;
+    if (tl->fhead) {
+        s_drain_foreign(tl); /* a blocking iteration's emits come first */
+    }
+    tl->stats.iterations++;
+    s_heap_del(st);
+    st->cur = st->it;
+    if (st->state == S_ENDED) {
+        s_left(st); /* cancelled, timed out or released: discarded */
+        return;
+    }
+    st->state = S_WAIT;
+    if (code != TW_ST_OK) {
+        s_end(st, TW_SEV_FAILED, err ? err : "error");
+        return;
+    }
+    st->it++;
+    st->cur = st->it;
+    const unsigned char *exc;
+    size_t exclen;
+    switch (s_classify(r, rlen, &exc, &exclen)) {
+    case S_R_STOP:
+        s_end(st, TW_SEV_DONE, NULL);
+        return;
+    case S_R_EXCEPTION: {
+        char text[S_MAX_ERR];
+        s_exc_text(exc, exclen, text, sizeof text);
+        s_end(st, TW_SEV_FAILED, text);
+        return;
+    }
+    default:
+        break;
+    }
+    int rc = 0;
+    if (st->next == TW_NEXT_RESULT) {
+        if (rlen > TW_STATION_MAX_PAYLOAD) {
+            s_end(st, TW_SEV_FAILED, "result too big to be the next payload");
+            return;
+        }
+        rc = s_copy(&st->in, &st->ilen, &st->icap, r, rlen);
+    } else if (st->next == TW_NEXT_HANDLER && st->has_next) {
+        char *b = st->in;
+        size_t c = st->icap;
+        st->in = st->nx;
+        st->ilen = st->nlen;
+        st->icap = st->ncap;
+        st->nx = b;
+        st->ncap = c;
+        st->nlen = 0;
+    }
+    st->has_next = 0;
+    if (rc != 0) {
+        s_end(st, TW_SEV_FAILED, "out of memory keeping the next payload");
+        return;
+    }
+    if (atomic_load(&st->self_stop)) {
+        s_end(st, TW_SEV_DONE, NULL);
+        return;
+    }
+    s_dirty_add(st);
+    s_push(st); /* the boundary: the next run applies controls */
+}
+
+static void
+s_start(tw_station_t *st, uint64_t now)
+{
+    s_heap_del(st);
+    st->state = S_RUN;
+    st->started = 1;
+    st->last_start = now;
+    st->has_next = 0;
+    st->cur = st->it + 1;
+    int rc = tw_call_start(&st->call, st->h, 0, st->in, st->ilen);
+    if (rc != 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot start an iteration: %s",
+                 rc == TW_ENOMEM ? tw_strerror(rc) : uv_strerror(rc));
+        st->state = S_WAIT;
+        st->cur = st->it;
+        s_end(st, TW_SEV_FAILED, msg);
+        return;
+    }
+    if (st->state == S_RUN && st->to) {
+        s_heap_set(st, now + st->to);
+    }
+}
+
+/* A station at a boundary (not running): apply what was noted, then
+ * start it if due. */
+static void
+s_boundary(tw_station_t *st, uint64_t now)
+{
+    tw_taskloop_t *tl = st->tl;
+    if (st->drain) {
+        s_end(st, TW_SEV_RELEASED, NULL);
+        return;
+    }
+    if (atomic_load(&st->self_stop)) {
+        s_end(st, TW_SEV_DONE, NULL);
+        return;
+    }
+    int want = st->want;
+    st->want = 0;
+    if (want == TW_CTL_STOP) {
+        s_end(st, TW_SEV_STOPPED, NULL);
+        return;
+    }
+    if (want == TW_CTL_PAUSE && st->state != S_PAUSED) {
+        st->state = S_PAUSED;
+        s_heap_del(st);
+        s_dirty_del(st); /* the report carries the checkpoint */
+        tl->cbs.event(tl->udata, st, TW_SEV_PAUSED, NULL);
+    } else if (want == TW_CTL_CONTINUE && st->state == S_PAUSED) {
+        st->state = S_WAIT; /* with the last payload (S16) */
+        s_dirty_del(st);
+        tl->cbs.event(tl->udata, st, TW_SEV_RUNNING, NULL);
+    }
+    if (st->state != S_WAIT) {
+        return;
+    }
+    uint64_t due = st->started ? st->last_start + st->iv : now;
+    if (due > now) {
+        s_heap_set(st, due);
+        return;
+    }
+    s_start(st, now);
+}
+
+static void
+s_process(tw_station_t *st, uint64_t now)
+{
+    switch (st->state) {
+    case S_ENDED:
+        if (st->left && !st->call.running) {
+            s_free(st);
+        }
+        return;
+    case S_RUN:
+        if (st->to && now >= st->last_start + st->to) {
+            st->tl->stats.timeouts++;
+            s_end(st, TW_SEV_FAILED, "timeout"); /* S6 */
+        } else if (st->to && !st->hidx) {
+            s_heap_set(st, st->last_start + st->to);
+        }
+        return;
+    default:
+        s_boundary(st, now);
+        return;
+    }
+}
+
+/* Public ------------------------------------------------------------------ */
+
+const char *
+tw_sev_name(int ev)
+{
+    static const char *const names[] = {
+        "running", "paused",   "stopped",  "done",
+        "failed",  "cancelled", "released", "iteration",
+    };
+    if (ev < 0 || ev >= (int)(sizeof names / sizeof names[0])) {
+        return "?";
+    }
+    return names[ev];
+}
+
+int
+tw_ctl_parse(const char *s, size_t len)
+{
+    static const struct {
+        const char *name;
+        int ctl;
+    } ctls[] = {
+        {"pause", TW_CTL_PAUSE},
+        {"continue", TW_CTL_CONTINUE},
+        {"stop", TW_CTL_STOP},
+        {"cancel", TW_CTL_CANCEL},
+    };
+    for (size_t i = 0; s && i < sizeof ctls / sizeof ctls[0]; i++) {
+        if (strlen(ctls[i].name) == len && !memcmp(ctls[i].name, s, len)) {
+            return ctls[i].ctl;
+        }
+    }
+    return TW_EINVAL;
+}
+
+tw_taskloop_t *
+tw_taskloop_new(uv_loop_t *loop, const tw_taskloop_cbs_t *cbs, void *udata)
+{
+    tw_taskloop_t *tl = tw_calloc(1, sizeof *tl);
+    tl->loop = loop;
+    tl->thread = uv_thread_self();
+    tl->cbs = *cbs;
+    tl->udata = udata;
+    tw_idmap_init(&tl->byhash);
+    uv_mutex_init(&tl->mu);
+    return tl;
+}
+
+void
+tw_taskloop_destroy(tw_taskloop_t **tl_p)
+{
+    tw_taskloop_t *tl = *tl_p;
+    if (!tl) {
+        return;
+    }
+    s_drain_foreign(tl);
+    while (tl->all) {
+        tw_station_t *st = tl->all;
+        if (st->state != S_ENDED) {
+            st->state = S_ENDED;
+            tl->live--;
+        }
+        s_free(st);
+    }
+    tw_idmap_free(&tl->byhash);
+    tw_free(tl->heap);
+    uv_mutex_destroy(&tl->mu);
+    tw_free(tl);
+    *tl_p = NULL;
+}
+
+void
+tw_taskloop_no_async(tw_taskloop_t *tl)
+{
+    uv_mutex_lock(&tl->mu);
+    tl->no_async = 1;
+    uv_mutex_unlock(&tl->mu);
+}
+
+int
+tw_taskloop_add(tw_taskloop_t *tl, const tw_station_def_t *def,
+                tw_station_t **out)
+{
+    if (!def->sid || def->sidlen == 0 || def->sidlen > S_MAX_SID ||
+        !def->h || def->next < TW_NEXT_SAME || def->next > TW_NEXT_HANDLER ||
+        def->ilen > TW_STATION_MAX_PAYLOAD) {
+        return TW_EINVAL;
+    }
+    if (tw_taskloop_find(tl, def->sid, def->sidlen)) {
+        return TW_EEXIST;
+    }
+    tw_station_t *st = tw_calloc(1, sizeof *st);
+    if (s_copy(&st->in, &st->ilen, &st->icap, def->input, def->ilen) != 0) {
+        tw_free(st);
+        return TW_ENOMEM;
+    }
+    tw_call_init(&st->call, tl->loop, s_iter_done, st);
+    st->call.station = st;
+    st->tl = tl;
+    st->sid = tw_strndup(def->sid, def->sidlen);
+    st->sidlen = def->sidlen;
+    st->hash = tw_hash_bytes(def->sid, def->sidlen);
+    st->ep = def->ep;
+    st->h = def->h;
+    st->next = def->next;
+    st->iv = def->interval_ms;
+    st->to = def->timeout_ms;
+    st->slot = def->slot;
+    st->it = st->cur = def->it;
+    atomic_init(&st->self_stop, 0);
+    st->state = def->paused ? S_PAUSED : S_WAIT;
+    st->anext = tl->all;
+    if (tl->all) {
+        tl->all->aprev = st;
+    }
+    tl->all = st;
+    tl->count++;
+    tl->live++;
+    tl->stats.stations++;
+    s_map_put(st);
+    tl->cbs.event(tl->udata, st,
+                  def->paused ? TW_SEV_PAUSED : TW_SEV_RUNNING, NULL);
+    if (!def->paused) {
+        s_push(st);
+    }
+    if (out) {
+        *out = st;
+    }
+    return 0;
+}
+
+int
+tw_taskloop_control(tw_taskloop_t *tl, tw_station_t *st, int ctl)
+{
+    (void)tl;
+    if (ctl < TW_CTL_PAUSE || ctl > TW_CTL_CANCEL) {
+        return TW_EINVAL;
+    }
+    if (st->state == S_ENDED) {
+        return TW_ESTATE;
+    }
+    if (ctl == TW_CTL_CANCEL) {
+        s_end(st, TW_SEV_CANCELLED, NULL); /* S18: now */
+        return 0;
+    }
+    st->want = ctl; /* S13: the last one noted wins */
+    if (st->state != S_RUN) {
+        s_push(st);
+    }
+    return 0;
+}
+
+int
+tw_taskloop_release(tw_taskloop_t *tl, tw_station_t *st, int graceful)
+{
+    (void)tl;
+    if (st->state == S_ENDED) {
+        return TW_ESTATE;
+    }
+    if (graceful && st->state == S_RUN) {
+        st->drain = 1; /* S29: after the current iteration */
+        return 0;
+    }
+    s_end(st, TW_SEV_RELEASED, NULL);
+    return 0;
+}
+
+void
+tw_taskloop_release_all(tw_taskloop_t *tl, int graceful)
+{
+    for (tw_station_t *st = tl->all; st; st = st->anext) {
+        if (st->state != S_ENDED) {
+            tw_taskloop_release(tl, st, graceful);
+        }
+    }
+}
+
+void
+tw_taskloop_drop(tw_taskloop_t *tl, tw_station_t *st)
+{
+    (void)tl;
+    s_end(st, -1, NULL);
+}
+
+void
+tw_taskloop_drop_all(tw_taskloop_t *tl)
+{
+    for (tw_station_t *st = tl->all; st; st = st->anext) {
+        s_end(st, -1, NULL);
+    }
+}
+
+int
+tw_taskloop_n2s(tw_taskloop_t *tl, tw_station_t *st, uint64_t seq,
+                const void *data, size_t len)
+{
+    if (st->state == S_ENDED) {
+        tl->stats.n2s_dropped++;
+        return TW_ESTATE;
+    }
+    if (seq <= st->n2s_seq) {
+        tl->stats.n2s_dup++;
+        return TW_EEXIST;
+    }
+    st->n2s_seq = seq;
+    if (!st->h->n2s) {
+        tl->stats.n2s_dropped++;
+        return TW_ENOENT;
+    }
+    if (!data || len == 0) {
+        data = &s_nil;
+        len = 1;
+    }
+    tl->stats.n2s++;
+    st->h->n2s(st, data, len, st->h->udata);
+    return 0;
+}
+
+int64_t
+tw_taskloop_run(tw_taskloop_t *tl, uint64_t now)
+{
+    if (tl->fhead) {
+        s_drain_foreign(tl);
+    }
+    while (tl->hlen && tl->heap[0]->wake <= now) {
+        tw_station_t *st = tl->heap[0];
+        s_heap_del(st);
+        s_push(st);
+    }
+    tw_station_t *batch = tl->qhead;
+    tl->qhead = tl->qtail = NULL;
+    while (batch) {
+        tw_station_t *st = batch;
+        batch = st->qnext;
+        st->qnext = NULL;
+        st->queued = 0;
+        s_process(st, now);
+    }
+    if (tl->qhead) {
+        return 0;
+    }
+    if (tl->hlen) {
+        uint64_t w = tl->heap[0]->wake;
+        return w > now ? (int64_t)(w - now) : 0;
+    }
+    return -1;
+}
+
+void
+tw_taskloop_take_dirty(tw_taskloop_t *tl,
+                       void (*fn)(void *arg, tw_station_t *st), void *arg)
+{
+    while (tl->dhead) {
+        tw_station_t *st = tl->dhead;
+        s_dirty_del(st);
+        fn(arg, st);
+    }
+}
+
+size_t
+tw_taskloop_live(const tw_taskloop_t *tl)
+{
+    return tl->live;
+}
+
+size_t
+tw_taskloop_count(const tw_taskloop_t *tl)
+{
+    return tl->count;
+}
+
+void
+tw_taskloop_stats(const tw_taskloop_t *tl, tw_taskloop_stats_t *out)
+{
+    *out = tl->stats;
+}
+
+const char *
+tw_station_sid(const tw_station_t *st, size_t *len)
+{
+    if (len) {
+        *len = st->sidlen;
+    }
+    return st->sid;
+}
+
+uint64_t
+tw_station_ep(const tw_station_t *st)
+{
+    return st->ep;
+}
+
+uint64_t
+tw_station_done_count(const tw_station_t *st)
+{
+    return st->it;
+}
+
+const void *
+tw_station_ck(const tw_station_t *st, size_t *len)
+{
+    *len = st->ilen;
+    return st->in;
+}
+
+int
+tw_station_slot(const tw_station_t *st)
+{
+    return st->slot;
+}
+
+const char *
+tw_station_handler(const tw_station_t *st)
+{
+    return st->h->name;
+}
+
+/* The station half of the plugin ABI ------------------------------------ */
+
+tw_station_t *
+tw_call_station(const tw_call_t *call)
+{
+    return call->station;
+}
+
+const char *
+tw_station_id(const tw_station_t *st)
+{
+    return st->sid;
+}
+
+uint64_t
+tw_station_iteration(const tw_station_t *st)
+{
+    return st->cur;
+}
+
+void *
+tw_station_data(const tw_station_t *st)
+{
+    return st->data;
+}
+
+void
+tw_station_set_data(tw_station_t *st, void *data)
+{
+    st->data = data;
+}
+
+int
+tw_station_emit(tw_station_t *st, const void *msgpack, size_t len)
+{
+    if (!msgpack || len == 0) {
+        msgpack = &s_nil;
+        len = 1;
+    }
+    if (len > TW_STATION_MAX_PAYLOAD) {
+        return -E2BIG;
+    }
+    if (!s_mp_one(msgpack, len)) {
+        return -EINVAL;
+    }
+    tw_taskloop_t *tl = st->tl;
+    uv_thread_t self = uv_thread_self();
+    if (uv_thread_equal(&self, &tl->thread)) {
+        if (st->state == S_ENDED) {
+            tl->stats.s2n_dropped++;
+            return -ESHUTDOWN;
+        }
+        s_emit(st, msgpack, len);
+        return 0;
+    }
+    /* A pool thread: queue for the loop, which drains in order. */
+    s_femit_t *f = tw_malloc(sizeof *f + len);
+    f->next = NULL;
+    f->st = st;
+    f->len = len;
+    memcpy(f->data, msgpack, len);
+    uv_mutex_lock(&tl->mu);
+    if (tl->ftail) {
+        tl->ftail->next = f;
+    } else {
+        tl->fhead = f;
+    }
+    tl->ftail = f;
+    int wake = !tl->no_async && tl->cbs.async;
+    if (wake) {
+        tl->cbs.async(tl->udata);
+    }
+    uv_mutex_unlock(&tl->mu);
+    return 0;
+}
+
+int
+tw_call_emit(tw_call_t *call, const void *msgpack, size_t len)
+{
+    if (!call->station) {
+        return -EINVAL;
+    }
+    return tw_station_emit(call->station, msgpack, len);
+}
+
+int
+tw_call_set_next(tw_call_t *call, const void *msgpack, size_t len)
+{
+    tw_station_t *st = call->station;
+    if (!st) {
+        return -EINVAL;
+    }
+    if (!msgpack || len == 0) {
+        msgpack = &s_nil;
+        len = 1;
+    }
+    if (len > TW_STATION_MAX_PAYLOAD) {
+        return -E2BIG;
+    }
+    if (!s_mp_one(msgpack, len)) {
+        return -EINVAL;
+    }
+    if (s_copy(&st->nx, &st->nlen, &st->ncap, msgpack, len) != 0) {
+        return -ENOMEM;
+    }
+    st->has_next = 1;
+    return 0;
+}
+
+void
+tw_station_stop(tw_station_t *st)
+{
+    atomic_store(&st->self_stop, 1);
+    uv_thread_t self = uv_thread_self();
+    if (uv_thread_equal(&self, &st->tl->thread) && st->state != S_RUN &&
+        st->state != S_ENDED) {
+        s_push(st); /* between iterations: end at the next run */
+    }
+}
