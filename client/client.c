@@ -25,7 +25,7 @@
  *  (a RESULT push with a final state, a per-item ACK error, or an ERROR
  *  naming that seq); tw_client_wait_all waits for `pending` to empty.
  *
- *  Requests (ping, result, cancel, query) use a fresh seq, flush the
+ *  Requests (ping, result, cancel, query, station) use a fresh seq, flush the
  *  outbox first so they reach the broker after earlier submissions, and
  *  wait for the reply carrying that seq; meanwhile other traffic is
  *  dispatched to the callbacks as usual. Only one request runs at a time.
@@ -74,7 +74,7 @@ typedef enum {
     S_REQ_NONE = 0,
     S_REQ_PING,   /* waits for a HEARTBEAT */
     S_REQ_RESULT, /* waits for RESULT {seq, items} */
-    S_REQ_REPLY   /* waits for REPLY {seq, data} (CANCEL and QUERY) */
+    S_REQ_REPLY   /* waits for REPLY {seq, data} (CANCEL, QUERY, STATION) */
 } s_req_kind_t;
 
 struct tw_client {
@@ -1087,6 +1087,157 @@ tw_client_query(tw_client_t *c, const char *what, int timeout_ms,
     rc = s_request(c, &e, TW_CMD_QUERY, timeout_ms);
     tw_enc_free(&e);
     if (rc == 0) {
+        *data = c->req.data;
+        *len = c->req.len;
+        c->req.data = NULL;
+    }
+    s_req_end(c);
+    return rc;
+}
+
+/* 1 if `s` is NULL or a string of min..max bytes. */
+static int
+s_str_ok(const char *s, size_t min, size_t max)
+{
+    if (!s) {
+        return 1;
+    }
+    size_t n = strnlen(s, max + 1);
+    return n >= min && n <= max;
+}
+
+/* Check a station request before anything is encoded. */
+static int
+s_station_check(const tw_station_req_t *r)
+{
+    if (!r || !r->op || !s_str_ok(r->op, 1, 32) ||
+        !s_str_ok(r->sid, 1, TW_PROTO_MAX_NAME) ||
+        !s_str_ok(r->handler, 1, TW_PROTO_MAX_NAME) ||
+        !s_str_ok(r->next, 0, 16) || !s_str_ok(r->placement, 0, 16) ||
+        !s_str_ok(r->restart, 0, 16) ||
+        !s_str_ok(r->code, 0, TW_PROTO_MAX_NAME)) {
+        return TW_EINVAL;
+    }
+    if ((r->ntags > 0 && !r->tags) || r->ntags > TW_PROTO_MAX_TAGS) {
+        return TW_EINVAL;
+    }
+    for (size_t i = 0; i < r->ntags; i++) {
+        const tw_station_tag_t *t = &r->tags[i];
+        if (!t->key || !t->value || !s_str_ok(t->key, 1, TW_PROTO_MAX_NAME) ||
+            !s_str_ok(t->value, 0, TW_PROTO_MAX_NAME)) {
+            return TW_EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(r->tags[j].key, t->key) == 0) {
+                return TW_EINVAL;
+            }
+        }
+    }
+    size_t alen = r->args ? r->args_len : 0;
+    size_t plen = r->payload ? r->payload_len : 0;
+    if (alen > TW__CLIENT_MAX_ARGS || plen > TW__CLIENT_MAX_ARGS - alen) {
+        return TW_E2BIG;
+    }
+    if ((r->args && !tw__msgpack_valid(r->args, alen)) ||
+        (r->payload && !tw__msgpack_valid(r->payload, plen))) {
+        return TW_EINVAL;
+    }
+    return 0;
+}
+
+/* Write the body {seq, op, ...} of a checked station request. */
+static void
+s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
+{
+    size_t n = 2 + (r->sid != NULL) + (r->handler != NULL) +
+               (r->args != NULL) + (r->next != NULL) +
+               (r->interval_ms != 0) + (r->timeout_ms != 0) +
+               (r->code != NULL) + (r->ntags != 0) +
+               (r->placement != NULL) + (r->restart != NULL) +
+               (r->payload != NULL);
+    tw_enc_map(e, n);
+    tw_enc_key(e, TW_F_SEQ);
+    tw_enc_uint(e, seq);
+    tw_enc_key(e, TW_F_OP);
+    tw_enc_cstr(e, r->op);
+    if (r->sid) {
+        tw_enc_key(e, TW_F_SID);
+        tw_enc_cstr(e, r->sid);
+    }
+    if (r->handler) {
+        tw_enc_key(e, TW_F_HANDLER);
+        tw_enc_cstr(e, r->handler);
+    }
+    if (r->args) {
+        tw_enc_key(e, TW_F_ARGS);
+        tw_enc_bin(e, r->args, r->args_len);
+    }
+    if (r->next) {
+        tw_enc_key(e, TW_F_NEXT);
+        tw_enc_cstr(e, r->next);
+    }
+    if (r->interval_ms) {
+        tw_enc_key(e, TW_F_INTERVAL);
+        tw_enc_uint(e, r->interval_ms);
+    }
+    if (r->timeout_ms) {
+        tw_enc_key(e, TW_F_TIMEOUT);
+        tw_enc_uint(e, r->timeout_ms);
+    }
+    if (r->code) {
+        tw_enc_key(e, TW_F_STCODE);
+        tw_enc_cstr(e, r->code);
+    }
+    if (r->ntags) {
+        tw_enc_key(e, TW_F_TAGS);
+        tw_enc_map(e, r->ntags);
+        for (size_t i = 0; i < r->ntags; i++) {
+            tw_enc_cstr(e, r->tags[i].key);
+            tw_enc_cstr(e, r->tags[i].value);
+        }
+    }
+    if (r->placement) {
+        tw_enc_key(e, TW_F_PLACEMENT);
+        tw_enc_cstr(e, r->placement);
+    }
+    if (r->restart) {
+        tw_enc_key(e, TW_F_RESTART);
+        tw_enc_cstr(e, r->restart);
+    }
+    if (r->payload) {
+        tw_enc_key(e, TW_F_PAYLOAD);
+        tw_enc_bin(e, r->payload, r->payload_len);
+    }
+}
+
+int
+tw_client_station(tw_client_t *c, const tw_station_req_t *req,
+                  int timeout_ms, void **data, size_t *len)
+{
+    if (data) {
+        *data = NULL;
+    }
+    if (len) {
+        *len = 0;
+    }
+    if (data && !len) {
+        return TW_EINVAL;
+    }
+    int rc = s_station_check(req);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = s_req_begin(c, S_REQ_REPLY);
+    if (rc != 0) {
+        return rc;
+    }
+    c->req.want_data = data != NULL;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    s_station_encode(&e, c->req.seq, req);
+    rc = s_request(c, &e, TW_CMD_STATION, timeout_ms);
+    tw_enc_free(&e);
+    if (rc == 0 && data) {
         *data = c->req.data;
         *len = c->req.len;
         c->req.data = NULL;

@@ -17,7 +17,11 @@
  *
  *  Global flags may appear before or after the command; everything after a
  *  bare "--" is positional. `events` talks to the status PUB socket with a
- *  SUB socket of its own and needs no broker round trip.
+ *  SUB socket of its own and needs no broker round trip; `station tail`
+ *  does the same on the topic "s2n.<ID>" after checking that the station
+ *  exists. The other `station` commands are one STATION request each
+ *  (tw_client_station) whose REPLY data is printed as JSON with --json,
+ *  or as a sentence, a table (list) or "key: value" lines (show).
  */
 #include "client/cli/json.h"
 #include "client/internal.h"
@@ -79,15 +83,35 @@ static const char s_usage[] =
     "  events [TOPIC-PREFIX...] [--count N] [--for S]\n"
     "      Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
     "      until interrupted, N events were printed or S seconds passed.\n"
+    "      Topics start with worker., task., stats, station.<ID>. or\n"
+    "      s2n.<ID>.\n"
+    "  station add ID HANDLER [ARGS-JSON] [--next same|result|handler]\n"
+    "              [--interval S] [--timeout S] [--code C] [--tags k=v,...]\n"
+    "              [--placement any|prefer|pinned]\n"
+    "              [--restart never|on-failure|always]\n"
+    "      Start a station: HANDLER run again and again on one worker slot.\n"
+    "      --next picks each iteration's input (the same ARGS, the last\n"
+    "      result, or what the handler chose); --interval is the least time\n"
+    "      between iteration starts and --timeout the limit of one\n"
+    "      iteration, in seconds. --code and --tags select workers.\n"
+    "  station list | show ID\n"
+    "      List the stations, or show one with its checkpoint.\n"
+    "  station pause ID | continue ID | stop ID | cancel ID | remove ID\n"
+    "  station send ID DATA-JSON\n"
+    "      Send DATA to the station's handler (net to station).\n"
+    "  station tail ID [--count N] [--for S]\n"
+    "      Print what the station emits, one JSON value a line (with\n"
+    "      --json: {\"station\", \"seq\", \"data\"}).\n"
+    "  station rebalance  Spread the stations over the workers again.\n"
     "  ping               Check that the broker answers.\n"
     "\n"
     "Global flags:\n"
     "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
     "                     " S_DEFAULT_BROKER "\n"
-    "  --status EP        status endpoint (events); default\n"
+    "  --status EP        status endpoint (events, station tail); default\n"
     "                     $TASKWHEEL_STATUS, else " S_DEFAULT_STATUS "\n"
     "  --json             print one JSON document on stdout (JSON lines\n"
-    "                     for events) and nothing else\n"
+    "                     for events and station tail) and nothing else\n"
     "  --timeout-ms N     how long to wait for the broker; default 5000\n"
     "  --help             print this help\n"
     "  --version          print the version\n"
@@ -891,12 +915,71 @@ s_no_args(const s_opts_t *o)
     return -1;
 }
 
+/* Text for a table cell: "-" for a missing or null value. malloc'ed. */
+static char *
+s_cell(json_t *v)
+{
+    return !v || json_is_null(v) ? strdup("-") : s_text(v);
+}
+
+/* Print the array of objects `rows` as a table: one column per key, under
+ * its title, each as wide as its widest cell. */
+static int
+s_print_table(json_t *rows, const char *const *keys,
+              const char *const *titles, size_t ncols)
+{
+    size_t nrows = json_array_size(rows);
+    char **cell = calloc((nrows + 1) * ncols, sizeof *cell);
+    size_t *width = calloc(ncols, sizeof *width);
+    if (!cell || !width) {
+        free(cell);
+        free(width);
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    for (size_t j = 0; j < ncols; j++) {
+        cell[j] = strdup(titles[j]);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        json_t *r = json_array_get(rows, i);
+        for (size_t j = 0; j < ncols; j++) {
+            cell[(i + 1) * ncols + j] =
+                s_cell(json_is_object(r) ? json_object_get(r, keys[j])
+                                         : NULL);
+        }
+    }
+    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
+        size_t l = cell[i] ? strlen(cell[i]) : 0;
+        if (l > width[i % ncols]) {
+            width[i % ncols] = l;
+        }
+    }
+    for (size_t i = 0; i <= nrows; i++) {
+        for (size_t j = 0; j < ncols; j++) {
+            const char *t = cell[i * ncols + j] ? cell[i * ncols + j] : "";
+            if (j + 1 < ncols) {
+                printf("%-*s  ", (int)width[j], t);
+            } else {
+                printf("%s\n", t);
+            }
+        }
+    }
+    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
+        free(cell[i]);
+    }
+    free(cell);
+    free(width);
+    return S_EXIT_OK;
+}
+
 static int
 s_cmd_workers(const s_opts_t *o)
 {
-    static const char *cols[] = {"id",      "name",   "host",    "slots",
-                                 "running", "credit", "handlers"};
-    enum { NCOLS = sizeof cols / sizeof cols[0] };
+    static const char *const keys[] = {"id",      "name",   "host",
+                                       "slots",   "running", "credit",
+                                       "handlers"};
+    static const char *const titles[] = {"ID",      "NAME",   "HOST",
+                                         "SLOTS",   "RUNNING", "CREDIT",
+                                         "HANDLERS"};
     int code = s_no_args(o);
     if (code >= 0) {
         return code;
@@ -909,54 +992,14 @@ s_cmd_workers(const s_opts_t *o)
         s_print_json(v);
         return S_EXIT_OK;
     }
-    size_t rows = json_array_size(v);
-    if (rows == 0) {
+    if (json_array_size(v) == 0) {
         puts("no workers connected");
         json_decref(v);
         return S_EXIT_OK;
     }
-    char **cell = calloc((rows + 1) * NCOLS, sizeof *cell);
-    size_t width[NCOLS] = {0};
-    for (size_t j = 0; cell && j < NCOLS; j++) {
-        cell[j] = strdup(cols[j]);
-        for (char *p = cell[j]; p && *p; p++) {
-            *p = (char)(*p - 'a' + 'A');
-        }
-    }
-    for (size_t i = 0; cell && i < rows; i++) {
-        json_t *w = json_array_get(v, i);
-        for (size_t j = 0; j < NCOLS; j++) {
-            cell[(i + 1) * NCOLS + j] =
-                s_text(json_is_object(w) ? json_object_get(w, cols[j])
-                                         : NULL);
-        }
-    }
-    if (!cell) {
-        json_decref(v);
-        return s_fail(S_EXIT_FAIL, "out of memory");
-    }
-    for (size_t i = 0; i < (rows + 1) * NCOLS; i++) {
-        size_t l = cell[i] ? strlen(cell[i]) : 0;
-        if (l > width[i % NCOLS]) {
-            width[i % NCOLS] = l;
-        }
-    }
-    for (size_t i = 0; i <= rows; i++) {
-        for (size_t j = 0; j < NCOLS; j++) {
-            const char *t = cell[i * NCOLS + j] ? cell[i * NCOLS + j] : "";
-            if (j + 1 < NCOLS) {
-                printf("%-*s  ", (int)width[j], t);
-            } else {
-                printf("%s\n", t);
-            }
-        }
-    }
-    for (size_t i = 0; i < (rows + 1) * NCOLS; i++) {
-        free(cell[i]);
-    }
-    free(cell);
+    code = s_print_table(v, keys, titles, sizeof keys / sizeof keys[0]);
     json_decref(v);
-    return S_EXIT_OK;
+    return code;
 }
 
 /* "1d02h03m04s"-style text for a duration in milliseconds. */
@@ -1074,87 +1117,60 @@ s_on_signal(int sig)
     s_stop = 1;
 }
 
-/* Print one status message; returns 1 if printed, 0 if skipped. */
-static int
-s_print_event(zmq_msg_t *topic, zmq_msg_t *body)
-{
-    msgpack_object t;
-    memset(&t, 0, sizeof t);
-    t.type = MSGPACK_OBJECT_STR;
-    t.via.str.ptr = zmq_msg_data(topic);
-    t.via.str.size = (uint32_t)zmq_msg_size(topic);
-    json_t *o = json_object();
-    json_object_set_new(o, "topic", tw_json_from_object(&t));
-    json_object_set_new(o, "body", s_payload_json(zmq_msg_data(body),
-                                                  zmq_msg_size(body)));
-    s_print_json(o);
-    return 1;
-}
+/* What to do with one status message [topic][body]: return 1 if it was
+ * printed (it counts towards --count), 0 if skipped. */
+typedef int (*s_sub_fn)(void *arg, zmq_msg_t *topic, zmq_msg_t *body);
 
+/* A SUB socket connected to the status endpoint and subscribed to each
+ * of `prefixes` (everything if there are none). Returns -1 and sets *ctx
+ * and *sub, or an exit code. */
 static int
-s_cmd_events(const s_opts_t *o)
+s_sub_open(const s_opts_t *o, const char *const *prefixes, size_t n,
+           void **ctx, void **sub)
 {
-    s_words_t w = {o->argc, o->argv, 1, 0};
-    const char **prefixes = calloc((size_t)o->argc, sizeof *prefixes);
-    size_t nprefixes = 0;
-    uint64_t count = 0;
-    double for_secs = -1;
-    if (!prefixes) {
-        return s_fail(S_EXIT_FAIL, "out of memory");
-    }
-    for (; w.i < w.argc; w.i++) {
-        const char *a = w.argv[w.i];
-        const char *val;
-        int r;
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
+    *ctx = zmq_ctx_new();
+    *sub = *ctx ? zmq_socket(*ctx, ZMQ_SUB) : NULL;
+    if (!*sub) {
+        int code = s_fail(S_EXIT_FAIL, "cannot create a socket: %s",
+                          zmq_strerror(errno));
+        if (*ctx) {
+            zmq_ctx_term(*ctx);
         }
-        if (!s_is_flag(&w)) {
-            prefixes[nprefixes++] = a;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--count",
-                                     &val)) != 0) {
-            if (r < 0 || s_parse_u64(val, &count) != 0 || count == 0) {
-                free(prefixes);
-                return s_usage_error("--count needs a number >= 1");
-            }
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--for",
-                                     &val)) != 0) {
-            if (r < 0 || s_parse_secs(val, 1e9, &for_secs) != 0) {
-                free(prefixes);
-                return s_usage_error("--for needs a number of seconds");
-            }
-        } else {
-            free(prefixes);
-            return s_usage_error("events: unknown option '%s'", a);
-        }
-    }
-
-    void *ctx = zmq_ctx_new();
-    void *sub = ctx ? zmq_socket(ctx, ZMQ_SUB) : NULL;
-    if (!sub) {
-        if (ctx) {
-            zmq_ctx_term(ctx);
-        }
-        free(prefixes);
-        return s_fail(S_EXIT_FAIL, "cannot create a socket: %s",
-                      zmq_strerror(errno));
+        *ctx = NULL;
+        return code;
     }
     int linger = 0, hwm = 100000;
-    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    int code = S_EXIT_OK;
-    if (zmq_connect(sub, o->status) != 0) {
-        code = s_usage_error("cannot use status endpoint '%s'", o->status);
-        goto out;
+    zmq_setsockopt(*sub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(*sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(*sub, o->status) != 0) {
+        zmq_close(*sub);
+        zmq_ctx_term(*ctx);
+        *sub = *ctx = NULL;
+        return s_usage_error("cannot use status endpoint '%s'", o->status);
     }
-    if (nprefixes == 0) {
-        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    if (n == 0) {
+        zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "", 0);
     }
-    for (size_t i = 0; i < nprefixes; i++) {
-        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
+    for (size_t i = 0; i < n; i++) {
+        zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
     }
+    return -1;
+}
 
+static void
+s_sub_close(void *ctx, void *sub)
+{
+    zmq_close(sub);
+    zmq_ctx_term(ctx);
+}
+
+/* Hand every two-frame message arriving on `sub` to `fn` until SIGINT or
+ * SIGTERM, `count` of them were printed (0: no limit) or `for_secs`
+ * passed (negative: no limit). Returns an exit code. */
+static int
+s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
+           void *arg)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -1162,6 +1178,7 @@ s_cmd_events(const s_opts_t *o)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    int code = S_EXIT_OK;
     uint64_t deadline =
         for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
                       : 0;
@@ -1210,17 +1227,779 @@ s_cmd_events(const s_opts_t *o)
             }
             /* A status message is exactly [topic][body]. */
             if (nf == 2) {
-                seen += (uint64_t)s_print_event(&f[0], &f[1]);
+                seen += (uint64_t)fn(arg, &f[0], &f[1]);
             }
             zmq_msg_close(&f[0]);
             zmq_msg_close(&f[1]);
         }
     }
-out:
-    zmq_close(sub);
-    zmq_ctx_term(ctx);
+    return code;
+}
+
+/* Print one status message as {"topic", "body"}. */
+static int
+s_print_event(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
+{
+    (void)arg;
+    msgpack_object t;
+    memset(&t, 0, sizeof t);
+    t.type = MSGPACK_OBJECT_STR;
+    t.via.str.ptr = zmq_msg_data(topic);
+    t.via.str.size = (uint32_t)zmq_msg_size(topic);
+    json_t *o = json_object();
+    json_object_set_new(o, "topic", tw_json_from_object(&t));
+    json_object_set_new(o, "body", s_payload_json(zmq_msg_data(body),
+                                                  zmq_msg_size(body)));
+    s_print_json(o);
+    return 1;
+}
+
+/* If the word at w->i is --count N or --for S, consume it (and its value)
+ * and return 1; a bad value sets *code to the usage exit code. Returns 0
+ * for any other word. */
+static int
+s_parse_stream_flag(s_words_t *w, uint64_t *count, double *for_secs,
+                    int *code)
+{
+    const char *val;
+    int r;
+    if ((r = s_flag_value(w->argc, w->argv, &w->i, "--count", &val)) != 0) {
+        if (r < 0 || s_parse_u64(val, count) != 0 || *count == 0) {
+            *code = s_usage_error("--count needs a number >= 1");
+        }
+        return 1;
+    }
+    if ((r = s_flag_value(w->argc, w->argv, &w->i, "--for", &val)) != 0) {
+        if (r < 0 || s_parse_secs(val, 1e9, for_secs) != 0) {
+            *code = s_usage_error("--for needs a number of seconds");
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int
+s_cmd_events(const s_opts_t *o)
+{
+    s_words_t w = {o->argc, o->argv, 1, 0};
+    const char **prefixes = calloc((size_t)o->argc, sizeof *prefixes);
+    size_t nprefixes = 0;
+    uint64_t count = 0;
+    double for_secs = -1;
+    int code = -1;
+    if (!prefixes) {
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    for (; w.i < w.argc && code < 0; w.i++) {
+        const char *a = w.argv[w.i];
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (!s_is_flag(&w)) {
+            prefixes[nprefixes++] = a;
+        } else if (!s_parse_stream_flag(&w, &count, &for_secs, &code)) {
+            code = s_usage_error("events: unknown option '%s'", a);
+        }
+    }
+    if (code >= 0) {
+        free(prefixes);
+        return code;
+    }
+    void *ctx, *sub;
+    code = s_sub_open(o, prefixes, nprefixes, &ctx, &sub);
+    if (code < 0) {
+        code = s_sub_loop(sub, count, for_secs, s_print_event, NULL);
+        s_sub_close(ctx, sub);
+    }
     free(prefixes);
     return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* station                                                            */
+
+/* The values `station add` accepts for its enumerated flags. */
+static const char *const s_next_modes[] = {"same", "result", "handler",
+                                           NULL};
+static const char *const s_placements[] = {"any", "prefer", "pinned", NULL};
+static const char *const s_restarts[] = {"never", "on-failure", "always",
+                                         NULL};
+
+/* Keys of a station summary, in the order `station show` prints them;
+ * keys the broker adds later follow. */
+static const char *const s_station_keys[] = {
+    "station",    "handler",    "state",       "wanted",      "worker",
+    "slot",       "epoch",      "iterations",  "last_error",  "checkpoint",
+    "placement",  "restart",    "restarts",    "n2s_queued",  "n2s_dropped",
+    "code",       "tags",       NULL};
+
+static int
+s_one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++) {
+        if (strcmp(v, *set) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Check a station ID given on the command line. Returns -1 or an exit
+ * code. */
+static int
+s_st_check_id(const char *sub, const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > TW_PROTO_MAX_NAME) {
+        return s_usage_error("station %s: a station ID is 1 to %d bytes",
+                             sub, TW_PROTO_MAX_NAME);
+    }
+    return -1;
+}
+
+/* Collect exactly `want` positional words after `station SUB`, described
+ * by `synopsis` in errors; any flag is an error. Returns -1 or an exit
+ * code. */
+static int
+s_st_positional(const s_opts_t *o, const char *sub, const char *synopsis,
+                const char **pos, int want)
+{
+    s_words_t w = {o->argc, o->argv, 2, 0};
+    int n = 0;
+    for (; w.i < w.argc; w.i++) {
+        const char *a = w.argv[w.i];
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (s_is_flag(&w)) {
+            return s_usage_error("station %s: unknown option '%s'", sub, a);
+        }
+        if (n == want) {
+            return s_usage_error("usage: taskwheel station %s%s%s; "
+                                 "unexpected '%s'", sub, *synopsis ? " " : "",
+                                 synopsis, a);
+        }
+        pos[n++] = a;
+    }
+    if (n < want) {
+        return s_usage_error("usage: taskwheel station %s %s", sub, synopsis);
+    }
+    return want > 0 ? s_st_check_id(sub, pos[0]) : -1;
+}
+
+/* Seconds (fractions allowed) from a flag's value, in milliseconds; a
+ * positive value never rounds down to 0. Returns -1 or an exit code. */
+static int
+s_st_ms(const char *flag, int r, const char *val, uint64_t *ms)
+{
+    double secs;
+    if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs) != 0) {
+        return s_usage_error("%s needs a number of seconds", flag);
+    }
+    *ms = (uint64_t)llround(secs * 1000.0);
+    if (secs > 0 && *ms == 0) {
+        *ms = 1;
+    }
+    return -1;
+}
+
+/* Split "k=v,k2=v2" into tags that point into *buf, a copy of `text` the
+ * caller frees. Empty elements are skipped. Returns -1 or an exit code. */
+static int
+s_st_tags(const char *text, char **buf, tw_station_tag_t *tags, size_t *n)
+{
+    *n = 0;
+    *buf = strdup(text);
+    if (!*buf) {
+        return s_fail(S_EXIT_FAIL, "out of memory");
+    }
+    char *p = *buf;
+    while (p) {
+        char *end = strchr(p, ',');
+        if (end) {
+            *end = '\0';
+        }
+        if (*p) {
+            char *eq = strchr(p, '=');
+            size_t klen = eq ? (size_t)(eq - p) : 0;
+            if (!eq || klen == 0 || klen > TW_PROTO_MAX_NAME ||
+                strlen(eq + 1) > TW_PROTO_MAX_NAME) {
+                return s_usage_error("--tags: '%s' is not key=value (1-%d "
+                                     "byte key, value up to %d bytes)",
+                                     p, TW_PROTO_MAX_NAME, TW_PROTO_MAX_NAME);
+            }
+            *eq = '\0';
+            for (size_t i = 0; i < *n; i++) {
+                if (strcmp(tags[i].key, p) == 0) {
+                    return s_usage_error("--tags: key '%s' given twice", p);
+                }
+            }
+            if (*n == TW_PROTO_MAX_TAGS) {
+                return s_usage_error("--tags: more than %d tags",
+                                     TW_PROTO_MAX_TAGS);
+            }
+            tags[*n].key = p;
+            tags[*n].value = eq + 1;
+            (*n)++;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+/* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
+ * -1 and sets *out (free()) and *len, or an exit code. */
+static int
+s_st_json_arg(const char *what, const char *text, void **out, size_t *len)
+{
+    char err[256];
+    int rc = tw_json_to_msgpack(text, out, len, err, sizeof err);
+    if (rc == TW_E2BIG) {
+        return s_usage_error("%s is %s", what, err);
+    }
+    if (rc != 0) {
+        return s_fail(S_EXIT_USAGE, "%s is not valid JSON: %s", what, err);
+    }
+    if (*len > TW__CLIENT_MAX_ARGS) {
+        free(*out);
+        *out = NULL;
+        return s_usage_error("%s is too big (%zu bytes of msgpack, limit "
+                             "%u)", what, *len, TW__CLIENT_MAX_ARGS);
+    }
+    return -1;
+}
+
+/* Run one station request and return its reply data as JSON, or NULL
+ * with *code set: 1 for a broker error, 3 when it did not answer. */
+static json_t *
+s_st_request(const s_opts_t *o, const tw_station_req_t *req, int *code)
+{
+    tw_client_t *c = s_connect(o, code);
+    if (!c) {
+        return NULL;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_station(c, req, o->timeout_ms, &data, &len);
+    json_t *v = NULL;
+    if (rc != 0) {
+        char *id = req->sid ? s_clean(req->sid, strlen(req->sid)) : NULL;
+        char what[64 + TW_PROTO_MAX_NAME];
+        snprintf(what, sizeof what, "station %s%s%s", req->op,
+                 id ? " " : "", id ? id : "");
+        free(id);
+        *code = s_lib_error(o, c, what, rc);
+    } else {
+        v = s_payload_json(data, len);
+        if (!v) {
+            *code = s_fail(S_EXIT_FAIL, "out of memory");
+        }
+    }
+    free(data);
+    tw_client_destroy(&c);
+    return v;
+}
+
+/* Human text of the member `key` of `obj`: "-" when absent or null. */
+static char *
+s_st_member(json_t *obj, const char *key)
+{
+    return s_cell(json_is_object(obj) ? json_object_get(obj, key) : NULL);
+}
+
+static int
+s_st_add(const s_opts_t *o, const char *sub)
+{
+    s_words_t w = {o->argc, o->argv, 2, 0};
+    const char *pos[3] = {NULL, NULL, NULL};
+    int npos = 0;
+    tw_station_req_t req;
+    tw_station_tag_t tags[TW_PROTO_MAX_TAGS];
+    char *tagbuf = NULL;
+    void *args = NULL;
+    int code = -1;
+
+    memset(&req, 0, sizeof req);
+    req.op = "add";
+    for (; w.i < w.argc && code < 0; w.i++) {
+        const char *a = w.argv[w.i];
+        const char *val = NULL;
+        int r;
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (!s_is_flag(&w)) {
+            if (npos == 3) {
+                code = s_usage_error("station add takes ID HANDLER and at "
+                                     "most one ARGS-JSON; unexpected '%s'",
+                                     a);
+            } else {
+                pos[npos++] = a;
+            }
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--next",
+                                     &val)) != 0) {
+            if (r < 0 || !s_one_of(val, s_next_modes)) {
+                code = s_usage_error("--next must be same, result or "
+                                     "handler");
+            }
+            req.next = val;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--interval",
+                                     &val)) != 0) {
+            code = s_st_ms("--interval", r, val, &req.interval_ms);
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--timeout",
+                                     &val)) != 0) {
+            code = s_st_ms("--timeout", r, val, &req.timeout_ms);
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--code",
+                                     &val)) != 0) {
+            if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
+                code = s_usage_error("--code needs a station code of 1 to "
+                                     "%d bytes", TW_PROTO_MAX_NAME);
+            }
+            req.code = val;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--tags",
+                                     &val)) != 0) {
+            if (r < 0) {
+                code = s_usage_error("--tags needs key=value,...");
+            } else {
+                free(tagbuf);
+                code = s_st_tags(val, &tagbuf, tags, &req.ntags);
+                req.tags = tags;
+            }
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--placement",
+                                     &val)) != 0) {
+            if (r < 0 || !s_one_of(val, s_placements)) {
+                code = s_usage_error("--placement must be any, prefer or "
+                                     "pinned");
+            }
+            req.placement = val;
+        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--restart",
+                                     &val)) != 0) {
+            if (r < 0 || !s_one_of(val, s_restarts)) {
+                code = s_usage_error("--restart must be never, on-failure "
+                                     "or always");
+            }
+            req.restart = val;
+        } else {
+            code = s_usage_error("station add: unknown option '%s'", a);
+        }
+    }
+    if (code < 0 && npos < 2) {
+        code = s_usage_error("usage: taskwheel station add ID HANDLER "
+                             "[ARGS-JSON] [flags]");
+    }
+    if (code < 0) {
+        code = s_st_check_id(sub, pos[0]);
+    }
+    if (code < 0 && (!*pos[1] || strlen(pos[1]) > TW_PROTO_MAX_NAME)) {
+        code = s_usage_error("a handler name is 1 to %d bytes",
+                             TW_PROTO_MAX_NAME);
+    }
+    if (code < 0 && pos[2]) {
+        code = s_st_json_arg("ARGS-JSON", pos[2], &args, &req.args_len);
+        req.args = args;
+    }
+    if (code >= 0) {
+        free(tagbuf);
+        free(args);
+        return code;
+    }
+    req.sid = pos[0];
+    req.handler = pos[1];
+
+    json_t *v = s_st_request(o, &req, &code);
+    free(tagbuf);
+    free(args);
+    if (!v) {
+        return code;
+    }
+    if (o->json) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    char *id = s_clean(req.sid, strlen(req.sid));
+    const char *st = json_string_value(json_object_get(v, "state"));
+    if (st && strcmp(st, "assigned") == 0) {
+        char *wk = s_st_member(v, "worker");
+        char *slot = s_st_member(v, "slot");
+        printf("station %s assigned to worker %s slot %s\n", id ? id : "?",
+               wk ? wk : "?", slot ? slot : "?");
+        free(wk);
+        free(slot);
+    } else if (st) {
+        char *state = s_st_member(v, "state");
+        json_t *reason = json_object_get(v, "reason");
+        char *why = reason && !json_is_null(reason) ? s_text(reason) : NULL;
+        printf("station %s %s%s%s\n", id ? id : "?", state ? state : "?",
+               why ? ": " : "", why ? why : "");
+        free(state);
+        free(why);
+    } else {
+        printf("station %s added\n", id ? id : "?");
+    }
+    free(id);
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+/* pause, continue, stop, cancel and remove: {sid} -> {station, state}.
+ * The state is printed alone when it is what the operation asked for
+ * ("station s1 paused"), else with the request ("station s1 assigned
+ * (pause requested)"): a control reaches the worker at its next
+ * iteration boundary, so the broker may still report the old state. */
+static int
+s_st_control(const s_opts_t *o, const char *sub)
+{
+    static const char *const wanted[][2] = {
+        {"pause", "paused"},     {"continue", "running"},
+        {"stop", "stopped"},     {"cancel", "cancelled"},
+        {"remove", "removed"}};
+    const char *pos[1];
+    int code = s_st_positional(o, sub, "ID", pos, 1);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = sub;
+    req.sid = pos[0];
+    json_t *v = s_st_request(o, &req, &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    char *id = s_clean(req.sid, strlen(req.sid));
+    json_t *state = json_object_get(v, "state");
+    char *st = json_is_string(state) ? s_text(state) : NULL;
+    const char *want = NULL;
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        if (strcmp(sub, wanted[i][0]) == 0) {
+            want = wanted[i][1];
+        }
+    }
+    if (st && want && strcmp(st, want) == 0) {
+        printf("station %s %s\n", id ? id : "?", st);
+    } else if (st) {
+        printf("station %s %s (%s requested)\n", id ? id : "?", st, sub);
+    } else {
+        printf("station %s: %s sent\n", id ? id : "?", sub);
+    }
+    free(st);
+    free(id);
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+static int
+s_st_list(const s_opts_t *o, const char *sub)
+{
+    static const char *const keys[] = {"station",    "handler",
+                                       "state",      "worker",
+                                       "iterations", "last_error"};
+    static const char *const titles[] = {"ID",         "HANDLER",
+                                         "STATE",      "WORKER",
+                                         "ITERATIONS", "LAST ERROR"};
+    int code = s_st_positional(o, sub, "", NULL, 0);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "list";
+    json_t *v = s_st_request(o, &req, &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json || !json_is_array(v)) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    if (json_array_size(v) == 0) {
+        puts("no stations");
+        json_decref(v);
+        return S_EXIT_OK;
+    }
+    code = s_print_table(v, keys, titles, sizeof keys / sizeof keys[0]);
+    json_decref(v);
+    return code;
+}
+
+/* One "key: value" line of `station show`. The checkpoint is always
+ * JSON (a string checkpoint keeps its quotes); tags read k=v,k2=v2. */
+static void
+s_st_show_line(const char *key, json_t *v)
+{
+    char *text = NULL;
+    if (strcmp(key, "checkpoint") == 0 && v && !json_is_null(v)) {
+        char *j = tw_json_dumps(v);
+        text = j ? s_clean(j, strlen(j)) : NULL;
+        free(j);
+    } else if (strcmp(key, "tags") == 0 && json_is_object(v) &&
+               json_object_size(v) > 0) {
+        json_t *parts = json_array();
+        for (void *it = json_object_iter(v); it;
+             it = json_object_iter_next(v, it)) {
+            char *val = s_text(json_object_iter_value(it));
+            size_t n = strlen(json_object_iter_key(it)) +
+                       (val ? strlen(val) : 0) + 2;
+            char *kv = malloc(n);
+            if (kv) {
+                snprintf(kv, n, "%s=%s", json_object_iter_key(it),
+                         val ? val : "");
+                json_array_append_new(parts, json_string(kv));
+            }
+            free(kv);
+            free(val);
+        }
+        text = s_text(parts);
+        json_decref(parts);
+    } else if (json_is_object(v) && json_object_size(v) == 0) {
+        text = strdup("-");
+    } else {
+        text = s_cell(v);
+    }
+    char *k = s_clean(key, strlen(key));
+    printf("%s: %s\n", k ? k : "?", text ? text : "?");
+    free(k);
+    free(text);
+}
+
+static int
+s_st_show(const s_opts_t *o, const char *sub)
+{
+    const char *pos[1];
+    int code = s_st_positional(o, sub, "ID", pos, 1);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "show";
+    req.sid = pos[0];
+    json_t *v = s_st_request(o, &req, &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json || !json_is_object(v)) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    for (size_t i = 0; s_station_keys[i]; i++) {
+        json_t *val = json_object_get(v, s_station_keys[i]);
+        if (val) {
+            s_st_show_line(s_station_keys[i], val);
+        }
+    }
+    for (void *it = json_object_iter(v); it;
+         it = json_object_iter_next(v, it)) {
+        const char *k = json_object_iter_key(it);
+        if (!s_one_of(k, s_station_keys)) {
+            s_st_show_line(k, json_object_iter_value(it));
+        }
+    }
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+static int
+s_st_send(const s_opts_t *o, const char *sub)
+{
+    const char *pos[2];
+    int code = s_st_positional(o, sub, "ID DATA-JSON", pos, 2);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    void *payload = NULL;
+    code = s_st_json_arg("DATA-JSON", pos[1], &payload, &req.payload_len);
+    if (code >= 0) {
+        return code;
+    }
+    req.op = "send";
+    req.sid = pos[0];
+    req.payload = payload;
+    json_t *v = s_st_request(o, &req, &code);
+    free(payload);
+    if (!v) {
+        return code;
+    }
+    if (o->json) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    char *id = s_clean(req.sid, strlen(req.sid));
+    char *seq = s_st_member(v, "seq");
+    int queued = json_is_true(json_object_get(v, "queued"));
+    printf("station %s: message %s %s\n", id ? id : "?", seq ? seq : "?",
+           queued ? "queued" : "sent");
+    free(seq);
+    free(id);
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+static int
+s_st_rebalance(const s_opts_t *o, const char *sub)
+{
+    int code = s_st_positional(o, sub, "", NULL, 0);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "rebalance";
+    json_t *v = s_st_request(o, &req, &code);
+    if (!v) {
+        return code;
+    }
+    if (o->json) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    json_t *moved = json_object_get(v, "moved");
+    char *n = s_cell(moved);
+    printf("moved %s station%s\n", n ? n : "?",
+           json_is_integer(moved) && json_integer_value(moved) == 1 ? ""
+                                                                    : "s");
+    free(n);
+    json_decref(v);
+    return S_EXIT_OK;
+}
+
+/* `station tail`: the s2n messages of one station. */
+typedef struct {
+    char topic[4 + TW_PROTO_MAX_NAME + 1]; /* "s2n.<ID>" */
+    size_t tlen;
+    int json;
+} s_tail_t;
+
+/* Print one s2n message of the station: its data as a JSON line, or with
+ * --json {"station", "seq", "data"}. The SUB prefix "s2n.gnss-1" also
+ * matches "s2n.gnss-10", so the topic must match exactly. */
+static int
+s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
+{
+    s_tail_t *t = arg;
+    if (zmq_msg_size(topic) != t->tlen ||
+        memcmp(zmq_msg_data(topic), t->topic, t->tlen) != 0) {
+        return 0;
+    }
+    json_t *b = tw_json_from_msgpack(zmq_msg_data(body), zmq_msg_size(body));
+    json_t *data = json_is_object(b) ? json_object_get(b, "data") : NULL;
+    if (!data) {
+        json_decref(b);
+        return 0;
+    }
+    if (t->json) {
+        json_t *o = json_object();
+        static const char *const keys[] = {"station", "seq", "data"};
+        for (size_t i = 0; i < 3; i++) {
+            json_t *v = json_object_get(b, keys[i]);
+            if (v) {
+                json_object_set(o, keys[i], v);
+            }
+        }
+        s_print_json(o);
+    } else {
+        s_print_json(json_incref(data));
+    }
+    json_decref(b);
+    return 1;
+}
+
+static int
+s_st_tail(const s_opts_t *o, const char *sub)
+{
+    s_words_t w = {o->argc, o->argv, 2, 0};
+    const char *id = NULL;
+    uint64_t count = 0;
+    double for_secs = -1;
+    int code = -1;
+    for (; w.i < w.argc && code < 0; w.i++) {
+        const char *a = w.argv[w.i];
+        if (!w.dashdash && strcmp(a, "--") == 0) {
+            w.dashdash = 1;
+            continue;
+        }
+        if (!s_is_flag(&w)) {
+            if (id) {
+                code = s_usage_error("station tail takes one ID; "
+                                     "unexpected '%s'", a);
+            }
+            id = a;
+        } else if (!s_parse_stream_flag(&w, &count, &for_secs, &code)) {
+            code = s_usage_error("station tail: unknown option '%s'", a);
+        }
+    }
+    if (code < 0 && !id) {
+        code = s_usage_error("usage: taskwheel station tail ID [--count N] "
+                             "[--for S]");
+    }
+    if (code < 0) {
+        code = s_st_check_id(sub, id);
+    }
+    if (code >= 0) {
+        return code;
+    }
+    s_tail_t t;
+    t.tlen = (size_t)snprintf(t.topic, sizeof t.topic, "s2n.%s", id);
+    t.json = o->json;
+    const char *prefix = t.topic;
+    void *ctx, *sub_sock;
+    code = s_sub_open(o, &prefix, 1, &ctx, &sub_sock);
+    if (code >= 0) {
+        return code;
+    }
+    /* Subscribed first, so nothing emitted after the check is missed; the
+     * check turns an unknown station into exit 1 instead of silence. */
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "show";
+    req.sid = id;
+    json_t *v = s_st_request(o, &req, &code);
+    if (v) {
+        json_decref(v);
+        code = s_sub_loop(sub_sock, count, for_secs, s_print_s2n, &t);
+    }
+    s_sub_close(ctx, sub_sock);
+    return code;
+}
+
+typedef struct {
+    const char *name;
+    int (*run)(const s_opts_t *o, const char *sub);
+} s_st_command_t;
+
+static const s_st_command_t s_st_commands[] = {
+    {"add", s_st_add},         {"list", s_st_list},
+    {"show", s_st_show},       {"pause", s_st_control},
+    {"continue", s_st_control}, {"stop", s_st_control},
+    {"cancel", s_st_control},  {"remove", s_st_control},
+    {"send", s_st_send},       {"tail", s_st_tail},
+    {"rebalance", s_st_rebalance},
+};
+
+static int
+s_cmd_station(const s_opts_t *o)
+{
+    if (o->argc < 2) {
+        return s_usage_error("station needs a command: add, list, show, "
+                             "pause, continue, stop, cancel, remove, send, "
+                             "tail or rebalance");
+    }
+    for (size_t i = 0; i < sizeof s_st_commands / sizeof s_st_commands[0];
+         i++) {
+        if (strcmp(o->argv[1], s_st_commands[i].name) == 0) {
+            return s_st_commands[i].run(o, s_st_commands[i].name);
+        }
+    }
+    return s_usage_error("unknown station command '%s'", o->argv[1]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1265,7 +2044,7 @@ static const s_command_t s_commands[] = {
     {"submit", s_cmd_submit},   {"result", s_cmd_result},
     {"cancel", s_cmd_cancel},   {"workers", s_cmd_workers},
     {"status", s_cmd_status},   {"events", s_cmd_events},
-    {"ping", s_cmd_ping},
+    {"ping", s_cmd_ping},       {"station", s_cmd_station},
 };
 
 int
