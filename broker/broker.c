@@ -55,6 +55,9 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
               "n2s messages queued per station while it cannot take them"),
+    S_OPT_INT("restart-base", 10, 3600000, "1000", restart_base,
+              "milliseconds before a failed station's first restart "
+              "(doubling per failure, at most 60 s)"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
@@ -625,8 +628,10 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_timer_init(loop, &b->hb_timer);
     uv_timer_init(loop, &b->stats_timer);
     b->hb_timer.data = b->stats_timer.data = b;
-    uv_timer_start(&b->hb_timer, s_on_heartbeat, (uint64_t)cfg->heartbeat,
-                   (uint64_t)cfg->heartbeat);
+    /* Ticking at half the interval finds a silent worker within half an
+     * interval of its deadline rather than a whole one. */
+    uint64_t tick = (uint64_t)cfg->heartbeat / 2;
+    uv_timer_start(&b->hb_timer, s_on_heartbeat, tick, tick);
     uv_timer_start(&b->stats_timer, s_on_stats, 1000, 1000);
     uv_signal_init(loop, &b->sigterm);
     uv_signal_init(loop, &b->sigint);

@@ -46,7 +46,7 @@ s_event(tw_broker_t *b, const tw_station_t *st, const char *event,
     tw_enc_cstr(&e, "iterations");
     tw_enc_uint(&e, st->iterations);
     if (detail) {
-        tw_enc_cstr(&e, "detail");
+        tw_enc_cstr(&e, "reason");
         tw_enc_cstr(&e, detail);
     }
     tw_status_send(&b->status, topic, &e);
@@ -351,7 +351,7 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
                  int detail)
 {
     const tw_handler_t *h = &b->reg.handlers[st->handler];
-    tw_enc_map(e, detail ? 20 : 8);
+    tw_enc_map(e, detail ? 21 : 8);
     tw_enc_cstr(e, "station");
     tw_enc_str(e, st->sid, st->sid_len);
     tw_enc_cstr(e, "handler");
@@ -360,10 +360,20 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
     tw_enc_cstr(e, tw_sstate_name(st->state));
     tw_enc_cstr(e, "wanted");
     tw_enc_cstr(e, tw_swant_name(st->wanted));
+    /* Worker and slot are nil while the station holds no slot. */
+    int placed = tw_station_placed(st);
     tw_enc_cstr(e, "worker");
-    tw_enc_uint(e, tw_station_placed(st) ? st->worker : 0);
+    if (placed) {
+        tw_enc_uint(e, st->worker);
+    } else {
+        tw_enc_nil(e);
+    }
     tw_enc_cstr(e, "slot");
-    tw_enc_uint(e, st->slot);
+    if (placed) {
+        tw_enc_uint(e, st->slot);
+    } else {
+        tw_enc_nil(e);
+    }
     tw_enc_cstr(e, "iterations");
     tw_enc_uint(e, st->iterations);
     tw_enc_cstr(e, "last_error");
@@ -413,6 +423,12 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
         tw_enc_cstr(e, st->code);
     } else {
         tw_enc_nil(e);
+    }
+    tw_enc_cstr(e, "tags");
+    tw_enc_map(e, st->ntags / 2);
+    for (size_t i = 0; i + 1 < st->ntags; i += 2) {
+        tw_enc_cstr(e, st->tags[i]);
+        tw_enc_cstr(e, st->tags[i + 1]);
     }
 }
 
@@ -561,6 +577,7 @@ s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
     st->next = (uint8_t)next;
     st->placement = (tw_placement_t)place;
     st->restart = (uint8_t)restart;
+    st->restart_base_ms = (uint32_t)b->cfg->restart_base;
     uint64_t iv = tw_msg_uint(m, TW_F_INTERVAL, 0);
     uint64_t to = tw_msg_uint(m, TW_F_TIMEOUT, 0);
     st->interval_ms = iv > UINT32_MAX ? UINT32_MAX : (uint32_t)iv;

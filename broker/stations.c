@@ -148,11 +148,13 @@ int
 tw_station_should_restart(tw_station_t *st, tw_sstate_t state,
                           uint64_t now_ms)
 {
-    if (st->restart == TW_RESTART_NEVER || st->wanted == TW_WANT_STOPPED ||
+    if ((state != TW_SS_FAILED && state != TW_SS_DONE) ||
+        st->restart == TW_RESTART_NEVER || st->wanted == TW_WANT_STOPPED ||
         (state == TW_SS_DONE && st->restart != TW_RESTART_ALWAYS)) {
         return 0;
     }
-    uint64_t delay = TW_RESTART_BASE_MS;
+    uint64_t delay = st->restart_base_ms ? st->restart_base_ms
+                                         : TW_RESTART_BASE_MS;
     if (state == TW_SS_FAILED) {
         if (now_ms - st->burst_start_ms > TW_RESTART_WINDOW_MS ||
             st->burst == 0) {

@@ -96,6 +96,7 @@ typedef struct tw_station {
     uint64_t iterations;
     char *last_error;
     const char *reason; /* why it is pending; static text */
+    uint32_t restart_base_ms; /* first backoff; 0 = TW_RESTART_BASE_MS */
     uint32_t restarts;
     uint32_t burst;     /* failures in the current window */
     uint64_t burst_start_ms;

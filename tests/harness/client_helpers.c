@@ -180,3 +180,119 @@ tw_h_result_str(const tw_result_t *r)
     msgpack_unpacked_destroy(&up);
     return buf;
 }
+
+int
+tw_h_station_op(tw_client_t *c, const char *op, const char *sid, int expect)
+{
+    tw_station_req_t req = {.op = op, .sid = sid};
+    int rc = tw_client_station(c, &req, 5000, NULL, NULL);
+    TW_H_ASSERT_MSG(rc == expect, "station %s %s: %d (%s), wanted %d (%s)",
+                    op, sid ? sid : "", rc, tw_client_last_error(c), expect,
+                    tw_err_name(expect));
+    return rc;
+}
+
+static void
+s_copy_str(char *dst, size_t cap, const msgpack_object *o)
+{
+    dst[0] = '\0';
+    if (o->type == MSGPACK_OBJECT_STR) {
+        size_t n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
+        memcpy(dst, o->via.str.ptr, n);
+        dst[n] = '\0';
+    }
+}
+
+int
+tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
+{
+    tw_station_req_t req = {.op = "show", .sid = sid};
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_station(c, &req, 5000, &data, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    memset(out, 0, sizeof *out);
+    out->checkpoint = -1;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, data, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+            const msgpack_object *k = &up.data.via.map.ptr[i].key;
+            const msgpack_object *v = &up.data.via.map.ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR) {
+                continue;
+            }
+#define S_KEY(name)                                                          \
+    (k->via.str.size == strlen(name) &&                                      \
+     memcmp(k->via.str.ptr, name, k->via.str.size) == 0)
+            uint64_t u = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                             ? v->via.u64
+                             : 0;
+            if (S_KEY("state")) {
+                s_copy_str(out->state, sizeof out->state, v);
+            } else if (S_KEY("wanted")) {
+                s_copy_str(out->wanted, sizeof out->wanted, v);
+            } else if (S_KEY("worker")) {
+                out->worker = u;
+            } else if (S_KEY("epoch")) {
+                out->epoch = u;
+            } else if (S_KEY("iterations")) {
+                out->iterations = u;
+            } else if (S_KEY("restarts")) {
+                out->restarts = u;
+            } else if (S_KEY("last_error")) {
+                s_copy_str(out->last_error, sizeof out->last_error, v);
+            } else if (S_KEY("checkpoint")) {
+                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                    out->checkpoint = (long long)v->via.u64;
+                } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+                    out->checkpoint = v->via.i64;
+                }
+            }
+#undef S_KEY
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return 0;
+}
+
+int
+tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
+                  int timeout_ms, tw_h_station_t *last)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    tw_h_station_t st;
+    memset(&st, 0, sizeof st);
+    do {
+        if (tw_h_station_show(c, sid, &st) == 0 &&
+            strcmp(st.state, state) == 0) {
+            if (last) {
+                *last = st;
+            }
+            return 0;
+        }
+        tw_h_sleep_ms(20);
+    } while (tw_h_now_ms() < end);
+    if (last) {
+        *last = st;
+    }
+    return TW_ETIMEDOUT;
+}
+
+size_t
+tw_h_pack_int(unsigned char *buf, long long v)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_long_long(&pk, v);
+    size_t n = sb.size;
+    memcpy(buf, sb.data, n);
+    msgpack_sbuffer_destroy(&sb);
+    return n;
+}

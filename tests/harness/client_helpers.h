@@ -40,4 +40,32 @@ int tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms);
 long long tw_h_result_int(const tw_result_t *r);
 const char *tw_h_result_str(const tw_result_t *r);
 
+/* What QUERY-free station tests read from "station show". */
+typedef struct {
+    char state[32];
+    char wanted[16];
+    uint64_t worker;
+    uint64_t epoch;
+    uint64_t iterations;
+    long long checkpoint; /* the checkpoint as an integer, -1 if not one */
+    uint64_t restarts;
+    char last_error[256];
+} tw_h_station_t;
+
+/* A station request with only op and sid; fails the test on an error
+ * other than `expect` (0 for success). Returns the broker's code. */
+int tw_h_station_op(tw_client_t *c, const char *op, const char *sid,
+                    int expect);
+
+/* "station show"; returns 0 or the broker's error code. */
+int tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out);
+
+/* Poll "station show" until the station is in `state`. Returns 0 or
+ * TW_ETIMEDOUT (with the last state seen in *last if not NULL). */
+int tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
+                      int timeout_ms, tw_h_station_t *last);
+
+/* A msgpack-encoded integer in buf (9 bytes at most); returns its size. */
+size_t tw_h_pack_int(unsigned char *buf, long long v);
+
 #endif /* TW_HARNESS_CLIENT_HELPERS_H */
