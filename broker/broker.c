@@ -58,6 +58,9 @@ const tw_cfg_opt_t tw_broker_options[] = {
     S_OPT_INT("restart-base", 10, 3600000, "1000", restart_base,
               "milliseconds before a failed station's first restart "
               "(doubling per failure, at most 60 s)"),
+    S_OPT_INT("retry-base", 0, 3600000, "100", retry_base,
+              "milliseconds before a failed task's first retry (doubling "
+              "per attempt, at most 30 s, +-25% jitter)"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
@@ -67,11 +70,6 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "stderr|syslog", "where log lines go"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
-/* A batch message stops growing past this many bytes or items, so every
- * message the broker sends stays far below --max-msg and the decoder's
- * item limit. */
-#define S_BATCH_BYTES (4u << 20)
-#define S_BATCH_ITEMS 4096u
 
 /* ---- sending ---------------------------------------------------------- */
 
@@ -137,97 +135,6 @@ tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
 
 /* ---- tasks ------------------------------------------------------------ */
 
-void
-tw__broker_enqueue(tw_broker_t *b, tw_task_t *t)
-{
-    t->state = TW_ST_PENDING;
-    tw_queue_push(&b->reg.handlers[t->handler].queue, t);
-    b->pending++;
-}
-
-void
-tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
-{
-    int ended = t->state <= TW_ST_LOST;
-    int has_r = ended && t->state == TW_ST_OK;
-    int has_err = ended && t->error;
-    tw_enc_map(e, 5 + has_r + has_err);
-    tw_enc_ikey(e, TW_I_ID);
-    tw_enc_uint(e, t->id);
-    tw_enc_ikey(e, TW_I_SEQ);
-    tw_enc_uint(e, t->seq);
-    tw_enc_ikey(e, TW_I_ST);
-    tw_enc_uint(e, t->state);
-    tw_enc_ikey(e, TW_I_W);
-    tw_enc_uint(e, t->worker);
-    tw_enc_ikey(e, TW_I_AT);
-    tw_enc_uint(e, t->attempt);
-    if (has_r) {
-        static const unsigned char nil = 0xc0;
-        tw_enc_ikey(e, TW_I_R);
-        if (t->data_len) {
-            tw_enc_bin(e, t->data, t->data_len);
-        } else {
-            tw_enc_bin(e, &nil, 1);
-        }
-    }
-    if (has_err) {
-        tw_enc_ikey(e, TW_I_ERR);
-        tw_enc_cstr(e, t->error);
-    }
-    (void)b;
-}
-
-static void
-s_publish_done(tw_broker_t *b, const tw_task_t *t)
-{
-    if (!tw_status_wants(&b->status, "task.done")) {
-        return;
-    }
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 5);
-    tw_enc_cstr(&e, "id");
-    tw_enc_uint(&e, t->id);
-    tw_enc_cstr(&e, "state");
-    tw_enc_cstr(&e, tw_proto_state_name(t->state));
-    tw_enc_cstr(&e, "handler");
-    tw_enc_str(&e, b->reg.handlers[t->handler].name,
-               b->reg.handlers[t->handler].name_len);
-    tw_enc_cstr(&e, "worker");
-    tw_enc_uint(&e, t->worker);
-    tw_enc_cstr(&e, "attempt");
-    tw_enc_uint(&e, t->attempt);
-    tw_status_send(&b->status, "task.done", &e);
-    tw_enc_free(&e);
-}
-
-void
-tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
-               size_t rlen, const char *err, size_t elen)
-{
-    tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
-    switch (state) {
-    case TW_ST_OK:
-        b->st.completed++;
-        break;
-    case TW_ST_CANCELLED:
-        b->st.cancelled++;
-        break;
-    default:
-        b->st.failed++;
-        break;
-    }
-    tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
-                                : NULL;
-    if (c) {
-        c->outstanding--;
-        tw__broker_result_item(b, tw__broker_client_item(b, c, &c->results),
-                               t);
-    }
-    s_publish_done(b, t);
-}
-
 static void
 s_publish_worker(tw_broker_t *b, const char *topic, const tw_bworker_t *w,
                  const char *reason)
@@ -258,8 +165,7 @@ tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
     size_t requeued = 0, lost = 0;
     tw_task_t *t;
     while ((t = w->inflight.head)) {
-        tw_task_list_remove(&w->inflight, t);
-        b->running--;
+        tw__broker_halt(b, t);
         if (t->cancel_requested) {
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         } else if (t->attempt >= b->cfg->max_attempts) {
@@ -293,113 +199,7 @@ tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
     s_publish_worker(b, "worker.up", w, "hello");
 }
 
-/* ---- dispatch --------------------------------------------------------- */
-
-/* The queue, among the worker's handlers, whose head should run first. */
-static tw_queue_t *
-s_best_queue(tw_broker_t *b, const tw_bworker_t *w)
-{
-    tw_queue_t *best = NULL;
-    for (size_t i = 0; i < w->nhandlers; i++) {
-        tw_queue_t *q = &b->reg.handlers[w->handlers[i]].queue;
-        tw_task_t *head = tw_queue_peek(q);
-        if (head && (!best || tw_queue_before(head, tw_queue_peek(best)))) {
-            best = q;
-        }
-    }
-    return best;
-}
-
-static void
-s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
-{
-    static const unsigned char nil = 0xc0;
-    const tw_handler_t *h = &b->reg.handlers[t->handler];
-    tw_enc_map(e, t->timeout_ms ? 5 : 4);
-    tw_enc_ikey(e, TW_I_ID);
-    tw_enc_uint(e, t->id);
-    tw_enc_ikey(e, TW_I_H);
-    tw_enc_str(e, h->name, h->name_len);
-    tw_enc_ikey(e, TW_I_A);
-    if (t->data_len) {
-        tw_enc_bin(e, t->data, t->data_len);
-    } else {
-        tw_enc_bin(e, &nil, 1);
-    }
-    tw_enc_ikey(e, TW_I_AT);
-    tw_enc_uint(e, t->attempt);
-    if (t->timeout_ms) {
-        tw_enc_ikey(e, TW_I_TO);
-        tw_enc_uint(e, t->timeout_ms);
-    }
-}
-
-/* Send one TASKS message to `w` with up to min(credit, batch) tasks.
- * Returns the number sent. */
-static size_t
-s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
-{
-    size_t n = 0;
-    size_t limit = w->credit < (uint64_t)b->cfg->batch ? w->credit
-                                                       : (size_t)b->cfg->batch;
-    tw_queue_t *q;
-    while (n < limit && tw_enc_size(&batch->enc) < S_BATCH_BYTES &&
-           (q = s_best_queue(b, w))) {
-        tw_task_t *t = tw_queue_pop(q);
-        b->pending--;
-        t->state = TW_ST_RUNNING;
-        t->worker = w->id;
-        t->attempt++;
-        tw_task_list_push(&w->inflight, t);
-        b->running++;
-        s_task_item(b, tw_batch_item(batch), t);
-        n++;
-    }
-    if (!n) {
-        return 0;
-    }
-    if (tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len, TW_CMD_TASKS,
-                     batch) != 0) {
-        /* Refused (high-water mark, or the peer is gone): the tasks go
-         * back where they were, newest first, and the worker keeps its
-         * credit for when it can take them. */
-        for (size_t k = 0; k < n; k++) {
-            tw_task_t *t = w->inflight.tail;
-            tw_task_list_remove(&w->inflight, t);
-            b->running--;
-            t->attempt--;
-            tw__broker_enqueue(b, t);
-        }
-        return 0;
-    }
-    w->credit -= n;
-    w->last_send_ms = uv_now(b->loop);
-    b->st.dispatched += n;
-    return n;
-}
-
-void
-tw__broker_dispatch(tw_broker_t *b)
-{
-    if (!b->pending || !b->reg.len) {
-        return;
-    }
-    tw_batch_t batch;
-    tw_batch_init(&batch, 0);
-    size_t progress = 1;
-    while (b->pending && progress) {
-        progress = 0;
-        size_t nw = b->reg.len;
-        for (size_t k = 0; k < nw && b->pending; k++) {
-            tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
-            if (w->credit) {
-                progress += s_dispatch_one(b, w, &batch);
-            }
-        }
-        b->rr++;
-    }
-    tw_batch_free(&batch);
-}
+/* ---- clients --------------------------------------------------------- */
 
 static void
 s_flush_client(tw_broker_t *b, tw_bclient_t *c)
@@ -417,8 +217,8 @@ s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 tw_enc_t *
 tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c, tw_batch_t *batch)
 {
-    if (batch->n >= S_BATCH_ITEMS ||
-        tw_enc_size(&batch->enc) >= S_BATCH_BYTES) {
+    if (batch->n >= TW__BATCH_ITEMS ||
+        tw_enc_size(&batch->enc) >= TW__BATCH_BYTES) {
         s_flush_client(b, c);
     }
     tw_clients_mark(&b->clients, c);
@@ -440,8 +240,8 @@ tw__broker_flush_clients(tw_broker_t *b)
 /* The end of a turn: turn state changes into traffic. Stations are
  * placed before tasks are dispatched so a pending station gets the next
  * free slot. */
-static void
-s_end_of_turn(tw_broker_t *b)
+void
+tw__broker_end_of_turn(tw_broker_t *b)
 {
     tw__broker_place(b);
     tw__broker_dispatch(b);
@@ -452,7 +252,7 @@ s_end_of_turn(tw_broker_t *b)
 static void
 s_on_drained(tw_zwatch_t *zw)
 {
-    s_end_of_turn(zw->data);
+    tw__broker_end_of_turn(zw->data);
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -482,7 +282,7 @@ s_on_heartbeat(uv_timer_t *h)
     }
     /* Restart backoffs expire with time, not with messages. */
     b->place_wanted |= b->nunplaced > 0;
-    s_end_of_turn(b);
+    tw__broker_end_of_turn(b);
 }
 
 static void
@@ -600,6 +400,18 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what)
     return s;
 }
 
+/* A task record is freed (result TTL, max-results, pool flush): its dedup
+ * key stops naming it. */
+static void
+s_task_freed(tw_task_t *t, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_pool_t *p = t->key ? tw_pools_by_id(&b->pools, t->pool) : NULL;
+    if (p) {
+        tw_strmap_del(&p->dedup, t->key, strlen(t->key));
+    }
+}
+
 tw_broker_t *
 tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
 {
@@ -610,6 +422,9 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_tasks_init(&b->tasks);
     tw_registry_init(&b->reg);
     tw_clients_init(&b->clients);
+    tw_pools_init(&b->pools);
+    b->tasks.on_free = s_task_freed;
+    b->tasks.on_free_arg = b;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
     b->front = s_bind(b, ZMQ_ROUTER, cfg->frontend, "frontend");
     b->back = b->front ? s_bind(b, ZMQ_ROUTER, cfg->backend, "backend")
@@ -633,12 +448,14 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uint64_t tick = (uint64_t)cfg->heartbeat / 2;
     uv_timer_start(&b->hb_timer, s_on_heartbeat, tick, tick);
     uv_timer_start(&b->stats_timer, s_on_stats, 1000, 1000);
+    tw__broker_delay_init(b);
     uv_signal_init(loop, &b->sigterm);
     uv_signal_init(loop, &b->sigint);
     b->sigterm.data = b->sigint.data = b;
     uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&b->sigint, s_on_signal, SIGINT);
     b->start_ms = b->last_rate_ms = uv_now(loop);
+    b->jitter = uv_hrtime() | 1;
     b->open_handles = 1;
     tw_notice("broker.start",
               "listening: frontend %s, backend %s, status %s, heartbeat %lld "
@@ -685,6 +502,7 @@ tw_broker_stop(tw_broker_t *b)
     tw_status_close(&b->status, s_zw_closed);
     uv_close((uv_handle_t *)&b->hb_timer, s_closed);
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
+    uv_close((uv_handle_t *)&b->delay_timer, s_closed);
     uv_close((uv_handle_t *)&b->sigterm, s_closed);
     uv_close((uv_handle_t *)&b->sigint, s_closed);
 }
@@ -711,9 +529,11 @@ tw_broker_destroy(tw_broker_t **self_p)
     zmq_ctx_term(b->ctx);
     tw_clients_destroy(&b->clients);
     tw_stations_destroy(&b->stations);
+    tw_queue_free(&b->delayed);
     tw_free(b->unplaced);
     tw_registry_destroy(&b->reg);
     tw_tasks_destroy(&b->tasks);
+    tw_pools_destroy(&b->pools);
     tw_free(b);
     *self_p = NULL;
 }

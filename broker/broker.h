@@ -29,6 +29,7 @@ typedef struct {
     long long client_idle;  /* seconds before a silent client is dropped */
     long long n2s_backlog;  /* n2s messages queued per station */
     long long restart_base; /* ms of a station's first restart backoff */
+    long long retry_base;   /* ms before a failed task's first retry */
     char *log_level;
     char *log;
 } tw_broker_cfg_t;

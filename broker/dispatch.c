@@ -89,21 +89,86 @@ s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
     tw_enc_cstr(e, msg);
 }
 
-static void
-s_publish_submitted(tw_broker_t *b, const tw_task_t *t)
+/* Decide whether a SUBMIT item may enter, in S54's order. Returns 0, or
+ * an error code with the reason in `why`. Nothing changes on refusal. */
+static int
+s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
+        char *why, size_t wlen)
 {
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 3);
-    tw_enc_cstr(&e, "id");
-    tw_enc_uint(&e, t->id);
-    tw_enc_cstr(&e, "handler");
-    tw_enc_str(&e, b->reg.handlers[t->handler].name,
-               b->reg.handlers[t->handler].name_len);
-    tw_enc_cstr(&e, "priority");
-    tw_enc_int(&e, t->priority);
-    tw_status_send(&b->status, "task.submitted", &e);
-    tw_enc_free(&e);
+    size_t hlen, alen, plen;
+    const char *h = tw_item_str(it, TW_I_H, &hlen);
+    tw_item_bin(it, TW_I_A, &alen);
+    *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    if (*hidx < 0) {
+        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
+                 (int)hlen, h);
+        return TW_EHANDLER;
+    }
+    const char *pl = tw_item_str(it, TW_I_PL, &plen);
+    if (!pl || !plen) {
+        pl = "default";
+        plen = 7;
+    }
+    tw_pool_t *p = tw_pools_get(&b->pools, pl, plen, 0);
+    if (p && p->closed) {
+        snprintf(why, wlen, "pool '%s' is closed", p->name);
+        return TW_ECLOSED;
+    }
+    if (p && p->locked) {
+        snprintf(why, wlen, "pool '%s' is locked", p->name);
+        return TW_ELOCKED;
+    }
+    const msgpack_object *gs = it->f[TW_I_G];
+    for (uint32_t i = 0; p && gs && i < gs->via.array.size; i++) {
+        const msgpack_object *o = &gs->via.array.ptr[i];
+        tw_group_t *g =
+            tw_pools_group(&b->pools, p, o->via.str.ptr, o->via.str.size, 0);
+        if (g && tw_group_refuses(g)) {
+            snprintf(why, wlen, "group '%s' %s", g->name,
+                     g->calls >= 0 && g->admitted >= (uint64_t)g->calls
+                         ? "has used up its calls"
+                         : "is at its limit");
+            tw__broker_limit_reached(b, p, g);
+            return TW_ELIMIT;
+        }
+    }
+    if (alen > (uint64_t)b->cfg->max_payload) {
+        snprintf(why, wlen, "arguments are %zu bytes; the limit is %lld",
+                 alen, b->cfg->max_payload);
+        return TW_E2BIG;
+    }
+    if (b->pending >= (uint64_t)b->cfg->max_queue) {
+        snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
+        return TW_EFULL;
+    }
+    *pool = p ? p : tw_pools_get(&b->pools, pl, plen, 1);
+    return 0;
+}
+
+/* Join task `t` to the groups an item names (created on demand, S95);
+ * duplicates in the list count once. */
+static void
+s_join_groups(tw_broker_t *b, tw_task_t *t, tw_pool_t *p,
+              const msgpack_object *gs)
+{
+    if (!gs || !gs->via.array.size) {
+        return;
+    }
+    t->groups = tw_malloc(gs->via.array.size * sizeof *t->groups);
+    for (uint32_t i = 0; i < gs->via.array.size; i++) {
+        const msgpack_object *o = &gs->via.array.ptr[i];
+        tw_group_t *g =
+            tw_pools_group(&b->pools, p, o->via.str.ptr, o->via.str.size, 1);
+        int dup = 0;
+        for (uint16_t k = 0; k < t->ngroups; k++) {
+            dup |= t->groups[k] == g->id;
+        }
+        if (!dup) {
+            t->groups[t->ngroups++] = g->id;
+            g->admitted++;
+            tw_group_add_id(g, t->id);
+        }
+    }
 }
 
 static void
@@ -114,47 +179,56 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     for (size_t i = 0; i < m->nitems; i++) {
         const tw_item_t *it = &m->items[i];
         uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
-        size_t hlen, alen;
-        const char *h = tw_item_str(it, TW_I_H, &hlen);
-        const void *a = tw_item_bin(it, TW_I_A, &alen);
         tw_enc_t *e = tw__broker_client_item(b, c, &c->acks);
-        int idx = tw_registry_handler(&b->reg, h, hlen, 0);
         char why[256];
-        if (idx < 0 || hlen == 0) {
-            snprintf(why, sizeof why,
-                     "unknown handler '%.*s': no worker has offered it",
-                     (int)hlen, h);
-            s_ack_error(e, seq, TW_EHANDLER, why);
+        int hidx;
+        tw_pool_t *p = NULL;
+        int rc = s_admit(b, it, &hidx, &p, why, sizeof why);
+        if (rc != 0) {
+            s_ack_error(e, seq, rc, why);
             b->st.rejected++;
             continue;
         }
-        if (alen > (uint64_t)b->cfg->max_payload) {
-            snprintf(why, sizeof why,
-                     "arguments are %zu bytes; the limit is %lld", alen,
-                     b->cfg->max_payload);
-            s_ack_error(e, seq, TW_E2BIG, why);
-            b->st.rejected++;
-            continue;
+        size_t klen;
+        const char *key = tw_item_str(it, TW_I_K, &klen);
+        if (key && klen) {
+            void *known = tw_strmap_get(&p->dedup, key, klen);
+            if (known) {
+                /* The same key while the first task is known: its id. */
+                tw_enc_map(e, 3);
+                tw_enc_ikey(e, TW_I_SEQ);
+                tw_enc_uint(e, seq);
+                tw_enc_ikey(e, TW_I_ID);
+                tw_enc_uint(e, (uint64_t)(uintptr_t)known);
+                tw_enc_ikey(e, TW_I_DUP);
+                tw_enc_uint(e, 1);
+                b->st.deduplicated++;
+                continue;
+            }
         }
-        if (b->pending >= (uint64_t)b->cfg->max_queue) {
-            snprintf(why, sizeof why, "queue full: %zu tasks pending",
-                     b->pending);
-            s_ack_error(e, seq, TW_EFULL, why);
-            b->st.rejected++;
-            continue;
-        }
+        size_t alen;
+        const void *a = tw_item_bin(it, TW_I_A, &alen);
         tw_task_t *t = tw_tasks_create(&b->tasks, a, alen, now);
         int64_t pri = tw_item_int(it, TW_I_PRI, 0);
         uint64_t to = tw_item_uint(it, TW_I_TO, 0);
         uint64_t re = tw_item_uint(it, TW_I_RE, 0);
+        uint64_t dl = tw_item_uint(it, TW_I_DL, 0);
         t->seq = seq;
         t->client = c->id;
-        t->handler = (uint32_t)idx;
+        t->handler = (uint32_t)hidx;
         t->priority = pri > INT32_MAX   ? INT32_MAX
                       : pri < INT32_MIN ? INT32_MIN
                                         : (int32_t)pri;
         t->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
         t->retries = re > 1000 ? 1000 : (uint16_t)re;
+        t->due_ms = dl ? now + dl : 0;
+        t->pool = p->id;
+        s_join_groups(b, t, p, it->f[TW_I_G]);
+        if (key && klen) {
+            t->key = tw_strndup(key, klen);
+            tw_strmap_put(&p->dedup, t->key, klen,
+                          (void *)(uintptr_t)t->id);
+        }
         tw__broker_enqueue(b, t);
         c->outstanding++;
         b->st.submitted++;
@@ -164,7 +238,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_ikey(e, TW_I_ID);
         tw_enc_uint(e, t->id);
         if (publish) {
-            s_publish_submitted(b, t);
+            tw__broker_task_event(b, t, "task.submitted");
         }
     }
     if (m->nitems == 0) {
@@ -224,9 +298,30 @@ s_cancel_on_worker(tw_broker_t *b, tw_task_t *t)
     tw_enc_free(&e);
 }
 
+int
+tw__broker_cancel_task(tw_broker_t *b, tw_task_t *t)
+{
+    if (t->state == TW_ST_PENDING) {
+        tw__broker_unpend(b, t);
+        tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return 1;
+    }
+    if (t->state == TW_ST_RUNNING && !t->cancel_requested) {
+        /* Marked at once, so two quick stops pick different tasks. */
+        t->cancel_requested = 1;
+        s_cancel_on_worker(b, t);
+        return 1;
+    }
+    return 0;
+}
+
 static void
 s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 {
+    if (m->f[TW_F_OP]) {
+        tw__broker_cancel_strict(b, c, m);
+        return;
+    }
     const msgpack_object *ids = m->f[TW_F_IDS];
     uint32_t n = ids->via.array.size;
     uint64_t *out = tw_malloc((n ? n : 1) * sizeof *out);
@@ -238,16 +333,9 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         out[i] = id;
         if (!t) {
             kind[i] = 2;
-        } else if (t->state == TW_ST_PENDING) {
-            tw_queue_remove(&b->reg.handlers[t->handler].queue, t);
-            b->pending--;
-            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
-            kind[i] = 0;
-        } else if (t->state == TW_ST_RUNNING) {
-            if (!t->cancel_requested) {
-                t->cancel_requested = 1;
-                s_cancel_on_worker(b, t);
-            }
+        } else if (t->state == TW_ST_PENDING ||
+                   t->state == TW_ST_RUNNING) {
+            tw__broker_cancel_task(b, t);
             kind[i] = 0;
         } else {
             kind[i] = 1;
@@ -369,6 +457,12 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_STATION:
         tw__broker_on_station_op(b, c, &m);
         break;
+    case TW_CMD_GROUP:
+        tw__broker_on_group(b, c, &m);
+        break;
+    case TW_CMD_POOL:
+        tw__broker_on_pool(b, c, &m);
+        break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
@@ -442,6 +536,41 @@ s_add_credit(tw_broker_t *b, tw_bworker_t *w, uint64_t n)
     }
 }
 
+/* Run a failed task again after a backoff: 100 ms doubling per attempt,
+ * at most 30 s, with +-25 % jitter so retries of many tasks spread out.
+ * The attempt's error is kept ("attempt N: ..."). */
+static void
+s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
+{
+    char line[320];
+    int n = snprintf(line, sizeof line, "attempt %u: %.*s",
+                     (unsigned)t->attempt, (int)(elen > 256 ? 256 : elen),
+                     err ? err : "failed");
+    if (t->error) {
+        size_t old = strlen(t->error);
+        t->error = tw_realloc(t->error, old + 2 + (size_t)n + 1);
+        memcpy(t->error + old, "; ", 2);
+        memcpy(t->error + old + 2, line, (size_t)n + 1);
+    } else {
+        t->error = tw_strndup(line, (size_t)n);
+    }
+    uint64_t delay = (uint64_t)b->cfg->retry_base;
+    for (uint16_t i = 1; i < t->attempt && delay < 30000; i++) {
+        delay *= 2;
+    }
+    if (delay > 30000) {
+        delay = 30000;
+    }
+    b->jitter = b->jitter * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t spread = delay / 2;
+    if (spread) {
+        delay = delay - delay / 4 + (b->jitter >> 33) % (spread + 1);
+    }
+    t->due_ms = uv_now(b->loop) + delay;
+    b->st.retried++;
+    tw__broker_enqueue(b, t);
+}
+
 static void
 s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
 {
@@ -452,14 +581,17 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             b->st.duplicates++;
             continue;
         }
-        tw_task_list_remove(&w->inflight, t);
-        b->running--;
+        tw__broker_halt(b, t);
         w->done++;
         uint64_t st = tw_item_uint(it, TW_I_ST, TW_ST_ERROR);
         size_t rlen = 0, elen = 0;
         const void *r = tw_item_bin(it, TW_I_R, &rlen);
         const char *err = tw_item_str(it, TW_I_ERR, &elen);
         char why[160];
+        if (st == TW_ST_TIMEOUT && !err) {
+            err = "timed out";
+            elen = strlen(err);
+        }
         if (t->cancel_requested) {
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         } else if (st > TW_ST_CANCELLED) {
@@ -469,17 +601,19 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
                    t->attempt <= t->retries) {
-            b->st.retried++;
-            tw__broker_enqueue(b, t);
+            s_retry(b, t, err, elen);
         } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
             int n = snprintf(why, sizeof why,
                              "result is %zu bytes; the limit is %lld", rlen,
                              b->cfg->max_payload);
             tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else {
-            if (st == TW_ST_TIMEOUT && !err) {
-                err = "timed out";
-                elen = strlen(err);
+            if (t->error && err) {
+                /* Retried before: label the last attempt like the others. */
+                int n = snprintf(why, sizeof why, "attempt %u: %.*s",
+                                 (unsigned)t->attempt, (int)elen, err);
+                err = why;
+                elen = (size_t)n < sizeof why ? (size_t)n : sizeof why - 1;
             }
             tw__broker_end(b, t, (int)st, st == TW_ST_OK ? r : NULL, rlen,
                            err, elen);

@@ -93,6 +93,7 @@ s_make_pending(tw_broker_t *b, tw_station_t *st, const char *reason)
     st->state = TW_SS_PENDING;
     st->reason = reason;
     st->worker = 0;
+    st->moving = 0;
     s_unplace_later(b, st);
 }
 
@@ -214,9 +215,10 @@ s_snapshot(tw_broker_t *b, tw_assign_worker_t *ws)
         ws[i] = (tw_assign_worker_t){.slots = w->slots,
                                      .stations = w->nstations,
                                      .credit = w->credit,
+                                     .draining = w->draining,
                                      .tags = w->tags,
                                      .ntags = w->ntags};
-        room += w->nstations < w->slots && w->credit > 0;
+        room += !w->draining && w->nstations < w->slots && w->credit > 0;
     }
     return room;
 }
@@ -265,8 +267,8 @@ tw__broker_place(tw_broker_t *b)
     tw_assign_worker_t *ws =
         tw_malloc((b->reg.len ? b->reg.len : 1) * sizeof *ws);
     size_t room = s_snapshot(b, ws);
-    size_t keep = 0;
-    for (size_t i = 0; i < b->nunplaced; i++) {
+    size_t keep = 0, i;
+    for (i = 0; i < b->nunplaced && room; i++) {
         tw_station_t *st = b->unplaced[i];
         /* Entries go stale when a station was placed or ended since it
          * was queued. */
@@ -274,7 +276,7 @@ tw__broker_place(tw_broker_t *b)
             st->queued = 0;
             continue;
         }
-        if (st->restart_at_ms > now || !room ||
+        if (st->restart_at_ms > now ||
             s_try_place(b, st, ws) != TW_ASSIGN_OK) {
             b->unplaced[keep++] = st;
             continue;
@@ -282,10 +284,17 @@ tw__broker_place(tw_broker_t *b)
         st->queued = 0;
         room = 0;
         for (size_t k = 0; k < b->reg.len; k++) {
-            room += ws[k].stations < ws[k].slots && ws[k].credit > 0;
+            room += !ws[k].draining && ws[k].stations < ws[k].slots &&
+                    ws[k].credit > 0;
         }
     }
-    b->nunplaced = keep;
+    /* Nobody has room left: the rest wait as they are, untouched, so a
+     * pass costs nothing while the cluster is full. */
+    if (keep != i) {
+        memmove(&b->unplaced[keep], &b->unplaced[i],
+                (b->nunplaced - i) * sizeof *b->unplaced);
+    }
+    b->nunplaced = keep + (b->nunplaced - i);
     tw_free(ws);
 }
 
@@ -300,6 +309,14 @@ tw__broker_stations_orphan(tw_broker_t *b, tw_bworker_t *w)
         if (st->removing) {
             s_forget(b, st);
             i--;
+            continue;
+        }
+        if (st->wanted == TW_WANT_STOPPED) {
+            /* A stop or cancel was on its way: the worker's loss ended
+             * the station, it must not run again elsewhere. */
+            st->state = TW_SS_STOPPED;
+            st->moving = 0;
+            s_event(b, st, "stopped", "its worker was lost");
             continue;
         }
         s_make_pending(b, st, "its worker was lost");
@@ -782,12 +799,19 @@ s_ended(tw_broker_t *b, tw_station_t *st, tw_sstate_t state,
         const char *err, size_t elen)
 {
     s_free_slot(b, st);
+    if (st->removing) {
+        /* Removed while its end was on the way: the RELEASE will be
+         * ignored by the worker, so forget it now. */
+        s_forget(b, st);
+        return;
+    }
     if (err) {
         tw_free(st->last_error);
         st->last_error = tw_strndup(err, elen);
     }
     st->state = state;
-    s_event(b, st, tw_sstate_name(state), st->last_error);
+    s_event(b, st, tw_sstate_name(state),
+            state == TW_SS_FAILED ? st->last_error : NULL);
     if ((state == TW_SS_FAILED || state == TW_SS_DONE) &&
         tw_station_should_restart(st, state, uv_now(b->loop))) {
         s_make_pending(b, st, "restarting after backoff");
@@ -849,7 +873,11 @@ tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
                 st->state = TW_SS_STOPPED;
                 s_event(b, st, "stopped", "released");
             } else {
-                st->moving = 0;
+                if (!st->moving) {
+                    /* Released unasked: the worker is draining (S29), so
+                     * it takes no new station. */
+                    w->draining = 1;
+                }
                 s_make_pending(b, st, "released by its worker");
                 s_event(b, st, "pending", st->reason);
             }
@@ -862,6 +890,9 @@ tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
     uint64_t credit = tw_msg_uint(m, TW_F_CREDIT, 0);
     if (credit) {
         w->credit += credit;
+        if (w->credit > (1u << 20)) { /* as READY and DONE (dispatch.c) */
+            w->credit = 1u << 20;
+        }
         b->place_wanted = 1;
     }
 }

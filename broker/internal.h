@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/clients.h"
+#include "broker/pools.h"
 #include "broker/stations.h"
 #include "broker/status.h"
 #include "broker/task.h"
@@ -31,6 +32,7 @@ typedef struct {
     uint64_t n2s_dropped;/* n2s refused because a backlog was full */
     uint64_t s2n;        /* s2n messages published */
     uint64_t iterations; /* station iterations reported */
+    uint64_t deduplicated; /* submissions answered with a known id */
 } tw_broker_stats_t;
 
 struct tw_broker {
@@ -45,18 +47,23 @@ struct tw_broker {
     tw_tasks_t tasks;
     tw_registry_t reg;
     tw_clients_t clients;
+    tw_pools_t pools;
+    tw_queue_t delayed;      /* pending tasks not due yet */
+    uv_timer_t delay_timer;
+    size_t ready;            /* tasks in handler ready queues */
     tw_stations_t stations;
     tw_station_t **unplaced; /* stations waiting for a slot (may hold
                                 stale entries; checked when used) */
     size_t nunplaced, capunplaced;
     int place_wanted;        /* something changed: run placement */
-    size_t pending;       /* tasks in handler queues */
+    size_t pending;       /* pending tasks: ready, parked or delayed */
     size_t running;       /* tasks in flight on workers */
     size_t rr;            /* round-robin start for dispatch */
     tw_broker_stats_t st;
     uint64_t start_ms;
     uint64_t last_rate_ms, last_rate_done;
     double rate;          /* outcomes per second over the last tick */
+    uint64_t jitter;      /* state of the retry jitter generator */
     int closing;
     int open_handles;
 };
@@ -80,14 +87,60 @@ void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
                       size_t ilen, int code, uint64_t seq, const char *fmt,
                       ...) __attribute__((format(printf, 7, 8)));
 
-/* Put a task back in its handler's queue. */
+/* flow.c: the task life cycle (the only code that changes the pool and
+ * group counters). */
+
+/* A batch message stops growing past this many bytes or items, so every
+ * message the broker sends stays far below --max-msg and the decoder's
+ * item limit. */
+#define TW__BATCH_BYTES (4u << 20)
+#define TW__BATCH_ITEMS 4096u
+
+/* Make a task pending: counted, and in its ready queue or delayed. */
 void tw__broker_enqueue(tw_broker_t *b, tw_task_t *t);
 
-/* End a task: record the outcome, route it to its client, publish. The
- * caller has taken it off its queue or worker list. */
+/* Take a pending task out of whatever heap holds it and uncount it (to
+ * cancel it). */
+void tw__broker_unpend(tw_broker_t *b, tw_task_t *t);
+
+/* A running task stops running (outcome, cancel, worker lost): off its
+ * worker, uncounted, and room handed to a parked task. The caller then
+ * ends it or enqueues it again. */
+void tw__broker_halt(tw_broker_t *b, tw_task_t *t);
+
+/* End a task that is neither pending nor running any more: record the
+ * outcome, count it, route it to its client, publish. */
 void tw__broker_end(tw_broker_t *b, tw_task_t *t, int state,
                     const void *r, size_t rlen, const char *err,
                     size_t elen);
+
+/* Move up to n tasks parked on `q` back to their ready queues (a limit
+ * was raised or cleared). */
+void tw__broker_unpark(tw_broker_t *b, tw_queue_t *q, size_t n);
+
+/* Publish task event `topic` ("task.submitted"...) for `t`. */
+void tw__broker_task_event(tw_broker_t *b, const tw_task_t *t,
+                           const char *topic);
+
+/* Publish group.<pool>.<group>.limit-reached once per filling. */
+void tw__broker_limit_reached(tw_broker_t *b, tw_pool_t *p, tw_group_t *g);
+
+/* Set up the delayed heap and its timer. */
+void tw__broker_delay_init(tw_broker_t *b);
+
+/* Place stations, dispatch tasks, send what the turn owes everyone. */
+void tw__broker_end_of_turn(tw_broker_t *b);
+
+/* dispatch_pool.c: GROUP and POOL requests, and strict CANCEL. */
+void tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
+void tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
+void tw__broker_cancel_strict(tw_broker_t *b, tw_bclient_t *c,
+                              const tw_msg_t *m);
+
+/* Cancel one task whatever its state: a pending one ends at once, a
+ * running one is asked to stop. Returns 1 if it was pending or running,
+ * 0 if it had already ended or was being cancelled. */
+int tw__broker_cancel_task(tw_broker_t *b, tw_task_t *t);
 
 /* Requeue (or give up) every task in flight on `w` and forget `w`. */
 void tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w,

@@ -4,17 +4,39 @@
 
 #include <string.h>
 
+int
+tw_queue_before(const tw_task_t *a, const tw_task_t *b)
+{
+    return a->priority != b->priority ? a->priority > b->priority
+                                      : a->id < b->id;
+}
+
+int
+tw_queue_due_before(const tw_task_t *a, const tw_task_t *b)
+{
+    return a->due_ms != b->due_ms ? a->due_ms < b->due_ms : a->id < b->id;
+}
+
+void
+tw_queue_init_by(tw_queue_t *q,
+                 int (*before)(const tw_task_t *, const tw_task_t *))
+{
+    memset(q, 0, sizeof *q);
+    q->before = before;
+}
+
 void
 tw_queue_init(tw_queue_t *q)
 {
-    memset(q, 0, sizeof *q);
+    tw_queue_init_by(q, tw_queue_before);
 }
 
 void
 tw_queue_free(tw_queue_t *q)
 {
     tw_free(q->heap);
-    memset(q, 0, sizeof *q);
+    q->heap = NULL;
+    q->len = q->cap = 0;
 }
 
 static void
@@ -30,7 +52,7 @@ s_up(tw_queue_t *q, size_t i)
     tw_task_t *t = q->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!tw_queue_before(t, q->heap[parent])) {
+        if (!q->before(t, q->heap[parent])) {
             break;
         }
         s_set(q, i, q->heap[parent]);
@@ -48,10 +70,10 @@ s_down(tw_queue_t *q, size_t i)
         if (c >= q->len) {
             break;
         }
-        if (c + 1 < q->len && tw_queue_before(q->heap[c + 1], q->heap[c])) {
+        if (c + 1 < q->len && q->before(q->heap[c + 1], q->heap[c])) {
             c++;
         }
-        if (!tw_queue_before(q->heap[c], t)) {
+        if (!q->before(q->heap[c], t)) {
             break;
         }
         s_set(q, i, q->heap[c]);
@@ -68,6 +90,7 @@ tw_queue_push(tw_queue_t *q, tw_task_t *t)
         q->heap = tw_realloc(q->heap, q->cap * sizeof *q->heap);
     }
     q->heap[q->len++] = t;
+    t->inq = q;
     s_up(q, q->len - 1);
 }
 
@@ -75,6 +98,7 @@ void
 tw_queue_remove(tw_queue_t *q, tw_task_t *t)
 {
     size_t i = t->heap_idx;
+    t->inq = NULL;
     q->len--;
     if (i == q->len) {
         return;

@@ -14,15 +14,22 @@
 
 #include "broker/task.h"
 
-typedef struct {
+typedef struct tw_queue {
     tw_task_t **heap;
     size_t len, cap;
+    int (*before)(const tw_task_t *a, const tw_task_t *b);
+    int ready; /* 1 for a handler's ready queue (the dispatcher's input) */
 } tw_queue_t;
 
+/* An empty queue ordered by priority then id (tw_queue_before). */
 void tw_queue_init(tw_queue_t *q);
+
+/* An empty queue ordered by `before` (e.g. tw_queue_due_before). */
+void tw_queue_init_by(tw_queue_t *q,
+                      int (*before)(const tw_task_t *, const tw_task_t *));
 void tw_queue_free(tw_queue_t *q);
 
-/* Add a task. */
+/* Add a task; it records the queue in t->inq. */
 void tw_queue_push(tw_queue_t *q, tw_task_t *t);
 
 /* The most urgent task without removing it, or NULL. */
@@ -35,15 +42,13 @@ tw_queue_peek(const tw_queue_t *q)
 /* Remove and return the most urgent task, or NULL. */
 tw_task_t *tw_queue_pop(tw_queue_t *q);
 
-/* Remove a task that is in the queue. */
+/* Remove a task that is in the queue (t->inq becomes NULL). */
 void tw_queue_remove(tw_queue_t *q, tw_task_t *t);
 
 /* 1 if a should run before b. */
-static inline int
-tw_queue_before(const tw_task_t *a, const tw_task_t *b)
-{
-    return a->priority != b->priority ? a->priority > b->priority
-                                      : a->id < b->id;
-}
+int tw_queue_before(const tw_task_t *a, const tw_task_t *b);
+
+/* 1 if a is due before b (the delayed tasks' order). */
+int tw_queue_due_before(const tw_task_t *a, const tw_task_t *b);
 
 #endif /* TW_BROKER_QUEUE_H */

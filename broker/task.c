@@ -37,6 +37,37 @@ tw_task_list_remove(tw_task_list_t *l, tw_task_t *t)
 }
 
 void
+tw_task_plist_push(tw_task_list_t *l, tw_task_t *t)
+{
+    t->pnext = NULL;
+    t->pprev = l->tail;
+    if (l->tail) {
+        l->tail->pnext = t;
+    } else {
+        l->head = t;
+    }
+    l->tail = t;
+    l->len++;
+}
+
+void
+tw_task_plist_remove(tw_task_list_t *l, tw_task_t *t)
+{
+    if (t->pprev) {
+        t->pprev->pnext = t->pnext;
+    } else {
+        l->head = t->pnext;
+    }
+    if (t->pnext) {
+        t->pnext->pprev = t->pprev;
+    } else {
+        l->tail = t->pprev;
+    }
+    t->pprev = t->pnext = NULL;
+    l->len--;
+}
+
+void
 tw_tasks_init(tw_tasks_t *ts)
 {
     memset(ts, 0, sizeof *ts);
@@ -52,6 +83,8 @@ s_free_task(uint64_t id, void *val, void *arg)
     tw_task_t *t = val;
     tw_free(t->data);
     tw_free(t->error);
+    tw_free(t->groups);
+    tw_free(t->key);
     tw_free(t);
 }
 
@@ -99,7 +132,17 @@ tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state, const void *result,
         memcpy(t->data, result, len);
         t->data_len = (uint32_t)len;
     }
-    if (error) {
+    if (error && t->error) {
+        /* Earlier attempts' errors come first (retries keep them all). */
+        size_t old = strlen(t->error);
+        char *both = tw_malloc(old + elen + 2 + 1);
+        memcpy(both, t->error, old);
+        memcpy(both + old, "; ", 2);
+        memcpy(both + old + 2, error, elen);
+        both[old + 2 + elen] = '\0';
+        tw_free(t->error);
+        t->error = both;
+    } else if (error) {
         t->error = tw_strndup(error, elen);
     }
     t->state = (uint8_t)state;
@@ -116,10 +159,19 @@ tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
     tw_task_t *t;
     while ((t = ts->ended.head) &&
            (ts->ended.len > max_ended || now_ms - t->t_ms >= ttl_ms)) {
-        tw_task_list_remove(&ts->ended, t);
-        tw_idmap_del(&ts->by_id, t->id);
-        s_free_task(t->id, t, NULL);
+        tw_tasks_forget(ts, t);
         n++;
     }
     return n;
+}
+
+void
+tw_tasks_forget(tw_tasks_t *ts, tw_task_t *t)
+{
+    tw_task_list_remove(&ts->ended, t);
+    tw_idmap_del(&ts->by_id, t->id);
+    if (ts->on_free) {
+        ts->on_free(t, ts->on_free_arg);
+    }
+    s_free_task(t->id, t, NULL);
 }

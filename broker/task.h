@@ -43,11 +43,23 @@ struct tw_task {
     uint8_t cancel_requested;
     uint32_t data_len;
     void *data;  /* args while PENDING/RUNNING, result once ENDED */
-    char *error; /* the failure message once ENDED, or NULL */
+    char *error; /* the failure message once ENDED (or the errors of
+                    earlier attempts while it is retried), or NULL */
     tw_task_t *prev, *next;
+    /* Pools and groups (pools.h). */
+    uint32_t pool;       /* pool id */
+    uint16_t ngroups;
+    uint64_t *groups;    /* group ids */
+    uint64_t dseq;       /* dispatch order within the pool (S67) */
+    uint64_t due_ms;     /* not before this time (delay, retry backoff) */
+    struct tw_queue *inq;/* the heap holding it while PENDING, or NULL */
+    tw_task_t *pprev, *pnext; /* the pool's running list */
+    char *key;           /* dedup key, or NULL */
 };
 
-/* A doubly linked list of tasks (in-flight per worker, or ended). */
+/* A doubly linked list of tasks (in-flight per worker, or ended) through
+ * prev/next; tw_task_plist_* do the same through pprev/pnext for the
+ * pools' running lists. */
 typedef struct {
     tw_task_t *head, *tail;
     size_t len;
@@ -55,12 +67,18 @@ typedef struct {
 
 void tw_task_list_push(tw_task_list_t *l, tw_task_t *t);
 void tw_task_list_remove(tw_task_list_t *l, tw_task_t *t);
+void tw_task_plist_push(tw_task_list_t *l, tw_task_t *t);
+void tw_task_plist_remove(tw_task_list_t *l, tw_task_t *t);
 
 typedef struct {
     tw_idmap_t by_id;
     uint64_t next_id;
     tw_task_list_t ended;
     size_t live; /* PENDING + RUNNING */
+    /* Called for each task tw_tasks_gc or tw_tasks_forget frees, before
+     * it is freed (the broker drops dedup keys there). May be NULL. */
+    void (*on_free)(tw_task_t *t, void *arg);
+    void *on_free_arg;
 } tw_tasks_t;
 
 void tw_tasks_init(tw_tasks_t *ts);
@@ -87,5 +105,8 @@ void tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state,
  * number freed. */
 size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
                    size_t max_ended);
+
+/* Free one ended task now (a pool flush). */
+void tw_tasks_forget(tw_tasks_t *ts, tw_task_t *t);
 
 #endif /* TW_BROKER_TASK_H */

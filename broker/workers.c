@@ -41,7 +41,8 @@ tw_registry_destroy(tw_registry_t *r)
     tw_free(r->list);
     for (size_t i = 0; i < r->nhandlers; i++) {
         tw_free(r->handlers[i].name);
-        tw_queue_free(&r->handlers[i].queue);
+        tw_queue_free(r->handlers[i].queue);
+        tw_free(r->handlers[i].queue);
     }
     tw_free(r->handlers);
     tw_idmap_free(&r->by_id);
@@ -68,7 +69,9 @@ tw_registry_handler(tw_registry_t *r, const char *name, size_t len,
     memset(h, 0, sizeof *h);
     h->name = tw_strndup(name, len);
     h->name_len = len;
-    tw_queue_init(&h->queue);
+    h->queue = tw_malloc(sizeof *h->queue);
+    tw_queue_init(h->queue);
+    h->queue->ready = 1;
     return (int)r->nhandlers++;
 }
 

@@ -27,7 +27,8 @@
 typedef struct {
     char *name;
     size_t name_len;
-    tw_queue_t queue;  /* pending tasks for this handler */
+    tw_queue_t *queue; /* its ready tasks; allocated on its own so that
+                          tasks may point at it while the table grows */
     uint32_t nworkers; /* live workers offering it */
 } tw_handler_t;
 
@@ -50,6 +51,7 @@ typedef struct {
     uint32_t nstations;  /* stations placed here */
     uint8_t *slot_used;  /* per slot: 1 if a station holds it */
     uint32_t slot_hint;  /* no free slot below this index */
+    uint8_t draining;    /* released a station unasked: leaving (S29) */
     /* Station traffic due to this worker at the end of the turn. */
     tw_batch_t assign, n2s, control, release;
 } tw_bworker_t;

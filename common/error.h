@@ -32,7 +32,11 @@
     XX(EFAILED, -4007, "task failed")                                        \
     XX(ESTATE, -4008, "wrong state for this operation")                      \
     XX(EWORKER, -4009, "unknown worker: send HELLO first")                   \
-    XX(ELOST, -4010, "task lost: retries exhausted after worker failures")
+    XX(ELOST, -4010, "task lost: retries exhausted after worker failures")   \
+    XX(ELIMIT, -4011, "group limit reached")                                 \
+    XX(ELOCKED, -4012, "pool is locked")                                     \
+    XX(ECLOSED, -4013, "pool is closed")                                     \
+    XX(EENDED, -4014, "task already ended")
 
 typedef enum {
 #define TW__ERR_ENUM(name, val, msg) TW_##name = (val),

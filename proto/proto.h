@@ -87,7 +87,13 @@ typedef enum {
     XX(PLACEMENT, "placement", TW_T_STR, 16)                                 \
     XX(RESTART, "restart", TW_T_STR, 16)                                     \
     XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
-    XX(PAYLOAD, "payload", TW_T_BIN, 0)
+    XX(PAYLOAD, "payload", TW_T_BIN, 0)                                      \
+    XX(POOL, "pool", TW_T_STR, TW_PROTO_MAX_NAME)                            \
+    XX(GROUP, "group", TW_T_STR, TW_PROTO_MAX_NAME)                          \
+    XX(LIMIT, "limit", TW_T_INT, 0)                                          \
+    XX(CALLS, "calls", TW_T_INT, 0)                                          \
+    XX(FULL, "full", TW_T_STR, 16)                                           \
+    XX(N, "n", TW_T_UINT, 0)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -112,7 +118,12 @@ typedef enum {
     XX(PS, "ps", TW_T_UINT, 0)                                               \
     XX(IT, "it", TW_T_UINT, 0)                                               \
     XX(EV, "ev", TW_T_STR, 32)                                               \
-    XX(D, "d", TW_T_BIN, 0)
+    XX(D, "d", TW_T_BIN, 0)                                                  \
+    XX(PL, "pl", TW_T_STR, TW_PROTO_MAX_NAME)                                \
+    XX(G, "g", TW_T_STRS, 0)                                                 \
+    XX(DL, "dl", TW_T_UINT, 0)                                               \
+    XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME)                                  \
+    XX(DUP, "dup", TW_T_UINT, 0)
 
 typedef enum {
 #define TW__F_ENUM(e, key, type, max) TW_F_##e,
@@ -162,7 +173,9 @@ typedef enum {
        TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
     XX(19, STATION, TW_W2B | TW_C2B, 0, TW_IB(SID) | TW_IB(EV))              \
     XX(20, S2N, TW_W2B, TW_FB(ITEMS),                                        \
-       TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))
+       TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
+    XX(21, GROUP, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
+    XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,

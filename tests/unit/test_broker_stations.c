@@ -19,9 +19,6 @@
  *  a failure after the window starts a new one; "always" also restarts
  *  after done (S19) with the base delay; a station the operator stopped
  *  (wanted stopped, or ended stopped / cancelled, S17-S18) never restarts.
- *  test_restart_not_after_stopped_or_cancelled fails until
- *  tw_station_should_restart() refuses the STOPPED and CANCELLED states
- *  itself, as stations.h documents.
  *
  *  Every test runs under a counting allocator installed with
  *  tw_replace_allocator(), so destroy and remove must give back every

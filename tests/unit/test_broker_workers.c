@@ -123,7 +123,7 @@ test_handler_interning(void **state)
     assert_string_equal(r.handlers[0].name, "resize");
     assert_int_equal(r.handlers[0].name_len, 6);
     assert_int_equal(r.handlers[0].nworkers, 0);
-    assert_int_equal(r.handlers[0].queue.len, 0);
+    assert_int_equal(r.handlers[0].queue->len, 0);
     assert_int_equal(s_h(&r, "resize", 1), 0);
     assert_int_equal(s_h(&r, "resize", 0), 0);
     assert_int_equal(r.nhandlers, 1);
