@@ -55,6 +55,21 @@ s_event(tw_broker_t *b, const tw_station_t *st, const char *event,
 
 /* ---- placement -------------------------------------------------------- */
 
+/* One more item in one of a worker's station batches; a batch that is
+ * full is sent first, so no message exceeds the decoder's item limit. */
+static tw_enc_t *
+s_worker_item(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
+              tw_cmd_t cmd)
+{
+    if (batch->n >= TW__BATCH_ITEMS ||
+        tw_enc_size(&batch->enc) >= TW__BATCH_BYTES) {
+        w->last_send_ms = uv_now(b->loop);
+        tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len, cmd,
+                              batch);
+    }
+    return tw_batch_item(batch);
+}
+
 static void
 s_unplace_later(tw_broker_t *b, tw_station_t *st)
 {
@@ -113,10 +128,10 @@ s_free_slot(tw_broker_t *b, tw_station_t *st)
 }
 
 static void
-s_n2s_item(tw_bworker_t *w, const tw_station_t *st, uint64_t seq,
-           const void *d, size_t len)
+s_n2s_item(tw_broker_t *b, tw_bworker_t *w, const tw_station_t *st,
+           uint64_t seq, const void *d, size_t len)
 {
-    tw_enc_t *e = tw_batch_item(&w->n2s);
+    tw_enc_t *e = s_worker_item(b, w, &w->n2s, TW_CMD_N2S);
     tw_enc_map(e, 4);
     tw_enc_ikey(e, TW_I_SID);
     tw_enc_str(e, st->sid, st->sid_len);
@@ -145,7 +160,7 @@ s_n2s_flush(tw_broker_t *b, tw_station_t *st)
         return;
     }
     for (size_t i = 0; i < st->n2s_len; i++) {
-        s_n2s_item(w, st, st->n2s[i].seq, st->n2s[i].data, st->n2s[i].len);
+        s_n2s_item(b, w, st, st->n2s[i].seq, st->n2s[i].data, st->n2s[i].len);
     }
     b->st.n2s_sent += st->n2s_len;
     tw_station_n2s_clear(st);
@@ -165,7 +180,7 @@ s_assign(tw_broker_t *b, tw_station_t *st, tw_bworker_t *w)
     }
     const tw_handler_t *h = &b->reg.handlers[st->handler];
     static const unsigned char nil = 0xc0;
-    tw_enc_t *e = tw_batch_item(&w->assign);
+    tw_enc_t *e = s_worker_item(b, w, &w->assign, TW_CMD_ASSIGN);
     tw_enc_map(e, 6 + (st->timeout_ms > 0) + (st->ck != NULL) + 1 +
                       (st->wanted == TW_WANT_PAUSED));
     tw_enc_ikey(e, TW_I_SID);
@@ -512,7 +527,7 @@ s_control(tw_broker_t *b, tw_station_t *st, const char *ev)
     if (!w) {
         return;
     }
-    tw_enc_t *e = tw_batch_item(&w->control);
+    tw_enc_t *e = s_worker_item(b, w, &w->control, TW_CMD_CONTROL);
     tw_enc_map(e, 3);
     tw_enc_ikey(e, TW_I_SID);
     tw_enc_str(e, st->sid, st->sid_len);
@@ -529,7 +544,7 @@ s_release(tw_broker_t *b, tw_station_t *st)
     if (!w) {
         return;
     }
-    tw_enc_t *e = tw_batch_item(&w->release);
+    tw_enc_t *e = s_worker_item(b, w, &w->release, TW_CMD_RELEASE);
     tw_enc_map(e, 2);
     tw_enc_ikey(e, TW_I_SID);
     tw_enc_str(e, st->sid, st->sid_len);
@@ -604,9 +619,17 @@ s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
     }
     s_tags_copy(st, m->f[TW_F_TAGS]);
     s_event(b, st, "added", NULL);
-    /* Place it now if possible, so the reply can say where. */
+    /* Place it now if possible, so the reply can say where, or why not
+     * (the pass skips the work when no worker has room at all). */
     s_unplace_later(b, st);
     tw__broker_place(b);
+    if (st->state == TW_SS_PENDING) {
+        tw_assign_worker_t *ws =
+            tw_malloc((b->reg.len ? b->reg.len : 1) * sizeof *ws);
+        s_snapshot(b, ws);
+        s_try_place(b, st, ws);
+        tw_free(ws);
+    }
     s_reply_state(b, c, seq, st);
 }
 
@@ -752,12 +775,16 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             s_error(b, c, seq, TW_EINVAL, "send needs a payload");
             return;
         }
+        if (p->via.bin.size > (uint64_t)b->cfg->max_payload) {
+            s_error(b, c, seq, TW_E2BIG, "n2s payload exceeds --max-payload");
+            return;
+        }
         uint64_t nseq;
         int queued = 0;
         tw_bworker_t *w = tw_registry_by_id(&b->reg, st->worker);
         if (w && s_n2s_deliverable(st) && !st->n2s_len) {
             nseq = ++st->n2s_seq;
-            s_n2s_item(w, st, nseq, p->via.bin.ptr, p->via.bin.size);
+            s_n2s_item(b, w, st, nseq, p->via.bin.ptr, p->via.bin.size);
             b->st.n2s_sent++;
         } else {
             nseq = tw_station_n2s_push(st, b->stations.n2s_limit,
