@@ -408,7 +408,7 @@ s_task_freed(tw_task_t *t, void *arg)
     tw_broker_t *b = arg;
     tw_pool_t *p = t->key ? tw_pools_by_id(&b->pools, t->pool) : NULL;
     if (p) {
-        tw_strmap_del(&p->dedup, t->key, strlen(t->key));
+        tw_strmap_del(&p->dedup, t->key, t->key_len);
     }
 }
 

@@ -32,6 +32,11 @@ typedef struct {
     long long retry_base;   /* ms before a failed task's first retry */
     char *log_level;
     char *log;
+    char *curve_secret;  /* CURVE secret key file; NULL: plaintext */
+    char *clients_keys;  /* directories of allowed public keys per role */
+    char *workers_keys;
+    char *monitors_keys;
+    int insecure;        /* allow non-loopback binds without CURVE */
 } tw_broker_cfg_t;
 
 /* The settings table (flags, config file keys, defaults, help). */

@@ -226,6 +226,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         s_join_groups(b, t, p, it->f[TW_I_G]);
         if (key && klen) {
             t->key = tw_strndup(key, klen);
+            t->key_len = (uint16_t)klen;
             tw_strmap_put(&p->dedup, t->key, klen,
                           (void *)(uintptr_t)t->id);
         }
@@ -318,8 +319,17 @@ tw__broker_cancel_task(tw_broker_t *b, tw_task_t *t)
 static void
 s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 {
-    if (m->f[TW_F_OP]) {
-        tw__broker_cancel_strict(b, c, m);
+    size_t ol;
+    const char *op = tw_msg_str(m, TW_F_OP, &ol);
+    if (op) {
+        if (ol == 6 && memcmp(op, "strict", 6) == 0) {
+            tw__broker_cancel_strict(b, c, m);
+        } else {
+            tw__broker_error(b, &b->fzw, c->ident, c->ident_len, TW_EINVAL,
+                             tw_msg_uint(m, TW_F_SEQ, 0),
+                             "unknown cancel op '%.*s' (try strict)",
+                             (int)ol, op);
+        }
         return;
     }
     const msgpack_object *ids = m->f[TW_F_IDS];
@@ -543,9 +553,13 @@ static void
 s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
 {
     char line[320];
+    if (!err || !elen) {
+        err = "failed";
+        elen = 6;
+    }
     int n = snprintf(line, sizeof line, "attempt %u: %.*s",
                      (unsigned)t->attempt, (int)(elen > 256 ? 256 : elen),
-                     err ? err : "failed");
+                     err);
     if (t->error) {
         size_t old = strlen(t->error);
         t->error = tw_realloc(t->error, old + 2 + (size_t)n + 1);

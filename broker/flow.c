@@ -172,18 +172,42 @@ tw__broker_enqueue(tw_broker_t *b, tw_task_t *t)
     s_place_pending(b, t);
 }
 
+/* A task leaving a ready queue (cancelled) or parking elsewhere may have
+ * been woken by room a stopped task handed over: pass that room on to the
+ * next task parked on the same pool or groups, except on `except`. Extra
+ * wake-ups are harmless; a woken task is checked again at dispatch. */
+static void
+s_pass_room(tw_broker_t *b, const tw_task_t *t, const tw_queue_t *except)
+{
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p && &p->parked != except && tw_pool_has_room(p)) {
+        tw__broker_unpark(b, &p->parked, 1);
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g && &g->parked != except && tw_group_has_room(g)) {
+            tw__broker_unpark(b, &g->parked, 1);
+        }
+    }
+}
+
 void
 tw__broker_unpend(tw_broker_t *b, tw_task_t *t)
 {
+    int was_ready = 0;
     if (t->inq) {
         tw_queue_t *q = t->inq;
         tw_queue_remove(q, t);
+        was_ready = q->ready;
         if (q->ready) {
             b->ready--;
         }
     }
     b->pending--;
     s_count(b, t, -1, 0);
+    if (was_ready) {
+        s_pass_room(b, t, NULL);
+    }
 }
 
 /* Move the most urgent task parked on `q` back to its ready queue. */
@@ -474,6 +498,7 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
         tw_queue_t *park = t->ngroups || t->pool ? s_blocked_on(b, t) : NULL;
         if (park) {
             tw_queue_push(park, t);
+            s_pass_room(b, t, park);
             continue;
         }
         s_start(b, t, w);

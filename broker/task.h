@@ -54,7 +54,8 @@ struct tw_task {
     uint64_t due_ms;     /* not before this time (delay, retry backoff) */
     struct tw_queue *inq;/* the heap holding it while PENDING, or NULL */
     tw_task_t *pprev, *pnext; /* the pool's running list */
-    char *key;           /* dedup key, or NULL */
+    char *key;           /* dedup key (may hold NUL bytes), or NULL */
+    uint16_t key_len;
 };
 
 /* A doubly linked list of tasks (in-flight per worker, or ended) through
