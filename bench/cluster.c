@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -93,13 +92,6 @@ s_untrack(pid_t pid)
             s_live[i] = 0;
         }
     }
-}
-
-static void
-s_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static const char *
@@ -263,7 +255,7 @@ s_wait_ready(tw_bench_cluster_t *cl, int timeout_ms)
             break;
         }
         rc = TW_ETIMEDOUT;
-        s_sleep_ms(20);
+        tw_bench_sleep_ms(20);
     }
     tw_client_destroy(&c);
     if (rc != 0 && !cl->failed) {
@@ -283,7 +275,7 @@ tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
                        int timeout_ms)
 {
     memset(cl, 0, sizeof *cl);
-    if (workers < 1 || workers > TW_BENCH_MAX_WORKERS || slots < 1) {
+    if (workers < 0 || workers > TW_BENCH_MAX_WORKERS || slots < 1) {
         return TW_EINVAL;
     }
     s_hook();
@@ -400,14 +392,14 @@ tw_bench_cluster_stop(tw_bench_cluster_t *cl)
     s_signal_all(cl, SIGTERM);
     uint64_t deadline = tw_bench_now_ns() + S_GRACE_MS * 1000000ull;
     while (s_any_alive(cl) && tw_bench_now_ns() < deadline) {
-        s_sleep_ms(10);
+        tw_bench_sleep_ms(10);
     }
     if (s_any_alive(cl)) {
         fprintf(stderr, "bench: children still running after %d ms, "
                         "sending SIGKILL\n", S_GRACE_MS);
         s_signal_all(cl, SIGKILL);
         while (s_any_alive(cl)) {
-            s_sleep_ms(5);
+            tw_bench_sleep_ms(5);
         }
     }
     const char *keep = getenv("TW_BENCH_KEEP");
@@ -417,4 +409,50 @@ tw_bench_cluster_stop(tw_bench_cluster_t *cl)
         s_remove_logs(cl);
     }
     cl->dir[0] = '\0';
+}
+
+tw_client_t *
+tw_bench_cluster_client(tw_bench_cluster_t *cl)
+{
+    tw_client_t *c = tw_client_new(cl->frontend);
+    if (!c) {
+        tw_bench_cluster_fail(cl, "tw_client_new failed");
+        tw_bench_cluster_stop(cl);
+    }
+    return c;
+}
+
+int
+tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
+                     uint64_t *out)
+{
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_query(c, "status", timeout_ms, &data, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0, klen = strlen(key);
+    rc = TW_EPROTO;
+    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS
+        && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &u.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key;
+            const msgpack_object *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
+                && memcmp(k->via.str.ptr, key, klen) == 0) {
+                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                    *out = v->via.u64;
+                    rc = 0;
+                }
+                break;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    free(data);
+    return rc;
 }

@@ -20,6 +20,7 @@
 #ifndef TW_BENCH_CLUSTER_H
 #define TW_BENCH_CLUSTER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "taskwheel/client.h"
@@ -38,10 +39,10 @@ typedef struct {
     int failed; /* set by tw_bench_cluster_fail: keep the logs */
 } tw_bench_cluster_t;
 
-/* Start the broker and `workers` workers of `slots` slots each and wait,
- * up to timeout_ms, until they are all up. Returns 0, or a negative
- * TW_E* code after printing why (and the logs) and stopping whatever
- * started. */
+/* Start the broker and `workers` workers (0 to TW_BENCH_MAX_WORKERS; 0
+ * for a broker alone) of `slots` slots each and wait, up to timeout_ms,
+ * until they are all up. Returns 0, or a negative TW_E* code after
+ * printing why (and the logs) and stopping whatever started. */
 int tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
                            int timeout_ms);
 
@@ -55,5 +56,15 @@ void tw_bench_cluster_fail(tw_bench_cluster_t *cl, const char *why);
 /* Stop every child (SIGTERM, then SIGKILL after 3 s) and reap it; remove
  * the logs unless the run failed or TW_BENCH_KEEP is set. Idempotent. */
 void tw_bench_cluster_stop(tw_bench_cluster_t *cl);
+
+/* A new client of the cluster's frontend. On failure (out of memory)
+ * fails the run, stops the cluster and returns NULL. */
+tw_client_t *tw_bench_cluster_client(tw_bench_cluster_t *cl);
+
+/* QUERY "status" and read the unsigned integer `key` of its map into *out.
+ * Returns 0, the query's error, or TW_EPROTO when the key is missing or
+ * not an unsigned integer. */
+int tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
+                         uint64_t *out);
 
 #endif /* TW_BENCH_CLUSTER_H */

@@ -487,37 +487,19 @@ main(int argc, char **argv)
     const char *mode = NULL;
     long long n = -1, size = 64, window = 1000, runs = 1;
     long long fport = 0, bport = 0;
-    int i = 1;
-    while (i < argc) {
-        const char *f = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            s_usage(stdout);
-            return 0;
-        } else if (strcmp(f, "--mode") == 0 && v) {
-            mode = v;
-        } else if (strcmp(f, "--n") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 1, 1LL << 40, &n);
-        } else if (strcmp(f, "--size") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 0, 1 << 26, &size);
-        } else if (strcmp(f, "--window") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 1, 1 << 24, &window);
-        } else if (strcmp(f, "--runs") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 1, 1000, &runs);
-        } else if (strcmp(f, "--front-port") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 0, 65535, &fport);
-        } else if (strcmp(f, "--back-port") == 0) {
-            rc = tw_bench_parse_ll(prog, f, v, 0, 65535, &bport);
-        } else {
-            fprintf(stderr, "%s: unknown or incomplete flag '%s'\n", prog, f);
-            s_usage(stderr);
-            return 2;
-        }
-        if (rc != 0) {
-            return 2;
-        }
-        i += 2;
+    const tw_bench_flag_t flags[] = {
+        TW_BENCH_STR("--mode", &mode),
+        TW_BENCH_NUM("--n", &n, 1, 1LL << 40),
+        TW_BENCH_NUM("--size", &size, 0, 1 << 26),
+        TW_BENCH_NUM("--window", &window, 1, 1 << 24),
+        TW_BENCH_NUM("--runs", &runs, 1, 1000),
+        TW_BENCH_NUM("--front-port", &fport, 0, 65535),
+        TW_BENCH_NUM("--back-port", &bport, 0, 65535),
+    };
+    int pr = tw_bench_parse_flags(prog, argc, argv, flags,
+                                  sizeof flags / sizeof *flags, s_usage);
+    if (pr != TW_BENCH_FLAGS_RUN) {
+        return TW_BENCH_FLAGS_EXIT(pr);
     }
     int tput;
     if (mode && strcmp(mode, "throughput") == 0) {

@@ -2,9 +2,12 @@
 # bench/run.sh - build Release in build-bench/ and run every benchmark.
 #
 # Prints the machine, then one summary line per benchmark (per-run lines go
-# to stderr). The whole thing takes under a minute on a 2-core machine,
-# most of it measuring. The taskwheel benchmarks are skipped, with a note,
-# when the broker, worker or client library is not part of the build yet.
+# to stderr). The whole thing takes about two and a half minutes on a
+# 2-core machine, most of it bench-assign's 200,000 station adds, one
+# request round trip each (so it makes one run of each measure here; the
+# median of 3 in docs/BENCHMARKS.md comes from `bench-assign --runs 3`).
+# The taskwheel benchmarks are skipped, with a note, when the broker,
+# worker or client library is not part of the build yet.
 #
 #   bench/run.sh                      everything with the defaults
 #   TW_BENCH_BUILD=/tmp/b bench/run.sh  another build directory
@@ -19,7 +22,8 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DTW_BUILD_TESTS=OFF -DTW_BUILD_BENCH=ON >/dev/null
 targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
-    targets="$targets bench-throughput bench-latency"
+    targets="$targets bench-throughput bench-latency bench-stations"
+    targets="$targets bench-assign"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -37,8 +41,11 @@ run "$bin/bench-relay" --mode latency --n 10000 --runs 3
 if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-throughput" --n 200000 --window 20000 --runs 5
     run "$bin/bench-latency" --n 10000 --runs 3
+    run "$bin/bench-stations" --stations 10000 --window-ms 5000 --windows 3
+    run "$bin/bench-assign" --stations 100000 --workers 20 --slots 5000 \
+        --runs 1
 else
-    echo "throughput/latency: taskwheel not built yet (broker, worker or" \
-         "client library missing)"
+    echo "throughput/latency/stations/assign: taskwheel not built yet" \
+         "(broker, worker or client library missing)"
 fi
 exit $status

@@ -149,59 +149,31 @@ main(int argc, char **argv)
     long long n = 10000, warmup = 1000, workers = 1, slots = 256, runs = 3;
     long long size = 64, block = 1;
     int relay = 1;
-    int i = 1;
-    while (i < argc) {
-        const char *f = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long *dst = NULL, lo = 1, hi = 1LL << 32;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            s_usage(stdout);
-            return 0;
-        } else if (strcmp(f, "--no-relay") == 0) {
-            relay = 0;
-            i++;
-            continue;
-        } else if (strcmp(f, "--n") == 0) {
-            dst = &n;
-        } else if (strcmp(f, "--warmup") == 0) {
-            dst = &warmup;
-            lo = 0;
-        } else if (strcmp(f, "--workers") == 0) {
-            dst = &workers;
-            hi = TW_BENCH_MAX_WORKERS;
-        } else if (strcmp(f, "--slots") == 0) {
-            dst = &slots;
-            hi = 1 << 20;
-        } else if (strcmp(f, "--runs") == 0) {
-            dst = &runs;
-            hi = 1000;
-        } else if (strcmp(f, "--block") == 0) {
-            dst = &block;
-        } else if (strcmp(f, "--size") == 0) {
-            dst = &size;
-            lo = 0;
-            hi = 1 << 26;
-        } else {
-            fprintf(stderr, "%s: unknown flag '%s'\n", prog, f);
-            s_usage(stderr);
-            return 2;
-        }
-        if (tw_bench_parse_ll(prog, f, v, lo, hi, dst) != 0) {
-            return 2;
-        }
-        i += 2;
+    const long long big = 1LL << 32;
+    const tw_bench_flag_t flags[] = {
+        TW_BENCH_NUM("--n", &n, 1, big),
+        TW_BENCH_NUM("--warmup", &warmup, 0, big),
+        TW_BENCH_NUM("--workers", &workers, 1, TW_BENCH_MAX_WORKERS),
+        TW_BENCH_NUM("--slots", &slots, 1, 1 << 20),
+        TW_BENCH_NUM("--runs", &runs, 1, 1000),
+        TW_BENCH_NUM("--block", &block, 1, big),
+        TW_BENCH_NUM("--size", &size, 0, 1 << 26),
+        TW_BENCH_SWITCH("--no-relay", &relay, 0),
+    };
+    int pr = tw_bench_parse_flags(prog, argc, argv, flags,
+                                  sizeof flags / sizeof *flags, s_usage);
+    if (pr != TW_BENCH_FLAGS_RUN) {
+        return TW_BENCH_FLAGS_EXIT(pr);
     }
 
     tw_bench_cluster_t cl;
     if (tw_bench_cluster_start(&cl, (int)workers, (int)slots, 15000) != 0) {
         return 1;
     }
-    tw_client_t *c = tw_client_new(cl.frontend);
+    tw_client_t *c = tw_bench_cluster_client(&cl);
     s_state_t st;
     memset(&st, 0, sizeof st);
     if (!c) {
-        tw_bench_cluster_fail(&cl, "tw_client_new failed");
-        tw_bench_cluster_stop(&cl);
         return 1;
     }
     tw_client_on_ack(c, s_on_ack, &st);
