@@ -1,7 +1,8 @@
 /*  worker/taskloop.c - the taskloop engine (see taskloop.h) and the
  *  station half of the plugin ABI (include/taskwheel/handler.h).
  *
- *  Bookkeeping, all intrusive in the station:
+ *  Bookkeeping, all intrusive in the station (three lists share one
+ *  doubly linked s_list_t, each threading its own s_link_t):
  *    - `ready`, a FIFO of stations the next run must look at (a boundary
  *      to pass, a control to apply, a station to free). A run takes the
  *      whole list first, so what its own iterations queue waits for the
@@ -34,6 +35,21 @@
 
 enum { S_WAIT, S_RUN, S_PAUSED, S_ENDED };
 
+/* The intrusive lists a station can be on; each has its own s_link_t. */
+enum { S_L_READY, S_L_DIRTY, S_L_ALL, S_NLISTS };
+
+/* A station's place in one list; `on` while it is in the list. */
+typedef struct {
+    tw_station_t *prev, *next;
+    int on;
+} s_link_t;
+
+/* A list of stations threaded through their link[which]. */
+typedef struct {
+    tw_station_t *head, *tail;
+    int which; /* S_L_* */
+} s_list_t;
+
 #define S_MAX_SID 128
 #define S_MAX_ERR 4096 /* an exception's text, in bytes */
 
@@ -65,11 +81,7 @@ struct tw_station {
     atomic_int self_stop;
     uint64_t last_start, wake;
     size_t hidx; /* heap index + 1; 0 when not in the heap */
-    int queued;
-    tw_station_t *qnext;
-    int dirty;
-    tw_station_t *dprev, *dnext;
-    tw_station_t *aprev, *anext;
+    s_link_t link[S_NLISTS];
     void *data;
 };
 
@@ -87,9 +99,7 @@ struct tw_taskloop {
     void *udata;
     tw_idmap_t byhash;
     size_t live, count;
-    tw_station_t *all;
-    tw_station_t *qhead, *qtail;
-    tw_station_t *dhead, *dtail;
+    s_list_t ready, dirty, all; /* all: newest first */
     tw_station_t **heap;
     size_t hlen, hcap;
     uv_mutex_t mu; /* guards femit and no_async */
@@ -384,62 +394,76 @@ s_exc_text(const unsigned char *v, size_t vlen, char *out, size_t cap)
 
 /* Lists and the heap ----------------------------------------------------- */
 
+/* Put `st` at the tail of `l`, or at its head if `front`, unless it is on
+ * the list already. Returns 1 if it went onto an empty list, else 0. */
+static int
+s_list_add(s_list_t *l, tw_station_t *st, int front)
+{
+    s_link_t *k = &st->link[l->which];
+    if (k->on) {
+        return 0;
+    }
+    k->on = 1;
+    int was_empty = l->head == NULL;
+    k->prev = front ? NULL : l->tail;
+    k->next = front ? l->head : NULL;
+    if (k->prev) {
+        k->prev->link[l->which].next = st;
+    } else {
+        l->head = st;
+    }
+    if (k->next) {
+        k->next->link[l->which].prev = st;
+    } else {
+        l->tail = st;
+    }
+    return was_empty;
+}
+
+/* Take `st` off `l`; nothing if it is not on it. */
+static void
+s_list_del(s_list_t *l, tw_station_t *st)
+{
+    s_link_t *k = &st->link[l->which];
+    if (!k->on) {
+        return;
+    }
+    k->on = 0;
+    if (k->prev) {
+        k->prev->link[l->which].next = k->next;
+    } else {
+        l->head = k->next;
+    }
+    if (k->next) {
+        k->next->link[l->which].prev = k->prev;
+    } else {
+        l->tail = k->prev;
+    }
+    k->prev = k->next = NULL;
+}
+
 static void
 s_push(tw_station_t *st)
 {
     tw_taskloop_t *tl = st->tl;
-    if (st->queued) {
-        return;
-    }
-    st->queued = 1;
-    st->qnext = NULL;
-    if (tl->qtail) {
-        tl->qtail->qnext = st;
-    } else {
-        tl->qhead = st;
+    if (s_list_add(&tl->ready, st, 0)) {
         tl->cbs.wake(tl->udata);
     }
-    tl->qtail = st;
 }
 
 static void
 s_dirty_add(tw_station_t *st)
 {
     tw_taskloop_t *tl = st->tl;
-    if (st->dirty) {
-        return;
-    }
-    st->dirty = 1;
-    st->dnext = NULL;
-    st->dprev = tl->dtail;
-    if (tl->dtail) {
-        tl->dtail->dnext = st;
-    } else {
-        tl->dhead = st;
+    if (s_list_add(&tl->dirty, st, 0)) {
         tl->cbs.dirty(tl->udata);
     }
-    tl->dtail = st;
 }
 
 static void
 s_dirty_del(tw_station_t *st)
 {
-    tw_taskloop_t *tl = st->tl;
-    if (!st->dirty) {
-        return;
-    }
-    st->dirty = 0;
-    if (st->dprev) {
-        st->dprev->dnext = st->dnext;
-    } else {
-        tl->dhead = st->dnext;
-    }
-    if (st->dnext) {
-        st->dnext->dprev = st->dprev;
-    } else {
-        tl->dtail = st->dprev;
-    }
-    st->dprev = st->dnext = NULL;
+    s_list_del(&st->tl->dirty, st);
 }
 
 static void
@@ -634,14 +658,7 @@ s_free(tw_station_t *st)
     if (st->h->end) {
         st->h->end(st, st->h->udata);
     }
-    if (st->aprev) {
-        st->aprev->anext = st->anext;
-    } else {
-        tl->all = st->anext;
-    }
-    if (st->anext) {
-        st->anext->aprev = st->aprev;
-    }
+    s_list_del(&tl->all, st);
     tl->count--;
     tw_call_free(&st->call);
     tw_free(st->in);
@@ -881,6 +898,9 @@ tw_taskloop_new(uv_loop_t *loop, const tw_taskloop_cbs_t *cbs, void *udata)
     tl->thread = uv_thread_self();
     tl->cbs = *cbs;
     tl->udata = udata;
+    tl->ready.which = S_L_READY;
+    tl->dirty.which = S_L_DIRTY;
+    tl->all.which = S_L_ALL;
     tw_idmap_init(&tl->byhash);
     uv_mutex_init(&tl->mu);
     return tl;
@@ -894,8 +914,8 @@ tw_taskloop_destroy(tw_taskloop_t **tl_p)
         return;
     }
     s_drain_foreign(tl);
-    while (tl->all) {
-        tw_station_t *st = tl->all;
+    while (tl->all.head) {
+        tw_station_t *st = tl->all.head;
         if (st->state != S_ENDED) {
             st->state = S_ENDED;
             tl->live--;
@@ -949,11 +969,7 @@ tw_taskloop_add(tw_taskloop_t *tl, const tw_station_def_t *def,
     st->it = st->cur = def->it;
     atomic_init(&st->self_stop, 0);
     st->state = def->paused ? S_PAUSED : S_WAIT;
-    st->anext = tl->all;
-    if (tl->all) {
-        tl->all->aprev = st;
-    }
-    tl->all = st;
+    s_list_add(&tl->all, st, 1);
     tl->count++;
     tl->live++;
     tl->stats.stations++;
@@ -1008,7 +1024,7 @@ tw_taskloop_release(tw_taskloop_t *tl, tw_station_t *st, int graceful)
 void
 tw_taskloop_release_all(tw_taskloop_t *tl, int graceful)
 {
-    for (tw_station_t *st = tl->all; st; st = st->anext) {
+    for (tw_station_t *st = tl->all.head; st; st = st->link[S_L_ALL].next) {
         if (st->state != S_ENDED) {
             tw_taskloop_release(tl, st, graceful);
         }
@@ -1025,7 +1041,7 @@ tw_taskloop_drop(tw_taskloop_t *tl, tw_station_t *st)
 void
 tw_taskloop_drop_all(tw_taskloop_t *tl)
 {
-    for (tw_station_t *st = tl->all; st; st = st->anext) {
+    for (tw_station_t *st = tl->all.head; st; st = st->link[S_L_ALL].next) {
         s_end(st, -1, NULL);
     }
 }
@@ -1067,16 +1083,14 @@ tw_taskloop_run(tw_taskloop_t *tl, uint64_t now)
         s_heap_del(st);
         s_push(st);
     }
-    tw_station_t *batch = tl->qhead;
-    tl->qhead = tl->qtail = NULL;
-    while (batch) {
-        tw_station_t *st = batch;
-        batch = st->qnext;
-        st->qnext = NULL;
-        st->queued = 0;
+    s_list_t batch = tl->ready;
+    tl->ready.head = tl->ready.tail = NULL;
+    while (batch.head) {
+        tw_station_t *st = batch.head;
+        s_list_del(&batch, st);
         s_process(st, now);
     }
-    if (tl->qhead) {
+    if (tl->ready.head) {
         return 0;
     }
     if (tl->hlen) {
@@ -1090,8 +1104,8 @@ void
 tw_taskloop_take_dirty(tw_taskloop_t *tl,
                        void (*fn)(void *arg, tw_station_t *st), void *arg)
 {
-    while (tl->dhead) {
-        tw_station_t *st = tl->dhead;
+    while (tl->dirty.head) {
+        tw_station_t *st = tl->dirty.head;
         s_dirty_del(st);
         fn(arg, st);
     }
@@ -1187,18 +1201,31 @@ tw_station_set_data(tw_station_t *st, void *data)
     st->data = data;
 }
 
+/* Check a payload a handler hands over, where NULL or empty means nil
+ * (*msgpack and *len then name the nil to use instead). Returns 0, -E2BIG
+ * or -EINVAL (not exactly one msgpack value). */
+static int
+s_payload_check(const void **msgpack, size_t *len)
+{
+    if (!*msgpack || *len == 0) {
+        *msgpack = &s_nil;
+        *len = 1;
+    }
+    if (*len > TW_STATION_MAX_PAYLOAD) {
+        return -E2BIG;
+    }
+    if (!s_mp_one(*msgpack, *len)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int
 tw_station_emit(tw_station_t *st, const void *msgpack, size_t len)
 {
-    if (!msgpack || len == 0) {
-        msgpack = &s_nil;
-        len = 1;
-    }
-    if (len > TW_STATION_MAX_PAYLOAD) {
-        return -E2BIG;
-    }
-    if (!s_mp_one(msgpack, len)) {
-        return -EINVAL;
+    int rc = s_payload_check(&msgpack, &len);
+    if (rc != 0) {
+        return rc;
     }
     tw_taskloop_t *tl = st->tl;
     uv_thread_t self = uv_thread_self();
@@ -1247,15 +1274,9 @@ tw_call_set_next(tw_call_t *call, const void *msgpack, size_t len)
     if (!st) {
         return -EINVAL;
     }
-    if (!msgpack || len == 0) {
-        msgpack = &s_nil;
-        len = 1;
-    }
-    if (len > TW_STATION_MAX_PAYLOAD) {
-        return -E2BIG;
-    }
-    if (!s_mp_one(msgpack, len)) {
-        return -EINVAL;
+    int rc = s_payload_check(&msgpack, &len);
+    if (rc != 0) {
+        return rc;
     }
     if (s_copy(&st->nx, &st->nlen, &st->ncap, msgpack, len) != 0) {
         return -ENOMEM;

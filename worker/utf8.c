@@ -1,7 +1,8 @@
 /*  worker/utf8.c - UTF-8 validation and scrubbing (see utf8.h).
  *
  *  One decoder, s_seq(), measures the well-formed sequence at a position
- *  (RFC 3629 table 3-7); validation and scrubbing are both loops over it.
+ *  (RFC 3629 table 3-7); validation and scrubbing are both loops over it,
+ *  and the STR-or-BIN header choice rests on validation.
  */
 #include "worker/utf8.h"
 
@@ -73,6 +74,33 @@ tw_utf8_valid(const void *p, size_t n)
         i += len;
     }
     return 1;
+}
+
+size_t
+tw_utf8_pack_header(unsigned char *hdr, const void *p, size_t n)
+{
+    int str = tw_utf8_valid(p, n);
+    if (n < 32 && str) {
+        hdr[0] = (unsigned char)(0xa0 | n);
+        return 1;
+    }
+    if (n < 256) {
+        hdr[0] = str ? 0xd9 : 0xc4;
+        hdr[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        hdr[0] = str ? 0xda : 0xc5;
+        hdr[1] = (unsigned char)(n >> 8);
+        hdr[2] = (unsigned char)n;
+        return 3;
+    }
+    hdr[0] = str ? 0xdb : 0xc6;
+    hdr[1] = (unsigned char)(n >> 24);
+    hdr[2] = (unsigned char)(n >> 16);
+    hdr[3] = (unsigned char)(n >> 8);
+    hdr[4] = (unsigned char)n;
+    return 5;
 }
 
 void

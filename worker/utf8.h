@@ -1,8 +1,9 @@
 /*  worker/utf8.h - UTF-8 checks for what the worker puts on the wire.
  *
  *  Error messages travel as msgpack STR and clients turn them into JSON,
- *  so they must be valid UTF-8; the exec handler also decides between STR
- *  and BIN for a program's output by this test. Pure functions, any thread.
+ *  so they must be valid UTF-8; the exec and stream handlers also decide
+ *  between STR and BIN for a program's output by this test. Pure
+ *  functions, any thread.
  */
 #ifndef TW_UTF8_H
 #define TW_UTF8_H
@@ -12,6 +13,11 @@
 /* 1 if the `n` bytes at `p` are well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int tw_utf8_valid(const void *p, size_t n);
+
+/* Write into hdr[0..5) the msgpack header for the `n` bytes at `p`: STR
+ * if they are valid UTF-8 (tw_utf8_valid), else BIN, in the shortest
+ * form. Returns the header's length, 1 to 5. */
+size_t tw_utf8_pack_header(unsigned char *hdr, const void *p, size_t n);
 
 /* Replace, in place, every byte of `s[0..n)` that is not part of a
  * well-formed sequence with '?'. */

@@ -15,16 +15,15 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "common/log.h"
 #include "common/util.h"
 #include "proto/proto.h"
+#include "tests/unit/support/suite.h"
 #include "worker/handlers.h"
 #include "worker/plugin.h"
 #include "worker/slots.h"
 #include "worker/utf8.h"
 
 #include <msgpack.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -736,8 +735,6 @@ test_utf8(void **state)
 int
 main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    tw_log_level = TW_LOG_ERR; /* refusals below log warnings on purpose */
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
         T(test_registry),
@@ -764,5 +761,5 @@ main(void)
         T(test_utf8),
 #undef T
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
 }

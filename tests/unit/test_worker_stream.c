@@ -3,7 +3,9 @@
  *
  *  The engine runs on a real libuv loop here (children are real
  *  processes started by /bin/sh): s_until() turns the loop and the engine
- *  until a condition holds or a deadline passes. Teardown drops every
+ *  until a condition holds or a deadline passes, and
+ *  tests/unit/support/taskloop_rec.h records what the engine reports.
+ *  Teardown drops every
  *  station, waits for the children to be reaped and fails if a handle was
  *  left open. Comments cite seed-semantics.md (F1, F2 on S31).
  */
@@ -14,42 +16,23 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "common/log.h"
 #include "common/util.h"
 #include "proto/proto.h"
+#include "tests/unit/support/suite.h"
+#include "tests/unit/support/taskloop_rec.h"
 #include "worker/handlers.h"
 #include "worker/taskloop.h"
 
 #include <msgpack.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-#define S_MAXEV 64
-#define S_MAXS2N 256
-
-typedef struct {
-    char sid[32];
-    int ev;
-    char err[512];
-} s_ev_t;
-
-typedef struct {
-    uint64_t seq;
-    unsigned char d[128];
-    size_t len;
-} s_s2n_t;
 
 typedef struct {
     uv_loop_t loop;
     tw_handlers_t reg;
     tw_taskloop_t *tl;
-    s_ev_t ev[S_MAXEV];
-    int nev;
-    s_s2n_t s2n[S_MAXS2N];
-    int ns2n;
-    int nleft;
+    tw_tlrec_t rec; /* what the engine reported */
     tw_call_t call; /* for plain tasks */
     int done;
     int st;
@@ -57,50 +40,6 @@ typedef struct {
     size_t rlen;
     char err[512];
 } s_fx_t;
-
-static void
-s_cb_wake(void *udata)
-{
-    (void)udata;
-}
-
-static void
-s_cb_event(void *udata, tw_station_t *st, int ev, const char *err)
-{
-    s_fx_t *fx = udata;
-    assert_true(fx->nev < S_MAXEV);
-    s_ev_t *e = &fx->ev[fx->nev++];
-    snprintf(e->sid, sizeof e->sid, "%s", tw_station_id(st));
-    e->ev = ev;
-    snprintf(e->err, sizeof e->err, "%s", err ? err : "");
-}
-
-static void
-s_cb_dirty(void *udata)
-{
-    (void)udata;
-}
-
-static void
-s_cb_s2n(void *udata, tw_station_t *st, uint64_t seq, const void *d,
-         size_t len)
-{
-    (void)st;
-    s_fx_t *fx = udata;
-    assert_true(fx->ns2n < S_MAXS2N);
-    s_s2n_t *m = &fx->s2n[fx->ns2n++];
-    m->seq = seq;
-    assert_true(len <= sizeof m->d);
-    memcpy(m->d, d, len);
-    m->len = len;
-}
-
-static void
-s_cb_left(void *udata, tw_station_t *st)
-{
-    (void)st;
-    ((s_fx_t *)udata)->nleft++;
-}
 
 static void
 s_call_done(tw_call_t *call, int st, const void *r, size_t rlen,
@@ -124,9 +63,7 @@ s_setup(void **state)
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     tw_handlers_init(&fx->reg);
     assert_int_equal(tw_handlers_add_stream(&fx->reg, 64), 0);
-    tw_taskloop_cbs_t cbs = {s_cb_wake, s_cb_event, s_cb_dirty,
-                             s_cb_s2n, s_cb_left, NULL};
-    fx->tl = tw_taskloop_new(&fx->loop, &cbs, fx);
+    fx->tl = tw_taskloop_new(&fx->loop, &tw_tlrec_cbs, &fx->rec);
     tw_call_init(&fx->call, &fx->loop, s_call_done, fx);
     *state = fx;
     return 0;
@@ -193,37 +130,24 @@ s_add(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
 static void
 s_until(s_fx_t *fx, const int *flag, int want, int ms)
 {
-    uint64_t end = tw_now_ms() + (uint64_t)ms;
-    while (*flag < want && tw_now_ms() < end) {
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-        uv_update_time(&fx->loop);
-        if (tw_taskloop_run(fx->tl, uv_now(&fx->loop)) != 0) {
-            usleep(1000);
-        }
-    }
+    tw_tlrec_drive(&fx->loop, fx->tl, flag, want, ms);
 }
 
 static void
 s_spin(s_fx_t *fx, int ms)
 {
-    int never = 0;
-    s_until(fx, &never, 1, ms);
+    tw_tlrec_drive(&fx->loop, fx->tl, NULL, 0, ms);
 }
 
 /* s2n message i is the msgpack STR (or BIN if `bin`) holding `s`. */
 static void
 s_assert_line(const s_fx_t *fx, int i, const char *s, int bin)
 {
-    assert_true(i < fx->ns2n);
-    const s_s2n_t *m = &fx->s2n[i];
+    assert_true(i < fx->rec.ns2n);
+    const tw_tlrec_s2n_t *m = &fx->rec.s2n[i];
     assert_int_equal(m->seq, (uint64_t)i + 1);
     msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    assert_int_equal(msgpack_unpack_next(&up, (const char *)m->d, m->len,
-                                         &off),
-                     MSGPACK_UNPACK_SUCCESS);
-    assert_int_equal(off, m->len);
+    tw_tlrec_unpack(m->d, m->len, &up);
     assert_int_equal(up.data.type,
                      bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR);
     assert_int_equal(up.data.via.str.size, strlen(s));
@@ -235,8 +159,8 @@ static int
 s_count_ev(const s_fx_t *fx, int ev)
 {
     int n = 0;
-    for (int i = 0; i < fx->nev; i++) {
-        n += fx->ev[i].ev == ev;
+    for (int i = 0; i < fx->rec.nev; i++) {
+        n += fx->rec.ev[i].ev == ev;
     }
     return n;
 }
@@ -253,8 +177,8 @@ test_stdout_lines_become_s2n(void **state)
     tw_station_t *st = s_add(fx, "s",
                              "printf 'one\\ntwo\\n\\377x\\n\\nlast'", 100000,
                              0);
-    s_until(fx, &fx->ns2n, 5, 3000);
-    assert_int_equal(fx->ns2n, 5);
+    s_until(fx, &fx->rec.ns2n, 5, 3000);
+    assert_int_equal(fx->rec.ns2n, 5);
     s_assert_line(fx, 0, "one", 0);
     s_assert_line(fx, 1, "two", 0);
     s_assert_line(fx, 2, "\377x", 1);
@@ -265,7 +189,7 @@ test_stdout_lines_become_s2n(void **state)
     }
     assert_int_equal(tw_station_done_count(st), 1);
     assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 0);
-    assert_int_equal(fx->nleft, 0);
+    assert_int_equal(fx->rec.nleft, 0);
 }
 
 /* n2s messages that are strings (or bytes) reach the child's stdin, one
@@ -283,13 +207,13 @@ test_n2s_lines_reach_stdin(void **state)
     assert_int_equal(tw_taskloop_n2s(fx->tl, st, 1, "\xa5hello", 6), 0);
     assert_int_equal(tw_taskloop_n2s(fx->tl, st, 2, "\x2a", 1), 0);
     assert_int_equal(tw_taskloop_n2s(fx->tl, st, 3, "\xc4\x03" "bin", 5), 0);
-    s_until(fx, &fx->ns2n, 2, 3000);
-    assert_int_equal(fx->ns2n, 2);
+    s_until(fx, &fx->rec.ns2n, 2, 3000);
+    assert_int_equal(fx->rec.ns2n, 2);
     s_assert_line(fx, 0, "got:hello", 0);
     s_assert_line(fx, 1, "got:bin", 0);
     assert_int_equal(tw_station_done_count(st), 0);
     tw_taskloop_n2s(fx->tl, st, 4, "\xa4quit", 5);
-    s_until(fx, &fx->ns2n, 3, 3000);
+    s_until(fx, &fx->rec.ns2n, 3, 3000);
     s_assert_line(fx, 2, "got:quit", 0);
     for (int i = 0; i < 300 && tw_station_done_count(st) < 1; i++) {
         s_spin(fx, 10);
@@ -309,9 +233,9 @@ test_n2s_waits_for_child(void **state)
     tw_taskloop_n2s(fx->tl, st, 1, "\xa1" "a", 2);
     tw_taskloop_n2s(fx->tl, st, 2, "\xa1" "b", 2);
     s_spin(fx, 50);
-    assert_int_equal(fx->ns2n, 0);
+    assert_int_equal(fx->rec.ns2n, 0);
     tw_taskloop_control(fx->tl, st, TW_CTL_CONTINUE);
-    s_until(fx, &fx->ns2n, 1, 3000);
+    s_until(fx, &fx->rec.ns2n, 1, 3000);
     s_assert_line(fx, 0, "a+b", 0);
 }
 
@@ -322,17 +246,17 @@ test_exit_nonzero_fails(void **state)
 {
     s_fx_t *fx = *state;
     s_add(fx, "f", "echo out; echo oops >&2; exit 3", 0, 0);
-    s_until(fx, &fx->nleft, 1, 3000);
-    assert_int_equal(fx->nleft, 1);
+    s_until(fx, &fx->rec.nleft, 1, 3000);
+    assert_int_equal(fx->rec.nleft, 1);
     assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 1);
-    const s_ev_t *e = &fx->ev[fx->nev - 1];
+    const tw_tlrec_ev_t *e = &fx->rec.ev[fx->rec.nev - 1];
     assert_int_equal(e->ev, TW_SEV_FAILED);
     assert_string_equal(e->err, "exit status 3: oops");
     s_assert_line(fx, 0, "out", 0);
     /* Killed by a signal: an error too. */
     s_add(fx, "k", "kill -9 $$", 0, 0);
-    s_until(fx, &fx->nleft, 2, 3000);
-    assert_string_equal(fx->ev[fx->nev - 1].err, "killed by signal 9");
+    s_until(fx, &fx->rec.nleft, 2, 3000);
+    assert_string_equal(fx->rec.ev[fx->rec.nev - 1].err, "killed by signal 9");
 }
 
 /* Each iteration starts the program again, spaced by the interval, also
@@ -342,8 +266,8 @@ test_restarts_each_iteration(void **state)
 {
     s_fx_t *fx = *state;
     tw_station_t *st = s_add(fx, "r", "echo tick", 30, 0);
-    s_until(fx, &fx->ns2n, 4, 3000);
-    assert_true(fx->ns2n >= 4);
+    s_until(fx, &fx->rec.ns2n, 4, 3000);
+    assert_true(fx->rec.ns2n >= 4);
     assert_true(tw_station_done_count(st) >= 3);
     for (int i = 0; i < 4; i++) {
         s_assert_line(fx, i, "tick", 0);
@@ -356,13 +280,13 @@ test_cancel_kills_child(void **state)
 {
     s_fx_t *fx = *state;
     tw_station_t *st = s_add(fx, "c", "echo up; sleep 30", 0, 0);
-    s_until(fx, &fx->ns2n, 1, 3000);
-    assert_int_equal(fx->ns2n, 1);
+    s_until(fx, &fx->rec.ns2n, 1, 3000);
+    assert_int_equal(fx->rec.ns2n, 1);
     uint64_t t0 = tw_now_ms();
     tw_taskloop_control(fx->tl, st, TW_CTL_CANCEL);
-    assert_int_equal(fx->ev[fx->nev - 1].ev, TW_SEV_CANCELLED);
-    s_until(fx, &fx->nleft, 1, 3000);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.ev[fx->rec.nev - 1].ev, TW_SEV_CANCELLED);
+    s_until(fx, &fx->rec.nleft, 1, 3000);
+    assert_int_equal(fx->rec.nleft, 1);
     assert_true(tw_now_ms() - t0 < 2000);
 }
 
@@ -379,14 +303,14 @@ test_bad_args(void **state)
         .ilen = 1,
     };
     assert_int_equal(tw_taskloop_add(fx->tl, &def, NULL), 0);
-    s_until(fx, &fx->nleft, 1, 3000);
-    assert_non_null(strstr(fx->ev[fx->nev - 1].err, "stream: args"));
+    s_until(fx, &fx->rec.nleft, 1, 3000);
+    assert_non_null(strstr(fx->rec.ev[fx->rec.nev - 1].err, "stream: args"));
     def.sid = "m";
     def.input = "\x91\xa9/no/such/";
     def.ilen = 11;
     assert_int_equal(tw_taskloop_add(fx->tl, &def, NULL), 0);
-    s_until(fx, &fx->nleft, 2, 3000);
-    assert_non_null(strstr(fx->ev[fx->nev - 1].err, "cannot run"));
+    s_until(fx, &fx->rec.nleft, 2, 3000);
+    assert_non_null(strstr(fx->rec.ev[fx->rec.nev - 1].err, "cannot run"));
 }
 
 /* As a plain task, stream runs the program once and returns the array of
@@ -424,8 +348,6 @@ test_plain_task(void **state)
 int
 main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    tw_log_level = TW_LOG_ERR;
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
         T(test_stdout_lines_become_s2n),
@@ -438,5 +360,5 @@ main(void)
         T(test_plain_task),
 #undef T
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
 }

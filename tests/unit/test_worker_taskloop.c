@@ -5,9 +5,10 @@
  *  is a number passed to tw_taskloop_run, so intervals and timeouts are
  *  checked without sleeping, and test handlers ("t.*") let each test
  *  decide when an iteration ends and with what. The protocol tests play
- *  the broker with a ROUTER socket, as tests/unit/test_worker_conn.c does,
- *  and check the ASSIGN / RELEASE / CONTROL / N2S -> STATION / S2N
- *  conversation of a real worker (credit, epochs, coalescing, drain).
+ *  the broker with tests/unit/support/fake_broker.h, as
+ *  tests/unit/test_worker_conn.c does, and check the ASSIGN / RELEASE /
+ *  CONTROL / N2S -> STATION / S2N conversation of a real worker (credit,
+ *  epochs, coalescing, drain).
  *  Test names and comments cite seed-semantics.md (S-numbers).
  */
 #define _GNU_SOURCE /* memmem */
@@ -18,56 +19,32 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "common/log.h"
 #include "common/util.h"
-#include "common/zwatch.h"
 #include "proto/proto.h"
+#include "tests/unit/support/fake_broker.h"
+#include "tests/unit/support/suite.h"
+#include "tests/unit/support/taskloop_rec.h"
 #include "worker/handlers.h"
 #include "worker/slots.h"
 #include "worker/taskloop.h"
 #include "worker/worker.h"
 
 #include <msgpack.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 /* ======================================================================
  * Engine fixture
  * ====================================================================== */
 
-#define S_MAXEV 512
-#define S_MAXS2N 2048
 #define S_MAXHELD 64
-
-typedef struct {
-    char sid[64];
-    int ev;
-    char err[256];
-    uint64_t it;
-    uint64_t ep;
-    unsigned char ck[256];
-    size_t cklen;
-} s_ev_t;
-
-typedef struct {
-    char sid[64];
-    uint64_t seq;
-    unsigned char d[256];
-    size_t len;
-} s_s2n_t;
 
 typedef struct {
     uv_loop_t loop;
     tw_handlers_t reg;
     tw_taskloop_t *tl;
-    s_ev_t ev[S_MAXEV];
-    int nev;
-    s_s2n_t s2n[S_MAXS2N];
-    int ns2n;
-    int nleft, nwake, ndirty, nasync;
+    tw_tlrec_t rec; /* what the engine reported */
     tw_call_t *held[S_MAXHELD]; /* t.hold calls still running */
     int nheld, hold_cancels;
     unsigned char args[256][32]; /* t.args: inputs seen */
@@ -81,66 +58,6 @@ typedef struct {
     int block_ms;
     int n2s_seen;
 } s_fx_t;
-
-static void
-s_cb_wake(void *udata)
-{
-    ((s_fx_t *)udata)->nwake++;
-}
-
-static void
-s_cb_event(void *udata, tw_station_t *st, int ev, const char *err)
-{
-    s_fx_t *fx = udata;
-    assert_true(fx->nev < S_MAXEV);
-    s_ev_t *e = &fx->ev[fx->nev++];
-    memset(e, 0, sizeof *e);
-    snprintf(e->sid, sizeof e->sid, "%s", tw_station_id(st));
-    e->ev = ev;
-    if (err) {
-        snprintf(e->err, sizeof e->err, "%s", err);
-    }
-    e->it = tw_station_done_count(st);
-    e->ep = tw_station_ep(st);
-    size_t len;
-    const void *ck = tw_station_ck(st, &len);
-    assert_true(len <= sizeof e->ck);
-    memcpy(e->ck, ck, len);
-    e->cklen = len;
-}
-
-static void
-s_cb_dirty(void *udata)
-{
-    ((s_fx_t *)udata)->ndirty++;
-}
-
-static void
-s_cb_s2n(void *udata, tw_station_t *st, uint64_t seq, const void *d,
-         size_t len)
-{
-    s_fx_t *fx = udata;
-    assert_true(fx->ns2n < S_MAXS2N);
-    s_s2n_t *m = &fx->s2n[fx->ns2n++];
-    snprintf(m->sid, sizeof m->sid, "%s", tw_station_id(st));
-    m->seq = seq;
-    assert_true(len <= sizeof m->d);
-    memcpy(m->d, d, len);
-    m->len = len;
-}
-
-static void
-s_cb_left(void *udata, tw_station_t *st)
-{
-    (void)st;
-    ((s_fx_t *)udata)->nleft++;
-}
-
-static void
-s_cb_async(void *udata)
-{
-    ((s_fx_t *)udata)->nasync++;
-}
 
 /* Test handlers ----------------------------------------------------------- */
 
@@ -264,9 +181,7 @@ s_setup(void **state)
         defs[i].udata = fx;
         assert_int_equal(tw_handlers_add(&fx->reg, &defs[i]), 0);
     }
-    tw_taskloop_cbs_t cbs = {s_cb_wake, s_cb_event, s_cb_dirty,
-                             s_cb_s2n, s_cb_left, s_cb_async};
-    fx->tl = tw_taskloop_new(&fx->loop, &cbs, fx);
+    fx->tl = tw_taskloop_new(&fx->loop, &tw_tlrec_cbs, &fx->rec);
     *state = fx;
     return 0;
 }
@@ -309,11 +224,11 @@ s_add(s_fx_t *fx, const char *sid, const char *h, const void *in,
 }
 
 /* The last event, which must be `ev` for `sid`. */
-static const s_ev_t *
+static const tw_tlrec_ev_t *
 s_last(s_fx_t *fx, const char *sid, int ev)
 {
-    assert_true(fx->nev > 0);
-    const s_ev_t *e = &fx->ev[fx->nev - 1];
+    assert_true(fx->rec.nev > 0);
+    const tw_tlrec_ev_t *e = &fx->rec.ev[fx->rec.nev - 1];
     assert_string_equal(e->sid, sid);
     assert_string_equal(tw_sev_name(e->ev), tw_sev_name(ev));
     return e;
@@ -324,10 +239,7 @@ static uint64_t
 s_uint(const void *p, size_t len)
 {
     msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    assert_int_equal(msgpack_unpack_next(&up, p, len, &off),
-                     MSGPACK_UNPACK_SUCCESS);
+    tw_tlrec_unpack(p, len, &up);
     assert_int_equal(up.data.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     uint64_t v = up.data.via.u64;
     msgpack_unpacked_destroy(&up);
@@ -426,14 +338,14 @@ test_s19_stop_key(void **state)
         tw_taskloop_run(fx->tl, (uint64_t)i);
     }
     assert_int_equal(fx->nargs, 3);
-    assert_int_equal(fx->nleft, 0);
+    assert_int_equal(fx->rec.nleft, 0);
     memcpy(fx->ret, "\x81\xa4stop\xc3", 7); /* {"stop": true} */
     tw_taskloop_run(fx->tl, 3);
-    const s_ev_t *e = s_last(fx, "s", TW_SEV_DONE);
+    const tw_tlrec_ev_t *e = s_last(fx, "s", TW_SEV_DONE);
     assert_int_equal(e->it, 4);
     assert_int_equal(e->cklen, 1);
     assert_int_equal(e->ck[0], 9);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     tw_taskloop_run(fx->tl, 4);
     assert_int_equal(fx->nargs, 4); /* no further iteration */
     assert_int_equal(tw_taskloop_count(fx->tl), 0);
@@ -464,10 +376,10 @@ test_s20_exception_key(void **state)
     fx->retlen = 16;
     s_add(fx, "e", "t.args", "\xc0", 1, TW_NEXT_RESULT, 0, 0);
     tw_taskloop_run(fx->tl, 0);
-    const s_ev_t *e = s_last(fx, "e", TW_SEV_FAILED);
+    const tw_tlrec_ev_t *e = s_last(fx, "e", TW_SEV_FAILED);
     assert_string_equal(e->err, "boom");
     assert_int_equal(e->ck[0], 0xc0); /* not advanced */
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     /* Not a string: printed. */
     memcpy(fx->ret, "\x81\xa9" "exception" "\x2a", 12);
     fx->retlen = 12;
@@ -484,15 +396,15 @@ test_s23_handler_error_fails(void **state)
     s_fx_t *fx = *state;
     s_add(fx, "f", "fail", "\xa3" "bad", 4, TW_NEXT_SAME, 0, 0);
     tw_taskloop_run(fx->tl, 0);
-    const s_ev_t *e = s_last(fx, "f", TW_SEV_FAILED);
+    const tw_tlrec_ev_t *e = s_last(fx, "f", TW_SEV_FAILED);
     assert_string_equal(e->err, "bad");
     assert_int_equal(e->it, 0);
-    assert_int_equal(fx->nleft, 1);
-    int n = fx->nev;
+    assert_int_equal(fx->rec.nleft, 1);
+    int n = fx->rec.nev;
     for (uint64_t now = 1; now < 5; now++) {
         tw_taskloop_run(fx->tl, now);
     }
-    assert_int_equal(fx->nev, n); /* nothing more: no retry */
+    assert_int_equal(fx->rec.nev, n); /* nothing more: no retry */
     assert_null(tw_taskloop_find(fx->tl, "f", 1));
 }
 
@@ -508,10 +420,10 @@ test_s6_timeout(void **state)
     assert_int_equal(tw_taskloop_run(fx->tl, 1049), 1);
     s_last(fx, "t", TW_SEV_RUNNING);
     tw_taskloop_run(fx->tl, 1050);
-    const s_ev_t *e = s_last(fx, "t", TW_SEV_FAILED);
+    const tw_tlrec_ev_t *e = s_last(fx, "t", TW_SEV_FAILED);
     assert_string_equal(e->err, "timeout");
     assert_int_equal(fx->hold_cancels, 1);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     tw_taskloop_stats_t stats;
     tw_taskloop_stats(fx->tl, &stats);
     assert_int_equal(stats.timeouts, 1);
@@ -538,24 +450,24 @@ test_s13_s16_pause_continue(void **state)
     /* S13: pause then continue before the boundary: no pause. */
     assert_int_equal(tw_taskloop_control(fx->tl, st, TW_CTL_PAUSE), 0);
     assert_int_equal(tw_taskloop_control(fx->tl, st, TW_CTL_CONTINUE), 0);
-    int n = fx->nev;
+    int n = fx->rec.nev;
     s_hold_finish(fx, "\x01", 1);
     tw_taskloop_run(fx->tl, 1);
-    assert_int_equal(fx->nev, n); /* no "paused", no "running" */
+    assert_int_equal(fx->rec.nev, n); /* no "paused", no "running" */
     assert_int_equal(fx->nheld, 1); /* the next iteration runs */
     /* S15: pause alone: after this iteration nothing new starts. */
     tw_taskloop_control(fx->tl, st, TW_CTL_PAUSE);
     tw_taskloop_run(fx->tl, 2);
-    assert_int_equal(fx->nev, n); /* not before the boundary */
+    assert_int_equal(fx->rec.nev, n); /* not before the boundary */
     s_hold_finish(fx, "\x02", 1);
     tw_taskloop_run(fx->tl, 3);
-    const s_ev_t *e = s_last(fx, "p", TW_SEV_PAUSED);
+    const tw_tlrec_ev_t *e = s_last(fx, "p", TW_SEV_PAUSED);
     assert_int_equal(e->it, 2);
     assert_int_equal(e->ck[0], 2);
     assert_int_equal(fx->nheld, 0);
     assert_int_equal(tw_taskloop_run(fx->tl, 100), -1);
     assert_int_equal(fx->nheld, 0);
-    assert_int_equal(fx->nleft, 0); /* a paused station keeps its slot */
+    assert_int_equal(fx->rec.nleft, 0); /* a paused station keeps its slot */
     /* S16: continue resumes with the last payload (2), not with some
      * pause payload. */
     tw_taskloop_control(fx->tl, st, TW_CTL_CONTINUE);
@@ -567,11 +479,11 @@ test_s13_s16_pause_continue(void **state)
     assert_int_equal(len, 1);
     assert_int_equal(a[0], 2);
     /* S14: continue without a pause is a no-op. */
-    n = fx->nev;
+    n = fx->rec.nev;
     tw_taskloop_control(fx->tl, st, TW_CTL_CONTINUE);
     s_hold_finish(fx, "\x03", 1);
     tw_taskloop_run(fx->tl, 102);
-    assert_int_equal(fx->nev, n);
+    assert_int_equal(fx->rec.nev, n);
     /* A paused station answers continue within one run (F1 on S15). */
     tw_taskloop_control(fx->tl, st, TW_CTL_PAUSE);
     s_hold_finish(fx, "\x04", 1);
@@ -605,7 +517,7 @@ test_start_paused(void **state)
     };
     tw_station_t *st;
     assert_int_equal(tw_taskloop_add(fx->tl, &def, &st), 0);
-    const s_ev_t *e = s_last(fx, "z", TW_SEV_PAUSED);
+    const tw_tlrec_ev_t *e = s_last(fx, "z", TW_SEV_PAUSED);
     assert_int_equal(e->ep, 3);
     assert_int_equal(e->it, 7);
     assert_int_equal(tw_taskloop_run(fx->tl, 0), -1);
@@ -633,13 +545,13 @@ test_s17_stop_finishes_iteration(void **state)
     tw_taskloop_control(fx->tl, st, TW_CTL_STOP);
     tw_taskloop_run(fx->tl, 1);
     assert_int_equal(fx->hold_cancels, 0); /* never aborted */
-    assert_int_equal(fx->nleft, 0);
+    assert_int_equal(fx->rec.nleft, 0);
     s_hold_finish(fx, "\x05", 1);
     tw_taskloop_run(fx->tl, 2);
-    const s_ev_t *e = s_last(fx, "s", TW_SEV_STOPPED);
+    const tw_tlrec_ev_t *e = s_last(fx, "s", TW_SEV_STOPPED);
     assert_int_equal(e->it, 1);
     assert_int_equal(e->ck[0], 5);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     assert_int_equal(fx->nheld, 0);
     assert_int_equal(tw_taskloop_control(fx->tl, st, TW_CTL_PAUSE),
                      TW_ESTATE);
@@ -664,11 +576,11 @@ test_s18_cancel_now(void **state)
                              0, 0);
     tw_taskloop_run(fx->tl, 0);
     assert_int_equal(tw_taskloop_control(fx->tl, st, TW_CTL_CANCEL), 0);
-    const s_ev_t *e = s_last(fx, "c", TW_SEV_CANCELLED);
+    const tw_tlrec_ev_t *e = s_last(fx, "c", TW_SEV_CANCELLED);
     assert_int_equal(e->ck[0], 3);
     assert_int_equal(e->it, 0);
     assert_int_equal(fx->hold_cancels, 1);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     assert_null(tw_taskloop_find(fx->tl, "c", 1));
     tw_taskloop_run(fx->tl, 1);
     assert_int_equal(tw_taskloop_count(fx->tl), 0);
@@ -679,7 +591,7 @@ test_s18_cancel_now(void **state)
     s_last(fx, "c2", TW_SEV_PAUSED);
     tw_taskloop_control(fx->tl, st, TW_CTL_CANCEL);
     s_last(fx, "c2", TW_SEV_CANCELLED);
-    assert_int_equal(fx->nleft, 2);
+    assert_int_equal(fx->rec.nleft, 2);
 }
 
 /* An iteration starts no sooner than the interval after the previous
@@ -759,7 +671,7 @@ test_dirty_coalesced(void **state)
     for (uint64_t k = 0; k < 30; k++) {
         tw_taskloop_run(fx->tl, k);
     }
-    assert_int_equal(fx->ndirty, 1);
+    assert_int_equal(fx->rec.ndirty, 1);
     int n = 0;
     tw_taskloop_take_dirty(fx->tl, s_count_dirty, &n);
     assert_int_equal(n, 10);
@@ -767,13 +679,13 @@ test_dirty_coalesced(void **state)
     tw_taskloop_take_dirty(fx->tl, s_count_dirty, &n);
     assert_int_equal(n, 0);
     tw_taskloop_run(fx->tl, 30);
-    assert_int_equal(fx->ndirty, 2);
+    assert_int_equal(fx->rec.ndirty, 2);
     /* A station that ends leaves the dirty list: its end report carries
      * the checkpoint. */
     tw_taskloop_release_all(fx->tl, 0);
     tw_taskloop_take_dirty(fx->tl, s_count_dirty, &n);
     assert_int_equal(n, 0);
-    assert_int_equal(fx->nleft, 10);
+    assert_int_equal(fx->rec.nleft, 10);
 }
 
 /* n2s messages reach the handler in seq order; duplicates and messages
@@ -792,16 +704,16 @@ test_n2s_in_order(void **state)
     }
     unsigned char d = 0x7f;
     assert_int_equal(tw_taskloop_n2s(fx->tl, m, 3, &d, 1), TW_EEXIST);
-    assert_int_equal(fx->ns2n, 5);
+    assert_int_equal(fx->rec.ns2n, 5);
     for (int i = 0; i < 5; i++) {
-        assert_string_equal(fx->s2n[i].sid, "m");
-        assert_int_equal(fx->s2n[i].seq, (uint64_t)i + 1);
-        assert_int_equal(fx->s2n[i].len, 1);
-        assert_int_equal(fx->s2n[i].d[0], 0x11 + i);
+        assert_string_equal(fx->rec.s2n[i].sid, "m");
+        assert_int_equal(fx->rec.s2n[i].seq, (uint64_t)i + 1);
+        assert_int_equal(fx->rec.s2n[i].len, 1);
+        assert_int_equal(fx->rec.s2n[i].d[0], 0x11 + i);
     }
     /* Gaps are accepted (the broker may have given up on some). */
     assert_int_equal(tw_taskloop_n2s(fx->tl, m, 9, "\xa2hi", 3), 0);
-    assert_int_equal(fx->s2n[5].seq, 6);
+    assert_int_equal(fx->rec.s2n[5].seq, 6);
     tw_station_t *c = s_add(fx, "x", "incr", "\x00", 1, TW_NEXT_SAME, 1000,
                             0);
     assert_int_equal(tw_taskloop_n2s(fx->tl, c, 1, "\x01", 1), TW_ENOENT);
@@ -840,20 +752,15 @@ test_s2n_seq(void **state)
         tw_taskloop_run(fx->tl, k);
     }
     int nt = 0, nu = 0;
-    for (int i = 0; i < fx->ns2n; i++) {
-        const s_s2n_t *m = &fx->s2n[i];
+    for (int i = 0; i < fx->rec.ns2n; i++) {
+        const tw_tlrec_s2n_t *m = &fx->rec.s2n[i];
         uint64_t want = m->sid[0] == 't' ? (uint64_t)++nt
                                          : 200 + (uint64_t)++nu;
         assert_int_equal(m->seq, m->sid[0] == 't' ? (uint64_t)nt
                                                   : (uint64_t)nu);
         /* {"it": want} */
         msgpack_unpacked up;
-        msgpack_unpacked_init(&up);
-        size_t off = 0;
-        assert_int_equal(msgpack_unpack_next(&up, (const char *)m->d, m->len,
-                                             &off),
-                         MSGPACK_UNPACK_SUCCESS);
-        assert_int_equal(off, m->len);
+        tw_tlrec_unpack(m->d, m->len, &up);
         assert_int_equal(up.data.type, MSGPACK_OBJECT_MAP);
         assert_int_equal(up.data.via.map.size, 1);
         assert_memory_equal(up.data.via.map.ptr[0].key.via.str.ptr, "it",
@@ -878,10 +785,10 @@ test_release_returns_checkpoint(void **state)
         tw_taskloop_run(fx->tl, k);
     }
     assert_int_equal(tw_taskloop_release(fx->tl, st, 0), 0);
-    const s_ev_t *e = s_last(fx, "r", TW_SEV_RELEASED);
+    const tw_tlrec_ev_t *e = s_last(fx, "r", TW_SEV_RELEASED);
     assert_int_equal(e->it, 3);
     assert_int_equal(s_uint(e->ck, e->cklen), 3);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
     assert_int_equal(tw_taskloop_release(fx->tl, st, 0), TW_ESTATE);
 
     st = s_add(fx, "h", "t.hold", "\x01", 1, TW_NEXT_RESULT, 0, 0);
@@ -890,7 +797,7 @@ test_release_returns_checkpoint(void **state)
     e = s_last(fx, "h", TW_SEV_RELEASED);
     assert_int_equal(e->ck[0], 1);
     assert_int_equal(fx->hold_cancels, 1);
-    assert_int_equal(fx->nleft, 2);
+    assert_int_equal(fx->rec.nleft, 2);
 
     st = s_add(fx, "g", "t.hold", "\x01", 1, TW_NEXT_RESULT, 0, 0);
     tw_taskloop_run(fx->tl, 20);
@@ -904,7 +811,7 @@ test_release_returns_checkpoint(void **state)
     assert_int_equal(e->ck[0], 2);
     assert_int_equal(e->it, 1);
     assert_int_equal(fx->hold_cancels, 1);
-    assert_int_equal(fx->nleft, 3);
+    assert_int_equal(fx->rec.nleft, 3);
 }
 
 /* tw_station_stop from the handler ends the station "done" after the
@@ -916,9 +823,9 @@ test_self_stop(void **state)
     s_add(fx, "s", "t.stopper", "\xc0", 1, TW_NEXT_SAME, 0, 0);
     tw_taskloop_run(fx->tl, 0);
     tw_taskloop_run(fx->tl, 1);
-    const s_ev_t *e = s_last(fx, "s", TW_SEV_DONE);
+    const tw_tlrec_ev_t *e = s_last(fx, "s", TW_SEV_DONE);
     assert_int_equal(e->it, 2);
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
 }
 
 /* The station ABI refuses what it cannot send, and plain tasks have no
@@ -933,8 +840,8 @@ test_abi_checks(void **state)
     assert_int_equal(tw_station_emit(st, "\x92\x01", 2), -EINVAL);
     assert_int_equal(tw_station_emit(st, "\x01\x02", 2), -EINVAL);
     assert_int_equal(tw_station_emit(st, NULL, 0), 0); /* nil */
-    assert_int_equal(fx->ns2n, 1);
-    assert_int_equal(fx->s2n[0].d[0], 0xc0);
+    assert_int_equal(fx->rec.ns2n, 1);
+    assert_int_equal(fx->rec.s2n[0].d[0], 0xc0);
     assert_null(tw_station_data(st));
     int x;
     tw_station_set_data(st, &x);
@@ -956,19 +863,11 @@ test_abi_checks(void **state)
     assert_string_equal(tw_sev_name(99), "?");
 }
 
-/* Drive the engine in real time on the loop: each turn runs what is due,
- * until `ms` have passed. */
+/* Drive the engine in real time on the loop for `ms`. */
 static void
 s_realtime(s_fx_t *fx, int ms)
 {
-    uint64_t end = tw_now_ms() + (uint64_t)ms;
-    while (tw_now_ms() < end) {
-        uv_run(&fx->loop, UV_RUN_NOWAIT);
-        uv_update_time(&fx->loop);
-        if (tw_taskloop_run(fx->tl, uv_now(&fx->loop)) != 0) {
-            usleep(1000);
-        }
-    }
+    tw_tlrec_drive(&fx->loop, fx->tl, NULL, 0, ms);
 }
 
 /* S22 with a blocking handler: its iteration runs on the thread pool for
@@ -991,199 +890,59 @@ test_s22_blocking_does_not_delay(void **state)
      * (it cannot have finished: 300 ms have not passed). */
     if (tw_now_ms() - t0 < 250) {
         assert_int_equal(tw_station_done_count(b), 0);
-        assert_int_equal(fx->ns2n, 0);
+        assert_int_equal(fx->rec.ns2n, 0);
     }
     assert_true(tw_station_done_count(n) >= 50);
     while (tw_station_done_count(b) < 1 && tw_now_ms() - t0 < 5000) {
         s_realtime(fx, 5);
     }
     assert_true(tw_station_done_count(b) >= 1);
-    assert_true(fx->ns2n >= 1);
-    assert_string_equal(fx->s2n[0].sid, "b");
-    assert_int_equal(fx->s2n[0].seq, 1);
-    assert_memory_equal(fx->s2n[0].d, "\xa4pool", 5);
-    assert_true(fx->nasync >= 1); /* handed over through `async` */
+    assert_true(fx->rec.ns2n >= 1);
+    assert_string_equal(fx->rec.s2n[0].sid, "b");
+    assert_int_equal(fx->rec.s2n[0].seq, 1);
+    assert_memory_equal(fx->rec.s2n[0].d, "\xa4pool", 5);
+    assert_true(fx->rec.nasync >= 1); /* handed over through `async` */
     /* Cancelling a blocking iteration waits for it to return. */
     tw_taskloop_control(fx->tl, b, TW_CTL_CANCEL);
     t0 = tw_now_ms();
-    while (fx->nleft < 1 && tw_now_ms() - t0 < 5000) {
+    while (fx->rec.nleft < 1 && tw_now_ms() - t0 < 5000) {
         s_realtime(fx, 5);
     }
-    assert_int_equal(fx->nleft, 1);
+    assert_int_equal(fx->rec.nleft, 1);
 }
 
 /* ======================================================================
  * Protocol fixture: a fake broker (ROUTER) and a real worker
  * ====================================================================== */
 
-typedef struct {
-    uv_loop_t loop;
-    tw_handlers_t reg;
-    tw_worker_t *w;
-    int exited, exit_code, stuck;
-    void *ctx, *router;
-    char ep[128];
-    char ident[256];
-    size_t ilen;
-    tw_zframes_t in;
-    tw_msg_t m;
-    size_t cur; /* items of m that s_px_expect has looked at */
-    uint64_t at; /* ms when the last message arrived */
-} s_px_t;
-
-static s_px_t *s_px;
-
-static void
-s_px_exit(tw_worker_t *w, int code, int stuck)
-{
-    (void)w;
-    s_px->exited = 1;
-    s_px->exit_code = code;
-    s_px->stuck = stuck;
-}
-
+/* The fixture of tests/unit/support/fake_broker.h, with the built-in and
+ * station built-in handlers; HEARTBEATs are not messages here. */
 static int
 s_px_setup(void **state)
 {
-    s_px_t *px = calloc(1, sizeof *px);
-    s_px = px;
-    assert_int_equal(uv_loop_init(&px->loop), 0);
-    tw_handlers_init(&px->reg);
-    assert_int_equal(tw_handlers_add_builtin(&px->reg), 0);
+    tw_fb_setup(state);
+    tw_fb_t *px = *state;
+    px->skip_heartbeats = 1;
     assert_int_equal(tw_handlers_add_station_builtins(&px->reg), 0);
-    px->ctx = zmq_ctx_new();
-    px->router = zmq_socket(px->ctx, ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt(px->router, ZMQ_LINGER, &linger, sizeof linger);
-    assert_int_equal(zmq_bind(px->router, "tcp://127.0.0.1:*"), 0);
-    size_t len = sizeof px->ep;
-    zmq_getsockopt(px->router, ZMQ_LAST_ENDPOINT, px->ep, &len);
-    *state = px;
     return 0;
 }
 
+/* Start worker "st" with `slots` slots and shake hands (heartbeat 1 s). */
 static void
-s_px_release(s_px_t *px)
+s_px_up(tw_fb_t *px, unsigned slots, uint64_t drain_ms)
 {
-    px->cur = 0;
-    tw_msg_release(&px->m);
-    tw_zframes_close(&px->in);
-}
-
-static int
-s_px_teardown(void **state)
-{
-    s_px_t *px = *state;
-    s_px_release(px);
-    if (px->w && !px->exited) {
-        tw_worker_abort(px->w);
-    }
-    uint64_t end = tw_now_ms() + 3000;
-    while (px->w && !px->exited && tw_now_ms() < end) {
-        uv_run(&px->loop, UV_RUN_NOWAIT);
-    }
-    assert_true(!px->w || px->exited);
-    uv_run(&px->loop, UV_RUN_DEFAULT);
-    tw_worker_destroy(&px->w);
-    assert_int_equal(uv_loop_close(&px->loop), 0);
-    tw_handlers_free(&px->reg);
-    zmq_close(px->router);
-    zmq_ctx_term(px->ctx);
-    free(px);
-    return 0;
-}
-
-static void
-s_px_start(s_px_t *px, unsigned slots, uint64_t drain_ms)
-{
-    char err[256];
-    tw_worker_opts_t o = {px->ep, "st", slots, NULL, drain_ms};
-    assert_int_equal(tw_worker_new(&px->w, &px->loop, &px->reg, &o, err,
-                                   sizeof err),
-                     0);
-    assert_int_equal(tw_worker_start(px->w, s_px_exit, err, sizeof err), 0);
-}
-
-/* Turn the loop and poll the router until a message other than a
- * HEARTBEAT arrives (decoded into px->m; its command returned) or `ms`
- * pass (0). */
-static int
-s_px_recv(s_px_t *px, int ms)
-{
-    s_px_release(px);
-    uint64_t end = tw_now_ms() + (uint64_t)ms;
-    do {
-        uv_run(&px->loop, UV_RUN_NOWAIT);
-        zmq_pollitem_t pi = {px->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&pi, 1, 1) == 1) {
-            assert_int_equal(tw_zrecv_frames(px->router, &px->in, 0), 0);
-            assert_int_equal(px->in.n, 3);
-            px->ilen = zmq_msg_size(&px->in.f[0]);
-            memcpy(px->ident, zmq_msg_data(&px->in.f[0]), px->ilen);
-            assert_int_equal(tw_msg_decode(&px->m, zmq_msg_data(&px->in.f[1]),
-                                           zmq_msg_size(&px->in.f[1]),
-                                           zmq_msg_data(&px->in.f[2]),
-                                           zmq_msg_size(&px->in.f[2])),
-                             0);
-            px->at = tw_now_ms();
-            if (px->m.cmd == TW_CMD_HEARTBEAT) {
-                s_px_release(px);
-                continue;
-            }
-            return px->m.cmd;
-        }
-    } while (tw_now_ms() < end);
-    return 0;
-}
-
-static void
-s_px_spin(s_px_t *px, int ms)
-{
-    uint64_t end = tw_now_ms() + (uint64_t)ms;
-    while (tw_now_ms() < end) {
-        uv_run(&px->loop, UV_RUN_NOWAIT);
-        zmq_poll(NULL, 0, 1);
-    }
-}
-
-static void
-s_px_send(s_px_t *px, tw_enc_t *e, tw_cmd_t cmd)
-{
-    zmq_msg_t f[3];
-    zmq_msg_init_size(&f[0], px->ilen);
-    memcpy(zmq_msg_data(&f[0]), px->ident, px->ilen);
-    tw_enc_frames(e, cmd, &f[1]);
-    assert_int_equal(tw_zsend_frames(px->router, f, 3, 0), 0);
-    tw_enc_free(e);
-}
-
-static void
-s_px_handshake(s_px_t *px, unsigned slots)
-{
-    assert_int_equal(s_px_recv(px, 3000), TW_CMD_HELLO);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_WID);
-    tw_enc_uint(&e, 7);
-    tw_enc_key(&e, TW_F_HB);
-    tw_enc_uint(&e, 1000);
-    s_px_send(px, &e, TW_CMD_WELCOME);
-    assert_int_equal(s_px_recv(px, 3000), TW_CMD_READY);
-    assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), slots);
+    tw_fb_start_worker(px, "st", slots, NULL, drain_ms);
+    tw_fb_handshake(px, slots, 1000);
 }
 
 /* ASSIGN one station. `ck` may be NULL; `ps` starts it paused. */
 static void
-s_px_assign(s_px_t *px, const char *sid, uint64_t ep, const char *h,
+s_px_assign(tw_fb_t *px, const char *sid, uint64_t ep, const char *h,
             const void *a, size_t alen, uint64_t nx, uint64_t iv,
             const void *ck, size_t cklen, int ps)
 {
     tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 1);
+    tw_fb_enc_items(&e, 1);
     tw_enc_map(&e, 6 + (ck != NULL) + (ps != 0));
     tw_enc_ikey(&e, TW_I_SID);
     tw_enc_cstr(&e, sid);
@@ -1205,18 +964,15 @@ s_px_assign(s_px_t *px, const char *sid, uint64_t ep, const char *h,
         tw_enc_ikey(&e, TW_I_PS);
         tw_enc_uint(&e, 1);
     }
-    s_px_send(px, &e, TW_CMD_ASSIGN);
+    tw_fb_send(px, &e, TW_CMD_ASSIGN);
 }
 
 /* CONTROL (ev given) or RELEASE (ev NULL) for one station. */
 static void
-s_px_control(s_px_t *px, const char *sid, uint64_t ep, const char *ev)
+s_px_control(tw_fb_t *px, const char *sid, uint64_t ep, const char *ev)
 {
     tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 1);
+    tw_fb_enc_items(&e, 1);
     tw_enc_map(&e, ev ? 3 : 2);
     tw_enc_ikey(&e, TW_I_SID);
     tw_enc_cstr(&e, sid);
@@ -1226,19 +982,16 @@ s_px_control(s_px_t *px, const char *sid, uint64_t ep, const char *ev)
         tw_enc_ikey(&e, TW_I_EV);
         tw_enc_cstr(&e, ev);
     }
-    s_px_send(px, &e, ev ? TW_CMD_CONTROL : TW_CMD_RELEASE);
+    tw_fb_send(px, &e, ev ? TW_CMD_CONTROL : TW_CMD_RELEASE);
 }
 
 /* N2S with `n` messages seq0.. carrying the ints d0.. */
 static void
-s_px_n2s(s_px_t *px, const char *sid, uint64_t ep, uint64_t seq0, int n,
+s_px_n2s(tw_fb_t *px, const char *sid, uint64_t ep, uint64_t seq0, int n,
          unsigned char d0)
 {
     tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, (size_t)n);
+    tw_fb_enc_items(&e, (size_t)n);
     for (int i = 0; i < n; i++) {
         unsigned char d = (unsigned char)(d0 + i);
         tw_enc_map(&e, 4);
@@ -1251,12 +1004,12 @@ s_px_n2s(s_px_t *px, const char *sid, uint64_t ep, uint64_t seq0, int n,
         tw_enc_ikey(&e, TW_I_D);
         tw_enc_bin(&e, &d, 1);
     }
-    s_px_send(px, &e, TW_CMD_N2S);
+    tw_fb_send(px, &e, TW_CMD_N2S);
 }
 
 /* Item `i` of the STATION message in px->m has this sid, ev and ep. */
 static const tw_item_t *
-s_px_item(s_px_t *px, size_t i, const char *sid, const char *ev,
+s_px_item(tw_fb_t *px, size_t i, const char *sid, const char *ev,
           uint64_t ep)
 {
     assert_int_equal(px->m.cmd, TW_CMD_STATION);
@@ -1281,7 +1034,7 @@ s_px_item(s_px_t *px, size_t i, const char *sid, const char *ev,
  * ("iteration"), in this message or the next ones (S2N skipped): it must
  * be `ev` for `sid`. */
 static const tw_item_t *
-s_px_expect(s_px_t *px, const char *sid, const char *ev, uint64_t ep)
+s_px_expect(tw_fb_t *px, const char *sid, const char *ev, uint64_t ep)
 {
     uint64_t end = tw_now_ms() + 3000;
     while (tw_now_ms() < end) {
@@ -1295,20 +1048,30 @@ s_px_expect(s_px_t *px, const char *sid, const char *ev, uint64_t ep)
                 }
             }
         }
-        int cmd = s_px_recv(px, 3000);
+        int cmd = tw_fb_recv(px, 3000);
         assert_true(cmd == TW_CMD_STATION || cmd == TW_CMD_S2N);
     }
     fail_msg("no '%s' for %s", ev, sid);
     return NULL;
 }
 
+/* ASSIGN one station (no checkpoint, not paused) and wait for its
+ * "running". */
+static void
+s_px_run(tw_fb_t *px, const char *sid, uint64_t ep, const char *h,
+         const void *a, size_t alen, uint64_t nx, uint64_t iv)
+{
+    s_px_assign(px, sid, ep, h, a, alen, nx, iv, NULL, 0, 0);
+    s_px_expect(px, sid, "running", ep);
+}
+
 /* For `ms`, expect no message but checkpoint reports. */
 static void
-s_px_quiet(s_px_t *px, int ms)
+s_px_quiet(tw_fb_t *px, int ms)
 {
     uint64_t end = tw_now_ms() + (uint64_t)ms;
     while (tw_now_ms() < end) {
-        int cmd = s_px_recv(px, (int)(end - tw_now_ms()) + 1);
+        int cmd = tw_fb_recv(px, (int)(end - tw_now_ms()) + 1);
         if (cmd == 0) {
             return;
         }
@@ -1328,16 +1091,15 @@ s_px_quiet(s_px_t *px, int ms)
 static void
 test_proto_assign_and_checkpoints(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 4, 1000);
-    s_px_handshake(px, 4);
+    tw_fb_t *px = *state;
+    s_px_up(px, 4, 1000);
     s_px_assign(px, "a", 5, "incr", "\x00", 1, 1, 5, NULL, 0, 0);
     s_px_assign(px, "b", 6, "incr", "\x00", 1, 1, 5, "\x0a", 1, 0);
     int running = 0, reports = 0;
     uint64_t last_at = 0, last_a = 0;
     uint64_t end = tw_now_ms() + 600;
     while (tw_now_ms() < end) {
-        int cmd = s_px_recv(px, 700);
+        int cmd = tw_fb_recv(px, 700);
         assert_int_equal(cmd, TW_CMD_STATION);
         assert_null(px->m.f[TW_F_CREDIT]); /* a station takes a slot */
         int seen[2] = {0, 0};
@@ -1389,16 +1151,14 @@ test_proto_assign_and_checkpoints(void **state)
 static void
 test_proto_control_and_credit(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 2, 1000);
-    s_px_handshake(px, 2);
-    s_px_assign(px, "t", 1, "ticker", "\xc0", 1, 0, 20, NULL, 0, 0);
-    s_px_expect(px, "t", "running", 1);
+    tw_fb_t *px = *state;
+    s_px_up(px, 2, 1000);
+    s_px_run(px, "t", 1, "ticker", "\xc0", 1, 0, 20);
     s_px_control(px, "t", 1, "pause");
     const tw_item_t *it = s_px_expect(px, "t", "paused", 1);
     uint64_t n = tw_item_uint(it, TW_I_IT, 0);
     /* Paused: no s2n, no iterations for a while. */
-    assert_int_equal(s_px_recv(px, 150), 0);
+    assert_int_equal(tw_fb_recv(px, 150), 0);
     s_px_control(px, "t", 1, "continue");
     it = s_px_expect(px, "t", "running", 1);
     assert_int_equal(tw_item_uint(it, TW_I_IT, 0), n);
@@ -1410,8 +1170,7 @@ test_proto_control_and_credit(void **state)
     tw_worker_stats(px->w, &stats);
     assert_int_equal(stats.stations, 0);
     /* cancel: "cancelled" with the credit too (S18). */
-    s_px_assign(px, "c", 2, "sleep", "\x1e", 1, 0, 0, NULL, 0, 0);
-    s_px_expect(px, "c", "running", 2);
+    s_px_run(px, "c", 2, "sleep", "\x1e", 1, 0, 0);
     s_px_control(px, "c", 2, "cancel");
     s_px_expect(px, "c", "cancelled", 2);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 1);
@@ -1422,11 +1181,9 @@ test_proto_control_and_credit(void **state)
 static void
 test_proto_stale_epoch_and_release(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 2, 1000);
-    s_px_handshake(px, 2);
-    s_px_assign(px, "m", 4, "mirror", "\x07", 1, 0, 1000, NULL, 0, 0);
-    s_px_expect(px, "m", "running", 4);
+    tw_fb_t *px = *state;
+    s_px_up(px, 2, 1000);
+    s_px_run(px, "m", 4, "mirror", "\x07", 1, 0, 1000);
     s_px_control(px, "m", 3, "cancel");
     s_px_control(px, "m", 3, NULL);
     s_px_n2s(px, "m", 5, 1, 1, 0x01);
@@ -1446,10 +1203,8 @@ test_proto_stale_epoch_and_release(void **state)
     assert_int_equal(tw_item_uint(it, TW_I_IT, 0), 1);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 1);
     /* A newer epoch of a held station replaces it silently. */
-    s_px_assign(px, "k", 1, "mirror", "\x01", 1, 0, 1000, NULL, 0, 0);
-    s_px_expect(px, "k", "running", 1);
-    s_px_assign(px, "k", 2, "mirror", "\x02", 1, 0, 1000, NULL, 0, 0);
-    s_px_expect(px, "k", "running", 2);
+    s_px_run(px, "k", 1, "mirror", "\x01", 1, 0, 1000);
+    s_px_run(px, "k", 2, "mirror", "\x02", 1, 0, 1000);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 1);
 }
 
@@ -1458,16 +1213,14 @@ test_proto_stale_epoch_and_release(void **state)
 static void
 test_proto_n2s_s2n(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 1, 1000);
-    s_px_handshake(px, 1);
-    s_px_assign(px, "m", 9, "mirror", "\xc0", 1, 0, 1000, NULL, 0, 0);
-    s_px_expect(px, "m", "running", 9);
+    tw_fb_t *px = *state;
+    s_px_up(px, 1, 1000);
+    s_px_run(px, "m", 9, "mirror", "\xc0", 1, 0, 1000);
     s_px_n2s(px, "m", 9, 1, 5, 0x20);
     s_px_n2s(px, "m", 9, 6, 3, 0x25);
     uint64_t want = 1;
     while (want <= 8) {
-        int cmd = s_px_recv(px, 3000);
+        int cmd = tw_fb_recv(px, 3000);
         if (cmd == TW_CMD_STATION) {
             continue;
         }
@@ -1489,9 +1242,8 @@ test_proto_n2s_s2n(void **state)
 static void
 test_proto_refusals(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 1, 1000);
-    s_px_handshake(px, 1);
+    tw_fb_t *px = *state;
+    s_px_up(px, 1, 1000);
     s_px_assign(px, "x", 1, "nope", "\xc0", 1, 0, 0, NULL, 0, 0);
     const tw_item_t *it = s_px_expect(px, "x", "failed", 1);
     size_t len;
@@ -1512,16 +1264,15 @@ test_proto_refusals(void **state)
 static void
 test_proto_drain_releases(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 2, 5000);
-    s_px_handshake(px, 2);
+    tw_fb_t *px = *state;
+    s_px_up(px, 2, 5000);
     /* 0.3 s per iteration. */
     s_px_assign(px, "s", 3, "sleep", "\xcb\x3f\xd3\x33\x33\x33\x33\x33\x33",
                 9, 0, 0, NULL, 0, 0);
     s_px_assign(px, "p", 4, "incr", "\x00", 1, 1, 0, NULL, 0, 1);
     s_px_expect(px, "s", "running", 3);
     s_px_expect(px, "p", "paused", 4);
-    s_px_spin(px, 50);
+    tw_fb_spin(px, 50);
     uint64_t t0 = tw_now_ms();
     tw_worker_drain(px->w);
     const tw_item_t *it = s_px_expect(px, "p", "released", 4);
@@ -1530,10 +1281,7 @@ test_proto_drain_releases(void **state)
     assert_int_equal(tw_item_uint(it, TW_I_IT, 0), 1); /* it finished */
     assert_true(tw_now_ms() - t0 >= 150);
     assert_null(px->m.f[TW_F_CREDIT]);
-    assert_int_equal(s_px_recv(px, 3000), TW_CMD_BYE);
-    s_px_spin(px, 50);
-    assert_true(px->exited);
-    assert_int_equal(px->exit_code, 0);
+    tw_fb_expect_bye(px, 0);
 }
 
 /* A drain that times out still reports stations released, iterations
@@ -1541,17 +1289,13 @@ test_proto_drain_releases(void **state)
 static void
 test_proto_drain_timeout_releases(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 1, 100);
-    s_px_handshake(px, 1);
-    s_px_assign(px, "s", 3, "sleep", "\x1e", 1, 0, 0, NULL, 0, 0);
-    s_px_expect(px, "s", "running", 3);
+    tw_fb_t *px = *state;
+    s_px_up(px, 1, 100);
+    s_px_run(px, "s", 3, "sleep", "\x1e", 1, 0, 0);
     tw_worker_drain(px->w);
     const tw_item_t *it = s_px_expect(px, "s", "released", 3);
     assert_int_equal(tw_item_uint(it, TW_I_IT, 0), 0);
-    assert_int_equal(s_px_recv(px, 3000), TW_CMD_BYE);
-    s_px_spin(px, 50);
-    assert_true(px->exited);
+    tw_fb_expect_bye(px, 0);
 }
 
 /* ERROR EWORKER: the broker forgot us, so stations are dropped silently
@@ -1559,43 +1303,26 @@ test_proto_drain_timeout_releases(void **state)
 static void
 test_proto_rehello_drops_stations(void **state)
 {
-    s_px_t *px = *state;
-    s_px_start(px, 2, 1000);
-    s_px_handshake(px, 2);
-    s_px_assign(px, "a", 1, "ticker", "\xc0", 1, 0, 10, NULL, 0, 0);
-    s_px_expect(px, "a", "running", 1);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_CODE);
-    tw_enc_int(&e, TW_EWORKER);
-    tw_enc_key(&e, TW_F_MSG);
-    tw_enc_cstr(&e, "who?");
-    s_px_send(px, &e, TW_CMD_ERROR);
+    tw_fb_t *px = *state;
+    s_px_up(px, 2, 1000);
+    s_px_run(px, "a", 1, "ticker", "\xc0", 1, 0, 10);
+    tw_fb_send_error(px, TW_EWORKER, "who?");
     int cmd;
-    while ((cmd = s_px_recv(px, 3000)) == TW_CMD_S2N ||
+    while ((cmd = tw_fb_recv(px, 3000)) == TW_CMD_S2N ||
            cmd == TW_CMD_STATION) {
         /* sent before the ERROR arrived */
     }
     assert_int_equal(cmd, TW_CMD_HELLO);
-    s_px_spin(px, 50);
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_WID);
-    tw_enc_uint(&e, 7);
-    tw_enc_key(&e, TW_F_HB);
-    tw_enc_uint(&e, 1000);
-    s_px_send(px, &e, TW_CMD_WELCOME);
-    assert_int_equal(s_px_recv(px, 3000), TW_CMD_READY);
+    tw_fb_spin(px, 50);
+    tw_fb_send_welcome(px, 1000);
+    assert_int_equal(tw_fb_recv(px, 3000), TW_CMD_READY);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 2);
-    assert_int_equal(s_px_recv(px, 200), 0);
+    assert_int_equal(tw_fb_recv(px, 200), 0);
 }
 
 int
 main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    tw_log_level = TW_LOG_ERR;
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
         T(test_s3_next_same),
@@ -1619,7 +1346,7 @@ main(void)
         T(test_abi_checks),
         T(test_s22_blocking_does_not_delay),
 #undef T
-#define P(f) cmocka_unit_test_setup_teardown(f, s_px_setup, s_px_teardown)
+#define P(f) cmocka_unit_test_setup_teardown(f, s_px_setup, tw_fb_teardown)
         P(test_proto_assign_and_checkpoints),
         P(test_proto_control_and_credit),
         P(test_proto_stale_epoch_and_release),
@@ -1630,5 +1357,5 @@ main(void)
         P(test_proto_rehello_drops_stations),
 #undef P
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
 }

@@ -18,6 +18,19 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Unpack the call's arguments into `up` (which the caller destroys).
+ * Returns 1 if they are exactly one msgpack value, else 0. */
+static int
+s_unpack_args(tw_call_t *call, msgpack_unpacked *up)
+{
+    size_t len;
+    const char *a = tw_call_args(call, &len);
+    size_t off = 0;
+    msgpack_unpacked_init(up);
+    return msgpack_unpack_next(up, a, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+           off == len;
+}
+
 /* noop: nil, whatever the arguments. */
 static void
 s_noop(tw_call_t *call, void *udata)
@@ -118,14 +131,9 @@ static void
 s_sleep(tw_call_t *call, void *udata)
 {
     (void)udata;
-    size_t len;
-    const char *a = tw_call_args(call, &len);
     msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
     double secs = -1;
-    if (msgpack_unpack_next(&up, a, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        off == len) {
+    if (s_unpack_args(call, &up)) {
         secs = s_seconds(&up.data);
     }
     msgpack_unpacked_destroy(&up);
@@ -158,18 +166,12 @@ static void
 s_incr(tw_call_t *call, void *udata)
 {
     (void)udata;
-    size_t len;
-    const char *a = tw_call_args(call, &len);
     msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
+    int ok = s_unpack_args(call, &up);
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int ok = msgpack_unpack_next(&up, a, len, &off) ==
-                 MSGPACK_UNPACK_SUCCESS &&
-             off == len;
     const msgpack_object *o = &up.data;
     if (ok && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 1) {
         o = &o->via.array.ptr[0];
@@ -236,6 +238,19 @@ s_ticker(tw_call_t *call, void *udata)
     tw_call_finish(call, a, len);
 }
 
+/* Register the `n` definitions of `defs`; stop at the first error. */
+static int
+s_add_all(tw_handlers_t *reg, const tw_handler_def_t *defs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = tw_handlers_add(reg, &defs[i]);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int
 tw_handlers_add_builtin(tw_handlers_t *reg)
 {
@@ -248,13 +263,7 @@ tw_handlers_add_builtin(tw_handlers_t *reg)
          .cancel = s_sleep_cancel},
         {.name = "fail", .flags = TW_HANDLER_ASYNC, .run = s_fail},
     };
-    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        int rc = tw_handlers_add(reg, &defs[i]);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
+    return s_add_all(reg, defs, sizeof defs / sizeof defs[0]);
 }
 
 int
@@ -268,11 +277,5 @@ tw_handlers_add_station_builtins(tw_handlers_t *reg)
          .n2s = s_mirror_n2s},
         {.name = "ticker", .flags = TW_HANDLER_ASYNC, .run = s_ticker},
     };
-    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        int rc = tw_handlers_add(reg, &defs[i]);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
+    return s_add_all(reg, defs, sizeof defs / sizeof defs[0]);
 }

@@ -1,0 +1,100 @@
+/*  tests/unit/support/fake_broker.h - a fake broker and a real worker, for
+ *  the worker's unit suites.
+ *
+ *  The test plays the broker with a ROUTER socket bound to an ephemeral
+ *  port on 127.0.0.1, and a real tw_worker_t runs on a libuv loop in the
+ *  same thread: tw_fb_recv() turns the loop and polls the ROUTER in small
+ *  steps until the worker says something, tw_fb_send() answers the peer
+ *  that spoke last. tw_fb_new / tw_fb_destroy are a cmocka fixture's
+ *  setup and teardown: destroy stops the worker, fails the test if it
+ *  does not exit, and closes the loop, which fails the test if a handle
+ *  was left open.
+ *
+ *  One fixture at a time per process (the worker's exit callback has no
+ *  user data, so it reaches the fixture through a static); cmocka runs
+ *  tests one after another, so that holds. Test thread only.
+ */
+#ifndef TW_FAKE_BROKER_H
+#define TW_FAKE_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/zwatch.h"
+#include "proto/proto.h"
+#include "worker/handlers.h"
+#include "worker/worker.h"
+
+typedef struct {
+    uv_loop_t loop;
+    tw_handlers_t reg; /* empty: the suite registers what it needs */
+    tw_worker_t *w;
+    int exited, exit_code, stuck; /* what the exit callback said */
+    void *ctx, *router;
+    char ep[128]; /* the ROUTER's endpoint, for the worker */
+    char ident[256]; /* routing id of the last message's sender */
+    size_t ilen;
+    int skip_heartbeats; /* tw_fb_recv passes over HEARTBEATs */
+    tw_zframes_t in; /* the last message received, kept for `m` */
+    tw_msg_t m;      /* ... decoded */
+    uint64_t at;     /* ms when it arrived */
+    size_t cur;      /* items of `m` the test has looked at; 0 per message */
+} tw_fb_t;
+
+/* A fixture with an initialised loop, an empty handler registry and the
+ * bound ROUTER; no worker yet. Asserts on failure. */
+tw_fb_t *tw_fb_new(void);
+
+/* Stop the worker (abort), wait up to 3 s for its exit, free everything
+ * and set *fb_p to NULL. Asserts that the worker exited and that the loop
+ * closes cleanly. */
+void tw_fb_destroy(tw_fb_t **fb_p);
+
+/* A cmocka setup and teardown: tw_fb_new with the built-in handlers
+ * registered (tw_handlers_add_builtin) in *state, and tw_fb_destroy. */
+int tw_fb_setup(void **state);
+int tw_fb_teardown(void **state);
+
+/* The worker exit callback that records into the current fixture; for
+ * tests that start a worker of their own. */
+void tw_fb_on_exit(tw_worker_t *w, int code, int stuck);
+
+/* Create and start fb->w: worker `name` with `slots` slots, `tags` (NULL
+ * for none) and `drain_ms`, connecting to the ROUTER. Asserts success. */
+void tw_fb_start_worker(tw_fb_t *fb, const char *name, unsigned slots,
+                        const char *tags, uint64_t drain_ms);
+
+/* Drop the last message received (fb->m and its frames). */
+void tw_fb_release(tw_fb_t *fb);
+
+/* Turn the loop and poll the ROUTER until a message arrives (decoded into
+ * fb->m; its command returned) or `ms` pass (0). With skip_heartbeats set,
+ * a HEARTBEAT does not count as a message. */
+int tw_fb_recv(tw_fb_t *fb, int ms);
+
+/* Turn the loop for `ms` without reading the ROUTER. */
+void tw_fb_spin(tw_fb_t *fb, int ms);
+
+/* Start `e` as the body {items: [...]} of `n` items: the caller encodes
+ * the items, then sends `e` with tw_fb_send. */
+void tw_fb_enc_items(tw_enc_t *e, size_t n);
+
+/* Send command `cmd` with the body encoded in `e` (freed) to the peer
+ * that sent the last message. */
+void tw_fb_send(tw_fb_t *fb, tw_enc_t *e, tw_cmd_t cmd);
+
+/* WELCOME {wid: 7, hb}. */
+void tw_fb_send_welcome(tw_fb_t *fb, uint64_t hb);
+
+/* ERROR {code, msg}; a NULL `msg` is tw_strerror(code). */
+void tw_fb_send_error(tw_fb_t *fb, int code, const char *msg);
+
+/* Expect HELLO, answer WELCOME with `hb`, expect READY offering `slots`. */
+void tw_fb_handshake(tw_fb_t *fb, unsigned slots, uint64_t hb);
+
+/* The end of a leaving worker: expect BYE within 3 s, then the worker's
+ * exit with `exit_code` within 50 ms. */
+void tw_fb_expect_bye(tw_fb_t *fb, int exit_code);
+
+#endif /* TW_FAKE_BROKER_H */

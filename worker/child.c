@@ -1,0 +1,317 @@
+/*  worker/child.c - a program run as a child process (see child.h).
+ *
+ *  The child counts its open handles (the process, stdout, stderr and
+ *  maybe stdin) and tells the owner `closed` when the last one has gone,
+ *  so the owner's state outlives every libuv callback that could still
+ *  reach it. stderr is read into a scratch buffer and kept as a ring of
+ *  its last bytes; stdout belongs to the owner.
+ */
+#include "worker/child.h"
+#include "common/alloc.h"
+#include "common/error.h"
+
+#include <signal.h>
+#include <string.h>
+
+#define S_MAX_ARGV 4096
+
+static void
+s_closed(uv_handle_t *h)
+{
+    tw_child_t *c = h->data;
+    if (--c->nopen == 0) {
+        tw_free(c->argv);
+        c->argv = NULL;
+        c->ops->closed(c);
+    }
+}
+
+static void
+s_close(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        uv_close(h, s_closed);
+    }
+}
+
+/* Copy stderr's tail out of the ring into `out` (TW_CHILD_ERR_TAIL + 1
+ * bytes), without trailing whitespace. Returns its length. */
+static size_t
+s_err_tail(const tw_child_t *c, char *out)
+{
+    size_t n = c->etotal < TW_CHILD_ERR_TAIL ? c->etotal : TW_CHILD_ERR_TAIL;
+    size_t start = c->etotal < TW_CHILD_ERR_TAIL
+                       ? 0
+                       : c->etotal % TW_CHILD_ERR_TAIL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = c->etail[(start + i) % TW_CHILD_ERR_TAIL];
+    }
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' ||
+                     out[n - 1] == ' ' || out[n - 1] == '\t')) {
+        n--;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static void
+s_exit_cb(uv_process_t *p, int64_t status, int term_signal)
+{
+    tw_child_t *c = p->data;
+    c->exited = 1;
+    c->status = status;
+    c->term_signal = term_signal;
+    s_close((uv_handle_t *)p);
+    c->ops->changed(c);
+}
+
+static void
+s_out_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    tw_child_t *c = h->data;
+    c->ops->out_alloc(c, buf);
+}
+
+static void
+s_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    tw_child_t *c = s->data;
+    if (n == 0) {
+        return;
+    }
+    c->ops->out_read(c, n, buf);
+    if (n < 0) {
+        s_close((uv_handle_t *)s); /* EOF or error: output complete */
+        c->ops->changed(c);
+    }
+}
+
+static void
+s_err_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    tw_child_t *c = h->data;
+    *buf = uv_buf_init(c->escratch, sizeof c->escratch);
+}
+
+static void
+s_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    tw_child_t *c = s->data;
+    if (n > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            c->etail[c->etotal++ % TW_CHILD_ERR_TAIL] = buf->base[i];
+        }
+    } else if (n < 0) {
+        s_close((uv_handle_t *)s);
+        c->ops->changed(c);
+    }
+}
+
+int
+tw_child_parse_args(tw_child_t *c, const void *args, size_t len,
+                    const void **in, size_t *inlen)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    const msgpack_object *argv = NULL;
+    if (in) {
+        *in = NULL;
+        *inlen = 0;
+    }
+    int ok = msgpack_unpack_next(&up, args, len, &off) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             off == len;
+    if (ok && up.data.type == MSGPACK_OBJECT_ARRAY) {
+        argv = &up.data;
+    } else if (ok && up.data.type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+            const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                continue;
+            }
+            const msgpack_object_str *k = &kv->key.via.str;
+            if (k->size == 4 && !memcmp(k->ptr, "argv", 4)) {
+                argv = &kv->val;
+            } else if (in && k->size == 5 && !memcmp(k->ptr, "stdin", 5)) {
+                if (kv->val.type == MSGPACK_OBJECT_STR ||
+                    kv->val.type == MSGPACK_OBJECT_BIN) {
+                    *in = kv->val.via.str.ptr;
+                    *inlen = kv->val.via.str.size;
+                } else if (kv->val.type != MSGPACK_OBJECT_NIL) {
+                    argv = NULL;
+                    break;
+                }
+            }
+        }
+    }
+    size_t n = 0, bytes = 0;
+    if (argv && argv->type == MSGPACK_OBJECT_ARRAY) {
+        n = argv->via.array.size;
+        for (size_t i = 0; i < n; i++) {
+            const msgpack_object *s = &argv->via.array.ptr[i];
+            if (s->type != MSGPACK_OBJECT_STR ||
+                memchr(s->via.str.ptr, '\0', s->via.str.size) ||
+                (i == 0 && s->via.str.size == 0)) {
+                n = 0;
+                break;
+            }
+            bytes += s->via.str.size + 1;
+        }
+    }
+    if (n == 0 || n > S_MAX_ARGV) {
+        msgpack_unpacked_destroy(&up);
+        return TW_EINVAL;
+    }
+    c->argv = tw_malloc((n + 1) * sizeof(char *) + bytes);
+    char *p = (char *)(c->argv + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object_str *s = &argv->via.array.ptr[i].via.str;
+        memcpy(p, s->ptr, s->size);
+        p[s->size] = '\0';
+        c->argv[i] = p;
+        p += s->size + 1;
+    }
+    c->argv[n] = NULL;
+    msgpack_unpacked_destroy(&up);
+    return 0;
+}
+
+int
+tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
+               const tw_child_ops_t *ops, void *data)
+{
+    uv_loop_t *loop = tw_call_loop(call);
+    c->ops = ops;
+    c->data = data;
+    c->has_in = with_stdin;
+    uv_pipe_init(loop, &c->out, 0);
+    uv_pipe_init(loop, &c->err, 0);
+    c->nopen = 3;
+    if (c->has_in) {
+        uv_pipe_init(loop, &c->in, 0);
+        c->nopen++;
+    }
+    c->proc.data = c->out.data = c->err.data = c->in.data = c;
+
+    uv_stdio_container_t stdio[3];
+    if (c->has_in) {
+        stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+        stdio[0].data.stream = (uv_stream_t *)&c->in;
+    } else {
+        stdio[0].flags = UV_IGNORE;
+    }
+    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[1].data.stream = (uv_stream_t *)&c->out;
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&c->err;
+    uv_process_options_t opt;
+    memset(&opt, 0, sizeof opt);
+    opt.file = c->argv[0];
+    opt.args = c->argv;
+    opt.exit_cb = s_exit_cb;
+    opt.flags = UV_PROCESS_DETACHED; /* its own process group, for kill */
+    opt.stdio_count = 3;
+    opt.stdio = stdio;
+
+    int rc = uv_spawn(loop, &c->proc, &opt);
+    if (rc != 0) {
+        tw_call_fail(call, "cannot run '%s': %s", c->argv[0],
+                     uv_strerror(rc));
+        s_close((uv_handle_t *)&c->proc);
+        s_close((uv_handle_t *)&c->out);
+        s_close((uv_handle_t *)&c->err);
+        if (c->has_in) {
+            s_close((uv_handle_t *)&c->in);
+        }
+        return rc;
+    }
+    c->call = call;
+    tw_call_set_data(call, c);
+    uv_read_start((uv_stream_t *)&c->out, s_out_alloc, s_out_read);
+    uv_read_start((uv_stream_t *)&c->err, s_err_alloc, s_err_read);
+    return 0;
+}
+
+void
+tw_child_kill(tw_child_t *c, int why)
+{
+    c->killed |= why;
+    if (!c->exited && uv_kill(-c->proc.pid, SIGKILL) != 0) {
+        uv_process_kill(&c->proc, SIGKILL);
+    }
+}
+
+void
+tw_child_cancel(tw_call_t *call, void *udata)
+{
+    (void)udata;
+    tw_child_t *c = tw_call_data(call);
+    if (!c || !c->call || (c->killed & TW_CHILD_CANCELLED)) {
+        return;
+    }
+    tw_child_kill(c, TW_CHILD_CANCELLED);
+    c->ops->changed(c);
+}
+
+void
+tw_child_close_stdout(tw_child_t *c)
+{
+    s_close((uv_handle_t *)&c->out);
+}
+
+void
+tw_child_close_stdin(tw_child_t *c)
+{
+    if (c->has_in) {
+        s_close((uv_handle_t *)&c->in);
+    }
+}
+
+tw_call_t *
+tw_child_reap(tw_child_t *c)
+{
+    if (!c->call || !c->exited) {
+        return NULL;
+    }
+    if (c->killed) {
+        /* Do not wait for EOF a grandchild might hold back. */
+        s_close((uv_handle_t *)&c->out);
+        s_close((uv_handle_t *)&c->err);
+    } else if (!uv_is_closing((uv_handle_t *)&c->out) ||
+               !uv_is_closing((uv_handle_t *)&c->err)) {
+        return NULL; /* wait for the rest of its output */
+    }
+    tw_child_close_stdin(c); /* drops writes nobody reads */
+    tw_call_t *call = c->call;
+    c->call = NULL;
+    return call;
+}
+
+int
+tw_child_fail(const tw_child_t *c, tw_call_t *call, size_t max)
+{
+    if (c->killed & TW_CHILD_CANCELLED) {
+        tw_call_fail(call, "cancelled");
+    } else if (c->killed & TW_CHILD_OOM) {
+        tw_call_fail(call, "out of memory reading the program's output");
+    } else if (c->killed & TW_CHILD_OVERFLOW) {
+        tw_call_fail(call, "output exceeded %zu bytes (exec-stdout-max)",
+                     max);
+    } else if (c->term_signal) {
+        tw_call_fail(call, "killed by signal %d", c->term_signal);
+    } else if (c->status != 0) {
+        char tail[TW_CHILD_ERR_TAIL + 1];
+        if (s_err_tail(c, tail)) {
+            tw_call_fail(call, "exit status %lld: %s", (long long)c->status,
+                         tail);
+        } else {
+            tw_call_fail(call, "exit status %lld", (long long)c->status);
+        }
+    } else {
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,131 @@
+/*  worker/child.h - a program run as a child process on behalf of a call.
+ *
+ *  The exec and stream handlers both run a program named in the task's
+ *  arguments. A tw_child_t is that program: started with uv_spawn in its
+ *  own process group, so that a kill reaches everything it started, with
+ *  stdout and stderr on pipes and stdin on a pipe or closed. The owner
+ *  reads stdout through its callbacks; the child keeps the last
+ *  TW_CHILD_ERR_TAIL bytes of stderr itself and turns an unsuccessful end
+ *  into the call's error message.
+ *
+ *  The owner embeds the tw_child_t in its per-call state and frees that
+ *  state in the `closed` callback, which fires once, after every handle
+ *  has closed, whether the spawn succeeded or not. Loop thread only.
+ *
+ *      parse_args --> start --> reading stdout/stderr -------.
+ *                       |          | exit, then EOF on        | kill:
+ *                       |          | stdout and stderr        | cancel,
+ *                       |          v                          | cap, OOM
+ *                       |        reap hands the call back <--'
+ *                       |          |  (fail, or the owner finishes it)
+ *                       `------> handles close --> `closed`
+ */
+#ifndef TW_CHILD_H
+#define TW_CHILD_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "worker/handlers.h"
+
+#define TW_CHILD_ERR_TAIL 1024 /* how much of stderr an error quotes */
+
+/* Why the child was killed; tw_child_t.killed collects them. */
+enum {
+    TW_CHILD_CANCELLED = 1, /* the call was cancelled */
+    TW_CHILD_OVERFLOW = 2,  /* its output went past the owner's cap */
+    TW_CHILD_OOM = 4        /* its output could not be stored */
+};
+
+typedef struct tw_child tw_child_t;
+
+/* The owner's callbacks, all on the loop thread. */
+typedef struct {
+    /* Offer a buffer for the next stdout read; a zero-length buffer makes
+     * the next out_read get UV_ENOBUFS. */
+    void (*out_alloc)(tw_child_t *c, uv_buf_t *buf);
+    /* `n` > 0 bytes of stdout in `buf`, or n < 0 at its end (UV_EOF or an
+     * error, UV_ENOBUFS included); after a negative n the child closes
+     * stdout itself and calls `changed`. */
+    void (*out_read)(tw_child_t *c, ssize_t n, const uv_buf_t *buf);
+    /* The child exited, or stdout or stderr reached its end: see whether
+     * tw_child_reap says the run is over. */
+    void (*changed)(tw_child_t *c);
+    /* Every handle has closed: the owner may free the memory holding the
+     * child. Fires exactly once per tw_child_spawn. */
+    void (*closed)(tw_child_t *c);
+} tw_child_ops_t;
+
+struct tw_child {
+    void *data;      /* the owner's */
+    tw_call_t *call; /* the call it runs for; NULL once reaped */
+    char **argv; /* argv[0..n) then the strings, one block; the child's */
+    uv_process_t proc;
+    uv_pipe_t in, out, err; /* `in` only if has_in */
+    int has_in;
+    int exited; /* the exit status is known */
+    int64_t status;
+    int term_signal;
+    int killed; /* TW_CHILD_* reasons, 0 if never killed */
+    /* Private. */
+    const tw_child_ops_t *ops;
+    int nopen; /* handles not yet closed */
+    char etail[TW_CHILD_ERR_TAIL]; /* ring of the last stderr bytes */
+    size_t etotal;
+    char escratch[4096];
+};
+
+/* Read the program from a call's arguments `args` (`len` bytes, one
+ * msgpack value): [program, arg...] or {"argv": [program, arg...]}, where
+ * the program is looked up on PATH. If `in` is not NULL the map may also
+ * carry "stdin": a STR or BIN (*in and *inlen then point at its bytes
+ * inside `args`, else *in is NULL) or nil. Fills c->argv (freed with the
+ * child). Returns 0, or TW_EINVAL for anything else, including more than
+ * 4096 arguments, an empty program or a string holding NUL; c->argv is
+ * then NULL. `c` must be zeroed memory. */
+int tw_child_parse_args(tw_child_t *c, const void *args, size_t len,
+                        const void **in, size_t *inlen);
+
+/* Run c->argv for `call`, on the call's loop, with stdout and stderr on
+ * pipes, stdin on a pipe if `with_stdin` (write to c->in) or else closed,
+ * and start reading. `ops` must outlive the child; c->data is set to
+ * `data`. Returns 0 and makes the child the call's data (tw_call_data);
+ * or returns the libuv error from uv_spawn after failing the call
+ * ("cannot run ...").
+ * Either way ops->closed fires once all handles have closed, never before
+ * this returns. */
+int tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
+                   const tw_child_ops_t *ops, void *data);
+
+/* Note `why` (a TW_CHILD_* reason) and SIGKILL the child's process group,
+ * unless it has exited already. Does not call `changed`. */
+void tw_child_kill(tw_child_t *c, int why);
+
+/* The `cancel` function (tw_handler_cancel_fn) of a handler that runs its
+ * calls as children: kill the call's child (once) and call `changed`,
+ * which ends the run now if it had already exited. Does nothing for a
+ * call without a child or once the child has been reaped. */
+void tw_child_cancel(tw_call_t *call, void *udata);
+
+/* Stop reading stdout, or stop writing stdin (dropping pending writes).
+ * Either is a no-op if already done. */
+void tw_child_close_stdout(tw_child_t *c);
+void tw_child_close_stdin(tw_child_t *c);
+
+/* Once the run is over, hand the call back (c->call becomes NULL) for the
+ * owner to end: the child has exited and its stdout and stderr are
+ * complete, or, once it has been killed, as soon as it has exited (its
+ * pipes are then closed without waiting for EOF, which a grandchild might
+ * hold back). Stdin is closed then too. NULL while the run goes on, and
+ * after the call has been handed back. */
+tw_call_t *tw_child_reap(tw_child_t *c);
+
+/* With the call tw_child_reap handed back: if the run did not succeed,
+ * fail `call` with the reason (cancelled, out of memory, output past `max`
+ * bytes, a signal, or a non-zero exit status with the tail of stderr) and
+ * return 1; return 0 for a clean exit, leaving the call to the owner. */
+int tw_child_fail(const tw_child_t *c, tw_call_t *call, size_t max);
+
+#endif /* TW_CHILD_H */
