@@ -301,6 +301,12 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                           : p->running < p->size ? p->size - p->running
                                                  : 0);
     } else if (S_OP("lock")) {
+        /* Groups accepted before the lock keep feeding (S61, F3). */
+        for (size_t i = 0; !p->locked && i < p->groups.cap; i++) {
+            if (p->groups.slots[i].key) {
+                ((tw_group_t *)p->groups.slots[i].val)->before_lock = 1;
+            }
+        }
         p->locked = 1;
     } else if (S_OP("unlock")) {
         p->locked = p->closed; /* a closed pool stays locked (S63) */

@@ -45,6 +45,8 @@ typedef struct {
     size_t nids, capids;
     tw_queue_t parked; /* pending tasks waiting for room here */
     int was_full;      /* limit-reached already published */
+    int before_lock;   /* existed when its pool was locked: it may keep
+                          feeding (S61, F3) */
 } tw_group_t;
 
 typedef struct {

@@ -25,11 +25,15 @@
  *  (a RESULT push with a final state, a per-item ACK error, or an ERROR
  *  naming that seq); tw_client_wait_all waits for `pending` to empty.
  *
- *  Requests (ping, result, cancel, query, station) use a fresh seq, flush the
+ *  Requests (ping, result, cancel, query, station, and the GROUP / POOL
+ *  requests of pool.c through tw__client_request) use a fresh seq, flush the
  *  outbox first so they reach the broker after earlier submissions, and
  *  wait for the reply carrying that seq; meanwhile other traffic is
  *  dispatched to the callbacks as usual. Only one request runs at a time.
  *  Replies that arrive after their request gave up are ignored.
+ *
+ *  Submissions, acknowledgements and final outcomes are also reported to
+ *  pool.c (tw__sess_*), which turns them into events and feeds maps.
  *
  *  Nothing from the broker is trusted: each message must be exactly two
  *  frames that tw_msg_decode accepts, travelling broker-to-client;
@@ -90,8 +94,12 @@ struct tw_client {
 
     tw_ack_cb ack_cb;
     void *ack_arg;
+    tw_ack2_cb ack2_cb;
+    void *ack2_arg;
     tw_result_cb res_cb;
     void *res_arg;
+
+    void *sess;        /* session state of client/pool.c, or NULL */
 
     char *last_error;  /* NUL-terminated copy, never NULL */
     char *scratch;     /* NUL-terminated copy of a peer string */
@@ -390,6 +398,19 @@ s_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd)
 /* ------------------------------------------------------------------ */
 /* Dispatching what the broker sends                                  */
 
+/* Hand one acknowledgement to the callbacks and the session. */
+static void
+s_ack_dispatch(tw_client_t *c, const tw_ack_t *ack)
+{
+    if (c->ack_cb) {
+        c->ack_cb(c->ack_arg, ack->seq, ack->id, ack->err, ack->msg);
+    }
+    if (c->ack2_cb) {
+        c->ack2_cb(c->ack2_arg, ack);
+    }
+    tw__sess_ack(c, ack);
+}
+
 /* ACK {items: [{seq, id} or {seq, code, msg}]}. The codec's item table
  * has no "msg" key, so the message is read from "err" if present (what
  * the broker sends) and otherwise from a raw "msg" key. */
@@ -404,6 +425,7 @@ s_on_ack(tw_client_t *c, const tw_msg_t *m)
         if (seq == 0) {
             continue;
         }
+        tw_ack_t ack = {seq, 0, 0, NULL, 0};
         if (code != 0) {
             size_t len = 0;
             const char *msg = tw_item_str(it, TW_I_ERR, &len);
@@ -411,21 +433,22 @@ s_on_ack(tw_client_t *c, const tw_msg_t *m)
                 msg = s_raw_str(&arr->via.array.ptr[i], "msg", &len);
             }
             tw_idmap_del(&c->pending, seq);
-            if (c->ack_cb) {
-                c->ack_cb(c->ack_arg, seq, 0, s_code(code),
-                          s_cstr(c, msg ? msg : "", len));
+            ack.err = s_code(code);
+            ack.msg = s_cstr(c, msg ? msg : "", len);
+        } else {
+            ack.id = tw_item_uint(it, TW_I_ID, 0);
+            if (ack.id == 0) {
+                tw_debug("client.ack", "ACK item for seq %llu has no id",
+                         (unsigned long long)seq);
+                continue;
             }
-            continue;
+            /* A dedup hit gets no outcome of its own. */
+            ack.dup = tw_item_uint(it, TW_I_DUP, 0) != 0;
+            if (ack.dup) {
+                tw_idmap_del(&c->pending, seq);
+            }
         }
-        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
-        if (id == 0) {
-            tw_debug("client.ack", "ACK item for seq %llu has no id",
-                     (unsigned long long)seq);
-            continue;
-        }
-        if (c->ack_cb) {
-            c->ack_cb(c->ack_arg, seq, id, 0, NULL);
-        }
+        s_ack_dispatch(c, &ack);
     }
 }
 
@@ -507,6 +530,9 @@ s_on_result(tw_client_t *c, const tw_msg_t *m)
         if (c->res_cb) {
             c->res_cb(c->res_arg, &r);
         }
+        if (r.seq && s_is_final((uint64_t)r.state)) {
+            tw__sess_result(c, &r);
+        }
     }
     return 1;
 }
@@ -553,8 +579,9 @@ s_on_error(tw_client_t *c, const tw_msg_t *m)
     if (c->req.kind != S_REQ_NONE && !c->req.done && seq == c->req.seq) {
         c->req.done = 1;
         c->req.rc = code;
-    } else if (tw_idmap_del(&c->pending, seq) && c->ack_cb) {
-        c->ack_cb(c->ack_arg, seq, 0, code, c->last_error);
+    } else if (tw_idmap_del(&c->pending, seq)) {
+        tw_ack_t ack = {seq, 0, code, c->last_error, 0};
+        s_ack_dispatch(c, &ack);
     }
     return 1;
 }
@@ -771,6 +798,12 @@ s_req_end(tw_client_t *c)
 tw_client_t *
 tw_client_new(const char *endpoint)
 {
+    return tw__client_new(endpoint, NULL);
+}
+
+tw_client_t *
+tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
+{
     if (!endpoint) {
         return NULL;
     }
@@ -794,7 +827,8 @@ tw_client_new(const char *endpoint)
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(c->sock, endpoint) != 0) {
+    if ((curve && tw_curve_client_apply(c->sock, curve) != 0) ||
+        zmq_connect(c->sock, endpoint) != 0) {
         zmq_close(c->sock);
         zmq_ctx_term(c->ctx);
         tw_free(c);
@@ -826,6 +860,7 @@ tw_client_destroy(tw_client_t **self_p)
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(c->sock);
     zmq_ctx_term(c->ctx);
+    tw__sess_free(c);
     s_req_end(c);
     tw_enc_free(&c->ob);
     tw_idmap_free(&c->pending);
@@ -847,6 +882,19 @@ tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg)
 {
     c->res_cb = cb;
     c->res_arg = arg;
+}
+
+void
+tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg)
+{
+    c->ack2_cb = cb;
+    c->ack2_arg = arg;
+}
+
+void **
+tw__client_sess(tw_client_t *c)
+{
+    return &c->sess;
 }
 
 int
@@ -883,15 +931,20 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     if (spec->args && !tw__msgpack_valid(spec->args, alen)) {
         return TW_EINVAL;
     }
+    size_t glen = 0; /* bytes the pool, groups and key add at most */
+    if (tw__spec_names_check(spec, &glen) != 0) {
+        return TW_EINVAL;
+    }
     /* Keep each SUBMIT well under the broker's frame limit. */
-    if (c->ob_items > 0 &&
-        tw_enc_size(&c->ob) + alen + hlen + 64 > TW__CLIENT_BATCH_BYTES) {
+    if (c->ob_items > 0 && tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
+                               TW__CLIENT_BATCH_BYTES) {
         s_seal(c);
     }
 
     uint64_t seq = c->next_seq++;
     size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
-               (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0);
+               (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0) +
+               tw__spec_names_fields(spec);
     tw_enc_map(&c->ob, n);
     tw_enc_ikey(&c->ob, TW_I_SEQ);
     tw_enc_uint(&c->ob, seq);
@@ -913,11 +966,13 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         tw_enc_ikey(&c->ob, TW_I_RE);
         tw_enc_uint(&c->ob, spec->retries);
     }
+    tw__spec_names_encode(&c->ob, spec);
     c->ob_items++;
     tw_idmap_put(&c->pending, seq, S_PENDING);
     if (seq_out) {
         *seq_out = seq;
     }
+    tw__sess_submitted(c, seq, spec);
     if (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
         tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES) {
         s_seal(c);
@@ -1095,6 +1150,38 @@ tw_client_query(tw_client_t *c, const char *what, int timeout_ms,
     return rc;
 }
 
+int
+tw__client_request(tw_client_t *c, tw_cmd_t cmd, tw__encode_fn encode,
+                   const void *arg, int timeout_ms, void **data, size_t *len)
+{
+    if (data) {
+        *data = NULL;
+    }
+    if (len) {
+        *len = 0;
+    }
+    if (data && !len) {
+        return TW_EINVAL;
+    }
+    int rc = s_req_begin(c, S_REQ_REPLY);
+    if (rc != 0) {
+        return rc;
+    }
+    c->req.want_data = data != NULL;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    encode(&e, c->req.seq, arg);
+    rc = s_request(c, &e, cmd, timeout_ms);
+    tw_enc_free(&e);
+    if (rc == 0 && data) {
+        *data = c->req.data;
+        *len = c->req.len;
+        c->req.data = NULL;
+    }
+    s_req_end(c);
+    return rc;
+}
+
 /* 1 if `s` is NULL or a string of min..max bytes. */
 static int
 s_str_ok(const char *s, size_t min, size_t max)
@@ -1146,6 +1233,35 @@ s_station_check(const tw_station_req_t *r)
 }
 
 /* Write the body {seq, op, ...} of a checked station request. */
+/* Encode the optional field `f`: a string, a number or BIN bytes, left
+ * out when absent (NULL) or 0. */
+static void
+s_enc_opt_cstr(tw_enc_t *e, tw_field_t f, const char *s)
+{
+    if (s) {
+        tw_enc_key(e, f);
+        tw_enc_cstr(e, s);
+    }
+}
+
+static void
+s_enc_opt_uint(tw_enc_t *e, tw_field_t f, uint64_t v)
+{
+    if (v) {
+        tw_enc_key(e, f);
+        tw_enc_uint(e, v);
+    }
+}
+
+static void
+s_enc_opt_bin(tw_enc_t *e, tw_field_t f, const void *p, size_t len)
+{
+    if (p) {
+        tw_enc_key(e, f);
+        tw_enc_bin(e, p, len);
+    }
+}
+
 static void
 s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
 {
@@ -1160,34 +1276,13 @@ s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
     tw_enc_uint(e, seq);
     tw_enc_key(e, TW_F_OP);
     tw_enc_cstr(e, r->op);
-    if (r->sid) {
-        tw_enc_key(e, TW_F_SID);
-        tw_enc_cstr(e, r->sid);
-    }
-    if (r->handler) {
-        tw_enc_key(e, TW_F_HANDLER);
-        tw_enc_cstr(e, r->handler);
-    }
-    if (r->args) {
-        tw_enc_key(e, TW_F_ARGS);
-        tw_enc_bin(e, r->args, r->args_len);
-    }
-    if (r->next) {
-        tw_enc_key(e, TW_F_NEXT);
-        tw_enc_cstr(e, r->next);
-    }
-    if (r->interval_ms) {
-        tw_enc_key(e, TW_F_INTERVAL);
-        tw_enc_uint(e, r->interval_ms);
-    }
-    if (r->timeout_ms) {
-        tw_enc_key(e, TW_F_TIMEOUT);
-        tw_enc_uint(e, r->timeout_ms);
-    }
-    if (r->code) {
-        tw_enc_key(e, TW_F_STCODE);
-        tw_enc_cstr(e, r->code);
-    }
+    s_enc_opt_cstr(e, TW_F_SID, r->sid);
+    s_enc_opt_cstr(e, TW_F_HANDLER, r->handler);
+    s_enc_opt_bin(e, TW_F_ARGS, r->args, r->args_len);
+    s_enc_opt_cstr(e, TW_F_NEXT, r->next);
+    s_enc_opt_uint(e, TW_F_INTERVAL, r->interval_ms);
+    s_enc_opt_uint(e, TW_F_TIMEOUT, r->timeout_ms);
+    s_enc_opt_cstr(e, TW_F_STCODE, r->code);
     if (r->ntags) {
         tw_enc_key(e, TW_F_TAGS);
         tw_enc_map(e, r->ntags);
@@ -1196,18 +1291,9 @@ s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
             tw_enc_cstr(e, r->tags[i].value);
         }
     }
-    if (r->placement) {
-        tw_enc_key(e, TW_F_PLACEMENT);
-        tw_enc_cstr(e, r->placement);
-    }
-    if (r->restart) {
-        tw_enc_key(e, TW_F_RESTART);
-        tw_enc_cstr(e, r->restart);
-    }
-    if (r->payload) {
-        tw_enc_key(e, TW_F_PAYLOAD);
-        tw_enc_bin(e, r->payload, r->payload_len);
-    }
+    s_enc_opt_cstr(e, TW_F_PLACEMENT, r->placement);
+    s_enc_opt_cstr(e, TW_F_RESTART, r->restart);
+    s_enc_opt_bin(e, TW_F_PAYLOAD, r->payload, r->payload_len);
 }
 
 int

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/keys.h"
+#include "proto/proto.h"
 #include "taskwheel/client.h"
 
 /* Limits the client enforces before anything reaches the wire. */
@@ -33,5 +35,44 @@ int tw__client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
  * accepts (32 levels of arrays and maps) counts as malformed, because no
  * taskwheel process could decode it. */
 int tw__msgpack_valid(const void *buf, size_t len);
+
+/* Writes the whole body of a request (a map that holds "seq": `seq`). */
+typedef void (*tw__encode_fn)(tw_enc_t *e, uint64_t seq, const void *arg);
+
+/* Send a request of command `cmd` whose body `encode` writes and wait up
+ * to timeout_ms for the REPLY or ERROR carrying its seq; `data` and `len`
+ * as in tw_client_station. Returns 0, TW_EINVAL (data without len),
+ * TW_EUNREACH, TW_ESTATE (a request is already running) or the broker's
+ * error code. */
+int tw__client_request(tw_client_t *c, tw_cmd_t cmd, tw__encode_fn encode,
+                       const void *arg, int timeout_ms, void **data,
+                       size_t *len);
+
+/* The client's slot for the session state of client/pool.c. */
+void **tw__client_sess(tw_client_t *c);
+
+/* The SUBMIT item fields of a spec's pool, groups, delay and key (pool.c):
+ * check them (0, or TW_EINVAL; *bytes gets an upper bound of what they
+ * add to the message), count the item fields they take, and encode them
+ * as "pl", "g", "dl" and "k". */
+int tw__spec_names_check(const tw_task_spec_t *spec, size_t *bytes);
+size_t tw__spec_names_fields(const tw_task_spec_t *spec);
+void tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec);
+
+/* What client.c tells the session layer (pool.c), which turns it into
+ * events and feeds maps: a task was queued (after it was encoded), an
+ * acknowledgement arrived (after the ack callbacks ran), a final outcome
+ * arrived (after the result callback ran), the client is being destroyed.
+ * Each returns at once when there is no session. */
+void tw__sess_submitted(tw_client_t *c, uint64_t seq,
+                        const tw_task_spec_t *spec);
+void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
+void tw__sess_result(tw_client_t *c, const tw_result_t *r);
+void tw__sess_free(tw_client_t *c);
+
+/* tw_client_new, with CURVE when `curve` is not NULL (client/curve.c);
+ * libzmq copies the keys, so `curve` may be wiped once this returns. */
+tw_client_t *tw__client_new(const char *endpoint,
+                            const tw_curve_client_t *curve);
 
 #endif /* TW_CLIENT_INTERNAL_H */

@@ -22,8 +22,12 @@
  *  exists. The other `station` commands are one STATION request each
  *  (tw_client_station) whose REPLY data is printed as JSON with --json,
  *  or as a sentence, a table (list) or "key: value" lines (show).
+ *  map, group, pool, the --strict / --group / --all forms of cancel and
+ *  submit's pool flags live in cmd_map.c and cmd_pool.c (see cli.h).
  */
+#include "client/cli/cli.h"
 #include "client/cli/json.h"
+#include "client/cli/secure.h"
 #include "client/internal.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -62,22 +66,49 @@ typedef struct {
     const char *status;
     int json;
     int timeout_ms;
+    const char *pool; /* --pool, NULL = "default" */
     int argc;    /* the command and its own arguments */
     char **argv;
 } s_opts_t;
+
+/* The global flags as the commands of cli.h take them. */
+#define S_CLI_ENV(o)                                                         \
+    {(o)->broker, (o)->pool, (o)->json, (o)->timeout_ms, (o)->argc,          \
+     (o)->argv}
 
 static const char s_usage[] =
     "Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  submit HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
-    "         [--wait]\n"
+    "         [--group G]... [--delay S] [--key K] [--wait]\n"
     "      Queue a task and print its id. ARGS-JSON is any JSON value\n"
     "      (default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
     "      --wait, print the task's result instead (exit 1 if it failed).\n"
-    "      --timeout is in seconds, 0 = none.\n"
+    "      --timeout is in seconds, 0 = none. --group joins a group of the\n"
+    "      pool (repeatable), --delay holds it back S seconds, --key is a\n"
+    "      dedup key: while a task with it is known, its id is returned.\n"
+    "  map HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
+    "      [--star|--kw] [--ordered]\n"
+    "      Run HANDLER once per input line (a JSON args value; --star: an\n"
+    "      array of positional args; --kw: an object), at most K at once\n"
+    "      (default 1). Prints each result as a JSON line, failures as\n"
+    "      {\"error\": ...}, in completion order or, with --ordered, input\n"
+    "      order; exit 1 if any failed. A progress bar goes to stderr when\n"
+    "      it is a terminal.\n"
+    "  group limit G N [--reject] | get G | clear G | list | ids G\n"
+    "      Limit a group to N running tasks (--reject: refuse when full\n"
+    "      instead of queueing), show it, remove its limit, list the\n"
+    "      pool's groups, or list every task id it held.\n"
+    "  pool stats | size N | lock | unlock | close | flush | stop N\n"
+    "      Show the pool's counters, set its size (0 = unlimited), refuse\n"
+    "      new tasks (close: for good), forget ended tasks, or cancel the\n"
+    "      N most recently started running tasks.\n"
     "  result ID...       Print the state and result of each task.\n"
-    "  cancel ID...       Cancel tasks; exit 1 if an id is unknown.\n"
+    "  cancel ID... [--strict] | cancel --group G | cancel --all\n"
+    "      Cancel tasks; exit 1 if an id is unknown. --strict cancels all\n"
+    "      or nothing (exit 1 if one is unknown, ended or cancelling);\n"
+    "      --group cancels a group's tasks, --all every task of the pool.\n"
     "  workers            List the connected workers.\n"
     "  status             Summarise the broker's counters.\n"
     "  events [TOPIC-PREFIX...] [--count N] [--for S]\n"
@@ -104,6 +135,7 @@ static const char s_usage[] =
     "      --json: {\"station\", \"seq\", \"data\"}).\n"
     "  station rebalance  Spread the stations over the workers again.\n"
     "  ping               Check that the broker answers.\n"
+    TW_CLI_SECURE_USAGE_CMDS
     "\n"
     "Global flags:\n"
     "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
@@ -113,6 +145,9 @@ static const char s_usage[] =
     "  --json             print one JSON document on stdout (JSON lines\n"
     "                     for events and station tail) and nothing else\n"
     "  --timeout-ms N     how long to wait for the broker; default 5000\n"
+    "  --pool P           the pool of submit, map, group, pool and\n"
+    "                     cancel; default \"default\"\n"
+    TW_CLI_SECURE_USAGE_FLAGS
     "  --help             print this help\n"
     "  --version          print the version\n"
     "\n"
@@ -225,6 +260,51 @@ s_parse_secs(const char *s, double max, double *v)
     return 0;
 }
 
+/* Seconds (fractions allowed) from a flag's value, in milliseconds; a
+ * positive value never rounds down to 0. `r` is what s_flag_value said.
+ * Returns -1 or an exit code. */
+static int
+s_flag_ms(const char *flag, int r, const char *val, uint64_t *ms)
+{
+    double secs;
+    if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs) != 0) {
+        return s_usage_error("%s needs a number of seconds", flag);
+    }
+    *ms = (uint64_t)llround(secs * 1000.0);
+    if (secs > 0 && *ms == 0) {
+        *ms = 1;
+    }
+    return -1;
+}
+
+/* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
+ * -1 and sets *out (free()) and *len, or an exit code. */
+static int
+s_json_arg(const char *what, const char *text, void **out, size_t *len)
+{
+    char err[256];
+    int rc = tw_json_to_msgpack(text, out, len, err, sizeof err);
+    if (rc == TW_E2BIG) {
+        return s_usage_error("%s is %s", what, err);
+    }
+    if (rc != 0) {
+        return s_fail(S_EXIT_USAGE, "%s is not valid JSON: %s", what, err);
+    }
+    return -1;
+}
+
+/* 1 if `v` is one of the NULL-terminated `set`. */
+static int
+s_one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++) {
+        if (strcmp(v, *set) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* If argv[*i] is the flag `name` ("--name" or "--name=value"), return 1
  * and set *val to its value, taken from the next word if needed (then *i
  * advances). Returns 0 if it is another word, -1 if the value is
@@ -262,11 +342,41 @@ typedef struct {
     int dashdash; /* after "--": everything is positional */
 } s_words_t;
 
+/* The words of the command in `o` from argv[first] on. */
+static s_words_t
+s_words(const s_opts_t *o, int first)
+{
+    s_words_t w = {o->argc, o->argv, first - 1, 0};
+    return w;
+}
+
+/* Step to the next word and return it, or NULL after the last. The first
+ * bare "--" is not returned: it makes every later word positional. */
+static const char *
+s_next_word(s_words_t *w)
+{
+    while (++w->i < w->argc) {
+        const char *a = w->argv[w->i];
+        if (w->dashdash || strcmp(a, "--") != 0) {
+            return a;
+        }
+        w->dashdash = 1;
+    }
+    return NULL;
+}
+
 static int
 s_is_flag(const s_words_t *w)
 {
     const char *a = w->argv[w->i];
     return !w->dashdash && a[0] == '-' && a[1] == '-';
+}
+
+/* s_flag_value for the current word of `w`. */
+static int
+s_word_flag(s_words_t *w, const char *name, const char **val)
+{
+    return s_flag_value(w->argc, w->argv, &w->i, name, val);
 }
 
 /* Parse the global flags anywhere in argv, collecting the other words
@@ -322,6 +432,14 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
             }
             continue;
         }
+        if ((r = s_flag_value(argc, argv, &i, "--pool", &val)) != 0) {
+            if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
+                return s_usage_error("--pool needs a pool name of 1 to %d "
+                                     "bytes", TW_PROTO_MAX_NAME);
+            }
+            o->pool = val;
+            continue;
+        }
         if ((r = s_flag_value(argc, argv, &i, "--timeout-ms", &val)) != 0) {
             int64_t v;
             if (r < 0 || s_parse_i64(val, 1, INT_MAX, &v) != 0) {
@@ -329,6 +447,12 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
                                      "of milliseconds");
             }
             o->timeout_ms = (int)v;
+            continue;
+        }
+        if ((r = tw_cli_secure_flag(argc, argv, &i)) != 0) {
+            if (r != 1) {
+                return r;
+            }
             continue;
         }
         /* A command flag or a positional like "-5": the command decides. */
@@ -443,6 +567,28 @@ s_payload_json(const void *p, size_t n)
     return v;
 }
 
+/* Call fn(arg, key, value) for each member of the object `v`: first those
+ * named in the NULL-terminated `keys`, in that order, then the others in
+ * the object's order. */
+static void
+s_each_member(json_t *v, const char *const *keys,
+              void (*fn)(void *arg, const char *key, json_t *val), void *arg)
+{
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *val = json_object_get(v, keys[i]);
+        if (val) {
+            fn(arg, keys[i], val);
+        }
+    }
+    for (void *it = json_object_iter(v); it;
+         it = json_object_iter_next(v, it)) {
+        const char *k = json_object_iter_key(it);
+        if (!s_one_of(k, keys)) {
+            fn(arg, k, json_object_iter_value(it));
+        }
+    }
+}
+
 static int
 s_state_failed(int st)
 {
@@ -480,42 +626,96 @@ s_outcome_json(uint64_t id, int st, json_t *result, const char *error,
 static tw_client_t *
 s_connect(const s_opts_t *o, int *code)
 {
-    tw_client_t *c = tw_client_new(o->broker);
-    if (!c) {
-        *code = s_usage_error("cannot use broker endpoint '%s'", o->broker);
-    }
-    return c;
+    return tw_cli_client_new(o->broker, code); /* CURVE if configured */
 }
 
-/* Parse the positional task ids of `result` and `cancel`. */
+/* One request whose answer is REPLY data: `call` sends it on `c` with the
+ * request's own argument `arg` and waits up to `timeout_ms`. */
+typedef int (*s_call_fn)(tw_client_t *c, const void *arg, int timeout_ms,
+                         void **data, size_t *len);
+
+/* Connect, run `call` and return the reply data as JSON, or NULL with
+ * *code set: 1 for a broker error (reported as the failure of `what`), 2
+ * for a bad endpoint, 3 when the broker did not answer. */
+static json_t *
+s_request(const s_opts_t *o, const char *what, s_call_fn call,
+          const void *arg, int *code)
+{
+    tw_client_t *c = s_connect(o, code);
+    if (!c) {
+        return NULL;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = call(c, arg, o->timeout_ms, &data, &len);
+    json_t *v = NULL;
+    if (rc != 0) {
+        *code = s_lib_error(o, c, what, rc);
+    } else {
+        v = s_payload_json(data, len);
+        if (!v) {
+            *code = s_fail(S_EXIT_FAIL, "out of memory");
+        }
+    }
+    free(data);
+    tw_client_destroy(&c);
+    return v;
+}
+
+/* How a command shows reply data `v` (borrowed) to people; `arg` is the
+ * command's. Returns an exit code. */
+typedef int (*s_human_fn)(json_t *v, const void *arg);
+
+/* Print reply data `v` and drop it: as JSON with --json or when it is not
+ * of the JSON type `want` (-1: any), else with `human`. A NULL `v` is a
+ * failed request, whose exit code `code` is returned. */
+static int
+s_reply(const s_opts_t *o, json_t *v, int code, int want, s_human_fn human,
+        const void *arg)
+{
+    if (!v) {
+        return code;
+    }
+    if (o->json || (want >= 0 && (int)json_typeof(v) != want)) {
+        s_print_json(v);
+        return S_EXIT_OK;
+    }
+    code = human(v, arg);
+    json_decref(v);
+    return code;
+}
+
+/* Parse the positional task ids of `result` and `cancel` into *ids (the
+ * caller frees them). Returns -1, or an exit code after freeing them. */
 static int
 s_parse_ids(const s_opts_t *o, const char *cmd, uint64_t **ids, size_t *n)
 {
-    s_words_t w = {o->argc, o->argv, 1, 0};
+    s_words_t w = s_words(o, 1);
     *ids = calloc((size_t)o->argc, sizeof **ids);
     *n = 0;
+    int code = -1;
+    const char *a;
     if (!*ids) {
         return s_fail(S_EXIT_FAIL, "out of memory");
     }
-    for (; w.i < w.argc; w.i++) {
-        const char *a = w.argv[w.i];
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
-        if (s_is_flag(&w)) {
-            return s_usage_error("%s: unknown option '%s'", cmd, a);
-        }
+    while (code < 0 && (a = s_next_word(&w)) != NULL) {
         uint64_t id;
-        if (s_parse_u64(a, &id) != 0 || id == 0) {
-            return s_usage_error("%s: '%s' is not a task id", cmd, a);
+        if (s_is_flag(&w)) {
+            code = s_usage_error("%s: unknown option '%s'", cmd, a);
+        } else if (s_parse_u64(a, &id) != 0 || id == 0) {
+            code = s_usage_error("%s: '%s' is not a task id", cmd, a);
+        } else {
+            (*ids)[(*n)++] = id;
         }
-        (*ids)[(*n)++] = id;
     }
-    if (*n == 0) {
-        return s_usage_error("%s needs at least one task ID", cmd);
+    if (code < 0 && *n == 0) {
+        code = s_usage_error("%s needs at least one task ID", cmd);
     }
-    return -1;
+    if (code >= 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return code;
 }
 
 /* ------------------------------------------------------------------ */
@@ -571,55 +771,50 @@ s_submit_on_result(void *arg, const tw_result_t *r)
 static int
 s_cmd_submit(const s_opts_t *o)
 {
-    s_words_t w = {o->argc, o->argv, 1, 0};
+    s_words_t w = s_words(o, 1);
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     int wait = 0;
     tw_task_spec_t spec;
     memset(&spec, 0, sizeof spec);
+    tw_cli_submit_ext_t ext; /* --group, --delay, --key (cmd_pool.c) */
+    memset(&ext, 0, sizeof ext);
 
-    for (; w.i < w.argc; w.i++) {
-        const char *a = w.argv[w.i];
+    const char *a;
+    while ((a = s_next_word(&w)) != NULL) {
         const char *val;
         int r;
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
+        int64_t v;
+        uint64_t ms;
+        int code;
         if (!s_is_flag(&w)) {
             if (npos == 2) {
                 return s_usage_error("submit takes HANDLER and at most one "
                                      "ARGS-JSON; unexpected '%s'", a);
             }
             pos[npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--wait") == 0) {
+        } else if (strcmp(a, "--wait") == 0) {
             wait = 1;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--timeout",
-                                     &val)) != 0) {
-            double secs;
-            if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs)) {
-                return s_usage_error("--timeout needs a number of seconds");
+        } else if ((r = s_word_flag(&w, "--timeout", &val)) != 0) {
+            if ((code = s_flag_ms("--timeout", r, val, &ms)) >= 0) {
+                return code;
             }
-            spec.timeout_ms = (uint32_t)llround(secs * 1000.0);
-            if (secs > 0 && spec.timeout_ms == 0) {
-                spec.timeout_ms = 1;
-            }
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--retries",
-                                     &val)) != 0) {
-            int64_t v;
+            spec.timeout_ms = (uint32_t)ms;
+        } else if ((r = s_word_flag(&w, "--retries", &val)) != 0) {
             if (r < 0 || s_parse_i64(val, 0, UINT32_MAX, &v)) {
                 return s_usage_error("--retries needs a count >= 0");
             }
             spec.retries = (uint32_t)v;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--priority",
-                                     &val)) != 0) {
-            int64_t v;
+        } else if ((r = s_word_flag(&w, "--priority", &val)) != 0) {
             if (r < 0 || s_parse_i64(val, INT32_MIN, INT32_MAX, &v)) {
                 return s_usage_error("--priority needs an integer");
             }
             spec.priority = (int32_t)v;
+        } else if ((r = tw_cli_submit_flag(&ext, w.argc, w.argv, &w.i)) !=
+                   0) {
+            if (r != 1) {
+                return r;
+            }
         } else {
             return s_usage_error("submit: unknown option '%s'", a);
         }
@@ -633,24 +828,19 @@ s_cmd_submit(const s_opts_t *o)
                              TW_PROTO_MAX_NAME);
     }
     spec.handler = pos[0];
+    tw_cli_submit_apply(&ext, o->pool, &spec);
 
     void *args = NULL;
     size_t alen = 0;
+    int code;
     if (pos[1]) {
-        char err[256];
-        int rc = tw_json_to_msgpack(pos[1], &args, &alen, err, sizeof err);
-        if (rc == TW_E2BIG) {
-            return s_usage_error("ARGS-JSON is %s", err);
-        }
-        if (rc != 0) {
-            return s_fail(S_EXIT_USAGE, "ARGS-JSON is not valid JSON: %s",
-                          err);
+        if ((code = s_json_arg("ARGS-JSON", pos[1], &args, &alen)) >= 0) {
+            return code;
         }
         spec.args = args;
         spec.args_len = alen;
     }
 
-    int code;
     tw_client_t *c = s_connect(o, &code);
     if (!c) {
         free(args);
@@ -753,7 +943,6 @@ s_cmd_result(const s_opts_t *o)
     size_t n;
     int code = s_parse_ids(o, "result", &ids, &n);
     if (code >= 0) {
-        free(ids);
         return code;
     }
     tw_client_t *c = s_connect(o, &code);
@@ -821,29 +1010,39 @@ s_list_has(json_t *list, uint64_t id)
     return 0;
 }
 
+typedef struct {
+    const uint64_t *ids;
+    size_t n;
+} s_ids_t;
+
+static int
+s_cancel_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
+              size_t *len)
+{
+    const s_ids_t *ids = arg;
+    return tw__client_cancel(c, ids->ids, ids->n, timeout_ms, data, len);
+}
+
 static int
 s_cmd_cancel(const s_opts_t *o)
 {
     uint64_t *ids;
     size_t n;
-    int code = s_parse_ids(o, "cancel", &ids, &n);
+    tw_cli_env_t env = S_CLI_ENV(o);
+    int code = tw_cli_cancel(&env); /* --strict, --group, --all */
     if (code >= 0) {
+        return code;
+    }
+    code = s_parse_ids(o, "cancel", &ids, &n);
+    if (code >= 0) {
+        return code;
+    }
+    s_ids_t arg = {ids, n};
+    json_t *v = s_request(o, "cancel", s_cancel_call, &arg, &code);
+    if (!v) {
         free(ids);
         return code;
     }
-    tw_client_t *c = s_connect(o, &code);
-    if (!c) {
-        free(ids);
-        return code;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = tw__client_cancel(c, ids, n, o->timeout_ms, &data, &len);
-    if (rc != 0) {
-        code = s_lib_error(o, c, "cancel", rc);
-        goto out;
-    }
-    json_t *v = s_payload_json(data, len);
     json_t *unknown = json_object_get(v, "unknown");
     int any_unknown = 0;
     for (size_t i = 0; i < n; i++) {
@@ -864,41 +1063,26 @@ s_cmd_cancel(const s_opts_t *o)
         }
         json_decref(v);
     }
-    code = any_unknown ? S_EXIT_FAIL : S_EXIT_OK;
-out:
-    free(data);
     free(ids);
-    tw_client_destroy(&c);
-    return code;
+    return any_unknown ? S_EXIT_FAIL : S_EXIT_OK;
 }
 
 /* ------------------------------------------------------------------ */
 /* workers, status                                                    */
+
+static int
+s_query_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
+             size_t *len)
+{
+    return tw_client_query(c, arg, timeout_ms, data, len);
+}
 
 /* Run QUERY `what` and return the reply data as JSON, or NULL with *code
  * set. */
 static json_t *
 s_query(const s_opts_t *o, const char *what, int *code)
 {
-    tw_client_t *c = s_connect(o, code);
-    if (!c) {
-        return NULL;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = tw_client_query(c, what, o->timeout_ms, &data, &len);
-    json_t *v = NULL;
-    if (rc != 0) {
-        *code = s_lib_error(o, c, what, rc);
-    } else {
-        v = s_payload_json(data, len);
-        if (!v) {
-            *code = s_fail(S_EXIT_FAIL, "out of memory");
-        }
-    }
-    free(data);
-    tw_client_destroy(&c);
-    return v;
+    return s_request(o, what, s_query_call, what, code);
 }
 
 static int
@@ -971,6 +1155,27 @@ s_print_table(json_t *rows, const char *const *keys,
     return S_EXIT_OK;
 }
 
+/* A listing: the columns of s_print_table, and what to say when there
+ * are no rows. */
+typedef struct {
+    const char *const *keys;
+    const char *const *titles;
+    size_t ncols;
+    const char *none;
+} s_listing_t;
+
+/* An s_human_fn: the array `rows` as the table of the s_listing_t `arg`. */
+static int
+s_print_listing(json_t *rows, const void *arg)
+{
+    const s_listing_t *l = arg;
+    if (json_array_size(rows) == 0) {
+        puts(l->none);
+        return S_EXIT_OK;
+    }
+    return s_print_table(rows, l->keys, l->titles, l->ncols);
+}
+
 static int
 s_cmd_workers(const s_opts_t *o)
 {
@@ -980,26 +1185,15 @@ s_cmd_workers(const s_opts_t *o)
     static const char *const titles[] = {"ID",      "NAME",   "HOST",
                                          "SLOTS",   "RUNNING", "CREDIT",
                                          "HANDLERS"};
+    static const s_listing_t listing = {keys, titles,
+                                        sizeof keys / sizeof keys[0],
+                                        "no workers connected"};
     int code = s_no_args(o);
     if (code >= 0) {
         return code;
     }
     json_t *v = s_query(o, "workers", &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json || !json_is_array(v)) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    if (json_array_size(v) == 0) {
-        puts("no workers connected");
-        json_decref(v);
-        return S_EXIT_OK;
-    }
-    code = s_print_table(v, keys, titles, sizeof keys / sizeof keys[0]);
-    json_decref(v);
-    return code;
+    return s_reply(o, v, code, JSON_ARRAY, s_print_listing, &listing);
 }
 
 /* "1d02h03m04s"-style text for a duration in milliseconds. */
@@ -1039,8 +1233,9 @@ s_status_pair(size_t *col, const char *key, const char *val)
 }
 
 static void
-s_status_one(size_t *col, const char *key, json_t *val)
+s_status_one(void *arg, const char *key, json_t *val)
 {
+    size_t *col = arg;
     char buf[64];
     if (strcmp(key, "uptime_ms") == 0 && json_is_number(val)) {
         s_duration(buf, sizeof buf, json_number_value(val));
@@ -1059,50 +1254,32 @@ s_status_one(size_t *col, const char *key, json_t *val)
     free(t);
 }
 
+/* An s_human_fn: the status object as wrapped "key value" pairs. */
+static int
+s_print_status(json_t *v, const void *arg)
+{
+    /* Known keys first, in this order; then whatever else came. */
+    static const char *const order[] = {
+        "workers",   "slots",  "running",    "queued",  "submitted",
+        "completed", "failed", "duplicates", "dropped", "uptime_ms",
+        "rate",      NULL};
+    size_t col = 0;
+    s_each_member(v, order, s_status_one, &col);
+    if (col > 0) {
+        fputc('\n', stdout);
+    }
+    return S_EXIT_OK;
+}
+
 static int
 s_cmd_status(const s_opts_t *o)
 {
-    /* Known keys first, in this order; then whatever else came. */
-    static const char *order[] = {"workers",   "slots",      "running",
-                                  "queued",    "submitted",  "completed",
-                                  "failed",    "duplicates", "dropped",
-                                  "uptime_ms", "rate"};
-    enum { NORDER = sizeof order / sizeof order[0] };
     int code = s_no_args(o);
     if (code >= 0) {
         return code;
     }
     json_t *v = s_query(o, "status", &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json || !json_is_object(v)) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    size_t col = 0;
-    for (size_t i = 0; i < NORDER; i++) {
-        json_t *val = json_object_get(v, order[i]);
-        if (val) {
-            s_status_one(&col, order[i], val);
-        }
-    }
-    for (void *it = json_object_iter(v); it;
-         it = json_object_iter_next(v, it)) {
-        const char *k = json_object_iter_key(it);
-        int known = 0;
-        for (size_t i = 0; i < NORDER && !known; i++) {
-            known = strcmp(k, order[i]) == 0;
-        }
-        if (!known) {
-            s_status_one(&col, k, json_object_iter_value(it));
-        }
-    }
-    if (col > 0) {
-        fputc('\n', stdout);
-    }
-    json_decref(v);
-    return S_EXIT_OK;
+    return s_reply(o, v, code, JSON_OBJECT, s_print_status, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1142,6 +1319,13 @@ s_sub_open(const s_opts_t *o, const char *const *prefixes, size_t n,
     int linger = 0, hwm = 100000;
     zmq_setsockopt(*sub, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(*sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    int sec = tw_cli_secure_socket(*sub);
+    if (sec >= 0) {
+        zmq_close(*sub);
+        zmq_ctx_term(*ctx);
+        *sub = *ctx = NULL;
+        return sec;
+    }
     if (zmq_connect(*sub, o->status) != 0) {
         zmq_close(*sub);
         zmq_ctx_term(*ctx);
@@ -1263,13 +1447,13 @@ s_parse_stream_flag(s_words_t *w, uint64_t *count, double *for_secs,
 {
     const char *val;
     int r;
-    if ((r = s_flag_value(w->argc, w->argv, &w->i, "--count", &val)) != 0) {
+    if ((r = s_word_flag(w, "--count", &val)) != 0) {
         if (r < 0 || s_parse_u64(val, count) != 0 || *count == 0) {
             *code = s_usage_error("--count needs a number >= 1");
         }
         return 1;
     }
-    if ((r = s_flag_value(w->argc, w->argv, &w->i, "--for", &val)) != 0) {
+    if ((r = s_word_flag(w, "--for", &val)) != 0) {
         if (r < 0 || s_parse_secs(val, 1e9, for_secs) != 0) {
             *code = s_usage_error("--for needs a number of seconds");
         }
@@ -1281,21 +1465,17 @@ s_parse_stream_flag(s_words_t *w, uint64_t *count, double *for_secs,
 static int
 s_cmd_events(const s_opts_t *o)
 {
-    s_words_t w = {o->argc, o->argv, 1, 0};
+    s_words_t w = s_words(o, 1);
     const char **prefixes = calloc((size_t)o->argc, sizeof *prefixes);
     size_t nprefixes = 0;
     uint64_t count = 0;
     double for_secs = -1;
     int code = -1;
+    const char *a;
     if (!prefixes) {
         return s_fail(S_EXIT_FAIL, "out of memory");
     }
-    for (; w.i < w.argc && code < 0; w.i++) {
-        const char *a = w.argv[w.i];
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
+    while (code < 0 && (a = s_next_word(&w)) != NULL) {
         if (!s_is_flag(&w)) {
             prefixes[nprefixes++] = a;
         } else if (!s_parse_stream_flag(&w, &count, &for_secs, &code)) {
@@ -1334,15 +1514,17 @@ static const char *const s_station_keys[] = {
     "placement",  "restart",    "restarts",    "n2s_queued",  "n2s_dropped",
     "code",       "tags",       NULL};
 
+/* The value of an enumerated flag (`r` what s_flag_value said): one of
+ * `set`, stored in *out. Returns -1, or the usage error `msg`. */
 static int
-s_one_of(const char *v, const char *const *set)
+s_st_enum(int r, const char *val, const char *const *set, const char *msg,
+          const char **out)
 {
-    for (; *set; set++) {
-        if (strcmp(v, *set) == 0) {
-            return 1;
-        }
+    if (r < 0 || !s_one_of(val, set)) {
+        return s_usage_error("%s", msg);
     }
-    return 0;
+    *out = val;
+    return -1;
 }
 
 /* Check a station ID given on the command line. Returns -1 or an exit
@@ -1365,14 +1547,10 @@ static int
 s_st_positional(const s_opts_t *o, const char *sub, const char *synopsis,
                 const char **pos, int want)
 {
-    s_words_t w = {o->argc, o->argv, 2, 0};
+    s_words_t w = s_words(o, 2);
     int n = 0;
-    for (; w.i < w.argc; w.i++) {
-        const char *a = w.argv[w.i];
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
+    const char *a;
+    while ((a = s_next_word(&w)) != NULL) {
         if (s_is_flag(&w)) {
             return s_usage_error("station %s: unknown option '%s'", sub, a);
         }
@@ -1387,22 +1565,6 @@ s_st_positional(const s_opts_t *o, const char *sub, const char *synopsis,
         return s_usage_error("usage: taskwheel station %s %s", sub, synopsis);
     }
     return want > 0 ? s_st_check_id(sub, pos[0]) : -1;
-}
-
-/* Seconds (fractions allowed) from a flag's value, in milliseconds; a
- * positive value never rounds down to 0. Returns -1 or an exit code. */
-static int
-s_st_ms(const char *flag, int r, const char *val, uint64_t *ms)
-{
-    double secs;
-    if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs) != 0) {
-        return s_usage_error("%s needs a number of seconds", flag);
-    }
-    *ms = (uint64_t)llround(secs * 1000.0);
-    if (secs > 0 && *ms == 0) {
-        *ms = 1;
-    }
-    return -1;
 }
 
 /* Split "k=v,k2=v2" into tags that point into *buf, a copy of `text` the
@@ -1449,18 +1611,14 @@ s_st_tags(const char *text, char **buf, tw_station_tag_t *tags, size_t *n)
     return -1;
 }
 
-/* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
- * -1 and sets *out (free()) and *len, or an exit code. */
+/* s_json_arg, also refusing more msgpack than a request may carry.
+ * Returns -1 and sets *out (free()) and *len, or an exit code. */
 static int
 s_st_json_arg(const char *what, const char *text, void **out, size_t *len)
 {
-    char err[256];
-    int rc = tw_json_to_msgpack(text, out, len, err, sizeof err);
-    if (rc == TW_E2BIG) {
-        return s_usage_error("%s is %s", what, err);
-    }
-    if (rc != 0) {
-        return s_fail(S_EXIT_USAGE, "%s is not valid JSON: %s", what, err);
+    int code = s_json_arg(what, text, out, len);
+    if (code >= 0) {
+        return code;
     }
     if (*len > TW__CLIENT_MAX_ARGS) {
         free(*out);
@@ -1471,35 +1629,24 @@ s_st_json_arg(const char *what, const char *text, void **out, size_t *len)
     return -1;
 }
 
+static int
+s_station_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
+               size_t *len)
+{
+    return tw_client_station(c, arg, timeout_ms, data, len);
+}
+
 /* Run one station request and return its reply data as JSON, or NULL
  * with *code set: 1 for a broker error, 3 when it did not answer. */
 static json_t *
 s_st_request(const s_opts_t *o, const tw_station_req_t *req, int *code)
 {
-    tw_client_t *c = s_connect(o, code);
-    if (!c) {
-        return NULL;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = tw_client_station(c, req, o->timeout_ms, &data, &len);
-    json_t *v = NULL;
-    if (rc != 0) {
-        char *id = req->sid ? s_clean(req->sid, strlen(req->sid)) : NULL;
-        char what[64 + TW_PROTO_MAX_NAME];
-        snprintf(what, sizeof what, "station %s%s%s", req->op,
-                 id ? " " : "", id ? id : "");
-        free(id);
-        *code = s_lib_error(o, c, what, rc);
-    } else {
-        v = s_payload_json(data, len);
-        if (!v) {
-            *code = s_fail(S_EXIT_FAIL, "out of memory");
-        }
-    }
-    free(data);
-    tw_client_destroy(&c);
-    return v;
+    char *id = req->sid ? s_clean(req->sid, strlen(req->sid)) : NULL;
+    char what[64 + TW_PROTO_MAX_NAME];
+    snprintf(what, sizeof what, "station %s%s%s", req->op, id ? " " : "",
+             id ? id : "");
+    free(id);
+    return s_request(o, what, s_station_call, req, code);
 }
 
 /* Human text of the member `key` of `obj`: "-" when absent or null. */
@@ -1509,10 +1656,40 @@ s_st_member(json_t *obj, const char *key)
     return s_cell(json_is_object(obj) ? json_object_get(obj, key) : NULL);
 }
 
+/* An s_human_fn for `station add` (`arg` the request): where the station
+ * went. */
+static int
+s_st_print_add(json_t *v, const void *arg)
+{
+    const tw_station_req_t *req = arg;
+    char *id = s_clean(req->sid, strlen(req->sid));
+    const char *st = json_string_value(json_object_get(v, "state"));
+    if (st && strcmp(st, "assigned") == 0) {
+        char *wk = s_st_member(v, "worker");
+        char *slot = s_st_member(v, "slot");
+        printf("station %s assigned to worker %s slot %s\n", id ? id : "?",
+               wk ? wk : "?", slot ? slot : "?");
+        free(wk);
+        free(slot);
+    } else if (st) {
+        char *state = s_st_member(v, "state");
+        json_t *reason = json_object_get(v, "reason");
+        char *why = reason && !json_is_null(reason) ? s_text(reason) : NULL;
+        printf("station %s %s%s%s\n", id ? id : "?", state ? state : "?",
+               why ? ": " : "", why ? why : "");
+        free(state);
+        free(why);
+    } else {
+        printf("station %s added\n", id ? id : "?");
+    }
+    free(id);
+    return S_EXIT_OK;
+}
+
 static int
 s_st_add(const s_opts_t *o, const char *sub)
 {
-    s_words_t w = {o->argc, o->argv, 2, 0};
+    s_words_t w = s_words(o, 2);
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0;
     tw_station_req_t req;
@@ -1520,17 +1697,13 @@ s_st_add(const s_opts_t *o, const char *sub)
     char *tagbuf = NULL;
     void *args = NULL;
     int code = -1;
+    const char *a;
 
     memset(&req, 0, sizeof req);
     req.op = "add";
-    for (; w.i < w.argc && code < 0; w.i++) {
-        const char *a = w.argv[w.i];
+    while (code < 0 && (a = s_next_word(&w)) != NULL) {
         const char *val = NULL;
         int r;
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
         if (!s_is_flag(&w)) {
             if (npos == 3) {
                 code = s_usage_error("station add takes ID HANDLER and at "
@@ -1539,28 +1712,21 @@ s_st_add(const s_opts_t *o, const char *sub)
             } else {
                 pos[npos++] = a;
             }
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--next",
-                                     &val)) != 0) {
-            if (r < 0 || !s_one_of(val, s_next_modes)) {
-                code = s_usage_error("--next must be same, result or "
-                                     "handler");
-            }
-            req.next = val;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--interval",
-                                     &val)) != 0) {
-            code = s_st_ms("--interval", r, val, &req.interval_ms);
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--timeout",
-                                     &val)) != 0) {
-            code = s_st_ms("--timeout", r, val, &req.timeout_ms);
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--code",
-                                     &val)) != 0) {
+        } else if ((r = s_word_flag(&w, "--next", &val)) != 0) {
+            code = s_st_enum(r, val, s_next_modes,
+                             "--next must be same, result or handler",
+                             &req.next);
+        } else if ((r = s_word_flag(&w, "--interval", &val)) != 0) {
+            code = s_flag_ms("--interval", r, val, &req.interval_ms);
+        } else if ((r = s_word_flag(&w, "--timeout", &val)) != 0) {
+            code = s_flag_ms("--timeout", r, val, &req.timeout_ms);
+        } else if ((r = s_word_flag(&w, "--code", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
                 code = s_usage_error("--code needs a station code of 1 to "
                                      "%d bytes", TW_PROTO_MAX_NAME);
             }
             req.code = val;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--tags",
-                                     &val)) != 0) {
+        } else if ((r = s_word_flag(&w, "--tags", &val)) != 0) {
             if (r < 0) {
                 code = s_usage_error("--tags needs key=value,...");
             } else {
@@ -1568,20 +1734,14 @@ s_st_add(const s_opts_t *o, const char *sub)
                 code = s_st_tags(val, &tagbuf, tags, &req.ntags);
                 req.tags = tags;
             }
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--placement",
-                                     &val)) != 0) {
-            if (r < 0 || !s_one_of(val, s_placements)) {
-                code = s_usage_error("--placement must be any, prefer or "
-                                     "pinned");
-            }
-            req.placement = val;
-        } else if ((r = s_flag_value(w.argc, w.argv, &w.i, "--restart",
-                                     &val)) != 0) {
-            if (r < 0 || !s_one_of(val, s_restarts)) {
-                code = s_usage_error("--restart must be never, on-failure "
-                                     "or always");
-            }
-            req.restart = val;
+        } else if ((r = s_word_flag(&w, "--placement", &val)) != 0) {
+            code = s_st_enum(r, val, s_placements,
+                             "--placement must be any, prefer or pinned",
+                             &req.placement);
+        } else if ((r = s_word_flag(&w, "--restart", &val)) != 0) {
+            code = s_st_enum(r, val, s_restarts,
+                             "--restart must be never, on-failure or always",
+                             &req.restart);
         } else {
             code = s_usage_error("station add: unknown option '%s'", a);
         }
@@ -1610,38 +1770,10 @@ s_st_add(const s_opts_t *o, const char *sub)
     req.handler = pos[1];
 
     json_t *v = s_st_request(o, &req, &code);
+    code = s_reply(o, v, code, -1, s_st_print_add, &req);
     free(tagbuf);
     free(args);
-    if (!v) {
-        return code;
-    }
-    if (o->json) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    char *id = s_clean(req.sid, strlen(req.sid));
-    const char *st = json_string_value(json_object_get(v, "state"));
-    if (st && strcmp(st, "assigned") == 0) {
-        char *wk = s_st_member(v, "worker");
-        char *slot = s_st_member(v, "slot");
-        printf("station %s assigned to worker %s slot %s\n", id ? id : "?",
-               wk ? wk : "?", slot ? slot : "?");
-        free(wk);
-        free(slot);
-    } else if (st) {
-        char *state = s_st_member(v, "state");
-        json_t *reason = json_object_get(v, "reason");
-        char *why = reason && !json_is_null(reason) ? s_text(reason) : NULL;
-        printf("station %s %s%s%s\n", id ? id : "?", state ? state : "?",
-               why ? ": " : "", why ? why : "");
-        free(state);
-        free(why);
-    } else {
-        printf("station %s added\n", id ? id : "?");
-    }
-    free(id);
-    json_decref(v);
-    return S_EXIT_OK;
+    return code;
 }
 
 /* pause, continue, stop, cancel and remove: {sid} -> {station, state}.
@@ -1650,30 +1782,15 @@ s_st_add(const s_opts_t *o, const char *sub)
  * (pause requested)"): a control reaches the worker at its next
  * iteration boundary, so the broker may still report the old state. */
 static int
-s_st_control(const s_opts_t *o, const char *sub)
+s_st_print_control(json_t *v, const void *arg)
 {
     static const char *const wanted[][2] = {
         {"pause", "paused"},     {"continue", "running"},
         {"stop", "stopped"},     {"cancel", "cancelled"},
         {"remove", "removed"}};
-    const char *pos[1];
-    int code = s_st_positional(o, sub, "ID", pos, 1);
-    if (code >= 0) {
-        return code;
-    }
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = sub;
-    req.sid = pos[0];
-    json_t *v = s_st_request(o, &req, &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    char *id = s_clean(req.sid, strlen(req.sid));
+    const tw_station_req_t *req = arg;
+    const char *sub = req->op;
+    char *id = s_clean(req->sid, strlen(req->sid));
     json_t *state = json_object_get(v, "state");
     char *st = json_is_string(state) ? s_text(state) : NULL;
     const char *want = NULL;
@@ -1691,12 +1808,12 @@ s_st_control(const s_opts_t *o, const char *sub)
     }
     free(st);
     free(id);
-    json_decref(v);
     return S_EXIT_OK;
 }
 
+/* An s_human_fn: the stations as a table. */
 static int
-s_st_list(const s_opts_t *o, const char *sub)
+s_st_print_list(json_t *v, const void *arg)
 {
     static const char *const keys[] = {"station",    "handler",
                                        "state",      "worker",
@@ -1704,36 +1821,19 @@ s_st_list(const s_opts_t *o, const char *sub)
     static const char *const titles[] = {"ID",         "HANDLER",
                                          "STATE",      "WORKER",
                                          "ITERATIONS", "LAST ERROR"};
-    int code = s_st_positional(o, sub, "", NULL, 0);
-    if (code >= 0) {
-        return code;
-    }
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "list";
-    json_t *v = s_st_request(o, &req, &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json || !json_is_array(v)) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    if (json_array_size(v) == 0) {
-        puts("no stations");
-        json_decref(v);
-        return S_EXIT_OK;
-    }
-    code = s_print_table(v, keys, titles, sizeof keys / sizeof keys[0]);
-    json_decref(v);
-    return code;
+    static const s_listing_t listing = {keys, titles,
+                                        sizeof keys / sizeof keys[0],
+                                        "no stations"};
+    (void)arg;
+    return s_print_listing(v, &listing);
 }
 
 /* One "key: value" line of `station show`. The checkpoint is always
  * JSON (a string checkpoint keeps its quotes); tags read k=v,k2=v2. */
 static void
-s_st_show_line(const char *key, json_t *v)
+s_st_show_line(void *arg, const char *key, json_t *v)
 {
+    (void)arg;
     char *text = NULL;
     if (strcmp(key, "checkpoint") == 0 && v && !json_is_null(v)) {
         char *j = tw_json_dumps(v);
@@ -1769,106 +1869,41 @@ s_st_show_line(const char *key, json_t *v)
     free(text);
 }
 
+/* An s_human_fn: a station summary as "key: value" lines. */
 static int
-s_st_show(const s_opts_t *o, const char *sub)
+s_st_print_show(json_t *v, const void *arg)
 {
-    const char *pos[1];
-    int code = s_st_positional(o, sub, "ID", pos, 1);
-    if (code >= 0) {
-        return code;
-    }
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "show";
-    req.sid = pos[0];
-    json_t *v = s_st_request(o, &req, &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json || !json_is_object(v)) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    for (size_t i = 0; s_station_keys[i]; i++) {
-        json_t *val = json_object_get(v, s_station_keys[i]);
-        if (val) {
-            s_st_show_line(s_station_keys[i], val);
-        }
-    }
-    for (void *it = json_object_iter(v); it;
-         it = json_object_iter_next(v, it)) {
-        const char *k = json_object_iter_key(it);
-        if (!s_one_of(k, s_station_keys)) {
-            s_st_show_line(k, json_object_iter_value(it));
-        }
-    }
-    json_decref(v);
+    (void)arg;
+    s_each_member(v, s_station_keys, s_st_show_line, NULL);
     return S_EXIT_OK;
 }
 
+/* An s_human_fn for `station send`: the message's sequence number. */
 static int
-s_st_send(const s_opts_t *o, const char *sub)
+s_st_print_send(json_t *v, const void *arg)
 {
-    const char *pos[2];
-    int code = s_st_positional(o, sub, "ID DATA-JSON", pos, 2);
-    if (code >= 0) {
-        return code;
-    }
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    void *payload = NULL;
-    code = s_st_json_arg("DATA-JSON", pos[1], &payload, &req.payload_len);
-    if (code >= 0) {
-        return code;
-    }
-    req.op = "send";
-    req.sid = pos[0];
-    req.payload = payload;
-    json_t *v = s_st_request(o, &req, &code);
-    free(payload);
-    if (!v) {
-        return code;
-    }
-    if (o->json) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
-    char *id = s_clean(req.sid, strlen(req.sid));
+    const tw_station_req_t *req = arg;
+    char *id = s_clean(req->sid, strlen(req->sid));
     char *seq = s_st_member(v, "seq");
     int queued = json_is_true(json_object_get(v, "queued"));
     printf("station %s: message %s %s\n", id ? id : "?", seq ? seq : "?",
            queued ? "queued" : "sent");
     free(seq);
     free(id);
-    json_decref(v);
     return S_EXIT_OK;
 }
 
+/* An s_human_fn for `station rebalance`: how many stations moved. */
 static int
-s_st_rebalance(const s_opts_t *o, const char *sub)
+s_st_print_rebalance(json_t *v, const void *arg)
 {
-    int code = s_st_positional(o, sub, "", NULL, 0);
-    if (code >= 0) {
-        return code;
-    }
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "rebalance";
-    json_t *v = s_st_request(o, &req, &code);
-    if (!v) {
-        return code;
-    }
-    if (o->json) {
-        s_print_json(v);
-        return S_EXIT_OK;
-    }
+    (void)arg;
     json_t *moved = json_object_get(v, "moved");
     char *n = s_cell(moved);
     printf("moved %s station%s\n", n ? n : "?",
            json_is_integer(moved) && json_integer_value(moved) == 1 ? ""
                                                                     : "s");
     free(n);
-    json_decref(v);
     return S_EXIT_OK;
 }
 
@@ -1916,17 +1951,13 @@ s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
 static int
 s_st_tail(const s_opts_t *o, const char *sub)
 {
-    s_words_t w = {o->argc, o->argv, 2, 0};
+    s_words_t w = s_words(o, 2);
     const char *id = NULL;
     uint64_t count = 0;
     double for_secs = -1;
     int code = -1;
-    for (; w.i < w.argc && code < 0; w.i++) {
-        const char *a = w.argv[w.i];
-        if (!w.dashdash && strcmp(a, "--") == 0) {
-            w.dashdash = 1;
-            continue;
-        }
+    const char *a;
+    while (code < 0 && (a = s_next_word(&w)) != NULL) {
         if (!s_is_flag(&w)) {
             if (id) {
                 code = s_usage_error("station tail takes one ID; "
@@ -1971,19 +2002,60 @@ s_st_tail(const s_opts_t *o, const char *sub)
     return code;
 }
 
+/* A `station` command: either its own `run`, or one request whose
+ * operation is the command's name, built from `npos` positional words
+ * (ID, then DATA-JSON as the payload) and answered with `human` when the
+ * reply is of JSON type `want` (-1: any). */
 typedef struct {
     const char *name;
     int (*run)(const s_opts_t *o, const char *sub);
+    const char *synopsis;
+    int npos;
+    int want;
+    s_human_fn human;
 } s_st_command_t;
 
 static const s_st_command_t s_st_commands[] = {
-    {"add", s_st_add},         {"list", s_st_list},
-    {"show", s_st_show},       {"pause", s_st_control},
-    {"continue", s_st_control}, {"stop", s_st_control},
-    {"cancel", s_st_control},  {"remove", s_st_control},
-    {"send", s_st_send},       {"tail", s_st_tail},
-    {"rebalance", s_st_rebalance},
+    {"add", s_st_add, NULL, 0, -1, NULL},
+    {"list", NULL, "", 0, JSON_ARRAY, s_st_print_list},
+    {"show", NULL, "ID", 1, JSON_OBJECT, s_st_print_show},
+    {"pause", NULL, "ID", 1, -1, s_st_print_control},
+    {"continue", NULL, "ID", 1, -1, s_st_print_control},
+    {"stop", NULL, "ID", 1, -1, s_st_print_control},
+    {"cancel", NULL, "ID", 1, -1, s_st_print_control},
+    {"remove", NULL, "ID", 1, -1, s_st_print_control},
+    {"send", NULL, "ID DATA-JSON", 2, -1, s_st_print_send},
+    {"tail", s_st_tail, NULL, 0, -1, NULL},
+    {"rebalance", NULL, "", 0, -1, s_st_print_rebalance},
 };
+
+/* Run a `station` command that is one request (run == NULL). */
+static int
+s_st_simple(const s_opts_t *o, const s_st_command_t *cmd)
+{
+    const char *pos[2];
+    int code = s_st_positional(o, cmd->name, cmd->synopsis, pos, cmd->npos);
+    if (code >= 0) {
+        return code;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    void *payload = NULL;
+    if (cmd->npos > 1) {
+        code = s_st_json_arg("DATA-JSON", pos[1], &payload,
+                             &req.payload_len);
+        if (code >= 0) {
+            return code;
+        }
+        req.payload = payload;
+    }
+    req.op = cmd->name;
+    req.sid = cmd->npos > 0 ? pos[0] : NULL;
+    json_t *v = s_st_request(o, &req, &code);
+    code = s_reply(o, v, code, cmd->want, cmd->human, &req);
+    free(payload);
+    return code;
+}
 
 static int
 s_cmd_station(const s_opts_t *o)
@@ -1995,8 +2067,9 @@ s_cmd_station(const s_opts_t *o)
     }
     for (size_t i = 0; i < sizeof s_st_commands / sizeof s_st_commands[0];
          i++) {
-        if (strcmp(o->argv[1], s_st_commands[i].name) == 0) {
-            return s_st_commands[i].run(o, s_st_commands[i].name);
+        const s_st_command_t *cmd = &s_st_commands[i];
+        if (strcmp(o->argv[1], cmd->name) == 0) {
+            return cmd->run ? cmd->run(o, cmd->name) : s_st_simple(o, cmd);
         }
     }
     return s_usage_error("unknown station command '%s'", o->argv[1]);
@@ -2035,6 +2108,34 @@ s_cmd_ping(const s_opts_t *o)
 
 /* ------------------------------------------------------------------ */
 
+static int
+s_cmd_keygen(const s_opts_t *o)
+{
+    return tw_cli_keygen(o->argc, o->argv, o->json);
+}
+
+/* map, group and pool live in cmd_map.c and cmd_pool.c (cli.h). */
+static int
+s_cmd_map(const s_opts_t *o)
+{
+    tw_cli_env_t env = S_CLI_ENV(o);
+    return tw_cli_map(&env);
+}
+
+static int
+s_cmd_group(const s_opts_t *o)
+{
+    tw_cli_env_t env = S_CLI_ENV(o);
+    return tw_cli_group(&env);
+}
+
+static int
+s_cmd_pool(const s_opts_t *o)
+{
+    tw_cli_env_t env = S_CLI_ENV(o);
+    return tw_cli_pool(&env);
+}
+
 typedef struct {
     const char *name;
     int (*run)(const s_opts_t *o);
@@ -2045,6 +2146,8 @@ static const s_command_t s_commands[] = {
     {"cancel", s_cmd_cancel},   {"workers", s_cmd_workers},
     {"status", s_cmd_status},   {"events", s_cmd_events},
     {"ping", s_cmd_ping},       {"station", s_cmd_station},
+    {"keygen", s_cmd_keygen},   {"map", s_cmd_map},
+    {"group", s_cmd_group},     {"pool", s_cmd_pool},
 };
 
 int

@@ -35,15 +35,39 @@ extern "C" {
 
 typedef struct tw_client tw_client_t;
 
-/* What to run. */
+/* A session event (see "Events and the session run" below). */
+typedef struct tw_event tw_event_t;
+typedef void (*tw_event_cb)(void *arg, const tw_event_t *ev);
+
+/* Most groups one task may join. */
+#define TW_CLIENT_MAX_GROUPS 64
+
+/* What to run. Zero every field you do not set: the fields after
+ * `retries` were added later and zero means "not used". */
 typedef struct {
     const char *handler; /* required, 1-128 bytes */
     const void *args;    /* msgpack-encoded value; NULL means nil */
     size_t args_len;
     uint32_t timeout_ms; /* 0 = no limit */
     int32_t priority;    /* higher runs first; default 0 */
-    uint32_t retries;    /* re-runs after the handler fails or times out;
-                            default 0 (a lost worker always requeues) */
+    uint32_t retries;    /* re-runs after the handler fails or times out,
+                            each after a backoff; default 0 (a lost worker
+                            always requeues) */
+    const char *pool;    /* "pl": the pool (broker namespace), 1-128 bytes;
+                            NULL = "default" */
+    const char *const *groups; /* "g": groups of that pool the task joins,
+                                  created on demand; each 1-128 bytes */
+    size_t ngroups;      /* at most TW_CLIENT_MAX_GROUPS */
+    uint64_t delay_ms;   /* "dl": earliest start, this long after the
+                            broker accepted it; 0 = at once */
+    const char *key;     /* "k": dedup key, 1-128 bytes: while a task with
+                            this key is known in the pool, submitting
+                            another one returns the first one's id (the
+                            ack reports dup) and creates nothing */
+    tw_event_cb on_event; /* task-level events of this task (S85-S86),
+                             fired after the client-level ones; NULL =
+                             none */
+    void *event_arg;
 } tw_task_spec_t;
 
 /* An outcome, borrowed by the callback for its duration. */
@@ -62,9 +86,35 @@ typedef void (*tw_ack_cb)(void *arg, uint64_t seq, uint64_t id, int err,
                           const char *msg);
 typedef void (*tw_result_cb)(void *arg, const tw_result_t *r);
 
+/* An acknowledgement, borrowed by the callback for its duration. */
+typedef struct {
+    uint64_t seq;    /* client sequence number */
+    uint64_t id;     /* broker task id; 0 when refused */
+    int err;         /* 0, or why the broker refused the task */
+    const char *msg; /* the broker's message when refused, else NULL */
+    int dup;         /* 1: a dedup hit (same key, same pool): `id` is the
+                        first task's and nothing new was created. This
+                        seq then gets no outcome of its own; the first
+                        task's outcome goes to whoever submitted it. */
+} tw_ack_t;
+typedef void (*tw_ack2_cb)(void *arg, const tw_ack_t *ack);
+
 /* Connect to `endpoint` ("tcp://127.0.0.1:7710"); the connection is made
  * in the background. NULL on out-of-memory or a bad endpoint. */
 tw_client_t *tw_client_new(const char *endpoint);
+
+/* Like tw_client_new, over CURVE (encrypted and authenticated): the
+ * client proves itself with the secret key in `secret_file` (the broker
+ * must list its public key in --clients-keys) and talks only to the
+ * holder of the secret of the public key in `broker_key_file`. Key files
+ * are those `taskwheel keygen` writes (README, "Security"); the secret
+ * file must be readable by its owner only. NULL on a bad endpoint or key
+ * file, with the reason in `err` (errlen bytes; err may be NULL). A key
+ * the broker refuses shows later as TW_EUNREACH. */
+tw_client_t *tw_client_new_curve(const char *endpoint,
+                                 const char *secret_file,
+                                 const char *broker_key_file, char *err,
+                                 size_t errlen);
 
 /* Close the connection and free everything. Sets *self_p to NULL. */
 void tw_client_destroy(tw_client_t **self_p);
@@ -73,12 +123,17 @@ void tw_client_destroy(tw_client_t **self_p);
 void tw_client_on_ack(tw_client_t *c, tw_ack_cb cb, void *arg);
 void tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg);
 
+/* The same acknowledgements with the dedup flag; called after the
+ * tw_client_on_ack callback, if both are set. May be NULL. */
+void tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg);
+
 /* Round trip to the broker. Returns 0 or TW_EUNREACH after timeout_ms. */
 int tw_client_ping(tw_client_t *c, int timeout_ms);
 
 /* Queue one task; *seq_out (if not NULL) gets its sequence number. Returns
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
- * not exactly one msgpack value or nest deeper than 32 levels); or
+ * not exactly one msgpack value or nest deeper than 32 levels, an empty or
+ * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups); or
  * TW_E2BIG for args that cannot fit in one message (16 MiB). The outbox
  * is sent by itself once it holds 1000 tasks (or 4 MiB). */
 int tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
@@ -202,6 +257,346 @@ typedef struct {
  * TW_ESTATE from inside a callback; or the broker's error code. */
 int tw_client_station(tw_client_t *c, const tw_station_req_t *req,
                       int timeout_ms, void **data, size_t *len);
+
+/* ------------------------------------------------------------------ */
+/* Pools and groups                                                   */
+
+/* A pool is a broker namespace named by the client ("default" unless a
+ * spec or request names another); every task belongs to one pool and to
+ * any number of its groups. The pool's size limits the running tasks of
+ * the whole pool (0 = unlimited); a group's limit limits its own running
+ * tasks, across every worker (S94-S99). The broker checks a submission in
+ * S54's order: unknown handler (TW_EHANDLER), pool closed (TW_ECLOSED),
+ * pool locked (TW_ELOCKED), a "reject" group at its limit or a group
+ * whose calls are used up (TW_ELIMIT); such refusals come back in the
+ * ack. Seed-semantics numbers (S43...) name the behaviour each call has.
+ *
+ * Every GROUP and POOL operation is one request answered by a REPLY whose
+ * "data" is returned as msgpack (like tw_client_station), or by an ERROR
+ * whose code is returned and whose message tw_client_last_error keeps.
+ *
+ *   GROUP op   fields used             data
+ *   "create"   group, limit?, calls?,  group info; TW_EEXIST if the group
+ *              full?                   exists (TaskGroupAlreadyExists)
+ *   "set"      group, limit?, calls?,  group info; creates it on demand;
+ *              full?                   a negative limit is TW_EINVAL
+ *   "clear"    group                   group info, or nil if unknown
+ *                                      (removes the limit; idempotent)
+ *   "get"      group                   group info; TW_ENOENT if unknown
+ *   "list"     -                       [group info, ...] of the pool
+ *   "ids"      group                   [every id the group ever held]
+ *                                      (S60); TW_ENOENT if unknown
+ *
+ *   POOL op    fields used             data
+ *   "size"     limit (0 = unlimited)   pool info
+ *   "stats"    -                       pool info
+ *   "lock", "unlock", "close"          pool info (S61, S63: a closed
+ *                                      pool stays locked for good)
+ *   "flush"    -                       {"forgotten": n} (S62)
+ *   "stop"     n                       [ids cancelled, newest start
+ *                                      first] (S67)
+ *   "cancel_group"  group              {"cancelled": [ids]} (S58);
+ *                                      TW_ENOENT if unknown
+ *   "cancel_all"    -                  {"cancelled": [ids]} (S59)
+ *
+ * group info = {pool, group, limit (nil: none), calls (nil: none), full
+ * ("queue" | "reject"), running, pending, ended, cancelled, admitted};
+ * pool info = {pool, size, free (nil: unlimited), running, pending,
+ * ended, cancelled, locked, closed, groups}. */
+typedef struct {
+    const char *op;    /* required, 1-32 bytes, see the tables above */
+    const char *pool;  /* 1-128 bytes; NULL = "default" */
+    const char *group; /* 1-128 bytes */
+    int has_limit;     /* send `limit` */
+    int64_t limit;     /* GROUP: most running (0 allowed: nothing new
+                          starts); POOL size: the size */
+    int has_calls;     /* send `calls` */
+    int64_t calls;     /* GROUP: lifetime admissions cap, >= 1 */
+    const char *full;  /* GROUP: "queue" (wait for room) | "reject" */
+    uint64_t n;        /* POOL stop: how many; 0 is left out */
+} tw_pool_req_t;
+
+/* Send one GROUP / POOL request and wait up to timeout_ms for its answer.
+ * `data` and `len` work as in tw_client_station (both NULL to ignore the
+ * data). Returns 0; TW_EINVAL for a bad request; TW_EUNREACH on timeout;
+ * TW_ESTATE from inside a callback; or the broker's error code. */
+int tw_client_group(tw_client_t *c, const tw_pool_req_t *req,
+                    int timeout_ms, void **data, size_t *len);
+int tw_client_pool(tw_client_t *c, const tw_pool_req_t *req, int timeout_ms,
+                   void **data, size_t *len);
+
+/* A group's settings and counters, decoded from group info. */
+typedef struct {
+    int64_t limit;  /* -1: none */
+    int64_t calls;  /* -1: none */
+    int reject;     /* 1 if full is "reject" */
+    uint64_t running, pending, ended, cancelled, admitted;
+} tw_group_info_t;
+
+/* A pool's settings and counters, decoded from pool info. */
+typedef struct {
+    uint64_t size;  /* 0: unlimited */
+    int64_t free;   /* -1: unlimited */
+    uint64_t running, pending, ended, cancelled, groups;
+    int locked, closed;
+} tw_pool_info_t;
+
+/* GROUP get, decoded. Returns 0, TW_ENOENT for an unknown group, or as
+ * tw_client_group. `pool` NULL = "default". */
+int tw_client_group_get(tw_client_t *c, const char *pool, const char *group,
+                        int timeout_ms, tw_group_info_t *out);
+
+/* POOL stats, decoded. Returns 0 or as tw_client_pool. */
+int tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
+                         tw_pool_info_t *out);
+
+/* A POOL operation without fields ("lock", "unlock", "close", "flush"),
+ * its data ignored. Returns 0 or as tw_client_pool. */
+int tw_client_pool_op(tw_client_t *c, const char *pool, const char *op,
+                      int timeout_ms);
+
+/* The operations whose data is a list of task ids. On 0, *ids is a
+ * malloc'ed array of *nids ids (NULL when empty; free() it).
+ *   tw_client_group_ids     GROUP ids: every id the group held (S60).
+ *   tw_client_pool_stop     POOL stop: cancel the n most recently started
+ *                           running tasks of the pool, newest first
+ *                           (S67; n >= running cancels all, 0 none).
+ *   tw_client_pool_stop_all stop(running) (S68).
+ *   tw_client_cancel_group  POOL cancel_group (group given, S58) or
+ *                           cancel_all (group NULL, S59): pending tasks
+ *                           end cancelled at once, running ones are asked
+ *                           to stop, and the group(s) are forgotten. Maps
+ *                           and applies this client is feeding into that
+ *                           group (or pool) stop taking items. */
+int tw_client_group_ids(tw_client_t *c, const char *pool, const char *group,
+                        int timeout_ms, uint64_t **ids, size_t *nids);
+int tw_client_pool_stop(tw_client_t *c, const char *pool, uint64_t n,
+                        int timeout_ms, uint64_t **ids, size_t *nids);
+int tw_client_pool_stop_all(tw_client_t *c, const char *pool, int timeout_ms,
+                            uint64_t **ids, size_t *nids);
+int tw_client_cancel_group(tw_client_t *c, const char *pool,
+                           const char *group, int timeout_ms, uint64_t **ids,
+                           size_t *nids);
+
+/* Cancel tasks all-or-nothing (S56): the broker checks every id first and
+ * cancels none if one is unknown or forgotten (TW_ENOENT, InvalidTaskID),
+ * already being cancelled (TW_ECANCELED, AlreadyCancelled) or already
+ * ended (TW_EENDED, AlreadyEnded); tw_client_last_error names the id.
+ * A pending task ends cancelled at once; a running one is asked to stop
+ * and ends when its worker confirms (S57). Returns 0, one of those codes,
+ * TW_EINVAL (no ids, more than 65536), TW_EUNREACH or TW_ESTATE. */
+int tw_client_cancel_strict(tw_client_t *c, const uint64_t *ids, size_t n,
+                            int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* apply, map, start                                                  */
+
+/* These submit many tasks as one group and return the group's name at
+ * once; the tasks are fed lazily from inside tw_client_poll, tw_run and
+ * the other waiting calls, as earlier ones end (a "feeder", S50-S51). The
+ * spec gives the handler, pool, extra groups, options and task-level
+ * events of every task; its key is ignored (one key would make every task
+ * after the first a duplicate). Each task's events carry the group name
+ * and its item's index (from 0).
+ *
+ * Default group names (S45) are "apply-{handler}-group-{i}",
+ * "map-...", "starmap-..." and "doublestarmap-..." (kwmap), with i the
+ * smallest index whose group the broker does not know (probed with GROUP
+ * get, so the index of a forgotten group is reused); TW_EINVAL if that
+ * name would be longer than 128 bytes. A group name given explicitly must
+ * be new: TW_EEXIST otherwise (S46), and nothing is submitted.
+ *
+ * Checks, in S54's order, before anything is submitted: a bad spec
+ * (TW_EINVAL), then the pool closed (TW_ECLOSED) or locked (TW_ELOCKED,
+ * from POOL stats), then bad numbers (TW_EINVAL), then the group exists
+ * (TW_EEXIST). An unknown handler is only found at submission: every
+ * item is then refused with TW_EHANDLER (a TW_EV_REFUSED event each).
+ *
+ * Output: the group name in `name` (at most `size` - 1 bytes; names are
+ * at most 128 bytes, so 129 always fits), if `name` is not NULL.
+ * timeout_ms bounds each request made before the first submission. Not
+ * from inside a callback (TW_ESTATE). */
+#define TW_CLIENT_NAME_SIZE 129
+
+/* The next item of a map: set *item to ONE msgpack-encoded value (borrowed
+ * until the next call) and *len to its size, and return 1; return 0 when
+ * there are no more items; return a negative TW_E* code if this item
+ * could not be built: it is skipped (a TW_EV_SKIPPED event with that code,
+ * S53) and the map goes on. Called from inside the waiting calls, like a
+ * callback (the same rules apply). */
+typedef int (*tw_iter_cb)(void *arg, const void **item, size_t *len);
+
+typedef struct {
+    const tw_task_spec_t *task; /* required: handler and options */
+    tw_iter_cb next;            /* required */
+    void *next_arg;
+    uint32_t num_concurrent;    /* >= 1 (TW_EINVAL otherwise, S52) */
+    const char *group;          /* NULL: the S45 default name */
+} tw_map_t;
+
+/* map: each item is one task's args (S51). starmap: each item must be an
+ * array, the positional arguments; kwmap (doublestarmap): each item must
+ * be a map with string keys, the keyword arguments (S52). An item that is
+ * not one valid msgpack value, has the wrong shape or is too big is
+ * skipped and reported with TW_EV_SKIPPED (S53).
+ *
+ * The group is created with limit num_concurrent, so at most that many of
+ * its tasks run at once across the cluster, and the client holds at most
+ * 2 * num_concurrent submitted but unfinished tasks of the map: it takes
+ * the next item only when one ends (by result, exception, cancel or
+ * refusal), so an endless iterator runs in bounded memory. The map ends
+ * when the iterator returns 0, or when its group is cancelled
+ * (tw_client_cancel_group), a tw_run it runs in ends, or the client is
+ * destroyed; the rest of the iterator is then abandoned (S58). */
+int tw_client_map(tw_client_t *c, const tw_map_t *m, char *name, size_t size,
+                  int timeout_ms);
+int tw_client_starmap(tw_client_t *c, const tw_map_t *m, char *name,
+                      size_t size, int timeout_ms);
+int tw_client_kwmap(tw_client_t *c, const tw_map_t *m, char *name,
+                    size_t size, int timeout_ms);
+
+/* apply: `num` (>= 1) tasks of `spec` with its args, in group `group`
+ * (NULL: the S45 default), created without a limit (S50). Fed like a map
+ * with at most 1024 unfinished tasks held at once. */
+int tw_client_apply(tw_client_t *c, const tw_task_spec_t *spec, uint64_t num,
+                    const char *group, char *name, size_t size,
+                    int timeout_ms);
+
+/* A SimpleTaskPool's start (S65-S66): `num` (>= 1) tasks of `spec` in a
+ * new group "start-group-{k}", k counting this client's earlier
+ * successful starts (a k whose group already exists in the broker is
+ * passed over). The pool is spec->pool; stop with tw_client_pool_stop /
+ * tw_client_pool_stop_all (S67-S68). */
+int tw_client_start(tw_client_t *c, const tw_task_spec_t *spec, uint64_t num,
+                    char *name, size_t size, int timeout_ms);
+
+/* gather_and_close (S63): wait until every map, apply and start this
+ * client feeds into the pool has taken its last item (an endless one
+ * blocks until cancelled), lock the pool, wait until none of its tasks is
+ * pending or running (from POOL stats, dispatching events meanwhile),
+ * then close it: later submissions get TW_ECLOSED and unlock does not
+ * reopen it. Feeders are drained before the lock because the broker
+ * refuses every submission to a locked pool. Returns 0; TW_ETIMEDOUT
+ * when timeout_ms (-1: none) passed first (the pool may then be locked
+ * but is not closed); or a request's error. */
+int tw_client_gather_and_close(tw_client_t *c, const char *pool,
+                               int timeout_ms);
+
+/* until_closed (S64): wait until the pool is closed (polling POOL stats
+ * and dispatching events meanwhile); never closes it. Returns 0,
+ * TW_ETIMEDOUT or a request's error. */
+int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Events and the session run                                         */
+
+/* Events are built from ACKs and RESULT pushes (the broker runs no user
+ * code) and delivered to the client-level callback (tw_client_on_event)
+ * and then to the task's own spec->on_event (S85-S86). For one task:
+ *
+ *   TW_EV_SUBMITTED       at its ACK (dup set for a dedup hit, which ends
+ *                         its tracking: no outcome events follow), or
+ *   TW_EV_REFUSED         the broker refused it (err, msg); nothing
+ *                         follows;
+ *   then for its outcome (S73):
+ *   TW_EV_CANCELLED       alone, if it was cancelled; otherwise
+ *   TW_EV_DONE, then exactly one of TW_EV_RESULT (state ok) or
+ *   TW_EV_EXCEPTION (error, timeout, lost).
+ *   TW_EV_SKIPPED         a map item that could not be built (S53).
+ *
+ * The client-level callback sees a task's events before the task-level
+ * one does: client DONE, client RESULT, task DONE, task RESULT. Only
+ * tw_run fires START, EMPTY, STOP, TIMEOUT, FINISHING and FINISHED (S76).
+ * Event callbacks follow the callback rules at the top of this file; they
+ * may also call tw_stop. */
+typedef enum {
+    TW_EV_START = 1,
+    TW_EV_SUBMITTED,
+    TW_EV_REFUSED,
+    TW_EV_DONE,
+    TW_EV_RESULT,
+    TW_EV_EXCEPTION,
+    TW_EV_CANCELLED,
+    TW_EV_SKIPPED,
+    TW_EV_EMPTY,
+    TW_EV_STOP,
+    TW_EV_TIMEOUT,
+    TW_EV_FINISHING,
+    TW_EV_FINISHED
+} tw_event_kind_t;
+
+/* How a tw_run ended (S75). */
+typedef enum {
+    TW_EXIT_UNKNOWN = 0, /* an I/O error ended it */
+    TW_EXIT_STOPPED,     /* tw_stop was called */
+    TW_EXIT_TIMEOUT,     /* timeout_ms passed */
+    TW_EXIT_EXHAUSTED,   /* empty, with end_on_empty */
+    TW_EXIT_CANCELLED,   /* a task was cancelled, policy raise or end */
+    TW_EXIT_EXCEPTION    /* a task failed, policy raise or end */
+} tw_exit_code_t;
+
+typedef struct {
+    tw_exit_code_t code;
+    uint64_t id;   /* CANCELLED, EXCEPTION: the task that ended the run */
+    uint64_t seq;
+    int state;     /* its TW_ST_* */
+    char msg[256]; /* STOPPED: the stop message; EXCEPTION: the task's
+                      error (truncated) */
+} tw_exit_state_t;
+
+/* Borrowed by the callback for its duration. */
+struct tw_event {
+    tw_event_kind_t kind;
+    tw_client_t *client;
+    uint64_t seq;              /* the task's; 0 for run events */
+    uint64_t id;               /* broker task id once known */
+    int err;                   /* REFUSED, SKIPPED: why */
+    int dup;                   /* SUBMITTED: a dedup hit */
+    const char *msg;           /* REFUSED: the broker's message; STOP: the
+                                  stop message */
+    const tw_result_t *result; /* DONE, RESULT, EXCEPTION, CANCELLED */
+    const char *group;         /* map / apply / start group, else NULL */
+    uint64_t index;            /* the item's index in that group's feed */
+    const tw_exit_state_t *exit; /* FINISHED */
+};
+
+/* The client-level event callback; NULL to remove it. */
+void tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg);
+
+/* What a task outcome does to a tw_run (S81-S82). */
+typedef enum {
+    TW_POLICY_RAISE = 0, /* end the run; tw_run returns TW_EFAILED or
+                            TW_ECANCELED (the default) */
+    TW_POLICY_END,       /* end the run; tw_run returns 0 */
+    TW_POLICY_CONTINUE   /* only the events fire */
+} tw_policy_t;
+
+/* Policies for failed (error, timeout, lost) and cancelled tasks. */
+void tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
+                          tw_policy_t on_cancelled);
+
+/* Run a session (S70, S75-S80, F4): fire START (submit the first work
+ * there or before), then dispatch until it ends, in this priority:
+ * tw_stop was called (STOP, code STOPPED); a task outcome ended it by
+ * policy (EXCEPTION / CANCELLED); "empty" - every task this client
+ * submitted has its outcome and no map, apply or start is still feeding
+ * - fires EMPTY once per drain, and if it is still empty after the EMPTY
+ * handlers ran (S78) and end_on_empty is set, the code is EXHAUSTED;
+ * timeout_ms (-1: none; counted once START's handlers returned) passed
+ * (TIMEOUT, code TIMEOUT). Then: feeders stop taking items, FINISHING
+ * fires; with wait = 0 the tasks still in flight are cancelled (strict
+ * CANCEL, then the lenient form for those that ended meanwhile) and their
+ * CANCELLED events awaited for up to 10 s; with wait = 1 their outcomes
+ * are awaited (up to timeout_ms more, if set). FINISHED fires last.
+ * *st (if not NULL) gets the exit state. Returns 0; TW_EFAILED or
+ * TW_ECANCELED when a policy "raise" ended it; TW_ESTATE if a run is
+ * already going or from a callback; TW_EIO. */
+int tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
+           tw_exit_state_t *st);
+
+/* End the current run (S80) with `msg` (NULL: "tw_stop() was called.").
+ * Returns 0, or TW_ESTATE (doing nothing) when no run is going. */
+int tw_stop(tw_client_t *c, const char *msg);
 
 /* The message of the last error the broker sent this client, or "". */
 const char *tw_client_last_error(const tw_client_t *c);
