@@ -23,7 +23,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
-    targets="$targets bench-assign"
+    targets="$targets bench-assign bench-curve"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -44,6 +44,7 @@ if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-stations" --stations 10000 --window-ms 5000 --windows 3
     run "$bin/bench-assign" --stations 100000 --workers 20 --slots 5000 \
         --runs 1
+    run "$bin/bench-curve" --n 200000 --window 20000 --runs 5
 else
     echo "throughput/latency/stations/assign: taskwheel not built yet" \
          "(broker, worker or client library missing)"

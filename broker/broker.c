@@ -13,6 +13,8 @@
  *  second) publishes "stats" and collects old results and idle clients.
  */
 #include "broker/internal.h"
+#include "broker/auth.h"
+#include "broker/gate.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -68,6 +70,21 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "log threshold"},
     {"log", TW_CFG_ENUM, 0, 0, "stderr", offsetof(tw_broker_cfg_t, log),
      "stderr|syslog", "where log lines go"},
+    /* Security: broker/auth.h, docs/SECURITY.md. */
+    {"curve-secret", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, curve_secret), NULL,
+     "CURVE secret key file: authenticate and encrypt all three sockets"},
+    {"clients-keys", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, clients_keys), NULL,
+     "directory of client public keys allowed on the frontend"},
+    {"workers-keys", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, workers_keys), NULL,
+     "directory of worker public keys allowed on the backend"},
+    {"monitors-keys", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, monitors_keys), NULL,
+     "directory of monitor public keys allowed on the status socket"},
+    {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
+     NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
@@ -376,7 +393,8 @@ s_on_signal(uv_signal_t *h, int signum)
 }
 
 static void *
-s_bind(tw_broker_t *b, int type, const char *ep, const char *what)
+s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
+       tw_role_t role)
 {
     void *s = zmq_socket(b->ctx, type);
     int zero = 0, one = 1, hwm = 100000;
@@ -391,7 +409,7 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what)
          * instead of being ignored while the old pipe lingers. */
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     }
-    if (zmq_bind(s, ep) != 0) {
+    if (tw_auth_socket(b->auth, s, role) != 0 || zmq_bind(s, ep) != 0) {
         tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
                zmq_strerror(zmq_errno()));
         zmq_close(s);
@@ -426,10 +444,20 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
-    b->front = s_bind(b, ZMQ_ROUTER, cfg->frontend, "frontend");
-    b->back = b->front ? s_bind(b, ZMQ_ROUTER, cfg->backend, "backend")
+    char why[640];
+    if (tw_auth_new(&b->auth, cfg, b->ctx, why, sizeof why) != 0) {
+        tw_err("broker.security", "%s", why);
+        tw_broker_destroy(&b);
+        return NULL;
+    }
+    b->front = s_bind(b, ZMQ_ROUTER, cfg->frontend, "frontend",
+                      TW_ROLE_CLIENTS);
+    b->back = b->front ? s_bind(b, ZMQ_ROUTER, cfg->backend, "backend",
+                                TW_ROLE_WORKERS)
                        : NULL;
-    b->pub = b->back ? s_bind(b, ZMQ_XPUB, cfg->status, "status") : NULL;
+    b->pub = b->back ? s_bind(b, ZMQ_XPUB, cfg->status, "status",
+                              TW_ROLE_MONITORS)
+                     : NULL;
     if (!b->pub) {
         tw_broker_destroy(&b);
         return NULL;
@@ -438,8 +466,9 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_zwatch_init(loop, &b->bzw, b->back);
     b->fzw.data = b->bzw.data = b;
     tw_status_init(loop, &b->status, b->pub);
-    tw_zwatch_start(&b->fzw, tw__broker_on_front, s_on_drained);
-    tw_zwatch_start(&b->bzw, tw__broker_on_back, s_on_drained);
+    tw_zwatch_start(&b->fzw, tw__broker_gate_front, s_on_drained);
+    tw_zwatch_start(&b->bzw, tw__broker_gate_back, s_on_drained);
+    tw_auth_watch(b->auth, loop);
     uv_timer_init(loop, &b->hb_timer);
     uv_timer_init(loop, &b->stats_timer);
     b->hb_timer.data = b->stats_timer.data = b;
@@ -500,6 +529,7 @@ tw_broker_stop(tw_broker_t *b)
     tw_zwatch_close(&b->fzw, s_zw_closed);
     tw_zwatch_close(&b->bzw, s_zw_closed);
     tw_status_close(&b->status, s_zw_closed);
+    tw_auth_close(b->auth);
     uv_close((uv_handle_t *)&b->hb_timer, s_closed);
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
@@ -526,6 +556,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     if (b->pub) {
         zmq_close(b->pub);
     }
+    tw_auth_destroy(&b->auth);
     zmq_ctx_term(b->ctx);
     tw_clients_destroy(&b->clients);
     tw_stations_destroy(&b->stations);

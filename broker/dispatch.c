@@ -114,11 +114,22 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         snprintf(why, wlen, "pool '%s' is closed", p->name);
         return TW_ECLOSED;
     }
-    if (p && p->locked) {
-        snprintf(why, wlen, "pool '%s' is locked", p->name);
-        return TW_ELOCKED;
-    }
     const msgpack_object *gs = it->f[TW_I_G];
+    if (p && p->locked) {
+        /* A locked pool still takes tasks for groups that existed before
+         * the lock, so a map or apply already feeding goes on (S61). */
+        int feeding = 0;
+        for (uint32_t i = 0; gs && i < gs->via.array.size && !feeding; i++) {
+            const msgpack_object *o = &gs->via.array.ptr[i];
+            tw_group_t *g = tw_pools_group(&b->pools, p, o->via.str.ptr,
+                                           o->via.str.size, 0);
+            feeding = g && g->before_lock;
+        }
+        if (!feeding) {
+            snprintf(why, wlen, "pool '%s' is locked", p->name);
+            return TW_ELOCKED;
+        }
+    }
     for (uint32_t i = 0; p && gs && i < gs->via.array.size; i++) {
         const msgpack_object *o = &gs->via.array.ptr[i];
         tw_group_t *g =

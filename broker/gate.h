@@ -6,9 +6,9 @@
  *  ROUTER socket's watch and its dispatcher (broker/dispatch.c) and drops,
  *  with an ERROR reply, a message whose
  *
- *    routing id  is not 1..255 printable ASCII characters (0x21..0x7e), or
- *                libzmq's own form for a peer that set none (a zero byte
- *                followed by four bytes);
+ *    routing id  is not 1..255 bytes of clean text (below), or libzmq's
+ *                own form for a peer that set none (a zero byte followed
+ *                by four bytes);
  *    strings     are not clean text: every msgpack string anywhere in the
  *                body (keys and values; payloads are BIN and not looked
  *                at) must be valid UTF-8 without control characters (C0,

@@ -5,6 +5,7 @@
 #ifndef TW_BROKER_INTERNAL_H
 #define TW_BROKER_INTERNAL_H
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/clients.h"
 #include "broker/pools.h"
@@ -40,6 +41,7 @@ struct tw_broker {
     uv_loop_t *loop;
     void *ctx;
     void *front, *back, *pub;
+    tw_auth_t *auth;         /* CURVE and the loopback rule (auth.h) */
     tw_zwatch_t fzw, bzw;
     tw_status_t status;
     uv_timer_t hb_timer, stats_timer;

@@ -28,7 +28,7 @@
 #include <uv.h>
 #include <zmq.h>
 
-#define TW_ZWATCH_MAXFRAMES 6
+#define TW_ZWATCH_MAXFRAMES 8 /* a ZAP request has 7 */
 #define TW_ZWATCH_BUDGET 64
 
 /* One received multipart message. The callback borrows the frames; they

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "worker/handlers.h"
 #include "worker/plugin.h"
+#include "worker/security.h"
 #include "worker/supervisor.h"
 #include "worker/worker.h"
 
@@ -33,6 +34,9 @@ typedef struct {
     char *log_level;
     long long drain_timeout;
     long long exec_stdout_max;
+    char *curve_secret;
+    char *broker_key;
+    tw_strlist_t exec_allow;
 } s_cfg_t;
 
 #define S_OPT(name, type, min, max, dflt, field, choices, help)              \
@@ -58,6 +62,14 @@ static const tw_cfg_opt_t s_opts[] = {
     S_OPT("exec-stdout-max", TW_CFG_INT, 0, 1LL << 30, "16777216",
           exec_stdout_max, NULL,
           "bytes of output an exec (or stream) task may produce"),
+    /* Security: worker/security.h, docs/SECURITY.md. */
+    S_OPT("curve-secret", TW_CFG_STR, 0, 0, NULL, curve_secret, NULL,
+          "this worker's CURVE secret key file (with --broker-key)"),
+    S_OPT("broker-key", TW_CFG_STR, 0, 0, NULL, broker_key, NULL,
+          "the broker's CURVE public key file"),
+    S_OPT("exec-allow", TW_CFG_LIST, 0, 0, NULL, exec_allow, NULL,
+          "run exec/stream programs only from under this directory "
+          "(default: any program)"),
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -65,7 +77,13 @@ static const char s_usage[] =
     "usage: taskwheel-worker [--broker EP] [--slots N] [--procs P] "
     "[--tags k=v,...]\n"
     "                        [--plugin LIB.so]... [--name NAME] "
-    "[--config FILE]";
+    "[--config FILE]\n"
+    "                        [--curve-secret FILE --broker-key FILE] "
+    "[--exec-allow DIR]...";
+
+/* The CURVE keys, read once before any child is forked. */
+static tw_curve_client_t s_curve;
+static int s_curve_on;
 
 /* One worker process ------------------------------------------------------ */
 
@@ -133,6 +151,7 @@ s_run(const s_cfg_t *cfg, unsigned idx)
         rc = tw_worker_new(&w, &loop, &reg, &o, err, sizeof err);
     }
     if (rc == 0) {
+        tw_worker_set_curve(w, s_curve_on ? &s_curve : NULL);
         rc = tw_worker_start(w, s_on_exit, err, sizeof err);
     }
     if (rc != 0) {
@@ -190,11 +209,22 @@ main(int argc, char **argv)
     tw_log_open("taskwheel-worker", TW_LOG_STDERR);
     /* A child of the exec handler may close its stdin early. */
     signal(SIGPIPE, SIG_IGN);
+    if (tw_worker_curve_load(cfg.curve_secret, cfg.broker_key, &s_curve,
+                             &s_curve_on, err, sizeof err) != 0 ||
+        tw_exec_allow_set((const char *const *)cfg.exec_allow.v,
+                          cfg.exec_allow.n, err, sizeof err) != 0) {
+        fprintf(stderr, "taskwheel-worker: %s\n", err);
+        tw_cfg_free(s_opts, &cfg);
+        return 2;
+    }
+    tw_worker_security_log(s_curve_on ? &s_curve : NULL);
     if (cfg.procs > 1) {
         rc = tw_supervise((unsigned)cfg.procs, s_child, &cfg);
     } else {
         rc = s_run(&cfg, 0);
     }
+    tw_keys_wipe(&s_curve.self);
+    tw_exec_allow_set(NULL, 0, err, sizeof err);
     tw_cfg_free(s_opts, &cfg);
     return rc;
 }

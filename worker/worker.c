@@ -72,6 +72,7 @@ struct tw_worker {
     tw_slots_t *slots;
     unsigned nslots;
     char *broker, *name, *host, *ident;
+    const tw_curve_client_t *curve; /* NULL: plaintext */
     char **tag_k, **tag_v;
     size_t ntags;
     uint64_t drain_timeout;
@@ -685,6 +686,13 @@ s_open(tw_worker_t *w, void **out, char *err, size_t errlen)
     zmq_setsockopt(sock, ZMQ_ROUTING_ID, w->ident, strlen(w->ident));
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (w->curve && tw_curve_client_apply(sock, w->curve) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot set the CURVE keys: %s",
+                 zmq_strerror(e));
+        zmq_close(sock);
+        return -e;
+    }
     if (zmq_connect(sock, w->broker) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot connect to '%s': %s", w->broker,
@@ -1346,6 +1354,12 @@ tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
     s_batch_init(&w->s2n);
     *out = w;
     return 0;
+}
+
+void
+tw_worker_set_curve(tw_worker_t *w, const tw_curve_client_t *curve)
+{
+    w->curve = curve;
 }
 
 int

@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/keys.h"
 #include "worker/handlers.h"
 #include "worker/taskloop.h"
 
@@ -62,6 +63,11 @@ typedef void (*tw_worker_exit_cb)(tw_worker_t *w, int code, int stuck);
 int tw_worker_new(tw_worker_t **out, uv_loop_t *loop,
                   const tw_handlers_t *reg, const tw_worker_opts_t *o,
                   char *err, size_t errlen);
+
+/* Connect with CURVE using `curve`'s keys (borrowed: they must outlive
+ * the worker; worker/security.h loads them); NULL, the default, means
+ * plaintext. Call before tw_worker_start. */
+void tw_worker_set_curve(tw_worker_t *w, const tw_curve_client_t *curve);
 
 /* Connect and say HELLO; from now on the worker reconnects by itself.
  * Returns 0, after which `cb` fires exactly once; or a negative error
