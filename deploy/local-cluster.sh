@@ -36,8 +36,10 @@ export TASKWHEEL_STATUS=tcp://127.0.0.1:7712
 tw="$bin/client/taskwheel"
 
 pids=()
+sleeper=""
 stop_all() {
     trap - EXIT INT TERM
+    [[ -z "$sleeper" ]] || kill "$sleeper" 2>/dev/null || true
     echo
     echo "stopping the cluster..." >&2
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -88,11 +90,20 @@ try, in another terminal (export TASKWHEEL_BROKER=tcp://127.0.0.1:7710):
   build/client/taskwheel submit echo '[1, 2, 3]' --wait
   build/client/taskwheel status
   build/client/taskwheel events            # live status stream, Ctrl-C ends
+  examples/monitor.py                      # the same from Python (python3-zmq)
 MSG
+# Sleep in the background and wait: bash runs the INT/TERM trap at once
+# during `wait`, but only after a foreground sleep has ended.
 if ((for_secs > 0)); then
     echo "running for $for_secs s..."
-    sleep "$for_secs"
+    sleep "$for_secs" &
+    sleeper=$!
+    wait $!
 else
     echo "running; Ctrl-C stops the cluster."
-    while :; do sleep 3600; done
+    while :; do
+        sleep 3600 &
+        sleeper=$!
+        wait $!
+    done
 fi

@@ -1,0 +1,572 @@
+/*  tests/integration/13-multihost.c - a cluster spread over network
+ *  namespaces with deploy/multihost.sh, driven from its monitor host.
+ *
+ *  The script builds a broker host (10.77.0.1), three worker hosts and a
+ *  monitor host (10.77.0.2), each a network namespace with its own
+ *  hostname on one bridge. This test then moves itself into the monitor
+ *  host's namespace (setns) before it makes any ZeroMQ socket, so that
+ *  libtaskwheel reaches the broker over the bridge as a remote client
+ *  would. It checks:
+ *
+ *    - the workers registered from three different hosts;
+ *    - six counting stations (`incr`, next mode result) are spread two per
+ *      host and iterate; tasks run on all three hosts;
+ *    - a worker host added later (add-worker) receives work at once: new
+ *      stations go to it, being the least loaded, and it runs tasks;
+ *    - a worker host removed (remove-worker: SIGTERM, a drain) has its
+ *      stations moved to the other hosts, where they continue from their
+ *      checkpoints, and its worker leaves with BYE;
+ *    - the monitor host (examples/monitor.py) saw workers and stations;
+ *    - `status` works and `down` leaves no namespace behind.
+ *
+ *  Namespaces need root. Without it, or where the kernel refuses them
+ *  (the script exits 77), the test prints a SKIP line and passes. Cleanup
+ *  must survive any ending, so a guardian process (in its own session)
+ *  waits for this process to die and then runs `multihost.sh down`; a
+ *  normal exit also runs it from an on_exit handler, printing the
+ *  cluster's logs first when the test failed.
+ */
+#define _GNU_SOURCE
+#include "tests/harness/harness.h"
+#include "tests/harness/client_helpers.h"
+#include "taskwheel/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define S_SCRIPT TW_SOURCE_DIR "/deploy/multihost.sh"
+#define S_FRONTEND "tcp://10.77.0.1:7710"
+#define S_NSTATIONS 6
+#define S_MAXW 8
+
+static char s_tag[32];
+static char s_state[512];
+static char s_log[512];
+static int s_up;
+static int s_home_ns = -1; /* our own network namespace */
+static tw_client_t *s_c;
+
+/* ---- the script --------------------------------------------------------- */
+
+/* Run `multihost.sh --name TAG --state DIR ARGS...` (NULL-terminated),
+ * output appended to the script log. Returns its exit status. */
+static int
+s_script(const char *first, ...)
+{
+    const char *argv[32] = {"/bin/bash", S_SCRIPT, "--name", s_tag,
+                            "--state", s_state};
+    size_t n = 6;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) {
+        argv[n++] = a;
+    }
+    va_end(ap);
+    argv[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, s_log,
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv,
+                         environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        return -1;
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The last non-empty line of the script log (static buffer). */
+static const char *
+s_last_log_line(void)
+{
+    static char last[512];
+    last[0] = '\0';
+    FILE *fp = fopen(s_log, "r");
+    if (!fp) {
+        return last;
+    }
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0]) {
+            snprintf(last, sizeof last, "%s", line);
+        }
+    }
+    fclose(fp);
+    return last;
+}
+
+static void
+s_print_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return;
+    }
+    char buf[1024];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, fp)) > 0) {
+        fwrite(buf, 1, r, stderr);
+    }
+    fclose(fp);
+}
+
+/* Back to the namespace we came from (so that `down`, which stops every
+ * process of the cluster's hosts, leaves us out of it). */
+static void
+s_leave_host(void)
+{
+    if (s_home_ns >= 0) {
+        setns(s_home_ns, CLONE_NEWNET);
+        close(s_home_ns);
+        s_home_ns = -1;
+    }
+}
+
+/* 1 if the file at `path` contains `text`. */
+static int
+s_file_has(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return 0;
+    }
+    char line[2048];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, fp)) {
+        found = strstr(line, text) != NULL;
+    }
+    fclose(fp);
+    return found;
+}
+
+/* On exit: show the cluster's logs if the test failed, then tear down. */
+static void
+s_on_exit(int status, void *arg)
+{
+    (void)arg;
+    tw_client_destroy(&s_c);
+    if (!s_up) {
+        return;
+    }
+    s_leave_host();
+    if (status != 0) {
+        /* The script's own output, then (appended by `logs`) the tail of
+         * every process's log. */
+        s_script("logs", "40", NULL);
+        fprintf(stderr, "----- %s -----\n", s_log);
+        s_print_file(s_log);
+    }
+    s_script("down", NULL);
+    s_up = 0;
+}
+
+/* A process in its own session that runs `down` once we are gone, however
+ * we go (SIGKILL included): it waits for EOF on a pipe only we hold. */
+static void
+s_start_guardian(void)
+{
+    int fds[2];
+    TW_H_ASSERT(pipe2(fds, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    TW_H_ASSERT(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        for (int sig = 1; sig < NSIG; sig++) {
+            signal(sig, SIG_DFL);
+        }
+        close(fds[1]);
+        char c;
+        ssize_t r;
+        do {
+            r = read(fds[0], &c, 1);
+        } while (r < 0 && errno == EINTR);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl("/bin/bash", "bash", S_SCRIPT, "--name", s_tag, "--state",
+              s_state, "down", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    /* fds[1] stays open (close-on-exec) until this process ends. */
+}
+
+/* Join the network namespace of host `host` of our cluster. */
+static void
+s_enter_host(const char *host)
+{
+    s_home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    TW_H_ASSERT(s_home_ns >= 0);
+    char path[128];
+    snprintf(path, sizeof path, "/run/netns/%s-%s", s_tag, host);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    TW_H_ASSERT_MSG(fd >= 0, "open %s: %s", path, strerror(errno));
+    TW_H_ASSERT_MSG(setns(fd, CLONE_NEWNET) == 0, "setns %s: %s", path,
+                    strerror(errno));
+    close(fd);
+}
+
+/* ---- reading the broker ------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    char name[32];
+    char host[32];
+} s_worker_t;
+
+static int
+s_key_is(const msgpack_object *k, const char *name)
+{
+    return k->type == MSGPACK_OBJECT_STR &&
+           k->via.str.size == strlen(name) &&
+           memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
+}
+
+static void
+s_copy_str(char *dst, size_t len, const msgpack_object *v)
+{
+    if (v->type == MSGPACK_OBJECT_STR) {
+        snprintf(dst, len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    } else {
+        dst[0] = '\0';
+    }
+}
+
+/* The registered workers (QUERY workers). Returns how many. */
+static size_t
+s_workers(s_worker_t *out, size_t cap)
+{
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    TW_H_ASSERT_OK(tw_client_query(s_c, "workers", 5000, &data, &len));
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
+                MSGPACK_UNPACK_SUCCESS);
+    TW_H_ASSERT(up.data.type == MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < up.data.via.array.size && n < cap; i++) {
+        msgpack_object *m = &up.data.via.array.ptr[i];
+        s_worker_t *w = &out[n++];
+        memset(w, 0, sizeof *w);
+        for (uint32_t k = 0; k < m->via.map.size; k++) {
+            msgpack_object *key = &m->via.map.ptr[k].key;
+            msgpack_object *val = &m->via.map.ptr[k].val;
+            if (s_key_is(key, "id")) {
+                w->id = val->via.u64;
+            } else if (s_key_is(key, "name")) {
+                s_copy_str(w->name, sizeof w->name, val);
+            } else if (s_key_is(key, "host")) {
+                s_copy_str(w->host, sizeof w->host, val);
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return n;
+}
+
+/* The worker id of host `host`, or 0. */
+static uint64_t
+s_worker_on(const char *host)
+{
+    s_worker_t ws[S_MAXW];
+    size_t n = s_workers(ws, S_MAXW);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ws[i].host, host) == 0) {
+            return ws[i].id;
+        }
+    }
+    return 0;
+}
+
+static int
+s_wait_worker_count(size_t want, int timeout_ms)
+{
+    s_worker_t ws[S_MAXW];
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (s_workers(ws, S_MAXW) == want) {
+            return 0;
+        }
+        tw_h_sleep_ms(100);
+    } while (tw_h_now_ms() < end);
+    return TW_ETIMEDOUT;
+}
+
+static void
+s_add_station(const char *sid)
+{
+    unsigned char zero[9];
+    size_t zl = tw_h_pack_int(zero, 0);
+    tw_station_req_t req = {.op = "add", .sid = sid, .handler = "incr",
+                            .args = zero, .args_len = zl,
+                            .next = "result", .interval_ms = 50};
+    TW_H_ASSERT_OK(tw_client_station(s_c, &req, 5000, NULL, NULL));
+}
+
+static size_t
+s_count_on(const char *const *sids, size_t n, uint64_t worker)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        tw_h_station_t st;
+        TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
+        c += st.worker == worker && strcmp(st.state, "running") == 0;
+    }
+    return c;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+typedef struct {
+    size_t ok, other;
+    uint64_t workers[S_MAXW * 4]; /* worker id of each outcome's runner */
+    size_t nw;
+} s_outcomes_t;
+
+static void
+s_on_result(void *arg, const tw_result_t *r)
+{
+    s_outcomes_t *o = arg;
+    if (r->state == 0) {
+        o->ok++;
+    } else {
+        o->other++;
+    }
+    for (size_t i = 0; i < o->nw; i++) {
+        if (o->workers[i] == r->worker) {
+            return;
+        }
+    }
+    if (o->nw < sizeof o->workers / sizeof o->workers[0]) {
+        o->workers[o->nw++] = r->worker;
+    }
+}
+
+/* Run `n` sleep tasks of 0.1 s (each worker has 4 slots, so they must
+ * spread); returns which workers ran them in `o`. */
+static void
+s_run_tasks(size_t n, s_outcomes_t *o)
+{
+    memset(o, 0, sizeof *o);
+    tw_client_on_result(s_c, s_on_result, o);
+    static const unsigned char tenth[] = {0xcb, 0x3f, 0xb9, 0x99, 0x99,
+                                          0x99, 0x99, 0x99, 0x9a}; /* 0.1 */
+    for (size_t i = 0; i < n; i++) {
+        tw_task_spec_t spec;
+        memset(&spec, 0, sizeof spec);
+        spec.handler = "sleep";
+        spec.args = tenth;
+        spec.args_len = sizeof tenth;
+        TW_H_ASSERT_OK(tw_client_submit(s_c, &spec, NULL));
+    }
+    TW_H_ASSERT_OK(tw_client_wait_all(s_c, 20000));
+    tw_client_on_result(s_c, NULL, NULL);
+    TW_H_ASSERT_EQ(o->ok, n);
+    TW_H_ASSERT_EQ(o->other, 0);
+}
+
+static int
+s_ran_on(const s_outcomes_t *o, uint64_t worker)
+{
+    for (size_t i = 0; i < o->nw; i++) {
+        if (o->workers[i] == worker) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- the test ----------------------------------------------------------- */
+
+int
+main(void)
+{
+    tw_h_init("13-multihost");
+    if (geteuid() != 0) {
+        printf("13-multihost: SKIP: network namespaces need root (run "
+               "the tests as root to include it)\n");
+        return 0;
+    }
+    snprintf(s_tag, sizeof s_tag, "tw13-%d", (int)getpid());
+    snprintf(s_state, sizeof s_state, "%s/multihost", tw_h_tmpdir());
+    snprintf(s_log, sizeof s_log, "%s/multihost.sh.log", tw_h_tmpdir());
+    setenv("TW_BROKER_BIN", tw_h_broker_bin(), 1);
+    setenv("TW_WORKER_BIN", tw_h_worker_bin(), 1);
+    setenv("TW_CLI_BIN", tw_h_cli_bin(), 1);
+
+    s_start_guardian();
+    on_exit(s_on_exit, NULL);
+    s_up = 1;
+    int rc = s_script("--heartbeat", "500", "up", "3", NULL);
+    if (rc == 77) {
+        s_up = 0;
+        const char *why = s_last_log_line();
+        const char *tail = strstr(why, "SKIP: ");
+        printf("13-multihost: SKIP: %s\n", tail ? tail + 6 : why);
+        return 0;
+    }
+    TW_H_ASSERT_MSG(rc == 0, "multihost.sh up exited %d", rc);
+
+    /* From here on this process is the monitor host. */
+    s_enter_host("monitor");
+    s_c = tw_client_new(S_FRONTEND);
+    TW_H_ASSERT(s_c != NULL);
+    TW_H_ASSERT_OK(tw_h_wait_workers(S_FRONTEND, 3, 10000));
+
+    /* Three workers, one per host, each named after its host. */
+    s_worker_t ws[S_MAXW];
+    size_t nw = s_workers(ws, S_MAXW);
+    TW_H_ASSERT_EQ(nw, 3);
+    for (size_t i = 0; i < nw; i++) {
+        TW_H_ASSERT_STREQ(ws[i].host, ws[i].name);
+    }
+    uint64_t w1 = s_worker_on("w1"), w2 = s_worker_on("w2");
+    uint64_t w3 = s_worker_on("w3");
+    TW_H_ASSERT(w1 && w2 && w3);
+
+    /* Stations spread over the hosts and iterate there. */
+    const char *sids[S_NSTATIONS + 2] = {"c-1", "c-2", "c-3", "c-4",
+                                         "c-5", "c-6", "c-7", "c-8"};
+    for (int i = 0; i < S_NSTATIONS; i++) {
+        s_add_station(sids[i]);
+        TW_H_ASSERT_OK(tw_h_wait_station(s_c, sids[i], "running", 10000,
+                                         NULL));
+    }
+    TW_H_ASSERT_EQ(s_count_on(sids, S_NSTATIONS, w1), 2);
+    TW_H_ASSERT_EQ(s_count_on(sids, S_NSTATIONS, w2), 2);
+    TW_H_ASSERT_EQ(s_count_on(sids, S_NSTATIONS, w3), 2);
+    uint64_t end = tw_h_now_ms() + 10000;
+    for (int i = 0; i < S_NSTATIONS; i++) {
+        tw_h_station_t st;
+        do {
+            TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
+            if (st.iterations >= 5) {
+                break;
+            }
+            tw_h_sleep_ms(50);
+        } while (tw_h_now_ms() < end);
+        TW_H_ASSERT_MSG(st.iterations >= 5 && st.checkpoint >= 1,
+                        "%s iterates (%llu iterations, checkpoint %lld)",
+                        sids[i], (unsigned long long)st.iterations,
+                        st.checkpoint);
+    }
+
+    /* Tasks run on every host: 24 sleeps over 3 x (4 - 2) free slots. */
+    s_outcomes_t o;
+    s_run_tasks(24, &o);
+    TW_H_ASSERT_MSG(s_ran_on(&o, w1) && s_ran_on(&o, w2) &&
+                        s_ran_on(&o, w3),
+                    "tasks ran on %zu worker(s), not all three", o.nw);
+    printf("13-multihost: 3 hosts up, %d stations, tasks on %zu hosts\n",
+           S_NSTATIONS, o.nw);
+
+    /* A worker host added later gets the new stations and tasks. */
+    TW_H_ASSERT_EQ(s_script("add-worker", NULL), 0);
+    TW_H_ASSERT_OK(s_wait_worker_count(4, 10000));
+    uint64_t w4 = s_worker_on("w4");
+    TW_H_ASSERT(w4 != 0);
+    for (int i = S_NSTATIONS; i < S_NSTATIONS + 2; i++) {
+        s_add_station(sids[i]);
+        TW_H_ASSERT_OK(tw_h_wait_station(s_c, sids[i], "running", 10000,
+                                         NULL));
+    }
+    TW_H_ASSERT_EQ(s_count_on(sids + S_NSTATIONS, 2, w4), 2);
+    s_run_tasks(24, &o);
+    TW_H_ASSERT_MSG(s_ran_on(&o, w4), "the new host w4 ran none of the "
+                                      "tasks");
+    printf("13-multihost: w4 added, took the new stations and tasks\n");
+
+    /* A worker host removed: its stations move and keep counting. */
+    uint64_t before[S_NSTATIONS + 2];
+    for (int i = 0; i < S_NSTATIONS + 2; i++) {
+        tw_h_station_t st;
+        TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
+        before[i] = st.iterations;
+    }
+    TW_H_ASSERT_EQ(s_script("remove-worker", "w2", NULL), 0);
+    TW_H_ASSERT_OK(s_wait_worker_count(3, 10000));
+    TW_H_ASSERT_EQ(s_worker_on("w2"), 0);
+    end = tw_h_now_ms() + 10000;
+    size_t placed;
+    do {
+        placed = s_count_on(sids, S_NSTATIONS + 2, w1) +
+                 s_count_on(sids, S_NSTATIONS + 2, w3) +
+                 s_count_on(sids, S_NSTATIONS + 2, w4);
+        if (placed == S_NSTATIONS + 2) {
+            break;
+        }
+        tw_h_sleep_ms(100);
+    } while (tw_h_now_ms() < end);
+    TW_H_ASSERT_MSG(placed == S_NSTATIONS + 2,
+                    "%zu of %d stations running on the remaining hosts",
+                    placed, S_NSTATIONS + 2);
+    tw_h_sleep_ms(500);
+    for (int i = 0; i < S_NSTATIONS + 2; i++) {
+        tw_h_station_t st;
+        TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
+        TW_H_ASSERT_MSG(st.worker != w2 && st.iterations > before[i],
+                        "%s moved on and continued (worker %llu, %llu > "
+                        "%llu iterations)",
+                        sids[i], (unsigned long long)st.worker,
+                        (unsigned long long)st.iterations,
+                        (unsigned long long)before[i]);
+    }
+    s_run_tasks(12, &o);
+    TW_H_ASSERT(!s_ran_on(&o, w2));
+    printf("13-multihost: w2 drained, its stations run elsewhere\n");
+
+    /* The monitor on its own host saw the workers and the stations. */
+    char mon[600];
+    snprintf(mon, sizeof mon, "%s/log/monitor.log", s_state);
+    end = tw_h_now_ms() + 5000;
+    while (!(s_file_has(mon, "worker.down") && s_file_has(mon, "w2")) &&
+           tw_h_now_ms() < end) {
+        tw_h_sleep_ms(100);
+    }
+    TW_H_ASSERT_MSG(s_file_has(mon, "worker.up") &&
+                        s_file_has(mon, "worker.down") &&
+                        s_file_has(mon, "station.c-1.running") &&
+                        s_file_has(mon, "station.c-8.running"),
+                    "the monitor host's log %s shows the workers and the "
+                    "stations",
+                    mon);
+
+    /* status works from the outside; down removes every namespace. */
+    TW_H_ASSERT_EQ(s_script("status", NULL), 0);
+    tw_client_destroy(&s_c);
+    s_leave_host();
+    TW_H_ASSERT_EQ(s_script("down", NULL), 0);
+    s_up = 0;
+    static const char *const hosts[] = {"sw", "broker", "monitor", "w1",
+                                        "w2", "w3", "w4"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char path[128];
+        struct stat sb;
+        snprintf(path, sizeof path, "/run/netns/%s-%s", s_tag, hosts[i]);
+        TW_H_ASSERT_MSG(stat(path, &sb) != 0, "%s is still there", path);
+    }
+    printf("13-multihost: ok\n");
+    return 0;
+}
