@@ -90,14 +90,13 @@ const tw_cfg_opt_t tw_broker_options[] = {
 
 /* ---- sending ---------------------------------------------------------- */
 
-int
-tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-                size_t ilen, tw_cmd_t cmd, tw_enc_t *e)
+/* Send [ident][header][body] whose last two frames are already built. */
+static int
+s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
+        zmq_msg_t f[3])
 {
-    zmq_msg_t f[3];
     zmq_msg_init_size(&f[0], ilen);
     memcpy(zmq_msg_data(&f[0]), ident, ilen);
-    tw_enc_frames(e, cmd, &f[1]);
     int rc = tw_zwatch_send(zw, f, 3);
     if (rc != 0) {
         for (int i = 0; i < 3; i++) {
@@ -109,21 +108,46 @@ tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
 }
 
 int
-tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
-             tw_cmd_t cmd, tw_batch_t *batch)
+tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                size_t ilen, tw_cmd_t cmd, tw_enc_t *e)
 {
     zmq_msg_t f[3];
-    zmq_msg_init_size(&f[0], ilen);
-    memcpy(zmq_msg_data(&f[0]), ident, ilen);
+    tw_enc_frames(e, cmd, &f[1]);
+    return s_send3(b, zw, ident, ilen, f);
+}
+
+int
+tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
+                      size_t ilen, tw_cmd_t cmd, tw_batch_t *batch)
+{
+    zmq_msg_t f[3];
     tw_batch_frames(batch, cmd, &f[1]);
-    int rc = tw_zwatch_send(zw, f, 3);
-    if (rc != 0) {
-        for (int i = 0; i < 3; i++) {
-            zmq_msg_close(&f[i]);
-        }
-        b->st.dropped++;
-    }
-    return rc;
+    return s_send3(b, zw, ident, ilen, f);
+}
+
+void
+tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
+{
+    tw_enc_init(e);
+    tw_enc_map(e, 2);
+    tw_enc_key(e, TW_F_SEQ);
+    tw_enc_uint(e, seq);
+    tw_enc_key(e, TW_F_DATA);
+}
+
+void
+tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
+{
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
+    tw_enc_free(e);
+}
+
+void
+tw__broker_reply_error(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
+                       int code, const char *msg)
+{
+    tw__broker_error(b, &b->fzw, c->ident, c->ident_len, code, seq, "%s",
+                     msg);
 }
 
 void

@@ -365,11 +365,7 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     }
     static const char *names[3] = {"cancelled", "ended", "unknown"};
     tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, tw_msg_uint(m, TW_F_SEQ, 0));
-    tw_enc_key(&e, TW_F_DATA);
+    tw__broker_reply_begin(&e, tw_msg_uint(m, TW_F_SEQ, 0));
     tw_enc_map(&e, 3);
     for (int k = 0; k < 3; k++) {
         tw_enc_cstr(&e, names[k]);
@@ -380,8 +376,7 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             }
         }
     }
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, &e);
-    tw_enc_free(&e);
+    tw__broker_reply_send(b, c, &e);
     tw_free(out);
     tw_free(kind);
 }
@@ -423,11 +418,7 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     const char *what = tw_msg_str(m, TW_F_WHAT, &wl);
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
     tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, seq);
-    tw_enc_key(&e, TW_F_DATA);
+    tw__broker_reply_begin(&e, seq);
     if (wl == 6 && memcmp(what, "status", 6) == 0) {
         tw__broker_encode_status(b, &e, 0);
     } else if (wl == 7 && memcmp(what, "workers", 7) == 0) {
@@ -442,8 +433,7 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                          (int)wl, what);
         return;
     }
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, &e);
-    tw_enc_free(&e);
+    tw__broker_reply_send(b, c, &e);
 }
 
 void

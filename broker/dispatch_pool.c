@@ -16,31 +16,6 @@
 #include <string.h>
 
 static void
-s_error(tw_broker_t *b, tw_bclient_t *c, uint64_t seq, int code,
-        const char *msg)
-{
-    tw__broker_error(b, &b->fzw, c->ident, c->ident_len, code, seq, "%s",
-                     msg);
-}
-
-static void
-s_reply_begin(tw_enc_t *e, uint64_t seq)
-{
-    tw_enc_init(e);
-    tw_enc_map(e, 2);
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_DATA);
-}
-
-static void
-s_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
-{
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
-    tw_enc_free(e);
-}
-
-static void
 s_int_or_nil(tw_enc_t *e, int64_t v)
 {
     if (v >= 0) {
@@ -175,7 +150,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw_enc_t e;
 #define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
     if (S_OP("list")) {
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_array(&e, p->groups.len);
         for (size_t i = 0; i < p->groups.cap; i++) {
             const tw_strmap_entry_t *en = &p->groups.slots[i];
@@ -183,11 +158,11 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                 s_encode_group(&e, p, en->val);
             }
         }
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     }
     if (!name || !gl) {
-        s_error(b, c, seq, TW_EINVAL, "this group operation needs a group");
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, "this group operation needs a group");
         return;
     }
     tw_group_t *g = tw_pools_group(&b->pools, p, name, gl, 0);
@@ -195,7 +170,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (g && S_OP("create")) {
             snprintf(why, sizeof why, "group '%.*s' already exists "
                      "(TaskGroupAlreadyExists)", (int)gl, name);
-            s_error(b, c, seq, TW_EEXIST, why);
+            tw__broker_reply_error(b, c, seq, TW_EEXIST, why);
             return;
         }
         int created = !g;
@@ -207,7 +182,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             if (created) {
                 tw_pools_forget_group(&b->pools, g);
             }
-            s_error(b, c, seq, rc, why);
+            tw__broker_reply_error(b, c, seq, rc, why);
             return;
         }
         s_room_changed(b, g);
@@ -219,29 +194,29 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else if (!g) {
         snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
                  "(TaskGroupNotFound)", (int)gl, name, p->name);
-        s_error(b, c, seq, TW_ENOENT, why);
+        tw__broker_reply_error(b, c, seq, TW_ENOENT, why);
         return;
     } else if (S_OP("ids")) {
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_array(&e, g->nids);
         for (size_t i = 0; i < g->nids; i++) {
             tw_enc_uint(&e, g->ids[i]);
         }
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     } else if (!S_OP("get")) {
         snprintf(why, sizeof why, "unknown group op '%.*s'", (int)ol, op);
-        s_error(b, c, seq, TW_EINVAL, why);
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, why);
         return;
     }
 #undef S_OP
-    s_reply_begin(&e, seq);
+    tw__broker_reply_begin(&e, seq);
     if (g) {
         s_encode_group(&e, p, g);
     } else {
         tw_enc_nil(&e); /* clear of a group that never existed */
     }
-    s_reply_send(b, c, &e);
+    tw__broker_reply_send(b, c, &e);
 }
 
 /* Cancel every task of group `g` (pending ones end now, running ones are
@@ -291,7 +266,7 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     if (S_OP("size")) {
         int64_t n = tw_msg_int(m, TW_F_LIMIT, -1);
         if (n < 0) {
-            s_error(b, c, seq, TW_EINVAL,
+            tw__broker_reply_error(b, c, seq, TW_EINVAL,
                     "size needs a limit of 0 (unlimited) or more");
             return;
         }
@@ -324,17 +299,17 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             t = next;
         }
         p->ended = p->cancelled = 0;
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_map(&e, 1);
         tw_enc_cstr(&e, "forgotten");
         tw_enc_uint(&e, n);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     } else if (S_OP("stop")) {
         /* S67: the n most recently started running tasks, newest first;
          * tasks already being cancelled are not picked again. */
         uint64_t want = tw_msg_uint(m, TW_F_N, 0);
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         size_t off = tw_enc_array_begin(&e);
         uint32_t n = 0;
         tw_task_t *t = p->running_list.tail;
@@ -347,7 +322,7 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             t = prev;
         }
         tw_enc_array_end(&e, off, n);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     } else if (S_OP("cancel_group") || S_OP("cancel_all")) {
         int all = S_OP("cancel_all");
@@ -360,10 +335,10 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
                      "(TaskGroupNotFound)", (int)gl, name ? name : "",
                      p->name);
-            s_error(b, c, seq, TW_ENOENT, why);
+            tw__broker_reply_error(b, c, seq, TW_ENOENT, why);
             return;
         }
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_map(&e, 1);
         tw_enc_cstr(&e, "cancelled");
         size_t off = tw_enc_array_begin(&e);
@@ -387,17 +362,17 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             }
         }
         tw_enc_array_end(&e, off, (uint32_t)n);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     } else if (!S_OP("stats")) {
         snprintf(why, sizeof why, "unknown pool op '%.*s'", (int)ol, op);
-        s_error(b, c, seq, TW_EINVAL, why);
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, why);
         return;
     }
 #undef S_OP
-    s_reply_begin(&e, seq);
+    tw__broker_reply_begin(&e, seq);
     s_encode_pool(&e, p);
-    s_reply_send(b, c, &e);
+    tw__broker_reply_send(b, c, &e);
 }
 
 void
@@ -425,12 +400,12 @@ tw__broker_cancel_strict(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (code) {
             snprintf(why, sizeof why, "task %llu %s; nothing was cancelled",
                      (unsigned long long)id, what);
-            s_error(b, c, seq, code, why);
+            tw__broker_reply_error(b, c, seq, code, why);
             return;
         }
     }
     tw_enc_t e;
-    s_reply_begin(&e, seq);
+    tw__broker_reply_begin(&e, seq);
     tw_enc_map(&e, 1);
     tw_enc_cstr(&e, "cancelled");
     tw_enc_array(&e, ids->via.array.size);
@@ -439,5 +414,5 @@ tw__broker_cancel_strict(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw__broker_cancel_task(b, tw_tasks_get(&b->tasks, id));
         tw_enc_uint(&e, id);
     }
-    s_reply_send(b, c, &e);
+    tw__broker_reply_send(b, c, &e);
 }

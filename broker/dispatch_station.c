@@ -464,31 +464,13 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
     }
 }
 
-/* Begin REPLY {seq, data: ...}; the caller writes the data value. */
-static void
-s_reply_begin(tw_enc_t *e, uint64_t seq)
-{
-    tw_enc_init(e);
-    tw_enc_map(e, 2);
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_DATA);
-}
-
-static void
-s_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
-{
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
-    tw_enc_free(e);
-}
-
 /* REPLY {seq, data: {station, state[, worker, slot | reason]}}. */
 static void
 s_reply_state(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
               const tw_station_t *st)
 {
     tw_enc_t e;
-    s_reply_begin(&e, seq);
+    tw__broker_reply_begin(&e, seq);
     int placed = tw_station_placed(st);
     int reason = !placed && !tw_station_ended(st) && st->reason;
     tw_enc_map(&e, 3 + 2 * placed + reason);
@@ -508,15 +490,7 @@ s_reply_state(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
         tw_enc_cstr(&e, "reason");
         tw_enc_cstr(&e, st->reason);
     }
-    s_reply_send(b, c, &e);
-}
-
-static void
-s_error(tw_broker_t *b, tw_bclient_t *c, uint64_t seq, int code,
-        const char *msg)
-{
-    tw__broker_error(b, &b->fzw, c->ident, c->ident_len, code, seq, "%s",
-                     msg);
+    tw__broker_reply_send(b, c, &e);
 }
 
 /* Queue CONTROL {sid, ep, ev} for a placed station. */
@@ -559,7 +533,7 @@ s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
     const char *sid = tw_msg_str(m, TW_F_SID, &sl);
     const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
     if (!sid || !sl || !h || !hl) {
-        s_error(b, c, seq, TW_EINVAL, "station add needs sid and handler");
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, "station add needs sid and handler");
         return;
     }
     int hidx = tw_registry_handler(&b->reg, h, hl, 0);
@@ -568,32 +542,32 @@ s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
         snprintf(why, sizeof why,
                  "unknown handler '%.*s': no worker has offered it", (int)hl,
                  h);
-        s_error(b, c, seq, TW_EHANDLER, why);
+        tw__broker_reply_error(b, c, seq, TW_EHANDLER, why);
         return;
     }
     int next = 1, place = TW_PLACE_ANY, restart = TW_RESTART_NEVER;
     const char *s;
     if ((s = tw_msg_str(m, TW_F_NEXT, &len)) &&
         (next = tw_station_parse_next(s, len)) < 0) {
-        s_error(b, c, seq, TW_EINVAL, "next must be same, result or handler");
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, "next must be same, result or handler");
         return;
     }
     if ((s = tw_msg_str(m, TW_F_PLACEMENT, &len)) &&
         (place = tw_station_parse_placement(s, len)) < 0) {
-        s_error(b, c, seq, TW_EINVAL,
+        tw__broker_reply_error(b, c, seq, TW_EINVAL,
                 "placement must be any, prefer or pinned");
         return;
     }
     if ((s = tw_msg_str(m, TW_F_RESTART, &len)) &&
         (restart = tw_station_parse_restart(s, len)) < 0) {
-        s_error(b, c, seq, TW_EINVAL,
+        tw__broker_reply_error(b, c, seq, TW_EINVAL,
                 "restart must be never, on-failure or always");
         return;
     }
     const msgpack_object *args = m->f[TW_F_ARGS];
     size_t alen = args ? args->via.bin.size : 0;
     if (alen > (uint64_t)b->cfg->max_payload) {
-        s_error(b, c, seq, TW_E2BIG, "station args exceed --max-payload");
+        tw__broker_reply_error(b, c, seq, TW_E2BIG, "station args exceed --max-payload");
         return;
     }
     tw_station_t *st = tw_stations_add(&b->stations, sid, sl,
@@ -602,7 +576,7 @@ s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
         char why[256];
         snprintf(why, sizeof why, "station '%.*s' already exists", (int)sl,
                  sid);
-        s_error(b, c, seq, TW_EEXIST, why);
+        tw__broker_reply_error(b, c, seq, TW_EEXIST, why);
         return;
     }
     st->handler = (uint32_t)hidx;
@@ -637,12 +611,12 @@ static void
 s_op_list(tw_broker_t *b, tw_bclient_t *c, uint64_t seq)
 {
     tw_enc_t e;
-    s_reply_begin(&e, seq);
+    tw__broker_reply_begin(&e, seq);
     tw_enc_array(&e, b->stations.len);
     for (size_t i = 0; i < b->stations.len; i++) {
         s_encode_station(b, &e, b->stations.all[i], 0);
     }
-    s_reply_send(b, c, &e);
+    tw__broker_reply_send(b, c, &e);
 }
 
 /* Move stations off the busiest workers until the spread is at most one;
@@ -686,7 +660,7 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     const char *op = tw_msg_str(m, TW_F_OP, &ol);
     const char *sid = tw_msg_str(m, TW_F_SID, &sl);
     if (!op || !seq) {
-        s_error(b, c, seq, TW_EINVAL, "STATION needs seq and op");
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, "STATION needs seq and op");
         return;
     }
 #define S_OP(name) (ol == sizeof(name) - 1 && memcmp(op, name, ol) == 0)
@@ -701,11 +675,11 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     if (S_OP("rebalance")) {
         size_t moved = s_rebalance(b);
         tw_enc_t e;
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_map(&e, 1);
         tw_enc_cstr(&e, "moved");
         tw_enc_uint(&e, moved);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
         return;
     }
     tw_station_t *st = sid ? tw_stations_get(&b->stations, sid, sl) : NULL;
@@ -713,15 +687,15 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         char why[256];
         snprintf(why, sizeof why, "no station '%.*s'", (int)sl,
                  sid ? sid : "");
-        s_error(b, c, seq, TW_ENOENT, why);
+        tw__broker_reply_error(b, c, seq, TW_ENOENT, why);
         return;
     }
     int placed = tw_station_placed(st);
     if (S_OP("show")) {
         tw_enc_t e;
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         s_encode_station(b, &e, st, 1);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
     } else if (S_OP("pause")) {
         st->wanted = TW_WANT_PAUSED;
         if (placed) {
@@ -754,7 +728,7 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else if (S_OP("remove")) {
         st->wanted = TW_WANT_STOPPED;
         tw_enc_t e;
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_map(&e, 2);
         tw_enc_cstr(&e, "station");
         tw_enc_str(&e, st->sid, st->sid_len);
@@ -768,15 +742,15 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         } else {
             s_forget(b, st);
         }
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
     } else if (S_OP("send")) {
         const msgpack_object *p = m->f[TW_F_PAYLOAD];
         if (!p) {
-            s_error(b, c, seq, TW_EINVAL, "send needs a payload");
+            tw__broker_reply_error(b, c, seq, TW_EINVAL, "send needs a payload");
             return;
         }
         if (p->via.bin.size > (uint64_t)b->cfg->max_payload) {
-            s_error(b, c, seq, TW_E2BIG, "n2s payload exceeds --max-payload");
+            tw__broker_reply_error(b, c, seq, TW_E2BIG, "n2s payload exceeds --max-payload");
             return;
         }
         uint64_t nseq;
@@ -796,12 +770,12 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                 snprintf(why, sizeof why,
                          "n2s backlog of station '%s' is full (%zu "
                          "messages)", st->sid, b->stations.n2s_limit);
-                s_error(b, c, seq, TW_EFULL, why);
+                tw__broker_reply_error(b, c, seq, TW_EFULL, why);
                 return;
             }
         }
         tw_enc_t e;
-        s_reply_begin(&e, seq);
+        tw__broker_reply_begin(&e, seq);
         tw_enc_map(&e, 3);
         tw_enc_cstr(&e, "station");
         tw_enc_str(&e, st->sid, st->sid_len);
@@ -809,11 +783,11 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_uint(&e, nseq);
         tw_enc_cstr(&e, "queued");
         tw_enc_bool(&e, queued);
-        s_reply_send(b, c, &e);
+        tw__broker_reply_send(b, c, &e);
     } else {
         char why[96];
         snprintf(why, sizeof why, "unknown station op '%.*s'", (int)ol, op);
-        s_error(b, c, seq, TW_EINVAL, why);
+        tw__broker_reply_error(b, c, seq, TW_EINVAL, why);
     }
 #undef S_OP
 }

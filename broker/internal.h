@@ -84,6 +84,15 @@ int tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
 int tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
                           size_t ilen, tw_cmd_t cmd, tw_batch_t *batch);
 
+/* REPLY {seq, data}: begin writes the envelope, the caller writes the
+ * data value, send sends it to client `c` and frees `e`. */
+void tw__broker_reply_begin(tw_enc_t *e, uint64_t seq);
+void tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e);
+
+/* ERROR {code, msg, seq} to client `c`. */
+void tw__broker_reply_error(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
+                            int code, const char *msg);
+
 /* Reply ERROR {code, msg[, seq]} to a peer. */
 void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
                       size_t ilen, int code, uint64_t seq, const char *fmt,
