@@ -464,32 +464,39 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
     }
 }
 
-/* REPLY {seq, data: {station, state[, worker, slot | reason]}}. */
+/* The map {station, state, wanted[, worker, slot | reason]}. */
+static void
+s_encode_state(tw_enc_t *e, const tw_station_t *st)
+{
+    int placed = tw_station_placed(st);
+    int reason = !placed && !tw_station_ended(st) && st->reason;
+    tw_enc_map(e, 3 + 2 * placed + reason);
+    tw_enc_cstr(e, "station");
+    tw_enc_str(e, st->sid, st->sid_len);
+    tw_enc_cstr(e, "state");
+    tw_enc_cstr(e, tw_sstate_name(st->state));
+    tw_enc_cstr(e, "wanted");
+    tw_enc_cstr(e, tw_swant_name(st->wanted));
+    if (placed) {
+        tw_enc_cstr(e, "worker");
+        tw_enc_uint(e, st->worker);
+        tw_enc_cstr(e, "slot");
+        tw_enc_uint(e, st->slot);
+    }
+    if (reason) {
+        tw_enc_cstr(e, "reason");
+        tw_enc_cstr(e, st->reason);
+    }
+}
+
+/* REPLY {seq, data: <state map>}. */
 static void
 s_reply_state(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
               const tw_station_t *st)
 {
     tw_enc_t e;
     tw__broker_reply_begin(&e, seq);
-    int placed = tw_station_placed(st);
-    int reason = !placed && !tw_station_ended(st) && st->reason;
-    tw_enc_map(&e, 3 + 2 * placed + reason);
-    tw_enc_cstr(&e, "station");
-    tw_enc_str(&e, st->sid, st->sid_len);
-    tw_enc_cstr(&e, "state");
-    tw_enc_cstr(&e, tw_sstate_name(st->state));
-    tw_enc_cstr(&e, "wanted");
-    tw_enc_cstr(&e, tw_swant_name(st->wanted));
-    if (placed) {
-        tw_enc_cstr(&e, "worker");
-        tw_enc_uint(&e, st->worker);
-        tw_enc_cstr(&e, "slot");
-        tw_enc_uint(&e, st->slot);
-    }
-    if (reason) {
-        tw_enc_cstr(&e, "reason");
-        tw_enc_cstr(&e, st->reason);
-    }
+    s_encode_state(&e, st);
     tw__broker_reply_send(b, c, &e);
 }
 
@@ -526,85 +533,189 @@ s_release(tw_broker_t *b, tw_station_t *st)
     tw_enc_uint(e, st->epoch);
 }
 
+/* A station definition, read from a STATION add body or from one item of
+ * an add with "items" (many stations in one request). */
+typedef struct {
+    const char *sid, *h, *next, *place, *restart, *code;
+    size_t sl, hl, nl, pl, rl, cl;
+    int nx; /* from an item's "nx", or -1 */
+    const msgpack_object *args, *tags;
+    uint64_t iv, to;
+} s_def_t;
+
 static void
-s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
+s_def_body(const tw_msg_t *m, s_def_t *d)
 {
-    size_t sl, hl, len;
-    const char *sid = tw_msg_str(m, TW_F_SID, &sl);
-    const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
-    if (!sid || !sl || !h || !hl) {
-        tw__broker_reply_error(b, c, seq, TW_EINVAL, "station add needs sid and handler");
-        return;
+    memset(d, 0, sizeof *d);
+    d->sid = tw_msg_str(m, TW_F_SID, &d->sl);
+    d->h = tw_msg_str(m, TW_F_HANDLER, &d->hl);
+    d->next = tw_msg_str(m, TW_F_NEXT, &d->nl);
+    d->place = tw_msg_str(m, TW_F_PLACEMENT, &d->pl);
+    d->restart = tw_msg_str(m, TW_F_RESTART, &d->rl);
+    d->code = tw_msg_str(m, TW_F_STCODE, &d->cl);
+    d->nx = -1;
+    d->args = m->f[TW_F_ARGS];
+    d->tags = m->f[TW_F_TAGS];
+    d->iv = tw_msg_uint(m, TW_F_INTERVAL, 0);
+    d->to = tw_msg_uint(m, TW_F_TIMEOUT, 0);
+}
+
+static void
+s_def_item(const tw_item_t *it, s_def_t *d)
+{
+    memset(d, 0, sizeof *d);
+    d->sid = tw_item_str(it, TW_I_SID, &d->sl);
+    d->h = tw_item_str(it, TW_I_H, &d->hl);
+    d->place = tw_item_str(it, TW_I_PLACE, &d->pl);
+    d->restart = tw_item_str(it, TW_I_RESTART, &d->rl);
+    d->code = tw_item_str(it, TW_I_STCODE, &d->cl);
+    d->nx = it->f[TW_I_NX] ? (int)tw_item_uint(it, TW_I_NX, 9) : -1;
+    d->args = it->f[TW_I_A];
+    d->tags = it->f[TW_I_TAGS];
+    d->iv = tw_item_uint(it, TW_I_IV, 0);
+    d->to = tw_item_uint(it, TW_I_TO, 0);
+}
+
+/* Create the station `d` describes and queue it for placement. Returns
+ * it, or NULL with an error code in *code and the reason in `why`. */
+static tw_station_t *
+s_create(tw_broker_t *b, const s_def_t *d, int *code, char *why,
+         size_t wlen)
+{
+    *code = TW_EINVAL;
+    if (!d->sid || !d->sl || !d->h || !d->hl) {
+        snprintf(why, wlen, "station add needs sid and handler");
+        return NULL;
     }
-    int hidx = tw_registry_handler(&b->reg, h, hl, 0);
+    int hidx = tw_registry_handler(&b->reg, d->h, d->hl, 0);
     if (hidx < 0) {
-        char why[256];
-        snprintf(why, sizeof why,
-                 "unknown handler '%.*s': no worker has offered it", (int)hl,
-                 h);
-        tw__broker_reply_error(b, c, seq, TW_EHANDLER, why);
-        return;
+        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered "
+                 "it", (int)d->hl, d->h);
+        *code = TW_EHANDLER;
+        return NULL;
     }
-    int next = 1, place = TW_PLACE_ANY, restart = TW_RESTART_NEVER;
-    const char *s;
-    if ((s = tw_msg_str(m, TW_F_NEXT, &len)) &&
-        (next = tw_station_parse_next(s, len)) < 0) {
-        tw__broker_reply_error(b, c, seq, TW_EINVAL, "next must be same, result or handler");
-        return;
+    int next = d->nx >= 0 ? d->nx : 1;
+    int place = TW_PLACE_ANY, restart = TW_RESTART_NEVER;
+    if ((d->next && (next = tw_station_parse_next(d->next, d->nl)) < 0) ||
+        next > 2) {
+        snprintf(why, wlen, "next must be same, result or handler");
+        return NULL;
     }
-    if ((s = tw_msg_str(m, TW_F_PLACEMENT, &len)) &&
-        (place = tw_station_parse_placement(s, len)) < 0) {
-        tw__broker_reply_error(b, c, seq, TW_EINVAL,
-                "placement must be any, prefer or pinned");
-        return;
+    if (d->place &&
+        (place = tw_station_parse_placement(d->place, d->pl)) < 0) {
+        snprintf(why, wlen, "placement must be any, prefer or pinned");
+        return NULL;
     }
-    if ((s = tw_msg_str(m, TW_F_RESTART, &len)) &&
-        (restart = tw_station_parse_restart(s, len)) < 0) {
-        tw__broker_reply_error(b, c, seq, TW_EINVAL,
-                "restart must be never, on-failure or always");
-        return;
+    if (d->restart &&
+        (restart = tw_station_parse_restart(d->restart, d->rl)) < 0) {
+        snprintf(why, wlen, "restart must be never, on-failure or always");
+        return NULL;
     }
-    const msgpack_object *args = m->f[TW_F_ARGS];
-    size_t alen = args ? args->via.bin.size : 0;
+    size_t alen = d->args ? d->args->via.bin.size : 0;
     if (alen > (uint64_t)b->cfg->max_payload) {
-        tw__broker_reply_error(b, c, seq, TW_E2BIG, "station args exceed --max-payload");
-        return;
+        snprintf(why, wlen, "station args exceed --max-payload");
+        *code = TW_E2BIG;
+        return NULL;
     }
-    tw_station_t *st = tw_stations_add(&b->stations, sid, sl,
-                                       args ? args->via.bin.ptr : NULL, alen);
+    tw_station_t *st = tw_stations_add(&b->stations, d->sid, d->sl,
+                                       d->args ? d->args->via.bin.ptr : NULL,
+                                       alen);
     if (!st) {
-        char why[256];
-        snprintf(why, sizeof why, "station '%.*s' already exists", (int)sl,
-                 sid);
-        tw__broker_reply_error(b, c, seq, TW_EEXIST, why);
-        return;
+        snprintf(why, wlen, "station '%.*s' already exists", (int)d->sl,
+                 d->sid);
+        *code = TW_EEXIST;
+        return NULL;
     }
     st->handler = (uint32_t)hidx;
     st->next = (uint8_t)next;
     st->placement = (tw_placement_t)place;
     st->restart = (uint8_t)restart;
     st->restart_base_ms = (uint32_t)b->cfg->restart_base;
-    uint64_t iv = tw_msg_uint(m, TW_F_INTERVAL, 0);
-    uint64_t to = tw_msg_uint(m, TW_F_TIMEOUT, 0);
-    st->interval_ms = iv > UINT32_MAX ? UINT32_MAX : (uint32_t)iv;
-    st->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
-    if ((s = tw_msg_str(m, TW_F_STCODE, &len)) && len) {
-        st->code = tw_strndup(s, len);
+    st->interval_ms = d->iv > UINT32_MAX ? UINT32_MAX : (uint32_t)d->iv;
+    st->timeout_ms = d->to > UINT32_MAX ? UINT32_MAX : (uint32_t)d->to;
+    if (d->code && d->cl) {
+        st->code = tw_strndup(d->code, d->cl);
     }
-    s_tags_copy(st, m->f[TW_F_TAGS]);
+    s_tags_copy(st, d->tags);
     s_event(b, st, "added", NULL);
-    /* Place it now if possible, so the reply can say where, or why not
-     * (the pass skips the work when no worker has room at all). */
     s_unplace_later(b, st);
-    tw__broker_place(b);
+    return st;
+}
+
+/* A new station the placement pass skipped (no worker had room at all)
+ * still gets a reason: no free slot, or waiting for its host. */
+static void
+s_explain(tw_broker_t *b, tw_station_t *st, tw_assign_worker_t *ws)
+{
     if (st->state == TW_SS_PENDING) {
-        tw_assign_worker_t *ws =
-            tw_malloc((b->reg.len ? b->reg.len : 1) * sizeof *ws);
         s_snapshot(b, ws);
         s_try_place(b, st, ws);
-        tw_free(ws);
     }
+}
+
+static void
+s_op_add(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq)
+{
+    char why[256];
+    int code;
+    s_def_t d;
+    s_def_body(m, &d);
+    tw_station_t *st = s_create(b, &d, &code, why, sizeof why);
+    if (!st) {
+        tw__broker_reply_error(b, c, seq, code, why);
+        return;
+    }
+    /* Place it now if possible, so the reply can say where. */
+    tw__broker_place(b);
+    tw_assign_worker_t *ws =
+        tw_malloc((b->reg.len ? b->reg.len : 1) * sizeof *ws);
+    s_explain(b, st, ws);
+    tw_free(ws);
     s_reply_state(b, c, seq, st);
+}
+
+/* add with "items": many stations in one request, placed in one pass.
+ * The reply's data is an array with one entry per item, in order: the
+ * station's state map, or {station, code, error} if it was refused. */
+static void
+s_op_add_many(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m,
+              uint64_t seq)
+{
+    tw_station_t **made = tw_calloc(m->nitems ? m->nitems : 1,
+                                    sizeof *made);
+    int *codes = tw_calloc(m->nitems ? m->nitems : 1, sizeof *codes);
+    for (size_t i = 0; i < m->nitems; i++) {
+        char why[256];
+        s_def_t d;
+        s_def_item(&m->items[i], &d);
+        made[i] = s_create(b, &d, &codes[i], why, sizeof why);
+    }
+    tw__broker_place(b);
+    tw_assign_worker_t *ws =
+        tw_malloc((b->reg.len ? b->reg.len : 1) * sizeof *ws);
+    tw_enc_t e;
+    tw__broker_reply_begin(&e, seq);
+    tw_enc_array(&e, m->nitems);
+    for (size_t i = 0; i < m->nitems; i++) {
+        if (made[i]) {
+            s_explain(b, made[i], ws);
+            s_encode_state(&e, made[i]);
+            continue;
+        }
+        size_t sl;
+        const char *sid = tw_item_str(&m->items[i], TW_I_SID, &sl);
+        tw_enc_map(&e, 3);
+        tw_enc_cstr(&e, "station");
+        tw_enc_str(&e, sid ? sid : "", sid ? sl : 0);
+        tw_enc_cstr(&e, "code");
+        tw_enc_int(&e, codes[i]);
+        tw_enc_cstr(&e, "error");
+        tw_enc_cstr(&e, tw_strerror(codes[i]));
+    }
+    tw__broker_reply_send(b, c, &e);
+    tw_free(ws);
+    tw_free(made);
+    tw_free(codes);
 }
 
 static void
@@ -665,7 +776,11 @@ tw__broker_on_station_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     }
 #define S_OP(name) (ol == sizeof(name) - 1 && memcmp(op, name, ol) == 0)
     if (S_OP("add")) {
-        s_op_add(b, c, m, seq);
+        if (m->f[TW_F_ITEMS]) {
+            s_op_add_many(b, c, m, seq);
+        } else {
+            s_op_add(b, c, m, seq);
+        }
         return;
     }
     if (S_OP("list")) {
@@ -831,7 +946,7 @@ tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
         const char *ev = tw_item_str(it, TW_I_EV, &el);
         const char *err = tw_item_str(it, TW_I_ERR, &errl);
         tw_station_t *st = tw_stations_get(&b->stations, sid, sl);
-        if (!st || !tw_station_placed(st) || st->worker != w->id ||
+        if (!ev || !st || !tw_station_placed(st) || st->worker != w->id ||
             tw_item_uint(it, TW_I_EP, 0) != st->epoch) {
             b->st.stale++;
             continue;

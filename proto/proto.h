@@ -123,7 +123,11 @@ typedef enum {
     XX(G, "g", TW_T_STRS, 0)                                                 \
     XX(DL, "dl", TW_T_UINT, 0)                                               \
     XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME)                                  \
-    XX(DUP, "dup", TW_T_UINT, 0)
+    XX(DUP, "dup", TW_T_UINT, 0)                                             \
+    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
+    XX(TAGS, "tags", TW_T_TAGS, 0)                                           \
+    XX(PLACE, "place", TW_T_STR, 16)                                         \
+    XX(RESTART, "restart", TW_T_STR, 16)
 
 typedef enum {
 #define TW__F_ENUM(e, key, type, max) TW_F_##e,
@@ -171,7 +175,7 @@ typedef enum {
     XX(17, CONTROL, TW_B2W, TW_FB(ITEMS), TW_IB(SID) | TW_IB(EP) | TW_IB(EV)) \
     XX(18, N2S, TW_B2W, TW_FB(ITEMS),                                        \
        TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
-    XX(19, STATION, TW_W2B | TW_C2B, 0, TW_IB(SID) | TW_IB(EV))              \
+    XX(19, STATION, TW_W2B | TW_C2B, 0, TW_IB(SID))                          \
     XX(20, S2N, TW_W2B, TW_FB(ITEMS),                                        \
        TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
     XX(21, GROUP, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
