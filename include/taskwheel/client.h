@@ -258,6 +258,18 @@ typedef struct {
 int tw_client_station(tw_client_t *c, const tw_station_req_t *req,
                       int timeout_ms, void **data, size_t *len);
 
+/* Add n stations (1 to 65536) in one request: reqs[i] are "add" requests
+ * (op is ignored). One placement pass places them all. On 0, *data holds
+ * the REPLY's array with one entry per request, in order: the state map
+ * {"station", "state", "wanted", "worker"/"slot" or "reason"}, or
+ * {"station", "code", "error"} for a station the broker refused (the
+ * others are still added). Returns 0, TW_EINVAL for a bad request,
+ * TW_E2BIG if they cannot fit in one message, TW_EUNREACH, or the
+ * broker's error code. */
+int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
+                           size_t n, int timeout_ms, void **data,
+                           size_t *len);
+
 /* ------------------------------------------------------------------ */
 /* Pools and groups                                                   */
 

@@ -104,11 +104,39 @@ s_many_stations(void)
 {
     unsigned char zero[9];
     size_t zl = tw_h_pack_int(zero, 0);
-    for (int i = 0; i < NSTATIONS; i++) {
-        char sid[32];
-        snprintf(sid, sizeof sid, "s-%04d", i);
-        s_add(sid, "incr", zero, zl, "result", 200, NULL, NULL);
+    /* All in one request (tw_client_stations_add), plus one item that is
+     * refused (a sid already taken) without stopping the others. */
+    static char sids[NSTATIONS + 1][32];
+    static tw_station_req_t reqs[NSTATIONS + 1];
+    for (int i = 0; i <= NSTATIONS; i++) {
+        snprintf(sids[i], sizeof sids[i], "s-%04d", i < NSTATIONS ? i : 7);
+        reqs[i] = (tw_station_req_t){.sid = sids[i],
+                                     .handler = "incr",
+                                     .args = zero,
+                                     .args_len = zl,
+                                     .next = "result",
+                                     .interval_ms = 200};
     }
+    void *data = NULL;
+    size_t len = 0;
+    TW_H_ASSERT_OK(tw_client_stations_add(s_c, reqs, NSTATIONS + 1, 10000,
+                                          &data, &len));
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
+                MSGPACK_UNPACK_SUCCESS);
+    TW_H_ASSERT_EQ(up.data.via.array.size, NSTATIONS + 1);
+    const msgpack_object *last = &up.data.via.array.ptr[NSTATIONS];
+    int refused = 0;
+    for (uint32_t k = 0; k < last->via.map.size; k++) {
+        const msgpack_object *key = &last->via.map.ptr[k].key;
+        if (key->via.str.size == 4 && !memcmp(key->via.str.ptr, "code", 4)) {
+            refused = last->via.map.ptr[k].val.via.i64 == TW_EEXIST;
+        }
+    }
+    TW_H_ASSERT_MSG(refused, "the duplicate sid was refused with EEXIST");
+    msgpack_unpacked_destroy(&up);
+    free(data);
     size_t running = 0, per[8];
     uint64_t min_iter = 0;
     uint64_t end = tw_h_now_ms() + 30000;
