@@ -33,6 +33,7 @@ extern char **environ;
 
 #define S_MAX_LIVE 256
 #define S_GRACE_MS 3000
+#define S_READY_MS 15000 /* for the children to come up */
 
 static pid_t s_live[S_MAX_LIVE];
 static int s_hooked;
@@ -135,6 +136,58 @@ s_log_path(const tw_bench_cluster_t *cl, int worker, char *buf, size_t len)
     }
 }
 
+/* `base` (`nbase` words) then the NULL-terminated `extra` (may be NULL)
+ * into argv, NULL-terminated; argv holds TW_BENCH_MAX_EXTRA_ARGS + 16
+ * words. Returns 0, or TW_EINVAL when there are too many. */
+static int
+s_argv(const char *argv[], const char *const *base, size_t nbase,
+       const char *const *extra)
+{
+    size_t n = 0;
+    for (; n < nbase; n++) {
+        argv[n] = base[n];
+    }
+    for (int i = 0; extra && extra[i]; i++) {
+        if (i == TW_BENCH_MAX_EXTRA_ARGS) {
+            fprintf(stderr, "bench: more than %d extra arguments\n",
+                    TW_BENCH_MAX_EXTRA_ARGS);
+            return TW_EINVAL;
+        }
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    return 0;
+}
+
+/* A client of the cluster, plain or CURVE; NULL after printing why. */
+static tw_client_t *
+s_client_new(tw_bench_cluster_t *cl)
+{
+    char err[512] = "out of memory";
+    tw_client_t *c =
+        cl->opts.client_secret
+            ? tw_client_new_curve(cl->frontend, cl->opts.client_secret,
+                                  cl->opts.broker_key, err, sizeof err)
+            : tw_client_new(cl->frontend);
+    if (!c) {
+        char why[600];
+        snprintf(why, sizeof why, "cannot make a client: %s", err);
+        tw_bench_cluster_fail(cl, why);
+    }
+    return c;
+}
+
+/* Call fn(path) for the broker's log and then each worker's. */
+static void
+s_each_log(const tw_bench_cluster_t *cl, void (*fn)(const char *path))
+{
+    char path[256];
+    for (int i = -1; i < cl->nworkers; i++) {
+        s_log_path(cl, i, path, sizeof path);
+        fn(path);
+    }
+}
+
 /* The last ~1.5 KB of a log on stderr. */
 static void
 s_tail(const char *path)
@@ -161,13 +214,7 @@ tw_bench_cluster_fail(tw_bench_cluster_t *cl, const char *why)
 {
     cl->failed = 1;
     fprintf(stderr, "bench: %s\n", why);
-    char path[256];
-    s_log_path(cl, -1, path, sizeof path);
-    s_tail(path);
-    for (int i = 0; i < cl->nworkers; i++) {
-        s_log_path(cl, i, path, sizeof path);
-        s_tail(path);
-    }
+    s_each_log(cl, s_tail);
     fprintf(stderr, "bench: logs kept in %s\n", cl->dir);
 }
 
@@ -235,9 +282,8 @@ static int
 s_wait_ready(tw_bench_cluster_t *cl, int timeout_ms)
 {
     uint64_t deadline = tw_bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    tw_client_t *c = tw_client_new(cl->frontend);
+    tw_client_t *c = s_client_new(cl);
     if (!c) {
-        tw_bench_cluster_fail(cl, "tw_client_new failed");
         return TW_ENOMEM;
     }
     int rc = TW_ETIMEDOUT, have = 0;
@@ -270,12 +316,41 @@ s_wait_ready(tw_bench_cluster_t *cl, int timeout_ms)
     return rc;
 }
 
-int
-tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
-                       int timeout_ms)
+/* Start the children and wait for them (tw_bench_cluster_open). Returns
+ * 0 or a negative error after printing why. */
+static int
+s_start(tw_bench_cluster_t *cl, int workers, int slots,
+        const tw_bench_cluster_opts_t *opts, int timeout_ms)
 {
     memset(cl, 0, sizeof *cl);
     if (workers < 0 || workers > TW_BENCH_MAX_WORKERS || slots < 1) {
+        fprintf(stderr, "bench: a cluster of %d workers of %d slots?\n",
+                workers, slots);
+        return TW_EINVAL;
+    }
+    if (opts) {
+        cl->opts = *opts;
+    }
+    /* The command lines point at the endpoints in `cl`, written below once
+     * the ports are known, and at `name`, written for each worker. */
+    const char *bargv[TW_BENCH_MAX_EXTRA_ARGS + 16];
+    const char *wargv[TW_BENCH_MAX_EXTRA_ARGS + 16];
+    const char *bbase[] = {s_bin("TW_BROKER_BIN", TW_BENCH_BROKER_BIN),
+                           "--frontend", cl->frontend,
+                           "--backend", cl->backend,
+                           "--status", cl->status,
+                           "--log-level", "warn"};
+    char slots_s[24], name[32];
+    snprintf(slots_s, sizeof slots_s, "%d", slots);
+    const char *wbase[] = {s_bin("TW_WORKER_BIN", TW_BENCH_WORKER_BIN),
+                           "--broker", cl->backend,
+                           "--slots", slots_s,
+                           "--name", name,
+                           "--log-level", "warn"};
+    if (s_argv(bargv, bbase, sizeof bbase / sizeof bbase[0],
+               cl->opts.broker_args) != 0 ||
+        s_argv(wargv, wbase, sizeof wbase / sizeof wbase[0],
+               cl->opts.worker_args) != 0) {
         return TW_EINVAL;
     }
     s_hook();
@@ -303,12 +378,6 @@ tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
 
     char log[256];
     s_log_path(cl, -1, log, sizeof log);
-    const char *bargv[] = {s_bin("TW_BROKER_BIN", TW_BENCH_BROKER_BIN),
-                           "--frontend", cl->frontend,
-                           "--backend", cl->backend,
-                           "--status", cl->status,
-                           "--log-level", "warn",
-                           NULL};
     cl->broker = s_spawn(bargv, log);
     if (cl->broker < 0) {
         cl->broker = 0;
@@ -316,18 +385,9 @@ tw_bench_cluster_start(tw_bench_cluster_t *cl, int workers, int slots,
         tw_bench_cluster_stop(cl);
         return TW_EIO;
     }
-    char slots_s[24];
-    snprintf(slots_s, sizeof slots_s, "%d", slots);
     for (int i = 0; i < workers; i++) {
-        char name[32];
         snprintf(name, sizeof name, "bench-%d", i);
         s_log_path(cl, i, log, sizeof log);
-        const char *wargv[] = {s_bin("TW_WORKER_BIN", TW_BENCH_WORKER_BIN),
-                               "--broker", cl->backend,
-                               "--slots", slots_s,
-                               "--name", name,
-                               "--log-level", "warn",
-                               NULL};
         cl->workers[i] = s_spawn(wargv, log);
         if (cl->workers[i] < 0) {
             cl->workers[i] = 0;
@@ -371,15 +431,15 @@ s_signal_all(tw_bench_cluster_t *cl, int sig)
 }
 
 static void
+s_unlink(const char *path)
+{
+    unlink(path);
+}
+
+static void
 s_remove_logs(tw_bench_cluster_t *cl)
 {
-    char path[256];
-    s_log_path(cl, -1, path, sizeof path);
-    unlink(path);
-    for (int i = 0; i < cl->nworkers; i++) {
-        s_log_path(cl, i, path, sizeof path);
-        unlink(path);
-    }
+    s_each_log(cl, s_unlink);
     rmdir(cl->dir);
 }
 
@@ -411,14 +471,50 @@ tw_bench_cluster_stop(tw_bench_cluster_t *cl)
     cl->dir[0] = '\0';
 }
 
-tw_client_t *
-tw_bench_cluster_client(tw_bench_cluster_t *cl)
+static void
+s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
 {
-    tw_client_t *c = tw_client_new(cl->frontend);
-    if (!c) {
-        tw_bench_cluster_fail(cl, "tw_client_new failed");
-        tw_bench_cluster_stop(cl);
+    (void)seq;
+    (void)id;
+    tw_bench_outcomes_t *k = arg;
+    if (err == 0) {
+        return;
     }
+    /* A refused task gets no result: it is finished here. */
+    k->done++;
+    if (k->refused++ == 0 && k->err == 0) {
+        k->err = err;
+        snprintf(k->why, sizeof k->why, "refused: %s (%s)",
+                 tw_client_strerror(err), msg ? msg : "");
+    }
+}
+
+static void
+s_on_result(void *arg, const tw_result_t *r)
+{
+    tw_bench_outcomes_t *k = arg;
+    k->done++;
+    if (r->state != 0 && k->bad++ == 0 && k->err == 0) {
+        k->err = TW_EFAILED;
+        snprintf(k->why, sizeof k->why, "task state %d: %s", r->state,
+                 r->error ? r->error : "");
+    }
+}
+
+tw_client_t *
+tw_bench_cluster_open(tw_bench_cluster_t *cl, int workers, int slots,
+                      const tw_bench_cluster_opts_t *opts)
+{
+    if (s_start(cl, workers, slots, opts, S_READY_MS) != 0) {
+        return NULL;
+    }
+    tw_client_t *c = s_client_new(cl);
+    if (!c) {
+        tw_bench_cluster_stop(cl);
+        return NULL;
+    }
+    tw_client_on_ack(c, s_on_ack, &cl->outcomes);
+    tw_client_on_result(c, s_on_result, &cl->outcomes);
     return c;
 }
 

@@ -34,6 +34,13 @@ typedef struct {
     size_t n;       /* timed requests */
 } tw_relay_opts_t;
 
+/* The flags --size B (payload bytes) and --no-relay (stores 0 in *relay)
+ * of the benchmarks that run the relay as their baseline, as entries of a
+ * tw_bench_flag_t table (bench.h). */
+#define TW_RELAY_BASELINE_FLAGS(size, relay)                                 \
+    TW_BENCH_NUM("--size", (size), 0, 1 << 26),                              \
+    TW_BENCH_SWITCH("--no-relay", (relay), 0)
+
 /* A running relay with its client connected and warmed up. */
 typedef struct tw_relay tw_relay_t;
 

@@ -40,6 +40,7 @@
  */
 #include "bench/bench.h"
 #include "bench/cluster.h"
+#include "bench/load.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/proto.h"
@@ -51,7 +52,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#define S_REQ_TIMEOUT_MS 10000
 #define S_QUERY_TIMEOUT_MS 5000
 #define S_POLL_MS 20
 #define S_WAIT_LIMIT_NS 60000000000ull /* a phase may take at most 60 s */
@@ -110,48 +110,34 @@ s_send(s_sim_t *s, tw_enc_t *e, tw_cmd_t cmd)
     return rc;
 }
 
+/* Send `cmd` from sim `s`: HELLO {name, host, pid, slots, handlers:
+ * ["noop"]}, READY {credit: slots}, or an empty body (HEARTBEAT, BYE). */
 static int
-s_send_hello(s_sims_t *g, s_sim_t *s)
+s_send_cmd(s_sims_t *g, s_sim_t *s, tw_cmd_t cmd)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 5);
-    tw_enc_key(&e, TW_F_NAME);
-    tw_enc_cstr(&e, s->name);
-    tw_enc_key(&e, TW_F_HOST);
-    tw_enc_cstr(&e, "bench");
-    tw_enc_key(&e, TW_F_PID);
-    tw_enc_uint(&e, 0);
-    tw_enc_key(&e, TW_F_SLOTS);
-    tw_enc_uint(&e, g->slots);
-    tw_enc_key(&e, TW_F_HANDLERS);
-    tw_enc_array(&e, 1);
-    tw_enc_cstr(&e, "noop");
-    int rc = s_send(s, &e, TW_CMD_HELLO);
-    tw_enc_free(&e);
-    return rc;
-}
-
-static int
-s_send_ready(s_sims_t *g, s_sim_t *s)
-{
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_key(&e, TW_F_CREDIT);
-    tw_enc_uint(&e, g->slots);
-    int rc = s_send(s, &e, TW_CMD_READY);
-    tw_enc_free(&e);
-    s->readied = 1;
-    return rc;
-}
-
-static int
-s_send_empty(s_sim_t *s, tw_cmd_t cmd)
-{
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 0);
+    if (cmd == TW_CMD_HELLO) {
+        tw_enc_map(&e, 5);
+        tw_enc_key(&e, TW_F_NAME);
+        tw_enc_cstr(&e, s->name);
+        tw_enc_key(&e, TW_F_HOST);
+        tw_enc_cstr(&e, "bench");
+        tw_enc_key(&e, TW_F_PID);
+        tw_enc_uint(&e, 0);
+        tw_enc_key(&e, TW_F_SLOTS);
+        tw_enc_uint(&e, g->slots);
+        tw_enc_key(&e, TW_F_HANDLERS);
+        tw_enc_array(&e, 1);
+        tw_enc_cstr(&e, "noop");
+    } else if (cmd == TW_CMD_READY) {
+        tw_enc_map(&e, 1);
+        tw_enc_key(&e, TW_F_CREDIT);
+        tw_enc_uint(&e, g->slots);
+        s->readied = 1;
+    } else {
+        tw_enc_map(&e, 0);
+    }
     int rc = s_send(s, &e, cmd);
     tw_enc_free(&e);
     return rc;
@@ -181,17 +167,17 @@ s_handle(s_sims_t *g, s_sim_t *s, zmq_msg_t *hdr, zmq_msg_t *body)
             atomic_fetch_add(&g->welcomed, 1);
         }
         if (g->ready_at_welcome || s->readied) {
-            rc = s_send_ready(g, s);
+            rc = s_send_cmd(g, s, TW_CMD_READY);
         }
         break;
     }
     case TW_CMD_HEARTBEAT:
-        rc = s_send_empty(s, TW_CMD_HEARTBEAT);
+        rc = s_send_cmd(g, s, TW_CMD_HEARTBEAT);
         break;
     case TW_CMD_ERROR:
         if (tw_msg_int(&m, TW_F_CODE, 0) == TW_EWORKER) {
             atomic_fetch_add(&g->rehello, 1);
-            rc = s_send_hello(g, s);
+            rc = s_send_cmd(g, s, TW_CMD_HELLO);
         } else {
             atomic_fetch_add(&g->other, 1);
         }
@@ -245,7 +231,8 @@ s_sims_main(void *arg)
         zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(s->sock, ZMQ_RCVHWM, &zero, sizeof zero);
         zmq_setsockopt(s->sock, ZMQ_SNDHWM, &zero, sizeof zero);
-        if (zmq_connect(s->sock, g->endpoint) != 0 || s_send_hello(g, s)) {
+        if (zmq_connect(s->sock, g->endpoint) != 0 ||
+            s_send_cmd(g, s, TW_CMD_HELLO) != 0) {
             rc = TW_EIO;
         }
         items[i] = (zmq_pollitem_t){s->sock, 0, ZMQ_POLLIN, 0};
@@ -263,7 +250,7 @@ s_sims_main(void *arg)
         if (rc == 0 && atomic_load(&g->go_ready) == 1) {
             atomic_store(&g->ready_ns, tw_bench_now_ns());
             for (int i = 0; rc == 0 && i < g->n; i++) {
-                rc = s_send_ready(g, &g->sims[i]);
+                rc = s_send_cmd(g, &g->sims[i], TW_CMD_READY);
             }
             atomic_store(&g->go_ready, 2);
         }
@@ -271,7 +258,7 @@ s_sims_main(void *arg)
         for (int i = 0; rc == 0 && i < g->n; i++) {
             s_sim_t *s = &g->sims[i];
             if (s->welcomed && now - s->last_send_ns >= g->hb_ns) {
-                rc = s_send_empty(s, TW_CMD_HEARTBEAT);
+                rc = s_send_cmd(g, s, TW_CMD_HEARTBEAT);
             }
         }
     }
@@ -286,7 +273,7 @@ s_sims_main(void *arg)
             /* Give the BYE time to leave before the socket closes. */
             int linger = 1000;
             zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
-            s_send_empty(s, TW_CMD_BYE);
+            s_send_cmd(g, s, TW_CMD_BYE);
         }
         if (s->sock) {
             zmq_close(s->sock);
@@ -362,31 +349,6 @@ s_wait_assigned(tw_bench_cluster_t *cl, s_sims_t *g, uint64_t n)
     return 0;
 }
 
-/* Add `n` noop stations "a-<i>". */
-static int
-s_add_all(tw_bench_cluster_t *cl, tw_client_t *c, size_t n)
-{
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "add";
-    req.handler = "noop";
-    req.next = "same";
-    char sid[32];
-    req.sid = sid;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(sid, sizeof sid, "a-%06zu", i);
-        int rc = tw_client_station(c, &req, S_REQ_TIMEOUT_MS, NULL, NULL);
-        if (rc != 0) {
-            char why[256];
-            snprintf(why, sizeof why, "station add %s: %s (%s)", sid,
-                     tw_strerror(rc), tw_client_last_error(c));
-            tw_bench_cluster_fail(cl, why);
-            return rc;
-        }
-    }
-    return 0;
-}
-
 /* The broker's "dropped" counter must stay 0: a dropped ASSIGN would
  * never arrive. Prints it when it is not. */
 static void
@@ -433,46 +395,71 @@ typedef struct {
                       READY to last ASSIGN */
 } s_out_t;
 
-/* One "online" run. */
+/* One run of a measure, with a fresh broker: "online" (pending 0) or
+ * "pending" (see the top of this file). */
 static int
-s_run_online(void *ctx, const s_cfg_t *k, s_out_t *out)
+s_run(void *ctx, const s_cfg_t *k, int pending, s_out_t *out)
 {
     tw_bench_cluster_t cl;
-    int rc = tw_bench_cluster_start(&cl, 0, 1, 15000);
-    if (rc != 0) {
-        return rc;
-    }
-    tw_client_t *c = tw_bench_cluster_client(&cl);
+    tw_client_t *c = tw_bench_cluster_open(&cl, 0, 1, NULL);
     if (!c) {
-        return TW_ENOMEM;
+        return TW_EIO;
     }
     s_sims_t *g = calloc(1, sizeof *g);
-    rc = s_sims_start(g, ctx, cl.backend, "sim", k->workers, k->slots, 1);
-    if (rc == 0) {
-        /* The READYs follow the WELCOMEs at once; a ping makes it likely
-         * the broker has handled them (a station added before them would
-         * wait for them, which only makes the figure worse). */
-        tw_bench_sleep_ms(50);
-        rc = tw_client_ping(c, S_QUERY_TIMEOUT_MS);
+    int rc;
+    if (pending) {
+        /* A station needs a handler some worker has offered: one worker
+         * offers noop and leaves. */
+        rc = s_sims_start(g, ctx, cl.backend, "reg", 1, k->slots, 0);
+        s_sims_stop(g, 1);
+        if (rc == 0) {
+            rc = s_wait_no_workers(&cl, c);
+        }
+    } else {
+        rc = s_sims_start(g, ctx, cl.backend, "sim", k->workers, k->slots,
+                          1);
+        if (rc == 0) {
+            /* The READYs follow the WELCOMEs at once; a ping makes it
+             * likely the broker has handled them (a station added before
+             * them would wait for them, which only makes the figure
+             * worse). */
+            tw_bench_sleep_ms(50);
+            rc = tw_client_ping(c, S_QUERY_TIMEOUT_MS);
+        }
     }
     long long cpu0 = tw_bench_cpu_ns(cl.broker);
     uint64_t t0 = tw_bench_now_ns();
     if (rc == 0) {
-        rc = s_add_all(&cl, c, k->n);
+        rc = tw_bench_add_stations(&cl, c, "a-", k->n, 0);
     }
     uint64_t t1 = tw_bench_now_ns();
     long long cpu1 = tw_bench_cpu_ns(cl.broker);
+    if (rc == 0 && pending) {
+        rc = s_sims_start(g, ctx, cl.backend, "sim", k->workers, k->slots,
+                          0);
+        if (rc == 0) {
+            /* The HELLOs may trigger a placement pass (nothing fits: no
+             * credit yet); let it end before the clock starts. */
+            rc = tw_client_ping(c, S_QUERY_TIMEOUT_MS);
+        }
+        if (rc == 0) {
+            atomic_store(&g->go_ready, 1);
+        }
+    }
     if (rc == 0) {
         rc = s_wait_assigned(&cl, g, k->n);
     }
     if (rc == 0) {
+        /* Online from the first add, pending from the first READY. */
+        uint64_t from = pending ? atomic_load(&g->ready_ns) : t0;
         out->add = (double)(t1 - t0) / 1e9;
         out->cpu = (double)(cpu1 - cpu0) / 1e9;
-        out->assign = (double)(atomic_load(&g->last_ns) - t0) / 1e9;
+        out->assign = (double)(atomic_load(&g->last_ns) - from) / 1e9;
         s_check_dropped(c);
     }
     s_sims_stop(g, 0);
-    if (rc == 0 && (atomic_load(&g->rehello) || atomic_load(&g->other))) {
+    if (rc == 0 && !pending &&
+        (atomic_load(&g->rehello) || atomic_load(&g->other))) {
         fprintf(stderr, "bench: %llu re-HELLOs, %llu other messages\n",
                 (unsigned long long)atomic_load(&g->rehello),
                 (unsigned long long)atomic_load(&g->other));
@@ -480,68 +467,27 @@ s_run_online(void *ctx, const s_cfg_t *k, s_out_t *out)
     free(g);
     tw_client_destroy(&c);
     if (rc != 0 && !cl.failed) {
-        tw_bench_cluster_fail(&cl, "online assignment run failed");
+        tw_bench_cluster_fail(&cl, pending ? "pending assignment run failed"
+                                           : "online assignment run failed");
     }
     tw_bench_cluster_stop(&cl);
     return rc;
 }
 
-/* One "pending" run. */
-static int
-s_run_pending(void *ctx, const s_cfg_t *k, s_out_t *out)
+/* What one measure (pending 0: online) found, as in the summary line:
+ * "adds A s (B us each, broker CPU C us each), <its own figure>"; `us` is
+ * 1e6 / the number of stations. */
+static void
+s_describe(FILE *f, int pending, const s_out_t *o, double us)
 {
-    tw_bench_cluster_t cl;
-    int rc = tw_bench_cluster_start(&cl, 0, 1, 15000);
-    if (rc != 0) {
-        return rc;
+    fprintf(f, "adds %.2f s (%.0f us each, broker CPU %.0f us each), ",
+            o->add, o->add * us, o->cpu * us);
+    if (pending) {
+        fprintf(f, "placement %.3f s from READY to the last ASSIGN",
+                o->assign);
+    } else {
+        fprintf(f, "all assigned %.2f s after the first add", o->assign);
     }
-    tw_client_t *c = tw_bench_cluster_client(&cl);
-    if (!c) {
-        return TW_ENOMEM;
-    }
-    s_sims_t *g = calloc(1, sizeof *g);
-    /* A station needs a handler some worker has offered: one worker
-     * offers noop and leaves. */
-    rc = s_sims_start(g, ctx, cl.backend, "reg", 1, k->slots, 0);
-    s_sims_stop(g, 1);
-    if (rc == 0) {
-        rc = s_wait_no_workers(&cl, c);
-    }
-    long long cpu0 = tw_bench_cpu_ns(cl.broker);
-    uint64_t t0 = tw_bench_now_ns();
-    if (rc == 0) {
-        rc = s_add_all(&cl, c, k->n);
-    }
-    uint64_t t1 = tw_bench_now_ns();
-    long long cpu1 = tw_bench_cpu_ns(cl.broker);
-    if (rc == 0) {
-        rc = s_sims_start(g, ctx, cl.backend, "sim", k->workers, k->slots,
-                          0);
-    }
-    if (rc == 0) {
-        /* The HELLOs may trigger a placement pass (nothing fits: no
-         * credit yet); let it end before the clock starts. */
-        rc = tw_client_ping(c, S_QUERY_TIMEOUT_MS);
-    }
-    if (rc == 0) {
-        atomic_store(&g->go_ready, 1);
-        rc = s_wait_assigned(&cl, g, k->n);
-    }
-    if (rc == 0) {
-        out->add = (double)(t1 - t0) / 1e9;
-        out->cpu = (double)(cpu1 - cpu0) / 1e9;
-        out->assign = (double)(atomic_load(&g->last_ns)
-                               - atomic_load(&g->ready_ns)) / 1e9;
-        s_check_dropped(c);
-    }
-    s_sims_stop(g, 0);
-    free(g);
-    tw_client_destroy(&c);
-    if (rc != 0 && !cl.failed) {
-        tw_bench_cluster_fail(&cl, "pending assignment run failed");
-    }
-    tw_bench_cluster_stop(&cl);
-    return rc;
 }
 
 static void
@@ -579,9 +525,12 @@ main(int argc, char **argv)
     if (pr != TW_BENCH_FLAGS_RUN) {
         return TW_BENCH_FLAGS_EXIT(pr);
     }
-    int online = !only || strcmp(only, "online") == 0;
-    int pending = !only || strcmp(only, "pending") == 0;
-    if ((!online && !pending) || workers * slots < n) {
+    static const char *const names[2] = {"online", "pending"};
+    int want[2];
+    for (int p = 0; p < 2; p++) {
+        want[p] = !only || strcmp(only, names[p]) == 0;
+    }
+    if ((!want[0] && !want[1]) || workers * slots < n) {
         fprintf(stderr, "%s: %s\n", prog,
                 workers * slots < n ? "workers x slots must be >= stations"
                                     : "--only takes online or pending");
@@ -591,6 +540,7 @@ main(int argc, char **argv)
     s_cfg_t k = {(int)workers, (uint64_t)slots, (size_t)n};
     void *ctx = zmq_ctx_new();
     size_t nr = (size_t)runs;
+    /* v[3 * p + 0..2]: measure p's add, cpu and assign, run by run. */
     double *v[6];
     for (int i = 0; i < 6; i++) {
         v[i] = calloc(nr, sizeof *v[i]);
@@ -598,43 +548,36 @@ main(int argc, char **argv)
     double us = 1e6 / (double)n;
     int rc = 0;
     for (size_t r = 0; rc == 0 && r < nr; r++) {
-        s_out_t o;
-        if (online && (rc = s_run_online(ctx, &k, &o)) == 0) {
-            v[0][r] = o.add;
-            v[1][r] = o.cpu;
-            v[2][r] = o.assign;
-            fprintf(stderr, "run %zu/%zu online: adds %.2f s (%.0f us each, "
-                            "broker CPU %.0f us each), all assigned %.2f s "
-                            "after the first add\n",
-                    r + 1, nr, o.add, o.add * us, o.cpu * us, o.assign);
-        }
-        if (rc == 0 && pending && (rc = s_run_pending(ctx, &k, &o)) == 0) {
-            v[3][r] = o.add;
-            v[4][r] = o.cpu;
-            v[5][r] = o.assign;
-            fprintf(stderr, "run %zu/%zu pending: adds %.2f s (%.0f us each, "
-                            "broker CPU %.0f us each), placement %.3f s from "
-                            "READY to the last ASSIGN\n",
-                    r + 1, nr, o.add, o.add * us, o.cpu * us, o.assign);
+        for (int p = 0; rc == 0 && p < 2; p++) {
+            s_out_t o;
+            if (!want[p] || (rc = s_run(ctx, &k, p, &o)) != 0) {
+                continue;
+            }
+            v[3 * p][r] = o.add;
+            v[3 * p + 1][r] = o.cpu;
+            v[3 * p + 2][r] = o.assign;
+            fprintf(stderr, "run %zu/%zu %s: ", r + 1, nr, names[p]);
+            s_describe(stderr, p, &o, us);
+            fputc('\n', stderr);
         }
     }
     zmq_ctx_term(ctx);
-    double m[6];
+    s_out_t m[2];
+    for (int p = 0; p < 2; p++) {
+        m[p].add = tw_bench_median(v[3 * p], nr);
+        m[p].cpu = tw_bench_median(v[3 * p + 1], nr);
+        m[p].assign = tw_bench_median(v[3 * p + 2], nr);
+    }
     for (int i = 0; i < 6; i++) {
-        m[i] = tw_bench_median(v[i], nr);
         free(v[i]);
     }
     if (rc == 0) {
         printf("assign: %lld stations to %lld workers:", n, workers);
-        if (online) {
-            printf(" online: adds %.2f s (%.0f us each, broker CPU %.0f us "
-                   "each), all assigned %.2f s after the first add%s",
-                   m[0], m[0] * us, m[1] * us, m[2], pending ? ";" : "");
-        }
-        if (pending) {
-            printf(" pending: adds %.2f s (%.0f us each, broker CPU %.0f us "
-                   "each), placement %.3f s from READY to the last ASSIGN",
-                   m[3], m[3] * us, m[4] * us, m[5]);
+        for (int p = 0; p < 2; p++) {
+            if (want[p]) {
+                printf("%s %s: ", p && want[0] ? ";" : "", names[p]);
+                s_describe(stdout, p, &m[p], us);
+            }
         }
         printf(" (median of %zu runs)\n", nr);
     }

@@ -26,43 +26,11 @@
 
 #define S_IDLE_LIMIT_NS 10000000000ull /* no message for 10 s: give up */
 
-typedef struct {
-    uint64_t done; /* outcomes so far */
-    int err;       /* first refusal or failed state, as a TW_E* code */
-    char why[160];
-} s_state_t;
-
-static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
-{
-    s_state_t *st = arg;
-    if (err != 0) {
-        st->done++;
-        if (st->err == 0) {
-            st->err = err;
-            snprintf(st->why, sizeof st->why, "refused: %s (%s)",
-                     tw_client_strerror(err), msg ? msg : "");
-        }
-    }
-}
-
-static void
-s_on_result(void *arg, const tw_result_t *r)
-{
-    s_state_t *st = arg;
-    st->done++;
-    if (r->state != 0 && st->err == 0) {
-        st->err = TW_EFAILED;
-        snprintf(st->why, sizeof st->why, "task state %d: %s", r->state,
-                 r->error ? r->error : "");
-    }
-}
-
 /* `n` round trips one at a time into us[0..n-1], in microseconds. */
 static int
-s_round_trips(tw_bench_cluster_t *cl, tw_client_t *c, s_state_t *st,
-              size_t n, double *us)
+s_round_trips(tw_bench_cluster_t *cl, tw_client_t *c, size_t n, double *us)
 {
+    tw_bench_outcomes_t *st = &cl->outcomes;
     tw_task_spec_t spec;
     memset(&spec, 0, sizeof spec);
     spec.handler = "noop";
@@ -100,14 +68,14 @@ s_round_trips(tw_bench_cluster_t *cl, tw_client_t *c, s_state_t *st,
 /* One run: `n` taskwheel and (if `relay`) `n` relay round trips, in
  * alternating blocks of `block`; each side's p50 and p99. */
 static int
-s_run(tw_bench_cluster_t *cl, tw_client_t *c, s_state_t *st,
-      tw_relay_t *relay, size_t n, size_t block, double out[4])
+s_run(tw_bench_cluster_t *cl, tw_client_t *c, tw_relay_t *relay, size_t n,
+      size_t block, double out[4])
 {
     double *tw = malloc(n * sizeof *tw), *rl = malloc(n * sizeof *rl);
     int rc = 0;
     for (size_t off = 0; rc == 0 && off < n; off += block) {
         size_t m = n - off < block ? n - off : block;
-        rc = s_round_trips(cl, c, st, m, tw + off);
+        rc = s_round_trips(cl, c, m, tw + off);
         if (rc == 0 && relay) {
             rc = tw_relay_round_trips(relay, m, rl + off);
         }
@@ -153,36 +121,27 @@ main(int argc, char **argv)
     const tw_bench_flag_t flags[] = {
         TW_BENCH_NUM("--n", &n, 1, big),
         TW_BENCH_NUM("--warmup", &warmup, 0, big),
-        TW_BENCH_NUM("--workers", &workers, 1, TW_BENCH_MAX_WORKERS),
-        TW_BENCH_NUM("--slots", &slots, 1, 1 << 20),
+        TW_BENCH_CLUSTER_FLAGS(&workers, &slots),
         TW_BENCH_NUM("--runs", &runs, 1, 1000),
         TW_BENCH_NUM("--block", &block, 1, big),
-        TW_BENCH_NUM("--size", &size, 0, 1 << 26),
-        TW_BENCH_SWITCH("--no-relay", &relay, 0),
+        TW_RELAY_BASELINE_FLAGS(&size, &relay),
     };
     int pr = tw_bench_parse_flags(prog, argc, argv, flags,
                                   sizeof flags / sizeof *flags, s_usage);
     if (pr != TW_BENCH_FLAGS_RUN) {
         return TW_BENCH_FLAGS_EXIT(pr);
     }
+    size_t nr = (size_t)runs;
+    tw_relay_opts_t ro = {0, 0, (size_t)size, 1, (size_t)n};
 
     tw_bench_cluster_t cl;
-    if (tw_bench_cluster_start(&cl, (int)workers, (int)slots, 15000) != 0) {
-        return 1;
-    }
-    tw_client_t *c = tw_bench_cluster_client(&cl);
-    s_state_t st;
-    memset(&st, 0, sizeof st);
+    tw_client_t *c = tw_bench_cluster_open(&cl, (int)workers, (int)slots,
+                                           NULL);
     if (!c) {
         return 1;
     }
-    tw_client_on_ack(c, s_on_ack, &st);
-    tw_client_on_result(c, s_on_result, &st);
-
-    size_t nr = (size_t)runs;
     double *t50 = calloc(nr, sizeof *t50), *t99 = calloc(nr, sizeof *t99);
     double *r50 = calloc(nr, sizeof *r50), *r99 = calloc(nr, sizeof *r99);
-    tw_relay_opts_t ro = {0, 0, (size_t)size, 1, (size_t)n};
     tw_relay_t *rel = NULL;
     int rc = 0;
     if (relay) {
@@ -191,7 +150,7 @@ main(int argc, char **argv)
     /* Untimed warm-up of both sides. */
     double *scratch = malloc((size_t)(warmup + 1) * sizeof *scratch);
     if (rc == 0) {
-        rc = s_round_trips(&cl, c, &st, (size_t)warmup, scratch);
+        rc = s_round_trips(&cl, c, (size_t)warmup, scratch);
     }
     if (rc == 0 && rel) {
         rc = tw_relay_round_trips(rel, (size_t)warmup, scratch);
@@ -199,7 +158,7 @@ main(int argc, char **argv)
     free(scratch);
     for (size_t r = 0; rc == 0 && r < nr; r++) {
         double q[4];
-        rc = s_run(&cl, c, &st, rel, (size_t)n, (size_t)block, q);
+        rc = s_run(&cl, c, rel, (size_t)n, (size_t)block, q);
         if (rc != 0) {
             break;
         }

@@ -24,13 +24,13 @@
  */
 #include "bench/bench.h"
 #include "bench/cluster.h"
+#include "bench/load.h"
 #include "common/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define S_REQ_TIMEOUT_MS 10000
 #define S_QUERY_TIMEOUT_MS 5000
 
 static void
@@ -56,33 +56,6 @@ static double
 s_mib(long long bytes)
 {
     return (double)bytes / (1024.0 * 1024.0);
-}
-
-/* Add `n` noop stations "bench-<i>". */
-static int
-s_add_all(tw_bench_cluster_t *cl, tw_client_t *c, size_t n,
-          uint64_t interval)
-{
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "add";
-    req.handler = "noop";
-    req.next = "same";
-    req.interval_ms = interval;
-    char sid[32];
-    req.sid = sid;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(sid, sizeof sid, "bench-%06zu", i);
-        int rc = tw_client_station(c, &req, S_REQ_TIMEOUT_MS, NULL, NULL);
-        if (rc != 0) {
-            char why[256];
-            snprintf(why, sizeof why, "station add %s: %s (%s)", sid,
-                     tw_strerror(rc), tw_client_last_error(c));
-            tw_bench_cluster_fail(cl, why);
-            return rc;
-        }
-    }
-    return 0;
 }
 
 /* Poll the status until "stations_running" is `n`. */
@@ -175,10 +148,7 @@ main(int argc, char **argv)
     }
 
     tw_bench_cluster_t cl;
-    if (tw_bench_cluster_start(&cl, 1, (int)slots, 15000) != 0) {
-        return 1;
-    }
-    tw_client_t *c = tw_bench_cluster_client(&cl);
+    tw_client_t *c = tw_bench_cluster_open(&cl, 1, (int)slots, NULL);
     if (!c) {
         return 1;
     }
@@ -186,7 +156,8 @@ main(int argc, char **argv)
     long long rss0 = tw_bench_rss_bytes(cl.broker);
     long long wrss0 = tw_bench_rss_bytes(cl.workers[0]);
     uint64_t t0 = tw_bench_now_ns();
-    int rc = s_add_all(&cl, c, (size_t)n, (uint64_t)interval);
+    int rc = tw_bench_add_stations(&cl, c, "bench-", (size_t)n,
+                                   (uint64_t)interval);
     uint64_t t1 = tw_bench_now_ns();
     if (rc == 0) {
         rc = s_wait_running(&cl, c, (uint64_t)n, (long)limit_ms);

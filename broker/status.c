@@ -5,9 +5,22 @@
 
 #include <string.h>
 
+/* Distinct subscription prefixes the broker tracks; beyond this a new
+ * prefix is not tracked (libzmq still filters for it), so a subscriber
+ * cannot grow the broker's memory without bound. */
+#define S_MAX_SUBS 4096
+
 static void
 s_add(tw_status_t *st, const char *p, size_t len)
 {
+    if (st->nsubs >= S_MAX_SUBS) {
+        if (!st->subs_capped) {
+            st->subs_capped = 1;
+            tw_warn("status.subscriptions", "more than %d subscription "
+                    "prefixes: further ones are not tracked", S_MAX_SUBS);
+        }
+        return;
+    }
     st->subs = tw_realloc(st->subs, (st->nsubs + 1) * sizeof *st->subs);
     st->sublen = tw_realloc(st->sublen, (st->nsubs + 1) * sizeof(size_t));
     st->subs[st->nsubs] = tw_strndup(p, len);

@@ -25,6 +25,7 @@ typedef struct {
     size_t nsubs;
     uint64_t pseq;
     uint64_t dropped;
+    int subs_capped; /* the prefix limit was reached (logged once) */
 } tw_status_t;
 
 /* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */

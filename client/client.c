@@ -25,12 +25,13 @@
  *  (a RESULT push with a final state, a per-item ACK error, or an ERROR
  *  naming that seq); tw_client_wait_all waits for `pending` to empty.
  *
- *  Requests (ping, result, cancel, query, station, and the GROUP / POOL
- *  requests of pool.c through tw__client_request) use a fresh seq, flush the
- *  outbox first so they reach the broker after earlier submissions, and
- *  wait for the reply carrying that seq; meanwhile other traffic is
- *  dispatched to the callbacks as usual. Only one request runs at a time.
- *  Replies that arrive after their request gave up are ignored.
+ *  Requests (ping, result, and through tw__client_request the ones
+ *  answered by REPLY or ERROR: cancel, query, station and pool.c's GROUP
+ *  and POOL) use a fresh seq, flush the outbox first so they reach the
+ *  broker after earlier submissions, and wait for the reply carrying that
+ *  seq; meanwhile other traffic is dispatched to the callbacks as usual.
+ *  Only one request runs at a time. Replies that arrive after their
+ *  request gave up are ignored.
  *
  *  Submissions, acknowledgements and final outcomes are also reported to
  *  pool.c (tw__sess_*), which turns them into events and feeds maps.
@@ -792,6 +793,84 @@ s_req_end(tw_client_t *c)
     memset(&c->req, 0, sizeof c->req);
 }
 
+/* Encode the body of the begun request with `encode`, send it as `cmd`
+ * and wait for its answer, which stays in c->req for the caller to take
+ * before s_req_end. Returns the request's code or TW_EUNREACH. */
+static int
+s_req_send(tw_client_t *c, tw_cmd_t cmd, tw__encode_fn encode,
+           const void *arg, int timeout_ms)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    encode(&e, c->req.seq, arg);
+    int rc = s_request(c, &e, cmd, timeout_ms);
+    tw_enc_free(&e);
+    return rc;
+}
+
+/* Clear the outputs of a request that may return REPLY data. Returns 0,
+ * or TW_EINVAL for data without len. */
+static int
+s_reply_init(void **data, size_t *len)
+{
+    if (data) {
+        *data = NULL;
+    }
+    if (len) {
+        *len = 0;
+    }
+    return data && !len ? TW_EINVAL : 0;
+}
+
+/* Request bodies (internal.h), here and in pool.c. */
+void
+tw__enc_head(tw_enc_t *e, size_t n, uint64_t seq, const char *op)
+{
+    tw_enc_map(e, n);
+    tw_enc_key(e, TW_F_SEQ);
+    tw_enc_uint(e, seq);
+    tw__enc_opt_cstr(e, TW_F_OP, op);
+}
+
+void
+tw__enc_opt_cstr(tw_enc_t *e, tw_field_t f, const char *s)
+{
+    if (s) {
+        tw_enc_key(e, f);
+        tw_enc_cstr(e, s);
+    }
+}
+
+void
+tw__enc_opt_uint(tw_enc_t *e, tw_field_t f, uint64_t v)
+{
+    if (v) {
+        tw_enc_key(e, f);
+        tw_enc_uint(e, v);
+    }
+}
+
+void
+tw__enc_opt_bin(tw_enc_t *e, tw_field_t f, const void *p, size_t len)
+{
+    if (p) {
+        tw_enc_key(e, f);
+        tw_enc_bin(e, p, len);
+    }
+}
+
+void
+tw__encode_ids(tw_enc_t *e, uint64_t seq, const void *arg)
+{
+    const tw__ids_t *ids = arg;
+    tw__enc_head(e, 2 + (ids->op != NULL), seq, ids->op);
+    tw_enc_key(e, TW_F_IDS);
+    tw_enc_array(e, ids->n);
+    for (size_t i = 0; i < ids->n; i++) {
+        tw_enc_uint(e, ids->ids[i]);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* The API                                                            */
 
@@ -897,6 +976,15 @@ tw__client_sess(tw_client_t *c)
     return &c->sess;
 }
 
+/* The empty body {} of a ping's HEARTBEAT. */
+static void
+s_encode_ping(tw_enc_t *e, uint64_t seq, const void *arg)
+{
+    (void)seq;
+    (void)arg;
+    tw_enc_map(e, 0);
+}
+
 int
 tw_client_ping(tw_client_t *c, int timeout_ms)
 {
@@ -904,11 +992,7 @@ tw_client_ping(tw_client_t *c, int timeout_ms)
     if (rc != 0) {
         return rc;
     }
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 0);
-    rc = s_request(c, &e, TW_CMD_HEARTBEAT, timeout_ms);
-    tw_enc_free(&e);
+    rc = s_req_send(c, TW_CMD_HEARTBEAT, s_encode_ping, NULL, timeout_ms);
     s_req_end(c);
     return rc;
 }
@@ -1037,16 +1121,8 @@ tw_client_result(tw_client_t *c, uint64_t id, int timeout_ms,
         return rc;
     }
     c->req.id = id;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, c->req.seq);
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, 1);
-    tw_enc_uint(&e, id);
-    rc = s_request(c, &e, TW_CMD_RESULT, timeout_ms);
-    tw_enc_free(&e);
+    tw__ids_t arg = {NULL, &id, 1};
+    rc = s_req_send(c, TW_CMD_RESULT, tw__encode_ids, &arg, timeout_ms);
     if (rc == 0) {
         *out = c->req.result;
         c->req.result = NULL;
@@ -1068,39 +1144,13 @@ int
 tw__client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
                   int timeout_ms, void **data, size_t *len)
 {
-    if (data) {
-        *data = NULL;
-    }
-    if (len) {
-        *len = 0;
-    }
-    if (!ids || n == 0 || n > TW_PROTO_MAX_ITEMS || (data && !len)) {
+    if (s_reply_init(data, len) != 0 || !ids || n == 0 ||
+        n > TW_PROTO_MAX_ITEMS) {
         return TW_EINVAL;
     }
-    int rc = s_req_begin(c, S_REQ_REPLY);
-    if (rc != 0) {
-        return rc;
-    }
-    c->req.want_data = data != NULL;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, c->req.seq);
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, n);
-    for (size_t i = 0; i < n; i++) {
-        tw_enc_uint(&e, ids[i]);
-    }
-    rc = s_request(c, &e, TW_CMD_CANCEL, timeout_ms);
-    tw_enc_free(&e);
-    if (rc == 0 && data) {
-        *data = c->req.data;
-        *len = c->req.len;
-        c->req.data = NULL;
-    }
-    s_req_end(c);
-    return rc;
+    tw__ids_t arg = {NULL, ids, n};
+    return tw__client_request(c, TW_CMD_CANCEL, tw__encode_ids, &arg,
+                              timeout_ms, data, len);
 }
 
 int
@@ -1110,69 +1160,44 @@ tw_client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
     return tw__client_cancel(c, ids, n, timeout_ms, NULL, NULL);
 }
 
+/* The body {seq, what} of QUERY; `arg` is the checked `what`. */
+static void
+s_encode_query(tw_enc_t *e, uint64_t seq, const void *arg)
+{
+    tw__enc_head(e, 2, seq, NULL);
+    tw_enc_key(e, TW_F_WHAT);
+    tw_enc_cstr(e, arg);
+}
+
 int
 tw_client_query(tw_client_t *c, const char *what, int timeout_ms,
                 void **data, size_t *len)
 {
-    if (data) {
-        *data = NULL;
-    }
-    if (len) {
-        *len = 0;
-    }
-    if (!what || !data || !len) {
+    if (s_reply_init(data, len) != 0 || !what || !data) {
         return TW_EINVAL;
     }
     size_t wlen = strnlen(what, 33);
     if (wlen == 0 || wlen > 32) {
         return TW_EINVAL;
     }
-    int rc = s_req_begin(c, S_REQ_REPLY);
-    if (rc != 0) {
-        return rc;
-    }
-    c->req.want_data = 1;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, c->req.seq);
-    tw_enc_key(&e, TW_F_WHAT);
-    tw_enc_str(&e, what, wlen);
-    rc = s_request(c, &e, TW_CMD_QUERY, timeout_ms);
-    tw_enc_free(&e);
-    if (rc == 0) {
-        *data = c->req.data;
-        *len = c->req.len;
-        c->req.data = NULL;
-    }
-    s_req_end(c);
-    return rc;
+    return tw__client_request(c, TW_CMD_QUERY, s_encode_query, what,
+                              timeout_ms, data, len);
 }
 
 int
 tw__client_request(tw_client_t *c, tw_cmd_t cmd, tw__encode_fn encode,
                    const void *arg, int timeout_ms, void **data, size_t *len)
 {
-    if (data) {
-        *data = NULL;
+    int rc = s_reply_init(data, len);
+    if (rc != 0) {
+        return rc;
     }
-    if (len) {
-        *len = 0;
-    }
-    if (data && !len) {
-        return TW_EINVAL;
-    }
-    int rc = s_req_begin(c, S_REQ_REPLY);
+    rc = s_req_begin(c, S_REQ_REPLY);
     if (rc != 0) {
         return rc;
     }
     c->req.want_data = data != NULL;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    encode(&e, c->req.seq, arg);
-    rc = s_request(c, &e, cmd, timeout_ms);
-    tw_enc_free(&e);
+    rc = s_req_send(c, cmd, encode, arg, timeout_ms);
     if (rc == 0 && data) {
         *data = c->req.data;
         *len = c->req.len;
@@ -1232,57 +1257,25 @@ s_station_check(const tw_station_req_t *r)
     return 0;
 }
 
-/* Write the body {seq, op, ...} of a checked station request. */
-/* Encode the optional field `f`: a string, a number or BIN bytes, left
- * out when absent (NULL) or 0. */
+/* The body {seq, op, ...} of a checked station request `arg`. */
 static void
-s_enc_opt_cstr(tw_enc_t *e, tw_field_t f, const char *s)
+s_station_encode(tw_enc_t *e, uint64_t seq, const void *arg)
 {
-    if (s) {
-        tw_enc_key(e, f);
-        tw_enc_cstr(e, s);
-    }
-}
-
-static void
-s_enc_opt_uint(tw_enc_t *e, tw_field_t f, uint64_t v)
-{
-    if (v) {
-        tw_enc_key(e, f);
-        tw_enc_uint(e, v);
-    }
-}
-
-static void
-s_enc_opt_bin(tw_enc_t *e, tw_field_t f, const void *p, size_t len)
-{
-    if (p) {
-        tw_enc_key(e, f);
-        tw_enc_bin(e, p, len);
-    }
-}
-
-static void
-s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
-{
+    const tw_station_req_t *r = arg;
     size_t n = 2 + (r->sid != NULL) + (r->handler != NULL) +
                (r->args != NULL) + (r->next != NULL) +
                (r->interval_ms != 0) + (r->timeout_ms != 0) +
                (r->code != NULL) + (r->ntags != 0) +
                (r->placement != NULL) + (r->restart != NULL) +
                (r->payload != NULL);
-    tw_enc_map(e, n);
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_OP);
-    tw_enc_cstr(e, r->op);
-    s_enc_opt_cstr(e, TW_F_SID, r->sid);
-    s_enc_opt_cstr(e, TW_F_HANDLER, r->handler);
-    s_enc_opt_bin(e, TW_F_ARGS, r->args, r->args_len);
-    s_enc_opt_cstr(e, TW_F_NEXT, r->next);
-    s_enc_opt_uint(e, TW_F_INTERVAL, r->interval_ms);
-    s_enc_opt_uint(e, TW_F_TIMEOUT, r->timeout_ms);
-    s_enc_opt_cstr(e, TW_F_STCODE, r->code);
+    tw__enc_head(e, n, seq, r->op);
+    tw__enc_opt_cstr(e, TW_F_SID, r->sid);
+    tw__enc_opt_cstr(e, TW_F_HANDLER, r->handler);
+    tw__enc_opt_bin(e, TW_F_ARGS, r->args, r->args_len);
+    tw__enc_opt_cstr(e, TW_F_NEXT, r->next);
+    tw__enc_opt_uint(e, TW_F_INTERVAL, r->interval_ms);
+    tw__enc_opt_uint(e, TW_F_TIMEOUT, r->timeout_ms);
+    tw__enc_opt_cstr(e, TW_F_STCODE, r->code);
     if (r->ntags) {
         tw_enc_key(e, TW_F_TAGS);
         tw_enc_map(e, r->ntags);
@@ -1291,45 +1284,24 @@ s_station_encode(tw_enc_t *e, uint64_t seq, const tw_station_req_t *r)
             tw_enc_cstr(e, r->tags[i].value);
         }
     }
-    s_enc_opt_cstr(e, TW_F_PLACEMENT, r->placement);
-    s_enc_opt_cstr(e, TW_F_RESTART, r->restart);
-    s_enc_opt_bin(e, TW_F_PAYLOAD, r->payload, r->payload_len);
+    tw__enc_opt_cstr(e, TW_F_PLACEMENT, r->placement);
+    tw__enc_opt_cstr(e, TW_F_RESTART, r->restart);
+    tw__enc_opt_bin(e, TW_F_PAYLOAD, r->payload, r->payload_len);
 }
 
 int
 tw_client_station(tw_client_t *c, const tw_station_req_t *req,
                   int timeout_ms, void **data, size_t *len)
 {
-    if (data) {
-        *data = NULL;
+    int rc = s_reply_init(data, len);
+    if (rc == 0) {
+        rc = s_station_check(req);
     }
-    if (len) {
-        *len = 0;
-    }
-    if (data && !len) {
-        return TW_EINVAL;
-    }
-    int rc = s_station_check(req);
     if (rc != 0) {
         return rc;
     }
-    rc = s_req_begin(c, S_REQ_REPLY);
-    if (rc != 0) {
-        return rc;
-    }
-    c->req.want_data = data != NULL;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    s_station_encode(&e, c->req.seq, req);
-    rc = s_request(c, &e, TW_CMD_STATION, timeout_ms);
-    tw_enc_free(&e);
-    if (rc == 0 && data) {
-        *data = c->req.data;
-        *len = c->req.len;
-        c->req.data = NULL;
-    }
-    s_req_end(c);
-    return rc;
+    return tw__client_request(c, TW_CMD_STATION, s_station_encode, req,
+                              timeout_ms, data, len);
 }
 
 const char *

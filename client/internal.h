@@ -48,6 +48,27 @@ int tw__client_request(tw_client_t *c, tw_cmd_t cmd, tw__encode_fn encode,
                        const void *arg, int timeout_ms, void **data,
                        size_t *len);
 
+/* Start a request body: a map of `n` fields, the first of them "seq" and,
+ * when `op` is not NULL, "op" (both counted in `n`). */
+void tw__enc_head(tw_enc_t *e, size_t n, uint64_t seq, const char *op);
+
+/* Encode the optional field `f` of a request body: a string, a number or
+ * BIN bytes, left out when absent (NULL) or 0. */
+void tw__enc_opt_cstr(tw_enc_t *e, tw_field_t f, const char *s);
+void tw__enc_opt_uint(tw_enc_t *e, tw_field_t f, uint64_t v);
+void tw__enc_opt_bin(tw_enc_t *e, tw_field_t f, const void *p, size_t len);
+
+/* Task ids for a request body {seq, op?, ids}: RESULT, CANCEL and the
+ * strict CANCEL of pool.c. */
+typedef struct {
+    const char *op; /* NULL: no "op" field */
+    const uint64_t *ids;
+    size_t n;
+} tw__ids_t;
+
+/* A tw__encode_fn writing that body; `arg` is a tw__ids_t. */
+void tw__encode_ids(tw_enc_t *e, uint64_t seq, const void *arg);
+
 /* The client's slot for the session state of client/pool.c. */
 void **tw__client_sess(tw_client_t *c);
 

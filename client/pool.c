@@ -513,6 +513,22 @@ tw__sess_submitted(tw_client_t *c, uint64_t seq, const tw_task_spec_t *spec)
     tw_idmap_put(&s->recs, seq, r);
 }
 
+/* The record of task `seq` (NULL if none) and, in *ev, an event about
+ * it: its seq, id, and its feeder's group and item index. */
+static s_rec_t *
+s_rec_event(s_sess_t *s, uint64_t seq, uint64_t id, tw_event_t *ev)
+{
+    s_rec_t *r = tw_idmap_get(&s->recs, seq);
+    memset(ev, 0, sizeof *ev);
+    ev->seq = seq;
+    ev->id = id;
+    if (r) {
+        ev->group = r->f ? r->f->group : NULL;
+        ev->index = r->index;
+    }
+    return r;
+}
+
 void
 tw__sess_ack(tw_client_t *c, const tw_ack_t *ack)
 {
@@ -520,18 +536,13 @@ tw__sess_ack(tw_client_t *c, const tw_ack_t *ack)
     if (!s) {
         return;
     }
-    s_rec_t *r = tw_idmap_get(&s->recs, ack->seq);
     tw_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.seq = ack->seq;
-    ev.id = ack->id;
+    s_rec_t *r = s_rec_event(s, ack->seq, ack->id, &ev);
     ev.err = ack->err;
     ev.dup = ack->dup;
     ev.msg = ack->msg;
     if (r) {
         r->id = ack->id;
-        ev.group = r->f ? r->f->group : NULL;
-        ev.index = r->index;
     }
     ev.kind = ack->err ? TW_EV_REFUSED : TW_EV_SUBMITTED;
     s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
@@ -562,22 +573,15 @@ s_policy_end(s_sess_t *s, const tw_result_t *r, tw_exit_code_t code,
 void
 tw__sess_result(tw_client_t *c, const tw_result_t *res)
 {
+    tw_event_t ev;
     s_sess_t *s = s_sess(c, 0);
     if (!s) {
         return;
     }
-    s_rec_t *r = tw_idmap_get(&s->recs, res->seq);
+    s_rec_t *r = s_rec_event(s, res->seq, res->id, &ev);
     tw_event_cb tcb = r ? r->cb : NULL;
     void *targ = r ? r->arg : NULL;
-    tw_event_t ev;
-    memset(&ev, 0, sizeof ev);
-    ev.seq = res->seq;
-    ev.id = res->id;
     ev.result = res;
-    if (r) {
-        ev.group = r->f ? r->f->group : NULL;
-        ev.index = r->index;
-    }
     if (res->state == TW_ST_CANCELLED) {
         /* S73: a cancelled task fires cancelled only. */
         ev.kind = TW_EV_CANCELLED;
@@ -634,43 +638,32 @@ s_req_check(const tw_pool_req_t *r)
     return 0;
 }
 
+/* The optional integer field `f`, sent when `has` is set. */
+static void
+s_enc_opt_int(tw_enc_t *e, tw_field_t f, int has, int64_t v)
+{
+    if (has) {
+        tw_enc_key(e, f);
+        tw_enc_int(e, v);
+    }
+}
+
 /* Body of GROUP and POOL: {seq, op, pool?, group?, limit?, calls?,
  * full?, n?}. */
 static void
 s_encode_req(tw_enc_t *e, uint64_t seq, const void *arg)
 {
     const tw_pool_req_t *r = arg;
-    tw_enc_map(e, 2 + (r->pool != NULL) + (r->group != NULL) +
-                      (r->has_limit != 0) + (r->has_calls != 0) +
-                      (r->full != NULL) + (r->n != 0));
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_OP);
-    tw_enc_cstr(e, r->op);
-    if (r->pool) {
-        tw_enc_key(e, TW_F_POOL);
-        tw_enc_cstr(e, r->pool);
-    }
-    if (r->group) {
-        tw_enc_key(e, TW_F_GROUP);
-        tw_enc_cstr(e, r->group);
-    }
-    if (r->has_limit) {
-        tw_enc_key(e, TW_F_LIMIT);
-        tw_enc_int(e, r->limit);
-    }
-    if (r->has_calls) {
-        tw_enc_key(e, TW_F_CALLS);
-        tw_enc_int(e, r->calls);
-    }
-    if (r->full) {
-        tw_enc_key(e, TW_F_FULL);
-        tw_enc_cstr(e, r->full);
-    }
-    if (r->n) {
-        tw_enc_key(e, TW_F_N);
-        tw_enc_uint(e, r->n);
-    }
+    size_t n = 2 + (r->pool != NULL) + (r->group != NULL) +
+               (r->has_limit != 0) + (r->has_calls != 0) +
+               (r->full != NULL) + (r->n != 0);
+    tw__enc_head(e, n, seq, r->op);
+    tw__enc_opt_cstr(e, TW_F_POOL, r->pool);
+    tw__enc_opt_cstr(e, TW_F_GROUP, r->group);
+    s_enc_opt_int(e, TW_F_LIMIT, r->has_limit, r->limit);
+    s_enc_opt_int(e, TW_F_CALLS, r->has_calls, r->calls);
+    tw__enc_opt_cstr(e, TW_F_FULL, r->full);
+    tw__enc_opt_uint(e, TW_F_N, r->n);
 }
 
 static int
@@ -753,16 +746,50 @@ s_bool(const msgpack_object *o, const char *key)
     return v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
-/* Decode reply data; TW_EPROTO if it is not one msgpack value. */
+/* Reads the reply data `o` of a request into `out`; returns 0 or an
+ * error. */
+typedef int (*s_decode_fn)(const msgpack_object *o, void *out);
+
+/* Send a GROUP or POOL request and hand its reply data, one msgpack value
+ * (else TW_EPROTO), to `decode`. Returns the request's or decode's code. */
 static int
-s_unpack(msgpack_unpacked *up, const void *data, size_t len)
+s_decoded_request(tw_client_t *c, tw_cmd_t cmd, const tw_pool_req_t *req,
+                  int timeout_ms, s_decode_fn decode, void *out)
 {
-    msgpack_unpacked_init(up);
-    if (!data || msgpack_unpack_next(up, data, len, NULL) !=
-                     MSGPACK_UNPACK_SUCCESS) {
-        msgpack_unpacked_destroy(up);
-        return TW_EPROTO;
+    void *data;
+    size_t len;
+    int rc = s_pool_request(c, cmd, req, timeout_ms, &data, &len);
+    if (rc != 0) {
+        return rc;
     }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (!data || msgpack_unpack_next(&up, data, len, NULL) !=
+                     MSGPACK_UNPACK_SUCCESS) {
+        rc = TW_EPROTO;
+    } else {
+        rc = decode(&up.data, out);
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return rc;
+}
+
+static int
+s_decode_group(const msgpack_object *o, void *arg)
+{
+    tw_group_info_t *out = arg;
+    const msgpack_object *full = s_get(o, "full");
+    out->limit = s_int(o, "limit", -1);
+    out->calls = s_int(o, "calls", -1);
+    out->reject = full && full->type == MSGPACK_OBJECT_STR &&
+                  full->via.str.size == 6 &&
+                  memcmp(full->via.str.ptr, "reject", 6) == 0;
+    out->running = s_uint(o, "running");
+    out->pending = s_uint(o, "pending");
+    out->ended = s_uint(o, "ended");
+    out->cancelled = s_uint(o, "cancelled");
+    out->admitted = s_uint(o, "admitted");
     return 0;
 }
 
@@ -771,34 +798,27 @@ tw_client_group_get(tw_client_t *c, const char *pool, const char *group,
                     int timeout_ms, tw_group_info_t *out)
 {
     tw_pool_req_t req = {.op = "get", .pool = pool, .group = group};
-    void *data;
-    size_t len;
     if (!group || !out) {
         return TW_EINVAL;
     }
-    int rc = tw_client_group(c, &req, timeout_ms, &data, &len);
-    if (rc != 0) {
-        return rc;
-    }
-    msgpack_unpacked up;
-    rc = s_unpack(&up, data, len);
-    if (rc == 0) {
-        const msgpack_object *o = &up.data;
-        const msgpack_object *full = s_get(o, "full");
-        out->limit = s_int(o, "limit", -1);
-        out->calls = s_int(o, "calls", -1);
-        out->reject = full && full->type == MSGPACK_OBJECT_STR &&
-                      full->via.str.size == 6 &&
-                      memcmp(full->via.str.ptr, "reject", 6) == 0;
-        out->running = s_uint(o, "running");
-        out->pending = s_uint(o, "pending");
-        out->ended = s_uint(o, "ended");
-        out->cancelled = s_uint(o, "cancelled");
-        out->admitted = s_uint(o, "admitted");
-        msgpack_unpacked_destroy(&up);
-    }
-    free(data);
-    return rc;
+    return s_decoded_request(c, TW_CMD_GROUP, &req, timeout_ms,
+                             s_decode_group, out);
+}
+
+static int
+s_decode_pool(const msgpack_object *o, void *arg)
+{
+    tw_pool_info_t *out = arg;
+    out->size = s_uint(o, "size");
+    out->free = s_int(o, "free", -1);
+    out->running = s_uint(o, "running");
+    out->pending = s_uint(o, "pending");
+    out->ended = s_uint(o, "ended");
+    out->cancelled = s_uint(o, "cancelled");
+    out->groups = s_uint(o, "groups");
+    out->locked = s_bool(o, "locked");
+    out->closed = s_bool(o, "closed");
+    return 0;
 }
 
 int
@@ -806,32 +826,11 @@ tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
                      tw_pool_info_t *out)
 {
     tw_pool_req_t req = {.op = "stats", .pool = pool};
-    void *data;
-    size_t len;
     if (!out) {
         return TW_EINVAL;
     }
-    int rc = tw_client_pool(c, &req, timeout_ms, &data, &len);
-    if (rc != 0) {
-        return rc;
-    }
-    msgpack_unpacked up;
-    rc = s_unpack(&up, data, len);
-    if (rc == 0) {
-        const msgpack_object *o = &up.data;
-        out->size = s_uint(o, "size");
-        out->free = s_int(o, "free", -1);
-        out->running = s_uint(o, "running");
-        out->pending = s_uint(o, "pending");
-        out->ended = s_uint(o, "ended");
-        out->cancelled = s_uint(o, "cancelled");
-        out->groups = s_uint(o, "groups");
-        out->locked = s_bool(o, "locked");
-        out->closed = s_bool(o, "closed");
-        msgpack_unpacked_destroy(&up);
-    }
-    free(data);
-    return rc;
+    return s_decoded_request(c, TW_CMD_POOL, &req, timeout_ms,
+                             s_decode_pool, out);
 }
 
 int
@@ -842,45 +841,51 @@ tw_client_pool_op(tw_client_t *c, const char *pool, const char *op,
     return tw_client_pool(c, &req, timeout_ms, NULL, NULL);
 }
 
+/* Where s_decode_ids puts the ids it finds at the top or under `key`. */
+typedef struct {
+    const char *key;
+    uint64_t **ids;
+    size_t *nids;
+} s_ids_out_t;
+
+static int
+s_decode_ids(const msgpack_object *o, void *arg)
+{
+    s_ids_out_t *out = arg;
+    const msgpack_object *a = out->key ? s_get(o, out->key) : o;
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY) {
+        return TW_EPROTO;
+    }
+    if (a->via.array.size == 0) {
+        return 0;
+    }
+    uint64_t *ids = malloc(a->via.array.size * sizeof *ids);
+    if (!ids) {
+        return TW_ENOMEM;
+    }
+    *out->ids = ids;
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *v = &a->via.array.ptr[i];
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            ids[(*out->nids)++] = v->via.u64;
+        }
+    }
+    return 0;
+}
+
 /* Send a request and decode its data as an array of ids, found at the
  * top or under `key`. */
 static int
 s_ids_request(tw_client_t *c, tw_cmd_t cmd, const tw_pool_req_t *req,
               const char *key, int timeout_ms, uint64_t **ids, size_t *nids)
 {
-    void *data;
-    size_t len;
     if (!ids || !nids) {
         return TW_EINVAL;
     }
     *ids = NULL;
     *nids = 0;
-    int rc = s_pool_request(c, cmd, req, timeout_ms, &data, &len);
-    if (rc != 0) {
-        return rc;
-    }
-    msgpack_unpacked up;
-    rc = s_unpack(&up, data, len);
-    if (rc == 0) {
-        const msgpack_object *a = key ? s_get(&up.data, key) : &up.data;
-        if (!a || a->type != MSGPACK_OBJECT_ARRAY) {
-            rc = TW_EPROTO;
-        } else if (a->via.array.size > 0) {
-            *ids = malloc(a->via.array.size * sizeof **ids);
-            if (!*ids) {
-                rc = TW_ENOMEM;
-            }
-            for (uint32_t i = 0; *ids && i < a->via.array.size; i++) {
-                const msgpack_object *v = &a->via.array.ptr[i];
-                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                    (*ids)[(*nids)++] = v->via.u64;
-                }
-            }
-        }
-        msgpack_unpacked_destroy(&up);
-    }
-    free(data);
-    return rc;
+    s_ids_out_t out = {key, ids, nids};
+    return s_decoded_request(c, cmd, req, timeout_ms, s_decode_ids, &out);
 }
 
 int
@@ -936,27 +941,6 @@ tw_client_cancel_group(tw_client_t *c, const char *pool, const char *group,
                          nids);
 }
 
-typedef struct {
-    const uint64_t *ids;
-    size_t n;
-} s_strict_t;
-
-static void
-s_encode_strict(tw_enc_t *e, uint64_t seq, const void *arg)
-{
-    const s_strict_t *st = arg;
-    tw_enc_map(e, 3);
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_OP);
-    tw_enc_cstr(e, "strict");
-    tw_enc_key(e, TW_F_IDS);
-    tw_enc_array(e, st->n);
-    for (size_t i = 0; i < st->n; i++) {
-        tw_enc_uint(e, st->ids[i]);
-    }
-}
-
 int
 tw_client_cancel_strict(tw_client_t *c, const uint64_t *ids, size_t n,
                         int timeout_ms)
@@ -967,8 +951,8 @@ tw_client_cancel_strict(tw_client_t *c, const uint64_t *ids, size_t n,
     if (s_in_cb(c)) {
         return TW_ESTATE;
     }
-    s_strict_t st = {ids, n};
-    return tw__client_request(c, TW_CMD_CANCEL, s_encode_strict, &st,
+    tw__ids_t st = {"strict", ids, n};
+    return tw__client_request(c, TW_CMD_CANCEL, tw__encode_ids, &st,
                               timeout_ms, NULL, NULL);
 }
 
@@ -1131,31 +1115,35 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
     return 0;
 }
 
+/* map, starmap and kwmap: a feeder of `kind` over the map `m`. */
+static int
+s_map_start(tw_client_t *c, s_kind_t kind, const tw_map_t *m, char *name,
+            size_t size, int timeout_ms)
+{
+    return m ? s_feed_start(c, kind, m->task, m, 0, m->group, name, size,
+                            timeout_ms)
+             : TW_EINVAL;
+}
+
 int
 tw_client_map(tw_client_t *c, const tw_map_t *m, char *name, size_t size,
               int timeout_ms)
 {
-    return m ? s_feed_start(c, S_MAP, m->task, m, 0, m->group, name, size,
-                            timeout_ms)
-             : TW_EINVAL;
+    return s_map_start(c, S_MAP, m, name, size, timeout_ms);
 }
 
 int
 tw_client_starmap(tw_client_t *c, const tw_map_t *m, char *name,
                   size_t size, int timeout_ms)
 {
-    return m ? s_feed_start(c, S_STARMAP, m->task, m, 0, m->group, name,
-                            size, timeout_ms)
-             : TW_EINVAL;
+    return s_map_start(c, S_STARMAP, m, name, size, timeout_ms);
 }
 
 int
 tw_client_kwmap(tw_client_t *c, const tw_map_t *m, char *name, size_t size,
                 int timeout_ms)
 {
-    return m ? s_feed_start(c, S_KWMAP, m->task, m, 0, m->group, name, size,
-                            timeout_ms)
-             : TW_EINVAL;
+    return s_map_start(c, S_KWMAP, m, name, size, timeout_ms);
 }
 
 int

@@ -46,6 +46,7 @@
 #define S_HB_DEFAULT 1000           /* ms, until WELCOME says otherwise */
 #define S_BACKOFF_MIN 100           /* ms */
 #define S_BACKOFF_MAX 5000          /* ms */
+#define S_MAX_MSG (64LL << 20) /* bytes per frame from the broker */
 #define S_FLUSH_BYTES (1u << 20)    /* send a DONE early past this size */
 #define S_MAX_BODY (16u << 20)      /* the broker's default frame limit */
 #define S_MAX_RESULT (S_MAX_BODY - 4096)
@@ -686,6 +687,10 @@ s_open(tw_worker_t *w, void **out, char *err, size_t errlen)
     zmq_setsockopt(sock, ZMQ_ROUTING_ID, w->ident, strlen(w->ident));
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    /* A broker's batches stay under 4 MiB plus one payload; anything far
+     * larger is not from a broker, and libzmq drops the connection. */
+    int64_t maxmsg = S_MAX_MSG;
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (w->curve && tw_curve_client_apply(sock, w->curve) != 0) {
         int e = errno;
         snprintf(err, errlen, "cannot set the CURVE keys: %s",

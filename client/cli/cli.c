@@ -1,14 +1,17 @@
-/*  client/cli/cli.c - helpers shared by the command files of cli.h.
+/*  client/cli/cli.c - the helpers every taskwheel command file shares (see
+ *  cli.h).
  *
- *  Diagnostics, flag words, number parsing and JSON output, with the same
- *  rules as main.c: data on stdout, one "taskwheel: " line per diagnostic
- *  on stderr, and strings from the broker cleaned of control characters
- *  before they reach a terminal.
+ *  Diagnostics, command words and flags, number parsing, requests and
+ *  JSON and table output, written once so main.c, cmd_map.c, cmd_pool.c
+ *  and secure.c follow the same rules: data on stdout, one "taskwheel: "
+ *  line per diagnostic on stderr, and strings from the broker cleaned of
+ *  control characters before they reach a terminal.
  */
 #include "client/cli/cli.h"
 
 #include "client/cli/json.h"
 #include "client/cli/secure.h"
+#include "client/internal.h"
 #include "common/error.h"
 
 #include <errno.h>
@@ -18,28 +21,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                        */
+
 int
-tw_cli_fail(int code, const char *fmt, ...)
+tw_cli_say(int code, const char *end, const char *fmt, ...)
 {
     va_list ap;
     fputs("taskwheel: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputs(end, stderr);
     return code;
 }
 
 int
-tw_cli_usage(const char *fmt, ...)
+tw_cli_unreachable(const tw_cli_env_t *e)
 {
-    va_list ap;
-    fputs("taskwheel: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'taskwheel --help'.\n", stderr);
-    return TW_CLI_USAGE;
+    return tw_cli_fail(TW_CLI_UNREACH, "broker at %s is unreachable",
+                       e->broker);
 }
 
 int
@@ -47,8 +48,7 @@ tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
                  int rc)
 {
     if (rc == TW_EUNREACH) {
-        return tw_cli_fail(TW_CLI_UNREACH, "broker at %s is unreachable",
-                           e->broker);
+        return tw_cli_unreachable(e);
     }
     const char *m = c ? tw_client_last_error(c) : "";
     if (*m && rc != TW_EIO && rc != TW_ENOMEM) {
@@ -60,6 +60,9 @@ tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
     }
     return tw_cli_fail(TW_CLI_FAIL, "%s: %s", what, tw_strerror(rc));
 }
+
+/* ------------------------------------------------------------------ */
+/* Words and flags                                                    */
 
 int
 tw_cli_flag(int argc, char **argv, int *i, const char *name,
@@ -84,22 +87,55 @@ tw_cli_flag(int argc, char **argv, int *i, const char *name,
     return 1;
 }
 
-int
-tw_cli_secs_ms(const char *s, uint64_t *ms)
+tw_cli_words_t
+tw_cli_words(const tw_cli_env_t *e, int first)
 {
-    if (!s || !*s) {
+    tw_cli_words_t w = {e->argc, e->argv, first - 1, 0};
+    return w;
+}
+
+const char *
+tw_cli_next_word(tw_cli_words_t *w)
+{
+    while (++w->i < w->argc) {
+        const char *a = w->argv[w->i];
+        if (w->dashdash || strcmp(a, "--") != 0) {
+            return a;
+        }
+        w->dashdash = 1;
+    }
+    return NULL;
+}
+
+int
+tw_cli_is_flag(const tw_cli_words_t *w)
+{
+    const char *a = w->argv[w->i];
+    return !w->dashdash && a[0] == '-' && a[1] == '-';
+}
+
+int
+tw_cli_word_flag(tw_cli_words_t *w, const char *name, const char **val)
+{
+    return tw_cli_flag(w->argc, w->argv, &w->i, name, val);
+}
+
+/* ------------------------------------------------------------------ */
+/* Numbers                                                            */
+
+int
+tw_cli_u64(const char *s, uint64_t *v)
+{
+    if (!s || *s < '0' || *s > '9') {
         return -1;
     }
     errno = 0;
     char *end;
-    double x = strtod(s, &end);
-    if (errno || *end || !isfinite(x) || x < 0 || x > UINT32_MAX / 1000.0) {
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end) {
         return -1;
     }
-    *ms = (uint64_t)llround(x * 1000.0);
-    if (x > 0 && *ms == 0) {
-        *ms = 1;
-    }
+    *v = x;
     return 0;
 }
 
@@ -119,11 +155,128 @@ tw_cli_int(const char *s, int64_t min, int64_t max, int64_t *v)
     return 0;
 }
 
+int
+tw_cli_secs(const char *s, double max, double *v)
+{
+    if (!s || !*s) {
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    double x = strtod(s, &end);
+    if (errno || *end || !isfinite(x) || x < 0 || x > max) {
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+int
+tw_cli_flag_ms(const char *flag, int r, const char *val, uint64_t *ms)
+{
+    double secs;
+    if (r < 0 || tw_cli_secs(val, UINT32_MAX / 1000.0, &secs) != 0) {
+        return tw_cli_usage("%s needs a number of seconds", flag);
+    }
+    *ms = (uint64_t)llround(secs * 1000.0);
+    if (secs > 0 && *ms == 0) {
+        *ms = 1;
+    }
+    return -1;
+}
+
+int
+tw_cli_ids(const tw_cli_env_t *e, const char *cmd, const char *skip,
+           uint64_t **ids, size_t *n)
+{
+    tw_cli_words_t w = tw_cli_words(e, 1);
+    *ids = calloc((size_t)e->argc, sizeof **ids);
+    *n = 0;
+    int code = -1;
+    const char *a;
+    if (!*ids) {
+        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
+    }
+    while (code < 0 && (a = tw_cli_next_word(&w)) != NULL) {
+        uint64_t id;
+        if (tw_cli_is_flag(&w)) {
+            if (!skip || strcmp(a, skip) != 0) {
+                code = tw_cli_usage("%s: unknown option '%s'", cmd, a);
+            }
+        } else if (tw_cli_u64(a, &id) != 0 || id == 0) {
+            code = tw_cli_usage("%s: '%s' is not a task id", cmd, a);
+        } else {
+            (*ids)[(*n)++] = id;
+        }
+    }
+    if (code < 0 && *n == 0) {
+        code = tw_cli_usage("%s%s%s needs at least one task ID", cmd,
+                            skip ? " " : "", skip ? skip : "");
+    }
+    if (code >= 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+    return code;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                           */
+
 tw_client_t *
 tw_cli_connect(const tw_cli_env_t *e, int *code)
 {
     return tw_cli_client_new(e->broker, code); /* CURVE if configured */
 }
+
+/* Make the request `kind` (see tw_cli_req_t) on `c`. */
+static int
+s_call(tw_client_t *c, tw_cli_req_t kind, const void *arg, int timeout_ms,
+       void **data, size_t *len)
+{
+    const tw__ids_t *ids = arg;
+    switch (kind) {
+    case TW_CLI_REQ_QUERY:
+        return tw_client_query(c, arg, timeout_ms, data, len);
+    case TW_CLI_REQ_CANCEL:
+        return tw__client_cancel(c, ids->ids, ids->n, timeout_ms, data, len);
+    case TW_CLI_REQ_STATION:
+        return tw_client_station(c, arg, timeout_ms, data, len);
+    case TW_CLI_REQ_GROUP:
+        return tw_client_group(c, arg, timeout_ms, data, len);
+    case TW_CLI_REQ_POOL:
+        return tw_client_pool(c, arg, timeout_ms, data, len);
+    }
+    return TW_EINVAL;
+}
+
+json_t *
+tw_cli_request(const tw_cli_env_t *e, const char *what, tw_cli_req_t kind,
+               const void *arg, int *code)
+{
+    tw_client_t *c = tw_cli_connect(e, code);
+    if (!c) {
+        return NULL;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = s_call(c, kind, arg, e->timeout_ms, &data, &len);
+    json_t *v = NULL;
+    if (rc != 0) {
+        *code = tw_cli_lib_error(e, c, what, rc);
+    } else {
+        v = tw_cli_payload_json(data, len);
+        if (!v) {
+            *code = tw_cli_fail(TW_CLI_FAIL, "out of memory");
+        }
+    }
+    free(data);
+    tw_client_destroy(&c);
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                             */
 
 json_t *
 tw_cli_payload_json(const void *p, size_t n)
@@ -157,7 +310,12 @@ tw_cli_print_json(json_t *v)
 char *
 tw_cli_clean(const char *s)
 {
-    size_t n = strlen(s);
+    return tw_cli_clean_len(s, strlen(s));
+}
+
+char *
+tw_cli_clean_len(const char *s, size_t n)
+{
     char *d = malloc(n + 1);
     if (!d) {
         return NULL;
@@ -168,4 +326,51 @@ tw_cli_clean(const char *s)
     }
     d[n] = '\0';
     return d;
+}
+
+int
+tw_cli_print_table(json_t *rows, const char *const *keys,
+                   const char *const *titles, size_t ncols,
+                   char *(*cell)(json_t *v))
+{
+    size_t nrows = json_array_size(rows);
+    char **cells = calloc((nrows + 1) * ncols, sizeof *cells);
+    size_t *width = calloc(ncols, sizeof *width);
+    if (!cells || !width) {
+        free(cells);
+        free(width);
+        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
+    }
+    for (size_t j = 0; j < ncols; j++) {
+        cells[j] = strdup(titles[j]);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        json_t *r = json_array_get(rows, i);
+        for (size_t j = 0; j < ncols; j++) {
+            cells[(i + 1) * ncols + j] =
+                cell(json_is_object(r) ? json_object_get(r, keys[j]) : NULL);
+        }
+    }
+    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
+        size_t l = cells[i] ? strlen(cells[i]) : 0;
+        if (l > width[i % ncols]) {
+            width[i % ncols] = l;
+        }
+    }
+    for (size_t i = 0; i <= nrows; i++) {
+        for (size_t j = 0; j < ncols; j++) {
+            const char *t = cells[i * ncols + j] ? cells[i * ncols + j] : "";
+            if (j + 1 < ncols) {
+                printf("%-*s  ", (int)width[j], t);
+            } else {
+                printf("%s\n", t);
+            }
+        }
+    }
+    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
+        free(cells[i]);
+    }
+    free(cells);
+    free(width);
+    return TW_CLI_OK;
 }

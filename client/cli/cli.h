@@ -1,14 +1,20 @@
-/*  client/cli/cli.h - the taskwheel commands that live outside main.c.
+/*  client/cli/cli.h - the taskwheel command's shared helpers and the
+ *  commands that live outside main.c.
  *
- *  main.c parses the global flags and dispatches; the pool commands (map,
- *  group, pool, and the --strict / --group / --all forms of cancel) and
- *  the pool flags of submit (--group, --delay, --key) live in
- *  cmd_map.c and cmd_pool.c and meet main.c only through this header: a
- *  tw_cli_env_t carries what the global flags said, and each command
- *  returns the CLI's exit code (0 ok, 1 failed, 2 usage, 3 unreachable).
- *  The small helpers below (diagnostics, flag words, JSON output) are
- *  shared by those files; they follow main.c's output discipline: data on
- *  stdout, one "taskwheel: " line per diagnostic on stderr.
+ *  main.c parses the global flags into a tw_cli_env_t and dispatches; the
+ *  pool commands (map, group, pool, and the --strict / --group / --all
+ *  forms of cancel) and the pool flags of submit (--group, --delay, --key)
+ *  live in cmd_map.c and cmd_pool.c and meet main.c only through this
+ *  header. Each command returns the CLI's exit code (0 ok, 1 failed, 2
+ *  usage, 3 unreachable).
+ *
+ *  The helpers below (diagnostics, command words and flags, numbers,
+ *  requests, JSON and table output) are the one set every command file
+ *  uses, so all commands follow the same output discipline: data on
+ *  stdout, one "taskwheel: " line per diagnostic on stderr, and strings
+ *  from the broker cleaned of control characters before they reach a
+ *  terminal. Functions that return "-1 or an exit code" return -1 to mean
+ *  "go on" and an exit code after printing why.
  */
 #ifndef TW_CLI_H
 #define TW_CLI_H
@@ -30,7 +36,8 @@ enum {
  * command's name). */
 typedef struct {
     const char *broker;
-    const char *pool; /* --pool; NULL = "default" */
+    const char *status; /* --status: the endpoint of events, station tail */
+    const char *pool;   /* --pool; NULL = "default" */
     int json;
     int timeout_ms;
     int argc;
@@ -64,19 +71,31 @@ int tw_cli_submit_flag(tw_cli_submit_ext_t *x, int argc, char **argv,
 void tw_cli_submit_apply(const tw_cli_submit_ext_t *x, const char *pool,
                          tw_task_spec_t *spec);
 
-/* ---- helpers shared by the command files ---- */
+/* ------------------------------------------------------------------ */
+/* Diagnostics                                                        */
 
-/* "taskwheel: <message>" on stderr; returns `code`. */
-int tw_cli_fail(int code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* "taskwheel: <message>" and then `end` on stderr; returns `code`. */
+int tw_cli_say(int code, const char *end, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* The same plus "Try 'taskwheel --help'."; returns TW_CLI_USAGE. */
-int tw_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tw_cli_fail(code, fmt, ...): one diagnostic line; returns `code`.
+ * tw_cli_usage(fmt, ...): the same plus "Try 'taskwheel --help'.";
+ * returns TW_CLI_USAGE. */
+#define tw_cli_fail(code, ...) tw_cli_say((code), "\n", __VA_ARGS__)
+#define tw_cli_usage(...)                                                    \
+    tw_cli_say(TW_CLI_USAGE, "\nTry 'taskwheel --help'.\n", __VA_ARGS__)
+
+/* "broker at <e->broker> is unreachable"; returns TW_CLI_UNREACH. */
+int tw_cli_unreachable(const tw_cli_env_t *e);
 
 /* Report the library error `rc` of operation `what`: TW_CLI_UNREACH for
- * TW_EUNREACH, else TW_CLI_FAIL with the broker's message if any. */
+ * TW_EUNREACH, else TW_CLI_FAIL with the broker's message (cleaned) if
+ * any. */
 int tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
                      int rc);
+
+/* ------------------------------------------------------------------ */
+/* Words and flags                                                    */
 
 /* If argv[*i] is the flag `name` ("--name" or "--name=value"), return 1
  * and set *val (taken from the next word if needed; *i advances); 0 if it
@@ -84,15 +103,79 @@ int tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
 int tw_cli_flag(int argc, char **argv, int *i, const char *name,
                 const char **val);
 
-/* Seconds (fractions allowed, 0 .. UINT32_MAX / 1000) as milliseconds; a
- * positive value never rounds to 0. Returns 0 or -1. */
-int tw_cli_secs_ms(const char *s, uint64_t *ms);
+/* The words of a command after its name: flags with values and
+ * positionals. The command's parse loop asks for each flag it knows; what
+ * remains is either positional or unknown. */
+typedef struct {
+    int argc;
+    char **argv;
+    int i;        /* the current word */
+    int dashdash; /* after "--": everything is positional */
+} tw_cli_words_t;
+
+/* The words of the command in `e` from argv[first] on. */
+tw_cli_words_t tw_cli_words(const tw_cli_env_t *e, int first);
+
+/* Step to the next word and return it, or NULL after the last. The first
+ * bare "--" is not returned: it makes every later word positional. */
+const char *tw_cli_next_word(tw_cli_words_t *w);
+
+/* 1 if the current word is a flag ("--..." before any bare "--"). */
+int tw_cli_is_flag(const tw_cli_words_t *w);
+
+/* tw_cli_flag for the current word of `w`. */
+int tw_cli_word_flag(tw_cli_words_t *w, const char *name, const char **val);
+
+/* ------------------------------------------------------------------ */
+/* Numbers                                                            */
+
+/* An unsigned decimal integer (digits only). Returns 0 or -1. */
+int tw_cli_u64(const char *s, uint64_t *v);
 
 /* A decimal integer in [min, max]. Returns 0 or -1. */
 int tw_cli_int(const char *s, int64_t min, int64_t max, int64_t *v);
 
-/* Connect to e->broker; NULL (with *code set) for a bad endpoint. */
+/* Non-negative seconds, fractions allowed, at most `max`. Returns 0 or
+ * -1. */
+int tw_cli_secs(const char *s, double max, double *v);
+
+/* The seconds value of flag `flag` (`r` is what tw_cli_flag said) in
+ * milliseconds, 0 .. UINT32_MAX; a positive value never rounds down to 0.
+ * Returns -1, or the usage error "FLAG needs a number of seconds". */
+int tw_cli_flag_ms(const char *flag, int r, const char *val, uint64_t *ms);
+
+/* The positional task ids of `cmd` (result, cancel) into *ids, which the
+ * caller frees; `skip` (may be NULL) is a flag to pass over, and named in
+ * the message for no ids ("cancel --strict needs ..."). Any other flag is
+ * a usage error. Returns -1, or an exit code after freeing *ids. */
+int tw_cli_ids(const tw_cli_env_t *e, const char *cmd, const char *skip,
+               uint64_t **ids, size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                           */
+
+/* Connect to e->broker (over CURVE when keys were given, secure.h); NULL,
+ * with *code set, for a bad endpoint or key file. */
 tw_client_t *tw_cli_connect(const tw_cli_env_t *e, int *code);
+
+/* The requests of tw_cli_request, each with its `arg`. */
+typedef enum {
+    TW_CLI_REQ_QUERY,   /* tw_client_query: the `what` string */
+    TW_CLI_REQ_CANCEL,  /* tw__client_cancel: a tw__ids_t (internal.h) */
+    TW_CLI_REQ_STATION, /* tw_client_station: a tw_station_req_t */
+    TW_CLI_REQ_GROUP,   /* tw_client_group: a tw_pool_req_t */
+    TW_CLI_REQ_POOL     /* tw_client_pool: a tw_pool_req_t */
+} tw_cli_req_t;
+
+/* Connect, make the request `kind` with `arg`, waiting up to
+ * e->timeout_ms, and return its REPLY data as JSON; or NULL with *code
+ * set: 1 for a broker error (reported as the failure of `what`) or out of
+ * memory, 2 for a bad endpoint, 3 when the broker did not answer. */
+json_t *tw_cli_request(const tw_cli_env_t *e, const char *what,
+                       tw_cli_req_t kind, const void *arg, int *code);
+
+/* ------------------------------------------------------------------ */
+/* Output                                                             */
 
 /* A msgpack payload as JSON (null when absent, {"$bin": hex} when it does
  * not decode). NULL only on out-of-memory. */
@@ -101,8 +184,18 @@ json_t *tw_cli_payload_json(const void *p, size_t n);
 /* Print `v` as one compact JSON line on stdout and flush; takes `v`. */
 void tw_cli_print_json(json_t *v);
 
-/* A copy of `s` with control characters replaced, for human output
- * (malloc'ed). */
+/* A copy of the string `s`, or of the `n` bytes at `s` (NUL bytes
+ * included), with control characters replaced by '?', for human output
+ * (malloc'ed; NULL on out-of-memory). */
 char *tw_cli_clean(const char *s);
+char *tw_cli_clean_len(const char *s, size_t n);
+
+/* Print the array of objects `rows` as a table: one column per key, under
+ * its title, each as wide as its widest cell; a cell's text is what
+ * `cell` makes (malloc'ed) of the row's member, NULL when it has none.
+ * Returns TW_CLI_OK, or TW_CLI_FAIL after printing "out of memory". */
+int tw_cli_print_table(json_t *rows, const char *const *keys,
+                       const char *const *titles, size_t ncols,
+                       char *(*cell)(json_t *v));
 
 #endif /* TW_CLI_H */

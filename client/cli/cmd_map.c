@@ -286,16 +286,11 @@ tw_cli_map(const tw_cli_env_t *e)
     int64_t conc = 1;
     s_map_t m;
     memset(&m, 0, sizeof m);
-    int dashdash = 0;
-    for (int i = 1; i < e->argc; i++) {
-        const char *a = e->argv[i];
-        const char *val;
-        int r;
-        if (!dashdash && strcmp(a, "--") == 0) {
-            dashdash = 1;
-            continue;
-        }
-        if (dashdash || a[0] != '-' || a[1] != '-') {
+    tw_cli_words_t w = tw_cli_words(e, 1);
+    const char *a, *val;
+    int r;
+    while ((a = tw_cli_next_word(&w)) != NULL) {
+        if (!tw_cli_is_flag(&w)) {
             if (handler) {
                 return tw_cli_usage("map takes one HANDLER; unexpected '%s'",
                                     a);
@@ -307,20 +302,17 @@ tw_cli_map(const tw_cli_env_t *e)
             m.kw = 1;
         } else if (strcmp(a, "--ordered") == 0) {
             m.ordered = 1;
-        } else if ((r = tw_cli_flag(e->argc, e->argv, &i, "--input",
-                                    &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--input", &val)) != 0) {
             if (r < 0 || !*val) {
                 return tw_cli_usage("--input needs a file name or -");
             }
             input = val;
-        } else if ((r = tw_cli_flag(e->argc, e->argv, &i, "--concurrency",
-                                    &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--concurrency", &val)) != 0) {
             if (r < 0 || tw_cli_int(val, 1, S_MAX_CONCURRENCY, &conc) != 0) {
                 return tw_cli_usage("--concurrency needs a number from 1 to "
                                     "%d", S_MAX_CONCURRENCY);
             }
-        } else if ((r = tw_cli_flag(e->argc, e->argv, &i, "--group",
-                                    &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--group", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
                 return tw_cli_usage("--group needs a group name of 1 to %d "
                                     "bytes", TW_PROTO_MAX_NAME);

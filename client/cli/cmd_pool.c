@@ -23,22 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Positional words of `e` from argv[first] on, into pos[max]; unknown
- * flags are usage errors, except those `flags` (NULL-terminated) names,
- * which set the matching `on[i]`. Returns -1 or an exit code. */
+/* Exactly `want` positional words of `e` from argv[first] on, into pos;
+ * unknown flags are usage errors, except those `flags` (NULL-terminated)
+ * names, which set the matching `on[i]`. Returns -1 or an exit code. */
 static int
-s_words(const tw_cli_env_t *e, int first, const char *synopsis,
-        const char **pos, int want, const char *const *flags, int *on)
+s_positional(const tw_cli_env_t *e, int first, const char *synopsis,
+             const char **pos, int want, const char *const *flags, int *on)
 {
+    tw_cli_words_t w = tw_cli_words(e, first);
     int n = 0;
-    int dashdash = 0;
-    for (int i = first; i < e->argc; i++) {
-        const char *a = e->argv[i];
-        if (!dashdash && strcmp(a, "--") == 0) {
-            dashdash = 1;
-            continue;
-        }
-        if (!dashdash && a[0] == '-' && a[1] == '-') {
+    const char *a;
+    while ((a = tw_cli_next_word(&w)) != NULL) {
+        if (tw_cli_is_flag(&w)) {
             int k = 0;
             while (flags && flags[k] && strcmp(flags[k], a) != 0) {
                 k++;
@@ -95,48 +91,6 @@ s_print_fields(json_t *v)
     }
 }
 
-/* The rows of `list` (objects) as a table of the given keys. */
-static void
-s_print_table(json_t *list, const char *const *keys, size_t ncols)
-{
-    size_t nrows = json_array_size(list);
-    size_t width[16] = {0};
-    char **cell = calloc((nrows + 1) * ncols, sizeof *cell);
-    if (!cell) {
-        return;
-    }
-    for (size_t j = 0; j < ncols; j++) {
-        cell[j] = strdup(keys[j]);
-        for (char *p = cell[j]; p && *p; p++) {
-            *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        }
-    }
-    for (size_t i = 0; i < nrows; i++) {
-        for (size_t j = 0; j < ncols; j++) {
-            cell[(i + 1) * ncols + j] =
-                s_text(json_object_get(json_array_get(list, i), keys[j]));
-        }
-    }
-    for (size_t k = 0; k < (nrows + 1) * ncols; k++) {
-        size_t l = cell[k] ? strlen(cell[k]) : 0;
-        width[k % ncols] = l > width[k % ncols] ? l : width[k % ncols];
-    }
-    for (size_t i = 0; i <= nrows; i++) {
-        for (size_t j = 0; j < ncols; j++) {
-            const char *t = cell[i * ncols + j] ? cell[i * ncols + j] : "";
-            if (j + 1 < ncols) {
-                printf("%-*s  ", (int)width[j], t);
-            } else {
-                printf("%s\n", t);
-            }
-        }
-    }
-    for (size_t k = 0; k < (nrows + 1) * ncols; k++) {
-        free(cell[k]);
-    }
-    free(cell);
-}
-
 /* Print a list of ids, one a line, or as {"key": [...]} / [...] with
  * --json (key NULL). */
 static void
@@ -162,25 +116,12 @@ static int
 s_request(const tw_cli_env_t *e, int group, const tw_pool_req_t *req,
           const char *what, int how, const char *done)
 {
-    int code;
-    tw_client_t *c = tw_cli_connect(e, &code);
-    if (!c) {
-        return code;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = group ? tw_client_group(c, req, e->timeout_ms, &data, &len)
-                   : tw_client_pool(c, req, e->timeout_ms, &data, &len);
-    if (rc != 0) {
-        code = tw_cli_lib_error(e, c, what, rc);
-        tw_client_destroy(&c);
-        return code;
-    }
-    json_t *v = tw_cli_payload_json(data, len);
-    free(data);
-    tw_client_destroy(&c);
+    int code = TW_CLI_OK;
+    json_t *v = tw_cli_request(e, what,
+                               group ? TW_CLI_REQ_GROUP : TW_CLI_REQ_POOL,
+                               req, &code);
     if (!v) {
-        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
+        return code;
     }
     if (e->json) {
         tw_cli_print_json(v);
@@ -192,11 +133,15 @@ s_request(const tw_cli_env_t *e, int group, const tw_pool_req_t *req,
         static const char *const keys[] = {
             "group", "limit", "calls", "full", "running", "pending",
             "ended", "cancelled", "admitted"};
+        static const char *const titles[] = {
+            "GROUP", "LIMIT", "CALLS", "FULL", "RUNNING", "PENDING",
+            "ENDED", "CANCELLED", "ADMITTED"};
         if (json_array_size(v) == 0) {
             printf("no groups in pool %s\n",
                    e->pool ? e->pool : "default");
         } else {
-            s_print_table(v, keys, sizeof keys / sizeof keys[0]);
+            code = tw_cli_print_table(v, keys, titles,
+                                      sizeof keys / sizeof keys[0], s_text);
         }
     } else {
         char *name = tw_cli_clean(req->group ? req->group
@@ -207,7 +152,7 @@ s_request(const tw_cli_env_t *e, int group, const tw_pool_req_t *req,
         free(name);
     }
     json_decref(v);
-    return TW_CLI_OK;
+    return code;
 }
 
 static int
@@ -235,7 +180,7 @@ tw_cli_group(const tw_cli_env_t *e)
     }
     int code;
     if (strcmp(sub, "list") == 0) {
-        if ((code = s_words(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
+        if ((code = s_positional(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
             return code;
         }
         req.op = "list";
@@ -245,7 +190,7 @@ tw_cli_group(const tw_cli_env_t *e)
         static const char *const flags[] = {"--reject", NULL};
         int on[1] = {0};
         int64_t n;
-        if ((code = s_words(e, 2, "G N [--reject]", pos, 2, flags, on)) >=
+        if ((code = s_positional(e, 2, "G N [--reject]", pos, 2, flags, on)) >=
             0) {
             return code;
         }
@@ -270,7 +215,7 @@ tw_cli_group(const tw_cli_env_t *e)
     if (!get && !clear && !ids) {
         return tw_cli_usage("unknown group command '%s'", sub);
     }
-    if ((code = s_words(e, 2, "G", pos, 1, NULL, NULL)) >= 0) {
+    if ((code = s_positional(e, 2, "G", pos, 1, NULL, NULL)) >= 0) {
         return code;
     }
     if ((code = s_name_arg("a group name", pos[0])) >= 0) {
@@ -322,7 +267,7 @@ tw_cli_pool(const tw_cli_env_t *e)
                             "unlock, close, flush or stop");
     }
     if (strcmp(sub, "stats") == 0) {
-        if ((code = s_words(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
+        if ((code = s_positional(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
             return code;
         }
         req.op = "stats";
@@ -330,7 +275,7 @@ tw_cli_pool(const tw_cli_env_t *e)
     }
     for (int k = 0; simple[k]; k++) {
         if (strcmp(sub, simple[k]) == 0) {
-            if ((code = s_words(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
+            if ((code = s_positional(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
                 return code;
             }
             req.op = simple[k];
@@ -339,7 +284,7 @@ tw_cli_pool(const tw_cli_env_t *e)
     }
     if (strcmp(sub, "size") == 0) {
         int64_t n;
-        if ((code = s_words(e, 2, "N", pos, 1, NULL, NULL)) >= 0) {
+        if ((code = s_positional(e, 2, "N", pos, 1, NULL, NULL)) >= 0) {
             return code;
         }
         if (tw_cli_int(pos[0], 0, INT64_MAX, &n) != 0) {
@@ -356,46 +301,41 @@ tw_cli_pool(const tw_cli_env_t *e)
         return tw_cli_usage("unknown pool command '%s'", sub);
     }
     int64_t n = 0;
-    if ((code = s_words(e, 2, flush ? "" : "N", pos, flush ? 0 : 1, NULL,
-                        NULL)) >= 0) {
+    if ((code = s_positional(e, 2, flush ? "" : "N", pos, flush ? 0 : 1, NULL,
+                             NULL)) >= 0) {
         return code;
     }
     if (!flush && tw_cli_int(pos[0], 0, INT64_MAX, &n) != 0) {
         return tw_cli_usage("pool stop: N must be a number >= 0");
     }
+    if (flush) {
+        req.op = "flush";
+        json_t *v = tw_cli_request(e, sub, TW_CLI_REQ_POOL, &req, &code);
+        if (!v) {
+            return code;
+        }
+        if (e->json) {
+            tw_cli_print_json(v);
+            return TW_CLI_OK;
+        }
+        json_t *f = json_object_get(v, "forgotten");
+        printf("forgot %lld task records\n",
+               json_is_integer(f) ? (long long)json_integer_value(f) : 0LL);
+        json_decref(v);
+        return TW_CLI_OK;
+    }
     tw_client_t *c = tw_cli_connect(e, &code);
     if (!c) {
         return code;
     }
-    int rc;
-    if (flush) {
-        req.op = "flush";
-        void *data = NULL;
-        size_t len = 0;
-        rc = tw_client_pool(c, &req, e->timeout_ms, &data, &len);
-        if (rc == 0) {
-            json_t *v = tw_cli_payload_json(data, len);
-            if (e->json) {
-                tw_cli_print_json(v);
-            } else {
-                json_t *f = json_object_get(v, "forgotten");
-                printf("forgot %lld task records\n",
-                       json_is_integer(f) ? (long long)json_integer_value(f)
-                                          : 0LL);
-                json_decref(v);
-            }
-        }
-        free(data);
-    } else {
-        uint64_t *ids = NULL;
-        size_t nids = 0;
-        rc = tw_client_pool_stop(c, e->pool, (uint64_t)n, e->timeout_ms,
+    uint64_t *ids = NULL;
+    size_t nids = 0;
+    int rc = tw_client_pool_stop(c, e->pool, (uint64_t)n, e->timeout_ms,
                                  &ids, &nids);
-        if (rc == 0) {
-            s_print_ids(e, NULL, ids, nids, "");
-        }
-        free(ids);
+    if (rc == 0) {
+        s_print_ids(e, NULL, ids, nids, "");
     }
+    free(ids);
     code = rc == 0 ? TW_CLI_OK : tw_cli_lib_error(e, c, sub, rc);
     tw_client_destroy(&c);
     return code;
@@ -406,21 +346,19 @@ tw_cli_cancel(const tw_cli_env_t *e)
 {
     int strict = 0, all = 0;
     const char *group = NULL;
-    int dashdash = 0;
-    for (int i = 1; i < e->argc; i++) {
-        const char *a = e->argv[i];
+    tw_cli_words_t w = tw_cli_words(e, 1);
+    const char *a;
+    while ((a = tw_cli_next_word(&w)) != NULL) {
         const char *val;
         int r;
-        if (!dashdash && strcmp(a, "--") == 0) {
-            dashdash = 1;
-        } else if (dashdash) {
-            continue;
-        } else if (strcmp(a, "--strict") == 0) {
+        if (!tw_cli_is_flag(&w)) {
+            continue; /* the ids, or anything after "--" */
+        }
+        if (strcmp(a, "--strict") == 0) {
             strict = 1;
         } else if (strcmp(a, "--all") == 0) {
             all = 1;
-        } else if ((r = tw_cli_flag(e->argc, e->argv, &i, "--group",
-                                    &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--group", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
                 return tw_cli_usage("--group needs a group name");
             }
@@ -436,39 +374,15 @@ tw_cli_cancel(const tw_cli_env_t *e)
     }
     uint64_t *ids = NULL;
     size_t n = 0;
+    int code;
     if (strict) {
-        ids = calloc((size_t)e->argc, sizeof *ids);
-        if (!ids) {
-            return tw_cli_fail(TW_CLI_FAIL, "out of memory");
-        }
-        dashdash = 0;
-        for (int i = 1; i < e->argc; i++) {
-            const char *a = e->argv[i];
-            int64_t v;
-            if (!dashdash && strcmp(a, "--") == 0) {
-                dashdash = 1;
-                continue;
-            }
-            if (!dashdash && strcmp(a, "--strict") == 0) {
-                continue;
-            }
-            if (!dashdash && a[0] == '-' && a[1] == '-') {
-                free(ids);
-                return tw_cli_usage("cancel: unknown option '%s'", a);
-            }
-            if (tw_cli_int(a, 1, INT64_MAX, &v) != 0) {
-                free(ids);
-                return tw_cli_usage("cancel: '%s' is not a task id", a);
-            }
-            ids[n++] = (uint64_t)v;
-        }
-        if (n == 0) {
-            free(ids);
-            return tw_cli_usage("cancel --strict needs at least one task ID");
+        code = tw_cli_ids(e, "cancel", "--strict", &ids, &n);
+        if (code >= 0) {
+            return code;
         }
     } else {
         for (int i = 1; i < e->argc; i++) {
-            const char *a = e->argv[i];
+            a = e->argv[i];
             if (strcmp(a, "--all") == 0 || strcmp(a, "--") == 0) {
                 continue;
             }
@@ -484,7 +398,6 @@ tw_cli_cancel(const tw_cli_env_t *e)
                                 all ? "--all" : "--group G", a);
         }
     }
-    int code;
     tw_client_t *c = tw_cli_connect(e, &code);
     if (!c) {
         free(ids);
@@ -530,10 +443,8 @@ tw_cli_submit_flag(tw_cli_submit_ext_t *x, int argc, char **argv, int *i)
         return 1;
     }
     if ((r = tw_cli_flag(argc, argv, i, "--delay", &val)) != 0) {
-        if (r < 0 || tw_cli_secs_ms(val, &x->delay_ms) != 0) {
-            return tw_cli_usage("--delay needs a number of seconds");
-        }
-        return 1;
+        int code = tw_cli_flag_ms("--delay", r, val, &x->delay_ms);
+        return code >= 0 ? code : 1;
     }
     if ((r = tw_cli_flag(argc, argv, i, "--key", &val)) != 0) {
         if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {

@@ -40,7 +40,6 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,31 +49,9 @@
 #define TW_VERSION_STRING "0"
 #endif
 
-enum {
-    S_EXIT_OK = 0,
-    S_EXIT_FAIL = 1,
-    S_EXIT_USAGE = 2,
-    S_EXIT_UNREACH = 3
-};
-
 #define S_DEFAULT_BROKER "tcp://127.0.0.1:7710"
 #define S_DEFAULT_STATUS "tcp://127.0.0.1:7712"
 #define S_DEFAULT_TIMEOUT_MS 5000
-
-typedef struct {
-    const char *broker;
-    const char *status;
-    int json;
-    int timeout_ms;
-    const char *pool; /* --pool, NULL = "default" */
-    int argc;    /* the command and its own arguments */
-    char **argv;
-} s_opts_t;
-
-/* The global flags as the commands of cli.h take them. */
-#define S_CLI_ENV(o)                                                         \
-    {(o)->broker, (o)->pool, (o)->json, (o)->timeout_ms, (o)->argc,          \
-     (o)->argv}
 
 static const char s_usage[] =
     "Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
@@ -155,127 +132,7 @@ static const char s_usage[] =
     "unreachable.\n";
 
 /* ------------------------------------------------------------------ */
-/* Diagnostics                                                        */
-
-static int
-s_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-s_fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("taskwheel: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return code;
-}
-
-static int
-s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int
-s_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("taskwheel: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\nTry 'taskwheel --help'.\n", stderr);
-    return S_EXIT_USAGE;
-}
-
-static int
-s_unreachable(const s_opts_t *o)
-{
-    return s_fail(S_EXIT_UNREACH, "broker at %s is unreachable", o->broker);
-}
-
-/* Report a library error from operation `what`. */
-static int
-s_lib_error(const s_opts_t *o, tw_client_t *c, const char *what, int rc)
-{
-    if (rc == TW_EUNREACH) {
-        return s_unreachable(o);
-    }
-    const char *m = c ? tw_client_last_error(c) : "";
-    if (*m && rc != TW_EIO && rc != TW_ENOMEM) {
-        return s_fail(S_EXIT_FAIL, "%s: %s (broker: %s)", what,
-                      tw_strerror(rc), m);
-    }
-    return s_fail(S_EXIT_FAIL, "%s: %s", what, tw_strerror(rc));
-}
-
-/* ------------------------------------------------------------------ */
 /* Parsing                                                            */
-
-static int
-s_parse_u64(const char *s, uint64_t *v)
-{
-    if (!s || *s < '0' || *s > '9') {
-        return -1;
-    }
-    errno = 0;
-    char *end;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || *end) {
-        return -1;
-    }
-    *v = x;
-    return 0;
-}
-
-static int
-s_parse_i64(const char *s, int64_t min, int64_t max, int64_t *v)
-{
-    if (!s || !*s) {
-        return -1;
-    }
-    errno = 0;
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (errno || *end || x < min || x > max) {
-        return -1;
-    }
-    *v = x;
-    return 0;
-}
-
-/* Non-negative seconds, fractions allowed, at most `max`. */
-static int
-s_parse_secs(const char *s, double max, double *v)
-{
-    if (!s || !*s) {
-        return -1;
-    }
-    errno = 0;
-    char *end;
-    double x = strtod(s, &end);
-    if (errno || *end || !isfinite(x) || x < 0 || x > max) {
-        return -1;
-    }
-    *v = x;
-    return 0;
-}
-
-/* Seconds (fractions allowed) from a flag's value, in milliseconds; a
- * positive value never rounds down to 0. `r` is what s_flag_value said.
- * Returns -1 or an exit code. */
-static int
-s_flag_ms(const char *flag, int r, const char *val, uint64_t *ms)
-{
-    double secs;
-    if (r < 0 || s_parse_secs(val, UINT32_MAX / 1000.0, &secs) != 0) {
-        return s_usage_error("%s needs a number of seconds", flag);
-    }
-    *ms = (uint64_t)llround(secs * 1000.0);
-    if (secs > 0 && *ms == 0) {
-        *ms = 1;
-    }
-    return -1;
-}
 
 /* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
  * -1 and sets *out (free()) and *len, or an exit code. */
@@ -285,10 +142,10 @@ s_json_arg(const char *what, const char *text, void **out, size_t *len)
     char err[256];
     int rc = tw_json_to_msgpack(text, out, len, err, sizeof err);
     if (rc == TW_E2BIG) {
-        return s_usage_error("%s is %s", what, err);
+        return tw_cli_usage("%s is %s", what, err);
     }
     if (rc != 0) {
-        return s_fail(S_EXIT_USAGE, "%s is not valid JSON: %s", what, err);
+        return tw_cli_fail(TW_CLI_USAGE, "%s is not valid JSON: %s", what, err);
     }
     return -1;
 }
@@ -305,84 +162,10 @@ s_one_of(const char *v, const char *const *set)
     return 0;
 }
 
-/* If argv[*i] is the flag `name` ("--name" or "--name=value"), return 1
- * and set *val to its value, taken from the next word if needed (then *i
- * advances). Returns 0 if it is another word, -1 if the value is
- * missing. */
-static int
-s_flag_value(int argc, char **argv, int *i, const char *name,
-             const char **val)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) {
-        return 0;
-    }
-    if (a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0') {
-        return 0;
-    }
-    if (*i + 1 >= argc) {
-        return -1;
-    }
-    *val = argv[++*i];
-    return 1;
-}
-
-/* Words of a command after its name: flags with values and positionals.
- * The command's parse loop asks for each flag it knows; what remains is
- * either positional or unknown. */
-typedef struct {
-    int argc;
-    char **argv;
-    int i;       /* current word */
-    int dashdash; /* after "--": everything is positional */
-} s_words_t;
-
-/* The words of the command in `o` from argv[first] on. */
-static s_words_t
-s_words(const s_opts_t *o, int first)
-{
-    s_words_t w = {o->argc, o->argv, first - 1, 0};
-    return w;
-}
-
-/* Step to the next word and return it, or NULL after the last. The first
- * bare "--" is not returned: it makes every later word positional. */
-static const char *
-s_next_word(s_words_t *w)
-{
-    while (++w->i < w->argc) {
-        const char *a = w->argv[w->i];
-        if (w->dashdash || strcmp(a, "--") != 0) {
-            return a;
-        }
-        w->dashdash = 1;
-    }
-    return NULL;
-}
-
-static int
-s_is_flag(const s_words_t *w)
-{
-    const char *a = w->argv[w->i];
-    return !w->dashdash && a[0] == '-' && a[1] == '-';
-}
-
-/* s_flag_value for the current word of `w`. */
-static int
-s_word_flag(s_words_t *w, const char *name, const char **val)
-{
-    return s_flag_value(w->argc, w->argv, &w->i, name, val);
-}
-
 /* Parse the global flags anywhere in argv, collecting the other words
  * into o->argv. Returns -1 to continue, or an exit code. */
 static int
-s_parse_global(int argc, char **argv, s_opts_t *o)
+s_parse_global(int argc, char **argv, tw_cli_env_t *o)
 {
     const char *env;
     o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
@@ -392,7 +175,7 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
     o->timeout_ms = S_DEFAULT_TIMEOUT_MS;
     o->argv = calloc((size_t)argc + 1, sizeof *o->argv);
     if (!o->argv) {
-        return s_fail(S_EXIT_FAIL, "out of memory");
+        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
     }
     int dashdash = 0;
     for (int i = 1; i < argc; i++) {
@@ -410,20 +193,20 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(s_usage, stdout);
-            return S_EXIT_OK;
+            return TW_CLI_OK;
         }
         if (strcmp(a, "--version") == 0) {
             printf("taskwheel %s\n", TW_VERSION_STRING);
-            return S_EXIT_OK;
+            return TW_CLI_OK;
         }
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
             continue;
         }
-        if ((r = s_flag_value(argc, argv, &i, "--broker", &val)) != 0 ||
-            (r = s_flag_value(argc, argv, &i, "--status", &val)) != 0) {
+        if ((r = tw_cli_flag(argc, argv, &i, "--broker", &val)) != 0 ||
+            (r = tw_cli_flag(argc, argv, &i, "--status", &val)) != 0) {
             if (r < 0 || !*val) {
-                return s_usage_error("%s needs an endpoint", a);
+                return tw_cli_usage("%s needs an endpoint", a);
             }
             if (strncmp(a, "--broker", 8) == 0) {
                 o->broker = val;
@@ -432,19 +215,19 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
             }
             continue;
         }
-        if ((r = s_flag_value(argc, argv, &i, "--pool", &val)) != 0) {
+        if ((r = tw_cli_flag(argc, argv, &i, "--pool", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
-                return s_usage_error("--pool needs a pool name of 1 to %d "
-                                     "bytes", TW_PROTO_MAX_NAME);
+                return tw_cli_usage("--pool needs a pool name of 1 to %d "
+                                    "bytes", TW_PROTO_MAX_NAME);
             }
             o->pool = val;
             continue;
         }
-        if ((r = s_flag_value(argc, argv, &i, "--timeout-ms", &val)) != 0) {
+        if ((r = tw_cli_flag(argc, argv, &i, "--timeout-ms", &val)) != 0) {
             int64_t v;
-            if (r < 0 || s_parse_i64(val, 1, INT_MAX, &v) != 0) {
-                return s_usage_error("--timeout-ms needs a positive number "
-                                     "of milliseconds");
+            if (r < 0 || tw_cli_int(val, 1, INT_MAX, &v) != 0) {
+                return tw_cli_usage("--timeout-ms needs a positive number "
+                                    "of milliseconds");
             }
             o->timeout_ms = (int)v;
             continue;
@@ -464,38 +247,6 @@ s_parse_global(int argc, char **argv, s_opts_t *o)
 /* ------------------------------------------------------------------ */
 /* Output helpers                                                     */
 
-/* Print `v` as one compact JSON line on stdout; takes `v`. */
-static void
-s_print_json(json_t *v)
-{
-    char *s = v ? tw_json_dumps(v) : NULL;
-    if (s) {
-        fputs(s, stdout);
-        fputc('\n', stdout);
-        free(s);
-    } else {
-        fputs("null\n", stdout);
-    }
-    fflush(stdout);
-    json_decref(v);
-}
-
-/* A copy of `s` with control characters replaced, for human output. */
-static char *
-s_clean(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d) {
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        d[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-    }
-    d[n] = '\0';
-    return d;
-}
-
 /* Human text for a JSON value in a table cell or summary: strings bare,
  * arrays of scalars joined by commas, anything else as compact JSON.
  * malloc'ed. */
@@ -506,7 +257,7 @@ s_text(json_t *v)
         return strdup("-");
     }
     if (json_is_string(v)) {
-        return s_clean(json_string_value(v), json_string_length(v));
+        return tw_cli_clean_len(json_string_value(v), json_string_length(v));
     }
     if (json_is_array(v)) {
         size_t cap = 64, len = 0;
@@ -542,29 +293,9 @@ s_text(json_t *v)
     if (!s) {
         return NULL;
     }
-    char *c = s_clean(s, strlen(s));
+    char *c = tw_cli_clean(s);
     free(s);
     return c;
-}
-
-/* A msgpack payload as JSON: null when absent, {"$bin": hex} when it does
- * not decode. Never NULL except on out-of-memory. */
-static json_t *
-s_payload_json(const void *p, size_t n)
-{
-    if (!p || n == 0) {
-        return json_null();
-    }
-    json_t *v = tw_json_from_msgpack(p, n);
-    if (!v) {
-        msgpack_object o;
-        memset(&o, 0, sizeof o);
-        o.type = MSGPACK_OBJECT_BIN;
-        o.via.bin.ptr = p;
-        o.via.bin.size = (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n);
-        v = tw_json_from_object(&o);
-    }
-    return v;
 }
 
 /* Call fn(arg, key, value) for each member of the object `v`: first those
@@ -623,45 +354,6 @@ s_outcome_json(uint64_t id, int st, json_t *result, const char *error,
     return o;
 }
 
-static tw_client_t *
-s_connect(const s_opts_t *o, int *code)
-{
-    return tw_cli_client_new(o->broker, code); /* CURVE if configured */
-}
-
-/* One request whose answer is REPLY data: `call` sends it on `c` with the
- * request's own argument `arg` and waits up to `timeout_ms`. */
-typedef int (*s_call_fn)(tw_client_t *c, const void *arg, int timeout_ms,
-                         void **data, size_t *len);
-
-/* Connect, run `call` and return the reply data as JSON, or NULL with
- * *code set: 1 for a broker error (reported as the failure of `what`), 2
- * for a bad endpoint, 3 when the broker did not answer. */
-static json_t *
-s_request(const s_opts_t *o, const char *what, s_call_fn call,
-          const void *arg, int *code)
-{
-    tw_client_t *c = s_connect(o, code);
-    if (!c) {
-        return NULL;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = call(c, arg, o->timeout_ms, &data, &len);
-    json_t *v = NULL;
-    if (rc != 0) {
-        *code = s_lib_error(o, c, what, rc);
-    } else {
-        v = s_payload_json(data, len);
-        if (!v) {
-            *code = s_fail(S_EXIT_FAIL, "out of memory");
-        }
-    }
-    free(data);
-    tw_client_destroy(&c);
-    return v;
-}
-
 /* How a command shows reply data `v` (borrowed) to people; `arg` is the
  * command's. Returns an exit code. */
 typedef int (*s_human_fn)(json_t *v, const void *arg);
@@ -670,51 +362,18 @@ typedef int (*s_human_fn)(json_t *v, const void *arg);
  * of the JSON type `want` (-1: any), else with `human`. A NULL `v` is a
  * failed request, whose exit code `code` is returned. */
 static int
-s_reply(const s_opts_t *o, json_t *v, int code, int want, s_human_fn human,
+s_reply(const tw_cli_env_t *o, json_t *v, int code, int want, s_human_fn human,
         const void *arg)
 {
     if (!v) {
         return code;
     }
     if (o->json || (want >= 0 && (int)json_typeof(v) != want)) {
-        s_print_json(v);
-        return S_EXIT_OK;
+        tw_cli_print_json(v);
+        return TW_CLI_OK;
     }
     code = human(v, arg);
     json_decref(v);
-    return code;
-}
-
-/* Parse the positional task ids of `result` and `cancel` into *ids (the
- * caller frees them). Returns -1, or an exit code after freeing them. */
-static int
-s_parse_ids(const s_opts_t *o, const char *cmd, uint64_t **ids, size_t *n)
-{
-    s_words_t w = s_words(o, 1);
-    *ids = calloc((size_t)o->argc, sizeof **ids);
-    *n = 0;
-    int code = -1;
-    const char *a;
-    if (!*ids) {
-        return s_fail(S_EXIT_FAIL, "out of memory");
-    }
-    while (code < 0 && (a = s_next_word(&w)) != NULL) {
-        uint64_t id;
-        if (s_is_flag(&w)) {
-            code = s_usage_error("%s: unknown option '%s'", cmd, a);
-        } else if (s_parse_u64(a, &id) != 0 || id == 0) {
-            code = s_usage_error("%s: '%s' is not a task id", cmd, a);
-        } else {
-            (*ids)[(*n)++] = id;
-        }
-    }
-    if (code < 0 && *n == 0) {
-        code = s_usage_error("%s needs at least one task ID", cmd);
-    }
-    if (code >= 0) {
-        free(*ids);
-        *ids = NULL;
-    }
     return code;
 }
 
@@ -747,7 +406,7 @@ s_submit_on_ack(void *arg, uint64_t seq, uint64_t id, int err,
     s->id = id;
     s->ack_err = err;
     if (msg && *msg) {
-        s->ack_msg = s_clean(msg, strlen(msg));
+        s->ack_msg = tw_cli_clean(msg);
     }
 }
 
@@ -762,16 +421,16 @@ s_submit_on_result(void *arg, const tw_result_t *r)
     s->acked = 1;
     s->id = r->id;
     s->state = r->state;
-    s->result = s_payload_json(r->result, r->result_len);
+    s->result = tw_cli_payload_json(r->result, r->result_len);
     s->error = r->error ? strdup(r->error) : NULL;
     s->worker = r->worker;
     s->attempt = r->attempt;
 }
 
 static int
-s_cmd_submit(const s_opts_t *o)
+s_cmd_submit(const tw_cli_env_t *o)
 {
-    s_words_t w = s_words(o, 1);
+    tw_cli_words_t w = tw_cli_words(o, 1);
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     int wait = 0;
@@ -781,33 +440,33 @@ s_cmd_submit(const s_opts_t *o)
     memset(&ext, 0, sizeof ext);
 
     const char *a;
-    while ((a = s_next_word(&w)) != NULL) {
+    while ((a = tw_cli_next_word(&w)) != NULL) {
         const char *val;
         int r;
         int64_t v;
         uint64_t ms;
         int code;
-        if (!s_is_flag(&w)) {
+        if (!tw_cli_is_flag(&w)) {
             if (npos == 2) {
-                return s_usage_error("submit takes HANDLER and at most one "
-                                     "ARGS-JSON; unexpected '%s'", a);
+                return tw_cli_usage("submit takes HANDLER and at most one "
+                                    "ARGS-JSON; unexpected '%s'", a);
             }
             pos[npos++] = a;
         } else if (strcmp(a, "--wait") == 0) {
             wait = 1;
-        } else if ((r = s_word_flag(&w, "--timeout", &val)) != 0) {
-            if ((code = s_flag_ms("--timeout", r, val, &ms)) >= 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--timeout", &val)) != 0) {
+            if ((code = tw_cli_flag_ms("--timeout", r, val, &ms)) >= 0) {
                 return code;
             }
             spec.timeout_ms = (uint32_t)ms;
-        } else if ((r = s_word_flag(&w, "--retries", &val)) != 0) {
-            if (r < 0 || s_parse_i64(val, 0, UINT32_MAX, &v)) {
-                return s_usage_error("--retries needs a count >= 0");
+        } else if ((r = tw_cli_word_flag(&w, "--retries", &val)) != 0) {
+            if (r < 0 || tw_cli_int(val, 0, UINT32_MAX, &v)) {
+                return tw_cli_usage("--retries needs a count >= 0");
             }
             spec.retries = (uint32_t)v;
-        } else if ((r = s_word_flag(&w, "--priority", &val)) != 0) {
-            if (r < 0 || s_parse_i64(val, INT32_MIN, INT32_MAX, &v)) {
-                return s_usage_error("--priority needs an integer");
+        } else if ((r = tw_cli_word_flag(&w, "--priority", &val)) != 0) {
+            if (r < 0 || tw_cli_int(val, INT32_MIN, INT32_MAX, &v)) {
+                return tw_cli_usage("--priority needs an integer");
             }
             spec.priority = (int32_t)v;
         } else if ((r = tw_cli_submit_flag(&ext, w.argc, w.argv, &w.i)) !=
@@ -816,16 +475,16 @@ s_cmd_submit(const s_opts_t *o)
                 return r;
             }
         } else {
-            return s_usage_error("submit: unknown option '%s'", a);
+            return tw_cli_usage("submit: unknown option '%s'", a);
         }
     }
     if (!pos[0]) {
-        return s_usage_error("submit needs a HANDLER");
+        return tw_cli_usage("submit needs a HANDLER");
     }
     size_t hlen = strlen(pos[0]);
     if (hlen > TW_PROTO_MAX_NAME) {
-        return s_usage_error("handler name is longer than %d bytes",
-                             TW_PROTO_MAX_NAME);
+        return tw_cli_usage("handler name is longer than %d bytes",
+                            TW_PROTO_MAX_NAME);
     }
     spec.handler = pos[0];
     tw_cli_submit_apply(&ext, o->pool, &spec);
@@ -841,7 +500,7 @@ s_cmd_submit(const s_opts_t *o)
         spec.args_len = alen;
     }
 
-    tw_client_t *c = s_connect(o, &code);
+    tw_client_t *c = tw_cli_connect(o, &code);
     if (!c) {
         free(args);
         return code;
@@ -854,12 +513,12 @@ s_cmd_submit(const s_opts_t *o)
     int rc = tw_client_submit(c, &spec, &s.seq);
     free(args);
     if (rc == TW_E2BIG) {
-        code = s_usage_error("ARGS-JSON is too big (%zu bytes of msgpack, "
-                             "limit %u)", alen, TW__CLIENT_MAX_ARGS);
+        code = tw_cli_usage("ARGS-JSON is too big (%zu bytes of msgpack, "
+                            "limit %u)", alen, TW__CLIENT_MAX_ARGS);
         goto out;
     }
     if (rc != 0) {
-        code = s_usage_error("cannot submit: %s", tw_strerror(rc));
+        code = tw_cli_usage("cannot submit: %s", tw_strerror(rc));
         goto out;
     }
     tw_client_flush(c);
@@ -869,27 +528,27 @@ s_cmd_submit(const s_opts_t *o)
     while (!s.acked) {
         uint64_t now = tw_now_ms();
         if (now >= deadline) {
-            code = s_unreachable(o);
+            code = tw_cli_unreachable(o);
             goto out;
         }
         rc = tw_client_poll(c, (int)(deadline - now));
         if (rc < 0) {
-            code = s_lib_error(o, c, "submit", rc);
+            code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
         }
     }
     if (s.ack_err) {
-        code = s_fail(S_EXIT_FAIL, "cannot submit '%s': %s", spec.handler,
-                      s.ack_msg ? s.ack_msg : tw_strerror(s.ack_err));
+        code = tw_cli_fail(TW_CLI_FAIL, "cannot submit '%s': %s", spec.handler,
+                           s.ack_msg ? s.ack_msg : tw_strerror(s.ack_err));
         goto out;
     }
     if (!wait) {
         if (o->json) {
-            s_print_json(json_pack("{s:I}", "id", (json_int_t)s.id));
+            tw_cli_print_json(json_pack("{s:I}", "id", (json_int_t)s.id));
         } else {
             printf("%" PRIu64 "\n", s.id);
         }
-        code = S_EXIT_OK;
+        code = TW_CLI_OK;
         goto out;
     }
 
@@ -898,33 +557,33 @@ s_cmd_submit(const s_opts_t *o)
     while (!s.done) {
         rc = tw_client_poll(c, o->timeout_ms);
         if (rc < 0) {
-            code = s_lib_error(o, c, "submit", rc);
+            code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
         }
         if (rc == 0 && !s.done) {
             rc = tw_client_ping(c, o->timeout_ms);
             if (rc != 0) {
-                code = s_lib_error(o, c, "submit", rc);
+                code = tw_cli_lib_error(o, c, "submit", rc);
                 goto out;
             }
         }
     }
     int failed = s.state != TW_ST_OK;
     if (o->json) {
-        s_print_json(s_outcome_json(s.id, s.state, s.result, s.error,
+        tw_cli_print_json(s_outcome_json(s.id, s.state, s.result, s.error,
                                     s.worker, s.attempt));
         s.result = NULL;
     } else if (!failed) {
-        s_print_json(s.result);
+        tw_cli_print_json(s.result);
         s.result = NULL;
     }
     if (failed) {
-        char *e = s.error ? s_clean(s.error, strlen(s.error)) : NULL;
-        s_fail(S_EXIT_FAIL, "task %" PRIu64 " failed (%s)%s%s", s.id,
-               tw_proto_state_name(s.state), e ? ": " : "", e ? e : "");
+        char *e = s.error ? tw_cli_clean(s.error) : NULL;
+        tw_cli_fail(TW_CLI_FAIL, "task %" PRIu64 " failed (%s)%s%s", s.id,
+                    tw_proto_state_name(s.state), e ? ": " : "", e ? e : "");
         free(e);
     }
-    code = failed ? S_EXIT_FAIL : S_EXIT_OK;
+    code = failed ? TW_CLI_FAIL : TW_CLI_OK;
 out:
     json_decref(s.result);
     free(s.error);
@@ -937,32 +596,32 @@ out:
 /* result, cancel                                                     */
 
 static int
-s_cmd_result(const s_opts_t *o)
+s_cmd_result(const tw_cli_env_t *o)
 {
     uint64_t *ids;
     size_t n;
-    int code = s_parse_ids(o, "result", &ids, &n);
+    int code = tw_cli_ids(o, "result", NULL, &ids, &n);
     if (code >= 0) {
         return code;
     }
-    tw_client_t *c = s_connect(o, &code);
+    tw_client_t *c = tw_cli_connect(o, &code);
     if (!c) {
         free(ids);
         return code;
     }
     json_t *all = json_array();
     int any_failed = 0;
-    code = S_EXIT_OK;
+    code = TW_CLI_OK;
     for (size_t i = 0; i < n; i++) {
         tw_result_t *r = NULL;
         int rc = tw_client_result(c, ids[i], o->timeout_ms, &r);
         if (rc != 0) {
-            code = s_lib_error(o, c, "result", rc);
+            code = tw_cli_lib_error(o, c, "result", rc);
             break;
         }
         any_failed |= s_state_failed(r->state);
         json_t *res = r->state == TW_ST_OK
-                          ? s_payload_json(r->result, r->result_len)
+                          ? tw_cli_payload_json(r->result, r->result_len)
                           : NULL;
         if (o->json) {
             json_array_append_new(all,
@@ -972,8 +631,8 @@ s_cmd_result(const s_opts_t *o)
         } else {
             /* "ID STATE [RESULT-JSON | ERROR]" */
             char *text = res ? tw_json_dumps(res) : NULL;
-            char *clean = text ? s_clean(text, strlen(text))
-                          : r->error ? s_clean(r->error, strlen(r->error))
+            char *clean = text ? tw_cli_clean(text)
+                          : r->error ? tw_cli_clean(r->error)
                                      : NULL;
             printf("%" PRIu64 " %s%s%s\n", ids[i],
                    tw_proto_state_name(r->state), clean ? " " : "",
@@ -984,12 +643,12 @@ s_cmd_result(const s_opts_t *o)
         }
         tw_result_free(&r);
     }
-    if (code == S_EXIT_OK) {
+    if (code == TW_CLI_OK) {
         if (o->json) {
-            s_print_json(all);
+            tw_cli_print_json(all);
             all = NULL;
         }
-        code = any_failed ? S_EXIT_FAIL : S_EXIT_OK;
+        code = any_failed ? TW_CLI_FAIL : TW_CLI_OK;
     }
     json_decref(all);
     free(ids);
@@ -1010,35 +669,21 @@ s_list_has(json_t *list, uint64_t id)
     return 0;
 }
 
-typedef struct {
-    const uint64_t *ids;
-    size_t n;
-} s_ids_t;
-
 static int
-s_cancel_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
-              size_t *len)
-{
-    const s_ids_t *ids = arg;
-    return tw__client_cancel(c, ids->ids, ids->n, timeout_ms, data, len);
-}
-
-static int
-s_cmd_cancel(const s_opts_t *o)
+s_cmd_cancel(const tw_cli_env_t *o)
 {
     uint64_t *ids;
     size_t n;
-    tw_cli_env_t env = S_CLI_ENV(o);
-    int code = tw_cli_cancel(&env); /* --strict, --group, --all */
+    int code = tw_cli_cancel(o); /* --strict, --group, --all */
     if (code >= 0) {
         return code;
     }
-    code = s_parse_ids(o, "cancel", &ids, &n);
+    code = tw_cli_ids(o, "cancel", NULL, &ids, &n);
     if (code >= 0) {
         return code;
     }
-    s_ids_t arg = {ids, n};
-    json_t *v = s_request(o, "cancel", s_cancel_call, &arg, &code);
+    tw__ids_t arg = {NULL, ids, n};
+    json_t *v = tw_cli_request(o, "cancel", TW_CLI_REQ_CANCEL, &arg, &code);
     if (!v) {
         free(ids);
         return code;
@@ -1049,7 +694,7 @@ s_cmd_cancel(const s_opts_t *o)
         any_unknown |= s_list_has(unknown, ids[i]);
     }
     if (o->json) {
-        s_print_json(v);
+        tw_cli_print_json(v);
     } else {
         for (size_t i = 0; i < n; i++) {
             const char *what =
@@ -1064,37 +709,30 @@ s_cmd_cancel(const s_opts_t *o)
         json_decref(v);
     }
     free(ids);
-    return any_unknown ? S_EXIT_FAIL : S_EXIT_OK;
+    return any_unknown ? TW_CLI_FAIL : TW_CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
 /* workers, status                                                    */
 
-static int
-s_query_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
-             size_t *len)
-{
-    return tw_client_query(c, arg, timeout_ms, data, len);
-}
-
 /* Run QUERY `what` and return the reply data as JSON, or NULL with *code
  * set. */
 static json_t *
-s_query(const s_opts_t *o, const char *what, int *code)
+s_query(const tw_cli_env_t *o, const char *what, int *code)
 {
-    return s_request(o, what, s_query_call, what, code);
+    return tw_cli_request(o, what, TW_CLI_REQ_QUERY, what, code);
 }
 
 static int
-s_no_args(const s_opts_t *o)
+s_no_args(const tw_cli_env_t *o)
 {
     if (o->argc > 1) {
         const char *a = o->argv[1];
         if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
-            return s_usage_error("%s: unknown option '%s'", o->argv[0], a);
+            return tw_cli_usage("%s: unknown option '%s'", o->argv[0], a);
         }
-        return s_usage_error("%s takes no arguments; unexpected '%s'",
-                             o->argv[0], a);
+        return tw_cli_usage("%s takes no arguments; unexpected '%s'",
+                            o->argv[0], a);
     }
     return -1;
 }
@@ -1106,56 +744,7 @@ s_cell(json_t *v)
     return !v || json_is_null(v) ? strdup("-") : s_text(v);
 }
 
-/* Print the array of objects `rows` as a table: one column per key, under
- * its title, each as wide as its widest cell. */
-static int
-s_print_table(json_t *rows, const char *const *keys,
-              const char *const *titles, size_t ncols)
-{
-    size_t nrows = json_array_size(rows);
-    char **cell = calloc((nrows + 1) * ncols, sizeof *cell);
-    size_t *width = calloc(ncols, sizeof *width);
-    if (!cell || !width) {
-        free(cell);
-        free(width);
-        return s_fail(S_EXIT_FAIL, "out of memory");
-    }
-    for (size_t j = 0; j < ncols; j++) {
-        cell[j] = strdup(titles[j]);
-    }
-    for (size_t i = 0; i < nrows; i++) {
-        json_t *r = json_array_get(rows, i);
-        for (size_t j = 0; j < ncols; j++) {
-            cell[(i + 1) * ncols + j] =
-                s_cell(json_is_object(r) ? json_object_get(r, keys[j])
-                                         : NULL);
-        }
-    }
-    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
-        size_t l = cell[i] ? strlen(cell[i]) : 0;
-        if (l > width[i % ncols]) {
-            width[i % ncols] = l;
-        }
-    }
-    for (size_t i = 0; i <= nrows; i++) {
-        for (size_t j = 0; j < ncols; j++) {
-            const char *t = cell[i * ncols + j] ? cell[i * ncols + j] : "";
-            if (j + 1 < ncols) {
-                printf("%-*s  ", (int)width[j], t);
-            } else {
-                printf("%s\n", t);
-            }
-        }
-    }
-    for (size_t i = 0; i < (nrows + 1) * ncols; i++) {
-        free(cell[i]);
-    }
-    free(cell);
-    free(width);
-    return S_EXIT_OK;
-}
-
-/* A listing: the columns of s_print_table, and what to say when there
+/* A listing: the columns of tw_cli_print_table, and what to say when there
  * are no rows. */
 typedef struct {
     const char *const *keys;
@@ -1171,13 +760,13 @@ s_print_listing(json_t *rows, const void *arg)
     const s_listing_t *l = arg;
     if (json_array_size(rows) == 0) {
         puts(l->none);
-        return S_EXIT_OK;
+        return TW_CLI_OK;
     }
-    return s_print_table(rows, l->keys, l->titles, l->ncols);
+    return tw_cli_print_table(rows, l->keys, l->titles, l->ncols, s_cell);
 }
 
 static int
-s_cmd_workers(const s_opts_t *o)
+s_cmd_workers(const tw_cli_env_t *o)
 {
     static const char *const keys[] = {"id",      "name",   "host",
                                        "slots",   "running", "credit",
@@ -1247,7 +836,7 @@ s_status_one(void *arg, const char *key, json_t *val)
         s_status_pair(col, "rate", buf);
         return;
     }
-    char *k = s_clean(key, strlen(key));
+    char *k = tw_cli_clean(key);
     char *t = s_text(val);
     s_status_pair(col, k ? k : "?", t ? t : "?");
     free(k);
@@ -1268,11 +857,11 @@ s_print_status(json_t *v, const void *arg)
     if (col > 0) {
         fputc('\n', stdout);
     }
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 static int
-s_cmd_status(const s_opts_t *o)
+s_cmd_status(const tw_cli_env_t *o)
 {
     int code = s_no_args(o);
     if (code >= 0) {
@@ -1302,14 +891,14 @@ typedef int (*s_sub_fn)(void *arg, zmq_msg_t *topic, zmq_msg_t *body);
  * of `prefixes` (everything if there are none). Returns -1 and sets *ctx
  * and *sub, or an exit code. */
 static int
-s_sub_open(const s_opts_t *o, const char *const *prefixes, size_t n,
+s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
            void **ctx, void **sub)
 {
     *ctx = zmq_ctx_new();
     *sub = *ctx ? zmq_socket(*ctx, ZMQ_SUB) : NULL;
     if (!*sub) {
-        int code = s_fail(S_EXIT_FAIL, "cannot create a socket: %s",
-                          zmq_strerror(errno));
+        int code = tw_cli_fail(TW_CLI_FAIL, "cannot create a socket: %s",
+                               zmq_strerror(errno));
         if (*ctx) {
             zmq_ctx_term(*ctx);
         }
@@ -1330,7 +919,7 @@ s_sub_open(const s_opts_t *o, const char *const *prefixes, size_t n,
         zmq_close(*sub);
         zmq_ctx_term(*ctx);
         *sub = *ctx = NULL;
-        return s_usage_error("cannot use status endpoint '%s'", o->status);
+        return tw_cli_usage("cannot use status endpoint '%s'", o->status);
     }
     if (n == 0) {
         zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "", 0);
@@ -1362,7 +951,7 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int code = S_EXIT_OK;
+    int code = TW_CLI_OK;
     uint64_t deadline =
         for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
                       : 0;
@@ -1381,7 +970,7 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
             if (errno == EINTR) {
                 continue;
             }
-            code = s_fail(S_EXIT_FAIL, "poll: %s", zmq_strerror(errno));
+            code = tw_cli_fail(TW_CLI_FAIL, "poll: %s", zmq_strerror(errno));
             break;
         }
         while (!s_stop && (count == 0 || seen < count)) {
@@ -1432,9 +1021,9 @@ s_print_event(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
     t.via.str.size = (uint32_t)zmq_msg_size(topic);
     json_t *o = json_object();
     json_object_set_new(o, "topic", tw_json_from_object(&t));
-    json_object_set_new(o, "body", s_payload_json(zmq_msg_data(body),
-                                                  zmq_msg_size(body)));
-    s_print_json(o);
+    json_object_set_new(o, "body", tw_cli_payload_json(zmq_msg_data(body),
+                                                       zmq_msg_size(body)));
+    tw_cli_print_json(o);
     return 1;
 }
 
@@ -1442,20 +1031,20 @@ s_print_event(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
  * and return 1; a bad value sets *code to the usage exit code. Returns 0
  * for any other word. */
 static int
-s_parse_stream_flag(s_words_t *w, uint64_t *count, double *for_secs,
+s_parse_stream_flag(tw_cli_words_t *w, uint64_t *count, double *for_secs,
                     int *code)
 {
     const char *val;
     int r;
-    if ((r = s_word_flag(w, "--count", &val)) != 0) {
-        if (r < 0 || s_parse_u64(val, count) != 0 || *count == 0) {
-            *code = s_usage_error("--count needs a number >= 1");
+    if ((r = tw_cli_word_flag(w, "--count", &val)) != 0) {
+        if (r < 0 || tw_cli_u64(val, count) != 0 || *count == 0) {
+            *code = tw_cli_usage("--count needs a number >= 1");
         }
         return 1;
     }
-    if ((r = s_word_flag(w, "--for", &val)) != 0) {
-        if (r < 0 || s_parse_secs(val, 1e9, for_secs) != 0) {
-            *code = s_usage_error("--for needs a number of seconds");
+    if ((r = tw_cli_word_flag(w, "--for", &val)) != 0) {
+        if (r < 0 || tw_cli_secs(val, 1e9, for_secs) != 0) {
+            *code = tw_cli_usage("--for needs a number of seconds");
         }
         return 1;
     }
@@ -1463,9 +1052,9 @@ s_parse_stream_flag(s_words_t *w, uint64_t *count, double *for_secs,
 }
 
 static int
-s_cmd_events(const s_opts_t *o)
+s_cmd_events(const tw_cli_env_t *o)
 {
-    s_words_t w = s_words(o, 1);
+    tw_cli_words_t w = tw_cli_words(o, 1);
     const char **prefixes = calloc((size_t)o->argc, sizeof *prefixes);
     size_t nprefixes = 0;
     uint64_t count = 0;
@@ -1473,13 +1062,13 @@ s_cmd_events(const s_opts_t *o)
     int code = -1;
     const char *a;
     if (!prefixes) {
-        return s_fail(S_EXIT_FAIL, "out of memory");
+        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
     }
-    while (code < 0 && (a = s_next_word(&w)) != NULL) {
-        if (!s_is_flag(&w)) {
+    while (code < 0 && (a = tw_cli_next_word(&w)) != NULL) {
+        if (!tw_cli_is_flag(&w)) {
             prefixes[nprefixes++] = a;
         } else if (!s_parse_stream_flag(&w, &count, &for_secs, &code)) {
-            code = s_usage_error("events: unknown option '%s'", a);
+            code = tw_cli_usage("events: unknown option '%s'", a);
         }
     }
     if (code >= 0) {
@@ -1514,14 +1103,14 @@ static const char *const s_station_keys[] = {
     "placement",  "restart",    "restarts",    "n2s_queued",  "n2s_dropped",
     "code",       "tags",       NULL};
 
-/* The value of an enumerated flag (`r` what s_flag_value said): one of
+/* The value of an enumerated flag (`r` what tw_cli_flag said): one of
  * `set`, stored in *out. Returns -1, or the usage error `msg`. */
 static int
 s_st_enum(int r, const char *val, const char *const *set, const char *msg,
           const char **out)
 {
     if (r < 0 || !s_one_of(val, set)) {
-        return s_usage_error("%s", msg);
+        return tw_cli_usage("%s", msg);
     }
     *out = val;
     return -1;
@@ -1534,8 +1123,8 @@ s_st_check_id(const char *sub, const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > TW_PROTO_MAX_NAME) {
-        return s_usage_error("station %s: a station ID is 1 to %d bytes",
-                             sub, TW_PROTO_MAX_NAME);
+        return tw_cli_usage("station %s: a station ID is 1 to %d bytes",
+                            sub, TW_PROTO_MAX_NAME);
     }
     return -1;
 }
@@ -1544,25 +1133,25 @@ s_st_check_id(const char *sub, const char *id)
  * by `synopsis` in errors; any flag is an error. Returns -1 or an exit
  * code. */
 static int
-s_st_positional(const s_opts_t *o, const char *sub, const char *synopsis,
+s_st_positional(const tw_cli_env_t *o, const char *sub, const char *synopsis,
                 const char **pos, int want)
 {
-    s_words_t w = s_words(o, 2);
+    tw_cli_words_t w = tw_cli_words(o, 2);
     int n = 0;
     const char *a;
-    while ((a = s_next_word(&w)) != NULL) {
-        if (s_is_flag(&w)) {
-            return s_usage_error("station %s: unknown option '%s'", sub, a);
+    while ((a = tw_cli_next_word(&w)) != NULL) {
+        if (tw_cli_is_flag(&w)) {
+            return tw_cli_usage("station %s: unknown option '%s'", sub, a);
         }
         if (n == want) {
-            return s_usage_error("usage: taskwheel station %s%s%s; "
-                                 "unexpected '%s'", sub, *synopsis ? " " : "",
-                                 synopsis, a);
+            return tw_cli_usage("usage: taskwheel station %s%s%s; "
+                                "unexpected '%s'", sub, *synopsis ? " " : "",
+                                synopsis, a);
         }
         pos[n++] = a;
     }
     if (n < want) {
-        return s_usage_error("usage: taskwheel station %s %s", sub, synopsis);
+        return tw_cli_usage("usage: taskwheel station %s %s", sub, synopsis);
     }
     return want > 0 ? s_st_check_id(sub, pos[0]) : -1;
 }
@@ -1575,7 +1164,7 @@ s_st_tags(const char *text, char **buf, tw_station_tag_t *tags, size_t *n)
     *n = 0;
     *buf = strdup(text);
     if (!*buf) {
-        return s_fail(S_EXIT_FAIL, "out of memory");
+        return tw_cli_fail(TW_CLI_FAIL, "out of memory");
     }
     char *p = *buf;
     while (p) {
@@ -1588,19 +1177,19 @@ s_st_tags(const char *text, char **buf, tw_station_tag_t *tags, size_t *n)
             size_t klen = eq ? (size_t)(eq - p) : 0;
             if (!eq || klen == 0 || klen > TW_PROTO_MAX_NAME ||
                 strlen(eq + 1) > TW_PROTO_MAX_NAME) {
-                return s_usage_error("--tags: '%s' is not key=value (1-%d "
-                                     "byte key, value up to %d bytes)",
-                                     p, TW_PROTO_MAX_NAME, TW_PROTO_MAX_NAME);
+                return tw_cli_usage("--tags: '%s' is not key=value (1-%d "
+                                    "byte key, value up to %d bytes)",
+                                    p, TW_PROTO_MAX_NAME, TW_PROTO_MAX_NAME);
             }
             *eq = '\0';
             for (size_t i = 0; i < *n; i++) {
                 if (strcmp(tags[i].key, p) == 0) {
-                    return s_usage_error("--tags: key '%s' given twice", p);
+                    return tw_cli_usage("--tags: key '%s' given twice", p);
                 }
             }
             if (*n == TW_PROTO_MAX_TAGS) {
-                return s_usage_error("--tags: more than %d tags",
-                                     TW_PROTO_MAX_TAGS);
+                return tw_cli_usage("--tags: more than %d tags",
+                                    TW_PROTO_MAX_TAGS);
             }
             tags[*n].key = p;
             tags[*n].value = eq + 1;
@@ -1623,30 +1212,23 @@ s_st_json_arg(const char *what, const char *text, void **out, size_t *len)
     if (*len > TW__CLIENT_MAX_ARGS) {
         free(*out);
         *out = NULL;
-        return s_usage_error("%s is too big (%zu bytes of msgpack, limit "
-                             "%u)", what, *len, TW__CLIENT_MAX_ARGS);
+        return tw_cli_usage("%s is too big (%zu bytes of msgpack, limit "
+                            "%u)", what, *len, TW__CLIENT_MAX_ARGS);
     }
     return -1;
-}
-
-static int
-s_station_call(tw_client_t *c, const void *arg, int timeout_ms, void **data,
-               size_t *len)
-{
-    return tw_client_station(c, arg, timeout_ms, data, len);
 }
 
 /* Run one station request and return its reply data as JSON, or NULL
  * with *code set: 1 for a broker error, 3 when it did not answer. */
 static json_t *
-s_st_request(const s_opts_t *o, const tw_station_req_t *req, int *code)
+s_st_request(const tw_cli_env_t *o, const tw_station_req_t *req, int *code)
 {
-    char *id = req->sid ? s_clean(req->sid, strlen(req->sid)) : NULL;
+    char *id = req->sid ? tw_cli_clean(req->sid) : NULL;
     char what[64 + TW_PROTO_MAX_NAME];
     snprintf(what, sizeof what, "station %s%s%s", req->op, id ? " " : "",
              id ? id : "");
     free(id);
-    return s_request(o, what, s_station_call, req, code);
+    return tw_cli_request(o, what, TW_CLI_REQ_STATION, req, code);
 }
 
 /* Human text of the member `key` of `obj`: "-" when absent or null. */
@@ -1662,7 +1244,7 @@ static int
 s_st_print_add(json_t *v, const void *arg)
 {
     const tw_station_req_t *req = arg;
-    char *id = s_clean(req->sid, strlen(req->sid));
+    char *id = tw_cli_clean(req->sid);
     const char *st = json_string_value(json_object_get(v, "state"));
     if (st && strcmp(st, "assigned") == 0) {
         char *wk = s_st_member(v, "worker");
@@ -1683,13 +1265,13 @@ s_st_print_add(json_t *v, const void *arg)
         printf("station %s added\n", id ? id : "?");
     }
     free(id);
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 static int
-s_st_add(const s_opts_t *o, const char *sub)
+s_st_add(const tw_cli_env_t *o, const char *sub)
 {
-    s_words_t w = s_words(o, 2);
+    tw_cli_words_t w = tw_cli_words(o, 2);
     const char *pos[3] = {NULL, NULL, NULL};
     int npos = 0;
     tw_station_req_t req;
@@ -1701,61 +1283,61 @@ s_st_add(const s_opts_t *o, const char *sub)
 
     memset(&req, 0, sizeof req);
     req.op = "add";
-    while (code < 0 && (a = s_next_word(&w)) != NULL) {
+    while (code < 0 && (a = tw_cli_next_word(&w)) != NULL) {
         const char *val = NULL;
         int r;
-        if (!s_is_flag(&w)) {
+        if (!tw_cli_is_flag(&w)) {
             if (npos == 3) {
-                code = s_usage_error("station add takes ID HANDLER and at "
-                                     "most one ARGS-JSON; unexpected '%s'",
-                                     a);
+                code = tw_cli_usage("station add takes ID HANDLER and at "
+                                    "most one ARGS-JSON; unexpected '%s'",
+                                    a);
             } else {
                 pos[npos++] = a;
             }
-        } else if ((r = s_word_flag(&w, "--next", &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--next", &val)) != 0) {
             code = s_st_enum(r, val, s_next_modes,
                              "--next must be same, result or handler",
                              &req.next);
-        } else if ((r = s_word_flag(&w, "--interval", &val)) != 0) {
-            code = s_flag_ms("--interval", r, val, &req.interval_ms);
-        } else if ((r = s_word_flag(&w, "--timeout", &val)) != 0) {
-            code = s_flag_ms("--timeout", r, val, &req.timeout_ms);
-        } else if ((r = s_word_flag(&w, "--code", &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--interval", &val)) != 0) {
+            code = tw_cli_flag_ms("--interval", r, val, &req.interval_ms);
+        } else if ((r = tw_cli_word_flag(&w, "--timeout", &val)) != 0) {
+            code = tw_cli_flag_ms("--timeout", r, val, &req.timeout_ms);
+        } else if ((r = tw_cli_word_flag(&w, "--code", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
-                code = s_usage_error("--code needs a station code of 1 to "
-                                     "%d bytes", TW_PROTO_MAX_NAME);
+                code = tw_cli_usage("--code needs a station code of 1 to "
+                                    "%d bytes", TW_PROTO_MAX_NAME);
             }
             req.code = val;
-        } else if ((r = s_word_flag(&w, "--tags", &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--tags", &val)) != 0) {
             if (r < 0) {
-                code = s_usage_error("--tags needs key=value,...");
+                code = tw_cli_usage("--tags needs key=value,...");
             } else {
                 free(tagbuf);
                 code = s_st_tags(val, &tagbuf, tags, &req.ntags);
                 req.tags = tags;
             }
-        } else if ((r = s_word_flag(&w, "--placement", &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--placement", &val)) != 0) {
             code = s_st_enum(r, val, s_placements,
                              "--placement must be any, prefer or pinned",
                              &req.placement);
-        } else if ((r = s_word_flag(&w, "--restart", &val)) != 0) {
+        } else if ((r = tw_cli_word_flag(&w, "--restart", &val)) != 0) {
             code = s_st_enum(r, val, s_restarts,
                              "--restart must be never, on-failure or always",
                              &req.restart);
         } else {
-            code = s_usage_error("station add: unknown option '%s'", a);
+            code = tw_cli_usage("station add: unknown option '%s'", a);
         }
     }
     if (code < 0 && npos < 2) {
-        code = s_usage_error("usage: taskwheel station add ID HANDLER "
-                             "[ARGS-JSON] [flags]");
+        code = tw_cli_usage("usage: taskwheel station add ID HANDLER "
+                            "[ARGS-JSON] [flags]");
     }
     if (code < 0) {
         code = s_st_check_id(sub, pos[0]);
     }
     if (code < 0 && (!*pos[1] || strlen(pos[1]) > TW_PROTO_MAX_NAME)) {
-        code = s_usage_error("a handler name is 1 to %d bytes",
-                             TW_PROTO_MAX_NAME);
+        code = tw_cli_usage("a handler name is 1 to %d bytes",
+                            TW_PROTO_MAX_NAME);
     }
     if (code < 0 && pos[2]) {
         code = s_st_json_arg("ARGS-JSON", pos[2], &args, &req.args_len);
@@ -1790,7 +1372,7 @@ s_st_print_control(json_t *v, const void *arg)
         {"remove", "removed"}};
     const tw_station_req_t *req = arg;
     const char *sub = req->op;
-    char *id = s_clean(req->sid, strlen(req->sid));
+    char *id = tw_cli_clean(req->sid);
     json_t *state = json_object_get(v, "state");
     char *st = json_is_string(state) ? s_text(state) : NULL;
     const char *want = NULL;
@@ -1808,7 +1390,7 @@ s_st_print_control(json_t *v, const void *arg)
     }
     free(st);
     free(id);
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 /* An s_human_fn: the stations as a table. */
@@ -1837,7 +1419,7 @@ s_st_show_line(void *arg, const char *key, json_t *v)
     char *text = NULL;
     if (strcmp(key, "checkpoint") == 0 && v && !json_is_null(v)) {
         char *j = tw_json_dumps(v);
-        text = j ? s_clean(j, strlen(j)) : NULL;
+        text = j ? tw_cli_clean(j) : NULL;
         free(j);
     } else if (strcmp(key, "tags") == 0 && json_is_object(v) &&
                json_object_size(v) > 0) {
@@ -1863,7 +1445,7 @@ s_st_show_line(void *arg, const char *key, json_t *v)
     } else {
         text = s_cell(v);
     }
-    char *k = s_clean(key, strlen(key));
+    char *k = tw_cli_clean(key);
     printf("%s: %s\n", k ? k : "?", text ? text : "?");
     free(k);
     free(text);
@@ -1875,7 +1457,7 @@ s_st_print_show(json_t *v, const void *arg)
 {
     (void)arg;
     s_each_member(v, s_station_keys, s_st_show_line, NULL);
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 /* An s_human_fn for `station send`: the message's sequence number. */
@@ -1883,14 +1465,14 @@ static int
 s_st_print_send(json_t *v, const void *arg)
 {
     const tw_station_req_t *req = arg;
-    char *id = s_clean(req->sid, strlen(req->sid));
+    char *id = tw_cli_clean(req->sid);
     char *seq = s_st_member(v, "seq");
     int queued = json_is_true(json_object_get(v, "queued"));
     printf("station %s: message %s %s\n", id ? id : "?", seq ? seq : "?",
            queued ? "queued" : "sent");
     free(seq);
     free(id);
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 /* An s_human_fn for `station rebalance`: how many stations moved. */
@@ -1904,7 +1486,7 @@ s_st_print_rebalance(json_t *v, const void *arg)
            json_is_integer(moved) && json_integer_value(moved) == 1 ? ""
                                                                     : "s");
     free(n);
-    return S_EXIT_OK;
+    return TW_CLI_OK;
 }
 
 /* `station tail`: the s2n messages of one station. */
@@ -1940,37 +1522,37 @@ s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
                 json_object_set(o, keys[i], v);
             }
         }
-        s_print_json(o);
+        tw_cli_print_json(o);
     } else {
-        s_print_json(json_incref(data));
+        tw_cli_print_json(json_incref(data));
     }
     json_decref(b);
     return 1;
 }
 
 static int
-s_st_tail(const s_opts_t *o, const char *sub)
+s_st_tail(const tw_cli_env_t *o, const char *sub)
 {
-    s_words_t w = s_words(o, 2);
+    tw_cli_words_t w = tw_cli_words(o, 2);
     const char *id = NULL;
     uint64_t count = 0;
     double for_secs = -1;
     int code = -1;
     const char *a;
-    while (code < 0 && (a = s_next_word(&w)) != NULL) {
-        if (!s_is_flag(&w)) {
+    while (code < 0 && (a = tw_cli_next_word(&w)) != NULL) {
+        if (!tw_cli_is_flag(&w)) {
             if (id) {
-                code = s_usage_error("station tail takes one ID; "
-                                     "unexpected '%s'", a);
+                code = tw_cli_usage("station tail takes one ID; "
+                                    "unexpected '%s'", a);
             }
             id = a;
         } else if (!s_parse_stream_flag(&w, &count, &for_secs, &code)) {
-            code = s_usage_error("station tail: unknown option '%s'", a);
+            code = tw_cli_usage("station tail: unknown option '%s'", a);
         }
     }
     if (code < 0 && !id) {
-        code = s_usage_error("usage: taskwheel station tail ID [--count N] "
-                             "[--for S]");
+        code = tw_cli_usage("usage: taskwheel station tail ID [--count N] "
+                            "[--for S]");
     }
     if (code < 0) {
         code = s_st_check_id(sub, id);
@@ -2008,7 +1590,7 @@ s_st_tail(const s_opts_t *o, const char *sub)
  * reply is of JSON type `want` (-1: any). */
 typedef struct {
     const char *name;
-    int (*run)(const s_opts_t *o, const char *sub);
+    int (*run)(const tw_cli_env_t *o, const char *sub);
     const char *synopsis;
     int npos;
     int want;
@@ -2031,7 +1613,7 @@ static const s_st_command_t s_st_commands[] = {
 
 /* Run a `station` command that is one request (run == NULL). */
 static int
-s_st_simple(const s_opts_t *o, const s_st_command_t *cmd)
+s_st_simple(const tw_cli_env_t *o, const s_st_command_t *cmd)
 {
     const char *pos[2];
     int code = s_st_positional(o, cmd->name, cmd->synopsis, pos, cmd->npos);
@@ -2058,12 +1640,12 @@ s_st_simple(const s_opts_t *o, const s_st_command_t *cmd)
 }
 
 static int
-s_cmd_station(const s_opts_t *o)
+s_cmd_station(const tw_cli_env_t *o)
 {
     if (o->argc < 2) {
-        return s_usage_error("station needs a command: add, list, show, "
-                             "pause, continue, stop, cancel, remove, send, "
-                             "tail or rebalance");
+        return tw_cli_usage("station needs a command: add, list, show, "
+                            "pause, continue, stop, cancel, remove, send, "
+                            "tail or rebalance");
     }
     for (size_t i = 0; i < sizeof s_st_commands / sizeof s_st_commands[0];
          i++) {
@@ -2072,20 +1654,20 @@ s_cmd_station(const s_opts_t *o)
             return cmd->run ? cmd->run(o, cmd->name) : s_st_simple(o, cmd);
         }
     }
-    return s_usage_error("unknown station command '%s'", o->argv[1]);
+    return tw_cli_usage("unknown station command '%s'", o->argv[1]);
 }
 
 /* ------------------------------------------------------------------ */
 /* ping                                                               */
 
 static int
-s_cmd_ping(const s_opts_t *o)
+s_cmd_ping(const tw_cli_env_t *o)
 {
     int code = s_no_args(o);
     if (code >= 0) {
         return code;
     }
-    tw_client_t *c = s_connect(o, &code);
+    tw_client_t *c = tw_cli_connect(o, &code);
     if (!c) {
         return code;
     }
@@ -2093,14 +1675,14 @@ s_cmd_ping(const s_opts_t *o)
     int rc = tw_client_ping(c, o->timeout_ms);
     double ms = (double)(tw_now_ns() - t0) / 1e6;
     if (rc != 0) {
-        code = s_lib_error(o, c, "ping", rc);
+        code = tw_cli_lib_error(o, c, "ping", rc);
     } else if (o->json) {
-        s_print_json(json_pack("{s:s, s:f}", "broker", o->broker, "rtt_ms",
+        tw_cli_print_json(json_pack("{s:s, s:f}", "broker", o->broker, "rtt_ms",
                                ms));
-        code = S_EXIT_OK;
+        code = TW_CLI_OK;
     } else {
         printf("pong from %s in %.2f ms\n", o->broker, ms);
-        code = S_EXIT_OK;
+        code = TW_CLI_OK;
     }
     tw_client_destroy(&c);
     return code;
@@ -2109,36 +1691,15 @@ s_cmd_ping(const s_opts_t *o)
 /* ------------------------------------------------------------------ */
 
 static int
-s_cmd_keygen(const s_opts_t *o)
+s_cmd_keygen(const tw_cli_env_t *o)
 {
     return tw_cli_keygen(o->argc, o->argv, o->json);
 }
 
-/* map, group and pool live in cmd_map.c and cmd_pool.c (cli.h). */
-static int
-s_cmd_map(const s_opts_t *o)
-{
-    tw_cli_env_t env = S_CLI_ENV(o);
-    return tw_cli_map(&env);
-}
-
-static int
-s_cmd_group(const s_opts_t *o)
-{
-    tw_cli_env_t env = S_CLI_ENV(o);
-    return tw_cli_group(&env);
-}
-
-static int
-s_cmd_pool(const s_opts_t *o)
-{
-    tw_cli_env_t env = S_CLI_ENV(o);
-    return tw_cli_pool(&env);
-}
 
 typedef struct {
     const char *name;
-    int (*run)(const s_opts_t *o);
+    int (*run)(const tw_cli_env_t *o);
 } s_command_t;
 
 static const s_command_t s_commands[] = {
@@ -2146,14 +1707,14 @@ static const s_command_t s_commands[] = {
     {"cancel", s_cmd_cancel},   {"workers", s_cmd_workers},
     {"status", s_cmd_status},   {"events", s_cmd_events},
     {"ping", s_cmd_ping},       {"station", s_cmd_station},
-    {"keygen", s_cmd_keygen},   {"map", s_cmd_map},
-    {"group", s_cmd_group},     {"pool", s_cmd_pool},
+    {"keygen", s_cmd_keygen},   {"map", tw_cli_map},
+    {"group", tw_cli_group},    {"pool", tw_cli_pool},
 };
 
 int
 main(int argc, char **argv)
 {
-    s_opts_t o;
+    tw_cli_env_t o;
     memset(&o, 0, sizeof o);
     tw_log_open("taskwheel", TW_LOG_STDERR);
 
@@ -2161,9 +1722,9 @@ main(int argc, char **argv)
     if (code < 0) {
         if (o.argc == 0) {
             fputs(s_usage, stderr);
-            code = S_EXIT_USAGE;
+            code = TW_CLI_USAGE;
         } else if (o.argv[0][0] == '-') {
-            code = s_usage_error("unknown option '%s'", o.argv[0]);
+            code = tw_cli_usage("unknown option '%s'", o.argv[0]);
         } else {
             code = -1;
             for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0];
@@ -2174,7 +1735,7 @@ main(int argc, char **argv)
                 }
             }
             if (code < 0) {
-                code = s_usage_error("unknown command '%s'", o.argv[0]);
+                code = tw_cli_usage("unknown command '%s'", o.argv[0]);
             }
         }
     }

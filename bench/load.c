@@ -1,0 +1,85 @@
+/*  bench/load.c - the pipelined no-op run and station adds (see load.h).
+ */
+#include "bench/load.h"
+#include "bench/bench.h"
+#include "common/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define S_IDLE_LIMIT_NS 10000000000ull /* no message for 10 s: give up */
+#define S_REQ_TIMEOUT_MS 10000         /* one station add */
+
+int
+tw_bench_pipeline(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
+                  uint64_t window, double *rate)
+{
+    tw_bench_outcomes_t *k = &cl->outcomes;
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "noop";
+    memset(k, 0, sizeof *k);
+    uint64_t submitted = 0;
+    uint64_t t0 = tw_bench_now_ns(), last = t0;
+    while (k->done < n) {
+        while (submitted < n && submitted - k->done < window) {
+            int rc = tw_client_submit(c, &spec, NULL);
+            if (rc != 0) {
+                fprintf(stderr, "bench: submit: %s\n", tw_strerror(rc));
+                return rc;
+            }
+            submitted++;
+        }
+        int m = tw_client_poll(c, 500);
+        if (m < 0) {
+            fprintf(stderr, "bench: poll: %s\n", tw_strerror(m));
+            return m;
+        }
+        uint64_t now = tw_bench_now_ns();
+        if (m > 0) {
+            last = now;
+        } else if (tw_bench_cluster_check(cl) != 0) {
+            return TW_EIO;
+        } else if (now - last > S_IDLE_LIMIT_NS) {
+            fprintf(stderr, "bench: nothing from the broker for 10 s; "
+                            "%llu of %llu outcomes\n",
+                    (unsigned long long)k->done, (unsigned long long)n);
+            return TW_ETIMEDOUT;
+        }
+    }
+    uint64_t t1 = tw_bench_now_ns();
+    if (k->refused || k->bad) {
+        fprintf(stderr, "bench: %llu refused, %llu not ok; first: %s\n",
+                (unsigned long long)k->refused, (unsigned long long)k->bad,
+                k->why);
+        return TW_EFAILED;
+    }
+    *rate = (double)n * 1e9 / (double)(t1 > t0 ? t1 - t0 : 1);
+    return 0;
+}
+
+int
+tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
+                      const char *prefix, size_t n, uint64_t interval_ms)
+{
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "add";
+    req.handler = "noop";
+    req.next = "same";
+    req.interval_ms = interval_ms;
+    char sid[32];
+    req.sid = sid;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(sid, sizeof sid, "%s%06zu", prefix, i);
+        int rc = tw_client_station(c, &req, S_REQ_TIMEOUT_MS, NULL, NULL);
+        if (rc != 0) {
+            char why[256];
+            snprintf(why, sizeof why, "station add %s: %s (%s)", sid,
+                     tw_strerror(rc), tw_client_last_error(c));
+            tw_bench_cluster_fail(cl, why);
+            return rc;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,37 @@
+/*  bench/load.h - what the benchmarks put through a cluster.
+ *
+ *  The pieces of load more than one benchmark program drives through the
+ *  client of a bench/cluster.h cluster: pushing N no-op tasks through with
+ *  a window outstanding (bench-throughput, bench-curve), and adding N
+ *  no-op stations one request at a time (bench-stations, bench-assign).
+ *  Each reports a failure the way cluster.h does: it prints why and
+ *  returns a negative TW_E* code, and marks the run failed
+ *  (tw_bench_cluster_fail) where it says so. Main thread only.
+ */
+#ifndef TW_BENCH_LOAD_H
+#define TW_BENCH_LOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench/cluster.h"
+#include "taskwheel/client.h"
+
+/* Push `n` no-op tasks through `c`, the client tw_bench_cluster_open
+ * returned for `cl`, with at most `window` outstanding, timed from the
+ * first submit to the last outcome (cl->outcomes, zeroed first); *rate
+ * gets tasks per second. Returns 0, or a negative error after printing
+ * why: the submit's or poll's, TW_EIO when a child died, TW_ETIMEDOUT
+ * after 10 s without a message, or TW_EFAILED when a task was refused or
+ * did not end "ok". */
+int tw_bench_pipeline(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
+                      uint64_t window, double *rate);
+
+/* Add `n` stations "<prefix><i>" (i in six digits) of the `noop` handler,
+ * next "same", interval `interval_ms`, with one tw_client_station "add"
+ * request each. Returns 0, or the first request's error after failing the
+ * run. */
+int tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
+                          const char *prefix, size_t n, uint64_t interval_ms);
+
+#endif /* TW_BENCH_LOAD_H */
