@@ -62,24 +62,30 @@ int
 tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
                       const char *prefix, size_t n, uint64_t interval_ms)
 {
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "add";
-    req.handler = "noop";
-    req.next = "same";
-    req.interval_ms = interval_ms;
-    char sid[32];
-    req.sid = sid;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(sid, sizeof sid, "%s%06zu", prefix, i);
-        int rc = tw_client_station(c, &req, S_REQ_TIMEOUT_MS, NULL, NULL);
+    /* Batches of S_ADD_BATCH definitions, one request each. */
+    enum { S_ADD_BATCH = 5000 };
+    static char sids[S_ADD_BATCH][32];
+    static tw_station_req_t reqs[S_ADD_BATCH];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < S_ADD_BATCH ? n - done : S_ADD_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(sids[i], sizeof sids[i], "%s%06zu", prefix, done + i);
+            reqs[i] = (tw_station_req_t){.op = "add",
+                                         .sid = sids[i],
+                                         .handler = "noop",
+                                         .next = "same",
+                                         .interval_ms = interval_ms};
+        }
+        int rc = tw_client_stations_add(c, reqs, k, S_REQ_TIMEOUT_MS, NULL,
+                                        NULL);
         if (rc != 0) {
             char why[256];
-            snprintf(why, sizeof why, "station add %s: %s (%s)", sid,
+            snprintf(why, sizeof why, "station add %s..: %s (%s)", sids[0],
                      tw_strerror(rc), tw_client_last_error(c));
             tw_bench_cluster_fail(cl, why);
             return rc;
         }
+        done += k;
     }
     return 0;
 }

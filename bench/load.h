@@ -28,9 +28,9 @@ int tw_bench_pipeline(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
                       uint64_t window, double *rate);
 
 /* Add `n` stations "<prefix><i>" (i in six digits) of the `noop` handler,
- * next "same", interval `interval_ms`, with one tw_client_station "add"
- * request each. Returns 0, or the first request's error after failing the
- * run. */
+ * next "same", interval `interval_ms`, 5,000 per request
+ * (tw_client_stations_add). Returns 0, or the first request's error after
+ * failing the run. */
 int tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
                           const char *prefix, size_t n, uint64_t interval_ms);
 

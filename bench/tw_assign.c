@@ -10,12 +10,10 @@
  *  broker, medians reported:
  *
  *    online   the W workers are up and READY; the client adds N `noop`
- *             stations with one tw_client_station "add" request each, one
- *             after the other. Reports how long the adds took (the clock
- *             runs from the first add to the last reply) and the time
- *             from the first add until the workers have received all N
- *             ASSIGN items. Each add is a full request round trip, so this
- *             measures the client's request rate as much as the broker.
+ *             stations, 5,000 per request (tw_client_stations_add).
+ *             Reports how long the adds took (the clock runs from the
+ *             first add to the last reply) and the time from the first
+ *             add until the workers have received all N ASSIGN items.
  *
  *    pending  the broker's own placement cost: one simulated worker
  *             offers `noop` and leaves (BYE), so that the broker knows the

@@ -4,7 +4,7 @@
  *  Starts a real broker and one real worker (bench/cluster.h) with as many
  *  slots as stations, reads the broker's resident memory, then adds N
  *  stations of the built-in `noop` handler (next "same", interval 0) with
- *  one tw_client_station "add" request each, and polls QUERY "status"
+ *  5,000 per tw_client_stations_add request, and polls QUERY "status"
  *  until "stations_running" reaches N. It reads the broker's memory again:
  *  the growth divided by N is the broker's memory per station. After a
  *  settling second it measures W windows of T ms each: the growth of the
