@@ -1,4 +1,5 @@
-/*  bench/load.c - the pipelined no-op run and station adds (see load.h).
+/*  bench/load.c - the pipelined no-op run (optionally in a group) and
+ *  station adds (see load.h).
  */
 #include "bench/load.h"
 #include "bench/bench.h"
@@ -14,10 +15,23 @@ int
 tw_bench_pipeline(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
                   uint64_t window, double *rate)
 {
+    return tw_bench_pipeline_group(cl, c, NULL, n, window, rate);
+}
+
+int
+tw_bench_pipeline_group(tw_bench_cluster_t *cl, tw_client_t *c,
+                        const char *group, uint64_t n, uint64_t window,
+                        double *rate)
+{
     tw_bench_outcomes_t *k = &cl->outcomes;
     tw_task_spec_t spec;
     memset(&spec, 0, sizeof spec);
     spec.handler = "noop";
+    if (group) {
+        /* Every task joins the one group of the default pool. */
+        spec.groups = &group;
+        spec.ngroups = 1;
+    }
     memset(k, 0, sizeof *k);
     uint64_t submitted = 0;
     uint64_t t0 = tw_bench_now_ns(), last = t0;

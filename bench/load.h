@@ -2,7 +2,8 @@
  *
  *  The pieces of load more than one benchmark program drives through the
  *  client of a bench/cluster.h cluster: pushing N no-op tasks through with
- *  a window outstanding (bench-throughput, bench-curve), and adding N
+ *  a window outstanding (bench-throughput, bench-curve; bench-pools puts
+ *  them all in one group), and adding N
  *  no-op stations one request at a time (bench-stations, bench-assign).
  *  Each reports a failure the way cluster.h does: it prints why and
  *  returns a negative TW_E* code, and marks the run failed
@@ -26,6 +27,13 @@
  * did not end "ok". */
 int tw_bench_pipeline(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
                       uint64_t window, double *rate);
+
+/* tw_bench_pipeline with every task joining `group` of the default pool
+ * (NULL: no group, the same as tw_bench_pipeline); bench-pools sets the
+ * group's limit first. */
+int tw_bench_pipeline_group(tw_bench_cluster_t *cl, tw_client_t *c,
+                            const char *group, uint64_t n, uint64_t window,
+                            double *rate);
 
 /* Add `n` stations "<prefix><i>" (i in six digits) of the `noop` handler,
  * next "same", interval `interval_ms`, 5,000 per request

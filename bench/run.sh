@@ -23,7 +23,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
-    targets="$targets bench-assign bench-curve"
+    targets="$targets bench-assign bench-curve bench-pools"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -45,8 +45,11 @@ if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-assign" --stations 100000 --workers 20 --slots 5000 \
         --runs 1
     run "$bin/bench-curve" --n 200000 --window 20000 --runs 5
+    run "$bin/bench-pools" --n 200000 --window 400 --limit 400 --runs 3 \
+        --lat-n 2000
 else
-    echo "throughput/latency/stations/assign: taskwheel not built yet" \
+    echo "throughput/latency/stations/assign/curve/pools: taskwheel not" \
+         "built yet" \
          "(broker, worker or client library missing)"
 fi
 exit $status
