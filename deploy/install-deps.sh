@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
       libjansson-dev)
 if [[ "${1:-}" == "--test" ]]; then
-    pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack
+    pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
            iproute2 procps)
 fi
 

@@ -32,6 +32,7 @@ typedef struct {
     tw_strlist_t plugin;
     char *name;
     char *log_level;
+    char *log;
     long long drain_timeout;
     long long exec_stdout_max;
     char *curve_secret;
@@ -57,6 +58,8 @@ static const tw_cfg_opt_t s_opts[] = {
           "worker name [default: <hostname>-<pid>]"),
     S_OPT("log-level", TW_CFG_ENUM, 0, 0, "notice", log_level,
           "err|warn|notice|info|debug", "log lines up to this level"),
+    S_OPT("log", TW_CFG_ENUM, 0, 0, "stderr", log, "stderr|syslog",
+          "where log lines go"),
     S_OPT("drain-timeout", TW_CFG_INT, 0, 86400000, "10000", drain_timeout,
           NULL, "ms running tasks get to finish after SIGTERM"),
     S_OPT("exec-stdout-max", TW_CFG_INT, 0, 1LL << 30, "16777216",
@@ -78,8 +81,12 @@ static const char s_usage[] =
     "[--tags k=v,...]\n"
     "                        [--plugin LIB.so]... [--name NAME] "
     "[--config FILE]\n"
+    "                        [--log stderr|syslog] [--log-level LEVEL]\n"
     "                        [--curve-secret FILE --broker-key FILE] "
     "[--exec-allow DIR]...";
+
+/* Where log lines go (--log), for this process and every child. */
+static tw_log_sink_t s_sink = TW_LOG_STDERR;
 
 /* The CURVE keys, read once before any child is forked. */
 static tw_curve_client_t s_curve;
@@ -185,7 +192,7 @@ s_child(unsigned idx, void *arg)
 {
     char ident[48];
     snprintf(ident, sizeof ident, "taskwheel-worker.%u", idx);
-    tw_log_open(ident, TW_LOG_STDERR);
+    tw_log_open(ident, s_sink);
     return s_run(arg, idx);
 }
 
@@ -206,7 +213,10 @@ main(int argc, char **argv)
         return 2;
     }
     tw_log_level = tw_log_level_parse(cfg.log_level);
-    tw_log_open("taskwheel-worker", TW_LOG_STDERR);
+    if (strcmp(cfg.log, "syslog") == 0) {
+        s_sink = TW_LOG_SYSLOG;
+    }
+    tw_log_open("taskwheel-worker", s_sink);
     /* A child of the exec handler may close its stdin early. */
     signal(SIGPIPE, SIG_IGN);
     if (tw_worker_curve_load(cfg.curve_secret, cfg.broker_key, &s_curve,

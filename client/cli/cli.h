@@ -48,6 +48,7 @@ typedef struct {
 int tw_cli_map(const tw_cli_env_t *e);
 int tw_cli_group(const tw_cli_env_t *e);
 int tw_cli_pool(const tw_cli_env_t *e);
+int tw_cli_watch(const tw_cli_env_t *e); /* cmd_watch.c */
 
 /* `cancel` with --strict, --group G or --all; returns -1 (doing nothing)
  * when none of them is among the words, so the caller's plain `cancel

@@ -88,6 +88,9 @@ static const char s_usage[] =
     "      --group cancels a group's tasks, --all every task of the pool.\n"
     "  workers            List the connected workers.\n"
     "  status             Summarise the broker's counters.\n"
+    "  watch [--interval S]\n"
+    "      A live full-screen view of workers, stations, tasks and groups\n"
+    "      (q quits); one snapshot when stdout is not a terminal.\n"
     "  events [TOPIC-PREFIX...] [--count N] [--for S]\n"
     "      Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
     "      until interrupted, N events were printed or S seconds passed.\n"
@@ -1709,6 +1712,7 @@ static const s_command_t s_commands[] = {
     {"ping", s_cmd_ping},       {"station", s_cmd_station},
     {"keygen", s_cmd_keygen},   {"map", tw_cli_map},
     {"group", tw_cli_group},    {"pool", tw_cli_pool},
+    {"watch", tw_cli_watch},
 };
 
 int
