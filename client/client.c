@@ -906,6 +906,10 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
     zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* A broker's batches stay under 4 MiB plus one payload; a far larger
+     * frame is not from a broker, and libzmq drops that connection. */
+    int64_t maxmsg = 64LL << 20;
+    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if ((curve && tw_curve_client_apply(c->sock, curve) != 0) ||
         zmq_connect(c->sock, endpoint) != 0) {
         zmq_close(c->sock);
