@@ -36,58 +36,10 @@
 
 #include "broker/stations.h"
 #include "common/alloc.h"
+#include "tests/unit/support/count_alloc.h"
 
-/* ---- counting allocator ----------------------------------------------- */
-
-static long s_blocks; /* live blocks handed out through common/alloc.h */
-
-static void *
-s_malloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p) {
-        s_blocks++;
-    }
-    return p;
-}
-
-static void *
-s_realloc(void *ptr, size_t size)
-{
-    void *p = realloc(ptr, size);
-    if (p && !ptr) {
-        s_blocks++;
-    }
-    return p;
-}
-
-static void
-s_free(void *ptr)
-{
-    if (ptr) {
-        s_blocks--;
-    }
-    free(ptr);
-}
-
-static int
-s_setup(void **state)
-{
-    (void)state;
-    s_blocks = 0;
-    return tw_replace_allocator(s_malloc, s_realloc, s_free);
-}
-
-static int
-s_teardown(void **state)
-{
-    (void)state;
-    int leaked = s_blocks != 0;
-    tw_replace_allocator(NULL, NULL, NULL);
-    return leaked ? -1 : 0;
-}
-
-#define S_TEST(f) cmocka_unit_test_setup_teardown(f, s_setup, s_teardown)
+#define S_TEST(f)                                                            \
+    cmocka_unit_test_setup_teardown(f, tw_count_setup, tw_count_teardown)
 
 /* ---- helpers ---------------------------------------------------------- */
 

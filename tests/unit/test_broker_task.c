@@ -22,56 +22,10 @@
 #include "broker/task.h"
 #include "common/alloc.h"
 #include "proto/proto.h"
+#include "tests/unit/support/count_alloc.h"
 
-/* ---- counting allocator ----------------------------------------------- */
-
-static long s_blocks; /* live blocks handed out through common/alloc.h */
-
-static void *
-s_malloc(size_t size)
-{
-    void *p = malloc(size);
-    if (p) {
-        s_blocks++;
-    }
-    return p;
-}
-
-static void *
-s_realloc(void *ptr, size_t size)
-{
-    void *p = realloc(ptr, size);
-    if (p && !ptr) {
-        s_blocks++;
-    }
-    return p;
-}
-
-static void
-s_free(void *ptr)
-{
-    if (ptr) {
-        s_blocks--;
-    }
-    free(ptr);
-}
-
-static int
-s_setup(void **state)
-{
-    (void)state;
-    s_blocks = 0;
-    return tw_replace_allocator(s_malloc, s_realloc, s_free);
-}
-
-static int
-s_teardown(void **state)
-{
-    (void)state;
-    int leaked = s_blocks != 0;
-    tw_replace_allocator(NULL, NULL, NULL);
-    return leaked ? -1 : 0;
-}
+#define S_TEST(f)                                                            \
+    cmocka_unit_test_setup_teardown(f, tw_count_setup, tw_count_teardown)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -147,7 +101,7 @@ test_create_copies_data(void **state)
     (void)state;
     tw_tasks_t ts;
     tw_tasks_init(&ts);
-    long before = s_blocks;
+    long before = tw_count_blocks;
 
     unsigned char args[6] = {0x93, 0x01, 0x02, 0xa1, 'x', 0x00};
     tw_task_t *t = tw_tasks_create(&ts, args, sizeof args, 0);
@@ -168,9 +122,9 @@ test_create_copies_data(void **state)
 
     /* Each task is a block, plus one for the first one's arguments (and
      * whatever the id map grew by, which is at least nothing). */
-    assert_true(s_blocks - before >= 4);
+    assert_true(tw_count_blocks - before >= 4);
     tw_tasks_destroy(&ts);
-    assert_int_equal(s_blocks, before);
+    assert_int_equal(tw_count_blocks, before);
 }
 
 static void
@@ -201,10 +155,11 @@ test_end_keeps_copies(void **state)
     /* A failure: the message is copied up to elen and terminated, even if
      * the source runs on (as a msgpack string does). */
     char err[] = "boom and more";
-    long before = s_blocks;
+    long before = tw_count_blocks;
     tw_tasks_end(&ts, b, TW_ST_ERROR, NULL, 0, err, 4, 600);
     err[0] = 'X';
-    assert_int_equal(s_blocks, before); /* args freed, message allocated */
+    /* The args were freed and the message allocated. */
+    assert_int_equal(tw_count_blocks, before);
     assert_int_equal(b->state, TW_ST_ERROR);
     assert_string_equal(b->error, "boom");
     assert_ptr_not_equal(b->error, err);
@@ -214,9 +169,9 @@ test_end_keeps_copies(void **state)
 
     /* Cancelled: neither result nor error; a result pointer with length
      * 0 keeps nothing either. */
-    before = s_blocks;
+    before = tw_count_blocks;
     tw_tasks_end(&ts, c, TW_ST_CANCELLED, "ignored", 0, NULL, 0, 700);
-    assert_int_equal(s_blocks, before - 1); /* only the args went */
+    assert_int_equal(tw_count_blocks, before - 1); /* only the args went */
     assert_null(c->data);
     assert_int_equal(c->data_len, 0);
     assert_null(c->error);
@@ -277,9 +232,9 @@ test_gc_by_ttl(void **state)
 
     /* At 2500 with a 1 s TTL only the one ended at 1000 goes: one task,
      * its result and its message, so three blocks. */
-    long before = s_blocks;
+    long before = tw_count_blocks;
     assert_int_equal(tw_tasks_gc(&ts, 2500, 1000, many), 1);
-    assert_int_equal(s_blocks, before - 3);
+    assert_int_equal(tw_count_blocks, before - 3);
     assert_null(tw_tasks_get(&ts, 3));
     static const uint64_t left[] = {1, 4, 2};
     s_expect_ended(&ts, left, 3);
@@ -288,9 +243,9 @@ test_gc_by_ttl(void **state)
     assert_int_equal(tw_tasks_gc(&ts, 2999, 1000, many), 0);
 
     /* Much later everything ended goes, the live task stays. */
-    before = s_blocks;
+    before = tw_count_blocks;
     assert_int_equal(tw_tasks_gc(&ts, 10000, 1000, many), 3);
-    assert_int_equal(s_blocks, before - 9);
+    assert_int_equal(tw_count_blocks, before - 9);
     s_expect_ended(&ts, NULL, 0);
     assert_null(ts.ended.head);
     assert_null(ts.ended.tail);
@@ -329,9 +284,9 @@ test_gc_by_count(void **state)
     assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 100), 0);
 
     /* Over it: the oldest ended go first, not the lowest ids. */
-    long before = s_blocks;
+    long before = tw_count_blocks;
     assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 3), 3);
-    assert_int_equal(s_blocks, before - 9);
+    assert_int_equal(tw_count_blocks, before - 9);
     static const uint64_t left[] = {4, 2, 6};
     s_expect_ended(&ts, left, 3);
     assert_null(tw_tasks_get(&ts, 5));
@@ -466,39 +421,29 @@ test_destroy_frees_everything(void **state)
     assert_int_equal(ts.live, 200);
     assert_int_equal(ts.ended.len, 100);
     tw_tasks_destroy(&ts);
-    assert_int_equal(s_blocks, 0);
+    assert_int_equal(tw_count_blocks, 0);
     /* And the table can be used again after init. */
     tw_tasks_init(&ts);
     tw_task_t *t = tw_tasks_create(&ts, NULL, 0, 0);
     assert_int_equal(t->id, 1);
     tw_tasks_destroy(&ts);
-    assert_int_equal(s_blocks, 0);
+    assert_int_equal(tw_count_blocks, 0);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ids_from_one, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_create_copies_data, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_end_keeps_copies, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_ended_list_in_end_order,
-                                        s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_gc_by_ttl, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_gc_by_count, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_ids_not_reused, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_live_count, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_task_list, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_destroy_frees_everything,
-                                        s_setup, s_teardown),
+        S_TEST(test_ids_from_one),
+        S_TEST(test_create_copies_data),
+        S_TEST(test_end_keeps_copies),
+        S_TEST(test_ended_list_in_end_order),
+        S_TEST(test_gc_by_ttl),
+        S_TEST(test_gc_by_count),
+        S_TEST(test_ids_not_reused),
+        S_TEST(test_live_count),
+        S_TEST(test_task_list),
+        S_TEST(test_destroy_frees_everything),
     };
     return cmocka_run_group_tests_name("broker_task", tests, NULL, NULL);
 }
