@@ -378,6 +378,28 @@ s_tags_copy(tw_station_t *st, const msgpack_object *tags)
 }
 
 /* Write a station's summary (list) or detail (show) map. */
+/* A string, or nil when absent. */
+static void
+s_str_or_nil(tw_enc_t *e, const char *s)
+{
+    if (s) {
+        tw_enc_cstr(e, s);
+    } else {
+        tw_enc_nil(e);
+    }
+}
+
+/* A number, or nil when `present` is 0. */
+static void
+s_uint_or_nil(tw_enc_t *e, uint64_t v, int present)
+{
+    if (present) {
+        tw_enc_uint(e, v);
+    } else {
+        tw_enc_nil(e);
+    }
+}
+
 static void
 s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
                  int detail)
@@ -395,25 +417,13 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
     /* Worker and slot are nil while the station holds no slot. */
     int placed = tw_station_placed(st);
     tw_enc_cstr(e, "worker");
-    if (placed) {
-        tw_enc_uint(e, st->worker);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_uint_or_nil(e, st->worker, placed);
     tw_enc_cstr(e, "slot");
-    if (placed) {
-        tw_enc_uint(e, st->slot);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_uint_or_nil(e, st->slot, placed);
     tw_enc_cstr(e, "iterations");
     tw_enc_uint(e, st->iterations);
     tw_enc_cstr(e, "last_error");
-    if (st->last_error) {
-        tw_enc_cstr(e, st->last_error);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_str_or_nil(e, st->last_error);
     if (!detail) {
         return;
     }
@@ -441,21 +451,13 @@ s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
     tw_enc_cstr(e, "restarts");
     tw_enc_uint(e, st->restarts);
     tw_enc_cstr(e, "reason");
-    if (st->reason && !tw_station_placed(st)) {
-        tw_enc_cstr(e, st->reason);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_str_or_nil(e, tw_station_placed(st) ? NULL : st->reason);
     tw_enc_cstr(e, "n2s_queued");
     tw_enc_uint(e, st->n2s_len);
     tw_enc_cstr(e, "n2s_dropped");
     tw_enc_uint(e, st->n2s_dropped);
     tw_enc_cstr(e, "code");
-    if (st->code) {
-        tw_enc_cstr(e, st->code);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_str_or_nil(e, st->code);
     tw_enc_cstr(e, "tags");
     tw_enc_map(e, st->ntags / 2);
     for (size_t i = 0; i + 1 < st->ntags; i += 2) {
