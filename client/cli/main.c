@@ -1492,12 +1492,61 @@ s_st_print_rebalance(json_t *v, const void *arg)
     return TW_CLI_OK;
 }
 
-/* `station tail`: the s2n messages of one station. */
+/* `station tail`: the s2n messages of one station, until it ends. */
 typedef struct {
-    char topic[4 + TW_PROTO_MAX_NAME + 1]; /* "s2n.<ID>" */
-    size_t tlen;
+    const tw_cli_env_t *o;
+    const char *id;
+    char topic[4 + TW_PROTO_MAX_NAME + 1];   /* "s2n.<ID>" */
+    char events[8 + TW_PROTO_MAX_NAME + 2];  /* "station.<ID>." */
+    size_t tlen, elen;
     int json;
 } s_tail_t;
+
+/* Whether a station event ends the tail. stopped, cancelled and removed
+ * always do. After done or failed the restart policy may already have made
+ * the station pending again (the broker decides in the same turn, before it
+ * answers anything else), so ask it: the tail goes on while the station
+ * is pending, restarting or placed again. */
+static int
+s_tail_ended(s_tail_t *t, const char *event, size_t len)
+{
+    static const char *const final[] = {"stopped", "cancelled", "removed"};
+    for (size_t i = 0; i < sizeof final / sizeof *final; i++) {
+        if (len == strlen(final[i]) && memcmp(event, final[i], len) == 0) {
+            return 1;
+        }
+    }
+    if (!(len == 4 && memcmp(event, "done", 4) == 0) &&
+        !(len == 6 && memcmp(event, "failed", 6) == 0)) {
+        return 0;
+    }
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "show";
+    req.sid = t->id;
+    int code = -1;
+    json_t *v = s_st_request(t->o, &req, &code);
+    const char *st = json_string_value(json_object_get(v, "state"));
+    int ended = !st || strcmp(st, "done") == 0 || strcmp(st, "failed") == 0;
+    json_decref(v);
+    return ended;
+}
+
+/* The event part of a status topic of this station, or NULL. A sid may
+ * hold dots, so the body's "station" is checked as well. */
+static const char *
+s_tail_event(const s_tail_t *t, zmq_msg_t *topic, json_t *b, size_t *len)
+{
+    size_t n = zmq_msg_size(topic);
+    const char *tp = zmq_msg_data(topic);
+    const char *sid = json_string_value(json_object_get(b, "station"));
+    if (n <= t->elen || memcmp(tp, t->events, t->elen) != 0 || !sid ||
+        strcmp(sid, t->id) != 0 || memchr(tp + t->elen, '.', n - t->elen)) {
+        return NULL;
+    }
+    *len = n - t->elen;
+    return tp + t->elen;
+}
 
 /* Print one s2n message of the station: its data as a JSON line, or with
  * --json {"station", "seq", "data"}. The SUB prefix "s2n.gnss-1" also
@@ -1506,11 +1555,21 @@ static int
 s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
 {
     s_tail_t *t = arg;
-    if (zmq_msg_size(topic) != t->tlen ||
-        memcmp(zmq_msg_data(topic), t->topic, t->tlen) != 0) {
+    json_t *b = tw_json_from_msgpack(zmq_msg_data(body), zmq_msg_size(body));
+    size_t elen;
+    const char *ev = s_tail_event(t, topic, b, &elen);
+    if (ev) {
+        if (s_tail_ended(t, ev, elen)) {
+            s_stop = 1;
+        }
+        json_decref(b);
         return 0;
     }
-    json_t *b = tw_json_from_msgpack(zmq_msg_data(body), zmq_msg_size(body));
+    if (zmq_msg_size(topic) != t->tlen ||
+        memcmp(zmq_msg_data(topic), t->topic, t->tlen) != 0) {
+        json_decref(b);
+        return 0;
+    }
     json_t *data = json_is_object(b) ? json_object_get(b, "data") : NULL;
     if (!data) {
         json_decref(b);
@@ -1564,11 +1623,14 @@ s_st_tail(const tw_cli_env_t *o, const char *sub)
         return code;
     }
     s_tail_t t;
+    t.o = o;
+    t.id = id;
     t.tlen = (size_t)snprintf(t.topic, sizeof t.topic, "s2n.%s", id);
+    t.elen = (size_t)snprintf(t.events, sizeof t.events, "station.%s.", id);
     t.json = o->json;
-    const char *prefix = t.topic;
+    const char *prefixes[2] = {t.topic, t.events};
     void *ctx, *sub_sock;
-    code = s_sub_open(o, &prefix, 1, &ctx, &sub_sock);
+    code = s_sub_open(o, prefixes, 2, &ctx, &sub_sock);
     if (code >= 0) {
         return code;
     }

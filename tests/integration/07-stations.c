@@ -11,7 +11,8 @@
  *  failing handler ends the station failed with its error (S20, S23), and
  *  with restart on-failure it is restarted with backoff until the burst
  *  limit leaves it failed; n2s messages reach the station in order and its
- *  s2n messages reach a subscriber in order (S31); a station whose code no
+ *  s2n messages reach a subscriber in order (S31) and `station tail`
+ *  prints them and ends once the station stops; a station whose code no
  *  worker carries stays pending with the reason (S40-S41) and runs once a
  *  matching worker joins.
  */
@@ -255,6 +256,34 @@ s_modes_and_controls(void)
     TW_H_ASSERT_STREQ(st.state, "failed");
 }
 
+/* `station tail` prints the station's s2n data and ends by itself, with
+ * exit 0, once the station is stopped. */
+static void
+s_tail_until_stopped(const tw_h_broker_t *b)
+{
+    const char *argv[] = {tw_h_cli_bin(), "--broker", b->frontend,
+                          "--status", b->status, "station", "tail", "chat",
+                          NULL};
+    pid_t tail = tw_h_spawn_log(argv, "tail.log");
+    TW_H_ASSERT(tail > 0);
+    tw_h_sleep_ms(500); /* its subscription reaches the broker */
+    unsigned char v[9];
+    size_t vl = tw_h_pack_int(v, 4242);
+    tw_station_req_t req = {.op = "send",
+                            .sid = "chat",
+                            .payload = v,
+                            .payload_len = vl};
+    TW_H_ASSERT_OK(tw_client_station(s_c, &req, 5000, NULL, NULL));
+    uint64_t until = tw_h_now_ms() + 5000;
+    while (!tw_h_log_contains(tail, "4242") && tw_h_now_ms() < until) {
+        tw_h_sleep_ms(20);
+    }
+    TW_H_ASSERT_MSG(tw_h_log_contains(tail, "4242"), "tail printed s2n");
+    TW_H_ASSERT(tw_h_alive(tail));
+    TW_H_ASSERT_EQ(tw_h_station_op(s_c, "stop", "chat", 0), 0);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(tail, 5000), 0);
+}
+
 static void
 s_channels(const tw_h_broker_t *b)
 {
@@ -306,6 +335,7 @@ s_channels(const tw_h_broker_t *b)
         expect_seq = seq;
     }
     zmq_close(sub);
+    s_tail_until_stopped(b);
 }
 
 static void
