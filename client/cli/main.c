@@ -64,7 +64,8 @@ static const char s_usage[] =
     "      --wait, print the task's result instead (exit 1 if it failed).\n"
     "      --timeout is in seconds, 0 = none. --group joins a group of the\n"
     "      pool (repeatable), --delay holds it back S seconds, --key is a\n"
-    "      dedup key: while a task with it is known, its id is returned.\n"
+    "      dedup key: while a task with it is known, its id (with --wait,\n"
+    "      its outcome) is returned.\n"
     "  map HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
     "      [--star|--kw] [--ordered]\n"
     "      Run HANDLER once per input line (a JSON args value; --star: an\n"
@@ -555,20 +556,30 @@ s_cmd_submit(const tw_cli_env_t *o)
         goto out;
     }
 
-    /* A task may run for long; while nothing arrives, make sure the broker
-     * is still there. */
+    /* The outcome is pushed to the task's submitter. A dedup hit (--key)
+     * names a task another submission owns, so its outcome is never pushed
+     * here: after every quiet second, ask for the task's state, which also
+     * proves the broker is still there while a long task runs. */
+    int quiet_ms = o->timeout_ms < 1000 ? o->timeout_ms : 1000;
     while (!s.done) {
-        rc = tw_client_poll(c, o->timeout_ms);
+        rc = tw_client_poll(c, quiet_ms);
         if (rc < 0) {
             code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
         }
         if (rc == 0 && !s.done) {
-            rc = tw_client_ping(c, o->timeout_ms);
+            tw_result_t *r = NULL;
+            rc = tw_client_result(c, s.id, o->timeout_ms, &r);
             if (rc != 0) {
                 code = tw_cli_lib_error(o, c, "submit", rc);
                 goto out;
             }
+            if (!s.done && (r->state < TW_ST_PENDING ||
+                            r->state >= TW_ST_UNKNOWN)) {
+                r->seq = s.seq;
+                s_submit_on_result(&s, r);
+            }
+            tw_result_free(&r);
         }
     }
     int failed = s.state != TW_ST_OK;

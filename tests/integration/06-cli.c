@@ -2,7 +2,8 @@
  *
  *  Exit codes are the contract (0 ok, 1 the operation failed, 2 usage,
  *  3 broker unreachable), and each failure is one clear line. Checked:
- *  submit --wait with --json prints the result; a failing task exits 1;
+ *  submit --wait with --json prints the result; submit --key --wait of a
+ *  dedup hit waits for the first task's outcome; a failing task exits 1;
  *  an unknown handler exits 1 naming the handler; malformed ARGS-JSON and
  *  an unknown flag exit 2; a broker nobody listens for exits 3; workers,
  *  status and result answer; events prints task events as JSON lines.
@@ -70,6 +71,27 @@ main(void)
                    0);
     TW_H_ASSERT(tw_h_log_contains(p, "\"answer\""));
     TW_H_ASSERT(tw_h_log_contains(p, "4, 2") || tw_h_log_contains(p, "4,2"));
+
+    /* --key: a second submit --wait with the key of a running task gets
+     * the first task's outcome, which is pushed to the first submitter
+     * only, and so does one after that task ended. */
+    const char *first[] = {tw_h_cli_bin(), "--broker", b.frontend, "--json",
+                           "submit", "sleep", "0.8", "--key", "k1", "--wait",
+                           NULL};
+    pid_t p1 = tw_h_spawn_log(first, "key-first.log");
+    tw_h_sleep_ms(200);
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("--json", "submit", "sleep", "0.8", "--key",
+                                "k1", "--wait"),
+                         &p),
+                   0);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(p1, 5000), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "\"state\""));
+    TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
+                         S_ARGS("submit", "echo", "77", "--key", "k1",
+                                "--wait"),
+                         &p),
+                   0);
 
     TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
                          S_ARGS("submit", "fail", "\"on purpose\"", "--wait"),
