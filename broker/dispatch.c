@@ -10,6 +10,7 @@
  *  proto/PROTOCOL.md.
  */
 #include "broker/internal.h"
+#include "broker/scale.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -384,7 +385,7 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 static void
 s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
 {
-    tw_enc_map(e, 10);
+    tw_enc_map(e, 12);
     tw_enc_cstr(e, "id");
     tw_enc_uint(e, w->id);
     tw_enc_cstr(e, "name");
@@ -409,6 +410,12 @@ s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
     }
     tw_enc_cstr(e, "age_ms");
     tw_enc_uint(e, uv_now(b->loop) - w->last_recv_ms);
+    tw_enc_cstr(e, "stations");
+    tw_enc_uint(e, w->nstations);
+    tw_enc_cstr(e, "state");
+    tw_enc_cstr(e, w->leaving ? "draining"
+                   : w->resizing ? "resizing"
+                                 : "ready");
 }
 
 static void
@@ -473,6 +480,9 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_POOL:
         tw__broker_on_pool(b, c, &m);
+        break;
+    case TW_CMD_WORKER:
+        tw__broker_on_worker_op(b, c, &m);
         break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
@@ -670,7 +680,10 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         s_on_done(b, w, &m);
         break;
     case TW_CMD_BYE:
-        tw__broker_drop_worker(b, w, "said BYE");
+        tw__broker_worker_bye(b, w);
+        break;
+    case TW_CMD_WORKER:
+        tw__broker_on_worker_report(b, w, &m);
         break;
     case TW_CMD_STATION:
         tw__broker_on_station_report(b, w, &m);

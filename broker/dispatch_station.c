@@ -230,10 +230,11 @@ s_snapshot(tw_broker_t *b, tw_assign_worker_t *ws)
         ws[i] = (tw_assign_worker_t){.slots = w->slots,
                                      .stations = w->nstations,
                                      .credit = w->credit,
-                                     .draining = w->draining,
+                                     .draining = w->draining ||
+                                                 w->resizing,
                                      .tags = w->tags,
                                      .ntags = w->ntags};
-        room += !w->draining && w->nstations < w->slots && w->credit > 0;
+        room += !ws[i].draining && w->nstations < w->slots && w->credit > 0;
     }
     return room;
 }
@@ -760,6 +761,22 @@ s_rebalance(tw_broker_t *b)
                 excess--;
                 moved++;
             }
+        }
+    }
+    return moved;
+}
+
+size_t
+tw__broker_stations_move_off(tw_broker_t *b, tw_bworker_t *w, uint32_t from)
+{
+    size_t moved = 0;
+    for (size_t k = 0; k < b->stations.len; k++) {
+        tw_station_t *st = b->stations.all[k];
+        if (tw_station_placed(st) && st->worker == w->id &&
+            st->slot >= from && !st->moving && !st->removing) {
+            st->moving = 1;
+            s_release(b, st);
+            moved++;
         }
     }
     return moved;

@@ -198,4 +198,9 @@ void tw__broker_stations_orphan(tw_broker_t *b, tw_bworker_t *w);
 /* Send every worker's pending ASSIGN, N2S, CONTROL and RELEASE batches. */
 void tw__broker_flush_workers(tw_broker_t *b);
 
+/* ops: release every station of `w` on slot `from` or above, to be placed
+ * again (a resize took those slots away). Returns how many. */
+size_t tw__broker_stations_move_off(tw_broker_t *b, tw_bworker_t *w,
+                                    uint32_t from);
+
 #endif /* TW_BROKER_INTERNAL_H */
