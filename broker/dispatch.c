@@ -428,6 +428,8 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw__broker_reply_begin(&e, seq);
     if (wl == 6 && memcmp(what, "status", 6) == 0) {
         tw__broker_encode_status(b, &e, 0);
+    } else if (wl == 8 && memcmp(what, "snapshot", 8) == 0) {
+        tw__broker_encode_snapshot(b, &e);
     } else if (wl == 7 && memcmp(what, "workers", 7) == 0) {
         tw_enc_array(&e, b->reg.len);
         for (size_t i = 0; i < b->reg.len; i++) {
@@ -436,7 +438,8 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else {
         tw_enc_free(&e);
         tw__broker_error(b, &b->fzw, c->ident, c->ident_len, TW_EINVAL, seq,
-                         "unknown query '%.*s' (try status or workers)",
+                         "unknown query '%.*s' (try status, workers or "
+                         "snapshot)",
                          (int)wl, what);
         return;
     }

@@ -176,6 +176,9 @@ void tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t);
  * with `publish`, as a status body with "pseq"). */
 void tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish);
 
+/* snapshot.c (ops): the QUERY "snapshot" map, for the clone pattern. */
+void tw__broker_encode_snapshot(tw_broker_t *b, tw_enc_t *e);
+
 /* Log and publish that a worker joined. */
 void tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w);
 
