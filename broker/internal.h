@@ -68,6 +68,7 @@ struct tw_broker {
     uint64_t jitter;      /* state of the retry jitter generator */
     int closing;
     int open_handles;
+    struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
