@@ -777,12 +777,12 @@ s_print_listing(json_t *rows, const void *arg)
 static int
 s_cmd_workers(const tw_cli_env_t *o)
 {
-    static const char *const keys[] = {"id",      "name",   "host",
-                                       "slots",   "running", "credit",
-                                       "handlers"};
-    static const char *const titles[] = {"ID",      "NAME",   "HOST",
-                                         "SLOTS",   "RUNNING", "CREDIT",
-                                         "HANDLERS"};
+    static const char *const keys[] = {"id",      "name",    "host",
+                                       "state",   "slots",   "running",
+                                       "stations", "credit", "handlers"};
+    static const char *const titles[] = {"ID",      "NAME",    "HOST",
+                                         "STATE",   "SLOTS",   "RUNNING",
+                                         "STATIONS", "CREDIT", "HANDLERS"};
     static const s_listing_t listing = {keys, titles,
                                         sizeof keys / sizeof keys[0],
                                         "no workers connected"};
