@@ -16,8 +16,10 @@
  *    - a subscriber to "task." saw each topic's tseq run 1, 2, 3... with
  *      no hole while pseq jumped (a second subscriber to everything makes
  *      the broker publish the other topics too).
- *  Last, a non-loopback --metrics address without --insecure and a
- *  malformed one make the broker refuse to start.
+ *  Then examples/monitor.py --resync (when python3-zmq is there) prints
+ *  the snapshot first and then only the newer task.done messages, tseq 44
+ *  to 48, with no gap reported. Last, a non-loopback --metrics address
+ *  without --insecure and a malformed one make the broker refuse to start.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -338,6 +340,86 @@ s_submit(const char *handler, const char *str, int n, const char *pool,
     TW_H_ASSERT_OK(tw_client_flush(s_c));
 }
 
+/* The "tseq" of every JSON line monitor.py printed for task.done, in
+ * order, into seen[]; returns how many. */
+static int
+s_monitor_tseqs(const char *log, uint64_t *seen, int cap)
+{
+    int n = 0;
+    const char *p = log;
+    while ((p = strstr(p, "{\"topic\":\"task.done\"")) && n < cap) {
+        const char *t = strstr(p, "\"tseq\":");
+        TW_H_ASSERT(t);
+        seen[n++] = strtoull(t + 7, NULL, 10);
+        p = t;
+    }
+    return n;
+}
+
+static char *
+s_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    TW_H_ASSERT(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    TW_H_ASSERT(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* monitor.py --resync: the snapshot, then only what is newer (8.2). */
+static void
+s_monitor(const tw_h_broker_t *b)
+{
+    const char *py = "/usr/bin/python3";
+    const char *script = TW_SOURCE_DIR "/examples/monitor.py";
+    const char *probe[] = {py, "-c", "import zmq, msgpack", NULL};
+    pid_t pp = tw_h_spawn_log(probe, "probe.log");
+    if (pp <= 0 || tw_h_wait_exit(pp, 20000) != 0) {
+        printf("16-metrics: SKIP monitor.py (no python3-zmq/msgpack)\n");
+        return;
+    }
+    const char *argv[] = {py, "-u", script, "--endpoint", b->status,
+                          "--broker", b->frontend, "--resync", "--json",
+                          "--for", "4", "task.done", NULL};
+    pid_t mon = tw_h_spawn_log(argv, "monitor.log");
+    TW_H_ASSERT(mon > 0);
+    uint64_t end = tw_h_now_ms() + 10000;
+    while (!tw_h_log_contains(mon, "\"topic\":\"snapshot\"") &&
+           tw_h_now_ms() < end) {
+        tw_h_sleep_ms(50);
+    }
+    TW_H_ASSERT_MSG(tw_h_log_contains(mon, "\"topic\":\"snapshot\""),
+                    "monitor.py printed the snapshot");
+    s_submit("echo", "more", 5, NULL, NULL);
+    long long ok = 0;
+    end = tw_h_now_ms() + 20000;
+    while (ok < 45 && tw_h_now_ms() < end) {
+        tw_client_poll(s_c, 100);
+        TW_H_ASSERT_OK(tw_h_status_field(s_c, "completed", &ok));
+    }
+    TW_H_ASSERT_EQ(ok, 45);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(mon, 20000), 0);
+    char *log = s_read_file(tw_h_log_path(mon));
+    const char *snap = strstr(log, "\"topic\":\"snapshot\"");
+    TW_H_ASSERT(snap && strstr(snap, "\"task.done\":43"));
+    uint64_t seen[16];
+    int n = s_monitor_tseqs(log, seen, 16);
+    TW_H_ASSERT_EQ(n, 5);
+    for (int i = 0; i < n; i++) {
+        TW_H_ASSERT_EQ(seen[i], 44 + (uint64_t)i);
+    }
+    TW_H_ASSERT_MSG(strstr(snap, "task.done") < strstr(log, "{\"topic\":"
+                                                            "\"task.done\""),
+                    "the snapshot came before the deltas");
+    TW_H_ASSERT(!strstr(log, "gap:"));
+    free(log);
+}
+
 /* A broker that must refuse to start; returns its log's pid. */
 static void
 s_refused(const char *metrics, const char *why)
@@ -471,6 +553,7 @@ main(void)
     /* ---- the snapshot and the stream ---- */
     s_check_snapshot();
     TW_H_ASSERT_EQ(s_check_tseq(tasks), 43);
+    s_monitor(&b);
 
     zmq_close(all);
     zmq_close(tasks);
