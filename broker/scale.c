@@ -145,9 +145,7 @@ s_encode(tw_enc_t *e, const tw_bworker_t *w)
     tw_enc_cstr(e, "stations");
     tw_enc_uint(e, w->nstations);
     tw_enc_cstr(e, "state");
-    tw_enc_cstr(e, w->leaving ? "draining"
-                   : w->resizing ? "resizing"
-                                 : "ready");
+    tw_enc_cstr(e, tw__broker_worker_state(w));
 }
 
 /* 1 if `w` is selected by the request's wid or name. */

@@ -38,6 +38,14 @@ void tw__broker_on_worker_report(tw_broker_t *b, tw_bworker_t *w,
 /* A worker said BYE: forget it, as "drained" if it was asked to drain. */
 void tw__broker_worker_bye(tw_broker_t *b, tw_bworker_t *w);
 
+/* "draining", "resizing" or "ready": a worker's state in replies,
+ * QUERY workers and the snapshot. */
+static inline const char *
+tw__broker_worker_state(const tw_bworker_t *w)
+{
+    return w->leaving ? "draining" : w->resizing ? "resizing" : "ready";
+}
+
 /* 1 if the worker may be given tasks and stations now. */
 static inline int
 tw__broker_worker_open(const tw_bworker_t *w)

@@ -46,9 +46,7 @@ s_workers(tw_broker_t *b, tw_enc_t *e)
         tw_enc_cstr(e, "stations");
         tw_enc_uint(e, w->nstations);
         tw_enc_cstr(e, "state");
-        tw_enc_cstr(e, w->leaving ? "draining"
-                       : w->resizing ? "resizing"
-                                     : "ready");
+        tw_enc_cstr(e, tw__broker_worker_state(w));
         tw_enc_cstr(e, "age_ms");
         tw_enc_uint(e, now - w->last_recv_ms);
     }
