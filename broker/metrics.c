@@ -43,7 +43,8 @@ typedef struct {
 } s_buf_t;
 
 static void
-s_printf(s_buf_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+s_printf(s_buf_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void
 s_printf(s_buf_t *o, const char *fmt, ...)

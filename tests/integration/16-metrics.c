@@ -71,10 +71,12 @@ static double
 s_metric(const char *page, const char *series)
 {
     size_t n = strlen(series);
-    for (const char *p = page; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+    for (const char *p = page; p && *p;) {
         if (strncmp(p, series, n) == 0 && p[n] == ' ') {
             return strtod(p + n + 1, NULL);
         }
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
     }
     tw_h_fail(__FILE__, __LINE__, "no sample %s in the scrape", series);
 }
