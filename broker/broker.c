@@ -15,6 +15,7 @@
 #include "broker/internal.h"
 #include "broker/auth.h"
 #include "broker/gate.h"
+#include "broker/metrics.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -85,6 +86,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "directory of monitor public keys allowed on the status socket"},
     {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
      NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
+    /* Monitoring: broker/metrics.h, docs/OPERATIONS.md. */
+    {"metrics", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
+     NULL, "HOST:PORT serving Prometheus metrics at /metrics (off when "
+     "unset; non-loopback needs --insecure)"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
@@ -508,6 +513,15 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&b->sigint, s_on_signal, SIGINT);
     b->start_ms = b->last_rate_ms = uv_now(loop);
+    if (cfg->metrics && *cfg->metrics &&
+        tw_metrics_start(&b->metrics, b, cfg->metrics, cfg->insecure, why,
+                         sizeof why) != 0) {
+        tw_err("broker.metrics", "%s", why);
+        tw_broker_stop(b);
+        uv_run(loop, UV_RUN_DEFAULT); /* let the handles close */
+        tw_broker_destroy(&b);
+        return NULL;
+    }
     b->jitter = uv_hrtime() | 1;
     b->open_handles = 1;
     tw_notice("broker.start",
@@ -554,6 +568,7 @@ tw_broker_stop(tw_broker_t *b)
     tw_zwatch_close(&b->bzw, s_zw_closed);
     tw_status_close(&b->status, s_zw_closed);
     tw_auth_close(b->auth);
+    tw_metrics_stop(b->metrics);
     uv_close((uv_handle_t *)&b->hb_timer, s_closed);
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
@@ -581,6 +596,7 @@ tw_broker_destroy(tw_broker_t **self_p)
         zmq_close(b->pub);
     }
     tw_auth_destroy(&b->auth);
+    tw_metrics_destroy(&b->metrics);
     zmq_ctx_term(b->ctx);
     tw_clients_destroy(&b->clients);
     tw_stations_destroy(&b->stations);

@@ -37,6 +37,7 @@ typedef struct {
     char *workers_keys;
     char *monitors_keys;
     int insecure;        /* allow non-loopback binds without CURVE */
+    char *metrics;       /* ops: HOST:PORT of the Prometheus endpoint */
 } tw_broker_cfg_t;
 
 /* The settings table (flags, config file keys, defaults, help). */

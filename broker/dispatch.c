@@ -10,6 +10,7 @@
  *  proto/PROTOCOL.md.
  */
 #include "broker/internal.h"
+#include "broker/scale.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -384,7 +385,7 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 static void
 s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
 {
-    tw_enc_map(e, 10);
+    tw_enc_map(e, 12);
     tw_enc_cstr(e, "id");
     tw_enc_uint(e, w->id);
     tw_enc_cstr(e, "name");
@@ -409,6 +410,10 @@ s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
     }
     tw_enc_cstr(e, "age_ms");
     tw_enc_uint(e, uv_now(b->loop) - w->last_recv_ms);
+    tw_enc_cstr(e, "stations");
+    tw_enc_uint(e, w->nstations);
+    tw_enc_cstr(e, "state");
+    tw_enc_cstr(e, tw__broker_worker_state(w));
 }
 
 static void
@@ -421,6 +426,8 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw__broker_reply_begin(&e, seq);
     if (wl == 6 && memcmp(what, "status", 6) == 0) {
         tw__broker_encode_status(b, &e, 0);
+    } else if (wl == 8 && memcmp(what, "snapshot", 8) == 0) {
+        tw__broker_encode_snapshot(b, &e);
     } else if (wl == 7 && memcmp(what, "workers", 7) == 0) {
         tw_enc_array(&e, b->reg.len);
         for (size_t i = 0; i < b->reg.len; i++) {
@@ -429,7 +436,8 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else {
         tw_enc_free(&e);
         tw__broker_error(b, &b->fzw, c->ident, c->ident_len, TW_EINVAL, seq,
-                         "unknown query '%.*s' (try status or workers)",
+                         "unknown query '%.*s' (try status, workers or "
+                         "snapshot)",
                          (int)wl, what);
         return;
     }
@@ -473,6 +481,9 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_POOL:
         tw__broker_on_pool(b, c, &m);
+        break;
+    case TW_CMD_WORKER:
+        tw__broker_on_worker_op(b, c, &m);
         break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
@@ -670,7 +681,10 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         s_on_done(b, w, &m);
         break;
     case TW_CMD_BYE:
-        tw__broker_drop_worker(b, w, "said BYE");
+        tw__broker_worker_bye(b, w);
+        break;
+    case TW_CMD_WORKER:
+        tw__broker_on_worker_report(b, w, &m);
         break;
     case TW_CMD_STATION:
         tw__broker_on_station_report(b, w, &m);

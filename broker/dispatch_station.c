@@ -86,10 +86,31 @@ s_unplace_later(tw_broker_t *b, tw_station_t *st)
     b->unplaced[b->nunplaced++] = st;
 }
 
+/* ops: forget the per-topic counters of a station's topics (tseq.h), so
+ * removed stations do not grow the table; a station added again under the
+ * same id counts from 1. */
+static void
+s_forget_topics(tw_broker_t *b, const tw_station_t *st)
+{
+    static const char *const events[] = {
+        "added",   "assigned", "pending",   "waiting-for-host",
+        "running", "paused",   "stopped",   "done",
+        "failed",  "cancelled", "removed",  "restarting"};
+    char topic[TW_PROTO_MAX_NAME + 48];
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        int n = snprintf(topic, sizeof topic, "station.%s.%s", st->sid,
+                         events[i]);
+        tw_tseq_forget(&b->status.tseq, topic, (size_t)n);
+    }
+    int n = snprintf(topic, sizeof topic, "s2n.%s", st->sid);
+    tw_tseq_forget(&b->status.tseq, topic, (size_t)n);
+}
+
 /* Forget a station for good, taking it off the unplaced list first. */
 static void
 s_forget(tw_broker_t *b, tw_station_t *st)
 {
+    s_forget_topics(b, st);
     if (st->queued) {
         for (size_t i = 0; i < b->nunplaced; i++) {
             if (b->unplaced[i] == st) {
@@ -230,10 +251,11 @@ s_snapshot(tw_broker_t *b, tw_assign_worker_t *ws)
         ws[i] = (tw_assign_worker_t){.slots = w->slots,
                                      .stations = w->nstations,
                                      .credit = w->credit,
-                                     .draining = w->draining,
+                                     .draining = w->draining ||
+                                                 w->resizing,
                                      .tags = w->tags,
                                      .ntags = w->ntags};
-        room += !w->draining && w->nstations < w->slots && w->credit > 0;
+        room += !ws[i].draining && w->nstations < w->slots && w->credit > 0;
     }
     return room;
 }
@@ -760,6 +782,22 @@ s_rebalance(tw_broker_t *b)
                 excess--;
                 moved++;
             }
+        }
+    }
+    return moved;
+}
+
+size_t
+tw__broker_stations_move_off(tw_broker_t *b, tw_bworker_t *w, uint32_t from)
+{
+    size_t moved = 0;
+    for (size_t k = 0; k < b->stations.len; k++) {
+        tw_station_t *st = b->stations.all[k];
+        if (tw_station_placed(st) && st->worker == w->id &&
+            st->slot >= from && !st->moving && !st->removing) {
+            st->moving = 1;
+            s_release(b, st);
+            moved++;
         }
     }
     return moved;

@@ -19,6 +19,7 @@
  *  running. Broker loop thread only.
  */
 #include "broker/internal.h"
+#include "broker/scale.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
@@ -537,7 +538,7 @@ tw__broker_dispatch(tw_broker_t *b)
         size_t nw = b->reg.len;
         for (size_t k = 0; k < nw && b->ready; k++) {
             tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
-            if (w->credit) {
+            if (w->credit && tw__broker_worker_open(w)) {
                 progress += s_dispatch_one(b, w, &batch);
             }
         }

@@ -68,6 +68,7 @@ struct tw_broker {
     uint64_t jitter;      /* state of the retry jitter generator */
     int closing;
     int open_handles;
+    struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -176,6 +177,9 @@ void tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t);
  * with `publish`, as a status body with "pseq"). */
 void tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish);
 
+/* snapshot.c (ops): the QUERY "snapshot" map, for the clone pattern. */
+void tw__broker_encode_snapshot(tw_broker_t *b, tw_enc_t *e);
+
 /* Log and publish that a worker joined. */
 void tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w);
 
@@ -197,5 +201,10 @@ void tw__broker_stations_orphan(tw_broker_t *b, tw_bworker_t *w);
 
 /* Send every worker's pending ASSIGN, N2S, CONTROL and RELEASE batches. */
 void tw__broker_flush_workers(tw_broker_t *b);
+
+/* ops: release every station of `w` on slot `from` or above, to be placed
+ * again (a resize took those slots away). Returns how many. */
+size_t tw__broker_stations_move_off(tw_broker_t *b, tw_bworker_t *w,
+                                    uint32_t from);
 
 #endif /* TW_BROKER_INTERNAL_H */

@@ -65,6 +65,7 @@ int
 tw_status_init(uv_loop_t *loop, tw_status_t *st, void *sock)
 {
     memset(st, 0, sizeof *st);
+    tw_tseq_init(&st->tseq);
     int rc = tw_zwatch_init(loop, &st->zw, sock);
     if (rc != 0) {
         return rc;
@@ -84,6 +85,7 @@ tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb)
     st->subs = NULL;
     st->sublen = NULL;
     st->nsubs = 0;
+    tw_tseq_free(&st->tseq);
     tw_zwatch_close(&st->zw, cb);
 }
 
@@ -103,7 +105,7 @@ tw_status_wants(const tw_status_t *st, const char *topic)
 void
 tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields)
 {
-    tw_enc_map(e, nfields + 1);
+    tw_enc_map(e, nfields + 2);
     tw_enc_cstr(e, "pseq");
     tw_enc_uint(e, st->pseq + 1);
 }
@@ -112,10 +114,12 @@ void
 tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e)
 {
     /* Status messages carry no protocol header: only topic and body. */
+    size_t tl = strlen(topic);
+    tw_enc_cstr(e, "tseq");
+    tw_enc_uint(e, tw_tseq_next(&st->tseq, topic, tl));
     zmq_msg_t tmp[2], f[2];
     tw_enc_frames(e, TW_CMD_NONE, tmp);
     zmq_msg_close(&tmp[0]);
-    size_t tl = strlen(topic);
     zmq_msg_init_size(&f[0], tl);
     memcpy(zmq_msg_data(&f[0]), topic, tl);
     zmq_msg_init(&f[1]);

@@ -5,7 +5,9 @@
  *  the broker reads subscriptions as they come and builds a task event only
  *  if someone subscribed to a prefix of its topic, so per-task events cost
  *  nothing when nobody watches. Every body carries "pseq", a sequence number
- *  over all published messages, so a subscriber can see gaps. Publishing is
+ *  over all published messages, and "tseq", one per topic (tseq.h), so a
+ *  subscriber to a prefix can tell a lost message from a topic it did not
+ *  ask for. Publishing is
  *  lossy by nature (a slow subscriber past the high-water mark loses
  *  messages); QUERY gives a consistent snapshot. Broker loop thread only.
  */
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/tseq.h"
 #include "common/zwatch.h"
 #include "proto/proto.h"
 
@@ -26,6 +29,7 @@ typedef struct {
     uint64_t pseq;
     uint64_t dropped;
     int subs_capped; /* the prefix limit was reached (logged once) */
+    tw_tseq_t tseq;  /* per-topic sequence numbers */
 } tw_status_t;
 
 /* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */
@@ -37,10 +41,12 @@ void tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb);
 /* 1 if some subscriber would receive `topic`. */
 int tw_status_wants(const tw_status_t *st, const char *topic);
 
-/* Start a body of `nfields` fields (plus "pseq", written here) in `e`. */
+/* Start a body of `nfields` fields (plus "pseq", written here, and
+ * "tseq", which tw_status_send appends) in `e`. */
 void tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields);
 
-/* Publish `e`'s body under `topic` and reset `e`. */
+/* Append "tseq" for `topic`, publish `e`'s body under `topic` and reset
+ * `e`. The body must have been started with tw_status_begin. */
 void tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e);
 
 #endif /* TW_BROKER_STATUS_H */

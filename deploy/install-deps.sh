@@ -9,10 +9,10 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
-      libjansson-dev)
+      libjansson-dev libmicrohttpd-dev)
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
-           iproute2 procps)
+           iproute2 procps curl)
 fi
 
 missing=()

@@ -6,19 +6,30 @@ default) with a SUB socket, subscribes to the topic prefixes given on the
 command line (everything when none is given), and prints one line per
 message. Nothing here is specific to C or to taskwheel's own code: a
 status message is two frames, [topic][msgpack map], and every map holds
-"pseq", the broker's publish sequence number (proto/PROTOCOL.md, section 8).
+"pseq", the broker's publish sequence number, and "tseq", the number of
+the message within its own topic (proto/PROTOCOL.md, section 8).
 
     examples/monitor.py                              # everything
     examples/monitor.py worker. station.             # workers and stations
     examples/monitor.py --json task. | jq .          # JSON lines
     examples/monitor.py --endpoint tcp://10.0.0.5:7712 --count 10 stats
+    examples/monitor.py --resync station.            # snapshot, then deltas
 
-Gaps: pseq numbers every message the broker publishes, across all topics.
-Only a subscriber to everything can tell a lost message from one it did
-not subscribe to, so gaps are reported (on stderr, and counted at the end)
-only when no prefix was given. A pseq that goes down means the broker
-restarted. Publishing is lossy by design; QUERY status / workers (the
-`taskwheel status` and `taskwheel workers` commands) give a snapshot.
+Gaps: each topic's tseq counts 1, 2, 3... so a hole in it is a lost
+message, whatever prefixes were subscribed (pseq is global: a subscriber
+to a prefix sees it jump over the topics it did not ask for, which is not
+a loss). Gaps are reported on stderr and counted at the end. A tseq that
+goes down means the broker restarted (or forgot a removed station's
+topics). Publishing is lossy by design.
+
+Resynchronising (--resync): the ZeroMQ clone pattern. The monitor
+subscribes first, then asks the broker's frontend for QUERY "snapshot"
+(one consistent map: workers, stations by state, task counts, groups at
+their limits, and the last tseq of every topic), prints it, and from then
+on applies only messages whose tseq is above the snapshot's for their
+topic. After a gap it takes a new snapshot. This speaks the request side
+of the wire protocol too: header "TW" 1 13 + {seq, what} on a DEALER,
+answered by REPLY (14) {seq, data} (PROTOCOL.md 5.14).
 
 Uses Debian's python3-zmq and python3-msgpack, hence /usr/bin/python3:
     apt-get install python3-zmq python3-msgpack
@@ -42,11 +53,15 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     sys.exit(2)
 
 DEFAULT_ENDPOINT = os.environ.get("TASKWHEEL_STATUS", "tcp://127.0.0.1:7712")
+DEFAULT_BROKER = os.environ.get("TASKWHEEL_BROKER", "tcp://127.0.0.1:7710")
+
+CMD_QUERY, CMD_REPLY, CMD_ERROR = 13, 14, 9
 
 # Keys shown first, in this order, for the topics the broker publishes
 # today; anything else follows as key=value, so new keys still show.
 ORDER = {
-    "worker.": ("name", "host", "wid", "slots", "reason"),
+    "worker.": ("name", "host", "wid", "slots", "running", "stations",
+                "from", "reason"),
     "task.": ("id", "handler", "state", "worker", "attempt", "priority"),
     "station.": ("station", "state", "worker", "slot", "epoch",
                  "iterations", "reason"),
@@ -93,7 +108,8 @@ def human_line(topic, body, stamp):
     if topic == "stats":
         rest = []  # the snapshot has 25 keys; the ORDER ones are enough
     else:
-        rest = sorted(k for k in body if k != "pseq" and k not in shown)
+        rest = sorted(k for k in body
+                      if k not in ("pseq", "tseq") and k not in shown)
     fields = " ".join("%s=%s" % (k, text(body[k])) for k in shown + rest)
     clock = time.strftime("%H:%M:%S", time.localtime(stamp))
     return "%s.%03d #%-6s %-26s %s" % (clock, int(stamp * 1000) % 1000,
@@ -101,29 +117,67 @@ def human_line(topic, body, stamp):
 
 
 class GapDetector:
-    """Tracks pseq for a subscriber to everything."""
+    """Tracks the last tseq of every topic seen (or known from a
+    snapshot)."""
 
-    def __init__(self, enabled):
-        self.enabled = enabled
-        self.last = None
+    def __init__(self):
+        self.last = {}
         self.lost = 0
         self.gaps = 0
 
-    def see(self, pseq):
-        """Returns a message about a gap or a restart, or None."""
-        if not self.enabled or not isinstance(pseq, int):
-            return None
-        last, self.last = self.last, pseq
-        if last is None or pseq == last + 1:
-            return None
-        if pseq <= last:
-            return "pseq went from %d to %d: the broker restarted" % (
-                last, pseq)
-        n = pseq - last - 1
+    def see(self, topic, tseq):
+        """Returns (note, is_gap): a message about a gap or a restart, or
+        None."""
+        if not isinstance(tseq, int) or tseq == 0:
+            return None, False  # an untracked topic (PROTOCOL.md 8)
+        last = self.last.get(topic)
+        self.last[topic] = tseq
+        if last is None or tseq == last + 1:
+            return None, False
+        if tseq == 1 or tseq <= last:
+            return ("%s: tseq went from %d to %d: the broker restarted or "
+                    "the topic started again" % (topic, last, tseq)), False
+        n = tseq - last - 1
         self.lost += n
         self.gaps += 1
-        return "gap: %d message(s) lost (pseq %d..%d)" % (n, last + 1,
-                                                          pseq - 1)
+        return ("gap: %d message(s) of %s lost (tseq %d..%d)" % (
+            n, topic, last + 1, tseq - 1)), True
+
+
+def query_snapshot(ctx, endpoint, timeout_ms=3000):
+    """QUERY what "snapshot" on the broker's frontend; returns the data
+    map, or raises RuntimeError."""
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(8).hex().encode())
+    s.connect(endpoint)
+    try:
+        s.send_multipart([bytes([0x54, 0x57, 1, CMD_QUERY]),
+                          msgpack.packb({"seq": 1, "what": "snapshot"})])
+        if not s.poll(timeout_ms):
+            raise RuntimeError("no answer from %s" % endpoint)
+        hdr, body = s.recv_multipart()[-2:]
+        m = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        if hdr[3] == CMD_ERROR:
+            raise RuntimeError("broker error %s: %s" % (m.get("code"),
+                                                        m.get("msg")))
+        if hdr[3] != CMD_REPLY or not isinstance(m.get("data"), dict):
+            raise RuntimeError("unexpected answer (command %d)" % hdr[3])
+        return m["data"]
+    finally:
+        s.close()
+
+
+def snapshot_line(snap):
+    """A one-line summary of a snapshot."""
+    st = snap.get("stations", {})
+    by_state = " ".join("%s=%d" % (k, len(v)) for k, v in st.items() if v)
+    t = snap.get("tasks", {})
+    return ("snapshot pseq=%s workers=%d stations[%s] tasks[%s] "
+            "groups_at_limit=%d topics=%d" % (
+                snap.get("pseq"), len(snap.get("workers", [])),
+                by_state, " ".join("%s=%s" % kv for kv in t.items()),
+                len(snap.get("groups", [])), len(snap.get("tseq", {}))))
 
 
 def parse_args(argv):
@@ -138,7 +192,14 @@ def parse_args(argv):
                    help="the broker's status endpoint (default "
                         "$TASKWHEEL_STATUS or tcp://127.0.0.1:7712)")
     p.add_argument("--json", action="store_true",
-                   help='one JSON object a line: {"topic", "pseq", "body"}')
+                   help='one JSON object a line: {"topic", "pseq", "tseq", '
+                        '"body"}')
+    p.add_argument("--resync", action="store_true",
+                   help="start from QUERY snapshot on --broker and take a "
+                        "new one after a gap")
+    p.add_argument("--broker", "-b", default=DEFAULT_BROKER,
+                   help="the broker's frontend, for --resync (default "
+                        "$TASKWHEEL_BROKER or tcp://127.0.0.1:7710)")
     p.add_argument("--count", type=int, default=0,
                    help="exit after N messages")
     p.add_argument("--for", dest="seconds", type=float, default=0,
@@ -149,8 +210,7 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     prefixes = args.prefixes or [""]
-    everything = "" in prefixes
-    gaps = GapDetector(everything)
+    gaps = GapDetector()
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
@@ -159,12 +219,36 @@ def main(argv):
         sub.setsockopt(zmq.SUBSCRIBE, p.encode())
     sub.connect(args.endpoint)
     sys.stderr.write(
-        "monitor.py: %s, subscribed to %s%s\n" % (
-            args.endpoint,
-            ", ".join(repr(p) for p in prefixes),
-            "" if everything else
-            " (pseq is global: gaps are not reported for a prefix)"))
+        "monitor.py: %s, subscribed to %s\n" % (
+            args.endpoint, ", ".join(repr(p) for p in prefixes)))
     sys.stderr.flush()
+
+    def emit(line):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def resync():
+        """Snapshot after subscribing: the clone pattern's second step."""
+        try:
+            snap = query_snapshot(ctx, args.broker)
+        except RuntimeError as exc:
+            sys.stderr.write("monitor.py: snapshot: %s\n" % exc)
+            return None
+        if args.json:
+            emit(json.dumps({"topic": "snapshot", "pseq": snap.get("pseq"),
+                             "body": jsonable(snap)},
+                            separators=(",", ":")))
+        else:
+            emit(snapshot_line(snap))
+        return {str(jsonable(k)): v for k, v in snap.get("tseq", {}).items()}
+
+    # topic -> last tseq the snapshot includes: older deltas are dropped.
+    seen_in_snapshot = {}
+    skipped = 0
+    if args.resync:
+        time.sleep(0.2)  # let the subscription reach the broker first
+        seen_in_snapshot = resync() or {}
+        gaps.last = dict(seen_in_snapshot)
 
     stop = {"now": False}
 
@@ -210,19 +294,28 @@ def main(argv):
                 continue
             if not isinstance(body, dict):
                 body = {"value": body}
-            note = gaps.see(body.get("pseq"))
+            tseq = body.get("tseq")
+            known = seen_in_snapshot.get(topic)
+            if isinstance(tseq, int) and known is not None and \
+                    0 < tseq <= known:
+                skipped += 1  # already part of the snapshot
+                continue
+            note, lost = gaps.see(topic, tseq)
             if note:
                 sys.stderr.write("monitor.py: %s\n" % note)
                 sys.stderr.flush()
+            if lost and args.resync:
+                seen_in_snapshot = resync() or {}
+                gaps.last.update(seen_in_snapshot)
             if args.json:
                 line = json.dumps({"topic": topic,
                                    "pseq": body.get("pseq"),
+                                   "tseq": tseq,
                                    "body": jsonable(body)},
                                   separators=(",", ":"))
             else:
                 line = human_line(topic, body, stamp)
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            emit(line)
             count += 1
             if args.count and count >= args.count:
                 break
@@ -231,9 +324,12 @@ def main(argv):
     finally:
         sub.close()
         ctx.term()
-    if everything and gaps.gaps:
+    if gaps.gaps:
         sys.stderr.write("monitor.py: %d message(s) lost in %d gap(s)\n" % (
             gaps.lost, gaps.gaps))
+    if skipped:
+        sys.stderr.write("monitor.py: %d message(s) were already in the "
+                         "snapshot\n" % skipped)
     return 0
 
 

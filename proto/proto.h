@@ -179,7 +179,8 @@ typedef enum {
     XX(20, S2N, TW_W2B, TW_FB(ITEMS),                                        \
        TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
     XX(21, GROUP, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
-    XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
+    XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
+    XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,

@@ -14,6 +14,7 @@
 #include "proto/proto.h"
 
 #include <stdio.h>
+#include <string.h>
 
 enum { S_FREE, S_BUSY, S_ENDED, S_HELD };
 
@@ -23,12 +24,17 @@ typedef struct {
     tw_slots_t *table;
     uint64_t id;
     int state;
+    unsigned idx;
 } s_slot_t;
 
+/* Slots embed libuv handles, so they never move: the table grows by
+ * blocks (tw_slots_grow) and finds a slot by index through `v`. */
 struct tw_slots {
     uv_loop_t *loop;
     const tw_handlers_t *reg;
-    s_slot_t *v;
+    s_slot_t **v;
+    s_slot_t **blocks;
+    unsigned nblocks;
     unsigned n;
     unsigned *free; /* stack of free indices */
     unsigned nfree;
@@ -53,7 +59,7 @@ s_release(tw_slots_t *s, s_slot_t *slot)
 {
     slot->state = S_FREE;
     slot->id = 0;
-    s->free[s->nfree++] = (unsigned)(slot - s->v);
+    s->free[s->nfree++] = slot->idx;
 }
 
 static void
@@ -91,6 +97,32 @@ s_timeout_cb(uv_timer_t *t)
     tw_slots_cancel(slot->table, slot->id, TW_ST_TIMEOUT);
 }
 
+/* Add slots n..to-1 as one block; the new ones go under the free stack,
+ * so the lowest free index stays on top. */
+static void
+s_add_block(tw_slots_t *s, unsigned to)
+{
+    unsigned add = to - s->n;
+    s_slot_t *blk = tw_calloc(add, sizeof *blk);
+    s->blocks = tw_realloc(s->blocks, (s->nblocks + 1) * sizeof *s->blocks);
+    s->blocks[s->nblocks++] = blk;
+    s->v = tw_realloc(s->v, to * sizeof *s->v);
+    s->free = tw_realloc(s->free, to * sizeof *s->free);
+    memmove(s->free + add, s->free, s->nfree * sizeof *s->free);
+    for (unsigned i = 0; i < add; i++) {
+        s_slot_t *slot = &blk[i];
+        tw_call_init(&slot->call, s->loop, s_call_done, slot);
+        uv_timer_init(s->loop, &slot->timer);
+        slot->timer.data = slot;
+        slot->table = s;
+        slot->idx = s->n + i;
+        s->v[s->n + i] = slot;
+        s->free[i] = to - 1 - i;
+    }
+    s->nfree += add;
+    s->n = to;
+}
+
 tw_slots_t *
 tw_slots_new(uv_loop_t *loop, const tw_handlers_t *reg, unsigned n,
              tw_slots_outcome_cb cb, void *udata)
@@ -98,23 +130,23 @@ tw_slots_new(uv_loop_t *loop, const tw_handlers_t *reg, unsigned n,
     tw_slots_t *s = tw_calloc(1, sizeof *s);
     s->loop = loop;
     s->reg = reg;
-    s->n = n;
-    s->v = tw_calloc(n, sizeof *s->v);
-    s->free = tw_malloc(n * sizeof *s->free);
     s->cb = cb;
     s->udata = udata;
     tw_idmap_init(&s->byid);
-    for (unsigned i = 0; i < n; i++) {
-        s_slot_t *slot = &s->v[i];
-        tw_call_init(&slot->call, loop, s_call_done, slot);
-        uv_timer_init(loop, &slot->timer);
-        slot->timer.data = slot;
-        slot->table = s;
-        /* Lowest index on top of the stack. */
-        s->free[i] = n - 1 - i;
-    }
-    s->nfree = n;
+    s_add_block(s, n);
     return s;
+}
+
+int
+tw_slots_grow(tw_slots_t *s, unsigned n)
+{
+    if (s->closing || n > 65536) {
+        return TW_EINVAL;
+    }
+    if (n > s->n) {
+        s_add_block(s, n);
+    }
+    return 0;
 }
 
 static void
@@ -128,9 +160,13 @@ s_timer_closed(uv_handle_t *h)
     tw_slots_close_cb cb = s->close_cb;
     void *udata = s->close_udata;
     for (unsigned i = 0; i < s->n; i++) {
-        tw_call_free(&s->v[i].call);
+        tw_call_free(&s->v[i]->call);
     }
     tw_idmap_free(&s->byid);
+    for (unsigned i = 0; i < s->nblocks; i++) {
+        tw_free(s->blocks[i]);
+    }
+    tw_free(s->blocks);
     tw_free(s->free);
     tw_free(s->v);
     tw_free(s);
@@ -149,7 +185,7 @@ tw_slots_close(tw_slots_t *s, tw_slots_close_cb cb, void *udata)
     s->close_udata = udata;
     s->closing = s->n;
     for (unsigned i = 0; i < s->n; i++) {
-        uv_close((uv_handle_t *)&s->v[i].timer, s_timer_closed);
+        uv_close((uv_handle_t *)&s->v[i]->timer, s_timer_closed);
     }
     return 0;
 }
@@ -179,7 +215,7 @@ tw_slots_start(tw_slots_t *s, uint64_t id, const char *h, size_t hlen,
                  "worker had no free slot (credit overrun)", 0);
         return TW_EFULL;
     }
-    s_slot_t *slot = &s->v[s->free[--s->nfree]];
+    s_slot_t *slot = s->v[s->free[--s->nfree]];
     slot->state = S_BUSY;
     slot->id = id;
     tw_idmap_put(&s->byid, id, slot);
@@ -215,7 +251,7 @@ void
 tw_slots_orphan_all(tw_slots_t *s)
 {
     for (unsigned i = 0; i < s->n; i++) {
-        s_slot_t *slot = &s->v[i];
+        s_slot_t *slot = s->v[i];
         if (slot->state == S_BUSY) {
             s_end(s, slot);
             tw_call_cancel(&slot->call);
@@ -232,18 +268,18 @@ tw_slots_hold(tw_slots_t *s)
         return TW_EFULL;
     }
     unsigned idx = s->free[--s->nfree];
-    s->v[idx].state = S_HELD;
+    s->v[idx]->state = S_HELD;
     return (int)idx;
 }
 
 void
 tw_slots_unhold(tw_slots_t *s, int idx)
 {
-    if (idx < 0 || (unsigned)idx >= s->n || s->v[idx].state != S_HELD) {
+    if (idx < 0 || (unsigned)idx >= s->n || s->v[idx]->state != S_HELD) {
         tw_warn("worker.slots", "slot %d was not held", idx);
         return;
     }
-    s_release(s, &s->v[idx]);
+    s_release(s, s->v[idx]);
 }
 
 unsigned

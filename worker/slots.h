@@ -86,6 +86,12 @@ int tw_slots_hold(tw_slots_t *s);
  * caller returns the credit). */
 void tw_slots_unhold(tw_slots_t *s, int idx);
 
+/* Grow the table to `n` slots (more slots than now; nothing happens if
+ * `n` is not larger). The new ones are free at once. Shrinking is the
+ * caller's business: it simply uses fewer (worker.c keeps a limit).
+ * Returns 0, or TW_EINVAL when closing or above 65536. */
+int tw_slots_grow(tw_slots_t *s, unsigned n);
+
 /* Slots free now. */
 unsigned tw_slots_free_count(const tw_slots_t *s);
 

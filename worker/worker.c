@@ -223,7 +223,7 @@ s_send_hello(tw_worker_t *w)
     tw_enc_key(&e, TW_F_PID);
     tw_enc_uint(&e, (uint64_t)getpid());
     tw_enc_key(&e, TW_F_SLOTS);
-    tw_enc_uint(&e, tw_slots_size(w->slots));
+    tw_enc_uint(&e, w->nslots);
     tw_enc_key(&e, TW_F_HANDLERS);
     tw_enc_array(&e, w->reg->n);
     for (size_t i = 0; i < w->reg->n; i++) {
@@ -249,6 +249,23 @@ s_send_ready(tw_worker_t *w, uint64_t credit)
     tw_enc_key(&e, TW_F_CREDIT);
     tw_enc_uint(&e, credit);
     s_send_enc(w, &e, TW_CMD_READY);
+}
+
+/* Slots: w->nslots is the count the broker knows (--slots, or the last
+ * WORKER resize). The table may hold more after a shrink; a slot that
+ * frees gives credit back only while fewer than nslots are occupied, so
+ * a shrunk worker winds down to its new size without killing anything. */
+static int
+s_below_limit(const tw_worker_t *w)
+{
+    return !w->slots || tw_slots_busy(w->slots) < w->nslots;
+}
+
+static unsigned
+s_free_under_limit(const tw_worker_t *w)
+{
+    unsigned busy = tw_slots_busy(w->slots);
+    return busy < w->nslots ? w->nslots - busy : 0;
 }
 
 /* Pending outcomes -------------------------------------------------------- */
@@ -440,7 +457,7 @@ s_on_outcome(void *udata, const tw_outcome_t *o)
     if (w->state != S_READY || w->stopping) {
         return; /* READY after the next WELCOME counts free slots anew */
     }
-    if (o->credit && !w->draining) {
+    if (o->credit && !w->draining && s_below_limit(w)) {
         w->credit++;
     }
     if (o->id) {
@@ -591,7 +608,8 @@ s_tl_left(void *udata, tw_station_t *st)
     if (w->draining || w->stopping) {
         s_flush_arm(w); /* the check notices when the last one leaves */
     }
-    if (w->state != S_READY || w->stopping || w->draining) {
+    if (w->state != S_READY || w->stopping || w->draining ||
+        !s_below_limit(w)) {
         return;
     }
     w->credit++;
@@ -862,7 +880,7 @@ s_on_welcome(tw_worker_t *w, const tw_msg_t *m)
     s_discard(w);
     uint64_t p = s_tick_period(w);
     uv_timer_start(&w->tick, s_tick_cb, p, p);
-    unsigned free = tw_slots_free_count(w->slots);
+    unsigned free = s_free_under_limit(w);
     if (free) {
         s_send_ready(w, free);
     }
@@ -1079,6 +1097,53 @@ s_on_n2s(tw_worker_t *w, const tw_msg_t *m)
     }
 }
 
+/* WORKER from the broker: "drain" (leave as on SIGTERM: stations back at
+ * their iteration boundaries, running tasks finish, then BYE and exit 0)
+ * or "resize" to `slots` (answered with WORKER "resized" and the free
+ * capacity under the new count, which replaces the broker's credit). */
+static void
+s_on_worker(tw_worker_t *w, const tw_msg_t *m)
+{
+    size_t ol;
+    const char *op = tw_msg_str(m, TW_F_OP, &ol);
+    if (ol == 5 && memcmp(op, "drain", 5) == 0) {
+        tw_notice("worker.drain", "the broker asked this worker to drain");
+        tw_worker_drain(w);
+        return;
+    }
+    if (ol != 6 || memcmp(op, "resize", 6) != 0) {
+        tw_warn("worker.proto", "unknown WORKER op '%.*s' ignored", (int)ol,
+                op);
+        return;
+    }
+    uint64_t n = tw_msg_uint(m, TW_F_SLOTS, 0);
+    if (n < 1 || n > 65536 || w->draining || w->stopping) {
+        tw_warn("worker.resize", "resize to %llu slots ignored%s",
+                (unsigned long long)n,
+                w->draining || w->stopping ? " while leaving" : "");
+        return;
+    }
+    unsigned from = w->nslots;
+    tw_slots_grow(w->slots, (unsigned)n);
+    w->nslots = (unsigned)n;
+    /* Credit not yet reported was counted under the old size; the answer
+     * below is the whole truth, so it goes. */
+    w->credit = 0;
+    unsigned free = s_free_under_limit(w);
+    tw_notice("worker.resize", "resized from %u to %u slots: %u busy, %u "
+              "free", from, w->nslots, tw_slots_busy(w->slots), free);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 3);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, "resized");
+    tw_enc_key(&e, TW_F_SLOTS);
+    tw_enc_uint(&e, n);
+    tw_enc_key(&e, TW_F_CREDIT);
+    tw_enc_uint(&e, free);
+    s_send_enc(w, &e, TW_CMD_WORKER);
+}
+
 static void
 s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
@@ -1150,6 +1215,11 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     case TW_CMD_BYE:
         s_lost(w, "broker said BYE");
+        break;
+    case TW_CMD_WORKER:
+        if (w->state == S_READY) {
+            s_on_worker(w, &m);
+        }
         break;
     default: /* HEARTBEAT: receiving it was the point */
         break;

@@ -49,6 +49,9 @@ int tw_cli_map(const tw_cli_env_t *e);
 int tw_cli_group(const tw_cli_env_t *e);
 int tw_cli_pool(const tw_cli_env_t *e);
 int tw_cli_watch(const tw_cli_env_t *e); /* cmd_watch.c */
+/* `workers drain NAME` and `workers resize NAME SLOTS` (cmd_workers.c);
+ * e->argv[0] is "workers". */
+int tw_cli_workers_op(const tw_cli_env_t *e);
 
 /* `cancel` with --strict, --group G or --all; returns -1 (doing nothing)
  * when none of them is among the words, so the caller's plain `cancel
@@ -165,7 +168,8 @@ typedef enum {
     TW_CLI_REQ_CANCEL,  /* tw__client_cancel: a tw__ids_t (internal.h) */
     TW_CLI_REQ_STATION, /* tw_client_station: a tw_station_req_t */
     TW_CLI_REQ_GROUP,   /* tw_client_group: a tw_pool_req_t */
-    TW_CLI_REQ_POOL     /* tw_client_pool: a tw_pool_req_t */
+    TW_CLI_REQ_POOL,    /* tw_client_pool: a tw_pool_req_t */
+    TW_CLI_REQ_WORKER   /* tw_client_worker: a tw_worker_req_t */
 } tw_cli_req_t;
 
 /* Connect, make the request `kind` with `arg`, waiting up to

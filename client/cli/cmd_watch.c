@@ -249,8 +249,8 @@ s_draw_workers(s_view_t *v, json_t *ws)
         int n = (int)strlen(s_str(w, "name"));
         nw = n > nw ? (n > 32 ? 32 : n) : nw;
     }
-    s_line(v, "%-*s %-16s %9s %7s %8s %10s", nw, "NAME", "HOST", "SLOTS",
-           "CREDIT", "HB AGE", "DONE");
+    s_line(v, "%-*s %-16s %9s %7s %8s %10s %s", nw, "NAME", "HOST",
+           "SLOTS", "CREDIT", "HB AGE", "DONE", "STATE");
     if (json_array_size(ws) == 0) {
         s_line(v, "no workers connected");
     }
@@ -258,9 +258,13 @@ s_draw_workers(s_view_t *v, json_t *ws)
         char slots[32];
         snprintf(slots, sizeof slots, "%lld/%lld", s_int(w, "running"),
                  s_int(w, "slots"));
-        s_line(v, "%-*.*s %-16.16s %9s %7lld %7.1fs %10lld", nw, nw,
+        /* "draining" or "resizing" while WORKER requests are under way
+         * (brokers before them send no state). */
+        const char *state = json_string_value(json_object_get(w, "state"));
+        s_line(v, "%-*.*s %-16.16s %9s %7lld %7.1fs %10lld %.10s", nw, nw,
                s_str(w, "name"), s_str(w, "host"), slots, s_int(w, "credit"),
-               (double)s_int(w, "age_ms") / 1000.0, s_int(w, "done"));
+               (double)s_int(w, "age_ms") / 1000.0, s_int(w, "done"),
+               state ? state : "");
     }
 }
 

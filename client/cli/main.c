@@ -88,6 +88,12 @@ static const char s_usage[] =
     "      or nothing (exit 1 if one is unknown, ended or cancelling);\n"
     "      --group cancels a group's tasks, --all every task of the pool.\n"
     "  workers            List the connected workers.\n"
+    "  workers drain NAME|ID\n"
+    "      Stop giving the worker work, move its stations away, let its\n"
+    "      running tasks finish, then let it exit. NAME applies to every\n"
+    "      worker of that name; a number that is no worker's name is an id.\n"
+    "  workers resize NAME|ID SLOTS\n"
+    "      Change a running worker's slot count (1..65536).\n"
     "  status             Summarise the broker's counters.\n"
     "  watch [--interval S]\n"
     "      A live full-screen view of workers, stations, tasks and groups\n"
@@ -782,15 +788,19 @@ s_print_listing(json_t *rows, const void *arg)
 static int
 s_cmd_workers(const tw_cli_env_t *o)
 {
-    static const char *const keys[] = {"id",      "name",   "host",
-                                       "slots",   "running", "credit",
-                                       "handlers"};
-    static const char *const titles[] = {"ID",      "NAME",   "HOST",
-                                         "SLOTS",   "RUNNING", "CREDIT",
-                                         "HANDLERS"};
+    static const char *const keys[] = {"id",      "name",    "host",
+                                       "state",   "slots",   "running",
+                                       "stations", "credit", "handlers"};
+    static const char *const titles[] = {"ID",      "NAME",    "HOST",
+                                         "STATE",   "SLOTS",   "RUNNING",
+                                         "STATIONS", "CREDIT", "HANDLERS"};
     static const s_listing_t listing = {keys, titles,
                                         sizeof keys / sizeof keys[0],
                                         "no workers connected"};
+    if (o->argc > 1 && (strcmp(o->argv[1], "drain") == 0 ||
+                        strcmp(o->argv[1], "resize") == 0)) {
+        return tw_cli_workers_op(o);
+    }
     int code = s_no_args(o);
     if (code >= 0) {
         return code;

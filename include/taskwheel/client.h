@@ -182,6 +182,45 @@ int tw_client_query(tw_client_t *c, const char *what, int timeout_ms,
                     void **data, size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* Scaling workers                                                    */
+
+/* A WORKER request (proto/PROTOCOL.md 5.18).
+ *
+ *   op        "drain": the worker gets no more tasks or stations, its
+ *             stations move to other workers at their iteration
+ *             boundaries, its running tasks finish, then it exits 0.
+ *             "resize": the worker runs `slots` slots from now on; growing
+ *             adds capacity at once, shrinking moves the stations on the
+ *             slots that go away and never kills a running task.
+ *   name      every live worker with this name (the reply lists them), or
+ *   wid       (non-zero) exactly the worker with this id (`workers` shows
+ *             ids); wid wins when both are given.
+ *   slots     resize only: 1..65536.
+ *
+ * The REPLY data is {"op": op, "workers": [{id, name, host, slots, running,
+ * stations, state}, ...]}. Broker errors: TW_ENOENT (no such worker),
+ * TW_EINVAL (unknown op, no name, bad slots), TW_ESTATE (resizing a
+ * draining worker). */
+typedef struct {
+    const char *op;
+    const char *name;
+    uint64_t wid;
+    uint64_t slots;
+} tw_worker_req_t;
+
+/* Send a WORKER request; `data`/`len` as in tw_client_query (may be NULL).
+ * Returns 0, TW_EINVAL (op missing or longer than 32 bytes, name longer
+ * than 128), TW_EUNREACH, or the broker's error code. */
+int tw_client_worker(tw_client_t *c, const tw_worker_req_t *req,
+                     int timeout_ms, void **data, size_t *len);
+
+/* tw_client_worker with op "drain" / "resize" and a name. */
+int tw_client_worker_drain(tw_client_t *c, const char *name, int timeout_ms,
+                           void **data, size_t *len);
+int tw_client_worker_resize(tw_client_t *c, const char *name, unsigned slots,
+                            int timeout_ms, void **data, size_t *len);
+
+/* ------------------------------------------------------------------ */
 /* Stations                                                           */
 
 /* A station is a perpetual loop of one handler that the broker places on

@@ -270,7 +270,11 @@ test_subscriber_goes_away(void **state)
     assert_int_equal(f->st.nsubs, 0);
 }
 
-/* Receive one published message on `sub`: its topic and its "pseq". */
+/* The "tseq" of the message s_recv_pseq read last. */
+static uint64_t s_tseq;
+
+/* Receive one published message on `sub`: its topic and its "pseq" (and
+ * its "tseq" in s_tseq). */
 static uint64_t
 s_recv_pseq(void *sub, const char *topic, uint64_t *id)
 {
@@ -289,7 +293,7 @@ s_recv_pseq(void *sub, const char *topic, uint64_t *id)
     assert_int_equal(off, zmq_msg_size(&m.f[1])); /* no header, one map */
     const msgpack_object *o = &up.data;
     assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(o->via.map.size, 2);
+    assert_int_equal(o->via.map.size, 3);
     const msgpack_object_kv *kv = o->via.map.ptr;
     assert_int_equal(kv[0].key.type, MSGPACK_OBJECT_STR);
     assert_int_equal(kv[0].key.via.str.size, 4);
@@ -298,6 +302,9 @@ s_recv_pseq(void *sub, const char *topic, uint64_t *id)
     uint64_t pseq = kv[0].val.via.u64;
     assert_memory_equal(kv[1].key.via.str.ptr, "id", 2);
     *id = kv[1].val.via.u64;
+    assert_memory_equal(kv[2].key.via.str.ptr, "tseq", 4);
+    assert_int_equal(kv[2].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    s_tseq = kv[2].val.via.u64;
     msgpack_unpacked_destroy(&up);
     tw_zframes_close(&m);
     return pseq;
@@ -344,6 +351,93 @@ test_publish(void **state)
     s_close_sub(f, sub);
 }
 
+/* ops: a subscriber to a prefix sees pseq jump over topics it did not ask
+ * for, while each topic's tseq runs 1, 2, 3... without a hole: a gap in
+ * tseq is a loss, a gap in pseq is not. */
+static void
+test_tseq_per_topic(void **state)
+{
+    s_fix_t *f = *state;
+    void *sub = s_sub(f);
+    s_subscribe(sub, "task.");
+    s_wait_wants(f, "task.done", 1);
+    static const char *const topics[] = {
+        "task.done", "worker.up", "task.done", "stats", "task.submitted",
+        "worker.up", "task.done", "task.submitted", "stats", "task.done"};
+    for (size_t i = 0; i < 10; i++) {
+        s_publish(f, topics[i], i);
+    }
+    uint64_t done = 0, submitted = 0, last_pseq = 0, id;
+    int pseq_gaps = 0;
+    for (int k = 0; k < 6; k++) {
+        /* Messages arrive in publishing order; read each as its topic. */
+        const char *want = NULL;
+        for (size_t i = 0, seen = 0; i < 10; i++) {
+            if (strncmp(topics[i], "task.", 5) == 0 && seen++ == (size_t)k) {
+                want = topics[i];
+            }
+        }
+        uint64_t pseq = s_recv_pseq(sub, want, &id);
+        pseq_gaps += pseq != last_pseq + 1;
+        last_pseq = pseq;
+        uint64_t *n = strcmp(want, "task.done") == 0 ? &done : &submitted;
+        assert_int_equal(s_tseq, *n + 1);
+        *n = s_tseq;
+    }
+    assert_int_equal(done, 4);
+    assert_int_equal(submitted, 2);
+    assert_true(pseq_gaps >= 3);
+    /* Topics nobody received are counted too: the snapshot knows them. */
+    assert_int_equal(tw_tseq_last(&f->st.tseq, "worker.up", 9), 2);
+    assert_int_equal(tw_tseq_last(&f->st.tseq, "stats", 5), 2);
+    assert_int_equal(tw_tseq_count(&f->st.tseq), 4);
+    s_close_sub(f, sub);
+}
+
+/* The counter table alone: forget, forget by prefix, encode. */
+static void
+test_tseq_table(void **state)
+{
+    (void)state;
+    tw_tseq_t t;
+    tw_tseq_init(&t);
+    assert_int_equal(tw_tseq_last(&t, "a", 1), 0);
+    assert_int_equal(tw_tseq_next(&t, "station.a.running", 17), 1);
+    assert_int_equal(tw_tseq_next(&t, "station.a.running", 17), 2);
+    assert_int_equal(tw_tseq_next(&t, "station.a.b.running", 19), 1);
+    assert_int_equal(tw_tseq_next(&t, "s2n.a", 5), 1);
+    char topic[32];
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(topic, sizeof topic, "group.p.g%d.empty", i);
+        assert_int_equal(tw_tseq_next(&t, topic, (size_t)n), 1);
+    }
+    assert_int_equal(tw_tseq_count(&t), 103);
+    assert_int_equal(tw_tseq_forget(&t, "s2n.a", 5), 1);
+    assert_int_equal(tw_tseq_forget(&t, "s2n.a", 5), 0);
+    assert_int_equal(tw_tseq_forget_prefix(&t, "group.", 6), 100);
+    assert_int_equal(tw_tseq_count(&t), 2);
+    /* A topic forgotten and seen again counts from 1. */
+    assert_int_equal(tw_tseq_next(&t, "s2n.a", 5), 1);
+
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_tseq_encode(&t, &e);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, e.sb.data, e.sb.size, NULL),
+                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(up.data.type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(up.data.via.map.size, 3);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+        sum += up.data.via.map.ptr[i].val.via.u64;
+    }
+    assert_int_equal(sum, 2 + 1 + 1);
+    msgpack_unpacked_destroy(&up);
+    tw_enc_free(&e);
+    tw_tseq_free(&t);
+}
+
 int
 main(void)
 {
@@ -357,6 +451,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_subscriber_goes_away, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_publish, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_tseq_per_topic, s_setup,
+                                        s_teardown),
+        cmocka_unit_test(test_tseq_table),
     };
     return cmocka_run_group_tests_name("broker_status", tests, NULL, NULL);
 }

@@ -290,6 +290,115 @@ test_drain_timeout(void **state)
     assert_int_equal(fx->exit_code, 0);
 }
 
+/* WORKER {op, slots?} from the broker (PROTOCOL.md 5.18). */
+static void
+s_send_worker_op(tw_fb_t *fx, const char *op, uint64_t slots)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, slots ? 2 : 1);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, op);
+    if (slots) {
+        tw_enc_key(&e, TW_F_SLOTS);
+        tw_enc_uint(&e, slots);
+    }
+    tw_fb_send(fx, &e, TW_CMD_WORKER);
+}
+
+/* Expect WORKER resized {slots, credit}. */
+static void
+s_expect_resized(tw_fb_t *fx, uint64_t slots, uint64_t credit)
+{
+    assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_WORKER);
+    size_t len;
+    const char *op = tw_msg_str(&fx->m, TW_F_OP, &len);
+    assert_int_equal(len, 7);
+    assert_memory_equal(op, "resized", 7);
+    assert_int_equal(tw_msg_uint(&fx->m, TW_F_SLOTS, 0), slots);
+    assert_int_equal(tw_msg_uint(&fx->m, TW_F_CREDIT, 99), credit);
+}
+
+/* Collect DONE messages until `n` outcomes arrived; returns the credit
+ * they returned in total. */
+static uint64_t
+s_collect_done(tw_fb_t *fx, size_t n)
+{
+    size_t got = 0;
+    uint64_t credit = 0;
+    while (got < n) {
+        assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_DONE);
+        for (size_t i = 0; i < fx->m.nitems; i++) {
+            assert_int_equal(tw_item_uint(&fx->m.items[i], TW_I_ST, 9),
+                             TW_ST_OK);
+        }
+        got += fx->m.nitems;
+        credit += tw_msg_uint(&fx->m, TW_F_CREDIT, 0);
+    }
+    return credit;
+}
+
+/* Shrinking under load kills nothing and returns credit only below the
+ * new count; growing makes room at once; the new count is what a later
+ * HELLO announces. */
+static void
+test_resize(void **state)
+{
+    tw_fb_t *fx = *state;
+    fx->skip_heartbeats = 1;
+    s_start_worker(fx, 2, 1000);
+    tw_fb_handshake(fx, 2, 1000);
+    static const char tenth[] = "\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a";
+    static const char fifth[] = "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a";
+    s_send_tasks(fx, 1, 2, "sleep", fifth, 9, 0); /* 0.2 s each */
+    tw_fb_spin(fx, 20);
+    s_send_worker_op(fx, "resize", 1);
+    s_expect_resized(fx, 1, 0); /* both slots busy: nothing free */
+    /* Both finish: only the second one brings the worker below 1. */
+    assert_int_equal(s_collect_done(fx, 2), 1);
+
+    s_send_worker_op(fx, "resize", 4);
+    s_expect_resized(fx, 4, 4);
+    s_send_tasks(fx, 10, 4, "sleep", tenth, 9, 0);
+    assert_int_equal(s_collect_done(fx, 4), 4); /* four ran at once */
+
+    /* Bad requests are ignored: no answer. */
+    s_send_worker_op(fx, "resize", 0);
+    s_send_worker_op(fx, "resize", 100000);
+    s_send_worker_op(fx, "explode", 0);
+    assert_int_equal(tw_fb_recv(fx, 300), 0);
+
+    /* A later registration announces 4 slots. */
+    tw_fb_send_error(fx, TW_EWORKER, NULL);
+    assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_HELLO);
+    assert_int_equal(tw_msg_uint(&fx->m, TW_F_SLOTS, 0), 4);
+    tw_fb_send_welcome(fx, 1000);
+    assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_READY);
+    assert_int_equal(tw_msg_uint(&fx->m, TW_F_CREDIT, 0), 4);
+}
+
+/* WORKER drain is the SIGTERM drain: the running task finishes (its
+ * credit is not returned), new tasks are not run, BYE, exit 0. */
+static void
+test_drain_by_broker(void **state)
+{
+    tw_fb_t *fx = *state;
+    s_start_worker(fx, 2, 5000);
+    tw_fb_handshake(fx, 2, 1000);
+    s_send_tasks(fx, 1, 1, "sleep", "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a",
+                 9, 0); /* 0.2 s */
+    tw_fb_spin(fx, 20);
+    s_send_worker_op(fx, "drain", 0);
+    tw_fb_spin(fx, 20);
+    s_send_tasks(fx, 2, 1, "noop", &s_nil, 1, 0);
+    assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_DONE);
+    assert_int_equal(fx->m.nitems, 1);
+    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ID, 0), 1);
+    assert_null(fx->m.f[TW_F_CREDIT]);
+    tw_fb_expect_bye(fx, 0);
+    assert_false(fx->stuck);
+}
+
 static void
 test_abort(void **state)
 {
@@ -319,6 +428,8 @@ main(void)
         T(test_drain),
         T(test_drain_timeout),
         T(test_abort),
+        T(test_resize),
+        T(test_drain_by_broker),
 #undef T
     };
     return cmocka_run_group_tests(tests, tw_suite_setup, NULL);

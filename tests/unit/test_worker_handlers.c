@@ -624,6 +624,48 @@ test_slots_cancel_and_refusals(void **state)
     assert_int_equal(fx->out[5].credit, 1);
 }
 
+/* A resize (WORKER op "resize") grows the table while tasks and stations
+ * hold slots: the running ones stay where they are (their calls embed
+ * libuv handles, which must not move), the new slots are free at once,
+ * and every slot reports through the same callback. */
+static void
+test_slots_grow(void **state)
+{
+    s_fx_t *fx = *state;
+    s_new_slots(fx, 2);
+    msgpack_pack_uint8(&fx->pk, 30);
+    assert_int_equal(s_slot_start(fx, 1, "sleep", 0), 0);
+    int held = tw_slots_hold(fx->slots);
+    assert_int_equal(held, 1);
+    assert_int_equal(tw_slots_free_count(fx->slots), 0);
+    assert_int_equal(tw_slots_grow(fx->slots, 1), 0); /* not larger */
+    assert_int_equal(tw_slots_size(fx->slots), 2);
+    assert_int_equal(tw_slots_grow(fx->slots, 70000), TW_EINVAL);
+    assert_int_equal(tw_slots_grow(fx->slots, 5), 0);
+    assert_int_equal(tw_slots_size(fx->slots), 5);
+    assert_int_equal(tw_slots_free_count(fx->slots), 3);
+    assert_int_equal(tw_slots_busy(fx->slots), 2);
+    /* The lowest new index is used first. */
+    assert_int_equal(tw_slots_hold(fx->slots), 2);
+    for (uint64_t id = 2; id <= 3; id++) {
+        msgpack_pack_uint8(&fx->pk, 30);
+        assert_int_equal(s_slot_start(fx, id, "sleep", 0), 0);
+    }
+    msgpack_pack_nil(&fx->pk);
+    assert_int_equal(s_slot_start(fx, 9, "noop", 0), TW_EFULL);
+    assert_int_equal(tw_slots_busy(fx->slots), 5);
+    /* A task on a new slot ends like any other. */
+    assert_int_equal(tw_slots_cancel(fx->slots, 3, TW_ST_CANCELLED), 0);
+    s_wait(fx, 3, 2000);
+    assert_int_equal(fx->out[fx->nout - 1].credit, 1);
+    assert_int_equal(tw_slots_free_count(fx->slots), 1);
+    tw_slots_unhold(fx->slots, held);
+    tw_slots_unhold(fx->slots, 2);
+    tw_slots_orphan_all(fx->slots);
+    s_wait(fx, 6, 2000);
+    assert_int_equal(tw_slots_free_count(fx->slots), 5);
+}
+
 /* Plugins ----------------------------------------------------------------- */
 
 static void
@@ -755,6 +797,7 @@ main(void)
         T(test_exec_cap),
         T(test_exec_timeout),
         T(test_slots_cancel_and_refusals),
+        T(test_slots_grow),
         T(test_plugin_sum_upper),
         T(test_plugin_slow_cancel),
         T(test_plugin_errors),
