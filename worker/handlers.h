@@ -80,6 +80,12 @@ void tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl);
  * (worker/handlers/builtin.c). Returns 0 or tw_handlers_add's error. */
 int tw_handlers_add_builtin(tw_handlers_t *reg);
 
+/* Register "ask" (worker/handlers/ask.c): a task that opens its channel,
+ * sends each element of its array argument as a message (or of "msgs"
+ * in a map {msgs, req, timeout, delay}), makes one request and returns
+ * the reply, or the error's name ("ETIMEDOUT", "ECLOSEREQ"). */
+int tw_handlers_add_chan_builtins(tw_handlers_t *reg);
+
 /* Register the station built-ins (worker/handlers/builtin.c): "incr"
  * (a number n -> n + 1), "mirror" (returns its input; as a station every
  * n2s message comes back as s2n, in order) and "ticker" (returns its
@@ -114,6 +120,8 @@ struct tw_call {
     const tw_handler_t *h;
     uint64_t id;
     tw_station_t *station; /* set by the taskloop for its iterations */
+    struct tw_chans *chans; /* task channels (chan.h), or NULL */
+    struct tw_chan *chan;   /* this task's open channel, or NULL */
     char *args; /* a copy of the task's arguments; grows, never shrinks */
     size_t alen, acap;
     void *data; /* the handler's, reset at each start */

@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "common/keys.h"
+#include "worker/chan.h"
 #include "worker/handlers.h"
 #include "worker/taskloop.h"
 
@@ -95,6 +96,7 @@ typedef struct {
     uint64_t refused;     /* ASSIGN items refused */
     uint64_t s2n_dropped; /* s2n not sent: too much pending */
     tw_taskloop_stats_t tl;
+    tw_chans_stats_t chan; /* task channels */
 } tw_worker_stats_t;
 
 /* Counters since tw_worker_new. */
