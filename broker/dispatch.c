@@ -474,6 +474,9 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_POOL:
         tw__broker_on_pool(b, c, &m);
         break;
+    case TW_CMD_CHAN:
+        tw__broker_on_chan_down(b, c, &m);
+        break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
@@ -677,6 +680,9 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_S2N:
         tw__broker_on_s2n(b, w, &m);
+        break;
+    case TW_CMD_CHAN:
+        tw__broker_on_chan_up(b, w, &m);
         break;
     default: /* HEARTBEAT: liveness was refreshed above. */
         break;
