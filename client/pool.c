@@ -95,6 +95,7 @@ typedef struct {
     tw_event_cb cb;
     void *cb_arg;
     tw_idmap_t recs;       /* seq -> s_rec_t */
+    tw_idmap_t byid;       /* task id -> seq, once acknowledged */
     s_feeder_t *feeders;
     s_feeder_t *feeding;   /* the feeder submitting right now */
     uint64_t feeding_index;
@@ -260,6 +261,7 @@ s_sess(tw_client_t *c, int create)
         s_sess_t *s = tw_calloc(1, sizeof *s);
         s->c = c;
         tw_idmap_init(&s->recs);
+        tw_idmap_init(&s->byid);
         s->on_exception = TW_POLICY_RAISE;
         s->on_cancelled = TW_POLICY_RAISE;
         *slot = s;
@@ -306,6 +308,7 @@ tw__sess_free(tw_client_t *c)
     }
     tw_idmap_each(&s->recs, s_rec_free, NULL);
     tw_idmap_free(&s->recs);
+    tw_idmap_free(&s->byid);
     while (s->feeders) {
         s_feeder_t *f = s->feeders;
         s->feeders = f->next;
@@ -487,6 +490,10 @@ s_rec_end(s_sess_t *s, uint64_t seq, s_rec_t *r)
         return;
     }
     tw_idmap_del(&s->recs, seq);
+    if (r->id && tw_idmap_get(&s->byid, r->id) ==
+                     (void *)(uintptr_t)seq) {
+        tw_idmap_del(&s->byid, r->id);
+    }
     s_feeder_t *f = r->f;
     tw_free(r);
     if (f) {
@@ -543,6 +550,9 @@ tw__sess_ack(tw_client_t *c, const tw_ack_t *ack)
     ev.msg = ack->msg;
     if (r) {
         r->id = ack->id;
+        if (ack->id && !ack->err) {
+            tw_idmap_put(&s->byid, ack->id, (void *)(uintptr_t)ack->seq);
+        }
     }
     ev.kind = ack->err ? TW_EV_REFUSED : TW_EV_SUBMITTED;
     s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
@@ -604,6 +614,31 @@ tw__sess_result(tw_client_t *c, const tw_result_t *res)
         }
     }
     s_rec_end(s, res->seq, r);
+}
+
+void
+tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg)
+{
+    static const tw_event_kind_t kinds[] = {
+        [TW_CHAN_OPEN] = TW_EV_COMM_OPEN,
+        [TW_CHAN_MSG] = TW_EV_COMM_MESSAGE,
+        [TW_CHAN_REQ] = TW_EV_COMM_REQUEST,
+        [TW_CHAN_CLOSE] = TW_EV_COMM_CLOSE,
+    };
+    s_sess_t *s = s_sess(c, 0);
+    if (!s) {
+        return;
+    }
+    uint64_t seq = (uint64_t)(uintptr_t)tw_idmap_get(&s->byid, msg->id);
+    tw_event_t ev;
+    s_rec_t *r = seq ? s_rec_event(s, seq, msg->id, &ev) : NULL;
+    if (!seq) {
+        memset(&ev, 0, sizeof ev);
+        ev.id = msg->id;
+    }
+    ev.kind = kinds[msg->kind];
+    ev.chan = msg;
+    s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
 }
 
 void

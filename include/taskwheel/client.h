@@ -500,6 +500,54 @@ int tw_client_gather_and_close(tw_client_t *c, const char *pool,
 int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
 
 /* ------------------------------------------------------------------ */
+/* Task channels (S90-S93)                                            */
+
+/* A running task may open a channel to the client that submitted it
+ * (handler.h: tw_call_open...). Its items arrive here, per task in the
+ * order the task sent them (S92): OPEN first, then MSG and REQ, CLOSE
+ * last. A REQ carries a correlation id `cr` to answer with
+ * tw_client_respond(); an unanswered request times out on the worker.
+ * Channel items arrive while the client dispatches (poll, the waiting
+ * calls), like every callback. */
+typedef enum {
+    TW_CHAN_OPEN = 1, /* data: the optional first message (nil if none) */
+    TW_CHAN_MSG,      /* data: the message */
+    TW_CHAN_REQ,      /* data: the request; answer with cr */
+    TW_CHAN_CLOSE     /* the task closed it, or ended */
+} tw_chan_kind_t;
+
+/* Borrowed by the callback for its duration. */
+typedef struct {
+    uint64_t id;         /* broker task id */
+    tw_chan_kind_t kind;
+    const void *data;    /* one msgpack value ("\xc0", nil, if none) */
+    size_t len;
+    uint64_t cr;         /* REQ: its correlation id; else 0 */
+} tw_chan_msg_t;
+
+/* Return 0; non-zero means the handler failed, and the client then sends
+ * a close request for that task's channel (S93: the task's waiting and
+ * later requests fail with CloseRequestError). */
+typedef int (*tw_chan_cb)(void *arg, const tw_chan_msg_t *msg);
+
+/* The channel callback for every task this client submitted; NULL to
+ * remove it. Items also become TW_EV_COMM_* session events. */
+void tw_client_on_channel(tw_client_t *c, tw_chan_cb cb, void *arg);
+
+/* Answer request `cr` of task `task_id` with `data` (one msgpack value,
+ * `len` bytes; NULL = nil). Queued and sent at once if the socket takes
+ * it; callable from callbacks. Returns 0, TW_EINVAL (bad msgpack, cr 0),
+ * TW_E2BIG (over 16 MiB - 4 KiB) or TW_EIO. The broker answers an item
+ * for a task that is not running (any more) with an ERROR that shows in
+ * tw_client_last_error. */
+int tw_client_respond(tw_client_t *c, uint64_t task_id, uint64_t cr,
+                      const void *data, size_t len);
+
+/* Ask the task to close its channel (closereq): its waiting and later
+ * requests fail with CloseRequestError (S93). Returns 0 or TW_EIO. */
+int tw_client_close_channel(tw_client_t *c, uint64_t task_id);
+
+/* ------------------------------------------------------------------ */
 /* Events and the session run                                         */
 
 /* Events are built from ACKs and RESULT pushes (the broker runs no user
@@ -515,6 +563,9 @@ int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
  *   TW_EV_DONE, then exactly one of TW_EV_RESULT (state ok) or
  *   TW_EV_EXCEPTION (error, timeout, lost).
  *   TW_EV_SKIPPED         a map item that could not be built (S53).
+ *   While it runs, its channel items, in order (S91-S92, `chan` set):
+ *   TW_EV_COMM_OPEN, TW_EV_COMM_MESSAGE, TW_EV_COMM_REQUEST and
+ *   TW_EV_COMM_CLOSE, after the tw_client_on_channel callback saw them.
  *
  * The client-level callback sees a task's events before the task-level
  * one does: client DONE, client RESULT, task DONE, task RESULT. Only
@@ -534,7 +585,11 @@ typedef enum {
     TW_EV_STOP,
     TW_EV_TIMEOUT,
     TW_EV_FINISHING,
-    TW_EV_FINISHED
+    TW_EV_FINISHED,
+    TW_EV_COMM_OPEN,
+    TW_EV_COMM_MESSAGE,
+    TW_EV_COMM_REQUEST,
+    TW_EV_COMM_CLOSE
 } tw_event_kind_t;
 
 /* How a tw_run ended (S75). */
@@ -570,6 +625,7 @@ struct tw_event {
     const char *group;         /* map / apply / start group, else NULL */
     uint64_t index;            /* the item's index in that group's feed */
     const tw_exit_state_t *exit; /* FINISHED */
+    const tw_chan_msg_t *chan;   /* COMM_*: the channel item */
 };
 
 /* The client-level event callback; NULL to remove it. */
