@@ -1,0 +1,448 @@
+/*  tests/integration/17-channels.c - task channels, default group limits
+ *  and the pool.closed event, against a real broker and a real worker.
+ *
+ *  Task channels (S90-S93, F5) use the worker's built-in "ask" handler,
+ *  which opens its channel, sends each message it was given, makes one
+ *  request and returns the reply or the error's name:
+ *   - messages arrive in the order the task sent them, OPEN first and
+ *     CLOSE last, as callbacks and as comm-* session events (S91, S92);
+ *   - a request gets the submitter's response back (S91);
+ *   - an unanswered request times out on the worker, and a response that
+ *     comes after the task ended is refused by the broker (S93);
+ *   - a submitter whose channel callback fails sends a close request, and
+ *     the task's request fails with CloseRequestError (S93);
+ *   - a submitter that dies makes the broker close the channel, and the
+ *     task's next request fails with CloseRequestError (S93);
+ *   - a cancelled task's channel closes before its cancelled outcome;
+ *   - bad CHAN input (unknown ev, missing id, task not running, another
+ *     client's task, data over --max-payload) gets an ERROR and a counted
+ *     drop.
+ *  Then default_limit bounds every group without a limit of its own, not
+ *  the pool (S101), and until_closed returns on the pool.closed event
+ *  (S63-S64).
+ */
+#include "tests/harness/harness.h"
+#include "tests/harness/client_helpers.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static tw_h_broker_t s_b;
+
+/* ---- msgpack helpers ---------------------------------------------- */
+
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} s_mp_t;
+
+static void
+s_mp_init(s_mp_t *m)
+{
+    msgpack_sbuffer_init(&m->sb);
+    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+static void
+s_mp_str(s_mp_t *m, const char *s)
+{
+    msgpack_pack_str_with_body(&m->pk, s, strlen(s));
+}
+
+/* ask's arguments {"msgs": [1..nmsgs], "timeout": t, "delay": d}. */
+static void
+s_ask_args(s_mp_t *m, int nmsgs, unsigned timeout, unsigned delay)
+{
+    s_mp_init(m);
+    msgpack_pack_map(&m->pk, 3);
+    s_mp_str(m, "msgs");
+    msgpack_pack_array(&m->pk, (size_t)nmsgs);
+    for (int i = 1; i <= nmsgs; i++) {
+        msgpack_pack_int(&m->pk, i);
+    }
+    s_mp_str(m, "timeout");
+    msgpack_pack_unsigned_int(&m->pk, timeout);
+    s_mp_str(m, "delay");
+    msgpack_pack_unsigned_int(&m->pk, delay);
+}
+
+/* The msgpack integer in data, or -1. */
+static long long
+s_int(const void *data, size_t len)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    long long v = -1;
+    if (msgpack_unpack_next(&up, data, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        v = (long long)up.data.via.u64;
+    }
+    msgpack_unpacked_destroy(&up);
+    return v;
+}
+
+/* ---- what the channel callback and the session saw ---------------- */
+
+enum { S_MODE_ANSWER, S_MODE_SILENT, S_MODE_FAIL };
+
+typedef struct {
+    int mode;
+    uint64_t id;           /* the task watched */
+    tw_chan_kind_t kinds[256];
+    long long vals[256];
+    int n;
+    int events[256];       /* TW_EV_COMM_* then the outcome */
+    int nev;
+    uint64_t cr;           /* the last request's */
+} s_seen_t;
+
+static s_seen_t s_seen;
+
+static int
+s_on_chan(void *arg, const tw_chan_msg_t *msg)
+{
+    tw_client_t *c = arg;
+    if (s_seen.n < 256) {
+        s_seen.kinds[s_seen.n] = msg->kind;
+        s_seen.vals[s_seen.n] = s_int(msg->data, msg->len);
+        s_seen.n++;
+    }
+    s_seen.id = msg->id;
+    if (msg->kind == TW_CHAN_REQ) {
+        s_seen.cr = msg->cr;
+        if (s_seen.mode == S_MODE_ANSWER) {
+            s_mp_t m;
+            s_mp_init(&m);
+            s_mp_str(&m, "pong");
+            TW_H_ASSERT_OK(tw_client_respond(c, msg->id, msg->cr, m.sb.data,
+                                             m.sb.size));
+            msgpack_sbuffer_destroy(&m.sb);
+        }
+    }
+    return s_seen.mode == S_MODE_FAIL && msg->kind == TW_CHAN_MSG;
+}
+
+static void
+s_on_event(void *arg, const tw_event_t *ev)
+{
+    (void)arg;
+    if (ev->kind >= TW_EV_COMM_OPEN || ev->kind == TW_EV_DONE ||
+        ev->kind == TW_EV_CANCELLED) {
+        if (s_seen.nev < 256) {
+            s_seen.events[s_seen.nev++] = (int)ev->kind;
+        }
+    }
+}
+
+static tw_client_t *
+s_client(void)
+{
+    tw_client_t *c = tw_client_new(s_b.frontend);
+    TW_H_ASSERT(c != NULL);
+    tw_h_track_results(c);
+    tw_client_on_channel(c, s_on_chan, c);
+    tw_client_on_event(c, s_on_event, NULL);
+    return c;
+}
+
+/* Submit "ask" with `args`, wait for its outcome and return it. */
+static tw_result_t *
+s_ask(tw_client_t *c, s_mp_t *args, uint64_t *id)
+{
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "ask";
+    spec.args = args->sb.data;
+    spec.args_len = args->sb.size;
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&args->sb);
+    *id = tw_h_wait_acked(c, seq, 5000);
+    TW_H_ASSERT_OK(tw_client_wait_all(c, 20000));
+    tw_result_t *r = NULL;
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    return r;
+}
+
+static void
+s_reset(int mode)
+{
+    memset(&s_seen, 0, sizeof s_seen);
+    s_seen.mode = mode;
+}
+
+/* ---- channels ------------------------------------------------------ */
+
+/* S91, S92: OPEN, 50 messages in order, REQ, CLOSE; the reply returns. */
+static void
+s_order_and_round_trip(tw_client_t *c)
+{
+    s_reset(S_MODE_ANSWER);
+    s_mp_t a;
+    s_ask_args(&a, 50, 5000, 0);
+    uint64_t id;
+    tw_result_t *r = s_ask(c, &a, &id);
+    TW_H_ASSERT_EQ(r->state, TW_ST_OK);
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "pong");
+    tw_result_free(&r);
+    TW_H_ASSERT_EQ(s_seen.id, id);
+    TW_H_ASSERT_EQ(s_seen.n, 53);
+    TW_H_ASSERT_EQ(s_seen.kinds[0], TW_CHAN_OPEN);
+    for (int i = 1; i <= 50; i++) {
+        TW_H_ASSERT_EQ(s_seen.kinds[i], TW_CHAN_MSG);
+        TW_H_ASSERT_EQ(s_seen.vals[i], i);
+    }
+    TW_H_ASSERT_EQ(s_seen.kinds[51], TW_CHAN_REQ);
+    TW_H_ASSERT_EQ(s_seen.kinds[52], TW_CHAN_CLOSE);
+    /* The same order as session events, and the channel closes before
+     * the outcome's events (S92). */
+    TW_H_ASSERT_EQ(s_seen.nev, 54);
+    TW_H_ASSERT_EQ(s_seen.events[0], TW_EV_COMM_OPEN);
+    TW_H_ASSERT_EQ(s_seen.events[1], TW_EV_COMM_MESSAGE);
+    TW_H_ASSERT_EQ(s_seen.events[51], TW_EV_COMM_REQUEST);
+    TW_H_ASSERT_EQ(s_seen.events[52], TW_EV_COMM_CLOSE);
+    TW_H_ASSERT_EQ(s_seen.events[53], TW_EV_DONE);
+    printf("  channel order and round trip: ok (S91, S92)\n");
+}
+
+/* S93: nobody answers, the worker times the request out; a response
+ * after the task ended is refused and counted. */
+static void
+s_request_timeout(tw_client_t *c)
+{
+    s_reset(S_MODE_SILENT);
+    s_mp_t a;
+    s_ask_args(&a, 0, 300, 0);
+    uint64_t id;
+    uint64_t t0 = tw_h_now_ms();
+    tw_result_t *r = s_ask(c, &a, &id);
+    TW_H_ASSERT_EQ(r->state, TW_ST_OK);
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "ETIMEDOUT");
+    tw_result_free(&r);
+    TW_H_ASSERT(tw_h_now_ms() - t0 >= 300);
+    TW_H_ASSERT(s_seen.cr != 0);
+    long long before = 0, after = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "chan_dropped", &before));
+    TW_H_ASSERT_OK(tw_client_respond(c, id, s_seen.cr, NULL, 0));
+    TW_H_ASSERT_OK(tw_client_ping(c, 5000));
+    TW_H_ASSERT(strstr(tw_client_last_error(c), "not running") != NULL);
+    TW_H_ASSERT_OK(tw_h_status_field(c, "chan_dropped", &after));
+    TW_H_ASSERT_EQ(after, before + 1);
+    printf("  request timeout and late response: ok (S93)\n");
+}
+
+/* S93: the host's handler fails -> closereq -> CloseRequestError. */
+static void
+s_client_closereq(tw_client_t *c)
+{
+    s_reset(S_MODE_FAIL);
+    s_mp_t a;
+    s_ask_args(&a, 1, 5000, 500);
+    uint64_t id;
+    uint64_t t0 = tw_h_now_ms();
+    tw_result_t *r = s_ask(c, &a, &id);
+    TW_H_ASSERT_EQ(r->state, TW_ST_OK);
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "ECLOSEREQ");
+    tw_result_free(&r);
+    /* It failed at once, without waiting for the 5 s timeout. */
+    TW_H_ASSERT(tw_h_now_ms() - t0 < 4000);
+    printf("  client close request: ok (S93)\n");
+}
+
+/* S93: the submitter dies after the channel opened; the broker cannot
+ * route the request and closes the channel for it. */
+static void
+s_submitter_gone(tw_client_t *c)
+{
+    int fds[2];
+    TW_H_ASSERT(pipe(fds) == 0);
+    pid_t pid = fork();
+    TW_H_ASSERT(pid >= 0);
+    if (pid == 0) {
+        /* The submitter: its own client, gone once the channel opened. */
+        close(fds[0]);
+        s_reset(S_MODE_ANSWER);
+        tw_client_t *k = tw_client_new(s_b.frontend);
+        tw_client_on_channel(k, s_on_chan, k);
+        s_mp_t a;
+        s_ask_args(&a, 1, 5000, 800);
+        tw_task_spec_t spec;
+        memset(&spec, 0, sizeof spec);
+        spec.handler = "ask";
+        spec.args = a.sb.data;
+        spec.args_len = a.sb.size;
+        tw_client_submit(k, &spec, NULL);
+        while (s_seen.n == 0) {
+            tw_client_poll(k, 100);
+        }
+        uint64_t id = s_seen.id; /* the OPEN item's task */
+        if (write(fds[1], &id, sizeof id) != sizeof id) {
+            _exit(2);
+        }
+        _exit(0); /* no goodbye: the connection just closes */
+    }
+    close(fds[1]);
+    uint64_t id = 0;
+    TW_H_ASSERT(read(fds[0], &id, sizeof id) == sizeof id);
+    close(fds[0]);
+    int st;
+    TW_H_ASSERT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+                WEXITSTATUS(st) == 0);
+    TW_H_ASSERT_OK(tw_h_wait_state(c, id, TW_ST_OK, 10000));
+    tw_result_t *r = NULL;
+    TW_H_ASSERT_OK(tw_client_result(c, id, 5000, &r));
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "ECLOSEREQ");
+    tw_result_free(&r);
+    long long closereqs = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "chan_closereq", &closereqs));
+    TW_H_ASSERT(closereqs >= 1);
+    printf("  submitter gone: ok (S93)\n");
+}
+
+/* A cancelled task's channel closes (and is freed) before the cancelled
+ * outcome arrives; talking to it afterwards is refused. */
+static void
+s_cancelled_task(tw_client_t *c)
+{
+    s_reset(S_MODE_ANSWER);
+    s_mp_t a;
+    s_ask_args(&a, 1, 60000, 30000);
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "ask";
+    spec.args = a.sb.data;
+    spec.args_len = a.sb.size;
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&a.sb);
+    uint64_t id = tw_h_wait_acked(c, seq, 5000);
+    uint64_t deadline = tw_h_now_ms() + 5000;
+    while (s_seen.n < 2 && tw_h_now_ms() < deadline) {
+        tw_client_poll(c, 100);
+    }
+    TW_H_ASSERT_EQ(s_seen.n, 2); /* open, msg */
+    TW_H_ASSERT_OK(tw_client_cancel(c, &id, 1, 5000));
+    TW_H_ASSERT_OK(tw_client_wait_all(c, 10000));
+    TW_H_ASSERT_EQ(s_seen.n, 3);
+    TW_H_ASSERT_EQ(s_seen.kinds[2], TW_CHAN_CLOSE);
+    TW_H_ASSERT_EQ(s_seen.events[s_seen.nev - 2], TW_EV_COMM_CLOSE);
+    TW_H_ASSERT_EQ(s_seen.events[s_seen.nev - 1], TW_EV_CANCELLED);
+    TW_H_ASSERT_OK(tw_client_close_channel(c, id));
+    TW_H_ASSERT_OK(tw_client_ping(c, 5000));
+    TW_H_ASSERT(strstr(tw_client_last_error(c), "not running") != NULL);
+    printf("  cancelled task's channel: ok\n");
+}
+
+/* ---- bad input on the wire ----------------------------------------- */
+
+/* Send CHAN {items: [item]} where `item` is written by the caller into
+ * `e` after this begins it; expect ERROR `code`. */
+static void
+s_expect_error(void *sock, tw_enc_t *e, int code, const char *what)
+{
+    TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_CHAN, e));
+    tw_h_msg_t msg;
+    tw_h_expect(sock, TW_CMD_ERROR, &msg, 5000);
+    int got = (int)tw_msg_int(&msg.m, TW_F_CODE, 0);
+    TW_H_ASSERT_MSG(got == code, "%s: got %s, want %s", what,
+                    tw_err_name(got), tw_err_name(code));
+    tw_h_msg_release(&msg);
+}
+
+static void
+s_item_head(tw_enc_t *e, size_t fields)
+{
+    tw_enc_map(e, 1);
+    tw_enc_key(e, TW_F_ITEMS);
+    tw_enc_array(e, 1);
+    tw_enc_map(e, fields);
+}
+
+static void
+s_bad_input(tw_client_t *c)
+{
+    /* A task that ended, owned by `c`, and a running one of `c`. */
+    s_reset(S_MODE_ANSWER);
+    s_mp_t a;
+    s_ask_args(&a, 0, 5000, 0);
+    uint64_t ended;
+    tw_result_t *r = s_ask(c, &a, &ended);
+    tw_result_free(&r);
+    long long before = 0, after = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "chan_dropped", &before));
+
+    void *sock = tw_h_dealer(s_b.frontend, "c-chan-raw");
+    tw_enc_t e;
+    tw_enc_init(&e);
+    /* Unknown event. */
+    s_item_head(&e, 2);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, ended);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "shout");
+    s_expect_error(sock, &e, TW_EINVAL, "unknown ev");
+    /* Missing id: the codec refuses the message. */
+    s_item_head(&e, 1);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "closereq");
+    s_expect_error(sock, &e, TW_EPROTO, "missing id");
+    /* Another client's task. */
+    s_item_head(&e, 2);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, ended);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "closereq");
+    s_expect_error(sock, &e, TW_EPERM, "not the submitter");
+    /* Unknown task. */
+    s_item_head(&e, 2);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 999999);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "closereq");
+    s_expect_error(sock, &e, TW_ENOENT, "unknown task");
+    tw_enc_free(&e);
+    zmq_close(sock);
+
+    /* The submitter itself: a task not running, and data too big. */
+    TW_H_ASSERT_OK(tw_client_close_channel(c, ended));
+    TW_H_ASSERT_OK(tw_client_ping(c, 5000));
+    TW_H_ASSERT(strstr(tw_client_last_error(c), "not running") != NULL);
+    size_t big = (1u << 20) + 16;
+    unsigned char *buf = calloc(1, big + 5);
+    buf[0] = 0xc6; /* bin 32 */
+    buf[1] = (unsigned char)(big >> 24);
+    buf[2] = (unsigned char)(big >> 16);
+    buf[3] = (unsigned char)(big >> 8);
+    buf[4] = (unsigned char)big;
+    TW_H_ASSERT_OK(tw_client_respond(c, ended, 7, buf, big + 5));
+    free(buf);
+    TW_H_ASSERT_OK(tw_client_ping(c, 5000));
+    TW_H_ASSERT(strstr(tw_client_last_error(c), "limit") != NULL);
+    TW_H_ASSERT_OK(tw_h_status_field(c, "chan_dropped", &after));
+    TW_H_ASSERT_EQ(after, before + 5);
+    printf("  bad CHAN input: ok\n");
+}
+
+int
+main(void)
+{
+    tw_h_init("17-channels");
+    TW_H_ASSERT_OK(tw_h_start_broker(&s_b, NULL));
+    TW_H_ASSERT_OK(tw_h_wait_ready(s_b.frontend, 10000));
+    TW_H_ASSERT(tw_h_start_worker(&s_b, 4, NULL) > 0);
+    TW_H_ASSERT_OK(tw_h_wait_workers(s_b.frontend, 1, 10000));
+    tw_client_t *c = s_client();
+    s_order_and_round_trip(c);
+    s_request_timeout(c);
+    s_client_closereq(c);
+    s_submitter_gone(c);
+    s_cancelled_task(c);
+    s_bad_input(c);
+    tw_client_destroy(&c);
+    TW_H_ASSERT_EQ(tw_h_stop(s_b.pid), 0);
+    printf("17-channels: ok\n");
+    return 0;
+}
