@@ -23,6 +23,7 @@
  *  A client's bad item gets one ERROR per message naming the first
  *  problem; the rest of the message still goes through.
  */
+#include "broker/chan.h"
 #include "broker/internal.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -43,6 +44,67 @@ s_ev_up(const char *ev, size_t len)
 {
     return s_ev_is(ev, len, "open") || s_ev_is(ev, len, "msg") ||
            s_ev_is(ev, len, "req") || s_ev_is(ev, len, "close");
+}
+
+const char *
+tw_chan_up_refusal(const tw_task_t *t, uint64_t wid, const char *ev,
+                   size_t evlen, size_t dlen, int has_cr,
+                   long long max_payload)
+{
+    if (!s_ev_up(ev, evlen)) {
+        return "unknown event";
+    }
+    if (!t || t->state != TW_ST_RUNNING || t->worker != wid) {
+        return "task not running on this worker";
+    }
+    if (dlen > (uint64_t)max_payload) {
+        return "payload over --max-payload";
+    }
+    if (s_ev_is(ev, evlen, "req") && !has_cr) {
+        return "request without cr";
+    }
+    return NULL;
+}
+
+int
+tw_chan_down_check(const tw_task_t *t, uint64_t id, uint64_t client,
+                   int worker_known, const char *ev, size_t evlen,
+                   int has_cr, size_t dlen, long long max_payload,
+                   char *msg, size_t mlen)
+{
+    int resp = s_ev_is(ev, evlen, "resp");
+    if (!resp && !s_ev_is(ev, evlen, "closereq")) {
+        snprintf(msg, mlen, "unknown channel event '%.*s' for task %llu "
+                 "(a client sends resp or closereq)",
+                 (int)(evlen > 32 ? 32 : evlen), ev,
+                 (unsigned long long)id);
+        return TW_EINVAL;
+    }
+    if (resp && !has_cr) {
+        snprintf(msg, mlen, "resp for task %llu has no cr",
+                 (unsigned long long)id);
+        return TW_EINVAL;
+    }
+    if (!t) {
+        snprintf(msg, mlen, "no task %llu", (unsigned long long)id);
+        return TW_ENOENT;
+    }
+    if (t->client != client) {
+        snprintf(msg, mlen, "task %llu was submitted by another client",
+                 (unsigned long long)id);
+        return TW_EPERM;
+    }
+    if (dlen > (uint64_t)max_payload) {
+        snprintf(msg, mlen, "channel data for task %llu is %zu bytes; the "
+                 "limit is %lld", (unsigned long long)id, dlen, max_payload);
+        return TW_E2BIG;
+    }
+    if (t->state != TW_ST_RUNNING || t->cancel_requested || !worker_known) {
+        snprintf(msg, mlen, "task %llu is not running: channel item "
+                 "dropped", (unsigned long long)id);
+        return TW_ESTATE;
+    }
+    return 0;
 }
 
 /* Copy item `it` (id, ev, cr, d, err) into `e`. */
@@ -137,16 +199,9 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
         const char *ev = tw_item_str(it, TW_I_EV, &evlen);
         tw_item_bin(it, TW_I_D, &dlen);
         tw_task_t *t = tw_tasks_get(&b->tasks, id);
-        const char *why = NULL;
-        if (!s_ev_up(ev, evlen)) {
-            why = "unknown event";
-        } else if (!t || t->state != TW_ST_RUNNING || t->worker != w->id) {
-            why = "task not running on this worker";
-        } else if (dlen > (uint64_t)b->cfg->max_payload) {
-            why = "payload over --max-payload";
-        } else if (s_ev_is(ev, evlen, "req") && !it->f[TW_I_CR]) {
-            why = "request without cr";
-        }
+        const char *why =
+            tw_chan_up_refusal(t, w->id, ev, evlen, dlen,
+                               it->f[TW_I_CR] != NULL, b->cfg->max_payload);
         if (why) {
             b->st.chan_dropped++;
             if (b->st.chan_dropped <= 10 ||
@@ -212,37 +267,11 @@ tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_item_bin(it, TW_I_D, &dlen);
         tw_task_t *t = tw_tasks_get(&b->tasks, id);
         int resp = s_ev_is(ev, evlen, "resp");
-        int code = 0;
         char msg[200];
-        if (!resp && !s_ev_is(ev, evlen, "closereq")) {
-            code = TW_EINVAL;
-            snprintf(msg, sizeof msg, "unknown channel event '%.*s' for "
-                     "task %llu (a client sends resp or closereq)",
-                     (int)(evlen > 32 ? 32 : evlen), ev,
-                     (unsigned long long)id);
-        } else if (resp && !it->f[TW_I_CR]) {
-            code = TW_EINVAL;
-            snprintf(msg, sizeof msg, "resp for task %llu has no cr",
-                     (unsigned long long)id);
-        } else if (!t) {
-            code = TW_ENOENT;
-            snprintf(msg, sizeof msg, "no task %llu",
-                     (unsigned long long)id);
-        } else if (t->client != c->id) {
-            code = TW_EPERM;
-            snprintf(msg, sizeof msg, "task %llu was submitted by another "
-                     "client", (unsigned long long)id);
-        } else if (dlen > (uint64_t)b->cfg->max_payload) {
-            code = TW_E2BIG;
-            snprintf(msg, sizeof msg, "channel data for task %llu is %zu "
-                     "bytes; the limit is %lld", (unsigned long long)id,
-                     dlen, b->cfg->max_payload);
-        } else if (t->state != TW_ST_RUNNING || t->cancel_requested ||
-                   !tw_registry_by_id(&b->reg, t->worker)) {
-            code = TW_ESTATE;
-            snprintf(msg, sizeof msg, "task %llu is not running: channel "
-                     "item dropped", (unsigned long long)id);
-        }
+        int code = tw_chan_down_check(
+            t, id, c->id, t && tw_registry_by_id(&b->reg, t->worker), ev,
+            evlen, it->f[TW_I_CR] != NULL, dlen, b->cfg->max_payload, msg,
+            sizeof msg);
         if (code) {
             b->st.chan_dropped++;
             if (!bad++) {
