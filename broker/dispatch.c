@@ -242,6 +242,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                           (void *)(uintptr_t)t->id);
         }
         tw__broker_enqueue(b, t);
+        tw_pool_add_client(p, c->id);
         c->outstanding++;
         b->st.submitted++;
         tw_enc_map(e, 2);

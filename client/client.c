@@ -544,6 +544,11 @@ static int
 s_on_reply(tw_client_t *c, const tw_msg_t *m)
 {
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    if (seq == 0) {
+        /* No request has seq 0: a broker event (pool.closed). */
+        tw__sess_broker_event(c, m->f[TW_F_DATA]);
+        return 1;
+    }
     if (c->req.kind != S_REQ_REPLY || c->req.done || seq != c->req.seq) {
         return 0;
     }

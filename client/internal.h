@@ -101,6 +101,11 @@ int tw__client_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd);
 int tw__client_on_chan(tw_client_t *c, const tw_msg_t *m, tw_chan_cb cb,
                        void *arg);
 
+/* An unsolicited REPLY (seq 0) from the broker, whose `data` is
+ * {event, ...}: "pool.closed" {pool} (S63-S64) ends until_closed and
+ * becomes a TW_EV_POOL_CLOSED event (pool.c). */
+void tw__sess_broker_event(tw_client_t *c, const msgpack_object *data);
+
 /* A channel item for the session layer (pool.c): TW_EV_COMM_* events. */
 void tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg);
 

@@ -50,6 +50,7 @@
 #define S_CANCEL_GRACE_MS 10000 /* tw_run wait=0: time for cancels */
 #define S_REQ_MS 5000           /* a request inside a longer wait */
 #define S_STATS_EVERY_MS 50     /* POOL stats polling period */
+#define S_CLOSED_RECHECK_MS 5000 /* until_closed: stats between events */
 #define S_STOP_MSG "tw_stop() was called."
 
 /* What a feeder submits. */
@@ -108,6 +109,8 @@ typedef struct {
     int end_rc;
     tw_exit_state_t exit;  /* details of the end */
     uint64_t start_k;      /* next k of start-group-k */
+    const char *wait_pool; /* until_closed: the pool waited for */
+    int pool_closed;       /* its pool.closed event came */
 } s_sess_t;
 
 /* ------------------------------------------------------------------ */
@@ -853,6 +856,7 @@ s_decode_pool(const msgpack_object *o, void *arg)
     out->groups = s_uint(o, "groups");
     out->locked = s_bool(o, "locked");
     out->closed = s_bool(o, "closed");
+    out->default_limit = s_int(o, "default_limit", -1);
     return 0;
 }
 
@@ -866,6 +870,15 @@ tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
     }
     return s_decoded_request(c, TW_CMD_POOL, &req, timeout_ms,
                              s_decode_pool, out);
+}
+
+int
+tw_client_pool_default_limit(tw_client_t *c, const char *pool,
+                             int64_t limit, int timeout_ms)
+{
+    tw_pool_req_t req = {.op = "default_limit", .pool = pool,
+                         .has_limit = limit >= 0, .limit = limit};
+    return tw_client_pool(c, &req, timeout_ms, NULL, NULL);
 }
 
 int
@@ -1239,6 +1252,35 @@ tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
     return tw_client_pool_op(c, pool, "close", s_req_timeout(deadline));
 }
 
+void
+tw__sess_broker_event(tw_client_t *c, const msgpack_object *data)
+{
+    const msgpack_object *ev = s_get(data, "event");
+    const msgpack_object *pool = s_get(data, "pool");
+    if (!ev || ev->type != MSGPACK_OBJECT_STR || !pool ||
+        pool->type != MSGPACK_OBJECT_STR || ev->via.str.size != 11 ||
+        memcmp(ev->via.str.ptr, "pool.closed", 11) != 0) {
+        return;
+    }
+    s_sess_t *s = s_sess(c, 0);
+    if (!s) {
+        return;
+    }
+    char name[TW_PROTO_MAX_NAME + 1];
+    size_t n = pool->via.str.size < TW_PROTO_MAX_NAME ? pool->via.str.size
+                                                       : TW_PROTO_MAX_NAME;
+    memcpy(name, pool->via.str.ptr, n);
+    name[n] = '\0';
+    if (s->wait_pool && strcmp(s_pool_name(s->wait_pool), name) == 0) {
+        s->pool_closed = 1;
+    }
+    tw_event_t e;
+    memset(&e, 0, sizeof e);
+    e.kind = TW_EV_POOL_CLOSED;
+    e.msg = name;
+    s_emit(s, &e, NULL, NULL);
+}
+
 int
 tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
 {
@@ -1246,6 +1288,12 @@ tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
     if (s_in_cb(c)) {
         return TW_ESTATE;
     }
+    /* S64: wait for the broker's pool.closed event; the stats request
+     * first answers at once for a pool closed already and makes the
+     * broker count this client among the pool's. A stats request every
+     * S_CLOSED_RECHECK_MS covers an event that cannot come (the broker
+     * forgot this client while it sat idle). */
+    s_sess_t *s = s_sess(c, 1);
     for (;;) {
         tw_pool_info_t pi;
         int rc = tw_client_pool_stats(c, pool, s_req_timeout(deadline), &pi);
@@ -1259,12 +1307,27 @@ tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
         if (pi.closed) {
             return 0;
         }
-        if (deadline >= 0 && s_left_ms(deadline) == 0) {
-            return TW_ETIMEDOUT;
+        s->wait_pool = pool;
+        s->pool_closed = 0;
+        uint64_t slice_end = tw_now_ms() + S_CLOSED_RECHECK_MS;
+        while (!s->pool_closed && tw_now_ms() < slice_end) {
+            if (deadline >= 0 && s_left_ms(deadline) == 0) {
+                s->wait_pool = NULL;
+                return TW_ETIMEDOUT;
+            }
+            uint64_t left = s_left_ms((int64_t)slice_end);
+            if (deadline >= 0 && s_left_ms(deadline) < left) {
+                left = s_left_ms(deadline);
+            }
+            rc = tw_client_poll(c, (int)left);
+            if (rc < 0) {
+                s->wait_pool = NULL;
+                return rc;
+            }
         }
-        rc = s_pump_for(c, 2 * S_STATS_EVERY_MS, deadline);
-        if (rc < 0) {
-            return rc;
+        s->wait_pool = NULL;
+        if (s->pool_closed) {
+            return 0;
         }
     }
 }

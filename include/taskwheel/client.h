@@ -301,6 +301,9 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *
  *   POOL op    fields used             data
  *   "size"     limit (0 = unlimited)   pool info
+ *   "default_limit"  limit (has_limit 0 pool info: the limit of every
+ *              clears it; >= 0)        group without one of its own
+ *                                      (S101; 0: nothing new starts)
  *   "stats"    -                       pool info
  *   "lock", "unlock", "close"          pool info (S61, S63: a closed
  *                                      pool stays locked for good)
@@ -313,8 +316,9 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *
  * group info = {pool, group, limit (nil: none), calls (nil: none), full
  * ("queue" | "reject"), running, pending, ended, cancelled, admitted};
- * pool info = {pool, size, free (nil: unlimited), running, pending,
- * ended, cancelled, locked, closed, groups}. */
+ * pool info = {pool, default_limit (nil: none), size, free (nil:
+ * unlimited), running, pending, ended, cancelled, locked, closed, groups};
+ * a group's "limit" is the one in force: its own, else the default. */
 typedef struct {
     const char *op;    /* required, 1-32 bytes, see the tables above */
     const char *pool;  /* 1-128 bytes; NULL = "default" */
@@ -351,7 +355,14 @@ typedef struct {
     int64_t free;   /* -1: unlimited */
     uint64_t running, pending, ended, cancelled, groups;
     int locked, closed;
+    int64_t default_limit; /* -1: none (S101) */
 } tw_pool_info_t;
+
+/* POOL default_limit (S101): `limit` >= 0 becomes the limit of every
+ * group of `pool` that has none of its own; < 0 clears it. Returns 0 or
+ * as tw_client_pool. */
+int tw_client_pool_default_limit(tw_client_t *c, const char *pool,
+                                 int64_t limit, int timeout_ms);
 
 /* GROUP get, decoded. Returns 0, TW_ENOENT for an unknown group, or as
  * tw_client_group. `pool` NULL = "default". */
@@ -494,9 +505,10 @@ int tw_client_start(tw_client_t *c, const tw_task_spec_t *spec, uint64_t num,
 int tw_client_gather_and_close(tw_client_t *c, const char *pool,
                                int timeout_ms);
 
-/* until_closed (S64): wait until the pool is closed (polling POOL stats
- * and dispatching events meanwhile); never closes it. Returns 0,
- * TW_ETIMEDOUT or a request's error. */
+/* until_closed (S64): wait until the pool is closed: at once if it is,
+ * else until the broker's pool.closed event arrives (with a POOL stats
+ * check every 5 s in case it cannot), dispatching events meanwhile;
+ * never closes it. Returns 0, TW_ETIMEDOUT or a request's error. */
 int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
 
 /* ------------------------------------------------------------------ */
@@ -566,6 +578,8 @@ int tw_client_close_channel(tw_client_t *c, uint64_t task_id);
  *   While it runs, its channel items, in order (S91-S92, `chan` set):
  *   TW_EV_COMM_OPEN, TW_EV_COMM_MESSAGE, TW_EV_COMM_REQUEST and
  *   TW_EV_COMM_CLOSE, after the tw_client_on_channel callback saw them.
+ * TW_EV_POOL_CLOSED (client-level only, msg = the pool's name): a pool
+ * this client used was closed (S63), whoever closed it.
  *
  * The client-level callback sees a task's events before the task-level
  * one does: client DONE, client RESULT, task DONE, task RESULT. Only
@@ -589,7 +603,8 @@ typedef enum {
     TW_EV_COMM_OPEN,
     TW_EV_COMM_MESSAGE,
     TW_EV_COMM_REQUEST,
-    TW_EV_COMM_CLOSE
+    TW_EV_COMM_CLOSE,
+    TW_EV_POOL_CLOSED
 } tw_event_kind_t;
 
 /* How a tw_run ended (S75). */

@@ -426,6 +426,143 @@ s_bad_input(tw_client_t *c)
     printf("  bad CHAN input: ok\n");
 }
 
+/* ---- default_limit and pool.closed --------------------------------- */
+
+/* Submit `sleep secs` into pool `pool`, in group `group` (NULL: none). */
+static void
+s_sleep_task(tw_client_t *c, const char *pool, const char *group,
+             double secs)
+{
+    s_mp_t m;
+    s_mp_init(&m);
+    msgpack_pack_double(&m.pk, secs);
+    const char *groups[1] = {group};
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "sleep";
+    spec.args = m.sb.data;
+    spec.args_len = m.sb.size;
+    spec.pool = pool;
+    spec.groups = group ? groups : NULL;
+    spec.ngroups = group ? 1 : 0;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, NULL));
+    msgpack_sbuffer_destroy(&m.sb);
+}
+
+/* S101: default_limit bounds every group without a limit of its own, not
+ * the pool; a group's own limit wins; clearing it lifts the bound. */
+static void
+s_default_limit(void)
+{
+    tw_client_t *c = tw_client_new(s_b.frontend);
+    TW_H_ASSERT(c != NULL);
+    TW_H_ASSERT_EQ(tw_client_pool_default_limit(c, "dl", -1, 5000), 0);
+    tw_pool_req_t neg = {.op = "default_limit", .pool = "dl",
+                         .has_limit = 1, .limit = -2};
+    TW_H_ASSERT_EQ(tw_client_pool(c, &neg, 5000, NULL, NULL), TW_EINVAL);
+    TW_H_ASSERT_OK(tw_client_pool_default_limit(c, "dl", 1, 5000));
+    tw_pool_req_t own = {.op = "set", .pool = "dl", .group = "wide",
+                         .has_limit = 1, .limit = 2};
+    TW_H_ASSERT_OK(tw_client_group(c, &own, 5000, NULL, NULL));
+    tw_pool_info_t pi;
+    TW_H_ASSERT_OK(tw_client_pool_stats(c, "dl", 5000, &pi));
+    TW_H_ASSERT_EQ(pi.default_limit, 1);
+    TW_H_ASSERT_EQ(pi.size, 0);
+    for (int i = 0; i < 3; i++) {
+        s_sleep_task(c, "dl", "narrow", 0.4); /* default: 1 at a time */
+    }
+    s_sleep_task(c, "dl", "wide", 0.4);       /* its own: 2 at a time */
+    s_sleep_task(c, "dl", "wide", 0.4);
+    TW_H_ASSERT_OK(tw_client_flush(c));
+    /* While they run: narrow never has more than one running, wide has
+     * two, and the pool runs three at once (its size is not bounded). */
+    int max_narrow = 0, saw_pool3 = 0;
+    uint64_t deadline = tw_h_now_ms() + 10000;
+    while (tw_client_outstanding(c) > 0 && tw_h_now_ms() < deadline) {
+        tw_group_info_t gi;
+        TW_H_ASSERT_OK(tw_client_group_get(c, "dl", "narrow", 5000, &gi));
+        TW_H_ASSERT_EQ(gi.limit, 1);
+        if ((int)gi.running > max_narrow) {
+            max_narrow = (int)gi.running;
+        }
+        TW_H_ASSERT_OK(tw_client_pool_stats(c, "dl", 5000, &pi));
+        saw_pool3 |= pi.running == 3;
+        tw_client_poll(c, 20);
+    }
+    TW_H_ASSERT_EQ(tw_client_outstanding(c), 0);
+    TW_H_ASSERT_EQ(max_narrow, 1);
+    TW_H_ASSERT(saw_pool3);
+    tw_group_info_t gi;
+    TW_H_ASSERT_OK(tw_client_group_get(c, "dl", "wide", 5000, &gi));
+    TW_H_ASSERT_EQ(gi.limit, 2);
+    /* Cleared: the group has no limit any more. */
+    TW_H_ASSERT_OK(tw_client_pool_default_limit(c, "dl", -1, 5000));
+    TW_H_ASSERT_OK(tw_client_group_get(c, "dl", "narrow", 5000, &gi));
+    TW_H_ASSERT_EQ(gi.limit, -1);
+    TW_H_ASSERT_OK(tw_client_pool_stats(c, "dl", 5000, &pi));
+    TW_H_ASSERT_EQ(pi.default_limit, -1);
+    tw_client_destroy(&c);
+    printf("  default_limit: ok (S101)\n");
+}
+
+static int s_pool_closed_events;
+
+static void
+s_count_closed(void *arg, const tw_event_t *ev)
+{
+    (void)arg;
+    if (ev->kind == TW_EV_POOL_CLOSED && strcmp(ev->msg, "pc") == 0) {
+        s_pool_closed_events++;
+    }
+}
+
+/* S63-S64: until_closed returns on the pool.closed event, well before
+ * its 5 s fallback check, and the event is on the status socket. */
+static void
+s_until_closed(void)
+{
+    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "pool.", 5);
+    zmq_connect(sub, s_b.status);
+    tw_h_sleep_ms(300);
+    tw_client_t *c = tw_client_new(s_b.frontend);
+    TW_H_ASSERT(c != NULL);
+    tw_client_on_event(c, s_count_closed, NULL);
+    pid_t pid = fork();
+    TW_H_ASSERT(pid >= 0);
+    if (pid == 0) {
+        usleep(400 * 1000);
+        execl(tw_h_cli_bin(), tw_h_cli_bin(), "--broker", s_b.frontend,
+              "--pool", "pc", "pool", "close", (char *)NULL);
+        _exit(127);
+    }
+    uint64_t t0 = tw_h_now_ms();
+    TW_H_ASSERT_OK(tw_client_until_closed(c, "pc", 20000));
+    uint64_t took = tw_h_now_ms() - t0;
+    int st;
+    TW_H_ASSERT(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+                WEXITSTATUS(st) == 0);
+    TW_H_ASSERT_MSG(took >= 300 && took < 4000, "until_closed took %llu ms",
+                    (unsigned long long)took);
+    TW_H_ASSERT_EQ(s_pool_closed_events, 1);
+    /* Closed already: it returns at once. */
+    t0 = tw_h_now_ms();
+    TW_H_ASSERT_OK(tw_client_until_closed(c, "pc", 20000));
+    TW_H_ASSERT(tw_h_now_ms() - t0 < 1000);
+    /* The status socket carried pool.closed for "pc". */
+    zmq_msg_t topic;
+    zmq_msg_init(&topic);
+    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    TW_H_ASSERT(zmq_poll(&pi, 1, 2000) == 1);
+    TW_H_ASSERT(zmq_msg_recv(&topic, sub, 0) >= 0);
+    TW_H_ASSERT(zmq_msg_size(&topic) == 11 &&
+                memcmp(zmq_msg_data(&topic), "pool.closed", 11) == 0);
+    zmq_msg_close(&topic);
+    zmq_close(sub);
+    tw_client_destroy(&c);
+    printf("  until_closed on pool.closed: ok (S63, S64)\n");
+}
+
 int
 main(void)
 {
@@ -442,6 +579,8 @@ main(void)
     s_cancelled_task(c);
     s_bad_input(c);
     tw_client_destroy(&c);
+    s_default_limit();
+    s_until_closed();
     TW_H_ASSERT_EQ(tw_h_stop(s_b.pid), 0);
     printf("17-channels: ok\n");
     return 0;
