@@ -336,6 +336,49 @@ s_cancelled_task(tw_client_t *c)
     printf("  cancelled task's channel: ok\n");
 }
 
+/* The CLI: `submit ask ARGS --wait --respond JSON` prints the result on
+ * stdout and the channel items as JSON lines on stderr, in order (S92);
+ * without --respond it refuses the request (CloseRequestError, S93). */
+static void
+s_cli(void)
+{
+    char out[512], err[512], cmd[2048];
+    snprintf(out, sizeof out, "%s/cli.out", tw_h_tmpdir());
+    snprintf(err, sizeof err, "%s/cli.err", tw_h_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "'%s' --broker %s submit ask '[1, \"two\"]' --wait "
+             "--respond '{\"ok\": true}' >%s 2>%s",
+             tw_h_cli_bin(), s_b.frontend, out, err);
+    TW_H_ASSERT_EQ(system(cmd), 0);
+    char buf[2048];
+    FILE *fp = fopen(out, "r");
+    TW_H_ASSERT(fp && fgets(buf, sizeof buf, fp));
+    fclose(fp);
+    TW_H_ASSERT_STREQ(buf, "{\"ok\":true}\n");
+    static const char *const want[] = {"\"open\"", "\"msg\"", "\"two\"",
+                                       "\"req\"", "\"close\""};
+    fp = fopen(err, "r");
+    TW_H_ASSERT(fp != NULL);
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *at = buf;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        TW_H_ASSERT_MSG(p != NULL, "no %s in order in: %s", want[i], buf);
+        at = p + 1;
+    }
+    snprintf(cmd, sizeof cmd,
+             "'%s' --broker %s submit ask '[]' --wait >%s 2>%s",
+             tw_h_cli_bin(), s_b.frontend, out, err);
+    TW_H_ASSERT_EQ(system(cmd), 0);
+    fp = fopen(out, "r");
+    TW_H_ASSERT(fp && fgets(buf, sizeof buf, fp));
+    fclose(fp);
+    TW_H_ASSERT_STREQ(buf, "\"ECLOSEREQ\"\n");
+    printf("  cli submit --wait --respond: ok (S92, S93)\n");
+}
+
 /* ---- bad input on the wire ----------------------------------------- */
 
 /* Send CHAN {items: [item]} where `item` is written by the caller into
@@ -579,6 +622,7 @@ main(void)
     s_cancelled_task(c);
     s_bad_input(c);
     tw_client_destroy(&c);
+    s_cli();
     s_default_limit();
     s_until_closed();
     TW_H_ASSERT_EQ(tw_h_stop(s_b.pid), 0);
