@@ -172,6 +172,11 @@ s_out_flush(tw_broker_t *b, s_out_t *o, tw_batch_t *closereqs)
                                    o->c->ident_len, TW_CMD_CHAN, &o->batch);
     if (rc == 0) {
         b->st.chan_fwd += items;
+    } else if (rc != TW_ENOENT) {
+        /* The client is there but not reading (its queue is full): the
+         * items are lost and counted; a request among them times out on
+         * the worker. */
+        b->st.chan_dropped += items;
     } else {
         tw_debug("broker.chan", "client %llu unreachable (%s): closing "
                  "%zu channel(s)", (unsigned long long)o->c->id,
