@@ -220,14 +220,25 @@ s_up(tw_chans_t *ch, uint64_t id, const char *ev, uint64_t cr,
     }
 }
 
-/* Fire and free every waiting request of `c` with `status`. */
-static void
-s_fail_all(struct tw_chan *c, int status)
+/* Take every waiting request off `c`, to fire with s_fire_all. */
+static s_req_t *
+s_take_all(struct tw_chan *c)
 {
-    while (c->reqs) {
-        s_req_t *r = c->reqs;
-        c->reqs = r->next;
-        c->nreqs--;
+    s_req_t *list = c->reqs;
+    c->reqs = NULL;
+    c->nreqs = 0;
+    return list;
+}
+
+/* Fire and free the requests of `list` with `status`. A callback may
+ * finish its call, which ends (frees) the channel: so the list is off the
+ * channel and nothing here touches it. */
+static void
+s_fire_all(s_req_t *list, int status)
+{
+    while (list) {
+        s_req_t *r = list;
+        list = r->next;
         r->cb(r->udata, status, NULL, 0);
         tw_free(r);
     }
@@ -257,8 +268,9 @@ tw_chans_end(tw_call_t *call)
     }
     c->call = NULL; /* the handle is finished or about to be */
     s_up(c->table, c->id, "close", 0, NULL, 0, NULL);
-    s_fail_all(c, TW_ECANCELED);
+    s_req_t *list = s_take_all(c);
     s_free(c, 0);
+    s_fire_all(list, TW_ECANCELED);
 }
 
 static void s_timer_cb(uv_timer_t *t);
@@ -396,7 +408,7 @@ tw_chans_on_item(tw_chans_t *ch, const tw_item_t *it)
         } else {
             ch->st.closereqs++;
             c->state = S_CLOSEREQ;
-            s_fail_all(c, TW_ECLOSEREQ);
+            s_fire_all(s_take_all(c), TW_ECLOSEREQ);
             return 0;
         }
     } else {
@@ -572,7 +584,8 @@ tw_call_close(tw_call_t *call)
         return -ESHUTDOWN;
     }
     s_up(c->table, c->id, "close", 0, NULL, 0, NULL);
-    s_fail_all(c, TW_ECANCELED);
+    s_req_t *list = s_take_all(c);
     s_free(c, 1);
+    s_fire_all(list, TW_ECANCELED);
     return 0;
 }

@@ -294,6 +294,25 @@ test_closereq(void **state)
     s_expect_up(fx, closed, 1, NULL);
 }
 
+/* The reply callback finishes the call from inside the close request,
+ * which ends and frees the channel while its requests are being failed:
+ * the worker's "ask" does exactly this (S93). */
+static void
+test_closereq_finishes_call(void **state)
+{
+    s_fx_t *fx = *state;
+    s_h.nreq = 2;
+    s_h.finish_on_reply = 1;
+    s_start(fx, 18);
+    assert_int_equal(s_down(fx, 18, "closereq", 0, NULL), 0);
+    assert_int_equal(s_h.fired, 2); /* the second fires after the finish */
+    assert_int_equal(fx->outcomes, 1);
+    tw_chans_stats_t st;
+    tw_chans_stats(fx->ch, &st);
+    assert_int_equal(st.live, 0);
+    assert_int_equal(tw_chans_expire(fx->ch, uv_now(&fx->loop) + 1000), -1);
+}
+
 /* A cancelled task's channel closes at once: the waiting request fires
  * TW_ECANCELED, a close goes up, the record is freed, and later items
  * for the task are dropped. */
@@ -366,6 +385,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_timeouts_in_order, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_closereq, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_closereq_finishes_call, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_frees, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_abi_errors, s_setup, s_teardown),
