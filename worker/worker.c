@@ -1288,9 +1288,14 @@ s_shutdown_step(tw_worker_t *w)
         if (w->tl) {
             tw_taskloop_no_async(w->tl); /* stuck: keep off tl_async */
         }
-        w->handles_open = 9;
-        tw_chans_close(w->chans, s_chans_closed, w);
-        w->chans = NULL;
+        w->handles_open = 8;
+        if (!w->slots) {
+            /* Every task has ended, so no handler can reach the channel
+             * table any more; a stuck worker keeps it (as its slots). */
+            w->handles_open++;
+            tw_chans_close(w->chans, s_chans_closed, w);
+            w->chans = NULL;
+        }
         uv_close((uv_handle_t *)&w->tick, s_handle_closed);
         uv_close((uv_handle_t *)&w->backoff, s_handle_closed);
         uv_close((uv_handle_t *)&w->drain, s_handle_closed);
