@@ -101,7 +101,9 @@ int tw_handlers_add_station_builtins(tw_handlers_t *reg);
 int tw_handlers_add_stream(tw_handlers_t *reg, size_t stdout_max);
 
 /* Register "exec" (worker/handlers/exec.c): a program per call; output
- * beyond `stdout_max` bytes fails the task. The process must ignore
+ * beyond `stdout_max` bytes fails the task. With "chan": true in its
+ * argument map the program gets its task channel on fd 3
+ * (worker/exec_chan.h). The process must ignore
  * SIGPIPE, since a child may close its stdin before reading it all. */
 int tw_handlers_add_exec(tw_handlers_t *reg, size_t stdout_max);
 

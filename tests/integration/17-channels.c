@@ -379,6 +379,112 @@ s_cli(void)
     printf("  cli submit --wait --respond: ok (S92, S93)\n");
 }
 
+/* An exec program talks on fd 3 in length-prefixed msgpack frames: open,
+ * a message and a request go up in order (S92), the answer comes back on
+ * fd 3 (S91), and the channel closes when the program exits. */
+static void
+s_exec_frame(FILE *fp, s_mp_t *m)
+{
+    uint32_t n = (uint32_t)m->sb.size;
+    unsigned char hdr[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                            (unsigned char)(n >> 8), (unsigned char)n};
+    fwrite(hdr, 1, 4, fp);
+    fwrite(m->sb.data, 1, m->sb.size, fp);
+    msgpack_sbuffer_destroy(&m->sb);
+}
+
+static void
+s_exec_channel(tw_client_t *c)
+{
+    char frames[512];
+    snprintf(frames, sizeof frames, "%s/frames", tw_h_tmpdir());
+    FILE *fp = fopen(frames, "wb");
+    TW_H_ASSERT(fp != NULL);
+    s_mp_t m;
+    s_mp_init(&m);
+    msgpack_pack_map(&m.pk, 1);
+    s_mp_str(&m, "ev");
+    s_mp_str(&m, "open");
+    s_exec_frame(fp, &m);
+    s_mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    s_mp_str(&m, "ev");
+    s_mp_str(&m, "msg");
+    s_mp_str(&m, "d");
+    msgpack_pack_int(&m.pk, 41);
+    s_exec_frame(fp, &m);
+    s_mp_init(&m);
+    msgpack_pack_map(&m.pk, 3);
+    s_mp_str(&m, "ev");
+    s_mp_str(&m, "req");
+    s_mp_str(&m, "d");
+    s_mp_str(&m, "q");
+    s_mp_str(&m, "timeout");
+    msgpack_pack_int(&m.pk, 5000);
+    s_exec_frame(fp, &m);
+    fclose(fp);
+    /* The answer {"ev": "resp", "d": "pong"} is a 20-byte frame whose
+     * last 4 bytes are "pong": the program prints them. */
+    char script[1024];
+    snprintf(script, sizeof script,
+             "cat '%s' >&3 && head -c 20 <&3 | tail -c 4", frames);
+    s_reset(S_MODE_ANSWER);
+    s_mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    s_mp_str(&m, "argv");
+    msgpack_pack_array(&m.pk, 3);
+    s_mp_str(&m, "sh");
+    s_mp_str(&m, "-c");
+    s_mp_str(&m, script);
+    s_mp_str(&m, "chan");
+    msgpack_pack_true(&m.pk);
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "exec";
+    spec.args = m.sb.data;
+    spec.args_len = m.sb.size;
+    spec.timeout_ms = 10000;
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&m.sb);
+    TW_H_ASSERT_OK(tw_client_wait_all(c, 20000));
+    tw_result_t *r = NULL;
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    TW_H_ASSERT_MSG(r->state == TW_ST_OK, "exec failed: %s",
+                    r->error ? r->error : "?");
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "pong");
+    tw_result_free(&r);
+    TW_H_ASSERT_EQ(s_seen.n, 4);
+    TW_H_ASSERT_EQ(s_seen.kinds[0], TW_CHAN_OPEN);
+    TW_H_ASSERT_EQ(s_seen.kinds[1], TW_CHAN_MSG);
+    TW_H_ASSERT_EQ(s_seen.vals[1], 41);
+    TW_H_ASSERT_EQ(s_seen.kinds[2], TW_CHAN_REQ);
+    TW_H_ASSERT_EQ(s_seen.kinds[3], TW_CHAN_CLOSE);
+
+    /* A frame that is not a map ends the relay; the program goes on. */
+    s_reset(S_MODE_ANSWER);
+    s_mp_init(&m);
+    msgpack_pack_map(&m.pk, 2);
+    s_mp_str(&m, "argv");
+    msgpack_pack_array(&m.pk, 3);
+    s_mp_str(&m, "sh");
+    s_mp_str(&m, "-c");
+    s_mp_str(&m, "printf '\\000\\000\\000\\001\\300' >&3; echo done");
+    s_mp_str(&m, "chan");
+    msgpack_pack_true(&m.pk);
+    spec.args = m.sb.data;
+    spec.args_len = m.sb.size;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&m.sb);
+    TW_H_ASSERT_OK(tw_client_wait_all(c, 20000));
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    TW_H_ASSERT_EQ(r->state, TW_ST_OK);
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "done\n");
+    tw_result_free(&r);
+    TW_H_ASSERT_EQ(s_seen.n, 0);
+    printf("  exec channel on fd 3: ok (S91, S92)\n");
+}
+
 /* ---- bad input on the wire ----------------------------------------- */
 
 /* Send CHAN {items: [item]} where `item` is written by the caller into
@@ -621,6 +727,7 @@ main(void)
     s_submitter_gone(c);
     s_cancelled_task(c);
     s_bad_input(c);
+    s_exec_channel(c);
     tw_client_destroy(&c);
     s_cli();
     s_default_limit();
