@@ -336,6 +336,28 @@ test_cancel_frees(void **state)
     assert_int_equal(st.dropped, 1);
 }
 
+/* The broker is lost (or the worker stops): running tasks are orphaned
+ * and their channels freed like a cancelled task's, with no outcome. */
+static void
+test_orphan_frees(void **state)
+{
+    s_fx_t *fx = *state;
+    s_start(fx, 19);
+    s_expect_up(fx, s_opened, 4, NULL);
+    tw_slots_orphan_all(fx->slots);
+    assert_int_equal(s_h.fired, 1);
+    assert_int_equal(s_h.status, TW_ECANCELED);
+    assert_int_equal(fx->outcomes, 0);
+    tw_chans_stats_t st;
+    tw_chans_stats(fx->ch, &st);
+    assert_int_equal(st.live, 0);
+    /* The close is queued; the worker discards it with the rest of what
+     * the lost broker will never get. */
+    assert_int_equal(tw_chans_pending(fx->ch), 1);
+    tw_chans_discard(fx->ch);
+    assert_int_equal(tw_chans_pending(fx->ch), 0);
+}
+
 /* Bad payloads and calls outside a task channel's rules. */
 static void
 test_abi_errors(void **state)
@@ -388,6 +410,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_closereq_finishes_call, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_frees, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_orphan_frees, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_abi_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_items, s_setup, s_teardown),
