@@ -17,14 +17,17 @@
  *   - bad CHAN input (unknown ev, missing id, task not running, another
  *     client's task, data over --max-payload) gets an ERROR and a counted
  *     drop.
- *  Then default_limit bounds every group without a limit of its own, not
- *  the pool (S101), and until_closed returns on the pool.closed event
- *  (S63-S64).
+ *  An exec program gets its channel on fd 3, and the CLI prints a task's
+ *  channel items. Then default_limit bounds every group without a limit
+ *  of its own, not the pool (S101), until_closed returns on the
+ *  pool.closed event (S63-S64), and a task whose worker is lost mid-
+ *  channel opens a new channel on its next attempt.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
 
 #include <msgpack.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -712,13 +715,60 @@ s_until_closed(void)
     printf("  until_closed on pool.closed: ok (S63, S64)\n");
 }
 
+/* Worker loss: the first attempt's channel goes with its worker (no
+ * close); the task is requeued and its second attempt opens a new
+ * channel on another worker, whose request is answered. */
+static void
+s_worker_lost(pid_t w1)
+{
+    tw_client_t *c = s_client();
+    s_reset(S_MODE_ANSWER);
+    s_mp_t a;
+    s_ask_args(&a, 1, 10000, 1500);
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "ask";
+    spec.args = a.sb.data;
+    spec.args_len = a.sb.size;
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&a.sb);
+    uint64_t deadline = tw_h_now_ms() + 5000;
+    while (s_seen.n < 2 && tw_h_now_ms() < deadline) {
+        tw_client_poll(c, 50);
+    }
+    TW_H_ASSERT_EQ(s_seen.n, 2); /* open, msg on the first worker */
+    TW_H_ASSERT(tw_h_start_worker(&s_b, 2, NULL) > 0);
+    TW_H_ASSERT_OK(tw_h_wait_workers(s_b.frontend, 2, 10000));
+    TW_H_ASSERT_OK(tw_h_kill(w1, SIGKILL));
+    TW_H_ASSERT_OK(tw_client_wait_all(c, 20000));
+    tw_result_t *r = NULL;
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    TW_H_ASSERT_EQ(r->state, TW_ST_OK);
+    TW_H_ASSERT_STREQ(tw_h_result_str(r), "pong");
+    TW_H_ASSERT_EQ(r->attempt, 2);
+    tw_result_free(&r);
+    static const tw_chan_kind_t want[] = {TW_CHAN_OPEN, TW_CHAN_MSG,
+                                          TW_CHAN_OPEN, TW_CHAN_MSG,
+                                          TW_CHAN_REQ,  TW_CHAN_CLOSE};
+    TW_H_ASSERT_EQ(s_seen.n, 6);
+    for (int i = 0; i < 6; i++) {
+        TW_H_ASSERT_EQ(s_seen.kinds[i], want[i]);
+    }
+    tw_client_destroy(&c);
+    printf("  worker lost mid-channel: ok\n");
+}
+
 int
 main(void)
 {
     tw_h_init("17-channels");
-    TW_H_ASSERT_OK(tw_h_start_broker(&s_b, NULL));
+    /* Fast heartbeats, so a killed worker is noticed within 600 ms. */
+    const char *fast[] = {"--heartbeat", "200", NULL};
+    TW_H_ASSERT_OK(tw_h_start_broker(&s_b, fast));
     TW_H_ASSERT_OK(tw_h_wait_ready(s_b.frontend, 10000));
-    TW_H_ASSERT(tw_h_start_worker(&s_b, 4, NULL) > 0);
+    pid_t w1 = tw_h_start_worker(&s_b, 4, NULL);
+    TW_H_ASSERT(w1 > 0);
     TW_H_ASSERT_OK(tw_h_wait_workers(s_b.frontend, 1, 10000));
     tw_client_t *c = s_client();
     s_order_and_round_trip(c);
@@ -732,6 +782,7 @@ main(void)
     s_cli();
     s_default_limit();
     s_until_closed();
+    s_worker_lost(w1);
     TW_H_ASSERT_EQ(tw_h_stop(s_b.pid), 0);
     printf("17-channels: ok\n");
     return 0;
