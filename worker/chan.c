@@ -51,8 +51,10 @@ struct tw_chans {
     tw_chans_stats_t st;
 };
 
-/* What call->chan points at once the handler closed its channel. */
+/* What call->chan points at once the handler closed its channel, and
+ * once the task ended (tw_call_start clears it for the next task). */
 static struct tw_chan s_closed;
+static struct tw_chan s_ended;
 
 static const char s_nil = (char)0xc0;
 
@@ -252,7 +254,7 @@ s_free(struct tw_chan *c, int closed)
     tw_chans_t *ch = c->table;
     tw_idmap_del(&ch->byid, c->id);
     if (c->call && c->call->chan == c) {
-        c->call->chan = closed ? &s_closed : NULL;
+        c->call->chan = closed ? &s_closed : &s_ended;
     }
     ch->st.live--;
     tw_free(c);
@@ -262,8 +264,8 @@ void
 tw_chans_end(tw_call_t *call)
 {
     struct tw_chan *c = call->chan;
-    call->chan = NULL;
-    if (!c || c == &s_closed) {
+    call->chan = &s_ended; /* no new channel for this task */
+    if (!c || c == &s_closed || c == &s_ended) {
         return;
     }
     c->call = NULL; /* the handle is finished or about to be */
@@ -464,7 +466,7 @@ s_open_chan(tw_call_t *call, int *rc)
         *rc = -ENOTCONN;
         return NULL;
     }
-    if (call->chan == &s_closed) {
+    if (call->chan == &s_closed || call->chan == &s_ended) {
         *rc = -ESHUTDOWN;
         return NULL;
     }
@@ -488,6 +490,9 @@ tw_call_open(tw_call_t *call, const void *msgpack, size_t len)
     if (!call->chans || call->station ||
         (call->h && (call->h->flags & TW_HANDLER_BLOCKING))) {
         return -EINVAL;
+    }
+    if (call->chan == &s_ended) {
+        return -ESHUTDOWN; /* the task is over (cancelled, timed out) */
     }
     if (call->chan) {
         return -EALREADY;
@@ -580,7 +585,7 @@ tw_call_close(tw_call_t *call)
     if (!c) {
         return -ENOTCONN;
     }
-    if (c == &s_closed) {
+    if (c == &s_closed || c == &s_ended) {
         return -ESHUTDOWN;
     }
     s_up(c->table, c->id, "close", 0, NULL, 0, NULL);

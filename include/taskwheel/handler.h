@@ -201,7 +201,8 @@ typedef void (*tw_chan_reply_fn)(void *udata, int status, const void *reply,
                                  size_t len);
 
 /* Open the task's channel with an optional first message (the submitter's
- * comm-open event carries it). Returns 0, or -EALREADY (opened before). */
+ * comm-open event carries it). Returns 0, -EALREADY (opened before) or
+ * -ESHUTDOWN (the task was cancelled or timed out). */
 int tw_call_open(tw_call_t *call, const void *msgpack, size_t len);
 
 /* Send one message (comm-message). Returns 0, -ENOTCONN (not open),

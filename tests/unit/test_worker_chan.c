@@ -329,6 +329,8 @@ test_cancel_frees(void **state)
     static const char *const closed[] = {"close"};
     s_expect_up(fx, closed, 1, NULL);
     assert_int_equal(s_down(fx, 15, "resp", cr, "\xc0"), TW_ENOENT);
+    /* The task is over: no new channel for it. */
+    assert_int_equal(tw_call_open(s_h.call, NULL, 0), -ESHUTDOWN);
     assert_int_equal(tw_chans_expire(fx->ch, uv_now(&fx->loop) + 1000), -1);
     tw_chans_stats_t st;
     tw_chans_stats(fx->ch, &st);
