@@ -369,7 +369,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < b->reg.len; i++) {
         slots += b->reg.list[i]->slots;
     }
-    size_t n = 25;
+    size_t n = 28;
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -406,6 +406,9 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("n2s_sent", b->st.n2s_sent);
     S_KV("n2s_dropped", b->st.n2s_dropped);
     S_KV("s2n", b->st.s2n);
+    S_KV("chan_fwd", b->st.chan_fwd);
+    S_KV("chan_dropped", b->st.chan_dropped);
+    S_KV("chan_closereq", b->st.chan_closereq);
 #undef S_KV
     tw_enc_cstr(e, "rate");
     msgpack_pack_double(&e->pk, b->rate);

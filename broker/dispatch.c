@@ -243,6 +243,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                           (void *)(uintptr_t)t->id);
         }
         tw__broker_enqueue(b, t);
+        tw_pool_add_client(p, c->id);
         c->outstanding++;
         b->st.submitted++;
         tw_enc_map(e, 2);
@@ -485,6 +486,9 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_WORKER:
         tw__broker_on_worker_op(b, c, &m);
         break;
+    case TW_CMD_CHAN:
+        tw__broker_on_chan_down(b, c, &m);
+        break;
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
@@ -691,6 +695,9 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_S2N:
         tw__broker_on_s2n(b, w, &m);
+        break;
+    case TW_CMD_CHAN:
+        tw__broker_on_chan_up(b, w, &m);
         break;
     default: /* HEARTBEAT: liveness was refreshed above. */
         break;

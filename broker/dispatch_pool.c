@@ -54,9 +54,11 @@ s_encode_group(tw_enc_t *e, const tw_pool_t *p, const tw_group_t *g)
 static void
 s_encode_pool(tw_enc_t *e, const tw_pool_t *p)
 {
-    tw_enc_map(e, 10);
+    tw_enc_map(e, 11);
     tw_enc_cstr(e, "pool");
     tw_enc_str(e, p->name, p->name_len);
+    tw_enc_cstr(e, "default_limit");
+    s_int_or_nil(e, p->default_limit);
     tw_enc_cstr(e, "size");
     tw_enc_uint(e, p->size);
     tw_enc_cstr(e, "free");
@@ -94,6 +96,42 @@ s_pool(tw_broker_t *b, const tw_msg_t *m)
     return tw_pools_get(&b->pools, name, len, 1);
 }
 
+/* S63-S64: tell the status socket and every client that used pool `p`
+ * that it is closed: topic "pool.closed" {pool, running, pending}, and to
+ * each client an unsolicited REPLY {seq: 0, data: {event: "pool.closed",
+ * pool}} (seq 0 never answers a request). */
+static void
+s_pool_closed(tw_broker_t *b, const tw_pool_t *p)
+{
+    if (tw_status_wants(&b->status, "pool.closed")) {
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_status_begin(&b->status, &e, 3);
+        tw_enc_cstr(&e, "pool");
+        tw_enc_str(&e, p->name, p->name_len);
+        tw_enc_cstr(&e, "running");
+        tw_enc_uint(&e, p->running);
+        tw_enc_cstr(&e, "pending");
+        tw_enc_uint(&e, p->pending);
+        tw_status_send(&b->status, "pool.closed", &e);
+        tw_enc_free(&e);
+    }
+    for (size_t i = 0; i < p->nclients; i++) {
+        tw_bclient_t *c = tw_clients_get(&b->clients, p->clients[i]);
+        if (!c) {
+            continue;
+        }
+        tw_enc_t e;
+        tw__broker_reply_begin(&e, 0);
+        tw_enc_map(&e, 2);
+        tw_enc_cstr(&e, "event");
+        tw_enc_cstr(&e, "pool.closed");
+        tw_enc_cstr(&e, "pool");
+        tw_enc_str(&e, p->name, p->name_len);
+        tw__broker_reply_send(b, c, &e);
+    }
+}
+
 /* Hand room freed in `g` (or all of it, with no limit) to parked tasks. */
 static void
 s_room_changed(tw_broker_t *b, tw_group_t *g)
@@ -111,7 +149,8 @@ s_room_changed(tw_broker_t *b, tw_group_t *g)
 
 /* Apply limit, calls and full from the request. Returns 0 or EINVAL. */
 static int
-s_group_settings(tw_group_t *g, const tw_msg_t *m, char *why, size_t wlen)
+s_group_settings(tw_pool_t *p, tw_group_t *g, const tw_msg_t *m, char *why,
+                 size_t wlen)
 {
     size_t fl;
     const char *full = tw_msg_str(m, TW_F_FULL, &fl);
@@ -129,7 +168,7 @@ s_group_settings(tw_group_t *g, const tw_msg_t *m, char *why, size_t wlen)
         return TW_EINVAL;
     }
     if (m->f[TW_F_LIMIT]) {
-        g->limit = tw_msg_int(m, TW_F_LIMIT, -1);
+        tw_group_set_limit(p, g, tw_msg_int(m, TW_F_LIMIT, -1));
     }
     if (m->f[TW_F_CALLS]) {
         g->calls = tw_msg_int(m, TW_F_CALLS, -1);
@@ -148,6 +187,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw_pool_t *p = s_pool(b, m);
     char why[256];
     tw_enc_t e;
+    tw_pool_add_client(p, c->id);
 #define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
     if (S_OP("list")) {
         tw__broker_reply_begin(&e, seq);
@@ -177,7 +217,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (!g) {
             g = tw_pools_group(&b->pools, p, name, gl, 1);
         }
-        int rc = s_group_settings(g, m, why, sizeof why);
+        int rc = s_group_settings(p, g, m, why, sizeof why);
         if (rc != 0) {
             if (created) {
                 tw_pools_forget_group(&b->pools, g);
@@ -188,7 +228,7 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         s_room_changed(b, g);
     } else if (S_OP("clear")) {
         if (g) {
-            g->limit = -1;
+            tw_group_set_limit(p, g, -1); /* back to the pool's default */
             s_room_changed(b, g);
         }
     } else if (!g) {
@@ -262,6 +302,7 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw_pool_t *p = s_pool(b, m);
     char why[256];
     tw_enc_t e;
+    tw_pool_add_client(p, c->id);
 #define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
     if (S_OP("size")) {
         int64_t n = tw_msg_int(m, TW_F_LIMIT, -1);
@@ -275,6 +316,22 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                           p->size == 0           ? p->parked.len
                           : p->running < p->size ? p->size - p->running
                                                  : 0);
+    } else if (S_OP("default_limit")) {
+        /* S101 with S96's rules: absent clears, negative is refused, 0
+         * lets nothing new start in groups without a limit of their own. */
+        int64_t n = m->f[TW_F_LIMIT] ? tw_msg_int(m, TW_F_LIMIT, -1) : -1;
+        if (m->f[TW_F_LIMIT] && n < 0) {
+            tw__broker_reply_error(b, c, seq, TW_EINVAL,
+                    "a default limit must not be negative (S96); leave "
+                    "limit out to clear it");
+            return;
+        }
+        tw_pools_set_default_limit(p, n);
+        for (size_t i = 0; i < p->groups.cap; i++) {
+            if (p->groups.slots[i].key) {
+                s_room_changed(b, p->groups.slots[i].val);
+            }
+        }
     } else if (S_OP("lock")) {
         /* Groups accepted before the lock keep feeding (S61, F3). */
         for (size_t i = 0; !p->locked && i < p->groups.cap; i++) {
@@ -286,7 +343,11 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else if (S_OP("unlock")) {
         p->locked = p->closed; /* a closed pool stays locked (S63) */
     } else if (S_OP("close")) {
+        int was = p->closed;
         p->locked = p->closed = 1;
+        if (!was) {
+            s_pool_closed(b, p);
+        }
     } else if (S_OP("flush")) {
         size_t n = 0;
         tw_task_t *t = b->tasks.ended.head;

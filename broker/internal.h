@@ -34,6 +34,10 @@ typedef struct {
     uint64_t s2n;        /* s2n messages published */
     uint64_t iterations; /* station iterations reported */
     uint64_t deduplicated; /* submissions answered with a known id */
+    uint64_t chan_fwd;     /* task channel items forwarded (chan.c) */
+    uint64_t chan_dropped; /* channel items dropped: task not running,
+                              bad item, peer unreachable */
+    uint64_t chan_closereq; /* close requests sent to workers */
 } tw_broker_stats_t;
 
 struct tw_broker {
@@ -206,5 +210,11 @@ void tw__broker_flush_workers(tw_broker_t *b);
  * again (a resize took those slots away). Returns how many. */
 size_t tw__broker_stations_move_off(tw_broker_t *b, tw_bworker_t *w,
                                     uint32_t from);
+/* chan.c: task channels. CHAN items from a worker go to the tasks'
+ * submitters; CHAN items from a client go to the workers running them. */
+void tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w,
+                           const tw_msg_t *m);
+void tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c,
+                             const tw_msg_t *m);
 
 #endif /* TW_BROKER_INTERNAL_H */

@@ -120,6 +120,9 @@ static const struct {
     S_C(n2s_sent, "n2s messages delivered to workers."),
     S_C(n2s_dropped, "n2s messages refused: a station backlog was full."),
     S_C(s2n, "s2n messages accepted."),
+    S_C(chan_fwd, "Task channel items forwarded."),
+    S_C(chan_dropped, "Task channel items dropped."),
+    S_C(chan_closereq, "Task channel close requests the broker sent."),
 #undef S_C
 };
 

@@ -41,6 +41,7 @@ tw_pools_destroy(tw_pools_t *ps)
         /* Dedup keys are owned by their tasks. */
         tw_strmap_free(&p->dedup);
         tw_queue_free(&p->parked);
+        tw_free(p->clients);
         tw_free(p->name);
         tw_free(p);
     }
@@ -59,6 +60,7 @@ tw_pools_get(tw_pools_t *ps, const char *name, size_t len, int create)
     p = tw_calloc(1, sizeof *p);
     p->name = tw_strndup(name, len);
     p->name_len = len;
+    p->default_limit = -1;
     tw_strmap_init(&p->groups);
     tw_strmap_init(&p->dedup);
     tw_queue_init(&p->parked);
@@ -91,12 +93,51 @@ tw_pools_group(tw_pools_t *ps, tw_pool_t *pool, const char *name,
     g->pool = pool->id;
     g->name = tw_strndup(name, len);
     g->name_len = len;
-    g->limit = -1;
+    g->limit = pool->default_limit;
     g->calls = -1;
     tw_queue_init(&g->parked);
     tw_strmap_put(&pool->groups, g->name, g->name_len, g);
     tw_idmap_put(&ps->groups, g->id, g);
     return g;
+}
+
+void
+tw_pool_add_client(tw_pool_t *pool, uint64_t id)
+{
+    /* The newest first: a client submitting a batch hits at once. */
+    for (size_t i = pool->nclients; i > 0; i--) {
+        if (pool->clients[i - 1] == id) {
+            return;
+        }
+    }
+    if (pool->nclients == TW_POOL_MAX_CLIENTS) {
+        return;
+    }
+    if (pool->nclients == pool->capclients) {
+        pool->capclients = pool->capclients ? 2 * pool->capclients : 4;
+        pool->clients = tw_realloc(pool->clients,
+                                   pool->capclients * sizeof *pool->clients);
+    }
+    pool->clients[pool->nclients++] = id;
+}
+
+void
+tw_pools_set_default_limit(tw_pool_t *pool, int64_t limit)
+{
+    pool->default_limit = limit < 0 ? -1 : limit;
+    for (size_t i = 0; i < pool->groups.cap; i++) {
+        tw_group_t *g = pool->groups.slots[i].val;
+        if (pool->groups.slots[i].key && !g->own_limit) {
+            g->limit = pool->default_limit;
+        }
+    }
+}
+
+void
+tw_group_set_limit(tw_pool_t *pool, tw_group_t *g, int64_t limit)
+{
+    g->own_limit = limit >= 0;
+    g->limit = limit >= 0 ? limit : pool->default_limit;
 }
 
 tw_group_t *

@@ -37,7 +37,9 @@ typedef struct {
     uint32_t pool;     /* id of its pool */
     char *name;
     size_t name_len;
-    int64_t limit;     /* max running; -1 = none */
+    int64_t limit;     /* max running in force; -1 = none */
+    int own_limit;     /* `limit` was set for this group; otherwise it
+                          is its pool's default_limit (S101) */
     int64_t calls;     /* max admissions ever; -1 = none */
     tw_full_t full;
     uint64_t running, pending, ended, cancelled, admitted;
@@ -54,6 +56,8 @@ typedef struct {
     char *name;
     size_t name_len;
     uint64_t size;     /* max running in the pool; 0 = unlimited */
+    int64_t default_limit; /* the limit of its groups that have none of
+                              their own (S101); -1 = none */
     int locked, closed;
     uint64_t running, pending, ended, cancelled;
     uint64_t next_dseq;
@@ -61,6 +65,9 @@ typedef struct {
     tw_strmap_t dedup;    /* key -> task id, as (void *)(uintptr_t) */
     tw_queue_t parked;    /* pending tasks waiting for pool room */
     tw_task_list_t running_list; /* by dispatch order, newest last */
+    uint64_t *clients;    /* ids of clients that used it: they get its
+                             pool.closed event (S63-S64) */
+    size_t nclients, capclients;
 } tw_pool_t;
 
 typedef struct {
@@ -87,6 +94,21 @@ tw_group_t *tw_pools_group(tw_pools_t *ps, tw_pool_t *pool,
 
 /* The group with id `id`, or NULL if unknown or forgotten. */
 tw_group_t *tw_pools_group_by_id(const tw_pools_t *ps, uint64_t id);
+
+/* Most clients a pool remembers for its pool.closed event. */
+#define TW_POOL_MAX_CLIENTS 4096
+
+/* Remember that client `id` used `pool` (submitted to it or sent a
+ * GROUP or POOL request naming it); at most TW_POOL_MAX_CLIENTS. */
+void tw_pool_add_client(tw_pool_t *pool, uint64_t id);
+
+/* Set `pool`'s default group limit (-1 = none, S101) and apply it to
+ * every group of the pool without a limit of its own. */
+void tw_pools_set_default_limit(tw_pool_t *pool, int64_t limit);
+
+/* Give group `g` a limit of its own (limit >= 0), or drop it (limit -1):
+ * the group then takes its pool's default_limit. */
+void tw_group_set_limit(tw_pool_t *pool, tw_group_t *g, int64_t limit);
 
 /* Forget a group; its parked queue must be empty. */
 void tw_pools_forget_group(tw_pools_t *ps, tw_group_t *g);

@@ -99,6 +99,8 @@ struct tw_client {
     void *ack2_arg;
     tw_result_cb res_cb;
     void *res_arg;
+    tw_chan_cb chan_cb; /* task channels (chan.c) */
+    void *chan_arg;
 
     void *sess;        /* session state of client/pool.c, or NULL */
 
@@ -542,6 +544,11 @@ static int
 s_on_reply(tw_client_t *c, const tw_msg_t *m)
 {
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    if (seq == 0) {
+        /* No request has seq 0: a broker event (pool.closed). */
+        tw__sess_broker_event(c, m->f[TW_F_DATA]);
+        return 1;
+    }
     if (c->req.kind != S_REQ_REPLY || c->req.done || seq != c->req.seq) {
         return 0;
     }
@@ -606,6 +613,8 @@ s_dispatch(tw_client_t *c, const tw_msg_t *m)
         return s_on_reply(c, m);
     case TW_CMD_ERROR:
         return s_on_error(c, m);
+    case TW_CMD_CHAN:
+        return tw__client_on_chan(c, m, c->chan_cb, c->chan_arg);
     case TW_CMD_HEARTBEAT:
         if (c->req.kind == S_REQ_PING && !c->req.done) {
             c->req.done = 1;
@@ -972,6 +981,19 @@ tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg)
 {
     c->ack2_cb = cb;
     c->ack2_arg = arg;
+}
+
+void
+tw_client_on_channel(tw_client_t *c, tw_chan_cb cb, void *arg)
+{
+    c->chan_cb = cb;
+    c->chan_arg = arg;
+}
+
+int
+tw__client_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd)
+{
+    return s_send(c, e, cmd);
 }
 
 void **

@@ -91,6 +91,24 @@ void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);
 
+/* Queue a message built in `e` behind everything else and try to send
+ * it (task channels, client/chan.c). Returns 0, TW_EAGAIN (queued) or
+ * TW_EIO. */
+int tw__client_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd);
+
+/* CHAN from the broker (client/chan.c): each item goes to the channel
+ * callback (`cb`, may be NULL) and the session. Returns 1 if used. */
+int tw__client_on_chan(tw_client_t *c, const tw_msg_t *m, tw_chan_cb cb,
+                       void *arg);
+
+/* An unsolicited REPLY (seq 0) from the broker, whose `data` is
+ * {event, ...}: "pool.closed" {pool} (S63-S64) ends until_closed and
+ * becomes a TW_EV_POOL_CLOSED event (pool.c). */
+void tw__sess_broker_event(tw_client_t *c, const msgpack_object *data);
+
+/* A channel item for the session layer (pool.c): TW_EV_COMM_* events. */
+void tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg);
+
 /* tw_client_new, with CURVE when `curve` is not NULL (client/curve.c);
  * libzmq copies the keys, so `curve` may be wiped once this returns. */
 tw_client_t *tw__client_new(const char *endpoint,

@@ -50,6 +50,7 @@
 #define S_CANCEL_GRACE_MS 10000 /* tw_run wait=0: time for cancels */
 #define S_REQ_MS 5000           /* a request inside a longer wait */
 #define S_STATS_EVERY_MS 50     /* POOL stats polling period */
+#define S_CLOSED_RECHECK_MS 5000 /* until_closed: stats between events */
 #define S_STOP_MSG "tw_stop() was called."
 
 /* What a feeder submits. */
@@ -95,6 +96,7 @@ typedef struct {
     tw_event_cb cb;
     void *cb_arg;
     tw_idmap_t recs;       /* seq -> s_rec_t */
+    tw_idmap_t byid;       /* task id -> seq, once acknowledged */
     s_feeder_t *feeders;
     s_feeder_t *feeding;   /* the feeder submitting right now */
     uint64_t feeding_index;
@@ -107,6 +109,8 @@ typedef struct {
     int end_rc;
     tw_exit_state_t exit;  /* details of the end */
     uint64_t start_k;      /* next k of start-group-k */
+    const char *wait_pool; /* until_closed: the pool waited for */
+    int pool_closed;       /* its pool.closed event came */
 } s_sess_t;
 
 /* ------------------------------------------------------------------ */
@@ -260,6 +264,7 @@ s_sess(tw_client_t *c, int create)
         s_sess_t *s = tw_calloc(1, sizeof *s);
         s->c = c;
         tw_idmap_init(&s->recs);
+        tw_idmap_init(&s->byid);
         s->on_exception = TW_POLICY_RAISE;
         s->on_cancelled = TW_POLICY_RAISE;
         *slot = s;
@@ -306,6 +311,7 @@ tw__sess_free(tw_client_t *c)
     }
     tw_idmap_each(&s->recs, s_rec_free, NULL);
     tw_idmap_free(&s->recs);
+    tw_idmap_free(&s->byid);
     while (s->feeders) {
         s_feeder_t *f = s->feeders;
         s->feeders = f->next;
@@ -487,6 +493,10 @@ s_rec_end(s_sess_t *s, uint64_t seq, s_rec_t *r)
         return;
     }
     tw_idmap_del(&s->recs, seq);
+    if (r->id && tw_idmap_get(&s->byid, r->id) ==
+                     (void *)(uintptr_t)seq) {
+        tw_idmap_del(&s->byid, r->id);
+    }
     s_feeder_t *f = r->f;
     tw_free(r);
     if (f) {
@@ -543,6 +553,9 @@ tw__sess_ack(tw_client_t *c, const tw_ack_t *ack)
     ev.msg = ack->msg;
     if (r) {
         r->id = ack->id;
+        if (ack->id && !ack->err) {
+            tw_idmap_put(&s->byid, ack->id, (void *)(uintptr_t)ack->seq);
+        }
     }
     ev.kind = ack->err ? TW_EV_REFUSED : TW_EV_SUBMITTED;
     s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
@@ -604,6 +617,31 @@ tw__sess_result(tw_client_t *c, const tw_result_t *res)
         }
     }
     s_rec_end(s, res->seq, r);
+}
+
+void
+tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg)
+{
+    static const tw_event_kind_t kinds[] = {
+        [TW_CHAN_OPEN] = TW_EV_COMM_OPEN,
+        [TW_CHAN_MSG] = TW_EV_COMM_MESSAGE,
+        [TW_CHAN_REQ] = TW_EV_COMM_REQUEST,
+        [TW_CHAN_CLOSE] = TW_EV_COMM_CLOSE,
+    };
+    s_sess_t *s = s_sess(c, 0);
+    if (!s) {
+        return;
+    }
+    uint64_t seq = (uint64_t)(uintptr_t)tw_idmap_get(&s->byid, msg->id);
+    tw_event_t ev;
+    s_rec_t *r = seq ? s_rec_event(s, seq, msg->id, &ev) : NULL;
+    if (!seq) {
+        memset(&ev, 0, sizeof ev);
+        ev.id = msg->id;
+    }
+    ev.kind = kinds[msg->kind];
+    ev.chan = msg;
+    s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
 }
 
 void
@@ -818,6 +856,7 @@ s_decode_pool(const msgpack_object *o, void *arg)
     out->groups = s_uint(o, "groups");
     out->locked = s_bool(o, "locked");
     out->closed = s_bool(o, "closed");
+    out->default_limit = s_int(o, "default_limit", -1);
     return 0;
 }
 
@@ -831,6 +870,15 @@ tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
     }
     return s_decoded_request(c, TW_CMD_POOL, &req, timeout_ms,
                              s_decode_pool, out);
+}
+
+int
+tw_client_pool_default_limit(tw_client_t *c, const char *pool,
+                             int64_t limit, int timeout_ms)
+{
+    tw_pool_req_t req = {.op = "default_limit", .pool = pool,
+                         .has_limit = limit >= 0, .limit = limit};
+    return tw_client_pool(c, &req, timeout_ms, NULL, NULL);
 }
 
 int
@@ -1204,6 +1252,35 @@ tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
     return tw_client_pool_op(c, pool, "close", s_req_timeout(deadline));
 }
 
+void
+tw__sess_broker_event(tw_client_t *c, const msgpack_object *data)
+{
+    const msgpack_object *ev = s_get(data, "event");
+    const msgpack_object *pool = s_get(data, "pool");
+    if (!ev || ev->type != MSGPACK_OBJECT_STR || !pool ||
+        pool->type != MSGPACK_OBJECT_STR || ev->via.str.size != 11 ||
+        memcmp(ev->via.str.ptr, "pool.closed", 11) != 0) {
+        return;
+    }
+    s_sess_t *s = s_sess(c, 0);
+    if (!s) {
+        return;
+    }
+    char name[TW_PROTO_MAX_NAME + 1];
+    size_t n = pool->via.str.size < TW_PROTO_MAX_NAME ? pool->via.str.size
+                                                       : TW_PROTO_MAX_NAME;
+    memcpy(name, pool->via.str.ptr, n);
+    name[n] = '\0';
+    if (s->wait_pool && strcmp(s_pool_name(s->wait_pool), name) == 0) {
+        s->pool_closed = 1;
+    }
+    tw_event_t e;
+    memset(&e, 0, sizeof e);
+    e.kind = TW_EV_POOL_CLOSED;
+    e.msg = name;
+    s_emit(s, &e, NULL, NULL);
+}
+
 int
 tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
 {
@@ -1211,6 +1288,12 @@ tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
     if (s_in_cb(c)) {
         return TW_ESTATE;
     }
+    /* S64: wait for the broker's pool.closed event; the stats request
+     * first answers at once for a pool closed already and makes the
+     * broker count this client among the pool's. A stats request every
+     * S_CLOSED_RECHECK_MS covers an event that cannot come (the broker
+     * forgot this client while it sat idle). */
+    s_sess_t *s = s_sess(c, 1);
     for (;;) {
         tw_pool_info_t pi;
         int rc = tw_client_pool_stats(c, pool, s_req_timeout(deadline), &pi);
@@ -1224,12 +1307,27 @@ tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
         if (pi.closed) {
             return 0;
         }
-        if (deadline >= 0 && s_left_ms(deadline) == 0) {
-            return TW_ETIMEDOUT;
+        s->wait_pool = pool;
+        s->pool_closed = 0;
+        uint64_t slice_end = tw_now_ms() + S_CLOSED_RECHECK_MS;
+        while (!s->pool_closed && tw_now_ms() < slice_end) {
+            if (deadline >= 0 && s_left_ms(deadline) == 0) {
+                s->wait_pool = NULL;
+                return TW_ETIMEDOUT;
+            }
+            uint64_t left = s_left_ms((int64_t)slice_end);
+            if (deadline >= 0 && s_left_ms(deadline) < left) {
+                left = s_left_ms(deadline);
+            }
+            rc = tw_client_poll(c, (int)left);
+            if (rc < 0) {
+                s->wait_pool = NULL;
+                return rc;
+            }
         }
-        rc = s_pump_for(c, 2 * S_STATS_EVERY_MS, deadline);
-        if (rc < 0) {
-            return rc;
+        s->wait_pool = NULL;
+        if (s->pool_closed) {
+            return 0;
         }
     }
 }

@@ -36,7 +36,8 @@
     XX(ELIMIT, -4011, "group limit reached")                                 \
     XX(ELOCKED, -4012, "pool is locked")                                     \
     XX(ECLOSED, -4013, "pool is closed")                                     \
-    XX(EENDED, -4014, "task already ended")
+    XX(EENDED, -4014, "task already ended")                                  \
+    XX(ECLOSEREQ, -4017, "the submitter asked to close the channel")
 
 typedef enum {
 #define TW__ERR_ENUM(name, val, msg) TW_##name = (val),

@@ -127,7 +127,8 @@ typedef enum {
     XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
     XX(TAGS, "tags", TW_T_TAGS, 0)                                           \
     XX(PLACE, "place", TW_T_STR, 16)                                         \
-    XX(RESTART, "restart", TW_T_STR, 16)
+    XX(RESTART, "restart", TW_T_STR, 16)                                     \
+    XX(CR, "cr", TW_T_UINT, 0) /* chan: a CHAN request's correlation id */
 
 typedef enum {
 #define TW__F_ENUM(e, key, type, max) TW_F_##e,
@@ -180,7 +181,9 @@ typedef enum {
        TW_IB(SID) | TW_IB(EP) | TW_IB(SEQ) | TW_IB(D))                       \
     XX(21, GROUP, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
     XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
-    XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)
+    XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)                   \
+    XX(24, CHAN, TW_W2B | TW_B2W | TW_C2B | TW_B2C, TW_FB(ITEMS),            \
+       TW_IB(ID) | TW_IB(EV))
 
 typedef enum {
     TW_CMD_NONE = 0,

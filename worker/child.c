@@ -183,10 +183,18 @@ int
 tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
                const tw_child_ops_t *ops, void *data)
 {
+    return tw_child_start_chan(c, call, with_stdin, 0, ops, data);
+}
+
+int
+tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
+                    int with_chan, const tw_child_ops_t *ops, void *data)
+{
     uv_loop_t *loop = tw_call_loop(call);
     c->ops = ops;
     c->data = data;
     c->has_in = with_stdin;
+    c->has_chan = with_chan;
     uv_pipe_init(loop, &c->out, 0);
     uv_pipe_init(loop, &c->err, 0);
     c->nopen = 3;
@@ -194,9 +202,14 @@ tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
         uv_pipe_init(loop, &c->in, 0);
         c->nopen++;
     }
+    if (c->has_chan) {
+        uv_pipe_init(loop, &c->chan, 0);
+        c->nopen++;
+    }
     c->proc.data = c->out.data = c->err.data = c->in.data = c;
+    c->chan.data = c;
 
-    uv_stdio_container_t stdio[3];
+    uv_stdio_container_t stdio[4];
     if (c->has_in) {
         stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
         stdio[0].data.stream = (uv_stream_t *)&c->in;
@@ -207,13 +220,15 @@ tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
     stdio[1].data.stream = (uv_stream_t *)&c->out;
     stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[2].data.stream = (uv_stream_t *)&c->err;
+    stdio[3].flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&c->chan;
     uv_process_options_t opt;
     memset(&opt, 0, sizeof opt);
     opt.file = c->argv[0];
     opt.args = c->argv;
     opt.exit_cb = s_exit_cb;
     opt.flags = UV_PROCESS_DETACHED; /* its own process group, for kill */
-    opt.stdio_count = 3;
+    opt.stdio_count = c->has_chan ? 4 : 3;
     opt.stdio = stdio;
 
     int rc = uv_spawn(loop, &c->proc, &opt);
@@ -226,6 +241,7 @@ tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
         if (c->has_in) {
             s_close((uv_handle_t *)&c->in);
         }
+        tw_child_close_chan(c);
         return rc;
     }
     c->call = call;
@@ -263,6 +279,14 @@ tw_child_close_stdout(tw_child_t *c)
 }
 
 void
+tw_child_close_chan(tw_child_t *c)
+{
+    if (c->has_chan) {
+        s_close((uv_handle_t *)&c->chan);
+    }
+}
+
+void
 tw_child_close_stdin(tw_child_t *c)
 {
     if (c->has_in) {
@@ -285,6 +309,7 @@ tw_child_reap(tw_child_t *c)
         return NULL; /* wait for the rest of its output */
     }
     tw_child_close_stdin(c); /* drops writes nobody reads */
+    tw_child_close_chan(c);
     tw_call_t *call = c->call;
     c->call = NULL;
     return call;

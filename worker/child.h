@@ -65,6 +65,10 @@ struct tw_child {
     uv_process_t proc;
     uv_pipe_t in, out, err; /* `in` only if has_in */
     int has_in;
+    uv_pipe_t chan; /* fd 3 of the child, both ways, only if has_chan
+                       (exec's task channel, worker/handlers/exec.c) */
+    int has_chan;
+    void *chan_data; /* the fd 3 reader's (worker/exec_chan.h) */
     int exited; /* the exit status is known */
     int64_t status;
     int term_signal;
@@ -98,6 +102,18 @@ int tw_child_parse_args(tw_child_t *c, const void *args, size_t len,
  * this returns. */
 int tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
                    const tw_child_ops_t *ops, void *data);
+
+/* tw_child_start with, if `with_chan`, a socket pair on the child's fd 3
+ * (c->chan, readable and writable; the owner reads and writes it and may
+ * close it early with tw_child_close_chan). tw_child_start is this with
+ * with_chan 0. */
+int tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
+                        int with_chan, const tw_child_ops_t *ops,
+                        void *data);
+
+/* Stop using fd 3 (dropping pending writes); a no-op without one or if
+ * done already. tw_child_reap does it too. */
+void tw_child_close_chan(tw_child_t *c);
 
 /* Note `why` (a TW_CHILD_* reason) and SIGKILL the child's process group,
  * unless it has exited already. Does not call `changed`. */

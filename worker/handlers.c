@@ -225,6 +225,7 @@ tw_call_start(tw_call_t *call, const tw_handler_t *h, uint64_t id,
     call->h = h;
     call->id = id;
     call->data = NULL;
+    call->chan = NULL; /* a new task: no channel yet (worker/chan.h) */
     atomic_store_explicit(&call->finished, 0, memory_order_relaxed);
     atomic_store_explicit(&call->cancelled, 0, memory_order_relaxed);
     call->running = 1;

@@ -80,6 +80,12 @@ void tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl);
  * (worker/handlers/builtin.c). Returns 0 or tw_handlers_add's error. */
 int tw_handlers_add_builtin(tw_handlers_t *reg);
 
+/* Register "ask" (worker/handlers/ask.c): a task that opens its channel,
+ * sends each element of its array argument as a message (or of "msgs"
+ * in a map {msgs, req, timeout, delay}), makes one request and returns
+ * the reply, or the error's name ("ETIMEDOUT", "ECLOSEREQ"). */
+int tw_handlers_add_chan_builtins(tw_handlers_t *reg);
+
 /* Register the station built-ins (worker/handlers/builtin.c): "incr"
  * (a number n -> n + 1), "mirror" (returns its input; as a station every
  * n2s message comes back as s2n, in order) and "ticker" (returns its
@@ -95,7 +101,9 @@ int tw_handlers_add_station_builtins(tw_handlers_t *reg);
 int tw_handlers_add_stream(tw_handlers_t *reg, size_t stdout_max);
 
 /* Register "exec" (worker/handlers/exec.c): a program per call; output
- * beyond `stdout_max` bytes fails the task. The process must ignore
+ * beyond `stdout_max` bytes fails the task. With "chan": true in its
+ * argument map the program gets its task channel on fd 3
+ * (worker/exec_chan.h). The process must ignore
  * SIGPIPE, since a child may close its stdin before reading it all. */
 int tw_handlers_add_exec(tw_handlers_t *reg, size_t stdout_max);
 
@@ -114,6 +122,8 @@ struct tw_call {
     const tw_handler_t *h;
     uint64_t id;
     tw_station_t *station; /* set by the taskloop for its iterations */
+    struct tw_chans *chans; /* task channels (chan.h), or NULL */
+    struct tw_chan *chan;   /* this task's open channel, or NULL */
     char *args; /* a copy of the task's arguments; grows, never shrinks */
     size_t alen, acap;
     void *data; /* the handler's, reset at each start */

@@ -139,6 +139,7 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     tw_handlers_init(&reg);
     tw_handlers_add_builtin(&reg);
     tw_handlers_add_station_builtins(&reg);
+    tw_handlers_add_chan_builtins(&reg);
     tw_handlers_add_exec(&reg, (size_t)cfg->exec_stdout_max);
     tw_handlers_add_stream(&reg, (size_t)cfg->exec_stdout_max);
     int rc = 0;

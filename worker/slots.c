@@ -12,6 +12,7 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "proto/proto.h"
+#include "worker/chan.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct tw_slots {
     unsigned closing; /* timers still to close */
     tw_slots_close_cb close_cb;
     void *close_udata;
+    struct tw_chans *chans; /* task channels, attached to every slot */
 };
 
 static void
@@ -72,6 +74,7 @@ s_call_done(tw_call_t *call, int st, const void *r, size_t rlen,
     if (slot->state == S_BUSY) {
         uv_timer_stop(&slot->timer);
         tw_idmap_del(&s->byid, id);
+        tw_chans_end(call); /* its channel closes before its DONE */
         s_release(s, slot);
         s_report(s, id, st, r, rlen, err, 1);
     } else {
@@ -88,6 +91,7 @@ s_end(tw_slots_t *s, s_slot_t *slot)
     slot->state = S_ENDED;
     uv_timer_stop(&slot->timer);
     tw_idmap_del(&s->byid, slot->id);
+    tw_chans_end(&slot->call);
 }
 
 static void
@@ -116,6 +120,9 @@ s_add_block(tw_slots_t *s, unsigned to)
         slot->timer.data = slot;
         slot->table = s;
         slot->idx = s->n + i;
+        if (s->chans) {
+            tw_chans_attach(s->chans, &slot->call);
+        }
         s->v[s->n + i] = slot;
         s->free[i] = to - 1 - i;
     }
@@ -258,6 +265,15 @@ tw_slots_orphan_all(tw_slots_t *s)
         } else if (slot->state == S_ENDED) {
             tw_call_cancel(&slot->call);
         }
+    }
+}
+
+void
+tw_slots_attach_chans(tw_slots_t *s, struct tw_chans *ch)
+{
+    s->chans = ch;
+    for (unsigned i = 0; i < s->n; i++) {
+        tw_chans_attach(ch, &s->v[i]->call);
     }
 }
 

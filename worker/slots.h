@@ -77,6 +77,11 @@ int tw_slots_cancel(tw_slots_t *s, uint64_t id, int st);
  * requeued them); slots still return credit as they free. */
 void tw_slots_orphan_all(tw_slots_t *s);
 
+/* Let the tasks of every slot open task channels through `ch`
+ * (worker/chan.h); a task's channel is ended with the task. */
+struct tw_chans;
+void tw_slots_attach_chans(tw_slots_t *s, struct tw_chans *ch);
+
 /* Take a free slot for a station (worker/taskloop.h runs it with a call of
  * its own): it counts as busy, reports nothing, and is skipped by
  * tw_slots_orphan_all. Returns the slot's index, or TW_EFULL. */

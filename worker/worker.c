@@ -30,6 +30,7 @@
 #include "common/util.h"
 #include "common/zwatch.h"
 #include "proto/proto.h"
+#include "worker/chan.h"
 #include "worker/slots.h"
 #include "worker/taskloop.h"
 
@@ -115,6 +116,7 @@ struct tw_worker {
     int tl_idle_on;
     uint64_t ck_last;
     uint64_t stale, s2n_dropped, refused;
+    tw_chans_t *chans;   /* task channels (chan.h) */
 };
 
 /* Small helpers ---------------------------------------------------------- */
@@ -343,6 +345,9 @@ s_discard(tw_worker_t *w)
     s_batch_reset(&w->done);
     s_batch_reset(&w->sta);
     s_batch_reset(&w->s2n);
+    if (w->chans) {
+        tw_chans_discard(w->chans);
+    }
     w->credit = 0;
 }
 
@@ -392,6 +397,23 @@ s_flush(tw_worker_t *w)
         w->credit = 0;
         if (s_send_batch(w, &w->sta, TW_CMD_STATION, credit) != 0) {
             return;
+        }
+    }
+    if (w->chans && tw_chans_pending(w->chans)) {
+        /* Channel items go before the DONE that ends their task. */
+        zmq_msg_t f[2];
+        tw_chans_frames(w->chans, f);
+        int rc = s_send(w, f);
+        if (rc == TW_EAGAIN) {
+            w->stalled[0] = f[0];
+            w->stalled[1] = f[1];
+            w->has_stalled = 1;
+            return;
+        }
+        if (rc != 0) {
+            zmq_msg_close(&f[0]);
+            zmq_msg_close(&f[1]);
+            tw_warn("worker.send", "CHAN not sent: %s", tw_strerror(rc));
         }
     }
     if (w->done.n == 0 && w->credit == 0) {
@@ -614,6 +636,13 @@ s_tl_left(void *udata, tw_station_t *st)
     }
     w->credit++;
     s_flush_arm(w);
+}
+
+/* Task channel items wait: send them at the end of the loop turn. */
+static void
+s_chans_wake(void *udata)
+{
+    s_flush_arm(udata);
 }
 
 static void s_tl_idle_cb(uv_idle_t *h);
@@ -1198,6 +1227,11 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
             s_on_n2s(w, &m);
         }
         break;
+    case TW_CMD_CHAN:
+        for (size_t i = 0; w->state == S_READY && i < m.nitems; i++) {
+            tw_chans_on_item(w->chans, &m.items[i]);
+        }
+        break;
     case TW_CMD_ERROR: {
         int64_t code = tw_msg_int(&m, TW_F_CODE, 0);
         size_t len;
@@ -1272,6 +1306,15 @@ s_slots_closed(void *udata)
 }
 
 static void
+s_chans_closed(void *udata)
+{
+    tw_worker_t *w = udata;
+    if (--w->handles_open == 0) {
+        s_shutdown_step(w);
+    }
+}
+
+static void
 s_grace_cb(uv_timer_t *t)
 {
     tw_worker_t *w = t->data;
@@ -1316,6 +1359,13 @@ s_shutdown_step(tw_worker_t *w)
             tw_taskloop_no_async(w->tl); /* stuck: keep off tl_async */
         }
         w->handles_open = 8;
+        if (!w->slots) {
+            /* Every task has ended, so no handler can reach the channel
+             * table any more; a stuck worker keeps it (as its slots). */
+            w->handles_open++;
+            tw_chans_close(w->chans, s_chans_closed, w);
+            w->chans = NULL;
+        }
         uv_close((uv_handle_t *)&w->tick, s_handle_closed);
         uv_close((uv_handle_t *)&w->backoff, s_handle_closed);
         uv_close((uv_handle_t *)&w->drain, s_handle_closed);
@@ -1465,6 +1515,8 @@ tw_worker_start(tw_worker_t *w, tw_worker_exit_cb cb, char *err,
         .async = s_tl_async,
     };
     w->tl = tw_taskloop_new(w->loop, &cbs, w);
+    w->chans = tw_chans_new(w->loop, s_chans_wake, w);
+    tw_slots_attach_chans(w->slots, w->chans);
     uv_timer_init(w->loop, &w->tick);
     uv_timer_init(w->loop, &w->backoff);
     uv_timer_init(w->loop, &w->drain);
@@ -1569,5 +1621,8 @@ tw_worker_stats(const tw_worker_t *w, tw_worker_stats_t *out)
     if (w->tl) {
         out->stations = tw_taskloop_live(w->tl);
         tw_taskloop_stats(w->tl, &out->tl);
+    }
+    if (w->chans) {
+        tw_chans_stats(w->chans, &out->chan);
     }
 }

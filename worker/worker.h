@@ -23,6 +23,12 @@
  *  checkpoints coalesced at most every 100 ms, and S2N messages. A station
  *  that leaves its slot returns one credit.
  *
+ *  Task channels (chan.h): a running task's CHAN items (open, msg, req,
+ *  close) are batched and sent before the DONE batch of the same flush,
+ *  so they reach the broker before the task's outcome; CHAN from the
+ *  broker (resp, closereq) goes to the task's channel, and items for a
+ *  task without one are dropped and counted there.
+ *
  *  tw_worker_drain() is the graceful stop: no new tasks or stations are
  *  taken, stations are released with their checkpoint after their
  *  current iteration, running tasks get up to drain_timeout_ms (then what
@@ -37,6 +43,7 @@
 #include <uv.h>
 
 #include "common/keys.h"
+#include "worker/chan.h"
 #include "worker/handlers.h"
 #include "worker/taskloop.h"
 
@@ -95,6 +102,7 @@ typedef struct {
     uint64_t refused;     /* ASSIGN items refused */
     uint64_t s2n_dropped; /* s2n not sent: too much pending */
     tw_taskloop_stats_t tl;
+    tw_chans_stats_t chan; /* task channels */
 } tw_worker_stats_t;
 
 /* Counters since tw_worker_new. */

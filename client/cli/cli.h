@@ -130,6 +130,23 @@ int tw_cli_is_flag(const tw_cli_words_t *w);
 /* tw_cli_flag for the current word of `w`. */
 int tw_cli_word_flag(tw_cli_words_t *w, const char *name, const char **val);
 
+/* submit --wait's task channel (cmd_chan.c): the task's items as JSON
+ * lines on stderr, requests answered with --respond or refused. */
+typedef struct {
+    tw_client_t *c;
+    uint64_t id;   /* the task; 0 until acknowledged */
+    void *respond; /* --respond as msgpack, or NULL: refuse requests */
+    size_t rlen;
+} tw_cli_chan_t;
+
+/* If the current word is --respond, take its JSON value: 1; 0 if it is
+ * another word; or a usage exit code (> 1) for a bad value. */
+int tw_cli_chan_flag(tw_cli_chan_t *ch, tw_cli_words_t *w);
+
+/* Print and answer the channel items of task ch->id seen by `c`. */
+void tw_cli_chan_attach(tw_cli_chan_t *ch, tw_client_t *c);
+void tw_cli_chan_free(tw_cli_chan_t *ch);
+
 /* ------------------------------------------------------------------ */
 /* Numbers                                                            */
 

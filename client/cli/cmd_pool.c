@@ -2,7 +2,8 @@
  *  and the pool flags of `submit`.
  *
  *      group limit G N [--reject] | get G | clear G | list | ids G
- *      pool stats | size N | lock | unlock | close | flush | stop N
+ *      pool stats | size N | default-limit N|none | lock | unlock | close
+ *           | flush | stop N
  *      cancel ID... --strict | cancel --group G | cancel --all
  *      submit ... [--group G]... [--delay S] [--key K]
  *
@@ -263,8 +264,9 @@ tw_cli_pool(const tw_cli_env_t *e)
     req.pool = e->pool;
     int code;
     if (!sub) {
-        return tw_cli_usage("pool needs a subcommand: stats, size, lock, "
-                            "unlock, close, flush or stop");
+        return tw_cli_usage("pool needs a subcommand: stats, size, "
+                            "default-limit, lock, unlock, close, flush or "
+                            "stop");
     }
     if (strcmp(sub, "stats") == 0) {
         if ((code = s_positional(e, 2, "", pos, 0, NULL, NULL)) >= 0) {
@@ -295,6 +297,24 @@ tw_cli_pool(const tw_cli_env_t *e)
         req.has_limit = 1;
         req.limit = n;
         return s_request(e, 0, &req, "pool size", 2, "pool %s: size set");
+    }
+    if (strcmp(sub, "default-limit") == 0) {
+        /* S101: the limit of every group without one of its own; "none"
+         * clears it (S96: None clears, negative is an error). */
+        int64_t n = -1;
+        if ((code = s_positional(e, 2, "N|none", pos, 1, NULL, NULL)) >= 0) {
+            return code;
+        }
+        if (strcmp(pos[0], "none") != 0 &&
+            tw_cli_int(pos[0], 0, INT64_MAX, &n) != 0) {
+            return tw_cli_usage("pool default-limit: N must be a number >= 0, "
+                                "or none to clear it");
+        }
+        req.op = "default_limit";
+        req.has_limit = n >= 0;
+        req.limit = n;
+        return s_request(e, 0, &req, "pool default-limit", 2,
+                         "pool %s: default group limit set");
     }
     int flush = strcmp(sub, "flush") == 0;
     if (!flush && strcmp(sub, "stop") != 0) {

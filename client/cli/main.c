@@ -58,10 +58,12 @@ static const char s_usage[] =
     "\n"
     "Commands:\n"
     "  submit HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
-    "         [--group G]... [--delay S] [--key K] [--wait]\n"
+    "         [--group G]... [--delay S] [--key K] [--wait [--respond JSON]]\n"
     "      Queue a task and print its id. ARGS-JSON is any JSON value\n"
     "      (default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
-    "      --wait, print the task's result instead (exit 1 if it failed).\n"
+    "      --wait, print the task's result instead (exit 1 if it failed)\n"
+    "      and its channel items as JSON lines on stderr; requests get\n"
+    "      --respond's value, or are refused (the task's request fails).\n"
     "      --timeout is in seconds, 0 = none. --group joins a group of the\n"
     "      pool (repeatable), --delay holds it back S seconds, --key is a\n"
     "      dedup key: while a task with it is known, its id (with --wait,\n"
@@ -78,8 +80,10 @@ static const char s_usage[] =
     "      Limit a group to N running tasks (--reject: refuse when full\n"
     "      instead of queueing), show it, remove its limit, list the\n"
     "      pool's groups, or list every task id it held.\n"
-    "  pool stats | size N | lock | unlock | close | flush | stop N\n"
-    "      Show the pool's counters, set its size (0 = unlimited), refuse\n"
+    "  pool stats | size N | default-limit N|none | lock | unlock | close\n"
+    "       | flush | stop N\n"
+    "      Show the pool's counters, set its size (0 = unlimited) or the\n"
+    "      limit of its groups that have none of their own, refuse\n"
     "      new tasks (close: for good), forget ended tasks, or cancel the\n"
     "      N most recently started running tasks.\n"
     "  result ID...       Print the state and result of each task.\n"
@@ -448,6 +452,8 @@ s_cmd_submit(const tw_cli_env_t *o)
     memset(&spec, 0, sizeof spec);
     tw_cli_submit_ext_t ext; /* --group, --delay, --key (cmd_pool.c) */
     memset(&ext, 0, sizeof ext);
+    tw_cli_chan_t chan; /* --respond (cmd_chan.c) */
+    memset(&chan, 0, sizeof chan);
 
     const char *a;
     while ((a = tw_cli_next_word(&w)) != NULL) {
@@ -484,7 +490,12 @@ s_cmd_submit(const tw_cli_env_t *o)
             if (r != 1) {
                 return r;
             }
+        } else if ((r = tw_cli_chan_flag(&chan, &w)) != 0) {
+            if (r != 1) {
+                return r;
+            }
         } else {
+            tw_cli_chan_free(&chan);
             return tw_cli_usage("submit: unknown option '%s'", a);
         }
     }
@@ -519,6 +530,9 @@ s_cmd_submit(const tw_cli_env_t *o)
     memset(&s, 0, sizeof s);
     tw_client_on_ack(c, s_submit_on_ack, &s);
     tw_client_on_result(c, s_submit_on_result, &s);
+    if (wait) {
+        tw_cli_chan_attach(&chan, c);
+    }
 
     int rc = tw_client_submit(c, &spec, &s.seq);
     free(args);
@@ -562,6 +576,7 @@ s_cmd_submit(const tw_cli_env_t *o)
         goto out;
     }
 
+    chan.id = s.id;
     /* The outcome is pushed to the task's submitter. A dedup hit (--key)
      * names a task another submission owns, so its outcome is never pushed
      * here: after every quiet second, ask for the task's state, which also
@@ -608,6 +623,7 @@ out:
     json_decref(s.result);
     free(s.error);
     free(s.ack_msg);
+    tw_cli_chan_free(&chan);
     tw_client_destroy(&c);
     return code;
 }

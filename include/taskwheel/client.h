@@ -340,6 +340,9 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *
  *   POOL op    fields used             data
  *   "size"     limit (0 = unlimited)   pool info
+ *   "default_limit"  limit (has_limit 0 pool info: the limit of every
+ *              clears it; >= 0)        group without one of its own
+ *                                      (S101; 0: nothing new starts)
  *   "stats"    -                       pool info
  *   "lock", "unlock", "close"          pool info (S61, S63: a closed
  *                                      pool stays locked for good)
@@ -352,8 +355,9 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *
  * group info = {pool, group, limit (nil: none), calls (nil: none), full
  * ("queue" | "reject"), running, pending, ended, cancelled, admitted};
- * pool info = {pool, size, free (nil: unlimited), running, pending,
- * ended, cancelled, locked, closed, groups}. */
+ * pool info = {pool, default_limit (nil: none), size, free (nil:
+ * unlimited), running, pending, ended, cancelled, locked, closed, groups};
+ * a group's "limit" is the one in force: its own, else the default. */
 typedef struct {
     const char *op;    /* required, 1-32 bytes, see the tables above */
     const char *pool;  /* 1-128 bytes; NULL = "default" */
@@ -390,7 +394,14 @@ typedef struct {
     int64_t free;   /* -1: unlimited */
     uint64_t running, pending, ended, cancelled, groups;
     int locked, closed;
+    int64_t default_limit; /* -1: none (S101) */
 } tw_pool_info_t;
+
+/* POOL default_limit (S101): `limit` >= 0 becomes the limit of every
+ * group of `pool` that has none of its own; < 0 clears it. Returns 0 or
+ * as tw_client_pool. */
+int tw_client_pool_default_limit(tw_client_t *c, const char *pool,
+                                 int64_t limit, int timeout_ms);
 
 /* GROUP get, decoded. Returns 0, TW_ENOENT for an unknown group, or as
  * tw_client_group. `pool` NULL = "default". */
@@ -533,10 +544,59 @@ int tw_client_start(tw_client_t *c, const tw_task_spec_t *spec, uint64_t num,
 int tw_client_gather_and_close(tw_client_t *c, const char *pool,
                                int timeout_ms);
 
-/* until_closed (S64): wait until the pool is closed (polling POOL stats
- * and dispatching events meanwhile); never closes it. Returns 0,
- * TW_ETIMEDOUT or a request's error. */
+/* until_closed (S64): wait until the pool is closed: at once if it is,
+ * else until the broker's pool.closed event arrives (with a POOL stats
+ * check every 5 s in case it cannot), dispatching events meanwhile;
+ * never closes it. Returns 0, TW_ETIMEDOUT or a request's error. */
 int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Task channels (S90-S93)                                            */
+
+/* A running task may open a channel to the client that submitted it
+ * (handler.h: tw_call_open...). Its items arrive here, per task in the
+ * order the task sent them (S92): OPEN first, then MSG and REQ, CLOSE
+ * last. A REQ carries a correlation id `cr` to answer with
+ * tw_client_respond(); an unanswered request times out on the worker.
+ * Channel items arrive while the client dispatches (poll, the waiting
+ * calls), like every callback. */
+typedef enum {
+    TW_CHAN_OPEN = 1, /* data: the optional first message (nil if none) */
+    TW_CHAN_MSG,      /* data: the message */
+    TW_CHAN_REQ,      /* data: the request; answer with cr */
+    TW_CHAN_CLOSE     /* the task closed it, or ended */
+} tw_chan_kind_t;
+
+/* Borrowed by the callback for its duration. */
+typedef struct {
+    uint64_t id;         /* broker task id */
+    tw_chan_kind_t kind;
+    const void *data;    /* one msgpack value ("\xc0", nil, if none) */
+    size_t len;
+    uint64_t cr;         /* REQ: its correlation id; else 0 */
+} tw_chan_msg_t;
+
+/* Return 0; non-zero means the handler failed, and the client then sends
+ * a close request for that task's channel (S93: the task's waiting and
+ * later requests fail with CloseRequestError). */
+typedef int (*tw_chan_cb)(void *arg, const tw_chan_msg_t *msg);
+
+/* The channel callback for every task this client submitted; NULL to
+ * remove it. Items also become TW_EV_COMM_* session events. */
+void tw_client_on_channel(tw_client_t *c, tw_chan_cb cb, void *arg);
+
+/* Answer request `cr` of task `task_id` with `data` (one msgpack value,
+ * `len` bytes; NULL = nil). Queued and sent at once if the socket takes
+ * it; callable from callbacks. Returns 0, TW_EINVAL (bad msgpack, cr 0),
+ * TW_E2BIG (over 16 MiB - 4 KiB) or TW_EIO. The broker answers an item
+ * for a task that is not running (any more) with an ERROR that shows in
+ * tw_client_last_error. */
+int tw_client_respond(tw_client_t *c, uint64_t task_id, uint64_t cr,
+                      const void *data, size_t len);
+
+/* Ask the task to close its channel (closereq): its waiting and later
+ * requests fail with CloseRequestError (S93). Returns 0 or TW_EIO. */
+int tw_client_close_channel(tw_client_t *c, uint64_t task_id);
 
 /* ------------------------------------------------------------------ */
 /* Events and the session run                                         */
@@ -554,6 +614,11 @@ int tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms);
  *   TW_EV_DONE, then exactly one of TW_EV_RESULT (state ok) or
  *   TW_EV_EXCEPTION (error, timeout, lost).
  *   TW_EV_SKIPPED         a map item that could not be built (S53).
+ *   While it runs, its channel items, in order (S91-S92, `chan` set):
+ *   TW_EV_COMM_OPEN, TW_EV_COMM_MESSAGE, TW_EV_COMM_REQUEST and
+ *   TW_EV_COMM_CLOSE, after the tw_client_on_channel callback saw them.
+ * TW_EV_POOL_CLOSED (client-level only, msg = the pool's name): a pool
+ * this client used was closed (S63), whoever closed it.
  *
  * The client-level callback sees a task's events before the task-level
  * one does: client DONE, client RESULT, task DONE, task RESULT. Only
@@ -573,7 +638,12 @@ typedef enum {
     TW_EV_STOP,
     TW_EV_TIMEOUT,
     TW_EV_FINISHING,
-    TW_EV_FINISHED
+    TW_EV_FINISHED,
+    TW_EV_COMM_OPEN,
+    TW_EV_COMM_MESSAGE,
+    TW_EV_COMM_REQUEST,
+    TW_EV_COMM_CLOSE,
+    TW_EV_POOL_CLOSED
 } tw_event_kind_t;
 
 /* How a tw_run ended (S75). */
@@ -609,6 +679,7 @@ struct tw_event {
     const char *group;         /* map / apply / start group, else NULL */
     uint64_t index;            /* the item's index in that group's feed */
     const tw_exit_state_t *exit; /* FINISHED */
+    const tw_chan_msg_t *chan;   /* COMM_*: the channel item */
 };
 
 /* The client-level event callback; NULL to remove it. */

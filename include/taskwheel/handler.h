@@ -50,6 +50,14 @@
  *
  *  A station handle is valid from the first call the handler gets for it
  *  (an iteration or an n2s message) until `end` returns.
+ *
+ *  Task channels (S90-S93). A one-shot task run by an async handler may
+ *  open a channel to the client that submitted it: tw_call_open(), then
+ *  tw_call_send() messages and tw_call_request() requests, whose replies
+ *  (or errors) come back to a callback on the loop thread, then
+ *  tw_call_close(). The submitter sees comm-open, comm-message,
+ *  comm-request and comm-close events in the order they were sent. A
+ *  channel still open when the call finishes is closed for it.
  */
 #ifndef TW_HANDLER_H
 #define TW_HANDLER_H
@@ -168,6 +176,49 @@ int tw_call_set_next(tw_call_t *call, const void *msgpack, size_t len);
 /* End the station cleanly after its current iteration (or at once if
  * none runs), as if that iteration had returned {"stop": true}. */
 void tw_station_stop(tw_station_t *st);
+
+/* Task channels ----------------------------------------------------------
+ * Loop thread only, async handlers of one-shot tasks only (a station's
+ * iteration or a blocking handler gets -EINVAL). Payloads are exactly one
+ * msgpack value, copied; NULL or 0 bytes mean nil. Besides the codes
+ * listed, each returns -E2BIG (a payload larger than 16 MiB - 64 KiB),
+ * -ENOBUFS (64 MiB of channel data not yet sent: the broker is not
+ * keeping up) or -EINVAL. */
+
+/* The submitter asked to close the channel (CloseRequestError, S93), or
+ * it is gone. */
+#define TW_CHAN_ECLOSEREQ (-4017)
+
+/* A request's outcome: status 0 with the submitter's reply (one msgpack
+ * value, `len` bytes, borrowed for the callback), or -ETIMEDOUT (no reply
+ * within the timeout, S93), TW_CHAN_ECLOSEREQ (close requested) or
+ * -ECANCELED (the channel closed or the task ended first: cancelled or
+ * timed out, and then the call must still be finished; or finished by
+ * the handler, and then the call handle is no longer valid). Fires
+ * exactly once per request that tw_call_request accepted, on the loop
+ * thread. */
+typedef void (*tw_chan_reply_fn)(void *udata, int status, const void *reply,
+                                 size_t len);
+
+/* Open the task's channel with an optional first message (the submitter's
+ * comm-open event carries it). Returns 0, -EALREADY (opened before) or
+ * -ESHUTDOWN (the task was cancelled or timed out). */
+int tw_call_open(tw_call_t *call, const void *msgpack, size_t len);
+
+/* Send one message (comm-message). Returns 0, -ENOTCONN (not open),
+ * -ESHUTDOWN (closed) or TW_CHAN_ECLOSEREQ. */
+int tw_call_send(tw_call_t *call, const void *msgpack, size_t len);
+
+/* Send a request (comm-request) and have `cb` called with the reply.
+ * `timeout_ms` 0 means 30 s. Returns 0 (then `cb` fires exactly once), or
+ * -ENOTCONN, -ESHUTDOWN, TW_CHAN_ECLOSEREQ, -ENOBUFS (1024 requests wait
+ * already), and then `cb` never fires. */
+int tw_call_request(tw_call_t *call, const void *msgpack, size_t len,
+                    uint64_t timeout_ms, tw_chan_reply_fn cb, void *udata);
+
+/* Close the channel (comm-close); requests still waiting fire with
+ * -ECANCELED. Returns 0, -ENOTCONN or -ESHUTDOWN (closed already). */
+int tw_call_close(tw_call_t *call);
 
 #ifdef __cplusplus
 }

@@ -305,6 +305,53 @@ main(int argc, char **argv)
     tw_enc_uint(&e, 1);
     s_emit("missing-item-field", TW_CMD_DONE, 1, &e, 0);
 
+    /* CHAN up, as a worker sends a task's channel items (open, msg, req
+     * with its correlation id), and down, a client's resp and closereq. */
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, 3);
+    tw_enc_map(&e, 2);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 7);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "open");
+    tw_enc_map(&e, 3);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 7);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "msg");
+    tw_enc_ikey(&e, TW_I_D);
+    s_payload(&e, 1);
+    tw_enc_map(&e, 4);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 7);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "req");
+    tw_enc_ikey(&e, TW_I_CR);
+    tw_enc_uint(&e, 1);
+    tw_enc_ikey(&e, TW_I_D);
+    s_payload(&e, 2);
+    s_emit("chan-up", TW_CMD_CHAN, 1, &e, 0);
+
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, 2);
+    tw_enc_map(&e, 4);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 7);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "resp");
+    tw_enc_ikey(&e, TW_I_CR);
+    tw_enc_uint(&e, 1);
+    tw_enc_ikey(&e, TW_I_D);
+    s_payload(&e, 3);
+    tw_enc_map(&e, 2);
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, 8);
+    tw_enc_ikey(&e, TW_I_EV);
+    tw_enc_cstr(&e, "closereq");
+    s_emit("chan-down", TW_CMD_CHAN, 1, &e, 0);
+
     tw_enc_free(&e);
     printf("%d seeds written to %s\n", s_count, s_dir);
     return 0;

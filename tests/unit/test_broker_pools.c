@@ -903,6 +903,87 @@ test_due_random_vs_reference(void **state)
     tw_queue_free(&q);
 }
 
+/* ---- default_limit (S101) and pool clients (S63-S64) ------------------ */
+
+/* S101: the pool's default limit is the limit of every group without one
+ * of its own, those created before and after it was set; never the
+ * pool's own size. Clearing it (-1, S96's None) leaves them unlimited. */
+static void
+test_default_limit(void **state)
+{
+    (void)state;
+    tw_pools_t ps;
+    tw_pools_init(&ps);
+    tw_pool_t *p = s_pool(&ps, "default", 1);
+    assert_int_equal(p->default_limit, -1);
+    tw_group_t *before = s_group(&ps, p, "before", 1);
+    tw_group_t *own = s_group(&ps, p, "own", 1);
+    tw_group_set_limit(p, own, 5);
+    assert_true(own->own_limit);
+
+    tw_pools_set_default_limit(p, 2);
+    assert_int_equal(p->default_limit, 2);
+    assert_int_equal(before->limit, 2);
+    assert_int_equal(own->limit, 5);
+    tw_group_t *after = s_group(&ps, p, "after", 1);
+    assert_int_equal(after->limit, 2);
+    assert_false(after->own_limit);
+    assert_int_equal(p->size, 0); /* the pool itself stays unlimited */
+    assert_true(tw_pool_has_room(p));
+
+    /* The default bounds running tasks like a limit of the group's own. */
+    after->running = 2;
+    assert_false(tw_group_has_room(after));
+    after->running = 0;
+
+    /* 0 is allowed: nothing new starts in those groups (S96). */
+    tw_pools_set_default_limit(p, 0);
+    assert_int_equal(before->limit, 0);
+    assert_false(tw_group_has_room(before));
+
+    /* A group's own limit wins; clearing it falls back to the default. */
+    tw_group_set_limit(p, before, 7);
+    tw_pools_set_default_limit(p, 3);
+    assert_int_equal(before->limit, 7);
+    tw_group_set_limit(p, before, -1);
+    assert_false(before->own_limit);
+    assert_int_equal(before->limit, 3);
+
+    /* Cleared: groups without their own limit have none again. */
+    tw_pools_set_default_limit(p, -5);
+    assert_int_equal(p->default_limit, -1);
+    assert_int_equal(before->limit, -1);
+    assert_int_equal(after->limit, -1);
+    assert_int_equal(own->limit, 5);
+    /* Another pool is not touched. */
+    tw_pool_t *q = s_pool(&ps, "other", 1);
+    tw_pools_set_default_limit(p, 1);
+    assert_int_equal(s_group(&ps, q, "g", 1)->limit, -1);
+    tw_pools_destroy(&ps);
+}
+
+/* The clients told about pool.closed: each once, at most the cap. */
+static void
+test_pool_clients(void **state)
+{
+    (void)state;
+    tw_pools_t ps;
+    tw_pools_init(&ps);
+    tw_pool_t *p = s_pool(&ps, "default", 1);
+    tw_pool_add_client(p, 7);
+    tw_pool_add_client(p, 7);
+    tw_pool_add_client(p, 3);
+    tw_pool_add_client(p, 7);
+    assert_int_equal(p->nclients, 2);
+    assert_int_equal(p->clients[0], 7);
+    assert_int_equal(p->clients[1], 3);
+    for (uint64_t id = 100; id < 100 + 2 * TW_POOL_MAX_CLIENTS; id++) {
+        tw_pool_add_client(p, id);
+    }
+    assert_int_equal(p->nclients, TW_POOL_MAX_CLIENTS);
+    tw_pools_destroy(&ps);
+}
+
 /* ---- destroy with everything in use ----------------------------------- */
 
 static void
@@ -961,6 +1042,8 @@ main(void)
         cmocka_unit_test(test_inq_tracking),
         cmocka_unit_test(test_move_between_heaps),
         cmocka_unit_test(test_due_random_vs_reference),
+        cmocka_unit_test(test_default_limit),
+        cmocka_unit_test(test_pool_clients),
         cmocka_unit_test(test_destroy_full_tables),
     };
     return cmocka_run_group_tests_name("broker_pools", tests, NULL, NULL);

@@ -356,12 +356,15 @@ static void
 test_command_table(void **state)
 {
     (void)state;
-    /* Ids are 1..N without gaps, the enum ends right after, and each name
-     * and direction set is what the X-macro says. */
-    assert_int_equal(S_NCMDS, TW_CMD__MAX - 1);
+    /* Ids increase from 1 (a gap is an id reserved for work on another
+     * branch), the enum ends right after the last, and each name and
+     * direction set is what the X-macro says. */
+    assert_true(S_NCMDS <= TW_CMD__MAX - 1);
+    assert_int_equal(s_cmds[S_NCMDS - 1].id, TW_CMD__MAX - 1);
     for (size_t i = 0; i < S_NCMDS; i++) {
         const s_cmd_t *c = &s_cmds[i];
-        assert_int_equal(c->id, (int)i + 1);
+        assert_true(c->id >= (int)i + 1);
+        assert_true(i == 0 || c->id > s_cmds[i - 1].id);
         assert_string_equal(tw_proto_cmd_name(c->id), c->name);
         assert_int_equal(tw_proto_cmd_dirs(c->id), c->dirs);
         assert_true(c->dirs != 0);

@@ -18,11 +18,13 @@
  *              handles close --> state freed
  *
  *  The state embeds the child and outlives the call until the child's
- *  last handle has closed.
+ *  last handle has closed. With "chan": true in the argument map the
+ *  program also gets fd 3, relayed to the task's channel (exec_chan.h).
  */
 #include "common/alloc.h"
 #include "common/error.h"
 #include "worker/child.h"
+#include "worker/exec_chan.h"
 #include "worker/handlers.h"
 #include "worker/security.h"
 #include "worker/utf8.h"
@@ -39,6 +41,7 @@ typedef struct {
     size_t olen, ocap;
     char *stdin_buf;
     uv_write_t wreq;
+    tw_exec_chan_t *chan; /* fd 3, if asked for */
 } s_exec_t;
 
 static void
@@ -47,6 +50,7 @@ s_closed(tw_child_t *c)
     s_exec_t *x = c->data;
     tw_free(x->obuf);
     tw_free(x->stdin_buf);
+    tw_exec_chan_free(x->chan);
     tw_free(x);
 }
 
@@ -152,8 +156,13 @@ s_exec(tw_call_t *call, void *udata)
         x->stdin_buf = tw_malloc(inlen ? inlen : 1);
         memcpy(x->stdin_buf, in, inlen);
     }
-    if (tw_child_start(&x->child, call, in != NULL, &s_ops, x) != 0) {
+    int chan = tw_exec_chan_wanted(a, len);
+    if (tw_child_start_chan(&x->child, call, in != NULL, chan, &s_ops, x) !=
+        0) {
         return;
+    }
+    if (chan) {
+        x->chan = tw_exec_chan_start(&x->child);
     }
     if (in) {
         uv_buf_t b = uv_buf_init(x->stdin_buf, (unsigned)inlen);

@@ -1,0 +1,312 @@
+/*  broker/chan.c - routing task channels (CHAN) between a running task's
+ *  worker and the client that submitted it (S90-S93, F5).
+ *
+ *  The broker keeps no channel state: every task already knows its
+ *  submitter (t->client) and, while it runs, its worker (t->worker), so
+ *  an item is routed by its task id alone:
+ *
+ *      worker --open/msg/req/close--> broker --> submitting client
+ *      worker <--resp/closereq------- broker <-- submitting client
+ *
+ *  Items of one incoming message leave in one message per peer, in the
+ *  order they came, and are sent at once rather than at the end of the
+ *  turn, so a task's channel items reach its client before its RESULT
+ *  (which waits for the end of the turn) and keep their order (S92).
+ *
+ *  Nothing is stored, so nothing leaks: an item for a task that is not
+ *  running on the sending worker (ended, cancelled, requeued elsewhere)
+ *  is dropped and counted. When the submitter is gone - forgotten, or its
+ *  connection closed so the ROUTER cannot route to it (ZMQ_ROUTER_-
+ *  MANDATORY makes that an error, which is the broker's liveness test for
+ *  clients) - the broker answers the worker with a closereq for the task,
+ *  and its waiting and later requests fail with CloseRequestError (S93).
+ *  A client's bad item gets one ERROR per message naming the first
+ *  problem; the rest of the message still goes through.
+ */
+#include "broker/chan.h"
+#include "broker/internal.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Events by direction. */
+static int
+s_ev_is(const char *ev, size_t len, const char *name)
+{
+    return len == strlen(name) && memcmp(ev, name, len) == 0;
+}
+
+static int
+s_ev_up(const char *ev, size_t len)
+{
+    return s_ev_is(ev, len, "open") || s_ev_is(ev, len, "msg") ||
+           s_ev_is(ev, len, "req") || s_ev_is(ev, len, "close");
+}
+
+const char *
+tw_chan_up_refusal(const tw_task_t *t, uint64_t wid, const char *ev,
+                   size_t evlen, size_t dlen, int has_cr,
+                   long long max_payload)
+{
+    if (!s_ev_up(ev, evlen)) {
+        return "unknown event";
+    }
+    if (!t || t->state != TW_ST_RUNNING || t->worker != wid) {
+        return "task not running on this worker";
+    }
+    if (dlen > (uint64_t)max_payload) {
+        return "payload over --max-payload";
+    }
+    if (s_ev_is(ev, evlen, "req") && !has_cr) {
+        return "request without cr";
+    }
+    return NULL;
+}
+
+int
+tw_chan_down_check(const tw_task_t *t, uint64_t id, uint64_t client,
+                   int worker_known, const char *ev, size_t evlen,
+                   int has_cr, size_t dlen, long long max_payload,
+                   char *msg, size_t mlen)
+{
+    int resp = s_ev_is(ev, evlen, "resp");
+    if (!resp && !s_ev_is(ev, evlen, "closereq")) {
+        snprintf(msg, mlen, "unknown channel event '%.*s' for task %llu "
+                 "(a client sends resp or closereq)",
+                 (int)(evlen > 32 ? 32 : evlen), ev,
+                 (unsigned long long)id);
+        return TW_EINVAL;
+    }
+    if (resp && !has_cr) {
+        snprintf(msg, mlen, "resp for task %llu has no cr",
+                 (unsigned long long)id);
+        return TW_EINVAL;
+    }
+    if (!t) {
+        snprintf(msg, mlen, "no task %llu", (unsigned long long)id);
+        return TW_ENOENT;
+    }
+    if (t->client != client) {
+        snprintf(msg, mlen, "task %llu was submitted by another client",
+                 (unsigned long long)id);
+        return TW_EPERM;
+    }
+    if (dlen > (uint64_t)max_payload) {
+        snprintf(msg, mlen, "channel data for task %llu is %zu bytes; the "
+                 "limit is %lld", (unsigned long long)id, dlen, max_payload);
+        return TW_E2BIG;
+    }
+    if (t->state != TW_ST_RUNNING || t->cancel_requested || !worker_known) {
+        snprintf(msg, mlen, "task %llu is not running: channel item "
+                 "dropped", (unsigned long long)id);
+        return TW_ESTATE;
+    }
+    return 0;
+}
+
+/* Copy item `it` (id, ev, cr, d, err) into `e`. */
+static void
+s_copy_item(tw_enc_t *e, const tw_item_t *it)
+{
+    size_t evlen, dlen, elen;
+    const char *ev = tw_item_str(it, TW_I_EV, &evlen);
+    const void *d = tw_item_bin(it, TW_I_D, &dlen);
+    const char *err = tw_item_str(it, TW_I_ERR, &elen);
+    uint64_t cr = tw_item_uint(it, TW_I_CR, 0);
+    tw_enc_map(e, 2 + (cr != 0) + (d != NULL) + (err != NULL));
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, tw_item_uint(it, TW_I_ID, 0));
+    tw_enc_ikey(e, TW_I_EV);
+    tw_enc_str(e, ev, evlen);
+    if (cr) {
+        tw_enc_ikey(e, TW_I_CR);
+        tw_enc_uint(e, cr);
+    }
+    if (d) {
+        tw_enc_ikey(e, TW_I_D);
+        tw_enc_bin(e, d, dlen);
+    }
+    if (err) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_str(e, err, elen);
+    }
+}
+
+/* Append a closereq item for task `id` to `batch`. */
+static void
+s_closereq_item(tw_batch_t *batch, uint64_t id, const char *why)
+{
+    tw_enc_t *e = tw_batch_item(batch);
+    tw_enc_map(e, 3);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, id);
+    tw_enc_ikey(e, TW_I_EV);
+    tw_enc_cstr(e, "closereq");
+    tw_enc_ikey(e, TW_I_ERR);
+    tw_enc_cstr(e, why);
+}
+
+/* Items for one client, with the task ids they carry (to answer the
+ * worker with closereqs if the client cannot be reached). */
+typedef struct {
+    tw_bclient_t *c;
+    tw_batch_t batch;
+    uint64_t *ids;
+    size_t n, cap;
+} s_out_t;
+
+/* Send what `o` holds to its client; if the client is unreachable, ask
+ * the worker to close those tasks' channels. */
+static void
+s_out_flush(tw_broker_t *b, s_out_t *o, tw_batch_t *closereqs)
+{
+    if (!o->c || o->batch.n == 0) {
+        o->n = 0;
+        return;
+    }
+    uint32_t items = o->batch.n;
+    int rc = tw__broker_send_batch(b, &b->fzw, o->c->ident,
+                                   o->c->ident_len, TW_CMD_CHAN, &o->batch);
+    if (rc == 0) {
+        b->st.chan_fwd += items;
+    } else if (rc != TW_ENOENT) {
+        /* The client is there but not reading (its queue is full): the
+         * items are lost and counted; a request among them times out on
+         * the worker. */
+        b->st.chan_dropped += items;
+    } else {
+        tw_debug("broker.chan", "client %llu unreachable (%s): closing "
+                 "%zu channel(s)", (unsigned long long)o->c->id,
+                 tw_strerror(rc), o->n);
+        b->st.chan_dropped += items;
+        for (size_t i = 0; i < o->n; i++) {
+            s_closereq_item(closereqs, o->ids[i], "submitter unreachable");
+            b->st.chan_closereq++;
+        }
+    }
+    o->n = 0;
+}
+
+void
+tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
+{
+    s_out_t o = {0};
+    tw_batch_init(&o.batch, 0);
+    tw_batch_t closereqs;
+    tw_batch_init(&closereqs, 0);
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        size_t evlen, dlen = 0;
+        const char *ev = tw_item_str(it, TW_I_EV, &evlen);
+        tw_item_bin(it, TW_I_D, &dlen);
+        tw_task_t *t = tw_tasks_get(&b->tasks, id);
+        const char *why =
+            tw_chan_up_refusal(t, w->id, ev, evlen, dlen,
+                               it->f[TW_I_CR] != NULL, b->cfg->max_payload);
+        if (why) {
+            b->st.chan_dropped++;
+            if (b->st.chan_dropped <= 10 ||
+                b->st.chan_dropped % 1000 == 0) {
+                tw_notice("broker.chan", "CHAN item '%.*s' for task %llu "
+                          "from %s dropped: %s (%llu so far)", (int)evlen,
+                          ev, (unsigned long long)id, w->name, why,
+                          (unsigned long long)b->st.chan_dropped);
+            }
+            continue;
+        }
+        tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
+                                    : NULL;
+        if (!c) {
+            if (!s_ev_is(ev, evlen, "close")) {
+                s_closereq_item(&closereqs, id, "submitter gone");
+                b->st.chan_closereq++;
+            }
+            b->st.chan_dropped++;
+            continue;
+        }
+        if (c != o.c) {
+            s_out_flush(b, &o, &closereqs);
+            o.c = c;
+        }
+        if (o.batch.n && (tw_enc_size(&o.batch.enc) + dlen > TW__BATCH_BYTES ||
+                          o.batch.n >= TW__BATCH_ITEMS)) {
+            s_out_flush(b, &o, &closereqs);
+        }
+        s_copy_item(tw_batch_item(&o.batch), it);
+        if (!s_ev_is(ev, evlen, "close")) {
+            if (o.n == o.cap) {
+                o.cap = o.cap ? 2 * o.cap : 16;
+                o.ids = tw_realloc(o.ids, o.cap * sizeof *o.ids);
+            }
+            o.ids[o.n++] = id;
+        }
+    }
+    s_out_flush(b, &o, &closereqs);
+    if (closereqs.n) {
+        tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+                              TW_CMD_CHAN, &closereqs);
+    }
+    tw_batch_free(&o.batch);
+    tw_batch_free(&closereqs);
+    tw_free(o.ids);
+}
+
+void
+tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    tw_bworker_t *to = NULL;
+    tw_batch_t batch;
+    tw_batch_init(&batch, 0);
+    int first = 0;
+    char why[256];
+    size_t bad = 0;
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        size_t evlen, dlen = 0;
+        const char *ev = tw_item_str(it, TW_I_EV, &evlen);
+        tw_item_bin(it, TW_I_D, &dlen);
+        tw_task_t *t = tw_tasks_get(&b->tasks, id);
+        int resp = s_ev_is(ev, evlen, "resp");
+        char msg[200];
+        int code = tw_chan_down_check(
+            t, id, c->id, t && tw_registry_by_id(&b->reg, t->worker), ev,
+            evlen, it->f[TW_I_CR] != NULL, dlen, b->cfg->max_payload, msg,
+            sizeof msg);
+        if (code) {
+            b->st.chan_dropped++;
+            if (!bad++) {
+                first = code;
+                snprintf(why, sizeof why, "%s", msg);
+            }
+            continue;
+        }
+        tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
+        if (w != to || tw_enc_size(&batch.enc) + dlen > TW__BATCH_BYTES ||
+            batch.n >= TW__BATCH_ITEMS) {
+            if (to && batch.n) {
+                b->st.chan_fwd += batch.n;
+                tw__broker_send_batch(b, &b->bzw, to->ident, to->ident_len,
+                                      TW_CMD_CHAN, &batch);
+            }
+            to = w;
+        }
+        s_copy_item(tw_batch_item(&batch), it);
+        b->st.chan_closereq += !resp;
+    }
+    if (to && batch.n) {
+        b->st.chan_fwd += batch.n;
+        tw__broker_send_batch(b, &b->bzw, to->ident, to->ident_len,
+                              TW_CMD_CHAN, &batch);
+    }
+    tw_batch_free(&batch);
+    if (bad) {
+        tw__broker_error(b, &b->fzw, c->ident, c->ident_len, first, 0,
+                         "%s%s", why,
+                         bad > 1 ? " (and more items of that CHAN)" : "");
+    }
+}
