@@ -654,6 +654,12 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     tw_bworker_t *w = tw_registry_by_ident(&b->reg, ident, ilen);
     if (!w) {
+        /* A worker declared dead (a SIGSTOP, a cut link) may still report
+         * what it ran: those tasks were requeued, so the outcomes are
+         * late duplicates, counted and never applied. */
+        if (m.cmd == TW_CMD_DONE) {
+            b->st.duplicates += m.nitems;
+        }
         if (m.cmd != TW_CMD_BYE) {
             tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
                              "unknown worker: send HELLO first");
