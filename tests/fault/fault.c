@@ -42,6 +42,9 @@ s_on_result(void *arg, const tw_result_t *r)
         return;
     }
     f->outcomes[r->seq] = s_inc(f->outcomes[r->seq]);
+    if (f->watch_wid && r->worker == f->watch_wid) {
+        f->on_watch++;
+    }
     if (r->state == 0) {
         f->ok[r->seq] = s_inc(f->ok[r->seq]);
     } else if (f->outcomes[r->seq] == 1) {

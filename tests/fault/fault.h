@@ -49,6 +49,8 @@ typedef struct {
     uint64_t *ids;      /* per seq: the task id acknowledged */
     uint64_t *seqs;     /* the seqs submitted, in order */
     size_t submitted;
+    uint64_t watch_wid; /* outcomes that ran on this worker ... */
+    size_t on_watch;    /* ... are counted here */
     uint64_t broker_duplicates; /* set by the scenario, or read at report */
     int have_broker_duplicates;
 } tw_fault_t;
