@@ -10,6 +10,7 @@
  *  proto/PROTOCOL.md.
  */
 #include "broker/internal.h"
+#include "broker/gate.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -39,6 +40,7 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     }
     if (rc != 0) {
         b->st.malformed++;
+        tw__broker_peer_error(b, side, ident, ilen);
         /* Log the first few and then every 1000th, never per message. */
         if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
             tw_warn("proto.malformed",
@@ -56,6 +58,7 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     }
     if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
         b->st.malformed++;
+        tw__broker_peer_error(b, side, ident, ilen);
         tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
                          "command %s is not valid on the %s socket",
                          tw_proto_cmd_name(m->cmd), side);
@@ -149,6 +152,7 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         return TW_E2BIG;
     }
     if (b->pending >= (uint64_t)b->cfg->max_queue) {
+        b->st.overflow++;
         snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
         return TW_EFULL;
     }

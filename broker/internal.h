@@ -9,6 +9,7 @@
 #include "broker/broker.h"
 #include "broker/clients.h"
 #include "broker/pools.h"
+#include "broker/quarantine.h"
 #include "broker/stations.h"
 #include "broker/status.h"
 #include "broker/task.h"
@@ -34,6 +35,10 @@ typedef struct {
     uint64_t s2n;        /* s2n messages published */
     uint64_t iterations; /* station iterations reported */
     uint64_t deduplicated; /* submissions answered with a known id */
+    uint64_t hwm;        /* sends refused by a full pipe (high-water mark) */
+    uint64_t unroutable; /* sends to a peer that is gone (ROUTER_MANDATORY) */
+    uint64_t overflow;   /* submissions refused: the queue was full */
+    uint64_t quarantined;/* messages dropped unread from quarantined peers */
 } tw_broker_stats_t;
 
 struct tw_broker {
@@ -66,6 +71,7 @@ struct tw_broker {
     uint64_t last_rate_ms, last_rate_done;
     double rate;          /* outcomes per second over the last tick */
     uint64_t jitter;      /* state of the retry jitter generator */
+    tw_quarantine_t quarantine; /* peers sending garbage (quarantine.h) */
     int closing;
     int open_handles;
 };
