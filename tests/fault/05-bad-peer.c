@@ -13,6 +13,9 @@
  *    max-stations past --max-stations, STATION add gets EFULL.
  *    n2s-backlog  past --n2s-backlog queued messages, STATION send gets
  *                 EFULL (n2s_dropped).
+ *    max-msg      a frame over --max-msg on the backend makes libzmq drop
+ *                 that peer: no reply, and nothing else is disturbed
+ *                 (05-bad-input checks the frontend).
  */
 #include "tests/fault/fault.h"
 #include "tests/harness/client_helpers.h"
@@ -109,6 +112,26 @@ s_quarantine(const tw_h_broker_t *b, tw_client_t *c)
 }
 
 static void
+s_max_msg(const tw_h_broker_t *b, tw_client_t *c)
+{
+    static const unsigned char hello[4] = {'T', 'W', 1, TW_CMD_HELLO};
+    void *huge = tw_h_dealer(b->backend, "w-huge");
+    size_t hsz = 200000;
+    unsigned char *body = calloc(1, hsz);
+    TW_H_ASSERT(body != NULL);
+    body[0] = 0x80;
+    TW_H_ASSERT_OK(tw_h_send_raw(huge, hello, 4, body, hsz));
+    free(body);
+    tw_h_msg_t none;
+    TW_H_ASSERT_EQ(tw_h_recv(huge, &none, 1000), TW_ETIMEDOUT);
+    tw_h_msg_release(&none);
+    zmq_close(huge);
+    TW_H_ASSERT_OK(tw_client_ping(c, 5000));
+    printf("bad-peer: a %zu-byte frame on the backend dropped its peer\n",
+           hsz);
+}
+
+static void
 s_unroutable(const tw_h_broker_t *b, tw_client_t *c)
 {
     long long before = s_stat(c, "unroutable");
@@ -183,13 +206,15 @@ main(void)
     tw_h_init("fault-bad-peer");
     tw_h_broker_t b;
     const char *opts[] = {"--max-queue", "50", "--max-stations", "3",
-                          "--n2s-backlog", "2", NULL};
+                          "--n2s-backlog", "2", "--max-msg", "65536",
+                          NULL};
     TW_H_ASSERT_OK(tw_h_start_broker(&b, opts));
     TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
     tw_client_t *c = tw_client_new(b.frontend);
     TW_H_ASSERT(c != NULL);
 
     s_quarantine(&b, c);
+    s_max_msg(&b, c);
 
     /* One worker with one slot, for the pushes and the queue. */
     TW_H_ASSERT(tw_h_start_worker(&b, 1, NULL) > 0);
