@@ -57,6 +57,9 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
               "n2s messages queued per station while it cannot take them"),
+    S_OPT_INT("handler-grace", 0, 3600, "0", handler_grace,
+              "seconds after start during which tasks for handlers no "
+              "worker has offered yet are queued, not refused"),
     S_OPT_INT("max-stations", 1, 1LL << 31, "100000", max_stations,
               "stations held (running or pending) before an add is "
               "refused (EFULL)"),

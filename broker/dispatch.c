@@ -102,6 +102,12 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
     const char *h = tw_item_str(it, TW_I_H, &hlen);
     tw_item_bin(it, TW_I_A, &alen);
     *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    if (*hidx < 0 && hlen &&
+        uv_now(b->loop) - b->start_ms <
+            (uint64_t)b->cfg->handler_grace * 1000) {
+        /* Just restarted: its workers may not be back yet. */
+        *hidx = tw_registry_handler(&b->reg, h, hlen, 1);
+    }
     if (*hidx < 0) {
         snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
                  (int)hlen, h);

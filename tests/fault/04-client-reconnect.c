@@ -7,7 +7,9 @@
  *  submits a second batch into the void: nothing acknowledges it. The
  *  client (heartbeat 200 ms, liveness 3) declares the broker lost and
  *  keeps reconnecting with backoff. The broker comes back on the same
- *  ports, empty; the workers re-register on their own. The client's next
+ *  ports, empty, with --handler-grace: the workers re-register on their
+ *  own, and whichever comes first, the client's resend or the workers'
+ *  HELLO, nothing is refused for an unknown handler. The client's next
  *  socket (same routing id) resends the whole second batch with its
  *  original seqs, and the new broker must have enqueued each exactly once
  *  (its "submitted" equals the batch) and every one must complete with a
@@ -66,7 +68,9 @@ main(void)
     TW_H_ASSERT_EQ(tw_fault_acked(&f), S_FIRST);
 
     /* Back, empty, on the same ports. */
-    TW_H_ASSERT_OK(tw_h_restart_broker(&b, opts));
+    const char *again[] = {"--heartbeat", "200", "--handler-grace", "10",
+                           NULL};
+    TW_H_ASSERT_OK(tw_h_restart_broker(&b, again));
     TW_H_ASSERT_OK(tw_fault_wait(&f, c, 30000));
     tw_client_stats(c, &st);
     printf("client-reconnect: lost %llu times, %llu reconnects, %llu "
