@@ -343,7 +343,8 @@ main(void)
     char mon[600];
     snprintf(mon, sizeof mon, "%s/log/monitor.log", tw_h_mh_state());
     end = tw_h_now_ms() + 5000;
-    while (!(tw_h_mh_file_has(mon, "worker.down") && tw_h_mh_file_has(mon, "w2")) &&
+    while (!(tw_h_mh_file_has(mon, "worker.down") &&
+             tw_h_mh_file_has(mon, "w2")) &&
            tw_h_now_ms() < end) {
         tw_h_sleep_ms(100);
     }
