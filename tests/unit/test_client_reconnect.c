@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "client/internal.h"
+#include "client/outbox.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/proto.h"
@@ -355,10 +356,44 @@ test_bad_opts(void **state)
     assert_int_equal(tw_client_set_opts(fx->c, NULL), TW_EINVAL);
 }
 
+/* The outbox keeps items in seq order and forgets any one of them. */
+static void
+test_outbox_order(void **state)
+{
+    (void)state;
+    tw__outbox_t o;
+    tw__outbox_init(&o);
+    char item[8];
+    for (uint64_t seq = 1; seq <= 5; seq++) {
+        memset(item, (int)seq, sizeof item);
+        tw__outbox_add(&o, seq, item, (size_t)seq);
+    }
+    assert_int_equal(o.len, 5);
+    assert_int_equal(o.bytes, 15);
+    assert_int_equal(tw__outbox_ack(&o, 3), 1); /* middle */
+    assert_int_equal(tw__outbox_ack(&o, 1), 1); /* head */
+    assert_int_equal(tw__outbox_ack(&o, 5), 1); /* tail */
+    assert_int_equal(tw__outbox_ack(&o, 3), 0); /* again */
+    assert_int_equal(tw__outbox_ack(&o, 9), 0); /* never there */
+    assert_int_equal(tw__outbox_ack(&o, 0), 0);
+    assert_int_equal(o.len, 2);
+    assert_int_equal(o.bytes, 6);
+    const tw__ob_item_t *it = o.head;
+    assert_int_equal(it->seq, 2);
+    assert_int_equal(it->len, 2);
+    assert_int_equal(it->bytes[1], 2);
+    it = it->next;
+    assert_int_equal(it->seq, 4);
+    assert_null(it->next);
+    assert_ptr_equal(o.tail, it);
+    tw__outbox_free(&o);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_outbox_order),
         cmocka_unit_test_setup_teardown(test_idle_pings, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_and_requery, s_setup,
