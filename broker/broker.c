@@ -58,6 +58,12 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
               "n2s messages queued per station while it cannot take them"),
+    S_OPT_INT("handler-grace", 0, 3600, "0", handler_grace,
+              "seconds after start during which tasks for handlers no "
+              "worker has offered yet are queued, not refused"),
+    S_OPT_INT("max-stations", 1, 1LL << 31, "100000", max_stations,
+              "stations held (running or pending) before an add is "
+              "refused (EFULL)"),
     S_OPT_INT("restart-base", 10, 3600000, "1000", restart_base,
               "milliseconds before a failed station's first restart "
               "(doubling per failure, at most 60 s)"),
@@ -108,6 +114,13 @@ s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
             zmq_msg_close(&f[i]);
         }
         b->st.dropped++;
+        /* ROUTER_MANDATORY makes a gone peer an error, not a silent
+         * discard, so the two causes are told apart. */
+        if (rc == TW_ENOENT) {
+            b->st.unroutable++;
+        } else if (rc == TW_EAGAIN) {
+            b->st.hwm++;
+        }
     }
     return rc;
 }
@@ -360,6 +373,7 @@ s_on_stats(uv_timer_t *h)
     tw_tasks_gc(&b->tasks, now, (uint64_t)b->cfg->result_ttl * 1000,
                 (size_t)b->cfg->max_results);
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
+    tw_quarantine_gc(&b->quarantine, now);
 }
 
 void
@@ -369,7 +383,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < b->reg.len; i++) {
         slots += b->reg.list[i]->slots;
     }
-    size_t n = 28;
+    size_t n = 28 + 6;
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -409,6 +423,13 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("chan_fwd", b->st.chan_fwd);
     S_KV("chan_dropped", b->st.chan_dropped);
     S_KV("chan_closereq", b->st.chan_closereq);
+    /* Why messages were dropped ("dropped" is their sum and the PUB's). */
+    S_KV("dropped_hwm", b->st.hwm);
+    S_KV("status_dropped", b->status.dropped);
+    S_KV("unroutable", b->st.unroutable);
+    S_KV("overflow", b->st.overflow);
+    S_KV("quarantined", b->st.quarantined);
+    S_KV("quarantined_peers", b->quarantine.held);
 #undef S_KV
     tw_enc_cstr(e, "rate");
     msgpack_pack_double(&e->pk, b->rate);
@@ -476,6 +497,8 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
+    static const tw_quarantine_cfg_t qcfg = TW_QUARANTINE_DEFAULTS;
+    tw_quarantine_init(&b->quarantine, &qcfg);
     char why[640];
     if (tw_auth_new(&b->auth, cfg, b->ctx, why, sizeof why) != 0) {
         tw_err("broker.security", "%s", why);
@@ -608,6 +631,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_registry_destroy(&b->reg);
     tw_tasks_destroy(&b->tasks);
     tw_pools_destroy(&b->pools);
+    tw_quarantine_free(&b->quarantine);
     tw_free(b);
     *self_p = NULL;
 }

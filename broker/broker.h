@@ -30,6 +30,8 @@ typedef struct {
     long long n2s_backlog;  /* n2s messages queued per station */
     long long restart_base; /* ms of a station's first restart backoff */
     long long retry_base;   /* ms before a failed task's first retry */
+    long long max_stations; /* stations held before "add" gets EFULL */
+    long long handler_grace;/* s after start accepting unknown handlers */
     char *log_level;
     char *log;
     char *curve_secret;  /* CURVE secret key file; NULL: plaintext */

@@ -11,6 +11,7 @@
  */
 #include "broker/internal.h"
 #include "broker/scale.h"
+#include "broker/gate.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -40,6 +41,7 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     }
     if (rc != 0) {
         b->st.malformed++;
+        tw__broker_peer_error(b, side, ident, ilen);
         /* Log the first few and then every 1000th, never per message. */
         if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
             tw_warn("proto.malformed",
@@ -57,6 +59,7 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     }
     if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
         b->st.malformed++;
+        tw__broker_peer_error(b, side, ident, ilen);
         tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
                          "command %s is not valid on the %s socket",
                          tw_proto_cmd_name(m->cmd), side);
@@ -100,6 +103,12 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
     const char *h = tw_item_str(it, TW_I_H, &hlen);
     tw_item_bin(it, TW_I_A, &alen);
     *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    if (*hidx < 0 && hlen &&
+        uv_now(b->loop) - b->start_ms <
+            (uint64_t)b->cfg->handler_grace * 1000) {
+        /* Just restarted: its workers may not be back yet. */
+        *hidx = tw_registry_handler(&b->reg, h, hlen, 1);
+    }
     if (*hidx < 0) {
         snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
                  (int)hlen, h);
@@ -150,6 +159,7 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         return TW_E2BIG;
     }
     if (b->pending >= (uint64_t)b->cfg->max_queue) {
+        b->st.overflow++;
         snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
         return TW_EFULL;
     }
@@ -669,6 +679,12 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     tw_bworker_t *w = tw_registry_by_ident(&b->reg, ident, ilen);
     if (!w) {
+        /* A worker declared dead (a SIGSTOP, a cut link) may still report
+         * what it ran: those tasks were requeued, so the outcomes are
+         * late duplicates, counted and never applied. */
+        if (m.cmd == TW_CMD_DONE) {
+            b->st.duplicates += m.nitems;
+        }
         if (m.cmd != TW_CMD_BYE) {
             tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
                              "unknown worker: send HELLO first");

@@ -641,6 +641,12 @@ s_create(tw_broker_t *b, const s_def_t *d, int *code, char *why,
         *code = TW_E2BIG;
         return NULL;
     }
+    if (b->stations.len >= (uint64_t)b->cfg->max_stations) {
+        snprintf(why, wlen, "too many stations: %zu held (--max-stations)",
+                 b->stations.len);
+        *code = TW_EFULL;
+        return NULL;
+    }
     tw_station_t *st = tw_stations_add(&b->stations, d->sid, d->sl,
                                        d->args ? d->args->via.bin.ptr : NULL,
                                        alen);

@@ -285,11 +285,46 @@ tw_gate_body_ok(const void *body, size_t len, uint64_t *seq)
 
 /* ---- the gate --------------------------------------------------------- */
 
+void
+tw__broker_peer_error(tw_broker_t *b, const char *side, const void *ident,
+                      size_t ilen)
+{
+    if (tw_quarantine_strike(&b->quarantine, ident, ilen, uv_now(b->loop))) {
+        char id[80];
+        size_t n = ilen < 32 ? ilen : 32;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = ((const unsigned char *)ident)[i];
+            id[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        id[n] = '\0';
+        tw_warn("input.quarantine",
+                "%s peer %s%s sent %u bad messages within %llu ms: ignoring "
+                "it for %llu ms", side, id, ilen > n ? "..." : "",
+                (unsigned)b->quarantine.cfg.bound,
+                (unsigned long long)b->quarantine.cfg.window_ms,
+                (unsigned long long)b->quarantine.cfg.hold_ms);
+    }
+}
+
+/* 1 if the sender of `msg` is in quarantine: the message is dropped. */
+static int
+s_held(tw_broker_t *b, tw_zframes_t *msg)
+{
+    if (!tw_quarantine_held(&b->quarantine, zmq_msg_data(&msg->f[0]),
+                            zmq_msg_size(&msg->f[0]), uv_now(b->loop))) {
+        return 0;
+    }
+    b->st.quarantined++;
+    return 1;
+}
+
 static void
 s_refuse(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int code,
          uint64_t seq, const char *side, const char *why)
 {
     b->st.malformed++;
+    tw__broker_peer_error(b, side, zmq_msg_data(&msg->f[0]),
+                          zmq_msg_size(&msg->f[0]));
     if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
         tw_warn("input.refused", "%s message dropped: %s; %llu malformed "
                 "so far", side, why, (unsigned long long)b->st.malformed);
@@ -309,7 +344,7 @@ void
 tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
-    if (msg->n < 1) {
+    if (msg->n < 1 || s_held(b, msg)) {
         return;
     }
     if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
@@ -331,7 +366,7 @@ void
 tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
-    if (msg->n < 1) {
+    if (msg->n < 1 || s_held(b, msg)) {
         return;
     }
     if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),

@@ -15,6 +15,9 @@
  *                DEL, C1) or the bidirectional overrides that can disguise
  *                a line (U+202A..U+202E, U+2066..U+2069).
  *
+ *  A peer in quarantine (too many protocol errors, broker/quarantine.h)
+ *  is not checked at all: its messages are dropped unread and counted.
+ *
  *  Lengths are already bounded by the decoder (proto/proto.h). On the
  *  frontend every message is checked; on the backend, HELLO only (DONE and
  *  STATION reports carry error texts, which may hold newlines and are
@@ -29,6 +32,13 @@
 #include <stdint.h>
 
 #include "common/zwatch.h"
+
+/* A protocol error from peer `ident` on `side` ("frontend"...): a strike
+ * toward its quarantine (broker/quarantine.h), logged once when it goes
+ * in. */
+struct tw_broker;
+void tw__broker_peer_error(struct tw_broker *b, const char *side,
+                           const void *ident, size_t ilen);
 
 /* The watch callbacks of the frontend and backend: check, then hand the
  * message to tw__broker_on_front / tw__broker_on_back. */

@@ -9,6 +9,7 @@
 #include "broker/broker.h"
 #include "broker/clients.h"
 #include "broker/pools.h"
+#include "broker/quarantine.h"
 #include "broker/stations.h"
 #include "broker/status.h"
 #include "broker/task.h"
@@ -38,6 +39,10 @@ typedef struct {
     uint64_t chan_dropped; /* channel items dropped: task not running,
                               bad item, peer unreachable */
     uint64_t chan_closereq; /* close requests sent to workers */
+    uint64_t hwm;        /* sends refused by a full pipe (high-water mark) */
+    uint64_t unroutable; /* sends to a peer that is gone (ROUTER_MANDATORY) */
+    uint64_t overflow;   /* submissions refused: the queue was full */
+    uint64_t quarantined;/* messages dropped unread from quarantined peers */
 } tw_broker_stats_t;
 
 struct tw_broker {
@@ -70,6 +75,7 @@ struct tw_broker {
     uint64_t last_rate_ms, last_rate_done;
     double rate;          /* outcomes per second over the last tick */
     uint64_t jitter;      /* state of the retry jitter generator */
+    tw_quarantine_t quarantine; /* peers sending garbage (quarantine.h) */
     int closing;
     int open_handles;
     struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */

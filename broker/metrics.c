@@ -123,6 +123,10 @@ static const struct {
     S_C(chan_fwd, "Task channel items forwarded."),
     S_C(chan_dropped, "Task channel items dropped."),
     S_C(chan_closereq, "Task channel close requests the broker sent."),
+    S_C(hwm, "Sends refused at a peer's high-water mark."),
+    S_C(unroutable, "Sends to a peer that is gone."),
+    S_C(overflow, "Submissions refused: the queue was full."),
+    S_C(quarantined, "Messages dropped unread from quarantined peers."),
 #undef S_C
 };
 

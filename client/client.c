@@ -36,6 +36,16 @@
  *  Submissions, acknowledgements and final outcomes are also reported to
  *  pool.c (tw__sess_*), which turns them into events and feeds maps.
  *
+ *  Reconnection (tw_client_set_opts in taskwheel/client.h): every
+ *  submitted item's bytes are also kept in client/outbox.h until its ACK,
+ *  and every acknowledged task without an outcome in `waiting` (id ->
+ *  seq). s_pump runs s_keepalive on each turn: it pings an idle broker,
+ *  declares it lost after liveness heartbeats of silence (s_lost: close
+ *  the socket, drop everything queued, schedule a new one with backoff)
+ *  and reconnects (s_reconnect: same routing id, the kept items resent
+ *  as fresh SUBMITs with their seqs, a RESULT query for each waiting id;
+ *  the answers come back as "requery" seqs, see s_on_requery).
+ *
  *  Nothing from the broker is trusted: each message must be exactly two
  *  frames that tw_msg_decode accepts, travelling broker-to-client;
  *  anything else is dropped and not counted as handled.
@@ -47,6 +57,7 @@
 #include "taskwheel/client.h"
 
 #include "client/internal.h"
+#include "client/outbox.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/idmap.h"
@@ -64,6 +75,13 @@
 #define S_HWM 100000         /* messages queued per direction */
 #define S_DRAIN_BUDGET 256   /* messages received before looking up */
 #define S_MSGPACK_DEPTH 32   /* msgpack-c's decoder nesting limit */
+
+/* Reconnection defaults (tw_client_opts_t). */
+#define S_HB_MS 1000
+#define S_LIVENESS 3
+#define S_RECONNECT_MIN_MS 100
+#define S_RECONNECT_MAX_MS 5000
+#define S_MAX_OUTBOX 1000000
 
 /* A value for `pending`: the map stores ids, the value only marks them. */
 #define S_PENDING ((void *)1)
@@ -103,6 +121,22 @@ struct tw_client {
     void *chan_arg;
 
     void *sess;        /* session state of client/pool.c, or NULL */
+
+    /* Reconnection: what to resend and re-ask, and the link's health. */
+    char *endpoint;
+    char rid[2 + 16 + 1];       /* routing id, kept across sockets */
+    tw_curve_client_t *curve;   /* CURVE keys for new sockets, or NULL */
+    tw_client_opts_t opts;
+    tw__outbox_t keep;          /* submissions not acknowledged yet */
+    tw_idmap_t waiting;         /* task id -> seq: acked, no outcome */
+    tw_idmap_t requery;         /* seqs of our RESULT queries after a
+                                   reconnect -> S_PENDING */
+    uint64_t last_recv;         /* ms of the last message from the broker */
+    uint64_t ping_at;           /* ms the unanswered ping went, or 0 */
+    uint64_t reconnect_at;      /* ms to connect again (sock is NULL) */
+    uint64_t backoff_ms;        /* the next backoff before jitter */
+    uint64_t rand;              /* jitter generator state */
+    tw_client_stats_t st;
 
     char *last_error;  /* NUL-terminated copy, never NULL */
     char *scratch;     /* NUL-terminated copy of a peer string */
@@ -363,6 +397,9 @@ s_seal(tw_client_t *c)
 static int
 s_send_queued(tw_client_t *c)
 {
+    if (!c->sock) {
+        return c->head ? TW_EAGAIN : 0; /* reconnecting */
+    }
     while (c->head) {
         s_batch_t *b = c->head;
         if (!b->sent0) {
@@ -428,6 +465,12 @@ s_on_ack(tw_client_t *c, const tw_msg_t *m)
         if (seq == 0) {
             continue;
         }
+        if (!tw__outbox_ack(&c->keep, seq)) {
+            /* Acknowledged before: a resend the broker answered again. */
+            tw_debug("client.ack", "repeated ACK for seq %llu ignored",
+                     (unsigned long long)seq);
+            continue;
+        }
         tw_ack_t ack = {seq, 0, 0, NULL, 0};
         if (code != 0) {
             size_t len = 0;
@@ -449,6 +492,8 @@ s_on_ack(tw_client_t *c, const tw_msg_t *m)
             ack.dup = tw_item_uint(it, TW_I_DUP, 0) != 0;
             if (ack.dup) {
                 tw_idmap_del(&c->pending, seq);
+            } else if (tw_idmap_get(&c->pending, seq)) {
+                tw_idmap_put(&c->waiting, ack.id, (void *)(uintptr_t)seq);
             }
         }
         s_ack_dispatch(c, &ack);
@@ -496,6 +541,65 @@ s_result_dup(const tw_result_t *r)
     return d;
 }
 
+/* Hand one outcome to the result callback and, if final and ours, to
+ * the session. */
+static void
+s_deliver(tw_client_t *c, const tw_result_t *r)
+{
+    if (c->res_cb) {
+        c->res_cb(c->res_arg, r);
+    }
+    if (r->seq && s_is_final((uint64_t)r->state)) {
+        tw__sess_result(c, r);
+    }
+}
+
+/* The answer to a RESULT query sent after a reconnect, about tasks that
+ * were acknowledged and had no outcome. An ended task is delivered as if
+ * pushed; a pending or running one stays waited for; one the broker
+ * never had, or whose id now names another task (a broker that restarted
+ * without its store numbers from 1 again; the seq tells them apart), is
+ * delivered as lost. */
+static void
+s_on_requery(tw_client_t *c, const tw_msg_t *m)
+{
+    static const char why[] =
+        "the broker has no record of this task (it restarted without its "
+        "store?): it may or may not have run";
+    for (size_t i = 0; i < m->nitems; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        void *v = id ? tw_idmap_get(&c->waiting, id) : NULL;
+        if (!v) {
+            continue; /* its outcome came meanwhile */
+        }
+        uint64_t seq = (uint64_t)(uintptr_t)v;
+        uint64_t st = tw_item_uint(it, TW_I_ST, TW_ST_UNKNOWN);
+        int same = tw_item_uint(it, TW_I_SEQ, 0) == seq;
+        tw_result_t r;
+        if (same && (st == TW_ST_PENDING || st == TW_ST_RUNNING)) {
+            continue; /* the broker has it: its push will come */
+        }
+        if (same && s_is_final(st)) {
+            s_fill_result(c, it, &r);
+        } else {
+            memset(&r, 0, sizeof r);
+            r.id = id;
+            r.seq = seq;
+            r.state = TW_ST_LOST;
+            r.error = why;
+            c->st.unknown++;
+            tw_info("client.lost", "task %llu (seq %llu): %s",
+                    (unsigned long long)id, (unsigned long long)seq, why);
+        }
+        tw_idmap_del(&c->waiting, id);
+        if (!tw_idmap_del(&c->pending, seq)) {
+            continue;
+        }
+        s_deliver(c, &r);
+    }
+}
+
 /* Returns 1 if the message was used, 0 if ignored. */
 static int
 s_on_result(tw_client_t *c, const tw_msg_t *m)
@@ -504,6 +608,10 @@ s_on_result(tw_client_t *c, const tw_msg_t *m)
     if (m->f[TW_F_SEQ]) {
         /* The answer to a RESULT query. */
         uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+        if (seq && tw_idmap_del(&c->requery, seq)) {
+            s_on_requery(c, m);
+            return 1;
+        }
         if (c->req.kind != S_REQ_RESULT || c->req.done || seq != c->req.seq) {
             return 0;
         }
@@ -529,13 +637,10 @@ s_on_result(tw_client_t *c, const tw_msg_t *m)
         s_fill_result(c, &m->items[i], &r);
         if (r.seq && s_is_final((uint64_t)r.state)) {
             tw_idmap_del(&c->pending, r.seq);
+            tw_idmap_del(&c->waiting, r.id);
+            tw__outbox_ack(&c->keep, r.seq);
         }
-        if (c->res_cb) {
-            c->res_cb(c->res_arg, &r);
-        }
-        if (r.seq && s_is_final((uint64_t)r.state)) {
-            tw__sess_result(c, &r);
-        }
+        s_deliver(c, &r);
     }
     return 1;
 }
@@ -584,10 +689,15 @@ s_on_error(tw_client_t *c, const tw_msg_t *m)
         return 1;
     }
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
+    if (seq && tw_idmap_del(&c->requery, seq)) {
+        /* A re-query refused: the push or the next re-query answers. */
+        return 1;
+    }
     if (c->req.kind != S_REQ_NONE && !c->req.done && seq == c->req.seq) {
         c->req.done = 1;
         c->req.rc = code;
     } else if (tw_idmap_del(&c->pending, seq)) {
+        tw__outbox_ack(&c->keep, seq);
         tw_ack_t ack = {seq, 0, code, c->last_error, 0};
         s_ack_dispatch(c, &ack);
     }
@@ -638,12 +748,19 @@ s_recv_one(tw_client_t *c)
     int nf = 0;
     int ok = 1;
 
+    if (!c->sock) {
+        return S_GOT_NOTHING; /* reconnecting */
+    }
     zmq_msg_init(&f[0]);
     if (zmq_msg_recv(&f[0], c->sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&f[0]);
         return errno == EAGAIN || errno == EINTR ? S_GOT_NOTHING : TW_EIO;
     }
     nf = 1;
+    /* Anything at all from the broker shows the link is alive. */
+    c->last_recv = tw_now_ms();
+    c->ping_at = 0;
+    c->backoff_ms = c->opts.reconnect_min_ms;
     zmq_msg_init(&f[1]);
     /* The rest of a multipart message is already here (ZeroMQ delivers
      * messages whole): read it all, keep at most two frames. */
@@ -723,6 +840,191 @@ s_deadline(int timeout_ms)
     return timeout_ms < 0 ? -1 : (int64_t)tw_now_ms() + timeout_ms;
 }
 
+/* ------------------------------------------------------------------ */
+/* Liveness and reconnection                                          */
+
+/* A new DEALER with the client's routing id, connected to its endpoint;
+ * NULL if libzmq refused (a bad endpoint, bad keys). */
+static void *
+s_open_socket(tw_client_t *c)
+{
+    void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!sock) {
+        return NULL;
+    }
+    int hwm = S_HWM;
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_ROUTING_ID, c->rid, strlen(c->rid));
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* A broker's batches stay under 4 MiB plus one payload; a far larger
+     * frame is not from a broker, and libzmq drops that connection. */
+    int64_t maxmsg = 64LL << 20;
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if ((c->curve && tw_curve_client_apply(sock, c->curve) != 0) ||
+        zmq_connect(sock, c->endpoint) != 0) {
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+/* Free every message still waiting for room in the socket. */
+static void
+s_drop_queued(tw_client_t *c)
+{
+    while (c->head) {
+        s_batch_t *b = c->head;
+        c->head = b->next;
+        zmq_msg_close(&b->f[0]);
+        zmq_msg_close(&b->f[1]);
+        tw_free(b);
+    }
+    c->tail = NULL;
+}
+
+static void
+s_ping(tw_client_t *c, uint64_t now)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 0);
+    s_send(c, &e, TW_CMD_HEARTBEAT);
+    tw_enc_free(&e);
+    c->ping_at = now;
+    c->st.pings++;
+}
+
+/* The broker is lost: drop the socket and everything queued for it (the
+ * outbox keeps the submissions), and schedule a new socket. */
+static void
+s_lost(tw_client_t *c, uint64_t now)
+{
+    c->st.lost++;
+    tw_info("client.lost", "no answer from %s for %llu ms; reconnecting "
+            "(%zu unacknowledged, %zu waiting)", c->endpoint,
+            (unsigned long long)(now - c->last_recv), c->keep.len,
+            c->waiting.len);
+    zmq_close(c->sock);
+    c->sock = NULL;
+    s_drop_queued(c);
+    tw_enc_free(&c->ob);
+    tw_enc_init(&c->ob);
+    s_outbox_reset(c);
+    tw_idmap_free(&c->requery);
+    tw_idmap_init(&c->requery);
+    c->ping_at = 0;
+    /* +-20 %, so clients of one broker do not come back in step. */
+    c->rand = c->rand * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t d = c->backoff_ms * (80 + (c->rand >> 33) % 41) / 100;
+    c->backoff_ms = c->backoff_ms * 2 > c->opts.reconnect_max_ms
+                        ? c->opts.reconnect_max_ms
+                        : c->backoff_ms * 2;
+    c->reconnect_at = now + d;
+}
+
+static void
+s_collect_id(uint64_t id, void *val, void *arg)
+{
+    (void)val;
+    uint64_t **p = arg;
+    *(*p)++ = id;
+}
+
+/* Connect again; resend the outbox, re-ask about waiting tasks. */
+static void
+s_reconnect(tw_client_t *c, uint64_t now)
+{
+    c->sock = s_open_socket(c);
+    if (!c->sock) {
+        tw_debug("client.reconnect", "cannot connect to %s: %s",
+                 c->endpoint, zmq_strerror(zmq_errno()));
+        c->reconnect_at = now + c->backoff_ms;
+        return;
+    }
+    c->st.reconnects++;
+    c->last_recv = now;
+    size_t resent = 0;
+    for (const tw__ob_item_t *it = c->keep.head; it; it = it->next) {
+        if (c->ob_items > 0 &&
+            (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
+             tw_enc_size(&c->ob) + it->len > TW__CLIENT_BATCH_BYTES)) {
+            s_seal(c);
+        }
+        msgpack_sbuffer_write(&c->ob.sb, (const char *)it->bytes, it->len);
+        c->ob_items++;
+        resent++;
+    }
+    s_seal(c);
+    c->st.resends += resent;
+    size_t n = c->waiting.len;
+    if (n) {
+        uint64_t *ids = tw_malloc(n * sizeof *ids), *p = ids;
+        tw_idmap_each(&c->waiting, s_collect_id, &p);
+        for (size_t off = 0; off < n; off += TW_PROTO_MAX_ITEMS) {
+            size_t k = n - off < TW_PROTO_MAX_ITEMS ? n - off
+                                                     : TW_PROTO_MAX_ITEMS;
+            tw__ids_t arg = {NULL, ids + off, k};
+            uint64_t seq = c->next_seq++;
+            tw_enc_t e;
+            tw_enc_init(&e);
+            tw__encode_ids(&e, seq, &arg);
+            s_send(c, &e, TW_CMD_RESULT);
+            tw_enc_free(&e);
+            tw_idmap_put(&c->requery, seq, S_PENDING);
+        }
+        tw_free(ids);
+        c->st.requeries += n;
+    }
+    tw_info("client.reconnect", "connected to %s again: %zu submissions "
+            "resent, %zu tasks asked about", c->endpoint, resent, n);
+    /* Learn at once whether this broker answers. */
+    s_ping(c, now);
+}
+
+/* Ping an idle broker, declare a silent one lost, reconnect when due. */
+static void
+s_keepalive(tw_client_t *c)
+{
+    uint64_t now = tw_now_ms();
+    uint64_t hb = c->opts.heartbeat_ms, liv = c->opts.liveness;
+    if (!c->sock) {
+        if (now >= c->reconnect_at) {
+            s_reconnect(c, now);
+        }
+        return;
+    }
+    if (c->ping_at && now - c->last_recv >= liv * hb &&
+        now - c->ping_at >= (liv - 1) * hb) {
+        s_lost(c, now);
+        return;
+    }
+    if (!c->ping_at && now - c->last_recv >= hb) {
+        s_ping(c, now);
+    }
+}
+
+/* Milliseconds until s_keepalive has something to do. */
+static long
+s_keepalive_due(const tw_client_t *c)
+{
+    uint64_t now = tw_now_ms();
+    uint64_t hb = c->opts.heartbeat_ms, liv = c->opts.liveness;
+    uint64_t at;
+    if (!c->sock) {
+        at = c->reconnect_at;
+    } else if (!c->ping_at) {
+        at = c->last_recv + hb;
+    } else {
+        at = c->last_recv + liv * hb;
+        if (c->ping_at + (liv - 1) * hb > at) {
+            at = c->ping_at + (liv - 1) * hb;
+        }
+    }
+    return at > now ? (long)(at - now) : 0;
+}
+
 /* Send what is queued and dispatch incoming messages until at least one
  * was handled, the current request is answered, or `deadline` passes
  * (-1: never). Returns the number handled (0 on timeout or signal), or
@@ -732,6 +1034,7 @@ s_pump(tw_client_t *c, int64_t deadline)
 {
     int handled = 0;
     for (;;) {
+        s_keepalive(c);
         int rc = s_send_queued(c);
         if (rc == TW_EIO) {
             return rc;
@@ -748,11 +1051,15 @@ s_pump(tw_client_t *c, int64_t deadline)
         if (left == 0) {
             return 0;
         }
+        long due = s_keepalive_due(c);
+        if (left < 0 || due < left) {
+            left = due;
+        }
         zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLIN, 0};
         if (c->head) {
             pi.events |= ZMQ_POLLOUT;
         }
-        if (zmq_poll(&pi, 1, left) < 0) {
+        if (zmq_poll(&pi, c->sock ? 1 : 0, left) < 0) {
             return errno == EINTR ? 0 : TW_EIO;
         }
     }
@@ -901,27 +1208,21 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
         tw_free(c);
         return NULL;
     }
-    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-    if (!c->sock) {
-        zmq_ctx_term(c->ctx);
-        tw_free(c);
-        return NULL;
+    memcpy(c->rid, "c-", 2);
+    tw_random_hex(c->rid + 2, 16);
+    c->rid[sizeof c->rid - 1] = '\0';
+    c->endpoint = tw_strdup(endpoint);
+    if (curve) {
+        c->curve = tw_malloc(sizeof *c->curve);
+        *c->curve = *curve;
     }
-    char rid[2 + 16 + 1] = "c-";
-    tw_random_hex(rid + 2, 16);
-    int hwm = S_HWM;
-    int linger = 0;
-    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, rid, strlen(rid));
-    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-    /* A broker's batches stay under 4 MiB plus one payload; a far larger
-     * frame is not from a broker, and libzmq drops that connection. */
-    int64_t maxmsg = 64LL << 20;
-    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if ((curve && tw_curve_client_apply(c->sock, curve) != 0) ||
-        zmq_connect(c->sock, endpoint) != 0) {
-        zmq_close(c->sock);
+    c->sock = s_open_socket(c);
+    if (!c->sock) {
+        if (c->curve) {
+            tw_keys_wipe(&c->curve->self);
+            tw_free(c->curve);
+        }
+        tw_free(c->endpoint);
         zmq_ctx_term(c->ctx);
         tw_free(c);
         return NULL;
@@ -931,6 +1232,14 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
     s_outbox_reset(c);
     tw_idmap_init(&c->pending);
     c->last_error = tw_strdup("");
+    c->opts = (tw_client_opts_t){S_HB_MS, S_LIVENESS, S_RECONNECT_MIN_MS,
+                                 S_RECONNECT_MAX_MS, S_MAX_OUTBOX};
+    tw__outbox_init(&c->keep);
+    tw_idmap_init(&c->waiting);
+    tw_idmap_init(&c->requery);
+    c->last_recv = tw_now_ms();
+    c->backoff_ms = c->opts.reconnect_min_ms;
+    c->rand = (uint64_t)(uintptr_t)c ^ c->last_recv ^ 0x9e3779b97f4a7c15ULL;
     return c;
 }
 
@@ -941,21 +1250,25 @@ tw_client_destroy(tw_client_t **self_p)
         return;
     }
     tw_client_t *c = *self_p;
-    while (c->head) {
-        s_batch_t *b = c->head;
-        c->head = b->next;
-        zmq_msg_close(&b->f[0]);
-        zmq_msg_close(&b->f[1]);
-        tw_free(b);
+    s_drop_queued(c);
+    if (c->sock) {
+        int linger = 0;
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(c->sock);
     }
-    int linger = 0;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(c->sock);
     zmq_ctx_term(c->ctx);
     tw__sess_free(c);
     s_req_end(c);
     tw_enc_free(&c->ob);
     tw_idmap_free(&c->pending);
+    tw__outbox_free(&c->keep);
+    tw_idmap_free(&c->waiting);
+    tw_idmap_free(&c->requery);
+    if (c->curve) {
+        tw_keys_wipe(&c->curve->self);
+        tw_free(c->curve);
+    }
+    tw_free(c->endpoint);
     tw_free(c->last_error);
     tw_free(c->scratch);
     tw_free(c);
@@ -1045,6 +1358,9 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     if (tw__spec_names_check(spec, &glen) != 0) {
         return TW_EINVAL;
     }
+    if (c->keep.len >= c->opts.max_outbox) {
+        return TW_EFULL;
+    }
     /* Keep each SUBMIT well under the broker's frame limit. */
     if (c->ob_items > 0 && tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
                                TW__CLIENT_BATCH_BYTES) {
@@ -1052,6 +1368,7 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     }
 
     uint64_t seq = c->next_seq++;
+    size_t start = tw_enc_size(&c->ob);
     size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
                (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0) +
                tw__spec_names_fields(spec);
@@ -1077,6 +1394,8 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         tw_enc_uint(&c->ob, spec->retries);
     }
     tw__spec_names_encode(&c->ob, spec);
+    tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
+                   tw_enc_size(&c->ob) - start);
     c->ob_items++;
     tw_idmap_put(&c->pending, seq, S_PENDING);
     if (seq_out) {
@@ -1328,6 +1647,36 @@ tw_client_station(tw_client_t *c, const tw_station_req_t *req,
     }
     return tw__client_request(c, TW_CMD_STATION, s_station_encode, req,
                               timeout_ms, data, len);
+}
+
+int
+tw_client_set_opts(tw_client_t *c, const tw_client_opts_t *o)
+{
+    if (!o) {
+        return TW_EINVAL;
+    }
+    tw_client_opts_t n = c->opts;
+    n.heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : n.heartbeat_ms;
+    n.liveness = o->liveness ? o->liveness : n.liveness;
+    n.reconnect_min_ms =
+        o->reconnect_min_ms ? o->reconnect_min_ms : n.reconnect_min_ms;
+    n.reconnect_max_ms =
+        o->reconnect_max_ms ? o->reconnect_max_ms : n.reconnect_max_ms;
+    n.max_outbox = o->max_outbox ? o->max_outbox : n.max_outbox;
+    if (n.liveness < 2 || n.reconnect_min_ms > n.reconnect_max_ms) {
+        return TW_EINVAL;
+    }
+    c->opts = n;
+    c->backoff_ms = n.reconnect_min_ms;
+    return 0;
+}
+
+void
+tw_client_stats(const tw_client_t *c, tw_client_stats_t *out)
+{
+    *out = c->st;
+    out->unacked = c->keep.len;
+    out->waiting = c->waiting.len;
 }
 
 const char *

@@ -133,9 +133,11 @@ int tw_client_ping(tw_client_t *c, int timeout_ms);
 /* Queue one task; *seq_out (if not NULL) gets its sequence number. Returns
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
  * not exactly one msgpack value or nest deeper than 32 levels, an empty or
- * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups); or
- * TW_E2BIG for args that cannot fit in one message (16 MiB). The outbox
- * is sent by itself once it holds 1000 tasks (or 4 MiB). */
+ * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups);
+ * TW_E2BIG for args that cannot fit in one message (16 MiB); or TW_EFULL
+ * when max_outbox submissions are not acknowledged yet (see "Reconnection
+ * and the outbox"). The outbox is sent by itself once it holds 1000 tasks
+ * (or 4 MiB). */
 int tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
                      uint64_t *seq_out);
 
@@ -719,6 +721,58 @@ int tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
 /* End the current run (S80) with `msg` (NULL: "tw_stop() was called.").
  * Returns 0, or TW_ESTATE (doing nothing) when no run is going. */
 int tw_stop(tw_client_t *c, const char *msg);
+
+/* ------------------------------------------------------------------ */
+/* Reconnection and the outbox                                        */
+
+/* The client watches the broker from inside the waiting calls (poll,
+ * wait_all, the requests); nothing happens between them. When it has
+ * heard nothing for heartbeat_ms it sends a ping (HEARTBEAT, which the
+ * broker answers). When it has heard nothing for liveness * heartbeat_ms
+ * and a ping has been out for (liveness - 1) * heartbeat_ms, the broker is
+ * lost: the socket is closed and, after a backoff (reconnect_min_ms,
+ * doubling per failed attempt up to reconnect_max_ms, +-20 % jitter), a
+ * new one connects with the SAME routing id, so outcomes a restarted
+ * broker pushes still reach this client. Then the client
+ *
+ *   - resends every submission not acknowledged yet, in order, with its
+ *     original seq (a broker with a durable store answers a repeat with
+ *     the first task id; one that restarted empty enqueues it once);
+ *   - asks (a RESULT query) about every acknowledged task whose outcome
+ *     has not arrived: an ended one is delivered to the result callback,
+ *     a pending or running one is waited for as before, and one the
+ *     broker says it never had (state unknown, 7) is delivered as state
+ *     lost (4) with an error saying so, never waited on forever.
+ *
+ * Submissions not acknowledged yet (the outbox) are bounded by max_outbox;
+ * tw_client_submit returns TW_EFULL when it is full (poll to take ACKs,
+ * then submit again). A request running while the broker is lost is not
+ * resent: it ends with TW_EUNREACH at its timeout. */
+typedef struct {
+    uint32_t heartbeat_ms;     /* default 1000 */
+    uint32_t liveness;         /* heartbeats of silence; default 3, >= 2 */
+    uint32_t reconnect_min_ms; /* default 100 */
+    uint32_t reconnect_max_ms; /* default 5000 */
+    size_t max_outbox;         /* default 1000000 */
+} tw_client_opts_t;
+
+/* Change the options; a zero field keeps the current value. Returns 0, or
+ * TW_EINVAL (liveness 1, reconnect_min_ms > reconnect_max_ms). */
+int tw_client_set_opts(tw_client_t *c, const tw_client_opts_t *opts);
+
+/* What reconnection did so far, and what is outstanding now. */
+typedef struct {
+    uint64_t lost;       /* times the broker was declared lost */
+    uint64_t reconnects; /* new sockets connected after a loss */
+    uint64_t resends;    /* submissions sent again after a reconnect */
+    uint64_t requeries;  /* task ids asked about after a reconnect */
+    uint64_t unknown;    /* tasks reported lost: the broker had no record */
+    uint64_t pings;      /* pings sent while idle */
+    size_t unacked;      /* submissions not acknowledged yet */
+    size_t waiting;      /* acknowledged tasks without an outcome yet */
+} tw_client_stats_t;
+
+void tw_client_stats(const tw_client_t *c, tw_client_stats_t *out);
 
 /* The message of the last error the broker sent this client, or "". */
 const char *tw_client_last_error(const tw_client_t *c);

@@ -20,211 +20,30 @@
  *    - `status` works and `down` leaves no namespace behind.
  *
  *  Namespaces need root. Without it, or where the kernel refuses them
- *  (the script exits 77), the test prints a SKIP line and passes. Cleanup
- *  must survive any ending, so a guardian process (in its own session)
- *  waits for this process to die and then runs `multihost.sh down`; a
- *  normal exit also runs it from an on_exit handler, printing the
- *  cluster's logs first when the test failed.
+ *  (the script exits 77), the test prints a SKIP line and passes. The
+ *  cluster's life cycle and cleanup are tests/harness/multihost.h's.
  */
-#define _GNU_SOURCE
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
+#include "tests/harness/multihost.h"
 #include "taskwheel/client.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <msgpack.h>
-#include <sched.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
-
-#define S_SCRIPT TW_SOURCE_DIR "/deploy/multihost.sh"
-#define S_FRONTEND "tcp://10.77.0.1:7710"
+#define S_FRONTEND TW_H_MH_FRONTEND
 #define S_NSTATIONS 6
 #define S_MAXW 8
 
-static char s_tag[32];
-static char s_state[512];
-static char s_log[512];
-static int s_up;
-static int s_home_ns = -1; /* our own network namespace */
 static tw_client_t *s_c;
 
-/* ---- the script --------------------------------------------------------- */
-
-/* Run `multihost.sh --name TAG --state DIR ARGS...` (NULL-terminated),
- * output appended to the script log. Returns its exit status. */
-static int
-s_script(const char *first, ...)
-{
-    const char *argv[32] = {"/bin/bash", S_SCRIPT, "--name", s_tag,
-                            "--state", s_state};
-    size_t n = 6;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *)) {
-        argv[n++] = a;
-    }
-    va_end(ap);
-    argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, s_log,
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv,
-                         environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        return -1;
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* The last non-empty line of the script log (static buffer). */
-static const char *
-s_last_log_line(void)
-{
-    static char last[512];
-    last[0] = '\0';
-    FILE *fp = fopen(s_log, "r");
-    if (!fp) {
-        return last;
-    }
-    char line[512];
-    while (fgets(line, sizeof line, fp)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (line[0]) {
-            snprintf(last, sizeof last, "%s", line);
-        }
-    }
-    fclose(fp);
-    return last;
-}
-
+/* Before the cluster goes: the client lives in the monitor's namespace. */
 static void
-s_print_file(const char *path)
+s_destroy_client(void)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        return;
-    }
-    char buf[1024];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, fp)) > 0) {
-        fwrite(buf, 1, r, stderr);
-    }
-    fclose(fp);
-}
-
-/* Back to the namespace we came from (so that `down`, which stops every
- * process of the cluster's hosts, leaves us out of it). */
-static void
-s_leave_host(void)
-{
-    if (s_home_ns >= 0) {
-        setns(s_home_ns, CLONE_NEWNET);
-        close(s_home_ns);
-        s_home_ns = -1;
-    }
-}
-
-/* 1 if the file at `path` contains `text`. */
-static int
-s_file_has(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        return 0;
-    }
-    char line[2048];
-    int found = 0;
-    while (!found && fgets(line, sizeof line, fp)) {
-        found = strstr(line, text) != NULL;
-    }
-    fclose(fp);
-    return found;
-}
-
-/* On exit: show the cluster's logs if the test failed, then tear down. */
-static void
-s_on_exit(int status, void *arg)
-{
-    (void)arg;
     tw_client_destroy(&s_c);
-    if (!s_up) {
-        return;
-    }
-    s_leave_host();
-    if (status != 0) {
-        /* The script's own output, then (appended by `logs`) the tail of
-         * every process's log. */
-        s_script("logs", "40", NULL);
-        fprintf(stderr, "----- %s -----\n", s_log);
-        s_print_file(s_log);
-    }
-    s_script("down", NULL);
-    s_up = 0;
-}
-
-/* A process in its own session that runs `down` once we are gone, however
- * we go (SIGKILL included): it waits for EOF on a pipe only we hold. */
-static void
-s_start_guardian(void)
-{
-    int fds[2];
-    TW_H_ASSERT(pipe2(fds, O_CLOEXEC) == 0);
-    pid_t pid = fork();
-    TW_H_ASSERT(pid >= 0);
-    if (pid == 0) {
-        setsid();
-        for (int sig = 1; sig < NSIG; sig++) {
-            signal(sig, SIG_DFL);
-        }
-        close(fds[1]);
-        char c;
-        ssize_t r;
-        do {
-            r = read(fds[0], &c, 1);
-        } while (r < 0 && errno == EINTR);
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execl("/bin/bash", "bash", S_SCRIPT, "--name", s_tag, "--state",
-              s_state, "down", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[0]);
-    /* fds[1] stays open (close-on-exec) until this process ends. */
-}
-
-/* Join the network namespace of host `host` of our cluster. */
-static void
-s_enter_host(const char *host)
-{
-    s_home_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    TW_H_ASSERT(s_home_ns >= 0);
-    char path[128];
-    snprintf(path, sizeof path, "/run/netns/%s-%s", s_tag, host);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    TW_H_ASSERT_MSG(fd >= 0, "open %s: %s", path, strerror(errno));
-    TW_H_ASSERT_MSG(setns(fd, CLONE_NEWNET) == 0, "setns %s: %s", path,
-                    strerror(errno));
-    close(fd);
 }
 
 /* ---- reading the broker ------------------------------------------------- */
@@ -404,33 +223,16 @@ int
 main(void)
 {
     tw_h_init("13-multihost");
-    if (geteuid() != 0) {
-        printf("13-multihost: SKIP: network namespaces need root (run "
-               "the tests as root to include it)\n");
+    tw_h_mh_at_exit(s_destroy_client);
+    const char *up[] = {"--heartbeat", "500", "up", "3", NULL};
+    const char *why = NULL;
+    if (tw_h_mh_up("tw13", up, &why) == TW_H_SKIP) {
+        printf("13-multihost: SKIP: %s\n", why);
         return 0;
     }
-    snprintf(s_tag, sizeof s_tag, "tw13-%d", (int)getpid());
-    snprintf(s_state, sizeof s_state, "%s/multihost", tw_h_tmpdir());
-    snprintf(s_log, sizeof s_log, "%s/multihost.sh.log", tw_h_tmpdir());
-    setenv("TW_BROKER_BIN", tw_h_broker_bin(), 1);
-    setenv("TW_WORKER_BIN", tw_h_worker_bin(), 1);
-    setenv("TW_CLI_BIN", tw_h_cli_bin(), 1);
-
-    s_start_guardian();
-    on_exit(s_on_exit, NULL);
-    s_up = 1;
-    int rc = s_script("--heartbeat", "500", "up", "3", NULL);
-    if (rc == 77) {
-        s_up = 0;
-        const char *why = s_last_log_line();
-        const char *tail = strstr(why, "SKIP: ");
-        printf("13-multihost: SKIP: %s\n", tail ? tail + 6 : why);
-        return 0;
-    }
-    TW_H_ASSERT_MSG(rc == 0, "multihost.sh up exited %d", rc);
 
     /* From here on this process is the monitor host. */
-    s_enter_host("monitor");
+    tw_h_mh_enter("monitor");
     s_c = tw_client_new(S_FRONTEND);
     TW_H_ASSERT(s_c != NULL);
     TW_H_ASSERT_OK(tw_h_wait_workers(S_FRONTEND, 3, 10000));
@@ -483,7 +285,7 @@ main(void)
            S_NSTATIONS, o.nw);
 
     /* A worker host added later gets the new stations and tasks. */
-    TW_H_ASSERT_EQ(s_script("add-worker", NULL), 0);
+    TW_H_ASSERT_EQ(tw_h_mh_script("add-worker", NULL), 0);
     TW_H_ASSERT_OK(s_wait_worker_count(4, 10000));
     uint64_t w4 = s_worker_on("w4");
     TW_H_ASSERT(w4 != 0);
@@ -505,7 +307,7 @@ main(void)
         TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
         before[i] = st.iterations;
     }
-    TW_H_ASSERT_EQ(s_script("remove-worker", "w2", NULL), 0);
+    TW_H_ASSERT_EQ(tw_h_mh_script("remove-worker", "w2", NULL), 0);
     TW_H_ASSERT_OK(s_wait_worker_count(3, 10000));
     TW_H_ASSERT_EQ(s_worker_on("w2"), 0);
     end = tw_h_now_ms() + 10000;
@@ -539,32 +341,32 @@ main(void)
 
     /* The monitor on its own host saw the workers and the stations. */
     char mon[600];
-    snprintf(mon, sizeof mon, "%s/log/monitor.log", s_state);
+    snprintf(mon, sizeof mon, "%s/log/monitor.log", tw_h_mh_state());
     end = tw_h_now_ms() + 5000;
-    while (!(s_file_has(mon, "worker.down") && s_file_has(mon, "w2")) &&
+    while (!(tw_h_mh_file_has(mon, "worker.down") &&
+             tw_h_mh_file_has(mon, "w2")) &&
            tw_h_now_ms() < end) {
         tw_h_sleep_ms(100);
     }
-    TW_H_ASSERT_MSG(s_file_has(mon, "worker.up") &&
-                        s_file_has(mon, "worker.down") &&
-                        s_file_has(mon, "station.c-1.running") &&
-                        s_file_has(mon, "station.c-8.running"),
+    TW_H_ASSERT_MSG(tw_h_mh_file_has(mon, "worker.up") &&
+                        tw_h_mh_file_has(mon, "worker.down") &&
+                        tw_h_mh_file_has(mon, "station.c-1.running") &&
+                        tw_h_mh_file_has(mon, "station.c-8.running"),
                     "the monitor host's log %s shows the workers and the "
                     "stations",
                     mon);
 
     /* status works from the outside; down removes every namespace. */
-    TW_H_ASSERT_EQ(s_script("status", NULL), 0);
+    TW_H_ASSERT_EQ(tw_h_mh_script("status", NULL), 0);
     tw_client_destroy(&s_c);
-    s_leave_host();
-    TW_H_ASSERT_EQ(s_script("down", NULL), 0);
-    s_up = 0;
+    TW_H_ASSERT_EQ(tw_h_mh_down(), 0);
     static const char *const hosts[] = {"sw", "broker", "monitor", "w1",
                                         "w2", "w3", "w4"};
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         char path[128];
         struct stat sb;
-        snprintf(path, sizeof path, "/run/netns/%s-%s", s_tag, hosts[i]);
+        snprintf(path, sizeof path, "/run/netns/%s-%s", tw_h_mh_tag(),
+                 hosts[i]);
         TW_H_ASSERT_MSG(stat(path, &sb) != 0, "%s is still there", path);
     }
     printf("13-multihost: ok\n");

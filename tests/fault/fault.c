@@ -1,0 +1,306 @@
+/*  tests/fault/fault.c - see fault.h. */
+#include "tests/fault/fault.h"
+#include "tests/harness/client_helpers.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/* ------------------------------------------------------------ counter --- */
+
+static uint8_t
+s_inc(uint8_t v)
+{
+    return v < UINT8_MAX ? (uint8_t)(v + 1) : v;
+}
+
+static void
+s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+{
+    tw_fault_t *f = arg;
+    (void)msg;
+    if (seq == 0 || seq > f->cap) {
+        return;
+    }
+    if (err) {
+        f->refused[seq] = s_inc(f->refused[seq]);
+        fprintf(stderr, "%s: seq %llu refused: %s (%s)\n", f->scenario,
+                (unsigned long long)seq, tw_client_strerror(err),
+                msg ? msg : "");
+        return;
+    }
+    f->acks[seq] = s_inc(f->acks[seq]);
+    f->ids[seq] = id;
+}
+
+static void
+s_on_result(void *arg, const tw_result_t *r)
+{
+    tw_fault_t *f = arg;
+    if (r->seq == 0 || r->seq > f->cap) {
+        return;
+    }
+    f->outcomes[r->seq] = s_inc(f->outcomes[r->seq]);
+    if (f->watch_wid && r->worker == f->watch_wid) {
+        f->on_watch++;
+    }
+    if (r->state == 0) {
+        f->ok[r->seq] = s_inc(f->ok[r->seq]);
+    } else if (f->outcomes[r->seq] == 1) {
+        fprintf(stderr, "%s: seq %llu ended in state %d: %s\n", f->scenario,
+                (unsigned long long)r->seq, r->state,
+                r->error ? r->error : "");
+    }
+}
+
+void
+tw_fault_init(tw_fault_t *f, const char *scenario, tw_client_t *c,
+              size_t cap)
+{
+    memset(f, 0, sizeof *f);
+    f->scenario = scenario;
+    f->cap = cap;
+    f->acks = calloc(cap + 1, 1);
+    f->refused = calloc(cap + 1, 1);
+    f->outcomes = calloc(cap + 1, 1);
+    f->ok = calloc(cap + 1, 1);
+    f->ids = calloc(cap + 1, sizeof *f->ids);
+    f->seqs = calloc(cap + 1, sizeof *f->seqs);
+    TW_H_ASSERT(f->acks && f->refused && f->outcomes && f->ok && f->ids &&
+                f->seqs);
+    tw_client_on_ack(c, s_on_ack, f);
+    tw_client_on_result(c, s_on_result, f);
+}
+
+void
+tw_fault_free(tw_fault_t *f)
+{
+    free(f->acks);
+    free(f->refused);
+    free(f->outcomes);
+    free(f->ok);
+    free(f->ids);
+    free(f->seqs);
+    memset(f, 0, sizeof *f);
+}
+
+void
+tw_fault_submit(tw_fault_t *f, tw_client_t *c, const tw_task_spec_t *spec,
+                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = 0;
+        TW_H_ASSERT_OK(tw_client_submit(c, spec, &seq));
+        TW_H_ASSERT_MSG(seq <= f->cap, "seq %llu past the counter's %zu",
+                        (unsigned long long)seq, f->cap);
+        f->seqs[f->submitted++] = seq;
+    }
+    int rc = tw_client_flush(c);
+    TW_H_ASSERT(rc == 0 || rc == TW_EAGAIN);
+}
+
+int
+tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms)
+{
+    (void)f;
+    return tw_client_wait_all(c, timeout_ms);
+}
+
+size_t
+tw_fault_acked(const tw_fault_t *f)
+{
+    size_t n = 0;
+    for (size_t s = 1; s <= f->cap; s++) {
+        n += f->acks[s] > 0;
+    }
+    return n;
+}
+
+size_t
+tw_fault_completed(const tw_fault_t *f)
+{
+    size_t n = 0;
+    for (size_t s = 1; s <= f->cap; s++) {
+        n += f->ok[s] > 0;
+    }
+    return n;
+}
+
+void
+tw_fault_report(tw_fault_t *f, tw_client_t *c)
+{
+    if (!f->have_broker_duplicates) {
+        long long d = 0;
+        TW_H_ASSERT_OK(tw_h_status_field(c, "duplicates", &d));
+        f->broker_duplicates = (uint64_t)d;
+    }
+    size_t acked = 0, completed = 0, lost = 0, twice = 0;
+    uint64_t dup = f->broker_duplicates;
+    for (size_t i = 0; i < f->submitted; i++) {
+        size_t s = f->seqs[i];
+        acked += f->acks[s] > 0;
+        completed += f->ok[s] > 0;
+        lost += f->ok[s] == 0;
+        if (f->acks[s] > 1 || f->outcomes[s] > 1) {
+            twice++;
+            dup += (uint64_t)(f->acks[s] > 1 ? f->acks[s] - 1 : 0) +
+                   (uint64_t)(f->outcomes[s] > 1 ? f->outcomes[s] - 1 : 0);
+        }
+    }
+    printf("scenario=%s submitted=%zu acked=%zu completed=%zu "
+           "duplicated=%llu lost=%zu\n",
+           f->scenario, f->submitted, acked, completed,
+           (unsigned long long)dup, lost);
+    fflush(stdout);
+    TW_H_ASSERT_MSG(lost == 0, "%s: %zu of %zu submissions lost",
+                    f->scenario, lost, f->submitted);
+    TW_H_ASSERT_MSG(twice == 0,
+                    "%s: %zu submissions got two acks or two outcomes",
+                    f->scenario, twice);
+    TW_H_ASSERT_EQ(acked, f->submitted);
+}
+
+size_t
+tw_fault_pack_double(unsigned char buf[9], double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    buf[0] = 0xcb;
+    for (int i = 0; i < 8; i++) {
+        buf[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    }
+    return 9;
+}
+
+/* --------------------------------------------------------- subscriber --- */
+
+struct tw_fault_sub {
+    void *sock;
+};
+
+static int
+s_key_is(const msgpack_object *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static void
+s_copy(char *dst, size_t cap, const msgpack_object *v)
+{
+    if (v->type != MSGPACK_OBJECT_STR) {
+        return;
+    }
+    size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+    memcpy(dst, v->via.str.ptr, n);
+    dst[n] = '\0';
+}
+
+/* Read one raw event without waiting for the subscription. */
+static int
+s_read(tw_fault_sub_t *sub, tw_fault_event_t *ev, int timeout_ms)
+{
+    zmq_pollitem_t pi = {sub->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, timeout_ms) <= 0) {
+        return 0;
+    }
+    zmq_msg_t f[2];
+    zmq_msg_init(&f[0]);
+    zmq_msg_init(&f[1]);
+    if (zmq_msg_recv(&f[0], sub->sock, 0) < 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        return 0;
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->at = tw_h_now_ms();
+    size_t tl = zmq_msg_size(&f[0]);
+    if (tl >= sizeof ev->topic) {
+        tl = sizeof ev->topic - 1;
+    }
+    memcpy(ev->topic, zmq_msg_data(&f[0]), tl);
+    if (zmq_msg_more(&f[0]) && zmq_msg_recv(&f[1], sub->sock, 0) >= 0) {
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        if (msgpack_unpack_next(&up, zmq_msg_data(&f[1]),
+                                zmq_msg_size(&f[1]),
+                                NULL) == MSGPACK_UNPACK_SUCCESS &&
+            up.data.type == MSGPACK_OBJECT_MAP) {
+            for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+                const msgpack_object *k = &up.data.via.map.ptr[i].key;
+                const msgpack_object *v = &up.data.via.map.ptr[i].val;
+                if ((s_key_is(k, "wid") || s_key_is(k, "worker")) &&
+                    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                    ev->wid = v->via.u64;
+                } else if (s_key_is(k, "name")) {
+                    s_copy(ev->name, sizeof ev->name, v);
+                } else if (s_key_is(k, "state")) {
+                    s_copy(ev->state, sizeof ev->state, v);
+                } else if (s_key_is(k, "station")) {
+                    s_copy(ev->station, sizeof ev->station, v);
+                }
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    /* Drop any further frames. */
+    while (zmq_msg_more(&f[1])) {
+        zmq_msg_close(&f[1]);
+        zmq_msg_init(&f[1]);
+        if (zmq_msg_recv(&f[1], sub->sock, 0) < 0) {
+            break;
+        }
+    }
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[1]);
+    return 1;
+}
+
+tw_fault_sub_t *
+tw_fault_sub_new(const char *endpoint, const char *const topics[])
+{
+    tw_fault_sub_t *sub = calloc(1, sizeof *sub);
+    TW_H_ASSERT(sub != NULL);
+    sub->sock = zmq_socket(tw_h_zctx(), ZMQ_SUB);
+    TW_H_ASSERT(sub->sock != NULL);
+    int zero = 0, hwm = 1000000;
+    zmq_setsockopt(sub->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sub->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sub->sock, ZMQ_SUBSCRIBE, "stats", 5);
+    for (size_t i = 0; topics && topics[i]; i++) {
+        zmq_setsockopt(sub->sock, ZMQ_SUBSCRIBE, topics[i],
+                       strlen(topics[i]));
+    }
+    TW_H_ASSERT_MSG(zmq_connect(sub->sock, endpoint) == 0,
+                    "connect %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    /* "stats" comes every second: once one arrives, the broker has our
+     * subscriptions. */
+    uint64_t end = tw_h_now_ms() + 10000;
+    tw_fault_event_t ev;
+    while (tw_h_now_ms() < end) {
+        if (s_read(sub, &ev, 200) && strcmp(ev.topic, "stats") == 0) {
+            return sub;
+        }
+    }
+    tw_h_fail(__FILE__, __LINE__, "no stats event from %s in 10 s",
+              endpoint);
+}
+
+void
+tw_fault_sub_destroy(tw_fault_sub_t **sub_p)
+{
+    if (!sub_p || !*sub_p) {
+        return;
+    }
+    zmq_close((*sub_p)->sock);
+    free(*sub_p);
+    *sub_p = NULL;
+}
+
+int
+tw_fault_sub_next(tw_fault_sub_t *sub, tw_fault_event_t *ev, int timeout_ms)
+{
+    return s_read(sub, ev, timeout_ms);
+}

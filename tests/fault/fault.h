@@ -1,0 +1,110 @@
+/*  tests/fault/fault.h - counting what a fault lost, for the scenarios of
+ *  tests/fault/ (on top of tests/harness).
+ *
+ *  Every scenario submits tasks through one tracked client, injects a
+ *  fault (a killed or stopped worker, a cut link, a restarted broker) and
+ *  then counts, per submission, what the client was told:
+ *
+ *    submitted   tasks handed to tw_client_submit
+ *    acked       submissions the broker acknowledged with a task id
+ *    completed   submissions whose outcome arrived with state ok
+ *    duplicated  outcomes and acks beyond the first of one submission,
+ *                plus what the broker itself counted as late or
+ *                repeated outcomes ("duplicates" in its stats)
+ *    lost        submissions without an ok outcome at the end
+ *
+ *  tw_fault_report() prints the line the suite is read by,
+ *
+ *    scenario=<name> submitted=N acked=N completed=N duplicated=N lost=N
+ *
+ *  and fails the test unless lost is 0 and no submission got two acks or
+ *  two outcomes at its client (a duplicate the broker absorbed is fine:
+ *  that is at-least-once execution with one outcome per task).
+ *
+ *  A status subscriber (tw_fault_sub_*) reads the broker's status PUB, so
+ *  a scenario measures when things happened from the broker's own events
+ *  (worker.down, station.<sid>.running) instead of sleeping. The PUB is
+ *  lossy by design; the scenarios subscribe only to low-rate topics.
+ *
+ *  Single-threaded, like the rest of the harness.
+ */
+#ifndef TW_FAULT_H
+#define TW_FAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskwheel/client.h"
+#include "tests/harness/harness.h"
+
+/* ------------------------------------------------------------ counter --- */
+
+typedef struct {
+    const char *scenario;
+    size_t cap;         /* seqs 1..cap are tracked */
+    uint8_t *acks;      /* per seq: acknowledgements with an id */
+    uint8_t *refused;   /* per seq: refusals (ack errors) */
+    uint8_t *outcomes;  /* per seq: final outcomes */
+    uint8_t *ok;        /* per seq: outcomes with state ok */
+    uint64_t *ids;      /* per seq: the task id acknowledged */
+    uint64_t *seqs;     /* the seqs submitted, in order */
+    size_t submitted;
+    uint64_t watch_wid; /* outcomes that ran on this worker ... */
+    size_t on_watch;    /* ... are counted here */
+    uint64_t broker_duplicates; /* set by the scenario, or read at report */
+    int have_broker_duplicates;
+} tw_fault_t;
+
+/* Track the submissions of client `c` with seqs up to `cap` (requests
+ * take seqs too, so leave room); its ack and result callbacks are
+ * taken. */
+void tw_fault_init(tw_fault_t *f, const char *scenario, tw_client_t *c,
+                   size_t cap);
+void tw_fault_free(tw_fault_t *f);
+
+/* Submit `n` tasks of `spec` and flush; fails the test on an error. */
+void tw_fault_submit(tw_fault_t *f, tw_client_t *c,
+                     const tw_task_spec_t *spec, size_t n);
+
+/* Poll until every submission has an outcome (or timeout_ms passes with
+ * none arriving). Returns 0 or TW_ETIMEDOUT. */
+int tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms);
+
+/* Counts so far. */
+size_t tw_fault_acked(const tw_fault_t *f);
+size_t tw_fault_completed(const tw_fault_t *f);
+
+/* Read "duplicates" from the broker's status through `c` (if the scenario
+ * did not set it), print the scenario line and assert lost == 0 and one
+ * ack and one outcome per submission. */
+void tw_fault_report(tw_fault_t *f, tw_client_t *c);
+
+/* A small msgpack-encoded number (for sleep's seconds as a float64). */
+size_t tw_fault_pack_double(unsigned char buf[9], double v);
+
+/* --------------------------------------------------------- subscriber --- */
+
+/* One status event. */
+typedef struct {
+    char topic[160];
+    uint64_t at;        /* tw_h_now_ms() when it was read */
+    uint64_t wid;       /* "wid" (worker events) or "worker" (stations) */
+    char name[64];      /* "name" (worker events) */
+    char state[32];     /* "state" (station events) */
+    char station[160];  /* "station" (station events) */
+} tw_fault_event_t;
+
+typedef struct tw_fault_sub tw_fault_sub_t;
+
+/* Subscribe to the NULL-terminated topic prefixes at `endpoint` and wait
+ * until the subscription took effect (a "stats" event arrived: "stats" is
+ * always subscribed too, and is published every second). */
+tw_fault_sub_t *tw_fault_sub_new(const char *endpoint,
+                                 const char *const topics[]);
+void tw_fault_sub_destroy(tw_fault_sub_t **sub_p);
+
+/* Read one event within timeout_ms. Returns 1, or 0 on timeout. */
+int tw_fault_sub_next(tw_fault_sub_t *sub, tw_fault_event_t *ev,
+                      int timeout_ms);
+
+#endif /* TW_FAULT_H */
