@@ -8,6 +8,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/clients.h"
+#include "broker/dedup.h"
 #include "broker/pools.h"
 #include "broker/stations.h"
 #include "broker/status.h"
@@ -68,6 +69,12 @@ struct tw_broker {
     uint64_t jitter;      /* state of the retry jitter generator */
     int closing;
     int open_handles;
+    /* Durability and leases (persist.h, lease.c, dedup.h). */
+    struct tw_persist *persist; /* NULL without --data */
+    tw_dedup_t dedup;        /* (client, seq) -> task id */
+    uint64_t next_ep;        /* dispatch epoch of the next TASKS item */
+    uint64_t stale_done;     /* DONE items of an older dispatch */
+    uint64_t adopted;        /* tasks re-announced and kept running */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -197,5 +204,7 @@ void tw__broker_stations_orphan(tw_broker_t *b, tw_bworker_t *w);
 
 /* Send every worker's pending ASSIGN, N2S, CONTROL and RELEASE batches. */
 void tw__broker_flush_workers(tw_broker_t *b);
+
+#include "broker/persist.h"
 
 #endif /* TW_BROKER_INTERNAL_H */

@@ -1,0 +1,1079 @@
+/*  broker/persist.c - dirty records, the per-turn commit, the sync job,
+ *  collection and recovery (see persist.h).
+ *
+ *  Dirty tasks are kept as ids, not pointers, because a task may be freed
+ *  in the same turn (a pool flush): at commit an id that no longer names a
+ *  task deletes its records. A task's two homes are the "tasks" database
+ *  while pending or running and "results" once ended; TW_TASK_STORED says
+ *  whether a "tasks" record exists, so a task that ends in the turn it was
+ *  submitted costs one write, not three.
+ *
+ *  The id and epoch counters are written as reservations: the stored value
+ *  is always ahead of anything handed out, by up to S_RESERVE, and is moved
+ *  forward in the same transaction as the records that use it. A restart
+ *  continues from the reservation, so an id or an epoch seen by a client or
+ *  a worker is never reused even if the last turn never reached the disk.
+ */
+#include "broker/internal.h"
+#include "broker/store.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define S_RESERVE 65536u     /* ids and epochs reserved ahead */
+#define S_GC_PER_TICK 20000u /* ended tasks collected per second at most */
+#define S_GC_PER_TURN 4096u  /* and per commit beyond --max-results */
+#define S_STATION_JUMP (1u << 20) /* station epochs after a recovery */
+
+typedef struct tw_persist {
+    tw_store_t *store;
+    uint64_t *dtasks; /* dirty task ids */
+    size_t ndtasks, capdtasks;
+    char **dsids;     /* dirty station ids (copies) */
+    size_t *dsid_lens;
+    size_t ndsids, capdsids;
+    tw_idmap_t dgroups;   /* dirty group ids (value: 1) */
+    uint8_t *dpools;      /* per pool id: 1 dirty, 2 rewrite its groups */
+    size_t capdpools;
+    int any_pool;
+    uint64_t id_reserved, ep_reserved;
+    int64_t wall_off;     /* wall ms - loop ms */
+    uint64_t pending_bytes; /* admitted since the last commit */
+    uint64_t used_bytes;    /* after the last commit */
+    int recovering;
+    uv_timer_t sync_timer;
+    uv_work_t sync_work;
+    int sync_busy, sync_wanted, timer_on;
+    uv_timer_t grace_timer;
+    int grace_on;
+    uint64_t *held;       /* ids recovered as running */
+    size_t nheld;
+    tw_enc_t enc;
+    uint64_t commits, commit_errors, syncs, recovered_tasks,
+        recovered_results, recovered_stations, collected;
+    int full_logged;
+} tw_persist_t;
+
+/* ---- marking ---------------------------------------------------------- */
+
+static void
+s_mark_id(tw_persist_t *p, uint64_t id)
+{
+    if (p->ndtasks == p->capdtasks) {
+        p->capdtasks = p->capdtasks ? p->capdtasks * 2 : 1024;
+        p->dtasks = tw_realloc(p->dtasks, p->capdtasks * sizeof *p->dtasks);
+    }
+    p->dtasks[p->ndtasks++] = id;
+}
+
+void
+tw__persist_task_slow(tw_broker_t *b, tw_task_t *t)
+{
+    tw_persist_t *p = b->persist;
+    if (p->recovering) {
+        return;
+    }
+    t->sflags |= TW_TASK_DIRTY;
+    s_mark_id(p, t->id);
+}
+
+void
+tw__persist_task_freed(tw_broker_t *b, const tw_task_t *t)
+{
+    tw_persist_t *p = b->persist;
+    if (p && !p->recovering) {
+        s_mark_id(p, t->id);
+    }
+}
+
+static void
+s_mark_sid(tw_persist_t *p, const char *sid, size_t len)
+{
+    if (!sid || !len) {
+        return;
+    }
+    if (p->ndsids == p->capdsids) {
+        p->capdsids = p->capdsids ? p->capdsids * 2 : 64;
+        p->dsids = tw_realloc(p->dsids, p->capdsids * sizeof *p->dsids);
+        p->dsid_lens = tw_realloc(p->dsid_lens,
+                                  p->capdsids * sizeof *p->dsid_lens);
+    }
+    p->dsids[p->ndsids] = tw_strndup(sid, len);
+    p->dsid_lens[p->ndsids++] = len;
+}
+
+void
+tw__persist_station_msg(tw_broker_t *b, const tw_msg_t *m)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return;
+    }
+    size_t len;
+    const char *sid = tw_msg_str(m, TW_F_SID, &len);
+    s_mark_sid(p, sid, len);
+    for (size_t i = 0; i < m->nitems; i++) {
+        sid = tw_item_str(&m->items[i], TW_I_SID, &len);
+        s_mark_sid(p, sid, len);
+    }
+}
+
+static void
+s_mark_pool(tw_persist_t *p, uint32_t id, uint8_t how)
+{
+    if (id >= p->capdpools) {
+        size_t cap = id * 2 + 8;
+        p->dpools = tw_realloc(p->dpools, cap);
+        memset(p->dpools + p->capdpools, 0, cap - p->capdpools);
+        p->capdpools = cap;
+    }
+    if (p->dpools[id] < how) {
+        p->dpools[id] = how;
+    }
+    p->any_pool = 1;
+}
+
+void
+tw__persist_pool_msg(tw_broker_t *b, const tw_msg_t *m)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return;
+    }
+    size_t len;
+    const char *name = tw_msg_str(m, TW_F_POOL, &len);
+    if (!name || !len) {
+        name = "default";
+        len = 7;
+    }
+    tw_pool_t *pool = tw_pools_get(&b->pools, name, len, 0);
+    if (pool) {
+        s_mark_pool(p, pool->id, 2);
+    }
+}
+
+/* ---- encoding the broker's records ------------------------------------ */
+
+static int
+s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
+{
+    const tw_handler_t *h = &b->reg.handlers[t->handler];
+    const tw_pool_t *pool = tw_pools_by_id(&b->pools, t->pool);
+    const tw_bclient_t *c = t->client ? tw_clients_get(&b->clients,
+                                                       t->client)
+                                      : NULL;
+    const char *gnames[64];
+    size_t glens[64];
+    size_t ng = 0;
+    for (uint16_t i = 0; i < t->ngroups && ng < 64; i++) {
+        const tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g) {
+            gnames[ng] = g->name;
+            glens[ng++] = g->name_len;
+        }
+    }
+    int ended = t->state <= TW_ST_LOST;
+    tw_store_task_t r = {
+        .id = t->id,
+        .seq = t->seq,
+        .ep = t->ep,
+        .worker = t->worker,
+        .t_wall = (uint64_t)((int64_t)t->t_ms + p->wall_off),
+        .due_wall = t->due_ms ? (uint64_t)((int64_t)t->due_ms + p->wall_off)
+                              : 0,
+        .priority = t->priority,
+        .timeout_ms = t->timeout_ms,
+        .retries = t->retries,
+        .attempt = t->attempt,
+        .state = t->state,
+        .cancel = t->cancel_requested,
+        .ident = c ? c->ident : NULL,
+        .ident_len = c ? c->ident_len : 0,
+        .handler = h->name,
+        .handler_len = h->name_len,
+        .data = t->data,
+        .data_len = t->data_len,
+        .error = t->error,
+        .error_len = t->error ? strlen(t->error) : 0,
+        .pool = pool ? pool->name : "default",
+        .pool_len = pool ? pool->name_len : 7,
+        .key = t->key,
+        .key_len = t->key_len,
+        .ngroups = ng,
+        .gnames = gnames,
+        .glens = glens,
+    };
+    tw_store_task_enc(&p->enc, &r);
+    unsigned char key[8];
+    tw_store_id_key(t->id, key);
+    int rc = tw_store_put(p->store, ended ? TW_DB_RESULTS : TW_DB_TASKS, key,
+                          8, p->enc.sb.data, p->enc.sb.size);
+    if (rc == 0 && ended && (t->sflags & TW_TASK_STORED)) {
+        rc = tw_store_del(p->store, TW_DB_TASKS, key, 8);
+    }
+    return rc;
+}
+
+static int
+s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
+{
+    const tw_handler_t *h = &b->reg.handlers[st->handler];
+    tw_store_station_t r = {
+        .sid = st->sid,
+        .sid_len = st->sid_len,
+        .handler = h->name,
+        .handler_len = h->name_len,
+        .args = st->args,
+        .args_len = st->args_len,
+        .ck = st->ck,
+        .ck_len = st->ck_len,
+        .code = st->code,
+        .code_len = st->code ? strlen(st->code) : 0,
+        .last_error = st->last_error,
+        .last_error_len = st->last_error ? strlen(st->last_error) : 0,
+        .next = st->next,
+        .wanted = st->wanted,
+        .state = st->state,
+        .restart = st->restart,
+        .placement = (uint8_t)st->placement,
+        .interval_ms = st->interval_ms,
+        .timeout_ms = st->timeout_ms,
+        .restarts = st->restarts,
+        .epoch = st->epoch,
+        .iterations = st->iterations,
+        .tags = st->tags,
+        .ntags = st->ntags,
+    };
+    tw_store_station_enc(&p->enc, &r);
+    return tw_store_put(p->store, TW_DB_STATIONS, st->sid, st->sid_len,
+                        p->enc.sb.data, p->enc.sb.size);
+}
+
+static int
+s_put_group(tw_persist_t *p, const tw_pool_t *pool, const tw_group_t *g)
+{
+    tw_store_group_t r = {
+        .pool = pool->name,
+        .pool_len = pool->name_len,
+        .name = g->name,
+        .name_len = g->name_len,
+        .limit = g->limit,
+        .calls = g->calls,
+        .admitted = g->admitted,
+        .ended = g->ended,
+        .cancelled = g->cancelled,
+        .full = (uint8_t)g->full,
+        .before_lock = (uint8_t)g->before_lock,
+    };
+    tw_store_group_enc(&p->enc, &r);
+    char key[2 * TW_PROTO_MAX_NAME + 2];
+    size_t klen = tw_store_group_key(key, pool->name, pool->name_len,
+                                     g->name, g->name_len);
+    return tw_store_put(p->store, TW_DB_GROUPS, key, klen, p->enc.sb.data,
+                        p->enc.sb.size);
+}
+
+typedef struct {
+    tw_broker_t *b;
+    tw_persist_t *p;
+    const tw_pool_t *pool;
+    int rc;
+} s_each_t;
+
+static void
+s_put_group_cb(uint64_t id, void *val, void *arg)
+{
+    s_each_t *x = arg;
+    tw_group_t *g = val;
+    (void)id;
+    if (x->rc == 0 && g->pool == x->pool->id) {
+        x->rc = s_put_group(x->p, x->pool, g);
+    }
+}
+
+static int
+s_put_pool(tw_broker_t *b, tw_persist_t *p, const tw_pool_t *pool, int all)
+{
+    tw_store_pool_t r = {
+        .name = pool->name,
+        .name_len = pool->name_len,
+        .size = pool->size,
+        .ended = pool->ended,
+        .cancelled = pool->cancelled,
+        .next_dseq = pool->next_dseq,
+        .locked = (uint8_t)pool->locked,
+        .closed = (uint8_t)pool->closed,
+    };
+    tw_store_pool_enc(&p->enc, &r);
+    int rc = tw_store_put(p->store, TW_DB_POOLS, pool->name, pool->name_len,
+                          p->enc.sb.data, p->enc.sb.size);
+    if (rc != 0 || !all) {
+        return rc;
+    }
+    /* Groups may have been forgotten: rewrite the pool's whole set. */
+    char prefix[TW_PROTO_MAX_NAME + 1];
+    memcpy(prefix, pool->name, pool->name_len);
+    prefix[pool->name_len] = '\0';
+    rc = tw_store_del_prefix(p->store, TW_DB_GROUPS, prefix,
+                             pool->name_len + 1);
+    if (rc != 0) {
+        return rc;
+    }
+    s_each_t x = {b, p, pool, 0};
+    tw_idmap_each(&b->pools.groups, s_put_group_cb, &x);
+    return x.rc;
+}
+
+static void
+s_dirty_group_cb(uint64_t id, void *val, void *arg)
+{
+    s_each_t *x = arg;
+    (void)val;
+    tw_group_t *g = tw_pools_group_by_id(&x->b->pools, id);
+    if (x->rc || !g) {
+        return;
+    }
+    tw_pool_t *pool = tw_pools_by_id(&x->b->pools, g->pool);
+    if (pool && !(g->pool < x->p->capdpools && x->p->dpools[g->pool] == 2)) {
+        x->rc = s_put_group(x->p, pool, g);
+    }
+}
+
+/* ---- collection ------------------------------------------------------- */
+
+/* Free up to `max` ended tasks past --result-ttl or beyond --max-results,
+ * oldest first; their records go in the next commit. */
+static size_t
+s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
+{
+    uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
+    size_t lim = (size_t)b->cfg->max_results;
+    size_t n = 0;
+    tw_task_t *t;
+    while (n < max && (t = b->tasks.ended.head) &&
+           (b->tasks.ended.len > lim || now_ms - t->t_ms >= ttl)) {
+        tw_tasks_forget(&b->tasks, t);
+        n++;
+    }
+    if (b->persist) {
+        b->persist->collected += n;
+    }
+    return n;
+}
+
+/* ---- commit ----------------------------------------------------------- */
+
+static int
+s_write(tw_broker_t *b, tw_persist_t *p)
+{
+    int rc = tw_store_begin(p->store);
+    for (size_t i = 0; rc == 0 && i < p->ndtasks; i++) {
+        uint64_t id = p->dtasks[i];
+        tw_task_t *t = tw_tasks_get(&b->tasks, id);
+        if (!t) {
+            unsigned char key[8];
+            tw_store_id_key(id, key);
+            rc = tw_store_del(p->store, TW_DB_TASKS, key, 8);
+            if (rc == 0) {
+                rc = tw_store_del(p->store, TW_DB_RESULTS, key, 8);
+            }
+            continue;
+        }
+        if (!(t->sflags & TW_TASK_DIRTY)) {
+            continue; /* listed twice this turn */
+        }
+        rc = s_put_task(b, p, t);
+        t->sflags &= (uint8_t)~TW_TASK_DIRTY;
+        if (t->state > TW_ST_LOST) {
+            t->sflags |= TW_TASK_STORED;
+        } else {
+            t->sflags &= (uint8_t)~TW_TASK_STORED;
+        }
+        s_mark_pool(p, t->pool, 1);
+        for (uint16_t k = 0; k < t->ngroups; k++) {
+            tw_idmap_put(&p->dgroups, t->groups[k], (void *)1);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < p->ndsids; i++) {
+        tw_station_t *st = tw_stations_get(&b->stations, p->dsids[i],
+                                           p->dsid_lens[i]);
+        rc = st ? s_put_station(b, p, st)
+                : tw_store_del(p->store, TW_DB_STATIONS, p->dsids[i],
+                               p->dsid_lens[i]);
+    }
+    for (size_t id = 1; rc == 0 && p->any_pool && id < p->capdpools; id++) {
+        tw_pool_t *pool = tw_pools_by_id(&b->pools, (uint32_t)id);
+        if (p->dpools[id] && pool) {
+            rc = s_put_pool(b, p, pool, p->dpools[id] == 2);
+        }
+    }
+    if (rc == 0 && p->dgroups.len) {
+        s_each_t x = {b, p, NULL, 0};
+        tw_idmap_each(&p->dgroups, s_dirty_group_cb, &x);
+        rc = x.rc;
+    }
+    if (rc == 0 && (b->tasks.next_id + S_RESERVE / 2 > p->id_reserved ||
+                    b->next_ep + S_RESERVE / 2 > p->ep_reserved)) {
+        uint64_t id_res = b->tasks.next_id + S_RESERVE;
+        uint64_t ep_res = b->next_ep + S_RESERVE;
+        rc = tw_store_counters_put(p->store, id_res, ep_res);
+        if (rc == 0) {
+            p->id_reserved = id_res;
+            p->ep_reserved = ep_res;
+        }
+    }
+    if (rc == 0) {
+        rc = tw_store_commit(p->store);
+    }
+    return rc;
+}
+
+/* Forget the dirty marks (after a commit, or when giving up). */
+static void
+s_clean(tw_persist_t *p)
+{
+    p->ndtasks = 0;
+    for (size_t i = 0; i < p->ndsids; i++) {
+        tw_free(p->dsids[i]);
+    }
+    p->ndsids = 0;
+    if (p->any_pool) {
+        memset(p->dpools, 0, p->capdpools);
+        p->any_pool = 0;
+    }
+    if (p->dgroups.len) {
+        tw_idmap_free(&p->dgroups);
+        tw_idmap_init(&p->dgroups);
+    }
+}
+
+int
+tw__persist_commit(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return 0;
+    }
+    if (b->tasks.ended.len > (size_t)b->cfg->max_results) {
+        s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
+    }
+    if (!p->ndtasks && !p->ndsids && !p->any_pool) {
+        return 0;
+    }
+    int rc = s_write(b, p);
+    if (rc != 0) {
+        /* The transaction was aborted: mark the tasks dirty again so the
+         * next turn retries them all. */
+        p->commit_errors++;
+        for (size_t i = 0; i < p->ndtasks; i++) {
+            tw_task_t *t = tw_tasks_get(&b->tasks, p->dtasks[i]);
+            if (t) {
+                t->sflags |= TW_TASK_DIRTY;
+            }
+        }
+        if (!p->full_logged) {
+            p->full_logged = 1;
+            tw_err("store.commit",
+                   "%s: cannot write this turn's records (%s); new "
+                   "submissions are refused until it can",
+                   tw_store_path(p->store), tw_strerror(rc));
+        }
+        p->used_bytes = tw_store_map_bytes(p->store);
+        return rc;
+    }
+    if (p->full_logged) {
+        p->full_logged = 0;
+        tw_notice("store.commit", "%s: writing again",
+                  tw_store_path(p->store));
+    }
+    p->commits++;
+    p->sync_wanted = 1;
+    p->pending_bytes = 0;
+    p->used_bytes = tw_store_used_bytes(p->store);
+    s_clean(p);
+    return 0;
+}
+
+int
+tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen)
+{
+    tw_persist_t *p = b->persist;
+    uint64_t map = tw_store_map_bytes(p->store);
+    /* Keep an eighth of the map (at least 1 MiB) for the records a turn
+     * writes besides new tasks: results, stations, deletions. */
+    uint64_t headroom = map / 8 > (1u << 20) ? map / 8 : (1u << 20);
+    p->pending_bytes += bytes + 160;
+    if (p->used_bytes + p->pending_bytes + headroom > map) {
+        p->pending_bytes -= bytes + 160;
+        snprintf(why, wlen,
+                 "data store full (%s: %llu of %llu bytes used; raise "
+                 "--data-size or let results expire)",
+                 tw_store_path(p->store),
+                 (unsigned long long)p->used_bytes, (unsigned long long)map);
+        return TW_EFULL;
+    }
+    return 0;
+}
+
+/* ---- sync (everysec) -------------------------------------------------- */
+
+static void
+s_sync_work(uv_work_t *req)
+{
+    tw_persist_t *p = req->data;
+    tw_store_sync(p->store);
+}
+
+static void
+s_sync_done(uv_work_t *req, int status)
+{
+    tw_persist_t *p = req->data;
+    (void)status;
+    p->sync_busy = 0;
+    p->syncs++;
+}
+
+static void
+s_on_sync_timer(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    tw_persist_t *p = b->persist;
+    if (p->sync_busy || !p->sync_wanted) {
+        return;
+    }
+    p->sync_wanted = 0;
+    p->sync_busy = 1;
+    p->sync_work.data = p;
+    uv_queue_work(b->loop, &p->sync_work, s_sync_work, s_sync_done);
+}
+
+/* ---- collection, once a second ---------------------------------------- */
+
+void
+tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
+{
+    if (!b->persist) {
+        /* In memory a free costs nothing worth bounding. */
+        tw_tasks_gc(&b->tasks, now_ms, (uint64_t)b->cfg->result_ttl * 1000,
+                    (size_t)b->cfg->max_results);
+        return;
+    }
+    s_gc(b, now_ms, S_GC_PER_TICK);
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+size_t
+tw__persist_status_count(tw_broker_t *b)
+{
+    return 3 + (b->persist ? 4 : 0);
+}
+
+void
+tw__persist_status(tw_broker_t *b, tw_enc_t *e)
+{
+    tw_persist_t *p = b->persist;
+    tw_enc_cstr(e, "stale_done");
+    tw_enc_uint(e, b->stale_done);
+    tw_enc_cstr(e, "adopted");
+    tw_enc_uint(e, b->adopted);
+    tw_enc_cstr(e, "resubmitted");
+    tw_enc_uint(e, b->st.deduplicated);
+    if (p) {
+        tw_enc_cstr(e, "store_fsync");
+        tw_enc_cstr(e, tw_fsync_name(tw_store_fsync_policy(p->store)));
+        tw_enc_cstr(e, "store_used_bytes");
+        tw_enc_uint(e, p->used_bytes);
+        tw_enc_cstr(e, "store_commits");
+        tw_enc_uint(e, p->commits);
+        tw_enc_cstr(e, "store_errors");
+        tw_enc_uint(e, p->commit_errors);
+    }
+}
+
+/* ---- recovery --------------------------------------------------------- */
+
+typedef struct {
+    tw_broker_t *b;
+    tw_persist_t *p;
+    uint64_t now_wall, now_loop;
+    uint64_t max_id;
+    char *why;
+    size_t wlen;
+    uint64_t *expired; /* results past their TTL, deleted at the end */
+    size_t nexpired, capexpired;
+} s_rec_t;
+
+static int
+s_bad(s_rec_t *x, const char *db, const void *key, size_t klen)
+{
+    (void)key;
+    snprintf(x->why, x->wlen,
+             "%s: a record in '%s' is damaged (%zu-byte key); the store "
+             "was left untouched", tw_store_path(x->p->store), db, klen);
+    return TW_EPROTO;
+}
+
+static int
+s_rec_pool(const void *key, size_t klen, const void *val, size_t vlen,
+           void *arg)
+{
+    s_rec_t *x = arg;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tw_store_pool_t r;
+    int rc = tw_store_pool_dec(&up, val, vlen, &r);
+    if (rc == 0 && r.name_len <= TW_PROTO_MAX_NAME) {
+        tw_pool_t *pool = tw_pools_get(&x->b->pools, r.name, r.name_len, 1);
+        pool->size = r.size;
+        pool->ended = r.ended;
+        pool->cancelled = r.cancelled;
+        pool->next_dseq = r.next_dseq;
+        pool->locked = r.locked;
+        pool->closed = r.closed;
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc ? s_bad(x, "pools", key, klen) : 0;
+}
+
+static int
+s_rec_group(const void *key, size_t klen, const void *val, size_t vlen,
+            void *arg)
+{
+    s_rec_t *x = arg;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tw_store_group_t r;
+    int rc = tw_store_group_dec(&up, val, vlen, &r);
+    if (rc == 0 && r.pool_len && r.pool_len <= TW_PROTO_MAX_NAME &&
+        r.name_len <= TW_PROTO_MAX_NAME) {
+        tw_pool_t *pool = tw_pools_get(&x->b->pools, r.pool, r.pool_len, 1);
+        tw_group_t *g = tw_pools_group(&x->b->pools, pool, r.name,
+                                       r.name_len, 1);
+        g->limit = r.limit;
+        g->calls = r.calls;
+        g->admitted = r.admitted;
+        g->ended = r.ended;
+        g->cancelled = r.cancelled;
+        g->full = r.full ? TW_FULL_REJECT : TW_FULL_QUEUE;
+        g->before_lock = r.before_lock;
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc ? s_bad(x, "groups", key, klen) : 0;
+}
+
+/* Loop time of a stored wall time. */
+static uint64_t
+s_loop_ms(const s_rec_t *x, uint64_t wall)
+{
+    if (wall >= x->now_wall) {
+        return x->now_loop + (wall - x->now_wall);
+    }
+    uint64_t ago = x->now_wall - wall;
+    return ago < x->now_loop ? x->now_loop - ago : 0;
+}
+
+/* A task from its record, registered under its own id, with its pool,
+ * groups, handler, client and dedup entries. */
+static tw_task_t *
+s_make_task(s_rec_t *x, const tw_store_task_t *r)
+{
+    tw_broker_t *b = x->b;
+    b->tasks.next_id = r->id;
+    tw_task_t *t = tw_tasks_create(&b->tasks, r->data, r->data_len,
+                                   s_loop_ms(x, r->t_wall));
+    if (r->id > x->max_id) {
+        x->max_id = r->id;
+    }
+    t->seq = r->seq;
+    t->ep = r->ep;
+    t->worker = 0;
+    t->priority = r->priority > INT32_MAX   ? INT32_MAX
+                  : r->priority < INT32_MIN ? INT32_MIN
+                                            : (int32_t)r->priority;
+    t->timeout_ms = r->timeout_ms;
+    t->retries = r->retries;
+    t->attempt = r->attempt;
+    t->cancel_requested = r->cancel;
+    t->due_ms = r->due_wall ? s_loop_ms(x, r->due_wall) : 0;
+    t->handler = (uint32_t)tw_registry_handler(
+        &b->reg, r->handler,
+        r->handler_len > TW_PROTO_MAX_NAME ? TW_PROTO_MAX_NAME
+                                           : r->handler_len,
+        1);
+    if (r->error) {
+        t->error = tw_strndup(r->error, r->error_len);
+    }
+    const char *pl = r->pool_len ? r->pool : "default";
+    size_t pll = r->pool_len ? r->pool_len : 7;
+    if (pll > TW_PROTO_MAX_NAME) {
+        pll = TW_PROTO_MAX_NAME;
+    }
+    tw_pool_t *pool = tw_pools_get(&b->pools, pl, pll, 1);
+    t->pool = pool->id;
+    if (r->gobj && r->ngroups) {
+        t->groups = tw_malloc(r->ngroups * sizeof *t->groups);
+        for (size_t i = 0; i < r->ngroups; i++) {
+            const msgpack_object *o = &r->gobj->via.array.ptr[i];
+            size_t gl = o->via.str.size > TW_PROTO_MAX_NAME
+                            ? TW_PROTO_MAX_NAME
+                            : o->via.str.size;
+            tw_group_t *g = tw_pools_group(&b->pools, pool, o->via.str.ptr,
+                                           gl, 1);
+            t->groups[t->ngroups++] = g->id;
+            tw_group_add_id(g, t->id);
+        }
+    }
+    if (r->key && r->key_len && r->key_len <= TW_PROTO_MAX_NAME) {
+        t->key = tw_strndup(r->key, r->key_len);
+        t->key_len = (uint16_t)r->key_len;
+        tw_strmap_put(&pool->dedup, t->key, t->key_len,
+                      (void *)(uintptr_t)t->id);
+    }
+    if (r->ident_len) {
+        tw_bclient_t *c = tw_clients_touch(&b->clients, r->ident,
+                                           r->ident_len, x->now_loop);
+        t->client = c->id;
+        tw_dedup_put(&b->dedup, c->id, t->seq, t->id);
+    }
+    return t;
+}
+
+static int
+s_rec_result(const void *key, size_t klen, const void *val, size_t vlen,
+             void *arg)
+{
+    s_rec_t *x = arg;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tw_store_task_t r;
+    int rc = tw_store_task_dec(&up, val, vlen, &r);
+    if (rc == 0 && r.state > TW_ST_LOST) {
+        rc = TW_EPROTO;
+    }
+    uint64_t ttl = (uint64_t)x->b->cfg->result_ttl * 1000;
+    if (rc == 0 && r.t_wall + ttl <= x->now_wall) {
+        if (x->nexpired == x->capexpired) {
+            x->capexpired = x->capexpired ? x->capexpired * 2 : 256;
+            x->expired = tw_realloc(x->expired,
+                                    x->capexpired * sizeof *x->expired);
+        }
+        x->expired[x->nexpired++] = r.id;
+    } else if (rc == 0) {
+        const void *res = r.data;
+        size_t rlen = r.data_len;
+        r.data = NULL;
+        r.data_len = 0;
+        tw_task_t *t = s_make_task(x, &r);
+        tw_free(t->error);
+        t->error = NULL;
+        tw_tasks_end(&x->b->tasks, t, r.state, res, rlen, r.error,
+                     r.error_len, s_loop_ms(x, r.t_wall));
+        t->worker = r.worker;
+        x->p->recovered_results++;
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc ? s_bad(x, "results", key, klen) : 0;
+}
+
+static int
+s_rec_task(const void *key, size_t klen, const void *val, size_t vlen,
+           void *arg)
+{
+    s_rec_t *x = arg;
+    tw_broker_t *b = x->b;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tw_store_task_t r;
+    int rc = tw_store_task_dec(&up, val, vlen, &r);
+    if (rc == 0 && r.state != TW_ST_PENDING && r.state != TW_ST_RUNNING) {
+        rc = TW_EPROTO;
+    }
+    if (rc == 0) {
+        tw_task_t *t = s_make_task(x, &r);
+        t->sflags |= TW_TASK_STORED;
+        tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
+                                    : NULL;
+        if (c) {
+            c->outstanding++;
+        }
+        if (r.state == TW_ST_RUNNING) {
+            tw__lease_hold(b, t);
+            if (x->p->nheld % 256 == 0) {
+                x->p->held = tw_realloc(x->p->held, (x->p->nheld + 256) *
+                                                        sizeof *x->p->held);
+            }
+            x->p->held[x->p->nheld++] = t->id;
+        } else {
+            tw__broker_enqueue(b, t);
+        }
+        x->p->recovered_tasks++;
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc ? s_bad(x, "tasks", key, klen) : 0;
+}
+
+/* Queue a recovered station for placement (as dispatch_station.c does for
+ * a new one). */
+static void
+s_unplace(tw_broker_t *b, tw_station_t *st)
+{
+    st->state = TW_SS_PENDING;
+    st->reason = "recovered: waiting for a worker";
+    st->queued = 1;
+    b->place_wanted = 1;
+    if (b->nunplaced == b->capunplaced) {
+        b->capunplaced = b->capunplaced ? b->capunplaced * 2 : 64;
+        b->unplaced = tw_realloc(b->unplaced,
+                                 b->capunplaced * sizeof *b->unplaced);
+    }
+    b->unplaced[b->nunplaced++] = st;
+}
+
+static int
+s_rec_station(const void *key, size_t klen, const void *val, size_t vlen,
+              void *arg)
+{
+    s_rec_t *x = arg;
+    tw_broker_t *b = x->b;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tw_store_station_t r;
+    int rc = tw_store_station_dec(&up, val, vlen, &r);
+    if (rc == 0 && (r.sid_len > TW_PROTO_MAX_NAME ||
+                    r.handler_len > TW_PROTO_MAX_NAME ||
+                    r.state > TW_SS_CANCELLED)) {
+        rc = TW_EPROTO;
+    }
+    tw_station_t *st = NULL;
+    if (rc == 0) {
+        st = tw_stations_add(&b->stations, r.sid, r.sid_len, r.args,
+                             r.args_len);
+    }
+    if (st) {
+        st->handler = (uint32_t)tw_registry_handler(&b->reg, r.handler,
+                                                    r.handler_len, 1);
+        if (r.ck) {
+            tw_station_set_checkpoint(st, r.ck, r.ck_len);
+        }
+        st->next = r.next;
+        st->wanted = r.wanted;
+        st->restart = r.restart;
+        st->placement = (tw_placement_t)r.placement;
+        st->interval_ms = r.interval_ms;
+        st->timeout_ms = r.timeout_ms;
+        st->restarts = r.restarts;
+        st->restart_base_ms = (uint32_t)b->cfg->restart_base;
+        /* Workers may still hold the old epochs: start far above. */
+        st->epoch = r.epoch + S_STATION_JUMP;
+        st->iterations = r.iterations;
+        if (r.code) {
+            st->code = tw_strndup(r.code, r.code_len);
+        }
+        if (r.last_error) {
+            st->last_error = tw_strndup(r.last_error, r.last_error_len);
+        }
+        if (r.tobj) {
+            const msgpack_object *tags = r.tobj;
+            st->ntags = 2 * (size_t)tags->via.map.size;
+            st->tags = tw_calloc(st->ntags, sizeof *st->tags);
+            for (uint32_t i = 0; i < tags->via.map.size; i++) {
+                const msgpack_object_kv *kv = &tags->via.map.ptr[i];
+                st->tags[2 * i] = tw_strndup(kv->key.via.str.ptr,
+                                             kv->key.via.str.size);
+                st->tags[2 * i + 1] = tw_strndup(kv->val.via.str.ptr,
+                                                 kv->val.via.str.size);
+            }
+        }
+        if (r.state >= TW_SS_STOPPED) {
+            st->state = r.state; /* ended: stays ended */
+            st->reason = NULL;
+        } else {
+            s_unplace(b, st);
+        }
+        x->p->recovered_stations++;
+        s_mark_sid(x->p, st->sid, st->sid_len); /* the new epoch */
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc ? s_bad(x, "stations", key, klen) : 0;
+}
+
+static void
+s_on_grace(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    tw__lease_expire(b);
+    tw__broker_end_of_turn(b);
+}
+
+void
+tw__lease_expire(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    size_t requeued = 0;
+    for (size_t i = 0; p && i < p->nheld; i++) {
+        tw_task_t *t = tw_tasks_get(&b->tasks, p->held[i]);
+        if (!t || t->state != TW_ST_RUNNING || t->worker != 0) {
+            continue; /* adopted, or ended meanwhile */
+        }
+        tw__broker_halt(b, t);
+        if (t->cancel_requested) {
+            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        } else {
+            tw__broker_enqueue(b, t);
+            requeued++;
+        }
+    }
+    if (p && p->nheld) {
+        tw_notice("store.grace",
+                  "grace period over: %zu of %zu recovered running tasks "
+                  "were not re-announced and are queued again",
+                  requeued, p->nheld);
+        b->st.requeued += requeued;
+        tw_free(p->held);
+        p->held = NULL;
+        p->nheld = 0;
+    }
+}
+
+int
+tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
+{
+    const tw_broker_cfg_t *cfg = b->cfg;
+    if (!cfg->data || !*cfg->data) {
+        return 0;
+    }
+    int policy = tw_fsync_parse(cfg->fsync);
+    tw_store_t *store;
+    int rc = tw_store_open(&store, cfg->data,
+                           (uint64_t)cfg->data_size << 20, policy, why,
+                           wlen);
+    if (rc != 0) {
+        return rc;
+    }
+    tw_persist_t *p = tw_calloc(1, sizeof *p);
+    p->store = store;
+    tw_idmap_init(&p->dgroups);
+    tw_enc_init(&p->enc);
+    b->persist = p;
+    uint64_t now_wall = tw_wall_ms(), now_loop = uv_now(b->loop);
+    p->wall_off = (int64_t)now_wall - (int64_t)now_loop;
+    s_rec_t x = {b, p, now_wall, now_loop, 0, why, wlen, NULL, 0, 0};
+    uint64_t next_id, next_ep;
+    rc = tw_store_counters_get(store, &next_id, &next_ep);
+    if (rc != 0) {
+        snprintf(why, wlen, "%s: the counters record is damaged",
+                 cfg->data);
+        return rc;
+    }
+    p->recovering = 1;
+    rc = tw_store_each(store, TW_DB_POOLS, s_rec_pool, &x);
+    if (rc == 0) {
+        rc = tw_store_each(store, TW_DB_GROUPS, s_rec_group, &x);
+    }
+    if (rc == 0) {
+        rc = tw_store_each(store, TW_DB_RESULTS, s_rec_result, &x);
+    }
+    if (rc == 0) {
+        rc = tw_store_each(store, TW_DB_TASKS, s_rec_task, &x);
+    }
+    if (rc == 0) {
+        rc = tw_store_each(store, TW_DB_STATIONS, s_rec_station, &x);
+    }
+    p->recovering = 0;
+    if (rc != 0) {
+        s_clean(p); /* a refused store is never written */
+        tw_free(x.expired);
+        if (rc == TW_EIO) {
+            snprintf(why, wlen, "%s: cannot read the store", cfg->data);
+        }
+        return rc;
+    }
+    b->tasks.next_id = next_id > x.max_id ? next_id : x.max_id + 1;
+    if (next_ep > b->next_ep) {
+        b->next_ep = next_ep;
+    }
+    p->id_reserved = next_id;
+    p->ep_reserved = next_ep;
+    /* Results that expired while the broker was down go now. */
+    for (size_t i = 0; i < x.nexpired; i++) {
+        s_mark_id(p, x.expired[i]);
+    }
+    tw_free(x.expired);
+    p->used_bytes = tw_store_used_bytes(store);
+    if (policy == TW_FSYNC_EVERYSEC) {
+        uv_timer_init(b->loop, &p->sync_timer);
+        p->sync_timer.data = b;
+        uv_timer_start(&p->sync_timer, s_on_sync_timer, 1000, 1000);
+        p->timer_on = 1;
+    }
+    uv_timer_init(b->loop, &p->grace_timer);
+    p->grace_timer.data = b;
+    p->grace_on = 1;
+    if (p->nheld) {
+        uint64_t grace = 2 * (uint64_t)cfg->liveness *
+                         (uint64_t)cfg->heartbeat;
+        uv_timer_start(&p->grace_timer, s_on_grace, grace, 0);
+    }
+    tw_notice("store.open",
+              "%s (fsync %s, map %lld MiB): recovered %llu tasks (%zu "
+              "running, held %llu ms for their workers), %llu results, "
+              "%llu stations, %zu pools; next id %llu",
+              cfg->data, tw_fsync_name(policy), cfg->data_size,
+              (unsigned long long)p->recovered_tasks, p->nheld,
+              (unsigned long long)(2 * cfg->liveness * cfg->heartbeat),
+              (unsigned long long)p->recovered_results,
+              (unsigned long long)p->recovered_stations, b->pools.len,
+              (unsigned long long)b->tasks.next_id);
+    tw__persist_commit(b);
+    return 0;
+}
+
+static void
+s_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void
+tw__persist_stop(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return;
+    }
+    tw__persist_commit(b);
+    if (p->timer_on) {
+        p->timer_on = 0;
+        uv_close((uv_handle_t *)&p->sync_timer, s_closed);
+    }
+    if (p->grace_on) {
+        p->grace_on = 0;
+        uv_close((uv_handle_t *)&p->grace_timer, s_closed);
+    }
+}
+
+void
+tw__persist_destroy(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return;
+    }
+    tw__persist_commit(b);
+    tw_store_close(&p->store);
+    s_clean(p);
+    tw_idmap_free(&p->dgroups);
+    tw_free(p->dtasks);
+    tw_free(p->dsids);
+    tw_free(p->dsid_lens);
+    tw_free(p->dpools);
+    tw_free(p->held);
+    tw_enc_free(&p->enc);
+    tw_free(p);
+    b->persist = NULL;
+}
