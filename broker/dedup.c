@@ -1,6 +1,7 @@
 /*  broker/dedup.c - the submission table (see dedup.h). */
 #include "broker/dedup.h"
 #include "common/alloc.h"
+#include "common/util.h"
 
 #include <string.h>
 
@@ -54,6 +55,13 @@ tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id)
     size_t before = m->len;
     tw_idmap_put(m, seq, (void *)(uintptr_t)id);
     d->entries += m->len - before;
+}
+
+uint64_t
+tw_dedup_item_hash(const char *h, size_t hlen, const void *a, size_t alen)
+{
+    uint64_t x = tw_hash_bytes(h, hlen);
+    return (x * 0x9e3779b97f4a7c15ULL) ^ tw_hash_bytes(a, alen) ^ alen;
 }
 
 void

@@ -10,6 +10,12 @@
  *  rebuilt from the stored task and result records, which carry the
  *  submitter's identity and seq, so they survive a broker restart too.
  *
+ *  A client that reuses a seq for a different submission (raw peers
+ *  numbering each message's items from 1) is not mistaken for a resend:
+ *  the entry only matches an item whose handler and arguments hash to what
+ *  the task was submitted with (tw_dedup_item_hash); otherwise the item is
+ *  new and takes the entry over.
+ *
  *  Two levels of idmap: client id -> (seq -> task id). seq 0 is never
  *  remembered (idmap keys are non-zero). Broker loop thread only.
  */
@@ -33,6 +39,10 @@ uint64_t tw_dedup_get(const tw_dedup_t *d, uint64_t cid, uint64_t seq);
 
 /* Remember that (cid, seq) made task `id`. */
 void tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id);
+
+/* The hash a resend must match: handler name and argument bytes. */
+uint64_t tw_dedup_item_hash(const char *h, size_t hlen, const void *a,
+                            size_t alen);
 
 /* Forget (cid, seq) if it still names task `id`. */
 void tw_dedup_del(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id);

@@ -196,6 +196,16 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_t *e = tw__broker_client_item(b, c, &c->acks);
         uint64_t sent = tw_dedup_get(&b->dedup, c->id, seq);
         tw_task_t *st = sent ? tw_tasks_get(&b->tasks, sent) : NULL;
+        uint64_t shash = 0;
+        if (st) {
+            size_t hl, al;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            const void *av = tw_item_bin(it, TW_I_A, &al);
+            shash = tw_dedup_item_hash(hn, hl, av, al);
+            if (shash != st->shash) {
+                st = NULL; /* the seq reused for another submission */
+            }
+        }
         if (st) {
             /* A resend of an item already recorded (lease.c, dedup.h):
              * the same ACK, nothing enqueued, and the outcome again if
@@ -248,6 +258,12 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         t->seq = seq;
         t->client = c->id;
         t->handler = (uint32_t)hidx;
+        if (!shash) {
+            size_t hl;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            shash = tw_dedup_item_hash(hn, hl, a, alen);
+        }
+        t->shash = shash;
         t->priority = pri > INT32_MAX   ? INT32_MAX
                       : pri < INT32_MIN ? INT32_MIN
                                         : (int32_t)pri;

@@ -181,6 +181,7 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .id = t->id,
         .seq = t->seq,
         .ep = t->ep,
+        .shash = t->shash,
         .worker = t->worker,
         .t_wall = (uint64_t)((int64_t)t->t_ms + p->wall_off),
         .due_wall = t->due_ms ? (uint64_t)((int64_t)t->due_ms + p->wall_off)
@@ -691,6 +692,7 @@ s_make_task(s_rec_t *x, const tw_store_task_t *r)
     }
     t->seq = r->seq;
     t->ep = r->ep;
+    t->shash = r->shash;
     t->worker = 0;
     t->priority = r->priority > INT32_MAX   ? INT32_MAX
                   : r->priority < INT32_MIN ? INT32_MIN

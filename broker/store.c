@@ -309,13 +309,18 @@ tw_store_del_prefix(tw_store_t *s, tw_db_t db, const void *prefix,
     if (rc != 0) {
         return s_fail(s, rc);
     }
-    MDB_val k = {plen, (void *)prefix}, v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && k.mv_size >= plen &&
-           memcmp(k.mv_data, prefix, plen) == 0) {
+    for (;;) {
+        /* Seek again after each delete: simpler than trusting where a
+         * deleted cursor points. */
+        MDB_val k = {plen, (void *)prefix}, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || k.mv_size < plen ||
+            memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
         rc = mdb_cursor_del(cur, 0);
-        if (rc == 0) {
-            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc != 0) {
+            break;
         }
     }
     mdb_cursor_close(cur);
@@ -516,12 +521,13 @@ void
 tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
 {
     tw_enc_clear(e);
-    size_t n = 15 + (r->error != NULL) + (r->key != NULL) +
+    size_t n = 16 + (r->error != NULL) + (r->key != NULL) +
                (r->ngroups > 0);
     tw_enc_map(e, n);
     S_KU(e, "id", r->id);
     S_KU(e, "sq", r->seq);
     S_KU(e, "ep", r->ep);
+    S_KU(e, "sh", r->shash);
     S_KU(e, "w", r->worker);
     S_KU(e, "t", r->t_wall);
     S_KU(e, "du", r->due_wall);
@@ -574,6 +580,8 @@ tw_store_task_dec(msgpack_unpacked *up, const void *buf, size_t len,
             ok = s_u64(v, &r->seq);
         } else if (s_key_is(k, "ep")) {
             ok = s_u64(v, &r->ep);
+        } else if (s_key_is(k, "sh")) {
+            ok = s_u64(v, &r->shash);
         } else if (s_key_is(k, "w")) {
             ok = s_u64(v, &r->worker);
         } else if (s_key_is(k, "t")) {

@@ -119,6 +119,7 @@ uint64_t tw_store_key_id(const void *key, size_t klen);
  * strings, or NULL). */
 typedef struct {
     uint64_t id, seq, ep, worker;
+    uint64_t shash;    /* the submission's hash (dedup.h) */
     uint64_t t_wall;   /* submitted (live) or ended (result), wall ms */
     uint64_t due_wall; /* not before (wall ms), 0 = now */
     int64_t priority;

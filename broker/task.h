@@ -58,6 +58,8 @@ struct tw_task {
     uint16_t key_len;
     /* Leases and the store (lease.c, persist.h). */
     uint64_t ep;         /* epoch of its latest dispatch, 0 = never */
+    uint64_t shash;      /* hash of the SUBMIT item (handler, args): a
+                            resend matches it (dedup.h) */
     uint8_t sflags;      /* TW_TASK_DIRTY, TW_TASK_STORED */
 };
 

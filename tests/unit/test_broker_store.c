@@ -195,7 +195,8 @@ test_records_round_trip(void **state)
     const char *gn[2] = {"g1", "second"};
     size_t gl[2] = {2, 6};
     tw_store_task_t t = {
-        .id = 42, .seq = 7, .ep = 1ULL << 40, .worker = 3,
+        .id = 42, .seq = 7, .ep = 1ULL << 40, .shash = 0xfeedULL << 48,
+        .worker = 3,
         .t_wall = 1700000000123ULL, .due_wall = 1700000001000ULL,
         .priority = -5, .timeout_ms = 2500, .retries = 3, .attempt = 2,
         .state = TW_ST_RUNNING, .cancel = 1,
@@ -211,6 +212,7 @@ test_records_round_trip(void **state)
     assert_int_equal(d.id, 42);
     assert_int_equal(d.seq, 7);
     assert_int_equal(d.ep, 1ULL << 40);
+    assert_int_equal(d.shash, 0xfeedULL << 48);
     assert_int_equal(d.worker, 3);
     assert_int_equal(d.t_wall, 1700000000123ULL);
     assert_int_equal(d.due_wall, 1700000001000ULL);
