@@ -925,6 +925,13 @@ tw__lease_expire(tw_broker_t *b)
         tw__broker_halt(b, t);
         if (t->cancel_requested) {
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        } else if (t->attempt >= b->cfg->max_attempts) {
+            /* As after a worker loss (drop_worker). */
+            char msg[128];
+            int n = snprintf(msg, sizeof msg,
+                             "given up after %u runs: the last worker "
+                             "was lost", (unsigned)t->attempt);
+            tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
         } else {
             tw__broker_enqueue(b, t);
             requeued++;
