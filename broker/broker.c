@@ -302,8 +302,9 @@ tw__broker_end_of_turn(tw_broker_t *b)
     tw__broker_place(b);
     tw__broker_dispatch(b);
     tw__broker_flush_workers(b);
-    tw__persist_commit(b);
-    tw__broker_flush_clients(b);
+    if (!tw__persist_turn_end(b)) {
+        tw__broker_flush_clients(b);
+    }
 }
 
 static void

@@ -2,11 +2,12 @@
  *  collection and recovery (see persist.h).
  *
  *  Dirty tasks are kept as ids, not pointers, because a task may be freed
- *  in the same turn (a pool flush): at commit an id that no longer names a
- *  task deletes its records. A task's two homes are the "tasks" database
- *  while pending or running and "results" once ended; TW_TASK_STORED says
- *  whether a "tasks" record exists, so a task that ends in the turn it was
- *  submitted costs one write, not three.
+ *  in the same turn (a pool flush): freeing one takes it off the list and
+ *  queues the deletion of its record. A task keeps one record, under its
+ *  id, from submission until its outcome is collected: ending it rewrites
+ *  the record in place rather than moving it, and TW_TASK_STORED says
+ *  whether the record exists yet, so a task submitted and finished within
+ *  one commit costs one write.
  *
  *  The id and epoch counters are written as reservations: the stored value
  *  is always ahead of anything handed out, by up to S_RESERVE, and is moved
@@ -31,8 +32,10 @@
 
 typedef struct tw_persist {
     tw_store_t *store;
-    uint64_t *dtasks; /* dirty task ids */
+    tw_task_t **dtasks; /* dirty tasks (NULL: freed since) */
     size_t ndtasks, capdtasks;
+    uint64_t *dfreed;   /* records to delete: id << 2 | S_DEL_* */
+    size_t ndfreed, capdfreed;
     char **dsids;     /* dirty station ids (copies) */
     size_t *dsid_lens;
     size_t ndsids, capdsids;
@@ -50,9 +53,13 @@ typedef struct tw_persist {
     int sync_busy, sync_wanted, timer_on;
     uv_timer_t grace_timer;
     int grace_on;
+    uv_prepare_t prepare; /* commit, then ACKs and RESULTs */
+    int prepare_init, prepare_on;
     uint64_t *held;       /* ids recovered as running */
     size_t nheld;
     tw_enc_t enc;
+    uint64_t last_cid;           /* s_put_task's client cache */
+    const tw_bclient_t *last_client;
     uint64_t commits, commit_errors, syncs, recovered_tasks,
         recovered_results, recovered_stations, collected;
     int full_logged;
@@ -60,14 +67,17 @@ typedef struct tw_persist {
 
 /* ---- marking ---------------------------------------------------------- */
 
+#define S_DEL_TASK 1u /* delete the "tasks" record */
+
+/* Queue the deletion of a freed task's records. */
 static void
-s_mark_id(tw_persist_t *p, uint64_t id)
+s_mark_freed(tw_persist_t *p, uint64_t id, unsigned what)
 {
-    if (p->ndtasks == p->capdtasks) {
-        p->capdtasks = p->capdtasks ? p->capdtasks * 2 : 1024;
-        p->dtasks = tw_realloc(p->dtasks, p->capdtasks * sizeof *p->dtasks);
+    if (p->ndfreed == p->capdfreed) {
+        p->capdfreed = p->capdfreed ? p->capdfreed * 2 : 1024;
+        p->dfreed = tw_realloc(p->dfreed, p->capdfreed * sizeof *p->dfreed);
     }
-    p->dtasks[p->ndtasks++] = id;
+    p->dfreed[p->ndfreed++] = id << 2 | what;
 }
 
 void
@@ -78,15 +88,34 @@ tw__persist_task_slow(tw_broker_t *b, tw_task_t *t)
         return;
     }
     t->sflags |= TW_TASK_DIRTY;
-    s_mark_id(p, t->id);
+    if (p->ndtasks == p->capdtasks) {
+        p->capdtasks = p->capdtasks ? p->capdtasks * 2 : 1024;
+        p->dtasks = tw_realloc(p->dtasks, p->capdtasks * sizeof *p->dtasks);
+    }
+    p->dtasks[p->ndtasks++] = t;
 }
 
 void
 tw__persist_task_freed(tw_broker_t *b, const tw_task_t *t)
 {
     tw_persist_t *p = b->persist;
-    if (p && !p->recovering) {
-        s_mark_id(p, t->id);
+    if (!p || p->recovering) {
+        return;
+    }
+    unsigned what = 0;
+    if (t->sflags & TW_TASK_DIRTY) {
+        /* Rare (a pool flush in the turn it ended): forget the pointer. */
+        for (size_t i = 0; i < p->ndtasks; i++) {
+            if (p->dtasks[i] == t) {
+                p->dtasks[i] = NULL;
+            }
+        }
+    }
+    if (t->sflags & TW_TASK_STORED) {
+        what |= S_DEL_TASK;
+    }
+    if (what) {
+        s_mark_freed(p, t->id, what);
     }
 }
 
@@ -163,9 +192,16 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
 {
     const tw_handler_t *h = &b->reg.handlers[t->handler];
     const tw_pool_t *pool = tw_pools_by_id(&b->pools, t->pool);
-    const tw_bclient_t *c = t->client ? tw_clients_get(&b->clients,
-                                                       t->client)
-                                      : NULL;
+    /* Tasks of one turn mostly share a client: remember the last one
+     * (reset at every commit; clients are only freed between commits). */
+    const tw_bclient_t *c = NULL;
+    if (t->client && t->client == p->last_cid) {
+        c = p->last_client;
+    } else if (t->client) {
+        c = tw_clients_get(&b->clients, t->client);
+        p->last_cid = t->client;
+        p->last_client = c;
+    }
     const char *gnames[64];
     size_t glens[64];
     size_t ng = 0;
@@ -176,7 +212,6 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
             glens[ng++] = g->name_len;
         }
     }
-    int ended = t->state <= TW_ST_LOST;
     tw_store_task_t r = {
         .id = t->id,
         .seq = t->seq,
@@ -211,12 +246,12 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     tw_store_task_enc(&p->enc, &r);
     unsigned char key[8];
     tw_store_id_key(t->id, key);
-    int rc = tw_store_put(p->store, ended ? TW_DB_RESULTS : TW_DB_TASKS, key,
-                          8, p->enc.sb.data, p->enc.sb.size);
-    if (rc == 0 && ended && (t->sflags & TW_TASK_STORED)) {
-        rc = tw_store_del(p->store, TW_DB_TASKS, key, 8);
+    if (t->sflags & TW_TASK_STORED) {
+        return tw_store_put(p->store, TW_DB_TASKS, key, 8, p->enc.sb.data,
+                            p->enc.sb.size);
     }
-    return rc;
+    return tw_store_put_last(p->store, TW_DB_TASKS, key, 8, p->enc.sb.data,
+                             p->enc.sb.size);
 }
 
 static int
@@ -371,29 +406,22 @@ s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
 static int
 s_write(tw_broker_t *b, tw_persist_t *p)
 {
+    p->last_cid = 0;
+    p->last_client = NULL;
     int rc = tw_store_begin(p->store);
-    for (size_t i = 0; rc == 0 && i < p->ndtasks; i++) {
-        uint64_t id = p->dtasks[i];
-        tw_task_t *t = tw_tasks_get(&b->tasks, id);
-        if (!t) {
-            unsigned char key[8];
-            tw_store_id_key(id, key);
+    for (size_t i = 0; rc == 0 && i < p->ndfreed; i++) {
+        unsigned char key[8];
+        tw_store_id_key(p->dfreed[i] >> 2, key);
+        if (p->dfreed[i] & S_DEL_TASK) {
             rc = tw_store_del(p->store, TW_DB_TASKS, key, 8);
-            if (rc == 0) {
-                rc = tw_store_del(p->store, TW_DB_RESULTS, key, 8);
-            }
-            continue;
         }
-        if (!(t->sflags & TW_TASK_DIRTY)) {
-            continue; /* listed twice this turn */
+    }
+    for (size_t i = 0; rc == 0 && i < p->ndtasks; i++) {
+        tw_task_t *t = p->dtasks[i];
+        if (!t) {
+            continue; /* freed in this turn */
         }
         rc = s_put_task(b, p, t);
-        t->sflags &= (uint8_t)~TW_TASK_DIRTY;
-        if (t->state > TW_ST_LOST) {
-            t->sflags |= TW_TASK_STORED;
-        } else {
-            t->sflags &= (uint8_t)~TW_TASK_STORED;
-        }
         s_mark_pool(p, t->pool, 1);
         for (uint16_t k = 0; k < t->ngroups; k++) {
             tw_idmap_put(&p->dgroups, t->groups[k], (void *)1);
@@ -438,6 +466,7 @@ static void
 s_clean(tw_persist_t *p)
 {
     p->ndtasks = 0;
+    p->ndfreed = 0;
     for (size_t i = 0; i < p->ndsids; i++) {
         tw_free(p->dsids[i]);
     }
@@ -462,20 +491,14 @@ tw__persist_commit(tw_broker_t *b)
     if (b->tasks.ended.len > (size_t)b->cfg->max_results) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
-    if (!p->ndtasks && !p->ndsids && !p->any_pool) {
+    if (!p->ndtasks && !p->ndfreed && !p->ndsids && !p->any_pool) {
         return 0;
     }
     int rc = s_write(b, p);
     if (rc != 0) {
-        /* The transaction was aborted: mark the tasks dirty again so the
-         * next turn retries them all. */
+        /* The transaction was aborted: everything stays dirty (flags
+         * untouched) and the next turn retries it all. */
         p->commit_errors++;
-        for (size_t i = 0; i < p->ndtasks; i++) {
-            tw_task_t *t = tw_tasks_get(&b->tasks, p->dtasks[i]);
-            if (t) {
-                t->sflags |= TW_TASK_DIRTY;
-            }
-        }
         if (!p->full_logged) {
             p->full_logged = 1;
             tw_err("store.commit",
@@ -491,12 +514,46 @@ tw__persist_commit(tw_broker_t *b)
         tw_notice("store.commit", "%s: writing again",
                   tw_store_path(p->store));
     }
+    for (size_t i = 0; i < p->ndtasks; i++) {
+        tw_task_t *t = p->dtasks[i];
+        if (!t) {
+            continue;
+        }
+        t->sflags = (uint8_t)((t->sflags & ~TW_TASK_DIRTY) |
+                              TW_TASK_STORED);
+    }
     p->commits++;
     p->sync_wanted = 1;
     p->pending_bytes = 0;
     p->used_bytes = tw_store_used_bytes(p->store);
     s_clean(p);
     return 0;
+}
+
+static void
+s_on_prepare(uv_prepare_t *h)
+{
+    tw_broker_t *b = h->data;
+    tw_persist_t *p = b->persist;
+    p->prepare_on = 0;
+    uv_prepare_stop(h);
+    tw__persist_commit(b);
+    tw__broker_flush_clients(b);
+}
+
+int
+tw__persist_turn_end(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (!p || !p->prepare_init || b->closing) {
+        tw__persist_commit(b);
+        return 0;
+    }
+    if (!p->prepare_on) {
+        p->prepare_on = 1;
+        uv_prepare_start(&p->prepare, s_on_prepare);
+    }
+    return 1;
 }
 
 int
@@ -745,46 +802,11 @@ s_make_task(s_rec_t *x, const tw_store_task_t *r)
     return t;
 }
 
+/* One record of "tasks": an outcome to keep (or drop, past its TTL), or
+ * a pending or running task to queue or hold. */
 static int
-s_rec_result(const void *key, size_t klen, const void *val, size_t vlen,
-             void *arg)
-{
-    s_rec_t *x = arg;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    tw_store_task_t r;
-    int rc = tw_store_task_dec(&up, val, vlen, &r);
-    if (rc == 0 && r.state > TW_ST_LOST) {
-        rc = TW_EPROTO;
-    }
-    uint64_t ttl = (uint64_t)x->b->cfg->result_ttl * 1000;
-    if (rc == 0 && r.t_wall + ttl <= x->now_wall) {
-        if (x->nexpired == x->capexpired) {
-            x->capexpired = x->capexpired ? x->capexpired * 2 : 256;
-            x->expired = tw_realloc(x->expired,
-                                    x->capexpired * sizeof *x->expired);
-        }
-        x->expired[x->nexpired++] = r.id;
-    } else if (rc == 0) {
-        const void *res = r.data;
-        size_t rlen = r.data_len;
-        r.data = NULL;
-        r.data_len = 0;
-        tw_task_t *t = s_make_task(x, &r);
-        tw_free(t->error);
-        t->error = NULL;
-        tw_tasks_end(&x->b->tasks, t, r.state, res, rlen, r.error,
-                     r.error_len, s_loop_ms(x, r.t_wall));
-        t->worker = r.worker;
-        x->p->recovered_results++;
-    }
-    msgpack_unpacked_destroy(&up);
-    return rc ? s_bad(x, "results", key, klen) : 0;
-}
-
-static int
-s_rec_task(const void *key, size_t klen, const void *val, size_t vlen,
-           void *arg)
+s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
+          void *arg)
 {
     s_rec_t *x = arg;
     tw_broker_t *b = x->b;
@@ -792,10 +814,33 @@ s_rec_task(const void *key, size_t klen, const void *val, size_t vlen,
     msgpack_unpacked_init(&up);
     tw_store_task_t r;
     int rc = tw_store_task_dec(&up, val, vlen, &r);
-    if (rc == 0 && r.state != TW_ST_PENDING && r.state != TW_ST_RUNNING) {
+    if (rc == 0 && r.state > TW_ST_RUNNING) {
         rc = TW_EPROTO;
     }
-    if (rc == 0) {
+    uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
+    if (rc != 0) {
+        /* reported below */
+    } else if (r.state <= TW_ST_LOST && r.t_wall + ttl <= x->now_wall) {
+        if (x->nexpired == x->capexpired) {
+            x->capexpired = x->capexpired ? x->capexpired * 2 : 256;
+            x->expired = tw_realloc(x->expired,
+                                    x->capexpired * sizeof *x->expired);
+        }
+        x->expired[x->nexpired++] = r.id;
+    } else if (r.state <= TW_ST_LOST) {
+        const void *res = r.data;
+        size_t rlen = r.data_len;
+        r.data = NULL;
+        r.data_len = 0;
+        tw_task_t *t = s_make_task(x, &r);
+        tw_free(t->error);
+        t->error = NULL;
+        tw_tasks_end(&b->tasks, t, r.state, res, rlen, r.error,
+                     r.error_len, s_loop_ms(x, r.t_wall));
+        t->worker = r.worker;
+        t->sflags |= TW_TASK_STORED;
+        x->p->recovered_results++;
+    } else {
         tw_task_t *t = s_make_task(x, &r);
         t->sflags |= TW_TASK_STORED;
         tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
@@ -985,10 +1030,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
         rc = tw_store_each(store, TW_DB_GROUPS, s_rec_group, &x);
     }
     if (rc == 0) {
-        rc = tw_store_each(store, TW_DB_RESULTS, s_rec_result, &x);
-    }
-    if (rc == 0) {
-        rc = tw_store_each(store, TW_DB_TASKS, s_rec_task, &x);
+        rc = tw_store_each(store, TW_DB_TASKS, s_rec_any, &x);
     }
     if (rc == 0) {
         rc = tw_store_each(store, TW_DB_STATIONS, s_rec_station, &x);
@@ -1010,7 +1052,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     p->ep_reserved = next_ep;
     /* Results that expired while the broker was down go now. */
     for (size_t i = 0; i < x.nexpired; i++) {
-        s_mark_id(p, x.expired[i]);
+        s_mark_freed(p, x.expired[i], S_DEL_TASK);
     }
     tw_free(x.expired);
     p->used_bytes = tw_store_used_bytes(store);
@@ -1023,6 +1065,9 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     uv_timer_init(b->loop, &p->grace_timer);
     p->grace_timer.data = b;
     p->grace_on = 1;
+    uv_prepare_init(b->loop, &p->prepare);
+    p->prepare.data = b;
+    p->prepare_init = 1;
     if (p->nheld) {
         uint64_t grace = 2 * (uint64_t)cfg->liveness *
                          (uint64_t)cfg->heartbeat;
@@ -1064,6 +1109,11 @@ tw__persist_stop(tw_broker_t *b)
         p->grace_on = 0;
         uv_close((uv_handle_t *)&p->grace_timer, s_closed);
     }
+    if (p->prepare_init) {
+        p->prepare_init = 0;
+        p->prepare_on = 0;
+        uv_close((uv_handle_t *)&p->prepare, s_closed);
+    }
 }
 
 void
@@ -1074,10 +1124,18 @@ tw__persist_destroy(tw_broker_t *b)
         return;
     }
     tw__persist_commit(b);
+    tw_notice("store.close",
+              "%s: %llu commits (%llu failed), %llu background syncs, %llu "
+              "outcomes collected; synced and closed",
+              tw_store_path(p->store), (unsigned long long)p->commits,
+              (unsigned long long)p->commit_errors,
+              (unsigned long long)p->syncs,
+              (unsigned long long)p->collected);
     tw_store_close(&p->store);
     s_clean(p);
     tw_idmap_free(&p->dgroups);
     tw_free(p->dtasks);
+    tw_free(p->dfreed);
     tw_free(p->dsids);
     tw_free(p->dsid_lens);
     tw_free(p->dpools);

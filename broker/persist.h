@@ -72,6 +72,13 @@ void tw__persist_pool_msg(tw_broker_t *b, const tw_msg_t *m);
  * TW_EIO. A no-op when nothing is dirty. */
 int tw__persist_commit(tw_broker_t *b);
 
+/* The end of a turn (a socket drained, a timer ran). Without a store,
+ * returns 0: the caller sends the clients' ACKs and RESULTs now. With one,
+ * returns 1: they wait for the loop's prepare phase (once per loop
+ * iteration, after every socket had its turn), which commits first and then
+ * sends them, so one transaction covers every turn of the iteration. */
+int tw__persist_turn_end(tw_broker_t *b);
+
 /* Admission: 0 if `bytes` more of task data fit in the store, else
  * TW_EFULL with the reason in `why`. */
 int tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen);

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -33,7 +34,7 @@ struct tw_store {
 };
 
 static const char *s_db_names[TW_DB__COUNT] = {
-    "meta", "tasks", "results", "stations", "pools", "groups"};
+    "meta", "tasks", "stations", "pools", "groups"};
 
 int
 tw_fsync_parse(const char *s)
@@ -293,6 +294,18 @@ tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
 }
 
 int
+tw_store_put_last(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+                  const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
+    }
+    return rc ? s_fail(s, rc) : 0;
+}
+
+int
 tw_store_del(tw_store_t *s, tw_db_t db, const void *key, size_t klen)
 {
     MDB_val k = {klen, (void *)key};
@@ -517,46 +530,140 @@ s_str(const msgpack_object *v, const char **p, size_t *len)
     return 0;
 }
 
+/* The task record is written once or more per task, so it is encoded by
+ * hand into one reserved buffer with small-integer keys (one byte each)
+ * instead of a packer call per key. */
+enum {
+    S_T_ID = 0, S_T_SEQ, S_T_EP, S_T_SHASH, S_T_WORKER, S_T_TWALL, S_T_DUE,
+    S_T_PRI, S_T_TO, S_T_RE, S_T_AT, S_T_STATE, S_T_CANCEL, S_T_IDENT,
+    S_T_HANDLER, S_T_DATA, S_T_POOL, S_T_ERROR, S_T_KEY, S_T_GROUPS
+};
+
+static unsigned char *
+s_w_uint(unsigned char *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (unsigned char)v;
+    } else if (v < 256) {
+        *p++ = 0xcc;
+        *p++ = (unsigned char)v;
+    } else if (v < 65536) {
+        *p++ = 0xcd;
+        *p++ = (unsigned char)(v >> 8);
+        *p++ = (unsigned char)v;
+    } else if (v < (1ULL << 32)) {
+        *p++ = 0xce;
+        for (int i = 3; i >= 0; i--) {
+            *p++ = (unsigned char)(v >> (8 * i));
+        }
+    } else {
+        *p++ = 0xcf;
+        for (int i = 7; i >= 0; i--) {
+            *p++ = (unsigned char)(v >> (8 * i));
+        }
+    }
+    return p;
+}
+
+static unsigned char *
+s_w_int(unsigned char *p, int64_t v)
+{
+    if (v >= 0) {
+        return s_w_uint(p, (uint64_t)v);
+    }
+    *p++ = 0xd3;
+    for (int i = 7; i >= 0; i--) {
+        *p++ = (unsigned char)((uint64_t)v >> (8 * i));
+    }
+    return p;
+}
+
+/* A str (bin = 0) or bin (bin = 1) of `len` bytes. */
+static unsigned char *
+s_w_raw(unsigned char *p, const void *v, size_t len, int bin)
+{
+    if (!bin && len < 32) {
+        *p++ = (unsigned char)(0xa0 | len);
+    } else if (len < 256) {
+        *p++ = bin ? 0xc4 : 0xd9;
+        *p++ = (unsigned char)len;
+    } else if (len < 65536) {
+        *p++ = bin ? 0xc5 : 0xda;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = bin ? 0xc6 : 0xdb;
+        for (int i = 3; i >= 0; i--) {
+            *p++ = (unsigned char)(len >> (8 * i));
+        }
+    }
+    if (len) {
+        memcpy(p, v, len);
+    }
+    return p + len;
+}
+
 void
 tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
 {
     tw_enc_clear(e);
-    size_t n = 16 + (r->error != NULL) + (r->key != NULL) +
+    size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
+                  r->data_len + r->pool_len + r->error_len + r->key_len;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        need += 5 + r->glens[i];
+    }
+    if (e->sb.alloc < need) {
+        e->sb.data = realloc(e->sb.data, need);
+        e->sb.alloc = need;
+    }
+    unsigned char *p = (unsigned char *)e->sb.data;
+    size_t n = 17 + (r->error != NULL) + (r->key != NULL) +
                (r->ngroups > 0);
-    tw_enc_map(e, n);
-    S_KU(e, "id", r->id);
-    S_KU(e, "sq", r->seq);
-    S_KU(e, "ep", r->ep);
-    S_KU(e, "sh", r->shash);
-    S_KU(e, "w", r->worker);
-    S_KU(e, "t", r->t_wall);
-    S_KU(e, "du", r->due_wall);
-    S_KI(e, "p", r->priority);
-    S_KU(e, "to", r->timeout_ms);
-    S_KU(e, "re", r->retries);
-    S_KU(e, "at", r->attempt);
-    S_KU(e, "s", r->state);
-    S_KU(e, "c", r->cancel);
-    s_kbin(e, "ci", r->ident, r->ident_len);
-    s_kstr(e, "h", r->handler, r->handler_len);
-    /* The payload and the pool go together as "a": [data, pool]. */
-    tw_enc_cstr(e, "a");
-    tw_enc_array(e, 2);
-    tw_enc_bin(e, r->data ? r->data : "", r->data ? r->data_len : 0);
-    tw_enc_str(e, r->pool ? r->pool : "", r->pool ? r->pool_len : 0);
+    *p++ = 0xde; /* map16: more keys than a fixmap holds */
+    *p++ = 0;
+    *p++ = (unsigned char)n;
+#define S_U(k, v) (*p++ = (k), p = s_w_uint(p, (uint64_t)(v)))
+    S_U(S_T_ID, r->id);
+    S_U(S_T_SEQ, r->seq);
+    S_U(S_T_EP, r->ep);
+    S_U(S_T_SHASH, r->shash);
+    S_U(S_T_WORKER, r->worker);
+    S_U(S_T_TWALL, r->t_wall);
+    S_U(S_T_DUE, r->due_wall);
+    *p++ = S_T_PRI;
+    p = s_w_int(p, r->priority);
+    S_U(S_T_TO, r->timeout_ms);
+    S_U(S_T_RE, r->retries);
+    S_U(S_T_AT, r->attempt);
+    S_U(S_T_STATE, r->state);
+    S_U(S_T_CANCEL, r->cancel);
+#undef S_U
+    *p++ = S_T_IDENT;
+    p = s_w_raw(p, r->ident, r->ident ? r->ident_len : 0, 1);
+    *p++ = S_T_HANDLER;
+    p = s_w_raw(p, r->handler, r->handler_len, 0);
+    *p++ = S_T_DATA;
+    p = s_w_raw(p, r->data, r->data ? r->data_len : 0, 1);
+    *p++ = S_T_POOL;
+    p = s_w_raw(p, r->pool, r->pool ? r->pool_len : 0, 0);
     if (r->error) {
-        s_kstr(e, "e", r->error, r->error_len);
+        *p++ = S_T_ERROR;
+        p = s_w_raw(p, r->error, r->error_len, 0);
     }
     if (r->key) {
-        s_kbin(e, "k", r->key, r->key_len);
+        *p++ = S_T_KEY;
+        p = s_w_raw(p, r->key, r->key_len, 1);
     }
     if (r->ngroups) {
-        tw_enc_cstr(e, "g");
-        tw_enc_array(e, r->ngroups);
+        *p++ = S_T_GROUPS;
+        *p++ = 0xdc; /* array16 */
+        *p++ = (unsigned char)(r->ngroups >> 8);
+        *p++ = (unsigned char)r->ngroups;
         for (size_t i = 0; i < r->ngroups; i++) {
-            tw_enc_str(e, r->gnames[i], r->glens[i]);
+            p = s_w_raw(p, r->gnames[i], r->glens[i], 0);
         }
     }
+    e->sb.size = (size_t)(p - (unsigned char *)e->sb.data);
 }
 
 int
@@ -572,62 +679,87 @@ tw_store_task_dec(msgpack_unpacked *up, const void *buf, size_t len,
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key;
         const msgpack_object *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            continue; /* a later version's key */
+        }
         uint64_t u = 0;
+        const char *p = NULL;
         int ok = 1;
-        if (s_key_is(k, "id")) {
+        switch (k->via.u64) {
+        case S_T_ID:
             ok = have_id = s_u64(v, &r->id);
-        } else if (s_key_is(k, "sq")) {
+            break;
+        case S_T_SEQ:
             ok = s_u64(v, &r->seq);
-        } else if (s_key_is(k, "ep")) {
+            break;
+        case S_T_EP:
             ok = s_u64(v, &r->ep);
-        } else if (s_key_is(k, "sh")) {
+            break;
+        case S_T_SHASH:
             ok = s_u64(v, &r->shash);
-        } else if (s_key_is(k, "w")) {
+            break;
+        case S_T_WORKER:
             ok = s_u64(v, &r->worker);
-        } else if (s_key_is(k, "t")) {
+            break;
+        case S_T_TWALL:
             ok = s_u64(v, &r->t_wall);
-        } else if (s_key_is(k, "du")) {
+            break;
+        case S_T_DUE:
             ok = s_u64(v, &r->due_wall);
-        } else if (s_key_is(k, "p")) {
+            break;
+        case S_T_PRI:
             ok = s_i64(v, &r->priority);
-        } else if (s_key_is(k, "to")) {
+            break;
+        case S_T_TO:
             ok = s_u64(v, &u);
             r->timeout_ms = (uint32_t)u;
-        } else if (s_key_is(k, "re")) {
+            break;
+        case S_T_RE:
             ok = s_u64(v, &u);
             r->retries = (uint16_t)u;
-        } else if (s_key_is(k, "at")) {
+            break;
+        case S_T_AT:
             ok = s_u64(v, &u);
             r->attempt = (uint16_t)u;
-        } else if (s_key_is(k, "s")) {
+            break;
+        case S_T_STATE:
             ok = s_u64(v, &u) && u <= TW_ST_UNKNOWN;
             r->state = (uint8_t)u;
-        } else if (s_key_is(k, "c")) {
+            break;
+        case S_T_CANCEL:
             ok = s_u64(v, &u);
             r->cancel = (uint8_t)u;
-        } else if (s_key_is(k, "ci")) {
-            const char *p = NULL;
+            break;
+        case S_T_IDENT:
             ok = s_str(v, &p, &r->ident_len);
-            r->ident = p;
-        } else if (s_key_is(k, "h")) {
+            r->ident = r->ident_len ? p : NULL;
+            break;
+        case S_T_HANDLER:
             ok = have_h = s_str(v, &r->handler, &r->handler_len);
-        } else if (s_key_is(k, "a")) {
-            ok = v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 2;
-            const char *p = NULL;
-            ok = ok && s_str(&v->via.array.ptr[0], &p, &r->data_len) &&
-                 s_str(&v->via.array.ptr[1], &r->pool, &r->pool_len);
+            break;
+        case S_T_DATA:
+            ok = s_str(v, &p, &r->data_len);
             r->data = r->data_len ? p : NULL;
-        } else if (s_key_is(k, "e")) {
+            break;
+        case S_T_POOL:
+            ok = s_str(v, &r->pool, &r->pool_len);
+            break;
+        case S_T_ERROR:
             ok = s_str(v, &r->error, &r->error_len);
-        } else if (s_key_is(k, "k")) {
+            break;
+        case S_T_KEY:
             ok = s_str(v, &r->key, &r->key_len);
-        } else if (s_key_is(k, "g")) {
+            break;
+        case S_T_GROUPS:
             ok = v->type == MSGPACK_OBJECT_ARRAY;
             for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
                 ok = v->via.array.ptr[j].type == MSGPACK_OBJECT_STR;
             }
             r->gobj = v;
             r->ngroups = ok ? v->via.array.size : 0;
+            break;
+        default:
+            break;
         }
         if (!ok) {
             return TW_EPROTO;

@@ -6,8 +6,8 @@
  *  and the counters. Each kind of record has its own named database:
  *
  *      meta      "format" {v, created}; "counters" {id, ep}
- *      tasks     u64 id (big-endian) -> task record   (pending, running)
- *      results   u64 id (big-endian) -> task record   (ended, with TTL)
+ *      tasks     u64 id (big-endian) -> task record: pending, running,
+ *                or ended (an outcome kept until its TTL)
  *      stations  sid -> station record
  *      pools     name -> pool record
  *      groups    pool NUL group -> group record
@@ -47,7 +47,6 @@ typedef enum {
 typedef enum {
     TW_DB_META = 0,
     TW_DB_TASKS,
-    TW_DB_RESULTS,
     TW_DB_STATIONS,
     TW_DB_POOLS,
     TW_DB_GROUPS,
@@ -79,6 +78,11 @@ int tw_store_begin(tw_store_t *s);
 int tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                  const void *val, size_t vlen);
 int tw_store_del(tw_store_t *s, tw_db_t db, const void *key, size_t klen);
+/* put for a key expected above every key of `db` (a new id): appended
+ * without a search, which also packs pages full; falls back to a plain put
+ * when the key is not the largest. */
+int tw_store_put_last(tw_store_t *s, tw_db_t db, const void *key,
+                      size_t klen, const void *val, size_t vlen);
 /* Delete every key of `db` that starts with `prefix`. */
 int tw_store_del_prefix(tw_store_t *s, tw_db_t db, const void *prefix,
                         size_t plen);
@@ -113,7 +117,7 @@ uint64_t tw_store_key_id(const void *key, size_t klen);
 
 /* ---- records ---------------------------------------------------------- */
 
-/* A task, live (tasks) or ended (results). Strings and bytes are borrowed:
+/* A task, live or ended (its outcome). Strings and bytes are borrowed:
  * from the caller when encoding, from the unpacked buffer after decoding.
  * Groups: encoding reads gnames/glens; decoding sets gobj (an array of
  * strings, or NULL). */

@@ -445,16 +445,16 @@ test_map_full(void **state)
     assert_int_equal(tw_store_begin(s), 0);
     for (uint64_t id = 1; id < 1000 && rc == 0; id++) {
         tw_store_id_key(id, k);
-        rc = tw_store_put(s, TW_DB_RESULTS, k, 8, big, sizeof big);
+        rc = tw_store_put(s, TW_DB_TASKS, k, 8, big, sizeof big);
     }
     assert_int_equal(rc, TW_EFULL);
     assert_int_equal(tw_store_commit(s), 0); /* nothing left to commit */
-    assert_int_equal(s_count(s, TW_DB_RESULTS), 0);
+    assert_int_equal(s_count(s, TW_DB_TASKS), 0);
     assert_int_equal(tw_store_begin(s), 0);
     tw_store_id_key(1, k);
-    assert_int_equal(tw_store_put(s, TW_DB_RESULTS, k, 8, "small", 5), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, "small", 5), 0);
     assert_int_equal(tw_store_commit(s), 0);
-    assert_int_equal(s_count(s, TW_DB_RESULTS), 1);
+    assert_int_equal(s_count(s, TW_DB_TASKS), 1);
     tw_store_close(&s);
 }
 
