@@ -427,6 +427,18 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
 /* ---- life cycle ------------------------------------------------------- */
 
 static void
+s_bye_client(uint64_t id, void *val, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_bclient_t *c = val;
+    (void)id;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_BYE, &e);
+    tw_enc_free(&e);
+}
+
+static void
 s_on_signal(uv_signal_t *h, int signum)
 {
     tw_broker_t *b = h->data;
@@ -572,8 +584,11 @@ tw_broker_stop(tw_broker_t *b)
         return;
     }
     b->closing = 1;
-    /* Everything decided so far reaches the store first. */
+    /* Everything decided so far reaches the store first, then the ACKs
+     * and RESULTs it covers, then a BYE to every known client. */
     tw__persist_stop(b);
+    tw__broker_flush_clients(b);
+    tw_idmap_each(&b->clients.by_id, s_bye_client, b);
     /* Tell workers so they reconnect to the next broker at once. */
     for (size_t i = 0; i < b->reg.len; i++) {
         tw_enc_t e;
@@ -601,6 +616,9 @@ tw_broker_destroy(tw_broker_t **self_p)
         return;
     }
     if (b->front) {
+        /* The last ACKs, RESULTs and BYEs get the same moment. */
+        int linger = 200;
+        zmq_setsockopt(b->front, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(b->front);
     }
     if (b->back) {

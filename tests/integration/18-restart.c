@@ -18,7 +18,8 @@
  *    - the station is running again from its checkpoint: its count when
  *      it first runs after the restart is at least what it was before the
  *      kill, far more than a fresh start from its args could have counted
- *      in that time (F1: resume from the last checkpoint).
+ *      in that time (F1: resume from the last checkpoint);
+ *    - SIGTERM then syncs the store, says BYE to the client and exits 0.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -300,9 +301,16 @@ main(void)
            "%lld (was %lld)\n",
            N_ITEMS, (unsigned long long)max_id, resubmitted, ck_after,
            ck_before);
-    zmq_close(sock);
+    /* A graceful stop: the store is written and synced, the client is
+     * told with BYE, and the broker exits 0. */
     tw_client_destroy(&c);
-    TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
+    TW_H_ASSERT_OK(tw_h_kill(b.pid, SIGTERM));
+    tw_h_msg_t bye;
+    tw_h_expect(sock, TW_CMD_BYE, &bye, 5000);
+    tw_h_msg_release(&bye);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(b.pid, 5000), 0);
+    TW_H_ASSERT(tw_h_log_contains(b.pid, "synced and closed"));
+    zmq_close(sock);
     tw_h_stop(w);
     return 0;
 }
