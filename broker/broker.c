@@ -256,8 +256,9 @@ tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
 static void
 s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 {
-    if (c->acks.n && b->persist) {
-        /* An ACK leaves only once its task is recorded. */
+    if ((c->acks.n || c->results.n) && b->persist) {
+        /* An ACK leaves only once its task is recorded, an outcome only
+         * once its end is. */
         tw__persist_commit(b);
     }
     if (c->acks.n) {

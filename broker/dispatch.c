@@ -359,6 +359,7 @@ tw__broker_cancel_task(tw_broker_t *b, tw_task_t *t)
     if (t->state == TW_ST_RUNNING && !t->cancel_requested) {
         /* Marked at once, so two quick stops pick different tasks. */
         t->cancel_requested = 1;
+        TW__PERSIST_TASK(b, t);
         s_cancel_on_worker(b, t);
         return 1;
     }
