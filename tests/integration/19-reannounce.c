@@ -17,6 +17,8 @@
  *     running in its child) registers again and re-announces it; the
  *     task, still pending with the same dispatch epoch, is adopted rather
  *     than started again. One line in FILE, outcome ok.
+ *  C. (first) The same rules byte for byte with a raw worker: see
+ *     s_leases.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -163,10 +165,194 @@ s_cut(void)
     TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
 }
 
+/* HELLO from the raw worker `sock`, with `n` re-announced items, then
+ * expect WELCOME and send READY with `credit`. */
+static void
+s_raw_hello(void *sock, const uint64_t *ids, const uint64_t *eps, int n,
+            uint64_t credit)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 3 + (n > 0));
+    tw_enc_key(&e, TW_F_NAME);
+    tw_enc_cstr(&e, "raw");
+    tw_enc_key(&e, TW_F_SLOTS);
+    tw_enc_uint(&e, 4);
+    tw_enc_key(&e, TW_F_HANDLERS);
+    tw_enc_array(&e, 1);
+    tw_enc_cstr(&e, "echo");
+    if (n > 0) {
+        tw_enc_key(&e, TW_F_ITEMS);
+        tw_enc_array(&e, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            tw_enc_map(&e, 2);
+            tw_enc_ikey(&e, TW_I_ID);
+            tw_enc_uint(&e, ids[i]);
+            tw_enc_ikey(&e, TW_I_EP);
+            tw_enc_uint(&e, eps[i]);
+        }
+    }
+    TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_HELLO, &e));
+    tw_h_msg_t msg;
+    tw_h_expect(sock, TW_CMD_WELCOME, &msg, 5000);
+    tw_h_msg_release(&msg);
+    if (credit) {
+        tw_enc_map(&e, 1);
+        tw_enc_key(&e, TW_F_CREDIT);
+        tw_enc_uint(&e, credit);
+        TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_READY, &e));
+    }
+    tw_enc_free(&e);
+}
+
+/* Expect one TASKS item; returns its id and sets *ep. */
+static uint64_t
+s_raw_task(void *sock, uint64_t *ep)
+{
+    tw_h_msg_t msg;
+    tw_h_expect(sock, TW_CMD_TASKS, &msg, 5000);
+    TW_H_ASSERT_EQ(msg.m.nitems, 1);
+    uint64_t id = tw_item_uint(&msg.m.items[0], TW_I_ID, 0);
+    *ep = tw_item_uint(&msg.m.items[0], TW_I_EP, 0);
+    tw_h_msg_release(&msg);
+    TW_H_ASSERT(id > 0 && *ep > 0);
+    return id;
+}
+
+/* DONE {id, st 0, r, ep?} from the raw worker (ep 0: left out). */
+static void
+s_raw_done(void *sock, uint64_t id, uint64_t ep)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, 1);
+    tw_enc_map(&e, 3 + (ep != 0));
+    tw_enc_ikey(&e, TW_I_ID);
+    tw_enc_uint(&e, id);
+    tw_enc_ikey(&e, TW_I_ST);
+    tw_enc_uint(&e, TW_ST_OK);
+    tw_enc_ikey(&e, TW_I_R);
+    tw_enc_bin(&e, "\x07", 1);
+    if (ep) {
+        tw_enc_ikey(&e, TW_I_EP);
+        tw_enc_uint(&e, ep);
+    }
+    tw_enc_key(&e, TW_F_CREDIT);
+    tw_enc_uint(&e, 1);
+    TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_DONE, &e));
+    tw_enc_free(&e);
+}
+
+/* C. Leases on the wire, with a raw worker: every dispatch carries a new
+ * ep; a re-HELLO that does not re-announce a task gets it requeued and
+ * sent again with a new ep; a DONE with the old ep is refused and counted
+ * (stale_done), never applied; the new ep's DONE ends it; a DONE without
+ * ep (an older worker) is judged as before. And a SUBMIT item resent with
+ * the same seq is answered with the same id (exactly-once enqueue). */
+static void
+s_leases(void)
+{
+    static const char *const bargs[] = {"--heartbeat", "1000", NULL};
+    tw_h_broker_t b;
+    TW_H_ASSERT_OK(tw_h_start_broker(&b, bargs));
+    TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 5000));
+    void *wk = tw_h_dealer(b.backend, "w-raw-19");
+    s_raw_hello(wk, NULL, NULL, 0, 1);
+    tw_client_t *c = tw_client_new(b.frontend);
+    TW_H_ASSERT(c);
+    tw_task_spec_t spec = {.handler = "echo", .args = "\x07",
+                           .args_len = 1};
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    TW_H_ASSERT_OK(tw_client_flush(c));
+    uint64_t ep1, ep2;
+    uint64_t id = s_raw_task(wk, &ep1);
+    /* Registers again without re-announcing it: requeued, sent again. */
+    s_raw_hello(wk, NULL, NULL, 0, 1);
+    TW_H_ASSERT_EQ(s_raw_task(wk, &ep2), id);
+    TW_H_ASSERT(ep2 > ep1);
+    s_raw_done(wk, id, ep1); /* the lost dispatch's late outcome */
+    long long stale = 0, completed = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "stale_done", &stale));
+    TW_H_ASSERT_EQ(stale, 1);
+    TW_H_ASSERT_OK(tw_h_status_field(c, "completed", &completed));
+    TW_H_ASSERT_EQ(completed, 0);
+    s_raw_done(wk, id, ep2);
+    TW_H_ASSERT_OK(tw_h_wait_state(c, id, TW_ST_OK, 5000));
+    /* An older worker sends no ep: accepted as before. */
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    TW_H_ASSERT_OK(tw_client_flush(c));
+    uint64_t id2 = s_raw_task(wk, &ep1);
+    s_raw_done(wk, id2, 0);
+    TW_H_ASSERT_OK(tw_h_wait_state(c, id2, TW_ST_OK, 5000));
+    /* A re-announce with a wrong ep is not adopted but cancelled. */
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    TW_H_ASSERT_OK(tw_client_flush(c));
+    uint64_t id3 = s_raw_task(wk, &ep1);
+    uint64_t wrong = ep1 + 1000;
+    s_raw_hello(wk, &id3, &wrong, 1, 0);
+    tw_h_msg_t msg;
+    tw_h_expect(wk, TW_CMD_CANCEL, &msg, 5000);
+    TW_H_ASSERT_EQ(msg.m.f[TW_F_IDS]->via.array.ptr[0].via.u64, id3);
+    tw_h_msg_release(&msg);
+    /* ...and with the right one it is adopted: no TASKS, its DONE ends
+     * it. */
+    uint64_t ep3;
+    s_raw_hello(wk, NULL, NULL, 0, 1);
+    TW_H_ASSERT_EQ(s_raw_task(wk, &ep3), id3); /* requeued by that HELLO */
+    s_raw_hello(wk, &id3, &ep3, 1, 1);
+    TW_H_ASSERT_EQ(tw_h_recv(wk, &msg, 300), TW_ETIMEDOUT);
+    s_raw_done(wk, id3, ep3);
+    TW_H_ASSERT_OK(tw_h_wait_state(c, id3, TW_ST_OK, 5000));
+    long long adopted = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "adopted", &adopted));
+    TW_H_ASSERT_EQ(adopted, 1);
+
+    /* Exactly-once enqueue: the same SUBMIT twice from one identity. */
+    void *cl = tw_h_dealer(b.frontend, "c-raw-19");
+    uint64_t ids[2];
+    for (int k = 0; k < 2; k++) {
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_enc_map(&e, 1);
+        tw_enc_key(&e, TW_F_ITEMS);
+        tw_enc_array(&e, 1);
+        tw_enc_map(&e, 3);
+        tw_enc_ikey(&e, TW_I_SEQ);
+        tw_enc_uint(&e, 77);
+        tw_enc_ikey(&e, TW_I_H);
+        tw_enc_cstr(&e, "echo");
+        tw_enc_ikey(&e, TW_I_A);
+        tw_enc_bin(&e, "\x2a", 1);
+        TW_H_ASSERT_OK(tw_h_send(cl, TW_CMD_SUBMIT, &e));
+        tw_enc_free(&e);
+        tw_h_expect(cl, TW_CMD_ACK, &msg, 5000);
+        ids[k] = tw_item_uint(&msg.m.items[0], TW_I_ID, 0);
+        tw_h_msg_release(&msg);
+    }
+    TW_H_ASSERT(ids[0] > 0);
+    TW_H_ASSERT_EQ(ids[1], ids[0]);
+    long long resub = 0, submitted = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "resubmitted", &resub));
+    TW_H_ASSERT_EQ(resub, 1);
+    TW_H_ASSERT_OK(tw_h_status_field(c, "submitted", &submitted));
+    TW_H_ASSERT_EQ(submitted, 4);
+    printf("19: leases: a stale DONE refused, an ep-less DONE accepted, a "
+           "wrong-ep re-announce cancelled, a right one adopted; a resent "
+           "SUBMIT got id %llu again\n", (unsigned long long)ids[0]);
+    zmq_close(cl);
+    zmq_close(wk);
+    tw_client_destroy(&c);
+    TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
+}
+
 int
 main(void)
 {
     tw_h_init("19-reannounce");
+    s_leases();
     s_restart();
     s_cut();
     return 0;
