@@ -212,18 +212,21 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
             glens[ng++] = g->name_len;
         }
     }
+    /* An outcome needs no epoch, due time or options any more. */
+    int live = t->state > TW_ST_LOST;
     tw_store_task_t r = {
         .id = t->id,
         .seq = t->seq,
-        .ep = t->ep,
+        .ep = live ? t->ep : 0,
         .shash = t->shash,
         .worker = t->worker,
         .t_wall = (uint64_t)((int64_t)t->t_ms + p->wall_off),
-        .due_wall = t->due_ms ? (uint64_t)((int64_t)t->due_ms + p->wall_off)
-                              : 0,
-        .priority = t->priority,
-        .timeout_ms = t->timeout_ms,
-        .retries = t->retries,
+        .due_wall = live && t->due_ms
+                        ? (uint64_t)((int64_t)t->due_ms + p->wall_off)
+                        : 0,
+        .priority = live ? t->priority : 0,
+        .timeout_ms = live ? t->timeout_ms : 0,
+        .retries = live ? t->retries : 0,
         .attempt = t->attempt,
         .state = t->state,
         .cancel = t->cancel_requested,

@@ -169,7 +169,7 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
         rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
     }
-    unsigned flags = MDB_NOTLS;
+    unsigned flags = MDB_NOTLS | MDB_NOMEMINIT;
     if (fsync_policy != TW_FSYNC_ALWAYS) {
         flags |= MDB_NOSYNC;
     }
@@ -617,12 +617,19 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
         e->sb.alloc = need;
     }
     unsigned char *p = (unsigned char *)e->sb.data;
-    size_t n = 17 + (r->error != NULL) + (r->key != NULL) +
-               (r->ngroups > 0);
+    /* Zero numbers and the default pool are left out (the decoder reads
+     * them as 0 and "default"), so the count is patched at the end. */
+    unsigned n = 0;
     *p++ = 0xde; /* map16: more keys than a fixmap holds */
-    *p++ = 0;
-    *p++ = (unsigned char)n;
-#define S_U(k, v) (*p++ = (k), p = s_w_uint(p, (uint64_t)(v)))
+    p += 2;
+#define S_U(k, v)                                                            \
+    do {                                                                     \
+        if ((v) != 0) {                                                      \
+            *p++ = (k);                                                      \
+            p = s_w_uint(p, (uint64_t)(v));                                  \
+            n++;                                                             \
+        }                                                                    \
+    } while (0)
     S_U(S_T_ID, r->id);
     S_U(S_T_SEQ, r->seq);
     S_U(S_T_EP, r->ep);
@@ -630,29 +637,45 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
     S_U(S_T_WORKER, r->worker);
     S_U(S_T_TWALL, r->t_wall);
     S_U(S_T_DUE, r->due_wall);
-    *p++ = S_T_PRI;
-    p = s_w_int(p, r->priority);
+    if (r->priority) {
+        *p++ = S_T_PRI;
+        p = s_w_int(p, r->priority);
+        n++;
+    }
     S_U(S_T_TO, r->timeout_ms);
     S_U(S_T_RE, r->retries);
     S_U(S_T_AT, r->attempt);
     S_U(S_T_STATE, r->state);
     S_U(S_T_CANCEL, r->cancel);
 #undef S_U
-    *p++ = S_T_IDENT;
-    p = s_w_raw(p, r->ident, r->ident ? r->ident_len : 0, 1);
+    if (r->ident && r->ident_len) {
+        *p++ = S_T_IDENT;
+        p = s_w_raw(p, r->ident, r->ident_len, 1);
+        n++;
+    }
     *p++ = S_T_HANDLER;
     p = s_w_raw(p, r->handler, r->handler_len, 0);
-    *p++ = S_T_DATA;
-    p = s_w_raw(p, r->data, r->data ? r->data_len : 0, 1);
-    *p++ = S_T_POOL;
-    p = s_w_raw(p, r->pool, r->pool ? r->pool_len : 0, 0);
+    n++;
+    if (r->data && r->data_len) {
+        *p++ = S_T_DATA;
+        p = s_w_raw(p, r->data, r->data_len, 1);
+        n++;
+    }
+    if (r->pool && r->pool_len &&
+        !(r->pool_len == 7 && memcmp(r->pool, "default", 7) == 0)) {
+        *p++ = S_T_POOL;
+        p = s_w_raw(p, r->pool, r->pool_len, 0);
+        n++;
+    }
     if (r->error) {
         *p++ = S_T_ERROR;
         p = s_w_raw(p, r->error, r->error_len, 0);
+        n++;
     }
     if (r->key) {
         *p++ = S_T_KEY;
         p = s_w_raw(p, r->key, r->key_len, 1);
+        n++;
     }
     if (r->ngroups) {
         *p++ = S_T_GROUPS;
@@ -662,7 +685,10 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
         for (size_t i = 0; i < r->ngroups; i++) {
             p = s_w_raw(p, r->gnames[i], r->glens[i], 0);
         }
+        n++;
     }
+    ((unsigned char *)e->sb.data)[1] = (unsigned char)(n >> 8);
+    ((unsigned char *)e->sb.data)[2] = (unsigned char)n;
     e->sb.size = (size_t)(p - (unsigned char *)e->sb.data);
 }
 
