@@ -39,6 +39,8 @@ typedef struct tw_persist {
     char **dsids;     /* dirty station ids (copies) */
     size_t *dsid_lens;
     size_t ndsids, capdsids;
+    tw_strmap_t ckset; /* stations with a new checkpoint: written once a
+                          second (key and value: an owned copy of the sid) */
     tw_idmap_t dgroups;   /* dirty group ids (value: 1) */
     uint8_t *dpools;      /* per pool id: 1 dirty, 2 rewrite its groups */
     size_t capdpools;
@@ -145,10 +147,42 @@ tw__persist_station_msg(tw_broker_t *b, const tw_msg_t *m)
     size_t len;
     const char *sid = tw_msg_str(m, TW_F_SID, &len);
     s_mark_sid(p, sid, len);
+    int report = !m->f[TW_F_OP]; /* a worker's, not a client's */
     for (size_t i = 0; i < m->nitems; i++) {
         sid = tw_item_str(&m->items[i], TW_I_SID, &len);
+        size_t el;
+        const char *ev = tw_item_str(&m->items[i], TW_I_EV, &el);
+        if (report && sid && len && ev && el == 9 &&
+            memcmp(ev, "iteration", 9) == 0) {
+            /* A bare checkpoint: at most once a second per station, so
+             * thousands of busy stations do not rewrite their records
+             * ten times a second. State changes go at once. */
+            if (!tw_strmap_get(&p->ckset, sid, len)) {
+                char *copy = tw_strndup(sid, len);
+                tw_strmap_put(&p->ckset, copy, len, copy);
+            }
+            continue;
+        }
         s_mark_sid(p, sid, len);
     }
+}
+
+/* Mark the stations whose checkpoints waited (once a second). */
+static void
+s_flush_ckset(tw_persist_t *p)
+{
+    if (!p->ckset.len) {
+        return;
+    }
+    for (size_t i = 0; i < p->ckset.cap; i++) {
+        char *sid = p->ckset.slots[i].val;
+        if (sid) {
+            s_mark_sid(p, sid, p->ckset.slots[i].klen);
+            tw_free(sid);
+        }
+    }
+    tw_strmap_free(&p->ckset);
+    tw_strmap_init(&p->ckset);
 }
 
 static void
@@ -624,6 +658,7 @@ tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
         return;
     }
     s_gc(b, now_ms, S_GC_PER_TICK);
+    s_flush_ckset(b->persist);
 }
 
 /* ---- status ----------------------------------------------------------- */
@@ -1015,6 +1050,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     tw_persist_t *p = tw_calloc(1, sizeof *p);
     p->store = store;
     tw_idmap_init(&p->dgroups);
+    tw_strmap_init(&p->ckset);
     tw_enc_init(&p->enc);
     b->persist = p;
     uint64_t now_wall = tw_wall_ms(), now_loop = uv_now(b->loop);
@@ -1103,6 +1139,7 @@ tw__persist_stop(tw_broker_t *b)
     if (!p) {
         return;
     }
+    s_flush_ckset(p);
     tw__persist_commit(b);
     if (p->timer_on) {
         p->timer_on = 0;
@@ -1126,6 +1163,7 @@ tw__persist_destroy(tw_broker_t *b)
     if (!p) {
         return;
     }
+    s_flush_ckset(p);
     tw__persist_commit(b);
     tw_notice("store.close",
               "%s: %llu commits (%llu failed), %llu background syncs, %llu "
@@ -1137,6 +1175,9 @@ tw__persist_destroy(tw_broker_t *b)
     tw_store_close(&p->store);
     s_clean(p);
     tw_idmap_free(&p->dgroups);
+    s_flush_ckset(p);
+    s_clean(p);
+    tw_strmap_free(&p->ckset);
     tw_free(p->dtasks);
     tw_free(p->dfreed);
     tw_free(p->dsids);

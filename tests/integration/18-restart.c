@@ -16,9 +16,10 @@
  *    - ids continue past the old ones (the next task's id is larger than
  *      every id handed out before the kill);
  *    - the station is running again from its checkpoint: its count when
- *      it first runs after the restart is at least what it was before the
- *      kill, far more than a fresh start from its args could have counted
- *      in that time (F1: resume from the last checkpoint);
+ *      it first runs after the restart is at most a second's iterations
+ *      below what it was before the kill (checkpoints are written once a
+ *      second), far more than a fresh start from its args could have
+ *      counted in that time (F1: resume from the last checkpoint);
  *    - SIGTERM then syncs the store, says BYE to the client and exits 0.
  */
 #include "tests/harness/harness.h"
@@ -198,7 +199,7 @@ main(void)
     TW_H_ASSERT_OK(tw_client_station(c, &add, 5000, NULL, NULL));
     tw_h_station_t st;
     TW_H_ASSERT_OK(tw_h_wait_station(c, "count-18", "running", 5000, &st));
-    tw_h_sleep_ms(1500);
+    tw_h_sleep_ms(2500);
 
     void *sock = tw_h_dealer(b.frontend, "c-restart-18-0001");
     for (int i = 1; i < KILL_AFTER; i += BATCH) {
@@ -238,7 +239,10 @@ main(void)
     tw_h_sleep_ms(300);
     TW_H_ASSERT_OK(tw_h_station_show(c, "count-18", &st));
     long long ck_after = st.checkpoint;
-    TW_H_ASSERT_MSG(ck_after >= ck_before,
+    /* Checkpoints reach the store at most once a second (STORAGE.md):
+     * up to ten iterations may be done again, far fewer than a fresh
+     * start would have lost. */
+    TW_H_ASSERT_MSG(ck_after >= ck_before - 11 && ck_after >= 15,
                     "station restarted from %lld, was at %lld", ck_after,
                     ck_before);
     /* Resend what has no ACK (same seq), and a sample of what has: the
