@@ -285,6 +285,7 @@ tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c, tw_batch_t *batch)
 void
 tw__broker_flush_clients(tw_broker_t *b)
 {
+    tw__persist_flush(b);
     tw_clients_t *cs = &b->clients;
     for (size_t i = 0; i < cs->ndirty; i++) {
         tw_bclient_t *c = cs->dirty[i];

@@ -17,6 +17,7 @@
  */
 #include "broker/internal.h"
 #include "broker/store.h"
+#include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -60,11 +61,13 @@ typedef struct tw_persist {
     uint64_t *held;       /* ids recovered as running */
     size_t nheld;
     tw_enc_t enc;
+    tw_writer_t *writer;  /* NULL: write on the loop (recovery, stop) */
+    tw_wbatch_t *cur;     /* the batch being encoded */
     uint64_t last_cid;           /* s_put_task's client cache */
     const tw_bclient_t *last_client;
     uint64_t commits, commit_errors, syncs, recovered_tasks,
         recovered_results, recovered_stations, collected;
-    int full_logged;
+    uint64_t errors_seen; /* writer errors already logged */
 } tw_persist_t;
 
 /* ---- marking ---------------------------------------------------------- */
@@ -283,12 +286,9 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     tw_store_task_enc(&p->enc, &r);
     unsigned char key[8];
     tw_store_id_key(t->id, key);
-    if (t->sflags & TW_TASK_STORED) {
-        return tw_store_put(p->store, TW_DB_TASKS, key, 8, p->enc.sb.data,
-                            p->enc.sb.size);
-    }
-    return tw_store_put_last(p->store, TW_DB_TASKS, key, 8, p->enc.sb.data,
-                             p->enc.sb.size);
+    tw_wbatch_put(p->cur, TW_DB_TASKS, key, 8, p->enc.sb.data,
+                  p->enc.sb.size, !(t->sflags & TW_TASK_STORED));
+    return 0;
 }
 
 static int
@@ -322,8 +322,9 @@ s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
         .ntags = st->ntags,
     };
     tw_store_station_enc(&p->enc, &r);
-    return tw_store_put(p->store, TW_DB_STATIONS, st->sid, st->sid_len,
-                        p->enc.sb.data, p->enc.sb.size);
+    tw_wbatch_put(p->cur, TW_DB_STATIONS, st->sid, st->sid_len,
+                  p->enc.sb.data, p->enc.sb.size, 0);
+    return 0;
 }
 
 static int
@@ -346,8 +347,9 @@ s_put_group(tw_persist_t *p, const tw_pool_t *pool, const tw_group_t *g)
     char key[2 * TW_PROTO_MAX_NAME + 2];
     size_t klen = tw_store_group_key(key, pool->name, pool->name_len,
                                      g->name, g->name_len);
-    return tw_store_put(p->store, TW_DB_GROUPS, key, klen, p->enc.sb.data,
-                        p->enc.sb.size);
+    tw_wbatch_put(p->cur, TW_DB_GROUPS, key, klen, p->enc.sb.data,
+                  p->enc.sb.size, 0);
+    return 0;
 }
 
 typedef struct {
@@ -382,20 +384,16 @@ s_put_pool(tw_broker_t *b, tw_persist_t *p, const tw_pool_t *pool, int all)
         .closed = (uint8_t)pool->closed,
     };
     tw_store_pool_enc(&p->enc, &r);
-    int rc = tw_store_put(p->store, TW_DB_POOLS, pool->name, pool->name_len,
-                          p->enc.sb.data, p->enc.sb.size);
-    if (rc != 0 || !all) {
-        return rc;
+    tw_wbatch_put(p->cur, TW_DB_POOLS, pool->name, pool->name_len,
+                  p->enc.sb.data, p->enc.sb.size, 0);
+    if (!all) {
+        return 0;
     }
     /* Groups may have been forgotten: rewrite the pool's whole set. */
     char prefix[TW_PROTO_MAX_NAME + 1];
     memcpy(prefix, pool->name, pool->name_len);
     prefix[pool->name_len] = '\0';
-    rc = tw_store_del_prefix(p->store, TW_DB_GROUPS, prefix,
-                             pool->name_len + 1);
-    if (rc != 0) {
-        return rc;
-    }
+    tw_wbatch_del_prefix(p->cur, TW_DB_GROUPS, prefix, pool->name_len + 1);
     s_each_t x = {b, p, pool, 0};
     tw_idmap_each(&b->pools.groups, s_put_group_cb, &x);
     return x.rc;
@@ -440,62 +438,67 @@ s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
 
 /* ---- commit ----------------------------------------------------------- */
 
-static int
+/* Encode every dirty record into p->cur, and mark the tasks written: the
+ * batch reaches the store in order, whatever happens to later ones. */
+static void
 s_write(tw_broker_t *b, tw_persist_t *p)
 {
     p->last_cid = 0;
     p->last_client = NULL;
-    int rc = tw_store_begin(p->store);
-    for (size_t i = 0; rc == 0 && i < p->ndfreed; i++) {
+    for (size_t i = 0; i < p->ndfreed; i++) {
         unsigned char key[8];
         tw_store_id_key(p->dfreed[i] >> 2, key);
         if (p->dfreed[i] & S_DEL_TASK) {
-            rc = tw_store_del(p->store, TW_DB_TASKS, key, 8);
+            tw_wbatch_del(p->cur, TW_DB_TASKS, key, 8);
         }
     }
-    for (size_t i = 0; rc == 0 && i < p->ndtasks; i++) {
+    for (size_t i = 0; i < p->ndtasks; i++) {
         tw_task_t *t = p->dtasks[i];
         if (!t) {
             continue; /* freed in this turn */
         }
-        rc = s_put_task(b, p, t);
+        s_put_task(b, p, t);
+        t->sflags = (uint8_t)((t->sflags & ~TW_TASK_DIRTY) | TW_TASK_STORED);
         s_mark_pool(p, t->pool, 1);
         for (uint16_t k = 0; k < t->ngroups; k++) {
             tw_idmap_put(&p->dgroups, t->groups[k], (void *)1);
         }
     }
-    for (size_t i = 0; rc == 0 && i < p->ndsids; i++) {
+    for (size_t i = 0; i < p->ndsids; i++) {
         tw_station_t *st = tw_stations_get(&b->stations, p->dsids[i],
                                            p->dsid_lens[i]);
-        rc = st ? s_put_station(b, p, st)
-                : tw_store_del(p->store, TW_DB_STATIONS, p->dsids[i],
-                               p->dsid_lens[i]);
+        if (st) {
+            s_put_station(b, p, st);
+        } else {
+            tw_wbatch_del(p->cur, TW_DB_STATIONS, p->dsids[i],
+                          p->dsid_lens[i]);
+        }
     }
-    for (size_t id = 1; rc == 0 && p->any_pool && id < p->capdpools; id++) {
+    for (size_t id = 1; p->any_pool && id < p->capdpools; id++) {
         tw_pool_t *pool = tw_pools_by_id(&b->pools, (uint32_t)id);
         if (p->dpools[id] && pool) {
-            rc = s_put_pool(b, p, pool, p->dpools[id] == 2);
+            s_put_pool(b, p, pool, p->dpools[id] == 2);
         }
     }
-    if (rc == 0 && p->dgroups.len) {
+    if (p->dgroups.len) {
         s_each_t x = {b, p, NULL, 0};
         tw_idmap_each(&p->dgroups, s_dirty_group_cb, &x);
-        rc = x.rc;
     }
-    if (rc == 0 && (b->tasks.next_id + S_RESERVE / 2 > p->id_reserved ||
-                    b->next_ep + S_RESERVE / 2 > p->ep_reserved)) {
-        uint64_t id_res = b->tasks.next_id + S_RESERVE;
-        uint64_t ep_res = b->next_ep + S_RESERVE;
-        rc = tw_store_counters_put(p->store, id_res, ep_res);
-        if (rc == 0) {
-            p->id_reserved = id_res;
-            p->ep_reserved = ep_res;
-        }
+    if (b->tasks.next_id + S_RESERVE / 2 > p->id_reserved ||
+        b->next_ep + S_RESERVE / 2 > p->ep_reserved) {
+        p->id_reserved = b->tasks.next_id + S_RESERVE;
+        p->ep_reserved = b->next_ep + S_RESERVE;
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_enc_map(&e, 2);
+        tw_enc_cstr(&e, "id");
+        tw_enc_uint(&e, p->id_reserved);
+        tw_enc_cstr(&e, "ep");
+        tw_enc_uint(&e, p->ep_reserved);
+        tw_wbatch_put(p->cur, TW_DB_META, "counters", 8, e.sb.data,
+                      e.sb.size, 0);
+        tw_enc_free(&e);
     }
-    if (rc == 0) {
-        rc = tw_store_commit(p->store);
-    }
-    return rc;
 }
 
 /* Forget the dirty marks (after a commit, or when giving up). */
@@ -518,6 +521,54 @@ s_clean(tw_persist_t *p)
     }
 }
 
+/* Move every client's pending ACK and RESULT batches into `wb`, to be
+ * sent once it is written. */
+static void
+s_seal_clients(tw_broker_t *b, tw_wbatch_t *wb)
+{
+    tw_clients_t *cs = &b->clients;
+    for (size_t i = 0; i < cs->ndirty; i++) {
+        tw_bclient_t *c = cs->dirty[i];
+        c->dirty = 0;
+        tw_batch_t *batches[2] = {&c->acks, &c->results};
+        tw_cmd_t cmds[2] = {TW_CMD_ACK, TW_CMD_RESULT};
+        for (int k = 0; k < 2; k++) {
+            if (!batches[k]->n) {
+                continue;
+            }
+            zmq_msg_t f[3];
+            zmq_msg_init_size(&f[0], c->ident_len);
+            memcpy(zmq_msg_data(&f[0]), c->ident, c->ident_len);
+            tw_batch_frames(batches[k], cmds[k], &f[1]);
+            tw_wbatch_hold(wb, f);
+        }
+    }
+    cs->ndirty = 0;
+}
+
+/* A batch is in the store (writer.h): its messages may leave. */
+static void
+s_batch_done(tw_wbatch_t *wb, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_persist_t *p = b->persist;
+    for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
+        if (tw_zwatch_send(&b->fzw, &wb->msgs[i], 3) != 0) {
+            for (int k = 0; k < 3; k++) {
+                zmq_msg_close(&wb->msgs[i + k]);
+            }
+            b->st.dropped++;
+        }
+    }
+    wb->nmsgs = 0;
+    if (p) {
+        p->used_bytes = wb->used_bytes;
+        p->commits += wb->nops > 0;
+        p->sync_wanted = 1;
+    }
+    tw_wbatch_free(wb);
+}
+
 int
 tw__persist_commit(tw_broker_t *b)
 {
@@ -528,43 +579,43 @@ tw__persist_commit(tw_broker_t *b)
     if (b->tasks.ended.len > (size_t)b->cfg->max_results) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
-    if (!p->ndtasks && !p->ndfreed && !p->ndsids && !p->any_pool) {
+    int dirty = p->ndtasks || p->ndfreed || p->ndsids || p->any_pool;
+    int held = p->writer && b->clients.ndirty;
+    if (!dirty && !held) {
         return 0;
     }
-    int rc = s_write(b, p);
-    if (rc != 0) {
-        /* The transaction was aborted: everything stays dirty (flags
-         * untouched) and the next turn retries it all. */
-        p->commit_errors++;
-        if (!p->full_logged) {
-            p->full_logged = 1;
-            tw_err("store.commit",
-                   "%s: cannot write this turn's records (%s); new "
-                   "submissions are refused until it can",
-                   tw_store_path(p->store), tw_strerror(rc));
-        }
-        p->used_bytes = tw_store_map_bytes(p->store);
-        return rc;
+    tw_wbatch_t *wb = tw_wbatch_new();
+    p->cur = wb;
+    if (dirty) {
+        s_write(b, p);
+        s_clean(p);
     }
-    if (p->full_logged) {
-        p->full_logged = 0;
-        tw_notice("store.commit", "%s: writing again",
-                  tw_store_path(p->store));
-    }
-    for (size_t i = 0; i < p->ndtasks; i++) {
-        tw_task_t *t = p->dtasks[i];
-        if (!t) {
-            continue;
-        }
-        t->sflags = (uint8_t)((t->sflags & ~TW_TASK_DIRTY) |
-                              TW_TASK_STORED);
-    }
-    p->commits++;
-    p->sync_wanted = 1;
+    p->cur = NULL;
     p->pending_bytes = 0;
-    p->used_bytes = tw_store_used_bytes(p->store);
-    s_clean(p);
-    return 0;
+    if (p->writer) {
+        /* ACKs and RESULTs of this iteration wait for the batch. */
+        s_seal_clients(b, wb);
+        tw_writer_submit(p->writer, wb);
+        return 0;
+    }
+    int rc = tw_wbatch_apply(wb, p->store);
+    if (rc != 0) {
+        p->commit_errors++;
+        tw_err("store.commit", "%s: cannot write (%s): %zu records lost",
+               tw_store_path(p->store), tw_strerror(rc), wb->nops);
+    }
+    s_batch_done(wb, b);
+    return rc;
+}
+
+void
+tw__persist_flush(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (p && p->writer) {
+        tw__persist_commit(b);
+        tw_writer_wait(p->writer);
+    }
 }
 
 static void
@@ -575,7 +626,9 @@ s_on_prepare(uv_prepare_t *h)
     p->prepare_on = 0;
     uv_prepare_stop(h);
     tw__persist_commit(b);
-    tw__broker_flush_clients(b);
+    if (!p->writer) {
+        tw__broker_flush_clients(b);
+    }
 }
 
 int
@@ -657,8 +710,18 @@ tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
                     (size_t)b->cfg->max_results);
         return;
     }
+    tw_persist_t *p = b->persist;
     s_gc(b, now_ms, S_GC_PER_TICK);
-    s_flush_ckset(b->persist);
+    s_flush_ckset(p);
+    uint64_t errors = p->writer ? tw_writer_errors(p->writer) : 0;
+    if (errors > p->errors_seen) {
+        p->errors_seen = errors;
+        tw_err("store.commit",
+               "%s: the writer cannot write (%llu attempts failed so far: "
+               "store full?); ACKs wait, new submissions are refused",
+               tw_store_path(p->store), (unsigned long long)errors);
+        p->used_bytes = tw_store_map_bytes(p->store);
+    }
 }
 
 /* ---- status ----------------------------------------------------------- */
@@ -687,7 +750,8 @@ tw__persist_status(tw_broker_t *b, tw_enc_t *e)
         tw_enc_cstr(e, "store_commits");
         tw_enc_uint(e, p->commits);
         tw_enc_cstr(e, "store_errors");
-        tw_enc_uint(e, p->commit_errors);
+        tw_enc_uint(e, p->commit_errors +
+                           (p->writer ? tw_writer_errors(p->writer) : 0));
     }
 }
 
@@ -1123,6 +1187,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
               (unsigned long long)p->recovered_stations, b->pools.len,
               (unsigned long long)b->tasks.next_id);
     tw__persist_commit(b);
+    /* From now on the writer thread does the writing. */
+    p->writer = tw_writer_new(b->loop, store, s_batch_done, b);
     return 0;
 }
 
@@ -1141,6 +1207,10 @@ tw__persist_stop(tw_broker_t *b)
     }
     s_flush_ckset(p);
     tw__persist_commit(b);
+    if (p->writer) {
+        p->commit_errors += tw_writer_errors(p->writer);
+        tw_writer_stop(&p->writer); /* waits, sends what it held */
+    }
     if (p->timer_on) {
         p->timer_on = 0;
         uv_close((uv_handle_t *)&p->sync_timer, s_closed);

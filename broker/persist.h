@@ -67,10 +67,17 @@ void tw__persist_station_msg(tw_broker_t *b, const tw_msg_t *m);
  * and all its groups are rewritten. */
 void tw__persist_pool_msg(tw_broker_t *b, const tw_msg_t *m);
 
-/* Write every dirty record in one transaction. Returns 0, TW_EFULL (the
- * map is full: the records stay dirty and are retried next turn) or
- * TW_EIO. A no-op when nothing is dirty. */
+/* Encode every dirty record into one batch and hand it to the writer
+ * thread (writer.h) together with every client's pending ACKs and RESULTs,
+ * which leave once the batch is written. Before the writer runs (recovery)
+ * and after it stopped, writes on the calling thread and returns 0 or the
+ * error. A no-op when nothing is dirty or held. */
 int tw__persist_commit(tw_broker_t *b);
+
+/* Commit and wait until everything handed to the writer is written and
+ * its messages sent (before a direct reply, which must not overtake an
+ * ACK; called by tw__broker_flush_clients). */
+void tw__persist_flush(tw_broker_t *b);
 
 /* The end of a turn (a socket drained, a timer ran). Without a store,
  * returns 0: the caller sends the clients' ACKs and RESULTs now. With one,

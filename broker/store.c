@@ -169,7 +169,7 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
         rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
     }
-    unsigned flags = MDB_NOTLS | MDB_NOMEMINIT;
+    unsigned flags = MDB_NOTLS;
     if (fsync_policy != TW_FSYNC_ALWAYS) {
         flags |= MDB_NOSYNC;
     }
