@@ -552,6 +552,18 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
 {
     tw_broker_t *b = arg;
     tw_persist_t *p = b->persist;
+    if (wb->rc != 0) {
+        /* Never written (the broker is stopping with a full store): its
+         * ACKs must not say "recorded". The clients resend. */
+        tw_err("store.commit", "%zu records could not be written (%s); "
+               "their %zu acknowledgements are withheld",
+               wb->nops, tw_strerror(wb->rc), wb->nmsgs / 3);
+        if (p) {
+            p->commit_errors++;
+        }
+        tw_wbatch_free(wb);
+        return;
+    }
     for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
         if (tw_zwatch_send(&b->fzw, &wb->msgs[i], 3) != 0) {
             for (int k = 0; k < 3; k++) {
@@ -599,11 +611,7 @@ tw__persist_commit(tw_broker_t *b)
         return 0;
     }
     int rc = tw_wbatch_apply(wb, p->store);
-    if (rc != 0) {
-        p->commit_errors++;
-        tw_err("store.commit", "%s: cannot write (%s): %zu records lost",
-               tw_store_path(p->store), tw_strerror(rc), wb->nops);
-    }
+    wb->rc = rc;
     s_batch_done(wb, b);
     return rc;
 }

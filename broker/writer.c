@@ -325,7 +325,8 @@ tw_writer_stop(tw_writer_t **wp)
     if (!w) {
         return;
     }
-    tw_writer_wait(w);
+    /* Stop first: a batch stuck retrying gives up (rc set) instead of
+     * holding the stop forever; the others are still written. */
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     pthread_cond_signal(&w->work);

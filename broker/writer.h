@@ -79,8 +79,10 @@ void tw_writer_wait(tw_writer_t *w);
 /* 1 if batches are handed over and not yet done. */
 int tw_writer_busy(tw_writer_t *w);
 
-/* Wait, stop the thread and close the async handle (the loop must run
- * once more to finish the close); *wp is freed by the close. */
+/* Write what is handed over (a batch that fails is tried once more and
+ * then returned with its rc), stop the thread, run `done` for the rest and
+ * close the async handle (the loop must run once more to finish the
+ * close); *wp is freed by the close. */
 void tw_writer_stop(tw_writer_t **wp);
 
 /* Failed attempts so far (MDB_MAP_FULL and the like). */
