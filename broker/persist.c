@@ -622,7 +622,9 @@ tw__persist_flush(tw_broker_t *b)
     tw_persist_t *p = b->persist;
     if (p && p->writer) {
         tw__persist_commit(b);
-        tw_writer_wait(p->writer);
+        /* Bounded: a store stuck full must not freeze the loop (the reply
+         * may then overtake ACKs that are held anyway). */
+        tw_writer_wait(p->writer, 1000);
     }
 }
 

@@ -289,15 +289,30 @@ tw_writer_submit(tw_writer_t *w, tw_wbatch_t *b)
     pthread_mutex_unlock(&w->mu);
 }
 
-void
-tw_writer_wait(tw_writer_t *w)
+int
+tw_writer_wait(tw_writer_t *w, uint64_t timeout_ms)
 {
-    pthread_mutex_lock(&w->mu);
-    while (w->todo || w->busy) {
-        pthread_cond_wait(&w->idle, &w->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    while ((w->todo || w->busy) && rc == 0) {
+        if (timeout_ms) {
+            rc = pthread_cond_timedwait(&w->idle, &w->mu, &until);
+        } else {
+            pthread_cond_wait(&w->idle, &w->mu);
+        }
+    }
+    int pending = w->todo || w->busy;
     pthread_mutex_unlock(&w->mu);
     s_drain(w);
+    return pending ? TW_ETIMEDOUT : 0;
 }
 
 int

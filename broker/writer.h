@@ -72,9 +72,11 @@ tw_writer_t *tw_writer_new(uv_loop_t *loop, tw_store_t *s,
 /* Hand a batch over. */
 void tw_writer_submit(tw_writer_t *w, tw_wbatch_t *b);
 
-/* Wait until every batch handed over is written, and run `done` for each
- * here and now. Returns at once if nothing is pending. */
-void tw_writer_wait(tw_writer_t *w);
+/* Wait until every batch handed over is written, but at most timeout_ms
+ * (0: no limit), and run `done` for each batch written so far, here and
+ * now. Returns 0, or TW_ETIMEDOUT if batches are still pending (a stuck
+ * store must not freeze the loop). */
+int tw_writer_wait(tw_writer_t *w, uint64_t timeout_ms);
 
 /* 1 if batches are handed over and not yet done. */
 int tw_writer_busy(tw_writer_t *w);

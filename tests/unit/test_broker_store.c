@@ -8,7 +8,9 @@
  *  what was encoded; a store of another format version, a damaged file or
  *  a directory another broker holds is refused with a sentence naming the
  *  path and is left byte for byte as it was; a full map answers TW_EFULL
- *  with the transaction rolled back. Then a real tw_broker_t (ephemeral
+ *  with the transaction rolled back; the writer thread writes batches in
+ *  order and hands back, with its error, one that never fits. Then a real
+ *  tw_broker_t (ephemeral
  *  loopback ports) writes tasks through its turn commit, collects an
  *  expired result, refuses submissions when its store is nearly full, and
  *  a second broker on the same directory recovers the tasks and continues
@@ -29,6 +31,7 @@
 
 #include "broker/internal.h"
 #include "broker/store.h"
+#include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -458,6 +461,102 @@ test_map_full(void **state)
     tw_store_close(&s);
 }
 
+/* ---- the writer thread ------------------------------------------------ */
+
+typedef struct {
+    int calls;
+    int rcs[8];
+    size_t msgs[8];
+    size_t nops[8];
+} s_done_t;
+
+static void
+s_done(tw_wbatch_t *b, void *arg)
+{
+    s_done_t *d = arg;
+    if (d->calls < 8) {
+        d->rcs[d->calls] = b->rc;
+        d->msgs[d->calls] = b->nmsgs / 3;
+        d->nops[d->calls] = b->nops;
+    }
+    d->calls++;
+    tw_wbatch_free(b);
+}
+
+static void
+s_hold_one(tw_wbatch_t *b)
+{
+    zmq_msg_t f[3];
+    for (int i = 0; i < 3; i++) {
+        zmq_msg_init_size(&f[i], 4);
+        memcpy(zmq_msg_data(&f[i]), "abcd", 4);
+    }
+    tw_wbatch_hold(b, f);
+}
+
+/* Batches are written in order, one transaction each, their held messages
+ * come back with them; a batch that cannot fit keeps the writer busy
+ * (a bounded wait says so) and is handed back with its error at stop, and
+ * nothing of it is in the store. */
+static void
+test_writer(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tw_store_t *s;
+    char why[512];
+    assert_int_equal(tw_store_open(&s, s_dir, 256u << 10, TW_FSYNC_NO, why,
+                                   sizeof why),
+                     0);
+    s_done_t d = {0};
+    tw_writer_t *w = tw_writer_new(&loop, s, s_done, &d);
+    assert_non_null(w);
+    unsigned char k[8];
+    for (int n = 0; n < 3; n++) {
+        tw_wbatch_t *b = tw_wbatch_new();
+        for (uint64_t id = 1; id <= 10; id++) {
+            tw_store_id_key((uint64_t)n * 100 + id, k);
+            tw_wbatch_put(b, TW_DB_TASKS, k, 8, "v", 1, 1);
+        }
+        if (n == 2) {
+            tw_store_id_key(101, k); /* a delete in a later batch */
+            tw_wbatch_del(b, TW_DB_TASKS, k, 8);
+        }
+        s_hold_one(b);
+        tw_writer_submit(w, b);
+    }
+    assert_int_equal(tw_writer_wait(w, 0), 0);
+    assert_int_equal(d.calls, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(d.rcs[i], 0);
+        assert_int_equal(d.msgs[i], 1);
+    }
+    assert_int_equal(d.nops[2], 11);
+    assert_int_equal(s_count(s, TW_DB_TASKS), 29);
+    /* A batch larger than the whole map. */
+    static char big[8192];
+    memset(big, 'x', sizeof big);
+    tw_wbatch_t *b = tw_wbatch_new();
+    for (uint64_t id = 1000; id < 1100; id++) {
+        tw_store_id_key(id, k);
+        tw_wbatch_put(b, TW_DB_TASKS, k, 8, big, sizeof big, 1);
+    }
+    s_hold_one(b);
+    tw_writer_submit(w, b);
+    assert_int_equal(tw_writer_wait(w, 300), TW_ETIMEDOUT);
+    assert_int_equal(d.calls, 3);
+    assert_true(tw_writer_errors(w) > 0);
+    tw_writer_stop(&w);
+    assert_null(w);
+    assert_int_equal(d.calls, 4);
+    assert_int_equal(d.rcs[3], TW_EFULL);
+    assert_int_equal(s_count(s, TW_DB_TASKS), 29);
+    uv_run(&loop, UV_RUN_DEFAULT); /* finishes the async handle's close */
+    assert_int_equal(uv_loop_close(&loop), 0);
+    tw_store_close(&s);
+}
+
 /* ---- the broker on a store -------------------------------------------- */
 
 static tw_broker_cfg_t s_cfg;
@@ -599,6 +698,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_locked_by_another, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_writer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_commit_gc_recover,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_store_full, s_setup,
