@@ -1,9 +1,12 @@
-/*  broker/persist.c - dirty records, the per-turn commit, the sync job,
- *  collection and recovery (see persist.h).
+/*  broker/persist.c - dirty records, the per-iteration commit, the sync
+ *  job, collection and recovery (see persist.h).
  *
- *  Dirty tasks are kept as ids, not pointers, because a task may be freed
- *  in the same turn (a pool flush): freeing one takes it off the list and
- *  queues the deletion of its record. A task keeps one record, under its
+ *  Dirty tasks are kept as pointers; a task freed before the commit (a
+ *  pool flush, collection) is taken off the list and the deletion of its
+ *  record queued instead. The commit encodes everything dirty into one
+ *  batch for the writer thread (writer.h), together with the clients'
+ *  ACKs and RESULTs, which leave only once it is written. A task keeps one
+ *  record, under its
  *  id, from submission until its outcome is collected: ending it rewrites
  *  the record in place rather than moving it, and TW_TASK_STORED says
  *  whether the record exists yet, so a task submitted and finished within
