@@ -140,6 +140,16 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
               int fsync_policy, char *why, size_t wlen)
 {
     *out = NULL;
+    /* Like mkdir -p: the parents first. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *c = path + 1; *c; c++) {
+        if (*c == '/') {
+            *c = '\0';
+            mkdir(path, 0750);
+            *c = '/';
+        }
+    }
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
         snprintf(why, wlen, "%s: cannot create the data directory: %s", dir,
                  strerror(errno));

@@ -20,7 +20,9 @@
  *      below what it was before the kill (checkpoints are written once a
  *      second), far more than a fresh start from its args could have
  *      counted in that time (F1: resume from the last checkpoint);
- *    - SIGTERM then syncs the store, says BYE to the client and exits 0.
+ *    - SIGTERM then syncs the store, says BYE to the client and exits 0;
+ *    - a directory whose data.mdb is not a store stops a broker at start
+ *      with exit code 2 and a message naming it, and is left untouched.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -28,6 +30,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define N_ITEMS 6000
 #define BATCH 100
@@ -316,5 +319,31 @@ main(void)
     TW_H_ASSERT(tw_h_log_contains(b.pid, "synced and closed"));
     zmq_close(sock);
     tw_h_stop(w);
+
+    /* A store it cannot read stops the broker at once with exit code 2
+     * and a message naming the directory, and is left as it was. */
+    char bad[600], file[700];
+    snprintf(bad, sizeof bad, "%s/not-a-store", tw_h_tmpdir());
+    TW_H_ASSERT(mkdir(bad, 0750) == 0);
+    snprintf(file, sizeof file, "%s/data.mdb", bad);
+    FILE *f = fopen(file, "w");
+    TW_H_ASSERT(f);
+    fputs("these are not the pages you are looking for\n", f);
+    fclose(f);
+    char port[3][40];
+    for (int i = 0; i < 3; i++) {
+        snprintf(port[i], sizeof port[i], "tcp://127.0.0.1:%d",
+                 tw_h_free_port());
+    }
+    const char *argv[] = {tw_h_broker_bin(), "--frontend", port[0],
+                          "--backend", port[1], "--status", port[2],
+                          "--data", bad, NULL};
+    pid_t bb = tw_h_spawn(argv);
+    TW_H_ASSERT(bb > 0);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(bb, 5000), 2);
+    TW_H_ASSERT(tw_h_log_contains(bb, "not-a-store: cannot open the store"));
+    struct stat sb;
+    TW_H_ASSERT(stat(file, &sb) == 0 && sb.st_size == 44);
+    printf("18: an unreadable store is refused with exit code 2\n");
     return 0;
 }
