@@ -484,7 +484,6 @@ s_task_freed(tw_task_t *t, void *arg)
     if (p) {
         tw_strmap_del(&p->dedup, t->key, t->key_len);
     }
-    tw_dedup_del(&b->dedup, t->client, t->seq, t->id);
     tw__persist_task_freed(b, t);
 }
 
@@ -502,7 +501,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_dedup_init(&b->dedup);
     /* Epochs start from the clock so a restarted broker without a store
      * does not reuse the ones its workers still hold (lease.c). */
-    b->next_ep = (tw_wall_ms() / 1000) << 14;
+    b->next_ep = ((tw_wall_ms() / 1000) & 0xffff) << 16 | 1;
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);

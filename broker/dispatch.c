@@ -196,7 +196,10 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_t *e = tw__broker_client_item(b, c, &c->acks);
         uint64_t sent = tw_dedup_get(&b->dedup, c->id, seq);
         tw_task_t *st = sent ? tw_tasks_get(&b->tasks, sent) : NULL;
-        uint64_t shash = 0;
+        uint32_t shash = 0;
+        if (st && (st->client != c->id || st->seq != seq)) {
+            st = NULL;
+        }
         if (st) {
             size_t hl, al;
             const char *hn = tw_item_str(it, TW_I_H, &hl);
@@ -278,7 +281,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             tw_strmap_put(&p->dedup, t->key, klen,
                           (void *)(uintptr_t)t->id);
         }
-        tw_dedup_put(&b->dedup, c->id, seq, t->id);
+        tw_dedup_put(&b->dedup, c->id, seq, t->id, c->outstanding);
         tw__broker_enqueue(b, t);
         c->outstanding++;
         b->st.submitted++;

@@ -714,9 +714,18 @@ s_on_sync_timer(uv_timer_t *h)
 
 /* ---- collection, once a second ---------------------------------------- */
 
+static int
+s_client_known(uint64_t cid, void *arg)
+{
+    tw_broker_t *b = arg;
+    return tw_clients_get(&b->clients, cid) != NULL;
+}
+
 void
 tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
 {
+    /* Submission rings of clients the broker forgot (dedup.h). */
+    tw_dedup_gc(&b->dedup, s_client_known, b);
     if (!b->persist) {
         /* In memory a free costs nothing worth bounding. */
         tw_tasks_gc(&b->tasks, now_ms, (uint64_t)b->cfg->result_ttl * 1000,
@@ -779,7 +788,21 @@ typedef struct {
     size_t wlen;
     uint64_t *expired; /* results past their TTL, deleted at the end */
     size_t nexpired, capexpired;
+    tw_idmap_t per_client; /* client id -> tasks recovered for it */
 } s_rec_t;
+
+static void
+s_fill_dedup_cb(uint64_t id, void *val, void *arg)
+{
+    s_rec_t *x = arg;
+    tw_task_t *t = val;
+    (void)id;
+    if (t->client) {
+        uint64_t n =
+            (uint64_t)(uintptr_t)tw_idmap_get(&x->per_client, t->client);
+        tw_dedup_put(&x->b->dedup, t->client, t->seq, t->id, n);
+    }
+}
 
 static int
 s_bad(s_rec_t *x, const char *db, const void *key, size_t klen)
@@ -864,7 +887,7 @@ s_make_task(s_rec_t *x, const tw_store_task_t *r)
     }
     t->seq = r->seq;
     t->ep = r->ep;
-    t->shash = r->shash;
+    t->shash = (uint32_t)r->shash;
     t->worker = 0;
     t->priority = r->priority > INT32_MAX   ? INT32_MAX
                   : r->priority < INT32_MIN ? INT32_MIN
@@ -912,7 +935,10 @@ s_make_task(s_rec_t *x, const tw_store_task_t *r)
         tw_bclient_t *c = tw_clients_touch(&b->clients, r->ident,
                                            r->ident_len, x->now_loop);
         t->client = c->id;
-        tw_dedup_put(&b->dedup, c->id, t->seq, t->id);
+        /* The submission rings are filled once every record is in, sized
+         * by each client's count (s_fill_dedup). */
+        uint64_t n = (uint64_t)(uintptr_t)tw_idmap_get(&x->per_client, c->id);
+        tw_idmap_put(&x->per_client, c->id, (void *)(uintptr_t)(n + 1));
     }
     return t;
 }
@@ -1132,7 +1158,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     b->persist = p;
     uint64_t now_wall = tw_wall_ms(), now_loop = uv_now(b->loop);
     p->wall_off = (int64_t)now_wall - (int64_t)now_loop;
-    s_rec_t x = {b, p, now_wall, now_loop, 0, why, wlen, NULL, 0, 0};
+    s_rec_t x = {b, p, now_wall, now_loop, 0, why, wlen, NULL, 0, 0, {0}};
+    tw_idmap_init(&x.per_client);
     uint64_t next_id, next_ep;
     rc = tw_store_counters_get(store, &next_id, &next_ep);
     if (rc != 0) {
@@ -1152,6 +1179,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
         rc = tw_store_each(store, TW_DB_STATIONS, s_rec_station, &x);
     }
     p->recovering = 0;
+    tw_idmap_each(&b->tasks.by_id, s_fill_dedup_cb, &x);
+    tw_idmap_free(&x.per_client);
     if (rc != 0) {
         s_clean(p); /* a refused store is never written */
         tw_free(x.expired);
