@@ -27,23 +27,36 @@
 #include "common/alloc.h"
 #include "common/log.h"
 
-/* 1 if a task announced with `ep` (0: none given) may be taken over. */
+/* 1 if a task announced with `ep` (0: none given) may be taken over. A
+ * pending task with no dispatch on record (ep 0) qualifies only with a
+ * store: its dispatch was sent in the broker's last iteration before a
+ * crash and never recorded, and ids are never reused, so the worker can
+ * only hold this very task. */
 static int
-s_adoptable(const tw_task_t *t, uint64_t ep)
+s_adoptable(const tw_broker_t *b, const tw_task_t *t, uint64_t ep)
 {
     if (t->state == TW_ST_RUNNING && t->worker == 0) {
         return ep == 0 || ep == t->ep;
     }
-    return t->state == TW_ST_PENDING && ep && ep == t->ep;
+    return t->state == TW_ST_PENDING && ep &&
+           (ep == t->ep || (b->persist && t->ep == 0));
 }
 
-/* Take `t` (held, or pending with a matching ep) onto worker `w`. */
+/* Take `t` (held, or pending) onto worker `w`, as dispatch `ep` (0: keep
+ * its own) and attempt `at` (0: keep its own). */
 static void
-s_adopt(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+s_adopt(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w, uint64_t ep,
+        uint64_t at)
 {
     if (t->state == TW_ST_PENDING) {
         tw__broker_unpend(b, t);
         tw__lease_hold(b, t);
+    }
+    if (ep) {
+        t->ep = ep;
+    }
+    if (at > t->attempt) {
+        t->attempt = at > 0xffff ? 0xffff : (uint16_t)at;
     }
     tw__lease_attach(b, t, w);
 }
@@ -83,8 +96,9 @@ tw__lease_adopt(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
         const tw_item_t *it = &m->items[i];
         uint64_t id = tw_item_uint(it, TW_I_ID, 0);
         tw_task_t *t = tw_tasks_get(&b->tasks, id);
-        if (t && s_adoptable(t, tw_item_uint(it, TW_I_EP, 0))) {
-            s_adopt(b, t, w);
+        uint64_t ep = tw_item_uint(it, TW_I_EP, 0);
+        if (t && s_adoptable(b, t, ep)) {
+            s_adopt(b, t, w, ep, tw_item_uint(it, TW_I_AT, 0));
             adopted++;
             continue;
         }
@@ -118,15 +132,15 @@ tw__lease_done_ok(tw_broker_t *b, tw_bworker_t *w, tw_task_t *t,
                   const tw_item_t *it)
 {
     uint64_t ep = tw_item_uint(it, TW_I_EP, 0);
+    if (t && ep && s_adoptable(b, t, ep)) {
+        /* It finished while its worker was cut off or the broker was
+         * down: the ep proves it is this dispatch's outcome. */
+        s_adopt(b, t, w, ep, 0);
+        return 1;
+    }
     if (t && ep && ep != t->ep) {
         b->stale_done++;
         return 0;
-    }
-    if (t && ep && s_adoptable(t, ep)) {
-        /* It finished while its worker was cut off or the broker was
-         * down: the ep proves it is this dispatch's outcome. */
-        s_adopt(b, t, w);
-        return 1;
     }
     if (!t || t->state != TW_ST_RUNNING || t->worker != w->id) {
         b->st.duplicates++;

@@ -665,6 +665,52 @@ test_broker_commit_gc_recover(void **state)
     uv_loop_close(&loop);
 }
 
+/* Leases with a store (lease.c): a pending task with no dispatch on
+ * record is adopted by a worker that reports it with any ep (its dispatch
+ * left just before a crash); one that was dispatched as ep X is not, for
+ * another ep: that DONE is stale and counted. */
+static void
+test_broker_lease_adopt(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tw_broker_t *b = s_broker(&loop, "16", "3600");
+    tw_bworker_t *w = tw_registry_add(&b->reg, "w-x", 3, uv_now(b->loop));
+    tw_task_t *t1 = s_task(b, "c-one", 1);
+    tw_task_t *t2 = s_task(b, "c-one", 2);
+    t2->ep = 500; /* requeued after a dispatch as ep 500 */
+    msgpack_object id, ep;
+    tw_item_t it;
+    memset(&it, 0, sizeof it);
+    id.type = ep.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+    it.f[TW_I_ID] = &id;
+    it.f[TW_I_EP] = &ep;
+    id.via.u64 = t1->id;
+    ep.via.u64 = 777;
+    assert_int_equal(tw__lease_done_ok(b, w, t1, &it), 1);
+    assert_int_equal(t1->state, TW_ST_RUNNING);
+    assert_int_equal(t1->worker, w->id);
+    assert_int_equal(t1->ep, 777);
+    assert_int_equal(w->inflight.len, 1);
+    id.via.u64 = t2->id;
+    ep.via.u64 = 501;
+    assert_int_equal(tw__lease_done_ok(b, w, t2, &it), 0);
+    assert_int_equal(b->stale_done, 1);
+    assert_int_equal(t2->state, TW_ST_PENDING);
+    ep.via.u64 = 500;
+    assert_int_equal(tw__lease_done_ok(b, w, t2, &it), 1);
+    assert_int_equal(t2->state, TW_ST_RUNNING);
+    assert_int_equal(b->adopted, 2);
+    /* Their outcomes end them (as s_on_done would). */
+    tw__broker_halt(b, t1);
+    tw__broker_end(b, t1, TW_ST_OK, NULL, 0, NULL, 0);
+    tw__broker_halt(b, t2);
+    tw__broker_end(b, t2, TW_ST_OK, NULL, 0, NULL, 0);
+    s_broker_end(&loop, &b);
+    uv_loop_close(&loop);
+}
+
 /* Near the end of the map, admission answers TW_EFULL with a sentence
  * that names the store; nothing is created. */
 static void
@@ -703,6 +749,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_writer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_commit_gc_recover,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_broker_lease_adopt, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_store_full, s_setup,
                                         s_teardown),
     };
