@@ -595,7 +595,10 @@ tw__persist_commit(tw_broker_t *b)
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
     int dirty = p->ndtasks || p->ndfreed || p->ndsids || p->any_pool;
-    int held = p->writer && b->clients.ndirty;
+    /* Client messages wait for a batch only if they must: something of
+     * theirs is dirty, or an earlier batch they must not overtake is
+     * still in flight. */
+    int held = p->writer && b->clients.ndirty && tw_writer_busy(p->writer);
     if (!dirty && !held) {
         return 0;
     }
@@ -639,7 +642,8 @@ s_on_prepare(uv_prepare_t *h)
     p->prepare_on = 0;
     uv_prepare_stop(h);
     tw__persist_commit(b);
-    if (!p->writer) {
+    if (b->clients.ndirty) {
+        /* Nothing to wait for (no store change, no batch in flight). */
         tw__broker_flush_clients(b);
     }
 }
