@@ -19,7 +19,8 @@
  *      it first runs after the restart is at most a second's iterations
  *      below what it was before the kill (checkpoints are written once a
  *      second), far more than a fresh start from its args could have
- *      counted in that time (F1: resume from the last checkpoint);
+ *      counted in that time (F1: resume from the last checkpoint), and a
+ *      station its operator paused comes back paused;
  *    - SIGTERM then syncs the store, says BYE to the client and exits 0;
  *    - a directory whose data.mdb is not a store stops a broker at start
  *      with exit code 2 and a message naming it, and is left untouched.
@@ -202,6 +203,13 @@ main(void)
     TW_H_ASSERT_OK(tw_client_station(c, &add, 5000, NULL, NULL));
     tw_h_station_t st;
     TW_H_ASSERT_OK(tw_h_wait_station(c, "count-18", "running", 5000, &st));
+    /* A second one, paused by its operator: it must come back paused
+     * (F1: the wanted state survives). */
+    add.sid = "paused-18";
+    TW_H_ASSERT_OK(tw_client_station(c, &add, 5000, NULL, NULL));
+    TW_H_ASSERT_OK(tw_h_wait_station(c, "paused-18", "running", 5000, &st));
+    tw_h_station_op(c, "pause", "paused-18", 0);
+    TW_H_ASSERT_OK(tw_h_wait_station(c, "paused-18", "paused", 5000, &st));
     tw_h_sleep_ms(2500);
 
     void *sock = tw_h_dealer(b.frontend, "c-restart-18-0001");
@@ -248,6 +256,8 @@ main(void)
     TW_H_ASSERT_MSG(ck_after >= ck_before - 11 && ck_after >= 15,
                     "station restarted from %lld, was at %lld", ck_after,
                     ck_before);
+    TW_H_ASSERT_OK(tw_h_wait_station(c, "paused-18", "paused", 10000, &st));
+    TW_H_ASSERT_STREQ(st.wanted, "paused");
     /* Resend what has no ACK (same seq), and a sample of what has: the
      * broker must answer those with the ids it gave before. */
     uint64_t sample[50];
