@@ -23,7 +23,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
 targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
-    targets="$targets bench-assign bench-curve bench-pools"
+    targets="$targets bench-assign bench-curve bench-pools bench-durable"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -47,6 +47,8 @@ if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-curve" --n 200000 --window 20000 --runs 5
     run "$bin/bench-pools" --n 200000 --window 400 --limit 400 --runs 3 \
         --lat-n 2000
+    run "$bin/bench-durable" --n 200000 --window 20000 --runs 5 \
+        --fsync everysec
 else
     echo "throughput/latency/stations/assign/curve/pools: taskwheel not" \
          "built yet" \

@@ -13,6 +13,11 @@
  *    throughput: taskwheel T tasks/s, relay R req/s, ratio T/R (median of
  *    5 runs)
  *
+ *  With --data DIR the broker runs on a store in DIR (created if missing;
+ *  start from an empty one) with --fsync P (default everysec): the
+ *  durable throughput, to compare with a run without --data
+ *  (docs/STORAGE.md, docs/BENCHMARKS.md).
+ *
  *  Exit status: 0, 1 when a run failed (a child died, a task was refused
  *  or failed, nothing arrived for 10 s), 2 for a usage error.
  */
@@ -41,7 +46,10 @@ s_usage(FILE *out)
             "  --relay-n N       relay requests per run (default 500000)\n"
             "  --relay-window W  relay requests in flight (default 1000)\n"
             "  --size B          relay payload bytes (default 64)\n"
-            "  --no-relay        skip the baseline\n");
+            "  --no-relay        skip the baseline\n"
+            "  --data DIR        run the broker on a store in DIR\n"
+            "  --fsync P         with --data: always|everysec|no "
+            "(default everysec)\n");
 }
 
 int
@@ -52,6 +60,7 @@ main(int argc, char **argv)
     long long slots = 256, runs = 5, relay_n = 500000, relay_window = 1000;
     long long size = 64;
     int relay = 1;
+    const char *data = NULL, *fsync = "everysec";
     const long long big = 1LL << 40;
     const tw_bench_flag_t flags[] = {
         TW_BENCH_NUM("--n", &n, 1, big),
@@ -62,6 +71,8 @@ main(int argc, char **argv)
         TW_BENCH_NUM("--relay-n", &relay_n, 1, big),
         TW_BENCH_NUM("--relay-window", &relay_window, 1, 1 << 24),
         TW_RELAY_BASELINE_FLAGS(&size, &relay),
+        TW_BENCH_STR("--data", &data),
+        TW_BENCH_STR("--fsync", &fsync),
     };
     int pr = tw_bench_parse_flags(prog, argc, argv, flags,
                                   sizeof flags / sizeof *flags, s_usage);
@@ -72,8 +83,10 @@ main(int argc, char **argv)
                           (size_t)relay_n};
 
     tw_bench_cluster_t cl;
+    const char *const bargs[] = {"--data", data, "--fsync", fsync, NULL};
+    tw_bench_cluster_opts_t copts = {data ? bargs : NULL, NULL, NULL, NULL};
     tw_client_t *c = tw_bench_cluster_open(&cl, (int)workers, (int)slots,
-                                           NULL);
+                                           data ? &copts : NULL);
     if (!c) {
         return 1;
     }
@@ -117,11 +130,13 @@ main(int argc, char **argv)
     if (relay) {
         double rm = tw_bench_median(rl, (size_t)runs);
         printf("throughput: taskwheel %.0f tasks/s, relay %.0f req/s, "
-               "ratio %.2f (median of %lld runs)\n",
-               tm, rm, tm / rm, runs);
+               "ratio %.2f (median of %lld runs)%s%s\n",
+               tm, rm, tm / rm, runs, data ? ", store fsync " : "",
+               data ? fsync : "");
     } else {
-        printf("throughput: taskwheel %.0f tasks/s (median of %lld runs)\n",
-               tm, runs);
+        printf("throughput: taskwheel %.0f tasks/s (median of %lld runs)"
+               "%s%s\n",
+               tm, runs, data ? ", store fsync " : "", data ? fsync : "");
     }
     free(tw);
     free(rl);

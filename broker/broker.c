@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,6 +73,16 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "per attempt, at most 30 s, +-25% jitter)"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
+    /* Durability: broker/persist.h, docs/STORAGE.md. */
+    {"data", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, data), NULL,
+     "store directory (LMDB); unset or empty: memory only, nothing "
+     "survives a restart"},
+    {"fsync", TW_CFG_ENUM, 0, 0, "everysec", offsetof(tw_broker_cfg_t, fsync),
+     "always|everysec|no",
+     "when the store reaches the disk: every turn before its ACKs, once a "
+     "second, or when the OS decides"},
+    S_OPT_INT("data-size", 1, 1LL << 24, "1024", data_size,
+              "MiB the store may grow to; beyond, submissions get EFULL"),
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
      offsetof(tw_broker_cfg_t, log_level), "err|warn|notice|info|debug",
      "log threshold"},
@@ -108,6 +119,12 @@ s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
 {
     zmq_msg_init_size(&f[0], ilen);
     memcpy(zmq_msg_data(&f[0]), ident, ilen);
+    return tw__broker_send_built(b, zw, f);
+}
+
+int
+tw__broker_send_built(tw_broker_t *b, tw_zwatch_t *zw, zmq_msg_t f[3])
+{
     int rc = tw_zwatch_send(zw, f, 3);
     if (rc != 0) {
         for (int i = 0; i < 3; i++) {
@@ -263,6 +280,11 @@ tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
 static void
 s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 {
+    if ((c->acks.n || c->results.n) && b->persist) {
+        /* An ACK leaves only once its task is recorded, an outcome only
+         * once its end is. */
+        tw__persist_commit(b);
+    }
     if (c->acks.n) {
         tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
                      &c->acks);
@@ -287,6 +309,7 @@ tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c, tw_batch_t *batch)
 void
 tw__broker_flush_clients(tw_broker_t *b)
 {
+    tw__persist_flush(b);
     tw_clients_t *cs = &b->clients;
     for (size_t i = 0; i < cs->ndirty; i++) {
         tw_bclient_t *c = cs->dirty[i];
@@ -305,7 +328,9 @@ tw__broker_end_of_turn(tw_broker_t *b)
     tw__broker_place(b);
     tw__broker_dispatch(b);
     tw__broker_flush_workers(b);
-    tw__broker_flush_clients(b);
+    if (!tw__persist_turn_end(b)) {
+        tw__broker_flush_clients(b);
+    }
 }
 
 static void
@@ -370,8 +395,8 @@ s_on_stats(uv_timer_t *h)
     tw_broker_t *b = h->data;
     uint64_t now = uv_now(b->loop);
     s_publish_stats(b, now);
-    tw_tasks_gc(&b->tasks, now, (uint64_t)b->cfg->result_ttl * 1000,
-                (size_t)b->cfg->max_results);
+    tw__persist_gc(b, now);
+    tw__persist_commit(b);
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
     tw_quarantine_gc(&b->quarantine, now);
 }
@@ -383,7 +408,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < b->reg.len; i++) {
         slots += b->reg.list[i]->slots;
     }
-    size_t n = 28 + 6;
+    size_t n = 28 + 6 + tw__persist_status_count(b);
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -431,11 +456,24 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("quarantined", b->st.quarantined);
     S_KV("quarantined_peers", b->quarantine.held);
 #undef S_KV
+    tw__persist_status(b, e);
     tw_enc_cstr(e, "rate");
     msgpack_pack_double(&e->pk, b->rate);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
+
+static void
+s_bye_client(uint64_t id, void *val, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_bclient_t *c = val;
+    (void)id;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_BYE, &e);
+    tw_enc_free(&e);
+}
 
 static void
 s_on_signal(uv_signal_t *h, int signum)
@@ -481,6 +519,7 @@ s_task_freed(tw_task_t *t, void *arg)
     if (p) {
         tw_strmap_del(&p->dedup, t->key, t->key_len);
     }
+    tw__persist_task_freed(b, t);
 }
 
 tw_broker_t *
@@ -494,6 +533,10 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_registry_init(&b->reg);
     tw_clients_init(&b->clients);
     tw_pools_init(&b->pools);
+    tw_dedup_init(&b->dedup);
+    /* Epochs start from the clock so a restarted broker without a store
+     * does not reuse the ones its workers still hold (lease.c). */
+    b->next_ep = ((tw_wall_ms() / 1000) & 0xffff) << 16 | 1;
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
@@ -557,6 +600,12 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
 }
 
 int
+tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
+{
+    return tw__persist_open(b, why, wlen);
+}
+
+int
 tw_broker_run(tw_broker_t *b)
 {
     uv_run(b->loop, UV_RUN_DEFAULT);
@@ -582,6 +631,11 @@ tw_broker_stop(tw_broker_t *b)
         return;
     }
     b->closing = 1;
+    /* Everything decided so far reaches the store first, then the ACKs
+     * and RESULTs it covers, then a BYE to every known client. */
+    tw__persist_stop(b);
+    tw__broker_flush_clients(b);
+    tw_idmap_each(&b->clients.by_id, s_bye_client, b);
     /* Tell workers so they reconnect to the next broker at once. */
     for (size_t i = 0; i < b->reg.len; i++) {
         tw_enc_t e;
@@ -610,6 +664,9 @@ tw_broker_destroy(tw_broker_t **self_p)
         return;
     }
     if (b->front) {
+        /* The last ACKs, RESULTs and BYEs get the same moment. */
+        int linger = 200;
+        zmq_setsockopt(b->front, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(b->front);
     }
     if (b->back) {
@@ -624,6 +681,8 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_auth_destroy(&b->auth);
     tw_metrics_destroy(&b->metrics);
     zmq_ctx_term(b->ctx);
+    tw__persist_destroy(b);
+    tw_dedup_destroy(&b->dedup);
     tw_clients_destroy(&b->clients);
     tw_stations_destroy(&b->stations);
     tw_queue_free(&b->delayed);

@@ -32,6 +32,9 @@ typedef struct {
     long long retry_base;   /* ms before a failed task's first retry */
     long long max_stations; /* stations held before "add" gets EFULL */
     long long handler_grace;/* s after start accepting unknown handlers */
+    char *data;             /* store directory; NULL or "": memory only */
+    char *fsync;            /* always | everysec | no */
+    long long data_size;    /* MiB the store's map may grow to */
     char *log_level;
     char *log;
     char *curve_secret;  /* CURVE secret key file; NULL: plaintext */
@@ -51,6 +54,11 @@ typedef struct tw_broker tw_broker_t;
  * failure (for example an endpoint already in use). The broker keeps a
  * copy of nothing: `cfg` must outlive it. */
 tw_broker_t *tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg);
+
+/* Open the store (cfg->data) and recover its state. Returns 0 (also
+ * without --data), or an error with the path and the problem in `why`:
+ * the caller exits 2 and the store is left as it was. */
+int tw_broker_recover(tw_broker_t *b, char *why, size_t wlen);
 
 /* Run the loop until tw_broker_stop (or SIGTERM/SIGINT) and the sockets
  * are closed. Returns 0. */

@@ -163,6 +163,9 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
         return TW_EFULL;
     }
+    if (b->persist && tw__persist_admit(b, alen, why, wlen) != 0) {
+        return TW_EFULL;
+    }
     *pool = p ? p : tw_pools_get(&b->pools, pl, plen, 1);
     return 0;
 }
@@ -202,6 +205,37 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         const tw_item_t *it = &m->items[i];
         uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
         tw_enc_t *e = tw__broker_client_item(b, c, &c->acks);
+        uint64_t sent = tw_dedup_get(&b->dedup, c->id, seq);
+        tw_task_t *st = sent ? tw_tasks_get(&b->tasks, sent) : NULL;
+        uint32_t shash = 0;
+        if (st && (st->client != c->id || st->seq != seq)) {
+            st = NULL;
+        }
+        if (st) {
+            size_t hl, al;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            const void *av = tw_item_bin(it, TW_I_A, &al);
+            shash = tw_dedup_item_hash(hn, hl, av, al);
+            if (shash != st->shash) {
+                st = NULL; /* the seq reused for another submission */
+            }
+        }
+        if (st) {
+            /* A resend of an item already recorded (lease.c, dedup.h):
+             * the same ACK, nothing enqueued, and the outcome again if
+             * it has one. */
+            tw_enc_map(e, 2);
+            tw_enc_ikey(e, TW_I_SEQ);
+            tw_enc_uint(e, seq);
+            tw_enc_ikey(e, TW_I_ID);
+            tw_enc_uint(e, st->id);
+            b->st.deduplicated++;
+            if (st->state <= TW_ST_LOST) {
+                tw__broker_result_item(
+                    b, tw__broker_client_item(b, c, &c->results), st);
+            }
+            continue;
+        }
         char why[256];
         int hidx;
         tw_pool_t *p = NULL;
@@ -238,6 +272,12 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         t->seq = seq;
         t->client = c->id;
         t->handler = (uint32_t)hidx;
+        if (!shash) {
+            size_t hl;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            shash = tw_dedup_item_hash(hn, hl, a, alen);
+        }
+        t->shash = shash;
         t->priority = pri > INT32_MAX   ? INT32_MAX
                       : pri < INT32_MIN ? INT32_MIN
                                         : (int32_t)pri;
@@ -252,6 +292,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             tw_strmap_put(&p->dedup, t->key, klen,
                           (void *)(uintptr_t)t->id);
         }
+        tw_dedup_put(&b->dedup, c->id, seq, t->id, c->outstanding);
         tw__broker_enqueue(b, t);
         tw_pool_add_client(p, c->id);
         c->outstanding++;
@@ -333,6 +374,7 @@ tw__broker_cancel_task(tw_broker_t *b, tw_task_t *t)
     if (t->state == TW_ST_RUNNING && !t->cancel_requested) {
         /* Marked at once, so two quick stops pick different tasks. */
         t->cancel_requested = 1;
+        TW__PERSIST_TASK(b, t);
         s_cancel_on_worker(b, t);
         return 1;
     }
@@ -486,12 +528,15 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_STATION:
         tw__broker_on_station_op(b, c, &m);
+        tw__persist_station_msg(b, &m);
         break;
     case TW_CMD_GROUP:
         tw__broker_on_group(b, c, &m);
+        tw__persist_pool_msg(b, &m);
         break;
     case TW_CMD_POOL:
         tw__broker_on_pool(b, c, &m);
+        tw__persist_pool_msg(b, &m);
         break;
     case TW_CMD_WORKER:
         tw__broker_on_worker_op(b, c, &m);
@@ -516,6 +561,8 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
 {
     tw_bworker_t *old = tw_registry_by_ident(&b->reg, ident, ilen);
     if (old) {
+        /* What it re-announces stays running (lease.c). */
+        tw__lease_detach(b, old, m);
         tw__broker_drop_worker(b, old, "said HELLO again");
     }
     tw_bworker_t *w = tw_registry_add(&b->reg, ident, ilen, uv_now(b->loop));
@@ -558,6 +605,7 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
     tw_enc_uint(&e, (uint64_t)b->cfg->heartbeat);
     tw__broker_send(b, zw, ident, ilen, TW_CMD_WELCOME, &e);
     tw_enc_free(&e);
+    tw__lease_adopt(b, w, m);
     tw__broker_worker_up(b, w);
     b->place_wanted = 1;
 }
@@ -617,9 +665,8 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
     for (size_t i = 0; i < m->nitems; i++) {
         const tw_item_t *it = &m->items[i];
         tw_task_t *t = tw_tasks_get(&b->tasks, tw_item_uint(it, TW_I_ID, 0));
-        if (!t || t->state != TW_ST_RUNNING || t->worker != w->id) {
-            b->st.duplicates++;
-            continue;
+        if (!tw__lease_done_ok(b, w, t, it)) {
+            continue; /* stale ep or duplicate, counted there */
         }
         tw__broker_halt(b, t);
         w->done++;
@@ -708,6 +755,7 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     case TW_CMD_STATION:
         tw__broker_on_station_report(b, w, &m);
+        tw__persist_station_msg(b, &m);
         break;
     case TW_CMD_S2N:
         tw__broker_on_s2n(b, w, &m);

@@ -171,6 +171,7 @@ tw__broker_enqueue(tw_broker_t *b, tw_task_t *t)
     b->pending++;
     s_count(b, t, +1, 0);
     s_place_pending(b, t);
+    TW__PERSIST_TASK(b, t);
 }
 
 /* A task leaving a ready queue (cancelled) or parking elsewhere may have
@@ -299,6 +300,7 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
     t->state = TW_ST_RUNNING;
     t->worker = w->id;
     t->attempt++;
+    t->ep = b->next_ep++;
     tw_task_list_push(&w->inflight, t);
     b->running++;
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
@@ -306,7 +308,31 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
         t->dseq = ++p->next_dseq;
         tw_task_plist_push(&p->running_list, t);
     }
+    TW__PERSIST_TASK(b, t);
     s_task_event(b, t, "task.started");
+}
+
+void
+tw__lease_hold(tw_broker_t *b, tw_task_t *t)
+{
+    s_count(b, t, 0, +1);
+    t->state = TW_ST_RUNNING;
+    t->worker = 0;
+    b->running++;
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        t->dseq = ++p->next_dseq;
+        tw_task_plist_push(&p->running_list, t);
+    }
+}
+
+void
+tw__lease_attach(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+{
+    t->worker = w->id;
+    tw_task_list_push(&w->inflight, t);
+    b->adopted++;
+    TW__PERSIST_TASK(b, t);
 }
 
 /* Undo s_start for a TASKS message the socket refused. */
@@ -394,6 +420,7 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
         t->error = NULL;
     }
     tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
+    TW__PERSIST_TASK(b, t);
     int cancelled = state == TW_ST_CANCELLED;
     switch (state) {
     case TW_ST_OK:
@@ -459,14 +486,37 @@ s_best_queue(tw_broker_t *b, const tw_bworker_t *w)
     return best;
 }
 
+/* "ep": n as one write (every TASKS item carries it, 7.8). */
+static void
+s_enc_ep(tw_enc_t *e, uint64_t ep)
+{
+    unsigned char buf[12] = {0xa2, 'e', 'p'};
+    size_t n = 3;
+    if (ep < 128) {
+        buf[n++] = (unsigned char)ep;
+    } else if (ep < (1ULL << 32)) {
+        buf[n++] = 0xce;
+        for (int i = 3; i >= 0; i--) {
+            buf[n++] = (unsigned char)(ep >> (8 * i));
+        }
+    } else {
+        buf[n++] = 0xcf;
+        for (int i = 7; i >= 0; i--) {
+            buf[n++] = (unsigned char)(ep >> (8 * i));
+        }
+    }
+    msgpack_sbuffer_write(&e->sb, (const char *)buf, n);
+}
+
 static void
 s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
 {
     static const unsigned char nil = 0xc0;
     const tw_handler_t *h = &b->reg.handlers[t->handler];
-    tw_enc_map(e, t->timeout_ms ? 5 : 4);
+    tw_enc_map(e, t->timeout_ms ? 6 : 5);
     tw_enc_ikey(e, TW_I_ID);
     tw_enc_uint(e, t->id);
+    s_enc_ep(e, t->ep);
     tw_enc_ikey(e, TW_I_H);
     tw_enc_str(e, h->name, h->name_len);
     tw_enc_ikey(e, TW_I_A);

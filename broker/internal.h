@@ -8,6 +8,7 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/clients.h"
+#include "broker/dedup.h"
 #include "broker/pools.h"
 #include "broker/quarantine.h"
 #include "broker/stations.h"
@@ -79,6 +80,12 @@ struct tw_broker {
     int closing;
     int open_handles;
     struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */
+    /* Durability and leases (persist.h, lease.c, dedup.h). */
+    struct tw_persist *persist; /* NULL without --data */
+    tw_dedup_t dedup;        /* (client, seq) -> task id */
+    uint64_t next_ep;        /* dispatch epoch of the next TASKS item */
+    uint64_t stale_done;     /* DONE items of an older dispatch */
+    uint64_t adopted;        /* tasks re-announced and kept running */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -86,6 +93,11 @@ void tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg);
 void tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 
 /* broker.c helpers used by dispatch.c. */
+
+/* Send three built frames [ident][header][body] on a ROUTER watch. A
+ * refused send closes the frames and is counted (dropped, and unroutable
+ * or hwm by cause). Returns 0 or the zwatch error. */
+int tw__broker_send_built(tw_broker_t *b, tw_zwatch_t *zw, zmq_msg_t f[3]);
 
 /* Send [ident][header][body] on a ROUTER watch; `e` is consumed. */
 int tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
@@ -222,5 +234,6 @@ void tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w,
                            const tw_msg_t *m);
 void tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c,
                              const tw_msg_t *m);
+#include "broker/persist.h"
 
 #endif /* TW_BROKER_INTERNAL_H */

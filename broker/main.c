@@ -1,7 +1,8 @@
 /*  broker/main.c - taskwheel-broker: parse settings, run the broker.
  *
  *  Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the
- *  broker cannot start (an endpoint in use, say), 2 for a usage error.
+ *  broker cannot start (an endpoint in use, say), 2 for a usage error or
+ *  a store (--data) it cannot open or does not understand.
  */
 #include "broker/broker.h"
 #include "common/error.h"
@@ -41,6 +42,17 @@ main(int argc, char **argv)
         uv_loop_close(&loop);
         tw_cfg_free(tw_broker_options, &cfg);
         return 1;
+    }
+    if (tw_broker_recover(b, err, sizeof err) != 0) {
+        /* A store we cannot read is reported and left alone. */
+        tw_err("store.open", "%s", err);
+        fprintf(stderr, "taskwheel-broker: %s\n", err);
+        tw_broker_stop(b);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        tw_broker_destroy(&b);
+        uv_loop_close(&loop);
+        tw_cfg_free(tw_broker_options, &cfg);
+        return 2;
     }
     tw_broker_run(b);
     tw_broker_destroy(&b);

@@ -56,7 +56,17 @@ struct tw_task {
     tw_task_t *pprev, *pnext; /* the pool's running list */
     char *key;           /* dedup key (may hold NUL bytes), or NULL */
     uint16_t key_len;
+    /* Leases and the store (lease.c, persist.h, dedup.h); the first two
+     * fill what was padding, so a task stays in the same malloc size. */
+    uint8_t sflags;      /* TW_TASK_DIRTY, TW_TASK_STORED */
+    uint32_t shash;      /* hash of the SUBMIT item (handler, args): a
+                            resend matches it (dedup.h) */
+    uint64_t ep;         /* epoch of its latest dispatch, 0 = never */
 };
+
+/* sflags: marked for the turn's store commit; has a record in "tasks". */
+#define TW_TASK_DIRTY 1u
+#define TW_TASK_STORED 2u
 
 /* A doubly linked list of tasks (in-flight per worker, or ended) through
  * prev/next; tw_task_plist_* do the same through pprev/pnext for the

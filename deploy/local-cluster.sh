@@ -6,7 +6,9 @@
 #   deploy/local-cluster.sh --for 30      run 30 seconds, then stop
 #   deploy/local-cluster.sh --slots 8     slots per worker (default 4)
 #
-# Logs and state go under ./var (var/log/*.log). Everything started here is
+# Logs and state go under ./var (var/log/*.log; the broker's store in
+# var/taskwheel, so a second run picks up where the first stopped; remove
+# the directory to start empty). Everything started here is
 # stopped by pid when the script ends, however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ while (($#)); do
     case "$1" in
     --for) for_secs=${2:?--for needs SECONDS}; shift 2 ;;
     --slots) slots=${2:?--slots needs N}; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "local-cluster.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -55,7 +57,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 0' INT TERM
 
-"$bin/broker/taskwheel-broker" >var/log/broker.log 2>&1 &
+"$bin/broker/taskwheel-broker" --data var/taskwheel >var/log/broker.log 2>&1 &
 pids+=($!)
 for i in 1 2; do
     "$bin/worker/taskwheel-worker" --broker tcp://127.0.0.1:7711 \

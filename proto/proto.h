@@ -163,7 +163,7 @@ typedef enum {
     XX(5, DONE, TW_W2B, TW_FB(ITEMS), TW_IB(ID) | TW_IB(ST))                 \
     XX(6, CANCEL, TW_B2W | TW_C2B | TW_B2C, TW_FB(IDS), 0)                   \
     XX(7, HEARTBEAT, TW_W2B | TW_B2W | TW_C2B | TW_B2C, 0, 0)                \
-    XX(8, BYE, TW_W2B | TW_C2B | TW_B2W, 0, 0)                               \
+    XX(8, BYE, TW_W2B | TW_C2B | TW_B2W | TW_B2C, 0, 0)                      \
     XX(9, ERROR, TW_B2W | TW_B2C, TW_FB(CODE) | TW_FB(MSG), 0)               \
     XX(10, SUBMIT, TW_C2B, TW_FB(ITEMS), TW_IB(SEQ) | TW_IB(H))              \
     XX(11, ACK, TW_B2C, TW_FB(ITEMS), TW_IB(SEQ))                            \

@@ -31,6 +31,7 @@
 #include "common/zwatch.h"
 #include "proto/proto.h"
 #include "worker/chan.h"
+#include "worker/leases.h"
 #include "worker/slots.h"
 #include "worker/taskloop.h"
 
@@ -117,6 +118,7 @@ struct tw_worker {
     uint64_t ck_last;
     uint64_t stale, s2n_dropped, refused;
     tw_chans_t *chans;   /* task channels (chan.h) */
+    tw_leases_t leases; /* running tasks: their ep and attempt */
 };
 
 /* Small helpers ---------------------------------------------------------- */
@@ -217,7 +219,12 @@ s_send_hello(tw_worker_t *w)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 7);
+    size_t running = tw_leases_count(&w->leases);
+    tw_enc_map(&e, 7 + (running > 0));
+    if (running) {
+        /* Still running from before: the broker adopts them. */
+        tw_leases_encode(&w->leases, &e);
+    }
     tw_enc_key(&e, TW_F_NAME);
     tw_enc_cstr(&e, w->name);
     tw_enc_key(&e, TW_F_HOST);
@@ -351,6 +358,22 @@ s_discard(tw_worker_t *w)
     w->credit = 0;
 }
 
+/* The connection went or came back: forget station traffic and credit
+ * (recounted after WELCOME) but keep the task outcomes, which the broker
+ * still wants. */
+static void
+s_discard_links(tw_worker_t *w)
+{
+    if (w->has_stalled) {
+        zmq_msg_close(&w->stalled[0]);
+        zmq_msg_close(&w->stalled[1]);
+        w->has_stalled = 0;
+    }
+    s_batch_reset(&w->sta);
+    s_batch_reset(&w->s2n);
+    w->credit = 0;
+}
+
 /* Send a batch; a message ZeroMQ refuses for now is kept as the stalled
  * one. Returns 0, or TW_EAGAIN when it stalled. */
 static int
@@ -448,9 +471,27 @@ s_append(tw_worker_t *w, const tw_outcome_t *o)
     }
     tw_enc_t *e = &w->done.enc;
     int extra = st == TW_ST_OK || st == TW_ST_ERROR;
-    tw_enc_map(e, 2 + extra);
+    uint64_t ep = tw_leases_take(&w->leases, o->id);
+    tw_enc_map(e, 2 + extra + (ep != 0));
     tw_enc_ikey(e, TW_I_ID);
     tw_enc_uint(e, o->id);
+    if (ep) {
+        /* "ep": n in one write; every outcome carries it. */
+        unsigned char buf[12] = {0xa2, 'e', 'p'};
+        size_t n = 3;
+        if (ep < (1ULL << 32)) {
+            buf[n++] = 0xce;
+            for (int i = 3; i >= 0; i--) {
+                buf[n++] = (unsigned char)(ep >> (8 * i));
+            }
+        } else {
+            buf[n++] = 0xcf;
+            for (int i = 7; i >= 0; i--) {
+                buf[n++] = (unsigned char)(ep >> (8 * i));
+            }
+        }
+        msgpack_sbuffer_write(&e->sb, (const char *)buf, n);
+    }
     tw_enc_ikey(e, TW_I_ST);
     tw_enc_uint(e, (uint64_t)st);
     if (st == TW_ST_OK) {
@@ -476,8 +517,16 @@ s_on_outcome(void *udata, const tw_outcome_t *o)
     if (w->draining || w->stopping) {
         s_flush_arm(w); /* the check notices when the last task ends */
     }
-    if (w->state != S_READY || w->stopping) {
-        return; /* READY after the next WELCOME counts free slots anew */
+    if (w->stopping) {
+        return;
+    }
+    if (w->state != S_READY) {
+        /* Cut off from the broker: keep the outcome for after WELCOME
+         * (its ep proves it); READY then counts free slots anew. */
+        if (o->id) {
+            s_append(w, o);
+        }
+        return;
     }
     if (o->credit && !w->draining && s_below_limit(w)) {
         w->credit++;
@@ -843,9 +892,9 @@ s_lost(tw_worker_t *w, const char *why)
                  w->failures + 1);
     }
     w->failures++;
-    tw_slots_orphan_all(w->slots);
+    /* Tasks keep running: the next HELLO re-announces them (leases.h). */
     tw_taskloop_drop_all(w->tl);
-    s_discard(w);
+    s_discard_links(w);
     w->state = S_DOWN;
     uv_timer_stop(&w->tick);
     s_close_socket(w);
@@ -861,9 +910,8 @@ s_rehello(tw_worker_t *w)
     }
     tw_notice("worker.rehello", "broker does not know this worker; "
                                 "sending HELLO again");
-    tw_slots_orphan_all(w->slots);
     tw_taskloop_drop_all(w->tl);
-    s_discard(w);
+    s_discard_links(w);
     w->state = S_HELLO;
     s_send_hello(w);
 }
@@ -906,12 +954,15 @@ s_on_welcome(tw_worker_t *w, const tw_msg_t *m)
     w->failures = 0;
     w->backoff_ms = S_BACKOFF_MIN;
     w->state = S_READY;
-    s_discard(w);
+    s_discard_links(w);
     uint64_t p = s_tick_period(w);
     uv_timer_start(&w->tick, s_tick_cb, p, p);
     unsigned free = s_free_under_limit(w);
     if (free) {
         s_send_ready(w, free);
+    }
+    if (w->done.n) {
+        s_flush_arm(w); /* outcomes of tasks that ended while cut off */
     }
 }
 
@@ -937,6 +988,10 @@ s_on_tasks(tw_worker_t *w, const tw_msg_t *m)
             continue;
         }
         w->tasks_run++;
+        /* Before the start: an outcome may be reported at once. A task
+         * already running here now answers for this dispatch. */
+        tw_leases_put(&w->leases, id, tw_item_uint(it, TW_I_EP, 0),
+                      tw_item_uint(it, TW_I_AT, 0));
         tw_slots_start(w->slots, id, h, hlen, a, alen,
                        tw_item_uint(it, TW_I_TO, 0));
     }
@@ -1506,6 +1561,7 @@ tw_worker_start(tw_worker_t *w, tw_worker_exit_cb cb, char *err,
     /* Nothing below fails: from here on the exit callback will fire. */
     w->exit_cb = cb;
     w->slots = tw_slots_new(w->loop, w->reg, w->nslots, s_on_outcome, w);
+    tw_leases_init(&w->leases);
     static const tw_taskloop_cbs_t cbs = {
         .wake = s_tl_wake,
         .event = s_tl_event,
@@ -1596,6 +1652,7 @@ tw_worker_destroy(tw_worker_t **w_p)
     tw_enc_free(&w->done.enc);
     tw_enc_free(&w->sta.enc);
     tw_enc_free(&w->s2n.enc);
+    tw_leases_free(&w->leases);
     tw_free(w->broker);
     tw_free(w->name);
     tw_free(w->host);

@@ -103,8 +103,10 @@ s_submit(int n, const char *handler, const void *a, size_t alen,
     tw_enc_array(&e, (size_t)n);
     for (int i = 0; i < n; i++) {
         tw_enc_map(&e, 3 + (g != NULL) + (retries > 0) + (key != NULL));
+        /* Unique per submission: the broker takes a repeated seq with
+         * the same content for a resend (PROTOCOL.md section 7). */
         tw_enc_ikey(&e, TW_I_SEQ);
-        tw_enc_uint(&e, (uint64_t)i + 1);
+        tw_enc_uint(&e, ++s_seq);
         tw_enc_ikey(&e, TW_I_H);
         tw_enc_cstr(&e, handler);
         tw_enc_ikey(&e, TW_I_A);

@@ -1,0 +1,1090 @@
+/*  broker/store.c - the LMDB environment and the record codecs (see
+ *  store.h).
+ *
+ *  Opening is careful because a store is somebody's queue: the directory
+ *  is locked first (flock on broker.lock: one broker per store), then LMDB
+ *  opens data.mdb; a file LMDB does not recognise, a missing meta record or
+ *  another format version stops the broker with a sentence naming the path,
+ *  and nothing is written. Only a directory without data.mdb gets a fresh
+ *  store.
+ */
+#include "broker/store.h"
+#include "common/alloc.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct tw_store {
+    MDB_env *env;
+    MDB_dbi dbi[TW_DB__COUNT];
+    MDB_txn *txn; /* the write transaction, between begin and commit */
+    int lock_fd;
+    int fsync_policy;
+    uint64_t map_bytes;
+    char *path;
+};
+
+static const char *s_db_names[TW_DB__COUNT] = {
+    "meta", "tasks", "stations", "pools", "groups"};
+
+int
+tw_fsync_parse(const char *s)
+{
+    if (!s || strcmp(s, "everysec") == 0) {
+        return TW_FSYNC_EVERYSEC;
+    }
+    if (strcmp(s, "always") == 0) {
+        return TW_FSYNC_ALWAYS;
+    }
+    if (strcmp(s, "no") == 0) {
+        return TW_FSYNC_NO;
+    }
+    return -1;
+}
+
+const char *
+tw_fsync_name(int policy)
+{
+    return policy == TW_FSYNC_ALWAYS ? "always"
+           : policy == TW_FSYNC_NO   ? "no"
+                                     : "everysec";
+}
+
+void
+tw_store_id_key(uint64_t id, unsigned char key[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        key[i] = (unsigned char)(id & 0xff);
+        id >>= 8;
+    }
+}
+
+uint64_t
+tw_store_key_id(const void *key, size_t klen)
+{
+    const unsigned char *k = key;
+    uint64_t id = 0;
+    for (size_t i = 0; i < klen && i < 8; i++) {
+        id = id << 8 | k[i];
+    }
+    return id;
+}
+
+static int
+s_err(int rc)
+{
+    return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? TW_EFULL : TW_EIO;
+}
+
+/* ---- meta ------------------------------------------------------------- */
+
+static int
+s_put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, tw_enc_t *e)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    MDB_val v = {e->sb.size, e->sb.data};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Read "format" and check it: 0, or an error with `why` set. */
+static int
+s_check_format(tw_store_t *s, MDB_txn *txn, char *why, size_t wlen)
+{
+    MDB_val k = {6, "format"}, v;
+    int rc = mdb_get(txn, s->dbi[TW_DB_META], &k, &v);
+    if (rc != 0) {
+        snprintf(why, wlen, "%s: not a taskwheel store (no format record)",
+                 s->path);
+        return TW_EPROTO;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    uint64_t ver = 0;
+    int ok = msgpack_unpack_next(&up, v.mv_data, v.mv_size, NULL) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             up.data.type == MSGPACK_OBJECT_MAP;
+    for (uint32_t i = 0; ok && i < up.data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 1 &&
+            kv->key.via.str.ptr[0] == 'v' &&
+            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            ver = kv->val.via.u64;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (!ok || ver == 0) {
+        snprintf(why, wlen, "%s: the format record is unreadable", s->path);
+        return TW_EPROTO;
+    }
+    if (ver != TW_STORE_VERSION) {
+        snprintf(why, wlen,
+                 "%s: store format version %llu, this broker reads version "
+                 "%d only (left untouched)",
+                 s->path, (unsigned long long)ver, TW_STORE_VERSION);
+        return TW_EVERSION;
+    }
+    return 0;
+}
+
+int
+tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
+              int fsync_policy, char *why, size_t wlen)
+{
+    *out = NULL;
+    /* Like mkdir -p: the parents first. */
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *c = path + 1; *c; c++) {
+        if (*c == '/') {
+            *c = '\0';
+            mkdir(path, 0750);
+            *c = '/';
+        }
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(why, wlen, "%s: cannot create the data directory: %s", dir,
+                 strerror(errno));
+        return TW_EIO;
+    }
+    tw_store_t *s = tw_calloc(1, sizeof *s);
+    s->path = tw_strdup(dir);
+    s->fsync_policy = fsync_policy;
+    s->map_bytes = map_bytes;
+    s->lock_fd = -1;
+    char file[4096];
+    snprintf(file, sizeof file, "%s/broker.lock", dir);
+    s->lock_fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(why, wlen, "%s: %s", dir,
+                 s->lock_fd < 0 ? strerror(errno)
+                                : "in use by another broker (broker.lock "
+                                  "is held)");
+        tw_store_close(&s);
+        return TW_EIO;
+    }
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    struct stat sb;
+    int fresh = stat(file, &sb) != 0;
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
+        rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
+    }
+    unsigned flags = MDB_NOTLS;
+    if (fsync_policy != TW_FSYNC_ALWAYS) {
+        flags |= MDB_NOSYNC;
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, dir, flags, 0640);
+    }
+    if (rc != 0) {
+        snprintf(why, wlen, "%s: cannot open the store: %s", dir,
+                 mdb_strerror(rc));
+        if (s->env) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+        }
+        tw_store_close(&s);
+        return TW_EIO;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, fresh ? 0 : MDB_RDONLY, &txn);
+    for (int i = 0; rc == 0 && i < TW_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, s_db_names[i], fresh ? MDB_CREATE : 0,
+                          &s->dbi[i]);
+    }
+    int out_rc = 0;
+    if (rc != 0) {
+        snprintf(why, wlen, "%s: %s: %s", dir,
+                 fresh ? "cannot create the store"
+                       : "not a taskwheel store or damaged",
+                 mdb_strerror(rc));
+        out_rc = fresh ? TW_EIO : TW_EPROTO;
+    } else if (fresh) {
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_enc_map(&e, 2);
+        tw_enc_cstr(&e, "v");
+        tw_enc_uint(&e, TW_STORE_VERSION);
+        tw_enc_cstr(&e, "created");
+        tw_enc_uint(&e, tw_wall_ms());
+        rc = s_put_meta(txn, s->dbi[TW_DB_META], "format", &e);
+        tw_enc_free(&e);
+        if (rc != 0) {
+            snprintf(why, wlen, "%s: cannot write the format record: %s",
+                     dir, mdb_strerror(rc));
+            out_rc = TW_EIO;
+        }
+    } else {
+        out_rc = s_check_format(s, txn, why, wlen);
+    }
+    if (rc == 0 && out_rc == 0) {
+        /* Commit even the read-only one: an abort would close the
+         * database handles it opened. */
+        rc = mdb_txn_commit(txn);
+        if (rc != 0) {
+            snprintf(why, wlen, "%s: cannot create the store: %s", dir,
+                     mdb_strerror(rc));
+            out_rc = TW_EIO;
+        }
+    } else if (txn) {
+        mdb_txn_abort(txn);
+    }
+    if (out_rc != 0) {
+        tw_store_close(&s);
+        return out_rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void
+tw_store_close(tw_store_t **sp)
+{
+    tw_store_t *s = *sp;
+    if (!s) {
+        return;
+    }
+    if (s->env) {
+        if (s->txn) {
+            mdb_txn_abort(s->txn);
+        }
+        mdb_env_sync(s->env, 1);
+        mdb_env_close(s->env);
+    }
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
+    }
+    tw_free(s->path);
+    tw_free(s);
+    *sp = NULL;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+int
+tw_store_begin(tw_store_t *s)
+{
+    if (s->txn) {
+        return 0;
+    }
+    int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    if (rc != 0) {
+        s->txn = NULL;
+        return s_err(rc);
+    }
+    return 0;
+}
+
+static int
+s_fail(tw_store_t *s, int rc)
+{
+    tw_store_abort(s);
+    return s_err(rc);
+}
+
+int
+tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+             const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
+    return rc ? s_fail(s, rc) : 0;
+}
+
+int
+tw_store_put_last(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+                  const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
+    }
+    return rc ? s_fail(s, rc) : 0;
+}
+
+int
+tw_store_del(tw_store_t *s, tw_db_t db, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(s->txn, s->dbi[db], &k, NULL);
+    return rc && rc != MDB_NOTFOUND ? s_fail(s, rc) : 0;
+}
+
+int
+tw_store_del_prefix(tw_store_t *s, tw_db_t db, const void *prefix,
+                    size_t plen)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(s->txn, s->dbi[db], &cur);
+    if (rc != 0) {
+        return s_fail(s, rc);
+    }
+    for (;;) {
+        /* Seek again after each delete: simpler than trusting where a
+         * deleted cursor points. */
+        MDB_val k = {plen, (void *)prefix}, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0 || k.mv_size < plen ||
+            memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc && rc != MDB_NOTFOUND ? s_fail(s, rc) : 0;
+}
+
+int
+tw_store_commit(tw_store_t *s)
+{
+    if (!s->txn) {
+        return 0;
+    }
+    int rc = mdb_txn_commit(s->txn);
+    s->txn = NULL;
+    return rc ? s_err(rc) : 0;
+}
+
+void
+tw_store_abort(tw_store_t *s)
+{
+    if (s->txn) {
+        mdb_txn_abort(s->txn);
+        s->txn = NULL;
+    }
+}
+
+int
+tw_store_sync(tw_store_t *s)
+{
+    return mdb_env_sync(s->env, 1) ? TW_EIO : 0;
+}
+
+int
+tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return TW_EIO;
+    }
+    rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return TW_EIO;
+    }
+    MDB_val k, v;
+    int out = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !out;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        out = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return out ? out : rc == MDB_NOTFOUND ? 0 : TW_EIO;
+}
+
+int
+tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+             void **val, size_t *vlen)
+{
+    MDB_txn *txn = s->txn;
+    int own = !txn;
+    if (own && mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return TW_EIO;
+    }
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(txn, s->dbi[db], &k, &v);
+    if (rc == 0) {
+        *val = tw_malloc(v.mv_size ? v.mv_size : 1);
+        memcpy(*val, v.mv_data, v.mv_size);
+        *vlen = v.mv_size;
+    }
+    if (own) {
+        mdb_txn_abort(txn);
+    }
+    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? TW_ENOENT : TW_EIO;
+}
+
+uint64_t
+tw_store_map_bytes(const tw_store_t *s)
+{
+    return s->map_bytes;
+}
+
+uint64_t
+tw_store_used_bytes(tw_store_t *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0) {
+        return 0;
+    }
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int
+tw_store_fsync_policy(const tw_store_t *s)
+{
+    return s->fsync_policy;
+}
+
+const char *
+tw_store_path(const tw_store_t *s)
+{
+    return s->path;
+}
+
+/* ---- record codecs ---------------------------------------------------- */
+
+/* Key/value helpers: one-letter and short keys keep records small. */
+#define S_KU(e, k, v)                                                        \
+    do {                                                                     \
+        tw_enc_cstr(e, k);                                                   \
+        tw_enc_uint(e, (uint64_t)(v));                                       \
+    } while (0)
+#define S_KI(e, k, v)                                                        \
+    do {                                                                     \
+        tw_enc_cstr(e, k);                                                   \
+        tw_enc_int(e, (int64_t)(v));                                         \
+    } while (0)
+
+static void
+s_kstr(tw_enc_t *e, const char *k, const char *v, size_t len)
+{
+    tw_enc_cstr(e, k);
+    tw_enc_str(e, v ? v : "", v ? len : 0);
+}
+
+static void
+s_kbin(tw_enc_t *e, const char *k, const void *v, size_t len)
+{
+    tw_enc_cstr(e, k);
+    tw_enc_bin(e, v ? v : "", v ? len : 0);
+}
+
+/* Start decoding: the map, or NULL. */
+static const msgpack_object *
+s_dec_map(msgpack_unpacked *up, const void *buf, size_t len)
+{
+    if (msgpack_unpack_next(up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        up->data.type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    return &up->data;
+}
+
+static int
+s_key_is(const msgpack_object *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+/* Read a value of a known type; 0 if the type is wrong. */
+static int
+s_u64(const msgpack_object *v, uint64_t *out)
+{
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return 0;
+    }
+    *out = v->via.u64;
+    return 1;
+}
+
+static int
+s_i64(const msgpack_object *v, int64_t *out)
+{
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = (int64_t)v->via.u64;
+        return 1;
+    }
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = v->via.i64;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+s_str(const msgpack_object *v, const char **p, size_t *len)
+{
+    if (v->type == MSGPACK_OBJECT_STR) {
+        *p = v->via.str.ptr;
+        *len = v->via.str.size;
+        return 1;
+    }
+    if (v->type == MSGPACK_OBJECT_BIN) {
+        *p = v->via.bin.ptr;
+        *len = v->via.bin.size;
+        return 1;
+    }
+    return 0;
+}
+
+/* The task record is written once or more per task, so it is encoded by
+ * hand into one reserved buffer with small-integer keys (one byte each)
+ * instead of a packer call per key. */
+enum {
+    S_T_ID = 0, S_T_SEQ, S_T_EP, S_T_SHASH, S_T_WORKER, S_T_TWALL, S_T_DUE,
+    S_T_PRI, S_T_TO, S_T_RE, S_T_AT, S_T_STATE, S_T_CANCEL, S_T_IDENT,
+    S_T_HANDLER, S_T_DATA, S_T_POOL, S_T_ERROR, S_T_KEY, S_T_GROUPS
+};
+
+static unsigned char *
+s_w_uint(unsigned char *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (unsigned char)v;
+    } else if (v < 256) {
+        *p++ = 0xcc;
+        *p++ = (unsigned char)v;
+    } else if (v < 65536) {
+        *p++ = 0xcd;
+        *p++ = (unsigned char)(v >> 8);
+        *p++ = (unsigned char)v;
+    } else if (v < (1ULL << 32)) {
+        *p++ = 0xce;
+        for (int i = 3; i >= 0; i--) {
+            *p++ = (unsigned char)(v >> (8 * i));
+        }
+    } else {
+        *p++ = 0xcf;
+        for (int i = 7; i >= 0; i--) {
+            *p++ = (unsigned char)(v >> (8 * i));
+        }
+    }
+    return p;
+}
+
+static unsigned char *
+s_w_int(unsigned char *p, int64_t v)
+{
+    if (v >= 0) {
+        return s_w_uint(p, (uint64_t)v);
+    }
+    *p++ = 0xd3;
+    for (int i = 7; i >= 0; i--) {
+        *p++ = (unsigned char)((uint64_t)v >> (8 * i));
+    }
+    return p;
+}
+
+/* A str (bin = 0) or bin (bin = 1) of `len` bytes. */
+static unsigned char *
+s_w_raw(unsigned char *p, const void *v, size_t len, int bin)
+{
+    if (!bin && len < 32) {
+        *p++ = (unsigned char)(0xa0 | len);
+    } else if (len < 256) {
+        *p++ = bin ? 0xc4 : 0xd9;
+        *p++ = (unsigned char)len;
+    } else if (len < 65536) {
+        *p++ = bin ? 0xc5 : 0xda;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = bin ? 0xc6 : 0xdb;
+        for (int i = 3; i >= 0; i--) {
+            *p++ = (unsigned char)(len >> (8 * i));
+        }
+    }
+    if (len) {
+        memcpy(p, v, len);
+    }
+    return p + len;
+}
+
+void
+tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
+{
+    tw_enc_clear(e);
+    size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
+                  r->data_len + r->pool_len + r->error_len + r->key_len;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        need += 5 + r->glens[i];
+    }
+    if (e->sb.alloc < need) {
+        e->sb.data = realloc(e->sb.data, need);
+        e->sb.alloc = need;
+    }
+    unsigned char *p = (unsigned char *)e->sb.data;
+    /* Zero numbers and the default pool are left out (the decoder reads
+     * them as 0 and "default"), so the count is patched at the end. */
+    unsigned n = 0;
+    *p++ = 0xde; /* map16: more keys than a fixmap holds */
+    p += 2;
+#define S_U(k, v)                                                            \
+    do {                                                                     \
+        if ((v) != 0) {                                                      \
+            *p++ = (k);                                                      \
+            p = s_w_uint(p, (uint64_t)(v));                                  \
+            n++;                                                             \
+        }                                                                    \
+    } while (0)
+    S_U(S_T_ID, r->id);
+    S_U(S_T_SEQ, r->seq);
+    S_U(S_T_EP, r->ep);
+    S_U(S_T_SHASH, r->shash);
+    S_U(S_T_WORKER, r->worker);
+    S_U(S_T_TWALL, r->t_wall);
+    S_U(S_T_DUE, r->due_wall);
+    if (r->priority) {
+        *p++ = S_T_PRI;
+        p = s_w_int(p, r->priority);
+        n++;
+    }
+    S_U(S_T_TO, r->timeout_ms);
+    S_U(S_T_RE, r->retries);
+    S_U(S_T_AT, r->attempt);
+    S_U(S_T_STATE, r->state);
+    S_U(S_T_CANCEL, r->cancel);
+#undef S_U
+    if (r->ident && r->ident_len) {
+        *p++ = S_T_IDENT;
+        p = s_w_raw(p, r->ident, r->ident_len, 1);
+        n++;
+    }
+    *p++ = S_T_HANDLER;
+    p = s_w_raw(p, r->handler, r->handler_len, 0);
+    n++;
+    if (r->data && r->data_len) {
+        *p++ = S_T_DATA;
+        p = s_w_raw(p, r->data, r->data_len, 1);
+        n++;
+    }
+    if (r->pool && r->pool_len &&
+        !(r->pool_len == 7 && memcmp(r->pool, "default", 7) == 0)) {
+        *p++ = S_T_POOL;
+        p = s_w_raw(p, r->pool, r->pool_len, 0);
+        n++;
+    }
+    if (r->error) {
+        *p++ = S_T_ERROR;
+        p = s_w_raw(p, r->error, r->error_len, 0);
+        n++;
+    }
+    if (r->key) {
+        *p++ = S_T_KEY;
+        p = s_w_raw(p, r->key, r->key_len, 1);
+        n++;
+    }
+    if (r->ngroups) {
+        *p++ = S_T_GROUPS;
+        *p++ = 0xdc; /* array16 */
+        *p++ = (unsigned char)(r->ngroups >> 8);
+        *p++ = (unsigned char)r->ngroups;
+        for (size_t i = 0; i < r->ngroups; i++) {
+            p = s_w_raw(p, r->gnames[i], r->glens[i], 0);
+        }
+        n++;
+    }
+    ((unsigned char *)e->sb.data)[1] = (unsigned char)(n >> 8);
+    ((unsigned char *)e->sb.data)[2] = (unsigned char)n;
+    e->sb.size = (size_t)(p - (unsigned char *)e->sb.data);
+}
+
+int
+tw_store_task_dec(msgpack_unpacked *up, const void *buf, size_t len,
+                  tw_store_task_t *r)
+{
+    memset(r, 0, sizeof *r);
+    const msgpack_object *m = s_dec_map(up, buf, len);
+    if (!m) {
+        return TW_EPROTO;
+    }
+    int have_id = 0, have_h = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            continue; /* a later version's key */
+        }
+        uint64_t u = 0;
+        const char *p = NULL;
+        int ok = 1;
+        switch (k->via.u64) {
+        case S_T_ID:
+            ok = have_id = s_u64(v, &r->id);
+            break;
+        case S_T_SEQ:
+            ok = s_u64(v, &r->seq);
+            break;
+        case S_T_EP:
+            ok = s_u64(v, &r->ep);
+            break;
+        case S_T_SHASH:
+            ok = s_u64(v, &r->shash);
+            break;
+        case S_T_WORKER:
+            ok = s_u64(v, &r->worker);
+            break;
+        case S_T_TWALL:
+            ok = s_u64(v, &r->t_wall);
+            break;
+        case S_T_DUE:
+            ok = s_u64(v, &r->due_wall);
+            break;
+        case S_T_PRI:
+            ok = s_i64(v, &r->priority);
+            break;
+        case S_T_TO:
+            ok = s_u64(v, &u);
+            r->timeout_ms = (uint32_t)u;
+            break;
+        case S_T_RE:
+            ok = s_u64(v, &u);
+            r->retries = (uint16_t)u;
+            break;
+        case S_T_AT:
+            ok = s_u64(v, &u);
+            r->attempt = (uint16_t)u;
+            break;
+        case S_T_STATE:
+            ok = s_u64(v, &u) && u <= TW_ST_UNKNOWN;
+            r->state = (uint8_t)u;
+            break;
+        case S_T_CANCEL:
+            ok = s_u64(v, &u);
+            r->cancel = (uint8_t)u;
+            break;
+        case S_T_IDENT:
+            ok = s_str(v, &p, &r->ident_len);
+            r->ident = r->ident_len ? p : NULL;
+            break;
+        case S_T_HANDLER:
+            ok = have_h = s_str(v, &r->handler, &r->handler_len);
+            break;
+        case S_T_DATA:
+            ok = s_str(v, &p, &r->data_len);
+            r->data = r->data_len ? p : NULL;
+            break;
+        case S_T_POOL:
+            ok = s_str(v, &r->pool, &r->pool_len);
+            break;
+        case S_T_ERROR:
+            ok = s_str(v, &r->error, &r->error_len);
+            break;
+        case S_T_KEY:
+            ok = s_str(v, &r->key, &r->key_len);
+            break;
+        case S_T_GROUPS:
+            ok = v->type == MSGPACK_OBJECT_ARRAY;
+            for (uint32_t j = 0; ok && j < v->via.array.size; j++) {
+                ok = v->via.array.ptr[j].type == MSGPACK_OBJECT_STR;
+            }
+            r->gobj = v;
+            r->ngroups = ok ? v->via.array.size : 0;
+            break;
+        default:
+            break;
+        }
+        if (!ok) {
+            return TW_EPROTO;
+        }
+    }
+    return have_id && have_h && r->id ? 0 : TW_EPROTO;
+}
+
+void
+tw_store_station_enc(tw_enc_t *e, const tw_store_station_t *r)
+{
+    tw_enc_clear(e);
+    tw_enc_map(e, 15 + (r->ck != NULL) + (r->code != NULL) +
+                      (r->last_error != NULL));
+    s_kstr(e, "sid", r->sid, r->sid_len);
+    s_kstr(e, "h", r->handler, r->handler_len);
+    s_kbin(e, "a", r->args, r->args_len);
+    S_KU(e, "nx", r->next);
+    S_KU(e, "wa", r->wanted);
+    S_KU(e, "s", r->state);
+    S_KU(e, "rs", r->restart);
+    S_KU(e, "pl", r->placement);
+    S_KU(e, "iv", r->interval_ms);
+    S_KU(e, "to", r->timeout_ms);
+    S_KU(e, "rn", r->restarts);
+    S_KU(e, "ep", r->epoch);
+    S_KU(e, "it", r->iterations);
+    tw_enc_cstr(e, "tg");
+    tw_enc_map(e, r->ntags / 2);
+    for (size_t i = 0; i + 1 < r->ntags; i += 2) {
+        tw_enc_cstr(e, r->tags[i]);
+        tw_enc_cstr(e, r->tags[i + 1]);
+    }
+    S_KU(e, "v", 1);
+    if (r->ck) {
+        s_kbin(e, "ck", r->ck, r->ck_len);
+    }
+    if (r->code) {
+        s_kstr(e, "cd", r->code, r->code_len);
+    }
+    if (r->last_error) {
+        s_kstr(e, "le", r->last_error, r->last_error_len);
+    }
+}
+
+int
+tw_store_station_dec(msgpack_unpacked *up, const void *buf, size_t len,
+                     tw_store_station_t *r)
+{
+    memset(r, 0, sizeof *r);
+    const msgpack_object *m = s_dec_map(up, buf, len);
+    if (!m) {
+        return TW_EPROTO;
+    }
+    int have = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *v = &m->via.map.ptr[i].val;
+        uint64_t u = 0;
+        int ok = 1;
+        const char *p = NULL;
+        if (s_key_is(k, "sid")) {
+            ok = s_str(v, &r->sid, &r->sid_len);
+            have |= 1;
+        } else if (s_key_is(k, "h")) {
+            ok = s_str(v, &r->handler, &r->handler_len);
+            have |= 2;
+        } else if (s_key_is(k, "a")) {
+            ok = s_str(v, &p, &r->args_len);
+            r->args = r->args_len ? p : NULL;
+        } else if (s_key_is(k, "ck")) {
+            ok = s_str(v, &p, &r->ck_len);
+            r->ck = p;
+        } else if (s_key_is(k, "cd")) {
+            ok = s_str(v, &r->code, &r->code_len);
+        } else if (s_key_is(k, "le")) {
+            ok = s_str(v, &r->last_error, &r->last_error_len);
+        } else if (s_key_is(k, "tg")) {
+            ok = v->type == MSGPACK_OBJECT_MAP;
+            for (uint32_t j = 0; ok && j < v->via.map.size; j++) {
+                ok = v->via.map.ptr[j].key.type == MSGPACK_OBJECT_STR &&
+                     v->via.map.ptr[j].val.type == MSGPACK_OBJECT_STR;
+            }
+            r->tobj = v->via.map.size ? v : NULL;
+        } else if (s_key_is(k, "ep")) {
+            ok = s_u64(v, &r->epoch);
+        } else if (s_key_is(k, "it")) {
+            ok = s_u64(v, &r->iterations);
+        } else if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 2) {
+            ok = s_u64(v, &u);
+            const char *kp = k->via.str.ptr;
+#define S_IS(a) (kp[0] == (a)[0] && kp[1] == (a)[1])
+            if (S_IS("nx")) {
+                r->next = (uint8_t)u;
+            } else if (S_IS("wa")) {
+                r->wanted = (uint8_t)u;
+            } else if (S_IS("rs")) {
+                r->restart = (uint8_t)u;
+            } else if (S_IS("pl")) {
+                r->placement = (uint8_t)u;
+            } else if (S_IS("iv")) {
+                r->interval_ms = (uint32_t)u;
+            } else if (S_IS("to")) {
+                r->timeout_ms = (uint32_t)u;
+            } else if (S_IS("rn")) {
+                r->restarts = (uint32_t)u;
+            }
+#undef S_IS
+        } else if (s_key_is(k, "s")) {
+            ok = s_u64(v, &u);
+            r->state = (uint8_t)u;
+        }
+        if (!ok) {
+            return TW_EPROTO;
+        }
+    }
+    return have == 3 && r->sid_len ? 0 : TW_EPROTO;
+}
+
+void
+tw_store_pool_enc(tw_enc_t *e, const tw_store_pool_t *r)
+{
+    tw_enc_clear(e);
+    tw_enc_map(e, 7);
+    s_kstr(e, "n", r->name, r->name_len);
+    S_KU(e, "sz", r->size);
+    S_KU(e, "en", r->ended);
+    S_KU(e, "ca", r->cancelled);
+    S_KU(e, "ds", r->next_dseq);
+    S_KU(e, "lk", r->locked);
+    S_KU(e, "cl", r->closed);
+}
+
+int
+tw_store_pool_dec(msgpack_unpacked *up, const void *buf, size_t len,
+                  tw_store_pool_t *r)
+{
+    memset(r, 0, sizeof *r);
+    const msgpack_object *m = s_dec_map(up, buf, len);
+    if (!m) {
+        return TW_EPROTO;
+    }
+    int have = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *v = &m->via.map.ptr[i].val;
+        uint64_t u = 0;
+        int ok;
+        if (s_key_is(k, "n")) {
+            ok = have = s_str(v, &r->name, &r->name_len);
+            continue;
+        }
+        ok = s_u64(v, &u);
+        if (s_key_is(k, "sz")) {
+            r->size = u;
+        } else if (s_key_is(k, "en")) {
+            r->ended = u;
+        } else if (s_key_is(k, "ca")) {
+            r->cancelled = u;
+        } else if (s_key_is(k, "ds")) {
+            r->next_dseq = u;
+        } else if (s_key_is(k, "lk")) {
+            r->locked = (uint8_t)u;
+        } else if (s_key_is(k, "cl")) {
+            r->closed = (uint8_t)u;
+        }
+        if (!ok) {
+            return TW_EPROTO;
+        }
+    }
+    return have && r->name_len ? 0 : TW_EPROTO;
+}
+
+void
+tw_store_group_enc(tw_enc_t *e, const tw_store_group_t *r)
+{
+    tw_enc_clear(e);
+    tw_enc_map(e, 10);
+    s_kstr(e, "p", r->pool, r->pool_len);
+    s_kstr(e, "n", r->name, r->name_len);
+    S_KI(e, "li", r->limit);
+    S_KI(e, "ca", r->calls);
+    S_KU(e, "ad", r->admitted);
+    S_KU(e, "en", r->ended);
+    S_KU(e, "cn", r->cancelled);
+    S_KU(e, "fu", r->full);
+    S_KU(e, "bl", r->before_lock);
+    S_KU(e, "v", 1);
+}
+
+int
+tw_store_group_dec(msgpack_unpacked *up, const void *buf, size_t len,
+                   tw_store_group_t *r)
+{
+    memset(r, 0, sizeof *r);
+    const msgpack_object *m = s_dec_map(up, buf, len);
+    if (!m) {
+        return TW_EPROTO;
+    }
+    int have = 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *v = &m->via.map.ptr[i].val;
+        uint64_t u = 0;
+        int ok = 1;
+        if (s_key_is(k, "p")) {
+            ok = s_str(v, &r->pool, &r->pool_len);
+            have |= 1;
+        } else if (s_key_is(k, "n")) {
+            ok = s_str(v, &r->name, &r->name_len);
+            have |= 2;
+        } else if (s_key_is(k, "li")) {
+            ok = s_i64(v, &r->limit);
+        } else if (s_key_is(k, "ca")) {
+            ok = s_i64(v, &r->calls);
+        } else if (s_key_is(k, "ad")) {
+            ok = s_u64(v, &r->admitted);
+        } else if (s_key_is(k, "en")) {
+            ok = s_u64(v, &r->ended);
+        } else if (s_key_is(k, "cn")) {
+            ok = s_u64(v, &r->cancelled);
+        } else if (s_key_is(k, "fu")) {
+            ok = s_u64(v, &u);
+            r->full = (uint8_t)u;
+        } else if (s_key_is(k, "bl")) {
+            ok = s_u64(v, &u);
+            r->before_lock = (uint8_t)u;
+        }
+        if (!ok) {
+            return TW_EPROTO;
+        }
+    }
+    return have == 3 && r->name_len ? 0 : TW_EPROTO;
+}
+
+size_t
+tw_store_group_key(char *key, const char *pool, size_t plen,
+                   const char *group, size_t glen)
+{
+    memcpy(key, pool, plen);
+    key[plen] = '\0';
+    memcpy(key + plen + 1, group, glen);
+    return plen + 1 + glen;
+}
+
+/* ---- counters --------------------------------------------------------- */
+
+int
+tw_store_counters_get(tw_store_t *s, uint64_t *next_id, uint64_t *next_ep)
+{
+    void *v;
+    size_t vlen;
+    *next_id = 1;
+    *next_ep = 1;
+    int rc = tw_store_get(s, TW_DB_META, "counters", 8, &v, &vlen);
+    if (rc == TW_ENOENT) {
+        return 0;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    const msgpack_object *m = s_dec_map(&up, v, vlen);
+    rc = m ? 0 : TW_EPROTO;
+    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *val = &m->via.map.ptr[i].val;
+        if (s_key_is(k, "id") && !s_u64(val, next_id)) {
+            rc = TW_EPROTO;
+        } else if (s_key_is(k, "ep") && !s_u64(val, next_ep)) {
+            rc = TW_EPROTO;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    tw_free(v);
+    return rc;
+}
+
+int
+tw_store_counters_put(tw_store_t *s, uint64_t next_id, uint64_t next_ep)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    S_KU(&e, "id", next_id);
+    S_KU(&e, "ep", next_ep);
+    int rc = tw_store_put(s, TW_DB_META, "counters", 8, e.sb.data,
+                          e.sb.size);
+    tw_enc_free(&e);
+    return rc;
+}
