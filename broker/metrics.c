@@ -234,6 +234,11 @@ s_render_counters(tw_broker_t *b, s_buf_t *o)
           "Status messages the status socket refused.", b->status.dropped);
     s_one(o, "taskwheel_status_published_total", "counter",
           "Status messages published (the last pseq).", b->status.pseq);
+    s_one(o, "taskwheel_stale_done_total", "counter",
+          "DONE items refused for an old dispatch epoch.", b->stale_done);
+    s_one(o, "taskwheel_adopted_total", "counter",
+          "Tasks re-announced by their worker and kept running.",
+          b->adopted);
     s_head(o, "taskwheel_tasks_ended_total", "counter",
            "Tasks ended, by outcome.");
     s_printf(o, "taskwheel_tasks_ended_total{outcome=\"ok\"} %llu\n",
@@ -242,6 +247,31 @@ s_render_counters(tw_broker_t *b, s_buf_t *o)
              (unsigned long long)b->st.failed);
     s_printf(o, "taskwheel_tasks_ended_total{outcome=\"cancelled\"} %llu\n",
              (unsigned long long)b->st.cancelled);
+}
+
+/* The store (--data): commits, their latency as a summary, its size. */
+static void
+s_render_store(tw_broker_t *b, s_buf_t *o)
+{
+    tw_persist_figures_t f;
+    if (!tw__persist_figures(b, &f)) {
+        return;
+    }
+    s_one(o, "taskwheel_store_commits_total", "counter",
+          "Write transactions committed.", f.commits);
+    s_one(o, "taskwheel_store_errors_total", "counter",
+          "Write transactions that failed.", f.errors);
+    s_one(o, "taskwheel_store_syncs_total", "counter",
+          "Explicit syncs of the store (everysec).", f.syncs);
+    s_one(o, "taskwheel_store_used_bytes", "gauge",
+          "Bytes of the store in use after the last commit.", f.used_bytes);
+    s_head(o, "taskwheel_store_commit_seconds", "summary",
+           "From a loop turn's batch handed to the store to its ACKs "
+           "leaving.");
+    s_printf(o, "taskwheel_store_commit_seconds_sum %.6f\n",
+             f.commit_seconds);
+    s_printf(o, "taskwheel_store_commit_seconds_count %llu\n",
+             (unsigned long long)f.timed);
 }
 
 void
@@ -260,6 +290,7 @@ tw_metrics_render(tw_broker_t *b, char **out, size_t *len)
     s_render_workers(b, &o);
     s_render_state(b, &o);
     s_render_counters(b, &o);
+    s_render_store(b, &o);
     *out = o.p;
     *len = o.len;
 }

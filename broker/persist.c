@@ -71,6 +71,7 @@ typedef struct tw_persist {
     uint64_t commits, commit_errors, syncs, recovered_tasks,
         recovered_results, recovered_stations, collected;
     uint64_t errors_seen; /* writer errors already logged */
+    uint64_t commit_ns, timed; /* commit latency: sum and count */
 } tw_persist_t;
 
 /* ---- marking ---------------------------------------------------------- */
@@ -573,6 +574,10 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
     wb->nmsgs = 0;
     if (p) {
         p->used_bytes = wb->used_bytes;
+        if (wb->nops > 0) {
+            p->commit_ns += uv_hrtime() - wb->sealed_ns;
+            p->timed++;
+        }
         p->commits += wb->nops > 0;
         p->sync_wanted = 1;
     }
@@ -605,6 +610,7 @@ tw__persist_commit(tw_broker_t *b)
     }
     p->cur = NULL;
     p->pending_bytes = 0;
+    wb->sealed_ns = uv_hrtime();
     if (p->writer) {
         /* ACKs and RESULTs of this iteration wait for the batch. */
         s_seal_clients(b, wb);
@@ -774,6 +780,24 @@ tw__persist_status(tw_broker_t *b, tw_enc_t *e)
         tw_enc_uint(e, p->commit_errors +
                            (p->writer ? tw_writer_errors(p->writer) : 0));
     }
+}
+
+int
+tw__persist_figures(tw_broker_t *b, tw_persist_figures_t *out)
+{
+    const tw_persist_t *p = b->persist;
+    memset(out, 0, sizeof *out);
+    if (!p) {
+        return 0;
+    }
+    out->commits = p->commits;
+    out->errors =
+        p->commit_errors + (p->writer ? tw_writer_errors(p->writer) : 0);
+    out->used_bytes = p->used_bytes;
+    out->commit_seconds = (double)p->commit_ns / 1e9;
+    out->timed = p->timed;
+    out->syncs = p->syncs;
+    return 1;
 }
 
 /* ---- recovery --------------------------------------------------------- */

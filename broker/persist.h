@@ -96,6 +96,15 @@ void tw__persist_gc(tw_broker_t *b, uint64_t now_ms);
 
 /* Extra keys of the status map ("stale_done", "adopted", "store_*"):
  * how many, then write them. */
+/* Figures of the store for the metrics page: 0 (and zeros) without
+ * --data. commit_seconds sums, over `timed` batches that wrote something,
+ * the time from the loop handing a batch over to its ACKs leaving. */
+typedef struct {
+    uint64_t commits, errors, used_bytes, timed, syncs;
+    double commit_seconds;
+} tw_persist_figures_t;
+int tw__persist_figures(tw_broker_t *b, tw_persist_figures_t *out);
+
 size_t tw__persist_status_count(tw_broker_t *b);
 void tw__persist_status(tw_broker_t *b, tw_enc_t *e);
 

@@ -38,6 +38,7 @@ typedef struct tw_wbatch {
     size_t nmsgs, capmsgs;
     int rc;             /* result of applying it */
     uint64_t used_bytes; /* the store's use after it */
+    uint64_t sealed_ns;  /* uv_hrtime() when the loop handed it over */
 } tw_wbatch_t;
 
 tw_wbatch_t *tw_wbatch_new(void);

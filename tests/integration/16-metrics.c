@@ -86,7 +86,7 @@ s_metric(const char *page, const char *series)
 static void
 s_check_format(const char *page)
 {
-    char declared[64][96];
+    char declared[128][96];
     int ndecl = 0, samples = 0;
     const char *p = page;
     while (*p) {
@@ -102,8 +102,9 @@ s_check_format(const char *page)
             char name[96], type[32];
             TW_H_ASSERT(sscanf(line + 7, "%95s %31s", name, type) == 2);
             TW_H_ASSERT(strcmp(type, "gauge") == 0 ||
-                        strcmp(type, "counter") == 0);
-            TW_H_ASSERT(ndecl < 64);
+                        strcmp(type, "counter") == 0 ||
+                        strcmp(type, "summary") == 0);
+            TW_H_ASSERT(ndecl < 128);
             snprintf(declared[ndecl++], sizeof declared[0], "%s", name);
             continue;
         }
@@ -120,8 +121,12 @@ s_check_format(const char *page)
         size_t nlen = (size_t)(q - line);
         int known = 0;
         for (int i = 0; i < ndecl && !known; i++) {
-            known = strlen(declared[i]) == nlen &&
-                    memcmp(declared[i], line, nlen) == 0;
+            /* A summary's samples are <name>_sum and <name>_count. */
+            size_t dl = strlen(declared[i]);
+            known = (dl == nlen ||
+                     (nlen == dl + 4 && !memcmp(line + dl, "_sum", 4)) ||
+                     (nlen == dl + 6 && !memcmp(line + dl, "_count", 6))) &&
+                    memcmp(declared[i], line, dl) == 0;
         }
         TW_H_ASSERT_MSG(known, "undeclared metric: %s", line);
         /* {labels} */
@@ -528,6 +533,18 @@ main(void)
                    0);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_duplicates_total"), 0);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_malformed_total"), 0);
+    TW_H_ASSERT_EQ(s_metric(page, "taskwheel_stale_done_total"), 0);
+    if (strstr(page, "\ntaskwheel_store_commits_total ")) {
+        /* On a store (the harness passes --data): every submission was
+         * committed before its ACK, so there were commits, each timed. */
+        double commits = s_metric(page, "taskwheel_store_commits_total");
+        double timed = s_metric(page, "taskwheel_store_commit_seconds_count");
+        TW_H_ASSERT(commits >= 1);
+        TW_H_ASSERT_EQ(timed, commits);
+        TW_H_ASSERT(s_metric(page, "taskwheel_store_commit_seconds_sum") > 0);
+        TW_H_ASSERT(s_metric(page, "taskwheel_store_used_bytes") > 0);
+        TW_H_ASSERT_EQ(s_metric(page, "taskwheel_store_errors_total"), 0);
+    }
     TW_H_ASSERT(s_metric(page, "taskwheel_iterations_total") >= 0);
     char series[400];
     snprintf(series, sizeof series, "taskwheel_worker_slots{wid=\"1\","
