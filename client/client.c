@@ -133,6 +133,7 @@ struct tw_client {
                                    reconnect -> S_PENDING */
     uint64_t last_recv;         /* ms of the last message from the broker */
     uint64_t ping_at;           /* ms the unanswered ping went, or 0 */
+    int bye;                    /* the broker said BYE: reconnect now */
     uint64_t reconnect_at;      /* ms to connect again (sock is NULL) */
     uint64_t backoff_ms;        /* the next backoff before jitter */
     uint64_t rand;              /* jitter generator state */
@@ -725,6 +726,9 @@ s_dispatch(tw_client_t *c, const tw_msg_t *m)
         return s_on_error(c, m);
     case TW_CMD_CHAN:
         return tw__client_on_chan(c, m, c->chan_cb, c->chan_arg);
+    case TW_CMD_BYE:
+        c->bye = 1;
+        return 1;
     case TW_CMD_HEARTBEAT:
         if (c->req.kind == S_REQ_PING && !c->req.done) {
             c->req.done = 1;
@@ -902,10 +906,17 @@ static void
 s_lost(tw_client_t *c, uint64_t now)
 {
     c->st.lost++;
-    tw_info("client.lost", "no answer from %s for %llu ms; reconnecting "
-            "(%zu unacknowledged, %zu waiting)", c->endpoint,
-            (unsigned long long)(now - c->last_recv), c->keep.len,
-            c->waiting.len);
+    if (c->bye) {
+        tw_info("client.lost", "%s said BYE; reconnecting (%zu "
+                "unacknowledged, %zu waiting)", c->endpoint, c->keep.len,
+                c->waiting.len);
+    } else {
+        tw_info("client.lost", "no answer from %s for %llu ms; reconnecting "
+                "(%zu unacknowledged, %zu waiting)", c->endpoint,
+                (unsigned long long)(now - c->last_recv), c->keep.len,
+                c->waiting.len);
+    }
+    c->bye = 0;
     zmq_close(c->sock);
     c->sock = NULL;
     s_drop_queued(c);
@@ -995,8 +1006,10 @@ s_keepalive(tw_client_t *c)
         }
         return;
     }
-    if (c->ping_at && now - c->last_recv >= liv * hb &&
-        now - c->ping_at >= (liv - 1) * hb) {
+    /* A broker that says BYE is stopping: do not wait for the heartbeats
+     * to notice, go and find the next one (or the same, restarted). */
+    if (c->bye || (c->ping_at && now - c->last_recv >= liv * hb &&
+                   now - c->ping_at >= (liv - 1) * hb)) {
         s_lost(c, now);
         return;
     }
@@ -1014,6 +1027,8 @@ s_keepalive_due(const tw_client_t *c)
     uint64_t at;
     if (!c->sock) {
         at = c->reconnect_at;
+    } else if (c->bye) {
+        at = now;
     } else if (!c->ping_at) {
         at = c->last_recv + hb;
     } else {

@@ -157,6 +157,30 @@ test_idle_pings(void **state)
     assert_int_equal(st.reconnects, 0);
 }
 
+/* A broker that says BYE (it is stopping) is given up at once, though it
+ * still answers pings, and what it did not acknowledge goes again. */
+static void
+test_bye_reconnects_now(void **state)
+{
+    s_fx_t *fx = *state;
+    uint64_t s1 = s_submit(fx->c, "one");
+    assert_int_equal(tw_client_flush(fx->c), 0);
+    s_expect(fx, TW_CMD_SUBMIT);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 0);
+    tw_ff_send(fx->ff, TW_CMD_BYE, &e);
+    tw_enc_free(&e);
+    s_expect(fx, TW_CMD_SUBMIT);
+    assert_int_equal(fx->ff->m.nitems, 1);
+    assert_int_equal(tw_item_uint(&fx->ff->m.items[0], TW_I_SEQ, 0), s1);
+    tw_client_stats_t st;
+    tw_client_stats(fx->c, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(st.resends, 1);
+}
+
 /* Unacknowledged submissions are resent with their seqs after the broker
  * came back; acknowledged ones without an outcome are asked about. */
 static void
@@ -395,6 +419,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outbox_order),
         cmocka_unit_test_setup_teardown(test_idle_pings, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_bye_reconnects_now, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_resend_and_requery, s_setup,
                                         s_teardown),
