@@ -435,16 +435,16 @@ s_on_cancel(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw_free(kind);
 }
 
-static void
-s_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
+void
+tw__broker_encode_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
 {
     tw_enc_map(e, 12);
     tw_enc_cstr(e, "id");
     tw_enc_uint(e, w->id);
     tw_enc_cstr(e, "name");
-    tw_enc_cstr(e, w->name);
+    tw_enc_cstr(e, w->name ? w->name : "");
     tw_enc_cstr(e, "host");
-    tw_enc_cstr(e, w->host);
+    tw_enc_cstr(e, w->host ? w->host : "");
     tw_enc_cstr(e, "pid");
     tw_enc_uint(e, w->pid);
     tw_enc_cstr(e, "slots");
@@ -484,7 +484,7 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else if (wl == 7 && memcmp(what, "workers", 7) == 0) {
         tw_enc_array(&e, b->reg.len);
         for (size_t i = 0; i < b->reg.len; i++) {
-            s_encode_worker(b, &e, b->reg.list[i]);
+            tw__broker_encode_worker(b, &e, b->reg.list[i]);
         }
     } else {
         tw_enc_free(&e);

@@ -94,6 +94,11 @@ void tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 
 /* broker.c helpers used by dispatch.c. */
 
+/* One worker as the 12-key map of QUERY "workers" (PROTOCOL.md 5.14),
+ * also used by the snapshot and the WORKER reply. */
+void tw__broker_encode_worker(tw_broker_t *b, tw_enc_t *e,
+                              const tw_bworker_t *w);
+
 /* Send three built frames [ident][header][body] on a ROUTER watch. A
  * refused send closes the frames and is counted (dropped, and unroutable
  * or hwm by cause). Returns 0 or the zwatch error. */

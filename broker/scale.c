@@ -126,28 +126,6 @@ s_resize(tw_broker_t *b, tw_bworker_t *w, uint32_t slots)
     s_publish(b, "worker.resizing", w, "requested", from, 1);
 }
 
-/* Encode one worker of the reply: {id, name, host, slots, running,
- * stations, state}. */
-static void
-s_encode(tw_enc_t *e, const tw_bworker_t *w)
-{
-    tw_enc_map(e, 7);
-    tw_enc_cstr(e, "id");
-    tw_enc_uint(e, w->id);
-    tw_enc_cstr(e, "name");
-    tw_enc_cstr(e, w->name ? w->name : "");
-    tw_enc_cstr(e, "host");
-    tw_enc_cstr(e, w->host ? w->host : "");
-    tw_enc_cstr(e, "slots");
-    tw_enc_uint(e, w->slots);
-    tw_enc_cstr(e, "running");
-    tw_enc_uint(e, w->inflight.len);
-    tw_enc_cstr(e, "stations");
-    tw_enc_uint(e, w->nstations);
-    tw_enc_cstr(e, "state");
-    tw_enc_cstr(e, tw__broker_worker_state(w));
-}
-
 /* 1 if `w` is selected by the request's wid or name. */
 static int
 s_selected(const tw_bworker_t *w, uint64_t wid, const char *name,
@@ -237,7 +215,7 @@ tw__broker_on_worker_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         } else {
             s_resize(b, w, (uint32_t)slots);
         }
-        s_encode(&e, w);
+        tw__broker_encode_worker(b, &e, w);
     }
     tw__broker_reply_send(b, c, &e);
 }

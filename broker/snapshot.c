@@ -24,31 +24,9 @@
 static void
 s_workers(tw_broker_t *b, tw_enc_t *e)
 {
-    uint64_t now = uv_now(b->loop);
     tw_enc_array(e, b->reg.len);
     for (size_t i = 0; i < b->reg.len; i++) {
-        const tw_bworker_t *w = b->reg.list[i];
-        tw_enc_map(e, 10);
-        tw_enc_cstr(e, "id");
-        tw_enc_uint(e, w->id);
-        tw_enc_cstr(e, "name");
-        tw_enc_cstr(e, w->name ? w->name : "");
-        tw_enc_cstr(e, "host");
-        tw_enc_cstr(e, w->host ? w->host : "");
-        tw_enc_cstr(e, "pid");
-        tw_enc_uint(e, w->pid);
-        tw_enc_cstr(e, "slots");
-        tw_enc_uint(e, w->slots);
-        tw_enc_cstr(e, "running");
-        tw_enc_uint(e, w->inflight.len);
-        tw_enc_cstr(e, "credit");
-        tw_enc_uint(e, w->credit);
-        tw_enc_cstr(e, "stations");
-        tw_enc_uint(e, w->nstations);
-        tw_enc_cstr(e, "state");
-        tw_enc_cstr(e, tw__broker_worker_state(w));
-        tw_enc_cstr(e, "age_ms");
-        tw_enc_uint(e, now - w->last_recv_ms);
+        tw__broker_encode_worker(b, e, b->reg.list[i]);
     }
 }
 
