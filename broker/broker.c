@@ -211,16 +211,17 @@ tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
 
 /* ---- tasks ------------------------------------------------------------ */
 
-static void
-s_publish_worker(tw_broker_t *b, const char *topic, const tw_bworker_t *w,
-                 const char *reason)
+void
+tw__broker_publish_worker(tw_broker_t *b, const char *topic,
+                          const tw_bworker_t *w, const char *reason,
+                          uint64_t from, int has_from)
 {
     if (!tw_status_wants(&b->status, topic)) {
         return;
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 5);
+    tw_status_begin(&b->status, &e, 6 + (reason != NULL) + has_from);
     tw_enc_cstr(&e, "wid");
     tw_enc_uint(&e, w->id);
     tw_enc_cstr(&e, "name");
@@ -229,10 +230,41 @@ s_publish_worker(tw_broker_t *b, const char *topic, const tw_bworker_t *w,
     tw_enc_cstr(&e, w->host ? w->host : "");
     tw_enc_cstr(&e, "slots");
     tw_enc_uint(&e, w->slots);
-    tw_enc_cstr(&e, "reason");
-    tw_enc_cstr(&e, reason);
+    tw_enc_cstr(&e, "running");
+    tw_enc_uint(&e, w->inflight.len);
+    tw_enc_cstr(&e, "stations");
+    tw_enc_uint(&e, w->nstations);
+    if (reason) {
+        tw_enc_cstr(&e, "reason");
+        tw_enc_cstr(&e, reason);
+    }
+    if (has_from) {
+        tw_enc_cstr(&e, "from");
+        tw_enc_uint(&e, from);
+    }
     tw_status_send(&b->status, topic, &e);
     tw_enc_free(&e);
+}
+
+int
+tw__broker_orphan_task(tw_broker_t *b, tw_task_t *t)
+{
+    tw__broker_halt(b, t);
+    if (t->cancel_requested) {
+        tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return TW_ST_CANCELLED;
+    }
+    if (t->attempt >= b->cfg->max_attempts) {
+        char msg[128];
+        int n = snprintf(msg, sizeof msg,
+                         "given up after %u runs: the last worker "
+                         "was lost", (unsigned)t->attempt);
+        tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
+        return TW_ST_LOST;
+    }
+    tw__broker_enqueue(b, t);
+    b->st.requeued++;
+    return TW_ST_PENDING;
 }
 
 void
@@ -241,28 +273,16 @@ tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
     size_t requeued = 0, lost = 0;
     tw_task_t *t;
     while ((t = w->inflight.head)) {
-        tw__broker_halt(b, t);
-        if (t->cancel_requested) {
-            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
-        } else if (t->attempt >= b->cfg->max_attempts) {
-            char msg[128];
-            int n = snprintf(msg, sizeof msg,
-                             "given up after %u runs: the last worker "
-                             "was lost", (unsigned)t->attempt);
-            tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
-            lost++;
-        } else {
-            tw__broker_enqueue(b, t);
-            requeued++;
-        }
+        int st = tw__broker_orphan_task(b, t);
+        lost += st == TW_ST_LOST;
+        requeued += st == TW_ST_PENDING;
     }
-    b->st.requeued += requeued;
     tw__broker_stations_orphan(b, w);
     tw_notice("worker.down",
               "worker %llu (%s) left: %s; %zu tasks requeued, %zu lost",
               (unsigned long long)w->id, w->name ? w->name : "?", reason,
               requeued, lost);
-    s_publish_worker(b, "worker.down", w, reason);
+    tw__broker_publish_worker(b, "worker.down", w, reason, 0, 0);
     tw_registry_remove(&b->reg, w);
 }
 
@@ -272,7 +292,7 @@ tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
     tw_notice("worker.up", "worker %llu (%s on %s, pid %llu) joined with %u "
               "slots", (unsigned long long)w->id, w->name, w->host,
               (unsigned long long)w->pid, w->slots);
-    s_publish_worker(b, "worker.up", w, "hello");
+    tw__broker_publish_worker(b, "worker.up", w, "hello", 0, 0);
 }
 
 /* ---- clients --------------------------------------------------------- */

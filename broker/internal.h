@@ -94,6 +94,19 @@ void tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 
 /* broker.c helpers used by dispatch.c. */
 
+/* Publish a worker event `topic` (worker.up, worker.down, worker.drain*,
+ * worker.resiz*): {wid, name, host, slots, running, stations, reason?,
+ * from?} (PROTOCOL.md 8). */
+void tw__broker_publish_worker(tw_broker_t *b, const char *topic,
+                               const tw_bworker_t *w, const char *reason,
+                               uint64_t from, int has_from);
+
+/* A task whose worker is gone (lost, or not re-announced after a
+ * restart): ended cancelled if a cancel was asked, ended lost once it had
+ * max-attempts runs, else queued again (counted in `requeued`). Returns
+ * TW_ST_CANCELLED, TW_ST_LOST or TW_ST_PENDING. */
+int tw__broker_orphan_task(tw_broker_t *b, tw_task_t *t);
+
 /* One worker as the 12-key map of QUERY "workers" (PROTOCOL.md 5.14),
  * also used by the snapshot and the WORKER reply. */
 void tw__broker_encode_worker(tw_broker_t *b, tw_enc_t *e,

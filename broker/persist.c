@@ -1131,27 +1131,14 @@ tw__lease_expire(tw_broker_t *b)
         if (!t || t->state != TW_ST_RUNNING || t->worker != 0) {
             continue; /* adopted, or ended meanwhile */
         }
-        tw__broker_halt(b, t);
-        if (t->cancel_requested) {
-            tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
-        } else if (t->attempt >= b->cfg->max_attempts) {
-            /* As after a worker loss (drop_worker). */
-            char msg[128];
-            int n = snprintf(msg, sizeof msg,
-                             "given up after %u runs: the last worker "
-                             "was lost", (unsigned)t->attempt);
-            tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
-        } else {
-            tw__broker_enqueue(b, t);
-            requeued++;
-        }
+        /* As after a worker loss (drop_worker). */
+        requeued += tw__broker_orphan_task(b, t) == TW_ST_PENDING;
     }
     if (p && p->nheld) {
         tw_notice("store.grace",
                   "grace period over: %zu of %zu recovered running tasks "
                   "were not re-announced and are queued again",
                   requeued, p->nheld);
-        b->st.requeued += requeued;
         tw_free(p->held);
         p->held = NULL;
         p->nheld = 0;

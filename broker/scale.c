@@ -17,42 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Publish `topic` for worker `w`: {wid, name, host, slots, running,
- * stations, reason?, from?}. */
-static void
-s_publish(tw_broker_t *b, const char *topic, const tw_bworker_t *w,
-          const char *reason, uint64_t from, int has_from)
-{
-    if (!tw_status_wants(&b->status, topic)) {
-        return;
-    }
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 6 + (reason != NULL) + has_from);
-    tw_enc_cstr(&e, "wid");
-    tw_enc_uint(&e, w->id);
-    tw_enc_cstr(&e, "name");
-    tw_enc_cstr(&e, w->name ? w->name : "");
-    tw_enc_cstr(&e, "host");
-    tw_enc_cstr(&e, w->host ? w->host : "");
-    tw_enc_cstr(&e, "slots");
-    tw_enc_uint(&e, w->slots);
-    tw_enc_cstr(&e, "running");
-    tw_enc_uint(&e, w->inflight.len);
-    tw_enc_cstr(&e, "stations");
-    tw_enc_uint(&e, w->nstations);
-    if (reason) {
-        tw_enc_cstr(&e, "reason");
-        tw_enc_cstr(&e, reason);
-    }
-    if (has_from) {
-        tw_enc_cstr(&e, "from");
-        tw_enc_uint(&e, from);
-    }
-    tw_status_send(&b->status, topic, &e);
-    tw_enc_free(&e);
-}
-
 /* Send WORKER {op, slots?} to worker `w`. */
 static void
 s_tell(tw_broker_t *b, tw_bworker_t *w, const char *op, uint64_t slots)
@@ -84,7 +48,7 @@ s_drain(tw_broker_t *b, tw_bworker_t *w)
               "%u station(s) to move", (unsigned long long)w->id, w->name,
               w->inflight.len, w->nstations);
     s_tell(b, w, "drain", 0);
-    s_publish(b, "worker.draining", w, "requested", 0, 0);
+    tw__broker_publish_worker(b, "worker.draining", w, "requested", 0, 0);
 }
 
 /* Mark the station slots of `w` from the stations actually placed on it,
@@ -123,7 +87,7 @@ s_resize(tw_broker_t *b, tw_bworker_t *w, uint32_t slots)
               (unsigned long long)w->id, w->name, from, slots, moved,
               w->inflight.len);
     s_tell(b, w, "resize", slots);
-    s_publish(b, "worker.resizing", w, "requested", from, 1);
+    tw__broker_publish_worker(b, "worker.resizing", w, "requested", from, 1);
 }
 
 /* 1 if `w` is selected by the request's wid or name. */
@@ -242,7 +206,7 @@ tw__broker_on_worker_report(tw_broker_t *b, tw_bworker_t *w,
     tw_notice("worker.resized", "worker %llu (%s) now has %llu slots, %llu "
               "free", (unsigned long long)w->id, w->name,
               (unsigned long long)slots, (unsigned long long)w->credit);
-    s_publish(b, "worker.resized", w, NULL, 0, 0);
+    tw__broker_publish_worker(b, "worker.resized", w, NULL, 0, 0);
 }
 
 void
@@ -254,6 +218,6 @@ tw__broker_worker_bye(tw_broker_t *b, tw_bworker_t *w)
     }
     tw_notice("worker.drained", "worker %llu (%s) drained and left",
               (unsigned long long)w->id, w->name);
-    s_publish(b, "worker.drained", w, "drained", 0, 0);
+    tw__broker_publish_worker(b, "worker.drained", w, "drained", 0, 0);
     tw__broker_drop_worker(b, w, "drained");
 }
