@@ -486,28 +486,6 @@ s_best_queue(tw_broker_t *b, const tw_bworker_t *w)
     return best;
 }
 
-/* "ep": n as one write (every TASKS item carries it, 7.8). */
-static void
-s_enc_ep(tw_enc_t *e, uint64_t ep)
-{
-    unsigned char buf[12] = {0xa2, 'e', 'p'};
-    size_t n = 3;
-    if (ep < 128) {
-        buf[n++] = (unsigned char)ep;
-    } else if (ep < (1ULL << 32)) {
-        buf[n++] = 0xce;
-        for (int i = 3; i >= 0; i--) {
-            buf[n++] = (unsigned char)(ep >> (8 * i));
-        }
-    } else {
-        buf[n++] = 0xcf;
-        for (int i = 7; i >= 0; i--) {
-            buf[n++] = (unsigned char)(ep >> (8 * i));
-        }
-    }
-    msgpack_sbuffer_write(&e->sb, (const char *)buf, n);
-}
-
 static void
 s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
 {
@@ -516,7 +494,7 @@ s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
     tw_enc_map(e, t->timeout_ms ? 6 : 5);
     tw_enc_ikey(e, TW_I_ID);
     tw_enc_uint(e, t->id);
-    s_enc_ep(e, t->ep);
+    tw_enc_ikey_uint(e, TW_I_EP, t->ep);
     tw_enc_ikey(e, TW_I_H);
     tw_enc_str(e, h->name, h->name_len);
     tw_enc_ikey(e, TW_I_A);

@@ -534,6 +534,39 @@ tw_enc_ikey(tw_enc_t *e, tw_ifield_t f)
     tw_enc_str(e, s_ifields[f].key, s_ifields[f].klen);
 }
 
+void
+tw_enc_ikey_uint(tw_enc_t *e, tw_ifield_t f, uint64_t v)
+{
+    /* Item keys are short (fixstr); the value takes msgpack's smallest
+     * unsigned form, as msgpack_pack_uint64 would write it. */
+    unsigned char buf[1 + 31 + 9];
+    size_t klen = s_ifields[f].klen, n = 0;
+    buf[n++] = (unsigned char)(0xa0 | klen);
+    memcpy(buf + n, s_ifields[f].key, klen);
+    n += klen;
+    int width;
+    if (v < 128) {
+        buf[n++] = (unsigned char)v;
+        width = 0;
+    } else if (v < (1ULL << 8)) {
+        buf[n++] = 0xcc;
+        width = 1;
+    } else if (v < (1ULL << 16)) {
+        buf[n++] = 0xcd;
+        width = 2;
+    } else if (v < (1ULL << 32)) {
+        buf[n++] = 0xce;
+        width = 4;
+    } else {
+        buf[n++] = 0xcf;
+        width = 8;
+    }
+    for (int i = width - 1; i >= 0; i--) {
+        buf[n++] = (unsigned char)(v >> (8 * i));
+    }
+    msgpack_sbuffer_write(&e->sb, (const char *)buf, n);
+}
+
 size_t
 tw_enc_array_begin(tw_enc_t *e)
 {

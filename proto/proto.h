@@ -313,6 +313,11 @@ tw_enc_bool(tw_enc_t *e, int v)
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
 
+/* Item field `f` and the uint `v` in one buffer write, for the hot paths
+ * that add a field to every item (the dispatch epoch "ep"). The bytes are
+ * those of tw_enc_ikey + tw_enc_uint. */
+void tw_enc_ikey_uint(tw_enc_t *e, tw_ifield_t f, uint64_t v);
+
 /* Turn the encoded body into frames: out[0] the header for `cmd`, out[1]
  * the body, which takes the buffer without copying. The encoder is left
  * empty and ready for the next message. Returns 0. */

@@ -476,21 +476,8 @@ s_append(tw_worker_t *w, const tw_outcome_t *o)
     tw_enc_ikey(e, TW_I_ID);
     tw_enc_uint(e, o->id);
     if (ep) {
-        /* "ep": n in one write; every outcome carries it. */
-        unsigned char buf[12] = {0xa2, 'e', 'p'};
-        size_t n = 3;
-        if (ep < (1ULL << 32)) {
-            buf[n++] = 0xce;
-            for (int i = 3; i >= 0; i--) {
-                buf[n++] = (unsigned char)(ep >> (8 * i));
-            }
-        } else {
-            buf[n++] = 0xcf;
-            for (int i = 7; i >= 0; i--) {
-                buf[n++] = (unsigned char)(ep >> (8 * i));
-            }
-        }
-        msgpack_sbuffer_write(&e->sb, (const char *)buf, n);
+        /* Every outcome carries it: one write. */
+        tw_enc_ikey_uint(e, TW_I_EP, ep);
     }
     tw_enc_ikey(e, TW_I_ST);
     tw_enc_uint(e, (uint64_t)st);

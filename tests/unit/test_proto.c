@@ -1423,6 +1423,30 @@ test_state_names(void **state)
     assert_string_equal(tw_proto_state_name(TW_ST_UNKNOWN + 1), "?");
 }
 
+/* tw_enc_ikey_uint writes the bytes tw_enc_ikey + tw_enc_uint write, at
+ * every width of msgpack's unsigned forms. */
+static void
+test_ikey_uint(void **state)
+{
+    (void)state;
+    static const uint64_t vals[] = {0,      1,          127,        128,
+                                    255,    256,        65535,      65536,
+                                    1ULL << 32 ^ 1,     UINT32_MAX,
+                                    1ULL << 32,         UINT64_MAX};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        tw_enc_t a, b;
+        tw_enc_init(&a);
+        tw_enc_init(&b);
+        tw_enc_ikey_uint(&a, TW_I_EP, vals[i]);
+        tw_enc_ikey(&b, TW_I_EP);
+        tw_enc_uint(&b, vals[i]);
+        assert_int_equal(a.sb.size, b.sb.size);
+        assert_memory_equal(a.sb.data, b.sb.data, a.sb.size);
+        tw_enc_free(&a);
+        tw_enc_free(&b);
+    }
+}
+
 int
 main(void)
 {
@@ -1449,6 +1473,7 @@ main(void)
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_seed_corpus),
         cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_ikey_uint),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
