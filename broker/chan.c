@@ -115,38 +115,20 @@ s_copy_item(tw_enc_t *e, const tw_item_t *it)
     const char *ev = tw_item_str(it, TW_I_EV, &evlen);
     const void *d = tw_item_bin(it, TW_I_D, &dlen);
     const char *err = tw_item_str(it, TW_I_ERR, &elen);
-    uint64_t cr = tw_item_uint(it, TW_I_CR, 0);
-    tw_enc_map(e, 2 + (cr != 0) + (d != NULL) + (err != NULL));
-    tw_enc_ikey(e, TW_I_ID);
-    tw_enc_uint(e, tw_item_uint(it, TW_I_ID, 0));
-    tw_enc_ikey(e, TW_I_EV);
-    tw_enc_str(e, ev, evlen);
-    if (cr) {
-        tw_enc_ikey(e, TW_I_CR);
-        tw_enc_uint(e, cr);
-    }
-    if (d) {
-        tw_enc_ikey(e, TW_I_D);
-        tw_enc_bin(e, d, dlen);
-    }
-    if (err) {
-        tw_enc_ikey(e, TW_I_ERR);
-        tw_enc_str(e, err, elen);
-    }
+    tw_chan_item_t ci = {.id = tw_item_uint(it, TW_I_ID, 0),
+                         .cr = tw_item_uint(it, TW_I_CR, 0),
+                         .ev = ev, .evlen = evlen, .d = d, .dlen = dlen,
+                         .err = err, .errlen = elen};
+    tw_enc_chan_item(e, &ci);
 }
 
 /* Append a closereq item for task `id` to `batch`. */
 static void
 s_closereq_item(tw_batch_t *batch, uint64_t id, const char *why)
 {
-    tw_enc_t *e = tw_batch_item(batch);
-    tw_enc_map(e, 3);
-    tw_enc_ikey(e, TW_I_ID);
-    tw_enc_uint(e, id);
-    tw_enc_ikey(e, TW_I_EV);
-    tw_enc_cstr(e, "closereq");
-    tw_enc_ikey(e, TW_I_ERR);
-    tw_enc_cstr(e, why);
+    tw_chan_item_t ci = {.id = id, .ev = "closereq", .evlen = 8,
+                         .err = why, .errlen = strlen(why)};
+    tw_enc_chan_item(tw_batch_item(batch), &ci);
 }
 
 /* Items for one client, with the task ids they carry (to answer the

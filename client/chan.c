@@ -54,19 +54,9 @@ s_send_item(tw_client_t *c, uint64_t id, const char *ev, uint64_t cr,
     tw_enc_map(&e, 1);
     tw_enc_key(&e, TW_F_ITEMS);
     tw_enc_array(&e, 1);
-    tw_enc_map(&e, 2 + (cr != 0) + (d != NULL));
-    tw_enc_ikey(&e, TW_I_ID);
-    tw_enc_uint(&e, id);
-    tw_enc_ikey(&e, TW_I_EV);
-    tw_enc_cstr(&e, ev);
-    if (cr) {
-        tw_enc_ikey(&e, TW_I_CR);
-        tw_enc_uint(&e, cr);
-    }
-    if (d) {
-        tw_enc_ikey(&e, TW_I_D);
-        tw_enc_bin(&e, d, len);
-    }
+    tw_chan_item_t ci = {.id = id, .cr = cr, .ev = ev, .evlen = strlen(ev),
+                         .d = d, .dlen = len};
+    tw_enc_chan_item(&e, &ci);
     int rc = tw__client_send(c, &e, TW_CMD_CHAN);
     tw_enc_free(&e);
     return rc == TW_EAGAIN ? 0 : rc;

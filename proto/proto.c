@@ -535,6 +535,28 @@ tw_enc_ikey(tw_enc_t *e, tw_ifield_t f)
 }
 
 void
+tw_enc_chan_item(tw_enc_t *e, const tw_chan_item_t *ci)
+{
+    tw_enc_map(e, 2 + (ci->cr != 0) + (ci->d != NULL) + (ci->err != NULL));
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, ci->id);
+    tw_enc_ikey(e, TW_I_EV);
+    tw_enc_str(e, ci->ev, ci->evlen);
+    if (ci->cr) {
+        tw_enc_ikey(e, TW_I_CR);
+        tw_enc_uint(e, ci->cr);
+    }
+    if (ci->d) {
+        tw_enc_ikey(e, TW_I_D);
+        tw_enc_bin(e, ci->d, ci->dlen);
+    }
+    if (ci->err) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_str(e, ci->err, ci->errlen);
+    }
+}
+
+void
 tw_enc_ikey_uint(tw_enc_t *e, tw_ifield_t f, uint64_t v)
 {
     /* Item keys are short (fixstr); the value takes msgpack's smallest

@@ -313,6 +313,20 @@ tw_enc_bool(tw_enc_t *e, int v)
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
 
+/* One CHAN item {id, ev, cr?, d?, err?} (PROTOCOL.md 14.2): `cr` 0, `d`
+ * NULL and `err` NULL leave those keys out. Shared by the worker, the
+ * broker and libtaskwheel. */
+typedef struct {
+    uint64_t id, cr;
+    const char *ev;
+    size_t evlen;
+    const void *d;
+    size_t dlen;
+    const char *err;
+    size_t errlen;
+} tw_chan_item_t;
+void tw_enc_chan_item(tw_enc_t *e, const tw_chan_item_t *ci);
+
 /* Item field `f` and the uint `v` in one buffer write, for the hot paths
  * that add a field to every item (the dispatch epoch "ep"). The bytes are
  * those of tw_enc_ikey + tw_enc_uint. */

@@ -198,24 +198,10 @@ static void
 s_up(tw_chans_t *ch, uint64_t id, const char *ev, uint64_t cr,
      const void *d, size_t dlen, const char *err)
 {
-    tw_enc_t *e = tw_batch_item(&ch->out);
-    tw_enc_map(e, 2 + (cr != 0) + (d != NULL) + (err != NULL));
-    tw_enc_ikey(e, TW_I_ID);
-    tw_enc_uint(e, id);
-    tw_enc_ikey(e, TW_I_EV);
-    tw_enc_cstr(e, ev);
-    if (cr) {
-        tw_enc_ikey(e, TW_I_CR);
-        tw_enc_uint(e, cr);
-    }
-    if (d) {
-        tw_enc_ikey(e, TW_I_D);
-        tw_enc_bin(e, d, dlen);
-    }
-    if (err) {
-        tw_enc_ikey(e, TW_I_ERR);
-        tw_enc_cstr(e, err);
-    }
+    tw_chan_item_t ci = {.id = id, .cr = cr, .ev = ev, .evlen = strlen(ev),
+                         .d = d, .dlen = dlen, .err = err,
+                         .errlen = err ? strlen(err) : 0};
+    tw_enc_chan_item(tw_batch_item(&ch->out), &ci);
     ch->st.up++;
     if (ch->wake) {
         ch->wake(ch->udata);
