@@ -66,7 +66,8 @@ struct tw_broker {
     size_t ready;            /* tasks in handler ready queues */
     tw_stations_t stations;
     tw_station_t **unplaced; /* stations waiting for a slot (may hold
-                                stale entries; checked when used) */
+                                stale entries; checked when used); those
+                                no worker matches wait on `aside` */
     size_t nunplaced, capunplaced;
     tw_aside_t aside;        /* stations no worker matches (aside.h) */
     int place_wanted;        /* something changed: run placement */
