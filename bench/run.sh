@@ -25,6 +25,9 @@ if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
     targets="$targets bench-assign bench-curve bench-pools bench-durable"
 fi
+if ninja -C "$build" -t targets all | grep -q '^bench-place:'; then
+    targets="$targets bench-place"
+fi
 ninja -C "$build" $targets >/dev/null
 
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -38,6 +41,9 @@ run() {
 run "$bin/bench-relay" --mode throughput --n 1000000 --window 1000 \
     --runs 5
 run "$bin/bench-relay" --mode latency --n 10000 --runs 3
+if [ -x "$bin/bench-place" ]; then
+    run "$bin/bench-place" -n 10000 -w 20 -c 2000 -r 5
+fi
 if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-throughput" --n 200000 --window 20000 --runs 5
     run "$bin/bench-latency" --n 10000 --runs 3

@@ -284,6 +284,7 @@ tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
               requeued, lost);
     tw__broker_publish_worker(b, "worker.down", w, reason, 0, 0);
     tw_registry_remove(&b->reg, w);
+    tw__broker_workers_changed(b);
 }
 
 void
@@ -459,7 +460,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     }
     S_KV("stations", b->stations.len);
     S_KV("stations_running", running);
-    S_KV("stations_unplaced", b->nunplaced);
+    S_KV("stations_unplaced", tw__broker_unplaced(b));
     S_KV("iterations", b->st.iterations);
     S_KV("stale", b->st.stale);
     S_KV("n2s_sent", b->st.n2s_sent);
@@ -707,6 +708,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_stations_destroy(&b->stations);
     tw_queue_free(&b->delayed);
     tw_free(b->unplaced);
+    tw_aside_free(&b->aside);
     tw_registry_destroy(&b->reg);
     tw_tasks_destroy(&b->tasks);
     tw_pools_destroy(&b->pools);

@@ -607,7 +607,7 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
     tw_enc_free(&e);
     tw__lease_adopt(b, w, m);
     tw__broker_worker_up(b, w);
-    b->place_wanted = 1;
+    tw__broker_workers_changed(b);
 }
 
 static void

@@ -70,14 +70,20 @@ s_worker_item(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
     return tw_batch_item(batch);
 }
 
+/* Queue a station for the next placement pass. One that was set aside
+ * (stopped there, now pending again) comes back to be tried at once, so
+ * its state and reason follow the new try as before. */
 static void
 s_unplace_later(tw_broker_t *b, tw_station_t *st)
 {
     b->place_wanted = 1;
+    if (st->queued == TW_QUEUED_ASIDE) {
+        tw_aside_take(&b->aside, st);
+    }
     if (st->queued) {
         return;
     }
-    st->queued = 1;
+    st->queued = TW_QUEUED_TRY;
     if (b->nunplaced == b->capunplaced) {
         b->capunplaced = b->capunplaced ? b->capunplaced * 2 : 64;
         b->unplaced = tw_realloc(b->unplaced,
@@ -111,7 +117,9 @@ static void
 s_forget(tw_broker_t *b, tw_station_t *st)
 {
     s_forget_topics(b, st);
-    if (st->queued) {
+    if (st->queued == TW_QUEUED_ASIDE) {
+        tw_aside_take(&b->aside, st);
+    } else if (st->queued) {
         for (size_t i = 0; i < b->nunplaced; i++) {
             if (b->unplaced[i] == st) {
                 b->unplaced[i] = b->unplaced[--b->nunplaced];
@@ -275,6 +283,7 @@ s_try_place(tw_broker_t *b, tw_station_t *st, tw_assign_worker_t *ws)
 {
     tw_assign_need_t need = s_need(st);
     size_t chosen;
+    b->aside.tries++;
     tw_assign_result_t r = tw_assign_choose(ws, b->reg.len, &need, &chosen);
     if (r == TW_ASSIGN_OK) {
         s_assign(b, st, b->reg.list[chosen]);
@@ -294,9 +303,42 @@ s_try_place(tw_broker_t *b, tw_station_t *st, tw_assign_worker_t *ws)
 }
 
 void
+tw__broker_workers_changed(tw_broker_t *b)
+{
+    tw_aside_changed(&b->aside);
+    b->place_wanted = 1;
+}
+
+size_t
+tw__broker_unplaced(const tw_broker_t *b)
+{
+    return b->nunplaced + b->aside.len;
+}
+
+/* The worker set changed since the set-aside stations were tried: put
+ * them back on the list, behind the others, to be tried once more. */
+static void
+s_aside_return(tw_broker_t *b)
+{
+    if (!tw_aside_due(&b->aside)) {
+        return;
+    }
+    size_t n;
+    tw_station_t **list = tw_aside_release(&b->aside, &n);
+    for (size_t i = 0; i < n; i++) {
+        s_unplace_later(b, list[i]);
+    }
+}
+
+void
 tw__broker_place(tw_broker_t *b)
 {
-    if (!b->place_wanted || !b->nunplaced) {
+    if (!b->place_wanted) {
+        return;
+    }
+    s_aside_return(b);
+    if (!b->nunplaced) {
+        b->place_wanted = 0;
         return;
     }
     b->place_wanted = 0;
@@ -310,15 +352,26 @@ tw__broker_place(tw_broker_t *b)
         /* Entries go stale when a station was placed or ended since it
          * was queued. */
         if (st->state != TW_SS_PENDING && st->state != TW_SS_WAITING_HOST) {
-            st->queued = 0;
+            st->queued = TW_QUEUED_NO;
             continue;
         }
-        if (st->restart_at_ms > now ||
-            s_try_place(b, st, ws) != TW_ASSIGN_OK) {
+        if (st->restart_at_ms > now) {
             b->unplaced[keep++] = st;
             continue;
         }
-        st->queued = 0;
+        tw_assign_result_t r = s_try_place(b, st, ws);
+        if (r == TW_ASSIGN_NO_MATCH || r == TW_ASSIGN_WAIT_HOST) {
+            /* Nobody connected matches it: only a change of the worker
+             * set can, so passes leave it alone until then. */
+            st->queued = TW_QUEUED_NO;
+            tw_aside_put(&b->aside, st);
+            continue;
+        }
+        if (r != TW_ASSIGN_OK) {
+            b->unplaced[keep++] = st;
+            continue;
+        }
+        st->queued = TW_QUEUED_NO;
         room = 0;
         for (size_t k = 0; k < b->reg.len; k++) {
             room += !ws[k].draining && ws[k].stations < ws[k].slots &&
@@ -1039,6 +1092,7 @@ tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
                     /* Released unasked: the worker is draining (S29), so
                      * it takes no new station. */
                     w->draining = 1;
+                    tw__broker_workers_changed(b);
                 }
                 s_make_pending(b, st, "released by its worker");
                 s_event(b, st, "pending", st->reason);

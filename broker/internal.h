@@ -5,6 +5,7 @@
 #ifndef TW_BROKER_INTERNAL_H
 #define TW_BROKER_INTERNAL_H
 
+#include "broker/aside.h"
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/clients.h"
@@ -65,8 +66,10 @@ struct tw_broker {
     size_t ready;            /* tasks in handler ready queues */
     tw_stations_t stations;
     tw_station_t **unplaced; /* stations waiting for a slot (may hold
-                                stale entries; checked when used) */
+                                stale entries; checked when used); those
+                                no worker matches wait on `aside` */
     size_t nunplaced, capunplaced;
+    tw_aside_t aside;        /* stations no worker matches (aside.h) */
     int place_wanted;        /* something changed: run placement */
     size_t pending;       /* pending tasks: ready, parked or delayed */
     size_t running;       /* tasks in flight on workers */
@@ -234,6 +237,14 @@ void tw__broker_on_s2n(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m);
 
 /* Place unplaced stations on workers with room. */
 void tw__broker_place(tw_broker_t *b);
+
+/* The worker set or a worker's eligibility for stations changed (joined,
+ * left, drained, resized): stations set aside because nobody matched them
+ * are tried again on the next pass. Every such change must call this. */
+void tw__broker_workers_changed(tw_broker_t *b);
+
+/* Stations waiting for placement: on the list and set aside. */
+size_t tw__broker_unplaced(const tw_broker_t *b);
 
 /* A worker is going away: its stations become unplaced (same wanted
  * state, same checkpoint). */

@@ -196,8 +196,9 @@ s_render_state(tw_broker_t *b, s_buf_t *o)
                  tw_sstate_name(s), n);
     }
     s_one(o, "taskwheel_stations_unplaced", "gauge",
-          "Entries on the placement list (stale ones included).",
-          b->nunplaced);
+          "Entries on the placement list, set-aside stations included "
+          "(stale ones too).",
+          tw__broker_unplaced(b));
     s_head(o, "taskwheel_tasks", "gauge",
            "Tasks by state: pending (queued, parked or delayed), running, "
            "kept (ended, kept for result queries).");

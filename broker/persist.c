@@ -1035,7 +1035,7 @@ s_unplace(tw_broker_t *b, tw_station_t *st)
 {
     st->state = TW_SS_PENDING;
     st->reason = "recovered: waiting for a worker";
-    st->queued = 1;
+    st->queued = TW_QUEUED_TRY;
     b->place_wanted = 1;
     if (b->nunplaced == b->capunplaced) {
         b->capunplaced = b->capunplaced ? b->capunplaced * 2 : 64;

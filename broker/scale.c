@@ -43,6 +43,7 @@ s_drain(tw_broker_t *b, tw_bworker_t *w)
     }
     w->leaving = 1;
     w->draining = 1; /* no station is placed on it any more */
+    tw__broker_workers_changed(b);
     tw_notice("worker.draining",
               "worker %llu (%s) draining on request: %zu task(s) running, "
               "%u station(s) to move", (unsigned long long)w->id, w->name,
@@ -81,6 +82,7 @@ s_resize(tw_broker_t *b, tw_bworker_t *w, uint32_t slots)
     /* Until the worker answers, its credit is unknown: it gets nothing. */
     w->resizing++;
     w->credit = 0;
+    tw__broker_workers_changed(b);
     tw_notice("worker.resizing",
               "worker %llu (%s) resized from %u to %u slots on request; "
               "%zu station(s) moved, %zu task(s) running",
@@ -202,7 +204,7 @@ tw__broker_on_worker_report(tw_broker_t *b, tw_bworker_t *w,
     /* The answer is the worker's free capacity after every message it
      * had before the request: it replaces whatever credit came since. */
     w->credit = credit > w->slots ? w->slots : credit;
-    b->place_wanted = 1;
+    tw__broker_workers_changed(b); /* eligible again once resized */
     tw_notice("worker.resized", "worker %llu (%s) now has %llu slots, %llu "
               "free", (unsigned long long)w->id, w->name,
               (unsigned long long)slots, (unsigned long long)w->credit);

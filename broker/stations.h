@@ -47,6 +47,15 @@ typedef enum {
     TW_SS_CANCELLED
 } tw_sstate_t;
 
+/* Where a station waits for placement: nowhere, on the broker's unplaced
+ * list (tried by every pass), or set aside because no connected worker
+ * matches it (tried again when the worker set changes, aside.h). */
+typedef enum {
+    TW_QUEUED_NO = 0,
+    TW_QUEUED_TRY = 1,
+    TW_QUEUED_ASIDE = 2
+} tw_squeued_t;
+
 typedef enum { TW_WANT_RUN = 0, TW_WANT_PAUSED, TW_WANT_STOPPED } tw_swant_t;
 
 typedef enum {
@@ -83,7 +92,7 @@ typedef struct tw_station {
     uint8_t restart;   /* tw_srestart_t */
     uint8_t removing;  /* forget it once its worker released it */
     uint8_t moving;    /* released for a rebalance: place it again */
-    uint8_t queued;    /* on the broker's unplaced list */
+    uint8_t queued;    /* tw_squeued_t: on which placement list */
     tw_placement_t placement;
     uint32_t interval_ms;
     uint32_t timeout_ms;
@@ -105,6 +114,7 @@ typedef struct tw_station {
     uint64_t n2s_dropped;
     tw_n2s_msg_t *n2s;  /* queued while not deliverable, oldest first */
     size_t n2s_len, n2s_cap;
+    size_t aside_ix;    /* index on the aside list (aside.h) */
 } tw_station_t;
 
 typedef struct {
