@@ -73,8 +73,8 @@ s_worker_item(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
 /* Queue a station for the next placement pass. One that was set aside
  * (stopped there, now pending again) comes back to be tried at once, so
  * its state and reason follow the new try as before. */
-static void
-s_unplace_later(tw_broker_t *b, tw_station_t *st)
+void
+tw__broker_unplace(tw_broker_t *b, tw_station_t *st)
 {
     b->place_wanted = 1;
     if (st->queued == TW_QUEUED_ASIDE) {
@@ -138,7 +138,7 @@ s_make_pending(tw_broker_t *b, tw_station_t *st, const char *reason)
     st->reason = reason;
     st->worker = 0;
     st->moving = 0;
-    s_unplace_later(b, st);
+    tw__broker_unplace(b, st);
 }
 
 /* Free the slot a placed station holds on its worker (if the worker is
@@ -326,7 +326,7 @@ s_aside_return(tw_broker_t *b)
     size_t n;
     tw_station_t **list = tw_aside_release(&b->aside, &n);
     for (size_t i = 0; i < n; i++) {
-        s_unplace_later(b, list[i]);
+        tw__broker_unplace(b, list[i]);
     }
 }
 
@@ -721,7 +721,7 @@ s_create(tw_broker_t *b, const s_def_t *d, int *code, char *why,
     }
     s_tags_copy(st, d->tags);
     s_event(b, st, "added", NULL);
-    s_unplace_later(b, st);
+    tw__broker_unplace(b, st);
     return st;
 }
 

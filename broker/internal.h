@@ -110,6 +110,10 @@ void tw__broker_publish_worker(tw_broker_t *b, const char *topic,
  * TW_ST_CANCELLED, TW_ST_LOST or TW_ST_PENDING. */
 int tw__broker_orphan_task(tw_broker_t *b, tw_task_t *t);
 
+/* Queue station `st` for the next placement pass (dispatch_station.c);
+ * one set aside comes back to be tried at once. */
+void tw__broker_unplace(tw_broker_t *b, tw_station_t *st);
+
 /* One worker as the 12-key map of QUERY "workers" (PROTOCOL.md 5.14),
  * also used by the snapshot and the WORKER reply. */
 void tw__broker_encode_worker(tw_broker_t *b, tw_enc_t *e,

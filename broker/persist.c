@@ -1035,14 +1035,7 @@ s_unplace(tw_broker_t *b, tw_station_t *st)
 {
     st->state = TW_SS_PENDING;
     st->reason = "recovered: waiting for a worker";
-    st->queued = TW_QUEUED_TRY;
-    b->place_wanted = 1;
-    if (b->nunplaced == b->capunplaced) {
-        b->capunplaced = b->capunplaced ? b->capunplaced * 2 : 64;
-        b->unplaced = tw_realloc(b->unplaced,
-                                 b->capunplaced * sizeof *b->unplaced);
-    }
-    b->unplaced[b->nunplaced++] = st;
+    tw__broker_unplace(b, st);
 }
 
 static int
