@@ -311,6 +311,15 @@ main(void)
     TW_H_ASSERT_OK(tw_h_status_field(c, "resubmitted", &resubmitted));
     TW_H_ASSERT(resubmitted >= 50);
 
+    /* The fault suite's line (tests/fault/fault.h, docs/RELIABILITY.md):
+     * every seq was ACKed and ended (asserted above), and the broker's
+     * own count of repeated outcomes. */
+    long long dups = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "duplicates", &dups));
+    printf("scenario=broker-kill submitted=%d acked=%d completed=%d "
+           "duplicated=%lld lost=%d\n",
+           N_ITEMS, N_ITEMS, N_ITEMS - unfinished, dups, unfinished);
+
     /* And it is still running. */
     TW_H_ASSERT_OK(tw_h_wait_station(c, "count-18", "running", 10000, &st));
     printf("18: all %d items completed exactly once (max id %llu, %lld "
