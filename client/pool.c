@@ -738,29 +738,11 @@ tw_client_pool(tw_client_t *c, const tw_pool_req_t *req, int timeout_ms,
     return s_pool_request(c, TW_CMD_POOL, req, timeout_ms, data, len);
 }
 
-/* The value of string key `key` in map `o`, or NULL. */
-static const msgpack_object *
-s_get(const msgpack_object *o, const char *key)
-{
-    size_t kl = strlen(key);
-    if (!o || o->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            memcmp(k->via.str.ptr, key, kl) == 0) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 /* An integer value (nil or absent: `dflt`). */
 static int64_t
 s_int(const msgpack_object *o, const char *key, int64_t dflt)
 {
-    const msgpack_object *v = s_get(o, key);
+    const msgpack_object *v = tw_mp_get(o, key);
     if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
         return v->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->via.u64;
     }
@@ -780,7 +762,7 @@ s_uint(const msgpack_object *o, const char *key)
 static int
 s_bool(const msgpack_object *o, const char *key)
 {
-    const msgpack_object *v = s_get(o, key);
+    const msgpack_object *v = tw_mp_get(o, key);
     return v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
 }
 
@@ -817,7 +799,7 @@ static int
 s_decode_group(const msgpack_object *o, void *arg)
 {
     tw_group_info_t *out = arg;
-    const msgpack_object *full = s_get(o, "full");
+    const msgpack_object *full = tw_mp_get(o, "full");
     out->limit = s_int(o, "limit", -1);
     out->calls = s_int(o, "calls", -1);
     out->reject = full && full->type == MSGPACK_OBJECT_STR &&
@@ -900,7 +882,7 @@ static int
 s_decode_ids(const msgpack_object *o, void *arg)
 {
     s_ids_out_t *out = arg;
-    const msgpack_object *a = out->key ? s_get(o, out->key) : o;
+    const msgpack_object *a = out->key ? tw_mp_get(o, out->key) : o;
     if (!a || a->type != MSGPACK_OBJECT_ARRAY) {
         return TW_EPROTO;
     }
@@ -1255,8 +1237,8 @@ tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
 void
 tw__sess_broker_event(tw_client_t *c, const msgpack_object *data)
 {
-    const msgpack_object *ev = s_get(data, "event");
-    const msgpack_object *pool = s_get(data, "pool");
+    const msgpack_object *ev = tw_mp_get(data, "event");
+    const msgpack_object *pool = tw_mp_get(data, "pool");
     if (!ev || ev->type != MSGPACK_OBJECT_STR || !pool ||
         pool->type != MSGPACK_OBJECT_STR || ev->via.str.size != 11 ||
         memcmp(ev->via.str.ptr, "pool.closed", 11) != 0) {

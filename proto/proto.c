@@ -534,6 +534,23 @@ tw_enc_ikey(tw_enc_t *e, tw_ifield_t f)
     tw_enc_str(e, s_ifields[f].key, s_ifields[f].klen);
 }
 
+const msgpack_object *
+tw_mp_get(const msgpack_object *map, const char *key)
+{
+    size_t kl = strlen(key);
+    if (!map || map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+            memcmp(k->via.str.ptr, key, kl) == 0) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
 void
 tw_enc_chan_item(tw_enc_t *e, const tw_chan_item_t *ci)
 {

@@ -313,6 +313,11 @@ tw_enc_bool(tw_enc_t *e, int v)
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
 
+/* The value of string key `key` in the msgpack map `map`, or NULL when
+ * `map` is not a map or has no such key. For payloads (task arguments,
+ * replies), whose keys are the user's. */
+const msgpack_object *tw_mp_get(const msgpack_object *map, const char *key);
+
 /* One CHAN item {id, ev, cr?, d?, err?} (PROTOCOL.md 14.2): `cr` 0, `d`
  * NULL and `err` NULL leave those keys out. Shared by the worker, the
  * broker and libtaskwheel. */

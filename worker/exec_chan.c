@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/proto.h"
 
 #include <msgpack.h>
 #include <string.h>
@@ -103,21 +104,6 @@ s_reply(void *udata, int status, const void *reply, size_t len)
     tw_free(r);
 }
 
-/* The value of key `k` in map `o`, or NULL. */
-static const msgpack_object *
-s_get(const msgpack_object *o, const char *k)
-{
-    size_t kl = strlen(k);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *key = &o->via.map.ptr[i].key;
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == kl &&
-            memcmp(key->via.str.ptr, k, kl) == 0) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 static int
 s_is(const msgpack_object *o, const char *s)
 {
@@ -147,15 +133,15 @@ s_frame(tw_exec_chan_t *x, const char *p, size_t n)
     size_t off = 0;
     if (msgpack_unpack_next(&up, p, n, &off) != MSGPACK_UNPACK_SUCCESS ||
         off != n || up.data.type != MSGPACK_OBJECT_MAP ||
-        !s_get(&up.data, "ev") ||
-        s_get(&up.data, "ev")->type != MSGPACK_OBJECT_STR) {
+        !tw_mp_get(&up.data, "ev") ||
+        tw_mp_get(&up.data, "ev")->type != MSGPACK_OBJECT_STR) {
         msgpack_unpacked_destroy(&up);
         return -1;
     }
-    const msgpack_object *ev = s_get(&up.data, "ev");
-    const msgpack_object *d = s_get(&up.data, "d");
-    const msgpack_object *to = s_get(&up.data, "timeout");
-    const msgpack_object *id = s_get(&up.data, "id");
+    const msgpack_object *ev = tw_mp_get(&up.data, "ev");
+    const msgpack_object *d = tw_mp_get(&up.data, "d");
+    const msgpack_object *to = tw_mp_get(&up.data, "timeout");
+    const msgpack_object *id = tw_mp_get(&up.data, "id");
     msgpack_sbuffer db, ib;
     msgpack_packer pk;
     msgpack_sbuffer_init(&db);
@@ -262,7 +248,7 @@ tw_exec_chan_wanted(const void *args, size_t len)
     int want = 0;
     if (msgpack_unpack_next(&up, args, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
         up.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object *v = s_get(&up.data, "chan");
+        const msgpack_object *v = tw_mp_get(&up.data, "chan");
         want = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
     }
     msgpack_unpacked_destroy(&up);

@@ -184,15 +184,11 @@ s_host(void)
 static const msgpack_object *
 s_get(const msgpack_object *m, const char *key)
 {
-    TW_H_ASSERT(m->type == MSGPACK_OBJECT_MAP);
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
-            memcmp(k->via.str.ptr, key, k->via.str.size) == 0) {
-            return &m->via.map.ptr[i].val;
-        }
+    const msgpack_object *v = tw_mp_get(m, key);
+    if (!v) {
+        tw_h_fail(__FILE__, __LINE__, "no key %s in the snapshot", key);
     }
-    tw_h_fail(__FILE__, __LINE__, "no key %s in the snapshot", key);
+    return v;
 }
 
 static uint64_t

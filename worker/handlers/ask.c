@@ -12,6 +12,7 @@
  */
 #include "common/alloc.h"
 #include "common/error.h"
+#include "proto/proto.h"
 #include "worker/handlers.h"
 
 #include <msgpack.h>
@@ -82,21 +83,6 @@ s_delay_cb(uv_timer_t *t)
     s_request(t->data);
 }
 
-/* The value of key `k` in map `o`, or NULL. */
-static const msgpack_object *
-s_get(const msgpack_object *o, const char *k)
-{
-    size_t kl = strlen(k);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *key = &o->via.map.ptr[i].key;
-        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == kl &&
-            memcmp(key->via.str.ptr, k, kl) == 0) {
-            return &o->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
-}
-
 static uint64_t
 s_uint(const msgpack_object *o, uint64_t dflt)
 {
@@ -128,10 +114,10 @@ s_ask_run(tw_call_t *call, void *udata)
     a->call = call;
     msgpack_sbuffer_init(&a->req);
     if (o->type == MSGPACK_OBJECT_MAP) {
-        msgs = s_get(o, "msgs");
-        req = s_get(o, "req");
-        a->timeout = s_uint(s_get(o, "timeout"), 0);
-        delay = s_uint(s_get(o, "delay"), 0);
+        msgs = tw_mp_get(o, "msgs");
+        req = tw_mp_get(o, "req");
+        a->timeout = s_uint(tw_mp_get(o, "timeout"), 0);
+        delay = s_uint(tw_mp_get(o, "delay"), 0);
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &a->req, msgpack_sbuffer_write);
