@@ -1068,6 +1068,16 @@ tw_taskloop_release_all(tw_taskloop_t *tl, int graceful)
 }
 
 void
+tw_taskloop_kill_all(tw_taskloop_t *tl)
+{
+    for (tw_station_t *st = tl->all.head; st; st = st->link[S_L_ALL].next) {
+        if (st->call.running) {
+            tw_call_cancel(&st->call);
+        }
+    }
+}
+
+void
 tw_taskloop_drop(tw_taskloop_t *tl, tw_station_t *st)
 {
     (void)tl;

@@ -1469,6 +1469,9 @@ s_stop(tw_worker_t *w, int code, uint64_t grace_ms)
     w->state = S_DOWN;
     tw_slots_orphan_all(w->slots);
     tw_taskloop_drop_all(w->tl);
+    if (grace_ms == 0) {
+        tw_taskloop_kill_all(w->tl); /* no grace for stream programs */
+    }
     s_discard(w);
     uv_timer_stop(&w->tick);
     uv_timer_stop(&w->backoff);
@@ -1624,6 +1627,9 @@ tw_worker_abort(tw_worker_t *w)
         /* Already on the way out: stop waiting for anything. */
         w->exit_code = 1;
         w->grace_over = 1;
+        if (w->tl) {
+            tw_taskloop_kill_all(w->tl);
+        }
         if (!w->handles_closing) {
             uv_timer_stop(&w->drain);
         }

@@ -681,6 +681,23 @@ test_stop_open_ended_now(void **state)
     assert_int_equal(fx->rec.nleft, 3);
 }
 
+/* A forced stop gives open-ended iterations no grace: kill_all cancels
+ * an iteration already asked to end. */
+static void
+test_kill_all_after_stop(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "k", "t.long", "\x01", 1, TW_NEXT_SAME, 0,
+                             0);
+    tw_taskloop_run(fx->tl, 0);
+    assert_int_equal(tw_taskloop_release(fx->tl, st, 0), 0);
+    assert_int_equal(fx->long_stops, 1);
+    assert_int_equal(fx->rec.nleft, 0);
+    tw_taskloop_kill_all(fx->tl);
+    assert_int_equal(fx->hold_cancels, 1);
+    assert_int_equal(fx->rec.nleft, 1);
+}
+
 /* For open-ended iterations the timeout is an idle timeout: s2n output
  * since the last look counts the period again. */
 static void
@@ -1475,6 +1492,7 @@ main(void)
         T(test_drain_open_ended_now),
         T(test_stop_open_ended_now),
         T(test_open_ended_idle_timeout),
+        T(test_kill_all_after_stop),
         T(test_interval_spacing),
         T(test_s22_interleave),
         T(test_dirty_coalesced),
