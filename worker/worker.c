@@ -1182,7 +1182,8 @@ s_on_n2s(tw_worker_t *w, const tw_msg_t *m)
 }
 
 /* WORKER from the broker: "drain" (leave as on SIGTERM: stations back at
- * their iteration boundaries, running tasks finish, then BYE and exit 0)
+ * their iteration boundaries, stream ones at once, running tasks finish,
+ * then BYE and exit 0)
  * or "resize" to `slots` (answered with WORKER "resized" and the free
  * capacity under the new count, which replaces the broker's credit). */
 static void
