@@ -18,10 +18,12 @@
 #   demo [N]               up, show stations and tasks moving as workers
 #                          come and go, then wait like run
 #   add-worker             add one worker host; prints its name (w4...)
-#   remove-worker [HOST]   drain a worker host (SIGTERM: its stations move
-#                          to the others, running tasks finish), wait for
-#                          the worker to exit, delete the host; default:
-#                          the newest worker host
+#   remove-worker [HOST]   drain a worker host through the broker
+#                          (`taskwheel workers drain HOST`, or SIGTERM if
+#                          that fails: its stations move to the others,
+#                          running tasks finish), wait for the worker to
+#                          exit, check it exited 0, delete the host;
+#                          default: the newest worker host
 #   status                 hosts, processes, workers, stations, monitor
 #   cli ARGS...            run the taskwheel CLI on the monitor host
 #   exec HOST CMD...       run a command on a host (broker, monitor, w1..)
@@ -279,10 +281,27 @@ start_broker() {
     fi
 }
 
+# start_worker HOST: like start_on, but a shell stays behind the worker to
+# write its exit status to $STATE/HOST.exit, so that remove-worker can tell
+# a clean drain (0) from a forced stop. $STATE/HOST.pid is the worker's own
+# pid, written by that shell.
 start_worker() {
-    local host=$1
-    start_on "$host" "$host" "$WORKER_BIN" --broker "$BACKEND" \
-        --slots "$SLOTS" --name "$host"
+    local host=$1 i
+    rm -f "$STATE/$host.pid" "$STATE/$host.exit"
+    # shellcheck disable=SC2016  # $0 and $@ belong to the inner sh
+    setsid ip netns exec "$(ns_of "$host")" unshare --uts \
+        sh -c 'f=$1; shift; hostname "$0" || exit 1
+               "$@" </dev/null & p=$!
+               echo $p >"$f.pid.new" && mv "$f.pid.new" "$f.pid"
+               wait $p; echo $? >"$f.exit.new" && mv "$f.exit.new" "$f.exit"' \
+        "$host" "$STATE/$host" "$WORKER_BIN" --broker "$BACKEND" \
+        --slots "$SLOTS" --name "$host" \
+        </dev/null >>"$STATE/log/$host.log" 2>&1 &
+    for ((i = 0; i < 50; i++)); do
+        [[ -s "$STATE/$host.pid" ]] && return 0
+        sleep 0.1
+    done
+    die "worker host $host: the worker did not start ($STATE/log/$host.log)"
 }
 
 start_monitor() {
@@ -346,7 +365,8 @@ down_all() {
     for ns in $(cluster_namespaces); do
         ip netns del "$ns" 2>/dev/null || true
     done
-    rm -f "$STATE"/*.pid "$STATE/next-worker" 2>/dev/null || true
+    rm -f "$STATE"/*.pid "$STATE"/*.exit "$STATE/next-worker" \
+        2>/dev/null || true
     ((n == 0)) ||
         say "down: $TAG stopped (${#pids[@]} processes, $n namespaces)"
 }
@@ -412,7 +432,7 @@ cmd_add_worker() {
 
 cmd_remove_worker() {
     require_cluster
-    local host=${1:-} pid t0 i
+    local host=${1:-} pid t0 i code="" ok=1
     if [[ -z "$host" ]]; then
         host=$(worker_hosts | tail -n 1)
         [[ -n "$host" ]] || die "no worker host to remove"
@@ -421,9 +441,17 @@ cmd_remove_worker() {
     ns_exists "$(ns_of "$host")" || die "no worker host $host"
     pid=$(pid_of "$host")
     t0=$SECONDS
-    say "draining $host (SIGTERM to pid ${pid:-?})"
     if pid_alive "$pid"; then
-        kill -TERM "$pid"
+        # The operator's path (docs/OPERATIONS.md): the broker stops
+        # giving the worker work at once and tells it to drain; the
+        # worker releases its stations, finishes its tasks, says BYE and
+        # exits 0. SIGTERM does the same from the worker's side, without
+        # the broker knowing until the BYE: the fallback.
+        say "draining $host: taskwheel workers drain $host"
+        if ! cli workers drain "$host" >&2; then
+            say "workers drain failed; SIGTERM to $host (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
         # The worker's drain-timeout is 10 s by default; leave room for
         # the stations' last iterations.
         for ((i = 0; i < 300; i++)); do
@@ -433,6 +461,18 @@ cmd_remove_worker() {
         if pid_alive "$pid"; then
             say "$host did not stop within 30 s; killing it"
             kill -KILL "$pid" 2>/dev/null || true
+            ok=0
+        fi
+        for ((i = 0; i < 20; i++)); do
+            [[ -s "$STATE/$host.exit" ]] && break
+            sleep 0.1
+        done
+        code=$(cat "$STATE/$host.exit" 2>/dev/null || true)
+        if [[ "$code" != 0 ]]; then
+            say "the worker on $host exited with status ${code:-unknown}"
+            ok=0
+        else
+            say "the worker on $host drained and exited 0"
         fi
     fi
     # shellcheck disable=SC2046
@@ -440,6 +480,7 @@ cmd_remove_worker() {
     ip netns del "$(ns_of "$host")"
     rm -f "$STATE/$host.pid"
     say "removed worker host $host after $((SECONDS - t0)) s"
+    ((ok)) || return 1
 }
 
 require_cluster() {

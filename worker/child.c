@@ -62,6 +62,9 @@ s_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     c->status = status;
     c->term_signal = term_signal;
     s_close((uv_handle_t *)p);
+    if (c->has_term) {
+        s_close((uv_handle_t *)&c->term); /* no SIGKILL needed any more */
+    }
     c->ops->changed(c);
 }
 
@@ -260,6 +263,32 @@ tw_child_kill(tw_child_t *c, int why)
     }
 }
 
+static void
+s_term_cb(uv_timer_t *t)
+{
+    tw_child_t *c = t->data;
+    tw_child_kill(c, TW_CHILD_STOPPED); /* the grace is over */
+    s_close((uv_handle_t *)t);
+}
+
+void
+tw_child_terminate(tw_child_t *c, uint64_t grace_ms)
+{
+    if (!c->call || c->exited || c->has_term) {
+        return;
+    }
+    c->killed |= TW_CHILD_STOPPED;
+    tw_child_close_stdin(c);
+    if (uv_kill(-c->proc.pid, SIGTERM) != 0) {
+        uv_process_kill(&c->proc, SIGTERM);
+    }
+    uv_timer_init(tw_call_loop(c->call), &c->term);
+    c->term.data = c;
+    c->has_term = 1;
+    c->nopen++;
+    uv_timer_start(&c->term, s_term_cb, grace_ms, 0);
+}
+
 void
 tw_child_cancel(tw_call_t *call, void *udata)
 {
@@ -320,6 +349,8 @@ tw_child_fail(const tw_child_t *c, tw_call_t *call, size_t max)
 {
     if (c->killed & TW_CHILD_CANCELLED) {
         tw_call_fail(call, "cancelled");
+    } else if (c->killed & TW_CHILD_STOPPED) {
+        tw_call_fail(call, "stopped");
     } else if (c->killed & TW_CHILD_OOM) {
         tw_call_fail(call, "out of memory reading the program's output");
     } else if (c->killed & TW_CHILD_OVERFLOW) {

@@ -36,7 +36,8 @@
 enum {
     TW_CHILD_CANCELLED = 1, /* the call was cancelled */
     TW_CHILD_OVERFLOW = 2,  /* its output went past the owner's cap */
-    TW_CHILD_OOM = 4        /* its output could not be stored */
+    TW_CHILD_OOM = 4,       /* its output could not be stored */
+    TW_CHILD_STOPPED = 8    /* asked to end (tw_child_terminate) */
 };
 
 typedef struct tw_child tw_child_t;
@@ -73,6 +74,8 @@ struct tw_child {
     int64_t status;
     int term_signal;
     int killed; /* TW_CHILD_* reasons, 0 if never killed */
+    uv_timer_t term; /* tw_child_terminate's grace, only if has_term */
+    int has_term;
     /* Private. */
     const tw_child_ops_t *ops;
     int nopen; /* handles not yet closed */
@@ -118,6 +121,14 @@ void tw_child_close_chan(tw_child_t *c);
 /* Note `why` (a TW_CHILD_* reason) and SIGKILL the child's process group,
  * unless it has exited already. Does not call `changed`. */
 void tw_child_kill(tw_child_t *c, int why);
+
+/* Ask the child to end: close its stdin, SIGTERM its process group, and
+ * SIGKILL it if it has not exited after `grace_ms`. Notes
+ * TW_CHILD_STOPPED (so the run ends as soon as the child has exited, and
+ * tw_child_fail says "stopped"). Does nothing once it has exited, has
+ * been reaped or has been asked already; a later tw_child_cancel still
+ * kills it at once. Does not call `changed`. */
+void tw_child_terminate(tw_child_t *c, uint64_t grace_ms);
 
 /* The `cancel` function (tw_handler_cancel_fn) of a handler that runs its
  * calls as children: kill the call's child (once) and call `changed`,

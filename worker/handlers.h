@@ -43,6 +43,14 @@ typedef struct {
     void *udata;
     tw_handler_n2s_fn n2s; /* stations only; may be NULL */
     tw_handler_end_fn end; /* stations only; may be NULL */
+    /* Stations only, may be NULL; not part of the plugin ABI. A handler
+     * with `stop` runs open-ended iterations (the stream handler: one
+     * iteration lasts as long as its program). The engine calls it
+     * instead of `cancel` to end a running iteration politely, at once,
+     * on a drain, a RELEASE or a STOP (the call must still end, within a
+     * short grace), and treats the station's timeout as an idle timeout
+     * (no s2n output for that long). See proto/PROTOCOL.md 11. */
+    tw_handler_cancel_fn stop;
 } tw_handler_t;
 
 typedef struct {

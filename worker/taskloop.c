@@ -79,7 +79,9 @@ struct tw_station {
     int started;   /* an iteration has started since add */
     int left;      /* `left` was called */
     atomic_int self_stop;
+    int active;    /* open-ended: s2n output since to_base */
     uint64_t last_start, wake;
+    uint64_t to_base; /* the timeout counts from here */
     size_t hidx; /* heap index + 1; 0 when not in the heap */
     s_link_t link[S_NLISTS];
     void *data;
@@ -627,10 +629,18 @@ s_left(tw_station_t *st)
     s_push(st); /* the next run frees it */
 }
 
+/* A handler whose iterations are open-ended (it has a `stop`). */
+static int
+s_open_ended(const tw_station_t *st)
+{
+    return st->h->stop != NULL;
+}
+
 /* End the station: report `ev` (none if negative) with its current
- * checkpoint, forget its sid, cancel a running iteration. */
+ * checkpoint, forget its sid, end a running iteration: with the
+ * handler's `stop` if `polite` and it has one, else cancelled. */
 static void
-s_end(tw_station_t *st, int ev, const char *err)
+s_end_how(tw_station_t *st, int ev, const char *err, int polite)
 {
     tw_taskloop_t *tl = st->tl;
     if (st->state == S_ENDED) {
@@ -644,11 +654,19 @@ s_end(tw_station_t *st, int ev, const char *err)
     if (ev >= 0) {
         tl->cbs.event(tl->udata, st, ev, err);
     }
-    if (st->call.running) {
+    if (st->call.running && polite && s_open_ended(st)) {
+        st->h->stop(&st->call, st->h->udata); /* its outcome: s_left */
+    } else if (st->call.running) {
         tw_call_cancel(&st->call); /* its outcome calls s_left */
     } else {
         s_left(st);
     }
+}
+
+static void
+s_end(tw_station_t *st, int ev, const char *err)
+{
+    s_end_how(st, ev, err, 0);
 }
 
 static void
@@ -678,6 +696,7 @@ s_emit(tw_station_t *st, const void *d, size_t len)
         return;
     }
     tl->stats.s2n++;
+    st->active = 1;
     tl->cbs.s2n(tl->udata, st, ++st->s2n_seq, d, len);
 }
 
@@ -773,7 +792,8 @@ s_start(tw_station_t *st, uint64_t now)
     s_heap_del(st);
     st->state = S_RUN;
     st->started = 1;
-    st->last_start = now;
+    st->last_start = st->to_base = now;
+    st->active = 0;
     st->has_next = 0;
     st->cur = st->it + 1;
     int rc = tw_call_start(&st->call, st->h, 0, st->in, st->ilen);
@@ -842,11 +862,20 @@ s_process(tw_station_t *st, uint64_t now)
         }
         return;
     case S_RUN:
-        if (st->to && now >= st->last_start + st->to) {
+        if (st->to && now >= st->to_base + st->to && s_open_ended(st) &&
+            st->active) {
+            /* An idle timeout: output since the last look counts the
+             * period again from now. */
+            st->active = 0;
+            st->to_base = now;
+        }
+        if (st->to && now >= st->to_base + st->to) {
             st->tl->stats.timeouts++;
-            s_end(st, TW_SEV_FAILED, "timeout"); /* S6 */
-        } else if (st->to && !st->hidx) {
-            s_heap_set(st, st->last_start + st->to);
+            s_end(st, TW_SEV_FAILED,
+                  s_open_ended(st) ? "idle timeout" : "timeout"); /* S6 */
+        } else if (st->to && (!st->hidx || st->wake != st->to_base +
+                                                         st->to)) {
+            s_heap_set(st, st->to_base + st->to);
         }
         return;
     default:
@@ -999,6 +1028,11 @@ tw_taskloop_control(tw_taskloop_t *tl, tw_station_t *st, int ctl)
         s_end(st, TW_SEV_CANCELLED, NULL); /* S18: now */
         return 0;
     }
+    if (ctl == TW_CTL_STOP && st->state == S_RUN && s_open_ended(st)) {
+        /* Its iteration would not reach a boundary: end it now. */
+        s_end_how(st, TW_SEV_STOPPED, NULL, 1);
+        return 0;
+    }
     st->want = ctl; /* S13: the last one noted wins */
     if (st->state != S_RUN) {
         s_push(st);
@@ -1013,11 +1047,13 @@ tw_taskloop_release(tw_taskloop_t *tl, tw_station_t *st, int graceful)
     if (st->state == S_ENDED) {
         return TW_ESTATE;
     }
-    if (graceful && st->state == S_RUN) {
+    if (graceful && st->state == S_RUN && !s_open_ended(st)) {
         st->drain = 1; /* S29: after the current iteration */
         return 0;
     }
-    s_end(st, TW_SEV_RELEASED, NULL);
+    /* An open-ended iteration is asked to end now, drain or not: the
+     * station is released at once and may start elsewhere. */
+    s_end_how(st, TW_SEV_RELEASED, NULL, 1);
     return 0;
 }
 
@@ -1027,6 +1063,16 @@ tw_taskloop_release_all(tw_taskloop_t *tl, int graceful)
     for (tw_station_t *st = tl->all.head; st; st = st->link[S_L_ALL].next) {
         if (st->state != S_ENDED) {
             tw_taskloop_release(tl, st, graceful);
+        }
+    }
+}
+
+void
+tw_taskloop_kill_all(tw_taskloop_t *tl)
+{
+    for (tw_station_t *st = tl->all.head; st; st = st->link[S_L_ALL].next) {
+        if (st->call.running) {
+            tw_call_cancel(&st->call);
         }
     }
 }

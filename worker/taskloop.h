@@ -91,7 +91,8 @@ typedef struct {
     size_t ilen;           /* 0: nil */
     int next;              /* tw_next_t */
     uint64_t interval_ms;  /* min ms from one start to the next */
-    uint64_t timeout_ms;   /* per iteration, 0 = none */
+    uint64_t timeout_ms;   /* per iteration, 0 = none; for open-ended
+                              iterations, the longest time without s2n */
     int paused;            /* start paused */
     uint64_t it;           /* iterations completed before */
     int slot;              /* the caller's, see tw_station_slot */
@@ -158,13 +159,19 @@ tw_station_t *tw_taskloop_find(const tw_taskloop_t *tl, const char *sid,
 
 /* Apply a control (S11-S18). CANCEL ends the station now (the running
  * iteration is cancelled, its outcome discarded); the others are noted
- * and applied at the next boundary, the last one noted winning (S13).
- * Returns 0, TW_EINVAL (unknown control) or TW_ESTATE (ended). */
+ * and applied at the next boundary, the last one noted winning (S13),
+ * except STOP of a running open-ended iteration (a handler with `stop`,
+ * worker/handlers.h), which reports TW_SEV_STOPPED now and asks the
+ * iteration to end. Returns 0, TW_EINVAL (unknown control) or TW_ESTATE
+ * (ended). */
 int tw_taskloop_control(tw_taskloop_t *tl, tw_station_t *st, int ctl);
 
 /* Give the station back to the broker: TW_SEV_RELEASED with its
  * checkpoint. With `graceful` a running iteration finishes first (and its
- * result counts); otherwise it is cancelled. Returns 0 or TW_ESTATE. */
+ * result counts); otherwise it is cancelled. A running open-ended
+ * iteration is neither waited for nor cancelled: the station is released
+ * now and the handler's `stop` asks the iteration to end (`left` follows
+ * when it has). Returns 0 or TW_ESTATE. */
 int tw_taskloop_release(tw_taskloop_t *tl, tw_station_t *st, int graceful);
 
 /* tw_taskloop_release on every live station. */
@@ -173,6 +180,10 @@ void tw_taskloop_release_all(tw_taskloop_t *tl, int graceful);
 /* End every live station silently (the broker forgot them): running
  * iterations are cancelled, nothing is reported but `left`. */
 void tw_taskloop_drop_all(tw_taskloop_t *tl);
+
+/* Cancel every iteration still running, including those already asked
+ * to end politely (a forced stop: no grace for open-ended ones). */
+void tw_taskloop_kill_all(tw_taskloop_t *tl);
 
 /* End one station silently, like tw_taskloop_drop_all. */
 void tw_taskloop_drop(tw_taskloop_t *tl, tw_station_t *st);

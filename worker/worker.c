@@ -1169,7 +1169,8 @@ s_on_n2s(tw_worker_t *w, const tw_msg_t *m)
 }
 
 /* WORKER from the broker: "drain" (leave as on SIGTERM: stations back at
- * their iteration boundaries, running tasks finish, then BYE and exit 0)
+ * their iteration boundaries, stream ones at once, running tasks finish,
+ * then BYE and exit 0)
  * or "resize" to `slots` (answered with WORKER "resized" and the free
  * capacity under the new count, which replaces the broker's credit). */
 static void
@@ -1456,6 +1457,9 @@ s_stop(tw_worker_t *w, int code, uint64_t grace_ms)
     w->state = S_DOWN;
     tw_slots_orphan_all(w->slots);
     tw_taskloop_drop_all(w->tl);
+    if (grace_ms == 0) {
+        tw_taskloop_kill_all(w->tl); /* no grace for stream programs */
+    }
     s_discard(w);
     uv_timer_stop(&w->tick);
     uv_timer_stop(&w->backoff);
@@ -1611,6 +1615,9 @@ tw_worker_abort(tw_worker_t *w)
         /* Already on the way out: stop waiting for anything. */
         w->exit_code = 1;
         w->grace_over = 1;
+        if (w->tl) {
+            tw_taskloop_kill_all(w->tl);
+        }
         if (!w->handles_closing) {
             uv_timer_stop(&w->drain);
         }

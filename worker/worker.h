@@ -31,7 +31,8 @@
  *
  *  tw_worker_drain() is the graceful stop: no new tasks or stations are
  *  taken, stations are released with their checkpoint after their
- *  current iteration, running tasks get up to drain_timeout_ms (then what
+ *  current iteration (open-ended ones, stream, at once: their program is
+ *  asked to end), running tasks get up to drain_timeout_ms (then what
  *  is left is cancelled, stations still reported released), then the last
  *  reports and a BYE go out and the worker closes. Loop thread only.
  */

@@ -13,9 +13,10 @@
  *      host and iterate; tasks run on all three hosts;
  *    - a worker host added later (add-worker) receives work at once: new
  *      stations go to it, being the least loaded, and it runs tasks;
- *    - a worker host removed (remove-worker: SIGTERM, a drain) has its
- *      stations moved to the other hosts, where they continue from their
- *      checkpoints, and its worker leaves with BYE;
+ *    - a worker host removed (remove-worker: `taskwheel workers drain`,
+ *      the broker's WORKER drain) has its stations moved to the other
+ *      hosts, where they continue from their checkpoints, and its worker
+ *      was told to drain by the broker and exited 0;
  *    - the monitor host (examples/monitor.py) saw workers and stations;
  *    - `status` works and `down` leaves no namespace behind.
  *
@@ -337,6 +338,23 @@ main(void)
     }
     s_run_tasks(12, &o);
     TW_H_ASSERT(!s_ran_on(&o, w2));
+    /* The drain went through the broker, not a signal, and was clean. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/log/w2.log", tw_h_mh_state());
+    TW_H_ASSERT_MSG(tw_h_mh_file_has(path, "the broker asked this worker "
+                                           "to drain"),
+                    "%s shows the broker's WORKER drain", path);
+    snprintf(path, sizeof path, "%s/w2.exit", tw_h_mh_state());
+    int code = -1;
+    FILE *fp = fopen(path, "r");
+    if (fp) {
+        if (fscanf(fp, "%d", &code) != 1) {
+            code = -1;
+        }
+        fclose(fp);
+    }
+    TW_H_ASSERT_MSG(code == 0, "the worker of w2 exited %d (%s)", code,
+                    path);
     printf("13-multihost: w2 drained, its stations run elsewhere\n");
 
     /* The monitor on its own host saw the workers and the stations. */

@@ -105,8 +105,8 @@ s_sh(char *buf, size_t cap, const char *script)
 }
 
 static tw_station_t *
-s_add(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
-      int paused)
+s_add_to(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
+         int paused, uint64_t to)
 {
     char a[1024];
     size_t alen = s_sh(a, sizeof a, script);
@@ -119,11 +119,19 @@ s_add(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
         .ilen = alen,
         .next = TW_NEXT_RESULT, /* the broker's default */
         .interval_ms = iv,
+        .timeout_ms = to,
         .paused = paused,
     };
     tw_station_t *st;
     assert_int_equal(tw_taskloop_add(fx->tl, &def, &st), 0);
     return st;
+}
+
+static tw_station_t *
+s_add(s_fx_t *fx, const char *sid, const char *script, uint64_t iv,
+      int paused)
+{
+    return s_add_to(fx, sid, script, iv, paused, 0);
 }
 
 /* Turn the loop and the engine until *flag >= want or `ms` pass. */
@@ -290,6 +298,66 @@ test_cancel_kills_child(void **state)
     assert_true(tw_now_ms() - t0 < 2000);
 }
 
+/* A drain (a graceful release) does not wait for the program to exit:
+ * the station is released at once and the child is asked to end, stdin
+ * closed and SIGTERM; `cat` is gone well within the grace. */
+static void
+test_drain_releases_now(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "d", "echo up; exec cat", 0, 0);
+    s_until(fx, &fx->rec.ns2n, 1, 3000);
+    assert_int_equal(fx->rec.ns2n, 1);
+    uint64_t t0 = tw_now_ms();
+    assert_int_equal(tw_taskloop_release(fx->tl, st, 1), 0);
+    assert_int_equal(fx->rec.ev[fx->rec.nev - 1].ev, TW_SEV_RELEASED);
+    assert_null(tw_taskloop_find(fx->tl, "d", 1));
+    s_until(fx, &fx->rec.nleft, 1, 3000);
+    assert_int_equal(fx->rec.nleft, 1);
+    assert_true(tw_now_ms() - t0 < 2000);
+    assert_int_equal(s_count_ev(fx, TW_SEV_FAILED), 0);
+}
+
+/* A program that ignores SIGTERM is killed after the grace. */
+static void
+test_stop_kills_after_grace(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "g",
+                             "trap '' TERM; echo up; "
+                             "while :; do sleep 0.05; done",
+                             0, 0);
+    s_until(fx, &fx->rec.ns2n, 1, 3000);
+    assert_int_equal(fx->rec.ns2n, 1);
+    uint64_t t0 = tw_now_ms();
+    assert_int_equal(tw_taskloop_control(fx->tl, st, TW_CTL_STOP), 0);
+    assert_int_equal(fx->rec.ev[fx->rec.nev - 1].ev, TW_SEV_STOPPED);
+    s_until(fx, &fx->rec.nleft, 1, 5000);
+    assert_int_equal(fx->rec.nleft, 1);
+    uint64_t took = tw_now_ms() - t0;
+    assert_true(took >= 400);
+    assert_true(took < 3000);
+}
+
+/* A stream station's timeout is an idle timeout: a program that keeps
+ * writing runs past it, and fails once it has been silent that long. */
+static void
+test_timeout_is_idle(void **state)
+{
+    s_fx_t *fx = *state;
+    s_add_to(fx, "i",
+             "for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done; sleep 30",
+             0, 0, 300);
+    uint64_t t0 = tw_now_ms();
+    s_until(fx, &fx->rec.nleft, 1, 5000);
+    assert_int_equal(fx->rec.nleft, 1);
+    assert_int_equal(fx->rec.ns2n, 6); /* 600 ms of output: not cut */
+    assert_true(tw_now_ms() - t0 >= 800);
+    const tw_tlrec_ev_t *e = &fx->rec.ev[fx->rec.nev - 1];
+    assert_int_equal(e->ev, TW_SEV_FAILED);
+    assert_string_equal(e->err, "idle timeout");
+}
+
 /* Bad arguments fail the first iteration. */
 static void
 test_bad_args(void **state)
@@ -356,6 +424,9 @@ main(void)
         T(test_exit_nonzero_fails),
         T(test_restarts_each_iteration),
         T(test_cancel_kills_child),
+        T(test_drain_releases_now),
+        T(test_stop_kills_after_grace),
+        T(test_timeout_is_idle),
         T(test_bad_args),
         T(test_plain_task),
 #undef T

@@ -57,6 +57,7 @@ typedef struct {
     int next_rc;
     int block_ms;
     int n2s_seen;
+    int long_stops; /* t.long: calls of its `stop` */
 } s_fx_t;
 
 /* Test handlers ----------------------------------------------------------- */
@@ -160,6 +161,15 @@ s_count_n2s(tw_station_t *st, const void *d, size_t len, void *udata)
     ((s_fx_t *)udata)->n2s_seen++;
 }
 
+/* t.long's `stop`: noted; the call stays held until the test ends it,
+ * as a program winding down would. */
+static void
+s_long_stop(tw_call_t *call, void *udata)
+{
+    (void)call;
+    ((s_fx_t *)udata)->long_stops++;
+}
+
 static int
 s_setup(void **state)
 {
@@ -181,6 +191,11 @@ s_setup(void **state)
         defs[i].udata = fx;
         assert_int_equal(tw_handlers_add(&fx->reg, &defs[i]), 0);
     }
+    /* t.long: t.hold with open-ended iterations, like stream. */
+    tw_handler_def_t ld = {.name = "t.long", .run = s_hold_run,
+                           .cancel = s_hold_cancel, .udata = fx};
+    assert_int_equal(tw_handlers_add(&fx->reg, &ld), 0);
+    fx->reg.v[fx->reg.n - 1].stop = s_long_stop;
     fx->tl = tw_taskloop_new(&fx->loop, &tw_tlrec_cbs, &fx->rec);
     *state = fx;
     return 0;
@@ -592,6 +607,121 @@ test_s18_cancel_now(void **state)
     tw_taskloop_control(fx->tl, st, TW_CTL_CANCEL);
     s_last(fx, "c2", TW_SEV_CANCELLED);
     assert_int_equal(fx->rec.nleft, 2);
+}
+
+/* Open-ended iterations (a handler with `stop`, like stream) never reach
+ * a boundary, so a drain does not wait for one: the station is released
+ * at once and the iteration is asked to end with `stop`, not cancelled.
+ * The slot frees (`left`) when the call ends. Ordinary handlers keep
+ * S29: the drain waits for the iteration. */
+static void
+test_drain_open_ended_now(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "l", "t.long", "\x07", 1, TW_NEXT_RESULT,
+                             0, 0);
+    tw_station_t *h = s_add(fx, "h", "t.hold", "\x08", 1, TW_NEXT_RESULT,
+                            0, 0);
+    tw_taskloop_run(fx->tl, 0);
+    assert_int_equal(fx->nheld, 2);
+    tw_taskloop_release_all(fx->tl, 1);
+    const tw_tlrec_ev_t *e = s_last(fx, "l", TW_SEV_RELEASED);
+    assert_int_equal(e->ck[0], 7);
+    assert_int_equal(fx->long_stops, 1);
+    assert_int_equal(fx->hold_cancels, 0);
+    assert_null(tw_taskloop_find(fx->tl, "l", 1));
+    assert_non_null(tw_taskloop_find(fx->tl, "h", 1)); /* still running */
+    assert_int_equal(fx->rec.nleft, 0);
+    /* The long call ends (as its program exits); the result is not used. */
+    for (int i = 0; i < fx->nheld; i++) {
+        if (tw_call_station(fx->held[i]) == st) {
+            tw_call_t *c = fx->held[i];
+            fx->held[i] = fx->held[--fx->nheld];
+            tw_call_fail(c, "stopped");
+        }
+    }
+    assert_int_equal(fx->rec.nleft, 1);
+    assert_int_equal(tw_taskloop_release(fx->tl, st, 1), TW_ESTATE);
+    /* The ordinary one is released at its boundary. */
+    s_hold_finish(fx, "\x09", 1);
+    tw_taskloop_run(fx->tl, 1);
+    e = s_last(fx, "h", TW_SEV_RELEASED);
+    assert_int_equal(e->ck[0], 9);
+    assert_int_equal(fx->rec.nleft, 2);
+    (void)h;
+}
+
+/* STOP ends an open-ended iteration now, politely; a RELEASE (not
+ * graceful) asks it politely too. Cancel still cancels. */
+static void
+test_stop_open_ended_now(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *a = s_add(fx, "a", "t.long", "\x01", 1, TW_NEXT_RESULT,
+                            0, 0);
+    tw_station_t *b = s_add(fx, "b", "t.long", "\x02", 1, TW_NEXT_RESULT,
+                            0, 0);
+    tw_station_t *c = s_add(fx, "c", "t.long", "\x03", 1, TW_NEXT_RESULT,
+                            0, 0);
+    tw_taskloop_run(fx->tl, 0);
+    assert_int_equal(fx->nheld, 3);
+    assert_int_equal(tw_taskloop_control(fx->tl, a, TW_CTL_STOP), 0);
+    s_last(fx, "a", TW_SEV_STOPPED);
+    assert_int_equal(tw_taskloop_release(fx->tl, b, 0), 0);
+    s_last(fx, "b", TW_SEV_RELEASED);
+    assert_int_equal(fx->long_stops, 2);
+    assert_int_equal(fx->hold_cancels, 0);
+    assert_int_equal(tw_taskloop_control(fx->tl, c, TW_CTL_CANCEL), 0);
+    s_last(fx, "c", TW_SEV_CANCELLED);
+    assert_int_equal(fx->hold_cancels, 1);
+    while (fx->nheld) {
+        tw_call_t *call = fx->held[--fx->nheld];
+        tw_call_fail(call, "stopped");
+    }
+    assert_int_equal(fx->rec.nleft, 3);
+}
+
+/* A forced stop gives open-ended iterations no grace: kill_all cancels
+ * an iteration already asked to end. */
+static void
+test_kill_all_after_stop(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "k", "t.long", "\x01", 1, TW_NEXT_SAME, 0,
+                             0);
+    tw_taskloop_run(fx->tl, 0);
+    assert_int_equal(tw_taskloop_release(fx->tl, st, 0), 0);
+    assert_int_equal(fx->long_stops, 1);
+    assert_int_equal(fx->rec.nleft, 0);
+    tw_taskloop_kill_all(fx->tl);
+    assert_int_equal(fx->hold_cancels, 1);
+    assert_int_equal(fx->rec.nleft, 1);
+}
+
+/* For open-ended iterations the timeout is an idle timeout: s2n output
+ * since the last look counts the period again. */
+static void
+test_open_ended_idle_timeout(void **state)
+{
+    s_fx_t *fx = *state;
+    tw_station_t *st = s_add(fx, "i", "t.long", "\x01", 1, TW_NEXT_SAME, 0,
+                             100);
+    assert_int_equal(tw_taskloop_run(fx->tl, 1000), 100);
+    assert_int_equal(fx->nheld, 1);
+    tw_station_emit(st, "\xa1x", 2);
+    assert_int_equal(tw_taskloop_run(fx->tl, 1100), 100); /* re-armed */
+    s_last(fx, "i", TW_SEV_RUNNING);
+    tw_station_emit(st, "\xa1y", 2);
+    assert_int_equal(tw_taskloop_run(fx->tl, 1200), 100);
+    s_last(fx, "i", TW_SEV_RUNNING);
+    tw_taskloop_run(fx->tl, 1300); /* silent for a whole period */
+    const tw_tlrec_ev_t *e = s_last(fx, "i", TW_SEV_FAILED);
+    assert_string_equal(e->err, "idle timeout");
+    assert_int_equal(fx->hold_cancels, 1);
+    assert_int_equal(fx->rec.nleft, 1);
+    tw_taskloop_stats_t stats;
+    tw_taskloop_stats(fx->tl, &stats);
+    assert_int_equal(stats.timeouts, 1);
 }
 
 /* An iteration starts no sooner than the interval after the previous
@@ -1284,6 +1414,29 @@ test_proto_drain_releases(void **state)
     tw_fb_expect_bye(px, 0);
 }
 
+/* A stream station's iteration lasts as long as its program, so a drain
+ * must not wait for it: the station is released at once, the program is
+ * asked to end (stdin closed, SIGTERM) and the worker says BYE well
+ * within its drain timeout, exiting 0. */
+static void
+test_proto_drain_stream_now(void **state)
+{
+    tw_fb_t *px = *state;
+    assert_int_equal(tw_handlers_add_stream(&px->reg, 1u << 20), 0);
+    s_px_up(px, 2, 20000);
+    s_px_assign(px, "c", 5, "stream", "\x91\xa3" "cat", 5, 1, 0, NULL, 0,
+                0);
+    s_px_expect(px, "c", "running", 5);
+    tw_fb_spin(px, 100); /* cat is up */
+    uint64_t t0 = tw_now_ms();
+    tw_worker_drain(px->w);
+    s_px_expect(px, "c", "released", 5);
+    tw_fb_expect_bye(px, 0);
+    assert_true(tw_now_ms() - t0 < 3000);
+    assert_int_equal(px->exit_code, 0);
+    assert_int_equal(px->stuck, 0);
+}
+
 /* A drain that times out still reports stations released, iterations
  * cancelled, before BYE. */
 static void
@@ -1336,6 +1489,10 @@ main(void)
         T(test_start_paused),
         T(test_s17_stop_finishes_iteration),
         T(test_s18_cancel_now),
+        T(test_drain_open_ended_now),
+        T(test_stop_open_ended_now),
+        T(test_open_ended_idle_timeout),
+        T(test_kill_all_after_stop),
         T(test_interval_spacing),
         T(test_s22_interleave),
         T(test_dirty_coalesced),
@@ -1354,6 +1511,7 @@ main(void)
         P(test_proto_refusals),
         P(test_proto_drain_releases),
         P(test_proto_drain_timeout_releases),
+        P(test_proto_drain_stream_now),
         P(test_proto_rehello_drops_stations),
 #undef P
     };

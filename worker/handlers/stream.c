@@ -19,8 +19,15 @@
  *      default) as well as "same"; anything else fails it with the tail
  *      of stderr, which ends the station failed.
  *
- *  A station timeout would kill the child, so stream stations normally
- *  have none (seed-semantics F1 on S6). As a plain task, stream runs the
+ *  An iteration lasts as long as the program, so it never reaches the
+ *  boundary where drains and STOP apply. The handler therefore has a
+ *  `stop` (worker/handlers.h): a drain, a RELEASE or a STOP ends a running
+ *  station at once, reported as the engine decides (released, stopped),
+ *  and the child is asked to end: stdin closed, SIGTERM to its process
+ *  group, SIGKILL after S_STOP_GRACE ms. A station timeout is an idle
+ *  timeout for stream stations: the engine fails the station after that
+ *  long without an stdout line (proto/PROTOCOL.md 11). As a plain task,
+ *  stream runs the
  *  program once with stdin closed and returns the array of its stdout
  *  lines, failing past the configured output cap.
  *
@@ -45,6 +52,10 @@
 #define S_MAX_QUEUED_BYTES (1u << 20)
 #define S_MAX_STDIN_BACKLOG (4u << 20) /* unwritten stdin bytes */
 #define S_READ_CHUNK 65536
+/* ms between the SIGTERM of a stop and the SIGKILL; below the worker's
+ * own stop grace (worker/worker.c S_STOP_GRACE), so a drain or shutdown
+ * never leaves the child behind. */
+#define S_STOP_GRACE 500
 
 typedef struct s_line {
     struct s_line *next;
@@ -424,6 +435,17 @@ s_stream(tw_call_t *call, void *udata)
     }
 }
 
+/* The `stop` of a stream station: ask the program to end. */
+static void
+s_stream_stop(tw_call_t *call, void *udata)
+{
+    (void)udata;
+    tw_child_t *c = tw_call_data(call);
+    if (c && c->call) {
+        tw_child_terminate(c, S_STOP_GRACE);
+    }
+}
+
 int
 tw_handlers_add_stream(tw_handlers_t *reg, size_t stdout_max)
 {
@@ -434,5 +456,11 @@ tw_handlers_add_stream(tw_handlers_t *reg, size_t stdout_max)
                             .udata = (void *)(uintptr_t)stdout_max,
                             .n2s = s_stream_n2s,
                             .end = s_stream_end};
-    return tw_handlers_add(reg, &def);
+    int rc = tw_handlers_add(reg, &def);
+    if (rc == 0) {
+        /* `stop` is not in the plugin ABI's definition: set it on the
+         * registry's copy, which tw_handlers_add appended. */
+        reg->v[reg->n - 1].stop = s_stream_stop;
+    }
+    return rc;
 }
