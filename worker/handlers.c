@@ -92,6 +92,7 @@ tw_handlers_add(tw_handlers_t *reg, const tw_handler_def_t *def)
         reg->v = tw_realloc(reg->v, reg->cap * sizeof *reg->v);
     }
     tw_handler_t *h = &reg->v[reg->n++];
+    memset(h, 0, sizeof *h); /* fields the def does not carry (stop) */
     h->name = tw_strndup(def->name, len);
     h->nlen = len;
     h->flags = def->flags;
