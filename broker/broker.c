@@ -429,7 +429,19 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < b->reg.len; i++) {
         slots += b->reg.list[i]->slots;
     }
-    size_t n = 28 + 6 + tw__persist_status_count(b);
+    static const struct {
+        const char *key;
+        size_t off;
+    } counters[] = {
+#define S_C(field, key, help) {key, offsetof(tw_broker_stats_t, field)},
+        TW_BROKER_COUNTERS(S_C)
+#undef S_C
+    };
+    size_t ncounters = 0;
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
+        ncounters += counters[i].key != NULL;
+    }
+    size_t n = 14 + ncounters + tw__persist_status_count(b); /* 14: below */
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -444,15 +456,15 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("running", b->running);
     S_KV("kept", b->tasks.ended.len);
     S_KV("clients", tw_clients_count(&b->clients));
-    S_KV("submitted", b->st.submitted);
-    S_KV("rejected", b->st.rejected);
-    S_KV("completed", b->st.completed);
-    S_KV("failed", b->st.failed);
-    S_KV("cancelled", b->st.cancelled);
-    S_KV("requeued", b->st.requeued);
-    S_KV("duplicates", b->st.duplicates);
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
+        if (counters[i].key) {
+            uint64_t v;
+            memcpy(&v, (const char *)&b->st + counters[i].off, sizeof v);
+            S_KV(counters[i].key, v);
+        }
+    }
+    /* Every refused send, the status socket's included. */
     S_KV("dropped", b->st.dropped + b->status.dropped);
-    S_KV("malformed", b->st.malformed);
     S_KV("uptime_ms", uv_now(b->loop) - b->start_ms);
     size_t running = 0;
     for (size_t i = 0; i < b->stations.len; i++) {
@@ -461,20 +473,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("stations", b->stations.len);
     S_KV("stations_running", running);
     S_KV("stations_unplaced", tw__broker_unplaced(b));
-    S_KV("iterations", b->st.iterations);
-    S_KV("stale", b->st.stale);
-    S_KV("n2s_sent", b->st.n2s_sent);
-    S_KV("n2s_dropped", b->st.n2s_dropped);
-    S_KV("s2n", b->st.s2n);
-    S_KV("chan_fwd", b->st.chan_fwd);
-    S_KV("chan_dropped", b->st.chan_dropped);
-    S_KV("chan_closereq", b->st.chan_closereq);
-    /* Why messages were dropped ("dropped" is their sum and the PUB's). */
-    S_KV("dropped_hwm", b->st.hwm);
     S_KV("status_dropped", b->status.dropped);
-    S_KV("unroutable", b->st.unroutable);
-    S_KV("overflow", b->st.overflow);
-    S_KV("quarantined", b->st.quarantined);
     S_KV("quarantined_peers", b->quarantine.held);
 #undef S_KV
     tw__persist_status(b, e);

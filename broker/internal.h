@@ -19,32 +19,47 @@
 #include "common/zwatch.h"
 #include "proto/proto.h"
 
+/* The broker's counters, one list for three uses: the fields of
+ * tw_broker_stats_t, the status map (QUERY "status" and the stats topic,
+ * PROTOCOL.md 5.14: the key, or NULL where another part writes it) and
+ * the metrics page (taskwheel_<field>_total, with the help text). */
+#define TW_BROKER_COUNTERS(XX)                                               \
+    XX(submitted, "submitted", "Tasks accepted.")                            \
+    XX(rejected, "rejected", "SUBMIT items refused.")                        \
+    XX(dispatched, "dispatched", "Tasks sent to workers (each attempt).")    \
+    XX(completed, "completed", "Tasks ended ok.")                            \
+    XX(failed, "failed", "Tasks ended with an error, a timeout or lost.")    \
+    XX(cancelled, "cancelled", "Tasks ended cancelled.")                     \
+    XX(requeued, "requeued",                                                 \
+       "Tasks returned to the queue after a worker loss.")                   \
+    XX(retried, "retried", "Failed tasks run again (per-task retries).")     \
+    XX(duplicates, "duplicates",                                             \
+       "Outcomes for tasks not in flight on that worker.")                   \
+    /* "resubmitted" in the status map (persist.c) */                        \
+    XX(deduplicated, NULL, "Submissions answered with a known task id.")     \
+    /* "dropped" in the status map adds the status socket's refusals */      \
+    XX(dropped, NULL, "Messages the frontend or backend socket refused.")    \
+    XX(malformed, "malformed", "Messages that failed to decode.")            \
+    XX(stale, "stale", "Station reports from an old epoch.")                 \
+    XX(iterations, "iterations", "Station iterations reported.")             \
+    XX(n2s_sent, "n2s_sent", "n2s messages delivered to workers.")           \
+    XX(n2s_dropped, "n2s_dropped",                                           \
+       "n2s messages refused: a station backlog was full.")                  \
+    XX(s2n, "s2n", "s2n messages accepted.")                                 \
+    XX(chan_fwd, "chan_fwd", "Task channel items forwarded.")                \
+    XX(chan_dropped, "chan_dropped", "Task channel items dropped.")          \
+    XX(chan_closereq, "chan_closereq",                                       \
+       "Task channel close requests the broker sent.")                       \
+    XX(hwm, "dropped_hwm", "Sends refused at a peer's high-water mark.")     \
+    XX(unroutable, "unroutable", "Sends to a peer that is gone.")            \
+    XX(overflow, "overflow", "Submissions refused: the queue was full.")     \
+    XX(quarantined, "quarantined",                                           \
+       "Messages dropped unread from quarantined peers.")
+
 typedef struct {
-    uint64_t submitted;  /* tasks accepted */
-    uint64_t rejected;   /* SUBMIT items refused */
-    uint64_t completed;  /* ended ok */
-    uint64_t failed;     /* ended error, timeout or lost */
-    uint64_t cancelled;  /* ended cancelled */
-    uint64_t requeued;   /* returned to the queue after a worker loss */
-    uint64_t retried;    /* re-run after an error (per-task retries) */
-    uint64_t duplicates; /* outcomes for tasks not in flight there */
-    uint64_t dropped;    /* messages the sockets refused */
-    uint64_t malformed;  /* messages that failed to decode */
-    uint64_t dispatched; /* tasks sent to workers */
-    uint64_t stale;      /* station reports from an old epoch */
-    uint64_t n2s_sent;   /* n2s messages delivered to workers */
-    uint64_t n2s_dropped;/* n2s refused because a backlog was full */
-    uint64_t s2n;        /* s2n messages published */
-    uint64_t iterations; /* station iterations reported */
-    uint64_t deduplicated; /* submissions answered with a known id */
-    uint64_t chan_fwd;     /* task channel items forwarded (chan.c) */
-    uint64_t chan_dropped; /* channel items dropped: task not running,
-                              bad item, peer unreachable */
-    uint64_t chan_closereq; /* close requests sent to workers */
-    uint64_t hwm;        /* sends refused by a full pipe (high-water mark) */
-    uint64_t unroutable; /* sends to a peer that is gone (ROUTER_MANDATORY) */
-    uint64_t overflow;   /* submissions refused: the queue was full */
-    uint64_t quarantined;/* messages dropped unread from quarantined peers */
+#define TW__STAT_FIELD(field, key, help) uint64_t field;
+    TW_BROKER_COUNTERS(TW__STAT_FIELD)
+#undef TW__STAT_FIELD
 } tw_broker_stats_t;
 
 struct tw_broker {

@@ -101,32 +101,9 @@ static const struct {
     size_t off;
     const char *help;
 } s_counters[] = {
-#define S_C(field, help)                                                     \
-    {"taskwheel_" #field "_total", offsetof(tw_broker_stats_t, field), help}
-    S_C(submitted, "Tasks accepted."),
-    S_C(rejected, "SUBMIT items refused."),
-    S_C(dispatched, "Tasks sent to workers (each attempt)."),
-    S_C(completed, "Tasks ended ok."),
-    S_C(failed, "Tasks ended with an error, a timeout or lost."),
-    S_C(cancelled, "Tasks ended cancelled."),
-    S_C(requeued, "Tasks returned to the queue after a worker loss."),
-    S_C(retried, "Failed tasks run again (per-task retries)."),
-    S_C(duplicates, "Outcomes for tasks not in flight on that worker."),
-    S_C(deduplicated, "Submissions answered with a known task id."),
-    S_C(dropped, "Messages the frontend or backend socket refused."),
-    S_C(malformed, "Messages that failed to decode."),
-    S_C(stale, "Station reports from an old epoch."),
-    S_C(iterations, "Station iterations reported."),
-    S_C(n2s_sent, "n2s messages delivered to workers."),
-    S_C(n2s_dropped, "n2s messages refused: a station backlog was full."),
-    S_C(s2n, "s2n messages accepted."),
-    S_C(chan_fwd, "Task channel items forwarded."),
-    S_C(chan_dropped, "Task channel items dropped."),
-    S_C(chan_closereq, "Task channel close requests the broker sent."),
-    S_C(hwm, "Sends refused at a peer's high-water mark."),
-    S_C(unroutable, "Sends to a peer that is gone."),
-    S_C(overflow, "Submissions refused: the queue was full."),
-    S_C(quarantined, "Messages dropped unread from quarantined peers."),
+#define S_C(field, key, help)                                                \
+    {"taskwheel_" #field "_total", offsetof(tw_broker_stats_t, field), help},
+    TW_BROKER_COUNTERS(S_C)
 #undef S_C
 };
 

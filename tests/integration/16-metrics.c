@@ -530,6 +530,12 @@ main(void)
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_duplicates_total"), 0);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_malformed_total"), 0);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_stale_done_total"), 0);
+    /* The status map and the page come from one list of counters. */
+    long long dispatched = -1, retried = -1;
+    TW_H_ASSERT_OK(tw_h_status_field(s_c, "dispatched", &dispatched));
+    TW_H_ASSERT_OK(tw_h_status_field(s_c, "retried", &retried));
+    TW_H_ASSERT_EQ(dispatched, 44);
+    TW_H_ASSERT_EQ(s_metric(page, "taskwheel_retried_total"), retried);
     if (strstr(page, "\ntaskwheel_store_commits_total ")) {
         /* On a store (the harness passes --data): every submission was
          * committed before its ACK, so there were commits, each timed. */
