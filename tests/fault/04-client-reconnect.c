@@ -29,7 +29,8 @@ main(void)
 {
     tw_h_init("fault-client-reconnect");
     tw_h_broker_t b;
-    const char *opts[] = {"--heartbeat", "200", NULL};
+    /* Memory mode: an empty --data overrides the harness's directory. */
+    const char *opts[] = {"--heartbeat", "200", "--data", "", NULL};
     TW_H_ASSERT_OK(tw_h_start_broker(&b, opts));
     TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
     for (int i = 0; i < 2; i++) {
@@ -69,7 +70,7 @@ main(void)
 
     /* Back, empty, on the same ports. */
     const char *again[] = {"--heartbeat", "200", "--handler-grace", "10",
-                           NULL};
+                           "--data", "", NULL};
     TW_H_ASSERT_OK(tw_h_restart_broker(&b, again));
     TW_H_ASSERT_OK(tw_fault_wait(&f, c, 30000));
     tw_client_stats(c, &st);

@@ -23,7 +23,6 @@
 #include "taskwheel/client.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -570,41 +569,6 @@ s_append(const char **argv, size_t *n, size_t cap, const char *const extra[])
     return 0;
 }
 
-/* 1 if the broker's --help mentions `flag`. Asked once per flag and
- * cached, so the harness keeps working while options are being added. */
-static int
-s_broker_has_flag(const char *flag)
-{
-    static char asked[8][32];
-    static int answer[8];
-    static int n;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(asked[i], flag) == 0) {
-            return answer[i];
-        }
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' --help 2>&1", tw_h_broker_bin());
-    int found = 0;
-    FILE *p = popen(cmd, "r");
-    if (p) {
-        char line[512];
-        while (fgets(line, sizeof line, p)) {
-            const char *hit = strstr(line, flag);
-            size_t fl = strlen(flag);
-            if (hit && !isalnum((unsigned char)hit[fl]) && hit[fl] != '-') {
-                found = 1;
-            }
-        }
-        pclose(p);
-    }
-    if (n < 8) {
-        snprintf(asked[n], sizeof asked[n], "%s", flag);
-        answer[n++] = found;
-    }
-    return found;
-}
-
 /* The brokers started, to find one by endpoint in tw_h_wait_ready. */
 static tw_h_broker_t *s_broker_list[32];
 static int s_nbroker_list;
@@ -621,10 +585,8 @@ s_spawn_broker(tw_h_broker_t *b, const char *const extra[])
     argv[n++] = b->backend;
     argv[n++] = "--status";
     argv[n++] = b->status;
-    if (s_broker_has_flag("--data")) {
-        argv[n++] = "--data";
-        argv[n++] = b->data;
-    }
+    argv[n++] = "--data";
+    argv[n++] = b->data;
     int rc = s_append(argv, &n, 64, extra);
     if (rc != 0) {
         return rc;
