@@ -41,6 +41,7 @@
 #include "common/log.h"
 #include "worker/child.h"
 #include "worker/handlers.h"
+#include "worker/mpscan.h"
 #include "worker/security.h"
 #include "worker/utf8.h"
 
@@ -241,46 +242,14 @@ s_station_state(tw_station_t *st)
     return sd;
 }
 
-/* The bytes of a msgpack STR or BIN that is all of p[0..n), or NULL. */
-static const char *
-s_text(const unsigned char *p, size_t n, size_t *len)
-{
-    size_t h, k;
-    if (n < 1) {
-        return NULL;
-    }
-    unsigned b = p[0];
-    if (b >= 0xa0 && b <= 0xbf) {
-        h = 1;
-        k = b & 0x1f;
-    } else if ((b == 0xd9 || b == 0xc4) && n >= 2) {
-        h = 2;
-        k = p[1];
-    } else if ((b == 0xda || b == 0xc5) && n >= 3) {
-        h = 3;
-        k = (size_t)p[1] << 8 | p[2];
-    } else if ((b == 0xdb || b == 0xc6) && n >= 5) {
-        h = 5;
-        k = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 |
-            p[4];
-    } else {
-        return NULL;
-    }
-    if (h + k != n) {
-        return NULL;
-    }
-    *len = k;
-    return (const char *)p + h;
-}
-
 static void
 s_stream_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
 {
     (void)udata;
     s_sta_t *sd = s_station_state(st);
     size_t n;
-    const char *p = s_text(data, len, &n);
-    if (!p) {
+    const char *p;
+    if (!tw_mpscan_text(data, len, 1, &p, &n)) {
         sd->dropped++;
         tw_debug("worker.stream", "%s: n2s message is not a string: "
                  "dropped", tw_station_id(st));
