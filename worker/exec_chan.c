@@ -18,6 +18,7 @@
 #include "proto/proto.h"
 #include "worker/mpscan.h"
 
+#include <errno.h>
 #include <msgpack.h>
 #include <string.h>
 
@@ -64,10 +65,32 @@ s_answer(uv_stream_t *out, const char *ev, const void *d, size_t dlen,
     tw_enc_free(&e);
 }
 
+/* The name a program sees for a failure: the channel calls of the
+ * handler ABI also return errno values that have no TW_E* code. */
+static const char *
+s_err_name(int code)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {-ENOTCONN, "ENOTCONN"},
+        {-ESHUTDOWN, "ESHUTDOWN"},
+        {-EALREADY, "EALREADY"},
+        {-ENOBUFS, "ENOBUFS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].code == code) {
+            return names[i].name;
+        }
+    }
+    return tw_err_name(code);
+}
+
 void
 tw_exec_chan_error(uv_stream_t *out, int code, const void *id, size_t idlen)
 {
-    s_answer(out, "error", NULL, 0, tw_err_name(code), id, idlen);
+    s_answer(out, "error", NULL, 0, s_err_name(code), id, idlen);
 }
 
 static void
@@ -126,7 +149,7 @@ tw_exec_chan_item(tw_call_t *call, const tw_frame_t *f, uv_stream_t *out)
     return 1;
 }
 
-/* The fd 3 relay ------------------------------------------------------------ */
+/* The fd 3 relay ----------------------------------------------------------- */
 
 /* Stop relaying: close fd 3. */
 static void
