@@ -782,6 +782,7 @@ tw_taskloop_add(tw_taskloop_t *tl, const tw_station_def_t *def,
     st->next = def->next;
     st->iv = def->interval_ms;
     st->to = def->timeout_ms;
+    st->call.timeout_ms = def->timeout_ms;
     st->slot = def->slot;
     st->it = st->cur = def->it;
     atomic_init(&st->self_stop, 0);
@@ -1021,6 +1022,12 @@ uint64_t
 tw_station_iteration(const tw_station_t *st)
 {
     return st->cur;
+}
+
+uint64_t
+tw_station_n2s_seq(const tw_station_t *st)
+{
+    return st->n2s_seq;
 }
 
 void *

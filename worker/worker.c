@@ -980,7 +980,8 @@ s_on_tasks(tw_worker_t *w, const tw_msg_t *m)
         tw_leases_put(&w->leases, id, tw_item_uint(it, TW_I_EP, 0),
                       tw_item_uint(it, TW_I_AT, 0));
         tw_slots_start(w->slots, id, h, hlen, a, alen,
-                       tw_item_uint(it, TW_I_TO, 0));
+                       tw_item_uint(it, TW_I_TO, 0),
+                       tw_item_uint(it, TW_I_AT, 0));
     }
 }
 
