@@ -10,9 +10,11 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S_MAX_ARGV 4096
 
@@ -344,6 +346,41 @@ tw_child_close_stdin(tw_child_t *c)
     }
 }
 
+/* Read pipe `p` until it would block, into `cb`'s buffers. */
+static void
+s_drain_pipe(uv_pipe_t *p, uv_alloc_cb alloc, uv_read_cb cb)
+{
+    uv_os_fd_t fd;
+    if (uv_is_closing((uv_handle_t *)p) ||
+        uv_fileno((uv_handle_t *)p, &fd) != 0) {
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 ||
+        (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
+        return;
+    }
+    for (int i = 0; i < 64 && !uv_is_closing((uv_handle_t *)p); i++) {
+        uv_buf_t b;
+        alloc((uv_handle_t *)p, 65536, &b);
+        if (!b.base || b.len == 0) {
+            return;
+        }
+        ssize_t n = read(fd, b.base, b.len);
+        if (n <= 0) {
+            return; /* EAGAIN: all there is; EOF: the read callback's */
+        }
+        cb((uv_stream_t *)p, n, &b);
+    }
+}
+
+void
+tw_child_drain(tw_child_t *c)
+{
+    s_drain_pipe(&c->out, s_out_alloc, s_out_read);
+    s_drain_pipe(&c->err, s_err_alloc, s_err_read);
+}
+
 void
 tw_child_release(tw_child_t *c)
 {
@@ -357,6 +394,29 @@ void
 tw_child_clear_err(tw_child_t *c)
 {
     c->etotal = 0;
+}
+
+static void
+s_in_ended(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    tw_child_t *c = req->data;
+    tw_child_close_stdin(c);
+}
+
+void
+tw_child_end_stdin(tw_child_t *c)
+{
+    uv_stream_t *in = (uv_stream_t *)&c->in;
+    if (!c->has_in || c->in_ending || uv_is_closing((uv_handle_t *)in)) {
+        return;
+    }
+    c->in_end.data = c;
+    if (uv_shutdown(&c->in_end, in, s_in_ended) == 0) {
+        c->in_ending = 1;
+    } else {
+        tw_child_close_stdin(c);
+    }
 }
 
 tw_call_t *

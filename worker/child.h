@@ -78,6 +78,8 @@ struct tw_child {
     uv_process_t proc;
     uv_pipe_t in, out, err; /* `in` only if has_in */
     int has_in;
+    uv_shutdown_t in_end; /* tw_child_end_stdin's */
+    int in_ending;
     uv_pipe_t chan; /* fd 3 of the child, both ways, only if has_chan
                        (exec's task channel, worker/handlers/exec.c) */
     int has_chan;
@@ -164,6 +166,16 @@ void tw_child_cancel(tw_call_t *call, void *udata);
  * Either is a no-op if already done. */
 void tw_child_close_stdout(tw_child_t *c);
 void tw_child_close_stdin(tw_child_t *c);
+
+/* Close stdin once the writes queued so far have gone out: the child
+ * reads them, then the end of its input. A no-op without stdin or if
+ * done already. */
+void tw_child_end_stdin(tw_child_t *c);
+
+/* Read, without blocking, what stdout and stderr hold now, through the
+ * usual callbacks: once the child has exited, what it wrote last, which
+ * its exit may have overtaken. */
+void tw_child_drain(tw_child_t *c);
 
 /* Once the child has exited, close its pipes now, without waiting for
  * EOF (a grandchild might hold them open). */

@@ -70,7 +70,7 @@ struct tw_procpool {
     tw_procpool_stats_t stats;
 };
 
-/* Helpers ------------------------------------------------------------------ */
+/* Lists and jobs --------------------------------------------------------- */
 
 static void s_note(tw_procpool_t *pp, unsigned c, int level, const char *fmt,
                    ...) __attribute__((format(printf, 4, 5)));
@@ -505,6 +505,12 @@ tw_procpool_talking(const tw_procpool_t *pp, unsigned c)
 {
     int s = pp->kids[c].state;
     return s == C_IDLE || s == C_BUSY || s == C_CANCEL || s == C_BYE;
+}
+
+int
+tw_procpool_greeting(const tw_procpool_t *pp, unsigned c)
+{
+    return pp->kids[c].state == C_HELLO;
 }
 
 int

@@ -145,6 +145,9 @@ tw_pp_job_t *tw_procpool_job(const tw_procpool_t *pp, unsigned child);
  * it are expected), else 0. */
 int tw_procpool_talking(const tw_procpool_t *pp, unsigned child);
 
+/* 1 if `child` has been spawned and its hello is awaited, else 0. */
+int tw_procpool_greeting(const tw_procpool_t *pp, unsigned child);
+
 /* Run `job` (job->hid set): sent to an idle child now, or queued.
  * Returns 0, or TW_EAGAIN with the reason in `err` when no pool offering
  * it can run it (all failing, or the engine is stopping); the job is
