@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "worker/mpscan.h"
 #include "worker/procpool.h"
+#include "worker/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -127,10 +128,10 @@ tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
         const char *s;
         size_t len;
         if (!tw_mpscan_text(p + off, sz, 0, &s, &len) || len == 0 ||
-            len > TW_PROC_MAX_NAME) {
+            len > TW_PROC_MAX_NAME || !tw_utf8_clean(s, len)) {
             snprintf(err, errlen,
                      "hello handler name %u is not a str of 1 "
-                     "to %d bytes",
+                     "to %d bytes of clean text",
                      (unsigned)i + 1, TW_PROC_MAX_NAME);
             return TW_EPROTO;
         }

@@ -60,8 +60,8 @@ typedef struct {
 
 /* Read hello frame `f`. Returns 0, or TW_EPROTO with the reason in `err`
  * (no uint "v", "handlers" not an array of 1..1024 names of 1..128
- * bytes, a name twice, "flags" not a map of arrays of str). The version
- * is not checked here. */
+ * bytes of clean text (tw_utf8_clean), a name twice, "flags" not a map
+ * of arrays of str). The version is not checked here. */
 int tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
                         size_t errlen);
 

@@ -390,6 +390,13 @@ test_hello_parse(void **state)
     assert_int_equal(h->flags[0], 0);
     assert_int_equal(h->flags[1], TW_PP_F_N2S);
     assert_int_equal(h->rtlen, 4);
+    /* Non-ASCII text is fine: ["größe"]. */
+    n = s_hex("83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 "
+              "73 91 a7 67 72 c3 b6 c3 9f 65",
+              buf);
+    assert_int_equal(tw_frame_parse(&f, buf, n, &why), 0);
+    assert_int_equal(tw_proc_parse_hello(&f, h, err, sizeof err), 0);
+    assert_int_equal(h->lens[0], 7);
 
     struct {
         const char *hex, *err;
@@ -412,11 +419,23 @@ test_hello_parse(void **state)
         /* handlers: [""] */
         {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
          "91 a0",
-         "hello handler name 1 is not a str of 1 to 128 bytes"},
+         "hello handler name 1 is not a str of 1 to 128 bytes of clean text"},
         /* handlers: ["a", 5] */
         {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
          "92 a1 61 05",
-         "hello handler name 2 is not a str of 1 to 128 bytes"},
+         "hello handler name 2 is not a str of 1 to 128 bytes of clean text"},
+        /* handlers: ["a\x1b[31m"]: a terminal escape */
+        {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
+         "91 a6 61 1b 5b 33 31 6d",
+         "hello handler name 1 is not a str of 1 to 128 bytes of clean text"},
+        /* handlers: ["a\u202e"]: a bidirectional override */
+        {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
+         "91 a4 61 e2 80 ae",
+         "hello handler name 1 is not a str of 1 to 128 bytes of clean text"},
+        /* handlers: ["a\xc2\x85"]: C1 */
+        {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
+         "91 a3 61 c2 85",
+         "hello handler name 1 is not a str of 1 to 128 bytes of clean text"},
         /* handlers: ["a", "a"] */
         {"83 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
          "92 a1 61 a1 61",
