@@ -24,6 +24,7 @@
 #include "worker/child.h"
 #include "worker/exec_chan.h"
 #include "worker/frame.h"
+#include "worker/n2sq.h"
 #include "worker/proc_codec.h"
 #include "worker/taskloop.h"
 
@@ -34,9 +35,7 @@
 
 extern char **environ;
 
-#define S_MAX_LINE 4096   /* a logged stderr line, in bytes */
-#define S_MAX_QUEUED 1000 /* n2s messages waiting for an iteration */
-#define S_MAX_QUEUED_BYTES (1u << 20)
+#define S_MAX_LINE 4096           /* a logged stderr line, in bytes */
 #define S_MAX_BACKLOG (16u << 20) /* unwritten bytes to a child's stdin */
 
 typedef struct s_kid s_kid_t;
@@ -48,28 +47,12 @@ typedef struct {
     unsigned hid;
 } s_hid_t;
 
-/* An n2s message waiting for its station's next iteration. */
-typedef struct s_msg {
-    struct s_msg *next;
-    uint64_t seq;
-    size_t len;
-    char d[];
-} s_msg_t;
-
-/* A station's state (tw_station_data), freed by `end`. */
-typedef struct {
-    s_job_t *running; /* its iteration's job while one runs */
-    s_msg_t *head, *tail;
-    size_t nq, qbytes;
-    uint64_t dropped;
-} s_sta_t;
-
 struct s_job {
     tw_pp_job_t job;
     tw_procs_t *ps;
     tw_call_t *call;
     uint64_t started; /* loop time of the start, for the timeout left */
-    s_sta_t *sd;      /* the station's state, for iterations */
+    tw_n2sq_t *sd;    /* the station's n2s queue, for iterations */
 };
 
 struct s_kid {
@@ -293,21 +276,10 @@ s_job_of(tw_pp_job_t *j)
 static void
 s_job_free(s_job_t *j)
 {
-    if (j->sd && j->sd->running == j) {
-        j->sd->running = NULL;
+    if (j->sd && j->sd->run == j) {
+        j->sd->run = NULL;
     }
     tw_free(j);
-}
-
-static s_sta_t *
-s_station_state(tw_station_t *st)
-{
-    s_sta_t *sd = tw_station_data(st);
-    if (!sd) {
-        sd = tw_calloc(1, sizeof *sd);
-        tw_station_set_data(st, sd);
-    }
-    return sd;
 }
 
 /* Write a frame from k->enc to the child's stdin, unless its backlog is
@@ -325,7 +297,7 @@ s_write(s_kid_t *k, int optional)
 }
 
 static void
-s_send_n2s(s_kid_t *k, s_sta_t *sd, uint64_t seq, const void *d, size_t n)
+s_send_n2s(s_kid_t *k, tw_n2sq_t *sd, uint64_t seq, const void *d, size_t n)
 {
     tw_proc_enc_n2s(&k->enc, seq, d, n);
     if (s_write(k, 1) != 0) {
@@ -421,15 +393,12 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
     s_write(k, 0);
     if (st && j->sd) {
         /* Messages that waited for this iteration follow its call. */
-        j->sd->running = j;
-        while (j->sd->head) {
-            s_msg_t *m = j->sd->head;
-            j->sd->head = m->next;
-            s_send_n2s(k, j->sd, m->seq, m->d, m->len);
+        j->sd->run = j;
+        tw_n2sq_msg_t *m;
+        while ((m = tw_n2sq_pop(j->sd)) != NULL) {
+            s_send_n2s(k, j->sd, m->seq, m->data, m->len);
             tw_free(m);
         }
-        j->sd->tail = NULL;
-        j->sd->nq = j->sd->qbytes = 0;
     }
 }
 
@@ -736,7 +705,7 @@ s_run(tw_call_t *call, void *udata)
     j->started = uv_now(ps->loop);
     tw_station_t *st = tw_call_station(call);
     if (st) {
-        j->sd = s_station_state(st);
+        j->sd = tw_n2sq_of(st);
     }
     tw_call_set_data(call, j);
     char err[512];
@@ -764,52 +733,22 @@ static void
 s_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
 {
     s_hid_t *h = udata;
-    s_sta_t *sd = s_station_state(st);
-    s_job_t *j = sd->running;
+    tw_n2sq_t *sd = tw_n2sq_of(st);
+    s_job_t *j = sd->run;
     uint64_t seq = tw_station_n2s_seq(st);
     if (j && j->job.child >= 0 &&
         tw_procpool_talking(h->ps->pp, (unsigned)j->job.child)) {
         s_send_n2s(&h->ps->kids[j->job.child], sd, seq, data, len);
         return;
     }
-    if (sd->nq >= S_MAX_QUEUED || sd->qbytes + len > S_MAX_QUEUED_BYTES) {
-        sd->dropped++;
-        return;
-    }
-    s_msg_t *m = tw_malloc(sizeof *m + len);
-    m->next = NULL;
-    m->seq = seq;
-    m->len = len;
-    memcpy(m->d, data, len);
-    if (sd->tail) {
-        sd->tail->next = m;
-    } else {
-        sd->head = m;
-    }
-    sd->tail = m;
-    sd->nq++;
-    sd->qbytes += len;
+    tw_n2sq_push(sd, seq, data, len, NULL, 0);
 }
 
 static void
 s_end(tw_station_t *st, void *udata)
 {
     (void)udata;
-    s_sta_t *sd = tw_station_data(st);
-    if (!sd) {
-        return;
-    }
-    if (sd->dropped) {
-        tw_info("worker.proc", "%s: %llu n2s message(s) dropped",
-                tw_station_id(st), (unsigned long long)sd->dropped);
-    }
-    while (sd->head) {
-        s_msg_t *m = sd->head;
-        sd->head = m->next;
-        tw_free(m);
-    }
-    tw_free(sd);
-    tw_station_set_data(st, NULL);
+    tw_n2sq_end(st, "worker.proc");
 }
 
 /* Public ------------------------------------------------------------------- */
