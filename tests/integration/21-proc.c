@@ -47,70 +47,32 @@ s_child_cmd(void)
     return s_cmd;
 }
 
-/* ---- msgpack -------------------------------------------------------- */
+/* ---- arguments and outcomes ----------------------------------------- */
 
-typedef struct {
-    msgpack_sbuffer sb;
+/* [a, b] as msgpack, into `sb` (initialised here). */
+static void
+s_pair(msgpack_sbuffer *sb, long long a, long long b)
+{
+    msgpack_sbuffer_init(sb);
     msgpack_packer pk;
-} s_mp_t;
-
-static void
-s_mp_init(s_mp_t *m)
-{
-    msgpack_sbuffer_init(&m->sb);
-    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_long_long(&pk, a);
+    msgpack_pack_long_long(&pk, b);
 }
 
-static void
-s_mp_str(s_mp_t *m, const char *s)
-{
-    msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-}
-
-/* Submit and wait for the outcome (the caller frees it). */
+/* Submit with one string argument (NULL: nil), wait for the outcome
+ * (the caller frees it); its task id in *id if not NULL. */
 static tw_result_t *
-s_run(tw_client_t *c, const char *h, s_mp_t *args, uint32_t timeout_ms,
+s_run(tw_client_t *c, const char *h, const char *arg, uint32_t timeout_ms,
       uint64_t *id)
 {
-    tw_task_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.handler = h;
-    spec.args = args ? args->sb.data : NULL;
-    spec.args_len = args ? args->sb.size : 0;
-    spec.timeout_ms = timeout_ms;
-    uint64_t seq;
-    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
-    if (args) {
-        msgpack_sbuffer_destroy(&args->sb);
-    }
-    TW_H_ASSERT_OK(tw_client_wait_all(c, 30000));
-    tw_result_t *r;
-    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    tw_result_t *r =
+        tw_h_outcome(c, tw_h_submit_str(c, h, arg, timeout_ms, 0), 30000);
     if (id) {
         *id = r->id;
     }
     return r;
-}
-
-/* The value of `key` in a result that is a map, as an integer (or -1),
- * or as a string into `str`. */
-static long long
-s_field(const tw_result_t *r, const char *key, char *str, size_t cap)
-{
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    TW_H_ASSERT(msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
-                MSGPACK_UNPACK_SUCCESS);
-    const msgpack_object *v = tw_mp_get(&up.data, key);
-    long long out = -1;
-    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        out = (long long)v->via.u64;
-    } else if (v && v->type == MSGPACK_OBJECT_STR && str) {
-        snprintf(str, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-        out = 0;
-    }
-    msgpack_unpacked_destroy(&up);
-    return out;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -121,12 +83,17 @@ static int s_npids;
 static void
 s_tasks(tw_client_t *c, pid_t w)
 {
-    s_mp_t a;
-    s_mp_init(&a);
-    msgpack_pack_array(&a.pk, 2);
-    msgpack_pack_int(&a.pk, 2);
-    msgpack_pack_int(&a.pk, 40);
-    tw_result_t *r = s_run(c, "pl.add", &a, 0, NULL);
+    msgpack_sbuffer sb;
+    s_pair(&sb, 2, 40);
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = "pl.add";
+    spec.args = sb.data;
+    spec.args_len = sb.size;
+    uint64_t seq;
+    TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+    msgpack_sbuffer_destroy(&sb);
+    tw_result_t *r = tw_h_outcome(c, seq, 30000);
     TW_H_ASSERT_EQ(r->state, 0);
     TW_H_ASSERT_EQ(tw_h_result_int(r), 42);
     tw_result_free(&r);
@@ -135,21 +102,16 @@ s_tasks(tw_client_t *c, pid_t w)
     uint64_t id;
     r = s_run(c, "pl.info", NULL, 5000, &id);
     TW_H_ASSERT_EQ(r->state, 0);
-    TW_H_ASSERT_EQ(s_field(r, "task", NULL, 0), (long long)id);
-    TW_H_ASSERT_EQ(s_field(r, "attempt", NULL, 0), 1);
-    TW_H_ASSERT_EQ(s_field(r, "to", NULL, 0), 5000);
-    char text[64];
-    TW_H_ASSERT_EQ(s_field(r, "kind", text, sizeof text), 0);
-    TW_H_ASSERT_STREQ(text, "task");
-    TW_H_ASSERT_EQ(s_field(r, "proc", text, sizeof text), 0);
-    TW_H_ASSERT_STREQ(text, "1");
-    s_pids[s_npids++] = (int)s_field(r, "pid", NULL, 0);
+    TW_H_ASSERT_EQ(tw_h_result_field_int(r, "task"), (long long)id);
+    TW_H_ASSERT_EQ(tw_h_result_field_int(r, "attempt"), 1);
+    TW_H_ASSERT_EQ(tw_h_result_field_int(r, "to"), 5000);
+    TW_H_ASSERT_STREQ(tw_h_result_field_str(r, "kind"), "task");
+    TW_H_ASSERT_STREQ(tw_h_result_field_str(r, "proc"), "1");
+    s_pids[s_npids++] = (int)tw_h_result_field_int(r, "pid");
     tw_result_free(&r);
 
     /* An error: its message, then the language's stack trace. */
-    s_mp_init(&a);
-    s_mp_str(&a, "oops, bad input");
-    r = s_run(c, "pl.fail", &a, 0, NULL);
+    r = s_run(c, "pl.fail", "oops, bad input", 0, NULL);
     TW_H_ASSERT_EQ(r->state, 1);
     TW_H_ASSERT_MSG(strncmp(r->error, "oops, bad input\n", 16) == 0 &&
                         strstr(r->error, "main::inner") &&
@@ -158,9 +120,7 @@ s_tasks(tw_client_t *c, pid_t w)
     tw_result_free(&r);
 
     /* stderr, and a stray print to stdout, in the log with the task. */
-    s_mp_init(&a);
-    s_mp_str(&a, "tag-21");
-    r = s_run(c, "pl.stderr", &a, 0, &id);
+    r = s_run(c, "pl.stderr", "tag-21", 0, &id);
     TW_H_ASSERT_EQ(r->state, 0);
     TW_H_ASSERT_STREQ(tw_h_result_str(r), "tag-21");
     tw_result_free(&r);
@@ -183,9 +143,7 @@ s_tasks(tw_client_t *c, pid_t w)
         s[i] = (char)('a' + i % 26);
     }
     s[big] = '\0';
-    s_mp_init(&a);
-    s_mp_str(&a, s);
-    r = s_run(c, "pl.echo", &a, 0, NULL);
+    r = s_run(c, "pl.echo", s, 0, NULL);
     TW_H_ASSERT_EQ(r->state, 0);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -201,17 +159,11 @@ s_tasks(tw_client_t *c, pid_t w)
     /* 200 tasks on 4 slots and 2 children: calls wait for a child. */
     uint64_t seqs[200];
     for (int i = 0; i < 200; i++) {
-        s_mp_init(&a);
-        msgpack_pack_array(&a.pk, 2);
-        msgpack_pack_int(&a.pk, i);
-        msgpack_pack_int(&a.pk, 1000);
-        tw_task_spec_t spec;
-        memset(&spec, 0, sizeof spec);
-        spec.handler = "pl.add";
-        spec.args = a.sb.data;
-        spec.args_len = a.sb.size;
+        s_pair(&sb, i, 1000);
+        spec.args = sb.data;
+        spec.args_len = sb.size;
         TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seqs[i]));
-        msgpack_sbuffer_destroy(&a.sb);
+        msgpack_sbuffer_destroy(&sb);
     }
     TW_H_ASSERT_OK(tw_client_wait_all(c, 60000));
     for (int i = 0; i < 200; i++) {
@@ -235,12 +187,8 @@ s_on_chan(void *arg, const tw_chan_msg_t *msg)
         s_kinds[s_nkinds++] = msg->kind;
     }
     if (msg->kind == TW_CHAN_REQ) {
-        s_mp_t m;
-        s_mp_init(&m);
-        s_mp_str(&m, "yes");
-        TW_H_ASSERT_OK(
-            tw_client_respond(c, msg->id, msg->cr, m.sb.data, m.sb.size));
-        msgpack_sbuffer_destroy(&m.sb);
+        static const char yes[] = "\xa3yes"; /* msgpack "yes" */
+        TW_H_ASSERT_OK(tw_client_respond(c, msg->id, msg->cr, yes, 4));
     }
     return 0;
 }
@@ -249,10 +197,7 @@ static void
 s_channel(tw_client_t *c)
 {
     tw_client_on_channel(c, s_on_chan, c);
-    s_mp_t a;
-    s_mp_init(&a);
-    s_mp_str(&a, "continue?");
-    tw_result_t *r = s_run(c, "pl.chan", &a, 10000, NULL);
+    tw_result_t *r = s_run(c, "pl.chan", "continue?", 10000, NULL);
     TW_H_ASSERT_MSG(r->state == 0, "pl.chan: %s", r->error);
     TW_H_ASSERT_STREQ(tw_h_result_str(r), "got yes");
     tw_result_free(&r);
@@ -270,20 +215,17 @@ static void
 s_stations(tw_client_t *c)
 {
     /* Next mode "handler": 1, 2, 4 ... 64, then the child stops it. */
-    s_mp_t a;
-    s_mp_init(&a);
-    msgpack_pack_array(&a.pk, 2);
-    msgpack_pack_int(&a.pk, 1);
-    msgpack_pack_int(&a.pk, 64);
+    msgpack_sbuffer sb;
+    s_pair(&sb, 1, 64);
     tw_station_req_t req = {.op = "add",
                             .sid = "pl-next",
                             .handler = "pl.next",
-                            .args = a.sb.data,
-                            .args_len = a.sb.size,
+                            .args = sb.data,
+                            .args_len = sb.size,
                             .next = "handler"};
     int rc = tw_client_station(c, &req, 5000, NULL, NULL);
     TW_H_ASSERT_MSG(rc == 0, "add: %s", tw_client_last_error(c));
-    msgpack_sbuffer_destroy(&a.sb);
+    msgpack_sbuffer_destroy(&sb);
     tw_h_station_t st;
     TW_H_ASSERT_OK(tw_h_wait_station(c, "pl-next", "done", 15000, &st));
     TW_H_ASSERT_EQ(st.iterations, 6);
@@ -301,16 +243,14 @@ s_stations(tw_client_t *c)
     rc = tw_client_station(c, &add, 5000, NULL, NULL);
     TW_H_ASSERT_MSG(rc == 0, "add: %s", tw_client_last_error(c));
     TW_H_ASSERT_OK(tw_h_wait_station(c, "pl-n2s", "running", 10000, &st));
+    static const char ping[] = "\xa4ping"; /* msgpack "ping" */
+    tw_station_req_t send = {.op = "send",
+                             .sid = "pl-n2s",
+                             .payload = ping,
+                             .payload_len = 5};
     for (int i = 0; i < 3; i++) {
-        s_mp_init(&a);
-        s_mp_str(&a, "ping");
-        tw_station_req_t send = {.op = "send",
-                                 .sid = "pl-n2s",
-                                 .payload = a.sb.data,
-                                 .payload_len = a.sb.size};
         rc = tw_client_station(c, &send, 5000, NULL, NULL);
         TW_H_ASSERT_MSG(rc == 0, "send: %s", tw_client_last_error(c));
-        msgpack_sbuffer_destroy(&a.sb);
     }
     uint64_t t0 = tw_h_now_ms();
     for (;;) {

@@ -24,7 +24,6 @@
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
 
-#include <msgpack.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,56 +31,11 @@
 static tw_client_t *s_c;
 static pid_t s_w;
 
-typedef struct {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} s_mp_t;
-
-/* Arguments: one string, or nothing. */
-static void
-s_args(s_mp_t *m, const char *s)
-{
-    msgpack_sbuffer_init(&m->sb);
-    msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-    if (s) {
-        msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-    } else {
-        msgpack_pack_nil(&m->pk);
-    }
-}
-
-static uint64_t
-s_submit(const char *h, const char *arg, uint32_t timeout_ms,
-         uint32_t retries)
-{
-    s_mp_t a;
-    s_args(&a, arg);
-    tw_task_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.handler = h;
-    spec.args = a.sb.data;
-    spec.args_len = a.sb.size;
-    spec.timeout_ms = timeout_ms;
-    spec.retries = retries;
-    uint64_t seq;
-    TW_H_ASSERT_OK(tw_client_submit(s_c, &spec, &seq));
-    msgpack_sbuffer_destroy(&a.sb);
-    return seq;
-}
-
-static tw_result_t *
-s_wait(uint64_t seq)
-{
-    TW_H_ASSERT_OK(tw_client_wait_all(s_c, 30000));
-    tw_result_t *r;
-    TW_H_ASSERT_OK(tw_h_last_result(s_c, seq, &r));
-    return r;
-}
-
 static tw_result_t *
 s_run(const char *h, const char *arg, uint32_t timeout_ms, uint32_t retries)
 {
-    return s_wait(s_submit(h, arg, timeout_ms, retries));
+    return tw_h_outcome(s_c, tw_h_submit_str(s_c, h, arg, timeout_ms, retries),
+                        30000);
 }
 
 /* The pid of the (one) child, asked through a task. */
@@ -90,14 +44,8 @@ s_child_pid(void)
 {
     tw_result_t *r = s_run("pl.info", NULL, 0, 0);
     TW_H_ASSERT_MSG(r->state == 0, "pl.info: %s", r->error);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    TW_H_ASSERT(msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
-                MSGPACK_UNPACK_SUCCESS);
-    const msgpack_object *v = tw_mp_get(&up.data, "pid");
-    TW_H_ASSERT(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
-    int pid = (int)v->via.u64;
-    msgpack_unpacked_destroy(&up);
+    int pid = (int)tw_h_result_field_int(r, "pid");
+    TW_H_ASSERT(pid > 0);
     tw_result_free(&r);
     return pid;
 }
@@ -146,12 +94,13 @@ s_crashes(void)
 
     /* Killed by a signal while running (one child: the one asked). */
     int busy = s_child_pid();
-    uint64_t seq = s_submit("pl.sleep", "30", 0, 0);
+    uint64_t seq = tw_h_submit_str(s_c, "pl.sleep", "30", 0, 0);
     uint64_t id = tw_h_wait_acked(s_c, seq, 5000);
     TW_H_ASSERT_OK(tw_h_wait_state(s_c, id, TW_ST_RUNNING, 5000));
     TW_H_ASSERT_EQ(tw_h_kill(busy, SIGKILL), 0);
-    s_expect_error(s_wait(seq), "proc child exited while running the call: "
-                                "killed by signal 9");
+    s_expect_error(tw_h_outcome(s_c, seq, 30000),
+                   "proc child exited while running the call: killed by "
+                   "signal 9");
     TW_H_ASSERT(s_child_pid() != busy);
 }
 
@@ -176,12 +125,12 @@ static void
 s_cancel(void)
 {
     int pid = s_child_pid();
-    uint64_t seq = s_submit("pl.sleep", "30", 0, 0);
+    uint64_t seq = tw_h_submit_str(s_c, "pl.sleep", "30", 0, 0);
     uint64_t id = tw_h_wait_acked(s_c, seq, 5000);
     TW_H_ASSERT_OK(tw_h_wait_state(s_c, id, TW_ST_RUNNING, 5000));
     uint64_t t0 = tw_h_now_ms();
     TW_H_ASSERT_OK(tw_client_cancel(s_c, &id, 1, 5000));
-    tw_result_t *r = s_wait(seq);
+    tw_result_t *r = tw_h_outcome(s_c, seq, 30000);
     TW_H_ASSERT_EQ(r->state, 3);
     tw_result_free(&r);
     /* Within the grace (no SIGTERM): the child answered the cancel. */

@@ -16,7 +16,6 @@
 #include "taskwheel/client.h"
 
 #include <errno.h>
-#include <msgpack.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -24,46 +23,15 @@
 
 static tw_client_t *s_c;
 
-static uint64_t
-s_submit(const char *h, const char *arg)
-{
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (arg) {
-        msgpack_pack_str_with_body(&pk, arg, strlen(arg));
-    } else {
-        msgpack_pack_nil(&pk);
-    }
-    tw_task_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.handler = h;
-    spec.args = sb.data;
-    spec.args_len = sb.size;
-    uint64_t seq;
-    TW_H_ASSERT_OK(tw_client_submit(s_c, &spec, &seq));
-    msgpack_sbuffer_destroy(&sb);
-    return seq;
-}
-
 /* The pid of the child that ran a pl.info task. */
 static int
 s_child_pid(void)
 {
-    uint64_t seq = s_submit("pl.info", NULL);
-    TW_H_ASSERT_OK(tw_client_wait_all(s_c, 20000));
-    tw_result_t *r;
-    TW_H_ASSERT_OK(tw_h_last_result(s_c, seq, &r));
+    tw_result_t *r =
+        tw_h_outcome(s_c, tw_h_submit_str(s_c, "pl.info", NULL, 0, 0), 20000);
     TW_H_ASSERT_EQ(r->state, 0);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    TW_H_ASSERT(msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
-                MSGPACK_UNPACK_SUCCESS);
-    const msgpack_object *v = tw_mp_get(&up.data, "pid");
-    TW_H_ASSERT(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
-    int pid = (int)v->via.u64;
-    msgpack_unpacked_destroy(&up);
+    int pid = (int)tw_h_result_field_int(r, "pid");
+    TW_H_ASSERT(pid > 0);
     tw_result_free(&r);
     return pid;
 }
@@ -145,13 +113,11 @@ main(void)
 
     /* Drain the survivor while a proc task runs. */
     int child = s_child_pid();
-    uint64_t seq = s_submit("pl.sleep", "1");
+    uint64_t seq = tw_h_submit_str(s_c, "pl.sleep", "1", 0, 0);
     uint64_t id = tw_h_wait_acked(s_c, seq, 5000);
     TW_H_ASSERT_OK(tw_h_wait_state(s_c, id, TW_ST_RUNNING, 5000));
     TW_H_ASSERT_EQ(tw_h_kill(w[to], SIGTERM), 0);
-    TW_H_ASSERT_OK(tw_client_wait_all(s_c, 20000));
-    tw_result_t *r;
-    TW_H_ASSERT_OK(tw_h_last_result(s_c, seq, &r));
+    tw_result_t *r = tw_h_outcome(s_c, seq, 20000);
     TW_H_ASSERT_MSG(r->state == 0, "the task of a draining worker: %s",
                     r->error);
     TW_H_ASSERT_STREQ(tw_h_result_str(r), "slept");
