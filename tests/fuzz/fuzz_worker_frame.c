@@ -22,22 +22,12 @@
 #include "worker/proc_codec.h"
 #include "worker/utf8.h"
 
+#include "tests/fuzz/touch.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static volatile uint64_t s_sink;
-
-static void
-s_touch(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc += b[i];
-    }
-    s_sink += acc;
-}
 
 static tw_proc_hello_t s_hello;
 
