@@ -91,7 +91,7 @@ struct tw_procs {
 
 static void s_tick(tw_procs_t *ps);
 
-/* Command lines ------------------------------------------------------------ */
+/* Command lines ----------------------------------------------------------- */
 
 int
 tw_procs_split(const char *cmd, char ***argv, char *err, size_t errlen)
