@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
-      libjansson-dev libmicrohttpd-dev)
+      libjansson-dev libmicrohttpd-dev tzdata)
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
            iproute2 procps curl)
