@@ -19,17 +19,7 @@
 
 #include "broker/bucket.h"
 #include "common/error.h"
-
-static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
+#include "tests/unit/support/rng.h"
 
 static void
 test_parse(void **state)
@@ -153,13 +143,13 @@ test_wait_is_exact(void **state)
     (void)state;
     for (int i = 0; i < 20000; i++) {
         tw_bucket_t b;
-        uint64_t rate = 1 + s_rand() % (s_rand() % 2 ? 50 : 100000);
-        uint64_t per = s_rand() % 2 ? 1000 : 60000;
-        uint64_t burst = 1 + s_rand() % 20;
-        uint64_t now = s_rand() % 1000000;
+        uint64_t rate = 1 + tw_test_rand() % (tw_test_rand() % 2 ? 50 : 100000);
+        uint64_t per = tw_test_rand() % 2 ? 1000 : 60000;
+        uint64_t burst = 1 + tw_test_rand() % 20;
+        uint64_t now = tw_test_rand() % 1000000;
         assert_int_equal(tw_bucket_init(&b, rate, per, burst, now), 0);
-        tw_bucket_take(&b, s_rand() % (burst + 2), now);
-        now += s_rand() % 100;
+        tw_bucket_take(&b, tw_test_rand() % (burst + 2), now);
+        now += tw_test_rand() % 100;
         uint64_t w = tw_bucket_wait(&b, now);
         tw_bucket_t c = b;
         assert_true(tw_bucket_tokens(&c, now + w) >= 1);
@@ -235,15 +225,15 @@ test_random_never_exceeds(void **state)
 {
     (void)state;
     for (int round = 0; round < 300; round++) {
-        uint64_t rate = 1 + s_rand() % 5000;
-        uint64_t per = s_rand() % 2 ? 1000 : 60000;
-        uint64_t burst = 1 + s_rand() % 100;
+        uint64_t rate = 1 + tw_test_rand() % 5000;
+        uint64_t per = tw_test_rand() % 2 ? 1000 : 60000;
+        uint64_t burst = 1 + tw_test_rand() % 100;
         tw_bucket_t b;
         assert_int_equal(tw_bucket_init(&b, rate, per, burst, 0), 0);
         uint64_t now = 0, taken = 0;
         for (int op = 0; op < 500; op++) {
-            now += s_rand() % 50;
-            taken += tw_bucket_take(&b, s_rand() % 8, now);
+            now += tw_test_rand() % 50;
+            taken += tw_bucket_take(&b, tw_test_rand() % 8, now);
             unsigned __int128 limit =
                 burst + (unsigned __int128)now * rate / per;
             assert_true(taken <= limit);

@@ -25,17 +25,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "proto/proto.h"
-
-static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
+#include "tests/unit/support/rng.h"
 
 #define LIVE TW_ST_PENDING
 
@@ -284,7 +274,7 @@ test_chord_of_10000(void **state)
     assert_int_equal(tw_deps_pins(d, 18), 1);
     /* End them in a random order (a shuffle of the ids). */
     for (size_t i = N - 1; i > 0; i--) {
-        size_t j = s_rand() % (i + 1);
+        size_t j = tw_test_rand() % (i + 1);
         uint64_t t = p[i];
         p[i] = p[j];
         p[j] = t;
@@ -471,22 +461,22 @@ test_random_graphs(void **state)
         tw_deps_out_t out = {0};
         uint64_t runnable[S_MAXT + 1];
         size_t nrun = 0;
-        size_t ntasks = 50 + s_rand() % (S_MAXT - 50);
+        size_t ntasks = 50 + tw_test_rand() % (S_MAXT - 50);
         size_t ended = 0;
         /* Tasks are added in id order while earlier ones run, so parents
          * are in every state when named. */
         size_t added = 0;
         while (ended < ntasks) {
-            int add = added < ntasks && (nrun == 0 || s_rand() % 3 != 0);
+            int add = added < ntasks && (nrun == 0 || tw_test_rand() % 3 != 0);
             if (add) {
                 uint64_t id = ++added;
                 s_task_t *k = &t[id];
                 k->outcome = -1;
-                k->mode = (int)(s_rand() % 2);
-                k->n = id > 1 ? s_rand() % 5 : 0;
+                k->mode = (int)(tw_test_rand() % 2);
+                k->n = id > 1 ? tw_test_rand() % 5 : 0;
                 uint8_t st[6];
                 for (size_t i = 0; i < k->n; i++) {
-                    k->parents[i] = 1 + s_rand() % (id - 1);
+                    k->parents[i] = 1 + tw_test_rand() % (id - 1);
                     int o = t[k->parents[i]].outcome;
                     st[i] = o >= 0 ? (uint8_t)o : LIVE;
                 }
@@ -509,13 +499,13 @@ test_random_graphs(void **state)
                     out.len = 1;
                 }
             } else {
-                size_t pick = s_rand() % nrun;
+                size_t pick = tw_test_rand() % nrun;
                 uint64_t id = runnable[pick];
                 runnable[pick] = runnable[--nrun];
                 static const int outcomes[] = {TW_ST_OK, TW_ST_OK, TW_ST_OK,
                                                TW_ST_ERROR, TW_ST_TIMEOUT,
                                                TW_ST_CANCELLED, TW_ST_LOST};
-                t[id].outcome = outcomes[s_rand() % 7];
+                t[id].outcome = outcomes[tw_test_rand() % 7];
                 ended++;
                 out.len = 0;
                 tw_deps_ended(d, id, t[id].outcome, &out);

@@ -24,22 +24,12 @@
 #include "common/cron.h"
 #include "common/error.h"
 #include "common/tz.h"
+#include "tests/unit/support/rng.h"
 
 static int64_t
 U(int64_t y, int mo, int d, int h, int mi)
 {
     return tw_tz_days(y, mo, d) * 86400 + h * 3600 + mi * 60;
-}
-
-static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
 }
 
 static tw_tz_t *
@@ -396,10 +386,10 @@ static void
 s_rand_field(char *out, size_t cap, int lo, int hi, int dense)
 {
     int span = hi - lo + 1;
-    int a = lo + (int)(s_rand() % (uint64_t)span);
-    int b = a + (int)(s_rand() % (uint64_t)(hi - a + 1));
-    int k = 1 + (int)(s_rand() % 7);
-    switch (s_rand() % (dense ? 7 : 9)) {
+    int a = lo + (int)(tw_test_rand() % (uint64_t)span);
+    int b = a + (int)(tw_test_rand() % (uint64_t)(hi - a + 1));
+    int k = 1 + (int)(tw_test_rand() % 7);
+    switch (tw_test_rand() % (dense ? 7 : 9)) {
     case 0:
     case 1:
     case 2:
@@ -442,8 +432,8 @@ s_random_vs_brute(const char *zone, const int64_t *near, size_t nnear,
         if (tw_cron_parse(&c, expr, NULL, 0) != 0) {
             continue;
         }
-        int64_t after = near[s_rand() % nnear] +
-                        (int64_t)(s_rand() % (3 * 86400)) - 2 * 86400;
+        int64_t after = near[tw_test_rand() % nnear] +
+                        (int64_t)(tw_test_rand() % (3 * 86400)) - 2 * 86400;
         int64_t want = s_brute(&c, tz, after, span), got = 0;
         int rc = tw_cron_next(&c, tz, after, &got);
         if (want == INT64_MAX) {

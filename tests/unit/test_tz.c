@@ -27,23 +27,13 @@
 
 #include "common/error.h"
 #include "common/tz.h"
+#include "tests/unit/support/rng.h"
 
 /* The instant of a UTC date and time. */
 static int64_t
 U(int64_t y, int mo, int d, int h, int mi)
 {
     return tw_tz_days(y, mo, d) * 86400 + h * 3600 + mi * 60;
-}
-
-static uint64_t s_rng = 0x2545f4914f6cdd1dULL;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
 }
 
 static tw_tz_t *
@@ -317,7 +307,7 @@ s_vs_libc(const char *zone, int64_t from, int64_t to, int samples)
     tzset();
     tw_tz_t *tz = s_load(zone);
     for (int i = 0; i < samples; i++) {
-        int64_t t = from + (int64_t)(s_rand() % (uint64_t)(to - from));
+        int64_t t = from + (int64_t)(tw_test_rand() % (uint64_t)(to - from));
         time_t tt = (time_t)t;
         struct tm tm;
         assert_non_null(localtime_r(&tt, &tm));
@@ -338,7 +328,7 @@ s_vs_libc(const char *zone, int64_t from, int64_t to, int samples)
         for (int k = 0; k < n; k++) {
             assert_int_equal(tw_tz_local(tz, u[k]), local);
         }
-        int64_t probe = local + (int64_t)(s_rand() % 7200) - 3600;
+        int64_t probe = local + (int64_t)(tw_test_rand() % 7200) - 3600;
         n = tw_tz_resolve(tz, probe, u, &gap);
         for (int k = 0; k < n; k++) {
             assert_int_equal(tw_tz_local(tz, u[k]), probe);
@@ -395,7 +385,7 @@ test_posix(void **state)
         assert_string_equal(tw_tz_name(p), agree[i].spec);
         for (int k = 0; k < 5000; k++) {
             int64_t t = agree[i].from +
-                        (int64_t)(s_rand() % (uint64_t)(agree[i].to -
+                        (int64_t)(tw_test_rand() % (uint64_t)(agree[i].to -
                                                         agree[i].from));
             tw_tz_info_t a, b;
             tw_tz_at(p, t, &a);
@@ -778,13 +768,13 @@ test_truncations_and_flips(void **state)
     }
     for (size_t i = 0; i < b.len; i++) {
         uint8_t keep = b.b[i];
-        b.b[i] ^= (uint8_t)(1u << (s_rand() % 8));
+        b.b[i] ^= (uint8_t)(1u << (tw_test_rand() % 8));
         if (tw_tz_parse(b.b, b.len, "ny", &tz, &why) == 0) {
             tw_tz_info_t in;
             int64_t u[2];
-            tw_tz_at(tz, (int64_t)(s_rand() % (1ull << 34)) - (1ll << 33),
+            tw_tz_at(tz, (int64_t)(tw_test_rand() % (1ull << 34)) - (1ll << 33),
                      &in);
-            tw_tz_resolve(tz, (int64_t)(s_rand() % (1ull << 34)), u, NULL);
+            tw_tz_resolve(tz, (int64_t)(tw_test_rand() % (1ull << 34)), u, NULL);
             tw_tz_destroy(&tz);
         } else {
             assert_non_null(why);
