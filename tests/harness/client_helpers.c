@@ -245,6 +245,8 @@ tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
                 out->restarts = u;
             } else if (S_KEY("last_error")) {
                 s_copy_str(out->last_error, sizeof out->last_error, v);
+            } else if (S_KEY("reason")) {
+                s_copy_str(out->reason, sizeof out->reason, v);
             } else if (S_KEY("checkpoint")) {
                 if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
                     out->checkpoint = (long long)v->via.u64;

@@ -50,6 +50,7 @@ typedef struct {
     long long checkpoint; /* the checkpoint as an integer, -1 if not one */
     uint64_t restarts;
     char last_error[256];
+    char reason[128];     /* why it waits ("" while placed or ended) */
 } tw_h_station_t;
 
 /* A station request with only op and sid; fails the test on an error
