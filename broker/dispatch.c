@@ -93,6 +93,25 @@ s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
     tw_enc_cstr(e, msg);
 }
 
+int
+tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
+                         char *why, size_t wlen)
+{
+    int idx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    if (idx < 0 && hlen &&
+        uv_now(b->loop) - b->start_ms <
+            (uint64_t)b->cfg->handler_grace * 1000) {
+        /* Just restarted: its workers may not be back yet. */
+        idx = tw_registry_handler(&b->reg, h, hlen, 1);
+    }
+    if (idx < 0) {
+        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
+                 (int)hlen, h ? h : "");
+        return TW_EHANDLER;
+    }
+    return idx;
+}
+
 /* Decide whether a SUBMIT item may enter, in S54's order. Returns 0, or
  * an error code with the reason in `why`. Nothing changes on refusal. */
 static int
@@ -102,17 +121,9 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
     size_t hlen, alen, plen;
     const char *h = tw_item_str(it, TW_I_H, &hlen);
     tw_item_bin(it, TW_I_A, &alen);
-    *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
-    if (*hidx < 0 && hlen &&
-        uv_now(b->loop) - b->start_ms <
-            (uint64_t)b->cfg->handler_grace * 1000) {
-        /* Just restarted: its workers may not be back yet. */
-        *hidx = tw_registry_handler(&b->reg, h, hlen, 1);
-    }
+    *hidx = tw__broker_handler_known(b, h, hlen, why, wlen);
     if (*hidx < 0) {
-        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
-                 (int)hlen, h);
-        return TW_EHANDLER;
+        return *hidx;
     }
     const char *pl = tw_item_str(it, TW_I_PL, &plen);
     if (!pl || !plen) {

@@ -205,6 +205,13 @@ void tw__broker_delay_init(tw_broker_t *b);
 /* Place stations, dispatch tasks, send what the turn owes everyone. */
 void tw__broker_end_of_turn(tw_broker_t *b);
 
+/* The index of handler `h` if a SUBMIT may name it: some worker offered
+ * it, or the broker started less than handler-grace seconds ago (then it
+ * is interned). Otherwise TW_EHANDLER with the reason in `why` (S54's
+ * first check). */
+int tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
+                             char *why, size_t wlen);
+
 /* dispatch_pool.c: GROUP and POOL requests, and strict CANCEL. */
 void tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
 void tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
