@@ -1358,6 +1358,10 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     if (!spec || !spec->handler) {
         return TW_EINVAL;
     }
+    int closed = tw__sess_closed(c);
+    if (closed) {
+        return closed; /* S80: a stopped run takes no more work */
+    }
     size_t hlen = strnlen(spec->handler, TW_PROTO_MAX_NAME + 1);
     if (hlen == 0 || hlen > TW_PROTO_MAX_NAME) {
         return TW_EINVAL;

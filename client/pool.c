@@ -105,6 +105,9 @@ typedef struct {
     tw_policy_t on_cancelled;
     int running;           /* inside tw_run's running phase */
     int stop;              /* tw_stop was called */
+    int finishing;         /* tw_stop was called or the running phase
+                              ended, and tw_run has not returned: no
+                              submissions (S80) */
     tw_exit_code_t end;    /* a policy ended the run with this code */
     int end_rc;
     tw_exit_state_t exit;  /* details of the end */
@@ -438,7 +441,8 @@ s_item_check(s_kind_t kind, const void *item, size_t len)
 static void
 s_feed(s_sess_t *s, s_feeder_t *f)
 {
-    while (!f->exhausted && f->inflight < f->window) {
+    /* S80: once the run stops, no feeder takes another item. */
+    while (!s->finishing && !f->exhausted && f->inflight < f->window) {
         const void *item = NULL;
         size_t len = 0;
         int rc;
@@ -1091,7 +1095,7 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
     if (name && size > 0) {
         name[0] = '\0';
     }
-    if (s->in_cb) {
+    if (s->in_cb || s->finishing) {
         return TW_ESTATE;
     }
     int map = kind != S_APPLY && kind != S_START;
@@ -1393,6 +1397,7 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
     memset(&s->exit, 0, sizeof s->exit);
     s->running = 1;
     s->stop = 0;
+    s->finishing = 0;
     s->end = TW_EXIT_UNKNOWN;
     s->end_rc = 0;
     s_emit_run(s, TW_EV_START, NULL);
@@ -1437,8 +1442,11 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
             break;
         }
     }
-    /* S80: no longer running; feeders take no more items. */
+    /* S80: no longer running; feeders take no more items and submissions
+     * are refused until tw_run returns, so nothing new runs inside a
+     * finished session. */
     s->running = 0;
+    s->finishing = 1;
     s->exit.code = code;
     s_abandon(s, 1, NULL, NULL);
     s_emit_run(s, TW_EV_FINISHING, NULL);
@@ -1462,10 +1470,18 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
         }
     }
     s_emit_run(s, TW_EV_FINISHED, NULL);
+    s->finishing = 0;
     if (st) {
         *st = s->exit;
     }
     return rc;
+}
+
+int
+tw__sess_closed(tw_client_t *c)
+{
+    const s_sess_t *s = s_sess(c, 0);
+    return s && s->finishing ? TW_ESTATE : 0;
 }
 
 int
@@ -1476,6 +1492,7 @@ tw_stop(tw_client_t *c, const char *msg)
         return TW_ESTATE;
     }
     s->stop = 1;
+    s->finishing = 1; /* S80: later submissions raise at once */
     snprintf(s->exit.msg, sizeof s->exit.msg, "%s", msg ? msg : S_STOP_MSG);
     return 0;
 }

@@ -134,10 +134,12 @@ int tw_client_ping(tw_client_t *c, int timeout_ms);
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
  * not exactly one msgpack value or nest deeper than 32 levels, an empty or
  * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups);
- * TW_E2BIG for args that cannot fit in one message (16 MiB); or TW_EFULL
+ * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_EFULL
  * when max_outbox submissions are not acknowledged yet (see "Reconnection
- * and the outbox"). The outbox is sent by itself once it holds 1000 tasks
- * (or 4 MiB). */
+ * and the outbox"); or TW_ESTATE from the moment tw_stop is called, or a
+ * tw_run's running phase ends, until that tw_run returns (S80: a stopped
+ * session takes no more work; outside tw_run submitting is always open).
+ * The outbox is sent by itself once it holds 1000 tasks (or 4 MiB). */
 int tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
                      uint64_t *seq_out);
 
@@ -724,8 +726,9 @@ void tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
  * - fires EMPTY once per drain, and if it is still empty after the EMPTY
  * handlers ran (S78) and end_on_empty is set, the code is EXHAUSTED;
  * timeout_ms (-1: none; counted once START's handlers returned) passed
- * (TIMEOUT, code TIMEOUT). Then: feeders stop taking items, FINISHING
- * fires; with wait = 0 the tasks still in flight are cancelled (strict
+ * (TIMEOUT, code TIMEOUT). Then: feeders stop taking items and new
+ * submissions are refused with TW_ESTATE until tw_run returns (S80),
+ * FINISHING fires; with wait = 0 the tasks still in flight are cancelled (strict
  * CANCEL, then the lenient form for those that ended meanwhile) and their
  * CANCELLED events awaited for up to 10 s; with wait = 1 their outcomes
  * are awaited (up to timeout_ms more, if set). FINISHED fires last.
@@ -736,6 +739,9 @@ int tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
            tw_exit_state_t *st);
 
 /* End the current run (S80) with `msg` (NULL: "tw_stop() was called.").
+ * The run is no longer running at once: from here until tw_run returns,
+ * tw_client_submit, map, apply and start return TW_ESTATE and feeders
+ * take no more items, so nothing new runs inside the finished session.
  * Returns 0, or TW_ESTATE (doing nothing) when no run is going. */
 int tw_stop(tw_client_t *c, const char *msg);
 

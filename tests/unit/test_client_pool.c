@@ -662,7 +662,25 @@ typedef struct {
     int dups;           /* SUBMITTED events with dup set */
     uint64_t seen[2048]; /* map item indexes seen with an outcome */
     tw_exit_state_t exit;
+    int probe_late;     /* submit after tw_stop and in STOP, FINISHING,
+                           FINISHED; record the results (S80) */
+    int late_rc[8];
+    int nlate;
 } events_t;
+
+/* S80: try to submit one more task, recording what tw_client_submit and
+ * tw_client_apply said. */
+static void
+probe_submit(events_t *ev, tw_client_t *c)
+{
+    tw_task_spec_t spec = {.handler = "echo"};
+    char name[TW_CLIENT_NAME_SIZE];
+    if (ev->nlate + 2 <= 8) {
+        ev->late_rc[ev->nlate++] = tw_client_submit(c, &spec, NULL);
+        ev->late_rc[ev->nlate++] = tw_client_apply(c, &spec, 1, NULL, name,
+                                                   sizeof name, WAIT_MS);
+    }
+}
 
 static const char *
 kind_name(tw_event_kind_t k)
@@ -715,6 +733,11 @@ on_client_event(void *arg, const tw_event_t *e)
     if (e->kind == TW_EV_FINISHED) {
         ev->exit = *e->exit;
     }
+    if (ev->probe_late && (e->kind == TW_EV_STOP ||
+                           e->kind == TW_EV_FINISHING ||
+                           e->kind == TW_EV_FINISHED)) {
+        probe_submit(ev, e->client);
+    }
 }
 
 static void
@@ -725,6 +748,9 @@ on_map_event(void *arg, const tw_event_t *e)
     if (e->kind == TW_EV_RESULT && ev->stop_after > 0 &&
         ev->counts[TW_EV_RESULT] >= ev->stop_after) {
         tw_stop(e->client, "enough");
+        if (ev->probe_late && ev->nlate == 0) {
+            probe_submit(ev, e->client);
+        }
     }
 }
 
@@ -1414,9 +1440,12 @@ test_run_exit_states(void **state)
     assert_string_equal(log, "CANCEL strict n=1\n");
     assert_int_equal(tw_client_outstanding(c), 0);
 
-    /* STOPPED from a callback (S80). */
+    /* STOPPED from a callback (S80): from tw_stop on, the session is not
+     * running, so submissions are refused (not run inside the finished
+     * session) until tw_run returns; outside a run they work again. */
     memset(ev, 0, sizeof *ev);
     ev->stop_after = 1;
+    ev->probe_late = 1;
     tw_client_on_event(c, on_map_event, ev);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(tw_client_submit(c, &sleepy, NULL), 0);
@@ -1429,6 +1458,15 @@ test_run_exit_states(void **state)
     assert_string_equal(run_events(ev),
                         "START STOP FINISHING FINISHED ");
     assert_int_equal(ev->counts[TW_EV_CANCELLED], 2);
+    assert_int_equal(ev->nlate, 8);
+    for (int i = 0; i < ev->nlate; i++) {
+        assert_int_equal(ev->late_rc[i], TW_ESTATE);
+    }
+    assert_int_equal(ev->counts[TW_EV_SUBMITTED], 3); /* none late */
+    assert_int_equal(tw_client_outstanding(c), 0);
+    ev->probe_late = 0;
+    assert_int_equal(tw_client_submit(c, &echo, NULL), 0);
+    assert_int_equal(tw_client_wait_all(c, WAIT_MS), 0);
 
     /* S81: a failing task under each policy. */
     tw_task_spec_t fail = {.handler = "fail"};
