@@ -314,7 +314,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_ikey(e, TW_I_ID);
         tw_enc_uint(e, t->id);
         if (publish) {
-            tw__broker_task_event(b, t, "task.submitted");
+            tw__broker_task_event(b, t, "task.submitted", NULL);
         }
     }
     if (m->nitems == 0) {
@@ -633,10 +633,12 @@ s_add_credit(tw_broker_t *b, tw_bworker_t *w, uint64_t n)
 
 /* Run a failed task again after a backoff: 100 ms doubling per attempt,
  * at most 30 s, with +-25 % jitter so retries of many tasks spread out.
- * The attempt's error is kept ("attempt N: ..."). */
+ * The attempt's error is kept ("attempt N: ...") and the attempt is
+ * published as task.retry (12.8). */
 static void
 s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
 {
+    int64_t run_ms = tw__broker_run_ms(b, t);
     char line[320];
     if (!err || !elen) {
         err = "failed";
@@ -668,6 +670,10 @@ s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
     t->due_ms = uv_now(b->loop) + delay;
     b->st.retried++;
     tw__broker_enqueue(b, t);
+    tw_task_event_x_t x = {.run_ms = run_ms,
+                           .retry_in_ms = (int64_t)delay,
+                           .error = line};
+    tw__broker_task_event(b, t, "task.retry", &x);
 }
 
 static void
@@ -690,7 +696,13 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             err = "timed out";
             elen = strlen(err);
         }
-        if (t->cancel_requested) {
+        /* S57, F3: a cancel the worker has not confirmed does not
+         * override a DONE that reports an outcome: the task finished
+         * before the CANCEL reached it, and the first to arrive wins. It
+         * ends with that outcome, kept and delivered, and is not
+         * retried. */
+        if (t->cancel_requested && st == TW_ST_CANCELLED) {
+            /* The worker confirmed the cancel. */
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         } else if (st > TW_ST_CANCELLED) {
             int n = snprintf(why, sizeof why,
@@ -698,7 +710,7 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
                              (unsigned long long)st);
             tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
-                   t->attempt <= t->retries) {
+                   t->attempt <= t->retries && !t->cancel_requested) {
             s_retry(b, t, err, elen);
         } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
             int n = snprintf(why, sizeof why,

@@ -192,9 +192,24 @@ void tw__broker_end(tw_broker_t *b, tw_task_t *t, int state,
  * was raised or cleared). */
 void tw__broker_unpark(tw_broker_t *b, tw_queue_t *q, size_t n);
 
-/* Publish task event `topic` ("task.submitted"...) for `t`. */
+/* What a task event adds to the task's body (PROTOCOL.md 12.8): the run
+ * time of the attempt that just stopped, the backoff before a retry, and
+ * the error of a failed attempt that is retried. A negative number or a
+ * NULL error is left out. */
+typedef struct {
+    int64_t run_ms;
+    int64_t retry_in_ms;
+    const char *error;
+} tw_task_event_x_t;
+
+/* Publish task event `topic` ("task.submitted"...) for `t`, with the
+ * extra keys of `x` (NULL: none). */
 void tw__broker_task_event(tw_broker_t *b, const tw_task_t *t,
-                           const char *topic);
+                           const char *topic, const tw_task_event_x_t *x);
+
+/* How long the running task `t` has run in its current attempt (since
+ * its dispatch), or -1 if it is not running. */
+int64_t tw__broker_run_ms(const tw_broker_t *b, const tw_task_t *t);
 
 /* Publish group.<pool>.<group>.limit-reached once per filling. */
 void tw__broker_limit_reached(tw_broker_t *b, tw_pool_t *p, tw_group_t *g);

@@ -51,7 +51,9 @@ struct tw_task {
     uint16_t ngroups;
     uint64_t *groups;    /* group ids */
     uint64_t dseq;       /* dispatch order within the pool (S67) */
-    uint64_t due_ms;     /* not before this time (delay, retry backoff) */
+    uint64_t due_ms;     /* PENDING: not before this time (delay, retry
+                            backoff); RUNNING: when this attempt was
+                            dispatched (its run time counts from here) */
     struct tw_queue *inq;/* the heap holding it while PENDING, or NULL */
     tw_task_t *pprev, *pnext; /* the pool's running list */
     char *key;           /* dedup key (may hold NUL bytes), or NULL */
