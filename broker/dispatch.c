@@ -558,7 +558,11 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
-    default: /* BYE: nothing to do; the record ages out. */
+    case TW_CMD_BYE:
+        /* The record ages out; its tasks' channels close now (S93). */
+        tw__broker_client_gone(b, c, "submitter said BYE");
+        break;
+    default:
         break;
     }
     tw_msg_release(&m);

@@ -328,6 +328,7 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
     t->attempt++;
     t->ep = b->next_ep++;
     t->due_ms = uv_now(b->loop); /* the attempt's run time counts from here */
+    t->chan_open = 0;              /* a new attempt opens its own channel */
     tw_task_list_push(&w->inflight, t);
     b->running++;
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);

@@ -227,6 +227,18 @@ void tw__broker_end_of_turn(tw_broker_t *b);
 int tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
                              char *why, size_t wlen);
 
+/* chan.c: client `c` went away (said BYE, or a probe found it
+ * unroutable): ask the workers to close the channels of its running
+ * tasks, so their waiting and later requests fail now (S93), not at their
+ * timeouts. Once per departure. */
+void tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c,
+                            const char *why);
+
+/* chan.c: probe every client with tasks not ended (an empty HEARTBEAT;
+ * ROUTER_MANDATORY makes a gone one unroutable) and treat the unroutable
+ * ones as gone. Called once a second. */
+void tw__broker_clients_probe(tw_broker_t *b);
+
 /* dispatch_pool.c: GROUP and POOL requests, and strict CANCEL. */
 void tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
 void tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);

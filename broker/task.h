@@ -41,6 +41,8 @@ struct tw_task {
     uint16_t attempt;  /* runs started so far */
     uint8_t state;     /* TW_ST_* (proto.h): PENDING, RUNNING or an end */
     uint8_t cancel_requested;
+    uint8_t chan_open; /* this attempt's channel carried items up and was
+                          not closed: its submitter's loss closes it */
     uint32_t data_len;
     void *data;  /* args while PENDING/RUNNING, result once ENDED */
     char *error; /* the failure message once ENDED (or the errors of

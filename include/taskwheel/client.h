@@ -116,7 +116,9 @@ tw_client_t *tw_client_new_curve(const char *endpoint,
                                  const char *broker_key_file, char *err,
                                  size_t errlen);
 
-/* Close the connection and free everything. Sets *self_p to NULL. */
+/* Say BYE to the broker (the channels of this client's running tasks are
+ * closed, S93), close the connection and free everything; waits at most
+ * 100 ms for the BYE to leave. Sets *self_p to NULL. */
 void tw_client_destroy(tw_client_t **self_p);
 
 /* Callbacks for acknowledgements and outcomes. Either may be NULL. */

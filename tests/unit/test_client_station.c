@@ -322,7 +322,13 @@ fake_main(void *arg)
         tw_msg_t m;
         if (nf == 3 &&
             tw_msg_decode(&m, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
-                          zmq_msg_data(&f[2]), zmq_msg_size(&f[2])) == 0) {
+                          zmq_msg_data(&f[2]), zmq_msg_size(&f[2])) == 0 &&
+            m.cmd == TW_CMD_BYE) {
+            tw_msg_release(&m); /* a client going away, not a request */
+        } else if (nf == 3 &&
+                   tw_msg_decode(&m, zmq_msg_data(&f[1]),
+                                 zmq_msg_size(&f[1]), zmq_msg_data(&f[2]),
+                                 zmq_msg_size(&f[2])) == 0) {
             pthread_mutex_lock(&fb->mu);
             if (fb->nrec < MAXREC) {
                 size_t len = zmq_msg_size(&f[2]);
