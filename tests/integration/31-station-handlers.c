@@ -35,51 +35,21 @@
 
 static tw_client_t *s_c;
 
-/* The id of the worker named `name` (QUERY workers), or 0. With `has`
- * not NULL, *has is 1 if it lists handler `handler`. */
+/* The id of the worker named `name`, or 0. With `has` not NULL, *has is
+ * 1 if it offers handler `handler`. */
 static uint64_t
 s_worker(const char *name, const char *handler, int *has)
 {
-    void *data = NULL;
-    size_t len = 0;
-    TW_H_ASSERT_OK(tw_client_query(s_c, "workers", 5000, &data, &len));
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
-                MSGPACK_UNPACK_SUCCESS);
-    TW_H_ASSERT(up.data.type == MSGPACK_OBJECT_ARRAY);
-    uint64_t found = 0;
-    for (uint32_t i = 0; i < up.data.via.array.size && !found; i++) {
-        const msgpack_object *w = &up.data.via.array.ptr[i];
-        uint64_t id = 0;
-        int named = 0, offers = 0;
-        for (uint32_t k = 0; k < w->via.map.size; k++) {
-            const msgpack_object *key = &w->via.map.ptr[k].key;
-            const msgpack_object *v = &w->via.map.ptr[k].val;
-#define S_IS(o, s)                                                           \
-    ((o)->type == MSGPACK_OBJECT_STR && (o)->via.str.size == strlen(s) &&    \
-     memcmp((o)->via.str.ptr, s, strlen(s)) == 0)
-            if (S_IS(key, "id")) {
-                id = v->via.u64;
-            } else if (S_IS(key, "name")) {
-                named = S_IS(v, name);
-            } else if (S_IS(key, "handlers") && handler) {
-                for (uint32_t h = 0; h < v->via.array.size; h++) {
-                    offers |= S_IS(&v->via.array.ptr[h], handler);
-                }
-            }
-#undef S_IS
-        }
-        if (named) {
-            found = id;
-            if (has) {
-                *has = offers;
-            }
-        }
+    tw_h_worker_t ws[8];
+    size_t n = tw_h_workers(s_c, ws, 8);
+    const tw_h_worker_t *w = tw_h_worker_named(ws, n < 8 ? n : 8, name);
+    if (w && has) {
+        char hay[sizeof w->handlers + 1], needle[140];
+        snprintf(hay, sizeof hay, " %s", w->handlers);
+        snprintf(needle, sizeof needle, " %s ", handler);
+        *has = strstr(hay, needle) != NULL;
     }
-    msgpack_unpacked_destroy(&up);
-    free(data);
-    return found;
+    return w ? w->id : 0;
 }
 
 /* Start a worker named `name` (with the example plugin if `plugin`) and

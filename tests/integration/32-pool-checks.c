@@ -19,7 +19,6 @@
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,54 +26,6 @@
 #include <unistd.h>
 
 static tw_client_t *s_c;
-static int s_ncli;
-
-/* Run the CLI against broker `b` with `args` (NULL-terminated); returns
- * its exit code, *pid_out its pid (for its log). */
-static int
-s_cli(const tw_h_broker_t *b, const char *const *args, pid_t *pid_out)
-{
-    const char *argv[24];
-    int n = 0;
-    argv[n++] = tw_h_cli_bin();
-    argv[n++] = "--broker";
-    argv[n++] = b->frontend;
-    for (int i = 0; args[i] && n < 23; i++) {
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    char logname[32];
-    snprintf(logname, sizeof logname, "cli.%d.log", ++s_ncli);
-    pid_t pid = tw_h_spawn_log(argv, logname);
-    TW_H_ASSERT(pid > 0);
-    *pid_out = pid;
-    int rc = tw_h_wait_exit(pid, 20000);
-    TW_H_ASSERT_MSG(rc >= 0, "the CLI did not finish: %s", tw_err_name(rc));
-    return rc;
-}
-
-#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* The lines the command printed (the harness's "$ ..." line left out)
- * into buf; returns how many. */
-static int
-s_output(pid_t pid, char *buf, size_t cap)
-{
-    FILE *f = fopen(tw_h_log_path(pid), "r");
-    TW_H_ASSERT(f);
-    char line[1024];
-    int n = 0;
-    buf[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "$ ", 2) == 0) {
-            continue;
-        }
-        n++;
-        strncat(buf, line, cap - strlen(buf) - 1);
-    }
-    fclose(f);
-    return n;
-}
 
 /* An iterator that counts how often it was asked. */
 static int
@@ -129,12 +80,15 @@ s_map_cli(const tw_h_broker_t *b)
         lines[i + 1] = '\n';
     }
     TW_H_ASSERT(write(fd, lines, sizeof lines) == (ssize_t)sizeof lines);
-    pid_t pid;
-    int rc = s_cli(b, S_ARGS("map", "no.such.handler", "--input", fifo),
-                   &pid);
-    TW_H_ASSERT_EQ(rc, 1);
     char out[4096];
-    int n = s_output(pid, out, sizeof out);
+    int rc = tw_h_cli(b, TW_H_ARGS("map", "no.such.handler", "--input",
+                                   fifo),
+                      out, sizeof out, NULL);
+    TW_H_ASSERT_EQ(rc, 1);
+    int n = 0;
+    for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++) {
+        n++;
+    }
     TW_H_ASSERT_MSG(n == 1, "%d lines printed:\n%s", n, out);
     TW_H_ASSERT_MSG(strstr(out, "no.such.handler"), "%s", out);
     /* Every byte is still there. */
@@ -157,23 +111,20 @@ s_unused_group(const tw_h_broker_t *b)
     TW_H_ASSERT_EQ(gi.ended, 0);
     TW_H_ASSERT_EQ(gi.cancelled, 0);
     TW_H_ASSERT_EQ(gi.admitted, 0);
-    pid_t pid;
-    TW_H_ASSERT_EQ(s_cli(b, S_ARGS("--json", "--pool", "p98", "group", "get",
-                                   "never"),
-                         &pid),
-                   0);
     char out[4096];
-    s_output(pid, out, sizeof out);
+    TW_H_ASSERT_EQ(tw_h_cli(b, TW_H_ARGS("--json", "--pool", "p98", "group",
+                                         "get", "never"),
+                            out, sizeof out, NULL),
+                   0);
     TW_H_ASSERT_MSG(strstr(out, "\"running\":0") &&
                         strstr(out, "\"limit\":null") &&
                         !strstr(out, "TaskGroupNotFound"),
                     "%s", out);
     /* Reading created nothing. */
-    TW_H_ASSERT_EQ(s_cli(b, S_ARGS("--json", "--pool", "p98", "group",
-                                   "list"),
-                         &pid),
+    TW_H_ASSERT_EQ(tw_h_cli(b, TW_H_ARGS("--json", "--pool", "p98", "group",
+                                         "list"),
+                            out, sizeof out, NULL),
                    0);
-    s_output(pid, out, sizeof out);
     TW_H_ASSERT_MSG(strncmp(out, "[]", 2) == 0, "%s", out);
     /* ids and cancel_group still say TaskGroupNotFound. */
     uint64_t *ids = NULL;
@@ -222,26 +173,25 @@ s_wait_group(const char *pool, const char *g, uint64_t pending,
 static void
 s_limit_none(const tw_h_broker_t *b)
 {
-    pid_t pid;
     /* The CLI: limit 0 parks everything; "none" lets it all run. */
-    TW_H_ASSERT_EQ(s_cli(b, S_ARGS("--pool", "p96", "group", "limit", "cli",
-                                   "0"),
-                         &pid),
+    TW_H_ASSERT_EQ(tw_h_cli(b, TW_H_ARGS("--pool", "p96", "group", "limit",
+                                         "cli", "0"),
+                            NULL, 0, NULL),
                    0);
     s_submit("p96", "cli", 3);
     s_wait_group("p96", "cli", 3, 0);
-    TW_H_ASSERT_EQ(s_cli(b, S_ARGS("--pool", "p96", "group", "limit", "cli",
-                                   "none"),
-                         &pid),
+    TW_H_ASSERT_EQ(tw_h_cli(b, TW_H_ARGS("--pool", "p96", "group", "limit",
+                                         "cli", "none"),
+                            NULL, 0, NULL),
                    0);
     s_wait_group("p96", "cli", 0, 3);
     tw_group_info_t gi;
     TW_H_ASSERT_OK(tw_client_group_get(s_c, "p96", "cli", 5000, &gi));
     TW_H_ASSERT_EQ(gi.limit, -1);
     /* A negative number is still refused (S96), before any request. */
-    TW_H_ASSERT_EQ(s_cli(b, S_ARGS("--pool", "p96", "group", "limit", "cli",
-                                   "-1"),
-                         &pid),
+    TW_H_ASSERT_EQ(tw_h_cli(b, TW_H_ARGS("--pool", "p96", "group", "limit",
+                                         "cli", "-1"),
+                            NULL, 0, NULL),
                    2);
 
     /* The wire: GROUP set {limit: nil} from the library. */

@@ -16,44 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int s_n;
-
-/* Run the CLI with `args`; returns its exit code and its output (the
- * harness's "$ ..." line left out) in `out`. */
-static int
-s_cli(const tw_h_broker_t *b, const char *const *args, char *out,
-      size_t cap)
-{
-    const char *argv[16];
-    int n = 0;
-    argv[n++] = tw_h_cli_bin();
-    argv[n++] = "--broker";
-    argv[n++] = b->frontend;
-    for (int i = 0; args[i] && n < 15; i++) {
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    char logname[32];
-    snprintf(logname, sizeof logname, "cli.%d.log", ++s_n);
-    pid_t pid = tw_h_spawn_log(argv, logname);
-    TW_H_ASSERT(pid > 0);
-    int rc = tw_h_wait_exit(pid, 20000);
-    TW_H_ASSERT(rc >= 0);
-    FILE *f = fopen(tw_h_log_path(pid), "r");
-    TW_H_ASSERT(f);
-    char line[1024];
-    out[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "$ ", 2) != 0) {
-            strncat(out, line, cap - strlen(out) - 1);
-        }
-    }
-    fclose(f);
-    return rc;
-}
-
-#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
 int
 main(void)
 {
@@ -74,7 +36,7 @@ main(void)
     TW_H_ASSERT_OK(tw_client_wait_all(c, 10000));
 
     static char out[16384];
-    TW_H_ASSERT_EQ(s_cli(&b, S_ARGS("status"), out, sizeof out), 0);
+    TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("status"), out, sizeof out, NULL), 0);
     /* Five labelled lines (wrapped ones are indented), then the hint. */
     static const char *const labels[] = {"workers  ", "queues   ",
                                          "rates    ", "errors   ",
@@ -110,21 +72,21 @@ main(void)
     TW_H_ASSERT(strstr(out, "taskwheel status --all"));
 
     /* --all: every counter. */
-    TW_H_ASSERT_EQ(s_cli(&b, S_ARGS("status", "--all"), out, sizeof out), 0);
+    TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("status", "--all"), out, sizeof out, NULL), 0);
     for (size_t i = 0; i < sizeof internal / sizeof *internal; i++) {
         TW_H_ASSERT_MSG(strstr(out, internal[i]), "no '%s' in:\n%s",
                         internal[i], out);
     }
     /* --json: the whole map. */
-    TW_H_ASSERT_EQ(s_cli(&b, S_ARGS("--json", "status"), out, sizeof out),
+    TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("--json", "status"), out, sizeof out, NULL),
                    0);
     TW_H_ASSERT(out[0] == '{' && strstr(out, "\"chan_closereq\":") &&
                 strstr(out, "\"submitted\":4"));
     /* Usage. */
-    TW_H_ASSERT_EQ(s_cli(&b, S_ARGS("status", "--bogus"), out, sizeof out),
+    TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("status", "--bogus"), out, sizeof out, NULL),
                    2);
-    TW_H_ASSERT_EQ(s_cli(&b, S_ARGS("status", "--all", "x"), out,
-                         sizeof out),
+    TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("status", "--all", "x"), out,
+                            sizeof out, NULL),
                    2);
 
     tw_client_destroy(&c);

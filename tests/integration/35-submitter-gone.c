@@ -22,7 +22,6 @@
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
 
-#include <errno.h>
 #include <msgpack.h>
 #include <poll.h>
 #include <signal.h>
