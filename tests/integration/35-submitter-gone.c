@@ -36,8 +36,10 @@
 /* ---- a submitter ------------------------------------------------------- */
 
 typedef struct {
-    uint64_t id;   /* the ask task, once acknowledged */
-    int got_req;   /* its request arrived */
+    uint64_t id;     /* the ask task, once acknowledged */
+    uint64_t req_id; /* the task whose request arrived (the only one this
+                        client submits; the request may come before the
+                        ACK, which waits for the store) */
 } s_sub_t;
 
 static void
@@ -53,8 +55,8 @@ static int
 s_on_chan(void *arg, const tw_chan_msg_t *m)
 {
     s_sub_t *s = arg;
-    if (m->kind == TW_CHAN_REQ && m->id == s->id) {
-        s->got_req = 1; /* and never answered */
+    if (m->kind == TW_CHAN_REQ) {
+        s->req_id = m->id; /* and never answered */
     }
     return 0;
 }
@@ -85,10 +87,10 @@ s_ask_and_wait(tw_client_t *c, s_sub_t *s)
         return 0;
     }
     uint64_t end = tw_h_now_ms() + 20000;
-    while (!s->got_req && tw_h_now_ms() < end) {
+    while (!(s->req_id && s->id) && tw_h_now_ms() < end) {
         tw_client_poll(c, 50);
     }
-    return s->got_req ? s->id : 0;
+    return s->req_id && s->req_id == s->id ? s->id : 0;
 }
 
 /* The forked submitter, killed however the test ends (a frozen one
