@@ -584,10 +584,11 @@ s_reference(const tw_assign_worker_t *ws, size_t n,
             }
             /* (avoided, stations, -credit), lowest first; ties keep the
              * earlier joiner. */
-            int ai = need->avoid && ws[i].id == need->avoid;
-            int ab = best < n && need->avoid && ws[best].id == need->avoid;
-            if (best == n || ai < ab ||
-                (ai == ab && (ws[i].stations < ws[best].stations ||
+            int av_i = need->avoid && ws[i].id == need->avoid;
+            int av_best = best < n && need->avoid &&
+                          ws[best].id == need->avoid;
+            if (best == n || av_i < av_best ||
+                (av_i == av_best && (ws[i].stations < ws[best].stations ||
                               (ws[i].stations == ws[best].stations &&
                                ws[i].credit > ws[best].credit)))) {
                 best = i;
