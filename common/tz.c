@@ -880,3 +880,138 @@ tw_tz_offsets(const tw_tz_t *tz, int64_t a, int64_t b, int32_t *min,
         }
     }
 }
+
+/* ---------------------------------------------------------- RFC 3339 */
+
+/* Exactly `n` digits at s[*i], as a number no larger than `max`. */
+static int
+s_digits(const char *s, size_t len, size_t *i, int n, int max, int *out)
+{
+    int v = 0;
+    for (int k = 0; k < n; k++, (*i)++) {
+        if (*i >= len || s[*i] < '0' || s[*i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[*i] - '0');
+    }
+    if (v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+s_expect(const char *s, size_t len, size_t *i, char c)
+{
+    if (*i >= len || s[*i] != c) {
+        return -1;
+    }
+    (*i)++;
+    return 0;
+}
+
+int
+tw_tz_rfc3339(const char *s, size_t len, int64_t *ms, const char **why)
+{
+    const char *dummy;
+    if (!why) {
+        why = &dummy;
+    }
+    size_t i = 0;
+    int y, mo, d, h, mi, sec;
+    if (s_digits(s, len, &i, 4, 9999, &y) || s_expect(s, len, &i, '-') ||
+        s_digits(s, len, &i, 2, 12, &mo) || mo < 1 ||
+        s_expect(s, len, &i, '-') || s_digits(s, len, &i, 2, 31, &d) ||
+        d < 1) {
+        *why = "expected a date YYYY-MM-DD";
+        return TW_EINVAL;
+    }
+    if (d > tw_tz_month_days(y, mo)) {
+        *why = "no such day in that month";
+        return TW_EINVAL;
+    }
+    if (i >= len || (s[i] != 'T' && s[i] != 't' && s[i] != ' ')) {
+        *why = "expected T between the date and the time";
+        return TW_EINVAL;
+    }
+    i++;
+    if (s_digits(s, len, &i, 2, 23, &h) || s_expect(s, len, &i, ':') ||
+        s_digits(s, len, &i, 2, 59, &mi) || s_expect(s, len, &i, ':') ||
+        s_digits(s, len, &i, 2, 60, &sec)) {
+        *why = "expected a time hh:mm:ss";
+        return TW_EINVAL;
+    }
+    int frac = 0;
+    if (i < len && s[i] == '.') {
+        i++;
+        int n = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (n < 3) {
+                frac = frac * 10 + (s[i] - '0');
+            }
+            n++;
+            i++;
+        }
+        if (n == 0) {
+            *why = "expected digits after the decimal point";
+            return TW_EINVAL;
+        }
+        for (; n < 3; n++) {
+            frac *= 10;
+        }
+    }
+    int off = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < len && (s[i] == '+' || s[i] == '-')) {
+        int sign = s[i++] == '-' ? -1 : 1;
+        int oh, om;
+        if (s_digits(s, len, &i, 2, 23, &oh) || s_expect(s, len, &i, ':') ||
+            s_digits(s, len, &i, 2, 59, &om)) {
+            *why = "expected an offset +hh:mm";
+            return TW_EINVAL;
+        }
+        off = sign * (oh * 3600 + om * 60);
+    } else {
+        *why = "expected an offset: Z or +hh:mm";
+        return TW_EINVAL;
+    }
+    if (i != len) {
+        *why = "trailing characters after the offset";
+        return TW_EINVAL;
+    }
+    int64_t t = tw_tz_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+                off;
+    *ms = t * 1000 + frac;
+    return 0;
+}
+
+const char *
+tw_tz_format(const tw_tz_t *tz, int64_t ms, char *buf, size_t cap)
+{
+    int64_t t = tw_tz_floordiv(ms, 1000);
+    int frac = (int)(ms - t * 1000);
+    int32_t utoff = 0;
+    if (tz) {
+        tw_tz_info_t in;
+        tw_tz_at(tz, t, &in);
+        utoff = in.utoff;
+    }
+    int64_t local = s_clamp(t) + utoff;
+    int64_t days = tw_tz_floordiv(local, 86400), y;
+    int sod = (int)(local - days * 86400), mo, d;
+    tw_tz_civil(days, &y, &mo, &d);
+    char fr[8] = "", off[8] = "Z";
+    if (frac) {
+        snprintf(fr, sizeof fr, ".%03d", frac);
+    }
+    if (tz) {
+        int a = utoff < 0 ? -utoff : utoff;
+        snprintf(off, sizeof off, "%c%02d:%02d", utoff < 0 ? '-' : '+',
+                 a / 3600 % 100, a % 3600 / 60);
+    }
+    snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02d%s%s", (long long)y,
+             mo, d, sod / 3600, sod % 3600 / 60, sod % 60, fr, off);
+    return buf;
+}

@@ -109,6 +109,25 @@ int tw_tz_resolve(const tw_tz_t *tz, int64_t local, int64_t out[2],
 void tw_tz_offsets(const tw_tz_t *tz, int64_t a, int64_t b, int32_t *min,
                    int32_t *max);
 
+/* ---- RFC 3339 timestamps ---- */
+
+/* The longest text tw_tz_format writes, with its NUL. */
+#define TW_TZ_RFC3339_MAX 40
+
+/* Read an RFC 3339 date-time (`len` octets at `s`), e.g.
+ * "2025-03-30T03:00:00+02:00", "2025-03-30 01:00:00.250Z", into *ms,
+ * milliseconds since the epoch (digits beyond milliseconds are
+ * truncated; a leap second :60 is read as the next second). The offset is
+ * required: `Z` or `+hh:mm` / `-hh:mm`. Returns 0 or TW_EINVAL with *why
+ * (may be NULL) naming the fault. */
+int tw_tz_rfc3339(const char *s, size_t len, int64_t *ms, const char **why);
+
+/* Write instant `ms` as RFC 3339 in zone `tz` (NULL: UTC, written with
+ * `Z`), with milliseconds only when they are not 0, into buf (cap
+ * octets, TW_TZ_RFC3339_MAX is enough). Returns buf. */
+const char *tw_tz_format(const tw_tz_t *tz, int64_t ms, char *buf,
+                         size_t cap);
+
 /* ---- Calendar arithmetic (proleptic Gregorian, no time zones) ---- */
 
 /* Days since 1970-01-01 of year y, month m (1..12), day d (1..31). */

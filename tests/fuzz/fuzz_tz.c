@@ -1,8 +1,10 @@
 /*  tests/fuzz/fuzz_tz.c - libFuzzer driver for the TZif reader and the
  *  POSIX TZ strings behind it (common/tz.h).
  *
- *  An input starting with "TZif" is a zone file; anything else is a POSIX
- *  TZ string (the bytes up to the first NUL). A zone that parses is then
+ *  An input starting with "TZif" is a zone file; one starting with "@" is
+ *  an RFC 3339 timestamp after the "@" (which must read back the same
+ *  instant once written out again); anything else is a POSIX TZ string
+ *  (the bytes up to the first NUL). A zone that parses is then
  *  asked about instants taken from the input and at the edges of time.
  *  The contract checked: a refusal gives a reason; a lookup's period
  *  holds the instant and its offset is within RFC 8536's range; every
@@ -69,6 +71,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tw_tz_t *tz = NULL;
     const char *why = NULL;
     int rc;
+    if (size >= 1 && data[0] == '@') {
+        int64_t ms, back;
+        if (tw_tz_rfc3339((const char *)data + 1, size - 1, &ms, &why) !=
+            0) {
+            if (!why) {
+                abort();
+            }
+            return 0;
+        }
+        char buf[TW_TZ_RFC3339_MAX];
+        tw_tz_format(NULL, ms, buf, sizeof buf);
+        if (ms >= 0 &&
+            (tw_tz_rfc3339(buf, strlen(buf), &back, &why) != 0 ||
+             back != ms)) {
+            abort();
+        }
+        return 0;
+    }
     if (size >= 4 && memcmp(data, "TZif", 4) == 0) {
         rc = tw_tz_parse(data, size, "fuzz", &tz, &why);
     } else {

@@ -504,6 +504,101 @@ test_utc_and_offsets(void **state)
     tw_tz_destroy(&tz);
 }
 
+static void
+test_rfc3339(void **state)
+{
+    (void)state;
+    struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {
+        {"2024-03-31T01:00:00Z", 1711846800000},
+        {"2024-03-31T03:00:00+02:00", 1711846800000},
+        {"2024-03-30t20:00:00-05:00", 1711846800000},
+        {"2024-03-31 01:00:00z", 1711846800000},
+        {"2024-03-31T01:00:00.25Z", 1711846800250},
+        {"2024-03-31T01:00:00.123456789Z", 1711846800123},
+        {"1970-01-01T00:00:00Z", 0},
+        {"1969-12-31T23:59:59.999Z", -1},
+        {"2016-12-31T23:59:60Z", U(2017, 1, 1, 0, 0) * 1000},
+        {"2024-02-29T12:00:00+05:45", (U(2024, 2, 29, 12, 0) - 20700) * 1000},
+        {"0001-01-01T00:00:00Z", tw_tz_days(1, 1, 1) * 86400000},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = 0;
+        const char *why = NULL;
+        if (tw_tz_rfc3339(good[i].s, strlen(good[i].s), &ms, &why) != 0 ||
+            ms != good[i].ms) {
+            fail_msg("\"%s\": %s, %lld", good[i].s, why ? why : "-",
+                     (long long)ms);
+        }
+    }
+    struct {
+        const char *s;
+        const char *why;
+    } bad[] = {
+        {"", "expected a date"},
+        {"2024-3-31T01:00:00Z", "expected a date"},
+        {"2024-13-01T01:00:00Z", "expected a date"},
+        {"2024-00-01T01:00:00Z", "expected a date"},
+        {"2023-02-29T01:00:00Z", "no such day"},
+        {"2024-04-31T01:00:00Z", "no such day"},
+        {"2024-03-31", "expected T"},
+        {"2024-03-31X01:00:00Z", "expected T"},
+        {"2024-03-31T24:00:00Z", "expected a time"},
+        {"2024-03-31T01:60:00Z", "expected a time"},
+        {"2024-03-31T01:00:61Z", "expected a time"},
+        {"2024-03-31T01:00Z", "expected a time"},
+        {"2024-03-31T01:00:00", "expected an offset"},
+        {"2024-03-31T01:00:00+0200", "expected an offset +hh:mm"},
+        {"2024-03-31T01:00:00+24:00", "expected an offset +hh:mm"},
+        {"2024-03-31T01:00:00.Z", "digits after the decimal point"},
+        {"2024-03-31T01:00:00Z ", "trailing characters"},
+        {"2024-03-31T01:00:00ZZ", "trailing characters"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 42;
+        const char *why = NULL;
+        if (tw_tz_rfc3339(bad[i].s, strlen(bad[i].s), &ms, &why) !=
+                TW_EINVAL ||
+            !why || !strstr(why, bad[i].why) || ms != 42) {
+            fail_msg("\"%s\": %s", bad[i].s, why ? why : "accepted");
+        }
+    }
+    /* The length bounds the text. */
+    int64_t ms;
+    assert_int_equal(tw_tz_rfc3339("2024-03-31T01:00:00Zjunk", 20, &ms, NULL),
+                     0);
+    assert_int_equal(ms, 1711846800000);
+    /* Written in a zone and read back, across the DST changes. */
+    tw_tz_t *tz = s_load("Europe/Berlin");
+    char buf[TW_TZ_RFC3339_MAX];
+    assert_string_equal(tw_tz_format(tz, 1711846800000, buf, sizeof buf),
+                        "2024-03-31T03:00:00+02:00");
+    assert_string_equal(tw_tz_format(tz, 1711846800000 - 1, buf, sizeof buf),
+                        "2024-03-31T01:59:59.999+01:00");
+    assert_string_equal(tw_tz_format(NULL, -1, buf, sizeof buf),
+                        "1969-12-31T23:59:59.999Z");
+    tw_tz_t *ny = s_load("America/New_York");
+    for (int i = 0; i < 20000; i++) {
+        int64_t t = (int64_t)(tw_test_rand() % (1ull << 43)) - (1ll << 41);
+        const tw_tz_t *z = i % 3 == 0 ? NULL : i % 3 == 1 ? tz : ny;
+        tw_tz_format(z, t, buf, sizeof buf);
+        int64_t back = 0;
+        const char *why = NULL;
+        if (t >= tw_tz_days(1, 1, 1) * 86400000 + 86400000 &&
+            t < tw_tz_days(9999, 12, 31) * 86400000) {
+            if (tw_tz_rfc3339(buf, strlen(buf), &back, &why) != 0 ||
+                back != t) {
+                fail_msg("%lld -> %s -> %lld (%s)", (long long)t, buf,
+                         (long long)back, why ? why : "-");
+            }
+        }
+    }
+    tw_tz_destroy(&ny);
+    tw_tz_destroy(&tz);
+}
+
 /* ---- hand-built TZif files ---- */
 
 typedef struct {
@@ -857,6 +952,7 @@ main(void)
         cmocka_unit_test(test_vs_libc),
         cmocka_unit_test(test_posix),
         cmocka_unit_test(test_utc_and_offsets),
+        cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_synthetic),
         cmocka_unit_test(test_truncations_and_flips),
         cmocka_unit_test(test_whole_database),
