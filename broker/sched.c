@@ -65,6 +65,7 @@ struct tw_sched {
     s_sched_t **heap;
     size_t hlen, hcap;
     tw_tz_t *utc;
+    int64_t *ring; /* S_KEEP ticks, for s_make_plan */
 };
 
 /* ------------------------------------------------------------- names */
@@ -220,10 +221,29 @@ s_tick_after(const s_sched_t *sc, int64_t after_ms)
     return next * 1000;
 }
 
+static void s_plan_fire(s_sched_t *sc, const int64_t *ticks, size_t n);
+
 /* Make the plan for the ticks in (cursor, now]. */
 static void
 s_make_plan(tw_sched_t *s, s_sched_t *sc, int64_t now)
 {
+    sc->in_plan = 1;
+    sc->skip_pending = 0;
+    /* The usual case: one tick is due. On time, or missed under `last`
+     * or `all`, it fires; missed under `none`, it is skipped. */
+    if (s_tick_after(sc, sc->next_ms) > now) {
+        if (now - sc->next_ms <= (int64_t)s->grace_ms ||
+            sc->catchup != TW_CATCHUP_NONE) {
+            s_plan_fire(sc, &sc->next_ms, 1);
+            return;
+        }
+        sc->skip_pending = 1;
+        sc->skip_first = sc->skip_last = sc->next_ms;
+        sc->skip_count = 1;
+        sc->skip_reason = TW_SKIP_MISSED;
+        s_plan_fire(sc, NULL, 0);
+        return;
+    }
     /* The latest S_KEEP ticks, found in a window (start, now] that holds
      * at least that many or starts at the cursor. The window grows
      * fourfold while it holds too few and is halved back while it holds
@@ -231,7 +251,7 @@ s_make_plan(tw_sched_t *s, s_sched_t *sc, int64_t now)
      * work is bounded however long the broker was down and however
      * unevenly the expression fires. ring[] keeps the ticks in order. */
     enum { S_CAP = 4 * S_KEEP };
-    int64_t *ring = tw_malloc(S_KEEP * sizeof *ring);
+    int64_t *ring = s->ring;
     size_t kept = 0, head = 0;
     uint64_t total = 0;
     int complete = 0;
@@ -298,17 +318,32 @@ s_make_plan(tw_sched_t *s, s_sched_t *sc, int64_t now)
         sc->skip_reason =
             sc->catchup == TW_CATCHUP_ALL ? TW_SKIP_LIMIT : TW_SKIP_MISSED;
     }
-    sc->nfire = kept - fire_from;
-    sc->fire_at = 0;
-    if (sc->nfire > sc->fire_cap) {
-        sc->fire_cap = sc->nfire;
+    size_t nfire = kept - fire_from;
+    if (sc->fire_cap < nfire) {
+        sc->fire_cap = nfire;
         sc->fire = tw_realloc(sc->fire, sc->fire_cap * sizeof *sc->fire);
     }
-    for (size_t i = 0; i < sc->nfire; i++) {
+    for (size_t i = 0; i < nfire; i++) {
         sc->fire[i] = ring[(head + fire_from + i) % S_KEEP];
     }
-    tw_free(ring);
-    sc->in_plan = 1;
+    s_plan_fire(sc, sc->fire, nfire);
+}
+
+/* The plan fires `n` ticks (copied unless they are already sc->fire). */
+static void
+s_plan_fire(s_sched_t *sc, const int64_t *ticks, size_t n)
+{
+    if (ticks != sc->fire) {
+        if (sc->fire_cap < n) {
+            sc->fire_cap = n < 4 ? 4 : n;
+            sc->fire = tw_realloc(sc->fire, sc->fire_cap * sizeof *sc->fire);
+        }
+        if (n) {
+            memcpy(sc->fire, ticks, n * sizeof *ticks);
+        }
+    }
+    sc->nfire = n;
+    sc->fire_at = 0;
 }
 
 /* ------------------------------------------------------- the engine */
@@ -324,6 +359,7 @@ tw_sched_new(uint64_t grace_ms)
     tw_idmap_init(&s->by_sid);
     tw_idmap_init(&s->by_task);
     s->utc = tw_tz_utc();
+    s->ring = tw_malloc(S_KEEP * sizeof *s->ring);
     return s;
 }
 
@@ -359,6 +395,7 @@ tw_sched_destroy(tw_sched_t **s_p)
     tw_strmap_free(&s->by_name);
     tw_free(s->heap);
     tw_tz_destroy(&s->utc);
+    tw_free(s->ring);
     tw_free(s);
     *s_p = NULL;
 }
