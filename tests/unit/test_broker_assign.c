@@ -637,9 +637,9 @@ test_never_oversubscribed(void **state)
             tw_assign_need_t need = s_need(
                 (tw_placement_t)(tw_test_rand() % 3), codes[tw_test_rand() % 3],
                 nt < 0 ? NULL : needtags[nt], nt < 0 ? 0 : 2);
-            need.has_handler = (int)(s_rand() % 2);
-            need.handler = (uint32_t)(s_rand() % 4); /* 3: nobody's */
-            need.avoid = s_rand() % 3 ? 0 : 1 + s_rand() % NW;
+            need.has_handler = (int)(tw_test_rand() % 2);
+            need.handler = (uint32_t)(tw_test_rand() % 4); /* 3: nobody's */
+            need.avoid = tw_test_rand() % 3 ? 0 : 1 + tw_test_rand() % NW;
             uint64_t ok_set;
             tw_assign_result_t want = s_reference(ws, NW, &need, &ok_set);
             size_t chosen;
