@@ -313,7 +313,10 @@ s_make_plan(tw_sched_t *s, s_sched_t *sc, int64_t now)
     sc->skip_pending = fire_from > 0 || older;
     if (sc->skip_pending) {
         sc->skip_first = sc->next_ms;
-        sc->skip_last = ring[(head + fire_from - 1) % S_KEEP];
+        /* Unkept older ticks come with a full ring, whose missed part is
+         * never all fired; still, never index before its start. */
+        sc->skip_last = fire_from ? ring[(head + fire_from - 1) % S_KEEP]
+                                  : ring[head] - 1;
         sc->skip_count = complete ? total - (kept - fire_from) : 0;
         sc->skip_reason =
             sc->catchup == TW_CATCHUP_ALL ? TW_SKIP_LIMIT : TW_SKIP_MISSED;

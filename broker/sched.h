@@ -216,7 +216,8 @@ void tw_sched_unfired(tw_sched_t *s, const char *name, size_t namelen);
 int tw_sched_task_ended(tw_sched_t *s, uint64_t task_id);
 
 /* The earliest tick due, in ms since the epoch, of any active schedule:
- * INT64_MAX if none. The broker's timer is due at this - now. */
+ * INT64_MAX if none, INT64_MIN while a catch-up is being handed out (poll
+ * again at once). The broker's timer is due at this - now. */
 int64_t tw_sched_next_due(const tw_sched_t *s);
 
 /* Read one schedule. Returns 0 or TW_ENOENT. */
