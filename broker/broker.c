@@ -21,7 +21,11 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include "common/endpoint.h"
+
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -164,7 +168,7 @@ void
 tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
 {
     tw_enc_init(e);
-    tw_enc_map(e, 2);
+    tw_enc_map(e, 3); /* "boot" follows "data" (reply_send) */
     tw_enc_key(e, TW_F_SEQ);
     tw_enc_uint(e, seq);
     tw_enc_key(e, TW_F_DATA);
@@ -173,6 +177,8 @@ tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
 void
 tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
 {
+    tw_enc_key(e, TW_F_BOOT);
+    tw_enc_uint(e, b->boot);
     tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
     tw_enc_free(e);
 }
@@ -378,6 +384,9 @@ s_on_heartbeat(uv_timer_t *h)
         if (now - w->last_send_ms >= hb) {
             tw_enc_t e;
             tw_enc_init(&e);
+            tw_enc_map(&e, 1);
+            tw_enc_key(&e, TW_F_BOOT);
+            tw_enc_uint(&e, b->boot);
             w->last_send_ms = now;
             tw__broker_send(b, &b->bzw, w->ident, w->ident_len,
                             TW_CMD_HEARTBEAT, &e);
@@ -520,13 +529,46 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
          * instead of being ignored while the old pipe lingers. */
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     }
-    if (tw_auth_socket(b->auth, s, role) != 0 || zmq_bind(s, ep) != 0) {
+    int rc = tw_auth_socket(b->auth, s, role);
+    if (rc == 0 && zmq_bind(s, ep) != 0) {
+        rc = -1;
+        /* libzmq binds addresses and interface names only: a host name
+         * such as "localhost" is resolved here (endpoint.h). */
+        char addr[300];
+        int v6 = 0;
+        int r = zmq_errno() == ENODEV
+                    ? tw_endpoint_resolve(ep, addr, sizeof addr, &v6)
+                    : 0;
+        errno = ENODEV;
+        if (r < 0) {
+            tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
+                   addr);
+            zmq_close(s);
+            return NULL;
+        }
+        if (r > 0) {
+            zmq_setsockopt(s, ZMQ_IPV6, &v6, sizeof v6);
+            rc = zmq_bind(s, addr);
+        }
+    }
+    if (rc != 0) {
         tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
                zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
     }
     return s;
+}
+
+/* Where a socket listens, as libzmq bound it (a resolved host, the port
+ * of an ephemeral bind). */
+static void
+s_last_endpoint(void *s, const char *configured, char *out, size_t len)
+{
+    size_t n = len;
+    if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, out, &n) != 0 || n == 0) {
+        snprintf(out, len, "%s", configured);
+    }
 }
 
 /* A task record is freed (result TTL, max-results, pool flush): its dedup
@@ -580,6 +622,15 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
         tw_broker_destroy(&b);
         return NULL;
     }
+    s_last_endpoint(b->front, cfg->frontend, b->ep_front, sizeof b->ep_front);
+    s_last_endpoint(b->back, cfg->backend, b->ep_back, sizeof b->ep_back);
+    s_last_endpoint(b->pub, cfg->status, b->ep_pub, sizeof b->ep_pub);
+    char hex[17];
+    do {
+        tw_random_hex(hex, 16);
+        b->boot = strtoull(hex, NULL, 16);
+    } while (b->boot == 0);
+    tw_clients_set_boot(&b->clients, b->boot);
     tw_zwatch_init(loop, &b->fzw, b->front);
     tw_zwatch_init(loop, &b->bzw, b->back);
     b->fzw.data = b->bzw.data = b;
@@ -615,14 +666,20 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->open_handles = 1;
     tw_notice("broker.start",
               "listening: frontend %s, backend %s, status %s, heartbeat %lld "
-              "ms", cfg->frontend, cfg->backend, cfg->status, cfg->heartbeat);
+              "ms, boot id %016llx", b->ep_front, b->ep_back, b->ep_pub,
+              cfg->heartbeat, (unsigned long long)b->boot);
     return b;
 }
 
 int
 tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
 {
-    return tw__persist_open(b, why, wlen);
+    int rc = tw__persist_open(b, why, wlen);
+    /* A store that has seen tasks or handlers: this is a restart, and
+     * clients resend before the workers are back (dispatch.c s_admit). */
+    b->resumed = rc == 0 && b->persist &&
+                 (b->tasks.next_id > 1 || b->reg.nhandlers > 0);
+    return rc;
 }
 
 int

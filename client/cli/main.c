@@ -557,6 +557,9 @@ s_cmd_submit(const tw_cli_env_t *o)
             goto out;
         }
         rc = tw_client_poll(c, (int)(deadline - now));
+        if (rc >= 0 && tw__client_link_failed(c)) {
+            rc = tw__client_link_failed(c); /* refused: no use waiting */
+        }
         if (rc < 0) {
             code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
