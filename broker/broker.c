@@ -635,6 +635,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     tw_zwatch_init(loop, &b->bzw, b->back);
     b->fzw.data = b->bzw.data = b;
     tw_status_init(loop, &b->status, b->pub);
+    b->status.boot = b->boot;
     tw_zwatch_start(&b->fzw, tw__broker_gate_front, s_on_drained);
     tw_zwatch_start(&b->bzw, tw__broker_gate_back, s_on_drained);
     tw_auth_watch(b->auth, loop);

@@ -42,6 +42,43 @@ s_del(tw_status_t *st, const char *p, size_t len)
     }
 }
 
+/* A subscription to "welcome.<token>" (PROTOCOL.md 8.2): answer it at
+ * once on that exact topic. libzmq has applied the subscription before
+ * handing it to us, and a subscriber's subscriptions arrive in the order
+ * it made them, so when the answer reaches it every subscription it made
+ * before the token is in effect. The answer is not numbered (tseq 0) and
+ * the token is not tracked: nothing else is ever published under it. */
+static void
+s_welcome(tw_status_t *st, const char *topic, size_t len)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 4);
+    tw_enc_cstr(&e, "pseq");
+    tw_enc_uint(&e, st->pseq);
+    tw_enc_cstr(&e, "welcome");
+    tw_enc_str(&e, topic + TW_PROTO_WELCOME_LEN,
+               len - TW_PROTO_WELCOME_LEN);
+    tw_enc_cstr(&e, "boot");
+    tw_enc_uint(&e, st->boot);
+    tw_enc_cstr(&e, "tseq");
+    tw_enc_uint(&e, 0);
+    zmq_msg_t tmp[2], f[2];
+    tw_enc_frames(&e, TW_CMD_NONE, tmp);
+    zmq_msg_close(&tmp[0]);
+    zmq_msg_init_size(&f[0], len);
+    memcpy(zmq_msg_data(&f[0]), topic, len);
+    zmq_msg_init(&f[1]);
+    zmq_msg_move(&f[1], &tmp[1]);
+    zmq_msg_close(&tmp[1]);
+    if (tw_zwatch_send(&st->zw, f, 2) != 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        st->dropped++;
+    }
+    tw_enc_free(&e);
+}
+
 /* XPUB delivers each new subscription as "\x01prefix" and each last
  * unsubscription as "\x00prefix". */
 static void
@@ -53,6 +90,13 @@ s_on_sub(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     const char *d = zmq_msg_data(&msg->f[0]);
     size_t len = zmq_msg_size(&msg->f[0]) - 1;
+    if (len > TW_PROTO_WELCOME_LEN &&
+        memcmp(d + 1, TW_PROTO_WELCOME, TW_PROTO_WELCOME_LEN) == 0) {
+        if (d[0] == 1) {
+            s_welcome(st, d + 1, len);
+        }
+        return;
+    }
     if (d[0] == 1) {
         s_add(st, d + 1, len);
         tw_debug("status.subscribe", "prefix '%.*s'", (int)len, d + 1);

@@ -45,6 +45,12 @@
 #define TW_PROTO_MAX_HANDLERS 1024
 #define TW_PROTO_MAX_TAGS 64
 
+/* Status topics (PROTOCOL.md 8.2): a subscription to "welcome.<token>"
+ * is answered with one message on that topic once every subscription the
+ * subscriber made before it is in effect. */
+#define TW_PROTO_WELCOME "welcome."
+#define TW_PROTO_WELCOME_LEN 8
+
 /* Value types of fields. */
 typedef enum {
     TW_T_UINT,  /* non-negative integer */

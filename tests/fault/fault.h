@@ -96,9 +96,9 @@ typedef struct {
 
 typedef struct tw_fault_sub tw_fault_sub_t;
 
-/* Subscribe to the NULL-terminated topic prefixes at `endpoint` and wait
- * until the subscription took effect (a "stats" event arrived: "stats" is
- * always subscribed too, and is published every second). */
+/* Subscribe to the NULL-terminated topic prefixes at `endpoint` (and
+ * "stats") and return once the broker has the subscriptions
+ * (tw_h_sub: its welcome answer arrived). */
 tw_fault_sub_t *tw_fault_sub_new(const char *endpoint,
                                  const char *const topics[]);
 void tw_fault_sub_destroy(tw_fault_sub_t **sub_p);
