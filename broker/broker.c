@@ -23,6 +23,10 @@
 
 #include "common/endpoint.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -429,6 +433,16 @@ s_on_stats(uv_timer_t *h)
     tw__persist_commit(b);
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
     tw_quarantine_gc(&b->quarantine, now);
+#ifdef __GLIBC__
+    /* libzmq keeps every subscription prefix of every monitor in a trie,
+     * a few KiB per long prefix; when a monitor with many leaves, libzmq
+     * frees them, and this hands the pages back to the system instead of
+     * leaving the broker's resident size at its peak. */
+    if (b->status.unsubs - b->trimmed_unsubs >= 1024) {
+        b->trimmed_unsubs = b->status.unsubs;
+        malloc_trim(0);
+    }
+#endif
 }
 
 void

@@ -754,6 +754,7 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     const void *ident = zmq_msg_data(&msg->f[0]);
     size_t ilen = zmq_msg_size(&msg->f[0]);
     if (m.cmd == TW_CMD_HELLO) {
+        tw_quarantine_forgive(&b->quarantine, ident, ilen, uv_now(b->loop));
         s_on_hello(b, zw, ident, ilen, &m);
         tw_msg_release(&m);
         return;
@@ -767,6 +768,11 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
             b->st.duplicates += m.nitems;
         }
         if (m.cmd != TW_CMD_BYE) {
+            /* A strike like any refusal, or a peer could keep the broker
+             * answering EWORKER for ever; a worker that lost its
+             * registration sends HELLO on the first one, which forgives
+             * the strikes its messages in flight earned. */
+            tw__broker_peer_error(b, "backend", ident, ilen);
             tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
                              "unknown worker: send HELLO first (this is "
                              "the broker's backend, for workers; clients "

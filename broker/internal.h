@@ -107,6 +107,7 @@ struct tw_broker {
     /* This run's identity and where it listens (PROTOCOL.md 5.8, 13). */
     uint64_t boot;           /* random, new at every start, never 0 */
     int resumed;             /* recovered a store that had been used */
+    uint64_t trimmed_unsubs; /* status.unsubs at the last malloc_trim */
     char ep_front[256], ep_back[256], ep_pub[256]; /* as bound */
 };
 

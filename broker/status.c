@@ -102,6 +102,7 @@ s_on_sub(tw_zwatch_t *zw, tw_zframes_t *msg)
         tw_debug("status.subscribe", "prefix '%.*s'", (int)len, d + 1);
     } else if (d[0] == 0) {
         s_del(st, d + 1, len);
+        st->unsubs++;
     }
 }
 

@@ -31,6 +31,7 @@ typedef struct {
     int subs_capped; /* the prefix limit was reached (logged once) */
     tw_tseq_t tseq;  /* per-topic sequence numbers */
     uint64_t boot;   /* the broker's boot id, in welcome answers */
+    uint64_t unsubs; /* prefixes nobody subscribes to any more */
 } tw_status_t;
 
 /* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */
