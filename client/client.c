@@ -1096,8 +1096,24 @@ s_on_boot(tw_client_t *c, uint64_t boot)
 static void
 s_link_problem(tw_client_t *c, const tw_zmon_event_t *ev)
 {
+    if (ev->kind == TW_ZMON_REFUSED && c->link_kind &&
+        c->link_kind != TW_ZMON_REFUSED) {
+        return; /* libzmq retrying after the handshake failure said */
+    }
     char line[512];
-    tw_zmon_describe(ev, "broker frontend", c->endpoint, line, sizeof line);
+    if (ev->kind == TW_ZMON_FAILED && c->curve) {
+        /* A CURVE server that refuses a key closes the connection without
+         * a word (libzmq reports no AUTH failure to the client). */
+        snprintf(line, sizeof line,
+                 "%s closed the connection during the CURVE handshake: the "
+                 "broker refused this client's key (it is not in its "
+                 "--clients-keys directory) or --broker-key is not the "
+                 "broker's key",
+                 c->endpoint);
+    } else {
+        tw_zmon_describe(ev, "broker frontend", c->endpoint, line,
+                         sizeof line);
+    }
     if (!c->link_error || strcmp(c->link_error, line) != 0) {
         tw_info("client.link", "%s", line);
         tw_free(c->link_error);
@@ -1874,10 +1890,7 @@ tw__client_link_failed(const tw_client_t *c)
     if (c->refused) {
         return c->refused;
     }
-    if (c->up || !c->link_kind) {
-        return 0;
-    }
-    return c->link_kind == TW_ZMON_MISMATCH ? TW_EPROTO : TW_EUNREACH;
+    return c->up || !c->link_kind ? 0 : TW_EUNREACH;
 }
 
 const char *

@@ -48,14 +48,12 @@ tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
                  int rc)
 {
     const char *link = c ? tw__client_link_error(c) : NULL;
-    if (link && (rc == TW_EUNREACH || rc == TW_EPROTO)) {
+    if (link && rc == TW_EUNREACH) {
         /* What the socket monitor saw: refused, wrong kind of socket,
-         * refused key (common/zmon.h). A peer that is not a frontend is
-         * a wrong endpoint, a usage error. */
+         * refused key (common/zmon.h). */
         char *clean = tw_cli_clean(link);
-        int code = tw_cli_fail(
-            rc == TW_EPROTO ? TW_CLI_USAGE : TW_CLI_UNREACH,
-            "cannot reach the broker: %s", clean ? clean : link);
+        int code = tw_cli_fail(TW_CLI_UNREACH, "cannot reach the broker: %s",
+                               clean ? clean : link);
         free(clean);
         return code;
     }
