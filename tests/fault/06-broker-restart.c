@@ -7,10 +7,11 @@
  *  anyway (PROTOCOL.md 13): the socket monitor reports the dropped
  *  connection, and every broker run has its own boot id in its replies.
  *
- *    pipelined   a client submits 20,000 tasks as fast as it can; the
+ *    pipelined   a client submits 22,000 tasks as fast as it can; the
  *                broker (on --data) is killed after about half of them
- *                were sent and restarted 0.3 s later while the client is
- *                still sending. The client resends what had no ACK and
+ *                were sent, right after a burst of 2,000 it cannot have
+ *                acknowledged, and restarted 0.3 s later while the client
+ *                is still sending. The client resends what had no ACK and
  *                asks about what had no outcome, so tw_client_wait_all
  *                returns, every submission is acknowledged once and
  *                completes: lost = 0.
@@ -25,7 +26,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#define S_PIPELINED 20000
+#define S_PIPELINED 20000 /* plus the 2,000 of the burst at the kill */
 #define S_KILL_AT 10000
 #define S_RUNNING 16
 
@@ -57,7 +58,7 @@ s_pipelined(void)
     tw_client_t *c = tw_client_new(b.frontend);
     TW_H_ASSERT(c != NULL);
     static tw_fault_t f;
-    tw_fault_init(&f, "broker-quick-restart", c, S_PIPELINED + 1000);
+    tw_fault_init(&f, "broker-quick-restart", c, S_PIPELINED + 3000);
     unsigned char one[1] = {0x01};
     tw_task_spec_t spec = {.handler = "echo", .args = one, .args_len = 1};
     int killed = 0;
@@ -71,6 +72,8 @@ s_pipelined(void)
                    tw_h_now_ms() < end) {
                 tw_client_poll(c, 5);
             }
+            /* And a burst the broker cannot have answered yet. */
+            tw_fault_submit(&f, c, &spec, 2000);
             printf("broker-quick-restart: SIGKILL with %zu of %zu "
                    "acknowledged\n", tw_fault_acked(&f), f.submitted);
             s_kill_and_restart(&b, c, 1);
