@@ -537,6 +537,13 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (type == ZMQ_XPUB) {
+        /* libzmq reads a connection's subscriptions at most this far
+         * ahead of the broker, which keeps them near the bound
+         * (subguard.h). */
+        int subhwm = 50;
+        zmq_setsockopt(s, ZMQ_RCVHWM, &subhwm, sizeof subhwm);
+    }
     if (type == ZMQ_ROUTER) {
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
         /* A peer reconnecting with the same routing id takes it over
@@ -650,6 +657,10 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->fzw.data = b->bzw.data = b;
     tw_status_init(loop, &b->status, b->pub);
     b->status.boot = b->boot;
+    if (tw_status_guard(&b->status, b->ctx) != 0) {
+        tw_warn("status.subscriptions", "no socket monitor on the status "
+                "socket: subscriptions are not bounded");
+    }
     tw_zwatch_start(&b->fzw, tw__broker_gate_front, s_on_drained);
     tw_zwatch_start(&b->bzw, tw__broker_gate_back, s_on_drained);
     tw_auth_watch(b->auth, loop);
@@ -768,6 +779,7 @@ tw_broker_destroy(tw_broker_t **self_p)
         zmq_close(b->back);
     }
     if (b->pub) {
+        tw_status_unguard(&b->status, b->pub);
         zmq_close(b->pub);
     }
     tw_auth_destroy(&b->auth);

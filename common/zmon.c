@@ -8,6 +8,7 @@
 
 #define S_EVENTS                                                             \
     (ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |                    \
+     ZMQ_EVENT_ACCEPTED |                                                    \
      ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |  \
      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
@@ -67,6 +68,9 @@ tw_zmon_parse(const void *f0, size_t n0, const void *f1, size_t n1,
         break;
     case ZMQ_EVENT_DISCONNECTED:
         ev->kind = TW_ZMON_DOWN;
+        break;
+    case ZMQ_EVENT_ACCEPTED:
+        ev->kind = TW_ZMON_ACCEPTED;
         break;
     case ZMQ_EVENT_CONNECT_RETRIED:
         ev->kind = TW_ZMON_REFUSED;

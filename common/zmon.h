@@ -39,7 +39,9 @@ typedef enum {
     TW_ZMON_REFUSED,
     TW_ZMON_MISMATCH,
     TW_ZMON_AUTH,
-    TW_ZMON_FAILED
+    TW_ZMON_FAILED,
+    TW_ZMON_ACCEPTED  /* a listening socket accepted a connection: value
+                         is its descriptor */
 } tw_zmon_kind_t;
 
 typedef struct {

@@ -90,8 +90,14 @@ s_check_cb(uv_check_t *h)
     tw_zwatch_t *zw = h->data;
     uv_idle_stop(&zw->idle);
     unsigned n = 0;
-    while (zw->active && n < zw->budget &&
-           (s_events(zw->sock) & ZMQ_POLLIN)) {
+    /* ZMQ_EVENTS once, then receive until EAGAIN: reading ZMQ_EVENTS
+     * makes libzmq process its commands, and an XPUB reads (and stores)
+     * a whole pipe of subscriptions at each, so reading it per message
+     * would let libzmq run far ahead of what the callback has seen
+     * (broker/subguard.h). The prepare callback reads it again before
+     * the loop blocks. */
+    int ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
+    while (ready && zw->active && n < zw->budget) {
         tw_zframes_t msg;
         if (tw_zrecv_frames(zw->sock, &msg, ZMQ_DONTWAIT) != 0) {
             break;

@@ -13,17 +13,15 @@
  *                       answered no more, as on the frontend.
  *    frontend-garbage   the same on the frontend.
  *    subscriptions      a monitor subscribes to 200,000 distinct 64-byte
- *                       prefixes: the broker's resident memory is
- *                       measured before, once the broker has read them
- *                       all, and after the monitor has gone, when it must
- *                       be back within 16 MiB of where it was. The growth
- *                       while it is connected and the round trip rate
- *                       meanwhile are printed, not asserted: libzmq keeps
- *                       the prefixes in its own trie, in the broker's
- *                       thread (PROTOCOL.md 13, docs/RELIABILITY.md).
+ *                       prefixes: past 10,000 its connections are cut and
+ *                       its address held for 10 s (broker/subguard.h).
+ *                       The broker's resident memory must not grow by 64
+ *                       MiB, must be back within 16 MiB of where it was
+ *                       once the monitor has gone, and a monitor is
+ *                       served again after the hold.
  *
- *  Each prints its scenario line with the rate ratio; the garbage
- *  scenarios fail if it is below 0.5.
+ *  Each prints its scenario line with the rate ratio, and fails if it is
+ *  below 0.5.
  */
 #include "tests/fault/fault.h"
 #include "tests/harness/client_helpers.h"
@@ -32,36 +30,53 @@
 #include <stdlib.h>
 #include <zmq.h>
 
-#define S_WINDOW_MS 400
-#define S_WINDOWS 3
+#define S_WINDOW_MS 300
+#define S_ROUNDS 5
 
-/* Round trips per second of one submit-and-wait at a time, while
- * `attack` (may be NULL) is called between them: the best of S_WINDOWS
- * windows of S_WINDOW_MS, so that a moment when the shared machine is
- * busy elsewhere does not count as the attack's doing (the same for the
- * rate alone). */
+/* Round trips per second of one submit-and-wait at a time for one window
+ * of S_WINDOW_MS, calling `attack` (may be NULL) between them. */
 static double
-s_rate(tw_client_t *c, void (*attack)(void *), void *arg)
+s_window(tw_client_t *c, void (*attack)(void *), void *arg)
 {
     unsigned char one[1] = {0x01};
     tw_task_spec_t spec = {.handler = "echo", .args = one, .args_len = 1};
-    double best = 0;
-    for (int w = 0; w < S_WINDOWS; w++) {
-        uint64_t t0 = tw_h_now_ms(), end = t0 + S_WINDOW_MS;
-        unsigned n = 0;
-        while (tw_h_now_ms() < end) {
-            if (attack) {
-                attack(arg);
-            }
-            uint64_t seq;
-            TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
-            TW_H_ASSERT_OK(tw_client_wait_all(c, 10000));
-            n++;
+    uint64_t t0 = tw_h_now_ms(), end = t0 + S_WINDOW_MS;
+    unsigned n = 0;
+    while (tw_h_now_ms() < end) {
+        if (attack) {
+            attack(arg);
         }
-        double r = n * 1000.0 / (double)(tw_h_now_ms() - t0);
-        best = r > best ? r : best;
+        uint64_t seq;
+        TW_H_ASSERT_OK(tw_client_submit(c, &spec, &seq));
+        TW_H_ASSERT_OK(tw_client_wait_all(c, 10000));
+        n++;
     }
+    return n * 1000.0 / (double)(tw_h_now_ms() - t0);
+}
+
+/* The client's rate alone (*base) and under `attack` (returned): windows
+ * of each, taken in turns, and the best of each kept, so that a moment
+ * when the shared machine is busy elsewhere does not count as the
+ * attack's doing, nor flatter the rate alone. */
+static double
+s_rates(tw_client_t *c, void (*attack)(void *), void *arg, double *base)
+{
+    double best = 0, alone = 0;
+    for (int r = 0; r < S_ROUNDS; r++) {
+        double a = s_window(c, NULL, NULL);
+        double x = s_window(c, attack, arg);
+        alone = a > alone ? a : alone;
+        best = x > best ? x : best;
+    }
+    *base = alone;
     return best;
+}
+
+/* A noop attack: the flood runs by itself. */
+static void
+s_nothing(void *arg)
+{
+    (void)arg;
 }
 
 /* Resident memory of `pid` in KiB, from /proc. */
@@ -99,7 +114,8 @@ typedef struct {
     int backend;
 } s_garbage_t;
 
-/* Send a burst of 50 bad messages of several kinds. */
+/* Send a burst of 20 bad messages of several kinds (as many as the
+ * broker can read in the time of a round trip or two). */
 static void
 s_garbage(void *arg)
 {
@@ -108,7 +124,7 @@ s_garbage(void *arg)
     static const unsigned char submit_hdr[4] = {'T', 'W', 1, TW_CMD_SUBMIT};
     static const unsigned char hb_hdr[4] = {'T', 'W', 1, TW_CMD_HEARTBEAT};
     static const unsigned char empty = 0x80;
-    for (int i = 0; i < 50; i++, g->sent++, g->kind++) {
+    for (int i = 0; i < 20; i++, g->sent++, g->kind++) {
         /* On the backend, only well-formed messages from a routing id
          * that never said HELLO: each is answered EWORKER. */
         switch (g->backend ? 2 : g->kind % 3) {
@@ -133,15 +149,15 @@ s_garbage(void *arg)
 }
 
 static void
-s_garbage_scenario(const tw_h_broker_t *b, tw_client_t *c, int backend,
-                   double base)
+s_garbage_scenario(const tw_h_broker_t *b, tw_client_t *c, int backend)
 {
+    double base;
     const char *name = backend ? "backend-garbage" : "frontend-garbage";
     s_garbage_t g = {tw_h_dealer(backend ? b->backend : b->frontend,
                                  backend ? "w-garbage" : "c-garbage"),
                      0, 0, backend};
     long long before = s_stat(c, "quarantined_peers");
-    double rate = s_rate(c, s_garbage, &g);
+    double rate = s_rates(c, s_garbage, &g, &base);
     /* Held now: a good message from it goes unanswered. */
     static const unsigned char hb_hdr[4] = {'T', 'W', 1, TW_CMD_HEARTBEAT};
     static const unsigned char empty = 0x80;
@@ -168,57 +184,30 @@ s_garbage_scenario(const tw_h_broker_t *b, tw_client_t *c, int backend,
 
 /* ---- subscriptions ------------------------------------------------------ */
 
-typedef struct {
-    void *sock;
-    unsigned next, total;
-} s_subs_t;
-
-/* Subscribe to 2,000 more distinct 64-byte prefixes. */
 static void
-s_subscribe_more(void *arg)
+s_subscription_scenario(const tw_h_broker_t *b, tw_client_t *c)
 {
-    s_subs_t *s = arg;
-    char p[64];
-    for (int i = 0; i < 2000 && s->next < s->total; i++, s->next++) {
-        memset(p, 'a' + (int)(s->next % 26), sizeof p);
-        snprintf(p, sizeof p, "x%08u", s->next);
-        p[9] = '-';
-        zmq_setsockopt(s->sock, ZMQ_SUBSCRIBE, p, sizeof p);
-    }
-}
-
-static void
-s_subscription_scenario(const tw_h_broker_t *b, tw_client_t *c, double base)
-{
+    double base;
     long before = s_rss_kib(b->pid);
-    s_subs_t s = {zmq_socket(tw_h_zctx(), ZMQ_SUB), 0, 200000};
+    void *flood = zmq_socket(tw_h_zctx(), ZMQ_SUB);
     int zero = 0;
-    zmq_setsockopt(s.sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(flood, ZMQ_LINGER, &zero, sizeof zero);
     /* No high-water mark: a SUB drops subscriptions past it. */
-    zmq_setsockopt(s.sock, ZMQ_SNDHWM, &zero, sizeof zero);
-    TW_H_ASSERT(zmq_connect(s.sock, b->status) == 0);
-    double rate = s_rate(c, s_subscribe_more, &s);
-    while (s.next < s.total) {
-        s_subscribe_more(&s);
+    zmq_setsockopt(flood, ZMQ_SNDHWM, &zero, sizeof zero);
+    TW_H_ASSERT(zmq_connect(flood, b->status) == 0);
+    char p[64];
+    const unsigned total = 200000;
+    for (unsigned i = 0; i < total; i++) {
+        memset(p, 'a' + (int)(i % 26), sizeof p);
+        snprintf(p, sizeof p, "x%08u", i);
+        p[9] = '-';
+        zmq_setsockopt(flood, ZMQ_SUBSCRIBE, p, sizeof p);
     }
-    /* The broker has read them all once the answer to a welcome topic
-     * subscribed after them comes (PROTOCOL.md 8.2). */
-    static const char welcome[] = TW_PROTO_WELCOME "flood-0123456789";
-    zmq_setsockopt(s.sock, ZMQ_SUBSCRIBE, welcome, sizeof welcome - 1);
-    uint64_t t0 = tw_h_now_ms();
-    double rate2 = s_rate(c, NULL, NULL);
-    char topic[64];
-    zmq_msg_t body;
-    int welcomed = 0;
-    while (!welcomed && tw_h_now_ms() < t0 + 60000) {
-        if (tw_h_sub_recv(s.sock, topic, sizeof topic, &body, 100) == 0) {
-            welcomed = strcmp(topic, welcome) == 0;
-            zmq_msg_close(&body);
-        }
-    }
-    TW_H_ASSERT_MSG(welcomed, "the broker read the subscriptions");
+    /* The broker reads them while the client measures. */
+    double rate = s_rates(c, s_nothing, NULL, &base);
+    int cut = tw_h_wait_log(b->pid, "passed its subscription bound", 20000);
     long during = s_rss_kib(b->pid);
-    zmq_close(s.sock);
+    zmq_close(flood);
     /* Its connection gone, the broker gives the memory back. */
     uint64_t end = tw_h_now_ms() + 5000;
     long after = s_rss_kib(b->pid);
@@ -226,16 +215,26 @@ s_subscription_scenario(const tw_h_broker_t *b, tw_client_t *c, double base)
         tw_h_sleep_ms(100);
         after = s_rss_kib(b->pid);
     }
-    if (rate2 < rate) {
-        rate = rate2;
-    }
     printf("scenario=subscriptions submitted=%u acked=0 completed=0 "
-           "duplicated=0 lost=0 rss_kib_before=%ld rss_kib_during=%ld "
-           "rss_kib_after=%ld rtt_rate=%.0f/s base=%.0f/s ratio=%.2f\n",
-           s.total, before, during, after, rate, base, rate / base);
+           "duplicated=0 lost=0 cut=%s rss_kib_before=%ld "
+           "rss_kib_during=%ld rss_kib_after=%ld rtt_rate=%.0f/s "
+           "base=%.0f/s ratio=%.2f\n",
+           total, cut == 0 ? "yes" : "no", before, during, after, rate, base,
+           rate / base);
+    TW_H_ASSERT_MSG(cut == 0, "the flooding monitor was cut");
+    TW_H_ASSERT_MSG(during - before < 64 * 1024,
+                    "200,000 subscriptions grew the broker by %ld KiB",
+                    during - before);
     TW_H_ASSERT_MSG(after - before < 16 * 1024,
                     "the memory stayed after the subscriber left: %ld KiB",
                     after - before);
+    TW_H_ASSERT_MSG(rate >= base / 2, "subscriptions: round trips %.0f/s, "
+                    "alone %.0f/s", rate, base);
+    /* Held for a while, then served again (wait out the hold). */
+    tw_h_sleep_ms(10500);
+    static const char *const topics[] = {"stats", NULL};
+    void *sub = tw_h_sub(b->status, topics);
+    zmq_close(sub);
 }
 
 int
@@ -249,13 +248,10 @@ main(void)
     TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 1, 10000));
     tw_client_t *c = tw_client_new(b.frontend);
     TW_H_ASSERT(c != NULL);
-    s_rate(c, NULL, NULL); /* warm up */
-    double base = s_rate(c, NULL, NULL);
-    printf("hostile: %.0f round trips/s alone\n", base);
-
-    s_garbage_scenario(&b, c, 1, base);
-    s_garbage_scenario(&b, c, 0, base);
-    s_subscription_scenario(&b, c, base);
+    s_window(c, NULL, NULL); /* warm up */
+    s_garbage_scenario(&b, c, 1);
+    s_garbage_scenario(&b, c, 0);
+    s_subscription_scenario(&b, c);
 
     tw_client_destroy(&c);
     TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
