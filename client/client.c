@@ -1268,6 +1268,10 @@ s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
     }
     while (!c->req.done) {
         if (s_left(deadline) == 0) {
+            if (c->link_error) {
+                /* Say why, when the socket monitor knows. */
+                s_set_last_error(c, c->link_error, strlen(c->link_error));
+            }
             return TW_EUNREACH;
         }
         rc = s_pump(c, deadline);
