@@ -60,6 +60,26 @@ s_del(tw_status_t *st, const char *p, size_t len)
     st->unsubs++;
 }
 
+/* Send [topic][body of `e`] (status messages carry no protocol header)
+ * and leave `e` empty; a refusal is counted. */
+static void
+s_publish(tw_status_t *st, const char *topic, size_t tl, tw_enc_t *e)
+{
+    zmq_msg_t tmp[2], f[2];
+    tw_enc_frames(e, TW_CMD_NONE, tmp);
+    zmq_msg_close(&tmp[0]);
+    zmq_msg_init_size(&f[0], tl);
+    memcpy(zmq_msg_data(&f[0]), topic, tl);
+    zmq_msg_init(&f[1]);
+    zmq_msg_move(&f[1], &tmp[1]);
+    zmq_msg_close(&tmp[1]);
+    if (tw_zwatch_send(&st->zw, f, 2) != 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        st->dropped++;
+    }
+}
+
 /* A subscription to "welcome.<token>" (PROTOCOL.md 8.2): answer it at
  * once on that exact topic. libzmq has applied the subscription before
  * handing it to us, and a subscriber's subscriptions arrive in the order
@@ -81,19 +101,7 @@ s_welcome(tw_status_t *st, const char *topic, size_t len)
     tw_enc_uint(&e, st->boot);
     tw_enc_cstr(&e, "tseq");
     tw_enc_uint(&e, 0);
-    zmq_msg_t tmp[2], f[2];
-    tw_enc_frames(&e, TW_CMD_NONE, tmp);
-    zmq_msg_close(&tmp[0]);
-    zmq_msg_init_size(&f[0], len);
-    memcpy(zmq_msg_data(&f[0]), topic, len);
-    zmq_msg_init(&f[1]);
-    zmq_msg_move(&f[1], &tmp[1]);
-    zmq_msg_close(&tmp[1]);
-    if (tw_zwatch_send(&st->zw, f, 2) != 0) {
-        zmq_msg_close(&f[0]);
-        zmq_msg_close(&f[1]);
-        st->dropped++;
-    }
+    s_publish(st, topic, len, &e);
     tw_enc_free(&e);
 }
 
@@ -265,22 +273,9 @@ tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields)
 void
 tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e)
 {
-    /* Status messages carry no protocol header: only topic and body. */
     size_t tl = strlen(topic);
     tw_enc_cstr(e, "tseq");
     tw_enc_uint(e, tw_tseq_next(&st->tseq, topic, tl));
-    zmq_msg_t tmp[2], f[2];
-    tw_enc_frames(e, TW_CMD_NONE, tmp);
-    zmq_msg_close(&tmp[0]);
-    zmq_msg_init_size(&f[0], tl);
-    memcpy(zmq_msg_data(&f[0]), topic, tl);
-    zmq_msg_init(&f[1]);
-    zmq_msg_move(&f[1], &tmp[1]);
-    zmq_msg_close(&tmp[1]);
-    if (tw_zwatch_send(&st->zw, f, 2) != 0) {
-        zmq_msg_close(&f[0]);
-        zmq_msg_close(&f[1]);
-        st->dropped++;
-    }
+    s_publish(st, topic, tl, e);
     st->pseq++;
 }

@@ -45,18 +45,26 @@ s_kill_and_restart(tw_h_broker_t *b, tw_client_t *c, int keep_polling)
     TW_H_ASSERT_OK(tw_h_restart_broker(b, NULL));
 }
 
+/* A broker on --data (the harness's), two workers of 8 slots, a client. */
+static tw_client_t *
+s_cluster(tw_h_broker_t *b)
+{
+    TW_H_ASSERT_OK(tw_h_start_broker(b, NULL));
+    TW_H_ASSERT_OK(tw_h_wait_ready(b->frontend, 10000));
+    for (int i = 0; i < 2; i++) {
+        TW_H_ASSERT(tw_h_start_worker(b, 8, NULL) > 0);
+    }
+    TW_H_ASSERT_OK(tw_h_wait_workers(b->frontend, 2, 10000));
+    tw_client_t *c = tw_client_new(b->frontend);
+    TW_H_ASSERT(c != NULL);
+    return c;
+}
+
 static void
 s_pipelined(void)
 {
     tw_h_broker_t b;
-    TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
-    TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
-    for (int i = 0; i < 2; i++) {
-        TW_H_ASSERT(tw_h_start_worker(&b, 8, NULL) > 0);
-    }
-    TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 2, 10000));
-    tw_client_t *c = tw_client_new(b.frontend);
-    TW_H_ASSERT(c != NULL);
+    tw_client_t *c = s_cluster(&b);
     static tw_fault_t f;
     tw_fault_init(&f, "broker-quick-restart", c, S_PIPELINED + 3000);
     unsigned char one[1] = {0x01};
@@ -105,14 +113,7 @@ static void
 s_running(void)
 {
     tw_h_broker_t b;
-    TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
-    TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
-    for (int i = 0; i < 2; i++) {
-        TW_H_ASSERT(tw_h_start_worker(&b, 8, NULL) > 0);
-    }
-    TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 2, 10000));
-    tw_client_t *c = tw_client_new(b.frontend);
-    TW_H_ASSERT(c != NULL);
+    tw_client_t *c = s_cluster(&b);
     static tw_fault_t f;
     tw_fault_init(&f, "broker-restart-running", c, S_RUNNING + 100);
     unsigned char secs[9];

@@ -97,14 +97,6 @@ s_rss_kib(pid_t pid)
     return kib;
 }
 
-static long long
-s_stat(tw_client_t *c, const char *key)
-{
-    long long v = -1;
-    TW_H_ASSERT_OK(tw_h_status_field(c, key, &v));
-    return v;
-}
-
 /* ---- garbage ----------------------------------------------------------- */
 
 typedef struct {
@@ -156,7 +148,7 @@ s_garbage_scenario(const tw_h_broker_t *b, tw_client_t *c, int backend)
     s_garbage_t g = {tw_h_dealer(backend ? b->backend : b->frontend,
                                  backend ? "w-garbage" : "c-garbage"),
                      0, 0, backend};
-    long long before = s_stat(c, "quarantined_peers");
+    long long before = tw_fault_stat(c, "quarantined_peers");
     double rate = s_rates(c, s_garbage, &g, &base);
     /* Held now: a good message from it goes unanswered. */
     static const unsigned char hb_hdr[4] = {'T', 'W', 1, TW_CMD_HEARTBEAT};
@@ -168,8 +160,8 @@ s_garbage_scenario(const tw_h_broker_t *b, tw_client_t *c, int backend)
     TW_H_ASSERT_OK(tw_h_send_raw(g.sock, hb_hdr, 4, &empty, 1));
     int answered = tw_h_recv(g.sock, &msg, 500) != TW_ETIMEDOUT;
     tw_h_msg_release(&msg);
-    long long held = s_stat(c, "quarantined_peers") - before;
-    long long dropped = s_stat(c, "quarantined");
+    long long held = tw_fault_stat(c, "quarantined_peers") - before;
+    long long dropped = tw_fault_stat(c, "quarantined");
     printf("scenario=%s submitted=%u acked=0 completed=0 duplicated=0 "
            "lost=0 quarantined_peers=%lld dropped_unread=%lld "
            "rtt_rate=%.0f/s base=%.0f/s ratio=%.2f\n",

@@ -161,6 +161,14 @@ tw_fault_report(tw_fault_t *f, tw_client_t *c)
     TW_H_ASSERT_EQ(acked, f->submitted);
 }
 
+long long
+tw_fault_stat(tw_client_t *c, const char *key)
+{
+    long long v = -1;
+    TW_H_ASSERT_OK(tw_h_status_field(c, key, &v));
+    return v;
+}
+
 size_t
 tw_fault_pack_double(unsigned char buf[9], double v)
 {

@@ -79,6 +79,10 @@ size_t tw_fault_completed(const tw_fault_t *f);
  * ack and one outcome per submission. */
 void tw_fault_report(tw_fault_t *f, tw_client_t *c);
 
+/* One integer of the broker's QUERY "status" through `c`; fails the test
+ * if it cannot be read. */
+long long tw_fault_stat(tw_client_t *c, const char *key);
+
 /* A small msgpack-encoded number (for sleep's seconds as a float64). */
 size_t tw_fault_pack_double(unsigned char buf[9], double v);
 
