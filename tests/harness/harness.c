@@ -497,30 +497,6 @@ tw_h_log_contains(pid_t pid, const char *text)
 }
 
 int
-tw_h_cli(const char *const args[], pid_t *pid, uint64_t *ms)
-{
-    static int n;
-    const char *argv[64];
-    int k = 0;
-    argv[k++] = tw_h_cli_bin();
-    for (int i = 0; args[i] && k < 63; i++) {
-        argv[k++] = args[i];
-    }
-    argv[k] = NULL;
-    char logname[64];
-    snprintf(logname, sizeof logname, "cli.%d.log", ++n);
-    uint64_t t0 = tw_h_now_ms();
-    *pid = tw_h_spawn_log(argv, logname);
-    TW_H_ASSERT(*pid > 0);
-    int rc = tw_h_wait_exit(*pid, 20000);
-    if (ms) {
-        *ms = tw_h_now_ms() - t0;
-    }
-    TW_H_ASSERT_MSG(rc >= 0, "the CLI finished (%d)", rc);
-    return rc;
-}
-
-int
 tw_h_wait_log(pid_t pid, const char *text, int timeout_ms)
 {
     uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;

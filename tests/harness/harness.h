@@ -122,12 +122,6 @@ const char *tw_h_log_path(pid_t pid);
 /* 1 if the log of `pid` contains `text`, else 0. */
 int tw_h_log_contains(pid_t pid, const char *text);
 
-/* Run the taskwheel CLI with the NULL-terminated `args` (the program
- * name not included), its output in a log of its own, and wait up to
- * 20 s for it. Returns its exit code; *pid gets its pid (for
- * tw_h_log_contains) and, when not NULL, *ms the time it took. */
-int tw_h_cli(const char *const args[], pid_t *pid, uint64_t *ms);
-
 /* Wait up to timeout_ms for the log of `pid` to contain `text` (a
  * subscriber's "subscribed at", say). Returns 0 or TW_ETIMEDOUT. */
 int tw_h_wait_log(pid_t pid, const char *text, int timeout_ms);

@@ -64,11 +64,23 @@ s_path(char *out, size_t len, const char *name, const char *ext)
 static int
 s_cli(const char *const *args, pid_t *pid_out)
 {
-    pid_t pid;
-    int rc = tw_h_cli(args, &pid, NULL);
+    static int n;
+    const char *argv[32];
+    int k = 0;
+    argv[k++] = tw_h_cli_bin();
+    for (int i = 0; args[i] && k < 31; i++) {
+        argv[k++] = args[i];
+    }
+    argv[k] = NULL;
+    char logname[64];
+    snprintf(logname, sizeof logname, "cli.%d.log", ++n);
+    pid_t pid = tw_h_spawn_log(argv, logname);
+    TW_H_ASSERT(pid > 0);
     if (pid_out) {
         *pid_out = pid;
     }
+    int rc = tw_h_wait_exit(pid, 20000);
+    TW_H_ASSERT_MSG(rc >= 0, "the CLI finished (%d)", rc);
     return rc;
 }
 

@@ -27,7 +27,19 @@
 
 #include <stdlib.h>
 
-#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+/* `taskwheel --broker <b's frontend> args...` (a later --broker wins):
+ * its exit code, its pid in *pid, the time it took in *ms. */
+static int
+s_cli(const tw_h_broker_t *b, const char *const args[], pid_t *pid,
+      uint64_t *ms)
+{
+    uint64_t t0 = tw_h_now_ms();
+    int rc = tw_h_cli(b, args, NULL, 0, pid);
+    if (ms) {
+        *ms = tw_h_now_ms() - t0;
+    }
+    return rc;
+}
 
 int
 main(void)
@@ -44,32 +56,32 @@ main(void)
     /* Refused: a free local port. */
     char nobody[64];
     snprintf(nobody, sizeof nobody, "tcp://127.0.0.1:%d", tw_h_free_port());
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", nobody, "status"), &p, &ms), 3);
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", nobody, "status"), &p, &ms), 3);
     TW_H_ASSERT(tw_h_log_contains(p, "nothing accepts connections at"));
     TW_H_ASSERT_MSG(ms < 1000, "refused port reported after %llu ms",
                     (unsigned long long)ms);
     printf("21: refused local port: exit 3 after %llu ms\n",
            (unsigned long long)ms);
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", nobody, "submit", "echo", "1"),
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", nobody, "submit", "echo", "1"),
                          &p, &ms),
                    3);
     TW_H_ASSERT(tw_h_log_contains(p, "nothing accepts connections at"));
     TW_H_ASSERT(ms < 1000);
 
     /* The backend given to a client: the broker names its frontend. */
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.backend, "status"), &p, &ms),
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.backend, "status"), &p, &ms),
                    2);
     TW_H_ASSERT(tw_h_log_contains(p, "clients connect to the frontend"));
     TW_H_ASSERT(tw_h_log_contains(p, b.frontend));
     TW_H_ASSERT(ms < 2000);
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.backend, "submit", "echo",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.backend, "submit", "echo",
                                 "1"),
                          &p, &ms),
                    2);
     TW_H_ASSERT(tw_h_log_contains(p, b.frontend));
 
     /* The status port given to a client. */
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.status, "ping"), &p, &ms), 3);
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.status, "ping"), &p, &ms), 3);
     TW_H_ASSERT(tw_h_log_contains(p, "during the ZeroMQ handshake"));
     TW_H_ASSERT(ms < 2000);
 
@@ -91,14 +103,14 @@ main(void)
     TW_H_ASSERT(events > 0);
     TW_H_ASSERT_OK(tw_h_wait_log(events, "subscribed at", 10000));
     TW_H_ASSERT(tw_h_log_contains(events, b.status));
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.frontend, "submit", "echo",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.frontend, "submit", "echo",
                                 "7", "--wait"),
                          &p, NULL),
                    0);
     TW_H_ASSERT_EQ(tw_h_wait_exit(events, 10000), 0);
     TW_H_ASSERT(tw_h_log_contains(events, "\"task.done\""));
     /* A status endpoint that sends nothing: exit 3, not silence. */
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--status", nobody, "--timeout-ms", "1500",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--status", nobody, "--timeout-ms", "1500",
                                 "events"),
                          &p, &ms),
                    3);
@@ -107,7 +119,7 @@ main(void)
            "after %llu ms\n", (unsigned long long)ms);
 
     /* station tail: unknown, then ended. */
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.frontend, "station", "tail",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.frontend, "station", "tail",
                                 "nope-21"),
                          &p, NULL),
                    1);
@@ -124,7 +136,7 @@ main(void)
     TW_H_ASSERT_OK(tw_h_wait_station(c, "ended-21", "running", 5000, NULL));
     tw_h_station_op(c, "stop", "ended-21", 0);
     TW_H_ASSERT_OK(tw_h_wait_station(c, "ended-21", "stopped", 5000, NULL));
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", b.frontend, "station", "tail",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", b.frontend, "station", "tail",
                                 "ended-21"),
                          &p, &ms),
                    0);
@@ -147,7 +159,7 @@ main(void)
     TW_H_ASSERT(lbp > 0);
     TW_H_ASSERT_OK(tw_h_wait_ready(lf, 10000));
     TW_H_ASSERT_OK(tw_h_wait_ready(lf_client, 10000));
-    TW_H_ASSERT_EQ(tw_h_cli(S_ARGS("--broker", lf, "events", "stats",
+    TW_H_ASSERT_EQ(s_cli(&b, TW_H_ARGS("--broker", lf, "events", "stats",
                                 "--count", "1"),
                          &p, NULL),
                    0);
