@@ -90,12 +90,9 @@ s_check_cb(uv_check_t *h)
     tw_zwatch_t *zw = h->data;
     uv_idle_stop(&zw->idle);
     unsigned n = 0;
-    /* ZMQ_EVENTS once, then receive until EAGAIN: reading ZMQ_EVENTS
-     * makes libzmq process its commands, and an XPUB reads (and stores)
-     * a whole pipe of subscriptions at each, so reading it per message
-     * would let libzmq run far ahead of what the callback has seen
-     * (broker/subguard.h). The prepare callback reads it again before
-     * the loop blocks. */
+    /* With `eagain`, ZMQ_EVENTS is read once and messages are received
+     * until EAGAIN (see zwatch.h); the prepare callback reads it again
+     * before the loop blocks. */
     int ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
     while (ready && zw->active && n < zw->budget) {
         tw_zframes_t msg;
@@ -106,6 +103,9 @@ s_check_cb(uv_check_t *h)
         zw->received++;
         zw->on_msg(zw, &msg);
         tw_zframes_close(&msg);
+        if (!zw->eagain) {
+            ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
+        }
     }
     if (n && zw->active && zw->on_drained) {
         zw->on_drained(zw);
