@@ -282,16 +282,24 @@ main(void)
     /* Resend what has no ACK (same seq), and a sample of what has: the
      * broker must answer those with the ids it gave before. */
     uint64_t sample[50];
+    int nsampled = 0;
     for (int k = 0; k < 50; k++) {
+        /* On a slow machine (ASan) not all of these had their ACK before
+         * the kill: only those that did are a sample of "ACKed". */
         sample[k] = s_ack_id[1 + k * 37];
+        nsampled += sample[k] != 0;
     }
+    TW_H_ASSERT_MSG(nsampled >= 10, "only %d sampled items were ACKed",
+                    nsampled);
     for (int i = 1; i < KILL_AFTER + 500; i += BATCH) {
         s_submit(sock, i, i + BATCH, 1);
     }
     s_submit(sock, 1, 1 + 50 * 37, 0);
     s_pump(sock, 500);
     for (int k = 0; k < 50; k++) {
-        TW_H_ASSERT_EQ(s_ack_id[1 + k * 37], sample[k]);
+        if (sample[k]) {
+            TW_H_ASSERT_EQ(s_ack_id[1 + k * 37], sample[k]);
+        }
     }
     /* The rest of the stream, after the restart. */
     for (int i = KILL_AFTER + 500; i <= N_ITEMS; i += BATCH) {
@@ -334,7 +342,7 @@ main(void)
     TW_H_ASSERT(s_ack_id[N_ITEMS] > s_max_id_before);
     long long resubmitted = 0;
     TW_H_ASSERT_OK(tw_h_status_field(c, "resubmitted", &resubmitted));
-    TW_H_ASSERT(resubmitted >= 50);
+    TW_H_ASSERT(resubmitted >= nsampled);
 
     /* The fault suite's line (tests/fault/fault.h, docs/RELIABILITY.md):
      * every seq was ACKed and ended (asserted above), and the broker's
