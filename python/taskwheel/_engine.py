@@ -38,9 +38,12 @@ closes the socket; after a backoff (``reconnect_min`` doubling up to
 id and calls :meth:`Engine.connected`. Requests outstanding across a loss
 are not resent: they time out, as in libtaskwheel.
 
-Broker restarts that are too quick for the heartbeats to notice: a broker
-that announces a boot id (the ``boot`` key) makes :meth:`observe_boot`
-resynchronise exactly as a reconnect does. This is the one place that does.
+Broker restarts that are too quick for the heartbeats to notice (libzmq
+reconnects the DEALER silently, PROTOCOL.md 5.19): a message whose boot id
+differs from the last one (:meth:`observe_boot`), and the socket monitor's
+report that an established connection dropped (:meth:`link_event`), make
+the engine resynchronise on the same socket exactly as after a reconnect
+(:meth:`resync`).
 
 Not thread-safe: the blocking client holds its lock around every call.
 """
@@ -109,6 +112,8 @@ class TaskRecord:
         self.dup = dup
         if self.state == "submitted":
             self.state = "pending"
+        if dup:
+            self._wake()  # its waiters go and ask about the first task
 
     def _refused(self, code: int, msg: str) -> None:
         self.state = "refused"
@@ -127,7 +132,8 @@ class TaskRecord:
         self._wake()
 
     def _wake(self) -> None:
-        """The task has its outcome; subclasses tell their waiters."""
+        """The task has its outcome, or turned out to be a duplicate;
+        subclasses tell their waiters."""
 
 
 class Request:
@@ -160,6 +166,7 @@ class Request:
 
 
 LOST, CONNECT = "lost", "connect"
+_EARLY_CHAN_MAX = 65536  # channel items held for tasks not yet acknowledged
 
 _LOST_WHY = ("the broker has no record of this task (it restarted without "
              "its store?): it may or may not have run")
@@ -185,9 +192,15 @@ class Engine:
         self.requests: Dict[int, Request] = {}
         self.pings: List[Request] = []
         self.on_channel: Optional[Callable[..., Any]] = None
+        self.early_chan: Dict[int, List[Dict[str, Any]]] = {}
+        self.early_count = 0
         self.on_event: Optional[Callable[[Dict[str, Any]], None]] = None
         self.last_error = ""
+        self.link_error = ""     # the socket monitor's last complaint
+        self.pub: Optional[str] = None  # the status endpoint, from a ping
         self.boot: Any = None
+        self.up = False
+        self.relinked = False
         self.connected = True
         now = clock()
         self.last_recv = now
@@ -196,7 +209,7 @@ class Engine:
         self.reconnect_at = 0.0
         self.backoff = self.opts.reconnect_min
         self.rng = random.Random(os.urandom(8))
-        self.stats = {"lost": 0, "reconnects": 0, "resends": 0,
+        self.stats = {"lost": 0, "reconnects": 0, "relinks": 0, "resends": 0,
                       "requeries": 0, "unknown": 0, "pings": 0}
 
     # ------------------------------------------------------------ sending
@@ -304,6 +317,11 @@ class Engine:
                 self.waiting[task_id] = seq
             if rec is not None:
                 rec._acked(task_id, dup)
+            if self.early_chan and not dup:
+                self._release_early(task_id, rec)
+        if self.early_chan and not self.keep:
+            for task_id in list(self.early_chan):
+                self._release_early(task_id, None)
 
     def _on_result(self, body: Dict[str, Any]) -> None:
         items = body.get("items") or []
@@ -380,14 +398,34 @@ class Engine:
         for it in body.get("items") or ():
             task_id = it.get("id", 0)
             seq = self.waiting.get(task_id)
-            rec = self.pending.get(seq) if seq else None
-            if self.on_channel is not None:
-                self.on_channel(rec, it)
+            if seq is None and self.keep and \
+                    self.early_count < _EARLY_CHAN_MAX:
+                # A task's channel items can overtake its ACK (a broker
+                # with a store sends ACKs once the batch is written, and
+                # CHAN at once): hold them until the ACK names the task.
+                self.early_chan.setdefault(task_id, []).append(it)
+                self.early_count += 1
+                continue
+            self._chan_deliver(self.pending.get(seq) if seq else None, it)
+
+    def _chan_deliver(self, rec: Optional[TaskRecord],
+                      it: Dict[str, Any]) -> None:
+        if self.on_channel is not None:
+            self.on_channel(rec, it)
+
+    def _release_early(self, task_id: int, rec: Optional[TaskRecord]
+                       ) -> None:
+        for it in self.early_chan.pop(task_id, ()):
+            self.early_count -= 1
+            self._chan_deliver(rec, it)
 
     def _on_bye(self, body: Dict[str, Any]) -> None:
         self.bye = True
 
     def _on_heartbeat(self, body: Dict[str, Any]) -> None:
+        pub = body.get("pub")
+        if isinstance(pub, str) and pub:
+            self.pub = pub
         pings, self.pings = self.pings, []
         for req in pings:
             req._finish()
@@ -401,7 +439,7 @@ class Engine:
     # -------------------------------------------------- liveness, resync
     def tick(self) -> Optional[str]:
         """What the driver must do now: CONNECT (open a new socket, then
-        call :meth:`connected`), LOST (close the socket, then call
+        call :meth:`reconnected`), LOST (close the socket, then call
         :meth:`lost`) or None. Queues a ping when one is due."""
         now = self.clock()
         hb, liv = self.opts.heartbeat, self.opts.liveness
@@ -443,6 +481,7 @@ class Engine:
         self.batch_bytes = 0
         self.requery.clear()
         self.ping_at = 0.0
+        self.up = False
         delay = self.backoff * self.rng.uniform(0.8, 1.2)
         self.backoff = min(self.backoff * 2, self.opts.reconnect_max)
         self.reconnect_at = now + delay
@@ -451,7 +490,7 @@ class Engine:
         """Opening the new socket failed: try again after the backoff."""
         self.reconnect_at = self.clock() + self.backoff
 
-    def connected(self) -> None:
+    def reconnected(self) -> None:
         """A new socket is connected: resend, re-ask, and ping."""
         self.stats["reconnects"] += 1
         self.connected = True
@@ -472,13 +511,42 @@ class Engine:
         for off in range(0, len(ids), w.MAX_ITEMS):
             seq = self.new_seq()
             self.requery.add(seq)
-            self.send(w.RESULT, {"seq": seq, "ids": ids[off:off + w.MAX_ITEMS]})
+            self.send(w.RESULT, {"seq": seq,
+                                 "ids": ids[off:off + w.MAX_ITEMS]})
         self.stats["requeries"] += len(ids)
 
     def observe_boot(self, boot: Any) -> None:
-        """A message carried the broker's boot id. A new one means the
-        broker restarted since we last heard it, however quickly: what it
-        had not stored is gone, so resynchronise as after a reconnect."""
-        if self.boot is not None and boot != self.boot and self.connected:
+        """A message carried the broker's boot id (PROTOCOL.md 5.19). A
+        new one means the broker restarted since we last heard it, however
+        quickly: what it had not stored is gone, so resynchronise as after
+        a reconnect (unless a dropped connection just did)."""
+        if not boot:
+            return
+        if self.boot and boot != self.boot and not self.relinked and \
+                self.connected:
+            self.stats["relinks"] += 1
             self.resync()
+            self.ping()
         self.boot = boot
+        self.relinked = False
+
+    def link_event(self, kind: str, line: str) -> None:
+        """What the socket monitor saw (taskwheel._link): UP, DOWN (an
+        established connection dropped: messages in it may be lost, so
+        resynchronise at once, 5.19) or PROBLEM (kept in ``link_error``
+        to explain a request that gets no answer)."""
+        if kind == "up":
+            self.up = True
+            self.link_error = ""
+        elif kind == "down" and self.up:
+            # A BYE that came over the dropped connection is answered by
+            # this resync: the socket reconnects by itself, no new one.
+            self.up = False
+            self.bye = False
+            self.relinked = True
+            if self.connected:
+                self.stats["relinks"] += 1
+                self.resync()
+                self.ping()
+        else:
+            self.link_error = line
