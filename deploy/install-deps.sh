@@ -12,7 +12,7 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libjansson-dev libmicrohttpd-dev)
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
-           iproute2 procps curl)
+           iproute2 procps curl python3-pytest)
 fi
 
 missing=()
