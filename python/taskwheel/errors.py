@@ -25,6 +25,7 @@ goes on.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 # Error codes on the wire (PROTOCOL.md 5.16, common/error.h TW_ERRNO_MAP).
@@ -184,22 +185,25 @@ def task_failed(task_id: int, state: str, error: str) -> TaskFailed:
 def parse_remote_error(text: str):
     """Split a Python handler's error text into (type, message, traceback).
 
-    The handler runtime reports an exception as "Type: message", a blank
-    line, and the traceback (``traceback.format_exception``), so that the
-    first line survives when the broker cuts the text of retried attempts
-    (PROTOCOL.md 12.7). Texts in any other form give ("", text, "").
+    The handler runtime reports an exception as "Type: message" and the
+    traceback (PROTOCOL.md 15.3: ``msg``, a newline, ``tb``). After retries
+    the broker's text is the history "attempt 1: ...; attempt 2: ..." with
+    each attempt cut short (12.7); the last attempt is parsed then. Texts in
+    any other form give ("", text, "").
     """
     marker = "Traceback (most recent call last):"
-    if not text or marker not in text:
-        return "", text or "", ""
-    start = text.index(marker)
-    tb = text[start:].rstrip("\n")
-    head = text[:start].strip()
-    name, sep, msg = head.partition(": ")
-    if not sep:
-        name, msg = head, ""
-    if not name.replace(".", "").replace("_", "").isalnum():
-        return "", text, tb
+    if not text:
+        return "", "", ""
+    last = text
+    hist = re.search(r"(?:^|; )attempt \d+: (?!.*; attempt \d+: )", text,
+                     re.S)
+    if hist:
+        last = text[hist.end():]
+    first, _, rest = last.partition("\n")
+    name, sep, msg = first.partition(": ")
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
+        return "", text, ""
+    tb = rest[rest.index(marker):].rstrip("\n") if marker in rest else ""
     return name, msg, tb
 
 

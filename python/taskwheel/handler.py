@@ -67,6 +67,7 @@ from .task import Task, registry
 
 PROTO_VERSION = 1
 CANCEL_SIGNAL = signal.SIGUSR1
+N2S_KEEP = 1000  # n2s messages kept per station between iterations
 
 
 class Context:
@@ -95,7 +96,8 @@ class Context:
         self._args: Any = frame.get("a")
         self._opened = False
         self._closed_by: Optional[str] = None
-        self._n2s: "queue.Queue[Any]" = queue.Queue()
+        self._n2s: "queue.Queue[Any]" = rt.inbox(self.station) \
+            if self.kind == "station" else queue.Queue()
 
     def __repr__(self) -> str:
         what = ("task %s attempt %s" % (self.task_id, self.attempt)
@@ -163,8 +165,9 @@ class Context:
         """The next n2s message sent to this station (``Station.send``),
         waiting up to ``timeout`` seconds (None: until one comes);
         TimeoutError if none came. The handler must be registered with
-        ``n2s=True``; messages not taken by the end of the iteration are
-        dropped."""
+        ``n2s=True``. Messages not taken in an iteration wait for the
+        station's next iteration in this process (at most 1000; the
+        worker may send one just as an iteration ends)."""
         try:
             return self._n2s.get(timeout=timeout)
         except queue.Empty:
@@ -209,6 +212,14 @@ class _Runtime:
         self.cv = threading.Condition()
         self.requests: Dict[int, _Request] = {}
         self.next_req = 1
+        self.inboxes: Dict[Optional[str], "queue.Queue[Any]"] = {}
+
+    def inbox(self, sid: Optional[str]) -> "queue.Queue[Any]":
+        """The n2s messages of station ``sid`` not taken yet."""
+        box = self.inboxes.get(sid)
+        if box is None:
+            box = self.inboxes[sid] = queue.Queue()
+        return box
 
     # ---- writing
     def write(self, frame: Dict[str, Any]) -> None:
@@ -257,8 +268,15 @@ class _Runtime:
         elif ev in ("resp", "error"):
             self.on_answer(frame)
         elif ev == "n2s":
-            if self.current is not None:
-                self.current._n2s.put(frame.get("d"))
+            ctx = self.current
+            if ctx is not None and ctx.kind == "station":
+                box = self.inbox(ctx.station)
+                if box.qsize() >= N2S_KEEP:
+                    try:
+                        box.get_nowait()  # the oldest goes
+                    except queue.Empty:
+                        pass
+                box.put(frame.get("d"))
         elif ev == "shutdown":
             self.calls.put(None)
 
