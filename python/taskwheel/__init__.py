@@ -1,4 +1,4 @@
-"""taskwheel - submit and watch tasks, and write handlers, in Python.
+"""Submit and watch tasks, and write handlers, in Python.
 
 taskwheel is a distributed task scheduler: a broker holds the queues,
 workers on many hosts run the tasks, clients submit them and read their

@@ -1,4 +1,4 @@
-"""taskwheel._base - the methods both clients share.
+"""The methods both clients share.
 
 The blocking :class:`taskwheel.Client` and the asyncio
 :class:`taskwheel.aio.Client` differ only in how they wait. Everything

@@ -1,4 +1,4 @@
-"""taskwheel._calls - checking task options and encoding calls.
+"""Checking task options and encoding calls.
 
 What a submission becomes on the wire (PROTOCOL.md 5.11, 12.2), checked
 before anything is queued so that bad input raises and sends nothing:

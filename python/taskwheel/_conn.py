@@ -1,4 +1,4 @@
-"""taskwheel._conn - the client's DEALER, its monitor, and one I/O turn.
+"""The client's DEALER, its monitor, and one I/O turn.
 
 Both clients own one :class:`Connection`: the DEALER (routing id from the
 engine, kept across sockets; high-water marks 100000; linger 0; frames

@@ -1,4 +1,4 @@
-"""taskwheel._engine - the client side of the wire protocol, without I/O.
+"""The client side of the wire protocol, without I/O.
 
 Both clients, :class:`taskwheel.Client` (blocking) and
 :class:`taskwheel.aio.Client` (asyncio), own a ZeroMQ DEALER and feed what

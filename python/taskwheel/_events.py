@@ -1,4 +1,4 @@
-"""taskwheel._events - the status socket: subscriptions and resync.
+"""The status socket: subscriptions and resync.
 
 Status messages (PROTOCOL.md 8) are ``[topic][msgpack map]`` on the
 broker's XPUB socket; each map holds ``pseq`` (global) and ``tseq`` (per

@@ -1,4 +1,4 @@
-"""taskwheel._feed - the lazy feeding of ``map``.
+"""The lazy feeding of ``map``.
 
 A map reads its items only as its results are taken: at most ``window``
 tasks are submitted and not yet handed to the caller, so an endless

@@ -1,4 +1,4 @@
-"""taskwheel._frames - length-prefixed msgpack frames on a pipe.
+"""Length-prefixed msgpack frames on a pipe.
 
 The process handler protocol (proto/PROTOCOL.md 15.1) and an exec
 program's task channel (14.2) carry frames: a 4-octet big-endian length N,

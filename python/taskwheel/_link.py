@@ -1,4 +1,4 @@
-"""taskwheel._link - what ZeroMQ's socket monitor says about the link.
+"""What ZeroMQ's socket monitor says about the link.
 
 libzmq reconnects a DEALER by itself and tells nobody: a broker restarted
 within the heartbeat window, a refused port, a peer of the wrong socket

@@ -1,4 +1,4 @@
-"""taskwheel._ops - the requests a client makes, and how to read answers.
+"""The requests a client makes, and how to read answers.
 
 An :class:`Op` is one request: a command, a body (the client adds
 ``seq``) and a function that turns the answer into the caller's value. The

@@ -1,4 +1,4 @@
-"""taskwheel._records - what the broker's answers and messages become.
+"""What the broker's answers and messages become.
 
 Plain data classes built from the broker's maps (PROTOCOL.md 5.13-5.14,
 11.8, 12.4-12.5, 14, 8): unknown keys are ignored and missing ones take

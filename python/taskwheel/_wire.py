@@ -1,4 +1,4 @@
-"""taskwheel._wire - the constants and frame codec of proto/PROTOCOL.md.
+"""The constants and frame codec of proto/PROTOCOL.md.
 
 Everything the Python client needs to speak the wire protocol, version 1:
 the 4-octet header frame (``"TW"``, version, command), the command ids of

@@ -1,4 +1,4 @@
-"""taskwheel.aio - the asyncio client.
+"""The asyncio client.
 
 :class:`Client` has the methods of :class:`taskwheel.Client`, as
 coroutines: ``await c.status()``, ``await c.pool("web").stats()``; task

@@ -1,4 +1,4 @@
-"""taskwheel.client - the blocking client.
+"""The blocking client.
 
 A :class:`Client` is one connection (a ZeroMQ DEALER) to a broker's
 frontend. It speaks proto/PROTOCOL.md through the engine in

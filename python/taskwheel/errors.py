@@ -1,4 +1,4 @@
-"""taskwheel.errors - the exceptions the taskwheel package raises.
+"""The exceptions the taskwheel package raises.
 
 Every exception is a :class:`TaskwheelError`. Those that come from the
 broker carry its error ``code`` (a negative number from PROTOCOL.md 5.16)

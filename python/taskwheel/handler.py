@@ -1,4 +1,4 @@
-"""taskwheel.handler - the child process that runs Python handlers.
+"""The child process that runs Python handlers.
 
     taskwheel-worker --proc 'python3 -m taskwheel.handler myapp.tasks'
 

@@ -1,4 +1,4 @@
-"""taskwheel.keys - CURVE key files, read the way taskwheel's C code does.
+"""CURVE key files, read the way taskwheel's C code does.
 
 A broker started with ``--curve-secret`` accepts only CURVE peers whose
 public key is in its role directory (docs/SECURITY.md). ``taskwheel keygen

@@ -1,4 +1,4 @@
-"""taskwheel.task - registering Python functions as taskwheel handlers.
+"""Registering Python functions as taskwheel handlers.
 
 ``@task`` puts a function in this process's registry under a handler
 name: the name given, or the function's qualified name::
@@ -36,6 +36,7 @@ Celery tasks do::
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import threading
@@ -137,7 +138,15 @@ def default_client() -> Any:
         if _default_client is None:
             from .client import Client
             _default_client = Client()
+            atexit.register(_close_default)
         return _default_client
+
+
+def _close_default() -> None:
+    # What the program submitted and did not wait for still leaves.
+    c = _default_client
+    if c is not None:
+        c.close()
 
 
 def set_default_client(client: Any) -> None:
