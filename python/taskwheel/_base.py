@@ -451,12 +451,13 @@ class Group:
             lambda d: None if d is None else from_map(GroupInfo, d)))
 
     def info(self) -> Result[GroupInfo]:
-        """The group's settings and counters; BrokerError ENOENT if it
-        does not exist."""
+        """The group's settings and counters; a group that does not exist
+        reads as an empty one (S98)."""
         return self.client._run(op_group("get", self.pool, self.name))
 
     def ids(self) -> Result[List[int]]:
-        """Every task id the group ever held, in admission order (S60)."""
+        """Every task id the group ever held, in admission order (S60);
+        BrokerError ENOENT if the group does not exist."""
         return self.client._run(op_group("ids", self.pool, self.name, list))
 
     def cancel(self) -> Result[List[int]]:

@@ -237,8 +237,10 @@ def test_groups(client):
     assert client.group_limit("g1", None).limit is None
     assert "g1" in [x.group for x in client.groups()]
     assert client.group("never-made").clear() is None
+    empty = client.group("never-made").info()  # reads as empty (S98)
+    assert (empty.limit, empty.admitted) == (None, 0)
     with pytest.raises(BrokerError) as ne:
-        client.group("never-made").info()
+        client.group("never-made").ids()
     assert ne.value.name == "ENOENT"
     # reject mode: the group at its limit refuses at submission
     client.group("r").set(limit=1, full="reject")
