@@ -28,17 +28,19 @@ and ``remote_traceback``. A result msgpack cannot encode is an error too.
 
 Cancellation. When the worker cancels the running call (the task was
 cancelled, its timeout expired, its station was cancelled, or the worker
-is stopping) this program raises :class:`Cancelled` in the function, at
-once: a thread that reads the worker's frames sends SIGUSR1 to the main
-thread, whose signal handler raises it, which also interrupts a
-``time.sleep``, a lock wait or a blocking socket read. ``Cancelled``
-derives from BaseException, like KeyboardInterrupt, so that ``except
-Exception`` does not swallow it; ``finally`` blocks and context managers
-run. A function that must not be interrupted at some point can check
-``ctx.cancelled`` instead and block SIGUSR1 meanwhile; a function that
-ignores the cancel is stopped by the worker with SIGTERM, then SIGKILL,
-after its grace (``proc-grace``, 1 s by default), and this process is
-replaced.
+is stopping) this program raises :class:`Cancelled` in the function
+within about 10 ms. The main thread reads every frame itself; while a call
+runs, an interval timer (SIGALRM, ITIMER_REAL) makes it look at its input
+between bytecodes, and a cancel found there raises the exception. The
+signal also interrupts a ``time.sleep``, a lock wait or a blocking socket
+read, so those are cancelled too. ``Cancelled`` derives from
+BaseException, like KeyboardInterrupt, so that ``except Exception`` does
+not swallow it; ``finally`` blocks and context managers run. Handlers must
+leave SIGALRM (``signal.alarm``, ``signal.setitimer(ITIMER_REAL)``) to the
+runtime. A function that ignores the cancel is stopped by the worker with
+SIGTERM, then SIGKILL, after its grace (``proc-grace``, 1 s by default),
+and this process is replaced. A call that ends within 5 ms costs two
+setitimer calls: no thread, no hand-over between threads.
 
 Output: anything the functions print goes to the worker's log (fd 1 is
 pointed at stderr at start-up; the frames use a private copy of the
@@ -52,12 +54,14 @@ import importlib
 import inspect
 import os
 import platform
-import queue
+import select
 import signal
 import sys
 import threading
+import time
 import traceback
-from typing import Any, Dict, List, Optional
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional
 
 from . import __version__
 from ._calls import decode_call
@@ -66,8 +70,10 @@ from .errors import Cancelled, ChannelClosed, TaskwheelError
 from .task import Task, registry
 
 PROTO_VERSION = 1
-CANCEL_SIGNAL = signal.SIGUSR1
-N2S_KEEP = 1000  # n2s messages kept per station between iterations
+N2S_KEEP = 1000     # n2s messages kept per station between iterations
+FIRST_LOOK = 0.005  # s into a call before its input is first looked at
+LOOK_EVERY = 0.01   # s between looks while it runs
+MAIN = threading.get_ident()
 
 
 class Context:
@@ -96,8 +102,8 @@ class Context:
         self._args: Any = frame.get("a")
         self._opened = False
         self._closed_by: Optional[str] = None
-        self._n2s: "queue.Queue[Any]" = rt.inbox(self.station) \
-            if self.kind == "station" else queue.Queue()
+        self._n2s: Deque[Any] = rt.inbox(self.station) \
+            if self.kind == "station" else deque()
 
     def __repr__(self) -> str:
         what = ("task %s attempt %s" % (self.task_id, self.attempt)
@@ -168,20 +174,21 @@ class Context:
         ``n2s=True``. Messages not taken in an iteration wait for the
         station's next iteration in this process (at most 1000; the
         worker may send one just as an iteration ends)."""
-        try:
-            return self._n2s.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError("no n2s message within %s s"
-                               % timeout) from None
+        box = self._n2s
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not box:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("no n2s message within %s s" % timeout)
+            self._rt.pump(left)
+        return box.popleft()
 
     def messages(self) -> List[Any]:
-        """The n2s messages waiting now, without blocking."""
-        out = []
-        while True:
-            try:
-                out.append(self._n2s.get_nowait())
-            except queue.Empty:
-                return out
+        """The n2s messages that have come, without waiting."""
+        self._rt.pump(0)
+        out = list(self._n2s)
+        self._n2s.clear()
+        return out
 
     def _station_only(self, what: str) -> None:
         if self.kind != "station":
@@ -198,30 +205,39 @@ class _Request:
 
 
 class _Runtime:
-    """One child: the frames, the reader thread and the calls."""
+    """One child: the frames and the calls, all on the main thread.
+
+    The main thread reads every frame. While it is idle it waits for the
+    next one; while a call runs, an interval timer (SIGALRM, first after
+    5 ms, then every 10 ms) lets it look at its input between bytecodes:
+    a cancel there raises Cancelled in the function. A call that ends
+    within the first 5 ms costs two setitimer calls and nothing else: no
+    thread, no hand-over between threads. ctx.request and ctx.receive read
+    the input themselves while they wait."""
 
     def __init__(self, rfd: int, wfd: int, tasks: Dict[str, Task]):
         self.tasks = tasks
+        self.rfd = rfd
         self.reader = FrameReader(rfd)
         self.wfd = wfd
         self.wlock = threading.Lock()
-        self.calls: "queue.Queue[Optional[Context]]" = queue.Queue()
         self.current: Optional[Context] = None   # the call last read
         self.running: Optional[Context] = None   # the call being run
-        self.main = threading.get_ident()
-        self.cv = threading.Condition()
+        self.reading = False                     # inside a frame read
+        self.eof = False
+        self.shutdown = False
         self.requests: Dict[int, _Request] = {}
         self.next_req = 1
-        self.inboxes: Dict[Optional[str], "queue.Queue[Any]"] = {}
+        self.inboxes: Dict[Optional[str], Deque[Any]] = {}
 
-    def inbox(self, sid: Optional[str]) -> "queue.Queue[Any]":
+    def inbox(self, sid: Optional[str]) -> Deque[Any]:
         """The n2s messages of station ``sid`` not taken yet."""
         box = self.inboxes.get(sid)
         if box is None:
-            box = self.inboxes[sid] = queue.Queue()
+            box = self.inboxes[sid] = deque(maxlen=N2S_KEEP)
         return box
 
-    # ---- writing
+    # ---- writing (any thread of the handler may send channel frames)
     def write(self, frame: Dict[str, Any]) -> None:
         self.write_bytes(encode(frame))
 
@@ -243,83 +259,100 @@ class _Runtime:
             frame["flags"] = flags
         self.write(frame)
 
-    # ---- the reader thread
-    def read_loop(self) -> None:
-        try:
-            while True:
+    # ---- reading (the main thread only)
+    def pump(self, timeout: Optional[float]) -> bool:
+        """Read and handle the frames that come within ``timeout`` seconds
+        (None: wait for one; 0: only what is there). False at the end of
+        the input."""
+        if threading.get_ident() != MAIN:
+            raise RuntimeError("ctx.request and ctx.receive must be called "
+                               "from the handler's own thread")
+        first = True
+        while not self.eof:
+            if not self.reader.buf:
+                wait = timeout if first else 0
+                try:
+                    ready, _, _ = select.select([self.rfd], [], [], wait)
+                except InterruptedError:
+                    ready = []
+                if not ready:
+                    return True
+            first = False
+            self.reading = True
+            try:
                 frame = self.reader.read()
-                if frame is None:
-                    break
-                self.on_frame(frame)
-        except (FrameError, OSError) as exc:
-            sys.stderr.write("taskwheel.handler: %s\n" % exc)
-        # The worker is gone (or broke the protocol): stop the call, exit.
-        self.cancel_running()
-        self.calls.put(None)
+            except (FrameError, OSError) as exc:
+                sys.stderr.write("taskwheel.handler: %s\n" % exc)
+                frame = None
+            finally:
+                self.reading = False
+            if frame is None:
+                self.eof = True
+                self.cancel_running()
+                return False
+            self.on_frame(frame)
+            if frame["ev"] == "call":
+                return True
+        return False
 
     def on_frame(self, frame: Dict[str, Any]) -> None:
         ev = frame["ev"]
         if ev == "call":
-            ctx = Context(self, frame)
-            self.current = ctx
-            self.calls.put(ctx)
+            self.current = Context(self, frame)
         elif ev == "cancel":
             self.cancel_running()
         elif ev in ("resp", "error"):
             self.on_answer(frame)
         elif ev == "n2s":
+            # Also when the function has just returned: the worker sends
+            # it while it has not read the outcome (the next iteration of
+            # the station in this process takes it).
             ctx = self.current
             if ctx is not None and ctx.kind == "station":
-                box = self.inbox(ctx.station)
-                if box.qsize() >= N2S_KEEP:
-                    try:
-                        box.get_nowait()  # the oldest goes
-                    except queue.Empty:
-                        pass
-                box.put(frame.get("d"))
+                self.inbox(ctx.station).append(frame.get("d"))
         elif ev == "shutdown":
-            self.calls.put(None)
+            self.shutdown = True
 
     def cancel_running(self) -> None:
         ctx = self.current
-        if ctx is None:
-            return
-        ctx.cancelled = True
-        if self.running is ctx:
-            signal.pthread_kill(self.main, CANCEL_SIGNAL)
+        if ctx is not None and self.running is ctx:
+            ctx.cancelled = True
 
     def on_answer(self, frame: Dict[str, Any]) -> None:
         rid = frame.get("id")
-        with self.cv:
-            req = self.requests.pop(rid, None) if rid is not None else None
-            if req is None:
-                # An error about open, msg, close, next or emit.
-                err = frame.get("err")
-                ctx = self.current
-                if frame["ev"] == "error" and ctx is not None and \
-                        err == "ECLOSEREQ":
-                    ctx._closed_by = "the submitter asked to close it"
-                return
-            req.done = True
-            if frame["ev"] == "resp":
-                req.value = frame.get("d")
-            else:
-                req.error = str(frame.get("err") or "EIO")
-            self.cv.notify_all()
+        req = self.requests.pop(rid, None) if rid is not None else None
+        if req is None:
+            # An error about open, msg, close, next or emit.
+            ctx = self.current
+            if frame["ev"] == "error" and ctx is not None and \
+                    frame.get("err") == "ECLOSEREQ":
+                ctx._closed_by = "the submitter asked to close it"
+            return
+        req.done = True
+        if frame["ev"] == "resp":
+            req.value = frame.get("d")
+        else:
+            req.error = str(frame.get("err") or "EIO")
 
     def request(self, message: Any, timeout: float) -> Any:
         req = _Request()
-        with self.cv:
-            rid = self.next_req
-            self.next_req += 1
-            self.requests[rid] = req
+        rid = self.next_req
+        self.next_req += 1
+        self.requests[rid] = req
         self.write({"ev": "req", "d": message, "id": rid,
                     "timeout": max(1, int(timeout * 1000))})
-        with self.cv:
-            # The worker answers ETIMEDOUT at the timeout; wait a little
-            # longer for that answer before giving up here.
-            if not self.cv.wait_for(lambda: req.done, timeout + 5.0):
+        # The worker answers ETIMEDOUT at the timeout; wait a little
+        # longer for that answer before giving up here.
+        deadline = time.monotonic() + timeout + 5.0
+        while not req.done:
+            left = deadline - time.monotonic()
+            ctx = self.running
+            if ctx is not None and ctx.cancelled:
+                raise Cancelled("the call was cancelled")
+            if left <= 0 or not self.pump(left):
                 self.requests.pop(rid, None)
+                if self.eof:
+                    raise ChannelClosed("the worker went away")
                 raise TimeoutError("no answer within %s s" % timeout)
         if req.error is None:
             return req.value
@@ -332,10 +365,14 @@ class _Runtime:
             raise TimeoutError("no answer within %s s" % timeout)
         raise TaskwheelError("channel request failed: %s" % req.error)
 
-    # ---- the main thread
-    def _on_signal(self, signum: int, frame: Any) -> None:
+    # ---- calls
+    def _on_alarm(self, signum: int, frame: Any) -> None:
         ctx = self.running
-        if ctx is not None and ctx.cancelled:
+        if ctx is None:
+            return
+        if not self.reading:
+            self.pump(0)
+        if ctx.cancelled and self.running is ctx:
             raise Cancelled("the call was cancelled")
 
     def invoke(self, ctx: Context) -> Any:
@@ -364,10 +401,10 @@ class _Runtime:
         try:
             try:
                 self.running = ctx
-                if ctx.cancelled:
-                    raise Cancelled("the call was cancelled")
+                signal.setitimer(signal.ITIMER_REAL, FIRST_LOOK, LOOK_EVERY)
                 value = self.invoke(ctx)
             finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
                 self.running = None
             if ctx._opened:
                 ctx.close()
@@ -384,16 +421,15 @@ class _Runtime:
         self.write_bytes(frame)
 
     def serve(self) -> None:
-        signal.signal(CANCEL_SIGNAL, self._on_signal)
+        signal.signal(signal.SIGALRM, self._on_alarm)
         self.hello()
-        t = threading.Thread(target=self.read_loop, name="taskwheel-frames",
-                             daemon=True)
-        t.start()
-        while True:
-            ctx = self.calls.get()
-            if ctx is None:
+        while not self.shutdown:
+            self.current = None
+            if not self.pump(None):
                 return
-            self.run_call(ctx)
+            ctx = self.current
+            if ctx is not None and not self.shutdown:
+                self.run_call(ctx)
 
 
 def error_frame(exc: BaseException) -> Dict[str, Any]:
