@@ -11,13 +11,18 @@ client returns an awaitable of it.
 
 from __future__ import annotations
 
+import os
 from typing import (Any, Awaitable, Callable, Dict, Iterable, List,
                     Optional, Sequence, TypeVar, Union)
+
+import zmq
 
 from . import _wire as w
 from ._calls import (check_int, check_name, decode_payload, encode_call,
                      encode_item, encode_value, task_fields)
-from ._engine import Engine, TaskRecord
+from ._conn import Connection, broker_endpoint
+from ._engine import Engine, Options, TaskRecord
+from ._events import status_endpoint
 from ._ops import (Op, Steps, cancelled_ids, list_of, op_cancel, op_group,
                    op_pool, op_query, op_results, op_station, op_worker,
                    station_fields, steps_gather_and_close, steps_make_group,
@@ -25,6 +30,7 @@ from ._ops import (Op, Steps, cancelled_ids, list_of, op_cancel, op_group,
 from ._records import (ChannelMessage, GroupInfo, PoolInfo, StationInfo,
                        TaskResult, WorkerInfo, from_map)
 from .errors import EFULL, Refused, TaskwheelError, code_name, task_failed
+from .keys import load as load_curve
 
 T = TypeVar("T")
 #: What a shared method returns: the value itself on a :class:`Client`, an
@@ -48,6 +54,56 @@ class ClientBase:
     _handle_class: type
     _closed: bool
     on_channel: Optional[Callable[[ChannelMessage], Any]]
+
+    def __init__(self, broker: Optional[str] = None, *,
+                 status: Optional[str] = None,
+                 curve_secret: Optional[str] = None,
+                 broker_key: Optional[str] = None,
+                 timeout: float = 5.0, heartbeat: float = 1.0,
+                 liveness: int = 3, reconnect_min: float = 0.1,
+                 reconnect_max: float = 5.0, max_outbox: int = 1_000_000,
+                 on_channel: Optional[Callable[[ChannelMessage], Any]] = None,
+                 context: Optional[zmq.Context] = None):
+        self.broker = broker_endpoint(broker)
+        self._status_given = status
+        self.timeout = timeout
+        self.on_channel = on_channel
+        self._curve = load_curve(curve_secret, broker_key)
+        self._engine = Engine(Options(heartbeat, liveness, reconnect_min,
+                                      reconnect_max, max_outbox))
+        self._engine.on_channel = self._chan_item
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self._closed = False
+        self._init_io()
+        try:
+            self._conn = Connection(self._ctx, self.broker, self._engine,
+                                    self._curve, self._on_conn_change)
+        except zmq.ZMQError as exc:
+            self._io_failed()
+            raise TaskwheelError("cannot use broker endpoint %r: %s"
+                                 % (self.broker, exc)) from None
+
+    def _init_io(self) -> None:
+        """Set up what the subclass waits with (before the socket)."""
+
+    def _io_failed(self) -> None:
+        """Undo :meth:`_init_io` when the socket cannot be made."""
+
+    def _on_conn_change(self) -> None:
+        """The connection opened or closed its socket."""
+
+    @property
+    def status_endpoint(self) -> str:
+        """The broker's status socket: the ``status`` argument, else
+        $TASKWHEEL_STATUS, else what the broker names in its answer to a
+        ping (PROTOCOL.md 5.8), else the frontend's port + 2."""
+        return status_endpoint(self._status_given, self.broker,
+                               self._engine.pub)
+
+    def _status_unknown(self) -> bool:
+        return not self._status_given and not self._engine.pub and \
+            not os.environ.get("TASKWHEEL_STATUS")
 
     def _run(self, op: Op, timeout: Optional[float] = None) -> Any:
         raise NotImplementedError

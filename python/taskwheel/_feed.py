@@ -27,6 +27,8 @@ class MapFeed:
         self.ready: Deque[Any] = deque()      # unordered: ended first
         self.exhausted = False
         self.count = 0
+        #: called when a task ends (unordered maps), or None
+        self.notify: Optional[Callable[[], Any]] = None
 
     def fill(self) -> None:
         """Submit items until the window is full or the input ends."""
@@ -49,6 +51,8 @@ class MapFeed:
         except ValueError:
             return
         self.ready.append(h)
+        if self.notify is not None:
+            self.notify()
 
     def has_ready(self) -> bool:
         """True when :meth:`next_ready` has a handle, or all are out."""

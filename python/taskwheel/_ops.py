@@ -53,6 +53,53 @@ class Sleep:
 Steps = Generator[Union[Op, Sleep], Any, T]
 
 
+class Drive:
+    """Runs composite operation ``steps`` for a client that does the
+    waiting: :meth:`advance` yields the next step into ``op`` or ``pause``
+    (False when the operation is over, its value in ``result``); the
+    client runs the request and sets ``value``, or ``error`` to its
+    BrokerError, which is thrown into the steps. TimeoutError once
+    ``timeout`` seconds (None: no limit) have passed."""
+
+    def __init__(self, steps: Steps, timeout: Optional[float],
+                 clock: Callable[[], float]):
+        self.steps = steps
+        self.timeout = timeout
+        self.clock = clock
+        self.deadline = None if timeout is None else clock() + timeout
+        self.value: Any = None
+        self.error: Optional[BrokerError] = None
+        self.op: Optional[Op] = None
+        self.pause: Optional[float] = None
+        self.result: Any = None
+
+    def left(self, cap: Optional[float] = None) -> Optional[float]:
+        """Seconds left, at most ``cap``."""
+        if self.deadline is None:
+            return cap
+        left = self.deadline - self.clock()
+        return left if cap is None else min(left, cap)
+
+    def advance(self) -> bool:
+        try:
+            if self.error is not None:
+                step = self.steps.throw(self.error)
+            else:
+                step = self.steps.send(self.value)
+        except StopIteration as stop:
+            self.result = stop.value
+            return False
+        self.value, self.error = None, None
+        left = self.left()
+        if left is not None and left <= 0:
+            raise TimeoutError("not done within %s s" % self.timeout)
+        if isinstance(step, Sleep):
+            self.op, self.pause = None, self.left(step.seconds)
+        else:
+            self.op, self.pause = step, None
+        return True
+
+
 def answer(req: Request, op: Op) -> Any:
     """The decoded answer of a finished request, or its BrokerError."""
     if req.code:

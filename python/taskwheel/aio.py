@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List,
                     Optional, Sequence)
 
@@ -41,16 +40,14 @@ import zmq.asyncio
 from . import _wire as w
 from ._base import ClientBase, HandleBase
 from ._events import (TAIL_CHECK, TAIL_DATA, TAIL_ENDED, TAIL_STOP,
-                      EventStreamBase, status_endpoint, tail_prefixes,
-                      tail_step)
+                      EventStreamBase, tail_prefixes, tail_step)
 from ._feed import MapFeed
-from ._ops import Op, Sleep, Steps, answer, steps_outcome, unreachable
+from ._ops import Drive, Op, Steps, answer, steps_outcome, unreachable
 from ._records import ChannelMessage, Event
 from ._calls import check_name, decode_payload, task_fields
-from ._conn import RECV_BUDGET, Connection, broker_endpoint
-from ._engine import Engine, Options, Request
+from ._conn import RECV_BUDGET
+from ._engine import Request
 from .errors import BrokerError, TaskwheelError
-from .keys import load as load_curve
 
 class _AsyncRequest(Request):
     __slots__ = ("future",)
@@ -221,21 +218,16 @@ class MapIterator:
                 break
             if feed.finished():
                 raise StopAsyncIteration
-            head = feed.inflight[0] if feed.ordered else None
-            if head is not None:
-                if not await head.wait(self.timeout):
-                    raise TimeoutError("no map result within %s s"
-                                       % self.timeout)
+            if feed.ordered:
+                fut = self.client._when_done([feed.inflight[0]])
             else:
                 fut = self.client._loop_now().create_future()
-                for x in list(feed.inflight):
-                    x._on_done(lambda _h, f=fut: f.done() or
-                               f.set_result(None))
-                try:
-                    await asyncio.wait_for(fut, self.timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutError("no map result within %s s"
-                                       % self.timeout) from None
+                feed.notify = lambda: fut.done() or fut.set_result(None)
+            try:
+                await asyncio.wait_for(fut, self.timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError("no map result within %s s"
+                                   % self.timeout) from None
         if self.return_exceptions:
             exc = h._exception()
             return exc if exc is not None else decode_payload(h.result_bytes)
@@ -316,37 +308,15 @@ class Client(ClientBase):
 
     _handle_class = TaskHandle
 
-    def __init__(self, broker: Optional[str] = None, *,
-                 status: Optional[str] = None,
-                 curve_secret: Optional[str] = None,
-                 broker_key: Optional[str] = None,
-                 timeout: float = 5.0, heartbeat: float = 1.0,
-                 liveness: int = 3, reconnect_min: float = 0.1,
-                 reconnect_max: float = 5.0, max_outbox: int = 1_000_000,
-                 on_channel: Optional[Callable[[ChannelMessage], Any]] = None,
-                 context: Optional[zmq.Context] = None):
-        self.broker = broker_endpoint(broker)
-        self._status_given = status
-        self.timeout = timeout
-        self.on_channel = on_channel
-        self._curve = load_curve(curve_secret, broker_key)
-        self._engine = Engine(Options(heartbeat, liveness, reconnect_min,
-                                      reconnect_max, max_outbox))
-        self._engine.on_channel = self._chan_item
-        self._own_ctx = context is None
-        self._ctx = context or zmq.Context()
+    def _init_io(self) -> None:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._kicked = False
-        self._closed = False
         self._tasks: set = set()
         self._fds: List[int] = []
-        try:
-            self._conn = Connection(self._ctx, self.broker, self._engine,
-                                    self._curve, self._attach)
-        except zmq.ZMQError as exc:
-            raise TaskwheelError("cannot use broker endpoint %r: %s"
-                                 % (self.broker, exc)) from None
+
+    def _on_conn_change(self) -> None:
+        self._attach()
 
     def __repr__(self) -> str:
         return "<taskwheel.aio.Client %s %s>" % (
@@ -464,10 +434,10 @@ class Client(ClientBase):
         self._chan_answer(msg, value, failed)
 
     # -------------------------------------------------------- requests
-    async def _arun(self, op: Op, timeout: Optional[float]) -> Any:
-        loop = self._loop_now()
-        req = _AsyncRequest(loop)
-        self._engine.request(req, op.cmd, dict(op.body))
+    async def _await(self, req: _AsyncRequest, op: Op,
+                     timeout: Optional[float]) -> None:
+        """Send what is queued and wait for ``req``'s answer, or forget it
+        and raise Unreachable after ``timeout`` (default: the client's)."""
         self._kick()
         timeout = self.timeout if timeout is None else timeout
         try:
@@ -475,34 +445,27 @@ class Client(ClientBase):
         except asyncio.TimeoutError:
             self._engine.forget(req)
             raise unreachable(op, timeout) from None
+
+    async def _arun(self, op: Op, timeout: Optional[float]) -> Any:
+        req = _AsyncRequest(self._loop_now())
+        self._engine.request(req, op.cmd, dict(op.body))
+        await self._await(req, op, timeout)
         return answer(req, op)
 
     def _run(self, op: Op, timeout: Optional[float] = None) -> Any:
         return self._arun(op, timeout)
 
     async def _adrive(self, steps: Steps, timeout: Optional[float]) -> Any:
-        loop = self._loop_now()
-        deadline = None if timeout is None else loop.time() + timeout
-        value: Any = None
-        error: Optional[BrokerError] = None
-        try:
-            while True:
-                step = steps.throw(error) if error else steps.send(value)
-                value, error = None, None
-                left = None if deadline is None else deadline - loop.time()
-                if left is not None and left <= 0:
-                    raise TimeoutError("not done within %s s" % timeout)
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds if left is None
-                                        else min(step.seconds, left))
-                    continue
-                try:
-                    value = await self._arun(step, None if left is None else
-                                             min(left, self.timeout))
-                except BrokerError as exc:
-                    error = exc
-        except StopIteration as stop:
-            return stop.value
+        d = Drive(steps, timeout, self._loop_now().time)
+        while d.advance():
+            if d.op is None:
+                await asyncio.sleep(d.pause or 0)
+                continue
+            try:
+                d.value = await self._arun(d.op, d.left(self.timeout))
+            except BrokerError as exc:
+                d.error = exc
+        return d.result
 
     def _drive(self, steps: Steps, timeout: Optional[float]) -> Any:
         return self._adrive(steps, timeout)
@@ -513,13 +476,7 @@ class Client(ClientBase):
         req = _AsyncRequest(loop)
         t0 = loop.time()
         self._engine.ping(req)
-        self._kick()
-        timeout = self.timeout if timeout is None else timeout
-        try:
-            await asyncio.wait_for(asyncio.shield(req.future), timeout)
-        except asyncio.TimeoutError:
-            self._engine.forget(req)
-            raise unreachable(Op(w.HEARTBEAT, {}), timeout) from None
+        await self._await(req, Op(w.HEARTBEAT, {}), timeout)
         return loop.time() - t0
 
     # ---------------------------------------------------------- tasks
@@ -528,26 +485,28 @@ class Client(ClientBase):
         self._loop_now()
         self._io()
 
+    def _when_done(self, handles: List[TaskHandle]) -> "asyncio.Future":
+        """A future done when every one of ``handles`` has its outcome."""
+        fut = self._loop_now().create_future()
+        left = [len(handles)]
+
+        def one(_h: TaskHandle) -> None:
+            left[0] -= 1
+            if left[0] <= 0 and not fut.done():
+                fut.set_result(None)
+        for h in handles:
+            h._on_done(one)
+        if not handles:
+            fut.set_result(None)
+        return fut
+
     async def wait(self, handles: Iterable[TaskHandle],
                    timeout: Optional[float] = None) -> bool:
         """Wait until every handle has its outcome; False on timeout."""
         hs = [h for h in handles if not h.done()]
         dups = [h for h in hs if h.dup]
-        hs = [h for h in hs if not h.dup]
         waits = [h.wait() for h in dups]
-        if hs:
-            fut = self._loop_now().create_future()
-            left = [len(hs)]
-
-            def one(_h: TaskHandle) -> None:
-                left[0] -= 1
-                if left[0] == 0 and not fut.done():
-                    fut.set_result(None)
-            for h in hs:
-                h._on_done(one)
-            waits.append(fut)
-        if not waits:
-            return True
+        waits.append(self._when_done([h for h in hs if not h.dup]))
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout)
         except asyncio.TimeoutError:
@@ -558,24 +517,16 @@ class Client(ClientBase):
                            timeout: Optional[float] = None
                            ) -> AsyncIterator[TaskHandle]:
         """Yield the handles as their tasks end."""
-        left = list(handles)
-        while left:
-            done = [h for h in left if h.done()]
-            if not done:
-                fut = self._loop_now().create_future()
-                for h in left:
-                    h._on_done(lambda _h, f=fut: f.done() or
-                               f.set_result(None))
-                try:
-                    await asyncio.wait_for(fut, timeout)
-                except asyncio.TimeoutError:
-                    raise TimeoutError("%d tasks without an outcome after "
-                                       "%s s" % (len(left), timeout)) \
-                        from None
-                continue
-            left = [h for h in left if not h.done()]
-            for h in done:
-                yield h
+        hs = list(handles)
+        ended: "asyncio.Queue[TaskHandle]" = asyncio.Queue()
+        for h in hs:
+            h._on_done(ended.put_nowait)
+        for n in range(len(hs)):
+            try:
+                yield await asyncio.wait_for(ended.get(), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError("%d tasks without an outcome after %s s"
+                                   % (len(hs) - n, timeout)) from None
 
     def map(self, handler: str, iterable: Iterable[Any], *,
             concurrency: int = 16, ordered: bool = True, star: bool = False,
@@ -599,16 +550,9 @@ class Client(ClientBase):
 
     # --------------------------------------------------------- events
     async def _status(self) -> str:
-        if not self._status_given and not self._engine.pub and \
-                not os.environ.get("TASKWHEEL_STATUS"):
+        if self._status_unknown():
             await self.ping()
         return self.status_endpoint
-
-    @property
-    def status_endpoint(self) -> str:
-        """As :attr:`taskwheel.Client.status_endpoint`."""
-        return status_endpoint(self._status_given, self.broker,
-                               self._engine.pub)
 
     def events(self, *prefixes: str, resync: bool = True,
                timeout: Optional[float] = None) -> EventStream:

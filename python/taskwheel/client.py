@@ -38,16 +38,13 @@ import zmq
 from . import _wire as w
 from ._base import ClientBase, HandleBase
 from ._events import (TAIL_CHECK, TAIL_DATA, TAIL_ENDED, TAIL_STOP,
-                      EventStreamBase, status_endpoint, tail_prefixes,
-                      tail_step)
+                      EventStreamBase, tail_prefixes, tail_step)
 from ._feed import MapFeed
-from ._ops import Op, Sleep, Steps, answer, steps_outcome, unreachable
+from ._ops import Drive, Op, Steps, answer, steps_outcome, unreachable
 from ._records import ChannelMessage, Event
 from ._calls import check_name, decode_payload, task_fields
-from ._conn import Connection, broker_endpoint
-from ._engine import Engine, Options, Request
+from ._engine import Request
 from .errors import BrokerError, TaskwheelError
-from .keys import load as load_curve
 
 _HWM = 100000
 
@@ -251,43 +248,25 @@ class EventStream(EventStreamBase, Iterator[Event]):
 
 
 class Client(ClientBase):
-    """A connection to a taskwheel broker.
+    """A connection to a taskwheel broker, for blocking code.
 
     ``broker`` is the frontend endpoint (default $TASKWHEEL_BROKER, else
     tcp://127.0.0.1:7710); ``status`` the status socket for events and
-    station tails (default $TASKWHEEL_STATUS, else the broker's port + 2).
-    With ``curve_secret`` (this client's ``.key`` file) and ``broker_key``
-    (the broker's ``.pub``), or $TASKWHEEL_CURVE_SECRET and
-    $TASKWHEEL_BROKER_KEY, every connection uses CURVE. ``timeout`` is the
-    default for requests, in seconds. ``heartbeat``, ``liveness``,
-    ``reconnect_min``, ``reconnect_max`` and ``max_outbox`` tune
-    reconnection as libtaskwheel's options do. ``on_channel`` receives the
-    channel items of every task without its own callback.
+    station tails (see :attr:`status_endpoint`). With ``curve_secret``
+    (this client's ``.key`` file) and ``broker_key`` (the broker's
+    ``.pub``), or $TASKWHEEL_CURVE_SECRET and $TASKWHEEL_BROKER_KEY, every
+    connection uses CURVE. ``timeout`` is the default for requests, in
+    seconds. ``heartbeat``, ``liveness``, ``reconnect_min``,
+    ``reconnect_max`` and ``max_outbox`` tune reconnection as
+    libtaskwheel's options do. ``on_channel`` receives the channel items
+    of every task without its own callback.
 
     Use it as a context manager, or call :meth:`close`.
     """
 
     _handle_class = TaskHandle
 
-    def __init__(self, broker: Optional[str] = None, *,
-                 status: Optional[str] = None,
-                 curve_secret: Optional[str] = None,
-                 broker_key: Optional[str] = None,
-                 timeout: float = 5.0, heartbeat: float = 1.0,
-                 liveness: int = 3, reconnect_min: float = 0.1,
-                 reconnect_max: float = 5.0, max_outbox: int = 1_000_000,
-                 on_channel: Optional[Callable[[ChannelMessage], Any]] = None,
-                 context: Optional[zmq.Context] = None):
-        self.broker = broker_endpoint(broker)
-        self._status_given = status
-        self.timeout = timeout
-        self.on_channel = on_channel
-        self._curve = load_curve(curve_secret, broker_key)
-        self._engine = Engine(Options(heartbeat, liveness, reconnect_min,
-                                      reconnect_max, max_outbox))
-        self._engine.on_channel = self._chan_item
-        self._own_ctx = context is None
-        self._ctx = context or zmq.Context()
+    def _init_io(self) -> None:
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
         self._pumper: Optional[int] = None
@@ -296,14 +275,9 @@ class Client(ClientBase):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._closed = False
-        try:
-            self._conn = Connection(self._ctx, self.broker, self._engine,
-                                    self._curve)
-        except zmq.ZMQError as exc:
-            self._close_fds()
-            raise TaskwheelError("cannot use broker endpoint %r: %s"
-                                 % (self.broker, exc)) from None
+
+    def _io_failed(self) -> None:
+        self._close_fds()
 
     # ------------------------------------------------------------ life
     def __enter__(self) -> "Client":
@@ -477,63 +451,45 @@ class Client(ClientBase):
                     self._cv.notify_all()
 
     # -------------------------------------------------------- requests
-    def _request(self, cmd: int, body: Dict[str, Any],
-                 timeout: Optional[float]) -> Request:
-        req = _SyncRequest()
+    def _await(self, req: Request, op: Op, timeout: Optional[float]
+               ) -> None:
+        """Send what is queued and wait for ``req``'s answer, or forget it
+        and raise Unreachable after ``timeout`` (default: the client's)."""
         timeout = self.timeout if timeout is None else timeout
         with self._lock:
-            self._engine.request(req, cmd, body)
             self._flush()
         if not self._wait(lambda: req.done, timeout):
             with self._lock:
                 self._engine.forget(req)
-            return req
-        return req
+            raise unreachable(op, timeout)
 
     def _run(self, op: Op, timeout: Optional[float] = None) -> Any:
-        req = self._request(op.cmd, dict(op.body), timeout)
-        if not req.done:
-            raise unreachable(op, self.timeout if timeout is None
-                              else timeout)
+        req = _SyncRequest()
+        with self._lock:
+            self._engine.request(req, op.cmd, dict(op.body))
+        self._await(req, op, timeout)
         return answer(req, op)
 
     def _drive(self, steps: Steps, timeout: Optional[float]) -> Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        value: Any = None
-        error: Optional[BrokerError] = None
-        try:
-            while True:
-                step = steps.throw(error) if error else steps.send(value)
-                value, error = None, None
-                left = None if deadline is None else \
-                    deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise TimeoutError("not done within %s s" % timeout)
-                if isinstance(step, Sleep):
-                    self._wait(lambda: False, step.seconds if left is None
-                               else min(step.seconds, left))
-                    continue
-                try:
-                    value = self._run(step, None if left is None else
-                                      min(left, self.timeout))
-                except BrokerError as exc:
-                    error = exc
-        except StopIteration as stop:
-            return stop.value
+        d = Drive(steps, timeout, time.monotonic)
+        while d.advance():
+            if d.op is None:
+                self._wait(lambda: False, d.pause)
+                continue
+            try:
+                d.value = self._run(d.op, d.left(self.timeout))
+            except BrokerError as exc:
+                d.error = exc
+        return d.result
 
     def ping(self, timeout: Optional[float] = None) -> float:
         """Round trip to the broker; returns its time in seconds, or
         raises Unreachable."""
         req = _SyncRequest()
         t0 = time.monotonic()
-        timeout = self.timeout if timeout is None else timeout
         with self._lock:
             self._engine.ping(req)
-            self._flush()
-        if not self._wait(lambda: req.done, timeout):
-            with self._lock:
-                self._engine.forget(req)
-            raise unreachable(Op(w.HEARTBEAT, {}), timeout)
+        self._await(req, Op(w.HEARTBEAT, {}), timeout)
         return time.monotonic() - t0
 
     # ---------------------------------------------------------- tasks
@@ -613,20 +569,10 @@ class Client(ClientBase):
 
     # --------------------------------------------------------- events
     def _status(self) -> str:
-        """The status endpoint (see :attr:`status_endpoint`), asking the
-        broker for it if need be."""
-        if not self._status_given and not self._engine.pub and \
-                not os.environ.get("TASKWHEEL_STATUS"):
+        """The status endpoint, asking the broker for it if need be."""
+        if self._status_unknown():
             self.ping()
         return self.status_endpoint
-
-    @property
-    def status_endpoint(self) -> str:
-        """The broker's status socket: the ``status`` argument, else
-        $TASKWHEEL_STATUS, else what the broker names in its answer to a
-        ping, else the frontend's port + 2."""
-        return status_endpoint(self._status_given, self.broker,
-                               self._engine.pub)
 
     def events(self, *prefixes: str, resync: bool = True,
                timeout: Optional[float] = None) -> EventStream:
