@@ -167,14 +167,21 @@ def op_worker(op: str, name: Optional[str], wid: Optional[int],
               lambda d: [from_map(WorkerInfo, x) for x in d["workers"]])
 
 
+def _named_op(cmd: int, op: str, key: str, what: str, name: Optional[str],
+              decode: Callable[[Any], Any], fields: Dict[str, Any]) -> Op:
+    """{op, key: name?, fields...} with the fields that are not None."""
+    body: Dict[str, Any] = {"op": op}
+    if name is not None:
+        body[key] = check_name(what, name)
+    body.update({k: v for k, v in fields.items() if v is not None})
+    return Op(cmd, body, decode)
+
+
 def op_station(op: str, sid: Optional[str] = None,
                decode: Callable[[Any], Any] = one_of(StationInfo),
                **fields: Any) -> Op:
-    body: Dict[str, Any] = {"op": op}
-    if sid is not None:
-        body["sid"] = check_name("station id", sid)
-    body.update({k: v for k, v in fields.items() if v is not None})
-    return Op(w.STATION, body, decode)
+    return _named_op(w.STATION, op, "sid", "station id", sid, decode,
+                     fields)
 
 
 def station_fields(handler: str, args: Any, next: str = "result",
@@ -239,11 +246,7 @@ def op_group(op: str, pool: Optional[str], group: Optional[str],
 def op_pool(op: str, pool: Optional[str],
             decode: Callable[[Any], Any] = one_of(PoolInfo),
             **fields: Any) -> Op:
-    body: Dict[str, Any] = {"op": op}
-    if pool is not None:
-        body["pool"] = check_name("pool", pool)
-    body.update({k: v for k, v in fields.items() if v is not None})
-    return Op(w.POOL, body, decode)
+    return _named_op(w.POOL, op, "pool", "pool", pool, decode, fields)
 
 
 def cancelled_ids(data: Any) -> List[int]:

@@ -74,6 +74,7 @@ N2S_KEEP = 1000     # n2s messages kept per station between iterations
 FIRST_LOOK = 0.005  # s into a call before its input is first looked at
 LOOK_EVERY = 0.01   # s between looks while it runs
 MAIN = threading.get_ident()
+_NO_N2S: Deque[Any] = deque(maxlen=0)  # a task's: n2s is for stations
 
 
 class Context:
@@ -103,7 +104,7 @@ class Context:
         self._opened = False
         self._closed_by: Optional[str] = None
         self._n2s: Deque[Any] = rt.inbox(self.station) \
-            if self.kind == "station" else deque()
+            if self.kind == "station" else _NO_N2S
 
     def __repr__(self) -> str:
         what = ("task %s attempt %s" % (self.task_id, self.attempt)
@@ -269,7 +270,7 @@ class _Runtime:
                                "from the handler's own thread")
         first = True
         while not self.eof:
-            if not self.reader.buf:
+            if not self.reader.buf and not (first and timeout is None):
                 wait = timeout if first else 0
                 try:
                     ready, _, _ = select.select([self.rfd], [], [], wait)
