@@ -12,6 +12,7 @@ client returns an awaitable of it.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import (Any, Awaitable, Callable, Dict, Iterable, List,
                     Optional, Sequence, TypeVar, Union)
 
@@ -75,6 +76,7 @@ class ClientBase:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self._closed = False
+        self._streams: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._init_io()
         try:
             self._conn = Connection(self._ctx, self.broker, self._engine,
@@ -83,6 +85,12 @@ class ClientBase:
             self._io_failed()
             raise TaskwheelError("cannot use broker endpoint %r: %s"
                                  % (self.broker, exc)) from None
+
+    def _close_streams(self) -> None:
+        """Close the event streams still open (a context cannot end with
+        sockets open)."""
+        for stream in list(self._streams):
+            stream.close()
 
     def _init_io(self) -> None:
         """Set up what the subclass waits with (before the socket)."""

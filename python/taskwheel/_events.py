@@ -81,6 +81,7 @@ class EventStreamBase:
             sock.setsockopt(zmq_SUBSCRIBE, b"stats")
         self.endpoint: Optional[str] = None
         self.live = False
+        client._streams.add(self)  # closed with the client
 
     def _connect(self, endpoint: str) -> None:
         self.endpoint = endpoint

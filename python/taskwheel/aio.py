@@ -344,6 +344,7 @@ class Client(ClientBase):
         if self._timer is not None:
             self._timer.cancel()
         self._conn.close()
+        self._close_streams()
         for t in list(self._tasks):
             t.cancel()
         if self._own_ctx:

@@ -303,6 +303,7 @@ class Client(ClientBase):
         with self._lock:
             self._closed = True
             self._conn.close()
+        self._close_streams()
         self._close_fds()
         if self._own_ctx:
             self._ctx.term()

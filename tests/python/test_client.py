@@ -470,3 +470,12 @@ def test_env_curve_needs_both(monkeypatch, tmp_path):
         taskwheel.Client("tcp://127.0.0.1:1")
     assert "both" in str(ei.value)
     assert os.environ["TASKWHEEL_CURVE_SECRET"]
+
+
+def test_close_with_an_open_event_stream(broker, client):
+    c = taskwheel.Client(broker.frontend, status=broker.status)
+    ev = c.events("task.", timeout=1)
+    next(ev)  # the snapshot: subscribed and connected
+    t0 = time.monotonic()
+    c.close()  # the stream's socket must not keep the context alive
+    assert time.monotonic() - t0 < 5
