@@ -424,12 +424,16 @@ class _Runtime:
     def serve(self) -> None:
         signal.signal(signal.SIGALRM, self._on_alarm)
         self.hello()
+        last = None
         while not self.shutdown:
-            self.current = None
+            # The last call stays current while idle: an n2s frame the
+            # worker sent before it read that call's outcome goes to its
+            # station's inbox.
             if not self.pump(None):
                 return
             ctx = self.current
-            if ctx is not None and not self.shutdown:
+            if ctx is not None and ctx is not last and not self.shutdown:
+                last = ctx
                 self.run_call(ctx)
 
 

@@ -189,6 +189,12 @@ def test_station_frames(child):
     assert child.read()["ev"] == "result"
     child.call("py.inbox", 0, kind="station", sid="s3", it=2)
     assert child.read() == {"ev": "result", "r": 0}  # none came
+    # one sent after the outcome, which the worker had not read yet:
+    # the station's next iteration in this child takes it
+    child.send({"ev": "n2s", "seq": 3, "d": 4})
+    child.call("py.inbox", 0, kind="station", sid="s3", it=3)
+    assert child.read() == {"ev": "emit", "d": {"total": 4}}
+    assert child.read() == {"ev": "result", "r": 4}
     child.call("py.count", [5])  # station calls in a task
     e = child.read()
     assert e["ev"] == "error" and "is for station iterations" in e["msg"]
