@@ -13,7 +13,7 @@ from tw_cluster import free_port, wait_workers
 
 
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    return asyncio.run(asyncio.wait_for(coro, 180))
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_events_stations_and_channels(endpoints):
             assert await c.submit("ask", 1, on_channel=on_channel) == \
                 "async-pong"
             assert seen[0] == "open" and "req" in seen
-            async with c.events("task.", timeout=5) as ev:
+            async with c.events("task.", timeout=30) as ev:
                 assert (await ev.__anext__()).topic == "snapshot"
                 h = c.submit("noop")
                 await h

@@ -357,7 +357,7 @@ def test_station_send_and_tail(client):
 
 
 def test_events_snapshot_and_deltas(client):
-    with client.events("task.", timeout=5) as ev:
+    with client.events("task.", timeout=30) as ev:
         first = next(ev)
         assert first.topic == "snapshot" and "tseq" in first.data
         h = client.submit("echo", 1)

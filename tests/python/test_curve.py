@@ -44,7 +44,7 @@ def test_curve_client_submits_and_watches(secure):
                           broker_key=bpub, timeout=10) as c:
         wait_workers(c, 1)
         assert c.submit("echo", 1).result(10) == [1]
-        with c.events("task.", timeout=5) as ev:
+        with c.events("task.", timeout=30) as ev:
             assert next(ev).topic == "snapshot"
             h = c.submit("noop")
             assert any(e.data.get("id") == h.wait_id() for e in ev)

@@ -135,7 +135,7 @@ def test_cancel_raises_in_the_function(child, tmp_path):
     child.send({"ev": "cancel"})
     e = child.read(10)
     assert e == {"ev": "error", "msg": "cancelled"}
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5
     assert (tmp_path / "cancelled").read_text().startswith("c1 ")
     assert (tmp_path / "finally").read_text().startswith("c1 ")
     child.call("add", [1, 2])
