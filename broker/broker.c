@@ -83,6 +83,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "second, or when the OS decides"},
     S_OPT_INT("data-size", 1, 1LL << 24, "1024", data_size,
               "MiB the store may grow to; beyond, submissions get EFULL"),
+    {"verify-store", TW_CFG_BOOL, 0, 0, "no",
+     offsetof(tw_broker_cfg_t, verify_store), NULL,
+     "check every page of the store at start, as after an unclean stop "
+     "(records are always checked)"},
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
      offsetof(tw_broker_cfg_t, log_level), "err|warn|notice|info|debug",
      "log threshold"},

@@ -35,6 +35,7 @@ typedef struct {
     char *data;             /* store directory; NULL or "": memory only */
     char *fsync;            /* always | everysec | no */
     long long data_size;    /* MiB the store's map may grow to */
+    int verify_store;       /* deep check of the store at every start */
     char *log_level;
     char *log;
     char *curve_secret;  /* CURVE secret key file; NULL: plaintext */

@@ -101,7 +101,7 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
 {
     size_t hlen, alen, plen;
     const char *h = tw_item_str(it, TW_I_H, &hlen);
-    tw_item_bin(it, TW_I_A, &alen);
+    const void *a = tw_item_bin(it, TW_I_A, &alen);
     *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
     if (*hidx < 0 && hlen &&
         uv_now(b->loop) - b->start_ms <
@@ -157,6 +157,12 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         snprintf(why, wlen, "arguments are %zu bytes; the limit is %lld",
                  alen, b->cfg->max_payload);
         return TW_E2BIG;
+    }
+    if (alen && !tw_gate_value_ok(a, alen)) {
+        /* A store never holds arguments a worker could not decode
+         * (docs/STORAGE.md, verification). */
+        snprintf(why, wlen, "arguments are not one msgpack value");
+        return TW_EINVAL;
     }
     if (b->pending >= (uint64_t)b->cfg->max_queue) {
         b->st.overflow++;

@@ -13,23 +13,25 @@
  *  one commit costs one write.
  *
  *  The id and epoch counters are written as reservations: the stored value
- *  is always ahead of anything handed out, by up to S_RESERVE, and is moved
- *  forward in the same transaction as the records that use it. A restart
- *  continues from the reservation, so an id or an epoch seen by a client or
- *  a worker is never reused even if the last turn never reached the disk.
+ *  is always ahead of anything handed out, by up to TW_STORE_RESERVE, and
+ *  is moved forward in the same transaction as the records that use it. A
+ *  restart continues from the reservation, so an id or an epoch seen by a
+ *  client or a worker is never reused even if the last turn never reached
+ *  the disk.
  */
 #include "broker/internal.h"
 #include "broker/store.h"
+#include "broker/verify.h"
 #include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#define S_RESERVE 65536u     /* ids and epochs reserved ahead */
 #define S_GC_PER_TICK 20000u /* ended tasks collected per second at most */
 #define S_GC_PER_TURN 4096u  /* and per commit beyond --max-results */
 #define S_STATION_JUMP (1u << 20) /* station epochs after a recovery */
@@ -488,10 +490,10 @@ s_write(tw_broker_t *b, tw_persist_t *p)
         s_each_t x = {b, p, NULL, 0};
         tw_idmap_each(&p->dgroups, s_dirty_group_cb, &x);
     }
-    if (b->tasks.next_id + S_RESERVE / 2 > p->id_reserved ||
-        b->next_ep + S_RESERVE / 2 > p->ep_reserved) {
-        p->id_reserved = b->tasks.next_id + S_RESERVE;
-        p->ep_reserved = b->next_ep + S_RESERVE;
+    if (b->tasks.next_id + TW_STORE_RESERVE / 2 > p->id_reserved ||
+        b->next_ep + TW_STORE_RESERVE / 2 > p->ep_reserved) {
+        p->id_reserved = b->tasks.next_id + TW_STORE_RESERVE;
+        p->ep_reserved = b->next_ep + TW_STORE_RESERVE;
         tw_enc_t e;
         tw_enc_init(&e);
         tw_enc_map(&e, 2);
@@ -1148,7 +1150,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     int policy = tw_fsync_parse(cfg->fsync);
     tw_store_t *store;
     int rc = tw_store_open(&store, cfg->data,
-                           (uint64_t)cfg->data_size << 20, policy, why,
+                           (uint64_t)cfg->data_size << 20, policy,
+                           cfg->verify_store ? TW_STORE_VERIFY : 0, why,
                            wlen);
     if (rc != 0) {
         return rc;
@@ -1161,6 +1164,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     b->persist = p;
     uint64_t now_wall = tw_wall_ms(), now_loop = uv_now(b->loop);
     p->wall_off = (int64_t)now_wall - (int64_t)now_loop;
+    why[0] = '\0';
     s_rec_t x = {b, p, now_wall, now_loop, 0, why, wlen, NULL, 0, 0, {0}};
     tw_idmap_init(&x.per_client);
     uint64_t next_id, next_ep;
@@ -1187,8 +1191,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     if (rc != 0) {
         s_clean(p); /* a refused store is never written */
         tw_free(x.expired);
-        if (rc == TW_EIO) {
-            snprintf(why, wlen, "%s: cannot read the store", cfg->data);
+        if (!why[0]) {
+            snprintf(why, wlen, "%s", tw_store_error(store));
         }
         return rc;
     }
@@ -1221,6 +1225,12 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
                          (uint64_t)cfg->heartbeat;
         uv_timer_start(&p->grace_timer, s_on_grace, grace, 0);
     }
+    const tw_verify_stats_t *vs = tw_store_verified(store);
+    tw_notice("store.verify",
+              "%s: %s stop; %llu bytes, every record checked%s",
+              cfg->data, tw_store_was_clean(store) ? "clean" : "unclean",
+              (unsigned long long)vs->bytes,
+              vs->deep ? " and every page accounted for" : "");
     tw_notice("store.open",
               "%s (fsync %s, map %lld MiB): recovered %llu tasks (%zu "
               "running, held %llu ms for their workers), %llu results, "
@@ -1231,6 +1241,14 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
               (unsigned long long)p->recovered_results,
               (unsigned long long)p->recovered_stations, b->pools.len,
               (unsigned long long)b->tasks.next_id);
+    /* From here on the store is written: until a clean close says
+     * otherwise, the next start checks it deeply. */
+    if (tw_store_mark_running(store) != 0) {
+        snprintf(why, wlen, "%s: cannot write broker.lock: %s", cfg->data,
+                 strerror(errno));
+        s_clean(p);
+        return TW_EIO;
+    }
     tw__persist_commit(b);
     /* From now on the writer thread does the writing. */
     p->writer = tw_writer_new(b->loop, store, s_batch_done, b);

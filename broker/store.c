@@ -9,7 +9,9 @@
  *  store.
  */
 #include "broker/store.h"
+#include "broker/verify.h"
 #include "common/alloc.h"
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -31,6 +33,10 @@ struct tw_store {
     int fsync_policy;
     uint64_t map_bytes;
     char *path;
+    char err[320]; /* what the last failure was (tw_store_error) */
+    int was_clean;  /* broker.lock said "clean" when opened */
+    int running;    /* broker.lock says "running" (tw_store_mark_running) */
+    tw_verify_stats_t vstats;
 };
 
 static const char *s_db_names[TW_DB__COUNT] = {
@@ -85,14 +91,110 @@ s_err(int rc)
     return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? TW_EFULL : TW_EIO;
 }
 
+/* ---- checksums ---------------------------------------------------------- */
+
+uint32_t
+tw_store_crc(tw_db_t db, const void *key, size_t klen, const void *val,
+             size_t vlen)
+{
+    unsigned char d = (unsigned char)db;
+    uint32_t crc = tw_crc32c(0, &d, 1);
+    crc = tw_crc32c(crc, key, klen);
+    return tw_crc32c(crc, val, vlen);
+}
+
+/* Write val and its checksum into `out` (vlen + TW_STORE_CRC bytes). */
+static void
+s_seal(unsigned char *out, tw_db_t db, const void *key, size_t klen,
+       const void *val, size_t vlen)
+{
+    if (vlen) {
+        memcpy(out, val, vlen);
+    }
+    uint32_t crc = tw_store_crc(db, key, klen, val, vlen);
+    for (int i = 0; i < TW_STORE_CRC; i++) {
+        out[vlen + (size_t)i] = (unsigned char)(crc >> (24 - 8 * i));
+    }
+}
+
+int
+tw_store_unseal(tw_db_t db, const void *key, size_t klen, const void *val,
+                size_t *vlen)
+{
+    if (*vlen < TW_STORE_CRC) {
+        return TW_EPROTO;
+    }
+    size_t n = *vlen - TW_STORE_CRC;
+    const unsigned char *t = (const unsigned char *)val + n;
+    uint32_t want = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 |
+                    (uint32_t)t[2] << 8 | t[3];
+    if (tw_store_crc(db, key, klen, val, n) != want) {
+        return TW_EPROTO;
+    }
+    *vlen = n;
+    return 0;
+}
+
 /* ---- meta ------------------------------------------------------------- */
 
 static int
 s_put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, tw_enc_t *e)
 {
     MDB_val k = {strlen(name), (void *)name};
-    MDB_val v = {e->sb.size, e->sb.data};
-    return mdb_put(txn, dbi, &k, &v, 0);
+    MDB_val v = {e->sb.size + TW_STORE_CRC, NULL};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    if (rc == 0) {
+        s_seal(v.mv_data, TW_DB_META, name, k.mv_size, e->sb.data,
+               e->sb.size);
+    }
+    return rc;
+}
+
+int
+tw_store_format_check(const char *path, const void *val, size_t vlen,
+                      char *why, size_t wlen)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    uint64_t ver = 0;
+    size_t off = 0;
+    int ok = msgpack_unpack_next(&up, val, vlen, &off) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             up.data.type == MSGPACK_OBJECT_MAP;
+    const msgpack_object *v = ok ? tw_mp_get(&up.data, "v") : NULL;
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        ver = v->via.u64;
+    }
+    msgpack_unpacked_destroy(&up);
+    if (!ok || ver == 0) {
+        snprintf(why, wlen, "%s: the format record is unreadable (damaged; "
+                 "try --salvage)", path);
+        return TW_EPROTO;
+    }
+    if (ver == 1) {
+        /* Version 1 had no checksums: the format record is the bare map. */
+        snprintf(why, wlen,
+                 "%s: store format version 1 (records without checksums); "
+                 "this broker reads version %d: convert it with "
+                 "'taskwheel-broker --salvage %s --into NEWDIR' (left "
+                 "untouched)",
+                 path, TW_STORE_VERSION, path);
+        return TW_EVERSION;
+    }
+    if (ver != TW_STORE_VERSION) {
+        snprintf(why, wlen,
+                 "%s: store format version %llu, this broker reads version "
+                 "%d only (left untouched)",
+                 path, (unsigned long long)ver, TW_STORE_VERSION);
+        return TW_EVERSION;
+    }
+    size_t n = vlen;
+    if (tw_store_unseal(TW_DB_META, "format", 6, val, &n) != 0 || n != off) {
+        snprintf(why, wlen, "%s: the format record is damaged (checksum; "
+                 "try --salvage)", path);
+        return TW_EPROTO;
+    }
+    return 0;
 }
 
 /* Read "format" and check it: 0, or an error with `why` set. */
@@ -106,38 +208,33 @@ s_check_format(tw_store_t *s, MDB_txn *txn, char *why, size_t wlen)
                  s->path);
         return TW_EPROTO;
     }
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    uint64_t ver = 0;
-    int ok = msgpack_unpack_next(&up, v.mv_data, v.mv_size, NULL) ==
-                 MSGPACK_UNPACK_SUCCESS &&
-             up.data.type == MSGPACK_OBJECT_MAP;
-    for (uint32_t i = 0; ok && i < up.data.via.map.size; i++) {
-        const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 1 &&
-            kv->key.via.str.ptr[0] == 'v' &&
-            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            ver = kv->val.via.u64;
-        }
-    }
-    msgpack_unpacked_destroy(&up);
-    if (!ok || ver == 0) {
-        snprintf(why, wlen, "%s: the format record is unreadable", s->path);
-        return TW_EPROTO;
-    }
-    if (ver != TW_STORE_VERSION) {
-        snprintf(why, wlen,
-                 "%s: store format version %llu, this broker reads version "
-                 "%d only (left untouched)",
-                 s->path, (unsigned long long)ver, TW_STORE_VERSION);
-        return TW_EVERSION;
+    return tw_store_format_check(s->path, v.mv_data, v.mv_size, why, wlen);
+}
+
+/* The stop marker in broker.lock: "clean" after a clean close, anything
+ * else (empty: a new directory, or a broker that died) means unclean. */
+static int
+s_read_marker(int fd)
+{
+    char buf[16];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    return n >= 5 && memcmp(buf, "clean", 5) == 0;
+}
+
+static int
+s_write_marker(int fd, const char *text)
+{
+    size_t n = strlen(text);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, n, 0) != (ssize_t)n ||
+        fdatasync(fd) != 0) {
+        return TW_EIO;
     }
     return 0;
 }
 
 int
 tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
-              int fsync_policy, char *why, size_t wlen)
+              int fsync_policy, unsigned flags, char *why, size_t wlen)
 {
     *out = NULL;
     /* Like mkdir -p: the parents first. */
@@ -171,20 +268,29 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         tw_store_close(&s);
         return TW_EIO;
     }
-    snprintf(file, sizeof file, "%s/data.mdb", dir);
-    struct stat sb;
-    int fresh = stat(file, &sb) != 0;
-    int rc = mdb_env_create(&s->env);
+    /* Nothing maps data.mdb before it was read through the bounds-checked
+     * reader (verify.h): a damaged file is refused here, with a sentence,
+     * and never reaches LMDB. After an unclean stop every page is
+     * accounted for too. */
+    s->was_clean = s_read_marker(s->lock_fd);
+    int fresh = 0;
+    int rc = tw_store_verify(dir, (flags & TW_STORE_VERIFY) || !s->was_clean,
+                             &fresh, &s->vstats, why, wlen);
+    if (rc != 0) {
+        tw_store_close(&s);
+        return rc;
+    }
+    rc = mdb_env_create(&s->env);
     if (rc == 0) {
         mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
         rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
     }
-    unsigned flags = MDB_NOTLS;
+    unsigned eflags = MDB_NOTLS;
     if (fsync_policy != TW_FSYNC_ALWAYS) {
-        flags |= MDB_NOSYNC;
+        eflags |= MDB_NOSYNC;
     }
     if (rc == 0) {
-        rc = mdb_env_open(s->env, dir, flags, 0640);
+        rc = mdb_env_open(s->env, dir, eflags, 0640);
     }
     if (rc != 0) {
         snprintf(why, wlen, "%s: cannot open the store: %s", dir,
@@ -195,6 +301,11 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         }
         tw_store_close(&s);
         return TW_EIO;
+    }
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > map_bytes) {
+        /* LMDB never maps less than the file holds. */
+        s->map_bytes = info.me_mapsize;
     }
     int dead = 0;
     mdb_reader_check(s->env, &dead);
@@ -249,6 +360,28 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
     return 0;
 }
 
+int
+tw_store_mark_running(tw_store_t *s)
+{
+    char text[64];
+    snprintf(text, sizeof text, "running %ld\n", (long)getpid());
+    int rc = s_write_marker(s->lock_fd, text);
+    s->running = rc == 0;
+    return rc;
+}
+
+int
+tw_store_was_clean(const tw_store_t *s)
+{
+    return s->was_clean;
+}
+
+const tw_verify_stats_t *
+tw_store_verified(const tw_store_t *s)
+{
+    return &s->vstats;
+}
+
 void
 tw_store_close(tw_store_t **sp)
 {
@@ -260,8 +393,13 @@ tw_store_close(tw_store_t **sp)
         if (s->txn) {
             mdb_txn_abort(s->txn);
         }
-        mdb_env_sync(s->env, 1);
+        int synced = mdb_env_sync(s->env, 1) == 0;
         mdb_env_close(s->env);
+        if (s->running && synced) {
+            /* Everything is on disk: the next start may skip the deep
+             * check. */
+            s_write_marker(s->lock_fd, "clean\n");
+        }
     }
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
@@ -294,25 +432,37 @@ s_fail(tw_store_t *s, int rc)
     return s_err(rc);
 }
 
+/* mdb_put with room reserved for the value and its checksum, which are
+ * then written in place (one copy, straight into the page). */
+static int
+s_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+      const void *val, size_t vlen, unsigned flags)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen + TW_STORE_CRC, NULL};
+    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, flags | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
+        v.mv_size = vlen + TW_STORE_CRC;
+        rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_RESERVE);
+    }
+    if (rc != 0) {
+        return s_fail(s, rc);
+    }
+    s_seal(v.mv_data, db, key, klen, val, vlen);
+    return 0;
+}
+
 int
 tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
              const void *val, size_t vlen)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
-    return rc ? s_fail(s, rc) : 0;
+    return s_put(s, db, key, klen, val, vlen, 0);
 }
 
 int
 tw_store_put_last(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                   const void *val, size_t vlen)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_APPEND);
-    if (rc == MDB_KEYEXIST) {
-        rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
-    }
-    return rc ? s_fail(s, rc) : 0;
+    return s_put(s, db, key, klen, val, vlen, MDB_APPEND);
 }
 
 int
@@ -376,6 +526,23 @@ tw_store_sync(tw_store_t *s)
     return mdb_env_sync(s->env, 1) ? TW_EIO : 0;
 }
 
+/* Describe a record whose checksum does not match. */
+static int
+s_damaged(tw_store_t *s, tw_db_t db, const void *key, size_t klen)
+{
+    char hex[2 * 16 + 1];
+    size_t n = klen < 16 ? klen : 16;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)key)[i]);
+    }
+    hex[2 * n] = '\0';
+    snprintf(s->err, sizeof s->err,
+             "%s: a record in '%s' (key %s%s) is damaged: its checksum does "
+             "not match", s->path, tw_store_db_name(db), hex,
+             klen > n ? "..." : "");
+    return TW_EPROTO;
+}
+
 int
 tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
 {
@@ -383,22 +550,36 @@ tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
     MDB_cursor *cur;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
         return TW_EIO;
     }
     rc = mdb_cursor_open(txn, s->dbi[db], &cur);
     if (rc != 0) {
         mdb_txn_abort(txn);
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
         return TW_EIO;
     }
     MDB_val k, v;
     int out = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !out;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        out = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+        size_t vlen = v.mv_size;
+        if (tw_store_unseal(db, k.mv_data, k.mv_size, v.mv_data, &vlen)) {
+            out = s_damaged(s, db, k.mv_data, k.mv_size);
+            break;
+        }
+        out = fn(k.mv_data, k.mv_size, v.mv_data, vlen, arg);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    return out ? out : rc == MDB_NOTFOUND ? 0 : TW_EIO;
+    if (!out && rc != MDB_NOTFOUND) {
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
+        return TW_EIO;
+    }
+    return out;
 }
 
 int
@@ -412,15 +593,31 @@ tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
     }
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(txn, s->dbi[db], &k, &v);
-    if (rc == 0) {
-        *val = tw_malloc(v.mv_size ? v.mv_size : 1);
-        memcpy(*val, v.mv_data, v.mv_size);
-        *vlen = v.mv_size;
+    int out = rc == 0 ? 0 : rc == MDB_NOTFOUND ? TW_ENOENT : TW_EIO;
+    size_t n = v.mv_size;
+    if (rc == 0 && tw_store_unseal(db, key, klen, v.mv_data, &n) != 0) {
+        out = s_damaged(s, db, key, klen);
+    } else if (rc == 0) {
+        *val = tw_malloc(n ? n : 1);
+        memcpy(*val, v.mv_data, n);
+        *vlen = n;
     }
     if (own) {
         mdb_txn_abort(txn);
     }
-    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? TW_ENOENT : TW_EIO;
+    return out;
+}
+
+const char *
+tw_store_error(const tw_store_t *s)
+{
+    return s->err;
+}
+
+const char *
+tw_store_db_name(tw_db_t db)
+{
+    return db >= 0 && db < TW_DB__COUNT ? s_db_names[db] : "?";
 }
 
 uint64_t
@@ -1044,6 +1241,27 @@ tw_store_group_key(char *key, const char *pool, size_t plen,
 /* ---- counters --------------------------------------------------------- */
 
 int
+tw_store_counters_dec(const void *buf, size_t len, uint64_t *next_id,
+                      uint64_t *next_ep)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    const msgpack_object *m = s_dec_map(&up, buf, len);
+    int rc = m ? 0 : TW_EPROTO;
+    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *val = &m->via.map.ptr[i].val;
+        if (s_key_is(k, "id") && !s_u64(val, next_id)) {
+            rc = TW_EPROTO;
+        } else if (s_key_is(k, "ep") && !s_u64(val, next_ep)) {
+            rc = TW_EPROTO;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+int
 tw_store_counters_get(tw_store_t *s, uint64_t *next_id, uint64_t *next_ep)
 {
     void *v;
@@ -1057,20 +1275,7 @@ tw_store_counters_get(tw_store_t *s, uint64_t *next_id, uint64_t *next_ep)
     if (rc != 0) {
         return rc;
     }
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    const msgpack_object *m = s_dec_map(&up, v, vlen);
-    rc = m ? 0 : TW_EPROTO;
-    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        const msgpack_object *val = &m->via.map.ptr[i].val;
-        if (s_key_is(k, "id") && !s_u64(val, next_id)) {
-            rc = TW_EPROTO;
-        } else if (s_key_is(k, "ep") && !s_u64(val, next_ep)) {
-            rc = TW_EPROTO;
-        }
-    }
-    msgpack_unpacked_destroy(&up);
+    rc = tw_store_counters_dec(v, vlen, next_id, next_ep);
     tw_free(v);
     return rc;
 }
