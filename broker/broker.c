@@ -82,7 +82,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "when the store reaches the disk: every turn before its ACKs, once a "
      "second, or when the OS decides"},
     S_OPT_INT("data-size", 1, 1LL << 24, "1024", data_size,
-              "MiB the store may grow to; beyond, submissions get EFULL"),
+              "MiB of data the store holds; beyond, submissions get EFULL"),
     {"verify-store", TW_CFG_BOOL, 0, 0, "no",
      offsetof(tw_broker_cfg_t, verify_store), NULL,
      "check every page of the store at start, as after an unclean stop "
@@ -129,6 +129,9 @@ s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
 int
 tw__broker_send_built(tw_broker_t *b, tw_zwatch_t *zw, zmq_msg_t f[3])
 {
+    if (zw == &b->fzw && tw__persist_route(b, f)) {
+        return 0; /* held behind what the store has not written yet */
+    }
     int rc = tw_zwatch_send(zw, f, 3);
     if (rc != 0) {
         for (int i = 0; i < 3; i++) {
@@ -307,17 +310,21 @@ s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 {
     if ((c->acks.n || c->results.n) && b->persist) {
         /* An ACK leaves only once its task is recorded, an outcome only
-         * once its end is. */
+         * once its end is: the commit takes them into its batch whenever
+         * anything of theirs is unwritten. What is left may go now. */
         tw__persist_commit(b);
     }
+    int was = tw__persist_bypass(b, 1);
     if (c->acks.n) {
         tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
                      &c->acks);
+        c->refused = 0;
     }
     if (c->results.n) {
         tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
                      &c->results);
     }
+    tw__persist_bypass(b, was);
 }
 
 tw_enc_t *

@@ -27,6 +27,9 @@ typedef struct {
     tw_batch_t acks;      /* ACK items due this turn */
     tw_batch_t results;   /* RESULT items due this turn */
     int dirty;            /* on the registry's flush list */
+    uint64_t held_seq;    /* with a store: the last batch holding messages
+                             for it (persist.c) */
+    uint32_t refused;     /* items of `acks` that are refusals */
 } tw_bclient_t;
 
 typedef struct {
@@ -43,6 +46,10 @@ void tw_clients_destroy(tw_clients_t *cs);
 /* The client with this identity, created if new. */
 tw_bclient_t *tw_clients_touch(tw_clients_t *cs, const void *ident,
                                size_t len, uint64_t now_ms);
+
+/* The client with this identity, or NULL (never creates one). */
+tw_bclient_t *tw_clients_find(const tw_clients_t *cs, const void *ident,
+                              size_t len);
 
 /* The client with this id, or NULL if forgotten. */
 tw_bclient_t *tw_clients_get(const tw_clients_t *cs, uint64_t id);

@@ -249,6 +249,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (rc != 0) {
             s_ack_error(e, seq, rc, why);
             b->st.rejected++;
+            c->refused++; /* need not wait for the store (persist.c) */
             continue;
         }
         size_t klen;
@@ -557,6 +558,7 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     }
     tw_msg_release(&m);
+    tw__persist_check(b); /* no batch grows past what the store covers */
 }
 
 /* ---- worker commands -------------------------------------------------- */
@@ -773,4 +775,5 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     }
     tw_msg_release(&m);
+    tw__persist_check(b); /* no batch grows past what the store covers */
 }

@@ -571,6 +571,7 @@ tw__broker_dispatch(tw_broker_t *b)
             }
         }
         b->rr++;
+        tw__persist_check(b);
     }
     tw_batch_free(&batch);
 }

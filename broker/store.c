@@ -18,14 +18,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct tw_store {
+    pthread_mutex_t mu; /* the env against a reopen: sync and reopen */
     MDB_env *env;
     MDB_dbi dbi[TW_DB__COUNT];
     MDB_txn *txn; /* the write transaction, between begin and commit */
@@ -34,7 +37,10 @@ struct tw_store {
     uint64_t map_bytes;
     char *path;
     char err[320]; /* what the last failure was (tw_store_error) */
+    unsigned env_flags;
+    uint64_t reopens;
     int was_clean;  /* broker.lock said "clean" when opened */
+    int last_rc;    /* LMDB's (or errno's) code of the last failure */
     int running;    /* broker.lock says "running" (tw_store_mark_running) */
     tw_verify_stats_t vstats;
 };
@@ -85,10 +91,37 @@ tw_store_key_id(const void *key, size_t klen)
     return id;
 }
 
+/* Record what a failed LMDB call said, as a sentence, and map it to
+ * TW_EFULL (no room: the map or the disk) or TW_EIO. */
 static int
-s_err(int rc)
+s_note(tw_store_t *s, int rc, const char *doing)
 {
-    return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? TW_EFULL : TW_EIO;
+    int full = rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || rc == ENOSPC ||
+               rc == EDQUOT;
+    int fd;
+    struct statvfs vfs;
+    if (rc == EIO && s->env && mdb_env_get_fd(s->env, &fd) == 0 &&
+        fstatvfs(fd, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < (64u << 10)) {
+        /* LMDB reports a short write as EIO; on a full filesystem that
+         * is what it was. */
+        snprintf(s->err, sizeof s->err,
+                 "%s: %s: %s (a short write: the filesystem has %llu bytes "
+                 "left)", s->path, doing, strerror(ENOSPC),
+                 (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        s->last_rc = ENOSPC;
+        return TW_EFULL;
+    }
+    if (rc == MDB_MAP_FULL) {
+        snprintf(s->err, sizeof s->err,
+                 "%s: %s: LMDB's map of %llu MiB is full (MDB_MAP_FULL)",
+                 s->path, doing, (unsigned long long)(s->map_bytes >> 20));
+    } else {
+        snprintf(s->err, sizeof s->err, "%s: %s: %s", s->path, doing,
+                 mdb_strerror(rc));
+    }
+    s->last_rc = rc;
+    return full ? TW_EFULL : TW_EIO;
 }
 
 /* ---- checksums ---------------------------------------------------------- */
@@ -211,6 +244,77 @@ s_check_format(tw_store_t *s, MDB_txn *txn, char *why, size_t wlen)
     return tw_store_format_check(s->path, v.mv_data, v.mv_size, why, wlen);
 }
 
+/* Open the LMDB environment of s->path and its databases (creating them
+ * when `create`). Returns LMDB's code. */
+static int
+s_env_open(tw_store_t *s, int create, MDB_txn **txn_out)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
+        rc = mdb_env_set_mapsize(s->env, (size_t)s->map_bytes);
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, s->path, s->env_flags, 0640);
+    }
+    if (rc != 0) {
+        if (s->env) {
+            mdb_env_close(s->env);
+            s->env = NULL;
+        }
+        return rc;
+    }
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_bytes) {
+        /* LMDB never maps less than the file holds. */
+        s->map_bytes = info.me_mapsize;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    MDB_txn *txn = NULL;
+    rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    for (int i = 0; rc == 0 && i < TW_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, s_db_names[i], create ? MDB_CREATE : 0,
+                          &s->dbi[i]);
+    }
+    if (rc != 0) {
+        if (txn) {
+            mdb_txn_abort(txn);
+        }
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return rc;
+    }
+    if (txn_out) {
+        *txn_out = txn;
+        return 0;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    return rc;
+}
+
+/* After a failed write of its meta page LMDB refuses every transaction
+ * (MDB_PANIC) until the environment is opened again: do that, under the
+ * lock the sync job takes. The file is consistent (the meta page that
+ * failed is not used). */
+static int
+s_reopen(tw_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->env) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    int rc = s_env_open(s, 0, NULL);
+    s->reopens++;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 /* The stop marker in broker.lock: "clean" after a clean close, anything
  * else (empty: a new directory, or a broker that died) means unclean. */
 static int
@@ -224,9 +328,11 @@ s_read_marker(int fd)
 static int
 s_write_marker(int fd, const char *text)
 {
+    /* Emptied first (that needs no room on a full disk): whatever fails
+     * after, the marker does not say "clean". */
     size_t n = strlen(text);
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, n, 0) != (ssize_t)n ||
-        fdatasync(fd) != 0) {
+    if (ftruncate(fd, 0) != 0 || fdatasync(fd) != 0 ||
+        pwrite(fd, text, n, 0) != (ssize_t)n || fdatasync(fd) != 0) {
         return TW_EIO;
     }
     return 0;
@@ -253,6 +359,7 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         return TW_EIO;
     }
     tw_store_t *s = tw_calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
     s->path = tw_strdup(dir);
     s->fsync_policy = fsync_policy;
     s->map_bytes = map_bytes;
@@ -280,46 +387,16 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         tw_store_close(&s);
         return rc;
     }
-    rc = mdb_env_create(&s->env);
-    if (rc == 0) {
-        mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
-        rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
-    }
-    unsigned eflags = MDB_NOTLS;
+    s->env_flags = MDB_NOTLS;
     if (fsync_policy != TW_FSYNC_ALWAYS) {
-        eflags |= MDB_NOSYNC;
+        s->env_flags |= MDB_NOSYNC;
     }
-    if (rc == 0) {
-        rc = mdb_env_open(s->env, dir, eflags, 0640);
-    }
-    if (rc != 0) {
-        snprintf(why, wlen, "%s: cannot open the store: %s", dir,
-                 mdb_strerror(rc));
-        if (s->env) {
-            mdb_env_close(s->env);
-            s->env = NULL;
-        }
-        tw_store_close(&s);
-        return TW_EIO;
-    }
-    MDB_envinfo info;
-    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > map_bytes) {
-        /* LMDB never maps less than the file holds. */
-        s->map_bytes = info.me_mapsize;
-    }
-    int dead = 0;
-    mdb_reader_check(s->env, &dead);
-    MDB_txn *txn;
-    rc = mdb_txn_begin(s->env, NULL, fresh ? 0 : MDB_RDONLY, &txn);
-    for (int i = 0; rc == 0 && i < TW_DB__COUNT; i++) {
-        rc = mdb_dbi_open(txn, s_db_names[i], fresh ? MDB_CREATE : 0,
-                          &s->dbi[i]);
-    }
+    MDB_txn *txn = NULL;
+    rc = s_env_open(s, fresh, &txn);
     int out_rc = 0;
     if (rc != 0) {
         snprintf(why, wlen, "%s: %s: %s", dir,
-                 fresh ? "cannot create the store"
-                       : "not a taskwheel store or damaged",
+                 fresh ? "cannot create the store" : "cannot open the store",
                  mdb_strerror(rc));
         out_rc = fresh ? TW_EIO : TW_EPROTO;
     } else if (fresh) {
@@ -366,7 +443,7 @@ tw_store_mark_running(tw_store_t *s)
     char text[64];
     snprintf(text, sizeof text, "running %ld\n", (long)getpid());
     int rc = s_write_marker(s->lock_fd, text);
-    s->running = rc == 0;
+    s->running = 1; /* not "clean" any more, whatever was written */
     return rc;
 }
 
@@ -404,6 +481,7 @@ tw_store_close(tw_store_t **sp)
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
     }
+    pthread_mutex_destroy(&s->mu);
     tw_free(s->path);
     tw_free(s);
     *sp = NULL;
@@ -417,10 +495,13 @@ tw_store_begin(tw_store_t *s)
     if (s->txn) {
         return 0;
     }
-    int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    int rc = s->env ? mdb_txn_begin(s->env, NULL, 0, &s->txn) : MDB_PANIC;
+    if (rc == MDB_PANIC && (rc = s_reopen(s)) == 0) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    }
     if (rc != 0) {
         s->txn = NULL;
-        return s_err(rc);
+        return s_note(s, rc, "cannot begin a write");
     }
     return 0;
 }
@@ -429,7 +510,7 @@ static int
 s_fail(tw_store_t *s, int rc)
 {
     tw_store_abort(s);
-    return s_err(rc);
+    return s_note(s, rc, "cannot write");
 }
 
 /* mdb_put with room reserved for the value and its checksum, which are
@@ -508,7 +589,7 @@ tw_store_commit(tw_store_t *s)
     }
     int rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
-    return rc ? s_err(rc) : 0;
+    return rc ? s_note(s, rc, "cannot commit") : 0;
 }
 
 void
@@ -523,7 +604,64 @@ tw_store_abort(tw_store_t *s)
 int
 tw_store_sync(tw_store_t *s)
 {
-    return mdb_env_sync(s->env, 1) ? TW_EIO : 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->env ? mdb_env_sync(s->env, 1) : 0;
+    pthread_mutex_unlock(&s->mu);
+    return rc ? TW_EIO : 0;
+}
+
+int
+tw_store_use(tw_store_t *s, tw_store_use_t *u)
+{
+    memset(u, 0, sizeof *u);
+    u->map_bytes = s->map_bytes;
+    MDB_txn *txn;
+    if (!s->env || mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return TW_EIO;
+    }
+    /* Pages in use: both meta pages and every page of every tree (the
+     * free-page list's own included); the rest up to the last page are
+     * free and reused before the file grows. */
+    MDB_stat st;
+    uint64_t pages = 2, psize = 4096;
+    int rc = 0;
+    MDB_dbi dbis[TW_DB__COUNT + 2] = {0, 1};
+    for (int i = 0; i < TW_DB__COUNT; i++) {
+        dbis[2 + i] = s->dbi[i];
+    }
+    for (int i = 0; i < TW_DB__COUNT + 2 && rc == 0; i++) {
+        rc = mdb_stat(txn, dbis[i], &st);
+        pages += st.ms_branch_pages + st.ms_leaf_pages +
+                 st.ms_overflow_pages;
+        psize = st.ms_psize;
+    }
+    MDB_envinfo info;
+    if (rc == 0) {
+        rc = mdb_env_info(s->env, &info);
+    }
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        return TW_EIO;
+    }
+    u->live_bytes = pages * psize;
+    u->last_bytes = ((uint64_t)info.me_last_pgno + 1) * psize;
+    int fd = -1;
+    struct stat sb;
+    struct statvfs vfs;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &sb) == 0) {
+        u->file_bytes = (uint64_t)sb.st_size;
+    }
+    if (fd >= 0 && fstatvfs(fd, &vfs) == 0) {
+        u->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        u->have_disk = 1;
+    }
+    return 0;
+}
+
+uint64_t
+tw_store_reopens(const tw_store_t *s)
+{
+    return s->reopens;
 }
 
 /* Describe a record whose checksum does not match. */
@@ -629,12 +767,8 @@ tw_store_map_bytes(const tw_store_t *s)
 uint64_t
 tw_store_used_bytes(tw_store_t *s)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0) {
-        return 0;
-    }
-    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    tw_store_use_t u;
+    return tw_store_use(s, &u) == 0 ? u.live_bytes : 0;
 }
 
 int

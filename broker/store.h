@@ -96,8 +96,10 @@ const struct tw_verify_stats *tw_store_verified(const tw_store_t *s);
 void tw_store_close(tw_store_t **sp);
 
 /* Write transactions: begin, any number of put/del, then commit or abort.
- * put/del/commit return 0, TW_EFULL (map full: the transaction is aborted
- * already) or TW_EIO. del of an absent key is 0. */
+ * begin/put/del/commit return 0, TW_EFULL (no room: LMDB's map is full,
+ * or the filesystem said ENOSPC or EDQUOT) or TW_EIO (any other failure);
+ * on failure the transaction is aborted already, nothing of it is written,
+ * and tw_store_error says what happened. del of an absent key is 0. */
 int tw_store_begin(tw_store_t *s);
 int tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                  const void *val, size_t vlen);
@@ -130,10 +132,28 @@ int tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn,
 int tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                  void **val, size_t *vlen);
 
-/* Bytes the map may hold, and bytes in use (an upper bound: the last page
- * ever used, including free pages LMDB will reuse). */
+/* How full the store is, measured (by the writer after each batch). */
+typedef struct {
+    uint64_t live_bytes; /* pages holding records or tree structure */
+    uint64_t last_bytes; /* up to the last page used: live + free pages */
+    uint64_t map_bytes;  /* LMDB's map: the most the file may hold */
+    uint64_t file_bytes; /* data.mdb's size */
+    uint64_t disk_free;  /* bytes its filesystem still has for it */
+    int have_disk;
+} tw_store_use_t;
+
+/* Measure: 0, or TW_EIO. Whichever thread writes (it reads stats in a
+ * short read transaction). */
+int tw_store_use(tw_store_t *s, tw_store_use_t *u);
+
+/* Bytes the map may hold, and bytes in use (live pages). */
 uint64_t tw_store_map_bytes(const tw_store_t *s);
 uint64_t tw_store_used_bytes(tw_store_t *s);
+
+/* Times the environment was opened again after LMDB gave it up
+ * (MDB_PANIC: a meta page could not be written); tw_store_begin does it
+ * by itself. */
+uint64_t tw_store_reopens(const tw_store_t *s);
 int tw_store_fsync_policy(const tw_store_t *s);
 const char *tw_store_path(const tw_store_t *s);
 

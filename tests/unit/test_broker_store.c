@@ -32,6 +32,7 @@
 
 #include "broker/internal.h"
 #include "broker/store.h"
+#include "broker/room.h"
 #include "broker/salvage.h"
 #include "broker/verify.h"
 #include <lmdb.h>
@@ -966,6 +967,56 @@ test_map_full(void **state)
     tw_store_close(&s);
 }
 
+/* ---- admission (room.h) ---------------------------------------------- */
+
+/* Admission counts what is measured, what is on its way to the writer and
+ * what this turn admitted, against the smaller of --data-size and the
+ * disk, minus the reserve for outcomes; a done batch's estimate gives way
+ * to the measurement. */
+static void
+test_room(void **state)
+{
+    (void)state;
+    tw_room_t r = {.data_bytes = 3u << 20};
+    r.use.live_bytes = 16384;
+    assert_int_equal(tw_room_cap(&r), 3u << 20);
+    assert_int_equal(tw_room_reserve(&r), 1u << 20); /* at least 1 MiB */
+    /* 2 MiB - 16 KiB of room: exactly what fits is admitted. */
+    uint64_t room = (2u << 20) - 16384;
+    assert_int_equal(tw_room_admit(&r, room - 100), 0);
+    assert_int_equal(tw_room_admit(&r, 101), TW_EFULL);
+    assert_int_equal(tw_room_admit(&r, 100), 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* Handed over: still counted while on its way... */
+    tw_room_seal(&r, room);
+    assert_int_equal(r.turn, 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* ...until done: then the measurement counts (half the estimate). */
+    tw_store_use_t u = {.live_bytes = 16384 + room / 2,
+                        .map_bytes = 6u << 20};
+    tw_room_done(&r, room, &u);
+    assert_int_equal(r.flight, 0);
+    assert_int_equal(tw_room_admit(&r, room / 2), 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* A disk with less room than --data-size is the capacity, and the
+     * reserve is an eighth of it. */
+    tw_room_t d = {.data_bytes = 64u << 20};
+    d.use.have_disk = 1;
+    d.use.file_bytes = 4u << 20;
+    d.use.disk_free = 12u << 20;
+    d.use.live_bytes = 1u << 20;
+    assert_int_equal(tw_room_cap(&d), 16u << 20);
+    assert_int_equal(tw_room_reserve(&d), 2u << 20);
+    assert_int_equal(tw_room_admit(&d, (13u << 20) + 1), TW_EFULL);
+    assert_int_equal(tw_room_admit(&d, 13u << 20), 0);
+    /* Estimates: inline records count twice, overflow values by page. */
+    assert_int_equal(tw_room_est(100), 2 * (100 + 24));
+    assert_int_equal(tw_room_est(10000), 3 * 4096 + 48);
+    /* Nothing fits a store smaller than its reserve. */
+    tw_room_t z = {.data_bytes = 1u << 20};
+    assert_int_equal(tw_room_admit(&z, 1), TW_EFULL);
+}
+
 /* ---- the writer thread ------------------------------------------------ */
 
 typedef struct {
@@ -1000,9 +1051,10 @@ s_hold_one(tw_wbatch_t *b)
 }
 
 /* Batches are written in order, one transaction each, their held messages
- * come back with them; a batch that cannot fit keeps the writer busy
- * (a bounded wait says so) and is handed back with its error at stop, and
- * nothing of it is in the store. */
+ * come back with them; a batch that cannot fit keeps the writer busy and
+ * failing (a bounded wait and the health say so, with LMDB's reason), is
+ * handed back with its error at stop together with every later batch, and
+ * nothing of them is in the store. */
 static void
 test_writer(void **state)
 {
@@ -1049,13 +1101,29 @@ test_writer(void **state)
     }
     s_hold_one(b);
     tw_writer_submit(w, b);
+    /* A small one behind it, which would fit. */
+    b = tw_wbatch_new();
+    tw_store_id_key(2000, k);
+    tw_wbatch_put(b, TW_DB_TASKS, k, 8, "v", 1, 1);
+    s_hold_one(b);
+    tw_writer_submit(w, b);
     assert_int_equal(tw_writer_wait(w, 300), TW_ETIMEDOUT);
     assert_int_equal(d.calls, 3);
     assert_true(tw_writer_errors(w) > 0);
-    tw_writer_stop(&w);
+    tw_writer_health_t h;
+    tw_writer_health(w, &h);
+    assert_int_equal(h.failing, 1);
+    assert_int_equal(tw_writer_failing(w), 1);
+    assert_int_equal(h.rc, TW_EFULL);
+    assert_non_null(strstr(h.err, "MDB_MAP_FULL"));
+    assert_non_null(strstr(h.err, s_dir));
+    tw_writer_stop(&w, 100);
     assert_null(w);
-    assert_int_equal(d.calls, 4);
+    /* Given up at the stop: it and every later batch come back unwritten,
+     * so the store keeps a prefix of the batches. */
+    assert_int_equal(d.calls, 5);
     assert_int_equal(d.rcs[3], TW_EFULL);
+    assert_int_equal(d.rcs[4], TW_EFULL);
     assert_int_equal(s_count(s, TW_DB_TASKS), 29);
     uv_run(&loop, UV_RUN_DEFAULT); /* finishes the async handle's close */
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -1264,6 +1332,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_locked_by_another, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
+        cmocka_unit_test(test_room),
         cmocka_unit_test_setup_teardown(test_writer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_commit_gc_recover,
                                         s_setup, s_teardown),
