@@ -597,6 +597,9 @@ s_free_rec(const void *key, size_t klen, const void *val, size_t vlen,
             x->beyond++;
             continue;
         }
+        if (!f->seen) {
+            continue; /* no accounting: the list's shape is enough */
+        }
         if (f->seen[pg >> 3] & (1u << (pg & 7))) {
             return s_why(x->why, x->wlen,
                          "%s is damaged: page %llu is both free and in use "
@@ -609,13 +612,12 @@ s_free_rec(const void *key, size_t klen, const void *val, size_t vlen,
 }
 
 int
-tw_pagefile_account_free(tw_pagefile_t *f, char *why, size_t wlen)
+tw_pagefile_free_list(tw_pagefile_t *f, char *why, size_t wlen)
 {
-    tw_pagefile_account(f);
     s_free_t x = {f, 0, why, wlen};
     int rc = tw_pagefile_walk(f, &f->info.free_db, "free-page list",
                               s_free_rec, NULL, &x, why, wlen);
-    if (rc != 0) {
+    if (rc != 0 || !f->seen) {
         return rc;
     }
     const tw_pagefile_info_t *in = &f->info;

@@ -95,11 +95,14 @@ int tw_pagefile_db_decode(const void *val, size_t vlen,
                           tw_pagefile_db_t *db);
 
 /* Page accounting: from now on, walks mark the pages they read (and the
- * trees' page and record counts are compared with their headers); then
- * tw_pagefile_account_free walks the free tree and checks that every page
- * from 2 to the last one was reached exactly once. Returns 0 or TW_EPROTO
- * with the sentence in `why`. */
+ * trees' page and record counts are compared with their headers). */
 void tw_pagefile_account(tw_pagefile_t *f);
-int tw_pagefile_account_free(tw_pagefile_t *f, char *why, size_t wlen);
+
+/* Walk the free-page list (LMDB reads it whenever a commit needs a page,
+ * so a damaged one would fault the writer): every record must list page
+ * numbers inside the file's range. With accounting, also check that every
+ * page from 2 to the last one was reached exactly once, by a tree or the
+ * list. Returns 0 or TW_EPROTO with the sentence in `why`. */
+int tw_pagefile_free_list(tw_pagefile_t *f, char *why, size_t wlen);
 
 #endif /* TW_BROKER_PAGEFILE_H */

@@ -58,7 +58,8 @@ s_bad(const char *what, const void *lo, size_t lol, const void *hi,
     char a[120], b[120];
     s_keyname(x, lo, lol, "its first record", a, sizeof a);
     s_keyname(x, hi, hil, "its last record", b, sizeof b);
-    fprintf(x->out, "lost: '%s' from %s to %s: %s\n", tw_store_db_name(x->db), a, b,
+    fprintf(x->out, "lost: '%s' from %s up to %s%s: %s\n",
+            tw_store_db_name(x->db), a, b, hi ? " (not included)" : "",
             what);
     x->lost_parts++;
     return 0;

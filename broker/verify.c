@@ -338,8 +338,8 @@ tw_store_verify(const char *dir, int deep, int *fresh,
                  "untouched)", dir);
         rc = TW_EPROTO;
     }
-    if (rc == 0 && deep) {
-        rc = tw_pagefile_account_free(f, pwhy, sizeof pwhy);
+    if (rc == 0) {
+        rc = tw_pagefile_free_list(f, pwhy, sizeof pwhy);
     }
     if (rc != 0 && !why[0]) {
         /* The damage was found by the page reader. */

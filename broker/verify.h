@@ -16,7 +16,9 @@
  *    - every record's checksum matches (store.h, TW_STORE_CRC) and it
  *      decodes as its kind (tw_verify_record): a task record names its own
  *      id, a valid state, names of at most 128 bytes, and, pending or
- *      running, arguments that are exactly one msgpack value.
+ *      running, arguments that are exactly one msgpack value;
+ *    - the free-page list (which LMDB reads whenever a commit needs a
+ *      page) is well formed and names pages inside the file's range.
  *  Deep (after an unclean stop, or asked for with --verify-store):
  *    - page accounting: every page up to the meta's last one belongs to
  *      exactly one tree or is listed free exactly once, and each tree's
