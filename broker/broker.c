@@ -47,6 +47,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "runs of a task before worker losses make it 'lost'"),
     S_OPT_INT("max-payload", 1, 1LL << 30, "1048576", max_payload,
               "largest task argument or result in bytes"),
+    S_OPT_INT("payload-budget", 1, 1LL << 24, "256", payload_budget,
+              "MiB of task arguments and kept results the broker holds; "
+              "beyond, submissions get EFULL and the oldest kept results "
+              "are collected"),
     S_OPT_INT("max-msg", 1024, 1LL << 31, "16777216", max_msg,
               "largest ZeroMQ frame in bytes; larger ones drop the peer"),
     S_OPT_INT("max-queue", 1, 1LL << 31, "1000000", max_queue,
@@ -452,7 +456,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         ncounters += counters[i].key != NULL;
     }
-    size_t n = 14 + ncounters + tw__persist_status_count(b); /* 14: below */
+    size_t n = 16 + ncounters + tw__persist_status_count(b); /* 16: below */
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -466,6 +470,8 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("queued", b->pending);
     S_KV("running", b->running);
     S_KV("kept", b->tasks.ended.len);
+    S_KV("payload_bytes", b->tasks.payload_bytes);
+    S_KV("payload_budget", (uint64_t)b->cfg->payload_budget << 20);
     S_KV("clients", tw_clients_count(&b->clients));
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         if (counters[i].key) {
@@ -683,6 +689,7 @@ tw_broker_stop(tw_broker_t *b)
     uv_close((uv_handle_t *)&b->hb_timer, s_closed);
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
+    uv_close((uv_handle_t *)&b->more_timer, s_closed);
     uv_close((uv_handle_t *)&b->sigterm, s_closed);
     uv_close((uv_handle_t *)&b->sigint, s_closed);
 }

@@ -169,6 +169,9 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
         snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
         return TW_EFULL;
     }
+    if (tw__persist_budget(b, alen, why, wlen) != 0) {
+        return TW_EFULL;
+    }
     if (b->persist && tw__persist_admit(b, alen, why, wlen) != 0) {
         return TW_EFULL;
     }

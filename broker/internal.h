@@ -53,6 +53,10 @@
     XX(hwm, "dropped_hwm", "Sends refused at a peer's high-water mark.")     \
     XX(unroutable, "unroutable", "Sends to a peer that is gone.")            \
     XX(overflow, "overflow", "Submissions refused: the queue was full.")     \
+    XX(over_budget, "over_budget",                                           \
+       "Submissions refused: the payload budget was full.")                  \
+    XX(collected_budget, "collected_budget",                                 \
+       "Kept results collected early to stay within the payload budget.")    \
     XX(quarantined, "quarantined",                                           \
        "Messages dropped unread from quarantined peers.")
 
@@ -78,6 +82,8 @@ struct tw_broker {
     tw_pools_t pools;
     tw_queue_t delayed;      /* pending tasks not due yet */
     uv_timer_t delay_timer;
+    uv_timer_t more_timer;   /* dispatch stopped at its byte budget for a
+                                turn: another turn at once (flow.c) */
     size_t ready;            /* tasks in handler ready queues */
     tw_stations_t stations;
     tw_station_t **unplaced; /* stations waiting for a slot (may hold
@@ -169,6 +175,10 @@ void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
  * item limit. */
 #define TW__BATCH_BYTES (4u << 20)
 #define TW__BATCH_ITEMS 4096u
+
+/* Payload bytes dispatched in one turn at most: beyond, the rest goes in
+ * the next turns, so large payloads never hold the loop for long. */
+#define TW__DISPATCH_BYTES (4u << 20)
 
 /* Make a task pending: counted, and in its ready queue or delayed. */
 void tw__broker_enqueue(tw_broker_t *b, tw_task_t *t);

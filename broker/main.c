@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* --salvage DIR --into NEWDIR, in either order; -1 if not asked for. */
 static int
@@ -61,6 +64,14 @@ main(int argc, char **argv)
     if (salvaged >= 0) {
         return salvaged;
     }
+#ifdef __GLIBC__
+    /* Payloads of up to a mebibyte come and go by the thousand. glibc
+     * raises its mmap threshold as large blocks are freed, and then keeps
+     * every freed payload in its heap; a fixed threshold gives each one
+     * back when it is freed, so the broker's memory follows what it holds
+     * (--payload-budget) rather than the most it ever held. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     tw_broker_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     char err[512];

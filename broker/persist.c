@@ -36,6 +36,11 @@
 #define S_GC_PER_TICK 20000u /* ended tasks collected per second at most */
 #define S_GC_PER_TURN 4096u  /* and per commit beyond --max-results */
 #define S_STOP_GRACE_MS 2000 /* a failing writer's last chance at a stop */
+#define S_BATCH_BYTES (4u << 20) /* payload per batch before a hand-over:
+                                    no encoding stalls the loop for long */
+#define S_SPARE_MAX (32u << 20)  /* batch buffers kept for reuse up to */
+#define S_BUDGET_FREE 1024u      /* kept results freed per submission for
+                                    the payload budget, at most */
 #define S_STATION_JUMP (1u << 20) /* station epochs after a recovery */
 
 /* A reply held until batch `seq` is done, so it does not overtake what
@@ -64,6 +69,10 @@ typedef struct tw_persist {
     int64_t wall_off;     /* wall ms - loop ms */
     tw_room_t room;       /* what the store may still take (room.h) */
     uint64_t growth;      /* estimated growth of the batch being encoded */
+    uint64_t dirty_bytes; /* payload of the tasks marked since the last
+                             hand-over, roughly */
+    unsigned char *spare; /* a written batch's buffer, for the next one */
+    size_t spare_cap;
     int recovering;
     uv_timer_t sync_timer;
     uv_work_t sync_work;
@@ -121,6 +130,7 @@ tw__persist_task_slow(tw_broker_t *b, tw_task_t *t)
         return;
     }
     t->sflags |= TW_TASK_DIRTY;
+    p->dirty_bytes += t->data_len + 128;
     if (p->ndtasks == p->capdtasks) {
         p->capdtasks = p->capdtasks ? p->capdtasks * 2 : 1024;
         p->dtasks = tw_realloc(p->dtasks, p->capdtasks * sizeof *p->dtasks);
@@ -311,15 +321,18 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .gnames = gnames,
         .glens = glens,
     };
-    tw_store_task_enc(&p->enc, &r);
+    /* Encoded straight into the batch: a payload is copied once here. */
     unsigned char key[8];
     tw_store_id_key(t->id, key);
-    tw_wbatch_put(p->cur, TW_DB_TASKS, key, 8, p->enc.sb.data,
-                  p->enc.sb.size, !(t->sflags & TW_TASK_STORED));
+    unsigned char *v = tw_wbatch_put_begin(p->cur, TW_DB_TASKS, key, 8,
+                                           tw_store_task_enc_max(&r),
+                                           !(t->sflags & TW_TASK_STORED));
+    size_t vlen = tw_store_task_enc_to(v, &r);
+    tw_wbatch_put_end(p->cur, vlen);
     /* A new record grows the store; so may an outcome, whose result
      * replaces the arguments. */
     if (!(t->sflags & TW_TASK_STORED) || (!live && t->data_len)) {
-        p->growth += tw_room_est(p->enc.sb.size);
+        p->growth += tw_room_est(vlen);
     }
     return 0;
 }
@@ -455,19 +468,47 @@ s_dirty_group_cb(uint64_t id, void *val, void *arg)
 static size_t
 s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
 {
-    uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
-    size_t lim = (size_t)b->cfg->max_results;
-    size_t n = 0;
-    tw_task_t *t;
-    while (n < max && (t = b->tasks.ended.head) &&
-           (b->tasks.ended.len > lim || now_ms - t->t_ms >= ttl)) {
-        tw_tasks_forget(&b->tasks, t);
-        n++;
-    }
+    tw_tasks_gc_t lim = {(uint64_t)b->cfg->result_ttl * 1000,
+                         (size_t)b->cfg->max_results,
+                         (uint64_t)b->cfg->payload_budget << 20, max};
+    size_t for_bytes;
+    size_t n = tw_tasks_gc(&b->tasks, now_ms, &lim, &for_bytes);
+    b->st.collected_budget += for_bytes;
     if (b->persist) {
         b->persist->collected += n;
     }
     return n;
+}
+
+int
+tw__persist_budget(tw_broker_t *b, size_t bytes, char *why, size_t wlen)
+{
+    uint64_t budget = (uint64_t)b->cfg->payload_budget << 20;
+    tw_tasks_t *ts = &b->tasks;
+    /* Kept results yield to new work: the oldest go first, a bounded
+     * number per submission; arguments of live tasks never do. */
+    size_t freed = 0;
+    tw_task_t *t;
+    while (ts->payload_bytes + bytes > budget && freed < S_BUDGET_FREE &&
+           (t = ts->ended.head)) {
+        tw_tasks_forget(ts, t);
+        freed++;
+    }
+    b->st.collected_budget += freed;
+    if (b->persist) {
+        b->persist->collected += freed;
+    }
+    if (ts->payload_bytes + bytes <= budget) {
+        return 0;
+    }
+    b->st.over_budget++;
+    snprintf(why, wlen,
+             "payload budget full (%llu of %llu bytes held in the arguments "
+             "of %zu queued and running tasks and %zu kept results; raise "
+             "--payload-budget)",
+             (unsigned long long)ts->payload_bytes,
+             (unsigned long long)budget, ts->live, ts->ended.len);
+    return TW_EFULL;
 }
 
 /* ---- commit ----------------------------------------------------------- */
@@ -559,6 +600,7 @@ static void
 s_clean(tw_persist_t *p)
 {
     p->ndtasks = 0;
+    p->dirty_bytes = 0;
     p->ndfreed = 0;
     for (size_t i = 0; i < p->ndsids; i++) {
         tw_free(p->dsids[i]);
@@ -719,6 +761,20 @@ s_release_replies(tw_broker_t *b, tw_persist_t *p, int all)
     p->nafter = k;
 }
 
+/* A new batch, with the buffer of one written before if there is one
+ * (a fresh buffer of megabytes costs a page fault per page). */
+static tw_wbatch_t *
+s_batch_new(tw_persist_t *p)
+{
+    tw_wbatch_t *wb = tw_wbatch_new();
+    if (p->spare) {
+        wb->ops = p->spare;
+        wb->cap = p->spare_cap;
+        p->spare = NULL;
+    }
+    return wb;
+}
+
 /* A batch is done (writer.h): written, so its messages may leave; or
  * never written (a broker stopping while its store cannot be written),
  * so its submitters hear "not recorded" and its outcomes stay unsent
@@ -772,6 +828,11 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
     wb->nmsgs = 0;
     s_release_replies(b, p, 0);
     p->sending = 0;
+    if (!p->spare && wb->cap <= S_SPARE_MAX) {
+        p->spare = wb->ops;
+        p->spare_cap = wb->cap;
+        wb->ops = NULL;
+    }
     tw_wbatch_free(wb);
 }
 
@@ -824,14 +885,15 @@ tw__persist_commit(tw_broker_t *b)
     if (!p) {
         return 0;
     }
-    if (b->tasks.ended.len > (size_t)b->cfg->max_results) {
+    if (b->tasks.ended.len > (size_t)b->cfg->max_results ||
+        b->tasks.payload_bytes > (uint64_t)b->cfg->payload_budget << 20) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
     /* Deletions beyond a batch's worth go first, in batches of their
      * own (collected records: no ACK waits for them). */
     size_t budget = s_batch_records(p), from = 0;
     while (p->ndfreed - from > budget) {
-        tw_wbatch_t *wb = tw_wbatch_new();
+        tw_wbatch_t *wb = s_batch_new(p);
         p->cur = wb;
         from += s_write_freed(p, from, budget);
         p->cur = NULL;
@@ -845,7 +907,7 @@ tw__persist_commit(tw_broker_t *b)
         p->ndfreed = 0;
         return 0;
     }
-    tw_wbatch_t *wb = tw_wbatch_new();
+    tw_wbatch_t *wb = s_batch_new(p);
     p->cur = wb;
     s_write_freed(p, from, SIZE_MAX);
     s_write(b, p);
@@ -858,7 +920,9 @@ void
 tw__persist_check(tw_broker_t *b)
 {
     tw_persist_t *p = b->persist;
-    if (p && p->writer && p->ndtasks + p->ndfreed >= s_batch_records(p)) {
+    if (p && p->writer &&
+        (p->ndtasks + p->ndfreed >= s_batch_records(p) ||
+         p->dirty_bytes >= S_BATCH_BYTES)) {
         tw__persist_commit(b);
     }
 }
@@ -1034,8 +1098,7 @@ tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
     tw_dedup_gc(&b->dedup, s_client_known, b);
     if (!b->persist) {
         /* In memory a free costs nothing worth bounding. */
-        tw_tasks_gc(&b->tasks, now_ms, (uint64_t)b->cfg->result_ttl * 1000,
-                    (size_t)b->cfg->max_results);
+        s_gc(b, now_ms, SIZE_MAX);
         return;
     }
     tw_persist_t *p = b->persist;
@@ -1660,6 +1723,7 @@ tw__persist_destroy(tw_broker_t *b)
         }
     }
     tw_free(p->after);
+    tw_free(p->spare);
     tw_enc_free(&p->enc);
     tw_free(p);
     b->persist = NULL;

@@ -108,6 +108,12 @@ int tw__persist_turn_end(tw_broker_t *b);
  * TW_EFULL with the reason in `why`. */
 int tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
 
+/* The payload budget (--payload-budget): 0 if `bytes` more of arguments
+ * fit, after freeing, oldest first, up to 1,024 kept results if they must
+ * (counted in collected_budget); else TW_EFULL with the reason in `why`
+ * (counted in over_budget). With or without a store. */
+int tw__persist_budget(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
+
 /* Collect ended tasks past --result-ttl or beyond --max-results, at most
  * a bounded number per call, so collection never stalls the loop. */
 void tw__persist_gc(tw_broker_t *b, uint64_t now_ms);

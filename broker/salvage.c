@@ -266,14 +266,15 @@ tw_store_salvage(const char *from, const char *into, FILE *out, char *why,
     x.to = to;
     for (int i = TW_DB_META + 1; i < TW_DB__COUNT; i++) {
         x.db = (tw_db_t)i;
+        const char *name = tw_store_db_name(x.db);
         if (!x.have[i]) {
             fprintf(out, "lost: the whole '%s' database (its entry in the "
-                         "database list is gone)\n", tw_store_db_name((tw_db_t)i));
+                         "database list is gone)\n", name);
             x.lost_parts++;
             continue;
         }
-        rc = tw_pagefile_walk(f, &x.dbs[i], tw_store_db_name((tw_db_t)i), s_rec, s_bad, &x,
-                              pwhy, sizeof pwhy);
+        rc = tw_pagefile_walk(f, &x.dbs[i], name, s_rec, s_bad, &x, pwhy,
+                              sizeof pwhy);
         if (rc == 0) {
             rc = s_flush(&x, 1);
         }

@@ -944,20 +944,33 @@ s_w_raw(unsigned char *p, const void *v, size_t len, int bin)
     return p + len;
 }
 
-void
-tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
+size_t
+tw_store_task_enc_max(const tw_store_task_t *r)
 {
-    tw_enc_clear(e);
     size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
                   r->data_len + r->pool_len + r->error_len + r->key_len;
     for (size_t i = 0; i < r->ngroups; i++) {
         need += 5 + r->glens[i];
     }
+    return need;
+}
+
+void
+tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
+{
+    tw_enc_clear(e);
+    size_t need = tw_store_task_enc_max(r);
     if (e->sb.alloc < need) {
         e->sb.data = realloc(e->sb.data, need);
         e->sb.alloc = need;
     }
-    unsigned char *p = (unsigned char *)e->sb.data;
+    e->sb.size = tw_store_task_enc_to((unsigned char *)e->sb.data, r);
+}
+
+size_t
+tw_store_task_enc_to(unsigned char *out, const tw_store_task_t *r)
+{
+    unsigned char *p = out;
     /* Zero numbers and the default pool are left out (the decoder reads
      * them as 0 and "default"), so the count is patched at the end. */
     unsigned n = 0;
@@ -1028,9 +1041,9 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
         }
         n++;
     }
-    ((unsigned char *)e->sb.data)[1] = (unsigned char)(n >> 8);
-    ((unsigned char *)e->sb.data)[2] = (unsigned char)n;
-    e->sb.size = (size_t)(p - (unsigned char *)e->sb.data);
+    out[1] = (unsigned char)(n >> 8);
+    out[2] = (unsigned char)n;
+    return (size_t)(p - out);
 }
 
 int

@@ -258,6 +258,10 @@ typedef struct {
 
 /* Encode a record into `e` (cleared first). */
 void tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r);
+/* A task record straight into `out`, which holds at least
+ * tw_store_task_enc_max(r) bytes; returns its size. */
+size_t tw_store_task_enc_max(const tw_store_task_t *r);
+size_t tw_store_task_enc_to(unsigned char *out, const tw_store_task_t *r);
 void tw_store_station_enc(tw_enc_t *e, const tw_store_station_t *r);
 void tw_store_pool_enc(tw_enc_t *e, const tw_store_pool_t *r);
 void tw_store_group_enc(tw_enc_t *e, const tw_store_group_t *r);

@@ -16,6 +16,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,9 +62,11 @@ s_get_u32(const unsigned char *p)
     return v;
 }
 
-static void
-s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
-     const void *val, size_t vlen)
+/* Room for an operation with a value of up to `vlen` bytes; its header
+ * and key written, the value's place returned. */
+static unsigned char *
+s_op_begin(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
+           size_t vlen)
 {
     size_t need = b->len + 10 + klen + vlen;
     if (need > b->cap) {
@@ -78,11 +85,43 @@ s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
     if (klen) {
         memcpy(p + 10, key, klen);
     }
-    if (vlen) {
-        memcpy(p + 10 + klen, val, vlen);
-    }
-    b->len = need;
+    b->open = b->len;
+    return p + 10 + klen;
+}
+
+/* The operation begun last holds `vlen` bytes of value. */
+static void
+s_op_end(tw_wbatch_t *b, size_t vlen)
+{
+    unsigned char *p = b->ops + b->open;
+    s_u32(p + 6, (uint32_t)vlen);
+    b->len = b->open + 10 + s_get_u32(p + 2) + vlen;
     b->nops++;
+}
+
+static void
+s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
+     const void *val, size_t vlen)
+{
+    unsigned char *v = s_op_begin(b, op, db, key, klen, vlen);
+    if (vlen) {
+        memcpy(v, val, vlen);
+    }
+    s_op_end(b, vlen);
+}
+
+unsigned char *
+tw_wbatch_put_begin(tw_wbatch_t *b, tw_db_t db, const void *key,
+                    size_t klen, size_t max, int last)
+{
+    return s_op_begin(b, last ? S_OP_PUT_LAST : S_OP_PUT, db, key, klen,
+                      max);
+}
+
+void
+tw_wbatch_put_end(tw_wbatch_t *b, size_t vlen)
+{
+    s_op_end(b, vlen);
 }
 
 void
@@ -260,6 +299,13 @@ static void *
 s_main(void *arg)
 {
     tw_writer_t *w = arg;
+#ifdef __linux__
+    /* Below the loop: when the CPUs are short, peers are answered first
+     * and the store catches up after (its ACKs wait for it anyway). */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5) != 0) {
+        tw_info("store.writer", "cannot lower the writer's priority");
+    }
+#endif
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->todo && !w->stop) {

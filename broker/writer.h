@@ -43,6 +43,7 @@ typedef struct tw_wbatch {
     struct tw_wbatch *next;
     unsigned char *ops; /* [op][db][klen u32][vlen u32][key][value]... */
     size_t len, cap;
+    size_t open;        /* offset of the operation begun last */
     size_t nops;
     zmq_msg_t *msgs;    /* held messages, 3 frames each: ident, header,
                            body */
@@ -68,6 +69,14 @@ void tw_wbatch_free(tw_wbatch_t *b);
 void tw_wbatch_put(tw_wbatch_t *b, tw_db_t db, const void *key, size_t klen,
                    const void *val, size_t vlen, int last);
 void tw_wbatch_del(tw_wbatch_t *b, tw_db_t db, const void *key, size_t klen);
+
+/* A put whose value is written in place: begin returns room for up to
+ * `max` bytes of it, end says how many were written. Nothing else may be
+ * queued in between. */
+unsigned char *tw_wbatch_put_begin(tw_wbatch_t *b, tw_db_t db,
+                                   const void *key, size_t klen, size_t max,
+                                   int last);
+void tw_wbatch_put_end(tw_wbatch_t *b, size_t vlen);
 void tw_wbatch_del_prefix(tw_wbatch_t *b, tw_db_t db, const void *prefix,
                           size_t plen);
 
