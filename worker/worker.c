@@ -52,7 +52,7 @@
 #define S_FLUSH_BYTES (1u << 20)    /* send a DONE early past this size */
 #define S_MAX_BODY (16u << 20)      /* the broker's default frame limit */
 #define S_MAX_RESULT (S_MAX_BODY - 4096)
-#define S_STOP_GRACE 1000           /* ms for cancelled tasks to wind up */
+#define S_STOP_GRACE 1000           /* ms for cancelled tasks, by default */
 #define S_LINGER_DRAIN 1000         /* ms to deliver the final DONE, BYE */
 #define S_LINGER_ABORT 100
 #define S_CKPT_MS 100               /* checkpoint reports, at most every */
@@ -79,6 +79,7 @@ struct tw_worker {
     char **tag_k, **tag_v;
     size_t ntags;
     uint64_t drain_timeout;
+    uint64_t stop_grace; /* ms for cancelled tasks to wind up */
     tw_worker_exit_cb exit_cb;
 
     void *ctx, *sock;
@@ -869,7 +870,7 @@ s_lost(tw_worker_t *w, const char *why)
 {
     if (w->draining) {
         tw_notice("worker.lost", "%s while draining; stopping", why);
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     if (w->failures == 0) {
@@ -892,7 +893,7 @@ static void
 s_rehello(tw_worker_t *w)
 {
     if (w->draining) {
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     tw_notice("worker.rehello", "broker does not know this worker; "
@@ -980,7 +981,8 @@ s_on_tasks(tw_worker_t *w, const tw_msg_t *m)
         tw_leases_put(&w->leases, id, tw_item_uint(it, TW_I_EP, 0),
                       tw_item_uint(it, TW_I_AT, 0));
         tw_slots_start(w->slots, id, h, hlen, a, alen,
-                       tw_item_uint(it, TW_I_TO, 0));
+                       tw_item_uint(it, TW_I_TO, 0),
+                       tw_item_uint(it, TW_I_AT, 0));
     }
 }
 
@@ -997,15 +999,17 @@ s_on_cancel(tw_worker_t *w, const tw_msg_t *m)
     }
 }
 
-/* Refuse an ASSIGN item: report it failed at once, keeping its payload
- * as the checkpoint; `credit` 1 when no slot was taken for it. */
+/* Refuse an ASSIGN item: report it at once as `ev` ("failed", or
+ * "refused" for a handler this worker does not offer, PROTOCOL.md 11.2),
+ * keeping its payload as the checkpoint; `credit` 1 when no slot was
+ * taken for it. */
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...) __attribute__((format(printf, 4, 5)));
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...)
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...)
 {
     char err[256];
     va_list ap;
@@ -1021,9 +1025,8 @@ s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
     tw_warn("worker.assign", "station '%.*s' refused: %s", (int)sidlen, sid,
             err);
     w->refused++;
-    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0),
-                   tw_sev_name(TW_SEV_FAILED), tw_item_uint(it, TW_I_IT, 0),
-                   ck, cklen, err);
+    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0), ev,
+                   tw_item_uint(it, TW_I_IT, 0), ck, cklen, err);
     w->credit += (uint64_t)credit;
 }
 
@@ -1080,18 +1083,20 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         }
         const tw_handler_t *handler = tw_handlers_find(w->reg, h, hlen);
         if (!handler) {
-            s_refuse(w, it, 1, "unknown handler '%.*s'",
+            s_refuse(w, it, "refused", 1, "unknown handler '%.*s'",
                      (int)(hlen > 128 ? 128 : hlen), h);
             continue;
         }
         if (nx > TW_NEXT_HANDLER) {
-            s_refuse(w, it, 1, "unknown next mode %llu",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "unknown next mode %llu",
                      (unsigned long long)nx);
             continue;
         }
         int slot = tw_slots_hold(w->slots);
         if (slot < 0) {
-            s_refuse(w, it, 0, "worker had no free slot (credit overrun)");
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 0,
+                     "worker had no free slot (credit overrun)");
             continue;
         }
         tw_station_def_t def = {
@@ -1111,7 +1116,8 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         int rc = tw_taskloop_add(w->tl, &def, NULL);
         if (rc != 0) {
             tw_slots_unhold(w->slots, slot);
-            s_refuse(w, it, 1, "cannot run the station: %s",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "cannot run the station: %s",
                      tw_strerror(rc));
         }
     }
@@ -1321,7 +1327,7 @@ s_flush_cb(uv_check_t *h)
     }
     s_flush(w);
     if (w->draining && tw_slots_busy(w->slots) == 0) {
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     if (!w->has_stalled) {
@@ -1379,7 +1385,7 @@ s_shutdown_step(tw_worker_t *w)
         if (!uv_is_active((uv_handle_t *)&w->drain)) {
             tw_debug("worker.stop", "waiting for %u slot(s) to stop",
                      tw_slots_busy(w->slots));
-            uv_timer_start(&w->drain, s_grace_cb, S_STOP_GRACE, 0);
+            uv_timer_start(&w->drain, s_grace_cb, w->stop_grace, 0);
         }
         return; /* the flush check calls again as tasks end */
     }
@@ -1475,7 +1481,7 @@ s_drain_timeout_cb(uv_timer_t *t)
     tw_worker_t *w = t->data;
     tw_warn("worker.drain", "drain timeout: cancelling %u busy slot(s)",
             tw_slots_busy(w->slots));
-    s_stop(w, 0, S_STOP_GRACE);
+    s_stop(w, 0, w->stop_grace);
 }
 
 /* Public ------------------------------------------------------------------ */
@@ -1516,6 +1522,7 @@ tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
     w->host = tw_strdup(host);
     w->ident = tw_strdup(ident);
     w->drain_timeout = o->drain_timeout_ms;
+    w->stop_grace = o->stop_grace_ms ? o->stop_grace_ms : S_STOP_GRACE;
     w->hb = S_HB_DEFAULT;
     w->backoff_ms = S_BACKOFF_MIN;
     w->rng = (uint32_t)(tw_now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
@@ -1598,7 +1605,7 @@ tw_worker_drain(tw_worker_t *w)
     unsigned busy = tw_slots_busy(w->slots);
     if (w->state != S_READY || busy == 0) {
         tw_notice("worker.drain", "stopping: nothing running");
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     tw_notice("worker.drain",

@@ -2,6 +2,7 @@
 #include "tests/harness/client_helpers.h"
 #include "tests/harness/harness.h"
 #include "common/idmap.h"
+#include "proto/proto.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -142,43 +143,102 @@ tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms)
     return TW_ETIMEDOUT;
 }
 
+/* The object of `key` in the map `o`, or `o` itself for a NULL key. */
+static const msgpack_object *
+s_pick(const msgpack_object *o, const char *key)
+{
+    return key ? tw_mp_get(o, key) : o;
+}
+
 long long
-tw_h_result_int(const tw_result_t *r)
+tw_h_result_field_int(const tw_result_t *r, const char *key)
 {
     long long v = -1;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    const msgpack_object *o = NULL;
     if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
         MSGPACK_UNPACK_SUCCESS) {
-        if (up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            v = (long long)up.data.via.u64;
-        } else if (up.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-            v = up.data.via.i64;
-        } else if (up.data.type == MSGPACK_OBJECT_FLOAT64 ||
-                   up.data.type == MSGPACK_OBJECT_FLOAT32) {
-            v = (long long)up.data.via.f64;
-        }
+        o = s_pick(&up.data, key);
+    }
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        v = (long long)o->via.u64;
+    } else if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else if (o && (o->type == MSGPACK_OBJECT_FLOAT64 ||
+                     o->type == MSGPACK_OBJECT_FLOAT32)) {
+        v = (long long)o->via.f64;
     }
     msgpack_unpacked_destroy(&up);
     return v;
 }
 
+long long
+tw_h_result_int(const tw_result_t *r)
+{
+    return tw_h_result_field_int(r, NULL);
+}
+
 const char *
-tw_h_result_str(const tw_result_t *r)
+tw_h_result_field_str(const tw_result_t *r, const char *key)
 {
     static char buf[4096];
     buf[0] = '\0';
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    const msgpack_object *o = NULL;
     if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
-            MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_STR &&
-        up.data.via.str.size < sizeof buf) {
-        memcpy(buf, up.data.via.str.ptr, up.data.via.str.size);
-        buf[up.data.via.str.size] = '\0';
+        MSGPACK_UNPACK_SUCCESS) {
+        o = s_pick(&up.data, key);
+    }
+    if (o && o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof buf) {
+        memcpy(buf, o->via.str.ptr, o->via.str.size);
+        buf[o->via.str.size] = '\0';
     }
     msgpack_unpacked_destroy(&up);
     return buf;
+}
+
+const char *
+tw_h_result_str(const tw_result_t *r)
+{
+    return tw_h_result_field_str(r, NULL);
+}
+
+uint64_t
+tw_h_submit_str(tw_client_t *c, const char *handler, const char *arg,
+                uint32_t timeout_ms, uint32_t retries)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (arg) {
+        msgpack_pack_str_with_body(&pk, arg, strlen(arg));
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = handler;
+    spec.args = sb.data;
+    spec.args_len = sb.size;
+    spec.timeout_ms = timeout_ms;
+    spec.retries = retries;
+    uint64_t seq;
+    int rc = tw_client_submit(c, &spec, &seq);
+    msgpack_sbuffer_destroy(&sb);
+    TW_H_ASSERT_MSG(rc == 0, "submit %s: %s", handler, tw_err_name(rc));
+    return seq;
+}
+
+tw_result_t *
+tw_h_outcome(tw_client_t *c, uint64_t seq, int timeout_ms)
+{
+    TW_H_ASSERT_OK(tw_client_wait_all(c, timeout_ms));
+    tw_result_t *r;
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    return r;
 }
 
 int
@@ -201,6 +261,67 @@ s_copy_str(char *dst, size_t cap, const msgpack_object *o)
         memcpy(dst, o->via.str.ptr, n);
         dst[n] = '\0';
     }
+}
+
+size_t
+tw_h_workers(tw_client_t *c, tw_h_worker_t *out, size_t cap)
+{
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    TW_H_ASSERT_OK(tw_client_query(c, "workers", 5000, &data, &len));
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
+                MSGPACK_UNPACK_SUCCESS);
+    TW_H_ASSERT(up.data.type == MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < up.data.via.array.size; i++, n++) {
+        const msgpack_object *m = &up.data.via.array.ptr[i];
+        if (n >= cap || m->type != MSGPACK_OBJECT_MAP) {
+            continue;
+        }
+        tw_h_worker_t *w = &out[n];
+        memset(w, 0, sizeof *w);
+        for (uint32_t k = 0; k < m->via.map.size; k++) {
+            const msgpack_object *key = &m->via.map.ptr[k].key;
+            const msgpack_object *v = &m->via.map.ptr[k].val;
+            if (key->type != MSGPACK_OBJECT_STR) {
+                continue;
+            }
+#define S_KEY(name)                                                          \
+    (key->via.str.size == strlen(name) &&                                    \
+     memcmp(key->via.str.ptr, name, key->via.str.size) == 0)
+            if (S_KEY("id") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                w->id = v->via.u64;
+            } else if (S_KEY("name")) {
+                s_copy_str(w->name, sizeof w->name, v);
+            } else if (S_KEY("host")) {
+                s_copy_str(w->host, sizeof w->host, v);
+            } else if (S_KEY("handlers") && v->type == MSGPACK_OBJECT_ARRAY) {
+                for (uint32_t h = 0; h < v->via.array.size; h++) {
+                    char one[130];
+                    s_copy_str(one, sizeof one, &v->via.array.ptr[h]);
+                    size_t used = strlen(w->handlers);
+                    snprintf(w->handlers + used, sizeof w->handlers - used,
+                             "%s ", one);
+                }
+            }
+#undef S_KEY
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return n;
+}
+
+const tw_h_worker_t *
+tw_h_worker_named(const tw_h_worker_t *ws, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ws[i].name, name) == 0) {
+            return &ws[i];
+        }
+    }
+    return NULL;
 }
 
 int
@@ -245,6 +366,8 @@ tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
                 out->restarts = u;
             } else if (S_KEY("last_error")) {
                 s_copy_str(out->last_error, sizeof out->last_error, v);
+            } else if (S_KEY("reason")) {
+                s_copy_str(out->reason, sizeof out->reason, v);
             } else if (S_KEY("checkpoint")) {
                 if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
                     out->checkpoint = (long long)v->via.u64;
