@@ -24,6 +24,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define S_OPT_INT(name, lo, hi, dflt, field, help)                           \
     {name, TW_CFG_INT, lo, hi, dflt, offsetof(tw_broker_cfg_t, field), NULL, \
@@ -430,6 +433,10 @@ s_on_stats(uv_timer_t *h)
 {
     tw_broker_t *b = h->data;
     uint64_t now = uv_now(b->loop);
+#ifdef __GLIBC__
+    /* Give freed payloads back to the system (see main.c). */
+    malloc_trim(0);
+#endif
     s_publish_stats(b, now);
     tw__persist_gc(b, now);
     tw__persist_commit(b);

@@ -65,12 +65,13 @@ main(int argc, char **argv)
         return salvaged;
     }
 #ifdef __GLIBC__
-    /* Payloads of up to a mebibyte come and go by the thousand. glibc
-     * raises its mmap threshold as large blocks are freed, and then keeps
-     * every freed payload in its heap; a fixed threshold gives each one
-     * back when it is freed, so the broker's memory follows what it holds
+    /* Payloads of up to a few mebibytes come and go by the thousand: they
+     * live in the heap, where a freed one is reused without a page fault
+     * (glibc would otherwise raise its mmap threshold by itself, mapping
+     * some and keeping others), and the broker trims the heap once a
+     * second (the stats timer, broker.c), so its memory follows what it holds
      * (--payload-budget) rather than the most it ever held. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
 #endif
     tw_broker_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);

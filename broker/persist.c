@@ -772,6 +772,14 @@ s_batch_new(tw_persist_t *p)
         wb->cap = p->spare_cap;
         p->spare = NULL;
     }
+    /* Room for what is dirty up front: growing by doubling would copy it
+     * all again on the way. */
+    size_t want = (size_t)p->dirty_bytes + 64 * 1024;
+    if (wb->cap < want) {
+        tw_free(wb->ops);
+        wb->ops = tw_malloc(want);
+        wb->cap = want;
+    }
     return wb;
 }
 

@@ -10,12 +10,13 @@
  *  trips over the whole attack must come at least at half the rate they
  *  come outside it (the lower of the medians over 200 ms windows just
  *  before and just after), and the broker's resident memory must grow by
- *  no more than four times the budget (what it holds, the copies on their
- *  way to the store, and what libzmq and LMDB hold meanwhile).
+ *  no more than four times the budget and 64 MiB (what it holds, the
+ *  copies on their way to the store, what libzmq and LMDB hold meanwhile,
+ *  and freed payloads until the next trim of the heap).
  *
  *  What is measured is how the broker shares itself between its clients,
  *  not how a busy machine shares its CPUs: the broker's threads and the
- *  pinger are reniced to -5 and the attacker to +10 where the system
+ *  pinger are reniced to -10 and the attacker to +10 where the system
  *  allows it.
  *
  *  Then a worker runs the 64: their 1 MiB results are kept, which fills
@@ -178,8 +179,8 @@ main(void)
      * clients, not how a busy machine shares its CPUs: the broker's
      * threads and the pinger go ahead of other work where the system
      * allows it (the attacker goes behind it, below). */
-    s_renice(b.pid, -5);
-    if (setpriority(PRIO_PROCESS, 0, -5) != 0) {
+    s_renice(b.pid, -10);
+    if (setpriority(PRIO_PROCESS, 0, -10) != 0) {
         printf("payload-budget: cannot raise the pinger's priority (%s)\n",
                strerror(errno));
     }
@@ -278,7 +279,7 @@ main(void)
     TW_H_ASSERT_EQ(refused, S_TASKS - S_BUDGET_MB);
     /* What it holds, the copies on their way to the store, and what
      * libzmq and LMDB have in hand meanwhile. */
-    TW_H_ASSERT_MSG(rss_peak - rss0 <= 4L * S_BUDGET_MB * 1024,
+    TW_H_ASSERT_MSG(rss_peak - rss0 <= (4L * S_BUDGET_MB + 64) * 1024,
                     "the broker grew by %ld KiB", rss_peak - rss0);
     TW_H_ASSERT_MSG(rate1 >= rate0 / 2, "round trips fell from %.0f/s to "
                     "%.0f/s", rate0, rate1);
@@ -296,7 +297,8 @@ main(void)
     TW_H_ASSERT_EQ(tw_fault_stat(good, "kept"), S_BUDGET_MB);
     TW_H_ASSERT_EQ(tw_fault_stat(good, "payload_bytes"),
                    (long long)S_BUDGET_MB * S_MIB);
-    tw_client_t *c = tw_fault_client(b.frontend);
+    tw_client_t *c = tw_client_new(b.frontend);
+    TW_H_ASSERT(c != NULL);
     static tw_fault_t f;
     tw_fault_init(&f, "payload-budget", c, 1000);
     static unsigned char args[S_MIB];
