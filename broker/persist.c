@@ -750,6 +750,10 @@ s_unack(tw_broker_t *b, tw_persist_t *p, zmq_msg_t f[3], int rc,
 static void
 s_release_replies(tw_broker_t *b, tw_persist_t *p, int all)
 {
+    /* Already in order: past tw__persist_route, which must not queue
+     * them again while this walks the queue. */
+    int was = p->sending;
+    p->sending = 1;
     size_t k = 0;
     for (size_t i = 0; i < p->nafter; i++) {
         if (all || p->after[i].seq <= p->done_seq) {
@@ -759,6 +763,7 @@ s_release_replies(tw_broker_t *b, tw_persist_t *p, int all)
         }
     }
     p->nafter = k;
+    p->sending = was;
 }
 
 /* A new batch, with the buffer of one written before if there is one
