@@ -16,11 +16,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#ifdef __linux__
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -299,13 +294,6 @@ static void *
 s_main(void *arg)
 {
     tw_writer_t *w = arg;
-#ifdef __linux__
-    /* Below the loop: when the CPUs are short, peers are answered first
-     * and the store catches up after (its ACKs wait for it anyway). */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5) != 0) {
-        tw_info("store.writer", "cannot lower the writer's priority");
-    }
-#endif
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->todo && !w->stop) {
