@@ -141,10 +141,23 @@ s_seqs_with(const tw_fault_t *f, const uint8_t *per_seq)
     return n;
 }
 
+/* Acknowledged: by its ACK, or by an outcome, which names the task the
+ * broker made of it (an ACK lost on a broker's way out is not resent: the
+ * client takes the outcome for it). */
+static int
+s_acked(const tw_fault_t *f, size_t s)
+{
+    return f->acks[s] > 0 || f->outcomes[s] > 0;
+}
+
 size_t
 tw_fault_acked(const tw_fault_t *f)
 {
-    return s_seqs_with(f, f->acks);
+    size_t n = 0;
+    for (size_t s = 1; s <= f->cap; s++) {
+        n += s_acked(f, s);
+    }
+    return n;
 }
 
 size_t
@@ -172,13 +185,13 @@ tw_fault_report(tw_fault_t *f, tw_client_t *c)
     uint64_t dup = f->broker_duplicates;
     for (size_t i = 0; i < f->submitted; i++) {
         size_t s = f->seqs[i];
-        acked += f->acks[s] > 0;
-        refused += f->refused[s] > 0 && !f->acks[s];
+        acked += s_acked(f, s);
+        refused += f->refused[s] > 0 && !s_acked(f, s);
         both += f->refused[s] > 0 && f->acks[s] > 0;
         ran += f->refused[s] > 0 && f->outcomes[s] > 0;
         completed += f->ok[s] > 0;
         /* A refused submission has no outcome to lose. */
-        lost += f->ok[s] == 0 && !(f->refused[s] && !f->acks[s]);
+        lost += f->ok[s] == 0 && !(f->refused[s] && !s_acked(f, s));
         if (f->acks[s] > 1 || f->outcomes[s] > 1 || f->refused[s] > 1) {
             twice++;
             dup += (uint64_t)(f->acks[s] > 1 ? f->acks[s] - 1 : 0) +

@@ -6,7 +6,9 @@
  *  then counts, per submission, what the client was told:
  *
  *    submitted   tasks handed to tw_client_submit
- *    acked       submissions the broker acknowledged with a task id
+ *    acked       submissions the broker acknowledged with a task id (an
+ *                outcome also does: it names the task, and the client
+ *                takes it for an ACK lost on a broker's way out)
  *    completed   submissions whose outcome arrived with state ok
  *    duplicated  outcomes and acks beyond the first of one submission,
  *                plus what the broker itself counted as late or
