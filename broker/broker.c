@@ -28,6 +28,9 @@
 #include <malloc.h>
 #endif
 
+#define S_TRIM_BYTES (32u << 20) /* freed payload before an early trim */
+#define S_TRIM_MS 100            /* between two trims at least */
+
 #define S_OPT_INT(name, lo, hi, dflt, field, help)                           \
     {name, TW_CFG_INT, lo, hi, dflt, offsetof(tw_broker_cfg_t, field), NULL, \
      help}
@@ -378,6 +381,29 @@ s_on_drained(tw_zwatch_t *zw)
     tw__broker_end_of_turn(zw->data);
 }
 
+/* ---- memory ----------------------------------------------------------- */
+
+void
+tw__broker_trim(tw_broker_t *b, size_t freed, int tick)
+{
+#ifdef __GLIBC__
+    /* Give freed payloads back to the system (see main.c): once a second,
+     * and sooner after a burst, but not more than ten times a second. */
+    b->trim_bytes += freed;
+    uint64_t now = uv_now(b->loop);
+    if ((tick || b->trim_bytes >= S_TRIM_BYTES) &&
+        now - b->trim_ms >= S_TRIM_MS) {
+        malloc_trim(0);
+        b->trim_bytes = 0;
+        b->trim_ms = now;
+    }
+#else
+    (void)b;
+    (void)freed;
+    (void)tick;
+#endif
+}
+
 /* ---- timers ----------------------------------------------------------- */
 
 static void
@@ -433,10 +459,7 @@ s_on_stats(uv_timer_t *h)
 {
     tw_broker_t *b = h->data;
     uint64_t now = uv_now(b->loop);
-#ifdef __GLIBC__
-    /* Give freed payloads back to the system (see main.c). */
-    malloc_trim(0);
-#endif
+    tw__broker_trim(b, 0, 1);
     s_publish_stats(b, now);
     tw__persist_gc(b, now);
     tw__persist_commit(b);

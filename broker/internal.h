@@ -110,6 +110,8 @@ struct tw_broker {
     uint64_t next_ep;        /* dispatch epoch of the next TASKS item */
     uint64_t stale_done;     /* DONE items of an older dispatch */
     uint64_t adopted;        /* tasks re-announced and kept running */
+    uint64_t trim_bytes, trim_ms; /* payload freed since the heap was
+                                     last trimmed, and when (broker.c) */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -266,6 +268,11 @@ void tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w,
 
 /* Send pending tasks to workers with credit. */
 void tw__broker_dispatch(tw_broker_t *b);
+
+/* `freed` bytes of payload went back to the heap: trim it once a second
+ * (`tick`), or sooner once 32 MiB were freed, at most ten times a second,
+ * so the broker's memory follows what it holds (main.c). */
+void tw__broker_trim(tw_broker_t *b, size_t freed, int tick);
 
 /* Send every client's ACK and RESULT batches. */
 void tw__broker_flush_clients(tw_broker_t *b);

@@ -846,6 +846,8 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
         p->spare_cap = wb->cap;
         wb->ops = NULL;
     }
+    /* The writer freed its copies of these payloads too. */
+    tw__broker_trim(b, wb->len, 0);
     tw_wbatch_free(wb);
 }
 

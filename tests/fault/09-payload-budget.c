@@ -10,9 +10,11 @@
  *  trips over the whole attack must come at least at half the rate they
  *  come outside it (the lower of the medians over 200 ms windows just
  *  before and just after), and the broker's resident memory must grow by
- *  no more than four times the budget and 64 MiB (what it holds, the
- *  copies on their way to the store, what libzmq and LMDB hold meanwhile,
- *  and freed payloads until the next trim of the heap).
+ *  no more than twice the budget (what it holds, and its copies on their
+ *  way to the store), the burst itself (what libzmq has read and the loop
+ *  not yet, when the burst arrives faster than the loop refuses it) and
+ *  64 MiB (LMDB, and freed payloads until the heap is trimmed). Before the
+ *  budget it grew by 1.66 GB.
  *
  *  What is measured is how the broker shares itself between its clients,
  *  not how a busy machine shares its CPUs: the broker's threads and the
@@ -279,7 +281,8 @@ main(void)
     TW_H_ASSERT_EQ(refused, S_TASKS - S_BUDGET_MB);
     /* What it holds, the copies on their way to the store, and what
      * libzmq and LMDB have in hand meanwhile. */
-    TW_H_ASSERT_MSG(rss_peak - rss0 <= (4L * S_BUDGET_MB + 64) * 1024,
+    TW_H_ASSERT_MSG(rss_peak - rss0 <=
+                        (2L * S_BUDGET_MB + S_TASKS + 64) * 1024,
                     "the broker grew by %ld KiB", rss_peak - rss0);
     TW_H_ASSERT_MSG(rate1 >= rate0 / 2, "round trips fell from %.0f/s to "
                     "%.0f/s", rate0, rate1);
