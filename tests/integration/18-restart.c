@@ -87,13 +87,17 @@ s_submit(void *sock, int from, int to, int only_unacked)
     tw_enc_free(&e);
 }
 
-/* An ACK fills the tables (a second ACK for the same seq must name the
- * same id). */
+/* If `msg` is an ACK, fill the tables from it (a second ACK for the same
+ * seq must name the same id). Every receive path goes through here: an
+ * ACK read while waiting for something else is still an ACK. */
 static void
-s_take_ack(const tw_msg_t *m)
+s_record_acks(const tw_h_msg_t *msg)
 {
-    for (size_t i = 0; i < m->nitems; i++) {
-        const tw_item_t *it = &m->items[i];
+    if (!msg->decoded || msg->m.cmd != TW_CMD_ACK) {
+        return;
+    }
+    for (size_t i = 0; i < msg->m.nitems; i++) {
+        const tw_item_t *it = &msg->m.items[i];
         uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
         uint64_t id = tw_item_uint(it, TW_I_ID, 0);
         TW_H_ASSERT(seq >= 1 && seq <= N_ITEMS);
@@ -110,7 +114,7 @@ s_take_ack(const tw_msg_t *m)
     }
 }
 
-/* Read what arrives for up to `ms`, taking in the ACKs. */
+/* Read what arrives for up to `ms`, recording ACKs. */
 static void
 s_pump(void *sock, int ms)
 {
@@ -121,8 +125,8 @@ s_pump(void *sock, int ms)
         if (rc == TW_ETIMEDOUT) {
             continue;
         }
-        if (rc == 0 && msg.m.cmd == TW_CMD_ACK) {
-            s_take_ack(&msg.m);
+        if (rc == 0) {
+            s_record_acks(&msg);
         }
         tw_h_msg_release(&msg);
     }
@@ -152,18 +156,21 @@ s_check_results(void *sock, int from, int to, uint64_t qseq)
     TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_RESULT, &e));
     tw_enc_free(&e);
     int unfinished = 0;
+    uint64_t end = tw_h_now_ms() + 10000;
     for (;;) {
         tw_h_msg_t msg;
-        /* ACKs still arriving come first (a reply never overtakes one):
-         * take them in on the way. */
-        int rc = tw_h_recv(sock, &msg, 10000);
-        TW_H_ASSERT_MSG(rc != TW_ETIMEDOUT, "no RESULT reply in 10 s");
-        if (rc == 0 && msg.m.cmd == TW_CMD_ACK) {
-            s_take_ack(&msg.m);
+        /* The ACKs of the last SUBMITs may come after this query's answer
+         * (a reply is sent at once, ACKs at the end of the broker's
+         * batch): record them, never skip them. */
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end, "no answer to RESULT query");
+        if (tw_h_recv(sock, &msg, 100) != 0) {
+            tw_h_msg_release(&msg);
+            continue;
         }
-        if (rc != 0 || msg.m.cmd != TW_CMD_RESULT ||
+        s_record_acks(&msg);
+        if (msg.m.cmd != TW_CMD_RESULT ||
             tw_msg_uint(&msg.m, TW_F_SEQ, 0) != qseq) {
-            tw_h_msg_release(&msg); /* an ACK, or a pushed outcome */
+            tw_h_msg_release(&msg); /* an ACK or a pushed outcome */
             continue;
         }
         TW_H_ASSERT_EQ(msg.m.nitems, n);
@@ -275,24 +282,25 @@ main(void)
     TW_H_ASSERT_STREQ(st.wanted, "paused");
     /* Resend what has no ACK (same seq), and a sample of what has: the
      * broker must answer those with the ids it gave before. */
-    int sample[50], nsample = 0;
-    uint64_t sample_id[50];
-    int step = acked_before / 50 > 0 ? acked_before / 50 : 1;
-    for (int i = 1, n = 0; i <= N_ITEMS && nsample < 50; i++) {
-        if (s_ack_id[i] && n++ % step == 0) {
-            sample[nsample] = i;
-            sample_id[nsample++] = s_ack_id[i];
-        }
+    uint64_t sample[50];
+    int nsampled = 0;
+    for (int k = 0; k < 50; k++) {
+        /* On a slow machine (ASan) not all of these had their ACK before
+         * the kill: only those that did are a sample of "ACKed". */
+        sample[k] = s_ack_id[1 + k * 37];
+        nsampled += sample[k] != 0;
     }
+    TW_H_ASSERT_MSG(nsampled >= 10, "only %d sampled items were ACKed",
+                    nsampled);
     for (int i = 1; i < KILL_AFTER + 500; i += BATCH) {
         s_submit(sock, i, i + BATCH, 1);
     }
-    for (int k = 0; k < nsample; k++) {
-        s_submit(sock, sample[k], sample[k] + 1, 0);
-    }
+    s_submit(sock, 1, 1 + 50 * 37, 0);
     s_pump(sock, 500);
-    for (int k = 0; k < nsample; k++) {
-        TW_H_ASSERT_EQ(s_ack_id[sample[k]], sample_id[k]);
+    for (int k = 0; k < 50; k++) {
+        if (sample[k]) {
+            TW_H_ASSERT_EQ(s_ack_id[1 + k * 37], sample[k]);
+        }
     }
     /* The rest of the stream, after the restart. */
     for (int i = KILL_AFTER + 500; i <= N_ITEMS; i += BATCH) {
@@ -304,18 +312,22 @@ main(void)
      * their worker come back within the grace period). */
     uint64_t end = tw_h_now_ms() + 30000;
     uint64_t qseq = 1000000;
-    int unfinished;
+    int unfinished, unacked;
     do {
         s_pump(sock, 300);
+        unacked = 0;
         for (int i = 1; i <= N_ITEMS; i++) {
             TW_H_ASSERT_MSG(s_ack_id[i] || tw_h_now_ms() < end,
                             "seq %d never ACKed (error %d)", i, s_ack_err[i]);
+            unacked += !s_ack_id[i];
         }
         unfinished = 0;
         for (int i = 1; i <= N_ITEMS; i += 1000) {
             unfinished += s_check_results(sock, i, i + 1000, ++qseq);
         }
-    } while (unfinished && tw_h_now_ms() < end);
+        /* Go on while an ACK is still on its way, too: on a busy machine
+         * the last ones may come after every known task has ended. */
+    } while ((unfinished || unacked) && tw_h_now_ms() < end);
     TW_H_ASSERT_EQ(unfinished, 0);
     /* One task per seq: ids are distinct. */
     uint64_t max_id = 0;
@@ -331,7 +343,7 @@ main(void)
     TW_H_ASSERT(s_ack_id[N_ITEMS] > s_max_id_before);
     long long resubmitted = 0;
     TW_H_ASSERT_OK(tw_h_status_field(c, "resubmitted", &resubmitted));
-    TW_H_ASSERT(resubmitted >= nsample);
+    TW_H_ASSERT(resubmitted >= nsampled);
 
     /* The fault suite's line (tests/fault/fault.h, docs/RELIABILITY.md):
      * every seq was ACKed and ended (asserted above), and the broker's

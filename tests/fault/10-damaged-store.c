@@ -1,4 +1,4 @@
-/*  tests/fault/08-damaged-store.c - a damaged store never kills the broker:
+/*  tests/fault/10-damaged-store.c - a damaged store never kills the broker:
  *  it is refused with exit code 2 and one line, left as it was, and
  *  --salvage copies what is intact.
  *

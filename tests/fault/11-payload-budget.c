@@ -1,4 +1,4 @@
-/*  tests/fault/09-payload-budget.c - payloads a broker holds are bounded,
+/*  tests/fault/11-payload-budget.c - payloads a broker holds are bounded,
  *  and one client's big payloads do not stall the others.
  *
  *  A broker on a store with --payload-budget 64 (MiB) and no worker. An

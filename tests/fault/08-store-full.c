@@ -1,4 +1,4 @@
-/*  tests/fault/06-store-full.c - bursts into a 3 MiB store, a stop in the
+/*  tests/fault/08-store-full.c - bursts into a 3 MiB store, a stop in the
  *  middle of one, and the store draining and taking work again.
  *
  *  A broker on --data with --data-size 3 and no worker yet (with

@@ -1,4 +1,4 @@
-/*  tests/fault/07-disk-full.c - the store's filesystem runs out of room
+/*  tests/fault/09-disk-full.c - the store's filesystem runs out of room
  *  (ENOSPC): reported as what it is, retried, recovered from by itself,
  *  and never acknowledged.
  *
