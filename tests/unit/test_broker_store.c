@@ -384,39 +384,58 @@ test_records_round_trip(void **state)
     tw_enc_free(&e);
 }
 
+/* Open must refuse with `rc`, a sentence holding the path and `text`, and
+ * leave data.mdb byte for byte as it was. */
+static void
+s_refused(int rc, const char *text)
+{
+    size_t n1, n2;
+    char *before = s_slurp(&n1);
+    tw_store_t *s;
+    char why[1024];
+    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_NO, 0,
+                                   why, sizeof why),
+                     rc);
+    assert_null(s);
+    assert_non_null(strstr(why, s_dir));
+    if (!strstr(why, text)) {
+        fail_msg("'%s' does not say '%s'", why, text);
+    }
+    assert_null(strchr(why, '\n'));
+    char *after = s_slurp(&n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    tw_free(before);
+    tw_free(after);
+}
+
+/* Creates a store in s_dir and overwrites its format record with
+ * `version`. */
+static void
+s_put_format(uint64_t version)
+{
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_cstr(&e, "v");
+    tw_enc_uint(&e, version);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_META, "format", 6, e.sb.data,
+                                  e.sb.size), 0);
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_enc_free(&e);
+    tw_store_close(&s);
+}
+
 /* A store of another format version is refused, names the path and the
  * versions, and is not touched. */
 static void
 test_other_version_refused(void **state)
 {
     (void)state;
-    tw_store_t *s = s_open(TW_FSYNC_ALWAYS);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_cstr(&e, "v");
-    tw_enc_uint(&e, 99);
-    assert_int_equal(tw_store_begin(s), 0);
-    assert_int_equal(tw_store_put(s, TW_DB_META, "format", 6, e.sb.data,
-                                  e.sb.size),
-                     0);
-    assert_int_equal(tw_store_commit(s), 0);
-    tw_enc_free(&e);
-    tw_store_close(&s);
-    size_t n1, n2;
-    char *before = s_slurp(&n1);
-    char why[512];
-    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS, 0,
-                                   why, sizeof why),
-                     TW_EVERSION);
-    assert_null(s);
-    assert_non_null(strstr(why, s_dir));
-    assert_non_null(strstr(why, "version 99"));
-    char *after = s_slurp(&n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(before, after, n1);
-    tw_free(before);
-    tw_free(after);
+    s_put_format(99);
+    s_refused(TW_EVERSION, "version 99");
 }
 
 /* A damaged data file is refused with the path and the problem, and left
@@ -433,25 +452,13 @@ test_corrupt_refused(void **state)
         fputc((i * 7919) & 0xff, f);
     }
     fclose(f);
-    size_t n1, n2;
-    char *before = s_slurp(&n1);
-    tw_store_t *s;
-    char why[512];
-    int rc = tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS, 0, why,
-                           sizeof why);
-    assert_true(rc == TW_EIO || rc == TW_EPROTO);
-    assert_null(s);
-    assert_non_null(strstr(why, s_dir));
-    char *after = s_slurp(&n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(before, after, n1);
-    tw_free(before);
-    tw_free(after);
+    s_refused(TW_EPROTO, "not an LMDB data file");
 
     /* An LMDB file without taskwheel's format record is refused too. */
     s_teardown(NULL);
     s_setup(NULL);
-    s = s_open(TW_FSYNC_ALWAYS);
+    char why[512];
+    tw_store_t *s = s_open(TW_FSYNC_ALWAYS);
     assert_int_equal(tw_store_begin(s), 0);
     assert_int_equal(tw_store_del(s, TW_DB_META, "format", 6), 0);
     assert_int_equal(tw_store_commit(s), 0);
@@ -527,30 +534,6 @@ s_write_file(const char *buf, size_t len)
     fclose(f);
 }
 
-/* Open must refuse with `rc`, a sentence holding the path and `text`, and
- * leave data.mdb byte for byte as it was. */
-static void
-s_refused(int rc, const char *text)
-{
-    size_t n1, n2;
-    char *before = s_slurp(&n1);
-    tw_store_t *s;
-    char why[1024];
-    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_NO, 0,
-                                   why, sizeof why),
-                     rc);
-    assert_null(s);
-    assert_non_null(strstr(why, s_dir));
-    if (!strstr(why, text)) {
-        fail_msg("'%s' does not say '%s'", why, text);
-    }
-    assert_null(strchr(why, '\n'));
-    char *after = s_slurp(&n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(before, after, n1);
-    tw_free(before);
-    tw_free(after);
-}
 
 /* The page of a value LMDB returned: the map is page-aligned, so the page
  * starts at the value's address rounded down, and its header begins with
@@ -745,18 +728,7 @@ static void
 test_verify_version_1(void **state)
 {
     (void)state;
-    tw_store_t *s = s_open(TW_FSYNC_NO);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_cstr(&e, "v");
-    tw_enc_uint(&e, 1);
-    assert_int_equal(tw_store_begin(s), 0);
-    assert_int_equal(tw_store_put(s, TW_DB_META, "format", 6, e.sb.data,
-                                  e.sb.size), 0);
-    assert_int_equal(tw_store_commit(s), 0);
-    tw_enc_free(&e);
-    tw_store_close(&s);
+    s_put_format(1);
     s_refused(TW_EVERSION, "--salvage");
 }
 
