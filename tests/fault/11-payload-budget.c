@@ -298,6 +298,13 @@ main(void)
         tw_client_poll(good, 50);
     }
     TW_H_ASSERT_EQ(tw_fault_stat(good, "kept"), S_BUDGET_MB);
+    /* The attacker's line: what it was told, and what became of it. */
+    long long done = tw_fault_stat(good, "completed");
+    long long dups = tw_fault_stat(good, "duplicates");
+    printf("scenario=payload-burst submitted=%d acked=%zu refused=%zu "
+           "completed=%lld duplicated=%lld lost=%lld\n",
+           S_TASKS, acked, refused, done, dups, (long long)acked - done);
+    TW_H_ASSERT_EQ(dups, 0);
     TW_H_ASSERT_EQ(tw_fault_stat(good, "payload_bytes"),
                    (long long)S_BUDGET_MB * S_MIB);
     tw_client_t *c = tw_client_new(b.frontend);
