@@ -235,7 +235,18 @@ tw_h_submit_str(tw_client_t *c, const char *handler, const char *arg,
 tw_result_t *
 tw_h_outcome(tw_client_t *c, uint64_t seq, int timeout_ms)
 {
-    TW_H_ASSERT_OK(tw_client_wait_all(c, timeout_ms));
+    /* An absolute deadline: tw_client_wait_all's is an idle timeout,
+     * and the broker's heartbeat probes keep a client from going idle. */
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_client_outstanding(c) > 0) {
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end,
+                        "%zu task(s) without an outcome after %d ms "
+                        "(waiting for seq %llu)",
+                        tw_client_outstanding(c), timeout_ms,
+                        (unsigned long long)seq);
+        int rc = tw_client_poll(c, 50);
+        TW_H_ASSERT_MSG(rc >= 0, "poll: %s", tw_err_name(rc));
+    }
     tw_result_t *r;
     TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
     return r;
