@@ -269,12 +269,31 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             }
             continue;
         }
+        if (!shash) {
+            size_t hl, al;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            const void *av = tw_item_bin(it, TW_I_A, &al);
+            shash = tw_dedup_item_hash(hn, hl, av, al);
+        }
         char why[256];
+        int rc = tw_dedup_refused(&b->dedup, c->id, seq, shash);
+        if (rc != 0) {
+            /* A second copy of a refused item: the same answer, even if
+             * room came back in between (dedup.h). */
+            snprintf(why, sizeof why, "%s (a resend of seq %llu, which "
+                     "was refused)", tw_strerror(rc),
+                     (unsigned long long)seq);
+            s_ack_error(e, seq, rc, why);
+            b->st.deduplicated++;
+            c->refused++;
+            continue;
+        }
         int hidx;
         tw_pool_t *p = NULL;
-        int rc = s_admit(b, it, &hidx, &p, why, sizeof why);
+        rc = s_admit(b, it, &hidx, &p, why, sizeof why);
         if (rc != 0) {
             s_ack_error(e, seq, rc, why);
+            tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc);
             b->st.rejected++;
             c->refused++; /* need not wait for the store (persist.c) */
             continue;
@@ -306,11 +325,6 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         t->seq = seq;
         t->client = c->id;
         t->handler = (uint32_t)hidx;
-        if (!shash) {
-            size_t hl;
-            const char *hn = tw_item_str(it, TW_I_H, &hl);
-            shash = tw_dedup_item_hash(hn, hl, a, alen);
-        }
         t->shash = shash;
         t->priority = pri > INT32_MAX   ? INT32_MAX
                       : pri < INT32_MIN ? INT32_MIN
