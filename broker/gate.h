@@ -48,9 +48,6 @@ void tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 /* 1 if `p` (n bytes) is an acceptable routing id (see above), else 0. */
 int tw_gate_ident_ok(const void *p, size_t n);
 
-/* 1 if `s` (n bytes) is clean text (see above), else 0. */
-int tw_gate_text_ok(const char *s, size_t n);
-
 /* Check every string of the msgpack body `body`. Returns 0 when all are
  * clean, TW_EINVAL when one is not, TW_EPROTO when the body is not one
  * well-formed msgpack value (nested at most 32 deep). When the body is a

@@ -7,6 +7,7 @@
  */
 #include "proto/proto.h"
 #include "common/error.h"
+#include "common/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -522,6 +523,33 @@ void
 tw_enc_cstr(tw_enc_t *e, const char *s)
 {
     tw_enc_str(e, s, strlen(s));
+}
+
+size_t
+tw_enc_text_header(unsigned char *hdr, const void *p, size_t n)
+{
+    int str = tw_utf8_valid(p, n);
+    if (n < 32 && str) {
+        hdr[0] = (unsigned char)(0xa0 | n);
+        return 1;
+    }
+    if (n < 256) {
+        hdr[0] = str ? 0xd9 : 0xc4;
+        hdr[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        hdr[0] = str ? 0xda : 0xc5;
+        hdr[1] = (unsigned char)(n >> 8);
+        hdr[2] = (unsigned char)n;
+        return 3;
+    }
+    hdr[0] = str ? 0xdb : 0xc6;
+    hdr[1] = (unsigned char)(n >> 24);
+    hdr[2] = (unsigned char)(n >> 16);
+    hdr[3] = (unsigned char)(n >> 8);
+    hdr[4] = (unsigned char)n;
+    return 5;
 }
 
 void

@@ -318,6 +318,12 @@ tw_enc_bool(tw_enc_t *e, int v)
         msgpack_pack_false(&e->pk);
     }
 }
+/* Write into hdr[0..5) the msgpack header for the `n` bytes at `p`: STR
+ * if they are valid UTF-8 (common/utf8.h), else BIN, in the shortest
+ * form. Returns the header's length, 1 to 5. For output a program
+ * writes, which is text more often than not. */
+size_t tw_enc_text_header(unsigned char *hdr, const void *p, size_t n);
+
 /* Write the key of body field `f` / item field `f`. */
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);

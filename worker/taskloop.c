@@ -25,9 +25,9 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/utf8.h"
 #include "proto/proto.h"
 #include "worker/mpscan.h"
-#include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <stdatomic.h>

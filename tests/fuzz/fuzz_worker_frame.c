@@ -17,10 +17,10 @@
  *  Run:   fuzz_worker_frame NEW_CORPUS_DIR tests/fuzz/corpus/worker_frame
  */
 #include "common/error.h"
+#include "common/utf8.h"
 #include "worker/frame.h"
 #include "worker/mpscan.h"
 #include "worker/proc_codec.h"
-#include "worker/utf8.h"
 
 #include "tests/fuzz/touch.h"
 

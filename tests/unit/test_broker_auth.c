@@ -7,9 +7,9 @@
  *  tw_auth_decide for each role (a listed key, an unknown key, a key of
  *  another role, plaintext, an unknown domain), what a reload changes and
  *  what a bad directory keeps; and the input gate of broker/gate.h:
- *  routing ids, text, and the msgpack walk that finds every string. The
- *  ZAP socket and real handshakes are covered by
- *  tests/integration/12-curve.c.
+ *  routing ids and the msgpack walk that finds every string (the text rule
+ *  is common/utf8.h's, tested in test_utf8.c). The ZAP socket and real
+ *  handshakes are covered by tests/integration/12-curve.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,33 +284,6 @@ test_ident(void **state)
     assert_false(tw_gate_ident_ok(big, 256));
 }
 
-static void
-test_text(void **state)
-{
-    (void)state;
-    const char *good[] = {"", "worker-1", "host.example.org", "caf\xc3\xa9",
-                          "\xe2\x82\xac", "\xf0\x9f\x98\x80", "a b c"};
-    const char *bad[] = {
-        "tab\there",        "new\nline",      "esc\x1b[0m", "del\x7f",
-        "\xc2\x9b" "c1",    /* U+009B, a C1 control (CSI) */
-        "\xe2\x80\xae" "x", /* U+202E, right-to-left override */
-        "\xe2\x81\xa6" "x", /* U+2066, left-to-right isolate */
-        "\xc0\xaf",         /* overlong '/' */
-        "\xe0\x80\xaf",     /* overlong, three bytes */
-        "\xed\xa0\x80",     /* a surrogate */
-        "\xf4\x90\x80\x80", /* past U+10FFFF */
-        "\x80",             /* a lone continuation byte */
-        "\xe2\x82",         /* truncated */
-    };
-    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
-        assert_true(tw_gate_text_ok(good[i], strlen(good[i])));
-    }
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        assert_false(tw_gate_text_ok(bad[i], strlen(bad[i])));
-    }
-    assert_false(tw_gate_text_ok("a\0b", 3));
-}
-
 /* Pack helpers for bodies. */
 static void
 s_str(msgpack_packer *pk, const char *s)
@@ -422,7 +395,6 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_decide, s_setup, s_teardown),
         cmocka_unit_test(test_ident),
-        cmocka_unit_test(test_text),
         cmocka_unit_test(test_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
