@@ -8,6 +8,7 @@
 #include "proto/proto.h"
 #include "common/error.h"
 #include "common/utf8.h"
+#include "proto/mpwalk.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -223,141 +224,6 @@ s_has_required(const msgpack_object *const *f, size_t n, uint64_t req)
     return 1;
 }
 
-/* Read a big-endian length of `n` bytes at p[*i], advancing *i. Returns 0,
- * or TW_EPROTO if the buffer ends first. */
-static int
-s_be(const unsigned char *p, size_t len, size_t *i, size_t n, uint64_t *out)
-{
-    if (len - *i < n) {
-        return TW_EPROTO;
-    }
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; k++) {
-        v = (v << 8) | p[(*i)++];
-    }
-    *out = v;
-    return 0;
-}
-
-/* Walk the msgpack encoding without building anything and check that every
- * array and map declares no more elements than bytes remain (each element
- * takes at least one byte). msgpack-c reserves room for a container's
- * declared size before reading its elements, so without this a five-byte
- * body (an array32 header claiming 2^32-1 elements) makes it allocate
- * gigabytes. Also rejects the reserved byte 0xc1, truncation and trailing
- * bytes. Returns 0 or TW_EPROTO. */
-static int
-s_prescan(const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    uint64_t pending = 1; /* objects still to read */
-    while (pending > 0) {
-        pending--;
-        if (i >= len) {
-            return TW_EPROTO;
-        }
-        unsigned char b = p[i++];
-        uint64_t count = 0; /* elements this object announces */
-        uint64_t skip = 0;  /* payload bytes to step over */
-        int rc = 0;
-        if (b <= 0x7f || b >= 0xe0) {
-            /* fixint */
-        } else if (b <= 0x8f) {
-            count = 2u * (b & 0x0fu);
-        } else if (b <= 0x9f) {
-            count = b & 0x0fu;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xc0: /* nil */
-            case 0xc2: /* false */
-            case 0xc3: /* true */
-                break;
-            case 0xc4: /* bin 8 */
-            case 0xd9: /* str 8 */
-                rc = s_be(p, len, &i, 1, &skip);
-                break;
-            case 0xc5:
-            case 0xda:
-                rc = s_be(p, len, &i, 2, &skip);
-                break;
-            case 0xc6:
-            case 0xdb:
-                rc = s_be(p, len, &i, 4, &skip);
-                break;
-            case 0xc7: /* ext 8, 16, 32: length, then a type byte */
-                rc = s_be(p, len, &i, 1, &skip);
-                skip++;
-                break;
-            case 0xc8:
-                rc = s_be(p, len, &i, 2, &skip);
-                skip++;
-                break;
-            case 0xc9:
-                rc = s_be(p, len, &i, 4, &skip);
-                skip++;
-                break;
-            case 0xcc:
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4: /* fixext 1, 2, 4, 8, 16: a type byte and data */
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xdc: /* array 16, 32 */
-                rc = s_be(p, len, &i, 2, &count);
-                break;
-            case 0xdd:
-                rc = s_be(p, len, &i, 4, &count);
-                break;
-            case 0xde: /* map 16, 32 */
-                rc = s_be(p, len, &i, 2, &count);
-                count *= 2;
-                break;
-            case 0xdf:
-                rc = s_be(p, len, &i, 4, &count);
-                count *= 2;
-                break;
-            default: /* 0xc1 is never used */
-                return TW_EPROTO;
-            }
-        }
-        if (rc != 0 || skip > len - i || count > len - i) {
-            return TW_EPROTO;
-        }
-        i += (size_t)skip;
-        pending += count;
-    }
-    return i == len ? 0 : TW_EPROTO;
-}
-
 int
 tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
               size_t blen)
@@ -367,7 +233,11 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
     if (rc != 0) {
         return rc;
     }
-    if (s_prescan(body, blen) != 0) {
+    /* msgpack-c reserves room for a container's declared size before it
+     * reads the elements, so without the walk a five-byte body (an
+     * array32 header claiming 2^32-1 elements) would make it allocate
+     * gigabytes. */
+    if (!tw_mp_one(body, blen, TW_MP_DEPTH_DECODE)) {
         memset(m, 0, sizeof *m);
         return TW_EPROTO;
     }
@@ -562,23 +432,6 @@ void
 tw_enc_ikey(tw_enc_t *e, tw_ifield_t f)
 {
     tw_enc_str(e, s_ifields[f].key, s_ifields[f].klen);
-}
-
-const msgpack_object *
-tw_mp_get(const msgpack_object *map, const char *key)
-{
-    size_t kl = strlen(key);
-    if (!map || map->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            memcmp(k->via.str.ptr, key, kl) == 0) {
-            return &map->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
 }
 
 void

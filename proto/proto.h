@@ -13,10 +13,12 @@
  *  proto/PROTOCOL.md is the normative description of the same list.
  *
  *  Decoding trusts nothing: the header's signature, version and command are
- *  checked first; then every known key's type and size; then the required
- *  fields, including those of each batch item. A bad message yields
- *  TW_EPROTO, TW_EVERSION or TW_ECOMMAND, never a crash. Unknown keys are
- *  ignored so that a newer peer may add optional fields.
+ *  checked first; then the body's bytes, by the msgpack walker
+ *  (proto/mpwalk.h: one value, sizes, 32 levels), before msgpack-c builds
+ *  a tree of them; then every known key's type and size; then the
+ *  required fields, including those of each batch item. A bad message
+ *  yields TW_EPROTO, TW_EVERSION or TW_ECOMMAND, never a crash. Unknown
+ *  keys are ignored so that a newer peer may add optional fields.
  *
  *  Ownership: a decoded tw_msg_t points into the body buffer (msgpack-c
  *  keeps STR and BIN in place), so keep that buffer alive until
@@ -327,11 +329,6 @@ size_t tw_enc_text_header(unsigned char *hdr, const void *p, size_t n);
 /* Write the key of body field `f` / item field `f`. */
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
-
-/* The value of string key `key` in the msgpack map `map`, or NULL when
- * `map` is not a map or has no such key. For payloads (task arguments,
- * replies), whose keys are the user's. */
-const msgpack_object *tw_mp_get(const msgpack_object *map, const char *key);
 
 /* One CHAN item {id, ev, cr?, d?, err?} (PROTOCOL.md 14.2): `cr` 0, `d`
  * NULL and `err` NULL leave those keys out. Shared by the worker, the

@@ -40,10 +40,10 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 #include "worker/child.h"
 #include "worker/handlers.h"
-#include "worker/mpscan.h"
 #include "worker/n2sq.h"
 #include "worker/security.h"
 #include "worker/taskloop.h"
@@ -223,7 +223,7 @@ s_stream_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
     tw_n2sq_t *sd = tw_n2sq_of(st);
     size_t n;
     const char *p;
-    if (!tw_mpscan_text(data, len, 1, &p, &n)) {
+    if (!tw_mp_text(data, len, 1, &p, &n)) {
         sd->dropped++;
         tw_debug("worker.stream", "%s: n2s message is not a string: "
                  "dropped", tw_station_id(st));
