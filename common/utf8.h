@@ -5,8 +5,8 @@
  *  into JSON; the exec and stream handlers choose STR or BIN for a
  *  program's output; and names a peer chooses (worker and handler names,
  *  hosts, tags, routing ids) end up in log lines and on terminals, so the
- *  broker takes only clean text for them (broker/gate.h). Everything here
- *  rests on one decoder
+ *  broker takes only clean text for them (broker/gate.h, and the codec's
+ *  clean fields in proto/proto.h). Everything here rests on one decoder
  *  of a sequence (RFC 3629): no overlong forms, no surrogates, nothing
  *  above U+10FFFF. Pure functions, any thread.
  */

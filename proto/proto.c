@@ -3,7 +3,9 @@
  *  Validation happens once, in tw_msg_decode: after it returns 0 every
  *  field pointer in the message and in each item has the declared type and
  *  size, and every required field is present, so the processes can read
- *  fields without re-checking types.
+ *  fields without re-checking types. The text check rides on the same
+ *  pass: s_index() visits every key and value once, and checks the
+ *  strings of those whose text rule asks for it.
  */
 #include "proto/proto.h"
 #include "common/error.h"
@@ -18,16 +20,19 @@ typedef struct {
     size_t klen;
     tw_type_t type;
     size_t max;
+    int text; /* TW_TX_* */
 } s_field_def_t;
 
 static const s_field_def_t s_fields[TW_F__COUNT] = {
-#define TW__F_DEF(e, key, type, max) {key, sizeof(key) - 1, type, max},
+#define TW__F_DEF(e, key, type, max, text)                                   \
+    {key, sizeof(key) - 1, type, max, text},
     TW_PROTO_FIELDS(TW__F_DEF)
 #undef TW__F_DEF
 };
 
 static const s_field_def_t s_ifields[TW_I__COUNT] = {
-#define TW__I_DEF(e, key, type, max) {key, sizeof(key) - 1, type, max},
+#define TW__I_DEF(e, key, type, max, text)                                   \
+    {key, sizeof(key) - 1, type, max, text},
     TW_PROTO_ITEM_FIELDS(TW__I_DEF)
 #undef TW__I_DEF
 };
@@ -182,12 +187,69 @@ s_check(const msgpack_object *o, const s_field_def_t *def)
     return 0;
 }
 
+/* 1 if the str `o` is clean text. */
+static int
+s_clean_str(const msgpack_object *o)
+{
+    return tw_utf8_clean(o->via.str.ptr, o->via.str.size);
+}
+
+/* 1 if every string anywhere in `o` (keys too) is clean text. The tree
+ * is msgpack-c's, at most 32 levels deep, so recursion is bounded. */
+static int
+s_clean_any(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        return s_clean_str(o);
+    case MSGPACK_OBJECT_ARRAY:
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (!s_clean_any(&o->via.array.ptr[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (!s_clean_any(&o->via.map.ptr[i].key) ||
+                !s_clean_any(&o->via.map.ptr[i].val)) {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* 1 if the value `o` of a field `def` (already type-checked) passes its
+ * text rule. Items are checked by their own fields' rules (s_index). */
+static int
+s_clean(const msgpack_object *o, const s_field_def_t *def)
+{
+    if (def->text != TW_TX_CLEAN) {
+        return 1;
+    }
+    switch (def->type) {
+    case TW_T_STR:
+        return s_clean_str(o);
+    case TW_T_STRS:
+    case TW_T_TAGS:
+    case TW_T_ANY:
+        return s_clean_any(o);
+    default:
+        return 1;
+    }
+}
+
 /* Index the keys of map `o` by the table `defs` into `out`. Returns 0, or
  * TW_EPROTO for a non-map, a non-string key, a repeated known key or a
- * value of the wrong type. Unknown keys are skipped. */
+ * value of the wrong type. Unknown keys are skipped. With `clean`, a key
+ * that is not clean text, or a value that fails its field's text rule (an
+ * unknown key's value: every string in it), sets *unclean. */
 static int
 s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
-        const msgpack_object **out)
+        const msgpack_object **out, int clean, int *unclean)
 {
     if (o->type != MSGPACK_OBJECT_MAP) {
         return TW_EPROTO;
@@ -199,6 +261,7 @@ s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
         }
         const char *k = kv->key.via.str.ptr;
         size_t kl = kv->key.via.str.size;
+        const s_field_def_t *def = NULL;
         for (size_t f = 0; f < ndefs; f++) {
             if (defs[f].klen == kl && defs[f].key[0] == k[0] &&
                 memcmp(defs[f].key, k, kl) == 0) {
@@ -206,8 +269,14 @@ s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
                     return TW_EPROTO;
                 }
                 out[f] = &kv->val;
+                def = &defs[f];
                 break;
             }
+        }
+        if (clean && !*unclean &&
+            (!s_clean_str(&kv->key) ||
+             !(def ? s_clean(&kv->val, def) : s_clean_any(&kv->val)))) {
+            *unclean = 1;
         }
     }
     return 0;
@@ -225,8 +294,8 @@ s_has_required(const msgpack_object *const *f, size_t n, uint64_t req)
 }
 
 int
-tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
-              size_t blen)
+tw_msg_decode_clean(tw_msg_t *m, const void *hdr, size_t hlen,
+                    const void *body, size_t blen, uint64_t clean)
 {
     memset(m, 0, sizeof *m);
     int rc = tw_proto_header(hdr, hlen, &m->cmd);
@@ -251,11 +320,13 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         return TW_EPROTO;
     }
     const s_cmd_def_t *def = &s_cmds[m->cmd];
-    rc = s_index(&m->up.data, s_fields, TW_F__COUNT, m->f);
+    int text = (clean & TW_CMD_BIT(m->cmd)) != 0, unclean = 0;
+    rc = s_index(&m->up.data, s_fields, TW_F__COUNT, m->f, text, &unclean);
     if (rc == 0 && !s_has_required(m->f, TW_F__COUNT, def->req)) {
         rc = TW_EPROTO;
     }
     const msgpack_object *items = m->f[TW_F_ITEMS];
+    text = text && s_fields[TW_F_ITEMS].text == TW_TX_CLEAN;
     if (rc == 0 && items && items->via.array.size > 0) {
         m->nitems = items->via.array.size;
         m->items = msgpack_zone_malloc(m->up.zone,
@@ -266,7 +337,7 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         for (size_t i = 0; rc == 0 && i < m->nitems; i++) {
             memset(&m->items[i], 0, sizeof m->items[i]);
             rc = s_index(&items->via.array.ptr[i], s_ifields, TW_I__COUNT,
-                         m->items[i].f);
+                         m->items[i].f, text, &unclean);
             if (rc == 0 &&
                 !s_has_required(m->items[i].f, TW_I__COUNT, def->ireq)) {
                 rc = TW_EPROTO;
@@ -278,7 +349,14 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         memset(m, 0, sizeof *m);
         return rc;
     }
-    return 0;
+    return unclean ? TW_EINVAL : 0;
+}
+
+int
+tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
+              size_t blen)
+{
+    return tw_msg_decode_clean(m, hdr, hlen, body, blen, 0);
 }
 
 void
