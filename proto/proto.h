@@ -38,6 +38,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "proto/mpwalk.h" /* the walker the decoder rests on; tw_mp_get */
+
 #define TW_PROTO_VERSION 1
 #define TW_PROTO_SIG0 'T'
 #define TW_PROTO_SIG1 'W'
