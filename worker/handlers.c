@@ -10,8 +10,8 @@
 #include "worker/handlers.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/utf8.h"
 #include "proto/proto.h"
-#include "worker/utf8.h"
 
 #include <assert.h>
 #include <dlfcn.h>

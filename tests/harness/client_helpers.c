@@ -2,6 +2,7 @@
 #include "tests/harness/client_helpers.h"
 #include "tests/harness/harness.h"
 #include "common/idmap.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <msgpack.h>

@@ -24,6 +24,7 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
+#include "proto/mpwalk.h"
 
 #include <ctype.h>
 #include <msgpack.h>

@@ -6,8 +6,6 @@
  *  test thread; tests of blocking requests run the fake broker in a thread
  *  that answers each request (after some junk it must ignore). The client
  *  itself is only ever used from the test thread.
- *
- *  Also covers tw__msgpack_valid, the client's argument check.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -919,75 +917,6 @@ test_new_bad_endpoint(void **state)
                         "broker unreachable");
 }
 
-/* ------------------------------------------------------------------ */
-/* tw__msgpack_valid                                                  */
-
-static void
-test_msgpack_valid(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *bytes;
-        size_t len;
-        int valid;
-    } cases[] = {
-        {"\xc0", 1, 1},
-        {"\x7f", 1, 1},
-        {"\xe0", 1, 1},
-        {"\xcc\xff", 2, 1},
-        {"\xcc", 1, 0},
-        {"\xcf\0\0\0\0\0\0\0\x01", 9, 1},
-        {"\xcb\0\0\0\0\0\0\0", 8, 0},
-        {"\xa3" "abc", 4, 1},
-        {"\xa3" "ab", 3, 0},
-        {"\xd9\x02" "ab", 4, 1},
-        {"\xc4\x01\xff", 3, 1},
-        {"\xc6\xff\xff\xff\xff", 5, 0},
-        {"\x92\x01\x02", 3, 1},
-        {"\x92\x01", 2, 0},
-        {"\x82\x01\x02\x03\x04", 5, 1},
-        {"\x82\x01\x02\x03", 4, 0},
-        {"\xdd\xff\xff\xff\xff", 5, 0},
-        {"\xd4\x01\x00", 3, 1},
-        {"\xc7\x02\x05\x00\x00", 5, 1},
-        {"\x90", 1, 1},
-        {"\x80", 1, 1},
-        {"\xc1", 1, 0},
-        {"\x01\x02", 2, 0},
-        {"", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (tw__msgpack_valid(cases[i].bytes, cases[i].len) !=
-            cases[i].valid) {
-            fail_msg("case %zu: expected %d", i, cases[i].valid);
-        }
-    }
-    assert_int_equal(tw__msgpack_valid(NULL, 0), 0);
-
-    /* 32 nested arrays are fine (msgpack-c decodes them), 33 are not, even
-     * when the innermost is empty; 31 plus an empty one are fine. */
-    unsigned char deep[40];
-    for (int d = 30; d <= 34; d++) {
-        for (int empty = 0; empty <= 1; empty++) {
-            size_t n = (size_t)d;
-            memset(deep, 0x91, n);
-            if (empty) {
-                deep[n - 1] = 0x90;
-            } else {
-                deep[n++] = 0xc0;
-            }
-            int ok = d <= 32;
-            assert_int_equal(tw__msgpack_valid(deep, n), ok);
-            msgpack_unpacked up;
-            msgpack_unpacked_init(&up);
-            size_t off = 0;
-            int ur = msgpack_unpack_next(&up, (const char *)deep, n, &off);
-            assert_int_equal(ur == MSGPACK_UNPACK_SUCCESS, ok);
-            msgpack_unpacked_destroy(&up);
-        }
-    }
-}
-
 int
 main(void)
 {
@@ -1008,7 +937,6 @@ main(void)
         cmocka_unit_test(test_requests),
         cmocka_unit_test(test_ping_unreachable),
         cmocka_unit_test(test_new_bad_endpoint),
-        cmocka_unit_test(test_msgpack_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

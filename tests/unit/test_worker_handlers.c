@@ -21,7 +21,6 @@
 #include "worker/handlers.h"
 #include "worker/plugin.h"
 #include "worker/slots.h"
-#include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <stdio.h>
@@ -756,24 +755,6 @@ test_plugin_errors(void **state)
     assert_int_equal(fx->reg.n, n);
 }
 
-/* UTF-8 ------------------------------------------------------------------- */
-
-static void
-test_utf8(void **state)
-{
-    (void)state;
-    assert_true(tw_utf8_valid("plain ascii text, long enough", 29));
-    const char *mixed = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
-    assert_true(tw_utf8_valid(mixed, strlen(mixed)));
-    assert_false(tw_utf8_valid("\xc0\xaf", 2));         /* overlong */
-    assert_false(tw_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(tw_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    assert_false(tw_utf8_valid("abcdefgh\xe2\x82", 10)); /* cut short */
-    char s[] = "ok\xe2\x82 \xff";
-    tw_utf8_scrub(s, strlen(s));
-    assert_string_equal(s, "ok?? ?");
-}
-
 int
 main(void)
 {
@@ -801,7 +782,6 @@ main(void)
         T(test_plugin_sum_upper),
         T(test_plugin_slow_cancel),
         T(test_plugin_errors),
-        T(test_utf8),
 #undef T
     };
     return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
