@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "taskwheel/version.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -614,8 +615,10 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->jitter = uv_hrtime() | 1;
     b->open_handles = 1;
     tw_notice("broker.start",
-              "listening: frontend %s, backend %s, status %s, heartbeat %lld "
-              "ms", cfg->frontend, cfg->backend, cfg->status, cfg->heartbeat);
+              "taskwheel-broker %s listening: frontend %s, backend %s, "
+              "status %s, heartbeat %lld ms",
+              tw_version(), cfg->frontend, cfg->backend, cfg->status,
+              cfg->heartbeat);
     return b;
 }
 

@@ -17,6 +17,7 @@
 #include "worker/security.h"
 #include "worker/supervisor.h"
 #include "worker/worker.h"
+#include "taskwheel/version.h"
 
 #include <signal.h>
 #include <stddef.h>
@@ -175,8 +176,11 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     uv_signal_init(&loop, &s_proc.sigint);
     uv_signal_start(&s_proc.sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&s_proc.sigint, s_on_signal, SIGINT);
-    tw_notice("worker.start", "%s: %lld slot(s), %zu handler(s), broker %s",
-              tw_worker_ident(w), cfg->slots, reg.n, cfg->broker);
+    tw_notice("worker.start",
+              "%s: taskwheel-worker %s, %lld slot(s), %zu handler(s), "
+              "broker %s",
+              tw_worker_ident(w), tw_version(), cfg->slots, reg.n,
+              cfg->broker);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -45,10 +45,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#ifndef TW_VERSION_STRING
-#define TW_VERSION_STRING "0"
-#endif
-
 #define S_DEFAULT_BROKER "tcp://127.0.0.1:7710"
 #define S_DEFAULT_STATUS "tcp://127.0.0.1:7712"
 #define S_DEFAULT_TIMEOUT_MS 5000
@@ -211,7 +207,7 @@ s_parse_global(int argc, char **argv, tw_cli_env_t *o)
             return TW_CLI_OK;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("taskwheel %s\n", TW_VERSION_STRING);
+            printf("taskwheel %s\n", tw_version());
             return TW_CLI_OK;
         }
         if (strcmp(a, "--json") == 0) {
