@@ -543,6 +543,16 @@ s_task_freed(tw_task_t *t, void *arg)
     tw__persist_task_freed(b, t);
 }
 
+int
+tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen)
+{
+    int rc = tw_auth_check(cfg, why, wlen);
+    if (rc == 0 && cfg->metrics && *cfg->metrics) {
+        rc = tw_metrics_check(cfg->metrics, cfg->insecure, why, wlen);
+    }
+    return rc;
+}
+
 tw_broker_t *
 tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
 {
