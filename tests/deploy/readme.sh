@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# tests/deploy/readme.sh - the commands README.md prints work as printed.
+#
+# Two code blocks are run, line by line, each line exactly as README.md
+# has it (continuation lines joined):
+#
+#   "Running it by hand"  against deploy/local-cluster.sh (workers w1 and
+#       w2) on free ports, from a directory where build/ is this build.
+#       The lines that build or start the broker and workers are what the
+#       local cluster does, so they are left out. Every other line must
+#       exit 0 within 60 s; a line ending in '&' runs in the background
+#       and must still run, or have exited 0, at the end; `events` and
+#       `station tail` stream until stopped, so for them running on at the
+#       timeout (10 s) counts too.
+#   "Security"  in an empty directory with the programs on PATH: keys are
+#       made, the broker and worker lines run in the background with the
+#       ports moved to free ones (and "broker" as 127.0.0.1; the CLI's
+#       default endpoint moves with them through TASKWHEEL_BROKER), and
+#       the CURVE client's `status` must answer.
+#
+# A block that cannot be found fails the test, so renaming a section
+# cannot silently skip it.
+. "$(dirname "$0")/lib.sh"
+
+# The sh block under heading $1, one command per line.
+readme_block() {
+    python3 - "$src/README.md" "$1" <<'PY'
+import sys
+text = open(sys.argv[1]).read().split("\n")
+head = sys.argv[2]
+try:
+    i = text.index(head)
+    i = text.index("```sh", i)
+    j = text.index("```", i + 1)
+except ValueError:
+    raise SystemExit("README.md: no sh block under '%s'" % head)
+cmd = ""
+for line in text[i + 1:j]:
+    if line.endswith("\\"):
+        cmd += line[:-1]
+        continue
+    cmd += line
+    print(cmd)
+    cmd = ""
+PY
+}
+
+# Run one README line in the current directory.
+run_line() {
+    local line=$1 n=$((++nline)) rc=0 limit=60 stream=0
+    if [[ "$line" =~ taskwheel\ (events|station\ tail) ]]; then
+        limit=10 stream=1
+    fi
+    if [[ "$line" =~ ^(.*[^[:space:]])[[:space:]]*\&[[:space:]]*(#.*)?$ ]]; then
+        tw_say "\$ $line"
+        tw_bg "line-$n.log" bash -c "${BASH_REMATCH[1]}"
+        background+=("$tw_last:$n")
+        return
+    fi
+    tw_say "\$ $line"
+    timeout "$limit" bash -c "$line" >"$tmp/line-$n.log" 2>&1 </dev/null ||
+        rc=$?
+    if ((rc == 124 && stream)); then
+        return
+    fi
+    ((rc == 0)) || tw_fail "exit $rc: $line"
+}
+
+# Background lines: still running, or exited 0.
+check_background() {
+    local b pid n rc
+    for b in "${background[@]}"; do
+        pid=${b%%:*} n=${b##*:}
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" || rc=$?
+            ((rc == 0)) || tw_fail "background line $n exited $rc"
+        fi
+    done
+}
+
+nline=0
+
+# ---- Running it by hand --------------------------------------------------
+mapfile -t lines < <(readme_block "## Running it by hand")
+((${#lines[@]} > 5)) || tw_fail "the block 'Running it by hand' is empty"
+base=$(tw_free_ports)
+tw_bg cluster.log "$src/deploy/local-cluster.sh" --port "$base" \
+    --build "$build" --var "$tmp/var" --for 900
+cluster=$tw_last
+tw_wait_log cluster.log '^running for' "$cluster" 180 ||
+    tw_fail "the local cluster did not come up"
+export TASKWHEEL_BROKER=tcp://127.0.0.1:$base
+export TASKWHEEL_STATUS=tcp://127.0.0.1:$((base + 2))
+mkdir -p "$tmp/hand"
+ln -s "$build" "$tmp/hand/build"
+ln -s "$src/examples" "$tmp/hand/examples"
+cd "$tmp/hand"
+background=()
+ran=0
+for line in "${lines[@]}"; do
+    case "$line" in
+    "" | "#"*) continue ;;
+    cmake\ * | ninja\ * | build/broker/taskwheel-broker* | build/worker/taskwheel-worker*)
+        continue ;; # what local-cluster.sh did
+    esac
+    run_line "$line"
+    ran=$((ran + 1))
+done
+check_background
+tw_say "ok: $ran commands of 'Running it by hand'"
+kill -TERM "$cluster"
+rc=0
+wait "$cluster" || rc=$?
+((rc == 0)) || tw_fail "local-cluster.sh exited $rc after SIGTERM"
+
+# ---- Security ------------------------------------------------------------
+mapfile -t lines < <(readme_block "## Security")
+((${#lines[@]} > 5)) || tw_fail "the block 'Security' is empty"
+base=$(tw_free_ports)
+export TASKWHEEL_BROKER=tcp://127.0.0.1:$base
+export TASKWHEEL_STATUS=tcp://127.0.0.1:$((base + 2))
+export PATH=$build/client:$build/broker:$build/worker:$PATH
+mkdir -p "$tmp/sec"
+cd "$tmp/sec"
+background=()
+ran=0
+for line in "${lines[@]}"; do
+    case "$line" in
+    "" | "#"*) continue ;;
+    esac
+    line=${line//:7710/:$base}
+    line=${line//:7711/:$((base + 1))}
+    line=${line//:7712/:$((base + 2))}
+    line=${line//tcp:\/\/broker:/tcp:\/\/127.0.0.1:}
+    case "$line" in
+    taskwheel-broker\ * | taskwheel-worker\ *)
+        n=$((++nline))
+        tw_say "\$ $line &"
+        tw_bg "line-$n.log" bash -c "$line"
+        background+=("$tw_last:$n")
+        if [[ "$line" == taskwheel-broker* ]]; then
+            tw_wait_log "line-$n.log" 'id=broker.start' "$tw_last" 60 ||
+                tw_fail "the CURVE broker did not start"
+        fi
+        ;;
+    *) run_line "$line" ;;
+    esac
+    ran=$((ran + 1))
+done
+check_background
+tw_say "ok: $ran commands of 'Security'"
