@@ -19,7 +19,8 @@
 #       the CURVE client's `status` must answer.
 #
 # A block that cannot be found fails the test, so renaming a section
-# cannot silently skip it.
+# cannot silently skip it. First, the "Layout" table must have one row for
+# each top-level folder git tracks (but hidden ones), and no other.
 . "$(dirname "$0")/lib.sh"
 
 # The sh block under heading $1, one command per line.
@@ -80,6 +81,19 @@ check_background() {
 }
 
 nline=0
+
+# ---- Layout --------------------------------------------------------------
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+    # Hidden folders (.ci) are tooling, not part of the layout.
+    tracked=$(git -C "$src" ls-files | sed -n 's|^\([^/.][^/]*\)/.*|\1|p' |
+        sort -u | sed '/^include$/s|$|/taskwheel|')
+    listed=$(sed -n '/^## Layout/,/^## /s#^| `\([^`]*\)/` |.*#\1#p' \
+        "$src/README.md" | sort -u)
+    [[ "$tracked" == "$listed" ]] ||
+        tw_fail "README's layout table lists '$(echo $listed)', git has" \
+            "'$(echo $tracked)'"
+    tw_say "ok: the layout table lists every folder"
+fi
 
 # ---- Running it by hand --------------------------------------------------
 mapfile -t lines < <(readme_block "## Running it by hand")

@@ -52,7 +52,8 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 ||
     fail "cmake --install"
 for f in bin/taskwheel bin/taskwheel-broker bin/taskwheel-worker \
     include/taskwheel/client.h include/taskwheel/handler.h \
-    include/taskwheel/errors.h include/taskwheel/version.h; do
+    include/taskwheel/errors.h include/taskwheel/version.h \
+    share/doc/taskwheel/HANDLERS.md; do
     [[ -e "$prefix/$f" ]] || fail "$f was not installed"
 done
 pcdir=$(dirname "$(find "$prefix" -name taskwheel.pc | head -n 1)")

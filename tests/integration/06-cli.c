@@ -113,6 +113,8 @@ s_help_and_versions(const tw_h_broker_t *b, pid_t worker)
     TW_H_ASSERT_EQ(s_run(tw_h_broker_bin(), S_ARGS("--version"), &p), 0);
     TW_H_ASSERT(
         tw_h_log_contains(p, "taskwheel-broker " TW_VERSION_STRING "\n"));
+    TW_H_ASSERT_EQ(s_run(tw_h_worker_bin(), S_ARGS("--help"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "docs/HANDLERS.md"));
     TW_H_ASSERT_EQ(s_run(tw_h_worker_bin(), S_ARGS("--version"), &p), 0);
     TW_H_ASSERT(
         tw_h_log_contains(p, "taskwheel-worker " TW_VERSION_STRING "\n"));

@@ -6,7 +6,8 @@
  *  until the outcome arrives or a deadline passes. Teardown closes the
  *  loop and fails if any handle was left open, so every handler must clean
  *  up after itself, cancelled or not. TW_EXAMPLE_PLUGIN is the path of
- *  examples/plugin's shared object, set by the build.
+ *  examples/plugin's shared object, set by the build. test_documented
+ *  holds docs/HANDLERS.md to the handlers a worker registers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -774,6 +775,51 @@ test_utf8(void **state)
     assert_string_equal(s, "ok?? ?");
 }
 
+/* docs/HANDLERS.md has a "## `name`" section and a table row for each
+ * built-in a worker registers (tw_handlers_add_all, as worker/main.c
+ * calls it), and none for a handler that does not exist. */
+static void
+test_documented(void **state)
+{
+    (void)state;
+    FILE *fp = fopen(TW_SOURCE_DIR "/docs/HANDLERS.md", "r");
+    assert_non_null(fp);
+    static char doc[1 << 16];
+    size_t len = fread(doc, 1, sizeof doc - 1, fp);
+    fclose(fp);
+    doc[len] = '\0';
+    tw_handlers_t reg;
+    tw_handlers_init(&reg);
+    assert_int_equal(tw_handlers_add_all(&reg, 1 << 20), 0);
+    assert_true(reg.n >= 10);
+    char want[200];
+    for (size_t i = 0; i < reg.n; i++) {
+        snprintf(want, sizeof want, "\n## `%s`\n", reg.v[i].name);
+        if (!strstr(doc, want)) {
+            fail_msg("docs/HANDLERS.md has no section for '%s'",
+                     reg.v[i].name);
+        }
+        snprintf(want, sizeof want, "\n| `%s` ", reg.v[i].name);
+        if (!strstr(doc, want)) {
+            fail_msg("docs/HANDLERS.md's table has no row for '%s'",
+                     reg.v[i].name);
+        }
+    }
+    size_t sections = 0;
+    for (const char *p = doc; (p = strstr(p, "\n## `")) != NULL; p++) {
+        const char *name = p + 5;
+        const char *end = strchr(name, '`');
+        assert_non_null(end);
+        if (!tw_handlers_find(&reg, name, (size_t)(end - name))) {
+            fail_msg("docs/HANDLERS.md documents '%.*s', which no worker "
+                     "registers", (int)(end - name), name);
+        }
+        sections++;
+    }
+    assert_int_equal(sections, reg.n);
+    tw_handlers_free(&reg);
+}
+
 int
 main(void)
 {
@@ -802,6 +848,7 @@ main(void)
         T(test_plugin_slow_cancel),
         T(test_plugin_errors),
         T(test_utf8),
+        cmocka_unit_test(test_documented),
 #undef T
     };
     return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
