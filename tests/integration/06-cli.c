@@ -159,8 +159,14 @@ main(void)
     const char *first[] = {tw_h_cli_bin(), "--broker", b.frontend, "--json",
                            "submit", "sleep", "0.8", "--key", "k1", "--wait",
                            NULL};
+    tw_client_t *c = tw_client_new(b.frontend);
+    TW_H_ASSERT(c);
+    long long submitted = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "submitted", &submitted));
     pid_t p1 = tw_h_spawn_log(first, "key-first.log");
-    tw_h_sleep_ms(200);
+    /* The second one must find the first known by its key. */
+    TW_H_ASSERT_OK(tw_h_wait_status(c, "submitted", submitted + 1, 10000));
+    tw_client_destroy(&c);
     TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
                          S_ARGS("--json", "submit", "sleep", "0.8", "--key",
                                 "k1", "--wait"),

@@ -279,17 +279,6 @@ s_count_in_log(pid_t pid, const char *text)
     return count;
 }
 
-static void
-s_wait_log(pid_t pid, const char *text, int timeout_ms)
-{
-    uint64_t deadline = tw_h_now_ms() + (uint64_t)timeout_ms;
-    while (!tw_h_log_contains(pid, text)) {
-        TW_H_ASSERT_MSG(tw_h_now_ms() < deadline, "log never said '%s'",
-                        text);
-        tw_h_sleep_ms(50);
-    }
-}
-
 /* A DEALER (or SUB) with CURVE keys of `key`, connected to `endpoint`. */
 static void *
 s_curve_socket(int type, const char *endpoint, const char *key,
@@ -689,7 +678,8 @@ main(void)
     char ifp[TW_KEY_FP_LEN], needle[128];
     s_fingerprint("intruder", ifp);
     snprintf(needle, sizeof needle, "workers: refused key %s", ifp);
-    s_wait_log(b.pid, needle, 5000);
+    TW_H_ASSERT_MSG(tw_h_wait_log(b.pid, needle, 5000) == 0,
+                    "the broker's log says '%s'", needle);
     TW_H_ASSERT_EQ(s_status(good, "workers"), 0);
     TW_H_ASSERT_OK(s_run(good, "noop", NULL, 0, 5000));
     TW_H_ASSERT_EQ(s_out.ack_err, TW_EHANDLER); /* nobody offers it */
@@ -733,7 +723,8 @@ main(void)
     char sfp[TW_KEY_FP_LEN];
     s_fingerprint("stranger", sfp);
     snprintf(needle, sizeof needle, "clients: refused key %s", sfp);
-    s_wait_log(b.pid, needle, 3000);
+    TW_H_ASSERT_MSG(tw_h_wait_log(b.pid, needle, 3000) == 0,
+                    "the broker's log says '%s'", needle);
     /* The CLI with an unknown key: "unreachable", exit 3. */
     char ssec[600];
     s_path(ssec, sizeof ssec, "stranger", ".key");
@@ -798,7 +789,7 @@ main(void)
     tw_client_destroy(&late);
     s_allow("late", "clients");
     TW_H_ASSERT_OK(tw_h_kill(b.pid, SIGHUP));
-    s_wait_log(b.pid, "keys allowed: 2 clients", 5000);
+    TW_H_ASSERT_OK(tw_h_wait_log(b.pid, "keys allowed: 2 clients", 5000));
     late = s_client(b.frontend, "late");
     TW_H_ASSERT_OK(tw_client_ping(late, 5000));
     tw_client_destroy(&late);
