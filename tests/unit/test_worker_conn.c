@@ -237,7 +237,7 @@ test_eworker_rehello(void **state)
     s_start_worker(fx, 2, 1000);
     tw_fb_handshake(fx, 2, 1000);
     s_send_tasks(fx, 5, 1, "sleep", "\x1e", 1, 0);
-    tw_fb_spin(fx, 50);
+    tw_fb_wait_tasks(fx, 1, 3000);
     tw_fb_send_error(fx, TW_EWORKER, NULL);
     /* A second one while waiting: no storm. */
     tw_fb_send_error(fx, TW_EWORKER, NULL);
@@ -263,7 +263,7 @@ test_drain(void **state)
     tw_fb_handshake(fx, 2, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a",
                  9, 0); /* 0.2 s */
-    tw_fb_spin(fx, 20);
+    tw_fb_wait_tasks(fx, 1, 3000);
     tw_worker_drain(fx->w);
     /* New tasks are not run while draining. */
     s_send_tasks(fx, 2, 1, "noop", &s_nil, 1, 0);
@@ -283,14 +283,13 @@ test_drain_timeout(void **state)
     s_start_worker(fx, 1, 100);
     tw_fb_handshake(fx, 1, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\x1e", 1, 0);
-    tw_fb_spin(fx, 20);
+    tw_fb_wait_tasks(fx, 1, 3000);
     uint64_t t = tw_now_ms();
     tw_worker_drain(fx->w);
     /* The task is cut off and left to the broker: only BYE. */
     assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_BYE);
     assert_true(tw_now_ms() - t >= 90);
-    tw_fb_spin(fx, 50);
-    assert_true(fx->exited);
+    tw_fb_wait_exit(fx, 3000);
     assert_int_equal(fx->exit_code, 0);
 }
 
@@ -355,7 +354,7 @@ test_resize(void **state)
     static const char tenth[] = "\xcb\x3f\xb9\x99\x99\x99\x99\x99\x9a";
     static const char fifth[] = "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a";
     s_send_tasks(fx, 1, 2, "sleep", fifth, 9, 0); /* 0.2 s each */
-    tw_fb_spin(fx, 20);
+    tw_fb_wait_tasks(fx, 2, 3000);
     s_send_worker_op(fx, "resize", 1);
     s_expect_resized(fx, 1, 0); /* both slots busy: nothing free */
     /* Both finish: only the second one brings the worker below 1. */
@@ -391,9 +390,10 @@ test_drain_by_broker(void **state)
     tw_fb_handshake(fx, 2, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a",
                  9, 0); /* 0.2 s */
-    tw_fb_spin(fx, 20);
+    tw_fb_wait_tasks(fx, 1, 3000);
+    /* In this order on one connection: the worker drains before it sees
+     * the new task. */
     s_send_worker_op(fx, "drain", 0);
-    tw_fb_spin(fx, 20);
     s_send_tasks(fx, 2, 1, "noop", &s_nil, 1, 0);
     assert_int_equal(tw_fb_recv(fx, 3000), TW_CMD_DONE);
     assert_int_equal(fx->m.nitems, 1);
@@ -410,9 +410,9 @@ test_abort(void **state)
     s_start_worker(fx, 1, 10000);
     tw_fb_handshake(fx, 1, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\x1e", 1, 0);
-    tw_fb_spin(fx, 20);
+    tw_fb_wait_tasks(fx, 1, 3000);
     tw_worker_drain(fx->w);
-    tw_fb_spin(fx, 20);
+    tw_fb_spin(fx, 20); /* a window in which it must not exit */
     assert_false(fx->exited);
     tw_worker_abort(fx->w); /* the second signal */
     tw_fb_expect_bye(fx, 1);
