@@ -11,8 +11,10 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
       libjansson-dev libmicrohttpd-dev)
 if [[ "${1:-}" == "--test" ]]; then
+    # stress-ng: tests/run.sh --stress runs the suite with a CPU hog on
+    # every core, to find tests that depend on timing.
     pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
-           iproute2 procps curl)
+           iproute2 procps curl stress-ng)
 fi
 
 missing=()
