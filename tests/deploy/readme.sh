@@ -80,6 +80,17 @@ check_background() {
     done
 }
 
+# Start a block's commands: the CLI's endpoints at ports BASE.. (the
+# defaults, moved), an empty directory DIR under $tmp as the current one.
+begin_block() {
+    export TASKWHEEL_BROKER=tcp://127.0.0.1:$2
+    export TASKWHEEL_STATUS=tcp://127.0.0.1:$(($2 + 2))
+    mkdir -p "$tmp/$1"
+    cd "$tmp/$1"
+    background=()
+    ran=0
+}
+
 nline=0
 
 # ---- Layout --------------------------------------------------------------
@@ -104,14 +115,9 @@ tw_bg cluster.log "$src/deploy/local-cluster.sh" --port "$base" \
 cluster=$tw_last
 tw_wait_log cluster.log '^running for' "$cluster" 180 ||
     tw_fail "the local cluster did not come up"
-export TASKWHEEL_BROKER=tcp://127.0.0.1:$base
-export TASKWHEEL_STATUS=tcp://127.0.0.1:$((base + 2))
-mkdir -p "$tmp/hand"
-ln -s "$build" "$tmp/hand/build"
-ln -s "$src/examples" "$tmp/hand/examples"
-cd "$tmp/hand"
-background=()
-ran=0
+begin_block hand "$base"
+ln -s "$build" build
+ln -s "$src/examples" examples
 for line in "${lines[@]}"; do
     case "$line" in
     "" | "#"*) continue ;;
@@ -132,13 +138,8 @@ wait "$cluster" || rc=$?
 mapfile -t lines < <(readme_block "## Security")
 ((${#lines[@]} > 5)) || tw_fail "the block 'Security' is empty"
 base=$(tw_free_ports)
-export TASKWHEEL_BROKER=tcp://127.0.0.1:$base
-export TASKWHEEL_STATUS=tcp://127.0.0.1:$((base + 2))
 export PATH=$build/client:$build/broker:$build/worker:$PATH
-mkdir -p "$tmp/sec"
-cd "$tmp/sec"
-background=()
-ran=0
+begin_block sec "$base"
 for line in "${lines[@]}"; do
     case "$line" in
     "" | "#"*) continue ;;

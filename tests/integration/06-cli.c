@@ -22,45 +22,20 @@
 
 static int s_n;
 
-/* Run the CLI with `args` (NULL-terminated, after the program name and
- * --broker/--status); return its exit code; *log_pid gets its pid. */
+/* Run `prog` with the words of `pre` and then of `args` (both
+ * NULL-terminated; `pre` may be NULL); return its exit code; *log_pid
+ * gets its pid, for its log. */
 static int
-s_cli(const tw_h_broker_t *b, const char *frontend, const char *const *args,
-      pid_t *log_pid)
+s_exec(const char *prog, const char *const *pre, const char *const *args,
+       pid_t *log_pid)
 {
     const char *argv[32];
     int n = 0;
-    argv[n++] = tw_h_cli_bin();
-    argv[n++] = "--broker";
-    argv[n++] = frontend;
-    argv[n++] = "--status";
-    argv[n++] = b->status;
-    argv[n++] = "--timeout-ms";
-    argv[n++] = "1500";
-    for (int i = 0; args[i] && n < 31; i++) {
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    char logname[64];
-    snprintf(logname, sizeof logname, "cli.%d.log", ++s_n);
-    pid_t pid = tw_h_spawn_log(argv, logname);
-    TW_H_ASSERT(pid > 0);
-    *log_pid = pid;
-    int rc = tw_h_wait_exit(pid, 20000);
-    TW_H_ASSERT_MSG(rc >= 0, "the CLI finished (%d)", rc);
-    return rc;
-}
-
-#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-/* Run `prog` with `args` (no broker flags) and return its exit code. */
-static int
-s_run(const char *prog, const char *const *args, pid_t *log_pid)
-{
-    const char *argv[16];
-    int n = 0;
     argv[n++] = prog;
-    for (int i = 0; args[i] && n < 15; i++) {
+    for (int i = 0; pre && pre[i] && n < 31; i++) {
+        argv[n++] = pre[i];
+    }
+    for (int i = 0; args[i] && n < 31; i++) {
         argv[n++] = args[i];
     }
     argv[n] = NULL;
@@ -72,6 +47,25 @@ s_run(const char *prog, const char *const *args, pid_t *log_pid)
     int rc = tw_h_wait_exit(pid, 20000);
     TW_H_ASSERT_MSG(rc >= 0, "%s finished (%d)", prog, rc);
     return rc;
+}
+
+/* Run the CLI with `args` after --broker/--status; see s_exec. */
+static int
+s_cli(const tw_h_broker_t *b, const char *frontend, const char *const *args,
+      pid_t *log_pid)
+{
+    const char *pre[] = {"--broker",     frontend, "--status", b->status,
+                         "--timeout-ms", "1500",   NULL};
+    return s_exec(tw_h_cli_bin(), pre, args, log_pid);
+}
+
+#define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Run `prog` with `args` alone; see s_exec. */
+static int
+s_run(const char *prog, const char *const *args, pid_t *log_pid)
+{
+    return s_exec(prog, NULL, args, log_pid);
 }
 
 /* One command's help, not the manual; --version of all three programs. */

@@ -59,6 +59,7 @@
 
 #include "common/error.h"
 #include "proto/proto.h"
+#include "tests/unit/support/files.h"
 
 /* PROTOCOL.md holds 27 today; fewer means the parser lost some. */
 #define S_MIN_EXAMPLES 25
@@ -604,14 +605,9 @@ static void
 test_protocol_examples(void **state)
 {
     (void)state;
-    FILE *fp = fopen(TW_SOURCE_DIR "/proto/PROTOCOL.md", "r");
-    assert_non_null(fp);
-    static char doc[1 << 20];
-    size_t len = fread(doc, 1, sizeof doc - 1, fp);
-    fclose(fp);
-    assert_true(len > 0 && len < sizeof doc - 1);
-    doc[len] = '\0';
+    char *doc = tw_suite_read_file(TW_SOURCE_DIR "/proto/PROTOCOL.md", NULL);
     s_tally_t t = s_check_doc(doc);
+    free(doc);
     printf("PROTOCOL.md: %d worked examples, %d command forms, %d "
            "problem(s)\n", t.examples, t.nsyn, t.problems);
     for (int i = 0; i < t.nsyn; i++) {

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/proto.h"
+#include "tests/unit/support/files.h"
 #include "tests/unit/support/suite.h"
 #include "worker/handlers.h"
 #include "worker/plugin.h"
@@ -26,6 +27,7 @@
 
 #include <msgpack.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef TW_EXAMPLE_PLUGIN
@@ -782,12 +784,7 @@ static void
 test_documented(void **state)
 {
     (void)state;
-    FILE *fp = fopen(TW_SOURCE_DIR "/docs/HANDLERS.md", "r");
-    assert_non_null(fp);
-    static char doc[1 << 16];
-    size_t len = fread(doc, 1, sizeof doc - 1, fp);
-    fclose(fp);
-    doc[len] = '\0';
+    char *doc = tw_suite_read_file(TW_SOURCE_DIR "/docs/HANDLERS.md", NULL);
     tw_handlers_t reg;
     tw_handlers_init(&reg);
     assert_int_equal(tw_handlers_add_all(&reg, 1 << 20), 0);
@@ -818,6 +815,7 @@ test_documented(void **state)
     }
     assert_int_equal(sections, reg.n);
     tw_handlers_free(&reg);
+    free(doc);
 }
 
 int
