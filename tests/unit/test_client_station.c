@@ -62,7 +62,10 @@ typedef struct {
     pthread_t th;
     atomic_int stop;
     pthread_mutex_t mu;
-    int nrec;                 /* messages received, all commands */
+    int nrec;                 /* messages received but heartbeats */
+    int heartbeats;           /* HEARTBEATs: pings, and the client's own
+                                 while it waits, which a busy machine
+                                 makes more of; answered, not recorded */
     struct {
         tw_cmd_t cmd;
         unsigned char *body;
@@ -324,14 +327,19 @@ fake_main(void *arg)
             tw_msg_decode(&m, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
                           zmq_msg_data(&f[2]), zmq_msg_size(&f[2])) == 0) {
             pthread_mutex_lock(&fb->mu);
-            if (fb->nrec < MAXREC) {
-                size_t len = zmq_msg_size(&f[2]);
-                fb->rec[fb->nrec].cmd = m.cmd;
-                fb->rec[fb->nrec].body = malloc(len ? len : 1);
-                memcpy(fb->rec[fb->nrec].body, zmq_msg_data(&f[2]), len);
-                fb->rec[fb->nrec].len = len;
+            if (m.cmd == TW_CMD_HEARTBEAT) {
+                fb->heartbeats++;
+            } else {
+                if (fb->nrec < MAXREC) {
+                    size_t len = zmq_msg_size(&f[2]);
+                    fb->rec[fb->nrec].cmd = m.cmd;
+                    fb->rec[fb->nrec].body = malloc(len ? len : 1);
+                    memcpy(fb->rec[fb->nrec].body, zmq_msg_data(&f[2]),
+                           len);
+                    fb->rec[fb->nrec].len = len;
+                }
+                fb->nrec++;
             }
-            fb->nrec++;
             pthread_mutex_unlock(&fb->mu);
             if (m.cmd == TW_CMD_STATION) {
                 fake_answer(fb, &f[0], &m);
@@ -924,7 +932,7 @@ test_invalid(void **state)
     assert_null(data);
 
     assert_int_equal(tw_client_ping(c, WAIT_MS), 0);
-    assert_int_equal(fake_count(fb), before + 1); /* only the ping */
+    assert_int_equal(fake_count(fb), before); /* nothing but the ping */
 
     /* At the limits, all is well. */
     name[TW_PROTO_MAX_NAME] = '\0';
