@@ -112,7 +112,11 @@ run_ctest() {
         FAILED=1
         return 1
     fi
-    RESULT[$NAME]="ok ($pass of $total tests passed${skipped:+, $skipped skipped})"
+    local note=""
+    if [ "$skipped" -gt 0 ]; then
+        note=", $skipped skipped"
+    fi
+    RESULT[$NAME]="ok ($pass of $total tests passed$note)"
     return 0
 }
 
