@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAIT_MS 3000
+/* Upper bound for anything that should happen; see test_client_api.c. */
+#define WAIT_MS 30000
 
 typedef struct {
     tw_ff_t *ff;

@@ -1178,7 +1178,7 @@ s_px_expect(tw_fb_t *px, const char *sid, const char *ev, uint64_t ep)
                 }
             }
         }
-        int cmd = tw_fb_recv(px, 3000);
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         assert_true(cmd == TW_CMD_STATION || cmd == TW_CMD_S2N);
     }
     fail_msg("no '%s' for %s", ev, sid);
@@ -1229,7 +1229,7 @@ test_proto_assign_and_checkpoints(void **state)
     uint64_t last_at = 0, last_a = 0;
     uint64_t end = tw_now_ms() + 600;
     while (tw_now_ms() < end) {
-        int cmd = tw_fb_recv(px, 700);
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         assert_int_equal(cmd, TW_CMD_STATION);
         assert_null(px->m.f[TW_F_CREDIT]); /* a station takes a slot */
         int seen[2] = {0, 0};
@@ -1350,7 +1350,7 @@ test_proto_n2s_s2n(void **state)
     s_px_n2s(px, "m", 9, 6, 3, 0x25);
     uint64_t want = 1;
     while (want <= 8) {
-        int cmd = tw_fb_recv(px, 3000);
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         if (cmd == TW_CMD_STATION) {
             continue;
         }
@@ -1461,14 +1461,14 @@ test_proto_rehello_drops_stations(void **state)
     s_px_run(px, "a", 1, "ticker", "\xc0", 1, 0, 10);
     tw_fb_send_error(px, TW_EWORKER, "who?");
     int cmd;
-    while ((cmd = tw_fb_recv(px, 3000)) == TW_CMD_S2N ||
+    while ((cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS)) == TW_CMD_S2N ||
            cmd == TW_CMD_STATION) {
         /* sent before the ERROR arrived */
     }
     assert_int_equal(cmd, TW_CMD_HELLO);
     tw_fb_spin(px, 50);
     tw_fb_send_welcome(px, 1000);
-    assert_int_equal(tw_fb_recv(px, 3000), TW_CMD_READY);
+    assert_int_equal(tw_fb_recv(px, TW_FB_PATIENCE_MS), TW_CMD_READY);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 2);
     assert_int_equal(tw_fb_recv(px, 200), 0);
 }

@@ -242,16 +242,20 @@ tw_fb_send_error(tw_fb_t *fb, int code, const char *msg)
 void
 tw_fb_handshake(tw_fb_t *fb, unsigned slots, uint64_t hb)
 {
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_HELLO);
-    tw_fb_send_welcome(fb, hb);
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_READY);
+    int cmd = tw_fb_recv(fb, TW_FB_PATIENCE_MS);
+    assert_int_equal(cmd, TW_CMD_HELLO);
+    while (cmd == TW_CMD_HELLO) {
+        tw_fb_send_welcome(fb, hb);
+        cmd = tw_fb_recv(fb, TW_FB_PATIENCE_MS);
+    }
+    assert_int_equal(cmd, TW_CMD_READY);
     assert_int_equal(tw_msg_uint(&fb->m, TW_F_CREDIT, 0), slots);
 }
 
 void
 tw_fb_expect_bye(tw_fb_t *fb, int exit_code)
 {
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_BYE);
-    tw_fb_wait_exit(fb, 3000);
+    assert_int_equal(tw_fb_recv(fb, TW_FB_PATIENCE_MS), TW_CMD_BYE);
+    tw_fb_wait_exit(fb, TW_FB_PATIENCE_MS);
     assert_int_equal(fb->exit_code, exit_code);
 }
