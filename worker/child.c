@@ -10,8 +10,11 @@
 #include "common/alloc.h"
 #include "common/error.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S_MAX_ARGV 4096
 
@@ -106,6 +109,9 @@ s_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         for (ssize_t i = 0; i < n; i++) {
             c->etail[c->etotal++ % TW_CHILD_ERR_TAIL] = buf->base[i];
         }
+        if (c->ops->err_read) {
+            c->ops->err_read(c, buf->base, (size_t)n);
+        }
     } else if (n < 0) {
         s_close((uv_handle_t *)s);
         c->ops->changed(c);
@@ -190,14 +196,13 @@ tw_child_start(tw_child_t *c, tw_call_t *call, int with_stdin,
 }
 
 int
-tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
-                    int with_chan, const tw_child_ops_t *ops, void *data)
+tw_child_spawn(tw_child_t *c, uv_loop_t *loop, int flags,
+               const tw_child_ops_t *ops, void *data)
 {
-    uv_loop_t *loop = tw_call_loop(call);
     c->ops = ops;
     c->data = data;
-    c->has_in = with_stdin;
-    c->has_chan = with_chan;
+    c->has_in = (flags & TW_CHILD_STDIN) != 0;
+    c->has_chan = (flags & TW_CHILD_CHAN) != 0;
     uv_pipe_init(loop, &c->out, 0);
     uv_pipe_init(loop, &c->err, 0);
     c->nopen = 3;
@@ -229,6 +234,7 @@ tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
     memset(&opt, 0, sizeof opt);
     opt.file = c->argv[0];
     opt.args = c->argv;
+    opt.env = c->env;
     opt.exit_cb = s_exit_cb;
     opt.flags = UV_PROCESS_DETACHED; /* its own process group, for kill */
     opt.stdio_count = c->has_chan ? 4 : 3;
@@ -236,8 +242,6 @@ tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
 
     int rc = uv_spawn(loop, &c->proc, &opt);
     if (rc != 0) {
-        tw_call_fail(call, "cannot run '%s': %s", c->argv[0],
-                     uv_strerror(rc));
         s_close((uv_handle_t *)&c->proc);
         s_close((uv_handle_t *)&c->out);
         s_close((uv_handle_t *)&c->err);
@@ -247,20 +251,41 @@ tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
         tw_child_close_chan(c);
         return rc;
     }
-    c->call = call;
-    tw_call_set_data(call, c);
     uv_read_start((uv_stream_t *)&c->out, s_out_alloc, s_out_read);
     uv_read_start((uv_stream_t *)&c->err, s_err_alloc, s_err_read);
     return 0;
+}
+
+int
+tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
+                    int with_chan, const tw_child_ops_t *ops, void *data)
+{
+    int flags = (with_stdin ? TW_CHILD_STDIN : 0) |
+                (with_chan ? TW_CHILD_CHAN : 0);
+    int rc = tw_child_spawn(c, tw_call_loop(call), flags, ops, data);
+    if (rc != 0) {
+        tw_call_fail(call, "cannot run '%s': %s", c->argv[0],
+                     uv_strerror(rc));
+        return rc;
+    }
+    c->call = call;
+    tw_call_set_data(call, c);
+    return 0;
+}
+
+void
+tw_child_signal(tw_child_t *c, int sig)
+{
+    if (!c->exited && uv_kill(-c->proc.pid, sig) != 0) {
+        uv_process_kill(&c->proc, sig);
+    }
 }
 
 void
 tw_child_kill(tw_child_t *c, int why)
 {
     c->killed |= why;
-    if (!c->exited && uv_kill(-c->proc.pid, SIGKILL) != 0) {
-        uv_process_kill(&c->proc, SIGKILL);
-    }
+    tw_child_signal(c, SIGKILL);
 }
 
 static void
@@ -279,9 +304,7 @@ tw_child_terminate(tw_child_t *c, uint64_t grace_ms)
     }
     c->killed |= TW_CHILD_STOPPED;
     tw_child_close_stdin(c);
-    if (uv_kill(-c->proc.pid, SIGTERM) != 0) {
-        uv_process_kill(&c->proc, SIGTERM);
-    }
+    tw_child_signal(c, SIGTERM);
     uv_timer_init(tw_call_loop(c->call), &c->term);
     c->term.data = c;
     c->has_term = 1;
@@ -323,25 +346,109 @@ tw_child_close_stdin(tw_child_t *c)
     }
 }
 
+/* Read pipe `p` until it would block, into `cb`'s buffers. */
+static void
+s_drain_pipe(uv_pipe_t *p, uv_alloc_cb alloc, uv_read_cb cb)
+{
+    uv_os_fd_t fd;
+    if (uv_is_closing((uv_handle_t *)p) ||
+        uv_fileno((uv_handle_t *)p, &fd) != 0) {
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 ||
+        (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)) {
+        return;
+    }
+    for (int i = 0; i < 64 && !uv_is_closing((uv_handle_t *)p); i++) {
+        uv_buf_t b;
+        alloc((uv_handle_t *)p, 65536, &b);
+        if (!b.base || b.len == 0) {
+            return;
+        }
+        ssize_t n = read(fd, b.base, b.len);
+        if (n <= 0) {
+            return; /* EAGAIN: all there is; EOF: the read callback's */
+        }
+        cb((uv_stream_t *)p, n, &b);
+    }
+}
+
+void
+tw_child_drain(tw_child_t *c)
+{
+    s_drain_pipe(&c->out, s_out_alloc, s_out_read);
+    s_drain_pipe(&c->err, s_err_alloc, s_err_read);
+}
+
+void
+tw_child_release(tw_child_t *c)
+{
+    s_close((uv_handle_t *)&c->out);
+    s_close((uv_handle_t *)&c->err);
+    tw_child_close_stdin(c); /* drops writes nobody reads */
+    tw_child_close_chan(c);
+}
+
+void
+tw_child_clear_err(tw_child_t *c)
+{
+    c->etotal = 0;
+}
+
+static void
+s_in_ended(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    tw_child_t *c = req->data;
+    tw_child_close_stdin(c);
+}
+
+void
+tw_child_end_stdin(tw_child_t *c)
+{
+    uv_stream_t *in = (uv_stream_t *)&c->in;
+    if (!c->has_in || c->in_ending || uv_is_closing((uv_handle_t *)in)) {
+        return;
+    }
+    c->in_end.data = c;
+    if (uv_shutdown(&c->in_end, in, s_in_ended) == 0) {
+        c->in_ending = 1;
+    } else {
+        tw_child_close_stdin(c);
+    }
+}
+
 tw_call_t *
 tw_child_reap(tw_child_t *c)
 {
     if (!c->call || !c->exited) {
         return NULL;
     }
-    if (c->killed) {
-        /* Do not wait for EOF a grandchild might hold back. */
-        s_close((uv_handle_t *)&c->out);
-        s_close((uv_handle_t *)&c->err);
-    } else if (!uv_is_closing((uv_handle_t *)&c->out) ||
-               !uv_is_closing((uv_handle_t *)&c->err)) {
+    if (!c->killed && (!uv_is_closing((uv_handle_t *)&c->out) ||
+                       !uv_is_closing((uv_handle_t *)&c->err))) {
         return NULL; /* wait for the rest of its output */
     }
-    tw_child_close_stdin(c); /* drops writes nobody reads */
-    tw_child_close_chan(c);
+    /* Killed: do not wait for EOF a grandchild might hold back. */
+    tw_child_release(c);
     tw_call_t *call = c->call;
     c->call = NULL;
     return call;
+}
+
+int
+tw_child_end_text(const tw_child_t *c, char *out, size_t cap)
+{
+    char tail[TW_CHILD_ERR_TAIL + 1];
+    if (c->term_signal) {
+        snprintf(out, cap, "killed by signal %d", c->term_signal);
+    } else if (c->status != 0 && s_err_tail(c, tail)) {
+        snprintf(out, cap, "exit status %lld: %s", (long long)c->status,
+                 tail);
+    } else {
+        snprintf(out, cap, "exit status %lld", (long long)c->status);
+    }
+    return c->term_signal || c->status != 0;
 }
 
 int
@@ -356,18 +463,12 @@ tw_child_fail(const tw_child_t *c, tw_call_t *call, size_t max)
     } else if (c->killed & TW_CHILD_OVERFLOW) {
         tw_call_fail(call, "output exceeded %zu bytes (exec-stdout-max)",
                      max);
-    } else if (c->term_signal) {
-        tw_call_fail(call, "killed by signal %d", c->term_signal);
-    } else if (c->status != 0) {
-        char tail[TW_CHILD_ERR_TAIL + 1];
-        if (s_err_tail(c, tail)) {
-            tw_call_fail(call, "exit status %lld: %s", (long long)c->status,
-                         tail);
-        } else {
-            tw_call_fail(call, "exit status %lld", (long long)c->status);
-        }
     } else {
-        return 0;
+        char text[TW_CHILD_ERR_TAIL + 64];
+        if (!tw_child_end_text(c, text, sizeof text)) {
+            return 0;
+        }
+        tw_call_fail(call, "%s", text);
     }
     return 1;
 }

@@ -10,7 +10,11 @@
  *
  *  The owner embeds the tw_child_t in its per-call state and frees that
  *  state in the `closed` callback, which fires once, after every handle
- *  has closed, whether the spawn succeeded or not. Loop thread only.
+ *  has closed, whether the spawn succeeded or not. A child need not run
+ *  for one call: the proc handler (worker/proc.h) starts long-lived
+ *  children with tw_child_spawn, which knows no call, reads their stderr
+ *  as it comes (`err_read`), signals them itself and, once one has
+ *  exited, closes its pipes with tw_child_release. Loop thread only.
  *
  *      parse_args --> start --> reading stdout/stderr -------.
  *                       |          | exit, then EOF on        | kill:
@@ -57,15 +61,25 @@ typedef struct {
     /* Every handle has closed: the owner may free the memory holding the
      * child. Fires exactly once per tw_child_spawn. */
     void (*closed)(tw_child_t *c);
+    /* Optional: `n` > 0 bytes of stderr in `buf`, as they come (the
+     * child keeps its tail besides). */
+    void (*err_read)(tw_child_t *c, const char *buf, size_t n);
 } tw_child_ops_t;
+
+/* tw_child_spawn's flags. */
+#define TW_CHILD_STDIN 1 /* stdin on a pipe (c->in), else closed */
+#define TW_CHILD_CHAN 2  /* a socket pair on fd 3 (c->chan) */
 
 struct tw_child {
     void *data;      /* the owner's */
     tw_call_t *call; /* the call it runs for; NULL once reaped */
     char **argv; /* argv[0..n) then the strings, one block; the child's */
+    char **env;  /* the owner's, set before the spawn; NULL: the worker's */
     uv_process_t proc;
     uv_pipe_t in, out, err; /* `in` only if has_in */
     int has_in;
+    uv_shutdown_t in_end; /* tw_child_end_stdin's */
+    int in_ending;
     uv_pipe_t chan; /* fd 3 of the child, both ways, only if has_chan
                        (exec's task channel, worker/handlers/exec.c) */
     int has_chan;
@@ -95,6 +109,14 @@ struct tw_child {
 int tw_child_parse_args(tw_child_t *c, const void *args, size_t len,
                         const void **in, size_t *inlen);
 
+/* Run c->argv on `loop` with stdout and stderr on pipes and what `flags`
+ * ask for, and start reading stdout and stderr; c->data is set to `data`
+ * and `ops` must outlive the child. Returns 0, or the libuv error from
+ * uv_spawn. Either way ops->closed fires once all handles have closed,
+ * never before this returns. */
+int tw_child_spawn(tw_child_t *c, uv_loop_t *loop, int flags,
+                   const tw_child_ops_t *ops, void *data);
+
 /* Run c->argv for `call`, on the call's loop, with stdout and stderr on
  * pipes, stdin on a pipe if `with_stdin` (write to c->in) or else closed,
  * and start reading. `ops` must outlive the child; c->data is set to
@@ -118,6 +140,10 @@ int tw_child_start_chan(tw_child_t *c, tw_call_t *call, int with_stdin,
  * done already. tw_child_reap does it too. */
 void tw_child_close_chan(tw_child_t *c);
 
+/* Send `sig` to the child's process group (to the child alone if that
+ * fails), unless it has exited already. */
+void tw_child_signal(tw_child_t *c, int sig);
+
 /* Note `why` (a TW_CHILD_* reason) and SIGKILL the child's process group,
  * unless it has exited already. Does not call `changed`. */
 void tw_child_kill(tw_child_t *c, int why);
@@ -140,6 +166,29 @@ void tw_child_cancel(tw_call_t *call, void *udata);
  * Either is a no-op if already done. */
 void tw_child_close_stdout(tw_child_t *c);
 void tw_child_close_stdin(tw_child_t *c);
+
+/* Close stdin once the writes queued so far have gone out: the child
+ * reads them, then the end of its input. A no-op without stdin or if
+ * done already. */
+void tw_child_end_stdin(tw_child_t *c);
+
+/* Read, without blocking, what stdout and stderr hold now, through the
+ * usual callbacks: once the child has exited, what it wrote last, which
+ * its exit may have overtaken. */
+void tw_child_drain(tw_child_t *c);
+
+/* Once the child has exited, close its pipes now, without waiting for
+ * EOF (a grandchild might hold them open). */
+void tw_child_release(tw_child_t *c);
+
+/* Forget the stderr tail kept so far (a long-lived child's next call). */
+void tw_child_clear_err(tw_child_t *c);
+
+/* Once the child has exited: how it ended, as text ("exit status 3: <the
+ * tail of stderr>", "killed by signal 9", "exit status 0"), in `out`
+ * (NUL-terminated, at most `cap` bytes). Returns 1 if it did not end
+ * well (a signal or a non-zero status), else 0. */
+int tw_child_end_text(const tw_child_t *c, char *out, size_t cap);
 
 /* Once the run is over, hand the call back (c->call becomes NULL) for the
  * owner to end: the child has exited and its stdout and stderr are

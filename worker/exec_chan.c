@@ -1,116 +1,155 @@
-/*  worker/exec_chan.c - the fd 3 relay between an exec program and its
- *  task channel (see exec_chan.h).
+/*  worker/exec_chan.c - a task channel spoken in frames (see exec_chan.h).
  *
- *  Bytes read from fd 3 collect in one buffer; each complete frame is
- *  decoded and turned into a tw_call_open/_send/_request/_close on the
- *  child's call while the child runs (c->call; NULL once reaped, and then
- *  frames are ignored). Answers are written as frames, each with its own
- *  uv_write whose request and bytes share one allocation. A request's
- *  callback can fire after the child's fd 3 has closed (the task ended):
- *  the answer is then dropped. The relay outlives every callback because
- *  the task's channel fails its requests when the task ends, before the
- *  child's handles close and the owner frees the relay.
+ *  Each channel item becomes a tw_call_open/_send/_request/_close on the
+ *  program's call. Answers go out as frames (worker/frame.h). A request
+ *  remembers where to answer and the program's "id"; its callback fires
+ *  by the time the call ends (the task's channel fails its requests
+ *  then), so the stream it writes to is still there, though maybe
+ *  closing, in which case the answer is dropped.
+ *
+ *  The fd 3 relay of exec programs reads frames with a tw_frame_reader_t
+ *  while the child runs (c->call; NULL once reaped, and then frames are
+ *  ignored) and closes fd 3 on the first frame it cannot read.
  */
 #include "worker/exec_chan.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "proto/proto.h"
+#include "worker/mpscan.h"
 
+#include <errno.h>
 #include <msgpack.h>
 #include <string.h>
 
 #define S_MAX_FRAME (16u << 20)
-#define S_READ_CHUNK 65536
 
 struct tw_exec_chan {
     tw_child_t *c;
-    char *buf; /* unparsed bytes from fd 3 */
-    size_t len, cap;
-    int dead;  /* the relay stopped: fd 3 closed */
+    tw_frame_reader_t rd; /* frames from fd 3 */
+    int dead;             /* the relay stopped: fd 3 closed */
 };
 
-/* A request in flight: the relay and the program's "id" (msgpack, or
- * none). */
+/* A request in flight: where to answer, and the program's "id" (msgpack,
+ * or none). */
 typedef struct {
-    tw_exec_chan_t *x;
+    uv_stream_t *out;
     size_t idlen;
     char id[];
 } s_req_t;
 
-typedef struct {
-    uv_write_t w;
-    char bytes[];
-} s_write_t;
-
+/* Write the frame {"ev": ev, "d"|"err": ..., "id"?}. `d` is one msgpack
+ * value (for resp) or NULL; `err` a name (for error) or NULL. */
 static void
-s_written(uv_write_t *w, int status)
-{
-    (void)status; /* a program that stopped reading is its business */
-    tw_free(w);
-}
-
-/* Write the frame {"ev": ev, "d"|"err": ..., "id"?} to fd 3. `d` is one
- * msgpack value (for resp) or NULL; `err` a name (for error) or NULL. */
-static void
-s_answer(tw_exec_chan_t *x, const char *ev, const void *d, size_t dlen,
+s_answer(uv_stream_t *out, const char *ev, const void *d, size_t dlen,
          const char *err, const void *id, size_t idlen)
 {
-    if (x->dead || uv_is_closing((uv_handle_t *)&x->c->chan)) {
-        return;
-    }
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2 + (idlen > 0));
-    msgpack_pack_str_with_body(&pk, "ev", 2);
-    msgpack_pack_str_with_body(&pk, ev, strlen(ev));
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_frame_begin(&e);
+    tw_enc_map(&e, 2 + (id != NULL));
+    tw_enc_str(&e, "ev", 2);
+    tw_enc_cstr(&e, ev);
     if (err) {
-        msgpack_pack_str_with_body(&pk, "err", 3);
-        msgpack_pack_str_with_body(&pk, err, strlen(err));
+        tw_enc_str(&e, "err", 3);
+        tw_enc_cstr(&e, err);
     } else {
-        msgpack_pack_str_with_body(&pk, "d", 1);
-        msgpack_sbuffer_write(&sb, d, dlen);
+        tw_enc_str(&e, "d", 1);
+        msgpack_sbuffer_write(&e.sb, d, dlen);
     }
-    if (idlen) {
-        msgpack_pack_str_with_body(&pk, "id", 2);
-        msgpack_sbuffer_write(&sb, id, idlen);
+    if (id) {
+        tw_enc_str(&e, "id", 2);
+        msgpack_sbuffer_write(&e.sb, id, idlen);
     }
-    s_write_t *w = tw_malloc(sizeof *w + 4 + sb.size);
-    uint32_t n = (uint32_t)sb.size;
-    w->bytes[0] = (char)(n >> 24);
-    w->bytes[1] = (char)(n >> 16);
-    w->bytes[2] = (char)(n >> 8);
-    w->bytes[3] = (char)n;
-    memcpy(w->bytes + 4, sb.data, sb.size);
-    uv_buf_t b = uv_buf_init(w->bytes, 4 + n);
-    if (uv_write(&w->w, (uv_stream_t *)&x->c->chan, &b, 1, s_written) != 0) {
-        tw_free(w);
+    tw_frame_send(&e, out);
+    tw_enc_free(&e);
+}
+
+/* The name a program sees for a failure: the channel calls of the
+ * handler ABI also return errno values that have no TW_E* code. */
+static const char *
+s_err_name(int code)
+{
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {-ENOTCONN, "ENOTCONN"},
+        {-ESHUTDOWN, "ESHUTDOWN"},
+        {-EALREADY, "EALREADY"},
+        {-ENOBUFS, "ENOBUFS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (names[i].code == code) {
+            return names[i].name;
+        }
     }
-    msgpack_sbuffer_destroy(&sb);
+    return tw_err_name(code);
+}
+
+void
+tw_exec_chan_error(uv_stream_t *out, int code, const void *id, size_t idlen)
+{
+    s_answer(out, "error", NULL, 0, s_err_name(code), id, idlen);
 }
 
 static void
 s_reply(void *udata, int status, const void *reply, size_t len)
 {
     s_req_t *r = udata;
+    const void *id = r->idlen ? r->id : NULL;
     if (status == 0) {
-        s_answer(r->x, "resp", reply, len, NULL, r->id, r->idlen);
+        static const char nil = (char)0xc0;
+        s_answer(r->out, "resp", reply ? reply : &nil, reply ? len : 1,
+                 NULL, id, r->idlen);
     } else {
-        s_answer(r->x, "error", NULL, 0, tw_err_name(status), r->id,
-                 r->idlen);
+        tw_exec_chan_error(r->out, status, id, r->idlen);
     }
     tw_free(r);
 }
 
-static int
-s_is(const msgpack_object *o, const char *s)
+int
+tw_exec_chan_item(tw_call_t *call, const tw_frame_t *f, uv_stream_t *out)
 {
-    return o && o->type == MSGPACK_OBJECT_STR &&
-           o->via.str.size == strlen(s) &&
-           memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+    int open = tw_frame_is(f, "open"), msg = tw_frame_is(f, "msg");
+    int req = tw_frame_is(f, "req"), close = tw_frame_is(f, "close");
+    if (!open && !msg && !req && !close) {
+        return 0;
+    }
+    size_t dlen = 0, idlen = 0;
+    const void *d = tw_frame_get(f, "d", &dlen);
+    const void *id = tw_frame_get(f, "id", &idlen);
+    if (!call) {
+        return 1; /* the run is over: nothing to say it to */
+    }
+    int rc;
+    if (open) {
+        rc = tw_call_open(call, d, dlen);
+    } else if (msg) {
+        rc = tw_call_send(call, d, dlen);
+    } else if (close) {
+        rc = tw_call_close(call);
+    } else {
+        s_req_t *r = tw_malloc(sizeof *r + idlen);
+        r->out = out;
+        r->idlen = id ? idlen : 0;
+        if (id) {
+            memcpy(r->id, id, idlen);
+        }
+        uint64_t ms = 0;
+        tw_frame_uint(f, "timeout", &ms);
+        rc = tw_call_request(call, d, dlen, ms, s_reply, r);
+        if (rc != 0) {
+            tw_free(r);
+        }
+    }
+    if (rc != 0) {
+        tw_exec_chan_error(out, rc, id, idlen);
+    }
+    return 1;
 }
+
+/* The fd 3 relay ----------------------------------------------------------- */
 
 /* Stop relaying: close fd 3. */
 static void
@@ -123,70 +162,23 @@ s_stop(tw_exec_chan_t *x, const char *why)
     tw_child_close_chan(x->c);
 }
 
-/* Act on one frame's map. Returns 0, or -1 for a frame that is not a
- * map with a string "ev" (the relay stops). */
+/* One frame from fd 3: a channel item, or the end of the relay. */
 static int
-s_frame(tw_exec_chan_t *x, const char *p, size_t n)
+s_frame(void *arg, const char *p, size_t n)
 {
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    if (msgpack_unpack_next(&up, p, n, &off) != MSGPACK_UNPACK_SUCCESS ||
-        off != n || up.data.type != MSGPACK_OBJECT_MAP ||
-        !tw_mp_get(&up.data, "ev") ||
-        tw_mp_get(&up.data, "ev")->type != MSGPACK_OBJECT_STR) {
-        msgpack_unpacked_destroy(&up);
+    tw_exec_chan_t *x = arg;
+    tw_frame_t f;
+    const char *why;
+    if (tw_frame_parse(&f, p, n, &why) != 0) {
+        s_stop(x, why);
         return -1;
     }
-    const msgpack_object *ev = tw_mp_get(&up.data, "ev");
-    const msgpack_object *d = tw_mp_get(&up.data, "d");
-    const msgpack_object *to = tw_mp_get(&up.data, "timeout");
-    const msgpack_object *id = tw_mp_get(&up.data, "id");
-    msgpack_sbuffer db, ib;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&db);
-    msgpack_sbuffer_init(&ib);
-    if (d) {
-        msgpack_packer_init(&pk, &db, msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, *d);
+    uv_stream_t *out = (uv_stream_t *)&x->c->chan;
+    if (!tw_exec_chan_item(x->c->call, &f, out) && x->c->call) {
+        size_t idlen = 0;
+        const void *id = tw_frame_get(&f, "id", &idlen);
+        tw_exec_chan_error(out, TW_EINVAL, id, idlen); /* unknown "ev" */
     }
-    if (id) {
-        msgpack_packer_init(&pk, &ib, msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, *id);
-    }
-    tw_call_t *call = x->c->call;
-    int rc = 0;
-    if (!call) {
-        rc = 0; /* the run is over: nothing to say it to */
-    } else if (s_is(ev, "open")) {
-        rc = tw_call_open(call, db.data, db.size);
-    } else if (s_is(ev, "msg")) {
-        rc = tw_call_send(call, db.data, db.size);
-    } else if (s_is(ev, "close")) {
-        rc = tw_call_close(call);
-    } else if (s_is(ev, "req")) {
-        s_req_t *r = tw_malloc(sizeof *r + ib.size);
-        r->x = x;
-        r->idlen = ib.size;
-        if (ib.size) {
-            memcpy(r->id, ib.data, ib.size);
-        }
-        uint64_t ms = to && to->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                          ? to->via.u64
-                          : 0;
-        rc = tw_call_request(call, db.data, db.size, ms, s_reply, r);
-        if (rc != 0) {
-            tw_free(r);
-        }
-    } else {
-        rc = TW_EINVAL;
-    }
-    if (rc != 0) {
-        s_answer(x, "error", NULL, 0, tw_err_name(rc), ib.data, ib.size);
-    }
-    msgpack_sbuffer_destroy(&db);
-    msgpack_sbuffer_destroy(&ib);
-    msgpack_unpacked_destroy(&up);
     return 0;
 }
 
@@ -196,11 +188,7 @@ s_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     (void)hint;
     tw_child_t *c = h->data;
     tw_exec_chan_t *x = c->chan_data;
-    if (x->cap - x->len < S_READ_CHUNK) {
-        x->cap = x->len + S_READ_CHUNK;
-        x->buf = tw_realloc(x->buf, x->cap);
-    }
-    *buf = uv_buf_init(x->buf + x->len, (unsigned)(x->cap - x->len));
+    *buf = tw_frame_reader_room(&x->rd);
 }
 
 static void
@@ -213,46 +201,22 @@ s_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         s_stop(x, "end of fd 3");
         return;
     }
-    x->len += (size_t)n;
-    size_t at = 0;
-    while (!x->dead && x->len - at >= 4) {
-        const unsigned char *p = (const unsigned char *)x->buf + at;
-        uint32_t flen = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                        (uint32_t)p[2] << 8 | p[3];
-        if (flen > S_MAX_FRAME) {
-            s_stop(x, "frame too big");
-            break;
-        }
-        if (x->len - at - 4 < flen) {
-            break;
-        }
-        if (s_frame(x, (const char *)p + 4, flen) != 0) {
-            s_stop(x, "a frame that is not a map with \"ev\"");
-            break;
-        }
-        at += 4 + flen;
-    }
     if (x->dead) {
-        x->len = 0;
         return;
     }
-    memmove(x->buf, x->buf + at, x->len - at);
-    x->len -= at;
+    if (tw_frame_reader_feed(&x->rd, (size_t)n, s_frame, x) == TW_E2BIG) {
+        s_stop(x, "frame too big");
+    }
 }
 
 int
 tw_exec_chan_wanted(const void *args, size_t len)
 {
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    int want = 0;
-    if (msgpack_unpack_next(&up, args, len, NULL) == MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object *v = tw_mp_get(&up.data, "chan");
-        want = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
-    }
-    msgpack_unpacked_destroy(&up);
-    return want;
+    const unsigned char *v;
+    size_t vlen;
+    return tw_mpscan_one(args, len) &&
+           tw_mpscan_map_get(args, len, "chan", 4, &v, &vlen) && vlen == 1 &&
+           v[0] == 0xc3;
 }
 
 tw_exec_chan_t *
@@ -260,6 +224,7 @@ tw_exec_chan_start(tw_child_t *c)
 {
     tw_exec_chan_t *x = tw_calloc(1, sizeof *x);
     x->c = c;
+    tw_frame_reader_init(&x->rd, S_MAX_FRAME);
     c->chan_data = x;
     if (uv_read_start((uv_stream_t *)&c->chan, s_alloc, s_read) != 0) {
         s_stop(x, "cannot read fd 3");
@@ -271,7 +236,7 @@ void
 tw_exec_chan_free(tw_exec_chan_t *x)
 {
     if (x) {
-        tw_free(x->buf);
+        tw_frame_reader_free(&x->rd);
         tw_free(x);
     }
 }

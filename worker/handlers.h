@@ -135,6 +135,8 @@ struct tw_call {
     tw_call_done_cb done;
     const tw_handler_t *h;
     uint64_t id;
+    uint64_t attempt;    /* the task's attempt (1 = first run), 0 unknown */
+    uint64_t timeout_ms; /* the task's or iteration's timeout, 0 = none */
     tw_station_t *station; /* set by the taskloop for its iterations */
     struct tw_chans *chans; /* task channels (chan.h), or NULL */
     struct tw_chan *chan;   /* this task's open channel, or NULL */

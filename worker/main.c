@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "worker/handlers.h"
 #include "worker/plugin.h"
+#include "worker/proc.h"
 #include "worker/security.h"
 #include "worker/supervisor.h"
 #include "worker/worker.h"
@@ -39,6 +40,10 @@ typedef struct {
     char *curve_secret;
     char *broker_key;
     tw_strlist_t exec_allow;
+    tw_strlist_t proc;
+    long long proc_count;
+    long long proc_hello_timeout;
+    long long proc_grace;
 } s_cfg_t;
 
 #define S_OPT(name, type, min, max, dflt, field, choices, help)              \
@@ -74,6 +79,15 @@ static const tw_cfg_opt_t s_opts[] = {
     S_OPT("exec-allow", TW_CFG_LIST, 0, 0, NULL, exec_allow, NULL,
           "run exec/stream programs only from under this directory "
           "(default: any program)"),
+    /* Proc handlers: worker/proc.h, proto/PROTOCOL.md 15. */
+    S_OPT("proc", TW_CFG_LIST, 0, 0, NULL, proc, NULL,
+          "a command whose children run handlers, one pool each"),
+    S_OPT("proc-count", TW_CFG_INT, 0, 1024, "0", proc_count, NULL,
+          "children per --proc pool; 0: the slots, at most 2 per CPU"),
+    S_OPT("proc-hello-timeout", TW_CFG_INT, 1, 3600000, "30000",
+          proc_hello_timeout, NULL, "ms a proc child has to say hello"),
+    S_OPT("proc-grace", TW_CFG_INT, 0, 60000, "1000", proc_grace, NULL,
+          "ms from a cancel frame to SIGTERM, and to SIGKILL"),
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -85,12 +99,14 @@ static const char s_usage[] =
     "                        [--log stderr|syslog] [--log-level LEVEL]\n"
     "                        [--curve-secret FILE --broker-key FILE] "
     "[--exec-allow DIR]...\n"
+    "                        [--proc CMD]... [--proc-count K]\n"
     "\n"
     "Runs tasks and stations for a taskwheel broker. Built-in handlers:\n"
     "noop, echo, sleep, fail, incr, mirror, ticker, ask, exec, stream;\n"
     "their arguments and results are in docs/HANDLERS.md (installed as\n"
     "share/doc/taskwheel/HANDLERS.md). --plugin adds native handlers\n"
-    "(include/taskwheel/handler.h).";
+    "(include/taskwheel/handler.h), --proc handlers served by a\n"
+    "long-lived child program (proto/PROTOCOL.md 15).";
 
 /* Where log lines go (--log), for this process and every child. */
 static tw_log_sink_t s_sink = TW_LOG_STDERR;
@@ -105,6 +121,7 @@ static int s_curve_on;
 static struct {
     uv_signal_t sigterm, sigint;
     tw_worker_t *worker;
+    tw_procs_t *procs; /* --proc pools, or NULL */
     int signals;
     int code;
 } s_proc;
@@ -129,11 +146,67 @@ s_on_exit(tw_worker_t *w, int code, int stuck)
     s_proc.code = code;
     if (stuck) {
         /* A handler ignores cancellation; its thread cannot be waited
-         * for, and BYE has gone out: leave now. */
+         * for, and BYE has gone out: leave now, and take the proc
+         * children along. */
+        if (s_proc.procs) {
+            tw_procs_kill(s_proc.procs);
+        }
         exit(code);
     }
     uv_close((uv_handle_t *)&s_proc.sigterm, NULL);
     uv_close((uv_handle_t *)&s_proc.sigint, NULL);
+    if (s_proc.procs) {
+        /* No task runs any more: the children may go. */
+        tw_procs_close(s_proc.procs, NULL, NULL);
+    }
+}
+
+static void
+s_flag(void *ud)
+{
+    *(int *)ud = 1;
+}
+
+/* Start the --proc pools and register their handlers. Returns 0, or an
+ * error with the reason in `err` (nothing is left running then). */
+static int
+s_start_procs(const s_cfg_t *cfg, uv_loop_t *loop, tw_handlers_t *reg,
+              tw_procs_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->proc.n == 0) {
+        return 0;
+    }
+    unsigned count = cfg->proc_count
+                         ? (unsigned)cfg->proc_count
+                         : tw_procs_default_count((unsigned)cfg->slots);
+    tw_procs_opts_t po = {
+        .cmds = (const char *const *)cfg->proc.v,
+        .npools = cfg->proc.n,
+        .count = count,
+        .hello_ms = (uint64_t)cfg->proc_hello_timeout,
+        .grace_ms = (uint64_t)cfg->proc_grace,
+    };
+    tw_procs_t *ps;
+    int rc = tw_procs_start(&ps, loop, &po, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = tw_procs_register(ps, reg, err, errlen);
+    if (rc != 0) {
+        int done = 0;
+        tw_procs_close(ps, s_flag, &done);
+        while (!done) {
+            uv_run(loop, UV_RUN_ONCE);
+        }
+        tw_procs_free(&ps);
+        return rc;
+    }
+    tw_notice("worker.proc", "%zu proc pool(s) of %u child(ren) ready: %zu "
+                             "handler(s)",
+              cfg->proc.n, count, tw_procs_nhandlers(ps));
+    *out = ps;
+    return 0;
 }
 
 static int
@@ -152,6 +225,10 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     for (size_t i = 0; rc == 0 && i < cfg->plugin.n; i++) {
         rc = tw_plugin_load(&reg, cfg->plugin.v[i], err, sizeof err);
     }
+    tw_procs_t *procs = NULL;
+    if (rc == 0) {
+        rc = s_start_procs(cfg, &loop, &reg, &procs, err, sizeof err);
+    }
     char name[160];
     const char *pname = cfg->name;
     if (cfg->name && cfg->procs > 1) {
@@ -159,7 +236,12 @@ s_run(const s_cfg_t *cfg, unsigned idx)
         pname = name;
     }
     tw_worker_opts_t o = {cfg->broker, pname, (unsigned)cfg->slots,
-                          cfg->tags, (uint64_t)cfg->drain_timeout};
+                          cfg->tags, (uint64_t)cfg->drain_timeout, 0};
+    if (procs) {
+        /* A cancelled proc call may take a cancel frame, SIGTERM and
+         * SIGKILL, a grace apart, to end. */
+        o.stop_grace_ms = 2 * (uint64_t)cfg->proc_grace + 500;
+    }
     tw_worker_t *w = NULL;
     if (rc == 0) {
         rc = tw_worker_new(&w, &loop, &reg, &o, err, sizeof err);
@@ -171,12 +253,21 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     if (rc != 0) {
         tw_err("worker.config", "%s", err);
         tw_worker_destroy(&w);
+        if (procs) {
+            int done = 0;
+            tw_procs_close(procs, s_flag, &done);
+            while (!done) {
+                uv_run(&loop, UV_RUN_ONCE);
+            }
+            tw_procs_free(&procs);
+        }
         uv_loop_close(&loop);
         tw_handlers_free(&reg);
         return 2;
     }
     memset(&s_proc, 0, sizeof s_proc);
     s_proc.worker = w;
+    s_proc.procs = procs;
     uv_signal_init(&loop, &s_proc.sigterm);
     uv_signal_init(&loop, &s_proc.sigint);
     uv_signal_start(&s_proc.sigterm, s_on_signal, SIGTERM);
@@ -190,6 +281,7 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     tw_worker_destroy(&w);
+    tw_procs_free(&procs);
     if (uv_loop_close(&loop) != 0) {
         tw_warn("worker.exit", "loop closed with handles still open");
     }

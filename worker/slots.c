@@ -199,7 +199,8 @@ tw_slots_close(tw_slots_t *s, tw_slots_close_cb cb, void *udata)
 
 int
 tw_slots_start(tw_slots_t *s, uint64_t id, const char *h, size_t hlen,
-               const void *args, size_t alen, uint64_t timeout_ms)
+               const void *args, size_t alen, uint64_t timeout_ms,
+               uint64_t attempt)
 {
     const tw_handler_t *handler = tw_handlers_find(s->reg, h, hlen);
     if (!handler) {
@@ -229,6 +230,8 @@ tw_slots_start(tw_slots_t *s, uint64_t id, const char *h, size_t hlen,
     if (timeout_ms) {
         uv_timer_start(&slot->timer, s_timeout_cb, timeout_ms, 0);
     }
+    slot->call.attempt = attempt;
+    slot->call.timeout_ms = timeout_ms;
     int rc = tw_call_start(&slot->call, handler, id, args, alen);
     if (rc != 0) {
         s_end(s, slot);

@@ -57,8 +57,9 @@ tw_slots_t *tw_slots_new(uv_loop_t *loop, const tw_handlers_t *reg,
  * done then: orphan the tasks and wait for tw_slots_busy() to reach 0). */
 int tw_slots_close(tw_slots_t *s, tw_slots_close_cb cb, void *udata);
 
-/* Run task `id` with handler `h` (`hlen` bytes) on msgpack `args`
- * (copied), with a timeout of `timeout_ms` (0 = none). Every outcome,
+/* Run attempt `attempt` of task `id` with handler `h` (`hlen` bytes) on
+ * msgpack `args` (copied), with a timeout of `timeout_ms` (0 = none); the
+ * call carries both (tw_call_t attempt, timeout_ms). Every outcome,
  * including refusals, goes through the callback, possibly before this
  * returns (a handler that finishes at once). Returns 0 when the task
  * runs; TW_EHANDLER (unknown handler: an error outcome with credit),
@@ -66,7 +67,8 @@ int tw_slots_close(tw_slots_t *s, tw_slots_close_cb cb, void *udata);
  * (id already running here: credit only, the running one reports) or
  * TW_ENOMEM (error outcome with credit). */
 int tw_slots_start(tw_slots_t *s, uint64_t id, const char *h, size_t hlen,
-                   const void *args, size_t alen, uint64_t timeout_ms);
+                   const void *args, size_t alen, uint64_t timeout_ms,
+                   uint64_t attempt);
 
 /* End task `id` now with `st` (TW_ST_CANCELLED or TW_ST_TIMEOUT): report
  * that outcome without credit and cancel the handler; its slot returns

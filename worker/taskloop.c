@@ -15,8 +15,8 @@
  *  A station is freed only inside tw_taskloop_run (or destroy), never
  *  from a callback, so a handler finishing a call, a cancel that finishes
  *  synchronously, or a caller holding a station pointer across a control
- *  never sees it vanish. Payloads are scanned in place by a small msgpack
- *  walker that allocates nothing, so the per-iteration cost of a station
+ *  never sees it vanish. Payloads are scanned in place (worker/mpscan.h),
+ *  which allocates nothing, so the per-iteration cost of a station
  *  whose result is not a map is a copy of its input and a few list moves.
  */
 #include "worker/taskloop.h"
@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "proto/proto.h"
+#include "worker/mpscan.h"
 #include "worker/utf8.h"
 
 #include <msgpack.h>
@@ -112,220 +113,6 @@ struct tw_taskloop {
 
 static const char s_nil = (char)0xc0;
 
-/* msgpack, read in place ------------------------------------------------ */
-
-/* Read a `w`-byte big-endian length at p[*off]; 0 or -1 if truncated. */
-static int
-s_be(const unsigned char *p, size_t n, size_t *off, unsigned w,
-     uint64_t *v)
-{
-    if (n - *off < w) {
-        return -1;
-    }
-    *v = 0;
-    for (unsigned i = 0; i < w; i++) {
-        *v = *v << 8 | p[(*off)++];
-    }
-    return 0;
-}
-
-/* Parse the header of the value at p[*off]: advance *off past it and set
- * *len (payload bytes that follow) and *kids (values that follow). */
-static int
-s_mp_head(const unsigned char *p, size_t n, size_t *off, uint64_t *len,
-          uint64_t *kids)
-{
-    if (*off >= n) {
-        return -1;
-    }
-    unsigned b = p[(*off)++];
-    *len = 0;
-    *kids = 0;
-    if (b <= 0x7f || b >= 0xe0) {
-        return 0;
-    }
-    if (b <= 0x8f) {
-        *kids = 2u * (b & 0x0f);
-        return 0;
-    }
-    if (b <= 0x9f) {
-        *kids = b & 0x0f;
-        return 0;
-    }
-    if (b <= 0xbf) {
-        *len = b & 0x1f;
-        return 0;
-    }
-    uint64_t v;
-    switch (b) {
-    case 0xc0: case 0xc2: case 0xc3:
-        return 0;
-    case 0xc4: case 0xd9:
-        return s_be(p, n, off, 1, len);
-    case 0xc5: case 0xda:
-        return s_be(p, n, off, 2, len);
-    case 0xc6: case 0xdb:
-        return s_be(p, n, off, 4, len);
-    case 0xc7: case 0xc8: case 0xc9:
-        if (s_be(p, n, off, b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4, &v) != 0) {
-            return -1;
-        }
-        *len = v + 1; /* the type byte */
-        return 0;
-    case 0xcc: case 0xd0:
-        *len = 1;
-        return 0;
-    case 0xcd: case 0xd1:
-        *len = 2;
-        return 0;
-    case 0xca: case 0xce: case 0xd2:
-        *len = 4;
-        return 0;
-    case 0xcb: case 0xcf: case 0xd3:
-        *len = 8;
-        return 0;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-        *len = 1 + (1u << (b - 0xd4));
-        return 0;
-    case 0xdc: case 0xdd:
-        return s_be(p, n, off, b == 0xdc ? 2 : 4, kids);
-    case 0xde: case 0xdf:
-        if (s_be(p, n, off, b == 0xde ? 2 : 4, &v) != 0) {
-            return -1;
-        }
-        *kids = 2 * v;
-        return 0;
-    default: /* 0xc1, never used */
-        return -1;
-    }
-}
-
-/* Bytes taken by the one msgpack value at p[0..n), or 0 if p does not
- * start with a complete value. Iterative: `need` counts values to skip,
- * and each step consumes at least one byte, so it ends within n steps. */
-static size_t
-s_mp_skip(const unsigned char *p, size_t n)
-{
-    size_t off = 0;
-    uint64_t need = 1;
-    while (need > 0) {
-        uint64_t len, kids;
-        if (s_mp_head(p, n, &off, &len, &kids) != 0 || len > n - off) {
-            return 0;
-        }
-        off += len;
-        need += kids - 1;
-    }
-    return off;
-}
-
-/* 1 if p[0..n) is exactly one msgpack value. */
-static int
-s_mp_one(const void *p, size_t n)
-{
-    return n > 0 && s_mp_skip(p, n) == n;
-}
-
-static int
-s_is_map(unsigned b)
-{
-    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
-}
-
-static int
-s_is_array(unsigned b)
-{
-    return (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
-}
-
-/* Python's truth of the value at p[0..n) (nil, false, zero, empty: 0). */
-static int
-s_mp_truthy(const unsigned char *p, size_t n)
-{
-    size_t off = 0;
-    uint64_t len, kids;
-    if (n == 0 || s_mp_head(p, n, &off, &len, &kids) != 0) {
-        return 0;
-    }
-    unsigned b = p[0];
-    if (b == 0xc0 || b == 0xc2) {
-        return 0;
-    }
-    if (b <= 0x7f) {
-        return b != 0;
-    }
-    if (b >= 0xcc && b <= 0xd3) { /* integers: zero iff all bytes are */
-        for (size_t i = 1; i <= len && i < n; i++) {
-            if (p[i]) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    if (b == 0xca || b == 0xcb) { /* floats: zero iff all but the sign */
-        if (len > n - 1) {
-            return 1;
-        }
-        if (p[1] & 0x7f) {
-            return 1;
-        }
-        for (size_t i = 2; i <= len; i++) {
-            if (p[i]) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    if ((b >= 0xa0 && b <= 0xbf) || b == 0xc4 || b == 0xc5 || b == 0xc6 ||
-        b == 0xd9 || b == 0xda || b == 0xdb) {
-        return len != 0;
-    }
-    if (s_is_map(b) || s_is_array(b)) {
-        return kids != 0;
-    }
-    return 1; /* true, negative fixint, ext */
-}
-
-/* In the map at p[0..n), the value of string key `key`: sets *v and
- * *vlen and returns 1, or returns 0. */
-static int
-s_map_get(const unsigned char *p, size_t n, const char *key, size_t klen,
-          const unsigned char **v, size_t *vlen)
-{
-    size_t off = 0;
-    uint64_t len, pairs;
-    if (s_mp_head(p, n, &off, &len, &pairs) != 0) {
-        return 0;
-    }
-    for (uint64_t i = 0; i < pairs / 2; i++) {
-        unsigned b = off < n ? p[off] : 0;
-        size_t koff = off;
-        size_t ksz = s_mp_skip(p + off, n - off);
-        if (ksz == 0) {
-            return 0;
-        }
-        off += ksz;
-        size_t vsz = s_mp_skip(p + off, n - off);
-        if (vsz == 0) {
-            return 0;
-        }
-        int is_str = (b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda ||
-                     b == 0xdb;
-        if (is_str) {
-            size_t ho = koff;
-            uint64_t sl, sk;
-            s_mp_head(p, n, &ho, &sl, &sk);
-            if (sl == klen && memcmp(p + ho, key, klen) == 0) {
-                *v = p + off;
-                *vlen = vsz;
-                return 1;
-            }
-        }
-        off += vsz;
-    }
-    return 0;
-}
-
 enum { S_R_NEXT, S_R_STOP, S_R_EXCEPTION };
 
 /* What a result says about the loop (S8, S9, S19, S20): a map, or the
@@ -340,22 +127,23 @@ s_classify(const unsigned char *r, size_t n, const unsigned char **exc,
     }
     const unsigned char *m = r;
     size_t mlen = n;
-    if (r[0] == 0x92 && n > 1 && s_is_array(r[1])) {
-        size_t a = s_mp_skip(r + 1, n - 1);
-        if (a == 0 || 1 + a >= n || !s_is_map(r[1 + a])) {
+    if (r[0] == 0x92 && n > 1 && tw_mpscan_is_array(r[1])) {
+        size_t a = tw_mpscan_skip(r + 1, n - 1);
+        if (a == 0 || 1 + a >= n || !tw_mpscan_is_map(r[1 + a])) {
             return S_R_NEXT;
         }
         m = r + 1 + a;
         mlen = n - 1 - a;
-    } else if (!s_is_map(r[0])) {
+    } else if (!tw_mpscan_is_map(r[0])) {
         return S_R_NEXT;
     }
     const unsigned char *v;
     size_t vlen;
-    if (s_map_get(m, mlen, "stop", 4, &v, &vlen) && s_mp_truthy(v, vlen)) {
+    if (tw_mpscan_map_get(m, mlen, "stop", 4, &v, &vlen) &&
+        tw_mpscan_truthy(v, vlen)) {
         return S_R_STOP;
     }
-    if (s_map_get(m, mlen, "exception", 9, exc, exclen)) {
+    if (tw_mpscan_map_get(m, mlen, "exception", 9, exc, exclen)) {
         return S_R_EXCEPTION;
     }
     return S_R_NEXT;
@@ -369,7 +157,7 @@ s_exc_text(const unsigned char *v, size_t vlen, char *out, size_t cap)
     uint64_t len, kids;
     unsigned b = v[0];
     if (((b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda || b == 0xdb) &&
-        s_mp_head(v, vlen, &off, &len, &kids) == 0) {
+        tw_mpscan_head(v, vlen, &off, &len, &kids) == 0) {
         size_t k = len < cap - 1 ? (size_t)len : cap - 1;
         memcpy(out, v + off, k);
         out[k] = '\0';
@@ -994,6 +782,7 @@ tw_taskloop_add(tw_taskloop_t *tl, const tw_station_def_t *def,
     st->next = def->next;
     st->iv = def->interval_ms;
     st->to = def->timeout_ms;
+    st->call.timeout_ms = def->timeout_ms;
     st->slot = def->slot;
     st->it = st->cur = def->it;
     atomic_init(&st->self_stop, 0);
@@ -1235,6 +1024,12 @@ tw_station_iteration(const tw_station_t *st)
     return st->cur;
 }
 
+uint64_t
+tw_station_n2s_seq(const tw_station_t *st)
+{
+    return st->n2s_seq;
+}
+
 void *
 tw_station_data(const tw_station_t *st)
 {
@@ -1260,7 +1055,7 @@ s_payload_check(const void **msgpack, size_t *len)
     if (*len > TW_STATION_MAX_PAYLOAD) {
         return -E2BIG;
     }
-    if (!s_mp_one(*msgpack, *len)) {
+    if (!tw_mpscan_one(*msgpack, *len)) {
         return -EINVAL;
     }
     return 0;

@@ -220,6 +220,9 @@ uint64_t tw_station_ep(const tw_station_t *st);
 uint64_t tw_station_done_count(const tw_station_t *st); /* "it" */
 const void *tw_station_ck(const tw_station_t *st, size_t *len); /* "ck" */
 int tw_station_slot(const tw_station_t *st);
+/* The seq of the last n2s message delivered (during an n2s callback: the
+ * message being delivered), 0 before the first. */
+uint64_t tw_station_n2s_seq(const tw_station_t *st);
 const char *tw_station_handler(const tw_station_t *st);
 
 #endif /* TW_TASKLOOP_H */

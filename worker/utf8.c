@@ -117,3 +117,26 @@ tw_utf8_scrub(char *s, size_t n)
         i += len;
     }
 }
+
+int
+tw_utf8_clean(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = s_seq(s + i, n - i);
+        if (len == 0) {
+            return 0;
+        }
+        uint32_t cp = len == 1 ? s[i] : s[i] & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+            (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
+            return 0;
+        }
+        i += len;
+    }
+    return 1;
+}

@@ -23,4 +23,11 @@ size_t tw_utf8_pack_header(unsigned char *hdr, const void *p, size_t n);
  * well-formed sequence with '?'. */
 void tw_utf8_scrub(char *s, size_t n);
 
+/* 1 if the `n` bytes at `p` are clean text: well-formed UTF-8 without
+ * control characters (C0, DEL, C1) or bidirectional overrides (U+202A to
+ * U+202E, U+2066 to U+2069), the rule the broker applies to the names in
+ * a HELLO (broker/gate.h); else 0. For names the worker is told by
+ * others (proc children) before it announces them. */
+int tw_utf8_clean(const void *p, size_t n);
+
 #endif /* TW_UTF8_H */

@@ -50,7 +50,7 @@
 #define S_FLUSH_BYTES (1u << 20)    /* send a DONE early past this size */
 #define S_MAX_BODY (16u << 20)      /* the broker's default frame limit */
 #define S_MAX_RESULT (S_MAX_BODY - 4096)
-#define S_STOP_GRACE 1000           /* ms for cancelled tasks to wind up */
+#define S_STOP_GRACE 1000           /* ms for cancelled tasks, by default */
 #define S_LINGER_DRAIN 1000         /* ms to deliver the final DONE, BYE */
 #define S_LINGER_ABORT 100
 #define S_CKPT_MS 100               /* checkpoint reports, at most every */
@@ -77,6 +77,7 @@ struct tw_worker {
     char **tag_k, **tag_v;
     size_t ntags;
     uint64_t drain_timeout;
+    uint64_t stop_grace; /* ms for cancelled tasks to wind up */
     tw_worker_exit_cb exit_cb;
 
     void *ctx, *sock;
@@ -867,7 +868,7 @@ s_lost(tw_worker_t *w, const char *why)
 {
     if (w->draining) {
         tw_notice("worker.lost", "%s while draining; stopping", why);
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     if (w->failures == 0) {
@@ -890,7 +891,7 @@ static void
 s_rehello(tw_worker_t *w)
 {
     if (w->draining) {
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     tw_notice("worker.rehello", "broker does not know this worker; "
@@ -978,7 +979,8 @@ s_on_tasks(tw_worker_t *w, const tw_msg_t *m)
         tw_leases_put(&w->leases, id, tw_item_uint(it, TW_I_EP, 0),
                       tw_item_uint(it, TW_I_AT, 0));
         tw_slots_start(w->slots, id, h, hlen, a, alen,
-                       tw_item_uint(it, TW_I_TO, 0));
+                       tw_item_uint(it, TW_I_TO, 0),
+                       tw_item_uint(it, TW_I_AT, 0));
     }
 }
 
@@ -1319,7 +1321,7 @@ s_flush_cb(uv_check_t *h)
     }
     s_flush(w);
     if (w->draining && tw_slots_busy(w->slots) == 0) {
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     if (!w->has_stalled) {
@@ -1377,7 +1379,7 @@ s_shutdown_step(tw_worker_t *w)
         if (!uv_is_active((uv_handle_t *)&w->drain)) {
             tw_debug("worker.stop", "waiting for %u slot(s) to stop",
                      tw_slots_busy(w->slots));
-            uv_timer_start(&w->drain, s_grace_cb, S_STOP_GRACE, 0);
+            uv_timer_start(&w->drain, s_grace_cb, w->stop_grace, 0);
         }
         return; /* the flush check calls again as tasks end */
     }
@@ -1473,7 +1475,7 @@ s_drain_timeout_cb(uv_timer_t *t)
     tw_worker_t *w = t->data;
     tw_warn("worker.drain", "drain timeout: cancelling %u busy slot(s)",
             tw_slots_busy(w->slots));
-    s_stop(w, 0, S_STOP_GRACE);
+    s_stop(w, 0, w->stop_grace);
 }
 
 /* Public ------------------------------------------------------------------ */
@@ -1514,6 +1516,7 @@ tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
     w->host = tw_strdup(host);
     w->ident = tw_strdup(ident);
     w->drain_timeout = o->drain_timeout_ms;
+    w->stop_grace = o->stop_grace_ms ? o->stop_grace_ms : S_STOP_GRACE;
     w->hb = S_HB_DEFAULT;
     w->backoff_ms = S_BACKOFF_MIN;
     w->rng = (uint32_t)(tw_now_ns() ^ ((uint64_t)getpid() << 16)) | 1;
@@ -1596,7 +1599,7 @@ tw_worker_drain(tw_worker_t *w)
     unsigned busy = tw_slots_busy(w->slots);
     if (w->state != S_READY || busy == 0) {
         tw_notice("worker.drain", "stopping: nothing running");
-        s_stop(w, 0, S_STOP_GRACE);
+        s_stop(w, 0, w->stop_grace);
         return;
     }
     tw_notice("worker.drain",

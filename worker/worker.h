@@ -54,6 +54,8 @@ typedef struct {
     unsigned slots;            /* 1..65536 */
     const char *tags;          /* "k=v,k2=v2" or NULL */
     uint64_t drain_timeout_ms; /* how long a drain waits for tasks */
+    uint64_t stop_grace_ms;    /* how long cancelled tasks get to end
+                                  when the worker stops; 0: 1000 */
 } tw_worker_opts_t;
 
 typedef struct tw_worker tw_worker_t;

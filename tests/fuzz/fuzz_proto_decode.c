@@ -15,22 +15,12 @@
 #include "common/error.h"
 #include "proto/proto.h"
 
+#include "tests/fuzz/touch.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-static volatile uint64_t s_sink;
-
-static void
-s_touch(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc += b[i];
-    }
-    s_sink += acc;
-}
 
 /* Walk any msgpack value (bounded depth: the decoder's tree is finite and
  * msgpack-c limits nesting, but be safe). */

@@ -2,6 +2,7 @@
 #include "tests/harness/client_helpers.h"
 #include "tests/harness/harness.h"
 #include "common/idmap.h"
+#include "proto/proto.h"
 
 #include <msgpack.h>
 #include <stdlib.h>
@@ -159,43 +160,102 @@ tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms)
     return TW_ETIMEDOUT;
 }
 
+/* The object of `key` in the map `o`, or `o` itself for a NULL key. */
+static const msgpack_object *
+s_pick(const msgpack_object *o, const char *key)
+{
+    return key ? tw_mp_get(o, key) : o;
+}
+
 long long
-tw_h_result_int(const tw_result_t *r)
+tw_h_result_field_int(const tw_result_t *r, const char *key)
 {
     long long v = -1;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    const msgpack_object *o = NULL;
     if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
         MSGPACK_UNPACK_SUCCESS) {
-        if (up.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            v = (long long)up.data.via.u64;
-        } else if (up.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-            v = up.data.via.i64;
-        } else if (up.data.type == MSGPACK_OBJECT_FLOAT64 ||
-                   up.data.type == MSGPACK_OBJECT_FLOAT32) {
-            v = (long long)up.data.via.f64;
-        }
+        o = s_pick(&up.data, key);
+    }
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        v = (long long)o->via.u64;
+    } else if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else if (o && (o->type == MSGPACK_OBJECT_FLOAT64 ||
+                     o->type == MSGPACK_OBJECT_FLOAT32)) {
+        v = (long long)o->via.f64;
     }
     msgpack_unpacked_destroy(&up);
     return v;
 }
 
+long long
+tw_h_result_int(const tw_result_t *r)
+{
+    return tw_h_result_field_int(r, NULL);
+}
+
 const char *
-tw_h_result_str(const tw_result_t *r)
+tw_h_result_field_str(const tw_result_t *r, const char *key)
 {
     static char buf[4096];
     buf[0] = '\0';
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    const msgpack_object *o = NULL;
     if (msgpack_unpack_next(&up, r->result, r->result_len, NULL) ==
-            MSGPACK_UNPACK_SUCCESS &&
-        up.data.type == MSGPACK_OBJECT_STR &&
-        up.data.via.str.size < sizeof buf) {
-        memcpy(buf, up.data.via.str.ptr, up.data.via.str.size);
-        buf[up.data.via.str.size] = '\0';
+        MSGPACK_UNPACK_SUCCESS) {
+        o = s_pick(&up.data, key);
+    }
+    if (o && o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof buf) {
+        memcpy(buf, o->via.str.ptr, o->via.str.size);
+        buf[o->via.str.size] = '\0';
     }
     msgpack_unpacked_destroy(&up);
     return buf;
+}
+
+const char *
+tw_h_result_str(const tw_result_t *r)
+{
+    return tw_h_result_field_str(r, NULL);
+}
+
+uint64_t
+tw_h_submit_str(tw_client_t *c, const char *handler, const char *arg,
+                uint32_t timeout_ms, uint32_t retries)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (arg) {
+        msgpack_pack_str_with_body(&pk, arg, strlen(arg));
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = handler;
+    spec.args = sb.data;
+    spec.args_len = sb.size;
+    spec.timeout_ms = timeout_ms;
+    spec.retries = retries;
+    uint64_t seq;
+    int rc = tw_client_submit(c, &spec, &seq);
+    msgpack_sbuffer_destroy(&sb);
+    TW_H_ASSERT_MSG(rc == 0, "submit %s: %s", handler, tw_err_name(rc));
+    return seq;
+}
+
+tw_result_t *
+tw_h_outcome(tw_client_t *c, uint64_t seq, int timeout_ms)
+{
+    TW_H_ASSERT_OK(tw_client_wait_all(c, timeout_ms));
+    tw_result_t *r;
+    TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
+    return r;
 }
 
 int

@@ -45,6 +45,22 @@ int tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms);
 long long tw_h_result_int(const tw_result_t *r);
 const char *tw_h_result_str(const tw_result_t *r);
 
+/* The same for the value of `key` in a result that is a map: -1 / ""
+ * when the key is absent or holds another type. */
+long long tw_h_result_field_int(const tw_result_t *r, const char *key);
+const char *tw_h_result_field_str(const tw_result_t *r, const char *key);
+
+/* Submit `handler` with one string argument `arg` (NULL: nil), a timeout
+ * and retries (0: none); returns the sequence number. Fails the test if
+ * the client refuses it. */
+uint64_t tw_h_submit_str(tw_client_t *c, const char *handler,
+                         const char *arg, uint32_t timeout_ms,
+                         uint32_t retries);
+
+/* Wait for every outstanding task of `c`, then return the outcome of
+ * `seq` (free it with tw_result_free); fails the test after timeout_ms. */
+tw_result_t *tw_h_outcome(tw_client_t *c, uint64_t seq, int timeout_ms);
+
 /* What QUERY-free station tests read from "station show". */
 typedef struct {
     char state[32];

@@ -133,8 +133,8 @@ s_teardown(void **state)
 static void
 s_start(s_fx_t *fx, uint64_t id)
 {
-    assert_int_equal(tw_slots_start(fx->slots, id, "talk", 4, "\xc0", 1, 0),
-                     0);
+    assert_int_equal(
+        tw_slots_start(fx->slots, id, "talk", 4, "\xc0", 1, 0, 1), 0);
 }
 
 /* Take the waiting CHAN items and check their events, in order. */

@@ -112,7 +112,7 @@ test_bad_options(void **state)
     tw_fb_t *fx = *state;
     char err[256];
     tw_worker_t *w = NULL;
-    tw_worker_opts_t o = {fx->ep, NULL, 2, "novalue", 0};
+    tw_worker_opts_t o = {fx->ep, NULL, 2, "novalue", 0, 0};
     assert_int_equal(tw_worker_new(&w, &fx->loop, &fx->reg, &o, err,
                                    sizeof err),
                      TW_EINVAL);

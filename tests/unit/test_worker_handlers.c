@@ -554,7 +554,7 @@ static int
 s_slot_start(s_fx_t *fx, uint64_t id, const char *h, uint64_t to)
 {
     int rc = tw_slots_start(fx->slots, id, h, strlen(h), fx->sb.data,
-                            fx->sb.size, to);
+                            fx->sb.size, to, 1);
     msgpack_sbuffer_clear(&fx->sb);
     return rc;
 }

@@ -31,25 +31,27 @@
  *  program once with stdin closed and returns the array of its stdout
  *  lines, failing past the configured output cap.
  *
- *  Two pieces of state: s_sta_t lives as the station's tw_station_data
- *  (the stdin queue, dropped counts; freed by `end`), s_run_t lives for
- *  one child, until its last handle has closed, and is the call's data.
- *  All on the loop thread.
+ *  Two pieces of state: a tw_n2sq_t lives as the station's
+ *  tw_station_data (the lines waiting for a child, dropped counts;
+ *  worker/n2sq.h, freed by `end`), s_run_t lives for one child, until
+ *  its last handle has closed, and is the call's data. All on the loop
+ *  thread.
  */
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "worker/child.h"
 #include "worker/handlers.h"
+#include "worker/mpscan.h"
+#include "worker/n2sq.h"
 #include "worker/security.h"
+#include "worker/taskloop.h"
 #include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <string.h>
 
 #define S_MAX_LINE (1u << 20)      /* bytes of one s2n message */
-#define S_MAX_QUEUED 1000          /* n2s lines waiting for a child */
-#define S_MAX_QUEUED_BYTES (1u << 20)
 #define S_MAX_STDIN_BACKLOG (4u << 20) /* unwritten stdin bytes */
 #define S_READ_CHUNK 65536
 /* ms between the SIGTERM of a stop and the SIGKILL; below the worker's
@@ -57,20 +59,7 @@
  * never leaves the child behind. */
 #define S_STOP_GRACE 500
 
-typedef struct s_line {
-    struct s_line *next;
-    size_t len;
-    char data[]; /* the message's bytes and "\n" */
-} s_line_t;
-
 typedef struct s_run s_run_t;
-
-typedef struct {
-    s_run_t *run; /* the child of the running iteration, or NULL */
-    s_line_t *head, *tail;
-    size_t nq, qbytes;
-    uint64_t dropped;
-} s_sta_t;
 
 typedef struct {
     uv_write_t req;
@@ -80,7 +69,7 @@ typedef struct {
 struct s_run {
     tw_child_t child; /* child.call is NULL once finished */
     tw_station_t *st; /* NULL for a plain task */
-    s_sta_t *sd;      /* the station's state while the child runs */
+    tw_n2sq_t *sd;    /* the station's queue while the child runs */
     size_t max;       /* a plain task's output cap */
     char *lbuf; /* the line being read */
     size_t llen, lcap;
@@ -216,71 +205,25 @@ s_write(s_run_t *x, const char *p, size_t n, int nl)
 
 /* Hand the lines that waited for a child to this one. */
 static void
-s_flush_queue(s_run_t *x, s_sta_t *sd)
+s_flush_queue(s_run_t *x, tw_n2sq_t *sd)
 {
-    while (sd->head) {
-        s_line_t *l = sd->head;
-        sd->head = l->next;
-        if (s_write(x, l->data, l->len, 0) != 0) {
+    tw_n2sq_msg_t *m;
+    while ((m = tw_n2sq_pop(sd)) != NULL) {
+        if (s_write(x, m->data, m->len, 0) != 0) {
             sd->dropped++;
         }
-        tw_free(l);
+        tw_free(m);
     }
-    sd->tail = NULL;
-    sd->nq = sd->qbytes = 0;
-}
-
-static s_sta_t *
-s_station_state(tw_station_t *st)
-{
-    s_sta_t *sd = tw_station_data(st);
-    if (!sd) {
-        sd = tw_calloc(1, sizeof *sd);
-        tw_station_set_data(st, sd);
-    }
-    return sd;
-}
-
-/* The bytes of a msgpack STR or BIN that is all of p[0..n), or NULL. */
-static const char *
-s_text(const unsigned char *p, size_t n, size_t *len)
-{
-    size_t h, k;
-    if (n < 1) {
-        return NULL;
-    }
-    unsigned b = p[0];
-    if (b >= 0xa0 && b <= 0xbf) {
-        h = 1;
-        k = b & 0x1f;
-    } else if ((b == 0xd9 || b == 0xc4) && n >= 2) {
-        h = 2;
-        k = p[1];
-    } else if ((b == 0xda || b == 0xc5) && n >= 3) {
-        h = 3;
-        k = (size_t)p[1] << 8 | p[2];
-    } else if ((b == 0xdb || b == 0xc6) && n >= 5) {
-        h = 5;
-        k = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 |
-            p[4];
-    } else {
-        return NULL;
-    }
-    if (h + k != n) {
-        return NULL;
-    }
-    *len = k;
-    return (const char *)p + h;
 }
 
 static void
 s_stream_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
 {
     (void)udata;
-    s_sta_t *sd = s_station_state(st);
+    tw_n2sq_t *sd = tw_n2sq_of(st);
     size_t n;
-    const char *p = s_text(data, len, &n);
-    if (!p) {
+    const char *p;
+    if (!tw_mpscan_text(data, len, 1, &p, &n)) {
         sd->dropped++;
         tw_debug("worker.stream", "%s: n2s message is not a string: "
                  "dropped", tw_station_id(st));
@@ -292,44 +235,14 @@ s_stream_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
         }
         return;
     }
-    if (sd->nq >= S_MAX_QUEUED || sd->qbytes + n + 1 > S_MAX_QUEUED_BYTES) {
-        sd->dropped++;
-        return;
-    }
-    s_line_t *l = tw_malloc(sizeof *l + n + 1);
-    l->next = NULL;
-    l->len = n + 1;
-    memcpy(l->data, p, n);
-    l->data[n] = '\n';
-    if (sd->tail) {
-        sd->tail->next = l;
-    } else {
-        sd->head = l;
-    }
-    sd->tail = l;
-    sd->nq++;
-    sd->qbytes += n + 1;
+    tw_n2sq_push(sd, tw_station_n2s_seq(st), p, n, "\n", 1);
 }
 
 static void
 s_stream_end(tw_station_t *st, void *udata)
 {
     (void)udata;
-    s_sta_t *sd = tw_station_data(st);
-    if (!sd) {
-        return;
-    }
-    if (sd->dropped) {
-        tw_info("worker.stream", "%s: %llu n2s message(s) dropped",
-                tw_station_id(st), (unsigned long long)sd->dropped);
-    }
-    while (sd->head) {
-        s_line_t *l = sd->head;
-        sd->head = l->next;
-        tw_free(l);
-    }
-    tw_free(sd);
-    tw_station_set_data(st, NULL);
+    tw_n2sq_end(st, "worker.stream");
 }
 
 /* The child's life -------------------------------------------------------- */
@@ -429,7 +342,7 @@ s_stream(tw_call_t *call, void *udata)
         return;
     }
     if (x->st) {
-        x->sd = s_station_state(x->st);
+        x->sd = tw_n2sq_of(x->st);
         x->sd->run = x;
         s_flush_queue(x, x->sd);
     }

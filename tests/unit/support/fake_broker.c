@@ -99,7 +99,7 @@ tw_fb_start_worker(tw_fb_t *fb, const char *name, unsigned slots,
                    const char *tags, uint64_t drain_ms)
 {
     char err[256];
-    tw_worker_opts_t o = {fb->ep, name, slots, tags, drain_ms};
+    tw_worker_opts_t o = {fb->ep, name, slots, tags, drain_ms, 0};
     assert_int_equal(tw_worker_new(&fb->w, &fb->loop, &fb->reg, &o, err,
                                    sizeof err),
                      0);
