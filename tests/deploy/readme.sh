@@ -6,8 +6,10 @@
 #
 #   "Running it by hand"  against deploy/local-cluster.sh (workers w1 and
 #       w2) on free ports, from a directory where build/ is this build.
-#       The lines that build or start the broker and workers are what the
-#       local cluster does, so they are left out. Every other line must
+#       The lines that build, start the broker or start w1 and w2 are what
+#       the local cluster does, so they are left out; another worker line
+#       runs in the background, pointed at the cluster's moved backend,
+#       and the next line waits until that worker has registered. Every other line must
 #       exit 0 within 60 s; a line ending in '&' runs in the background
 #       and must still run, or have exited 0, at the end; `events` and
 #       `station tail` stream until stopped, so for them running on at the
@@ -67,6 +69,31 @@ run_line() {
     ((rc == 0)) || tw_fail "exit $rc: $line"
 }
 
+# The number of workers the broker at $TASKWHEEL_BROKER knows.
+count_workers() {
+    "$tw" --json workers 2>/dev/null | grep -o '"id"' | wc -l
+}
+
+# A README line that starts a worker ("... &"): run it in the background
+# with --broker BACKEND added, and wait until it has registered.
+start_worker() {
+    local line=$1 backend=$2 n=$((++nline)) before
+    line=${line%%#*}
+    line=${line%"${line##*[![:space:]]}"}
+    line=${line%&}
+    line=${line%"${line##*[![:space:]]}"}
+    before=$(count_workers)
+    tw_say "\$ $line --broker $backend &"
+    tw_bg "line-$n.log" bash -c "$line --broker $backend"
+    background+=("$tw_last:$n")
+    local deadline=$((SECONDS + 60))
+    while (($(count_workers) <= before)); do
+        ((SECONDS < deadline)) || tw_fail "the worker of line $n did not register"
+        kill -0 "$tw_last" 2>/dev/null || tw_fail "the worker of line $n exited"
+        sleep 0.05
+    done
+}
+
 # Background lines: still running, or exited 0.
 check_background() {
     local b pid n rc
@@ -121,8 +148,14 @@ ln -s "$src/examples" examples
 for line in "${lines[@]}"; do
     case "$line" in
     "" | "#"*) continue ;;
-    cmake\ * | ninja\ * | build/broker/taskwheel-broker* | build/worker/taskwheel-worker*)
+    cmake\ * | ninja\ * | build/broker/taskwheel-broker* | \
+        build/worker/taskwheel-worker*--name\ w[12]\ *)
         continue ;; # what local-cluster.sh did
+    build/worker/taskwheel-worker*)
+        start_worker "$line" "tcp://127.0.0.1:$((base + 1))"
+        ran=$((ran + 1))
+        continue
+        ;;
     esac
     run_line "$line"
     ran=$((ran + 1))
