@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "proto/proto.h"
 #include "taskwheel/client.h"
+#include "tests/unit/support/client.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +157,7 @@ s_setup(void **state)
     assert_int_equal(zmq_bind(fx->router, "tcp://127.0.0.1:*"), 0);
     size_t len = sizeof fx->endpoint;
     zmq_getsockopt(fx->router, ZMQ_LAST_ENDPOINT, fx->endpoint, &len);
-    fx->c = tw_client_new(fx->endpoint);
+    fx->c = tw_suite_client_new(fx->endpoint);
     assert_non_null(fx->c);
     tw_client_on_channel(fx->c, s_on_chan, fx);
     tw_client_on_event(fx->c, s_on_event, fx);

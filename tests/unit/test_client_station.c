@@ -33,6 +33,7 @@
 #include "common/util.h"
 #include "proto/proto.h"
 #include "taskwheel/client.h"
+#include "tests/unit/support/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -512,7 +513,7 @@ static void
 test_add_full(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_non_null(c);
     static const unsigned char args[] = {0x81, 0xa1, 'n', 0x05}; /* {n:5} */
     static const tw_station_tag_t tags[] = {{"site", "a"}, {"rack", ""}};
@@ -579,7 +580,7 @@ static void
 test_add_minimal_pending(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     tw_station_req_t req = {.op = "add", .sid = "p-1", .handler = "ticker"};
     void *data = NULL;
     size_t len = 0;
@@ -604,7 +605,7 @@ static void
 test_other_ops(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     static const struct {
         const char *op;
         const char *state; /* expected "state" in the reply */
@@ -712,7 +713,7 @@ static void
 test_error_replies(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     void *data = (void *)1;
     size_t len = 1;
 
@@ -771,7 +772,7 @@ static void
 test_timeout(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     tw_station_req_t slow = {.op = "show", .sid = "slow"};
     void *data = NULL;
     size_t len = 0;
@@ -822,7 +823,7 @@ static void
 test_invalid(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_int_equal(tw_client_ping(c, WAIT_MS), 0);
     int before = fake_count(fb);
     void *data = NULL;
@@ -951,7 +952,7 @@ static void
 test_after_submit(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     tw_task_spec_t spec = {.handler = "noop"};
     assert_int_equal(tw_client_submit(c, &spec, NULL), 0);
     int before = fake_count(fb);

@@ -197,19 +197,24 @@ test_cancel_and_timeout(void **state)
     assert_int_equal(tw_fb_recv(fx, 100), 0);            /* nothing yet */
     s_send_cancel(fx, 1);
     s_send_cancel(fx, 99); /* not here: ignored */
-    assert_int_equal(tw_fb_recv(fx, TW_FB_PATIENCE_MS), TW_CMD_DONE);
-    assert_int_equal(fx->m.nitems, 1);
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ID, 0), 1);
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ST, 9),
-                     TW_ST_CANCELLED);
-    assert_int_equal(tw_msg_uint(&fx->m, TW_F_CREDIT, 0), 1);
-    uint64_t t = tw_now_ms();
-    assert_int_equal(tw_fb_recv(fx, TW_FB_PATIENCE_MS), TW_CMD_DONE);
-    assert_true(tw_now_ms() - t < 4000); /* its 150 ms, not its 5 s */
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ID, 0), 2);
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ST, 9),
-                     TW_ST_TIMEOUT);
-    assert_int_equal(tw_msg_uint(&fx->m, TW_F_CREDIT, 0), 1);
+    /* Two outcomes, in one DONE or two (a slow run may end task 2's
+     * 150 ms before the cancel of task 1 is handled): 1 cancelled, and 2
+     * timed out, which proves its timeout, not its 5 s sleep, ended it. */
+    int st[3] = {-1, -1, -1};
+    uint64_t credit = 0;
+    while (st[1] < 0 || st[2] < 0) {
+        assert_int_equal(tw_fb_recv(fx, TW_FB_PATIENCE_MS), TW_CMD_DONE);
+        for (size_t i = 0; i < fx->m.nitems; i++) {
+            uint64_t id = tw_item_uint(&fx->m.items[i], TW_I_ID, 0);
+            assert_true(id == 1 || id == 2);
+            assert_int_equal(st[id], -1); /* each reported once */
+            st[id] = (int)tw_item_uint(&fx->m.items[i], TW_I_ST, 9);
+        }
+        credit += tw_msg_uint(&fx->m, TW_F_CREDIT, 0);
+    }
+    assert_int_equal(st[1], TW_ST_CANCELLED);
+    assert_int_equal(st[2], TW_ST_TIMEOUT);
+    assert_int_equal(credit, 2);
 }
 
 static void
@@ -284,6 +289,9 @@ test_drain_timeout(void **state)
     tw_fb_handshake(fx, 1, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\x1e", 1, 0);
     tw_fb_wait_tasks(fx, 1, TW_FB_PATIENCE_MS);
+    /* The drain's timer counts from the loop's clock: bring it to now,
+     * or a stall since the last turn would shorten the wait we see. */
+    uv_update_time(&fx->loop);
     uint64_t t = tw_now_ms();
     tw_worker_drain(fx->w);
     /* The task is cut off and left to the broker: only BYE. */
