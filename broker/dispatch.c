@@ -60,23 +60,30 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
         b->st.malformed++;
         tw__broker_peer_error(b, side, ident, ilen);
-        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
-                         "command %s is not valid on the %s socket",
-                         tw_proto_cmd_name(m->cmd), side);
+        /* The likely mistake is the wrong port: name the right one. */
+        int dirs = tw_proto_cmd_dirs(m->cmd);
+        const char *name = tw_proto_cmd_name(m->cmd);
+        if (dir == TW_C2B && (dirs & TW_W2B)) {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is for workers: this is the "
+                             "broker's frontend, for clients; workers "
+                             "connect to the backend, %s",
+                             name, b->ep_back);
+        } else if (dir == TW_W2B && (dirs & TW_C2B)) {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is for clients: this is the "
+                             "broker's backend, for workers; clients "
+                             "connect to the frontend, %s",
+                             name, b->ep_front);
+        } else {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is not valid on the %s socket",
+                             name, side);
+        }
         tw_msg_release(m);
         return TW_ECOMMAND;
     }
     return 0;
-}
-
-static void
-s_reply_empty(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-              size_t ilen, tw_cmd_t cmd)
-{
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw__broker_send(b, zw, ident, ilen, cmd, &e);
-    tw_enc_free(&e);
 }
 
 /* ---- client commands -------------------------------------------------- */
@@ -93,6 +100,31 @@ s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
     tw_enc_cstr(e, msg);
 }
 
+int
+tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
+                         char *why, size_t wlen)
+{
+    int idx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    /* Just restarted: its workers may not be back yet. With a store,
+     * clients resend at once after a restart (PROTOCOL.md 5.19), so the
+     * grace lasts at least as long as running tasks are held for their
+     * workers. */
+    uint64_t grace = (uint64_t)b->cfg->handler_grace * 1000;
+    uint64_t held = b->resumed ? 2 * (uint64_t)b->cfg->liveness *
+                                     (uint64_t)b->cfg->heartbeat
+                               : 0;
+    if (idx < 0 && hlen &&
+        uv_now(b->loop) - b->start_ms < (grace > held ? grace : held)) {
+        idx = tw_registry_handler(&b->reg, h, hlen, 1);
+    }
+    if (idx < 0) {
+        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
+                 (int)hlen, h ? h : "");
+        return TW_EHANDLER;
+    }
+    return idx;
+}
+
 /* Decide whether a SUBMIT item may enter, in S54's order. Returns 0, or
  * an error code with the reason in `why`. Nothing changes on refusal. */
 static int
@@ -102,17 +134,9 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
     size_t hlen, alen, plen;
     const char *h = tw_item_str(it, TW_I_H, &hlen);
     tw_item_bin(it, TW_I_A, &alen);
-    *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
-    if (*hidx < 0 && hlen &&
-        uv_now(b->loop) - b->start_ms <
-            (uint64_t)b->cfg->handler_grace * 1000) {
-        /* Just restarted: its workers may not be back yet. */
-        *hidx = tw_registry_handler(&b->reg, h, hlen, 1);
-    }
+    *hidx = tw__broker_handler_known(b, h, hlen, why, wlen);
     if (*hidx < 0) {
-        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
-                 (int)hlen, h);
-        return TW_EHANDLER;
+        return *hidx;
     }
     const char *pl = tw_item_str(it, TW_I_PL, &plen);
     if (!pl || !plen) {
@@ -303,14 +327,16 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_ikey(e, TW_I_ID);
         tw_enc_uint(e, t->id);
         if (publish) {
-            tw__broker_task_event(b, t, "task.submitted");
+            tw__broker_task_event(b, t, "task.submitted", NULL);
         }
     }
     if (m->nitems == 0) {
         /* An empty batch still gets its (empty) acknowledgement. */
         tw_enc_t e;
         tw_enc_init(&e);
-        tw_enc_map(&e, 1);
+        tw_enc_map(&e, 2);
+        tw_enc_key(&e, TW_F_BOOT);
+        tw_enc_uint(&e, b->boot);
         tw_enc_key(&e, TW_F_ITEMS);
         tw_enc_array(&e, 0);
         tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK, &e);
@@ -324,6 +350,7 @@ s_on_result(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     const msgpack_object *ids = m->f[TW_F_IDS];
     tw_batch_t batch;
     tw_batch_init(&batch, 1);
+    tw_batch_head(&batch, TW_F_BOOT, b->boot);
     for (uint32_t i = 0; ids && i < ids->via.array.size; i++) {
         uint64_t id = ids->via.array.ptr[i].via.u64;
         tw_enc_t *e = tw_batch_item(&batch);
@@ -497,6 +524,22 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw__broker_reply_send(b, c, &e);
 }
 
+/* A client's ping: HEARTBEAT {boot, pub}, this run's identity and the
+ * status endpoint to subscribe to (PROTOCOL.md 5.8). */
+static void
+s_on_ping(tw_broker_t *b, tw_zwatch_t *zw, tw_bclient_t *c)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_BOOT);
+    tw_enc_uint(&e, b->boot);
+    tw_enc_key(&e, TW_F_PUB);
+    tw_enc_cstr(&e, b->ep_pub);
+    tw__broker_send(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT, &e);
+    tw_enc_free(&e);
+}
+
 void
 tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
@@ -545,9 +588,13 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         tw__broker_on_chan_down(b, c, &m);
         break;
     case TW_CMD_HEARTBEAT:
-        s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
+        s_on_ping(b, zw, c);
         break;
-    default: /* BYE: nothing to do; the record ages out. */
+    case TW_CMD_BYE:
+        /* The record ages out; its tasks' channels close now (S93). */
+        tw__broker_client_gone(b, c, "submitter said BYE");
+        break;
+    default:
         break;
     }
     tw_msg_release(&m);
@@ -598,11 +645,13 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 2);
+    tw_enc_map(&e, 3);
     tw_enc_key(&e, TW_F_WID);
     tw_enc_uint(&e, w->id);
     tw_enc_key(&e, TW_F_HB);
     tw_enc_uint(&e, (uint64_t)b->cfg->heartbeat);
+    tw_enc_key(&e, TW_F_BOOT);
+    tw_enc_uint(&e, b->boot);
     tw__broker_send(b, zw, ident, ilen, TW_CMD_WELCOME, &e);
     tw_enc_free(&e);
     tw__lease_adopt(b, w, m);
@@ -622,10 +671,12 @@ s_add_credit(tw_broker_t *b, tw_bworker_t *w, uint64_t n)
 
 /* Run a failed task again after a backoff: 100 ms doubling per attempt,
  * at most 30 s, with +-25 % jitter so retries of many tasks spread out.
- * The attempt's error is kept ("attempt N: ..."). */
+ * The attempt's error is kept ("attempt N: ...") and the attempt is
+ * published as task.retry (12.8). */
 static void
 s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
 {
+    int64_t run_ms = tw__broker_run_ms(b, t);
     char line[320];
     if (!err || !elen) {
         err = "failed";
@@ -657,6 +708,10 @@ s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
     t->due_ms = uv_now(b->loop) + delay;
     b->st.retried++;
     tw__broker_enqueue(b, t);
+    tw_task_event_x_t x = {.run_ms = run_ms,
+                           .retry_in_ms = (int64_t)delay,
+                           .error = line};
+    tw__broker_task_event(b, t, "task.retry", &x);
 }
 
 static void
@@ -679,7 +734,13 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             err = "timed out";
             elen = strlen(err);
         }
-        if (t->cancel_requested) {
+        /* S57, F3: a cancel the worker has not confirmed does not
+         * override a DONE that reports an outcome: the task finished
+         * before the CANCEL reached it, and the first to arrive wins. It
+         * ends with that outcome, kept and delivered, and is not
+         * retried. */
+        if (t->cancel_requested && st == TW_ST_CANCELLED) {
+            /* The worker confirmed the cancel. */
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         } else if (st > TW_ST_CANCELLED) {
             int n = snprintf(why, sizeof why,
@@ -687,7 +748,7 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
                              (unsigned long long)st);
             tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
-                   t->attempt <= t->retries) {
+                   t->attempt <= t->retries && !t->cancel_requested) {
             s_retry(b, t, err, elen);
         } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
             int n = snprintf(why, sizeof why,
@@ -720,6 +781,7 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     const void *ident = zmq_msg_data(&msg->f[0]);
     size_t ilen = zmq_msg_size(&msg->f[0]);
     if (m.cmd == TW_CMD_HELLO) {
+        tw_quarantine_forgive(&b->quarantine, ident, ilen, uv_now(b->loop));
         s_on_hello(b, zw, ident, ilen, &m);
         tw_msg_release(&m);
         return;
@@ -733,8 +795,16 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
             b->st.duplicates += m.nitems;
         }
         if (m.cmd != TW_CMD_BYE) {
+            /* A strike like any refusal, or a peer could keep the broker
+             * answering EWORKER for ever; a worker that lost its
+             * registration sends HELLO on the first one, which forgives
+             * the strikes its messages in flight earned. */
+            tw__broker_peer_error(b, "backend", ident, ilen);
             tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
-                             "unknown worker: send HELLO first");
+                             "unknown worker: send HELLO first (this is "
+                             "the broker's backend, for workers; clients "
+                             "connect to the frontend, %s)",
+                             b->ep_front);
         }
         tw_msg_release(&m);
         return;

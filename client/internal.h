@@ -91,6 +91,11 @@ void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);
 
+/* TW_ESTATE while a session run is finishing: from tw_stop, or the end
+ * of its running phase, until tw_run returns, no new work is accepted
+ * (S80); else 0. */
+int tw__sess_closed(tw_client_t *c);
+
 /* Queue a message built in `e` behind everything else and try to send
  * it (task channels, client/chan.c). Returns 0, TW_EAGAIN (queued) or
  * TW_EIO. */
@@ -113,5 +118,30 @@ void tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg);
  * libzmq copies the keys, so `curve` may be wiped once this returns. */
 tw_client_t *tw__client_new(const char *endpoint,
                             const tw_curve_client_t *curve);
+
+/* Connection problems the socket monitor reports (common/zmon.h): with
+ * `on`, a request waiting while the connection has never been made ends
+ * at once when one is reported (a refused port, a peer of the wrong kind,
+ * a refused key) with TW_EUNREACH, and tw_client_last_error() says what
+ * happened. Off by
+ * default (a library waits for its broker); the CLI turns it on. */
+void tw__client_fail_fast(tw_client_t *c, int on);
+
+/* The last connection problem as one line, or NULL when the link is up
+ * or nothing was reported. Borrowed until the next call on `c`. */
+const char *tw__client_link_error(const tw_client_t *c);
+
+/* TW_EUNREACH (refused, refused key, failed handshake, a peer that is not
+ * a broker frontend) when a connection problem was reported and the
+ * current socket never completed a handshake; TW_ECOMMAND or
+ * TW_EWORKER when the peer answered a client command with that ERROR (a
+ * broker's backend; tw_client_last_error() names the frontend); else 0. */
+int tw__client_link_failed(const tw_client_t *c);
+
+/* The status endpoint the broker named in its last ping answer (PROTOCOL
+ * 5.8), with a wildcard host replaced by the host this client connects
+ * to, in buf; NULL if no answer named one. */
+const char *tw__client_status_ep(const tw_client_t *c, char *buf,
+                                 size_t len);
 
 #endif /* TW_CLIENT_INTERNAL_H */

@@ -85,6 +85,7 @@ struct tw_worker {
     int zw_open, zw_closing;
     int state;
     uint64_t wid, hb;
+    uint64_t boot; /* the broker run that welcomed us (PROTOCOL.md 5.19) */
     uint64_t last_recv, last_send;
     uint64_t backoff_ms;
     unsigned failures; /* connection attempts since the last WELCOME */
@@ -927,6 +928,7 @@ s_on_welcome(tw_worker_t *w, const tw_msg_t *m)
 {
     w->wid = tw_msg_uint(m, TW_F_WID, 0);
     w->hb = tw_msg_uint(m, TW_F_HB, S_HB_DEFAULT);
+    w->boot = tw_msg_uint(m, TW_F_BOOT, 0);
     if (w->hb < 10) {
         w->hb = 10;
     }
@@ -997,15 +999,17 @@ s_on_cancel(tw_worker_t *w, const tw_msg_t *m)
     }
 }
 
-/* Refuse an ASSIGN item: report it failed at once, keeping its payload
- * as the checkpoint; `credit` 1 when no slot was taken for it. */
+/* Refuse an ASSIGN item: report it at once as `ev` ("failed", or
+ * "refused" for a handler this worker does not offer, PROTOCOL.md 11.2),
+ * keeping its payload as the checkpoint; `credit` 1 when no slot was
+ * taken for it. */
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...) __attribute__((format(printf, 4, 5)));
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...)
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...)
 {
     char err[256];
     va_list ap;
@@ -1021,9 +1025,8 @@ s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
     tw_warn("worker.assign", "station '%.*s' refused: %s", (int)sidlen, sid,
             err);
     w->refused++;
-    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0),
-                   tw_sev_name(TW_SEV_FAILED), tw_item_uint(it, TW_I_IT, 0),
-                   ck, cklen, err);
+    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0), ev,
+                   tw_item_uint(it, TW_I_IT, 0), ck, cklen, err);
     w->credit += (uint64_t)credit;
 }
 
@@ -1080,18 +1083,20 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         }
         const tw_handler_t *handler = tw_handlers_find(w->reg, h, hlen);
         if (!handler) {
-            s_refuse(w, it, 1, "unknown handler '%.*s'",
+            s_refuse(w, it, "refused", 1, "unknown handler '%.*s'",
                      (int)(hlen > 128 ? 128 : hlen), h);
             continue;
         }
         if (nx > TW_NEXT_HANDLER) {
-            s_refuse(w, it, 1, "unknown next mode %llu",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "unknown next mode %llu",
                      (unsigned long long)nx);
             continue;
         }
         int slot = tw_slots_hold(w->slots);
         if (slot < 0) {
-            s_refuse(w, it, 0, "worker had no free slot (credit overrun)");
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 0,
+                     "worker had no free slot (credit overrun)");
             continue;
         }
         tw_station_def_t def = {
@@ -1111,7 +1116,8 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         int rc = tw_taskloop_add(w->tl, &def, NULL);
         if (rc != 0) {
             tw_slots_unhold(w->slots, slot);
-            s_refuse(w, it, 1, "cannot run the station: %s",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "cannot run the station: %s",
                      tw_strerror(rc));
         }
     }
@@ -1283,6 +1289,14 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
             if (w->state == S_READY) {
                 s_rehello(w);
             }
+        } else if (code == TW_ECOMMAND && w->state == S_HELLO) {
+            /* HELLO itself was refused: this is not a backend (a
+             * client's frontend, most likely). Retrying cannot help;
+             * exit with the configuration error code so a supervisor
+             * (systemd, --procs) sees it fail. */
+            tw_err("worker.connect", "%s refused HELLO: %.*s", w->broker,
+                   (int)len, s ? s : "");
+            s_stop(w, 2, 0);
         } else {
             tw_warn("worker.error", "broker error %lld (%s): %.*s",
                     (long long)code, tw_err_name((int)code), (int)len,
@@ -1298,7 +1312,19 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
             s_on_worker(w, &m);
         }
         break;
-    default: /* HEARTBEAT: receiving it was the point */
+    case TW_CMD_HEARTBEAT: {
+        /* Receiving it was the point; a boot id other than the one in
+         * our WELCOME is another broker run on the same endpoint. */
+        uint64_t boot = tw_msg_uint(&m, TW_F_BOOT, 0);
+        if (boot && w->boot && boot != w->boot && w->state == S_READY) {
+            tw_notice("worker.relink", "%s is a new broker run (boot "
+                      "%016llx, was %016llx)", w->broker,
+                      (unsigned long long)boot, (unsigned long long)w->boot);
+            s_rehello(w);
+        }
+        break;
+    }
+    default:
         break;
     }
     tw_msg_release(&m);

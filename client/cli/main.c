@@ -56,7 +56,7 @@ static const char s_flags[] =
     "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
     "                     " S_DEFAULT_BROKER "\n"
     "  --status EP        status endpoint (events, station tail); default\n"
-    "                     $TASKWHEEL_STATUS, else " S_DEFAULT_STATUS "\n"
+    "                     $TASKWHEEL_STATUS, else the one the broker names\n"
     "  --json             print one JSON document on stdout (JSON lines\n"
     "                     for events and station tail) and nothing else\n"
     "  --timeout-ms N     how long to wait for the broker; default 5000\n"
@@ -109,8 +109,8 @@ s_parse_global(int argc, char **argv, tw_cli_env_t *o, int *help)
     const char *env;
     o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
                                                            : S_DEFAULT_BROKER;
-    o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env
-                                                           : S_DEFAULT_STATUS;
+    /* NULL: ask the broker (PROTOCOL.md 5.8). */
+    o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env : NULL;
     o->timeout_ms = S_DEFAULT_TIMEOUT_MS;
     o->argv = calloc((size_t)argc + 1, sizeof *o->argv);
     if (!o->argv) {
@@ -481,6 +481,9 @@ s_cmd_submit(const tw_cli_env_t *o)
             goto out;
         }
         rc = tw_client_poll(c, (int)(deadline - now));
+        if (rc >= 0 && tw__client_link_failed(c)) {
+            rc = tw__client_link_failed(c); /* refused: no use waiting */
+        }
         if (rc < 0) {
             code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
@@ -808,6 +811,112 @@ s_status_one(void *arg, const char *key, json_t *val)
     free(t);
 }
 
+/* One item of the status summary: the counter `key`, shown as "<value>
+ * <text>", or as "<text> <value>" when `before` is set. */
+typedef struct {
+    const char *key;
+    const char *text;
+    int before;
+} s_sum_item_t;
+
+/* One line of the status summary: a label and up to 8 items; items whose
+ * counter is missing (store_* without --data) are left out. */
+typedef struct {
+    const char *label;
+    s_sum_item_t items[8];
+} s_sum_line_t;
+
+/* The value of status counter `key` as text, or NULL if it is absent. */
+static char *
+s_sum_value(json_t *v, const char *key)
+{
+    json_t *x = json_object_get(v, key);
+    char buf[64];
+    if (!x) {
+        return NULL;
+    }
+    if (strcmp(key, "uptime_ms") == 0 && json_is_number(x)) {
+        s_duration(buf, sizeof buf, json_number_value(x));
+        return strdup(buf);
+    }
+    if (json_is_real(x)) {
+        snprintf(buf, sizeof buf, "%.1f", json_real_value(x));
+        return strdup(buf);
+    }
+    return s_text(x);
+}
+
+/* An s_human_fn: the status summary, one line per topic, wrapped before
+ * 78 columns under its label. */
+static int
+s_print_summary(json_t *v, const void *arg)
+{
+    static const s_sum_line_t lines[] = {
+        {"workers",
+         {{"workers", "workers", 0},
+          {"slots", "slots", 0},
+          {"running", "tasks running", 0},
+          {"stations", "stations", 0},
+          {"stations_running", "stations running", 0},
+          {"stations_unplaced", "stations waiting", 0}}},
+        {"queues",
+         {{"queued", "tasks queued", 0},
+          {"kept", "results kept", 0},
+          {"clients", "clients", 0}}},
+        {"rates",
+         {{"rate", "tasks/s ended", 0},
+          {"submitted", "submitted", 0},
+          {"completed", "completed", 0},
+          {"failed", "failed", 0},
+          {"cancelled", "cancelled", 0},
+          {"retried", "retried", 0}}},
+        {"errors",
+         {{"rejected", "submissions refused", 0},
+          {"overflow", "over max-queue", 0},
+          {"requeued", "requeued (worker lost)", 0},
+          {"dropped", "messages dropped", 0},
+          {"malformed", "malformed", 0},
+          {"quarantined", "quarantined", 0},
+          {"store_errors", "store errors", 0}}},
+        {"broker",
+         {{"uptime_ms", "up", 1},
+          {"store_fsync", "fsync", 1},
+          {"store_used_bytes", "store bytes used", 0}}},
+    };
+    (void)arg;
+    for (size_t l = 0; l < sizeof lines / sizeof lines[0]; l++) {
+        size_t col = (size_t)printf("%-9s", lines[l].label);
+        int first = 1;
+        for (size_t i = 0; i < 8 && lines[l].items[i].key; i++) {
+            const s_sum_item_t *it = &lines[l].items[i];
+            char *val = s_sum_value(v, it->key);
+            if (!val) {
+                continue;
+            }
+            char item[160];
+            int n = it->before ? snprintf(item, sizeof item, "%s %s",
+                                          it->text, val)
+                               : snprintf(item, sizeof item, "%s %s", val,
+                                          it->text);
+            free(val);
+            size_t len = n > 0 ? (size_t)n : 0;
+            if (!first && col + 2 + len > 78) {
+                fputs(",\n         ", stdout);
+                col = 9;
+            } else if (!first) {
+                fputs(", ", stdout);
+                col += 2;
+            }
+            fputs(item, stdout);
+            col += len;
+            first = 0;
+        }
+        fputc('\n', stdout);
+    }
+    puts("         (every counter: taskwheel status --all)");
+    return TW_CLI_OK;
+}
+
 /* An s_human_fn: the status object as wrapped "key value" pairs. */
 static int
 s_print_status(json_t *v, const void *arg)
@@ -825,15 +934,19 @@ s_print_status(json_t *v, const void *arg)
     return TW_CLI_OK;
 }
 
+/* status [--all]: the summary an operator reads first, or with --all
+ * every counter (internal ones included); --json prints them all. */
 static int
 s_cmd_status(const tw_cli_env_t *o)
 {
-    int code = s_no_args(o);
+    int all = o->argc == 2 && strcmp(o->argv[1], "--all") == 0;
+    int code = all ? -1 : s_no_args(o);
     if (code >= 0) {
         return code;
     }
     json_t *v = s_query(o, "status", &code);
-    return s_reply(o, v, code, JSON_OBJECT, s_print_status, NULL);
+    return s_reply(o, v, code, JSON_OBJECT,
+                   all ? s_print_status : s_print_summary, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -852,13 +965,44 @@ s_on_signal(int sig)
  * printed (it counts towards --count), 0 if skipped. */
 typedef int (*s_sub_fn)(void *arg, zmq_msg_t *topic, zmq_msg_t *body);
 
+/* The status endpoint: --status or $TASKWHEEL_STATUS, else the one the
+ * broker names in its answer to a ping (an older broker names none: the
+ * default). Returns -1 with the endpoint in buf, or an exit code. */
+static int
+s_status_endpoint(const tw_cli_env_t *o, char *buf, size_t len)
+{
+    if (o->status) {
+        snprintf(buf, len, "%s", o->status);
+        return -1;
+    }
+    int code = -1;
+    tw_client_t *c = tw_cli_connect(o, &code);
+    if (!c) {
+        return code;
+    }
+    int rc = tw_client_ping(c, o->timeout_ms);
+    if (rc != 0) {
+        code = tw_cli_lib_error(o, c, "status endpoint", rc);
+    } else if (!tw__client_status_ep(c, buf, len)) {
+        snprintf(buf, len, "%s", S_DEFAULT_STATUS);
+    }
+    tw_client_destroy(&c);
+    return code;
+}
+
 /* A SUB socket connected to the status endpoint and subscribed to each
- * of `prefixes` (everything if there are none). Returns -1 and sets *ctx
- * and *sub, or an exit code. */
+ * of `prefixes` (everything if there are none), then to a welcome topic
+ * of its own (PROTOCOL.md 8.2), whose answer shows the endpoint is a
+ * broker's status socket and the subscriptions are in effect. Returns -1
+ * and sets *ctx, *sub and ep (the endpoint), or an exit code. */
 static int
 s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
-           void **ctx, void **sub)
+           void **ctx, void **sub, char *ep, size_t eplen)
 {
+    int code = s_status_endpoint(o, ep, eplen);
+    if (code >= 0) {
+        return code;
+    }
     *ctx = zmq_ctx_new();
     *sub = *ctx ? zmq_socket(*ctx, ZMQ_SUB) : NULL;
     if (!*sub) {
@@ -880,11 +1024,11 @@ s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
         *sub = *ctx = NULL;
         return sec;
     }
-    if (zmq_connect(*sub, o->status) != 0) {
+    if (zmq_connect(*sub, ep) != 0) {
         zmq_close(*sub);
         zmq_ctx_term(*ctx);
         *sub = *ctx = NULL;
-        return tw_cli_usage("cannot use status endpoint '%s'", o->status);
+        return tw_cli_usage("cannot use status endpoint '%s'", ep);
     }
     if (n == 0) {
         zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "", 0);
@@ -892,7 +1036,21 @@ s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
     for (size_t i = 0; i < n; i++) {
         zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
     }
+    char welcome[TW_PROTO_WELCOME_LEN + 17];
+    memcpy(welcome, TW_PROTO_WELCOME, TW_PROTO_WELCOME_LEN);
+    tw_random_hex(welcome + TW_PROTO_WELCOME_LEN, 16);
+    zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
     return -1;
+}
+
+/* 1 if `topic` is a welcome answer (never shown: it only proves the
+ * subscription). */
+static int
+s_is_welcome(zmq_msg_t *topic)
+{
+    return zmq_msg_size(topic) > TW_PROTO_WELCOME_LEN &&
+           memcmp(zmq_msg_data(topic), TW_PROTO_WELCOME,
+                  TW_PROTO_WELCOME_LEN) == 0;
 }
 
 static void
@@ -902,12 +1060,15 @@ s_sub_close(void *ctx, void *sub)
     zmq_ctx_term(ctx);
 }
 
-/* Hand every two-frame message arriving on `sub` to `fn` until SIGINT or
- * SIGTERM, `count` of them were printed (0: no limit) or `for_secs`
- * passed (negative: no limit). Returns an exit code. */
+/* Hand every two-frame message arriving on `sub` (from `ep`) to `fn`
+ * until SIGINT or SIGTERM, `count` of them were printed (0: no limit) or
+ * `for_secs` passed (negative: no limit). An endpoint that sends nothing
+ * at all, not even the welcome answer, within `quiet_ms` is not a
+ * broker's status socket (or no broker is there): exit 3, never a silent
+ * success. Returns an exit code. */
 static int
-s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
-           void *arg)
+s_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
+           double for_secs, s_sub_fn fn, void *arg)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -921,14 +1082,29 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
         for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
                       : 0;
     uint64_t seen = 0;
+    int heard = 0;
+    uint64_t quiet_end = tw_now_ms() + (uint64_t)quiet_ms;
     while (!s_stop && (count == 0 || seen < count)) {
         long wait = -1;
+        uint64_t now = tw_now_ms();
         if (for_secs >= 0) {
-            uint64_t now = tw_now_ms();
             if (now >= deadline) {
                 break;
             }
             wait = (long)(deadline - now);
+        }
+        if (!heard) {
+            if (now >= quiet_end) {
+                code = tw_cli_fail(TW_CLI_UNREACH,
+                                   "nothing from the status endpoint %s "
+                                   "within %d ms: no broker's status socket "
+                                   "is there",
+                                   ep, quiet_ms);
+                break;
+            }
+            if (wait < 0 || (long)(quiet_end - now) < wait) {
+                wait = (long)(quiet_end - now);
+            }
         }
         zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&pi, 1, wait) < 0) {
@@ -964,7 +1140,12 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
                 zmq_msg_close(&part);
             }
             /* A status message is exactly [topic][body]. */
-            if (nf == 2) {
+            heard = 1;
+            if (s_is_welcome(&f[0])) {
+                /* Said once, on stderr: from here on nothing published
+                 * under the subscribed topics is missed. */
+                tw_cli_fail(TW_CLI_OK, "subscribed at %s", ep);
+            } else if (nf == 2) {
                 seen += (uint64_t)fn(arg, &f[0], &f[1]);
             }
             zmq_msg_close(&f[0]);
@@ -1041,9 +1222,11 @@ s_cmd_events(const tw_cli_env_t *o)
         return code;
     }
     void *ctx, *sub;
-    code = s_sub_open(o, prefixes, nprefixes, &ctx, &sub);
+    char ep[300];
+    code = s_sub_open(o, prefixes, nprefixes, &ctx, &sub, ep, sizeof ep);
     if (code < 0) {
-        code = s_sub_loop(sub, count, for_secs, s_print_event, NULL);
+        code = s_sub_loop(sub, ep, o->timeout_ms, count, for_secs,
+                          s_print_event, NULL);
         s_sub_close(ctx, sub);
     }
     free(prefixes);
@@ -1554,6 +1737,51 @@ s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
     return 1;
 }
 
+/* Before tailing: -1 to go on, or an exit code: 1 for a station the
+ * broker does not know, 0 for one that has already ended (stopped, done,
+ * failed or cancelled, and not restarting: the broker decides that in
+ * the same turn), since nothing will ever come. */
+static int
+s_tail_check(const tw_cli_env_t *o, const char *id)
+{
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "show";
+    req.sid = id;
+    int code = -1;
+    tw_client_t *c = tw_cli_connect(o, &code);
+    if (!c) {
+        return code;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_station(c, &req, o->timeout_ms, &data, &len);
+    char *clean = tw_cli_clean(id);
+    if (rc == TW_ENOENT) {
+        code = tw_cli_fail(TW_CLI_FAIL, "station tail: there is no station "
+                           "'%s'", clean ? clean : "?");
+    } else if (rc != 0) {
+        code = tw_cli_lib_error(o, c, "station tail", rc);
+    } else {
+        json_t *v = tw_cli_payload_json(data, len);
+        const char *st = json_string_value(json_object_get(v, "state"));
+        static const char *const ended[] = {"stopped", "done", "failed",
+                                            "cancelled", NULL};
+        if (st && s_one_of(st, ended)) {
+            if (!o->json) {
+                tw_cli_fail(TW_CLI_OK, "station tail: station '%s' has "
+                            "already ended (%s)", clean ? clean : "?", st);
+            }
+            code = TW_CLI_OK;
+        }
+        json_decref(v);
+    }
+    free(clean);
+    free(data);
+    tw_client_destroy(&c);
+    return code;
+}
+
 static int
 s_st_tail(const tw_cli_env_t *o, const char *sub)
 {
@@ -1592,20 +1820,18 @@ s_st_tail(const tw_cli_env_t *o, const char *sub)
     t.json = o->json;
     const char *prefixes[2] = {t.topic, t.events};
     void *ctx, *sub_sock;
-    code = s_sub_open(o, prefixes, 2, &ctx, &sub_sock);
+    char ep[300];
+    code = s_sub_open(o, prefixes, 2, &ctx, &sub_sock, ep, sizeof ep);
     if (code >= 0) {
         return code;
     }
     /* Subscribed first, so nothing emitted after the check is missed; the
-     * check turns an unknown station into exit 1 instead of silence. */
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "show";
-    req.sid = id;
-    json_t *v = s_st_request(o, &req, &code);
-    if (v) {
-        json_decref(v);
-        code = s_sub_loop(sub_sock, count, for_secs, s_print_s2n, &t);
+     * check turns an unknown station into exit 1 instead of silence, and
+     * a station that has already ended into an end at once. */
+    code = s_tail_check(o, id);
+    if (code < 0) {
+        code = s_sub_loop(sub_sock, ep, o->timeout_ms, count, for_secs,
+                          s_print_s2n, &t);
     }
     s_sub_close(ctx, sub_sock);
     return code;
@@ -1752,9 +1978,10 @@ static const tw_cli_cmd_t s_commands[] = {
      "order; exit 1 if any failed. A progress bar goes to stderr when\n"
      "it is a terminal.",
      tw_cli_map},
-    {"group", "limit G N [--reject] | get G | clear G | list | ids G",
+    {"group", "limit G N|none [--reject] | get G | clear G | list | ids G",
      "Limit a group to N running tasks (--reject: refuse when full\n"
-     "instead of queueing), show it, remove its limit, list the\n"
+     "instead of queueing; none: no limit, as clear), show it (a\n"
+     "group never used shows as empty), remove its limit, list the\n"
      "pool's groups, or list every task id it held.",
      tw_cli_group},
     {"pool",
@@ -1780,7 +2007,11 @@ static const tw_cli_cmd_t s_commands[] = {
      s_cmd_workers},
     {"workers resize", "NAME|ID SLOTS",
      "Change a running worker's slot count (1..65536).", s_cmd_workers},
-    {"status", "", "Summarise the broker's counters.", s_cmd_status},
+    {"status", "[--all]",
+     "What an operator needs first: workers, slots, queues, rates and\n"
+     "errors, one line each; --all prints every counter (--json always\n"
+     "prints them all).",
+     s_cmd_status},
     {"watch", "[--interval S]",
      "A live full-screen view of workers, stations, tasks and groups\n"
      "(q quits); one snapshot when stdout is not a terminal.",

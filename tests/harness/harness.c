@@ -500,9 +500,9 @@ tw_h_log_contains(pid_t pid, const char *text)
 int
 tw_h_wait_log(pid_t pid, const char *text, int timeout_ms)
 {
-    uint64_t end = tw_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
     while (!tw_h_log_contains(pid, text)) {
-        if (tw_now_ms() >= end) {
+        if (tw_h_now_ms() >= end) {
             return TW_ETIMEDOUT;
         }
         tw_h_sleep_ms(10);
@@ -771,6 +771,57 @@ tw_h_wait_ready(const char *frontend, int timeout_ms)
     }
 }
 
+int
+tw_h_cli(const tw_h_broker_t *b, const char *const args[], char *out,
+         size_t cap, pid_t *pid_out)
+{
+    static int runs;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = tw_h_cli_bin();
+    argv[n++] = "--broker";
+    argv[n++] = b->frontend;
+    for (int i = 0; args[i]; i++) {
+        TW_H_ASSERT_MSG(n < 31, "tw_h_cli: too many arguments");
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    char logname[32];
+    snprintf(logname, sizeof logname, "cli-run.%d.log", ++runs);
+    pid_t pid = tw_h_spawn_log(argv, logname);
+    TW_H_ASSERT_MSG(pid > 0, "cannot start %s", argv[0]);
+    int rc = tw_h_wait_exit(pid, 20000);
+    TW_H_ASSERT_MSG(rc >= 0, "%s %s did not end: %s", argv[0], args[0],
+                    tw_err_name(rc));
+    if (pid_out) {
+        *pid_out = pid;
+    }
+    if (out && cap) {
+        out[0] = '\0';
+        FILE *f = fopen(tw_h_log_path(pid), "r");
+        TW_H_ASSERT(f);
+        char line[1024];
+        size_t used = 0;
+        int first = 1;
+        while (fgets(line, sizeof line, f)) {
+            if (first && strncmp(line, "$ ", 2) == 0) {
+                first = 0;
+                continue;
+            }
+            first = 0;
+            size_t len = strlen(line);
+            if (used + len >= cap) {
+                len = cap - 1 - used;
+            }
+            memcpy(out + used, line, len);
+            used += len;
+            out[used] = '\0';
+        }
+        fclose(f);
+    }
+    return rc;
+}
+
 /* --------------------------------------------------------------- wire --- */
 
 void *
@@ -906,4 +957,81 @@ tw_h_expect(void *sock, tw_cmd_t cmd, tw_h_msg_t *msg, int timeout_ms)
         }
         tw_h_msg_release(msg);
     }
+}
+
+/* --------------------------------------------------------- status --- */
+
+int
+tw_h_sub_recv(void *sub, char *topic, size_t tlen, zmq_msg_t *body,
+              int timeout_ms)
+{
+    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, timeout_ms) <= 0) {
+        return TW_ETIMEDOUT;
+    }
+    zmq_msg_t t;
+    zmq_msg_init(&t);
+    zmq_msg_init(body);
+    if (zmq_msg_recv(&t, sub, 0) < 0) {
+        zmq_msg_close(&t);
+        return TW_ETIMEDOUT;
+    }
+    size_t n = zmq_msg_size(&t) < tlen - 1 ? zmq_msg_size(&t) : tlen - 1;
+    memcpy(topic, zmq_msg_data(&t), n);
+    topic[n] = '\0';
+    int more = zmq_msg_more(&t);
+    zmq_msg_close(&t);
+    if (more && zmq_msg_recv(body, sub, 0) >= 0) {
+        more = zmq_msg_more(body);
+    }
+    while (more) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, sub, 0) < 0) {
+            zmq_msg_close(&x);
+            break;
+        }
+        more = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+    }
+    return 0;
+}
+
+void *
+tw_h_sub(const char *endpoint, const char *const topics[])
+{
+    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
+    TW_H_ASSERT(sub != NULL);
+    int zero = 0, hwm = 1000000;
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    size_t n = 0;
+    for (; topics && topics[n]; n++) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topics[n], strlen(topics[n]));
+    }
+    if (n == 0) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    }
+    char welcome[TW_PROTO_WELCOME_LEN + 17];
+    memcpy(welcome, TW_PROTO_WELCOME, TW_PROTO_WELCOME_LEN);
+    tw_random_hex(welcome + TW_PROTO_WELCOME_LEN, 16);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
+    TW_H_ASSERT_MSG(zmq_connect(sub, endpoint) == 0, "connect %s: %s",
+                    endpoint, zmq_strerror(zmq_errno()));
+    uint64_t end = tw_h_now_ms() + 10000;
+    char topic[64];
+    while (tw_h_now_ms() < end) {
+        zmq_msg_t body;
+        if (tw_h_sub_recv(sub, topic, sizeof topic, &body, 100) != 0) {
+            continue;
+        }
+        zmq_msg_close(&body);
+        if (strcmp(topic, welcome) == 0) {
+            /* Answered: nothing else will come under it. */
+            zmq_setsockopt(sub, ZMQ_UNSUBSCRIBE, welcome, strlen(welcome));
+            return sub;
+        }
+    }
+    tw_h_fail(__FILE__, __LINE__, "no welcome from the status endpoint %s "
+              "in 10 s", endpoint);
 }
