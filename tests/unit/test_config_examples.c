@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "tests/unit/support/files.h"
 
 extern char **environ;
 
@@ -116,30 +117,6 @@ s_run(const char *const argv[], int merge, char **out)
     }
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* The whole file at `path` in a new NUL-terminated buffer, or NULL. */
-static char *
-s_slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t len = 0, cap = 4096;
-    char *buf = tw_malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += r;
-        if (cap - len < 1024) {
-            cap *= 2;
-            buf = tw_realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    fclose(fp);
-    return buf;
 }
 
 static int
@@ -313,7 +290,7 @@ s_check_example(const char *bin, const char *path,
         bad++;
     }
 
-    char *text = s_slurp(path);
+    char *text = tw_suite_read_file(path, NULL);
     if (!text) {
         tw_free(dump);
         tw_free(dflt);
@@ -484,7 +461,7 @@ s_check_example(const char *bin, const char *path,
     }
     printf("%s: %zu settings with defaults, %zu without, %d problem(s)\n",
            path, dflt->n, unset->n, bad);
-    tw_free(text);
+    free(text);
     tw_free(dump);
     tw_free(dflt);
     tw_free(unset);
@@ -544,7 +521,7 @@ static int
 s_copy_unit(const char *src, const char *dst, const char *from,
             const char *to)
 {
-    char *text = s_slurp(src);
+    char *text = tw_suite_read_file(src, NULL);
     if (!text) {
         return -1;
     }
@@ -564,7 +541,7 @@ s_copy_unit(const char *src, const char *dst, const char *from,
     snprintf(out + n, cap - n, "%s", p);
     int rc = s_write_file(dst, out);
     tw_free(out);
-    tw_free(text);
+    free(text);
     return rc;
 }
 
@@ -639,7 +616,7 @@ test_systemd_units_verify(void **state)
 static long long
 s_unit_stop_timeout_ms(const char *path)
 {
-    char *text = s_slurp(path);
+    char *text = tw_suite_read_file(path, NULL);
     if (!text) {
         return -1;
     }
@@ -656,7 +633,7 @@ s_unit_stop_timeout_ms(const char *path)
             ms = (long long)v;
         }
     }
-    tw_free(text);
+    free(text);
     return ms;
 }
 
@@ -666,12 +643,14 @@ test_worker_unit_outlasts_drain(void **state)
     (void)state;
     long long stop_ms = s_unit_stop_timeout_ms(
         TW_SOURCE_DIR "/deploy/systemd/taskwheel-worker@.service");
-    char *text = s_slurp(TW_SOURCE_DIR "/deploy/worker.conf.example");
+    char *text = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/worker.conf.example",
+                                    NULL);
     assert_non_null(text);
     const char *p = strstr(text, "\ndrain-timeout ");
     assert_non_null(p);
     long long drain_ms = strtoll(p + 15, NULL, 10);
-    tw_free(text);
+    free(text);
     printf("worker unit: TimeoutStopSec %lld ms, drain-timeout %lld ms\n",
            stop_ms, drain_ms);
     /* The stations' last iterations and BYE need time after the drain. */
@@ -704,9 +683,12 @@ static void
 test_broker_durable(void **state)
 {
     (void)state;
-    char *unit = s_slurp(TW_SOURCE_DIR
-                         "/deploy/systemd/taskwheel-broker.service");
-    char *conf = s_slurp(TW_SOURCE_DIR "/deploy/broker.conf.example");
+    char *unit = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/systemd/taskwheel-broker.service",
+                                    NULL);
+    char *conf = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/broker.conf.example",
+                                    NULL);
     assert_non_null(unit);
     assert_non_null(conf);
     char *sd = s_unit_value(unit, "StateDirectory");
@@ -738,8 +720,8 @@ test_broker_durable(void **state)
     assert_non_null(strstr(comment, "memory"));
     tw_free(sd);
     tw_free(exec);
-    tw_free(unit);
-    tw_free(conf);
+    free(unit);
+    free(conf);
 }
 
 int
