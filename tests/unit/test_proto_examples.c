@@ -42,7 +42,8 @@
  *  alternatives ("a | b") and elided lists ("[...]") require nothing.
  *
  *  A status message's body must be one map whose first key is "pseq" and
- *  last "tseq" (8), re-encoded to the same bytes. The real document must
+ *  last two "tseq" and "ts" (8; a welcome ends with "tseq"), re-encoded to
+ *  the same bytes. The real document must
  *  give no problem and hold at least S_MIN_EXAMPLES examples; a few broken
  *  documents show that each check can fail.
  */
@@ -433,16 +434,22 @@ s_check_canonical(s_tally_t *t, const s_ex_t *ex, const msgpack_object *o,
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* 1 if `k` is the string `name`. */
+static int
+s_key(const msgpack_object *k, const char *name)
+{
+    size_t len = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+           memcmp(k->via.str.ptr, name, len) == 0;
+}
+
 /* 1 if the map `o` has the string key `key`. */
 static int
 s_has_key(const msgpack_object *o, const char *key)
 {
-    size_t len = strlen(key);
     for (uint32_t i = 0; o->type == MSGPACK_OBJECT_MAP && i < o->via.map.size;
          i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            !memcmp(k->via.str.ptr, key, len)) {
+        if (s_key(&o->via.map.ptr[i].key, key)) {
             return 1;
         }
     }
@@ -539,20 +546,19 @@ s_check_status(s_tally_t *t, const s_ex_t *ex, const unsigned char *body,
     if (msgpack_unpack_next(&up, (const char *)body, blen, &off) !=
             MSGPACK_UNPACK_SUCCESS ||
         off != blen || up.data.type != MSGPACK_OBJECT_MAP ||
-        up.data.via.map.size < 2) {
+        up.data.via.map.size < 3) {
         s_problem(t, ex, "the body is not one map");
         msgpack_unpacked_destroy(&up);
         return;
     }
     const msgpack_object_map *map = &up.data.via.map;
-    const msgpack_object *first = &map->ptr[0].key;
-    const msgpack_object *last = &map->ptr[map->size - 1].key;
-    if (first->type != MSGPACK_OBJECT_STR || first->via.str.size != 4 ||
-        memcmp(first->via.str.ptr, "pseq", 4) != 0 ||
-        last->type != MSGPACK_OBJECT_STR || last->via.str.size != 4 ||
-        memcmp(last->via.str.ptr, "tseq", 4) != 0) {
+    int welcome = strncmp(ex->name, "welcome.", 8) == 0;
+    uint32_t n = map->size;
+    if (!s_key(&map->ptr[0].key, "pseq") ||
+        !s_key(&map->ptr[n - 1 - !welcome].key, "tseq") ||
+        (!welcome && !s_key(&map->ptr[n - 1].key, "ts"))) {
         s_problem(t, ex, "the first key is not \"pseq\" or the last not "
-                         "\"tseq\"");
+                         "\"tseq\", \"ts\"");
     }
     s_check_canonical(t, ex, &up.data, body, blen);
     msgpack_unpacked_destroy(&up);
@@ -675,11 +681,11 @@ test_broken_examples(void **state)
          "    84 a2 69 64 01 a1 68 a4 65 63 68 6f\n"
          "       a1 61 c4 01 c0 a2 61 74 01\n```\n",
          "item 0 has no \"ep\""},
-        /* a status body that does not end with "tseq" */
+        /* a status body that does not end with "tseq", "ts" */
         {"```\nstatus: frame 0 \"stats\"\n"
-         "        frame 1 (10 octets):\n"
-         "  82 a4 70 73 65 71 01 a1 78 01\n```\n",
-         "the last not \"tseq\""},
+         "        frame 1 (16 octets):\n"
+         "  83 a4 70 73 65 71 01 a1 78 01 a4 74 73 65 71 01\n```\n",
+         "the last not \"tseq\", \"ts\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_tally_t t = s_check_doc(bad[i].doc);
