@@ -569,10 +569,11 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
          * such as "localhost" is resolved here (endpoint.h). */
         char addr[300];
         int v6 = 0;
-        int r = zmq_errno() == ENODEV
+        int err = zmq_errno();
+        int r = err == ENODEV
                     ? tw_endpoint_resolve(ep, addr, sizeof addr, &v6)
                     : 0;
-        errno = ENODEV;
+        errno = err; /* the bind's own error, for the message below */
         if (r < 0) {
             tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
                    addr);
