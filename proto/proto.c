@@ -71,13 +71,15 @@ tw_proto_cmd_dirs(int cmd)
 const char *
 tw_proto_state_name(int st)
 {
-    static const char *names[] = {"ok",        "error",   "timeout",
-                                  "cancelled", "lost",    "pending",
-                                  "running",   "unknown"};
-    if (st < 0 || st > TW_ST_UNKNOWN) {
+    switch (st) {
+#define TW__ST_NAME(name, code, text)                                        \
+    case code:                                                               \
+        return text;
+        TW_STATE_MAP(TW__ST_NAME)
+#undef TW__ST_NAME
+    default:
         return "?";
     }
-    return names[st];
 }
 
 int

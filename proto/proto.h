@@ -33,6 +33,8 @@
 #ifndef TW_PROTO_H
 #define TW_PROTO_H
 
+#include "taskwheel/errors.h"
+
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -216,17 +218,8 @@ typedef enum {
         TW_CMD__MAX
 } tw_cmd_t;
 
-/* Task outcome and state codes, as carried in "st". */
-typedef enum {
-    TW_ST_OK = 0,        /* ended, "r" holds the result */
-    TW_ST_ERROR = 1,     /* ended, the handler failed: "err" says why */
-    TW_ST_TIMEOUT = 2,   /* ended, the task's timeout expired */
-    TW_ST_CANCELLED = 3, /* ended, cancelled */
-    TW_ST_LOST = 4,      /* ended, retries exhausted by worker failures */
-    TW_ST_PENDING = 5,   /* queued, not yet dispatched (RESULT query) */
-    TW_ST_RUNNING = 6,   /* dispatched to a worker (RESULT query) */
-    TW_ST_UNKNOWN = 7    /* the broker has no record of this id */
-} tw_state_t;
+/* Task outcome and state codes, as carried in "st": tw_state_t and its
+ * TW_ST_* codes come from taskwheel/errors.h (TW_STATE_MAP). */
 
 /* One decoded element of "items": a pointer per item field, NULL when
  * the key is absent. */

@@ -59,6 +59,25 @@ tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl)
     reg->libs[reg->nlibs++] = dl;
 }
 
+int
+tw_handlers_add_all(tw_handlers_t *reg, size_t stdout_max)
+{
+    int rc = tw_handlers_add_builtin(reg);
+    if (rc == 0) {
+        rc = tw_handlers_add_station_builtins(reg);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_chan_builtins(reg);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_exec(reg, stdout_max);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_stream(reg, stdout_max);
+    }
+    return rc;
+}
+
 const tw_handler_t *
 tw_handlers_find(const tw_handlers_t *reg, const char *name, size_t len)
 {

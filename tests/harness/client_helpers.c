@@ -73,6 +73,23 @@ tw_h_status_field(tw_client_t *c, const char *key, long long *out)
     return rc;
 }
 
+int
+tw_h_wait_status(tw_client_t *c, const char *key, long long min,
+                 int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        long long v = 0;
+        if (tw_h_status_field(c, key, &v) == 0 && v >= min) {
+            return 0;
+        }
+        if (tw_h_now_ms() >= end) {
+            return TW_ETIMEDOUT;
+        }
+        tw_h_sleep_ms(20);
+    }
+}
+
 static void
 s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
 {
@@ -395,27 +412,52 @@ tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
     return 0;
 }
 
-int
-tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
-                  int timeout_ms, tw_h_station_t *last)
+/* What a wait on "station show" waits for: a state, or an iteration
+ * count. */
+typedef struct {
+    const char *state; /* NULL: any */
+    uint64_t iterations;
+} s_until_t;
+
+/* Poll "station show" until `until` holds. Returns 0 or TW_ETIMEDOUT;
+ * *last (if not NULL) gets what was seen last. */
+static int
+s_wait_show(tw_client_t *c, const char *sid, const s_until_t *until,
+            int timeout_ms, tw_h_station_t *last)
 {
     uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
     tw_h_station_t st;
     memset(&st, 0, sizeof st);
+    int rc = TW_ETIMEDOUT;
     do {
         if (tw_h_station_show(c, sid, &st) == 0 &&
-            strcmp(st.state, state) == 0) {
-            if (last) {
-                *last = st;
-            }
-            return 0;
+            (!until->state || strcmp(st.state, until->state) == 0) &&
+            st.iterations >= until->iterations) {
+            rc = 0;
+            break;
         }
         tw_h_sleep_ms(20);
     } while (tw_h_now_ms() < end);
     if (last) {
         *last = st;
     }
-    return TW_ETIMEDOUT;
+    return rc;
+}
+
+int
+tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
+                  int timeout_ms, tw_h_station_t *last)
+{
+    s_until_t until = {state, 0};
+    return s_wait_show(c, sid, &until, timeout_ms, last);
+}
+
+int
+tw_h_wait_iterations(tw_client_t *c, const char *sid, uint64_t n,
+                     int timeout_ms, tw_h_station_t *last)
+{
+    s_until_t until = {NULL, n};
+    return s_wait_show(c, sid, &until, timeout_ms, last);
 }
 
 size_t

@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "proto/proto.h"
 #include "taskwheel/client.h"
+#include "tests/unit/support/client.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,7 +28,10 @@
 #include <string.h>
 #include <zmq.h>
 
-#define WAIT_MS 3000 /* upper bound for anything that should happen */
+/* Upper bound for anything that should happen: long, since a wait ends
+ * when it happens and only a failing test waits it out (valgrind on a
+ * busy machine is slow). */
+#define WAIT_MS 30000
 
 /* ------------------------------------------------------------------ */
 /* The fake broker                                                    */
@@ -221,7 +225,7 @@ static void
 test_submit_batch(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_non_null(c);
 
     static const unsigned char args[] = {0x92, 0x01, 0xa1, 'x'}; /* [1,"x"] */
@@ -288,7 +292,7 @@ static void
 test_submit_autoflush(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_non_null(c);
     uint64_t first = 0;
     for (int i = 0; i < TW__CLIENT_BATCH_ITEMS + 1; i++) {
@@ -325,7 +329,7 @@ static void
 test_submit_invalid(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_non_null(c);
     char longname[TW_PROTO_MAX_NAME + 2];
     memset(longname, 'h', sizeof longname - 1);
@@ -363,7 +367,7 @@ test_ack_and_result_callbacks(void **state)
     fake_t *fb = *state;
     rec_t rec;
     memset(&rec, 0, sizeof rec);
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     assert_non_null(c);
     tw_client_on_ack(c, rec_ack, &rec);
     tw_client_on_result(c, rec_result, &rec);
@@ -470,7 +474,7 @@ test_error_with_seq_completes(void **state)
     fake_t *fb = *state;
     rec_t rec;
     memset(&rec, 0, sizeof rec);
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     tw_client_on_ack(c, rec_ack, &rec);
     uint64_t s1 = submit_simple(c, "echo");
     assert_int_equal(tw_client_flush(c), 0);
@@ -504,7 +508,7 @@ static void
 test_wait_all_idle_timeout(void **state)
 {
     fake_t *fb = *state;
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     submit_simple(c, "echo");
     uint64_t t0 = tw_now_ms();
     assert_int_equal(tw_client_wait_all(c, 150), TW_ETIMEDOUT);
@@ -526,7 +530,7 @@ test_malformed_ignored(void **state)
     fake_t *fb = *state;
     rec_t rec;
     memset(&rec, 0, sizeof rec);
-    tw_client_t *c = tw_client_new(fb->endpoint);
+    tw_client_t *c = tw_suite_client_new(fb->endpoint);
     tw_client_on_ack(c, rec_ack, &rec);
     tw_client_on_result(c, rec_result, &rec);
     uint64_t s1 = submit_simple(c, "echo");
@@ -813,7 +817,7 @@ test_requests(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, server_main, &s), 0);
 
-    tw_client_t *c = tw_client_new(s.fb.endpoint);
+    tw_client_t *c = tw_suite_client_new(s.fb.endpoint);
     assert_non_null(c);
     assert_int_equal(tw_client_ping(c, WAIT_MS), 0);
 
