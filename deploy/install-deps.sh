@@ -12,8 +12,10 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libjansson-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack
       tzdata)
 if [[ "${1:-}" == "--test" ]]; then
+    # stress-ng: tests/run.sh --stress runs the suite with a CPU hog on
+    # every core, to find tests that depend on timing.
     pkgs+=(clang libclang-rt-dev valgrind tmux iproute2 procps curl
-           python3-pytest)
+           python3-pytest stress-ng)
 fi
 
 missing=()
