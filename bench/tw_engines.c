@@ -1,6 +1,6 @@
 /*  bench/tw_engines.c - what the workflow engines cost, in process.
  *
- *  The schedule, dependency and rate engines (broker/sched.h, deps.h,
+ *  The schedule, dependency and rate engines (broker/state/sched.h, deps.h,
  *  bucket.h; common/cron.h) do no I/O and read no clock, so their cost can
  *  be measured alone, with invented times, apart from the sockets and the
  *  store. This says how much of a firing delay, a chord's overhead or a
@@ -24,9 +24,9 @@
  *  Usage: bench-engines [--schedules N] [--seconds S] [--parents N]
  */
 #include "bench/bench.h"
-#include "broker/bucket.h"
-#include "broker/deps.h"
-#include "broker/sched.h"
+#include "broker/state/bucket.h"
+#include "broker/state/deps.h"
+#include "broker/state/sched.h"
 #include "common/alloc.h"
 #include "common/cron.h"
 #include "common/tz.h"

@@ -1,6 +1,6 @@
 /*  tests/fuzz/fuzz_broker_deps_args.c - libFuzzer driver for the
  *  arguments a task released with its parents' results gets
- *  (broker/deps.h, tw_deps_args).
+ *  (broker/state/deps.h, tw_deps_args).
  *
  *  The task's own arguments come from a client and are read by the
  *  broker only far enough to know whether they are an array (its head),
@@ -13,7 +13,7 @@
  *  valid msgpack value, the output is exactly one msgpack array of the
  *  results and the arguments' elements, as many as they are.
  */
-#include "broker/deps.h"
+#include "broker/state/deps.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "worker/mpscan.h"

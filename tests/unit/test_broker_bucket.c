@@ -17,7 +17,7 @@
 
 #include <string.h>
 
-#include "broker/bucket.h"
+#include "broker/state/bucket.h"
 #include "common/error.h"
 #include "tests/unit/support/rng.h"
 

@@ -21,7 +21,7 @@
 #include <msgpack.h>
 #include <string.h>
 
-#include "broker/deps.h"
+#include "broker/state/deps.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "proto/proto.h"

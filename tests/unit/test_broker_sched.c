@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/sched.h"
+#include "broker/state/sched.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/tz.h"

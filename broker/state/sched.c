@@ -1,4 +1,4 @@
-/*  broker/sched.c - cron schedules: ticks, catch-up and overlap (sched.h).
+/*  broker/state/sched.c - cron schedules: ticks, catch-up, overlap (sched.h).
  *
  *  Active schedules sit in a binary heap ordered by when they are next
  *  due (then by id, so equal times fire in the order schedules were
@@ -15,7 +15,7 @@
  *  enumerated: from a window before `now` that grows fourfold until it
  *  holds enough ticks or reaches the cursor.
  */
-#include "broker/sched.h"
+#include "broker/state/sched.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/idmap.h"

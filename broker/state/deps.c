@@ -1,4 +1,4 @@
-/*  broker/deps.c - blocked tasks and their release rules (deps.h).
+/*  broker/state/deps.c - blocked tasks and their release rules (deps.h).
  *
  *  Three maps: blocked child -> its record; live parent -> the children
  *  waiting for it (a child appears once per time it names the parent);
@@ -7,7 +7,7 @@
  *  lists of its other parents; those entries are skipped (the child is no
  *  longer found) and go when those parents end.
  */
-#include "broker/deps.h"
+#include "broker/state/deps.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/idmap.h"

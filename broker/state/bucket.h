@@ -1,4 +1,4 @@
-/*  broker/bucket.h - a token bucket: a rate limit with a burst.
+/*  broker/state/bucket.h - a token bucket: a rate limit with a burst.
  *
  *  A group's rate limit (`group rate G 50/s`) is one bucket in the broker,
  *  so the limit holds across every worker of the cluster. The bucket
@@ -20,8 +20,8 @@
  *  The rate is a ceiling: a bucket never holds more than `burst` tokens,
  *  so with a burst of 1 a consumer that comes back a millisecond late
  *  loses what overflowed; with the default burst a consumer that keeps up
- *  gets the rate exactly. Broker loop thread only. The state is not stored: after a restart a
- *  bucket starts full.
+ *  gets the rate exactly. Broker loop thread only. The state is not
+ *  stored: after a restart a bucket starts full.
  */
 #ifndef TW_BROKER_BUCKET_H
 #define TW_BROKER_BUCKET_H

@@ -1,5 +1,5 @@
-/*  broker/bucket.c - a token bucket in integer arithmetic (bucket.h). */
-#include "broker/bucket.h"
+/*  broker/state/bucket.c - a token bucket in integer arithmetic (bucket.h). */
+#include "broker/state/bucket.h"
 #include "common/error.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/*  broker/sched.h - cron schedules inside the broker: which tick fires when.
+/*  broker/state/sched.h - cron schedules inside the broker: which tick fires.
  *
  *  A schedule (`taskwheel schedule add NAME 'CRON' HANDLER ...`) submits a
  *  task from its template at every tick of its cron expression (common/

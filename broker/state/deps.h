@@ -1,4 +1,4 @@
-/*  broker/deps.h - tasks that wait for other tasks: when to release them.
+/*  broker/state/deps.h - tasks that wait for other tasks: their release.
  *
  *  A SUBMIT item may name parents (`--after ID,...`): the new task is
  *  BLOCKED until they end, then released (it becomes PENDING and queues
@@ -96,8 +96,8 @@ void tw_deps_destroy(tw_deps_t **d_p);
 /* A new task `child` waits for `n` parents named in order; st[i] is
  * parent i's state now: its outcome (TW_ST_OK..TW_ST_LOST) if it has
  * ended, TW_ST_UNKNOWN if the broker has no record of it, any other code
- * while it lives (pending, running, blocked). `mode` is a tw_deps_mode_t; `with_results` pins the
- * parents. Returns:
+ * while it lives (pending, running, blocked). `mode` is a
+ * tw_deps_mode_t; `with_results` pins the parents. Returns:
  *   TW_EINVAL  n is 0 or above TW_DEPS_MAX_PARENTS, child is 0, a parent
  *              is the child, or `mode` is unknown;
  *   TW_EEXIST  child is already blocked;
