@@ -13,6 +13,7 @@
 #include "common/idmap.h"
 #include "proto/proto.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,8 +44,21 @@ s_ended(int st)
 }
 
 void
+tw_deps_out_clear(tw_deps_out_t *out)
+{
+    for (size_t i = 0; i < out->len; i++) {
+        if (out->v[i].parents) {
+            /* The settled child's record, kept for its parents. */
+            tw_free((char *)out->v[i].parents - offsetof(s_child_t, parents));
+        }
+    }
+    out->len = 0;
+}
+
+void
 tw_deps_out_free(tw_deps_out_t *out)
 {
+    tw_deps_out_clear(out);
     tw_free(out->v);
     memset(out, 0, sizeof *out);
 }
@@ -125,9 +139,10 @@ s_pin(tw_deps_t *d, uint64_t parent, int delta)
     }
 }
 
-/* Forget a child: its record and its pins. */
+/* Forget a child: its pins, and its record unless `keep` (a decision
+ * then owns it). */
 static void
-s_settle(tw_deps_t *d, s_child_t *c)
+s_settle(tw_deps_t *d, s_child_t *c, int keep)
 {
     tw_idmap_del(&d->children, c->id);
     if (c->with_results) {
@@ -135,7 +150,9 @@ s_settle(tw_deps_t *d, s_child_t *c)
             s_pin(d, c->parents[i], -1);
         }
     }
-    tw_free(c);
+    if (!keep) {
+        tw_free(c);
+    }
 }
 
 int
@@ -227,10 +244,14 @@ tw_deps_ended(tw_deps_t *d, uint64_t id, int st, tw_deps_out_t *out)
                     dec.parent_st = st;
                 } else if (--c->waiting == 0) {
                     dec.verdict = TW_DEPS_RELEASE;
+                    if (c->with_results) {
+                        dec.parents = c->parents;
+                        dec.nparents = c->n;
+                    }
                 } else {
                     continue;
                 }
-                s_settle(d, c);
+                s_settle(d, c, dec.parents != NULL);
                 s_out_push(out, &dec);
             }
             tw_free(l->v);
@@ -255,7 +276,7 @@ tw_deps_remove(tw_deps_t *d, uint64_t child)
     if (!c) {
         return TW_ENOENT;
     }
-    s_settle(d, c);
+    s_settle(d, c, 0);
     return 0;
 }
 

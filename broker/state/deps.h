@@ -75,14 +75,22 @@ typedef struct {
     int verdict;        /* TW_DEPS_RELEASE or TW_DEPS_CANCEL */
     uint64_t parent;    /* CANCEL: the parent that did not succeed */
     int parent_st;      /* CANCEL: how it ended (TW_ST_*) */
+    const uint64_t *parents; /* RELEASE of a task added with_results (by
+                                tw_deps_ended): its parents in the order
+                                named, to build its arguments from; owned
+                                by the list until it is cleared. Else
+                                NULL */
+    size_t nparents;
 } tw_deps_decision_t;
 
-/* A growing list of decisions; zero-initialise, free with _free. */
+/* A growing list of decisions; zero-initialise, empty with _clear (which
+ * frees the parents the decisions carry), free with _free. */
 typedef struct {
     tw_deps_decision_t *v;
     size_t len, cap;
 } tw_deps_out_t;
 
+void tw_deps_out_clear(tw_deps_out_t *out);
 void tw_deps_out_free(tw_deps_out_t *out);
 
 typedef struct tw_deps tw_deps_t;

@@ -143,7 +143,7 @@ test_all_ok(void **state)
     assert_int_equal(tw_deps_count(d), 0);
     /* A failure cancels at once, naming the parent; the other parent's
      * later end finds nothing. */
-    out.len = 0;
+    tw_deps_out_clear(&out);
     assert_int_equal(tw_deps_add(d, 20, p, st, 2, TW_DEPS_ALL_OK, 0, &dec,
                                  NULL), 0);
     assert_int_equal(tw_deps_ended(d, 2, TW_ST_ERROR, &out), 1);
@@ -162,7 +162,7 @@ test_all_ok(void **state)
     static const char *const names[] = {"error", "timeout", "cancelled",
                                         "lost"};
     for (int i = 0; i < 4; i++) {
-        out.len = 0;
+        tw_deps_out_clear(&out);
         uint64_t one[1] = {100 + (uint64_t)i};
         assert_int_equal(tw_deps_add(d, 200 + (uint64_t)i, one, st, 1,
                                      TW_DEPS_ALL_OK, 0, &dec, NULL), 0);
@@ -247,7 +247,7 @@ test_cascade(void **state)
     }
     assert_int_equal(tw_deps_count(d), 0);
     /* 5 then runs and ends: 6 is gone, nothing more. */
-    out.len = 0;
+    tw_deps_out_clear(&out);
     assert_int_equal(tw_deps_ended(d, 5, TW_ST_OK, &out), 0);
     tw_deps_out_free(&out);
     tw_deps_destroy(&d);
@@ -317,9 +317,18 @@ test_twice_named_and_remove(void **state)
     assert_int_equal(waiting, 1);
     assert_int_equal(tw_deps_ended(d, 2, TW_ST_OK, &out), 1);
     assert_int_equal(tw_deps_pins(d, 1), 0);
+    /* Released with results: the decision carries the parents, in the
+     * order named, until the list is cleared. */
+    assert_int_equal(out.v[0].verdict, TW_DEPS_RELEASE);
+    assert_int_equal(out.v[0].nparents, 3);
+    assert_non_null(out.v[0].parents);
+    assert_int_equal(out.v[0].parents[0], 1);
+    assert_int_equal(out.v[0].parents[1], 2);
+    assert_int_equal(out.v[0].parents[2], 1);
 
     /* A client cancels blocked task 20; 21 waits for 20. */
-    out.len = 0;
+    tw_deps_out_clear(&out);
+    assert_int_equal(out.len, 0);
     uint64_t q[1] = {5};
     assert_int_equal(tw_deps_add(d, 20, q, st, 1, TW_DEPS_ALL_OK, 1, &dec,
                                  NULL), 0);
@@ -491,7 +500,7 @@ test_random_graphs(void **state)
                 /* An immediate decision is checked like the others; a
                  * cancelled task has no dependents yet, so its end
                  * decides nothing. */
-                out.len = 0;
+                tw_deps_out_clear(&out);
                 if (dec.verdict != TW_DEPS_WAIT) {
                     out.v = out.cap ? out.v : tw_malloc(sizeof *out.v);
                     out.cap = out.cap ? out.cap : 1;
@@ -507,7 +516,7 @@ test_random_graphs(void **state)
                                                TW_ST_CANCELLED, TW_ST_LOST};
                 t[id].outcome = outcomes[tw_test_rand() % 7];
                 ended++;
-                out.len = 0;
+                tw_deps_out_clear(&out);
                 tw_deps_ended(d, id, t[id].outcome, &out);
             }
             /* Apply and check what was decided. */
