@@ -13,9 +13,9 @@
  *  second) publishes "stats" and collects old results and idle clients.
  */
 #include "broker/internal.h"
-#include "broker/auth.h"
+#include "broker/state/auth.h"
 #include "broker/gate.h"
-#include "broker/metrics.h"
+#include "broker/cmd/metrics.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"

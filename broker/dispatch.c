@@ -10,7 +10,7 @@
  *  proto/PROTOCOL.md.
  */
 #include "broker/internal.h"
-#include "broker/scale.h"
+#include "broker/cmd/on_worker.h"
 #include "broker/gate.h"
 #include "common/alloc.h"
 #include "common/error.h"

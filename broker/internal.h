@@ -5,17 +5,17 @@
 #ifndef TW_BROKER_INTERNAL_H
 #define TW_BROKER_INTERNAL_H
 
-#include "broker/aside.h"
-#include "broker/auth.h"
+#include "broker/state/aside.h"
+#include "broker/state/auth.h"
 #include "broker/broker.h"
-#include "broker/clients.h"
-#include "broker/dedup.h"
-#include "broker/pools.h"
-#include "broker/quarantine.h"
-#include "broker/stations.h"
-#include "broker/status.h"
-#include "broker/task.h"
-#include "broker/workers.h"
+#include "broker/state/clients.h"
+#include "broker/state/dedup.h"
+#include "broker/state/pools.h"
+#include "broker/state/quarantine.h"
+#include "broker/state/stations.h"
+#include "broker/out/status.h"
+#include "broker/state/task.h"
+#include "broker/state/workers.h"
 #include "common/zwatch.h"
 #include "proto/proto.h"
 
@@ -337,6 +337,6 @@ void tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w,
                            const tw_msg_t *m);
 void tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c,
                              const tw_msg_t *m);
-#include "broker/persist.h"
+#include "broker/core/persist.h"
 
 #endif /* TW_BROKER_INTERNAL_H */

@@ -10,7 +10,7 @@
  *  records lost; each is listed) or 2 (nothing could be done).
  */
 #include "broker/broker.h"
-#include "broker/salvage.h"
+#include "broker/state/salvage.h"
 #include "common/error.h"
 #include "common/log.h"
 

@@ -40,7 +40,7 @@
 
 #include <string.h>
 
-#include "broker/assign.h"
+#include "broker/state/assign.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "broker/chan.h"
+#include "broker/state/chan.h"
 #include "common/error.h"
 #include "proto/proto.h"
 

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "broker/internal.h"
-#include "broker/metrics.h"
+#include "broker/cmd/metrics.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "tests/unit/support/suite.h"

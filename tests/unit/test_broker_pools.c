@@ -24,9 +24,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/pools.h"
-#include "broker/queue.h"
-#include "broker/task.h"
+#include "broker/state/pools.h"
+#include "broker/state/queue.h"
+#include "broker/state/task.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

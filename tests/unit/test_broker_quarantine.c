@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/quarantine.h"
+#include "broker/state/quarantine.h"
 #include "tests/unit/support/count_alloc.h"
 
 static const tw_quarantine_cfg_t s_cfg = {5, 1000, 3000, 4};

@@ -31,12 +31,12 @@
 #include <unistd.h>
 
 #include "broker/internal.h"
-#include "broker/store.h"
-#include "broker/room.h"
-#include "broker/salvage.h"
-#include "broker/verify.h"
+#include "broker/state/store.h"
+#include "broker/state/room.h"
+#include "broker/state/salvage.h"
+#include "broker/state/verify.h"
 #include <lmdb.h>
-#include "broker/writer.h"
+#include "broker/state/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"

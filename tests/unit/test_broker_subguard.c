@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker/subguard.h"
+#include "broker/out/subguard.h"
 #include "tests/unit/support/count_alloc.h"
 
 static int s_cuts[16];
