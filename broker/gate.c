@@ -7,7 +7,7 @@
  *  forms, surrogates and code points past U+10FFFF are invalid.
  */
 #include "broker/gate.h"
-#include "broker/internal.h"
+#include "broker/core/core.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -328,9 +328,10 @@ s_held(tw_broker_t *b, tw_zframes_t *msg)
 }
 
 static void
-s_refuse(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int code,
-         uint64_t seq, const char *side, const char *why)
+s_refuse(tw_broker_t *b, tw_out_side_t out, tw_zframes_t *msg, int code,
+         uint64_t seq, const char *why)
 {
+    const char *side = out == TW_OUT_FRONT ? "frontend" : "backend";
     b->st.malformed++;
     tw__broker_peer_error(b, side, zmq_msg_data(&msg->f[0]),
                           zmq_msg_size(&msg->f[0]));
@@ -338,8 +339,8 @@ s_refuse(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int code,
         tw_warn("input.refused", "%s message dropped: %s; %llu malformed "
                 "so far", side, why, (unsigned long long)b->st.malformed);
     }
-    tw__broker_error(b, zw, zmq_msg_data(&msg->f[0]),
-                     zmq_msg_size(&msg->f[0]), code, seq, "%s", why);
+    tw_out_error(&b->out, out, zmq_msg_data(&msg->f[0]),
+                 zmq_msg_size(&msg->f[0]), code, seq, "%s", why);
 }
 
 static const char s_bad_ident[] =
@@ -349,39 +350,37 @@ static const char s_bad_text[] =
     "names and other strings must be UTF-8 text without control "
     "characters";
 
-void
-tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg)
+int
+tw__gate_front(tw_broker_t *b, tw_zframes_t *msg)
 {
-    tw_broker_t *b = zw->data;
     if (msg->n < 1 || s_held(b, msg)) {
-        return;
+        return 0;
     }
     if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
                           zmq_msg_size(&msg->f[0]))) {
-        s_refuse(b, zw, msg, TW_EPROTO, 0, "frontend", s_bad_ident);
-        return;
+        s_refuse(b, TW_OUT_FRONT, msg, TW_EPROTO, 0, s_bad_ident);
+        return 0;
     }
     uint64_t seq = 0;
     if (msg->n == 3 && !msg->truncated &&
         tw_gate_body_ok(zmq_msg_data(&msg->f[2]), zmq_msg_size(&msg->f[2]),
                         &seq) == TW_EINVAL) {
-        s_refuse(b, zw, msg, TW_EINVAL, seq, "frontend", s_bad_text);
-        return;
+        s_refuse(b, TW_OUT_FRONT, msg, TW_EINVAL, seq, s_bad_text);
+        return 0;
     }
-    tw__broker_on_front(zw, msg);
+    return 1;
 }
 
-void
-tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg)
+int
+tw__gate_back(tw_broker_t *b, tw_zframes_t *msg)
 {
-    tw_broker_t *b = zw->data;
     if (msg->n < 1 || s_held(b, msg)) {
-        return;
+        return 0;
     }
     if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
                           zmq_msg_size(&msg->f[0]))) {
-        s_refuse(b, zw, msg, TW_EPROTO, 0, "backend", s_bad_ident);
-        return;
+        s_refuse(b, TW_OUT_BACK, msg, TW_EPROTO, 0, s_bad_ident);
+        return 0;
     }
     uint64_t seq = 0;
     if (msg->n == 3 && !msg->truncated &&
@@ -390,8 +389,8 @@ tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg)
             TW_CMD_HELLO &&
         tw_gate_body_ok(zmq_msg_data(&msg->f[2]), zmq_msg_size(&msg->f[2]),
                         &seq) == TW_EINVAL) {
-        s_refuse(b, zw, msg, TW_EINVAL, 0, "backend", s_bad_text);
-        return;
+        s_refuse(b, TW_OUT_BACK, msg, TW_EINVAL, 0, s_bad_text);
+        return 0;
     }
-    tw__broker_on_back(zw, msg);
+    return 1;
 }

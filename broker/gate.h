@@ -2,8 +2,8 @@
  *
  *  Names a peer chooses (worker names, host names, handler, station, pool
  *  and group names, tags) end up in log lines, status topics and QUERY
- *  answers that people read on terminals. The gate sits between each
- *  ROUTER socket's watch and its dispatcher (broker/dispatch.c) and drops,
+ *  answers that people read on terminals. The dispatcher (dispatch.h)
+ *  asks the gate first, before it decodes a message, and the gate drops,
  *  with an ERROR reply, a message whose
  *
  *    routing id  is not 1..255 bytes of clean text (below), or libzmq's
@@ -40,10 +40,11 @@ struct tw_broker;
 void tw__broker_peer_error(struct tw_broker *b, const char *side,
                            const void *ident, size_t ilen);
 
-/* The watch callbacks of the frontend and backend: check, then hand the
- * message to tw__broker_on_front / tw__broker_on_back. */
-void tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg);
-void tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg);
+/* The checks of a message from the frontend / the backend (routing id
+ * first). Returns 1 to pass it on to the dispatcher, 0 when it was
+ * dropped (and answered with ERROR when the peer is not in quarantine). */
+int tw__gate_front(struct tw_broker *b, tw_zframes_t *msg);
+int tw__gate_back(struct tw_broker *b, tw_zframes_t *msg);
 
 /* 1 if `p` (n bytes) is an acceptable routing id (see above), else 0. */
 int tw_gate_ident_ok(const void *p, size_t n);

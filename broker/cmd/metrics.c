@@ -8,8 +8,9 @@
  *  backslash, double quote and newline.
  */
 #include "broker/cmd/metrics.h"
-#include "broker/internal.h"
-#include "broker/cmd/on_worker.h"
+#include "broker/core/core.h"
+#include "broker/core/persist.h"
+#include "broker/core/place.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -175,7 +176,7 @@ s_render_state(tw_broker_t *b, s_buf_t *o)
     s_one(o, "taskwheel_stations_unplaced", "gauge",
           "Entries on the placement list, set-aside stations included "
           "(stale ones too).",
-          tw__broker_unplaced(b));
+          tw__place_unplaced(b));
     s_head(o, "taskwheel_tasks", "gauge",
            "Tasks by state: pending (queued, parked or delayed), running, "
            "kept (ended, kept for result queries).");

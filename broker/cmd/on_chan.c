@@ -29,89 +29,15 @@
  *  A client's bad item gets one ERROR per message naming the first
  *  problem; the rest of the message still goes through.
  */
+#include "broker/cmd/on_chan.h"
+#include "broker/core/core.h"
 #include "broker/state/chan.h"
-#include "broker/internal.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* Events by direction. */
-static int
-s_ev_is(const char *ev, size_t len, const char *name)
-{
-    return len == strlen(name) && memcmp(ev, name, len) == 0;
-}
-
-static int
-s_ev_up(const char *ev, size_t len)
-{
-    return s_ev_is(ev, len, "open") || s_ev_is(ev, len, "msg") ||
-           s_ev_is(ev, len, "req") || s_ev_is(ev, len, "close");
-}
-
-const char *
-tw_chan_up_refusal(const tw_task_t *t, uint64_t wid, const char *ev,
-                   size_t evlen, size_t dlen, int has_cr,
-                   long long max_payload)
-{
-    if (!s_ev_up(ev, evlen)) {
-        return "unknown event";
-    }
-    if (!t || t->state != TW_ST_RUNNING || t->worker != wid) {
-        return "task not running on this worker";
-    }
-    if (dlen > (uint64_t)max_payload) {
-        return "payload over --max-payload";
-    }
-    if (s_ev_is(ev, evlen, "req") && !has_cr) {
-        return "request without cr";
-    }
-    return NULL;
-}
-
-int
-tw_chan_down_check(const tw_task_t *t, uint64_t id, uint64_t client,
-                   int worker_known, const char *ev, size_t evlen,
-                   int has_cr, size_t dlen, long long max_payload,
-                   char *msg, size_t mlen)
-{
-    int resp = s_ev_is(ev, evlen, "resp");
-    if (!resp && !s_ev_is(ev, evlen, "closereq")) {
-        snprintf(msg, mlen, "unknown channel event '%.*s' for task %llu "
-                 "(a client sends resp or closereq)",
-                 (int)(evlen > 32 ? 32 : evlen), ev,
-                 (unsigned long long)id);
-        return TW_EINVAL;
-    }
-    if (resp && !has_cr) {
-        snprintf(msg, mlen, "resp for task %llu has no cr",
-                 (unsigned long long)id);
-        return TW_EINVAL;
-    }
-    if (!t) {
-        snprintf(msg, mlen, "no task %llu", (unsigned long long)id);
-        return TW_ENOENT;
-    }
-    if (t->client != client) {
-        snprintf(msg, mlen, "task %llu was submitted by another client",
-                 (unsigned long long)id);
-        return TW_EPERM;
-    }
-    if (dlen > (uint64_t)max_payload) {
-        snprintf(msg, mlen, "channel data for task %llu is %zu bytes; the "
-                 "limit is %lld", (unsigned long long)id, dlen, max_payload);
-        return TW_E2BIG;
-    }
-    if (t->state != TW_ST_RUNNING || t->cancel_requested || !worker_known) {
-        snprintf(msg, mlen, "task %llu is not running: channel item "
-                 "dropped", (unsigned long long)id);
-        return TW_ESTATE;
-    }
-    return 0;
-}
 
 /* Copy item `it` (id, ev, cr, d, err) into `e`. */
 static void
@@ -156,7 +82,7 @@ s_out_flush(tw_broker_t *b, s_out_t *o, tw_batch_t *closereqs)
         return;
     }
     uint32_t items = o->batch.n;
-    int rc = tw__broker_send_batch(b, &b->fzw, o->c->ident,
+    int rc = tw_out_batch(&b->out, TW_OUT_FRONT, o->c->ident,
                                    o->c->ident_len, TW_CMD_CHAN, &o->batch);
     if (rc == 0) {
         b->st.chan_fwd += items;
@@ -183,7 +109,7 @@ s_out_flush(tw_broker_t *b, s_out_t *o, tw_batch_t *closereqs)
 }
 
 void
-tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
+tw__on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
 {
     s_out_t o = {0};
     tw_batch_init(&o.batch, 0);
@@ -212,7 +138,7 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
         }
         tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
                                     : NULL;
-        t->chan_open = !s_ev_is(ev, evlen, "close");
+        t->chan_open = !tw_chan_ev_is(ev, evlen, "close");
         if (!c || c->gone) {
             if (t->chan_open) {
                 s_closereq_item(&closereqs, id, "submitter gone");
@@ -231,7 +157,7 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             s_out_flush(b, &o, &closereqs);
         }
         s_copy_item(tw_batch_item(&o.batch), it);
-        if (!s_ev_is(ev, evlen, "close")) {
+        if (!tw_chan_ev_is(ev, evlen, "close")) {
             if (o.n == o.cap) {
                 o.cap = o.cap ? 2 * o.cap : 16;
                 o.ids = tw_realloc(o.ids, o.cap * sizeof *o.ids);
@@ -241,7 +167,7 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
     }
     s_out_flush(b, &o, &closereqs);
     if (closereqs.n) {
-        tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+        tw_out_batch(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
                               TW_CMD_CHAN, &closereqs);
     }
     tw_batch_free(&o.batch);
@@ -250,7 +176,7 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
 }
 
 void
-tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+tw__on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 {
     tw_bworker_t *to = NULL;
     tw_batch_t batch;
@@ -265,7 +191,7 @@ tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         const char *ev = tw_item_str(it, TW_I_EV, &evlen);
         tw_item_bin(it, TW_I_D, &dlen);
         tw_task_t *t = tw_tasks_get(&b->tasks, id);
-        int resp = s_ev_is(ev, evlen, "resp");
+        int resp = tw_chan_ev_is(ev, evlen, "resp");
         char msg[200];
         int code = tw_chan_down_check(
             t, id, c->id, t && tw_registry_by_id(&b->reg, t->worker), ev,
@@ -284,7 +210,7 @@ tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             batch.n >= TW__BATCH_ITEMS) {
             if (to && batch.n) {
                 b->st.chan_fwd += batch.n;
-                tw__broker_send_batch(b, &b->bzw, to->ident, to->ident_len,
+                tw_out_batch(&b->out, TW_OUT_BACK, to->ident, to->ident_len,
                                       TW_CMD_CHAN, &batch);
             }
             to = w;
@@ -294,19 +220,19 @@ tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     }
     if (to && batch.n) {
         b->st.chan_fwd += batch.n;
-        tw__broker_send_batch(b, &b->bzw, to->ident, to->ident_len,
+        tw_out_batch(&b->out, TW_OUT_BACK, to->ident, to->ident_len,
                               TW_CMD_CHAN, &batch);
     }
     tw_batch_free(&batch);
     if (bad) {
-        tw__broker_error(b, &b->fzw, c->ident, c->ident_len, first, 0,
+        tw_out_error(&b->out, TW_OUT_FRONT, c->ident, c->ident_len, first, 0,
                          "%s%s", why,
                          bad > 1 ? " (and more items of that CHAN)" : "");
     }
 }
 
 void
-tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c, const char *why)
+tw__on_client_gone(tw_broker_t *b, tw_bclient_t *c, const char *why)
 {
     if (c->gone) {
         return;
@@ -322,7 +248,7 @@ tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c, const char *why)
                 continue;
             }
             if (batch.n >= TW__BATCH_ITEMS) {
-                tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+                tw_out_batch(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
                                       TW_CMD_CHAN, &batch);
             }
             s_closereq_item(&batch, t->id, why);
@@ -331,7 +257,7 @@ tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c, const char *why)
             closed++;
         }
         if (batch.n) {
-            tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+            tw_out_batch(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
                                   TW_CMD_CHAN, &batch);
         }
     }
@@ -356,16 +282,16 @@ s_probe(uint64_t id, void *val, void *arg)
     tw_enc_map(&e, 1);
     tw_enc_key(&e, TW_F_BOOT); /* a restarted broker shows itself (5.19) */
     tw_enc_uint(&e, b->boot);
-    int rc = tw__broker_send(b, &b->fzw, c->ident, c->ident_len,
+    int rc = tw_out_send(&b->out, TW_OUT_FRONT, c->ident, c->ident_len,
                              TW_CMD_HEARTBEAT, &e);
     tw_enc_free(&e);
     if (rc == TW_ENOENT) {
-        tw__broker_client_gone(b, c, "submitter unreachable");
+        tw__on_client_gone(b, c, "submitter unreachable");
     }
 }
 
 void
-tw__broker_clients_probe(tw_broker_t *b)
+tw__on_clients_probe(tw_broker_t *b)
 {
     tw_idmap_each(&b->clients.by_id, s_probe, b);
 }

@@ -1,16 +1,10 @@
-/*  broker/cmd/on_pool.c - GROUP and POOL requests, and strict CANCEL.
- *
- *  The client side of pools and groups (pools.h): create, set, clear and
- *  read group limits; size, lock, close and flush a pool; stop its most
- *  recently started tasks; cancel a group or the whole pool; and cancel a
- *  list of tasks all-or-nothing. Each request is answered with REPLY
- *  {seq, data} or ERROR {seq, code, msg}. Changes that free room (a limit
- *  raised or cleared) hand it to parked tasks at once; the end of the turn
- *  dispatches them.
- */
-#include "broker/internal.h"
-#include "common/alloc.h"
+/*  broker/cmd/on_pool.c - GROUP and POOL requests (see on_pool.h). */
+#include "broker/cmd/on_pool.h"
+#include "broker/core/admit.h"
+#include "broker/core/core.h"
+#include "broker/core/flow.h"
 #include "common/error.h"
+#include "proto/ops.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -138,13 +132,13 @@ s_pool_closed(tw_broker_t *b, const tw_pool_t *p)
             continue;
         }
         tw_enc_t e;
-        tw__broker_reply_begin(&e, 0);
+        tw_out_reply_begin(&e, 0);
         tw_enc_map(&e, 2);
         tw_enc_cstr(&e, "event");
         tw_enc_cstr(&e, "pool.closed");
         tw_enc_cstr(&e, "pool");
         tw_enc_str(&e, p->name, p->name_len);
-        tw__broker_reply_send(b, c, &e);
+        tw_out_reply(&b->out, c->ident, c->ident_len, &e);
     }
 }
 
@@ -153,9 +147,9 @@ static void
 s_room_changed(tw_broker_t *b, tw_group_t *g)
 {
     if (g->limit < 0) {
-        tw__broker_unpark(b, &g->parked, g->parked.len);
+        tw__flow_unpark(b, &g->parked, g->parked.len);
     } else if (g->running < (uint64_t)g->limit) {
-        tw__broker_unpark(b, &g->parked,
+        tw__flow_unpark(b, &g->parked,
                           (size_t)((uint64_t)g->limit - g->running));
     }
     if (tw_group_has_room(g)) {
@@ -195,98 +189,199 @@ s_group_settings(tw_pool_t *p, tw_group_t *g, const tw_msg_t *m, char *why,
     return 0;
 }
 
-void
-tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+/* One GROUP or POOL request: the pool it names (created on demand) and,
+ * for the operations that need one, its group (NULL if it has none). */
+typedef struct {
+    tw_broker_t *b;
+    tw_bclient_t *c;
+    const tw_msg_t *m;
+    uint64_t seq;
+    tw_pool_t *p;
+    tw_group_t *g;
+    const char *name; /* the group's name in the request */
+    size_t nlen;
+} s_req_t;
+
+typedef void s_op_fn(s_req_t *r);
+
+/* ERROR {code, msg, seq} for the request. */
+static void
+s_refuse(s_req_t *r, int code, const char *msg)
 {
-    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
-    size_t ol, gl;
-    const char *op = tw_msg_str(m, TW_F_OP, &ol);
-    const char *name = tw_msg_str(m, TW_F_GROUP, &gl);
-    tw_pool_t *p = s_pool(b, m);
-    char why[256];
+    tw_out_reply_error(&r->b->out, r->c->ident, r->c->ident_len, r->seq,
+                       code, msg);
+}
+
+/* REPLY with group info for `g`, or nil for none. */
+static void
+s_reply_group(s_req_t *r, const tw_group_t *g)
+{
     tw_enc_t e;
-    tw_pool_add_client(p, c->id);
-#define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
-    if (S_OP("list")) {
-        tw__broker_reply_begin(&e, seq);
-        tw_enc_array(&e, p->groups.len);
-        for (size_t i = 0; i < p->groups.cap; i++) {
-            const tw_strmap_entry_t *en = &p->groups.slots[i];
-            if (en->key) {
-                s_encode_group(&e, p, en->val);
-            }
-        }
-        tw__broker_reply_send(b, c, &e);
-        return;
-    }
-    if (!name || !gl) {
-        tw__broker_reply_error(b, c, seq, TW_EINVAL, "this group operation needs a group");
-        return;
-    }
-    tw_group_t *g = tw_pools_group(&b->pools, p, name, gl, 0);
-    if (S_OP("create") || S_OP("set")) {
-        if (g && S_OP("create")) {
-            snprintf(why, sizeof why, "group '%.*s' already exists "
-                     "(TaskGroupAlreadyExists)", (int)gl, name);
-            tw__broker_reply_error(b, c, seq, TW_EEXIST, why);
-            return;
-        }
-        int created = !g;
-        if (!g) {
-            g = tw_pools_group(&b->pools, p, name, gl, 1);
-        }
-        int rc = s_group_settings(p, g, m, why, sizeof why);
-        if (rc != 0) {
-            if (created) {
-                tw_pools_forget_group(&b->pools, g);
-            }
-            tw__broker_reply_error(b, c, seq, rc, why);
-            return;
-        }
-        s_room_changed(b, g);
-    } else if (S_OP("clear")) {
-        if (g) {
-            tw_group_set_limit(p, g, -1); /* back to the pool's default */
-            s_room_changed(b, g);
-        }
-    } else if (!g && S_OP("get")) {
-        /* S98: a group never used reads as an empty one, with the limit
-         * it would have; reading it does not create it. */
-        tw_group_t none = {.name = (char *)name,
-                           .name_len = gl,
-                           .limit = p->default_limit,
-                           .calls = -1,
-                           .full = TW_FULL_QUEUE};
-        tw__broker_reply_begin(&e, seq);
-        s_encode_group(&e, p, &none);
-        tw__broker_reply_send(b, c, &e);
-        return;
-    } else if (!g) {
-        snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
-                 "(TaskGroupNotFound)", (int)gl, name, p->name);
-        tw__broker_reply_error(b, c, seq, TW_ENOENT, why);
-        return;
-    } else if (S_OP("ids")) {
-        tw__broker_reply_begin(&e, seq);
-        tw_enc_array(&e, g->nids);
-        for (size_t i = 0; i < g->nids; i++) {
-            tw_enc_uint(&e, g->ids[i]);
-        }
-        tw__broker_reply_send(b, c, &e);
-        return;
-    } else if (!S_OP("get")) {
-        snprintf(why, sizeof why, "unknown group op '%.*s'", (int)ol, op);
-        tw__broker_reply_error(b, c, seq, TW_EINVAL, why);
-        return;
-    }
-#undef S_OP
-    tw__broker_reply_begin(&e, seq);
+    tw_out_reply_begin(&e, r->seq);
     if (g) {
-        s_encode_group(&e, p, g);
+        s_encode_group(&e, r->p, g);
     } else {
         tw_enc_nil(&e); /* clear of a group that never existed */
     }
-    tw__broker_reply_send(b, c, &e);
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+/* REPLY with pool info. */
+static void
+s_reply_pool(s_req_t *r)
+{
+    tw_enc_t e;
+    tw_out_reply_begin(&e, r->seq);
+    s_encode_pool(&e, r->p);
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+/* ENOENT: no group of the request's name in its pool (TaskGroupNotFound). */
+static void
+s_no_group(s_req_t *r)
+{
+    char why[256];
+    snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
+             "(TaskGroupNotFound)", (int)r->nlen, r->name ? r->name : "",
+             r->p->name);
+    s_refuse(r, TW_ENOENT, why);
+}
+
+/* ---- GROUP ------------------------------------------------------------ */
+
+/* create and set: the group (created if new) takes the request's
+ * settings; a group this request created is forgotten again if they are
+ * refused. */
+static void
+s_settings(s_req_t *r, int create)
+{
+    char why[256];
+    tw_group_t *g = r->g;
+    if (g && create) {
+        snprintf(why, sizeof why, "group '%.*s' already exists "
+                 "(TaskGroupAlreadyExists)", (int)r->nlen, r->name);
+        s_refuse(r, TW_EEXIST, why);
+        return;
+    }
+    if (!g) {
+        g = tw_pools_group(&r->b->pools, r->p, r->name, r->nlen, 1);
+    }
+    int rc = s_group_settings(r->p, g, r->m, why, sizeof why);
+    if (rc != 0) {
+        if (!r->g) {
+            tw_pools_forget_group(&r->b->pools, g);
+        }
+        s_refuse(r, rc, why);
+        return;
+    }
+    s_room_changed(r->b, g);
+    s_reply_group(r, g);
+}
+
+static void
+s_op_create(s_req_t *r)
+{
+    s_settings(r, 1);
+}
+
+static void
+s_op_set(s_req_t *r)
+{
+    s_settings(r, 0);
+}
+
+static void
+s_op_clear(s_req_t *r)
+{
+    if (r->g) {
+        tw_group_set_limit(r->p, r->g, -1); /* back to the pool's default */
+        s_room_changed(r->b, r->g);
+    }
+    s_reply_group(r, r->g);
+}
+
+static void
+s_op_get(s_req_t *r)
+{
+    /* S98: a group never used reads as an empty one, with the limit it
+     * would have; reading it does not create it. */
+    tw_group_t none = {.name = (char *)r->name,
+                       .name_len = r->nlen,
+                       .limit = r->p->default_limit,
+                       .calls = -1,
+                       .full = TW_FULL_QUEUE};
+    s_reply_group(r, r->g ? r->g : &none);
+}
+
+static void
+s_op_ids(s_req_t *r)
+{
+    if (!r->g) {
+        s_no_group(r);
+        return;
+    }
+    tw_enc_t e;
+    tw_out_reply_begin(&e, r->seq);
+    tw_enc_array(&e, r->g->nids);
+    for (size_t i = 0; i < r->g->nids; i++) {
+        tw_enc_uint(&e, r->g->ids[i]);
+    }
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+static void
+s_op_list(s_req_t *r)
+{
+    tw_enc_t e;
+    tw_out_reply_begin(&e, r->seq);
+    tw_enc_array(&e, r->p->groups.len);
+    for (size_t i = 0; i < r->p->groups.cap; i++) {
+        const tw_strmap_entry_t *en = &r->p->groups.slots[i];
+        if (en->key) {
+            s_encode_group(&e, r->p, en->val);
+        }
+    }
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+/* The GROUP operations by tw_op_t, from proto/ops.h. */
+static s_op_fn *const s_group_ops[TW_OP__COUNT] = {
+#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
+    TW_PROTO_GROUP_OPS(S_OP)
+#undef S_OP
+};
+
+void
+tw__on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    s_req_t r = {.b = b, .c = c, .m = m,
+                 .seq = tw_msg_uint(m, TW_F_SEQ, 0), .p = s_pool(b, m)};
+    r.name = tw_msg_str(m, TW_F_GROUP, &r.nlen);
+    tw_pool_add_client(r.p, c->id);
+    /* The errors in PROTOCOL.md 12.4's order: a group is needed first
+     * (by every op but list, known or not), then it must exist for an
+     * op this broker does not know. */
+    tw_op_t op = tw_proto_msg_op(m);
+    if (op && !(tw_proto_op_needs(op) & TW_FB(GROUP))) {
+        s_group_ops[op](&r);
+        return;
+    }
+    if (!r.name || !r.nlen) {
+        s_refuse(&r, TW_EINVAL, "this group operation needs a group");
+        return;
+    }
+    r.g = tw_pools_group(&b->pools, r.p, r.name, r.nlen, 0);
+    if (op) {
+        s_group_ops[op](&r);
+    } else if (!r.g) {
+        s_no_group(&r);
+    } else {
+        char why[96];
+        size_t ol;
+        const char *ops = tw_msg_str(m, TW_F_OP, &ol);
+        snprintf(why, sizeof why, "unknown group op '%.*s'", (int)ol, ops);
+        s_refuse(&r, TW_EINVAL, why);
+    }
 }
 
 /* Cancel every task of group `g` (pending ones end now, running ones are
@@ -297,7 +392,7 @@ s_cancel_group(tw_broker_t *b, tw_group_t *g, tw_enc_t *ids, size_t *n)
     /* Parked tasks are pending and among g->ids too. */
     for (size_t i = 0; i < g->nids; i++) {
         tw_task_t *t = tw_tasks_get(&b->tasks, g->ids[i]);
-        if (t && tw__broker_cancel_task(b, t)) {
+        if (t && tw__flow_cancel(b, t)) {
             tw_enc_uint(ids, t->id);
             (*n)++;
         }
@@ -317,206 +412,221 @@ s_cancel_in_pool(uint64_t id, void *val, void *arg)
 {
     s_pool_cancel_t *pc = arg;
     tw_task_t *t = val;
-    if (t->pool == pc->p->id && tw__broker_cancel_task(pc->b, t)) {
+    if (t->pool == pc->p->id && tw__flow_cancel(pc->b, t)) {
         tw_enc_uint(pc->e, id);
         pc->n++;
     }
 }
 
-void
-tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+/* ---- POOL ------------------------------------------------------------- */
+
+static void
+s_op_size(s_req_t *r)
 {
-    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
-    size_t ol;
-    const char *op = tw_msg_str(m, TW_F_OP, &ol);
-    char why[256];
-#define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
-    size_t hl;
-    const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
-    if (S_OP("stats") && h) {
-        /* S54: a map checks its handler first, before the pool's state
-         * and before it takes an item; an unknown one changes nothing
-         * (the pool is not created). */
-        int rc = tw__broker_handler_known(b, h, hl, why, sizeof why);
-        if (rc < 0) {
-            tw__broker_reply_error(b, c, seq, rc, why);
-            return;
+    /* nil: no size, as 0 (S96). */
+    tw_pool_t *p = r->p;
+    int64_t n = s_limit_nil(r->m) ? 0 : tw_msg_int(r->m, TW_F_LIMIT, -1);
+    if (n < 0) {
+        s_refuse(r, TW_EINVAL, "size needs a limit of 0 (unlimited) or more");
+        return;
+    }
+    p->size = (uint64_t)n;
+    tw__flow_unpark(r->b, &p->parked,
+                    p->size == 0           ? p->parked.len
+                    : p->running < p->size ? p->size - p->running
+                                           : 0);
+    s_reply_pool(r);
+}
+
+static void
+s_op_default_limit(s_req_t *r)
+{
+    /* S101 with S96's rules: absent clears, negative is refused, 0 lets
+     * nothing new start in groups without a limit of their own. */
+    tw_pool_t *p = r->p;
+    int64_t n = s_limit(r->m);
+    if (r->m->f[TW_F_LIMIT] && !s_limit_nil(r->m) && n < 0) {
+        s_refuse(r, TW_EINVAL, "a default limit must not be negative "
+                 "(S96); leave limit out to clear it");
+        return;
+    }
+    tw_pools_set_default_limit(p, n);
+    for (size_t i = 0; i < p->groups.cap; i++) {
+        if (p->groups.slots[i].key) {
+            s_room_changed(r->b, p->groups.slots[i].val);
         }
     }
-    tw_pool_t *p = s_pool(b, m);
+    s_reply_pool(r);
+}
+
+static void
+s_op_stats(s_req_t *r)
+{
+    s_reply_pool(r); /* its handler was checked first (tw__on_pool) */
+}
+
+static void
+s_op_lock(s_req_t *r)
+{
+    /* Groups accepted before the lock keep feeding (S61, F3). */
+    tw_pool_t *p = r->p;
+    for (size_t i = 0; !p->locked && i < p->groups.cap; i++) {
+        if (p->groups.slots[i].key) {
+            ((tw_group_t *)p->groups.slots[i].val)->before_lock = 1;
+        }
+    }
+    p->locked = 1;
+    s_reply_pool(r);
+}
+
+static void
+s_op_unlock(s_req_t *r)
+{
+    r->p->locked = r->p->closed; /* a closed pool stays locked (S63) */
+    s_reply_pool(r);
+}
+
+static void
+s_op_close(s_req_t *r)
+{
+    int was = r->p->closed;
+    r->p->locked = r->p->closed = 1;
+    if (!was) {
+        s_pool_closed(r->b, r->p);
+    }
+    s_reply_pool(r);
+}
+
+static void
+s_op_flush(s_req_t *r)
+{
+    size_t n = 0;
+    tw_task_t *t = r->b->tasks.ended.head;
+    while (t) {
+        tw_task_t *next = t->next;
+        if (t->pool == r->p->id) {
+            tw_tasks_forget(&r->b->tasks, t);
+            n++;
+        }
+        t = next;
+    }
+    r->p->ended = r->p->cancelled = 0;
     tw_enc_t e;
-    tw_pool_add_client(p, c->id);
-    if (S_OP("size")) {
-        /* nil: no size, as 0 (S96). */
-        int64_t n = s_limit_nil(m) ? 0 : tw_msg_int(m, TW_F_LIMIT, -1);
-        if (n < 0) {
-            tw__broker_reply_error(b, c, seq, TW_EINVAL,
-                    "size needs a limit of 0 (unlimited) or more");
-            return;
+    tw_out_reply_begin(&e, r->seq);
+    tw_enc_map(&e, 1);
+    tw_enc_cstr(&e, "forgotten");
+    tw_enc_uint(&e, n);
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+static void
+s_op_stop(s_req_t *r)
+{
+    /* S67: the n most recently started running tasks, newest first;
+     * tasks already being cancelled are not picked again. */
+    uint64_t want = tw_msg_uint(r->m, TW_F_N, 0);
+    tw_enc_t e;
+    tw_out_reply_begin(&e, r->seq);
+    size_t off = tw_enc_array_begin(&e);
+    uint32_t n = 0;
+    tw_task_t *t = r->p->running_list.tail;
+    while (t && n < want) {
+        tw_task_t *prev = t->pprev;
+        if (tw__flow_cancel(r->b, t)) {
+            tw_enc_uint(&e, t->id);
+            n++;
         }
-        p->size = (uint64_t)n;
-        tw__broker_unpark(b, &p->parked,
-                          p->size == 0           ? p->parked.len
-                          : p->running < p->size ? p->size - p->running
-                                                 : 0);
-    } else if (S_OP("default_limit")) {
-        /* S101 with S96's rules: absent clears, negative is refused, 0
-         * lets nothing new start in groups without a limit of their own. */
-        int64_t n = s_limit(m);
-        if (m->f[TW_F_LIMIT] && !s_limit_nil(m) && n < 0) {
-            tw__broker_reply_error(b, c, seq, TW_EINVAL,
-                    "a default limit must not be negative (S96); leave "
-                    "limit out to clear it");
-            return;
-        }
-        tw_pools_set_default_limit(p, n);
-        for (size_t i = 0; i < p->groups.cap; i++) {
-            if (p->groups.slots[i].key) {
-                s_room_changed(b, p->groups.slots[i].val);
-            }
-        }
-    } else if (S_OP("lock")) {
-        /* Groups accepted before the lock keep feeding (S61, F3). */
-        for (size_t i = 0; !p->locked && i < p->groups.cap; i++) {
-            if (p->groups.slots[i].key) {
-                ((tw_group_t *)p->groups.slots[i].val)->before_lock = 1;
-            }
-        }
-        p->locked = 1;
-    } else if (S_OP("unlock")) {
-        p->locked = p->closed; /* a closed pool stays locked (S63) */
-    } else if (S_OP("close")) {
-        int was = p->closed;
-        p->locked = p->closed = 1;
-        if (!was) {
-            s_pool_closed(b, p);
-        }
-    } else if (S_OP("flush")) {
-        size_t n = 0;
-        tw_task_t *t = b->tasks.ended.head;
-        while (t) {
-            tw_task_t *next = t->next;
-            if (t->pool == p->id) {
-                tw_tasks_forget(&b->tasks, t);
-                n++;
-            }
-            t = next;
-        }
-        p->ended = p->cancelled = 0;
-        tw__broker_reply_begin(&e, seq);
-        tw_enc_map(&e, 1);
-        tw_enc_cstr(&e, "forgotten");
-        tw_enc_uint(&e, n);
-        tw__broker_reply_send(b, c, &e);
-        return;
-    } else if (S_OP("stop")) {
-        /* S67: the n most recently started running tasks, newest first;
-         * tasks already being cancelled are not picked again. */
-        uint64_t want = tw_msg_uint(m, TW_F_N, 0);
-        tw__broker_reply_begin(&e, seq);
-        size_t off = tw_enc_array_begin(&e);
-        uint32_t n = 0;
-        tw_task_t *t = p->running_list.tail;
-        while (t && n < want) {
-            tw_task_t *prev = t->pprev;
-            if (tw__broker_cancel_task(b, t)) {
-                tw_enc_uint(&e, t->id);
-                n++;
-            }
-            t = prev;
-        }
-        tw_enc_array_end(&e, off, n);
-        tw__broker_reply_send(b, c, &e);
-        return;
-    } else if (S_OP("cancel_group") || S_OP("cancel_all")) {
-        int all = S_OP("cancel_all");
-        size_t gl;
-        const char *name = tw_msg_str(m, TW_F_GROUP, &gl);
-        tw_group_t *g = all || !name
-                            ? NULL
-                            : tw_pools_group(&b->pools, p, name, gl, 0);
-        if (!all && !g) {
-            snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
-                     "(TaskGroupNotFound)", (int)gl, name ? name : "",
-                     p->name);
-            tw__broker_reply_error(b, c, seq, TW_ENOENT, why);
-            return;
-        }
-        tw__broker_reply_begin(&e, seq);
-        tw_enc_map(&e, 1);
-        tw_enc_cstr(&e, "cancelled");
-        size_t off = tw_enc_array_begin(&e);
-        size_t n = 0;
-        if (g) {
-            s_cancel_group(b, g, &e, &n);
-        } else {
-            /* Every pending or running task of the pool, in a group or
-             * not, then every group is forgotten (S59). */
-            s_pool_cancel_t pc = {b, p, &e, 0};
-            tw_idmap_each(&b->tasks.by_id, s_cancel_in_pool, &pc);
-            n = pc.n;
-            while (p->groups.len) {
-                for (size_t i = 0; i < p->groups.cap; i++) {
-                    if (p->groups.slots[i].key) {
-                        tw_pools_forget_group(&b->pools,
-                                              p->groups.slots[i].val);
-                        break;
-                    }
+        t = prev;
+    }
+    tw_enc_array_end(&e, off, n);
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
+}
+
+/* cancel_group (g set) and cancel_all (g NULL): REPLY {cancelled: [id]}. */
+static void
+s_cancel(s_req_t *r, tw_group_t *g)
+{
+    tw_enc_t e;
+    tw_out_reply_begin(&e, r->seq);
+    tw_enc_map(&e, 1);
+    tw_enc_cstr(&e, "cancelled");
+    size_t off = tw_enc_array_begin(&e);
+    size_t n = 0;
+    if (g) {
+        s_cancel_group(r->b, g, &e, &n);
+    } else {
+        /* Every pending or running task of the pool, in a group or not,
+         * then every group is forgotten (S59). */
+        s_pool_cancel_t pc = {r->b, r->p, &e, 0};
+        tw_idmap_each(&r->b->tasks.by_id, s_cancel_in_pool, &pc);
+        n = pc.n;
+        while (r->p->groups.len) {
+            for (size_t i = 0; i < r->p->groups.cap; i++) {
+                if (r->p->groups.slots[i].key) {
+                    tw_pools_forget_group(&r->b->pools,
+                                          r->p->groups.slots[i].val);
+                    break;
                 }
             }
         }
-        tw_enc_array_end(&e, off, (uint32_t)n);
-        tw__broker_reply_send(b, c, &e);
-        return;
-    } else if (!S_OP("stats")) {
-        snprintf(why, sizeof why, "unknown pool op '%.*s'", (int)ol, op);
-        tw__broker_reply_error(b, c, seq, TW_EINVAL, why);
-        return;
     }
-#undef S_OP
-    tw__broker_reply_begin(&e, seq);
-    s_encode_pool(&e, p);
-    tw__broker_reply_send(b, c, &e);
+    tw_enc_array_end(&e, off, (uint32_t)n);
+    tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
 }
 
-void
-tw__broker_cancel_strict(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+static void
+s_op_cancel_group(s_req_t *r)
 {
-    uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
-    const msgpack_object *ids = m->f[TW_F_IDS];
-    char why[160];
-    /* S56: validate every id before cancelling any. */
-    for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        uint64_t id = ids->via.array.ptr[i].via.u64;
-        const tw_task_t *t = tw_tasks_get(&b->tasks, id);
-        int code = 0;
-        const char *what = NULL;
-        if (!t) {
-            code = TW_ENOENT;
-            what = "is not a known task (InvalidTaskID)";
-        } else if (t->state == TW_ST_RUNNING && t->cancel_requested) {
-            code = TW_ECANCELED;
-            what = "is already being cancelled (AlreadyCancelled)";
-        } else if (t->state != TW_ST_PENDING && t->state != TW_ST_RUNNING) {
-            code = TW_EENDED;
-            what = "has already ended (AlreadyEnded)";
-        }
-        if (code) {
-            snprintf(why, sizeof why, "task %llu %s; nothing was cancelled",
-                     (unsigned long long)id, what);
-            tw__broker_reply_error(b, c, seq, code, why);
+    tw_group_t *g = r->name ? tw_pools_group(&r->b->pools, r->p, r->name,
+                                             r->nlen, 0)
+                            : NULL;
+    if (!g) {
+        s_no_group(r);
+        return;
+    }
+    s_cancel(r, g);
+}
+
+static void
+s_op_cancel_all(s_req_t *r)
+{
+    s_cancel(r, NULL);
+}
+
+/* The POOL operations by tw_op_t, from proto/ops.h. */
+static s_op_fn *const s_pool_ops[TW_OP__COUNT] = {
+#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
+    TW_PROTO_POOL_OPS(S_OP)
+#undef S_OP
+};
+
+void
+tw__on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
+{
+    s_req_t r = {.b = b, .c = c, .m = m, .seq = tw_msg_uint(m, TW_F_SEQ, 0)};
+    r.name = tw_msg_str(m, TW_F_GROUP, &r.nlen);
+    tw_op_t op = tw_proto_msg_op(m);
+    char why[256];
+    size_t hl;
+    const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
+    if (op == TW_OP_POOL_STATS && h) {
+        /* S54: a map checks its handler first, before the pool's state
+         * and before it takes an item; an unknown one changes nothing
+         * (the pool is not created). */
+        int rc = tw__admit_handler(b, h, hl, why, sizeof why);
+        if (rc < 0) {
+            s_refuse(&r, rc, why);
             return;
         }
     }
-    tw_enc_t e;
-    tw__broker_reply_begin(&e, seq);
-    tw_enc_map(&e, 1);
-    tw_enc_cstr(&e, "cancelled");
-    tw_enc_array(&e, ids->via.array.size);
-    for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        uint64_t id = ids->via.array.ptr[i].via.u64;
-        tw__broker_cancel_task(b, tw_tasks_get(&b->tasks, id));
-        tw_enc_uint(&e, id);
+    r.p = s_pool(b, m);
+    tw_pool_add_client(r.p, c->id);
+    if (!op) {
+        size_t ol;
+        const char *ops = tw_msg_str(m, TW_F_OP, &ol);
+        snprintf(why, sizeof why, "unknown pool op '%.*s'", (int)ol, ops);
+        s_refuse(&r, TW_EINVAL, why);
+        return;
     }
-    tw__broker_reply_send(b, c, &e);
+    s_pool_ops[op](&r);
 }

@@ -1,71 +1,16 @@
-/*  broker/core/flow.c - a task's way through the broker, and its counters.
- *
- *      submit ──> PENDING ──dispatch──> RUNNING ──DONE/cancel/lost──> ENDED
- *                 │  ^ ^                  │
- *                 │  │ '── worker lost, ──'
- *                 │  │     retry (after backoff)
- *                 v  │
- *      parked on a full pool or group, or delayed until due_ms
- *
- *  A pending task is in exactly one heap (t->inq): its handler's ready
- *  queue, the parked heap of the pool or group that is full, or the
- *  delayed heap. Every move between states goes through one function here,
- *  which keeps the pool and group counters (pending, running, ended,
- *  cancelled) exact and publishes the task and group events; nothing else
- *  in the broker touches those counters. Dispatch lives here too, because
- *  it is where limits are enforced: a task whose pool or group has no room
- *  is parked there instead of being sent, and the first parked task goes
- *  back to its ready queue whenever a task of that pool or group stops
- *  running. Broker loop thread only.
- */
-#include "broker/internal.h"
-#include "broker/cmd/on_worker.h"
+/*  broker/core/flow.c - the task life cycle and dispatch (see flow.h). */
+#include "broker/core/flow.h"
+#include "broker/core/core.h"
+#include "broker/core/events.h"
+#include "broker/core/outbox.h"
+#include "broker/core/persist.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
 #include <stdio.h>
 #include <string.h>
 
-/* ---- counters and events ---------------------------------------------- */
-
-static void
-s_group_event(tw_broker_t *b, const tw_pool_t *p, const tw_group_t *g,
-              const char *event)
-{
-    char topic[2 * TW_PROTO_MAX_NAME + 32];
-    snprintf(topic, sizeof topic, "group.%s.%s.%s", p->name, g->name, event);
-    if (!tw_status_wants(&b->status, topic)) {
-        return;
-    }
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 5);
-    tw_enc_cstr(&e, "pool");
-    tw_enc_str(&e, p->name, p->name_len);
-    tw_enc_cstr(&e, "group");
-    tw_enc_str(&e, g->name, g->name_len);
-    tw_enc_cstr(&e, "running");
-    tw_enc_uint(&e, g->running);
-    tw_enc_cstr(&e, "pending");
-    tw_enc_uint(&e, g->pending);
-    tw_enc_cstr(&e, "limit");
-    if (g->limit >= 0) {
-        tw_enc_int(&e, g->limit);
-    } else {
-        tw_enc_nil(&e);
-    }
-    tw_status_send(&b->status, topic, &e);
-    tw_enc_free(&e);
-}
-
-void
-tw__broker_limit_reached(tw_broker_t *b, tw_pool_t *p, tw_group_t *g)
-{
-    if (!g->was_full) {
-        g->was_full = 1;
-        s_group_event(b, p, g, "limit-reached");
-    }
-}
+/* ---- counters --------------------------------------------------------- */
 
 /* Apply `dp` to pending and `dr` to running of the task's pool and
  * groups, publishing group.*.empty when a group drains. */
@@ -88,82 +33,13 @@ s_count(tw_broker_t *b, const tw_task_t *t, int dp, int dr)
             g->was_full = 0;
         }
         if ((dp < 0 || dr < 0) && !g->pending && !g->running && p) {
-            s_group_event(b, p, g, "empty");
+            tw__event_group(b, p, g, "empty");
         }
     }
-}
-
-static void
-s_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic,
-             const tw_task_event_x_t *x)
-{
-    if (!tw_status_wants(&b->status, topic)) {
-        return;
-    }
-    const tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
-    const tw_handler_t *h = &b->reg.handlers[t->handler];
-    const char *err = x && x->error ? x->error
-                      : t->error && t->state != TW_ST_OK &&
-                              t->state <= TW_ST_LOST
-                          ? t->error
-                          : NULL;
-    int has_run = x && x->run_ms >= 0;
-    int has_retry = x && x->retry_in_ms >= 0;
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e,
-                    8 + (err != NULL) + has_run + has_retry);
-    tw_enc_cstr(&e, "id");
-    tw_enc_uint(&e, t->id);
-    tw_enc_cstr(&e, "pool");
-    tw_enc_str(&e, p ? p->name : "", p ? p->name_len : 0);
-    tw_enc_cstr(&e, "groups");
-    size_t ng = 0;
-    for (uint16_t i = 0; i < t->ngroups; i++) {
-        ng += tw_pools_group_by_id(&b->pools, t->groups[i]) != NULL;
-    }
-    tw_enc_array(&e, ng);
-    for (uint16_t i = 0; i < t->ngroups; i++) {
-        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
-        if (g) {
-            tw_enc_str(&e, g->name, g->name_len);
-        }
-    }
-    tw_enc_cstr(&e, "handler");
-    tw_enc_str(&e, h->name, h->name_len);
-    tw_enc_cstr(&e, "state");
-    tw_enc_cstr(&e, tw_proto_state_name(t->state));
-    tw_enc_cstr(&e, "worker");
-    tw_enc_uint(&e, t->worker);
-    tw_enc_cstr(&e, "attempt");
-    tw_enc_uint(&e, t->attempt);
-    tw_enc_cstr(&e, "priority");
-    tw_enc_int(&e, t->priority);
-    if (err) {
-        tw_enc_cstr(&e, "error");
-        tw_enc_cstr(&e, err);
-    }
-    if (has_run) {
-        tw_enc_cstr(&e, "run_ms");
-        tw_enc_uint(&e, (uint64_t)x->run_ms);
-    }
-    if (has_retry) {
-        tw_enc_cstr(&e, "retry_in_ms");
-        tw_enc_uint(&e, (uint64_t)x->retry_in_ms);
-    }
-    tw_status_send(&b->status, topic, &e);
-    tw_enc_free(&e);
-}
-
-void
-tw__broker_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic,
-                      const tw_task_event_x_t *x)
-{
-    s_task_event(b, t, topic, x);
 }
 
 int64_t
-tw__broker_run_ms(const tw_broker_t *b, const tw_task_t *t)
+tw__flow_run_ms(const tw_broker_t *b, const tw_task_t *t)
 {
     if (t->state != TW_ST_RUNNING) {
         return -1;
@@ -174,16 +50,13 @@ tw__broker_run_ms(const tw_broker_t *b, const tw_task_t *t)
 
 /* ---- pending ---------------------------------------------------------- */
 
-static void s_arm_delay(tw_broker_t *b);
-
 /* Put a pending task in its ready queue or, if not due yet, in the
  * delayed heap. Counters are not touched. */
 static void
 s_place_pending(tw_broker_t *b, tw_task_t *t)
 {
     if (t->due_ms > uv_now(b->loop)) {
-        tw_queue_push(&b->delayed, t);
-        s_arm_delay(b);
+        tw_queue_push(&b->delayed, t); /* the loop arms its timer */
         return;
     }
     tw_queue_push(b->reg.handlers[t->handler].queue, t);
@@ -191,7 +64,7 @@ s_place_pending(tw_broker_t *b, tw_task_t *t)
 }
 
 void
-tw__broker_enqueue(tw_broker_t *b, tw_task_t *t)
+tw__flow_enqueue(tw_broker_t *b, tw_task_t *t)
 {
     t->state = TW_ST_PENDING;
     b->pending++;
@@ -209,18 +82,18 @@ s_pass_room(tw_broker_t *b, const tw_task_t *t, const tw_queue_t *except)
 {
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
     if (p && &p->parked != except && tw_pool_has_room(p)) {
-        tw__broker_unpark(b, &p->parked, 1);
+        tw__flow_unpark(b, &p->parked, 1);
     }
     for (uint16_t i = 0; i < t->ngroups; i++) {
         tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
         if (g && &g->parked != except && tw_group_has_room(g)) {
-            tw__broker_unpark(b, &g->parked, 1);
+            tw__flow_unpark(b, &g->parked, 1);
         }
     }
 }
 
 void
-tw__broker_unpend(tw_broker_t *b, tw_task_t *t)
+tw__flow_unpend(tw_broker_t *b, tw_task_t *t)
 {
     int was_ready = 0;
     if (t->inq) {
@@ -250,7 +123,7 @@ s_unpark(tw_broker_t *b, tw_queue_t *q)
 }
 
 void
-tw__broker_unpark(tw_broker_t *b, tw_queue_t *q, size_t n)
+tw__flow_unpark(tw_broker_t *b, tw_queue_t *q, size_t n)
 {
     while (n-- && q->len) {
         s_unpark(b, q);
@@ -259,48 +132,28 @@ tw__broker_unpark(tw_broker_t *b, tw_queue_t *q, size_t n)
 
 /* ---- delayed ---------------------------------------------------------- */
 
-static void
-s_on_delay(uv_timer_t *h)
+void
+tw__flow_init(tw_broker_t *b)
 {
-    tw_broker_t *b = h->data;
-    uint64_t now = uv_now(b->loop);
+    tw_queue_init_by(&b->delayed, tw_queue_due_before);
+}
+
+void
+tw__flow_due(tw_broker_t *b, uint64_t now_ms)
+{
     tw_task_t *t;
-    while ((t = tw_queue_peek(&b->delayed)) && t->due_ms <= now) {
+    while ((t = tw_queue_peek(&b->delayed)) && t->due_ms <= now_ms) {
         tw_queue_pop(&b->delayed);
         tw_queue_push(b->reg.handlers[t->handler].queue, t);
         b->ready++;
     }
-    s_arm_delay(b);
-    tw__broker_end_of_turn(b);
 }
 
-static void
-s_arm_delay(tw_broker_t *b)
+uint64_t
+tw__flow_next_due(const tw_broker_t *b)
 {
-    tw_task_t *t = tw_queue_peek(&b->delayed);
-    if (!t) {
-        uv_timer_stop(&b->delay_timer);
-        return;
-    }
-    uint64_t now = uv_now(b->loop);
-    uv_timer_start(&b->delay_timer, s_on_delay,
-                   t->due_ms > now ? t->due_ms - now : 0, 0);
-}
-
-void
-tw__broker_delay_init(tw_broker_t *b)
-{
-    tw_queue_init_by(&b->delayed, tw_queue_due_before);
-    uv_timer_init(b->loop, &b->delay_timer);
-    b->delay_timer.data = b;
-    uv_timer_init(b->loop, &b->more_timer);
-    b->more_timer.data = b;
-}
-
-static void
-s_on_more(uv_timer_t *h)
-{
-    tw__broker_end_of_turn(h->data);
+    const tw_task_t *t = tw_queue_peek(&b->delayed);
+    return t ? t->due_ms : 0;
 }
 
 /* ---- running ---------------------------------------------------------- */
@@ -318,7 +171,7 @@ s_blocked_on(tw_broker_t *b, tw_task_t *t)
         tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
         if (g && !tw_group_has_room(g)) {
             if (p) {
-                tw__broker_limit_reached(b, p, g);
+                tw__event_limit_reached(b, p, g);
             }
             return &g->parked;
         }
@@ -345,11 +198,11 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
         tw_task_plist_push(&p->running_list, t);
     }
     TW__PERSIST_TASK(b, t);
-    s_task_event(b, t, "task.started", NULL);
+    tw__event_task(b, t, "task.started", NULL);
 }
 
 void
-tw__lease_hold(tw_broker_t *b, tw_task_t *t)
+tw__flow_hold(tw_broker_t *b, tw_task_t *t)
 {
     s_count(b, t, 0, +1);
     t->state = TW_ST_RUNNING;
@@ -363,7 +216,7 @@ tw__lease_hold(tw_broker_t *b, tw_task_t *t)
 }
 
 void
-tw__lease_attach(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+tw__flow_attach(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 {
     t->worker = w->id;
     tw_task_list_push(&w->inflight, t);
@@ -390,7 +243,7 @@ s_unstart(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 }
 
 void
-tw__broker_halt(tw_broker_t *b, tw_task_t *t)
+tw__flow_halt(tw_broker_t *b, tw_task_t *t)
 {
     tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
     if (w) {
@@ -401,12 +254,12 @@ tw__broker_halt(tw_broker_t *b, tw_task_t *t)
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
     if (p) {
         tw_task_plist_remove(&p->running_list, t);
-        tw__broker_unpark(b, &p->parked, 1);
+        tw__flow_unpark(b, &p->parked, 1);
     }
     for (uint16_t i = 0; i < t->ngroups; i++) {
         tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
         if (g) {
-            tw__broker_unpark(b, &g->parked, 1);
+            tw__flow_unpark(b, &g->parked, 1);
         }
     }
 }
@@ -414,7 +267,7 @@ tw__broker_halt(tw_broker_t *b, tw_task_t *t)
 /* ---- ended ------------------------------------------------------------ */
 
 void
-tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+tw__flow_result_item(tw_enc_t *e, const tw_task_t *t)
 {
     int ended = t->state <= TW_ST_LOST;
     int has_r = ended && t->state == TW_ST_OK;
@@ -443,11 +296,10 @@ tw__broker_result_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
         tw_enc_ikey(e, TW_I_ERR);
         tw_enc_cstr(e, t->error);
     }
-    (void)b;
 }
 
 void
-tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
+tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                size_t rlen, const char *err, size_t elen)
 {
     if (state == TW_ST_OK && t->error) {
@@ -456,7 +308,7 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
         t->error = NULL;
     }
     /* A task that was running has a run time; a pending one has none. */
-    tw_task_event_x_t x = {.run_ms = tw__broker_run_ms(b, t),
+    tw_task_event_x_t x = {.run_ms = tw__flow_run_ms(b, t),
                            .retry_in_ms = -1};
     tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
     TW__PERSIST_TASK(b, t);
@@ -494,21 +346,136 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                                 : NULL;
     if (c) {
         c->outstanding--;
-        tw__broker_result_item(b, tw__broker_client_item(b, c, &c->results),
-                               t);
+        tw__flow_result_item(tw__outbox_item(b, c, &c->results), t);
     }
     /* S47-S48, F3: a cancelled task publishes "cancelled" and then
      * "done", so a monitor counting ends by task.done sees every end; any
      * other end publishes "done" and then its result or its exception. */
     if (cancelled) {
-        s_task_event(b, t, "task.cancelled", &x);
-        s_task_event(b, t, "task.done", &x);
+        tw__event_task(b, t, "task.cancelled", &x);
+        tw__event_task(b, t, "task.done", &x);
     } else {
-        s_task_event(b, t, "task.done", &x);
-        s_task_event(b, t, state == TW_ST_OK ? "task.result"
+        tw__event_task(b, t, "task.done", &x);
+        tw__event_task(b, t, state == TW_ST_OK ? "task.result"
                                              : "task.exception",
                      &x);
     }
+}
+
+int
+tw__flow_orphan(tw_broker_t *b, tw_task_t *t)
+{
+    tw__flow_halt(b, t);
+    if (t->cancel_requested) {
+        tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return TW_ST_CANCELLED;
+    }
+    if (t->attempt >= b->cfg->max_attempts) {
+        char msg[128];
+        int n = snprintf(msg, sizeof msg,
+                         "given up after %u runs: the last worker "
+                         "was lost", (unsigned)t->attempt);
+        tw__flow_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
+        return TW_ST_LOST;
+    }
+    tw__flow_enqueue(b, t);
+    b->st.requeued++;
+    return TW_ST_PENDING;
+}
+
+/* Keep the error of a failed attempt, as "attempt N: ..." after those of
+ * the attempts before. Returns the line added (in `line`, len bytes). */
+static const char *
+s_attempt_error(tw_task_t *t, const char *err, size_t elen, char *line,
+                size_t len)
+{
+    if (!err || !elen) {
+        err = "failed";
+        elen = 6;
+    }
+    int n = snprintf(line, len, "attempt %u: %.*s", (unsigned)t->attempt,
+                     (int)(elen > 256 ? 256 : elen), err);
+    if (t->error) {
+        size_t old = strlen(t->error);
+        t->error = tw_realloc(t->error, old + 2 + (size_t)n + 1);
+        memcpy(t->error + old, "; ", 2);
+        memcpy(t->error + old + 2, line, (size_t)n + 1);
+    } else {
+        t->error = tw_strndup(line, (size_t)n);
+    }
+    return line;
+}
+
+/* The backoff before attempt t->attempt + 1, jittered. */
+static uint64_t
+s_backoff(tw_broker_t *b, const tw_task_t *t)
+{
+    uint64_t delay = (uint64_t)b->cfg->retry_base;
+    for (uint16_t i = 1; i < t->attempt && delay < 30000; i++) {
+        delay *= 2;
+    }
+    if (delay > 30000) {
+        delay = 30000;
+    }
+    b->jitter = b->jitter * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t spread = delay / 2;
+    if (spread) {
+        delay = delay - delay / 4 + (b->jitter >> 33) % (spread + 1);
+    }
+    return delay;
+}
+
+void
+tw__flow_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
+{
+    int64_t run_ms = tw__flow_run_ms(b, t);
+    char line[320];
+    s_attempt_error(t, err, elen, line, sizeof line);
+    uint64_t delay = s_backoff(b, t);
+    t->due_ms = uv_now(b->loop) + delay;
+    b->st.retried++;
+    tw__flow_enqueue(b, t);
+    tw_task_event_x_t x = {.run_ms = run_ms,
+                           .retry_in_ms = (int64_t)delay,
+                           .error = line};
+    tw__event_task(b, t, "task.retry", &x);
+}
+
+/* CANCEL {ids: [id]} to the worker running `t`, if it is still known. */
+static void
+s_cancel_on_worker(tw_broker_t *b, tw_task_t *t)
+{
+    tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
+    if (!w) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, 1);
+    tw_enc_uint(&e, t->id);
+    tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len, TW_CMD_CANCEL,
+                &e);
+    tw_enc_free(&e);
+}
+
+int
+tw__flow_cancel(tw_broker_t *b, tw_task_t *t)
+{
+    if (t->state == TW_ST_PENDING) {
+        tw__flow_unpend(b, t);
+        tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return 1;
+    }
+    if (t->state == TW_ST_RUNNING && !t->cancel_requested) {
+        /* Marked at once, so two quick stops pick different tasks. */
+        t->cancel_requested = 1;
+        TW__PERSIST_TASK(b, t);
+        s_cancel_on_worker(b, t);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- dispatch --------------------------------------------------------- */
@@ -581,8 +548,8 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
         return 0;
     }
     *bytes += tw_enc_size(&batch->enc);
-    if (tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
-                              TW_CMD_TASKS, batch) != 0) {
+    if (tw_out_batch(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
+                     TW_CMD_TASKS, batch) != 0) {
         /* Refused (high-water mark, or the peer is gone): the tasks go
          * back where they were, and the worker keeps its credit. */
         for (size_t k = 0; k < n; k++) {
@@ -596,11 +563,11 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
     return n;
 }
 
-void
-tw__broker_dispatch(tw_broker_t *b)
+int
+tw__flow_dispatch(tw_broker_t *b)
 {
     if (!b->ready || !b->reg.len) {
-        return;
+        return 0;
     }
     tw_batch_t batch;
     tw_batch_init(&batch, 0);
@@ -610,7 +577,7 @@ tw__broker_dispatch(tw_broker_t *b)
         size_t nw = b->reg.len;
         for (size_t k = 0; k < nw && b->ready; k++) {
             tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
-            if (w->credit && tw__broker_worker_open(w)) {
+            if (w->credit && tw_bworker_open(w)) {
                 progress += s_dispatch_one(b, w, &batch, &bytes);
             }
         }
@@ -618,8 +585,6 @@ tw__broker_dispatch(tw_broker_t *b)
         tw__persist_check(b);
     }
     tw_batch_free(&batch);
-    if (b->ready && progress && !b->closing) {
-        /* The turn's share is sent: the rest after whatever else waits. */
-        uv_timer_start(&b->more_timer, s_on_more, 0, 0);
-    }
+    /* The turn's share is sent: the rest after whatever else waits. */
+    return b->ready && progress;
 }

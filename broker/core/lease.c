@@ -1,29 +1,7 @@
-/*  broker/core/lease.c - who owns a running task: leases and re-announcement.
- *
- *  Three clocks are kept apart. Liveness (heartbeats) finds a dead worker
- *  in seconds; the user's budget (a task's timeout) belongs to the worker;
- *  ownership is the lease this file keeps. Every dispatch of a task gets a
- *  new epoch from one broker-wide counter, sent as "ep" in the TASKS item;
- *  the worker echoes it in DONE. An outcome whose ep is not the task's
- *  latest dispatch comes from a worker that lost the task (it was requeued
- *  and sent elsewhere): it is refused and counted (stale_done), so no
- *  outcome is ever applied twice. An item without ep (an older worker) is
- *  judged as before: the task must be running on that worker.
- *
- *  A worker that reconnects (network cut, broker restart) lists in its
- *  HELLO the tasks it is still running, {id, at, ep}. Such a task is
- *  adopted as running on the worker instead of being requeued, so a long
- *  task is not started twice: when the broker still has it in flight on
- *  the worker's previous registration, when it was recovered from the store
- *  as running (held: lease_hold, until re-announced or the grace period
- *  ends), or when it was requeued but not yet sent anywhere else (pending
- *  with the same ep). A re-announced task that cannot be adopted (ended,
- *  unknown, running elsewhere) is cancelled on that worker. A DONE whose ep
- *  matches a held or requeued task is the same proof of ownership, for
- *  tasks that finished while the worker was cut off. Broker loop thread
- *  only.
- */
-#include "broker/internal.h"
+/*  broker/core/lease.c - leases and re-announcement (see lease.h). */
+#include "broker/core/lease.h"
+#include "broker/core/core.h"
+#include "broker/core/flow.h"
 #include "common/alloc.h"
 #include "common/log.h"
 
@@ -49,8 +27,8 @@ s_adopt(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w, uint64_t ep,
         uint64_t at)
 {
     if (t->state == TW_ST_PENDING) {
-        tw__broker_unpend(b, t);
-        tw__lease_hold(b, t);
+        tw__flow_unpend(b, t);
+        tw__flow_hold(b, t);
     }
     if (ep) {
         t->ep = ep;
@@ -58,7 +36,7 @@ s_adopt(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w, uint64_t ep,
     if (at > t->attempt) {
         t->attempt = at > 0xffff ? 0xffff : (uint16_t)at;
     }
-    tw__lease_attach(b, t, w);
+    tw__flow_attach(b, t, w);
 }
 
 void
@@ -116,8 +94,8 @@ tw__lease_adopt(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
         /* Not ours any more: free the worker's slots. Its DONE st=3 is
          * then refused as stale or a duplicate. */
         tw_enc_array_end(&e, off, (uint32_t)refused);
-        tw__broker_send(b, &b->bzw, w->ident, w->ident_len, TW_CMD_CANCEL,
-                        &e);
+        tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
+                    TW_CMD_CANCEL, &e);
     }
     tw_enc_free(&e);
     tw_notice("worker.reannounce",
@@ -147,4 +125,37 @@ tw__lease_done_ok(tw_broker_t *b, tw_bworker_t *w, tw_task_t *t,
         return 0;
     }
     return 1;
+}
+
+void
+tw__lease_held(tw_broker_t *b, tw_task_t *t)
+{
+    tw__flow_hold(b, t);
+    if (b->nheld % 256 == 0) {
+        b->held = tw_realloc(b->held, (b->nheld + 256) * sizeof *b->held);
+    }
+    b->held[b->nheld++] = t->id;
+}
+
+void
+tw__lease_expire(tw_broker_t *b)
+{
+    size_t requeued = 0;
+    for (size_t i = 0; i < b->nheld; i++) {
+        tw_task_t *t = tw_tasks_get(&b->tasks, b->held[i]);
+        if (!t || t->state != TW_ST_RUNNING || t->worker != 0) {
+            continue; /* adopted, or ended meanwhile */
+        }
+        /* As after a worker loss. */
+        requeued += tw__flow_orphan(b, t) == TW_ST_PENDING;
+    }
+    if (b->nheld) {
+        tw_notice("store.grace",
+                  "grace period over: %zu of %zu recovered running tasks "
+                  "were not re-announced and are queued again",
+                  requeued, b->nheld);
+        tw_free(b->held);
+        b->held = NULL;
+        b->nheld = 0;
+    }
 }

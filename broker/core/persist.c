@@ -1,5 +1,5 @@
 /*  broker/core/persist.c - dirty records, the per-iteration commit, the sync
- *  job, collection and recovery (see persist.h).
+ *  job, collection and the reading of a store (see persist.h).
  *
  *  Dirty tasks are kept as pointers; a task freed before the commit (a
  *  pool flush, collection) is taken off the list and the deletion of its
@@ -19,7 +19,8 @@
  *  client or a worker is never reused even if the last turn never reached
  *  the disk.
  */
-#include "broker/internal.h"
+#include "broker/core/persist.h"
+#include "broker/core/core.h"
 #include "broker/state/room.h"
 #include "broker/state/store.h"
 #include "broker/state/verify.h"
@@ -77,17 +78,12 @@ typedef struct tw_persist {
     uv_timer_t sync_timer;
     uv_work_t sync_work;
     int sync_busy, sync_wanted, timer_on;
-    uv_timer_t grace_timer;
-    int grace_on;
-    uv_prepare_t prepare; /* commit, then ACKs and RESULTs */
-    int prepare_init, prepare_on;
-    uint64_t *held;       /* ids recovered as running */
-    size_t nheld;
     tw_enc_t enc;
     tw_writer_t *writer;  /* NULL: write on the loop (recovery, stop) */
     tw_wbatch_t *cur;     /* the batch being encoded */
     uint64_t last_cid;           /* s_put_task's client cache */
     const tw_bclient_t *last_client;
+    uint64_t recovered_running; /* of recovered_tasks: held (lease.h) */
     uint64_t commits, commit_errors, syncs, recovered_tasks,
         recovered_results, recovered_stations, collected;
     uint64_t errors_seen; /* writer errors already logged */
@@ -96,7 +92,7 @@ typedef struct tw_persist {
     uint64_t seal_seq, done_seq, sealed_id;
     uint64_t fail_id;     /* stopping with unwritten batches: tasks from
                              this id up were not recorded (0: none) */
-    s_reply_t *after;     /* replies held behind a batch (s_route) */
+    s_reply_t *after;     /* replies held behind a batch (hold) */
     size_t nafter, capafter;
     int sending;          /* s_batch_done is sending held messages */
     uint64_t unacked;     /* ACK items turned into "not recorded" */
@@ -289,7 +285,7 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     }
     /* An outcome needs no epoch, due time or options any more. */
     int live = t->state > TW_ST_LOST;
-    tw_store_task_t r = {
+    tw_record_task_t r = {
         .id = t->id,
         .seq = t->seq,
         .ep = live ? t->ep : 0,
@@ -323,11 +319,11 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     };
     /* Encoded straight into the batch: a payload is copied once here. */
     unsigned char key[8];
-    tw_store_id_key(t->id, key);
+    tw_record_id_key(t->id, key);
     unsigned char *v = tw_wbatch_put_begin(p->cur, TW_DB_TASKS, key, 8,
-                                           tw_store_task_enc_max(&r),
+                                           tw_record_task_enc_max(&r),
                                            !(t->sflags & TW_TASK_STORED));
-    size_t vlen = tw_store_task_enc_to(v, &r);
+    size_t vlen = tw_record_task_enc_to(v, &r);
     tw_wbatch_put_end(p->cur, vlen);
     /* A new record grows the store; so may an outcome, whose result
      * replaces the arguments. */
@@ -341,7 +337,7 @@ static int
 s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
 {
     const tw_handler_t *h = &b->reg.handlers[st->handler];
-    tw_store_station_t r = {
+    tw_record_station_t r = {
         .sid = st->sid,
         .sid_len = st->sid_len,
         .handler = h->name,
@@ -367,7 +363,7 @@ s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
         .tags = st->tags,
         .ntags = st->ntags,
     };
-    tw_store_station_enc(&p->enc, &r);
+    tw_record_station_enc(&p->enc, &r);
     tw_wbatch_put(p->cur, TW_DB_STATIONS, st->sid, st->sid_len,
                   p->enc.sb.data, p->enc.sb.size, 0);
     p->growth += tw_room_est(p->enc.sb.size);
@@ -377,7 +373,7 @@ s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
 static int
 s_put_group(tw_persist_t *p, const tw_pool_t *pool, const tw_group_t *g)
 {
-    tw_store_group_t r = {
+    tw_record_group_t r = {
         .pool = pool->name,
         .pool_len = pool->name_len,
         .name = g->name,
@@ -390,9 +386,9 @@ s_put_group(tw_persist_t *p, const tw_pool_t *pool, const tw_group_t *g)
         .full = (uint8_t)g->full,
         .before_lock = (uint8_t)g->before_lock,
     };
-    tw_store_group_enc(&p->enc, &r);
+    tw_record_group_enc(&p->enc, &r);
     char key[2 * TW_PROTO_MAX_NAME + 2];
-    size_t klen = tw_store_group_key(key, pool->name, pool->name_len,
+    size_t klen = tw_record_group_key(key, pool->name, pool->name_len,
                                      g->name, g->name_len);
     tw_wbatch_put(p->cur, TW_DB_GROUPS, key, klen, p->enc.sb.data,
                   p->enc.sb.size, 0);
@@ -420,7 +416,7 @@ s_put_group_cb(uint64_t id, void *val, void *arg)
 static int
 s_put_pool(tw_broker_t *b, tw_persist_t *p, const tw_pool_t *pool, int all)
 {
-    tw_store_pool_t r = {
+    tw_record_pool_t r = {
         .name = pool->name,
         .name_len = pool->name_len,
         .size = pool->size,
@@ -430,7 +426,7 @@ s_put_pool(tw_broker_t *b, tw_persist_t *p, const tw_pool_t *pool, int all)
         .locked = (uint8_t)pool->locked,
         .closed = (uint8_t)pool->closed,
     };
-    tw_store_pool_enc(&p->enc, &r);
+    tw_record_pool_enc(&p->enc, &r);
     tw_wbatch_put(p->cur, TW_DB_POOLS, pool->name, pool->name_len,
                   p->enc.sb.data, p->enc.sb.size, 0);
     if (!all) {
@@ -543,7 +539,7 @@ s_write_freed(tw_persist_t *p, size_t from, size_t max)
     size_t n = 0;
     for (size_t i = from; i < p->ndfreed && n < max; i++, n++) {
         unsigned char key[8];
-        tw_store_id_key(p->dfreed[i] >> 2, key);
+        tw_record_id_key(p->dfreed[i] >> 2, key);
         if (p->dfreed[i] & S_DEL_TASK) {
             tw_wbatch_del(p->cur, TW_DB_TASKS, key, 8);
         }
@@ -642,7 +638,7 @@ s_seal_clients(tw_broker_t *b, tw_wbatch_t *wb)
             tw_batch_frames(batches[k], cmds[k], &f[1]);
             if (now) {
                 int was = tw__persist_bypass(b, 1);
-                tw__broker_send_built(b, &b->fzw, f);
+                tw_out_built(&b->out, TW_OUT_FRONT, f);
                 tw__persist_bypass(b, was);
             } else {
                 tw_wbatch_hold(wb, f);
@@ -666,18 +662,6 @@ s_clients_held(tw_broker_t *b, tw_persist_t *p)
         }
     }
     return 0;
-}
-
-/* The command in a held message's header frame, or -1. */
-static int
-s_cmd_of(zmq_msg_t f[3])
-{
-    tw_cmd_t cmd;
-    if (tw_proto_header(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &cmd) !=
-        0) {
-        return -1;
-    }
-    return (int)cmd;
 }
 
 /* An ACK held by a batch that was never written: its items for tasks
@@ -743,7 +727,7 @@ s_unack(tw_broker_t *b, tw_persist_t *p, zmq_msg_t f[3], int rc,
     tw_enc_frames(&e, TW_CMD_ACK, &f[1]);
     tw_enc_free(&e);
     p->unacked += undone;
-    tw__broker_send_built(b, &b->fzw, f);
+    tw_out_built(&b->out, TW_OUT_FRONT, f);
 }
 
 /* Send the replies held behind batches that are done now. */
@@ -757,7 +741,7 @@ s_release_replies(tw_broker_t *b, tw_persist_t *p, int all)
     size_t k = 0;
     for (size_t i = 0; i < p->nafter; i++) {
         if (all || p->after[i].seq <= p->done_seq) {
-            tw__broker_send_built(b, &b->fzw, p->after[i].f);
+            tw_out_built(&b->out, TW_OUT_FRONT, p->after[i].f);
         } else {
             p->after[k++] = p->after[i];
         }
@@ -806,7 +790,7 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
         }
         size_t acks = 0, results = 0;
         for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
-            int cmd = s_cmd_of(&wb->msgs[i]);
+            int cmd = tw_out_cmd(&wb->msgs[i]);
             if (cmd == TW_CMD_ACK) {
                 s_unack(b, p, &wb->msgs[i], wb->rc, wb->err);
                 acks++;
@@ -816,7 +800,7 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
                 }
                 results++;
             } else {
-                tw__broker_send_built(b, &b->fzw, &wb->msgs[i]);
+                tw_out_built(&b->out, TW_OUT_FRONT, &wb->msgs[i]);
             }
         }
         tw_err("store.commit",
@@ -826,7 +810,7 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
         p->commit_errors++;
     } else {
         for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
-            tw__broker_send_built(b, &b->fzw, &wb->msgs[i]);
+            tw_out_built(&b->out, TW_OUT_FRONT, &wb->msgs[i]);
         }
         if (wb->nops > 0) {
             p->commit_ns += uv_hrtime() - wb->sealed_ns;
@@ -847,7 +831,7 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
         wb->ops = NULL;
     }
     /* The writer freed its copies of these payloads too. */
-    tw__broker_trim(b, wb->len, 0);
+    tw_trim_note(&b->trim, wb->len, 0, uv_now(b->loop));
     tw_wbatch_free(wb);
 }
 
@@ -963,29 +947,16 @@ tw__persist_bypass(tw_broker_t *b, int on)
 }
 
 int
-tw__persist_route(tw_broker_t *b, zmq_msg_t f[3])
+tw__persist_holding(const tw_broker_t *b)
+{
+    const tw_persist_t *p = b->persist;
+    return p && p->writer && !p->sending;
+}
+
+int
+tw__persist_hold(tw_broker_t *b, const tw_bclient_t *c, zmq_msg_t f[3])
 {
     tw_persist_t *p = b->persist;
-    if (!p || !p->writer || p->sending || b->closing) {
-        return 0;
-    }
-    int cmd = s_cmd_of(f);
-    if (cmd == TW_CMD_HEARTBEAT || cmd == TW_CMD_BYE) {
-        return 0; /* liveness, not content */
-    }
-    tw_bclient_t *c = tw_clients_find(&b->clients, zmq_msg_data(&f[0]),
-                                      zmq_msg_size(&f[0]));
-    if (!c) {
-        return 0;
-    }
-    if (c->acks.n || c->results.n) {
-        /* This turn's items go first: in a batch if anything must wait,
-         * else right now. */
-        tw__persist_commit(b);
-        if (c->acks.n || c->results.n) {
-            tw__broker_flush_clients(b);
-        }
-    }
     if (c->held_seq <= p->done_seq || tw_writer_failing(p->writer)) {
         /* Nothing of its own in flight; or a store that cannot be written
          * now, which must not keep every answer from the client (held
@@ -1000,35 +971,6 @@ tw__persist_route(tw_broker_t *b, zmq_msg_t f[3])
     r->seq = c->held_seq;
     for (int i = 0; i < 3; i++) {
         r->f[i] = f[i]; /* moved: the queue owns the frames now */
-    }
-    return 1;
-}
-
-static void
-s_on_prepare(uv_prepare_t *h)
-{
-    tw_broker_t *b = h->data;
-    tw_persist_t *p = b->persist;
-    p->prepare_on = 0;
-    uv_prepare_stop(h);
-    tw__persist_commit(b);
-    if (b->clients.ndirty) {
-        /* Nothing to wait for (no store change, no batch in flight). */
-        tw__broker_flush_clients(b);
-    }
-}
-
-int
-tw__persist_turn_end(tw_broker_t *b)
-{
-    tw_persist_t *p = b->persist;
-    if (!p || !p->prepare_init || b->closing) {
-        tw__persist_commit(b);
-        return 0;
-    }
-    if (!p->prepare_on) {
-        p->prepare_on = 1;
-        uv_prepare_start(&p->prepare, s_on_prepare);
     }
     return 1;
 }
@@ -1250,8 +1192,8 @@ s_rec_pool(const void *key, size_t klen, const void *val, size_t vlen,
     s_rec_t *x = arg;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_pool_t r;
-    int rc = tw_store_pool_dec(&up, val, vlen, &r);
+    tw_record_pool_t r;
+    int rc = tw_record_pool_dec(&up, val, vlen, &r);
     if (rc == 0 && r.name_len <= TW_PROTO_MAX_NAME) {
         tw_pool_t *pool = tw_pools_get(&x->b->pools, r.name, r.name_len, 1);
         pool->size = r.size;
@@ -1272,8 +1214,8 @@ s_rec_group(const void *key, size_t klen, const void *val, size_t vlen,
     s_rec_t *x = arg;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_group_t r;
-    int rc = tw_store_group_dec(&up, val, vlen, &r);
+    tw_record_group_t r;
+    int rc = tw_record_group_dec(&up, val, vlen, &r);
     if (rc == 0 && r.pool_len && r.pool_len <= TW_PROTO_MAX_NAME &&
         r.name_len <= TW_PROTO_MAX_NAME) {
         tw_pool_t *pool = tw_pools_get(&x->b->pools, r.pool, r.pool_len, 1);
@@ -1305,7 +1247,7 @@ s_loop_ms(const s_rec_t *x, uint64_t wall)
 /* A task from its record, registered under its own id, with its pool,
  * groups, handler, client and dedup entries. */
 static tw_task_t *
-s_make_task(s_rec_t *x, const tw_store_task_t *r)
+s_make_task(s_rec_t *x, const tw_record_task_t *r)
 {
     tw_broker_t *b = x->b;
     b->tasks.next_id = r->id;
@@ -1382,8 +1324,8 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
     tw_broker_t *b = x->b;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_task_t r;
-    int rc = tw_store_task_dec(&up, val, vlen, &r);
+    tw_record_task_t r;
+    int rc = tw_record_task_dec(&up, val, vlen, &r);
     if (rc == 0 && r.state > TW_ST_RUNNING) {
         rc = TW_EPROTO;
     }
@@ -1418,30 +1360,14 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
         if (c) {
             c->outstanding++;
         }
-        if (r.state == TW_ST_RUNNING) {
-            tw__lease_hold(b, t);
-            if (x->p->nheld % 256 == 0) {
-                x->p->held = tw_realloc(x->p->held, (x->p->nheld + 256) *
-                                                        sizeof *x->p->held);
-            }
-            x->p->held[x->p->nheld++] = t->id;
-        } else {
-            tw__broker_enqueue(b, t);
-        }
+        /* Pending or running: the caller queues or holds it (persist.h,
+         * tw__persist_open). */
+        t->state = r.state;
         x->p->recovered_tasks++;
+        x->p->recovered_running += r.state == TW_ST_RUNNING;
     }
     msgpack_unpacked_destroy(&up);
     return rc ? s_bad(x, "tasks", key, klen) : 0;
-}
-
-/* Queue a recovered station for placement (as dispatch_station.c does for
- * a new one). */
-static void
-s_unplace(tw_broker_t *b, tw_station_t *st)
-{
-    st->state = TW_SS_PENDING;
-    st->reason = "recovered: waiting for a worker";
-    tw__broker_unplace(b, st);
 }
 
 static int
@@ -1452,8 +1378,8 @@ s_rec_station(const void *key, size_t klen, const void *val, size_t vlen,
     tw_broker_t *b = x->b;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_station_t r;
-    int rc = tw_store_station_dec(&up, val, vlen, &r);
+    tw_record_station_t r;
+    int rc = tw_record_station_dec(&up, val, vlen, &r);
     if (rc == 0 && (r.sid_len > TW_PROTO_MAX_NAME ||
                     r.handler_len > TW_PROTO_MAX_NAME ||
                     r.state > TW_SS_CANCELLED)) {
@@ -1503,45 +1429,15 @@ s_rec_station(const void *key, size_t klen, const void *val, size_t vlen,
             st->state = r.state; /* ended: stays ended */
             st->reason = NULL;
         } else {
-            s_unplace(b, st);
+            /* The caller queues it for placement (tw__persist_open). */
+            st->state = TW_SS_PENDING;
+            st->reason = "recovered: waiting for a worker";
         }
         x->p->recovered_stations++;
         s_mark_sid(x->p, st->sid, st->sid_len); /* the new epoch */
     }
     msgpack_unpacked_destroy(&up);
     return rc ? s_bad(x, "stations", key, klen) : 0;
-}
-
-static void
-s_on_grace(uv_timer_t *h)
-{
-    tw_broker_t *b = h->data;
-    tw__lease_expire(b);
-    tw__broker_end_of_turn(b);
-}
-
-void
-tw__lease_expire(tw_broker_t *b)
-{
-    tw_persist_t *p = b->persist;
-    size_t requeued = 0;
-    for (size_t i = 0; p && i < p->nheld; i++) {
-        tw_task_t *t = tw_tasks_get(&b->tasks, p->held[i]);
-        if (!t || t->state != TW_ST_RUNNING || t->worker != 0) {
-            continue; /* adopted, or ended meanwhile */
-        }
-        /* As after a worker loss (drop_worker). */
-        requeued += tw__broker_orphan_task(b, t) == TW_ST_PENDING;
-    }
-    if (p && p->nheld) {
-        tw_notice("store.grace",
-                  "grace period over: %zu of %zu recovered running tasks "
-                  "were not re-announced and are queued again",
-                  requeued, p->nheld);
-        tw_free(p->held);
-        p->held = NULL;
-        p->nheld = 0;
-    }
 }
 
 int
@@ -1581,7 +1477,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
                  cfg->data);
         return rc;
     }
-    p->recovering = 1;
+    p->recovering = 1; /* until tw__persist_start */
     rc = tw_store_each(store, TW_DB_POOLS, s_rec_pool, &x);
     if (rc == 0) {
         rc = tw_store_each(store, TW_DB_GROUPS, s_rec_group, &x);
@@ -1592,7 +1488,6 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     if (rc == 0) {
         rc = tw_store_each(store, TW_DB_STATIONS, s_rec_station, &x);
     }
-    p->recovering = 0;
     tw_idmap_each(&b->tasks.by_id, s_fill_dedup_cb, &x);
     tw_idmap_free(&x.per_client);
     if (rc != 0) {
@@ -1617,22 +1512,25 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     p->room.data_bytes = (uint64_t)cfg->data_size << 20;
     tw_store_use(store, &p->room.use);
     p->sealed_id = b->tasks.next_id;
+    return 0;
+}
+
+void
+tw__persist_start(tw_broker_t *b)
+{
+    const tw_broker_cfg_t *cfg = b->cfg;
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return;
+    }
+    p->recovering = 0;
+    tw_store_t *store = p->store;
+    int policy = tw_store_fsync_policy(store);
     if (policy == TW_FSYNC_EVERYSEC) {
         uv_timer_init(b->loop, &p->sync_timer);
         p->sync_timer.data = b;
         uv_timer_start(&p->sync_timer, s_on_sync_timer, 1000, 1000);
         p->timer_on = 1;
-    }
-    uv_timer_init(b->loop, &p->grace_timer);
-    p->grace_timer.data = b;
-    p->grace_on = 1;
-    uv_prepare_init(b->loop, &p->prepare);
-    p->prepare.data = b;
-    p->prepare_init = 1;
-    if (p->nheld) {
-        uint64_t grace = 2 * (uint64_t)cfg->liveness *
-                         (uint64_t)cfg->heartbeat;
-        uv_timer_start(&p->grace_timer, s_on_grace, grace, 0);
     }
     const tw_verify_stats_t *vs = tw_store_verified(store);
     tw_notice("store.verify",
@@ -1645,7 +1543,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
               "running, held %llu ms for their workers), %llu results, "
               "%llu stations, %zu pools; next id %llu",
               cfg->data, tw_fsync_name(policy), cfg->data_size,
-              (unsigned long long)p->recovered_tasks, p->nheld,
+              (unsigned long long)p->recovered_tasks,
+              (size_t)p->recovered_running,
               (unsigned long long)(2 * cfg->liveness * cfg->heartbeat),
               (unsigned long long)p->recovered_results,
               (unsigned long long)p->recovered_stations, b->pools.len,
@@ -1662,7 +1561,6 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
      * store that cannot be written at start is retried like any other. */
     p->writer = tw_writer_new(b->loop, store, s_batch_done, b);
     tw__persist_commit(b);
-    return 0;
 }
 
 static void
@@ -1693,15 +1591,6 @@ tw__persist_stop(tw_broker_t *b)
         p->timer_on = 0;
         uv_close((uv_handle_t *)&p->sync_timer, s_closed);
     }
-    if (p->grace_on) {
-        p->grace_on = 0;
-        uv_close((uv_handle_t *)&p->grace_timer, s_closed);
-    }
-    if (p->prepare_init) {
-        p->prepare_init = 0;
-        p->prepare_on = 0;
-        uv_close((uv_handle_t *)&p->prepare, s_closed);
-    }
 }
 
 void
@@ -1731,7 +1620,6 @@ tw__persist_destroy(tw_broker_t *b)
     tw_free(p->dsids);
     tw_free(p->dsid_lens);
     tw_free(p->dpools);
-    tw_free(p->held);
     for (size_t i = 0; i < p->nafter; i++) {
         for (int k = 0; k < 3; k++) {
             zmq_msg_close(&p->after[i].f[k]);

@@ -16,12 +16,17 @@
  *      no        MDB_NOSYNC; the OS writes back when it likes.
  *
  *  Recovery (tw__persist_open) rebuilds pools, groups, tasks, results and
- *  stations: pending tasks are queued again, tasks that were running are
- *  held (lease.h) until their worker re-announces them or the grace period
- *  ends, stations are placed again from their checkpoints with their
- *  wanted state, and the id and epoch counters continue past a reservation
- *  written ahead, so no id is ever handed out twice. docs/STORAGE.md is
- *  the operator's description.
+ *  stations, and the id and epoch counters continue past a reservation
+ *  written ahead, so no id is ever handed out twice. The caller then
+ *  queues the pending tasks again (flow.h), holds those that were running
+ *  (lease.h) until their worker re-announces them or the grace period
+ *  ends, and places the stations again from their checkpoints with their
+ *  wanted state (place.h), before tw__persist_start lets the writer run.
+ *  docs/STORAGE.md is the operator's description.
+ *
+ *  Messages to clients that must wait for a batch are queued here too
+ *  (tw__persist_hold); core/outbox.h decides which. Broker loop thread
+ *  only, but for the writer thread of writer.h.
  */
 #ifndef TW_BROKER_PERSIST_H
 #define TW_BROKER_PERSIST_H
@@ -29,16 +34,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/broker.h"
+#include "broker/state/clients.h"
 #include "broker/state/task.h"
-#include "broker/state/workers.h"
 #include "proto/proto.h"
 
+typedef struct tw_broker tw_broker_t;
 struct tw_persist;
 
-/* Open the store named by cfg->data and recover its state into `b`.
- * Returns 0, or an error with the reason (path and problem) in `why`. */
+/* Open the store named by cfg->data and read its records into `b`: pools,
+ * groups, stations (not ended ones PENDING, not yet queued for
+ * placement), ended tasks, and pending and running tasks (in those states
+ * but counted nowhere yet). Returns 0 (also without --data), or an error
+ * with the reason (path and problem) in `why`: the store is left as it
+ * was. Nothing is marked dirty until tw__persist_start. */
 int tw__persist_open(tw_broker_t *b, char *why, size_t wlen);
+
+/* After tw__persist_open and the caller's queuing: start the sync timer
+ * and the writer thread and write the first batch (expired results, new
+ * station epochs, the counters). A no-op without --data. */
+void tw__persist_start(tw_broker_t *b);
 
 /* Write what is dirty and close the timers (shutdown, loop still
  * running). */
@@ -75,8 +89,8 @@ void tw__persist_pool_msg(tw_broker_t *b, const tw_msg_t *m);
 int tw__persist_commit(tw_broker_t *b);
 
 /* Hand over what is dirty now, with the clients' pending ACKs and
- * RESULTs if anything of theirs must wait (called by
- * tw__broker_flush_clients). Never waits for the writer. */
+ * RESULTs if anything of theirs must wait (called by tw__outbox_flush).
+ * Never waits for the writer. */
 void tw__persist_flush(tw_broker_t *b);
 
 /* A message and the turns before it left a large dirty set: hand it over
@@ -84,25 +98,21 @@ void tw__persist_flush(tw_broker_t *b);
  * between messages and between dispatch rounds). */
 void tw__persist_check(tw_broker_t *b);
 
-/* A message to a client on the frontend (three built frames) is about to
- * be sent. Returns 1 if it was taken over to be sent later: that client
- * has messages held in a batch not yet done, and a reply must not
- * overtake them (PROTOCOL.md 6, ordering). Returns 0 to send it now:
- * nothing of the client's is in flight (its ACKs and RESULTs due this
- * turn are sent or sealed first), it is a HEARTBEAT or BYE, or the
- * writer is failing and answers must not wait for it. */
-int tw__persist_route(tw_broker_t *b, zmq_msg_t f[3]);
+/* 1 while a message to a client may have to wait for the store: there is
+ * a writer thread and this module is not sending held messages itself
+ * (then they are in order already). */
+int tw__persist_holding(const tw_broker_t *b);
 
-/* Messages sent while `on` is set are already in order and bypass
- * tw__persist_route. Returns the previous setting. */
+/* A message to client `c` (three built frames) is about to be sent while
+ * tw__persist_holding. Returns 1 if it was taken over, to be sent once
+ * the batch holding the client's earlier messages is done (PROTOCOL.md 6,
+ * ordering), or 0 to send it now: nothing of the client's is in flight,
+ * or the writer is failing and answers must not wait for it. */
+int tw__persist_hold(tw_broker_t *b, const tw_bclient_t *c, zmq_msg_t f[3]);
+
+/* Messages sent while `on` is set are already in order and are not held.
+ * Returns the previous setting. */
 int tw__persist_bypass(tw_broker_t *b, int on);
-
-/* The end of a turn (a socket drained, a timer ran). Without a store,
- * returns 0: the caller sends the clients' ACKs and RESULTs now. With one,
- * returns 1: they wait for the loop's prepare phase (once per loop
- * iteration, after every socket had its turn), which commits first and then
- * sends them, so one transaction covers every turn of the iteration. */
-int tw__persist_turn_end(tw_broker_t *b);
 
 /* Admission: 0 if `bytes` more of task data fit in the store, else
  * TW_EFULL with the reason in `why`. */
@@ -118,8 +128,6 @@ int tw__persist_budget(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
  * a bounded number per call, so collection never stalls the loop. */
 void tw__persist_gc(tw_broker_t *b, uint64_t now_ms);
 
-/* Extra keys of the status map ("stale_done", "adopted", "store_*"):
- * how many, then write them. */
 /* Figures of the store for the metrics page: 0 (and zeros) without
  * --data. commit_seconds sums, over `timed` batches that wrote something,
  * the time from the loop handing a batch over to its ACKs leaving. */
@@ -129,36 +137,9 @@ typedef struct {
 } tw_persist_figures_t;
 int tw__persist_figures(tw_broker_t *b, tw_persist_figures_t *out);
 
+/* Extra keys of the status map ("stale_done", "adopted", "store_*"):
+ * how many, then write them. */
 size_t tw__persist_status_count(tw_broker_t *b);
 void tw__persist_status(tw_broker_t *b, tw_enc_t *e);
-
-/* ---- leases (lease.c) ------------------------------------------------- */
-
-/* flow.c: count task `t` as running with no worker yet: it was running when the
- * broker stopped, or its worker is re-registering. */
-void tw__lease_hold(tw_broker_t *b, tw_task_t *t);
-
-/* Requeue the held tasks that no worker has re-announced (the grace
- * period of 2 x liveness x heartbeat after a recovery is over). */
-void tw__lease_expire(tw_broker_t *b);
-
-/* Attach a held task to worker `w` (it is running there). */
-void tw__lease_attach(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w);
-
-/* HELLO from a worker: detach the tasks it re-announces from its previous
- * registration (`old`, may be NULL) before that is dropped... */
-void tw__lease_detach(tw_broker_t *b, tw_bworker_t *old,
-                      const tw_msg_t *m);
-
-/* ...and adopt them on the new one (`w`); announced tasks that cannot be
- * adopted are cancelled on the worker. */
-void tw__lease_adopt(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m);
-
-/* May this DONE item be applied to `t` (NULL: unknown id) for worker `w`?
- * Checks the item's "ep" against the task's current dispatch (stale ones
- * are counted in stale_done), adopts a held or requeued task whose
- * dispatch it reports, and counts duplicates as before. */
-int tw__lease_done_ok(tw_broker_t *b, tw_bworker_t *w, tw_task_t *t,
-                      const tw_item_t *it);
 
 #endif /* TW_BROKER_PERSIST_H */

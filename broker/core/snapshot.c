@@ -16,8 +16,9 @@
  *       tasks: {pending, running, completed, failed, cancelled, kept},
  *       groups: [{pool, group, running, pending, limit}]}   at their limit
  */
-#include "broker/internal.h"
-#include "broker/cmd/on_worker.h"
+#include "broker/core/snapshot.h"
+#include "broker/core/core.h"
+#include "broker/core/view.h"
 
 #include <string.h>
 
@@ -26,7 +27,7 @@ s_workers(tw_broker_t *b, tw_enc_t *e)
 {
     tw_enc_array(e, b->reg.len);
     for (size_t i = 0; i < b->reg.len; i++) {
-        tw__broker_encode_worker(b, e, b->reg.list[i]);
+        tw__view_worker(b, e, b->reg.list[i]);
     }
 }
 
@@ -110,7 +111,7 @@ s_group_each(tw_broker_t *b, tw_enc_t *e, size_t *count)
 }
 
 void
-tw__broker_encode_snapshot(tw_broker_t *b, tw_enc_t *e)
+tw__snapshot(tw_broker_t *b, tw_enc_t *e)
 {
     tw_enc_map(e, 7);
     tw_enc_cstr(e, "pseq");
@@ -118,7 +119,7 @@ tw__broker_encode_snapshot(tw_broker_t *b, tw_enc_t *e)
     tw_enc_cstr(e, "tseq");
     tw_tseq_encode(&b->status.tseq, e);
     tw_enc_cstr(e, "status");
-    tw__broker_encode_status(b, e, 0);
+    tw__view_status(b, e, 0);
     tw_enc_cstr(e, "workers");
     s_workers(b, e);
     tw_enc_cstr(e, "stations");

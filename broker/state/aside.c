@@ -1,4 +1,6 @@
-/*  broker/state/aside.c - stations no connected worker can take (see aside.h). */
+/*  broker/state/aside.c - stations no connected worker can take (see
+ *  aside.h).
+ */
 #include "broker/state/aside.h"
 #include "common/alloc.h"
 

@@ -37,7 +37,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "broker/broker.h"
+#include "broker/state/cfg.h"
 
 typedef enum {
     TW_ROLE_CLIENTS = 0,

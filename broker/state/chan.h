@@ -1,12 +1,13 @@
-/*  broker/state/chan.h - the routing rules of task channels (broker/chan.c).
+/*  broker/state/chan.h - the routing rules of task channels (used by
+ *  broker/cmd/on_chan.c).
  *
  *  The broker forwards CHAN items by task id (proto/PROTOCOL.md section
  *  14): up from the worker running the task to the client that submitted
  *  it, down from that client to that worker. These two checks decide, for
  *  one item, whether it goes through; they read only the task and the
  *  item, so the broker's unit tests call them directly. The message
- *  handlers themselves are declared in broker/internal.h. Broker loop
- *  thread only; no I/O.
+ *  handlers themselves are cmd/on_chan.h. Broker loop thread only; no
+ *  I/O.
  */
 #ifndef TW_BROKER_CHAN_H
 #define TW_BROKER_CHAN_H
@@ -15,6 +16,9 @@
 #include <stdint.h>
 
 #include "broker/state/task.h"
+
+/* 1 if the event `ev` (len bytes) is `name`. */
+int tw_chan_ev_is(const char *ev, size_t len, const char *name);
 
 /* An item from worker `wid` for task `t` (NULL if unknown): NULL when it
  * goes to the submitter, else why it is dropped (a static string):

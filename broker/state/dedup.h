@@ -1,4 +1,5 @@
-/*  broker/state/dedup.h - exactly-once enqueue: which task each submission made.
+/*  broker/state/dedup.h - exactly-once enqueue: which task each submission
+ *  made.
  *
  *  A client keeps its routing identity across reconnects and resends the
  *  SUBMIT items it has no ACK for, with the same seq. The broker remembers,

@@ -59,7 +59,7 @@ s_bad(const char *what, const void *lo, size_t lol, const void *hi,
     s_keyname(x, lo, lol, "its first record", a, sizeof a);
     s_keyname(x, hi, hil, "its last record", b, sizeof b);
     fprintf(x->out, "lost: '%s' from %s up to %s%s: %s\n",
-            tw_store_db_name(x->db), a, b, hi ? " (not included)" : "",
+            tw_record_db_name(x->db), a, b, hi ? " (not included)" : "",
             what);
     x->lost_parts++;
     return 0;
@@ -70,7 +70,8 @@ s_lost_record(s_ctx_t *x, const void *k, size_t kl, const char *what)
 {
     char name[120];
     tw_verify_key_name(x->db, k, kl, name, sizeof name);
-    fprintf(x->out, "lost: '%s' %s: %s\n", tw_store_db_name(x->db), name, what);
+    fprintf(x->out, "lost: '%s' %s: %s\n", tw_record_db_name(x->db), name,
+            what);
     x->lost++;
 }
 
@@ -120,9 +121,9 @@ s_counters(s_ctx_t *x)
 {
     size_t n = x->counters_len;
     if (x->counters &&
-        (x->version == 1 || tw_store_unseal(TW_DB_META, "counters", 8,
+        (x->version == 1 || tw_record_unseal(TW_DB_META, "counters", 8,
                                             x->counters, &n) == 0) &&
-        tw_store_counters_dec(x->counters, n, &x->next_id,
+        tw_record_counters_dec(x->counters, n, &x->next_id,
                               &x->next_ep) == 0) {
         x->have_counters = 1;
     } else {
@@ -143,7 +144,7 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
     size_t n = vlen;
     char what[200];
     if (x->version != 1 &&
-        tw_store_unseal(x->db, key, klen, val, &n) != 0) {
+        tw_record_unseal(x->db, key, klen, val, &n) != 0) {
         s_lost_record(x, key, klen, "its checksum does not match");
         return 0;
     }
@@ -154,8 +155,8 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
     if (x->db == TW_DB_TASKS) {
         msgpack_unpacked up;
         msgpack_unpacked_init(&up);
-        tw_store_task_t r;
-        if (tw_store_task_dec(&up, val, n, &r) == 0) {
+        tw_record_task_t r;
+        if (tw_record_task_dec(&up, val, n, &r) == 0) {
             x->max_id = r.id > x->max_id ? r.id : x->max_id;
             x->max_ep = r.ep > x->max_ep ? r.ep : x->max_ep;
         }
@@ -266,7 +267,7 @@ tw_store_salvage(const char *from, const char *into, FILE *out, char *why,
     x.to = to;
     for (int i = TW_DB_META + 1; i < TW_DB__COUNT; i++) {
         x.db = (tw_db_t)i;
-        const char *name = tw_store_db_name(x.db);
+        const char *name = tw_record_db_name(x.db);
         if (!x.have[i]) {
             fprintf(out, "lost: the whole '%s' database (its entry in the "
                          "database list is gone)\n", name);

@@ -24,8 +24,8 @@
  *  for the disk (always) or not (everysec, no: MDB_NOSYNC); tw_store_sync
  *  may then run on another thread (mdb_env_sync is safe beside the
  *  writer). MDB_MAP_FULL comes back as TW_EFULL with the transaction
- *  aborted, so nothing half-written remains. The record codecs are here
- *  too, so the unit suite checks each kind round-trips.
+ *  aborted, so nothing half-written remains. What the records hold and
+ *  how they are encoded is record.h.
  */
 #ifndef TW_BROKER_STORE_H
 #define TW_BROKER_STORE_H
@@ -34,15 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/state/record.h"
 #include "proto/proto.h"
-
-#define TW_STORE_VERSION 2
-
-/* Every stored value ends with a checksum of this many bytes: CRC-32C
- * (common/crc32c.h) of the database number (one byte), the key and the
- * value, big-endian. put/get/each add and check it; callers never see
- * it. */
-#define TW_STORE_CRC 4
 
 /* The id and epoch counters are stored this far ahead of what is handed
  * out (persist.c), so no id is reused after a restart. */
@@ -53,15 +46,6 @@ typedef enum {
     TW_FSYNC_EVERYSEC,
     TW_FSYNC_NO
 } tw_fsync_t;
-
-typedef enum {
-    TW_DB_META = 0,
-    TW_DB_TASKS,
-    TW_DB_STATIONS,
-    TW_DB_POOLS,
-    TW_DB_GROUPS,
-    TW_DB__COUNT
-} tw_db_t;
 
 typedef struct tw_store tw_store_t;
 
@@ -160,134 +144,9 @@ const char *tw_store_path(const tw_store_t *s);
 /* One sentence on the last failure (path, what and why), or "". */
 const char *tw_store_error(const tw_store_t *s);
 
-/* The name of database `db` ("tasks"...). */
-const char *tw_store_db_name(tw_db_t db);
-
-/* The checksum of a record (see TW_STORE_CRC). */
-uint32_t tw_store_crc(tw_db_t db, const void *key, size_t klen,
-                      const void *val, size_t vlen);
-
-/* Check the checksum at the end of a stored value of *vlen bytes: 0 and
- * *vlen without it, or TW_EPROTO. */
-int tw_store_unseal(tw_db_t db, const void *key, size_t klen,
-                    const void *val, size_t *vlen);
-
-/* Check a "format" record (a stored value, checksum included): 0 if it
- * is this broker's version, else TW_EVERSION or TW_EPROTO with the
- * sentence for `path` in `why`. */
-int tw_store_format_check(const char *path, const void *val, size_t vlen,
-                          char *why, size_t wlen);
-
-/* Keys of the id databases: 8 bytes big-endian, so LMDB's order is the
- * id order. */
-void tw_store_id_key(uint64_t id, unsigned char key[8]);
-uint64_t tw_store_key_id(const void *key, size_t klen);
-
-/* ---- records ---------------------------------------------------------- */
-
-/* A task, live or ended (its outcome). Strings and bytes are borrowed:
- * from the caller when encoding, from the unpacked buffer after decoding.
- * Groups: encoding reads gnames/glens; decoding sets gobj (an array of
- * strings, or NULL). */
-typedef struct {
-    uint64_t id, seq, ep, worker;
-    uint64_t shash;    /* the submission's hash (dedup.h) */
-    uint64_t t_wall;   /* submitted (live) or ended (result), wall ms */
-    uint64_t due_wall; /* not before (wall ms), 0 = now */
-    int64_t priority;
-    uint32_t timeout_ms;
-    uint16_t retries, attempt;
-    uint8_t state, cancel;
-    const void *ident;  /* submitter's routing identity */
-    size_t ident_len;
-    const char *handler;
-    size_t handler_len;
-    const void *data;   /* args (live) or result (ended) */
-    size_t data_len;
-    const char *error;
-    size_t error_len;
-    const char *pool;
-    size_t pool_len;
-    const char *key;    /* dedup key "k" */
-    size_t key_len;
-    size_t ngroups;
-    const char *const *gnames;
-    const size_t *glens;
-    const msgpack_object *gobj;
-} tw_store_task_t;
-
-typedef struct {
-    const char *sid;
-    size_t sid_len;
-    const char *handler;
-    size_t handler_len;
-    const void *args;
-    size_t args_len;
-    const void *ck;    /* NULL: none */
-    size_t ck_len;
-    const char *code;  /* NULL: none */
-    size_t code_len;
-    const char *last_error;
-    size_t last_error_len;
-    uint8_t next, wanted, state, restart, placement;
-    uint32_t interval_ms, timeout_ms, restarts;
-    uint64_t epoch, iterations;
-    /* tags: encoding reads tags/ntags (key, value pairs); decoding sets
-     * tobj (a map, or NULL). */
-    char *const *tags;
-    size_t ntags;
-    const msgpack_object *tobj;
-} tw_store_station_t;
-
-typedef struct {
-    const char *name;
-    size_t name_len;
-    uint64_t size, ended, cancelled, next_dseq;
-    uint8_t locked, closed;
-} tw_store_pool_t;
-
-typedef struct {
-    const char *pool;
-    size_t pool_len;
-    const char *name;
-    size_t name_len;
-    int64_t limit, calls;
-    uint64_t admitted, ended, cancelled;
-    uint8_t full, before_lock;
-} tw_store_group_t;
-
-/* Encode a record into `e` (cleared first). */
-void tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r);
-/* A task record straight into `out`, which holds at least
- * tw_store_task_enc_max(r) bytes; returns its size. */
-size_t tw_store_task_enc_max(const tw_store_task_t *r);
-size_t tw_store_task_enc_to(unsigned char *out, const tw_store_task_t *r);
-void tw_store_station_enc(tw_enc_t *e, const tw_store_station_t *r);
-void tw_store_pool_enc(tw_enc_t *e, const tw_store_pool_t *r);
-void tw_store_group_enc(tw_enc_t *e, const tw_store_group_t *r);
-
-/* Decode into *r (zeroed first), pointing into `up`, which the caller
- * initialised and destroys after use. Returns 0 or TW_EPROTO. */
-int tw_store_task_dec(msgpack_unpacked *up, const void *buf, size_t len,
-                      tw_store_task_t *r);
-int tw_store_station_dec(msgpack_unpacked *up, const void *buf, size_t len,
-                         tw_store_station_t *r);
-int tw_store_pool_dec(msgpack_unpacked *up, const void *buf, size_t len,
-                      tw_store_pool_t *r);
-int tw_store_group_dec(msgpack_unpacked *up, const void *buf, size_t len,
-                       tw_store_group_t *r);
-
-/* Group keys: pool NUL group, into `key` (room for 2 names + 1). */
-size_t tw_store_group_key(char *key, const char *pool, size_t plen,
-                          const char *group, size_t glen);
-
 /* The counters record: the next task id and dispatch epoch not yet
  * handed out (the broker writes a reservation ahead of both). */
 int tw_store_counters_get(tw_store_t *s, uint64_t *next_id,
                           uint64_t *next_ep);
 int tw_store_counters_put(tw_store_t *s, uint64_t next_id, uint64_t next_ep);
-/* Decode a counters record: 0 or TW_EPROTO. */
-int tw_store_counters_dec(const void *buf, size_t len, uint64_t *next_id,
-                          uint64_t *next_ep);
-
 #endif /* TW_BROKER_STORE_H */

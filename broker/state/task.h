@@ -1,5 +1,5 @@
-/*  broker/state/task.h - a one-shot task as the broker keeps it, and the table of
- *  all tasks.
+/*  broker/state/task.h - a one-shot task as the broker keeps it, and the
+ *  table of all tasks.
  *
  *  A task is created when a SUBMIT item is accepted and lives until its
  *  outcome has been kept for the result TTL. Its life:

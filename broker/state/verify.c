@@ -1,5 +1,5 @@
-/*  broker/state/verify.c - every page and record of a store checked before it is
- *  opened (see verify.h).
+/*  broker/state/verify.c - every page and record of a store checked before
+ *  it is opened (see verify.h).
  */
 #include "broker/state/verify.h"
 #include "broker/gate.h"
@@ -32,13 +32,13 @@ s_task(const void *key, size_t klen, const void *val, size_t vlen,
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_task_t r;
+    tw_record_task_t r;
     int rc = 0;
     if (klen != 8) {
         rc = s_bad(why, wlen, "its key is not a task id");
-    } else if (tw_store_task_dec(&up, val, vlen, &r) != 0) {
+    } else if (tw_record_task_dec(&up, val, vlen, &r) != 0) {
         rc = s_bad(why, wlen, "it does not decode as a task");
-    } else if (r.id != tw_store_key_id(key, klen)) {
+    } else if (r.id != tw_record_key_id(key, klen)) {
         rc = s_bad(why, wlen, "it names another task id than its key");
     } else if (r.state > TW_ST_RUNNING) {
         rc = s_bad(why, wlen, "its state is invalid");
@@ -68,9 +68,9 @@ s_station(const void *key, size_t klen, const void *val, size_t vlen,
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_station_t r;
+    tw_record_station_t r;
     int rc = 0;
-    if (tw_store_station_dec(&up, val, vlen, &r) != 0) {
+    if (tw_record_station_dec(&up, val, vlen, &r) != 0) {
         rc = s_bad(why, wlen, "it does not decode as a station");
     } else if (r.sid_len != klen || memcmp(r.sid, key, klen) != 0) {
         rc = s_bad(why, wlen, "it names another station than its key");
@@ -90,9 +90,9 @@ s_pool(const void *key, size_t klen, const void *val, size_t vlen,
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_pool_t r;
+    tw_record_pool_t r;
     int rc = 0;
-    if (tw_store_pool_dec(&up, val, vlen, &r) != 0) {
+    if (tw_record_pool_dec(&up, val, vlen, &r) != 0) {
         rc = s_bad(why, wlen, "it does not decode as a pool");
     } else if (r.name_len != klen || memcmp(r.name, key, klen) != 0 ||
                klen > TW_PROTO_MAX_NAME) {
@@ -108,14 +108,14 @@ s_group(const void *key, size_t klen, const void *val, size_t vlen,
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    tw_store_group_t r;
+    tw_record_group_t r;
     int rc = 0;
     char k[2 * TW_PROTO_MAX_NAME + 2];
-    if (tw_store_group_dec(&up, val, vlen, &r) != 0) {
+    if (tw_record_group_dec(&up, val, vlen, &r) != 0) {
         rc = s_bad(why, wlen, "it does not decode as a group");
     } else if (!r.pool_len || r.pool_len > TW_PROTO_MAX_NAME ||
                r.name_len > TW_PROTO_MAX_NAME ||
-               tw_store_group_key(k, r.pool, r.pool_len, r.name,
+               tw_record_group_key(k, r.pool, r.pool_len, r.name,
                                   r.name_len) != klen ||
                memcmp(k, key, klen) != 0) {
         rc = s_bad(why, wlen, "it names another group than its key");
@@ -142,7 +142,7 @@ tw_verify_record(tw_db_t db, const void *key, size_t klen, const void *val,
     }
     uint64_t id, ep;
     if (klen == 8 && memcmp(key, "counters", 8) == 0 &&
-        tw_store_counters_dec(val, vlen, &id, &ep) != 0) {
+        tw_record_counters_dec(val, vlen, &id, &ep) != 0) {
         return s_bad(why, wlen, "it does not decode as the counters");
     }
     return 0;
@@ -167,7 +167,7 @@ tw_verify_key_name(tw_db_t db, const void *key, size_t klen, char *out,
     char name[48];
     if (db == TW_DB_TASKS && klen == 8) {
         snprintf(out, olen, "task %llu",
-                 (unsigned long long)tw_store_key_id(key, klen));
+                 (unsigned long long)tw_record_key_id(key, klen));
         return;
     }
     if (db == TW_DB_GROUPS) {
@@ -222,7 +222,7 @@ s_main_rec(const void *key, size_t klen, const void *val, size_t vlen,
     s_dbs_t *x = arg;
     for (int i = 0; (flags & TW_PAGEFILE_SUBDATA) && i < TW_DB__COUNT;
          i++) {
-        const char *name = tw_store_db_name((tw_db_t)i);
+        const char *name = tw_record_db_name((tw_db_t)i);
         if (klen == strlen(name) && memcmp(key, name, klen) == 0) {
             if (tw_pagefile_db_decode(val, vlen, &x->dbs[i]) == 0) {
                 x->have[i] = 1;
@@ -247,7 +247,7 @@ tw_verify_dbs(tw_pagefile_t *f, tw_pagefile_db_t dbs[TW_DB__COUNT],
     if (rc == 0 && x.bad) {
         snprintf(why, wlen, "%s is damaged: the header of database '%s' "
                  "is unreadable", tw_pagefile_path(f),
-                 tw_store_db_name((tw_db_t)(x.bad - 1)));
+                 tw_record_db_name((tw_db_t)(x.bad - 1)));
         rc = bad ? bad(why, NULL, 0, NULL, 0, arg) : TW_EPROTO;
     }
     return rc;
@@ -262,11 +262,11 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
     char what[200], kname[120];
     if (x->db == TW_DB_META && klen == 6 && memcmp(key, "format", 6) == 0) {
         x->have_format = 1;
-        return tw_store_format_check(x->dir, val, vlen, x->why, x->wlen);
+        return tw_record_format_check(x->dir, val, vlen, x->why, x->wlen);
     }
     size_t n = vlen;
     int rc = 0;
-    if (tw_store_unseal(x->db, key, klen, val, &n) != 0) {
+    if (tw_record_unseal(x->db, key, klen, val, &n) != 0) {
         snprintf(what, sizeof what, "its checksum does not match");
         rc = TW_EPROTO;
     } else {
@@ -276,7 +276,7 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
         tw_verify_key_name(x->db, key, klen, kname, sizeof kname);
         snprintf(x->why, x->wlen,
                  "%s: a record in '%s' (%s) is damaged: %s" S_HINT, x->dir,
-                 tw_store_db_name(x->db), kname, what, x->dir);
+                 tw_record_db_name(x->db), kname, what, x->dir);
         return TW_EPROTO;
     }
     if (x->st) {
@@ -286,7 +286,7 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
 }
 
 int
-tw_store_verify(const char *dir, int deep, int *fresh,
+tw_verify_store(const char *dir, int deep, int *fresh,
                 tw_verify_stats_t *st, char *why, size_t wlen)
 {
     char path[4096];
@@ -324,12 +324,12 @@ tw_store_verify(const char *dir, int deep, int *fresh,
         if (!have[i]) {
             snprintf(why, wlen,
                      "%s: not a taskwheel store (no '%s' database; left "
-                     "untouched)", dir, tw_store_db_name((tw_db_t)i));
+                     "untouched)", dir, tw_record_db_name((tw_db_t)i));
             rc = TW_EPROTO;
             break;
         }
         x.db = (tw_db_t)i;
-        rc = tw_pagefile_walk(f, &dbs[i], tw_store_db_name(x.db), s_rec,
+        rc = tw_pagefile_walk(f, &dbs[i], tw_record_db_name(x.db), s_rec,
                               NULL, &x, pwhy, sizeof pwhy);
     }
     if (rc == 0 && !x.have_format) {

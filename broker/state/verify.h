@@ -1,6 +1,6 @@
 /*  broker/state/verify.h - a store checked before LMDB maps it.
  *
- *  tw_store_open (store.h) calls tw_store_verify before it lets LMDB near
+ *  tw_store_open (store.h) calls tw_verify_store before it lets LMDB near
  *  a data.mdb, so a damaged file is refused with one sentence instead of
  *  killing the broker (SIGBUS on a file cut short, SIGABRT on a page LMDB's
  *  assertions reject). Every check reads the file through pagefile.h:
@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #include "broker/state/pagefile.h"
-#include "broker/state/store.h"
+#include "broker/state/record.h"
 
 typedef struct tw_verify_stats {
     uint64_t records[TW_DB__COUNT]; /* records per database */
@@ -47,13 +47,13 @@ typedef struct tw_verify_stats {
  * is then set), or TW_EPROTO (damaged, truncated, not a taskwheel store),
  * TW_EVERSION (another format version) or TW_EIO (cannot read), with one
  * sentence naming the path and the problem in `why`. `st` may be NULL. */
-int tw_store_verify(const char *dir, int deep, int *fresh,
+int tw_verify_store(const char *dir, int deep, int *fresh,
                     tw_verify_stats_t *st, char *why, size_t wlen);
 
 /* Check one record of `db` (its value without the checksum): 0, or
  * TW_EPROTO with what is wrong in `why` (a phrase: "its arguments are not
  * one msgpack value"). The format record is checked by
- * tw_store_format_check instead. */
+ * tw_record_format_check instead. */
 int tw_verify_record(tw_db_t db, const void *key, size_t klen,
                      const void *val, size_t vlen, char *why, size_t wlen);
 

@@ -1,4 +1,6 @@
-/*  broker/state/workers.c - worker registry and handler table (see workers.h). */
+/*  broker/state/workers.c - worker registry and handler table (see
+ *  workers.h).
+ */
 #include "broker/state/workers.h"
 #include "common/alloc.h"
 #include "common/util.h"

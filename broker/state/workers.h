@@ -111,4 +111,32 @@ void tw_registry_set_handlers(tw_registry_t *r, tw_bworker_t *w,
 int tw_registry_drop_handler(tw_registry_t *r, tw_bworker_t *w,
                              uint32_t idx);
 
+/* "draining", "resizing" or "ready": a worker's state in replies,
+ * QUERY workers and the snapshot (scaling: cmd/on_worker.h). */
+static inline const char *
+tw_bworker_state(const tw_bworker_t *w)
+{
+    return w->leaving ? "draining" : w->resizing ? "resizing" : "ready";
+}
+
+/* 1 if the worker may be given tasks and stations now. */
+static inline int
+tw_bworker_open(const tw_bworker_t *w)
+{
+    return !w->leaving && !w->resizing;
+}
+
+/* Credit a worker may hold, and slots it may announce, at most. */
+#define TW_CREDIT_MAX (1u << 20)
+
+/* Worker `w` announced `n` more free slots (READY, DONE, STATION). */
+static inline void
+tw_bworker_add_credit(tw_bworker_t *w, uint64_t n)
+{
+    w->credit += n;
+    if (w->credit > TW_CREDIT_MAX) {
+        w->credit = TW_CREDIT_MAX;
+    }
+}
+
 #endif /* TW_BROKER_WORKERS_H */
