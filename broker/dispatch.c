@@ -15,71 +15,6 @@
 #include "common/error.h"
 #include "common/log.h"
 
-/* Decode the message in `msg` (identity first). Returns 0 with *m decoded,
- * or a negative error after answering the peer with ERROR. */
-static int
-s_decode(tw_broker_t *b, tw_out_side_t out, tw_zframes_t *msg, tw_msg_t *m)
-{
-    int dir = out == TW_OUT_FRONT ? TW_C2B : TW_W2B;
-    const char *side = out == TW_OUT_FRONT ? "frontend" : "backend";
-    const void *ident = zmq_msg_data(&msg->f[0]);
-    size_t ilen = zmq_msg_size(&msg->f[0]);
-    int rc;
-    if (msg->n != 3 || msg->truncated) {
-        rc = TW_EPROTO;
-    } else {
-        rc = tw_msg_decode(m, zmq_msg_data(&msg->f[1]),
-                           zmq_msg_size(&msg->f[1]),
-                           zmq_msg_data(&msg->f[2]),
-                           zmq_msg_size(&msg->f[2]));
-    }
-    if (rc != 0) {
-        b->st.malformed++;
-        tw__broker_peer_error(b, side, ident, ilen);
-        /* Log the first few and then every 1000th, never per message. */
-        if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
-            tw_warn("proto.malformed",
-                    "%s message dropped (%s), %llu so far", side,
-                    tw_strerror(rc), (unsigned long long)b->st.malformed);
-        }
-        const char *why = msg->n != 3 || msg->truncated
-                              ? "expected a header frame and a body frame"
-                          : rc == TW_EVERSION
-                              ? "this broker speaks protocol version 1"
-                          : rc == TW_ECOMMAND ? "unknown command"
-                                              : "malformed header or body";
-        tw_out_error(&b->out, out, ident, ilen, rc, 0, "%s", why);
-        return rc;
-    }
-    if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
-        b->st.malformed++;
-        tw__broker_peer_error(b, side, ident, ilen);
-        /* The likely mistake is the wrong port: name the right one. */
-        int dirs = tw_proto_cmd_dirs(m->cmd);
-        const char *name = tw_proto_cmd_name(m->cmd);
-        if (dir == TW_C2B && (dirs & TW_W2B)) {
-            tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
-                         "command %s is for workers: this is the "
-                             "broker's frontend, for clients; workers "
-                         "connect to the backend, %s",
-                         name, b->ep_back);
-        } else if (dir == TW_W2B && (dirs & TW_C2B)) {
-            tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
-                         "command %s is for clients: this is the "
-                             "broker's backend, for workers; clients "
-                         "connect to the frontend, %s",
-                         name, b->ep_front);
-        } else {
-            tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
-                         "command %s is not valid on the %s socket",
-                         name, side);
-        }
-        tw_msg_release(m);
-        return TW_ECOMMAND;
-    }
-    return 0;
-}
-
 static void
 s_front(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 {
@@ -131,8 +66,7 @@ tw__dispatch_front(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
     tw_msg_t m;
-    if (!tw__gate_front(b, msg) ||
-        s_decode(b, TW_OUT_FRONT, msg, &m) != 0) {
+    if (tw__gate_decode(b, msg, &m, TW_C2B) != 0) {
         return;
     }
     tw_bclient_t *c = tw_clients_touch(&b->clients, zmq_msg_data(&msg->f[0]),
@@ -209,7 +143,7 @@ tw__dispatch_back(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
     tw_msg_t m;
-    if (!tw__gate_back(b, msg) || s_decode(b, TW_OUT_BACK, msg, &m) != 0) {
+    if (tw__gate_decode(b, msg, &m, TW_W2B) != 0) {
         return;
     }
     const void *ident = zmq_msg_data(&msg->f[0]);

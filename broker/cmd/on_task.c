@@ -69,23 +69,28 @@ s_ack(tw_enc_t *e, uint64_t seq, uint64_t id, int dup)
     }
 }
 
+/* The hash a resend of item `it` must match (dedup.h). */
+static uint32_t
+s_item_hash(const tw_item_t *it)
+{
+    size_t hl, al;
+    const char *hn = tw_item_str(it, TW_I_H, &hl);
+    const void *av = tw_item_bin(it, TW_I_A, &al);
+    return tw_dedup_item_hash(hn, hl, av, al);
+}
+
 /* The task client `c` already made from this item (seq), if the item is
  * a resend of it (lease.c, dedup.h): the same seq and the same handler
- * and arguments (their hash in *shash). */
+ * and arguments (their hash `shash`). */
 static tw_task_t *
-s_resent(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, uint64_t seq,
-         uint32_t *shash)
+s_resent(tw_broker_t *b, tw_bclient_t *c, uint64_t seq, uint32_t shash)
 {
     uint64_t sent = tw_dedup_get(&b->dedup, c->id, seq);
     tw_task_t *st = sent ? tw_tasks_get(&b->tasks, sent) : NULL;
     if (!st || st->client != c->id || st->seq != seq) {
         return NULL;
     }
-    size_t hl, al;
-    const char *hn = tw_item_str(it, TW_I_H, &hl);
-    const void *av = tw_item_bin(it, TW_I_A, &al);
-    *shash = tw_dedup_item_hash(hn, hl, av, al);
-    return *shash == st->shash ? st : NULL; /* else the seq was reused */
+    return shash == st->shash ? st : NULL; /* else the seq was reused */
 }
 
 /* A new task from SUBMIT item `it` of client `c`, admitted into pool `p`
@@ -106,11 +111,6 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
     t->seq = tw_item_uint(it, TW_I_SEQ, 0);
     t->client = c->id;
     t->handler = (uint32_t)hidx;
-    if (!shash) {
-        size_t hl;
-        const char *hn = tw_item_str(it, TW_I_H, &hl);
-        shash = tw_dedup_item_hash(hn, hl, a, alen);
-    }
     t->shash = shash;
     t->priority = pri > INT32_MAX   ? INT32_MAX
                   : pri < INT32_MIN ? INT32_MIN
@@ -139,8 +139,8 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
               tw_enc_t *e, int publish)
 {
     uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
-    uint32_t shash = 0;
-    tw_task_t *st = s_resent(b, c, it, seq, &shash);
+    uint32_t shash = s_item_hash(it);
+    tw_task_t *st = s_resent(b, c, seq, shash);
     if (st) {
         /* A resend of an item already recorded: the same ACK, nothing
          * enqueued, and the outcome again if it has one. */
@@ -152,11 +152,23 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
         return;
     }
     char why[256];
+    int rc = tw_dedup_refused(&b->dedup, c->id, seq, shash);
+    if (rc != 0) {
+        /* A second copy of a refused item: the same answer, even if room
+         * came back in between (dedup.h). */
+        snprintf(why, sizeof why, "%s (a resend of seq %llu, which was "
+                 "refused)", tw_strerror(rc), (unsigned long long)seq);
+        s_ack_error(e, seq, rc, why);
+        b->st.deduplicated++;
+        c->refused++;
+        return;
+    }
     int hidx;
     tw_pool_t *p = NULL;
-    int rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
+    rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
     if (rc != 0) {
         s_ack_error(e, seq, rc, why);
+        tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc);
         b->st.rejected++;
         c->refused++; /* need not wait for the store (persist.c) */
         return;

@@ -3,7 +3,7 @@
 #include "broker/core/core.h"
 #include "broker/core/events.h"
 #include "broker/core/persist.h"
-#include "broker/gate.h"
+#include "proto/mpwalk.h"
 #include "common/error.h"
 
 #include <stdio.h>
@@ -88,7 +88,7 @@ tw__admit_item(tw_broker_t *b, const tw_item_t *it, int *hidx,
                  alen, b->cfg->max_payload);
         return TW_E2BIG;
     }
-    if (alen && !tw_gate_value_ok(a, alen)) {
+    if (alen && !tw_mp_one(a, alen, TW_MP_DEPTH_DECODE)) {
         /* A store never holds arguments a worker could not decode
          * (docs/STORAGE.md, verification). */
         snprintf(why, wlen, "arguments are not one msgpack value");
