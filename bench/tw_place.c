@@ -13,7 +13,7 @@
  *    place: 10000 unmatched stations, 20 workers: 0.010 us per credit
  *    return (stations tried per return 0.0, median of 5 runs of 2000)
  *
- *  Before the aside list (broker/aside.h) every pass tried all N, one
+ *  Before the aside list (broker/state/aside.h) every pass tried all N, one
  *  scan of the W workers each. The source also builds against a broker
  *  without aside.h, for that comparison (docs/BENCHMARKS.md).
  *

@@ -88,7 +88,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "per attempt, at most 30 s, +-25% jitter)"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
-    /* Durability: broker/persist.h, docs/STORAGE.md. */
+    /* Durability: broker/core/persist.h, docs/STORAGE.md. */
     {"data", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, data), NULL,
      "store directory (LMDB); unset or empty: memory only, nothing "
      "survives a restart"},
@@ -107,7 +107,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "log threshold"},
     {"log", TW_CFG_ENUM, 0, 0, "stderr", offsetof(tw_broker_cfg_t, log),
      "stderr|syslog", "where log lines go"},
-    /* Security: broker/auth.h, docs/SECURITY.md. */
+    /* Security: broker/state/auth.h, docs/SECURITY.md. */
     {"curve-secret", TW_CFG_STR, 0, 0, NULL,
      offsetof(tw_broker_cfg_t, curve_secret), NULL,
      "CURVE secret key file: authenticate and encrypt all three sockets"},
@@ -122,7 +122,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "directory of monitor public keys allowed on the status socket"},
     {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
      NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
-    /* Monitoring: broker/metrics.h, docs/OPERATIONS.md. */
+    /* Monitoring: broker/cmd/metrics.h, docs/OPERATIONS.md. */
     {"metrics", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
      NULL, "HOST:PORT serving Prometheus metrics at /metrics (off when "
      "unset; non-loopback needs --insecure)"},

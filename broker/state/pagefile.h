@@ -4,8 +4,8 @@
  *  raises SIGBUS when a page past its end is touched, and a page with a
  *  damaged header trips an assertion (SIGABRT) or makes it read wild
  *  offsets. The broker must never die of its store, so before LMDB maps a
- *  store (broker/verify.h), and when a damaged one is salvaged
- *  (broker/salvage.h), the file is read here instead: with pread, one page
+ *  store (broker/state/verify.h), and when a damaged one is salvaged
+ *  (broker/state/salvage.h), the file is read here instead: with pread, one page
  *  at a time, every page number checked against the file's size and every
  *  node, key and value checked against its page before it is used. A
  *  damaged file gives an error with a sentence, never a signal.

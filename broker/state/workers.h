@@ -54,7 +54,7 @@ typedef struct {
     uint8_t draining;    /* released a station unasked: leaving (S29) */
     /* Station traffic due to this worker at the end of the turn. */
     tw_batch_t assign, n2s, control, release;
-    /* ops: scaling (broker/scale.h). `leaving`: a client asked it to drain,
+    /* ops: scaling (broker/cmd/on_worker.h). `leaving`: a client asked it to drain,
      * so it gets no tasks and no stations and its BYE means "drained".
      * `resizing`: resize requests it has not confirmed yet; while any is
      * out it gets nothing either (its credit is re-set by the answer). */

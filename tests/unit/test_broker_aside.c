@@ -1,7 +1,7 @@
 /*  tests/unit/test_broker_aside.c - stations no worker matches are set
  *  aside, and tried again only when the worker set changes.
  *
- *  The aside list (broker/aside.h) keeps the stations whose last try found
+ *  The aside list (broker/state/aside.h) keeps the stations whose last try found
  *  no eligible worker ("no eligible worker", "waiting for its host"); the
  *  placement pass (tw__place_pass, core/place.c) does not look at
  *  them while the workers stay the same, so a credit return under task

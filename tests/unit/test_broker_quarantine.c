@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_quarantine.c - peers that keep sending garbage
- *  (broker/quarantine.h).
+ *  (broker/state/quarantine.h).
  *
  *  Time is numbers passed in. The suite checks that `bound` strikes in one
  *  window, and not one fewer, put a peer in quarantine, and that the call
