@@ -10,9 +10,9 @@
  *  and the body fields it needs, which the broker refuses a request
  *  without (each command's section of PROTOCOL.md says with which error).
  *  The broker turns each row into a call of its s_op_<name>() function,
- *  the client library takes the names from here, the codec tests build
- *  and decode a request for every row, and a test compares the table with
- *  PROTOCOL.md section 4.9, so the lists cannot drift apart.
+ *  the client library takes the names it sends itself from here, and
+ *  test_proto builds and decodes a request for every row and compares the
+ *  table with PROTOCOL.md section 4.9, so the lists cannot drift apart.
  *
  *  Fields a row cannot say: STATION "add" may give "items" (many stations)
  *  instead of sid and handler, and WORKER "drain" and "resize" need a
