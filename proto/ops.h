@@ -87,6 +87,12 @@ typedef enum {
         TW_OP__COUNT
 } tw_op_t;
 
+/* A row of a handler table indexed by tw_op_t, for a file that defines
+ * one static s_op_<name>() per operation: TW_PROTO_POOL_OPS(TW_OP_S_FN)
+ * gives [TW_OP_POOL_SIZE] = s_op_size, and so on. */
+#define TW_OP_S_FN(cmd, NAME, name, dirs, needs)                             \
+    [TW_OP_##cmd##_##NAME] = s_op_##name,
+
 /* The operation of command `cmd` named `s` (len bytes, not
  * NUL-terminated), or TW_OP_NONE if it has none of that name. */
 tw_op_t tw_proto_op(tw_cmd_t cmd, const char *s, size_t len);

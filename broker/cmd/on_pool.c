@@ -346,9 +346,7 @@ s_op_list(s_req_t *r)
 
 /* The GROUP operations by tw_op_t, from proto/ops.h. */
 static s_op_fn *const s_group_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_GROUP_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_GROUP_OPS(TW_OP_S_FN)
 };
 
 void
@@ -595,9 +593,7 @@ s_op_cancel_all(s_req_t *r)
 
 /* The POOL operations by tw_op_t, from proto/ops.h. */
 static s_op_fn *const s_pool_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_POOL_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_POOL_OPS(TW_OP_S_FN)
 };
 
 void

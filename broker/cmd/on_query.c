@@ -32,9 +32,7 @@ s_op_workers(tw_broker_t *b, tw_enc_t *e)
 
 /* The operations by tw_op_t, from proto/ops.h. */
 static s_op_fn *const s_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_QUERY_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_QUERY_OPS(TW_OP_S_FN)
 };
 
 void

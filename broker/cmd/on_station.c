@@ -568,9 +568,7 @@ s_op_send(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq,
 
 /* The operations by tw_op_t, from proto/ops.h. */
 static s_op_fn *const s_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_STATION_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_STATION_OPS(TW_OP_S_FN)
 };
 
 void

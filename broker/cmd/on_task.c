@@ -332,9 +332,7 @@ s_cancel_ids(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 /* The CANCEL operations by tw_op_t, from proto/ops.h. */
 typedef void s_op_fn(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);
 static s_op_fn *const s_cancel_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_CANCEL_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_CANCEL_OPS(TW_OP_S_FN)
 };
 
 void

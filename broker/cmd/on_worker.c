@@ -225,9 +225,7 @@ s_op_resized(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
 
 /* The operations by tw_op_t, from proto/ops.h. */
 static s_op_fn *const s_ops[TW_OP__COUNT] = {
-#define S_OP(cmd, NAME, name, dirs, needs) [TW_OP_##cmd##_##NAME] = s_op_##name,
-    TW_PROTO_WORKER_OPS(S_OP)
-#undef S_OP
+    TW_PROTO_WORKER_OPS(TW_OP_S_FN)
 };
 
 /* 1 if `w` is selected by the request's wid or name. */
