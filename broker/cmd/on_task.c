@@ -156,8 +156,9 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     if (rc != 0) {
         /* A second copy of a refused item: the same answer, even if room
          * came back in between (dedup.h). */
-        snprintf(why, sizeof why, "%s (a resend of seq %llu, which was "
-                 "refused)", tw_strerror(rc), (unsigned long long)seq);
+        snprintf(why, sizeof why, "%s: seq %llu was refused before, and a "
+                 "resend gets the same answer", tw_strerror(rc),
+                 (unsigned long long)seq);
         s_ack_error(e, seq, rc, why);
         b->st.deduplicated++;
         c->refused++;
@@ -168,7 +169,8 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
     if (rc != 0) {
         s_ack_error(e, seq, rc, why);
-        tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc);
+        tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc,
+                        c->outstanding + ++c->refusals);
         b->st.rejected++;
         c->refused++; /* need not wait for the store (persist.c) */
         return;
