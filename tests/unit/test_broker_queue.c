@@ -18,8 +18,8 @@
 
 #include <string.h>
 
-#include "broker/queue.h"
-#include "broker/task.h"
+#include "broker/state/queue.h"
+#include "broker/state/task.h"
 #include "tests/unit/support/rng.h"
 
 /* Fill `t` as a pending task with this id and priority. */
