@@ -4,7 +4,7 @@
  *  cluster (broker/state/pools.h); this file is the client's side of them:
  *
  *    - the SUBMIT item fields a spec adds: pool "pl", groups "g", delay
- *      "dl" and dedup key "k";
+ *      "dl", absolute start "eta" and dedup key "k";
  *    - GROUP and POOL requests and strict CANCEL, each one REPLY-or-ERROR
  *      request through tw__client_request;
  *    - feeders: apply, map, starmap, kwmap and start submit many tasks in
@@ -223,6 +223,9 @@ tw__spec_names_check(const tw_task_spec_t *spec, size_t *bytes)
     if (spec->delay_ms) {
         b += 12;
     }
+    if (spec->at_ms) {
+        b += 13;
+    }
     *bytes = b;
     return 0;
 }
@@ -231,7 +234,7 @@ size_t
 tw__spec_names_fields(const tw_task_spec_t *spec)
 {
     return (spec->pool != NULL) + (spec->ngroups > 0) +
-           (spec->delay_ms != 0) + (spec->key != NULL);
+           (spec->delay_ms != 0) + (spec->at_ms != 0) + (spec->key != NULL);
 }
 
 void
@@ -251,6 +254,10 @@ tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec)
     if (spec->delay_ms) {
         tw_enc_ikey(e, TW_I_DL);
         tw_enc_uint(e, spec->delay_ms);
+    }
+    if (spec->at_ms) {
+        tw_enc_ikey(e, TW_I_ETA);
+        tw_enc_uint(e, spec->at_ms);
     }
     if (spec->key) {
         tw_enc_ikey(e, TW_I_K);

@@ -9,6 +9,7 @@
 #include "broker/core/outbox.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/util.h"
 #include "proto/ops.h"
 
 #include <stdio.h>
@@ -118,6 +119,13 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
     t->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
     t->retries = re > 1000 ? 1000 : (uint16_t)re;
     t->due_ms = dl ? now + dl : 0;
+    uint64_t eta = tw_item_uint(it, TW_I_ETA, 0), wall = tw_wall_ms();
+    if (eta > wall) {
+        /* The loop's clock read now, not its cached `now`: the task must
+         * not start before eta, even by the time this turn has taken. */
+        uint64_t at = uv_hrtime() / 1000000 + (eta - wall) + 1;
+        t->due_ms = at > t->due_ms ? at : t->due_ms;
+    }
     t->pool = p->id;
     s_join_groups(b, t, p, it->f[TW_I_G]);
     if (key && klen) {

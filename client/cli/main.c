@@ -375,7 +375,7 @@ s_cmd_submit(const tw_cli_env_t *o)
     int wait = 0;
     tw_task_spec_t spec;
     memset(&spec, 0, sizeof spec);
-    tw_cli_submit_ext_t ext; /* --group, --delay, --key (cmd_pool.c) */
+    tw_cli_submit_ext_t ext; /* --group, --delay, --at, --key (cmd_pool.c) */
     memset(&ext, 0, sizeof ext);
     tw_cli_chan_t chan; /* --respond (cmd_chan.c) */
     memset(&chan, 0, sizeof chan);
@@ -1957,14 +1957,17 @@ static int s_cmd_help(const tw_cli_env_t *o);
 static const tw_cli_cmd_t s_commands[] = {
     {"submit",
      "HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
-     "[--group G]... [--delay S] [--key K] [--wait [--respond JSON]]",
+     "[--group G]... [--delay S] [--at TIME] [--key K]\n"
+     "[--wait [--respond JSON]]",
      "Queue a task and print its id. ARGS-JSON is any JSON value\n"
      "(default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
      "--wait, print the task's result instead (exit 1 if it failed)\n"
      "and its channel items as JSON lines on stderr; requests get\n"
      "--respond's value, or are refused (the task's request fails).\n"
      "--timeout is in seconds, 0 = none. --group joins a group of the\n"
-     "pool (repeatable), --delay holds it back S seconds, --key is a\n"
+     "pool (repeatable), --delay holds it back S seconds, --at until\n"
+     "an RFC 3339 time (2025-01-01T03:00:00+01:00; with --delay too,\n"
+     "the later holds), --key is a\n"
      "dedup key: while a task with it is known, its id (with --wait,\n"
      "its outcome) is returned. Built-in handlers: docs/HANDLERS.md.",
      s_cmd_submit},

@@ -72,6 +72,10 @@ typedef struct {
                              fired after the client-level ones; NULL =
                              none */
     void *event_arg;
+    uint64_t at_ms;      /* "eta": earliest start as a wall-clock time,
+                            milliseconds since the Unix epoch (UTC); 0 =
+                            none. With delay_ms too, the later holds; a
+                            time in the past starts it at once */
 } tw_task_spec_t;
 
 /* An outcome, borrowed by the callback for its duration. */
