@@ -20,6 +20,7 @@
 #include "common/tz.h"
 #include "proto/proto.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,6 +484,36 @@ tw_cli_submit_flag(tw_cli_submit_ext_t *x, int argc, char **argv, int *i)
         x->at_ms = ms > 0 ? (uint64_t)ms : 1; /* the past: at once */
         return 1;
     }
+    if ((r = tw_cli_flag(argc, argv, i, "--after", &val)) != 0) {
+        /* ID[,ID...]: each a task id, in the order they are named. */
+        const char *p = r > 0 ? val : "";
+        do {
+            char *end;
+            errno = 0;
+            unsigned long long id = strtoull(p, &end, 10);
+            if (end == p || id == 0 || errno || (*end && *end != ',') ||
+                (*end == ',' && !end[1]) || *p == '-' || *p == '+' ||
+                *p == ' ') {
+                return tw_cli_usage("--after needs task ids separated by "
+                                    "commas, like --after 12,13");
+            }
+            if (x->nafter == TW_CLI_MAX_AFTER) {
+                return tw_cli_usage("--after: at most %d parents",
+                                    TW_CLI_MAX_AFTER);
+            }
+            x->after[x->nafter++] = id;
+            p = *end ? end + 1 : end;
+        } while (*p);
+        return 1;
+    }
+    if (strcmp(argv[*i], "--after-any-end") == 0) {
+        x->after_any_end = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--with-results") == 0) {
+        x->with_results = 1;
+        return 1;
+    }
     if ((r = tw_cli_flag(argc, argv, i, "--key", &val)) != 0) {
         if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
             return tw_cli_usage("--key needs a key of 1 to %d bytes",
@@ -503,5 +534,9 @@ tw_cli_submit_apply(const tw_cli_submit_ext_t *x, const char *pool,
     spec->ngroups = x->ngroups;
     spec->delay_ms = x->delay_ms;
     spec->at_ms = x->at_ms;
+    spec->after = x->nafter ? x->after : NULL;
+    spec->nafter = x->nafter;
+    spec->after_any_end = x->after_any_end;
+    spec->with_results = x->with_results;
     spec->key = x->key;
 }
