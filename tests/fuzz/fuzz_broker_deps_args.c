@@ -16,7 +16,7 @@
 #include "broker/state/deps.h"
 #include "common/alloc.h"
 #include "common/error.h"
-#include "worker/mpscan.h"
+#include "proto/mpwalk.h"
 
 #include "tests/fuzz/touch.h"
 
@@ -24,24 +24,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 1 if [p, p+n) is exactly one msgpack value (judged by the worker's
- * scanner, which allocates nothing and has no depth limit, unlike
- * msgpack-c); its element count in *elems when it is an array (else 1),
- * 0 for nil. */
+/* 1 if [p, p+n) is exactly one msgpack value (judged by the one
+ * msgpack walker, proto/mpwalk.h, which allocates nothing, here with no
+ * depth limit, unlike msgpack-c); its element count in *elems when it is
+ * an array (else 1), 0 for nil. */
 static int
 s_one(const void *p, size_t n, uint64_t *elems)
 {
-    if (!tw_mpscan_one(p, n)) {
+    if (!tw_mp_one(p, n, TW_MP_DEPTH_ANY)) {
         return 0;
     }
     if (elems) {
         const unsigned char *b = p;
         size_t off = 0;
         uint64_t len, kids;
-        if (tw_mpscan_head(b, n, &off, &len, &kids) != 0) {
+        if (tw_mp_head(b, n, &off, &len, &kids) != 0) {
             abort(); /* a whole value has a whole head */
         }
-        *elems = tw_mpscan_is_array(b[0]) ? kids : b[0] == 0xc0 ? 0 : 1;
+        *elems = tw_mp_is_array(b[0]) ? kids : b[0] == 0xc0 ? 0 : 1;
     }
     return 1;
 }
