@@ -14,6 +14,12 @@
  *  next call (tw_procpool_run). And a station's queued n2s messages are
  *  written right after its iteration's call frame.
  *
+ *  n2s messages handed to a child are kept with the iteration's job
+ *  until its outcome says which the handler took (PROTOCOL.md 15.10):
+ *  the others go back to the front of the station's queue and follow
+ *  its next iteration's call, in whichever child that runs. An outcome
+ *  without that word (a child older than it) takes them all.
+ *
  *  After every event the edge runs the engine once (s_tick), which
  *  re-arms the one timer for the next deadline.
  */
@@ -53,6 +59,7 @@ struct s_job {
     tw_call_t *call;
     uint64_t started; /* loop time of the start, for the timeout left */
     tw_n2sq_t *sd;    /* the station's n2s queue, for iterations */
+    tw_n2sq_t sent;   /* n2s messages handed to the child, not yet taken */
 };
 
 struct s_kid {
@@ -65,8 +72,9 @@ struct s_kid {
     tw_frame_reader_t rd;
     char line[S_MAX_LINE];
     size_t llen;
-    char ctx[160]; /* "task 42", "station t1": its last call */
-    int unknown;   /* frames with an unknown "ev" this life */
+    uint64_t last_task;     /* its last call, for stderr lines: a task, */
+    char last_sid[129];     /* or a station ("" and 0: none yet) */
+    int unknown;            /* frames with an unknown "ev" this life */
     tw_enc_t enc;
 };
 
@@ -216,6 +224,22 @@ tw_procs_default_count(unsigned slots)
 
 /* Logging ---------------------------------------------------------------- */
 
+static s_job_t *s_job_of(tw_pp_job_t *j);
+
+/* Remember the call `j` as the last one `k` ran (or runs). */
+static void
+s_kid_saw(s_kid_t *k, const s_job_t *j)
+{
+    tw_station_t *st = tw_call_station(j->call);
+    if (st) {
+        k->last_task = 0;
+        snprintf(k->last_sid, sizeof k->last_sid, "%s", tw_station_id(st));
+    } else {
+        k->last_task = tw_call_id(j->call);
+        k->last_sid[0] = '\0';
+    }
+}
+
 /* One stderr line of a child, with the call it runs (or ran last). */
 static void
 s_log_line(s_kid_t *k, const char *p, size_t n)
@@ -223,9 +247,20 @@ s_log_line(s_kid_t *k, const char *p, size_t n)
     while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == '\n')) {
         n--;
     }
-    tw_notice("worker.proc.stderr", "proc %u pid %d%s%s: %.*s",
-              tw_procpool_pool_of(k->ps->pp, k->idx), k->pid,
-              k->ctx[0] ? " " : "", k->ctx, (int)n, p);
+    tw_pp_job_t *run = tw_procpool_job(k->ps->pp, k->idx);
+    if (run) {
+        s_kid_saw(k, s_job_of(run));
+    }
+    char ctx[160] = "";
+    if (k->last_sid[0]) {
+        snprintf(ctx, sizeof ctx, " station %s", k->last_sid);
+    } else if (k->last_task) {
+        snprintf(ctx, sizeof ctx, " task %llu",
+                 (unsigned long long)k->last_task);
+    }
+    tw_notice("worker.proc.stderr", "proc %u pid %d%s: %.*s",
+              tw_procpool_pool_of(k->ps->pp, k->idx), k->pid, ctx, (int)n,
+              p);
 }
 
 static void
@@ -272,13 +307,15 @@ s_job_of(tw_pp_job_t *j)
     return (s_job_t *)j;
 }
 
-/* Forget `j` (its call has just been finished). */
+/* Forget `j` (its call has just been finished): n2s messages it still
+ * keeps were handed over and are not given again (at most once). */
 static void
 s_job_free(s_job_t *j)
 {
     if (j->sd && j->sd->run == j) {
         j->sd->run = NULL;
     }
+    tw_n2sq_clear(&j->sent);
     tw_free(j);
 }
 
@@ -296,12 +333,22 @@ s_write(s_kid_t *k, int optional)
     return tw_frame_send(&k->enc, in);
 }
 
+/* Hand n2s message `m` to the child running `j`'s iteration, and keep
+ * it with `j` until the outcome says whether it was taken (at most
+ * TW_N2SQ_MAX of them and TW_N2SQ_MAX_BYTES: beyond, the oldest are
+ * forgotten, as taken). */
 static void
-s_send_n2s(s_kid_t *k, tw_n2sq_t *sd, uint64_t seq, const void *d, size_t n)
+s_send_n2s(s_kid_t *k, s_job_t *j, tw_n2sq_msg_t *m)
 {
-    tw_proc_enc_n2s(&k->enc, seq, d, n);
+    tw_proc_enc_n2s(&k->enc, m->seq, m->data, m->len);
     if (s_write(k, 1) != 0) {
-        sd->dropped++;
+        j->sd->dropped++;
+        tw_free(m);
+        return;
+    }
+    tw_n2sq_put(&j->sent, m);
+    while (j->sent.n > TW_N2SQ_MAX || j->sent.bytes > TW_N2SQ_MAX_BYTES) {
+        tw_free(tw_n2sq_pop(&j->sent));
     }
 }
 
@@ -332,7 +379,8 @@ s_spawn(void *ud, unsigned child, unsigned pool, char *err, size_t errlen)
     k->pid = 0;
     k->llen = 0;
     k->unknown = 0;
-    k->ctx[0] = '\0';
+    k->last_task = 0;
+    k->last_sid[0] = '\0';
     tw_frame_reader_free(&k->rd);
     tw_frame_reader_init(&k->rd, TW_PROC_MAX_FRAME);
     k->alive = 1;
@@ -371,12 +419,10 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
         c.sid = tw_station_id(st);
         c.sidlen = strlen(c.sid);
         c.it = tw_station_iteration(st);
-        snprintf(k->ctx, sizeof k->ctx, "station %.128s", c.sid);
+        c.n2s = j->sd && (tw_procpool_flags(ps->pp, pj->hid) & TW_PP_F_N2S);
     } else {
         c.task = tw_call_id(call);
         c.at = call->attempt;
-        snprintf(k->ctx, sizeof k->ctx, "task %llu",
-                 (unsigned long long)c.task);
     }
     if (call->timeout_ms) {
         /* The deadline counts from the start of the call, which may have
@@ -388,7 +434,9 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
         c.to = call->timeout_ms;
         c.dl = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 + left;
     }
-    tw_child_clear_err(&k->child); /* a death quotes this call's stderr */
+    if (tw_procpool_job(ps->pp, child) == pj) {
+        tw_child_clear_err(&k->child); /* a death quotes this call's stderr */
+    }
     tw_proc_enc_call(&k->enc, &c);
     s_write(k, 0);
     if (st && j->sd) {
@@ -396,8 +444,7 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
         j->sd->run = j;
         tw_n2sq_msg_t *m;
         while ((m = tw_n2sq_pop(j->sd)) != NULL) {
-            s_send_n2s(k, j->sd, m->seq, m->data, m->len);
-            tw_free(m);
+            s_send_n2s(k, j, m);
         }
     }
 }
@@ -411,9 +458,15 @@ s_send_bare(tw_procs_t *ps, unsigned child, const char *ev)
 }
 
 static void
-s_send_cancel(void *ud, unsigned child)
+s_send_cancel(void *ud, unsigned child, tw_pp_job_t *pj)
 {
-    s_send_bare(ud, child, "cancel");
+    tw_procs_t *ps = ud;
+    s_kid_t *k = &ps->kids[child];
+    tw_call_t *call = s_job_of(pj)->call;
+    /* A task's cancel names it: the child may hold it behind another. */
+    tw_proc_enc_cancel(&k->enc,
+                       tw_call_station(call) ? 0 : tw_call_id(call));
+    s_write(k, 0);
 }
 
 static void
@@ -486,11 +539,14 @@ s_on_hello(s_kid_t *k, const tw_frame_t *f)
                           uv_now(ps->loop), err, sizeof err) != 0) {
         return; /* the engine said why and killed it */
     }
+    unsigned depth = h->pipeline > TW_PP_MAX_DEPTH ? TW_PP_MAX_DEPTH
+                                                   : (unsigned)h->pipeline;
+    tw_procpool_set_depth(ps->pp, k->idx, depth);
     unsigned pool = tw_procpool_pool_of(ps->pp, k->idx);
     tw_info("worker.proc",
-            "proc %u child %u (pid %d) ready: %zu handler(s)"
+            "proc %u child %u (pid %d) ready: %zu handler(s), pipeline %u"
             "%s%.*s",
-            pool, k->idx, k->pid, h->n, h->rt ? ", " : "",
+            pool, k->idx, k->pid, h->n, depth, h->rt ? ", " : "",
             h->rt ? (int)(h->rtlen > 200 ? 200 : h->rtlen) : 0,
             h->rt ? h->rt : "");
 }
@@ -508,6 +564,16 @@ s_on_outcome(s_kid_t *k, const tw_frame_t *f, int ok)
     }
     s_job_t *j = s_job_of(pj);
     tw_call_t *call = j->call;
+    uint64_t took;
+    if (j->sd && tw_frame_uint(f, "n2s", &took)) {
+        /* What the handler did not take waits for the next iteration. */
+        tw_n2sq_requeue(j->sd, &j->sent, took);
+    }
+    s_kid_saw(k, j);
+    tw_pp_job_t *next = tw_procpool_job(ps->pp, k->idx);
+    if (next) {
+        tw_child_clear_err(&k->child); /* the next call runs now */
+    }
     tw_call_set_data(call, NULL);
     s_job_free(j);
     if (ok) {
@@ -707,6 +773,7 @@ s_run(tw_call_t *call, void *udata)
     if (st) {
         j->sd = tw_n2sq_of(st);
     }
+    j->job.solo = st != NULL; /* its n2s frames need it alone in a child */
     tw_call_set_data(call, j);
     char err[512];
     if (tw_procpool_submit(ps->pp, &j->job, j->started, err, sizeof err) != 0) {
@@ -738,7 +805,11 @@ s_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
     uint64_t seq = tw_station_n2s_seq(st);
     if (j && j->job.child >= 0 &&
         tw_procpool_talking(h->ps->pp, (unsigned)j->job.child)) {
-        s_send_n2s(&h->ps->kids[j->job.child], sd, seq, data, len);
+        tw_n2sq_msg_t *m = tw_malloc(sizeof *m + len);
+        m->seq = seq;
+        m->len = len;
+        memcpy(m->data, data, len);
+        s_send_n2s(&h->ps->kids[j->job.child], j, m);
         return;
     }
     tw_n2sq_push(sd, seq, data, len, NULL, 0);

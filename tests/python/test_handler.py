@@ -35,10 +35,16 @@ class Child:
 
     def read(self, timeout=20):
         import select
-        if not self.reader.buf:
-            r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.reader.next()
+            if frame is not None:
+                return frame
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.p.stdout], [], [], max(0, left))
             assert r, "no frame from the child within %s s" % timeout
-        return self.reader.read()
+            if not self.reader.fill():
+                return None
 
     def call(self, h, a=None, kind="task", **extra):
         f = {"ev": "call", "kind": kind, "h": h}
@@ -67,7 +73,8 @@ def test_hello(child):
     assert h["ev"] == "hello" and h["v"] == 1
     assert h["handlers"] == sorted(h["handlers"])
     assert {"add", "py.echo", "py.count", "py.inbox"} <= set(h["handlers"])
-    assert h["flags"] == {"py.inbox": ["n2s"]}
+    assert h["flags"] == {"py.inbox": ["n2s"], "py.collect": ["n2s"]}
+    assert h["pipeline"] == 4
     assert h["rt"].startswith("python 3.")
 
 
