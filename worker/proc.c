@@ -22,6 +22,15 @@
  *
  *  After every event the edge runs the engine once (s_tick), which
  *  re-arms the one timer for the next deadline.
+ *
+ *  Frames for a child collect in its encoder and go out together in one
+ *  write at the next idle phase of the loop (a uv_idle, active while any
+ *  child has frames waiting, so the loop does not block before): what
+ *  one loop iteration's events make for a child, such as its pipeline
+ *  refill, the n2s messages behind a call or a cancel, costs one system
+ *  call and one wake-up of the child. The channel's answers (exec_chan)
+ *  are written at once; they concern the call the child runs, so they
+ *  may pass frames for later calls, never frames for that one.
  */
 #include "worker/proc.h"
 #include "common/alloc.h"
@@ -75,7 +84,7 @@ struct s_kid {
     uint64_t last_task;     /* its last call, for stderr lines: a task, */
     char last_sid[129];     /* or a station ("" and 0: none yet) */
     int unknown;            /* frames with an unknown "ev" this life */
-    tw_enc_t enc;
+    tw_enc_t enc;           /* frames waiting for the flush */
 };
 
 struct tw_procs {
@@ -88,7 +97,9 @@ struct tw_procs {
     size_t nkids;
     char **env;
     uv_timer_t timer;
-    int timer_open;
+    uv_idle_t flush; /* writes what the children's encoders hold */
+    int open;        /* handles not closed yet: the timer, the idle */
+    int flush_on;
     s_hid_t *hids;
     size_t nhids;
     int closing;
@@ -319,18 +330,58 @@ s_job_free(s_job_t *j)
     tw_free(j);
 }
 
-/* Write a frame from k->enc to the child's stdin, unless its backlog is
- * too large (`optional` frames only) or stdin is gone. */
 static int
-s_write(s_kid_t *k, int optional)
+s_stdin_gone(s_kid_t *k)
+{
+    return !k->alive || k->exited ||
+           uv_is_closing((uv_handle_t *)&k->child.in);
+}
+
+/* Write what k->enc holds to the child's stdin, in one write. */
+static void
+s_flush_kid(s_kid_t *k)
+{
+    if (tw_enc_size(&k->enc) == 0) {
+        return;
+    }
+    if (s_stdin_gone(k)) {
+        tw_enc_clear(&k->enc);
+        return;
+    }
+    tw_frame_write(&k->enc, (uv_stream_t *)&k->child.in);
+}
+
+static void
+s_flush_cb(uv_idle_t *h)
+{
+    tw_procs_t *ps = h->data;
+    for (size_t i = 0; i < ps->nkids; i++) {
+        s_flush_kid(&ps->kids[i]);
+    }
+    ps->flush_on = 0;
+    uv_idle_stop(&ps->flush);
+}
+
+/* The frame appended to k->enc at offset `at` goes out with the next
+ * flush, before the loop waits again, unless stdin is gone or, for an
+ * `optional` frame, too much waits unwritten (then it is taken back and
+ * -1 returned). */
+static int
+s_queue(s_kid_t *k, size_t at, int optional)
 {
     uv_stream_t *in = (uv_stream_t *)&k->child.in;
-    if (!k->alive || k->exited || uv_is_closing((uv_handle_t *)in) ||
-        (optional && uv_stream_get_write_queue_size(in) > S_MAX_BACKLOG)) {
-        tw_enc_clear(&k->enc);
+    if (s_stdin_gone(k) ||
+        (optional &&
+         uv_stream_get_write_queue_size(in) + at > S_MAX_BACKLOG)) {
+        k->enc.sb.size = at;
         return -1;
     }
-    return tw_frame_send(&k->enc, in);
+    tw_procs_t *ps = k->ps;
+    if (!ps->flush_on && !uv_is_closing((uv_handle_t *)&ps->flush)) {
+        ps->flush_on = 1;
+        uv_idle_start(&ps->flush, s_flush_cb);
+    }
+    return 0;
 }
 
 /* Hand n2s message `m` to the child running `j`'s iteration, and keep
@@ -340,8 +391,9 @@ s_write(s_kid_t *k, int optional)
 static void
 s_send_n2s(s_kid_t *k, s_job_t *j, tw_n2sq_msg_t *m)
 {
+    size_t at = tw_enc_size(&k->enc);
     tw_proc_enc_n2s(&k->enc, m->seq, m->data, m->len);
-    if (s_write(k, 1) != 0) {
+    if (s_queue(k, at, 1) != 0) {
         j->sd->dropped++;
         tw_free(m);
         return;
@@ -378,6 +430,7 @@ s_spawn(void *ud, unsigned child, unsigned pool, char *err, size_t errlen)
     k->exited = 0;
     k->pid = 0;
     k->llen = 0;
+    tw_enc_clear(&k->enc); /* nothing of the last life's is sent */
     k->unknown = 0;
     k->last_task = 0;
     k->last_sid[0] = '\0';
@@ -437,8 +490,9 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
     if (tw_procpool_job(ps->pp, child) == pj) {
         tw_child_clear_err(&k->child); /* a death quotes this call's stderr */
     }
+    size_t at = tw_enc_size(&k->enc);
     tw_proc_enc_call(&k->enc, &c);
-    s_write(k, 0);
+    s_queue(k, at, 0);
     if (st && j->sd) {
         /* Messages that waited for this iteration follow its call. */
         j->sd->run = j;
@@ -450,31 +504,29 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
 }
 
 static void
-s_send_bare(tw_procs_t *ps, unsigned child, const char *ev)
-{
-    s_kid_t *k = &ps->kids[child];
-    tw_proc_enc_bare(&k->enc, ev);
-    s_write(k, 0);
-}
-
-static void
 s_send_cancel(void *ud, unsigned child, tw_pp_job_t *pj)
 {
     tw_procs_t *ps = ud;
     s_kid_t *k = &ps->kids[child];
     tw_call_t *call = s_job_of(pj)->call;
     /* A task's cancel names it: the child may hold it behind another. */
+    size_t at = tw_enc_size(&k->enc);
     tw_proc_enc_cancel(&k->enc,
                        tw_call_station(call) ? 0 : tw_call_id(call));
-    s_write(k, 0);
+    s_queue(k, at, 0);
 }
 
 static void
 s_send_shutdown(void *ud, unsigned child)
 {
     tw_procs_t *ps = ud;
-    s_send_bare(ps, child, "shutdown");
-    tw_child_end_stdin(&ps->kids[child].child); /* and the end of stdin */
+    s_kid_t *k = &ps->kids[child];
+    size_t at = tw_enc_size(&k->enc);
+    tw_proc_enc_bare(&k->enc, "shutdown");
+    if (s_queue(k, at, 0) == 0) {
+        s_flush_kid(k); /* before the end of stdin */
+    }
+    tw_child_end_stdin(&k->child); /* and the end of stdin */
 }
 
 static void
@@ -721,11 +773,10 @@ s_child_closed(tw_child_t *c)
  */
 
 static void
-s_timer_closed(uv_handle_t *h)
+s_handle_closed(uv_handle_t *h)
 {
     tw_procs_t *ps = h->data;
-    ps->timer_open = 0;
-    if (ps->close_cb) {
+    if (--ps->open == 0 && ps->close_cb) {
         ps->close_cb(ps->close_ud);
     }
 }
@@ -741,12 +792,13 @@ s_timer_cb(uv_timer_t *t)
 static void
 s_tick(tw_procs_t *ps)
 {
-    if (!ps->timer_open || uv_is_closing((uv_handle_t *)&ps->timer)) {
+    if (uv_is_closing((uv_handle_t *)&ps->timer)) {
         return;
     }
     int64_t d = tw_procpool_run(ps->pp, uv_now(ps->loop));
     if (ps->closing && tw_procpool_live(ps->pp) == 0) {
-        uv_close((uv_handle_t *)&ps->timer, s_timer_closed);
+        uv_close((uv_handle_t *)&ps->timer, s_handle_closed);
+        uv_close((uv_handle_t *)&ps->flush, s_handle_closed);
         return;
     }
     if (d < 0) {
@@ -889,7 +941,9 @@ tw_procs_start(tw_procs_t **out, uv_loop_t *loop, const tw_procs_opts_t *o,
     }
     uv_timer_init(loop, &ps->timer);
     ps->timer.data = ps;
-    ps->timer_open = 1;
+    uv_idle_init(loop, &ps->flush);
+    ps->flush.data = ps;
+    ps->open = 2;
     tw_procpool_start(ps->pp, uv_now(loop));
     s_tick(ps);
     int started;

@@ -24,7 +24,7 @@ void
 tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c)
 {
     static const char nil = (char)0xc0;
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, 6 + (c->to ? 2 : 0) + (c->n2s ? 1 : 0));
     s_key(e, "ev");
     tw_enc_cstr(e, "call");
@@ -59,13 +59,14 @@ tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c)
     } else {
         msgpack_sbuffer_write(&e->sb, &nil, 1);
     }
+    tw_frame_end(e, at);
 }
 
 void
 tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len)
 {
     static const char nil = (char)0xc0;
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, 3);
     s_key(e, "ev");
     tw_enc_cstr(e, "n2s");
@@ -77,21 +78,23 @@ tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len)
     } else {
         msgpack_sbuffer_write(&e->sb, &nil, 1);
     }
+    tw_frame_end(e, at);
 }
 
 void
 tw_proc_enc_bare(tw_enc_t *e, const char *ev)
 {
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, 1);
     s_key(e, "ev");
     tw_enc_cstr(e, ev);
+    tw_frame_end(e, at);
 }
 
 void
 tw_proc_enc_cancel(tw_enc_t *e, uint64_t task)
 {
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, task ? 2 : 1);
     s_key(e, "ev");
     tw_enc_cstr(e, "cancel");
@@ -99,6 +102,7 @@ tw_proc_enc_cancel(tw_enc_t *e, uint64_t task)
         s_key(e, "task");
         tw_enc_uint(e, task);
     }
+    tw_frame_end(e, at);
 }
 
 /* The header of the container at p[0..n): its element count in *kids

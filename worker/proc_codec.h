@@ -2,7 +2,8 @@
  *
  *  proto/PROTOCOL.md 15 defines what the worker and a proc child say to
  *  each other in the frames of worker/frame.h. This module writes the
- *  worker's frames (call, cancel, n2s, shutdown) and reads the parts of
+ *  worker's frames (call, cancel, n2s, shutdown), each appended to an
+ *  encoder that may hold more for the same child, and reads the parts of
  *  the child's frames that need more than a key lookup (hello, error).
  *  The task's arguments are spliced into a call frame as they came, and
  *  nothing here allocates but the encoder's buffer, so the frames of the
@@ -42,8 +43,8 @@ typedef struct {
     size_t alen;
 } tw_proc_call_t;
 
-/* Encode a whole frame into `e` (emptied first), ready for
- * tw_frame_send. */
+/* Append a whole frame (its length included) to the frames `e` holds,
+ * ready for tw_frame_write. */
 void tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c);
 void tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len);
 /* A frame with only "ev": "cancel", "shutdown". */

@@ -238,18 +238,18 @@ test_parse(void **state)
 
 /* Proc frames against PROTOCOL.md 15.8 ---------------------------------- */
 
+/* `e` holds exactly the frame `hex`, its length included; it is emptied
+ * for the next. */
 static void
 s_expect_enc(tw_enc_t *e, const char *hex)
 {
     unsigned char want[256];
     size_t n = s_hex(hex, want);
-    /* The encoder's first four bytes are the length tw_frame_send
-     * patches; compare the body and the length it will write. */
     assert_int_equal(e->sb.size, n);
-    assert_memory_equal(e->sb.data + 4, want + 4, n - 4);
-    uint32_t body = (uint32_t)(n - 4);
+    assert_memory_equal(e->sb.data, want, n);
     assert_int_equal(want[0] << 24 | want[1] << 16 | want[2] << 8 | want[3],
-                     body);
+                     n - 4);
+    tw_enc_clear(e);
 }
 
 static void
@@ -307,6 +307,12 @@ test_spec_worker_frames(void **state)
     tw_proc_call_t nc = {.h = "x", .hlen = 1, .task = 1, .at = 1};
     tw_proc_enc_call(&e, &nc);
     assert_int_equal((unsigned char)e.sb.data[e.sb.size - 1], 0xc0);
+    /* Frames append: a call, then a cancel, each with its own length. */
+    size_t first = e.sb.size;
+    tw_proc_enc_cancel(&e, 1);
+    assert_int_equal(e.sb.size, first + 4 + 0x11);
+    assert_memory_equal(e.sb.data + first, "\x00\x00\x00\x11\x82", 5);
+    assert_int_equal(e.sb.data[3], (char)(first - 4));
     tw_enc_free(&e);
 }
 
@@ -606,11 +612,19 @@ test_writer(void **state)
     assert_int_equal(e.sb.size, 0);   /* the buffer went with the write */
     tw_proc_enc_bare(&e, "shutdown"); /* reusable */
     assert_int_equal(tw_frame_send(&e, (uv_stream_t *)&p.w), 0);
-    unsigned char buf[64], want[64];
+    unsigned char buf[96], want[96];
     size_t n = s_pipe_read(&p, buf, sizeof buf);
     size_t w = s_hex("00 00 00 0b 81 a2 65 76 a6 63 61 6e 63 65 6c "
                      "00 00 00 0d 81 a2 65 76 a8 73 68 75 74 64 6f 77 6e",
                      want);
+    assert_int_equal(n, w);
+    assert_memory_equal(buf, want, w);
+    /* Several frames, one write. */
+    tw_proc_enc_bare(&e, "cancel");
+    tw_proc_enc_bare(&e, "shutdown");
+    assert_int_equal(tw_frame_write(&e, (uv_stream_t *)&p.w), 0);
+    assert_int_equal(e.sb.size, 0);
+    n = s_pipe_read(&p, buf, sizeof buf);
     assert_int_equal(n, w);
     assert_memory_equal(buf, want, w);
     /* The channel's answers: an errno name the handler ABI returns, and a
