@@ -17,28 +17,21 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from typing import Any, Dict, Optional
 
 import msgpack
 
+from ._wire import packer
+
 MAX_FRAME = 32 << 20
 READ_SIZE = 65536
 _LEN = struct.Struct(">I")
-_tls = threading.local()
+
+__all__ = ["FrameError", "FrameReader", "encode", "frame_of", "packer"]
 
 
 class FrameError(Exception):
     """A frame that breaks PROTOCOL.md 15.1."""
-
-
-def packer() -> msgpack.Packer:
-    """This thread's msgpack packer (str as str, bytes as bin)."""
-    try:
-        return _tls.packer
-    except AttributeError:
-        _tls.packer = msgpack.Packer(use_bin_type=True)
-        return _tls.packer
 
 
 def frame_of(body: bytes) -> bytes:
