@@ -21,6 +21,7 @@ typedef struct {
     long long liveness;     /* silent intervals before a worker is dead */
     long long max_attempts; /* runs before a task is given up as lost */
     long long max_payload;  /* bytes of args or result per task */
+    long long payload_budget; /* MiB of args and results held at most */
     long long max_msg;      /* bytes per ZeroMQ frame (ZMQ_MAXMSGSIZE) */
     long long max_queue;    /* pending tasks before SUBMIT gets EFULL */
     long long max_results;  /* ended tasks kept for RESULT queries */
@@ -35,6 +36,7 @@ typedef struct {
     char *data;             /* store directory; NULL or "": memory only */
     char *fsync;            /* always | everysec | no */
     long long data_size;    /* MiB the store's map may grow to */
+    int verify_store;       /* deep check of the store at every start */
     char *log_level;
     char *log;
     char *curve_secret;  /* CURVE secret key file; NULL: plaintext */
@@ -49,6 +51,15 @@ typedef struct {
 extern const tw_cfg_opt_t tw_broker_options[];
 
 typedef struct tw_broker tw_broker_t;
+
+/* The rules the settings must follow by themselves, checked before
+ * anything is opened: key directories need CURVE, a non-loopback
+ * endpoint (or --metrics address) without CURVE needs --insecure, the
+ * --metrics address is well formed. Returns 0 or TW_EINVAL with a
+ * one-line reason in `why`: a configuration error, so the caller exits 2
+ * (which systemd does not restart), where a failure of tw_broker_new (a
+ * port in use) exits 1. */
+int tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen);
 
 /* Bind the sockets and prepare the loop. Returns NULL and logs why on
  * failure (for example an endpoint already in use). The broker keeps a

@@ -182,6 +182,13 @@ s_render_state(tw_broker_t *b, s_buf_t *o)
     s_printf(o, "taskwheel_tasks{state=\"pending\"} %zu\n", b->pending);
     s_printf(o, "taskwheel_tasks{state=\"running\"} %zu\n", b->running);
     s_printf(o, "taskwheel_tasks{state=\"kept\"} %zu\n", b->tasks.ended.len);
+    s_one(o, "taskwheel_payload_bytes", "gauge",
+          "Bytes of task arguments and kept results the broker holds.",
+          b->tasks.payload_bytes);
+    s_one(o, "taskwheel_payload_budget_bytes", "gauge",
+          "The most it holds (--payload-budget); beyond, submissions are "
+          "refused.",
+          (uint64_t)b->cfg->payload_budget << 20);
     s_head(o, "taskwheel_queue_depth", "gauge",
            "Tasks ready to run, per handler queue.");
     for (size_t i = 0; i < b->reg.nhandlers; i++) {
@@ -410,10 +417,8 @@ s_parse(const char *addr, struct sockaddr_storage *ss, int *v6, char *why,
 }
 
 int
-tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
-                 int insecure, char *why, size_t wlen)
+tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen)
 {
-    *out = NULL;
     struct sockaddr_storage ss;
     int v6;
     int rc = s_parse(addr, &ss, &v6, why, wlen);
@@ -428,6 +433,21 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
                  "them there anyway", addr);
         return TW_EINVAL;
     }
+    return 0;
+}
+
+int
+tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
+                 int insecure, char *why, size_t wlen)
+{
+    *out = NULL;
+    int rc = tw_metrics_check(addr, insecure, why, wlen);
+    if (rc != 0) {
+        return rc;
+    }
+    struct sockaddr_storage ss;
+    int v6;
+    s_parse(addr, &ss, &v6, why, wlen);
     tw_metrics_t *m = tw_calloc(1, sizeof *m);
     m->b = b;
     m->start_s = (double)time(NULL);
