@@ -40,8 +40,9 @@ leave SIGALRM (``signal.alarm``, ``signal.setitimer(ITIMER_REAL)``) to the
 runtime. A function that ignores the cancel is stopped by the worker with
 SIGTERM, then SIGKILL, after its grace (``proc-grace``, 1 s by default),
 and this process is replaced. The timer runs only while calls do: it is
-armed when a busy spell starts and disarmed when nothing is left to run,
-so back-to-back calls cost no setitimer at all; no thread, no hand-over
+armed when a busy spell starts and disarmed by its first tick that finds
+no call running, so back-to-back calls, and spells a moment apart, cost no
+setitimer at all; no thread, no hand-over
 between threads. A call cancelled before it started is answered
 "cancelled" without running.
 
@@ -258,10 +259,12 @@ class _Runtime:
     lets it look at its input between bytecodes: a cancel there raises
     Cancelled in the function, and calls the worker sends ahead
     (``pipeline``, PROTOCOL.md 15.9) are queued. The timer is armed when
-    the first call of a busy spell starts and disarmed when the child has
-    nothing left to run: calls that follow each other cost no system call
-    of their own but the read that brought them and the write of their
-    outcome. No thread, no hand-over between threads. ctx.request and
+    the first call of a busy spell starts and disarmed by its first tick
+    that finds no call running: a child that waits a moment between calls
+    keeps it, and calls that follow each other cost no system call of
+    their own but the read that brought them and the write of their
+    outcome; an idle child is woken once more, then not at all. No
+    thread, no hand-over between threads. ctx.request and
     ctx.receive read the input themselves while they wait."""
 
     def __init__(self, rfd: int, wfd: int, tasks: Dict[str, Task],
@@ -473,6 +476,7 @@ class _Runtime:
     def _on_alarm(self, signum: int, frame: Any) -> None:
         ctx = self.running
         if ctx is None:
+            self._look(False)  # between calls, or idle: nothing to look at
             return
         if not self.pumping:
             self.pump(0)
@@ -515,9 +519,11 @@ class _Runtime:
         try:
             if ctx.cancelled:
                 raise Cancelled("cancelled before it started")
-            self._look(True)
             try:
+                # Running first: a tick that finds no call running stops
+                # the timer, and this call needs it.
                 self.running = ctx
+                self._look(True)
                 value = self.invoke(ctx)
             finally:
                 self.running = None
@@ -555,8 +561,8 @@ class _Runtime:
                 if self.calls:
                     self.run_call(self.calls.popleft())
                     continue
-                # Nothing to run: stop looking, wait for the next frame.
-                self._look(False)
+                # Nothing to run: wait for the next frame (the timer
+                # stops itself at its next tick if none comes).
                 if self.shutdown or self.eof:
                     return
                 self.pump(None)
