@@ -90,8 +90,6 @@ PROTO_VERSION = 1
 N2S_KEEP = 1000     # n2s messages kept per station (older workers only)
 LOOK_EVERY = 0.01   # s between looks at the input while calls run
 PIPELINE = 4        # calls the worker may send ahead (PROTOCOL.md 15.9)
-QUICK = 0.001       # s: a call that took less may have an outcome wait
-SLOW_AFTER = 4      # slower calls in a row that make a handler not quick
 MAIN = threading.get_ident()
 _NO_N2S: Deque[Any] = deque(maxlen=0)  # a task's: n2s is for stations
 
@@ -288,8 +286,6 @@ class _Runtime:
         self.requests: Dict[int, _Request] = {}
         self.next_req = 1
         self.inboxes: Dict[Optional[str], Deque[Any]] = {}
-        self.held: List[bytes] = []       # outcomes not written yet
-        self.slow: Dict[str, int] = {}    # handler: calls >= QUICK in a row
 
     def inbox(self, sid: Optional[str]) -> Deque[Any]:
         """The n2s messages of station ``sid`` not taken yet, kept across
@@ -304,49 +300,11 @@ class _Runtime:
         self.write_bytes(encode(frame))
 
     def write_bytes(self, data: bytes) -> None:
-        """Write ``data`` after the outcomes held back, if any: frames
-        leave in the order they were made."""
         with self.wlock:
-            if self.held:
-                self.held.append(data)
-                data = b"".join(self.held)
-                self.held.clear()
-            self._write(data)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.wfd, view)
-            view = view[n:]
-
-    def flush(self, wait: bool = True) -> None:
-        """Write the outcomes held back. ``wait=False`` (from the look
-        timer) gives up if another write is under way."""
-        if not self.held or not self.wlock.acquire(wait):
-            return
-        try:
-            if self.held:
-                data = b"".join(self.held)
-                self.held.clear()
-                self._write(data)
-        finally:
-            self.wlock.release()
-
-    def _may_hold(self, ctx: Context) -> bool:
-        """Whether the outcome of ``ctx``, just ended, may wait for the
-        next call's: that call is here already, it is a task whose
-        handler took less than QUICK the last time, and fewer than
-        ``pipeline - 1`` outcomes wait. A few outcomes then share one
-        write and wake the worker once; the look timer writes them if
-        that call takes longer after all. A handler is quick once a call
-        of it took less than QUICK, until SLOW_AFTER in a row did not (a
-        busy machine may stop a quick call for a while)."""
-        if ctx.kind != "task" or not self.calls or \
-                len(self.held) + 1 >= self.pipeline:
-            return False
-        nxt = self.calls[0]
-        return nxt.kind == "task" and not nxt.cancelled and \
-            self.slow.get(nxt.handler, SLOW_AFTER) < SLOW_AFTER
+            view = memoryview(data)
+            while view:
+                n = os.write(self.wfd, view)
+                view = view[n:]
 
     def hello(self) -> None:
         names = sorted(self.tasks)
@@ -520,8 +478,6 @@ class _Runtime:
         if ctx is None:
             self._look(False)  # between calls, or idle: nothing to look at
             return
-        if self.held:
-            self.flush(False)  # the call after them is not quick after all
         if not self.pumping:
             self.pump(0)
         if ctx.cancelled and self.running is ctx and \
@@ -568,13 +524,9 @@ class _Runtime:
                 # the timer, and this call needs it.
                 self.running = ctx
                 self._look(True)
-                t0 = time.perf_counter()
                 value = self.invoke(ctx)
             finally:
                 self.running = None
-            h = ctx.handler
-            self.slow[h] = 0 if time.perf_counter() - t0 < QUICK else \
-                self.slow.get(h, SLOW_AFTER - 1) + 1
             if ctx._opened:
                 ctx.close()
             try:
@@ -593,11 +545,7 @@ class _Runtime:
         except BaseException as exc:  # noqa: BLE001 - the call's error
             data = self._error(ctx, error_frame(exc))
         ctx._done = True
-        if self._may_hold(ctx):
-            with self.wlock:
-                self.held.append(data)
-        else:
-            self.write_bytes(data)
+        self.write_bytes(data)
 
     @staticmethod
     def _error(ctx: Context, frame: Dict[str, Any]) -> bytes:
@@ -615,13 +563,11 @@ class _Runtime:
                     continue
                 # Nothing to run: wait for the next frame (the timer
                 # stops itself at its next tick if none comes).
-                self.flush()
                 if self.shutdown or self.eof:
                     return
                 self.pump(None)
         finally:
             self._look(False)
-            self.flush()
 
 
 def error_frame(exc: BaseException) -> Dict[str, Any]:

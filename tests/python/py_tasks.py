@@ -113,20 +113,6 @@ def ask(ctx, question="ok?", timeout=30.0):
         return {"timeout": True}
 
 
-@task("py.nap")
-def nap(seconds):
-    """Sleeps, and nothing else: quick when ``seconds`` is 0."""
-    time.sleep(seconds)
-    return "napped"
-
-
-@task("py.tell")
-def tell(message, ctx):
-    """Sends one channel message, and returns."""
-    ctx.send(message)
-    return "told"
-
-
 @task("py.async")
 async def coro(x):
     await asyncio.sleep(0.01)

@@ -47,22 +47,12 @@ class Child:
                 return None
 
     def call(self, h, a=None, kind="task", **extra):
-        self.send(self.call_frame(h, a, kind, **extra))
-
-    @staticmethod
-    def call_frame(h, a=None, kind="task", **extra):
         f = {"ev": "call", "kind": kind, "h": h}
         if kind == "task":
             f.update(task=extra.pop("task", 7), at=extra.pop("at", 1))
         f.update(extra)
         f["a"] = a
-        return f
-
-    def send_together(self, *frames):
-        """Several frames in one write: the child reads them together, as
-        calls a worker sends ahead (PROTOCOL.md 15.9)."""
-        self.p.stdin.write(b"".join(_frames.encode(f) for f in frames))
-        self.p.stdin.flush()
+        self.send(f)
 
     def close(self):
         if self.p.poll() is None:
@@ -189,46 +179,6 @@ def test_look_timer_stops_when_idle_and_rearms(child):
     child.send({"ev": "cancel", "task": 900})
     assert child.read(10) == {"ev": "error", "msg": "cancelled"}
     assert time.monotonic() - t0 < 5
-
-
-def test_held_outcomes_keep_their_order(child):
-    """An outcome may wait for the next quick call's (they share a
-    write), but never behind a frame of that call: the worker reads
-    frames in the order the calls ran."""
-    child.read()
-    child.call("py.noop", [], task=1)
-    child.call("py.tell", ["warm"], task=2)
-    got = []
-    while sum(f["ev"] == "result" for f in got) < 2:
-        got.append(child.read())
-    for rnd in range(5):
-        child.send_together(
-            child.call_frame("py.noop", [], task=10 * rnd + 1),
-            child.call_frame("py.noop", [], task=10 * rnd + 2),
-            child.call_frame("py.tell", ["m%d" % rnd], task=10 * rnd + 3))
-        assert child.read() == {"ev": "result", "r": None}
-        assert child.read() == {"ev": "result", "r": None}
-        frames = []
-        while not frames or frames[-1]["ev"] != "result":
-            frames.append(child.read())
-        assert {"ev": "msg", "d": "m%d" % rnd} in frames
-        assert frames[-1] == {"ev": "result", "r": "told"}
-
-
-def test_held_outcome_goes_when_the_next_call_takes_long(child):
-    """An outcome held for the next call (quick the last time) is
-    written by the look timer when that call turns out to take long."""
-    child.read()
-    for k in range(6):
-        child.call("py.nap", [0], task=k + 1)  # py.nap is quick now
-        assert child.read() == {"ev": "result", "r": "napped"}
-    child.send_together(child.call_frame("py.noop", [], task=10),
-                        child.call_frame("py.nap", [30], task=11))
-    t0 = time.monotonic()
-    assert child.read(10) == {"ev": "result", "r": None}
-    assert time.monotonic() - t0 < 5  # not after the 30 s
-    child.send({"ev": "cancel", "task": 11})
-    assert child.read(10) == {"ev": "error", "msg": "cancelled"}
 
 
 def test_channel_frames(child):
