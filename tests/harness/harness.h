@@ -112,6 +112,12 @@ int tw_h_free_port(void);
 uint64_t tw_h_now_ms(void);
 void tw_h_sleep_ms(int ms);
 
+/* How long a test waits for something that must come (a reply, a
+ * message, a state): long enough that only a fault, never a busy
+ * machine, runs it out. A failing test then still ends well within
+ * ctest's timeout. */
+#define TW_H_PATIENCE_MS 30000
+
 /* Wait until `cond` (any expression, evaluated again every 10 ms) holds;
  * fail the test, naming the expression, if it does not within
  * timeout_ms. */
