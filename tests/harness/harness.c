@@ -1018,7 +1018,7 @@ tw_h_sub(const char *endpoint, const char *const topics[])
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
     TW_H_ASSERT_MSG(zmq_connect(sub, endpoint) == 0, "connect %s: %s",
                     endpoint, zmq_strerror(zmq_errno()));
-    uint64_t end = tw_h_now_ms() + 10000;
+    uint64_t end = tw_h_now_ms() + TW_H_PATIENCE_MS;
     char topic[64];
     while (tw_h_now_ms() < end) {
         zmq_msg_t body;
@@ -1033,5 +1033,5 @@ tw_h_sub(const char *endpoint, const char *const topics[])
         }
     }
     tw_h_fail(__FILE__, __LINE__, "no welcome from the status endpoint %s "
-              "in 10 s", endpoint);
+              "in %d ms", endpoint, TW_H_PATIENCE_MS);
 }
