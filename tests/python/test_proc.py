@@ -97,8 +97,7 @@ def test_channel_between_python_handler_and_python_client(pyc):
 
 def test_cancel_reaches_the_python_function(pyc, trace):
     h = pyc.submit("py.sleep", 60, "cx")
-    wait_for(lambda: h.refresh() == "running", 20, "the task to run")
-    time.sleep(0.2)  # inside time.sleep
+    wait_for(lambda: (trace / "started").exists(), 20, "the task to run")
     t0 = time.monotonic()
     assert h.cancel() is True
     with pytest.raises(TaskCancelled):
@@ -107,7 +106,7 @@ def test_cancel_reaches_the_python_function(pyc, trace):
              "Cancelled raised in the function")
     assert (trace / "cancelled").read_text().startswith("cx ")
     assert (trace / "finally").read_text().startswith("cx ")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 30  # not the 60 s sleep run out
     assert pyc.submit("add", 1, 1).result(20) == 2
 
 
