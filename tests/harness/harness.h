@@ -192,8 +192,11 @@ typedef struct {
 } tw_h_broker_t;
 
 /* Start a broker on three fresh ports with its own data directory, plus
- * `extra` arguments (NULL-terminated array, or NULL). Does not wait for it:
- * call tw_h_wait_ready. Returns 0 or a negative error. */
+ * `extra` arguments (NULL-terminated array, or NULL). Waits only until it
+ * says it listens or exits (call tw_h_wait_ready for the rest): if it
+ * exited because another process took one of the fresh ports meanwhile,
+ * it is started again on new ones (up to five times). Returns 0 or a
+ * negative error. */
 int tw_h_start_broker(tw_h_broker_t *b, const char *const extra[]);
 
 /* Start it again on the same ports and data directory (after tw_h_stop or
