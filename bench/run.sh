@@ -24,6 +24,7 @@ targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
     targets="$targets bench-assign bench-curve bench-pools bench-durable"
+    targets="$targets bench-failover"
 fi
 if ninja -C "$build" -t targets all | grep -q '^bench-place:'; then
     targets="$targets bench-place bench-engines"
@@ -56,8 +57,10 @@ if [ -x "$bin/bench-throughput" ]; then
         --lat-n 2000
     run "$bin/bench-durable" --n 200000 --window 20000 --runs 5 \
         --fsync everysec
+    run "$bin/bench-failover" --stations 200 --heartbeat 300 --liveness 2 \
+        --runs 5
 else
-    echo "throughput/latency/stations/assign/curve/pools: taskwheel not" \
+    echo "throughput/latency/stations/assign/curve/pools/failover: taskwheel not" \
          "built yet" \
          "(broker, worker or client library missing)"
 fi
