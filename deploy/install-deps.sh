@@ -13,6 +13,10 @@ pkgs=(build-essential cmake ninja-build pkg-config
 if [[ "${1:-}" == "--test" ]]; then
     pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
            iproute2 procps curl)
+    # The dashboard's browser tests (tests/browser/): headless chromium
+    # driven over WebDriver by chromedriver, and PyYAML to read
+    # docs/openapi.yaml, which they check every answer against.
+    pkgs+=(chromium chromium-driver python3-yaml)
 fi
 
 missing=()
