@@ -11,7 +11,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "proto/proto.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <assert.h>
 #include <dlfcn.h>

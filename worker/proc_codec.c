@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "worker/mpscan.h"
 #include "worker/procpool.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <stdio.h>
 #include <string.h>

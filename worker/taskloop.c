@@ -27,7 +27,7 @@
 #include "common/util.h"
 #include "proto/proto.h"
 #include "worker/mpscan.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <msgpack.h>
 #include <stdatomic.h>

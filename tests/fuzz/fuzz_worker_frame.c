@@ -20,7 +20,7 @@
 #include "worker/frame.h"
 #include "worker/mpscan.h"
 #include "worker/proc_codec.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include "tests/fuzz/touch.h"
 

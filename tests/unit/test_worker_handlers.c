@@ -21,7 +21,7 @@
 #include "worker/handlers.h"
 #include "worker/plugin.h"
 #include "worker/slots.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <msgpack.h>
 #include <stdio.h>

@@ -27,7 +27,7 @@
 #include "worker/exec_chan.h"
 #include "worker/handlers.h"
 #include "worker/security.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <string.h>
 

@@ -46,7 +46,7 @@
 #include "worker/n2sq.h"
 #include "worker/security.h"
 #include "worker/taskloop.h"
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <msgpack.h>
 #include <string.h>

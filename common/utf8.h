@@ -1,14 +1,20 @@
-/*  worker/utf8.h - UTF-8 checks for what the worker puts on the wire.
+/*  common/utf8.h - UTF-8 checks for text that crosses a boundary.
  *
  *  Error messages travel as msgpack STR and clients turn them into JSON,
- *  so they must be valid UTF-8; the exec and stream handlers also decide
- *  between STR and BIN for a program's output by this test. Pure
- *  functions, any thread.
+ *  so they must be valid UTF-8; the worker's exec and stream handlers
+ *  also decide between STR and BIN for a program's output by this test,
+ *  and the broker's JSON writer (proto/jsonw.h) walks strings with
+ *  tw_utf8_seq. Pure functions, any thread.
  */
 #ifndef TW_UTF8_H
 #define TW_UTF8_H
 
 #include <stddef.h>
+
+/* The length (1 to 4) of the well-formed UTF-8 sequence that starts at
+ * p[0], reading at most `n` bytes (n >= 1), or 0 if none starts there
+ * (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+size_t tw_utf8_seq(const void *p, size_t n);
 
 /* 1 if the `n` bytes at `p` are well-formed UTF-8 (no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */

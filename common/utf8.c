@@ -1,10 +1,10 @@
-/*  worker/utf8.c - UTF-8 validation and scrubbing (see utf8.h).
+/*  common/utf8.c - UTF-8 validation and scrubbing (see utf8.h).
  *
  *  One decoder, s_seq(), measures the well-formed sequence at a position
  *  (RFC 3629 table 3-7); validation and scrubbing are both loops over it,
  *  and the STR-or-BIN header choice rests on validation.
  */
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <stdint.h>
 
@@ -47,6 +47,12 @@ s_seq(const unsigned char *p, size_t n)
         }
     }
     return len;
+}
+
+size_t
+tw_utf8_seq(const void *p, size_t n)
+{
+    return s_seq(p, n);
 }
 
 int
