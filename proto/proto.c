@@ -356,6 +356,12 @@ s_prescan(const unsigned char *p, size_t len)
 }
 
 int
+tw_proto_prescan(const void *p, size_t len)
+{
+    return s_prescan(p, len);
+}
+
+int
 tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
               size_t blen)
 {

@@ -244,6 +244,14 @@ int tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen,
 /* Free what tw_msg_decode allocated. Idempotent. */
 void tw_msg_release(tw_msg_t *m);
 
+/* 0 if the `len` bytes at `p` are exactly one msgpack value that
+ * msgpack-c can unpack safely: every array and map announces no more
+ * elements than bytes remain (msgpack-c reserves room for the announced
+ * count before it reads), no reserved byte 0xc1, nothing truncated and
+ * nothing after it. Otherwise TW_EPROTO. The check tw_msg_decode makes
+ * on a body, for anyone about to unpack bytes a peer chose. */
+int tw_proto_prescan(const void *p, size_t len);
+
 /* Accessors. Strings and bytes are borrowed and NOT NUL-terminated. */
 uint64_t tw_msg_uint(const tw_msg_t *m, tw_field_t f, uint64_t dflt);
 int64_t tw_msg_int(const tw_msg_t *m, tw_field_t f, int64_t dflt);
