@@ -135,7 +135,18 @@ class Browser:
         return css_or_id
 
     def click(self, css):
-        self._s("POST", "/element/%s/click" % self._el(css), {})
+        """Click the first element matching `css`. The page redraws parts
+        of itself as events arrive, so an element found a moment ago may
+        have been replaced: find it again and retry until the deadline."""
+        def attempt():
+            try:
+                self._s("POST", "/element/%s/click" % self._el(css), {})
+                return True
+            except WebDriverError as e:
+                if "stale element" not in str(e):
+                    raise
+                return False
+        self.wait(attempt, "a click on " + css)
 
     def type(self, css, text):
         self._s("POST", "/element/%s/value" % self._el(css),
