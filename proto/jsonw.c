@@ -110,6 +110,10 @@ s_plain(tw_jsonw_t *w, const char *s, size_t n)
 void
 tw_jsonw_str(tw_jsonw_t *w, const char *s, size_t n)
 {
+    if (n == 0) {
+        s_put(w, "\"\"", 2); /* s may be NULL (msgpack-c's empty str) */
+        return;
+    }
     if (!s_put(w, "\"", 1)) {
         return;
     }

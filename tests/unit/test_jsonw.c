@@ -64,6 +64,8 @@ test_containers(void **state)
     S_CONV("\x83\x05\xa1" "a\xc3\x01\x92\x01\x02\xc0",
            "{\"5\":\"a\",\"true\":1,\"[1,2]\":null}");
     S_CONV("\x80", "{}");
+    /* Empty strings and bins (msgpack-c gives them a NULL pointer). */
+    S_CONV("\x82\xa0\xa0\xa1k\xc4\x00", "{\"\":\"\",\"k\":{\"$bin\":\"\"}}");
 }
 
 static void
