@@ -411,7 +411,7 @@ def matches(t, f):
 
 def parse_since(v):
     m = re.match(r"^([0-9]{1,9})([smhd]?)$", v)
-    if not m:
+    if not m or int(m.group(1)) == 0:
         raise HttpError(400, "EINVAL", "since: '%s' is not a duration such "
                         "as 90s, 15m, 2h or 7d" % v)
     mult = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
@@ -465,7 +465,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_json(self, status, body, headers=None):
         path = urllib.parse.urlsplit(self.path).path
         if path.startswith("/api/"):
-            probs = self.server.spec.check_response(self.command, path,
+            method = "GET" if self.command == "HEAD" else self.command
+            probs = self.server.spec.check_response(method, path,
                                                     status, body)
             for p in probs:
                 self.server.problems.append("%s %s %d: %s" % (
@@ -516,6 +517,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.control(method, path)
             if not path.startswith("/api/"):
                 return self.static(method, path)
+            # As broker/httpapi.c: the route first (404, 405), then who
+            # may call it (401, 403, 415), then its parameters (400).
+            tmpl = self.server.spec.route(path.rstrip("/") or "/")
+            if tmpl is None:
+                raise HttpError(404, "ENOENT", "no such route: %s" % path)
+            item = self.server.spec.doc["paths"][tmpl]
+            if "post" in item and method != "POST":
+                raise HttpError(405, "EMETHOD", "this route acts: send POST "
+                                "(no action by GET)", {"Allow": "POST"})
+            if "get" in item and method != "GET":
+                raise HttpError(405, "EMETHOD", "this route only reads: "
+                                "send GET", {"Allow": "GET, HEAD"})
             self.authorize(method)
             if method == "POST":
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0]
@@ -537,10 +550,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def authorize(self, method):
+        """docs/HTTP.md "Who may do what", for a server on loopback whose
+        peers are all local (what broker/httpapi.c decides)."""
+        origin = self.headers.get("Origin")
+        host = self.headers.get("Host")
+        if origin is not None and origin != "http://%s" % host:
+            raise HttpError(403, "EPERM", "a request from another origin "
+                            "(%s) is refused" % origin)
         token = self.server.token
-        if token and self.headers.get("Authorization") != "Bearer " + token:
-            raise HttpError(401, "EAUTH", "this API needs its token",
+        auth = self.headers.get("Authorization") or ""
+        shown = bool(token) and auth[:7].lower() == "bearer " and \
+            auth[7:].strip() == token
+        if method == "POST" and token and not shown:
+            raise HttpError(401, "EAUTH", "actions need the token of "
+                            "--http-token-file (Authorization: Bearer ...)",
                             {"WWW-Authenticate": 'Bearer realm="taskwheel"'})
+        if not shown and host is not None:
+            name = host.rsplit(":", 1)[0] if not host.startswith("[") \
+                else host[:host.find("]") + 1]
+            if name.lower() != "localhost" and name != "[::1]" and \
+                    not re.match(r"^127\.[0-9]+\.[0-9]+\.[0-9]+$", name):
+                raise HttpError(403, "EPERM", "Host '%s' is not a loopback "
+                                "name" % host)
 
     def params(self, allowed):
         extra = set(self.query) - set(allowed)

@@ -25,81 +25,14 @@ import os
 import sys
 import time
 import traceback
-import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import webdriver  # noqa: E402
+from backends import FixtureBackend, UrlBackend  # noqa: E402
 
 FAILED = ("error", "timeout", "lost")
-
-
-class Api:
-    def __init__(self, base, token=None):
-        self.base = base.rstrip("/")
-        self.token = token
-
-    def call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data,
-                                     method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", "Bearer " + self.token)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
-
-    def get(self, path):
-        status, body = self.call("GET", path)
-        if status != 200:
-            raise AssertionError("GET %s: %d %s" % (path, status, body))
-        return body
-
-
-class FixtureBackend:
-    name = "fixture"
-    can_inject = True
-
-    def __init__(self, token=None):
-        import fixture
-        self.server = fixture.Server(0, token).start()
-        self.url = "http://127.0.0.1:%d" % self.server.port
-        self.api = Api(self.url, token)
-
-    def make_failure(self):
-        status, body = self.api.call("POST", "/_fixture/fail", {})
-        assert status == 200, body
-        return body["task"]
-
-    def restart(self):
-        status, body = self.api.call("POST", "/_fixture/restart", {})
-        assert status == 200, body
-
-    def problems(self):
-        return list(self.server.problems)
-
-    def close(self):
-        self.server.stop()
-
-
-class UrlBackend:
-    name = "url"
-    can_inject = False
-
-    def __init__(self, url, token=None):
-        self.url = url.rstrip("/")
-        self.api = Api(self.url, token)
-
-    def problems(self):
-        return []
-
-    def close(self):
-        pass
 
 
 class Run:
