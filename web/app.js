@@ -27,7 +27,7 @@
   // the broker) nothing per task.
   const TOPICS = ['stats', 'tick.', 'worker.', 'station.', 'group.',
                   'pool.', 'task.exception', 'task.cancelled',
-                  'task.retried'];
+                  'task.retry'];
   const WINDOW_MS = 5 * 60 * 1000;      // the chart's time span
   const PAGE = 50;                      // failed tasks per page
   const STATION_PAGE = 100;
@@ -516,7 +516,7 @@
       mark('groups');
     } else if (topic === 'task.exception' || topic === 'task.cancelled') {
       onTaskEnded(ev);
-    } else if (topic === 'task.retried') {
+    } else if (topic === 'task.retry') {
       onTaskRetried(ev);
     }
   }

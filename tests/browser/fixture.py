@@ -290,7 +290,7 @@ class Cluster:
         t["retried"] += 1
         t["_due"] = now_ms() + 400
         self.touch(t)
-        self.publish("task.retried", self.task_body(t))
+        self.publish("task.retry", dict(self.task_body(t), manual=True))
         return t
 
     def cancel(self, tid):
