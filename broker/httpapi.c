@@ -3,6 +3,7 @@
 #include "broker/httpapi.h"
 
 #include "common/alloc.h"
+#include "common/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,21 +52,6 @@ tw_http_fail(tw_http_err_t *err, unsigned status, const char *code,
     return -1;
 }
 
-static int
-s_hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 long
 tw_http_unescape(char *s, size_t n, int plus)
 {
@@ -76,7 +62,7 @@ tw_http_unescape(char *s, size_t n, int plus)
             if (r + 2 >= n) {
                 return -1;
             }
-            int hi = s_hexval(s[r + 1]), lo = s_hexval(s[r + 2]);
+            int hi = tw_hex_digit(s[r + 1]), lo = tw_hex_digit(s[r + 2]);
             if (hi < 0 || lo < 0) {
                 return -1;
             }

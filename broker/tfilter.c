@@ -3,6 +3,7 @@
 #include "broker/tfilter.h"
 
 #include "common/error.h"
+#include "common/util.h"
 #include "proto/proto.h"
 
 #include <inttypes.h>
@@ -145,33 +146,31 @@ tw_tfilter_limit_text(tw_tfilter_t *f, const char *s, size_t n, uint32_t max,
 
 /* ---- cursors ---------------------------------------------------------- */
 
-static uint32_t
-s_fnv(uint32_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ b[i]) * 16777619u;
-    }
-    return h;
-}
-
-/* The check of every filter but limit and cursor. */
+/* The check of every filter but limit and cursor: a hash of them laid
+ * end to end, each string after its length (absent differs from empty). */
 static uint32_t
 s_check(const tw_tfilter_t *f)
 {
-    uint32_t h = 2166136261u;
-    h = s_fnv(h, &f->states, sizeof f->states);
-    h = s_fnv(h, &f->since_ms, sizeof f->since_ms);
+    unsigned char buf[4 + 8 + 4 * (4 + TW_TFILTER_MAX_TEXT)];
+    size_t n = 0;
+    memcpy(buf + n, &f->states, 4);
+    n += 4;
+    memcpy(buf + n, &f->since_ms, 8);
+    n += 8;
     const char *s[] = {f->handler, f->group, f->pool, f->text};
-    size_t n[] = {f->handler_len, f->group_len, f->pool_len, f->text_len};
+    size_t len[] = {f->handler_len, f->group_len, f->pool_len, f->text_len};
     for (int i = 0; i < 4; i++) {
-        uint32_t len = s[i] ? (uint32_t)n[i] : UINT32_MAX;
-        h = s_fnv(h, &len, sizeof len); /* absent differs from empty */
+        size_t k = len[i] < TW_TFILTER_MAX_TEXT ? len[i] : TW_TFILTER_MAX_TEXT;
+        uint32_t l = s[i] ? (uint32_t)k : UINT32_MAX;
+        memcpy(buf + n, &l, 4);
+        n += 4;
         if (s[i]) {
-            h = s_fnv(h, s[i], n[i]);
+            memcpy(buf + n, s[i], k);
+            n += k;
         }
     }
-    return h;
+    uint64_t h = tw_hash_bytes(buf, n);
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static uint16_t

@@ -52,6 +52,21 @@ tw_random_hex(char *buf, size_t nchars)
     buf[nchars] = '\0';
 }
 
+int
+tw_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 uint64_t
 tw_hash_bytes(const void *p, size_t len)
 {

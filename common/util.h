@@ -25,6 +25,9 @@ uint64_t tw_wall_ms(void);
  * (which holds nchars + 1 bytes). */
 void tw_random_hex(char *buf, size_t nchars);
 
+/* The value of the hex digit `c` (either case), or -1 if it is none. */
+int tw_hex_digit(char c);
+
 /* FNV-1a hash of `len` bytes, never 0 (so it can key a tw_idmap_t). */
 uint64_t tw_hash_bytes(const void *p, size_t len);
 

@@ -12,11 +12,42 @@ API itself, so they run unchanged against each backend:
 import json
 import os
 import sys
+import time
+import traceback
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+
+
+class Checks:
+    """Runs named checks, prints one line each, counts them."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def on_failure(self):
+        """Called after a check failed (a screenshot, for instance)."""
+
+    def check(self, name, fn):
+        t0 = time.time()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - a failed check, reported
+            self.failed += 1
+            print("FAIL %s (%.1f s): %s" % (name, time.time() - t0, e))
+            if not isinstance(e, AssertionError):
+                traceback.print_exc()
+            self.on_failure()
+        else:
+            self.passed += 1
+            print("ok   %s (%.1f s)" % (name, time.time() - t0))
+
+    def summary(self):
+        """Print the closing line; the exit status."""
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 1 if self.failed else 0
 
 
 class Api:

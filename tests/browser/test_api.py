@@ -30,14 +30,13 @@ import json
 import os
 import sys
 import time
-import traceback
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import openapi  # noqa: E402
-from backends import Api, FixtureBackend, UrlBackend  # noqa: E402
+from backends import Checks, FixtureBackend, UrlBackend  # noqa: E402
 
 FAILED = ("error", "timeout", "lost")
 
@@ -91,25 +90,12 @@ class Events:
         self.conn.close()
 
 
-class Run:
+class Run(Checks):
     def __init__(self, backend, token_backend):
+        super().__init__()
         self.be, self.tb = backend, token_backend
         self.api = backend.api
         self.spec = openapi.Spec(os.path.join(ROOT, "docs", "openapi.yaml"))
-        self.passed = self.failed = 0
-
-    def check(self, name, fn):
-        t0 = time.time()
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - a failed check, reported
-            self.failed += 1
-            print("FAIL %s (%.1f s): %s" % (name, time.time() - t0, e))
-            if not isinstance(e, AssertionError):
-                traceback.print_exc()
-        else:
-            self.passed += 1
-            print("ok   %s (%.1f s)" % (name, time.time() - t0))
 
     # ----------------------------------------------------------- helpers
     def fits(self, method, path, status, body):
@@ -456,8 +442,7 @@ def main():
         be.close()
         if tb:
             tb.close()
-    print("%d passed, %d failed" % (r.passed, r.failed))
-    return 1 if r.failed else 0
+    return r.summary()
 
 
 if __name__ == "__main__":

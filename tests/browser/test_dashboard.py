@@ -24,39 +24,27 @@ import json
 import os
 import sys
 import time
-import traceback
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import webdriver  # noqa: E402
-from backends import FixtureBackend, UrlBackend  # noqa: E402
+from backends import Checks, FixtureBackend, UrlBackend  # noqa: E402
 
 FAILED = ("error", "timeout", "lost")
 
 
-class Run:
+class Run(Checks):
     def __init__(self, backend, browser, shot):
+        super().__init__()
         self.be, self.b, self.shot = backend, browser, shot
         self.api = backend.api
-        self.passed = self.failed = 0
 
-    def check(self, name, fn):
-        t0 = time.time()
+    def on_failure(self):
         try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - a failed check, reported
-            self.failed += 1
-            print("FAIL %s (%.1f s): %s" % (name, time.time() - t0, e))
-            if not isinstance(e, AssertionError):
-                traceback.print_exc()
-            try:
-                self.b.screenshot(self.shot.replace(".png", "-fail.png"))
-            except Exception:  # noqa: BLE001
-                pass
-        else:
-            self.passed += 1
-            print("ok   %s (%.1f s)" % (name, time.time() - t0))
+            self.b.screenshot(self.shot.replace(".png", "-fail.png"))
+        except Exception:  # noqa: BLE001 - the failure is reported anyway
+            pass
 
     # ------------------------------------------------------------- checks
     def load(self):
@@ -215,7 +203,7 @@ def main():
     ap.add_argument("--screenshot", default="dashboard.png")
     a = ap.parse_args()
     be = FixtureBackend(a.token) if a.fixture else UrlBackend(a.url, a.token)
-    passed = failed = 0
+    r = None
     try:
         with webdriver.Browser() as browser:
             r = Run(be, browser, os.path.abspath(a.screenshot))
@@ -231,11 +219,9 @@ def main():
             else:
                 print("     (no failure injection or restart with --url)")
             r.check("no page errors, answers fit openapi.yaml", r.no_errors)
-            passed, failed = r.passed, r.failed
     finally:
         be.close()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return r.summary() if r else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@
 
 #include "broker/tindex.h"
 #include "common/error.h"
+#include "tests/unit/support/rng.h"
 
 typedef struct {
     uint64_t key;
@@ -36,10 +37,7 @@ static uint64_t s_rng = 88172645463325252ull;
 static uint64_t
 s_rand(void)
 {
-    s_rng ^= s_rng << 13;
-    s_rng ^= s_rng >> 7;
-    s_rng ^= s_rng << 17;
-    return s_rng;
+    return tw_test_rand(&s_rng);
 }
 
 static void

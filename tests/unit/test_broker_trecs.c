@@ -22,6 +22,7 @@
 
 #include "broker/trecs.h"
 #include "proto/proto.h"
+#include "tests/unit/support/rng.h"
 
 enum { N = 3000 };
 
@@ -39,10 +40,7 @@ static uint64_t s_rng = 0x9e3779b97f4a7c15ull;
 static uint64_t
 s_rand(void)
 {
-    s_rng ^= s_rng << 13;
-    s_rng ^= s_rng >> 7;
-    s_rng ^= s_rng << 17;
-    return s_rng;
+    return tw_test_rand(&s_rng);
 }
 
 static const int s_ends[] = {TW_ST_OK, TW_ST_OK, TW_ST_OK, TW_ST_ERROR,
