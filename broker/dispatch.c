@@ -594,7 +594,10 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         /* The record ages out; its tasks' channels close now (S93). */
         tw__broker_client_gone(b, c, "submitter said BYE");
         break;
-    default:
+    default: /* a command the codec knows and this broker does not serve */
+        tw__broker_error(b, zw, c->ident, c->ident_len, TW_ECOMMAND,
+                         tw_msg_uint(&m, TW_F_SEQ, 0), "command %s is not "
+                         "served by this broker", tw_proto_cmd_name(m.cmd));
         break;
     }
     tw_msg_release(&m);

@@ -79,37 +79,13 @@ int
 tw_tfilter_since_text(tw_tfilter_t *f, const char *s, size_t n, char *why,
                       size_t wlen)
 {
-    uint64_t v = 0, unit = 1;
-    size_t digits = 0;
-    while (digits < n && s[digits] >= '0' && s[digits] <= '9') {
-        v = v * 10 + (uint64_t)(s[digits] - '0');
-        digits++;
-    }
-    size_t rest = n - digits;
-    if (rest == 1) {
-        switch (s[digits]) {
-        case 's':
-            unit = 1;
-            break;
-        case 'm':
-            unit = 60;
-            break;
-        case 'h':
-            unit = 3600;
-            break;
-        case 'd':
-            unit = 86400;
-            break;
-        default:
-            rest = 2; /* refused below */
-        }
-    }
-    if (digits == 0 || digits > 9 || rest > 1 || v == 0) {
+    uint64_t ms;
+    if (tw_duration_ms(s, n, &ms) != 0) {
         snprintf(why, wlen, "since: '%.*s' is not a duration such as 90s, "
                  "15m, 2h or 7d", (int)(n > 32 ? 32 : n), s);
         return TW_EINVAL;
     }
-    f->since_ms = v * unit * 1000;
+    f->since_ms = ms;
     return 0;
 }
 

@@ -102,7 +102,12 @@ typedef enum {
     XX(FULL, "full", TW_T_STR, 16)                                           \
     XX(N, "n", TW_T_UINT, 0)                                                 \
     XX(BOOT, "boot", TW_T_UINT, 0)                                           \
-    XX(PUB, "pub", TW_T_STR, 255)
+    XX(PUB, "pub", TW_T_STR, 255)                                            \
+    /* Task records (PROTOCOL.md 16): QUERY tasks, TASK. */                  \
+    XX(STATE, "state", TW_T_STR, 16)                                         \
+    XX(SINCE, "since", TW_T_UINT, 0)                                         \
+    XX(TEXT, "text", TW_T_STR, 128)                                          \
+    XX(CURSOR, "cursor", TW_T_STR, 64)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -192,7 +197,8 @@ typedef enum {
     XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
     XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)                   \
     XX(24, CHAN, TW_W2B | TW_B2W | TW_C2B | TW_B2C, TW_FB(ITEMS),            \
-       TW_IB(ID) | TW_IB(EV))
+       TW_IB(ID) | TW_IB(EV))                                                \
+    XX(25, TASK, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,

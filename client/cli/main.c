@@ -92,6 +92,18 @@ static const char s_usage[] =
     "      Cancel tasks; exit 1 if an id is unknown. --strict cancels all\n"
     "      or nothing (exit 1 if one is unknown, ended or cancelling);\n"
     "      --group cancels a group's tasks, --all every task of the pool.\n"
+    "  tasks list [--state S|--failed] [--handler H] [--group G]\n"
+    "             [--since DUR] [--text T] [--limit N]\n"
+    "      The tasks the broker keeps, newest change first, N of them\n"
+    "      (default 50, 0 = all). S is pending, running, ok, failed,\n"
+    "      error, timeout, lost or cancelled; DUR like 90s, 15m, 2h, 7d;\n"
+    "      T is searched in the id, handler and error.\n"
+    "  tasks show ID      Everything about a task: arguments, result, and\n"
+    "      each attempt with its error and traceback.\n"
+    "  tasks retry ID... | tasks retry --failed [filters]\n"
+    "      Send failed tasks back to their queue: same id, history kept.\n"
+    "  tasks purge ID... | tasks purge --failed|--state S [filters]\n"
+    "      Forget ended tasks now.\n"
     "  workers            List the connected workers.\n"
     "  workers drain NAME|ID\n"
     "      Stop giving the worker work, move its stations away, let its\n"
@@ -2041,7 +2053,7 @@ static const s_command_t s_commands[] = {
     {"ping", s_cmd_ping},       {"station", s_cmd_station},
     {"keygen", s_cmd_keygen},   {"map", tw_cli_map},
     {"group", tw_cli_group},    {"pool", tw_cli_pool},
-    {"watch", tw_cli_watch},
+    {"watch", tw_cli_watch},    {"tasks", tw_cli_tasks},
 };
 
 int
