@@ -9,10 +9,15 @@ everything; after the server restarts, the page reconnects and shows the
 new state. Expected values are read from the API itself, so the same
 checks run against any server that implements docs/openapi.yaml.
 
+On a second server started with a token, an action asks for the token
+once and then goes through.
+
 Backends:
-  --fixture        tests/browser/fixture.py in this process
+  --fixture        tests/browser/fixture.py in this process (and a second
+                   one with a token)
   --url URL        a server already running (no failure injection or
-                   restart: those checks are left out and said so)
+                   restart: those checks are left out and said so);
+                   --token-url URL --token T: one with a token
 
 Writes a screenshot (--screenshot PATH, default dashboard.png in the
 current directory). Prints one line per check and ends with
@@ -187,6 +192,31 @@ class Run(Checks):
                sorted(b.texts("#workers-body tr td:first-child")) == names,
                "the page to resync to workers %s" % names, timeout=30)
 
+    def token_prompt(self, tb):
+        """On a server with a token, an action asks for it once, then
+        goes through; the token stays for the tab."""
+        b = self.b
+        b.get(tb.url + "/")
+        b.install_error_trap()
+        b.wait(lambda: b.text("#conn") == "live", "the stream to be live "
+               "(loopback reads need no token)")
+        t = tb.api.get("/api/v1/tasks?state=failed&limit=1")["tasks"][0]
+        b.wait(lambda: b.find("#failed-body tr[data-id='%d'] button"
+                              % t["id"]), "the failed task listed")
+        b.click("#failed-body tr[data-id='%d'] button" % t["id"])
+        b.wait(lambda: b.js("return document.getElementById('detail').open"),
+               "the detail view")
+        b.click("#detail-retry")
+        b.wait(lambda: b.js("return document.getElementById('ask').open"),
+               "the page to ask for the token")
+        b.type("#ask-input", tb.api.token)
+        b.click("#ask-ok")
+        b.wait(lambda: tb.api.get("/api/v1/tasks/%d" % t["id"])["task"]
+               ["retried"] > 0, "the retry to go through with the token")
+        assert b.js("return sessionStorage.getItem('taskwheel.token')") == \
+            tb.api.token
+        b.keys("Escape")
+
     def no_errors(self):
         errs = self.b.console_errors()
         assert not errs, "the page raised: %s" % errs
@@ -199,10 +229,16 @@ def main():
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--fixture", action="store_true")
     g.add_argument("--url")
-    ap.add_argument("--token")
+    ap.add_argument("--token-url", help="a second server, with a token")
+    ap.add_argument("--token", help="that server's token")
     ap.add_argument("--screenshot", default="dashboard.png")
     a = ap.parse_args()
-    be = FixtureBackend(a.token) if a.fixture else UrlBackend(a.url, a.token)
+    if a.fixture:
+        be = FixtureBackend()
+        tb = FixtureBackend("fixture-token-0123456789abcdef0123")
+    else:
+        be = UrlBackend(a.url)
+        tb = UrlBackend(a.token_url, a.token) if a.token_url else None
     r = None
     try:
         with webdriver.Browser() as browser:
@@ -219,8 +255,15 @@ def main():
             else:
                 print("     (no failure injection or restart with --url)")
             r.check("no page errors, answers fit openapi.yaml", r.no_errors)
+            if tb:
+                r.be = tb
+                r.check("an action asks for the token, once",
+                        lambda: r.token_prompt(tb))
+                r.check("no page errors with the token", r.no_errors)
     finally:
         be.close()
+        if tb:
+            tb.close()
     return r.summary() if r else 1
 
 
