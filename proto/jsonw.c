@@ -4,14 +4,15 @@
  *  does not fit whole is not written, except plain string text, which is
  *  cut at the last character boundary that fits. Strings are walked
  *  with tw_utf8_seq, so escaping, the U+FFFD replacement and the cut
- *  all see the same characters. Payload bytes pass tw_proto_prescan
- *  before msgpack-c unpacks them, so a few bytes announcing a huge array
- *  cannot make it reserve gigabytes.
+ *  all see the same characters. Payload bytes pass tw_mp_one
+ *  (proto/mpwalk.h) before msgpack-c unpacks them, so a few bytes
+ *  announcing a huge array cannot make it reserve gigabytes.
  */
 #include "proto/jsonw.h"
 
 #include "common/alloc.h"
 #include "common/utf8.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <inttypes.h>
@@ -357,7 +358,7 @@ tw_jsonw_msgpack(tw_jsonw_t *w, const void *buf, size_t len,
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    if (len > 0 && tw_proto_prescan(buf, len) == 0 &&
+    if (tw_mp_one(buf, len, TW_MP_DEPTH_DECODE) &&
         msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
         off == len) {
         tw_jsonw_object(w, &u.data, opts);
