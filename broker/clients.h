@@ -24,6 +24,8 @@ typedef struct {
     size_t ident_len;
     uint64_t last_seen_ms;
     uint64_t outstanding; /* its tasks not yet ended */
+    uint64_t refusals;    /* submissions refused since it was first seen:
+                             they size its dedup window too (dedup.h) */
     tw_batch_t acks;      /* ACK items due this turn */
     tw_batch_t results;   /* RESULT items due this turn */
     int dirty;            /* on the registry's flush list */

@@ -116,12 +116,12 @@ tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
 
 void
 tw_dedup_refuse(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint32_t shash,
-                int err)
+                int err, uint64_t window)
 {
     if (!cid || !seq || !err) {
         return;
     }
-    tw_dedup_slot_t *s = s_take(d, cid, seq, 0);
+    tw_dedup_slot_t *s = s_take(d, cid, seq, window);
     if (s) {
         s->shash = shash;
         s->err = err;

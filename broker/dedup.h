@@ -63,9 +63,13 @@ void tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
 /* Remember that (cid, seq), an item hashing `shash`, was refused with
  * `err`: libzmq may deliver a submission twice (a copy still queued from
  * before a reconnect, and the client's resend), and the second copy must
- * get the first one's answer, not be admitted once room came back. */
+ * get the first one's answer, not be admitted once room came back. The
+ * two copies can be a whole burst apart, so `window` (the client's
+ * outstanding tasks plus its refusals so far) sizes the ring as
+ * `outstanding` does for tw_dedup_put: a client that has been refused
+ * 65,536 times keeps the largest ring (4 MiB) while the broker knows it. */
 void tw_dedup_refuse(tw_dedup_t *d, uint64_t cid, uint64_t seq,
-                     uint32_t shash, int err);
+                     uint32_t shash, int err, uint64_t window);
 
 /* The error (cid, seq) was refused with, if remembered and the item
  * hashes `shash`; else 0. */

@@ -215,8 +215,8 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (rc != 0) {
             /* A second copy of a refused item: the same answer, even if
              * room came back in between (dedup.h). */
-            snprintf(why, sizeof why, "%s (a resend of seq %llu, which "
-                     "was refused)", tw_strerror(rc),
+            snprintf(why, sizeof why, "%s: seq %llu was refused before, "
+                     "and a resend gets the same answer", tw_strerror(rc),
                      (unsigned long long)seq);
             s_ack_error(e, seq, rc, why);
             b->st.deduplicated++;
@@ -228,7 +228,8 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         rc = s_admit(b, it, &hidx, &p, why, sizeof why);
         if (rc != 0) {
             s_ack_error(e, seq, rc, why);
-            tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc);
+            tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc,
+                            c->outstanding + ++c->refusals);
             b->st.rejected++;
             c->refused++; /* need not wait for the store (persist.c) */
             continue;

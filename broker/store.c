@@ -961,7 +961,10 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
     tw_enc_clear(e);
     size_t need = tw_store_task_enc_max(r);
     if (e->sb.alloc < need) {
-        e->sb.data = realloc(e->sb.data, need);
+        /* The sbuffer's memory is libc's; tw_realloc is libc's realloc
+         * (tests replace it only with wrappers around libc) that stops
+         * the broker with a line rather than writing through NULL. */
+        e->sb.data = tw_realloc(e->sb.data, need);
         e->sb.alloc = need;
     }
     e->sb.size = tw_store_task_enc_to((unsigned char *)e->sb.data, r);
