@@ -3,7 +3,7 @@
  *  `taskwheel tasks list`, QUERY tasks and GET /api/v1/tasks answer one
  *  page of the records the broker keeps (PROTOCOL.md 16.3). This times
  *  the broker's part of a first page in process, with no sockets: N
- *  records in the record sets (broker/trecs.h) the way a long run leaves
+ *  records in the record sets (broker/state/trecs.h) the way a long run leaves
  *  them (most ended ok, some failed or cancelled, a few pending or
  *  running, some dropped by the sweep or purged from the middle), then a
  *  first page of 50 for several filters, each repeated R times; it
@@ -23,7 +23,7 @@
  *  Usage: bench-records [-n records] [-r runs]
  */
 #include "bench/bench.h"
-#include "broker/trecs.h"
+#include "broker/state/trecs.h"
 #include "proto/proto.h"
 
 #include <stdio.h>

@@ -57,12 +57,6 @@ tw_utf8_seq(const void *p, size_t n)
     return s_seq(p, n);
 }
 
-size_t
-tw_utf8_seq(const void *p, size_t n)
-{
-    return s_seq(p, n);
-}
-
 int
 tw_utf8_valid(const void *p, size_t n)
 {

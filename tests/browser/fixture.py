@@ -517,7 +517,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.control(method, path)
             if not path.startswith("/api/"):
                 return self.static(method, path)
-            # As broker/httpapi.c: the route first (404, 405), then who
+            # As broker/state/httpapi.c: the route first (404, 405), then who
             # may call it (401, 403, 415), then its parameters (400).
             tmpl = self.server.spec.route(path.rstrip("/") or "/")
             if tmpl is None:
@@ -551,7 +551,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def authorize(self, method):
         """docs/HTTP.md "Who may do what", for a server on loopback whose
-        peers are all local (what broker/httpapi.c decides)."""
+        peers are all local (what broker/state/httpapi.c decides)."""
         origin = self.headers.get("Origin")
         host = self.headers.get("Host")
         if origin is not None and origin != "http://%s" % host:

@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-#include "broker/attempts.h"
+#include "broker/state/attempts.h"
 
 #define S(x) x, sizeof x - 1
 

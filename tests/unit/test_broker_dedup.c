@@ -1,4 +1,4 @@
-/*  tests/unit/test_broker_dedup.c - the submission rings (broker/dedup.c):
+/*  tests/unit/test_broker_dedup.c - the submission rings (broker/state/dedup.c):
  *  which task each (client, seq) made, and which seqs were refused, so a
  *  second copy of a submission gets the first copy's answer
  *  (proto/PROTOCOL.md 7.8).
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "broker/dedup.h"
+#include "broker/state/dedup.h"
 #include "common/error.h"
 
 /* A put names the task; a lookup of another seq or client finds none. */

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/httpapi.h"
+#include "broker/state/httpapi.h"
 
 /* A path for route r: {id} 42, {wid} 7, {sid} "a%2Fb", {op} "pause". */
 static void

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/sse.h"
+#include "broker/state/sse.h"
 #include "common/error.h"
 
 #define BOOT 0x7f3a9c1e5b20d4e8ull

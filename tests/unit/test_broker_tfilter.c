@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "broker/tfilter.h"
+#include "broker/state/tfilter.h"
 #include "common/error.h"
 #include "proto/proto.h"
 

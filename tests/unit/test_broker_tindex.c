@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/tindex.h"
+#include "broker/state/tindex.h"
 #include "common/error.h"
 #include "tests/unit/support/rng.h"
 

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/trecs.h"
+#include "broker/state/trecs.h"
 #include "proto/proto.h"
 #include "tests/unit/support/rng.h"
 
