@@ -70,6 +70,17 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "ended tasks kept for result queries"),
     S_OPT_INT("result-ttl", 0, 1LL << 31, "3600", result_ttl,
               "seconds an ended task is kept for result queries"),
+    /* Task records: broker/core/recs.h, PROTOCOL.md 16.2. */
+    S_OPT_INT("failed-ttl", 0, 1LL << 31, "604800", failed_ttl,
+              "seconds the record of a task that failed (error, timeout, "
+              "lost) is kept: a dead-letter set"),
+    S_OPT_INT("max-failed", 0, 1LL << 40, "100000", max_failed,
+              "records of failed tasks kept at most"),
+    S_OPT_INT("record-args", 0, 1LL << 30, "1024", record_args,
+              "arguments up to this many bytes stay whole in the record of "
+              "a task that ended ok; larger ones become a preview"),
+    S_OPT_INT("record-preview", 256, 1LL << 20, "65536", record_preview,
+              "bytes of JSON text a preview of arguments holds at most"),
     S_OPT_INT("batch", 1, 65536, "512", batch,
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
@@ -404,6 +415,8 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->next_ep = ((tw_wall_ms() / 1000) & 0xffff) << 16 | 1;
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
+    b->tasks.keep_args = (uint32_t)cfg->record_args;
+    b->tasks.preview_max = (uint32_t)cfg->record_preview;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
     static const tw_quarantine_cfg_t qcfg = TW_QUARANTINE_DEFAULTS;
     tw_quarantine_init(&b->quarantine, &qcfg);

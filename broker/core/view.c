@@ -100,3 +100,87 @@ tw__view_worker(tw_broker_t *b, tw_enc_t *e, const tw_bworker_t *w)
     tw_enc_cstr(e, "state");
     tw_enc_cstr(e, tw_bworker_state(w));
 }
+
+static void
+s_int_or_nil(tw_enc_t *e, int64_t v)
+{
+    if (v >= 0) {
+        tw_enc_int(e, v);
+    } else {
+        tw_enc_nil(e);
+    }
+}
+
+void
+tw__view_group(tw_enc_t *e, const tw_pool_t *p, const tw_group_t *g)
+{
+    tw_enc_map(e, 10);
+    tw_enc_cstr(e, "pool");
+    tw_enc_str(e, p->name, p->name_len);
+    tw_enc_cstr(e, "group");
+    tw_enc_str(e, g->name, g->name_len);
+    tw_enc_cstr(e, "limit");
+    s_int_or_nil(e, g->limit);
+    tw_enc_cstr(e, "calls");
+    s_int_or_nil(e, g->calls);
+    tw_enc_cstr(e, "full");
+    tw_enc_cstr(e, tw_full_name(g->full));
+    tw_enc_cstr(e, "running");
+    tw_enc_uint(e, g->running);
+    tw_enc_cstr(e, "pending");
+    tw_enc_uint(e, g->pending);
+    tw_enc_cstr(e, "ended");
+    tw_enc_uint(e, g->ended);
+    tw_enc_cstr(e, "cancelled");
+    tw_enc_uint(e, g->cancelled);
+    tw_enc_cstr(e, "admitted");
+    tw_enc_uint(e, g->admitted);
+}
+
+void
+tw__view_pool(tw_enc_t *e, const tw_pool_t *p)
+{
+    tw_enc_map(e, 11);
+    tw_enc_cstr(e, "pool");
+    tw_enc_str(e, p->name, p->name_len);
+    tw_enc_cstr(e, "default_limit");
+    s_int_or_nil(e, p->default_limit);
+    tw_enc_cstr(e, "size");
+    tw_enc_uint(e, p->size);
+    tw_enc_cstr(e, "free");
+    if (p->size) {
+        tw_enc_uint(e, p->running < p->size ? p->size - p->running : 0);
+    } else {
+        tw_enc_nil(e);
+    }
+    tw_enc_cstr(e, "running");
+    tw_enc_uint(e, p->running);
+    tw_enc_cstr(e, "pending");
+    tw_enc_uint(e, p->pending);
+    tw_enc_cstr(e, "ended");
+    tw_enc_uint(e, p->ended);
+    tw_enc_cstr(e, "cancelled");
+    tw_enc_uint(e, p->cancelled);
+    tw_enc_cstr(e, "locked");
+    tw_enc_bool(e, p->locked);
+    tw_enc_cstr(e, "closed");
+    tw_enc_bool(e, p->closed);
+    tw_enc_cstr(e, "groups");
+    tw_enc_uint(e, p->groups.len);
+}
+
+void
+tw__view_queues(tw_broker_t *b, tw_enc_t *e)
+{
+    tw_enc_array(e, b->reg.nhandlers);
+    for (size_t i = 0; i < b->reg.nhandlers; i++) {
+        const tw_handler_t *h = &b->reg.handlers[i];
+        tw_enc_map(e, 3);
+        tw_enc_cstr(e, "handler");
+        tw_enc_str(e, h->name, h->name_len);
+        tw_enc_cstr(e, "ready");
+        tw_enc_uint(e, h->queue ? h->queue->len : 0);
+        tw_enc_cstr(e, "workers");
+        tw_enc_uint(e, h->nworkers);
+    }
+}

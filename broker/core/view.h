@@ -4,12 +4,14 @@
  *  The status map answers QUERY "status", is the "status" key of the
  *  snapshot (snapshot.h) and is published every second on the "stats"
  *  topic (PROTOCOL.md 5.14); a worker's map answers QUERY "workers" and
- *  WORKER requests and fills the snapshot's worker list. Read only.
+ *  WORKER requests and fills the snapshot's worker list; pools, groups
+ *  and queues answer GROUP, POOL and the read-only QUERYs. Read only.
  *  Broker loop thread only.
  */
 #ifndef TW_BROKER_VIEW_H
 #define TW_BROKER_VIEW_H
 
+#include "broker/state/pools.h"
 #include "broker/state/workers.h"
 #include "proto/proto.h"
 
@@ -22,5 +24,14 @@ void tw__view_status(struct tw_broker *b, tw_enc_t *e, int publish);
 /* One worker as the 12-key map of QUERY "workers" (PROTOCOL.md 5.14). */
 void tw__view_worker(struct tw_broker *b, tw_enc_t *e,
                      const tw_bworker_t *w);
+
+/* A group's info map (PROTOCOL.md 12.4) and a pool's (12.5). */
+void tw__view_group(tw_enc_t *e, const tw_pool_t *p, const tw_group_t *g);
+void tw__view_pool(tw_enc_t *e, const tw_pool_t *p);
+
+/* The queues by handler as an array of {handler, ready, workers}: every
+ * handler the broker knows, its ready tasks, the workers offering it
+ * (QUERY queues, 16.6; the snapshot's "queues"). */
+void tw__view_queues(struct tw_broker *b, tw_enc_t *e);
 
 #endif /* TW_BROKER_VIEW_H */

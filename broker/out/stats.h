@@ -23,6 +23,8 @@
     XX(requeued, "requeued",                                                 \
        "Tasks returned to the queue after a worker loss.")                   \
     XX(retried, "retried", "Failed tasks run again (per-task retries).")     \
+    XX(retried_manual, "retried_manual",                                     \
+       "Ended tasks sent back to their queue by TASK retry.")                \
     XX(duplicates, "duplicates",                                             \
        "Outcomes for tasks not in flight on that worker.")                   \
     /* "resubmitted" in the status map (persist.c) */                        \

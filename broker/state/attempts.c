@@ -3,6 +3,8 @@
 #include "broker/state/attempts.h"
 
 #include "common/alloc.h"
+#include "common/error.h"
+#include "proto/mpwalk.h"
 
 #include <string.h>
 
@@ -122,4 +124,95 @@ tw_attempts_encode(const tw_attempts_t *h, tw_enc_t *e)
                                a->traceback,
                                a->traceback ? strlen(a->traceback) : 0);
     }
+}
+
+/* The state named `s` (n bytes): a TW_ST_* end state, or -1. */
+static int
+s_state_of(const char *s, size_t n)
+{
+    for (int st = TW_ST_OK; st <= TW_ST_LOST; st++) {
+        const char *name = tw_proto_state_name(st);
+        if (strlen(name) == n && memcmp(name, s, n) == 0) {
+            return st;
+        }
+    }
+    return -1;
+}
+
+/* One stored run: its map's values, then tw_attempts_add. */
+static int
+s_decode_run(tw_attempts_t *h, const msgpack_object *m)
+{
+    if (m->type != MSGPACK_OBJECT_MAP) {
+        return TW_EPROTO;
+    }
+    uint64_t n = 0, worker = 0, started = 0, ended = 0;
+    int state = -1;
+    const msgpack_object *err = NULL, *tb = NULL;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            return TW_EPROTO;
+        }
+        const char *ks = k->via.str.ptr;
+        size_t kl = k->via.str.size;
+#define S_KEY(lit) (kl == sizeof lit - 1 && memcmp(ks, lit, kl) == 0)
+        int u = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        int str = v->type == MSGPACK_OBJECT_STR;
+        if (S_KEY("n") && u) {
+            n = v->via.u64;
+        } else if (S_KEY("worker") && u) {
+            worker = v->via.u64;
+        } else if (S_KEY("started_ms") && u) {
+            started = v->via.u64;
+        } else if (S_KEY("ended_ms") && u) {
+            ended = v->via.u64;
+        } else if (S_KEY("state") && str) {
+            state = s_state_of(v->via.str.ptr, v->via.str.size);
+        } else if (S_KEY("error") && str) {
+            err = v;
+        } else if (S_KEY("traceback") && str) {
+            tb = v;
+        }
+#undef S_KEY
+    }
+    if (state < 0 || !ended || n > UINT32_MAX) {
+        return TW_EPROTO;
+    }
+    /* Join error and traceback again for the split in tw_attempts_add. */
+    size_t el = err ? err->via.str.size : 0, tl = tb ? tb->via.str.size : 0;
+    char *text = tw_malloc(el + 1 + tl + 1);
+    if (el) {
+        memcpy(text, err->via.str.ptr, el);
+    }
+    text[el] = '\n';
+    if (tl) {
+        memcpy(text + el + 1, tb->via.str.ptr, tl);
+    }
+    tw_attempts_add(h, (uint32_t)n, worker, started, ended, state,
+                    el || tl ? text : NULL, tl ? el + 1 + tl : el);
+    tw_free(text);
+    return 0;
+}
+
+int
+tw_attempts_decode(tw_attempts_t *h, const void *buf, size_t len)
+{
+    if (!tw_mp_one(buf, len, TW_MP_DEPTH_DECODE)) {
+        return TW_EPROTO;
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int rc = TW_EPROTO;
+    if (msgpack_unpack_next(&up, buf, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        up.data.type == MSGPACK_OBJECT_ARRAY) {
+        rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < up.data.via.array.size; i++) {
+            rc = s_decode_run(h, &up.data.via.array.ptr[i]);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
 }

@@ -67,4 +67,9 @@ void tw_attempts_encode_run(tw_enc_t *e, uint32_t n, uint64_t worker,
  * the caller counts the runs it adds after them). */
 void tw_attempts_encode(const tw_attempts_t *h, tw_enc_t *e);
 
+/* Add to `h` the runs of a msgpack array of the maps above (what the
+ * store keeps: tw_attempts_encode after an array header). Returns 0, or
+ * TW_EPROTO for anything else (the runs read before it stay). */
+int tw_attempts_decode(tw_attempts_t *h, const void *buf, size_t len);
+
 #endif /* TW_BROKER_ATTEMPTS_H */

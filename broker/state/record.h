@@ -103,6 +103,18 @@ typedef struct {
     const char *const *gnames;
     const size_t *glens;
     const msgpack_object *gobj;
+    /* Its record (PROTOCOL.md 16.2): wall times of its submission and
+     * latest run, manual retries, the arguments an ended task keeps
+     * (whole, or a JSON preview), and its finished runs as a msgpack
+     * array (state/attempts.h). */
+    uint64_t sub_wall, run_wall;
+    uint32_t retried, args_bytes;
+    uint16_t runs_base;
+    uint8_t preview;
+    const void *args;
+    size_t args_len;
+    const void *runs;
+    size_t runs_len;
 } tw_record_task_t;
 
 typedef struct {

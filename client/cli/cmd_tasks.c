@@ -256,6 +256,34 @@ s_lines(const char *indent, json_t *v)
     }
 }
 
+/* A record's `key` ("args", "result") arrives as {"$bin": "<hex>"}: the
+ * payload bytes (PROTOCOL.md 4.7). Put the value they hold in its place,
+ * as `submit --wait` prints a result. */
+static void
+s_unbin(json_t *t, const char *key)
+{
+    json_t *v = json_object_get(t, key);
+    const char *hex = json_string_value(json_object_get(v, "$bin"));
+    size_t n = hex ? strlen(hex) : 0;
+    if (!hex || n % 2 || json_object_size(v) != 1) {
+        return;
+    }
+    unsigned char *bytes = malloc(n / 2 + 1);
+    if (!bytes) {
+        return;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = tw_hex_digit(hex[2 * i]), lo = tw_hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            free(bytes);
+            return;
+        }
+        bytes[i] = (unsigned char)(hi << 4 | lo);
+    }
+    json_object_set_new(t, key, tw_cli_payload_json(bytes, n / 2));
+    free(bytes);
+}
+
 static void
 s_value(const char *label, json_t *t, const char *key)
 {
@@ -349,6 +377,8 @@ s_show(const tw_cli_env_t *e)
     } else {
         json_t *v = tw_cli_payload_json(data, len);
         json_t *t = json_array_get(v, 0);
+        s_unbin(t, "args");
+        s_unbin(t, "result");
         const char *st = json_string_value(json_object_get(t, "state"));
         if (!t || (st && strcmp(st, "unknown") == 0)) {
             code = tw_cli_fail(TW_CLI_FAIL, "tasks show: the broker keeps no "
