@@ -133,10 +133,18 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "directory of monitor public keys allowed on the status socket"},
     {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
      NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
-    /* Monitoring: broker/cmd/metrics.h, docs/OPERATIONS.md. */
+    /* Monitoring and the HTTP API: broker/cmd/metrics.h, docs/HTTP.md,
+     * docs/OPERATIONS.md. */
+    {"http", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
+     NULL, "HOST:PORT serving the HTTP API (/api/v1), the event stream "
+     "and /metrics (off when unset; beyond loopback it needs "
+     "--http-token-file or --insecure)"},
     {"metrics", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
-     NULL, "HOST:PORT serving Prometheus metrics at /metrics (off when "
-     "unset; non-loopback needs --insecure)"},
+     NULL, "the same as --http, its older name"},
+    {"http-token-file", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, http_token_file), NULL,
+     "file holding the bearer token the HTTP API's actions need (and reads "
+     "from beyond loopback); mode 0600"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
@@ -251,6 +259,7 @@ s_publish_stats(tw_broker_t *b, uint64_t now)
     }
     b->last_rate_ms = now;
     b->last_rate_done = done;
+    tw__view_ticks(b);
     if (!tw_status_wants(&b->status, "stats")) {
         return;
     }
@@ -393,7 +402,8 @@ tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen)
 {
     int rc = tw_auth_check(cfg, why, wlen);
     if (rc == 0 && cfg->metrics && *cfg->metrics) {
-        rc = tw_metrics_check(cfg->metrics, cfg->insecure, why, wlen);
+        rc = tw_metrics_check(cfg->metrics, cfg->insecure,
+                              cfg->http_token_file, why, wlen);
     }
     return rc;
 }
@@ -481,6 +491,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&b->sigint, s_on_signal, SIGINT);
     b->start_ms = b->last_rate_ms = uv_now(loop);
+    b->wall_off = (int64_t)tw_wall_ms() - (int64_t)b->start_ms;
     if (cfg->metrics && *cfg->metrics &&
         tw_metrics_start(&b->metrics, b, cfg->metrics, cfg->insecure, why,
                          sizeof why) != 0) {

@@ -75,7 +75,7 @@ s_op_task(tw_broker_t *b, const tw_msg_t *m, tw_enc_t *e, char *why,
         uint64_t id = ids->via.array.ptr[i].via.u64;
         const tw_task_t *t = tw_tasks_get(&b->tasks, id);
         if (t) {
-            tw__recs_detail(b, e, t);
+            tw__recs_detail(b, e, t, 0);
             continue;
         }
         tw_enc_map(e, 2);
@@ -94,42 +94,8 @@ s_op_pools(tw_broker_t *b, const tw_msg_t *m, tw_enc_t *e, char *why,
            size_t wlen)
 {
     (void)m, (void)why, (void)wlen;
-    size_t n = 0;
-    for (size_t i = 0; i < b->pools.len; i++) {
-        n += b->pools.all[i] != NULL;
-    }
-    tw_enc_array(e, n);
-    for (size_t i = 0; i < b->pools.len; i++) {
-        if (b->pools.all[i]) {
-            tw__view_pool(e, b->pools.all[i]);
-        }
-    }
+    tw__view_pools(b, e);
     return 0;
-}
-
-/* Each group `m` asks for, encoded, or counted into *n. */
-static void
-s_groups_each(tw_broker_t *b, const tw_pool_t *only, int at_limit,
-              tw_enc_t *e, size_t *n)
-{
-    for (size_t i = 0; i < b->pools.len; i++) {
-        const tw_pool_t *p = b->pools.all[i];
-        if (!p || (only && p != only)) {
-            continue;
-        }
-        for (size_t k = 0; k < p->groups.cap; k++) {
-            const tw_group_t *g = p->groups.slots[k].val;
-            if (!p->groups.slots[k].key ||
-                (at_limit && !(g->limit >= 0 && !tw_group_has_room(g)))) {
-                continue;
-            }
-            if (n) {
-                (*n)++;
-            } else {
-                tw__view_group(e, p, g);
-            }
-        }
-    }
 }
 
 static int
@@ -152,10 +118,7 @@ s_op_groups(tw_broker_t *b, const tw_msg_t *m, tw_enc_t *e, char *why,
         snprintf(why, wlen, "full: only \"limit\" selects groups");
         return TW_EINVAL;
     }
-    size_t n = 0;
-    s_groups_each(b, only, at_limit, e, &n);
-    tw_enc_array(e, n);
-    s_groups_each(b, only, at_limit, e, NULL);
+    tw__view_groups(b, e, only, at_limit);
     return 0;
 }
 

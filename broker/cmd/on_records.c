@@ -9,13 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The states a bulk request may name: ended and not ok for a retry, any
- * ended state for a purge. */
-#define S_FAILED_BITS                                                        \
-    ((1u << TW_ST_ERROR) | (1u << TW_ST_TIMEOUT) | (1u << TW_ST_LOST))
-#define S_RETRY_BITS (S_FAILED_BITS | (1u << TW_ST_CANCELLED))
-#define S_PURGE_BITS (S_RETRY_BITS | (1u << TW_ST_OK))
-
 /* The TASK ids of `m`, or those its filters select. Returns 0 and sets
  * *ids (malloc'ed), *n and *more, or an error with the reason in `why`. */
 static int
@@ -53,17 +46,11 @@ s_targets(tw_broker_t *b, const tw_msg_t *m, tw_op_t op, uint64_t **ids,
     if (rc != 0) {
         return rc;
     }
-    uint32_t allowed = op == TW_OP_TASK_RETRY ? S_RETRY_BITS : S_PURGE_BITS;
-    if (!f.states || (f.states & ~allowed)) {
-        snprintf(why, wlen, "state: %s needs a state of ended tasks%s",
-                 tw_proto_op_name(op),
-                 op == TW_OP_TASK_RETRY ? " that did not succeed (failed, "
-                                          "error, timeout, lost, cancelled)"
-                                        : "");
-        return TW_EINVAL;
+    rc = tw__recs_bulk_check(&f, op == TW_OP_TASK_RETRY, why, wlen);
+    if (rc == 0) {
+        tw__recs_select(b, &f, ids, n, more);
     }
-    tw__recs_select(b, &f, ids, n, more);
-    return 0;
+    return rc;
 }
 
 void
@@ -89,55 +76,9 @@ tw__on_task_op(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_out_reply_error(&b->out, c->ident, c->ident_len, seq, rc, why);
         return;
     }
-    /* Apply each, remembering the refusals to answer after the ids done. */
-    int *codes = tw_calloc(n ? n : 1, sizeof *codes);
-    char **whys = tw_calloc(n ? n : 1, sizeof *whys);
-    size_t ndone = 0;
-    for (size_t i = 0; i < n; i++) {
-        tw_task_t *t = tw_tasks_get(&b->tasks, ids[i]);
-        if (!t) {
-            codes[i] = TW_ENOENT;
-            snprintf(why, sizeof why, "task %llu is not known",
-                     (unsigned long long)ids[i]);
-        } else if (op == TW_OP_TASK_RETRY) {
-            codes[i] = tw__recs_retry(b, t, why, sizeof why);
-        } else {
-            codes[i] = tw__recs_purge(b, t, why, sizeof why);
-        }
-        if (codes[i]) {
-            whys[i] = tw_strdup(why);
-        } else {
-            ndone++;
-        }
-    }
     tw_enc_t e;
     tw_out_reply_begin(&e, seq);
-    tw_enc_map(&e, 3);
-    tw_enc_cstr(&e, "done");
-    tw_enc_array(&e, ndone);
-    for (size_t i = 0; i < n; i++) {
-        if (!codes[i]) {
-            tw_enc_uint(&e, ids[i]);
-        }
-    }
-    tw_enc_cstr(&e, "refused");
-    tw_enc_array(&e, n - ndone);
-    for (size_t i = 0; i < n; i++) {
-        if (codes[i]) {
-            tw_enc_map(&e, 3);
-            tw_enc_cstr(&e, "id");
-            tw_enc_uint(&e, ids[i]);
-            tw_enc_cstr(&e, "code");
-            tw_enc_int(&e, codes[i]);
-            tw_enc_cstr(&e, "error");
-            tw_enc_cstr(&e, whys[i]);
-            tw_free(whys[i]);
-        }
-    }
-    tw_enc_cstr(&e, "more");
-    tw_enc_bool(&e, more);
+    tw__recs_apply(b, op == TW_OP_TASK_RETRY, ids, n, more, &e);
     tw_out_reply(&b->out, c->ident, c->ident_len, &e);
-    tw_free(whys);
-    tw_free(codes);
     tw_free(ids);
 }

@@ -187,6 +187,12 @@ s_blocked_on(tw_broker_t *b, tw_task_t *t)
 static void
 s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 {
+    /* The wait in the queue: since it was due (submitted, or the end of
+     * a retry's backoff), to now. */
+    uint64_t now = uv_now(b->loop);
+    uint64_t from = t->due_ms > t->t_ms ? t->due_ms : t->t_ms;
+    tw_hist_add(&b->reg.handlers[t->handler].wait,
+                now > from ? now - from : 0);
     s_count(b, t, -1, +1);
     b->pending--;
     t->state = TW_ST_RUNNING;
@@ -254,6 +260,10 @@ s_unstart(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 void
 tw__flow_halt(tw_broker_t *b, tw_task_t *t)
 {
+    int64_t run = tw__flow_run_ms(b, t);
+    if (run >= 0 && t->worker) {
+        tw_hist_add(&b->reg.handlers[t->handler].run, (uint64_t)run);
+    }
     tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
     if (w) {
         tw_task_list_remove(&w->inflight, t);

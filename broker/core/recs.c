@@ -3,7 +3,7 @@
  *  Times: the sets order records by loop time (a clock that never goes
  *  back); the maps answer wall-clock milliseconds, taken when a task was
  *  submitted, dispatched and ended, and for `changed_ms` converted from
- *  loop time at the moment of the answer.
+ *  loop time by the offset between the clocks at start.
  */
 #include "broker/core/recs.h"
 #include "broker/core/core.h"
@@ -12,6 +12,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "proto/jsonw.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,13 +20,13 @@
 /* The longest `error` of a summary (PROTOCOL.md 16.1). */
 #define S_ERROR_MAX 256
 
-/* Wall-clock ms of loop time `loop_ms`. */
+/* Wall-clock ms of loop time `loop_ms`, by the offset taken at start, so
+ * that a record answers the same time every time it is read. */
 static uint64_t
 s_wall_of(tw_broker_t *b, uint64_t loop_ms)
 {
-    uint64_t now_loop = uv_now(b->loop), now_wall = tw_wall_ms();
-    uint64_t ago = now_loop > loop_ms ? now_loop - loop_ms : 0;
-    return now_wall > ago ? now_wall - ago : 0;
+    int64_t w = (int64_t)loop_ms + b->wall_off;
+    return w > 0 ? (uint64_t)w : 0;
 }
 
 /* `n` cut to at most `max` bytes at a UTF-8 character boundary. */
@@ -153,12 +154,84 @@ s_runs(tw_enc_t *e, const tw_task_t *t)
     }
 }
 
+/* A payload as JSON text cut to `max` bytes: NULL when it fits whole
+ * (then it is sent as bytes), else the cut text (malloc'ed). */
+static char *
+s_cut_json(const void *p, size_t n, size_t max, size_t *len)
+{
+    tw_jsonw_t w;
+    tw_jsonw_init(&w, max);
+    tw_jsonw_msgpack(&w, p, n, NULL);
+    if (!w.cut) {
+        tw_jsonw_free(&w);
+        return NULL;
+    }
+    return tw_jsonw_take(&w, len);
+}
+
+/* `key` (args or result) of a detail: the payload, or for the HTTP API
+ * (preview_max > 0) null with its preview when its JSON text is longer;
+ * then "<key>_truncated" for the HTTP API. A `kept_preview` (the record
+ * kept only a preview) counts as cut. Returns the pairs written. */
+static size_t
+s_detail_payload(tw_enc_t *e, const char *key, const void *p, size_t n,
+                 const char *kept_preview, size_t kpl, int has,
+                 size_t preview_max, int count_only)
+{
+    size_t cl = 0;
+    char *cut = NULL;
+    if (preview_max && has && !kept_preview) {
+        cut = s_cut_json(p, n, preview_max, &cl);
+    }
+    const char *pv = kept_preview ? kept_preview : cut;
+    size_t pl = kept_preview ? kpl : cl;
+    size_t pairs = 1 + (preview_max ? 1 : 0) + (pv != NULL);
+    if (count_only) {
+        tw_free(cut);
+        return pairs;
+    }
+    char name[32];
+    tw_enc_cstr(e, key);
+    if (pv && preview_max) {
+        tw_enc_nil(e);
+    } else if (pv) {
+        /* The wire: a kept preview instead of the bytes. */
+        tw_enc_nil(e);
+    } else if (has) {
+        s_payload(e, p, n);
+    } else {
+        tw_enc_nil(e);
+    }
+    if (preview_max) {
+        snprintf(name, sizeof name, "%s_truncated", key);
+        tw_enc_cstr(e, name);
+        tw_enc_bool(e, pv != NULL);
+    }
+    if (pv) {
+        snprintf(name, sizeof name, "%s_preview", key);
+        tw_enc_cstr(e, name);
+        tw_enc_str(e, pv, pl);
+    }
+    tw_free(cut);
+    return pairs;
+}
+
 void
-tw__recs_detail(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+tw__recs_detail(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t,
+                size_t preview_max)
 {
     const tw_task_more_t *m = t->more;
     int ended = t->state <= TW_ST_LOST;
-    tw_enc_map(e, 13 + 10);
+    const void *ap = !ended ? t->data : m ? m->args : NULL;
+    size_t an = !ended ? t->data_len : m ? m->args_len : 0;
+    const char *kp = ended && m && m->preview ? m->args : NULL;
+    int ok = t->state == TW_ST_OK;
+    size_t pairs = 13 + 8 +
+                   s_detail_payload(e, "args", ap, an, kp, an, 1,
+                                    preview_max, 1) +
+                   s_detail_payload(e, "result", t->data, t->data_len, NULL,
+                                    0, ok, preview_max, 1);
+    tw_enc_map(e, pairs);
     s_summary_pairs(b, e, t);
     tw_enc_cstr(e, "timeout_ms");
     tw_enc_uint(e, t->timeout_ms);
@@ -174,26 +247,13 @@ tw__recs_detail(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
     tw_enc_bool(e, t->cancel_requested);
     tw_enc_cstr(e, "retried");
     tw_enc_uint(e, m ? m->retried : 0);
-    if (!ended) {
-        tw_enc_cstr(e, "args");
-        s_payload(e, t->data, t->data_len);
-    } else if (m && m->preview) {
-        tw_enc_cstr(e, "args_preview");
-        tw_enc_str(e, m->args, m->args_len);
-    } else {
-        tw_enc_cstr(e, "args");
-        s_payload(e, m ? m->args : NULL, m ? m->args_len : 0);
-    }
+    s_detail_payload(e, "args", ap, an, kp, an, 1, preview_max, 0);
     tw_enc_cstr(e, "args_bytes");
     tw_enc_uint(e, !ended ? t->data_len : m ? m->args_bytes : 0);
-    tw_enc_cstr(e, "result");
-    if (t->state == TW_ST_OK) {
-        s_payload(e, t->data, t->data_len);
-    } else {
-        tw_enc_nil(e);
-    }
+    s_detail_payload(e, "result", t->data, t->data_len, NULL, 0, ok,
+                     preview_max, 0);
     tw_enc_cstr(e, "result_bytes");
-    tw_enc_uint(e, t->state == TW_ST_OK ? t->data_len : 0);
+    tw_enc_uint(e, ok ? t->data_len : 0);
     tw_enc_cstr(e, "attempts");
     s_runs(e, t);
 }
@@ -428,4 +488,80 @@ tw__recs_filter_msg(tw_broker_t *b, const tw_msg_t *m, tw_tfilter_t *f,
         rc = tw_tfilter_cursor_parse(f, b->boot, s, n, why, wlen);
     }
     return rc == 0 ? 0 : TW_EINVAL;
+}
+
+/* The states a bulk request may name: ended and not ok for a retry, any
+ * ended state for a purge. */
+#define S_FAILED_BITS                                                        \
+    ((1u << TW_ST_ERROR) | (1u << TW_ST_TIMEOUT) | (1u << TW_ST_LOST))
+#define S_RETRY_BITS (S_FAILED_BITS | (1u << TW_ST_CANCELLED))
+#define S_PURGE_BITS (S_RETRY_BITS | (1u << TW_ST_OK))
+
+int
+tw__recs_bulk_check(const tw_tfilter_t *f, int retry, char *why, size_t wlen)
+{
+    uint32_t allowed = retry ? S_RETRY_BITS : S_PURGE_BITS;
+    if (!f->states || (f->states & ~allowed)) {
+        snprintf(why, wlen, "state: %s needs a state of ended tasks%s",
+                 retry ? "retry" : "purge",
+                 retry ? " that did not succeed (failed, error, timeout, "
+                         "lost, cancelled)"
+                       : "");
+        return TW_EINVAL;
+    }
+    return 0;
+}
+
+void
+tw__recs_apply(tw_broker_t *b, int retry, const uint64_t *ids, size_t n,
+               int more, tw_enc_t *e)
+{
+    /* Apply each, remembering the refusals to answer after the ids done. */
+    int *codes = tw_calloc(n ? n : 1, sizeof *codes);
+    char **whys = tw_calloc(n ? n : 1, sizeof *whys);
+    char why[256];
+    size_t ndone = 0;
+    for (size_t i = 0; i < n; i++) {
+        tw_task_t *t = tw_tasks_get(&b->tasks, ids[i]);
+        if (!t) {
+            codes[i] = TW_ENOENT;
+            snprintf(why, sizeof why, "task %llu is not known",
+                     (unsigned long long)ids[i]);
+        } else if (retry) {
+            codes[i] = tw__recs_retry(b, t, why, sizeof why);
+        } else {
+            codes[i] = tw__recs_purge(b, t, why, sizeof why);
+        }
+        if (codes[i]) {
+            whys[i] = tw_strdup(why);
+        } else {
+            ndone++;
+        }
+    }
+    tw_enc_map(e, 3);
+    tw_enc_cstr(e, "done");
+    tw_enc_array(e, ndone);
+    for (size_t i = 0; i < n; i++) {
+        if (!codes[i]) {
+            tw_enc_uint(e, ids[i]);
+        }
+    }
+    tw_enc_cstr(e, "refused");
+    tw_enc_array(e, n - ndone);
+    for (size_t i = 0; i < n; i++) {
+        if (codes[i]) {
+            tw_enc_map(e, 3);
+            tw_enc_cstr(e, "id");
+            tw_enc_uint(e, ids[i]);
+            tw_enc_cstr(e, "code");
+            tw_enc_int(e, codes[i]);
+            tw_enc_cstr(e, "error");
+            tw_enc_cstr(e, whys[i]);
+            tw_free(whys[i]);
+        }
+    }
+    tw_enc_cstr(e, "more");
+    tw_enc_bool(e, more);
+    tw_free(whys);
+    tw_free(codes);
 }

@@ -31,8 +31,13 @@ struct tw_broker;
 /* The summary map of `t` (PROTOCOL.md 16.1). */
 void tw__recs_summary(struct tw_broker *b, tw_enc_t *e, const tw_task_t *t);
 
-/* The detail map of `t`: the summary and the rest. */
-void tw__recs_detail(struct tw_broker *b, tw_enc_t *e, const tw_task_t *t);
+/* The detail map of `t`: the summary and the rest. With preview_max 0,
+ * as on the wire (16.1); above 0, as the HTTP API answers it: "args" and
+ * "result" whose JSON text is longer than preview_max bytes are null,
+ * with "<key>_preview" (that text, cut at a character boundary) and
+ * "<key>_truncated" true (docs/HTTP.md, "JSON"). */
+void tw__recs_detail(struct tw_broker *b, tw_enc_t *e, const tw_task_t *t,
+                     size_t preview_max);
 
 /* A page for filter `f` as the map {tasks, next, scanned}. */
 void tw__recs_page(struct tw_broker *b, tw_enc_t *e, const tw_tfilter_t *f);
@@ -67,5 +72,15 @@ int tw__recs_purge(struct tw_broker *b, tw_task_t *t, char *why,
  * set when matching records are left after them. */
 void tw__recs_select(struct tw_broker *b, const tw_tfilter_t *f,
                      uint64_t **ids, size_t *n, int *more);
+
+/* A filter for a bulk retry (`retry`) or purge must name states, and
+ * only ended ones (not ok for a retry): 0, or TW_EINVAL with the reason. */
+int tw__recs_bulk_check(const tw_tfilter_t *f, int retry, char *why,
+                        size_t wlen);
+
+/* Retry (`retry`) or purge each of `ids` on its own and write the map
+ * {done: [id], refused: [{id, code, error}], more} into `e`. */
+void tw__recs_apply(struct tw_broker *b, int retry, const uint64_t *ids,
+                    size_t n, int more, tw_enc_t *e);
 
 #endif /* TW_BROKER_RECS_H */

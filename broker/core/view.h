@@ -12,6 +12,7 @@
 #define TW_BROKER_VIEW_H
 
 #include "broker/state/pools.h"
+#include "broker/state/stations.h"
 #include "broker/state/workers.h"
 #include "proto/proto.h"
 
@@ -29,9 +30,28 @@ void tw__view_worker(struct tw_broker *b, tw_enc_t *e,
 void tw__view_group(tw_enc_t *e, const tw_pool_t *p, const tw_group_t *g);
 void tw__view_pool(tw_enc_t *e, const tw_pool_t *p);
 
+/* A station's map for STATION list (8 keys) or, with `detail`, show (21
+ * keys; PROTOCOL.md 11.8). */
+void tw__view_station(struct tw_broker *b, tw_enc_t *e,
+                      const tw_station_t *st, int detail);
+
+/* Every pool's info map, in creation order (QUERY pools). */
+void tw__view_pools(struct tw_broker *b, tw_enc_t *e);
+
+/* The group info maps of every pool, or of `only`; with `at_limit`, only
+ * the groups at their limit (QUERY groups). */
+void tw__view_groups(struct tw_broker *b, tw_enc_t *e, const tw_pool_t *only,
+                     int at_limit);
+
 /* The queues by handler as an array of {handler, ready, workers}: every
  * handler the broker knows, its ready tasks, the workers offering it
  * (QUERY queues, 16.6; the snapshot's "queues"). */
 void tw__view_queues(struct tw_broker *b, tw_enc_t *e);
+
+/* Once a second, for watchers of the whole cluster (PROTOCOL.md 16.7):
+ * publish tick.workers {workers: [...]} as QUERY workers, and tick.queues
+ * {queues, groups}: QUERY queues and the groups at their limit. Each
+ * only when subscribed. */
+void tw__view_ticks(struct tw_broker *b);
 
 #endif /* TW_BROKER_VIEW_H */

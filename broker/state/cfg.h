@@ -43,7 +43,8 @@ typedef struct {
     char *workers_keys;
     char *monitors_keys;
     int insecure;        /* allow non-loopback binds without CURVE */
-    char *metrics;       /* ops: HOST:PORT of the Prometheus endpoint */
+    char *metrics;       /* --http (--metrics): HOST:PORT of the HTTP API */
+    char *http_token_file; /* the API's bearer token, or NULL */
 } tw_broker_cfg_t;
 
 #endif /* TW_BROKER_CFG_H */

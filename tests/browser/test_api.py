@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import openapi  # noqa: E402
-from backends import Checks, FixtureBackend, UrlBackend  # noqa: E402
+from backends import BrokerBackend, Checks, FixtureBackend, UrlBackend  # noqa: E402
 
 FAILED = ("error", "timeout", "lost")
 
@@ -412,6 +412,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--fixture", action="store_true")
+    g.add_argument("--broker", action="store_true")
     g.add_argument("--url")
     ap.add_argument("--token-url", help="a second server, with a token")
     ap.add_argument("--token", help="that server's token")
@@ -419,6 +420,9 @@ def main():
     if a.fixture:
         be = FixtureBackend()
         tb = FixtureBackend("fixture-token-0123456789abcdef0123")
+    elif a.broker:
+        be = BrokerBackend()
+        tb = BrokerBackend("broker-token-0123456789abcdef0123456")
     else:
         be = UrlBackend(a.url)
         tb = UrlBackend(a.token_url, a.token) if a.token_url else None
