@@ -14,6 +14,7 @@
 #include "broker/state/sse.h"
 #include "proto/mpwalk.h"
 #include "taskwheel/version.h"
+#include "web/assets.h"
 #include "broker/core/persist.h"
 #include "broker/core/place.h"
 #include "common/alloc.h"
@@ -575,6 +576,37 @@ s_events(tw_metrics_t *m, s_conn_t *c, struct MHD_Connection *conn)
     return res;
 }
 
+/* "/" and "/ui/...": the dashboard's files, static, to anyone who can
+ * connect; they hold no data. */
+static enum MHD_Result
+s_asset(struct MHD_Connection *conn, const char *method,
+        const tw_web_asset_t *a)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        tw_http_err_t err;
+        tw_http_fail(&err, 405, "EMETHOD", "%s: only GET and HEAD", a->path);
+        err.header = "Allow";
+        snprintf(err.value, sizeof err.value, "GET, HEAD");
+        return s_error(conn, &err);
+    }
+    const char *inm = s_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int same = inm && strcmp(inm, a->etag) == 0;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        same ? 0 : a->len, same ? NULL : (void *)a->data,
+        MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result rc = MHD_queue_response(
+        conn, same ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* /metrics: the read rule of the API, then the page. */
 static enum MHD_Result
 s_metrics_page(tw_metrics_t *m, struct MHD_Connection *conn)
@@ -617,6 +649,10 @@ s_on_request(void *cls, struct MHD_Connection *conn, const char *url,
     }
     tw_http_err_t err;
     tw_http_match_t hm;
+    const tw_web_asset_t *asset = tw_web_find(url);
+    if (asset) {
+        return s_asset(conn, method, asset);
+    }
     if (tw_http_match(method, url, &hm, &err) != 0) {
         if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/metrics") != 0) {
             tw_http_fail(&err, 404, "ENOENT", "no such path: %.128s", url);

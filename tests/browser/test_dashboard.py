@@ -15,6 +15,8 @@ once and then goes through.
 Backends:
   --fixture        tests/browser/fixture.py in this process (and a second
                    one with a token)
+  --broker         a real taskwheel-broker with --http and a worker (and a
+                   second one with --http-token-file)
   --url URL        a server already running (no failure injection or
                    restart: those checks are left out and said so);
                    --token-url URL --token T: one with a token
@@ -34,7 +36,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import webdriver  # noqa: E402
-from backends import Checks, FixtureBackend, UrlBackend  # noqa: E402
+from backends import (BrokerBackend, Checks, FixtureBackend,  # noqa: E402
+                      UrlBackend)
 
 FAILED = ("error", "timeout", "lost")
 
@@ -228,14 +231,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--fixture", action="store_true")
+    g.add_argument("--broker", action="store_true")
     g.add_argument("--url")
     ap.add_argument("--token-url", help="a second server, with a token")
     ap.add_argument("--token", help="that server's token")
     ap.add_argument("--screenshot", default="dashboard.png")
     a = ap.parse_args()
+    missing = webdriver.missing()
+    if missing:
+        # ctest counts exit 77 as skipped (SKIP_RETURN_CODE).
+        print("skipped: %s is not installed; deploy/install-deps.sh --test "
+              "installs chromium and chromium-driver" % missing)
+        return 77
     if a.fixture:
         be = FixtureBackend()
         tb = FixtureBackend("fixture-token-0123456789abcdef0123")
+    elif a.broker:
+        be = BrokerBackend()
+        tb = BrokerBackend("broker-token-0123456789abcdef0123456")
     else:
         be = UrlBackend(a.url)
         tb = UrlBackend(a.token_url, a.token) if a.token_url else None

@@ -45,6 +45,15 @@ def _free_port():
     return port
 
 
+def missing():
+    """The first of chromium and chromedriver that is not installed, or
+    None."""
+    for exe in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(exe, os.X_OK):
+            return exe
+    return None
+
+
 class Browser:
     def __init__(self, width=1440, height=900, timeout=20.0):
         for exe in (CHROMIUM, CHROMEDRIVER):
