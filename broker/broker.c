@@ -78,9 +78,11 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "records of failed tasks kept at most"),
     S_OPT_INT("record-args", 0, 1LL << 30, "1024", record_args,
               "arguments up to this many bytes stay whole in the record of "
-              "a task that ended ok; larger ones become a preview"),
+              "a task that ended ok; larger ones become a JSON preview of "
+              "at most this many bytes (at least 256)"),
     S_OPT_INT("record-preview", 256, 1LL << 20, "65536", record_preview,
-              "bytes of JSON text a preview of arguments holds at most"),
+              "bytes of JSON text of arguments or a result the HTTP API "
+              "answers whole; beyond, a preview that long"),
     S_OPT_INT("batch", 1, 65536, "512", batch,
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
@@ -426,7 +428,6 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
     b->tasks.keep_args = (uint32_t)cfg->record_args;
-    b->tasks.preview_max = (uint32_t)cfg->record_preview;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
     static const tw_quarantine_cfg_t qcfg = TW_QUARANTINE_DEFAULTS;
     tw_quarantine_init(&b->quarantine, &qcfg);

@@ -1396,7 +1396,10 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
             m->args_len = (uint32_t)r.args_len;
             m->args_bytes = r.args_bytes;
             m->preview = r.preview;
-            b->tasks.payload_bytes += r.args_len;
+            m->counted = r.state != TW_ST_OK;
+            if (m->counted) {
+                b->tasks.payload_bytes += r.args_len;
+            }
         }
         t->worker = r.worker;
         t->sflags |= TW_TASK_STORED;

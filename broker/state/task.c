@@ -139,8 +139,10 @@ tw_tasks_of_rec(const tw_trec_t *rec)
 }
 
 /* An ended task's arguments (t->data, about to be replaced by its
- * result) go to its record: whole, unless it ended ok and they are
- * larger than keep_args, when a preview of them as JSON text stays. */
+ * result) go to its record: whole and counted in payload_bytes if it did
+ * not end ok (it may be retried); for an ok task whole up to keep_args,
+ * else a JSON preview of at most keep_args bytes (at least 256), and not
+ * counted: bounded per record like its error text. */
 static void
 s_keep_args(tw_tasks_t *ts, tw_task_t *t, int state)
 {
@@ -150,22 +152,25 @@ s_keep_args(tw_tasks_t *ts, tw_task_t *t, int state)
     tw_task_more_t *m = tw_tasks_more(t);
     tw_free(m->args);
     m->args_bytes = t->data_len;
+    m->counted = state != TW_ST_OK;
     if (state != TW_ST_OK || t->data_len <= ts->keep_args) {
         m->args = t->data;
         m->args_len = t->data_len;
         m->preview = 0;
+        if (!m->counted) {
+            ts->payload_bytes -= t->data_len;
+        }
         t->data = NULL;
-        t->data_len = 0; /* still counted in payload_bytes, as args */
+        t->data_len = 0;
         return;
     }
     tw_jsonw_t w;
-    tw_jsonw_init(&w, ts->preview_max ? ts->preview_max : 65536);
+    tw_jsonw_init(&w, ts->keep_args > 256 ? ts->keep_args : 256);
     tw_jsonw_msgpack(&w, t->data, t->data_len, NULL);
     size_t n;
     m->args = tw_jsonw_take(&w, &n);
     m->args_len = (uint32_t)n;
     m->preview = 1;
-    ts->payload_bytes += n;
 }
 
 tw_task_t *
@@ -243,8 +248,12 @@ tw_tasks_revive(tw_tasks_t *ts, tw_task_t *t)
     t->data = NULL;
     t->data_len = 0;
     if (m && m->args) {
-        t->data = m->args; /* already counted in payload_bytes */
+        t->data = m->args; /* counted in payload_bytes from now on */
         t->data_len = m->args_len;
+        if (!m->counted) {
+            ts->payload_bytes += m->args_len;
+        }
+        m->counted = 0;
         m->args = NULL;
         m->args_len = 0;
     }
@@ -312,7 +321,7 @@ tw_tasks_forget(tw_tasks_t *ts, tw_task_t *t)
         ts->on_free(t, ts->on_free_arg);
     }
     ts->payload_bytes -= t->data_len;
-    if (t->more) {
+    if (t->more && t->more->counted) {
         ts->payload_bytes -= t->more->args_len;
     }
     s_free_task(t->id, t, NULL);

@@ -37,6 +37,8 @@ typedef struct {
     uint32_t args_len;   /* bytes at args */
     uint32_t args_bytes; /* the arguments' size as submitted */
     uint8_t preview;     /* args is JSON preview text, not the bytes */
+    uint8_t counted;     /* args count in payload_bytes (a task that did
+                            not end ok keeps them whole, to be retried) */
     uint32_t retried;    /* TASK retry sent it back this many times */
     uint16_t runs_base;  /* `attempt` when it was last retried by hand */
     tw_attempts_t runs;  /* finished runs worth telling (attempts.h) */
@@ -115,10 +117,13 @@ typedef struct {
     size_t live; /* PENDING + RUNNING */
     uint64_t payload_bytes; /* data_len summed over every task: the
                                arguments held and the results kept, and
-                               the arguments ended tasks' records keep */
+                               the arguments a failed or cancelled task's
+                               record keeps (an ok task's small copy or
+                               preview is bounded by keep_args, like its
+                               error text, and not counted) */
     uint32_t keep_args;     /* an ok task's record keeps arguments up to
-                               this size whole, a preview beyond */
-    uint32_t preview_max;   /* the longest preview (0: 65536) */
+                               this size whole, beyond a JSON preview of
+                               at most this size (at least 256) */
     /* Called for each task tw_tasks_gc or tw_tasks_forget frees, before
      * it is freed (the broker drops dedup keys there). May be NULL. */
     void (*on_free)(tw_task_t *t, void *arg);

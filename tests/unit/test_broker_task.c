@@ -531,6 +531,9 @@ test_record_args(void **state)
     assert_int_equal(b->more->args_bytes, sizeof big);
     assert_int_equal(b->more->args_len, 7);
     assert_memory_equal(b->more->args, "\"hello\"", 7);
+    /* Only the failed task's arguments still count in the budget: an ok
+     * task's small copy and preview are bounded by keep_args. */
+    assert_int_equal(ts.payload_bytes, sizeof big);
     assert_int_equal(tw_tasks_revive(&ts, b), TW_ESTATE);
     /* Revived: off the ended list, live, its arguments back. */
     assert_int_equal(tw_tasks_revive(&ts, c), 0);
@@ -539,6 +542,7 @@ test_record_args(void **state)
     assert_int_equal(c->data_len, sizeof big);
     assert_memory_equal(c->data, big, sizeof big);
     assert_null(c->more->args);
+    assert_int_equal(ts.payload_bytes, sizeof big);
     tw_tasks_destroy(&ts);
 }
 
