@@ -330,8 +330,11 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .runs_base = m ? m->runs_base : 0,
         .preview = m ? m->preview : 0,
         .args_bytes = m ? m->args_bytes : 0,
-        .args = !live && m ? m->args : NULL,
-        .args_len = !live && m ? m->args_len : 0,
+        /* Only arguments a retry needs are stored: an ok task's copy
+         * or preview stays in memory, so outcomes take no more room in
+         * the store than before records. */
+        .args = !live && m && m->counted ? m->args : NULL,
+        .args_len = !live && m && m->counted ? m->args_len : 0,
         .runs = tw_enc_size(&runs) ? runs.sb.data : NULL,
         .runs_len = tw_enc_size(&runs),
     };
@@ -905,8 +908,10 @@ tw__persist_commit(tw_broker_t *b)
     if (!p) {
         return 0;
     }
-    if (b->tasks.ended.len >
-            (size_t)b->cfg->max_results + (size_t)b->cfg->max_failed ||
+    const tw_trecs_t *rs = &b->tasks.recs;
+    if (tw_trecs_count(rs, TW_TREC_OK) + tw_trecs_count(rs, TW_TREC_CANCELLED) >
+            (size_t)b->cfg->max_results ||
+        tw_trecs_count(rs, TW_TREC_FAILED) > (size_t)b->cfg->max_failed ||
         b->tasks.payload_bytes > (uint64_t)b->cfg->payload_budget << 20) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
