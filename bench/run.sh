@@ -27,7 +27,7 @@ if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-failover"
 fi
 if ninja -C "$build" -t targets all | grep -q '^bench-place:'; then
-    targets="$targets bench-place bench-engines"
+    targets="$targets bench-place bench-engines bench-records"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -45,6 +45,7 @@ run "$bin/bench-relay" --mode latency --n 10000 --runs 3
 if [ -x "$bin/bench-place" ]; then
     run "$bin/bench-place" -n 10000 -w 20 -c 2000 -r 5
     run "$bin/bench-engines" --schedules 10000 --seconds 60 --parents 10000
+    run "$bin/bench-records" -n 1000000 -r 20
 fi
 if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-throughput" --n 200000 --window 20000 --runs 5

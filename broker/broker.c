@@ -70,6 +70,19 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "ended tasks kept for result queries"),
     S_OPT_INT("result-ttl", 0, 1LL << 31, "3600", result_ttl,
               "seconds an ended task is kept for result queries"),
+    /* Task records: broker/core/recs.h, PROTOCOL.md 16.2. */
+    S_OPT_INT("failed-ttl", 0, 1LL << 31, "604800", failed_ttl,
+              "seconds the record of a task that failed (error, timeout, "
+              "lost) is kept: a dead-letter set"),
+    S_OPT_INT("max-failed", 0, 1LL << 40, "100000", max_failed,
+              "records of failed tasks kept at most"),
+    S_OPT_INT("record-args", 0, 1LL << 30, "1024", record_args,
+              "arguments up to this many bytes stay whole in the record of "
+              "a task that ended ok; larger ones become a JSON preview of "
+              "at most this many bytes (at least 256)"),
+    S_OPT_INT("record-preview", 256, 1LL << 20, "65536", record_preview,
+              "bytes of JSON text of arguments or a result the HTTP API "
+              "answers whole; beyond, a preview that long"),
     S_OPT_INT("batch", 1, 65536, "512", batch,
               "tasks per TASKS message at most"),
     S_OPT_INT("n2s-backlog", 1, 1000000, "1000", n2s_backlog,
@@ -122,10 +135,18 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "directory of monitor public keys allowed on the status socket"},
     {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
      NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
-    /* Monitoring: broker/cmd/metrics.h, docs/OPERATIONS.md. */
+    /* Monitoring and the HTTP API: broker/cmd/metrics.h, docs/HTTP.md,
+     * docs/OPERATIONS.md. */
+    {"http", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
+     NULL, "HOST:PORT serving the HTTP API (/api/v1), the event stream "
+     "and /metrics (off when unset; beyond loopback it needs "
+     "--http-token-file or --insecure)"},
     {"metrics", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
-     NULL, "HOST:PORT serving Prometheus metrics at /metrics (off when "
-     "unset; non-loopback needs --insecure)"},
+     NULL, "the same as --http, its older name"},
+    {"http-token-file", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, http_token_file), NULL,
+     "file holding the bearer token the HTTP API's actions need (and reads "
+     "from beyond loopback); mode 0600"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
@@ -240,6 +261,7 @@ s_publish_stats(tw_broker_t *b, uint64_t now)
     }
     b->last_rate_ms = now;
     b->last_rate_done = done;
+    tw__view_ticks(b);
     if (!tw_status_wants(&b->status, "stats")) {
         return;
     }
@@ -382,7 +404,8 @@ tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen)
 {
     int rc = tw_auth_check(cfg, why, wlen);
     if (rc == 0 && cfg->metrics && *cfg->metrics) {
-        rc = tw_metrics_check(cfg->metrics, cfg->insecure, why, wlen);
+        rc = tw_metrics_check(cfg->metrics, cfg->insecure,
+                              cfg->http_token_file, why, wlen);
     }
     return rc;
 }
@@ -404,6 +427,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->next_ep = ((tw_wall_ms() / 1000) & 0xffff) << 16 | 1;
     b->tasks.on_free = s_task_freed;
     b->tasks.on_free_arg = b;
+    b->tasks.keep_args = (uint32_t)cfg->record_args;
     tw_stations_init(&b->stations, (size_t)cfg->n2s_backlog);
     static const tw_quarantine_cfg_t qcfg = TW_QUARANTINE_DEFAULTS;
     tw_quarantine_init(&b->quarantine, &qcfg);
@@ -468,6 +492,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&b->sigint, s_on_signal, SIGINT);
     b->start_ms = b->last_rate_ms = uv_now(loop);
+    b->wall_off = (int64_t)tw_wall_ms() - (int64_t)b->start_ms;
     if (cfg->metrics && *cfg->metrics &&
         tw_metrics_start(&b->metrics, b, cfg->metrics, cfg->insecure, why,
                          sizeof why) != 0) {

@@ -5,6 +5,7 @@
 #include "broker/cmd/on_chan.h"
 #include "broker/cmd/on_pool.h"
 #include "broker/cmd/on_query.h"
+#include "broker/cmd/on_records.h"
 #include "broker/cmd/on_station.h"
 #include "broker/cmd/on_task.h"
 #include "broker/cmd/on_worker.h"
@@ -30,6 +31,9 @@ s_front(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         break;
     case TW_CMD_QUERY:
         tw__on_query(b, c, m);
+        break;
+    case TW_CMD_TASK:
+        tw__on_task_op(b, c, m);
         break;
     case TW_CMD_STATION:
         tw__on_station_op(b, c, m);

@@ -51,6 +51,12 @@ s_seq(const unsigned char *p, size_t n)
     return len;
 }
 
+size_t
+tw_utf8_seq(const void *p, size_t n)
+{
+    return s_seq(p, n);
+}
+
 int
 tw_utf8_valid(const void *p, size_t n)
 {

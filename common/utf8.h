@@ -15,6 +15,11 @@
 
 #include <stddef.h>
 
+/* The length (1 to 4) of the well-formed sequence that starts at p[0],
+ * reading at most `n` bytes (n >= 1), or 0 if none starts there. The
+ * broker's JSON writer (proto/jsonw.h) walks strings with it. */
+size_t tw_utf8_seq(const void *p, size_t n);
+
 /* 1 if the `n` bytes at `p` are well-formed UTF-8, else 0. */
 int tw_utf8_valid(const void *p, size_t n);
 

@@ -52,6 +52,54 @@ tw_random_hex(char *buf, size_t nchars)
     buf[nchars] = '\0';
 }
 
+int
+tw_duration_ms(const char *s, size_t n, uint64_t *ms)
+{
+    uint64_t v = 0, unit = 1;
+    size_t digits = 0;
+    while (digits < n && s[digits] >= '0' && s[digits] <= '9') {
+        v = v * 10 + (uint64_t)(s[digits] - '0');
+        digits++;
+    }
+    if (digits == 0 || digits > 9 || v == 0 || n - digits > 1) {
+        return -1;
+    }
+    if (n - digits == 1) {
+        switch (s[digits]) {
+        case 's':
+            break;
+        case 'm':
+            unit = 60;
+            break;
+        case 'h':
+            unit = 3600;
+            break;
+        case 'd':
+            unit = 86400;
+            break;
+        default:
+            return -1;
+        }
+    }
+    *ms = v * unit * 1000;
+    return 0;
+}
+
+int
+tw_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 uint64_t
 tw_hash_bytes(const void *p, size_t len)
 {

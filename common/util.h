@@ -25,6 +25,14 @@ uint64_t tw_wall_ms(void);
  * (which holds nchars + 1 bytes). */
 void tw_random_hex(char *buf, size_t nchars);
 
+/* A duration as people type it: decimal seconds with an optional unit
+ * s, m, h or d ("90", "90s", "15m", "2h", "7d"), 1 to 9 digits, above 0.
+ * Returns 0 and *ms, or -1. */
+int tw_duration_ms(const char *s, size_t n, uint64_t *ms);
+
+/* The value of the hex digit `c` (either case), or -1 if it is none. */
+int tw_hex_digit(char c);
+
 /* FNV-1a hash of `len` bytes, never 0 (so it can key a tw_idmap_t). */
 uint64_t tw_hash_bytes(const void *p, size_t len);
 

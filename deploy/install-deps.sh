@@ -16,6 +16,10 @@ if [[ "${1:-}" == "--test" ]]; then
     # every core, to find tests that depend on timing.
     pkgs+=(clang libclang-rt-dev valgrind tmux iproute2 procps curl
            python3-pytest stress-ng)
+    # The dashboard's browser tests (tests/browser/): headless chromium
+    # driven over WebDriver by chromedriver, and PyYAML to read
+    # docs/openapi.yaml, which they check every answer against.
+    pkgs+=(chromium chromium-driver python3-yaml)
 fi
 
 missing=()

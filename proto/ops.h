@@ -2,7 +2,7 @@
  *  for QUERY, a "what"): one table for the broker, the clients, the codec
  *  tests and PROTOCOL.md.
  *
- *  STATION, GROUP, POOL and WORKER requests, a strict CANCEL and QUERY
+ *  STATION, GROUP, POOL, WORKER and TASK requests, a strict CANCEL and QUERY
  *  name what they ask for in one string field. TW_PROTO_OPS lists every
  *  such operation once: the command, the operation's name (upper case for
  *  the enum, lower case as sent: "default_limit" is TW_OP_POOL_DEFAULT_LIMIT
@@ -69,7 +69,17 @@
 #define TW_PROTO_QUERY_OPS(XX)                                               \
     XX(QUERY, STATUS, status, TW_C2B, 0)                                     \
     XX(QUERY, WORKERS, workers, TW_C2B, 0)                                   \
-    XX(QUERY, SNAPSHOT, snapshot, TW_C2B, 0)
+    XX(QUERY, SNAPSHOT, snapshot, TW_C2B, 0)                                 \
+    XX(QUERY, TASKS, tasks, TW_C2B, 0)                                       \
+    XX(QUERY, TASK, task, TW_C2B, TW_FB(IDS))                                \
+    XX(QUERY, POOLS, pools, TW_C2B, 0)                                       \
+    XX(QUERY, GROUPS, groups, TW_C2B, 0)                                     \
+    XX(QUERY, QUEUES, queues, TW_C2B, 0)
+
+/* Task records (PROTOCOL.md 16.5). */
+#define TW_PROTO_TASK_OPS(XX)                                                \
+    XX(TASK, RETRY, retry, TW_C2B, 0)                                        \
+    XX(TASK, PURGE, purge, TW_C2B, 0)
 
 #define TW_PROTO_OPS(XX)                                                     \
     TW_PROTO_STATION_OPS(XX)                                                 \
@@ -77,7 +87,8 @@
     TW_PROTO_POOL_OPS(XX)                                                    \
     TW_PROTO_WORKER_OPS(XX)                                                  \
     TW_PROTO_CANCEL_OPS(XX)                                                  \
-    TW_PROTO_QUERY_OPS(XX)
+    TW_PROTO_QUERY_OPS(XX)                                                   \
+    TW_PROTO_TASK_OPS(XX)
 
 typedef enum {
     TW_OP_NONE = 0,

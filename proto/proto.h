@@ -117,7 +117,12 @@ typedef enum {
     XX(FULL, "full", TW_T_STR, 16, TW_TX_CLEAN)                              \
     XX(N, "n", TW_T_UINT, 0, TW_TX_NONE)                                     \
     XX(BOOT, "boot", TW_T_UINT, 0, TW_TX_NONE)                               \
-    XX(PUB, "pub", TW_T_STR, 255, TW_TX_CLEAN)
+    XX(PUB, "pub", TW_T_STR, 255, TW_TX_CLEAN)                               \
+    /* Task records (PROTOCOL.md 16): QUERY tasks, TASK. */                  \
+    XX(STATE, "state", TW_T_STR, 16, TW_TX_CLEAN)                            \
+    XX(SINCE, "since", TW_T_UINT, 0, TW_TX_NONE)                             \
+    XX(TEXT, "text", TW_T_STR, 128, TW_TX_CLEAN)                             \
+    XX(CURSOR, "cursor", TW_T_STR, 64, TW_TX_CLEAN)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -212,7 +217,8 @@ typedef enum {
     XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
     XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)                   \
     XX(24, CHAN, TW_W2B | TW_B2W | TW_C2B | TW_B2C, TW_FB(ITEMS),            \
-       TW_IB(ID) | TW_IB(EV))
+       TW_IB(ID) | TW_IB(EV))                                                \
+    XX(25, TASK, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,

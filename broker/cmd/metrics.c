@@ -8,7 +8,13 @@
  *  backslash, double quote and newline.
  */
 #include "broker/cmd/metrics.h"
+#include "broker/cmd/api.h"
 #include "broker/core/core.h"
+#include "broker/state/httpapi.h"
+#include "broker/state/sse.h"
+#include "proto/mpwalk.h"
+#include "taskwheel/version.h"
+#include "web/assets.h"
 #include "broker/core/persist.h"
 #include "broker/core/place.h"
 #include "common/alloc.h"
@@ -24,16 +30,37 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+
+typedef struct s_conn s_conn_t;
 
 struct tw_metrics {
     tw_broker_t *b;
     struct MHD_Daemon *d;
     uv_poll_t poll;
     uv_timer_t timer;
+    uv_timer_t sse_timer; /* the next event-stream ping or linger end */
     int handles; /* loop handles not yet closed */
     int port;
     double start_s; /* wall clock at start, for process_start_time */
+    tw_http_policy_t policy;
+    char token[257];
+    tw_sse_t *sse;
+    s_conn_t *streams; /* open event streams */
+    int in_mhd;        /* inside MHD_run: no nested run */
+};
+
+/* What one connection's request needs between MHD's calls. */
+struct s_conn {
+    tw_metrics_t *m;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t blen;
+    int too_big;
+    tw_sse_stream_t *st; /* an event stream, or NULL */
+    int suspended;
+    s_conn_t *prev, *next;
 };
 
 /* ---- rendering -------------------------------------------------------- */
@@ -107,6 +134,38 @@ static const struct {
     TW_BROKER_COUNTERS(S_C)
 #undef S_C
 };
+
+/* One histogram family over every handler: `which` picks run or wait. */
+static void
+s_render_hist(tw_broker_t *b, s_buf_t *o, const char *name,
+              const char *help, int wait)
+{
+    static const uint64_t bounds[TW_HIST_N] = TW_HIST_BOUNDS;
+    s_head(o, name, "histogram", help);
+    for (size_t i = 0; i < b->reg.nhandlers; i++) {
+        const tw_handler_t *h = &b->reg.handlers[i];
+        const tw_hist_t *hi = wait ? &h->wait : &h->run;
+        uint64_t cum = 0;
+        for (size_t k = 0; k <= TW_HIST_N; k++) {
+            cum += hi->buckets[k];
+            s_printf(o, "%s_bucket{handler=\"", name);
+            s_label(o, h->name, h->name_len);
+            if (k < TW_HIST_N) {
+                s_printf(o, "\",le=\"%g\"} %llu\n",
+                         (double)bounds[k] / 1000.0, (unsigned long long)cum);
+            } else {
+                s_printf(o, "\",le=\"+Inf\"} %llu\n",
+                         (unsigned long long)cum);
+            }
+        }
+        s_printf(o, "%s_sum{handler=\"", name);
+        s_label(o, h->name, h->name_len);
+        s_printf(o, "\"} %.3f\n", (double)hi->sum_ms / 1000.0);
+        s_printf(o, "%s_count{handler=\"", name);
+        s_label(o, h->name, h->name_len);
+        s_printf(o, "\"} %llu\n", (unsigned long long)hi->count);
+    }
+}
 
 static void
 s_render_workers(tw_broker_t *b, s_buf_t *o)
@@ -280,6 +339,15 @@ tw_metrics_render(tw_broker_t *b, char **out, size_t *len)
     s_render_state(b, &o);
     s_render_counters(b, &o);
     s_render_store(b, &o);
+    s_render_hist(b, &o, "taskwheel_task_run_seconds",
+                  "Run time of task attempts, dispatch to outcome, by "
+                  "handler.", 0);
+    s_render_hist(b, &o, "taskwheel_task_queue_wait_seconds",
+                  "Time tasks waited in their queue, from due to dispatch, "
+                  "by handler.", 1);
+    s_head(&o, "taskwheel_build_info", "gauge",
+           "The broker's version, as a label; the value is 1.");
+    s_printf(&o, "taskwheel_build_info{version=\"%s\"} 1\n", tw_version());
     *out = o.p;
     *len = o.len;
 }
@@ -300,36 +368,252 @@ s_reply(struct MHD_Connection *conn, unsigned code, const char *type,
     return rc;
 }
 
-static enum MHD_Result
-s_on_request(void *cls, struct MHD_Connection *conn, const char *url,
-             const char *method, const char *version, const char *upload,
-             size_t *upload_len, void **con_cls)
+/* ---- the event stream ------------------------------------------------ */
+
+static int
+s_tap_wants(void *arg, const char *topic, size_t tlen)
 {
-    (void)version;
-    (void)upload;
-    tw_metrics_t *m = cls;
-    static int first;
-    if (*con_cls != &first) {
-        /* The headers: answer once the request is complete. */
-        *con_cls = &first;
-        return MHD_YES;
+    tw_metrics_t *m = arg;
+    return tw_sse_wants(m->sse, topic, tlen);
+}
+
+static void s_on_timer(uv_timer_t *h);
+
+/* Let every suspended stream that has something to send go on, and have
+ * MHD run soon (never from inside its own callbacks). */
+static void
+s_wake(tw_metrics_t *m)
+{
+    uint64_t now = uv_now(m->b->loop);
+    int any = 0;
+    for (s_conn_t *c = m->streams; c; c = c->next) {
+        if (c->suspended && tw_sse_ready(m->sse, c->st, now)) {
+            c->suspended = 0;
+            MHD_resume_connection(c->conn);
+            any = 1;
+        }
     }
-    if (*upload_len) {
-        *upload_len = 0; /* a body is read and ignored */
-        return MHD_YES;
+    if (any && !m->in_mhd) {
+        uv_timer_start(&m->timer, s_on_timer, 0, 0);
     }
-    static char text[] = "text/plain; charset=utf-8";
-    int head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && !head) {
-        static char msg[] = "only GET\n";
-        return s_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text, msg,
-                       sizeof msg - 1, MHD_RESPMEM_PERSISTENT);
+}
+
+/* A status message: {topic, ...body} as one line of JSON in the ring. */
+static void
+s_tap(void *arg, uint64_t pseq, const char *topic, size_t tlen,
+      const void *body, size_t blen)
+{
+    tw_metrics_t *m = arg;
+    if (!tw_sse_wants(m->sse, topic, tlen)) {
+        return;
     }
-    if (strcmp(url, "/metrics") != 0) {
-        static char msg[] = "not found: the metrics are at /metrics\n";
-        return s_reply(conn, MHD_HTTP_NOT_FOUND, text, msg, sizeof msg - 1,
-                       MHD_RESPMEM_PERSISTENT);
+    size_t off = 0;
+    uint64_t len, kids;
+    if (tw_mp_head(body, blen, &off, &len, &kids) != 0 ||
+        !tw_mp_is_map(((const unsigned char *)body)[0])) {
+        return;
     }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, kids / 2 + 1);
+    tw_enc_cstr(&e, "topic");
+    tw_enc_str(&e, topic, tlen);
+    msgpack_sbuffer_write(&e.sb, (const char *)body + off, blen - off);
+    size_t jlen;
+    char *json = tw__api_json(e.sb.data, e.sb.size, &jlen);
+    tw_enc_free(&e);
+    tw_sse_publish(m->sse, pseq, topic, tlen, json, jlen);
+    tw_free(json);
+    s_wake(m);
+}
+
+static void
+s_on_sse_timer(uv_timer_t *h)
+{
+    tw_metrics_t *m = h->data;
+    s_wake(m);
+}
+
+/* Follow the ring's next deadline (a ping, a lingering filter). */
+static void
+s_arm_sse(tw_metrics_t *m)
+{
+    int64_t ms = tw_sse_tick(m->sse, uv_now(m->b->loop));
+    if (ms >= 0) {
+        uv_timer_start(&m->sse_timer, s_on_sse_timer, (uint64_t)ms + 1, 0);
+    } else {
+        uv_timer_stop(&m->sse_timer);
+    }
+}
+
+static ssize_t
+s_sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    s_conn_t *c = cls;
+    size_t n = tw_sse_read(c->m->sse, c->st, buf, max,
+                           uv_now(c->m->b->loop));
+    if (n == 0) {
+        /* Nothing now: out of MHD's loop until an event or a ping. */
+        c->suspended = 1;
+        MHD_suspend_connection(c->conn);
+    }
+    return (ssize_t)n;
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static enum MHD_Result
+s_queue(struct MHD_Connection *conn, tw_api_answer_t *a)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        a->len, a->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        tw_free(a->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/json; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (a->header) {
+        MHD_add_response_header(r, a->header, a->value);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, a->status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result
+s_error(struct MHD_Connection *conn, const tw_http_err_t *err)
+{
+    tw_api_answer_t a;
+    tw__api_error(err, &a);
+    return s_queue(conn, &a);
+}
+
+static const char *
+s_header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static const char *
+s_param(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct {
+    const char *names[16];
+    size_t n;
+} s_names_t;
+
+static enum MHD_Result
+s_name_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+          const char *value)
+{
+    (void)kind;
+    (void)value;
+    s_names_t *x = cls;
+    if (x->n < sizeof x->names / sizeof *x->names) {
+        x->names[x->n++] = key;
+    }
+    return MHD_YES;
+}
+
+static int
+s_peer_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+                a->sin6_addr.s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* GET /api/v1/events: a stream, or its refusal. */
+static enum MHD_Result
+s_events(tw_metrics_t *m, s_conn_t *c, struct MHD_Connection *conn)
+{
+    char why[256];
+    tw_http_err_t err;
+    int rc = tw_sse_open(m->sse, &c->st, s_param(conn, "topics"),
+                         s_header(conn, "Last-Event-ID"), m->b->status.pseq,
+                         uv_now(m->b->loop), why, sizeof why);
+    if (rc == TW_EFULL) {
+        tw_http_fail(&err, 503, "EBUSY", "%s", why);
+        err.header = "Retry-After";
+        snprintf(err.value, sizeof err.value, "5");
+        return s_error(conn, &err);
+    }
+    if (rc != 0) {
+        tw_http_fail(&err, 400, "EINVAL", "%s", why);
+        return s_error(conn, &err);
+    }
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 16384, s_sse_read, c, NULL);
+    if (!r) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/event-stream; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    c->conn = conn;
+    c->next = m->streams;
+    if (m->streams) {
+        m->streams->prev = c;
+    }
+    m->streams = c;
+    enum MHD_Result res = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    s_arm_sse(m);
+    return res;
+}
+
+/* "/" and "/ui/...": the dashboard's files, static, to anyone who can
+ * connect; they hold no data. */
+static enum MHD_Result
+s_asset(struct MHD_Connection *conn, const char *method,
+        const tw_web_asset_t *a)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        tw_http_err_t err;
+        tw_http_fail(&err, 405, "EMETHOD", "%s: only GET and HEAD", a->path);
+        err.header = "Allow";
+        snprintf(err.value, sizeof err.value, "GET, HEAD");
+        return s_error(conn, &err);
+    }
+    const char *inm = s_header(conn, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    int same = inm && strcmp(inm, a->etag) == 0;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        same ? 0 : a->len, same ? NULL : (void *)a->data,
+        MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result rc = MHD_queue_response(
+        conn, same ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+/* /metrics: the read rule of the API, then the page. */
+static enum MHD_Result
+s_metrics_page(tw_metrics_t *m, struct MHD_Connection *conn)
+{
     char *page;
     size_t len;
     tw_metrics_render(m->b, &page, &len);
@@ -340,13 +624,114 @@ s_on_request(void *cls, struct MHD_Connection *conn, const char *url,
     return rc;
 }
 
+static enum MHD_Result
+s_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+             const char *method, const char *version, const char *upload,
+             size_t *upload_len, void **con_cls)
+{
+    (void)version;
+    tw_metrics_t *m = cls;
+    s_conn_t *c = *con_cls;
+    if (!c) {
+        /* The headers: answer once the request is complete. */
+        c = tw_calloc(1, sizeof *c);
+        c->m = m;
+        *con_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_len) {
+        if (c->blen + *upload_len > TW_HTTP_MAX_BODY) {
+            c->too_big = 1;
+        } else {
+            c->body = tw_realloc(c->body, c->blen + *upload_len);
+            memcpy(c->body + c->blen, upload, *upload_len);
+            c->blen += *upload_len;
+        }
+        *upload_len = 0;
+        return MHD_YES;
+    }
+    tw_http_err_t err;
+    tw_http_match_t hm;
+    const tw_web_asset_t *asset = tw_web_find(url);
+    if (asset) {
+        return s_asset(conn, method, asset);
+    }
+    if (tw_http_match(method, url, &hm, &err) != 0) {
+        if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/metrics") != 0) {
+            tw_http_fail(&err, 404, "ENOENT", "no such path: %.128s", url);
+        }
+        return s_error(conn, &err);
+    }
+    s_names_t names = {{0}, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, s_name_cb,
+                              &names);
+    tw_http_req_t req = {
+        .action = hm.action,
+        .peer_loopback = s_peer_loopback(conn),
+        .authorization = s_header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .origin = s_header(conn, "Origin"),
+        .host = s_header(conn, MHD_HTTP_HEADER_HOST),
+        .content_type = s_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+    };
+    enum MHD_Result rc;
+    if (tw_http_check_params(&hm, names.names, names.n, &err) != 0 ||
+        tw_http_allow(&m->policy, &req, &err) != 0) {
+        rc = s_error(conn, &err);
+    } else if (c->too_big) {
+        tw_http_fail(&err, 413, "E2BIG", "the body is above %d bytes",
+                     TW_HTTP_MAX_BODY);
+        rc = s_error(conn, &err);
+    } else if (hm.route == TW_HTTP_METRICS) {
+        rc = s_metrics_page(m, conn);
+    } else if (hm.route == TW_HTTP_EVENTS) {
+        rc = s_events(m, c, conn);
+    } else {
+        tw_api_answer_t a;
+        tw__api_answer(m->b, &hm, s_param, conn, c->body, c->blen, &a);
+        rc = s_queue(conn, &a);
+    }
+    tw_http_match_free(&hm);
+    return rc;
+}
+
+/* MHD is done with a request: its stream closes, its state goes. */
+static void
+s_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+               enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    tw_metrics_t *m = cls;
+    s_conn_t *c = *con_cls;
+    if (!c) {
+        return;
+    }
+    if (c->st) {
+        if (c->prev) {
+            c->prev->next = c->next;
+        } else if (m->streams == c) {
+            m->streams = c->next;
+        }
+        if (c->next) {
+            c->next->prev = c->prev;
+        }
+        tw_sse_close(m->sse, &c->st, uv_now(m->b->loop));
+    }
+    tw_free(c->body);
+    tw_free(c);
+    *con_cls = NULL;
+}
+
 static void s_arm(tw_metrics_t *m);
 
 static void
 s_run(tw_metrics_t *m)
 {
+    m->in_mhd = 1;
     MHD_run(m->d);
+    m->in_mhd = 0;
     s_arm(m);
+    s_arm_sse(m);
 }
 
 static void
@@ -420,9 +805,18 @@ s_parse(const char *addr, struct sockaddr_storage *ss, int *v6, char *why,
     return 0;
 }
 
+static int s_read_token(const char *path, char *tok, size_t cap, char *why,
+                        size_t wlen);
+
 int
-tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen)
+tw_metrics_check(const char *addr, int insecure, const char *token_file,
+                 char *why, size_t wlen)
 {
+    int token = token_file && *token_file;
+    char tok[257];
+    if (token && s_read_token(token_file, tok, sizeof tok, why, wlen) != 0) {
+        return TW_EINVAL;
+    }
     struct sockaddr_storage ss;
     int v6;
     int rc = s_parse(addr, &ss, &v6, why, wlen);
@@ -431,10 +825,59 @@ tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen)
     }
     char ep[128];
     snprintf(ep, sizeof ep, "tcp://%s", addr);
-    if (!tw_auth_endpoint_local(ep) && !insecure) {
-        snprintf(why, wlen, "--metrics %s is not a loopback address and the "
-                 "metrics have no authentication; add --insecure to serve "
-                 "them there anyway", addr);
+    if (!tw_auth_endpoint_local(ep) && !insecure && !token) {
+        snprintf(why, wlen, "--http %s is not a loopback address and no "
+                 "--http-token-file protects it; give one, or add "
+                 "--insecure to serve reads there without one", addr);
+        return TW_EINVAL;
+    }
+    return 0;
+}
+
+/* The token of --http-token-file: one line of 32 to 256 printable ASCII
+ * characters without spaces, '#' lines being comments, in a file that
+ * neither group nor others may read. Returns 0 or TW_EINVAL with `why`. */
+static int
+s_read_token(const char *path, char *tok, size_t cap, char *why,
+             size_t wlen)
+{
+    FILE *f = fopen(path, "r");
+    struct stat sb;
+    if (!f || fstat(fileno(f), &sb) != 0) {
+        snprintf(why, wlen, "--http-token-file %s: cannot read it", path);
+        if (f) {
+            fclose(f);
+        }
+        return TW_EINVAL;
+    }
+    if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(why, wlen, "--http-token-file %s: group or others may "
+                 "read it; chmod 600 it", path);
+        fclose(f);
+        return TW_EINVAL;
+    }
+    char line[512];
+    int found = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\r\n");
+        line[n] = '\0';
+        if (n == 0 || line[0] == '#') {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            bad |= line[i] <= ' ' || line[i] > '~';
+        }
+        if (found || bad || n < 32 || n > 256 || n >= cap) {
+            bad = 1;
+            break;
+        }
+        memcpy(tok, line, n + 1);
+        found = 1;
+    }
+    fclose(f);
+    if (bad || !found) {
+        snprintf(why, wlen, "--http-token-file %s: expected one line of 32 "
+                 "to 256 printable characters without spaces", path);
         return TW_EINVAL;
     }
     return 0;
@@ -445,7 +888,9 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
                  int insecure, char *why, size_t wlen)
 {
     *out = NULL;
-    int rc = tw_metrics_check(addr, insecure, why, wlen);
+    const char *tpath = b->cfg->http_token_file;
+    int has_token = tpath && *tpath;
+    int rc = tw_metrics_check(addr, insecure, tpath, why, wlen);
     if (rc != 0) {
         return rc;
     }
@@ -453,18 +898,34 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
     int v6;
     s_parse(addr, &ss, &v6, why, wlen);
     tw_metrics_t *m = tw_calloc(1, sizeof *m);
+    if (has_token &&
+        s_read_token(tpath, m->token, sizeof m->token, why, wlen) != 0) {
+        tw_free(m);
+        return TW_EINVAL;
+    }
+    char ep[128];
+    snprintf(ep, sizeof ep, "tcp://%s", addr);
+    m->policy.loopback = tw_auth_endpoint_local(ep);
+    m->policy.token = has_token ? m->token : NULL;
+    m->policy.token_len = has_token ? strlen(m->token) : 0;
     m->b = b;
     m->start_s = (double)time(NULL);
+    tw_sse_limits_t lim = tw_sse_defaults();
+    m->sse = tw_sse_new(b->boot, &lim);
     unsigned flags = MHD_USE_EPOLL | MHD_USE_SUPPRESS_DATE_NO_CLOCK |
-                     (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
+    /* An idle connection goes after 60 s; an event stream is never idle
+     * that long, since it gets a ping every 15 s. */
     m->d = MHD_start_daemon(flags, 0, NULL, NULL, s_on_request, m,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)128,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, m,
                             MHD_OPTION_END);
     if (!m->d) {
-        snprintf(why, wlen, "--metrics %s: cannot listen there (in use, or "
+        snprintf(why, wlen, "--http %s: cannot listen there (in use, or "
                  "not an address of this host)", addr);
+        tw_sse_destroy(&m->sse);
         tw_free(m);
         return TW_EIO;
     }
@@ -474,18 +935,24 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
         MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
     m->port = pi ? pi->port : 0;
     if (!di || uv_poll_init(b->loop, &m->poll, di->epoll_fd) != 0) {
-        snprintf(why, wlen, "--metrics %s: cannot watch the server", addr);
+        snprintf(why, wlen, "--http %s: cannot watch the server", addr);
         MHD_stop_daemon(m->d);
+        tw_sse_destroy(&m->sse);
         tw_free(m);
         return TW_EIO;
     }
     uv_timer_init(b->loop, &m->timer);
-    m->poll.data = m->timer.data = m;
-    m->handles = 2;
+    uv_timer_init(b->loop, &m->sse_timer);
+    m->poll.data = m->timer.data = m->sse_timer.data = m;
+    m->handles = 3;
     uv_poll_start(&m->poll, UV_READABLE, s_on_poll);
     s_arm(m);
-    tw_notice("broker.metrics", "metrics at http://%s/metrics (port %d)",
-              addr, m->port);
+    b->status.tap_wants = s_tap_wants;
+    b->status.tap = s_tap;
+    b->status.tap_arg = m;
+    tw_notice("broker.metrics", "HTTP API at http://%s/api/v1, metrics at "
+              "/metrics (port %d%s)", addr, m->port,
+              has_token ? ", token required for actions" : "");
     *out = m;
     return 0;
 }
@@ -506,9 +973,12 @@ s_closed(uv_handle_t *h)
 void
 tw_metrics_stop(tw_metrics_t *m)
 {
-    if (m && m->handles == 2 && !uv_is_closing((uv_handle_t *)&m->poll)) {
+    if (m && m->handles == 3 && !uv_is_closing((uv_handle_t *)&m->poll)) {
+        m->b->status.tap = NULL;
+        m->b->status.tap_wants = NULL;
         uv_close((uv_handle_t *)&m->poll, s_closed);
         uv_close((uv_handle_t *)&m->timer, s_closed);
+        uv_close((uv_handle_t *)&m->sse_timer, s_closed);
     }
 }
 
@@ -521,7 +991,15 @@ tw_metrics_destroy(tw_metrics_t **m_p)
     }
     /* The loop handles must be closed first: never close a polled fd. */
     if (m->handles == 0) {
+        /* Suspended streams must be resumed before the daemon stops. */
+        for (s_conn_t *c = m->streams; c; c = c->next) {
+            if (c->suspended) {
+                c->suspended = 0;
+                MHD_resume_connection(c->conn);
+            }
+        }
         MHD_stop_daemon(m->d);
+        tw_sse_destroy(&m->sse);
         tw_free(m);
     } else {
         tw_warn("broker.metrics", "metrics handles still open at exit");

@@ -1,21 +1,28 @@
-/*  broker/cmd/metrics.h - Prometheus metrics over HTTP (--metrics ADDR:PORT).
+/*  broker/cmd/metrics.h - the broker's HTTP server (--http HOST:PORT,
+ *  --metrics being its older name): Prometheus metrics, the JSON API and
+ *  its event stream (docs/HTTP.md, docs/OPERATIONS.md).
  *
  *  GET /metrics answers the broker's figures in the Prometheus text
  *  exposition format 0.0.4: workers, slots, stations and tasks by state,
  *  throughput and drop counters (every counter of tw_broker_stats_t),
- *  queue depths, heartbeat age per worker, process start time. Any other
- *  path is 404, any other method 405. docs/OPERATIONS.md lists the metrics.
+ *  queue depths, heartbeat age per worker, process start time. Paths
+ *  under /api/v1 are matched and checked by state/httpapi.h (methods,
+ *  parameters, the token and the browser rules) and answered by
+ *  cmd/api.h; /api/v1/events streams the status topics as Server-Sent
+ *  Events from one ring (state/sse.h), fed by the status socket's tap.
  *
  *  The HTTP server is libmicrohttpd, run without a thread of its own: it
  *  keeps its sockets in one epoll set, the broker's loop watches that epoll
  *  fd with a uv_poll_t and calls MHD_run when it is readable, and a
  *  uv_timer_t follows MHD_get_timeout (connection timeouts, data already
  *  buffered). So every page is rendered on the broker's loop thread, from
- *  the same state the protocol handlers change, and needs no lock.
+ *  the same state the protocol handlers change, and needs no lock. An
+ *  event stream with nothing to send is suspended (MHD_suspend_connection)
+ *  and resumed when an event or its ping is due.
  *
- *  There is no authentication and no TLS: like the ZeroMQ endpoints
- *  without CURVE, a non-loopback address is refused unless --insecure is
- *  given (whether or not CURVE protects the other sockets). Off by default.
+ *  There is no TLS. Beyond loopback the server needs --http-token-file
+ *  (actions, and reads from beyond loopback, then need the token) or
+ *  --insecure (reads only; actions are refused). Off by default.
  */
 #ifndef TW_BROKER_METRICS_H
 #define TW_BROKER_METRICS_H
@@ -25,12 +32,15 @@
 typedef struct tw_broker tw_broker_t;
 typedef struct tw_metrics tw_metrics_t;
 
-/* The rules for `addr` alone, before anything is opened: its form (as
- * below) and, unless `insecure`, a loopback HOST. Returns 0 or TW_EINVAL
- * with a one-line reason in `why`. */
-int tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen);
+/* The rules for `addr` and the token file alone, before anything is
+ * opened: its form (as below); a loopback HOST unless `insecure` or a
+ * token file; a token file (NULL: none) that reads as one and that group
+ * and others cannot read. Returns 0 or TW_EINVAL with a one-line reason
+ * in `why`. */
+int tw_metrics_check(const char *addr, int insecure, const char *token_file,
+                     char *why, size_t wlen);
 
-/* Serve b's metrics on `addr` ("HOST:PORT", HOST a numeric IPv4 address,
+/* Serve b's metrics and API on `addr` ("HOST:PORT", HOST a numeric IPv4 address,
  * "[IPv6]" or "localhost"; PORT 0 picks a free one). `insecure` allows a
  * non-loopback HOST. Returns 0 and sets *out, or TW_EINVAL (bad address,
  * non-loopback without insecure) / TW_EIO (cannot listen) with a one-line

@@ -3,79 +3,12 @@
 #include "broker/core/admit.h"
 #include "broker/core/core.h"
 #include "broker/core/flow.h"
+#include "broker/core/view.h"
 #include "common/error.h"
 #include "proto/ops.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static void
-s_int_or_nil(tw_enc_t *e, int64_t v)
-{
-    if (v >= 0) {
-        tw_enc_int(e, v);
-    } else {
-        tw_enc_nil(e);
-    }
-}
-
-static void
-s_encode_group(tw_enc_t *e, const tw_pool_t *p, const tw_group_t *g)
-{
-    tw_enc_map(e, 10);
-    tw_enc_cstr(e, "pool");
-    tw_enc_str(e, p->name, p->name_len);
-    tw_enc_cstr(e, "group");
-    tw_enc_str(e, g->name, g->name_len);
-    tw_enc_cstr(e, "limit");
-    s_int_or_nil(e, g->limit);
-    tw_enc_cstr(e, "calls");
-    s_int_or_nil(e, g->calls);
-    tw_enc_cstr(e, "full");
-    tw_enc_cstr(e, tw_full_name(g->full));
-    tw_enc_cstr(e, "running");
-    tw_enc_uint(e, g->running);
-    tw_enc_cstr(e, "pending");
-    tw_enc_uint(e, g->pending);
-    tw_enc_cstr(e, "ended");
-    tw_enc_uint(e, g->ended);
-    tw_enc_cstr(e, "cancelled");
-    tw_enc_uint(e, g->cancelled);
-    tw_enc_cstr(e, "admitted");
-    tw_enc_uint(e, g->admitted);
-}
-
-static void
-s_encode_pool(tw_enc_t *e, const tw_pool_t *p)
-{
-    tw_enc_map(e, 11);
-    tw_enc_cstr(e, "pool");
-    tw_enc_str(e, p->name, p->name_len);
-    tw_enc_cstr(e, "default_limit");
-    s_int_or_nil(e, p->default_limit);
-    tw_enc_cstr(e, "size");
-    tw_enc_uint(e, p->size);
-    tw_enc_cstr(e, "free");
-    if (p->size) {
-        tw_enc_uint(e, p->running < p->size ? p->size - p->running : 0);
-    } else {
-        tw_enc_nil(e);
-    }
-    tw_enc_cstr(e, "running");
-    tw_enc_uint(e, p->running);
-    tw_enc_cstr(e, "pending");
-    tw_enc_uint(e, p->pending);
-    tw_enc_cstr(e, "ended");
-    tw_enc_uint(e, p->ended);
-    tw_enc_cstr(e, "cancelled");
-    tw_enc_uint(e, p->cancelled);
-    tw_enc_cstr(e, "locked");
-    tw_enc_bool(e, p->locked);
-    tw_enc_cstr(e, "closed");
-    tw_enc_bool(e, p->closed);
-    tw_enc_cstr(e, "groups");
-    tw_enc_uint(e, p->groups.len);
-}
 
 /* 1 if the request's `limit` is nil: "none", the same as leaving the
  * limit out where that clears it (S96). */
@@ -219,7 +152,7 @@ s_reply_group(s_req_t *r, const tw_group_t *g)
     tw_enc_t e;
     tw_out_reply_begin(&e, r->seq);
     if (g) {
-        s_encode_group(&e, r->p, g);
+        tw__view_group(&e, r->p, g);
     } else {
         tw_enc_nil(&e); /* clear of a group that never existed */
     }
@@ -232,7 +165,7 @@ s_reply_pool(s_req_t *r)
 {
     tw_enc_t e;
     tw_out_reply_begin(&e, r->seq);
-    s_encode_pool(&e, r->p);
+    tw__view_pool(&e, r->p);
     tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);
 }
 
@@ -338,7 +271,7 @@ s_op_list(s_req_t *r)
     for (size_t i = 0; i < r->p->groups.cap; i++) {
         const tw_strmap_entry_t *en = &r->p->groups.slots[i];
         if (en->key) {
-            s_encode_group(&e, r->p, en->val);
+            tw__view_group(&e, r->p, en->val);
         }
     }
     tw_out_reply(&r->b->out, r->c->ident, r->c->ident_len, &e);

@@ -2,9 +2,10 @@
  *  client's HEARTBEAT (PROTOCOL.md 5.8, 5.14).
  *
  *  QUERY's "what" is one of the operations of proto/ops.h (status,
- *  workers, snapshot), each answered by its s_op_<name>() from the views
- *  of core/view.h and core/snapshot.h within one callback, so the answer
- *  is consistent. Nothing changes. Broker loop thread only.
+ *  workers, snapshot, and the task records: tasks, task), each answered
+ *  by its s_op_<name>() from the views of core/view.h, core/snapshot.h
+ *  and core/recs.h within one callback, so the answer is consistent.
+ *  Nothing changes. Broker loop thread only.
  */
 #ifndef TW_BROKER_ON_QUERY_H
 #define TW_BROKER_ON_QUERY_H
@@ -14,7 +15,8 @@
 
 struct tw_broker;
 
-/* QUERY: REPLY {seq, data}, or ERROR EINVAL for an unknown "what". */
+/* QUERY: REPLY {seq, data}, or ERROR EINVAL for an unknown "what" or a
+ * bad filter. */
 void tw__on_query(struct tw_broker *b, tw_bclient_t *c, const tw_msg_t *m);
 
 /* A client's ping: HEARTBEAT {boot, pub}, this run's identity and the

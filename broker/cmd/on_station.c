@@ -3,6 +3,7 @@
  */
 #include "broker/cmd/on_station.h"
 #include "broker/core/core.h"
+#include "broker/core/view.h"
 #include "broker/core/events.h"
 #include "broker/core/place.h"
 #include "proto/ops.h"
@@ -57,94 +58,6 @@ s_tags_copy(tw_station_t *st, const msgpack_object *tags)
 }
 
 /* Write a station's summary (list) or detail (show) map. */
-/* A string, or nil when absent. */
-static void
-s_str_or_nil(tw_enc_t *e, const char *s)
-{
-    if (s) {
-        tw_enc_cstr(e, s);
-    } else {
-        tw_enc_nil(e);
-    }
-}
-
-/* A number, or nil when `present` is 0. */
-static void
-s_uint_or_nil(tw_enc_t *e, uint64_t v, int present)
-{
-    if (present) {
-        tw_enc_uint(e, v);
-    } else {
-        tw_enc_nil(e);
-    }
-}
-
-static void
-s_encode_station(tw_broker_t *b, tw_enc_t *e, const tw_station_t *st,
-                 int detail)
-{
-    const tw_handler_t *h = &b->reg.handlers[st->handler];
-    tw_enc_map(e, detail ? 21 : 8);
-    tw_enc_cstr(e, "station");
-    tw_enc_str(e, st->sid, st->sid_len);
-    tw_enc_cstr(e, "handler");
-    tw_enc_str(e, h->name, h->name_len);
-    tw_enc_cstr(e, "state");
-    tw_enc_cstr(e, tw_sstate_name(st->state));
-    tw_enc_cstr(e, "wanted");
-    tw_enc_cstr(e, tw_swant_name(st->wanted));
-    /* Worker and slot are nil while the station holds no slot. */
-    int placed = tw_station_placed(st);
-    tw_enc_cstr(e, "worker");
-    s_uint_or_nil(e, st->worker, placed);
-    tw_enc_cstr(e, "slot");
-    s_uint_or_nil(e, st->slot, placed);
-    tw_enc_cstr(e, "iterations");
-    tw_enc_uint(e, st->iterations);
-    tw_enc_cstr(e, "last_error");
-    s_str_or_nil(e, st->last_error);
-    if (!detail) {
-        return;
-    }
-    tw_enc_cstr(e, "epoch");
-    tw_enc_uint(e, st->epoch);
-    tw_enc_cstr(e, "checkpoint");
-    size_t len;
-    const void *in = tw_station_input(st, &len);
-    if (len) {
-        /* The payload is one msgpack value: embed it as it is. */
-        msgpack_sbuffer_write(&e->sb, in, len);
-    } else {
-        tw_enc_nil(e);
-    }
-    tw_enc_cstr(e, "next");
-    tw_enc_cstr(e, tw_station_next_name(st->next));
-    tw_enc_cstr(e, "interval_ms");
-    tw_enc_uint(e, st->interval_ms);
-    tw_enc_cstr(e, "timeout_ms");
-    tw_enc_uint(e, st->timeout_ms);
-    tw_enc_cstr(e, "placement");
-    tw_enc_cstr(e, tw_station_placement_name(st->placement));
-    tw_enc_cstr(e, "restart");
-    tw_enc_cstr(e, tw_station_restart_name(st->restart));
-    tw_enc_cstr(e, "restarts");
-    tw_enc_uint(e, st->restarts);
-    tw_enc_cstr(e, "reason");
-    s_str_or_nil(e, tw_station_placed(st) ? NULL : st->reason);
-    tw_enc_cstr(e, "n2s_queued");
-    tw_enc_uint(e, st->n2s_len);
-    tw_enc_cstr(e, "n2s_dropped");
-    tw_enc_uint(e, st->n2s_dropped);
-    tw_enc_cstr(e, "code");
-    s_str_or_nil(e, st->code);
-    tw_enc_cstr(e, "tags");
-    tw_enc_map(e, st->ntags / 2);
-    for (size_t i = 0; i + 1 < st->ntags; i += 2) {
-        tw_enc_cstr(e, st->tags[i]);
-        tw_enc_cstr(e, st->tags[i + 1]);
-    }
-}
-
 /* The map {station, state, wanted[, worker, slot | reason]}. */
 static void
 s_encode_state(tw_enc_t *e, const tw_station_t *st)
@@ -377,7 +290,7 @@ s_op_list(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq,
     tw_out_reply_begin(&e, seq);
     tw_enc_array(&e, b->stations.len);
     for (size_t i = 0; i < b->stations.len; i++) {
-        s_encode_station(b, &e, b->stations.all[i], 0);
+        tw__view_station(b, &e, b->stations.all[i], 0);
     }
     tw_out_reply(&b->out, c->ident, c->ident_len, &e);
 }
@@ -437,7 +350,7 @@ s_op_show(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m, uint64_t seq,
     (void)m;
     tw_enc_t e;
     tw_out_reply_begin(&e, seq);
-    s_encode_station(b, &e, st, 1);
+    tw__view_station(b, &e, st, 1);
     tw_out_reply(&b->out, c->ident, c->ident_len, &e);
 }
 

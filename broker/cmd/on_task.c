@@ -436,6 +436,8 @@ tw__on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             err = "timed out";
             elen = strlen(err);
         }
+        tw_tasks_run_ended(t, st > TW_ST_CANCELLED ? TW_ST_ERROR : (int)st,
+                           err, elen, tw_wall_ms());
         /* S57, F3: a cancel the worker has not confirmed does not
          * override a DONE that reports an outcome: the task finished
          * before the CANCEL reached it, and the first to arrive wins. It
@@ -450,7 +452,8 @@ tw__on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
                              (unsigned long long)st);
             tw__flow_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
-                   t->attempt <= t->retries && !t->cancel_requested) {
+                   t->attempt <= t->retries && !t->cancel_requested &&
+                   !(t->more && t->more->retried)) {
             tw__flow_retry(b, t, err, elen);
         } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
             int n = snprintf(why, sizeof why,

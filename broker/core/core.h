@@ -56,6 +56,7 @@ struct tw_broker {
     int grace_on;
     int closing;
     uint64_t start_ms;
+    int64_t wall_off;        /* wall-clock ms minus loop ms, at start */
     struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */
     /* This run's identity and where it listens (PROTOCOL.md 5.8, 13). */
     uint64_t boot;           /* random, new at every start, never 0 */

@@ -46,8 +46,8 @@ tw__event_limit_reached(tw_broker_t *b, const tw_pool_t *p, tw_group_t *g)
 }
 
 /* The task's groups that still exist, as an array of names. */
-static void
-s_task_groups(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+void
+tw__event_task_groups(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
 {
     size_t ng = 0;
     for (uint16_t i = 0; i < t->ngroups; i++) {
@@ -78,16 +78,17 @@ tw__event_task(tw_broker_t *b, const tw_task_t *t, const char *topic,
                           : NULL;
     int has_run = x && x->run_ms >= 0;
     int has_retry = x && x->retry_in_ms >= 0;
+    int manual = x && x->manual;
     tw_enc_t e;
     tw_enc_init(&e);
     tw_status_begin(&b->status, &e,
-                    8 + (err != NULL) + has_run + has_retry);
+                    8 + (err != NULL) + has_run + has_retry + manual);
     tw_enc_cstr(&e, "id");
     tw_enc_uint(&e, t->id);
     tw_enc_cstr(&e, "pool");
     tw_enc_str(&e, p ? p->name : "", p ? p->name_len : 0);
     tw_enc_cstr(&e, "groups");
-    s_task_groups(b, &e, t);
+    tw__event_task_groups(b, &e, t);
     tw_enc_cstr(&e, "handler");
     tw_enc_str(&e, h->name, h->name_len);
     tw_enc_cstr(&e, "state");
@@ -109,6 +110,10 @@ tw__event_task(tw_broker_t *b, const tw_task_t *t, const char *topic,
     if (has_retry) {
         tw_enc_cstr(&e, "retry_in_ms");
         tw_enc_uint(&e, (uint64_t)x->retry_in_ms);
+    }
+    if (manual) {
+        tw_enc_cstr(&e, "manual");
+        tw_enc_bool(&e, 1);
     }
     tw_status_send(&b->status, topic, &e);
     tw_enc_free(&e);

@@ -21,20 +21,26 @@
 
 struct tw_broker;
 
-/* What a task event adds to the task's body (PROTOCOL.md 12.8): the run
- * time of the attempt that just stopped, the backoff before a retry, and
- * the error of a failed attempt that is retried. A negative number or a
- * NULL error is left out. */
+/* What a task event adds to the task's body (PROTOCOL.md 12.8, 16.7):
+ * the run time of the attempt that just stopped, the backoff before a
+ * retry, the error of a failed attempt that is retried, and whether a
+ * TASK retry asked for it. A negative number, a NULL error or a zero
+ * `manual` is left out. */
 typedef struct {
     int64_t run_ms;
     int64_t retry_in_ms;
     const char *error;
+    int manual;
 } tw_task_event_x_t;
 
 /* Task event `topic` ("task.submitted"...) for `t`, with the extra keys
  * of `x` (NULL: none). */
 void tw__event_task(struct tw_broker *b, const tw_task_t *t,
                     const char *topic, const tw_task_event_x_t *x);
+
+/* The names of the task's groups that still exist, as an array. */
+void tw__event_task_groups(struct tw_broker *b, tw_enc_t *e,
+                           const tw_task_t *t);
 
 /* group.<pool>.<group>.<event> {pool, group, running, pending, limit}. */
 void tw__event_group(struct tw_broker *b, const tw_pool_t *p,

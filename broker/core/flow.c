@@ -7,6 +7,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +69,10 @@ void
 tw__flow_enqueue(tw_broker_t *b, tw_task_t *t)
 {
     t->state = TW_ST_PENDING;
+    if (!t->sub_wall) {
+        t->sub_wall = tw_wall_ms();
+    }
+    tw_tasks_changed(&b->tasks, t, uv_now(b->loop));
     b->pending++;
     s_count(b, t, +1, 0);
     s_place_pending(b, t);
@@ -334,6 +339,12 @@ s_blocked_on(tw_broker_t *b, tw_task_t *t)
 static void
 s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 {
+    /* The wait in the queue: since it was due (submitted, or the end of
+     * a retry's backoff), to now. */
+    uint64_t now = uv_now(b->loop);
+    uint64_t from = t->due_ms > t->t_ms ? t->due_ms : t->t_ms;
+    tw_hist_add(&b->reg.handlers[t->handler].wait,
+                now > from ? now - from : 0);
     s_count(b, t, -1, +1);
     b->pending--;
     t->state = TW_ST_RUNNING;
@@ -341,6 +352,8 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
     t->attempt++;
     t->ep = b->next_ep++;
     t->due_ms = uv_now(b->loop); /* the attempt's run time counts from here */
+    t->run_wall = tw_wall_ms();
+    tw_tasks_changed(&b->tasks, t, t->due_ms);
     t->chan_open = 0;              /* a new attempt opens its own channel */
     tw_task_list_push(&w->inflight, t);
     b->running++;
@@ -359,6 +372,7 @@ tw__flow_hold(tw_broker_t *b, tw_task_t *t)
     s_count(b, t, 0, +1);
     t->state = TW_ST_RUNNING;
     t->worker = 0;
+    tw_tasks_changed(&b->tasks, t, uv_now(b->loop));
     b->running++;
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
     if (p) {
@@ -390,6 +404,7 @@ s_unstart(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
     b->pending++;
     t->attempt--;
     t->state = TW_ST_PENDING;
+    tw_tasks_changed(&b->tasks, t, uv_now(b->loop));
     tw_queue_push(b->reg.handlers[t->handler].queue, t);
     b->ready++;
 }
@@ -397,6 +412,10 @@ s_unstart(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
 void
 tw__flow_halt(tw_broker_t *b, tw_task_t *t)
 {
+    int64_t run = tw__flow_run_ms(b, t);
+    if (run >= 0 && t->worker) {
+        tw_hist_add(&b->reg.handlers[t->handler].run, (uint64_t)run);
+    }
     tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
     if (w) {
         tw_task_list_remove(&w->inflight, t);
@@ -462,6 +481,7 @@ tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
     /* A task that was running has a run time; a pending one has none. */
     tw_task_event_x_t x = {.run_ms = tw__flow_run_ms(b, t),
                            .retry_in_ms = -1};
+    t->end_wall = tw_wall_ms();
     tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
     TW__PERSIST_TASK(b, t);
     int cancelled = state == TW_ST_CANCELLED;
@@ -520,11 +540,15 @@ int
 tw__flow_orphan(tw_broker_t *b, tw_task_t *t)
 {
     tw__flow_halt(b, t);
+    static const char lost[] = "its worker was lost";
+    tw_tasks_run_ended(t, TW_ST_LOST, lost, sizeof lost - 1, tw_wall_ms());
     if (t->cancel_requested) {
         tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         return TW_ST_CANCELLED;
     }
-    if (t->attempt >= b->cfg->max_attempts) {
+    /* Runs before a TASK retry do not count (PROTOCOL.md 16.5). */
+    uint16_t base = t->more ? t->more->runs_base : 0;
+    if (t->attempt - base >= b->cfg->max_attempts) {
         char msg[128];
         int n = snprintf(msg, sizeof msg,
                          "given up after %u runs: the last worker "

@@ -298,8 +298,16 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     for (size_t i = 0; par && i < npar; i++) {
         tw_record_id_key(par[i], after + 8 * i);
     }
-    /* An outcome needs no epoch, due time or options any more. */
+    /* An outcome needs no epoch or due time any more; its options stay
+     * for its record, from which it may be retried (PROTOCOL.md 16.5). */
     int live = t->state > TW_ST_LOST;
+    const tw_task_more_t *m = t->more;
+    tw_enc_t runs;
+    tw_enc_init(&runs);
+    if (m && m->runs.len) {
+        tw_enc_array(&runs, m->runs.len);
+        tw_attempts_encode(&m->runs, &runs);
+    }
     tw_record_task_t r = {
         .id = t->id,
         .seq = t->seq,
@@ -310,9 +318,9 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .due_wall = live && t->due_ms
                         ? (uint64_t)((int64_t)t->due_ms + p->wall_off)
                         : 0,
-        .priority = live ? t->priority : 0,
-        .timeout_ms = live ? t->timeout_ms : 0,
-        .retries = live ? t->retries : 0,
+        .priority = t->priority,
+        .timeout_ms = t->timeout_ms,
+        .retries = t->retries,
         .attempt = t->attempt,
         .state = t->state,
         .cancel = t->cancel_requested,
@@ -335,6 +343,19 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .after_len = par ? 8 * npar : 0,
         .after_mode = (uint8_t)amode,
         .after_wr = (uint8_t)awr,
+        .sub_wall = t->sub_wall,
+        .run_wall = t->run_wall,
+        .retried = m ? m->retried : 0,
+        .runs_base = m ? m->runs_base : 0,
+        .preview = m ? m->preview : 0,
+        .args_bytes = m ? m->args_bytes : 0,
+        /* Only arguments a retry needs are stored: an ok task's copy
+         * or preview stays in memory, so outcomes take no more room in
+         * the store than before records. */
+        .args = !live && m && m->counted ? m->args : NULL,
+        .args_len = !live && m && m->counted ? m->args_len : 0,
+        .runs = tw_enc_size(&runs) ? runs.sb.data : NULL,
+        .runs_len = tw_enc_size(&runs),
     };
     /* Encoded straight into the batch: a payload is copied once here. */
     unsigned char key[8];
@@ -347,6 +368,7 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
     if (after != pbuf) {
         tw_free(after);
     }
+    tw_enc_free(&runs);
     /* A new record grows the store; so may an outcome, whose result
      * replaces the arguments. */
     if (!(t->sflags & TW_TASK_STORED) || (!live && t->data_len)) {
@@ -488,7 +510,9 @@ s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
 {
     tw_tasks_gc_t lim = {(uint64_t)b->cfg->result_ttl * 1000,
                          (size_t)b->cfg->max_results,
-                         (uint64_t)b->cfg->payload_budget << 20, max};
+                         (uint64_t)b->cfg->payload_budget << 20, max,
+                         (uint64_t)b->cfg->failed_ttl * 1000,
+                         (size_t)b->cfg->max_failed};
     size_t for_bytes;
     size_t n = tw_tasks_gc(&b->tasks, now_ms, &lim, &for_bytes);
     b->st.collected_budget += for_bytes;
@@ -906,7 +930,10 @@ tw__persist_commit(tw_broker_t *b)
     if (!p) {
         return 0;
     }
-    if (b->tasks.ended.len > (size_t)b->cfg->max_results ||
+    const tw_trecs_t *rs = &b->tasks.recs;
+    if (tw_trecs_count(rs, TW_TREC_OK) + tw_trecs_count(rs, TW_TREC_CANCELLED) >
+            (size_t)b->cfg->max_results ||
+        tw_trecs_count(rs, TW_TREC_FAILED) > (size_t)b->cfg->max_failed ||
         b->tasks.payload_bytes > (uint64_t)b->cfg->payload_budget << 20) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
@@ -1288,6 +1315,19 @@ s_make_task(s_rec_t *x, const tw_record_task_t *r)
     t->timeout_ms = r->timeout_ms;
     t->retries = r->retries;
     t->attempt = r->attempt;
+    t->sub_wall = r->sub_wall ? r->sub_wall : r->t_wall;
+    t->run_wall = r->run_wall;
+    if (r->retried || r->runs_len) {
+        tw_task_more_t *m = tw_tasks_more(t);
+        m->retried = r->retried;
+        m->runs_base = r->runs_base;
+        if (r->runs_len &&
+            tw_attempts_decode(&m->runs, r->runs, r->runs_len) != 0) {
+            tw_warn("broker.store", "task %llu: its stored runs do not "
+                    "read back; its record lists the runs read so far",
+                    (unsigned long long)r->id);
+        }
+    }
     t->cancel_requested = r->cancel;
     t->due_ms = r->due_wall ? s_loop_ms(x, r->due_wall) : 0;
     t->handler = (uint32_t)tw_registry_handler(
@@ -1352,7 +1392,10 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
     if (rc == 0 && !tw_record_task_state_ok(&r)) {
         rc = TW_EPROTO;
     }
-    uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
+    int failed = rc == 0 && r.state != TW_ST_OK &&
+                 r.state != TW_ST_CANCELLED && r.state <= TW_ST_LOST;
+    uint64_t ttl = (uint64_t)(failed ? b->cfg->failed_ttl
+                                     : b->cfg->result_ttl) * 1000;
     if (rc != 0) {
         /* reported below */
     } else if (r.state <= TW_ST_LOST && r.t_wall + ttl <= x->now_wall) {
@@ -1372,6 +1415,20 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
         t->error = NULL;
         tw_tasks_end(&b->tasks, t, r.state, res, rlen, r.error,
                      r.error_len, s_loop_ms(x, r.t_wall));
+        t->end_wall = r.t_wall;
+        if (r.args_len) {
+            /* The arguments its record kept (tw_tasks_end had none). */
+            tw_task_more_t *m = tw_tasks_more(t);
+            m->args = tw_malloc(r.args_len);
+            memcpy(m->args, r.args, r.args_len);
+            m->args_len = (uint32_t)r.args_len;
+            m->args_bytes = r.args_bytes;
+            m->preview = r.preview;
+            m->counted = r.state != TW_ST_OK;
+            if (m->counted) {
+                b->tasks.payload_bytes += r.args_len;
+            }
+        }
         t->worker = r.worker;
         t->sflags |= TW_TASK_STORED;
         x->p->recovered_results++;
@@ -1404,6 +1461,7 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
             tw_free(par);
             tw_free(st);
         }
+        t->sub_wall = r.t_wall;
         x->p->recovered_tasks++;
         x->p->recovered_running += r.state == TW_ST_RUNNING;
     }

@@ -113,7 +113,11 @@ s_group_each(tw_broker_t *b, tw_enc_t *e, size_t *count)
 void
 tw__snapshot(tw_broker_t *b, tw_enc_t *e)
 {
-    tw_enc_map(e, 7);
+    tw_enc_map(e, 9);
+    tw_enc_cstr(e, "boot");
+    tw_enc_uint(e, b->boot);
+    tw_enc_cstr(e, "queues");
+    tw__view_queues(b, e);
     tw_enc_cstr(e, "pseq");
     tw_enc_uint(e, b->status.pseq);
     tw_enc_cstr(e, "tseq");

@@ -9,6 +9,10 @@
 int
 tw_out_built(tw_out_t *o, tw_out_side_t side, zmq_msg_t f[3])
 {
+    if (side == TW_OUT_FRONT && o->capture &&
+        o->capture(o->capture_arg, f)) {
+        return 0; /* taken by the HTTP API, not for the socket */
+    }
     if (side == TW_OUT_FRONT && o->hold && o->hold(o->hold_arg, f)) {
         return 0; /* held behind what the store has not written yet */
     }

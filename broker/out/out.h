@@ -40,12 +40,19 @@ typedef enum {
  * are the hook's to send or close), 0 to let it go now. */
 typedef int tw_out_hold_fn(void *arg, zmq_msg_t f[3]);
 
+/* Return 1 to take the frames of a message to a client instead of
+ * sending it (they are then the hook's to close), 0 to let it go on. The
+ * HTTP API runs wire operations as a client of its own this way. */
+typedef int tw_out_capture_fn(void *arg, zmq_msg_t f[3]);
+
 typedef struct {
     tw_zwatch_t zw[2];        /* by tw_out_side_t */
     tw_broker_stats_t *st;    /* dropped, unroutable, hwm */
     uint64_t boot;            /* this run's id, in every REPLY */
     tw_out_hold_fn *hold;     /* NULL: nothing is held */
     void *hold_arg;
+    tw_out_capture_fn *capture; /* NULL: nothing is taken */
+    void *capture_arg;
 } tw_out_t;
 
 /* Send three built frames [ident][header][body]. A refused send closes

@@ -27,6 +27,8 @@
        "Blocked tasks released: their parents ended as required.")           \
     XX(upstream_failed, "upstream_failed",                                   \
        "Blocked tasks cancelled because a parent did not succeed.")          \
+    XX(retried_manual, "retried_manual",                                     \
+       "Ended tasks sent back to their queue by TASK retry.")                \
     XX(duplicates, "duplicates",                                             \
        "Outcomes for tasks not in flight on that worker.")                   \
     /* "resubmitted" in the status map (persist.c) */                        \

@@ -261,7 +261,7 @@ tw_status_wants(const tw_status_t *st, const char *topic)
             return 1;
         }
     }
-    return 0;
+    return st->tap_wants && st->tap_wants(st->tap_arg, topic, tl);
 }
 
 void
@@ -280,6 +280,10 @@ tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e)
     tw_enc_uint(e, tw_tseq_next(&st->tseq, topic, tl));
     tw_enc_cstr(e, "ts");
     tw_enc_uint(e, tw_wall_ms());
+    if (st->tap) {
+        st->tap(st->tap_arg, st->pseq + 1, topic, tl, e->sb.data,
+                e->sb.size);
+    }
     s_publish(st, topic, tl, e);
     st->pseq++;
 }

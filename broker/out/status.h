@@ -45,6 +45,13 @@ typedef struct {
     tw_zwatch_t mzw;
     int mzw_open;
     uint64_t cut_logged; /* guard.cuts already logged */
+    /* A second audience beside the XPUB's subscribers (the HTTP event
+     * stream, cmd/metrics.h): asked whether it wants a topic, and handed
+     * every message published, with its pseq. NULL: none. */
+    int (*tap_wants)(void *arg, const char *topic, size_t tlen);
+    void (*tap)(void *arg, uint64_t pseq, const char *topic, size_t tlen,
+                const void *body, size_t blen);
+    void *tap_arg;
 } tw_status_t;
 
 /* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */
@@ -62,7 +69,7 @@ void tw_status_unguard(tw_status_t *st, void *sock);
 /* Close; `cb` fires when the handles are closed. Frees the prefixes. */
 void tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb);
 
-/* 1 if some subscriber would receive `topic`. */
+/* 1 if some subscriber (or the tap) would receive `topic`. */
 int tw_status_wants(const tw_status_t *st, const char *topic);
 
 /* Start a body of `nfields` fields (plus "pseq", written here, and

@@ -21,6 +21,10 @@ typedef struct {
     long long max_queue;    /* pending tasks before SUBMIT gets EFULL */
     long long max_results;  /* ended tasks kept for RESULT queries */
     long long result_ttl;   /* seconds an ended task is kept */
+    long long failed_ttl;   /* seconds a failed task's record is kept */
+    long long max_failed;   /* failed tasks' records kept at most */
+    long long record_args;  /* an ok task's record keeps args up to this */
+    long long record_preview; /* bytes of a preview of arguments */
     long long batch;        /* tasks per TASKS message at most */
     long long client_idle;  /* seconds before a silent client is dropped */
     long long n2s_backlog;  /* n2s messages queued per station */
@@ -39,7 +43,8 @@ typedef struct {
     char *workers_keys;
     char *monitors_keys;
     int insecure;        /* allow non-loopback binds without CURVE */
-    char *metrics;       /* ops: HOST:PORT of the Prometheus endpoint */
+    char *metrics;       /* --http (--metrics): HOST:PORT of the HTTP API */
+    char *http_token_file; /* the API's bearer token, or NULL */
 } tw_broker_cfg_t;
 
 #endif /* TW_BROKER_CFG_H */

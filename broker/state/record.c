@@ -222,7 +222,10 @@ enum {
     S_T_ID = 0, S_T_SEQ, S_T_EP, S_T_SHASH, S_T_WORKER, S_T_TWALL, S_T_DUE,
     S_T_PRI, S_T_TO, S_T_RE, S_T_AT, S_T_STATE, S_T_CANCEL, S_T_IDENT,
     S_T_HANDLER, S_T_DATA, S_T_POOL, S_T_ERROR, S_T_KEY, S_T_GROUPS,
-    S_T_AFTER, S_T_AMODE, S_T_AWR
+    S_T_AFTER, S_T_AMODE, S_T_AWR,
+    /* The task record's own (PROTOCOL.md 16.2). */
+    S_T_SUB, S_T_RUN, S_T_RETRIED, S_T_RBASE, S_T_ARGS, S_T_PREVIEW,
+    S_T_ABYTES, S_T_RUNS
 };
 
 static unsigned char *
@@ -292,9 +295,9 @@ s_w_raw(unsigned char *p, const void *v, size_t len, int bin)
 size_t
 tw_record_task_enc_max(const tw_record_task_t *r)
 {
-    size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
+    size_t need = 31 * 10 + 9 * 5 + r->ident_len + r->handler_len +
                   r->data_len + r->pool_len + r->error_len + r->key_len +
-                  r->after_len + 3 * 3;
+                  r->after_len + r->args_len + r->runs_len;
     for (size_t i = 0; i < r->ngroups; i++) {
         need += 5 + r->glens[i];
     }
@@ -352,7 +355,23 @@ tw_record_task_enc_to(unsigned char *out, const tw_record_task_t *r)
     S_U(S_T_CANCEL, r->cancel);
     S_U(S_T_AMODE, r->after_mode);
     S_U(S_T_AWR, r->after_wr);
+    S_U(S_T_SUB, r->sub_wall);
+    S_U(S_T_RUN, r->run_wall);
+    S_U(S_T_RETRIED, r->retried);
+    S_U(S_T_RBASE, r->runs_base);
+    S_U(S_T_PREVIEW, r->preview);
+    S_U(S_T_ABYTES, r->args_bytes);
 #undef S_U
+    if (r->args && r->args_len) {
+        *p++ = S_T_ARGS;
+        p = s_w_raw(p, r->args, r->args_len, 1);
+        n++;
+    }
+    if (r->runs && r->runs_len) {
+        *p++ = S_T_RUNS;
+        p = s_w_raw(p, r->runs, r->runs_len, 1);
+        n++;
+    }
     if (r->ident && r->ident_len) {
         *p++ = S_T_IDENT;
         p = s_w_raw(p, r->ident, r->ident_len, 1);
@@ -658,6 +677,14 @@ static const s_field_t s_task_fields[] = {
     S_TT(AFTER, S_BYTES, after, 0),
     S_T(AMODE, S_U8, after_mode),
     S_T(AWR, S_U8, after_wr),
+    S_T(SUB, S_U64, sub_wall),
+    S_T(RUN, S_U64, run_wall),
+    S_T(RETRIED, S_U32, retried),
+    S_T(RBASE, S_U16, runs_base),
+    S_T(PREVIEW, S_U8, preview),
+    S_T(ABYTES, S_U32, args_bytes),
+    S_TT(ARGS, S_BYTES, args, 0),
+    S_TT(RUNS, S_BYTES, runs, 0),
 };
 
 int

@@ -109,6 +109,18 @@ typedef struct {
     const void *after;
     size_t after_len;
     uint8_t after_mode, after_wr;
+    /* Its record (PROTOCOL.md 16.2): wall times of its submission and
+     * latest run, manual retries, the arguments an ended task keeps
+     * (whole, or a JSON preview), and its finished runs as a msgpack
+     * array (state/attempts.h). */
+    uint64_t sub_wall, run_wall;
+    uint32_t retried, args_bytes;
+    uint16_t runs_base;
+    uint8_t preview;
+    const void *args;
+    size_t args_len;
+    const void *runs;
+    size_t runs_len;
 } tw_record_task_t;
 
 typedef struct {

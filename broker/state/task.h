@@ -23,9 +23,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/state/attempts.h"
+#include "broker/state/trecs.h"
 #include "common/idmap.h"
 
 typedef struct tw_task tw_task_t;
+
+/* What a task's record (PROTOCOL.md 16.1) holds beyond the task itself,
+ * allocated when there is something to hold: the arguments of an ended
+ * task, the finished runs, the count of manual retries. */
+typedef struct {
+    void *args;          /* an ended task's arguments, or their preview */
+    uint32_t args_len;   /* bytes at args */
+    uint32_t args_bytes; /* the arguments' size as submitted */
+    uint8_t preview;     /* args is JSON preview text, not the bytes */
+    uint8_t counted;     /* args count in payload_bytes (a task that did
+                            not end ok keeps them whole, to be retried) */
+    uint32_t retried;    /* TASK retry sent it back this many times */
+    uint16_t runs_base;  /* `attempt` when it was last retried by hand */
+    tw_attempts_t runs;  /* finished runs worth telling (attempts.h) */
+} tw_task_more_t;
 
 struct tw_task {
     uint64_t id;
@@ -66,6 +83,13 @@ struct tw_task {
     uint32_t shash;      /* hash of the SUBMIT item (handler, args): a
                             resend matches it (dedup.h) */
     uint64_t ep;         /* epoch of its latest dispatch, 0 = never */
+    /* Its record (PROTOCOL.md 16): its place among the records by state
+     * (trecs.h), wall-clock times, and what else the record holds. */
+    tw_trec_t rec;
+    uint64_t sub_wall;   /* submitted, ms since the Unix epoch */
+    uint64_t run_wall;   /* its latest run was dispatched; 0 = never */
+    uint64_t end_wall;   /* it ended; 0 while pending or running */
+    tw_task_more_t *more; /* NULL until needed */
 };
 
 /* sflags: marked for the turn's store commit; has a record in "tasks". */
@@ -89,9 +113,17 @@ typedef struct {
     tw_idmap_t by_id;
     uint64_t next_id;
     tw_task_list_t ended;
+    tw_trecs_t recs; /* every task's record, by state in change order */
     size_t live; /* PENDING + RUNNING */
     uint64_t payload_bytes; /* data_len summed over every task: the
-                               arguments held and the results kept */
+                               arguments held and the results kept, and
+                               the arguments a failed or cancelled task's
+                               record keeps (an ok task's small copy or
+                               preview is bounded by keep_args, like its
+                               error text, and not counted) */
+    uint32_t keep_args;     /* an ok task's record keeps arguments up to
+                               this size whole, beyond a JSON preview of
+                               at most this size (at least 256) */
     /* Called for each task tw_tasks_gc or tw_tasks_forget frees, before
      * it is freed (the broker drops dedup keys there). May be NULL. */
     void (*on_free)(tw_task_t *t, void *arg);
@@ -108,6 +140,30 @@ void tw_tasks_destroy(tw_tasks_t *ts);
 tw_task_t *tw_tasks_create(tw_tasks_t *ts, const void *data, size_t len,
                            uint64_t now_ms);
 
+/* The task's state changed (to t->state) at `now_ms`: its record moves
+ * to the newest end of its state's set (trecs.h). tw_tasks_create and
+ * tw_tasks_end do this themselves. */
+void tw_tasks_changed(tw_tasks_t *ts, tw_task_t *t, uint64_t now_ms);
+
+/* The task's record extras, allocated (zeroed) on first use. */
+tw_task_more_t *tw_tasks_more(tw_task_t *t);
+
+/* A run of the running task `t` ended with `state` (TW_ST_*) and the
+ * worker's error text (NULL if none) at `now_wall`: it joins the task's
+ * history, unless it is a first run that succeeded (the task itself
+ * tells that one). */
+void tw_tasks_run_ended(tw_task_t *t, int state, const char *err,
+                        size_t elen, uint64_t now_wall);
+
+/* The task whose record is `rec`. */
+tw_task_t *tw_tasks_of_rec(const tw_trec_t *rec);
+
+/* An ended task that is not ok starts again (TASK retry, PROTOCOL.md
+ * 16.5): it leaves the ended list, gets its arguments back from its
+ * record and is live again, still ended in state until the caller
+ * enqueues it. Returns 0, or TW_ESTATE if its arguments were not kept. */
+int tw_tasks_revive(tw_tasks_t *ts, tw_task_t *t);
+
 /* The task with `id`, or NULL. */
 tw_task_t *tw_tasks_get(const tw_tasks_t *ts, uint64_t id);
 
@@ -118,19 +174,24 @@ void tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state,
                   const void *result, size_t len, const char *error,
                   size_t elen, uint64_t now_ms);
 
-/* What collection keeps: ended tasks younger than ttl_ms, at most
- * max_ended of them, and no more payload (payload_bytes) than max_bytes
- * while ended tasks remain to be freed. At most max_n go per call. */
+/* What collection keeps: ended ok and cancelled tasks younger than
+ * ttl_ms, at most max_ended of them; failed ones (error, timeout, lost)
+ * younger than failed_ttl_ms, at most max_failed of them (a dead-letter
+ * set, PROTOCOL.md 16.2); and no more payload (payload_bytes) than
+ * max_bytes while ended tasks remain to be freed. At most max_n go per
+ * call. */
 typedef struct {
     uint64_t ttl_ms;
     size_t max_ended;
     uint64_t max_bytes;
     size_t max_n;
+    uint64_t failed_ttl_ms;
+    size_t max_failed;
 } tw_tasks_gc_t;
 
-/* Free ended tasks, oldest first, until the limits hold. Returns the
- * number freed; *for_bytes (if not NULL) gets how many of them went only
- * because of max_bytes. */
+/* Free ended tasks, oldest first in each set, until the limits hold.
+ * Returns the number freed; *for_bytes (if not NULL) gets how many of
+ * them went only because of max_bytes. */
 size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, const tw_tasks_gc_t *lim,
                    size_t *for_bytes);
 

@@ -220,3 +220,16 @@ tw_registry_put_slot(tw_bworker_t *w, uint32_t slot)
         }
     }
 }
+
+void
+tw_hist_add(tw_hist_t *h, uint64_t ms)
+{
+    static const uint64_t bounds[TW_HIST_N] = TW_HIST_BOUNDS;
+    size_t i = 0;
+    while (i < TW_HIST_N && ms > bounds[i]) {
+        i++;
+    }
+    h->buckets[i]++;
+    h->count++;
+    h->sum_ms += ms;
+}

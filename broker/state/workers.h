@@ -24,12 +24,31 @@
 
 #define TW_IDENT_MAX 255
 
+/* Upper bounds (ms) of the buckets of a handler's histograms, and
+ * their number; a last bucket counts what is above them all. */
+#define TW_HIST_BOUNDS                                                       \
+    {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,  \
+     300000}
+#define TW_HIST_N 14
+
+/* A histogram of durations in ms (Prometheus-style, not cumulative). */
+typedef struct {
+    uint64_t buckets[TW_HIST_N + 1];
+    uint64_t count;
+    uint64_t sum_ms;
+} tw_hist_t;
+
+/* Count a duration of `ms` in `h`. */
+void tw_hist_add(tw_hist_t *h, uint64_t ms);
+
 typedef struct {
     char *name;
     size_t name_len;
     tw_queue_t *queue; /* its ready tasks; allocated on its own so that
                           tasks may point at it while the table grows */
     uint32_t nworkers; /* live workers offering it */
+    tw_hist_t run;     /* its tasks' runs, dispatch to outcome */
+    tw_hist_t wait;    /* their waits in the queue, due to dispatch */
 } tw_handler_t;
 
 typedef struct {

@@ -53,6 +53,10 @@ int tw_cli_watch(const tw_cli_env_t *e); /* cmd_watch.c */
  * e->argv[0] is "workers". */
 int tw_cli_workers_op(const tw_cli_env_t *e);
 
+/* `tasks list|show|retry|purge`: task records (cmd_tasks.c); e->argv[0]
+ * is "tasks". */
+int tw_cli_tasks(const tw_cli_env_t *e);
+
 /* `cancel` with --strict, --group G or --all; returns -1 (doing nothing)
  * when none of them is among the words, so the caller's plain `cancel
  * ID...` runs instead. */

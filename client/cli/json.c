@@ -10,6 +10,7 @@
 #include "client/cli/json.h"
 
 #include "common/error.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -23,21 +24,6 @@ static const char s_hex[] = "0123456789abcdef";
 
 /* ------------------------------------------------------------------ */
 /* JSON -> msgpack                                                    */
-
-static int
-s_hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 /* If `v` is {"$bin": "<hex>"} with valid hex, set *hex / *len and return
  * 1; otherwise 0. */
@@ -57,7 +43,7 @@ s_is_bin(json_t *v, const char **hex, size_t *len)
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        if (s_hexval(p[i]) < 0) {
+        if (tw_hex_digit(p[i]) < 0) {
             return 0;
         }
     }
@@ -76,7 +62,7 @@ s_pack_bin(msgpack_packer *pk, const char *hex, size_t hexlen)
         size_t chunk = n - i < sizeof buf ? n - i : sizeof buf;
         for (size_t j = 0; j < chunk; j++) {
             const char *h = hex + 2 * (i + j);
-            buf[j] = (unsigned char)(s_hexval(h[0]) << 4 | s_hexval(h[1]));
+            buf[j] = (unsigned char)(tw_hex_digit(h[0]) << 4 | tw_hex_digit(h[1]));
         }
         msgpack_pack_bin_body(pk, buf, chunk);
     }

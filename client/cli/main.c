@@ -2009,6 +2009,23 @@ static const tw_cli_cmd_t s_commands[] = {
      "or nothing (exit 1 if one is unknown, ended or cancelling);\n"
      "--group cancels a group's tasks, --all every task of the pool.",
      s_cmd_cancel},
+    {"tasks list",
+     "[--state S|--failed] [--handler H] [--group G]\n"
+     "[--since DUR] [--text T] [--limit N]",
+     "The tasks the broker keeps, newest change first, N of them\n"
+     "(default 50, 0 = all). S is pending, running, ok, failed,\n"
+     "error, timeout, lost or cancelled; DUR like 90s, 15m, 2h, 7d;\n"
+     "T is searched in the id, handler and error.",
+     tw_cli_tasks},
+    {"tasks show", "ID",
+     "Everything about a task: arguments, result, and each attempt\n"
+     "with its error and traceback.",
+     tw_cli_tasks},
+    {"tasks retry", "ID... | --failed [filters]",
+     "Send failed tasks back to their queue: same id, history kept.",
+     tw_cli_tasks},
+    {"tasks purge", "ID... | --failed|--state S [filters]",
+     "Forget ended tasks now.", tw_cli_tasks},
     {"workers", "", "List the connected workers.", s_cmd_workers},
     {"workers drain", "NAME|ID",
      "Stop giving the worker work, move its stations away, let its\n"

@@ -250,6 +250,65 @@ int tw_client_worker_resize(tw_client_t *c, const char *name, unsigned slots,
                             int timeout_ms, void **data, size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* Task records                                                       */
+
+/* The broker keeps a record of every task it holds: handler, arguments,
+ * timings, each run's error and traceback, the result (proto/PROTOCOL.md
+ * 16). These requests list records a page at a time, read them whole,
+ * send failed tasks back to their queue (retry: same id, history kept)
+ * and forget ended ones (purge). The REPLY data comes back as msgpack,
+ * as for tw_client_query; an ERROR's code is returned and its message
+ * kept by tw_client_last_error(). A broker without task records answers
+ * TW_ECOMMAND.
+ *
+ * Which records a request means. Every field may be left out (NULL, 0):
+ *
+ *   state     "pending", "running", "ok", "failed" (error, timeout and
+ *             lost), "error", "timeout", "lost" or "cancelled"
+ *   handler, group, pool    exactly that name
+ *   text      in the id, the handler or the error (ASCII either case)
+ *   since_ms  changed at most this long ago
+ *   limit     list: a page of 1..1000 (default 50); retry and purge:
+ *             1..10000 tasks per request (default 1000)
+ *   cursor    list: the "next" of the previous page, with the same filters
+ *   ids/nids  retry and purge: exactly these tasks (1..10000), instead of
+ *             the filters; with filters, retry and purge need a state
+ */
+typedef struct {
+    const char *state;
+    const char *handler;
+    const char *group;
+    const char *pool;
+    const char *text;
+    uint64_t since_ms;
+    uint32_t limit;
+    const char *cursor;
+    const uint64_t *ids;
+    size_t nids;
+} tw_tasks_req_t;
+
+/* One page of records, newest change first (QUERY tasks). The data is
+ * {"tasks": [summary, ...], "next": cursor or nil, "scanned": n}; keep
+ * asking with cursor = next while next is not nil. Returns 0,
+ * TW_EINVAL (a string longer than its field allows), TW_EUNREACH, or
+ * the broker's code (TW_EINVAL for a bad filter or cursor). */
+int tw_client_tasks_list(tw_client_t *c, const tw_tasks_req_t *req,
+                         int timeout_ms, void **data, size_t *len);
+
+/* Whole records of 1..100 tasks (QUERY task): an array with, for each
+ * id in order, its record or {"id", "state": "unknown"}. */
+int tw_client_tasks_show(tw_client_t *c, const uint64_t *ids, size_t n,
+                         int timeout_ms, void **data, size_t *len);
+
+/* TASK retry / purge. The data is {"done": [id, ...], "refused": [{"id",
+ * "code", "error"}, ...], "more": bool}; with filters, repeat while
+ * "more" is true. */
+int tw_client_tasks_retry(tw_client_t *c, const tw_tasks_req_t *req,
+                          int timeout_ms, void **data, size_t *len);
+int tw_client_tasks_purge(tw_client_t *c, const tw_tasks_req_t *req,
+                          int timeout_ms, void **data, size_t *len);
+
+/* ------------------------------------------------------------------ */
 /* Stations                                                           */
 
 /* A station is a perpetual loop of one handler that the broker places on

@@ -9,7 +9,7 @@
  *      stations and tasks by state, submitted/dispatched/ended counters,
  *      heartbeat age labelled by worker); every line parses as the text
  *      format 0.0.4 (`name{labels} value`, each name declared by # TYPE);
- *      another path is 404 and a POST 405;
+ *      a path that is nothing is 404 and a POST 405;
  *    - QUERY snapshot holds the same picture (workers, stations by state,
  *      task counts, the group at its limit, stats) and the last tseq of
  *      each task topic;
@@ -107,7 +107,8 @@ s_check_format(const char *page)
             TW_H_ASSERT(sscanf(line + 7, "%95s %31s", name, type) == 2);
             TW_H_ASSERT(strcmp(type, "gauge") == 0 ||
                         strcmp(type, "counter") == 0 ||
-                        strcmp(type, "summary") == 0);
+                        strcmp(type, "summary") == 0 ||
+                        strcmp(type, "histogram") == 0);
             TW_H_ASSERT(ndecl < 128);
             snprintf(declared[ndecl++], sizeof declared[0], "%s", name);
             continue;
@@ -125,11 +126,13 @@ s_check_format(const char *page)
         size_t nlen = (size_t)(q - line);
         int known = 0;
         for (int i = 0; i < ndecl && !known; i++) {
-            /* A summary's samples are <name>_sum and <name>_count. */
+            /* A summary's samples are <name>_sum and <name>_count; a
+             * histogram's also <name>_bucket. */
             size_t dl = strlen(declared[i]);
             known = (dl == nlen ||
                      (nlen == dl + 4 && !memcmp(line + dl, "_sum", 4)) ||
-                     (nlen == dl + 6 && !memcmp(line + dl, "_count", 6))) &&
+                     (nlen == dl + 6 && !memcmp(line + dl, "_count", 6)) ||
+                     (nlen == dl + 7 && !memcmp(line + dl, "_bucket", 7))) &&
                     memcmp(declared[i], line, dl) == 0;
         }
         TW_H_ASSERT_MSG(known, "undeclared metric: %s", line);
@@ -588,7 +591,7 @@ main(void)
     free(page);
 
     char other[96];
-    snprintf(other, sizeof other, "http://%s/", addr);
+    snprintf(other, sizeof other, "http://%s/nothing", addr);
     TW_H_ASSERT_EQ(s_curl(other, "GET", NULL), 22); /* 404 */
     snprintf(other, sizeof other, "http://%s/metrics/x", addr);
     TW_H_ASSERT_EQ(s_curl(other, "GET", NULL), 22);

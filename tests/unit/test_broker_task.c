@@ -21,6 +21,7 @@
 
 #include "broker/state/task.h"
 #include "common/alloc.h"
+#include "common/error.h"
 #include "proto/proto.h"
 #include "tests/unit/support/count_alloc.h"
 
@@ -54,7 +55,8 @@ s_expect_ended(const tw_tasks_t *ts, const uint64_t *ids, size_t n)
 static size_t
 s_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms, size_t max_ended)
 {
-    tw_tasks_gc_t lim = {ttl_ms, max_ended, UINT64_MAX, SIZE_MAX};
+    tw_tasks_gc_t lim = {ttl_ms, max_ended, UINT64_MAX, SIZE_MAX, ttl_ms,
+                         max_ended};
     return tw_tasks_gc(ts, now_ms, &lim, NULL);
 }
 
@@ -163,11 +165,15 @@ test_end_keeps_copies(void **state)
     /* A failure: the message is copied up to elen and terminated, even if
      * the source runs on (as a msgpack string does). */
     char err[] = "boom and more";
-    long before = tw_count_blocks;
     tw_tasks_end(&ts, b, TW_ST_ERROR, NULL, 0, err, 4, 600);
     err[0] = 'X';
-    /* The args were freed and the message allocated. */
-    assert_int_equal(tw_count_blocks, before);
+    /* The args stay for its record (PROTOCOL.md 16.2), in its extras;
+     * the message is allocated. (Block counts would also see the record
+     * sets' arrays grow; the teardown checks that nothing leaks.) */
+    assert_non_null(b->more);
+    assert_int_equal(b->more->args_len, 6);
+    assert_memory_equal(b->more->args, "args-b", 6);
+    assert_int_equal(b->more->preview, 0);
     assert_int_equal(b->state, TW_ST_ERROR);
     assert_string_equal(b->error, "boom");
     assert_ptr_not_equal(b->error, err);
@@ -177,9 +183,9 @@ test_end_keeps_copies(void **state)
 
     /* Cancelled: neither result nor error; a result pointer with length
      * 0 keeps nothing either. */
-    before = tw_count_blocks;
     tw_tasks_end(&ts, c, TW_ST_CANCELLED, "ignored", 0, NULL, 0, 700);
-    assert_int_equal(tw_count_blocks, before - 1); /* only the args went */
+    /* The args stay too: a cancelled task can be retried. */
+    assert_memory_equal(c->more->args, "args-c", 6);
     assert_null(c->data);
     assert_int_equal(c->data_len, 0);
     assert_null(c->error);
@@ -238,11 +244,8 @@ test_gc_by_ttl(void **state)
     assert_int_equal(s_gc(&ts, 1999, 1000, many), 0);
     assert_int_equal(ts.ended.len, 4);
 
-    /* At 2500 with a 1 s TTL only the one ended at 1000 goes: one task,
-     * its result and its message, so three blocks. */
-    long before = tw_count_blocks;
+    /* At 2500 with a 1 s TTL only the one ended at 1000 goes. */
     assert_int_equal(s_gc(&ts, 2500, 1000, many), 1);
-    assert_int_equal(tw_count_blocks, before - 3);
     assert_null(tw_tasks_get(&ts, 3));
     static const uint64_t left[] = {1, 4, 2};
     s_expect_ended(&ts, left, 3);
@@ -251,9 +254,7 @@ test_gc_by_ttl(void **state)
     assert_int_equal(s_gc(&ts, 2999, 1000, many), 0);
 
     /* Much later everything ended goes, the live task stays. */
-    before = tw_count_blocks;
     assert_int_equal(s_gc(&ts, 10000, 1000, many), 3);
-    assert_int_equal(tw_count_blocks, before - 9);
     s_expect_ended(&ts, NULL, 0);
     assert_null(ts.ended.head);
     assert_null(ts.ended.tail);
@@ -449,16 +450,18 @@ test_gc_by_bytes(void **state)
     tw_tasks_init(&ts);
     static char big[1000];
     tw_task_t *t[4];
+    /* Three without arguments (an ok task's record would keep a preview
+     * of them) and one with. */
     for (size_t i = 0; i < 4; i++) {
-        t[i] = tw_tasks_create(&ts, big, 100, 0);
+        t[i] = tw_tasks_create(&ts, big, i == 3 ? 100 : 0, 0);
     }
-    assert_int_equal(ts.payload_bytes, 400);
+    assert_int_equal(ts.payload_bytes, 100);
     for (size_t i = 0; i < 3; i++) {
         tw_tasks_end(&ts, t[i], TW_ST_OK, big, 1000, NULL, 0, 10 + i);
     }
     /* Three results of 1000 and one argument of 100. */
     assert_int_equal(ts.payload_bytes, 3100);
-    tw_tasks_gc_t lim = {1000000, 100, 2500, SIZE_MAX};
+    tw_tasks_gc_t lim = {1000000, 100, 2500, SIZE_MAX, 1000000, 100};
     size_t bytes_only = 0;
     assert_int_equal(tw_tasks_gc(&ts, 20, &lim, &bytes_only), 1);
     assert_int_equal(bytes_only, 1);
@@ -476,6 +479,73 @@ test_gc_by_bytes(void **state)
     tw_tasks_destroy(&ts);
 }
 
+/* Failed records have their own limits (PROTOCOL.md 16.2): a flood of
+ * successes does not push them out, and they outlive --result-ttl. */
+static void
+test_gc_failed_apart(void **state)
+{
+    (void)state;
+    tw_tasks_t ts;
+    tw_tasks_init(&ts);
+    tw_task_t *bad = tw_tasks_create(&ts, NULL, 0, 0);
+    tw_tasks_end(&ts, bad, TW_ST_ERROR, NULL, 0, "boom", 4, 10);
+    for (int i = 0; i < 5; i++) {
+        tw_task_t *t = tw_tasks_create(&ts, NULL, 0, 0);
+        tw_tasks_end(&ts, t, TW_ST_OK, NULL, 0, NULL, 0, 20 + i);
+    }
+    /* At most 2 ok records, kept 100 ms; failed ones 2, kept 10 s. */
+    tw_tasks_gc_t lim = {100, 2, UINT64_MAX, SIZE_MAX, 10000, 2};
+    assert_int_equal(tw_tasks_gc(&ts, 50, &lim, NULL), 3);
+    assert_ptr_equal(tw_tasks_get(&ts, 1), bad);
+    assert_int_equal(tw_trecs_count(&ts.recs, TW_TREC_OK), 2);
+    /* Past --result-ttl every ok record goes, the failed one stays. */
+    assert_int_equal(tw_tasks_gc(&ts, 500, &lim, NULL), 2);
+    assert_ptr_equal(tw_tasks_get(&ts, 1), bad);
+    /* Past its own TTL it goes too. */
+    assert_int_equal(tw_tasks_gc(&ts, 10010, &lim, NULL), 1);
+    assert_null(tw_tasks_get(&ts, 1));
+    assert_int_equal(ts.ended.len, 0);
+    tw_tasks_destroy(&ts);
+}
+
+/* An ok task keeps small arguments whole and a JSON preview of larger
+ * ones; a failed one is revived with its arguments back. */
+static void
+test_record_args(void **state)
+{
+    (void)state;
+    tw_tasks_t ts;
+    tw_tasks_init(&ts);
+    ts.keep_args = 4;
+    static const unsigned char small[] = {0x93, 1, 2, 3};      /* [1,2,3] */
+    static const unsigned char big[] = {0xa5, 'h', 'e', 'l', 'l', 'o'};
+    tw_task_t *a = tw_tasks_create(&ts, small, sizeof small, 0);
+    tw_task_t *b = tw_tasks_create(&ts, big, sizeof big, 0);
+    tw_task_t *c = tw_tasks_create(&ts, big, sizeof big, 0);
+    tw_tasks_end(&ts, a, TW_ST_OK, NULL, 0, NULL, 0, 1);
+    tw_tasks_end(&ts, b, TW_ST_OK, NULL, 0, NULL, 0, 2);
+    tw_tasks_end(&ts, c, TW_ST_TIMEOUT, NULL, 0, "slow", 4, 3);
+    assert_int_equal(a->more->preview, 0);
+    assert_memory_equal(a->more->args, small, sizeof small);
+    assert_int_equal(b->more->preview, 1);
+    assert_int_equal(b->more->args_bytes, sizeof big);
+    assert_int_equal(b->more->args_len, 7);
+    assert_memory_equal(b->more->args, "\"hello\"", 7);
+    /* Only the failed task's arguments still count in the budget: an ok
+     * task's small copy and preview are bounded by keep_args. */
+    assert_int_equal(ts.payload_bytes, sizeof big);
+    assert_int_equal(tw_tasks_revive(&ts, b), TW_ESTATE);
+    /* Revived: off the ended list, live, its arguments back. */
+    assert_int_equal(tw_tasks_revive(&ts, c), 0);
+    assert_int_equal(ts.live, 1);
+    assert_int_equal(ts.ended.len, 2);
+    assert_int_equal(c->data_len, sizeof big);
+    assert_memory_equal(c->data, big, sizeof big);
+    assert_null(c->more->args);
+    assert_int_equal(ts.payload_bytes, sizeof big);
+    tw_tasks_destroy(&ts);
+}
+
 int
 main(void)
 {
@@ -487,6 +557,8 @@ main(void)
         S_TEST(test_gc_by_ttl),
         S_TEST(test_gc_by_count),
         S_TEST(test_gc_by_bytes),
+        S_TEST(test_gc_failed_apart),
+        S_TEST(test_record_args),
         S_TEST(test_ids_not_reused),
         S_TEST(test_live_count),
         S_TEST(test_task_list),
