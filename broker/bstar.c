@@ -18,7 +18,7 @@ s_window(const tw_bstar_t *b)
 int
 tw_bstar_peer_alive(const tw_bstar_t *b, uint64_t now_ms)
 {
-    return b->heard && now_ms < b->seen_ms + s_window(b);
+    return b->heard && !b->closed && now_ms < b->seen_ms + s_window(b);
 }
 
 uint64_t
@@ -126,17 +126,23 @@ tw_bstar_init(tw_bstar_t *b, const tw_bstar_config_t *cfg, uint64_t now_ms)
     b->why = "started: listening for the peer";
 }
 
+/* The peer was heard and is not any more: report it once. */
+static unsigned
+s_lose(tw_bstar_t *b, uint64_t now_ms)
+{
+    if (!b->heard || b->lost || tw_bstar_peer_alive(b, now_ms)) {
+        return 0;
+    }
+    b->lost = 1;
+    b->why = b->state == TW_BSTAR_ACTIVE ? "the peer is silent: serving alone"
+                                         : "the peer is silent";
+    return TW_BSTAR_PEER_LOST;
+}
+
 unsigned
 tw_bstar_tick(tw_bstar_t *b, uint64_t now_ms)
 {
-    unsigned a = 0;
-    if (b->heard && !b->lost && !tw_bstar_peer_alive(b, now_ms)) {
-        b->lost = 1;
-        a |= TW_BSTAR_PEER_LOST;
-        b->why = b->state == TW_BSTAR_ACTIVE
-                     ? "the peer is silent: serving alone"
-                     : "the peer is silent";
-    }
+    unsigned a = s_lose(b, now_ms);
     if (now_ms >= b->hb_due_ms) {
         a |= TW_BSTAR_HEARTBEAT;
     }
@@ -144,9 +150,17 @@ tw_bstar_tick(tw_bstar_t *b, uint64_t now_ms)
 }
 
 unsigned
+tw_bstar_peer_closed(tw_bstar_t *b, uint64_t now_ms)
+{
+    b->closed = 1;
+    return s_lose(b, now_ms);
+}
+
+unsigned
 tw_bstar_peer(tw_bstar_t *b, const tw_bstar_peer_t *p, uint64_t now_ms)
 {
     unsigned a = 0;
+    b->closed = 0;
     if (b->lost) {
         a |= TW_BSTAR_PEER_BACK;
         b->lost = 0;
@@ -301,7 +315,7 @@ uint64_t
 tw_bstar_next(const tw_bstar_t *b, uint64_t now_ms)
 {
     uint64_t t = b->hb_due_ms;
-    if (b->heard && !b->lost) {
+    if (b->heard && !b->lost && !b->closed) {
         uint64_t expiry = b->seen_ms + s_window(b);
         if (expiry < t) {
             t = expiry;

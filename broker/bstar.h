@@ -31,8 +31,9 @@
  *  The rules, in words:
  *
  *  - Failover needs two things (Binary Star's rule): the peer silent for
- *    `liveness` heartbeats, and a request that *votes*: a client or worker
- *    that lost the active and came here (its message says so). A cut
+ *    `liveness` heartbeats (or its connection closed: a crashed process),
+ *    and a request that *votes*: a client or worker that lost the active
+ *    and came here (its message says so). A cut
  *    between the two brokers alone therefore never makes a second active:
  *    the clients and workers still reach the active and never vote here.
  *    A passive whose store is not caught up (a snapshot under way) never
@@ -135,6 +136,7 @@ typedef struct {
     uint64_t hb_due_ms;
     int heard;           /* the peer was heard since the start */
     int lost;            /* PEER_LOST reported, not heard since */
+    int closed;          /* its connection closed, not heard since */
     uint64_t seen_ms;    /* its last heartbeat */
     tw_bstar_peer_t peer;
     int misconfig;       /* MISCONFIG reported */
@@ -153,6 +155,13 @@ unsigned tw_bstar_tick(tw_bstar_t *b, uint64_t now_ms);
 /* A heartbeat from the peer. */
 unsigned tw_bstar_peer(tw_bstar_t *b, const tw_bstar_peer_t *p,
                        uint64_t now_ms);
+
+/* The link says the peer's connection closed (a process that dies closes
+ * its sockets; a machine that dies, or a cut, says nothing): the peer
+ * counts as silent for `liveness` heartbeats from now on, so failover
+ * after a crash does not wait for the heartbeats to run out. A vote is
+ * still needed. Returns PEER_LOST if the peer was heard and not lost. */
+unsigned tw_bstar_peer_closed(tw_bstar_t *b, uint64_t now_ms);
 
 /* A client or worker sent a request. `vote`: it says it lost the active
  * and came here for that (only a PASSIVE broker looks at it). Returns

@@ -466,6 +466,47 @@ test_failover_needs_silence_and_vote(void **state)
 }
 
 static void
+test_failover_after_a_crash(void **state)
+{
+    (void)state;
+    static s_sim_t s;
+    s_pair(&s);
+    /* The active's process dies: its connection closes at once. */
+    s_kill(&s, 0);
+    s_run(&s, S_STEP);
+    unsigned a = tw_bstar_peer_closed(&s.n[1].b, s.now);
+    assert_int_equal(a, TW_BSTAR_PEER_LOST);
+    assert_false(tw_bstar_peer_alive(&s.n[1].b, s.now));
+    /* Reported once. */
+    assert_int_equal(tw_bstar_peer_closed(&s.n[1].b, s.now), 0);
+    s_run(&s, S_WINDOW);
+    assert_false(s.n[1].acts & TW_BSTAR_PEER_LOST);
+    /* Still a vote is needed, and then it is at once. */
+    assert_int_equal(s_request(&s, 1, 0), TW_BSTAR_REFUSE);
+    s_pair(&s);
+    s_kill(&s, 0);
+    s_run(&s, S_STEP);
+    tw_bstar_peer_closed(&s.n[1].b, s.now);
+    uint64_t t0 = s.now;
+    assert_true(s_request(&s, 1, 1) & TW_BSTAR_ACTIVATE);
+    assert_int_equal(s.now, t0);
+    /* A closed connection from a peer that is back (a quick restart) is
+     * forgotten with its first heartbeat. */
+    s_pair(&s);
+    tw_bstar_peer_closed(&s.n[1].b, s.now);
+    s_run(&s, S_HB);
+    assert_true(s.n[1].acts & TW_BSTAR_PEER_BACK);
+    assert_true(tw_bstar_peer_alive(&s.n[1].b, s.now));
+    assert_int_equal(s_request(&s, 1, 1), TW_BSTAR_REFUSE);
+    /* Closed before anything was heard: nothing to report. */
+    tw_bstar_t b;
+    tw_bstar_config_t cfg = {.role = TW_BSTAR_BACKUP, .hb_ms = S_HB,
+                             .liveness = S_LIVE, .ready = 1};
+    tw_bstar_init(&b, &cfg, 0);
+    assert_int_equal(tw_bstar_peer_closed(&b, 0), 0);
+}
+
+static void
 test_cut_between_the_pair_only(void **state)
 {
     (void)state;
@@ -906,6 +947,7 @@ main(void)
         cmocka_unit_test(test_backup_never_alone_fresh),
         cmocka_unit_test(test_start_alone_rules),
         cmocka_unit_test(test_failover_needs_silence_and_vote),
+        cmocka_unit_test(test_failover_after_a_crash),
         cmocka_unit_test(test_cut_between_the_pair_only),
         cmocka_unit_test(test_one_way_cut),
         cmocka_unit_test(test_not_caught_up_never_takes_over),
