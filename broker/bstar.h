@@ -11,22 +11,17 @@
  *  returned, and re-arms its timer with tw_bstar_next. So every rule below
  *  is unit-tested with a fake clock (tests/unit/test_broker_bstar.c).
  *
- *                     peer ACTIVE, or peer preferred and ACTIVE
- *        .--------------------------------------------------------.
- *        |                                                        v
  *     PENDING --- peer PENDING or PASSIVE, self preferred ---> ACTIVE
- *        |    --- a client, the peer unheard since the start,    ^ |
- *        |        and this broker may start alone -------------' |
- *        |                                                        | peer ACTIVE with
- *        | peer ACTIVE                                            | a higher epoch, or
- *        v                                                        | a client or worker
- *     PASSIVE <-----------------------------------------------------' fenced us
- *        |  ^
- *        |  '--- (stays) a client without a vote, or the peer alive
- *        '------ the peer silent for `liveness` heartbeats AND a
- *                client or worker that lost the active comes
- *                (and this store is caught up) ----------> ACTIVE
- *        '------ peer PENDING or PASSIVE, self preferred -> ACTIVE
+ *        |    --- a client; the peer unheard since the start;     ^  |
+ *        |        this broker may start alone -------------------'   |
+ *        | peer ACTIVE                                                |
+ *        v                                                            |
+ *     PASSIVE <--- peer ACTIVE with a later epoch, or a client or ---'
+ *        |         worker carried a later epoch (fenced)
+ *        |--- the peer silent for `liveness` heartbeats (or its
+ *        |    connection closed) AND a client or worker that lost the
+ *        |    active comes AND this store is caught up ---------> ACTIVE
+ *        '--- peer PENDING or PASSIVE, self preferred ----------> ACTIVE
  *
  *  The rules, in words:
  *

@@ -43,24 +43,6 @@ s_destroy_client(void)
     tw_client_destroy(&s_c);
 }
 
-/* Poll the client while waiting for `topic` about worker `name`; returns
- * its wid, or 0. */
-static uint64_t
-s_wait_worker_event(tw_fault_sub_t *sub, const char *topic,
-                    const char *name, int timeout_ms)
-{
-    tw_fault_event_t ev;
-    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
-    while (tw_h_now_ms() < end) {
-        tw_client_poll(s_c, 0);
-        if (tw_fault_sub_next(sub, &ev, 10) && strcmp(ev.topic, topic) == 0 &&
-            strcmp(ev.name, name) == 0) {
-            return ev.wid;
-        }
-    }
-    return 0;
-}
-
 static void
 s_poll_for(int ms)
 {
@@ -112,25 +94,21 @@ main(void)
     tw_fault_init(&f, "netns-broker-restart", s_c,
                   S_FIRST + S_MID + S_SECOND + 200);
     unsigned char secs[9];
-    size_t sl = tw_fault_pack_double(secs, 0.03);
-    tw_task_spec_t spec = {.handler = "sleep", .args = secs,
-                           .args_len = sl};
+    tw_task_spec_t spec = tw_fault_sleep_spec(secs, 0.03);
     tw_fault_submit(&f, s_c, &spec, S_FIRST);
-    uint64_t end = tw_h_now_ms() + 20000;
-    while (tw_fault_completed(&f) < 50 && tw_h_now_ms() < end) {
-        tw_client_poll(s_c, 10);
-    }
-    TW_H_ASSERT(tw_fault_completed(&f) >= 50);
+    TW_H_ASSERT_OK(tw_fault_wait_completed(&f, s_c, 50, 20000));
 
     /* Cut w1 from the broker: silence, not a closed connection. */
     TW_H_ASSERT_EQ(tw_h_mh_script("cut", "broker", "w1", NULL), 0);
     uint64_t cut_at = tw_h_now_ms();
-    TW_H_ASSERT_MSG(s_wait_worker_event(sub, "worker.down", "w1", 10000),
-                    "w1 not declared dead within 10 s of the cut");
+    TW_H_ASSERT_MSG(
+        tw_fault_sub_wait_worker(sub, s_c, "worker.down", "w1", 10000),
+        "w1 not declared dead within 10 s of the cut");
     uint64_t down_at = tw_h_now_ms();
     TW_H_ASSERT_EQ(tw_h_mh_script("heal", "broker", "w1", NULL), 0);
-    TW_H_ASSERT_MSG(s_wait_worker_event(sub, "worker.up", "w1", 15000),
-                    "w1 did not come back within 15 s of the heal");
+    TW_H_ASSERT_MSG(
+        tw_fault_sub_wait_worker(sub, s_c, "worker.up", "w1", 15000),
+        "w1 did not come back within 15 s of the heal");
     printf("netns-broker-restart: w1 declared dead %llu ms after the cut, "
            "back %llu ms after the heal\n",
            (unsigned long long)(down_at - cut_at),
@@ -138,11 +116,9 @@ main(void)
 
     /* The broker dies under load: a batch half done. */
     tw_fault_submit(&f, s_c, &spec, S_MID);
-    size_t target = tw_fault_completed(&f) + 100;
-    end = tw_h_now_ms() + 20000;
-    while (tw_fault_completed(&f) < target && tw_h_now_ms() < end) {
-        tw_client_poll(s_c, 5);
-    }
+    TW_H_ASSERT_OK(tw_fault_wait_completed(&f, s_c,
+                                           tw_fault_completed(&f) + 100,
+                                           20000));
     size_t done_before = tw_fault_completed(&f);
     TW_H_ASSERT_MSG(done_before + 200 <= S_FIRST + S_MID,
                     "only %zu tasks were left when the broker was killed",

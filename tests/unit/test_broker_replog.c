@@ -55,6 +55,29 @@ s_check_batch(const tw_replog_batch_t *b, uint64_t seq, uint64_t epoch,
     }
 }
 
+/* The plan for a peer at (epoch, seq): a stream from `from`... */
+static void
+s_plan_stream(const tw_replog_t *r, uint64_t epoch, uint64_t seq,
+              uint64_t from)
+{
+    tw_replog_plan_t p;
+    tw_replog_plan(r, (tw_bstar_pos_t){epoch, seq}, &p);
+    assert_int_equal(p.snapshot, 0);
+    assert_int_equal(p.from_seq, from);
+}
+
+/* ...or a snapshot, with what it says about the peer's store. */
+static void
+s_plan_snapshot(const tw_replog_t *r, uint64_t epoch, uint64_t seq,
+                uint64_t diverged, int unknown)
+{
+    tw_replog_plan_t p;
+    tw_replog_plan(r, (tw_bstar_pos_t){epoch, seq}, &p);
+    assert_int_equal(p.snapshot, 1);
+    assert_int_equal(p.diverged, diverged);
+    assert_int_equal(p.unknown_lineage, unknown);
+}
+
 static void
 test_mode_names(void **state)
 {
@@ -159,61 +182,37 @@ static void
 test_plan(void **state)
 {
     (void)state;
-    tw_replog_plan_t p;
     /* An active at (1, 0): even a fresh peer follows from the start. */
     tw_replog_t *r = s_log(TW_REPL_SYNC, 1000, 1 << 20);
-    tw_replog_plan(r, (tw_bstar_pos_t){0, 0}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 1);
+    s_plan_stream(r, 0, 0, 1);
     tw_replog_begin_epoch(r, 1);
     for (unsigned char k = 1; k <= 3; k++) {
         s_append(r, k, 100, 0);
     }
     /* Fresh peer, whole history in the backlog: the stream from 1. */
-    tw_replog_plan(r, (tw_bstar_pos_t){0, 0}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 1);
+    s_plan_stream(r, 0, 0, 1);
     /* Behind within the backlog. */
-    tw_replog_plan(r, (tw_bstar_pos_t){1, 2}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 3);
+    s_plan_stream(r, 1, 2, 3);
     /* Caught up: nothing to send. */
-    tw_replog_plan(r, (tw_bstar_pos_t){1, 3}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 4);
+    s_plan_stream(r, 1, 3, 4);
     /* The backlog moves past the start. */
     for (unsigned char k = 4; k <= 20; k++) {
         s_append(r, k, 100, 0);
     }
     uint64_t first = tw_replog_backlog_first(r);
     assert_true(first > 2);
-    tw_replog_plan(r, (tw_bstar_pos_t){0, 0}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.unknown_lineage, 0);
-    tw_replog_plan(r, (tw_bstar_pos_t){1, first - 2}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.diverged, 0);
-    tw_replog_plan(r, (tw_bstar_pos_t){1, first - 1}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, first);
+    s_plan_snapshot(r, 0, 0, 0, 0);
+    s_plan_snapshot(r, 1, first - 2, 0, 0);
+    s_plan_stream(r, 1, first - 1, first);
     /* An epoch we never had, or a seq before its era began. */
-    tw_replog_plan(r, (tw_bstar_pos_t){7, 5}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.unknown_lineage, 1);
+    s_plan_snapshot(r, 7, 5, 0, 1);
     tw_replog_begin_epoch(r, 3);
     s_append(r, 21, 100, 0);
-    tw_replog_plan(r, (tw_bstar_pos_t){3, 20}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.unknown_lineage, 1);
+    s_plan_snapshot(r, 3, 20, 0, 1);
     /* Ahead of where its epoch ended in our lineage: diverged. */
-    tw_replog_plan(r, (tw_bstar_pos_t){1, 24}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.diverged, 4);
-    assert_int_equal(p.unknown_lineage, 0);
+    s_plan_snapshot(r, 1, 24, 4, 0);
     /* Exactly at the end of its era: follows into ours. */
-    tw_replog_plan(r, (tw_bstar_pos_t){1, 20}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 21);
+    s_plan_stream(r, 1, 20, 21);
     tw_replog_destroy(&r);
 }
 
@@ -251,12 +250,8 @@ test_old_active_returns(void **state)
     /* Had it written nothing more than b had (sync), it would follow
      * from where it stopped, out of b's backlog: the batches b applied
      * as a passive are there too. */
-    tw_replog_plan(b, (tw_bstar_pos_t){1, 7}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 8);
-    tw_replog_plan(b, (tw_bstar_pos_t){1, 5}, &p);
-    assert_int_equal(p.snapshot, 0);
-    assert_int_equal(p.from_seq, 6);
+    s_plan_stream(b, 1, 7, 8);
+    s_plan_stream(b, 1, 5, 6);
     tw_replog_follow(b, 6, 0);
     assert_int_equal(tw_replog_next(b, &batch), 1);
     s_check_batch(&batch, 6, 1, 50);
@@ -446,10 +441,7 @@ test_lineage_bounded(void **state)
     assert_int_equal(eras[0].epoch, 40 - TW_REPLOG_ERAS + 1);
     assert_int_equal(eras[TW_REPLOG_ERAS - 1].epoch, 40);
     /* A peer of a forgotten era: its lineage cannot be told. */
-    tw_replog_plan_t p;
-    tw_replog_plan(r, (tw_bstar_pos_t){2, 2}, &p);
-    assert_int_equal(p.snapshot, 1);
-    assert_int_equal(p.unknown_lineage, 1);
+    s_plan_snapshot(r, 2, 2, 0, 1);
     /* A lineage handed over longer than the bound keeps its newest. */
     tw_replog_era_t many[40];
     for (int i = 0; i < 40; i++) {
