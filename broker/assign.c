@@ -32,24 +32,54 @@ tw_assign_matches(const tw_assign_worker_t *w, const tw_assign_need_t *need)
     return 1;
 }
 
+int
+tw_assign_offers(const tw_assign_worker_t *w, const tw_assign_need_t *need)
+{
+    if (!need->has_handler) {
+        return 1;
+    }
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        if (w->handlers[i] == need->handler) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 s_has_room(const tw_assign_worker_t *w)
 {
     return !w->draining && w->stations < w->slots && w->credit > 0;
 }
 
-/* 1 if a is less loaded than b. */
+/* 1 if a should be chosen before b: the avoided worker comes last, then
+ * the less loaded one first. */
 static int
-s_better(const tw_assign_worker_t *a, const tw_assign_worker_t *b)
+s_better(const tw_assign_worker_t *a, const tw_assign_worker_t *b,
+         uint64_t avoid)
 {
+    int a_avoided = avoid && a->id == avoid;
+    int b_avoided = avoid && b->id == avoid;
+    if (a_avoided != b_avoided) {
+        return b_avoided;
+    }
     if (a->stations != b->stations) {
         return a->stations < b->stations;
     }
     return a->credit > b->credit;
 }
 
-/* Best worker with room among those whose match equals `want` (or all
- * when want < 0). Returns n if none; counts matching workers in *seen. */
+/* 1 if worker `w` is in the set `want` selects: matching workers (1),
+ * the others (0), or all of them (< 0). */
+static int
+s_in_set(const tw_assign_worker_t *w, const tw_assign_need_t *need, int want)
+{
+    return want < 0 || tw_assign_matches(w, need) == want;
+}
+
+/* Best candidate with room among the workers of the set `want` that
+ * offer the handler. Returns n if none; counts those candidates that are
+ * not draining in *seen. */
 static size_t
 s_best(const tw_assign_worker_t *ws, size_t n, const tw_assign_need_t *need,
        int want, size_t *seen)
@@ -57,17 +87,34 @@ s_best(const tw_assign_worker_t *ws, size_t n, const tw_assign_need_t *need,
     size_t best = n;
     *seen = 0;
     for (size_t i = 0; i < n; i++) {
-        if (want >= 0 && tw_assign_matches(&ws[i], need) != want) {
+        if (!s_in_set(&ws[i], need, want) ||
+            !tw_assign_offers(&ws[i], need)) {
             continue;
         }
         if (!ws[i].draining) {
             (*seen)++;
         }
-        if (s_has_room(&ws[i]) && (best == n || s_better(&ws[i], &ws[best]))) {
+        if (s_has_room(&ws[i]) &&
+            (best == n || s_better(&ws[i], &ws[best], need->avoid))) {
             best = i;
         }
     }
     return best;
+}
+
+/* Why no worker of the set `want` is a candidate: some that are not
+ * draining are connected but lack the handler, or none is connected. */
+static tw_assign_result_t
+s_none(const tw_assign_worker_t *ws, size_t n, const tw_assign_need_t *need,
+       int want)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ws[i].draining && s_in_set(&ws[i], need, want)) {
+            return TW_ASSIGN_NO_HANDLER;
+        }
+    }
+    return need->placement == TW_PLACE_PINNED ? TW_ASSIGN_WAIT_HOST
+                                              : TW_ASSIGN_NO_MATCH;
 }
 
 tw_assign_result_t
@@ -88,13 +135,12 @@ tw_assign_choose(const tw_assign_worker_t *ws, size_t n,
             *chosen = best;
             return TW_ASSIGN_OK;
         }
-        return seen + others ? TW_ASSIGN_NO_ROOM : TW_ASSIGN_NO_MATCH;
+        return seen + others ? TW_ASSIGN_NO_ROOM : s_none(ws, n, need, -1);
     }
     if (seen) {
         return TW_ASSIGN_NO_ROOM;
     }
-    return need->placement == TW_PLACE_PINNED ? TW_ASSIGN_WAIT_HOST
-                                              : TW_ASSIGN_NO_MATCH;
+    return s_none(ws, n, need, filtered ? 1 : -1);
 }
 
 const char *
@@ -109,6 +155,8 @@ tw_assign_reason(tw_assign_result_t r)
         return "no eligible worker";
     case TW_ASSIGN_WAIT_HOST:
         return "waiting for its host: no matching worker is connected";
+    case TW_ASSIGN_NO_HANDLER:
+        return "no eligible worker offers its handler";
     }
     return "?";
 }

@@ -419,6 +419,7 @@ s_on_stats(uv_timer_t *h)
     tw__persist_gc(b, now);
     tw__persist_commit(b);
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
+    tw__broker_clients_probe(b); /* S93: gone submitters close channels */
     tw_quarantine_gc(&b->quarantine, now);
 }
 
@@ -519,6 +520,16 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
         /* A peer reconnecting with the same routing id takes it over
          * instead of being ignored while the old pipe lingers. */
         zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    }
+    if (role == TW_ROLE_CLIENTS) {
+        /* ZMTP heartbeats: a client that went silent (cut off, frozen)
+         * loses its connection after `liveness` intervals, so it becomes
+         * unroutable and its tasks' channels are closed (S93). libzmq
+         * answers them itself, so a busy client is not affected. */
+        int ivl = (int)b->cfg->heartbeat;
+        int timeout = (int)(b->cfg->heartbeat * b->cfg->liveness);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
     }
     if (tw_auth_socket(b->auth, s, role) != 0 || zmq_bind(s, ep) != 0) {
         tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,

@@ -13,13 +13,19 @@
  *  turn, so a task's channel items reach its client before its RESULT
  *  (which waits for the end of the turn) and keep their order (S92).
  *
- *  Nothing is stored, so nothing leaks: an item for a task that is not
- *  running on the sending worker (ended, cancelled, requeued elsewhere)
- *  is dropped and counted. When the submitter is gone - forgotten, or its
- *  connection closed so the ROUTER cannot route to it (ZMQ_ROUTER_-
- *  MANDATORY makes that an error, which is the broker's liveness test for
- *  clients) - the broker answers the worker with a closereq for the task,
- *  and its waiting and later requests fail with CloseRequestError (S93).
+ *  Nothing is stored but a flag on the task ("its channel is open"), so
+ *  nothing leaks: an item for a task that is not running on the sending
+ *  worker (ended, cancelled, requeued elsewhere) is dropped and counted.
+ *  When the submitter is gone - forgotten, said BYE, or its connection
+ *  closed so the ROUTER cannot route to it (ZMQ_ROUTER_MANDATORY makes
+ *  that an error, which is the broker's liveness test for clients, and
+ *  ZMTP heartbeats on the frontend close a connection that went silent) -
+ *  the broker sends the worker a closereq for the task, and its waiting
+ *  and later requests fail with CloseRequestError (S93). It learns of the
+ *  departure from an item it cannot deliver, from a BYE, or from the
+ *  probe it sends once a second to every client with tasks not ended, so
+ *  a request already delivered to a client that then went away fails
+ *  within about a second, not at its timeout.
  *  A client's bad item gets one ERROR per message naming the first
  *  problem; the rest of the message still goes through.
  */
@@ -167,6 +173,10 @@ s_out_flush(tw_broker_t *b, s_out_t *o, tw_batch_t *closereqs)
         for (size_t i = 0; i < o->n; i++) {
             s_closereq_item(closereqs, o->ids[i], "submitter unreachable");
             b->st.chan_closereq++;
+            tw_task_t *t = tw_tasks_get(&b->tasks, o->ids[i]);
+            if (t) {
+                t->chan_open = 0;
+            }
         }
     }
     o->n = 0;
@@ -202,10 +212,12 @@ tw__broker_on_chan_up(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
         }
         tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
                                     : NULL;
-        if (!c) {
-            if (!s_ev_is(ev, evlen, "close")) {
+        t->chan_open = !s_ev_is(ev, evlen, "close");
+        if (!c || c->gone) {
+            if (t->chan_open) {
                 s_closereq_item(&closereqs, id, "submitter gone");
                 b->st.chan_closereq++;
+                t->chan_open = 0;
             }
             b->st.chan_dropped++;
             continue;
@@ -291,4 +303,67 @@ tw__broker_on_chan_down(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
                          "%s%s", why,
                          bad > 1 ? " (and more items of that CHAN)" : "");
     }
+}
+
+void
+tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c, const char *why)
+{
+    if (c->gone) {
+        return;
+    }
+    c->gone = 1;
+    size_t closed = 0;
+    tw_batch_t batch;
+    tw_batch_init(&batch, 0);
+    for (size_t i = 0; i < b->reg.len; i++) {
+        tw_bworker_t *w = b->reg.list[i];
+        for (tw_task_t *t = w->inflight.head; t; t = t->next) {
+            if (t->client != c->id || !t->chan_open) {
+                continue;
+            }
+            if (batch.n >= TW__BATCH_ITEMS) {
+                tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+                                      TW_CMD_CHAN, &batch);
+            }
+            s_closereq_item(&batch, t->id, why);
+            t->chan_open = 0;
+            b->st.chan_closereq++;
+            closed++;
+        }
+        if (batch.n) {
+            tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
+                                  TW_CMD_CHAN, &batch);
+        }
+    }
+    tw_batch_free(&batch);
+    if (closed) {
+        tw_info("broker.chan", "client %llu is gone (%s): closed %zu "
+                "channel(s)", (unsigned long long)c->id, why, closed);
+    }
+}
+
+static void
+s_probe(uint64_t id, void *val, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_bclient_t *c = val;
+    (void)id;
+    if (!c->outstanding || c->gone) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 0);
+    int rc = tw__broker_send(b, &b->fzw, c->ident, c->ident_len,
+                             TW_CMD_HEARTBEAT, &e);
+    tw_enc_free(&e);
+    if (rc == TW_ENOENT) {
+        tw__broker_client_gone(b, c, "submitter unreachable");
+    }
+}
+
+void
+tw__broker_clients_probe(tw_broker_t *b)
+{
+    tw_idmap_each(&b->clients.by_id, s_probe, b);
 }

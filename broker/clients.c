@@ -48,6 +48,7 @@ tw_clients_touch(tw_clients_t *cs, const void *ident, size_t len,
     tw_bclient_t *c = tw_idmap_get(&cs->by_ident, h);
     if (c && c->ident_len == len && memcmp(c->ident, ident, len) == 0) {
         c->last_seen_ms = now_ms;
+        c->gone = 0;
         return c;
     }
     if (c) {

@@ -27,6 +27,8 @@ typedef struct {
     tw_batch_t acks;      /* ACK items due this turn */
     tw_batch_t results;   /* RESULT items due this turn */
     int dirty;            /* on the registry's flush list */
+    int gone;             /* found unreachable or said BYE: its tasks'
+                             channels were closed; cleared when it speaks */
 } tw_bclient_t;
 
 typedef struct {

@@ -93,6 +93,25 @@ s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
     tw_enc_cstr(e, msg);
 }
 
+int
+tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
+                         char *why, size_t wlen)
+{
+    int idx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    if (idx < 0 && hlen &&
+        uv_now(b->loop) - b->start_ms <
+            (uint64_t)b->cfg->handler_grace * 1000) {
+        /* Just restarted: its workers may not be back yet. */
+        idx = tw_registry_handler(&b->reg, h, hlen, 1);
+    }
+    if (idx < 0) {
+        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
+                 (int)hlen, h ? h : "");
+        return TW_EHANDLER;
+    }
+    return idx;
+}
+
 /* Decide whether a SUBMIT item may enter, in S54's order. Returns 0, or
  * an error code with the reason in `why`. Nothing changes on refusal. */
 static int
@@ -102,17 +121,9 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
     size_t hlen, alen, plen;
     const char *h = tw_item_str(it, TW_I_H, &hlen);
     tw_item_bin(it, TW_I_A, &alen);
-    *hidx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
-    if (*hidx < 0 && hlen &&
-        uv_now(b->loop) - b->start_ms <
-            (uint64_t)b->cfg->handler_grace * 1000) {
-        /* Just restarted: its workers may not be back yet. */
-        *hidx = tw_registry_handler(&b->reg, h, hlen, 1);
-    }
+    *hidx = tw__broker_handler_known(b, h, hlen, why, wlen);
     if (*hidx < 0) {
-        snprintf(why, wlen, "unknown handler '%.*s': no worker has offered it",
-                 (int)hlen, h);
-        return TW_EHANDLER;
+        return *hidx;
     }
     const char *pl = tw_item_str(it, TW_I_PL, &plen);
     if (!pl || !plen) {
@@ -303,7 +314,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_ikey(e, TW_I_ID);
         tw_enc_uint(e, t->id);
         if (publish) {
-            tw__broker_task_event(b, t, "task.submitted");
+            tw__broker_task_event(b, t, "task.submitted", NULL);
         }
     }
     if (m->nitems == 0) {
@@ -547,7 +558,11 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     case TW_CMD_HEARTBEAT:
         s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
         break;
-    default: /* BYE: nothing to do; the record ages out. */
+    case TW_CMD_BYE:
+        /* The record ages out; its tasks' channels close now (S93). */
+        tw__broker_client_gone(b, c, "submitter said BYE");
+        break;
+    default:
         break;
     }
     tw_msg_release(&m);
@@ -622,10 +637,12 @@ s_add_credit(tw_broker_t *b, tw_bworker_t *w, uint64_t n)
 
 /* Run a failed task again after a backoff: 100 ms doubling per attempt,
  * at most 30 s, with +-25 % jitter so retries of many tasks spread out.
- * The attempt's error is kept ("attempt N: ..."). */
+ * The attempt's error is kept ("attempt N: ...") and the attempt is
+ * published as task.retry (12.8). */
 static void
 s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
 {
+    int64_t run_ms = tw__broker_run_ms(b, t);
     char line[320];
     if (!err || !elen) {
         err = "failed";
@@ -657,6 +674,10 @@ s_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
     t->due_ms = uv_now(b->loop) + delay;
     b->st.retried++;
     tw__broker_enqueue(b, t);
+    tw_task_event_x_t x = {.run_ms = run_ms,
+                           .retry_in_ms = (int64_t)delay,
+                           .error = line};
+    tw__broker_task_event(b, t, "task.retry", &x);
 }
 
 static void
@@ -679,7 +700,13 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
             err = "timed out";
             elen = strlen(err);
         }
-        if (t->cancel_requested) {
+        /* S57, F3: a cancel the worker has not confirmed does not
+         * override a DONE that reports an outcome: the task finished
+         * before the CANCEL reached it, and the first to arrive wins. It
+         * ends with that outcome, kept and delivered, and is not
+         * retried. */
+        if (t->cancel_requested && st == TW_ST_CANCELLED) {
+            /* The worker confirmed the cancel. */
             tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
         } else if (st > TW_ST_CANCELLED) {
             int n = snprintf(why, sizeof why,
@@ -687,7 +714,7 @@ s_on_done(tw_broker_t *b, tw_bworker_t *w, const tw_msg_t *m)
                              (unsigned long long)st);
             tw__broker_end(b, t, TW_ST_ERROR, NULL, 0, why, (size_t)n);
         } else if ((st == TW_ST_ERROR || st == TW_ST_TIMEOUT) &&
-                   t->attempt <= t->retries) {
+                   t->attempt <= t->retries && !t->cancel_requested) {
             s_retry(b, t, err, elen);
         } else if (st == TW_ST_OK && rlen > (uint64_t)b->cfg->max_payload) {
             int n = snprintf(why, sizeof why,

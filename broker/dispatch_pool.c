@@ -83,6 +83,22 @@ s_encode_pool(tw_enc_t *e, const tw_pool_t *p)
     tw_enc_uint(e, p->groups.len);
 }
 
+/* 1 if the request's `limit` is nil: "none", the same as leaving the
+ * limit out where that clears it (S96). */
+static int
+s_limit_nil(const tw_msg_t *m)
+{
+    return m->f[TW_F_LIMIT] && m->f[TW_F_LIMIT]->type == MSGPACK_OBJECT_NIL;
+}
+
+/* The limit a request gives: its value, or -1 (none) when it is nil or
+ * absent. */
+static int64_t
+s_limit(const tw_msg_t *m)
+{
+    return s_limit_nil(m) ? -1 : tw_msg_int(m, TW_F_LIMIT, -1);
+}
+
 /* The pool a request names ("default" if none), created on demand. */
 static tw_pool_t *
 s_pool(tw_broker_t *b, const tw_msg_t *m)
@@ -159,8 +175,9 @@ s_group_settings(tw_pool_t *p, tw_group_t *g, const tw_msg_t *m, char *why,
         snprintf(why, wlen, "full must be queue or reject");
         return TW_EINVAL;
     }
-    if (m->f[TW_F_LIMIT] && tw_msg_int(m, TW_F_LIMIT, 0) < 0) {
-        snprintf(why, wlen, "a limit must not be negative (S96)");
+    if (m->f[TW_F_LIMIT] && !s_limit_nil(m) && s_limit(m) < 0) {
+        snprintf(why, wlen, "a limit must not be negative (S96); nil "
+                 "removes it");
         return TW_EINVAL;
     }
     if (m->f[TW_F_CALLS] && tw_msg_int(m, TW_F_CALLS, 0) < 1) {
@@ -168,7 +185,8 @@ s_group_settings(tw_pool_t *p, tw_group_t *g, const tw_msg_t *m, char *why,
         return TW_EINVAL;
     }
     if (m->f[TW_F_LIMIT]) {
-        tw_group_set_limit(p, g, tw_msg_int(m, TW_F_LIMIT, -1));
+        /* nil: no limit of its own, as `clear` (S96). */
+        tw_group_set_limit(p, g, s_limit(m));
     }
     if (m->f[TW_F_CALLS]) {
         g->calls = tw_msg_int(m, TW_F_CALLS, -1);
@@ -231,6 +249,18 @@ tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             tw_group_set_limit(p, g, -1); /* back to the pool's default */
             s_room_changed(b, g);
         }
+    } else if (!g && S_OP("get")) {
+        /* S98: a group never used reads as an empty one, with the limit
+         * it would have; reading it does not create it. */
+        tw_group_t none = {.name = (char *)name,
+                           .name_len = gl,
+                           .limit = p->default_limit,
+                           .calls = -1,
+                           .full = TW_FULL_QUEUE};
+        tw__broker_reply_begin(&e, seq);
+        s_encode_group(&e, p, &none);
+        tw__broker_reply_send(b, c, &e);
+        return;
     } else if (!g) {
         snprintf(why, sizeof why, "no group '%.*s' in pool '%s' "
                  "(TaskGroupNotFound)", (int)gl, name, p->name);
@@ -299,13 +329,26 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
     size_t ol;
     const char *op = tw_msg_str(m, TW_F_OP, &ol);
-    tw_pool_t *p = s_pool(b, m);
     char why[256];
+#define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
+    size_t hl;
+    const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
+    if (S_OP("stats") && h) {
+        /* S54: a map checks its handler first, before the pool's state
+         * and before it takes an item; an unknown one changes nothing
+         * (the pool is not created). */
+        int rc = tw__broker_handler_known(b, h, hl, why, sizeof why);
+        if (rc < 0) {
+            tw__broker_reply_error(b, c, seq, rc, why);
+            return;
+        }
+    }
+    tw_pool_t *p = s_pool(b, m);
     tw_enc_t e;
     tw_pool_add_client(p, c->id);
-#define S_OP(s) (ol == sizeof(s) - 1 && memcmp(op, s, ol) == 0)
     if (S_OP("size")) {
-        int64_t n = tw_msg_int(m, TW_F_LIMIT, -1);
+        /* nil: no size, as 0 (S96). */
+        int64_t n = s_limit_nil(m) ? 0 : tw_msg_int(m, TW_F_LIMIT, -1);
         if (n < 0) {
             tw__broker_reply_error(b, c, seq, TW_EINVAL,
                     "size needs a limit of 0 (unlimited) or more");
@@ -319,8 +362,8 @@ tw__broker_on_pool(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     } else if (S_OP("default_limit")) {
         /* S101 with S96's rules: absent clears, negative is refused, 0
          * lets nothing new start in groups without a limit of their own. */
-        int64_t n = m->f[TW_F_LIMIT] ? tw_msg_int(m, TW_F_LIMIT, -1) : -1;
-        if (m->f[TW_F_LIMIT] && n < 0) {
+        int64_t n = s_limit(m);
+        if (m->f[TW_F_LIMIT] && !s_limit_nil(m) && n < 0) {
             tw__broker_reply_error(b, c, seq, TW_EINVAL,
                     "a default limit must not be negative (S96); leave "
                     "limit out to clear it");

@@ -200,6 +200,7 @@ s_assign(tw_broker_t *b, tw_station_t *st, tw_bworker_t *w)
 {
     st->epoch++;
     st->worker = w->id;
+    st->avoid = 0;
     st->slot = tw_registry_take_slot(w);
     st->state = TW_SS_ASSIGNED;
     st->reason = NULL;
@@ -256,13 +257,16 @@ s_snapshot(tw_broker_t *b, tw_assign_worker_t *ws)
     size_t room = 0;
     for (size_t i = 0; i < b->reg.len; i++) {
         const tw_bworker_t *w = b->reg.list[i];
-        ws[i] = (tw_assign_worker_t){.slots = w->slots,
+        ws[i] = (tw_assign_worker_t){.id = w->id,
+                                     .slots = w->slots,
                                      .stations = w->nstations,
                                      .credit = w->credit,
                                      .draining = w->draining ||
                                                  w->resizing,
                                      .tags = w->tags,
-                                     .ntags = w->ntags};
+                                     .ntags = w->ntags,
+                                     .handlers = w->handlers,
+                                     .nhandlers = w->nhandlers};
         room += !ws[i].draining && w->nstations < w->slots && w->credit > 0;
     }
     return room;
@@ -274,7 +278,10 @@ s_need(const tw_station_t *st)
     return (tw_assign_need_t){.placement = st->placement,
                               .code = st->code,
                               .tags = st->tags,
-                              .ntags = st->ntags};
+                              .ntags = st->ntags,
+                              .has_handler = 1,
+                              .handler = st->handler,
+                              .avoid = st->avoid};
 }
 
 /* Try to place one station now. Returns the assignator's result. */
@@ -360,9 +367,11 @@ tw__broker_place(tw_broker_t *b)
             continue;
         }
         tw_assign_result_t r = s_try_place(b, st, ws);
-        if (r == TW_ASSIGN_NO_MATCH || r == TW_ASSIGN_WAIT_HOST) {
-            /* Nobody connected matches it: only a change of the worker
-             * set can, so passes leave it alone until then. */
+        if (r == TW_ASSIGN_NO_MATCH || r == TW_ASSIGN_WAIT_HOST ||
+            r == TW_ASSIGN_NO_HANDLER) {
+            /* Nobody connected can take it (no match, or nobody offers
+             * its handler): only a change of the worker set can, so
+             * passes leave it alone until then. */
             st->queued = TW_QUEUED_NO;
             tw_aside_put(&b->aside, st);
             continue;
@@ -1029,8 +1038,40 @@ s_ended(tw_broker_t *b, tw_station_t *st, tw_sstate_t state,
             state == TW_SS_FAILED ? st->last_error : NULL);
     if ((state == TW_SS_FAILED || state == TW_SS_DONE) &&
         tw_station_should_restart(st, state, uv_now(b->loop))) {
+        /* A failure may belong to the worker (a missing file, a broken
+         * host): the restart goes to another candidate if one has room. */
+        st->avoid = state == TW_SS_FAILED ? st->worker : 0;
         s_make_pending(b, st, "restarting after backoff");
         s_event(b, st, "restarting", NULL);
+    }
+}
+
+/* The worker answered an ASSIGN with "refused": it does not offer the
+ * station's handler (PROTOCOL.md 11.2). It stops counting as offering it,
+ * for stations and tasks alike, until it registers again, so the broker
+ * never sends it there twice; the station is placed again among the
+ * workers that do offer it, or waits aside saying that none does. */
+static void
+s_refused(tw_broker_t *b, tw_bworker_t *w, tw_station_t *st, const char *err,
+          size_t elen)
+{
+    const tw_handler_t *h = &b->reg.handlers[st->handler];
+    tw_warn("station.refused", "worker %llu (%s) refused station %s: %.*s; "
+            "it no longer counts as offering '%s'",
+            (unsigned long long)w->id, w->name, st->sid,
+            (int)(elen > 200 ? 200 : elen), err ? err : "",
+            h->name);
+    tw_registry_drop_handler(&b->reg, w, st->handler);
+    s_free_slot(b, st);
+    if (st->removing) {
+        s_forget(b, st);
+    } else if (st->wanted == TW_WANT_STOPPED) {
+        st->state = TW_SS_STOPPED;
+        s_event(b, st, "stopped", "refused by its worker");
+    } else {
+        s_make_pending(b, st, "refused by its worker: it does not offer "
+                              "the handler");
+        s_event(b, st, "pending", st->reason);
     }
 }
 
@@ -1080,6 +1121,8 @@ tw__broker_on_station_report(tw_broker_t *b, tw_bworker_t *w,
         } else if (S_EV("failed")) {
             s_ended(b, st, TW_SS_FAILED, err ? err : "failed",
                     err ? errl : 6);
+        } else if (S_EV("refused")) {
+            s_refused(b, w, st, err, errl);
         } else if (S_EV("released")) {
             s_free_slot(b, st);
             if (st->removing) {

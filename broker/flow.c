@@ -94,18 +94,25 @@ s_count(tw_broker_t *b, const tw_task_t *t, int dp, int dr)
 }
 
 static void
-s_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic)
+s_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic,
+             const tw_task_event_x_t *x)
 {
     if (!tw_status_wants(&b->status, topic)) {
         return;
     }
     const tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
     const tw_handler_t *h = &b->reg.handlers[t->handler];
-    int has_err = t->error && t->state != TW_ST_OK &&
-                  t->state <= TW_ST_LOST;
+    const char *err = x && x->error ? x->error
+                      : t->error && t->state != TW_ST_OK &&
+                              t->state <= TW_ST_LOST
+                          ? t->error
+                          : NULL;
+    int has_run = x && x->run_ms >= 0;
+    int has_retry = x && x->retry_in_ms >= 0;
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 8 + has_err);
+    tw_status_begin(&b->status, &e,
+                    8 + (err != NULL) + has_run + has_retry);
     tw_enc_cstr(&e, "id");
     tw_enc_uint(&e, t->id);
     tw_enc_cstr(&e, "pool");
@@ -132,18 +139,37 @@ s_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic)
     tw_enc_uint(&e, t->attempt);
     tw_enc_cstr(&e, "priority");
     tw_enc_int(&e, t->priority);
-    if (has_err) {
+    if (err) {
         tw_enc_cstr(&e, "error");
-        tw_enc_cstr(&e, t->error);
+        tw_enc_cstr(&e, err);
+    }
+    if (has_run) {
+        tw_enc_cstr(&e, "run_ms");
+        tw_enc_uint(&e, (uint64_t)x->run_ms);
+    }
+    if (has_retry) {
+        tw_enc_cstr(&e, "retry_in_ms");
+        tw_enc_uint(&e, (uint64_t)x->retry_in_ms);
     }
     tw_status_send(&b->status, topic, &e);
     tw_enc_free(&e);
 }
 
 void
-tw__broker_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic)
+tw__broker_task_event(tw_broker_t *b, const tw_task_t *t, const char *topic,
+                      const tw_task_event_x_t *x)
 {
-    s_task_event(b, t, topic);
+    s_task_event(b, t, topic, x);
+}
+
+int64_t
+tw__broker_run_ms(const tw_broker_t *b, const tw_task_t *t)
+{
+    if (t->state != TW_ST_RUNNING) {
+        return -1;
+    }
+    uint64_t now = uv_now(b->loop);
+    return now > t->due_ms ? (int64_t)(now - t->due_ms) : 0;
 }
 
 /* ---- pending ---------------------------------------------------------- */
@@ -301,6 +327,8 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
     t->worker = w->id;
     t->attempt++;
     t->ep = b->next_ep++;
+    t->due_ms = uv_now(b->loop); /* the attempt's run time counts from here */
+    t->chan_open = 0;              /* a new attempt opens its own channel */
     tw_task_list_push(&w->inflight, t);
     b->running++;
     tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
@@ -309,7 +337,7 @@ s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
         tw_task_plist_push(&p->running_list, t);
     }
     TW__PERSIST_TASK(b, t);
-    s_task_event(b, t, "task.started");
+    s_task_event(b, t, "task.started", NULL);
 }
 
 void
@@ -419,6 +447,9 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
         tw_free(t->error);
         t->error = NULL;
     }
+    /* A task that was running has a run time; a pending one has none. */
+    tw_task_event_x_t x = {.run_ms = tw__broker_run_ms(b, t),
+                           .retry_in_ms = -1};
     tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
     TW__PERSIST_TASK(b, t);
     int cancelled = state == TW_ST_CANCELLED;
@@ -458,14 +489,17 @@ tw__broker_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
         tw__broker_result_item(b, tw__broker_client_item(b, c, &c->results),
                                t);
     }
-    /* S73: a cancelled task publishes only "cancelled"; any other end
-     * publishes "done" and then its result or its exception. */
+    /* S47-S48, F3: a cancelled task publishes "cancelled" and then
+     * "done", so a monitor counting ends by task.done sees every end; any
+     * other end publishes "done" and then its result or its exception. */
     if (cancelled) {
-        s_task_event(b, t, "task.cancelled");
+        s_task_event(b, t, "task.cancelled", &x);
+        s_task_event(b, t, "task.done", &x);
     } else {
-        s_task_event(b, t, "task.done");
+        s_task_event(b, t, "task.done", &x);
         s_task_event(b, t, state == TW_ST_OK ? "task.result"
-                                             : "task.exception");
+                                             : "task.exception",
+                     &x);
     }
 }
 

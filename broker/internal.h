@@ -192,9 +192,24 @@ void tw__broker_end(tw_broker_t *b, tw_task_t *t, int state,
  * was raised or cleared). */
 void tw__broker_unpark(tw_broker_t *b, tw_queue_t *q, size_t n);
 
-/* Publish task event `topic` ("task.submitted"...) for `t`. */
+/* What a task event adds to the task's body (PROTOCOL.md 12.8): the run
+ * time of the attempt that just stopped, the backoff before a retry, and
+ * the error of a failed attempt that is retried. A negative number or a
+ * NULL error is left out. */
+typedef struct {
+    int64_t run_ms;
+    int64_t retry_in_ms;
+    const char *error;
+} tw_task_event_x_t;
+
+/* Publish task event `topic` ("task.submitted"...) for `t`, with the
+ * extra keys of `x` (NULL: none). */
 void tw__broker_task_event(tw_broker_t *b, const tw_task_t *t,
-                           const char *topic);
+                           const char *topic, const tw_task_event_x_t *x);
+
+/* How long the running task `t` has run in its current attempt (since
+ * its dispatch), or -1 if it is not running. */
+int64_t tw__broker_run_ms(const tw_broker_t *b, const tw_task_t *t);
 
 /* Publish group.<pool>.<group>.limit-reached once per filling. */
 void tw__broker_limit_reached(tw_broker_t *b, tw_pool_t *p, tw_group_t *g);
@@ -204,6 +219,25 @@ void tw__broker_delay_init(tw_broker_t *b);
 
 /* Place stations, dispatch tasks, send what the turn owes everyone. */
 void tw__broker_end_of_turn(tw_broker_t *b);
+
+/* The index of handler `h` if a SUBMIT may name it: some worker offered
+ * it, or the broker started less than handler-grace seconds ago (then it
+ * is interned). Otherwise TW_EHANDLER with the reason in `why` (S54's
+ * first check). */
+int tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
+                             char *why, size_t wlen);
+
+/* chan.c: client `c` went away (said BYE, or a probe found it
+ * unroutable): ask the workers to close the channels of its running
+ * tasks, so their waiting and later requests fail now (S93), not at their
+ * timeouts. Once per departure. */
+void tw__broker_client_gone(tw_broker_t *b, tw_bclient_t *c,
+                            const char *why);
+
+/* chan.c: probe every client with tasks not ended (an empty HEARTBEAT;
+ * ROUTER_MANDATORY makes a gone one unroutable) and treat the unroutable
+ * ones as gone. Called once a second. */
+void tw__broker_clients_probe(tw_broker_t *b);
 
 /* dispatch_pool.c: GROUP and POOL requests, and strict CANCEL. */
 void tw__broker_on_group(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m);

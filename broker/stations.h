@@ -100,6 +100,8 @@ typedef struct tw_station {
     char **tags;       /* key, value pairs */
     size_t ntags;
     uint64_t worker;   /* worker id while ASSIGNED/RUNNING/PAUSED */
+    uint64_t avoid;    /* the worker it last failed on, placed last by its
+                          restart (assign.h); 0 once placed again */
     uint32_t slot;
     uint64_t epoch;
     uint64_t iterations;

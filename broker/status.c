@@ -2,6 +2,7 @@
 #include "broker/status.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #include <string.h>
 
@@ -105,7 +106,7 @@ tw_status_wants(const tw_status_t *st, const char *topic)
 void
 tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields)
 {
-    tw_enc_map(e, nfields + 2);
+    tw_enc_map(e, nfields + 3);
     tw_enc_cstr(e, "pseq");
     tw_enc_uint(e, st->pseq + 1);
 }
@@ -117,6 +118,8 @@ tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e)
     size_t tl = strlen(topic);
     tw_enc_cstr(e, "tseq");
     tw_enc_uint(e, tw_tseq_next(&st->tseq, topic, tl));
+    tw_enc_cstr(e, "ts");
+    tw_enc_uint(e, tw_wall_ms());
     zmq_msg_t tmp[2], f[2];
     tw_enc_frames(e, TW_CMD_NONE, tmp);
     zmq_msg_close(&tmp[0]);

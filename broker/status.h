@@ -7,7 +7,8 @@
  *  nothing when nobody watches. Every body carries "pseq", a sequence number
  *  over all published messages, and "tseq", one per topic (tseq.h), so a
  *  subscriber to a prefix can tell a lost message from a topic it did not
- *  ask for. Publishing is
+ *  ask for, and "ts", the wall-clock time it was published (Unix ms).
+ *  Publishing is
  *  lossy by nature (a slow subscriber past the high-water mark loses
  *  messages); QUERY gives a consistent snapshot. Broker loop thread only.
  */
@@ -42,11 +43,12 @@ void tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb);
 int tw_status_wants(const tw_status_t *st, const char *topic);
 
 /* Start a body of `nfields` fields (plus "pseq", written here, and
- * "tseq", which tw_status_send appends) in `e`. */
+ * "tseq" and "ts", which tw_status_send appends) in `e`. */
 void tw_status_begin(tw_status_t *st, tw_enc_t *e, size_t nfields);
 
-/* Append "tseq" for `topic`, publish `e`'s body under `topic` and reset
- * `e`. The body must have been started with tw_status_begin. */
+/* Append "tseq" for `topic` and "ts" (now, wall clock, Unix ms), publish
+ * `e`'s body under `topic` and reset `e`. The body must have been started
+ * with tw_status_begin. */
 void tw_status_send(tw_status_t *st, const char *topic, tw_enc_t *e);
 
 #endif /* TW_BROKER_STATUS_H */

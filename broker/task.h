@@ -41,6 +41,8 @@ struct tw_task {
     uint16_t attempt;  /* runs started so far */
     uint8_t state;     /* TW_ST_* (proto.h): PENDING, RUNNING or an end */
     uint8_t cancel_requested;
+    uint8_t chan_open; /* this attempt's channel carried items up and was
+                          not closed: its submitter's loss closes it */
     uint32_t data_len;
     void *data;  /* args while PENDING/RUNNING, result once ENDED */
     char *error; /* the failure message once ENDED (or the errors of
@@ -51,7 +53,9 @@ struct tw_task {
     uint16_t ngroups;
     uint64_t *groups;    /* group ids */
     uint64_t dseq;       /* dispatch order within the pool (S67) */
-    uint64_t due_ms;     /* not before this time (delay, retry backoff) */
+    uint64_t due_ms;     /* PENDING: not before this time (delay, retry
+                            backoff); RUNNING: when this attempt was
+                            dispatched (its run time counts from here) */
     struct tw_queue *inq;/* the heap holding it while PENDING, or NULL */
     tw_task_t *pprev, *pnext; /* the pool's running list */
     char *key;           /* dedup key (may hold NUL bytes), or NULL */

@@ -151,6 +151,19 @@ tw_registry_set_handlers(tw_registry_t *r, tw_bworker_t *w,
     }
 }
 
+int
+tw_registry_drop_handler(tw_registry_t *r, tw_bworker_t *w, uint32_t idx)
+{
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        if (w->handlers[i] == idx) {
+            w->handlers[i] = w->handlers[--w->nhandlers];
+            r->handlers[idx].nworkers--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void
 tw_registry_remove(tw_registry_t *r, tw_bworker_t *w)
 {

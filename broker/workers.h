@@ -106,4 +106,9 @@ void tw_registry_put_slot(tw_bworker_t *w, uint32_t slot);
 void tw_registry_set_handlers(tw_registry_t *r, tw_bworker_t *w,
                               const uint32_t *idx, size_t n);
 
+/* `w` no longer offers handler `idx` (it refused a station of it): take
+ * it off the worker's list. Returns 1 if it was there, else 0. */
+int tw_registry_drop_handler(tw_registry_t *r, tw_bworker_t *w,
+                             uint32_t idx);
+
 #endif /* TW_BROKER_WORKERS_H */

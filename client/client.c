@@ -82,6 +82,7 @@
 #define S_RECONNECT_MIN_MS 100
 #define S_RECONNECT_MAX_MS 5000
 #define S_MAX_OUTBOX 1000000
+#define S_BYE_LINGER_MS 100 /* destroy: time the BYE may take to leave */
 
 /* A value for `pending`: the map stores ids, the value only marks them. */
 #define S_PENDING ((void *)1)
@@ -1267,7 +1268,23 @@ tw_client_destroy(tw_client_t **self_p)
     tw_client_t *c = *self_p;
     s_drop_queued(c);
     if (c->sock) {
-        int linger = 0;
+        /* BYE: the broker closes the channels of our tasks at once (S93).
+         * It may wait briefly for the socket to take it; nothing else is
+         * waited for. */
+        int linger = S_BYE_LINGER_MS;
+        tw_enc_t e;
+        tw_enc_init(&e);
+        tw_enc_map(&e, 0);
+        zmq_msg_t f[2];
+        tw_enc_frames(&e, TW_CMD_BYE, f);
+        if (zmq_msg_send(&f[0], c->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[0]);
+            zmq_msg_close(&f[1]);
+            linger = 0;
+        } else if (zmq_msg_send(&f[1], c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[1]);
+        }
+        tw_enc_free(&e);
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(c->sock);
     }
@@ -1357,6 +1374,10 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
 {
     if (!spec || !spec->handler) {
         return TW_EINVAL;
+    }
+    int closed = tw__sess_closed(c);
+    if (closed) {
+        return closed; /* S80: a stopped run takes no more work */
     }
     size_t hlen = strnlen(spec->handler, TW_PROTO_MAX_NAME + 1);
     if (hlen == 0 || hlen > TW_PROTO_MAX_NAME) {

@@ -91,6 +91,11 @@ void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);
 
+/* TW_ESTATE while a session run is finishing: from tw_stop, or the end
+ * of its running phase, until tw_run returns, no new work is accepted
+ * (S80); else 0. */
+int tw__sess_closed(tw_client_t *c);
+
 /* Queue a message built in `e` behind everything else and try to send
  * it (task channels, client/chan.c). Returns 0, TW_EAGAIN (queued) or
  * TW_EIO. */

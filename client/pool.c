@@ -105,6 +105,9 @@ typedef struct {
     tw_policy_t on_cancelled;
     int running;           /* inside tw_run's running phase */
     int stop;              /* tw_stop was called */
+    int finishing;         /* tw_stop was called or the running phase
+                              ended, and tw_run has not returned: no
+                              submissions (S80) */
     tw_exit_code_t end;    /* a policy ended the run with this code */
     int end_rc;
     tw_exit_state_t exit;  /* details of the end */
@@ -438,7 +441,8 @@ s_item_check(s_kind_t kind, const void *item, size_t len)
 static void
 s_feed(s_sess_t *s, s_feeder_t *f)
 {
-    while (!f->exhausted && f->inflight < f->window) {
+    /* S80: once the run stops, no feeder takes another item. */
+    while (!s->finishing && !f->exhausted && f->inflight < f->window) {
         const void *item = NULL;
         size_t len = 0;
         int rc;
@@ -670,32 +674,39 @@ s_req_check(const tw_pool_req_t *r)
     if (!r || !s_name_ok(r->op, 32) ||
         (r->pool && !s_name_ok(r->pool, TW_PROTO_MAX_NAME)) ||
         (r->group && !s_name_ok(r->group, TW_PROTO_MAX_NAME)) ||
+        (r->handler && !s_name_ok(r->handler, TW_PROTO_MAX_NAME)) ||
         (r->full && !s_name_ok(r->full, 16))) {
         return TW_EINVAL;
     }
     return 0;
 }
 
-/* The optional integer field `f`, sent when `has` is set. */
+/* The optional integer field `f`, sent when `has` is set;
+ * TW_CLIENT_LIMIT_NONE is sent as nil. */
 static void
 s_enc_opt_int(tw_enc_t *e, tw_field_t f, int has, int64_t v)
 {
     if (has) {
         tw_enc_key(e, f);
-        tw_enc_int(e, v);
+        if (v == TW_CLIENT_LIMIT_NONE) {
+            tw_enc_nil(e);
+        } else {
+            tw_enc_int(e, v);
+        }
     }
 }
 
 /* Body of GROUP and POOL: {seq, op, pool?, group?, limit?, calls?,
- * full?, n?}. */
+ * full?, n?, handler?}. */
 static void
 s_encode_req(tw_enc_t *e, uint64_t seq, const void *arg)
 {
     const tw_pool_req_t *r = arg;
     size_t n = 2 + (r->pool != NULL) + (r->group != NULL) +
                (r->has_limit != 0) + (r->has_calls != 0) +
-               (r->full != NULL) + (r->n != 0);
+               (r->full != NULL) + (r->n != 0) + (r->handler != NULL);
     tw__enc_head(e, n, seq, r->op);
+    tw__enc_opt_cstr(e, TW_F_HANDLER, r->handler);
     tw__enc_opt_cstr(e, TW_F_POOL, r->pool);
     tw__enc_opt_cstr(e, TW_F_GROUP, r->group);
     s_enc_opt_int(e, TW_F_LIMIT, r->has_limit, r->limit);
@@ -842,16 +853,24 @@ s_decode_pool(const msgpack_object *o, void *arg)
     return 0;
 }
 
-int
-tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
-                     tw_pool_info_t *out)
+/* POOL stats, with `handler` (if not NULL) checked first (S54). */
+static int
+s_pool_stats(tw_client_t *c, const char *pool, const char *handler,
+             int timeout_ms, tw_pool_info_t *out)
 {
-    tw_pool_req_t req = {.op = "stats", .pool = pool};
+    tw_pool_req_t req = {.op = "stats", .pool = pool, .handler = handler};
     if (!out) {
         return TW_EINVAL;
     }
     return s_decoded_request(c, TW_CMD_POOL, &req, timeout_ms,
                              s_decode_pool, out);
+}
+
+int
+tw_client_pool_stats(tw_client_t *c, const char *pool, int timeout_ms,
+                     tw_pool_info_t *out)
+{
+    return s_pool_stats(c, pool, NULL, timeout_ms, out);
 }
 
 int
@@ -1026,18 +1045,8 @@ s_make_group(s_sess_t *s, s_kind_t kind, const tw_task_spec_t *spec,
         if (n < 0 || n >= TW_CLIENT_NAME_SIZE) {
             return TW_EINVAL;
         }
-        if (kind != S_START) {
-            /* The smallest index the broker does not know. */
-            tw_group_info_t gi;
-            int rc = tw_client_group_get(c, spec->pool, name, timeout_ms,
-                                         &gi);
-            if (rc == 0) {
-                continue;
-            }
-            if (rc != TW_ENOENT) {
-                return rc;
-            }
-        }
+        /* The smallest index the broker does not know: create refuses
+         * every known one with EEXIST. */
         int rc = s_group_create(c, spec->pool, name, has_limit, limit,
                                 timeout_ms);
         if (rc == 0 && kind == S_START) {
@@ -1086,7 +1095,7 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
     if (name && size > 0) {
         name[0] = '\0';
     }
-    if (s->in_cb) {
+    if (s->in_cb || s->finishing) {
         return TW_ESTATE;
     }
     int map = kind != S_APPLY && kind != S_START;
@@ -1099,8 +1108,10 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
          !tw__msgpack_valid(spec->args, spec->args_len))) {
         return TW_EINVAL;
     }
+    /* S54: the handler first (the broker answers EHANDLER before it looks
+     * at the pool), then the pool, all before any item is taken. */
     tw_pool_info_t pi;
-    int rc = tw_client_pool_stats(c, spec->pool, timeout_ms, &pi);
+    int rc = s_pool_stats(c, spec->pool, spec->handler, timeout_ms, &pi);
     if (rc != 0) {
         return rc;
     }
@@ -1386,6 +1397,7 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
     memset(&s->exit, 0, sizeof s->exit);
     s->running = 1;
     s->stop = 0;
+    s->finishing = 0;
     s->end = TW_EXIT_UNKNOWN;
     s->end_rc = 0;
     s_emit_run(s, TW_EV_START, NULL);
@@ -1430,8 +1442,11 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
             break;
         }
     }
-    /* S80: no longer running; feeders take no more items. */
+    /* S80: no longer running; feeders take no more items and submissions
+     * are refused until tw_run returns, so nothing new runs inside a
+     * finished session. */
     s->running = 0;
+    s->finishing = 1;
     s->exit.code = code;
     s_abandon(s, 1, NULL, NULL);
     s_emit_run(s, TW_EV_FINISHING, NULL);
@@ -1455,10 +1470,18 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
         }
     }
     s_emit_run(s, TW_EV_FINISHED, NULL);
+    s->finishing = 0;
     if (st) {
         *st = s->exit;
     }
     return rc;
+}
+
+int
+tw__sess_closed(tw_client_t *c)
+{
+    const s_sess_t *s = s_sess(c, 0);
+    return s && s->finishing ? TW_ESTATE : 0;
 }
 
 int
@@ -1469,6 +1492,7 @@ tw_stop(tw_client_t *c, const char *msg)
         return TW_ESTATE;
     }
     s->stop = 1;
+    s->finishing = 1; /* S80: later submissions raise at once */
     snprintf(s->exit.msg, sizeof s->exit.msg, "%s", msg ? msg : S_STOP_MSG);
     return 0;
 }

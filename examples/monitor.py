@@ -6,8 +6,12 @@ default) with a SUB socket, subscribes to the topic prefixes given on the
 command line (everything when none is given), and prints one line per
 message. Nothing here is specific to C or to taskwheel's own code: a
 status message is two frames, [topic][msgpack map], and every map holds
-"pseq", the broker's publish sequence number, and "tseq", the number of
-the message within its own topic (proto/PROTOCOL.md, section 8).
+"pseq", the broker's publish sequence number, "tseq", the number of the
+message within its own topic, and "ts", when the broker published it
+(Unix ms; proto/PROTOCOL.md, section 8). Lines show that time (the time
+of receipt for an older broker without "ts"); task events that end a run
+show its "run_ms", and a failed attempt that is retried comes as
+task.retry with its error.
 
     examples/monitor.py                              # everything
     examples/monitor.py worker. station.             # workers and stations
@@ -62,7 +66,8 @@ CMD_QUERY, CMD_REPLY, CMD_ERROR = 13, 14, 9
 ORDER = {
     "worker.": ("name", "host", "wid", "slots", "running", "stations",
                 "from", "reason"),
-    "task.": ("id", "handler", "state", "worker", "attempt", "priority"),
+    "task.": ("id", "handler", "state", "worker", "attempt", "run_ms",
+              "retry_in_ms", "error", "priority"),
     "station.": ("station", "state", "worker", "slot", "epoch",
                  "iterations", "reason"),
     "s2n.": ("station", "seq", "data"),
@@ -98,7 +103,11 @@ def text(v):
 
 
 def human_line(topic, body, stamp):
-    """One readable line: time, pseq, topic, the interesting keys."""
+    """One readable line: time, pseq, topic, the interesting keys. The
+    time is the broker's "ts" when the body has one, else `stamp`."""
+    ts = body.get("ts")
+    if isinstance(ts, int) and ts > 0:
+        stamp = ts / 1000.0
     order = ()
     for prefix, keys in ORDER.items():
         if topic.startswith(prefix):
@@ -109,7 +118,7 @@ def human_line(topic, body, stamp):
         rest = []  # the snapshot has 25 keys; the ORDER ones are enough
     else:
         rest = sorted(k for k in body
-                      if k not in ("pseq", "tseq") and k not in shown)
+                      if k not in ("pseq", "tseq", "ts") and k not in shown)
     fields = " ".join("%s=%s" % (k, text(body[k])) for k in shown + rest)
     clock = time.strftime("%H:%M:%S", time.localtime(stamp))
     return "%s.%03d #%-6s %-26s %s" % (clock, int(stamp * 1000) % 1000,

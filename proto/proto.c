@@ -130,6 +130,8 @@ s_check(const msgpack_object *o, const s_field_def_t *def)
         return s_is_uint(o);
     case TW_T_INT:
         return s_is_int(o);
+    case TW_T_INTN:
+        return s_is_int(o) || o->type == MSGPACK_OBJECT_NIL;
     case TW_T_STR:
         return o->type == MSGPACK_OBJECT_STR && o->via.str.size <= def->max;
     case TW_T_BIN:

@@ -49,6 +49,7 @@
 typedef enum {
     TW_T_UINT,  /* non-negative integer */
     TW_T_INT,   /* any integer */
+    TW_T_INTN,  /* any integer, or nil ("none") */
     TW_T_STR,   /* string, at most `max` bytes */
     TW_T_BIN,   /* bytes (a msgpack-encoded payload) */
     TW_T_ANY,   /* any msgpack value */
@@ -90,7 +91,7 @@ typedef enum {
     XX(PAYLOAD, "payload", TW_T_BIN, 0)                                      \
     XX(POOL, "pool", TW_T_STR, TW_PROTO_MAX_NAME)                            \
     XX(GROUP, "group", TW_T_STR, TW_PROTO_MAX_NAME)                          \
-    XX(LIMIT, "limit", TW_T_INT, 0)                                          \
+    XX(LIMIT, "limit", TW_T_INTN, 0)                                         \
     XX(CALLS, "calls", TW_T_INT, 0)                                          \
     XX(FULL, "full", TW_T_STR, 16)                                           \
     XX(N, "n", TW_T_UINT, 0)

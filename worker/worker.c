@@ -999,15 +999,17 @@ s_on_cancel(tw_worker_t *w, const tw_msg_t *m)
     }
 }
 
-/* Refuse an ASSIGN item: report it failed at once, keeping its payload
- * as the checkpoint; `credit` 1 when no slot was taken for it. */
+/* Refuse an ASSIGN item: report it at once as `ev` ("failed", or
+ * "refused" for a handler this worker does not offer, PROTOCOL.md 11.2),
+ * keeping its payload as the checkpoint; `credit` 1 when no slot was
+ * taken for it. */
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...) __attribute__((format(printf, 4, 5)));
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static void
-s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
-         ...)
+s_refuse(tw_worker_t *w, const tw_item_t *it, const char *ev, int credit,
+         const char *fmt, ...)
 {
     char err[256];
     va_list ap;
@@ -1023,9 +1025,8 @@ s_refuse(tw_worker_t *w, const tw_item_t *it, int credit, const char *fmt,
     tw_warn("worker.assign", "station '%.*s' refused: %s", (int)sidlen, sid,
             err);
     w->refused++;
-    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0),
-                   tw_sev_name(TW_SEV_FAILED), tw_item_uint(it, TW_I_IT, 0),
-                   ck, cklen, err);
+    s_station_item(w, sid, sidlen, tw_item_uint(it, TW_I_EP, 0), ev,
+                   tw_item_uint(it, TW_I_IT, 0), ck, cklen, err);
     w->credit += (uint64_t)credit;
 }
 
@@ -1082,18 +1083,20 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         }
         const tw_handler_t *handler = tw_handlers_find(w->reg, h, hlen);
         if (!handler) {
-            s_refuse(w, it, 1, "unknown handler '%.*s'",
+            s_refuse(w, it, "refused", 1, "unknown handler '%.*s'",
                      (int)(hlen > 128 ? 128 : hlen), h);
             continue;
         }
         if (nx > TW_NEXT_HANDLER) {
-            s_refuse(w, it, 1, "unknown next mode %llu",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "unknown next mode %llu",
                      (unsigned long long)nx);
             continue;
         }
         int slot = tw_slots_hold(w->slots);
         if (slot < 0) {
-            s_refuse(w, it, 0, "worker had no free slot (credit overrun)");
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 0,
+                     "worker had no free slot (credit overrun)");
             continue;
         }
         tw_station_def_t def = {
@@ -1113,7 +1116,8 @@ s_on_assign(tw_worker_t *w, const tw_msg_t *m)
         int rc = tw_taskloop_add(w->tl, &def, NULL);
         if (rc != 0) {
             tw_slots_unhold(w->slots, slot);
-            s_refuse(w, it, 1, "cannot run the station: %s",
+            s_refuse(w, it, tw_sev_name(TW_SEV_FAILED), 1,
+                     "cannot run the station: %s",
                      tw_strerror(rc));
         }
     }

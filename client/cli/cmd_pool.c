@@ -1,7 +1,7 @@
 /*  client/cli/cmd_pool.c - `group`, `pool`, the pool forms of `cancel`,
  *  and the pool flags of `submit`.
  *
- *      group limit G N [--reject] | get G | clear G | list | ids G
+ *      group limit G N|none [--reject] | get G | clear G | list | ids G
  *      pool stats | size N | default-limit N|none | lock | unlock | close
  *           | flush | stop N
  *      cancel ID... --strict | cancel --group G | cancel --all
@@ -198,17 +198,22 @@ tw_cli_group(const tw_cli_env_t *e)
         if ((code = s_name_arg("a group name", pos[0])) >= 0) {
             return code;
         }
-        if (tw_cli_int(pos[1], 0, INT64_MAX, &n) != 0) {
-            return tw_cli_usage("group limit: N must be a number >= 0");
+        /* S96: "none" is no limit, the same as `group clear`; it goes
+         * out as a nil limit. */
+        int none = strcmp(pos[1], "none") == 0;
+        if (!none && tw_cli_int(pos[1], 0, INT64_MAX, &n) != 0) {
+            return tw_cli_usage("group limit: N must be a number >= 0 or "
+                                "none");
         }
         req.op = "set";
         req.group = pos[0];
         req.has_limit = 1;
-        req.limit = n;
+        req.limit = none ? TW_CLIENT_LIMIT_NONE : n;
         req.full = on[0] ? "reject" : "queue";
         return s_request(e, 1, &req, "group limit", 2,
-                         on[0] ? "group %s: limit set (reject when full)"
-                               : "group %s: limit set (queue when full)");
+                         none    ? "group %s: no limit"
+                         : on[0] ? "group %s: limit set (reject when full)"
+                                 : "group %s: limit set (queue when full)");
     }
     int get = strcmp(sub, "get") == 0;
     int clear = strcmp(sub, "clear") == 0;

@@ -76,9 +76,10 @@ static const char s_usage[] =
     "      {\"error\": ...}, in completion order or, with --ordered, input\n"
     "      order; exit 1 if any failed. A progress bar goes to stderr when\n"
     "      it is a terminal.\n"
-    "  group limit G N [--reject] | get G | clear G | list | ids G\n"
+    "  group limit G N|none [--reject] | get G | clear G | list | ids G\n"
     "      Limit a group to N running tasks (--reject: refuse when full\n"
-    "      instead of queueing), show it, remove its limit, list the\n"
+    "      instead of queueing; none: no limit, as clear), show it (a\n"
+    "      group never used shows as empty), remove its limit, list the\n"
     "      pool's groups, or list every task id it held.\n"
     "  pool stats | size N | default-limit N|none | lock | unlock | close\n"
     "       | flush | stop N\n"
@@ -98,7 +99,9 @@ static const char s_usage[] =
     "      worker of that name; a number that is no worker's name is an id.\n"
     "  workers resize NAME|ID SLOTS\n"
     "      Change a running worker's slot count (1..65536).\n"
-    "  status             Summarise the broker's counters.\n"
+    "  status [--all]     What an operator needs first: workers, slots,\n"
+    "      queues, rates and errors, one line each; --all prints every\n"
+    "      counter (--json always prints them all).\n"
     "  watch [--interval S]\n"
     "      A live full-screen view of workers, stations, tasks and groups\n"
     "      (q quits); one snapshot when stdout is not a terminal.\n"
@@ -884,6 +887,112 @@ s_status_one(void *arg, const char *key, json_t *val)
     free(t);
 }
 
+/* One item of the status summary: the counter `key`, shown as "<value>
+ * <text>", or as "<text> <value>" when `before` is set. */
+typedef struct {
+    const char *key;
+    const char *text;
+    int before;
+} s_sum_item_t;
+
+/* One line of the status summary: a label and up to 8 items; items whose
+ * counter is missing (store_* without --data) are left out. */
+typedef struct {
+    const char *label;
+    s_sum_item_t items[8];
+} s_sum_line_t;
+
+/* The value of status counter `key` as text, or NULL if it is absent. */
+static char *
+s_sum_value(json_t *v, const char *key)
+{
+    json_t *x = json_object_get(v, key);
+    char buf[64];
+    if (!x) {
+        return NULL;
+    }
+    if (strcmp(key, "uptime_ms") == 0 && json_is_number(x)) {
+        s_duration(buf, sizeof buf, json_number_value(x));
+        return strdup(buf);
+    }
+    if (json_is_real(x)) {
+        snprintf(buf, sizeof buf, "%.1f", json_real_value(x));
+        return strdup(buf);
+    }
+    return s_text(x);
+}
+
+/* An s_human_fn: the status summary, one line per topic, wrapped before
+ * 78 columns under its label. */
+static int
+s_print_summary(json_t *v, const void *arg)
+{
+    static const s_sum_line_t lines[] = {
+        {"workers",
+         {{"workers", "workers", 0},
+          {"slots", "slots", 0},
+          {"running", "tasks running", 0},
+          {"stations", "stations", 0},
+          {"stations_running", "stations running", 0},
+          {"stations_unplaced", "stations waiting", 0}}},
+        {"queues",
+         {{"queued", "tasks queued", 0},
+          {"kept", "results kept", 0},
+          {"clients", "clients", 0}}},
+        {"rates",
+         {{"rate", "tasks/s ended", 0},
+          {"submitted", "submitted", 0},
+          {"completed", "completed", 0},
+          {"failed", "failed", 0},
+          {"cancelled", "cancelled", 0},
+          {"retried", "retried", 0}}},
+        {"errors",
+         {{"rejected", "submissions refused", 0},
+          {"overflow", "over max-queue", 0},
+          {"requeued", "requeued (worker lost)", 0},
+          {"dropped", "messages dropped", 0},
+          {"malformed", "malformed", 0},
+          {"quarantined", "quarantined", 0},
+          {"store_errors", "store errors", 0}}},
+        {"broker",
+         {{"uptime_ms", "up", 1},
+          {"store_fsync", "fsync", 1},
+          {"store_used_bytes", "store bytes used", 0}}},
+    };
+    (void)arg;
+    for (size_t l = 0; l < sizeof lines / sizeof lines[0]; l++) {
+        size_t col = (size_t)printf("%-9s", lines[l].label);
+        int first = 1;
+        for (size_t i = 0; i < 8 && lines[l].items[i].key; i++) {
+            const s_sum_item_t *it = &lines[l].items[i];
+            char *val = s_sum_value(v, it->key);
+            if (!val) {
+                continue;
+            }
+            char item[160];
+            int n = it->before ? snprintf(item, sizeof item, "%s %s",
+                                          it->text, val)
+                               : snprintf(item, sizeof item, "%s %s", val,
+                                          it->text);
+            free(val);
+            size_t len = n > 0 ? (size_t)n : 0;
+            if (!first && col + 2 + len > 78) {
+                fputs(",\n         ", stdout);
+                col = 9;
+            } else if (!first) {
+                fputs(", ", stdout);
+                col += 2;
+            }
+            fputs(item, stdout);
+            col += len;
+            first = 0;
+        }
+        fputc('\n', stdout);
+    }
+    puts("         (every counter: taskwheel status --all)");
+    return TW_CLI_OK;
+}
+
 /* An s_human_fn: the status object as wrapped "key value" pairs. */
 static int
 s_print_status(json_t *v, const void *arg)
@@ -901,15 +1010,19 @@ s_print_status(json_t *v, const void *arg)
     return TW_CLI_OK;
 }
 
+/* status [--all]: the summary an operator reads first, or with --all
+ * every counter (internal ones included); --json prints them all. */
 static int
 s_cmd_status(const tw_cli_env_t *o)
 {
-    int code = s_no_args(o);
+    int all = o->argc == 2 && strcmp(o->argv[1], "--all") == 0;
+    int code = all ? -1 : s_no_args(o);
     if (code >= 0) {
         return code;
     }
     json_t *v = s_query(o, "status", &code);
-    return s_reply(o, v, code, JSON_OBJECT, s_print_status, NULL);
+    return s_reply(o, v, code, JSON_OBJECT,
+                   all ? s_print_status : s_print_summary, NULL);
 }
 
 /* ------------------------------------------------------------------ */

@@ -116,7 +116,9 @@ tw_client_t *tw_client_new_curve(const char *endpoint,
                                  const char *broker_key_file, char *err,
                                  size_t errlen);
 
-/* Close the connection and free everything. Sets *self_p to NULL. */
+/* Say BYE to the broker (the channels of this client's running tasks are
+ * closed, S93), close the connection and free everything; waits at most
+ * 100 ms for the BYE to leave. Sets *self_p to NULL. */
 void tw_client_destroy(tw_client_t **self_p);
 
 /* Callbacks for acknowledgements and outcomes. Either may be NULL. */
@@ -134,10 +136,12 @@ int tw_client_ping(tw_client_t *c, int timeout_ms);
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
  * not exactly one msgpack value or nest deeper than 32 levels, an empty or
  * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups);
- * TW_E2BIG for args that cannot fit in one message (16 MiB); or TW_EFULL
+ * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_EFULL
  * when max_outbox submissions are not acknowledged yet (see "Reconnection
- * and the outbox"). The outbox is sent by itself once it holds 1000 tasks
- * (or 4 MiB). */
+ * and the outbox"); or TW_ESTATE from the moment tw_stop is called, or a
+ * tw_run's running phase ends, until that tw_run returns (S80: a stopped
+ * session takes no more work; outside tw_run submitting is always open).
+ * The outbox is sent by itself once it holds 1000 tasks (or 4 MiB). */
 int tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
                      uint64_t *seq_out);
 
@@ -332,10 +336,14 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *   "create"   group, limit?, calls?,  group info; TW_EEXIST if the group
  *              full?                   exists (TaskGroupAlreadyExists)
  *   "set"      group, limit?, calls?,  group info; creates it on demand;
- *              full?                   a negative limit is TW_EINVAL
+ *              full?                   a negative limit is TW_EINVAL;
+ *                                      TW_CLIENT_LIMIT_NONE removes it,
+ *                                      as "clear" (S96)
  *   "clear"    group                   group info, or nil if unknown
  *                                      (removes the limit; idempotent)
- *   "get"      group                   group info; TW_ENOENT if unknown
+ *   "get"      group                   group info; a group never used
+ *                                      reads as an empty one, counts 0,
+ *                                      and is not created (S98)
  *   "list"     -                       [group info, ...] of the pool
  *   "ids"      group                   [every id the group ever held]
  *                                      (S60); TW_ENOENT if unknown
@@ -345,7 +353,9 @@ int tw_client_stations_add(tw_client_t *c, const tw_station_req_t *reqs,
  *   "default_limit"  limit (has_limit 0 pool info: the limit of every
  *              clears it; >= 0)        group without one of its own
  *                                      (S101; 0: nothing new starts)
- *   "stats"    -                       pool info
+ *   "stats"    handler?                pool info; with a handler, first
+ *                                      TW_EHANDLER if no worker has
+ *                                      offered it (S54's first check)
  *   "lock", "unlock", "close"          pool info (S61, S63: a closed
  *                                      pool stays locked for good)
  *   "flush"    -                       {"forgotten": n} (S62)
@@ -366,12 +376,19 @@ typedef struct {
     const char *group; /* 1-128 bytes */
     int has_limit;     /* send `limit` */
     int64_t limit;     /* GROUP: most running (0 allowed: nothing new
-                          starts); POOL size: the size */
+                          starts); POOL size: the size;
+                          TW_CLIENT_LIMIT_NONE: nil, "no limit" (S96) */
     int has_calls;     /* send `calls` */
     int64_t calls;     /* GROUP: lifetime admissions cap, >= 1 */
     const char *full;  /* GROUP: "queue" (wait for room) | "reject" */
     uint64_t n;        /* POOL stop: how many; 0 is left out */
+    const char *handler; /* POOL stats: check it first (S54); NULL: no */
 } tw_pool_req_t;
+
+/* A `limit` sent as nil: no limit. For GROUP set it removes the group's
+ * own limit, exactly as "clear" does; for POOL default_limit it clears
+ * the default; for POOL size it means 0, unlimited (S96). */
+#define TW_CLIENT_LIMIT_NONE INT64_MIN
 
 /* Send one GROUP / POOL request and wait up to timeout_ms for its answer.
  * `data` and `len` work as in tw_client_station (both NULL to ignore the
@@ -405,8 +422,9 @@ typedef struct {
 int tw_client_pool_default_limit(tw_client_t *c, const char *pool,
                                  int64_t limit, int timeout_ms);
 
-/* GROUP get, decoded. Returns 0, TW_ENOENT for an unknown group, or as
- * tw_client_group. `pool` NULL = "default". */
+/* GROUP get, decoded. Returns 0 or as tw_client_group; a group never
+ * used reads as empty (counts 0, the pool's default limit) without being
+ * created (S98). `pool` NULL = "default". */
 int tw_client_group_get(tw_client_t *c, const char *pool, const char *group,
                         int timeout_ms, tw_group_info_t *out);
 
@@ -465,16 +483,19 @@ int tw_client_cancel_strict(tw_client_t *c, const uint64_t *ids, size_t n,
  *
  * Default group names (S45) are "apply-{handler}-group-{i}",
  * "map-...", "starmap-..." and "doublestarmap-..." (kwmap), with i the
- * smallest index whose group the broker does not know (probed with GROUP
- * get, so the index of a forgotten group is reused); TW_EINVAL if that
- * name would be longer than 128 bytes. A group name given explicitly must
- * be new: TW_EEXIST otherwise (S46), and nothing is submitted.
+ * smallest index whose group the broker does not know (GROUP create is
+ * tried from 0 up and EEXIST moves on, so the index of a forgotten group
+ * is reused); TW_EINVAL if that name would be longer than 128 bytes. A
+ * group name given explicitly must be new: TW_EEXIST otherwise (S46), and
+ * nothing is submitted.
  *
- * Checks, in S54's order, before anything is submitted: a bad spec
- * (TW_EINVAL), then the pool closed (TW_ECLOSED) or locked (TW_ELOCKED,
- * from POOL stats), then bad numbers (TW_EINVAL), then the group exists
- * (TW_EEXIST). An unknown handler is only found at submission: every
- * item is then refused with TW_EHANDLER (a TW_EV_REFUSED event each).
+ * Checks, in S54's order, before anything is submitted and before the
+ * first item is taken from the iterator: a bad spec (TW_EINVAL), then an
+ * unknown handler (TW_EHANDLER: no worker has offered it), then the pool
+ * closed (TW_ECLOSED) or locked (TW_ELOCKED) - these three from one POOL
+ * stats request - then bad numbers (TW_EINVAL), then the group exists
+ * (TW_EEXIST). A handler that becomes unknown later (it cannot, while the
+ * broker runs) would be refused per item with TW_EHANDLER.
  *
  * Output: the group name in `name` (at most `size` - 1 bytes; names are
  * at most 128 bytes, so 129 always fits), if `name` is not NULL.
@@ -707,8 +728,9 @@ void tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
  * - fires EMPTY once per drain, and if it is still empty after the EMPTY
  * handlers ran (S78) and end_on_empty is set, the code is EXHAUSTED;
  * timeout_ms (-1: none; counted once START's handlers returned) passed
- * (TIMEOUT, code TIMEOUT). Then: feeders stop taking items, FINISHING
- * fires; with wait = 0 the tasks still in flight are cancelled (strict
+ * (TIMEOUT, code TIMEOUT). Then: feeders stop taking items and new
+ * submissions are refused with TW_ESTATE until tw_run returns (S80),
+ * FINISHING fires; with wait = 0 the tasks still in flight are cancelled (strict
  * CANCEL, then the lenient form for those that ended meanwhile) and their
  * CANCELLED events awaited for up to 10 s; with wait = 1 their outcomes
  * are awaited (up to timeout_ms more, if set). FINISHED fires last.
@@ -719,6 +741,9 @@ int tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
            tw_exit_state_t *st);
 
 /* End the current run (S80) with `msg` (NULL: "tw_stop() was called.").
+ * The run is no longer running at once: from here until tw_run returns,
+ * tw_client_submit, map, apply and start return TW_ESTATE and feeders
+ * take no more items, so nothing new runs inside the finished session.
  * Returns 0, or TW_ESTATE (doing nothing) when no run is going. */
 int tw_stop(tw_client_t *c, const char *msg);
 

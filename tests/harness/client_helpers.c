@@ -263,6 +263,67 @@ s_copy_str(char *dst, size_t cap, const msgpack_object *o)
     }
 }
 
+size_t
+tw_h_workers(tw_client_t *c, tw_h_worker_t *out, size_t cap)
+{
+    void *data = NULL;
+    size_t len = 0, n = 0;
+    TW_H_ASSERT_OK(tw_client_query(c, "workers", 5000, &data, &len));
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
+                MSGPACK_UNPACK_SUCCESS);
+    TW_H_ASSERT(up.data.type == MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < up.data.via.array.size; i++, n++) {
+        const msgpack_object *m = &up.data.via.array.ptr[i];
+        if (n >= cap || m->type != MSGPACK_OBJECT_MAP) {
+            continue;
+        }
+        tw_h_worker_t *w = &out[n];
+        memset(w, 0, sizeof *w);
+        for (uint32_t k = 0; k < m->via.map.size; k++) {
+            const msgpack_object *key = &m->via.map.ptr[k].key;
+            const msgpack_object *v = &m->via.map.ptr[k].val;
+            if (key->type != MSGPACK_OBJECT_STR) {
+                continue;
+            }
+#define S_KEY(name)                                                          \
+    (key->via.str.size == strlen(name) &&                                    \
+     memcmp(key->via.str.ptr, name, key->via.str.size) == 0)
+            if (S_KEY("id") && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                w->id = v->via.u64;
+            } else if (S_KEY("name")) {
+                s_copy_str(w->name, sizeof w->name, v);
+            } else if (S_KEY("host")) {
+                s_copy_str(w->host, sizeof w->host, v);
+            } else if (S_KEY("handlers") && v->type == MSGPACK_OBJECT_ARRAY) {
+                for (uint32_t h = 0; h < v->via.array.size; h++) {
+                    char one[130];
+                    s_copy_str(one, sizeof one, &v->via.array.ptr[h]);
+                    size_t used = strlen(w->handlers);
+                    snprintf(w->handlers + used, sizeof w->handlers - used,
+                             "%s ", one);
+                }
+            }
+#undef S_KEY
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    free(data);
+    return n;
+}
+
+const tw_h_worker_t *
+tw_h_worker_named(const tw_h_worker_t *ws, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ws[i].name, name) == 0) {
+            return &ws[i];
+        }
+    }
+    return NULL;
+}
+
 int
 tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
 {
@@ -305,6 +366,8 @@ tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
                 out->restarts = u;
             } else if (S_KEY("last_error")) {
                 s_copy_str(out->last_error, sizeof out->last_error, v);
+            } else if (S_KEY("reason")) {
+                s_copy_str(out->reason, sizeof out->reason, v);
             } else if (S_KEY("checkpoint")) {
                 if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
                     out->checkpoint = (long long)v->via.u64;

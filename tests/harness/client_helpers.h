@@ -18,6 +18,22 @@
  * or TW_ETIMEDOUT. */
 int tw_h_wait_workers(const char *frontend, int n, int timeout_ms);
 
+/* One registered worker as QUERY "workers" shows it. */
+typedef struct {
+    uint64_t id;
+    char name[64];
+    char host[64];
+    char handlers[512]; /* its handlers, each followed by one space */
+} tw_h_worker_t;
+
+/* The registered workers, in joining order, at most `cap` of them (fails
+ * the test if the query fails). Returns how many there are. */
+size_t tw_h_workers(tw_client_t *c, tw_h_worker_t *out, size_t cap);
+
+/* The worker named `name` (NULL if none) in `ws[0..n)`. */
+const tw_h_worker_t *tw_h_worker_named(const tw_h_worker_t *ws, size_t n,
+                                       const char *name);
+
 /* Read one integer field of QUERY "status". Returns 0 or an error. */
 int tw_h_status_field(tw_client_t *c, const char *key, long long *out);
 
@@ -66,6 +82,7 @@ typedef struct {
     long long checkpoint; /* the checkpoint as an integer, -1 if not one */
     uint64_t restarts;
     char last_error[256];
+    char reason[128];     /* why it waits ("" while placed or ended) */
 } tw_h_station_t;
 
 /* A station request with only op and sid; fails the test on an error

@@ -707,6 +707,57 @@ tw_h_wait_ready(const char *frontend, int timeout_ms)
     }
 }
 
+int
+tw_h_cli(const tw_h_broker_t *b, const char *const args[], char *out,
+         size_t cap, pid_t *pid_out)
+{
+    static int runs;
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = tw_h_cli_bin();
+    argv[n++] = "--broker";
+    argv[n++] = b->frontend;
+    for (int i = 0; args[i]; i++) {
+        TW_H_ASSERT_MSG(n < 31, "tw_h_cli: too many arguments");
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    char logname[32];
+    snprintf(logname, sizeof logname, "cli-run.%d.log", ++runs);
+    pid_t pid = tw_h_spawn_log(argv, logname);
+    TW_H_ASSERT_MSG(pid > 0, "cannot start %s", argv[0]);
+    int rc = tw_h_wait_exit(pid, 20000);
+    TW_H_ASSERT_MSG(rc >= 0, "%s %s did not end: %s", argv[0], args[0],
+                    tw_err_name(rc));
+    if (pid_out) {
+        *pid_out = pid;
+    }
+    if (out && cap) {
+        out[0] = '\0';
+        FILE *f = fopen(tw_h_log_path(pid), "r");
+        TW_H_ASSERT(f);
+        char line[1024];
+        size_t used = 0;
+        int first = 1;
+        while (fgets(line, sizeof line, f)) {
+            if (first && strncmp(line, "$ ", 2) == 0) {
+                first = 0;
+                continue;
+            }
+            first = 0;
+            size_t len = strlen(line);
+            if (used + len >= cap) {
+                len = cap - 1 - used;
+            }
+            memcpy(out + used, line, len);
+            used += len;
+            out[used] = '\0';
+        }
+        fclose(f);
+    }
+    return rc;
+}
+
 /* --------------------------------------------------------------- wire --- */
 
 void *

@@ -172,6 +172,18 @@ pid_t tw_h_start_worker(const tw_h_broker_t *b, int slots,
  * Returns 0, or TW_ETIMEDOUT after timeout_ms. */
 int tw_h_wait_ready(const char *frontend, int timeout_ms);
 
+/* Run the taskwheel CLI as `taskwheel --broker <b's frontend> args...`
+ * (args NULL-terminated, at most 28), each run with a log of its own,
+ * and wait up to 20 s for it (fails the test if it does not end).
+ * Returns its exit code. With `out`, *out gets what it printed, stdout
+ * and stderr (the log without the harness's "$ command" line), cut to
+ * cap - 1 bytes; *pid_out (if not NULL) its pid, for tw_h_log_path. */
+int tw_h_cli(const tw_h_broker_t *b, const char *const args[], char *out,
+             size_t cap, pid_t *pid_out);
+
+/* A NULL-terminated argument list for tw_h_cli. */
+#define TW_H_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
 /* --------------------------------------------------------------- wire --- */
 
 /* The harness's ZeroMQ context. */

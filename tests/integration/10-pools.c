@@ -12,10 +12,11 @@
  *   - stop n cancels the most recently started tasks first (S67);
  *   - strict cancel is all-or-nothing with AlreadyEnded / InvalidTaskID
  *     (S56), and a running exec child is killed (S57);
- *   - retries wait with backoff and keep each attempt's error;
+ *   - retries wait with backoff and keep each attempt's error, and each
+ *     retried attempt is published as task.retry;
  *   - a dedup key returns the first task's id;
  *   - events come in S73's order: done then result, done then exception,
- *     and a cancelled task publishes only cancelled.
+ *     and a cancelled task publishes cancelled then done (S47-S48, F3).
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -384,7 +385,8 @@ s_exec_cancel_retries_dedup_and_order(void)
     tw_h_msg_release(&msg);
     s_collect(5000, "task.cancelled", id);
     TW_H_ASSERT(tw_h_now_ms() - t0 < 3000);
-    TW_H_ASSERT_STREQ(s_topics_of(id), "cancelled ");
+    s_collect(5000, "task.done", id);
+    TW_H_ASSERT_STREQ(s_topics_of(id), "cancelled done ");
 
     /* Retries back off and keep every attempt's error. */
     static const unsigned char boom[] = {0xa4, 'b', 'o', 'o', 'm'};
@@ -425,7 +427,7 @@ s_exec_cancel_retries_dedup_and_order(void)
              NULL);
     s_collect(5000, "task.result", ok);
     TW_H_ASSERT_STREQ(s_topics_of(ok), "done result ");
-    TW_H_ASSERT_STREQ(s_topics_of(rid), "done exception ");
+    TW_H_ASSERT_STREQ(s_topics_of(rid), "retry retry done exception ");
 
     /* Dedup: the same key gives the first id and creates nothing. */
     uint64_t k1, k2;

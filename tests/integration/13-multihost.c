@@ -29,7 +29,6 @@
 #include "tests/harness/multihost.h"
 #include "taskwheel/client.h"
 
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -49,68 +48,19 @@ s_destroy_client(void)
 
 /* ---- reading the broker ------------------------------------------------- */
 
-typedef struct {
-    uint64_t id;
-    char name[32];
-    char host[32];
-} s_worker_t;
-
-static int
-s_key_is(const msgpack_object *k, const char *name)
-{
-    return k->type == MSGPACK_OBJECT_STR &&
-           k->via.str.size == strlen(name) &&
-           memcmp(k->via.str.ptr, name, k->via.str.size) == 0;
-}
-
-static void
-s_copy_str(char *dst, size_t len, const msgpack_object *v)
-{
-    if (v->type == MSGPACK_OBJECT_STR) {
-        snprintf(dst, len, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-    } else {
-        dst[0] = '\0';
-    }
-}
-
 /* The registered workers (QUERY workers). Returns how many. */
 static size_t
-s_workers(s_worker_t *out, size_t cap)
+s_workers(tw_h_worker_t *out, size_t cap)
 {
-    void *data = NULL;
-    size_t len = 0, n = 0;
-    TW_H_ASSERT_OK(tw_client_query(s_c, "workers", 5000, &data, &len));
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    TW_H_ASSERT(msgpack_unpack_next(&up, data, len, NULL) ==
-                MSGPACK_UNPACK_SUCCESS);
-    TW_H_ASSERT(up.data.type == MSGPACK_OBJECT_ARRAY);
-    for (uint32_t i = 0; i < up.data.via.array.size && n < cap; i++) {
-        msgpack_object *m = &up.data.via.array.ptr[i];
-        s_worker_t *w = &out[n++];
-        memset(w, 0, sizeof *w);
-        for (uint32_t k = 0; k < m->via.map.size; k++) {
-            msgpack_object *key = &m->via.map.ptr[k].key;
-            msgpack_object *val = &m->via.map.ptr[k].val;
-            if (s_key_is(key, "id")) {
-                w->id = val->via.u64;
-            } else if (s_key_is(key, "name")) {
-                s_copy_str(w->name, sizeof w->name, val);
-            } else if (s_key_is(key, "host")) {
-                s_copy_str(w->host, sizeof w->host, val);
-            }
-        }
-    }
-    msgpack_unpacked_destroy(&up);
-    free(data);
-    return n;
+    size_t n = tw_h_workers(s_c, out, cap);
+    return n < cap ? n : cap;
 }
 
 /* The worker id of host `host`, or 0. */
 static uint64_t
 s_worker_on(const char *host)
 {
-    s_worker_t ws[S_MAXW];
+    tw_h_worker_t ws[S_MAXW];
     size_t n = s_workers(ws, S_MAXW);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(ws[i].host, host) == 0) {
@@ -123,7 +73,7 @@ s_worker_on(const char *host)
 static int
 s_wait_worker_count(size_t want, int timeout_ms)
 {
-    s_worker_t ws[S_MAXW];
+    tw_h_worker_t ws[S_MAXW];
     uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
     do {
         if (s_workers(ws, S_MAXW) == want) {
@@ -239,7 +189,7 @@ main(void)
     TW_H_ASSERT_OK(tw_h_wait_workers(S_FRONTEND, 3, 10000));
 
     /* Three workers, one per host, each named after its host. */
-    s_worker_t ws[S_MAXW];
+    tw_h_worker_t ws[S_MAXW];
     size_t nw = s_workers(ws, S_MAXW);
     TW_H_ASSERT_EQ(nw, 3);
     for (size_t i = 0; i < nw; i++) {

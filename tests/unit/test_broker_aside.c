@@ -11,7 +11,9 @@
  *  the station table, no sockets): N unmatched stations are tried once,
  *  further passes with fresh credit try none of them, a worker that
  *  matches joining makes the next pass try them again and place them, and
- *  removing a set-aside station leaves no entry behind.
+ *  removing a set-aside station leaves no entry behind. Stations whose
+ *  handler no connected worker offers are set aside the same way, with a
+ *  reason that says so, and placed only on a worker that offers it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,11 +114,13 @@ s_teardown(void **state)
     return 0;
 }
 
-/* A worker as HELLO leaves it, with one tag code=<code> (or none). */
+/* A worker as HELLO leaves it, with one tag code=<code> (or none),
+ * offering the fixture's handler `noop`. */
 static tw_bworker_t *
 s_worker(s_fix_t *f, const char *ident, const char *code, uint32_t slots)
 {
     tw_bworker_t *w = tw_registry_add(&f->b->reg, ident, strlen(ident), 0);
+    tw_registry_set_handlers(&f->b->reg, w, &f->handler, 1);
     w->name = tw_strdup(ident);
     w->host = tw_strdup("h");
     w->slots = slots;
@@ -139,7 +143,7 @@ s_add(s_fix_t *f, const char *sid, const char *code, tw_placement_t p)
     tw_station_t *st = s_station(&b->stations, sid);
     st->handler = f->handler;
     st->placement = p;
-    st->code = tw_strdup(code);
+    st->code = code ? tw_strdup(code) : NULL;
     st->state = TW_SS_PENDING;
     st->queued = TW_QUEUED_TRY;
     if (b->nunplaced == b->capunplaced) {
@@ -278,6 +282,50 @@ test_removed_while_aside(void **state)
     assert_int_equal(b->aside.len, 1);
 }
 
+/* Placement treats "offers the handler" as eligibility (PROTOCOL.md
+ * 11.9): workers with room that lack it are passed over, the stations
+ * wait aside saying why, credit returns do not try them again, and a
+ * worker offering the handler joining places them there only. */
+static void
+test_no_handler_set_aside(void **state)
+{
+    s_fix_t *f = *state;
+    tw_broker_t *b = f->b;
+    tw_bworker_t *w = s_worker(f, "w0", NULL, 8);
+    uint32_t other = (uint32_t)tw_registry_handler(&b->reg, "other", 5, 1);
+    tw_station_t *st[4];
+    for (int i = 0; i < 4; i++) {
+        char sid[16];
+        snprintf(sid, sizeof sid, "s%d", i);
+        st[i] = s_add(f, sid, NULL, i % 2 ? TW_PLACE_PINNED : TW_PLACE_ANY);
+        st[i]->handler = other;
+    }
+    tw__broker_place(b);
+    assert_int_equal(w->nstations, 0);
+    assert_int_equal(b->aside.len, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(st[i]->state, TW_SS_PENDING);
+        assert_string_equal(st[i]->reason,
+                            "no eligible worker offers its handler");
+    }
+    uint64_t tries = b->aside.tries;
+    for (int k = 0; k < 100; k++) {
+        s_credit(f, w);
+    }
+    assert_int_equal(b->aside.tries, tries);
+    /* A worker offering it joins: all four go there, none to w0. */
+    tw_bworker_t *h = s_worker(f, "w1", NULL, 8);
+    tw_registry_set_handlers(&b->reg, h, &other, 1);
+    tw__broker_place(b);
+    assert_int_equal(b->aside.len, 0);
+    assert_int_equal(h->nstations, 4);
+    assert_int_equal(w->nstations, 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(st[i]->state, TW_SS_ASSIGNED);
+        assert_int_equal(st[i]->worker, h->id);
+    }
+}
+
 int
 main(void)
 {
@@ -288,6 +336,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_changes_bring_back, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_removed_while_aside, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_no_handler_set_aside, s_setup,
                                         s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,14 @@
  *
  *  S41 is not copied: a station that cannot be placed gets a reason, never
  *  silence, so tw_assign_reason() is checked too.
+ *
+ *  Offering the station's handler is part of eligibility, whatever the
+ *  placement, as it is for task dispatch (S26, PROTOCOL.md 11.9): a worker
+ *  that matches code and tags but lacks the handler is no candidate, and
+ *  when only such workers are connected the answer is NO_HANDLER, which
+ *  the broker sets aside like NO_MATCH. A restarting station's last
+ *  failing worker (`avoid`) is chosen only when no other candidate has
+ *  room. The property test draws handlers and `avoid` too.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -356,9 +364,10 @@ static void
 test_reasons(void **state)
 {
     (void)state;
-    const tw_assign_result_t rs[4] = {TW_ASSIGN_OK, TW_ASSIGN_NO_ROOM,
-                                      TW_ASSIGN_NO_MATCH, TW_ASSIGN_WAIT_HOST};
-    for (int i = 0; i < 4; i++) {
+    const tw_assign_result_t rs[5] = {TW_ASSIGN_OK, TW_ASSIGN_NO_ROOM,
+                                      TW_ASSIGN_NO_MATCH, TW_ASSIGN_WAIT_HOST,
+                                      TW_ASSIGN_NO_HANDLER};
+    for (int i = 0; i < 5; i++) {
         const char *a = tw_assign_reason(rs[i]);
         assert_non_null(a);
         assert_true(strlen(a) > 0);
@@ -368,6 +377,139 @@ test_reasons(void **state)
         }
     }
     assert_string_equal(tw_assign_reason((tw_assign_result_t)99), "?");
+    /* The pending reason says what is missing. */
+    assert_non_null(strstr(tw_assign_reason(TW_ASSIGN_NO_HANDLER),
+                           "handler"));
+}
+
+/* ---- handlers and restarts -------------------------------------------- */
+
+/* Handler lists: indices into the broker's handler table. */
+static const uint32_t s_h0[] = {0};
+static const uint32_t s_h1[] = {1};
+static const uint32_t s_h01[] = {0, 1};
+
+static tw_assign_worker_t
+s_wh(uint32_t slots, uint32_t stations, char **tags, size_t ntags,
+     const uint32_t *h, size_t nh)
+{
+    tw_assign_worker_t w = s_w(slots, stations, slots, tags, ntags);
+    w.handlers = h;
+    w.nhandlers = nh;
+    return w;
+}
+
+static tw_assign_need_t
+s_need_h(tw_placement_t p, const char *code, uint32_t handler)
+{
+    tw_assign_need_t n = s_need(p, code, NULL, 0);
+    n.has_handler = 1;
+    n.handler = handler;
+    return n;
+}
+
+/* A station goes only where its handler is: the least loaded worker that
+ * lacks it is passed over, as in task dispatch; when connected workers
+ * match but none offers it the answer is NO_HANDLER (with no worker at
+ * all, NO_MATCH as before). Without has_handler every worker offers. */
+static void
+test_handler_eligibility(void **state)
+{
+    (void)state;
+    tw_assign_worker_t ws[3] = {s_wh(4, 0, NULL, 0, s_h1, 1),
+                                s_wh(4, 3, NULL, 0, s_h01, 2),
+                                s_wh(4, 1, NULL, 0, NULL, 0)};
+    size_t chosen;
+    tw_assign_need_t h0 = s_need_h(TW_PLACE_ANY, NULL, 0);
+    assert_true(tw_assign_offers(&ws[1], &h0));
+    assert_false(tw_assign_offers(&ws[0], &h0));
+    assert_false(tw_assign_offers(&ws[2], &h0));
+    assert_int_equal(s_choose(ws, 3, &h0, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 1); /* the busiest, but the only one with h0 */
+    tw_assign_need_t h1 = s_need_h(TW_PLACE_ANY, NULL, 1);
+    assert_int_equal(s_choose(ws, 3, &h1, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0);
+    tw_assign_need_t none = s_need(TW_PLACE_ANY, NULL, NULL, 0);
+    assert_true(tw_assign_offers(&ws[2], &none));
+    assert_int_equal(s_choose(ws, 3, &none, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0);
+
+    /* Nobody offers handler 2: NO_HANDLER, not NO_ROOM or NO_MATCH. */
+    tw_assign_need_t h2 = s_need_h(TW_PLACE_ANY, NULL, 2);
+    assert_int_equal(s_choose(ws, 3, &h2, &chosen), TW_ASSIGN_NO_HANDLER);
+    assert_int_equal(chosen, (size_t)-1);
+    assert_int_equal(s_choose(ws, 0, &h2, &chosen), TW_ASSIGN_NO_MATCH);
+    /* The one offering h0 is full: NO_ROOM (it will have room later). */
+    ws[1].stations = 4;
+    assert_int_equal(s_choose(ws, 3, &h0, &chosen), TW_ASSIGN_NO_ROOM);
+    /* ... or draining: then no candidate is connected at all. */
+    ws[1].stations = 0;
+    ws[1].draining = 1;
+    assert_int_equal(s_choose(ws, 3, &h0, &chosen), TW_ASSIGN_NO_HANDLER);
+    ws[0].draining = ws[2].draining = 1;
+    assert_int_equal(s_choose(ws, 3, &h0, &chosen), TW_ASSIGN_NO_MATCH);
+}
+
+/* The handler rule holds with code filters and every placement: pinned
+ * to a host that is connected but lacks the handler is NO_HANDLER (not
+ * waiting-for-host), prefer falls back only to a worker that offers it. */
+static void
+test_handler_with_placements(void **state)
+{
+    (void)state;
+    tw_assign_worker_t ws[3] = {s_wh(4, 0, s_code_a, 2, s_h1, 1),
+                                s_wh(4, 2, s_code_b, 2, s_h0, 1),
+                                s_wh(4, 0, NULL, 0, s_h1, 1)};
+    size_t chosen;
+    tw_assign_need_t any = s_need_h(TW_PLACE_ANY, "A", 0);
+    assert_int_equal(s_choose(ws, 3, &any, &chosen), TW_ASSIGN_NO_HANDLER);
+    tw_assign_need_t pin = s_need_h(TW_PLACE_PINNED, "A", 0);
+    assert_int_equal(s_choose(ws, 3, &pin, &chosen), TW_ASSIGN_NO_HANDLER);
+    tw_assign_need_t pin_c = s_need_h(TW_PLACE_PINNED, "C", 0);
+    assert_int_equal(s_choose(ws, 3, &pin_c, &chosen), TW_ASSIGN_WAIT_HOST);
+    tw_assign_need_t pref = s_need_h(TW_PLACE_PREFER, "A", 0);
+    assert_int_equal(s_choose(ws, 3, &pref, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 1); /* not #2, the less loaded, without h0 */
+    ws[1].stations = 4;
+    assert_int_equal(s_choose(ws, 3, &pref, &chosen), TW_ASSIGN_NO_ROOM);
+    tw_assign_need_t pref2 = s_need_h(TW_PLACE_PREFER, "A", 2);
+    assert_int_equal(s_choose(ws, 3, &pref2, &chosen), TW_ASSIGN_NO_HANDLER);
+    /* Matching and offering: the code filter still applies. */
+    tw_assign_need_t a1 = s_need_h(TW_PLACE_ANY, "A", 1);
+    assert_int_equal(s_choose(ws, 3, &a1, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0);
+}
+
+/* A restart avoids the worker the station failed on when another
+ * candidate has room, even a busier one; alone, that worker still gets
+ * it. avoid 0 changes nothing. */
+static void
+test_restart_avoids_last_worker(void **state)
+{
+    (void)state;
+    tw_assign_worker_t ws[3] = {S_WNONE(4, 0, 4), S_WNONE(4, 2, 2),
+                                S_WNONE(4, 1, 3)};
+    for (size_t i = 0; i < 3; i++) {
+        ws[i].id = 10 + i;
+    }
+    size_t chosen;
+    tw_assign_need_t need = s_need(TW_PLACE_ANY, NULL, NULL, 0);
+    assert_int_equal(s_choose(ws, 3, &need, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0);
+    need.avoid = 10;
+    assert_int_equal(s_choose(ws, 3, &need, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 2); /* the next least loaded */
+    ws[2].credit = 0;
+    assert_int_equal(s_choose(ws, 3, &need, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 1);
+    ws[1].stations = 4;
+    assert_int_equal(s_choose(ws, 3, &need, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0); /* nobody else has room */
+    need.avoid = 99; /* not connected: no effect */
+    ws[1].stations = ws[0].stations = 0;
+    ws[2].credit = 3;
+    assert_int_equal(s_choose(ws, 3, &need, &chosen), TW_ASSIGN_OK);
+    assert_int_equal(chosen, 0);
 }
 
 /* ---- loops ------------------------------------------------------------ */
@@ -401,6 +543,17 @@ s_room(const tw_assign_worker_t *w)
     return !w->draining && w->stations < w->slots && w->credit > 0;
 }
 
+/* 1 if `w` offers `need`'s handler, read literally. */
+static int
+s_ref_offers(const tw_assign_worker_t *w, const tw_assign_need_t *need)
+{
+    int found = !need->has_handler;
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        found |= w->handlers[i] == need->handler;
+    }
+    return found;
+}
+
 /* The policy read literally, for the property test: which result and
  * which candidates (bitmask) would be right. */
 static tw_assign_result_t
@@ -408,11 +561,12 @@ s_reference(const tw_assign_worker_t *ws, size_t n,
             const tw_assign_need_t *need, uint64_t *ok_set)
 {
     int filtered = need->code || need->ntags;
+    int prefer = filtered && need->placement == TW_PLACE_PREFER;
     size_t best = n;
-    int matched_live = 0, any_live = 0;
+    int cand_live = 0, set_live = 0;
     /* Pass 0: matching workers; pass 1 (prefer only): the others. */
     for (int pass = 0; pass < 2 && best == n; pass++) {
-        if (pass == 1 && !(filtered && need->placement == TW_PLACE_PREFER)) {
+        if (pass == 1 && !prefer) {
             break;
         }
         for (size_t i = 0; i < n; i++) {
@@ -420,16 +574,23 @@ s_reference(const tw_assign_worker_t *ws, size_t n,
             if (m != (pass == 0)) {
                 continue;
             }
-            if (!ws[i].draining) {
-                any_live = 1;
-                matched_live |= pass == 0;
+            set_live |= !ws[i].draining;
+            if (!s_ref_offers(&ws[i], need)) {
+                continue;
             }
+            cand_live |= !ws[i].draining;
             if (!s_room(&ws[i])) {
                 continue;
             }
-            if (best == n || ws[i].stations < ws[best].stations ||
-                (ws[i].stations == ws[best].stations &&
-                 ws[i].credit > ws[best].credit)) {
+            /* (avoided, stations, -credit), lowest first; ties keep the
+             * earlier joiner. */
+            int av_i = need->avoid && ws[i].id == need->avoid;
+            int av_best = best < n && need->avoid &&
+                          ws[best].id == need->avoid;
+            if (best == n || av_i < av_best ||
+                (av_i == av_best && (ws[i].stations < ws[best].stations ||
+                              (ws[i].stations == ws[best].stations &&
+                               ws[i].credit > ws[best].credit)))) {
                 best = i;
             }
         }
@@ -439,11 +600,11 @@ s_reference(const tw_assign_worker_t *ws, size_t n,
         *ok_set = 1ULL << best;
         return TW_ASSIGN_OK;
     }
-    if (filtered && need->placement == TW_PLACE_PREFER) {
-        return any_live ? TW_ASSIGN_NO_ROOM : TW_ASSIGN_NO_MATCH;
-    }
-    if (matched_live) {
+    if (cand_live) {
         return TW_ASSIGN_NO_ROOM;
+    }
+    if (set_live) {
+        return TW_ASSIGN_NO_HANDLER;
     }
     return need->placement == TW_PLACE_PINNED ? TW_ASSIGN_WAIT_HOST
                                               : TW_ASSIGN_NO_MATCH;
@@ -466,12 +627,16 @@ test_never_oversubscribed(void **state)
     static const char *codes[3] = {NULL, "A", "B"};
     static char *needtags[3][2] = {{"zone", "eu"}, {"zone", "us"},
                                    {"gpu", "1"}};
+    static const uint32_t hsets[4][2] = {{0, 1}, {1, 2}, {2, 0}, {0, 1}};
     tw_assign_worker_t ws[NW];
     s_rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < NW; i++) {
         uint32_t slots = (uint32_t)(s_rand() % 6); /* 0..5, some zero */
         ws[i] = s_w(slots, 0, slots, (i % 5 == 4) ? NULL : tagsets[i % 4],
                     (i % 5 == 4) ? 0 : 4);
+        ws[i].id = i + 1;
+        ws[i].handlers = hsets[i % 4];
+        ws[i].nhandlers = i % 3; /* 0, 1 or 2 handlers */
     }
     size_t placed = 0, refused = 0;
     for (int step = 0; step < STEPS; step++) {
@@ -483,6 +648,9 @@ test_never_oversubscribed(void **state)
             tw_assign_need_t need = s_need(
                 (tw_placement_t)(s_rand() % 3), codes[s_rand() % 3],
                 nt < 0 ? NULL : needtags[nt], nt < 0 ? 0 : 2);
+            need.has_handler = (int)(s_rand() % 2);
+            need.handler = (uint32_t)(s_rand() % 4); /* 3: nobody's */
+            need.avoid = s_rand() % 3 ? 0 : 1 + s_rand() % NW;
             uint64_t ok_set;
             tw_assign_result_t want = s_reference(ws, NW, &need, &ok_set);
             size_t chosen;
@@ -566,6 +734,9 @@ main(void)
         cmocka_unit_test(test_least_loaded_and_ties),
         cmocka_unit_test(test_capacity_needs_slot_and_credit),
         cmocka_unit_test(test_reasons),
+        cmocka_unit_test(test_handler_eligibility),
+        cmocka_unit_test(test_handler_with_placements),
+        cmocka_unit_test(test_restart_avoids_last_worker),
         cmocka_unit_test(test_never_oversubscribed),
         cmocka_unit_test(test_place_100k),
     };

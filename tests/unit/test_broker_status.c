@@ -11,7 +11,8 @@
  *  check that something did NOT change, a subscriber sends a marker
  *  subscription after it; a socket's subscriptions arrive in order, so once
  *  the marker is seen the earlier one has been handled. Last, published
- *  messages are received on a SUB: topic frame, body with "pseq" first.
+ *  messages are received on a SUB: topic frame, body with "pseq" first,
+ *  then "tseq" and "ts", the wall-clock time of publication, last.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 
 #include "broker/status.h"
 #include "common/zwatch.h"
+#include "common/util.h"
 #include "proto/proto.h"
 
 #define S_ENDPOINT "inproc://test-broker-status"
@@ -293,7 +295,7 @@ s_recv_pseq(void *sub, const char *topic, uint64_t *id)
     assert_int_equal(off, zmq_msg_size(&m.f[1])); /* no header, one map */
     const msgpack_object *o = &up.data;
     assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
-    assert_int_equal(o->via.map.size, 3);
+    assert_int_equal(o->via.map.size, 4);
     const msgpack_object_kv *kv = o->via.map.ptr;
     assert_int_equal(kv[0].key.type, MSGPACK_OBJECT_STR);
     assert_int_equal(kv[0].key.via.str.size, 4);
@@ -305,6 +307,12 @@ s_recv_pseq(void *sub, const char *topic, uint64_t *id)
     assert_memory_equal(kv[2].key.via.str.ptr, "tseq", 4);
     assert_int_equal(kv[2].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     s_tseq = kv[2].val.via.u64;
+    /* Every status message carries its time (Unix ms, wall clock). */
+    assert_memory_equal(kv[3].key.via.str.ptr, "ts", 2);
+    assert_int_equal(kv[3].key.via.str.size, 2);
+    assert_int_equal(kv[3].val.type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+    uint64_t now = tw_wall_ms();
+    assert_true(kv[3].val.via.u64 <= now && kv[3].val.via.u64 + 60000 > now);
     msgpack_unpacked_destroy(&up);
     tw_zframes_close(&m);
     return pseq;

@@ -220,6 +220,19 @@ test_set_handlers_counts(void **state)
     tw_registry_set_handlers(&r, w2, dd, 2);
     s_expect_counts(&r, (const uint32_t[]){2, 1, 2, 1}, 4);
 
+    /* A worker that refused a station of a handler stops offering it
+     * (PROTOCOL.md 11.2); dropping one it does not offer changes
+     * nothing. */
+    assert_int_equal(tw_registry_drop_handler(&r, w3, b), 1);
+    assert_int_equal(w3->nhandlers, 2);
+    for (size_t i = 0; i < w3->nhandlers; i++) {
+        assert_int_not_equal(w3->handlers[i], b);
+    }
+    s_expect_counts(&r, (const uint32_t[]){2, 0, 2, 1}, 4);
+    assert_int_equal(tw_registry_drop_handler(&r, w3, b), 0);
+    assert_int_equal(tw_registry_drop_handler(&r, w3, d), 0);
+    s_expect_counts(&r, (const uint32_t[]){2, 0, 2, 1}, 4);
+
     /* Removing a worker takes its handlers off the counts; the names stay
      * known (their tasks wait for a new worker). */
     tw_registry_remove(&r, w3);

@@ -8,7 +8,8 @@
  *  tick (slowly, to test the lazy feeding bound), never completes handler
  *  "sleepy" until it is cancelled, cancels "cancelme" at once, fails
  *  "fail" with "boom", and answers GROUP, POOL and CANCEL requests from a
- *  small table of known groups. It logs every request it got as one line
+ *  small table of known groups, as the broker does (a group never used
+ *  reads as empty, S98; POOL stats with handler "nope" is EHANDLER). It logs every request it got as one line
  *  of text, so the tests check what went on the wire. The client is only
  *  used from the test thread.
  *
@@ -343,6 +344,8 @@ srv_field(const tw_msg_t *m, tw_field_t f, char *buf, size_t len)
     const char *str;
     if (!m->f[f]) {
         snprintf(buf, len, "-");
+    } else if (m->f[f]->type == MSGPACK_OBJECT_NIL) {
+        snprintf(buf, len, "nil");
     } else if ((str = tw_msg_str(m, f, &sl)) != NULL) {
         snprintf(buf, len, "%.*s", (int)sl, str);
     } else {
@@ -382,15 +385,17 @@ srv_on_group_pool(srv_t *s, const tw_msg_t *m)
     srv_field(m, TW_F_FULL, full, sizeof full);
     srv_field(m, TW_F_N, n, sizeof n);
     int is_group = m->cmd == TW_CMD_GROUP;
-    srv_log(s, "%s %s pool=%s group=%s limit=%s calls=%s full=%s n=%s\n",
+    size_t hl;
+    const char *h = tw_msg_str(m, TW_F_HANDLER, &hl);
+    srv_log(s, "%s %s pool=%s group=%s limit=%s calls=%s full=%s n=%s%s%.*s\n",
             is_group ? "GROUP" : "POOL", op, pool, group, limit, calls, full,
-            n);
+            n, h ? " h=" : "", h ? (int)hl : 0, h ? h : "");
     size_t gl = strlen(group);
     int known = srv_known(s, group, gl);
     tw_enc_t e;
     tw_enc_init(&e);
-    if (is_group && strcmp(op, "get") == 0 && !known) {
-        srv_error(s, seq, TW_ENOENT, "no such group (TaskGroupNotFound)");
+    if (!is_group && h && hl == 4 && memcmp(h, "nope", 4) == 0) {
+        srv_error(s, seq, TW_EHANDLER, "unknown handler 'nope'");
     } else if (is_group && strcmp(op, "create") == 0 && known) {
         srv_error(s, seq, TW_EEXIST, "group exists (TaskGroupAlreadyExists)");
     } else if (is_group && strcmp(op, "ids") == 0) {
@@ -657,7 +662,25 @@ typedef struct {
     int dups;           /* SUBMITTED events with dup set */
     uint64_t seen[2048]; /* map item indexes seen with an outcome */
     tw_exit_state_t exit;
+    int probe_late;     /* submit after tw_stop and in STOP, FINISHING,
+                           FINISHED; record the results (S80) */
+    int late_rc[8];
+    int nlate;
 } events_t;
+
+/* S80: try to submit one more task, recording what tw_client_submit and
+ * tw_client_apply said. */
+static void
+probe_submit(events_t *ev, tw_client_t *c)
+{
+    tw_task_spec_t spec = {.handler = "echo"};
+    char name[TW_CLIENT_NAME_SIZE];
+    if (ev->nlate + 2 <= 8) {
+        ev->late_rc[ev->nlate++] = tw_client_submit(c, &spec, NULL);
+        ev->late_rc[ev->nlate++] = tw_client_apply(c, &spec, 1, NULL, name,
+                                                   sizeof name, WAIT_MS);
+    }
+}
 
 static const char *
 kind_name(tw_event_kind_t k)
@@ -710,6 +733,11 @@ on_client_event(void *arg, const tw_event_t *e)
     if (e->kind == TW_EV_FINISHED) {
         ev->exit = *e->exit;
     }
+    if (ev->probe_late && (e->kind == TW_EV_STOP ||
+                           e->kind == TW_EV_FINISHING ||
+                           e->kind == TW_EV_FINISHED)) {
+        probe_submit(ev, e->client);
+    }
 }
 
 static void
@@ -720,6 +748,9 @@ on_map_event(void *arg, const tw_event_t *e)
     if (e->kind == TW_EV_RESULT && ev->stop_after > 0 &&
         ev->counts[TW_EV_RESULT] >= ev->stop_after) {
         tw_stop(e->client, "enough");
+        if (ev->probe_late && ev->nlate == 0) {
+            probe_submit(ev, e->client);
+        }
     }
 }
 
@@ -848,7 +879,11 @@ test_requests(void **state)
                            "TaskGroupAlreadyExists"));
     tw_group_info_t gi;
     assert_int_equal(tw_client_group_get(c, NULL, "nothere", WAIT_MS, &gi),
-                     TW_ENOENT);
+                     0); /* S98: a group never used reads as empty */
+    /* S96: TW_CLIENT_LIMIT_NONE goes out as nil, "no limit". */
+    tw_pool_req_t none = {.op = "set", .group = "g", .has_limit = 1,
+                          .limit = TW_CLIENT_LIMIT_NONE};
+    assert_int_equal(tw_client_group(c, &none, WAIT_MS, NULL, NULL), 0);
     assert_int_equal(tw_client_group_get(c, "p", "g", WAIT_MS, &gi), 0);
     assert_int_equal(gi.limit, -1); /* nil in the fake's reply */
     assert_int_equal(gi.calls, -1);
@@ -877,6 +912,7 @@ test_requests(void **state)
         "GROUP create pool=p group=g limit=0 calls=7 full=reject n=-\n"
         "GROUP create pool=p group=g limit=0 calls=7 full=reject n=-\n"
         "GROUP get pool=- group=nothere limit=- calls=- full=- n=-\n"
+        "GROUP set pool=- group=g limit=nil calls=- full=- n=-\n"
         "GROUP get pool=p group=g limit=- calls=- full=- n=-\n"
         "GROUP clear pool=- group=g limit=- calls=- full=- n=-\n"
         "GROUP list pool=- group=- limit=- calls=- full=- n=-\n"
@@ -996,6 +1032,54 @@ iter_next(void *arg, const void **item, size_t *len)
     return 1;
 }
 
+/* S54: map, starmap, kwmap and apply check the handler before anything
+ * else, in the POOL stats request that also reads the pool's state, and
+ * before the iterator gives a single item: an unknown handler is one
+ * TW_EHANDLER, no group is made, nothing is submitted, and it wins over
+ * a closed pool (the check order is handler, closed, locked). */
+static void
+test_map_unknown_handler(void **state)
+{
+    (void)state;
+    srv_t *s = srv_start(0, 0);
+    srv_run(s);
+    tw_client_t *c = tw_client_new(s->endpoint);
+    char log[4096];
+    char name[TW_CLIENT_NAME_SIZE] = "x";
+    tw_task_spec_t spec = {.handler = "nope"};
+    iter_t it = {.limit = 0}; /* endless */
+    tw_map_t m = {&spec, iter_next, &it, 4, NULL};
+    assert_int_equal(tw_client_map(c, &m, name, sizeof name, WAIT_MS),
+                     TW_EHANDLER);
+    assert_int_equal(it.next, 0); /* no item was taken */
+    assert_string_equal(name, "");
+    assert_int_equal(tw_client_starmap(c, &m, name, sizeof name, WAIT_MS),
+                     TW_EHANDLER);
+    assert_int_equal(tw_client_apply(c, &spec, 3, NULL, name, sizeof name,
+                                     WAIT_MS),
+                     TW_EHANDLER);
+    assert_int_equal(it.next, 0);
+    assert_int_equal(tw_client_pool_op(c, NULL, "close", WAIT_MS), 0);
+    assert_int_equal(tw_client_kwmap(c, &m, name, sizeof name, WAIT_MS),
+                     TW_EHANDLER);
+    assert_int_equal(it.next, 0);
+    assert_int_equal(srv_next_id(s), 100); /* nothing was submitted */
+    srv_take_log(s, log, sizeof log);
+    assert_string_equal(
+        log, "POOL stats pool=- group=- limit=- calls=- full=- n=- h=nope\n"
+             "POOL stats pool=- group=- limit=- calls=- full=- n=- h=nope\n"
+             "POOL stats pool=- group=- limit=- calls=- full=- n=- h=nope\n"
+             "POOL close pool=- group=- limit=- calls=- full=- n=-\n"
+             "POOL stats pool=- group=- limit=- calls=- full=- n=- h=nope\n");
+    /* A known handler on the closed pool: TW_ECLOSED, still no item. */
+    spec.handler = "echo";
+    assert_int_equal(tw_client_map(c, &m, name, sizeof name, WAIT_MS),
+                     TW_ECLOSED);
+    assert_int_equal(it.next, 0);
+    tw_client_destroy(&c);
+    srv_stop(s);
+}
+
 static void
 test_default_names(void **state)
 {
@@ -1018,14 +1102,13 @@ test_default_names(void **state)
     /* S45: the smallest index the broker does not know (2, not 4). */
     assert_int_equal(tw_client_map(c, &m, name, sizeof name, WAIT_MS), 0);
     assert_string_equal(name, "map-echo-group-2");
+    /* S54: the handler is checked with the pool, in one request. */
     srv_take_log(s, log, sizeof log);
     assert_string_equal(
-        log, "POOL stats pool=- group=- limit=- calls=- full=- n=-\n"
-             "GROUP get pool=- group=map-echo-group-0 limit=- calls=- "
+        log, "POOL stats pool=- group=- limit=- calls=- full=- n=- h=echo\n"
+             "GROUP create pool=- group=map-echo-group-0 limit=4 calls=- "
              "full=- n=-\n"
-             "GROUP get pool=- group=map-echo-group-1 limit=- calls=- "
-             "full=- n=-\n"
-             "GROUP get pool=- group=map-echo-group-2 limit=- calls=- "
+             "GROUP create pool=- group=map-echo-group-1 limit=4 calls=- "
              "full=- n=-\n"
              "GROUP create pool=- group=map-echo-group-2 limit=4 calls=- "
              "full=- n=-\n");
@@ -1357,9 +1440,12 @@ test_run_exit_states(void **state)
     assert_string_equal(log, "CANCEL strict n=1\n");
     assert_int_equal(tw_client_outstanding(c), 0);
 
-    /* STOPPED from a callback (S80). */
+    /* STOPPED from a callback (S80): from tw_stop on, the session is not
+     * running, so submissions are refused (not run inside the finished
+     * session) until tw_run returns; outside a run they work again. */
     memset(ev, 0, sizeof *ev);
     ev->stop_after = 1;
+    ev->probe_late = 1;
     tw_client_on_event(c, on_map_event, ev);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(tw_client_submit(c, &sleepy, NULL), 0);
@@ -1372,6 +1458,15 @@ test_run_exit_states(void **state)
     assert_string_equal(run_events(ev),
                         "START STOP FINISHING FINISHED ");
     assert_int_equal(ev->counts[TW_EV_CANCELLED], 2);
+    assert_int_equal(ev->nlate, 8);
+    for (int i = 0; i < ev->nlate; i++) {
+        assert_int_equal(ev->late_rc[i], TW_ESTATE);
+    }
+    assert_int_equal(ev->counts[TW_EV_SUBMITTED], 3); /* none late */
+    assert_int_equal(tw_client_outstanding(c), 0);
+    ev->probe_late = 0;
+    assert_int_equal(tw_client_submit(c, &echo, NULL), 0);
+    assert_int_equal(tw_client_wait_all(c, WAIT_MS), 0);
 
     /* S81: a failing task under each policy. */
     tw_task_spec_t fail = {.handler = "fail"};
@@ -1421,6 +1516,7 @@ main(void)
         cmocka_unit_test(test_submit_fields),
         cmocka_unit_test(test_requests),
         cmocka_unit_test(test_default_names),
+        cmocka_unit_test(test_map_unknown_handler),
         cmocka_unit_test(test_lazy_bound),
         cmocka_unit_test(test_cancel_group_stops_feeder),
         cmocka_unit_test(test_apply_indexes),

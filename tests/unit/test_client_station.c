@@ -320,9 +320,13 @@ fake_main(void *arg)
             zmq_msg_close(&part);
         }
         tw_msg_t m;
-        if (nf == 3 &&
-            tw_msg_decode(&m, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
-                          zmq_msg_data(&f[2]), zmq_msg_size(&f[2])) == 0) {
+        int ok = nf == 3 &&
+                 tw_msg_decode(&m, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
+                               zmq_msg_data(&f[2]),
+                               zmq_msg_size(&f[2])) == 0;
+        if (ok && m.cmd == TW_CMD_BYE) {
+            tw_msg_release(&m); /* a client going away, not a request */
+        } else if (ok) {
             pthread_mutex_lock(&fb->mu);
             if (fb->nrec < MAXREC) {
                 size_t len = zmq_msg_size(&f[2]);

@@ -132,6 +132,7 @@ s_enc_good(tw_enc_t *e, tw_type_t type, uint64_t seed)
         tw_enc_uint(e, seed);
         break;
     case TW_T_INT:
+    case TW_T_INTN:
         tw_enc_int(e, -(int64_t)seed);
         break;
     case TW_T_STR:
@@ -185,6 +186,7 @@ s_check_good(const msgpack_object *o, tw_type_t type, uint64_t seed)
         assert_int_equal(o->via.u64, seed);
         break;
     case TW_T_INT:
+    case TW_T_INTN:
         assert_int_equal(o->type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
         assert_int_equal(o->via.i64, -(int64_t)seed);
         break;
@@ -874,6 +876,14 @@ s_enc_bad(tw_enc_t *e, tw_type_t type, size_t max, int variant)
         case 3: tw_enc_map(e, 0); return 1;
         }
         return 0;
+    case TW_T_INTN: /* nil is a value here ("none", S96) */
+        switch (variant) {
+        case 0: tw_enc_cstr(e, "-1"); return 1;
+        case 1: msgpack_pack_float(&e->pk, -1.0f); return 1;
+        case 2: tw_enc_bool(e, 0); return 1;
+        case 3: tw_enc_map(e, 0); return 1;
+        }
+        return 0;
     case TW_T_STR:
         switch (variant) {
         case 0: tw_enc_uint(e, 1); return 1;
@@ -1049,6 +1059,48 @@ test_wrong_item_field_type(void **state)
         }
     }
     assert_true(tried > 20);
+}
+
+/* ------------------------------------------------------ nil limit --- */
+
+/* GROUP set {seq, op, group, <f>: nil}, decoded into *m; returns the
+ * decoder's code. */
+static int
+s_group_set_nil(tw_field_t f, tw_msg_t *m, s_body_t *b)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 4);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, "set");
+    tw_enc_key(&e, TW_F_GROUP);
+    tw_enc_cstr(&e, "g");
+    tw_enc_key(&e, f);
+    tw_enc_nil(&e);
+    *b = s_take(&e);
+    tw_enc_free(&e);
+    return s_decode(m, TW_CMD_GROUP, b->data, b->size);
+}
+
+/* S96: GROUP set {limit: nil} is "no limit", as clear_limit; the codec
+ * takes nil for `limit` (type int/nil) and nowhere else an int goes. */
+static void
+test_limit_nil(void **state)
+{
+    (void)state;
+    tw_msg_t m;
+    s_body_t b;
+    assert_int_equal(s_group_set_nil(TW_F_LIMIT, &m, &b), 0);
+    assert_non_null(m.f[TW_F_LIMIT]);
+    assert_int_equal(m.f[TW_F_LIMIT]->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(tw_msg_int(&m, TW_F_LIMIT, -7), -7);
+    tw_msg_release(&m);
+    s_body_free(&b);
+    /* `calls` stays an integer: nil there is malformed. */
+    assert_int_equal(s_group_set_nil(TW_F_CALLS, &m, &b), TW_EPROTO);
+    s_body_free(&b);
 }
 
 /* ----------------------------------------------------------- limits --- */
@@ -1468,6 +1520,7 @@ main(void)
         cmocka_unit_test(test_wrong_field_type),
         cmocka_unit_test(test_wrong_item_field_type),
         cmocka_unit_test(test_limits_accepted),
+        cmocka_unit_test(test_limit_nil),
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_every_msgpack_format_skipped),
         cmocka_unit_test(test_accessors),

@@ -1367,15 +1367,17 @@ test_proto_n2s_s2n(void **state)
     }
 }
 
-/* Refused ASSIGN items are reported failed at once: unknown handler
- * (credit back), no free slot (no credit: the broker overran). */
+/* Refused ASSIGN items are answered at once: a handler this worker does
+ * not offer is "refused" (not "failed": the station is not at fault, and
+ * the broker places it elsewhere, PROTOCOL.md 11.2), with the credit
+ * back; no free slot is "failed" without credit (the broker overran). */
 static void
 test_proto_refusals(void **state)
 {
     tw_fb_t *px = *state;
     s_px_up(px, 1, 1000);
     s_px_assign(px, "x", 1, "nope", "\xc0", 1, 0, 0, NULL, 0, 0);
-    const tw_item_t *it = s_px_expect(px, "x", "failed", 1);
+    const tw_item_t *it = s_px_expect(px, "x", "refused", 1);
     size_t len;
     const char *err = tw_item_str(it, TW_I_ERR, &len);
     assert_non_null(memmem(err, len, "unknown handler", 15));
