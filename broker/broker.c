@@ -21,7 +21,15 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#include "common/endpoint.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -164,7 +172,7 @@ void
 tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
 {
     tw_enc_init(e);
-    tw_enc_map(e, 2);
+    tw_enc_map(e, 3); /* "boot" follows "data" (reply_send) */
     tw_enc_key(e, TW_F_SEQ);
     tw_enc_uint(e, seq);
     tw_enc_key(e, TW_F_DATA);
@@ -173,6 +181,8 @@ tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
 void
 tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
 {
+    tw_enc_key(e, TW_F_BOOT);
+    tw_enc_uint(e, b->boot);
     tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
     tw_enc_free(e);
 }
@@ -378,6 +388,9 @@ s_on_heartbeat(uv_timer_t *h)
         if (now - w->last_send_ms >= hb) {
             tw_enc_t e;
             tw_enc_init(&e);
+            tw_enc_map(&e, 1);
+            tw_enc_key(&e, TW_F_BOOT);
+            tw_enc_uint(&e, b->boot);
             w->last_send_ms = now;
             tw__broker_send(b, &b->bzw, w->ident, w->ident_len,
                             TW_CMD_HEARTBEAT, &e);
@@ -421,6 +434,16 @@ s_on_stats(uv_timer_t *h)
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
     tw__broker_clients_probe(b); /* S93: gone submitters close channels */
     tw_quarantine_gc(&b->quarantine, now);
+#ifdef __GLIBC__
+    /* libzmq keeps every subscription prefix of every monitor in a trie,
+     * a few KiB per long prefix; when a monitor with many leaves, libzmq
+     * frees them, and this hands the pages back to the system instead of
+     * leaving the broker's resident size at its peak. */
+    if (b->status.unsubs - b->trimmed_unsubs >= 1024) {
+        b->trimmed_unsubs = b->status.unsubs;
+        malloc_trim(0);
+    }
+#endif
 }
 
 void
@@ -515,6 +538,13 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (type == ZMQ_XPUB) {
+        /* libzmq reads a connection's subscriptions at most this far
+         * ahead of the broker, which keeps them near the bound
+         * (subguard.h). */
+        int subhwm = 50;
+        zmq_setsockopt(s, ZMQ_RCVHWM, &subhwm, sizeof subhwm);
+    }
     if (type == ZMQ_ROUTER) {
         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
         /* A peer reconnecting with the same routing id takes it over
@@ -531,13 +561,46 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
         zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
     }
-    if (tw_auth_socket(b->auth, s, role) != 0 || zmq_bind(s, ep) != 0) {
+    int rc = tw_auth_socket(b->auth, s, role);
+    if (rc == 0 && zmq_bind(s, ep) != 0) {
+        rc = -1;
+        /* libzmq binds addresses and interface names only: a host name
+         * such as "localhost" is resolved here (endpoint.h). */
+        char addr[300];
+        int v6 = 0;
+        int r = zmq_errno() == ENODEV
+                    ? tw_endpoint_resolve(ep, addr, sizeof addr, &v6)
+                    : 0;
+        errno = ENODEV;
+        if (r < 0) {
+            tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
+                   addr);
+            zmq_close(s);
+            return NULL;
+        }
+        if (r > 0) {
+            zmq_setsockopt(s, ZMQ_IPV6, &v6, sizeof v6);
+            rc = zmq_bind(s, addr);
+        }
+    }
+    if (rc != 0) {
         tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
                zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
     }
     return s;
+}
+
+/* Where a socket listens, as libzmq bound it (a resolved host, the port
+ * of an ephemeral bind). */
+static void
+s_last_endpoint(void *s, const char *configured, char *out, size_t len)
+{
+    size_t n = len;
+    if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, out, &n) != 0 || n == 0) {
+        snprintf(out, len, "%s", configured);
+    }
 }
 
 /* A task record is freed (result TTL, max-results, pool flush): its dedup
@@ -591,10 +654,24 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
         tw_broker_destroy(&b);
         return NULL;
     }
+    s_last_endpoint(b->front, cfg->frontend, b->ep_front, sizeof b->ep_front);
+    s_last_endpoint(b->back, cfg->backend, b->ep_back, sizeof b->ep_back);
+    s_last_endpoint(b->pub, cfg->status, b->ep_pub, sizeof b->ep_pub);
+    char hex[17];
+    do {
+        tw_random_hex(hex, 16);
+        b->boot = strtoull(hex, NULL, 16);
+    } while (b->boot == 0);
+    tw_clients_set_boot(&b->clients, b->boot);
     tw_zwatch_init(loop, &b->fzw, b->front);
     tw_zwatch_init(loop, &b->bzw, b->back);
     b->fzw.data = b->bzw.data = b;
     tw_status_init(loop, &b->status, b->pub);
+    b->status.boot = b->boot;
+    if (tw_status_guard(&b->status, b->ctx) != 0) {
+        tw_warn("status.subscriptions", "no socket monitor on the status "
+                "socket: subscriptions are not bounded");
+    }
     tw_zwatch_start(&b->fzw, tw__broker_gate_front, s_on_drained);
     tw_zwatch_start(&b->bzw, tw__broker_gate_back, s_on_drained);
     tw_auth_watch(b->auth, loop);
@@ -626,14 +703,20 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->open_handles = 1;
     tw_notice("broker.start",
               "listening: frontend %s, backend %s, status %s, heartbeat %lld "
-              "ms", cfg->frontend, cfg->backend, cfg->status, cfg->heartbeat);
+              "ms, boot id %016llx", b->ep_front, b->ep_back, b->ep_pub,
+              cfg->heartbeat, (unsigned long long)b->boot);
     return b;
 }
 
 int
 tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
 {
-    return tw__persist_open(b, why, wlen);
+    int rc = tw__persist_open(b, why, wlen);
+    /* A store that has seen tasks or handlers: this is a restart, and
+     * clients resend before the workers are back (dispatch.c s_admit). */
+    b->resumed = rc == 0 && b->persist &&
+                 (b->tasks.next_id > 1 || b->reg.nhandlers > 0);
+    return rc;
 }
 
 int
@@ -707,6 +790,7 @@ tw_broker_destroy(tw_broker_t **self_p)
         zmq_close(b->back);
     }
     if (b->pub) {
+        tw_status_unguard(&b->status, b->pub);
         zmq_close(b->pub);
     }
     tw_auth_destroy(&b->auth);

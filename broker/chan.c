@@ -353,7 +353,9 @@ s_probe(uint64_t id, void *val, void *arg)
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 0);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_BOOT); /* a restarted broker shows itself (5.19) */
+    tw_enc_uint(&e, b->boot);
     int rc = tw__broker_send(b, &b->fzw, c->ident, c->ident_len,
                              TW_CMD_HEARTBEAT, &e);
     tw_enc_free(&e);

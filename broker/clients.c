@@ -40,6 +40,12 @@ tw_clients_destroy(tw_clients_t *cs)
     memset(cs, 0, sizeof *cs);
 }
 
+void
+tw_clients_set_boot(tw_clients_t *cs, uint64_t boot)
+{
+    cs->boot = boot;
+}
+
 tw_bclient_t *
 tw_clients_touch(tw_clients_t *cs, const void *ident, size_t len,
                  uint64_t now_ms)
@@ -63,6 +69,10 @@ tw_clients_touch(tw_clients_t *cs, const void *ident, size_t len,
     c->last_seen_ms = now_ms;
     tw_batch_init(&c->acks, 0);
     tw_batch_init(&c->results, 0);
+    if (cs->boot) {
+        tw_batch_head(&c->acks, TW_F_BOOT, cs->boot);
+        tw_batch_head(&c->results, TW_F_BOOT, cs->boot);
+    }
     tw_idmap_put(&cs->by_id, c->id, c);
     tw_idmap_put(&cs->by_ident, h, c);
     return c;

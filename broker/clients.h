@@ -37,10 +37,16 @@ typedef struct {
     uint64_t next_id;
     tw_bclient_t **dirty; /* clients with batches to send */
     size_t ndirty, capdirty;
+    uint64_t boot; /* the broker's boot id, at the head of ACK and RESULT */
 } tw_clients_t;
 
 void tw_clients_init(tw_clients_t *cs);
 void tw_clients_destroy(tw_clients_t *cs);
+
+/* Every ACK and RESULT message sent to a client from now on starts with
+ * "boot": `boot` (PROTOCOL.md 13), so a client sees a restarted broker
+ * in the first message it gets from it. */
+void tw_clients_set_boot(tw_clients_t *cs, uint64_t boot);
 
 /* The client with this identity, created if new. */
 tw_bclient_t *tw_clients_touch(tw_clients_t *cs, const void *ident,

@@ -60,23 +60,30 @@ s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
     if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
         b->st.malformed++;
         tw__broker_peer_error(b, side, ident, ilen);
-        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
-                         "command %s is not valid on the %s socket",
-                         tw_proto_cmd_name(m->cmd), side);
+        /* The likely mistake is the wrong port: name the right one. */
+        int dirs = tw_proto_cmd_dirs(m->cmd);
+        const char *name = tw_proto_cmd_name(m->cmd);
+        if (dir == TW_C2B && (dirs & TW_W2B)) {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is for workers: this is the "
+                             "broker's frontend, for clients; workers "
+                             "connect to the backend, %s",
+                             name, b->ep_back);
+        } else if (dir == TW_W2B && (dirs & TW_C2B)) {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is for clients: this is the "
+                             "broker's backend, for workers; clients "
+                             "connect to the frontend, %s",
+                             name, b->ep_front);
+        } else {
+            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+                             "command %s is not valid on the %s socket",
+                             name, side);
+        }
         tw_msg_release(m);
         return TW_ECOMMAND;
     }
     return 0;
-}
-
-static void
-s_reply_empty(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-              size_t ilen, tw_cmd_t cmd)
-{
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw__broker_send(b, zw, ident, ilen, cmd, &e);
-    tw_enc_free(&e);
 }
 
 /* ---- client commands -------------------------------------------------- */
@@ -98,10 +105,16 @@ tw__broker_handler_known(tw_broker_t *b, const char *h, size_t hlen,
                          char *why, size_t wlen)
 {
     int idx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
+    /* Just restarted: its workers may not be back yet. With a store,
+     * clients resend at once after a restart (PROTOCOL.md 5.19), so the
+     * grace lasts at least as long as running tasks are held for their
+     * workers. */
+    uint64_t grace = (uint64_t)b->cfg->handler_grace * 1000;
+    uint64_t held = b->resumed ? 2 * (uint64_t)b->cfg->liveness *
+                                     (uint64_t)b->cfg->heartbeat
+                               : 0;
     if (idx < 0 && hlen &&
-        uv_now(b->loop) - b->start_ms <
-            (uint64_t)b->cfg->handler_grace * 1000) {
-        /* Just restarted: its workers may not be back yet. */
+        uv_now(b->loop) - b->start_ms < (grace > held ? grace : held)) {
         idx = tw_registry_handler(&b->reg, h, hlen, 1);
     }
     if (idx < 0) {
@@ -321,7 +334,9 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         /* An empty batch still gets its (empty) acknowledgement. */
         tw_enc_t e;
         tw_enc_init(&e);
-        tw_enc_map(&e, 1);
+        tw_enc_map(&e, 2);
+        tw_enc_key(&e, TW_F_BOOT);
+        tw_enc_uint(&e, b->boot);
         tw_enc_key(&e, TW_F_ITEMS);
         tw_enc_array(&e, 0);
         tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK, &e);
@@ -335,6 +350,7 @@ s_on_result(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     const msgpack_object *ids = m->f[TW_F_IDS];
     tw_batch_t batch;
     tw_batch_init(&batch, 1);
+    tw_batch_head(&batch, TW_F_BOOT, b->boot);
     for (uint32_t i = 0; ids && i < ids->via.array.size; i++) {
         uint64_t id = ids->via.array.ptr[i].via.u64;
         tw_enc_t *e = tw_batch_item(&batch);
@@ -508,6 +524,22 @@ s_on_query(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     tw__broker_reply_send(b, c, &e);
 }
 
+/* A client's ping: HEARTBEAT {boot, pub}, this run's identity and the
+ * status endpoint to subscribe to (PROTOCOL.md 5.8). */
+static void
+s_on_ping(tw_broker_t *b, tw_zwatch_t *zw, tw_bclient_t *c)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_BOOT);
+    tw_enc_uint(&e, b->boot);
+    tw_enc_key(&e, TW_F_PUB);
+    tw_enc_cstr(&e, b->ep_pub);
+    tw__broker_send(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT, &e);
+    tw_enc_free(&e);
+}
+
 void
 tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
@@ -556,7 +588,7 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         tw__broker_on_chan_down(b, c, &m);
         break;
     case TW_CMD_HEARTBEAT:
-        s_reply_empty(b, zw, c->ident, c->ident_len, TW_CMD_HEARTBEAT);
+        s_on_ping(b, zw, c);
         break;
     case TW_CMD_BYE:
         /* The record ages out; its tasks' channels close now (S93). */
@@ -613,11 +645,13 @@ s_on_hello(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 2);
+    tw_enc_map(&e, 3);
     tw_enc_key(&e, TW_F_WID);
     tw_enc_uint(&e, w->id);
     tw_enc_key(&e, TW_F_HB);
     tw_enc_uint(&e, (uint64_t)b->cfg->heartbeat);
+    tw_enc_key(&e, TW_F_BOOT);
+    tw_enc_uint(&e, b->boot);
     tw__broker_send(b, zw, ident, ilen, TW_CMD_WELCOME, &e);
     tw_enc_free(&e);
     tw__lease_adopt(b, w, m);
@@ -747,6 +781,7 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     const void *ident = zmq_msg_data(&msg->f[0]);
     size_t ilen = zmq_msg_size(&msg->f[0]);
     if (m.cmd == TW_CMD_HELLO) {
+        tw_quarantine_forgive(&b->quarantine, ident, ilen, uv_now(b->loop));
         s_on_hello(b, zw, ident, ilen, &m);
         tw_msg_release(&m);
         return;
@@ -760,8 +795,16 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
             b->st.duplicates += m.nitems;
         }
         if (m.cmd != TW_CMD_BYE) {
+            /* A strike like any refusal, or a peer could keep the broker
+             * answering EWORKER for ever; a worker that lost its
+             * registration sends HELLO on the first one, which forgives
+             * the strikes its messages in flight earned. */
+            tw__broker_peer_error(b, "backend", ident, ilen);
             tw__broker_error(b, zw, ident, ilen, TW_EWORKER, 0,
-                             "unknown worker: send HELLO first");
+                             "unknown worker: send HELLO first (this is "
+                             "the broker's backend, for workers; clients "
+                             "connect to the frontend, %s)",
+                             b->ep_front);
         }
         tw_msg_release(&m);
         return;

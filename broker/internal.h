@@ -104,6 +104,11 @@ struct tw_broker {
     uint64_t next_ep;        /* dispatch epoch of the next TASKS item */
     uint64_t stale_done;     /* DONE items of an older dispatch */
     uint64_t adopted;        /* tasks re-announced and kept running */
+    /* This run's identity and where it listens (PROTOCOL.md 5.8, 13). */
+    uint64_t boot;           /* random, new at every start, never 0 */
+    int resumed;             /* recovered a store that had been used */
+    uint64_t trimmed_unsubs; /* status.unsubs at the last malloc_trim */
+    char ep_front[256], ep_back[256], ep_pub[256]; /* as bound */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -147,7 +152,7 @@ int tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
 int tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
                           size_t ilen, tw_cmd_t cmd, tw_batch_t *batch);
 
-/* REPLY {seq, data}: begin writes the envelope, the caller writes the
+/* REPLY {seq, data, boot}: begin writes the envelope, the caller writes the
  * data value, send sends it to client `c` and frees `e`. */
 void tw__broker_reply_begin(tw_enc_t *e, uint64_t seq);
 void tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e);

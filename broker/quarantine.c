@@ -67,6 +67,17 @@ tw_quarantine_gc(tw_quarantine_t *q, uint64_t now)
     }
 }
 
+void
+tw_quarantine_forgive(tw_quarantine_t *q, const void *ident, size_t ilen,
+                      uint64_t now)
+{
+    s_peer_t *p = tw_strmap_get(&q->peers, ident, ilen);
+    if (p && now >= p->until) {
+        p->strikes = 0;
+        p->window_start = now;
+    }
+}
+
 int
 tw_quarantine_strike(tw_quarantine_t *q, const void *ident, size_t ilen,
                      uint64_t now)

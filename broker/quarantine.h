@@ -50,6 +50,11 @@ void tw_quarantine_free(tw_quarantine_t *q);
 int tw_quarantine_strike(tw_quarantine_t *q, const void *ident, size_t ilen,
                          uint64_t now);
 
+/* `ident` proved itself (a worker's HELLO was accepted): forget its
+ * strikes, unless it is held. */
+void tw_quarantine_forgive(tw_quarantine_t *q, const void *ident,
+                           size_t ilen, uint64_t now);
+
 /* 1 if messages from `ident` are to be dropped at `now`, else 0. */
 int tw_quarantine_held(const tw_quarantine_t *q, const void *ident,
                        size_t ilen, uint64_t now);

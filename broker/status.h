@@ -18,23 +18,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/subguard.h"
 #include "broker/tseq.h"
+#include "common/strmap.h"
 #include "common/zwatch.h"
 #include "proto/proto.h"
 
 typedef struct {
     tw_zwatch_t zw;
+    uv_loop_t *loop;
     char **subs; /* current subscription prefixes */
     size_t *sublen;
+    size_t *subref; /* subscriptions of each prefix, all monitors */
     size_t nsubs;
+    tw_strmap_t subidx; /* prefix -> index + 1 into subs */
     uint64_t pseq;
     uint64_t dropped;
     int subs_capped; /* the prefix limit was reached (logged once) */
     tw_tseq_t tseq;  /* per-topic sequence numbers */
+    uint64_t boot;   /* the broker's boot id, in welcome answers */
+    uint64_t unsubs; /* prefixes nobody subscribes to any more */
+    /* Bounds on subscriptions (tw_status_guard, subguard.h). */
+    int guarded;
+    tw_subguard_t guard;
+    void *mon;         /* the XPUB's socket monitor PAIR */
+    tw_zwatch_t mzw;
+    int mzw_open;
+    uint64_t cut_logged; /* guard.cuts already logged */
 } tw_status_t;
 
 /* Watch the XPUB `sock` for subscriptions. Returns 0 or an error. */
 int tw_status_init(uv_loop_t *loop, tw_status_t *st, void *sock);
+
+/* Bound the monitors' subscriptions (subguard.h): from now on every
+ * subscription and unsubscription is counted per peer address, and the
+ * socket monitor of the XPUB (made in `ctx`) tells accepted and closed
+ * connections. Call once after tw_status_init. Returns 0 or an error. */
+int tw_status_guard(tw_status_t *st, void *ctx);
+
+/* Stop the XPUB's monitor (before the XPUB is closed). */
+void tw_status_unguard(tw_status_t *st, void *sock);
 
 /* Close; `cb` fires when the handles are closed. Frees the prefixes. */
 void tw_status_close(tw_status_t *st, tw_zwatch_close_cb cb);

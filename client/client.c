@@ -62,7 +62,9 @@
 #include "common/error.h"
 #include "common/idmap.h"
 #include "common/log.h"
+#include "common/endpoint.h"
 #include "common/util.h"
+#include "common/zmon.h"
 #include "proto/proto.h"
 
 #include <errno.h>
@@ -139,6 +141,20 @@ struct tw_client {
     uint64_t backoff_ms;        /* the next backoff before jitter */
     uint64_t rand;              /* jitter generator state */
     tw_client_stats_t st;
+
+    /* What the socket monitor (common/zmon.h) and the broker's "boot"
+     * say about the link. */
+    void *mon;                  /* the monitor's PAIR, or NULL */
+    uint64_t boot;              /* the broker run we talk to, 0: unknown */
+    int relinked;               /* resynchronised at a drop: take the next
+                                   boot id as it comes */
+    int up;                     /* the handshake succeeded on this socket */
+    int link_kind;              /* tw_zmon_kind_t of the last problem, 0 */
+    char *link_error;           /* its one-line description, or NULL */
+    int fail_fast;              /* a link problem ends requests at once */
+    char *pub;                  /* the status endpoint the broker gave */
+    int refused;                /* ECOMMAND or EWORKER without a seq: the
+                                   peer does not take client commands */
 
     char *last_error;  /* NUL-terminated copy, never NULL */
     char *scratch;     /* NUL-terminated copy of a peer string */
@@ -688,6 +704,17 @@ s_on_error(tw_client_t *c, const tw_msg_t *m)
     s_set_last_error(c, msg, len);
     if (!m->f[TW_F_SEQ]) {
         tw_debug("client.error", "broker error %d: %s", code, c->last_error);
+        if ((code == TW_ECOMMAND || code == TW_EWORKER) &&
+            c->req.kind != S_REQ_NONE && !c->req.done) {
+            /* The request reached a socket that does not take client
+             * commands (the broker's backend): it will never be answered,
+             * and the message names the right endpoint. */
+            c->req.done = 1;
+            c->req.rc = code;
+        }
+        if (code == TW_ECOMMAND || code == TW_EWORKER) {
+            c->refused = code;
+        }
         return 1;
     }
     uint64_t seq = tw_msg_uint(m, TW_F_SEQ, 0);
@@ -731,6 +758,12 @@ s_dispatch(tw_client_t *c, const tw_msg_t *m)
         c->bye = 1;
         return 1;
     case TW_CMD_HEARTBEAT:
+        if (m->f[TW_F_PUB]) {
+            size_t pl;
+            const char *p = tw_msg_str(m, TW_F_PUB, &pl);
+            tw_free(c->pub);
+            c->pub = tw_strndup(p, pl);
+        }
         if (c->req.kind == S_REQ_PING && !c->req.done) {
             c->req.done = 1;
             c->req.rc = 0;
@@ -740,6 +773,8 @@ s_dispatch(tw_client_t *c, const tw_msg_t *m)
         return 0;
     }
 }
+
+static void s_on_boot(tw_client_t *c, uint64_t boot);
 
 /* What receiving one message gave. */
 enum { S_GOT_NOTHING, S_GOT_IGNORED, S_GOT_HANDLED };
@@ -793,6 +828,9 @@ s_recv_one(tw_client_t *c)
         int rc = tw_msg_decode(&m, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
                                zmq_msg_data(&f[1]), zmq_msg_size(&f[1]));
         if (rc == 0) {
+            if (m.f[TW_F_BOOT] && (tw_proto_cmd_dirs(m.cmd) & TW_B2C)) {
+                s_on_boot(c, tw_msg_uint(&m, TW_F_BOOT, 0));
+            }
             got = s_dispatch(c, &m) ? S_GOT_HANDLED : S_GOT_IGNORED;
             tw_msg_release(&m);
         } else {
@@ -848,6 +886,17 @@ s_deadline(int timeout_ms)
 /* ------------------------------------------------------------------ */
 /* Liveness and reconnection                                          */
 
+/* Close `sock` and its monitor. */
+static void
+s_close_socket(tw_client_t *c, void *sock)
+{
+    tw_zmon_stop(sock, c->mon);
+    c->mon = NULL;
+    if (sock) {
+        zmq_close(sock);
+    }
+}
+
 /* A new DEALER with the client's routing id, connected to its endpoint;
  * NULL if libzmq refused (a bad endpoint, bad keys). */
 static void *
@@ -867,9 +916,12 @@ s_open_socket(tw_client_t *c)
      * frame is not from a broker, and libzmq drops that connection. */
     int64_t maxmsg = 64LL << 20;
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* Watched from before the connect, so the first refusal is seen. */
+    c->mon = tw_zmon_start(c->ctx, sock);
+    c->up = 0;
     if ((c->curve && tw_curve_client_apply(sock, c->curve) != 0) ||
         zmq_connect(sock, c->endpoint) != 0) {
-        zmq_close(sock);
+        s_close_socket(c, sock);
         return NULL;
     }
     return sock;
@@ -918,7 +970,7 @@ s_lost(tw_client_t *c, uint64_t now)
                 c->waiting.len);
     }
     c->bye = 0;
-    zmq_close(c->sock);
+    s_close_socket(c, c->sock);
     c->sock = NULL;
     s_drop_queued(c);
     tw_enc_free(&c->ob);
@@ -944,19 +996,15 @@ s_collect_id(uint64_t id, void *val, void *arg)
     *(*p)++ = id;
 }
 
-/* Connect again; resend the outbox, re-ask about waiting tasks. */
-static void
-s_reconnect(tw_client_t *c, uint64_t now)
+/* Resend every submission without an ACK (same seqs: the broker
+ * deduplicates) and ask about every acknowledged task without an outcome:
+ * after a new socket, a dropped connection or a broker that restarted
+ * (PROTOCOL.md 6.3, 13). Returns how many were resent; *asked gets how
+ * many were asked about. */
+static size_t
+s_resync(tw_client_t *c, size_t *asked)
 {
-    c->sock = s_open_socket(c);
-    if (!c->sock) {
-        tw_debug("client.reconnect", "cannot connect to %s: %s",
-                 c->endpoint, zmq_strerror(zmq_errno()));
-        c->reconnect_at = now + c->backoff_ms;
-        return;
-    }
-    c->st.reconnects++;
-    c->last_recv = now;
+    s_seal(c); /* what the outbox holds goes first, as it was */
     size_t resent = 0;
     for (const tw__ob_item_t *it = c->keep.head; it; it = it->next) {
         if (c->ob_items > 0 &&
@@ -989,10 +1037,131 @@ s_reconnect(tw_client_t *c, uint64_t now)
         tw_free(ids);
         c->st.requeries += n;
     }
+    *asked = n;
+    return resent;
+}
+
+/* Connect again; resend the outbox, re-ask about waiting tasks. */
+static void
+s_reconnect(tw_client_t *c, uint64_t now)
+{
+    c->sock = s_open_socket(c);
+    if (!c->sock) {
+        tw_debug("client.reconnect", "cannot connect to %s: %s",
+                 c->endpoint, zmq_strerror(zmq_errno()));
+        c->reconnect_at = now + c->backoff_ms;
+        return;
+    }
+    c->st.reconnects++;
+    c->last_recv = now;
+    size_t n, resent = s_resync(c, &n);
     tw_info("client.reconnect", "connected to %s again: %zu submissions "
             "resent, %zu tasks asked about", c->endpoint, resent, n);
     /* Learn at once whether this broker answers. */
     s_ping(c, now);
+}
+
+/* The link changed under the same socket (libzmq reconnected by itself,
+ * or the broker that answers is a new run): resynchronise at once
+ * instead of waiting for missed heartbeats. */
+static void
+s_relink(tw_client_t *c, const char *why)
+{
+    size_t n, resent = s_resync(c, &n);
+    tw_info("client.relink", "%s: %zu submissions resent, %zu tasks asked "
+            "about", why, resent, n);
+    s_ping(c, tw_now_ms());
+}
+
+/* A message carried the broker's boot id. */
+static void
+s_on_boot(tw_client_t *c, uint64_t boot)
+{
+    if (boot == 0) {
+        return;
+    }
+    if (c->boot && boot != c->boot && !c->relinked) {
+        char why[160];
+        snprintf(why, sizeof why, "the broker at %s restarted (boot %016llx, "
+                 "was %016llx)", c->endpoint, (unsigned long long)boot,
+                 (unsigned long long)c->boot);
+        c->boot = boot;
+        s_relink(c, why);
+    }
+    c->boot = boot;
+    c->relinked = 0;
+}
+
+/* Record a connection problem; with fail_fast, end the waiting request
+ * with it. */
+static void
+s_link_problem(tw_client_t *c, const tw_zmon_event_t *ev)
+{
+    if (ev->kind == TW_ZMON_REFUSED && c->link_kind &&
+        c->link_kind != TW_ZMON_REFUSED) {
+        return; /* libzmq retrying after the handshake failure said */
+    }
+    char line[512];
+    if (ev->kind == TW_ZMON_FAILED && c->curve) {
+        /* A CURVE server that refuses a key closes the connection without
+         * a word (libzmq reports no AUTH failure to the client). */
+        snprintf(line, sizeof line,
+                 "%s closed the connection during the CURVE handshake: the "
+                 "broker refused this client's key (it is not in its "
+                 "--clients-keys directory) or --broker-key is not the "
+                 "broker's key",
+                 c->endpoint);
+    } else {
+        tw_zmon_describe(ev, "broker frontend", c->endpoint, line,
+                         sizeof line);
+    }
+    if (!c->link_error || strcmp(c->link_error, line) != 0) {
+        tw_info("client.link", "%s", line);
+        tw_free(c->link_error);
+        c->link_error = tw_strdup(line);
+    }
+    c->link_kind = ev->kind;
+    if (c->fail_fast && !c->up && c->req.kind != S_REQ_NONE &&
+        !c->req.done) {
+        s_set_last_error(c, line, strlen(line));
+        c->req.done = 1;
+        c->req.rc = tw__client_link_failed(c);
+    }
+}
+
+/* Act on what the socket monitor reported. */
+static void
+s_monitor(tw_client_t *c)
+{
+    tw_zmon_event_t ev;
+    while (c->mon && tw_zmon_read(c->mon, &ev)) {
+        switch (ev.kind) {
+        case TW_ZMON_UP:
+            c->up = 1;
+            c->link_kind = 0;
+            tw_free(c->link_error);
+            c->link_error = NULL;
+            break;
+        case TW_ZMON_DOWN:
+            if (c->up) {
+                char why[320];
+                c->up = 0;
+                snprintf(why, sizeof why, "the connection to %s dropped",
+                         c->endpoint);
+                c->relinked = 1;
+                s_relink(c, why);
+            } else {
+                ev.kind = TW_ZMON_FAILED; /* closed in the handshake */
+                s_link_problem(c, &ev);
+            }
+            break;
+        case TW_ZMON_NONE:
+            break;
+        default:
+            s_link_problem(c, &ev);
+            break;
+        }
+    }
 }
 
 /* Ping an idle broker, declare a silent one lost, reconnect when due. */
@@ -1071,12 +1240,19 @@ s_pump(tw_client_t *c, int64_t deadline)
         if (left < 0 || due < left) {
             left = due;
         }
-        zmq_pollitem_t pi = {c->sock, 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t pi[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                {c->mon, 0, ZMQ_POLLIN, 0}};
         if (c->head) {
-            pi.events |= ZMQ_POLLOUT;
+            pi[0].events |= ZMQ_POLLOUT;
         }
-        if (zmq_poll(&pi, c->sock ? 1 : 0, left) < 0) {
+        int npi = c->sock ? (c->mon ? 2 : 1) : 0;
+        if (zmq_poll(pi, npi, left) < 0) {
             return errno == EINTR ? 0 : TW_EIO;
+        }
+        s_monitor(c);
+        if ((c->req.kind != S_REQ_NONE && c->req.done) ||
+            (c->fail_fast && tw__client_link_failed(c))) {
+            return handled;
         }
     }
 }
@@ -1093,6 +1269,10 @@ s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
     }
     while (!c->req.done) {
         if (s_left(deadline) == 0) {
+            if (c->link_error) {
+                /* Say why, when the socket monitor knows. */
+                s_set_last_error(c, c->link_error, strlen(c->link_error));
+            }
             return TW_EUNREACH;
         }
         rc = s_pump(c, deadline);
@@ -1286,9 +1466,11 @@ tw_client_destroy(tw_client_t **self_p)
         }
         tw_enc_free(&e);
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close(c->sock);
     }
+    s_close_socket(c, c->sock);
     zmq_ctx_term(c->ctx);
+    tw_free(c->link_error);
+    tw_free(c->pub);
     tw__sess_free(c);
     s_req_end(c);
     tw_enc_free(&c->ob);
@@ -1713,6 +1895,36 @@ tw_client_stats(const tw_client_t *c, tw_client_stats_t *out)
     *out = c->st;
     out->unacked = c->keep.len;
     out->waiting = c->waiting.len;
+}
+
+void
+tw__client_fail_fast(tw_client_t *c, int on)
+{
+    c->fail_fast = on;
+}
+
+const char *
+tw__client_link_error(const tw_client_t *c)
+{
+    return c->link_error;
+}
+
+int
+tw__client_link_failed(const tw_client_t *c)
+{
+    if (c->refused) {
+        return c->refused;
+    }
+    return c->up || !c->link_kind ? 0 : TW_EUNREACH;
+}
+
+const char *
+tw__client_status_ep(const tw_client_t *c, char *buf, size_t len)
+{
+    if (!c->pub || !*c->pub) {
+        return NULL;
+    }
+    return tw_endpoint_rehost(c->pub, c->endpoint, buf, len);
 }
 
 const char *

@@ -119,4 +119,29 @@ void tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg);
 tw_client_t *tw__client_new(const char *endpoint,
                             const tw_curve_client_t *curve);
 
+/* Connection problems the socket monitor reports (common/zmon.h): with
+ * `on`, a request waiting while the connection has never been made ends
+ * at once when one is reported (a refused port, a peer of the wrong kind,
+ * a refused key) with TW_EUNREACH, and tw_client_last_error() says what
+ * happened. Off by
+ * default (a library waits for its broker); the CLI turns it on. */
+void tw__client_fail_fast(tw_client_t *c, int on);
+
+/* The last connection problem as one line, or NULL when the link is up
+ * or nothing was reported. Borrowed until the next call on `c`. */
+const char *tw__client_link_error(const tw_client_t *c);
+
+/* TW_EUNREACH (refused, refused key, failed handshake, a peer that is not
+ * a broker frontend) when a connection problem was reported and the
+ * current socket never completed a handshake; TW_ECOMMAND or
+ * TW_EWORKER when the peer answered a client command with that ERROR (a
+ * broker's backend; tw_client_last_error() names the frontend); else 0. */
+int tw__client_link_failed(const tw_client_t *c);
+
+/* The status endpoint the broker named in its last ping answer (PROTOCOL
+ * 5.8), with a wildcard host replaced by the host this client connects
+ * to, in buf; NULL if no answer named one. */
+const char *tw__client_status_ep(const tw_client_t *c, char *buf,
+                                 size_t len);
+
 #endif /* TW_CLIENT_INTERNAL_H */

@@ -90,8 +90,11 @@ s_check_cb(uv_check_t *h)
     tw_zwatch_t *zw = h->data;
     uv_idle_stop(&zw->idle);
     unsigned n = 0;
-    while (zw->active && n < zw->budget &&
-           (s_events(zw->sock) & ZMQ_POLLIN)) {
+    /* With `eagain`, ZMQ_EVENTS is read once and messages are received
+     * until EAGAIN (see zwatch.h); the prepare callback reads it again
+     * before the loop blocks. */
+    int ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
+    while (ready && zw->active && n < zw->budget) {
         tw_zframes_t msg;
         if (tw_zrecv_frames(zw->sock, &msg, ZMQ_DONTWAIT) != 0) {
             break;
@@ -100,6 +103,9 @@ s_check_cb(uv_check_t *h)
         zw->received++;
         zw->on_msg(zw, &msg);
         tw_zframes_close(&msg);
+        if (!zw->eagain) {
+            ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
+        }
     }
     if (n && zw->active && zw->on_drained) {
         zw->on_drained(zw);

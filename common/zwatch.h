@@ -55,6 +55,13 @@ struct tw_zwatch {
     tw_zwatch_drained_cb on_drained;
     tw_zwatch_close_cb on_close;
     unsigned budget;
+    /* 0 (the default): ZMQ_EVENTS is read after every message. 1: only
+     * once per wake-up, then messages are received until EAGAIN. Reading
+     * ZMQ_EVENTS makes libzmq process its commands, and an XPUB then
+     * reads, and stores, a whole pipe of subscriptions; the status socket
+     * sets 1 so that libzmq stays close behind what the broker has
+     * counted (broker/subguard.h). */
+    int eagain;
     int active;
     int closing;
     int pending_close;

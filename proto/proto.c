@@ -657,6 +657,15 @@ tw_batch_init(tw_batch_t *b, unsigned extra)
     b->off = 0;
     b->n = 0;
     b->extra = extra;
+    b->has_head = 0;
+}
+
+void
+tw_batch_head(tw_batch_t *b, tw_field_t f, uint64_t v)
+{
+    b->has_head = 1;
+    b->head_f = f;
+    b->head_v = v;
 }
 
 void
@@ -668,7 +677,11 @@ tw_batch_free(tw_batch_t *b)
 static void
 s_batch_open(tw_batch_t *b)
 {
-    tw_enc_map(&b->enc, 1 + b->extra);
+    tw_enc_map(&b->enc, 1 + b->extra + (b->has_head != 0));
+    if (b->has_head) {
+        tw_enc_key(&b->enc, b->head_f);
+        tw_enc_uint(&b->enc, b->head_v);
+    }
     tw_enc_key(&b->enc, TW_F_ITEMS);
     b->off = tw_enc_array_begin(&b->enc);
 }

@@ -45,6 +45,12 @@
 #define TW_PROTO_MAX_HANDLERS 1024
 #define TW_PROTO_MAX_TAGS 64
 
+/* Status topics (PROTOCOL.md 8.2): a subscription to "welcome.<token>"
+ * is answered with one message on that topic once every subscription the
+ * subscriber made before it is in effect. */
+#define TW_PROTO_WELCOME "welcome."
+#define TW_PROTO_WELCOME_LEN 8
+
 /* Value types of fields. */
 typedef enum {
     TW_T_UINT,  /* non-negative integer */
@@ -94,7 +100,9 @@ typedef enum {
     XX(LIMIT, "limit", TW_T_INTN, 0)                                         \
     XX(CALLS, "calls", TW_T_INT, 0)                                          \
     XX(FULL, "full", TW_T_STR, 16)                                           \
-    XX(N, "n", TW_T_UINT, 0)
+    XX(N, "n", TW_T_UINT, 0)                                                 \
+    XX(BOOT, "boot", TW_T_UINT, 0)                                           \
+    XX(PUB, "pub", TW_T_STR, 255)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -371,10 +379,18 @@ typedef struct {
     size_t off;     /* offset of the items array header */
     uint32_t n;     /* items so far */
     unsigned extra; /* body fields besides "items" */
+    int has_head;   /* a "head" field goes before "items" */
+    tw_field_t head_f;
+    uint64_t head_v;
 } tw_batch_t;
 
 void tw_batch_init(tw_batch_t *b, unsigned extra);
 void tw_batch_free(tw_batch_t *b);
+
+/* Write the uint body field `f` = `v` at the start of every message of
+ * this batch, before "items" (the broker's "boot" in ACK and RESULT).
+ * Call before the first item. */
+void tw_batch_head(tw_batch_t *b, tw_field_t f, uint64_t v);
 
 /* Begin one more item and return the encoder to write it (a map) into. */
 tw_enc_t *tw_batch_item(tw_batch_t *b);

@@ -87,6 +87,7 @@ struct tw_worker {
     int zw_open, zw_closing;
     int state;
     uint64_t wid, hb;
+    uint64_t boot; /* the broker run that welcomed us (PROTOCOL.md 5.19) */
     uint64_t last_recv, last_send;
     uint64_t backoff_ms;
     unsigned failures; /* connection attempts since the last WELCOME */
@@ -929,6 +930,7 @@ s_on_welcome(tw_worker_t *w, const tw_msg_t *m)
 {
     w->wid = tw_msg_uint(m, TW_F_WID, 0);
     w->hb = tw_msg_uint(m, TW_F_HB, S_HB_DEFAULT);
+    w->boot = tw_msg_uint(m, TW_F_BOOT, 0);
     if (w->hb < 10) {
         w->hb = 10;
     }
@@ -1289,6 +1291,14 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
             if (w->state == S_READY) {
                 s_rehello(w);
             }
+        } else if (code == TW_ECOMMAND && w->state == S_HELLO) {
+            /* HELLO itself was refused: this is not a backend (a
+             * client's frontend, most likely). Retrying cannot help;
+             * exit with the configuration error code so a supervisor
+             * (systemd, --procs) sees it fail. */
+            tw_err("worker.connect", "%s refused HELLO: %.*s", w->broker,
+                   (int)len, s ? s : "");
+            s_stop(w, 2, 0);
         } else {
             tw_warn("worker.error", "broker error %lld (%s): %.*s",
                     (long long)code, tw_err_name((int)code), (int)len,
@@ -1304,7 +1314,19 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
             s_on_worker(w, &m);
         }
         break;
-    default: /* HEARTBEAT: receiving it was the point */
+    case TW_CMD_HEARTBEAT: {
+        /* Receiving it was the point; a boot id other than the one in
+         * our WELCOME is another broker run on the same endpoint. */
+        uint64_t boot = tw_msg_uint(&m, TW_F_BOOT, 0);
+        if (boot && w->boot && boot != w->boot && w->state == S_READY) {
+            tw_notice("worker.relink", "%s is a new broker run (boot "
+                      "%016llx, was %016llx)", w->broker,
+                      (unsigned long long)boot, (unsigned long long)w->boot);
+            s_rehello(w);
+        }
+        break;
+    }
+    default:
         break;
     }
     tw_msg_release(&m);

@@ -47,10 +47,28 @@ int
 tw_cli_lib_error(const tw_cli_env_t *e, tw_client_t *c, const char *what,
                  int rc)
 {
+    const char *link = c ? tw__client_link_error(c) : NULL;
+    if (link && rc == TW_EUNREACH) {
+        /* What the socket monitor saw: refused, wrong kind of socket,
+         * refused key (common/zmon.h). */
+        char *clean = tw_cli_clean(link);
+        int code = tw_cli_fail(TW_CLI_UNREACH, "cannot reach the broker: %s",
+                               clean ? clean : link);
+        free(clean);
+        return code;
+    }
     if (rc == TW_EUNREACH) {
         return tw_cli_unreachable(e);
     }
     const char *m = c ? tw_client_last_error(c) : "";
+    if (c && (rc == TW_ECOMMAND || rc == TW_EWORKER) && *m) {
+        /* The broker says this is not its frontend, and which is. */
+        char *clean = tw_cli_clean(m);
+        tw_cli_fail(TW_CLI_USAGE, "%s: wrong endpoint %s: %s", what,
+                    e->broker, clean ? clean : "?");
+        free(clean);
+        return TW_CLI_USAGE;
+    }
     if (*m && rc != TW_EIO && rc != TW_ENOMEM) {
         char *clean = tw_cli_clean(m);
         tw_cli_fail(TW_CLI_FAIL, "%s: %s (broker: %s)", what, tw_strerror(rc),

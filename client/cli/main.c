@@ -136,7 +136,7 @@ static const char s_usage[] =
     "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
     "                     " S_DEFAULT_BROKER "\n"
     "  --status EP        status endpoint (events, station tail); default\n"
-    "                     $TASKWHEEL_STATUS, else " S_DEFAULT_STATUS "\n"
+    "                     $TASKWHEEL_STATUS, else the one the broker names\n"
     "  --json             print one JSON document on stdout (JSON lines\n"
     "                     for events and station tail) and nothing else\n"
     "  --timeout-ms N     how long to wait for the broker; default 5000\n"
@@ -188,8 +188,8 @@ s_parse_global(int argc, char **argv, tw_cli_env_t *o)
     const char *env;
     o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
                                                            : S_DEFAULT_BROKER;
-    o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env
-                                                           : S_DEFAULT_STATUS;
+    /* NULL: ask the broker (PROTOCOL.md 5.8). */
+    o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env : NULL;
     o->timeout_ms = S_DEFAULT_TIMEOUT_MS;
     o->argv = calloc((size_t)argc + 1, sizeof *o->argv);
     if (!o->argv) {
@@ -560,6 +560,9 @@ s_cmd_submit(const tw_cli_env_t *o)
             goto out;
         }
         rc = tw_client_poll(c, (int)(deadline - now));
+        if (rc >= 0 && tw__client_link_failed(c)) {
+            rc = tw__client_link_failed(c); /* refused: no use waiting */
+        }
         if (rc < 0) {
             code = tw_cli_lib_error(o, c, "submit", rc);
             goto out;
@@ -1041,13 +1044,44 @@ s_on_signal(int sig)
  * printed (it counts towards --count), 0 if skipped. */
 typedef int (*s_sub_fn)(void *arg, zmq_msg_t *topic, zmq_msg_t *body);
 
+/* The status endpoint: --status or $TASKWHEEL_STATUS, else the one the
+ * broker names in its answer to a ping (an older broker names none: the
+ * default). Returns -1 with the endpoint in buf, or an exit code. */
+static int
+s_status_endpoint(const tw_cli_env_t *o, char *buf, size_t len)
+{
+    if (o->status) {
+        snprintf(buf, len, "%s", o->status);
+        return -1;
+    }
+    int code = -1;
+    tw_client_t *c = tw_cli_connect(o, &code);
+    if (!c) {
+        return code;
+    }
+    int rc = tw_client_ping(c, o->timeout_ms);
+    if (rc != 0) {
+        code = tw_cli_lib_error(o, c, "status endpoint", rc);
+    } else if (!tw__client_status_ep(c, buf, len)) {
+        snprintf(buf, len, "%s", S_DEFAULT_STATUS);
+    }
+    tw_client_destroy(&c);
+    return code;
+}
+
 /* A SUB socket connected to the status endpoint and subscribed to each
- * of `prefixes` (everything if there are none). Returns -1 and sets *ctx
- * and *sub, or an exit code. */
+ * of `prefixes` (everything if there are none), then to a welcome topic
+ * of its own (PROTOCOL.md 8.2), whose answer shows the endpoint is a
+ * broker's status socket and the subscriptions are in effect. Returns -1
+ * and sets *ctx, *sub and ep (the endpoint), or an exit code. */
 static int
 s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
-           void **ctx, void **sub)
+           void **ctx, void **sub, char *ep, size_t eplen)
 {
+    int code = s_status_endpoint(o, ep, eplen);
+    if (code >= 0) {
+        return code;
+    }
     *ctx = zmq_ctx_new();
     *sub = *ctx ? zmq_socket(*ctx, ZMQ_SUB) : NULL;
     if (!*sub) {
@@ -1069,11 +1103,11 @@ s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
         *sub = *ctx = NULL;
         return sec;
     }
-    if (zmq_connect(*sub, o->status) != 0) {
+    if (zmq_connect(*sub, ep) != 0) {
         zmq_close(*sub);
         zmq_ctx_term(*ctx);
         *sub = *ctx = NULL;
-        return tw_cli_usage("cannot use status endpoint '%s'", o->status);
+        return tw_cli_usage("cannot use status endpoint '%s'", ep);
     }
     if (n == 0) {
         zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, "", 0);
@@ -1081,7 +1115,21 @@ s_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
     for (size_t i = 0; i < n; i++) {
         zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, prefixes[i], strlen(prefixes[i]));
     }
+    char welcome[TW_PROTO_WELCOME_LEN + 17];
+    memcpy(welcome, TW_PROTO_WELCOME, TW_PROTO_WELCOME_LEN);
+    tw_random_hex(welcome + TW_PROTO_WELCOME_LEN, 16);
+    zmq_setsockopt(*sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
     return -1;
+}
+
+/* 1 if `topic` is a welcome answer (never shown: it only proves the
+ * subscription). */
+static int
+s_is_welcome(zmq_msg_t *topic)
+{
+    return zmq_msg_size(topic) > TW_PROTO_WELCOME_LEN &&
+           memcmp(zmq_msg_data(topic), TW_PROTO_WELCOME,
+                  TW_PROTO_WELCOME_LEN) == 0;
 }
 
 static void
@@ -1091,12 +1139,15 @@ s_sub_close(void *ctx, void *sub)
     zmq_ctx_term(ctx);
 }
 
-/* Hand every two-frame message arriving on `sub` to `fn` until SIGINT or
- * SIGTERM, `count` of them were printed (0: no limit) or `for_secs`
- * passed (negative: no limit). Returns an exit code. */
+/* Hand every two-frame message arriving on `sub` (from `ep`) to `fn`
+ * until SIGINT or SIGTERM, `count` of them were printed (0: no limit) or
+ * `for_secs` passed (negative: no limit). An endpoint that sends nothing
+ * at all, not even the welcome answer, within `quiet_ms` is not a
+ * broker's status socket (or no broker is there): exit 3, never a silent
+ * success. Returns an exit code. */
 static int
-s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
-           void *arg)
+s_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
+           double for_secs, s_sub_fn fn, void *arg)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1110,14 +1161,29 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
         for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
                       : 0;
     uint64_t seen = 0;
+    int heard = 0;
+    uint64_t quiet_end = tw_now_ms() + (uint64_t)quiet_ms;
     while (!s_stop && (count == 0 || seen < count)) {
         long wait = -1;
+        uint64_t now = tw_now_ms();
         if (for_secs >= 0) {
-            uint64_t now = tw_now_ms();
             if (now >= deadline) {
                 break;
             }
             wait = (long)(deadline - now);
+        }
+        if (!heard) {
+            if (now >= quiet_end) {
+                code = tw_cli_fail(TW_CLI_UNREACH,
+                                   "nothing from the status endpoint %s "
+                                   "within %d ms: no broker's status socket "
+                                   "is there",
+                                   ep, quiet_ms);
+                break;
+            }
+            if (wait < 0 || (long)(quiet_end - now) < wait) {
+                wait = (long)(quiet_end - now);
+            }
         }
         zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&pi, 1, wait) < 0) {
@@ -1153,7 +1219,12 @@ s_sub_loop(void *sub, uint64_t count, double for_secs, s_sub_fn fn,
                 zmq_msg_close(&part);
             }
             /* A status message is exactly [topic][body]. */
-            if (nf == 2) {
+            heard = 1;
+            if (s_is_welcome(&f[0])) {
+                /* Said once, on stderr: from here on nothing published
+                 * under the subscribed topics is missed. */
+                tw_cli_fail(TW_CLI_OK, "subscribed at %s", ep);
+            } else if (nf == 2) {
                 seen += (uint64_t)fn(arg, &f[0], &f[1]);
             }
             zmq_msg_close(&f[0]);
@@ -1230,9 +1301,11 @@ s_cmd_events(const tw_cli_env_t *o)
         return code;
     }
     void *ctx, *sub;
-    code = s_sub_open(o, prefixes, nprefixes, &ctx, &sub);
+    char ep[300];
+    code = s_sub_open(o, prefixes, nprefixes, &ctx, &sub, ep, sizeof ep);
     if (code < 0) {
-        code = s_sub_loop(sub, count, for_secs, s_print_event, NULL);
+        code = s_sub_loop(sub, ep, o->timeout_ms, count, for_secs,
+                          s_print_event, NULL);
         s_sub_close(ctx, sub);
     }
     free(prefixes);
@@ -1743,6 +1816,51 @@ s_print_s2n(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
     return 1;
 }
 
+/* Before tailing: -1 to go on, or an exit code: 1 for a station the
+ * broker does not know, 0 for one that has already ended (stopped, done,
+ * failed or cancelled, and not restarting: the broker decides that in
+ * the same turn), since nothing will ever come. */
+static int
+s_tail_check(const tw_cli_env_t *o, const char *id)
+{
+    tw_station_req_t req;
+    memset(&req, 0, sizeof req);
+    req.op = "show";
+    req.sid = id;
+    int code = -1;
+    tw_client_t *c = tw_cli_connect(o, &code);
+    if (!c) {
+        return code;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc = tw_client_station(c, &req, o->timeout_ms, &data, &len);
+    char *clean = tw_cli_clean(id);
+    if (rc == TW_ENOENT) {
+        code = tw_cli_fail(TW_CLI_FAIL, "station tail: there is no station "
+                           "'%s'", clean ? clean : "?");
+    } else if (rc != 0) {
+        code = tw_cli_lib_error(o, c, "station tail", rc);
+    } else {
+        json_t *v = tw_cli_payload_json(data, len);
+        const char *st = json_string_value(json_object_get(v, "state"));
+        static const char *const ended[] = {"stopped", "done", "failed",
+                                            "cancelled", NULL};
+        if (st && s_one_of(st, ended)) {
+            if (!o->json) {
+                tw_cli_fail(TW_CLI_OK, "station tail: station '%s' has "
+                            "already ended (%s)", clean ? clean : "?", st);
+            }
+            code = TW_CLI_OK;
+        }
+        json_decref(v);
+    }
+    free(clean);
+    free(data);
+    tw_client_destroy(&c);
+    return code;
+}
+
 static int
 s_st_tail(const tw_cli_env_t *o, const char *sub)
 {
@@ -1781,20 +1899,18 @@ s_st_tail(const tw_cli_env_t *o, const char *sub)
     t.json = o->json;
     const char *prefixes[2] = {t.topic, t.events};
     void *ctx, *sub_sock;
-    code = s_sub_open(o, prefixes, 2, &ctx, &sub_sock);
+    char ep[300];
+    code = s_sub_open(o, prefixes, 2, &ctx, &sub_sock, ep, sizeof ep);
     if (code >= 0) {
         return code;
     }
     /* Subscribed first, so nothing emitted after the check is missed; the
-     * check turns an unknown station into exit 1 instead of silence. */
-    tw_station_req_t req;
-    memset(&req, 0, sizeof req);
-    req.op = "show";
-    req.sid = id;
-    json_t *v = s_st_request(o, &req, &code);
-    if (v) {
-        json_decref(v);
-        code = s_sub_loop(sub_sock, count, for_secs, s_print_s2n, &t);
+     * check turns an unknown station into exit 1 instead of silence, and
+     * a station that has already ended into an end at once. */
+    code = s_tail_check(o, id);
+    if (code < 0) {
+        code = s_sub_loop(sub_sock, ep, o->timeout_ms, count, for_secs,
+                          s_print_s2n, &t);
     }
     s_sub_close(ctx, sub_sock);
     return code;

@@ -102,7 +102,11 @@ tw_cli_client_new(const char *endpoint, int *code)
         tw__client_new(endpoint, s_sec.loaded > 0 ? &s_sec.keys : NULL);
     if (!c) {
         *code = tw_cli_usage("cannot use broker endpoint '%s'", endpoint);
+        return NULL;
     }
+    /* A refused port or a peer of the wrong kind ends a command at once,
+     * with the socket monitor's words (tw_cli_lib_error). */
+    tw__client_fail_fast(c, 1);
     return c;
 }
 

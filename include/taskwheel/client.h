@@ -769,6 +769,15 @@ int tw_stop(tw_client_t *c, const char *msg);
  *     broker says it never had (state unknown, 7) is delivered as state
  *     lost (4) with an error saying so, never waited on forever.
  *
+ * A broker killed and back within that window never looks lost, so the
+ * client also does both at once, on the same socket, when ZeroMQ's socket
+ * monitor reports that its connection dropped, and when a message from
+ * the broker carries a boot id other than the last one seen (each broker
+ * run has its own: proto/PROTOCOL.md 5.19). Connection problems the
+ * monitor reports (a refused port, a peer that is not a broker frontend,
+ * a refused CURVE key) are logged in one line and, after a request ends
+ * with TW_EUNREACH, are what tw_client_last_error() says.
+ *
  * Submissions not acknowledged yet (the outbox) are bounded by max_outbox;
  * tw_client_submit returns TW_EFULL when it is full (poll to take ACKs,
  * then submit again). A request running while the broker is lost is not

@@ -53,14 +53,6 @@ s_log_count(pid_t pid, const char *text)
     return n;
 }
 
-static long long
-s_stat(tw_client_t *c, const char *key)
-{
-    long long v = -1;
-    TW_H_ASSERT_OK(tw_h_status_field(c, key, &v));
-    return v;
-}
-
 static int
 s_station(tw_client_t *c, const char *op, const char *sid,
           const void *payload, size_t plen)
@@ -104,8 +96,8 @@ s_quarantine(const tw_h_broker_t *b, tw_client_t *c)
     TW_H_ASSERT_EQ(tw_h_recv(bad, &msg, 500), TW_ETIMEDOUT);
     tw_h_msg_release(&msg);
     zmq_close(bad);
-    TW_H_ASSERT_EQ(s_stat(c, "quarantined"), 51);
-    TW_H_ASSERT_EQ(s_stat(c, "quarantined_peers"), 1);
+    TW_H_ASSERT_EQ(tw_fault_stat(c, "quarantined"), 51);
+    TW_H_ASSERT_EQ(tw_fault_stat(c, "quarantined_peers"), 1);
     TW_H_ASSERT_EQ(s_log_count(b->pid, "input.quarantine"), 1);
     /* Others are served. */
     TW_H_ASSERT_OK(tw_client_ping(c, 5000));
@@ -134,7 +126,7 @@ s_max_msg(const tw_h_broker_t *b, tw_client_t *c)
 static void
 s_unroutable(const tw_h_broker_t *b, tw_client_t *c)
 {
-    long long before = s_stat(c, "unroutable");
+    long long before = tw_fault_stat(c, "unroutable");
     void *gone = tw_h_dealer(b->frontend, "c-gone");
     unsigned char secs[9];
     size_t sl = tw_fault_pack_double(secs, 0.3);
@@ -160,7 +152,7 @@ s_unroutable(const tw_h_broker_t *b, tw_client_t *c)
     long long unroutable = before;
     while (unroutable == before && tw_h_now_ms() < end) {
         tw_h_sleep_ms(50);
-        unroutable = s_stat(c, "unroutable");
+        unroutable = tw_fault_stat(c, "unroutable");
     }
     printf("bad-peer: a push to a departed client counted: unroutable "
            "%lld -> %lld\n", before, unroutable);
@@ -194,7 +186,7 @@ s_overflow(tw_client_t *c)
     /* One SUBMIT: every item is checked before the turn's dispatch. */
     TW_H_ASSERT_EQ(tw_fault_acked(&f), 50);
     TW_H_ASSERT_EQ(refused, 10);
-    TW_H_ASSERT_EQ(s_stat(c, "overflow"), 10);
+    TW_H_ASSERT_EQ(tw_fault_stat(c, "overflow"), 10);
     tw_fault_free(&f);
     tw_client_on_ack(c, NULL, NULL);
     tw_client_on_result(c, NULL, NULL);
@@ -236,7 +228,7 @@ main(void)
     TW_H_ASSERT_EQ(s_station(c, "send", "s-1", &one, 1), TW_EFULL);
     printf("bad-peer: 3rd n2s message refused: %s\n",
            tw_client_last_error(c));
-    TW_H_ASSERT_EQ(s_stat(c, "n2s_dropped"), 1);
+    TW_H_ASSERT_EQ(tw_fault_stat(c, "n2s_dropped"), 1);
 
     tw_client_destroy(&c);
     TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);

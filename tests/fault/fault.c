@@ -175,6 +175,14 @@ tw_fault_report(tw_fault_t *f, tw_client_t *c)
     TW_H_ASSERT_EQ(acked, f->submitted);
 }
 
+long long
+tw_fault_stat(tw_client_t *c, const char *key)
+{
+    long long v = -1;
+    TW_H_ASSERT_OK(tw_h_status_field(c, key, &v));
+    return v;
+}
+
 size_t
 tw_fault_pack_double(unsigned char buf[9], double v)
 {
@@ -285,29 +293,14 @@ tw_fault_sub_new(const char *endpoint, const char *const topics[])
 {
     tw_fault_sub_t *sub = calloc(1, sizeof *sub);
     TW_H_ASSERT(sub != NULL);
-    sub->sock = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    TW_H_ASSERT(sub->sock != NULL);
-    int zero = 0, hwm = 1000000;
-    zmq_setsockopt(sub->sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sub->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(sub->sock, ZMQ_SUBSCRIBE, "stats", 5);
-    for (size_t i = 0; topics && topics[i]; i++) {
-        zmq_setsockopt(sub->sock, ZMQ_SUBSCRIBE, topics[i],
-                       strlen(topics[i]));
+    const char *all[34] = {"stats"};
+    size_t n = 1;
+    for (size_t i = 0; topics && topics[i] && n < 33; i++) {
+        all[n++] = topics[i];
     }
-    TW_H_ASSERT_MSG(zmq_connect(sub->sock, endpoint) == 0,
-                    "connect %s: %s", endpoint, zmq_strerror(zmq_errno()));
-    /* "stats" comes every second: once one arrives, the broker has our
-     * subscriptions. */
-    uint64_t end = tw_h_now_ms() + 10000;
-    tw_fault_event_t ev;
-    while (tw_h_now_ms() < end) {
-        if (s_read(sub, &ev, 200) && strcmp(ev.topic, "stats") == 0) {
-            return sub;
-        }
-    }
-    tw_h_fail(__FILE__, __LINE__, "no stats event from %s in 10 s",
-              endpoint);
+    all[n] = NULL;
+    sub->sock = tw_h_sub(endpoint, all);
+    return sub;
 }
 
 void

@@ -84,6 +84,10 @@ size_t tw_fault_completed(const tw_fault_t *f);
  * ack and one outcome per submission. */
 void tw_fault_report(tw_fault_t *f, tw_client_t *c);
 
+/* One integer of the broker's QUERY "status" through `c`; fails the test
+ * if it cannot be read. */
+long long tw_fault_stat(tw_client_t *c, const char *key);
+
 /* A small msgpack-encoded number (for sleep's seconds as a float64). */
 size_t tw_fault_pack_double(unsigned char buf[9], double v);
 
@@ -105,9 +109,9 @@ typedef struct {
 
 typedef struct tw_fault_sub tw_fault_sub_t;
 
-/* Subscribe to the NULL-terminated topic prefixes at `endpoint` and wait
- * until the subscription took effect (a "stats" event arrived: "stats" is
- * always subscribed too, and is published every second). */
+/* Subscribe to the NULL-terminated topic prefixes at `endpoint` (and
+ * "stats") and return once the broker has the subscriptions
+ * (tw_h_sub: its welcome answer arrived). */
 tw_fault_sub_t *tw_fault_sub_new(const char *endpoint,
                                  const char *const topics[]);
 void tw_fault_sub_destroy(tw_fault_sub_t **sub_p);

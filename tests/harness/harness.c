@@ -497,6 +497,19 @@ tw_h_log_contains(pid_t pid, const char *text)
 }
 
 int
+tw_h_wait_log(pid_t pid, const char *text, int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (!tw_h_log_contains(pid, text)) {
+        if (tw_h_now_ms() >= end) {
+            return TW_ETIMEDOUT;
+        }
+        tw_h_sleep_ms(10);
+    }
+    return 0;
+}
+
+int
 tw_h_wait_exit(pid_t pid, int timeout_ms)
 {
     s_kid_t *k = s_find(pid);
@@ -893,4 +906,81 @@ tw_h_expect(void *sock, tw_cmd_t cmd, tw_h_msg_t *msg, int timeout_ms)
         }
         tw_h_msg_release(msg);
     }
+}
+
+/* --------------------------------------------------------- status --- */
+
+int
+tw_h_sub_recv(void *sub, char *topic, size_t tlen, zmq_msg_t *body,
+              int timeout_ms)
+{
+    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&pi, 1, timeout_ms) <= 0) {
+        return TW_ETIMEDOUT;
+    }
+    zmq_msg_t t;
+    zmq_msg_init(&t);
+    zmq_msg_init(body);
+    if (zmq_msg_recv(&t, sub, 0) < 0) {
+        zmq_msg_close(&t);
+        return TW_ETIMEDOUT;
+    }
+    size_t n = zmq_msg_size(&t) < tlen - 1 ? zmq_msg_size(&t) : tlen - 1;
+    memcpy(topic, zmq_msg_data(&t), n);
+    topic[n] = '\0';
+    int more = zmq_msg_more(&t);
+    zmq_msg_close(&t);
+    if (more && zmq_msg_recv(body, sub, 0) >= 0) {
+        more = zmq_msg_more(body);
+    }
+    while (more) {
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, sub, 0) < 0) {
+            zmq_msg_close(&x);
+            break;
+        }
+        more = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+    }
+    return 0;
+}
+
+void *
+tw_h_sub(const char *endpoint, const char *const topics[])
+{
+    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
+    TW_H_ASSERT(sub != NULL);
+    int zero = 0, hwm = 1000000;
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sub, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    size_t n = 0;
+    for (; topics && topics[n]; n++) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, topics[n], strlen(topics[n]));
+    }
+    if (n == 0) {
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    }
+    char welcome[TW_PROTO_WELCOME_LEN + 17];
+    memcpy(welcome, TW_PROTO_WELCOME, TW_PROTO_WELCOME_LEN);
+    tw_random_hex(welcome + TW_PROTO_WELCOME_LEN, 16);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
+    TW_H_ASSERT_MSG(zmq_connect(sub, endpoint) == 0, "connect %s: %s",
+                    endpoint, zmq_strerror(zmq_errno()));
+    uint64_t end = tw_h_now_ms() + 10000;
+    char topic[64];
+    while (tw_h_now_ms() < end) {
+        zmq_msg_t body;
+        if (tw_h_sub_recv(sub, topic, sizeof topic, &body, 100) != 0) {
+            continue;
+        }
+        zmq_msg_close(&body);
+        if (strcmp(topic, welcome) == 0) {
+            /* Answered: nothing else will come under it. */
+            zmq_setsockopt(sub, ZMQ_UNSUBSCRIBE, welcome, strlen(welcome));
+            return sub;
+        }
+    }
+    tw_h_fail(__FILE__, __LINE__, "no welcome from the status endpoint %s "
+              "in 10 s", endpoint);
 }

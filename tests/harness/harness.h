@@ -122,6 +122,10 @@ const char *tw_h_log_path(pid_t pid);
 /* 1 if the log of `pid` contains `text`, else 0. */
 int tw_h_log_contains(pid_t pid, const char *text);
 
+/* Wait up to timeout_ms for the log of `pid` to contain `text` (a
+ * subscriber's "subscribed at", say). Returns 0 or TW_ETIMEDOUT. */
+int tw_h_wait_log(pid_t pid, const char *text, int timeout_ms);
+
 /* SIGTERM, wait up to 5 s, then SIGKILL its process group. Returns the
  * exit code (0-255), 128 + signal if it died of a signal, or a negative
  * error (TW_ENOENT: not a child we know or already reaped). */
@@ -213,6 +217,21 @@ typedef struct {
  * with tw_h_msg_release). */
 int tw_h_recv(void *sock, tw_h_msg_t *msg, int timeout_ms);
 void tw_h_msg_release(tw_h_msg_t *msg);
+
+/* A SUB socket on the status endpoint `endpoint`, subscribed to the
+ * NULL-terminated topic prefixes (NULL or none: everything), returned
+ * once the broker has them: it subscribes last to a welcome topic of its
+ * own and waits for the broker's answer on it (PROTOCOL.md 8.2), dropping
+ * whatever came before. Fails the test after 10 s. Close with zmq_close.
+ * Never sleep instead: a subscription takes effect only when the broker
+ * has read it. */
+void *tw_h_sub(const char *endpoint, const char *const topics[]);
+
+/* Read one status message [topic][body] from `sub` within timeout_ms:
+ * returns 0 with the topic (NUL-terminated, cut to tlen - 1) and the body
+ * frame kept in *body (zmq_msg_close it), or TW_ETIMEDOUT. */
+int tw_h_sub_recv(void *sub, char *topic, size_t tlen, zmq_msg_t *body,
+                  int timeout_ms);
 
 /* Receive messages until one with command `cmd` arrives (others such as
  * HEARTBEAT are skipped) or timeout_ms passes; fails the test on timeout.

@@ -58,11 +58,13 @@ main(void)
     TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 1, 10000));
     pid_t p;
 
-    /* events runs in the background while the rest happens. */
-    const char *ev[] = {tw_h_cli_bin(), "--status", b.status, "--json",
+    /* events runs in the background while the rest happens; it finds the
+     * status endpoint by asking the broker, and says when it is
+     * subscribed. */
+    const char *ev[] = {tw_h_cli_bin(), "--broker", b.frontend, "--json",
                         "events", "task.", "--for", "6", NULL};
     pid_t events = tw_h_spawn_log(ev, "events.log");
-    tw_h_sleep_ms(500);
+    TW_H_ASSERT_OK(tw_h_wait_log(events, "subscribed at", 10000));
 
     TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
                          S_ARGS("--json", "submit", "echo",

@@ -266,7 +266,8 @@ s_tail_until_stopped(const tw_h_broker_t *b)
                           NULL};
     pid_t tail = tw_h_spawn_log(argv, "tail.log");
     TW_H_ASSERT(tail > 0);
-    tw_h_sleep_ms(500); /* its subscription reaches the broker */
+    /* It says so on stderr once the broker has its subscription. */
+    TW_H_ASSERT_OK(tw_h_wait_log(tail, "subscribed at", 10000));
     unsigned char v[9];
     size_t vl = tw_h_pack_int(v, 4242);
     tw_station_req_t req = {.op = "send",
@@ -287,13 +288,11 @@ s_tail_until_stopped(const tw_h_broker_t *b)
 static void
 s_channels(const tw_h_broker_t *b)
 {
-    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s2n.chat", 8);
-    zmq_connect(sub, b->status);
+    static const char *const topics[] = {"s2n.chat", NULL};
+    void *sub = tw_h_sub(b->status, topics);
     unsigned char nil = 0xc0;
     s_add("chat", "mirror", &nil, 1, "same", 10, NULL, NULL);
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "chat", "running", 5000, NULL));
-    tw_h_sleep_ms(300); /* the subscription reaches the broker */
     for (int i = 1; i <= 20; i++) {
         unsigned char v[9];
         size_t vl = tw_h_pack_int(v, i * 11);

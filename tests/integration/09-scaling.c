@@ -162,10 +162,8 @@ s_procs(const tw_h_broker_t *b)
 static void
 s_stream(const tw_h_broker_t *b)
 {
-    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s2n.chat", 8);
-    zmq_connect(sub, b->status);
-    tw_h_sleep_ms(300);
+    static const char *const topics[] = {"s2n.chat", NULL};
+    void *sub = tw_h_sub(b->status, topics);
     /* ["bash", ".../chat.sh", "0.2"] */
     const char *path = TW_SOURCE_DIR "/examples/stream/chat.sh";
     msgpack_sbuffer sb;

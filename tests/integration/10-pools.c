@@ -452,11 +452,8 @@ main(void)
     }
     TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 3, 10000));
     s_sock = tw_h_dealer(b.frontend, "c-pools-test");
-    s_sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(s_sub, ZMQ_SUBSCRIBE, "task.", 5);
-    zmq_setsockopt(s_sub, ZMQ_SUBSCRIBE, "group.", 6);
-    zmq_connect(s_sub, b.status);
-    tw_h_sleep_ms(300);
+    static const char *const topics[] = {"task.", "group.", NULL};
+    s_sub = tw_h_sub(b.status, topics);
     s_limit_never_exceeded();
     s_reject_and_calls();
     s_stop_lifo_and_strict_cancel();

@@ -287,9 +287,8 @@ main(void)
     tw_h_track_results(s_c);
     s_bad_requests();
 
-    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "worker.", 7);
-    TW_H_ASSERT_EQ(zmq_connect(sub, b.status), 0);
+    static const char *const topics[] = {"worker.", NULL};
+    void *sub = tw_h_sub(b.status, topics);
 
     /* Four counting stations, spread over the three workers. */
     unsigned char zero[9];

@@ -451,13 +451,9 @@ main(void)
     TW_H_ASSERT_MSG(started, "a broker with --metrics started");
     snprintf(url, sizeof url, "http://%s/metrics", addr);
 
-    void *all = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    void *tasks = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(all, ZMQ_SUBSCRIBE, "", 0);
-    zmq_setsockopt(tasks, ZMQ_SUBSCRIBE, "task.", 5);
-    TW_H_ASSERT_EQ(zmq_connect(all, b.status), 0);
-    TW_H_ASSERT_EQ(zmq_connect(tasks, b.status), 0);
-    tw_h_sleep_ms(300);
+    static const char *const task_topics[] = {"task.", NULL};
+    void *all = tw_h_sub(b.status, NULL);
+    void *tasks = tw_h_sub(b.status, task_topics);
 
     pid_t w1 = tw_h_start_worker(&b, 8, NULL);
     TW_H_ASSERT(w1 > 0);

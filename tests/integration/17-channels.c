@@ -673,10 +673,8 @@ s_count_closed(void *arg, const tw_event_t *ev)
 static void
 s_until_closed(void)
 {
-    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "pool.", 5);
-    zmq_connect(sub, s_b.status);
-    tw_h_sleep_ms(300);
+    static const char *const topics[] = {"pool.", NULL};
+    void *sub = tw_h_sub(s_b.status, topics);
     tw_client_t *c = tw_client_new(s_b.frontend);
     TW_H_ASSERT(c != NULL);
     tw_client_on_event(c, s_count_closed, NULL);

@@ -87,8 +87,34 @@ s_submit(void *sock, int from, int to, int only_unacked)
     tw_enc_free(&e);
 }
 
-/* Read what arrives for up to `ms`: ACKs fill the tables (a second ACK
- * for the same seq must name the same id). */
+/* If `msg` is an ACK, fill the tables from it (a second ACK for the same
+ * seq must name the same id). Every receive path goes through here: an
+ * ACK read while waiting for something else is still an ACK. */
+static void
+s_record_acks(const tw_h_msg_t *msg)
+{
+    if (!msg->decoded || msg->m.cmd != TW_CMD_ACK) {
+        return;
+    }
+    for (size_t i = 0; i < msg->m.nitems; i++) {
+        const tw_item_t *it = &msg->m.items[i];
+        uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        TW_H_ASSERT(seq >= 1 && seq <= N_ITEMS);
+        if (!id) {
+            s_ack_err[seq] = (int)tw_item_int(it, TW_I_CODE, -1);
+            continue;
+        }
+        TW_H_ASSERT_MSG(!s_ack_id[seq] || s_ack_id[seq] == id,
+                        "seq %llu ACKed as task %llu and then %llu",
+                        (unsigned long long)seq,
+                        (unsigned long long)s_ack_id[seq],
+                        (unsigned long long)id);
+        s_ack_id[seq] = id;
+    }
+}
+
+/* Read what arrives for up to `ms`, recording ACKs. */
 static void
 s_pump(void *sock, int ms)
 {
@@ -99,23 +125,8 @@ s_pump(void *sock, int ms)
         if (rc == TW_ETIMEDOUT) {
             continue;
         }
-        if (rc == 0 && msg.m.cmd == TW_CMD_ACK) {
-            for (size_t i = 0; i < msg.m.nitems; i++) {
-                const tw_item_t *it = &msg.m.items[i];
-                uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
-                uint64_t id = tw_item_uint(it, TW_I_ID, 0);
-                TW_H_ASSERT(seq >= 1 && seq <= N_ITEMS);
-                if (!id) {
-                    s_ack_err[seq] = (int)tw_item_int(it, TW_I_CODE, -1);
-                    continue;
-                }
-                TW_H_ASSERT_MSG(!s_ack_id[seq] || s_ack_id[seq] == id,
-                                "seq %llu ACKed as task %llu and then %llu",
-                                (unsigned long long)seq,
-                                (unsigned long long)s_ack_id[seq],
-                                (unsigned long long)id);
-                s_ack_id[seq] = id;
-            }
+        if (rc == 0) {
+            s_record_acks(&msg);
         }
         tw_h_msg_release(&msg);
     }
@@ -145,11 +156,21 @@ s_check_results(void *sock, int from, int to, uint64_t qseq)
     TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_RESULT, &e));
     tw_enc_free(&e);
     int unfinished = 0;
+    uint64_t end = tw_h_now_ms() + 10000;
     for (;;) {
         tw_h_msg_t msg;
-        tw_h_expect(sock, TW_CMD_RESULT, &msg, 10000);
-        if (tw_msg_uint(&msg.m, TW_F_SEQ, 0) != qseq) {
-            tw_h_msg_release(&msg); /* a pushed outcome */
+        /* The ACKs of the last SUBMITs may come after this query's answer
+         * (a reply is sent at once, ACKs at the end of the broker's
+         * batch): record them, never skip them. */
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end, "no answer to RESULT query");
+        if (tw_h_recv(sock, &msg, 100) != 0) {
+            tw_h_msg_release(&msg);
+            continue;
+        }
+        s_record_acks(&msg);
+        if (msg.m.cmd != TW_CMD_RESULT ||
+            tw_msg_uint(&msg.m, TW_F_SEQ, 0) != qseq) {
+            tw_h_msg_release(&msg); /* an ACK or a pushed outcome */
             continue;
         }
         TW_H_ASSERT_EQ(msg.m.nitems, n);
@@ -261,16 +282,24 @@ main(void)
     /* Resend what has no ACK (same seq), and a sample of what has: the
      * broker must answer those with the ids it gave before. */
     uint64_t sample[50];
+    int nsampled = 0;
     for (int k = 0; k < 50; k++) {
+        /* On a slow machine (ASan) not all of these had their ACK before
+         * the kill: only those that did are a sample of "ACKed". */
         sample[k] = s_ack_id[1 + k * 37];
+        nsampled += sample[k] != 0;
     }
+    TW_H_ASSERT_MSG(nsampled >= 10, "only %d sampled items were ACKed",
+                    nsampled);
     for (int i = 1; i < KILL_AFTER + 500; i += BATCH) {
         s_submit(sock, i, i + BATCH, 1);
     }
     s_submit(sock, 1, 1 + 50 * 37, 0);
     s_pump(sock, 500);
     for (int k = 0; k < 50; k++) {
-        TW_H_ASSERT_EQ(s_ack_id[1 + k * 37], sample[k]);
+        if (sample[k]) {
+            TW_H_ASSERT_EQ(s_ack_id[1 + k * 37], sample[k]);
+        }
     }
     /* The rest of the stream, after the restart. */
     for (int i = KILL_AFTER + 500; i <= N_ITEMS; i += BATCH) {
@@ -282,18 +311,22 @@ main(void)
      * their worker come back within the grace period). */
     uint64_t end = tw_h_now_ms() + 30000;
     uint64_t qseq = 1000000;
-    int unfinished;
+    int unfinished, unacked;
     do {
         s_pump(sock, 300);
+        unacked = 0;
         for (int i = 1; i <= N_ITEMS; i++) {
             TW_H_ASSERT_MSG(s_ack_id[i] || tw_h_now_ms() < end,
                             "seq %d never ACKed (error %d)", i, s_ack_err[i]);
+            unacked += !s_ack_id[i];
         }
         unfinished = 0;
         for (int i = 1; i <= N_ITEMS; i += 1000) {
             unfinished += s_check_results(sock, i, i + 1000, ++qseq);
         }
-    } while (unfinished && tw_h_now_ms() < end);
+        /* Go on while an ACK is still on its way, too: on a busy machine
+         * the last ones may come after every known task has ended. */
+    } while ((unfinished || unacked) && tw_h_now_ms() < end);
     TW_H_ASSERT_EQ(unfinished, 0);
     /* One task per seq: ids are distinct. */
     uint64_t max_id = 0;
@@ -309,7 +342,7 @@ main(void)
     TW_H_ASSERT(s_ack_id[N_ITEMS] > s_max_id_before);
     long long resubmitted = 0;
     TW_H_ASSERT_OK(tw_h_status_field(c, "resubmitted", &resubmitted));
-    TW_H_ASSERT(resubmitted >= 50);
+    TW_H_ASSERT(resubmitted >= nsampled);
 
     /* The fault suite's line (tests/fault/fault.h, docs/RELIABILITY.md):
      * every seq was ACKed and ended (asserted above), and the broker's

@@ -64,10 +64,8 @@ main(void)
     s_c = tw_client_new(b.frontend);
     TW_H_ASSERT(s_c);
 
-    void *sub = zmq_socket(tw_h_zctx(), ZMQ_SUB);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "s2n.chat", 8);
-    TW_H_ASSERT_EQ(zmq_connect(sub, b.status), 0);
-    tw_h_sleep_ms(300); /* let the subscription reach the broker */
+    static const char *const topics[] = {"s2n.chat", NULL};
+    void *sub = tw_h_sub(b.status, topics);
 
     /* ["/bin/bash", ".../chat.sh", "0.2"]: a tick every 0.2 s. */
     const char *path = TW_SOURCE_DIR "/examples/stream/chat.sh";

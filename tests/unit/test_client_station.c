@@ -1465,12 +1465,13 @@ test_cli_tail(void **state)
     expect(&r, 0, "");
     assert_true(tw_now_ms() - t0 >= 190);
 
-    /* An unknown station is an operation failure, not an endless wait. */
+    /* An unknown station is an operation failure, not an endless wait,
+     * and says so in its own words. */
     const char *const unknown[] = {"station", "tail", "nosuch", NULL};
     cli_start(&r, fb->endpoint, p.endpoint, unknown);
     cli_finish(&r);
     expect(&r, 1, "");
-    assert_non_null(strstr(r.err, "not found"));
+    assert_non_null(strstr(r.err, "there is no station 'nosuch'"));
     pub_close(&p);
 }
 
