@@ -30,17 +30,16 @@ s_fail(char *why, size_t wlen, const char *fmt, ...)
     return TW_EINVAL;
 }
 
+/* "scheme://rest": a lowercase scheme libzmq may know (tcp, ipc,
+ * inproc, ws...) and something after it. */
 static int
 s_scheme_ok(const char *ep)
 {
-    static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        size_t k = strlen(schemes[i]);
-        if (strncmp(ep, schemes[i], k) == 0 && ep[k]) {
-            return 1;
-        }
+    size_t k = 0;
+    while (ep[k] >= 'a' && ep[k] <= 'z') {
+        k++;
     }
-    return 0;
+    return k > 0 && strncmp(ep + k, "://", 3) == 0 && ep[k + 3];
 }
 
 int
@@ -76,7 +75,7 @@ tw_eplist_parse(tw_eplist_t **out, const char *spec, char *why, size_t wlen)
             l->ep[l->n][len] = '\0';
             if (!s_scheme_ok(l->ep[l->n])) {
                 rc = s_fail(why, wlen, "endpoint %zu ('%s') is not "
-                                       "tcp://, ipc:// or inproc://",
+                                       "scheme://address (tcp://host:port)",
                             i, l->ep[l->n]);
             }
             for (size_t k = 0; rc == 0 && k < l->n; k++) {

@@ -32,8 +32,9 @@
 typedef struct tw_eplist tw_eplist_t;
 
 /* Parse "EP[,EP...]": endpoints separated by commas, spaces around each
- * ignored; each must start with tcp://, ipc:// or inproc:// and be at most
- * TW_EPLIST_EP_MAX octets; at most TW_EPLIST_MAX of them, none twice.
+ * ignored; each must read scheme://address (tcp://, ipc://...) and be at
+ * most TW_EPLIST_EP_MAX octets; at most TW_EPLIST_MAX of them, none
+ * twice.
  * Returns 0 and *out, or TW_EINVAL with a sentence in `why` naming the
  * problem ("endpoint 2 is empty"). The list starts at its first endpoint. */
 int tw_eplist_parse(tw_eplist_t **out, const char *spec, char *why,

@@ -102,7 +102,11 @@ typedef enum {
     XX(FULL, "full", TW_T_STR, 16)                                           \
     XX(N, "n", TW_T_UINT, 0)                                                 \
     XX(BOOT, "boot", TW_T_UINT, 0)                                           \
-    XX(PUB, "pub", TW_T_STR, 255)
+    XX(PUB, "pub", TW_T_STR, 255)                                            \
+    XX(HA, "ha", TW_T_UINT, 0)         /* a broker pair's fencing epoch */   \
+    XX(LOST, "lost", TW_T_UINT, 0)     /* the epoch of the broker lost */    \
+    XX(ACTIVE, "active", TW_T_STR, 255) /* ENOTACTIVE: the active one */     \
+    XX(LIVE, "live", TW_T_UINT, 0)     /* ENOTACTIVE: it is still heard */
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \

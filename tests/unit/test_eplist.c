@@ -64,18 +64,21 @@ test_parse(void **state)
     tw_eplist_free(&l);
     assert_null(l);
     tw_eplist_free(&l);
-    assert_int_equal(tw_eplist_parse(&l, "ipc:///tmp/b,inproc://x", NULL,
-                                     0),
+    assert_int_equal(tw_eplist_parse(&l, "ipc:///tmp/b,inproc://x,ws://h:1",
+                                     NULL, 0),
                      0);
-    assert_int_equal(tw_eplist_count(l), 2);
+    assert_int_equal(tw_eplist_count(l), 3);
     tw_eplist_free(&l);
 
     s_refused(NULL, "no endpoint");
     s_refused("", "endpoint 1 is empty");
     s_refused(S_P ",", "endpoint 2 is empty");
     s_refused(S_P ", ," S_B, "endpoint 2 is empty");
-    s_refused("10.0.0.1:7710", "endpoint 1 ('10.0.0.1:7710') is not tcp://");
-    s_refused("tcp://", "is not tcp://");
+    s_refused("10.0.0.1:7710",
+              "endpoint 1 ('10.0.0.1:7710') is not scheme://address");
+    s_refused("tcp://", "is not scheme://address");
+    s_refused("TCP://x", "is not scheme://address");
+    s_refused("://x", "is not scheme://address");
     s_refused(S_P "," S_P, "endpoint 2 ('" S_P "') is given twice");
     char big[400] = "tcp://";
     memset(big + 6, 'h', 300);
