@@ -1058,17 +1058,11 @@ static void
 s_not_active(tw_client_t *c, const tw_msg_t *m)
 {
     size_t alen = 0;
-    const char *a = tw_msg_str(m, TW_F_ACTIVE, &alen);
-    char active[TW_EPLIST_EP_MAX + 1] = "";
-    if (a && alen < sizeof active) {
-        memcpy(active, a, alen);
-        active[alen] = '\0';
-    }
-    int live = tw_msg_uint(m, TW_F_LIVE, 0) != 0;
-    char was[TW_EPLIST_EP_MAX + 1];
-    snprintf(was, sizeof was, "%s", c->endpoint);
-    int moved = tw_eplist_not_active(c->eps, active[0] ? active : NULL,
-                                     live, tw_msg_uint(m, TW_F_HA, 0));
+    const char *active = tw_msg_str(m, TW_F_ACTIVE, &alen);
+    const char *was = tw_eplist_current(c->eps);
+    int moved = tw_eplist_not_active(c->eps, active, alen,
+                                     tw_msg_uint(m, TW_F_LIVE, 0) != 0,
+                                     tw_msg_uint(m, TW_F_HA, 0));
     s_follow_list(c);
     tw_info("client.notactive", "%s is not the active broker (%s); %s %s",
             was, c->last_error, moved ? "trying" : "asking again later:",
@@ -1082,8 +1076,7 @@ s_not_active(tw_client_t *c, const tw_msg_t *m)
 static int
 s_fence(tw_client_t *c, uint64_t ha)
 {
-    char was[TW_EPLIST_EP_MAX + 1];
-    snprintf(was, sizeof was, "%s", c->endpoint);
+    const char *was = tw_eplist_current(c->eps);
     if (tw_eplist_served(c->eps, ha) == 0) {
         return 0;
     }

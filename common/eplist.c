@@ -151,8 +151,8 @@ tw_eplist_lost(tw_eplist_t *l)
 }
 
 int
-tw_eplist_not_active(tw_eplist_t *l, const char *active, int live,
-                     uint64_t ha)
+tw_eplist_not_active(tw_eplist_t *l, const char *active, size_t alen,
+                     int live, uint64_t ha)
 {
     if (ha > l->max_ha) {
         l->max_ha = ha;
@@ -160,7 +160,9 @@ tw_eplist_not_active(tw_eplist_t *l, const char *active, int live,
     size_t before = l->cur;
     if (live) {
         size_t i = 0;
-        while (active && i < l->n && strcmp(l->ep[i], active) != 0) {
+        while (active && i < l->n &&
+               !(strlen(l->ep[i]) == alen &&
+                 memcmp(l->ep[i], active, alen) == 0)) {
             i++;
         }
         if (active && i < l->n && i != l->cur) {

@@ -64,11 +64,13 @@ int tw_eplist_served(tw_eplist_t *l, uint64_t ha);
 void tw_eplist_lost(tw_eplist_t *l);
 
 /* The current broker answered ENOTACTIVE with its `ha`, the active's
- * endpoint (`active`, NULL if it named none) and whether it still hears
- * it (`live`). Returns 1 if the endpoint changed (reconnect there), 0 to
- * try the same one again after a backoff. */
-int tw_eplist_not_active(tw_eplist_t *l, const char *active, int live,
-                         uint64_t ha);
+ * endpoint (`active`, `alen` octets, not NUL-terminated; NULL if it named
+ * none) and whether it still hears it (`live`). Returns 1 if the endpoint
+ * changed (reconnect there), 0 to try the same one again after a
+ * backoff. The endpoint strings of the list stay where they are, so a
+ * tw_eplist_current taken before still names the one that refused. */
+int tw_eplist_not_active(tw_eplist_t *l, const char *active, size_t alen,
+                         int live, uint64_t ha);
 
 /* The highest fencing epoch seen (0: none): `ha` in every message. */
 uint64_t tw_eplist_ha(const tw_eplist_t *l);

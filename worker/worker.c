@@ -932,23 +932,17 @@ s_drop_link(tw_worker_t *w)
 static void
 s_not_active(tw_worker_t *w, const tw_msg_t *m)
 {
-    size_t alen = 0, mlen = 0;
-    const char *a = tw_msg_str(m, TW_F_ACTIVE, &alen);
-    const char *msg = tw_msg_str(m, TW_F_MSG, &mlen);
-    char active[TW_EPLIST_EP_MAX + 1] = "";
-    if (a && alen < sizeof active) {
-        memcpy(active, a, alen);
-        active[alen] = '\0';
-    }
     if (w->draining) {
         tw_notice("worker.lost", "%s is not active while draining; "
                   "stopping", w->broker);
         s_stop(w, 0, w->stop_grace);
         return;
     }
-    char was[TW_EPLIST_EP_MAX + 1];
-    snprintf(was, sizeof was, "%s", w->broker);
-    int moved = tw_eplist_not_active(w->eps, active[0] ? active : NULL,
+    size_t alen = 0, mlen = 0;
+    const char *active = tw_msg_str(m, TW_F_ACTIVE, &alen);
+    const char *msg = tw_msg_str(m, TW_F_MSG, &mlen);
+    const char *was = tw_eplist_current(w->eps);
+    int moved = tw_eplist_not_active(w->eps, active, alen,
                                      tw_msg_uint(m, TW_F_LIVE, 0) != 0,
                                      tw_msg_uint(m, TW_F_HA, 0));
     s_follow_list(w);
@@ -967,8 +961,7 @@ s_not_active(tw_worker_t *w, const tw_msg_t *m)
 static int
 s_fence(tw_worker_t *w, uint64_t ha)
 {
-    char was[TW_EPLIST_EP_MAX + 1];
-    snprintf(was, sizeof was, "%s", w->broker);
+    const char *was = tw_eplist_current(w->eps);
     if (tw_eplist_served(w->eps, ha) == 0) {
         return 0;
     }

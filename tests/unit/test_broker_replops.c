@@ -23,6 +23,14 @@
 
 #define S_NDB 5
 
+/* The next operation of `b` from *off: must be one. */
+static void
+s_next(const tw_replops_t *b, size_t *off, tw_replop_t *op)
+{
+    assert_int_equal(tw_replops_next(b->buf, b->len, S_NDB, off, op, NULL, 0),
+                     1);
+}
+
 static void
 test_round_trip(void **state)
 {
@@ -42,30 +50,22 @@ test_round_trip(void **state)
     assert_int_equal(n, 4);
     size_t off = 0;
     tw_replop_t op;
-    assert_int_equal(tw_replops_next(b.buf, b.len, S_NDB, &off, &op, NULL,
-                                     0),
-                     1);
+    s_next(&b, &off, &op);
     assert_int_equal(op.op, TW_REPLOP_PUT_LAST);
     assert_int_equal(op.db, 1);
     assert_int_equal(op.klen, 8);
     assert_memory_equal(op.key, key8, 8);
     assert_int_equal(op.vlen, 3);
     assert_memory_equal(op.val, "\x81\x01\x2a", 3);
-    assert_int_equal(tw_replops_next(b.buf, b.len, S_NDB, &off, &op, NULL,
-                                     0),
-                     1);
+    s_next(&b, &off, &op);
     assert_int_equal(op.op, TW_REPLOP_PUT);
     assert_int_equal(op.db, 0);
     assert_memory_equal(op.key, "ha", 2);
-    assert_int_equal(tw_replops_next(b.buf, b.len, S_NDB, &off, &op, NULL,
-                                     0),
-                     1);
+    s_next(&b, &off, &op);
     assert_int_equal(op.op, TW_REPLOP_DEL);
     assert_int_equal(op.vlen, 0);
     assert_null(op.val);
-    assert_int_equal(tw_replops_next(b.buf, b.len, S_NDB, &off, &op, NULL,
-                                     0),
-                     1);
+    s_next(&b, &off, &op);
     assert_int_equal(op.op, TW_REPLOP_DEL_PREFIX);
     assert_int_equal(op.klen, 5);
     assert_memory_equal(op.key, "pool\0", 5);

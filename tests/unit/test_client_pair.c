@@ -31,6 +31,7 @@
 #include "proto/proto.h"
 #include "taskwheel/client.h"
 #include "tests/unit/support/fake_front.h"
+#include "tests/unit/support/pair.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,17 +152,7 @@ s_not_active(tw_ff_t *ff, uint64_t ha, const char *active, int live)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 5);
-    tw_enc_key(&e, TW_F_CODE);
-    tw_enc_int(&e, TW_ENOTACTIVE);
-    tw_enc_key(&e, TW_F_MSG);
-    tw_enc_cstr(&e, "not active: this is the backup broker (passive)");
-    tw_enc_key(&e, TW_F_HA);
-    tw_enc_uint(&e, ha);
-    tw_enc_key(&e, TW_F_ACTIVE);
-    tw_enc_cstr(&e, active);
-    tw_enc_key(&e, TW_F_LIVE);
-    tw_enc_uint(&e, (uint64_t)live);
+    tw_pair_enc_not_active(&e, ha, active, live);
     tw_ff_send(ff, TW_CMD_ERROR, &e);
     tw_enc_free(&e);
 }
@@ -212,8 +203,7 @@ test_refusal_names_the_active(void **state)
     for (int seq = 1; seq <= 3; seq++) {
         assert_int_equal(fx->acked[seq], 1);
     }
-    assert_string_equal(tw_client_last_error(fx->c),
-                        "not active: this is the backup broker (passive)");
+    assert_string_equal(tw_client_last_error(fx->c), TW_PAIR_NOT_ACTIVE_MSG);
     s_fx_free(fx);
 }
 

@@ -23,6 +23,14 @@
 #define S_P "tcp://10.0.0.1:7710"
 #define S_B "tcp://10.0.0.2:7710"
 
+/* ENOTACTIVE naming `active` (a C string, or NULL). */
+static int
+s_refusal(tw_eplist_t *l, const char *active, int live, uint64_t ha)
+{
+    return tw_eplist_not_active(l, active, active ? strlen(active) : 0, live,
+                                ha);
+}
+
 static tw_eplist_t *
 s_pair(void)
 {
@@ -108,18 +116,23 @@ test_refusal_names_the_active(void **state)
     assert_int_equal(tw_eplist_parse(&l, S_B "," S_P, why, sizeof why), 0);
     /* The backup, first in the list, is passive and hears the active. */
     assert_string_equal(tw_eplist_current(l), S_B);
-    assert_int_equal(tw_eplist_not_active(l, S_P, 1, 3), 1);
+    assert_int_equal(s_refusal(l, S_P, 1, 3), 1);
     assert_string_equal(tw_eplist_current(l), S_P);
     assert_int_equal(tw_eplist_ha(l), 3);
+    /* The name is matched by its length, not a NUL (it comes from a
+     * msgpack string). */
+    assert_int_equal(tw_eplist_not_active(l, S_B "tail", strlen(S_B), 1, 3),
+                     1);
+    assert_string_equal(tw_eplist_current(l), S_B);
+    assert_int_equal(s_refusal(l, S_P, 1, 3), 1);
     /* It went there without voting. */
     assert_int_equal(tw_eplist_vote(l, NULL), 0);
     assert_int_equal(tw_eplist_served(l, 3), 0);
     assert_string_equal(tw_eplist_current(l), S_P);
     /* A refusal naming an endpoint we were not given: the next one. */
-    assert_int_equal(tw_eplist_not_active(l, "tcp://elsewhere:7710", 1, 3),
-                     1);
+    assert_int_equal(s_refusal(l, "tcp://elsewhere:7710", 1, 3), 1);
     assert_string_equal(tw_eplist_current(l), S_B);
-    assert_int_equal(tw_eplist_not_active(l, NULL, 1, 3), 1);
+    assert_int_equal(s_refusal(l, NULL, 1, 3), 1);
     assert_string_equal(tw_eplist_current(l), S_P);
     tw_eplist_free(&l);
 }
@@ -137,7 +150,7 @@ test_failover_walk(void **state)
     assert_int_equal(tw_eplist_vote(l, &lost), 1);
     assert_int_equal(lost, 1);
     /* The backup has not given the primary up yet: ask it again. */
-    assert_int_equal(tw_eplist_not_active(l, S_P, 0, 1), 0);
+    assert_int_equal(s_refusal(l, S_P, 0, 1), 0);
     assert_string_equal(tw_eplist_current(l), S_B);
     assert_int_equal(tw_eplist_vote(l, NULL), 1);
     /* It took over under epoch 2: the vote is spent. */
@@ -151,7 +164,7 @@ test_failover_walk(void **state)
     assert_string_equal(tw_eplist_current(l), S_P);
     assert_int_equal(tw_eplist_vote(l, &lost), 1);
     assert_int_equal(lost, 2);
-    assert_int_equal(tw_eplist_not_active(l, S_B, 0, 2), 0);
+    assert_int_equal(s_refusal(l, S_B, 0, 2), 0);
     tw_eplist_free(&l);
 }
 
@@ -163,7 +176,7 @@ test_no_vote_moves_on(void **state)
      * client lost nothing: it looks at the next endpoint. */
     tw_eplist_t *l = NULL;
     assert_int_equal(tw_eplist_parse(&l, S_B "," S_P, NULL, 0), 0);
-    assert_int_equal(tw_eplist_not_active(l, S_P, 0, 4), 1);
+    assert_int_equal(s_refusal(l, S_P, 0, 4), 1);
     assert_string_equal(tw_eplist_current(l), S_P);
     /* Nothing answers there (a dead machine): lost, back with a vote
      * carrying no epoch (it never learnt one from an active). */
@@ -207,8 +220,8 @@ test_one_endpoint(void **state)
     assert_int_equal(tw_eplist_served(l, 0), 0);
     tw_eplist_lost(l);
     assert_string_equal(tw_eplist_current(l), S_P);
-    assert_int_equal(tw_eplist_not_active(l, S_B, 1, 2), 0);
-    assert_int_equal(tw_eplist_not_active(l, NULL, 0, 2), 0);
+    assert_int_equal(s_refusal(l, S_B, 1, 2), 0);
+    assert_int_equal(s_refusal(l, NULL, 0, 2), 0);
     assert_string_equal(tw_eplist_current(l), S_P);
     /* Without a pair, epochs stay 0 and nothing is ever refused. */
     tw_eplist_free(&l);

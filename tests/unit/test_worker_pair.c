@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "tests/unit/support/fake_broker.h"
+#include "tests/unit/support/pair.h"
 #include "tests/unit/support/suite.h"
 #include "worker/handlers.h"
 
@@ -90,18 +91,18 @@ s_not_active(tw_fb_t *fb, uint64_t ha, const char *active, int live)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 5);
-    tw_enc_key(&e, TW_F_CODE);
-    tw_enc_int(&e, TW_ENOTACTIVE);
-    tw_enc_key(&e, TW_F_MSG);
-    tw_enc_cstr(&e, "not active: this is the backup broker (passive)");
-    tw_enc_key(&e, TW_F_HA);
-    tw_enc_uint(&e, ha);
-    tw_enc_key(&e, TW_F_ACTIVE);
-    tw_enc_cstr(&e, active);
-    tw_enc_key(&e, TW_F_LIVE);
-    tw_enc_uint(&e, (uint64_t)live);
+    tw_pair_enc_not_active(&e, ha, active, live);
     tw_fb_send(fb, &e, TW_CMD_ERROR);
+}
+
+/* Expect HELLO at router `at`, WELCOME it under epoch `ha` with
+ * heartbeat `hb`, expect READY there. */
+static void
+s_register(tw_fb_t *fb, int at, uint64_t hb, uint64_t ha)
+{
+    s_expect(fb, TW_CMD_HELLO, at);
+    s_welcome(fb, hb, ha);
+    s_expect(fb, TW_CMD_READY, at);
 }
 
 static void
@@ -126,9 +127,7 @@ test_failover_votes(void **state)
 {
     tw_fb_t *fb = *state;
     s_start(fb, 0);
-    s_expect(fb, TW_CMD_HELLO, 0);
-    s_welcome(fb, 100, 3);
-    s_expect(fb, TW_CMD_READY, 0);
+    s_register(fb, 0, 100, 3);
     /* A task runs when the active falls silent. */
     tw_enc_t e;
     tw_enc_init(&e);
@@ -168,9 +167,7 @@ test_deposed_active_ignored(void **state)
 {
     tw_fb_t *fb = *state;
     s_start(fb, 0);
-    s_expect(fb, TW_CMD_HELLO, 0);
-    s_welcome(fb, 100, 5);
-    s_expect(fb, TW_CMD_READY, 0);
+    s_register(fb, 0, 100, 5);
     /* Silence: on to the other, which answers under an older epoch. */
     s_expect(fb, TW_CMD_HELLO, 2);
     assert_int_equal(s_key(fb, TW_F_HA), 5);
