@@ -9,10 +9,10 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
-      libjansson-dev libmicrohttpd-dev)
+      libjansson-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack)
 if [[ "${1:-}" == "--test" ]]; then
-    pkgs+=(clang libclang-rt-dev valgrind python3-zmq python3-msgpack tmux
-           iproute2 procps curl)
+    pkgs+=(clang libclang-rt-dev valgrind tmux iproute2 procps curl
+           python3-pytest)
 fi
 
 missing=()

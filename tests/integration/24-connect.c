@@ -1,4 +1,4 @@
-/*  tests/integration/21-connect.c - connection problems say what is wrong,
+/*  tests/integration/24-connect.c - connection problems say what is wrong,
  *  at once, and the status endpoint is found, not guessed.
  *
  *    refused      `taskwheel status` at a local port nobody listens on:
@@ -44,7 +44,7 @@ s_cli(const tw_h_broker_t *b, const char *const args[], pid_t *pid,
 int
 main(void)
 {
-    tw_h_init("21-connect");
+    tw_h_init("24-connect");
     tw_h_broker_t b;
     TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
     TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
