@@ -106,7 +106,24 @@ typedef enum {
     XX(HA, "ha", TW_T_UINT, 0)         /* a broker pair's fencing epoch */   \
     XX(LOST, "lost", TW_T_UINT, 0)     /* the epoch of the broker lost */    \
     XX(ACTIVE, "active", TW_T_STR, 255) /* ENOTACTIVE: the active one */     \
-    XX(LIVE, "live", TW_T_UINT, 0)     /* ENOTACTIVE: it is still heard */
+    XX(LIVE, "live", TW_T_UINT, 0)     /* ENOTACTIVE: it is still heard */ \
+    /* The peer socket of a broker pair (PROTOCOL.md 16). */                 \
+    XX(ROLE, "role", TW_T_STR, 16)                                           \
+    XX(STATE, "state", TW_T_STR, 16)                                         \
+    XX(POS, "pos", TW_T_UINTS, 0)      /* [epoch, seq] */                    \
+    XX(READY, "ready", TW_T_UINT, 0)                                         \
+    XX(FRONT, "front", TW_T_STR, 255)                                        \
+    XX(BACK, "back", TW_T_STR, 255)                                          \
+    XX(MODE, "mode", TW_T_STR, 16)                                           \
+    XX(RESYNC, "resync", TW_T_UINT, 0)                                       \
+    XX(OPS, "ops", TW_T_BIN, 0)        /* a batch (broker/replops.h) */      \
+    XX(CRC, "crc", TW_T_UINT, 0)                                             \
+    XX(SNAP, "snap", TW_T_UINT, 0)                                           \
+    XX(BASE, "base", TW_T_UINT, 0)                                           \
+    XX(ERAS, "eras", TW_T_UINTS, 0)    /* [epoch, first seq, ...] */         \
+    XX(DB, "db", TW_T_UINT, 0)                                               \
+    XX(AT, "at", TW_T_UINT, 0)                                               \
+    XX(COUNT, "count", TW_T_UINT, 0)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -158,6 +175,7 @@ typedef enum {
 } tw_ifield_t;
 
 #define TW_FB(f) (1ULL << TW_F_##f)
+_Static_assert(TW_F__COUNT <= 64, "TW_FB makes a 64-bit mask of fields");
 #define TW_IB(f) (1ULL << TW_I_##f)
 
 /* Directions a command may travel. */
@@ -165,6 +183,7 @@ typedef enum {
 #define TW_B2W 2 /* broker to worker */
 #define TW_C2B 4 /* client to broker */
 #define TW_B2C 8 /* broker to client */
+#define TW_B2B 16 /* broker to broker: the peer socket of a pair */
 
 /* The commands: id, name, directions, required body fields, required
  * fields of each item. */
@@ -196,7 +215,13 @@ typedef enum {
     XX(22, POOL, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                         \
     XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)                   \
     XX(24, CHAN, TW_W2B | TW_B2W | TW_C2B | TW_B2C, TW_FB(ITEMS),            \
-       TW_IB(ID) | TW_IB(EV))
+       TW_IB(ID) | TW_IB(EV))                                                \
+    XX(25, PAIR, TW_B2B,                                                     \
+       TW_FB(ROLE) | TW_FB(STATE) | TW_FB(HA) | TW_FB(POS) | TW_FB(READY),   \
+       0)                                                                    \
+    XX(26, REPL, TW_B2B, TW_FB(HA) | TW_FB(SEQ) | TW_FB(OPS), 0)            \
+    XX(27, RACK, TW_B2B, 0, 0)                                               \
+    XX(28, SNAP, TW_B2B, TW_FB(OP) | TW_FB(SNAP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,
