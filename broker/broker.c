@@ -32,6 +32,12 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#define S_TRIM_BYTES (32u << 20) /* freed payload before an early trim */
+#define S_TRIM_MS 100            /* between two trims at least */
 
 #define S_OPT_INT(name, lo, hi, dflt, field, help)                           \
     {name, TW_CFG_INT, lo, hi, dflt, offsetof(tw_broker_cfg_t, field), NULL, \
@@ -55,6 +61,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "runs of a task before worker losses make it 'lost'"),
     S_OPT_INT("max-payload", 1, 1LL << 30, "1048576", max_payload,
               "largest task argument or result in bytes"),
+    S_OPT_INT("payload-budget", 1, 1LL << 24, "256", payload_budget,
+              "MiB of task arguments and kept results the broker holds; "
+              "beyond, submissions get EFULL and the oldest kept results "
+              "are collected"),
     S_OPT_INT("max-msg", 1024, 1LL << 31, "16777216", max_msg,
               "largest ZeroMQ frame in bytes; larger ones drop the peer"),
     S_OPT_INT("max-queue", 1, 1LL << 31, "1000000", max_queue,
@@ -90,7 +100,11 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "when the store reaches the disk: every turn before its ACKs, once a "
      "second, or when the OS decides"},
     S_OPT_INT("data-size", 1, 1LL << 24, "1024", data_size,
-              "MiB the store may grow to; beyond, submissions get EFULL"),
+              "MiB of data the store holds; beyond, submissions get EFULL"),
+    {"verify-store", TW_CFG_BOOL, 0, 0, "no",
+     offsetof(tw_broker_cfg_t, verify_store), NULL,
+     "check every page of the store at start, as after an unclean stop "
+     "(records are always checked)"},
     {"log-level", TW_CFG_ENUM, 0, 0, "notice",
      offsetof(tw_broker_cfg_t, log_level), "err|warn|notice|info|debug",
      "log threshold"},
@@ -133,6 +147,9 @@ s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
 int
 tw__broker_send_built(tw_broker_t *b, tw_zwatch_t *zw, zmq_msg_t f[3])
 {
+    if (zw == &b->fzw && tw__persist_route(b, f)) {
+        return 0; /* held behind what the store has not written yet */
+    }
     int rc = tw_zwatch_send(zw, f, 3);
     if (rc != 0) {
         for (int i = 0; i < 3; i++) {
@@ -313,17 +330,21 @@ s_flush_client(tw_broker_t *b, tw_bclient_t *c)
 {
     if ((c->acks.n || c->results.n) && b->persist) {
         /* An ACK leaves only once its task is recorded, an outcome only
-         * once its end is. */
+         * once its end is: the commit takes them into its batch whenever
+         * anything of theirs is unwritten. What is left may go now. */
         tw__persist_commit(b);
     }
+    int was = tw__persist_bypass(b, 1);
     if (c->acks.n) {
         tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
                      &c->acks);
+        c->refused = 0;
     }
     if (c->results.n) {
         tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
                      &c->results);
     }
+    tw__persist_bypass(b, was);
 }
 
 tw_enc_t *
@@ -368,6 +389,33 @@ static void
 s_on_drained(tw_zwatch_t *zw)
 {
     tw__broker_end_of_turn(zw->data);
+}
+
+/* ---- memory ----------------------------------------------------------- */
+
+void
+tw__broker_trim(tw_broker_t *b, size_t freed, int tick)
+{
+#ifdef __GLIBC__
+    /* Give freed memory back to the system instead of leaving the
+     * broker's resident size at its peak: payloads (see main.c), and the
+     * trie in which libzmq keeps every monitor's subscription prefixes (a
+     * few KiB per long prefix, freed when a monitor with many leaves).
+     * Once a second, and sooner after a burst of payloads, but not more
+     * than ten times a second. */
+    b->trim_bytes += freed;
+    uint64_t now = uv_now(b->loop);
+    if ((tick || b->trim_bytes >= S_TRIM_BYTES) &&
+        now - b->trim_ms >= S_TRIM_MS) {
+        malloc_trim(0);
+        b->trim_bytes = 0;
+        b->trim_ms = now;
+    }
+#else
+    (void)b;
+    (void)freed;
+    (void)tick;
+#endif
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -434,16 +482,7 @@ s_on_stats(uv_timer_t *h)
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
     tw__broker_clients_probe(b); /* S93: gone submitters close channels */
     tw_quarantine_gc(&b->quarantine, now);
-#ifdef __GLIBC__
-    /* libzmq keeps every subscription prefix of every monitor in a trie,
-     * a few KiB per long prefix; when a monitor with many leaves, libzmq
-     * frees them, and this hands the pages back to the system instead of
-     * leaving the broker's resident size at its peak. */
-    if (b->status.unsubs - b->trimmed_unsubs >= 1024) {
-        b->trimmed_unsubs = b->status.unsubs;
-        malloc_trim(0);
-    }
-#endif
+    tw__broker_trim(b, 0, 1);
 }
 
 void
@@ -465,7 +504,7 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         ncounters += counters[i].key != NULL;
     }
-    size_t n = 14 + ncounters + tw__persist_status_count(b); /* 14: below */
+    size_t n = 16 + ncounters + tw__persist_status_count(b); /* 16: below */
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -479,6 +518,8 @@ tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("queued", b->pending);
     S_KV("running", b->running);
     S_KV("kept", b->tasks.ended.len);
+    S_KV("payload_bytes", b->tasks.payload_bytes);
+    S_KV("payload_budget", (uint64_t)b->cfg->payload_budget << 20);
     S_KV("clients", tw_clients_count(&b->clients));
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         if (counters[i].key) {
@@ -766,6 +807,7 @@ tw_broker_stop(tw_broker_t *b)
     uv_close((uv_handle_t *)&b->hb_timer, s_closed);
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
+    uv_close((uv_handle_t *)&b->more_timer, s_closed);
     uv_close((uv_handle_t *)&b->sigterm, s_closed);
     uv_close((uv_handle_t *)&b->sigint, s_closed);
 }

@@ -21,6 +21,7 @@ typedef struct {
     long long liveness;     /* silent intervals before a worker is dead */
     long long max_attempts; /* runs before a task is given up as lost */
     long long max_payload;  /* bytes of args or result per task */
+    long long payload_budget; /* MiB of args and results held at most */
     long long max_msg;      /* bytes per ZeroMQ frame (ZMQ_MAXMSGSIZE) */
     long long max_queue;    /* pending tasks before SUBMIT gets EFULL */
     long long max_results;  /* ended tasks kept for RESULT queries */
@@ -35,6 +36,7 @@ typedef struct {
     char *data;             /* store directory; NULL or "": memory only */
     char *fsync;            /* always | everysec | no */
     long long data_size;    /* MiB the store's map may grow to */
+    int verify_store;       /* deep check of the store at every start */
     char *log_level;
     char *log;
     char *curve_secret;  /* CURVE secret key file; NULL: plaintext */

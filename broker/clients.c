@@ -47,6 +47,15 @@ tw_clients_set_boot(tw_clients_t *cs, uint64_t boot)
 }
 
 tw_bclient_t *
+tw_clients_find(const tw_clients_t *cs, const void *ident, size_t len)
+{
+    tw_bclient_t *c = tw_idmap_get(&cs->by_ident, tw_hash_bytes(ident, len));
+    return c && c->ident_len == len && memcmp(c->ident, ident, len) == 0
+               ? c
+               : NULL;
+}
+
+tw_bclient_t *
 tw_clients_touch(tw_clients_t *cs, const void *ident, size_t len,
                  uint64_t now_ms)
 {

@@ -29,6 +29,9 @@ typedef struct {
     int dirty;            /* on the registry's flush list */
     int gone;             /* found unreachable or said BYE: its tasks'
                              channels were closed; cleared when it speaks */
+    uint64_t held_seq;    /* with a store: the last batch holding messages
+                             for it (persist.c) */
+    uint32_t refused;     /* items of `acks` that are refusals */
 } tw_bclient_t;
 
 typedef struct {
@@ -51,6 +54,10 @@ void tw_clients_set_boot(tw_clients_t *cs, uint64_t boot);
 /* The client with this identity, created if new. */
 tw_bclient_t *tw_clients_touch(tw_clients_t *cs, const void *ident,
                                size_t len, uint64_t now_ms);
+
+/* The client with this identity, or NULL (never creates one). */
+tw_bclient_t *tw_clients_find(const tw_clients_t *cs, const void *ident,
+                              size_t len);
 
 /* The client with this id, or NULL if forgotten. */
 tw_bclient_t *tw_clients_get(const tw_clients_t *cs, uint64_t id);

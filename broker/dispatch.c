@@ -133,7 +133,7 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
 {
     size_t hlen, alen, plen;
     const char *h = tw_item_str(it, TW_I_H, &hlen);
-    tw_item_bin(it, TW_I_A, &alen);
+    const void *a = tw_item_bin(it, TW_I_A, &alen);
     *hidx = tw__broker_handler_known(b, h, hlen, why, wlen);
     if (*hidx < 0) {
         return *hidx;
@@ -182,9 +182,18 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
                  alen, b->cfg->max_payload);
         return TW_E2BIG;
     }
+    if (alen && !tw_gate_value_ok(a, alen)) {
+        /* A store never holds arguments a worker could not decode
+         * (docs/STORAGE.md, verification). */
+        snprintf(why, wlen, "arguments are not one msgpack value");
+        return TW_EINVAL;
+    }
     if (b->pending >= (uint64_t)b->cfg->max_queue) {
         b->st.overflow++;
         snprintf(why, wlen, "queue full: %zu tasks pending", b->pending);
+        return TW_EFULL;
+    }
+    if (tw__persist_budget(b, alen, why, wlen) != 0) {
         return TW_EFULL;
     }
     if (b->persist && tw__persist_admit(b, alen, why, wlen) != 0) {
@@ -267,6 +276,7 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (rc != 0) {
             s_ack_error(e, seq, rc, why);
             b->st.rejected++;
+            c->refused++; /* need not wait for the store (persist.c) */
             continue;
         }
         size_t klen;
@@ -598,6 +608,7 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     }
     tw_msg_release(&m);
+    tw__persist_check(b); /* no batch grows past what the store covers */
 }
 
 /* ---- worker commands -------------------------------------------------- */
@@ -837,4 +848,5 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
         break;
     }
     tw_msg_release(&m);
+    tw__persist_check(b); /* no batch grows past what the store covers */
 }

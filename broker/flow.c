@@ -293,6 +293,14 @@ tw__broker_delay_init(tw_broker_t *b)
     tw_queue_init_by(&b->delayed, tw_queue_due_before);
     uv_timer_init(b->loop, &b->delay_timer);
     b->delay_timer.data = b;
+    uv_timer_init(b->loop, &b->more_timer);
+    b->more_timer.data = b;
+}
+
+static void
+s_on_more(uv_timer_t *h)
+{
+    tw__broker_end_of_turn(h->data);
 }
 
 /* ---- running ---------------------------------------------------------- */
@@ -548,7 +556,8 @@ s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
 /* Send one TASKS message to `w` with up to min(credit, batch) tasks, each
  * within its pool's and groups' limits. Returns the number sent. */
 static size_t
-s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
+s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
+               size_t *bytes)
 {
     size_t n = 0;
     size_t limit = w->credit < (uint64_t)b->cfg->batch ? w->credit
@@ -571,6 +580,7 @@ s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch)
     if (!n) {
         return 0;
     }
+    *bytes += tw_enc_size(&batch->enc);
     if (tw__broker_send_batch(b, &b->bzw, w->ident, w->ident_len,
                               TW_CMD_TASKS, batch) != 0) {
         /* Refused (high-water mark, or the peer is gone): the tasks go
@@ -594,17 +604,22 @@ tw__broker_dispatch(tw_broker_t *b)
     }
     tw_batch_t batch;
     tw_batch_init(&batch, 0);
-    size_t progress = 1;
-    while (b->ready && progress) {
+    size_t progress = 1, bytes = 0;
+    while (b->ready && progress && bytes < TW__DISPATCH_BYTES) {
         progress = 0;
         size_t nw = b->reg.len;
         for (size_t k = 0; k < nw && b->ready; k++) {
             tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
             if (w->credit && tw__broker_worker_open(w)) {
-                progress += s_dispatch_one(b, w, &batch);
+                progress += s_dispatch_one(b, w, &batch, &bytes);
             }
         }
         b->rr++;
+        tw__persist_check(b);
     }
     tw_batch_free(&batch);
+    if (b->ready && progress && !b->closing) {
+        /* The turn's share is sent: the rest after whatever else waits. */
+        uv_timer_start(&b->more_timer, s_on_more, 0, 0);
+    }
 }

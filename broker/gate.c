@@ -85,6 +85,7 @@ tw_gate_text_ok(const char *str, size_t n)
 typedef struct {
     const unsigned char *p, *end;
     int bad_text;
+    int any_text; /* strings are not judged (payloads) */
 } s_walk_t;
 
 /* Read an n-byte big-endian length. Returns 0, or -1 past the end. */
@@ -123,7 +124,7 @@ s_str(s_walk_t *w, uint64_t n, const char **str, size_t *slen)
     if ((uint64_t)(w->end - w->p) < n) {
         return -1;
     }
-    if (!tw_gate_text_ok((const char *)w->p, (size_t)n)) {
+    if (!w->any_text && !tw_gate_text_ok((const char *)w->p, (size_t)n)) {
         w->bad_text = 1;
     }
     if (str) {
@@ -239,9 +240,17 @@ s_value(s_walk_t *w, int depth, const char **str, size_t *slen,
 }
 
 int
+tw_gate_value_ok(const void *p, size_t len)
+{
+    s_walk_t w = {p, (const unsigned char *)p + len, 0, 1};
+    return len && s_value(&w, 0, NULL, NULL, NULL, NULL) == 0 &&
+           w.p == w.end;
+}
+
+int
 tw_gate_body_ok(const void *body, size_t len, uint64_t *seq)
 {
-    s_walk_t w = {body, (const unsigned char *)body + len, 0};
+    s_walk_t w = {body, (const unsigned char *)body + len, 0, 0};
     if (len == 0) {
         return TW_EPROTO;
     }

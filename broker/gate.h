@@ -57,4 +57,9 @@ int tw_gate_text_ok(const char *s, size_t n);
  * map with an unsigned "seq", *seq gets it (else it is left alone). */
 int tw_gate_body_ok(const void *body, size_t len, uint64_t *seq);
 
+/* 1 if `p` (len bytes) is exactly one well-formed msgpack value, nested
+ * at most 32 deep, whatever its strings hold (a payload: task arguments),
+ * else 0. Allocates nothing; one pass over the type bytes. */
+int tw_gate_value_ok(const void *p, size_t len);
+
 #endif /* TW_BROKER_GATE_H */

@@ -53,6 +53,10 @@
     XX(hwm, "dropped_hwm", "Sends refused at a peer's high-water mark.")     \
     XX(unroutable, "unroutable", "Sends to a peer that is gone.")            \
     XX(overflow, "overflow", "Submissions refused: the queue was full.")     \
+    XX(over_budget, "over_budget",                                           \
+       "Submissions refused: the payload budget was full.")                  \
+    XX(collected_budget, "collected_budget",                                 \
+       "Kept results collected early to stay within the payload budget.")    \
     XX(quarantined, "quarantined",                                           \
        "Messages dropped unread from quarantined peers.")
 
@@ -78,6 +82,8 @@ struct tw_broker {
     tw_pools_t pools;
     tw_queue_t delayed;      /* pending tasks not due yet */
     uv_timer_t delay_timer;
+    uv_timer_t more_timer;   /* dispatch stopped at its byte budget for a
+                                turn: another turn at once (flow.c) */
     size_t ready;            /* tasks in handler ready queues */
     tw_stations_t stations;
     tw_station_t **unplaced; /* stations waiting for a slot (may hold
@@ -107,8 +113,9 @@ struct tw_broker {
     /* This run's identity and where it listens (PROTOCOL.md 5.8, 13). */
     uint64_t boot;           /* random, new at every start, never 0 */
     int resumed;             /* recovered a store that had been used */
-    uint64_t trimmed_unsubs; /* status.unsubs at the last malloc_trim */
     char ep_front[256], ep_back[256], ep_pub[256]; /* as bound */
+    uint64_t trim_bytes, trim_ms; /* payload freed since the heap was
+                                     last trimmed, and when (broker.c) */
 };
 
 /* dispatch.c: handle one message from a client / a worker. */
@@ -174,6 +181,10 @@ void tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
  * item limit. */
 #define TW__BATCH_BYTES (4u << 20)
 #define TW__BATCH_ITEMS 4096u
+
+/* Payload bytes dispatched in one turn at most: beyond, the rest goes in
+ * the next turns, so large payloads never hold the loop for long. */
+#define TW__DISPATCH_BYTES (4u << 20)
 
 /* Make a task pending: counted, and in its ready queue or delayed. */
 void tw__broker_enqueue(tw_broker_t *b, tw_task_t *t);
@@ -261,6 +272,11 @@ void tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w,
 
 /* Send pending tasks to workers with credit. */
 void tw__broker_dispatch(tw_broker_t *b);
+
+/* `freed` bytes of payload went back to the heap: trim it once a second
+ * (`tick`), or sooner once 32 MiB were freed, at most ten times a second,
+ * so the broker's memory follows what it holds (main.c). */
+void tw__broker_trim(tw_broker_t *b, size_t freed, int tick);
 
 /* Send every client's ACK and RESULT batches. */
 void tw__broker_flush_clients(tw_broker_t *b);

@@ -182,6 +182,13 @@ s_render_state(tw_broker_t *b, s_buf_t *o)
     s_printf(o, "taskwheel_tasks{state=\"pending\"} %zu\n", b->pending);
     s_printf(o, "taskwheel_tasks{state=\"running\"} %zu\n", b->running);
     s_printf(o, "taskwheel_tasks{state=\"kept\"} %zu\n", b->tasks.ended.len);
+    s_one(o, "taskwheel_payload_bytes", "gauge",
+          "Bytes of task arguments and kept results the broker holds.",
+          b->tasks.payload_bytes);
+    s_one(o, "taskwheel_payload_budget_bytes", "gauge",
+          "The most it holds (--payload-budget); beyond, submissions are "
+          "refused.",
+          (uint64_t)b->cfg->payload_budget << 20);
     s_head(o, "taskwheel_queue_depth", "gauge",
            "Tasks ready to run, per handler queue.");
     for (size_t i = 0; i < b->reg.nhandlers; i++) {

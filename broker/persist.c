@@ -13,26 +13,42 @@
  *  one commit costs one write.
  *
  *  The id and epoch counters are written as reservations: the stored value
- *  is always ahead of anything handed out, by up to S_RESERVE, and is moved
- *  forward in the same transaction as the records that use it. A restart
- *  continues from the reservation, so an id or an epoch seen by a client or
- *  a worker is never reused even if the last turn never reached the disk.
+ *  is always ahead of anything handed out, by up to TW_STORE_RESERVE, and
+ *  is moved forward in the same transaction as the records that use it. A
+ *  restart continues from the reservation, so an id or an epoch seen by a
+ *  client or a worker is never reused even if the last turn never reached
+ *  the disk.
  */
 #include "broker/internal.h"
+#include "broker/room.h"
 #include "broker/store.h"
+#include "broker/verify.h"
 #include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#define S_RESERVE 65536u     /* ids and epochs reserved ahead */
 #define S_GC_PER_TICK 20000u /* ended tasks collected per second at most */
 #define S_GC_PER_TURN 4096u  /* and per commit beyond --max-results */
+#define S_STOP_GRACE_MS 2000 /* a failing writer's last chance at a stop */
+#define S_BATCH_BYTES (4u << 20) /* payload per batch before a hand-over:
+                                    no encoding stalls the loop for long */
+#define S_SPARE_MAX (32u << 20)  /* batch buffers kept for reuse up to */
+#define S_BUDGET_FREE 1024u      /* kept results freed per submission for
+                                    the payload budget, at most */
 #define S_STATION_JUMP (1u << 20) /* station epochs after a recovery */
+
+/* A reply held until batch `seq` is done, so it does not overtake what
+ * that batch holds for the same client. */
+typedef struct {
+    uint64_t seq;
+    zmq_msg_t f[3];
+} s_reply_t;
 
 typedef struct tw_persist {
     tw_store_t *store;
@@ -51,8 +67,12 @@ typedef struct tw_persist {
     int any_pool;
     uint64_t id_reserved, ep_reserved;
     int64_t wall_off;     /* wall ms - loop ms */
-    uint64_t pending_bytes; /* admitted since the last commit */
-    uint64_t used_bytes;    /* after the last commit */
+    tw_room_t room;       /* what the store may still take (room.h) */
+    uint64_t growth;      /* estimated growth of the batch being encoded */
+    uint64_t dirty_bytes; /* payload of the tasks marked since the last
+                             hand-over, roughly */
+    unsigned char *spare; /* a written batch's buffer, for the next one */
+    size_t spare_cap;
     int recovering;
     uv_timer_t sync_timer;
     uv_work_t sync_work;
@@ -71,8 +91,21 @@ typedef struct tw_persist {
     uint64_t commits, commit_errors, syncs, recovered_tasks,
         recovered_results, recovered_stations, collected;
     uint64_t errors_seen; /* writer errors already logged */
+    /* Batches in order: the last handed over and the last done; ids from
+     * sealed_id up were created after the last hand-over. */
+    uint64_t seal_seq, done_seq, sealed_id;
+    uint64_t fail_id;     /* stopping with unwritten batches: tasks from
+                             this id up were not recorded (0: none) */
+    s_reply_t *after;     /* replies held behind a batch (s_route) */
+    size_t nafter, capafter;
+    int sending;          /* s_batch_done is sending held messages */
+    uint64_t unacked;     /* ACK items turned into "not recorded" */
+    int failing_logged;
     uint64_t commit_ns, timed; /* commit latency: sum and count */
 } tw_persist_t;
+
+static void s_log_writer(tw_broker_t *b, tw_persist_t *p);
+static void s_release_replies(tw_broker_t *b, tw_persist_t *p, int all);
 
 /* ---- marking ---------------------------------------------------------- */
 
@@ -97,6 +130,7 @@ tw__persist_task_slow(tw_broker_t *b, tw_task_t *t)
         return;
     }
     t->sflags |= TW_TASK_DIRTY;
+    p->dirty_bytes += t->data_len + 128;
     if (p->ndtasks == p->capdtasks) {
         p->capdtasks = p->capdtasks ? p->capdtasks * 2 : 1024;
         p->dtasks = tw_realloc(p->dtasks, p->capdtasks * sizeof *p->dtasks);
@@ -287,11 +321,19 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .gnames = gnames,
         .glens = glens,
     };
-    tw_store_task_enc(&p->enc, &r);
+    /* Encoded straight into the batch: a payload is copied once here. */
     unsigned char key[8];
     tw_store_id_key(t->id, key);
-    tw_wbatch_put(p->cur, TW_DB_TASKS, key, 8, p->enc.sb.data,
-                  p->enc.sb.size, !(t->sflags & TW_TASK_STORED));
+    unsigned char *v = tw_wbatch_put_begin(p->cur, TW_DB_TASKS, key, 8,
+                                           tw_store_task_enc_max(&r),
+                                           !(t->sflags & TW_TASK_STORED));
+    size_t vlen = tw_store_task_enc_to(v, &r);
+    tw_wbatch_put_end(p->cur, vlen);
+    /* A new record grows the store; so may an outcome, whose result
+     * replaces the arguments. */
+    if (!(t->sflags & TW_TASK_STORED) || (!live && t->data_len)) {
+        p->growth += tw_room_est(vlen);
+    }
     return 0;
 }
 
@@ -328,6 +370,7 @@ s_put_station(tw_broker_t *b, tw_persist_t *p, const tw_station_t *st)
     tw_store_station_enc(&p->enc, &r);
     tw_wbatch_put(p->cur, TW_DB_STATIONS, st->sid, st->sid_len,
                   p->enc.sb.data, p->enc.sb.size, 0);
+    p->growth += tw_room_est(p->enc.sb.size);
     return 0;
 }
 
@@ -425,37 +468,99 @@ s_dirty_group_cb(uint64_t id, void *val, void *arg)
 static size_t
 s_gc(tw_broker_t *b, uint64_t now_ms, size_t max)
 {
-    uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
-    size_t lim = (size_t)b->cfg->max_results;
-    size_t n = 0;
-    tw_task_t *t;
-    while (n < max && (t = b->tasks.ended.head) &&
-           (b->tasks.ended.len > lim || now_ms - t->t_ms >= ttl)) {
-        tw_tasks_forget(&b->tasks, t);
-        n++;
-    }
+    tw_tasks_gc_t lim = {(uint64_t)b->cfg->result_ttl * 1000,
+                         (size_t)b->cfg->max_results,
+                         (uint64_t)b->cfg->payload_budget << 20, max};
+    size_t for_bytes;
+    size_t n = tw_tasks_gc(&b->tasks, now_ms, &lim, &for_bytes);
+    b->st.collected_budget += for_bytes;
     if (b->persist) {
         b->persist->collected += n;
     }
     return n;
 }
 
+int
+tw__persist_budget(tw_broker_t *b, size_t bytes, char *why, size_t wlen)
+{
+    uint64_t budget = (uint64_t)b->cfg->payload_budget << 20;
+    tw_tasks_t *ts = &b->tasks;
+    /* Kept results yield to new work: the oldest go first, a bounded
+     * number per submission; arguments of live tasks never do. */
+    size_t freed = 0;
+    tw_task_t *t;
+    while (ts->payload_bytes + bytes > budget && freed < S_BUDGET_FREE &&
+           (t = ts->ended.head)) {
+        tw_tasks_forget(ts, t);
+        freed++;
+    }
+    b->st.collected_budget += freed;
+    if (b->persist) {
+        b->persist->collected += freed;
+    }
+    if (ts->payload_bytes + bytes <= budget) {
+        return 0;
+    }
+    b->st.over_budget++;
+    snprintf(why, wlen,
+             "payload budget full (%llu of %llu bytes held in the arguments "
+             "of %zu queued and running tasks and %zu kept results; raise "
+             "--payload-budget)",
+             (unsigned long long)ts->payload_bytes,
+             (unsigned long long)budget, ts->live, ts->ended.len);
+    return TW_EFULL;
+}
+
 /* ---- commit ----------------------------------------------------------- */
 
-/* Encode every dirty record into p->cur, and mark the tasks written: the
- * batch reaches the store in order, whatever happens to later ones. */
+/* Move the id and epoch reservation forward if it is half used up. */
 static void
-s_write(tw_broker_t *b, tw_persist_t *p)
+s_put_counters(tw_broker_t *b, tw_persist_t *p)
 {
-    p->last_cid = 0;
-    p->last_client = NULL;
-    for (size_t i = 0; i < p->ndfreed; i++) {
+    if (b->tasks.next_id + TW_STORE_RESERVE / 2 <= p->id_reserved &&
+        b->next_ep + TW_STORE_RESERVE / 2 <= p->ep_reserved) {
+        return;
+    }
+    p->id_reserved = b->tasks.next_id + TW_STORE_RESERVE;
+    p->ep_reserved = b->next_ep + TW_STORE_RESERVE;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_cstr(&e, "id");
+    tw_enc_uint(&e, p->id_reserved);
+    tw_enc_cstr(&e, "ep");
+    tw_enc_uint(&e, p->ep_reserved);
+    tw_wbatch_put(p->cur, TW_DB_META, "counters", 8, e.sb.data, e.sb.size,
+                  0);
+    tw_enc_free(&e);
+}
+
+/* Encode the deletions of records freed since the last commit, from
+ * p->dfreed[from] on, at most `max` of them. Returns how many. */
+static size_t
+s_write_freed(tw_persist_t *p, size_t from, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = from; i < p->ndfreed && n < max; i++, n++) {
         unsigned char key[8];
         tw_store_id_key(p->dfreed[i] >> 2, key);
         if (p->dfreed[i] & S_DEL_TASK) {
             tw_wbatch_del(p->cur, TW_DB_TASKS, key, 8);
         }
     }
+    return n;
+}
+
+/* Encode every other dirty record into p->cur, and mark the tasks
+ * written: the batch reaches the store in order, whatever happens to
+ * later ones. The counters come first, so a reservation is on disk no
+ * later than the ids it covers. */
+static void
+s_write(tw_broker_t *b, tw_persist_t *p)
+{
+    p->last_cid = 0;
+    p->last_client = NULL;
+    s_put_counters(b, p);
     for (size_t i = 0; i < p->ndtasks; i++) {
         tw_task_t *t = p->dtasks[i];
         if (!t) {
@@ -488,21 +593,6 @@ s_write(tw_broker_t *b, tw_persist_t *p)
         s_each_t x = {b, p, NULL, 0};
         tw_idmap_each(&p->dgroups, s_dirty_group_cb, &x);
     }
-    if (b->tasks.next_id + S_RESERVE / 2 > p->id_reserved ||
-        b->next_ep + S_RESERVE / 2 > p->ep_reserved) {
-        p->id_reserved = b->tasks.next_id + S_RESERVE;
-        p->ep_reserved = b->next_ep + S_RESERVE;
-        tw_enc_t e;
-        tw_enc_init(&e);
-        tw_enc_map(&e, 2);
-        tw_enc_cstr(&e, "id");
-        tw_enc_uint(&e, p->id_reserved);
-        tw_enc_cstr(&e, "ep");
-        tw_enc_uint(&e, p->ep_reserved);
-        tw_wbatch_put(p->cur, TW_DB_META, "counters", 8, e.sb.data,
-                      e.sb.size, 0);
-        tw_enc_free(&e);
-    }
 }
 
 /* Forget the dirty marks (after a commit, or when giving up). */
@@ -510,6 +600,7 @@ static void
 s_clean(tw_persist_t *p)
 {
     p->ndtasks = 0;
+    p->dirty_bytes = 0;
     p->ndfreed = 0;
     for (size_t i = 0; i < p->ndsids; i++) {
         tw_free(p->dsids[i]);
@@ -530,6 +621,10 @@ s_clean(tw_persist_t *p)
 static void
 s_seal_clients(tw_broker_t *b, tw_wbatch_t *wb)
 {
+    tw_persist_t *p = b->persist;
+    /* While the writer fails, refusals alone do not wait for it: they
+     * claim nothing is recorded, and a client must hear "no" now. */
+    int failing = p->writer && tw_writer_failing(p->writer);
     tw_clients_t *cs = &b->clients;
     for (size_t i = 0; i < cs->ndirty; i++) {
         tw_bclient_t *c = cs->dirty[i];
@@ -540,48 +635,262 @@ s_seal_clients(tw_broker_t *b, tw_wbatch_t *wb)
             if (!batches[k]->n) {
                 continue;
             }
+            int now = k == 0 && failing && c->refused == c->acks.n;
             zmq_msg_t f[3];
             zmq_msg_init_size(&f[0], c->ident_len);
             memcpy(zmq_msg_data(&f[0]), c->ident, c->ident_len);
             tw_batch_frames(batches[k], cmds[k], &f[1]);
-            tw_wbatch_hold(wb, f);
+            if (now) {
+                int was = tw__persist_bypass(b, 1);
+                tw__broker_send_built(b, &b->fzw, f);
+                tw__persist_bypass(b, was);
+            } else {
+                tw_wbatch_hold(wb, f);
+                c->held_seq = wb->seq;
+            }
         }
+        c->refused = 0;
     }
     cs->ndirty = 0;
 }
 
-/* A batch is in the store (writer.h): its messages may leave. */
+/* Does a client with messages due this turn still have messages held in
+ * a batch that is not done? Then its new ones must wait too. */
+static int
+s_clients_held(tw_broker_t *b, tw_persist_t *p)
+{
+    tw_clients_t *cs = &b->clients;
+    for (size_t i = 0; i < cs->ndirty; i++) {
+        if (cs->dirty[i]->held_seq > p->done_seq) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The command in a held message's header frame, or -1. */
+static int
+s_cmd_of(zmq_msg_t f[3])
+{
+    tw_cmd_t cmd;
+    if (tw_proto_header(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &cmd) !=
+        0) {
+        return -1;
+    }
+    return (int)cmd;
+}
+
+/* An ACK held by a batch that was never written: its items for tasks
+ * created from p->fail_id on say "not recorded" instead (tasks recorded
+ * earlier, resends answered with their id, keep their ACK). */
+static void
+s_unack(tw_broker_t *b, tw_persist_t *p, zmq_msg_t f[3], int rc,
+        const char *why)
+{
+    tw_msg_t m;
+    if (tw_msg_decode(&m, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]),
+                      zmq_msg_data(&f[2]), zmq_msg_size(&f[2])) != 0) {
+        zmq_msg_close(&f[1]);
+        zmq_msg_close(&f[2]);
+        zmq_msg_close(&f[0]);
+        return;
+    }
+    char err[400];
+    snprintf(err, sizeof err, "not recorded, the broker stopped: %s; "
+             "submit again", why);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, m.nitems);
+    size_t undone = 0;
+    for (size_t i = 0; i < m.nitems; i++) {
+        const tw_item_t *it = &m.items[i];
+        uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+        uint64_t id = tw_item_uint(it, TW_I_ID, 0);
+        uint64_t dup = tw_item_uint(it, TW_I_DUP, 0);
+        size_t el = 0;
+        const char *etext = tw_item_str(it, TW_I_ERR, &el);
+        int code = id && id >= p->fail_id
+                       ? rc
+                       : (int)tw_item_int(it, TW_I_CODE, 0);
+        if (id && id >= p->fail_id) {
+            etext = err;
+            el = strlen(err);
+            id = 0;
+            undone++;
+        }
+        tw_enc_map(&e, id ? 2 + (dup != 0) : 3);
+        tw_enc_ikey(&e, TW_I_SEQ);
+        tw_enc_uint(&e, seq);
+        if (id) {
+            tw_enc_ikey(&e, TW_I_ID);
+            tw_enc_uint(&e, id);
+            if (dup) {
+                tw_enc_ikey(&e, TW_I_DUP);
+                tw_enc_uint(&e, dup);
+            }
+        } else {
+            tw_enc_ikey(&e, TW_I_CODE);
+            tw_enc_int(&e, code);
+            tw_enc_ikey(&e, TW_I_ERR);
+            tw_enc_str(&e, etext ? etext : "", etext ? el : 0);
+        }
+    }
+    tw_msg_release(&m);
+    zmq_msg_close(&f[1]);
+    zmq_msg_close(&f[2]);
+    tw_enc_frames(&e, TW_CMD_ACK, &f[1]);
+    tw_enc_free(&e);
+    p->unacked += undone;
+    tw__broker_send_built(b, &b->fzw, f);
+}
+
+/* Send the replies held behind batches that are done now. */
+static void
+s_release_replies(tw_broker_t *b, tw_persist_t *p, int all)
+{
+    /* Already in order: past tw__persist_route, which must not queue
+     * them again while this walks the queue. */
+    int was = p->sending;
+    p->sending = 1;
+    size_t k = 0;
+    for (size_t i = 0; i < p->nafter; i++) {
+        if (all || p->after[i].seq <= p->done_seq) {
+            tw__broker_send_built(b, &b->fzw, p->after[i].f);
+        } else {
+            p->after[k++] = p->after[i];
+        }
+    }
+    p->nafter = k;
+    p->sending = was;
+}
+
+/* A new batch, with the buffer of one written before if there is one
+ * (a fresh buffer of megabytes costs a page fault per page). */
+static tw_wbatch_t *
+s_batch_new(tw_persist_t *p)
+{
+    tw_wbatch_t *wb = tw_wbatch_new();
+    if (p->spare) {
+        wb->ops = p->spare;
+        wb->cap = p->spare_cap;
+        p->spare = NULL;
+    }
+    /* Room for what is dirty up front: growing by doubling would copy it
+     * all again on the way. */
+    size_t want = (size_t)p->dirty_bytes + 64 * 1024;
+    if (wb->cap < want) {
+        tw_free(wb->ops);
+        wb->ops = tw_malloc(want);
+        wb->cap = want;
+    }
+    return wb;
+}
+
+/* A batch is done (writer.h): written, so its messages may leave; or
+ * never written (a broker stopping while its store cannot be written),
+ * so its submitters hear "not recorded" and its outcomes stay unsent
+ * (the tasks run again after a restart; nothing is delivered twice). */
 static void
 s_batch_done(tw_wbatch_t *wb, void *arg)
 {
     tw_broker_t *b = arg;
     tw_persist_t *p = b->persist;
+    p->done_seq = wb->seq;
+    tw_room_done(&p->room, wb->growth, wb->have_use ? &wb->use : NULL);
+    p->sending = 1;
     if (wb->rc != 0) {
-        /* Never written (the broker is stopping with a full store): its
-         * ACKs must not say "recorded". The clients resend. */
-        tw_err("store.commit", "%zu records could not be written (%s); "
-               "their %zu acknowledgements are withheld",
-               wb->nops, tw_strerror(wb->rc), wb->nmsgs / 3);
-        if (p) {
-            p->commit_errors++;
+        if (!p->fail_id) {
+            p->fail_id = wb->first_id ? wb->first_id : 1;
         }
-        tw_wbatch_free(wb);
-        return;
-    }
-    for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
-        tw__broker_send_built(b, &b->fzw, &wb->msgs[i]);
-    }
-    wb->nmsgs = 0;
-    if (p) {
-        p->used_bytes = wb->used_bytes;
+        size_t acks = 0, results = 0;
+        for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
+            int cmd = s_cmd_of(&wb->msgs[i]);
+            if (cmd == TW_CMD_ACK) {
+                s_unack(b, p, &wb->msgs[i], wb->rc, wb->err);
+                acks++;
+            } else if (cmd == TW_CMD_RESULT) {
+                for (int k = 0; k < 3; k++) {
+                    zmq_msg_close(&wb->msgs[i + (size_t)k]);
+                }
+                results++;
+            } else {
+                tw__broker_send_built(b, &b->fzw, &wb->msgs[i]);
+            }
+        }
+        tw_err("store.commit",
+               "%zu records could not be written (%s); %zu ACK messages "
+               "say so instead, %zu RESULT messages are withheld",
+               wb->nops, wb->err, acks, results);
+        p->commit_errors++;
+    } else {
+        for (size_t i = 0; i + 2 < wb->nmsgs; i += 3) {
+            tw__broker_send_built(b, &b->fzw, &wb->msgs[i]);
+        }
         if (wb->nops > 0) {
             p->commit_ns += uv_hrtime() - wb->sealed_ns;
             p->timed++;
         }
         p->commits += wb->nops > 0;
         p->sync_wanted = 1;
+        if (p->failing_logged) {
+            s_log_writer(b, p); /* says at once that it writes again */
+        }
     }
+    wb->nmsgs = 0;
+    s_release_replies(b, p, 0);
+    p->sending = 0;
+    if (!p->spare && wb->cap <= S_SPARE_MAX) {
+        p->spare = wb->ops;
+        p->spare_cap = wb->cap;
+        wb->ops = NULL;
+    }
+    /* The writer freed its copies of these payloads too. */
+    tw__broker_trim(b, wb->len, 0);
     tw_wbatch_free(wb);
+}
+
+/* Hand batch `wb` over (with the clients' pending ACKs and RESULTs when
+ * `clients`), or write it here when there is no writer thread. */
+static int
+s_hand_over(tw_broker_t *b, tw_persist_t *p, tw_wbatch_t *wb, int clients)
+{
+    wb->seq = ++p->seal_seq;
+    wb->growth = p->growth;
+    p->growth = 0;
+    wb->first_id = p->sealed_id;
+    p->sealed_id = b->tasks.next_id;
+    wb->sealed_ns = uv_hrtime();
+    tw_room_seal(&p->room, wb->growth);
+    if (clients) {
+        s_seal_clients(b, wb);
+    }
+    if (p->writer) {
+        tw_writer_submit(p->writer, wb);
+        return 0;
+    }
+    if (p->fail_id) {
+        /* A batch before it was never written: keep the prefix. */
+        wb->rc = TW_EIO;
+        snprintf(wb->err, sizeof wb->err, "%s",
+                 "an earlier batch could not be written");
+    } else {
+        wb->rc = tw_wbatch_apply(wb, p->store);
+    }
+    int rc = wb->rc;
+    s_batch_done(wb, b);
+    return rc;
+}
+
+/* Records per batch: each may dirty a page, and a page copied on write
+ * needs room until the transaction after next, so a batch stays well
+ * inside the reserve (room.h). */
+static size_t
+s_batch_records(tw_persist_t *p)
+{
+    uint64_t n = tw_room_reserve(&p->room) / (2 * 4096);
+    return n < 128 ? 128 : n > 4096 ? 4096 : (size_t)n;
 }
 
 int
@@ -591,48 +900,108 @@ tw__persist_commit(tw_broker_t *b)
     if (!p) {
         return 0;
     }
-    if (b->tasks.ended.len > (size_t)b->cfg->max_results) {
+    if (b->tasks.ended.len > (size_t)b->cfg->max_results ||
+        b->tasks.payload_bytes > (uint64_t)b->cfg->payload_budget << 20) {
         s_gc(b, uv_now(b->loop), S_GC_PER_TURN);
     }
-    int dirty = p->ndtasks || p->ndfreed || p->ndsids || p->any_pool;
+    /* Deletions beyond a batch's worth go first, in batches of their
+     * own (collected records: no ACK waits for them). */
+    size_t budget = s_batch_records(p), from = 0;
+    while (p->ndfreed - from > budget) {
+        tw_wbatch_t *wb = s_batch_new(p);
+        p->cur = wb;
+        from += s_write_freed(p, from, budget);
+        p->cur = NULL;
+        s_hand_over(b, p, wb, 0);
+    }
+    int dirty = p->ndtasks || p->ndfreed > from || p->ndsids || p->any_pool;
     /* Client messages wait for a batch only if they must: something of
-     * theirs is dirty, or an earlier batch they must not overtake is
-     * still in flight. */
-    int held = p->writer && b->clients.ndirty && tw_writer_busy(p->writer);
-    if (!dirty && !held) {
+     * theirs is dirty, or an earlier batch they must not overtake is not
+     * done. */
+    if (!dirty && !s_clients_held(b, p)) {
+        p->ndfreed = 0;
         return 0;
     }
-    tw_wbatch_t *wb = tw_wbatch_new();
+    tw_wbatch_t *wb = s_batch_new(p);
     p->cur = wb;
-    if (dirty) {
-        s_write(b, p);
-        s_clean(p);
-    }
+    s_write_freed(p, from, SIZE_MAX);
+    s_write(b, p);
+    s_clean(p);
     p->cur = NULL;
-    p->pending_bytes = 0;
-    wb->sealed_ns = uv_hrtime();
-    if (p->writer) {
-        /* ACKs and RESULTs of this iteration wait for the batch. */
-        s_seal_clients(b, wb);
-        tw_writer_submit(p->writer, wb);
-        return 0;
+    return s_hand_over(b, p, wb, 1);
+}
+
+void
+tw__persist_check(tw_broker_t *b)
+{
+    tw_persist_t *p = b->persist;
+    if (p && p->writer &&
+        (p->ndtasks + p->ndfreed >= s_batch_records(p) ||
+         p->dirty_bytes >= S_BATCH_BYTES)) {
+        tw__persist_commit(b);
     }
-    int rc = tw_wbatch_apply(wb, p->store);
-    wb->rc = rc;
-    s_batch_done(wb, b);
-    return rc;
 }
 
 void
 tw__persist_flush(tw_broker_t *b)
 {
+    /* Sealed, not waited for: replies that must not overtake what this
+     * seals wait behind it (tw__persist_route). */
+    tw__persist_commit(b);
+}
+
+int
+tw__persist_bypass(tw_broker_t *b, int on)
+{
     tw_persist_t *p = b->persist;
-    if (p && p->writer) {
-        tw__persist_commit(b);
-        /* Bounded: a store stuck full must not freeze the loop (the reply
-         * may then overtake ACKs that are held anyway). */
-        tw_writer_wait(p->writer, 1000);
+    if (!p) {
+        return 0;
     }
+    int was = p->sending;
+    p->sending = on;
+    return was;
+}
+
+int
+tw__persist_route(tw_broker_t *b, zmq_msg_t f[3])
+{
+    tw_persist_t *p = b->persist;
+    if (!p || !p->writer || p->sending || b->closing) {
+        return 0;
+    }
+    int cmd = s_cmd_of(f);
+    if (cmd == TW_CMD_HEARTBEAT || cmd == TW_CMD_BYE) {
+        return 0; /* liveness, not content */
+    }
+    tw_bclient_t *c = tw_clients_find(&b->clients, zmq_msg_data(&f[0]),
+                                      zmq_msg_size(&f[0]));
+    if (!c) {
+        return 0;
+    }
+    if (c->acks.n || c->results.n) {
+        /* This turn's items go first: in a batch if anything must wait,
+         * else right now. */
+        tw__persist_commit(b);
+        if (c->acks.n || c->results.n) {
+            tw__broker_flush_clients(b);
+        }
+    }
+    if (c->held_seq <= p->done_seq || tw_writer_failing(p->writer)) {
+        /* Nothing of its own in flight; or a store that cannot be written
+         * now, which must not keep every answer from the client (held
+         * ACKs stay held). */
+        return 0;
+    }
+    if (p->nafter == p->capafter) {
+        p->capafter = p->capafter ? p->capafter * 2 : 16;
+        p->after = tw_realloc(p->after, p->capafter * sizeof *p->after);
+    }
+    s_reply_t *r = &p->after[p->nafter++];
+    r->seq = c->held_seq;
+    for (int i = 0; i < 3; i++) {
+        r->f[i] = f[i]; /* moved: the queue owns the frames now */
+    }
+    return 1;
 }
 
 static void
@@ -668,18 +1037,29 @@ int
 tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen)
 {
     tw_persist_t *p = b->persist;
-    uint64_t map = tw_store_map_bytes(p->store);
-    /* Keep an eighth of the map (at least 1 MiB) for the records a turn
-     * writes besides new tasks: results, stations, deletions. */
-    uint64_t headroom = map / 8 > (1u << 20) ? map / 8 : (1u << 20);
-    p->pending_bytes += bytes + 160;
-    if (p->used_bytes + p->pending_bytes + headroom > map) {
-        p->pending_bytes -= bytes + 160;
+    if (p->writer && tw_writer_failing(p->writer)) {
+        tw_writer_health_t h;
+        tw_writer_health(p->writer, &h);
         snprintf(why, wlen,
-                 "data store full (%s: %llu of %llu bytes used; raise "
+                 "data store cannot be written (%s; failing for %llu ms, "
+                 "retrying); nothing new is accepted until it can",
+                 h.err, (unsigned long long)(tw_now_ms() - h.since_ms));
+        return TW_EFULL;
+    }
+    /* The record: the arguments and about a hundred bytes of fields. */
+    if (tw_room_admit(&p->room, tw_room_est(bytes + 128)) != 0) {
+        const tw_room_t *r = &p->room;
+        snprintf(why, wlen,
+                 "data store full (%s: %llu bytes used and %llu on their "
+                 "way, of %llu%s, %llu of it kept for outcomes; raise "
                  "--data-size or let results expire)",
                  tw_store_path(p->store),
-                 (unsigned long long)p->used_bytes, (unsigned long long)map);
+                 (unsigned long long)r->use.live_bytes,
+                 (unsigned long long)(r->flight + r->turn),
+                 (unsigned long long)tw_room_cap(r),
+                 tw_room_cap(r) < r->data_bytes ? " the disk has room for"
+                                                : "",
+                 (unsigned long long)tw_room_reserve(r));
         return TW_EFULL;
     }
     return 0;
@@ -733,21 +1113,42 @@ tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
     tw_dedup_gc(&b->dedup, s_client_known, b);
     if (!b->persist) {
         /* In memory a free costs nothing worth bounding. */
-        tw_tasks_gc(&b->tasks, now_ms, (uint64_t)b->cfg->result_ttl * 1000,
-                    (size_t)b->cfg->max_results);
+        s_gc(b, now_ms, SIZE_MAX);
         return;
     }
     tw_persist_t *p = b->persist;
     s_gc(b, now_ms, S_GC_PER_TICK);
     s_flush_ckset(p);
-    uint64_t errors = p->writer ? tw_writer_errors(p->writer) : 0;
-    if (errors > p->errors_seen) {
-        p->errors_seen = errors;
+    s_log_writer(b, p);
+}
+
+/* Once a second: what the writer has been failing on, in its own words
+ * (a full disk, LMDB's map, an I/O error), and when it recovers. */
+static void
+s_log_writer(tw_broker_t *b, tw_persist_t *p)
+{
+    if (!p->writer) {
+        return;
+    }
+    tw_writer_health_t h;
+    tw_writer_health(p->writer, &h);
+    if (h.failing) {
         tw_err("store.commit",
-               "%s: the writer cannot write (%llu attempts failed so far: "
-               "store full?); ACKs wait, new submissions are refused",
-               tw_store_path(p->store), (unsigned long long)errors);
-        p->used_bytes = tw_store_map_bytes(p->store);
+               "the writer cannot write: %s (%llu attempts failed, for %llu "
+               "ms); it retries by itself; %zu replies and every ACK since "
+               "wait, new submissions are refused",
+               h.err, (unsigned long long)(h.errors - p->errors_seen),
+               (unsigned long long)(tw_now_ms() - h.since_ms), p->nafter);
+        p->failing_logged = 1;
+        /* Answers must not wait for a store that may not come back. */
+        s_release_replies(b, p, 1);
+    } else if (p->failing_logged) {
+        tw_notice("store.commit",
+                  "%s: the writer writes again after %llu failed attempts",
+                  tw_store_path(p->store),
+                  (unsigned long long)(h.errors - p->errors_seen));
+        p->failing_logged = 0;
+        p->errors_seen = h.errors;
     }
 }
 
@@ -756,7 +1157,7 @@ tw__persist_gc(tw_broker_t *b, uint64_t now_ms)
 size_t
 tw__persist_status_count(tw_broker_t *b)
 {
-    return 3 + (b->persist ? 4 : 0);
+    return 3 + (b->persist ? 6 : 0);
 }
 
 void
@@ -773,12 +1174,17 @@ tw__persist_status(tw_broker_t *b, tw_enc_t *e)
         tw_enc_cstr(e, "store_fsync");
         tw_enc_cstr(e, tw_fsync_name(tw_store_fsync_policy(p->store)));
         tw_enc_cstr(e, "store_used_bytes");
-        tw_enc_uint(e, p->used_bytes);
+        tw_enc_uint(e, p->room.use.live_bytes);
+        tw_enc_cstr(e, "store_cap_bytes");
+        tw_enc_uint(e, tw_room_cap(&p->room));
         tw_enc_cstr(e, "store_commits");
         tw_enc_uint(e, p->commits);
         tw_enc_cstr(e, "store_errors");
         tw_enc_uint(e, p->commit_errors +
                            (p->writer ? tw_writer_errors(p->writer) : 0));
+        tw_enc_cstr(e, "store_failing");
+        tw_enc_uint(e, p->writer ? (uint64_t)tw_writer_failing(p->writer)
+                                 : 0);
     }
 }
 
@@ -793,7 +1199,7 @@ tw__persist_figures(tw_broker_t *b, tw_persist_figures_t *out)
     out->commits = p->commits;
     out->errors =
         p->commit_errors + (p->writer ? tw_writer_errors(p->writer) : 0);
-    out->used_bytes = p->used_bytes;
+    out->used_bytes = p->room.use.live_bytes;
     out->commit_seconds = (double)p->commit_ns / 1e9;
     out->timed = p->timed;
     out->syncs = p->syncs;
@@ -1147,8 +1553,12 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     }
     int policy = tw_fsync_parse(cfg->fsync);
     tw_store_t *store;
+    /* LMDB's map is twice --data-size: admission keeps the data below
+     * --data-size (room.h), and copy-on-write needs room beyond it for
+     * the pages a commit replaces. */
     int rc = tw_store_open(&store, cfg->data,
-                           (uint64_t)cfg->data_size << 20, policy, why,
+                           (uint64_t)cfg->data_size << 21, policy,
+                           cfg->verify_store ? TW_STORE_VERIFY : 0, why,
                            wlen);
     if (rc != 0) {
         return rc;
@@ -1161,6 +1571,7 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     b->persist = p;
     uint64_t now_wall = tw_wall_ms(), now_loop = uv_now(b->loop);
     p->wall_off = (int64_t)now_wall - (int64_t)now_loop;
+    why[0] = '\0';
     s_rec_t x = {b, p, now_wall, now_loop, 0, why, wlen, NULL, 0, 0, {0}};
     tw_idmap_init(&x.per_client);
     uint64_t next_id, next_ep;
@@ -1187,8 +1598,8 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     if (rc != 0) {
         s_clean(p); /* a refused store is never written */
         tw_free(x.expired);
-        if (rc == TW_EIO) {
-            snprintf(why, wlen, "%s: cannot read the store", cfg->data);
+        if (!why[0]) {
+            snprintf(why, wlen, "%s", tw_store_error(store));
         }
         return rc;
     }
@@ -1203,7 +1614,9 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
         s_mark_freed(p, x.expired[i], S_DEL_TASK);
     }
     tw_free(x.expired);
-    p->used_bytes = tw_store_used_bytes(store);
+    p->room.data_bytes = (uint64_t)cfg->data_size << 20;
+    tw_store_use(store, &p->room.use);
+    p->sealed_id = b->tasks.next_id;
     if (policy == TW_FSYNC_EVERYSEC) {
         uv_timer_init(b->loop, &p->sync_timer);
         p->sync_timer.data = b;
@@ -1221,6 +1634,12 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
                          (uint64_t)cfg->heartbeat;
         uv_timer_start(&p->grace_timer, s_on_grace, grace, 0);
     }
+    const tw_verify_stats_t *vs = tw_store_verified(store);
+    tw_notice("store.verify",
+              "%s: %s stop; %llu bytes, every record checked%s",
+              cfg->data, tw_store_was_clean(store) ? "clean" : "unclean",
+              (unsigned long long)vs->bytes,
+              vs->deep ? " and every page accounted for" : "");
     tw_notice("store.open",
               "%s (fsync %s, map %lld MiB): recovered %llu tasks (%zu "
               "running, held %llu ms for their workers), %llu results, "
@@ -1231,9 +1650,18 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
               (unsigned long long)p->recovered_results,
               (unsigned long long)p->recovered_stations, b->pools.len,
               (unsigned long long)b->tasks.next_id);
-    tw__persist_commit(b);
-    /* From now on the writer thread does the writing. */
+    /* From here on the store is written: until a clean close says
+     * otherwise, the next start checks it deeply. */
+    if (tw_store_mark_running(store) != 0) {
+        /* Emptied at least: the next start checks deeply all the same. */
+        tw_warn("store.open", "%s: cannot write broker.lock: %s",
+                cfg->data, strerror(errno));
+    }
+    /* From now on the writer thread does the writing, the first batch
+     * (expired results, new station epochs, the counters) included: a
+     * store that cannot be written at start is retried like any other. */
     p->writer = tw_writer_new(b->loop, store, s_batch_done, b);
+    tw__persist_commit(b);
     return 0;
 }
 
@@ -1253,8 +1681,13 @@ tw__persist_stop(tw_broker_t *b)
     s_flush_ckset(p);
     tw__persist_commit(b);
     if (p->writer) {
+        /* Waits, and sends what the batches held; a store that still
+         * cannot be written after the grace period leaves the rest
+         * unwritten, and their submitters are told so (s_batch_done). */
+        s_log_writer(b, p);
         p->commit_errors += tw_writer_errors(p->writer);
-        tw_writer_stop(&p->writer); /* waits, sends what it held */
+        tw_writer_stop(&p->writer, S_STOP_GRACE_MS);
+        s_release_replies(b, p, 1);
     }
     if (p->timer_on) {
         p->timer_on = 0;
@@ -1299,6 +1732,13 @@ tw__persist_destroy(tw_broker_t *b)
     tw_free(p->dsid_lens);
     tw_free(p->dpools);
     tw_free(p->held);
+    for (size_t i = 0; i < p->nafter; i++) {
+        for (int k = 0; k < 3; k++) {
+            zmq_msg_close(&p->after[i].f[k]);
+        }
+    }
+    tw_free(p->after);
+    tw_free(p->spare);
     tw_enc_free(&p->enc);
     tw_free(p);
     b->persist = NULL;

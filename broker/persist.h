@@ -74,10 +74,28 @@ void tw__persist_pool_msg(tw_broker_t *b, const tw_msg_t *m);
  * error. A no-op when nothing is dirty or held. */
 int tw__persist_commit(tw_broker_t *b);
 
-/* Commit and wait until everything handed to the writer is written and
- * its messages sent (before a direct reply, which must not overtake an
- * ACK; called by tw__broker_flush_clients). */
+/* Hand over what is dirty now, with the clients' pending ACKs and
+ * RESULTs if anything of theirs must wait (called by
+ * tw__broker_flush_clients). Never waits for the writer. */
 void tw__persist_flush(tw_broker_t *b);
+
+/* A message and the turns before it left a large dirty set: hand it over
+ * now, so no batch grows past what the store's reserve covers (called
+ * between messages and between dispatch rounds). */
+void tw__persist_check(tw_broker_t *b);
+
+/* A message to a client on the frontend (three built frames) is about to
+ * be sent. Returns 1 if it was taken over to be sent later: that client
+ * has messages held in a batch not yet done, and a reply must not
+ * overtake them (PROTOCOL.md 6, ordering). Returns 0 to send it now:
+ * nothing of the client's is in flight (its ACKs and RESULTs due this
+ * turn are sent or sealed first), it is a HEARTBEAT or BYE, or the
+ * writer is failing and answers must not wait for it. */
+int tw__persist_route(tw_broker_t *b, zmq_msg_t f[3]);
+
+/* Messages sent while `on` is set are already in order and bypass
+ * tw__persist_route. Returns the previous setting. */
+int tw__persist_bypass(tw_broker_t *b, int on);
 
 /* The end of a turn (a socket drained, a timer ran). Without a store,
  * returns 0: the caller sends the clients' ACKs and RESULTs now. With one,
@@ -89,6 +107,12 @@ int tw__persist_turn_end(tw_broker_t *b);
 /* Admission: 0 if `bytes` more of task data fit in the store, else
  * TW_EFULL with the reason in `why`. */
 int tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
+
+/* The payload budget (--payload-budget): 0 if `bytes` more of arguments
+ * fit, after freeing, oldest first, up to 1,024 kept results if they must
+ * (counted in collected_budget); else TW_EFULL with the reason in `why`
+ * (counted in over_budget). With or without a store. */
+int tw__persist_budget(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
 
 /* Collect ended tasks past --result-ttl or beyond --max-results, at most
  * a bounded number per call, so collection never stalls the loop. */

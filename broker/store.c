@@ -9,21 +9,26 @@
  *  store.
  */
 #include "broker/store.h"
+#include "broker/verify.h"
 #include "common/alloc.h"
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct tw_store {
+    pthread_mutex_t mu; /* the env against a reopen: sync and reopen */
     MDB_env *env;
     MDB_dbi dbi[TW_DB__COUNT];
     MDB_txn *txn; /* the write transaction, between begin and commit */
@@ -31,6 +36,13 @@ struct tw_store {
     int fsync_policy;
     uint64_t map_bytes;
     char *path;
+    char err[320]; /* what the last failure was (tw_store_error) */
+    unsigned env_flags;
+    uint64_t reopens;
+    int was_clean;  /* broker.lock said "clean" when opened */
+    int last_rc;    /* LMDB's (or errno's) code of the last failure */
+    int running;    /* broker.lock says "running" (tw_store_mark_running) */
+    tw_verify_stats_t vstats;
 };
 
 static const char *s_db_names[TW_DB__COUNT] = {
@@ -79,10 +91,81 @@ tw_store_key_id(const void *key, size_t klen)
     return id;
 }
 
+/* Record what a failed LMDB call said, as a sentence, and map it to
+ * TW_EFULL (no room: the map or the disk) or TW_EIO. */
 static int
-s_err(int rc)
+s_note(tw_store_t *s, int rc, const char *doing)
 {
-    return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? TW_EFULL : TW_EIO;
+    int full = rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || rc == ENOSPC ||
+               rc == EDQUOT;
+    int fd;
+    struct statvfs vfs;
+    if (rc == EIO && s->env && mdb_env_get_fd(s->env, &fd) == 0 &&
+        fstatvfs(fd, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < (64u << 10)) {
+        /* LMDB reports a short write as EIO; on a full filesystem that
+         * is what it was. */
+        snprintf(s->err, sizeof s->err,
+                 "%s: %s: %s (a short write: the filesystem has %llu bytes "
+                 "left)", s->path, doing, strerror(ENOSPC),
+                 (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+        s->last_rc = ENOSPC;
+        return TW_EFULL;
+    }
+    if (rc == MDB_MAP_FULL) {
+        snprintf(s->err, sizeof s->err,
+                 "%s: %s: LMDB's map of %llu MiB is full (MDB_MAP_FULL)",
+                 s->path, doing, (unsigned long long)(s->map_bytes >> 20));
+    } else {
+        snprintf(s->err, sizeof s->err, "%s: %s: %s", s->path, doing,
+                 mdb_strerror(rc));
+    }
+    s->last_rc = rc;
+    return full ? TW_EFULL : TW_EIO;
+}
+
+/* ---- checksums ---------------------------------------------------------- */
+
+uint32_t
+tw_store_crc(tw_db_t db, const void *key, size_t klen, const void *val,
+             size_t vlen)
+{
+    unsigned char d = (unsigned char)db;
+    uint32_t crc = tw_crc32c(0, &d, 1);
+    crc = tw_crc32c(crc, key, klen);
+    return tw_crc32c(crc, val, vlen);
+}
+
+/* Write val and its checksum into `out` (vlen + TW_STORE_CRC bytes). */
+static void
+s_seal(unsigned char *out, tw_db_t db, const void *key, size_t klen,
+       const void *val, size_t vlen)
+{
+    if (vlen) {
+        memcpy(out, val, vlen);
+    }
+    uint32_t crc = tw_store_crc(db, key, klen, val, vlen);
+    for (int i = 0; i < TW_STORE_CRC; i++) {
+        out[vlen + (size_t)i] = (unsigned char)(crc >> (24 - 8 * i));
+    }
+}
+
+int
+tw_store_unseal(tw_db_t db, const void *key, size_t klen, const void *val,
+                size_t *vlen)
+{
+    if (*vlen < TW_STORE_CRC) {
+        return TW_EPROTO;
+    }
+    size_t n = *vlen - TW_STORE_CRC;
+    const unsigned char *t = (const unsigned char *)val + n;
+    uint32_t want = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 |
+                    (uint32_t)t[2] << 8 | t[3];
+    if (tw_store_crc(db, key, klen, val, n) != want) {
+        return TW_EPROTO;
+    }
+    *vlen = n;
+    return 0;
 }
 
 /* ---- meta ------------------------------------------------------------- */
@@ -91,8 +174,60 @@ static int
 s_put_meta(MDB_txn *txn, MDB_dbi dbi, const char *name, tw_enc_t *e)
 {
     MDB_val k = {strlen(name), (void *)name};
-    MDB_val v = {e->sb.size, e->sb.data};
-    return mdb_put(txn, dbi, &k, &v, 0);
+    MDB_val v = {e->sb.size + TW_STORE_CRC, NULL};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+    if (rc == 0) {
+        s_seal(v.mv_data, TW_DB_META, name, k.mv_size, e->sb.data,
+               e->sb.size);
+    }
+    return rc;
+}
+
+int
+tw_store_format_check(const char *path, const void *val, size_t vlen,
+                      char *why, size_t wlen)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    uint64_t ver = 0;
+    size_t off = 0;
+    int ok = msgpack_unpack_next(&up, val, vlen, &off) ==
+                 MSGPACK_UNPACK_SUCCESS &&
+             up.data.type == MSGPACK_OBJECT_MAP;
+    const msgpack_object *v = ok ? tw_mp_get(&up.data, "v") : NULL;
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        ver = v->via.u64;
+    }
+    msgpack_unpacked_destroy(&up);
+    if (!ok || ver == 0) {
+        snprintf(why, wlen, "%s: the format record is unreadable (damaged; "
+                 "try --salvage)", path);
+        return TW_EPROTO;
+    }
+    if (ver == 1) {
+        /* Version 1 had no checksums: the format record is the bare map. */
+        snprintf(why, wlen,
+                 "%s: store format version 1 (records without checksums); "
+                 "this broker reads version %d: convert it with "
+                 "'taskwheel-broker --salvage %s --into NEWDIR' (left "
+                 "untouched)",
+                 path, TW_STORE_VERSION, path);
+        return TW_EVERSION;
+    }
+    if (ver != TW_STORE_VERSION) {
+        snprintf(why, wlen,
+                 "%s: store format version %llu, this broker reads version "
+                 "%d only (left untouched)",
+                 path, (unsigned long long)ver, TW_STORE_VERSION);
+        return TW_EVERSION;
+    }
+    size_t n = vlen;
+    if (tw_store_unseal(TW_DB_META, "format", 6, val, &n) != 0 || n != off) {
+        snprintf(why, wlen, "%s: the format record is damaged (checksum; "
+                 "try --salvage)", path);
+        return TW_EPROTO;
+    }
+    return 0;
 }
 
 /* Read "format" and check it: 0, or an error with `why` set. */
@@ -106,38 +241,106 @@ s_check_format(tw_store_t *s, MDB_txn *txn, char *why, size_t wlen)
                  s->path);
         return TW_EPROTO;
     }
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    uint64_t ver = 0;
-    int ok = msgpack_unpack_next(&up, v.mv_data, v.mv_size, NULL) ==
-                 MSGPACK_UNPACK_SUCCESS &&
-             up.data.type == MSGPACK_OBJECT_MAP;
-    for (uint32_t i = 0; ok && i < up.data.via.map.size; i++) {
-        const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 1 &&
-            kv->key.via.str.ptr[0] == 'v' &&
-            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            ver = kv->val.via.u64;
+    return tw_store_format_check(s->path, v.mv_data, v.mv_size, why, wlen);
+}
+
+/* Open the LMDB environment of s->path and its databases (creating them
+ * when `create`). Returns LMDB's code. */
+static int
+s_env_open(tw_store_t *s, int create, MDB_txn **txn_out)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
+        rc = mdb_env_set_mapsize(s->env, (size_t)s->map_bytes);
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, s->path, s->env_flags, 0640);
+    }
+    if (rc != 0) {
+        if (s->env) {
+            mdb_env_close(s->env);
+            s->env = NULL;
         }
+        return rc;
     }
-    msgpack_unpacked_destroy(&up);
-    if (!ok || ver == 0) {
-        snprintf(why, wlen, "%s: the format record is unreadable", s->path);
-        return TW_EPROTO;
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_bytes) {
+        /* LMDB never maps less than the file holds. */
+        s->map_bytes = info.me_mapsize;
     }
-    if (ver != TW_STORE_VERSION) {
-        snprintf(why, wlen,
-                 "%s: store format version %llu, this broker reads version "
-                 "%d only (left untouched)",
-                 s->path, (unsigned long long)ver, TW_STORE_VERSION);
-        return TW_EVERSION;
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    MDB_txn *txn = NULL;
+    rc = mdb_txn_begin(s->env, NULL, create ? 0 : MDB_RDONLY, &txn);
+    for (int i = 0; rc == 0 && i < TW_DB__COUNT; i++) {
+        rc = mdb_dbi_open(txn, s_db_names[i], create ? MDB_CREATE : 0,
+                          &s->dbi[i]);
+    }
+    if (rc != 0) {
+        if (txn) {
+            mdb_txn_abort(txn);
+        }
+        mdb_env_close(s->env);
+        s->env = NULL;
+        return rc;
+    }
+    if (txn_out) {
+        *txn_out = txn;
+        return 0;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    return rc;
+}
+
+/* After a failed write of its meta page LMDB refuses every transaction
+ * (MDB_PANIC) until the environment is opened again: do that, under the
+ * lock the sync job takes. The file is consistent (the meta page that
+ * failed is not used). */
+static int
+s_reopen(tw_store_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->env) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    int rc = s_env_open(s, 0, NULL);
+    s->reopens++;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* The stop marker in broker.lock: "clean" after a clean close, anything
+ * else (empty: a new directory, or a broker that died) means unclean. */
+static int
+s_read_marker(int fd)
+{
+    char buf[16];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    return n >= 5 && memcmp(buf, "clean", 5) == 0;
+}
+
+static int
+s_write_marker(int fd, const char *text)
+{
+    /* Emptied first (that needs no room on a full disk): whatever fails
+     * after, the marker does not say "clean". */
+    size_t n = strlen(text);
+    if (ftruncate(fd, 0) != 0 || fdatasync(fd) != 0 ||
+        pwrite(fd, text, n, 0) != (ssize_t)n || fdatasync(fd) != 0) {
+        return TW_EIO;
     }
     return 0;
 }
 
 int
 tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
-              int fsync_policy, char *why, size_t wlen)
+              int fsync_policy, unsigned flags, char *why, size_t wlen)
 {
     *out = NULL;
     /* Like mkdir -p: the parents first. */
@@ -156,6 +359,7 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         return TW_EIO;
     }
     tw_store_t *s = tw_calloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
     s->path = tw_strdup(dir);
     s->fsync_policy = fsync_policy;
     s->map_bytes = map_bytes;
@@ -171,44 +375,28 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
         tw_store_close(&s);
         return TW_EIO;
     }
-    snprintf(file, sizeof file, "%s/data.mdb", dir);
-    struct stat sb;
-    int fresh = stat(file, &sb) != 0;
-    int rc = mdb_env_create(&s->env);
-    if (rc == 0) {
-        mdb_env_set_maxdbs(s->env, TW_DB__COUNT + 2);
-        rc = mdb_env_set_mapsize(s->env, (size_t)map_bytes);
-    }
-    unsigned flags = MDB_NOTLS;
-    if (fsync_policy != TW_FSYNC_ALWAYS) {
-        flags |= MDB_NOSYNC;
-    }
-    if (rc == 0) {
-        rc = mdb_env_open(s->env, dir, flags, 0640);
-    }
+    /* Nothing maps data.mdb before it was read through the bounds-checked
+     * reader (verify.h): a damaged file is refused here, with a sentence,
+     * and never reaches LMDB. After an unclean stop every page is
+     * accounted for too. */
+    s->was_clean = s_read_marker(s->lock_fd);
+    int fresh = 0;
+    int rc = tw_store_verify(dir, (flags & TW_STORE_VERIFY) || !s->was_clean,
+                             &fresh, &s->vstats, why, wlen);
     if (rc != 0) {
-        snprintf(why, wlen, "%s: cannot open the store: %s", dir,
-                 mdb_strerror(rc));
-        if (s->env) {
-            mdb_env_close(s->env);
-            s->env = NULL;
-        }
         tw_store_close(&s);
-        return TW_EIO;
+        return rc;
     }
-    int dead = 0;
-    mdb_reader_check(s->env, &dead);
-    MDB_txn *txn;
-    rc = mdb_txn_begin(s->env, NULL, fresh ? 0 : MDB_RDONLY, &txn);
-    for (int i = 0; rc == 0 && i < TW_DB__COUNT; i++) {
-        rc = mdb_dbi_open(txn, s_db_names[i], fresh ? MDB_CREATE : 0,
-                          &s->dbi[i]);
+    s->env_flags = MDB_NOTLS;
+    if (fsync_policy != TW_FSYNC_ALWAYS) {
+        s->env_flags |= MDB_NOSYNC;
     }
+    MDB_txn *txn = NULL;
+    rc = s_env_open(s, fresh, &txn);
     int out_rc = 0;
     if (rc != 0) {
         snprintf(why, wlen, "%s: %s: %s", dir,
-                 fresh ? "cannot create the store"
-                       : "not a taskwheel store or damaged",
+                 fresh ? "cannot create the store" : "cannot open the store",
                  mdb_strerror(rc));
         out_rc = fresh ? TW_EIO : TW_EPROTO;
     } else if (fresh) {
@@ -249,6 +437,28 @@ tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
     return 0;
 }
 
+int
+tw_store_mark_running(tw_store_t *s)
+{
+    char text[64];
+    snprintf(text, sizeof text, "running %ld\n", (long)getpid());
+    int rc = s_write_marker(s->lock_fd, text);
+    s->running = 1; /* not "clean" any more, whatever was written */
+    return rc;
+}
+
+int
+tw_store_was_clean(const tw_store_t *s)
+{
+    return s->was_clean;
+}
+
+const tw_verify_stats_t *
+tw_store_verified(const tw_store_t *s)
+{
+    return &s->vstats;
+}
+
 void
 tw_store_close(tw_store_t **sp)
 {
@@ -260,12 +470,18 @@ tw_store_close(tw_store_t **sp)
         if (s->txn) {
             mdb_txn_abort(s->txn);
         }
-        mdb_env_sync(s->env, 1);
+        int synced = mdb_env_sync(s->env, 1) == 0;
         mdb_env_close(s->env);
+        if (s->running && synced) {
+            /* Everything is on disk: the next start may skip the deep
+             * check. */
+            s_write_marker(s->lock_fd, "clean\n");
+        }
     }
     if (s->lock_fd >= 0) {
         close(s->lock_fd);
     }
+    pthread_mutex_destroy(&s->mu);
     tw_free(s->path);
     tw_free(s);
     *sp = NULL;
@@ -279,10 +495,13 @@ tw_store_begin(tw_store_t *s)
     if (s->txn) {
         return 0;
     }
-    int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    int rc = s->env ? mdb_txn_begin(s->env, NULL, 0, &s->txn) : MDB_PANIC;
+    if (rc == MDB_PANIC && (rc = s_reopen(s)) == 0) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    }
     if (rc != 0) {
         s->txn = NULL;
-        return s_err(rc);
+        return s_note(s, rc, "cannot begin a write");
     }
     return 0;
 }
@@ -291,28 +510,40 @@ static int
 s_fail(tw_store_t *s, int rc)
 {
     tw_store_abort(s);
-    return s_err(rc);
+    return s_note(s, rc, "cannot write");
+}
+
+/* mdb_put with room reserved for the value and its checksum, which are
+ * then written in place (one copy, straight into the page). */
+static int
+s_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
+      const void *val, size_t vlen, unsigned flags)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen + TW_STORE_CRC, NULL};
+    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, flags | MDB_RESERVE);
+    if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
+        v.mv_size = vlen + TW_STORE_CRC;
+        rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_RESERVE);
+    }
+    if (rc != 0) {
+        return s_fail(s, rc);
+    }
+    s_seal(v.mv_data, db, key, klen, val, vlen);
+    return 0;
 }
 
 int
 tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
              const void *val, size_t vlen)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
-    return rc ? s_fail(s, rc) : 0;
+    return s_put(s, db, key, klen, val, vlen, 0);
 }
 
 int
 tw_store_put_last(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                   const void *val, size_t vlen)
 {
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(s->txn, s->dbi[db], &k, &v, MDB_APPEND);
-    if (rc == MDB_KEYEXIST) {
-        rc = mdb_put(s->txn, s->dbi[db], &k, &v, 0);
-    }
-    return rc ? s_fail(s, rc) : 0;
+    return s_put(s, db, key, klen, val, vlen, MDB_APPEND);
 }
 
 int
@@ -358,7 +589,7 @@ tw_store_commit(tw_store_t *s)
     }
     int rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
-    return rc ? s_err(rc) : 0;
+    return rc ? s_note(s, rc, "cannot commit") : 0;
 }
 
 void
@@ -373,7 +604,81 @@ tw_store_abort(tw_store_t *s)
 int
 tw_store_sync(tw_store_t *s)
 {
-    return mdb_env_sync(s->env, 1) ? TW_EIO : 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = s->env ? mdb_env_sync(s->env, 1) : 0;
+    pthread_mutex_unlock(&s->mu);
+    return rc ? TW_EIO : 0;
+}
+
+int
+tw_store_use(tw_store_t *s, tw_store_use_t *u)
+{
+    memset(u, 0, sizeof *u);
+    u->map_bytes = s->map_bytes;
+    MDB_txn *txn;
+    if (!s->env || mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0) {
+        return TW_EIO;
+    }
+    /* Pages in use: both meta pages and every page of every tree (the
+     * free-page list's own included); the rest up to the last page are
+     * free and reused before the file grows. */
+    MDB_stat st;
+    uint64_t pages = 2, psize = 4096;
+    int rc = 0;
+    MDB_dbi dbis[TW_DB__COUNT + 2] = {0, 1};
+    for (int i = 0; i < TW_DB__COUNT; i++) {
+        dbis[2 + i] = s->dbi[i];
+    }
+    for (int i = 0; i < TW_DB__COUNT + 2 && rc == 0; i++) {
+        rc = mdb_stat(txn, dbis[i], &st);
+        pages += st.ms_branch_pages + st.ms_leaf_pages +
+                 st.ms_overflow_pages;
+        psize = st.ms_psize;
+    }
+    MDB_envinfo info;
+    if (rc == 0) {
+        rc = mdb_env_info(s->env, &info);
+    }
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        return TW_EIO;
+    }
+    u->live_bytes = pages * psize;
+    u->last_bytes = ((uint64_t)info.me_last_pgno + 1) * psize;
+    int fd = -1;
+    struct stat sb;
+    struct statvfs vfs;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &sb) == 0) {
+        u->file_bytes = (uint64_t)sb.st_size;
+    }
+    if (fd >= 0 && fstatvfs(fd, &vfs) == 0) {
+        u->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+        u->have_disk = 1;
+    }
+    return 0;
+}
+
+uint64_t
+tw_store_reopens(const tw_store_t *s)
+{
+    return s->reopens;
+}
+
+/* Describe a record whose checksum does not match. */
+static int
+s_damaged(tw_store_t *s, tw_db_t db, const void *key, size_t klen)
+{
+    char hex[2 * 16 + 1];
+    size_t n = klen < 16 ? klen : 16;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)key)[i]);
+    }
+    hex[2 * n] = '\0';
+    snprintf(s->err, sizeof s->err,
+             "%s: a record in '%s' (key %s%s) is damaged: its checksum does "
+             "not match", s->path, tw_store_db_name(db), hex,
+             klen > n ? "..." : "");
+    return TW_EPROTO;
 }
 
 int
@@ -383,22 +688,36 @@ tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
     MDB_cursor *cur;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0) {
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
         return TW_EIO;
     }
     rc = mdb_cursor_open(txn, s->dbi[db], &cur);
     if (rc != 0) {
         mdb_txn_abort(txn);
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
         return TW_EIO;
     }
     MDB_val k, v;
     int out = 0;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !out;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        out = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
+        size_t vlen = v.mv_size;
+        if (tw_store_unseal(db, k.mv_data, k.mv_size, v.mv_data, &vlen)) {
+            out = s_damaged(s, db, k.mv_data, k.mv_size);
+            break;
+        }
+        out = fn(k.mv_data, k.mv_size, v.mv_data, vlen, arg);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    return out ? out : rc == MDB_NOTFOUND ? 0 : TW_EIO;
+    if (!out && rc != MDB_NOTFOUND) {
+        snprintf(s->err, sizeof s->err, "%s: cannot read the store: %s",
+                 s->path, mdb_strerror(rc));
+        return TW_EIO;
+    }
+    return out;
 }
 
 int
@@ -412,15 +731,31 @@ tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
     }
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(txn, s->dbi[db], &k, &v);
-    if (rc == 0) {
-        *val = tw_malloc(v.mv_size ? v.mv_size : 1);
-        memcpy(*val, v.mv_data, v.mv_size);
-        *vlen = v.mv_size;
+    int out = rc == 0 ? 0 : rc == MDB_NOTFOUND ? TW_ENOENT : TW_EIO;
+    size_t n = v.mv_size;
+    if (rc == 0 && tw_store_unseal(db, key, klen, v.mv_data, &n) != 0) {
+        out = s_damaged(s, db, key, klen);
+    } else if (rc == 0) {
+        *val = tw_malloc(n ? n : 1);
+        memcpy(*val, v.mv_data, n);
+        *vlen = n;
     }
     if (own) {
         mdb_txn_abort(txn);
     }
-    return rc == 0 ? 0 : rc == MDB_NOTFOUND ? TW_ENOENT : TW_EIO;
+    return out;
+}
+
+const char *
+tw_store_error(const tw_store_t *s)
+{
+    return s->err;
+}
+
+const char *
+tw_store_db_name(tw_db_t db)
+{
+    return db >= 0 && db < TW_DB__COUNT ? s_db_names[db] : "?";
 }
 
 uint64_t
@@ -432,12 +767,8 @@ tw_store_map_bytes(const tw_store_t *s)
 uint64_t
 tw_store_used_bytes(tw_store_t *s)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0) {
-        return 0;
-    }
-    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    tw_store_use_t u;
+    return tw_store_use(s, &u) == 0 ? u.live_bytes : 0;
 }
 
 int
@@ -613,20 +944,33 @@ s_w_raw(unsigned char *p, const void *v, size_t len, int bin)
     return p + len;
 }
 
-void
-tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
+size_t
+tw_store_task_enc_max(const tw_store_task_t *r)
 {
-    tw_enc_clear(e);
     size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
                   r->data_len + r->pool_len + r->error_len + r->key_len;
     for (size_t i = 0; i < r->ngroups; i++) {
         need += 5 + r->glens[i];
     }
+    return need;
+}
+
+void
+tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
+{
+    tw_enc_clear(e);
+    size_t need = tw_store_task_enc_max(r);
     if (e->sb.alloc < need) {
         e->sb.data = realloc(e->sb.data, need);
         e->sb.alloc = need;
     }
-    unsigned char *p = (unsigned char *)e->sb.data;
+    e->sb.size = tw_store_task_enc_to((unsigned char *)e->sb.data, r);
+}
+
+size_t
+tw_store_task_enc_to(unsigned char *out, const tw_store_task_t *r)
+{
+    unsigned char *p = out;
     /* Zero numbers and the default pool are left out (the decoder reads
      * them as 0 and "default"), so the count is patched at the end. */
     unsigned n = 0;
@@ -697,9 +1041,9 @@ tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r)
         }
         n++;
     }
-    ((unsigned char *)e->sb.data)[1] = (unsigned char)(n >> 8);
-    ((unsigned char *)e->sb.data)[2] = (unsigned char)n;
-    e->sb.size = (size_t)(p - (unsigned char *)e->sb.data);
+    out[1] = (unsigned char)(n >> 8);
+    out[2] = (unsigned char)n;
+    return (size_t)(p - out);
 }
 
 int
@@ -1044,6 +1388,27 @@ tw_store_group_key(char *key, const char *pool, size_t plen,
 /* ---- counters --------------------------------------------------------- */
 
 int
+tw_store_counters_dec(const void *buf, size_t len, uint64_t *next_id,
+                      uint64_t *next_ep)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    const msgpack_object *m = s_dec_map(&up, buf, len);
+    int rc = m ? 0 : TW_EPROTO;
+    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        const msgpack_object *val = &m->via.map.ptr[i].val;
+        if (s_key_is(k, "id") && !s_u64(val, next_id)) {
+            rc = TW_EPROTO;
+        } else if (s_key_is(k, "ep") && !s_u64(val, next_ep)) {
+            rc = TW_EPROTO;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+int
 tw_store_counters_get(tw_store_t *s, uint64_t *next_id, uint64_t *next_ep)
 {
     void *v;
@@ -1057,20 +1422,7 @@ tw_store_counters_get(tw_store_t *s, uint64_t *next_id, uint64_t *next_ep)
     if (rc != 0) {
         return rc;
     }
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    const msgpack_object *m = s_dec_map(&up, v, vlen);
-    rc = m ? 0 : TW_EPROTO;
-    for (uint32_t i = 0; m && i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key;
-        const msgpack_object *val = &m->via.map.ptr[i].val;
-        if (s_key_is(k, "id") && !s_u64(val, next_id)) {
-            rc = TW_EPROTO;
-        } else if (s_key_is(k, "ep") && !s_u64(val, next_ep)) {
-            rc = TW_EPROTO;
-        }
-    }
-    msgpack_unpacked_destroy(&up);
+    rc = tw_store_counters_dec(v, vlen, next_id, next_ep);
     tw_free(v);
     return rc;
 }

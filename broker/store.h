@@ -36,7 +36,17 @@
 
 #include "proto/proto.h"
 
-#define TW_STORE_VERSION 1
+#define TW_STORE_VERSION 2
+
+/* Every stored value ends with a checksum of this many bytes: CRC-32C
+ * (common/crc32c.h) of the database number (one byte), the key and the
+ * value, big-endian. put/get/each add and check it; callers never see
+ * it. */
+#define TW_STORE_CRC 4
+
+/* The id and epoch counters are stored this far ahead of what is handed
+ * out (persist.c), so no id is reused after a restart. */
+#define TW_STORE_RESERVE 65536u
 
 typedef enum {
     TW_FSYNC_ALWAYS = 0,
@@ -60,20 +70,36 @@ int tw_fsync_parse(const char *s);
 const char *tw_fsync_name(int policy);
 
 /* Open (creating DIR and a fresh store if DIR holds none) with a map of
- * `map_bytes`. Returns 0, or an error with a sentence naming the path and
- * the problem in `why`: TW_EIO (cannot create or lock, LMDB refuses the
- * file: corrupt, not LMDB), TW_EVERSION (another format version),
- * TW_EPROTO (no taskwheel meta record). Nothing is written on failure. */
+ * `map_bytes`. An existing data.mdb is verified first (verify.h), deeply
+ * after an unclean stop or with TW_STORE_VERIFY in `flags`. Returns 0, or
+ * an error with one sentence naming the path and the problem in `why`:
+ * TW_EIO (cannot create, lock or read), TW_EVERSION (another format
+ * version), TW_EPROTO (damaged, truncated, not a taskwheel store).
+ * Nothing is written on failure, and a damaged file is never mapped. */
+#define TW_STORE_VERIFY 1u
 int tw_store_open(tw_store_t **out, const char *dir, uint64_t map_bytes,
-                  int fsync_policy, char *why, size_t wlen);
+                  int fsync_policy, unsigned flags, char *why, size_t wlen);
+
+/* The clean-stop marker, which lives in DIR/broker.lock: "clean" once a
+ * close synced everything, "running PID" from tw_store_mark_running (call
+ * it before the first write) until then. A store found without "clean"
+ * (a broker that died, a data.mdb copied in) gets the deep check. */
+int tw_store_mark_running(tw_store_t *s);
+int tw_store_was_clean(const tw_store_t *s);
+
+/* What the check at open found (records per database, deep or not). */
+struct tw_verify_stats;
+const struct tw_verify_stats *tw_store_verified(const tw_store_t *s);
 
 /* Sync whatever the policy (a clean stop is the moment to), close and
  * free. Sets *sp to NULL. Idempotent. */
 void tw_store_close(tw_store_t **sp);
 
 /* Write transactions: begin, any number of put/del, then commit or abort.
- * put/del/commit return 0, TW_EFULL (map full: the transaction is aborted
- * already) or TW_EIO. del of an absent key is 0. */
+ * begin/put/del/commit return 0, TW_EFULL (no room: LMDB's map is full,
+ * or the filesystem said ENOSPC or EDQUOT) or TW_EIO (any other failure);
+ * on failure the transaction is aborted already, nothing of it is written,
+ * and tw_store_error says what happened. del of an absent key is 0. */
 int tw_store_begin(tw_store_t *s);
 int tw_store_put(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                  const void *val, size_t vlen);
@@ -93,22 +119,64 @@ void tw_store_abort(tw_store_t *s);
 int tw_store_sync(tw_store_t *s);
 
 /* Call `fn` for every record of `db` in key order inside one read
- * transaction; a non-zero return from `fn` stops and is returned. */
+ * transaction; a non-zero return from `fn` stops and is returned. A
+ * record whose checksum does not match stops the walk with TW_EPROTO, a
+ * read error with TW_EIO; tw_store_error then says which and where. */
 typedef int (*tw_store_each_fn)(const void *key, size_t klen,
                                 const void *val, size_t vlen, void *arg);
 int tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn,
                   void *arg);
 
-/* One value by key: 0 and a copy in *val (tw_free it), TW_ENOENT. */
+/* One value by key: 0 and a copy in *val (tw_free it), TW_ENOENT,
+ * TW_EPROTO (its checksum does not match), TW_EIO. */
 int tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,
                  void **val, size_t *vlen);
 
-/* Bytes the map may hold, and bytes in use (an upper bound: the last page
- * ever used, including free pages LMDB will reuse). */
+/* How full the store is, measured (by the writer after each batch). */
+typedef struct {
+    uint64_t live_bytes; /* pages holding records or tree structure */
+    uint64_t last_bytes; /* up to the last page used: live + free pages */
+    uint64_t map_bytes;  /* LMDB's map: the most the file may hold */
+    uint64_t file_bytes; /* data.mdb's size */
+    uint64_t disk_free;  /* bytes its filesystem still has for it */
+    int have_disk;
+} tw_store_use_t;
+
+/* Measure: 0, or TW_EIO. Whichever thread writes (it reads stats in a
+ * short read transaction). */
+int tw_store_use(tw_store_t *s, tw_store_use_t *u);
+
+/* Bytes the map may hold, and bytes in use (live pages). */
 uint64_t tw_store_map_bytes(const tw_store_t *s);
 uint64_t tw_store_used_bytes(tw_store_t *s);
+
+/* Times the environment was opened again after LMDB gave it up
+ * (MDB_PANIC: a meta page could not be written); tw_store_begin does it
+ * by itself. */
+uint64_t tw_store_reopens(const tw_store_t *s);
 int tw_store_fsync_policy(const tw_store_t *s);
 const char *tw_store_path(const tw_store_t *s);
+
+/* One sentence on the last failure (path, what and why), or "". */
+const char *tw_store_error(const tw_store_t *s);
+
+/* The name of database `db` ("tasks"...). */
+const char *tw_store_db_name(tw_db_t db);
+
+/* The checksum of a record (see TW_STORE_CRC). */
+uint32_t tw_store_crc(tw_db_t db, const void *key, size_t klen,
+                      const void *val, size_t vlen);
+
+/* Check the checksum at the end of a stored value of *vlen bytes: 0 and
+ * *vlen without it, or TW_EPROTO. */
+int tw_store_unseal(tw_db_t db, const void *key, size_t klen,
+                    const void *val, size_t *vlen);
+
+/* Check a "format" record (a stored value, checksum included): 0 if it
+ * is this broker's version, else TW_EVERSION or TW_EPROTO with the
+ * sentence for `path` in `why`. */
+int tw_store_format_check(const char *path, const void *val, size_t vlen,
+                          char *why, size_t wlen);
 
 /* Keys of the id databases: 8 bytes big-endian, so LMDB's order is the
  * id order. */
@@ -190,6 +258,10 @@ typedef struct {
 
 /* Encode a record into `e` (cleared first). */
 void tw_store_task_enc(tw_enc_t *e, const tw_store_task_t *r);
+/* A task record straight into `out`, which holds at least
+ * tw_store_task_enc_max(r) bytes; returns its size. */
+size_t tw_store_task_enc_max(const tw_store_task_t *r);
+size_t tw_store_task_enc_to(unsigned char *out, const tw_store_task_t *r);
 void tw_store_station_enc(tw_enc_t *e, const tw_store_station_t *r);
 void tw_store_pool_enc(tw_enc_t *e, const tw_store_pool_t *r);
 void tw_store_group_enc(tw_enc_t *e, const tw_store_group_t *r);
@@ -214,5 +286,8 @@ size_t tw_store_group_key(char *key, const char *pool, size_t plen,
 int tw_store_counters_get(tw_store_t *s, uint64_t *next_id,
                           uint64_t *next_ep);
 int tw_store_counters_put(tw_store_t *s, uint64_t next_id, uint64_t next_ep);
+/* Decode a counters record: 0 or TW_EPROTO. */
+int tw_store_counters_dec(const void *buf, size_t len, uint64_t *next_id,
+                          uint64_t *next_ep);
 
 #endif /* TW_BROKER_STORE_H */

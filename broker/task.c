@@ -108,6 +108,7 @@ tw_tasks_create(tw_tasks_t *ts, const void *data, size_t len,
         t->data = tw_malloc(len);
         memcpy(t->data, data, len);
         t->data_len = (uint32_t)len;
+        ts->payload_bytes += len;
     }
     tw_idmap_put(&ts->by_id, t->id, t);
     ts->live++;
@@ -125,12 +126,14 @@ tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state, const void *result,
              size_t len, const char *error, size_t elen, uint64_t now_ms)
 {
     tw_free(t->data);
+    ts->payload_bytes -= t->data_len;
     t->data = NULL;
     t->data_len = 0;
     if (result && len) {
         t->data = tw_malloc(len);
         memcpy(t->data, result, len);
         t->data_len = (uint32_t)len;
+        ts->payload_bytes += len;
     }
     if (error && t->error) {
         /* Earlier attempts' errors come first (retries keep them all). */
@@ -152,15 +155,23 @@ tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state, const void *result,
 }
 
 size_t
-tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
-            size_t max_ended)
+tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, const tw_tasks_gc_t *lim,
+            size_t *for_bytes)
 {
-    size_t n = 0;
+    size_t n = 0, bytes_only = 0;
     tw_task_t *t;
-    while ((t = ts->ended.head) &&
-           (ts->ended.len > max_ended || now_ms - t->t_ms >= ttl_ms)) {
+    while (n < lim->max_n && (t = ts->ended.head)) {
+        int due = ts->ended.len > lim->max_ended ||
+                  now_ms - t->t_ms >= lim->ttl_ms;
+        if (!due && ts->payload_bytes <= lim->max_bytes) {
+            break;
+        }
+        bytes_only += !due;
         tw_tasks_forget(ts, t);
         n++;
+    }
+    if (for_bytes) {
+        *for_bytes = bytes_only;
     }
     return n;
 }
@@ -173,5 +184,6 @@ tw_tasks_forget(tw_tasks_t *ts, tw_task_t *t)
     if (ts->on_free) {
         ts->on_free(t, ts->on_free_arg);
     }
+    ts->payload_bytes -= t->data_len;
     s_free_task(t->id, t, NULL);
 }

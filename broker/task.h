@@ -90,6 +90,8 @@ typedef struct {
     uint64_t next_id;
     tw_task_list_t ended;
     size_t live; /* PENDING + RUNNING */
+    uint64_t payload_bytes; /* data_len summed over every task: the
+                               arguments held and the results kept */
     /* Called for each task tw_tasks_gc or tw_tasks_forget frees, before
      * it is freed (the broker drops dedup keys there). May be NULL. */
     void (*on_free)(tw_task_t *t, void *arg);
@@ -116,10 +118,21 @@ void tw_tasks_end(tw_tasks_t *ts, tw_task_t *t, int state,
                   const void *result, size_t len, const char *error,
                   size_t elen, uint64_t now_ms);
 
-/* Free ended tasks at least ttl_ms old or beyond `max_ended`. Returns the
- * number freed. */
-size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms,
-                   size_t max_ended);
+/* What collection keeps: ended tasks younger than ttl_ms, at most
+ * max_ended of them, and no more payload (payload_bytes) than max_bytes
+ * while ended tasks remain to be freed. At most max_n go per call. */
+typedef struct {
+    uint64_t ttl_ms;
+    size_t max_ended;
+    uint64_t max_bytes;
+    size_t max_n;
+} tw_tasks_gc_t;
+
+/* Free ended tasks, oldest first, until the limits hold. Returns the
+ * number freed; *for_bytes (if not NULL) gets how many of them went only
+ * because of max_bytes. */
+size_t tw_tasks_gc(tw_tasks_t *ts, uint64_t now_ms, const tw_tasks_gc_t *lim,
+                   size_t *for_bytes);
 
 /* Free one ended task now (a pool flush). */
 void tw_tasks_forget(tw_tasks_t *ts, tw_task_t *t);

@@ -5,14 +5,19 @@
  *  `todo`, applies it with the mutex released, and moves it to `done`;
  *  the loop drains `done` from the uv_async callback, or from
  *  tw_writer_wait after waiting on `idle` until `todo` is empty and the
- *  thread is between batches.
+ *  thread is between batches. A failing batch waits for its next attempt
+ *  on `work` with a timeout, so a stop wakes it at once.
  */
 #include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -52,9 +57,11 @@ s_get_u32(const unsigned char *p)
     return v;
 }
 
-static void
-s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
-     const void *val, size_t vlen)
+/* Room for an operation with a value of up to `vlen` bytes; its header
+ * and key written, the value's place returned. */
+static unsigned char *
+s_op_begin(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
+           size_t vlen)
 {
     size_t need = b->len + 10 + klen + vlen;
     if (need > b->cap) {
@@ -73,11 +80,43 @@ s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
     if (klen) {
         memcpy(p + 10, key, klen);
     }
-    if (vlen) {
-        memcpy(p + 10 + klen, val, vlen);
-    }
-    b->len = need;
+    b->open = b->len;
+    return p + 10 + klen;
+}
+
+/* The operation begun last holds `vlen` bytes of value. */
+static void
+s_op_end(tw_wbatch_t *b, size_t vlen)
+{
+    unsigned char *p = b->ops + b->open;
+    s_u32(p + 6, (uint32_t)vlen);
+    b->len = b->open + 10 + s_get_u32(p + 2) + vlen;
     b->nops++;
+}
+
+static void
+s_op(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
+     const void *val, size_t vlen)
+{
+    unsigned char *v = s_op_begin(b, op, db, key, klen, vlen);
+    if (vlen) {
+        memcpy(v, val, vlen);
+    }
+    s_op_end(b, vlen);
+}
+
+unsigned char *
+tw_wbatch_put_begin(tw_wbatch_t *b, tw_db_t db, const void *key,
+                    size_t klen, size_t max, int last)
+{
+    return s_op_begin(b, last ? S_OP_PUT_LAST : S_OP_PUT, db, key, klen,
+                      max);
+}
+
+void
+tw_wbatch_put_end(tw_wbatch_t *b, size_t vlen)
+{
+    s_op_end(b, vlen);
 }
 
 void
@@ -116,11 +155,7 @@ tw_wbatch_hold(tw_wbatch_t *b, zmq_msg_t f[3])
 int
 tw_wbatch_apply(tw_wbatch_t *b, tw_store_t *s)
 {
-    if (!b->nops) {
-        b->used_bytes = tw_store_used_bytes(s);
-        return 0;
-    }
-    int rc = tw_store_begin(s);
+    int rc = b->nops ? tw_store_begin(s) : 0;
     const unsigned char *p = b->ops, *end = b->ops + b->len;
     while (rc == 0 && p < end) {
         int op = p[0];
@@ -146,11 +181,17 @@ tw_wbatch_apply(tw_wbatch_t *b, tw_store_t *s)
     if (rc == 0) {
         rc = tw_store_commit(s);
     }
-    b->used_bytes = tw_store_used_bytes(s);
+    if (rc != 0) {
+        snprintf(b->err, sizeof b->err, "%s", tw_store_error(s));
+    }
+    b->have_use = tw_store_use(s, &b->use) == 0;
     return rc;
 }
 
 /* ---- the thread --------------------------------------------------------- */
+
+#define S_RETRY_MIN_MS 50
+#define S_RETRY_MAX_MS 2000
 
 struct tw_writer {
     tw_store_t *store;
@@ -162,7 +203,12 @@ struct tw_writer {
     tw_wbatch_t *todo, *todo_tail;
     tw_wbatch_t *done, *done_tail;
     int busy, stop;
-    uint64_t errors;
+    uint64_t stop_at_ms;   /* stopping: give a failing batch up then */
+    int given_up;          /* ... and every later one: rc, err */
+    int given_rc;
+    char given_err[320];
+    tw_writer_health_t health;
+    _Atomic int failing;
     uv_async_t async;
 };
 
@@ -176,6 +222,72 @@ s_push(tw_wbatch_t **head, tw_wbatch_t **tail, tw_wbatch_t *b)
         *head = b;
     }
     *tail = b;
+}
+
+/* Absolute CLOCK_REALTIME `ms` from now, for the condition waits. */
+static struct timespec
+s_deadline(uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Apply `b`, again and again while it fails (mutex not held). */
+static int
+s_write(tw_writer_t *w, tw_wbatch_t *b)
+{
+    uint64_t delay = S_RETRY_MIN_MS;
+    for (;;) {
+        int rc = tw_wbatch_apply(b, w->store);
+        pthread_mutex_lock(&w->mu);
+        if (rc == 0) {
+            if (w->health.failing) {
+                w->health.failing = 0;
+                w->health.recovered++;
+                w->failing = 0;
+            }
+            pthread_mutex_unlock(&w->mu);
+            return 0;
+        }
+        w->health.errors++;
+        if (!w->health.failing) {
+            w->health.failing = 1;
+            w->health.since_ms = tw_now_ms();
+            w->failing = 1;
+        }
+        w->health.rc = rc;
+        snprintf(w->health.err, sizeof w->health.err, "%s", b->err);
+        /* Wait for the next attempt, or for a stop whose grace is over. */
+        uint64_t wake = tw_now_ms() + delay;
+        for (;;) {
+            uint64_t now = tw_now_ms();
+            uint64_t limit =
+                w->stop && w->stop_at_ms < wake ? w->stop_at_ms : wake;
+            if (now >= limit) {
+                break;
+            }
+            struct timespec until = s_deadline(limit - now);
+            pthread_cond_timedwait(&w->work, &w->mu, &until);
+        }
+        int give_up = w->stop && tw_now_ms() >= w->stop_at_ms;
+        if (give_up) {
+            w->given_up = 1;
+            w->given_rc = rc;
+            snprintf(w->given_err, sizeof w->given_err, "%s", b->err);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (give_up) {
+            return rc;
+        }
+        delay = delay * 2 > S_RETRY_MAX_MS ? S_RETRY_MAX_MS : delay * 2;
+    }
 }
 
 static void *
@@ -192,23 +304,16 @@ s_main(void *arg)
         }
         tw_wbatch_t *b = w->todo;
         w->busy = 1;
+        int given_up = w->given_up;
         pthread_mutex_unlock(&w->mu);
-        int rc;
-        while ((rc = tw_wbatch_apply(b, w->store)) != 0) {
-            /* Nothing of it was written: try again, before anything
-             * later, until it fits (collection frees room) or the
-             * broker stops. */
-            pthread_mutex_lock(&w->mu);
-            w->errors++;
-            int stop = w->stop;
-            pthread_mutex_unlock(&w->mu);
-            if (stop) {
-                break;
-            }
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+        if (given_up) {
+            /* A batch before it could not be written: neither is this
+             * one, so the store keeps a prefix of the batches. */
+            b->rc = w->given_rc;
+            snprintf(b->err, sizeof b->err, "%s", w->given_err);
+        } else {
+            b->rc = s_write(w, b);
         }
-        b->rc = rc;
         pthread_mutex_lock(&w->mu);
         w->todo = b->next;
         if (!w->todo) {
@@ -292,14 +397,7 @@ tw_writer_submit(tw_writer_t *w, tw_wbatch_t *b)
 int
 tw_writer_wait(tw_writer_t *w, uint64_t timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(timeout_ms / 1000);
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = s_deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&w->mu);
     while ((w->todo || w->busy) && rc == 0) {
@@ -324,27 +422,40 @@ tw_writer_busy(tw_writer_t *w)
     return busy;
 }
 
+void
+tw_writer_health(tw_writer_t *w, tw_writer_health_t *h)
+{
+    pthread_mutex_lock(&w->mu);
+    *h = w->health;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int
+tw_writer_failing(tw_writer_t *w)
+{
+    return w->failing;
+}
+
 uint64_t
 tw_writer_errors(tw_writer_t *w)
 {
     pthread_mutex_lock(&w->mu);
-    uint64_t n = w->errors;
+    uint64_t n = w->health.errors;
     pthread_mutex_unlock(&w->mu);
     return n;
 }
 
 void
-tw_writer_stop(tw_writer_t **wp)
+tw_writer_stop(tw_writer_t **wp, uint64_t grace_ms)
 {
     tw_writer_t *w = *wp;
     if (!w) {
         return;
     }
-    /* Stop first: a batch stuck retrying gives up (rc set) instead of
-     * holding the stop forever; the others are still written. */
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
-    pthread_cond_signal(&w->work);
+    w->stop_at_ms = tw_now_ms() + grace_ms;
+    pthread_cond_broadcast(&w->work);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
     s_drain(w);

@@ -15,6 +15,23 @@ s_inc(uint8_t v)
     return v < UINT8_MAX ? (uint8_t)(v + 1) : v;
 }
 
+/* Does `msg` hold one of the '|'-separated phrases of `alts`? */
+static int
+s_has_one(const char *msg, const char *alts)
+{
+    while (*alts) {
+        const char *bar = strchr(alts, '|');
+        size_t n = bar ? (size_t)(bar - alts) : strlen(alts);
+        char phrase[256];
+        snprintf(phrase, sizeof phrase, "%.*s", (int)n, alts);
+        if (n && strstr(msg, phrase)) {
+            return 1;
+        }
+        alts += n + (bar != NULL);
+    }
+    return 0;
+}
+
 static void
 s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
 {
@@ -25,9 +42,15 @@ s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
     }
     if (err) {
         f->refused[seq] = s_inc(f->refused[seq]);
-        fprintf(stderr, "%s: seq %llu refused: %s (%s)\n", f->scenario,
-                (unsigned long long)seq, tw_client_strerror(err),
-                msg ? msg : "");
+        int expected = f->refuse_code && err == f->refuse_code && msg &&
+                       (!f->refuse_text || s_has_one(msg, f->refuse_text));
+        f->refused_bad += !expected;
+        /* Every unexpected refusal; of the expected ones, the first. */
+        if (!expected || f->refused_first++ == 0) {
+            fprintf(stderr, "%s: seq %llu refused: %s (%s)\n", f->scenario,
+                    (unsigned long long)seq, tw_client_strerror(err),
+                    msg ? msg : "");
+        }
         return;
     }
     f->acks[seq] = s_inc(f->acks[seq]);
@@ -121,24 +144,46 @@ tw_fault_wait_completed(tw_fault_t *f, tw_client_t *c, size_t n,
     return 0;
 }
 
+/* Seqs 1..cap with a non-zero count in `per_seq`. */
+static size_t
+s_seqs_with(const tw_fault_t *f, const uint8_t *per_seq)
+{
+    size_t n = 0;
+    for (size_t s = 1; s <= f->cap; s++) {
+        n += per_seq[s] > 0;
+    }
+    return n;
+}
+
+/* Acknowledged: by its ACK, or by an outcome, which names the task the
+ * broker made of it (an ACK lost on a broker's way out is not resent: the
+ * client takes the outcome for it). */
+static int
+s_acked(const tw_fault_t *f, size_t s)
+{
+    return f->acks[s] > 0 || f->outcomes[s] > 0;
+}
+
 size_t
 tw_fault_acked(const tw_fault_t *f)
 {
     size_t n = 0;
     for (size_t s = 1; s <= f->cap; s++) {
-        n += f->acks[s] > 0;
+        n += s_acked(f, s);
     }
     return n;
 }
 
 size_t
+tw_fault_refused(const tw_fault_t *f)
+{
+    return s_seqs_with(f, f->refused);
+}
+
+size_t
 tw_fault_completed(const tw_fault_t *f)
 {
-    size_t n = 0;
-    for (size_t s = 1; s <= f->cap; s++) {
-        n += f->ok[s] > 0;
-    }
-    return n;
+    return s_seqs_with(f, f->ok);
 }
 
 void
@@ -149,30 +194,48 @@ tw_fault_report(tw_fault_t *f, tw_client_t *c)
         TW_H_ASSERT_OK(tw_h_status_field(c, "duplicates", &d));
         f->broker_duplicates = (uint64_t)d;
     }
-    size_t acked = 0, completed = 0, lost = 0, twice = 0;
+    size_t acked = 0, completed = 0, lost = 0, twice = 0, refused = 0;
+    size_t both = 0, ran = 0;
     uint64_t dup = f->broker_duplicates;
     for (size_t i = 0; i < f->submitted; i++) {
         size_t s = f->seqs[i];
-        acked += f->acks[s] > 0;
+        acked += s_acked(f, s);
+        refused += f->refused[s] > 0 && !s_acked(f, s);
+        both += f->refused[s] > 0 && f->acks[s] > 0;
+        ran += f->refused[s] > 0 && f->outcomes[s] > 0;
         completed += f->ok[s] > 0;
-        lost += f->ok[s] == 0;
-        if (f->acks[s] > 1 || f->outcomes[s] > 1) {
+        /* A refused submission has no outcome to lose. */
+        lost += f->ok[s] == 0 && !(f->refused[s] && !s_acked(f, s));
+        if (f->acks[s] > 1 || f->outcomes[s] > 1 || f->refused[s] > 1) {
             twice++;
             dup += (uint64_t)(f->acks[s] > 1 ? f->acks[s] - 1 : 0) +
                    (uint64_t)(f->outcomes[s] > 1 ? f->outcomes[s] - 1 : 0);
         }
     }
-    printf("scenario=%s submitted=%zu acked=%zu completed=%zu "
-           "duplicated=%llu lost=%zu\n",
-           f->scenario, f->submitted, acked, completed,
-           (unsigned long long)dup, lost);
+    if (f->refuse_code) {
+        printf("scenario=%s submitted=%zu acked=%zu refused=%zu "
+               "completed=%zu duplicated=%llu lost=%zu\n",
+               f->scenario, f->submitted, acked, refused, completed,
+               (unsigned long long)dup, lost);
+    } else {
+        printf("scenario=%s submitted=%zu acked=%zu completed=%zu "
+               "duplicated=%llu lost=%zu\n",
+               f->scenario, f->submitted, acked, completed,
+               (unsigned long long)dup, lost);
+    }
     fflush(stdout);
     TW_H_ASSERT_MSG(lost == 0, "%s: %zu of %zu submissions lost",
                     f->scenario, lost, f->submitted);
     TW_H_ASSERT_MSG(twice == 0,
                     "%s: %zu submissions got two acks or two outcomes",
                     f->scenario, twice);
-    TW_H_ASSERT_EQ(acked, f->submitted);
+    TW_H_ASSERT_MSG(both == 0, "%s: %zu submissions acknowledged and "
+                    "refused", f->scenario, both);
+    TW_H_ASSERT_MSG(f->refused_bad == 0, "%s: %zu refusals with another "
+                    "code or message", f->scenario, f->refused_bad);
+    TW_H_ASSERT_MSG(ran == 0, "%s: %zu refused submissions have an outcome",
+                    f->scenario, ran);
+    TW_H_ASSERT_EQ(acked + refused, f->submitted);
 }
 
 long long
@@ -201,6 +264,39 @@ tw_fault_sleep_spec(unsigned char buf[9], double secs)
     size_t n = tw_fault_pack_double(buf, secs);
     tw_task_spec_t spec = {.handler = "sleep", .args = buf, .args_len = n};
     return spec;
+}
+
+tw_client_t *
+tw_fault_client(const char *endpoint)
+{
+    tw_client_t *c = tw_client_new(endpoint);
+    TW_H_ASSERT(c != NULL);
+    tw_client_opts_t o = {.heartbeat_ms = 200,
+                          .liveness = 5,
+                          .reconnect_min_ms = 100,
+                          .reconnect_max_ms = 500};
+    TW_H_ASSERT_OK(tw_client_set_opts(c, &o));
+    return c;
+}
+
+tw_task_spec_t
+tw_fault_echo100(unsigned char buf[102])
+{
+    buf[0] = 0xd9; /* str 8 */
+    buf[1] = 100;
+    memset(buf + 2, 'a', 100);
+    return (tw_task_spec_t){.handler = "echo", .args = buf, .args_len = 102};
+}
+
+void
+tw_fault_wait_stat(tw_client_t *c, const char *key, long long want, int ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)ms;
+    while (tw_fault_stat(c, key) != want) {
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end, "%s never became %lld", key,
+                        want);
+        tw_client_poll(c, 50);
+    }
 }
 
 /* --------------------------------------------------------- subscriber --- */

