@@ -15,6 +15,7 @@
  */
 #include "broker/pair.h"
 #include "common/alloc.h"
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/zmon.h"
@@ -226,13 +227,15 @@ s_pump(tw_pair_t *p)
     while ((rc = tw_replog_next(p->log, &b)) == 1) {
         tw_enc_t e;
         tw_enc_init(&e);
-        tw_enc_map(&e, 3);
+        tw_enc_map(&e, 4);
         tw_enc_key(&e, TW_F_HA);
         tw_enc_uint(&e, b.epoch);
         tw_enc_key(&e, TW_F_SEQ);
         tw_enc_uint(&e, b.seq);
         tw_enc_key(&e, TW_F_OPS);
         tw_enc_bin(&e, b.data, b.len);
+        tw_enc_key(&e, TW_F_CRC);
+        tw_enc_uint(&e, tw_crc32c(0, b.data, b.len));
         int sent = s_send(p, TW_CMD_REPL, &e);
         tw_enc_free(&e);
         if (sent != 0) {
@@ -290,7 +293,9 @@ s_snap_pump(tw_pair_t *p)
         if (out.nops > 0) {
             p->snap.sent++;
             p->snap.count += out.nops;
-            tw_enc_map(&e, 6);
+            tw_enc_map(&e, 7);
+            tw_enc_key(&e, TW_F_CRC);
+            tw_enc_uint(&e, tw_crc32c(0, out.buf, out.len));
             tw_enc_key(&e, TW_F_OP);
             tw_enc_cstr(&e, "chunk");
             tw_enc_key(&e, TW_F_SNAP);
@@ -438,10 +443,17 @@ s_apply(tw_pair_t *p, uint64_t epoch, uint64_t seq, const unsigned char *ops,
     p->ops.apply(p->ud, epoch, seq, ops, len);
 }
 
+/* Check a batch from the peer: its CRC-32C if `m` carries one, then
+ * every operation (only puts in a snapshot chunk). */
 static int
-s_check_ops(const tw_pair_t *p, const unsigned char *ops, size_t len,
-            int puts_only, size_t *nops, char *why, size_t wlen)
+s_check_ops(const tw_pair_t *p, const tw_msg_t *m, const unsigned char *ops,
+            size_t len, int puts_only, size_t *nops, char *why, size_t wlen)
 {
+    if (m->f[TW_F_CRC] &&
+        tw_msg_uint(m, TW_F_CRC, 0) != tw_crc32c(0, ops, len)) {
+        snprintf(why, wlen, "its CRC-32C does not match");
+        return TW_EPROTO;
+    }
     int rc = tw_replops_check(ops, len, p->cfg.ndb, nops, why, wlen);
     if (rc != 0 || !puts_only) {
         return rc;
@@ -470,7 +482,7 @@ s_on_repl(tw_pair_t *p, const tw_msg_t *m)
     const unsigned char *ops = (const unsigned char *)o->via.bin.ptr;
     size_t len = o->via.bin.size;
     char why[240];
-    if (s_check_ops(p, ops, len, 0, NULL, why, sizeof why) != 0) {
+    if (s_check_ops(p, m, ops, len, 0, NULL, why, sizeof why) != 0) {
         tw_err("ha.stream", "batch %llu from the active is malformed (%s)",
                (unsigned long long)seq, why);
         s_cu_abort(p, "a malformed batch");
@@ -578,7 +590,7 @@ s_on_snap(tw_pair_t *p, const tw_msg_t *m)
             return;
         }
         const unsigned char *ops = (const unsigned char *)o->via.bin.ptr;
-        if (s_check_ops(p, ops, o->via.bin.size, 1, &nops, why,
+        if (s_check_ops(p, m, ops, o->via.bin.size, 1, &nops, why,
                         sizeof why) != 0) {
             tw_err("ha.catchup", "snapshot chunk %llu is malformed (%s)",
                    (unsigned long long)n, why);

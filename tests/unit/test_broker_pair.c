@@ -26,7 +26,11 @@
  *    - the old active comes back with batches the new one never had
  *      (async): it turns passive, is told its store diverged, catches up
  *      from a snapshot (keeping its old store aside) and follows;
- *    - a request carrying a later epoch deposes an active.
+ *    - a request carrying a later epoch deposes an active;
+ *    - a passive faced with a raw socket playing the active refuses a
+ *      batch with a bad CRC, one that does not parse and one out of
+ *      order (asking to resync), applies and acknowledges the right one,
+ *      and abandons a snapshot whose chunk holds a delete.
  *
  *  Time is real (the loop's), with a 50 ms heartbeat; every wait is for a
  *  condition, with a deadline.
@@ -38,9 +42,11 @@
 #include <cmocka.h>
 
 #include "broker/pair.h"
+#include "common/crc32c.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/zwatch.h"
 #include "tests/unit/support/suite.h"
 
 #include <stdio.h>
@@ -796,6 +802,194 @@ test_meta_record(void **state)
     tw_enc_free(&e);
 }
 
+/* ---- a peer that is only a socket ------------------------------------- */
+
+/* Broker 1 (the backup) faces a "primary" that is two raw sockets: a
+ * DEALER that talks to its ROUTER, and a ROUTER at its --peer where its
+ * answers arrive. */
+typedef struct {
+    void *out, *in;
+} s_raw_t;
+
+static void
+s_raw_open(s_raw_t *r, const s_node_t *n)
+{
+    int linger = 0;
+    r->in = zmq_socket(s_ctx, ZMQ_ROUTER);
+    zmq_setsockopt(r->in, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(r->in, n->peer), 0);
+    r->out = zmq_socket(s_ctx, ZMQ_DEALER);
+    zmq_setsockopt(r->out, ZMQ_ROUTING_ID, "p-primary", 9);
+    zmq_setsockopt(r->out, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_connect(r->out, n->bind), 0);
+}
+
+static void
+s_raw_close(s_raw_t *r)
+{
+    zmq_close(r->out);
+    zmq_close(r->in);
+}
+
+static void
+s_raw_send(s_raw_t *r, tw_cmd_t cmd, tw_enc_t *e)
+{
+    zmq_msg_t f[2];
+    tw_enc_frames(e, cmd, f);
+    assert_true(zmq_msg_send(&f[0], r->out, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_msg_send(&f[1], r->out, 0) >= 0);
+}
+
+/* Wait for a message of `cmd` from the broker; returns it decoded (the
+ * caller releases it and the frames). */
+static void
+s_raw_expect(s_raw_t *r, tw_cmd_t cmd, tw_msg_t *m, tw_zframes_t *fr,
+             tw_field_t with)
+{
+    uint64_t end = tw_now_ms() + S_WAIT;
+    while (tw_now_ms() < end) {
+        uv_run(&s_loop, UV_RUN_NOWAIT);
+        if (tw_zrecv_frames(r->in, fr, ZMQ_DONTWAIT) != 0) {
+            usleep(1000);
+            continue;
+        }
+        assert_int_equal(fr->n, 3);
+        assert_int_equal(tw_msg_decode(m, zmq_msg_data(&fr->f[1]),
+                                       zmq_msg_size(&fr->f[1]),
+                                       zmq_msg_data(&fr->f[2]),
+                                       zmq_msg_size(&fr->f[2])),
+                         0);
+        if (m->cmd == cmd && (with == TW_F__COUNT || m->f[with])) {
+            return;
+        }
+        tw_msg_release(m);
+        tw_zframes_close(fr);
+    }
+    fail_msg("no %s from the broker", tw_proto_cmd_name(cmd));
+}
+
+static void
+s_raw_repl(s_raw_t *r, uint64_t seq, const tw_replops_t *ops, int bad_crc)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 4);
+    tw_enc_key(&e, TW_F_HA);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, seq);
+    tw_enc_key(&e, TW_F_OPS);
+    tw_enc_bin(&e, ops->buf, ops->len);
+    tw_enc_key(&e, TW_F_CRC);
+    tw_enc_uint(&e, tw_crc32c(0, ops->buf, ops->len) ^ (bad_crc ? 1 : 0));
+    s_raw_send(r, TW_CMD_REPL, &e);
+    tw_enc_free(&e);
+}
+
+static void
+test_hostile_active(void **state)
+{
+    s_node_t *n = *state;
+    s_open(&n[1], 1, TW_REPL_SYNC, 1 << 20, NULL);
+    s_raw_t r;
+    s_raw_open(&r, &n[1]);
+    /* "I am the primary, active under epoch 1, at batch 0." */
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 5);
+    tw_enc_key(&e, TW_F_ROLE);
+    tw_enc_cstr(&e, "primary");
+    tw_enc_key(&e, TW_F_STATE);
+    tw_enc_cstr(&e, "active");
+    tw_enc_key(&e, TW_F_HA);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_POS);
+    tw_enc_array(&e, 2);
+    tw_enc_uint(&e, 1);
+    tw_enc_uint(&e, 0);
+    tw_enc_key(&e, TW_F_READY);
+    tw_enc_uint(&e, 1);
+    s_raw_send(&r, TW_CMD_PAIR, &e);
+    tw_enc_free(&e);
+    assert_true(s_until(s_is_passive, &n[1]));
+    tw_replops_t ops = {0};
+    tw_replops_add(&ops, TW_REPLOP_PUT, 1, "k", 1, "v", 1);
+    tw_msg_t m;
+    tw_zframes_t fr;
+    /* A damaged batch is not applied: the passive asks to resync. */
+    s_raw_repl(&r, 1, &ops, 1);
+    s_raw_expect(&r, TW_CMD_PAIR, &m, &fr, TW_F_RESYNC);
+    tw_msg_release(&m);
+    tw_zframes_close(&fr);
+    assert_int_equal(n[1].applied, 0);
+    /* So is a batch of operations that do not parse. */
+    tw_replops_t bad = {0};
+    tw_replops_add(&bad, TW_REPLOP_PUT, 9, "k", 1, "v", 1); /* no db 9 */
+    s_raw_repl(&r, 1, &bad, 0);
+    uv_run(&s_loop, UV_RUN_NOWAIT);
+    assert_int_equal(n[1].applied, 0);
+    /* Nor one out of order. */
+    s_raw_repl(&r, 2, &ops, 0);
+    uv_run(&s_loop, UV_RUN_NOWAIT);
+    assert_int_equal(n[1].applied, 0);
+    /* The right one is applied and acknowledged. */
+    s_raw_repl(&r, 1, &ops, 0);
+    s_raw_expect(&r, TW_CMD_RACK, &m, &fr, TW_F_SEQ);
+    assert_int_equal(tw_msg_uint(&m, TW_F_SEQ, 0), 1);
+    tw_msg_release(&m);
+    tw_zframes_close(&fr);
+    assert_int_equal(n[1].applied, 1);
+    assert_int_equal(n[1].last_seq, 1);
+    /* A snapshot chunk holding a delete is refused. */
+    tw_enc_init(&e);
+    tw_enc_map(&e, 7);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, "begin");
+    tw_enc_key(&e, TW_F_SNAP);
+    tw_enc_uint(&e, 7);
+    tw_enc_key(&e, TW_F_HA);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_BASE);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_ERAS);
+    tw_enc_array(&e, 2);
+    tw_enc_uint(&e, 1);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_COUNT);
+    tw_enc_uint(&e, 0);
+    tw_enc_key(&e, TW_F_RESYNC);
+    tw_enc_uint(&e, 0);
+    s_raw_send(&r, TW_CMD_SNAP, &e);
+    tw_replops_t del = {0};
+    tw_replops_add(&del, TW_REPLOP_DEL, 1, "k", 1, NULL, 0);
+    tw_enc_clear(&e);
+    tw_enc_map(&e, 6);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, "chunk");
+    tw_enc_key(&e, TW_F_SNAP);
+    tw_enc_uint(&e, 7);
+    tw_enc_key(&e, TW_F_N);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_DB);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_AT);
+    tw_enc_uint(&e, 1);
+    tw_enc_key(&e, TW_F_OPS);
+    tw_enc_bin(&e, del.buf, del.len);
+    s_raw_send(&r, TW_CMD_SNAP, &e);
+    tw_enc_free(&e);
+    s_raw_expect(&r, TW_CMD_PAIR, &m, &fr, TW_F_RESYNC);
+    tw_msg_release(&m);
+    tw_zframes_close(&fr);
+    assert_int_equal(n[1].snap_begins, 1);
+    assert_int_equal(n[1].snap_aborts, 1);
+    assert_int_equal(n[1].snap_ends, 0);
+    tw_replops_reset(&ops);
+    tw_replops_reset(&bad);
+    tw_replops_reset(&del);
+    s_raw_close(&r);
+}
+
 int
 main(void)
 {
@@ -814,6 +1008,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_old_active_returns_diverged,
                                         s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_later_epoch_deposes, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_active, s_setup,
                                         s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
