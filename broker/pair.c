@@ -1039,6 +1039,18 @@ done:
 
 /* ---- life cycle ------------------------------------------------------ */
 
+/* Free the pair and its strings (sockets and handles are closed). */
+static void
+s_free(tw_pair_t *p)
+{
+    tw_free(p->peer_bind);
+    tw_free(p->peer);
+    tw_free(p->front);
+    tw_free(p->back);
+    tw_free(p->pub);
+    tw_free(p);
+}
+
 static void
 s_closed(tw_pair_t *p)
 {
@@ -1052,12 +1064,7 @@ s_closed(tw_pair_t *p)
     zmq_close(p->router);
     tw_replog_destroy(&p->log);
     s_spool_free(p);
-    tw_free(p->peer_bind);
-    tw_free(p->peer);
-    tw_free(p->front);
-    tw_free(p->back);
-    tw_free(p->pub);
-    tw_free(p);
+    s_free(p);
 }
 
 static void
@@ -1097,12 +1104,7 @@ tw_pair_open(tw_pair_t **out, uv_loop_t *loop, void *ctx,
         snprintf(err, errlen, "cannot bind the peer socket at %s: %s",
                  p->peer_bind, zmq_strerror(zmq_errno()));
         zmq_close(p->router);
-        tw_free(p->peer_bind);
-        tw_free(p->peer);
-        tw_free(p->front);
-        tw_free(p->back);
-        tw_free(p->pub);
-        tw_free(p);
+        s_free(p);
         return TW_EIO;
     }
     p->dealer = zmq_socket(ctx, ZMQ_DEALER);
@@ -1119,12 +1121,7 @@ tw_pair_open(tw_pair_t **out, uv_loop_t *loop, void *ctx,
         tw_zmon_stop(p->dealer, p->mon);
         zmq_close(p->dealer);
         zmq_close(p->router);
-        tw_free(p->peer_bind);
-        tw_free(p->peer);
-        tw_free(p->front);
-        tw_free(p->back);
-        tw_free(p->pub);
-        tw_free(p);
+        s_free(p);
         return TW_EINVAL;
     }
     tw_replog_config_t rc = {

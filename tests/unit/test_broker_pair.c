@@ -207,6 +207,21 @@ s_write(s_node_t *n, const char *key, const char *val)
     return seq;
 }
 
+/* Write `count` batches of keys "<prefix><i>" (i from `from`, two
+ * digits) holding `val`; returns the last seq. */
+static uint64_t
+s_write_n(s_node_t *n, const char *prefix, int from, int count,
+          const char *val)
+{
+    uint64_t seq = 0;
+    for (int i = from; i < from + count; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s%02d", prefix, i);
+        seq = s_write(n, k, val);
+    }
+    return seq;
+}
+
 static int
 s_op_activate(void *ud, uint64_t epoch, char *why, size_t wlen)
 {
@@ -568,11 +583,7 @@ test_failover(void **state)
 {
     s_node_t *n = *state;
     s_pair(n, TW_REPL_SYNC, 1 << 20);
-    for (int i = 0; i < 20; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "t%02d", i);
-        s_write(&n[0], k, "x");
-    }
+    s_write_n(&n[0], "t", 0, 20, "x");
     assert_true(s_until(s_in_sync, &n[1]));
     /* The active's process goes: its connections close. */
     s_close(&n[0]);
@@ -654,19 +665,11 @@ test_both_restarted(void **state)
 {
     s_node_t *n = *state;
     s_pair(n, TW_REPL_ASYNC, 1 << 20);
-    for (int i = 0; i < 10; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "a%02d", i);
-        s_write(&n[0], k, "x");
-    }
+    s_write_n(&n[0], "a", 0, 10, "x");
     assert_true(s_until(s_in_sync, &n[1]));
     /* The backup dies first; the primary writes 5 more, then dies. */
     s_close(&n[1]);
-    for (int i = 0; i < 5; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "b%d", i);
-        s_write(&n[0], k, "x");
-    }
+    s_write_n(&n[0], "b", 0, 5, "x");
     tw_pair_meta_t m0, m1;
     s_meta(&n[0], &m0);
     s_meta(&n[1], &m1);
@@ -692,20 +695,12 @@ test_old_active_returns_diverged(void **state)
 {
     s_node_t *n = *state;
     s_pair(n, TW_REPL_ASYNC, 1 << 20);
-    for (int i = 0; i < 10; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "a%02d", i);
-        s_write(&n[0], k, "x");
-    }
+    s_write_n(&n[0], "a", 0, 10, "x");
     assert_true(s_until(s_in_sync, &n[1]));
     /* The backup is cut off; the primary writes 5 batches it never
      * gets, then dies. */
     s_close(&n[1]);
-    for (int i = 0; i < 5; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "lost%d", i);
-        s_write(&n[0], k, "x");
-    }
+    s_write_n(&n[0], "lost", 0, 5, "x");
     tw_pair_meta_t m0, m1;
     s_meta(&n[0], &m0);
     s_meta(&n[1], &m1);
@@ -723,11 +718,7 @@ test_old_active_returns_diverged(void **state)
         usleep(2000);
     }
     assert_int_equal(n[1].activated, 2);
-    for (int i = 0; i < 3; i++) {
-        char k[16];
-        snprintf(k, sizeof k, "new%d", i);
-        s_write(&n[1], k, "y");
-    }
+    s_write_n(&n[1], "new", 0, 3, "y");
     /* The old active comes back: it finds the backup active, turns
      * passive, is told its last 5 batches were never the backup's, and
      * catches up from a snapshot, keeping its old store aside. */
@@ -742,10 +733,15 @@ test_old_active_returns_diverged(void **state)
     tw_pair_figures(n[1].p, &f);
     assert_int_equal(f.diverged, 5);
     /* Its "lost" records are gone from the store it follows with. */
-    size_t i = s_find(&n[0].store, 1, (const unsigned char *)"lost0", 5);
+    size_t i = s_find(&n[0].store, 1, (const unsigned char *)"lost00", 6);
     assert_true(i == n[0].store.n ||
-                s_cmp(1, (const unsigned char *)"lost0", 5,
+                s_cmp(1, (const unsigned char *)"lost00", 6,
                       &n[0].store.r[i]) != 0);
+    /* ...and the backup's own are there. */
+    i = s_find(&n[0].store, 1, (const unsigned char *)"new02", 5);
+    assert_true(i < n[0].store.n &&
+                s_cmp(1, (const unsigned char *)"new02", 5,
+                      &n[0].store.r[i]) == 0);
 }
 
 static void
