@@ -105,18 +105,44 @@ s_register(tw_fb_t *fb, int at, uint64_t hb, uint64_t ha)
     s_expect(fb, TW_CMD_READY, at);
 }
 
+/* Expect `cmd` at router `at`, passing over what comes to the other one:
+ * on a slow machine the worker may give the first broker up before the
+ * test answers, try the other, and come back. Returns how many messages
+ * were passed over. */
+static int
+s_expect_at(tw_fb_t *fb, tw_cmd_t cmd, int at)
+{
+    uint64_t end = tw_now_ms() + 4 * S_WAIT;
+    int skipped = 0;
+    while (tw_now_ms() < end) {
+        int got = tw_fb_recv(fb, 100);
+        if (got == (int)cmd && fb->from == at) {
+            return skipped;
+        }
+        skipped += got != 0;
+    }
+    fail_msg("no %s at router %d", tw_proto_cmd_name(cmd), at);
+    return skipped;
+}
+
 static void
 test_refusal_names_the_active(void **state)
 {
     tw_fb_t *fb = *state;
     s_start(fb, 2);
-    s_expect(fb, TW_CMD_HELLO, 2);
+    /* (Unless the machine was so slow that the worker gave this broker
+     * up once already: it then votes, having lost it.) */
+    int slow = s_expect_at(fb, TW_CMD_HELLO, 2) > 0;
     assert_int_equal(s_key(fb, TW_F_HA), -1);
-    assert_int_equal(s_key(fb, TW_F_LOST), -1);
+    if (!slow) {
+        assert_int_equal(s_key(fb, TW_F_LOST), -1);
+    }
     s_not_active(fb, 3, fb->ep, 1);
     s_expect(fb, TW_CMD_HELLO, 0);
     assert_int_equal(s_key(fb, TW_F_HA), 3);
-    assert_int_equal(s_key(fb, TW_F_LOST), -1);
+    if (!slow) {
+        assert_int_equal(s_key(fb, TW_F_LOST), -1);
+    }
     s_welcome(fb, 1000, 3);
     s_expect(fb, TW_CMD_READY, 0);
     assert_int_equal(tw_msg_uint(&fb->m, TW_F_CREDIT, 0), 2);
