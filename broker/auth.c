@@ -425,10 +425,11 @@ s_on_sighup(uv_signal_t *h, int signum)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-/* The loopback rule for one endpoint. */
+/* The loopback rule for one endpoint: 0 if it may be bound (with a
+ * warning when `warn` and only --insecure allows it), else TW_EINVAL. */
 static int
 s_check_bind(const tw_broker_cfg_t *cfg, const char *what, const char *ep,
-             char *err, size_t errlen)
+             int warn, char *err, size_t errlen)
 {
     if (cfg->curve_secret || tw_auth_endpoint_local(ep)) {
         return 0;
@@ -445,6 +446,9 @@ s_check_bind(const tw_broker_cfg_t *cfg, const char *what, const char *ep,
                                   : "read the status stream");
         return TW_EINVAL;
     }
+    if (!warn) {
+        return 0;
+    }
     tw_warn("broker.insecure",
             "--insecure: the %s endpoint %s is not loopback and CURVE is "
             "off: traffic is plaintext and anyone who can reach it is "
@@ -453,11 +457,11 @@ s_check_bind(const tw_broker_cfg_t *cfg, const char *what, const char *ep,
     return 0;
 }
 
-int
-tw_auth_new(tw_auth_t **out, const tw_broker_cfg_t *cfg, void *ctx,
-            char *err, size_t errlen)
+/* The settings' rules; with `warn`, log the endpoints only --insecure
+ * lets through. */
+static int
+s_check(const tw_broker_cfg_t *cfg, int warn, char *err, size_t errlen)
 {
-    *out = NULL;
     const char *dirs[TW_ROLE__COUNT] = {cfg->clients_keys, cfg->workers_keys,
                                         cfg->monitors_keys};
     if (!cfg->curve_secret) {
@@ -469,13 +473,30 @@ tw_auth_new(tw_auth_t **out, const tw_broker_cfg_t *cfg, void *ctx,
             }
         }
     }
-    int rc = s_check_bind(cfg, "frontend", cfg->frontend, err, errlen);
+    int rc = s_check_bind(cfg, "frontend", cfg->frontend, warn, err, errlen);
     if (rc == 0) {
-        rc = s_check_bind(cfg, "backend", cfg->backend, err, errlen);
+        rc = s_check_bind(cfg, "backend", cfg->backend, warn, err, errlen);
     }
     if (rc == 0) {
-        rc = s_check_bind(cfg, "status", cfg->status, err, errlen);
+        rc = s_check_bind(cfg, "status", cfg->status, warn, err, errlen);
     }
+    return rc;
+}
+
+int
+tw_auth_check(const tw_broker_cfg_t *cfg, char *err, size_t errlen)
+{
+    return s_check(cfg, 0, err, errlen);
+}
+
+int
+tw_auth_new(tw_auth_t **out, const tw_broker_cfg_t *cfg, void *ctx,
+            char *err, size_t errlen)
+{
+    *out = NULL;
+    const char *dirs[TW_ROLE__COUNT] = {cfg->clients_keys, cfg->workers_keys,
+                                        cfg->monitors_keys};
+    int rc = s_check(cfg, 1, err, errlen);
     if (rc != 0) {
         return rc;
     }

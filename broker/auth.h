@@ -55,9 +55,15 @@ const char *tw_role_name(tw_role_t role);
  * loopback address or "localhost", ipc:// or inproc://. Else 0. */
 int tw_auth_endpoint_local(const char *ep);
 
-/* Check the security settings of `cfg` (key directories need
- * --curve-secret; without CURVE, a non-loopback endpoint needs
- * --insecure), read the broker's secret key and the role directories, and
+/* The security settings' own rules, before anything is opened: key
+ * directories need --curve-secret; without CURVE, a non-loopback
+ * endpoint needs --insecure. Returns 0 or TW_EINVAL with a one-line
+ * reason in `err` (a configuration error: the broker exits 2). */
+int tw_auth_check(const tw_broker_cfg_t *cfg, char *err, size_t errlen);
+
+/* Check the security settings of `cfg` (tw_auth_check, logging a warning
+ * for each endpoint only --insecure allows), read the broker's secret
+ * key and the role directories, and
  * with CURVE bind the ZAP handler in `ctx`. Returns 0 and sets *out, or
  * TW_EINVAL / TW_EPERM / TW_ENOENT / TW_EIO with a one-line reason in
  * `err`. `cfg` must outlive the object. */

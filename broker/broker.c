@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "taskwheel/version.h"
 
 #include "common/endpoint.h"
 
@@ -609,10 +610,11 @@ s_bind(tw_broker_t *b, int type, const char *ep, const char *what,
          * such as "localhost" is resolved here (endpoint.h). */
         char addr[300];
         int v6 = 0;
-        int r = zmq_errno() == ENODEV
+        int err = zmq_errno();
+        int r = err == ENODEV
                     ? tw_endpoint_resolve(ep, addr, sizeof addr, &v6)
                     : 0;
-        errno = ENODEV;
+        errno = err; /* the bind's own error, for the message below */
         if (r < 0) {
             tw_err("broker.bind", "cannot bind %s endpoint %s: %s", what, ep,
                    addr);
@@ -655,6 +657,16 @@ s_task_freed(tw_task_t *t, void *arg)
         tw_strmap_del(&p->dedup, t->key, t->key_len);
     }
     tw__persist_task_freed(b, t);
+}
+
+int
+tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen)
+{
+    int rc = tw_auth_check(cfg, why, wlen);
+    if (rc == 0 && cfg->metrics && *cfg->metrics) {
+        rc = tw_metrics_check(cfg->metrics, cfg->insecure, why, wlen);
+    }
+    return rc;
 }
 
 tw_broker_t *
@@ -743,8 +755,9 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->jitter = uv_hrtime() | 1;
     b->open_handles = 1;
     tw_notice("broker.start",
-              "listening: frontend %s, backend %s, status %s, heartbeat %lld "
-              "ms, boot id %016llx", b->ep_front, b->ep_back, b->ep_pub,
+              "taskwheel-broker %s listening: frontend %s, backend %s, "
+              "status %s, heartbeat %lld ms, boot id %016llx",
+              tw_version(), b->ep_front, b->ep_back, b->ep_pub,
               cfg->heartbeat, (unsigned long long)b->boot);
     return b;
 }

@@ -52,6 +52,15 @@ extern const tw_cfg_opt_t tw_broker_options[];
 
 typedef struct tw_broker tw_broker_t;
 
+/* The rules the settings must follow by themselves, checked before
+ * anything is opened: key directories need CURVE, a non-loopback
+ * endpoint (or --metrics address) without CURVE needs --insecure, the
+ * --metrics address is well formed. Returns 0 or TW_EINVAL with a
+ * one-line reason in `why`: a configuration error, so the caller exits 2
+ * (which systemd does not restart), where a failure of tw_broker_new (a
+ * port in use) exits 1. */
+int tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen);
+
 /* Bind the sockets and prepare the loop. Returns NULL and logs why on
  * failure (for example an endpoint already in use). The broker keeps a
  * copy of nothing: `cfg` must outlive it. */

@@ -75,13 +75,11 @@ s_grow(tw_dedup_ring_t *r)
     r->cap = cap;
 }
 
-void
-tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
-             uint64_t outstanding)
+/* The slot for (cid, seq), taken for it; NULL if it holds a newer seq
+ * (recovery puts in any order). */
+static tw_dedup_slot_t *
+s_take(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t outstanding)
 {
-    if (!cid || !seq || !id) {
-        return;
-    }
     tw_dedup_ring_t *r = s_ring(d, cid);
     if (!r) {
         r = tw_malloc(sizeof *r);
@@ -95,12 +93,50 @@ tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
         s_grow(r);
     }
     tw_dedup_slot_t *s = &r->slots[seq & (r->cap - 1)];
-    if (seq >= s->seq) {
-        /* The newest submission keeps the slot (recovery puts in any
-         * order). */
-        s->seq = seq;
+    if (seq < s->seq) {
+        return NULL;
+    }
+    memset(s, 0, sizeof *s);
+    s->seq = seq;
+    return s;
+}
+
+void
+tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
+             uint64_t outstanding)
+{
+    if (!cid || !seq || !id) {
+        return;
+    }
+    tw_dedup_slot_t *s = s_take(d, cid, seq, outstanding);
+    if (s) {
         s->id = id;
     }
+}
+
+void
+tw_dedup_refuse(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint32_t shash,
+                int err)
+{
+    if (!cid || !seq || !err) {
+        return;
+    }
+    tw_dedup_slot_t *s = s_take(d, cid, seq, 0);
+    if (s) {
+        s->shash = shash;
+        s->err = err;
+    }
+}
+
+int
+tw_dedup_refused(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint32_t shash)
+{
+    tw_dedup_ring_t *r = cid && seq ? s_ring(d, cid) : NULL;
+    if (!r) {
+        return 0;
+    }
+    const tw_dedup_slot_t *s = &r->slots[seq & (r->cap - 1)];
+    return s->seq == seq && !s->id && s->shash == shash ? s->err : 0;
 }
 
 uint32_t

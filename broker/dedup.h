@@ -31,7 +31,9 @@
 #define TW_DEDUP_MAX 131072u
 
 typedef struct {
-    uint64_t seq, id;
+    uint64_t seq, id; /* id 0 with err set: the submission was refused */
+    uint32_t shash;   /* a refused item's hash (tw_dedup_item_hash) */
+    int32_t err;      /* the refusal's TW_E code */
 } tw_dedup_slot_t;
 
 typedef struct {
@@ -57,6 +59,18 @@ uint64_t tw_dedup_get(tw_dedup_t *d, uint64_t cid, uint64_t seq);
  * An entry with a larger seq in the same slot is kept. */
 void tw_dedup_put(tw_dedup_t *d, uint64_t cid, uint64_t seq, uint64_t id,
                   uint64_t outstanding);
+
+/* Remember that (cid, seq), an item hashing `shash`, was refused with
+ * `err`: libzmq may deliver a submission twice (a copy still queued from
+ * before a reconnect, and the client's resend), and the second copy must
+ * get the first one's answer, not be admitted once room came back. */
+void tw_dedup_refuse(tw_dedup_t *d, uint64_t cid, uint64_t seq,
+                     uint32_t shash, int err);
+
+/* The error (cid, seq) was refused with, if remembered and the item
+ * hashes `shash`; else 0. */
+int tw_dedup_refused(tw_dedup_t *d, uint64_t cid, uint64_t seq,
+                     uint32_t shash);
 
 /* The hash a resend must match: handler name and argument bytes. */
 uint32_t tw_dedup_item_hash(const char *h, size_t hlen, const void *a,

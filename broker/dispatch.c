@@ -1,13 +1,13 @@
 /*  broker/dispatch.c - one handler per protocol command.
  *
  *  Each incoming message is checked in the same order before any state
- *  changes: frame count, header (signature, version, command), body (types,
- *  sizes, required fields: all in tw_msg_decode), then the direction (a
- *  command a peer of this socket may send). A message that fails any check
- *  is answered with ERROR and otherwise ignored: it changes nothing. Then
- *  s_on_<command>() acts; each is small and named after its command, like
- *  the actions of a state machine. The per-peer state table lives in
- *  proto/PROTOCOL.md.
+ *  changes (broker/gate.h): frame count, header (signature, version,
+ *  command), body (types, sizes, required fields: all in tw_msg_decode),
+ *  text, then the direction (a command a peer of this socket may send). A
+ *  message that fails any check is answered with ERROR and otherwise
+ *  ignored: it changes nothing. Then s_on_<command>() acts; each is small
+ *  and named after its command, like the actions of a state machine. The
+ *  per-peer state table lives in proto/PROTOCOL.md.
  */
 #include "broker/internal.h"
 #include "broker/scale.h"
@@ -15,76 +15,11 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
 
 #include <string.h>
 
 #define S_MAX_CREDIT (1u << 20)
-
-/* ---- shared checks ---------------------------------------------------- */
-
-/* Decode the message in `msg` (identity first). Returns 0 with *m decoded,
- * or a negative error after answering the peer with ERROR. */
-static int
-s_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, tw_msg_t *m,
-         int dir, const char *side)
-{
-    const void *ident = zmq_msg_data(&msg->f[0]);
-    size_t ilen = zmq_msg_size(&msg->f[0]);
-    int rc;
-    if (msg->n != 3 || msg->truncated) {
-        rc = TW_EPROTO;
-    } else {
-        rc = tw_msg_decode(m, zmq_msg_data(&msg->f[1]),
-                           zmq_msg_size(&msg->f[1]),
-                           zmq_msg_data(&msg->f[2]),
-                           zmq_msg_size(&msg->f[2]));
-    }
-    if (rc != 0) {
-        b->st.malformed++;
-        tw__broker_peer_error(b, side, ident, ilen);
-        /* Log the first few and then every 1000th, never per message. */
-        if (b->st.malformed <= 10 || b->st.malformed % 1000 == 0) {
-            tw_warn("proto.malformed",
-                    "%s message dropped (%s), %llu so far", side,
-                    tw_strerror(rc), (unsigned long long)b->st.malformed);
-        }
-        const char *why = msg->n != 3 || msg->truncated
-                              ? "expected a header frame and a body frame"
-                          : rc == TW_EVERSION
-                              ? "this broker speaks protocol version 1"
-                          : rc == TW_ECOMMAND ? "unknown command"
-                                              : "malformed header or body";
-        tw__broker_error(b, zw, ident, ilen, rc, 0, "%s", why);
-        return rc;
-    }
-    if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
-        b->st.malformed++;
-        tw__broker_peer_error(b, side, ident, ilen);
-        /* The likely mistake is the wrong port: name the right one. */
-        int dirs = tw_proto_cmd_dirs(m->cmd);
-        const char *name = tw_proto_cmd_name(m->cmd);
-        if (dir == TW_C2B && (dirs & TW_W2B)) {
-            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
-                             "command %s is for workers: this is the "
-                             "broker's frontend, for clients; workers "
-                             "connect to the backend, %s",
-                             name, b->ep_back);
-        } else if (dir == TW_W2B && (dirs & TW_C2B)) {
-            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
-                             "command %s is for clients: this is the "
-                             "broker's backend, for workers; clients "
-                             "connect to the frontend, %s",
-                             name, b->ep_front);
-        } else {
-            tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
-                             "command %s is not valid on the %s socket",
-                             name, side);
-        }
-        tw_msg_release(m);
-        return TW_ECOMMAND;
-    }
-    return 0;
-}
 
 /* ---- client commands -------------------------------------------------- */
 
@@ -182,7 +117,7 @@ s_admit(tw_broker_t *b, const tw_item_t *it, int *hidx, tw_pool_t **pool,
                  alen, b->cfg->max_payload);
         return TW_E2BIG;
     }
-    if (alen && !tw_gate_value_ok(a, alen)) {
+    if (alen && !tw_mp_one(a, alen, TW_MP_DEPTH_DECODE)) {
         /* A store never holds arguments a worker could not decode
          * (docs/STORAGE.md, verification). */
         snprintf(why, wlen, "arguments are not one msgpack value");
@@ -269,12 +204,31 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
             }
             continue;
         }
+        if (!shash) {
+            size_t hl, al;
+            const char *hn = tw_item_str(it, TW_I_H, &hl);
+            const void *av = tw_item_bin(it, TW_I_A, &al);
+            shash = tw_dedup_item_hash(hn, hl, av, al);
+        }
         char why[256];
+        int rc = tw_dedup_refused(&b->dedup, c->id, seq, shash);
+        if (rc != 0) {
+            /* A second copy of a refused item: the same answer, even if
+             * room came back in between (dedup.h). */
+            snprintf(why, sizeof why, "%s (a resend of seq %llu, which "
+                     "was refused)", tw_strerror(rc),
+                     (unsigned long long)seq);
+            s_ack_error(e, seq, rc, why);
+            b->st.deduplicated++;
+            c->refused++;
+            continue;
+        }
         int hidx;
         tw_pool_t *p = NULL;
-        int rc = s_admit(b, it, &hidx, &p, why, sizeof why);
+        rc = s_admit(b, it, &hidx, &p, why, sizeof why);
         if (rc != 0) {
             s_ack_error(e, seq, rc, why);
+            tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc);
             b->st.rejected++;
             c->refused++; /* need not wait for the store (persist.c) */
             continue;
@@ -306,11 +260,6 @@ s_on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         t->seq = seq;
         t->client = c->id;
         t->handler = (uint32_t)hidx;
-        if (!shash) {
-            size_t hl;
-            const char *hn = tw_item_str(it, TW_I_H, &hl);
-            shash = tw_dedup_item_hash(hn, hl, a, alen);
-        }
         t->shash = shash;
         t->priority = pri > INT32_MAX   ? INT32_MAX
                       : pri < INT32_MIN ? INT32_MIN
@@ -555,7 +504,7 @@ tw__broker_on_front(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
     tw_msg_t m;
-    if (msg->n < 1 || s_decode(b, zw, msg, &m, TW_C2B, "frontend") != 0) {
+    if (msg->n < 1 || tw__broker_gate_decode(b, zw, msg, &m, TW_C2B)) {
         return;
     }
     tw_bclient_t *c = tw_clients_touch(&b->clients, zmq_msg_data(&msg->f[0]),
@@ -786,7 +735,7 @@ tw__broker_on_back(tw_zwatch_t *zw, tw_zframes_t *msg)
 {
     tw_broker_t *b = zw->data;
     tw_msg_t m;
-    if (msg->n < 1 || s_decode(b, zw, msg, &m, TW_W2B, "backend") != 0) {
+    if (msg->n < 1 || tw__broker_gate_decode(b, zw, msg, &m, TW_W2B)) {
         return;
     }
     const void *ident = zmq_msg_data(&msg->f[0]);

@@ -1,29 +1,37 @@
-/*  broker/gate.h - peer input checked before the dispatcher sees it.
+/*  broker/gate.h - peer input checked before the dispatcher acts on it.
  *
- *  Names a peer chooses (worker names, host names, handler, station, pool
- *  and group names, tags) end up in log lines, status topics and QUERY
- *  answers that people read on terminals. The gate sits between each
- *  ROUTER socket's watch and its dispatcher (broker/dispatch.c) and drops,
- *  with an ERROR reply, a message whose
+ *  Every message from a ROUTER socket passes here, in this order, and the
+ *  first check it fails answers the peer with ERROR and drops it:
  *
- *    routing id  is not 1..255 bytes of clean text (below), or libzmq's
+ *    quarantine  a peer in quarantine (too many protocol errors,
+ *                broker/quarantine.h) is not checked at all: its messages
+ *                are dropped unread, with no ERROR, and counted;
+ *    routing id  1..255 bytes of clean text (common/utf8.h), or libzmq's
  *                own form for a peer that set none (a zero byte followed
- *                by four bytes);
- *    strings     are not clean text: every msgpack string anywhere in the
- *                body (keys and values; payloads are BIN and not looked
- *                at) must be valid UTF-8 without control characters (C0,
- *                DEL, C1) or the bidirectional overrides that can disguise
- *                a line (U+202A..U+202E, U+2066..U+2069).
+ *                by four bytes): EPROTO;
+ *    frames      a header frame and a body frame: EPROTO;
+ *    decoding    header, body, field types and sizes, required fields
+ *                (tw_msg_decode_clean, proto/proto.h): EPROTO, EVERSION
+ *                or ECOMMAND;
+ *    text        names a peer chooses (worker names, host names, handler,
+ *                station, pool and group names, tags) end up in log lines,
+ *                status topics and QUERY answers that people read on
+ *                terminals, so strings must be clean text: valid UTF-8
+ *                without control characters (C0, DEL, C1) or the
+ *                bidirectional overrides that can disguise a line. Which
+ *                strings is the codec's per-field text rule (every string
+ *                field, every key, everything under an unknown key;
+ *                payloads are BIN and not looked at). Checked on every
+ *                frontend message, and on the backend in HELLO only (DONE
+ *                and STATION reports carry error texts, which may hold
+ *                newlines and are escaped by the logger): EINVAL, with the
+ *                request's seq;
+ *    direction   a command a peer of this socket may send: ECOMMAND.
  *
- *  A peer in quarantine (too many protocol errors, broker/quarantine.h)
- *  is not checked at all: its messages are dropped unread and counted.
- *
- *  Lengths are already bounded by the decoder (proto/proto.h). On the
- *  frontend every message is checked; on the backend, HELLO only (DONE and
- *  STATION reports carry error texts, which may hold newlines and are
- *  escaped by the logger). The check is one pass over the bytes with no
- *  allocation. A body that is not well-formed msgpack is passed on for the
- *  decoder to refuse in the usual way. Broker loop thread only.
+ *  The text check is made while the decoder indexes the fields, so a
+ *  message is read once by the walker and once by msgpack-c, and the
+ *  dispatcher gets it decoded. A message that fails two checks gets the
+ *  first one's answer. Broker loop thread only.
  */
 #ifndef TW_BROKER_GATE_H
 #define TW_BROKER_GATE_H
@@ -32,6 +40,7 @@
 #include <stdint.h>
 
 #include "common/zwatch.h"
+#include "proto/proto.h"
 
 /* A protocol error from peer `ident` on `side` ("frontend"...): a strike
  * toward its quarantine (broker/quarantine.h), logged once when it goes
@@ -40,26 +49,19 @@ struct tw_broker;
 void tw__broker_peer_error(struct tw_broker *b, const char *side,
                            const void *ident, size_t ilen);
 
-/* The watch callbacks of the frontend and backend: check, then hand the
- * message to tw__broker_on_front / tw__broker_on_back. */
+/* The watch callbacks of the frontend and backend: quarantine and routing
+ * id, then hand the message to tw__broker_on_front / tw__broker_on_back. */
 void tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg);
 void tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg);
 
+/* The rest of the checks for the message in `msg` (routing id first),
+ * received on the socket of direction `dir` (TW_C2B the frontend, TW_W2B
+ * the backend). Returns 0 with *m decoded (release it), or a negative
+ * error after answering the peer with ERROR and counting a strike. */
+int tw__broker_gate_decode(struct tw_broker *b, tw_zwatch_t *zw,
+                           tw_zframes_t *msg, tw_msg_t *m, int dir);
+
 /* 1 if `p` (n bytes) is an acceptable routing id (see above), else 0. */
 int tw_gate_ident_ok(const void *p, size_t n);
-
-/* 1 if `s` (n bytes) is clean text (see above), else 0. */
-int tw_gate_text_ok(const char *s, size_t n);
-
-/* Check every string of the msgpack body `body`. Returns 0 when all are
- * clean, TW_EINVAL when one is not, TW_EPROTO when the body is not one
- * well-formed msgpack value (nested at most 32 deep). When the body is a
- * map with an unsigned "seq", *seq gets it (else it is left alone). */
-int tw_gate_body_ok(const void *body, size_t len, uint64_t *seq);
-
-/* 1 if `p` (len bytes) is exactly one well-formed msgpack value, nested
- * at most 32 deep, whatever its strings hold (a payload: task arguments),
- * else 0. Allocates nothing; one pass over the type bytes. */
-int tw_gate_value_ok(const void *p, size_t len);
 
 #endif /* TW_BROKER_GATE_H */

@@ -1,8 +1,10 @@
 /*  broker/main.c - taskwheel-broker: parse settings, run the broker.
  *
  *  Exit codes: 0 after a clean shutdown (SIGTERM or SIGINT), 1 when the
- *  broker cannot start (an endpoint in use, say), 2 for a usage error or
- *  a store (--data) it cannot open or does not understand.
+ *  broker cannot start (an endpoint in use, say), 2 for a usage or
+ *  configuration error (settings that break a rule by themselves, such as
+ *  a plaintext non-loopback endpoint without --insecure) or a store
+ *  (--data) it cannot open or does not understand.
  *
  *  `taskwheel-broker --salvage DIR --into NEWDIR` runs no broker: it
  *  copies the intact records of the store in DIR into a new store in
@@ -96,6 +98,12 @@ main(int argc, char **argv)
     tw_log_level = tw_log_level_parse(cfg.log_level);
     tw_log_open("broker", strcmp(cfg.log, "syslog") == 0 ? TW_LOG_SYSLOG
                                                          : TW_LOG_STDERR);
+    if (tw_broker_check(&cfg, err, sizeof err) != 0) {
+        tw_err("broker.config", "%s", err);
+        fprintf(stderr, "taskwheel-broker: %s\n", err);
+        tw_cfg_free(tw_broker_options, &cfg);
+        return 2;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     tw_broker_t *b = tw_broker_new(&loop, &cfg);

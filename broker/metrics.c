@@ -417,10 +417,8 @@ s_parse(const char *addr, struct sockaddr_storage *ss, int *v6, char *why,
 }
 
 int
-tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
-                 int insecure, char *why, size_t wlen)
+tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen)
 {
-    *out = NULL;
     struct sockaddr_storage ss;
     int v6;
     int rc = s_parse(addr, &ss, &v6, why, wlen);
@@ -435,6 +433,21 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
                  "them there anyway", addr);
         return TW_EINVAL;
     }
+    return 0;
+}
+
+int
+tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
+                 int insecure, char *why, size_t wlen)
+{
+    *out = NULL;
+    int rc = tw_metrics_check(addr, insecure, why, wlen);
+    if (rc != 0) {
+        return rc;
+    }
+    struct sockaddr_storage ss;
+    int v6;
+    s_parse(addr, &ss, &v6, why, wlen);
     tw_metrics_t *m = tw_calloc(1, sizeof *m);
     m->b = b;
     m->start_s = (double)time(NULL);

@@ -25,6 +25,11 @@
 typedef struct tw_broker tw_broker_t;
 typedef struct tw_metrics tw_metrics_t;
 
+/* The rules for `addr` alone, before anything is opened: its form (as
+ * below) and, unless `insecure`, a loopback HOST. Returns 0 or TW_EINVAL
+ * with a one-line reason in `why`. */
+int tw_metrics_check(const char *addr, int insecure, char *why, size_t wlen);
+
 /* Serve b's metrics on `addr` ("HOST:PORT", HOST a numeric IPv4 address,
  * "[IPv6]" or "localhost"; PORT 0 picks a free one). `insecure` allows a
  * non-loopback HOST. Returns 0 and sets *out, or TW_EINVAL (bad address,

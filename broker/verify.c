@@ -2,11 +2,11 @@
  *  opened (see verify.h).
  */
 #include "broker/verify.h"
-#include "broker/gate.h"
 #include "broker/pagefile.h"
 #include "broker/stations.h"
 #include "broker/workers.h"
 #include "common/error.h"
+#include "proto/mpwalk.h"
 
 #include <msgpack.h>
 #include <stdio.h>
@@ -48,7 +48,7 @@ s_task(const void *key, size_t klen, const void *val, size_t vlen,
                r.ident_len > TW_IDENT_MAX) {
         rc = s_bad(why, wlen, "a name in it is empty or too long");
     } else if (r.state >= TW_ST_PENDING && r.data_len &&
-               !tw_gate_value_ok(r.data, r.data_len)) {
+               !tw_mp_one(r.data, r.data_len, TW_MP_DEPTH_DECODE)) {
         /* What a worker would be handed: the broker only ever records
          * arguments that are one msgpack value (PROTOCOL.md 4.7). */
         rc = s_bad(why, wlen, "its arguments are not one msgpack value");

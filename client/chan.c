@@ -19,6 +19,7 @@
 #include "client/internal.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <string.h>
@@ -80,7 +81,7 @@ tw__client_on_chan(tw_client_t *c, const tw_msg_t *m, tw_chan_cb cb,
             d = &s_nil;
             len = 1;
         }
-        if (!msg.kind || !tw__msgpack_valid(d, len) ||
+        if (!msg.kind || !tw_mp_one(d, len, TW_MP_DEPTH_DECODE) ||
             (msg.kind == TW_CHAN_REQ && !msg.cr)) {
             tw_debug("client.chan", "dropping a bad channel item for task "
                      "%llu", (unsigned long long)msg.id);
@@ -102,7 +103,7 @@ tw_client_respond(tw_client_t *c, uint64_t task_id, uint64_t cr,
                   const void *data, size_t len)
 {
     if (!cr || !task_id ||
-        (data && len && !tw__msgpack_valid(data, len))) {
+        (data && len && !tw_mp_one(data, len, TW_MP_DEPTH_DECODE))) {
         return TW_EINVAL;
     }
     if (!data || !len) {

@@ -66,6 +66,7 @@
 #include "common/eplist.h"
 #include "common/util.h"
 #include "common/zmon.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <errno.h>
@@ -77,7 +78,6 @@
 #define S_PREFIX 12          /* reserved head of the outbox, see above */
 #define S_HWM 100000         /* messages queued per direction */
 #define S_DRAIN_BUDGET 256   /* messages received before looking up */
-#define S_MSGPACK_DEPTH 32   /* msgpack-c's decoder nesting limit */
 
 /* Reconnection defaults (tw_client_opts_t). */
 #define S_HB_MS 1000
@@ -175,123 +175,6 @@ struct tw_client {
         size_t len;
     } req;
 };
-
-/* ------------------------------------------------------------------ */
-/* msgpack validation                                                 */
-
-/* Read a big-endian unsigned integer of `n` bytes at p[*off]. Returns 0
- * if the buffer is too short. */
-static int
-s_be(const unsigned char *p, size_t len, size_t *off, int n, uint64_t *v)
-{
-    if (len - *off < (size_t)n) {
-        return 0;
-    }
-    uint64_t x = 0;
-    for (int i = 0; i < n; i++) {
-        x = (x << 8) | p[*off + (size_t)i];
-    }
-    *off += (size_t)n;
-    *v = x;
-    return 1;
-}
-
-int
-tw__msgpack_valid(const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    uint64_t left[S_MSGPACK_DEPTH + 1]; /* elements still due per level */
-    int top = 0;
-    size_t off = 0;
-
-    if (!buf) {
-        return 0;
-    }
-    left[0] = 1;
-    while (top >= 0) {
-        if (left[top] == 0) {
-            top--;
-            continue;
-        }
-        left[top]--;
-        if (off >= len) {
-            return 0;
-        }
-        unsigned b = p[off++];
-        uint64_t n = 0;     /* payload bytes to skip */
-        uint64_t kids = 0;  /* elements of a container */
-        int lenbytes = 0;   /* size of a length field that follows */
-        int container = 0;  /* 1 array, 2 map */
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, negative fixint, nil, false, true */
-        } else if ((b & 0xe0) == 0xa0) {
-            n = b & 0x1f;
-        } else if ((b & 0xf0) == 0x90) {
-            kids = b & 0x0f;
-            container = 1;
-        } else if ((b & 0xf0) == 0x80) {
-            kids = b & 0x0f;
-            container = 2;
-        } else {
-            switch (b) {
-            case 0xc4: case 0xd9: lenbytes = 1; break;  /* bin8, str8 */
-            case 0xc5: case 0xda: lenbytes = 2; break;  /* bin16, str16 */
-            case 0xc6: case 0xdb: lenbytes = 4; break;  /* bin32, str32 */
-            case 0xc7: lenbytes = 1; n = 1; break;      /* ext8 + type */
-            case 0xc8: lenbytes = 2; n = 1; break;      /* ext16 */
-            case 0xc9: lenbytes = 4; n = 1; break;      /* ext32 */
-            case 0xca: n = 4; break;                    /* float32 */
-            case 0xcb: n = 8; break;                    /* float64 */
-            case 0xcc: case 0xd0: n = 1; break;         /* (u)int8 */
-            case 0xcd: case 0xd1: n = 2; break;         /* (u)int16 */
-            case 0xce: case 0xd2: n = 4; break;         /* (u)int32 */
-            case 0xcf: case 0xd3: n = 8; break;         /* (u)int64 */
-            case 0xd4: n = 2; break;                    /* fixext1 */
-            case 0xd5: n = 3; break;
-            case 0xd6: n = 5; break;
-            case 0xd7: n = 9; break;
-            case 0xd8: n = 17; break;                   /* fixext16 */
-            case 0xdc: lenbytes = 2; container = 1; break;
-            case 0xdd: lenbytes = 4; container = 1; break;
-            case 0xde: lenbytes = 2; container = 2; break;
-            case 0xdf: lenbytes = 4; container = 2; break;
-            default:
-                return 0; /* 0xc1 is never used */
-            }
-        }
-        if (lenbytes) {
-            uint64_t v;
-            if (!s_be(p, len, &off, lenbytes, &v)) {
-                return 0;
-            }
-            if (container) {
-                kids = v;
-            } else {
-                n += v;
-            }
-        }
-        if (n > len - off) {
-            return 0;
-        }
-        off += (size_t)n;
-        if (container == 2) {
-            kids *= 2;
-        }
-        /* msgpack-c refuses any container, even an empty one, inside 32
-         * open ones. */
-        if (container && top == S_MSGPACK_DEPTH) {
-            return 0;
-        }
-        if (kids > 0) {
-            /* Each element takes at least one byte. */
-            if (kids > len - off) {
-                return 0;
-            }
-            left[++top] = kids;
-        }
-    }
-    return off == len;
-}
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
@@ -1691,7 +1574,7 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     if (alen > TW__CLIENT_MAX_ARGS) {
         return TW_E2BIG;
     }
-    if (spec->args && !tw__msgpack_valid(spec->args, alen)) {
+    if (spec->args && !tw_mp_one(spec->args, alen, TW_MP_DEPTH_DECODE)) {
         return TW_EINVAL;
     }
     size_t glen = 0; /* bytes the pool, groups and key add at most */
@@ -1935,8 +1818,8 @@ s_station_check(const tw_station_req_t *r)
     if (alen > TW__CLIENT_MAX_ARGS || plen > TW__CLIENT_MAX_ARGS - alen) {
         return TW_E2BIG;
     }
-    if ((r->args && !tw__msgpack_valid(r->args, alen)) ||
-        (r->payload && !tw__msgpack_valid(r->payload, plen))) {
+    if ((r->args && !tw_mp_one(r->args, alen, TW_MP_DEPTH_DECODE)) ||
+        (r->payload && !tw_mp_one(r->payload, plen, TW_MP_DEPTH_DECODE))) {
         return TW_EINVAL;
     }
     return 0;

@@ -30,12 +30,6 @@
 int tw__client_cancel(tw_client_t *c, const uint64_t *ids, size_t n,
                       int timeout_ms, void **data, size_t *len);
 
-/* 1 if `buf` holds exactly one well-formed msgpack value, else 0. Walks
- * the bytes without allocating; nesting deeper than msgpack-c's decoder
- * accepts (32 levels of arrays and maps) counts as malformed, because no
- * taskwheel process could decode it. */
-int tw__msgpack_valid(const void *buf, size_t len);
-
 /* Writes the whole body of a request (a map that holds "seq": `seq`). */
 typedef void (*tw__encode_fn)(tw_enc_t *e, uint64_t seq, const void *arg);
 

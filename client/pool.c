@@ -39,6 +39,7 @@
 #include "common/error.h"
 #include "common/idmap.h"
 #include "common/util.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <msgpack.h>
@@ -413,7 +414,7 @@ s_item_check(s_kind_t kind, const void *item, size_t len)
     if (kind != S_STARMAP && kind != S_KWMAP) {
         return 0; /* tw_client_submit checks the encoding */
     }
-    if (!item || !tw__msgpack_valid(item, len)) {
+    if (!item || !tw_mp_one(item, len, TW_MP_DEPTH_DECODE)) {
         return TW_EINVAL;
     }
     msgpack_unpacked up;
@@ -1105,7 +1106,7 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
         (group && !s_name_ok(group, TW_PROTO_MAX_NAME)) ||
         (map && !m->next) ||
         (!map && spec->args &&
-         !tw__msgpack_valid(spec->args, spec->args_len))) {
+         !tw_mp_one(spec->args, spec->args_len, TW_MP_DEPTH_DECODE))) {
         return TW_EINVAL;
     }
     /* S54: the handler first (the broker answers EHANDLER before it looks

@@ -10,6 +10,7 @@
  */
 #include "client/internal.h"
 #include "common/error.h"
+#include "proto/mpwalk.h"
 
 #include <string.h>
 
@@ -103,7 +104,7 @@ s_check(const tw_station_req_t *r, size_t *bytes)
     if (!s_name_ok(r->sid) || !s_name_ok(r->handler) ||
         s_next_code(r->next) > 2 || r->ntags > TW_PROTO_MAX_TAGS ||
         (r->code && strlen(r->code) > TW_PROTO_MAX_NAME) ||
-        (r->args && !tw__msgpack_valid(r->args, r->args_len))) {
+        (r->args && !tw_mp_one(r->args, r->args_len, TW_MP_DEPTH_DECODE))) {
         return TW_EINVAL;
     }
     for (size_t i = 0; i < r->ntags; i++) {

@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "taskwheel/version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -224,6 +225,11 @@ tw_cfg_parse(const tw_cfg_opt_t *table, void *target, int argc, char **argv,
             tw_cfg_usage(table, usage_head, stdout);
             return TW_CFG_EXIT;
         }
+        if (!strcmp(a, "--version")) {
+            const char *prog = strrchr(argv[0], '/');
+            printf("%s %s\n", prog ? prog + 1 : argv[0], tw_version());
+            return TW_CFG_EXIT;
+        }
         if (!strcmp(a, "--dump-config")) {
             dump = 1;
             continue;
@@ -290,10 +296,11 @@ tw_cfg_usage(const tw_cfg_opt_t *table, const char *head, FILE *out)
         }
         fputc('\n', out);
     }
-    fprintf(out, "  %-24s %s\n  %-24s %s\n  %-24s %s\n", "--config FILE",
-            "read settings from FILE first", "--dump-config",
-            "print the effective settings and exit", "--help",
-            "show this help");
+    fprintf(out, "  %-24s %s\n  %-24s %s\n  %-24s %s\n  %-24s %s\n",
+            "--config FILE", "read settings from FILE first",
+            "--dump-config", "print the effective settings and exit",
+            "--help", "show this help", "--version",
+            "print the program's name and version");
 }
 
 void

@@ -5,8 +5,9 @@
  *  table this module sets defaults, reads a config file (`key value` lines,
  *  `#` comments, like redis.conf), applies `--key value` / `--key=value`
  *  flags over it, validates ranges and choices, prints usage with each
- *  default, and dumps the effective configuration (`--dump-config`), which
- *  is itself a valid config file. Strings are owned by the target struct
+ *  default, prints the program's version (`--version`: the name it was
+ *  run as and tw_version()), and dumps the effective configuration
+ *  (`--dump-config`), which is itself a valid config file. Strings are owned by the target struct
  *  and released with tw_cfg_free(). Not thread-safe; call at start-up.
  */
 #ifndef TW_CONFIG_H
@@ -41,7 +42,8 @@ typedef struct {
 } tw_cfg_opt_t;
 
 /* Parse results beyond 0 and negative errors. */
-#define TW_CFG_EXIT 1 /* --help or --dump-config was printed: exit 0 */
+#define TW_CFG_EXIT 1 /* --help, --version or --dump-config was printed:
+                         exit 0 */
 
 /* Fill `target` from defaults, then `--config FILE` if given, then the
  * flags in argv[1..]. Returns 0, TW_CFG_EXIT, or TW_EINVAL with a one-line

@@ -11,8 +11,10 @@ pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
       libjansson-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack)
 if [[ "${1:-}" == "--test" ]]; then
+    # stress-ng: tests/run.sh --stress runs the suite with a CPU hog on
+    # every core, to find tests that depend on timing.
     pkgs+=(clang libclang-rt-dev valgrind tmux iproute2 procps curl
-           python3-pytest)
+           python3-pytest stress-ng)
 fi
 
 missing=()

@@ -3,10 +3,14 @@
  *  Validation happens once, in tw_msg_decode: after it returns 0 every
  *  field pointer in the message and in each item has the declared type and
  *  size, and every required field is present, so the processes can read
- *  fields without re-checking types.
+ *  fields without re-checking types. The text check rides on the same
+ *  pass: s_index() visits every key and value once, and checks the
+ *  strings of those whose text rule asks for it.
  */
 #include "proto/proto.h"
 #include "common/error.h"
+#include "common/utf8.h"
+#include "proto/mpwalk.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +20,19 @@ typedef struct {
     size_t klen;
     tw_type_t type;
     size_t max;
+    int text; /* TW_TX_* */
 } s_field_def_t;
 
 static const s_field_def_t s_fields[TW_F__COUNT] = {
-#define TW__F_DEF(e, key, type, max) {key, sizeof(key) - 1, type, max},
+#define TW__F_DEF(e, key, type, max, text)                                   \
+    {key, sizeof(key) - 1, type, max, text},
     TW_PROTO_FIELDS(TW__F_DEF)
 #undef TW__F_DEF
 };
 
 static const s_field_def_t s_ifields[TW_I__COUNT] = {
-#define TW__I_DEF(e, key, type, max) {key, sizeof(key) - 1, type, max},
+#define TW__I_DEF(e, key, type, max, text)                                   \
+    {key, sizeof(key) - 1, type, max, text},
     TW_PROTO_ITEM_FIELDS(TW__I_DEF)
 #undef TW__I_DEF
 };
@@ -64,13 +71,15 @@ tw_proto_cmd_dirs(int cmd)
 const char *
 tw_proto_state_name(int st)
 {
-    static const char *names[] = {"ok",        "error",   "timeout",
-                                  "cancelled", "lost",    "pending",
-                                  "running",   "unknown"};
-    if (st < 0 || st > TW_ST_UNKNOWN) {
+    switch (st) {
+#define TW__ST_NAME(name, code, text)                                        \
+    case code:                                                               \
+        return text;
+        TW_STATE_MAP(TW__ST_NAME)
+#undef TW__ST_NAME
+    default:
         return "?";
     }
-    return names[st];
 }
 
 int
@@ -180,12 +189,69 @@ s_check(const msgpack_object *o, const s_field_def_t *def)
     return 0;
 }
 
+/* 1 if the str `o` is clean text. */
+static int
+s_clean_str(const msgpack_object *o)
+{
+    return tw_utf8_clean(o->via.str.ptr, o->via.str.size);
+}
+
+/* 1 if every string anywhere in `o` (keys too) is clean text. The tree
+ * is msgpack-c's, at most 32 levels deep, so recursion is bounded. */
+static int
+s_clean_any(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        return s_clean_str(o);
+    case MSGPACK_OBJECT_ARRAY:
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (!s_clean_any(&o->via.array.ptr[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (!s_clean_any(&o->via.map.ptr[i].key) ||
+                !s_clean_any(&o->via.map.ptr[i].val)) {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* 1 if the value `o` of a field `def` (already type-checked) passes its
+ * text rule. Items are checked by their own fields' rules (s_index). */
+static int
+s_clean(const msgpack_object *o, const s_field_def_t *def)
+{
+    if (def->text != TW_TX_CLEAN) {
+        return 1;
+    }
+    switch (def->type) {
+    case TW_T_STR:
+        return s_clean_str(o);
+    case TW_T_STRS:
+    case TW_T_TAGS:
+    case TW_T_ANY:
+        return s_clean_any(o);
+    default:
+        return 1;
+    }
+}
+
 /* Index the keys of map `o` by the table `defs` into `out`. Returns 0, or
  * TW_EPROTO for a non-map, a non-string key, a repeated known key or a
- * value of the wrong type. Unknown keys are skipped. */
+ * value of the wrong type. Unknown keys are skipped. With `clean`, a key
+ * that is not clean text, or a value that fails its field's text rule (an
+ * unknown key's value: every string in it), sets *unclean. */
 static int
 s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
-        const msgpack_object **out)
+        const msgpack_object **out, int clean, int *unclean)
 {
     if (o->type != MSGPACK_OBJECT_MAP) {
         return TW_EPROTO;
@@ -197,6 +263,7 @@ s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
         }
         const char *k = kv->key.via.str.ptr;
         size_t kl = kv->key.via.str.size;
+        const s_field_def_t *def = NULL;
         for (size_t f = 0; f < ndefs; f++) {
             if (defs[f].klen == kl && defs[f].key[0] == k[0] &&
                 memcmp(defs[f].key, k, kl) == 0) {
@@ -204,8 +271,14 @@ s_index(const msgpack_object *o, const s_field_def_t *defs, size_t ndefs,
                     return TW_EPROTO;
                 }
                 out[f] = &kv->val;
+                def = &defs[f];
                 break;
             }
+        }
+        if (clean && !*unclean &&
+            (!s_clean_str(&kv->key) ||
+             !(def ? s_clean(&kv->val, def) : s_clean_any(&kv->val)))) {
+            *unclean = 1;
         }
     }
     return 0;
@@ -222,151 +295,20 @@ s_has_required(const msgpack_object *const *f, size_t n, uint64_t req)
     return 1;
 }
 
-/* Read a big-endian length of `n` bytes at p[*i], advancing *i. Returns 0,
- * or TW_EPROTO if the buffer ends first. */
-static int
-s_be(const unsigned char *p, size_t len, size_t *i, size_t n, uint64_t *out)
-{
-    if (len - *i < n) {
-        return TW_EPROTO;
-    }
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; k++) {
-        v = (v << 8) | p[(*i)++];
-    }
-    *out = v;
-    return 0;
-}
-
-/* Walk the msgpack encoding without building anything and check that every
- * array and map declares no more elements than bytes remain (each element
- * takes at least one byte). msgpack-c reserves room for a container's
- * declared size before reading its elements, so without this a five-byte
- * body (an array32 header claiming 2^32-1 elements) makes it allocate
- * gigabytes. Also rejects the reserved byte 0xc1, truncation and trailing
- * bytes. Returns 0 or TW_EPROTO. */
-static int
-s_prescan(const unsigned char *p, size_t len)
-{
-    size_t i = 0;
-    uint64_t pending = 1; /* objects still to read */
-    while (pending > 0) {
-        pending--;
-        if (i >= len) {
-            return TW_EPROTO;
-        }
-        unsigned char b = p[i++];
-        uint64_t count = 0; /* elements this object announces */
-        uint64_t skip = 0;  /* payload bytes to step over */
-        int rc = 0;
-        if (b <= 0x7f || b >= 0xe0) {
-            /* fixint */
-        } else if (b <= 0x8f) {
-            count = 2u * (b & 0x0fu);
-        } else if (b <= 0x9f) {
-            count = b & 0x0fu;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xc0: /* nil */
-            case 0xc2: /* false */
-            case 0xc3: /* true */
-                break;
-            case 0xc4: /* bin 8 */
-            case 0xd9: /* str 8 */
-                rc = s_be(p, len, &i, 1, &skip);
-                break;
-            case 0xc5:
-            case 0xda:
-                rc = s_be(p, len, &i, 2, &skip);
-                break;
-            case 0xc6:
-            case 0xdb:
-                rc = s_be(p, len, &i, 4, &skip);
-                break;
-            case 0xc7: /* ext 8, 16, 32: length, then a type byte */
-                rc = s_be(p, len, &i, 1, &skip);
-                skip++;
-                break;
-            case 0xc8:
-                rc = s_be(p, len, &i, 2, &skip);
-                skip++;
-                break;
-            case 0xc9:
-                rc = s_be(p, len, &i, 4, &skip);
-                skip++;
-                break;
-            case 0xcc:
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4: /* fixext 1, 2, 4, 8, 16: a type byte and data */
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xdc: /* array 16, 32 */
-                rc = s_be(p, len, &i, 2, &count);
-                break;
-            case 0xdd:
-                rc = s_be(p, len, &i, 4, &count);
-                break;
-            case 0xde: /* map 16, 32 */
-                rc = s_be(p, len, &i, 2, &count);
-                count *= 2;
-                break;
-            case 0xdf:
-                rc = s_be(p, len, &i, 4, &count);
-                count *= 2;
-                break;
-            default: /* 0xc1 is never used */
-                return TW_EPROTO;
-            }
-        }
-        if (rc != 0 || skip > len - i || count > len - i) {
-            return TW_EPROTO;
-        }
-        i += (size_t)skip;
-        pending += count;
-    }
-    return i == len ? 0 : TW_EPROTO;
-}
-
 int
-tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
-              size_t blen)
+tw_msg_decode_clean(tw_msg_t *m, const void *hdr, size_t hlen,
+                    const void *body, size_t blen, uint64_t clean)
 {
     memset(m, 0, sizeof *m);
     int rc = tw_proto_header(hdr, hlen, &m->cmd);
     if (rc != 0) {
         return rc;
     }
-    if (s_prescan(body, blen) != 0) {
+    /* msgpack-c reserves room for a container's declared size before it
+     * reads the elements, so without the walk a five-byte body (an
+     * array32 header claiming 2^32-1 elements) would make it allocate
+     * gigabytes. */
+    if (!tw_mp_one(body, blen, TW_MP_DEPTH_DECODE)) {
         memset(m, 0, sizeof *m);
         return TW_EPROTO;
     }
@@ -380,11 +322,13 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         return TW_EPROTO;
     }
     const s_cmd_def_t *def = &s_cmds[m->cmd];
-    rc = s_index(&m->up.data, s_fields, TW_F__COUNT, m->f);
+    int text = (clean & TW_CMD_BIT(m->cmd)) != 0, unclean = 0;
+    rc = s_index(&m->up.data, s_fields, TW_F__COUNT, m->f, text, &unclean);
     if (rc == 0 && !s_has_required(m->f, TW_F__COUNT, def->req)) {
         rc = TW_EPROTO;
     }
     const msgpack_object *items = m->f[TW_F_ITEMS];
+    text = text && s_fields[TW_F_ITEMS].text == TW_TX_CLEAN;
     if (rc == 0 && items && items->via.array.size > 0) {
         m->nitems = items->via.array.size;
         m->items = msgpack_zone_malloc(m->up.zone,
@@ -395,7 +339,7 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         for (size_t i = 0; rc == 0 && i < m->nitems; i++) {
             memset(&m->items[i], 0, sizeof m->items[i]);
             rc = s_index(&items->via.array.ptr[i], s_ifields, TW_I__COUNT,
-                         m->items[i].f);
+                         m->items[i].f, text, &unclean);
             if (rc == 0 &&
                 !s_has_required(m->items[i].f, TW_I__COUNT, def->ireq)) {
                 rc = TW_EPROTO;
@@ -407,7 +351,14 @@ tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
         memset(m, 0, sizeof *m);
         return rc;
     }
-    return 0;
+    return unclean ? TW_EINVAL : 0;
+}
+
+int
+tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen, const void *body,
+              size_t blen)
+{
+    return tw_msg_decode_clean(m, hdr, hlen, body, blen, 0);
 }
 
 void
@@ -524,6 +475,33 @@ tw_enc_cstr(tw_enc_t *e, const char *s)
     tw_enc_str(e, s, strlen(s));
 }
 
+size_t
+tw_enc_text_header(unsigned char *hdr, const void *p, size_t n)
+{
+    int str = tw_utf8_valid(p, n);
+    if (n < 32 && str) {
+        hdr[0] = (unsigned char)(0xa0 | n);
+        return 1;
+    }
+    if (n < 256) {
+        hdr[0] = str ? 0xd9 : 0xc4;
+        hdr[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        hdr[0] = str ? 0xda : 0xc5;
+        hdr[1] = (unsigned char)(n >> 8);
+        hdr[2] = (unsigned char)n;
+        return 3;
+    }
+    hdr[0] = str ? 0xdb : 0xc6;
+    hdr[1] = (unsigned char)(n >> 24);
+    hdr[2] = (unsigned char)(n >> 16);
+    hdr[3] = (unsigned char)(n >> 8);
+    hdr[4] = (unsigned char)n;
+    return 5;
+}
+
 void
 tw_enc_key(tw_enc_t *e, tw_field_t f)
 {
@@ -534,23 +512,6 @@ void
 tw_enc_ikey(tw_enc_t *e, tw_ifield_t f)
 {
     tw_enc_str(e, s_ifields[f].key, s_ifields[f].klen);
-}
-
-const msgpack_object *
-tw_mp_get(const msgpack_object *map, const char *key)
-{
-    size_t kl = strlen(key);
-    if (!map || map->type != MSGPACK_OBJECT_MAP) {
-        return NULL;
-    }
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
-            memcmp(k->via.str.ptr, key, kl) == 0) {
-            return &map->via.map.ptr[i].val;
-        }
-    }
-    return NULL;
 }
 
 void

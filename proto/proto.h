@@ -13,10 +13,15 @@
  *  proto/PROTOCOL.md is the normative description of the same list.
  *
  *  Decoding trusts nothing: the header's signature, version and command are
- *  checked first; then every known key's type and size; then the required
- *  fields, including those of each batch item. A bad message yields
- *  TW_EPROTO, TW_EVERSION or TW_ECOMMAND, never a crash. Unknown keys are
- *  ignored so that a newer peer may add optional fields.
+ *  checked first; then the body's bytes, by the msgpack walker
+ *  (proto/mpwalk.h: one value, sizes, 32 levels), before msgpack-c builds
+ *  a tree of them; then every known key's type and size; then the
+ *  required fields, including those of each batch item. A bad message
+ *  yields TW_EPROTO, TW_EVERSION or TW_ECOMMAND, never a crash. Unknown
+ *  keys are ignored so that a newer peer may add optional fields. A
+ *  receiver that shows what peers name (the broker, broker/gate.h) also
+ *  asks for the text check, driven by each field's text rule in the same
+ *  tables, during the same pass over the fields.
  *
  *  Ownership: a decoded tw_msg_t points into the body buffer (msgpack-c
  *  keeps STR and BIN in place), so keep that buffer alive until
@@ -28,10 +33,14 @@
 #ifndef TW_PROTO_H
 #define TW_PROTO_H
 
+#include "taskwheel/errors.h"
+
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
+
+#include "proto/mpwalk.h" /* the walker the decoder rests on; tw_mp_get */
 
 #define TW_PROTO_VERSION 1
 #define TW_PROTO_SIG0 'T'
@@ -65,110 +74,117 @@ typedef enum {
     TW_T_ITEMS  /* array of maps with item fields */
 } tw_type_t;
 
-/* Body fields: enum name, key on the wire, type, max length (strings). */
+/* Text rules of fields, for a receiver that checks text
+ * (tw_msg_decode_clean): */
+#define TW_TX_NONE 0  /* holds no strings (numbers, payload bytes) */
+#define TW_TX_CLEAN 1 /* every string in it is clean text (common/utf8.h) */
+
+/* Body fields: enum name, key on the wire, type, max length (strings),
+ * text rule. */
 #define TW_PROTO_FIELDS(XX)                                                  \
-    XX(NAME, "name", TW_T_STR, TW_PROTO_MAX_NAME)                            \
-    XX(HOST, "host", TW_T_STR, 255)                                          \
-    XX(PID, "pid", TW_T_UINT, 0)                                             \
-    XX(SLOTS, "slots", TW_T_UINT, 0)                                         \
-    XX(HANDLERS, "handlers", TW_T_STRS, 0)                                   \
-    XX(TAGS, "tags", TW_T_TAGS, 0)                                           \
-    XX(VER, "ver", TW_T_STR, 64)                                             \
-    XX(CREDIT, "credit", TW_T_UINT, 0)                                       \
-    XX(WID, "wid", TW_T_UINT, 0)                                             \
-    XX(HB, "hb", TW_T_UINT, 0)                                               \
-    XX(ITEMS, "items", TW_T_ITEMS, 0)                                        \
-    XX(IDS, "ids", TW_T_UINTS, 0)                                            \
-    XX(CODE, "code", TW_T_INT, 0)                                            \
-    XX(MSG, "msg", TW_T_STR, TW_PROTO_MAX_TEXT)                              \
-    XX(SEQ, "seq", TW_T_UINT, 0)                                             \
-    XX(WHAT, "what", TW_T_STR, 32)                                           \
-    XX(DATA, "data", TW_T_ANY, 0)                                            \
-    XX(OP, "op", TW_T_STR, 32)                                               \
-    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME)                              \
-    XX(HANDLER, "handler", TW_T_STR, TW_PROTO_MAX_NAME)                      \
-    XX(ARGS, "args", TW_T_BIN, 0)                                            \
-    XX(NEXT, "next", TW_T_STR, 16)                                           \
-    XX(INTERVAL, "interval", TW_T_UINT, 0)                                   \
-    XX(TIMEOUT, "timeout", TW_T_UINT, 0)                                     \
-    XX(PLACEMENT, "placement", TW_T_STR, 16)                                 \
-    XX(RESTART, "restart", TW_T_STR, 16)                                     \
-    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
-    XX(PAYLOAD, "payload", TW_T_BIN, 0)                                      \
-    XX(POOL, "pool", TW_T_STR, TW_PROTO_MAX_NAME)                            \
-    XX(GROUP, "group", TW_T_STR, TW_PROTO_MAX_NAME)                          \
-    XX(LIMIT, "limit", TW_T_INTN, 0)                                         \
-    XX(CALLS, "calls", TW_T_INT, 0)                                          \
-    XX(FULL, "full", TW_T_STR, 16)                                           \
-    XX(N, "n", TW_T_UINT, 0)                                                 \
-    XX(BOOT, "boot", TW_T_UINT, 0)                                           \
-    XX(PUB, "pub", TW_T_STR, 255)                                            \
-    XX(HA, "ha", TW_T_UINT, 0)         /* a broker pair's fencing epoch */   \
-    XX(LOST, "lost", TW_T_UINT, 0)     /* the epoch of the broker lost */    \
-    XX(ACTIVE, "active", TW_T_STR, 255) /* ENOTACTIVE: the active one */     \
-    XX(LIVE, "live", TW_T_UINT, 0)     /* ENOTACTIVE: it is still heard */ \
-    /* The peer socket of a broker pair (PROTOCOL.md 16). */                 \
-    XX(ROLE, "role", TW_T_STR, 16)                                           \
-    XX(STATE, "state", TW_T_STR, 16)                                         \
-    XX(POS, "pos", TW_T_UINTS, 0)      /* [epoch, seq] */                    \
-    XX(READY, "ready", TW_T_UINT, 0)                                         \
-    XX(FRONT, "front", TW_T_STR, 255)                                        \
-    XX(BACK, "back", TW_T_STR, 255)                                          \
-    XX(MODE, "mode", TW_T_STR, 16)                                           \
-    XX(RESYNC, "resync", TW_T_UINT, 0)                                       \
-    XX(OPS, "ops", TW_T_BIN, 0)        /* a batch (broker/replops.h) */      \
-    XX(CRC, "crc", TW_T_UINT, 0)                                             \
-    XX(SNAP, "snap", TW_T_UINT, 0)                                           \
-    XX(BASE, "base", TW_T_UINT, 0)                                           \
-    XX(ERAS, "eras", TW_T_UINTS, 0)    /* [epoch, first seq, ...] */         \
-    XX(DB, "db", TW_T_UINT, 0)                                               \
-    XX(AT, "at", TW_T_UINT, 0)                                               \
-    XX(COUNT, "count", TW_T_UINT, 0)
+    XX(NAME, "name", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)               \
+    XX(HOST, "host", TW_T_STR, 255, TW_TX_CLEAN)                             \
+    XX(PID, "pid", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(SLOTS, "slots", TW_T_UINT, 0, TW_TX_NONE)                             \
+    XX(HANDLERS, "handlers", TW_T_STRS, 0, TW_TX_CLEAN)                      \
+    XX(TAGS, "tags", TW_T_TAGS, 0, TW_TX_CLEAN)                              \
+    XX(VER, "ver", TW_T_STR, 64, TW_TX_CLEAN)                                \
+    XX(CREDIT, "credit", TW_T_UINT, 0, TW_TX_NONE)                           \
+    XX(WID, "wid", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(HB, "hb", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(ITEMS, "items", TW_T_ITEMS, 0, TW_TX_CLEAN)                           \
+    XX(IDS, "ids", TW_T_UINTS, 0, TW_TX_NONE)                                \
+    XX(CODE, "code", TW_T_INT, 0, TW_TX_NONE)                                \
+    XX(MSG, "msg", TW_T_STR, TW_PROTO_MAX_TEXT, TW_TX_CLEAN)                 \
+    XX(SEQ, "seq", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(WHAT, "what", TW_T_STR, 32, TW_TX_CLEAN)                              \
+    XX(DATA, "data", TW_T_ANY, 0, TW_TX_CLEAN)                               \
+    XX(OP, "op", TW_T_STR, 32, TW_TX_CLEAN)                                  \
+    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                 \
+    XX(HANDLER, "handler", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)         \
+    XX(ARGS, "args", TW_T_BIN, 0, TW_TX_NONE)                                \
+    XX(NEXT, "next", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(INTERVAL, "interval", TW_T_UINT, 0, TW_TX_NONE)                       \
+    XX(TIMEOUT, "timeout", TW_T_UINT, 0, TW_TX_NONE)                         \
+    XX(PLACEMENT, "placement", TW_T_STR, 16, TW_TX_CLEAN)                    \
+    XX(RESTART, "restart", TW_T_STR, 16, TW_TX_CLEAN)                        \
+    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)           \
+    XX(PAYLOAD, "payload", TW_T_BIN, 0, TW_TX_NONE)                          \
+    XX(POOL, "pool", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)               \
+    XX(GROUP, "group", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)             \
+    XX(LIMIT, "limit", TW_T_INTN, 0, TW_TX_NONE)                             \
+    XX(CALLS, "calls", TW_T_INT, 0, TW_TX_NONE)                              \
+    XX(FULL, "full", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(N, "n", TW_T_UINT, 0, TW_TX_NONE)                                     \
+    XX(BOOT, "boot", TW_T_UINT, 0, TW_TX_NONE)                               \
+    XX(PUB, "pub", TW_T_STR, 255, TW_TX_CLEAN)                               \
+    XX(HA, "ha", TW_T_UINT, 0, TW_TX_NONE)       /* a pair's fencing epoch */ \
+    XX(LOST, "lost", TW_T_UINT, 0, TW_TX_NONE)   /* the epoch lost */         \
+    XX(ACTIVE, "active", TW_T_STR, 255, TW_TX_CLEAN) /* ENOTACTIVE: active */ \
+    XX(LIVE, "live", TW_T_UINT, 0, TW_TX_NONE)   /* ENOTACTIVE: it is heard */\
+    /* The peer socket of a broker pair (PROTOCOL.md 17). */                 \
+    XX(ROLE, "role", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(STATE, "state", TW_T_STR, 16, TW_TX_CLEAN)                            \
+    XX(POS, "pos", TW_T_UINTS, 0, TW_TX_NONE)    /* [epoch, seq] */           \
+    XX(READY, "ready", TW_T_UINT, 0, TW_TX_NONE)                             \
+    XX(FRONT, "front", TW_T_STR, 255, TW_TX_CLEAN)                           \
+    XX(BACK, "back", TW_T_STR, 255, TW_TX_CLEAN)                             \
+    XX(MODE, "mode", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(RESYNC, "resync", TW_T_UINT, 0, TW_TX_NONE)                           \
+    XX(OPS, "ops", TW_T_BIN, 0, TW_TX_NONE)      /* broker/replops.h */       \
+    XX(CRC, "crc", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(SNAP, "snap", TW_T_UINT, 0, TW_TX_NONE)                               \
+    XX(BASE, "base", TW_T_UINT, 0, TW_TX_NONE)                               \
+    XX(ERAS, "eras", TW_T_UINTS, 0, TW_TX_NONE)  /* [epoch, first seq, ..] */ \
+    XX(DB, "db", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(AT, "at", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(COUNT, "count", TW_T_UINT, 0, TW_TX_NONE)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
-    XX(ID, "id", TW_T_UINT, 0)                                               \
-    XX(SEQ, "seq", TW_T_UINT, 0)                                             \
-    XX(H, "h", TW_T_STR, TW_PROTO_MAX_NAME)                                  \
-    XX(A, "a", TW_T_BIN, 0)                                                  \
-    XX(R, "r", TW_T_BIN, 0)                                                  \
-    XX(ST, "st", TW_T_UINT, 0)                                               \
-    XX(ERR, "err", TW_T_STR, TW_PROTO_MAX_TEXT)                              \
-    XX(CODE, "code", TW_T_INT, 0)                                            \
-    XX(TO, "to", TW_T_UINT, 0)                                               \
-    XX(PRI, "pri", TW_T_INT, 0)                                              \
-    XX(RE, "re", TW_T_UINT, 0)                                               \
-    XX(AT, "at", TW_T_UINT, 0)                                               \
-    XX(W, "w", TW_T_UINT, 0)                                                 \
-    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME)                              \
-    XX(EP, "ep", TW_T_UINT, 0)                                               \
-    XX(NX, "nx", TW_T_UINT, 0)                                               \
-    XX(IV, "iv", TW_T_UINT, 0)                                               \
-    XX(CK, "ck", TW_T_BIN, 0)                                                \
-    XX(PS, "ps", TW_T_UINT, 0)                                               \
-    XX(IT, "it", TW_T_UINT, 0)                                               \
-    XX(EV, "ev", TW_T_STR, 32)                                               \
-    XX(D, "d", TW_T_BIN, 0)                                                  \
-    XX(PL, "pl", TW_T_STR, TW_PROTO_MAX_NAME)                                \
-    XX(G, "g", TW_T_STRS, 0)                                                 \
-    XX(DL, "dl", TW_T_UINT, 0)                                               \
-    XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME)                                  \
-    XX(DUP, "dup", TW_T_UINT, 0)                                             \
-    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME)                        \
-    XX(TAGS, "tags", TW_T_TAGS, 0)                                           \
-    XX(PLACE, "place", TW_T_STR, 16)                                         \
-    XX(RESTART, "restart", TW_T_STR, 16)                                     \
-    XX(CR, "cr", TW_T_UINT, 0) /* chan: a CHAN request's correlation id */
+    XX(ID, "id", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(SEQ, "seq", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(H, "h", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                     \
+    XX(A, "a", TW_T_BIN, 0, TW_TX_NONE)                                      \
+    XX(R, "r", TW_T_BIN, 0, TW_TX_NONE)                                      \
+    XX(ST, "st", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(ERR, "err", TW_T_STR, TW_PROTO_MAX_TEXT, TW_TX_CLEAN)                 \
+    XX(CODE, "code", TW_T_INT, 0, TW_TX_NONE)                                \
+    XX(TO, "to", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(PRI, "pri", TW_T_INT, 0, TW_TX_NONE)                                  \
+    XX(RE, "re", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(AT, "at", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(W, "w", TW_T_UINT, 0, TW_TX_NONE)                                     \
+    XX(SID, "sid", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                 \
+    XX(EP, "ep", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(NX, "nx", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(IV, "iv", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(CK, "ck", TW_T_BIN, 0, TW_TX_NONE)                                    \
+    XX(PS, "ps", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(IT, "it", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(EV, "ev", TW_T_STR, 32, TW_TX_CLEAN)                                  \
+    XX(D, "d", TW_T_BIN, 0, TW_TX_NONE)                                      \
+    XX(PL, "pl", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                   \
+    XX(G, "g", TW_T_STRS, 0, TW_TX_CLEAN)                                    \
+    XX(DL, "dl", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                     \
+    XX(DUP, "dup", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)           \
+    XX(TAGS, "tags", TW_T_TAGS, 0, TW_TX_CLEAN)                              \
+    XX(PLACE, "place", TW_T_STR, 16, TW_TX_CLEAN)                            \
+    XX(RESTART, "restart", TW_T_STR, 16, TW_TX_CLEAN)                        \
+    /* chan: a CHAN request's correlation id */                             \
+    XX(CR, "cr", TW_T_UINT, 0, TW_TX_NONE)
 
 typedef enum {
-#define TW__F_ENUM(e, key, type, max) TW_F_##e,
+#define TW__F_ENUM(e, key, type, max, text) TW_F_##e,
     TW_PROTO_FIELDS(TW__F_ENUM)
 #undef TW__F_ENUM
         TW_F__COUNT
 } tw_field_t;
 
 typedef enum {
-#define TW__I_ENUM(e, key, type, max) TW_I_##e,
+#define TW__I_ENUM(e, key, type, max, text) TW_I_##e,
     TW_PROTO_ITEM_FIELDS(TW__I_ENUM)
 #undef TW__I_ENUM
         TW_I__COUNT
@@ -231,17 +247,8 @@ typedef enum {
         TW_CMD__MAX
 } tw_cmd_t;
 
-/* Task outcome and state codes, as carried in "st". */
-typedef enum {
-    TW_ST_OK = 0,        /* ended, "r" holds the result */
-    TW_ST_ERROR = 1,     /* ended, the handler failed: "err" says why */
-    TW_ST_TIMEOUT = 2,   /* ended, the task's timeout expired */
-    TW_ST_CANCELLED = 3, /* ended, cancelled */
-    TW_ST_LOST = 4,      /* ended, retries exhausted by worker failures */
-    TW_ST_PENDING = 5,   /* queued, not yet dispatched (RESULT query) */
-    TW_ST_RUNNING = 6,   /* dispatched to a worker (RESULT query) */
-    TW_ST_UNKNOWN = 7    /* the broker has no record of this id */
-} tw_state_t;
+/* Task outcome and state codes, as carried in "st": tw_state_t and its
+ * TW_ST_* codes come from taskwheel/errors.h (TW_STATE_MAP). */
 
 /* One decoded element of "items": a pointer per item field, NULL when
  * the key is absent. */
@@ -278,6 +285,23 @@ void tw_proto_header_make(tw_cmd_t cmd, unsigned char *hdr);
  * tw_msg_release(). On error nothing needs releasing. */
 int tw_msg_decode(tw_msg_t *m, const void *hdr, size_t hlen,
                   const void *body, size_t blen);
+
+/* A set of commands for tw_msg_decode_clean: TW_CMD_BIT(TW_CMD_HELLO) |
+ * ..., or TW_CMD_ALL. */
+#define TW_CMD_BIT(cmd) (1ULL << (cmd))
+#define TW_CMD_ALL (~0ULL)
+
+/* tw_msg_decode, with the text check for a command in the set `clean`:
+ * every key, every string of a field whose text rule is TW_TX_CLEAN (of
+ * the body and of each item) and every string under a key the codec does
+ * not know must be clean text (common/utf8.h), so that nothing a peer
+ * sends can garble a log line or a terminal. Returns what tw_msg_decode
+ * returns, or TW_EINVAL for a message that decodes but fails the text
+ * check: *m is then left decoded, so that the caller can read its "seq"
+ * to answer, and must be released. A message that is also malformed gets
+ * the decoder's error and leaves nothing to release. */
+int tw_msg_decode_clean(tw_msg_t *m, const void *hdr, size_t hlen,
+                        const void *body, size_t blen, uint64_t clean);
 
 /* Free what tw_msg_decode allocated. Idempotent. */
 void tw_msg_release(tw_msg_t *m);
@@ -347,14 +371,15 @@ tw_enc_bool(tw_enc_t *e, int v)
         msgpack_pack_false(&e->pk);
     }
 }
+/* Write into hdr[0..5) the msgpack header for the `n` bytes at `p`: STR
+ * if they are valid UTF-8 (common/utf8.h), else BIN, in the shortest
+ * form. Returns the header's length, 1 to 5. For output a program
+ * writes, which is text more often than not. */
+size_t tw_enc_text_header(unsigned char *hdr, const void *p, size_t n);
+
 /* Write the key of body field `f` / item field `f`. */
 void tw_enc_key(tw_enc_t *e, tw_field_t f);
 void tw_enc_ikey(tw_enc_t *e, tw_ifield_t f);
-
-/* The value of string key `key` in the msgpack map `map`, or NULL when
- * `map` is not a map or has no such key. For payloads (task arguments,
- * replies), whose keys are the user's. */
-const msgpack_object *tw_mp_get(const msgpack_object *map, const char *key);
 
 /* One CHAN item {id, ev, cr?, d?, err?} (PROTOCOL.md 14.2): `cr` 0, `d`
  * NULL and `err` NULL leave those keys out. Shared by the worker, the

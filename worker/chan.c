@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/idmap.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
 
 #include <errno.h>
 #include <string.h>
@@ -58,82 +59,9 @@ static struct tw_chan s_ended;
 
 static const char s_nil = (char)0xc0;
 
-/* Skip one msgpack value at p[0..n): returns its size, or 0 if malformed
- * or nested deeper than any taskwheel process decodes. */
-static size_t
-s_mp_skip(const unsigned char *p, size_t n)
-{
-    size_t off = 0;
-    uint64_t need = 1;
-    while (need) {
-        if (off >= n) {
-            return 0;
-        }
-        unsigned b = p[off++];
-        uint64_t len = 0, kids = 0;
-        int lb = 0;
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool */
-        } else if (b >= 0x80 && b <= 0x8f) {
-            kids = 2 * (uint64_t)(b & 0x0f);
-        } else if (b >= 0x90 && b <= 0x9f) {
-            kids = b & 0x0f;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            len = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xcc: case 0xd0: len = 1; break;
-            case 0xcd: case 0xd1: len = 2; break;
-            case 0xca: case 0xce: case 0xd2: len = 4; break;
-            case 0xcb: case 0xcf: case 0xd3: len = 8; break;
-            case 0xd4: len = 2; break;
-            case 0xd5: len = 3; break;
-            case 0xd6: len = 5; break;
-            case 0xd7: len = 9; break;
-            case 0xd8: len = 17; break;
-            case 0xc4: case 0xd9: lb = 1; break;
-            case 0xc5: case 0xda: lb = 2; break;
-            case 0xc6: case 0xdb: lb = 4; break;
-            case 0xc7: lb = 1; len = 1; break; /* ext 8: +type byte */
-            case 0xc8: lb = 2; len = 1; break;
-            case 0xc9: lb = 4; len = 1; break;
-            case 0xdc: lb = -2; break;
-            case 0xdd: lb = -4; break;
-            case 0xde: lb = -2; kids = 1; break;
-            case 0xdf: lb = -4; kids = 1; break;
-            default: return 0; /* 0xc1, never used */
-            }
-        }
-        if (lb) {
-            int nb = lb < 0 ? -lb : lb;
-            if (n - off < (size_t)nb) {
-                return 0;
-            }
-            uint64_t v = 0;
-            for (int i = 0; i < nb; i++) {
-                v = (v << 8) | p[off + (size_t)i];
-            }
-            off += (size_t)nb;
-            if (lb > 0) {
-                len += v;
-            } else {
-                kids = kids ? 2 * v : v; /* map32/16: pairs */
-            }
-        }
-        if (n - off < len) {
-            return 0;
-        }
-        off += len;
-        need += kids - 1;
-        if (need > ((uint64_t)1 << 32)) {
-            return 0;
-        }
-    }
-    return off;
-}
-
 /* Check a handler's payload (NULL or empty means nil). Returns 0, -E2BIG
- * or -EINVAL. */
+ * or -EINVAL (not exactly one msgpack value). Its nesting is not limited:
+ * like a station's payloads it is passed on, and decoded at the far end. */
 static int
 s_payload(const void **p, size_t *len)
 {
@@ -144,7 +72,7 @@ s_payload(const void **p, size_t *len)
     if (*len > TW_CHAN_MAX_PAYLOAD) {
         return -E2BIG;
     }
-    return s_mp_skip(*p, *len) == *len ? 0 : -EINVAL;
+    return tw_mp_one(*p, *len, TW_MP_DEPTH_ANY) ? 0 : -EINVAL;
 }
 
 /* Table ------------------------------------------------------------------ */

@@ -15,8 +15,8 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
-#include "worker/mpscan.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -214,8 +214,8 @@ tw_exec_chan_wanted(const void *args, size_t len)
 {
     const unsigned char *v;
     size_t vlen;
-    return tw_mpscan_one(args, len) &&
-           tw_mpscan_map_get(args, len, "chan", 4, &v, &vlen) && vlen == 1 &&
+    return tw_mp_one(args, len, TW_MP_DEPTH_ANY) &&
+           tw_mp_map_get(args, len, "chan", 4, &v, &vlen) && vlen == 1 &&
            v[0] == 0xc3;
 }
 

@@ -9,7 +9,7 @@
 #include "worker/frame.h"
 #include "common/alloc.h"
 #include "common/error.h"
-#include "worker/mpscan.h"
+#include "proto/mpwalk.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -21,42 +21,36 @@
 
 /* Parsing ------------------------------------------------------------------ */
 
-static int
-s_is_str(unsigned b)
-{
-    return (b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda || b == 0xdb;
-}
-
 int
 tw_frame_parse(tw_frame_t *f, const void *p, size_t n, const char **why)
 {
     const unsigned char *u = p;
     memset(f, 0, sizeof *f);
-    if (n == 0 || tw_mpscan_skip(u, n) != n) {
+    if (n == 0 || tw_mp_skip(u, n) != n) {
         *why = "not one msgpack value";
         return TW_EPROTO;
     }
-    if (!tw_mpscan_is_map(u[0])) {
+    if (!tw_mp_is_map(u[0])) {
         *why = "not a map";
         return TW_EPROTO;
     }
     size_t off = 0;
     uint64_t len, kids;
-    tw_mpscan_head(u, n, &off, &len, &kids);
+    tw_mp_head(u, n, &off, &len, &kids);
     for (uint64_t i = 0; i < kids / 2; i++) {
-        if (!s_is_str(u[off])) {
+        if (!tw_mp_is_str(u[off])) {
             *why = "a key that is not a str";
             return TW_EPROTO;
         }
-        off += tw_mpscan_skip(u + off, n - off);
-        off += tw_mpscan_skip(u + off, n - off);
+        off += tw_mp_skip(u + off, n - off);
+        off += tw_mp_skip(u + off, n - off);
     }
     f->p = u;
     f->n = n;
     const unsigned char *v;
     size_t vlen;
-    if (!tw_mpscan_map_get(u, n, "ev", 2, &v, &vlen) ||
-        !tw_mpscan_text(v, vlen, 0, &f->ev, &f->evlen)) {
+    if (!tw_mp_map_get(u, n, "ev", 2, &v, &vlen) ||
+        !tw_mp_text(v, vlen, 0, &f->ev, &f->evlen)) {
         *why = "no str \"ev\"";
         return TW_EPROTO;
     }
@@ -75,7 +69,7 @@ tw_frame_get(const tw_frame_t *f, const char *key, size_t *len)
 {
     const unsigned char *v;
     size_t vlen;
-    if (!tw_mpscan_map_get(f->p, f->n, key, strlen(key), &v, &vlen)) {
+    if (!tw_mp_map_get(f->p, f->n, key, strlen(key), &v, &vlen)) {
         return NULL;
     }
     *len = vlen;
@@ -88,7 +82,7 @@ tw_frame_str(const tw_frame_t *f, const char *key, size_t *len)
     size_t vlen;
     const void *v = tw_frame_get(f, key, &vlen);
     const char *s;
-    if (!v || !tw_mpscan_text(v, vlen, 0, &s, len)) {
+    if (!v || !tw_mp_text(v, vlen, 0, &s, len)) {
         return NULL;
     }
     return s;
@@ -99,7 +93,7 @@ tw_frame_uint(const tw_frame_t *f, const char *key, uint64_t *v)
 {
     size_t vlen;
     const void *p = tw_frame_get(f, key, &vlen);
-    return p && tw_mpscan_uint(p, vlen, v);
+    return p && tw_mp_uint(p, vlen, v);
 }
 
 /* Reading ------------------------------------------------------------------ */

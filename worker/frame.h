@@ -11,7 +11,7 @@
  *
  *  This module is the one reader and writer of that format. The reader
  *  collects bytes as they come and hands out complete frame bodies; the
- *  parser checks a body and finds its keys in place (worker/mpscan.h), so
+ *  parser checks a body and finds its keys in place (proto/mpwalk.h), so
  *  a value such as a task's result is passed on without being decoded
  *  and encoded again; the writer builds a frame in a tw_enc_t and gives
  *  its buffer to one uv_write. The reader and parser do no I/O and can be

@@ -10,8 +10,8 @@
 #include "worker/handlers.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/utf8.h"
 #include "proto/proto.h"
-#include "worker/utf8.h"
 
 #include <assert.h>
 #include <dlfcn.h>
@@ -57,6 +57,25 @@ tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl)
 {
     reg->libs = tw_realloc(reg->libs, (reg->nlibs + 1) * sizeof *reg->libs);
     reg->libs[reg->nlibs++] = dl;
+}
+
+int
+tw_handlers_add_all(tw_handlers_t *reg, size_t stdout_max)
+{
+    int rc = tw_handlers_add_builtin(reg);
+    if (rc == 0) {
+        rc = tw_handlers_add_station_builtins(reg);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_chan_builtins(reg);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_exec(reg, stdout_max);
+    }
+    if (rc == 0) {
+        rc = tw_handlers_add_stream(reg, stdout_max);
+    }
+    return rc;
 }
 
 const tw_handler_t *

@@ -84,6 +84,12 @@ void tw_handlers_truncate(tw_handlers_t *reg, size_t n);
 /* Keep `dl` (a dlopen handle) until tw_handlers_free. */
 void tw_handlers_adopt_lib(tw_handlers_t *reg, void *dl);
 
+/* Register every built-in handler, as a worker offers them (the five
+ * families below, in this order); exec and stream cap a program's output
+ * at `stdout_max` bytes. docs/HANDLERS.md documents each one. Returns 0
+ * or tw_handlers_add's error. */
+int tw_handlers_add_all(tw_handlers_t *reg, size_t stdout_max);
+
 /* Register the built-ins "noop", "echo", "sleep" and "fail"
  * (worker/handlers/builtin.c). Returns 0 or tw_handlers_add's error. */
 int tw_handlers_add_builtin(tw_handlers_t *reg);

@@ -18,6 +18,7 @@
 #include "worker/security.h"
 #include "worker/supervisor.h"
 #include "worker/worker.h"
+#include "taskwheel/version.h"
 
 #include <signal.h>
 #include <stddef.h>
@@ -99,7 +100,14 @@ static const char s_usage[] =
     "                        [--log stderr|syslog] [--log-level LEVEL]\n"
     "                        [--curve-secret FILE --broker-key FILE] "
     "[--exec-allow DIR]...\n"
-    "                        [--proc CMD]... [--proc-count K]";
+    "                        [--proc CMD]... [--proc-count K]\n"
+    "\n"
+    "Runs tasks and stations for a taskwheel broker. Built-in handlers:\n"
+    "noop, echo, sleep, fail, incr, mirror, ticker, ask, exec, stream;\n"
+    "their arguments and results are in docs/HANDLERS.md (installed as\n"
+    "share/doc/taskwheel/HANDLERS.md). --plugin adds native handlers\n"
+    "(include/taskwheel/handler.h), --proc handlers served by a\n"
+    "long-lived child program (proto/PROTOCOL.md 15).";
 
 /* Where log lines go (--log), for this process and every child. */
 static tw_log_sink_t s_sink = TW_LOG_STDERR;
@@ -210,12 +218,11 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     uv_loop_init(&loop);
     tw_handlers_t reg;
     tw_handlers_init(&reg);
-    tw_handlers_add_builtin(&reg);
-    tw_handlers_add_station_builtins(&reg);
-    tw_handlers_add_chan_builtins(&reg);
-    tw_handlers_add_exec(&reg, (size_t)cfg->exec_stdout_max);
-    tw_handlers_add_stream(&reg, (size_t)cfg->exec_stdout_max);
-    int rc = 0;
+    int rc = tw_handlers_add_all(&reg, (size_t)cfg->exec_stdout_max);
+    if (rc != 0) {
+        snprintf(err, sizeof err, "cannot register the built-in handlers: %s",
+                 tw_strerror(rc));
+    }
     for (size_t i = 0; rc == 0 && i < cfg->plugin.n; i++) {
         rc = tw_plugin_load(&reg, cfg->plugin.v[i], err, sizeof err);
     }
@@ -266,8 +273,11 @@ s_run(const s_cfg_t *cfg, unsigned idx)
     uv_signal_init(&loop, &s_proc.sigint);
     uv_signal_start(&s_proc.sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&s_proc.sigint, s_on_signal, SIGINT);
-    tw_notice("worker.start", "%s: %lld slot(s), %zu handler(s), broker %s",
-              tw_worker_ident(w), cfg->slots, reg.n, cfg->broker);
+    tw_notice("worker.start",
+              "%s: taskwheel-worker %s, %lld slot(s), %zu handler(s), "
+              "broker %s",
+              tw_worker_ident(w), tw_version(), cfg->slots, reg.n,
+              cfg->broker);
 
     uv_run(&loop, UV_RUN_DEFAULT);
 

@@ -7,9 +7,8 @@
  */
 #include "worker/proc_codec.h"
 #include "common/error.h"
-#include "worker/mpscan.h"
+#include "proto/mpwalk.h"
 #include "worker/procpool.h"
-#include "worker/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -91,12 +90,12 @@ static int
 s_container(const unsigned char *p, size_t n, int map, uint64_t *count,
             size_t *off)
 {
-    if (n == 0 || !(map ? tw_mpscan_is_map(p[0]) : tw_mpscan_is_array(p[0]))) {
+    if (n == 0 || !(map ? tw_mp_is_map(p[0]) : tw_mp_is_array(p[0]))) {
         return -1;
     }
     uint64_t len, kids;
     *off = 0;
-    if (tw_mpscan_head(p, n, off, &len, &kids) != 0) {
+    if (tw_mp_head(p, n, off, &len, &kids) != 0) {
         return -1;
     }
     *count = map ? kids / 2 : kids;
@@ -124,11 +123,10 @@ tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
         return TW_EPROTO;
     }
     for (uint64_t i = 0; i < count; i++) {
-        size_t sz = tw_mpscan_skip(p + off, n - off);
+        size_t sz = tw_mp_skip(p + off, n - off);
         const char *s;
         size_t len;
-        if (!tw_mpscan_text(p + off, sz, 0, &s, &len) || len == 0 ||
-            len > TW_PROC_MAX_NAME || !tw_utf8_clean(s, len)) {
+        if (!tw_mp_name(p + off, sz, TW_PROC_MAX_NAME, &s, &len)) {
             snprintf(err, errlen,
                      "hello handler name %u is not a str of 1 "
                      "to %d bytes of clean text",
@@ -152,12 +150,12 @@ tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
         return TW_EPROTO;
     }
     for (uint64_t i = 0; p && i < count; i++) {
-        size_t ksz = tw_mpscan_skip(p + off, n - off);
+        size_t ksz = tw_mp_skip(p + off, n - off);
         const char *k;
         size_t klen;
-        int key = tw_mpscan_text(p + off, ksz, 0, &k, &klen);
+        int key = tw_mp_text(p + off, ksz, 0, &k, &klen);
         off += ksz;
-        size_t vsz = tw_mpscan_skip(p + off, n - off), voff;
+        size_t vsz = tw_mp_skip(p + off, n - off), voff;
         uint64_t nflags;
         if (!key || s_container(p + off, vsz, 0, &nflags, &voff) != 0) {
             snprintf(err, errlen, "hello \"flags\" is not a map of arrays");
@@ -166,10 +164,10 @@ tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
         int fl = 0;
         const unsigned char *a = p + off;
         for (uint64_t j = 0; j < nflags; j++) {
-            size_t sz = tw_mpscan_skip(a + voff, vsz - voff);
+            size_t sz = tw_mp_skip(a + voff, vsz - voff);
             const char *s;
             size_t len;
-            if (!tw_mpscan_text(a + voff, sz, 0, &s, &len)) {
+            if (!tw_mp_text(a + voff, sz, 0, &s, &len)) {
                 snprintf(err, errlen, "hello flags of '%.*s' are not str",
                          (int)klen, k);
                 return TW_EPROTO;

@@ -15,7 +15,7 @@
  *  A station is freed only inside tw_taskloop_run (or destroy), never
  *  from a callback, so a handler finishing a call, a cancel that finishes
  *  synchronously, or a caller holding a station pointer across a control
- *  never sees it vanish. Payloads are scanned in place (worker/mpscan.h),
+ *  never sees it vanish. Payloads are scanned in place (proto/mpwalk.h),
  *  which allocates nothing, so the per-iteration cost of a station
  *  whose result is not a map is a copy of its input and a few list moves.
  */
@@ -25,9 +25,9 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/utf8.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
-#include "worker/mpscan.h"
-#include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <stdatomic.h>
@@ -127,23 +127,23 @@ s_classify(const unsigned char *r, size_t n, const unsigned char **exc,
     }
     const unsigned char *m = r;
     size_t mlen = n;
-    if (r[0] == 0x92 && n > 1 && tw_mpscan_is_array(r[1])) {
-        size_t a = tw_mpscan_skip(r + 1, n - 1);
-        if (a == 0 || 1 + a >= n || !tw_mpscan_is_map(r[1 + a])) {
+    if (r[0] == 0x92 && n > 1 && tw_mp_is_array(r[1])) {
+        size_t a = tw_mp_skip(r + 1, n - 1);
+        if (a == 0 || 1 + a >= n || !tw_mp_is_map(r[1 + a])) {
             return S_R_NEXT;
         }
         m = r + 1 + a;
         mlen = n - 1 - a;
-    } else if (!tw_mpscan_is_map(r[0])) {
+    } else if (!tw_mp_is_map(r[0])) {
         return S_R_NEXT;
     }
     const unsigned char *v;
     size_t vlen;
-    if (tw_mpscan_map_get(m, mlen, "stop", 4, &v, &vlen) &&
-        tw_mpscan_truthy(v, vlen)) {
+    if (tw_mp_map_get(m, mlen, "stop", 4, &v, &vlen) &&
+        tw_mp_truthy(v, vlen)) {
         return S_R_STOP;
     }
-    if (tw_mpscan_map_get(m, mlen, "exception", 9, exc, exclen)) {
+    if (tw_mp_map_get(m, mlen, "exception", 9, exc, exclen)) {
         return S_R_EXCEPTION;
     }
     return S_R_NEXT;
@@ -153,20 +153,18 @@ s_classify(const unsigned char *r, size_t n, const unsigned char **exc,
 static void
 s_exc_text(const unsigned char *v, size_t vlen, char *out, size_t cap)
 {
-    size_t off = 0;
-    uint64_t len, kids;
-    unsigned b = v[0];
-    if (((b >= 0xa0 && b <= 0xbf) || b == 0xd9 || b == 0xda || b == 0xdb) &&
-        tw_mpscan_head(v, vlen, &off, &len, &kids) == 0) {
-        size_t k = len < cap - 1 ? (size_t)len : cap - 1;
-        memcpy(out, v + off, k);
+    const char *s;
+    size_t len;
+    if (tw_mp_text(v, vlen, 0, &s, &len)) {
+        size_t k = len < cap - 1 ? len : cap - 1;
+        memcpy(out, s, k);
         out[k] = '\0';
         tw_utf8_scrub(out, k);
         return;
     }
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    off = 0;
+    size_t off = 0;
     out[0] = '\0';
     if (msgpack_unpack_next(&up, (const char *)v, vlen, &off) ==
         MSGPACK_UNPACK_SUCCESS) {
@@ -1055,7 +1053,7 @@ s_payload_check(const void **msgpack, size_t *len)
     if (*len > TW_STATION_MAX_PAYLOAD) {
         return -E2BIG;
     }
-    if (!tw_mpscan_one(*msgpack, *len)) {
+    if (!tw_mp_one(*msgpack, *len, TW_MP_DEPTH_ANY)) {
         return -EINVAL;
     }
     return 0;

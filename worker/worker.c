@@ -35,6 +35,7 @@
 #include "worker/leases.h"
 #include "worker/slots.h"
 #include "worker/taskloop.h"
+#include "taskwheel/version.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,9 +43,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#ifndef TW_VERSION
-#define TW_VERSION "0"
-#endif
 
 #define S_HB_DEFAULT 1000           /* ms, until WELCOME says otherwise */
 #define S_BACKOFF_MIN 100           /* ms */
@@ -261,7 +259,7 @@ s_send_hello(tw_worker_t *w)
         tw_enc_cstr(&e, w->tag_v[i]);
     }
     tw_enc_key(&e, TW_F_VER);
-    tw_enc_cstr(&e, TW_VERSION);
+    tw_enc_cstr(&e, tw_version());
     s_send_enc(w, &e, TW_CMD_HELLO);
 }
 

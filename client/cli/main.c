@@ -26,6 +26,7 @@
  *  submit's pool flags live in cmd_map.c and cmd_pool.c (see cli.h).
  */
 #include "client/cli/cli.h"
+#include "client/cli/commands.h"
 #include "client/cli/json.h"
 #include "client/cli/secure.h"
 #include "client/internal.h"
@@ -45,93 +46,12 @@
 #include <string.h>
 #include <zmq.h>
 
-#ifndef TW_VERSION_STRING
-#define TW_VERSION_STRING "0"
-#endif
-
 #define S_DEFAULT_BROKER "tcp://127.0.0.1:7710"
 #define S_DEFAULT_STATUS "tcp://127.0.0.1:7712"
 #define S_DEFAULT_TIMEOUT_MS 5000
 
-static const char s_usage[] =
-    "Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
-    "\n"
-    "Commands:\n"
-    "  submit HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
-    "         [--group G]... [--delay S] [--key K] [--wait [--respond JSON]]\n"
-    "      Queue a task and print its id. ARGS-JSON is any JSON value\n"
-    "      (default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
-    "      --wait, print the task's result instead (exit 1 if it failed)\n"
-    "      and its channel items as JSON lines on stderr; requests get\n"
-    "      --respond's value, or are refused (the task's request fails).\n"
-    "      --timeout is in seconds, 0 = none. --group joins a group of the\n"
-    "      pool (repeatable), --delay holds it back S seconds, --key is a\n"
-    "      dedup key: while a task with it is known, its id (with --wait,\n"
-    "      its outcome) is returned.\n"
-    "  map HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
-    "      [--star|--kw] [--ordered]\n"
-    "      Run HANDLER once per input line (a JSON args value; --star: an\n"
-    "      array of positional args; --kw: an object), at most K at once\n"
-    "      (default 1). Prints each result as a JSON line, failures as\n"
-    "      {\"error\": ...}, in completion order or, with --ordered, input\n"
-    "      order; exit 1 if any failed. A progress bar goes to stderr when\n"
-    "      it is a terminal.\n"
-    "  group limit G N|none [--reject] | get G | clear G | list | ids G\n"
-    "      Limit a group to N running tasks (--reject: refuse when full\n"
-    "      instead of queueing; none: no limit, as clear), show it (a\n"
-    "      group never used shows as empty), remove its limit, list the\n"
-    "      pool's groups, or list every task id it held.\n"
-    "  pool stats | size N | default-limit N|none | lock | unlock | close\n"
-    "       | flush | stop N\n"
-    "      Show the pool's counters, set its size (0 = unlimited) or the\n"
-    "      limit of its groups that have none of their own, refuse\n"
-    "      new tasks (close: for good), forget ended tasks, or cancel the\n"
-    "      N most recently started running tasks.\n"
-    "  result ID...       Print the state and result of each task.\n"
-    "  cancel ID... [--strict] | cancel --group G | cancel --all\n"
-    "      Cancel tasks; exit 1 if an id is unknown. --strict cancels all\n"
-    "      or nothing (exit 1 if one is unknown, ended or cancelling);\n"
-    "      --group cancels a group's tasks, --all every task of the pool.\n"
-    "  workers            List the connected workers.\n"
-    "  workers drain NAME|ID\n"
-    "      Stop giving the worker work, move its stations away, let its\n"
-    "      running tasks finish, then let it exit. NAME applies to every\n"
-    "      worker of that name; a number that is no worker's name is an id.\n"
-    "  workers resize NAME|ID SLOTS\n"
-    "      Change a running worker's slot count (1..65536).\n"
-    "  status [--all]     What an operator needs first: workers, slots,\n"
-    "      queues, rates and errors, one line each; --all prints every\n"
-    "      counter (--json always prints them all).\n"
-    "  watch [--interval S]\n"
-    "      A live full-screen view of workers, stations, tasks and groups\n"
-    "      (q quits); one snapshot when stdout is not a terminal.\n"
-    "  events [TOPIC-PREFIX...] [--count N] [--for S]\n"
-    "      Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
-    "      until interrupted, N events were printed or S seconds passed.\n"
-    "      Topics start with worker., task., stats, station.<ID>. or\n"
-    "      s2n.<ID>.\n"
-    "  station add ID HANDLER [ARGS-JSON] [--next same|result|handler]\n"
-    "              [--interval S] [--timeout S] [--code C] [--tags k=v,...]\n"
-    "              [--placement any|prefer|pinned]\n"
-    "              [--restart never|on-failure|always]\n"
-    "      Start a station: HANDLER run again and again on one worker slot.\n"
-    "      --next picks each iteration's input (the same ARGS, the last\n"
-    "      result, or what the handler chose); --interval is the least time\n"
-    "      between iteration starts and --timeout the limit of one\n"
-    "      iteration, in seconds (for stream, the longest silence of its\n"
-    "      program). --code and --tags select workers.\n"
-    "  station list | show ID\n"
-    "      List the stations, or show one with its checkpoint.\n"
-    "  station pause ID | continue ID | stop ID | cancel ID | remove ID\n"
-    "  station send ID DATA-JSON\n"
-    "      Send DATA to the station's handler (net to station).\n"
-    "  station tail ID [--count N] [--for S]\n"
-    "      Print what the station emits, one JSON value a line (with\n"
-    "      --json: {\"station\", \"seq\", \"data\"}).\n"
-    "  station rebalance  Spread the stations over the workers again.\n"
-    "  ping               Check that the broker answers.\n"
-    TW_CLI_SECURE_USAGE_CMDS
-    "\n"
+/* The global flags, printed after the commands in the manual. */
+static const char s_flags[] =
     "Global flags:\n"
     "  --broker EP        broker frontend; default $TASKWHEEL_BROKER, else\n"
     "                     " S_DEFAULT_BROKER "\n"
@@ -143,7 +63,7 @@ static const char s_usage[] =
     "  --pool P           the pool of submit, map, group, pool and\n"
     "                     cancel; default \"default\"\n"
     TW_CLI_SECURE_USAGE_FLAGS
-    "  --help             print this help\n"
+    "  --help             print this help (after a command: its help)\n"
     "  --version          print the version\n"
     "\n"
     "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 broker\n"
@@ -181,9 +101,10 @@ s_one_of(const char *v, const char *const *set)
 }
 
 /* Parse the global flags anywhere in argv, collecting the other words
- * into o->argv. Returns -1 to continue, or an exit code. */
+ * into o->argv; *help is set when --help (or -h) is among them. Returns
+ * -1 to continue, or an exit code. */
 static int
-s_parse_global(int argc, char **argv, tw_cli_env_t *o)
+s_parse_global(int argc, char **argv, tw_cli_env_t *o, int *help)
 {
     const char *env;
     o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
@@ -210,11 +131,11 @@ s_parse_global(int argc, char **argv, tw_cli_env_t *o)
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(s_usage, stdout);
-            return TW_CLI_OK;
+            *help = 1;
+            continue;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("taskwheel %s\n", TW_VERSION_STRING);
+            printf("taskwheel %s\n", tw_version());
             return TW_CLI_OK;
         }
         if (strcmp(a, "--json") == 0) {
@@ -2029,20 +1950,142 @@ s_cmd_keygen(const tw_cli_env_t *o)
 }
 
 
-typedef struct {
-    const char *name;
-    int (*run)(const tw_cli_env_t *o);
-} s_command_t;
+static int s_cmd_help(const tw_cli_env_t *o);
 
-static const s_command_t s_commands[] = {
-    {"submit", s_cmd_submit},   {"result", s_cmd_result},
-    {"cancel", s_cmd_cancel},   {"workers", s_cmd_workers},
-    {"status", s_cmd_status},   {"events", s_cmd_events},
-    {"ping", s_cmd_ping},       {"station", s_cmd_station},
-    {"keygen", s_cmd_keygen},   {"map", tw_cli_map},
-    {"group", tw_cli_group},    {"pool", tw_cli_pool},
-    {"watch", tw_cli_watch},
+/* Every command: the manual, each command's help and the dispatch come
+ * from here (commands.h). */
+static const tw_cli_cmd_t s_commands[] = {
+    {"submit",
+     "HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
+     "[--group G]... [--delay S] [--key K] [--wait [--respond JSON]]",
+     "Queue a task and print its id. ARGS-JSON is any JSON value\n"
+     "(default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
+     "--wait, print the task's result instead (exit 1 if it failed)\n"
+     "and its channel items as JSON lines on stderr; requests get\n"
+     "--respond's value, or are refused (the task's request fails).\n"
+     "--timeout is in seconds, 0 = none. --group joins a group of the\n"
+     "pool (repeatable), --delay holds it back S seconds, --key is a\n"
+     "dedup key: while a task with it is known, its id (with --wait,\n"
+     "its outcome) is returned. Built-in handlers: docs/HANDLERS.md.",
+     s_cmd_submit},
+    {"map",
+     "HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
+     "[--star|--kw] [--ordered]",
+     "Run HANDLER once per input line (a JSON args value; --star: an\n"
+     "array of positional args; --kw: an object), at most K at once\n"
+     "(default 1). Prints each result as a JSON line, failures as\n"
+     "{\"error\": ...}, in completion order or, with --ordered, input\n"
+     "order; exit 1 if any failed. A progress bar goes to stderr when\n"
+     "it is a terminal.",
+     tw_cli_map},
+    {"group", "limit G N|none [--reject] | get G | clear G | list | ids G",
+     "Limit a group to N running tasks (--reject: refuse when full\n"
+     "instead of queueing; none: no limit, as clear), show it (a\n"
+     "group never used shows as empty), remove its limit, list the\n"
+     "pool's groups, or list every task id it held.",
+     tw_cli_group},
+    {"pool",
+     "stats | size N | default-limit N|none | lock | unlock | close\n"
+     "| flush | stop N",
+     "Show the pool's counters, set its size (0 = unlimited) or the\n"
+     "limit of its groups that have none of their own, refuse\n"
+     "new tasks (close: for good), forget ended tasks, or cancel the\n"
+     "N most recently started running tasks.",
+     tw_cli_pool},
+    {"result", "ID...", "Print the state and result of each task.",
+     s_cmd_result},
+    {"cancel", "ID... [--strict] | cancel --group G | cancel --all",
+     "Cancel tasks; exit 1 if an id is unknown. --strict cancels all\n"
+     "or nothing (exit 1 if one is unknown, ended or cancelling);\n"
+     "--group cancels a group's tasks, --all every task of the pool.",
+     s_cmd_cancel},
+    {"workers", "", "List the connected workers.", s_cmd_workers},
+    {"workers drain", "NAME|ID",
+     "Stop giving the worker work, move its stations away, let its\n"
+     "running tasks finish, then let it exit. NAME applies to every\n"
+     "worker of that name; a number that is no worker's name is an id.",
+     s_cmd_workers},
+    {"workers resize", "NAME|ID SLOTS",
+     "Change a running worker's slot count (1..65536).", s_cmd_workers},
+    {"status", "[--all]",
+     "What an operator needs first: workers, slots, queues, rates and\n"
+     "errors, one line each; --all prints every counter (--json always\n"
+     "prints them all).",
+     s_cmd_status},
+    {"watch", "[--interval S]",
+     "A live full-screen view of workers, stations, tasks and groups\n"
+     "(q quits); one snapshot when stdout is not a terminal.",
+     tw_cli_watch},
+    {"events", "[TOPIC-PREFIX...] [--count N] [--for S]",
+     "Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
+     "until interrupted, N events were printed or S seconds passed.\n"
+     "Topics start with worker., task., stats, station.<ID>. or\n"
+     "s2n.<ID>.",
+     s_cmd_events},
+    {"station add",
+     "ID HANDLER [ARGS-JSON] [--next same|result|handler]\n"
+     "[--interval S] [--timeout S] [--code C] [--tags k=v,...]\n"
+     "[--placement any|prefer|pinned]\n"
+     "[--restart never|on-failure|always]",
+     "Start a station: HANDLER run again and again on one worker slot.\n"
+     "--next picks each iteration's input (the same ARGS, the last\n"
+     "result, or what the handler chose); --interval is the least time\n"
+     "between iteration starts and --timeout the limit of one\n"
+     "iteration, in seconds (for stream, the longest silence of its\n"
+     "program). --code and --tags select workers.",
+     s_cmd_station},
+    {"station list", "", "List the stations.", s_cmd_station},
+    {"station show", "ID", "Show one station with its checkpoint.",
+     s_cmd_station},
+    {"station pause", "ID",
+     "Suspend the station's iterations; it keeps its slot.",
+     s_cmd_station},
+    {"station continue", "ID",
+     "Resume a paused station, or start an ended one again from its\n"
+     "checkpoint.",
+     s_cmd_station},
+    {"station stop", "ID", "End the station after its current iteration.",
+     s_cmd_station},
+    {"station cancel", "ID",
+     "End the station now, aborting its current iteration.",
+     s_cmd_station},
+    {"station remove", "ID",
+     "Stop the station and forget it; its ID can then be used again.",
+     s_cmd_station},
+    {"station send", "ID DATA-JSON",
+     "Send DATA to the station's handler (net to station).",
+     s_cmd_station},
+    {"station tail", "ID [--count N] [--for S]",
+     "Print what the station emits, one JSON value a line (with\n"
+     "--json: {\"station\", \"seq\", \"data\"}).",
+     s_cmd_station},
+    {"station rebalance", "",
+     "Spread the stations over the workers again.", s_cmd_station},
+    {"ping", "", "Check that the broker answers.", s_cmd_ping},
+    {"keygen", "NAME",
+     "Write a CURVE key pair: NAME.key (secret, mode 0600) and\n"
+     "NAME.pub; never overwrites.",
+     s_cmd_keygen},
+    {"help", "[COMMAND [SUBCOMMAND]]",
+     "Print one command's help (the same as COMMAND --help), or\n"
+     "without a command this manual.",
+     s_cmd_help},
+    {NULL, NULL, NULL, NULL},
 };
+
+/* `taskwheel help [COMMAND [SUBCOMMAND]]`. */
+static int
+s_cmd_help(const tw_cli_env_t *o)
+{
+    if (o->argc < 2) {
+        tw_cli_cmds_manual(stdout, s_commands, s_flags);
+        return TW_CLI_OK;
+    }
+    if (tw_cli_cmds_help(stdout, s_commands, o->argc - 1, o->argv + 1) != 0) {
+        return tw_cli_usage("help: no command '%s'", o->argv[1]);
+    }
+    return TW_CLI_OK;
+}
 
 int
 main(int argc, char **argv)
@@ -2051,25 +2094,29 @@ main(int argc, char **argv)
     memset(&o, 0, sizeof o);
     tw_log_open("taskwheel", TW_LOG_STDERR);
 
-    int code = s_parse_global(argc, argv, &o);
-    if (code < 0) {
+    int help = 0;
+    int code = s_parse_global(argc, argv, &o, &help);
+    if (code < 0 && help) {
+        /* --help alone is the manual; with a command, its help. */
         if (o.argc == 0) {
-            fputs(s_usage, stderr);
+            tw_cli_cmds_manual(stdout, s_commands, s_flags);
+            code = TW_CLI_OK;
+        } else if (tw_cli_cmds_help(stdout, s_commands, o.argc, o.argv) == 0) {
+            code = TW_CLI_OK;
+        } else {
+            code = tw_cli_usage("unknown command '%s'", o.argv[0]);
+        }
+    } else if (code < 0) {
+        if (o.argc == 0) {
+            tw_cli_cmds_manual(stderr, s_commands, s_flags);
             code = TW_CLI_USAGE;
         } else if (o.argv[0][0] == '-') {
             code = tw_cli_usage("unknown option '%s'", o.argv[0]);
         } else {
-            code = -1;
-            for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0];
-                 i++) {
-                if (strcmp(o.argv[0], s_commands[i].name) == 0) {
-                    code = s_commands[i].run(&o);
-                    break;
-                }
-            }
-            if (code < 0) {
-                code = tw_cli_usage("unknown command '%s'", o.argv[0]);
-            }
+            const tw_cli_cmd_t *cmd = tw_cli_cmds_find(s_commands,
+                                                        o.argv[0]);
+            code = cmd ? cmd->run(&o)
+                       : tw_cli_usage("unknown command '%s'", o.argv[0]);
         }
     }
     free(o.argv);

@@ -16,10 +16,7 @@
 
 #include "taskwheel/client.h"
 
-/* The lines the global usage text shows for these flags and keygen. */
-#define TW_CLI_SECURE_USAGE_CMDS                                             \
-    "  keygen NAME        Write a CURVE key pair: NAME.key (secret, mode\n"  \
-    "                     0600) and NAME.pub; never overwrites.\n"
+/* The lines the global usage text shows for these flags. */
 #define TW_CLI_SECURE_USAGE_FLAGS                                            \
     "  --curve-secret FILE  this client's CURVE secret key; default\n"       \
     "                     $TASKWHEEL_CURVE_SECRET\n"                         \

@@ -13,9 +13,10 @@
  *  later pushes its outcome (the result callback). Payloads are
  *  msgpack-encoded values.
  *
- *  Errors are negative TW_E* codes (see tw_strerror in common/error.h, also
- *  exported as tw_client_strerror). TW_EUNREACH means no answer came from
- *  the broker in time.
+ *  Errors are negative TW_E* codes and task states TW_ST_* codes, both
+ *  from taskwheel/errors.h (included here); tw_client_strerror turns an
+ *  error into a sentence and tw_version (taskwheel/version.h) names the
+ *  library. TW_EUNREACH means no answer came from the broker in time.
  *
  *  Callbacks run inside tw_client_poll(), tw_client_wait_all() and the
  *  request calls (ping, result, cancel, query), which dispatch whatever
@@ -28,6 +29,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <taskwheel/errors.h>
+#include <taskwheel/version.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,7 +78,7 @@ typedef struct {
 typedef struct {
     uint64_t id;        /* broker task id */
     uint64_t seq;       /* client sequence number, 0 if not ours */
-    int state;          /* TW_ST_* from proto: 0 ok, 1 error, 2 timeout... */
+    int state;          /* TW_ST_* (errors.h): 0 ok, 1 error, 2 timeout... */
     const void *result; /* msgpack-encoded result when state is ok */
     size_t result_len;
     const char *error;  /* NUL-terminated message for failed states */
@@ -826,7 +830,8 @@ void tw_client_stats(const tw_client_t *c, tw_client_stats_t *out);
 /* The message of the last error the broker sent this client, or "". */
 const char *tw_client_last_error(const tw_client_t *c);
 
-/* tw_strerror for library users who do not include common/error.h. */
+/* A sentence for the error code `err` (taskwheel/errors.h), such as
+ * "queue full" for TW_EFULL. Never NULL; static. */
 const char *tw_client_strerror(int err);
 
 #ifdef __cplusplus

@@ -26,8 +26,10 @@
  *  handle is invalid.
  *
  *  Arguments and results are msgpack-encoded values (any msgpack value: the
- *  taskwheel CLI turns JSON arguments into msgpack). Handlers run with the
- *  worker's privileges: load only plugins you trust.
+ *  taskwheel CLI turns JSON arguments into msgpack). Functions that can
+ *  fail return 0 or a negative TW_E* code from taskwheel/errors.h, the
+ *  same codes the rest of taskwheel uses (TW_EINVAL is -EINVAL). Handlers
+ *  run with the worker's privileges: load only plugins you trust.
  *
  *  Stations. The same handler also runs stations: perpetual loops that the
  *  broker places on one slot of a worker. Each iteration is one call whose
@@ -65,6 +67,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include <taskwheel/errors.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,7 +108,7 @@ typedef struct {
 int tw_plugin_init(tw_plugin_t *plugin, int abi_version);
 
 /* Register a handler. `def` is copied (its name too). Returns 0, or a
- * negative error: -EEXIST for a name already taken, -EINVAL for a bad
+ * negative error: TW_EEXIST for a name already taken, TW_EINVAL for a bad
  * definition. Only valid during tw_plugin_init. */
 int tw_plugin_register(tw_plugin_t *plugin, const tw_handler_def_t *def);
 
@@ -128,11 +132,11 @@ void *tw_call_data(const tw_call_t *call);
 int tw_call_cancelled(const tw_call_t *call);
 
 /* Finish the call successfully; `result` (msgpack-encoded, may be NULL for
- * nil) is copied. Returns 0, or -EALREADY if the call already finished. */
+ * nil) is copied. Returns 0, or TW_EALREADY if the call already finished. */
 int tw_call_finish(tw_call_t *call, const void *result, size_t len);
 
 /* Finish the call with an exception described by a printf-style message.
- * Returns 0, or -EALREADY. */
+ * Returns 0, or TW_EALREADY. */
 int tw_call_fail(tw_call_t *call, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -161,16 +165,16 @@ void tw_station_set_data(tw_station_t *st, void *data);
  * sequence numbers from 1 and leave at the end of the loop turn. Any
  * thread while the station runs: from another thread (a blocking
  * handler) they are handed to the loop and keep their order. Returns 0,
- * -EINVAL (not one msgpack value), -E2BIG (larger than the broker
- * accepts) or -ESHUTDOWN (the station has ended). */
+ * TW_EINVAL (not one msgpack value), TW_E2BIG (larger than the broker
+ * accepts) or TW_ESHUTDOWN (the station has ended). */
 int tw_station_emit(tw_station_t *st, const void *msgpack, size_t len);
 
-/* tw_station_emit() on the call's station; -EINVAL for a plain task. */
+/* tw_station_emit() on the call's station; TW_EINVAL for a plain task. */
 int tw_call_emit(tw_call_t *call, const void *msgpack, size_t len);
 
 /* Set the payload of the station's next iteration (next mode "handler";
  * ignored in the other modes): one msgpack value, copied. Returns 0,
- * -EINVAL (a plain task, or not one msgpack value) or -E2BIG. */
+ * TW_EINVAL (a plain task, or not one msgpack value) or TW_E2BIG. */
 int tw_call_set_next(tw_call_t *call, const void *msgpack, size_t len);
 
 /* End the station cleanly after its current iteration (or at once if
@@ -179,20 +183,20 @@ void tw_station_stop(tw_station_t *st);
 
 /* Task channels ----------------------------------------------------------
  * Loop thread only, async handlers of one-shot tasks only (a station's
- * iteration or a blocking handler gets -EINVAL). Payloads are exactly one
- * msgpack value, copied; NULL or 0 bytes mean nil. Besides the codes
- * listed, each returns -E2BIG (a payload larger than 16 MiB - 64 KiB),
- * -ENOBUFS (64 MiB of channel data not yet sent: the broker is not
- * keeping up) or -EINVAL. */
+ * iteration or a blocking handler gets TW_EINVAL). Payloads are exactly
+ * one msgpack value, copied; NULL or 0 bytes mean nil. Besides the codes
+ * listed, each returns TW_E2BIG (a payload larger than 16 MiB - 64 KiB),
+ * TW_ENOBUFS (64 MiB of channel data not yet sent: the broker is not
+ * keeping up) or TW_EINVAL. TW_ECLOSEREQ means the submitter asked to
+ * close the channel (CloseRequestError, S93), or it is gone. */
 
-/* The submitter asked to close the channel (CloseRequestError, S93), or
- * it is gone. */
-#define TW_CHAN_ECLOSEREQ (-4017)
+/* The older name of TW_ECLOSEREQ, kept for plugins that use it. */
+#define TW_CHAN_ECLOSEREQ TW_ECLOSEREQ
 
 /* A request's outcome: status 0 with the submitter's reply (one msgpack
- * value, `len` bytes, borrowed for the callback), or -ETIMEDOUT (no reply
- * within the timeout, S93), TW_CHAN_ECLOSEREQ (close requested) or
- * -ECANCELED (the channel closed or the task ended first: cancelled or
+ * value, `len` bytes, borrowed for the callback), or TW_ETIMEDOUT (no
+ * reply within the timeout, S93), TW_ECLOSEREQ (close requested) or
+ * TW_ECANCELED (the channel closed or the task ended first: cancelled or
  * timed out, and then the call must still be finished; or finished by
  * the handler, and then the call handle is no longer valid). Fires
  * exactly once per request that tw_call_request accepted, on the loop
@@ -201,23 +205,24 @@ typedef void (*tw_chan_reply_fn)(void *udata, int status, const void *reply,
                                  size_t len);
 
 /* Open the task's channel with an optional first message (the submitter's
- * comm-open event carries it). Returns 0, -EALREADY (opened before) or
- * -ESHUTDOWN (the task was cancelled or timed out). */
+ * comm-open event carries it). Returns 0, TW_EALREADY (opened before) or
+ * TW_ESHUTDOWN (the task was cancelled or timed out). */
 int tw_call_open(tw_call_t *call, const void *msgpack, size_t len);
 
-/* Send one message (comm-message). Returns 0, -ENOTCONN (not open),
- * -ESHUTDOWN (closed) or TW_CHAN_ECLOSEREQ. */
+/* Send one message (comm-message). Returns 0, TW_ENOTCONN (not open),
+ * TW_ESHUTDOWN (closed) or TW_ECLOSEREQ. */
 int tw_call_send(tw_call_t *call, const void *msgpack, size_t len);
 
 /* Send a request (comm-request) and have `cb` called with the reply.
  * `timeout_ms` 0 means 30 s. Returns 0 (then `cb` fires exactly once), or
- * -ENOTCONN, -ESHUTDOWN, TW_CHAN_ECLOSEREQ, -ENOBUFS (1024 requests wait
+ * TW_ENOTCONN, TW_ESHUTDOWN, TW_ECLOSEREQ, TW_ENOBUFS (1024 requests wait
  * already), and then `cb` never fires. */
 int tw_call_request(tw_call_t *call, const void *msgpack, size_t len,
                     uint64_t timeout_ms, tw_chan_reply_fn cb, void *udata);
 
 /* Close the channel (comm-close); requests still waiting fire with
- * -ECANCELED. Returns 0, -ENOTCONN or -ESHUTDOWN (closed already). */
+ * TW_ECANCELED. Returns 0, TW_ENOTCONN or TW_ESHUTDOWN (closed
+ * already). */
 int tw_call_close(tw_call_t *call);
 
 #ifdef __cplusplus

@@ -7,12 +7,18 @@
  *  accessor, and every byte of every string and payload touched, so a
  *  pointer that escapes its buffer shows up under AddressSanitizer. The
  *  driver also enforces the decoder's contract: a failure is one of the
- *  three protocol codes (or ENOMEM) and leaves nothing to release.
+ *  three protocol codes (or ENOMEM) and leaves nothing to release. The
+ *  same input is decoded again with the text check (tw_msg_decode_clean):
+ *  a malformed message fails the same way; a well-formed one decodes, or
+ *  is refused with TW_EINVAL and left decoded, exactly when some string
+ *  anywhere in its body (keys included) is not clean text, which is what
+ *  the broker has always refused.
  *
  *  Build: a separate build directory with CC=clang -DTW_BUILD_FUZZERS=ON.
  *  Run:   fuzz_proto_decode NEW_CORPUS_DIR tests/fuzz/corpus/proto
  */
 #include "common/error.h"
+#include "common/utf8.h"
 #include "proto/proto.h"
 
 #include "tests/fuzz/touch.h"
@@ -57,6 +63,53 @@ s_walk(const msgpack_object *o, int depth)
     }
 }
 
+/* 1 if every string anywhere in `o`, map keys included, is clean. */
+static int
+s_all_clean(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        return tw_utf8_clean(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_ARRAY:
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (!s_all_clean(&o->via.array.ptr[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    case MSGPACK_OBJECT_MAP:
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            if (!s_all_clean(&o->via.map.ptr[i].key) ||
+                !s_all_clean(&o->via.map.ptr[i].val)) {
+                return 0;
+            }
+        }
+        return 1;
+    default:
+        return 1;
+    }
+}
+
+/* The text check agrees with the plain decode's result `rc` on `m`. */
+static void
+s_check_clean(const uint8_t *data, size_t hlen, const uint8_t *body,
+              size_t blen, int rc, const tw_msg_t *m)
+{
+    tw_msg_t c;
+    int crc = tw_msg_decode_clean(&c, data, hlen, body, blen, TW_CMD_ALL);
+    if (rc != 0) {
+        if (crc != rc || c.cmd != TW_CMD_NONE) {
+            abort();
+        }
+        return;
+    }
+    int want = s_all_clean(&m->up.data) ? 0 : TW_EINVAL;
+    if (crc != want || c.cmd != m->cmd || c.nitems != m->nitems) {
+        abort();
+    }
+    tw_msg_release(&c);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -75,8 +128,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* a failed decode must leave nothing behind */
         }
         tw_msg_release(&m); /* harmless on a failed decode */
+        s_check_clean(data, hlen, body, blen, rc, &m);
         return 0;
     }
+    s_check_clean(data, hlen, body, blen, rc, &m);
 
     s_touch(tw_proto_cmd_name(m.cmd), strlen(tw_proto_cmd_name(m.cmd)));
     s_sink += (uint64_t)tw_proto_cmd_dirs(m.cmd);

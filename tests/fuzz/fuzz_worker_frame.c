@@ -17,10 +17,10 @@
  *  Run:   fuzz_worker_frame NEW_CORPUS_DIR tests/fuzz/corpus/worker_frame
  */
 #include "common/error.h"
+#include "common/utf8.h"
+#include "proto/mpwalk.h"
 #include "worker/frame.h"
-#include "worker/mpscan.h"
 #include "worker/proc_codec.h"
-#include "worker/utf8.h"
 
 #include "tests/fuzz/touch.h"
 
@@ -50,7 +50,7 @@ s_body(void *arg, const char *body, size_t len)
         size_t n;
         const void *v = tw_frame_get(&f, keys[i], &n);
         if (v) {
-            if (!tw_mpscan_one(v, n)) {
+            if (!tw_mp_one(v, n, TW_MP_DEPTH_ANY)) {
                 abort(); /* a value is exactly one msgpack value */
             }
             s_touch(v, n);

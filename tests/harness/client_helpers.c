@@ -2,6 +2,7 @@
 #include "tests/harness/client_helpers.h"
 #include "tests/harness/harness.h"
 #include "common/idmap.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 
 #include <msgpack.h>
@@ -70,6 +71,23 @@ tw_h_status_field(tw_client_t *c, const char *key, long long *out)
     msgpack_unpacked_destroy(&up);
     free(data);
     return rc;
+}
+
+int
+tw_h_wait_status(tw_client_t *c, const char *key, long long min,
+                 int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        long long v = 0;
+        if (tw_h_status_field(c, key, &v) == 0 && v >= min) {
+            return 0;
+        }
+        if (tw_h_now_ms() >= end) {
+            return TW_ETIMEDOUT;
+        }
+        tw_h_sleep_ms(20);
+    }
 }
 
 static void
@@ -235,7 +253,18 @@ tw_h_submit_str(tw_client_t *c, const char *handler, const char *arg,
 tw_result_t *
 tw_h_outcome(tw_client_t *c, uint64_t seq, int timeout_ms)
 {
-    TW_H_ASSERT_OK(tw_client_wait_all(c, timeout_ms));
+    /* An absolute deadline: tw_client_wait_all's is an idle timeout,
+     * and the broker's heartbeat probes keep a client from going idle. */
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_client_outstanding(c) > 0) {
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end,
+                        "%zu task(s) without an outcome after %d ms "
+                        "(waiting for seq %llu)",
+                        tw_client_outstanding(c), timeout_ms,
+                        (unsigned long long)seq);
+        int rc = tw_client_poll(c, 50);
+        TW_H_ASSERT_MSG(rc >= 0, "poll: %s", tw_err_name(rc));
+    }
     tw_result_t *r;
     TW_H_ASSERT_OK(tw_h_last_result(c, seq, &r));
     return r;
@@ -383,27 +412,52 @@ tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out)
     return 0;
 }
 
-int
-tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
-                  int timeout_ms, tw_h_station_t *last)
+/* What a wait on "station show" waits for: a state, or an iteration
+ * count. */
+typedef struct {
+    const char *state; /* NULL: any */
+    uint64_t iterations;
+} s_until_t;
+
+/* Poll "station show" until `until` holds. Returns 0 or TW_ETIMEDOUT;
+ * *last (if not NULL) gets what was seen last. */
+static int
+s_wait_show(tw_client_t *c, const char *sid, const s_until_t *until,
+            int timeout_ms, tw_h_station_t *last)
 {
     uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
     tw_h_station_t st;
     memset(&st, 0, sizeof st);
+    int rc = TW_ETIMEDOUT;
     do {
         if (tw_h_station_show(c, sid, &st) == 0 &&
-            strcmp(st.state, state) == 0) {
-            if (last) {
-                *last = st;
-            }
-            return 0;
+            (!until->state || strcmp(st.state, until->state) == 0) &&
+            st.iterations >= until->iterations) {
+            rc = 0;
+            break;
         }
         tw_h_sleep_ms(20);
     } while (tw_h_now_ms() < end);
     if (last) {
         *last = st;
     }
-    return TW_ETIMEDOUT;
+    return rc;
+}
+
+int
+tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
+                  int timeout_ms, tw_h_station_t *last)
+{
+    s_until_t until = {state, 0};
+    return s_wait_show(c, sid, &until, timeout_ms, last);
+}
+
+int
+tw_h_wait_iterations(tw_client_t *c, const char *sid, uint64_t n,
+                     int timeout_ms, tw_h_station_t *last)
+{
+    s_until_t until = {NULL, n};
+    return s_wait_show(c, sid, &until, timeout_ms, last);
 }
 
 size_t

@@ -37,6 +37,11 @@ const tw_h_worker_t *tw_h_worker_named(const tw_h_worker_t *ws, size_t n,
 /* Read one integer field of QUERY "status". Returns 0 or an error. */
 int tw_h_status_field(tw_client_t *c, const char *key, long long *out);
 
+/* Poll QUERY "status" until field `key` is at least `min`. Returns 0, or
+ * TW_ETIMEDOUT after timeout_ms. */
+int tw_h_wait_status(tw_client_t *c, const char *key, long long min,
+                     int timeout_ms);
+
 /* Record acks and outcomes of `c` from now on. */
 void tw_h_track_results(tw_client_t *c);
 
@@ -97,6 +102,12 @@ int tw_h_station_show(tw_client_t *c, const char *sid, tw_h_station_t *out);
  * TW_ETIMEDOUT (with the last state seen in *last if not NULL). */
 int tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
                       int timeout_ms, tw_h_station_t *last);
+
+/* Poll "station show" until the station has done at least `n`
+ * iterations. Returns 0 or TW_ETIMEDOUT; *last (if not NULL) gets what
+ * was seen last. */
+int tw_h_wait_iterations(tw_client_t *c, const char *sid, uint64_t n,
+                         int timeout_ms, tw_h_station_t *last);
 
 /* A msgpack-encoded integer in buf (9 bytes at most); returns its size. */
 size_t tw_h_pack_int(unsigned char *buf, long long v);

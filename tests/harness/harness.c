@@ -23,6 +23,7 @@
 #include "taskwheel/client.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -527,6 +528,56 @@ tw_h_wait_exit(pid_t pid, int timeout_ms)
         }
         tw_h_sleep_ms(10);
     }
+}
+
+/* The pid of a process with an argument equal to `arg`, or 0. */
+static pid_t
+s_find_process(const char *arg)
+{
+    DIR *d = opendir("/proc");
+    if (!d) {
+        return 0;
+    }
+    pid_t found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0) {
+            continue;
+        }
+        char path[64], buf[4096];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            continue;
+        }
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = '\0';
+        for (ssize_t i = 0; i < n; i += (ssize_t)strlen(buf + i) + 1) {
+            if (strcmp(buf + i, arg) == 0) {
+                found = (pid_t)pid;
+                break;
+            }
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+int
+tw_h_wait_process(const char *arg, int timeout_ms)
+{
+    uint64_t end = tw_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+    pid_t pid;
+    while ((pid = s_find_process(arg)) == 0) {
+        if (tw_now_ms() >= end) {
+            return TW_ETIMEDOUT;
+        }
+        tw_h_sleep_ms(10);
+    }
+    return (int)pid;
 }
 
 int

@@ -103,9 +103,29 @@ const char *tw_h_tmpdir(void);
  * test (tw_h_fail) if no socket can be made. */
 int tw_h_free_port(void);
 
-/* Monotonic milliseconds, and a sleep (integration tests may sleep). */
+/* Monotonic milliseconds, and a sleep. A test waits for a condition
+ * (TW_H_WAIT and the tw_h_wait_* calls), never for a time it guesses is
+ * long enough: on a busy machine any guess is too short. tw_h_sleep_ms is
+ * for the pause between two looks at a condition, and for a window in
+ * which something must NOT happen, which a slow machine can only make
+ * see less, never fail. */
 uint64_t tw_h_now_ms(void);
 void tw_h_sleep_ms(int ms);
+
+/* Wait until `cond` (any expression, evaluated again every 10 ms) holds;
+ * fail the test, naming the expression, if it does not within
+ * timeout_ms. */
+#define TW_H_WAIT(cond, timeout_ms)                                          \
+    do {                                                                     \
+        uint64_t tw_h_end_ = tw_h_now_ms() + (uint64_t)(timeout_ms);         \
+        while (!(cond)) {                                                    \
+            if (tw_h_now_ms() >= tw_h_end_) {                                \
+                tw_h_fail(__FILE__, __LINE__, "waited %d ms for %s",         \
+                          (int)(timeout_ms), #cond);                         \
+            }                                                                \
+            tw_h_sleep_ms(10);                                               \
+        }                                                                    \
+    } while (0)
 
 /* ---------------------------------------------------------- processes --- */
 
@@ -140,6 +160,13 @@ int tw_h_wait_exit(pid_t pid, int timeout_ms);
 
 /* 1 if `pid` is a tracked child that has not exited yet. */
 int tw_h_alive(pid_t pid);
+
+/* Wait until some process on the host runs with an argument equal to
+ * `arg` (read from /proc/PID/cmdline): the way to know that a worker has
+ * really started the program a task names. Make `arg` unique to the test
+ * (its pid in it), since other tests may run the same program. Returns
+ * the process's pid, or TW_ETIMEDOUT after timeout_ms. */
+int tw_h_wait_process(const char *arg, int timeout_ms);
 
 /* Paths of the programs under test. Borrowed. */
 const char *tw_h_broker_bin(void);

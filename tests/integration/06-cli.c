@@ -7,45 +7,118 @@
  *  an unknown handler exits 1 naming the handler; malformed ARGS-JSON and
  *  an unknown flag exit 2; a broker nobody listens for exits 3; workers,
  *  status and result answer; events prints task events as JSON lines.
+ *  Help and versions: `taskwheel help CMD [SUB]` and `CMD [SUB] --help`
+ *  print that command's help, not the manual; an unknown one exits 2;
+ *  all three programs answer --version with the project's version, and
+ *  the daemons log it when they start.
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
+
+#include "taskwheel/version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 static int s_n;
 
-/* Run the CLI with `args` (NULL-terminated, after the program name and
- * --broker/--status); return its exit code; *log_pid gets its pid. */
+/* Run `prog` with the words of `pre` and then of `args` (both
+ * NULL-terminated; `pre` may be NULL); return its exit code; *log_pid
+ * gets its pid, for its log. */
 static int
-s_cli(const tw_h_broker_t *b, const char *frontend, const char *const *args,
-      pid_t *log_pid)
+s_exec(const char *prog, const char *const *pre, const char *const *args,
+       pid_t *log_pid)
 {
     const char *argv[32];
     int n = 0;
-    argv[n++] = tw_h_cli_bin();
-    argv[n++] = "--broker";
-    argv[n++] = frontend;
-    argv[n++] = "--status";
-    argv[n++] = b->status;
-    argv[n++] = "--timeout-ms";
-    argv[n++] = "1500";
+    argv[n++] = prog;
+    for (int i = 0; pre && pre[i] && n < 31; i++) {
+        argv[n++] = pre[i];
+    }
     for (int i = 0; args[i] && n < 31; i++) {
         argv[n++] = args[i];
     }
     argv[n] = NULL;
     char logname[64];
-    snprintf(logname, sizeof logname, "cli.%d.log", ++s_n);
+    snprintf(logname, sizeof logname, "run.%d.log", ++s_n);
     pid_t pid = tw_h_spawn_log(argv, logname);
     TW_H_ASSERT(pid > 0);
     *log_pid = pid;
     int rc = tw_h_wait_exit(pid, 20000);
-    TW_H_ASSERT_MSG(rc >= 0, "the CLI finished (%d)", rc);
+    TW_H_ASSERT_MSG(rc >= 0, "%s finished (%d)", prog, rc);
     return rc;
 }
 
+/* Run the CLI with `args` after --broker/--status; see s_exec. */
+static int
+s_cli(const tw_h_broker_t *b, const char *frontend, const char *const *args,
+      pid_t *log_pid)
+{
+    const char *pre[] = {"--broker",     frontend, "--status", b->status,
+                         "--timeout-ms", "1500",   NULL};
+    return s_exec(tw_h_cli_bin(), pre, args, log_pid);
+}
+
 #define S_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Run `prog` with `args` alone; see s_exec. */
+static int
+s_run(const char *prog, const char *const *args, pid_t *log_pid)
+{
+    return s_exec(prog, NULL, args, log_pid);
+}
+
+/* One command's help, not the manual; --version of all three programs. */
+static void
+s_help_and_versions(const tw_h_broker_t *b, pid_t worker)
+{
+    pid_t p;
+    const char *cli = tw_h_cli_bin();
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("--help"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "  submit HANDLER"));
+    TW_H_ASSERT(tw_h_log_contains(p, "  station tail ID"));
+    TW_H_ASSERT(tw_h_log_contains(p, "Global flags:"));
+
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("help", "submit"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "  submit HANDLER"));
+    TW_H_ASSERT(!tw_h_log_contains(p, "station"));
+    TW_H_ASSERT(!tw_h_log_contains(p, "Global flags:"));
+
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("submit", "echo", "1", "--help"), &p),
+                   0);
+    TW_H_ASSERT(tw_h_log_contains(p, "  submit HANDLER"));
+    TW_H_ASSERT(!tw_h_log_contains(p, "  map HANDLER"));
+
+    /* A subcommand alone, or every row of its command. */
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("station", "add", "--help"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "--restart never|on-failure|always"));
+    TW_H_ASSERT(!tw_h_log_contains(p, "station tail"));
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("help", "workers"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "  workers drain NAME|ID"));
+    TW_H_ASSERT(tw_h_log_contains(p, "  workers resize NAME|ID SLOTS"));
+    TW_H_ASSERT(!tw_h_log_contains(p, "  submit"));
+
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("help", "no-such-command"), &p), 2);
+    TW_H_ASSERT(tw_h_log_contains(p, "no-such-command"));
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("no-such-command", "--help"), &p), 2);
+
+    TW_H_ASSERT_EQ(s_run(cli, S_ARGS("--version"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "taskwheel " TW_VERSION_STRING "\n"));
+    TW_H_ASSERT_EQ(s_run(tw_h_broker_bin(), S_ARGS("--version"), &p), 0);
+    TW_H_ASSERT(
+        tw_h_log_contains(p, "taskwheel-broker " TW_VERSION_STRING "\n"));
+    TW_H_ASSERT_EQ(s_run(tw_h_worker_bin(), S_ARGS("--help"), &p), 0);
+    TW_H_ASSERT(tw_h_log_contains(p, "docs/HANDLERS.md"));
+    TW_H_ASSERT_EQ(s_run(tw_h_worker_bin(), S_ARGS("--version"), &p), 0);
+    TW_H_ASSERT(
+        tw_h_log_contains(p, "taskwheel-worker " TW_VERSION_STRING "\n"));
+
+    /* The daemons say which version runs. */
+    TW_H_ASSERT(tw_h_log_contains(b->pid, "taskwheel-broker "
+                                          TW_VERSION_STRING));
+    TW_H_ASSERT(tw_h_log_contains(worker, "taskwheel-worker "
+                                          TW_VERSION_STRING));
+}
 
 int
 main(void)
@@ -54,9 +127,11 @@ main(void)
     tw_h_broker_t b;
     TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
     TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
-    TW_H_ASSERT(tw_h_start_worker(&b, 2, NULL) > 0);
+    pid_t worker = tw_h_start_worker(&b, 2, NULL);
+    TW_H_ASSERT(worker > 0);
     TW_H_ASSERT_OK(tw_h_wait_workers(b.frontend, 1, 10000));
     pid_t p;
+    s_help_and_versions(&b, worker);
 
     /* events runs in the background while the rest happens; it finds the
      * status endpoint by asking the broker, and says when it is
@@ -80,8 +155,14 @@ main(void)
     const char *first[] = {tw_h_cli_bin(), "--broker", b.frontend, "--json",
                            "submit", "sleep", "0.8", "--key", "k1", "--wait",
                            NULL};
+    tw_client_t *c = tw_client_new(b.frontend);
+    TW_H_ASSERT(c);
+    long long submitted = 0;
+    TW_H_ASSERT_OK(tw_h_status_field(c, "submitted", &submitted));
     pid_t p1 = tw_h_spawn_log(first, "key-first.log");
-    tw_h_sleep_ms(200);
+    /* The second one must find the first known by its key. */
+    TW_H_ASSERT_OK(tw_h_wait_status(c, "submitted", submitted + 1, 10000));
+    tw_client_destroy(&c);
     TW_H_ASSERT_EQ(s_cli(&b, b.frontend,
                          S_ARGS("--json", "submit", "sleep", "0.8", "--key",
                                 "k1", "--wait"),

@@ -181,9 +181,7 @@ s_modes_and_controls(void)
     /* same: the input never changes (S3). */
     s_add("same", "incr", five, fl, "same", 20, NULL, NULL);
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "same", "running", 5000, NULL));
-    tw_h_sleep_ms(400);
-    TW_H_ASSERT_OK(tw_h_station_show(s_c, "same", &st));
-    TW_H_ASSERT(st.iterations >= 3);
+    TW_H_ASSERT_OK(tw_h_wait_iterations(s_c, "same", 3, 10000, &st));
     TW_H_ASSERT_EQ(st.checkpoint, 5);
 
     /* {"stop": true} ends the loop cleanly (S19). */
@@ -199,20 +197,21 @@ s_modes_and_controls(void)
     size_t zl = tw_h_pack_int(zero, 0);
     s_add("ctl", "incr", zero, zl, "result", 20, NULL, NULL);
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "ctl", "running", 5000, NULL));
-    tw_h_sleep_ms(300);
+    TW_H_ASSERT_OK(tw_h_wait_iterations(s_c, "ctl", 3, 10000, NULL));
     tw_h_station_op(s_c, "pause", "ctl", 0);
+    /* The worker pauses at an iteration boundary and its "paused" report
+     * carries the last checkpoint, so from here nothing may change. */
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "ctl", "paused", 5000, NULL));
-    tw_h_sleep_ms(200); /* let the last checkpoint report arrive */
     tw_h_station_t p1, p2;
     TW_H_ASSERT_OK(tw_h_station_show(s_c, "ctl", &p1));
-    tw_h_sleep_ms(400);
+    tw_h_sleep_ms(400); /* a window for iterations that must not come */
     TW_H_ASSERT_OK(tw_h_station_show(s_c, "ctl", &p2));
     TW_H_ASSERT_EQ(p2.iterations, p1.iterations);
     TW_H_ASSERT(p1.worker != 0); /* still holds its slot */
     tw_h_station_op(s_c, "continue", "ctl", 0);
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "ctl", "running", 5000, NULL));
-    tw_h_sleep_ms(300);
-    TW_H_ASSERT_OK(tw_h_station_show(s_c, "ctl", &p2));
+    TW_H_ASSERT_OK(tw_h_wait_iterations(s_c, "ctl", p1.iterations + 2,
+                                        10000, &p2));
     TW_H_ASSERT_MSG(p2.checkpoint > p1.checkpoint &&
                         p2.checkpoint >= (long long)p1.iterations,
                     "resumed from %lld, now %lld", p1.checkpoint,
@@ -251,7 +250,7 @@ s_modes_and_controls(void)
     TW_H_ASSERT_MSG(strcmp(st.state, "failed") == 0 && st.restarts == 5,
                     "state %s after %llu restarts", st.state,
                     (unsigned long long)st.restarts);
-    tw_h_sleep_ms(500);
+    tw_h_sleep_ms(500); /* a window for restarts that must not come */
     TW_H_ASSERT_OK(tw_h_station_show(s_c, "flaky", &st));
     TW_H_ASSERT_STREQ(st.state, "failed");
 }

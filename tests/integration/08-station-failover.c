@@ -83,8 +83,13 @@ s_failover(const tw_h_broker_t *b)
     TW_H_ASSERT(paused);
     tw_h_station_op(s_c, "pause", paused, 0);
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, paused, "paused", 5000, NULL));
-
-    tw_h_sleep_ms(500);
+    /* Every running station has checkpointed a few iterations. */
+    for (int i = 0; i < N; i++) {
+        snprintf(sid, sizeof sid, "f-%02d", i);
+        if (strcmp(sid, paused) != 0) {
+            TW_H_ASSERT_OK(tw_h_wait_iterations(s_c, sid, 3, 10000, NULL));
+        }
+    }
     long long before[N];
     uint64_t on_w1[N];
     for (int i = 0; i < N; i++) {
@@ -125,7 +130,7 @@ s_failover(const tw_h_broker_t *b)
     /* The pinned station waits for its host and never runs elsewhere. */
     TW_H_ASSERT_OK(tw_h_wait_station(s_c, "pinned", "waiting-for-host",
                                      5000, &st));
-    tw_h_sleep_ms(500);
+    tw_h_sleep_ms(500); /* a window in which it must not run elsewhere */
     TW_H_ASSERT_OK(tw_h_station_show(s_c, "pinned", &st));
     TW_H_ASSERT_STREQ(st.state, "waiting-for-host");
     TW_H_ASSERT(tw_h_start_worker(b, 8, host1) > 0);
@@ -210,7 +215,7 @@ s_stale_epoch(const tw_h_broker_t *b)
     TW_H_ASSERT_OK(tw_h_send(fake, TW_CMD_STATION, &e));
     tw_enc_map(&e, 0);
     TW_H_ASSERT_OK(tw_h_send(fake, TW_CMD_HEARTBEAT, &e));
-    tw_h_sleep_ms(100);
+    TW_H_ASSERT_OK(tw_h_wait_status(s_c, "stale", stale0 + 1, 10000));
     TW_H_ASSERT_OK(tw_h_status_field(s_c, "stale", &stale1));
     TW_H_ASSERT_EQ(stale1, stale0 + 1);
     tw_h_station_t st;

@@ -22,8 +22,10 @@
 #include "tests/harness/client_helpers.h"
 
 #include <msgpack.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void *s_sock;
 static void *s_sub;
@@ -360,15 +362,26 @@ s_stop_lifo_and_strict_cancel(void)
 static void
 s_exec_cancel_retries_dedup_and_order(void)
 {
-    /* A running exec child is killed by cancel (S57). */
-    static const unsigned char argv[] = {0x92, 0xaa, '/', 'b', 'i', 'n',
-                                         '/', 's', 'l', 'e', 'e', 'p',
-                                         0xa2, '3', '0'};
+    /* A running exec child is killed by cancel (S57): ["/bin/sleep",
+     * "30.<our pid>"], a seconds argument no other test's child has, so
+     * that we can see the child run before we cancel. */
+    char secs[32];
+    snprintf(secs, sizeof secs, "30.%06d", (int)getpid() % 1000000);
+    unsigned char argv[64];
+    size_t alen = 0;
+    argv[alen++] = 0x92;
+    argv[alen++] = 0xaa;
+    memcpy(argv + alen, "/bin/sleep", 10);
+    alen += 10;
+    argv[alen++] = (unsigned char)(0xa0 | strlen(secs));
+    memcpy(argv + alen, secs, strlen(secs));
+    alen += strlen(secs);
     uint64_t id;
     s_nlog = 0;
-    s_submit(1, "exec", argv, sizeof argv, NULL, 0, NULL, &id, NULL);
+    s_submit(1, "exec", argv, alen, NULL, 0, NULL, &id, NULL);
     s_collect(5000, "task.started", id);
-    tw_h_sleep_ms(200);
+    int child = tw_h_wait_process(secs, 10000);
+    TW_H_ASSERT_MSG(child > 0, "the worker started /bin/sleep %s", secs);
     uint64_t t0 = tw_h_now_ms();
     tw_enc_t e;
     tw_enc_init(&e);
@@ -387,6 +400,8 @@ s_exec_cancel_retries_dedup_and_order(void)
     TW_H_ASSERT(tw_h_now_ms() - t0 < 3000);
     s_collect(5000, "task.done", id);
     TW_H_ASSERT_STREQ(s_topics_of(id), "cancelled done ");
+    /* The cancel killed the child, which the worker reaps. */
+    TW_H_WAIT(kill(child, 0) != 0, 10000);
 
     /* Retries back off and keep every attempt's error. */
     static const unsigned char boom[] = {0xa4, 'b', 'o', 'o', 'm'};

@@ -275,10 +275,9 @@ main(void)
     TW_H_ASSERT_MSG(placed == S_NSTATIONS + 2,
                     "%zu of %d stations running on the remaining hosts",
                     placed, S_NSTATIONS + 2);
-    tw_h_sleep_ms(500);
     for (int i = 0; i < S_NSTATIONS + 2; i++) {
         tw_h_station_t st;
-        TW_H_ASSERT_OK(tw_h_station_show(s_c, sids[i], &st));
+        tw_h_wait_iterations(s_c, sids[i], before[i] + 1, 10000, &st);
         TW_H_ASSERT_MSG(st.worker != w2 && st.iterations > before[i],
                         "%s moved on and continued (worker %llu, %llu > "
                         "%llu iterations)",

@@ -24,11 +24,15 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
+#include "proto/mpwalk.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <msgpack.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -423,15 +427,17 @@ s_monitor(const tw_h_broker_t *b)
     free(log);
 }
 
-/* A broker that must refuse to start; returns its log's pid. */
+/* A broker that must refuse to start with exit code `code` (2: the
+ * setting is wrong by itself; 1: it cannot be served). */
 static void
-s_refused(const char *metrics, const char *why)
+s_refused(const char *metrics, int code, const char *why)
 {
     tw_h_broker_t b;
     const char *extra[] = {"--metrics", metrics, NULL};
     TW_H_ASSERT_OK(tw_h_start_broker(&b, extra));
     int rc = tw_h_wait_exit(b.pid, 10000);
-    TW_H_ASSERT_MSG(rc > 0, "--metrics %s refused (exit %d)", metrics, rc);
+    TW_H_ASSERT_MSG(rc == code, "--metrics %s refused (exit %d, not %d)",
+                    metrics, rc, code);
     TW_H_ASSERT_MSG(tw_h_log_contains(b.pid, why), "the log says '%s'", why);
 }
 
@@ -576,8 +582,20 @@ main(void)
     TW_H_ASSERT_EQ(tw_h_stop(b.pid), 0);
     tw_h_stop(w1);
 
-    s_refused("0.0.0.0:9", "not a loopback address");
-    s_refused("nonsense", "expected HOST:PORT");
+    s_refused("0.0.0.0:9", 2, "not a loopback address");
+    s_refused("nonsense", 2, "expected HOST:PORT");
+    /* A port someone else listens on is no configuration error. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof sa;
+    TW_H_ASSERT(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, salen) == 0 &&
+                listen(lfd, 1) == 0 &&
+                getsockname(lfd, (struct sockaddr *)&sa, &salen) == 0);
+    char taken[64];
+    snprintf(taken, sizeof taken, "127.0.0.1:%d", ntohs(sa.sin_port));
+    s_refused(taken, 1, "metrics");
+    close(lfd);
     printf("16-metrics: ok\n");
     return 0;
 }

@@ -116,6 +116,10 @@ main(void)
     uint64_t seq = tw_h_submit_str(s_c, "pl.sleep", "1", 0, 0);
     uint64_t id = tw_h_wait_acked(s_c, seq, 5000);
     TW_H_ASSERT_OK(tw_h_wait_state(s_c, id, TW_ST_RUNNING, 5000));
+    /* RUNNING means dispatched; a worker that is told to drain before it
+     * has read the task hands it back, as it should. Wait until the
+     * child is running it (its stderr line is in the worker's log). */
+    TW_H_ASSERT_OK(tw_h_wait_log(w[to], "pl.sleep: sleeping", 10000));
     TW_H_ASSERT_EQ(tw_h_kill(w[to], SIGTERM), 0);
     tw_result_t *r = tw_h_outcome(s_c, seq, 20000);
     TW_H_ASSERT_MSG(r->state == 0, "the task of a draining worker: %s",

@@ -6,10 +6,11 @@
  *  or CURVE, the secret key must be private); the verdicts of
  *  tw_auth_decide for each role (a listed key, an unknown key, a key of
  *  another role, plaintext, an unknown domain), what a reload changes and
- *  what a bad directory keeps; and the input gate of broker/gate.h:
- *  routing ids, text, and the msgpack walk that finds every string. The
- *  ZAP socket and real handshakes are covered by
- *  tests/integration/12-curve.c.
+ *  what a bad directory keeps; and the routing ids the input gate of
+ *  broker/gate.h accepts (its text rule is common/utf8.h's, tested in
+ *  test_utf8.c; the per-field text check is the codec's, tested in
+ *  test_proto.c). The ZAP socket, real handshakes and the gate's answers
+ *  are covered by tests/integration/12-curve.c and 05-bad-input.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +18,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,135 +284,6 @@ test_ident(void **state)
     assert_false(tw_gate_ident_ok(big, 256));
 }
 
-static void
-test_text(void **state)
-{
-    (void)state;
-    const char *good[] = {"", "worker-1", "host.example.org", "caf\xc3\xa9",
-                          "\xe2\x82\xac", "\xf0\x9f\x98\x80", "a b c"};
-    const char *bad[] = {
-        "tab\there",        "new\nline",      "esc\x1b[0m", "del\x7f",
-        "\xc2\x9b" "c1",    /* U+009B, a C1 control (CSI) */
-        "\xe2\x80\xae" "x", /* U+202E, right-to-left override */
-        "\xe2\x81\xa6" "x", /* U+2066, left-to-right isolate */
-        "\xc0\xaf",         /* overlong '/' */
-        "\xe0\x80\xaf",     /* overlong, three bytes */
-        "\xed\xa0\x80",     /* a surrogate */
-        "\xf4\x90\x80\x80", /* past U+10FFFF */
-        "\x80",             /* a lone continuation byte */
-        "\xe2\x82",         /* truncated */
-    };
-    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
-        assert_true(tw_gate_text_ok(good[i], strlen(good[i])));
-    }
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        assert_false(tw_gate_text_ok(bad[i], strlen(bad[i])));
-    }
-    assert_false(tw_gate_text_ok("a\0b", 3));
-}
-
-/* Pack helpers for bodies. */
-static void
-s_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-static void
-test_body(void **state)
-{
-    (void)state;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    uint64_t seq;
-
-    /* A clean SUBMIT-like body: seq found, control bytes inside BIN
-     * payloads are nobody's business. */
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_str(&pk, "items");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 3);
-    s_str(&pk, "h");
-    s_str(&pk, "echo");
-    s_str(&pk, "a");
-    msgpack_pack_bin(&pk, 3);
-    msgpack_pack_bin_body(&pk, "\n\x1b\0", 3);
-    s_str(&pk, "pri");
-    msgpack_pack_int64(&pk, -5);
-    s_str(&pk, "seq");
-    msgpack_pack_uint64(&pk, 70000);
-    seq = 0;
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size, &seq), 0);
-    assert_int_equal(seq, 70000);
-    /* Truncated, or with trailing bytes: not msgpack. */
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size - 1, &seq), TW_EPROTO);
-    msgpack_pack_nil(&pk);
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size, &seq), TW_EPROTO);
-    msgpack_sbuffer_destroy(&sb);
-
-    /* A bad name deep inside, and one as a map key. */
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    s_str(&pk, "seq");
-    msgpack_pack_uint64(&pk, 9);
-    s_str(&pk, "tags");
-    msgpack_pack_map(&pk, 1);
-    s_str(&pk, "zone");
-    s_str(&pk, "eu\x1b]0;pwned\x07");
-    seq = 0;
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size, &seq), TW_EINVAL);
-    assert_int_equal(seq, 9);
-    msgpack_sbuffer_destroy(&sb);
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    s_str(&pk, "na\nme");
-    msgpack_pack_true(&pk);
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size, &seq), TW_EINVAL);
-    msgpack_sbuffer_destroy(&sb);
-
-    /* Every other type walks (floats, ext, str8/16, array16, map16). */
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 7);
-    msgpack_pack_double(&pk, 1.5);
-    msgpack_pack_float(&pk, 2.5f);
-    msgpack_pack_ext(&pk, 5, 1);
-    msgpack_pack_ext_body(&pk, "\x01\x02\x03\x04\x05", 5);
-    char long_name[300];
-    memset(long_name, 'x', sizeof long_name - 1);
-    long_name[sizeof long_name - 1] = '\0';
-    s_str(&pk, long_name);
-    msgpack_pack_array(&pk, 20);
-    for (int i = 0; i < 20; i++) {
-        msgpack_pack_uint16(&pk, 1000);
-    }
-    msgpack_pack_map(&pk, 16);
-    for (int i = 0; i < 16; i++) {
-        msgpack_pack_int8(&pk, (int8_t)-i);
-        msgpack_pack_nil(&pk);
-    }
-    msgpack_pack_false(&pk);
-    assert_int_equal(tw_gate_body_ok(sb.data, sb.size, &seq), 0);
-    msgpack_sbuffer_destroy(&sb);
-
-    /* Nesting deeper than the decoder allows is refused, not recursed. */
-    unsigned char deep[100];
-    memset(deep, 0x91, sizeof deep - 1); /* fixarray of one, 99 deep */
-    deep[sizeof deep - 1] = 0xc0;
-    assert_int_equal(tw_gate_body_ok(deep, sizeof deep, &seq), TW_EPROTO);
-    /* The never-used type byte, and an empty body. */
-    assert_int_equal(tw_gate_body_ok("\xc1", 1, &seq), TW_EPROTO);
-    assert_int_equal(tw_gate_body_ok("", 0, &seq), TW_EPROTO);
-    /* A length that runs past the end. */
-    assert_int_equal(tw_gate_body_ok("\x81\xdb\xff\xff\xff\xff", 6, &seq),
-                     TW_EPROTO);
-}
-
 int
 main(void)
 {
@@ -422,8 +293,6 @@ main(void)
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_decide, s_setup, s_teardown),
         cmocka_unit_test(test_ident),
-        cmocka_unit_test(test_text),
-        cmocka_unit_test(test_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

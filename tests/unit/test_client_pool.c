@@ -31,6 +31,7 @@
 #include "common/util.h"
 #include "proto/proto.h"
 #include "taskwheel/client.h"
+#include "tests/unit/support/client.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -790,7 +791,7 @@ test_submit_fields(void **state)
     (void)state;
     srv_t *s = srv_start(0, 0);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     assert_non_null(c);
     tw_client_on_ack2(c, on_ack2, NULL);
 
@@ -861,7 +862,7 @@ test_requests(void **state)
     srv_t *s = srv_start(0, 0);
     srv_add_known(s, "old");
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     char log[4096];
 
     tw_pool_req_t req = {.op = "create",
@@ -1092,7 +1093,7 @@ test_default_names(void **state)
     srv_add_known(s, "start-group-1");
     srv_add_known(s, "taken");
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     char log[8192];
     char name[TW_CLIENT_NAME_SIZE];
     tw_task_spec_t spec = {.handler = "echo"};
@@ -1201,7 +1202,7 @@ test_lazy_bound(void **state)
      * could submit. */
     srv_t *s = srv_start(2, 2);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     events_t *ev = calloc(1, sizeof *ev);
     ev->stop_after = 400;
     tw_client_on_event(c, on_map_event, ev);
@@ -1247,7 +1248,7 @@ test_cancel_group_stops_feeder(void **state)
     (void)state;
     srv_t *s = srv_start(1000, 1);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     events_t *ev = calloc(1, sizeof *ev);
     tw_client_on_event(c, on_client_event, ev);
     tw_client_set_policy(c, TW_POLICY_CONTINUE, TW_POLICY_CONTINUE);
@@ -1282,7 +1283,7 @@ test_apply_indexes(void **state)
     (void)state;
     srv_t *s = srv_start(0, 0);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     events_t *ev = calloc(1, sizeof *ev);
     tw_client_on_event(c, on_client_event, ev);
     static const unsigned char args[] = {0x2a};
@@ -1314,7 +1315,7 @@ test_event_order(void **state)
     (void)state;
     srv_t *s = srv_start(0, 0);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     events_t *ev = calloc(1, sizeof *ev);
     tw_client_on_event(c, on_client_event, ev);
     const char *handlers[] = {"echo", "fail", "sleepy", "nope"};
@@ -1391,7 +1392,7 @@ test_run_exit_states(void **state)
     (void)state;
     srv_t *s = srv_start(0, 0);
     srv_run(s);
-    tw_client_t *c = tw_client_new(s->endpoint);
+    tw_client_t *c = tw_suite_client_new(s->endpoint);
     events_t *ev = calloc(1, sizeof *ev);
     tw_exit_state_t st;
 

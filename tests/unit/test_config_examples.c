@@ -13,6 +13,14 @@
  *  daemon itself loads the file (`--config FILE --dump-config`) and must
  *  print exactly its defaults, and loads the commented examples too.
  *
+ *  One kind of key is the exception: a deployment choice (s_broker_deploy),
+ *  where the example, which is what gets installed, means to differ from
+ *  the built-in default. broker.conf.example sets `data` to the systemd
+ *  unit's StateDirectory=, so a deployed broker is durable and memory mode
+ *  is chosen by removing that line; the test checks the value, that the
+ *  unit creates that directory, and that the comment says how to choose
+ *  memory mode.
+ *
  *  The systemd units in deploy/systemd/ are checked with `systemd-analyze
  *  verify` when it is installed (a clear skip otherwise), on copies whose
  *  ExecStart points at this build's binaries, because verify insists that
@@ -38,6 +46,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "tests/unit/support/files.h"
 
 extern char **environ;
 
@@ -108,30 +117,6 @@ s_run(const char *const argv[], int merge, char **out)
     }
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* The whole file at `path` in a new NUL-terminated buffer, or NULL. */
-static char *
-s_slurp(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t len = 0, cap = 4096;
-    char *buf = tw_malloc(cap);
-    size_t r;
-    while ((r = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
-        len += r;
-        if (cap - len < 1024) {
-            cap *= 2;
-            buf = tw_realloc(buf, cap);
-        }
-    }
-    buf[len] = '\0';
-    fclose(fp);
-    return buf;
 }
 
 static int
@@ -217,10 +202,74 @@ s_parse_dump(char *text, s_kvs_t *dflt, s_kvs_t *unset)
 
 /* ---- the example files -------------------------------------------------- */
 
+/* A setting the installed example sets on purpose to other than the
+ * built-in default. */
+typedef struct {
+    const char *key;
+    const char *value;
+} s_choice_t;
+
+/* The broker's: durable where people deploy. The directory is the
+ * systemd unit's StateDirectory= (checked by test_broker_durable). */
+static const s_choice_t s_broker_deploy[] = {
+    {"data", "/var/lib/taskwheel"},
+    {NULL, NULL},
+};
+
+static const s_choice_t *
+s_choice(const s_choice_t *choices, const char *key)
+{
+    for (; choices && choices->key; choices++) {
+        if (strcmp(choices->key, key) == 0) {
+            return choices;
+        }
+    }
+    return NULL;
+}
+
+/* `dump` with each choice's line ("# key (unset)" or "key default") made
+ * "key value": what the daemon prints after loading the example. A new
+ * buffer. */
+static char *
+s_dump_with(const char *dump, const s_choice_t *choices)
+{
+    size_t cap = strlen(dump) + 1;
+    for (const s_choice_t *c = choices; c && c->key; c++) {
+        cap += strlen(c->key) + strlen(c->value) + 2;
+    }
+    char *out = tw_malloc(cap);
+    size_t n = 0;
+    const char *p = dump;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+        const char *k = p[0] == '#' && p[1] == ' ' ? p + 2 : p;
+        size_t klen = strcspn(k, " \n");
+        const s_choice_t *hit = NULL;
+        for (const s_choice_t *c = choices; c && c->key && !hit; c++) {
+            if (strlen(c->key) == klen && !memcmp(c->key, k, klen)) {
+                hit = c;
+            }
+        }
+        if (hit) {
+            n += (size_t)snprintf(out + n, cap - n, "%s %s\n", hit->key,
+                                  hit->value);
+        } else {
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 /* Check deploy/<name>.conf.example against `bin`. Prints every problem;
- * returns how many there were. */
+ * returns how many there were. `choices` (may be NULL) are the settings
+ * it sets on purpose to other than the default. */
 static int
-s_check_example(const char *bin, const char *path)
+s_check_example(const char *bin, const char *path,
+                const s_choice_t *choices)
 {
     int bad = 0;
     char *dump = NULL;
@@ -241,7 +290,7 @@ s_check_example(const char *bin, const char *path)
         bad++;
     }
 
-    char *text = s_slurp(path);
+    char *text = tw_suite_read_file(path, NULL);
     if (!text) {
         tw_free(dump);
         tw_free(dflt);
@@ -299,7 +348,16 @@ s_check_example(const char *bin, const char *path)
             const s_kv_t *d = s_find(dflt, key);
             const s_kv_t *u = s_find(unset, key);
             const s_kv_t *again = s_find(active, key);
-            if (!d && !u) {
+            const s_choice_t *ch = s_choice(choices, key);
+            if (ch && !again) {
+                if (strcmp(v, ch->value) != 0) {
+                    fprintf(stderr,
+                            "%s:%d: '%s' is set to '%s', but the deployed "
+                            "value is '%s'\n",
+                            path, lineno, key, v, ch->value);
+                    bad++;
+                }
+            } else if (!d && !u) {
                 fprintf(stderr, "%s:%d: '%s' is not a setting of %s\n", path,
                         lineno, key, bin);
                 bad++;
@@ -331,6 +389,13 @@ s_check_example(const char *bin, const char *path)
     }
     tw_free(text_copy);
 
+    for (const s_choice_t *c = choices; c && c->key; c++) {
+        if (!s_find(active, c->key)) {
+            fprintf(stderr, "%s: missing '%s %s' (the deployed value)\n",
+                    path, c->key, c->value);
+            bad++;
+        }
+    }
     for (size_t i = 0; i < dflt->n; i++) {
         if (!s_find(active, dflt->v[i].key)) {
             fprintf(stderr, "%s: missing '%s %s' (a setting of %s)\n", path,
@@ -339,7 +404,8 @@ s_check_example(const char *bin, const char *path)
         }
     }
     for (size_t i = 0; i < unset->n; i++) {
-        if (!s_find(commented, unset->v[i].key)) {
+        if (!s_find(commented, unset->v[i].key) &&
+            !s_choice(choices, unset->v[i].key)) {
             fprintf(stderr,
                     "%s: missing a commented example '# %s VALUE' (a "
                     "setting of %s without a default)\n",
@@ -348,21 +414,24 @@ s_check_example(const char *bin, const char *path)
         }
     }
 
-    /* The daemon reads the file and ends up at its defaults. */
+    /* The daemon reads the file and ends up at its defaults, but for the
+     * deployment choices. */
     char *loaded = NULL;
+    char *want = s_dump_with(dump, choices);
     const char *load_argv[] = {bin, "--config", path, "--dump-config", NULL};
     rc = s_run(load_argv, 1, &loaded);
     if (rc != 0) {
         fprintf(stderr, "%s --config %s exited %d:\n%s\n", bin, path, rc,
                 loaded ? loaded : "");
         bad++;
-    } else if (strcmp(loaded, dump) != 0) {
+    } else if (strcmp(loaded, want) != 0) {
         fprintf(stderr,
                 "%s --config %s --dump-config differs from the "
-                "defaults:\n%s\n-- defaults:\n%s\n",
-                bin, path, loaded, dump);
+                "defaults:\n%s\n-- expected:\n%s\n",
+                bin, path, loaded, want);
         bad++;
     }
+    tw_free(want);
     tw_free(loaded);
 
     /* The commented examples are valid values. */
@@ -392,7 +461,7 @@ s_check_example(const char *bin, const char *path)
     }
     printf("%s: %zu settings with defaults, %zu without, %d problem(s)\n",
            path, dflt->n, unset->n, bad);
-    tw_free(text);
+    free(text);
     tw_free(dump);
     tw_free(dflt);
     tw_free(unset);
@@ -409,8 +478,10 @@ test_broker_example(void **state)
     if (access(TW_BROKER_BIN, X_OK) != 0) {
         fail_msg("%s is not built (ninja taskwheel-broker)", TW_BROKER_BIN);
     }
-    assert_int_equal(s_check_example(TW_BROKER_BIN, TW_SOURCE_DIR
-                                     "/deploy/broker.conf.example"),
+    assert_int_equal(s_check_example(TW_BROKER_BIN,
+                                     TW_SOURCE_DIR
+                                     "/deploy/broker.conf.example",
+                                     s_broker_deploy),
                      0);
 #else
     printf("SKIP: no taskwheel-broker target in this build\n");
@@ -427,7 +498,7 @@ test_worker_example(void **state)
         fail_msg("%s is not built (ninja taskwheel-worker)", TW_WORKER_BIN);
     }
     assert_int_equal(s_check_example(TW_WORKER_BIN, TW_SOURCE_DIR
-                                     "/deploy/worker.conf.example"),
+                                     "/deploy/worker.conf.example", NULL),
                      0);
 #else
     printf("SKIP: no taskwheel-worker target in this build\n");
@@ -450,7 +521,7 @@ static int
 s_copy_unit(const char *src, const char *dst, const char *from,
             const char *to)
 {
-    char *text = s_slurp(src);
+    char *text = tw_suite_read_file(src, NULL);
     if (!text) {
         return -1;
     }
@@ -470,7 +541,7 @@ s_copy_unit(const char *src, const char *dst, const char *from,
     snprintf(out + n, cap - n, "%s", p);
     int rc = s_write_file(dst, out);
     tw_free(out);
-    tw_free(text);
+    free(text);
     return rc;
 }
 
@@ -545,7 +616,7 @@ test_systemd_units_verify(void **state)
 static long long
 s_unit_stop_timeout_ms(const char *path)
 {
-    char *text = s_slurp(path);
+    char *text = tw_suite_read_file(path, NULL);
     if (!text) {
         return -1;
     }
@@ -562,7 +633,7 @@ s_unit_stop_timeout_ms(const char *path)
             ms = (long long)v;
         }
     }
-    tw_free(text);
+    free(text);
     return ms;
 }
 
@@ -572,16 +643,85 @@ test_worker_unit_outlasts_drain(void **state)
     (void)state;
     long long stop_ms = s_unit_stop_timeout_ms(
         TW_SOURCE_DIR "/deploy/systemd/taskwheel-worker@.service");
-    char *text = s_slurp(TW_SOURCE_DIR "/deploy/worker.conf.example");
+    char *text = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/worker.conf.example",
+                                    NULL);
     assert_non_null(text);
     const char *p = strstr(text, "\ndrain-timeout ");
     assert_non_null(p);
     long long drain_ms = strtoll(p + 15, NULL, 10);
-    tw_free(text);
+    free(text);
     printf("worker unit: TimeoutStopSec %lld ms, drain-timeout %lld ms\n",
            stop_ms, drain_ms);
     /* The stations' last iterations and BYE need time after the drain. */
     assert_true(stop_ms >= drain_ms + 5000);
+}
+
+/* The value of the first "Key=" line of a unit, in a new buffer, or
+ * NULL. */
+static char *
+s_unit_value(const char *text, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        if (!strncmp(p, key, klen) && p[klen] == '=') {
+            size_t len = strcspn(p + klen + 1, "\n");
+            char *v = tw_malloc(len + 1);
+            memcpy(v, p + klen + 1, len);
+            v[len] = '\0';
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Where people deploy, the broker is durable: the unit creates its state
+ * directory, reads /etc/taskwheel/broker.conf, and the example installed
+ * there keeps the store in that directory; memory mode is a choice the
+ * example explains, and the unit's comments say the same. */
+static void
+test_broker_durable(void **state)
+{
+    (void)state;
+    char *unit = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/systemd/taskwheel-broker.service",
+                                    NULL);
+    char *conf = tw_suite_read_file(TW_SOURCE_DIR
+                                    "/deploy/broker.conf.example",
+                                    NULL);
+    assert_non_null(unit);
+    assert_non_null(conf);
+    char *sd = s_unit_value(unit, "StateDirectory");
+    char *exec = s_unit_value(unit, "ExecStart");
+    assert_non_null(sd);
+    assert_non_null(exec);
+    const s_choice_t *data = s_choice(s_broker_deploy, "data");
+    char want[256];
+    snprintf(want, sizeof want, "/var/lib/%s", sd);
+    printf("unit: StateDirectory=%s, ExecStart=%s; example: data %s\n", sd,
+           exec, data->value);
+    assert_string_equal(data->value, want);
+    assert_non_null(strstr(exec, "--config /etc/taskwheel/broker.conf"));
+    /* No --data on the command line: it would override the file, and
+     * memory mode could not be chosen there. */
+    assert_null(strstr(exec, "--data"));
+    /* The unit's comment and the example's name the directory and say
+     * how to choose memory mode. */
+    assert_non_null(strstr(unit, want));
+    assert_non_null(strstr(unit, "memory"));
+    const char *line = strstr(conf, "\ndata ");
+    assert_non_null(line);
+    const char *para = line;
+    while (para > conf && !(para[-1] == '\n' && para[-2] == '\n')) {
+        para--;
+    }
+    char comment[4096];
+    snprintf(comment, sizeof comment, "%.*s", (int)(line - para), para);
+    assert_non_null(strstr(comment, "memory"));
+    tw_free(sd);
+    tw_free(exec);
+    free(unit);
+    free(conf);
 }
 
 int
@@ -594,6 +734,7 @@ main(void)
         cmocka_unit_test(test_worker_example),
         cmocka_unit_test(test_systemd_units_verify),
         cmocka_unit_test(test_worker_unit_outlasts_drain),
+        cmocka_unit_test(test_broker_durable),
     };
     return cmocka_run_group_tests_name("config_examples", tests, NULL, NULL);
 }

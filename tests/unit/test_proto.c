@@ -10,7 +10,11 @@
  *  TW_EPROTO. For every field type: values of the wrong type, strings and
  *  arrays just over their limit fail, values at the limit pass. Then the
  *  header checks, non-map bodies, duplicate and non-string keys, unknown
- *  keys (ignored), hostile container sizes and the accessors.
+ *  keys (ignored), hostile container sizes and the accessors. Last the
+ *  text check (tw_msg_decode_clean): each field's text rule in the table,
+ *  an unclean string in every clean field of every command, in keys and
+ *  under unknown keys, the set of commands it applies to, and what wins
+ *  when a message is both unclean and malformed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,16 +51,17 @@ typedef struct {
     const char *key;
     tw_type_t type;
     size_t max;
+    int text;
 } s_fdef_t;
 
 static const s_fdef_t s_fields[TW_F__COUNT] = {
-#define S_FIELD(e, key, type, max) {key, type, max},
+#define S_FIELD(e, key, type, max, text) {key, type, max, text},
     TW_PROTO_FIELDS(S_FIELD)
 #undef S_FIELD
 };
 
 static const s_fdef_t s_ifields[TW_I__COUNT] = {
-#define S_IFIELD(e, key, type, max) {key, type, max},
+#define S_IFIELD(e, key, type, max, text) {key, type, max, text},
     TW_PROTO_ITEM_FIELDS(S_IFIELD)
 #undef S_IFIELD
 };
@@ -350,6 +355,15 @@ s_check_decoded(const s_cmd_t *c, const s_spec_t *sp, const s_body_t *b)
     tw_msg_release(&m);
     tw_msg_release(&m); /* idempotent */
     assert_int_equal(m.cmd, TW_CMD_NONE);
+    /* Every string the helpers write is clean text. */
+    unsigned char hdr[TW_PROTO_HDRLEN];
+    tw_proto_header_make((tw_cmd_t)c->id, hdr);
+    rc = tw_msg_decode_clean(&m, hdr, sizeof hdr, b->data, b->size,
+                             TW_CMD_ALL);
+    if (rc != 0) {
+        fail_msg("%s round trip, clean: %s", c->name, tw_err_name(rc));
+    }
+    tw_msg_release(&m);
 }
 
 /* ---------------------------------------------------------- commands --- */
@@ -1327,6 +1341,348 @@ test_every_msgpack_format_skipped(void **state)
     s_body_free(&b);
 }
 
+/* -------------------------------------------------------------- text --- */
+
+static void
+test_text_rules(void **state)
+{
+    (void)state;
+    /* Every field that can hold a string is checked, so a receiver that
+     * asks for clean text sees only clean strings; the others hold none. */
+    for (int f = 0; f < TW_F__COUNT; f++) {
+        tw_type_t t = s_fields[f].type;
+        int strings = t == TW_T_STR || t == TW_T_STRS || t == TW_T_TAGS ||
+                      t == TW_T_ANY || t == TW_T_ITEMS;
+        if (s_fields[f].text != (strings ? TW_TX_CLEAN : TW_TX_NONE)) {
+            fail_msg("field %s: text rule %d", s_fields[f].key,
+                     s_fields[f].text);
+        }
+    }
+    for (int f = 0; f < TW_I__COUNT; f++) {
+        tw_type_t t = s_ifields[f].type;
+        int strings = t == TW_T_STR || t == TW_T_STRS || t == TW_T_TAGS ||
+                      t == TW_T_ANY;
+        if (s_ifields[f].text != (strings ? TW_TX_CLEAN : TW_TX_NONE)) {
+            fail_msg("item field %s: text rule %d", s_ifields[f].key,
+                     s_ifields[f].text);
+        }
+    }
+}
+
+/* A value of `type` that is well typed but holds one string that is not
+ * clean text; variants end with 0. */
+static int
+s_enc_unclean(tw_enc_t *e, tw_type_t type, int variant)
+{
+    switch (type) {
+    case TW_T_STR:
+        switch (variant) {
+        case 0: tw_enc_cstr(e, "bad\nname"); return 1;
+        case 1: tw_enc_cstr(e, "\xe2\x80\xae" "txt"); return 1;
+        case 2: tw_enc_cstr(e, "caf\xc3"); return 1; /* cut short */
+        }
+        return 0;
+    case TW_T_STRS:
+        switch (variant) {
+        case 0:
+            tw_enc_array(e, 2);
+            tw_enc_cstr(e, "fine");
+            tw_enc_cstr(e, "es\x1b[2J");
+            return 1;
+        }
+        return 0;
+    case TW_T_TAGS:
+        switch (variant) {
+        case 0:
+            tw_enc_map(e, 1);
+            tw_enc_cstr(e, "zo\x07ne");
+            tw_enc_cstr(e, "eu");
+            return 1;
+        case 1:
+            tw_enc_map(e, 1);
+            tw_enc_cstr(e, "zone");
+            tw_enc_cstr(e, "eu\xc2\x9b");
+            return 1;
+        }
+        return 0;
+    case TW_T_ANY:
+        switch (variant) {
+        case 0:
+            tw_enc_map(e, 1);
+            tw_enc_cstr(e, "k");
+            tw_enc_array(e, 2);
+            tw_enc_uint(e, 1);
+            tw_enc_cstr(e, "\x7f");
+            return 1;
+        case 1:
+            tw_enc_map(e, 1);
+            tw_enc_cstr(e, "k\r");
+            tw_enc_nil(e);
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* A body for command `c`: its required fields and items, and body field
+ * `bf` (or item field `itf` of the middle item, with the item fields the
+ * command requires) holding unclean variant `v`. Returns 0 when there is
+ * no such variant. */
+static int
+s_enc_unclean_body(const s_cmd_t *c, int bf, int itf, int v, s_body_t *out)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    uint64_t fields = s_needed(c) | (itf >= 0 ? TW_FB(ITEMS) : 0);
+    if (bf >= 0) {
+        fields |= 1ULL << bf;
+    }
+    int ok = 0;
+    tw_enc_map(&e, s_popcount(fields));
+    for (int f = 0; f < TW_F__COUNT; f++) {
+        if (!(fields & (1ULL << f))) {
+            continue;
+        }
+        tw_enc_key(&e, (tw_field_t)f);
+        if (f == bf) {
+            ok = s_enc_unclean(&e, s_fields[f].type, v);
+        } else if (f == TW_F_ITEMS) {
+            tw_enc_array(&e, S_NITEMS);
+            for (size_t i = 0; i < S_NITEMS; i++) {
+                uint64_t mask = c->ireq;
+                if (i != 1 || itf < 0) {
+                    s_enc_item(&e, i, mask, 0);
+                    continue;
+                }
+                mask &= ~(1ULL << itf);
+                tw_enc_map(&e, s_popcount(mask) + 1);
+                for (int k = 0; k < TW_I__COUNT; k++) {
+                    if (mask & (1ULL << k)) {
+                        tw_enc_ikey(&e, (tw_ifield_t)k);
+                        s_enc_good(&e, s_ifields[k].type, s_iseed(i, k));
+                    }
+                }
+                tw_enc_ikey(&e, (tw_ifield_t)itf);
+                ok = s_enc_unclean(&e, s_ifields[itf].type, v);
+            }
+        } else {
+            s_enc_good(&e, s_fields[f].type, s_fseed(f));
+        }
+    }
+    *out = s_take(&e);
+    if (!ok) {
+        s_body_free(out);
+    }
+    return ok;
+}
+
+/* Decode `b` as `c`: plainly it decodes; with the text check it is
+ * refused with TW_EINVAL and stays decoded; with the check asked for
+ * every command but this one, it decodes. */
+static void
+s_expect_unclean(const s_cmd_t *c, const s_body_t *b, const char *what)
+{
+    unsigned char hdr[TW_PROTO_HDRLEN];
+    tw_proto_header_make((tw_cmd_t)c->id, hdr);
+    tw_msg_t m;
+    int rc = tw_msg_decode(&m, hdr, sizeof hdr, b->data, b->size);
+    if (rc != 0) {
+        fail_msg("%s %s, unchecked: %s", c->name, what, tw_err_name(rc));
+    }
+    tw_msg_release(&m);
+    rc = tw_msg_decode_clean(&m, hdr, sizeof hdr, b->data, b->size,
+                             TW_CMD_ALL);
+    if (rc != TW_EINVAL) {
+        fail_msg("%s %s, checked: %s", c->name, what, tw_err_name(rc));
+    }
+    assert_int_equal(m.cmd, c->id); /* left decoded */
+    tw_msg_release(&m);
+    rc = tw_msg_decode_clean(&m, hdr, sizeof hdr, b->data, b->size,
+                             TW_CMD_ALL & ~TW_CMD_BIT(c->id));
+    if (rc != 0) {
+        fail_msg("%s %s, others checked: %s", c->name, what,
+                 tw_err_name(rc));
+    }
+    tw_msg_release(&m);
+}
+
+static void
+test_text_every_field(void **state)
+{
+    (void)state;
+    int tried = 0;
+    char what[64];
+    for (size_t i = 0; i < S_NCMDS; i++) {
+        const s_cmd_t *c = &s_cmds[i];
+        for (int f = 0; f < TW_F__COUNT; f++) {
+            for (int v = 0;; v++) {
+                s_body_t b;
+                if (!s_enc_unclean_body(c, f, -1, v, &b)) {
+                    break;
+                }
+                snprintf(what, sizeof what, "\"%s\" %d", s_fields[f].key, v);
+                s_expect_unclean(c, &b, what);
+                s_body_free(&b);
+                tried++;
+            }
+        }
+        for (int f = 0; f < TW_I__COUNT; f++) {
+            for (int v = 0;; v++) {
+                s_body_t b;
+                if (!s_enc_unclean_body(c, -1, f, v, &b)) {
+                    break;
+                }
+                snprintf(what, sizeof what, "item \"%s\" %d",
+                         s_ifields[f].key, v);
+                s_expect_unclean(c, &b, what);
+                s_body_free(&b);
+                tried++;
+            }
+        }
+    }
+    /* Every command, every string-bearing field and item field. */
+    assert_true(tried > (int)S_NCMDS * 20);
+}
+
+/* Writers of bodies with an unclean string in a key or under a key the
+ * codec does not know; `where` picks one. */
+static void
+s_w_unclean_unknown(tw_enc_t *e, void *arg)
+{
+    int where = *(int *)arg;
+    tw_enc_map(e, 2);
+    tw_enc_key(e, TW_F_SEQ);
+    tw_enc_uint(e, 77);
+    switch (where) {
+    case 0: /* an unknown key that is not clean */
+        tw_enc_cstr(e, "x\n");
+        tw_enc_uint(e, 1);
+        break;
+    case 1: /* an unclean string deep under an unknown key */
+        tw_enc_cstr(e, "x-future");
+        tw_enc_map(e, 1);
+        tw_enc_cstr(e, "deep");
+        tw_enc_array(e, 2);
+        tw_enc_nil(e);
+        tw_enc_cstr(e, "\x1b]0;title\x07");
+        break;
+    case 2: /* an unclean key of a map under an unknown key */
+        tw_enc_cstr(e, "x-future");
+        tw_enc_map(e, 1);
+        tw_enc_cstr(e, "d\x7f");
+        tw_enc_nil(e);
+        break;
+    case 3: /* an unknown key of an item */
+        tw_enc_key(e, TW_F_ITEMS);
+        tw_enc_array(e, 1);
+        tw_enc_map(e, 2);
+        tw_enc_ikey(e, TW_I_SEQ);
+        tw_enc_uint(e, 1);
+        tw_enc_cstr(e, "x-later");
+        tw_enc_cstr(e, "\xe2\x81\xa6");
+        break;
+    case 4: /* control bytes in payloads are nobody's business */
+        tw_enc_key(e, TW_F_ITEMS);
+        tw_enc_array(e, 1);
+        tw_enc_map(e, 3);
+        tw_enc_ikey(e, TW_I_SEQ);
+        tw_enc_uint(e, 1);
+        tw_enc_ikey(e, TW_I_A);
+        tw_enc_bin(e, "\n\x1b\0", 3);
+        tw_enc_cstr(e, "x-later");
+        tw_enc_bin(e, "\x7f", 1);
+        break;
+    }
+}
+
+static void
+test_text_keys_and_unknown(void **state)
+{
+    (void)state;
+    for (int where = 0; where <= 4; where++) {
+        tw_enc_t e;
+        tw_enc_init(&e);
+        s_w_unclean_unknown(&e, &where);
+        s_body_t b = s_take(&e);
+        unsigned char hdr[TW_PROTO_HDRLEN];
+        tw_proto_header_make(TW_CMD_HEARTBEAT, hdr);
+        tw_msg_t m;
+        /* Unknown keys are still ignored by a plain decode. */
+        assert_int_equal(tw_msg_decode(&m, hdr, 4, b.data, b.size), 0);
+        tw_msg_release(&m);
+        int rc = tw_msg_decode_clean(&m, hdr, 4, b.data, b.size,
+                                     TW_CMD_BIT(TW_CMD_HEARTBEAT));
+        if (rc != (where == 4 ? 0 : TW_EINVAL)) {
+            fail_msg("case %d: %s", where, tw_err_name(rc));
+        }
+        /* The refusal can answer the request's seq. */
+        assert_int_equal(tw_msg_uint(&m, TW_F_SEQ, 0), 77);
+        tw_msg_release(&m);
+        s_body_free(&b);
+    }
+}
+
+static void
+test_text_precedence(void **state)
+{
+    (void)state;
+    /* QUERY {what: "a\n", seq: 5} is refused for its text... */
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_WHAT);
+    tw_enc_cstr(&e, "a\n");
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, 5);
+    s_body_t b = s_take(&e);
+    unsigned char hdr[TW_PROTO_HDRLEN];
+    tw_proto_header_make(TW_CMD_QUERY, hdr);
+    tw_msg_t m;
+    assert_int_equal(tw_msg_decode_clean(&m, hdr, 4, b.data, b.size,
+                                         TW_CMD_ALL),
+                     TW_EINVAL);
+    assert_int_equal(tw_msg_uint(&m, TW_F_SEQ, 0), 5);
+    tw_msg_release(&m);
+    /* ...but a message that is also malformed gets the decoder's answer,
+     * and leaves nothing to release: a wrong version, an unknown command,
+     * a missing required field (QUERY needs "seq"), a cut body. */
+    unsigned char v2[4] = {'T', 'W', 2, TW_CMD_QUERY};
+    assert_int_equal(tw_msg_decode_clean(&m, v2, 4, b.data, b.size,
+                                         TW_CMD_ALL),
+                     TW_EVERSION);
+    unsigned char c200[4] = {'T', 'W', 1, 200};
+    assert_int_equal(tw_msg_decode_clean(&m, c200, 4, b.data, b.size,
+                                         TW_CMD_ALL),
+                     TW_ECOMMAND);
+    tw_proto_header_make(TW_CMD_DONE, hdr); /* DONE requires "items" */
+    assert_int_equal(tw_msg_decode_clean(&m, hdr, 4, b.data, b.size,
+                                         TW_CMD_ALL),
+                     TW_EPROTO);
+    assert_int_equal(m.cmd, TW_CMD_NONE);
+    tw_proto_header_make(TW_CMD_QUERY, hdr);
+    assert_int_equal(tw_msg_decode_clean(&m, hdr, 4, b.data, b.size - 1,
+                                         TW_CMD_ALL),
+                     TW_EPROTO);
+    s_body_free(&b);
+    /* A field of the wrong type after the unclean one: malformed. */
+    tw_enc_map(&e, 3);
+    tw_enc_key(&e, TW_F_WHAT);
+    tw_enc_cstr(&e, "a\n");
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, 5);
+    tw_enc_key(&e, TW_F_CREDIT);
+    tw_enc_cstr(&e, "x");
+    b = s_take(&e);
+    assert_int_equal(tw_msg_decode_clean(&m, hdr, 4, b.data, b.size,
+                                         TW_CMD_ALL),
+                     TW_EPROTO);
+    assert_int_equal(m.cmd, TW_CMD_NONE);
+    s_body_free(&b);
+    tw_enc_free(&e);
+}
+
 /* --------------------------------------------------------- accessors --- */
 
 static void
@@ -1527,6 +1883,10 @@ main(void)
         cmocka_unit_test(test_seed_corpus),
         cmocka_unit_test(test_state_names),
         cmocka_unit_test(test_ikey_uint),
+        cmocka_unit_test(test_text_rules),
+        cmocka_unit_test(test_text_every_field),
+        cmocka_unit_test(test_text_keys_and_unknown),
+        cmocka_unit_test(test_text_precedence),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

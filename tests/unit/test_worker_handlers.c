@@ -6,7 +6,8 @@
  *  until the outcome arrives or a deadline passes. Teardown closes the
  *  loop and fails if any handle was left open, so every handler must clean
  *  up after itself, cancelled or not. TW_EXAMPLE_PLUGIN is the path of
- *  examples/plugin's shared object, set by the build.
+ *  examples/plugin's shared object, set by the build. test_documented
+ *  holds docs/HANDLERS.md to the handlers a worker registers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,14 +18,15 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/proto.h"
+#include "tests/unit/support/files.h"
 #include "tests/unit/support/suite.h"
 #include "worker/handlers.h"
 #include "worker/plugin.h"
 #include "worker/slots.h"
-#include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef TW_EXAMPLE_PLUGIN
@@ -756,22 +758,45 @@ test_plugin_errors(void **state)
     assert_int_equal(fx->reg.n, n);
 }
 
-/* UTF-8 ------------------------------------------------------------------- */
-
+/* docs/HANDLERS.md has a "## `name`" section and a table row for each
+ * built-in a worker registers (tw_handlers_add_all, as worker/main.c
+ * calls it), and none for a handler that does not exist. */
 static void
-test_utf8(void **state)
+test_documented(void **state)
 {
     (void)state;
-    assert_true(tw_utf8_valid("plain ascii text, long enough", 29));
-    const char *mixed = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80";
-    assert_true(tw_utf8_valid(mixed, strlen(mixed)));
-    assert_false(tw_utf8_valid("\xc0\xaf", 2));         /* overlong */
-    assert_false(tw_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(tw_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    assert_false(tw_utf8_valid("abcdefgh\xe2\x82", 10)); /* cut short */
-    char s[] = "ok\xe2\x82 \xff";
-    tw_utf8_scrub(s, strlen(s));
-    assert_string_equal(s, "ok?? ?");
+    char *doc = tw_suite_read_file(TW_SOURCE_DIR "/docs/HANDLERS.md", NULL);
+    tw_handlers_t reg;
+    tw_handlers_init(&reg);
+    assert_int_equal(tw_handlers_add_all(&reg, 1 << 20), 0);
+    assert_true(reg.n >= 10);
+    char want[200];
+    for (size_t i = 0; i < reg.n; i++) {
+        snprintf(want, sizeof want, "\n## `%s`\n", reg.v[i].name);
+        if (!strstr(doc, want)) {
+            fail_msg("docs/HANDLERS.md has no section for '%s'",
+                     reg.v[i].name);
+        }
+        snprintf(want, sizeof want, "\n| `%s` ", reg.v[i].name);
+        if (!strstr(doc, want)) {
+            fail_msg("docs/HANDLERS.md's table has no row for '%s'",
+                     reg.v[i].name);
+        }
+    }
+    size_t sections = 0;
+    for (const char *p = doc; (p = strstr(p, "\n## `")) != NULL; p++) {
+        const char *name = p + 5;
+        const char *end = strchr(name, '`');
+        assert_non_null(end);
+        if (!tw_handlers_find(&reg, name, (size_t)(end - name))) {
+            fail_msg("docs/HANDLERS.md documents '%.*s', which no worker "
+                     "registers", (int)(end - name), name);
+        }
+        sections++;
+    }
+    assert_int_equal(sections, reg.n);
+    tw_handlers_free(&reg);
+    free(doc);
 }
 
 int
@@ -801,7 +826,7 @@ main(void)
         T(test_plugin_sum_upper),
         T(test_plugin_slow_cancel),
         T(test_plugin_errors),
-        T(test_utf8),
+        cmocka_unit_test(test_documented),
 #undef T
     };
     return cmocka_run_group_tests(tests, tw_suite_setup, NULL);

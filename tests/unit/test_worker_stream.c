@@ -340,19 +340,21 @@ test_stop_kills_after_grace(void **state)
 }
 
 /* A stream station's timeout is an idle timeout: a program that keeps
- * writing runs past it, and fails once it has been silent that long. */
+ * writing runs past it, and fails once it has been silent that long.
+ * The program writes for 3.5 s with a 3 s timeout; the gaps between its
+ * lines (0.7 s) leave room for a slow run to read each one in time. */
 static void
 test_timeout_is_idle(void **state)
 {
     s_fx_t *fx = *state;
     s_add_to(fx, "i",
-             "for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done; sleep 30",
-             0, 0, 300);
+             "for i in 1 2 3 4 5 6; do echo $i; sleep 0.7; done; sleep 30",
+             0, 0, 3000);
     uint64_t t0 = tw_now_ms();
-    s_until(fx, &fx->rec.nleft, 1, 5000);
+    s_until(fx, &fx->rec.nleft, 1, 30000);
     assert_int_equal(fx->rec.nleft, 1);
-    assert_int_equal(fx->rec.ns2n, 6); /* 600 ms of output: not cut */
-    assert_true(tw_now_ms() - t0 >= 800);
+    assert_int_equal(fx->rec.ns2n, 6); /* 3.5 s of output: not cut */
+    assert_true(tw_now_ms() - t0 >= 3500 + 3000 - 100);
     const tw_tlrec_ev_t *e = &fx->rec.ev[fx->rec.nev - 1];
     assert_int_equal(e->ev, TW_SEV_FAILED);
     assert_string_equal(e->err, "idle timeout");

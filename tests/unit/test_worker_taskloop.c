@@ -1013,7 +1013,8 @@ test_s22_blocking_does_not_delay(void **state)
     tw_station_t *n = s_add(fx, "n", "incr", "\x00", 1, TW_NEXT_RESULT, 0,
                             0);
     uint64_t t0 = tw_now_ms();
-    while (tw_station_done_count(n) < 50 && tw_now_ms() - t0 < 3000) {
+    while (tw_station_done_count(n) < 50 &&
+           tw_now_ms() - t0 < TW_FB_PATIENCE_MS) {
         s_realtime(fx, 1);
     }
     /* The loop stations ran while the blocking one is still on the pool
@@ -1023,7 +1024,8 @@ test_s22_blocking_does_not_delay(void **state)
         assert_int_equal(fx->rec.ns2n, 0);
     }
     assert_true(tw_station_done_count(n) >= 50);
-    while (tw_station_done_count(b) < 1 && tw_now_ms() - t0 < 5000) {
+    while (tw_station_done_count(b) < 1 &&
+           tw_now_ms() - t0 < TW_FB_PATIENCE_MS) {
         s_realtime(fx, 5);
     }
     assert_true(tw_station_done_count(b) >= 1);
@@ -1035,7 +1037,7 @@ test_s22_blocking_does_not_delay(void **state)
     /* Cancelling a blocking iteration waits for it to return. */
     tw_taskloop_control(fx->tl, b, TW_CTL_CANCEL);
     t0 = tw_now_ms();
-    while (fx->rec.nleft < 1 && tw_now_ms() - t0 < 5000) {
+    while (fx->rec.nleft < 1 && tw_now_ms() - t0 < TW_FB_PATIENCE_MS) {
         s_realtime(fx, 5);
     }
     assert_int_equal(fx->rec.nleft, 1);
@@ -1178,7 +1180,7 @@ s_px_expect(tw_fb_t *px, const char *sid, const char *ev, uint64_t ep)
                 }
             }
         }
-        int cmd = tw_fb_recv(px, 3000);
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         assert_true(cmd == TW_CMD_STATION || cmd == TW_CMD_S2N);
     }
     fail_msg("no '%s' for %s", ev, sid);
@@ -1226,10 +1228,13 @@ test_proto_assign_and_checkpoints(void **state)
     s_px_assign(px, "a", 5, "incr", "\x00", 1, 1, 5, NULL, 0, 0);
     s_px_assign(px, "b", 6, "incr", "\x00", 1, 1, 5, "\x0a", 1, 0);
     int running = 0, reports = 0;
-    uint64_t last_at = 0, last_a = 0;
-    uint64_t end = tw_now_ms() + 600;
-    while (tw_now_ms() < end) {
-        int cmd = tw_fb_recv(px, 700);
+    uint64_t last_a = 0;
+    /* Until both started and a checkpointed 20 iterations (about one per
+     * 5 ms) in at least three reports; the worker's loop turns only in
+     * tw_fb_recv, from now on. */
+    uint64_t t0 = tw_now_ms();
+    while (running < 2 || reports < 3 || last_a < 20) {
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         assert_int_equal(cmd, TW_CMD_STATION);
         assert_null(px->m.f[TW_F_CREDIT]); /* a station takes a slot */
         int seen[2] = {0, 0};
@@ -1263,17 +1268,14 @@ test_proto_assign_and_checkpoints(void **state)
             }
         }
         if (iters) {
-            if (last_at) {
-                /* 100 ms apart when sent; allow for delivery jitter. */
-                assert_true(px->at - last_at >= 60);
-            }
-            last_at = px->at;
             reports++;
         }
     }
     assert_int_equal(running, 2);
-    assert_true(reports >= 3 && reports <= 7);
-    assert_true(last_a >= 20); /* about one iteration per 5 ms */
+    /* Checkpoints are reported at most every 100 ms: however slow the
+     * run, no more reports than that (the first one is immediate). */
+    uint64_t took = tw_now_ms() - t0;
+    assert_true((uint64_t)reports <= took / 100 + 2);
 }
 
 /* CONTROL pause / continue / stop reach the station and come back as
@@ -1350,7 +1352,7 @@ test_proto_n2s_s2n(void **state)
     s_px_n2s(px, "m", 9, 6, 3, 0x25);
     uint64_t want = 1;
     while (want <= 8) {
-        int cmd = tw_fb_recv(px, 3000);
+        int cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS);
         if (cmd == TW_CMD_STATION) {
             continue;
         }
@@ -1463,14 +1465,14 @@ test_proto_rehello_drops_stations(void **state)
     s_px_run(px, "a", 1, "ticker", "\xc0", 1, 0, 10);
     tw_fb_send_error(px, TW_EWORKER, "who?");
     int cmd;
-    while ((cmd = tw_fb_recv(px, 3000)) == TW_CMD_S2N ||
+    while ((cmd = tw_fb_recv(px, TW_FB_PATIENCE_MS)) == TW_CMD_S2N ||
            cmd == TW_CMD_STATION) {
         /* sent before the ERROR arrived */
     }
     assert_int_equal(cmd, TW_CMD_HELLO);
     tw_fb_spin(px, 50);
     tw_fb_send_welcome(px, 1000);
-    assert_int_equal(tw_fb_recv(px, 3000), TW_CMD_READY);
+    assert_int_equal(tw_fb_recv(px, TW_FB_PATIENCE_MS), TW_CMD_READY);
     assert_int_equal(tw_msg_uint(&px->m, TW_F_CREDIT, 0), 2);
     assert_int_equal(tw_fb_recv(px, 200), 0);
 }

@@ -9,11 +9,14 @@
  *              budget
  *    ping-pong send-then-expect-reply with no other traffic, thousands of
  *              times, with both ends in one loop or the echo in a thread:
- *              the classic edge-trigger hang. A 5 s watchdog timer fails
- *              the test instead of letting it hang
+ *              the classic edge-trigger hang. A watchdog fails the test
+ *              when 5 s pass without one more message: a hang stalls, while
+ *              a slow run (valgrind on a busy machine) only takes longer
  *    refusals  tw_zwatch_send gives TW_EAGAIN at the high-water mark and
  *              TW_ENOENT for an unroutable ROUTER_MANDATORY peer, and the
- *              caller still owns the frames
+ *              caller still owns the frames. The high-water mark is
+ *              reached on an ipc:// path in a directory of the test's own,
+ *              which nothing can listen on
  *    lifecycle close_cb fires exactly once, stop keeps messages queued,
  *              over-long messages are truncated and flagged
  *
@@ -29,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/zwatch.h"
@@ -42,6 +46,7 @@
 typedef struct {
     uv_loop_t loop;
     uv_timer_t watchdog;
+    uint64_t watchdog_ms;
     int timed_out;
     void *ctx;
 } s_fx_t;
@@ -107,9 +112,18 @@ static void
 s_run(s_fx_t *fx, uint64_t watchdog_ms)
 {
     fx->timed_out = 0;
+    fx->watchdog_ms = watchdog_ms;
     uv_timer_start(&fx->watchdog, s_on_watchdog, watchdog_ms, 0);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     uv_timer_stop(&fx->watchdog);
+}
+
+/* A message arrived: the watchdog counts its time from now, so that it
+ * fires on a stall, never on a run that is merely slow. */
+static void
+s_progress(s_fx_t *fx)
+{
+    uv_timer_start(&fx->watchdog, s_on_watchdog, fx->watchdog_ms, 0);
 }
 
 static void *
@@ -232,6 +246,7 @@ s_burst_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     b->got++;
     b->batch++;
+    s_progress(b->fx);
     if (b->got == b->expect_n) {
         uv_stop(&b->fx->loop);
     }
@@ -266,7 +281,7 @@ s_burst(s_fx_t *fx, const char *transport)
 
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, s_sender_main, &snd), 0);
-    /* Generous: a sanitizer or valgrind run on a busy machine is slow. */
+    /* A stall of 60 s: the sender thread may be starved for a while. */
     s_run(fx, 60000);
     int timed_out = fx->timed_out;
     if (timed_out) {
@@ -342,6 +357,7 @@ s_pp_dealer_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
         p->mismatched++;
     }
     p->done++;
+    s_progress(p->fx);
     if (p->done == p->rounds) {
         uv_stop(&p->fx->loop);
         return;
@@ -524,11 +540,17 @@ test_send_eagain_at_hwm(void **state)
 {
     s_fx_t *fx = *state;
     /* A DEALER whose peer is not there: messages queue for the pending
-     * connection up to the HWM, then the socket refuses. */
-    void *probe = s_socket(fx, ZMQ_ROUTER, 0);
+     * connection up to the HWM, then the socket refuses. The endpoint is
+     * an ipc:// path in a directory of our own, which nothing listens on
+     * or can. (A TCP port bound and closed again is no such place:
+     * zmq_close is asynchronous, so the closing listener may still take
+     * the connection, and another process may take the freed port;
+     * either way the messages leave and the HWM is never reached, which
+     * is what happened under valgrind on a busy machine.) */
+    char dir[] = "/tmp/tw-zwatch-XXXXXX";
+    assert_non_null(mkdtemp(dir));
     char ep[128];
-    s_bind(probe, "tcp", ep, sizeof ep);
-    zmq_close(probe); /* now nobody listens on ep */
+    snprintf(ep, sizeof ep, "ipc://%s/nobody", dir);
 
     const int hwm = 10;
     void *dealer = s_socket(fx, ZMQ_DEALER, hwm);
@@ -567,6 +589,7 @@ test_send_eagain_at_hwm(void **state)
 
     s_close_watch(fx, &zw);
     zmq_close(dealer);
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static void

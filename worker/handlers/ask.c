@@ -12,6 +12,7 @@
  */
 #include "common/alloc.h"
 #include "common/error.h"
+#include "proto/mpwalk.h"
 #include "proto/proto.h"
 #include "worker/handlers.h"
 

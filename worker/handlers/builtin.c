@@ -11,6 +11,7 @@
  *  thread.
  */
 #include "common/alloc.h"
+#include "proto/mpwalk.h"
 #include "worker/handlers.h"
 
 #include <math.h>
@@ -54,25 +55,11 @@ static void
 s_fail(tw_call_t *call, void *udata)
 {
     (void)udata;
-    size_t len;
+    size_t len, n;
     const unsigned char *a = tw_call_args(call, &len);
-    size_t hdr = 0, n = 0;
-    if (len >= 1 && a[0] >= 0xa0 && a[0] <= 0xbf) {
-        hdr = 1;
-        n = a[0] & 0x1f;
-    } else if (len >= 2 && a[0] == 0xd9) {
-        hdr = 2;
-        n = a[1];
-    } else if (len >= 3 && a[0] == 0xda) {
-        hdr = 3;
-        n = (size_t)a[1] << 8 | a[2];
-    } else if (len >= 5 && a[0] == 0xdb) {
-        hdr = 5;
-        n = (size_t)a[1] << 24 | (size_t)a[2] << 16 | (size_t)a[3] << 8 |
-            a[4];
-    }
-    if (hdr && hdr + n == len) {
-        tw_call_fail(call, "%.*s", (int)n, (const char *)a + hdr);
+    const char *s;
+    if (tw_mp_text(a, len, 0, &s, &n)) {
+        tw_call_fail(call, "%.*s", (int)n, s);
     } else {
         tw_call_fail(call, "fail handler called");
     }

@@ -23,11 +23,11 @@
  */
 #include "common/alloc.h"
 #include "common/error.h"
+#include "proto/proto.h"
 #include "worker/child.h"
 #include "worker/exec_chan.h"
 #include "worker/handlers.h"
 #include "worker/security.h"
-#include "worker/utf8.h"
 
 #include <string.h>
 
@@ -67,7 +67,7 @@ s_changed(tw_child_t *c)
     size_t n = x->olen;
     char *data = x->obuf + S_HEADROOM;
     unsigned char hdr[S_HEADROOM];
-    size_t h = tw_utf8_pack_header(hdr, data, n);
+    size_t h = tw_enc_text_header(hdr, data, n);
     memcpy(data - h, hdr, h);
     tw_call_finish(call, data - h, n + h);
 }

@@ -40,13 +40,13 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "proto/mpwalk.h"
+#include "proto/proto.h"
 #include "worker/child.h"
 #include "worker/handlers.h"
-#include "worker/mpscan.h"
 #include "worker/n2sq.h"
 #include "worker/security.h"
 #include "worker/taskloop.h"
-#include "worker/utf8.h"
 
 #include <msgpack.h>
 #include <string.h>
@@ -92,7 +92,7 @@ s_line(s_run_t *x, const char *p, size_t n)
         return;
     }
     unsigned char hdr[5];
-    size_t h = tw_utf8_pack_header(hdr, p, n);
+    size_t h = tw_enc_text_header(hdr, p, n);
     if (!x->st) {
         if (x->res.size + h + n > x->max + 5) {
             tw_child_kill(&x->child, TW_CHILD_OVERFLOW);
@@ -223,7 +223,7 @@ s_stream_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
     tw_n2sq_t *sd = tw_n2sq_of(st);
     size_t n;
     const char *p;
-    if (!tw_mpscan_text(data, len, 1, &p, &n)) {
+    if (!tw_mp_text(data, len, 1, &p, &n)) {
         sd->dropped++;
         tw_debug("worker.stream", "%s: n2s message is not a string: "
                  "dropped", tw_station_id(st));

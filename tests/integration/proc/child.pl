@@ -56,6 +56,7 @@ TaskwheelProc::run(
     # Sleeps, looking for a cancel frame: a cancel ends it at once.
     'pl.sleep' => sub {
         my ($ctx, $secs) = @_;
+        print STDERR "pl.sleep: sleeping $secs s\n";
         $ctx->sleep($secs);
         return 'slept';
     },

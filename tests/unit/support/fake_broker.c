@@ -184,6 +184,45 @@ tw_fb_spin(tw_fb_t *fb, int ms)
     }
 }
 
+/* 1 once fb's worker has exited, or has started `tasks` tasks. */
+static int
+s_reached(tw_fb_t *fb, int exited, uint64_t tasks)
+{
+    if (exited) {
+        return fb->exited;
+    }
+    tw_worker_stats_t st;
+    tw_worker_stats(fb->w, &st);
+    return st.tasks >= tasks;
+}
+
+/* Turn the loop until s_reached; fail the test after `ms`. */
+static void
+s_spin_until(tw_fb_t *fb, int exited, uint64_t tasks, int ms)
+{
+    uint64_t end = tw_now_ms() + (uint64_t)ms;
+    while (!s_reached(fb, exited, tasks)) {
+        if (tw_now_ms() >= end) {
+            fail_msg("waited %d ms for the worker to %s", ms,
+                     exited ? "exit" : "start its tasks");
+        }
+        uv_run(&fb->loop, UV_RUN_NOWAIT);
+        zmq_poll(NULL, 0, 1);
+    }
+}
+
+void
+tw_fb_wait_tasks(tw_fb_t *fb, uint64_t n, int ms)
+{
+    s_spin_until(fb, 0, n, ms);
+}
+
+void
+tw_fb_wait_exit(tw_fb_t *fb, int ms)
+{
+    s_spin_until(fb, 1, 0, ms);
+}
+
 void
 tw_fb_enc_items(tw_enc_t *e, size_t n)
 {
@@ -235,17 +274,20 @@ tw_fb_send_error(tw_fb_t *fb, int code, const char *msg)
 void
 tw_fb_handshake(tw_fb_t *fb, unsigned slots, uint64_t hb)
 {
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_HELLO);
-    tw_fb_send_welcome(fb, hb);
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_READY);
+    int cmd = tw_fb_recv(fb, TW_FB_PATIENCE_MS);
+    assert_int_equal(cmd, TW_CMD_HELLO);
+    while (cmd == TW_CMD_HELLO) {
+        tw_fb_send_welcome(fb, hb);
+        cmd = tw_fb_recv(fb, TW_FB_PATIENCE_MS);
+    }
+    assert_int_equal(cmd, TW_CMD_READY);
     assert_int_equal(tw_msg_uint(&fb->m, TW_F_CREDIT, 0), slots);
 }
 
 void
 tw_fb_expect_bye(tw_fb_t *fb, int exit_code)
 {
-    assert_int_equal(tw_fb_recv(fb, 3000), TW_CMD_BYE);
-    tw_fb_spin(fb, 50);
-    assert_true(fb->exited);
+    assert_int_equal(tw_fb_recv(fb, TW_FB_PATIENCE_MS), TW_CMD_BYE);
+    tw_fb_wait_exit(fb, TW_FB_PATIENCE_MS);
     assert_int_equal(fb->exit_code, exit_code);
 }

@@ -86,8 +86,22 @@ void tw_fb_release(tw_fb_t *fb);
  * a HEARTBEAT does not count as a message. */
 int tw_fb_recv(tw_fb_t *fb, int ms);
 
-/* Turn the loop for `ms` without reading the ROUTER. */
+/* The longest a test waits for something that must come (a message, an
+ * exit): long, because a wait ends as soon as it comes and only a failing
+ * test waits it out, while valgrind on a busy machine is slow. Windows in
+ * which something must NOT come stay short. */
+#define TW_FB_PATIENCE_MS 30000
+
+/* Turn the loop for `ms` without reading the ROUTER. For a window in
+ * which something must not happen; to wait for something, use the waits
+ * below. */
 void tw_fb_spin(tw_fb_t *fb, int ms);
+
+/* Turn the loop (not reading the ROUTER) until fb->w has started `n`
+ * tasks since it was made, or until it has exited; fail the test if that
+ * takes more than `ms`. */
+void tw_fb_wait_tasks(tw_fb_t *fb, uint64_t n, int ms);
+void tw_fb_wait_exit(tw_fb_t *fb, int ms);
 
 /* Start `e` as the body {items: [...]} of `n` items: the caller encodes
  * the items, then sends `e` with tw_fb_send. */
@@ -103,11 +117,13 @@ void tw_fb_send_welcome(tw_fb_t *fb, uint64_t hb);
 /* ERROR {code, msg}; a NULL `msg` is tw_strerror(code). */
 void tw_fb_send_error(tw_fb_t *fb, int code, const char *msg);
 
-/* Expect HELLO, answer WELCOME with `hb`, expect READY offering `slots`. */
+/* Expect HELLO, answer WELCOME with `hb`, expect READY offering `slots`.
+ * A worker that heard nothing for three default heartbeats (a stalled
+ * run) says HELLO again: each HELLO gets its WELCOME. */
 void tw_fb_handshake(tw_fb_t *fb, unsigned slots, uint64_t hb);
 
-/* The end of a leaving worker: expect BYE within 3 s, then the worker's
- * exit with `exit_code` within 50 ms. */
+/* The end of a leaving worker: expect BYE, then the worker's exit with
+ * `exit_code`, each within TW_FB_PATIENCE_MS. */
 void tw_fb_expect_bye(tw_fb_t *fb, int exit_code);
 
 #endif /* TW_FAKE_BROKER_H */

@@ -1,15 +1,17 @@
-/*  worker/utf8.c - UTF-8 validation and scrubbing (see utf8.h).
+/*  common/utf8.c - UTF-8 validation and scrubbing (see utf8.h).
  *
  *  One decoder, s_seq(), measures the well-formed sequence at a position
- *  (RFC 3629 table 3-7); validation and scrubbing are both loops over it,
- *  and the STR-or-BIN header choice rests on validation.
+ *  (RFC 3629, table 3-7 of the Unicode standard); validation, the clean
+ *  text rule and scrubbing are all loops over it. ASCII, most of what
+ *  passes here, takes a short path in each loop.
  */
-#include "worker/utf8.h"
+#include "common/utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* Length of the well-formed sequence starting at p[0] (p[0..n) valid to
- * read), or 0 if there is none. */
+ * read, n >= 1), or 0 if there is none. */
 static size_t
 s_seq(const unsigned char *p, size_t n)
 {
@@ -36,7 +38,7 @@ s_seq(const unsigned char *p, size_t n)
             hi = 0x8f; /* nothing above U+10FFFF */
         }
     } else {
-        return 0;
+        return 0; /* a continuation byte, or an overlong or unused lead */
     }
     if (n < len || p[1] < lo || p[1] > hi) {
         return 0;
@@ -58,7 +60,7 @@ tw_utf8_valid(const void *p, size_t n)
         /* Skip ASCII eight bytes at a time: most output is ASCII. */
         while (i + 8 <= n) {
             uint64_t w;
-            __builtin_memcpy(&w, s + i, 8);
+            memcpy(&w, s + i, 8);
             if (w & 0x8080808080808080ULL) {
                 break;
             }
@@ -76,31 +78,35 @@ tw_utf8_valid(const void *p, size_t n)
     return 1;
 }
 
-size_t
-tw_utf8_pack_header(unsigned char *hdr, const void *p, size_t n)
+int
+tw_utf8_clean(const void *p, size_t n)
 {
-    int str = tw_utf8_valid(p, n);
-    if (n < 32 && str) {
-        hdr[0] = (unsigned char)(0xa0 | n);
-        return 1;
+    const unsigned char *s = p;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f) {
+                return 0;
+            }
+            i++;
+            continue;
+        }
+        size_t len = s_seq(s + i, n - i);
+        if (len == 0) {
+            return 0;
+        }
+        uint32_t cp = c & (0x7fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            cp = cp << 6 | (s[i + k] & 0x3fu);
+        }
+        if (cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) ||
+            (cp >= 0x2066 && cp <= 0x2069)) {
+            return 0; /* C1 (every shorter code point is ASCII), bidi */
+        }
+        i += len;
     }
-    if (n < 256) {
-        hdr[0] = str ? 0xd9 : 0xc4;
-        hdr[1] = (unsigned char)n;
-        return 2;
-    }
-    if (n < 65536) {
-        hdr[0] = str ? 0xda : 0xc5;
-        hdr[1] = (unsigned char)(n >> 8);
-        hdr[2] = (unsigned char)n;
-        return 3;
-    }
-    hdr[0] = str ? 0xdb : 0xc6;
-    hdr[1] = (unsigned char)(n >> 24);
-    hdr[2] = (unsigned char)(n >> 16);
-    hdr[3] = (unsigned char)(n >> 8);
-    hdr[4] = (unsigned char)n;
-    return 5;
+    return 1;
 }
 
 void
@@ -116,27 +122,4 @@ tw_utf8_scrub(char *s, size_t n)
         }
         i += len;
     }
-}
-
-int
-tw_utf8_clean(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    size_t i = 0;
-    while (i < n) {
-        size_t len = s_seq(s + i, n - i);
-        if (len == 0) {
-            return 0;
-        }
-        uint32_t cp = len == 1 ? s[i] : s[i] & (0x7f >> len);
-        for (size_t k = 1; k < len; k++) {
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
-            (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)) {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
 }

@@ -1,0 +1,46 @@
+/*  client/cli/commands.h - the taskwheel command's table of commands.
+ *
+ *  Every command is one row: its name (a command word, or a command and
+ *  a subcommand: "station add"), its synopsis, its help and the function
+ *  that runs it. The table, in main.c, is the one description of the
+ *  commands: the manual (`taskwheel --help`), one command's help
+ *  (`taskwheel help CMD [SUB]`, `taskwheel CMD [SUB] --help`) and the
+ *  dispatch by command word are all made from it, so a command cannot be
+ *  runnable and undocumented or the other way round.
+ *
+ *  Rows that share a first word (station add, station list, ...) share
+ *  their `run`: the first such row's is called, and the command sorts out
+ *  its subcommand. Text is plain ASCII, lines at most 72 columns.
+ */
+#ifndef TW_CLI_COMMANDS_H
+#define TW_CLI_COMMANDS_H
+
+#include <stdio.h>
+
+#include "client/cli/cli.h"
+
+typedef struct {
+    const char *name;     /* "submit", "station add" */
+    const char *synopsis; /* the words after the name; each '\n' starts a
+                             continuation line; "" for none */
+    const char *help;     /* what it does: '\n'-separated lines */
+    int (*run)(const tw_cli_env_t *e);
+} tw_cli_cmd_t;
+
+/* Print the manual: the usage line, every row of `cmds` (which ends with
+ * a row whose name is NULL), then `flags` (the global flags' text). */
+void tw_cli_cmds_manual(FILE *out, const tw_cli_cmd_t *cmds,
+                        const char *flags);
+
+/* Print the help of the command named by words[0] and, if given and a
+ * row is named so, words[1]: that row alone, or else every row of the
+ * command word. Returns 0, or -1 (printing nothing) when no row has the
+ * command word. */
+int tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
+                     char *const *words);
+
+/* The first row whose command word is `word`, or NULL. */
+const tw_cli_cmd_t *tw_cli_cmds_find(const tw_cli_cmd_t *cmds,
+                                     const char *word);
+
+#endif /* TW_CLI_COMMANDS_H */
