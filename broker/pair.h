@@ -1,6 +1,6 @@
 /*  broker/pair.h - one broker of a pair: the peer socket, the pair's
  *  heartbeats, the replication stream and snapshots (docs/HA.md,
- *  proto/PROTOCOL.md 16).
+ *  proto/PROTOCOL.md 17).
  *
  *  A broker started with a role opens one tw_pair_t. It binds a ROUTER at
  *  --peer-bind, on which it only receives, and connects a DEALER to

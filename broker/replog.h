@@ -3,7 +3,7 @@
  *
  *  The active broker streams its store's write batches (writer.h: one per
  *  loop iteration) to the passive one, which applies them to its own store
- *  (docs/HA.md, proto/PROTOCOL.md 16). This module is the bookkeeping of
+ *  (docs/HA.md, proto/PROTOCOL.md 17). This module is the bookkeeping of
  *  that stream on both sides; it does no I/O and reads no clock.
  *
  *  - Every batch gets the next sequence number of the store (1, 2, 3...,

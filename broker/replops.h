@@ -11,7 +11,7 @@
  *  op: put, put of a key above every other (append), delete, delete by
  *  prefix (deletes carry no value); db: a tw_db_t. The lengths are
  *  big-endian so that the same bytes travel in a REPL message
- *  (proto/PROTOCOL.md 16.5) and in a snapshot chunk (16.7, as puts) to a
+ *  (proto/PROTOCOL.md 17.5) and in a snapshot chunk (17.7, as puts) to a
  *  passive broker, which applies them to its own store.
  *
  *  A passive must not trust them: tw_replops_next checks every operation

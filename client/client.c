@@ -852,7 +852,7 @@ s_ping(tw_client_t *c, uint64_t now)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    /* With a broker pair (PROTOCOL.md 16.8): the highest fencing epoch
+    /* With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
      * seen, and after losing a broker the vote. */
     uint64_t ha = tw_eplist_ha(c->eps), lost = 0;
     int vote = tw_eplist_count(c->eps) > 1 && tw_eplist_vote(c->eps, &lost);
@@ -936,7 +936,7 @@ s_lost(tw_client_t *c, uint64_t now, const char *why)
 }
 
 /* A broker of a pair that is not the active one refused us (ERROR
- * ENOTACTIVE, PROTOCOL.md 16.8): go where it points, or ask it again. */
+ * ENOTACTIVE, PROTOCOL.md 17.8): go where it points, or ask it again. */
 static void
 s_not_active(tw_client_t *c, const tw_msg_t *m)
 {
@@ -1132,7 +1132,7 @@ s_monitor(tw_client_t *c)
             if (c->up && tw_eplist_count(c->eps) > 1) {
                 /* One of a pair: a broker process that dies closes its
                  * connections, and the other one is where to go now
-                 * (PROTOCOL.md 16.8). */
+                 * (PROTOCOL.md 17.8). */
                 char why[320];
                 snprintf(why, sizeof why, "the connection to %s dropped",
                          c->endpoint);

@@ -4,7 +4,7 @@
  *  (`--broker tcp://b1:7710,tcp://b2:7710`, docs/HA.md): one broker is
  *  active, the other refuses with ENOTACTIVE and names the active one.
  *  This module decides which endpoint to connect to, following the rules
- *  of proto/PROTOCOL.md 16.8, and what the next message must carry: the
+ *  of proto/PROTOCOL.md 17.8, and what the next message must carry: the
  *  highest fencing epoch seen (`ha`) and, after losing a broker, the vote
  *  (`lost`, that broker's epoch). It also refuses a broker whose epoch is
  *  below one already seen: a deposed active.

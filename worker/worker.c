@@ -222,7 +222,7 @@ s_send_hello(tw_worker_t *w)
     tw_enc_t e;
     tw_enc_init(&e);
     size_t running = tw_leases_count(&w->leases);
-    /* With a broker pair (PROTOCOL.md 16.8): the highest fencing epoch
+    /* With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
      * seen, and after losing a broker the vote. */
     uint64_t ha = tw_eplist_ha(w->eps), lost = 0;
     int vote = tw_eplist_count(w->eps) > 1 && tw_eplist_vote(w->eps, &lost);

@@ -786,7 +786,7 @@ int tw_stop(tw_client_t *c, const char *msg);
  * a refused CURVE key) are logged in one line and, after a request ends
  * with TW_EUNREACH, are what tw_client_last_error() says.
  *
- * Given the two brokers of a pair (proto/PROTOCOL.md 16.8), a lost broker
+ * Given the two brokers of a pair (proto/PROTOCOL.md 17.8), a lost broker
  * (silence, BYE, or a dropped connection, which here means it at once)
  * sends the client to the other endpoint, where its first message, a
  * ping, says which broker it lost (the vote that lets a passive take

@@ -38,7 +38,7 @@ closes the socket; after a backoff (``reconnect_min`` doubling up to
 id and calls :meth:`Engine.connected`. Requests outstanding across a loss
 are not resent: they time out, as in libtaskwheel.
 
-A broker pair (PROTOCOL.md 16.8): with two endpoints (``eps``,
+A broker pair (PROTOCOL.md 17.8): with two endpoints (``eps``,
 taskwheel._eplist) every ping carries the highest fencing epoch seen and,
 after a loss, the vote; a loss (or a dropped connection) moves the client
 to the other broker, an ENOTACTIVE refusal to the one it names (or to ask
@@ -282,7 +282,7 @@ class Engine:
         """Send HEARTBEAT; ``req`` (if any) finishes on the answer."""
         if req is not None:
             self.pings.append(req)
-        # With a broker pair (PROTOCOL.md 16.8): the highest fencing epoch
+        # With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
         # seen, and after losing a broker the vote.
         self.send(w.HEARTBEAT, self.eps.ping_body() if self.eps else {})
 
@@ -302,7 +302,7 @@ class Engine:
         if self.eps is not None and isinstance(ha, int) and \
                 not (cmd == w.ERROR and body.get("code") == ENOTACTIVE) \
                 and not self.eps.served(ha):
-            # A deposed active (PROTOCOL.md 16.8): nothing it says counts.
+            # A deposed active (PROTOCOL.md 17.8): nothing it says counts.
             self.last_error = ("the broker answered under epoch %d, below "
                                "%d: another broker took over from it"
                                % (ha, self.eps.ha))
@@ -408,7 +408,7 @@ class Engine:
         seq = body.get("seq", 0)
         if code == ENOTACTIVE:
             # A broker of a pair that is not the active one: go where it
-            # points, or ask it again (PROTOCOL.md 16.8).
+            # points, or ask it again (PROTOCOL.md 17.8).
             req = self.requests.pop(seq, None) if seq else None
             if req is not None:
                 req._finish(code=code, message=msg)

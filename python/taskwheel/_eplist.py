@@ -3,7 +3,7 @@
 A client may be given the endpoints of a broker pair
 (``"tcp://b1:7710,tcp://b2:7710"``, docs/HA.md): one broker is active,
 the other refuses with ENOTACTIVE and names the active one. This decides
-which endpoint to connect to, following proto/PROTOCOL.md 16.8, and what
+which endpoint to connect to, following proto/PROTOCOL.md 17.8, and what
 the next ping carries: the highest fencing epoch seen (``ha``) and, after
 losing a broker, the vote (``lost``, that broker's epoch). It refuses a
 broker whose epoch is below one already seen: a deposed active. A list of

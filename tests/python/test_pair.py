@@ -1,5 +1,5 @@
 """The Python client given the two brokers of a pair (proto/PROTOCOL.md
-16.8), without sockets, as test_client_pair.c does for libtaskwheel: the
+17.8), without sockets, as test_client_pair.c does for libtaskwheel: the
 endpoint list and its refusals, a passive's refusal that names the active,
 a failover with its vote, a deposed active's answer ignored, and a dropped
 connection moving the client at once."""

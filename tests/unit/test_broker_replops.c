@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_replops.c - the bytes of a store write batch
- *  (broker/replops.h, proto/PROTOCOL.md 16.5).
+ *  (broker/replops.h, proto/PROTOCOL.md 17.5).
  *
  *  Operations of every kind round-trip; one operation's bytes are checked
  *  octet by octet (the lengths are big-endian on every machine); and each
@@ -89,7 +89,7 @@ test_wire_bytes(void **state)
     unsigned char key8[8] = {0, 0, 0, 0, 0, 0, 0, 0x2a};
     tw_replops_add(&b, TW_REPLOP_DEL, 1, key8, 8, NULL, 0);
     tw_replops_add(&b, TW_REPLOP_PUT, 0, "ha", 2, "\x80", 1);
-    /* PROTOCOL.md 16.5: a delete of task 42, then a put of meta/ha. */
+    /* PROTOCOL.md 17.5: a delete of task 42, then a put of meta/ha. */
     static const unsigned char want[] = {
         0x03, 0x01, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2a,

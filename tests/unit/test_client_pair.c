@@ -1,5 +1,5 @@
 /*  tests/unit/test_client_pair.c - libtaskwheel given the two brokers of
- *  a pair (proto/PROTOCOL.md 16.8), against two fake frontends
+ *  a pair (proto/PROTOCOL.md 17.8), against two fake frontends
  *  (tests/unit/support/fake_front.h) that play the active and the
  *  passive.
  *

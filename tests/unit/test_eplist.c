@@ -1,5 +1,5 @@
 /*  tests/unit/test_eplist.c - a list of broker endpoints, and which one
- *  a client or worker uses (common/eplist.h, proto/PROTOCOL.md 16.8).
+ *  a client or worker uses (common/eplist.h, proto/PROTOCOL.md 17.8).
  *
  *  Parsing with every refusal and its reason; then the walk a peer of a
  *  broker pair makes: sticking to the active, following a refusal that

@@ -1,5 +1,5 @@
 /*  tests/unit/test_worker_pair.c - a worker given the two brokers of a
- *  pair (proto/PROTOCOL.md 16.8), against a fake broker with two ROUTERs
+ *  pair (proto/PROTOCOL.md 17.8), against a fake broker with two ROUTERs
  *  (tests/unit/support/fake_broker.h, tw_fb_second) that play the active
  *  and the passive.
  *

@@ -3,7 +3,7 @@
  *
  *  The fake frontend and the fake broker send bodies the tests encode;
  *  the refusal of a broker that is not the active one
- *  (proto/PROTOCOL.md 16.8) is the same for clients and workers, so it is
+ *  (proto/PROTOCOL.md 17.8) is the same for clients and workers, so it is
  *  encoded here once. Test thread only.
  */
 #ifndef TW_SUPPORT_PAIR_H
