@@ -118,24 +118,24 @@ typedef enum {
     XX(N, "n", TW_T_UINT, 0, TW_TX_NONE)                                     \
     XX(BOOT, "boot", TW_T_UINT, 0, TW_TX_NONE)                               \
     XX(PUB, "pub", TW_T_STR, 255, TW_TX_CLEAN)                               \
-    XX(HA, "ha", TW_T_UINT, 0, TW_TX_NONE)       /* a pair's fencing epoch */ \
-    XX(LOST, "lost", TW_T_UINT, 0, TW_TX_NONE)   /* the epoch lost */         \
-    XX(ACTIVE, "active", TW_T_STR, 255, TW_TX_CLEAN) /* ENOTACTIVE: active */ \
-    XX(LIVE, "live", TW_T_UINT, 0, TW_TX_NONE)   /* ENOTACTIVE: it is heard */\
+    XX(HA, "ha", TW_T_UINT, 0, TW_TX_NONE)     /* a pair's fencing epoch */  \
+    XX(LOST, "lost", TW_T_UINT, 0, TW_TX_NONE) /* the epoch lost */          \
+    XX(ACTIVE, "active", TW_T_STR, 255, TW_TX_CLEAN) /* ENOTACTIVE */        \
+    XX(LIVE, "live", TW_T_UINT, 0, TW_TX_NONE) /* ENOTACTIVE */              \
     /* The peer socket of a broker pair (PROTOCOL.md 17). */                 \
     XX(ROLE, "role", TW_T_STR, 16, TW_TX_CLEAN)                              \
     XX(STATE, "state", TW_T_STR, 16, TW_TX_CLEAN)                            \
-    XX(POS, "pos", TW_T_UINTS, 0, TW_TX_NONE)    /* [epoch, seq] */           \
+    XX(POS, "pos", TW_T_UINTS, 0, TW_TX_NONE) /* [epoch, seq] */             \
     XX(READY, "ready", TW_T_UINT, 0, TW_TX_NONE)                             \
     XX(FRONT, "front", TW_T_STR, 255, TW_TX_CLEAN)                           \
     XX(BACK, "back", TW_T_STR, 255, TW_TX_CLEAN)                             \
     XX(MODE, "mode", TW_T_STR, 16, TW_TX_CLEAN)                              \
     XX(RESYNC, "resync", TW_T_UINT, 0, TW_TX_NONE)                           \
-    XX(OPS, "ops", TW_T_BIN, 0, TW_TX_NONE)      /* broker/replops.h */       \
+    XX(OPS, "ops", TW_T_BIN, 0, TW_TX_NONE)  /* broker/state/replops.h */    \
     XX(CRC, "crc", TW_T_UINT, 0, TW_TX_NONE)                                 \
     XX(SNAP, "snap", TW_T_UINT, 0, TW_TX_NONE)                               \
     XX(BASE, "base", TW_T_UINT, 0, TW_TX_NONE)                               \
-    XX(ERAS, "eras", TW_T_UINTS, 0, TW_TX_NONE)  /* [epoch, first seq, ..] */ \
+    XX(ERAS, "eras", TW_T_UINTS, 0, TW_TX_NONE) /* [epoch, first seq...] */  \
     XX(DB, "db", TW_T_UINT, 0, TW_TX_NONE)                                   \
     XX(AT, "at", TW_T_UINT, 0, TW_TX_NONE)                                   \
     XX(COUNT, "count", TW_T_UINT, 0, TW_TX_NONE)

@@ -1,6 +1,6 @@
 /*  tests/fuzz/fuzz_broker_replops.c - libFuzzer driver for the bytes of a
  *  store write batch as a passive broker receives them from its peer
- *  (broker/replops.h, proto/PROTOCOL.md 17.5).
+ *  (broker/state/replops.h, proto/PROTOCOL.md 17.5).
  *
  *  The input is a batch. tw_replops_check judges it whole; the walk with
  *  tw_replops_next must agree with it (as many operations, the same
@@ -13,7 +13,7 @@
  *  Build: a separate build directory with CC=clang -DTW_BUILD_FUZZERS=ON.
  *  Run:   fuzz_broker_replops NEW_CORPUS_DIR tests/fuzz/corpus/broker_replops
  */
-#include "broker/replops.h"
+#include "broker/state/replops.h"
 #include "common/error.h"
 
 #include "tests/fuzz/touch.h"

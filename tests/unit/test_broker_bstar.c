@@ -1,6 +1,6 @@
 /*  tests/unit/test_broker_bstar.c - the broker pair's state machine.
  *
- *  broker/bstar.h does no I/O and reads no clock, so these tests run two
+ *  broker/state/bstar.h does no I/O and reads no clock, so these tests run two
  *  machines in a small simulation: a fake clock that moves in steps, a
  *  link between them that can be cut in either direction, heartbeats
  *  delivered at once while the link is up, a store per broker that
@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "broker/bstar.h"
+#include "broker/state/bstar.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_pair.c - two brokers of a pair, without the
- *  brokers: two tw_pair_t (broker/pair.h) in one process, on one libuv
+ *  brokers: two tw_pair_t (broker/state/pair.h) in one process, on one libuv
  *  loop, talking over ipc:// peer sockets, each with a small in-memory
  *  "store" (records by database and key) standing in for LMDB.
  *
@@ -41,7 +41,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "broker/pair.h"
+#include "broker/state/pair.h"
 #include "common/crc32c.h"
 #include "common/error.h"
 #include "common/log.h"

@@ -1,6 +1,6 @@
 /*  tests/unit/test_broker_replog.c - the replication log of a broker pair.
  *
- *  broker/replog.h is bookkeeping without I/O or clock, so these cases
+ *  broker/state/replog.h is bookkeeping without I/O or clock, so these cases
  *  drive it with numbers: sequence numbers and eras on the active and on
  *  the passive, the backlog and its budget, what an active plans for a
  *  peer at each kind of position (fresh, behind within the backlog,
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "broker/replog.h"
+#include "broker/state/replog.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "tests/unit/support/count_alloc.h"

@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_replops.c - the bytes of a store write batch
- *  (broker/replops.h, proto/PROTOCOL.md 17.5).
+ *  (broker/state/replops.h, proto/PROTOCOL.md 17.5).
  *
  *  Operations of every kind round-trip; one operation's bytes are checked
  *  octet by octet (the lengths are big-endian on every machine); and each
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "broker/replops.h"
+#include "broker/state/replops.h"
 #include "common/error.h"
 #include "tests/unit/support/count_alloc.h"
 

@@ -1,5 +1,6 @@
-/*  broker/replops.c - the bytes of a store write batch (see replops.h). */
-#include "broker/replops.h"
+/*  broker/state/replops.c - the bytes of a store write batch (see
+ *  replops.h). */
+#include "broker/state/replops.h"
 #include "common/alloc.h"
 #include "common/error.h"
 

@@ -1,4 +1,4 @@
-/*  broker/bstar.h - the broker pair's state machine (Binary Star).
+/*  broker/state/bstar.h - the broker pair's state machine (Binary Star).
  *
  *  Two brokers run as a pair (docs/HA.md): a primary and a backup, each
  *  with its own store. One is ACTIVE (serves clients and workers and

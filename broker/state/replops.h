@@ -1,4 +1,4 @@
-/*  broker/replops.h - the bytes of a store write batch: what the writer
+/*  broker/state/replops.h - the bytes of a store write batch: what the writer
  *  applies, and what the broker pair's stream carries.
  *
  *  A batch (writer.h) is a run of operations, each

@@ -1,4 +1,5 @@
-/*  broker/replog.c - the replication log of a broker pair (see replog.h).
+/*  broker/state/replog.c - the replication log of a broker pair (see
+ *  replog.h).
  *
  *  The backlog is a ring of entries, oldest at `head`, each owning a copy
  *  of its batch and costing the budget its length plus S_OVERHEAD; seqs
@@ -8,7 +9,7 @@
  *  subtraction. The follower's cursor is `sent`; `acked` is its last
  *  acknowledgement, with the offsets of both.
  */
-#include "broker/replog.h"
+#include "broker/state/replog.h"
 #include "common/alloc.h"
 #include "common/error.h"
 

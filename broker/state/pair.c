@@ -1,4 +1,4 @@
-/*  broker/pair.c - one broker of a pair (see pair.h).
+/*  broker/state/pair.c - one broker of a pair (see pair.h).
  *
  *  Two engines do the thinking: bstar (who is active) and replog (what was
  *  streamed, acknowledged, kept). This file is their edge: it turns peer
@@ -13,7 +13,7 @@
  *  DEALER's monitor are watched (common/zwatch.h). A REPL that cannot be
  *  sent detaches the follower: the peer's next PAIR gets a new plan.
  */
-#include "broker/pair.h"
+#include "broker/state/pair.h"
 #include "common/alloc.h"
 #include "common/crc32c.h"
 #include "common/error.h"

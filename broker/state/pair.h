@@ -1,4 +1,4 @@
-/*  broker/pair.h - one broker of a pair: the peer socket, the pair's
+/*  broker/state/pair.h - one broker of a pair: the peer socket, the pair's
  *  heartbeats, the replication stream and snapshots (docs/HA.md,
  *  proto/PROTOCOL.md 17).
  *
@@ -37,9 +37,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "broker/bstar.h"
-#include "broker/replog.h"
-#include "broker/replops.h"
+#include "broker/state/bstar.h"
+#include "broker/state/replog.h"
+#include "broker/state/replops.h"
 #include "proto/proto.h"
 
 typedef struct {

@@ -1,4 +1,4 @@
-/*  broker/replog.h - the replication log of a broker pair: sequence
+/*  broker/state/replog.h - the replication log of a broker pair: sequence
  *  numbers, lineage, backlog and the follower's progress.
  *
  *  The active broker streams its store's write batches (writer.h: one per
@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "broker/bstar.h"
+#include "broker/state/bstar.h"
 
 typedef enum { TW_REPL_ASYNC = 0, TW_REPL_SYNC = 1 } tw_repl_mode_t;
 

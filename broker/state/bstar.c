@@ -1,11 +1,11 @@
-/*  broker/bstar.c - the broker pair's state machine (see bstar.h).
+/*  broker/state/bstar.c - the broker pair's state machine (see bstar.h).
  *
  *  One static function per transition (s_activate, s_passivate); the event
  *  functions only decide which applies. Every function that returns
  *  TW_BSTAR_HEARTBEAT goes through s_done, which moves the next heartbeat
  *  a full interval on, since the caller sends one now.
  */
-#include "broker/bstar.h"
+#include "broker/state/bstar.h"
 
 #include <string.h>
 
