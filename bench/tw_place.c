@@ -1,7 +1,7 @@
 /*  bench/tw_place.c - what a credit return costs while stations wait for
  *  a worker that never comes.
  *
- *  The broker runs its placement pass (tw__broker_place) whenever a READY
+ *  The broker runs its placement pass (tw__place_pass) whenever a READY
  *  or DONE returns credit while stations are unplaced. This benchmark
  *  runs that pass in process, over a broker with no sockets: W workers
  *  tagged code=busy with room, N stations wanting code=idle (nobody
@@ -13,14 +13,16 @@
  *    place: 10000 unmatched stations, 20 workers: 0.010 us per credit
  *    return (stations tried per return 0.0, median of 5 runs of 2000)
  *
- *  Before the aside list (broker/aside.h) every pass tried all N, one
+ *  Before the aside list (broker/state/aside.h) every pass tried all N, one
  *  scan of the W workers each. The source also builds against a broker
  *  without aside.h, for that comparison (docs/BENCHMARKS.md).
  *
  *  Usage: bench-place [-n stations] [-w workers] [-c returns] [-r runs]
  */
 #include "bench/bench.h"
-#include "broker/internal.h"
+#include "broker/broker.h"
+#include "broker/core/core.h"
+#include "broker/core/place.h"
 #include "common/alloc.h"
 
 #include <stdio.h>
@@ -100,7 +102,7 @@ s_run(const s_opts_t *o, double *tried)
         b->unplaced[b->nunplaced++] = st;
     }
     b->place_wanted = 1;
-    tw__broker_place(b); /* the first pass tries every one */
+    tw__place_pass(b); /* the first pass tries every one */
 #ifdef TW_BROKER_ASIDE_H
     uint64_t tries0 = b->aside.tries;
 #endif
@@ -109,7 +111,7 @@ s_run(const s_opts_t *o, double *tried)
         tw_bworker_t *w = ws[k % o->w];
         w->credit++; /* dispatch.c s_add_credit */
         b->place_wanted |= b->nunplaced > 0;
-        tw__broker_place(b);
+        tw__place_pass(b);
     }
     uint64_t t1 = tw_bench_now_ns();
 #ifdef TW_BROKER_ASIDE_H

@@ -3,7 +3,7 @@
  *  The broker reacts to messages (dispatch.c) and, at the end of every batch
  *  of messages a socket delivers, runs two steps that turn the state change
  *  into traffic: tw__broker_dispatch() sends pending tasks to workers that
- *  have credit, many per TASKS message, and tw__broker_flush_clients() sends
+ *  have credit, many per TASKS message, and tw__outbox_flush() sends
  *  each client one ACK and one RESULT message for everything due to it.
  *  Batching per loop turn is what keeps message counts far below task
  *  counts under load, while a lone task still goes out at once.
@@ -12,33 +12,29 @@
  *  workers dead and keeps the others' liveness fed; the stats timer (every
  *  second) publishes "stats" and collects old results and idle clients.
  */
-#include "broker/internal.h"
-#include "broker/auth.h"
-#include "broker/gate.h"
-#include "broker/metrics.h"
+#include "broker/broker.h"
+#include "broker/cmd/metrics.h"
+#include "broker/cmd/on_chan.h"
+#include "broker/cmd/on_worker.h"
+#include "broker/core/core.h"
+#include "broker/core/flow.h"
+#include "broker/core/lease.h"
+#include "broker/core/outbox.h"
+#include "broker/core/persist.h"
+#include "broker/core/place.h"
+#include "broker/core/view.h"
+#include "broker/dispatch.h"
 #include "common/alloc.h"
+#include "common/endpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "taskwheel/version.h"
 
-#include "common/endpoint.h"
-
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
-#define S_TRIM_BYTES (32u << 20) /* freed payload before an early trim */
-#define S_TRIM_MS 100            /* between two trims at least */
 
 #define S_OPT_INT(name, lo, hi, dflt, field, help)                           \
     {name, TW_CFG_INT, lo, hi, dflt, offsetof(tw_broker_cfg_t, field), NULL, \
@@ -92,7 +88,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
               "per attempt, at most 30 s, +-25% jitter)"),
     S_OPT_INT("client-idle", 1, 1LL << 31, "600", client_idle,
               "seconds before a silent client with nothing due is forgotten"),
-    /* Durability: broker/persist.h, docs/STORAGE.md. */
+    /* Durability: broker/core/persist.h, docs/STORAGE.md. */
     {"data", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, data), NULL,
      "store directory (LMDB); unset or empty: memory only, nothing "
      "survives a restart"},
@@ -111,7 +107,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "log threshold"},
     {"log", TW_CFG_ENUM, 0, 0, "stderr", offsetof(tw_broker_cfg_t, log),
      "stderr|syslog", "where log lines go"},
-    /* Security: broker/auth.h, docs/SECURITY.md. */
+    /* Security: broker/state/auth.h, docs/SECURITY.md. */
     {"curve-secret", TW_CFG_STR, 0, 0, NULL,
      offsetof(tw_broker_cfg_t, curve_secret), NULL,
      "CURVE secret key file: authenticate and encrypt all three sockets"},
@@ -126,297 +122,79 @@ const tw_cfg_opt_t tw_broker_options[] = {
      "directory of monitor public keys allowed on the status socket"},
     {"insecure", TW_CFG_BOOL, 0, 0, "no", offsetof(tw_broker_cfg_t, insecure),
      NULL, "allow non-loopback endpoints without CURVE (plaintext)"},
-    /* Monitoring: broker/metrics.h, docs/OPERATIONS.md. */
+    /* Monitoring: broker/cmd/metrics.h, docs/OPERATIONS.md. */
     {"metrics", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, metrics),
      NULL, "HOST:PORT serving Prometheus metrics at /metrics (off when "
      "unset; non-loopback needs --insecure)"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
-/* ---- sending ---------------------------------------------------------- */
+/* ---- the turn --------------------------------------------------------- */
 
-/* Send [ident][header][body] whose last two frames are already built. */
-static int
-s_send3(tw_broker_t *b, tw_zwatch_t *zw, const void *ident, size_t ilen,
-        zmq_msg_t f[3])
+static void s_on_delay(uv_timer_t *h);
+static void s_on_more(uv_timer_t *h);
+
+/* The delay timer fires when the first delayed task is due. */
+static void
+s_arm_delay(tw_broker_t *b)
 {
-    zmq_msg_init_size(&f[0], ilen);
-    memcpy(zmq_msg_data(&f[0]), ident, ilen);
-    return tw__broker_send_built(b, zw, f);
-}
-
-int
-tw__broker_send_built(tw_broker_t *b, tw_zwatch_t *zw, zmq_msg_t f[3])
-{
-    if (zw == &b->fzw && tw__persist_route(b, f)) {
-        return 0; /* held behind what the store has not written yet */
-    }
-    int rc = tw_zwatch_send(zw, f, 3);
-    if (rc != 0) {
-        for (int i = 0; i < 3; i++) {
-            zmq_msg_close(&f[i]);
-        }
-        b->st.dropped++;
-        /* ROUTER_MANDATORY makes a gone peer an error, not a silent
-         * discard, so the two causes are told apart. */
-        if (rc == TW_ENOENT) {
-            b->st.unroutable++;
-        } else if (rc == TW_EAGAIN) {
-            b->st.hwm++;
-        }
-    }
-    return rc;
-}
-
-int
-tw__broker_send(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-                size_t ilen, tw_cmd_t cmd, tw_enc_t *e)
-{
-    zmq_msg_t f[3];
-    tw_enc_frames(e, cmd, &f[1]);
-    return s_send3(b, zw, ident, ilen, f);
-}
-
-int
-tw__broker_send_batch(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-                      size_t ilen, tw_cmd_t cmd, tw_batch_t *batch)
-{
-    zmq_msg_t f[3];
-    tw_batch_frames(batch, cmd, &f[1]);
-    return s_send3(b, zw, ident, ilen, f);
-}
-
-void
-tw__broker_reply_begin(tw_enc_t *e, uint64_t seq)
-{
-    tw_enc_init(e);
-    tw_enc_map(e, 3); /* "boot" follows "data" (reply_send) */
-    tw_enc_key(e, TW_F_SEQ);
-    tw_enc_uint(e, seq);
-    tw_enc_key(e, TW_F_DATA);
-}
-
-void
-tw__broker_reply_send(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e)
-{
-    tw_enc_key(e, TW_F_BOOT);
-    tw_enc_uint(e, b->boot);
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_REPLY, e);
-    tw_enc_free(e);
-}
-
-void
-tw__broker_reply_error(tw_broker_t *b, tw_bclient_t *c, uint64_t seq,
-                       int code, const char *msg)
-{
-    tw__broker_error(b, &b->fzw, c->ident, c->ident_len, code, seq, "%s",
-                     msg);
-}
-
-void
-tw__broker_error(tw_broker_t *b, tw_zwatch_t *zw, const void *ident,
-                 size_t ilen, int code, uint64_t seq, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, seq ? 3 : 2);
-    tw_enc_key(&e, TW_F_CODE);
-    tw_enc_int(&e, code);
-    tw_enc_key(&e, TW_F_MSG);
-    tw_enc_cstr(&e, msg);
-    if (seq) {
-        tw_enc_key(&e, TW_F_SEQ);
-        tw_enc_uint(&e, seq);
-    }
-    tw__broker_send(b, zw, ident, ilen, TW_CMD_ERROR, &e);
-    tw_enc_free(&e);
-}
-
-/* ---- tasks ------------------------------------------------------------ */
-
-void
-tw__broker_publish_worker(tw_broker_t *b, const char *topic,
-                          const tw_bworker_t *w, const char *reason,
-                          uint64_t from, int has_from)
-{
-    if (!tw_status_wants(&b->status, topic)) {
+    uint64_t due = tw__flow_next_due(b);
+    if (due == b->delay_at) {
         return;
     }
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_status_begin(&b->status, &e, 6 + (reason != NULL) + has_from);
-    tw_enc_cstr(&e, "wid");
-    tw_enc_uint(&e, w->id);
-    tw_enc_cstr(&e, "name");
-    tw_enc_cstr(&e, w->name ? w->name : "");
-    tw_enc_cstr(&e, "host");
-    tw_enc_cstr(&e, w->host ? w->host : "");
-    tw_enc_cstr(&e, "slots");
-    tw_enc_uint(&e, w->slots);
-    tw_enc_cstr(&e, "running");
-    tw_enc_uint(&e, w->inflight.len);
-    tw_enc_cstr(&e, "stations");
-    tw_enc_uint(&e, w->nstations);
-    if (reason) {
-        tw_enc_cstr(&e, "reason");
-        tw_enc_cstr(&e, reason);
+    b->delay_at = due;
+    if (!due) {
+        uv_timer_stop(&b->delay_timer);
+        return;
     }
-    if (has_from) {
-        tw_enc_cstr(&e, "from");
-        tw_enc_uint(&e, from);
-    }
-    tw_status_send(&b->status, topic, &e);
-    tw_enc_free(&e);
-}
-
-int
-tw__broker_orphan_task(tw_broker_t *b, tw_task_t *t)
-{
-    tw__broker_halt(b, t);
-    if (t->cancel_requested) {
-        tw__broker_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
-        return TW_ST_CANCELLED;
-    }
-    if (t->attempt >= b->cfg->max_attempts) {
-        char msg[128];
-        int n = snprintf(msg, sizeof msg,
-                         "given up after %u runs: the last worker "
-                         "was lost", (unsigned)t->attempt);
-        tw__broker_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
-        return TW_ST_LOST;
-    }
-    tw__broker_enqueue(b, t);
-    b->st.requeued++;
-    return TW_ST_PENDING;
-}
-
-void
-tw__broker_drop_worker(tw_broker_t *b, tw_bworker_t *w, const char *reason)
-{
-    size_t requeued = 0, lost = 0;
-    tw_task_t *t;
-    while ((t = w->inflight.head)) {
-        int st = tw__broker_orphan_task(b, t);
-        lost += st == TW_ST_LOST;
-        requeued += st == TW_ST_PENDING;
-    }
-    tw__broker_stations_orphan(b, w);
-    tw_notice("worker.down",
-              "worker %llu (%s) left: %s; %zu tasks requeued, %zu lost",
-              (unsigned long long)w->id, w->name ? w->name : "?", reason,
-              requeued, lost);
-    tw__broker_publish_worker(b, "worker.down", w, reason, 0, 0);
-    tw_registry_remove(&b->reg, w);
-    tw__broker_workers_changed(b);
-}
-
-void
-tw__broker_worker_up(tw_broker_t *b, tw_bworker_t *w)
-{
-    tw_notice("worker.up", "worker %llu (%s on %s, pid %llu) joined with %u "
-              "slots", (unsigned long long)w->id, w->name, w->host,
-              (unsigned long long)w->pid, w->slots);
-    tw__broker_publish_worker(b, "worker.up", w, "hello", 0, 0);
-}
-
-/* ---- clients --------------------------------------------------------- */
-
-static void
-s_flush_client(tw_broker_t *b, tw_bclient_t *c)
-{
-    if ((c->acks.n || c->results.n) && b->persist) {
-        /* An ACK leaves only once its task is recorded, an outcome only
-         * once its end is: the commit takes them into its batch whenever
-         * anything of theirs is unwritten. What is left may go now. */
-        tw__persist_commit(b);
-    }
-    int was = tw__persist_bypass(b, 1);
-    if (c->acks.n) {
-        tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_ACK,
-                     &c->acks);
-        c->refused = 0;
-    }
-    if (c->results.n) {
-        tw__broker_send_batch(b, &b->fzw, c->ident, c->ident_len, TW_CMD_RESULT,
-                     &c->results);
-    }
-    tw__persist_bypass(b, was);
-}
-
-tw_enc_t *
-tw__broker_client_item(tw_broker_t *b, tw_bclient_t *c, tw_batch_t *batch)
-{
-    if (batch->n >= TW__BATCH_ITEMS ||
-        tw_enc_size(&batch->enc) >= TW__BATCH_BYTES) {
-        s_flush_client(b, c);
-    }
-    tw_clients_mark(&b->clients, c);
-    return tw_batch_item(batch);
-}
-
-void
-tw__broker_flush_clients(tw_broker_t *b)
-{
-    tw__persist_flush(b);
-    tw_clients_t *cs = &b->clients;
-    for (size_t i = 0; i < cs->ndirty; i++) {
-        tw_bclient_t *c = cs->dirty[i];
-        c->dirty = 0;
-        s_flush_client(b, c);
-    }
-    cs->ndirty = 0;
+    uint64_t now = uv_now(b->loop);
+    uv_timer_start(&b->delay_timer, s_on_delay, due > now ? due - now : 0,
+                   0);
 }
 
 /* The end of a turn: turn state changes into traffic. Stations are
  * placed before tasks are dispatched so a pending station gets the next
  * free slot. */
-void
-tw__broker_end_of_turn(tw_broker_t *b)
+static void
+s_end_of_turn(tw_broker_t *b)
 {
-    tw__broker_place(b);
-    tw__broker_dispatch(b);
-    tw__broker_flush_workers(b);
-    if (!tw__persist_turn_end(b)) {
-        tw__broker_flush_clients(b);
+    tw__place_pass(b);
+    if (tw__flow_dispatch(b) && !b->closing) {
+        /* The turn's share is sent: the rest after whatever else waits. */
+        uv_timer_start(&b->more_timer, s_on_more, 0, 0);
     }
+    s_arm_delay(b);
+    tw__place_flush(b);
+    tw__outbox_turn_end(b);
 }
 
 static void
 s_on_drained(tw_zwatch_t *zw)
 {
-    tw__broker_end_of_turn(zw->data);
+    s_end_of_turn(zw->data);
 }
 
-/* ---- memory ----------------------------------------------------------- */
-
-void
-tw__broker_trim(tw_broker_t *b, size_t freed, int tick)
+static void
+s_on_delay(uv_timer_t *h)
 {
-#ifdef __GLIBC__
-    /* Give freed memory back to the system instead of leaving the
-     * broker's resident size at its peak: payloads (see main.c), and the
-     * trie in which libzmq keeps every monitor's subscription prefixes (a
-     * few KiB per long prefix, freed when a monitor with many leaves).
-     * Once a second, and sooner after a burst of payloads, but not more
-     * than ten times a second. */
-    b->trim_bytes += freed;
-    uint64_t now = uv_now(b->loop);
-    if ((tick || b->trim_bytes >= S_TRIM_BYTES) &&
-        now - b->trim_ms >= S_TRIM_MS) {
-        malloc_trim(0);
-        b->trim_bytes = 0;
-        b->trim_ms = now;
-    }
-#else
-    (void)b;
-    (void)freed;
-    (void)tick;
-#endif
+    tw_broker_t *b = h->data;
+    b->delay_at = 0;
+    tw__flow_due(b, uv_now(b->loop));
+    s_end_of_turn(b);
+}
+
+static void
+s_on_more(uv_timer_t *h)
+{
+    s_end_of_turn(h->data);
+}
+
+static void
+s_on_grace(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    tw__lease_expire(b);
+    s_end_of_turn(b);
 }
 
 /* ---- timers ----------------------------------------------------------- */
@@ -431,7 +209,7 @@ s_on_heartbeat(uv_timer_t *h)
     for (size_t i = 0; i < b->reg.len;) {
         tw_bworker_t *w = b->reg.list[i];
         if (now - w->last_recv_ms > dead_after) {
-            tw__broker_drop_worker(b, w, "missed heartbeats");
+            tw__on_worker_lost(b, w, "missed heartbeats");
             continue; /* the list shifted left */
         }
         if (now - w->last_send_ms >= hb) {
@@ -441,15 +219,15 @@ s_on_heartbeat(uv_timer_t *h)
             tw_enc_key(&e, TW_F_BOOT);
             tw_enc_uint(&e, b->boot);
             w->last_send_ms = now;
-            tw__broker_send(b, &b->bzw, w->ident, w->ident_len,
-                            TW_CMD_HEARTBEAT, &e);
+            tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
+                        TW_CMD_HEARTBEAT, &e);
             tw_enc_free(&e);
         }
         i++;
     }
     /* Restart backoffs expire with time, not with messages. */
     b->place_wanted |= b->nunplaced > 0;
-    tw__broker_end_of_turn(b);
+    s_end_of_turn(b);
 }
 
 static void
@@ -467,7 +245,7 @@ s_publish_stats(tw_broker_t *b, uint64_t now)
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw__broker_encode_status(b, &e, 1);
+    tw__view_status(b, &e, 1);
     tw_status_send(&b->status, "stats", &e);
     tw_enc_free(&e);
 }
@@ -481,70 +259,9 @@ s_on_stats(uv_timer_t *h)
     tw__persist_gc(b, now);
     tw__persist_commit(b);
     tw_clients_gc(&b->clients, now, (uint64_t)b->cfg->client_idle * 1000);
-    tw__broker_clients_probe(b); /* S93: gone submitters close channels */
+    tw__on_clients_probe(b); /* S93: gone submitters close channels */
     tw_quarantine_gc(&b->quarantine, now);
-    tw__broker_trim(b, 0, 1);
-}
-
-void
-tw__broker_encode_status(tw_broker_t *b, tw_enc_t *e, int publish)
-{
-    uint64_t slots = 0;
-    for (size_t i = 0; i < b->reg.len; i++) {
-        slots += b->reg.list[i]->slots;
-    }
-    static const struct {
-        const char *key;
-        size_t off;
-    } counters[] = {
-#define S_C(field, key, help) {key, offsetof(tw_broker_stats_t, field)},
-        TW_BROKER_COUNTERS(S_C)
-#undef S_C
-    };
-    size_t ncounters = 0;
-    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
-        ncounters += counters[i].key != NULL;
-    }
-    size_t n = 16 + ncounters + tw__persist_status_count(b); /* 16: below */
-    if (publish) {
-        tw_status_begin(&b->status, e, n);
-    } else {
-        tw_enc_map(e, n);
-    }
-#define S_KV(k, v)                                                           \
-    tw_enc_cstr(e, k);                                                       \
-    tw_enc_uint(e, (uint64_t)(v))
-    S_KV("workers", b->reg.len);
-    S_KV("slots", slots);
-    S_KV("queued", b->pending);
-    S_KV("running", b->running);
-    S_KV("kept", b->tasks.ended.len);
-    S_KV("payload_bytes", b->tasks.payload_bytes);
-    S_KV("payload_budget", (uint64_t)b->cfg->payload_budget << 20);
-    S_KV("clients", tw_clients_count(&b->clients));
-    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
-        if (counters[i].key) {
-            uint64_t v;
-            memcpy(&v, (const char *)&b->st + counters[i].off, sizeof v);
-            S_KV(counters[i].key, v);
-        }
-    }
-    /* Every refused send, the status socket's included. */
-    S_KV("dropped", b->st.dropped + b->status.dropped);
-    S_KV("uptime_ms", uv_now(b->loop) - b->start_ms);
-    size_t running = 0;
-    for (size_t i = 0; i < b->stations.len; i++) {
-        running += b->stations.all[i]->state == TW_SS_RUNNING;
-    }
-    S_KV("stations", b->stations.len);
-    S_KV("stations_running", running);
-    S_KV("stations_unplaced", tw__broker_unplaced(b));
-    S_KV("status_dropped", b->status.dropped);
-    S_KV("quarantined_peers", b->quarantine.held);
-#undef S_KV
-    tw__persist_status(b, e);
-    tw_enc_cstr(e, "rate");
-    msgpack_pack_double(&e->pk, b->rate);
+    tw_trim_note(&b->trim, 0, 1, now);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -557,7 +274,8 @@ s_bye_client(uint64_t id, void *val, void *arg)
     (void)id;
     tw_enc_t e;
     tw_enc_init(&e);
-    tw__broker_send(b, &b->fzw, c->ident, c->ident_len, TW_CMD_BYE, &e);
+    tw_out_send(&b->out, TW_OUT_FRONT, c->ident, c->ident_len, TW_CMD_BYE,
+                &e);
     tw_enc_free(&e);
 }
 
@@ -716,17 +434,20 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
         b->boot = strtoull(hex, NULL, 16);
     } while (b->boot == 0);
     tw_clients_set_boot(&b->clients, b->boot);
-    tw_zwatch_init(loop, &b->fzw, b->front);
-    tw_zwatch_init(loop, &b->bzw, b->back);
-    b->fzw.data = b->bzw.data = b;
+    b->out.st = &b->st;
+    b->out.boot = b->boot;
+    tw_zwatch_init(loop, &b->out.zw[TW_OUT_FRONT], b->front);
+    tw_zwatch_init(loop, &b->out.zw[TW_OUT_BACK], b->back);
+    b->out.zw[TW_OUT_FRONT].data = b->out.zw[TW_OUT_BACK].data = b;
     tw_status_init(loop, &b->status, b->pub);
     b->status.boot = b->boot;
     if (tw_status_guard(&b->status, b->ctx) != 0) {
         tw_warn("status.subscriptions", "no socket monitor on the status "
                 "socket: subscriptions are not bounded");
     }
-    tw_zwatch_start(&b->fzw, tw__broker_gate_front, s_on_drained);
-    tw_zwatch_start(&b->bzw, tw__broker_gate_back, s_on_drained);
+    tw_zwatch_start(&b->out.zw[TW_OUT_FRONT], tw__dispatch_front,
+                    s_on_drained);
+    tw_zwatch_start(&b->out.zw[TW_OUT_BACK], tw__dispatch_back, s_on_drained);
     tw_auth_watch(b->auth, loop);
     uv_timer_init(loop, &b->hb_timer);
     uv_timer_init(loop, &b->stats_timer);
@@ -736,7 +457,11 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uint64_t tick = (uint64_t)cfg->heartbeat / 2;
     uv_timer_start(&b->hb_timer, s_on_heartbeat, tick, tick);
     uv_timer_start(&b->stats_timer, s_on_stats, 1000, 1000);
-    tw__broker_delay_init(b);
+    tw__flow_init(b);
+    uv_timer_init(loop, &b->delay_timer);
+    uv_timer_init(loop, &b->more_timer);
+    uv_timer_init(loop, &b->grace_timer);
+    b->delay_timer.data = b->more_timer.data = b->grace_timer.data = b;
     uv_signal_init(loop, &b->sigterm);
     uv_signal_init(loop, &b->sigint);
     b->sigterm.data = b->sigint.data = b;
@@ -753,7 +478,6 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
         return NULL;
     }
     b->jitter = uv_hrtime() | 1;
-    b->open_handles = 1;
     tw_notice("broker.start",
               "taskwheel-broker %s listening: frontend %s, backend %s, "
               "status %s, heartbeat %lld ms, boot id %016llx",
@@ -762,15 +486,47 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     return b;
 }
 
+/* A task read from the store: pending ones are queued again, running
+ * ones held for their workers (lease.h). */
+static void
+s_recovered_task(uint64_t id, void *val, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_task_t *t = val;
+    (void)id;
+    if (t->state == TW_ST_RUNNING) {
+        tw__lease_held(b, t);
+    } else if (t->state == TW_ST_PENDING) {
+        tw__flow_enqueue(b, t);
+    }
+}
+
 int
 tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
 {
     int rc = tw__persist_open(b, why, wlen);
     /* A store that has seen tasks or handlers: this is a restart, and
-     * clients resend before the workers are back (dispatch.c s_admit). */
+     * clients resend before the workers are back (core/admit.c). */
     b->resumed = rc == 0 && b->persist &&
                  (b->tasks.next_id > 1 || b->reg.nhandlers > 0);
-    return rc;
+    if (rc != 0 || !b->persist) {
+        return rc;
+    }
+    tw_idmap_each(&b->tasks.by_id, s_recovered_task, b);
+    for (size_t i = 0; i < b->stations.len; i++) {
+        if (!tw_station_ended(b->stations.all[i])) {
+            tw__place_unplace(b, b->stations.all[i]);
+        }
+    }
+    tw__persist_start(b);
+    tw__outbox_start(b);
+    if (b->nheld) {
+        uint64_t grace = 2 * (uint64_t)b->cfg->liveness *
+                         (uint64_t)b->cfg->heartbeat;
+        uv_timer_start(&b->grace_timer, s_on_grace, grace, 0);
+    }
+    s_arm_delay(b);
+    return 0;
 }
 
 int
@@ -802,18 +558,19 @@ tw_broker_stop(tw_broker_t *b)
     /* Everything decided so far reaches the store first, then the ACKs
      * and RESULTs it covers, then a BYE to every known client. */
     tw__persist_stop(b);
-    tw__broker_flush_clients(b);
+    tw__outbox_flush(b);
     tw_idmap_each(&b->clients.by_id, s_bye_client, b);
     /* Tell workers so they reconnect to the next broker at once. */
     for (size_t i = 0; i < b->reg.len; i++) {
         tw_enc_t e;
         tw_enc_init(&e);
         tw_bworker_t *w = b->reg.list[i];
-        tw__broker_send(b, &b->bzw, w->ident, w->ident_len, TW_CMD_BYE, &e);
+        tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len, TW_CMD_BYE,
+                    &e);
         tw_enc_free(&e);
     }
-    tw_zwatch_close(&b->fzw, s_zw_closed);
-    tw_zwatch_close(&b->bzw, s_zw_closed);
+    tw_zwatch_close(&b->out.zw[TW_OUT_FRONT], s_zw_closed);
+    tw_zwatch_close(&b->out.zw[TW_OUT_BACK], s_zw_closed);
     tw_status_close(&b->status, s_zw_closed);
     tw_auth_close(b->auth);
     tw_metrics_stop(b->metrics);
@@ -821,6 +578,8 @@ tw_broker_stop(tw_broker_t *b)
     uv_close((uv_handle_t *)&b->stats_timer, s_closed);
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
     uv_close((uv_handle_t *)&b->more_timer, s_closed);
+    uv_close((uv_handle_t *)&b->grace_timer, s_closed);
+    tw__outbox_stop(b);
     uv_close((uv_handle_t *)&b->sigterm, s_closed);
     uv_close((uv_handle_t *)&b->sigint, s_closed);
 }
@@ -857,6 +616,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_stations_destroy(&b->stations);
     tw_queue_free(&b->delayed);
     tw_free(b->unplaced);
+    tw_free(b->held);
     tw_aside_free(&b->aside);
     tw_registry_destroy(&b->reg);
     tw_tasks_destroy(&b->tasks);

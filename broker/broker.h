@@ -5,47 +5,48 @@
  *  status), the task table, the worker registry and the client registry.
  *  Everything runs on the loop's thread; "atomic" in the protocol means
  *  "within one callback of this loop".
+ *
+ *  The broker is built in layers, one directory each; a file includes
+ *  headers of its own layer and the layers below, never above, and no two
+ *  modules (x.c with its x.h, which is its whole public face) include each
+ *  other. tests/source/layers.sh checks both.
+ *
+ *    loop    broker/      main.c  broker.c (sockets, timers, the end of a
+ *                         turn, life cycle)  dispatch.c (a message to its
+ *                         handler)  gate.c (checks at the door)
+ *                 |
+ *    cmd     broker/cmd/  one file per command family: on_task (SUBMIT
+ *                         RESULT CANCEL DONE)  on_pool (GROUP POOL)
+ *                         on_station (STATION S2N)  on_worker (HELLO READY
+ *                         BYE WORKER)  on_chan (CHAN)  on_query (QUERY,
+ *                         pings)  metrics (GET /metrics)
+ *                 |
+ *    core    broker/core/ core.h: struct tw_broker, the state as a whole;
+ *                         the rules that change it: flow (task life cycle,
+ *                         dispatch)  place (stations on workers)  lease
+ *                         (who owns a running task)  admit (S54)  outbox
+ *                         (ACK and RESULT batches)  persist (the store's
+ *                         side)  events (status topics)  view, snapshot
+ *                 |
+ *    state   broker/state/ records and tables, each knowing only itself:
+ *                         task queue workers clients stations aside assign
+ *                         pools dedup quarantine chan auth cfg trim; the
+ *                         store: store record verify pagefile salvage
+ *                         writer room
+ *                 |
+ *    out     broker/out/  sending: out (ROUTER sockets, counters: stats.h)
+ *                         status (the PUB socket)  tseq  subguard
+ *
+ *  Below the broker: proto/ (the codec, the op table) and common/.
  */
 #ifndef TW_BROKER_H
 #define TW_BROKER_H
 
 #include <uv.h>
 
+#include "broker/state/cfg.h"
 #include "common/config.h"
 
-typedef struct {
-    char *frontend;
-    char *backend;
-    char *status;
-    long long heartbeat;    /* ms between heartbeats */
-    long long liveness;     /* silent intervals before a worker is dead */
-    long long max_attempts; /* runs before a task is given up as lost */
-    long long max_payload;  /* bytes of args or result per task */
-    long long payload_budget; /* MiB of args and results held at most */
-    long long max_msg;      /* bytes per ZeroMQ frame (ZMQ_MAXMSGSIZE) */
-    long long max_queue;    /* pending tasks before SUBMIT gets EFULL */
-    long long max_results;  /* ended tasks kept for RESULT queries */
-    long long result_ttl;   /* seconds an ended task is kept */
-    long long batch;        /* tasks per TASKS message at most */
-    long long client_idle;  /* seconds before a silent client is dropped */
-    long long n2s_backlog;  /* n2s messages queued per station */
-    long long restart_base; /* ms of a station's first restart backoff */
-    long long retry_base;   /* ms before a failed task's first retry */
-    long long max_stations; /* stations held before "add" gets EFULL */
-    long long handler_grace;/* s after start accepting unknown handlers */
-    char *data;             /* store directory; NULL or "": memory only */
-    char *fsync;            /* always | everysec | no */
-    long long data_size;    /* MiB the store's map may grow to */
-    int verify_store;       /* deep check of the store at every start */
-    char *log_level;
-    char *log;
-    char *curve_secret;  /* CURVE secret key file; NULL: plaintext */
-    char *clients_keys;  /* directories of allowed public keys per role */
-    char *workers_keys;
-    char *monitors_keys;
-    int insecure;        /* allow non-loopback binds without CURVE */
-    char *metrics;       /* ops: HOST:PORT of the Prometheus endpoint */
-} tw_broker_cfg_t;
 
 /* The settings table (flags, config file keys, defaults, help). */
 extern const tw_cfg_opt_t tw_broker_options[];

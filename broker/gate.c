@@ -7,7 +7,7 @@
  *  refusal is answered, counted and logged.
  */
 #include "broker/gate.h"
-#include "broker/internal.h"
+#include "broker/core/core.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/utf8.h"
@@ -74,7 +74,7 @@ s_count(tw_broker_t *b, tw_zframes_t *msg, const char *side)
 }
 
 static void
-s_refuse(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int code,
+s_refuse(tw_broker_t *b, tw_out_side_t out, tw_zframes_t *msg, int code,
          uint64_t seq, const char *side, const char *why)
 {
     s_count(b, msg, side);
@@ -82,8 +82,8 @@ s_refuse(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int code,
         tw_warn("input.refused", "%s message dropped: %s; %llu malformed "
                 "so far", side, why, (unsigned long long)b->st.malformed);
     }
-    tw__broker_error(b, zw, zmq_msg_data(&msg->f[0]),
-                     zmq_msg_size(&msg->f[0]), code, seq, "%s", why);
+    tw_out_error(&b->out, out, zmq_msg_data(&msg->f[0]),
+                 zmq_msg_size(&msg->f[0]), code, seq, "%s", why);
 }
 
 static const char s_bad_ident[] =
@@ -96,7 +96,7 @@ static const char s_bad_text[] =
 /* Answer a message that did not decode: count it, strike its sender, log
  * the first few and then every 1000th, never per message. */
 static void
-s_malformed(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int rc,
+s_malformed(tw_broker_t *b, tw_out_side_t out, tw_zframes_t *msg, int rc,
             const char *side)
 {
     const void *ident = zmq_msg_data(&msg->f[0]);
@@ -112,13 +112,13 @@ s_malformed(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg, int rc,
                           ? "this broker speaks protocol version 1"
                       : rc == TW_ECOMMAND ? "unknown command"
                                           : "malformed header or body";
-    tw__broker_error(b, zw, ident, ilen, rc, 0, "%s", why);
+    tw_out_error(&b->out, out, ident, ilen, rc, 0, "%s", why);
 }
 
 /* Answer a command that does not travel this way. The likely mistake is
  * the wrong port: name the right one. */
 static void
-s_wrong_way(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg,
+s_wrong_way(tw_broker_t *b, tw_out_side_t out, tw_zframes_t *msg,
             tw_cmd_t cmd, int dir, const char *side)
 {
     const void *ident = zmq_msg_data(&msg->f[0]);
@@ -127,29 +127,37 @@ s_wrong_way(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg,
     int dirs = tw_proto_cmd_dirs(cmd);
     const char *name = tw_proto_cmd_name(cmd);
     if (dir == TW_C2B && (dirs & TW_W2B)) {
-        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+        tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
                          "command %s is for workers: this is the broker's "
                          "frontend, for clients; workers connect to the "
                          "backend, %s",
                          name, b->ep_back);
     } else if (dir == TW_W2B && (dirs & TW_C2B)) {
-        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+        tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
                          "command %s is for clients: this is the broker's "
                          "backend, for workers; clients connect to the "
                          "frontend, %s",
                          name, b->ep_front);
     } else {
-        tw__broker_error(b, zw, ident, ilen, TW_ECOMMAND, 0,
+        tw_out_error(&b->out, out, ident, ilen, TW_ECOMMAND, 0,
                          "command %s is not valid on the %s socket", name,
                          side);
     }
 }
 
 int
-tw__broker_gate_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg,
-                       tw_msg_t *m, int dir)
+tw__gate_decode(tw_broker_t *b, tw_zframes_t *msg, tw_msg_t *m, int dir)
 {
+    tw_out_side_t out = dir == TW_C2B ? TW_OUT_FRONT : TW_OUT_BACK;
     const char *side = dir == TW_C2B ? "frontend" : "backend";
+    if (msg->n < 1 || s_held(b, msg)) {
+        return TW_EPROTO;
+    }
+    if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
+                          zmq_msg_size(&msg->f[0]))) {
+        s_refuse(b, out, msg, TW_EPROTO, 0, side, s_bad_ident);
+        return TW_EPROTO;
+    }
     uint64_t clean = dir == TW_C2B ? TW_CMD_ALL : TW_CMD_BIT(TW_CMD_HELLO);
     int rc = TW_EPROTO;
     if (msg->n == 3 && !msg->truncated) {
@@ -162,47 +170,17 @@ tw__broker_gate_decode(tw_broker_t *b, tw_zwatch_t *zw, tw_zframes_t *msg,
         /* Only requests carry a seq, and HELLO is not one. */
         uint64_t seq = dir == TW_C2B ? tw_msg_uint(m, TW_F_SEQ, 0) : 0;
         tw_msg_release(m);
-        s_refuse(b, zw, msg, TW_EINVAL, seq, side, s_bad_text);
+        s_refuse(b, out, msg, TW_EINVAL, seq, side, s_bad_text);
         return rc;
     }
     if (rc != 0) {
-        s_malformed(b, zw, msg, rc, side);
+        s_malformed(b, out, msg, rc, side);
         return rc;
     }
     if (!(tw_proto_cmd_dirs(m->cmd) & dir)) {
-        s_wrong_way(b, zw, msg, m->cmd, dir, side);
+        s_wrong_way(b, out, msg, m->cmd, dir, side);
         tw_msg_release(m);
         return TW_ECOMMAND;
     }
     return 0;
-}
-
-void
-tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg)
-{
-    tw_broker_t *b = zw->data;
-    if (msg->n < 1 || s_held(b, msg)) {
-        return;
-    }
-    if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
-                          zmq_msg_size(&msg->f[0]))) {
-        s_refuse(b, zw, msg, TW_EPROTO, 0, "frontend", s_bad_ident);
-        return;
-    }
-    tw__broker_on_front(zw, msg);
-}
-
-void
-tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg)
-{
-    tw_broker_t *b = zw->data;
-    if (msg->n < 1 || s_held(b, msg)) {
-        return;
-    }
-    if (!tw_gate_ident_ok(zmq_msg_data(&msg->f[0]),
-                          zmq_msg_size(&msg->f[0]))) {
-        s_refuse(b, zw, msg, TW_EPROTO, 0, "backend", s_bad_ident);
-        return;
-    }
-    tw__broker_on_back(zw, msg);
 }

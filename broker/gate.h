@@ -4,7 +4,7 @@
  *  first check it fails answers the peer with ERROR and drops it:
  *
  *    quarantine  a peer in quarantine (too many protocol errors,
- *                broker/quarantine.h) is not checked at all: its messages
+ *                broker/state/quarantine.h) is not checked at all: its messages
  *                are dropped unread, with no ERROR, and counted;
  *    routing id  1..255 bytes of clean text (common/utf8.h), or libzmq's
  *                own form for a peer that set none (a zero byte followed
@@ -43,23 +43,19 @@
 #include "proto/proto.h"
 
 /* A protocol error from peer `ident` on `side` ("frontend"...): a strike
- * toward its quarantine (broker/quarantine.h), logged once when it goes
+ * toward its quarantine (broker/state/quarantine.h), logged once when it goes
  * in. */
 struct tw_broker;
 void tw__broker_peer_error(struct tw_broker *b, const char *side,
                            const void *ident, size_t ilen);
 
-/* The watch callbacks of the frontend and backend: quarantine and routing
- * id, then hand the message to tw__broker_on_front / tw__broker_on_back. */
-void tw__broker_gate_front(tw_zwatch_t *zw, tw_zframes_t *msg);
-void tw__broker_gate_back(tw_zwatch_t *zw, tw_zframes_t *msg);
-
-/* The rest of the checks for the message in `msg` (routing id first),
+/* Every check above for the message in `msg` (routing id first),
  * received on the socket of direction `dir` (TW_C2B the frontend, TW_W2B
  * the backend). Returns 0 with *m decoded (release it), or a negative
- * error after answering the peer with ERROR and counting a strike. */
-int tw__broker_gate_decode(struct tw_broker *b, tw_zwatch_t *zw,
-                           tw_zframes_t *msg, tw_msg_t *m, int dir);
+ * error when the message was dropped: unread for a peer in quarantine,
+ * else after answering the peer with ERROR and counting a strike. */
+int tw__gate_decode(struct tw_broker *b, tw_zframes_t *msg, tw_msg_t *m,
+                    int dir);
 
 /* 1 if `p` (n bytes) is an acceptable routing id (see above), else 0. */
 int tw_gate_ident_ok(const void *p, size_t n);

@@ -8,11 +8,11 @@
  *
  *  `taskwheel-broker --salvage DIR --into NEWDIR` runs no broker: it
  *  copies the intact records of the store in DIR into a new store in
- *  NEWDIR (broker/salvage.h) and exits 0 (everything copied), 1 (some
+ *  NEWDIR (broker/state/salvage.h) and exits 0 (everything copied), 1 (some
  *  records lost; each is listed) or 2 (nothing could be done).
  */
 #include "broker/broker.h"
-#include "broker/salvage.h"
+#include "broker/state/salvage.h"
 #include "common/error.h"
 #include "common/log.h"
 

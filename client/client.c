@@ -539,9 +539,13 @@ s_on_result(tw_client_t *c, const tw_msg_t *m)
     for (size_t i = 0; i < m->nitems; i++) {
         s_fill_result(c, &m->items[i], &r);
         if (r.seq && s_is_final((uint64_t)r.state)) {
-            tw_idmap_del(&c->pending, r.seq);
             tw_idmap_del(&c->waiting, r.id);
             tw__outbox_ack(&c->keep, r.seq);
+            if (!tw_idmap_del(&c->pending, r.seq)) {
+                /* Delivered before: the broker pushes an ended task's
+                 * outcome again when a resend of it arrives (7.8). */
+                continue;
+            }
         }
         s_deliver(c, &r);
     }

@@ -1,7 +1,7 @@
 /*  client/pool.c - pools, groups, maps and the session run of libtaskwheel.
  *
  *  The broker owns pools and groups and enforces their limits across the
- *  cluster (broker/pools.h); this file is the client's side of them:
+ *  cluster (broker/state/pools.h); this file is the client's side of them:
  *
  *    - the SUBMIT item fields a spec adds: pool "pl", groups "g", delay
  *      "dl" and dedup key "k";
@@ -40,6 +40,7 @@
 #include "common/idmap.h"
 #include "common/util.h"
 #include "proto/mpwalk.h"
+#include "proto/ops.h"
 #include "proto/proto.h"
 
 #include <msgpack.h>
@@ -829,7 +830,9 @@ int
 tw_client_group_get(tw_client_t *c, const char *pool, const char *group,
                     int timeout_ms, tw_group_info_t *out)
 {
-    tw_pool_req_t req = {.op = "get", .pool = pool, .group = group};
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_GROUP_GET),
+                         .pool = pool,
+                         .group = group};
     if (!group || !out) {
         return TW_EINVAL;
     }
@@ -859,7 +862,9 @@ static int
 s_pool_stats(tw_client_t *c, const char *pool, const char *handler,
              int timeout_ms, tw_pool_info_t *out)
 {
-    tw_pool_req_t req = {.op = "stats", .pool = pool, .handler = handler};
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_POOL_STATS),
+                         .pool = pool,
+                         .handler = handler};
     if (!out) {
         return TW_EINVAL;
     }
@@ -878,7 +883,8 @@ int
 tw_client_pool_default_limit(tw_client_t *c, const char *pool,
                              int64_t limit, int timeout_ms)
 {
-    tw_pool_req_t req = {.op = "default_limit", .pool = pool,
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_POOL_DEFAULT_LIMIT),
+                         .pool = pool,
                          .has_limit = limit >= 0, .limit = limit};
     return tw_client_pool(c, &req, timeout_ms, NULL, NULL);
 }
@@ -942,7 +948,9 @@ int
 tw_client_group_ids(tw_client_t *c, const char *pool, const char *group,
                     int timeout_ms, uint64_t **ids, size_t *nids)
 {
-    tw_pool_req_t req = {.op = "ids", .pool = pool, .group = group};
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_GROUP_IDS),
+                         .pool = pool,
+                         .group = group};
     if (!group) {
         return TW_EINVAL;
     }
@@ -953,7 +961,9 @@ int
 tw_client_pool_stop(tw_client_t *c, const char *pool, uint64_t n,
                     int timeout_ms, uint64_t **ids, size_t *nids)
 {
-    tw_pool_req_t req = {.op = "stop", .pool = pool, .n = n};
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_POOL_STOP),
+                         .pool = pool,
+                         .n = n};
     return s_ids_request(c, TW_CMD_POOL, &req, NULL, timeout_ms, ids, nids);
 }
 
@@ -969,7 +979,8 @@ int
 tw_client_cancel_group(tw_client_t *c, const char *pool, const char *group,
                        int timeout_ms, uint64_t **ids, size_t *nids)
 {
-    tw_pool_req_t req = {.op = group ? "cancel_group" : "cancel_all",
+    tw_op_t op = group ? TW_OP_POOL_CANCEL_GROUP : TW_OP_POOL_CANCEL_ALL;
+    tw_pool_req_t req = {.op = tw_proto_op_name(op),
                          .pool = pool,
                          .group = group};
     if (ids) {
@@ -1001,7 +1012,7 @@ tw_client_cancel_strict(tw_client_t *c, const uint64_t *ids, size_t n,
     if (s_in_cb(c)) {
         return TW_ESTATE;
     }
-    tw__ids_t st = {"strict", ids, n};
+    tw__ids_t st = {tw_proto_op_name(TW_OP_CANCEL_STRICT), ids, n};
     return tw__client_request(c, TW_CMD_CANCEL, tw__encode_ids, &st,
                               timeout_ms, NULL, NULL);
 }
@@ -1013,7 +1024,7 @@ static int
 s_group_create(tw_client_t *c, const char *pool, const char *group,
                int has_limit, int64_t limit, int timeout_ms)
 {
-    tw_pool_req_t req = {.op = "create",
+    tw_pool_req_t req = {.op = tw_proto_op_name(TW_OP_GROUP_CREATE),
                          .pool = pool,
                          .group = group,
                          .has_limit = has_limit,
@@ -1222,7 +1233,8 @@ tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
             return rc;
         }
     }
-    int rc = tw_client_pool_op(c, pool, "lock", s_req_timeout(deadline));
+    int rc = tw_client_pool_op(c, pool, tw_proto_op_name(TW_OP_POOL_LOCK),
+                               s_req_timeout(deadline));
     if (rc != 0) {
         return rc;
     }
@@ -1243,7 +1255,8 @@ tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
             return rc;
         }
     }
-    return tw_client_pool_op(c, pool, "close", s_req_timeout(deadline));
+    return tw_client_pool_op(c, pool, tw_proto_op_name(TW_OP_POOL_CLOSE),
+                             s_req_timeout(deadline));
 }
 
 void

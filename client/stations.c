@@ -11,6 +11,7 @@
 #include "client/internal.h"
 #include "common/error.h"
 #include "proto/mpwalk.h"
+#include "proto/ops.h"
 
 #include <string.h>
 
@@ -83,7 +84,7 @@ static void
 s_encode(tw_enc_t *e, uint64_t seq, const void *arg)
 {
     const s_many_t *m = arg;
-    tw__enc_head(e, 3, seq, "add");
+    tw__enc_head(e, 3, seq, tw_proto_op_name(TW_OP_STATION_ADD));
     tw_enc_key(e, TW_F_ITEMS);
     tw_enc_array(e, m->n);
     for (size_t i = 0; i < m->n; i++) {

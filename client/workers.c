@@ -10,6 +10,7 @@
  */
 #include "client/internal.h"
 #include "common/error.h"
+#include "proto/ops.h"
 
 #include <string.h>
 
@@ -51,7 +52,7 @@ int
 tw_client_worker_drain(tw_client_t *c, const char *name, int timeout_ms,
                        void **data, size_t *len)
 {
-    tw_worker_req_t req = {"drain", name, 0, 0};
+    tw_worker_req_t req = {tw_proto_op_name(TW_OP_WORKER_DRAIN), name, 0, 0};
     return tw_client_worker(c, &req, timeout_ms, data, len);
 }
 
@@ -59,6 +60,7 @@ int
 tw_client_worker_resize(tw_client_t *c, const char *name, unsigned slots,
                         int timeout_ms, void **data, size_t *len)
 {
-    tw_worker_req_t req = {"resize", name, 0, slots};
+    tw_worker_req_t req = {tw_proto_op_name(TW_OP_WORKER_RESIZE), name, 0,
+                           slots};
     return tw_client_worker(c, &req, timeout_ms, data, len);
 }

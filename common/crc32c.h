@@ -1,6 +1,6 @@
 /*  common/crc32c.h - CRC-32C (Castagnoli), the checksum of stored records.
  *
- *  The broker's store (broker/store.h) seals every record with a CRC-32C
+ *  The broker's store (broker/state/store.h) seals every record with a CRC-32C
  *  of its database, key and value, so a damaged page or a flipped bit is
  *  found when the record is read instead of being handed to a worker. The
  *  Castagnoli polynomial is the one iSCSI, ext4 and Btrfs use: it detects

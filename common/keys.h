@@ -5,7 +5,7 @@
  *  is everything a process does with keys before ZeroMQ takes them: make a
  *  pair, write it as two text files, read them back, and set them on a
  *  socket. It knows no broker, worker or client; the broker's checks of who
- *  may connect live in broker/auth.c.
+ *  may connect live in broker/state/auth.c.
  *
  *  Key files are text. Blank lines and lines starting with '#' are
  *  ignored; every other line is a keyword, white space and a key in Z85

@@ -60,7 +60,7 @@ struct tw_zwatch {
      * ZMQ_EVENTS makes libzmq process its commands, and an XPUB then
      * reads, and stores, a whole pipe of subscriptions; the status socket
      * sets 1 so that libzmq stays close behind what the broker has
-     * counted (broker/subguard.h). */
+     * counted (broker/out/subguard.h). */
     int eagain;
     int active;
     int closing;

@@ -270,7 +270,7 @@ tw_mp_map_get(const unsigned char *p, size_t n, const char *key, size_t klen,
         const char *k;
         size_t kl;
         int match = tw_mp_text(p + off, ksz, 0, &k, &kl) && kl == klen &&
-                    memcmp(k, key, klen) == 0;
+                    (klen == 0 || memcmp(k, key, klen) == 0);
         off += ksz;
         size_t vsz = tw_mp_skip(p + off, n - off);
         if (vsz == 0) {

@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 struct tw_plugin {
     tw_handlers_t *reg;
@@ -21,19 +22,58 @@ static tw_plugin_t s_current;
 
 typedef int (*s_init_fn)(tw_plugin_t *plugin, int abi_version);
 
-int
-tw_plugin_register(tw_plugin_t *plugin, const tw_handler_def_t *def)
+/* The struct's bytes past what this worker knows are all zero. */
+static int
+s_tail_zero(const tw_handler_def_t *def, size_t size)
 {
-    if (plugin != &s_current || !plugin->open) {
-        return -EINVAL;
+    const unsigned char *p = (const unsigned char *)def;
+    for (size_t i = sizeof *def; i < size; i++) {
+        if (p[i]) {
+            return 0;
+        }
     }
-    int rc = tw_handlers_add(plugin->reg, def);
-    if (rc != 0) {
+    return 1;
+}
+
+int
+tw_plugin_register_def(tw_plugin_t *plugin, const tw_handler_def_t *def,
+                       size_t def_size)
+{
+    if (plugin != &s_current || !plugin->open || !def) {
+        return TW_EINVAL;
+    }
+    const char *why = NULL;
+    if (def_size < TW_HANDLER_DEF_MIN) {
+        why = "its tw_handler_def_t is smaller than any version's";
+    } else if (def_size > sizeof *def && !s_tail_zero(def, def_size)) {
+        why = "it sets tw_handler_def_t fields this worker does not know "
+              "(built with a newer taskwheel/handler.h)";
+    }
+    int rc = TW_EINVAL;
+    if (!why) {
+        /* Fields an older plugin's struct lacks read as zero. */
+        tw_handler_def_t d;
+        memset(&d, 0, sizeof d);
+        memcpy(&d, def, def_size < sizeof d ? def_size : sizeof d);
+        rc = tw_handlers_add(plugin->reg, &d);
+        why = rc ? tw_strerror(rc) : NULL;
+    }
+    if (why) {
         tw_warn("worker.plugin", "%s: cannot register handler '%s': %s",
-                plugin->path, def && def->name ? def->name : "(null)",
-                tw_strerror(rc));
+                plugin->path,
+                def_size >= TW_HANDLER_DEF_MIN && def->name ? def->name
+                                                            : "(null)",
+                why);
     }
     return rc;
+}
+
+/* The entry point of plugins built before the struct's size was passed
+ * (the parentheses keep handler.h's macro of the same name out). */
+int
+(tw_plugin_register)(tw_plugin_t *plugin, const tw_handler_def_t *def)
+{
+    return tw_plugin_register_def(plugin, def, sizeof *def);
 }
 
 int

@@ -107,10 +107,28 @@ typedef struct {
 /* The plugin's entry point, exported by every plugin. Return 0 to load. */
 int tw_plugin_init(tw_plugin_t *plugin, int abi_version);
 
-/* Register a handler. `def` is copied (its name too). Returns 0, or a
- * negative error: TW_EEXIST for a name already taken, TW_EINVAL for a bad
- * definition. Only valid during tw_plugin_init. */
-int tw_plugin_register(tw_plugin_t *plugin, const tw_handler_def_t *def);
+/* Register a handler. `def` is copied (its name too); `def_size` is the
+ * size of the tw_handler_def_t the plugin was compiled with, which is how
+ * the struct grows without breaking plugins: fields a plugin's (older)
+ * header did not have read as zero, and a plugin built with a newer
+ * header than the worker's loads as long as the fields this worker does
+ * not know are zero. Returns 0, or a negative error: TW_EEXIST for a name
+ * already taken, TW_EINVAL for a bad definition (a `def_size` below
+ * TW_HANDLER_DEF_MIN, or a field this worker does not know that is set).
+ * Only valid during tw_plugin_init. Call it through tw_plugin_register. */
+int tw_plugin_register_def(tw_plugin_t *plugin, const tw_handler_def_t *def,
+                           size_t def_size);
+
+/* The fields every version of tw_handler_def_t has (name to udata). */
+#define TW_HANDLER_DEF_MIN offsetof(tw_handler_def_t, n2s)
+
+/* tw_plugin_register_def with the size of the caller's struct. Plugins
+ * built before the size was passed call the function of this name, which
+ * the worker still exports: their struct is the one of TW_HANDLER_ABI 1
+ * with n2s and end. */
+int(tw_plugin_register)(tw_plugin_t *plugin, const tw_handler_def_t *def);
+#define tw_plugin_register(plugin, def)                                      \
+    tw_plugin_register_def((plugin), (def), sizeof *(def))
 
 /* The task's msgpack-encoded arguments; borrowed until the call ends. */
 const void *tw_call_args(const tw_call_t *call, size_t *len);

@@ -14,7 +14,7 @@
  *    frontend-garbage   the same on the frontend.
  *    subscriptions      a monitor subscribes to 200,000 distinct 64-byte
  *                       prefixes: past 10,000 its connections are cut and
- *                       its address held for 10 s (broker/subguard.h).
+ *                       its address held for 10 s (broker/out/subguard.h).
  *                       The broker's resident memory must not grow by 64
  *                       MiB, must be back within 16 MiB of where it was
  *                       once the monitor has gone, and a monitor is

@@ -24,7 +24,7 @@
  *  once, and exactly the tasks salvage reported lost unknown to the broker.
  *
  *  The page walk below reads LMDB 0.9's 64-bit layout (documented in
- *  broker/pagefile.c) just far enough to find one page and one record.
+ *  broker/state/pagefile.c) just far enough to find one page and one record.
  */
 #define _GNU_SOURCE
 #include "tests/fault/fault.h"

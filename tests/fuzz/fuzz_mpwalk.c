@@ -122,7 +122,8 @@ s_agree(const unsigned char *p, size_t n, const msgpack_object *o)
                                                          : o->via.bin.ptr;
         size_t wl = o->type == MSGPACK_OBJECT_STR ? o->via.str.size
                                                   : o->via.bin.size;
-        if (sl != wl || memcmp(s, want, sl) != 0) {
+        /* msgpack-c gives an empty string a NULL pointer. */
+        if (sl != wl || (sl && memcmp(s, want, sl) != 0)) {
             abort();
         }
     }
@@ -151,8 +152,9 @@ s_agree(const unsigned char *p, size_t n, const msgpack_object *o)
             const msgpack_object *kj = &o->via.map.ptr[j].key;
             if (kj->type == MSGPACK_OBJECT_STR &&
                 kj->via.str.size == k->via.str.size &&
-                memcmp(kj->via.str.ptr, k->via.str.ptr, k->via.str.size) ==
-                    0) {
+                (!k->via.str.size ||
+                 memcmp(kj->via.str.ptr, k->via.str.ptr, k->via.str.size) ==
+                     0)) {
                 want = &o->via.map.ptr[j].val;
             }
         }
@@ -163,7 +165,7 @@ s_agree(const unsigned char *p, size_t n, const msgpack_object *o)
             !s_decodes_to(val, vlen, want)) {
             abort();
         }
-        if (k->via.str.size < 64 &&
+        if (k->via.str.size > 0 && k->via.str.size < 64 &&
             !memchr(k->via.str.ptr, '\0', k->via.str.size)) {
             char key[64];
             memcpy(key, k->via.str.ptr, k->via.str.size);

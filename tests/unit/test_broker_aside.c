@@ -1,9 +1,9 @@
 /*  tests/unit/test_broker_aside.c - stations no worker matches are set
  *  aside, and tried again only when the worker set changes.
  *
- *  The aside list (broker/aside.h) keeps the stations whose last try found
+ *  The aside list (broker/state/aside.h) keeps the stations whose last try found
  *  no eligible worker ("no eligible worker", "waiting for its host"); the
- *  placement pass (tw__broker_place, dispatch_station.c) does not look at
+ *  placement pass (tw__place_pass, core/place.c) does not look at
  *  them while the workers stay the same, so a credit return under task
  *  load costs nothing for them. These cases check the list itself (O(1)
  *  take by index, release marks the generation) and then run real
@@ -25,7 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/internal.h"
+#include "broker/broker.h"
+#include "broker/core/core.h"
+#include "broker/core/place.h"
 #include "common/alloc.h"
 
 #define S_N 500
@@ -131,7 +133,7 @@ s_worker(s_fix_t *f, const char *ident, const char *code, uint32_t slots)
         w->tags[0] = tw_strdup("code");
         w->tags[1] = tw_strdup(code);
     }
-    tw__broker_workers_changed(f->b);
+    tw__place_workers_changed(f->b);
     return w;
 }
 
@@ -162,7 +164,7 @@ s_credit(s_fix_t *f, tw_bworker_t *w)
 {
     w->credit++;
     f->b->place_wanted |= f->b->nunplaced > 0;
-    tw__broker_place(f->b);
+    tw__place_pass(f->b);
 }
 
 static void
@@ -182,11 +184,11 @@ test_unmatched_tried_once(void **state)
         snprintf(sid, sizeof sid, "s%d", i);
         st[i] = s_add(f, sid, "rtk", i % 2 ? TW_PLACE_PINNED : TW_PLACE_ANY);
     }
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.tries, S_N);
     assert_int_equal(b->nunplaced, 0);
     assert_int_equal(b->aside.len, S_N);
-    assert_int_equal(tw__broker_unplaced(b), S_N);
+    assert_int_equal(tw__place_unplaced(b), S_N);
     /* States and reasons are those of the try. */
     assert_int_equal(st[0]->state, TW_SS_PENDING);
     assert_string_equal(st[0]->reason, "no eligible worker");
@@ -201,7 +203,7 @@ test_unmatched_tried_once(void **state)
      * places as many as it has slots; the rest wait for room, on the list
      * (they match now). */
     tw_bworker_t *m = s_worker(f, "wm", "rtk", 10);
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.tries, 2 * S_N);
     assert_int_equal(m->nstations, 10);
     assert_int_equal(b->aside.len, 0);
@@ -229,14 +231,14 @@ test_changes_bring_back(void **state)
         snprintf(sid, sizeof sid, "s%d", i);
         s_add(f, sid, "rtk", TW_PLACE_ANY);
     }
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(w->nstations, 2);
     assert_int_equal(b->aside.len, 0); /* no room, but they match */
     assert_int_equal(b->nunplaced, 8);
     /* The only matching worker drains: the rest are set aside. */
     w->draining = 1;
-    tw__broker_workers_changed(b);
-    tw__broker_place(b);
+    tw__place_workers_changed(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.len, 8);
     assert_int_equal(b->nunplaced, 0);
     uint64_t tries = b->aside.tries;
@@ -245,8 +247,8 @@ test_changes_bring_back(void **state)
     }
     assert_int_equal(b->aside.tries, tries);
     /* Any change of the workers: they are tried once more. */
-    tw__broker_workers_changed(b);
-    tw__broker_place(b);
+    tw__place_workers_changed(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.tries, tries + 8);
     assert_int_equal(b->aside.len, 8);
 }
@@ -262,13 +264,13 @@ test_removed_while_aside(void **state)
     tw_station_t *a = s_add(f, "a", "rtk", TW_PLACE_ANY);
     tw_station_t *c = s_add(f, "c", "rtk", TW_PLACE_ANY);
     s_add(f, "d", "rtk", TW_PLACE_ANY);
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.len, 3);
     /* Stopped before placement (the STATION op's effect), then dropped
      * as stale by the first pass after a change. */
     a->state = TW_SS_STOPPED;
-    tw__broker_workers_changed(b);
-    tw__broker_place(b);
+    tw__place_workers_changed(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.len, 2);
     assert_int_equal(a->queued, TW_QUEUED_NO);
     assert_int_equal(c->queued, TW_QUEUED_ASIDE);
@@ -277,8 +279,8 @@ test_removed_while_aside(void **state)
     tw_stations_remove(&b->stations, c);
     assert_int_equal(b->aside.len, 1);
     assert_int_equal(b->aside.list[0]->aside_ix, 0);
-    tw__broker_workers_changed(b);
-    tw__broker_place(b);
+    tw__place_workers_changed(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.len, 1);
 }
 
@@ -300,7 +302,7 @@ test_no_handler_set_aside(void **state)
         st[i] = s_add(f, sid, NULL, i % 2 ? TW_PLACE_PINNED : TW_PLACE_ANY);
         st[i]->handler = other;
     }
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(w->nstations, 0);
     assert_int_equal(b->aside.len, 4);
     for (int i = 0; i < 4; i++) {
@@ -316,7 +318,7 @@ test_no_handler_set_aside(void **state)
     /* A worker offering it joins: all four go there, none to w0. */
     tw_bworker_t *h = s_worker(f, "w1", NULL, 8);
     tw_registry_set_handlers(&b->reg, h, &other, 1);
-    tw__broker_place(b);
+    tw__place_pass(b);
     assert_int_equal(b->aside.len, 0);
     assert_int_equal(h->nstations, 4);
     assert_int_equal(w->nstations, 0);

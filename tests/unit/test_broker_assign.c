@@ -11,7 +11,7 @@
  *  choice with its two tie-breaks (more credit, then joining order, S36);
  *  and capacity, which needs both a free slot and task credit.
  *
- *  Two loop tests drive the function the way broker/dispatch_station.c's
+ *  Two loop tests drive the function the way broker/core/place.c's
  *  placement pass does (after each placement the chosen worker's snapshot
  *  gets one more station and one less credit). The first mixes placements,
  *  stations ending and task credit coming and going under a seeded
@@ -40,7 +40,7 @@
 
 #include <string.h>
 
-#include "broker/assign.h"
+#include "broker/state/assign.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -526,7 +526,7 @@ s_rand(void)
     return s_rng * 0x2545f4914f6cdd1dULL;
 }
 
-/* What broker/dispatch_station.c's s_try_place does to its snapshot after
+/* What broker/core/place.c's s_try_place does to its snapshot after
  * an assignment. */
 static void
 s_took(tw_assign_worker_t *w)
@@ -690,7 +690,7 @@ test_never_oversubscribed(void **state)
     assert_true(refused > 10000);
 }
 
-/* Placement pass in the style of tw__broker_place: 100,000 stations, 20
+/* Placement pass in the style of tw__place_pass: 100,000 stations, 20
  * workers of 5,000 slots. Every station is placed, the spread between the
  * most and least loaded worker never exceeds one, and at the end every
  * worker holds exactly 5,000 and has no credit left. A 100,001st station

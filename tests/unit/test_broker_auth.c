@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "broker/auth.h"
+#include "broker/state/auth.h"
 #include "broker/gate.h"
 #include "common/error.h"
 #include "common/keys.h"

@@ -1,6 +1,6 @@
 /*  tests/unit/test_broker_chan.c - the routing rules of task channels.
  *
- *  broker/chan.c forwards CHAN items by task id and keeps no state (F5,
+ *  broker/state/chan.c forwards CHAN items by task id and keeps no state (F5,
  *  S90-S93): an item from a worker goes to the task's submitter only if
  *  the task runs on that worker; an item from a client goes to the task's
  *  worker only if that client submitted it and it is running. These
@@ -16,7 +16,7 @@
 
 #include <string.h>
 
-#include "broker/chan.h"
+#include "broker/state/chan.h"
 #include "common/error.h"
 #include "proto/proto.h"
 

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/clients.h"
+#include "broker/state/clients.h"
 #include "common/util.h"
 
 /* The clients under test, in `*state`, destroyed even after a failure. */

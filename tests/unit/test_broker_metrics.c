@@ -17,8 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/internal.h"
-#include "broker/metrics.h"
+#include "broker/broker.h"
+#include "broker/core/core.h"
+#include "broker/cmd/metrics.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "tests/unit/support/suite.h"

@@ -1,7 +1,7 @@
 /*  tests/unit/test_broker_pools.c - the pool and group tables, their limit
  *  predicates, and the queue bits that parking and delays rely on.
  *
- *  broker/pools.c is pure bookkeeping: pools are found by name or by a
+ *  broker/state/pools.c is pure bookkeeping: pools are found by name or by a
  *  dense id (1, 2, 3...), groups by name within their pool or by a global
  *  id that a forgotten group gives up for good, and every group remembers
  *  the ids of the tasks it ever held (S60). The predicates in pools.h are
@@ -24,9 +24,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/pools.h"
-#include "broker/queue.h"
-#include "broker/task.h"
+#include "broker/state/pools.h"
+#include "broker/state/queue.h"
+#include "broker/state/task.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_quarantine.c - peers that keep sending garbage
- *  (broker/quarantine.h).
+ *  (broker/state/quarantine.h).
  *
  *  Time is numbers passed in. The suite checks that `bound` strikes in one
  *  window, and not one fewer, put a peer in quarantine, and that the call
@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/quarantine.h"
+#include "broker/state/quarantine.h"
 #include "tests/unit/support/count_alloc.h"
 
 static const tw_quarantine_cfg_t s_cfg = {5, 1000, 3000, 4};

@@ -18,8 +18,8 @@
 
 #include <string.h>
 
-#include "broker/queue.h"
-#include "broker/task.h"
+#include "broker/state/queue.h"
+#include "broker/state/task.h"
 
 /* A small deterministic generator (xorshift64*), so failures replay. */
 static uint64_t s_rng;

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/stations.h"
+#include "broker/state/stations.h"
 #include "common/alloc.h"
 #include "tests/unit/support/count_alloc.h"
 

@@ -22,7 +22,7 @@
 
 #include <string.h>
 
-#include "broker/status.h"
+#include "broker/out/status.h"
 #include "common/zwatch.h"
 #include "common/util.h"
 #include "proto/proto.h"

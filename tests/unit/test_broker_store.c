@@ -30,13 +30,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker/internal.h"
-#include "broker/store.h"
-#include "broker/room.h"
-#include "broker/salvage.h"
-#include "broker/verify.h"
+#include "broker/broker.h"
+#include "broker/core/core.h"
+#include "broker/core/flow.h"
+#include "broker/core/lease.h"
+#include "broker/core/persist.h"
+#include "broker/state/store.h"
+#include "broker/state/room.h"
+#include "broker/state/salvage.h"
+#include "broker/state/verify.h"
 #include <lmdb.h>
-#include "broker/writer.h"
+#include "broker/state/writer.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -122,10 +126,10 @@ s_put_task(tw_store_t *s, uint64_t id)
     tw_enc_t e;
     tw_enc_init(&e);
     unsigned char k[8], a[1] = {0x2a};
-    tw_store_task_t r = {.id = id, .state = TW_ST_PENDING, .handler = "echo",
+    tw_record_task_t r = {.id = id, .state = TW_ST_PENDING, .handler = "echo",
                          .handler_len = 4, .data = a, .data_len = 1};
-    tw_store_task_enc(&e, &r);
-    tw_store_id_key(id, k);
+    tw_record_task_enc(&e, &r);
+    tw_record_id_key(id, k);
     assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
                                   e.sb.size), 0);
     tw_enc_free(&e);
@@ -139,12 +143,12 @@ s_put_group(tw_store_t *s, const char *pool, const char *name, void **val,
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_store_group_t r = {.pool = pool, .pool_len = strlen(pool),
+    tw_record_group_t r = {.pool = pool, .pool_len = strlen(pool),
                           .name = name, .name_len = strlen(name),
                           .limit = 3};
-    tw_store_group_enc(&e, &r);
+    tw_record_group_enc(&e, &r);
     char key[64];
-    size_t kl = tw_store_group_key(key, pool, strlen(pool), name,
+    size_t kl = tw_record_group_key(key, pool, strlen(pool), name,
                                    strlen(name));
     assert_int_equal(tw_store_put(s, TW_DB_GROUPS, key, kl, e.sb.data,
                                   e.sb.size), 0);
@@ -182,9 +186,9 @@ test_open_write_reopen(void **state)
     tw_store_abort(s);
     /* Deletes, of present and absent keys, and by prefix. */
     assert_int_equal(tw_store_begin(s), 0);
-    tw_store_id_key(3, k);
+    tw_record_id_key(3, k);
     assert_int_equal(tw_store_del(s, TW_DB_TASKS, k, 8), 0);
-    tw_store_id_key(99, k);
+    tw_record_id_key(99, k);
     assert_int_equal(tw_store_del(s, TW_DB_TASKS, k, 8), 0);
     assert_int_equal(tw_store_del_prefix(s, TW_DB_GROUPS, "p", 2), 0);
     assert_int_equal(tw_store_counters_put(s, 70000, 123456), 0);
@@ -203,7 +207,7 @@ test_open_write_reopen(void **state)
     assert_memory_equal(v, qa, qal);
     tw_free(v);
     tw_free(qa);
-    tw_store_id_key(3, k);
+    tw_record_id_key(3, k);
     assert_int_equal(tw_store_get(s, TW_DB_TASKS, k, 8, &v, &vl),
                      TW_ENOENT);
     uint64_t next_id, next_ep;
@@ -221,12 +225,12 @@ test_id_keys(void **state)
 {
     (void)state;
     unsigned char a[8], b[8];
-    tw_store_id_key(255, a);
-    tw_store_id_key(256, b);
+    tw_record_id_key(255, a);
+    tw_record_id_key(256, b);
     assert_true(memcmp(a, b, 8) < 0);
-    assert_int_equal(tw_store_key_id(b, 8), 256);
-    tw_store_id_key(UINT64_MAX - 1, a);
-    assert_int_equal(tw_store_key_id(a, 8), UINT64_MAX - 1);
+    assert_int_equal(tw_record_key_id(b, 8), 256);
+    tw_record_id_key(UINT64_MAX - 1, a);
+    assert_int_equal(tw_record_key_id(a, 8), UINT64_MAX - 1);
     assert_int_equal(tw_fsync_parse("always"), TW_FSYNC_ALWAYS);
     assert_int_equal(tw_fsync_parse("no"), TW_FSYNC_NO);
     assert_int_equal(tw_fsync_parse("sometimes"), -1);
@@ -244,7 +248,7 @@ test_records_round_trip(void **state)
 
     const char *gn[2] = {"g1", "second"};
     size_t gl[2] = {2, 6};
-    tw_store_task_t t = {
+    tw_record_task_t t = {
         .id = 42, .seq = 7, .ep = 1ULL << 40, .shash = 0xfeedULL << 48,
         .worker = 3,
         .t_wall = 1700000000123ULL, .due_wall = 1700000001000ULL,
@@ -255,10 +259,10 @@ test_records_round_trip(void **state)
         .error = "attempt 1: boom", .error_len = 15, .pool = "pl",
         .pool_len = 2, .key = "k\0y", .key_len = 3, .ngroups = 2,
         .gnames = gn, .glens = gl};
-    tw_store_task_enc(&e, &t);
-    tw_store_task_t d;
+    tw_record_task_enc(&e, &t);
+    tw_record_task_t d;
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_task_dec(&up, e.sb.data, e.sb.size, &d), 0);
+    assert_int_equal(tw_record_task_dec(&up, e.sb.data, e.sb.size, &d), 0);
     assert_int_equal(d.id, 42);
     assert_int_equal(d.seq, 7);
     assert_int_equal(d.ep, 1ULL << 40);
@@ -289,11 +293,11 @@ test_records_round_trip(void **state)
     msgpack_unpacked_destroy(&up);
 
     /* A result: no error, key or groups, an empty result. */
-    tw_store_task_t r = {.id = 9, .state = TW_ST_OK, .handler = "noop",
+    tw_record_task_t r = {.id = 9, .state = TW_ST_OK, .handler = "noop",
                          .handler_len = 4, .t_wall = 5};
-    tw_store_task_enc(&e, &r);
+    tw_record_task_enc(&e, &r);
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_task_dec(&up, e.sb.data, e.sb.size, &d), 0);
+    assert_int_equal(tw_record_task_dec(&up, e.sb.data, e.sb.size, &d), 0);
     assert_int_equal(d.id, 9);
     assert_null(d.error);
     assert_null(d.key);
@@ -302,7 +306,7 @@ test_records_round_trip(void **state)
     msgpack_unpacked_destroy(&up);
 
     char *tags[4] = {"code", "gnss", "site", "north"};
-    tw_store_station_t st = {
+    tw_record_station_t st = {
         .sid = "rx-1", .sid_len = 4, .handler = "incr", .handler_len = 4,
         .args = "\x01", .args_len = 1, .ck = "\x2a", .ck_len = 1,
         .code = "gnss", .code_len = 4, .last_error = "timeout",
@@ -310,10 +314,10 @@ test_records_round_trip(void **state)
         .restart = 2, .placement = 1, .interval_ms = 100,
         .timeout_ms = 900, .restarts = 3, .epoch = 17, .iterations = 12345,
         .tags = tags, .ntags = 4};
-    tw_store_station_enc(&e, &st);
-    tw_store_station_t sd;
+    tw_record_station_enc(&e, &st);
+    tw_record_station_t sd;
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_station_dec(&up, e.sb.data, e.sb.size, &sd),
+    assert_int_equal(tw_record_station_dec(&up, e.sb.data, e.sb.size, &sd),
                      0);
     assert_int_equal(sd.sid_len, 4);
     assert_memory_equal(sd.sid, "rx-1", 4);
@@ -338,13 +342,13 @@ test_records_round_trip(void **state)
     assert_memory_equal(sd.tobj->via.map.ptr[1].val.via.str.ptr, "north", 5);
     msgpack_unpacked_destroy(&up);
 
-    tw_store_pool_t p = {.name = "default", .name_len = 7, .size = 4,
+    tw_record_pool_t p = {.name = "default", .name_len = 7, .size = 4,
                          .ended = 100, .cancelled = 2, .next_dseq = 77,
                          .locked = 1, .closed = 0};
-    tw_store_pool_enc(&e, &p);
-    tw_store_pool_t pd;
+    tw_record_pool_enc(&e, &p);
+    tw_record_pool_t pd;
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_pool_dec(&up, e.sb.data, e.sb.size, &pd), 0);
+    assert_int_equal(tw_record_pool_dec(&up, e.sb.data, e.sb.size, &pd), 0);
     assert_memory_equal(pd.name, "default", 7);
     assert_int_equal(pd.size, 4);
     assert_int_equal(pd.ended, 100);
@@ -354,14 +358,14 @@ test_records_round_trip(void **state)
     assert_int_equal(pd.closed, 0);
     msgpack_unpacked_destroy(&up);
 
-    tw_store_group_t g = {.pool = "default", .pool_len = 7, .name = "db",
+    tw_record_group_t g = {.pool = "default", .pool_len = 7, .name = "db",
                           .name_len = 2, .limit = 0, .calls = -1,
                           .admitted = 9, .ended = 8, .cancelled = 1,
                           .full = 1, .before_lock = 1};
-    tw_store_group_enc(&e, &g);
-    tw_store_group_t gd;
+    tw_record_group_enc(&e, &g);
+    tw_record_group_t gd;
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_group_dec(&up, e.sb.data, e.sb.size, &gd), 0);
+    assert_int_equal(tw_record_group_dec(&up, e.sb.data, e.sb.size, &gd), 0);
     assert_memory_equal(gd.pool, "default", 7);
     assert_memory_equal(gd.name, "db", 2);
     assert_int_equal(gd.limit, 0);
@@ -375,10 +379,10 @@ test_records_round_trip(void **state)
 
     /* Garbage and wrong types are refused, never half-read. */
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_task_dec(&up, "\xc1\x00", 2, &d), TW_EPROTO);
+    assert_int_equal(tw_record_task_dec(&up, "\xc1\x00", 2, &d), TW_EPROTO);
     msgpack_unpacked_destroy(&up);
     msgpack_unpacked_init(&up);
-    assert_int_equal(tw_store_pool_dec(&up, "\x81\xa1n\x05", 4, &pd),
+    assert_int_equal(tw_record_pool_dec(&up, "\x81\xa1n\x05", 4, &pd),
                      TW_EPROTO);
     msgpack_unpacked_destroy(&up);
     tw_enc_free(&e);
@@ -490,11 +494,11 @@ s_build(int n)
             char a[16];
             a[0] = (char)(0xa0 | 12);
             snprintf(a + 1, sizeof a - 1, "TWMARK%06d", id);
-            tw_store_task_t r = {.id = (uint64_t)id, .state = TW_ST_PENDING,
+            tw_record_task_t r = {.id = (uint64_t)id, .state = TW_ST_PENDING,
                                  .handler = "echo", .handler_len = 4,
                                  .data = a, .data_len = 13, .seq = 7};
-            tw_store_task_enc(&e, &r);
-            tw_store_id_key((uint64_t)id, k);
+            tw_record_task_enc(&e, &r);
+            tw_record_id_key((uint64_t)id, k);
             assert_int_equal(tw_store_put_last(s, TW_DB_TASKS, k, 8,
                                                e.sb.data, e.sb.size),
                              0);
@@ -506,16 +510,16 @@ s_build(int n)
     big[1] = 0x27;
     big[2] = 0x10;
     memset(big + 3, 'B', 10000);
-    tw_store_task_t r = {.id = 1000000, .state = TW_ST_PENDING,
+    tw_record_task_t r = {.id = 1000000, .state = TW_ST_PENDING,
                          .handler = "echo", .handler_len = 4, .data = big,
                          .data_len = sizeof big};
-    tw_store_task_enc(&e, &r);
-    tw_store_id_key(1000000, k);
+    tw_record_task_enc(&e, &r);
+    tw_record_id_key(1000000, k);
     assert_int_equal(tw_store_begin(s), 0);
     assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
                                   e.sb.size), 0);
     for (int id = 3; id <= n; id += 3) {
-        tw_store_id_key((uint64_t)id, k);
+        tw_record_id_key((uint64_t)id, k);
         assert_int_equal(tw_store_del(s, TW_DB_TASKS, k, 8), 0);
     }
     assert_int_equal(tw_store_commit(s), 0);
@@ -563,7 +567,7 @@ s_page_of2(uint64_t id, size_t *on_page)
     assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "tasks", 0, &dbi), 0);
     unsigned char k[8];
-    tw_store_id_key(id, k);
+    tw_record_id_key(id, k);
     MDB_val key = {8, k}, val;
     assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
     long pg = s_page_at(val.mv_data);
@@ -696,10 +700,10 @@ test_verify_bad_args(void **state)
     tw_enc_t e;
     tw_enc_init(&e);
     unsigned char k[8], bad[3] = {0x92, 0x01, 0xc1}; /* array of 2, 1 */
-    tw_store_task_t r = {.id = 5, .state = TW_ST_PENDING, .handler = "echo",
+    tw_record_task_t r = {.id = 5, .state = TW_ST_PENDING, .handler = "echo",
                          .handler_len = 4, .data = bad, .data_len = 3};
-    tw_store_task_enc(&e, &r);
-    tw_store_id_key(5, k);
+    tw_record_task_enc(&e, &r);
+    tw_record_id_key(5, k);
     assert_int_equal(tw_store_begin(s), 0);
     assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
                                   e.sb.size), 0);
@@ -712,8 +716,8 @@ test_verify_bad_args(void **state)
     s_setup(NULL);
     s = s_open(TW_FSYNC_NO);
     bad[2] = 0x02;
-    tw_store_task_enc(&e, &r);
-    tw_store_id_key(6, k);
+    tw_record_task_enc(&e, &r);
+    tw_record_id_key(6, k);
     assert_int_equal(tw_store_begin(s), 0);
     assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, e.sb.data,
                                   e.sb.size), 0);
@@ -769,7 +773,7 @@ s_salvaged_tasks(const char *into)
     void *v;
     size_t vl;
     for (uint64_t id = 3; id <= 3000; id += 3) {
-        tw_store_id_key(id, k);
+        tw_record_id_key(id, k);
         assert_int_equal(tw_store_get(s, TW_DB_TASKS, k, 8, &v, &vl),
                          TW_ENOENT);
     }
@@ -866,11 +870,11 @@ test_salvage_converts_version_1(void **state)
     assert_int_equal(mdb_put(txn, dbi[TW_DB_META], &k, &v, 0), 0);
     for (uint64_t id = 1; id <= 500; id++) {
         unsigned char key[8], a[1] = {0x07};
-        tw_store_task_t r = {.id = id, .state = TW_ST_PENDING,
+        tw_record_task_t r = {.id = id, .state = TW_ST_PENDING,
                              .handler = "echo", .handler_len = 4,
                              .data = a, .data_len = 1};
-        tw_store_task_enc(&e, &r);
-        tw_store_id_key(id, key);
+        tw_record_task_enc(&e, &r);
+        tw_record_id_key(id, key);
         MDB_val kk = {8, key}, vv = {e.sb.size, e.sb.data};
         assert_int_equal(mdb_put(txn, dbi[TW_DB_TASKS], &kk, &vv, 0), 0);
     }
@@ -925,14 +929,14 @@ test_map_full(void **state)
     int rc = 0;
     assert_int_equal(tw_store_begin(s), 0);
     for (uint64_t id = 1; id < 1000 && rc == 0; id++) {
-        tw_store_id_key(id, k);
+        tw_record_id_key(id, k);
         rc = tw_store_put(s, TW_DB_TASKS, k, 8, big, sizeof big);
     }
     assert_int_equal(rc, TW_EFULL);
     assert_int_equal(tw_store_commit(s), 0); /* nothing left to commit */
     assert_int_equal(s_count(s, TW_DB_TASKS), 0);
     assert_int_equal(tw_store_begin(s), 0);
-    tw_store_id_key(1, k);
+    tw_record_id_key(1, k);
     assert_int_equal(tw_store_put(s, TW_DB_TASKS, k, 8, "small", 5), 0);
     assert_int_equal(tw_store_commit(s), 0);
     assert_int_equal(s_count(s, TW_DB_TASKS), 1);
@@ -1045,11 +1049,11 @@ test_writer(void **state)
     for (int n = 0; n < 3; n++) {
         tw_wbatch_t *b = tw_wbatch_new();
         for (uint64_t id = 1; id <= 10; id++) {
-            tw_store_id_key((uint64_t)n * 100 + id, k);
+            tw_record_id_key((uint64_t)n * 100 + id, k);
             tw_wbatch_put(b, TW_DB_TASKS, k, 8, "v", 1, 1);
         }
         if (n == 2) {
-            tw_store_id_key(101, k); /* a delete in a later batch */
+            tw_record_id_key(101, k); /* a delete in a later batch */
             tw_wbatch_del(b, TW_DB_TASKS, k, 8);
         }
         s_hold_one(b);
@@ -1068,14 +1072,14 @@ test_writer(void **state)
     memset(big, 'x', sizeof big);
     tw_wbatch_t *b = tw_wbatch_new();
     for (uint64_t id = 1000; id < 1100; id++) {
-        tw_store_id_key(id, k);
+        tw_record_id_key(id, k);
         tw_wbatch_put(b, TW_DB_TASKS, k, 8, big, sizeof big, 1);
     }
     s_hold_one(b);
     tw_writer_submit(w, b);
     /* A small one behind it, which would fit. */
     b = tw_wbatch_new();
-    tw_store_id_key(2000, k);
+    tw_record_id_key(2000, k);
     tw_wbatch_put(b, TW_DB_TASKS, k, 8, "v", 1, 1);
     s_hold_one(b);
     tw_writer_submit(w, b);
@@ -1153,7 +1157,7 @@ s_task(tw_broker_t *b, const char *ident, uint64_t seq)
     t->client = c->id;
     c->outstanding++;
     tw_dedup_put(&b->dedup, c->id, seq, t->id, c->outstanding);
-    tw__broker_enqueue(b, t);
+    tw__flow_enqueue(b, t);
     return t;
 }
 
@@ -1176,8 +1180,8 @@ test_broker_commit_gc_recover(void **state)
     assert_true(t1->sflags & TW_TASK_STORED);
     assert_false(t1->sflags & TW_TASK_DIRTY);
     /* t2 ends: its record moves from tasks to results. */
-    tw__broker_unpend(b, t2);
-    tw__broker_end(b, t2, TW_ST_OK, "\x2a", 1, NULL, 0);
+    tw__flow_unpend(b, t2);
+    tw__flow_end(b, t2, TW_ST_OK, "\x2a", 1, NULL, 0);
     assert_int_equal(tw__persist_commit(b), 0);
     /* The TTL (1 s) passes for t2: collected, record deleted. */
     tw__persist_gc(b, uv_now(b->loop) + 1500);
@@ -1248,10 +1252,10 @@ test_broker_lease_adopt(void **state)
     assert_int_equal(t2->state, TW_ST_RUNNING);
     assert_int_equal(b->adopted, 2);
     /* Their outcomes end them (as s_on_done would). */
-    tw__broker_halt(b, t1);
-    tw__broker_end(b, t1, TW_ST_OK, NULL, 0, NULL, 0);
-    tw__broker_halt(b, t2);
-    tw__broker_end(b, t2, TW_ST_OK, NULL, 0, NULL, 0);
+    tw__flow_halt(b, t1);
+    tw__flow_end(b, t1, TW_ST_OK, NULL, 0, NULL, 0);
+    tw__flow_halt(b, t2);
+    tw__flow_end(b, t2, TW_ST_OK, NULL, 0, NULL, 0);
     s_broker_end(&loop, &b);
     uv_loop_close(&loop);
 }

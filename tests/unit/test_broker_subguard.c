@@ -1,5 +1,5 @@
 /*  tests/unit/test_broker_subguard.c - bounds on the status socket's
- *  subscriptions (broker/subguard.h).
+ *  subscriptions (broker/out/subguard.h).
  *
  *  Time is numbers passed in, and the cut is a seam that records the
  *  descriptors it was given. The suite checks that an address is cut on
@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "broker/subguard.h"
+#include "broker/out/subguard.h"
 #include "tests/unit/support/count_alloc.h"
 
 static int s_cuts[16];

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/task.h"
+#include "broker/state/task.h"
 #include "common/alloc.h"
 #include "proto/proto.h"
 #include "tests/unit/support/count_alloc.h"

@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/workers.h"
+#include "broker/state/workers.h"
 #include "common/alloc.h"
 #include "common/util.h"
 

@@ -14,7 +14,10 @@
  *  text check (tw_msg_decode_clean): each field's text rule in the table,
  *  an unclean string in every clean field of every command, in keys and
  *  under unknown keys, the set of commands it applies to, and what wins
- *  when a message is both unclean and malformed.
+ *  when a message is both unclean and malformed. Last the operations
+ *  (proto/ops.h): every row found by its name and only by it, a request
+ *  for every row decoded to that row, and PROTOCOL.md 4.9 listing exactly
+ *  the rows of the code.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,13 +25,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+#include "proto/ops.h"
 #include "proto/proto.h"
+#include "tests/unit/support/files.h"
 
 /* ------------------------------------------------ tables from proto.h --- */
 
@@ -269,6 +275,7 @@ typedef struct {
     int short_item;   /* index of an item lacking `short_bit`, or -1 */
     uint64_t short_bit;
     int junk;         /* add unknown keys to body and items */
+    const char *op;   /* the "op" and "what" string, or NULL: any */
 } s_spec_t;
 
 static s_body_t
@@ -299,6 +306,8 @@ s_enc_body(const s_spec_t *sp)
                 }
                 s_enc_item(&e, i, mask, sp->junk);
             }
+        } else if (sp->op && (f == TW_F_OP || f == TW_F_WHAT)) {
+            tw_enc_cstr(&e, sp->op);
         } else {
             s_enc_good(&e, s_fields[f].type, s_fseed(f));
         }
@@ -417,7 +426,7 @@ test_round_trip_required(void **state)
     (void)state;
     for (size_t i = 0; i < S_NCMDS; i++) {
         const s_cmd_t *c = &s_cmds[i];
-        s_spec_t sp = {s_needed(c), c->ireq, -1, 0, 0};
+        s_spec_t sp = {s_needed(c), c->ireq, -1, 0, 0, NULL};
         s_body_t b = s_enc_body(&sp);
         s_check_decoded(c, &sp, &b);
         s_body_free(&b);
@@ -431,7 +440,7 @@ test_round_trip_everything(void **state)
     /* Every field, every item field, and unknown keys everywhere. */
     for (size_t i = 0; i < S_NCMDS; i++) {
         const s_cmd_t *c = &s_cmds[i];
-        s_spec_t sp = {S_ALL_FIELDS, S_ALL_IFIELDS, -1, 0, 1};
+        s_spec_t sp = {S_ALL_FIELDS, S_ALL_IFIELDS, -1, 0, 1, NULL};
         s_body_t b = s_enc_body(&sp);
         s_check_decoded(c, &sp, &b);
         s_body_free(&b);
@@ -447,7 +456,7 @@ test_round_trip_frames(void **state)
     tw_enc_init(&e);
     for (size_t i = 0; i < S_NCMDS; i++) {
         const s_cmd_t *c = &s_cmds[i];
-        s_spec_t sp = {s_needed(c), c->ireq, -1, 0, 0};
+        s_spec_t sp = {s_needed(c), c->ireq, -1, 0, 0, NULL};
         s_body_t ref = s_enc_body(&sp);
         /* Re-encode into `e` by copying the bytes: tw_enc_frames must
          * hand over exactly what was written. */
@@ -509,7 +518,7 @@ test_missing_required_field(void **state)
             if (!(need & bit)) {
                 continue;
             }
-            s_spec_t sp = {need & ~bit, c->ireq, -1, 0, 0};
+            s_spec_t sp = {need & ~bit, c->ireq, -1, 0, 0, NULL};
             s_body_t b = s_enc_body(&sp);
             /* A command whose items have required fields but which does
              * not itself require "items" (RESULT, whose query form has
@@ -532,14 +541,14 @@ test_missing_required_item_field(void **state)
                 continue;
             }
             /* Only the middle item lacks the field. */
-            s_spec_t sp = {s_needed(c), c->ireq, 1, bit, 0};
+            s_spec_t sp = {s_needed(c), c->ireq, 1, bit, 0, NULL};
             s_body_t b = s_enc_body(&sp);
             s_expect(c->id, &b, TW_EPROTO);
             s_body_free(&b);
         }
         /* Optional item fields may be missing: items 0 and 2 have every
          * field, item 1 only the required ones. */
-        s_spec_t sp = {s_needed(c), S_ALL_IFIELDS, 1, ~c->ireq, 0};
+        s_spec_t sp = {s_needed(c), S_ALL_IFIELDS, 1, ~c->ireq, 0, NULL};
         s_body_t b = s_enc_body(&sp);
         s_expect(c->id, &b, 0);
         s_body_free(&b);
@@ -552,7 +561,7 @@ test_truncated_and_trailing(void **state)
     (void)state;
     for (size_t i = 0; i < S_NCMDS; i++) {
         const s_cmd_t *c = &s_cmds[i];
-        s_spec_t sp = {S_ALL_FIELDS, S_ALL_IFIELDS, -1, 0, 1};
+        s_spec_t sp = {S_ALL_FIELDS, S_ALL_IFIELDS, -1, 0, 1, NULL};
         s_body_t b = s_enc_body(&sp);
         /* Every proper prefix is malformed, including the empty body.
          * Each is copied to its own allocation so a read past the end
@@ -1855,6 +1864,280 @@ test_ikey_uint(void **state)
     }
 }
 
+/* -------------------------------------------------------- operations --- */
+
+typedef struct {
+    tw_op_t op;
+    int cmd;
+    const char *name;
+    int dirs;
+    uint64_t needs;
+} s_op_t;
+
+static const s_op_t s_ops[] = {
+#define S_OP(cmd, NAME, name, dirs, needs)                                   \
+    {TW_OP_##cmd##_##NAME, TW_CMD_##cmd, #name, dirs, needs},
+    TW_PROTO_OPS(S_OP)
+#undef S_OP
+};
+#define S_NOPS (sizeof s_ops / sizeof s_ops[0])
+
+/* The command table's row of command `id`. */
+static const s_cmd_t *
+s_cmd_row(int id)
+{
+    for (size_t i = 0; i < S_NCMDS; i++) {
+        if (s_cmds[i].id == id) {
+            return &s_cmds[i];
+        }
+    }
+    fail_msg("no command %d", id);
+    return NULL;
+}
+
+static void
+test_op_table(void **state)
+{
+    (void)state;
+    assert_int_equal(S_NOPS, TW_OP__COUNT - 1);
+    for (size_t i = 0; i < S_NOPS; i++) {
+        const s_op_t *o = &s_ops[i];
+        size_t n = strlen(o->name);
+        assert_int_equal(o->op, (tw_op_t)(i + 1));
+        assert_int_equal(tw_proto_op(o->cmd, o->name, n), o->op);
+        assert_string_equal(tw_proto_op_name(o->op), o->name);
+        assert_int_equal(tw_proto_op_cmd(o->op), o->cmd);
+        assert_int_equal(tw_proto_op_dirs(o->op), o->dirs);
+        assert_int_equal(tw_proto_op_needs(o->op), o->needs);
+        /* An operation travels only where its command does, somewhere,
+         * and needs only fields the codec knows. */
+        assert_int_not_equal(o->dirs, 0);
+        assert_int_equal(o->dirs & ~tw_proto_cmd_dirs(o->cmd), 0);
+        assert_int_equal(o->needs & ~S_ALL_FIELDS, 0);
+        /* Names are lower case and matched exactly: not in upper case,
+         * not cut short, not longer, not by length alone. */
+        char buf[40];
+        assert_true(n > 0 && n + 1 < sizeof buf);
+        for (size_t k = 0; k < n; k++) {
+            assert_false(isupper((unsigned char)o->name[k]));
+            buf[k] = (char)toupper((unsigned char)o->name[k]);
+        }
+        assert_int_equal(tw_proto_op(o->cmd, buf, n), TW_OP_NONE);
+        assert_int_not_equal(tw_proto_op(o->cmd, o->name, n - 1), o->op);
+        memcpy(buf, o->name, n);
+        buf[n] = 'x';
+        assert_int_not_equal(tw_proto_op(o->cmd, buf, n + 1), o->op);
+        buf[n - 1] ^= 0x20;
+        assert_int_not_equal(tw_proto_op(o->cmd, buf, n), o->op);
+        /* Under any other command the name is that command's op or
+         * none. */
+        for (size_t c = 0; c < S_NCMDS; c++) {
+            tw_op_t r = tw_proto_op(s_cmds[c].id, o->name, n);
+            if (s_cmds[c].id != o->cmd && r != TW_OP_NONE) {
+                assert_int_equal(tw_proto_op_cmd(r), s_cmds[c].id);
+            }
+        }
+    }
+    assert_int_equal(tw_proto_op(TW_CMD_POOL, NULL, 0), TW_OP_NONE);
+    assert_int_equal(tw_proto_op(TW_CMD_POOL, "", 0), TW_OP_NONE);
+    assert_int_equal(tw_proto_op(TW_CMD_SUBMIT, "list", 4), TW_OP_NONE);
+    assert_int_equal(tw_proto_op(TW_CMD_NONE, "list", 4), TW_OP_NONE);
+    tw_op_t bad[] = {TW_OP_NONE, TW_OP__COUNT, (tw_op_t)-1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_string_equal(tw_proto_op_name(bad[i]), "?");
+        assert_int_equal(tw_proto_op_cmd(bad[i]), TW_CMD_NONE);
+        assert_int_equal(tw_proto_op_dirs(bad[i]), 0);
+        assert_int_equal(tw_proto_op_needs(bad[i]), 0);
+    }
+    assert_int_equal(tw_proto_op_field(TW_CMD_QUERY), TW_F_WHAT);
+    assert_int_equal(tw_proto_op_field(TW_CMD_POOL), TW_F_OP);
+}
+
+/* Every operation, encoded with its command's required fields and the
+ * fields it needs, decodes to a message that names it; its name under a
+ * command that lacks it names nothing. */
+static void
+test_op_round_trip(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < S_NOPS; i++) {
+        const s_op_t *o = &s_ops[i];
+        const s_cmd_t *c = s_cmd_row(o->cmd);
+        uint64_t of = 1ULL << tw_proto_op_field(o->cmd);
+        s_spec_t sp = {s_needed(c) | o->needs | of, c->ireq, -1, 0, 0,
+                       o->name};
+        s_body_t b = s_enc_body(&sp);
+        tw_msg_t m;
+        int rc = s_decode(&m, o->cmd, b.data, b.size);
+        if (rc != 0) {
+            fail_msg("%s %s: %s", c->name, o->name, tw_err_name(rc));
+        }
+        assert_int_equal(tw_proto_msg_op(&m), o->op);
+        for (int f = 0; f < TW_F__COUNT; f++) {
+            if (o->needs & (1ULL << f)) {
+                assert_non_null(m.f[f]);
+            }
+        }
+        tw_msg_release(&m);
+        for (size_t k = 0; k < S_NOPS; k++) {
+            if (s_ops[k].cmd == o->cmd ||
+                tw_proto_op(s_ops[k].cmd, o->name, strlen(o->name))) {
+                continue;
+            }
+            /* Another command with the same op field and this name. */
+            const s_cmd_t *oc = s_cmd_row(s_ops[k].cmd);
+            if (tw_proto_op_field(oc->id) != tw_proto_op_field(o->cmd)) {
+                continue;
+            }
+            s_spec_t osp = {s_needed(oc) | of, oc->ireq, -1, 0, 0, o->name};
+            s_body_t ob = s_enc_body(&osp);
+            assert_int_equal(s_decode(&m, oc->id, ob.data, ob.size), 0);
+            assert_int_equal(tw_proto_msg_op(&m), TW_OP_NONE);
+            tw_msg_release(&m);
+            s_body_free(&ob);
+        }
+        s_body_free(&b);
+    }
+    /* No op field at all: none. */
+    const s_cmd_t *pool = s_cmd_row(TW_CMD_POOL);
+    s_spec_t sp = {TW_FB(SEQ), 0, -1, 0, 0, NULL};
+    s_body_t b = s_enc_body(&sp);
+    tw_msg_t m;
+    assert_int_equal(s_decode(&m, pool->id, b.data, b.size), TW_EPROTO);
+    s_body_free(&b);
+    const s_cmd_t *st = s_cmd_row(TW_CMD_STATION);
+    sp.fields = s_needed(st);
+    sp.ifields = st->ireq;
+    b = s_enc_body(&sp);
+    assert_int_equal(s_decode(&m, st->id, b.data, b.size), 0);
+    assert_int_equal(tw_proto_msg_op(&m), TW_OP_NONE);
+    tw_msg_release(&m);
+    s_body_free(&b);
+}
+
+/* The direction bits of "C->B, B->W" (cells of PROTOCOL.md's tables). */
+static int
+s_md_dirs(const char *cell)
+{
+    static const struct {
+        const char *s;
+        int bit;
+    } names[] = {{"W->B", TW_W2B}, {"B->W", TW_B2W}, {"C->B", TW_C2B},
+                 {"B->C", TW_B2C}};
+    int dirs = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strstr(cell, names[i].s)) {
+            dirs |= names[i].bit;
+        }
+    }
+    return dirs;
+}
+
+/* The field bits of "`sid` `handler`"; fails on a key the codec lacks. */
+static uint64_t
+s_md_fields(const char *cell)
+{
+    uint64_t bits = 0;
+    const char *p = cell;
+    while ((p = strchr(p, '`')) != NULL) {
+        const char *q = strchr(++p, '`');
+        assert_non_null(q);
+        int found = 0;
+        for (int f = 0; f < TW_F__COUNT; f++) {
+            if (strlen(s_fields[f].key) == (size_t)(q - p) &&
+                memcmp(s_fields[f].key, p, (size_t)(q - p)) == 0) {
+                bits |= 1ULL << f;
+                found = 1;
+            }
+        }
+        if (!found) {
+            fail_msg("PROTOCOL.md 4.9: no field `%.*s`", (int)(q - p), p);
+        }
+        p = q + 1;
+    }
+    return bits;
+}
+
+/* Split a table row "| a | b |" into at most `max` trimmed cells, in
+ * place. Returns how many. */
+static int
+s_md_cells(char *line, char **cells, int max)
+{
+    int n = 0;
+    char *p = strchr(line, '|');
+    while (p && n < max) {
+        char *q = strchr(p + 1, '|');
+        if (!q) {
+            break;
+        }
+        *q = '\0';
+        p++;
+        while (*p == ' ') {
+            p++;
+        }
+        for (char *e = q - 1; e >= p && *e == ' '; e--) {
+            *e = '\0';
+        }
+        cells[n++] = p;
+        p = q;
+    }
+    return n;
+}
+
+/* PROTOCOL.md 4.9 lists every row of TW_PROTO_OPS once, with the same
+ * directions and needs, and nothing else. */
+static void
+test_op_protocol_md(void **state)
+{
+    (void)state;
+    char *doc = tw_suite_read_file(TW_SOURCE_DIR "/proto/PROTOCOL.md", NULL);
+    char *sec = strstr(doc, "\n### 4.9 Operations (`TW_PROTO_OPS`)\n");
+    assert_non_null(sec);
+    char *end = strstr(sec + 1, "\n#");
+    assert_non_null(end);
+    *end = '\0';
+    int seen[TW_OP__COUNT] = {0};
+    char *save = NULL;
+    for (char *line = strtok_r(sec, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *cell[5];
+        if (line[0] != '|' || strncmp(line, "|--", 3) == 0 ||
+            strncmp(line, "| Command ", 10) == 0) {
+            continue;
+        }
+        if (s_md_cells(line, cell, 5) != 4) {
+            fail_msg("PROTOCOL.md 4.9: a row without 4 cells: %s", line);
+        }
+        int cmd = TW_CMD_NONE;
+        for (size_t i = 0; i < S_NCMDS; i++) {
+            if (strcmp(s_cmds[i].name, cell[0]) == 0) {
+                cmd = s_cmds[i].id;
+            }
+        }
+        size_t nl = strlen(cell[1]);
+        assert_true(nl > 2 && cell[1][0] == '`' && cell[1][nl - 1] == '`');
+        tw_op_t op = tw_proto_op(cmd, cell[1] + 1, nl - 2);
+        if (op == TW_OP_NONE) {
+            fail_msg("PROTOCOL.md 4.9 lists %s %s, which proto/ops.h does "
+                     "not", cell[0], cell[1]);
+        }
+        seen[op]++;
+        if (s_md_dirs(cell[2]) != tw_proto_op_dirs(op) ||
+            s_md_fields(cell[3]) != tw_proto_op_needs(op)) {
+            fail_msg("PROTOCOL.md 4.9: %s %s: directions or needs differ "
+                     "from proto/ops.h", cell[0], cell[1]);
+        }
+    }
+    for (size_t i = 0; i < S_NOPS; i++) {
+        if (seen[s_ops[i].op] != 1) {
+            fail_msg("PROTOCOL.md 4.9 lists %s %s %d times, not once",
+                     tw_proto_cmd_name(s_ops[i].cmd), s_ops[i].name,
+                     seen[s_ops[i].op]);
+        }
+    }
+    free(doc);
+}
+
 int
 main(void)
 {
@@ -1887,6 +2170,9 @@ main(void)
         cmocka_unit_test(test_text_every_field),
         cmocka_unit_test(test_text_keys_and_unknown),
         cmocka_unit_test(test_text_precedence),
+        cmocka_unit_test(test_op_table),
+        cmocka_unit_test(test_op_round_trip),
+        cmocka_unit_test(test_op_protocol_md),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

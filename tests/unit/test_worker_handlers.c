@@ -758,6 +758,43 @@ test_plugin_errors(void **state)
     assert_int_equal(fx->reg.n, n);
 }
 
+/* Handler definitions of other sizes (taskwheel/handler.h): older and
+ * newer structs load, unknown fields that are set and impossible sizes are
+ * refused, and the unsized entry point of older plugins still works. */
+static void
+test_plugin_abi(void **state)
+{
+    s_fx_t *fx = *state;
+    char err[512] = "";
+    size_t n = fx->reg.n;
+    int rc = tw_plugin_load(&fx->reg, TW_ABI_PLUGIN, err, sizeof err);
+    if (rc != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(fx->reg.n, n + 4);
+    const char *loaded[] = {"abi.macro", "abi.old", "abi.v0", "abi.newer"};
+    for (size_t i = 0; i < 4; i++) {
+        const tw_handler_t *h =
+            tw_handlers_find(&fx->reg, loaded[i], strlen(loaded[i]));
+        assert_non_null(h);
+        assert_non_null(h->run);
+    }
+    /* The smaller struct's missing fields read as zero, not as the
+     * 0xff bytes that followed it in the plugin's memory. */
+    const tw_handler_t *v0 = tw_handlers_find(&fx->reg, "abi.v0", 6);
+    assert_null(v0->n2s);
+    assert_null(v0->end);
+    assert_null(tw_handlers_find(&fx->reg, "abi.unknown", 11));
+    assert_null(tw_handlers_find(&fx->reg, "abi.tiny", 8));
+    /* And the handler runs. */
+    msgpack_pack_nil(&fx->pk);
+    s_start(fx, "abi.v0");
+    assert_int_equal(fx->nout, 1);
+    assert_int_equal(fx->out[0].st, TW_ST_OK);
+    assert_int_equal(fx->out[0].rlen, 3);
+    assert_memory_equal(fx->out[0].r, "\xa2ok", 3);
+}
+
 /* docs/HANDLERS.md has a "## `name`" section and a table row for each
  * built-in a worker registers (tw_handlers_add_all, as worker/main.c
  * calls it), and none for a handler that does not exist. */
@@ -826,6 +863,7 @@ main(void)
         T(test_plugin_sum_upper),
         T(test_plugin_slow_cancel),
         T(test_plugin_errors),
+        T(test_plugin_abi),
         cmocka_unit_test(test_documented),
 #undef T
     };

@@ -1,0 +1,590 @@
+/*  broker/core/flow.c - the task life cycle and dispatch (see flow.h). */
+#include "broker/core/flow.h"
+#include "broker/core/core.h"
+#include "broker/core/events.h"
+#include "broker/core/outbox.h"
+#include "broker/core/persist.h"
+#include "common/alloc.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- counters --------------------------------------------------------- */
+
+/* Apply `dp` to pending and `dr` to running of the task's pool and
+ * groups, publishing group.*.empty when a group drains. */
+static void
+s_count(tw_broker_t *b, const tw_task_t *t, int dp, int dr)
+{
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        p->pending += (uint64_t)(int64_t)dp;
+        p->running += (uint64_t)(int64_t)dr;
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (!g) {
+            continue;
+        }
+        g->pending += (uint64_t)(int64_t)dp;
+        g->running += (uint64_t)(int64_t)dr;
+        if (dr < 0 && tw_group_has_room(g)) {
+            g->was_full = 0;
+        }
+        if ((dp < 0 || dr < 0) && !g->pending && !g->running && p) {
+            tw__event_group(b, p, g, "empty");
+        }
+    }
+}
+
+int64_t
+tw__flow_run_ms(const tw_broker_t *b, const tw_task_t *t)
+{
+    if (t->state != TW_ST_RUNNING) {
+        return -1;
+    }
+    uint64_t now = uv_now(b->loop);
+    return now > t->due_ms ? (int64_t)(now - t->due_ms) : 0;
+}
+
+/* ---- pending ---------------------------------------------------------- */
+
+/* Put a pending task in its ready queue or, if not due yet, in the
+ * delayed heap. Counters are not touched. */
+static void
+s_place_pending(tw_broker_t *b, tw_task_t *t)
+{
+    if (t->due_ms > uv_now(b->loop)) {
+        tw_queue_push(&b->delayed, t); /* the loop arms its timer */
+        return;
+    }
+    tw_queue_push(b->reg.handlers[t->handler].queue, t);
+    b->ready++;
+}
+
+void
+tw__flow_enqueue(tw_broker_t *b, tw_task_t *t)
+{
+    t->state = TW_ST_PENDING;
+    b->pending++;
+    s_count(b, t, +1, 0);
+    s_place_pending(b, t);
+    TW__PERSIST_TASK(b, t);
+}
+
+/* A task leaving a ready queue (cancelled) or parking elsewhere may have
+ * been woken by room a stopped task handed over: pass that room on to the
+ * next task parked on the same pool or groups, except on `except`. Extra
+ * wake-ups are harmless; a woken task is checked again at dispatch. */
+static void
+s_pass_room(tw_broker_t *b, const tw_task_t *t, const tw_queue_t *except)
+{
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p && &p->parked != except && tw_pool_has_room(p)) {
+        tw__flow_unpark(b, &p->parked, 1);
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g && &g->parked != except && tw_group_has_room(g)) {
+            tw__flow_unpark(b, &g->parked, 1);
+        }
+    }
+}
+
+void
+tw__flow_unpend(tw_broker_t *b, tw_task_t *t)
+{
+    int was_ready = 0;
+    if (t->inq) {
+        tw_queue_t *q = t->inq;
+        tw_queue_remove(q, t);
+        was_ready = q->ready;
+        if (q->ready) {
+            b->ready--;
+        }
+    }
+    b->pending--;
+    s_count(b, t, -1, 0);
+    if (was_ready) {
+        s_pass_room(b, t, NULL);
+    }
+}
+
+/* Move the most urgent task parked on `q` back to its ready queue. */
+static void
+s_unpark(tw_broker_t *b, tw_queue_t *q)
+{
+    tw_task_t *t = tw_queue_pop(q);
+    if (t) {
+        tw_queue_push(b->reg.handlers[t->handler].queue, t);
+        b->ready++;
+    }
+}
+
+void
+tw__flow_unpark(tw_broker_t *b, tw_queue_t *q, size_t n)
+{
+    while (n-- && q->len) {
+        s_unpark(b, q);
+    }
+}
+
+/* ---- delayed ---------------------------------------------------------- */
+
+void
+tw__flow_init(tw_broker_t *b)
+{
+    tw_queue_init_by(&b->delayed, tw_queue_due_before);
+}
+
+void
+tw__flow_due(tw_broker_t *b, uint64_t now_ms)
+{
+    tw_task_t *t;
+    while ((t = tw_queue_peek(&b->delayed)) && t->due_ms <= now_ms) {
+        tw_queue_pop(&b->delayed);
+        tw_queue_push(b->reg.handlers[t->handler].queue, t);
+        b->ready++;
+    }
+}
+
+uint64_t
+tw__flow_next_due(const tw_broker_t *b)
+{
+    const tw_task_t *t = tw_queue_peek(&b->delayed);
+    return t ? t->due_ms : 0;
+}
+
+/* ---- running ---------------------------------------------------------- */
+
+/* The heap a task that cannot start now must wait on, or NULL if it may
+ * start: its pool when full, else the first of its groups that is full. */
+static tw_queue_t *
+s_blocked_on(tw_broker_t *b, tw_task_t *t)
+{
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p && !tw_pool_has_room(p)) {
+        return &p->parked;
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g && !tw_group_has_room(g)) {
+            if (p) {
+                tw__event_limit_reached(b, p, g);
+            }
+            return &g->parked;
+        }
+    }
+    return NULL;
+}
+
+static void
+s_start(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+{
+    s_count(b, t, -1, +1);
+    b->pending--;
+    t->state = TW_ST_RUNNING;
+    t->worker = w->id;
+    t->attempt++;
+    t->ep = b->next_ep++;
+    t->due_ms = uv_now(b->loop); /* the attempt's run time counts from here */
+    t->chan_open = 0;              /* a new attempt opens its own channel */
+    tw_task_list_push(&w->inflight, t);
+    b->running++;
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        t->dseq = ++p->next_dseq;
+        tw_task_plist_push(&p->running_list, t);
+    }
+    TW__PERSIST_TASK(b, t);
+    tw__event_task(b, t, "task.started", NULL);
+}
+
+void
+tw__flow_hold(tw_broker_t *b, tw_task_t *t)
+{
+    s_count(b, t, 0, +1);
+    t->state = TW_ST_RUNNING;
+    t->worker = 0;
+    b->running++;
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        t->dseq = ++p->next_dseq;
+        tw_task_plist_push(&p->running_list, t);
+    }
+}
+
+void
+tw__flow_attach(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+{
+    t->worker = w->id;
+    tw_task_list_push(&w->inflight, t);
+    b->adopted++;
+    TW__PERSIST_TASK(b, t);
+}
+
+/* Undo s_start for a TASKS message the socket refused. */
+static void
+s_unstart(tw_broker_t *b, tw_task_t *t, tw_bworker_t *w)
+{
+    tw_task_list_remove(&w->inflight, t);
+    b->running--;
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        tw_task_plist_remove(&p->running_list, t);
+    }
+    s_count(b, t, +1, -1);
+    b->pending++;
+    t->attempt--;
+    t->state = TW_ST_PENDING;
+    tw_queue_push(b->reg.handlers[t->handler].queue, t);
+    b->ready++;
+}
+
+void
+tw__flow_halt(tw_broker_t *b, tw_task_t *t)
+{
+    tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
+    if (w) {
+        tw_task_list_remove(&w->inflight, t);
+    }
+    b->running--;
+    s_count(b, t, 0, -1);
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        tw_task_plist_remove(&p->running_list, t);
+        tw__flow_unpark(b, &p->parked, 1);
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g) {
+            tw__flow_unpark(b, &g->parked, 1);
+        }
+    }
+}
+
+/* ---- ended ------------------------------------------------------------ */
+
+void
+tw__flow_result_item(tw_enc_t *e, const tw_task_t *t)
+{
+    int ended = t->state <= TW_ST_LOST;
+    int has_r = ended && t->state == TW_ST_OK;
+    int has_err = ended && t->error && t->state != TW_ST_OK;
+    tw_enc_map(e, 5 + has_r + has_err);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, t->id);
+    tw_enc_ikey(e, TW_I_SEQ);
+    tw_enc_uint(e, t->seq);
+    tw_enc_ikey(e, TW_I_ST);
+    tw_enc_uint(e, t->state);
+    tw_enc_ikey(e, TW_I_W);
+    tw_enc_uint(e, t->worker);
+    tw_enc_ikey(e, TW_I_AT);
+    tw_enc_uint(e, t->attempt);
+    if (has_r) {
+        static const unsigned char nil = 0xc0;
+        tw_enc_ikey(e, TW_I_R);
+        if (t->data_len) {
+            tw_enc_bin(e, t->data, t->data_len);
+        } else {
+            tw_enc_bin(e, &nil, 1);
+        }
+    }
+    if (has_err) {
+        tw_enc_ikey(e, TW_I_ERR);
+        tw_enc_cstr(e, t->error);
+    }
+}
+
+void
+tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
+               size_t rlen, const char *err, size_t elen)
+{
+    if (state == TW_ST_OK && t->error) {
+        /* Errors of earlier attempts do not outlive a success. */
+        tw_free(t->error);
+        t->error = NULL;
+    }
+    /* A task that was running has a run time; a pending one has none. */
+    tw_task_event_x_t x = {.run_ms = tw__flow_run_ms(b, t),
+                           .retry_in_ms = -1};
+    tw_tasks_end(&b->tasks, t, state, r, rlen, err, elen, uv_now(b->loop));
+    TW__PERSIST_TASK(b, t);
+    int cancelled = state == TW_ST_CANCELLED;
+    switch (state) {
+    case TW_ST_OK:
+        b->st.completed++;
+        break;
+    case TW_ST_CANCELLED:
+        b->st.cancelled++;
+        break;
+    default:
+        b->st.failed++;
+        break;
+    }
+    tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (p) {
+        if (cancelled) {
+            p->cancelled++;
+        } else {
+            p->ended++;
+        }
+    }
+    for (uint16_t i = 0; i < t->ngroups; i++) {
+        tw_group_t *g = tw_pools_group_by_id(&b->pools, t->groups[i]);
+        if (g) {
+            if (cancelled) {
+                g->cancelled++;
+            } else {
+                g->ended++;
+            }
+        }
+    }
+    tw_bclient_t *c = t->client ? tw_clients_get(&b->clients, t->client)
+                                : NULL;
+    if (c) {
+        c->outstanding--;
+        tw__flow_result_item(tw__outbox_item(b, c, &c->results), t);
+    }
+    /* S47-S48, F3: a cancelled task publishes "cancelled" and then
+     * "done", so a monitor counting ends by task.done sees every end; any
+     * other end publishes "done" and then its result or its exception. */
+    if (cancelled) {
+        tw__event_task(b, t, "task.cancelled", &x);
+        tw__event_task(b, t, "task.done", &x);
+    } else {
+        tw__event_task(b, t, "task.done", &x);
+        tw__event_task(b, t, state == TW_ST_OK ? "task.result"
+                                             : "task.exception",
+                     &x);
+    }
+}
+
+int
+tw__flow_orphan(tw_broker_t *b, tw_task_t *t)
+{
+    tw__flow_halt(b, t);
+    if (t->cancel_requested) {
+        tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return TW_ST_CANCELLED;
+    }
+    if (t->attempt >= b->cfg->max_attempts) {
+        char msg[128];
+        int n = snprintf(msg, sizeof msg,
+                         "given up after %u runs: the last worker "
+                         "was lost", (unsigned)t->attempt);
+        tw__flow_end(b, t, TW_ST_LOST, NULL, 0, msg, (size_t)n);
+        return TW_ST_LOST;
+    }
+    tw__flow_enqueue(b, t);
+    b->st.requeued++;
+    return TW_ST_PENDING;
+}
+
+/* Keep the error of a failed attempt, as "attempt N: ..." after those of
+ * the attempts before. Returns the line added (in `line`, len bytes). */
+static const char *
+s_attempt_error(tw_task_t *t, const char *err, size_t elen, char *line,
+                size_t len)
+{
+    if (!err || !elen) {
+        err = "failed";
+        elen = 6;
+    }
+    int n = snprintf(line, len, "attempt %u: %.*s", (unsigned)t->attempt,
+                     (int)(elen > 256 ? 256 : elen), err);
+    if (t->error) {
+        size_t old = strlen(t->error);
+        t->error = tw_realloc(t->error, old + 2 + (size_t)n + 1);
+        memcpy(t->error + old, "; ", 2);
+        memcpy(t->error + old + 2, line, (size_t)n + 1);
+    } else {
+        t->error = tw_strndup(line, (size_t)n);
+    }
+    return line;
+}
+
+/* The backoff before attempt t->attempt + 1, jittered. */
+static uint64_t
+s_backoff(tw_broker_t *b, const tw_task_t *t)
+{
+    uint64_t delay = (uint64_t)b->cfg->retry_base;
+    for (uint16_t i = 1; i < t->attempt && delay < 30000; i++) {
+        delay *= 2;
+    }
+    if (delay > 30000) {
+        delay = 30000;
+    }
+    b->jitter = b->jitter * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t spread = delay / 2;
+    if (spread) {
+        delay = delay - delay / 4 + (b->jitter >> 33) % (spread + 1);
+    }
+    return delay;
+}
+
+void
+tw__flow_retry(tw_broker_t *b, tw_task_t *t, const char *err, size_t elen)
+{
+    int64_t run_ms = tw__flow_run_ms(b, t);
+    char line[320];
+    s_attempt_error(t, err, elen, line, sizeof line);
+    uint64_t delay = s_backoff(b, t);
+    t->due_ms = uv_now(b->loop) + delay;
+    b->st.retried++;
+    tw__flow_enqueue(b, t);
+    tw_task_event_x_t x = {.run_ms = run_ms,
+                           .retry_in_ms = (int64_t)delay,
+                           .error = line};
+    tw__event_task(b, t, "task.retry", &x);
+}
+
+/* CANCEL {ids: [id]} to the worker running `t`, if it is still known. */
+static void
+s_cancel_on_worker(tw_broker_t *b, tw_task_t *t)
+{
+    tw_bworker_t *w = tw_registry_by_id(&b->reg, t->worker);
+    if (!w) {
+        return;
+    }
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, 1);
+    tw_enc_uint(&e, t->id);
+    tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len, TW_CMD_CANCEL,
+                &e);
+    tw_enc_free(&e);
+}
+
+int
+tw__flow_cancel(tw_broker_t *b, tw_task_t *t)
+{
+    if (t->state == TW_ST_PENDING) {
+        tw__flow_unpend(b, t);
+        tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return 1;
+    }
+    if (t->state == TW_ST_RUNNING && !t->cancel_requested) {
+        /* Marked at once, so two quick stops pick different tasks. */
+        t->cancel_requested = 1;
+        TW__PERSIST_TASK(b, t);
+        s_cancel_on_worker(b, t);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+/* The queue, among the worker's handlers, whose head should run first. */
+static tw_queue_t *
+s_best_queue(tw_broker_t *b, const tw_bworker_t *w)
+{
+    tw_queue_t *best = NULL;
+    for (size_t i = 0; i < w->nhandlers; i++) {
+        tw_queue_t *q = b->reg.handlers[w->handlers[i]].queue;
+        tw_task_t *head = tw_queue_peek(q);
+        if (head && (!best || tw_queue_before(head, tw_queue_peek(best)))) {
+            best = q;
+        }
+    }
+    return best;
+}
+
+static void
+s_task_item(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
+{
+    static const unsigned char nil = 0xc0;
+    const tw_handler_t *h = &b->reg.handlers[t->handler];
+    tw_enc_map(e, t->timeout_ms ? 6 : 5);
+    tw_enc_ikey(e, TW_I_ID);
+    tw_enc_uint(e, t->id);
+    tw_enc_ikey_uint(e, TW_I_EP, t->ep);
+    tw_enc_ikey(e, TW_I_H);
+    tw_enc_str(e, h->name, h->name_len);
+    tw_enc_ikey(e, TW_I_A);
+    if (t->data_len) {
+        tw_enc_bin(e, t->data, t->data_len);
+    } else {
+        tw_enc_bin(e, &nil, 1);
+    }
+    tw_enc_ikey(e, TW_I_AT);
+    tw_enc_uint(e, t->attempt);
+    if (t->timeout_ms) {
+        tw_enc_ikey(e, TW_I_TO);
+        tw_enc_uint(e, t->timeout_ms);
+    }
+}
+
+/* Send one TASKS message to `w` with up to min(credit, batch) tasks, each
+ * within its pool's and groups' limits. Returns the number sent. */
+static size_t
+s_dispatch_one(tw_broker_t *b, tw_bworker_t *w, tw_batch_t *batch,
+               size_t *bytes)
+{
+    size_t n = 0;
+    size_t limit = w->credit < (uint64_t)b->cfg->batch ? w->credit
+                                                       : (size_t)b->cfg->batch;
+    tw_queue_t *q;
+    while (n < limit && tw_enc_size(&batch->enc) < TW__BATCH_BYTES &&
+           (q = s_best_queue(b, w))) {
+        tw_task_t *t = tw_queue_pop(q);
+        b->ready--;
+        tw_queue_t *park = t->ngroups || t->pool ? s_blocked_on(b, t) : NULL;
+        if (park) {
+            tw_queue_push(park, t);
+            s_pass_room(b, t, park);
+            continue;
+        }
+        s_start(b, t, w);
+        s_task_item(b, tw_batch_item(batch), t);
+        n++;
+    }
+    if (!n) {
+        return 0;
+    }
+    *bytes += tw_enc_size(&batch->enc);
+    if (tw_out_batch(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
+                     TW_CMD_TASKS, batch) != 0) {
+        /* Refused (high-water mark, or the peer is gone): the tasks go
+         * back where they were, and the worker keeps its credit. */
+        for (size_t k = 0; k < n; k++) {
+            s_unstart(b, w->inflight.tail, w);
+        }
+        return 0;
+    }
+    w->credit -= n;
+    w->last_send_ms = uv_now(b->loop);
+    b->st.dispatched += n;
+    return n;
+}
+
+int
+tw__flow_dispatch(tw_broker_t *b)
+{
+    if (!b->ready || !b->reg.len) {
+        return 0;
+    }
+    tw_batch_t batch;
+    tw_batch_init(&batch, 0);
+    size_t progress = 1, bytes = 0;
+    while (b->ready && progress && bytes < TW__DISPATCH_BYTES) {
+        progress = 0;
+        size_t nw = b->reg.len;
+        for (size_t k = 0; k < nw && b->ready; k++) {
+            tw_bworker_t *w = b->reg.list[(b->rr + k) % nw];
+            if (w->credit && tw_bworker_open(w)) {
+                progress += s_dispatch_one(b, w, &batch, &bytes);
+            }
+        }
+        b->rr++;
+        tw__persist_check(b);
+    }
+    tw_batch_free(&batch);
+    /* The turn's share is sent: the rest after whatever else waits. */
+    return b->ready && progress;
+}
