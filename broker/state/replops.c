@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static void
-s_put_u32(unsigned char *p, uint32_t v)
+void
+tw_replops_put_u32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -17,38 +17,47 @@ s_put_u32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-static uint32_t
-s_get_u32(const unsigned char *p)
+uint32_t
+tw_replops_get_u32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
            (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+unsigned char *
+tw_replops_begin(unsigned char **buf, size_t *cap, size_t len, int op,
+                 int db, const void *key, size_t klen, size_t vlen)
+{
+    size_t need = len + TW_REPLOP_HEAD + klen + vlen;
+    if (need > *cap) {
+        size_t c = *cap ? *cap * 2 : 65536;
+        while (c < need) {
+            c *= 2;
+        }
+        *buf = tw_realloc(*buf, c);
+        *cap = c;
+    }
+    unsigned char *p = *buf + len;
+    p[0] = (unsigned char)op;
+    p[1] = (unsigned char)db;
+    tw_replops_put_u32(p + 2, (uint32_t)klen);
+    tw_replops_put_u32(p + 6, (uint32_t)vlen);
+    if (klen) {
+        memcpy(p + TW_REPLOP_HEAD, key, klen);
+    }
+    return p + TW_REPLOP_HEAD + klen;
 }
 
 void
 tw_replops_add(tw_replops_t *b, int op, int db, const void *key,
                size_t klen, const void *val, size_t vlen)
 {
-    size_t need = b->len + TW_REPLOP_HEAD + klen + vlen;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 65536;
-        while (cap < need) {
-            cap *= 2;
-        }
-        b->buf = tw_realloc(b->buf, cap);
-        b->cap = cap;
-    }
-    unsigned char *p = b->buf + b->len;
-    p[0] = (unsigned char)op;
-    p[1] = (unsigned char)db;
-    s_put_u32(p + 2, (uint32_t)klen);
-    s_put_u32(p + 6, (uint32_t)vlen);
-    if (klen) {
-        memcpy(p + TW_REPLOP_HEAD, key, klen);
-    }
+    unsigned char *v = tw_replops_begin(&b->buf, &b->cap, b->len, op, db,
+                                        key, klen, vlen);
     if (vlen) {
-        memcpy(p + TW_REPLOP_HEAD + klen, val, vlen);
+        memcpy(v, val, vlen);
     }
-    b->len = need;
+    b->len += TW_REPLOP_HEAD + klen + vlen;
     b->nops++;
 }
 
@@ -89,7 +98,7 @@ tw_replops_next(const unsigned char *buf, size_t len, int ndb, size_t *off,
     }
     const unsigned char *p = buf + at;
     int op = p[0], db = p[1];
-    size_t klen = s_get_u32(p + 2), vlen = s_get_u32(p + 6);
+    size_t klen = tw_replops_get_u32(p + 2), vlen = tw_replops_get_u32(p + 6);
     if (op < TW_REPLOP_PUT || op > TW_REPLOP_DEL_PREFIX) {
         return s_bad(why, wlen, "unknown operation %d", op);
     }

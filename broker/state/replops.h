@@ -58,6 +58,18 @@ typedef struct {
 void tw_replops_add(tw_replops_t *b, int op, int db, const void *key,
                     size_t klen, const void *val, size_t vlen);
 
+/* The lengths of an operation's head: big-endian u32 at `p`. */
+void tw_replops_put_u32(unsigned char *p, uint32_t v);
+uint32_t tw_replops_get_u32(const unsigned char *p);
+
+/* The same in a buffer of one's own (`*buf` of `*cap` bytes, `len` used,
+ * grown as needed): the head and key of an operation with up to `vlen`
+ * bytes of value written at `len`; returns where the value goes (the
+ * caller moves its length on). */
+unsigned char *tw_replops_begin(unsigned char **buf, size_t *cap, size_t len,
+                                int op, int db, const void *key, size_t klen,
+                                size_t vlen);
+
 /* Free the buffer and zero the batch. */
 void tw_replops_reset(tw_replops_t *b);
 
