@@ -128,6 +128,9 @@ struct tw_client {
 
     /* Reconnection: what to resend and re-ask, and the link's health. */
     tw_eplist_t *eps;           /* the broker, or the brokers of a pair */
+    uint64_t absent;            /* brokers of a pair left because nothing
+                                   listened: what was sent there never
+                                   arrived */
     char *endpoint;             /* the one in use (eps's current) */
     char rid[2 + 16 + 1];       /* routing id, kept across sockets */
     tw_curve_client_t *curve;   /* CURVE keys for new sockets, or NULL */
@@ -1158,6 +1161,18 @@ s_monitor(tw_client_t *c)
         case TW_ZMON_NONE:
             break;
         default:
+            if (ev.kind == TW_ZMON_REFUSED && !c->up &&
+                tw_eplist_count(c->eps) > 1) {
+                /* One of a pair where nothing listens: its process is
+                 * gone, and the other one is where to go (PROTOCOL.md
+                 * 17.8), as when a connection drops. */
+                char why[320];
+                snprintf(why, sizeof why, "nothing accepts connections at "
+                         "%s", c->endpoint);
+                c->absent++;
+                s_lost(c, tw_now_ms(), why);
+                return;
+            }
             s_link_problem(c, &ev);
             break;
         }
@@ -1263,24 +1278,39 @@ static int
 s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
 {
     int64_t deadline = s_deadline(timeout_ms);
+    /* A copy, for a broker of a pair where nothing listened: the request
+     * goes to the other one. */
+    tw_enc_t again;
+    tw_enc_init(&again);
+    msgpack_sbuffer_write(&again.sb, e->sb.data, e->sb.size);
+    uint64_t absent = c->absent;
     int rc = s_send(c, e, cmd);
-    if (rc == TW_EIO) {
-        return rc;
-    }
-    while (!c->req.done) {
+    while (rc != TW_EIO && !c->req.done) {
+        if (c->absent != absent && c->sock) {
+            absent = c->absent;
+            tw_enc_t e2;
+            tw_enc_init(&e2);
+            msgpack_sbuffer_write(&e2.sb, again.sb.data, again.sb.size);
+            rc = s_send(c, &e2, cmd);
+            tw_enc_free(&e2);
+            continue;
+        }
         if (s_left(deadline) == 0) {
             if (c->link_error) {
                 /* Say why, when the socket monitor knows. */
                 s_set_last_error(c, c->link_error, strlen(c->link_error));
             }
+            tw_enc_free(&again);
             return TW_EUNREACH;
         }
         rc = s_pump(c, deadline);
         if (rc < 0) {
+            tw_enc_free(&again);
             return rc;
         }
     }
-    return c->req.rc;
+    tw_enc_free(&again);
+    return rc == TW_EIO ? rc : c->req.rc;
 }
 
 /* Start request bookkeeping; TW_ESTATE if one is already running (a

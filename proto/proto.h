@@ -400,6 +400,12 @@ void tw_enc_chan_item(tw_enc_t *e, const tw_chan_item_t *ci);
  * those of tw_enc_ikey + tw_enc_uint. */
 void tw_enc_ikey_uint(tw_enc_t *e, tw_ifield_t f, uint64_t v);
 
+/* The body of a broker's refusal when it is not the active one of its
+ * pair (PROTOCOL.md 17.8): ERROR {code: ENOTACTIVE, msg, ha, active,
+ * live}, "active" left out when empty. */
+void tw_enc_not_active(tw_enc_t *e, const char *msg, uint64_t ha,
+                       const char *active, int live);
+
 /* Turn the encoded body into frames: out[0] the header for `cmd`, out[1]
  * the body, which takes the buffer without copying. The encoder is left
  * empty and ready for the next message. Returns 0. */
@@ -433,17 +439,18 @@ typedef struct {
     size_t off;     /* offset of the items array header */
     uint32_t n;     /* items so far */
     unsigned extra; /* body fields besides "items" */
-    int has_head;   /* a "head" field goes before "items" */
-    tw_field_t head_f;
-    uint64_t head_v;
+    int nhead;      /* "head" fields go before "items" */
+    tw_field_t head_f[2];
+    uint64_t head_v[2];
 } tw_batch_t;
 
 void tw_batch_init(tw_batch_t *b, unsigned extra);
 void tw_batch_free(tw_batch_t *b);
 
 /* Write the uint body field `f` = `v` at the start of every message of
- * this batch, before "items" (the broker's "boot" in ACK and RESULT).
- * Call before the first item. */
+ * this batch, before "items" (the broker's "boot" in ACK and RESULT, and
+ * a broker pair's "ha"); at most two such fields, a field given again
+ * takes its new value. Takes effect from the next message begun. */
 void tw_batch_head(tw_batch_t *b, tw_field_t f, uint64_t v);
 
 /* Begin one more item and return the encoder to write it (a map) into. */

@@ -114,6 +114,11 @@ int tw__persist_hold(tw_broker_t *b, const tw_bclient_t *c, zmq_msg_t f[3]);
  * Returns the previous setting. */
 int tw__persist_bypass(tw_broker_t *b, int on);
 
+/* A broker pair under --replicate sync (broker/ha.h): the passive has
+ * every batch streamed up to `rseq`, so their client messages leave
+ * (UINT64_MAX: all, nothing waits for the passive any more). */
+void tw__persist_release(tw_broker_t *b, uint64_t rseq);
+
 /* Admission: 0 if `bytes` more of task data fit in the store, else
  * TW_EFULL with the reason in `why`. */
 int tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen);
