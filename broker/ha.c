@@ -2,7 +2,10 @@
  *
  *  The passive's store has a writer thread of its own (state/writer.h)
  *  that applies the stream's batches as they come; the active's store is
- *  the broker's own (core/persist.c), which streams.
+ *  the broker's own (core/persist.c), which streams. A snapshot for a
+ *  passive is read by tw__persist_walk in pieces of about a megabyte, each
+ *  in its own read transaction, and written on the passive into a side
+ *  store that is swapped in whole.
  */
 #include "broker/ha.h"
 #include "broker/core/persist.h"
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define S_STOP_GRACE_MS 2000 /* the passive's writer, at a swap or a stop */
 
@@ -26,6 +30,7 @@ typedef struct tw_ha {
     tw_ha_hooks_t hooks;
     tw_store_t *store;    /* passive: the store the stream is applied to */
     tw_writer_t *writer;
+    tw_store_t *side;     /* passive: a snapshot being received */
     uv_timer_t stop_timer; /* deposed: stop once this turn is over */
 } tw_ha_t;
 
@@ -205,53 +210,146 @@ s_release(void *ud, uint64_t seq)
 
 /* ---- snapshots -------------------------------------------------------- */
 
-/* Catching up from a snapshot is not wired yet: the active refuses to
- * make one and the passive to take one, so a passive that would need one
- * stays detached, says so, and never takes over (docs/HA.md, rule 2). */
+typedef struct {
+    tw_replops_t *out;
+    size_t max;
+    tw_pair_cursor_t *cur;
+} s_walk_t;
+
+static int
+s_walk_one(const void *key, size_t klen, const void *val, size_t vlen,
+           void *arg)
+{
+    s_walk_t *w = arg;
+    if (klen > TW_REPLOP_MAX_KEY) {
+        return TW_EPROTO;
+    }
+    tw_replops_add(w->out, TW_REPLOP_PUT, w->cur->db, key, klen, val, vlen);
+    memcpy(w->cur->key, key, klen);
+    w->cur->klen = klen;
+    w->cur->started = 1;
+    return w->out->len >= w->max ? 1 : 0;
+}
+
 static int
 s_snap_read(void *ud, tw_pair_cursor_t *cur, tw_replops_t *out,
             size_t max_bytes, int *db, uint64_t *at)
 {
-    (void)ud;
-    (void)cur;
-    (void)out;
-    (void)max_bytes;
-    (void)db;
-    (void)at;
-    return TW_ECANCELED;
+    tw_ha_t *ha = ud;
+    s_walk_t w = {out, max_bytes, cur};
+    while (cur->db < TW_DB__COUNT) {
+        *db = cur->db;
+        int rc = tw__persist_walk(ha->b, cur->db,
+                                  cur->started ? cur->key : NULL, cur->klen,
+                                  s_walk_one, &w, at);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            return 1; /* a chunk's worth; this database goes on */
+        }
+        cur->db++;
+        cur->started = 0;
+        cur->klen = 0;
+        if (out->nops > 0) {
+            return cur->db < TW_DB__COUNT;
+        }
+    }
+    return 0;
+}
+
+static void
+s_side_path(tw_ha_t *ha, const char *file, char *out, size_t len)
+{
+    snprintf(out, len, "%s/catchup%s%s", ha->b->cfg->data, file ? "/" : "",
+             file ? file : "");
+}
+
+/* Close and remove the side store. */
+static void
+s_side_drop(tw_ha_t *ha)
+{
+    tw_store_close(&ha->side);
+    static const char *const files[] = {"data.mdb", "lock.mdb",
+                                        "broker.lock"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        s_side_path(ha, files[i], path, sizeof path);
+        unlink(path);
+    }
+    s_side_path(ha, NULL, path, sizeof path);
+    rmdir(path);
 }
 
 static int
 s_snap_begin(void *ud)
 {
-    (void)ud;
-    tw_err("ha.catchup", "this broker cannot catch up from a snapshot yet: "
-           "it stays passive and never takes over");
-    return TW_ECANCELED;
+    tw_ha_t *ha = ud;
+    s_side_drop(ha);
+    char path[4096], why[512];
+    s_side_path(ha, NULL, path, sizeof path);
+    int rc = s_open_store(ha, &ha->side, path, why, sizeof why);
+    if (rc != 0) {
+        tw_err("ha.catchup", "cannot make the side store: %s", why);
+    }
+    return rc;
 }
 
 static int
 s_snap_chunk(void *ud, const unsigned char *ops, size_t len)
 {
-    (void)ud;
-    (void)ops;
-    (void)len;
-    return TW_ECANCELED;
+    tw_ha_t *ha = ud;
+    if (!ha->side) {
+        return TW_ESTATE;
+    }
+    int rc = tw_store_begin(ha->side);
+    size_t off = 0;
+    tw_replop_t op;
+    while (rc == 0 &&
+           tw_replops_next(ops, len, TW_DB__COUNT, &off, &op, NULL, 0) == 1) {
+        rc = tw_store_put(ha->side, (tw_db_t)op.db, op.key, op.klen, op.val,
+                          op.vlen);
+    }
+    if (rc == 0) {
+        rc = tw_store_commit(ha->side);
+    }
+    if (rc != 0) {
+        tw_err("ha.catchup", "the side store cannot be written: %s",
+               tw_store_error(ha->side));
+    }
+    return rc;
 }
 
 static int
 s_snap_end(void *ud, int diverged, char *why, size_t wlen)
 {
-    (void)ud;
-    (void)diverged;
-    snprintf(why, wlen, "catching up from a snapshot is not wired yet");
-    return TW_ECANCELED;
+    tw_ha_t *ha = ud;
+    const char *dir = ha->b->cfg->data;
+    char from[4096], to[4096], old[4096];
+    tw_store_close(&ha->side); /* synced */
+    s_passive_close(ha);
+    snprintf(to, sizeof to, "%s/data.mdb", dir);
+    snprintf(old, sizeof old, "%s/replaced.mdb", dir);
+    s_side_path(ha, "data.mdb", from, sizeof from);
+    if (diverged && rename(to, old) != 0 && errno != ENOENT) {
+        snprintf(why, wlen, "cannot keep %s aside as %s: %s", to, old,
+                 strerror(errno));
+    } else if (rename(from, to) != 0) {
+        snprintf(why, wlen, "cannot move %s to %s: %s", from, to,
+                 strerror(errno));
+    } else {
+        why[0] = '\0';
+    }
+    s_side_drop(ha);
+    int rc = s_passive_open(ha, why[0] ? why + strlen(why) : why,
+                            why[0] ? wlen - strlen(why) : wlen);
+    return rc != 0 ? rc : why[0] ? TW_EIO : 0;
 }
 
 static void
 s_snap_abort(void *ud)
 {
-    (void)ud;
+    s_side_drop(ud);
 }
 
 static void
@@ -383,6 +481,7 @@ tw__ha_stop(tw_broker_t *b)
         return;
     }
     s_passive_close(ha);
+    s_side_drop(ha);
     tw_pair_close(&b->pair);
     uv_close((uv_handle_t *)&ha->stop_timer, s_closed);
     b->ha = NULL;

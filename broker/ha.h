@@ -11,9 +11,10 @@
  *      to the passive (core/persist.c); under --replicate sync a batch's
  *      ACKs and RESULTs wait until the passive has it.
  *    - Passive: the stream is applied to the store by a writer thread of
- *      its own, and acknowledged once written. A passive the backlog of
- *      recent batches cannot bring up to date would need a snapshot,
- *      which is not wired yet: it stays passive and never takes over.
+ *      its own, and acknowledged once written. A passive that starts
+ *      empty or falls behind gets a snapshot, built in DIR/catchup/ and
+ *      swapped in whole at its end (the store it replaces is kept as
+ *      DIR/replaced.mdb when it held batches the active never had).
  *    - Every message of a client or worker passes tw__ha_gate first: a
  *      broker that is not active answers ERROR ENOTACTIVE naming the
  *      active; a later fencing epoch deposes an active one, which stops

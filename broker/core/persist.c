@@ -902,6 +902,20 @@ s_stream(tw_broker_t *b, tw_persist_t *p, tw_wbatch_t *wb)
     wb->rseq = p->last_rseq;
 }
 
+int
+tw__persist_walk(tw_broker_t *b, int db, const void *after, size_t alen,
+                 int (*fn)(const void *, size_t, const void *, size_t,
+                           void *),
+                 void *arg, uint64_t *at)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return TW_ENOENT;
+    }
+    *at = p->done_rseq;
+    return tw_store_each_after(p->store, (tw_db_t)db, after, alen, fn, arg);
+}
+
 /* Hand batch `wb` over (with the clients' pending ACKs and RESULTs when
  * `clients`), or write it here when there is no writer thread. */
 static int
