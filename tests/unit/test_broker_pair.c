@@ -56,6 +56,10 @@
 #include <zmq.h>
 
 #define S_HB 50
+/* Heartbeats of silence before the peer is lost: a few hundred ms, so a
+ * busy machine (or valgrind) stalling the loop does not look like a
+ * dead peer; the cases that cut the link wait for the loss by deadline. */
+#define S_LIVENESS 8
 #define S_WAIT 5000
 #define S_NDB 5
 #define S_MAXREC 4096
@@ -374,7 +378,7 @@ s_open(s_node_t *n, int i, tw_repl_mode_t mode, size_t backlog,
         .peer = n->peer,
         .mode = mode,
         .hb_ms = S_HB,
-        .liveness = 3,
+        .liveness = S_LIVENESS,
         .backlog_bytes = backlog,
         .window_bytes = 1 << 20,
         .front = n->front,
@@ -535,7 +539,7 @@ test_pair_forms_and_streams(void **state)
     assert_int_equal(tw_pair_wait(n[0].p, seq), 1);
     assert_true(s_until(s_in_sync, &n[1]));
     assert_int_equal(tw_pair_wait(n[0].p, seq), 0);
-    assert_int_equal(n[0].released, seq);
+    assert_true(n[0].released >= seq);
     assert_int_equal(n[1].last_seq, seq);
     /* Both stores hold the pair's record, at this batch. */
     tw_pair_meta_t m0, m1;
