@@ -138,10 +138,15 @@ test_refusal_names_the_active(void **state)
         assert_int_equal(s_key(fb, TW_F_LOST), -1);
     }
     s_not_active(fb, 3, fb->ep, 1);
-    s_expect(fb, TW_CMD_HELLO, 0);
-    assert_int_equal(s_key(fb, TW_F_HA), 3);
-    if (!slow) {
-        assert_int_equal(s_key(fb, TW_F_LOST), -1);
+    s_expect_at(fb, TW_CMD_HELLO, 0);
+    /* The refusal sent it here knowing epoch 3, not as one that lost a
+     * broker; unless the machine was so slow that the worker gave router
+     * 2 up before the refusal reached it (then it says it lost it, and
+     * knows no epoch). */
+    if (s_key(fb, TW_F_LOST) == -1) {
+        assert_int_equal(s_key(fb, TW_F_HA), 3);
+    } else {
+        assert_true(slow || s_key(fb, TW_F_HA) == -1);
     }
     s_welcome(fb, 1000, 3);
     s_expect(fb, TW_CMD_READY, 0);
