@@ -64,15 +64,16 @@ def rss_kib(field="VmRSS"):
 
 
 # ---------------------------------------------------------------- taskwheel
-def tw_cluster(tmp, procs):
-    """A broker and one worker with `procs` slots and Python children."""
+def tw_cluster(tmp, procs, slots=None):
+    """A broker and one worker with `procs` Python children and `slots`
+    slots (default: as many as children)."""
     os.makedirs(tmp, exist_ok=True)
     cl = Cluster(tmp)
     cl.env["PYTHONPATH"] = os.pathsep.join(
         [os.path.join(ROOT, "python"), os.path.join(HERE, "python")])
     b = cl.broker(data=False)
     cl.worker(b, "--proc", "%s -m taskwheel.handler bench_tasks" % PY,
-              "--proc-count", str(procs), slots=procs)
+              "--proc-count", str(procs), slots=slots or procs)
     with taskwheel.Client(b.frontend) as c:
         wait_workers(c, 1, "py.noop", timeout=60)
     return cl, b
@@ -208,7 +209,8 @@ def rq_run(redis, n):
 # ------------------------------------------------------------------- parts
 def throughput(args, tmp):
     results = {"tw_py": [], "tw_native": [], "celery": [], "rq": []}
-    cl, b = tw_cluster(os.path.join(tmp, "tw"), args.procs)
+    ratios = []  # taskwheel Python / Celery, run by run
+    cl, b = tw_cluster(os.path.join(tmp, "tw"), args.procs, args.slots)
     redis = Redis(tmp)
     cw = celery_worker(tmp, redis, args.procs)
     rqw = rq_workers(tmp, redis, args.procs)
@@ -225,11 +227,13 @@ def throughput(args, tmp):
                 s4 = rq_run(redis, args.rq_n) if args.rq_n else 0
                 if args.rq_n:
                     results["rq"].append(args.rq_n / s4)
+                ratios.append(results["tw_py"][-1] / results["celery"][-1])
                 log("run %d: taskwheel python %.0f tasks/s, native %.0f, "
-                    "celery %.0f, rq %s" % (
+                    "celery %.0f, rq %s; python / celery %.1f; load %.1f" % (
                         run + 1, results["tw_py"][-1],
                         results["tw_native"][-1], results["celery"][-1],
-                        "%.0f" % results["rq"][-1] if args.rq_n else "-"))
+                        "%.0f" % results["rq"][-1] if args.rq_n else "-",
+                        ratios[-1], os.getloadavg()[0]))
                 redis.flush()
     finally:
         stop(cw)
@@ -240,8 +244,8 @@ def throughput(args, tmp):
     med = {k: statistics.median(v) for k, v in results.items() if v}
     print("throughput, no-op tasks end to end, %d runs (median tasks/s):"
           % args.runs)
-    print("  taskwheel, Python client -> Python handlers (%d children): %.0f"
-          % (args.procs, med["tw_py"]))
+    print("  taskwheel, Python client -> Python handlers (%d children, "
+          "%d slots): %.0f" % (args.procs, args.slots, med["tw_py"]))
     print("  taskwheel, Python client -> native noop:                  %.0f"
           % med["tw_native"])
     print("  Celery %s, Redis broker and backend, prefork %d:          %.0f"
@@ -252,6 +256,8 @@ def throughput(args, tmp):
     print("  ratio taskwheel Python / Celery: %.1f   / RQ: %s" % (
         med["tw_py"] / med["celery"],
         "%.1f" % (med["tw_py"] / med["rq"]) if "rq" in med else "-"))
+    print("  taskwheel Python / Celery run by run: median %.1f (%s)" % (
+        statistics.median(ratios), ", ".join("%.1f" % r for r in ratios)))
     return med
 
 
@@ -324,7 +330,7 @@ def map_child(args):
 
 
 def map_memory(args, tmp):
-    cl, b = tw_cluster(os.path.join(tmp, "map"), args.procs)
+    cl, b = tw_cluster(os.path.join(tmp, "map"), args.procs, args.slots)
     rows = []
     try:
         for run in range(args.runs):
@@ -368,7 +374,7 @@ def machine():
 
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5)
     p.add_argument("--n", type=int, default=20000,
                    help="taskwheel tasks per throughput run")
     p.add_argument("--window", type=int, default=4000,
@@ -377,6 +383,9 @@ def main(argv):
     p.add_argument("--rq-n", type=int, default=200)
     p.add_argument("--procs", type=int, default=8,
                    help="worker children / celery concurrency / rq workers")
+    p.add_argument("--slots", type=int, default=0,
+                   help="the taskwheel worker's slots (default 4 x procs: "
+                   "tasks it holds, as Celery's prefetch does)")
     p.add_argument("--lat-n", type=int, default=1000)
     p.add_argument("--map-n", type=int, default=100000)
     p.add_argument("--map-concurrency", type=int, default=256)
@@ -386,6 +395,7 @@ def main(argv):
     p.add_argument("--map-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--frontend", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.slots = args.slots or 4 * args.procs
     if args.map_child:
         map_child(args)
         return 0

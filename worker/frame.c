@@ -200,20 +200,40 @@ s_written(uv_write_t *w, int status)
 void
 tw_frame_begin(tw_enc_t *e)
 {
-    static const char len[4] = {0, 0, 0, 0};
     msgpack_sbuffer_clear(&e->sb);
+    tw_frame_open(e);
+}
+
+size_t
+tw_frame_open(tw_enc_t *e)
+{
+    static const char len[4] = {0, 0, 0, 0};
+    size_t at = e->sb.size;
     msgpack_sbuffer_write(&e->sb, len, sizeof len);
+    return at;
+}
+
+void
+tw_frame_end(tw_enc_t *e, size_t at)
+{
+    uint32_t body = (uint32_t)(e->sb.size - at - 4);
+    e->sb.data[at] = (char)(body >> 24);
+    e->sb.data[at + 1] = (char)(body >> 16);
+    e->sb.data[at + 2] = (char)(body >> 8);
+    e->sb.data[at + 3] = (char)body;
 }
 
 int
 tw_frame_send(tw_enc_t *e, uv_stream_t *s)
 {
+    tw_frame_end(e, 0);
+    return tw_frame_write(e, s);
+}
+
+int
+tw_frame_write(tw_enc_t *e, uv_stream_t *s)
+{
     size_t n = e->sb.size;
-    uint32_t body = (uint32_t)(n - 4);
-    e->sb.data[0] = (char)(body >> 24);
-    e->sb.data[1] = (char)(body >> 16);
-    e->sb.data[2] = (char)(body >> 8);
-    e->sb.data[3] = (char)body;
     s_write_t *sw = tw_malloc(sizeof *sw);
     sw->w.data = sw;
     sw->data = msgpack_sbuffer_release(&e->sb);

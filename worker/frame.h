@@ -13,9 +13,10 @@
  *  collects bytes as they come and hands out complete frame bodies; the
  *  parser checks a body and finds its keys in place (proto/mpwalk.h), so
  *  a value such as a task's result is passed on without being decoded
- *  and encoded again; the writer builds a frame in a tw_enc_t and gives
- *  its buffer to one uv_write. The reader and parser do no I/O and can be
- *  tested alone. Loop thread only.
+ *  and encoded again; the writer builds one frame or several in a tw_enc_t
+ *  and gives its buffer to one uv_write, so frames for one program that
+ *  are ready together cost one system call. The reader and parser do no
+ *  I/O and can be tested alone. Loop thread only.
  */
 #ifndef TW_WORKER_FRAME_H
 #define TW_WORKER_FRAME_H
@@ -90,10 +91,23 @@ void tw_frame_bad_length(uint32_t len, char *out, size_t cap);
 /* Empty `e` and reserve the four length bytes: encode the map next. */
 void tw_frame_begin(tw_enc_t *e);
 
+/* Append the four length bytes of a new frame to the frames `e` holds:
+ * encode its map next, then call tw_frame_end with the offset returned,
+ * where the frame starts. */
+size_t tw_frame_open(tw_enc_t *e);
+
+/* Patch the length of the frame starting at offset `at` of `e`: the
+ * bytes from there to the end of `e` are its body. */
+void tw_frame_end(tw_enc_t *e, size_t at);
+
 /* Patch the length of the frame in `e` (begun with tw_frame_begin) and
  * write it to `s`, handing over the buffer (no copy); `e` is left empty
  * and reusable. Returns 0, or a libuv error when nothing could be
  * written (the frame is dropped). */
 int tw_frame_send(tw_enc_t *e, uv_stream_t *s);
+
+/* Write every frame `e` holds (each ended with tw_frame_end) to `s` in
+ * one uv_write, as tw_frame_send does. */
+int tw_frame_write(tw_enc_t *e, uv_stream_t *s);
 
 #endif /* TW_WORKER_FRAME_H */

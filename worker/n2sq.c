@@ -1,5 +1,6 @@
 /*  worker/n2sq.c - n2s messages waiting for a station's program (see
- *  n2sq.h). A singly linked FIFO, one allocation per message.
+ *  n2sq.h). A singly linked FIFO, one allocation per message; the same
+ *  list holds messages a program has been given and not yet taken.
  */
 #include "worker/n2sq.h"
 #include "common/alloc.h"
@@ -35,14 +36,7 @@ tw_n2sq_push(tw_n2sq_t *q, uint64_t seq, const void *p, size_t n,
     if (slen) {
         memcpy(m->data + n, suffix, slen);
     }
-    if (q->tail) {
-        q->tail->next = m;
-    } else {
-        q->head = m;
-    }
-    q->tail = m;
-    q->n++;
-    q->bytes += m->len;
+    tw_n2sq_put(q, m);
     return 0;
 }
 
@@ -62,6 +56,49 @@ tw_n2sq_pop(tw_n2sq_t *q)
 }
 
 void
+tw_n2sq_put(tw_n2sq_t *q, tw_n2sq_msg_t *m)
+{
+    m->next = NULL;
+    if (q->tail) {
+        q->tail->next = m;
+    } else {
+        q->head = m;
+    }
+    q->tail = m;
+    q->n++;
+    q->bytes += m->len;
+}
+
+void
+tw_n2sq_requeue(tw_n2sq_t *q, tw_n2sq_t *from, uint64_t after)
+{
+    while (from->head && from->head->seq <= after) {
+        tw_free(tw_n2sq_pop(from));
+    }
+    if (!from->head) {
+        return;
+    }
+    from->tail->next = q->head;
+    if (!q->head) {
+        q->tail = from->tail;
+    }
+    q->head = from->head;
+    q->n += from->n;
+    q->bytes += from->bytes;
+    from->head = from->tail = NULL;
+    from->n = from->bytes = 0;
+}
+
+void
+tw_n2sq_clear(tw_n2sq_t *q)
+{
+    tw_n2sq_msg_t *m;
+    while ((m = tw_n2sq_pop(q)) != NULL) {
+        tw_free(m);
+    }
+}
+
+void
 tw_n2sq_end(tw_station_t *st, const char *logid)
 {
     tw_n2sq_t *q = tw_station_data(st);
@@ -72,10 +109,7 @@ tw_n2sq_end(tw_station_t *st, const char *logid)
         tw_info(logid, "%s: %llu n2s message(s) dropped", tw_station_id(st),
                 (unsigned long long)q->dropped);
     }
-    tw_n2sq_msg_t *m;
-    while ((m = tw_n2sq_pop(q)) != NULL) {
-        tw_free(m);
-    }
+    tw_n2sq_clear(q);
     tw_free(q);
     tw_station_set_data(st, NULL);
 }

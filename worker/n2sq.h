@@ -47,6 +47,20 @@ int tw_n2sq_push(tw_n2sq_t *q, uint64_t seq, const void *p, size_t n,
 /* Take the oldest message (free it with tw_free), or NULL. */
 tw_n2sq_msg_t *tw_n2sq_pop(tw_n2sq_t *q);
 
+/* Link message `m` (one tw_n2sq_pop gave, or allocated the same way)
+ * at the end of `q` whatever its limits: `q` is then a list its owner
+ * keeps, such as the messages handed to a program and not yet known to
+ * be taken. */
+void tw_n2sq_put(tw_n2sq_t *q, tw_n2sq_msg_t *m);
+
+/* Move the messages of list `from` whose seq is above `after` to the
+ * front of `q`, in their order, and free the others: a program took
+ * those up to `after`, and the rest wait for its next run. */
+void tw_n2sq_requeue(tw_n2sq_t *q, tw_n2sq_t *from, uint64_t after);
+
+/* Free every message of `q` (its counters stay). */
+void tw_n2sq_clear(tw_n2sq_t *q);
+
 /* The `end` of such a handler: log the drops under `logid`, free the
  * queue and clear the station's data. Nothing if it has none. */
 void tw_n2sq_end(tw_station_t *st, const char *logid);

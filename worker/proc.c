@@ -14,8 +14,23 @@
  *  next call (tw_procpool_run). And a station's queued n2s messages are
  *  written right after its iteration's call frame.
  *
+ *  n2s messages handed to a child are kept with the iteration's job
+ *  until its outcome says which the handler took (PROTOCOL.md 15.10):
+ *  the others go back to the front of the station's queue and follow
+ *  its next iteration's call, in whichever child that runs. An outcome
+ *  without that word (a child older than it) takes them all.
+ *
  *  After every event the edge runs the engine once (s_tick), which
  *  re-arms the one timer for the next deadline.
+ *
+ *  Frames for a child collect in its encoder and go out together in one
+ *  write at the next idle phase of the loop (a uv_idle, active while any
+ *  child has frames waiting, so the loop does not block before): what
+ *  one loop iteration's events make for a child, such as its pipeline
+ *  refill, the n2s messages behind a call or a cancel, costs one system
+ *  call and one wake-up of the child. The channel's answers (exec_chan)
+ *  are written at once; they concern the call the child runs, so they
+ *  may pass frames for later calls, never frames for that one.
  */
 #include "worker/proc.h"
 #include "common/alloc.h"
@@ -53,6 +68,7 @@ struct s_job {
     tw_call_t *call;
     uint64_t started; /* loop time of the start, for the timeout left */
     tw_n2sq_t *sd;    /* the station's n2s queue, for iterations */
+    tw_n2sq_t sent;   /* n2s messages handed to the child, not yet taken */
 };
 
 struct s_kid {
@@ -65,9 +81,10 @@ struct s_kid {
     tw_frame_reader_t rd;
     char line[S_MAX_LINE];
     size_t llen;
-    char ctx[160]; /* "task 42", "station t1": its last call */
-    int unknown;   /* frames with an unknown "ev" this life */
-    tw_enc_t enc;
+    uint64_t last_task;     /* its last call, for stderr lines: a task, */
+    char last_sid[129];     /* or a station ("" and 0: none yet) */
+    int unknown;            /* frames with an unknown "ev" this life */
+    tw_enc_t enc;           /* frames waiting for the flush */
 };
 
 struct tw_procs {
@@ -80,7 +97,9 @@ struct tw_procs {
     size_t nkids;
     char **env;
     uv_timer_t timer;
-    int timer_open;
+    uv_idle_t flush; /* writes what the children's encoders hold */
+    int open;        /* handles not closed yet: the timer, the idle */
+    int flush_on;
     s_hid_t *hids;
     size_t nhids;
     int closing;
@@ -216,6 +235,22 @@ tw_procs_default_count(unsigned slots)
 
 /* Logging ---------------------------------------------------------------- */
 
+static s_job_t *s_job_of(tw_pp_job_t *j);
+
+/* Remember the call `j` as the last one `k` ran (or runs). */
+static void
+s_kid_saw(s_kid_t *k, const s_job_t *j)
+{
+    tw_station_t *st = tw_call_station(j->call);
+    if (st) {
+        k->last_task = 0;
+        snprintf(k->last_sid, sizeof k->last_sid, "%s", tw_station_id(st));
+    } else {
+        k->last_task = tw_call_id(j->call);
+        k->last_sid[0] = '\0';
+    }
+}
+
 /* One stderr line of a child, with the call it runs (or ran last). */
 static void
 s_log_line(s_kid_t *k, const char *p, size_t n)
@@ -223,9 +258,20 @@ s_log_line(s_kid_t *k, const char *p, size_t n)
     while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == '\n')) {
         n--;
     }
-    tw_notice("worker.proc.stderr", "proc %u pid %d%s%s: %.*s",
-              tw_procpool_pool_of(k->ps->pp, k->idx), k->pid,
-              k->ctx[0] ? " " : "", k->ctx, (int)n, p);
+    tw_pp_job_t *run = tw_procpool_job(k->ps->pp, k->idx);
+    if (run) {
+        s_kid_saw(k, s_job_of(run));
+    }
+    char ctx[160] = "";
+    if (k->last_sid[0]) {
+        snprintf(ctx, sizeof ctx, " station %s", k->last_sid);
+    } else if (k->last_task) {
+        snprintf(ctx, sizeof ctx, " task %llu",
+                 (unsigned long long)k->last_task);
+    }
+    tw_notice("worker.proc.stderr", "proc %u pid %d%s: %.*s",
+              tw_procpool_pool_of(k->ps->pp, k->idx), k->pid, ctx, (int)n,
+              p);
 }
 
 static void
@@ -272,36 +318,89 @@ s_job_of(tw_pp_job_t *j)
     return (s_job_t *)j;
 }
 
-/* Forget `j` (its call has just been finished). */
+/* Forget `j` (its call has just been finished): n2s messages it still
+ * keeps were handed over and are not given again (at most once). */
 static void
 s_job_free(s_job_t *j)
 {
     if (j->sd && j->sd->run == j) {
         j->sd->run = NULL;
     }
+    tw_n2sq_clear(&j->sent);
     tw_free(j);
 }
 
-/* Write a frame from k->enc to the child's stdin, unless its backlog is
- * too large (`optional` frames only) or stdin is gone. */
 static int
-s_write(s_kid_t *k, int optional)
+s_stdin_gone(s_kid_t *k)
 {
-    uv_stream_t *in = (uv_stream_t *)&k->child.in;
-    if (!k->alive || k->exited || uv_is_closing((uv_handle_t *)in) ||
-        (optional && uv_stream_get_write_queue_size(in) > S_MAX_BACKLOG)) {
-        tw_enc_clear(&k->enc);
-        return -1;
+    return !k->alive || k->exited ||
+           uv_is_closing((uv_handle_t *)&k->child.in);
+}
+
+/* Write what k->enc holds to the child's stdin, in one write. */
+static void
+s_flush_kid(s_kid_t *k)
+{
+    if (tw_enc_size(&k->enc) == 0) {
+        return;
     }
-    return tw_frame_send(&k->enc, in);
+    if (s_stdin_gone(k)) {
+        tw_enc_clear(&k->enc);
+        return;
+    }
+    tw_frame_write(&k->enc, (uv_stream_t *)&k->child.in);
 }
 
 static void
-s_send_n2s(s_kid_t *k, tw_n2sq_t *sd, uint64_t seq, const void *d, size_t n)
+s_flush_cb(uv_idle_t *h)
 {
-    tw_proc_enc_n2s(&k->enc, seq, d, n);
-    if (s_write(k, 1) != 0) {
-        sd->dropped++;
+    tw_procs_t *ps = h->data;
+    for (size_t i = 0; i < ps->nkids; i++) {
+        s_flush_kid(&ps->kids[i]);
+    }
+    ps->flush_on = 0;
+    uv_idle_stop(&ps->flush);
+}
+
+/* The frame appended to k->enc at offset `at` goes out with the next
+ * flush, before the loop waits again, unless stdin is gone or, for an
+ * `optional` frame, too much waits unwritten (then it is taken back and
+ * -1 returned). */
+static int
+s_queue(s_kid_t *k, size_t at, int optional)
+{
+    uv_stream_t *in = (uv_stream_t *)&k->child.in;
+    if (s_stdin_gone(k) ||
+        (optional &&
+         uv_stream_get_write_queue_size(in) + at > S_MAX_BACKLOG)) {
+        k->enc.sb.size = at;
+        return -1;
+    }
+    tw_procs_t *ps = k->ps;
+    if (!ps->flush_on && !uv_is_closing((uv_handle_t *)&ps->flush)) {
+        ps->flush_on = 1;
+        uv_idle_start(&ps->flush, s_flush_cb);
+    }
+    return 0;
+}
+
+/* Hand n2s message `m` to the child running `j`'s iteration, and keep
+ * it with `j` until the outcome says whether it was taken (at most
+ * TW_N2SQ_MAX of them and TW_N2SQ_MAX_BYTES: beyond, the oldest are
+ * forgotten, as taken). */
+static void
+s_send_n2s(s_kid_t *k, s_job_t *j, tw_n2sq_msg_t *m)
+{
+    size_t at = tw_enc_size(&k->enc);
+    tw_proc_enc_n2s(&k->enc, m->seq, m->data, m->len);
+    if (s_queue(k, at, 1) != 0) {
+        j->sd->dropped++;
+        tw_free(m);
+        return;
+    }
+    tw_n2sq_put(&j->sent, m);
+    while (j->sent.n > TW_N2SQ_MAX || j->sent.bytes > TW_N2SQ_MAX_BYTES) {
+        tw_free(tw_n2sq_pop(&j->sent));
     }
 }
 
@@ -331,8 +430,10 @@ s_spawn(void *ud, unsigned child, unsigned pool, char *err, size_t errlen)
     k->exited = 0;
     k->pid = 0;
     k->llen = 0;
+    tw_enc_clear(&k->enc); /* nothing of the last life's is sent */
     k->unknown = 0;
-    k->ctx[0] = '\0';
+    k->last_task = 0;
+    k->last_sid[0] = '\0';
     tw_frame_reader_free(&k->rd);
     tw_frame_reader_init(&k->rd, TW_PROC_MAX_FRAME);
     k->alive = 1;
@@ -371,12 +472,10 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
         c.sid = tw_station_id(st);
         c.sidlen = strlen(c.sid);
         c.it = tw_station_iteration(st);
-        snprintf(k->ctx, sizeof k->ctx, "station %.128s", c.sid);
+        c.n2s = j->sd && (tw_procpool_flags(ps->pp, pj->hid) & TW_PP_F_N2S);
     } else {
         c.task = tw_call_id(call);
         c.at = call->attempt;
-        snprintf(k->ctx, sizeof k->ctx, "task %llu",
-                 (unsigned long long)c.task);
     }
     if (call->timeout_ms) {
         /* The deadline counts from the start of the call, which may have
@@ -388,40 +487,46 @@ s_send_call(void *ud, unsigned child, tw_pp_job_t *pj)
         c.to = call->timeout_ms;
         c.dl = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000 + left;
     }
-    tw_child_clear_err(&k->child); /* a death quotes this call's stderr */
+    if (tw_procpool_job(ps->pp, child) == pj) {
+        tw_child_clear_err(&k->child); /* a death quotes this call's stderr */
+    }
+    size_t at = tw_enc_size(&k->enc);
     tw_proc_enc_call(&k->enc, &c);
-    s_write(k, 0);
+    s_queue(k, at, 0);
     if (st && j->sd) {
         /* Messages that waited for this iteration follow its call. */
         j->sd->run = j;
         tw_n2sq_msg_t *m;
         while ((m = tw_n2sq_pop(j->sd)) != NULL) {
-            s_send_n2s(k, j->sd, m->seq, m->data, m->len);
-            tw_free(m);
+            s_send_n2s(k, j, m);
         }
     }
 }
 
 static void
-s_send_bare(tw_procs_t *ps, unsigned child, const char *ev)
+s_send_cancel(void *ud, unsigned child, tw_pp_job_t *pj)
 {
+    tw_procs_t *ps = ud;
     s_kid_t *k = &ps->kids[child];
-    tw_proc_enc_bare(&k->enc, ev);
-    s_write(k, 0);
-}
-
-static void
-s_send_cancel(void *ud, unsigned child)
-{
-    s_send_bare(ud, child, "cancel");
+    tw_call_t *call = s_job_of(pj)->call;
+    /* A task's cancel names it: the child may hold it behind another. */
+    size_t at = tw_enc_size(&k->enc);
+    tw_proc_enc_cancel(&k->enc,
+                       tw_call_station(call) ? 0 : tw_call_id(call));
+    s_queue(k, at, 0);
 }
 
 static void
 s_send_shutdown(void *ud, unsigned child)
 {
     tw_procs_t *ps = ud;
-    s_send_bare(ps, child, "shutdown");
-    tw_child_end_stdin(&ps->kids[child].child); /* and the end of stdin */
+    s_kid_t *k = &ps->kids[child];
+    size_t at = tw_enc_size(&k->enc);
+    tw_proc_enc_bare(&k->enc, "shutdown");
+    if (s_queue(k, at, 0) == 0) {
+        s_flush_kid(k); /* before the end of stdin */
+    }
+    tw_child_end_stdin(&k->child); /* and the end of stdin */
 }
 
 static void
@@ -486,11 +591,14 @@ s_on_hello(s_kid_t *k, const tw_frame_t *f)
                           uv_now(ps->loop), err, sizeof err) != 0) {
         return; /* the engine said why and killed it */
     }
+    unsigned depth = h->pipeline > TW_PP_MAX_DEPTH ? TW_PP_MAX_DEPTH
+                                                   : (unsigned)h->pipeline;
+    tw_procpool_set_depth(ps->pp, k->idx, depth);
     unsigned pool = tw_procpool_pool_of(ps->pp, k->idx);
     tw_info("worker.proc",
-            "proc %u child %u (pid %d) ready: %zu handler(s)"
+            "proc %u child %u (pid %d) ready: %zu handler(s), pipeline %u"
             "%s%.*s",
-            pool, k->idx, k->pid, h->n, h->rt ? ", " : "",
+            pool, k->idx, k->pid, h->n, depth, h->rt ? ", " : "",
             h->rt ? (int)(h->rtlen > 200 ? 200 : h->rtlen) : 0,
             h->rt ? h->rt : "");
 }
@@ -508,6 +616,16 @@ s_on_outcome(s_kid_t *k, const tw_frame_t *f, int ok)
     }
     s_job_t *j = s_job_of(pj);
     tw_call_t *call = j->call;
+    uint64_t took;
+    if (j->sd && tw_frame_uint(f, "n2s", &took)) {
+        /* What the handler did not take waits for the next iteration. */
+        tw_n2sq_requeue(j->sd, &j->sent, took);
+    }
+    s_kid_saw(k, j);
+    tw_pp_job_t *next = tw_procpool_job(ps->pp, k->idx);
+    if (next) {
+        tw_child_clear_err(&k->child); /* the next call runs now */
+    }
     tw_call_set_data(call, NULL);
     s_job_free(j);
     if (ok) {
@@ -655,11 +773,10 @@ s_child_closed(tw_child_t *c)
  */
 
 static void
-s_timer_closed(uv_handle_t *h)
+s_handle_closed(uv_handle_t *h)
 {
     tw_procs_t *ps = h->data;
-    ps->timer_open = 0;
-    if (ps->close_cb) {
+    if (--ps->open == 0 && ps->close_cb) {
         ps->close_cb(ps->close_ud);
     }
 }
@@ -675,12 +792,13 @@ s_timer_cb(uv_timer_t *t)
 static void
 s_tick(tw_procs_t *ps)
 {
-    if (!ps->timer_open || uv_is_closing((uv_handle_t *)&ps->timer)) {
+    if (uv_is_closing((uv_handle_t *)&ps->timer)) {
         return;
     }
     int64_t d = tw_procpool_run(ps->pp, uv_now(ps->loop));
     if (ps->closing && tw_procpool_live(ps->pp) == 0) {
-        uv_close((uv_handle_t *)&ps->timer, s_timer_closed);
+        uv_close((uv_handle_t *)&ps->timer, s_handle_closed);
+        uv_close((uv_handle_t *)&ps->flush, s_handle_closed);
         return;
     }
     if (d < 0) {
@@ -707,6 +825,7 @@ s_run(tw_call_t *call, void *udata)
     if (st) {
         j->sd = tw_n2sq_of(st);
     }
+    j->job.solo = st != NULL; /* its n2s frames need it alone in a child */
     tw_call_set_data(call, j);
     char err[512];
     if (tw_procpool_submit(ps->pp, &j->job, j->started, err, sizeof err) != 0) {
@@ -738,7 +857,11 @@ s_n2s(tw_station_t *st, const void *data, size_t len, void *udata)
     uint64_t seq = tw_station_n2s_seq(st);
     if (j && j->job.child >= 0 &&
         tw_procpool_talking(h->ps->pp, (unsigned)j->job.child)) {
-        s_send_n2s(&h->ps->kids[j->job.child], sd, seq, data, len);
+        tw_n2sq_msg_t *m = tw_malloc(sizeof *m + len);
+        m->seq = seq;
+        m->len = len;
+        memcpy(m->data, data, len);
+        s_send_n2s(&h->ps->kids[j->job.child], j, m);
         return;
     }
     tw_n2sq_push(sd, seq, data, len, NULL, 0);
@@ -818,7 +941,9 @@ tw_procs_start(tw_procs_t **out, uv_loop_t *loop, const tw_procs_opts_t *o,
     }
     uv_timer_init(loop, &ps->timer);
     ps->timer.data = ps;
-    ps->timer_open = 1;
+    uv_idle_init(loop, &ps->flush);
+    ps->flush.data = ps;
+    ps->open = 2;
     tw_procpool_start(ps->pp, uv_now(loop));
     s_tick(ps);
     int started;

@@ -20,7 +20,11 @@
  *  Slots and children: a proc task holds one slot, as every task does,
  *  and one child of a pool offering its handler. `--slots` bounds the
  *  tasks of all handlers; a pool's children bound its calls. A call
- *  finding no idle child waits for one in its slot (its timeout runs).
+ *  finding no idle child waits for one in its slot (its timeout runs),
+ *  or, when the child's hello allows a pipeline (PROTOCOL.md 15.9), goes
+ *  ahead to a busy child, which runs it next. A station's n2s messages
+ *  handed to a child are taken back unless its outcome acknowledges them
+ *  (15.10).
  *
  *  Life: tw_procs_start runs the loop until every pool has said hello
  *  (so the names are known before the worker's HELLO), tw_procs_register

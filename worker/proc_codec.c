@@ -23,8 +23,8 @@ void
 tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c)
 {
     static const char nil = (char)0xc0;
-    tw_frame_begin(e);
-    tw_enc_map(e, 6 + (c->to ? 2 : 0));
+    size_t at = tw_frame_open(e);
+    tw_enc_map(e, 6 + (c->to ? 2 : 0) + (c->n2s ? 1 : 0));
     s_key(e, "ev");
     tw_enc_cstr(e, "call");
     s_key(e, "kind");
@@ -48,19 +48,24 @@ tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c)
         s_key(e, "dl");
         tw_enc_uint(e, c->dl);
     }
+    if (c->n2s) {
+        s_key(e, "n2s");
+        tw_enc_bool(e, 1);
+    }
     s_key(e, "a");
     if (c->a && c->alen) {
         msgpack_sbuffer_write(&e->sb, c->a, c->alen);
     } else {
         msgpack_sbuffer_write(&e->sb, &nil, 1);
     }
+    tw_frame_end(e, at);
 }
 
 void
 tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len)
 {
     static const char nil = (char)0xc0;
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, 3);
     s_key(e, "ev");
     tw_enc_cstr(e, "n2s");
@@ -72,15 +77,31 @@ tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len)
     } else {
         msgpack_sbuffer_write(&e->sb, &nil, 1);
     }
+    tw_frame_end(e, at);
 }
 
 void
 tw_proc_enc_bare(tw_enc_t *e, const char *ev)
 {
-    tw_frame_begin(e);
+    size_t at = tw_frame_open(e);
     tw_enc_map(e, 1);
     s_key(e, "ev");
     tw_enc_cstr(e, ev);
+    tw_frame_end(e, at);
+}
+
+void
+tw_proc_enc_cancel(tw_enc_t *e, uint64_t task)
+{
+    size_t at = tw_frame_open(e);
+    tw_enc_map(e, task ? 2 : 1);
+    s_key(e, "ev");
+    tw_enc_cstr(e, "cancel");
+    if (task) {
+        s_key(e, "task");
+        tw_enc_uint(e, task);
+    }
+    tw_frame_end(e, at);
 }
 
 /* The header of the container at p[0..n): its element count in *kids
@@ -185,6 +206,14 @@ tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
         off += vsz;
     }
     out->rt = tw_frame_str(f, "rt", &out->rtlen);
+    out->pipeline = 1;
+    if (tw_frame_get(f, "pipeline", &n) &&
+        (!tw_frame_uint(f, "pipeline", &out->pipeline) ||
+         out->pipeline == 0)) {
+        snprintf(err, errlen, "hello \"pipeline\" is not a uint of 1 or "
+                              "more");
+        return TW_EPROTO;
+    }
     return 0;
 }
 

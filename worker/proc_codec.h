@@ -2,7 +2,8 @@
  *
  *  proto/PROTOCOL.md 15 defines what the worker and a proc child say to
  *  each other in the frames of worker/frame.h. This module writes the
- *  worker's frames (call, cancel, n2s, shutdown) and reads the parts of
+ *  worker's frames (call, cancel, n2s, shutdown), each appended to an
+ *  encoder that may hold more for the same child, and reads the parts of
  *  the child's frames that need more than a key lookup (hello, error).
  *  The task's arguments are spliced into a call frame as they came, and
  *  nothing here allocates but the encoder's buffer, so the frames of the
@@ -36,16 +37,21 @@ typedef struct {
     uint64_t it;   /* station: the iteration's number */
     uint64_t to;   /* timeout in ms; 0: none (then no "to", "dl") */
     uint64_t dl;   /* when the worker cancels, ms since the epoch */
+    int n2s;       /* station: "n2s": true, the worker takes back the n2s
+                      messages the outcome does not acknowledge (15.10) */
     const void *a; /* the arguments, one msgpack value; NULL: nil */
     size_t alen;
 } tw_proc_call_t;
 
-/* Encode a whole frame into `e` (emptied first), ready for
- * tw_frame_send. */
+/* Append a whole frame (its length included) to the frames `e` holds,
+ * ready for tw_frame_write. */
 void tw_proc_enc_call(tw_enc_t *e, const tw_proc_call_t *c);
 void tw_proc_enc_n2s(tw_enc_t *e, uint64_t seq, const void *d, size_t len);
 /* A frame with only "ev": "cancel", "shutdown". */
 void tw_proc_enc_bare(tw_enc_t *e, const char *ev);
+/* The cancel of task `task`'s call: {"ev": "cancel", "task": task}; a
+ * bare cancel (the running call) when `task` is 0. */
+void tw_proc_enc_cancel(tw_enc_t *e, uint64_t task);
 
 /* A hello, read in place (pointers into the frame). */
 typedef struct {
@@ -56,12 +62,14 @@ typedef struct {
     int flags[TW_PROC_MAX_NAMES]; /* TW_PP_F_* */
     const char *rt;               /* NULL if absent */
     size_t rtlen;
+    uint64_t pipeline; /* calls it takes at once: 1 if absent (15.9) */
 } tw_proc_hello_t;
 
 /* Read hello frame `f`. Returns 0, or TW_EPROTO with the reason in `err`
  * (no uint "v", "handlers" not an array of 1..1024 names of 1..128
  * bytes of clean text (tw_utf8_clean), a name twice, "flags" not a map
- * of arrays of str). The version is not checked here. */
+ * of arrays of str, "pipeline" not a uint of 1 or more). The version is
+ * not checked here. */
 int tw_proc_parse_hello(const tw_frame_t *f, tw_proc_hello_t *out, char *err,
                         size_t errlen);
 

@@ -1,12 +1,15 @@
 /*  worker/procpool.c - the proc pools' state machine (see procpool.h).
  *
  *  Children live in one array; each has a state, a deadline (0: none)
- *  and the job it runs. Deadlines are few (one per child), so
- *  tw_procpool_run scans the array rather than keeping a heap; it also
- *  matches idle children with the wait queue, which a call outcome
- *  leaves to it on purpose: the caller finishes the old call (and its
- *  channel says its last words to the child) before the child is given
- *  the next one.
+ *  and the jobs sent to it, first to last, linked through their `next`
+ *  (a job is either in the wait queue or in one child's list). Deadlines
+ *  are few (one per child), so tw_procpool_run scans the array rather
+ *  than keeping a heap; it also matches children with the wait queue,
+ *  which a call outcome leaves to it on purpose: the caller finishes the
+ *  old call (and its channel says its last words to the child) before
+ *  the child is given the next one. It gives idle children their next
+ *  call first, then fills pipelines one call at a time, least loaded
+ *  child first.
  */
 #include "worker/procpool.h"
 #include "common/alloc.h"
@@ -30,7 +33,12 @@ enum {
     C_DEAD    /* exited; waiting for its handles to close */
 };
 
-enum { J_OUT, J_QUEUED, J_RUNNING };
+enum {
+    J_OUT,
+    J_QUEUED,   /* in the wait queue */
+    J_RUNNING,  /* sent to a child */
+    J_CANCELLED /* sent to a child, then its cancel */
+};
 
 typedef struct {
     unsigned first, count; /* its children */
@@ -50,7 +58,10 @@ typedef struct {
     unsigned fails;      /* failures in a row (backoff) */
     int greeted;         /* said hello since the spawn */
     int failed;          /* this life counts as a failure */
-    tw_pp_job_t *job;
+    tw_pp_job_t *job;    /* the first call sent to it: the one it runs */
+    tw_pp_job_t *last;   /* the last one */
+    unsigned held;       /* calls sent and not answered */
+    unsigned depth;      /* calls it takes at once, >= 1 */
 } s_child_t;
 
 struct tw_procpool {
@@ -149,14 +160,33 @@ s_runnable(const tw_procpool_t *pp, unsigned hid, char *err, size_t errlen)
     return 0;
 }
 
-/* Unlink `j` from its child and fail its call. */
+/* Take the first job off child `c`'s list. */
+static tw_pp_job_t *
+s_shift(tw_procpool_t *pp, unsigned c)
+{
+    s_child_t *k = &pp->kids[c];
+    tw_pp_job_t *j = k->job;
+    if (j) {
+        k->job = j->next;
+        if (!k->job) {
+            k->last = NULL;
+        }
+        k->held--;
+        j->next = NULL;
+        j->state = J_OUT;
+        j->child = -1;
+    }
+    return j;
+}
+
+/* Unlink `j` (queued, or the first of its child) and fail its call. */
 static void
 s_fail(tw_procpool_t *pp, tw_pp_job_t *j, const char *msg)
 {
     if (j->state == J_QUEUED) {
         s_q_del(pp, j);
     } else if (j->child >= 0) {
-        pp->kids[j->child].job = NULL;
+        s_shift(pp, (unsigned)j->child);
     }
     j->state = J_OUT;
     j->child = -1;
@@ -167,25 +197,107 @@ static void
 s_send(tw_procpool_t *pp, unsigned c, tw_pp_job_t *j)
 {
     s_child_t *k = &pp->kids[c];
-    k->state = C_BUSY;
-    k->job = j;
+    if (k->held) {
+        pp->stats.piped++;
+    }
+    k->state = k->held ? k->state : C_BUSY;
+    j->next = j->prev = NULL;
+    if (k->last) {
+        k->last->next = j;
+    } else {
+        k->job = j;
+    }
+    k->last = j;
+    k->held++;
     j->state = J_RUNNING;
     j->child = (int)c;
     pp->stats.calls++;
     pp->ops.send_call(pp->ud, c, j);
 }
 
-/* The first queued job `c` can run, or NULL. */
+/* Has busy child `c` room for a call behind the last it holds (neither
+ * solo nor being cancelled)? */
+static int
+s_room(const tw_procpool_t *pp, unsigned c)
+{
+    const s_child_t *k = &pp->kids[c];
+    return k->state == C_BUSY && k->held < k->depth && !k->last->solo &&
+           k->last->state == J_RUNNING && !pp->stopping;
+}
+
+/* Could child `c` take `j` now: idle, or busy with room for it? */
+static int
+s_takes(const tw_procpool_t *pp, unsigned c, const tw_pp_job_t *j)
+{
+    const s_child_t *k = &pp->kids[c];
+    if (!s_offers(pp, &pp->pools[k->pool], j->hid)) {
+        return 0;
+    }
+    return k->state == C_IDLE || (!j->solo && s_room(pp, c));
+}
+
+/* The first queued job child `c` can take, or NULL. A busy child takes
+ * none behind a solo job its pool could run: that one waits for an idle
+ * child, and the children must drain for it. */
 static tw_pp_job_t *
 s_first_for(tw_procpool_t *pp, unsigned c)
 {
     const s_pool_t *p = &pp->pools[pp->kids[c].pool];
+    int busy = pp->kids[c].state != C_IDLE;
     for (tw_pp_job_t *j = pp->qhead; j; j = j->next) {
-        if (s_offers(pp, p, j->hid)) {
+        if (s_takes(pp, c, j)) {
             return j;
+        }
+        if (busy && j->solo && s_offers(pp, p, j->hid)) {
+            return NULL;
         }
     }
     return NULL;
+}
+
+/* Put the jobs child `c` holds behind its first back at the front of
+ * the queue, in order: it never started them. Those being cancelled
+ * fail ("cancelled"); all fail when the engine is stopping. */
+static void
+s_take_back(tw_procpool_t *pp, unsigned c)
+{
+    s_child_t *k = &pp->kids[c];
+    tw_pp_job_t *first = k->job;
+    if (!first) {
+        return;
+    }
+    tw_pp_job_t *j = first->next, *at = pp->qhead;
+    first->next = NULL;
+    k->last = first;
+    k->held = 1;
+    while (j) {
+        tw_pp_job_t *next = j->next;
+        int cancelled = j->state == J_CANCELLED;
+        j->child = -1;
+        j->prev = j->next = NULL;
+        if (cancelled || pp->stopping) {
+            j->state = J_OUT;
+            pp->ops.fail(pp->ud, j,
+                         cancelled ? "cancelled" : "the worker is stopping");
+        } else {
+            /* Insert before `at`, the queue's head before we began. */
+            j->state = J_QUEUED;
+            j->next = at;
+            j->prev = at ? at->prev : pp->qtail;
+            if (j->prev) {
+                j->prev->next = j;
+            } else {
+                pp->qhead = j;
+            }
+            if (at) {
+                at->prev = j;
+            } else {
+                pp->qtail = j;
+            }
+            pp->stats.requeued++;
+        }
+        j = next;
+    }
 }
 
 static void
@@ -212,6 +324,7 @@ s_spawn(tw_procpool_t *pp, unsigned c, uint64_t now)
     char err[256] = "";
     k->due = 0;
     k->greeted = k->failed = 0;
+    k->depth = 1;
     k->spawned_at = now;
     k->state = C_HELLO;
     k->deadline = now + pp->hello_ms;
@@ -293,7 +406,8 @@ s_ended(tw_procpool_t *pp, unsigned c, const char *how, uint64_t now)
     }
     if (j) {
         char msg[1400];
-        if (state == C_BUSY) {
+        s_take_back(pp, c);
+        if (j->state == J_RUNNING) {
             snprintf(msg, sizeof msg,
                      "proc child exited while running the call: %s", how);
         } else {
@@ -469,6 +583,14 @@ tw_procpool_hello(tw_procpool_t *pp, unsigned c, const char *const *names,
     return 0;
 }
 
+void
+tw_procpool_set_depth(tw_procpool_t *pp, unsigned c, unsigned depth)
+{
+    pp->kids[c].depth = depth < 1                 ? 1
+                        : depth > TW_PP_MAX_DEPTH ? TW_PP_MAX_DEPTH
+                                                  : depth;
+}
+
 size_t
 tw_procpool_nnames(const tw_procpool_t *pp)
 {
@@ -500,6 +622,12 @@ tw_procpool_job(const tw_procpool_t *pp, unsigned c)
     return pp->kids[c].job;
 }
 
+unsigned
+tw_procpool_held(const tw_procpool_t *pp, unsigned c)
+{
+    return pp->kids[c].held;
+}
+
 int
 tw_procpool_talking(const tw_procpool_t *pp, unsigned c)
 {
@@ -527,12 +655,26 @@ tw_procpool_submit(tw_procpool_t *pp, tw_pp_job_t *j, uint64_t now, char *err,
     if (!s_runnable(pp, j->hid, err, errlen)) {
         return TW_EAGAIN;
     }
-    for (unsigned c = 0; c < pp->nkids; c++) {
+    /* An idle child; else the least loaded busy child with room in its
+     * pipeline; but behind calls that wait already (tw_procpool_run,
+     * which runs next, places them in order). */
+    int best = -1;
+    for (unsigned c = 0; c < pp->nkids && !pp->qhead; c++) {
         s_child_t *k = &pp->kids[c];
-        if (k->state == C_IDLE && s_offers(pp, &pp->pools[k->pool], j->hid)) {
-            s_send(pp, c, j);
-            return 0;
+        if (!s_takes(pp, c, j)) {
+            continue;
         }
+        if (k->state == C_IDLE) {
+            best = (int)c;
+            break;
+        }
+        if (best < 0 || k->held < pp->kids[best].held) {
+            best = (int)c;
+        }
+    }
+    if (best >= 0) {
+        s_send(pp, (unsigned)best, j);
+        return 0;
     }
     pp->stats.waited++;
     s_q_add(pp, j);
@@ -547,35 +689,41 @@ tw_procpool_cancel(tw_procpool_t *pp, tw_pp_job_t *j, uint64_t now)
         return;
     }
     if (j->state != J_RUNNING || j->child < 0) {
-        return;
+        return; /* not sent, or being cancelled already */
     }
     unsigned c = (unsigned)j->child;
     s_child_t *k = &pp->kids[c];
-    if (k->state != C_BUSY) {
-        return; /* being cancelled already */
+    if (k->state != C_BUSY && k->state != C_CANCEL) {
+        return; /* on its way out: its end fails the call */
     }
-    k->state = C_CANCEL;
-    k->deadline = now + pp->grace_ms;
+    j->state = J_CANCELLED;
+    if (k->job == j) {
+        k->state = C_CANCEL;
+        k->deadline = now + pp->grace_ms;
+    }
     pp->stats.cancels++;
-    pp->ops.send_cancel(pp->ud, c);
+    pp->ops.send_cancel(pp->ud, c, j);
 }
 
 tw_pp_job_t *
 tw_procpool_outcome(tw_procpool_t *pp, unsigned c, uint64_t now)
 {
-    (void)now;
     s_child_t *k = &pp->kids[c];
-    tw_pp_job_t *j = k->job;
+    tw_pp_job_t *j = s_shift(pp, c);
     if (!j) {
         return NULL;
     }
-    k->job = NULL;
-    j->state = J_OUT;
-    j->child = -1;
     if (k->state == C_BUSY || k->state == C_CANCEL) {
-        k->state = C_IDLE; /* tw_procpool_run gives it the next call */
-        k->deadline = 0;
         k->fails = 0;
+        k->deadline = 0;
+        if (!k->job) {
+            k->state = C_IDLE; /* tw_procpool_run gives it the next call */
+        } else if (k->job->state == J_CANCELLED) {
+            k->state = C_CANCEL; /* its grace starts now */
+            k->deadline = now + pp->grace_ms;
+        } else {
+            k->state = C_BUSY;
+        }
     }
     return j;
 }
@@ -596,6 +744,7 @@ tw_procpool_bad(tw_procpool_t *pp, unsigned c, const char *why, uint64_t now)
     }
     s_note(pp, c, TW_LOG_ERR, "protocol error: %s; killing it", why);
     tw_pp_job_t *j = k->job;
+    s_take_back(pp, c);
     s_signal(pp, c, SIGKILL, 0);
     if (j) {
         char msg[512];
@@ -688,6 +837,20 @@ tw_procpool_run(tw_procpool_t *pp, uint64_t now)
             next = d;
         }
     }
+    /* Fill pipelines with what still waits: one call at a time, to the
+     * children holding fewest first. */
+    for (unsigned held = 1; pp->qhead && held < TW_PP_MAX_DEPTH; held++) {
+        for (unsigned c = 0; c < pp->nkids && pp->qhead; c++) {
+            if (pp->kids[c].held != held || !s_room(pp, c)) {
+                continue;
+            }
+            tw_pp_job_t *j = s_first_for(pp, c);
+            if (j) {
+                s_q_del(pp, j);
+                s_send(pp, c, j);
+            }
+        }
+    }
     if (next == UINT64_MAX) {
         return -1;
     }
@@ -707,8 +870,10 @@ tw_procpool_stop(tw_procpool_t *pp, uint64_t now)
             k->due = 0;
         } else if (k->state == C_HELLO) {
             s_signal(pp, c, SIGTERM, now + pp->grace_ms);
-        } else if (k->state == C_BUSY && k->job) {
-            tw_procpool_cancel(pp, k->job, now);
+        } else if (k->state == C_BUSY || k->state == C_CANCEL) {
+            for (tw_pp_job_t *j = k->job; j; j = j->next) {
+                tw_procpool_cancel(pp, j, now);
+            }
         }
     }
     tw_procpool_run(pp, now); /* idle children get shutdown */

@@ -16,12 +16,26 @@
  *  `hid`. A call (tw_pp_job_t) for handler `hid` goes to an idle child of
  *  a pool offering it, or waits in one FIFO queue until one is idle.
  *
+ *  Pipelines (PROTOCOL.md 15.9). A child whose hello allows it
+ *  (tw_procpool_set_depth) may hold up to `depth` calls: the one it runs
+ *  and those it will run next, in order. The engine sends a call to a
+ *  busy child only when no child offering it is idle and calls are
+ *  waiting, to the least loaded one, so that a child finishing one call
+ *  finds the next in its pipe without waiting for the worker. A "solo"
+ *  call (a station iteration: its n2s frames must name one call) goes
+ *  only to an idle child and nothing is sent behind it; a busy child
+ *  takes no queued call behind a waiting solo one it could run, so solo
+ *  calls are not starved. A cancelled call that has not started gets its
+ *  cancel frame at once and its grace once it is the child's first. When
+ *  a child ends, the calls behind its first (which never started) go
+ *  back to the front of the queue.
+ *
  *  One child:
  *
  *      OFF --due: spawn--> HELLO --hello ok--> IDLE --call--> BUSY
  *       ^                    | timeout, bad     ^  |            | outcome
- *       |                    v                  |  | stop       v
- *       |                   KILL <-- bad frame  |  v          IDLE
+ *       |                    v                  |  | stop       v (of the
+ *       |                   KILL <-- bad frame  |  v          IDLE  last)
  *       |                    |      (any state) | BYE --grace--.
  *       |                    | exit             |              v
  *       |                    v                  |  cancel: CANCEL --grace-->
@@ -57,12 +71,15 @@
 /* Flags a hello may give a handler (PROTOCOL.md 15.3). */
 #define TW_PP_F_N2S 1
 
+#define TW_PP_MAX_DEPTH 16 /* calls one child may hold */
+
 /* A call for a proc handler: owned by the caller, linked by the engine
  * from tw_procpool_submit until it ends (an outcome, `fail`). */
 typedef struct tw_pp_job {
-    struct tw_pp_job *prev, *next; /* the wait queue */
+    struct tw_pp_job *prev, *next; /* the wait queue, or the child's calls */
     unsigned hid;                  /* handler index */
-    int child;                     /* running on, or -1 */
+    int solo;                      /* set by the caller: never pipelined */
+    int child;                     /* sent to, or -1 */
     int state;                     /* private */
     void *data;                    /* the caller's */
 } tw_pp_job_t;
@@ -76,8 +93,9 @@ typedef struct {
                  size_t errlen);
     /* Send the `call` frame of `job` to `child`. */
     void (*send_call)(void *ud, unsigned child, tw_pp_job_t *job);
-    /* Send `cancel`, or `shutdown`, to `child`. */
-    void (*send_cancel)(void *ud, unsigned child);
+    /* Send `cancel` for `job` (sent to `child` earlier), or `shutdown`,
+     * to `child`. */
+    void (*send_cancel)(void *ud, unsigned child, tw_pp_job_t *job);
     void (*send_shutdown)(void *ud, unsigned child);
     /* Send `sig` (SIGTERM, SIGKILL) to the child's process group. */
     void (*signal)(void *ud, unsigned child, int sig);
@@ -93,6 +111,8 @@ typedef struct {
     uint64_t crashes; /* exits counted as failures */
     uint64_t calls;   /* calls sent to children */
     uint64_t waited;  /* calls that had to wait for a child */
+    uint64_t piped;   /* calls sent to a child that was running another */
+    uint64_t requeued; /* calls taken back from a child that ended */
     uint64_t cancels; /* cancel frames sent */
     uint64_t terms;   /* SIGTERMs after a grace */
     uint64_t kills;   /* SIGKILLs */
@@ -129,6 +149,10 @@ int tw_procpool_hello(tw_procpool_t *pp, unsigned child,
                       const int *flags, size_t n, uint64_t now, char *err,
                       size_t errlen);
 
+/* Child `child` (just greeted) takes up to `depth` calls at once (its
+ * hello's "pipeline"; 1 by default, capped at TW_PP_MAX_DEPTH). */
+void tw_procpool_set_depth(tw_procpool_t *pp, unsigned child, unsigned depth);
+
 /* Names known so far, all pools together. */
 size_t tw_procpool_nnames(const tw_procpool_t *pp);
 const char *tw_procpool_name(const tw_procpool_t *pp, unsigned hid,
@@ -138,8 +162,12 @@ int tw_procpool_flags(const tw_procpool_t *pp, unsigned hid);
 /* The pool of `child`, and the child's state name for logs. */
 unsigned tw_procpool_pool_of(const tw_procpool_t *pp, unsigned child);
 
-/* The job `child` runs (busy, or cancelling), or NULL. */
+/* The job `child` runs (busy, or cancelling), or NULL: the first of the
+ * calls sent to it, which its frames are about. */
 tw_pp_job_t *tw_procpool_job(const tw_procpool_t *pp, unsigned child);
+
+/* Calls sent to `child` and not answered yet. */
+unsigned tw_procpool_held(const tw_procpool_t *pp, unsigned child);
 
 /* 1 if `child` has said hello and has not been told to go (frames from
  * it are expected), else 0. */
@@ -148,32 +176,36 @@ int tw_procpool_talking(const tw_procpool_t *pp, unsigned child);
 /* 1 if `child` has been spawned and its hello is awaited, else 0. */
 int tw_procpool_greeting(const tw_procpool_t *pp, unsigned child);
 
-/* Run `job` (job->hid set): sent to an idle child now, or queued.
+/* Run `job` (job->hid set): sent to a child now (when no call waits),
+ * or queued for tw_procpool_run, which places calls in order.
  * Returns 0, or TW_EAGAIN with the reason in `err` when no pool offering
  * it can run it (all failing, or the engine is stopping); the job is
  * then not linked and `fail` is not called. */
 int tw_procpool_submit(tw_procpool_t *pp, tw_pp_job_t *job, uint64_t now,
                        char *err, size_t errlen);
 
-/* Cancel `job`: a queued one fails at once ("cancelled"); a running one
- * gets a cancel frame, then SIGTERM and SIGKILL as the grace runs out.
- * Does nothing for a job already being cancelled. */
+/* Cancel `job`: a queued one fails at once ("cancelled"); one sent to a
+ * child gets a cancel frame, then, once it is the child's first call,
+ * SIGTERM and SIGKILL as the grace runs out. Does nothing for a job
+ * already being cancelled. */
 void tw_procpool_cancel(tw_procpool_t *pp, tw_pp_job_t *job, uint64_t now);
 
-/* `child` sent an outcome (result or error). Returns the job it ends,
- * unlinked (the caller finishes its call, then calls tw_procpool_run,
- * which gives the child its next call), or NULL when no call runs there
- * (a protocol error: call tw_procpool_bad). */
+/* `child` sent an outcome (result or error). Returns the job it ends
+ * (its first), unlinked (the caller finishes its call, then calls
+ * tw_procpool_run, which gives the child its next call), or NULL when no
+ * call runs there (a protocol error: call tw_procpool_bad). */
 tw_pp_job_t *tw_procpool_outcome(tw_procpool_t *pp, unsigned child,
                                  uint64_t now);
 
 /* `child` broke the protocol (`why`): its call fails ("protocol error
- * from proc child: why"), it is killed and counts a failure. */
+ * from proc child: why"), the calls behind it go back to the queue, it
+ * is killed and counts a failure. */
 void tw_procpool_bad(tw_procpool_t *pp, unsigned child, const char *why,
                      uint64_t now);
 
 /* `child` exited; `how` says how ("exit status 1: ...", "killed by
- * signal 9"). A call it ran fails, naming `how`. */
+ * signal 9"). A call it ran fails, naming `how`; the calls behind it go
+ * back to the queue (cancelled ones fail). */
 void tw_procpool_exited(tw_procpool_t *pp, unsigned child, const char *how,
                         uint64_t now);
 

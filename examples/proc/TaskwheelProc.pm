@@ -22,7 +22,8 @@
 # station calls (set_next, stop, emit, n2s) and cancellation: sleep() and
 # check() die with "cancelled" once the worker has sent a cancel frame.
 # A handler registered as [sub, 'n2s'] receives its stations' n2s messages
-# (PROTOCOL.md 15.3 flags).
+# (PROTOCOL.md 15.3 flags); those n2s() has not returned when the handler
+# ends go back to the worker for the station's next iteration (15.10).
 #
 # Values map to msgpack as follows: undef is nil, a number created as a
 # number is an int or a float, any other scalar a str (UTF-8), an array or
@@ -275,7 +276,7 @@ package TaskwheelProc::Context;
 sub new {
     my ($class, $frame, $n2s) = @_;
     return bless {
-        f => $frame, cancelled => 0, next_id => 1, n2s => [],
+        f => $frame, cancelled => 0, next_id => 1, n2s => [], taken => 0,
         wants_n2s => $n2s,
     }, $class;
 }
@@ -300,9 +301,11 @@ sub _frame {
     my ($self, $f) = @_;
     my $ev = $f->{ev} // '';
     if ($ev eq 'cancel') {
-        $self->{cancelled} = 1;
+        # One naming another task crossed that task's outcome.
+        $self->{cancelled} = 1
+            if !defined $f->{task} || ($self->task // -1) == $f->{task};
     } elsif ($ev eq 'n2s') {
-        push @{ $self->{n2s} }, $f->{d};
+        push @{ $self->{n2s} }, [$f->{seq} // 0, $f->{d}];
     } elsif ($ev eq 'error' && !exists $f->{id}) {
         $self->{last_error} = $f->{err};
     } elsif ($ev eq 'resp' || $ev eq 'error') {
@@ -379,13 +382,16 @@ sub set_next { my ($s, $d) = @_; TaskwheelProc::send_frame({ev => 'next', d => $
 sub stop     { TaskwheelProc::send_frame({ev => 'stop'}) }
 sub emit     { my ($s, $d) = @_; TaskwheelProc::send_frame({ev => 'emit', d => $d}) }
 
-# The n2s messages received so far (and now), oldest first.
+# The n2s messages received so far (and now), oldest first. The outcome
+# tells the worker the last one returned here; it gives the others to the
+# station's next iteration (PROTOCOL.md 15.10).
 sub n2s {
     my $self = shift;
     $self->_poll(0);
     my @m = @{ $self->{n2s} };
     $self->{n2s} = [];
-    return @m;
+    $self->{taken} = $m[-1][0] if @m;
+    return map { $_->[1] } @m;
 }
 
 package TaskwheelProc;
@@ -403,6 +409,7 @@ sub _call {
         local $SIG{__DIE__} = sub { $trace = Carp::longmess('') };
         $entry->{code}->($ctx, @args);
     };
+    my %out;
     if (my $err = $@) {
         chomp(my $msg = ref $err ? "$err" : $err);
         my ($line) = split /\n/, $msg;
@@ -410,10 +417,13 @@ sub _call {
         $line =~ s/ at \S+ line \d+\.$//; # the trace says where
         $trace //= '';
         $trace =~ s/^\s+//;
-        send_frame({ev => 'error', msg => $line, tb => $trace});
+        %out = (ev => 'error', msg => $line, tb => $trace);
     } else {
-        send_frame({ev => 'result', r => $r});
+        %out = (ev => 'result', r => $r);
     }
+    # A worker that takes back untaken n2s messages says so in the call.
+    $out{n2s} = $ctx->{taken} if $f->{n2s};
+    send_frame(\%out);
 }
 
 # Offer %handlers (name => sub, or name => [sub, flags...]) to the worker

@@ -19,8 +19,8 @@ from typing import (Any, Awaitable, Callable, Dict, Iterable, List,
 import zmq
 
 from . import _wire as w
-from ._calls import (check_int, check_name, decode_payload, encode_call,
-                     encode_item, encode_value, task_fields)
+from ._calls import (ItemEncoder, check_int, check_name, decode_payload,
+                     encode_call, encode_value, item_encoder, task_fields)
 from ._conn import Connection, broker_endpoint
 from ._eplist import EndpointList
 from ._engine import Engine, Options, TaskRecord
@@ -134,9 +134,10 @@ class ClientBase:
 
     # ---- submitting
     def _new_handle(self, handler: str, a: Optional[bytes],
-                    fields: Dict[str, Any],
+                    enc: ItemEncoder,
                     on_channel: Optional[Callable[..., Any]]) -> Any:
-        """Queue one task (inside :meth:`_queue`)."""
+        """Queue one task (inside :meth:`_queue`); ``enc`` encodes its
+        item (:func:`item_encoder`)."""
         e = self._engine
         if self._closed:
             raise TaskwheelError("the client is closed")
@@ -146,7 +147,7 @@ class ClientBase:
                                  % len(e.keep), EFULL)
         h = self._handle_class(self, e.new_seq(), handler)
         h.on_channel = on_channel
-        e.add_item(h, encode_item(h.seq, handler, a, fields))
+        e.add_item(h, enc(h.seq, a))
         return h
 
     def submit(self, handler: str, *args: Any,
@@ -189,8 +190,8 @@ class ClientBase:
         on_channel = options.pop("on_channel", None)
         check_name("handler", handler)
         a = encode_call(args, kwargs)
-        fields = task_fields(**options)
-        return self._queue(lambda: self._new_handle(handler, a, fields,
+        enc = item_encoder(handler, task_fields(**options))
+        return self._queue(lambda: self._new_handle(handler, a, enc,
                                                     on_channel))
 
     def submit_payload(self, handler: str, payload: Any,
@@ -201,8 +202,8 @@ class ClientBase:
         on_channel = options.pop("on_channel", None)
         check_name("handler", handler)
         a = None if payload is None else encode_value("the payload", payload)
-        fields = task_fields(**options)
-        return self._queue(lambda: self._new_handle(handler, a, fields,
+        enc = item_encoder(handler, task_fields(**options))
+        return self._queue(lambda: self._new_handle(handler, a, enc,
                                                     on_channel))
 
     def submit_many(self, handler: str, calls: Iterable[Any],
@@ -213,19 +214,21 @@ class ClientBase:
         encoded before anything is queued: one bad element raises and
         sends nothing."""
         check_name("handler", handler)
-        fields = task_fields(**options)
+        enc = item_encoder(handler, task_fields(**options))
         payloads = [encode_call(tuple(c) if star else (c,), None)
                     for c in calls]
-        return self._queue(lambda: [self._new_handle(handler, a, fields,
-                                                     None)
+        new = self._new_handle
+        return self._queue(lambda: [new(handler, a, enc, None)
                                     for a in payloads])
 
     def _map_submitter(self, handler: str, star: bool,
                        fields: Dict[str, Any]) -> Callable[[Any], Any]:
         """What a map submits for one item (inside :meth:`_queue`)."""
+        enc = item_encoder(handler, fields)
+
         def one(item: Any) -> Any:
             a = encode_call(tuple(item) if star else (item,), None)
-            return self._new_handle(handler, a, fields, None)
+            return self._new_handle(handler, a, enc, None)
         return one
 
     def _make_group(self, kind: str, handler: str, group: Optional[str],

@@ -14,7 +14,8 @@ this with :func:`decode_call`.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import msgpack
 
@@ -161,15 +162,28 @@ def decode_call(payload: Any) -> Tuple[list, Dict[str, Any]]:
     return [payload], {}
 
 
-def encode_item(seq: int, handler: str, a: Optional[bytes],
-                fields: Dict[str, Any]) -> bytes:
-    """One SUBMIT item: {seq, h, a?, fields...}."""
-    item: Dict[str, Any] = {"seq": seq, "h": handler}
-    if a is not None:
-        item["a"] = a
-    if fields:
-        item.update(fields)
-    return w.pack(item)
+ItemEncoder = Callable[[int, Optional[bytes]], bytes]
+
+
+def item_encoder(handler: str, fields: Dict[str, Any]) -> ItemEncoder:
+    """``encode(seq, a)``, the SUBMIT items {seq, h, fields..., a?} of
+    tasks of ``handler`` with the option ``fields``: what they share is
+    encoded once, so that a batch costs little more per task than its seq
+    and arguments."""
+    common = w.pack("h") + w.pack(handler) + b"".join(
+        w.pack(k) + w.pack(v) for k, v in fields.items())
+    count = 2 + len(fields)  # < 16: one fixmap byte
+    head = bytes((0x80 | count,)) + b"\xa3seq"
+    head_a = bytes((0x80 | (count + 1),)) + b"\xa3seq"
+    tail = common + b"\xa1a"
+
+    def encode(seq: int, a: Optional[bytes]) -> bytes:
+        pk = w.packer()
+        if a is None:
+            return head + pk.pack(seq) + common
+        return head_a + pk.pack(seq) + tail + pk.pack(a)
+    return encode
+
 
 
 def decode_payload(data: Optional[bytes]) -> Any:

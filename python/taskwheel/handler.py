@@ -39,8 +39,25 @@ not swallow it; ``finally`` blocks and context managers run. Handlers must
 leave SIGALRM (``signal.alarm``, ``signal.setitimer(ITIMER_REAL)``) to the
 runtime. A function that ignores the cancel is stopped by the worker with
 SIGTERM, then SIGKILL, after its grace (``proc-grace``, 1 s by default),
-and this process is replaced. A call that ends within 5 ms costs two
-setitimer calls: no thread, no hand-over between threads.
+and this process is replaced. The timer runs only while calls do: it is
+armed when a busy spell starts and disarmed by its first tick that finds
+no call running, so back-to-back calls, and spells a moment apart, cost no
+setitimer at all; no thread, no hand-over
+between threads. A call cancelled before it started is answered
+"cancelled" without running.
+
+Pipelining. With ``--pipeline N`` (default 4) the hello allows the worker
+to send up to N calls ahead (PROTOCOL.md 15.9): when more calls wait than
+the worker has idle children, a busy child gets the next call in its pipe,
+so it starts it the moment it finishes the last one, and many calls cost
+one read. Calls still run one at a time, in order. A call waiting behind a
+long one waits for it, so a pool that mixes long and short tasks may
+prefer ``--pipeline 1``.
+
+n2s messages (stations whose handler is registered with ``n2s=True``):
+what ``ctx.receive`` and ``ctx.messages`` hand out is acknowledged in the
+iteration's outcome, and the worker gives the rest to the station's next
+iteration, in order, in whichever child runs it (PROTOCOL.md 15.10).
 
 Output: anything the functions print goes to the worker's log (fd 1 is
 pointed at stderr at start-up; the frames use a private copy of the
@@ -51,7 +68,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import os
 import platform
 import select
@@ -61,18 +77,19 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any, Deque, Dict, List, Optional
 
 from . import __version__
 from ._calls import decode_call
-from ._frames import FrameError, FrameReader, encode
+from ._frames import FrameError, FrameReader, encode, frame_of, packer
 from .errors import Cancelled, ChannelClosed, TaskwheelError
 from .task import Task, registry
 
 PROTO_VERSION = 1
-N2S_KEEP = 1000     # n2s messages kept per station between iterations
-FIRST_LOOK = 0.005  # s into a call before its input is first looked at
-LOOK_EVERY = 0.01   # s between looks while it runs
+N2S_KEEP = 1000     # n2s messages kept per station (older workers only)
+LOOK_EVERY = 0.01   # s between looks at the input while calls run
+PIPELINE = 4        # calls the worker may send ahead (PROTOCOL.md 15.9)
 MAIN = threading.get_ident()
 _NO_N2S: Deque[Any] = deque(maxlen=0)  # a task's: n2s is for stations
 
@@ -90,21 +107,37 @@ class Context:
 
     def __init__(self, rt: "_Runtime", frame: Dict[str, Any]):
         self._rt = rt
-        self.kind: str = frame.get("kind", "task")
-        self.handler: str = frame.get("h", "")
-        self.task_id: Optional[int] = frame.get("task")
-        self.attempt: Optional[int] = frame.get("at")
-        self.station: Optional[str] = frame.get("sid")
-        self.iteration: Optional[int] = frame.get("it")
-        to, dl = frame.get("to"), frame.get("dl")
-        self.timeout: Optional[float] = to / 1000.0 if to else None
-        self.deadline: Optional[float] = dl / 1000.0 if dl else None
+        self._f = frame
         self.cancelled = False
-        self._args: Any = frame.get("a")
         self._opened = False
         self._closed_by: Optional[str] = None
-        self._n2s: Deque[Any] = rt.inbox(self.station) \
-            if self.kind == "station" else _NO_N2S
+        self._done = False  # its outcome is written
+        # n2s (PROTOCOL.md 15.10): with "n2s" in the call the worker takes
+        # back what the outcome does not acknowledge, so the messages are
+        # this call's own; from an older worker they are the station's and
+        # wait here for its next iteration.
+        self._acks = frame.get("n2s") is True
+        self._taken = 0  # the seq of the last n2s message handed out
+        self._n2s: Deque[Any] = _NO_N2S
+        if frame.get("kind") == "station":
+            self._n2s = deque() if self._acks else rt.inbox(self.station)
+
+    kind = property(lambda self: self._f.get("kind", "task"))
+    handler = property(lambda self: self._f.get("h", ""))
+    task_id = property(lambda self: self._f.get("task"))
+    attempt = property(lambda self: self._f.get("at"))
+    station = property(lambda self: self._f.get("sid"))
+    iteration = property(lambda self: self._f.get("it"))
+
+    @property
+    def timeout(self) -> Optional[float]:
+        to = self._f.get("to")
+        return to / 1000.0 if to else None
+
+    @property
+    def deadline(self) -> Optional[float]:
+        dl = self._f.get("dl")
+        return dl / 1000.0 if dl else None
 
     def __repr__(self) -> str:
         what = ("task %s attempt %s" % (self.task_id, self.attempt)
@@ -172,23 +205,29 @@ class Context:
         """The next n2s message sent to this station (``Station.send``),
         waiting up to ``timeout`` seconds (None: until one comes);
         TimeoutError if none came. The handler must be registered with
-        ``n2s=True``. Messages not taken in an iteration wait for the
-        station's next iteration in this process (at most 1000; the
-        worker may send one just as an iteration ends)."""
+        ``n2s=True``. Messages not taken in an iteration are given to the
+        station's next iteration, in order, in whichever process of the
+        worker runs it."""
         box = self._n2s
         deadline = None if timeout is None else time.monotonic() + timeout
         while not box:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError("no n2s message within %s s" % timeout)
-            self._rt.pump(left)
-        return box.popleft()
+            if not self._rt.pump(left):
+                raise TimeoutError("no n2s message: the worker went away")
+        self._taken, value = box.popleft()
+        return value
 
     def messages(self) -> List[Any]:
         """The n2s messages that have come, without waiting."""
         self._rt.pump(0)
-        out = list(self._n2s)
-        self._n2s.clear()
+        box = self._n2s
+        if not box:
+            return []
+        self._taken = box[-1][0]
+        out = [d for _, d in box]
+        box.clear()
         return out
 
     def _station_only(self, what: str) -> None:
@@ -205,26 +244,43 @@ class _Request:
         self.error: Optional[str] = None
 
 
+# The fixed parts of outcome frames (PROTOCOL.md 15.3).
+_RESULT = b"\x82\xa2ev\xa6result\xa1r"        # {"ev": "result", "r": ...
+_RESULT_ACK = b"\x83\xa2ev\xa6result\xa1r"    # ... and "n2s" after "r"
+_N2S_KEY = b"\xa3n2s"
+_CANCELLED = {"ev": "error", "msg": "cancelled"}
+
+
 class _Runtime:
     """One child: the frames and the calls, all on the main thread.
 
     The main thread reads every frame. While it is idle it waits for the
-    next one; while a call runs, an interval timer (SIGALRM, first after
-    5 ms, then every 10 ms) lets it look at its input between bytecodes:
-    a cancel there raises Cancelled in the function. A call that ends
-    within the first 5 ms costs two setitimer calls and nothing else: no
-    thread, no hand-over between threads. ctx.request and ctx.receive read
-    the input themselves while they wait."""
+    next one; while calls run, an interval timer (SIGALRM, every 10 ms)
+    lets it look at its input between bytecodes: a cancel there raises
+    Cancelled in the function, and calls the worker sends ahead
+    (``pipeline``, PROTOCOL.md 15.9) are queued. The timer is armed when
+    the first call of a busy spell starts and disarmed by its first tick
+    that finds no call running: a child that waits a moment between calls
+    keeps it, and calls that follow each other cost no system call of
+    their own but the read that brought them and the write of their
+    outcome; an idle child is woken once more, then not at all. No
+    thread, no hand-over between threads. ctx.request and
+    ctx.receive read the input themselves while they wait."""
 
-    def __init__(self, rfd: int, wfd: int, tasks: Dict[str, Task]):
+    def __init__(self, rfd: int, wfd: int, tasks: Dict[str, Task],
+                 pipeline: int = 1):
         self.tasks = tasks
         self.rfd = rfd
         self.reader = FrameReader(rfd)
         self.wfd = wfd
         self.wlock = threading.Lock()
+        self.pipeline = pipeline
+        self.calls: Deque[Context] = deque()     # read, not started yet
         self.current: Optional[Context] = None   # the call last read
         self.running: Optional[Context] = None   # the call being run
-        self.reading = False                     # inside a frame read
+        self.pumping = False                     # inside pump()
+        self.reading = False                     # waiting in it for input
+        self.timer = False                       # the look timer is armed
         self.eof = False
         self.shutdown = False
         self.requests: Dict[int, _Request] = {}
@@ -232,7 +288,8 @@ class _Runtime:
         self.inboxes: Dict[Optional[str], Deque[Any]] = {}
 
     def inbox(self, sid: Optional[str]) -> Deque[Any]:
-        """The n2s messages of station ``sid`` not taken yet."""
+        """The n2s messages of station ``sid`` not taken yet, kept across
+        its iterations for a worker older than PROTOCOL.md 15.10."""
         box = self.inboxes.get(sid)
         if box is None:
             box = self.inboxes[sid] = deque(maxlen=N2S_KEEP)
@@ -258,75 +315,124 @@ class _Runtime:
                                                __version__)}
         if flags:
             frame["flags"] = flags
+        if self.pipeline > 1:
+            frame["pipeline"] = self.pipeline
         self.write(frame)
 
     # ---- reading (the main thread only)
     def pump(self, timeout: Optional[float]) -> bool:
-        """Read and handle the frames that come within ``timeout`` seconds
-        (None: wait for one; 0: only what is there). False at the end of
-        the input."""
+        """Handle the frames read and not handled yet; if there were none,
+        wait up to ``timeout`` seconds (None: as long as it takes; 0: not
+        at all) for more and handle those. False at the end of the
+        input."""
         if threading.get_ident() != MAIN:
             raise RuntimeError("ctx.request and ctx.receive must be called "
                                "from the handler's own thread")
-        first = True
+        # Not re-entered from the look timer: frames are handled in order.
+        self.pumping = True
+        try:
+            return self._pump(timeout)
+        finally:
+            self.pumping = False
+
+    def _pump(self, timeout: Optional[float]) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.eof:
-            if not self.reader.buf and not (first and timeout is None):
-                wait = timeout if first else 0
-                try:
-                    ready, _, _ = select.select([self.rfd], [], [], wait)
-                except InterruptedError:
-                    ready = []
-                if not ready:
-                    return True
-            first = False
+            if self._drain():
+                return not self.eof
+            # Only while waiting here may the look timer raise Cancelled:
+            # no frame is half handled then.
             self.reading = True
             try:
-                frame = self.reader.read()
-            except (FrameError, OSError) as exc:
+                if deadline is not None:
+                    left = max(0.0, deadline - time.monotonic())
+                    if not select.select([self.rfd], [], [], left)[0]:
+                        return True
+                more = self.reader.fill()
+            except OSError as exc:
                 sys.stderr.write("taskwheel.handler: %s\n" % exc)
-                frame = None
+                more = False
             finally:
                 self.reading = False
-            if frame is None:
-                self.eof = True
-                self.cancel_running()
-                return False
-            self.on_frame(frame)
-            if frame["ev"] == "call":
-                return True
+            if not more:
+                if self.reader.pending():
+                    sys.stderr.write("taskwheel.handler: the input ended "
+                                     "inside a frame\n")
+                self._ended()
         return False
+
+    def _drain(self) -> bool:
+        """Handle every complete frame read so far; True if any."""
+        n = 0
+        while True:
+            try:
+                frame = self.reader.next()
+            except FrameError as exc:
+                sys.stderr.write("taskwheel.handler: %s\n" % exc)
+                self._ended()
+                return True
+            if frame is None:
+                return n > 0
+            n += 1
+            self.on_frame(frame)
+
+    def _ended(self) -> None:
+        """The input is over: the worker is gone."""
+        self.eof = True
+        if self.running is not None:
+            self.running.cancelled = True
+        self.calls.clear()
 
     def on_frame(self, frame: Dict[str, Any]) -> None:
         ev = frame["ev"]
         if ev == "call":
-            self.current = Context(self, frame)
+            ctx = Context(self, frame)
+            self.current = ctx
+            self.calls.append(ctx)
         elif ev == "cancel":
-            self.cancel_running()
+            self.on_cancel(frame.get("task"))
         elif ev in ("resp", "error"):
             self.on_answer(frame)
         elif ev == "n2s":
-            # Also when the function has just returned: the worker sends
-            # it while it has not read the outcome (the next iteration of
-            # the station in this process takes it).
-            ctx = self.current
-            if ctx is not None and ctx.kind == "station":
-                self.inbox(ctx.station).append(frame.get("d"))
+            self.on_n2s(frame)
         elif ev == "shutdown":
             self.shutdown = True
 
-    def cancel_running(self) -> None:
+    def on_cancel(self, task: Any) -> None:
+        """A cancel: of the call of task ``task``, running or queued, or
+        without a task of the oldest call here. One for a call that has
+        ended crossed its outcome: ignored."""
+        run = self.running
+        for ctx in ([run] if run is not None else []) + list(self.calls):
+            if task is None or (ctx.task_id == task and
+                                ctx.kind == "task"):
+                ctx.cancelled = True
+                return
+
+    def on_n2s(self, frame: Dict[str, Any]) -> None:
+        # n2s frames are about the station call last read: a station call
+        # is alone in this child (15.9).
         ctx = self.current
-        if ctx is not None and self.running is ctx:
-            ctx.cancelled = True
+        if ctx is None or ctx.kind != "station":
+            return
+        item = (frame.get("seq", 0), frame.get("d"))
+        if not ctx._done:
+            ctx._n2s.append(item)
+        elif not ctx._acks:
+            # An older worker sent it before it read the outcome: the
+            # station's next iteration in this process takes it.
+            self.inbox(ctx.station).append(item)
+        # Otherwise the worker gives it again with the next iteration.
 
     def on_answer(self, frame: Dict[str, Any]) -> None:
         rid = frame.get("id")
         req = self.requests.pop(rid, None) if rid is not None else None
         if req is None:
-            # An error about open, msg, close, next or emit.
-            ctx = self.current
+            # An error about open, msg, close, next or emit, or an answer
+            # to a request given up (request ids are never reused).
+            ctx = self.running
             if frame["ev"] == "error" and ctx is not None and \
-                    frame.get("err") == "ECLOSEREQ":
+                    rid is None and frame.get("err") == "ECLOSEREQ":
                 ctx._closed_by = "the submitter asked to close it"
             return
         req.done = True
@@ -358,7 +464,7 @@ class _Runtime:
         if req.error is None:
             return req.value
         if req.error == "ECLOSEREQ":
-            ctx = self.current
+            ctx = self.running
             if ctx is not None:
                 ctx._closed_by = "the submitter asked to close it"
             raise ChannelClosed("the submitter asked to close the channel")
@@ -370,19 +476,30 @@ class _Runtime:
     def _on_alarm(self, signum: int, frame: Any) -> None:
         ctx = self.running
         if ctx is None:
+            self._look(False)  # between calls, or idle: nothing to look at
             return
-        if not self.reading:
+        if not self.pumping:
             self.pump(0)
-        if ctx.cancelled and self.running is ctx:
+        if ctx.cancelled and self.running is ctx and \
+                (self.reading or not self.pumping):
             raise Cancelled("the call was cancelled")
 
+    def _look(self, on: bool) -> None:
+        """Arm (or disarm) the timer that looks at the input while calls
+        run."""
+        if on != self.timer:
+            signal.setitimer(signal.ITIMER_REAL, LOOK_EVERY if on else 0,
+                             LOOK_EVERY)
+            self.timer = on
+
     def invoke(self, ctx: Context) -> Any:
-        t = self.tasks.get(ctx.handler)
+        f = ctx._f
+        t = self.tasks.get(f.get("h"))
         if t is None:
             raise TaskwheelError("no handler %r in this process"
                                  % ctx.handler)
-        a = ctx._args
-        if ctx.kind == "station":
+        a = f.get("a")
+        if f.get("kind") == "station":
             args: List[Any] = [a]
             kwargs: Dict[str, Any] = {}
         else:
@@ -394,47 +511,63 @@ class _Runtime:
             else:
                 kwargs["ctx"] = ctx
         value = t.fn(*args, **kwargs)
-        if inspect.iscoroutine(value):
+        if isinstance(value, Coroutine):
             value = asyncio.run(value)
         return value
 
     def run_call(self, ctx: Context) -> None:
         try:
+            if ctx.cancelled:
+                raise Cancelled("cancelled before it started")
             try:
+                # Running first: a tick that finds no call running stops
+                # the timer, and this call needs it.
                 self.running = ctx
-                signal.setitimer(signal.ITIMER_REAL, FIRST_LOOK, LOOK_EVERY)
+                self._look(True)
                 value = self.invoke(ctx)
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
                 self.running = None
             if ctx._opened:
                 ctx.close()
             try:
-                frame = encode({"ev": "result", "r": value})
-            except (TypeError, ValueError, OverflowError, FrameError) as exc:
+                r = packer().pack(value)
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise TaskwheelError(
                     "the result (%s) cannot be sent: %s"
                     % (type(value).__name__, exc)) from None
+            if ctx._acks:
+                data = frame_of(_RESULT_ACK + r + _N2S_KEY +
+                                packer().pack(ctx._taken))
+            else:
+                data = frame_of(_RESULT + r)
         except Cancelled:
-            frame = encode({"ev": "error", "msg": "cancelled"})
+            data = self._error(ctx, _CANCELLED)
         except BaseException as exc:  # noqa: BLE001 - the call's error
-            frame = encode(error_frame(exc))
-        self.write_bytes(frame)
+            data = self._error(ctx, error_frame(exc))
+        ctx._done = True
+        self.write_bytes(data)
+
+    @staticmethod
+    def _error(ctx: Context, frame: Dict[str, Any]) -> bytes:
+        if ctx._acks:
+            frame = dict(frame, n2s=ctx._taken)
+        return encode(frame)
 
     def serve(self) -> None:
         signal.signal(signal.SIGALRM, self._on_alarm)
         self.hello()
-        last = None
-        while not self.shutdown:
-            # The last call stays current while idle: an n2s frame the
-            # worker sent before it read that call's outcome goes to its
-            # station's inbox.
-            if not self.pump(None):
-                return
-            ctx = self.current
-            if ctx is not None and ctx is not last and not self.shutdown:
-                last = ctx
-                self.run_call(ctx)
+        try:
+            while True:
+                if self.calls:
+                    self.run_call(self.calls.popleft())
+                    continue
+                # Nothing to run: wait for the next frame (the timer
+                # stops itself at its next tick if none comes).
+                if self.shutdown or self.eof:
+                    return
+                self.pump(None)
+        finally:
+            self._look(False)
 
 
 def error_frame(exc: BaseException) -> Dict[str, Any]:
@@ -457,7 +590,7 @@ def load(modules: List[str]) -> Dict[str, Task]:
     return registry()
 
 
-USAGE = """usage: python3 -m taskwheel.handler [--list] MODULE...
+USAGE = """usage: python3 -m taskwheel.handler [--list] [--pipeline N] MODULE...
 
 Runs the @task functions of the MODULEs as a proc child of a taskwheel
 worker (proto/PROTOCOL.md 15):
@@ -465,7 +598,9 @@ worker (proto/PROTOCOL.md 15):
     taskwheel-worker --proc 'python3 -m taskwheel.handler myapp.tasks'
 
 --list prints the handlers the modules register and exits.
-"""
+--pipeline N lets the worker send up to N calls ahead when more calls wait
+than it has idle children (default %d; 1: one call at a time).
+""" % PIPELINE
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -476,6 +611,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     listing = args[0] == "--list"
     if listing:
         args = args[1:]
+    pipeline = PIPELINE
+    if args and args[0].startswith("--pipeline"):
+        opt = args.pop(0)
+        value = opt.partition("=")[2] if "=" in opt else \
+            (args.pop(0) if args else "")
+        if not value.isdigit() or not 1 <= int(value) <= 16:
+            sys.stderr.write("taskwheel.handler: --pipeline takes a number "
+                             "from 1 to 16\n")
+            return 2
+        pipeline = int(value)
+    if not args:
+        sys.stderr.write(USAGE)
+        return 2
     version = os.environ.get("TASKWHEEL_PROC", str(PROTO_VERSION))
     if not version.isdigit() or int(version) < PROTO_VERSION:
         sys.stderr.write("taskwheel.handler: the worker speaks process "
@@ -513,7 +661,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "most 1024\n" % len(tasks))
         return 2
     try:
-        _Runtime(0, out, tasks).serve()
+        _Runtime(0, out, tasks, pipeline).serve()
     except BrokenPipeError:
         pass
     return 0

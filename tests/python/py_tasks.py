@@ -155,3 +155,21 @@ def slowcount(n, ctx):
     """A station that counts slowly, so that it can be moved mid-way."""
     time.sleep(0.05)
     return n + 1
+
+
+@task("py.collect", n2s=True)
+def collect(state, ctx):
+    """A station that writes every n2s message it takes to the trace file
+    "collected", one line each: "pid message iteration". Lines from every
+    child of a worker land in one file, in the order the iterations took
+    them."""
+    got = ctx.messages()
+    if got:
+        fd = os.open(os.path.join(os.environ["TW_PY_TRACE"], "collected"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, "".join("%d %s %d\n" % (os.getpid(), m, ctx.iteration)
+                                 for m in got).encode())
+        finally:
+            os.close(fd)
+    return state

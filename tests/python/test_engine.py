@@ -146,3 +146,21 @@ def test_malformed_messages_are_dropped():
     assert not e.on_message([b"TW\x01\x0b", b"\x91\x01"])  # not a map
     assert not e.on_message(msg(w.TASKS, {"items": []}))  # not for a client
     assert e.on_message(msg(w.ACK, {"items": [{"seq": 77, "id": 1}]}))
+
+
+def test_item_encoder():
+    """A SUBMIT item made from the shared part of a batch decodes to the
+    map PROTOCOL.md 5.11 describes, whatever the options and arguments."""
+    from taskwheel._calls import encode_call, item_encoder, task_fields
+    fields = task_fields(timeout=2.5, retries=3, priority=-7, pool="p",
+                         group=["g1", "g2"], delay=1, key="k")
+    enc = item_encoder("py.noop", fields)
+    a = encode_call((1, "x"), {"k": b"\x00"})
+    big = encode_call(("y" * 70000,), None)
+    assert w.unpack(enc(1, None)) == dict(fields, seq=1, h="py.noop")
+    assert w.unpack(enc(2**40, a)) == dict(fields, seq=2**40, h="py.noop",
+                                           a=a)
+    assert w.unpack(enc(3, big))["a"] == big
+    plain = item_encoder("h", {})
+    assert w.unpack(plain(5, b"\x90")) == {"seq": 5, "h": "h", "a": b"\x90"}
+    assert w.unpack(plain(6, None)) == {"seq": 6, "h": "h"}

@@ -35,10 +35,16 @@ class Child:
 
     def read(self, timeout=20):
         import select
-        if not self.reader.buf:
-            r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.reader.next()
+            if frame is not None:
+                return frame
+            left = deadline - time.monotonic()
+            r, _, _ = select.select([self.p.stdout], [], [], max(0, left))
             assert r, "no frame from the child within %s s" % timeout
-        return self.reader.read()
+            if not self.reader.fill():
+                return None
 
     def call(self, h, a=None, kind="task", **extra):
         f = {"ev": "call", "kind": kind, "h": h}
@@ -67,7 +73,8 @@ def test_hello(child):
     assert h["ev"] == "hello" and h["v"] == 1
     assert h["handlers"] == sorted(h["handlers"])
     assert {"add", "py.echo", "py.count", "py.inbox"} <= set(h["handlers"])
-    assert h["flags"] == {"py.inbox": ["n2s"]}
+    assert h["flags"] == {"py.inbox": ["n2s"], "py.collect": ["n2s"]}
+    assert h["pipeline"] == 4
     assert h["rt"].startswith("python 3.")
 
 
@@ -140,6 +147,38 @@ def test_cancel_raises_in_the_function(child, tmp_path):
     assert (tmp_path / "finally").read_text().startswith("c1 ")
     child.call("add", [1, 2])
     assert child.read()["r"] == 3
+
+
+def _wakeups(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches for %d" % pid)
+
+
+def test_look_timer_stops_when_idle_and_rearms(child):
+    """The look timer (SIGALRM every 10 ms while calls run) stops itself
+    once the child is idle, and the next call arms it again: a cancel
+    still reaches that call's function."""
+    child.read()
+    for spell in range(3):
+        for k in range(20):
+            child.call("py.noop", [k], task=100 * spell + k)
+        for k in range(20):
+            assert child.read() == {"ev": "result", "r": None}
+        # Idle: the first tick stops the timer; after it nothing wakes
+        # the child (with the timer it would wake 100 times a second).
+        time.sleep(0.1)
+        before = _wakeups(child.p.pid)
+        time.sleep(0.5)
+        assert _wakeups(child.p.pid) - before <= 3
+    child.call("py.sleep", [30, "c2"], task=900)
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    child.send({"ev": "cancel", "task": 900})
+    assert child.read(10) == {"ev": "error", "msg": "cancelled"}
+    assert time.monotonic() - t0 < 5
 
 
 def test_channel_frames(child):

@@ -13,7 +13,7 @@ import pytest
 
 import taskwheel
 from taskwheel import TaskCancelled, TaskFailed, TaskTimeout
-from tw_cluster import PYTHON, wait_for, wait_workers
+from tw_cluster import PYTHON, ROOT, wait_for, wait_workers
 
 PROC = "%s -m taskwheel.handler py_tasks" % PYTHON
 
@@ -202,6 +202,71 @@ def test_python_stations(pyc):
     t.join(30)
     assert totals and totals[-1] == 6
     wait_for(lambda: box.show().checkpoint == 6, 10, "the checkpoint")
+
+
+PERL = "perl -I %s %s" % (
+    os.path.join(ROOT, "examples", "proc"),
+    os.path.join(ROOT, "tests", "integration", "proc", "child.pl"))
+
+
+@pytest.mark.parametrize("lang", ["py", "pl"])
+def test_n2s_exactly_once_in_order_across_children(cluster, trace, lang):
+    """PROTOCOL.md 15.10: a station with a steady n2s stream whose
+    iterations run in several children of one worker gets every message
+    exactly once, in order, although the worker sends some while a child
+    has finished its iteration and the next runs elsewhere."""
+    b = cluster.broker()
+    cmd = PROC if lang == "py" else PERL
+    cluster.worker(b, "--proc", cmd, "--proc-count", "3", "--proc-grace",
+                   "300", slots=5)
+    n = 400
+    with taskwheel.Client(b.frontend) as c:
+        wait_workers(c, 1, lang + ".collect")
+        c.add_station("col", lang + ".collect", 0, interval=0)
+        box = c.station("col")
+        wait_for(lambda: box.show().state == "running", 20, "running")
+        # Tasks keep every child busy by turns, so that each iteration
+        # runs in whichever child is free first.
+        stop = threading.Event()
+
+        def load():
+            with taskwheel.Client(b.frontend) as lc:
+                hs = [lc.submit(lang + ".sleep", 0.002 * (k + 1))
+                      for k in range(3)]
+                while not stop.is_set():
+                    done = next(lc.as_completed(hs, timeout=30))
+                    hs.remove(done)
+                    hs.append(lc.submit(lang + ".sleep", 0.002 * len(hs)))
+
+        t = threading.Thread(target=load)
+        t.start()
+        try:
+            for i in range(n):
+                box.send(i)
+                if i % 4 == 3:
+                    time.sleep(0.004)  # a stream, not one burst
+            path = trace / "collected"
+
+            def lines():
+                return path.read_text().splitlines() if path.exists() \
+                    else []
+            try:
+                wait_for(lambda: len(lines()) >= n, 60,
+                         "%d messages collected" % n)
+            except AssertionError:
+                pass  # the comparison below names what is missing
+        finally:
+            stop.set()
+            t.join(30)
+        got = lines()
+        values = [int(line.split()[1]) for line in got]
+        bad = [i for i, v in enumerate(values) if i and v <= values[i - 1]]
+        assert values == list(range(n)), (
+            "lost: %s; out of order or twice: %s" % (
+                sorted(set(range(n)) - set(values))[:20],
+                got[max(0, bad[0] - 5):bad[0] + 5] if bad else "none"))
+        pids = {line.split()[0] for line in got}
+        assert len(pids) > 1, "the iterations never left one child"
 
 
 def test_python_station_moves_with_its_checkpoint(cluster, trace):

@@ -238,18 +238,18 @@ test_parse(void **state)
 
 /* Proc frames against PROTOCOL.md 15.8 ---------------------------------- */
 
+/* `e` holds exactly the frame `hex`, its length included; it is emptied
+ * for the next. */
 static void
 s_expect_enc(tw_enc_t *e, const char *hex)
 {
     unsigned char want[256];
     size_t n = s_hex(hex, want);
-    /* The encoder's first four bytes are the length tw_frame_send
-     * patches; compare the body and the length it will write. */
     assert_int_equal(e->sb.size, n);
-    assert_memory_equal(e->sb.data + 4, want + 4, n - 4);
-    uint32_t body = (uint32_t)(n - 4);
+    assert_memory_equal(e->sb.data, want, n);
     assert_int_equal(want[0] << 24 | want[1] << 16 | want[2] << 8 | want[3],
-                     body);
+                     n - 4);
+    tw_enc_clear(e);
 }
 
 static void
@@ -290,6 +290,11 @@ test_spec_worker_frames(void **state)
     s_expect_enc(&e, "00 00 00 2b 86 a2 65 76 a4 63 61 6c 6c a4 6b 69 6e 64 "
                      "a7 73 74 61 74 69 6f 6e a1 68 a4 74 69 63 6b a3 73 69 "
                      "64 a2 74 31 a2 69 74 08 a1 61 07");
+    tw_proc_enc_cancel(&e, 42);
+    s_expect_enc(&e, "00 00 00 11 82 a2 65 76 a6 63 61 6e 63 65 6c a4 74 61 "
+                     "73 6b 2a");
+    tw_proc_enc_cancel(&e, 0);
+    s_expect_enc(&e, "00 00 00 0b 81 a2 65 76 a6 63 61 6e 63 65 6c");
     tw_proc_enc_bare(&e, "cancel");
     s_expect_enc(&e, "00 00 00 0b 81 a2 65 76 a6 63 61 6e 63 65 6c");
     tw_proc_enc_bare(&e, "shutdown");
@@ -302,6 +307,95 @@ test_spec_worker_frames(void **state)
     tw_proc_call_t nc = {.h = "x", .hlen = 1, .task = 1, .at = 1};
     tw_proc_enc_call(&e, &nc);
     assert_int_equal((unsigned char)e.sb.data[e.sb.size - 1], 0xc0);
+    /* Frames append: a call, then a cancel, each with its own length. */
+    size_t first = e.sb.size;
+    tw_proc_enc_cancel(&e, 1);
+    assert_int_equal(e.sb.size, first + 4 + 0x11);
+    assert_memory_equal(e.sb.data + first, "\x00\x00\x00\x11\x82", 5);
+    assert_int_equal(e.sb.data[3], (char)(first - 4));
+    tw_enc_free(&e);
+}
+
+/* The worked examples of 15.9 (pipelines) and 15.10 (n2s acknowledged). */
+static void
+test_spec_pipeline_and_n2s(void **state)
+{
+    (void)state;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    unsigned char buf[256];
+    tw_frame_t f;
+    const char *why;
+    char err[256];
+    tw_proc_hello_t *h = malloc(sizeof *h);
+    size_t n = s_hex("00 00 00 28 84 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 "
+                     "68 61 6e 64 6c 65 72 73 91 a6 72 65 73 69 7a 65 a8 70 "
+                     "69 70 65 6c 69 6e 65 02",
+                     buf);
+    assert_int_equal(tw_frame_parse(&f, buf + 4, n - 4, &why), 0);
+    assert_int_equal(tw_proc_parse_hello(&f, h, err, sizeof err), 0);
+    assert_int_equal(h->pipeline, 2);
+    static const unsigned char a43[] = {0x92, 0x40, 0x30};
+    static const unsigned char a44[] = {0x92, 0x20, 0x18};
+    tw_proc_call_t c = {.h = "resize", .hlen = 6, .task = 43, .at = 1,
+                        .a = a43, .alen = sizeof a43};
+    tw_proc_enc_call(&e, &c);
+    s_expect_enc(&e, "00 00 00 2b 86 a2 65 76 a4 63 61 6c 6c a4 6b 69 6e 64 "
+                     "a4 74 61 73 6b a1 68 a6 72 65 73 69 7a 65 a4 74 61 73 "
+                     "6b 2b a2 61 74 01 a1 61 92 40 30");
+    c.task = 44;
+    c.a = a44;
+    tw_proc_enc_call(&e, &c);
+    s_expect_enc(&e, "00 00 00 2b 86 a2 65 76 a4 63 61 6c 6c a4 6b 69 6e 64 "
+                     "a4 74 61 73 6b a1 68 a6 72 65 73 69 7a 65 a4 74 61 73 "
+                     "6b 2c a2 61 74 01 a1 61 92 20 18");
+    tw_proc_enc_cancel(&e, 44);
+    s_expect_enc(&e, "00 00 00 11 82 a2 65 76 a6 63 61 6e 63 65 6c a4 74 61 "
+                     "73 6b 2c");
+    n = s_hex("00 00 00 10 82 a2 65 76 a6 72 65 73 75 6c 74 a1 72 cd 0c 00",
+              buf);
+    assert_int_equal(n - 4, 0x10);
+    assert_int_equal(tw_frame_parse(&f, buf + 4, n - 4, &why), 0);
+    assert_true(tw_frame_is(&f, "result"));
+    n = s_hex("00 00 00 18 82 a2 65 76 a5 65 72 72 6f 72 a3 6d 73 67 a9 63 "
+              "61 6e 63 65 6c 6c 65 64",
+              buf);
+    assert_int_equal(n - 4, 0x18);
+    assert_int_equal(tw_frame_parse(&f, buf + 4, n - 4, &why), 0);
+    char text[32];
+    tw_proc_error_text(&f, text, sizeof text);
+    assert_string_equal(text, "cancelled");
+
+    /* 15.10 */
+    static const unsigned char zero = 0x00, five = 0x05, six = 0x06;
+    tw_proc_call_t sc = {.station = 1, .h = "inbox", .hlen = 5, .sid = "s1",
+                         .sidlen = 2, .it = 3, .n2s = 1, .a = &zero,
+                         .alen = 1};
+    tw_proc_enc_call(&e, &sc);
+    s_expect_enc(&e, "00 00 00 31 87 a2 65 76 a4 63 61 6c 6c a4 6b 69 6e 64 "
+                     "a7 73 74 61 74 69 6f 6e a1 68 a5 69 6e 62 6f 78 a3 73 "
+                     "69 64 a2 73 31 a2 69 74 03 a3 6e 32 73 c3 a1 61 00");
+    tw_proc_enc_n2s(&e, 7, &five, 1);
+    s_expect_enc(&e, "00 00 00 10 83 a2 65 76 a3 6e 32 73 a3 73 65 71 07 a1 "
+                     "64 05");
+    tw_proc_enc_n2s(&e, 8, &six, 1);
+    s_expect_enc(&e, "00 00 00 10 83 a2 65 76 a3 6e 32 73 a3 73 65 71 08 a1 "
+                     "64 06");
+    n = s_hex("00 00 00 13 83 a2 65 76 a6 72 65 73 75 6c 74 a1 72 05 a3 6e "
+              "32 73 07",
+              buf);
+    assert_int_equal(n - 4, 0x13);
+    assert_int_equal(tw_frame_parse(&f, buf + 4, n - 4, &why), 0);
+    uint64_t took = 0;
+    assert_true(tw_frame_uint(&f, "n2s", &took));
+    assert_int_equal(took, 7);
+    sc.it = 4;
+    sc.a = &five;
+    tw_proc_enc_call(&e, &sc);
+    s_expect_enc(&e, "00 00 00 31 87 a2 65 76 a4 63 61 6c 6c a4 6b 69 6e 64 "
+                     "a7 73 74 61 74 69 6f 6e a1 68 a5 69 6e 62 6f 78 a3 73 "
+                     "69 64 a2 73 31 a2 69 74 04 a3 6e 32 73 c3 a1 61 05");
+    free(h);
     tw_enc_free(&e);
 }
 
@@ -324,6 +418,7 @@ test_spec_child_frames(void **state)
     assert_true(tw_frame_is(&f, "hello"));
     assert_int_equal(tw_proc_parse_hello(&f, h, err, sizeof err), 0);
     assert_int_equal(h->v, 1);
+    assert_int_equal(h->pipeline, 1); /* absent: one call at a time */
     assert_int_equal(h->n, 2);
     assert_memory_equal(h->names[0], "resize", 6);
     assert_memory_equal(h->names[1], "tick", 4);
@@ -452,6 +547,14 @@ test_hello_parse(void **state)
         {"84 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
          "91 a1 61 a5 66 6c 61 67 73 81 a1 61 91 01",
          "hello flags of 'a' are not str"},
+        /* pipeline: 0 */
+        {"84 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
+         "91 a1 61 a8 70 69 70 65 6c 69 6e 65 00",
+         "hello \"pipeline\" is not a uint of 1 or more"},
+        /* pipeline: "2" */
+        {"84 a2 65 76 a5 68 65 6c 6c 6f a1 76 01 a8 68 61 6e 64 6c 65 72 73 "
+         "91 a1 61 a8 70 69 70 65 6c 69 6e 65 a1 32",
+         "hello \"pipeline\" is not a uint of 1 or more"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         n = s_hex(bad[i].hex, buf);
@@ -509,11 +612,19 @@ test_writer(void **state)
     assert_int_equal(e.sb.size, 0);   /* the buffer went with the write */
     tw_proc_enc_bare(&e, "shutdown"); /* reusable */
     assert_int_equal(tw_frame_send(&e, (uv_stream_t *)&p.w), 0);
-    unsigned char buf[64], want[64];
+    unsigned char buf[96], want[96];
     size_t n = s_pipe_read(&p, buf, sizeof buf);
     size_t w = s_hex("00 00 00 0b 81 a2 65 76 a6 63 61 6e 63 65 6c "
                      "00 00 00 0d 81 a2 65 76 a8 73 68 75 74 64 6f 77 6e",
                      want);
+    assert_int_equal(n, w);
+    assert_memory_equal(buf, want, w);
+    /* Several frames, one write. */
+    tw_proc_enc_bare(&e, "cancel");
+    tw_proc_enc_bare(&e, "shutdown");
+    assert_int_equal(tw_frame_write(&e, (uv_stream_t *)&p.w), 0);
+    assert_int_equal(e.sb.size, 0);
+    n = s_pipe_read(&p, buf, sizeof buf);
     assert_int_equal(n, w);
     assert_memory_equal(buf, want, w);
     /* The channel's answers: an errno name the handler ABI returns, and a
@@ -549,6 +660,7 @@ main(void)
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_spec_worker_frames),
         cmocka_unit_test(test_spec_child_frames),
+        cmocka_unit_test(test_spec_pipeline_and_n2s),
         cmocka_unit_test(test_hello_parse),
         cmocka_unit_test(test_writer),
     };

@@ -78,9 +78,10 @@ s_call(void *ud, unsigned child, tw_pp_job_t *job)
 }
 
 static void
-s_cancel(void *ud, unsigned child)
+s_cancel(void *ud, unsigned child, tw_pp_job_t *job)
 {
-    s_add(ud, "cancel %u", child);
+    s_fx_t *fx = ud;
+    s_add(fx, "cancel %u j%d", child, s_jobno(fx, job));
 }
 
 static void
@@ -297,7 +298,7 @@ test_cancel_answered(void **state)
     s_submit(fx, 1, 0, 100);
     tw_procpool_cancel(fx->pp, &fx->jobs[1], 110);
     tw_procpool_cancel(fx->pp, &fx->jobs[1], 120); /* again: nothing */
-    assert_string_equal(s_take(fx), "call 0 j1; cancel 0");
+    assert_string_equal(s_take(fx), "call 0 j1; cancel 0 j1");
     assert_int_equal(tw_procpool_run(fx->pp, 200), 110 + S_GRACE_MS - 200);
     assert_ptr_equal(tw_procpool_outcome(fx->pp, 0, 250), &fx->jobs[1]);
     assert_int_equal(tw_procpool_run(fx->pp, 250), -1);
@@ -317,7 +318,7 @@ test_cancel_unanswered(void **state)
     s_fx_t *fx = s_ready(1);
     s_submit(fx, 1, 0, 0);
     tw_procpool_cancel(fx->pp, &fx->jobs[1], 1000);
-    assert_string_equal(s_take(fx), "call 0 j1; cancel 0");
+    assert_string_equal(s_take(fx), "call 0 j1; cancel 0 j1");
     tw_procpool_run(fx->pp, 1000 + S_GRACE_MS - 1);
     assert_string_equal(s_take(fx), "");
     assert_int_equal(tw_procpool_run(fx->pp, 1000 + S_GRACE_MS), S_GRACE_MS);
@@ -349,7 +350,7 @@ test_cancel_exit(void **state)
     tw_procpool_closed(fx->pp, 0, 21);
     tw_procpool_run(fx->pp, 21);
     assert_string_equal(s_take(fx),
-                        "call 0 j1; cancel 0; fail j1 cancelled; spawn 0");
+                        "call 0 j1; cancel 0 j1; fail j1 cancelled; spawn 0");
     s_free(fx);
 }
 
@@ -577,7 +578,7 @@ test_stop(void **state)
     s_take(fx);
     tw_procpool_stop(fx->pp, 100);
     assert_string_equal(s_take(fx),
-                        "fail j4 the worker is stopping; cancel 0; cancel 1");
+                        "fail j4 the worker is stopping; cancel 0 j1; cancel 1 j2");
     char err[256];
     fx->jobs[5].hid = 0;
     assert_int_equal(
@@ -637,6 +638,175 @@ test_stop_starting(void **state)
     s_free(fx);
 }
 
+/* Pipelines (PROTOCOL.md 15.9) ------------------------------------------- */
+
+/* `count` children greeted with "a,b", each taking `depth` calls. */
+static s_fx_t *
+s_piped(unsigned count, unsigned depth)
+{
+    s_fx_t *fx = s_ready(count);
+    for (unsigned c = 0; c < count; c++) {
+        tw_procpool_set_depth(fx->pp, c, depth);
+    }
+    return fx;
+}
+
+/* Idle children first; then, when nothing waits, the least loaded busy
+ * child with room; then the queue, which fills pipelines as outcomes
+ * come, fewest held first. A child answers its calls in order. */
+static void
+test_pipeline_dispatch(void **state)
+{
+    (void)state;
+    s_fx_t *fx = s_piped(2, 2);
+    for (int j = 1; j <= 6; j++) {
+        assert_int_equal(s_submit(fx, j, 0, 1), 0);
+    }
+    assert_string_equal(s_take(fx),
+                        "call 0 j1; call 1 j2; call 0 j3; call 1 j4");
+    assert_int_equal(tw_procpool_held(fx->pp, 0), 2);
+    assert_ptr_equal(tw_procpool_job(fx->pp, 0), &fx->jobs[1]);
+    assert_int_equal(tw_procpool_idle(fx->pp), 0);
+    /* Child 1 answers j2 and j4 (j4 was in its pipe); child 0 nothing. */
+    assert_ptr_equal(tw_procpool_outcome(fx->pp, 1, 2), &fx->jobs[2]);
+    assert_ptr_equal(tw_procpool_job(fx->pp, 1), &fx->jobs[4]);
+    assert_ptr_equal(tw_procpool_outcome(fx->pp, 1, 2), &fx->jobs[4]);
+    assert_int_equal(tw_procpool_idle(fx->pp), 1);
+    tw_procpool_run(fx->pp, 2);
+    /* Idle child 1 first, then its pipeline; child 0 is full. */
+    assert_string_equal(s_take(fx), "call 1 j5; call 1 j6");
+    assert_ptr_equal(tw_procpool_outcome(fx->pp, 0, 3), &fx->jobs[1]);
+    assert_ptr_equal(tw_procpool_outcome(fx->pp, 0, 3), &fx->jobs[3]);
+    assert_null(tw_procpool_outcome(fx->pp, 0, 3));
+    tw_procpool_stats_t st;
+    tw_procpool_stats(fx->pp, &st);
+    assert_int_equal(st.calls, 6);
+    assert_int_equal(st.piped, 3);
+    assert_int_equal(st.waited, 2);
+    s_free(fx);
+}
+
+/* A solo call (a station iteration) goes to an idle child only, nothing
+ * is sent behind it, and busy children take nothing queued behind a
+ * waiting one, so the children drain for it. */
+static void
+test_pipeline_solo(void **state)
+{
+    (void)state;
+    s_fx_t *fx = s_piped(2, 3);
+    s_submit(fx, 1, 0, 0);
+    fx->jobs[2].solo = 1;
+    s_submit(fx, 2, 0, 0);
+    s_submit(fx, 3, 0, 0);
+    assert_string_equal(s_take(fx), "call 0 j1; call 1 j2; call 0 j3");
+    fx->jobs[4].solo = 1;
+    s_submit(fx, 4, 0, 0);
+    s_submit(fx, 5, 0, 0);
+    tw_procpool_run(fx->pp, 1);
+    assert_string_equal(s_take(fx), ""); /* j5 waits behind j4 */
+    tw_procpool_outcome(fx->pp, 0, 2);
+    tw_procpool_run(fx->pp, 2);
+    assert_string_equal(s_take(fx), ""); /* child 0 still runs j3 */
+    tw_procpool_outcome(fx->pp, 1, 3);
+    tw_procpool_run(fx->pp, 3);
+    /* Child 1 takes j4 alone; j5 may now go behind j3. */
+    assert_string_equal(s_take(fx), "call 1 j4; call 0 j5");
+    assert_int_equal(tw_procpool_held(fx->pp, 1), 1);
+    assert_int_equal(tw_procpool_held(fx->pp, 0), 2);
+    s_free(fx);
+}
+
+/* A call cancelled while it waits in a child's pipe gets its cancel
+ * frame at once, and its grace only once it is the child's first. */
+static void
+test_pipeline_cancel_behind(void **state)
+{
+    (void)state;
+    s_fx_t *fx = s_piped(1, 2);
+    s_submit(fx, 1, 0, 0);
+    s_submit(fx, 2, 0, 0);
+    tw_procpool_cancel(fx->pp, &fx->jobs[2], 10);
+    tw_procpool_cancel(fx->pp, &fx->jobs[2], 11); /* again: nothing */
+    assert_string_equal(s_take(fx), "call 0 j1; call 0 j2; cancel 0 j2");
+    assert_int_equal(tw_procpool_run(fx->pp, 5000), -1); /* no grace yet */
+    s_submit(fx, 3, 0, 5000);
+    assert_string_equal(s_take(fx), ""); /* not behind a cancelled call */
+    assert_ptr_equal(tw_procpool_outcome(fx->pp, 0, 6000), &fx->jobs[1]);
+    assert_int_equal(tw_procpool_run(fx->pp, 6000), S_GRACE_MS);
+    assert_string_equal(s_take(fx), "");
+    tw_procpool_run(fx->pp, 6000 + S_GRACE_MS);
+    assert_string_equal(s_take(fx), "signal 0 TERM");
+    tw_procpool_exited(fx->pp, 0, "exit status 0", 6000 + S_GRACE_MS);
+    assert_string_equal(s_take(fx), "fail j2 cancelled");
+    tw_procpool_closed(fx->pp, 0, 6400);
+    tw_procpool_run(fx->pp, 6400);
+    s_hello(fx, 0, "a,b", 6400);
+    tw_procpool_run(fx->pp, 6400);
+    assert_string_equal(s_take(fx), "spawn 0; call 0 j3");
+    s_free(fx);
+}
+
+/* A child that ends holding calls: its first fails, those behind it
+ * (never started) go back to the front of the queue in order, and a
+ * cancelled one fails; a protocol error does the same. */
+static void
+test_pipeline_take_back(void **state)
+{
+    (void)state;
+    s_fx_t *fx = s_piped(2, 3);
+    for (int j = 1; j <= 7; j++) {
+        s_submit(fx, j, 0, 0);
+    }
+    assert_string_equal(s_take(fx), "call 0 j1; call 1 j2; call 0 j3; "
+                                    "call 1 j4; call 0 j5; call 1 j6");
+    tw_procpool_cancel(fx->pp, &fx->jobs[3], 1);
+    s_take(fx);
+    tw_procpool_exited(fx->pp, 0, "exit status 1", 2);
+    assert_string_equal(s_take(fx),
+                        "fail j3 cancelled; fail j1 proc child exited "
+                        "while running the call: exit status 1");
+    /* j5 is back before j7; child 1 takes them in that order. */
+    tw_procpool_outcome(fx->pp, 1, 3);
+    tw_procpool_run(fx->pp, 3);
+    assert_string_equal(s_take(fx), "call 1 j5");
+    tw_procpool_bad(fx->pp, 1, "not a map", 4);
+    assert_string_equal(s_take(fx),
+                        "signal 1 KILL; fail j4 protocol error from proc "
+                        "child: not a map");
+    tw_procpool_stats_t st;
+    tw_procpool_stats(fx->pp, &st);
+    assert_int_equal(st.requeued, 3); /* j5, then j6 and j5 again */
+    /* Both children restart; the queue holds j6, j5, j7 in that order. */
+    tw_procpool_exited(fx->pp, 1, "killed by signal 9", 5);
+    tw_procpool_closed(fx->pp, 0, 5);
+    tw_procpool_closed(fx->pp, 1, 5);
+    tw_procpool_run(fx->pp, 1000);
+    s_hello(fx, 0, "a,b", 1000);
+    tw_procpool_set_depth(fx->pp, 0, 3);
+    tw_procpool_run(fx->pp, 1000);
+    assert_string_equal(s_take(fx),
+                        "spawn 0; spawn 1; call 0 j6; call 0 j5; call 0 j7");
+    s_free(fx);
+}
+
+/* A stop cancels every call a child holds. */
+static void
+test_pipeline_stop(void **state)
+{
+    (void)state;
+    s_fx_t *fx = s_piped(1, 2);
+    s_submit(fx, 1, 0, 0);
+    s_submit(fx, 2, 0, 0);
+    s_take(fx);
+    tw_procpool_stop(fx->pp, 10);
+    assert_string_equal(s_take(fx), "cancel 0 j1; cancel 0 j2");
+    tw_procpool_outcome(fx->pp, 0, 20);
+    tw_procpool_outcome(fx->pp, 0, 30);
+    tw_procpool_run(fx->pp, 30);
+    assert_string_equal(s_take(fx), "shutdown 0");
+    s_free(fx);
+}
+
 int
 main(void)
 {
@@ -657,6 +827,11 @@ main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_stop_ignored),
         cmocka_unit_test(test_stop_starting),
+        cmocka_unit_test(test_pipeline_dispatch),
+        cmocka_unit_test(test_pipeline_solo),
+        cmocka_unit_test(test_pipeline_cancel_behind),
+        cmocka_unit_test(test_pipeline_take_back),
+        cmocka_unit_test(test_pipeline_stop),
     };
     return cmocka_run_group_tests(tests, tw_suite_setup, NULL);
 }

@@ -101,6 +101,19 @@ TaskwheelProc::run(
         $ctx->sleep(0.05);
         return $n + scalar(my @m = $ctx->n2s);
     }, 'n2s'],
+    # A station writing every n2s message it takes to the trace file
+    # "collected" in $TW_PY_TRACE, one line each: "pid message iteration".
+    'pl.collect' => [sub {
+        my ($ctx, $n) = @_;
+        my @m = $ctx->n2s;
+        if (@m) {
+            open(my $fh, '>>', "$ENV{TW_PY_TRACE}/collected") or die "$!\n";
+            my $it = $ctx->iteration;
+            syswrite($fh, join('', map { "$$ $_ $it\n" } @m));
+            close $fh;
+        }
+        return $n;
+    }, 'n2s'],
     # A station in next mode "handler": set_next, and stop at a limit.
     'pl.next' => sub {
         my ($ctx, $n, $limit) = @_;
