@@ -103,3 +103,36 @@ tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
     }
     return 0;
 }
+
+int
+tw_bench_wait_stations(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
+                       long limit_ms)
+{
+    uint64_t deadline = tw_bench_now_ns() + (uint64_t)limit_ms * 1000000u;
+    uint64_t running = 0;
+    for (;;) {
+        int rc = tw_bench_cluster_check(cl);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = tw_bench_status_uint(c, "stations_running", S_REQ_TIMEOUT_MS,
+                                  &running);
+        if (rc != 0) {
+            tw_bench_cluster_fail(cl, "status query failed");
+            return rc;
+        }
+        if (running >= n) {
+            return 0;
+        }
+        if (tw_bench_now_ns() > deadline) {
+            char why[160];
+            snprintf(why, sizeof why,
+                     "only %llu of %llu stations running after %ld ms",
+                     (unsigned long long)running, (unsigned long long)n,
+                     limit_ms);
+            tw_bench_cluster_fail(cl, why);
+            return TW_ETIMEDOUT;
+        }
+        tw_bench_sleep_ms(20);
+    }
+}

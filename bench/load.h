@@ -3,8 +3,9 @@
  *  The pieces of load more than one benchmark program drives through the
  *  client of a bench/cluster.h cluster: pushing N no-op tasks through with
  *  a window outstanding (bench-throughput, bench-curve; bench-pools puts
- *  them all in one group), and adding N
- *  no-op stations one request at a time (bench-stations, bench-assign).
+ *  them all in one group), adding N no-op stations one request at a time
+ *  (bench-stations, bench-assign, bench-failover) and waiting until they
+ *  run.
  *  Each reports a failure the way cluster.h does: it prints why and
  *  returns a negative TW_E* code, and marks the run failed
  *  (tw_bench_cluster_fail) where it says so. Main thread only.
@@ -41,5 +42,11 @@ int tw_bench_pipeline_group(tw_bench_cluster_t *cl, tw_client_t *c,
  * failing the run. */
 int tw_bench_add_stations(tw_bench_cluster_t *cl, tw_client_t *c,
                           const char *prefix, size_t n, uint64_t interval_ms);
+
+/* Poll QUERY "status" every 20 ms until "stations_running" reaches `n`.
+ * Returns 0, TW_EIO when a child died, or (after failing the run) the
+ * query's error or TW_ETIMEDOUT after `limit_ms`. */
+int tw_bench_wait_stations(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
+                           long limit_ms);
 
 #endif /* TW_BENCH_LOAD_H */

@@ -24,9 +24,10 @@ targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
     targets="$targets bench-assign bench-curve bench-pools bench-durable"
+    targets="$targets bench-failover"
 fi
 if ninja -C "$build" -t targets all | grep -q '^bench-place:'; then
-    targets="$targets bench-place"
+    targets="$targets bench-place bench-engines"
 fi
 ninja -C "$build" $targets >/dev/null
 
@@ -43,6 +44,7 @@ run "$bin/bench-relay" --mode throughput --n 1000000 --window 1000 \
 run "$bin/bench-relay" --mode latency --n 10000 --runs 3
 if [ -x "$bin/bench-place" ]; then
     run "$bin/bench-place" -n 10000 -w 20 -c 2000 -r 5
+    run "$bin/bench-engines" --schedules 10000 --seconds 60 --parents 10000
 fi
 if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-throughput" --n 200000 --window 20000 --runs 5
@@ -55,8 +57,10 @@ if [ -x "$bin/bench-throughput" ]; then
         --lat-n 2000
     run "$bin/bench-durable" --n 200000 --window 20000 --runs 5 \
         --fsync everysec
+    run "$bin/bench-failover" --stations 200 --heartbeat 300 --liveness 2 \
+        --runs 5
 else
-    echo "throughput/latency/stations/assign/curve/pools: taskwheel not" \
+    echo "throughput/latency/stations/assign/curve/pools/failover: taskwheel not" \
          "built yet" \
          "(broker, worker or client library missing)"
 fi

@@ -58,40 +58,6 @@ s_mib(long long bytes)
     return (double)bytes / (1024.0 * 1024.0);
 }
 
-/* Poll the status until "stations_running" is `n`. */
-static int
-s_wait_running(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
-               long limit_ms)
-{
-    uint64_t deadline = tw_bench_now_ns() + (uint64_t)limit_ms * 1000000u;
-    uint64_t running = 0;
-    for (;;) {
-        int rc = tw_bench_cluster_check(cl);
-        if (rc != 0) {
-            return rc;
-        }
-        rc = tw_bench_status_uint(c, "stations_running", S_QUERY_TIMEOUT_MS,
-                                  &running);
-        if (rc != 0) {
-            tw_bench_cluster_fail(cl, "status query failed");
-            return rc;
-        }
-        if (running >= n) {
-            return 0;
-        }
-        if (tw_bench_now_ns() > deadline) {
-            char why[160];
-            snprintf(why, sizeof why,
-                     "only %llu of %llu stations running after %ld ms",
-                     (unsigned long long)running, (unsigned long long)n,
-                     limit_ms);
-            tw_bench_cluster_fail(cl, why);
-            return TW_ETIMEDOUT;
-        }
-        tw_bench_sleep_ms(20);
-    }
-}
-
 /* One window: iterations/s over about `ms` milliseconds. */
 static int
 s_window(tw_bench_cluster_t *cl, tw_client_t *c, long ms, double *rate,
@@ -160,7 +126,7 @@ main(int argc, char **argv)
                                    (uint64_t)interval);
     uint64_t t1 = tw_bench_now_ns();
     if (rc == 0) {
-        rc = s_wait_running(&cl, c, (uint64_t)n, (long)limit_ms);
+        rc = tw_bench_wait_stations(&cl, c, (uint64_t)n, (long)limit_ms);
     }
     uint64_t t2 = tw_bench_now_ns();
     long long rss1 = tw_bench_rss_bytes(cl.broker);

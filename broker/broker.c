@@ -546,6 +546,7 @@ s_recover(tw_broker_t *b, char *why, size_t wlen)
         return rc;
     }
     tw_idmap_each(&b->tasks.by_id, s_recovered_task, b);
+    tw__flow_recover_blocked(b);
     for (size_t i = 0; i < b->stations.len; i++) {
         if (!tw_station_ended(b->stations.all[i])) {
             tw__place_unplace(b, b->stations.all[i]);
@@ -658,6 +659,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_clients_destroy(&b->clients);
     tw_stations_destroy(&b->stations);
     tw_queue_free(&b->delayed);
+    tw_deps_destroy(&b->deps);
     tw_free(b->unplaced);
     tw_free(b->held);
     tw_aside_free(&b->aside);

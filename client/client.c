@@ -483,7 +483,8 @@ s_on_requery(tw_client_t *c, const tw_msg_t *m)
         uint64_t st = tw_item_uint(it, TW_I_ST, TW_ST_UNKNOWN);
         int same = tw_item_uint(it, TW_I_SEQ, 0) == seq;
         tw_result_t r;
-        if (same && (st == TW_ST_PENDING || st == TW_ST_RUNNING)) {
+        if (same && (st == TW_ST_PENDING || st == TW_ST_RUNNING ||
+                     st == TW_ST_BLOCKED)) {
             continue; /* the broker has it: its push will come */
         }
         if (same && s_is_final(st)) {

@@ -4,7 +4,8 @@
  *  cluster (broker/state/pools.h); this file is the client's side of them:
  *
  *    - the SUBMIT item fields a spec adds: pool "pl", groups "g", delay
- *      "dl" and dedup key "k";
+ *      "dl", absolute start "eta", dedup key "k" and parents "af" (with
+ *      "am", "wr");
  *    - GROUP and POOL requests and strict CANCEL, each one REPLY-or-ERROR
  *      request through tw__client_request;
  *    - feeders: apply, map, starmap, kwmap and start submit many tasks in
@@ -223,6 +224,18 @@ tw__spec_names_check(const tw_task_spec_t *spec, size_t *bytes)
     if (spec->delay_ms) {
         b += 12;
     }
+    if (spec->at_ms) {
+        b += 13;
+    }
+    if (spec->nafter) {
+        if (!spec->after || spec->nafter > TW_CLIENT_MAX_AFTER) {
+            return TW_EINVAL;
+        }
+        b += 8 + 9 * spec->nafter;
+    }
+    if (spec->after_any_end || spec->with_results) {
+        b += 8;
+    }
     *bytes = b;
     return 0;
 }
@@ -231,7 +244,9 @@ size_t
 tw__spec_names_fields(const tw_task_spec_t *spec)
 {
     return (spec->pool != NULL) + (spec->ngroups > 0) +
-           (spec->delay_ms != 0) + (spec->key != NULL);
+           (spec->delay_ms != 0) + (spec->at_ms != 0) + (spec->key != NULL) +
+           (spec->nafter != 0) + (spec->after_any_end != 0) +
+           (spec->with_results != 0);
 }
 
 void
@@ -251,6 +266,25 @@ tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec)
     if (spec->delay_ms) {
         tw_enc_ikey(e, TW_I_DL);
         tw_enc_uint(e, spec->delay_ms);
+    }
+    if (spec->at_ms) {
+        tw_enc_ikey(e, TW_I_ETA);
+        tw_enc_uint(e, spec->at_ms);
+    }
+    if (spec->nafter) {
+        tw_enc_ikey(e, TW_I_AF);
+        tw_enc_array(e, spec->nafter);
+        for (size_t i = 0; i < spec->nafter; i++) {
+            tw_enc_uint(e, spec->after[i]);
+        }
+    }
+    if (spec->after_any_end) {
+        tw_enc_ikey(e, TW_I_AM);
+        tw_enc_uint(e, 1);
+    }
+    if (spec->with_results) {
+        tw_enc_ikey(e, TW_I_WR);
+        tw_enc_uint(e, 1);
     }
     if (spec->key) {
         tw_enc_ikey(e, TW_I_K);

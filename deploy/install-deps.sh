@@ -9,7 +9,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config
       libzmq3-dev libmsgpack-dev libuv1-dev libcmocka-dev liblmdb-dev
-      libjansson-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack)
+      libjansson-dev libmicrohttpd-dev python3 python3-zmq python3-msgpack
+      tzdata)
 if [[ "${1:-}" == "--test" ]]; then
     # stress-ng: tests/run.sh --stress runs the suite with a CPU hog on
     # every core, to find tests that depend on timing.

@@ -26,12 +26,24 @@ a loss). Gaps are reported on stderr and counted at the end. A tseq that
 goes down means the broker restarted (or forgot a removed station's
 topics). Publishing is lossy by design.
 
+Subscribed means subscribed: before it prints anything the monitor also
+subscribes to a topic of its own, "welcome.<random token>", and waits for
+the broker's answer on it (PROTOCOL.md 8.2). The broker answers once every
+earlier subscription of this socket is live, with the broker run's boot
+id (5.19), which the monitor prints: "subscribed at EP (broker boot ...)".
+A status endpoint that does not answer within --wait seconds is not a
+broker's status socket (or no broker runs there): the monitor says so and
+exits 3, it does not wait in silence.
+
 Resynchronising (--resync): the ZeroMQ clone pattern. The monitor
-subscribes first, then asks the broker's frontend for QUERY "snapshot"
+subscribes first (and waits for the welcome, above), then asks the
+broker's frontend for QUERY "snapshot"
 (one consistent map: workers, stations by state, task counts, groups at
 their limits, and the last tseq of every topic), prints it, and from then
 on applies only messages whose tseq is above the snapshot's for their
-topic. After a gap it takes a new snapshot. This speaks the request side
+topic. After a gap it takes a new snapshot. The snapshot's REPLY carries
+the boot id too: one other than the welcome's means the broker restarted
+in between, and the line says so. This speaks the request side
 of the wire protocol too: header "TW" 1 13 + {seq, what} on a DEALER,
 answered by REPLY (14) {seq, data} (PROTOCOL.md 5.14).
 
@@ -60,6 +72,7 @@ DEFAULT_ENDPOINT = os.environ.get("TASKWHEEL_STATUS", "tcp://127.0.0.1:7712")
 DEFAULT_BROKER = os.environ.get("TASKWHEEL_BROKER", "tcp://127.0.0.1:7710")
 
 CMD_QUERY, CMD_REPLY, CMD_ERROR = 13, 14, 9
+WELCOME = "welcome."  # the topic prefix the broker answers (PROTOCOL.md 8.2)
 
 # Keys shown first, in this order, for the topics the broker publishes
 # today; anything else follows as key=value, so new keys still show.
@@ -153,9 +166,43 @@ class GapDetector:
             n, topic, last + 1, tseq - 1)), True
 
 
+def boot_text(boot):
+    """A boot id as the broker logs it: 16 hex digits."""
+    return "%016x" % boot if isinstance(boot, int) else "unknown"
+
+
+def await_welcome(sub, seconds):
+    """Subscribe `sub` (already connected) to a welcome token of its own
+    and wait for the broker's answer. Returns (boot id, the messages that
+    came before the answer), or (None, ...) if none came within `seconds`.
+    The token is unsubscribed after."""
+    token = (WELCOME + os.urandom(8).hex()).encode()
+    sub.setsockopt(zmq.SUBSCRIBE, token)
+    deadline = time.monotonic() + seconds
+    early = []
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sub.poll(max(1, int(left * 1000))):
+                return None, early
+            frames = sub.recv_multipart()
+            if len(frames) != 2 or frames[0] != token:
+                early.append(frames)  # shown after, as any other message
+                continue
+            try:
+                body = msgpack.unpackb(frames[1], raw=False,
+                                       strict_map_key=False)
+            except Exception:  # not a broker's answer
+                return None, early
+            boot = body.get("boot") if isinstance(body, dict) else None
+            return (boot if isinstance(boot, int) else 0), early
+    finally:
+        sub.setsockopt(zmq.UNSUBSCRIBE, token)
+
+
 def query_snapshot(ctx, endpoint, timeout_ms=3000):
     """QUERY what "snapshot" on the broker's frontend; returns the data
-    map, or raises RuntimeError."""
+    map with the REPLY's boot id under "$boot", or raises RuntimeError."""
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.IDENTITY, b"c-" + os.urandom(8).hex().encode())
@@ -172,7 +219,9 @@ def query_snapshot(ctx, endpoint, timeout_ms=3000):
                                                         m.get("msg")))
         if hdr[3] != CMD_REPLY or not isinstance(m.get("data"), dict):
             raise RuntimeError("unexpected answer (command %d)" % hdr[3])
-        return m["data"]
+        data = m["data"]
+        data["$boot"] = m.get("boot")
+        return data
     finally:
         s.close()
 
@@ -182,9 +231,10 @@ def snapshot_line(snap):
     st = snap.get("stations", {})
     by_state = " ".join("%s=%d" % (k, len(v)) for k, v in st.items() if v)
     t = snap.get("tasks", {})
-    return ("snapshot pseq=%s workers=%d stations[%s] tasks[%s] "
+    return ("snapshot boot=%s pseq=%s workers=%d stations[%s] tasks[%s] "
             "groups_at_limit=%d topics=%d" % (
-                snap.get("pseq"), len(snap.get("workers", [])),
+                boot_text(snap.get("$boot")), snap.get("pseq"),
+                len(snap.get("workers", [])),
                 by_state, " ".join("%s=%s" % kv for kv in t.items()),
                 len(snap.get("groups", [])), len(snap.get("tseq", {}))))
 
@@ -213,6 +263,9 @@ def parse_args(argv):
                    help="exit after N messages")
     p.add_argument("--for", dest="seconds", type=float, default=0,
                    help="exit after S seconds")
+    p.add_argument("--wait", type=float, default=5,
+                   help="how long the status endpoint may take to answer "
+                        "the subscription (default 5 s); exit 3 after")
     return p.parse_args(argv)
 
 
@@ -227,9 +280,19 @@ def main(argv):
     for p in prefixes:
         sub.setsockopt(zmq.SUBSCRIBE, p.encode())
     sub.connect(args.endpoint)
+    boot, early = await_welcome(sub, args.wait)
+    if boot is None:
+        sys.stderr.write(
+            "monitor.py: nothing from the status endpoint %s in %g s: is "
+            "it a taskwheel broker's status socket?\n" % (args.endpoint,
+                                                         args.wait))
+        sub.close()
+        ctx.term()
+        return 3
     sys.stderr.write(
-        "monitor.py: %s, subscribed to %s\n" % (
-            args.endpoint, ", ".join(repr(p) for p in prefixes)))
+        "monitor.py: subscribed at %s (broker boot %s) to %s\n" % (
+            args.endpoint, boot_text(boot),
+            ", ".join(repr(p) for p in prefixes)))
     sys.stderr.flush()
 
     def emit(line):
@@ -243,9 +306,15 @@ def main(argv):
         except RuntimeError as exc:
             sys.stderr.write("monitor.py: snapshot: %s\n" % exc)
             return None
+        if snap.get("$boot") not in (None, boot):
+            sys.stderr.write("monitor.py: the broker restarted (boot %s, "
+                             "now %s)\n" % (boot_text(boot),
+                                            boot_text(snap.get("$boot"))))
         if args.json:
             emit(json.dumps({"topic": "snapshot", "pseq": snap.get("pseq"),
-                             "body": jsonable(snap)},
+                             "boot": boot_text(snap.get("$boot")),
+                             "body": jsonable({k: v for k, v in snap.items()
+                                               if k != "$boot"})},
                             separators=(",", ":")))
         else:
             emit(snapshot_line(snap))
@@ -255,7 +324,6 @@ def main(argv):
     seen_in_snapshot = {}
     skipped = 0
     if args.resync:
-        time.sleep(0.2)  # let the subscription reach the broker first
         seen_in_snapshot = resync() or {}
         gaps.last = dict(seen_in_snapshot)
 
@@ -273,7 +341,7 @@ def main(argv):
     poller.register(sub, zmq.POLLIN)
     try:
         while not stop["now"]:
-            wait_ms = 200
+            wait_ms = 0 if early else 200
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -285,9 +353,12 @@ def main(argv):
                 if exc.errno == zmq.EINTR:
                     continue
                 raise
-            if sub not in ready:
+            if early:
+                frames = early.pop(0)
+            elif sub not in ready:
                 continue
-            frames = sub.recv_multipart()
+            else:
+                frames = sub.recv_multipart()
             stamp = time.time()
             if len(frames) != 2:
                 sys.stderr.write("monitor.py: a message of %d frame(s), "

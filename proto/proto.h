@@ -167,6 +167,10 @@ typedef enum {
     XX(PL, "pl", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                   \
     XX(G, "g", TW_T_STRS, 0, TW_TX_CLEAN)                                    \
     XX(DL, "dl", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(ETA, "eta", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(AF, "af", TW_T_UINTS, 0, TW_TX_NONE)                                  \
+    XX(AM, "am", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(WR, "wr", TW_T_UINT, 0, TW_TX_NONE)                                   \
     XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                     \
     XX(DUP, "dup", TW_T_UINT, 0, TW_TX_NONE)                                 \
     XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)           \

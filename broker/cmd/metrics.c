@@ -179,8 +179,11 @@ s_render_state(tw_broker_t *b, s_buf_t *o)
           tw__place_unplaced(b));
     s_head(o, "taskwheel_tasks", "gauge",
            "Tasks by state: pending (queued, parked or delayed), running, "
-           "kept (ended, kept for result queries).");
+           "blocked (waiting for their parents), kept (ended, kept for "
+           "result queries).");
     s_printf(o, "taskwheel_tasks{state=\"pending\"} %zu\n", b->pending);
+    s_printf(o, "taskwheel_tasks{state=\"blocked\"} %zu\n",
+             tw_deps_count(b->deps));
     s_printf(o, "taskwheel_tasks{state=\"running\"} %zu\n", b->running);
     s_printf(o, "taskwheel_tasks{state=\"kept\"} %zu\n", b->tasks.ended.len);
     s_one(o, "taskwheel_payload_bytes", "gauge",

@@ -9,6 +9,7 @@
 #include "broker/core/outbox.h"
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/util.h"
 #include "proto/ops.h"
 
 #include <stdio.h>
@@ -93,11 +94,44 @@ s_resent(tw_broker_t *b, tw_bclient_t *c, uint64_t seq, uint32_t shash)
     return shash == st->shash ? st : NULL; /* else the seq was reused */
 }
 
+/* The parents an item names (`af`, `am`, `wr`; PROTOCOL.md 18.2),
+ * checked before anything is counted: 0, or an ACK error code with the
+ * reason in `why`. */
+static int
+s_check_after(tw_broker_t *b, const tw_item_t *it, char *why, size_t wlen)
+{
+    const msgpack_object *af = it->f[TW_I_AF];
+    if (tw_item_uint(it, TW_I_AM, 0) > 1) {
+        snprintf(why, wlen, "am must be 0 (all parents ok) or 1 (any end)");
+        return TW_EINVAL;
+    }
+    if (tw_item_uint(it, TW_I_WR, 0) > 1) {
+        snprintf(why, wlen, "wr must be 0 or 1");
+        return TW_EINVAL;
+    }
+    if (af && af->via.array.size > TW_DEPS_MAX_PARENTS) {
+        snprintf(why, wlen, "%u parents named: at most %d",
+                 (unsigned)af->via.array.size, TW_DEPS_MAX_PARENTS);
+        return TW_EINVAL;
+    }
+    for (uint32_t i = 0; af && i < af->via.array.size; i++) {
+        uint64_t id = af->via.array.ptr[i].via.u64;
+        if (!tw_tasks_get(&b->tasks, id)) {
+            snprintf(why, wlen, "parent task %llu is not known (a parent "
+                     "must be a task the broker still holds)",
+                     (unsigned long long)id);
+            return TW_ENOENT;
+        }
+    }
+    return 0;
+}
+
 /* A new task from SUBMIT item `it` of client `c`, admitted into pool `p`
- * with handler `hidx`, enqueued. */
+ * with handler `hidx`; enqueued unless it names parents (the caller then
+ * hands it to tw__flow_after). */
 static tw_task_t *
 s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
-         tw_pool_t *p, uint32_t shash)
+         tw_pool_t *p, uint32_t shash, int after)
 {
     uint64_t now = uv_now(b->loop);
     size_t alen, klen;
@@ -118,6 +152,13 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
     t->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
     t->retries = re > 1000 ? 1000 : (uint16_t)re;
     t->due_ms = dl ? now + dl : 0;
+    uint64_t eta = tw_item_uint(it, TW_I_ETA, 0), wall = tw_wall_ms();
+    if (eta > wall) {
+        /* The loop's clock read now, not its cached `now`: the task must
+         * not start before eta, even by the time this turn has taken. */
+        uint64_t at = uv_hrtime() / 1000000 + (eta - wall) + 1;
+        t->due_ms = at > t->due_ms ? at : t->due_ms;
+    }
     t->pool = p->id;
     s_join_groups(b, t, p, it->f[TW_I_G]);
     if (key && klen) {
@@ -126,7 +167,9 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
         tw_strmap_put(&p->dedup, t->key, klen, (void *)(uintptr_t)t->id);
     }
     tw_dedup_put(&b->dedup, c->id, t->seq, t->id, c->outstanding);
-    tw__flow_enqueue(b, t);
+    if (!after) {
+        tw__flow_enqueue(b, t);
+    }
     tw_pool_add_client(p, c->id);
     c->outstanding++;
     b->st.submitted++;
@@ -167,6 +210,9 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     int hidx;
     tw_pool_t *p = NULL;
     rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
+    if (rc == 0) {
+        rc = s_check_after(b, it, why, sizeof why);
+    }
     if (rc != 0) {
         s_ack_error(e, seq, rc, why);
         tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc,
@@ -184,9 +230,19 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
         b->st.deduplicated++;
         return;
     }
-    tw_task_t *t = s_create(b, c, it, hidx, p, shash);
+    const msgpack_object *af = it->f[TW_I_AF];
+    size_t naf = af ? af->via.array.size : 0;
+    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf > 0);
     s_ack(e, seq, t->id, 0);
-    if (publish) {
+    if (naf) {
+        uint64_t *par = tw_malloc(naf * sizeof *par);
+        for (size_t i = 0; i < naf; i++) {
+            par[i] = af->via.array.ptr[i].via.u64;
+        }
+        tw__flow_after(b, t, par, naf, (int)tw_item_uint(it, TW_I_AM, 0),
+                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
+        tw_free(par);
+    } else if (publish) {
         tw__event_task(b, t, "task.submitted", NULL);
     }
 }
@@ -265,7 +321,8 @@ s_op_strict(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         } else if (t->state == TW_ST_RUNNING && t->cancel_requested) {
             code = TW_ECANCELED;
             what = "is already being cancelled (AlreadyCancelled)";
-        } else if (t->state != TW_ST_PENDING && t->state != TW_ST_RUNNING) {
+        } else if (t->state != TW_ST_PENDING && t->state != TW_ST_RUNNING &&
+                   t->state != TW_ST_BLOCKED) {
             code = TW_EENDED;
             what = "has already ended (AlreadyEnded)";
         }
@@ -305,7 +362,7 @@ s_cancel_ids(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         if (!t) {
             kind[i] = 2;
         } else if (t->state == TW_ST_PENDING ||
-                   t->state == TW_ST_RUNNING) {
+                   t->state == TW_ST_RUNNING || t->state == TW_ST_BLOCKED) {
             tw__flow_cancel(b, t);
             kind[i] = 0;
         } else {

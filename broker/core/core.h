@@ -25,6 +25,7 @@
 #include "broker/state/cfg.h"
 #include "broker/state/clients.h"
 #include "broker/state/dedup.h"
+#include "broker/state/deps.h"
 #include "broker/state/pair.h"
 #include "broker/state/pools.h"
 #include "broker/state/quarantine.h"
@@ -81,6 +82,7 @@ struct tw_broker {
 
     /* The task flow (flow.h). */
     tw_queue_t delayed;      /* pending tasks not due yet */
+    tw_deps_t *deps;         /* blocked tasks and what they wait for */
     size_t ready;            /* tasks in handler ready queues */
     size_t pending;          /* pending tasks: ready, parked or delayed */
     size_t running;          /* tasks in flight on workers */

@@ -5,6 +5,7 @@
 #include "broker/core/outbox.h"
 #include "broker/core/persist.h"
 #include "common/alloc.h"
+#include "common/error.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -130,12 +131,163 @@ tw__flow_unpark(tw_broker_t *b, tw_queue_t *q, size_t n)
     }
 }
 
+/* ---- blocked (--after) ------------------------------------------------ */
+
+/* Release blocked (or new) task `t`: with `parents` (its with-results
+ * parents, n of them) its arguments become their results followed by its
+ * own; then it is pending. `event`: publish task.released and count it. */
+static void
+s_release(tw_broker_t *b, tw_task_t *t, const uint64_t *parents, size_t n,
+          int event)
+{
+    if (parents) {
+        static const unsigned char nil = 0xc0;
+        const void **res = tw_malloc(n * sizeof *res);
+        size_t *lens = tw_malloc(n * sizeof *lens);
+        for (size_t i = 0; i < n; i++) {
+            const tw_task_t *p = tw_tasks_get(&b->tasks, parents[i]);
+            int ok = p && p->state == TW_ST_OK;
+            res[i] = !ok ? NULL : p->data_len ? p->data : &nil;
+            lens[i] = !ok ? 0 : p->data_len ? p->data_len : 1;
+        }
+        void *args = NULL;
+        size_t alen = 0;
+        int rc = tw_deps_args(res, lens, n, t->data, t->data_len,
+                              (size_t)b->cfg->max_payload, &args, &alen);
+        tw_free(res);
+        tw_free(lens);
+        if (rc != 0) {
+            char msg[160];
+            int m = rc == TW_E2BIG
+                        ? snprintf(msg, sizeof msg,
+                                   "the parents' results and the arguments "
+                                   "exceed max-payload (%lld bytes)",
+                                   b->cfg->max_payload)
+                        : snprintf(msg, sizeof msg,
+                                   "the arguments are not one msgpack "
+                                   "value");
+            tw__flow_end(b, t, TW_ST_ERROR, NULL, 0, msg, (size_t)m);
+            return;
+        }
+        b->tasks.payload_bytes += alen;
+        b->tasks.payload_bytes -= t->data_len;
+        tw_free(t->data);
+        t->data = args;
+        t->data_len = (uint32_t)alen;
+    }
+    tw__flow_enqueue(b, t);
+    if (event) {
+        b->st.released++;
+        tw__event_task(b, t, "task.released", NULL);
+    }
+}
+
+/* End blocked (or new) task `t`: a parent did not succeed. */
+static void
+s_upstream_failed(tw_broker_t *b, tw_task_t *t, const tw_deps_decision_t *d)
+{
+    char msg[96];
+    tw_deps_reason(d, msg, sizeof msg);
+    b->st.upstream_failed++;
+    tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, msg, strlen(msg));
+}
+
+/* Task `id` ended with `state`: apply what that settles for the tasks
+ * blocked on it (and, through cancellations, on them). */
+static void
+s_after_ended(tw_broker_t *b, uint64_t id, int state)
+{
+    if (!tw_deps_count(b->deps)) {
+        return;
+    }
+    tw_deps_out_t out = {0};
+    tw_deps_ended(b->deps, id, state, &out);
+    for (size_t i = 0; i < out.len; i++) {
+        const tw_deps_decision_t *d = &out.v[i];
+        tw_task_t *t = tw_tasks_get(&b->tasks, d->child);
+        if (!t || t->state != TW_ST_BLOCKED) {
+            continue;
+        }
+        if (d->verdict == TW_DEPS_RELEASE) {
+            s_release(b, t, d->parents, d->nparents, 1);
+        } else {
+            s_upstream_failed(b, t, d);
+        }
+    }
+    tw_deps_out_free(&out);
+}
+
+void
+tw__flow_after(tw_broker_t *b, tw_task_t *t, const uint64_t *parents,
+               size_t n, int mode, int wr, int publish)
+{
+    uint8_t *st = tw_malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        const tw_task_t *p = tw_tasks_get(&b->tasks, parents[i]);
+        /* Only recovery meets a parent the table has forgotten (its
+         * outcome expired while the broker was down): lost to us. */
+        st[i] = p ? p->state : TW_ST_LOST;
+    }
+    tw_deps_decision_t d;
+    int rc = tw_deps_add(b->deps, t->id, parents, st, n, mode, wr, &d,
+                         NULL);
+    tw_free(st);
+    if (rc != 0) {
+        d.verdict = TW_DEPS_RELEASE; /* nothing to wait for */
+        wr = 0;
+    }
+    if (d.verdict == TW_DEPS_WAIT) {
+        t->state = TW_ST_BLOCKED;
+        TW__PERSIST_TASK(b, t);
+    }
+    if (publish) {
+        tw__event_task(b, t, "task.submitted", NULL);
+    }
+    if (d.verdict == TW_DEPS_RELEASE) {
+        s_release(b, t, wr ? parents : NULL, n, t->state == TW_ST_BLOCKED);
+    } else if (d.verdict == TW_DEPS_CANCEL) {
+        s_upstream_failed(b, t, &d);
+    }
+}
+
+/* One blocked task read back from the store: taken out of the engine and
+ * added again with its parents' states now. */
+static void
+s_recover_one(uint64_t id, void *val, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_task_t *t = val;
+    size_t n;
+    int mode, wr;
+    const uint64_t *par = t->state == TW_ST_BLOCKED
+                              ? tw_deps_parents(b->deps, id, &n, &mode, &wr,
+                                                NULL)
+                              : NULL;
+    if (!par) {
+        return; /* not blocked, or settled meanwhile by a parent's end */
+    }
+    uint64_t *copy = tw_malloc(n * sizeof *copy);
+    memcpy(copy, par, n * sizeof *copy);
+    tw_deps_remove(b->deps, id);
+    tw__flow_after(b, t, copy, n, mode, wr, 0);
+    tw_free(copy);
+}
+
+void
+tw__flow_recover_blocked(tw_broker_t *b)
+{
+    if (tw_deps_count(b->deps)) {
+        tw_idmap_each(&b->tasks.by_id, s_recover_one, b);
+    }
+}
+
 /* ---- delayed ---------------------------------------------------------- */
 
 void
 tw__flow_init(tw_broker_t *b)
 {
     tw_queue_init_by(&b->delayed, tw_queue_due_before);
+    b->deps = tw_deps_new();
 }
 
 void
@@ -360,6 +512,8 @@ tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                                              : "task.exception",
                      &x);
     }
+    /* The tasks blocked on it learn now, in this turn (flow.h). */
+    s_after_ended(b, t->id, state);
 }
 
 int
@@ -463,6 +617,11 @@ s_cancel_on_worker(tw_broker_t *b, tw_task_t *t)
 int
 tw__flow_cancel(tw_broker_t *b, tw_task_t *t)
 {
+    if (t->state == TW_ST_BLOCKED) {
+        tw_deps_remove(b->deps, t->id);
+        tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);
+        return 1;
+    }
     if (t->state == TW_ST_PENDING) {
         tw__flow_unpend(b, t);
         tw__flow_end(b, t, TW_ST_CANCELLED, NULL, 0, NULL, 0);

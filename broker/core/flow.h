@@ -1,11 +1,18 @@
 /*  broker/core/flow.h - a task's way through the broker, and its counters.
  *
  *      submit ──> PENDING ──dispatch──> RUNNING ──DONE/cancel/lost──> ENDED
- *                 │  ^ ^                  │
- *                 │  │ '── worker lost, ──'
- *                 │  │     retry (after backoff)
- *                 v  │
- *      parked on a full pool or group, or delayed until due_ms
+ *        │        ^ │  ^ ^                  │                           ^
+ *        │ release│ │  │ '── worker lost, ──'                           │
+ *        v        │ │  │     retry (after backoff)                      │
+ *      BLOCKED ───' v  │                       cancel, upstream failed  │
+ *        │     parked on a full pool or group, or delayed until due_ms  │
+ *        '──────────────────────────────────────────────────────────────'
+ *
+ *  A task submitted --after others is BLOCKED (counted nowhere, in no
+ *  heap) until they end; the dependency engine (state/deps.h) decides,
+ *  and every end of a task goes through tw__flow_end, which applies what
+ *  it decides in the same turn: release (PENDING, with the parents'
+ *  results as arguments if asked) or cancel ("upstream failed").
  *
  *  A pending task is in exactly one heap (t->inq): its handler's ready
  *  queue, the parked heap of the pool or group that is full, or the
@@ -42,6 +49,22 @@ void tw__flow_init(struct tw_broker *b);
 /* Make a task pending: counted, and in its ready queue or delayed. */
 void tw__flow_enqueue(struct tw_broker *b, tw_task_t *t);
 
+/* A new task `t` (not yet enqueued) that names `n` parents, each a task
+ * the broker knows, under policy `mode` (tw_deps_mode_t), with `wr` 1 to
+ * pass their results: BLOCKED if some have not ended, enqueued if all
+ * ended as `mode` requires, or ended cancelled ("upstream failed: task
+ * <id> ended <state>") if, under all-ok, one ended otherwise. With
+ * `publish`, task.submitted goes out first (state "blocked" when it
+ * waits). */
+void tw__flow_after(struct tw_broker *b, tw_task_t *t,
+                    const uint64_t *parents, size_t n, int mode, int wr,
+                    int publish);
+
+/* After recovery: decide every blocked task read back from the store by
+ * how its parents ended (a parent the store no longer holds counts as
+ * lost), as tw__flow_after does, without events. */
+void tw__flow_recover_blocked(struct tw_broker *b);
+
 /* Take a pending task out of whatever heap holds it and uncount it (to
  * cancel it, or to adopt it as running). */
 void tw__flow_unpend(struct tw_broker *b, tw_task_t *t);
@@ -74,9 +97,10 @@ void tw__flow_retry(struct tw_broker *b, tw_task_t *t, const char *err,
  * TW_ST_CANCELLED, TW_ST_LOST or TW_ST_PENDING. */
 int tw__flow_orphan(struct tw_broker *b, tw_task_t *t);
 
-/* Cancel one task whatever its state: a pending one ends at once, a
- * running one is marked and its worker sent CANCEL. Returns 1 if it was
- * pending or running, 0 if it had already ended or was being cancelled. */
+/* Cancel one task whatever its state: a pending or blocked one ends at
+ * once, a running one is marked and its worker sent CANCEL. Returns 1 if
+ * it was pending, blocked or running, 0 if it had already ended or was
+ * being cancelled. */
 int tw__flow_cancel(struct tw_broker *b, tw_task_t *t);
 
 /* Count task `t` as running with no worker yet: it was running when the

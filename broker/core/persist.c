@@ -21,6 +21,7 @@
  */
 #include "broker/core/persist.h"
 #include "broker/core/core.h"
+#include "broker/state/deps.h"
 #include "broker/state/pair.h"
 #include "broker/state/room.h"
 #include "broker/state/store.h"
@@ -289,6 +290,20 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
             glens[ng++] = g->name_len;
         }
     }
+    /* A blocked task keeps its parents (flow.h), 8 bytes big-endian each:
+     * written when it blocks and again, without them, when it is
+     * released or ends. */
+    size_t npar = 0;
+    int amode = 0, awr = 0;
+    const uint64_t *par =
+        t->state == TW_ST_BLOCKED
+            ? tw_deps_parents(b->deps, t->id, &npar, &amode, &awr, NULL)
+            : NULL;
+    unsigned char pbuf[8 * 16];
+    unsigned char *after = npar > 16 ? tw_malloc(8 * npar) : pbuf;
+    for (size_t i = 0; par && i < npar; i++) {
+        tw_record_id_key(par[i], after + 8 * i);
+    }
     /* An outcome needs no epoch, due time or options any more. */
     int live = t->state > TW_ST_LOST;
     tw_record_task_t r = {
@@ -322,6 +337,10 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
         .ngroups = ng,
         .gnames = gnames,
         .glens = glens,
+        .after = par ? after : NULL,
+        .after_len = par ? 8 * npar : 0,
+        .after_mode = (uint8_t)amode,
+        .after_wr = (uint8_t)awr,
     };
     /* Encoded straight into the batch: a payload is copied once here. */
     unsigned char key[8];
@@ -331,6 +350,9 @@ s_put_task(tw_broker_t *b, tw_persist_t *p, const tw_task_t *t)
                                            !(t->sflags & TW_TASK_STORED));
     size_t vlen = tw_record_task_enc_to(v, &r);
     tw_wbatch_put_end(p->cur, vlen);
+    if (after != pbuf) {
+        tw_free(after);
+    }
     /* A new record grows the store; so may an outcome, whose result
      * replaces the arguments. */
     if (!(t->sflags & TW_TASK_STORED) || (!live && t->data_len)) {
@@ -1408,7 +1430,8 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
     msgpack_unpacked_init(&up);
     tw_record_task_t r;
     int rc = tw_record_task_dec(&up, val, vlen, &r);
-    if (rc == 0 && r.state > TW_ST_RUNNING) {
+    int blocked = rc == 0 && r.state == TW_ST_BLOCKED;
+    if (rc == 0 && !tw_record_task_state_ok(&r)) {
         rc = TW_EPROTO;
     }
     uint64_t ttl = (uint64_t)b->cfg->result_ttl * 1000;
@@ -1443,8 +1466,26 @@ s_rec_any(const void *key, size_t klen, const void *val, size_t vlen,
             c->outstanding++;
         }
         /* Pending or running: the caller queues or holds it (persist.h,
-         * tw__persist_open). */
+         * tw__persist_open). Blocked: held by the dependency engine as
+         * waiting for every parent, until the caller looks at how they
+         * ended (flow.h, tw__flow_recover_blocked). */
         t->state = r.state;
+        if (blocked) {
+            size_t n = r.after_len / 8;
+            uint64_t *par = tw_malloc(n * sizeof *par);
+            uint8_t *st = tw_malloc(n);
+            for (size_t i = 0; i < n; i++) {
+                par[i] = tw_record_key_id((const char *)r.after + 8 * i, 8);
+                st[i] = TW_ST_BLOCKED;
+            }
+            tw_deps_decision_t dec;
+            if (tw_deps_add(b->deps, t->id, par, st, n, r.after_mode,
+                            r.after_wr, &dec, NULL) != 0) {
+                t->state = TW_ST_PENDING; /* names itself: run it */
+            }
+            tw_free(par);
+            tw_free(st);
+        }
         x->p->recovered_tasks++;
         x->p->recovered_running += r.state == TW_ST_RUNNING;
     }

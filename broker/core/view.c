@@ -67,7 +67,7 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         ncounters += counters[i].key != NULL;
     }
-    size_t n = 16 + ncounters + tw__persist_status_count(b) + /* 16: below */
+    size_t n = 17 + ncounters + tw__persist_status_count(b) + /* 17: below */
                (b->pair ? S_HA_KEYS : 0);
     if (publish) {
         tw_status_begin(&b->status, e, n);
@@ -81,6 +81,7 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("slots", slots);
     S_KV("queued", b->pending);
     S_KV("running", b->running);
+    S_KV("blocked", tw_deps_count(b->deps));
     S_KV("kept", b->tasks.ended.len);
     S_KV("payload_bytes", b->tasks.payload_bytes);
     S_KV("payload_budget", (uint64_t)b->cfg->payload_budget << 20);

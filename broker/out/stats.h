@@ -23,6 +23,10 @@
     XX(requeued, "requeued",                                                 \
        "Tasks returned to the queue after a worker loss.")                   \
     XX(retried, "retried", "Failed tasks run again (per-task retries).")     \
+    XX(released, "released",                                                 \
+       "Blocked tasks released: their parents ended as required.")           \
+    XX(upstream_failed, "upstream_failed",                                   \
+       "Blocked tasks cancelled because a parent did not succeed.")          \
     XX(duplicates, "duplicates",                                             \
        "Outcomes for tasks not in flight on that worker.")                   \
     /* "resubmitted" in the status map (persist.c) */                        \

@@ -221,7 +221,8 @@ s_str(const msgpack_object *v, const char **p, size_t *len)
 enum {
     S_T_ID = 0, S_T_SEQ, S_T_EP, S_T_SHASH, S_T_WORKER, S_T_TWALL, S_T_DUE,
     S_T_PRI, S_T_TO, S_T_RE, S_T_AT, S_T_STATE, S_T_CANCEL, S_T_IDENT,
-    S_T_HANDLER, S_T_DATA, S_T_POOL, S_T_ERROR, S_T_KEY, S_T_GROUPS
+    S_T_HANDLER, S_T_DATA, S_T_POOL, S_T_ERROR, S_T_KEY, S_T_GROUPS,
+    S_T_AFTER, S_T_AMODE, S_T_AWR
 };
 
 static unsigned char *
@@ -292,7 +293,8 @@ size_t
 tw_record_task_enc_max(const tw_record_task_t *r)
 {
     size_t need = 20 * 10 + 6 * 5 + r->ident_len + r->handler_len +
-                  r->data_len + r->pool_len + r->error_len + r->key_len;
+                  r->data_len + r->pool_len + r->error_len + r->key_len +
+                  r->after_len + 3 * 3;
     for (size_t i = 0; i < r->ngroups; i++) {
         need += 5 + r->glens[i];
     }
@@ -348,6 +350,8 @@ tw_record_task_enc_to(unsigned char *out, const tw_record_task_t *r)
     S_U(S_T_AT, r->attempt);
     S_U(S_T_STATE, r->state);
     S_U(S_T_CANCEL, r->cancel);
+    S_U(S_T_AMODE, r->after_mode);
+    S_U(S_T_AWR, r->after_wr);
 #undef S_U
     if (r->ident && r->ident_len) {
         *p++ = S_T_IDENT;
@@ -386,6 +390,11 @@ tw_record_task_enc_to(unsigned char *out, const tw_record_task_t *r)
         for (size_t i = 0; i < r->ngroups; i++) {
             p = s_w_raw(p, r->gnames[i], r->glens[i], 0);
         }
+        n++;
+    }
+    if (r->after && r->after_len) {
+        *p++ = S_T_AFTER;
+        p = s_w_raw(p, r->after, r->after_len, 1);
         n++;
     }
     out[1] = (unsigned char)(n >> 8);
@@ -486,7 +495,7 @@ typedef enum {
     S_U32,   /* uint, kept in a uint32_t (truncated) */
     S_U16,   /* uint, kept in a uint16_t (truncated) */
     S_U8,    /* uint, kept in a uint8_t (truncated) */
-    S_STATE, /* uint up to TW_ST_UNKNOWN, kept in a uint8_t */
+    S_STATE, /* uint up to TW_ST_BLOCKED, kept in a uint8_t */
     S_STR,   /* str or bin: pointer and length */
     S_BYTES, /* str or bin: pointer (NULL when empty) and length */
     S_STRS,  /* array of str: the array object and its length */
@@ -524,7 +533,7 @@ s_read(const s_field_t *f, const msgpack_object *v, char *r)
     case S_U16:
     case S_U8:
     case S_STATE:
-        if (!s_u64(v, &u) || (f->kind == S_STATE && u > TW_ST_UNKNOWN)) {
+        if (!s_u64(v, &u) || (f->kind == S_STATE && u > TW_ST_BLOCKED)) {
             return 0;
         }
         if (f->kind == S_U32) {
@@ -646,7 +655,20 @@ static const s_field_t s_task_fields[] = {
     S_TT(KEY, S_STR, key, 0),
     {S_T_GROUPS, NULL, S_STRS, offsetof(tw_record_task_t, gobj),
      offsetof(tw_record_task_t, ngroups), 0},
+    S_TT(AFTER, S_BYTES, after, 0),
+    S_T(AMODE, S_U8, after_mode),
+    S_T(AWR, S_U8, after_wr),
 };
+
+int
+tw_record_task_state_ok(const tw_record_task_t *r)
+{
+    if (r->state == TW_ST_BLOCKED) {
+        return r->after_len && r->after_len % 8 == 0 &&
+               r->after_len / 8 <= 65536 && r->after_mode <= 1;
+    }
+    return r->state <= TW_ST_RUNNING;
+}
 
 int
 tw_record_task_dec(msgpack_unpacked *up, const void *buf, size_t len,

@@ -103,6 +103,12 @@ typedef struct {
     const char *const *gnames;
     const size_t *glens;
     const msgpack_object *gobj;
+    /* A blocked task (--after): its parents, 8 bytes big-endian each, in
+     * the order named; its policy (tw_deps_mode_t) and 1 to pass their
+     * results. */
+    const void *after;
+    size_t after_len;
+    uint8_t after_mode, after_wr;
 } tw_record_task_t;
 
 typedef struct {
@@ -157,6 +163,11 @@ void tw_record_group_enc(tw_enc_t *e, const tw_record_group_t *r);
 
 /* Decode into *r (zeroed first), pointing into `up`, which the caller
  * initialised and destroys after use. Returns 0 or TW_EPROTO. */
+/* 1 if a decoded task record's state is one a store may hold: an
+ * outcome, pending, running, or blocked with 1 to 65536 parents and a
+ * known policy. */
+int tw_record_task_state_ok(const tw_record_task_t *r);
+
 int tw_record_task_dec(msgpack_unpacked *up, const void *buf, size_t len,
                       tw_record_task_t *r);
 int tw_record_station_dec(msgpack_unpacked *up, const void *buf, size_t len,

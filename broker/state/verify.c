@@ -40,7 +40,7 @@ s_task(const void *key, size_t klen, const void *val, size_t vlen,
         rc = s_bad(why, wlen, "it does not decode as a task");
     } else if (r.id != tw_record_key_id(key, klen)) {
         rc = s_bad(why, wlen, "it names another task id than its key");
-    } else if (r.state > TW_ST_RUNNING) {
+    } else if (!tw_record_task_state_ok(&r)) {
         rc = s_bad(why, wlen, "its state is invalid");
     } else if (!r.handler_len || r.handler_len > TW_PROTO_MAX_NAME ||
                r.pool_len > TW_PROTO_MAX_NAME ||

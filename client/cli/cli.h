@@ -3,8 +3,8 @@
  *
  *  main.c parses the global flags into a tw_cli_env_t and dispatches; the
  *  pool commands (map, group, pool, and the --strict / --group / --all
- *  forms of cancel) and the pool flags of submit (--group, --delay, --key)
- *  live in cmd_map.c and cmd_pool.c and meet main.c only through this
+ *  forms of cancel) and the pool flags of submit (--group, --delay, --at,
+ *  --key) live in cmd_map.c and cmd_pool.c and meet main.c only through this
  *  header. Each command returns the CLI's exit code (0 ok, 1 failed, 2
  *  usage, 3 unreachable).
  *
@@ -58,7 +58,12 @@ int tw_cli_workers_op(const tw_cli_env_t *e);
  * ID...` runs instead. */
 int tw_cli_cancel(const tw_cli_env_t *e);
 
-/* The pool flags of `submit`: --group G (repeatable), --delay S, --key K.
+/* The most parents `submit --after` takes on one command line. */
+#define TW_CLI_MAX_AFTER 4096
+
+/* The pool flags of `submit`: --group G (repeatable), --delay S,
+ * --at TIME (RFC 3339), --key K, and the dependency flags --after
+ * ID[,ID...] (repeatable), --after-any-end, --with-results.
  * tw_cli_submit_flag looks at argv[*i]: returns 0 if it is none of them,
  * 1 if it took it (and its value; *i advances), or TW_CLI_USAGE after
  * printing why. tw_cli_submit_apply copies the result and the --pool into
@@ -67,7 +72,11 @@ typedef struct {
     const char *groups[TW_CLIENT_MAX_GROUPS];
     size_t ngroups;
     uint64_t delay_ms;
+    uint64_t at_ms; /* wall-clock ms since the epoch, 0: none */
     const char *key;
+    uint64_t after[TW_CLI_MAX_AFTER];
+    size_t nafter;
+    int after_any_end, with_results;
 } tw_cli_submit_ext_t;
 
 int tw_cli_submit_flag(tw_cli_submit_ext_t *x, int argc, char **argv,

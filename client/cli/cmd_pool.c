@@ -5,7 +5,7 @@
  *      pool stats | size N | default-limit N|none | lock | unlock | close
  *           | flush | stop N
  *      cancel ID... --strict | cancel --group G | cancel --all
- *      submit ... [--group G]... [--delay S] [--key K]
+ *      submit ... [--group G]... [--delay S] [--at TIME] [--key K]
  *
  *  Each is one GROUP, POOL or CANCEL request of libtaskwheel on the pool
  *  the global --pool names ("default" otherwise). With --json the REPLY's
@@ -17,8 +17,10 @@
 #include "client/cli/cli.h"
 
 #include "common/error.h"
+#include "common/tz.h"
 #include "proto/proto.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,6 +473,47 @@ tw_cli_submit_flag(tw_cli_submit_ext_t *x, int argc, char **argv, int *i)
         int code = tw_cli_flag_ms("--delay", r, val, &x->delay_ms);
         return code >= 0 ? code : 1;
     }
+    if ((r = tw_cli_flag(argc, argv, i, "--at", &val)) != 0) {
+        int64_t ms;
+        const char *why = "no value";
+        if (r < 0 || tw_tz_rfc3339(val, strlen(val), &ms, &why) != 0) {
+            return tw_cli_usage("--at needs an RFC 3339 time with its "
+                                "offset, like 2025-01-01T03:00:00+01:00 "
+                                "(%s)", why);
+        }
+        x->at_ms = ms > 0 ? (uint64_t)ms : 1; /* the past: at once */
+        return 1;
+    }
+    if ((r = tw_cli_flag(argc, argv, i, "--after", &val)) != 0) {
+        /* ID[,ID...]: each a task id, in the order they are named. */
+        const char *p = r > 0 ? val : "";
+        do {
+            char *end;
+            errno = 0;
+            unsigned long long id = strtoull(p, &end, 10);
+            if (end == p || id == 0 || errno || (*end && *end != ',') ||
+                (*end == ',' && !end[1]) || *p == '-' || *p == '+' ||
+                *p == ' ') {
+                return tw_cli_usage("--after needs task ids separated by "
+                                    "commas, like --after 12,13");
+            }
+            if (x->nafter == TW_CLI_MAX_AFTER) {
+                return tw_cli_usage("--after: at most %d parents",
+                                    TW_CLI_MAX_AFTER);
+            }
+            x->after[x->nafter++] = id;
+            p = *end ? end + 1 : end;
+        } while (*p);
+        return 1;
+    }
+    if (strcmp(argv[*i], "--after-any-end") == 0) {
+        x->after_any_end = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--with-results") == 0) {
+        x->with_results = 1;
+        return 1;
+    }
     if ((r = tw_cli_flag(argc, argv, i, "--key", &val)) != 0) {
         if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
             return tw_cli_usage("--key needs a key of 1 to %d bytes",
@@ -490,5 +533,10 @@ tw_cli_submit_apply(const tw_cli_submit_ext_t *x, const char *pool,
     spec->groups = x->ngroups ? x->groups : NULL;
     spec->ngroups = x->ngroups;
     spec->delay_ms = x->delay_ms;
+    spec->at_ms = x->at_ms;
+    spec->after = x->nafter ? x->after : NULL;
+    spec->nafter = x->nafter;
+    spec->after_any_end = x->after_any_end;
+    spec->with_results = x->with_results;
     spec->key = x->key;
 }

@@ -375,7 +375,8 @@ s_cmd_submit(const tw_cli_env_t *o)
     int wait = 0;
     tw_task_spec_t spec;
     memset(&spec, 0, sizeof spec);
-    tw_cli_submit_ext_t ext; /* --group, --delay, --key (cmd_pool.c) */
+    static tw_cli_submit_ext_t ext; /* --group, --delay, --at, --key,
+                                       --after... (cmd_pool.c) */
     memset(&ext, 0, sizeof ext);
     tw_cli_chan_t chan; /* --respond (cmd_chan.c) */
     memset(&chan, 0, sizeof chan);
@@ -524,7 +525,7 @@ s_cmd_submit(const tw_cli_env_t *o)
                 goto out;
             }
             if (!s.done && (r->state < TW_ST_PENDING ||
-                            r->state >= TW_ST_UNKNOWN)) {
+                            r->state == TW_ST_UNKNOWN)) {
                 r->seq = s.seq;
                 s_submit_on_result(&s, r);
             }
@@ -2036,16 +2037,25 @@ static int s_cmd_help(const tw_cli_env_t *o);
 static const tw_cli_cmd_t s_commands[] = {
     {"submit",
      "HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
-     "[--group G]... [--delay S] [--key K] [--wait [--respond JSON]]",
+     "[--group G]... [--delay S] [--at TIME] [--key K]\n"
+     "[--after ID[,ID...] [--after-any-end] [--with-results]]\n"
+     "[--wait [--respond JSON]]",
      "Queue a task and print its id. ARGS-JSON is any JSON value\n"
      "(default null); {\"$bin\": \"<hex>\"} sends raw bytes. With\n"
      "--wait, print the task's result instead (exit 1 if it failed)\n"
      "and its channel items as JSON lines on stderr; requests get\n"
      "--respond's value, or are refused (the task's request fails).\n"
-     "--timeout is in seconds, 0 = none. --group joins a group of the\n"
-     "pool (repeatable), --delay holds it back S seconds, --key is a\n"
-     "dedup key: while a task with it is known, its id (with --wait,\n"
-     "its outcome) is returned. Built-in handlers: docs/HANDLERS.md.",
+     "--timeout is in seconds, 0 = none. --group joins a group of\n"
+     "the pool (repeatable), --delay holds it back S seconds, --at\n"
+     "until an RFC 3339 time (2025-01-01T03:00:00+01:00; with\n"
+     "--delay too, the later holds), --key is a dedup key: while a\n"
+     "task with it is known, its id (with --wait, its outcome) is\n"
+     "returned. --after holds the task (blocked) until the tasks\n"
+     "named end: it runs if all succeeded and is cancelled\n"
+     "(\"upstream failed\") if one did not; --after-any-end runs it\n"
+     "whatever they did; --with-results passes their results, in\n"
+     "order, before its own arguments (docs/WORKFLOWS.md). Built-in\n"
+     "handlers: docs/HANDLERS.md.",
      s_cmd_submit},
     {"map",
      "HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"

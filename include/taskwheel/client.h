@@ -46,6 +46,9 @@ typedef void (*tw_event_cb)(void *arg, const tw_event_t *ev);
 /* Most groups one task may join. */
 #define TW_CLIENT_MAX_GROUPS 64
 
+/* Most parents one task may name (tw_task_spec_t after). */
+#define TW_CLIENT_MAX_AFTER 65536
+
 /* What to run. Zero every field you do not set: the fields after
  * `retries` were added later and zero means "not used". */
 typedef struct {
@@ -72,6 +75,22 @@ typedef struct {
                              fired after the client-level ones; NULL =
                              none */
     void *event_arg;
+    uint64_t at_ms;      /* "eta": earliest start as a wall-clock time,
+                            milliseconds since the Unix epoch (UTC); 0 =
+                            none. With delay_ms too, the later holds; a
+                            time in the past starts it at once */
+    const uint64_t *after; /* "af": ids of the tasks it waits for (its
+                              parents), in order; each must be a task the
+                              broker holds. The task is blocked until they
+                              end, then runs if all succeeded, or ends
+                              cancelled "upstream failed: task <id> ended
+                              <state>" */
+    size_t nafter;       /* at most TW_CLIENT_MAX_AFTER */
+    int after_any_end;   /* "am" 1: run once they all ended, whatever
+                            their outcome */
+    int with_results;    /* "wr" 1: its arguments become an array of the
+                            parents' results, in order (nil for one that
+                            did not succeed), then its own arguments */
 } tw_task_spec_t;
 
 /* An outcome, borrowed by the callback for its duration. */

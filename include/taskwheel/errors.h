@@ -76,7 +76,8 @@ typedef enum {
     XX(LOST, 4, "lost")           /* ended, worker failures used it up */    \
     XX(PENDING, 5, "pending")     /* queued, not yet dispatched */           \
     XX(RUNNING, 6, "running")     /* dispatched to a worker */               \
-    XX(UNKNOWN, 7, "unknown")     /* the broker has no record of it */
+    XX(UNKNOWN, 7, "unknown")     /* the broker has no record of it */   \
+    XX(BLOCKED, 8, "blocked")     /* waiting for the tasks it names */
 
 typedef enum {
 #define TW__ST_ENUM(name, code, text) TW_ST_##name = (code),

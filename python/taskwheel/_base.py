@@ -155,6 +155,8 @@ class ClientBase:
                priority: int = 0, pool: Optional[str] = None,
                group: Union[None, str, Sequence[str]] = None,
                delay: Optional[float] = None, key: Optional[str] = None,
+               at: Any = None, after: Any = None,
+               after_any_end: bool = False, with_results: bool = False,
                on_channel: Optional[Callable[[ChannelMessage], Any]] = None,
                **kwargs: Any) -> Any:
         """Submit ``handler(*args, **kwargs)`` and return its handle at
@@ -166,9 +168,14 @@ class ClientBase:
         groups whose limits apply), ``delay`` (seconds before it may
         start), ``key`` (deduplication: while the pool knows a task with
         this key, no new one is made and the handle follows the first),
-        ``on_channel`` (called with each :class:`ChannelMessage` the task
-        sends). Keyword arguments named like an option go through
-        :meth:`send_task`.
+        ``at`` (an aware datetime or epoch seconds before which it may not
+        start), ``after`` (task ids or acknowledged handles it waits for:
+        it runs when they all succeeded and is cancelled "upstream
+        failed" otherwise), ``after_any_end`` (run once they ended,
+        however), ``with_results`` (its arguments become their results,
+        in order, then its own), ``on_channel`` (called with each
+        :class:`ChannelMessage` the task sends). Keyword arguments named
+        like an option go through :meth:`send_task`.
 
         Raises EncodeError (a TypeError) for arguments msgpack cannot
         encode and InvalidArgument (a ValueError) for bad options; nothing
@@ -179,7 +186,9 @@ class ClientBase:
         """
         return self.send_task(handler, args, kwargs, timeout=timeout,
                               retries=retries, priority=priority, pool=pool,
-                              group=group, delay=delay, key=key,
+                              group=group, delay=delay, key=key, at=at,
+                              after=after, after_any_end=after_any_end,
+                              with_results=with_results,
                               on_channel=on_channel)
 
     def send_task(self, handler: str, args: Sequence[Any] = (),

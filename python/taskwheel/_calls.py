@@ -14,6 +14,7 @@ this with :func:`decode_call`.
 
 from __future__ import annotations
 
+import datetime
 from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
                     Union)
 
@@ -78,13 +79,44 @@ def groups_list(group: Union[None, str, Sequence[str]]) -> List[str]:
     return [check_name("group", g) for g in names]
 
 
+def _at_ms(at: Any) -> int:
+    """``at``: an aware datetime, or seconds since the epoch; as ms."""
+    if isinstance(at, datetime.datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidArgument("at needs a datetime with a time zone")
+        return max(1, int(round(at.timestamp() * 1000)))
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or \
+            at != at:
+        raise InvalidArgument("at must be a datetime with a time zone or "
+                              "seconds since the epoch")
+    return max(1, int(round(at * 1000)))
+
+
+def _after_ids(after: Any) -> List[int]:
+    """``after``: task ids, or handles the broker has acknowledged."""
+    if isinstance(after, (int, str, bytes)) or hasattr(after, "id"):
+        after = [after]
+    ids = []
+    for p in after:
+        tid = getattr(p, "id", p)
+        if tid is None:
+            raise InvalidArgument("after: a handle with no id yet (call "
+                                  "its wait_id() first)")
+        ids.append(check_int("after", tid, 1, 2**64 - 1))
+    if len(ids) > 65536:
+        raise InvalidArgument("after names at most 65536 tasks")
+    return ids
+
+
 def task_fields(timeout: Optional[float] = None, retries: int = 0,
                 priority: int = 0, pool: Optional[str] = None,
                 group: Union[None, str, Sequence[str]] = None,
                 delay: Optional[float] = None,
-                key: Optional[str] = None) -> Dict[str, Any]:
+                key: Optional[str] = None, at: Any = None,
+                after: Any = None, after_any_end: bool = False,
+                with_results: bool = False) -> Dict[str, Any]:
     """The SUBMIT item fields of the task options (PROTOCOL.md 5.11,
-    12.2), checked; options left at their defaults are left out."""
+    12.2, 18.2), checked; options left at their defaults are left out."""
     f: Dict[str, Any] = {}
     to = to_ms("timeout", timeout)
     if to:
@@ -103,6 +135,16 @@ def task_fields(timeout: Optional[float] = None, retries: int = 0,
         f["dl"] = dl
     if key is not None:
         f["k"] = check_name("key", key)
+    if at is not None:
+        f["eta"] = _at_ms(at)
+    if after is not None:
+        ids = _after_ids(after)
+        if ids:
+            f["af"] = ids
+    if after_any_end:
+        f["am"] = 1
+    if with_results:
+        f["wr"] = 1
     return f
 
 

@@ -132,7 +132,8 @@ class TaskRecord:
 
     def _ended(self, item: Dict[str, Any]) -> None:
         st = item.get("st", w.ST_UNKNOWN)
-        self.state = w.STATE_NAMES[st] if 0 <= st <= 7 else "error"
+        self.state = (w.STATE_NAMES[st] if 0 <= st < len(w.STATE_NAMES)
+                      else "error")
         self.id = item.get("id", self.id)
         self.result_bytes = item.get("r")
         self.error = item.get("err") or ""
@@ -382,7 +383,7 @@ class Engine:
                 continue  # its outcome came meanwhile
             st = it.get("st", w.ST_UNKNOWN)
             same = it.get("seq", 0) == seq
-            if same and st in (w.ST_PENDING, w.ST_RUNNING):
+            if same and st in (w.ST_PENDING, w.ST_RUNNING, w.ST_BLOCKED):
                 continue  # the broker has it: its push will come
             if not (same and st <= w.ST_LOST):
                 self.stats["unknown"] += 1

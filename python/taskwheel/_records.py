@@ -145,7 +145,8 @@ class TaskResult:
     def from_item(cls, item: Dict[str, Any]) -> "TaskResult":
         st = item.get("st", w.ST_UNKNOWN)
         return cls(id=item.get("id", 0),
-                   state=w.STATE_NAMES[st] if 0 <= st <= 7 else "unknown",
+                   state=(w.STATE_NAMES[st] if 0 <= st < len(w.STATE_NAMES)
+                          else "unknown"),
                    seq=item.get("seq", 0), result_bytes=item.get("r"),
                    error=item.get("err") or "", worker=item.get("w", 0),
                    attempt=item.get("at", 0))

@@ -69,9 +69,10 @@ ST_LOST = 4
 ST_PENDING = 5
 ST_RUNNING = 6
 ST_UNKNOWN = 7
+ST_BLOCKED = 8
 
 STATE_NAMES = ("ok", "error", "timeout", "cancelled", "lost", "pending",
-               "running", "unknown")
+               "running", "unknown", "blocked")
 FINAL_STATES = frozenset(STATE_NAMES[:5])
 
 # Limits the client checks before anything reaches the wire, the same as

@@ -360,6 +360,12 @@ tw_h_workers(tw_client_t *c, tw_h_worker_t *out, size_t cap)
                 s_copy_str(w->name, sizeof w->name, v);
             } else if (S_KEY("host")) {
                 s_copy_str(w->host, sizeof w->host, v);
+            } else if (S_KEY("credit") &&
+                       v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                w->credit = v->via.u64;
+            } else if (S_KEY("running") &&
+                       v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                w->running = v->via.u64;
             } else if (S_KEY("handlers") && v->type == MSGPACK_OBJECT_ARRAY) {
                 for (uint32_t h = 0; h < v->via.array.size; h++) {
                     char one[130];

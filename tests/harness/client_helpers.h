@@ -24,6 +24,8 @@ typedef struct {
     char name[64];
     char host[64];
     char handlers[512]; /* its handlers, each followed by one space */
+    uint64_t running;   /* tasks the broker counts in flight on it */
+    uint64_t credit;    /* the free capacity the broker counts for it */
 } tw_h_worker_t;
 
 /* The registered workers, in joining order, at most `cap` of them (fails

@@ -674,25 +674,56 @@ s_spawn_broker(tw_h_broker_t *b, const char *const extra[])
     return 0;
 }
 
+/* 1 if broker `pid` exited because a port it was given was taken: a
+ * port is free when tw_h_free_port looks, and on a machine shared with
+ * other test runs someone else may bind it before the broker does. Waits
+ * until the broker says it is listening or exits (at most 10 s; a broker
+ * still silent then is left to the test). */
+static int
+s_lost_port(pid_t pid)
+{
+    uint64_t end = tw_now_ms() + 10000;
+    while (tw_now_ms() < end) {
+        if (tw_h_log_contains(pid, " listening: ")) {
+            return 0;
+        }
+        if (!tw_h_alive(pid)) {
+            return tw_h_log_contains(pid, "Address already in use");
+        }
+        tw_h_sleep_ms(10);
+    }
+    return 0;
+}
+
 int
 tw_h_start_broker(tw_h_broker_t *b, const char *const extra[])
 {
     tw_h_init(NULL);
-    memset(b, 0, sizeof *b);
-    s_brokers++;
-    for (int i = 0; i < 3; i++) {
-        b->ports[i] = tw_h_free_port();
+    for (int attempt = 1;; attempt++) {
+        memset(b, 0, sizeof *b);
+        s_brokers++;
+        for (int i = 0; i < 3; i++) {
+            b->ports[i] = tw_h_free_port();
+        }
+        snprintf(b->frontend, sizeof b->frontend, "tcp://127.0.0.1:%d",
+                 b->ports[0]);
+        snprintf(b->backend, sizeof b->backend, "tcp://127.0.0.1:%d",
+                 b->ports[1]);
+        snprintf(b->status, sizeof b->status, "tcp://127.0.0.1:%d",
+                 b->ports[2]);
+        snprintf(b->data, sizeof b->data, "%s/broker-%d-data", s_tmp,
+                 s_brokers);
+        if (mkdir(b->data, 0755) != 0 && errno != EEXIST) {
+            return -errno;
+        }
+        int rc = s_spawn_broker(b, extra);
+        if (rc != 0 || attempt == 5 || !s_lost_port(b->pid)) {
+            return rc;
+        }
+        fprintf(stderr, "harness: broker %d lost a port to another "
+                        "process; starting it again on new ports\n",
+                (int)b->pid);
     }
-    snprintf(b->frontend, sizeof b->frontend, "tcp://127.0.0.1:%d",
-             b->ports[0]);
-    snprintf(b->backend, sizeof b->backend, "tcp://127.0.0.1:%d",
-             b->ports[1]);
-    snprintf(b->status, sizeof b->status, "tcp://127.0.0.1:%d", b->ports[2]);
-    snprintf(b->data, sizeof b->data, "%s/broker-%d-data", s_tmp, s_brokers);
-    if (mkdir(b->data, 0755) != 0 && errno != EEXIST) {
-        return -errno;
-    }
-    return s_spawn_broker(b, extra);
 }
 
 int
@@ -1104,7 +1135,7 @@ tw_h_sub(const char *endpoint, const char *const topics[])
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, welcome, strlen(welcome));
     TW_H_ASSERT_MSG(zmq_connect(sub, endpoint) == 0, "connect %s: %s",
                     endpoint, zmq_strerror(zmq_errno()));
-    uint64_t end = tw_h_now_ms() + 10000;
+    uint64_t end = tw_h_now_ms() + TW_H_PATIENCE_MS;
     char topic[64];
     while (tw_h_now_ms() < end) {
         zmq_msg_t body;
@@ -1119,5 +1150,5 @@ tw_h_sub(const char *endpoint, const char *const topics[])
         }
     }
     tw_h_fail(__FILE__, __LINE__, "no welcome from the status endpoint %s "
-              "in 10 s", endpoint);
+              "in %d ms", endpoint, TW_H_PATIENCE_MS);
 }

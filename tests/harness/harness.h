@@ -112,6 +112,12 @@ int tw_h_free_port(void);
 uint64_t tw_h_now_ms(void);
 void tw_h_sleep_ms(int ms);
 
+/* How long a test waits for something that must come (a reply, a
+ * message, a state): long enough that only a fault, never a busy
+ * machine, runs it out. A failing test then still ends well within
+ * ctest's timeout. */
+#define TW_H_PATIENCE_MS 30000
+
 /* Wait until `cond` (any expression, evaluated again every 10 ms) holds;
  * fail the test, naming the expression, if it does not within
  * timeout_ms. */
@@ -186,8 +192,11 @@ typedef struct {
 } tw_h_broker_t;
 
 /* Start a broker on three fresh ports with its own data directory, plus
- * `extra` arguments (NULL-terminated array, or NULL). Does not wait for it:
- * call tw_h_wait_ready. Returns 0 or a negative error. */
+ * `extra` arguments (NULL-terminated array, or NULL). Waits only until it
+ * says it listens or exits (call tw_h_wait_ready for the rest): if it
+ * exited because another process took one of the fresh ports meanwhile,
+ * it is started again on new ones (up to five times). Returns 0 or a
+ * negative error. */
 int tw_h_start_broker(tw_h_broker_t *b, const char *const extra[]);
 
 /* Start it again on the same ports and data directory (after tw_h_stop or

@@ -88,7 +88,7 @@ main(void)
     s_run(c, slow, 300, 0, &r);
     uint64_t took = tw_h_now_ms() - t0;
     TW_H_ASSERT_EQ(r->state, 2);
-    TW_H_ASSERT_MSG(took < 5000, "timeout took %llu ms",
+    TW_H_ASSERT_MSG(took < 15000, "timeout took %llu ms", /* not 30 s */
                     (unsigned long long)took);
     tw_result_free(&r);
 

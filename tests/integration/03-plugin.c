@@ -95,7 +95,8 @@ main(void)
     TW_H_ASSERT_OK(tw_client_wait_all(c, 10000));
     TW_H_ASSERT_OK(tw_h_last_result(c, s_slow, &r));
     TW_H_ASSERT_EQ(r->state, 3);
-    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 5000, "cancel took too long");
+    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 15000, /* not the 30 s run */
+                    "cancel took too long");
     tw_result_free(&r);
 
     tw_client_destroy(&c);

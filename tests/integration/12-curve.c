@@ -730,7 +730,7 @@ main(void)
     s_path(ssec, sizeof ssec, "stranger", ".key");
     uint64_t t0 = tw_h_now_ms();
     TW_H_ASSERT_EQ(s_cli(S_ARGS("--broker", b.frontend, "--timeout-ms",
-                                "3000", "--curve-secret", ssec,
+                                "30000", "--curve-secret", ssec,
                                 "--broker-key", bpub, "ping"),
                          &p),
                    3);
@@ -742,7 +742,7 @@ main(void)
     TW_H_ASSERT_MSG(tw_h_log_contains(p, "refused this client's key") ||
                         tw_h_log_contains(p, "refused this peer's CURVE key"),
                     "the refused key is named as the cause");
-    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 2500, "refused key: %llu ms",
+    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 15000, "refused key: %llu ms",
                     (unsigned long long)(tw_h_now_ms() - t0));
     /* Plaintext against CURVE: the mismatch is named. */
     TW_H_ASSERT_EQ(s_cli(S_ARGS("--broker", b.frontend, "--timeout-ms",

@@ -307,7 +307,6 @@ main(void)
     size_t running;
     TW_H_ASSERT_MSG(s_stations_on(one.id, &running) >= 1,
                     "w1 holds a station before the drain");
-    tw_h_sleep_ms(300); /* let the subscription reach the broker */
 
     /* ---- drain w1 while it runs tasks (S29: stations move) ---- */
     uint64_t first = s_submit_sleeps(24, 0.4);

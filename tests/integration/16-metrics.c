@@ -347,7 +347,8 @@ s_read_file(const char *path)
     return buf;
 }
 
-/* monitor.py --resync: the snapshot, then only what is newer (8.2). */
+/* monitor.py --resync: subscribed (the welcome and its boot id), the
+ * snapshot, then only what is newer (8.2); a silent endpoint exits 3. */
 static void
 s_monitor(const tw_h_broker_t *b)
 {
@@ -393,7 +394,30 @@ s_monitor(const tw_h_broker_t *b)
                                                             "\"task.done\""),
                     "the snapshot came before the deltas");
     TW_H_ASSERT(!strstr(log, "gap:"));
+    /* Subscribed means the welcome came (8.2), with the boot id the
+     * broker logged at start; the snapshot's REPLY has the same. */
+    const char *id = strstr(log, "subscribed at ");
+    TW_H_ASSERT_MSG(id, "monitor.py said it was subscribed:\n%s", log);
+    char boot[40], want[64];
+    TW_H_ASSERT(sscanf(strstr(id, "(broker boot ") + 13, "%16[0-9a-f]",
+                       boot) == 1);
+    snprintf(want, sizeof want, "boot id %s", boot);
+    TW_H_ASSERT_MSG(tw_h_log_contains(b->pid, want), "the broker logged %s",
+                    want);
+    snprintf(want, sizeof want, "\"boot\":\"%s\"", boot);
+    TW_H_ASSERT_MSG(strstr(snap, want), "the snapshot has %s", want);
+    TW_H_ASSERT(!strstr(log, "restarted"));
     free(log);
+
+    /* A status endpoint that answers nothing: exit 3, saying so. */
+    char nobody[64];
+    snprintf(nobody, sizeof nobody, "tcp://127.0.0.1:%d", tw_h_free_port());
+    const char *silent[] = {py, script, "--endpoint", nobody, "--wait", "1",
+                            NULL};
+    pid_t q = tw_h_spawn_log(silent, "monitor-silent.log");
+    TW_H_ASSERT(q > 0);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(q, TW_H_PATIENCE_MS), 3);
+    TW_H_ASSERT(tw_h_log_contains(q, "nothing from the status endpoint"));
 }
 
 /* A broker that must refuse to start with exit code `code` (2: the

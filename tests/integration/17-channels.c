@@ -243,15 +243,15 @@ s_client_closereq(tw_client_t *c)
 {
     s_reset(S_MODE_FAIL);
     s_mp_t a;
-    s_ask_args(&a, 1, 5000, 500);
+    s_ask_args(&a, 1, 60000, 500);
     uint64_t id;
     uint64_t t0 = tw_h_now_ms();
     tw_result_t *r = s_ask(c, &a, &id);
     TW_H_ASSERT_EQ(r->state, TW_ST_OK);
     TW_H_ASSERT_STREQ(tw_h_result_str(r), "ECLOSEREQ");
     tw_result_free(&r);
-    /* It failed at once, without waiting for the 5 s timeout. */
-    TW_H_ASSERT(tw_h_now_ms() - t0 < 4000);
+    /* It failed at once, without waiting for the 60 s timeout. */
+    TW_H_ASSERT(tw_h_now_ms() - t0 < 30000);
     printf("  client close request: ok (S93)\n");
 }
 
@@ -712,10 +712,10 @@ s_until_closed(void)
     TW_H_ASSERT_MSG(took < 4000, "until_closed took %llu ms",
                     (unsigned long long)took);
     TW_H_ASSERT_EQ(s_pool_closed_events, 1);
-    /* Closed already: it returns at once. */
+    /* Closed already: it returns at once, not at the 5 s recheck. */
     t0 = tw_h_now_ms();
     TW_H_ASSERT_OK(tw_client_until_closed(c, "pc", 20000));
-    TW_H_ASSERT(tw_h_now_ms() - t0 < 1000);
+    TW_H_ASSERT(tw_h_now_ms() - t0 < 4000);
     /* The status socket carried pool.closed for "pc". */
     zmq_msg_t topic;
     zmq_msg_init(&topic);

@@ -99,9 +99,9 @@ main(void)
     uint64_t t0 = tw_h_now_ms();
     tw_worker_req_t dr = {"drain", NULL, wid1, 0};
     TW_H_ASSERT_OK(tw_client_worker(s_c, &dr, 5000, NULL, NULL));
-    TW_H_ASSERT_EQ(tw_h_wait_exit(w1, 20000), 0);
+    TW_H_ASSERT_EQ(tw_h_wait_exit(w1, TW_H_PATIENCE_MS + 30000), 0);
     uint64_t took = tw_h_now_ms() - t0;
-    TW_H_ASSERT_MSG(took < 5000,
+    TW_H_ASSERT_MSG(took < 15000, /* half the drain timeout */
                     "w1 drained in %llu ms, not after its %s ms "
                     "drain timeout",
                     (unsigned long long)took, S_DRAIN_TIMEOUT);
@@ -126,11 +126,10 @@ main(void)
     printf("20-stream-drain: w1 drained in %llu ms, chat moved\n",
            (unsigned long long)took);
 
-    /* ---- STOP ends it now, not when chat.sh would exit ---- */
-    t0 = tw_h_now_ms();
+    /* ---- STOP ends it now: chat.sh would never exit by itself ---- */
     tw_h_station_op(s_c, "stop", "chat", 0);
-    TW_H_ASSERT_OK(tw_h_wait_station(s_c, "chat", "stopped", 3000, &st));
-    TW_H_ASSERT(tw_h_now_ms() - t0 < 3000);
+    TW_H_ASSERT_OK(tw_h_wait_station(s_c, "chat", "stopped",
+                                     TW_H_PATIENCE_MS, &st));
 
     zmq_close(sub);
     tw_client_destroy(&s_c);

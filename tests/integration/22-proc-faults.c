@@ -112,7 +112,7 @@ s_hang(void)
     uint64_t t0 = tw_h_now_ms();
     tw_result_t *r = s_run("pl.hang", NULL, 300, 0);
     TW_H_ASSERT_EQ(r->state, 2);
-    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 3000, "the timeout took %llu ms",
+    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 15000, "the timeout took %llu ms",
                     (unsigned long long)(tw_h_now_ms() - t0));
     tw_result_free(&r);
     s_wait_log("no answer to cancel within 300 ms: SIGTERM");
@@ -135,7 +135,7 @@ s_cancel(void)
     tw_result_free(&r);
     /* Within the grace (no SIGTERM): the child answered the cancel. */
     TW_H_ASSERT_EQ(s_child_pid(), pid);
-    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 5000, "cancel took %llu ms",
+    TW_H_ASSERT_MSG(tw_h_now_ms() - t0 < 15000, "cancel took %llu ms",
                     (unsigned long long)(tw_h_now_ms() - t0));
 }
 

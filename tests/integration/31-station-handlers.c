@@ -52,6 +52,16 @@ s_worker(const char *name, const char *handler, int *has)
     return w ? w->id : 0;
 }
 
+/* The credit the broker counts for the worker named `name`, or 0. */
+static uint64_t
+s_credit(const char *name)
+{
+    tw_h_worker_t ws[8];
+    size_t n = tw_h_workers(s_c, ws, 8);
+    const tw_h_worker_t *w = tw_h_worker_named(ws, n < 8 ? n : 8, name);
+    return w ? w->credit : 0;
+}
+
 /* Start a worker named `name` (with the example plugin if `plugin`) and
  * wait until the broker lists it; returns its pid, *wid its id. */
 static pid_t
@@ -62,7 +72,7 @@ s_start(tw_h_broker_t *b, const char *name, int plugin, uint64_t *wid)
     const char *without[] = {"--name", name, NULL};
     pid_t pid = tw_h_start_worker(b, 2, plugin ? with : without);
     TW_H_ASSERT(pid > 0);
-    uint64_t end = tw_h_now_ms() + 10000;
+    uint64_t end = tw_h_now_ms() + TW_H_PATIENCE_MS;
     while (!(*wid = s_worker(name, NULL, NULL)) && tw_h_now_ms() < end) {
         tw_h_sleep_ms(20);
     }
@@ -82,7 +92,7 @@ s_add(const char *sid, const char *handler, const void *args, size_t alen,
                             .next = "same",
                             .timeout_ms = timeout_ms,
                             .restart = restart};
-    int rc = tw_client_station(s_c, &req, 5000, NULL, NULL);
+    int rc = tw_client_station(s_c, &req, TW_H_PATIENCE_MS, NULL, NULL);
     TW_H_ASSERT_MSG(rc == 0, "add %s: %s", sid, tw_client_last_error(s_c));
 }
 
@@ -91,7 +101,7 @@ static uint64_t
 s_running_on(const char *sid)
 {
     tw_h_station_t st;
-    int rc = tw_h_wait_station(s_c, sid, "running", 10000, &st);
+    int rc = tw_h_wait_station(s_c, sid, "running", TW_H_PATIENCE_MS, &st);
     TW_H_ASSERT_MSG(rc == 0, "%s: state %s (%s)", sid, st.state, st.reason);
     return st.worker;
 }
@@ -110,8 +120,8 @@ s_follows_plugin(tw_h_broker_t *b, uint64_t plain)
      * The station waits and says why; it is never sent to `plain`. */
     TW_H_ASSERT_EQ(tw_h_stop(pid), 0);
     tw_h_station_t st;
-    TW_H_ASSERT_OK(tw_h_wait_station(s_c, "up", "pending", 10000, &st));
-    uint64_t end = tw_h_now_ms() + 10000;
+    TW_H_ASSERT_OK(tw_h_wait_station(s_c, "up", "pending", TW_H_PATIENCE_MS, &st));
+    uint64_t end = tw_h_now_ms() + TW_H_PATIENCE_MS;
     while (strstr(st.reason, "offers its handler") == NULL &&
            tw_h_now_ms() < end) {
         tw_h_sleep_ms(20);
@@ -128,7 +138,7 @@ s_follows_plugin(tw_h_broker_t *b, uint64_t plain)
         uint64_t seq;
         TW_H_ASSERT_OK(tw_client_submit(s_c, &spec, &seq));
     }
-    TW_H_ASSERT_OK(tw_client_wait_all(s_c, 10000));
+    TW_H_ASSERT_OK(tw_client_wait_all(s_c, TW_H_PATIENCE_MS));
     TW_H_ASSERT_OK(tw_h_station_show(s_c, "up", &st));
     TW_H_ASSERT_STREQ(st.state, "pending");
     TW_H_ASSERT_EQ(st.epoch, epoch);
@@ -157,7 +167,7 @@ s_restart_elsewhere(tw_h_broker_t *b, uint64_t plain)
     TW_H_ASSERT(first == plain || first == other);
     /* Its first failure, then its restart (restart-base 200 ms). */
     tw_h_station_t st;
-    uint64_t end = tw_h_now_ms() + 15000;
+    uint64_t end = tw_h_now_ms() + TW_H_PATIENCE_MS;
     do {
         tw_h_sleep_ms(5);
         TW_H_ASSERT_OK(tw_h_station_show(s_c, "flaky", &st));
@@ -167,10 +177,14 @@ s_restart_elsewhere(tw_h_broker_t *b, uint64_t plain)
                     "flaky: state %s, restarts %llu", st.state,
                     (unsigned long long)st.restarts);
     TW_H_ASSERT_STREQ(st.last_error, "timeout");
-    TW_H_ASSERT_EQ(st.restarts, 1);
-    TW_H_ASSERT_MSG(st.worker != first,
-                    "restarted on worker %llu, where it failed",
-                    (unsigned long long)st.worker);
+    /* A busy machine may let a second run fail before the look above:
+     * each restart goes to the worker the last run did not fail on, so
+     * with two workers an odd restart runs on the other one. */
+    TW_H_ASSERT_MSG((st.restarts % 2 == 1) == (st.worker != first),
+                    "restart %llu on worker %llu, the first was %llu",
+                    (unsigned long long)st.restarts,
+                    (unsigned long long)st.worker,
+                    (unsigned long long)first);
     TW_H_ASSERT(st.worker == plain || st.worker == other);
     TW_H_ASSERT_OK(tw_h_station_op(s_c, "remove", "flaky", 0));
     TW_H_ASSERT_EQ(tw_h_stop(pid), 0);
@@ -223,20 +237,25 @@ s_refusal(tw_h_broker_t *b, uint64_t plain)
     tw_enc_cstr(&e, "mirror");
     TW_H_ASSERT_OK(tw_h_send(raw, TW_CMD_HELLO, &e));
     tw_h_msg_t msg;
-    tw_h_expect(raw, TW_CMD_WELCOME, &msg, 5000);
+    tw_h_expect(raw, TW_CMD_WELCOME, &msg, TW_H_PATIENCE_MS);
     tw_h_msg_release(&msg);
     tw_enc_map(&e, 1);
     tw_enc_key(&e, TW_F_CREDIT);
     tw_enc_uint(&e, 8);
     TW_H_ASSERT_OK(tw_h_send(raw, TW_CMD_READY, &e));
     tw_enc_free(&e);
+    /* The READY travels on the backend, the query below on the frontend:
+     * until the broker has counted the credit, `plain` would win. */
     int has = 0;
-    uint64_t rid = s_worker("raw", "mirror", &has);
-    TW_H_ASSERT(rid && has);
+    uint64_t rid = 0;
+    TW_H_WAIT((rid = s_worker("raw", "mirror", &has)) != 0 &&
+                  s_credit("raw") == 8,
+              TW_H_PATIENCE_MS);
+    TW_H_ASSERT(has);
 
     static const unsigned char one = 0x01;
     s_add("m", "mirror", &one, 1, 0, "on-failure");
-    tw_h_expect(raw, TW_CMD_ASSIGN, &msg, 5000);
+    tw_h_expect(raw, TW_CMD_ASSIGN, &msg, TW_H_PATIENCE_MS);
     TW_H_ASSERT_EQ(msg.m.nitems, 1);
     uint64_t ep = tw_item_uint(&msg.m.items[0], TW_I_EP, 0);
     tw_h_msg_release(&msg);

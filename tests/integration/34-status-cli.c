@@ -7,7 +7,8 @@
  *  running and queued, stations, the rate and the totals, the error
  *  counters) and none of the internal counters; `status --all` prints
  *  every counter, internal ones included; `--json status` is the whole
- *  map, as scripts expect; an unknown option is a usage error (exit 2).
+ *  map, as scripts expect, with as many keys as PROTOCOL.md 5.14 counts;
+ *  an unknown option is a usage error (exit 2).
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -15,6 +16,27 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+/* M of "`data` is a map of N keys (M with `--data`)" in
+ * proto/PROTOCOL.md (5.14). */
+static size_t
+s_documented_keys(void)
+{
+    FILE *f = fopen(TW_SOURCE_DIR "/proto/PROTOCOL.md", "r");
+    TW_H_ASSERT(f != NULL);
+    char line[512];
+    size_t n = 0;
+    while (n == 0 && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "`data` is a map of ");
+        const char *q = p ? strstr(p, " keys (") : NULL;
+        if (q && strstr(q, " with `--data`)")) {
+            n = strtoul(q + strlen(" keys ("), NULL, 10);
+        }
+    }
+    fclose(f);
+    TW_H_ASSERT_MSG(n > 0, "PROTOCOL.md gives no count of status keys");
+    return n;
+}
 
 int
 main(void)
@@ -82,6 +104,13 @@ main(void)
                    0);
     TW_H_ASSERT(out[0] == '{' && strstr(out, "\"chan_closereq\":") &&
                 strstr(out, "\"submitted\":4"));
+    /* As many keys as PROTOCOL.md 5.14 says for a broker on a store, as
+     * the harness starts it (no value holds a ':', so each is one key). */
+    size_t nkeys = 0;
+    for (const char *p = out; *p; p++) {
+        nkeys += *p == ':';
+    }
+    TW_H_ASSERT_EQ(nkeys, s_documented_keys());
     /* Usage. */
     TW_H_ASSERT_EQ(tw_h_cli(&b, TW_H_ARGS("status", "--bogus"), out, sizeof out, NULL),
                    2);

@@ -65,6 +65,7 @@ def printer(text):
 
 @task("py.sleep")
 def sleep(seconds, tag=""):
+    _trace("started", "%s %s" % (tag, os.getpid()))
     try:
         time.sleep(seconds)
     except Cancelled:

@@ -4,6 +4,7 @@ The worker offers only its built-in handlers here (noop, echo, sleep,
 fail, incr, mirror, ticker, ask); Python handlers are in test_proc.py.
 """
 
+import datetime
 import os
 import threading
 import time
@@ -479,3 +480,42 @@ def test_close_with_an_open_event_stream(broker, client):
     t0 = time.monotonic()
     c.close()  # the stream's socket must not keep the context alive
     assert time.monotonic() - t0 < 5
+
+
+def test_after_at_and_blocked(client):
+    # A parent held back by a group with limit 0 (nothing of it starts):
+    # its child is blocked until the limit goes, then runs with the
+    # parent's result first (PROTOCOL.md 18.2-18.3).
+    client.group_limit("pygate", 0)
+    p = client.submit_payload("echo", "first", group="pygate")
+    pid = p.wait_id()
+    c = client.submit_payload("echo", ["mine"], after=[p],
+                              with_results=True)
+    assert c.refresh() == "blocked"
+    d = client.submit_payload("echo", 7, after=pid, after_any_end=True)
+    client.group_limit("pygate", None)
+    assert c.result(10) == ["first", "mine"]
+    assert d.result(10) == 7
+    # A failed parent cancels the child, naming it.
+    f = client.submit("fail", "boom")
+    with pytest.raises(TaskFailed):
+        f.result(10)
+    g = client.submit_payload("echo", 1, after=[f.id])
+    with pytest.raises(TaskCancelled) as e:
+        g.result(10)
+    assert "upstream failed: task %d ended error" % f.id in str(e.value)
+    # at: not before then; a time in the past runs at once.
+    t0 = time.time()
+    h = client.submit_payload("exec", ["date", "+%s%3N"], at=t0 + 1.5)
+    assert int(h.result(15)) >= int((t0 + 1.5) * 1000)
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    assert client.submit_payload("echo", 2, at=past).result(10) == 2
+    # Refused before anything is sent.
+    with pytest.raises(InvalidArgument):
+        client.submit("echo", at=datetime.datetime(2030, 1, 1))
+    with pytest.raises(InvalidArgument):
+        client.submit("echo", after=[taskwheel.TaskHandle(client, 0, "x")])
+    with pytest.raises(InvalidArgument):
+        client.submit("echo", after=["12"])
+    with pytest.raises(Refused):
+        client.submit("echo", after=[999999]).result(10)

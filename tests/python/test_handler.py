@@ -12,7 +12,7 @@ import msgpack
 import pytest
 
 from taskwheel import _frames
-from tw_cluster import HERE, PYDIR
+from tw_cluster import HERE, PYDIR, wait_for
 
 
 class Child:
@@ -137,12 +137,12 @@ def test_cancel_raises_in_the_function(child, tmp_path):
     child.read()
     child.send({"ev": "cancel"})  # no call runs: ignored
     child.call("py.sleep", [30, "c1"])
-    time.sleep(0.2)  # let the call start sleeping
+    wait_for(lambda: (tmp_path / "started").exists(), 20, "the call to start")
     t0 = time.monotonic()
     child.send({"ev": "cancel"})
     e = child.read(10)
     assert e == {"ev": "error", "msg": "cancelled"}
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 15  # not the 30 s sleep run out
     assert (tmp_path / "cancelled").read_text().startswith("c1 ")
     assert (tmp_path / "finally").read_text().startswith("c1 ")
     child.call("add", [1, 2])
@@ -251,7 +251,7 @@ def test_eof_and_shutdown_end_the_child(tmp_path):
     c = Child(tmp_path)
     c.read()
     c.call("py.sleep", [30, "eof"])
-    time.sleep(0.2)
+    wait_for(lambda: (tmp_path / "started").exists(), 20, "the call to start")
     c.p.stdin.close()  # the worker went away during a call
     assert c.p.wait(10) == 0
     c.close()
@@ -277,10 +277,9 @@ def test_bad_modules_and_versions(tmp_path):
 def test_sigterm_ends_a_hung_child(child, tmp_path):
     child.read()
     child.call("py.hang", ["h1"])
-    time.sleep(0.2)
+    wait_for(lambda: (tmp_path / "hang").exists(), 20, "the call to start")
     child.send({"ev": "cancel"})
-    time.sleep(0.3)
+    wait_for(lambda: (tmp_path / "ignored").exists(), 20, "the cancel")
     assert child.p.poll() is None  # it ignored the cancel
-    assert (tmp_path / "ignored").exists()
     os.kill(child.p.pid, signal.SIGTERM)
     assert child.p.wait(10) == -signal.SIGTERM

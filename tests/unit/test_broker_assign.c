@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "broker/state/assign.h"
+#include "tests/unit/support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -514,18 +515,6 @@ test_restart_avoids_last_worker(void **state)
 
 /* ---- loops ------------------------------------------------------------ */
 
-/* A small deterministic generator (xorshift64*), so failures replay. */
-static uint64_t s_rng;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
-
 /* What broker/core/place.c's s_try_place does to its snapshot after
  * an assignment. */
 static void
@@ -629,9 +618,9 @@ test_never_oversubscribed(void **state)
                                    {"gpu", "1"}};
     static const uint32_t hsets[4][2] = {{0, 1}, {1, 2}, {2, 0}, {0, 1}};
     tw_assign_worker_t ws[NW];
-    s_rng = 0x9e3779b97f4a7c15ULL;
+    tw_test_rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < NW; i++) {
-        uint32_t slots = (uint32_t)(s_rand() % 6); /* 0..5, some zero */
+        uint32_t slots = (uint32_t)(tw_test_rand() % 6); /* 0..5, some zero */
         ws[i] = s_w(slots, 0, slots, (i % 5 == 4) ? NULL : tagsets[i % 4],
                     (i % 5 == 4) ? 0 : 4);
         ws[i].id = i + 1;
@@ -640,17 +629,17 @@ test_never_oversubscribed(void **state)
     }
     size_t placed = 0, refused = 0;
     for (int step = 0; step < STEPS; step++) {
-        unsigned op = (unsigned)(s_rand() % 10);
-        size_t k = (size_t)(s_rand() % NW);
+        unsigned op = (unsigned)(tw_test_rand() % 10);
+        size_t k = (size_t)(tw_test_rand() % NW);
         tw_assign_worker_t *w = &ws[k];
         if (op < 5) {
-            int nt = (int)(s_rand() % 4) - 1; /* -1: no tags */
+            int nt = (int)(tw_test_rand() % 4) - 1; /* -1: no tags */
             tw_assign_need_t need = s_need(
-                (tw_placement_t)(s_rand() % 3), codes[s_rand() % 3],
+                (tw_placement_t)(tw_test_rand() % 3), codes[tw_test_rand() % 3],
                 nt < 0 ? NULL : needtags[nt], nt < 0 ? 0 : 2);
-            need.has_handler = (int)(s_rand() % 2);
-            need.handler = (uint32_t)(s_rand() % 4); /* 3: nobody's */
-            need.avoid = s_rand() % 3 ? 0 : 1 + s_rand() % NW;
+            need.has_handler = (int)(tw_test_rand() % 2);
+            need.handler = (uint32_t)(tw_test_rand() % 4); /* 3: nobody's */
+            need.avoid = tw_test_rand() % 3 ? 0 : 1 + tw_test_rand() % NW;
             uint64_t ok_set;
             tw_assign_result_t want = s_reference(ws, NW, &need, &ok_set);
             size_t chosen;
@@ -679,7 +668,7 @@ test_never_oversubscribed(void **state)
                 w->credit++;
             }
         } else {
-            w->draining = (s_rand() % 8) == 0;
+            w->draining = (tw_test_rand() % 8) == 0;
         }
         for (size_t i = 0; i < NW; i++) {
             assert_true(ws[i].stations <= ws[i].slots);

@@ -27,6 +27,7 @@
 #include "broker/state/pools.h"
 #include "broker/state/queue.h"
 #include "broker/state/task.h"
+#include "tests/unit/support/rng.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -831,18 +832,6 @@ test_move_between_heaps(void **state)
     tw_queue_free(&delayed);
 }
 
-/* A small deterministic generator (xorshift64*), so failures replay. */
-static uint64_t s_rng;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
-
 static void
 test_due_random_vs_reference(void **state)
 {
@@ -854,20 +843,20 @@ test_due_random_vs_reference(void **state)
     static int in[N];
     size_t nin = 0;
     memset(in, 0, sizeof in);
-    s_rng = 0x5eed5eed5eed5eedULL;
+    tw_test_rng = 0x5eed5eed5eed5eedULL;
     tw_queue_t q;
     tw_queue_init_by(&q, tw_queue_due_before);
     for (size_t i = 0; i < N; i++) {
-        s_task(&t[i], i + 1, (int32_t)(s_rand() % 7) - 3, s_rand() % 50);
+        s_task(&t[i], i + 1, (int32_t)(tw_test_rand() % 7) - 3, tw_test_rand() % 50);
     }
     for (size_t op = 0; op < OPS; op++) {
-        unsigned r = (unsigned)(s_rand() % 100);
+        unsigned r = (unsigned)(tw_test_rand() % 100);
         if (r < 50 && nin < N) {
-            size_t i = s_rand() % N;
+            size_t i = tw_test_rand() % N;
             while (in[i]) {
                 i = (i + 1) % N;
             }
-            t[i].due_ms = s_rand() % 50; /* ties are common */
+            t[i].due_ms = tw_test_rand() % 50; /* ties are common */
             tw_queue_push(&q, &t[i]);
             in[i] = 1;
             nin++;
@@ -886,7 +875,7 @@ test_due_random_vs_reference(void **state)
                 nin--;
             }
         } else if (nin) {
-            size_t k = s_rand() % nin;
+            size_t k = tw_test_rand() % nin;
             for (size_t i = 0; i < N; i++) {
                 if (in[i] && k-- == 0) {
                     tw_queue_remove(&q, &t[i]);

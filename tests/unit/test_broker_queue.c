@@ -20,18 +20,7 @@
 
 #include "broker/state/queue.h"
 #include "broker/state/task.h"
-
-/* A small deterministic generator (xorshift64*), so failures replay. */
-static uint64_t s_rng;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
+#include "tests/unit/support/rng.h"
 
 /* Fill `t` as a pending task with this id and priority. */
 static void
@@ -290,7 +279,7 @@ s_ref_best(void)
 static tw_task_t *
 s_ref_random_in(void)
 {
-    size_t k = s_rand() % s_nin;
+    size_t k = tw_test_rand() % s_nin;
     for (size_t i = 0; i < S_POOL; i++) {
         if (s_in[i] && k-- == 0) {
             return &s_pool[i];
@@ -303,13 +292,13 @@ s_ref_random_in(void)
 static void
 s_random_run(uint64_t seed, int32_t npri, size_t ops)
 {
-    s_rng = seed;
+    tw_test_rng = seed;
     memset(s_in, 0, sizeof s_in);
     s_nin = 0;
     for (size_t i = 0; i < S_POOL; i++) {
         /* Priorities from a small range so that ties (and the id rule)
          * are the common case. */
-        s_task(&s_pool[i], i + 1, (int32_t)(s_rand() % (uint64_t)npri) -
+        s_task(&s_pool[i], i + 1, (int32_t)(tw_test_rand() % (uint64_t)npri) -
                                       npri / 2);
     }
     tw_queue_t q;
@@ -318,20 +307,20 @@ s_random_run(uint64_t seed, int32_t npri, size_t ops)
     for (size_t op = 0; op < ops; op++) {
         /* Grow for the first half and shrink in the second, so both long
          * and empty queues are visited. */
-        unsigned r = (unsigned)(s_rand() % 100);
+        unsigned r = (unsigned)(tw_test_rand() % 100);
         int grow = (op / (ops / 8)) % 2 == 0;
         if (r < (grow ? 55u : 30u)) {
             if (s_nin == S_POOL) {
                 continue;
             }
-            size_t i = s_rand() % S_POOL;
+            size_t i = tw_test_rand() % S_POOL;
             while (s_in[i]) {
                 i = (i + 1) % S_POOL;
             }
             /* Sometimes change its priority, like a fresh submission. */
-            if (s_rand() % 4 == 0) {
+            if (tw_test_rand() % 4 == 0) {
                 s_pool[i].priority =
-                    (int32_t)(s_rand() % (uint64_t)npri) - npri / 2;
+                    (int32_t)(tw_test_rand() % (uint64_t)npri) - npri / 2;
             }
             tw_queue_push(&q, &s_pool[i]);
             s_in[i] = 1;

@@ -303,6 +303,27 @@ test_records_round_trip(void **state)
     assert_null(d.key);
     assert_null(d.data);
     assert_int_equal(d.ngroups, 0);
+    assert_null(d.after);
+    assert_int_equal(d.after_mode, 0);
+    assert_int_equal(d.after_wr, 0);
+    msgpack_unpacked_destroy(&up);
+
+    /* A blocked task: its parents (8 bytes each), policy and results
+     * flag come back as written. */
+    static const unsigned char parents[16] = {0, 0, 0, 0, 0, 0, 0, 41,
+                                              0, 0, 0, 1, 0, 0, 0, 2};
+    tw_record_task_t bl = {.id = 50, .state = TW_ST_BLOCKED,
+                           .handler = "echo", .handler_len = 4,
+                           .after = parents, .after_len = 16,
+                           .after_mode = 1, .after_wr = 1};
+    tw_record_task_enc(&e, &bl);
+    msgpack_unpacked_init(&up);
+    assert_int_equal(tw_record_task_dec(&up, e.sb.data, e.sb.size, &d), 0);
+    assert_int_equal(d.state, TW_ST_BLOCKED);
+    assert_int_equal(d.after_len, 16);
+    assert_memory_equal(d.after, parents, 16);
+    assert_int_equal(d.after_mode, 1);
+    assert_int_equal(d.after_wr, 1);
     msgpack_unpacked_destroy(&up);
 
     char *tags[4] = {"code", "gnss", "site", "north"};

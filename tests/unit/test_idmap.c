@@ -17,18 +17,7 @@
 
 #include "common/error.h"
 #include "common/idmap.h"
-
-/* A small deterministic generator (xorshift64*), so failures replay. */
-static uint64_t s_rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-s_rand(void)
-{
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 0x2545f4914f6cdd1dULL;
-}
+#include "tests/unit/support/rng.h"
 
 /* A distinct fake value per id. */
 static void *
@@ -228,16 +217,16 @@ s_random_run(uint64_t (*make_id)(size_t i), unsigned ops)
     tw_idmap_t m;
     tw_idmap_init(&m);
     for (unsigned op = 0; op < ops; op++) {
-        size_t i = s_rand() % S_POOL;
+        size_t i = tw_test_rand() % S_POOL;
         uint64_t k = r->pool[i];
         /* Phases skew toward insertion, then deletion, to cross many
          * table sizes and densities in both directions. */
         unsigned phase = (op / 20000) % 3;
-        unsigned dice = (unsigned)(s_rand() % 10);
+        unsigned dice = (unsigned)(tw_test_rand() % 10);
         int do_put = phase == 0 ? dice < 7 : phase == 1 ? dice < 3 : dice < 5;
         if (do_put) {
             void *v = (void *)(uintptr_t)(((uint64_t)(i + 1) << 24) |
-                                          (s_rand() & 0xffffffULL));
+                                          (tw_test_rand() & 0xffffffULL));
             assert_int_equal(tw_idmap_put(&m, k, v), 0);
             if (!r->ref[i]) {
                 r->live++;
@@ -264,7 +253,7 @@ static uint64_t
 s_id_random(size_t i)
 {
     (void)i;
-    return s_rand();
+    return tw_test_rand();
 }
 
 static uint64_t
@@ -317,7 +306,7 @@ test_churn_fixed_size(void **state)
     size_t cap = m.cap;
     uint64_t next = 201;
     for (unsigned op = 0; op < 200000; op++) {
-        size_t slot = s_rand() % 200;
+        size_t slot = tw_test_rand() % 200;
         assert_ptr_equal(tw_idmap_del(&m, window[slot]), s_val(window[slot]));
         window[slot] = next++;
         assert_int_equal(tw_idmap_put(&m, window[slot], s_val(window[slot])),

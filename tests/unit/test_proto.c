@@ -1831,13 +1831,14 @@ static void
 test_state_names(void **state)
 {
     (void)state;
-    const char *names[] = {"ok",   "error",   "timeout", "cancelled",
-                           "lost", "pending", "running", "unknown"};
-    for (int st = TW_ST_OK; st <= TW_ST_UNKNOWN; st++) {
+    const char *names[] = {"ok",      "error",   "timeout",
+                           "cancelled", "lost",  "pending",
+                           "running", "unknown", "blocked"};
+    for (int st = TW_ST_OK; st <= TW_ST_BLOCKED; st++) {
         assert_string_equal(tw_proto_state_name(st), names[st]);
     }
     assert_string_equal(tw_proto_state_name(-1), "?");
-    assert_string_equal(tw_proto_state_name(TW_ST_UNKNOWN + 1), "?");
+    assert_string_equal(tw_proto_state_name(TW_ST_BLOCKED + 1), "?");
 }
 
 /* tw_enc_ikey_uint writes the bytes tw_enc_ikey + tw_enc_uint write, at

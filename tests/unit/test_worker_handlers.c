@@ -726,10 +726,10 @@ test_plugin_slow_cancel(void **state)
     assert_int_equal(tw_slots_cancel(fx->slots, 2, TW_ST_CANCELLED), 0);
     assert_int_equal(fx->out[1].id, 2);
     assert_int_equal(fx->out[1].st, TW_ST_CANCELLED);
-    s_wait(fx, 3, 3000);
+    s_wait(fx, 3, 30000);
     assert_int_equal(fx->nout, 3);
     assert_int_equal(fx->out[2].credit, 1);
-    assert_true(tw_now_ms() - t < 1000);
+    assert_true(tw_now_ms() - t < 15000); /* not the 30 s run */
 }
 
 static void

@@ -1436,7 +1436,8 @@ test_proto_drain_stream_now(void **state)
     tw_worker_drain(px->w);
     s_px_expect(px, "c", "released", 5);
     tw_fb_expect_bye(px, 0);
-    assert_true(tw_now_ms() - t0 < 3000);
+    /* Not the 20 s the drain may wait for busy slots. */
+    assert_true(tw_now_ms() - t0 < 10000);
     assert_int_equal(px->exit_code, 0);
     assert_int_equal(px->stuck, 0);
 }
