@@ -24,6 +24,7 @@
 #include "broker/core/place.h"
 #include "broker/core/view.h"
 #include "broker/dispatch.h"
+#include "broker/ha.h"
 #include "common/alloc.h"
 #include "common/endpoint.h"
 #include "common/error.h"
@@ -147,6 +148,29 @@ const tw_cfg_opt_t tw_broker_options[] = {
      offsetof(tw_broker_cfg_t, http_token_file), NULL,
      "file holding the bearer token the HTTP API's actions need (and reads "
      "from beyond loopback); mode 0600"},
+    /* A broker pair: broker/ha.h, docs/HA.md. */
+    {"role", TW_CFG_ENUM, 0, 0, NULL, offsetof(tw_broker_cfg_t, role),
+     "primary|backup", "one broker of a pair (needs --data, --peer-bind "
+     "and --peer); unset: a single broker"},
+    {"peer-bind", TW_CFG_STR, 0, 0, NULL,
+     offsetof(tw_broker_cfg_t, peer_bind), NULL,
+     "endpoint this broker of a pair listens on for its peer"},
+    {"peer", TW_CFG_STR, 0, 0, NULL, offsetof(tw_broker_cfg_t, peer), NULL,
+     "the other broker's --peer-bind"},
+    {"replicate", TW_CFG_ENUM, 0, 0, "sync",
+     offsetof(tw_broker_cfg_t, replicate), "sync|async",
+     "a pair: ACKs wait until the passive broker has the batch, or not"},
+    S_OPT_INT("peer-heartbeat", 0, 600000, "0", peer_heartbeat,
+              "milliseconds between a pair's heartbeats (0: --heartbeat)"),
+    S_OPT_INT("peer-liveness", 2, 100, "3", peer_liveness,
+              "heartbeats of silence after which the peer is lost"),
+    S_OPT_INT("repl-backlog", 1, 1LL << 20, "64", repl_backlog,
+              "MiB of recent batches kept to resend to the peer"),
+    S_OPT_INT("repl-window", 1, 1LL << 20, "16", repl_window,
+              "MiB streamed to the peer and not yet acknowledged, at most"),
+    {"takeover", TW_CFG_BOOL, 0, 0, "no",
+     offsetof(tw_broker_cfg_t, takeover), NULL,
+     "a pair: may become active without ever hearing the peer"},
     {NULL, 0, 0, 0, NULL, 0, NULL, NULL}};
 
 
@@ -236,9 +260,13 @@ s_on_heartbeat(uv_timer_t *h)
         if (now - w->last_send_ms >= hb) {
             tw_enc_t e;
             tw_enc_init(&e);
-            tw_enc_map(&e, 1);
+            tw_enc_map(&e, b->pair ? 2 : 1);
             tw_enc_key(&e, TW_F_BOOT);
             tw_enc_uint(&e, b->boot);
+            if (b->pair) {
+                tw_enc_key(&e, TW_F_HA);
+                tw_enc_uint(&e, tw_pair_epoch(b->pair));
+            }
             w->last_send_ms = now;
             tw_out_send(&b->out, TW_OUT_BACK, w->ident, w->ident_len,
                         TW_CMD_HEARTBEAT, &e);
@@ -407,6 +435,9 @@ tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen)
         rc = tw_metrics_check(cfg->metrics, cfg->insecure,
                               cfg->http_token_file, why, wlen);
     }
+    if (rc == 0) {
+        rc = tw__ha_check(cfg, why, wlen);
+    }
     return rc;
 }
 
@@ -526,8 +557,10 @@ s_recovered_task(uint64_t id, void *val, void *arg)
     }
 }
 
-int
-tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
+/* Recover the state from the store and start writing: at start, or when
+ * a broker of a pair becomes active (ha.h). */
+static int
+s_recover(tw_broker_t *b, char *why, size_t wlen)
 {
     int rc = tw__persist_open(b, why, wlen);
     /* A store that has seen tasks or handlers: this is a restart, and
@@ -556,10 +589,19 @@ tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
 }
 
 int
+tw_broker_recover(tw_broker_t *b, char *why, size_t wlen)
+{
+    /* A broker of a pair recovers when it becomes active, if ever. */
+    static const tw_ha_hooks_t hooks = {s_recover, tw_broker_stop};
+    return b->cfg->role ? tw__ha_open(b, &hooks, why, wlen)
+                        : s_recover(b, why, wlen);
+}
+
+int
 tw_broker_run(tw_broker_t *b)
 {
     uv_run(b->loop, UV_RUN_DEFAULT);
-    return 0;
+    return b->exit_code;
 }
 
 static void
@@ -584,6 +626,7 @@ tw_broker_stop(tw_broker_t *b)
     /* Everything decided so far reaches the store first, then the ACKs
      * and RESULTs it covers, then a BYE to every known client. */
     tw__persist_stop(b);
+    tw__ha_stop(b);
     tw__outbox_flush(b);
     tw_idmap_each(&b->clients.by_id, s_bye_client, b);
     /* Tell workers so they reconnect to the next broker at once. */

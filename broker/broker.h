@@ -67,13 +67,16 @@ int tw_broker_check(const tw_broker_cfg_t *cfg, char *why, size_t wlen);
  * copy of nothing: `cfg` must outlive it. */
 tw_broker_t *tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg);
 
-/* Open the store (cfg->data) and recover its state. Returns 0 (also
- * without --data), or an error with the path and the problem in `why`:
- * the caller exits 2 and the store is left as it was. */
+/* Open the store (cfg->data) and recover its state; a broker of a pair
+ * (cfg->role) opens its peer socket instead and recovers when it becomes
+ * active (broker/ha.h). Returns 0 (also without --data), or an error with
+ * the path and the problem in `why`: the caller exits 2 and the store is
+ * left as it was. */
 int tw_broker_recover(tw_broker_t *b, char *why, size_t wlen);
 
 /* Run the loop until tw_broker_stop (or SIGTERM/SIGINT) and the sockets
- * are closed. Returns 0. */
+ * are closed. Returns the process's exit status: 0, or 3 for a broker of
+ * a pair that was deposed (broker/ha.h). */
 int tw_broker_run(tw_broker_t *b);
 
 /* Begin an orderly shutdown: stop reading, close handles and sockets. */

@@ -13,6 +13,7 @@
 #include "broker/core/outbox.h"
 #include "broker/core/persist.h"
 #include "broker/gate.h"
+#include "broker/ha.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -71,6 +72,11 @@ tw__dispatch_front(tw_zwatch_t *zw, tw_zframes_t *msg)
     tw_broker_t *b = zw->data;
     tw_msg_t m;
     if (tw__gate_decode(b, msg, &m, TW_C2B) != 0) {
+        return;
+    }
+    if (tw__ha_gate(b, 0, zmq_msg_data(&msg->f[0]), zmq_msg_size(&msg->f[0]),
+                    &m)) {
+        tw_msg_release(&m);
         return;
     }
     tw_bclient_t *c = tw_clients_touch(&b->clients, zmq_msg_data(&msg->f[0]),
@@ -152,6 +158,10 @@ tw__dispatch_back(tw_zwatch_t *zw, tw_zframes_t *msg)
     }
     const void *ident = zmq_msg_data(&msg->f[0]);
     size_t ilen = zmq_msg_size(&msg->f[0]);
+    if (tw__ha_gate(b, 1, ident, ilen, &m)) {
+        tw_msg_release(&m);
+        return;
+    }
     tw_bworker_t *w = tw_registry_by_ident(&b->reg, ident, ilen);
     if (m.cmd == TW_CMD_HELLO) {
         tw_quarantine_forgive(&b->quarantine, ident, ilen, uv_now(b->loop));

@@ -123,10 +123,10 @@ main(int argc, char **argv)
         tw_cfg_free(tw_broker_options, &cfg);
         return 2;
     }
-    tw_broker_run(b);
+    rc = tw_broker_run(b);
     tw_broker_destroy(&b);
     uv_loop_close(&loop);
     tw_notice("broker.exit", "stopped");
     tw_cfg_free(tw_broker_options, &cfg);
-    return 0;
+    return rc;
 }

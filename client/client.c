@@ -63,6 +63,7 @@
 #include "common/idmap.h"
 #include "common/log.h"
 #include "common/endpoint.h"
+#include "common/eplist.h"
 #include "common/util.h"
 #include "common/zmon.h"
 #include "proto/mpwalk.h"
@@ -126,7 +127,11 @@ struct tw_client {
     void *sess;        /* session state of client/pool.c, or NULL */
 
     /* Reconnection: what to resend and re-ask, and the link's health. */
-    char *endpoint;
+    tw_eplist_t *eps;           /* the broker, or the brokers of a pair */
+    uint64_t absent;            /* brokers of a pair left because nothing
+                                   listened: what was sent there never
+                                   arrived */
+    char *endpoint;             /* the one in use (eps's current) */
     char rid[2 + 16 + 1];       /* routing id, kept across sockets */
     tw_curve_client_t *curve;   /* CURVE keys for new sockets, or NULL */
     tw_client_opts_t opts;
@@ -583,6 +588,9 @@ s_on_reply(tw_client_t *c, const tw_msg_t *m)
     return 1;
 }
 
+static void s_not_active(tw_client_t *c, const tw_msg_t *m);
+static int s_fence(tw_client_t *c, uint64_t ha);
+
 static int
 s_on_error(tw_client_t *c, const tw_msg_t *m)
 {
@@ -590,6 +598,15 @@ s_on_error(tw_client_t *c, const tw_msg_t *m)
     const char *msg = tw_msg_str(m, TW_F_MSG, &len);
     int code = s_code(tw_msg_int(m, TW_F_CODE, 0));
     s_set_last_error(c, msg, len);
+    if (code == TW_ENOTACTIVE) {
+        if (c->req.kind != S_REQ_NONE && !c->req.done &&
+            tw_msg_uint(m, TW_F_SEQ, 0) == c->req.seq && c->req.seq) {
+            c->req.done = 1;
+            c->req.rc = code;
+        }
+        s_not_active(c, m);
+        return 1;
+    }
     if (!m->f[TW_F_SEQ]) {
         tw_debug("client.error", "broker error %d: %s", code, c->last_error);
         if ((code == TW_ECOMMAND || code == TW_EWORKER) &&
@@ -716,10 +733,19 @@ s_recv_one(tw_client_t *c)
         int rc = tw_msg_decode(&m, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]),
                                zmq_msg_data(&f[1]), zmq_msg_size(&f[1]));
         if (rc == 0) {
-            if (m.f[TW_F_BOOT] && (tw_proto_cmd_dirs(m.cmd) & TW_B2C)) {
+            int refused = 0;
+            if (m.f[TW_F_HA] && (tw_proto_cmd_dirs(m.cmd) & TW_B2C) &&
+                !(m.cmd == TW_CMD_ERROR &&
+                  tw_msg_int(&m, TW_F_CODE, 0) == TW_ENOTACTIVE)) {
+                refused = s_fence(c, tw_msg_uint(&m, TW_F_HA, 0)) != 0;
+            }
+            if (!refused && m.f[TW_F_BOOT] &&
+                (tw_proto_cmd_dirs(m.cmd) & TW_B2C)) {
                 s_on_boot(c, tw_msg_uint(&m, TW_F_BOOT, 0));
             }
-            got = s_dispatch(c, &m) ? S_GOT_HANDLED : S_GOT_IGNORED;
+            if (!refused) {
+                got = s_dispatch(c, &m) ? S_GOT_HANDLED : S_GOT_IGNORED;
+            }
             tw_msg_release(&m);
         } else {
             tw_debug("client.recv", "dropping malformed message: %s",
@@ -834,29 +860,42 @@ s_ping(tw_client_t *c, uint64_t now)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 0);
+    /* With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
+     * seen, and after losing a broker the vote. */
+    uint64_t ha = tw_eplist_ha(c->eps), lost = 0;
+    int vote = tw_eplist_count(c->eps) > 1 && tw_eplist_vote(c->eps, &lost);
+    tw_enc_map(&e, (ha > 0) + vote);
+    if (ha) {
+        tw_enc_key(&e, TW_F_HA);
+        tw_enc_uint(&e, ha);
+    }
+    if (vote) {
+        tw_enc_key(&e, TW_F_LOST);
+        tw_enc_uint(&e, lost);
+    }
     s_send(c, &e, TW_CMD_HEARTBEAT);
     tw_enc_free(&e);
     c->ping_at = now;
     c->st.pings++;
 }
 
-/* The broker is lost: drop the socket and everything queued for it (the
- * outbox keeps the submissions), and schedule a new socket. */
+/* Use the list's current endpoint from the next socket on. */
 static void
-s_lost(tw_client_t *c, uint64_t now)
+s_follow_list(tw_client_t *c)
 {
-    c->st.lost++;
-    if (c->bye) {
-        tw_info("client.lost", "%s said BYE; reconnecting (%zu "
-                "unacknowledged, %zu waiting)", c->endpoint, c->keep.len,
-                c->waiting.len);
-    } else {
-        tw_info("client.lost", "no answer from %s for %llu ms; reconnecting "
-                "(%zu unacknowledged, %zu waiting)", c->endpoint,
-                (unsigned long long)(now - c->last_recv), c->keep.len,
-                c->waiting.len);
+    const char *ep = tw_eplist_current(c->eps);
+    if (strcmp(ep, c->endpoint) != 0) {
+        tw_free(c->endpoint);
+        c->endpoint = tw_strdup(ep);
     }
+}
+
+/* Drop the socket and everything queued for it (the outbox keeps the
+ * submissions), and schedule a new one: after the backoff, which grows,
+ * or (`soon`: the list moved to another broker) after the shortest. */
+static void
+s_drop_link(tw_client_t *c, uint64_t now, int soon)
+{
     c->bye = 0;
     s_close_socket(c, c->sock);
     c->sock = NULL;
@@ -869,11 +908,76 @@ s_lost(tw_client_t *c, uint64_t now)
     c->ping_at = 0;
     /* +-20 %, so clients of one broker do not come back in step. */
     c->rand = c->rand * 6364136223846793005ULL + 1442695040888963407ULL;
+    if (soon) {
+        c->backoff_ms = c->opts.reconnect_min_ms;
+    }
     uint64_t d = c->backoff_ms * (80 + (c->rand >> 33) % 41) / 100;
     c->backoff_ms = c->backoff_ms * 2 > c->opts.reconnect_max_ms
                         ? c->opts.reconnect_max_ms
                         : c->backoff_ms * 2;
     c->reconnect_at = now + d;
+}
+
+/* The broker is lost: on to the next one of the list (the same one if
+ * it is alone), and the next socket's first message votes. `why`: what
+ * said so, or NULL for BYE or silence. */
+static void
+s_lost(tw_client_t *c, uint64_t now, const char *why)
+{
+    c->st.lost++;
+    if (why) {
+        tw_info("client.lost", "%s; reconnecting (%zu unacknowledged, %zu "
+                "waiting)", why, c->keep.len, c->waiting.len);
+    } else if (c->bye) {
+        tw_info("client.lost", "%s said BYE; reconnecting (%zu "
+                "unacknowledged, %zu waiting)", c->endpoint, c->keep.len,
+                c->waiting.len);
+    } else {
+        tw_info("client.lost", "no answer from %s for %llu ms; reconnecting "
+                "(%zu unacknowledged, %zu waiting)", c->endpoint,
+                (unsigned long long)(now - c->last_recv), c->keep.len,
+                c->waiting.len);
+    }
+    tw_eplist_lost(c->eps);
+    s_follow_list(c);
+    s_drop_link(c, now, 0);
+}
+
+/* A broker of a pair that is not the active one refused us (ERROR
+ * ENOTACTIVE, PROTOCOL.md 17.8): go where it points, or ask it again. */
+static void
+s_not_active(tw_client_t *c, const tw_msg_t *m)
+{
+    size_t alen = 0;
+    const char *active = tw_msg_str(m, TW_F_ACTIVE, &alen);
+    const char *was = tw_eplist_current(c->eps);
+    int moved = tw_eplist_not_active(c->eps, active, alen,
+                                     tw_msg_uint(m, TW_F_LIVE, 0) != 0,
+                                     tw_msg_uint(m, TW_F_HA, 0));
+    s_follow_list(c);
+    tw_info("client.notactive", "%s is not the active broker (%s); %s %s",
+            was, c->last_error, moved ? "trying" : "asking again later:",
+            c->endpoint);
+    s_drop_link(c, tw_now_ms(), moved);
+}
+
+/* A message carried fencing epoch `ha`: 0 if it may be acted on, else
+ * (a deposed active, below an epoch already seen) TW_EPERM after moving
+ * on to the next broker. */
+static int
+s_fence(tw_client_t *c, uint64_t ha)
+{
+    const char *was = tw_eplist_current(c->eps);
+    if (tw_eplist_served(c->eps, ha) == 0) {
+        return 0;
+    }
+    s_follow_list(c);
+    tw_warn("client.fenced", "%s answered under epoch %llu, below %llu: "
+            "another broker took over from it; ignoring it, trying %s",
+            was, (unsigned long long)ha,
+            (unsigned long long)tw_eplist_ha(c->eps), c->endpoint);
+    s_drop_link(c, tw_now_ms(), 1);
+    return TW_EPERM;
 }
 
 static void
@@ -942,11 +1046,13 @@ s_reconnect(tw_client_t *c, uint64_t now)
     }
     c->st.reconnects++;
     c->last_recv = now;
+    /* Learn at once whether this broker answers; in a pair the ping goes
+     * first, with the epoch and the vote, so a broker that must not take
+     * the rest refuses it before it reads it. */
+    s_ping(c, now);
     size_t n, resent = s_resync(c, &n);
     tw_info("client.reconnect", "connected to %s again: %zu submissions "
             "resent, %zu tasks asked about", c->endpoint, resent, n);
-    /* Learn at once whether this broker answers. */
-    s_ping(c, now);
 }
 
 /* The link changed under the same socket (libzmq reconnected by itself,
@@ -1031,6 +1137,16 @@ s_monitor(tw_client_t *c)
             c->link_error = NULL;
             break;
         case TW_ZMON_DOWN:
+            if (c->up && tw_eplist_count(c->eps) > 1) {
+                /* One of a pair: a broker process that dies closes its
+                 * connections, and the other one is where to go now
+                 * (PROTOCOL.md 17.8). */
+                char why[320];
+                snprintf(why, sizeof why, "the connection to %s dropped",
+                         c->endpoint);
+                s_lost(c, tw_now_ms(), why);
+                return;
+            }
             if (c->up) {
                 char why[320];
                 c->up = 0;
@@ -1046,6 +1162,18 @@ s_monitor(tw_client_t *c)
         case TW_ZMON_NONE:
             break;
         default:
+            if (ev.kind == TW_ZMON_REFUSED && !c->up &&
+                tw_eplist_count(c->eps) > 1) {
+                /* One of a pair where nothing listens: its process is
+                 * gone, and the other one is where to go (PROTOCOL.md
+                 * 17.8), as when a connection drops. */
+                char why[320];
+                snprintf(why, sizeof why, "nothing accepts connections at "
+                         "%s", c->endpoint);
+                c->absent++;
+                s_lost(c, tw_now_ms(), why);
+                return;
+            }
             s_link_problem(c, &ev);
             break;
         }
@@ -1068,7 +1196,7 @@ s_keepalive(tw_client_t *c)
      * to notice, go and find the next one (or the same, restarted). */
     if (c->bye || (c->ping_at && now - c->last_recv >= liv * hb &&
                    now - c->ping_at >= (liv - 1) * hb)) {
-        s_lost(c, now);
+        s_lost(c, now, NULL);
         return;
     }
     if (!c->ping_at && now - c->last_recv >= hb) {
@@ -1151,24 +1279,39 @@ static int
 s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
 {
     int64_t deadline = s_deadline(timeout_ms);
+    /* A copy, for a broker of a pair where nothing listened: the request
+     * goes to the other one. */
+    tw_enc_t again;
+    tw_enc_init(&again);
+    msgpack_sbuffer_write(&again.sb, e->sb.data, e->sb.size);
+    uint64_t absent = c->absent;
     int rc = s_send(c, e, cmd);
-    if (rc == TW_EIO) {
-        return rc;
-    }
-    while (!c->req.done) {
+    while (rc != TW_EIO && !c->req.done) {
+        if (c->absent != absent && c->sock) {
+            absent = c->absent;
+            tw_enc_t e2;
+            tw_enc_init(&e2);
+            msgpack_sbuffer_write(&e2.sb, again.sb.data, again.sb.size);
+            rc = s_send(c, &e2, cmd);
+            tw_enc_free(&e2);
+            continue;
+        }
         if (s_left(deadline) == 0) {
             if (c->link_error) {
                 /* Say why, when the socket monitor knows. */
                 s_set_last_error(c, c->link_error, strlen(c->link_error));
             }
+            tw_enc_free(&again);
             return TW_EUNREACH;
         }
         rc = s_pump(c, deadline);
         if (rc < 0) {
+            tw_enc_free(&again);
             return rc;
         }
     }
-    return c->req.rc;
+    tw_enc_free(&again);
+    return rc == TW_EIO ? rc : c->req.rc;
 }
 
 /* Start request bookkeeping; TW_ESTATE if one is already running (a
@@ -1295,7 +1438,14 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
     memcpy(c->rid, "c-", 2);
     tw_random_hex(c->rid + 2, 16);
     c->rid[sizeof c->rid - 1] = '\0';
-    c->endpoint = tw_strdup(endpoint);
+    char why[256];
+    if (tw_eplist_parse(&c->eps, endpoint, why, sizeof why) != 0) {
+        tw_err("client.endpoint", "'%s': %s", endpoint, why);
+        zmq_ctx_term(c->ctx);
+        tw_free(c);
+        return NULL;
+    }
+    c->endpoint = tw_strdup(tw_eplist_current(c->eps));
     if (curve) {
         c->curve = tw_malloc(sizeof *c->curve);
         *c->curve = *curve;
@@ -1307,6 +1457,7 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
             tw_free(c->curve);
         }
         tw_free(c->endpoint);
+        tw_eplist_free(&c->eps);
         zmq_ctx_term(c->ctx);
         tw_free(c);
         return NULL;
@@ -1371,6 +1522,7 @@ tw_client_destroy(tw_client_t **self_p)
         tw_free(c->curve);
     }
     tw_free(c->endpoint);
+    tw_eplist_free(&c->eps);
     tw_free(c->last_error);
     tw_free(c->scratch);
     tw_free(c);

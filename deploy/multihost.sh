@@ -5,7 +5,12 @@
 #
 #   broker host   10.77.0.1     taskwheel-broker on :7710 :7711 :7712
 #   monitor host  10.77.0.2     a status monitor (examples/monitor.py)
+#   backup host   10.77.0.3     with --pair: the second broker of a pair
 #   worker hosts  10.77.0.11..  one taskwheel-worker each (w1, w2, ...)
+#
+# With --pair the broker host runs the primary and the backup host the
+# backup of a broker pair (docs/HA.md), peer sockets on :7713, each with
+# its own store; workers and the CLI are given both endpoints.
 #
 # The bridge lives in a namespace of its own, so nothing changes in the
 # machine's own network. Needs root, iproute2 and util-linux (unshare).
@@ -27,6 +32,17 @@
 #   status                 hosts, processes, workers, stations, monitor
 #   cli ARGS...            run the taskwheel CLI on the monitor host
 #   exec HOST CMD...       run a command on a host (broker, monitor, w1..)
+#   cut A B                cut the links between hosts A and B both ways
+#                          (blackhole routes: packets vanish, nothing
+#                          closes); A or B may be "workers" (every worker
+#                          host) or "brokers" (broker and backup)
+#   heal A B               undo cut A B
+#   kill-broker [HOST] [SIG]  send SIG (default KILL) to the broker on HOST
+#                          (default broker) and wait until it is gone
+#   start-broker [HOST]    start the broker on HOST again, as `up` did (on
+#                          its store, with --data or --pair)
+#   wipe [HOST]            delete the stopped broker's data directory on
+#                          HOST (default broker)
 #   logs [LINES]           the tail of every log
 #   down                   stop every process, delete every host
 #
@@ -39,6 +55,11 @@
 #                    name single programs and win over both
 #   --slots N        slots per worker (default 4)
 #   --heartbeat MS   the broker's heartbeat interval (default 1000)
+#   --data           give the broker a store ($STATE/data/HOST), so that
+#                    kill-broker and start-broker keep its state
+#   --pair           a broker pair: primary on the broker host, backup on
+#                    the backup host (implies --data)
+#   --replicate M    with --pair: sync (default) or async
 #   --for S          run, demo: stop after S seconds instead of Ctrl-C
 #
 # Exit status: 0 ok, 1 failure, 2 usage error, 77 skipped (not root, or
@@ -55,12 +76,14 @@ BIN_DIR=""
 SLOTS=4
 HEARTBEAT=1000
 FOR_SECS=0
+DATA=0
+PAIR=0
+REPLICATE=sync
 NET=10.77.0
-PORTS=(7710 7711 7712)
+PORTS=(7710 7711 7712 7713)
 BROKER_IP=$NET.1
 MONITOR_IP=$NET.2
-FRONTEND=tcp://$BROKER_IP:${PORTS[0]}
-BACKEND=tcp://$BROKER_IP:${PORTS[1]}
+BACKUP_IP=$NET.3
 STATUS=tcp://$BROKER_IP:${PORTS[2]}
 MAX_WORKERS=200
 SLEEPER=""
@@ -91,6 +114,10 @@ parse_options() {
         --bin) BIN_DIR=${2:?--bin needs DIR}; shift 2 ;;
         --slots) SLOTS=${2:?--slots needs N}; shift 2 ;;
         --heartbeat) HEARTBEAT=${2:?--heartbeat needs MS}; shift 2 ;;
+        --data) DATA=1; shift ;;
+        --pair) PAIR=1; DATA=1; shift ;;
+        --replicate) REPLICATE=${2:?--replicate needs sync or async}
+                     shift 2 ;;
         --for) FOR_SECS=${2:?--for needs SECONDS}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         -*) usage_error "unknown option '$1'" ;;
@@ -103,6 +130,8 @@ parse_options() {
         usage_error "--slots: a whole number >= 1"
     [[ "$HEARTBEAT" =~ ^[0-9]+$ ]] || usage_error "--heartbeat: milliseconds"
     [[ "$FOR_SECS" =~ ^[0-9]+$ ]] || usage_error "--for: whole seconds"
+    [[ "$REPLICATE" == sync || "$REPLICATE" == async ]] ||
+        usage_error "--replicate: sync or async"
     if [[ -n "$BIN_DIR" ]]; then
         BIN_DIR=$(cd "$BIN_DIR" && pwd) || usage_error "--bin: no $BIN_DIR"
     fi
@@ -141,6 +170,9 @@ save_settings() {
         printf 'CLI_BIN=%q\n' "$CLI_BIN"
         printf 'SLOTS=%q\n' "$SLOTS"
         printf 'HEARTBEAT=%q\n' "$HEARTBEAT"
+        printf 'DATA=%q\n' "$DATA"
+        printf 'PAIR=%q\n' "$PAIR"
+        printf 'REPLICATE=%q\n' "$REPLICATE"
     } >"$STATE/settings"
 }
 
@@ -179,7 +211,8 @@ cluster_namespaces() {
     local n
     for n in $(ip netns list 2>/dev/null | awk '{print $1}'); do
         case "$n" in
-        "$TAG"-broker | "$TAG"-monitor | "$TAG"-w[0-9]*) echo "$n" ;;
+        "$TAG"-broker | "$TAG"-backup | "$TAG"-monitor | "$TAG"-w[0-9]*)
+            echo "$n" ;;
         esac
     done
     ns_exists "$SW" && echo "$SW"
@@ -233,10 +266,47 @@ on_host() {
     ip netns exec "$(ns_of "$host")" "$@"
 }
 
-# The CLI as a user on the monitor host would run it.
+# The CLI as a user on the monitor host would run it (given both brokers
+# of a pair).
 cli() {
-    on_host monitor env TASKWHEEL_BROKER="$FRONTEND" \
+    on_host monitor env TASKWHEEL_BROKER="$(frontends)" \
         TASKWHEEL_STATUS="$STATUS" "$CLI_BIN" "$@"
+}
+
+# The CLI on the monitor host, for the broker on HOST alone.
+cli_at() {
+    local host=$1
+    shift
+    on_host monitor env TASKWHEEL_BROKER="tcp://$(host_ip "$host"):${PORTS[0]}" \
+        TASKWHEEL_STATUS="tcp://$(host_ip "$host"):${PORTS[2]}" \
+        "$CLI_BIN" "$@"
+}
+
+broker_hosts() {
+    echo broker
+    ((PAIR)) && echo backup
+    return 0
+}
+
+# The brokers' endpoints on port index $1, comma-separated.
+endpoints() {
+    local port=${PORTS[$1]} list="" h
+    for h in $(broker_hosts); do
+        list+=${list:+,}tcp://$(host_ip "$h"):$port
+    done
+    echo "$list"
+}
+frontends() { endpoints 0; }
+backends() { endpoints 1; }
+
+host_ip() {
+    case "$1" in
+    broker) echo "$BROKER_IP" ;;
+    monitor) echo "$MONITOR_IP" ;;
+    backup) echo "$BACKUP_IP" ;;
+    w[0-9]*) echo "$NET.$((10 + ${1#w}))" ;;
+    *) return 1 ;;
+    esac
 }
 
 # A pid that exists and is not a zombie (our own children stay zombies
@@ -266,19 +336,46 @@ worker_count() {
 
 workers_at_least() { [[ $(worker_count) -ge $1 ]]; }
 
+# start_broker [HOST]: the broker on HOST (broker or backup), answering
+# within 10 s; on its store with --data or --pair.
 start_broker() {
-    local extra=()
+    local host=${1:-broker} ip extra=() peer
+    ip=$(host_ip "$host")
     # Plaintext on a non-loopback address may need an explicit opt-in.
     if "$BROKER_BIN" --help 2>/dev/null | grep -q -- '--insecure'; then
         extra+=(--insecure)
     fi
-    start_on broker broker "$BROKER_BIN" --frontend "$FRONTEND" \
-        --backend "$BACKEND" --status "$STATUS" --heartbeat "$HEARTBEAT" \
-        "${extra[@]}"
-    if ! wait_for 10 cli ping; then
-        tail -n 20 "$STATE/log/broker.log" >&2 || true
-        die "the broker on $FRONTEND does not answer"
+    if ((DATA)); then
+        mkdir -p "$STATE/data"
+        extra+=(--data "$STATE/data/$host")
     fi
+    if ((PAIR)); then
+        if [[ "$host" == broker ]]; then peer=$BACKUP_IP; else peer=$BROKER_IP; fi
+        extra+=(--role "$(role_of "$host")"
+            --peer-bind "tcp://$ip:${PORTS[3]}"
+            --peer "tcp://$peer:${PORTS[3]}" --replicate "$REPLICATE")
+    fi
+    start_on "$host" "$host" "$BROKER_BIN" --frontend "tcp://$ip:${PORTS[0]}" \
+        --backend "tcp://$ip:${PORTS[1]}" --status "tcp://$ip:${PORTS[2]}" \
+        --heartbeat "$HEARTBEAT" "${extra[@]}"
+    # A broker of a pair answers `status` whether active or passive; a
+    # single broker answers ping.
+    local probe=ping
+    ((PAIR)) && probe=status
+    if ! wait_for 10 cli_at "$host" "$probe"; then
+        tail -n 20 "$STATE/log/$host.log" >&2 || true
+        die "the broker on $host ($ip) does not answer"
+    fi
+}
+
+role_of() {
+    if [[ "$1" == broker ]]; then echo primary; else echo backup; fi
+}
+
+# The broker of a pair must know --role (docs/HA.md).
+require_pair_broker() {
+    "$BROKER_BIN" --help 2>&1 | grep -q -- '--role' ||
+        die "$BROKER_BIN has no --role: this build cannot run a broker pair"
 }
 
 # start_worker HOST: like start_on, but a shell stays behind the worker to
@@ -294,7 +391,7 @@ start_worker() {
                "$@" </dev/null & p=$!
                echo $p >"$f.pid.new" && mv "$f.pid.new" "$f.pid"
                wait $p; echo $? >"$f.exit.new" && mv "$f.exit.new" "$f.exit"' \
-        "$host" "$STATE/$host" "$WORKER_BIN" --broker "$BACKEND" \
+        "$host" "$STATE/$host" "$WORKER_BIN" --broker "$(backends)" \
         --slots "$SLOTS" --name "$host" \
         </dev/null >>"$STATE/log/$host.log" 2>&1 &
     for ((i = 0; i < 50; i++)); do
@@ -385,7 +482,8 @@ cmd_up() {
     for b in "$BROKER_BIN" "$WORKER_BIN" "$CLI_BIN"; do
         [[ -x "$b" ]] || die "$b: not found (build first, or use --bin DIR)"
     done
-    rm -rf "$STATE/log"
+    ((PAIR)) && require_pair_broker
+    rm -rf "$STATE/log" "$STATE/data"
     save_settings
     # Half a cluster is worse than none.
     trap 'say "up failed, tearing down"; down_all' EXIT
@@ -398,7 +496,11 @@ cmd_up() {
     fi
     make_host broker "$BROKER_IP"
     make_host monitor "$MONITOR_IP"
-    start_broker
+    ((PAIR)) && make_host backup "$BACKUP_IP"
+    local h
+    for h in $(broker_hosts); do
+        start_broker "$h"
+    done
     start_monitor
     # One at a time, so that worker ids follow the host numbers.
     for ((i = 1; i <= n; i++)); do
@@ -408,8 +510,10 @@ cmd_up() {
         echo "worker host $host at $NET.$((10 + ${host#w}))" >&2
     done
     trap - EXIT
+    local pair=""
+    ((PAIR)) && pair=", backup $BACKUP_IP (a pair, $REPLICATE)"
     cat >&2 <<EOF
-$prog: cluster '$TAG' is up: broker $BROKER_IP (hostname broker), $n worker
+$prog: cluster '$TAG' is up: broker $BROKER_IP (hostname broker)$pair, $n worker
   host(s), monitor $MONITOR_IP. Logs in $STATE/log/.
   $0 --name $TAG cli workers
   $0 --name $TAG status
@@ -483,6 +587,105 @@ cmd_remove_worker() {
     ((ok)) || return 1
 }
 
+# The hosts a name stands for: "workers", "brokers" or one host.
+hosts_of() {
+    case "$1" in
+    workers) worker_hosts ;;
+    brokers) broker_hosts ;;
+    *)
+        if ! host_ip "$1" >/dev/null || ! ns_exists "$(ns_of "$1")"; then
+            die "no host $1"
+        fi
+        echo "$1"
+        ;;
+    esac
+}
+
+# cut_links add|del A B: a blackhole route to each B host on each A host
+# and back. A packet to a blackhole vanishes; established connections
+# stay open and hear nothing, as behind a dead switch port.
+cut_links() {
+    local op=$1 a b n=0
+    for a in $(hosts_of "$2"); do
+        for b in $(hosts_of "$3"); do
+            [[ "$a" != "$b" ]] || continue
+            if [[ "$op" == add ]]; then
+                on_host "$a" ip route replace blackhole "$(host_ip "$b")/32"
+                on_host "$b" ip route replace blackhole "$(host_ip "$a")/32"
+            else
+                on_host "$a" ip route del blackhole "$(host_ip "$b")/32" \
+                    2>/dev/null || true
+                on_host "$b" ip route del blackhole "$(host_ip "$a")/32" \
+                    2>/dev/null || true
+            fi
+            n=$((n + 1))
+        done
+    done
+    ((n > 0)) || die "no link between '$2' and '$3'"
+}
+
+cmd_cut() {
+    require_cluster
+    [[ $# -eq 2 ]] || usage_error "cut A B"
+    hosts_of "$1" >/dev/null
+    hosts_of "$2" >/dev/null
+    cut_links add "$1" "$2"
+    say "cut: $1 <-/-> $2"
+}
+
+cmd_heal() {
+    require_cluster
+    [[ $# -eq 2 ]] || usage_error "heal A B"
+    hosts_of "$1" >/dev/null
+    hosts_of "$2" >/dev/null
+    cut_links del "$1" "$2"
+    say "healed: $1 <---> $2"
+}
+
+# A broker host of this cluster.
+broker_host_arg() {
+    local host=${1:-broker}
+    [[ "$host" == broker || ("$host" == backup && $PAIR -eq 1) ]] ||
+        die "no broker on host '$host'"
+    echo "$host"
+}
+
+cmd_kill_broker() {
+    require_cluster
+    local host sig=${2:-KILL} pid i
+    host=$(broker_host_arg "${1:-}")
+    pid=$(pid_of "$host")
+    pid_alive "$pid" || die "the broker on $host is not running"
+    kill -s "$sig" "$pid" || die "kill -s $sig $pid failed"
+    for ((i = 0; i < 150; i++)); do
+        pid_alive "$pid" || break
+        sleep 0.1
+    done
+    pid_alive "$pid" && die "the broker on $host (pid $pid) is still running"
+    rm -f "$STATE/$host.pid"
+    say "the broker on $host (pid $pid) is gone (SIG$sig)"
+}
+
+cmd_start_broker() {
+    require_cluster
+    local host
+    host=$(broker_host_arg "${1:-}")
+    pid_alive "$(pid_of "$host")" && die "the broker on $host is running"
+    start_broker "$host"
+    say "the broker on $host runs again (pid $(pid_of "$host"))"
+}
+
+cmd_wipe() {
+    require_cluster
+    local host
+    host=$(broker_host_arg "${1:-}")
+    pid_alive "$(pid_of "$host")" &&
+        die "the broker on $host is running; kill-broker $host first"
+    ((DATA)) || die "the brokers of '$TAG' have no store (up --data)"
+    rm -rf "${STATE:?}/data/$host"
+    say "wiped $STATE/data/$host"
+}
+
 require_cluster() {
     [[ $(id -u) -eq 0 ]] || skip "network namespaces need root"
     ns_exists "$SW" || die "cluster '$TAG' is not up (run: $0 --name $TAG up)"
@@ -493,7 +696,7 @@ cmd_status() {
     require_cluster
     local host ns pid state
     printf '%-8s %-12s %-8s %s\n' HOST ADDRESS PID PROCESS
-    for host in broker monitor $(worker_hosts); do
+    for host in $(broker_hosts) monitor $(worker_hosts); do
         ns=$(ns_of "$host")
         pid=$(pid_of "$host")
         state=stopped
@@ -635,6 +838,11 @@ main() {
         ns_exists "$(ns_of "$1")" || die "no host $1"
         on_host "$@"
         ;;
+    cut) cmd_cut "$@" ;;
+    heal) cmd_heal "$@" ;;
+    kill-broker) cmd_kill_broker "$@" ;;
+    start-broker) cmd_start_broker "$@" ;;
+    wipe) cmd_wipe "$@" ;;
     logs) cmd_logs "$@" ;;
     down)
         [[ $(id -u) -eq 0 ]] || skip "network namespaces need root"

@@ -588,6 +588,25 @@ tw_enc_array_end(tw_enc_t *e, size_t off, uint32_t n)
     p[3] = (unsigned char)n;
 }
 
+void
+tw_enc_not_active(tw_enc_t *e, const char *msg, uint64_t ha,
+                  const char *active, int live)
+{
+    tw_enc_map(e, active && *active ? 5 : 4);
+    tw_enc_key(e, TW_F_CODE);
+    tw_enc_int(e, TW_ENOTACTIVE);
+    tw_enc_key(e, TW_F_MSG);
+    tw_enc_cstr(e, msg);
+    tw_enc_key(e, TW_F_HA);
+    tw_enc_uint(e, ha);
+    if (active && *active) {
+        tw_enc_key(e, TW_F_ACTIVE);
+        tw_enc_cstr(e, active);
+    }
+    tw_enc_key(e, TW_F_LIVE);
+    tw_enc_uint(e, (uint64_t)(live != 0));
+}
+
 static void
 s_free_body(void *data, void *hint)
 {
@@ -618,15 +637,22 @@ tw_batch_init(tw_batch_t *b, unsigned extra)
     b->off = 0;
     b->n = 0;
     b->extra = extra;
-    b->has_head = 0;
+    b->nhead = 0;
 }
 
 void
 tw_batch_head(tw_batch_t *b, tw_field_t f, uint64_t v)
 {
-    b->has_head = 1;
-    b->head_f = f;
-    b->head_v = v;
+    int i = 0;
+    while (i < b->nhead && b->head_f[i] != f) {
+        i++;
+    }
+    if (i == 2) {
+        return;
+    }
+    b->head_f[i] = f;
+    b->head_v[i] = v;
+    b->nhead += i == b->nhead;
 }
 
 void
@@ -638,10 +664,10 @@ tw_batch_free(tw_batch_t *b)
 static void
 s_batch_open(tw_batch_t *b)
 {
-    tw_enc_map(&b->enc, 1 + b->extra + (b->has_head != 0));
-    if (b->has_head) {
-        tw_enc_key(&b->enc, b->head_f);
-        tw_enc_uint(&b->enc, b->head_v);
+    tw_enc_map(&b->enc, 1 + b->extra + (unsigned)b->nhead);
+    for (int i = 0; i < b->nhead; i++) {
+        tw_enc_key(&b->enc, b->head_f[i]);
+        tw_enc_uint(&b->enc, b->head_v[i]);
     }
     tw_enc_key(&b->enc, TW_F_ITEMS);
     b->off = tw_enc_array_begin(&b->enc);

@@ -122,7 +122,27 @@ typedef enum {
     XX(STATE, "state", TW_T_STR, 16, TW_TX_CLEAN)                            \
     XX(SINCE, "since", TW_T_UINT, 0, TW_TX_NONE)                             \
     XX(TEXT, "text", TW_T_STR, 128, TW_TX_CLEAN)                             \
-    XX(CURSOR, "cursor", TW_T_STR, 64, TW_TX_CLEAN)
+    XX(CURSOR, "cursor", TW_T_STR, 64, TW_TX_CLEAN)                          \
+    XX(HA, "ha", TW_T_UINT, 0, TW_TX_NONE)     /* a pair's fencing epoch */  \
+    XX(LOST, "lost", TW_T_UINT, 0, TW_TX_NONE) /* the epoch lost */          \
+    XX(ACTIVE, "active", TW_T_STR, 255, TW_TX_CLEAN) /* ENOTACTIVE */        \
+    XX(LIVE, "live", TW_T_UINT, 0, TW_TX_NONE) /* ENOTACTIVE */              \
+    /* The peer socket of a broker pair (PROTOCOL.md 17). */                 \
+    XX(ROLE, "role", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(POS, "pos", TW_T_UINTS, 0, TW_TX_NONE) /* [epoch, seq] */             \
+    XX(READY, "ready", TW_T_UINT, 0, TW_TX_NONE)                             \
+    XX(FRONT, "front", TW_T_STR, 255, TW_TX_CLEAN)                           \
+    XX(BACK, "back", TW_T_STR, 255, TW_TX_CLEAN)                             \
+    XX(MODE, "mode", TW_T_STR, 16, TW_TX_CLEAN)                              \
+    XX(RESYNC, "resync", TW_T_UINT, 0, TW_TX_NONE)                           \
+    XX(OPS, "ops", TW_T_BIN, 0, TW_TX_NONE)  /* broker/state/replops.h */    \
+    XX(CRC, "crc", TW_T_UINT, 0, TW_TX_NONE)                                 \
+    XX(SNAP, "snap", TW_T_UINT, 0, TW_TX_NONE)                               \
+    XX(BASE, "base", TW_T_UINT, 0, TW_TX_NONE)                               \
+    XX(ERAS, "eras", TW_T_UINTS, 0, TW_TX_NONE) /* [epoch, first seq...] */  \
+    XX(DB, "db", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(AT, "at", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(COUNT, "count", TW_T_UINT, 0, TW_TX_NONE)
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -179,6 +199,7 @@ typedef enum {
 } tw_ifield_t;
 
 #define TW_FB(f) (1ULL << TW_F_##f)
+_Static_assert(TW_F__COUNT <= 64, "TW_FB makes a 64-bit mask of fields");
 #define TW_IB(f) (1ULL << TW_I_##f)
 
 /* Directions a command may travel. */
@@ -186,6 +207,7 @@ typedef enum {
 #define TW_B2W 2 /* broker to worker */
 #define TW_C2B 4 /* client to broker */
 #define TW_B2C 8 /* broker to client */
+#define TW_B2B 16 /* broker to broker: the peer socket of a pair */
 
 /* The commands: id, name, directions, required body fields, required
  * fields of each item. */
@@ -218,7 +240,13 @@ typedef enum {
     XX(23, WORKER, TW_W2B | TW_B2W | TW_C2B, TW_FB(OP), 0)                   \
     XX(24, CHAN, TW_W2B | TW_B2W | TW_C2B | TW_B2C, TW_FB(ITEMS),            \
        TW_IB(ID) | TW_IB(EV))                                                \
-    XX(25, TASK, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
+    XX(25, TASK, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)                          \
+    XX(26, PAIR, TW_B2B,                                                     \
+       TW_FB(ROLE) | TW_FB(STATE) | TW_FB(HA) | TW_FB(POS) | TW_FB(READY),   \
+       0)                                                                    \
+    XX(27, REPL, TW_B2B, TW_FB(HA) | TW_FB(SEQ) | TW_FB(OPS), 0)            \
+    XX(28, RACK, TW_B2B, 0, 0)                                               \
+    XX(29, SNAP, TW_B2B, TW_FB(OP) | TW_FB(SNAP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,
@@ -381,6 +409,12 @@ void tw_enc_chan_item(tw_enc_t *e, const tw_chan_item_t *ci);
  * those of tw_enc_ikey + tw_enc_uint. */
 void tw_enc_ikey_uint(tw_enc_t *e, tw_ifield_t f, uint64_t v);
 
+/* The body of a broker's refusal when it is not the active one of its
+ * pair (PROTOCOL.md 17.8): ERROR {code: ENOTACTIVE, msg, ha, active,
+ * live}, "active" left out when empty. */
+void tw_enc_not_active(tw_enc_t *e, const char *msg, uint64_t ha,
+                       const char *active, int live);
+
 /* Turn the encoded body into frames: out[0] the header for `cmd`, out[1]
  * the body, which takes the buffer without copying. The encoder is left
  * empty and ready for the next message. Returns 0. */
@@ -414,17 +448,18 @@ typedef struct {
     size_t off;     /* offset of the items array header */
     uint32_t n;     /* items so far */
     unsigned extra; /* body fields besides "items" */
-    int has_head;   /* a "head" field goes before "items" */
-    tw_field_t head_f;
-    uint64_t head_v;
+    int nhead;      /* "head" fields go before "items" */
+    tw_field_t head_f[2];
+    uint64_t head_v[2];
 } tw_batch_t;
 
 void tw_batch_init(tw_batch_t *b, unsigned extra);
 void tw_batch_free(tw_batch_t *b);
 
 /* Write the uint body field `f` = `v` at the start of every message of
- * this batch, before "items" (the broker's "boot" in ACK and RESULT).
- * Call before the first item. */
+ * this batch, before "items" (the broker's "boot" in ACK and RESULT, and
+ * a broker pair's "ha"); at most two such fields, a field given again
+ * takes its new value. Takes effect from the next message begun. */
 void tw_batch_head(tw_batch_t *b, tw_field_t f, uint64_t v);
 
 /* Begin one more item and return the encoder to write it (a map) into. */

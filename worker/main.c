@@ -51,7 +51,8 @@ typedef struct {
 
 static const tw_cfg_opt_t s_opts[] = {
     S_OPT("broker", TW_CFG_STR, 0, 0, "tcp://127.0.0.1:7711", broker, NULL,
-          "the broker's backend endpoint"),
+          "the broker's backend endpoint; a broker pair's two, "
+          "comma-separated (docs/HA.md)"),
     S_OPT("slots", TW_CFG_INT, 1, 65536, "4", slots, NULL,
           "tasks each worker process runs at once"),
     S_OPT("procs", TW_CFG_INT, 1, 1024, "1", procs, NULL,

@@ -25,6 +25,7 @@
  */
 #include "worker/worker.h"
 #include "common/alloc.h"
+#include "common/eplist.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -72,7 +73,8 @@ struct tw_worker {
     const tw_handlers_t *reg;
     tw_slots_t *slots;
     unsigned nslots;
-    char *broker, *name, *host, *ident;
+    char *broker, *name, *host, *ident; /* broker: eps's current */
+    tw_eplist_t *eps; /* the broker, or the two brokers of a pair */
     const tw_curve_client_t *curve; /* NULL: plaintext */
     char **tag_k, **tag_v;
     size_t ntags;
@@ -220,10 +222,22 @@ s_send_hello(tw_worker_t *w)
     tw_enc_t e;
     tw_enc_init(&e);
     size_t running = tw_leases_count(&w->leases);
-    tw_enc_map(&e, 7 + (running > 0));
+    /* With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
+     * seen, and after losing a broker the vote. */
+    uint64_t ha = tw_eplist_ha(w->eps), lost = 0;
+    int vote = tw_eplist_count(w->eps) > 1 && tw_eplist_vote(w->eps, &lost);
+    tw_enc_map(&e, 7 + (running > 0) + (ha > 0) + vote);
     if (running) {
         /* Still running from before: the broker adopts them. */
         tw_leases_encode(&w->leases, &e);
+    }
+    if (ha) {
+        tw_enc_key(&e, TW_F_HA);
+        tw_enc_uint(&e, ha);
+    }
+    if (vote) {
+        tw_enc_key(&e, TW_F_LOST);
+        tw_enc_uint(&e, lost);
     }
     tw_enc_key(&e, TW_F_NAME);
     tw_enc_cstr(&e, w->name);
@@ -862,8 +876,22 @@ s_close_socket(tw_worker_t *w)
     }
 }
 
+/* Use the list's current endpoint from the next socket on. */
+static void
+s_follow_list(tw_worker_t *w)
+{
+    const char *ep = tw_eplist_current(w->eps);
+    if (strcmp(ep, w->broker) != 0) {
+        tw_free(w->broker);
+        w->broker = tw_strdup(ep);
+    }
+}
+
+static void s_drop_link(tw_worker_t *w);
+
 /* The broker is gone (silence, or it said BYE): drop the socket and come
- * back with a new one and a new HELLO. */
+ * back with a new one and a new HELLO, to the other broker of a pair
+ * (which the HELLO tells what was lost). */
 static void
 s_lost(tw_worker_t *w, const char *why)
 {
@@ -879,12 +907,70 @@ s_lost(tw_worker_t *w, const char *why)
                  w->failures + 1);
     }
     w->failures++;
+    tw_eplist_lost(w->eps);
+    s_follow_list(w);
+    s_drop_link(w);
+}
+
+/* Close the link; the next socket comes after the backoff. */
+static void
+s_drop_link(tw_worker_t *w)
+{
     /* Tasks keep running: the next HELLO re-announces them (leases.h). */
     tw_taskloop_drop_all(w->tl);
     s_discard_links(w);
     w->state = S_DOWN;
     uv_timer_stop(&w->tick);
     s_close_socket(w);
+}
+
+/* A broker of a pair that is not the active one refused us (ERROR
+ * ENOTACTIVE): go where it points, soon, or ask it again after the
+ * backoff. */
+static void
+s_not_active(tw_worker_t *w, const tw_msg_t *m)
+{
+    if (w->draining) {
+        tw_notice("worker.lost", "%s is not active while draining; "
+                  "stopping", w->broker);
+        s_stop(w, 0, w->stop_grace);
+        return;
+    }
+    size_t alen = 0, mlen = 0;
+    const char *active = tw_msg_str(m, TW_F_ACTIVE, &alen);
+    const char *msg = tw_msg_str(m, TW_F_MSG, &mlen);
+    const char *was = tw_eplist_current(w->eps);
+    int moved = tw_eplist_not_active(w->eps, active, alen,
+                                     tw_msg_uint(m, TW_F_LIVE, 0) != 0,
+                                     tw_msg_uint(m, TW_F_HA, 0));
+    s_follow_list(w);
+    tw_notice("worker.notactive", "%s is not the active broker (%.*s); %s "
+              "%s", was, (int)mlen, msg ? msg : "",
+              moved ? "trying" : "asking again later:", w->broker);
+    if (moved) {
+        w->backoff_ms = S_BACKOFF_MIN;
+    }
+    s_drop_link(w);
+}
+
+/* A message carried fencing epoch `ha`: 0 if it may be acted on, else
+ * (a deposed active: below an epoch already seen) TW_EPERM after leaving
+ * for the other broker. */
+static int
+s_fence(tw_worker_t *w, uint64_t ha)
+{
+    const char *was = tw_eplist_current(w->eps);
+    if (tw_eplist_served(w->eps, ha) == 0) {
+        return 0;
+    }
+    s_follow_list(w);
+    tw_warn("worker.fenced", "%s answered under epoch %llu, below %llu: "
+            "another broker took over from it; ignoring it, trying %s",
+            was, (unsigned long long)ha,
+            (unsigned long long)tw_eplist_ha(w->eps), w->broker);
+    w->backoff_ms = S_BACKOFF_MIN;
+    s_drop_link(w);
+    return TW_EPERM;
 }
 
 /* The broker forgot this worker: register again on the same socket. */
@@ -1248,6 +1334,18 @@ s_on_msg(tw_zwatch_t *zw, tw_zframes_t *msg)
         tw_msg_release(&m);
         return;
     }
+    int not_active = m.cmd == TW_CMD_ERROR &&
+                     tw_msg_int(&m, TW_F_CODE, 0) == TW_ENOTACTIVE;
+    if (m.f[TW_F_HA] && !not_active &&
+        s_fence(w, tw_msg_uint(&m, TW_F_HA, 0)) != 0) {
+        tw_msg_release(&m); /* a deposed active: nothing it says counts */
+        return;
+    }
+    if (not_active) {
+        s_not_active(w, &m);
+        tw_msg_release(&m);
+        return;
+    }
     switch (m.cmd) {
     case TW_CMD_WELCOME:
         s_on_welcome(w, &m);
@@ -1535,9 +1633,13 @@ tw_worker_new(tw_worker_t **out, uv_loop_t *loop, const tw_handlers_t *reg,
     char ident[TW_PROTO_MAX_NAME + 16];
     snprintf(ident, sizeof ident, "w-%s-%s", name, hex);
 
+    if (tw_eplist_parse(&w->eps, o->broker, err, errlen) != 0) {
+        tw_worker_destroy(&w);
+        return TW_EINVAL;
+    }
     w->loop = loop;
     w->reg = reg;
-    w->broker = tw_strdup(o->broker);
+    w->broker = tw_strdup(tw_eplist_current(w->eps));
     w->name = tw_strdup(name);
     w->host = tw_strdup(host);
     w->ident = tw_strdup(ident);
@@ -1675,6 +1777,7 @@ tw_worker_destroy(tw_worker_t **w_p)
     tw_enc_free(&w->s2n.enc);
     tw_leases_free(&w->leases);
     tw_free(w->broker);
+    tw_eplist_free(&w->eps);
     tw_free(w->name);
     tw_free(w->host);
     tw_free(w->ident);

@@ -322,6 +322,36 @@ s_render_store(tw_broker_t *b, s_buf_t *o)
              (unsigned long long)f.timed);
 }
 
+/* A broker of a pair (docs/HA.md, "Observing a pair"). */
+static void
+s_render_pair(tw_broker_t *b, s_buf_t *o)
+{
+    if (!b->pair) {
+        return;
+    }
+    tw_pair_figures_t f;
+    tw_pair_figures(b->pair, &f);
+    s_one(o, "taskwheel_ha_active", "gauge",
+          "1 if this broker is the active one of its pair.",
+          strcmp(f.state, "active") == 0);
+    s_one(o, "taskwheel_ha_epoch", "gauge",
+          "The pair's fencing epoch as this broker knows it.", f.epoch);
+    s_one(o, "taskwheel_ha_lag_batches", "gauge",
+          "Batches streamed to the passive and not acknowledged.",
+          f.lag.batches);
+    s_one(o, "taskwheel_ha_lag_bytes", "gauge",
+          "Bytes of those batches.", f.lag.bytes);
+    s_head(o, "taskwheel_ha_lag_seconds", "gauge",
+           "Age of the oldest of those batches.");
+    s_printf(o, "taskwheel_ha_lag_seconds %.3f\n", (double)f.lag.ms / 1e3);
+    s_one(o, "taskwheel_ha_takeovers_total", "counter",
+          "Times this broker became active.", f.activations);
+    s_one(o, "taskwheel_ha_snapshots_total", "counter",
+          "Snapshots sent to the passive.", f.snapshots);
+    s_one(o, "taskwheel_ha_batches_total", "counter",
+          "Batches streamed to the passive.", f.batches);
+}
+
 void
 tw_metrics_render(tw_broker_t *b, char **out, size_t *len)
 {
@@ -348,6 +378,7 @@ tw_metrics_render(tw_broker_t *b, char **out, size_t *len)
     s_head(&o, "taskwheel_build_info", "gauge",
            "The broker's version, as a label; the value is 1.");
     s_printf(&o, "taskwheel_build_info{version=\"%s\"} 1\n", tw_version());
+    s_render_pair(b, &o);
     *out = o.p;
     *len = o.len;
 }

@@ -90,13 +90,17 @@ tw__on_hello(tw_broker_t *b, const void *ident, size_t ilen,
     }
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 3);
+    tw_enc_map(&e, b->pair ? 4 : 3);
     tw_enc_key(&e, TW_F_WID);
     tw_enc_uint(&e, w->id);
     tw_enc_key(&e, TW_F_HB);
     tw_enc_uint(&e, (uint64_t)b->cfg->heartbeat);
     tw_enc_key(&e, TW_F_BOOT);
     tw_enc_uint(&e, b->boot);
+    if (b->pair) {
+        tw_enc_key(&e, TW_F_HA);
+        tw_enc_uint(&e, tw_pair_epoch(b->pair));
+    }
     tw_out_send(&b->out, TW_OUT_BACK, ident, ilen, TW_CMD_WELCOME, &e);
     tw_enc_free(&e);
     tw__lease_adopt(b, w, m);

@@ -26,6 +26,7 @@
 #include "broker/state/clients.h"
 #include "broker/state/dedup.h"
 #include "broker/state/deps.h"
+#include "broker/state/pair.h"
 #include "broker/state/pools.h"
 #include "broker/state/quarantine.h"
 #include "broker/state/queue.h"
@@ -108,6 +109,11 @@ struct tw_broker {
     struct tw_persist *persist; /* NULL without --data */
     uv_prepare_t prepare;    /* commit, then ACKs and RESULTs */
     int prepare_init, prepare_on;
+
+    /* A broker pair (broker/ha.h): NULL for a single broker. */
+    tw_pair_t *pair;         /* the peer socket and the state machine */
+    struct tw_ha *ha;        /* the rest of this broker's side */
+    int exit_code;           /* of the process: 3 when deposed */
 };
 
 #endif /* TW_BROKER_CORE_H */

@@ -22,6 +22,7 @@
 #include "broker/core/persist.h"
 #include "broker/core/core.h"
 #include "broker/state/deps.h"
+#include "broker/state/pair.h"
 #include "broker/state/room.h"
 #include "broker/state/store.h"
 #include "broker/state/verify.h"
@@ -99,6 +100,11 @@ typedef struct tw_persist {
     uint64_t unacked;     /* ACK items turned into "not recorded" */
     int failing_logged;
     uint64_t commit_ns, timed; /* commit latency: sum and count */
+    /* A broker pair (state/pair.h): the stream's sequence number of the
+     * last batch streamed and of the last written here; batches written
+     * whose messages wait for the passive (--replicate sync), in order. */
+    uint64_t last_rseq, done_rseq;
+    tw_wbatch_t *wait_head, *wait_tail;
 } tw_persist_t;
 
 static void s_log_writer(tw_broker_t *b, tw_persist_t *p);
@@ -818,14 +824,14 @@ s_batch_new(tw_persist_t *p)
     return wb;
 }
 
-/* A batch is done (writer.h): written, so its messages may leave; or
- * never written (a broker stopping while its store cannot be written),
- * so its submitters hear "not recorded" and its outcomes stay unsent
- * (the tasks run again after a restart; nothing is delivered twice). */
+/* A batch's messages may leave: it is written (and, in a pair under
+ * --replicate sync, the passive has it too); or it was never written (a
+ * broker stopping while its store cannot be written), so its submitters
+ * hear "not recorded" and its outcomes stay unsent (the tasks run again
+ * after a restart; nothing is delivered twice). */
 static void
-s_batch_done(tw_wbatch_t *wb, void *arg)
+s_batch_finish(tw_broker_t *b, tw_wbatch_t *wb)
 {
-    tw_broker_t *b = arg;
     tw_persist_t *p = b->persist;
     p->done_seq = wb->seq;
     tw_room_done(&p->room, wb->growth, wb->have_use ? &wb->use : NULL);
@@ -881,6 +887,81 @@ s_batch_done(tw_wbatch_t *wb, void *arg)
     tw_wbatch_free(wb);
 }
 
+/* A batch is done (writer.h). In a pair it is the active's copy only:
+ * under --replicate sync its messages wait until the passive has it too
+ * (tw__persist_release), and so do those of every later batch. */
+static void
+s_batch_done(tw_wbatch_t *wb, void *arg)
+{
+    tw_broker_t *b = arg;
+    tw_persist_t *p = b->persist;
+    if (b->pair && wb->rc == 0 && wb->rseq) {
+        p->done_rseq = wb->rseq;
+        tw_pair_committed(b->pair, wb->rseq);
+    }
+    if (b->pair && (p->wait_head || (wb->rc == 0 && wb->nmsgs &&
+                                     tw_pair_wait(b->pair, wb->rseq)))) {
+        wb->next = NULL;
+        if (p->wait_tail) {
+            p->wait_tail->next = wb;
+        } else {
+            p->wait_head = wb;
+        }
+        p->wait_tail = wb;
+        return;
+    }
+    s_batch_finish(b, wb);
+}
+
+void
+tw__persist_release(tw_broker_t *b, uint64_t rseq)
+{
+    tw_persist_t *p = b->persist;
+    while (p && p->wait_head && p->wait_head->rseq <= rseq) {
+        tw_wbatch_t *wb = p->wait_head;
+        p->wait_head = wb->next;
+        if (!p->wait_head) {
+            p->wait_tail = NULL;
+        }
+        s_batch_finish(b, wb);
+    }
+}
+
+/* In a pair's active broker: stream batch `wb` to the passive
+ * (state/pair.h), which adds the pair's record to it, and note its
+ * sequence number. A batch without operations writes nothing; its
+ * messages follow the last batch streamed. */
+static void
+s_stream(tw_broker_t *b, tw_persist_t *p, tw_wbatch_t *wb)
+{
+    if (!b->pair || tw_pair_state(b->pair) != TW_BSTAR_ACTIVE) {
+        return;
+    }
+    if (wb->nops) {
+        tw_replops_t r = {wb->ops, wb->len, wb->cap, wb->nops};
+        p->last_rseq = tw_pair_stream(b->pair, &r);
+        wb->ops = r.buf;
+        wb->len = r.len;
+        wb->cap = r.cap;
+        wb->nops = r.nops;
+    }
+    wb->rseq = p->last_rseq;
+}
+
+int
+tw__persist_walk(tw_broker_t *b, int db, const void *after, size_t alen,
+                 int (*fn)(const void *, size_t, const void *, size_t,
+                           void *),
+                 void *arg, uint64_t *at)
+{
+    tw_persist_t *p = b->persist;
+    if (!p) {
+        return TW_ENOENT;
+    }
+    *at = p->done_rseq;
+    return tw_store_each_after(p->store, (tw_db_t)db, after, alen, fn, arg);
+}
+
 /* Hand batch `wb` over (with the clients' pending ACKs and RESULTs when
  * `clients`), or write it here when there is no writer thread. */
 static int
@@ -896,6 +977,7 @@ s_hand_over(tw_broker_t *b, tw_persist_t *p, tw_wbatch_t *wb, int clients)
     if (clients) {
         s_seal_clients(b, wb);
     }
+    s_stream(b, p, wb);
     if (p->writer) {
         tw_writer_submit(p->writer, wb);
         return 0;
@@ -1684,6 +1766,9 @@ tw__persist_stop(tw_broker_t *b)
         s_log_writer(b, p);
         p->commit_errors += tw_writer_errors(p->writer);
         tw_writer_stop(&p->writer, S_STOP_GRACE_MS);
+        /* Stopping: what the passive has not acknowledged is written
+         * here, and leaves as after a single broker's commit. */
+        tw__persist_release(b, UINT64_MAX);
         s_release_replies(b, p, 1);
     }
     if (p->timer_on) {

@@ -114,6 +114,21 @@ int tw__persist_hold(tw_broker_t *b, const tw_bclient_t *c, zmq_msg_t f[3]);
  * Returns the previous setting. */
 int tw__persist_bypass(tw_broker_t *b, int on);
 
+/* A broker pair under --replicate sync (broker/ha.h): the passive has
+ * every batch streamed up to `rseq`, so their client messages leave
+ * (UINT64_MAX: all, nothing waits for the passive any more). */
+void tw__persist_release(tw_broker_t *b, uint64_t rseq);
+
+/* A pair's snapshot for its passive: walk database `db` of the store from
+ * the first key above `after` (NULL: from the first) with `fn`, as
+ * tw_store_each_after does; *at is the stream's sequence number of the
+ * last batch written (the walk holds at least everything up to it).
+ * TW_ENOENT without a store. */
+int tw__persist_walk(tw_broker_t *b, int db, const void *after, size_t alen,
+                     int (*fn)(const void *, size_t, const void *, size_t,
+                               void *),
+                     void *arg, uint64_t *at);
+
 /* Admission: 0 if `bytes` more of task data fit in the store, else
  * TW_EFULL with the reason in `why`. */
 int tw__persist_admit(tw_broker_t *b, size_t bytes, char *why, size_t wlen);

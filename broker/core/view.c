@@ -6,6 +6,48 @@
 
 #include <string.h>
 
+#define S_HA_KEYS 15
+
+/* A broker pair's keys (docs/HA.md, "Observing a pair"). */
+static void
+s_ha_status(tw_broker_t *b, tw_enc_t *e)
+{
+    tw_pair_figures_t f;
+    tw_pair_figures(b->pair, &f);
+    tw_enc_cstr(e, "ha_role");
+    tw_enc_cstr(e, f.role);
+    tw_enc_cstr(e, "ha_state");
+    tw_enc_cstr(e, f.state);
+    tw_enc_cstr(e, "ha_epoch");
+    tw_enc_uint(e, f.epoch);
+    tw_enc_cstr(e, "ha_peer");
+    tw_enc_cstr(e, f.peer_state);
+    tw_enc_cstr(e, "ha_peer_alive");
+    tw_enc_uint(e, (uint64_t)f.peer_alive);
+    tw_enc_cstr(e, "ha_replicate");
+    tw_enc_cstr(e, f.mode);
+    tw_enc_cstr(e, "ha_sync");
+    tw_enc_uint(e, (uint64_t)f.sync);
+    tw_enc_cstr(e, "ha_follower");
+    tw_enc_cstr(e, f.follower);
+    tw_enc_cstr(e, "ha_pos");
+    tw_enc_array(e, 2);
+    tw_enc_uint(e, f.pos.epoch);
+    tw_enc_uint(e, f.pos.seq);
+    tw_enc_cstr(e, "ha_lag_batches");
+    tw_enc_uint(e, f.lag.batches);
+    tw_enc_cstr(e, "ha_lag_bytes");
+    tw_enc_uint(e, f.lag.bytes);
+    tw_enc_cstr(e, "ha_lag_ms");
+    tw_enc_uint(e, f.lag.ms);
+    tw_enc_cstr(e, "ha_takeovers");
+    tw_enc_uint(e, f.activations);
+    tw_enc_cstr(e, "ha_snapshots");
+    tw_enc_uint(e, f.snapshots);
+    tw_enc_cstr(e, "ha_batches");
+    tw_enc_uint(e, f.batches);
+}
+
 void
 tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
 {
@@ -25,7 +67,8 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
     for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
         ncounters += counters[i].key != NULL;
     }
-    size_t n = 17 + ncounters + tw__persist_status_count(b); /* 17: below */
+    size_t n = 17 + ncounters + tw__persist_status_count(b) + /* 17: below */
+               (b->pair ? S_HA_KEYS : 0);
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -64,6 +107,9 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("quarantined_peers", b->quarantine.held);
 #undef S_KV
     tw__persist_status(b, e);
+    if (b->pair) {
+        s_ha_status(b, e);
+    }
     tw_enc_cstr(e, "rate");
     msgpack_pack_double(&e->pk, b->rate);
 }

@@ -45,6 +45,16 @@ typedef struct {
     int insecure;        /* allow non-loopback binds without CURVE */
     char *metrics;       /* --http (--metrics): HOST:PORT of the HTTP API */
     char *http_token_file; /* the API's bearer token, or NULL */
+    /* A broker pair (docs/HA.md): NULL role, a single broker. */
+    char *role;          /* primary | backup */
+    char *peer_bind;     /* this broker's endpoint for its peer */
+    char *peer;          /* the peer's --peer-bind */
+    char *replicate;     /* sync | async */
+    long long peer_heartbeat; /* ms; 0: --heartbeat */
+    long long peer_liveness;  /* heartbeats of silence: the peer is lost */
+    long long repl_backlog;   /* MiB of recent batches kept */
+    long long repl_window;    /* MiB sent and not acknowledged */
+    int takeover;        /* may start alone without hearing the peer */
 } tw_broker_cfg_t;
 
 #endif /* TW_BROKER_CFG_H */

@@ -46,6 +46,23 @@ tw_clients_set_boot(tw_clients_t *cs, uint64_t boot)
     cs->boot = boot;
 }
 
+static void
+s_set_ha(uint64_t id, void *val, void *arg)
+{
+    tw_bclient_t *c = val;
+    const uint64_t *ha = arg;
+    (void)id;
+    tw_batch_head(&c->acks, TW_F_HA, *ha);
+    tw_batch_head(&c->results, TW_F_HA, *ha);
+}
+
+void
+tw_clients_set_ha(tw_clients_t *cs, uint64_t ha)
+{
+    cs->ha = ha;
+    tw_idmap_each(&cs->by_id, s_set_ha, &ha);
+}
+
 tw_bclient_t *
 tw_clients_find(const tw_clients_t *cs, const void *ident, size_t len)
 {
@@ -81,6 +98,10 @@ tw_clients_touch(tw_clients_t *cs, const void *ident, size_t len,
     if (cs->boot) {
         tw_batch_head(&c->acks, TW_F_BOOT, cs->boot);
         tw_batch_head(&c->results, TW_F_BOOT, cs->boot);
+    }
+    if (cs->ha) {
+        tw_batch_head(&c->acks, TW_F_HA, cs->ha);
+        tw_batch_head(&c->results, TW_F_HA, cs->ha);
     }
     tw_idmap_put(&cs->by_id, c->id, c);
     tw_idmap_put(&cs->by_ident, h, c);

@@ -43,6 +43,7 @@ typedef struct {
     tw_bclient_t **dirty; /* clients with batches to send */
     size_t ndirty, capdirty;
     uint64_t boot; /* the broker's boot id, at the head of ACK and RESULT */
+    uint64_t ha;   /* a broker pair's fencing epoch, there too (0: none) */
 } tw_clients_t;
 
 void tw_clients_init(tw_clients_t *cs);
@@ -52,6 +53,11 @@ void tw_clients_destroy(tw_clients_t *cs);
  * "boot": `boot` (PROTOCOL.md 13), so a client sees a restarted broker
  * in the first message it gets from it. */
 void tw_clients_set_boot(tw_clients_t *cs, uint64_t boot);
+
+/* The same for a broker pair's fencing epoch "ha" (docs/HA.md, section
+ * 3), the clients known already included: set when the broker becomes
+ * active. */
+void tw_clients_set_ha(tw_clients_t *cs, uint64_t ha);
 
 /* The client with this identity, created if new. */
 tw_bclient_t *tw_clients_touch(tw_clients_t *cs, const void *ident,

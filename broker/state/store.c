@@ -569,6 +569,13 @@ s_damaged(tw_store_t *s, tw_db_t db, const void *key, size_t klen)
 int
 tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
 {
+    return tw_store_each_after(s, db, NULL, 0, fn, arg);
+}
+
+int
+tw_store_each_after(tw_store_t *s, tw_db_t db, const void *after,
+                    size_t alen, tw_store_each_fn fn, void *arg)
+{
     MDB_txn *txn;
     MDB_cursor *cur;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
@@ -584,10 +591,14 @@ tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn, void *arg)
                  s->path, mdb_strerror(rc));
         return TW_EIO;
     }
-    MDB_val k, v;
+    MDB_val k = {alen, (void *)after}, v;
     int out = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !out;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && after && k.mv_size == alen &&
+        memcmp(k.mv_data, after, alen) == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    for (; rc == 0 && !out; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         size_t vlen = v.mv_size;
         if (tw_record_unseal(db, k.mv_data, k.mv_size, v.mv_data, &vlen)) {
             out = s_damaged(s, db, k.mv_data, k.mv_size);

@@ -111,6 +111,13 @@ typedef int (*tw_store_each_fn)(const void *key, size_t klen,
 int tw_store_each(tw_store_t *s, tw_db_t db, tw_store_each_fn fn,
                   void *arg);
 
+/* The same from the first key above `after` (alen bytes; NULL: from the
+ * first), in a read transaction of its own whichever thread writes: a
+ * walk in pieces, each piece consistent by itself (a broker pair's
+ * snapshot, docs/HA.md). */
+int tw_store_each_after(tw_store_t *s, tw_db_t db, const void *after,
+                        size_t alen, tw_store_each_fn fn, void *arg);
+
 /* One value by key: 0 and a copy in *val (tw_free it), TW_ENOENT,
  * TW_EPROTO (its checksum does not match), TW_EIO. */
 int tw_store_get(tw_store_t *s, tw_db_t db, const void *key, size_t klen,

@@ -9,6 +9,7 @@
  *  on `work` with a timeout, so a stop wakes it at once.
  */
 #include "broker/state/writer.h"
+#include "broker/state/replops.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -20,8 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-enum { S_OP_PUT = 1, S_OP_PUT_LAST, S_OP_DEL, S_OP_DEL_PREFIX };
 
 tw_wbatch_t *
 tw_wbatch_new(void)
@@ -43,45 +42,15 @@ tw_wbatch_free(tw_wbatch_t *b)
     tw_free(b);
 }
 
-static void
-s_u32(unsigned char *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-
-static uint32_t
-s_get_u32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* Room for an operation with a value of up to `vlen` bytes; its header
  * and key written, the value's place returned. */
 static unsigned char *
 s_op_begin(tw_wbatch_t *b, int op, tw_db_t db, const void *key, size_t klen,
            size_t vlen)
 {
-    size_t need = b->len + 10 + klen + vlen;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 65536;
-        while (cap < need) {
-            cap *= 2;
-        }
-        b->ops = tw_realloc(b->ops, cap);
-        b->cap = cap;
-    }
-    unsigned char *p = b->ops + b->len;
-    p[0] = (unsigned char)op;
-    p[1] = (unsigned char)db;
-    s_u32(p + 2, (uint32_t)klen);
-    s_u32(p + 6, (uint32_t)vlen);
-    if (klen) {
-        memcpy(p + 10, key, klen);
-    }
     b->open = b->len;
-    return p + 10 + klen;
+    return tw_replops_begin(&b->ops, &b->cap, b->len, op, (int)db, key, klen,
+                            vlen);
 }
 
 /* The operation begun last holds `vlen` bytes of value. */
@@ -89,8 +58,8 @@ static void
 s_op_end(tw_wbatch_t *b, size_t vlen)
 {
     unsigned char *p = b->ops + b->open;
-    s_u32(p + 6, (uint32_t)vlen);
-    b->len = b->open + 10 + s_get_u32(p + 2) + vlen;
+    tw_replops_put_u32(p + 6, (uint32_t)vlen);
+    b->len = b->open + 10 + tw_replops_get_u32(p + 2) + vlen;
     b->nops++;
 }
 
@@ -109,8 +78,8 @@ unsigned char *
 tw_wbatch_put_begin(tw_wbatch_t *b, tw_db_t db, const void *key,
                     size_t klen, size_t max, int last)
 {
-    return s_op_begin(b, last ? S_OP_PUT_LAST : S_OP_PUT, db, key, klen,
-                      max);
+    return s_op_begin(b, last ? TW_REPLOP_PUT_LAST : TW_REPLOP_PUT, db, key,
+                      klen, max);
 }
 
 void
@@ -123,20 +92,21 @@ void
 tw_wbatch_put(tw_wbatch_t *b, tw_db_t db, const void *key, size_t klen,
               const void *val, size_t vlen, int last)
 {
-    s_op(b, last ? S_OP_PUT_LAST : S_OP_PUT, db, key, klen, val, vlen);
+    s_op(b, last ? TW_REPLOP_PUT_LAST : TW_REPLOP_PUT, db, key, klen, val,
+         vlen);
 }
 
 void
 tw_wbatch_del(tw_wbatch_t *b, tw_db_t db, const void *key, size_t klen)
 {
-    s_op(b, S_OP_DEL, db, key, klen, NULL, 0);
+    s_op(b, TW_REPLOP_DEL, db, key, klen, NULL, 0);
 }
 
 void
 tw_wbatch_del_prefix(tw_wbatch_t *b, tw_db_t db, const void *prefix,
                      size_t plen)
 {
-    s_op(b, S_OP_DEL_PREFIX, db, prefix, plen, NULL, 0);
+    s_op(b, TW_REPLOP_DEL_PREFIX, db, prefix, plen, NULL, 0);
 }
 
 void
@@ -160,16 +130,17 @@ tw_wbatch_apply(tw_wbatch_t *b, tw_store_t *s)
     while (rc == 0 && p < end) {
         int op = p[0];
         tw_db_t db = (tw_db_t)p[1];
-        uint32_t klen = s_get_u32(p + 2), vlen = s_get_u32(p + 6);
+        uint32_t klen = tw_replops_get_u32(p + 2);
+        uint32_t vlen = tw_replops_get_u32(p + 6);
         const unsigned char *key = p + 10, *val = p + 10 + klen;
         switch (op) {
-        case S_OP_PUT:
+        case TW_REPLOP_PUT:
             rc = tw_store_put(s, db, key, klen, val, vlen);
             break;
-        case S_OP_PUT_LAST:
+        case TW_REPLOP_PUT_LAST:
             rc = tw_store_put_last(s, db, key, klen, val, vlen);
             break;
-        case S_OP_DEL:
+        case TW_REPLOP_DEL:
             rc = tw_store_del(s, db, key, klen);
             break;
         default:

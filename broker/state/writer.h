@@ -41,7 +41,8 @@
 
 typedef struct tw_wbatch {
     struct tw_wbatch *next;
-    unsigned char *ops; /* [op][db][klen u32][vlen u32][key][value]... */
+    unsigned char *ops; /* [op][db][klen u32][vlen u32][key][value]...:
+                           the bytes of broker/state/replops.h */
     size_t len, cap;
     size_t open;        /* offset of the operation begun last */
     size_t nops;
@@ -54,6 +55,8 @@ typedef struct tw_wbatch {
     uint64_t first_id;   /* task ids from this one up were created in this
                             batch or later ones */
     uint64_t sealed_ns;  /* uv_hrtime() when the loop handed it over */
+    uint64_t rseq;       /* a pair's stream: the sequence number it was
+                            streamed under (state/pair.h), 0: none */
     /* Set by the writer. */
     int rc;              /* 0 written, else TW_EFULL / TW_EIO: unwritten */
     char err[320];       /* what went wrong (rc != 0) */

@@ -847,6 +847,41 @@ s_sum_value(json_t *v, const char *key)
     return s_text(x);
 }
 
+/* A broker of a pair (docs/HA.md): its role, state and epoch, its peer,
+ * its position in the stream and how far the passive lags. Nothing for a
+ * single broker. */
+static void
+s_print_pair(json_t *v)
+{
+    json_t *role = json_object_get(v, "ha_role");
+    if (!json_is_string(role)) {
+        return;
+    }
+    json_t *pos = json_object_get(v, "ha_pos");
+    printf("pair     %s, %s, epoch %lld; peer %s%s; replicate %s%s\n"
+           "         position %lld:%lld",
+           json_string_value(role),
+           json_string_value(json_object_get(v, "ha_state")),
+           json_integer_value(json_object_get(v, "ha_epoch")),
+           json_string_value(json_object_get(v, "ha_peer")),
+           json_integer_value(json_object_get(v, "ha_peer_alive"))
+               ? ""
+               : " (silent)",
+           json_string_value(json_object_get(v, "ha_replicate")),
+           json_integer_value(json_object_get(v, "ha_sync")) ? " (waiting)"
+                                                             : "",
+           json_integer_value(json_array_get(pos, 0)),
+           json_integer_value(json_array_get(pos, 1)));
+    if (strcmp(json_string_value(json_object_get(v, "ha_state")) ?: "",
+               "active") == 0) {
+        printf("; lag %lld batches, %lld bytes, %lld ms",
+               json_integer_value(json_object_get(v, "ha_lag_batches")),
+               json_integer_value(json_object_get(v, "ha_lag_bytes")),
+               json_integer_value(json_object_get(v, "ha_lag_ms")));
+    }
+    fputc('\n', stdout);
+}
+
 /* An s_human_fn: the status summary, one line per topic, wrapped before
  * 78 columns under its label. */
 static int
@@ -885,6 +920,7 @@ s_print_summary(json_t *v, const void *arg)
           {"store_used_bytes", "store bytes used", 0}}},
     };
     (void)arg;
+    s_print_pair(v);
     for (size_t l = 0; l < sizeof lines / sizeof lines[0]; l++) {
         size_t col = (size_t)printf("%-9s", lines[l].label);
         int first = 1;
@@ -935,6 +971,46 @@ s_print_status(json_t *v, const void *arg)
     return TW_CLI_OK;
 }
 
+/* status of a broker pair (--broker EP1,EP2): each broker asked on its
+ * own, each shown under its endpoint (the passive answers status too);
+ * with --json, an object of endpoint: status (null: unreachable). Exit 0
+ * if one answered. */
+static int
+s_status_of_pair(const tw_cli_env_t *o, int all)
+{
+    char *list = strdup(o->broker), *save = NULL;
+    json_t *out = json_object();
+    int answered = 0, code = TW_CLI_UNREACH;
+    for (char *ep = strtok_r(list, ",", &save); ep;
+         ep = strtok_r(NULL, ",", &save)) {
+        tw_cli_env_t one = *o;
+        one.broker = ep;
+        int rc = 0;
+        json_t *v = s_query(&one, "status", &rc);
+        answered += v != NULL;
+        if (!v) {
+            code = rc;
+        }
+        if (o->json) {
+            json_object_set_new(out, ep, v ? v : json_null());
+            continue;
+        }
+        printf("%sbroker   %s\n", answered + (v == NULL) > 1 ? "\n" : "",
+               ep);
+        if (v) {
+            (all ? s_print_status : s_print_summary)(v, NULL);
+            json_decref(v);
+        }
+    }
+    if (o->json) {
+        tw_cli_print_json(out);
+    } else {
+        json_decref(out);
+    }
+    free(list);
+    return answered ? TW_CLI_OK : code;
+}
+
 /* status [--all]: the summary an operator reads first, or with --all
  * every counter (internal ones included); --json prints them all. */
 static int
@@ -944,6 +1020,9 @@ s_cmd_status(const tw_cli_env_t *o)
     int code = all ? -1 : s_no_args(o);
     if (code >= 0) {
         return code;
+    }
+    if (strchr(o->broker, ',')) {
+        return s_status_of_pair(o, all);
     }
     json_t *v = s_query(o, "status", &code);
     return s_reply(o, v, code, JSON_OBJECT,

@@ -123,7 +123,11 @@ typedef struct {
 typedef void (*tw_ack2_cb)(void *arg, const tw_ack_t *ack);
 
 /* Connect to `endpoint` ("tcp://127.0.0.1:7710"); the connection is made
- * in the background. NULL on out-of-memory or a bad endpoint. */
+ * in the background. NULL on out-of-memory or a bad endpoint. For a
+ * broker pair (docs/HA.md) give both, comma-separated
+ * ("tcp://b1:7710,tcp://b2:7710"): the client uses the active one, goes
+ * where a passive one points, and moves to the other when it loses one
+ * (see "Reconnection and the outbox"). */
 tw_client_t *tw_client_new(const char *endpoint);
 
 /* Like tw_client_new, over CURVE (encrypted and authenticated): the
@@ -860,10 +864,21 @@ int tw_stop(tw_client_t *c, const char *msg);
  * a refused CURVE key) are logged in one line and, after a request ends
  * with TW_EUNREACH, are what tw_client_last_error() says.
  *
+ * Given the two brokers of a pair (proto/PROTOCOL.md 17.8), a lost broker
+ * (silence, BYE, or a dropped connection, which here means it at once)
+ * sends the client to the other endpoint, where its first message, a
+ * ping, says which broker it lost (the vote that lets a passive take
+ * over); a passive's refusal (TW_ENOTACTIVE) sends it where the active
+ * is, or has it ask again while the active is silent; and an answer under
+ * a fencing epoch below one already seen (a deposed active) is ignored
+ * and the other broker tried. What is resent and asked about is the same
+ * as above.
+ *
  * Submissions not acknowledged yet (the outbox) are bounded by max_outbox;
  * tw_client_submit returns TW_EFULL when it is full (poll to take ACKs,
  * then submit again). A request running while the broker is lost is not
- * resent: it ends with TW_EUNREACH at its timeout. */
+ * resent: it ends with TW_EUNREACH at its timeout (or TW_ENOTACTIVE when a
+ * passive broker refused it). */
 typedef struct {
     uint32_t heartbeat_ms;     /* default 1000 */
     uint32_t liveness;         /* heartbeats of silence; default 3, >= 2 */

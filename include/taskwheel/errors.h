@@ -57,7 +57,8 @@ extern "C" {
     XX(ELOCKED, -4012, "pool is locked")                                     \
     XX(ECLOSED, -4013, "pool is closed")                                     \
     XX(EENDED, -4014, "task already ended")                                  \
-    XX(ECLOSEREQ, -4017, "the submitter asked to close the channel")
+    XX(ECLOSEREQ, -4017, "the submitter asked to close the channel")        \
+    XX(ENOTACTIVE, -4020, "not the active broker of its pair")
 
 typedef enum {
 #define TW__ERR_ENUM(name, val, msg) TW_##name = (val),

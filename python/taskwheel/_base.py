@@ -22,6 +22,7 @@ from . import _wire as w
 from ._calls import (ItemEncoder, check_int, check_name, decode_payload,
                      encode_call, encode_value, item_encoder, task_fields)
 from ._conn import Connection, broker_endpoint
+from ._eplist import EndpointList
 from ._engine import Engine, Options, TaskRecord
 from ._events import status_endpoint
 from ._ops import (Op, Steps, cancelled_ids, list_of, op_cancel, op_group,
@@ -73,6 +74,11 @@ class ClientBase:
         self._engine = Engine(Options(heartbeat, liveness, reconnect_min,
                                       reconnect_max, max_outbox))
         self._engine.on_channel = self._chan_item
+        try:
+            self._engine.eps = EndpointList(self.broker)
+        except ValueError as exc:
+            raise TaskwheelError("cannot use broker endpoint %r: %s"
+                                 % (self.broker, exc)) from None
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self._closed = False

@@ -69,7 +69,10 @@ class Connection:
         self.open()
 
     def open(self) -> None:
-        """A new socket (raises zmq.ZMQError for a bad endpoint)."""
+        """A new socket (raises zmq.ZMQError for a bad endpoint), to the
+        broker the engine's endpoint list names now."""
+        if self.engine.eps is not None:
+            self.endpoint = self.engine.eps.current
         self.sock = open_dealer(self.ctx, self.endpoint, self.engine.rid,
                                 self.curve)
         self.monitor = Monitor(self.sock, self.endpoint)

@@ -38,6 +38,13 @@ closes the socket; after a backoff (``reconnect_min`` doubling up to
 id and calls :meth:`Engine.connected`. Requests outstanding across a loss
 are not resent: they time out, as in libtaskwheel.
 
+A broker pair (PROTOCOL.md 17.8): with two endpoints (``eps``,
+taskwheel._eplist) every ping carries the highest fencing epoch seen and,
+after a loss, the vote; a loss (or a dropped connection) moves the client
+to the other broker, an ENOTACTIVE refusal to the one it names (or to ask
+again), and an answer under an epoch below one seen is dropped and the
+other broker tried; the driver sees each move as LOST.
+
 Broker restarts that are too quick for the heartbeats to notice (libzmq
 reconnects the DEALER silently, PROTOCOL.md 5.19): a message whose boot id
 differs from the last one (:meth:`observe_boot`), and the socket monitor's
@@ -58,6 +65,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from . import _wire as w
+from ._eplist import EndpointList
+from .errors import ENOTACTIVE
 from .errors import code_name
 
 Frames = Tuple[bytes, bytes]
@@ -209,6 +218,11 @@ class Engine:
         self.bye = False
         self.reconnect_at = 0.0
         self.backoff = self.opts.reconnect_min
+        # The brokers (taskwheel._eplist), set by the driver; with a pair,
+        # a refusal or an old epoch makes the driver move (``move``: True
+        # to another broker soon, False to ask the same one again later).
+        self.eps: Optional[EndpointList] = None
+        self.move: Optional[bool] = None
         self.rng = random.Random(os.urandom(8))
         self.stats = {"lost": 0, "reconnects": 0, "relinks": 0, "resends": 0,
                       "requeries": 0, "unknown": 0, "pings": 0}
@@ -269,7 +283,9 @@ class Engine:
         """Send HEARTBEAT; ``req`` (if any) finishes on the answer."""
         if req is not None:
             self.pings.append(req)
-        self.send(w.HEARTBEAT, {})
+        # With a broker pair (PROTOCOL.md 17.8): the highest fencing epoch
+        # seen, and after losing a broker the vote.
+        self.send(w.HEARTBEAT, self.eps.ping_body() if self.eps else {})
 
     # ---------------------------------------------------------- receiving
     def on_message(self, frames: List[bytes]) -> bool:
@@ -282,6 +298,16 @@ class Engine:
         try:
             cmd, body = w.decode(frames)
         except Exception:  # noqa: BLE001 - whatever the decoder raises
+            return False
+        ha = body.get("ha")
+        if self.eps is not None and isinstance(ha, int) and \
+                not (cmd == w.ERROR and body.get("code") == ENOTACTIVE) \
+                and not self.eps.served(ha):
+            # A deposed active (PROTOCOL.md 17.8): nothing it says counts.
+            self.last_error = ("the broker answered under epoch %d, below "
+                               "%d: another broker took over from it"
+                               % (ha, self.eps.ha))
+            self.move = True
             return False
         if "boot" in body:
             self.observe_boot(body["boot"])
@@ -381,6 +407,20 @@ class Engine:
         msg = body.get("msg") or ""
         self.last_error = msg
         seq = body.get("seq", 0)
+        if code == ENOTACTIVE:
+            # A broker of a pair that is not the active one: go where it
+            # points, or ask it again (PROTOCOL.md 17.8).
+            req = self.requests.pop(seq, None) if seq else None
+            if req is not None:
+                req._finish(code=code, message=msg)
+            if self.eps is not None:
+                active = body.get("active")
+                self.move = self.eps.not_active(
+                    active if isinstance(active, str) else None,
+                    bool(body.get("live")), int(body.get("ha") or 0))
+            else:
+                self.move = False
+            return
         if not seq:
             return
         if seq in self.requery:
@@ -446,7 +486,7 @@ class Engine:
         hb, liv = self.opts.heartbeat, self.opts.liveness
         if not self.connected:
             return CONNECT if now >= self.reconnect_at else None
-        if self.bye or (self.ping_at and now - self.last_recv >= liv * hb
+        if self.move is not None or self.bye or (self.ping_at and now - self.last_recv >= liv * hb
                         and now - self.ping_at >= (liv - 1) * hb):
             return LOST
         if not self.ping_at and now - self.last_recv >= hb:
@@ -461,7 +501,7 @@ class Engine:
         hb, liv = self.opts.heartbeat, self.opts.liveness
         if not self.connected:
             at = self.reconnect_at
-        elif self.bye:
+        elif self.bye or self.move is not None:
             at = now
         elif not self.ping_at:
             at = self.last_recv + hb
@@ -472,9 +512,17 @@ class Engine:
     def lost(self) -> None:
         """The broker is lost and the socket closed: drop everything
         queued for it (``keep`` holds the submissions) and schedule a new
-        connection after the backoff."""
+        connection after the backoff: to the next broker of a pair (whose
+        first message votes), or, after a refusal or an old epoch, where
+        ``eps`` points now."""
         now = self.clock()
-        self.stats["lost"] += 1
+        move, self.move = self.move, None
+        if move is None:
+            self.stats["lost"] += 1
+            if self.eps is not None:
+                self.eps.lost()
+        elif move:
+            self.backoff = self.opts.reconnect_min
         self.bye = False
         self.connected = False
         self.out.clear()
@@ -496,10 +544,12 @@ class Engine:
         self.stats["reconnects"] += 1
         self.connected = True
         self.last_recv = self.clock()
-        self.resync()
+        # The ping first: with a pair it carries the epoch and the vote, so
+        # a broker that must not take the rest refuses it before.
         self.ping_at = self.last_recv
         self.stats["pings"] += 1
         self.ping()
+        self.resync()
 
     def resync(self) -> None:
         """Resend every submission not acknowledged yet, with its seq, and
@@ -539,6 +589,12 @@ class Engine:
         if kind == "up":
             self.up = True
             self.link_error = ""
+        elif kind == "down" and self.up and self.eps is not None and \
+                len(self.eps) > 1:
+            # One of a pair: a broker process that dies closes its
+            # connections, and the other one is where to go now.
+            self.up = False
+            self.bye = True
         elif kind == "down" and self.up:
             # A BYE that came over the dropped connection is answered by
             # this resync: the socket reconnects by itself, no new one.

@@ -251,7 +251,9 @@ class Client(ClientBase):
     """A connection to a taskwheel broker, for blocking code.
 
     ``broker`` is the frontend endpoint (default $TASKWHEEL_BROKER, else
-    tcp://127.0.0.1:7710); ``status`` the status socket for events and
+    tcp://127.0.0.1:7710), or both of a broker pair, comma-separated: the
+    client then uses the active one and follows a failover as libtaskwheel
+    does (docs/HA.md); ``status`` the status socket for events and
     station tails (see :attr:`status_endpoint`). With ``curve_secret``
     (this client's ``.key`` file) and ``broker_key`` (the broker's
     ``.pub``), or $TASKWHEEL_CURVE_SECRET and $TASKWHEEL_BROKER_KEY, every

@@ -55,6 +55,7 @@ CODES = {
     -4013: ("ECLOSED", "pool is closed"),
     -4014: ("EENDED", "task already ended"),
     -4017: ("ECLOSEREQ", "the submitter asked to close the channel"),
+    -4020: ("ENOTACTIVE", "not the active broker of its pair"),
 }
 
 # The names as module constants: taskwheel.errors.ENOENT == -2.
@@ -73,6 +74,7 @@ ELOCKED = -4012
 ECLOSED = -4013
 EENDED = -4014
 ECLOSEREQ = -4017
+ENOTACTIVE = -4020
 
 
 def code_name(code: int) -> str:

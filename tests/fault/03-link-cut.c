@@ -34,23 +34,6 @@ s_destroy_client(void)
     tw_client_destroy(&s_c);
 }
 
-/* Wait for `topic` about worker `name`; returns its wid, or 0. */
-static uint64_t
-s_wait_worker_event(tw_fault_sub_t *sub, const char *topic,
-                    const char *name, int timeout_ms)
-{
-    tw_fault_event_t ev;
-    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
-    while (tw_h_now_ms() < end) {
-        tw_client_poll(s_c, 0);
-        if (tw_fault_sub_next(sub, &ev, 10) && strcmp(ev.topic, topic) == 0 &&
-            strcmp(ev.name, name) == 0) {
-            return ev.wid;
-        }
-    }
-    return 0;
-}
-
 int
 main(void)
 {
@@ -74,25 +57,20 @@ main(void)
     static tw_fault_t f;
     tw_fault_init(&f, "link-cut", s_c, S_FIRST + S_SECOND + 100);
     unsigned char secs[9];
-    size_t sl = tw_fault_pack_double(secs, 0.05);
-    tw_task_spec_t spec = {.handler = "sleep", .args = secs,
-                           .args_len = sl};
+    tw_task_spec_t spec = tw_fault_sleep_spec(secs, 0.05);
     tw_fault_submit(&f, s_c, &spec, S_FIRST);
-    uint64_t end = tw_h_now_ms() + 20000;
-    while (tw_fault_completed(&f) < 50 && tw_h_now_ms() < end) {
-        tw_client_poll(s_c, 10);
-    }
-    TW_H_ASSERT(tw_fault_completed(&f) >= 50);
+    TW_H_ASSERT_OK(tw_fault_wait_completed(&f, s_c, 50, 20000));
 
     /* Cut w1 off; keep it off a second past its being declared dead. */
     TW_H_ASSERT_EQ(tw_h_mh_script("exec", "w1", "ip", "link", "set", "eth0",
                                   "down", NULL),
                    0);
     uint64_t cut_at = tw_h_now_ms();
-    TW_H_ASSERT_MSG(s_wait_worker_event(sub, "worker.down", "w1", 10000),
-                    "w1 not declared dead within 10 s of the cut");
+    TW_H_ASSERT_MSG(
+        tw_fault_sub_wait_worker(sub, s_c, "worker.down", "w1", 10000),
+        "w1 not declared dead within 10 s of the cut");
     uint64_t down_at = tw_h_now_ms();
-    end = down_at + 1000;
+    uint64_t end = down_at + 1000;
     while (tw_h_now_ms() < end) {
         tw_client_poll(s_c, 10);
     }
@@ -100,7 +78,8 @@ main(void)
                                   "up", NULL),
                    0);
     uint64_t restored_at = tw_h_now_ms();
-    uint64_t w1 = s_wait_worker_event(sub, "worker.up", "w1", 15000);
+    uint64_t w1 =
+        tw_fault_sub_wait_worker(sub, s_c, "worker.up", "w1", 15000);
     TW_H_ASSERT_MSG(w1 != 0, "w1 did not come back within 15 s of the "
                                "link");
     uint64_t back_at = tw_h_now_ms();

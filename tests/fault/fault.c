@@ -130,6 +130,20 @@ tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms)
     return tw_client_wait_all(c, timeout_ms);
 }
 
+int
+tw_fault_wait_completed(tw_fault_t *f, tw_client_t *c, size_t n,
+                        int timeout_ms)
+{
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_fault_completed(f) < n) {
+        if (tw_h_now_ms() >= end) {
+            return TW_ETIMEDOUT;
+        }
+        tw_client_poll(c, 5);
+    }
+    return 0;
+}
+
 /* Seqs 1..cap with a non-zero count in `per_seq`. */
 static size_t
 s_seqs_with(const tw_fault_t *f, const uint8_t *per_seq)
@@ -242,6 +256,14 @@ tw_fault_pack_double(unsigned char buf[9], double v)
         buf[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
     }
     return 9;
+}
+
+tw_task_spec_t
+tw_fault_sleep_spec(unsigned char buf[9], double secs)
+{
+    size_t n = tw_fault_pack_double(buf, secs);
+    tw_task_spec_t spec = {.handler = "sleep", .args = buf, .args_len = n};
+    return spec;
 }
 
 tw_client_t *
@@ -392,4 +414,23 @@ int
 tw_fault_sub_next(tw_fault_sub_t *sub, tw_fault_event_t *ev, int timeout_ms)
 {
     return s_read(sub, ev, timeout_ms);
+}
+
+uint64_t
+tw_fault_sub_wait_worker(tw_fault_sub_t *sub, tw_client_t *c,
+                         const char *topic, const char *name,
+                         int timeout_ms)
+{
+    tw_fault_event_t ev;
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_h_now_ms() < end) {
+        if (c) {
+            tw_client_poll(c, 0);
+        }
+        if (tw_fault_sub_next(sub, &ev, 10) && strcmp(ev.topic, topic) == 0 &&
+            strcmp(ev.name, name) == 0) {
+            return ev.wid;
+        }
+    }
+    return 0;
 }

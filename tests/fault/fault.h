@@ -80,6 +80,11 @@ void tw_fault_free(tw_fault_t *f);
 void tw_fault_submit(tw_fault_t *f, tw_client_t *c,
                      const tw_task_spec_t *spec, size_t n);
 
+/* Poll until at least `n` submissions completed ok, for at most
+ * timeout_ms. Returns 0 or TW_ETIMEDOUT. */
+int tw_fault_wait_completed(tw_fault_t *f, tw_client_t *c, size_t n,
+                            int timeout_ms);
+
 /* Poll until every submission has an outcome (or timeout_ms passes with
  * none arriving). Returns 0 or TW_ETIMEDOUT. */
 int tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms);
@@ -100,6 +105,10 @@ long long tw_fault_stat(tw_client_t *c, const char *key);
 
 /* A small msgpack-encoded number (for sleep's seconds as a float64). */
 size_t tw_fault_pack_double(unsigned char buf[9], double v);
+
+/* A task of the built-in `sleep` for `secs` seconds; its arguments live
+ * in `buf`. */
+tw_task_spec_t tw_fault_sleep_spec(unsigned char buf[9], double secs);
 
 /* A client for `endpoint` that notices a lost broker quickly (heartbeat
  * 200 ms, liveness 5) and reconnects within 100-500 ms. */
@@ -138,5 +147,13 @@ void tw_fault_sub_destroy(tw_fault_sub_t **sub_p);
 /* Read one event within timeout_ms. Returns 1, or 0 on timeout. */
 int tw_fault_sub_next(tw_fault_sub_t *sub, tw_fault_event_t *ev,
                       int timeout_ms);
+
+/* Read events until one with `topic` ("worker.up"...) about the worker
+ * named `name` arrives, polling client `c` (NULL: none) meanwhile so its
+ * traffic keeps flowing. Returns the event's wid, or 0 after
+ * timeout_ms. */
+uint64_t tw_fault_sub_wait_worker(tw_fault_sub_t *sub, tw_client_t *c,
+                                  const char *topic, const char *name,
+                                  int timeout_ms);
 
 #endif /* TW_FAULT_H */

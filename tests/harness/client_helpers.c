@@ -43,8 +43,11 @@ tw_h_wait_workers(const char *frontend, int n, int timeout_ms)
     return rc;
 }
 
-int
-tw_h_status_field(tw_client_t *c, const char *key, long long *out)
+/* Field `key` of QUERY "status", if it has type `type`: 0 with the
+ * number in *num or the string in str (cut to cap - 1), or an error. */
+static int
+s_status_get(tw_client_t *c, const char *key, int type, long long *num,
+             char *str, size_t cap)
 {
     void *data = NULL;
     size_t len = 0;
@@ -59,18 +62,50 @@ tw_h_status_field(tw_client_t *c, const char *key, long long *out)
         up.data.type == MSGPACK_OBJECT_MAP) {
         for (uint32_t i = 0; i < up.data.via.map.size; i++) {
             msgpack_object_kv *kv = &up.data.via.map.ptr[i];
-            if (kv->key.type == MSGPACK_OBJECT_STR &&
-                kv->key.via.str.size == strlen(key) &&
-                memcmp(kv->key.via.str.ptr, key, strlen(key)) == 0 &&
-                kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                *out = (long long)kv->val.via.u64;
-                rc = 0;
+            if (kv->key.type != MSGPACK_OBJECT_STR ||
+                kv->key.via.str.size != strlen(key) ||
+                memcmp(kv->key.via.str.ptr, key, strlen(key)) != 0 ||
+                (int)kv->val.type != type) {
+                continue;
             }
+            if (type == MSGPACK_OBJECT_STR) {
+                snprintf(str, cap, "%.*s", (int)kv->val.via.str.size,
+                         kv->val.via.str.ptr);
+            } else {
+                *num = (long long)kv->val.via.u64;
+            }
+            rc = 0;
         }
     }
     msgpack_unpacked_destroy(&up);
     free(data);
     return rc;
+}
+
+int
+tw_h_status_field(tw_client_t *c, const char *key, long long *out)
+{
+    return s_status_get(c, key, MSGPACK_OBJECT_POSITIVE_INTEGER, out, NULL,
+                        0);
+}
+
+long long
+tw_h_status_of(const char *ep, const char *key)
+{
+    tw_client_t *c = tw_client_new(ep);
+    TW_H_ASSERT(c != NULL);
+    long long v = -1;
+    int rc = tw_h_status_field(c, key, &v);
+    TW_H_ASSERT_MSG(rc == 0, "%s: no status field %s (%s)", ep, key,
+                    tw_strerror(rc));
+    tw_client_destroy(&c);
+    return v;
+}
+
+int
+tw_h_status_str(tw_client_t *c, const char *key, char *out, size_t cap)
+{
+    return s_status_get(c, key, MSGPACK_OBJECT_STR, NULL, out, cap);
 }
 
 int

@@ -39,6 +39,15 @@ const tw_h_worker_t *tw_h_worker_named(const tw_h_worker_t *ws, size_t n,
 /* Read one integer field of QUERY "status". Returns 0 or an error. */
 int tw_h_status_field(tw_client_t *c, const char *key, long long *out);
 
+/* Integer field `key` of the status of the broker at `ep` (one broker of
+ * a pair, say), asked by a client of its own; fails the test if there is
+ * none. */
+long long tw_h_status_of(const char *ep, const char *key);
+
+/* Read one string field of QUERY "status" into `out` (cut to cap - 1).
+ * Returns 0 or an error. */
+int tw_h_status_str(tw_client_t *c, const char *key, char *out, size_t cap);
+
 /* Poll QUERY "status" until field `key` is at least `min`. Returns 0, or
  * TW_ETIMEDOUT after timeout_ms. */
 int tw_h_wait_status(tw_client_t *c, const char *key, long long min,

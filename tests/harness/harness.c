@@ -735,6 +735,92 @@ tw_h_restart_broker(tw_h_broker_t *b, const char *const extra[])
     return s_spawn_broker(b, extra);
 }
 
+int
+tw_h_curl(const char *url, const char *method, char **body)
+{
+    static int ncurl;
+    char out[512], logname[32];
+    snprintf(out, sizeof out, "%s/curl-%d.out", tw_h_tmpdir(), ++ncurl);
+    snprintf(logname, sizeof logname, "curl-%d.log", ncurl);
+    const char *argv[] = {"curl", "-s", "--fail", "-X", method, "-o", out,
+                          url, NULL};
+    const char *path[] = {"/usr/bin/curl", "/bin/curl"};
+    argv[0] = access(path[0], X_OK) == 0 ? path[0] : path[1];
+    pid_t pid = tw_h_spawn_log(argv, logname);
+    TW_H_ASSERT(pid > 0);
+    int rc = tw_h_wait_exit(pid, 20000);
+    TW_H_ASSERT(rc >= 0);
+    if (body) {
+        FILE *f = fopen(out, "rb");
+        TW_H_ASSERT(f);
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        *body = malloc((size_t)n + 1);
+        TW_H_ASSERT(fread(*body, 1, (size_t)n, f) == (size_t)n);
+        (*body)[n] = '\0';
+        fclose(f);
+    }
+    return rc;
+}
+
+/* The pair's own arguments for broker `i`, then `extra`, in argv. */
+static int
+s_pair_args(tw_h_pair_t *pr, int i, const char *const extra[],
+            const char *argv[], size_t cap)
+{
+    size_t n = 0;
+    argv[n++] = "--role";
+    argv[n++] = i == 0 ? "primary" : "backup";
+    argv[n++] = "--peer-bind";
+    argv[n++] = pr->peer[i];
+    argv[n++] = "--peer";
+    argv[n++] = pr->peer[1 - i];
+    return s_append(argv, &n, cap, extra);
+}
+
+int
+tw_h_start_pair(tw_h_pair_t *pr, const char *const extra[],
+                const char *const primary[])
+{
+    tw_h_init(NULL);
+    memset(pr, 0, sizeof *pr);
+    for (int i = 0; i < 2; i++) {
+        snprintf(pr->peer[i], sizeof pr->peer[i], "tcp://127.0.0.1:%d",
+                 tw_h_free_port());
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *argv[48];
+        size_t n = 0;
+        int rc = s_pair_args(pr, i, extra, argv, 48);
+        while (argv[n]) {
+            n++;
+        }
+        if (rc == 0 && i == 0) {
+            rc = s_append(argv, &n, 48, primary);
+        }
+        if (rc == 0) {
+            rc = tw_h_start_broker(&pr->br[i], argv);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    snprintf(pr->fronts, sizeof pr->fronts, "%s,%s", pr->br[0].frontend,
+             pr->br[1].frontend);
+    snprintf(pr->backs, sizeof pr->backs, "%s,%s", pr->br[0].backend,
+             pr->br[1].backend);
+    return 0;
+}
+
+int
+tw_h_restart_pair(tw_h_pair_t *pr, int i, const char *const extra[])
+{
+    const char *argv[48];
+    int rc = s_pair_args(pr, i, extra, argv, 48);
+    return rc != 0 ? rc : tw_h_restart_broker(&pr->br[i], argv);
+}
+
 pid_t
 tw_h_start_worker(const tw_h_broker_t *b, int slots,
                   const char *const extra[])

@@ -203,6 +203,26 @@ int tw_h_start_broker(tw_h_broker_t *b, const char *const extra[]);
  * tw_h_kill), e.g. to test recovery. Returns 0 or a negative error. */
 int tw_h_restart_broker(tw_h_broker_t *b, const char *const extra[]);
 
+/* A broker pair on loopback (docs/HA.md): br[0] the primary, br[1] the
+ * backup, each on fresh ports with its own data directory, and the
+ * endpoints of both as clients and workers are given them. */
+typedef struct {
+    tw_h_broker_t br[2];
+    char peer[2][64];      /* each one's --peer-bind */
+    char fronts[160];      /* "primary frontend,backup frontend" */
+    char backs[160];
+} tw_h_pair_t;
+
+/* Start both (--role, --peer-bind, --peer, then `extra` for both and
+ * `primary` for the primary only, either may be NULL; does not wait:
+ * tw_h_wait_ready(pr->fronts)). Returns 0 or a negative error. */
+int tw_h_start_pair(tw_h_pair_t *pr, const char *const extra[],
+                    const char *const primary[]);
+
+/* Start broker `i` of the pair again (after tw_h_stop or tw_h_kill) on
+ * its ports and data directory, with `extra`. */
+int tw_h_restart_pair(tw_h_pair_t *pr, int i, const char *const extra[]);
+
 /* Start a worker connected to `b`'s backend with `slots` slots, a unique
  * --name, and `extra` arguments. Returns its pid or a negative error. */
 pid_t tw_h_start_worker(const tw_h_broker_t *b, int slots,
@@ -220,6 +240,11 @@ int tw_h_wait_ready(const char *frontend, int timeout_ms);
  * cap - 1 bytes; *pid_out (if not NULL) its pid, for tw_h_log_path. */
 int tw_h_cli(const tw_h_broker_t *b, const char *const args[], char *out,
              size_t cap, pid_t *pid_out);
+
+/* curl -s --fail -X METHOD URL: curl's exit status (22 for an HTTP
+ * error) and, if `body` is not NULL, the body (malloc'ed, NUL-terminated)
+ * in *body. Fails the test if curl does not end within 20 s. */
+int tw_h_curl(const char *url, const char *method, char **body);
 
 /* A NULL-terminated argument list for tw_h_cli. */
 #define TW_H_ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -130,6 +130,40 @@ tw_h_mh_leave(void)
 }
 
 int
+tw_h_mh_pid(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s.pid", s_state, name);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return -1;
+    }
+    int pid = -1;
+    if (fscanf(fp, "%d", &pid) != 1) {
+        pid = -1;
+    }
+    fclose(fp);
+    return pid;
+}
+
+int
+tw_h_mh_running(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')'. */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+int
 tw_h_mh_file_has(const char *path, const char *text)
 {
     FILE *fp = fopen(path, "r");

@@ -2,7 +2,10 @@
  *  (deploy/multihost.sh) for tests that need real links between hosts.
  *
  *  The script builds hosts as network namespaces on one bridge: broker
- *  10.77.0.1, monitor 10.77.0.2, workers w1, w2... at 10.77.0.11.... A
+ *  10.77.0.1, monitor 10.77.0.2, with --pair a backup broker 10.77.0.3,
+ *  workers w1, w2... at 10.77.0.11.... The script's commands cut and heal
+ *  links between hosts, kill a broker, start it again on its store and
+ *  wipe its store (tw_h_mh_script("cut", "broker", "w1", NULL)...). A
  *  test brings a cluster up with tw_h_mh_up(), then usually moves itself
  *  into the monitor host (tw_h_mh_enter) before it makes any ZeroMQ
  *  socket, so libtaskwheel reaches the broker over the bridge as a remote
@@ -19,6 +22,13 @@
 
 #define TW_H_MH_FRONTEND "tcp://10.77.0.1:7710"
 #define TW_H_MH_STATUS "tcp://10.77.0.1:7712"
+
+/* A pair (`multihost.sh --pair`): the primary on the broker host, the
+ * backup on the backup host (10.77.0.3), and both endpoints as clients
+ * and workers are given them. */
+#define TW_H_MH_BACKUP_FRONTEND "tcp://10.77.0.3:7710"
+#define TW_H_MH_BACKUP_STATUS "tcp://10.77.0.3:7712"
+#define TW_H_MH_PAIR_FRONTENDS TW_H_MH_FRONTEND "," TW_H_MH_BACKUP_FRONTEND
 
 /* Exit code of a test that skipped (ctest's SKIP_RETURN_CODE). */
 #define TW_H_SKIP 77
@@ -51,6 +61,14 @@ int tw_h_mh_down(void);
 /* The cluster's tag ("<prefix>-<pid>") and state directory. Borrowed. */
 const char *tw_h_mh_tag(void);
 const char *tw_h_mh_state(void);
+
+/* The pid the script recorded for process `name` ("broker", "backup",
+ * "w1"...), or -1 if none is recorded. */
+int tw_h_mh_pid(const char *name);
+
+/* 1 if process `pid` (one the script started: not our child) exists and
+ * is not a zombie. */
+int tw_h_mh_running(int pid);
 
 /* 1 if the file at `path` contains `text`. */
 int tw_h_mh_file_has(const char *path, const char *text);

@@ -37,37 +37,6 @@
 #include <unistd.h>
 
 static tw_client_t *s_c;
-static int s_ncurl;
-
-/* curl URL (extra args allowed); the body in a file of the temp dir.
- * Returns curl's exit status (22 for an HTTP error with --fail) and the
- * body (malloc'ed, NUL-terminated) in *body if not NULL. */
-static int
-s_curl(const char *url, const char *method, char **body)
-{
-    char out[512], logname[32];
-    snprintf(out, sizeof out, "%s/scrape-%d.txt", tw_h_tmpdir(), ++s_ncurl);
-    snprintf(logname, sizeof logname, "curl-%d.log", s_ncurl);
-    const char *argv[] = {"curl", "-s", "--fail", "-X", method, "-o", out,
-                          url, NULL};
-    const char *path[] = {"/usr/bin/curl", "/bin/curl"};
-    argv[0] = access(path[0], X_OK) == 0 ? path[0] : path[1];
-    pid_t pid = tw_h_spawn_log(argv, logname);
-    TW_H_ASSERT(pid > 0);
-    int rc = tw_h_wait_exit(pid, 20000);
-    if (body) {
-        FILE *f = fopen(out, "rb");
-        TW_H_ASSERT(f);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        *body = malloc((size_t)n + 1);
-        TW_H_ASSERT(fread(*body, 1, (size_t)n, f) == (size_t)n);
-        (*body)[n] = '\0';
-        fclose(f);
-    }
-    return rc;
-}
 
 /* The value of the sample line that starts with `series` followed by a
  * space (e.g. `taskwheel_tasks{state="pending"}`); fails if absent. */
@@ -531,7 +500,7 @@ main(void)
 
     /* ---- the scrape ---- */
     char *page = NULL;
-    TW_H_ASSERT_EQ(s_curl(url, "GET", &page), 0);
+    TW_H_ASSERT_EQ(tw_h_curl(url, "GET", &page), 0);
     s_check_format(page);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_workers"), 1);
     TW_H_ASSERT_EQ(s_metric(page, "taskwheel_slots"), 8);
@@ -592,11 +561,11 @@ main(void)
 
     char other[96];
     snprintf(other, sizeof other, "http://%s/nothing", addr);
-    TW_H_ASSERT_EQ(s_curl(other, "GET", NULL), 22); /* 404 */
+    TW_H_ASSERT_EQ(tw_h_curl(other, "GET", NULL), 22); /* 404 */
     snprintf(other, sizeof other, "http://%s/metrics/x", addr);
-    TW_H_ASSERT_EQ(s_curl(other, "GET", NULL), 22);
-    TW_H_ASSERT_EQ(s_curl(url, "POST", NULL), 22); /* 405 */
-    TW_H_ASSERT_EQ(s_curl(url, "GET", NULL), 0);    /* still serving */
+    TW_H_ASSERT_EQ(tw_h_curl(other, "GET", NULL), 22);
+    TW_H_ASSERT_EQ(tw_h_curl(url, "POST", NULL), 22); /* 405 */
+    TW_H_ASSERT_EQ(tw_h_curl(url, "GET", NULL), 0);    /* still serving */
 
     /* ---- the snapshot and the stream ---- */
     s_check_snapshot();

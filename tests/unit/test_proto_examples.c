@@ -7,8 +7,12 @@
  *
  *      X: NAME    frame 0: 54 57 01 CC         a message sent by X, which
  *                 frame 1 (N octets):          is B (the broker), W (a
- *        hex ...  annotation                   worker) or C (a client);
- *                                              no "X:" means any sender
+ *        hex ...  annotation                   worker), C (a client), or
+ *                                              on the peer socket of a
+ *                                              pair (17) A (the active),
+ *                                              P (the passive) or X
+ *                                              (either); no "X:" means
+ *                                              any sender
  *      NAME ...   frame 0: 54 57 01 CC   frame 1: HEX    (a short one)
  *      status: frame 0 "TOPIC"                 a status message (8)
  *              frame 1 (N octets):
@@ -69,13 +73,28 @@
 /* One example as read from the document. */
 typedef struct {
     int line;       /* of its first line */
-    char who;       /* 'B', 'W', 'C', 'A' (any), 'S' (status), 'R' (ROUTER) */
+    char who;       /* 'B', 'W', 'C', a pair's 'A', 'P', 'X', '*' (any),
+                     * 'S' (status), 'R' (ROUTER) */
     char name[64];  /* the command named on the line, or the topic */
     unsigned char f[3][S_MAX_FRAME];
     size_t len[3];  /* octets read */
     size_t want[3]; /* octets announced; (size_t)-1 if not announced */
     int nframes;
 } s_ex_t;
+
+/* Is `c` a sender an example or a syntax line may name? */
+static int
+s_sender(char c)
+{
+    return c != '\0' && strchr("BWCAPX", c) != NULL;
+}
+
+/* Is `c` a broker of a pair speaking to its peer (PROTOCOL.md 17)? */
+static int
+s_peer(char c)
+{
+    return c == 'A' || c == 'P' || c == 'X';
+}
 
 /* The keys a syntax line requires: the body's and each item's. */
 #define S_MAX_KEYS 16
@@ -215,7 +234,7 @@ s_syntax_line(s_tally_t *t, const char *line)
     }
     char name[32];
     int used = 0;
-    if (!(*line == 'B' || *line == 'W' || *line == 'C') || line[1] != ':' ||
+    if (!s_sender(*line) || line[1] != ':' ||
         sscanf(line + 2, " %31[A-Z]%n", name, &used) != 1) {
         return;
     }
@@ -311,12 +330,11 @@ s_check_doc(const char *doc)
             } else if (!f0) {
                 ex->who = 'R';
                 snprintf(ex->name, sizeof ex->name, "as received");
-            } else if ((*w == 'B' || *w == 'W' || *w == 'C') &&
-                       w[1] == ':') {
+            } else if (s_sender(*w) && w[1] == ':') {
                 ex->who = *w;
                 sscanf(w + 2, " %63s", ex->name);
             } else {
-                ex->who = 'A';
+                ex->who = '*';
                 sscanf(w, "%63s", ex->name);
             }
             ex->nframes = 1;
@@ -464,7 +482,8 @@ s_check_required(s_tally_t *t, const s_ex_t *ex, const char *name,
     char who = ex->who == 'R' ? 'C' : ex->who;
     for (int i = 0; i < t->nsyn; i++) {
         const s_syntax_t *s = &t->syn[i];
-        if (s->who != who || strcmp(s->name, name) != 0) {
+        int same = s->who == who || (s->who == 'X' && s_peer(who));
+        if (!same || strcmp(s->name, name) != 0) {
             continue;
         }
         for (int j = 0; j < s->body.n; j++) {
@@ -516,6 +535,7 @@ s_check_command(s_tally_t *t, const s_ex_t *ex, const unsigned char *hdr,
     int from = ex->who == 'B'   ? TW_B2W | TW_B2C
                : ex->who == 'W' ? TW_W2B
                : ex->who == 'C' || ex->who == 'R' ? TW_C2B
+               : s_peer(ex->who)                  ? TW_B2B
                                                   : dirs;
     if (!(dirs & from)) {
         s_problem(t, ex, "%s does not travel from %c", name, ex->who);
@@ -681,6 +701,18 @@ test_broken_examples(void **state)
          "    84 a2 69 64 01 a1 68 a4 65 63 68 6f\n"
          "       a1 61 c4 01 c0 a2 61 74 01\n```\n",
          "item 0 has no \"ep\""},
+        /* REPL travels only between the brokers of a pair */
+        {"```\nW: REPL    frame 0: 54 57 01 1b\n"
+         "           frame 1 (16 octets):\n"
+         "  83 a2 68 61 01 a3 73 65 71 01 a3 6f 70 73 c4 00\n```\n",
+         "does not travel from W"},
+        /* a passive's RACK without the "seq" that either broker's
+         * syntax line requires */
+        {"```\nX: RACK {seq}\n```\n"
+         "```\nP: RACK    frame 0: 54 57 01 1c\n"
+         "           frame 1 (1 octets):\n"
+         "  80\n```\n",
+         "no \"seq\""},
         /* a status body that does not end with "tseq", "ts" */
         {"```\nstatus: frame 0 \"stats\"\n"
          "        frame 1 (16 octets):\n"

@@ -41,6 +41,17 @@ tw_fb_new(void)
 }
 
 void
+tw_fb_second(tw_fb_t *fb)
+{
+    fb->router2 = zmq_socket(fb->ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(fb->router2, ZMQ_LINGER, &linger, sizeof linger);
+    assert_int_equal(zmq_bind(fb->router2, "tcp://127.0.0.1:*"), 0);
+    size_t len = sizeof fb->ep2;
+    zmq_getsockopt(fb->router2, ZMQ_LAST_ENDPOINT, fb->ep2, &len);
+}
+
+void
 tw_fb_destroy(tw_fb_t **fb_p)
 {
     tw_fb_t *fb = *fb_p;
@@ -61,6 +72,9 @@ tw_fb_destroy(tw_fb_t **fb_p)
     assert_int_equal(uv_loop_close(&fb->loop), 0);
     tw_handlers_free(&fb->reg);
     zmq_close(fb->router);
+    if (fb->router2) {
+        zmq_close(fb->router2);
+    }
     zmq_ctx_term(fb->ctx);
     if (s_current == fb) {
         s_current = NULL;
@@ -95,6 +109,19 @@ tw_fb_on_exit(tw_worker_t *w, int code, int stuck)
 }
 
 void
+tw_fb_start_worker_at(tw_fb_t *fb, const char *brokers, const char *name,
+                      unsigned slots)
+{
+    char err[256];
+    tw_worker_opts_t o = {brokers, name, slots, NULL, 0, 0};
+    assert_int_equal(tw_worker_new(&fb->w, &fb->loop, &fb->reg, &o, err,
+                                   sizeof err),
+                     0);
+    assert_int_equal(tw_worker_start(fb->w, tw_fb_on_exit, err, sizeof err),
+                     0);
+}
+
+void
 tw_fb_start_worker(tw_fb_t *fb, const char *name, unsigned slots,
                    const char *tags, uint64_t drain_ms)
 {
@@ -122,9 +149,12 @@ tw_fb_recv(tw_fb_t *fb, int ms)
     uint64_t end = tw_now_ms() + (uint64_t)ms;
     do {
         uv_run(&fb->loop, UV_RUN_NOWAIT);
-        zmq_pollitem_t pi = {fb->router, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&pi, 1, 1) == 1) {
-            assert_int_equal(tw_zrecv_frames(fb->router, &fb->in, 0), 0);
+        zmq_pollitem_t pi[2] = {{fb->router, 0, ZMQ_POLLIN, 0},
+                                {fb->router2, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(pi, fb->router2 ? 2 : 1, 1) > 0) {
+            fb->from = (pi[0].revents & ZMQ_POLLIN) ? 0 : 2;
+            void *r = fb->from ? fb->router2 : fb->router;
+            assert_int_equal(tw_zrecv_frames(r, &fb->in, 0), 0);
             assert_int_equal(fb->in.n, 3);
             fb->ilen = zmq_msg_size(&fb->in.f[0]);
             memcpy(fb->ident, zmq_msg_data(&fb->in.f[0]), fb->ilen);
@@ -209,7 +239,9 @@ tw_fb_send(tw_fb_t *fb, tw_enc_t *e, tw_cmd_t cmd)
     zmq_msg_init_size(&f[0], fb->ilen);
     memcpy(zmq_msg_data(&f[0]), fb->ident, fb->ilen);
     tw_enc_frames(e, cmd, &f[1]);
-    assert_int_equal(tw_zsend_frames(fb->router, f, 3, 0), 0);
+    assert_int_equal(tw_zsend_frames(fb->from ? fb->router2 : fb->router, f,
+                                     3, 0),
+                     0);
     tw_enc_free(e);
 }
 

@@ -33,6 +33,9 @@ typedef struct {
     int exited, exit_code, stuck; /* what the exit callback said */
     void *ctx, *router;
     char ep[128]; /* the ROUTER's endpoint, for the worker */
+    void *router2; /* tw_fb_second: the other broker of a pair, or NULL */
+    char ep2[128];
+    int from;      /* the router the last message came to: 0, or 2 */
     char ident[256]; /* routing id of the last message's sender */
     size_t ilen;
     int skip_heartbeats; /* tw_fb_recv passes over HEARTBEATs */
@@ -64,6 +67,16 @@ void tw_fb_on_exit(tw_worker_t *w, int code, int stuck);
  * for none) and `drain_ms`, connecting to the ROUTER. Asserts success. */
 void tw_fb_start_worker(tw_fb_t *fb, const char *name, unsigned slots,
                         const char *tags, uint64_t drain_ms);
+
+/* Bind a second ROUTER (router2, ep2), the other broker of a pair:
+ * tw_fb_recv reads both, tw_fb_send answers on the one the last message
+ * came to. */
+void tw_fb_second(tw_fb_t *fb);
+
+/* Like tw_fb_start_worker (no tags, no drain timeout), given `brokers`
+ * ("EP1,EP2"). */
+void tw_fb_start_worker_at(tw_fb_t *fb, const char *brokers,
+                           const char *name, unsigned slots);
 
 /* Drop the last message received (fb->m and its frames). */
 void tw_fb_release(tw_fb_t *fb);

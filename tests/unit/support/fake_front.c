@@ -126,11 +126,13 @@ tw_ff_recv(tw_ff_t *ff, tw_client_t *c, int timeout_ms)
                 return 0;
             }
             ff->heartbeats++;
-            tw_enc_t e;
-            tw_enc_init(&e);
-            tw_enc_map(&e, 0);
-            tw_ff_send(ff, TW_CMD_HEARTBEAT, &e);
-            tw_enc_free(&e);
+            if (!ff->mute) {
+                tw_enc_t e;
+                tw_enc_init(&e);
+                tw_enc_map(&e, 0);
+                tw_ff_send(ff, TW_CMD_HEARTBEAT, &e);
+                tw_enc_free(&e);
+            }
             if (ff->pings) {
                 return 0;
             }

@@ -27,6 +27,8 @@ typedef struct {
     char ident[256];      /* routing id of the last sender */
     size_t ilen;
     int pings;            /* 1: tw_ff_recv returns HEARTBEATs too */
+    int mute;             /* 1: HEARTBEATs are not answered (the test
+                             answers them, as a broker of a pair would) */
     uint64_t heartbeats;  /* HEARTBEATs received */
     zmq_msg_t body;       /* the last message's body, kept for `m` */
     tw_msg_t m;           /* ... decoded */
