@@ -1,4 +1,4 @@
-/*  tests/integration/42-http-api.c - the broker's HTTP API, driven with
+/*  tests/integration/45-http-api.c - the broker's HTTP API, driven with
  *  curl against a real broker and worker (docs/HTTP.md).
  *
  *    - --http serves /metrics (with the run time and queue wait
@@ -121,7 +121,7 @@ s_run(tw_client_t *c, const char *handler, const char *arg, int state)
 int
 main(void)
 {
-    tw_h_init("42-http-api");
+    tw_h_init("45-http-api");
     tw_h_broker_t b;
     char http[64];
     int port = tw_h_free_port();
@@ -313,6 +313,6 @@ main(void)
                        " -d '{\"state\":\"failed\"}'",
              "/api/v1/tasks/retry", "\"done\":[]");
     TW_H_ASSERT_EQ(tw_h_stop(b2.pid), 0);
-    printf("42-http-api: ok\n");
+    printf("45-http-api: ok\n");
     return 0;
 }

@@ -1,4 +1,4 @@
-/*  tests/integration/42-pair-replicate.c - replication: the active
+/*  tests/integration/47-pair-replicate.c - replication: the active
  *  SIGKILLed in the middle of a stream of submissions loses no
  *  acknowledged task under --replicate sync, and under async what it
  *  loses is reported (docs/HA.md section 4).
@@ -189,9 +189,9 @@ s_scenario(const char *mode)
 int
 main(void)
 {
-    tw_h_init("42-pair-replicate");
+    tw_h_init("47-pair-replicate");
     s_scenario("sync");
     s_scenario("async");
-    printf("42-pair-replicate: ok\n");
+    printf("47-pair-replicate: ok\n");
     return 0;
 }

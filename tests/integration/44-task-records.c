@@ -1,4 +1,4 @@
-/*  tests/integration/41-task-records.c - task records on a real broker:
+/*  tests/integration/44-task-records.c - task records on a real broker:
  *  list, show, retry and purge from the CLI (PROTOCOL.md 16).
  *
  *  A broker and a worker run tasks that succeed, fail for good, and fail
@@ -121,7 +121,7 @@ s_lines(void)
 int
 main(void)
 {
-    tw_h_init("41-task-records");
+    tw_h_init("44-task-records");
     tw_h_broker_t b;
     TW_H_ASSERT_OK(tw_h_start_broker(&b, NULL));
     TW_H_ASSERT_OK(tw_h_wait_ready(b.frontend, 10000));
@@ -313,6 +313,6 @@ main(void)
     s_has("\"state\":\"error\"");
     tw_client_destroy(&c);
     TW_H_ASSERT_EQ(tw_h_stop(b2.pid), 0);
-    printf("41-task-records: ok\n");
+    printf("44-task-records: ok\n");
     return 0;
 }

@@ -1,4 +1,4 @@
-/*  tests/integration/41-pair.c - a broker pair on loopback: one active,
+/*  tests/integration/46-pair.c - a broker pair on loopback: one active,
  *  the passive refusing and naming it, failover by Binary Star's rule,
  *  fencing, and the old active coming back passive (docs/HA.md,
  *  PROTOCOL.md 17).
@@ -167,7 +167,7 @@ s_settings(void)
 int
 main(void)
 {
-    tw_h_init("41-pair");
+    tw_h_init("46-pair");
     s_settings();
     tw_h_pair_t pr;
     const char *const args[] = {"--heartbeat", "200", "--replicate", "sync",
@@ -271,6 +271,6 @@ main(void)
 
     tw_client_destroy(&c);
     TW_H_ASSERT_EQ(tw_h_stop(p->pid), 0);
-    printf("41-pair: ok\n");
+    printf("46-pair: ok\n");
     return 0;
 }

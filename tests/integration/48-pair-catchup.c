@@ -1,4 +1,4 @@
-/*  tests/integration/43-pair-catchup.c - a passive that starts empty
+/*  tests/integration/48-pair-catchup.c - a passive that starts empty
  *  catches up from a snapshot of the active's store, then follows the
  *  stream, and can take over with everything (docs/HA.md section 4).
  *
@@ -57,7 +57,7 @@ s_wait_status(const char *ep, const char *key, long long want)
 int
 main(void)
 {
-    tw_h_init("43-pair-catchup");
+    tw_h_init("48-pair-catchup");
     tw_h_pair_t pr;
     const char *const args[] = {"--heartbeat", "200", "--replicate", "sync",
                                 NULL};
@@ -113,6 +113,6 @@ main(void)
     tw_client_destroy(&cb);
     tw_client_destroy(&c);
     TW_H_ASSERT_EQ(tw_h_stop(b->pid), 0);
-    printf("43-pair-catchup: ok\n");
+    printf("48-pair-catchup: ok\n");
     return 0;
 }
