@@ -92,6 +92,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
     S_OPT_INT("handler-grace", 0, 3600, "0", handler_grace,
               "seconds after start during which tasks for handlers no "
               "worker has offered yet are queued, not refused"),
+    S_OPT_INT("schedule-grace", 1, 600000, "60000", schedule_grace,
+              "milliseconds a schedule's tick may be late and still fire; "
+              "older ticks were missed and follow the schedule's catch-up "
+              "policy"),
     S_OPT_INT("max-stations", 1, 1LL << 31, "100000", max_stations,
               "stations held (running or pending) before an add is "
               "refused (EFULL)"),
@@ -554,7 +558,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_timer_init(loop, &b->sched_timer);
     b->delay_timer.data = b->more_timer.data = b->grace_timer.data = b;
     b->sched_timer.data = b;
-    tw_schedtab_init(&b->sched, 0);
+    tw_schedtab_init(&b->sched, (uint64_t)cfg->schedule_grace);
     b->sched_at = -2; /* until recovered */
     uv_signal_init(loop, &b->sigterm);
     uv_signal_init(loop, &b->sigint);
