@@ -22,10 +22,8 @@
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
 #include "taskwheel/client.h"
-#include "proto/mpwalk.h"
 
 #include <inttypes.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <zmq.h>
@@ -41,61 +39,13 @@ s_cli(const char *const args[])
     return tw_h_cli(&s_b, args, s_out, sizeof s_out, NULL);
 }
 
-/* One schedule event: its topic's last part and body fields. */
-typedef struct {
-    int fired;          /* 1 fired, 0 skipped */
-    uint64_t id, tick;
-    int manual;
-    char reason[64];
-} s_ev_t;
+typedef tw_h_sched_ev_t s_ev_t;
 
-static uint64_t
-s_u(const msgpack_object *m, const char *k)
-{
-    const msgpack_object *v = tw_mp_get(m, k);
-    return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
-}
-
-/* The next event of schedule `name` within timeout_ms: 0, or -1. */
+/* The next event of schedule `name` within timeout_ms: 0, or not. */
 static int
 s_next_event(const char *name, s_ev_t *ev, int timeout_ms)
 {
-    char want[160];
-    snprintf(want, sizeof want, "schedule.%s.", name);
-    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
-    while (tw_h_now_ms() < end) {
-        char t[192];
-        zmq_msg_t body;
-        if (tw_h_sub_recv(s_sub, t, sizeof t, &body, 200) != 0) {
-            continue;
-        }
-        int hit = strncmp(t, want, strlen(want)) == 0;
-        if (hit) {
-            msgpack_unpacked up;
-            msgpack_unpacked_init(&up);
-            TW_H_ASSERT(msgpack_unpack_next(&up, zmq_msg_data(&body),
-                                            zmq_msg_size(&body), NULL) ==
-                        MSGPACK_UNPACK_SUCCESS);
-            memset(ev, 0, sizeof *ev);
-            ev->fired = strcmp(t + strlen(want), "fired") == 0;
-            ev->id = s_u(&up.data, "id");
-            ev->tick = s_u(&up.data, "tick");
-            const msgpack_object *mv = tw_mp_get(&up.data, "manual");
-            ev->manual = mv && mv->type == MSGPACK_OBJECT_BOOLEAN &&
-                         mv->via.boolean;
-            const msgpack_object *r = tw_mp_get(&up.data, "reason");
-            if (r && r->type == MSGPACK_OBJECT_STR) {
-                snprintf(ev->reason, sizeof ev->reason, "%.*s",
-                         (int)r->via.str.size, r->via.str.ptr);
-            }
-            msgpack_unpacked_destroy(&up);
-        }
-        zmq_msg_close(&body);
-        if (hit) {
-            return 0;
-        }
-    }
-    return -1;
+    return tw_h_schedule_event(s_sub, name, ev, timeout_ms);
 }
 
 /* Wait for the next tick's (not run-now's) fired event of `name`. */

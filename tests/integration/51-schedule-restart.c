@@ -90,32 +90,15 @@ s_echo_tasks(tw_client_t *c)
     return n;
 }
 
-/* The tick of the next schedule.<name>.fired event within timeout_ms, or
- * 0. */
+/* The tick of the next schedule.s.fired event within timeout_ms, or 0. */
 static uint64_t
 s_fired(void *sub, int timeout_ms)
 {
+    tw_h_sched_ev_t ev;
     uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
     while (tw_h_now_ms() < end) {
-        char t[192];
-        zmq_msg_t body;
-        if (tw_h_sub_recv(sub, t, sizeof t, &body, 100) != 0) {
-            continue;
-        }
-        uint64_t tick = 0;
-        if (strcmp(t, "schedule.s.fired") == 0) {
-            msgpack_unpacked up;
-            msgpack_unpacked_init(&up);
-            if (msgpack_unpack_next(&up, zmq_msg_data(&body),
-                                    zmq_msg_size(&body), NULL) ==
-                MSGPACK_UNPACK_SUCCESS) {
-                tick = (uint64_t)s_int(&up.data, "tick");
-            }
-            msgpack_unpacked_destroy(&up);
-        }
-        zmq_msg_close(&body);
-        if (tick) {
-            return tick;
+        if (tw_h_schedule_event(sub, "s", &ev, 100) == 0 && ev.fired) {
+            return ev.tick;
         }
     }
     return 0;
