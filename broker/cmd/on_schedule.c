@@ -312,7 +312,7 @@ tw__on_schedule(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
     }
     if (rc == 0 && op != TW_OP_SCHEDULE_LIST && op != TW_OP_SCHEDULE_SHOW &&
         op != TW_OP_SCHEDULE_RUN_NOW) {
-        tw_schedtab_mark(&b->sched, name, nlen);
+        tw__schedule_mark(b, name, nlen);
     }
     if (rc == 0 && op == TW_OP_SCHEDULE_RUN_NOW) {
         rc = s_run_now(b, c, seq, name, nlen, why, sizeof why);

@@ -108,12 +108,20 @@ s_fire(tw_broker_t *b, const tw_sched_action_t *act, uint64_t *id, char *why,
     return rc;
 }
 
+void
+tw__schedule_mark(tw_broker_t *b, const char *name, size_t len)
+{
+    if (b->persist) {
+        tw_schedtab_mark(&b->sched, name, len);
+    }
+}
+
 int
 tw__schedule_act(tw_broker_t *b, const tw_sched_action_t *act, uint64_t *id,
                  char *why, size_t wlen)
 {
     tw_schedtab_t *st = &b->sched;
-    tw_schedtab_mark(st, act->name, act->namelen);
+    tw__schedule_mark(b, act->name, act->namelen);
     *id = 0;
     if (act->kind == TW_SCHED_SKIP) {
         st->skipped += act->count ? act->count : 1;

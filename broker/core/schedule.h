@@ -36,6 +36,10 @@ int64_t tw__schedule_next(const struct tw_broker *b);
 int tw__schedule_act(struct tw_broker *b, const tw_sched_action_t *act,
                      uint64_t *id, char *why, size_t wlen);
 
+/* Schedule `name` changed: its record is written with the turn's commit
+ * (nothing to write without a store). */
+void tw__schedule_mark(struct tw_broker *b, const char *name, size_t len);
+
 /* The schedule figures of QUERY status: TW__SCHEDULE_STATUS_KEYS keys
  * ("schedules", "schedule_fired", "schedule_skipped") and their values. */
 #define TW__SCHEDULE_STATUS_KEYS 3
