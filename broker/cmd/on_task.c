@@ -186,7 +186,7 @@ s_ack_resent(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e, uint64_t seq,
     s_ack(e, seq, st->id, 0);
     b->st.deduplicated++;
     if (st->state <= TW_ST_LOST) {
-        tw__flow_result_item(tw__outbox_item(b, c, &c->results), st);
+        tw__flow_result_item(b, tw__outbox_item(b, c, &c->results), st);
     }
 }
 
@@ -447,7 +447,7 @@ tw__on_result(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_t *e = tw_batch_item(&batch);
         const tw_task_t *t = tw_tasks_get(&b->tasks, id);
         if (t) {
-            tw__flow_result_item(e, t);
+            tw__flow_result_item(b, e, t);
         } else {
             tw_enc_map(e, 2);
             tw_enc_ikey(e, TW_I_ID);

@@ -13,7 +13,9 @@
  *      task <id> ended error") and a chord's callback;
  *    - a graph under a group cancels as one unit: its first step held by
  *      the group's limit 0 (nothing of it starts, S96), `cancel --group`
- *      ends every task of the chain, the blocked ones included.
+ *      ends every task of the chain, the blocked ones included; before
+ *      that, `tasks show` says why each waits ("group job-7 at its limit
+ *      0", "waiting for task <id>").
  */
 #include "tests/harness/harness.h"
 #include "tests/harness/client_helpers.h"
@@ -185,6 +187,16 @@ s_cancel_group(void)
     TW_H_ASSERT_EQ(s_state(ids[0], NULL, 0), TW_ST_PENDING);
     TW_H_ASSERT_EQ(s_state(ids[1], NULL, 0), TW_ST_BLOCKED);
     TW_H_ASSERT_EQ(s_state(ids[2], NULL, 0), TW_ST_BLOCKED);
+    /* Each says why it waits (PROTOCOL.md 18.9). */
+    char id[24], want[64];
+    snprintf(id, sizeof id, "%" PRIu64, ids[0]);
+    TW_H_ASSERT_EQ(s_cli(TW_H_ARGS("tasks", "show", id)), 0);
+    TW_H_ASSERT_MSG(strstr(s_out, "waits: group job-7 at its limit 0"),
+                    "tasks show said:\n%s", s_out);
+    snprintf(id, sizeof id, "%" PRIu64, ids[2]);
+    snprintf(want, sizeof want, "waits: waiting for task %" PRIu64, ids[1]);
+    TW_H_ASSERT_EQ(s_cli(TW_H_ARGS("tasks", "show", id)), 0);
+    TW_H_ASSERT_MSG(strstr(s_out, want), "tasks show said:\n%s", s_out);
     rc = s_cli(TW_H_ARGS("cancel", "--group", "job-7"));
     TW_H_ASSERT_MSG(rc == 0, "cancel exited %d:\n%s", rc, s_out);
     for (int i = 0; i < 3; i++) {
