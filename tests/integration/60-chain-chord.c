@@ -37,26 +37,16 @@ s_cli(const char *const args[])
     return tw_h_cli(&s_b, args, s_out, sizeof s_out, NULL);
 }
 
-/* The state of task `id`, and its error text in `err` (if not NULL). */
 static int
 s_state(uint64_t id, char *err, size_t elen)
 {
-    tw_result_t *r = NULL;
-    TW_H_ASSERT_OK(tw_client_result(s_c, id, 5000, &r));
-    int st = r->state;
-    if (err) {
-        snprintf(err, elen, "%s", r->error ? r->error : "");
-    }
-    tw_result_free(&r);
-    return st;
+    return tw_h_state_of(s_c, id, err, elen);
 }
 
 static void
 s_wait(uint64_t id, int state)
 {
-    int rc = tw_h_wait_state(s_c, id, state, 30000);
-    TW_H_ASSERT_MSG(rc == 0, "task %" PRIu64 " never reached state %d "
-                    "(now %d)", id, state, s_state(id, NULL, 0));
+    tw_h_expect_state(s_c, id, state);
 }
 
 /* The ids a `chain`/`chord` printed, one a line; returns how many. */
