@@ -298,9 +298,24 @@ typedef struct {
     int hidx;
     tw_pool_t *pool;
     tw_task_t *resent; /* accepted before: a resend */
-    size_t *as;        /* its `as` parents, as item indexes */
+    uint64_t *as;      /* its `as` parents (tw_graph_parents' out) */
     size_t nas;
 } s_gitem_t;
+
+/* What a graph's client `c` had accepted before (tw_graph_known_fn). */
+typedef struct {
+    tw_broker_t *b;
+    tw_bclient_t *c;
+} s_known_t;
+
+static uint64_t
+s_known(void *arg, uint64_t seq)
+{
+    s_known_t *k = arg;
+    uint64_t id = tw_dedup_get(&k->b->dedup, k->c->id, seq);
+    const tw_task_t *t = id ? tw_tasks_get(&k->b->tasks, id) : NULL;
+    return t && t->client == k->c->id && t->seq == seq ? id : 0;
+}
 
 /* Check item `i` of a graph, after items 0..i-1: 0 or an error code with
  * the reason in `why`. */
@@ -340,7 +355,9 @@ s_graph_check(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
             }
             gi->as = tw_malloc(nas * sizeof *gi->as);
             gi->nas = nas;
-            rc = tw_graph_parents(g, seqs, nas, gi->as, why, wlen);
+            s_known_t kn = {b, c};
+            rc = tw_graph_parents(g, seqs, nas, s_known, &kn, gi->as, why,
+                                  wlen);
             tw_free(seqs);
         }
     }
@@ -391,7 +408,8 @@ s_submit_graph(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m,
             uint64_t *par = tw_malloc((gi[i].nas ? gi[i].nas : 1) *
                                       sizeof *par);
             for (size_t k = 0; k < gi[i].nas; k++) {
-                par[k] = ids[gi[i].as[k]];
+                uint64_t a = gi[i].as[k];
+                par[k] = a & TW_GRAPH_ID ? a & ~TW_GRAPH_ID : ids[a];
             }
             ids[i] = s_accept(b, c, it, e, gi[i].hidx, gi[i].pool,
                               gi[i].shash, par, gi[i].nas, publish);

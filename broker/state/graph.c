@@ -46,16 +46,18 @@ tw_graph_find(const tw_graph_t *g, uint64_t seq)
 
 int
 tw_graph_parents(const tw_graph_t *g, const uint64_t *as, size_t n,
-                 size_t *out, char *why, size_t wlen)
+                 tw_graph_known_fn known, void *arg, uint64_t *out,
+                 char *why, size_t wlen)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t k = tw_graph_find(g, as[i]);
-        if (k < 0) {
+        uint64_t id = k < 0 && known ? known(arg, as[i]) : 0;
+        if (k < 0 && !id) {
             snprintf(why, wlen, "as names seq %llu, which is not an earlier "
                      "item of this SUBMIT", (unsigned long long)as[i]);
             return TW_ENOENT;
         }
-        out[i] = (size_t)k;
+        out[i] = k >= 0 ? (uint64_t)k : TW_GRAPH_ID | id;
     }
     return 0;
 }

@@ -36,10 +36,21 @@ int64_t tw_graph_add(tw_graph_t *g, uint64_t seq, char *why, size_t wlen);
 /* The index of the item added with `seq`, or -1. */
 int64_t tw_graph_find(const tw_graph_t *g, uint64_t seq);
 
-/* Resolve an `as` list of `n` seqs to item indexes in `out` (n slots).
- * Returns 0, or TW_ENOENT with the reason in `why` when a seq is not one
- * of an item added so far (a later item, the item itself, or none). */
+/* Marks an element of tw_graph_parents' `out` that is a task id (an
+ * item of an earlier SUBMIT), not an item index of this one. */
+#define TW_GRAPH_ID (1ull << 63)
+
+/* The task a seq names among the items the same client had accepted in
+ * an earlier SUBMIT (a resend after a reconnection may split a large
+ * graph), or 0. */
+typedef uint64_t (*tw_graph_known_fn)(void *arg, uint64_t seq);
+
+/* Resolve an `as` list of `n` seqs into `out` (n slots): the index of an
+ * item added so far, else, if `known` (may be NULL) finds it, TW_GRAPH_ID
+ * | its task id. Returns 0, or TW_ENOENT with the reason in `why` when a
+ * seq is neither (a later item, the item itself, or none). */
 int tw_graph_parents(const tw_graph_t *g, const uint64_t *as, size_t n,
-                     size_t *out, char *why, size_t wlen);
+                     tw_graph_known_fn known, void *arg, uint64_t *out,
+                     char *why, size_t wlen);
 
 #endif /* TW_BROKER_GRAPH_H */

@@ -10,7 +10,9 @@
  *      graph EINVAL; each time every item of the SUBMIT is refused, the
  *      others pointing at the bad one ("not submitted: item seq N of
  *      this graph was refused: ..."), and nothing is created;
- *    - a good raw graph is accepted whole and its items ACKed in order;
+ *    - a good raw graph is accepted whole and its items ACKed in order,
+ *      and a later SUBMIT may name one of its items by seq (a resend may
+ *      split a graph): that task runs once its parent ended;
  *    - usage errors of the CLI (no steps, --then in a chain, a chord
  *      without a callback, bad ARGS-JSON) exit 2 and submit nothing.
  */
@@ -148,6 +150,28 @@ s_raw_refusals(void)
     s_raw(sock, s3, &none, 1, TW_ENOENT, 2, "as names seq 99");
     s_raw(sock, s4, &ok, 1, TW_EINVAL, 1, "seq 31 appears twice");
     s_raw(sock, s5, both, 2, 0, 0, NULL);
+    /* A later SUBMIT may name an item this client had accepted before
+     * (what a resend after a reconnection splits off): seq 43 of the
+     * graph just accepted. */
+    long long before = s_submitted();
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 1);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, 1);
+    uint64_t prev = 43;
+    s_item(&e, 44, &prev, 1);
+    TW_H_ASSERT_OK(tw_h_send(sock, TW_CMD_SUBMIT, &e));
+    tw_enc_free(&e);
+    tw_h_msg_t msg;
+    tw_h_expect(sock, TW_CMD_ACK, &msg, 5000);
+    TW_H_ASSERT_EQ(msg.m.nitems, 1);
+    TW_H_ASSERT_EQ(tw_item_int(&msg.m.items[0], TW_I_CODE, 0), 0);
+    uint64_t id = tw_item_uint(&msg.m.items[0], TW_I_ID, 0);
+    tw_h_msg_release(&msg);
+    TW_H_ASSERT(id > 0);
+    TW_H_ASSERT_EQ(s_submitted(), before + 1);
+    TW_H_ASSERT_OK(tw_h_wait_state(s_c, id, TW_ST_OK, 30000));
     zmq_close(sock);
 }
 
