@@ -77,11 +77,12 @@ void tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec);
 /* A spec's SUBMIT item (client.c): check it (0, TW_EINVAL or TW_E2BIG;
  * the lengths of its handler and arguments and an upper bound of what
  * its names add), then encode it, with "seq" first when `seq` is not
- * NULL (a schedule's template has none). */
+ * NULL (a schedule's template has none); the map counts `extra` more
+ * keys, which the caller writes after it. */
 int tw__spec_check(const tw_task_spec_t *spec, size_t *hlen, size_t *alen,
                    size_t *glen);
 void tw__enc_spec_item(tw_enc_t *e, const tw_task_spec_t *spec,
-                       const uint64_t *seq);
+                       const uint64_t *seq, size_t extra);
 
 /* What client.c tells the session layer (pool.c), which turns it into
  * events and feeds maps: a task was queued (after it was encoded), an
@@ -146,5 +147,20 @@ int tw__client_link_failed(const tw_client_t *c);
  * to, in buf; NULL if no answer named one. */
 const char *tw__client_status_ep(const tw_client_t *c, char *buf,
                                  size_t len);
+
+/* A graph (client/graph.c, taskwheel/graph.h): queue one task naming
+ * parents by the seqs of earlier items of the same SUBMIT (`as`), without
+ * sealing the batch; tw__client_seal before the first and after the last
+ * item puts the graph in one SUBMIT. Returns as tw_client_submit. */
+int tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
+                         const uint64_t *as, size_t nas, uint64_t *seq_out);
+void tw__client_seal(tw_client_t *c);
+
+/* Submissions the outbox still takes before TW_EFULL. */
+size_t tw__client_outbox_room(const tw_client_t *c);
+
+/* Exchange the tw_client_on_ack2 callback with cb and arg (the old ones
+ * come back there), to watch ACKs for a while. */
+void tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg);
 
 #endif /* TW_CLIENT_INTERNAL_H */

@@ -40,7 +40,7 @@ s_encode(tw_enc_t *e, uint64_t seq, const void *arg)
     if (r->task) {
         tw_enc_key(e, TW_F_ITEMS);
         tw_enc_array(e, 1);
-        tw__enc_spec_item(e, r->task, NULL);
+        tw__enc_spec_item(e, r->task, NULL, 0);
     }
 }
 

@@ -125,6 +125,50 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
 
 
 int
+tw__submit_check(tw_broker_t *b, const tw_item_t *it, int *hidx,
+                 tw_pool_t **pool, char *why, size_t wlen)
+{
+    int rc = tw__admit_item(b, it, hidx, pool, why, wlen);
+    return rc == 0 ? s_check_after(b, it, why, wlen) : rc;
+}
+
+void
+tw__submit_accept(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
+                  int hidx, tw_pool_t *p, uint32_t shash,
+                  const uint64_t *extra, size_t nextra, int publish,
+                  tw_submit_out_t *out)
+{
+    out->task = NULL;
+    out->known = 0;
+    size_t klen;
+    const char *key = tw_item_str(it, TW_I_K, &klen);
+    void *known = key && klen ? tw_strmap_get(&p->dedup, key, klen) : NULL;
+    if (known) {
+        out->known = (uint64_t)(uintptr_t)known;
+        return;
+    }
+    const msgpack_object *af = it->f[TW_I_AF];
+    size_t naf = af ? af->via.array.size : 0;
+    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf + nextra > 0);
+    out->task = t;
+    if (naf + nextra) {
+        uint64_t *par = tw_malloc((naf + nextra) * sizeof *par);
+        for (size_t i = 0; i < naf; i++) {
+            par[i] = af->via.array.ptr[i].via.u64;
+        }
+        for (size_t i = 0; i < nextra; i++) {
+            par[naf + i] = extra[i];
+        }
+        tw__flow_after(b, t, par, naf + nextra,
+                       (int)tw_item_uint(it, TW_I_AM, 0),
+                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
+        tw_free(par);
+    } else if (publish) {
+        tw__event_task(b, t, "task.submitted", NULL);
+    }
+}
+
+int
 tw__submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
                 uint32_t shash, uint64_t after, int publish,
                 tw_submit_out_t *out, char *why, size_t wlen)
@@ -133,42 +177,26 @@ tw__submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     out->known = 0;
     int hidx;
     tw_pool_t *p = NULL;
-    int rc = tw__admit_item(b, it, &hidx, &p, why, wlen);
-    if (rc == 0) {
-        rc = s_check_after(b, it, why, wlen);
-    }
-    if (rc == 0 && after && !tw_tasks_get(&b->tasks, after)) {
-        after = 0; /* collected since: nothing left to wait for */
-    }
+    int rc = tw__submit_check(b, it, &hidx, &p, why, wlen);
     if (rc != 0) {
         return rc;
     }
-    size_t klen;
-    const char *key = tw_item_str(it, TW_I_K, &klen);
-    void *known = key && klen ? tw_strmap_get(&p->dedup, key, klen) : NULL;
-    if (known) {
-        out->known = (uint64_t)(uintptr_t)known;
-        return 0;
+    if (after && !tw_tasks_get(&b->tasks, after)) {
+        after = 0; /* collected since: nothing left to wait for */
     }
-    const msgpack_object *af = it->f[TW_I_AF];
-    size_t naf = af ? af->via.array.size : 0;
-    int any_end = (int)tw_item_uint(it, TW_I_AM, 0);
-    if (!naf && after) {
-        naf = 1;
-        any_end = 1;
-    }
-    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf > 0);
-    out->task = t;
-    if (naf) {
-        uint64_t *par = tw_malloc(naf * sizeof *par);
-        for (size_t i = 0; i < naf; i++) {
-            par[i] = af ? af->via.array.ptr[i].via.u64 : after;
-        }
-        tw__flow_after(b, t, par, naf, any_end,
-                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
-        tw_free(par);
-    } else if (publish) {
-        tw__event_task(b, t, "task.submitted", NULL);
+    /* The extra parent waits for any end (a schedule's `queue`), so it
+     * is given only to an item that names no parents of its own. */
+    int extra = after && !it->f[TW_I_AF];
+    if (extra) {
+        tw_item_t copy = *it;
+        static const msgpack_object one = {.type =
+                                               MSGPACK_OBJECT_POSITIVE_INTEGER,
+                                           .via.u64 = 1};
+        copy.f[TW_I_AM] = &one;
+        tw__submit_accept(b, c, &copy, hidx, p, shash, &after, 1, publish,
+                          out);
+    } else {
+        tw__submit_accept(b, c, it, hidx, p, shash, NULL, 0, publish, out);
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "broker/state/clients.h"
+#include "broker/state/pools.h"
 #include "broker/state/task.h"
 #include "proto/proto.h"
 
@@ -28,7 +29,22 @@ typedef struct {
                          no task was made) */
 } tw_submit_out_t;
 
-/* Make a task of item `it` for client `c` (NULL: the broker itself, for a
+/* The checks of item `it`, creating nothing: admission (admit.h), then
+ * its `af` parents (PROTOCOL.md 18.2). Returns 0 with its handler index
+ * and pool, or an ACK error code with the reason in `why`. */
+int tw__submit_check(struct tw_broker *b, const tw_item_t *it, int *hidx,
+                     tw_pool_t **pool, char *why, size_t wlen);
+
+/* Accept item `it`, checked: the known task of its key (out->known), or
+ * a new task (out->task) for client `c` (NULL: none), blocked on its `af`
+ * parents and the `nextra` more at `extra` (a graph's items named by
+ * `as`) if any, else queued; `publish`: announce task.submitted. */
+void tw__submit_accept(struct tw_broker *b, tw_bclient_t *c,
+                       const tw_item_t *it, int hidx, tw_pool_t *p,
+                       uint32_t shash, const uint64_t *extra, size_t nextra,
+                       int publish, tw_submit_out_t *out);
+
+/* Check and accept item `it` for client `c` (NULL: the broker itself, for a
  * schedule; the task then belongs to no client). `shash` is the item's
  * hash (dedup.h; 0 without a client). `after`, if non-zero, is one more
  * parent, waited for whatever its outcome (a schedule's overlap `queue`),
