@@ -12,7 +12,7 @@
  *  one that fails with EAGAIN processes every pending command first, which
  *  is as good as a ZMQ_EVENTS read. So check receives until EAGAIN (or the
  *  budget) and reads nothing else, and prepare reads ZMQ_EVENTS only after
- *  a send.
+ *  a send or a batch cut short by the budget.
  */
 #include "common/zwatch.h"
 #include "common/error.h"
@@ -54,10 +54,6 @@ s_prepare_cb(uv_prepare_t *h)
 {
     tw_zwatch_t *zw = h->data;
     if (!zw->active) {
-        return;
-    }
-    if (zw->more) {
-        uv_idle_start(&zw->idle, s_idle_cb);
         return;
     }
     if (zw->stale) {
@@ -111,19 +107,18 @@ tw_zframes_close(tw_zframes_t *msg)
 
 /* After the poll phase: deliver what waits. Commands, and with them new
  * messages, reach a socket whose last receive failed with EAGAIN (or whose
- * ZMQ_EVENTS said no POLLIN) only with an edge on ZMQ_FD, so without an
- * edge, a send since, or a batch cut short by the budget there is nothing
- * to look for. */
+ * ZMQ_EVENTS said no POLLIN) only with an edge on ZMQ_FD, so unless an
+ * edge came or `stale` is set (a send, a start, a batch cut short by the
+ * budget) there is nothing to look for. */
 static void
 s_check_cb(uv_check_t *h)
 {
     tw_zwatch_t *zw = h->data;
     uv_idle_stop(&zw->idle);
-    if (!zw->active || !(zw->fired || zw->stale || zw->more)) {
+    if (!zw->active || !(zw->fired || zw->stale)) {
         return;
     }
     zw->fired = 0;
-    zw->more = 0;
     unsigned n = 0;
     for (;;) {
         if (!zw->active) {
@@ -131,7 +126,11 @@ s_check_cb(uv_check_t *h)
             break;
         }
         if (n == zw->budget) {
-            zw->more = 1; /* the next pass goes on without blocking */
+            /* More may wait; prepare's ZMQ_EVENTS read also processes
+             * the commands that wake other peers' pipes, which receives
+             * that succeed do only once a millisecond or so, so one busy
+             * peer cannot hold the others back by more than a batch. */
+            zw->stale = 1;
             break;
         }
         tw_zframes_t msg;

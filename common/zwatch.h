@@ -7,8 +7,8 @@
  *
  *    poll     on ZMQ_FD, UV_READABLE only: wakes the loop and notes
  *             that an edge came
- *    prepare  before every block: if a batch was cut short by the budget,
- *             or if we sent since libzmq last processed its commands and
+ *    prepare  before every block: if we sent, or cut a batch short at the
+ *             budget, since libzmq last processed its commands, and
  *             ZMQ_EVENTS has POLLIN, start idle so the loop does not block
  *             (this catches readiness our own sends made, which never
  *             produce an fd edge)
@@ -66,9 +66,9 @@ struct tw_zwatch {
     tw_zwatch_close_cb on_close;
     unsigned budget;
     int stale;  /* libzmq may hold what no edge will announce: we sent,
-                 * or have not looked since start (see zwatch.c) */
+                 * the last batch hit the budget, or we have not looked
+                 * since start (see zwatch.c) */
     int fired;  /* ZMQ_FD was readable since check last looked */
-    int more;   /* the last batch hit the budget */
     int active;
     int closing;
     int pending_close;
