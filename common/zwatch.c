@@ -128,8 +128,8 @@ s_check_cb(uv_check_t *h)
         if (n == zw->budget) {
             /* More may wait; prepare's ZMQ_EVENTS read also processes
              * the commands that wake other peers' pipes, which receives
-             * that succeed do only once a millisecond or so, so one busy
-             * peer cannot hold the others back by more than a batch. */
+             * that succeed do only every hundredth time, so one busy peer
+             * cannot hold the others back by more than a batch. */
             zw->stale = 1;
             break;
         }
