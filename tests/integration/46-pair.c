@@ -9,7 +9,9 @@
  *    refusal    the backup answers a client's QUERY and a worker's HELLO
  *               with ERROR ENOTACTIVE naming the primary's frontend and
  *               backend, epoch 1, and that it still hears the primary;
- *               its status says passive (both answer status);
+ *               its status says passive (both answer status); the
+ *               active's REPLY and HEARTBEAT carry its epoch, the
+ *               passive's REPLY none;
  *    serving    tasks submitted to the pair run on the primary's worker;
  *    failover   the primary is SIGKILLed: the client's and the worker's
  *               next messages, which say they lost it, make the backup
@@ -104,6 +106,35 @@ s_refused_query(const char *ep, char *active, size_t cap, int *live)
     return ha;
 }
 
+/* The "ha" of the answer of the broker at `ep` to a raw QUERY "status"
+ * (its REPLY) or to a client's HEARTBEAT (its HEARTBEAT); 0 if none. */
+static uint64_t
+s_answer_ha(const char *ep, tw_cmd_t cmd)
+{
+    void *d = tw_h_dealer(ep, NULL);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    if (cmd == TW_CMD_QUERY) {
+        tw_enc_map(&e, 2);
+        tw_enc_key(&e, TW_F_SEQ);
+        tw_enc_uint(&e, 1);
+        tw_enc_key(&e, TW_F_WHAT);
+        tw_enc_cstr(&e, "status");
+    } else {
+        tw_enc_map(&e, 0);
+    }
+    TW_H_ASSERT_OK(tw_h_send(d, cmd, &e));
+    tw_enc_free(&e);
+    tw_h_msg_t msg;
+    tw_h_expect(d, cmd == TW_CMD_QUERY ? TW_CMD_REPLY : TW_CMD_HEARTBEAT,
+                &msg, 10000);
+    TW_H_ASSERT(msg.decoded);
+    uint64_t ha = msg.m.f[TW_F_HA] ? tw_msg_uint(&msg.m, TW_F_HA, 0) : 0;
+    tw_h_msg_release(&msg);
+    zmq_close(d);
+    return ha;
+}
+
 /* Wait until the broker at `ep` says its state is `state` under `epoch`
  * (-1: any); returns the epoch. */
 static long long
@@ -185,6 +216,11 @@ main(void)
                                    &live), 1);
     TW_H_ASSERT_STREQ(active, p->frontend);
     TW_H_ASSERT_EQ(live, 1);
+    /* The active's REPLY and HEARTBEAT carry its epoch; the passive's
+     * REPLY to a status query none (it serves nothing). */
+    TW_H_ASSERT_EQ(s_answer_ha(p->frontend, TW_CMD_QUERY), 1);
+    TW_H_ASSERT_EQ(s_answer_ha(p->frontend, TW_CMD_HEARTBEAT), 1);
+    TW_H_ASSERT_EQ(s_answer_ha(b->frontend, TW_CMD_QUERY), 0);
     tw_enc_t e;
     tw_enc_init(&e);
     tw_enc_map(&e, 3);
@@ -217,6 +253,7 @@ main(void)
     printf("failover: the first task after the kill ended %llu ms later\n",
            (unsigned long long)(tw_h_now_ms() - t0));
     s_wait_state(b->frontend, "active", 2);
+    TW_H_ASSERT_EQ(s_answer_ha(b->frontend, TW_CMD_QUERY), 2);
     tw_client_t *cb = tw_client_new(b->frontend);
     long long takeovers = 0;
     TW_H_ASSERT_OK(tw_h_status_field(cb, "ha_takeovers", &takeovers));
