@@ -262,6 +262,31 @@ tw_fault_stat(tw_client_t *c, const char *key)
     return v;
 }
 
+void
+tw_fault_add_counters(tw_client_t *c, size_t n)
+{
+    tw_station_req_t *reqs = calloc(n, sizeof *reqs);
+    char(*sids)[24] = calloc(n, sizeof *sids);
+    TW_H_ASSERT(reqs && sids);
+    unsigned char zero[9];
+    size_t zl = tw_h_pack_int(zero, 0);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(sids[i], sizeof sids[i], "k-%zu", i);
+        reqs[i] = (tw_station_req_t){.sid = sids[i],
+                                     .handler = "incr",
+                                     .args = zero,
+                                     .args_len = zl,
+                                     .next = "result",
+                                     .interval_ms = 500};
+    }
+    void *data = NULL;
+    size_t len = 0;
+    TW_H_ASSERT_OK(tw_client_stations_add(c, reqs, n, 30000, &data, &len));
+    free(data);
+    free(reqs);
+    free(sids);
+}
+
 size_t
 tw_fault_pack_double(unsigned char buf[9], double v)
 {

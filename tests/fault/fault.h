@@ -110,6 +110,11 @@ void tw_fault_report(tw_fault_t *f, tw_client_t *c);
  * if it cannot be read. */
 long long tw_fault_stat(tw_client_t *c, const char *key);
 
+/* Add `n` counting stations "k-0", "k-1"... (incr from 0, next result,
+ * every 500 ms) in one request through `c`; fails the test on an
+ * error. */
+void tw_fault_add_counters(tw_client_t *c, size_t n);
+
 /* A small msgpack-encoded number (for sleep's seconds as a float64). */
 size_t tw_fault_pack_double(unsigned char buf[9], double v);
 

@@ -101,33 +101,6 @@ s_wait_stations(tw_fpair_t *p, const char *front, size_t n, int ms)
     }
 }
 
-static void
-s_add_stations(tw_fpair_t *p)
-{
-    tw_station_req_t *reqs = calloc(p->stations, sizeof *reqs);
-    char(*sids)[24] = calloc(p->stations, sizeof *sids);
-    TW_H_ASSERT(reqs && sids);
-    unsigned char zero[9];
-    size_t zl = tw_h_pack_int(zero, 0);
-    for (size_t i = 0; i < p->stations; i++) {
-        snprintf(sids[i], sizeof sids[i], "k-%zu", i);
-        reqs[i] = (tw_station_req_t){.sid = sids[i],
-                                     .handler = "incr",
-                                     .args = zero,
-                                     .args_len = zl,
-                                     .next = "result",
-                                     .interval_ms = 500};
-    }
-    void *data = NULL;
-    size_t len = 0;
-    TW_H_ASSERT_OK(tw_client_stations_add(p->c, reqs, p->stations, 30000,
-                                          &data, &len));
-    free(data);
-    free(reqs);
-    free(sids);
-    s_wait_stations(p, TW_H_MH_FRONTEND, p->stations, 60000);
-}
-
 int
 tw_fpair_up(tw_fpair_t *p, const char *prefix, const char *name,
             const char *mode, int workers)
@@ -172,7 +145,8 @@ tw_fpair_up(tw_fpair_t *p, const char *prefix, const char *name,
     TW_H_ASSERT_OK(tw_h_wait_workers(TW_H_MH_FRONTEND, workers, 20000));
     tw_fault_init(&p->f, name, p->c, p->tasks + 500);
     p->spec = tw_fault_sleep_spec(p->secs, S_SLEEP);
-    s_add_stations(p);
+    tw_fault_add_counters(p->c, p->stations);
+    s_wait_stations(p, TW_H_MH_FRONTEND, p->stations, 60000);
     return 0;
 }
 
@@ -325,6 +299,47 @@ tw_fpair_kill_scenario(const char *prefix, const char *name,
                "took over in %llu ms with all %zu stations\n",
                name, (unsigned long long)ms, p.stations);
     }
+    tw_fpair_down(&p);
+    return 0;
+}
+
+/* ----------------------------------------------- no-takeover scenarios --- */
+
+static tw_fault_sub_t *s_backup_sub; /* the backup's ha.* events */
+
+void
+tw_fpair_backup_not_active(void)
+{
+    tw_fault_event_t ev;
+    while (s_backup_sub && tw_fault_sub_next(s_backup_sub, &ev, 0)) {
+        TW_H_ASSERT_MSG(strcmp(ev.topic, "ha.active") != 0,
+                        "the backup became active (ha.active)");
+    }
+    char state[32];
+    tw_fpair_str(TW_H_MH_BACKUP_FRONTEND, "ha_state", state, sizeof state);
+    TW_H_ASSERT_MSG(strcmp(state, "active") != 0,
+                    "the backup reports itself active");
+}
+
+int
+tw_fpair_no_takeover_scenario(const char *prefix, const char *name,
+                              tw_fpair_fault_fn fault)
+{
+    static tw_fpair_t p;
+    if (tw_fpair_up(&p, prefix, name, "sync", 2) == TW_H_SKIP) {
+        return TW_H_SKIP;
+    }
+    const char *topics[] = {"ha.", NULL};
+    s_backup_sub = tw_fault_sub_new(TW_H_MH_BACKUP_STATUS, topics);
+    long long epoch = tw_fpair_int(TW_H_MH_FRONTEND, "ha_epoch");
+    tw_fpair_stream(&p, 1500, p.tasks / 2, fault);
+    tw_fpair_finish(&p, TW_H_MH_FRONTEND);
+    tw_fpair_backup_not_active();
+    tw_fpair_wait_str(&p, TW_H_MH_BACKUP_FRONTEND, "ha_state", "passive",
+                      10000);
+    TW_H_ASSERT_EQ(tw_fpair_int(TW_H_MH_FRONTEND, "ha_epoch"), epoch);
+    TW_H_ASSERT_EQ(tw_fpair_int(TW_H_MH_BACKUP_FRONTEND, "ha_takeovers"), 0);
+    tw_fault_sub_destroy(&s_backup_sub);
     tw_fpair_down(&p);
     return 0;
 }

@@ -111,4 +111,17 @@ uint64_t tw_fpair_probe(tw_fpair_t *p, int ms);
 int tw_fpair_kill_scenario(const char *prefix, const char *name,
                            const char *mode, int wipe);
 
+/* The cut scenarios (53, 54), where no takeover may happen: under sync,
+ * `fault` cuts and heals links halfway through the stream; the backup's
+ * ha.* events are watched from the start (tw_fpair_backup_not_active, which
+ * `fault` may call as often as it likes); at the end every submission
+ * ended ok once, the primary runs every station under its first epoch and
+ * the backup is passive and never took over. Returns the exit status. */
+int tw_fpair_no_takeover_scenario(const char *prefix, const char *name,
+                                  tw_fpair_fault_fn fault);
+
+/* Fail the test if the backup published ha.active since the last call, or
+ * reports itself active now. */
+void tw_fpair_backup_not_active(void);
+
 #endif /* TW_FAULT_PAIR_H */
