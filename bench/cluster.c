@@ -291,9 +291,16 @@ s_wait_ready(tw_bench_cluster_t *cl, int timeout_ms)
         if ((rc = tw_bench_cluster_check(cl)) != 0) {
             break;
         }
-        if (tw_client_ping(c, 250) != 0) {
+        uint64_t epoch;
+        if (cl->opts.passive
+                ? tw_bench_status_uint(c, "ha_epoch", 250, &epoch) != 0
+                : tw_client_ping(c, 250) != 0) {
             rc = TW_EUNREACH;
             continue;
+        }
+        if (cl->opts.passive) {
+            rc = 0;
+            break;
         }
         have = s_count_workers(c);
         if (have == cl->nworkers) {
@@ -343,7 +350,7 @@ s_start(tw_bench_cluster_t *cl, int workers, int slots,
     char slots_s[24], name[32];
     snprintf(slots_s, sizeof slots_s, "%d", slots);
     const char *wbase[] = {s_bin("TW_WORKER_BIN", TW_BENCH_WORKER_BIN),
-                           "--broker", cl->backend,
+                           "--broker", cl->wbroker,
                            "--slots", slots_s,
                            "--name", name,
                            "--log-level", "warn"};
@@ -375,6 +382,9 @@ s_start(tw_bench_cluster_t *cl, int workers, int slots,
     snprintf(cl->backend, sizeof cl->backend, "tcp://127.0.0.1:%d",
              ports[1]);
     snprintf(cl->status, sizeof cl->status, "tcp://127.0.0.1:%d", ports[2]);
+    snprintf(cl->wbroker, sizeof cl->wbroker, "%s%s%s", cl->backend,
+             cl->opts.also_backend ? "," : "",
+             cl->opts.also_backend ? cl->opts.also_backend : "");
 
     char log[256];
     s_log_path(cl, -1, log, sizeof log);
@@ -518,9 +528,11 @@ tw_bench_cluster_open(tw_bench_cluster_t *cl, int workers, int slots,
     return c;
 }
 
-int
-tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
-                     uint64_t *out)
+/* QUERY "status" and read `key`: an unsigned integer into *u, or (u NULL)
+ * a string into str (cap bytes with its NUL). */
+static int
+s_status_value(tw_client_t *c, const char *key, int timeout_ms, uint64_t *u,
+               char *str, size_t cap)
 {
     void *data = NULL;
     size_t len = 0;
@@ -528,27 +540,47 @@ tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
     if (rc != 0) {
         return rc;
     }
-    msgpack_unpacked u;
-    msgpack_unpacked_init(&u);
+    msgpack_unpacked m0;
+    msgpack_unpacked_init(&m0);
     size_t off = 0, klen = strlen(key);
     rc = TW_EPROTO;
-    if (msgpack_unpack_next(&u, data, len, &off) == MSGPACK_UNPACK_SUCCESS
-        && u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object_map *m = &u.data.via.map;
+    if (msgpack_unpack_next(&m0, data, len, &off) == MSGPACK_UNPACK_SUCCESS
+        && m0.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &m0.data.via.map;
         for (uint32_t i = 0; i < m->size; i++) {
             const msgpack_object *k = &m->ptr[i].key;
             const msgpack_object *v = &m->ptr[i].val;
             if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen
                 && memcmp(k->via.str.ptr, key, klen) == 0) {
-                if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                    *out = v->via.u64;
+                if (u && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                    *u = v->via.u64;
+                    rc = 0;
+                } else if (!u && v->type == MSGPACK_OBJECT_STR && cap > 0) {
+                    size_t n = v->via.str.size < cap - 1 ? v->via.str.size
+                                                         : cap - 1;
+                    memcpy(str, v->via.str.ptr, n);
+                    str[n] = '\0';
                     rc = 0;
                 }
                 break;
             }
         }
     }
-    msgpack_unpacked_destroy(&u);
+    msgpack_unpacked_destroy(&m0);
     free(data);
     return rc;
+}
+
+int
+tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
+                     uint64_t *out)
+{
+    return s_status_value(c, key, timeout_ms, out, NULL, 0);
+}
+
+int
+tw_bench_status_str(tw_client_t *c, const char *key, int timeout_ms,
+                    char *out, size_t cap)
+{
+    return s_status_value(c, key, timeout_ms, NULL, out, cap);
 }

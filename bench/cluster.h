@@ -41,6 +41,12 @@ typedef struct {
     const char *client_secret;      /* the clients' CURVE secret key file
                                        and the broker's public key file */
     const char *broker_key;         /* (tw_client_new_curve); NULL: plain */
+    const char *also_backend;       /* a broker pair's other backend: the
+                                       workers get --broker OURS,THIS */
+    int passive;                    /* the broker joins a broker pair as
+                                       its passive one (docs/HA.md), which
+                                       refuses pings: ready when it answers
+                                       QUERY "status"; with 0 workers */
 } tw_bench_cluster_opts_t;
 
 /* The flags --workers W and --slots S of the benchmarks whose clusters
@@ -64,6 +70,7 @@ typedef struct {
     int slots;
     char frontend[64]; /* clients connect here */
     char backend[64];  /* workers connect here */
+    char wbroker[140]; /* the workers' --broker (backend, also_backend) */
     char status[64];   /* the broker's XPUB */
     char dir[128];     /* the children's logs */
     pid_t broker;
@@ -101,5 +108,10 @@ void tw_bench_cluster_stop(tw_bench_cluster_t *cl);
  * not an unsigned integer. */
 int tw_bench_status_uint(tw_client_t *c, const char *key, int timeout_ms,
                          uint64_t *out);
+
+/* Likewise for the string `key` (a broker pair's "ha_state"...), into
+ * `out` of `cap` bytes (cut to fit). */
+int tw_bench_status_str(tw_client_t *c, const char *key, int timeout_ms,
+                        char *out, size_t cap);
 
 #endif /* TW_BENCH_CLUSTER_H */

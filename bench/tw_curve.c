@@ -173,8 +173,10 @@ main(int argc, char **argv)
     const char *const wargs[] = {"--curve-secret", keys.wsec,
                                  "--broker-key", keys.bpub,
                                  NULL};
-    const tw_bench_cluster_opts_t curve = {bargs, wargs, keys.csec,
-                                           keys.bpub};
+    const tw_bench_cluster_opts_t curve = {.broker_args = bargs,
+                                           .worker_args = wargs,
+                                           .client_secret = keys.csec,
+                                           .broker_key = keys.bpub};
     s_side_t side[2];
     memset(side, 0, sizeof side);
     side[0].name = "plaintext";

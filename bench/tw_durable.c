@@ -71,7 +71,7 @@ main(int argc, char **argv)
     }
     tw_bench_cluster_t mem, dur;
     const char *const bargs[] = {"--data", data, "--fsync", fsync, NULL};
-    tw_bench_cluster_opts_t dopts = {bargs, NULL, NULL, NULL};
+    tw_bench_cluster_opts_t dopts = {.broker_args = bargs};
     tw_client_t *cm = tw_bench_cluster_open(&mem, (int)workers, (int)slots,
                                             NULL);
     if (!cm) {

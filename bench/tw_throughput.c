@@ -84,7 +84,7 @@ main(int argc, char **argv)
 
     tw_bench_cluster_t cl;
     const char *const bargs[] = {"--data", data, "--fsync", fsync, NULL};
-    tw_bench_cluster_opts_t copts = {data ? bargs : NULL, NULL, NULL, NULL};
+    tw_bench_cluster_opts_t copts = {.broker_args = data ? bargs : NULL};
     tw_client_t *c = tw_bench_cluster_open(&cl, (int)workers, (int)slots,
                                            data ? &copts : NULL);
     if (!c) {

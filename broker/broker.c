@@ -565,7 +565,7 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     b->sigterm.data = b->sigint.data = b;
     uv_signal_start(&b->sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&b->sigint, s_on_signal, SIGINT);
-    b->start_ms = b->last_rate_ms = uv_now(loop);
+    b->start_ms = b->serve_ms = b->last_rate_ms = uv_now(loop);
     b->wall_off = (int64_t)tw_wall_ms() - (int64_t)b->start_ms;
     if (cfg->metrics && *cfg->metrics &&
         tw_metrics_start(&b->metrics, b, cfg->metrics, cfg->insecure, why,
@@ -614,6 +614,7 @@ s_recover(tw_broker_t *b, char *why, size_t wlen)
         b->sched_at = -1; /* schedules may fire from now on */
         s_arm_sched(b);
     }
+    b->serve_ms = uv_now(b->loop);
     if (rc != 0 || !b->persist) {
         return rc;
     }

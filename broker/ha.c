@@ -158,6 +158,7 @@ s_activate(void *ud, uint64_t epoch, char *why, size_t wlen)
     s_passive_close(ha);
     /* What clients are sent from now on says who sends it. */
     tw_clients_set_ha(&ha->b->clients, epoch);
+    ha->b->out.ha = epoch;
     return ha->hooks.recover(ha->b, why, wlen);
 }
 

@@ -406,6 +406,10 @@ start_monitor() {
     if [[ -x $py ]] && $py -c 'import zmq, msgpack' 2>/dev/null; then
         start_on monitor monitor $py -u "$top/examples/monitor.py" \
             --endpoint "$STATUS" worker. station.
+        # It prints this once the broker confirmed its subscriptions
+        # (PROTOCOL.md 8.2): what happens after `up` is in its log.
+        wait_for 30 grep -q "subscribed at" "$STATE/log/monitor.log" ||
+            say "the monitor did not subscribe within 30 s"
     else
         start_on monitor monitor "$CLI_BIN" --status "$STATUS" events \
             worker. station.

@@ -168,11 +168,15 @@ tw__on_ping(tw_broker_t *b, tw_bclient_t *c)
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 2);
+    tw_enc_map(&e, b->out.ha ? 3 : 2);
     tw_enc_key(&e, TW_F_BOOT);
     tw_enc_uint(&e, b->boot);
     tw_enc_key(&e, TW_F_PUB);
     tw_enc_cstr(&e, b->ep_pub);
+    if (b->out.ha) {
+        tw_enc_key(&e, TW_F_HA);
+        tw_enc_uint(&e, b->out.ha);
+    }
     tw_out_send(&b->out, TW_OUT_FRONT, c->ident, c->ident_len,
                 TW_CMD_HEARTBEAT, &e);
     tw_enc_free(&e);

@@ -13,16 +13,18 @@ tw__admit_handler(tw_broker_t *b, const char *h, size_t hlen, char *why,
                   size_t wlen)
 {
     int idx = hlen ? tw_registry_handler(&b->reg, h, hlen, 0) : -1;
-    /* Just restarted: its workers may not be back yet. With a store,
-     * clients resend at once after a restart (PROTOCOL.md 5.19), so the
-     * grace lasts at least as long as running tasks are held for their
-     * workers. */
+    /* Just restarted, or just took over as a pair's active: its workers
+     * may not be back yet. With a store, clients resend at once after a
+     * restart (PROTOCOL.md 5.19) or a takeover (17.8), so the grace lasts
+     * at least as long as running tasks are held for their workers. It
+     * counts from the recovery, not the process's start: a passive may
+     * have waited for hours. */
     uint64_t grace = (uint64_t)b->cfg->handler_grace * 1000;
     uint64_t held = b->resumed ? 2 * (uint64_t)b->cfg->liveness *
                                      (uint64_t)b->cfg->heartbeat
                                : 0;
     if (idx < 0 && hlen &&
-        uv_now(b->loop) - b->start_ms < (grace > held ? grace : held)) {
+        uv_now(b->loop) - b->serve_ms < (grace > held ? grace : held)) {
         idx = tw_registry_handler(&b->reg, h, hlen, 1);
     }
     if (idx < 0) {

@@ -58,6 +58,8 @@ struct tw_broker {
     int grace_on;
     int closing;
     uint64_t start_ms;
+    uint64_t serve_ms;       /* when the state was recovered: the start, or
+                                a pair's takeover (core/admit.c) */
     int64_t wall_off;        /* wall-clock ms minus loop ms, at start */
     struct tw_metrics *metrics; /* ops: --metrics (metrics.h), or NULL */
     /* This run's identity and where it listens (PROTOCOL.md 5.8, 13). */

@@ -100,6 +100,13 @@ tw_out_reply(tw_out_t *o, const void *ident, size_t ilen, tw_enc_t *e)
 {
     tw_enc_key(e, TW_F_BOOT);
     tw_enc_uint(e, o->boot);
+    if (o->ha) {
+        /* tw_out_reply_begin wrote a map of 3 at offset 0 (fixmap 0x83):
+         * one pair more. */
+        ((unsigned char *)e->sb.data)[0] = 0x84;
+        tw_enc_key(e, TW_F_HA);
+        tw_enc_uint(e, o->ha);
+    }
     tw_out_send(o, TW_OUT_FRONT, ident, ilen, TW_CMD_REPLY, e);
     tw_enc_free(e);
 }

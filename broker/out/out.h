@@ -49,6 +49,8 @@ typedef struct {
     tw_zwatch_t zw[2];        /* by tw_out_side_t */
     tw_broker_stats_t *st;    /* dropped, unroutable, hwm */
     uint64_t boot;            /* this run's id, in every REPLY */
+    uint64_t ha;              /* the active of a pair: its fencing epoch,
+                                 in every REPLY too; 0: none */
     tw_out_hold_fn *hold;     /* NULL: nothing is held */
     void *hold_arg;
     tw_out_capture_fn *capture; /* NULL: nothing is taken */
@@ -75,9 +77,10 @@ void tw_out_error(tw_out_t *o, tw_out_side_t side, const void *ident,
                   size_t ilen, int code, uint64_t seq, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-/* REPLY {seq, data, boot} to a client: begin writes the envelope up to
- * "data", the caller writes the data value, tw_out_reply adds "boot",
- * sends it on the frontend and frees `e`. */
+/* REPLY {seq, data, boot, ha?} to a client: begin writes the envelope up
+ * to "data", the caller writes the data value, tw_out_reply adds "boot"
+ * (and "ha" on the active of a pair), sends it on the frontend and frees
+ * `e`. Only an envelope begun here may be given to tw_out_reply. */
 void tw_out_reply_begin(tw_enc_t *e, uint64_t seq);
 void tw_out_reply(tw_out_t *o, const void *ident, size_t ilen, tw_enc_t *e);
 

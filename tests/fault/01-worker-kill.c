@@ -87,24 +87,7 @@ main(void)
     TW_H_ASSERT(c != NULL);
 
     /* 500 stations in one request, spread over the three workers. */
-    static tw_station_req_t reqs[S_STATIONS];
-    static char sids[S_STATIONS][16];
-    unsigned char zero[9];
-    size_t zl = tw_h_pack_int(zero, 0);
-    for (int i = 0; i < S_STATIONS; i++) {
-        snprintf(sids[i], sizeof sids[i], "k-%d", i);
-        reqs[i] = (tw_station_req_t){.sid = sids[i],
-                                     .handler = "incr",
-                                     .args = zero,
-                                     .args_len = zl,
-                                     .next = "result",
-                                     .interval_ms = 500};
-    }
-    void *data = NULL;
-    size_t len = 0;
-    TW_H_ASSERT_OK(tw_client_stations_add(c, reqs, S_STATIONS, 30000, &data,
-                                          &len));
-    free(data);
+    tw_fault_add_counters(c, S_STATIONS);
     int running = 0;
     tw_fault_event_t ev;
     uint64_t end = tw_h_now_ms() + 30000;

@@ -67,6 +67,11 @@ typedef struct {
     const char *refuse_text;
     size_t refused_bad;  /* refusals with another code or message */
     size_t refused_first;
+    /* A fault that may lose acknowledged submissions (the active of an
+     * async broker pair killed): lost may be up to lost_max, which the
+     * report line then shows as bound=N. 0: lost must be 0. */
+    int lost_bounded;
+    size_t lost_max;
 } tw_fault_t;
 
 /* Track the submissions of client `c` with seqs up to `cap` (requests
@@ -93,6 +98,8 @@ int tw_fault_wait(tw_fault_t *f, tw_client_t *c, int timeout_ms);
 size_t tw_fault_acked(const tw_fault_t *f);
 size_t tw_fault_refused(const tw_fault_t *f);
 size_t tw_fault_completed(const tw_fault_t *f);
+/* Submissions acknowledged and not (yet) ended ok. */
+size_t tw_fault_open(const tw_fault_t *f);
 
 /* Read "duplicates" from the broker's status through `c` (if the scenario
  * did not set it), print the scenario line and assert lost == 0 and one
@@ -102,6 +109,11 @@ void tw_fault_report(tw_fault_t *f, tw_client_t *c);
 /* One integer of the broker's QUERY "status" through `c`; fails the test
  * if it cannot be read. */
 long long tw_fault_stat(tw_client_t *c, const char *key);
+
+/* Add `n` counting stations "k-0", "k-1"... (incr from 0, next result,
+ * every 500 ms) in one request through `c`; fails the test on an
+ * error. */
+void tw_fault_add_counters(tw_client_t *c, size_t n);
 
 /* A small msgpack-encoded number (for sleep's seconds as a float64). */
 size_t tw_fault_pack_double(unsigned char buf[9], double v);

@@ -9,11 +9,15 @@
  *    refusal    the backup answers a client's QUERY and a worker's HELLO
  *               with ERROR ENOTACTIVE naming the primary's frontend and
  *               backend, epoch 1, and that it still hears the primary;
- *               its status says passive (both answer status);
+ *               its status says passive (both answer status); the
+ *               active's REPLY and HEARTBEAT carry its epoch, the
+ *               passive's REPLY none;
  *    serving    tasks submitted to the pair run on the primary's worker;
  *    failover   the primary is SIGKILLed: the client's and the worker's
  *               next messages, which say they lost it, make the backup
- *               take over under epoch 2 (backups take even epochs); the
+ *               take over under epoch 2 (backups take even epochs); a
+ *               task for a handler no worker offered yet is queued, the
+ *               handler grace counting from the takeover; the
  *               tasks acknowledged before the kill are known there with
  *               their results (the stream replicated them) and new ones
  *               run; the CLI given both endpoints, the first of which no
@@ -104,6 +108,55 @@ s_refused_query(const char *ep, char *active, size_t cap, int *live)
     return ha;
 }
 
+/* The acknowledgement of one submission. */
+typedef struct {
+    uint64_t seq;
+    int done, err;
+    char msg[256];
+} s_ack_t;
+
+static void
+s_on_later_ack(void *arg, uint64_t seq, uint64_t id, int err,
+               const char *msg)
+{
+    s_ack_t *a = arg;
+    (void)id;
+    if (seq == a->seq && !a->done) {
+        a->done = 1;
+        a->err = err;
+        snprintf(a->msg, sizeof a->msg, "%s", msg ? msg : "");
+    }
+}
+
+/* The "ha" of the answer of the broker at `ep` to a raw QUERY "status"
+ * (its REPLY) or to a client's HEARTBEAT (its HEARTBEAT); 0 if none. */
+static uint64_t
+s_answer_ha(const char *ep, tw_cmd_t cmd)
+{
+    void *d = tw_h_dealer(ep, NULL);
+    tw_enc_t e;
+    tw_enc_init(&e);
+    if (cmd == TW_CMD_QUERY) {
+        tw_enc_map(&e, 2);
+        tw_enc_key(&e, TW_F_SEQ);
+        tw_enc_uint(&e, 1);
+        tw_enc_key(&e, TW_F_WHAT);
+        tw_enc_cstr(&e, "status");
+    } else {
+        tw_enc_map(&e, 0);
+    }
+    TW_H_ASSERT_OK(tw_h_send(d, cmd, &e));
+    tw_enc_free(&e);
+    tw_h_msg_t msg;
+    tw_h_expect(d, cmd == TW_CMD_QUERY ? TW_CMD_REPLY : TW_CMD_HEARTBEAT,
+                &msg, 10000);
+    TW_H_ASSERT(msg.decoded);
+    uint64_t ha = msg.m.f[TW_F_HA] ? tw_msg_uint(&msg.m, TW_F_HA, 0) : 0;
+    tw_h_msg_release(&msg);
+    zmq_close(d);
+    return ha;
+}
+
 /* Wait until the broker at `ep` says its state is `state` under `epoch`
  * (-1: any); returns the epoch. */
 static long long
@@ -171,7 +224,7 @@ main(void)
     s_settings();
     tw_h_pair_t pr;
     const char *const args[] = {"--heartbeat", "200", "--replicate", "sync",
-                                NULL};
+                                "--handler-grace", "3", NULL};
     TW_H_ASSERT_OK(tw_h_start_pair(&pr, args, NULL));
     tw_h_broker_t *p = &pr.br[0], *b = &pr.br[1];
     TW_H_ASSERT_OK(tw_h_wait_ready(pr.fronts, 20000));
@@ -185,6 +238,11 @@ main(void)
                                    &live), 1);
     TW_H_ASSERT_STREQ(active, p->frontend);
     TW_H_ASSERT_EQ(live, 1);
+    /* The active's REPLY and HEARTBEAT carry its epoch; the passive's
+     * REPLY to a status query none (it serves nothing). */
+    TW_H_ASSERT_EQ(s_answer_ha(p->frontend, TW_CMD_QUERY), 1);
+    TW_H_ASSERT_EQ(s_answer_ha(p->frontend, TW_CMD_HEARTBEAT), 1);
+    TW_H_ASSERT_EQ(s_answer_ha(b->frontend, TW_CMD_QUERY), 0);
     tw_enc_t e;
     tw_enc_init(&e);
     tw_enc_map(&e, 3);
@@ -209,14 +267,41 @@ main(void)
     tw_h_track_results(c);
     uint64_t first = s_run(c, N_TASKS, 1);
 
+    /* The grace for handlers no worker offered yet (--handler-grace 3)
+     * is over since the backup started, but counts again from its
+     * takeover: a task for a handler the new active has not seen is
+     * queued, not refused, while the workers come back. */
+    uint64_t end = tw_h_now_ms() + 30000;
+    while (tw_h_status_of(b->frontend, "uptime_ms") < 4000) {
+        TW_H_ASSERT(tw_h_now_ms() < end);
+        tw_h_sleep_ms(50);
+    }
+    static s_ack_t later;
+    tw_client_t *c2 = tw_client_new(pr.fronts);
+    TW_H_ASSERT(c2 != NULL);
+    tw_client_on_ack(c2, s_on_later_ack, &later);
+    TW_H_ASSERT_OK(tw_client_ping(c2, 5000));
+
     /* Failover: the primary dies; the backup takes over on a vote. */
     uint64_t t0 = tw_h_now_ms();
     TW_H_ASSERT_OK(tw_h_kill(p->pid, SIGKILL));
     TW_H_ASSERT(tw_h_wait_exit(p->pid, 10000) >= 0);
+    tw_task_spec_t lspec = {.handler = "later"};
+    TW_H_ASSERT_OK(tw_client_submit(c2, &lspec, &later.seq));
+    end = tw_h_now_ms() + 20000;
+    while (!later.done) {
+        TW_H_ASSERT_MSG(tw_h_now_ms() < end, "the task for 'later' was "
+                        "never acknowledged");
+        tw_client_poll(c2, 20);
+    }
+    TW_H_ASSERT_MSG(later.err == 0, "the new active refused a task for a "
+                    "handler not offered yet: %s", later.msg);
+    tw_client_destroy(&c2);
     s_run(c, N_TASKS, 1000);
     printf("failover: the first task after the kill ended %llu ms later\n",
            (unsigned long long)(tw_h_now_ms() - t0));
     s_wait_state(b->frontend, "active", 2);
+    TW_H_ASSERT_EQ(s_answer_ha(b->frontend, TW_CMD_QUERY), 2);
     tw_client_t *cb = tw_client_new(b->frontend);
     long long takeovers = 0;
     TW_H_ASSERT_OK(tw_h_status_field(cb, "ha_takeovers", &takeovers));
