@@ -117,8 +117,6 @@ struct tw_client {
 
     tw_ack_cb ack_cb;
     void *ack_arg;
-    tw_ack2_cb ack2_cb;
-    void *ack2_arg;
     tw_result_cb res_cb;
     void *res_arg;
     tw_chan_cb chan_cb; /* task channels (chan.c) */
@@ -349,10 +347,7 @@ static void
 s_ack_dispatch(tw_client_t *c, const tw_ack_t *ack)
 {
     if (c->ack_cb) {
-        c->ack_cb(c->ack_arg, ack->seq, ack->id, ack->err, ack->msg);
-    }
-    if (c->ack2_cb) {
-        c->ack2_cb(c->ack2_arg, ack);
+        c->ack_cb(c->ack_arg, ack);
     }
     tw__sess_ack(c, ack);
 }
@@ -1546,8 +1541,7 @@ tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg)
 void
 tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg)
 {
-    c->ack2_cb = cb;
-    c->ack2_arg = arg;
+    tw_client_on_ack(c, cb, arg);
 }
 
 void

@@ -105,8 +105,6 @@ typedef struct {
     uint32_t attempt;   /* 1 for the first run */
 } tw_result_t;
 
-typedef void (*tw_ack_cb)(void *arg, uint64_t seq, uint64_t id, int err,
-                          const char *msg);
 typedef void (*tw_result_cb)(void *arg, const tw_result_t *r);
 
 /* An acknowledgement, borrowed by the callback for its duration. */
@@ -120,7 +118,14 @@ typedef struct {
                         seq then gets no outcome of its own; the first
                         task's outcome goes to whoever submitted it. */
 } tw_ack_t;
-typedef void (*tw_ack2_cb)(void *arg, const tw_ack_t *ack);
+
+/* Called once per acknowledged or refused submission. (Before 1.0 this
+ * callback took (arg, seq, id, err, msg), and tw_ack2_cb took the struct:
+ * the two are this one shape now.) */
+typedef void (*tw_ack_cb)(void *arg, const tw_ack_t *ack);
+
+/* Deprecated: the old name of tw_ack_cb. */
+typedef tw_ack_cb tw_ack2_cb;
 
 /* Connect to `endpoint` ("tcp://127.0.0.1:7710"); the connection is made
  * in the background. NULL on out-of-memory or a bad endpoint. For a
@@ -152,8 +157,11 @@ void tw_client_destroy(tw_client_t **self_p);
 void tw_client_on_ack(tw_client_t *c, tw_ack_cb cb, void *arg);
 void tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg);
 
-/* The same acknowledgements with the dedup flag; called after the
- * tw_client_on_ack callback, if both are set. May be NULL. */
+/* Deprecated: the same as tw_client_on_ack (one callback: setting either
+ * replaces the other). Kept so that code written against 0.x builds. */
+#if defined(__GNUC__)
+__attribute__((deprecated("use tw_client_on_ack")))
+#endif
 void tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg);
 
 /* Round trip to the broker. Returns 0 or TW_EUNREACH after timeout_ms. */
