@@ -78,9 +78,11 @@ void tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec);
  * events and feeds maps: a task was queued (after it was encoded), an
  * acknowledgement arrived (after the ack callbacks ran), a final outcome
  * arrived (after the result callback ran), the client is being destroyed.
- * Each returns at once when there is no session. */
-void tw__sess_submitted(tw_client_t *c, uint64_t seq,
-                        const tw_task_spec_t *spec);
+ * Each returns at once when there is no session. tw__sess_submitted
+ * returns 0, or TW_ENOMEM with nothing recorded (the caller takes the
+ * task back). */
+int tw__sess_submitted(tw_client_t *c, uint64_t seq,
+                       const tw_task_spec_t *spec);
 void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);

@@ -18,6 +18,15 @@
  *  error into a sentence and tw_version (taskwheel/version.h) names the
  *  library. TW_EUNREACH means no answer came from the broker in time.
  *
+ *  Out of memory never ends the caller's process: a constructor returns
+ *  NULL and a call TW_ENOMEM, having kept nothing of what it was asked
+ *  to do (a submission is not queued, a request not sent). Where memory
+ *  runs out in the background (a reply's text, a resend after a
+ *  reconnection), the client goes on without it: an error's text reads
+ *  "(out of memory)", and what could not be asked is asked again later.
+ *  (libzmq's and msgpack-c's own buffers are theirs: libzmq may abort on
+ *  out-of-memory itself.)
+ *
  *  Callbacks run inside tw_client_poll(), tw_client_wait_all() and the
  *  request calls (ping, result, cancel, query), which dispatch whatever
  *  arrives while they wait. A callback may submit and flush; it must not
@@ -171,7 +180,8 @@ int tw_client_ping(tw_client_t *c, int timeout_ms);
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
  * not exactly one msgpack value or nest deeper than 32 levels, an empty or
  * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups);
- * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_EFULL
+ * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_ENOMEM
+ * (nothing queued); TW_EFULL
  * when max_outbox submissions are not acknowledged yet (see "Reconnection
  * and the outbox"); or TW_ESTATE from the moment tw_stop is called, or a
  * tw_run's running phase ends, until that tw_run returns (S80: a stopped
@@ -799,8 +809,9 @@ struct tw_event {
     const tw_chan_msg_t *chan;   /* COMM_*: the channel item */
 };
 
-/* The client-level event callback; NULL to remove it. */
-void tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg);
+/* The client-level event callback; NULL to remove it. Returns 0 or
+ * TW_ENOMEM (nothing changed). */
+int tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg);
 
 /* What a task outcome does to a tw_run (S81-S82). */
 typedef enum {
@@ -810,9 +821,10 @@ typedef enum {
     TW_POLICY_CONTINUE   /* only the events fire */
 } tw_policy_t;
 
-/* Policies for failed (error, timeout, lost) and cancelled tasks. */
-void tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
-                          tw_policy_t on_cancelled);
+/* Policies for failed (error, timeout, lost) and cancelled tasks.
+ * Returns 0 or TW_ENOMEM (nothing changed). */
+int tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
+                         tw_policy_t on_cancelled);
 
 /* Run a session (S70, S75-S80, F4): fire START (submit the first work
  * there or before), then dispatch until it ends, in this priority:
