@@ -104,68 +104,39 @@ main(int argc, char **argv)
     if (pr != TW_BENCH_FLAGS_RUN) {
         return TW_BENCH_FLAGS_EXIT(pr);
     }
-    tw_bench_cluster_t on, off, many;
     const char *const off_args[] = {"--max-results", "0", "--result-ttl",
                                     "0", "--record-args", "0", NULL};
-    const char *const big_args[] = {"--max-results", "2000000",
-                                    "--result-ttl", "86400", NULL};
+    const char *const many_args[] = {"--max-results", "2000000",
+                                     "--result-ttl", "86400", NULL};
     tw_bench_cluster_opts_t off_opts = {off_args, NULL, NULL, NULL};
-    tw_bench_cluster_opts_t big_opts = {big_args, NULL, NULL, NULL};
-    tw_client_t *c1 = tw_bench_cluster_open(&on, (int)workers, (int)slots,
-                                            NULL);
-    if (!c1) {
-        return 1;
-    }
-    tw_client_t *c0 = tw_bench_cluster_open(&off, (int)workers, (int)slots,
-                                            &off_opts);
-    if (!c0) {
-        tw_client_destroy(&c1);
-        tw_bench_cluster_stop(&on);
-        return 1;
-    }
-    double *r1 = calloc((size_t)runs, sizeof *r1);
-    double *r0 = calloc((size_t)runs, sizeof *r0);
-    double scratch;
-    int rc = 0;
-    if (warmup > 0) {
-        rc = tw_bench_pipeline(&on, c1, (uint64_t)warmup, (uint64_t)window,
-                               &scratch);
-        if (rc == 0) {
-            rc = tw_bench_pipeline(&off, c0, (uint64_t)warmup,
-                                   (uint64_t)window, &scratch);
-        }
-    }
-    for (long long r = 0; rc == 0 && r < runs; r++) {
-        for (int k = 0; rc == 0 && k < 2; k++) {
-            int kept = (int)((r + k) % 2);
-            rc = tw_bench_pipeline(kept ? &on : &off, kept ? c1 : c0,
-                                   (uint64_t)n, (uint64_t)window,
-                                   kept ? &r1[r] : &r0[r]);
-        }
-        if (rc == 0) {
-            fprintf(stderr,
-                    "run %lld/%lld: records on %.0f tasks/s, off %.0f "
-                    "tasks/s, ratio %.2f\n",
-                    r + 1, runs, r1[r], r0[r], r1[r] / r0[r]);
-        }
-    }
-    tw_client_destroy(&c1);
-    tw_client_destroy(&c0);
+    tw_bench_cluster_opts_t many_opts = {many_args, NULL, NULL, NULL};
+    const tw_bench_cluster_opts_t *const opts[2] = {&off_opts, NULL};
+    tw_bench_side_t side[2] = {{.name = "records off"},
+                               {.name = "records on"}};
+    double m0 = 0, m1 = 0, scratch;
+    int rc = tw_bench_sides_open(side, opts, (int)workers, (int)slots,
+                                 (size_t)runs);
     if (rc != 0) {
-        tw_bench_cluster_fail(on.failed ? &on : &off, "run failed");
+        return 1;
     }
-    tw_bench_cluster_stop(&on);
-    tw_bench_cluster_stop(&off);
+    rc = tw_bench_sides_run(side, (uint64_t)n, (uint64_t)window,
+                            (uint64_t)warmup, (size_t)runs);
+    if (rc == 0) {
+        m0 = tw_bench_median(side[0].rate, (size_t)runs);
+        m1 = tw_bench_median(side[1].rate, (size_t)runs);
+    }
+    tw_bench_sides_close(side, rc);
 
     /* K records kept: memory, then first pages. */
     long long rss0 = 0, rss1 = 0;
     double med[3] = {0}, max[3] = {0};
     static const char *const names[3] = {"all", "state=ok",
                                          "matching nothing"};
+    tw_bench_cluster_t many;
     tw_client_t *cb = NULL;
     if (rc == 0) {
         cb = tw_bench_cluster_open(&many, (int)workers, (int)slots,
-                                   &big_opts);
+                                   &many_opts);
         rc = cb ? 0 : TW_EIO;
     }
     if (rc == 0) {
@@ -197,8 +168,6 @@ main(int argc, char **argv)
         tw_bench_cluster_stop(&many);
     }
     if (rc == 0) {
-        double m1 = tw_bench_median(r1, (size_t)runs);
-        double m0 = tw_bench_median(r0, (size_t)runs);
         printf("keep: records on %.0f tasks/s, off %.0f tasks/s, ratio "
                "%.2f (median of %lld runs); %lld records kept: broker RSS "
                "+%.1f MiB, %.0f bytes/record; first page of 50 (median of "
@@ -211,7 +180,5 @@ main(int argc, char **argv)
                max[0] > max[1] ? (max[0] > max[2] ? max[0] : max[2])
                                : (max[1] > max[2] ? max[1] : max[2]));
     }
-    free(r1);
-    free(r0);
     return rc == 0 ? 0 : 1;
 }
