@@ -110,6 +110,22 @@ s_file_has(const char *path, const char *what)
     return has;
 }
 
+#define S_TOKEN1 "0123456789abcdef0123456789abcdef"
+#define S_TOKEN2 "fedcba9876543210fedcba9876543210fedcba98"
+
+/* POST a retry of the failed tasks with `token`: `code`, and `what` in
+ * the answer. */
+static void
+s_retry_with(int code, const char *token, const char *what)
+{
+    char opts[256];
+    snprintf(opts, sizeof opts,
+             JSON_POST " -H 'Authorization: Bearer %s'"
+                       " -d '{\"state\":\"failed\"}'",
+             token);
+    s_expect(code, opts, "/api/v1/tasks/retry", what);
+}
+
 /* Replace the token file at `path` with `text`, readable by its owner
  * only (a new file renamed over the old, as an operator's tools do). */
 static void
@@ -305,7 +321,7 @@ main(void)
     snprintf(tok, sizeof tok, "%s/token", tw_h_tmpdir());
     f = fopen(tok, "w");
     TW_H_ASSERT(f);
-    fputs("# the API's token\n0123456789abcdef0123456789abcdef\n", f);
+    fputs("# the API's token\n" S_TOKEN1 "\n", f);
     fclose(f);
     chmod(tok, 0644);
     tw_h_broker_t b2;
@@ -325,36 +341,20 @@ main(void)
              "/api/v1/tasks/retry", "WWW-Authenticate: Bearer");
     s_expect(401, JSON_POST " -H 'Authorization: Bearer wrong'",
              "/api/v1/tasks/1/retry", "EAUTH");
-    s_expect(200,
-             JSON_POST " -H 'Authorization: Bearer "
-                       "0123456789abcdef0123456789abcdef'"
-                       " -d '{\"state\":\"failed\"}'",
-             "/api/v1/tasks/retry", "\"done\":[]");
+    s_retry_with(200, S_TOKEN1, "\"done\":[]");
 
     /* SIGHUP rereads the token file: the old token is refused, the new
      * one accepted. A file that does not read as a token then changes
      * nothing. */
-    s_write_token(tok, "fedcba9876543210fedcba9876543210fedcba98\n");
+    s_write_token(tok, S_TOKEN2 "\n");
     TW_H_ASSERT_OK(tw_h_kill(b2.pid, SIGHUP));
     TW_H_ASSERT_OK(tw_h_wait_log(b2.pid, "reread the HTTP token", 10000));
-    s_expect(401,
-             JSON_POST " -H 'Authorization: Bearer "
-                       "0123456789abcdef0123456789abcdef'"
-                       " -d '{\"state\":\"failed\"}'",
-             "/api/v1/tasks/retry", "EAUTH");
-    s_expect(200,
-             JSON_POST " -H 'Authorization: Bearer "
-                       "fedcba9876543210fedcba9876543210fedcba98'"
-                       " -d '{\"state\":\"failed\"}'",
-             "/api/v1/tasks/retry", "\"done\":[]");
+    s_retry_with(401, S_TOKEN1, "EAUTH");
+    s_retry_with(200, S_TOKEN2, "\"done\":[]");
     s_write_token(tok, "short\n");
     TW_H_ASSERT_OK(tw_h_kill(b2.pid, SIGHUP));
     TW_H_ASSERT_OK(tw_h_wait_log(b2.pid, "token in force stays", 10000));
-    s_expect(200,
-             JSON_POST " -H 'Authorization: Bearer "
-                       "fedcba9876543210fedcba9876543210fedcba98'"
-                       " -d '{\"state\":\"failed\"}'",
-             "/api/v1/tasks/retry", "\"done\":[]");
+    s_retry_with(200, S_TOKEN2, "\"done\":[]");
     TW_H_ASSERT(tw_h_alive(b2.pid));
     TW_H_ASSERT_EQ(tw_h_stop(b2.pid), 0);
     printf("45-http-api: ok\n");
