@@ -1619,9 +1619,12 @@ tw_client_ping(tw_client_t *c, int timeout_ms)
     return rc;
 }
 
-int
-tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
-                 uint64_t *seq_out)
+/* Queue one task; in a graph (tw__client_submit_as) it names parents by
+ * seq (`as`) and the batch is never sealed here, so the whole graph goes
+ * in one SUBMIT. */
+static int
+s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
+         size_t nas, int graph, uint64_t *seq_out)
 {
     if (!spec || !spec->handler) {
         return TW_EINVAL;
@@ -1649,7 +1652,7 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         return TW_EFULL;
     }
     /* Keep each SUBMIT well under the broker's frame limit. */
-    if (c->ob_items > 0 &&
+    if (!graph && c->ob_items > 0 &&
         tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
             TW__CLIENT_BATCH_BYTES &&
         s_seal(c) != 0) {
@@ -1660,7 +1663,7 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     size_t start = tw_enc_size(&c->ob);
     size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
                (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0) +
-               tw__spec_names_fields(spec);
+               (nas ? 1 : 0) + tw__spec_names_fields(spec);
     tw_enc_map(&c->ob, n);
     tw_enc_ikey(&c->ob, TW_I_SEQ);
     tw_enc_uint(&c->ob, seq);
@@ -1683,6 +1686,13 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         tw_enc_uint(&c->ob, spec->retries);
     }
     tw__spec_names_encode(&c->ob, spec);
+    if (nas) {
+        tw_enc_ikey(&c->ob, TW_I_AS);
+        tw_enc_array(&c->ob, nas);
+        for (size_t i = 0; i < nas; i++) {
+            tw_enc_uint(&c->ob, as[i]);
+        }
+    }
     /* Everything that may allocate comes before anything is kept, so
      * that out of memory takes the item back out whole. */
     int rc = tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
@@ -1704,7 +1714,8 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     if (seq_out) {
         *seq_out = seq;
     }
-    if ((c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
+    if (!graph &&
+        (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
          tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES) &&
         s_seal(c) == 0) {
         /* A full socket is not an error here: the batch stays queued. */
@@ -1713,6 +1724,65 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         }
     }
     return 0;
+}
+
+int
+tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
+                 uint64_t *seq_out)
+{
+    return s_submit(c, spec, NULL, 0, 0, seq_out);
+}
+
+int
+tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
+                     const uint64_t *as, size_t nas, uint64_t *seq_out)
+{
+    return s_submit(c, spec, as, nas, 1, seq_out);
+}
+
+int
+tw__client_seal(tw_client_t *c)
+{
+    return s_seal(c);
+}
+
+void
+tw__client_mark(const tw_client_t *c, tw__client_mark_t *m)
+{
+    m->seq = c->next_seq;
+    m->bytes = tw_enc_size(&c->ob);
+    m->items = c->ob_items;
+}
+
+void
+tw__client_unsubmit(tw_client_t *c, const tw__client_mark_t *m)
+{
+    for (uint64_t seq = m->seq; seq < c->next_seq; seq++) {
+        tw__outbox_ack(&c->keep, seq);
+        tw_idmap_del(&c->pending, seq);
+        tw__sess_unsubmitted(c, seq);
+    }
+    c->next_seq = m->seq;
+    c->ob.sb.size = m->bytes;
+    c->ob_items = m->items;
+}
+
+size_t
+tw__client_outbox_room(const tw_client_t *c)
+{
+    return c->keep.len >= c->opts.max_outbox ? 0
+                                             : c->opts.max_outbox - c->keep.len;
+}
+
+void
+tw__client_swap_ack(tw_client_t *c, tw_ack_cb *cb, void **arg)
+{
+    tw_ack_cb ocb = c->ack_cb;
+    void *oarg = c->ack_arg;
+    c->ack_cb = *cb;
+    c->ack_arg = *arg;
+    *cb = ocb;
+    *arg = oarg;
 }
 
 int

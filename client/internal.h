@@ -83,6 +83,8 @@ void tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec);
  * task back). */
 int tw__sess_submitted(tw_client_t *c, uint64_t seq,
                        const tw_task_spec_t *spec);
+/* Forget the record tw__sess_submitted made for `seq` (taken back). */
+void tw__sess_unsubmitted(tw_client_t *c, uint64_t seq);
 void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);
@@ -139,5 +141,32 @@ int tw__client_link_failed(const tw_client_t *c);
  * to, in buf; NULL if no answer named one. */
 const char *tw__client_status_ep(const tw_client_t *c, char *buf,
                                  size_t len);
+
+/* A graph (client/graph.c, taskwheel/graph.h): queue one task naming
+ * parents by the seqs of earlier items of the same SUBMIT (`as`), without
+ * sealing the batch; tw__client_seal before the first and after the last
+ * item puts the graph in one SUBMIT. Returns as tw_client_submit. */
+int tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
+                         const uint64_t *as, size_t nas, uint64_t *seq_out);
+/* Returns 0, or TW_ENOMEM with the items still in the outbox. */
+int tw__client_seal(tw_client_t *c);
+
+/* Where the outbox is (tw__client_mark), so that the items queued after
+ * it can be taken back (tw__client_unsubmit): a graph that ran out of
+ * memory part way is not sent in part. No seal may come in between. */
+typedef struct {
+    uint64_t seq;
+    size_t bytes;
+    size_t items;
+} tw__client_mark_t;
+void tw__client_mark(const tw_client_t *c, tw__client_mark_t *m);
+void tw__client_unsubmit(tw_client_t *c, const tw__client_mark_t *m);
+
+/* Submissions the outbox still takes before TW_EFULL. */
+size_t tw__client_outbox_room(const tw_client_t *c);
+
+/* Exchange the tw_client_on_ack callback with cb and arg (the old ones
+ * come back there), to watch ACKs for a while. */
+void tw__client_swap_ack(tw_client_t *c, tw_ack_cb *cb, void **arg);
 
 #endif /* TW_CLIENT_INTERNAL_H */

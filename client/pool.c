@@ -572,6 +572,14 @@ tw__sess_submitted(tw_client_t *c, uint64_t seq, const tw_task_spec_t *spec)
     return 0;
 }
 
+void
+tw__sess_unsubmitted(tw_client_t *c, uint64_t seq)
+{
+    s_sess_t *s = s_sess(c, 0);
+    s_rec_t *r = s ? tw_idmap_del(&s->recs, seq) : NULL;
+    tw_free(r);
+}
+
 /* The record of task `seq` (NULL if none) and, in *ev, an event about
  * it: its seq, id, and its feeder's group and item index. */
 static s_rec_t *

@@ -43,4 +43,32 @@ int tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
 const tw_cli_cmd_t *tw_cli_cmds_find(const tw_cli_cmd_t *cmds,
                                      const char *word);
 
+/* `chain` and `chord` (cmd_graph.c): rows of the table in main.c. */
+int tw_cli_chain(const tw_cli_env_t *e);
+int tw_cli_chord(const tw_cli_env_t *e);
+#define TW_CLI_GRAPH_ROWS                                                    \
+    {"chain",                                                                \
+     "[--group G] [--timeout S] [--retries N] [--wait]\n"                    \
+     "HANDLER [ARGS-JSON] -- HANDLER [ARGS-JSON] [-- ...]",                  \
+     "Submit a chain in one request: each step (steps are separated\n"       \
+     "by --) runs once the one before succeeded, with its result\n"          \
+     "first in its arguments. All or nothing: if one step is refused,\n"     \
+     "nothing is submitted (exit 1, saying why). If a step fails, the\n"     \
+     "rest end cancelled (\"upstream failed\"). Prints the task ids,\n"      \
+     "one a line; --wait prints the last step's result instead (exit\n"     \
+     "1 if it failed). --group G: every step joins G, so `cancel\n"          \
+     "--group G` cancels the chain. Options come before the first\n"        \
+     "step (docs/WORKFLOWS.md).",                                            \
+     tw_cli_chain},                                                          \
+    {"chord",                                                                \
+     "[--group G] [--timeout S] [--retries N] [--wait]\n"                    \
+     "HANDLER [ARGS-JSON] [-- HANDLER [ARGS-JSON]]...\n"                     \
+     "--then HANDLER [ARGS-JSON]",                                           \
+     "Submit a chord in one request: the tasks before --then run in\n"       \
+     "parallel; the callback after it runs once they all succeeded,\n"      \
+     "with their results, in order, before its own arguments. All or\n"     \
+     "nothing, ids, --wait and --group as for chain; the callback's\n"      \
+     "id is printed last.",                                                  \
+     tw_cli_chord},
+
 #endif /* TW_CLI_COMMANDS_H */

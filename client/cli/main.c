@@ -2056,6 +2056,7 @@ static const tw_cli_cmd_t s_commands[] = {
      "order, before its own arguments (docs/WORKFLOWS.md). Built-in\n"
      "handlers: docs/HANDLERS.md.",
      s_cmd_submit},
+    TW_CLI_GRAPH_ROWS
     {"map",
      "HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
      "[--star|--kw] [--ordered]",

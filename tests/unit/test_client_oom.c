@@ -21,6 +21,7 @@
 
 #include "common/error.h"
 #include "taskwheel/client.h"
+#include "taskwheel/graph.h"
 #include "tests/unit/support/faultsim.h"
 
 #include <string.h>
@@ -128,6 +129,52 @@ test_submit_sweep(void **state)
     assert_int_equal(tw_fs.live, 0);
 }
 
+/* tw_client_graph_submit of a chord (two parents, one child) at each of
+ * its allocations: a graph is queued whole or not at all. */
+static void
+test_graph_sweep(void **state)
+{
+    (void)state;
+    assert_int_equal(tw_fs_install(-1, 0), 0);
+    tw_client_t *c = tw_client_new(S_EP);
+    assert_non_null(c);
+    static const size_t parents[2] = {0, 1};
+    tw_graph_node_t nodes[3];
+    memset(nodes, 0, sizeof nodes);
+    for (int i = 0; i < 3; i++) {
+        nodes[i].spec.handler = "noop";
+    }
+    nodes[2].parents = parents;
+    nodes[2].nparents = 2;
+    size_t queued = 0;
+    long k = 0;
+    for (; k < S_MAX_RUNS; k++) {
+        tw_fs.delay = k;
+        tw_fs.repeat = 1;
+        tw_fs.fails = 0;
+        uint64_t seqs[3];
+        int rc = tw_client_graph_submit(c, nodes, 3, seqs);
+        long failed = tw_fs.fails;
+        tw_fs.delay = -1;
+        tw_client_stats_t st;
+        tw_client_stats(c, &st);
+        if (rc == 0) {
+            queued += 3;
+            assert_int_equal(seqs[1], seqs[0] + 1);
+            assert_int_equal(seqs[2], seqs[0] + 2);
+        } else {
+            assert_int_equal(rc, TW_ENOMEM);
+        }
+        assert_int_equal(st.unacked, queued); /* all three or none */
+        if (!failed) {
+            break;
+        }
+    }
+    assert_true(k > 0 && k < S_MAX_RUNS);
+    tw_client_destroy(&c);
+    assert_int_equal(tw_fs.live, 0);
+}
+
 /* tw_client_flush and the session setters: TW_ENOMEM, then success. */
 static void
 test_flush_and_setters(void **state)
@@ -171,6 +218,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_new_sweep, tw_fs_teardown),
         cmocka_unit_test_teardown(test_submit_sweep, tw_fs_teardown),
+        cmocka_unit_test_teardown(test_graph_sweep, tw_fs_teardown),
         cmocka_unit_test_teardown(test_flush_and_setters, tw_fs_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
