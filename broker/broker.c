@@ -22,6 +22,7 @@
 #include "broker/core/outbox.h"
 #include "broker/core/persist.h"
 #include "broker/core/place.h"
+#include "broker/core/schedule.h"
 #include "broker/core/view.h"
 #include "broker/dispatch.h"
 #include "broker/ha.h"
@@ -91,6 +92,10 @@ const tw_cfg_opt_t tw_broker_options[] = {
     S_OPT_INT("handler-grace", 0, 3600, "0", handler_grace,
               "seconds after start during which tasks for handlers no "
               "worker has offered yet are queued, not refused"),
+    S_OPT_INT("schedule-grace", 1, 600000, "60000", schedule_grace,
+              "milliseconds a schedule's tick may be late and still fire; "
+              "older ticks were missed and follow the schedule's catch-up "
+              "policy"),
     S_OPT_INT("max-stations", 1, 1LL << 31, "100000", max_stations,
               "stations held (running or pending) before an add is "
               "refused (EFULL)"),
@@ -178,6 +183,30 @@ const tw_cfg_opt_t tw_broker_options[] = {
 
 static void s_on_delay(uv_timer_t *h);
 static void s_on_more(uv_timer_t *h);
+static void s_on_sched(uv_timer_t *h);
+
+/* The schedule timer goes off when the next tick is due (schedule.h);
+ * it runs once the broker has recovered its state (sched_at >= -1). */
+static void
+s_arm_sched(tw_broker_t *b)
+{
+    if (b->sched_at < -1 || b->closing) {
+        return;
+    }
+    int64_t in = tw__schedule_next(b);
+    if (in < 0) {
+        if (b->sched_at >= 0) {
+            uv_timer_stop(&b->sched_timer);
+        }
+        b->sched_at = -1;
+        return;
+    }
+    int64_t at = (int64_t)uv_now(b->loop) + in;
+    if (at != b->sched_at) {
+        b->sched_at = at;
+        uv_timer_start(&b->sched_timer, s_on_sched, (uint64_t)in, 0);
+    }
+}
 
 /* The delay timer fires when the first delayed task is due. */
 static void
@@ -209,6 +238,7 @@ s_end_of_turn(tw_broker_t *b)
         uv_timer_start(&b->more_timer, s_on_more, 0, 0);
     }
     s_arm_delay(b);
+    s_arm_sched(b);
     tw__place_flush(b);
     tw__outbox_turn_end(b);
 }
@@ -225,6 +255,15 @@ s_on_delay(uv_timer_t *h)
     tw_broker_t *b = h->data;
     b->delay_at = 0;
     tw__flow_due(b, uv_now(b->loop));
+    s_end_of_turn(b);
+}
+
+static void
+s_on_sched(uv_timer_t *h)
+{
+    tw_broker_t *b = h->data;
+    b->sched_at = -1;
+    tw__schedule_due(b);
     s_end_of_turn(b);
 }
 
@@ -516,7 +555,11 @@ tw_broker_new(uv_loop_t *loop, const tw_broker_cfg_t *cfg)
     uv_timer_init(loop, &b->delay_timer);
     uv_timer_init(loop, &b->more_timer);
     uv_timer_init(loop, &b->grace_timer);
+    uv_timer_init(loop, &b->sched_timer);
     b->delay_timer.data = b->more_timer.data = b->grace_timer.data = b;
+    b->sched_timer.data = b;
+    tw_schedtab_init(&b->sched, (uint64_t)cfg->schedule_grace);
+    b->sched_at = -2; /* until recovered */
     uv_signal_init(loop, &b->sigterm);
     uv_signal_init(loop, &b->sigint);
     b->sigterm.data = b->sigint.data = b;
@@ -567,6 +610,10 @@ s_recover(tw_broker_t *b, char *why, size_t wlen)
      * clients resend before the workers are back (core/admit.c). */
     b->resumed = rc == 0 && b->persist &&
                  (b->tasks.next_id > 1 || b->reg.nhandlers > 0);
+    if (rc == 0) {
+        b->sched_at = -1; /* schedules may fire from now on */
+        s_arm_sched(b);
+    }
     if (rc != 0 || !b->persist) {
         return rc;
     }
@@ -648,6 +695,7 @@ tw_broker_stop(tw_broker_t *b)
     uv_close((uv_handle_t *)&b->delay_timer, s_closed);
     uv_close((uv_handle_t *)&b->more_timer, s_closed);
     uv_close((uv_handle_t *)&b->grace_timer, s_closed);
+    uv_close((uv_handle_t *)&b->sched_timer, s_closed);
     tw__outbox_stop(b);
     uv_close((uv_handle_t *)&b->sigterm, s_closed);
     uv_close((uv_handle_t *)&b->sigint, s_closed);
@@ -685,6 +733,7 @@ tw_broker_destroy(tw_broker_t **self_p)
     tw_stations_destroy(&b->stations);
     tw_queue_free(&b->delayed);
     tw_deps_destroy(&b->deps);
+    tw_schedtab_destroy(&b->sched);
     tw_free(b->unplaced);
     tw_free(b->held);
     tw_aside_free(&b->aside);

@@ -6,6 +6,7 @@
 #include "broker/cmd/on_pool.h"
 #include "broker/cmd/on_query.h"
 #include "broker/cmd/on_records.h"
+#include "broker/cmd/on_schedule.h"
 #include "broker/cmd/on_station.h"
 #include "broker/cmd/on_task.h"
 #include "broker/cmd/on_worker.h"
@@ -50,6 +51,9 @@ s_front(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         break;
     case TW_CMD_WORKER:
         tw__on_worker_op(b, c, m);
+        break;
+    case TW_CMD_SCHEDULE:
+        tw__on_schedule(b, c, m);
         break;
     case TW_CMD_CHAN:
         tw__on_chan_down(b, c, m);

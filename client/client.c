@@ -1619,6 +1619,60 @@ tw_client_ping(tw_client_t *c, int timeout_ms)
     return rc;
 }
 
+int
+tw__spec_check(const tw_task_spec_t *spec, size_t *hlen, size_t *alen,
+               size_t *glen)
+{
+    *hlen = strnlen(spec->handler, TW_PROTO_MAX_NAME + 1);
+    if (*hlen == 0 || *hlen > TW_PROTO_MAX_NAME) {
+        return TW_EINVAL;
+    }
+    *alen = spec->args ? spec->args_len : 0;
+    if (*alen > TW__CLIENT_MAX_ARGS) {
+        return TW_E2BIG;
+    }
+    if (spec->args && !tw_mp_one(spec->args, *alen, TW_MP_DEPTH_DECODE)) {
+        return TW_EINVAL;
+    }
+    *glen = 0; /* bytes the pool, groups and key add at most */
+    return tw__spec_names_check(spec, glen) != 0 ? TW_EINVAL : 0;
+}
+
+void
+tw__enc_spec_item(tw_enc_t *e, const tw_task_spec_t *spec,
+                  const uint64_t *seq, size_t extra)
+{
+    size_t hlen = strlen(spec->handler);
+    size_t alen = spec->args ? spec->args_len : 0;
+    size_t n = 1 + extra + (seq != NULL) + (spec->args ? 1 : 0) +
+               (spec->timeout_ms ? 1 : 0) + (spec->priority ? 1 : 0) +
+               (spec->retries ? 1 : 0) + tw__spec_names_fields(spec);
+    tw_enc_map(e, n);
+    if (seq) {
+        tw_enc_ikey(e, TW_I_SEQ);
+        tw_enc_uint(e, *seq);
+    }
+    tw_enc_ikey(e, TW_I_H);
+    tw_enc_str(e, spec->handler, hlen);
+    if (spec->args) {
+        tw_enc_ikey(e, TW_I_A);
+        tw_enc_bin(e, spec->args, alen);
+    }
+    if (spec->timeout_ms) {
+        tw_enc_ikey(e, TW_I_TO);
+        tw_enc_uint(e, spec->timeout_ms);
+    }
+    if (spec->priority) {
+        tw_enc_ikey(e, TW_I_PRI);
+        tw_enc_int(e, spec->priority);
+    }
+    if (spec->retries) {
+        tw_enc_ikey(e, TW_I_RE);
+        tw_enc_uint(e, spec->retries);
+    }
+    tw__spec_names_encode(e, spec);
+}
+
 /* Queue one task; in a graph (tw__client_submit_as) it names parents by
  * seq (`as`) and the batch is never sealed here, so the whole graph goes
  * in one SUBMIT. */
@@ -1633,20 +1687,10 @@ s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
     if (closed) {
         return closed; /* S80: a stopped run takes no more work */
     }
-    size_t hlen = strnlen(spec->handler, TW_PROTO_MAX_NAME + 1);
-    if (hlen == 0 || hlen > TW_PROTO_MAX_NAME) {
-        return TW_EINVAL;
-    }
-    size_t alen = spec->args ? spec->args_len : 0;
-    if (alen > TW__CLIENT_MAX_ARGS) {
-        return TW_E2BIG;
-    }
-    if (spec->args && !tw_mp_one(spec->args, alen, TW_MP_DEPTH_DECODE)) {
-        return TW_EINVAL;
-    }
-    size_t glen = 0; /* bytes the pool, groups and key add at most */
-    if (tw__spec_names_check(spec, &glen) != 0) {
-        return TW_EINVAL;
+    size_t hlen, alen, glen;
+    int rc = tw__spec_check(spec, &hlen, &alen, &glen);
+    if (rc != 0) {
+        return rc;
     }
     if (c->keep.len >= c->opts.max_outbox) {
         return TW_EFULL;
@@ -1661,31 +1705,7 @@ s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
 
     uint64_t seq = c->next_seq++;
     size_t start = tw_enc_size(&c->ob);
-    size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
-               (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0) +
-               (nas ? 1 : 0) + tw__spec_names_fields(spec);
-    tw_enc_map(&c->ob, n);
-    tw_enc_ikey(&c->ob, TW_I_SEQ);
-    tw_enc_uint(&c->ob, seq);
-    tw_enc_ikey(&c->ob, TW_I_H);
-    tw_enc_str(&c->ob, spec->handler, hlen);
-    if (spec->args) {
-        tw_enc_ikey(&c->ob, TW_I_A);
-        tw_enc_bin(&c->ob, spec->args, alen);
-    }
-    if (spec->timeout_ms) {
-        tw_enc_ikey(&c->ob, TW_I_TO);
-        tw_enc_uint(&c->ob, spec->timeout_ms);
-    }
-    if (spec->priority) {
-        tw_enc_ikey(&c->ob, TW_I_PRI);
-        tw_enc_int(&c->ob, spec->priority);
-    }
-    if (spec->retries) {
-        tw_enc_ikey(&c->ob, TW_I_RE);
-        tw_enc_uint(&c->ob, spec->retries);
-    }
-    tw__spec_names_encode(&c->ob, spec);
+    tw__enc_spec_item(&c->ob, spec, &seq, nas ? 1 : 0);
     if (nas) {
         tw_enc_ikey(&c->ob, TW_I_AS);
         tw_enc_array(&c->ob, nas);
@@ -1695,8 +1715,8 @@ s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
     }
     /* Everything that may allocate comes before anything is kept, so
      * that out of memory takes the item back out whole. */
-    int rc = tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
-                            tw_enc_size(&c->ob) - start);
+    rc = tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
+                        tw_enc_size(&c->ob) - start);
     /* Room in the id map for the ACK of this and every task pending. */
     if (rc == 0 && (tw_idmap_reserve(&c->pending, 1) != 0 ||
                     tw_idmap_reserve(&c->waiting, c->pending.len + 1) != 0 ||

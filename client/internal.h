@@ -74,6 +74,16 @@ int tw__spec_names_check(const tw_task_spec_t *spec, size_t *bytes);
 size_t tw__spec_names_fields(const tw_task_spec_t *spec);
 void tw__spec_names_encode(tw_enc_t *e, const tw_task_spec_t *spec);
 
+/* A spec's SUBMIT item (client.c): check it (0, TW_EINVAL or TW_E2BIG;
+ * the lengths of its handler and arguments and an upper bound of what
+ * its names add), then encode it, with "seq" first when `seq` is not
+ * NULL (a schedule's template has none); the map counts `extra` more
+ * keys, which the caller writes after it. */
+int tw__spec_check(const tw_task_spec_t *spec, size_t *hlen, size_t *alen,
+                   size_t *glen);
+void tw__enc_spec_item(tw_enc_t *e, const tw_task_spec_t *spec,
+                       const uint64_t *seq, size_t extra);
+
 /* What client.c tells the session layer (pool.c), which turns it into
  * events and feeds maps: a task was queued (after it was encoded), an
  * acknowledgement arrived (after the ack callbacks ran), a final outcome

@@ -4,6 +4,15 @@
  *  only runs on a kernel edge, and libzmq consumes those edges itself. The
  *  check callback runs on every loop iteration, and the idle handle started
  *  in prepare guarantees there is a next iteration while a message waits.
+ *
+ *  What each pass costs. ZMQ_EVENTS always makes libzmq look at its command
+ *  mailbox, a poll(2) and often a read(2) of the mailbox's eventfd, so it
+ *  is read only when libzmq may have changed state behind our back (the
+ *  `stale` flag below). A receive that succeeds makes no system call; the
+ *  one that fails with EAGAIN processes every pending command first, which
+ *  is as good as a ZMQ_EVENTS read. So check receives until EAGAIN (or the
+ *  budget) and reads nothing else, and prepare reads ZMQ_EVENTS only after
+ *  a send or a batch cut short by the budget.
  */
 #include "common/zwatch.h"
 #include "common/error.h"
@@ -25,8 +34,9 @@ s_events(void *sock)
 static void
 s_poll_cb(uv_poll_t *h, int status, int events)
 {
-    /* Only here to wake the loop; check does the work. */
-    (void)h;
+    /* Wakes the loop and notes the edge; check does the work. */
+    tw_zwatch_t *zw = h->data;
+    zw->fired = 1;
     (void)status;
     (void)events;
 }
@@ -37,12 +47,23 @@ s_idle_cb(uv_idle_t *h)
     (void)h;
 }
 
+/* Before the loop blocks: make sure it does not block while a message
+ * waits that the fd will not announce. */
 static void
 s_prepare_cb(uv_prepare_t *h)
 {
     tw_zwatch_t *zw = h->data;
-    if (zw->active && (s_events(zw->sock) & ZMQ_POLLIN)) {
-        uv_idle_start(&zw->idle, s_idle_cb);
+    if (!zw->active) {
+        return;
+    }
+    if (zw->stale) {
+        if (s_events(zw->sock) & ZMQ_POLLIN) {
+            uv_idle_start(&zw->idle, s_idle_cb);
+        } else {
+            /* libzmq has processed every command: the next one raises
+             * ZMQ_FD again. */
+            zw->stale = 0;
+        }
     }
 }
 
@@ -84,28 +105,48 @@ tw_zframes_close(tw_zframes_t *msg)
     msg->n = 0;
 }
 
+/* After the poll phase: deliver what waits. Commands, and with them new
+ * messages, reach a socket whose last receive failed with EAGAIN (or whose
+ * ZMQ_EVENTS said no POLLIN) only with an edge on ZMQ_FD, so unless an
+ * edge came or `stale` is set (a send, a start, a batch cut short by the
+ * budget) there is nothing to look for. */
 static void
 s_check_cb(uv_check_t *h)
 {
     tw_zwatch_t *zw = h->data;
     uv_idle_stop(&zw->idle);
+    if (!zw->active || !(zw->fired || zw->stale)) {
+        return;
+    }
+    zw->fired = 0;
     unsigned n = 0;
-    /* With `eagain`, ZMQ_EVENTS is read once and messages are received
-     * until EAGAIN (see zwatch.h); the prepare callback reads it again
-     * before the loop blocks. */
-    int ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
-    while (ready && zw->active && n < zw->budget) {
+    for (;;) {
+        if (!zw->active) {
+            zw->stale = 1; /* look again when restarted */
+            break;
+        }
+        if (n == zw->budget) {
+            /* More may wait; prepare's ZMQ_EVENTS read also processes
+             * the commands that wake other peers' pipes, which receives
+             * that succeed do only every hundredth time, so one busy peer
+             * cannot hold the others back by more than a batch. */
+            zw->stale = 1;
+            break;
+        }
         tw_zframes_t msg;
-        if (tw_zrecv_frames(zw->sock, &msg, ZMQ_DONTWAIT) != 0) {
+        int rc = tw_zrecv_frames(zw->sock, &msg, ZMQ_DONTWAIT);
+        if (rc == TW_EAGAIN) {
+            zw->stale = 0; /* commands all processed (see the top) */
+            break;
+        }
+        if (rc != 0) {
+            zw->stale = 1; /* closing; ZMQ_EVENTS fails too and stops it */
             break;
         }
         n++;
         zw->received++;
         zw->on_msg(zw, &msg);
         tw_zframes_close(&msg);
-        if (!zw->eagain) {
-            ready = (s_events(zw->sock) & ZMQ_POLLIN) != 0;
-        }
     }
     if (n && zw->active && zw->on_drained) {
         zw->on_drained(zw);
@@ -141,6 +182,7 @@ tw_zwatch_start(tw_zwatch_t *zw, tw_zwatch_msg_cb on_msg,
     zw->on_msg = on_msg;
     zw->on_drained = on_drained;
     zw->active = 1;
+    zw->stale = 1; /* whatever came while stopped raised no edge for us */
     uv_poll_start(&zw->poll, UV_READABLE, s_poll_cb);
     uv_prepare_start(&zw->prepare, s_prepare_cb);
     uv_check_start(&zw->check, s_check_cb);
@@ -214,6 +256,9 @@ int
 tw_zwatch_send(tw_zwatch_t *zw, zmq_msg_t *frames, size_t n)
 {
     int rc = tw_zsend_frames(zw->sock, frames, n, ZMQ_DONTWAIT);
+    /* A send may process commands (libzmq does so every millisecond or
+     * so), consuming the fd's edge: look before blocking. */
+    zw->stale = 1;
     if (rc == 0) {
         zw->sent++;
     } else {

@@ -5,12 +5,22 @@
  *  plain uv_poll on it stalls with messages still queued. tw_zwatch_t uses
  *  the prepare/check/idle pattern instead:
  *
- *    poll     on ZMQ_FD, UV_READABLE only, empty callback: wakes the loop
- *    prepare  before every block: if ZMQ_EVENTS has POLLIN, start idle so
- *             the loop does not block (this catches readiness our own sends
- *             made, which never produce an fd edge)
- *    check    after every poll phase: stop idle, re-read ZMQ_EVENTS, and
- *             deliver up to `budget` whole messages to the callback
+ *    poll     on ZMQ_FD, UV_READABLE only: wakes the loop and notes
+ *             that an edge came
+ *    prepare  before every block: if we sent, or cut a batch short at the
+ *             budget, since libzmq last processed its commands, and
+ *             ZMQ_EVENTS has POLLIN, start idle so the loop does not block
+ *             (this catches readiness our own sends made, which never
+ *             produce an fd edge)
+ *    check    after every poll phase: stop idle and, if an edge came, a
+ *             send was made or the last batch was cut short, deliver whole
+ *             messages to the callback until EAGAIN or `budget` of them
+ *
+ *  A receive failing with EAGAIN and a ZMQ_EVENTS read both make libzmq
+ *  process all its pending commands; after either, new messages come only
+ *  with a new edge on ZMQ_FD. That is why a quiet socket costs no system
+ *  call per loop pass, and a busy one two per batch (the EAGAIN receive and
+ *  prepare's ZMQ_EVENTS after the batch's sends), not two per message.
  *
  *  This file is the only code in taskwheel that touches ZMQ_FD. Every send on
  *  a watched socket goes through tw_zwatch_send(), which never blocks: EAGAIN
@@ -55,13 +65,10 @@ struct tw_zwatch {
     tw_zwatch_drained_cb on_drained;
     tw_zwatch_close_cb on_close;
     unsigned budget;
-    /* 0 (the default): ZMQ_EVENTS is read after every message. 1: only
-     * once per wake-up, then messages are received until EAGAIN. Reading
-     * ZMQ_EVENTS makes libzmq process its commands, and an XPUB then
-     * reads, and stores, a whole pipe of subscriptions; the status socket
-     * sets 1 so that libzmq stays close behind what the broker has
-     * counted (broker/out/subguard.h). */
-    int eagain;
+    int stale;  /* libzmq may hold what no edge will announce: we sent,
+                 * the last batch hit the budget, or we have not looked
+                 * since start (see zwatch.c) */
+    int fired;  /* ZMQ_FD was readable since check last looked */
     int active;
     int closing;
     int pending_close;
@@ -75,7 +82,8 @@ struct tw_zwatch {
 int tw_zwatch_init(uv_loop_t *loop, tw_zwatch_t *zw, void *sock);
 
 /* Deliver each incoming message to `on_msg`; after each batch (up to
- * `budget` messages, or fewer when the socket runs dry) call `on_drained`
+ * `budget` messages, or fewer when the socket runs dry: a batch ends with
+ * the receive that fails with EAGAIN) call `on_drained`
  * if not NULL. Returns 0. */
 int tw_zwatch_start(tw_zwatch_t *zw, tw_zwatch_msg_cb on_msg,
                     tw_zwatch_drained_cb on_drained);

@@ -81,6 +81,17 @@
     XX(TASK, RETRY, retry, TW_C2B, 0)                                        \
     XX(TASK, PURGE, purge, TW_C2B, 0)
 
+/* Schedules (PROTOCOL.md 18.11): every op but list names one. */
+#define TW_PROTO_SCHEDULE_OPS(XX)                                            \
+    XX(SCHEDULE, ADD, add, TW_C2B,                                           \
+       TW_FB(NAME) | TW_FB(CRON) | TW_FB(ITEMS))                             \
+    XX(SCHEDULE, LIST, list, TW_C2B, 0)                                      \
+    XX(SCHEDULE, SHOW, show, TW_C2B, TW_FB(NAME))                            \
+    XX(SCHEDULE, PAUSE, pause, TW_C2B, TW_FB(NAME))                          \
+    XX(SCHEDULE, RESUME, resume, TW_C2B, TW_FB(NAME))                        \
+    XX(SCHEDULE, REMOVE, remove, TW_C2B, TW_FB(NAME))                        \
+    XX(SCHEDULE, RUN_NOW, run-now, TW_C2B, TW_FB(NAME))
+
 #define TW_PROTO_OPS(XX)                                                     \
     TW_PROTO_STATION_OPS(XX)                                                 \
     TW_PROTO_GROUP_OPS(XX)                                                   \
@@ -88,7 +99,8 @@
     TW_PROTO_WORKER_OPS(XX)                                                  \
     TW_PROTO_CANCEL_OPS(XX)                                                  \
     TW_PROTO_QUERY_OPS(XX)                                                   \
-    TW_PROTO_TASK_OPS(XX)
+    TW_PROTO_TASK_OPS(XX)                                                    \
+    TW_PROTO_SCHEDULE_OPS(XX)
 
 typedef enum {
     TW_OP_NONE = 0,

@@ -142,7 +142,11 @@ typedef enum {
     XX(ERAS, "eras", TW_T_UINTS, 0, TW_TX_NONE) /* [epoch, first seq...] */  \
     XX(DB, "db", TW_T_UINT, 0, TW_TX_NONE)                                   \
     XX(AT, "at", TW_T_UINT, 0, TW_TX_NONE)                                   \
-    XX(COUNT, "count", TW_T_UINT, 0, TW_TX_NONE)
+    XX(COUNT, "count", TW_T_UINT, 0, TW_TX_NONE)                             \
+    XX(CRON, "cron", TW_T_STR, 256, TW_TX_CLEAN)      /* SCHEDULE add */     \
+    XX(TZ, "tz", TW_T_STR, 128, TW_TX_CLEAN)          /* SCHEDULE add */     \
+    XX(OVERLAP, "overlap", TW_T_STR, 16, TW_TX_CLEAN) /* SCHEDULE add */     \
+    XX(CATCHUP, "catchup", TW_T_STR, 16, TW_TX_CLEAN) /* SCHEDULE add */
 
 /* Fields of one element of "items". */
 #define TW_PROTO_ITEM_FIELDS(XX)                                             \
@@ -248,7 +252,8 @@ _Static_assert(TW_F__COUNT <= 64, "TW_FB makes a 64-bit mask of fields");
        0)                                                                    \
     XX(27, REPL, TW_B2B, TW_FB(HA) | TW_FB(SEQ) | TW_FB(OPS), 0)            \
     XX(28, RACK, TW_B2B, 0, 0)                                               \
-    XX(29, SNAP, TW_B2B, TW_FB(OP) | TW_FB(SNAP), 0)
+    XX(29, SNAP, TW_B2B, TW_FB(OP) | TW_FB(SNAP), 0)                        \
+    XX(30, SCHEDULE, TW_C2B, TW_FB(SEQ) | TW_FB(OP), 0)
 
 typedef enum {
     TW_CMD_NONE = 0,

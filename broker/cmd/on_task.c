@@ -1,12 +1,12 @@
 /*  broker/cmd/on_task.c - SUBMIT, RESULT, CANCEL and DONE (see on_task.h).
  */
 #include "broker/cmd/on_task.h"
-#include "broker/core/admit.h"
 #include "broker/core/core.h"
 #include "broker/core/events.h"
 #include "broker/core/flow.h"
 #include "broker/core/lease.h"
 #include "broker/core/outbox.h"
+#include "broker/core/submit.h"
 #include "broker/state/graph.h"
 #include "common/alloc.h"
 #include "common/error.h"
@@ -28,32 +28,6 @@ s_ack_error(tw_enc_t *e, uint64_t seq, int code, const char *msg)
     tw_enc_int(e, code);
     tw_enc_ikey(e, TW_I_ERR);
     tw_enc_cstr(e, msg);
-}
-
-/* Join task `t` to the groups an item names (created on demand, S95);
- * duplicates in the list count once. */
-static void
-s_join_groups(tw_broker_t *b, tw_task_t *t, tw_pool_t *p,
-              const msgpack_object *gs)
-{
-    if (!gs || !gs->via.array.size) {
-        return;
-    }
-    t->groups = tw_malloc(gs->via.array.size * sizeof *t->groups);
-    for (uint32_t i = 0; i < gs->via.array.size; i++) {
-        const msgpack_object *o = &gs->via.array.ptr[i];
-        tw_group_t *g =
-            tw_pools_group(&b->pools, p, o->via.str.ptr, o->via.str.size, 1);
-        int dup = 0;
-        for (uint16_t k = 0; k < t->ngroups; k++) {
-            dup |= t->groups[k] == g->id;
-        }
-        if (!dup) {
-            t->groups[t->ngroups++] = g->id;
-            g->admitted++;
-            tw_group_add_id(g, t->id);
-        }
-    }
 }
 
 /* An ACK item {seq, id[, dup: 1]}. */
@@ -93,88 +67,6 @@ s_resent(tw_broker_t *b, tw_bclient_t *c, uint64_t seq, uint32_t shash)
         return NULL;
     }
     return shash == st->shash ? st : NULL; /* else the seq was reused */
-}
-
-/* The parents an item names (`af`, `am`, `wr`; PROTOCOL.md 18.2),
- * checked before anything is counted: 0, or an ACK error code with the
- * reason in `why`. */
-static int
-s_check_after(tw_broker_t *b, const tw_item_t *it, char *why, size_t wlen)
-{
-    const msgpack_object *af = it->f[TW_I_AF];
-    if (tw_item_uint(it, TW_I_AM, 0) > 1) {
-        snprintf(why, wlen, "am must be 0 (all parents ok) or 1 (any end)");
-        return TW_EINVAL;
-    }
-    if (tw_item_uint(it, TW_I_WR, 0) > 1) {
-        snprintf(why, wlen, "wr must be 0 or 1");
-        return TW_EINVAL;
-    }
-    if (af && af->via.array.size > TW_DEPS_MAX_PARENTS) {
-        snprintf(why, wlen, "%u parents named: at most %d",
-                 (unsigned)af->via.array.size, TW_DEPS_MAX_PARENTS);
-        return TW_EINVAL;
-    }
-    for (uint32_t i = 0; af && i < af->via.array.size; i++) {
-        uint64_t id = af->via.array.ptr[i].via.u64;
-        if (!tw_tasks_get(&b->tasks, id)) {
-            snprintf(why, wlen, "parent task %llu is not known (a parent "
-                     "must be a task the broker still holds)",
-                     (unsigned long long)id);
-            return TW_ENOENT;
-        }
-    }
-    return 0;
-}
-
-/* A new task from SUBMIT item `it` of client `c`, admitted into pool `p`
- * with handler `hidx`; enqueued unless it names parents (the caller then
- * hands it to tw__flow_after). */
-static tw_task_t *
-s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
-         tw_pool_t *p, uint32_t shash, int after)
-{
-    uint64_t now = uv_now(b->loop);
-    size_t alen, klen;
-    const void *a = tw_item_bin(it, TW_I_A, &alen);
-    const char *key = tw_item_str(it, TW_I_K, &klen);
-    tw_task_t *t = tw_tasks_create(&b->tasks, a, alen, now);
-    int64_t pri = tw_item_int(it, TW_I_PRI, 0);
-    uint64_t to = tw_item_uint(it, TW_I_TO, 0);
-    uint64_t re = tw_item_uint(it, TW_I_RE, 0);
-    uint64_t dl = tw_item_uint(it, TW_I_DL, 0);
-    t->seq = tw_item_uint(it, TW_I_SEQ, 0);
-    t->client = c->id;
-    t->handler = (uint32_t)hidx;
-    t->shash = shash;
-    t->priority = pri > INT32_MAX   ? INT32_MAX
-                  : pri < INT32_MIN ? INT32_MIN
-                                    : (int32_t)pri;
-    t->timeout_ms = to > UINT32_MAX ? UINT32_MAX : (uint32_t)to;
-    t->retries = re > 1000 ? 1000 : (uint16_t)re;
-    t->due_ms = dl ? now + dl : 0;
-    uint64_t eta = tw_item_uint(it, TW_I_ETA, 0), wall = tw_wall_ms();
-    if (eta > wall) {
-        /* The loop's clock read now, not its cached `now`: the task must
-         * not start before eta, even by the time this turn has taken. */
-        uint64_t at = uv_hrtime() / 1000000 + (eta - wall) + 1;
-        t->due_ms = at > t->due_ms ? at : t->due_ms;
-    }
-    t->pool = p->id;
-    s_join_groups(b, t, p, it->f[TW_I_G]);
-    if (key && klen) {
-        t->key = tw_strndup(key, klen);
-        t->key_len = (uint16_t)klen;
-        tw_strmap_put(&p->dedup, t->key, klen, (void *)(uintptr_t)t->id);
-    }
-    tw_dedup_put(&b->dedup, c->id, t->seq, t->id, c->outstanding);
-    if (!after) {
-        tw__flow_enqueue(b, t);
-    }
-    tw_pool_add_client(p, c->id);
-    c->outstanding++;
-    b->st.submitted++;
-    return t;
 }
 
 /* A resend of an item already recorded: the same ACK, nothing enqueued,
@@ -230,35 +122,17 @@ s_accept(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, tw_enc_t *e,
          size_t nextra, int publish)
 {
     uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
-    size_t klen;
-    const char *key = tw_item_str(it, TW_I_K, &klen);
-    void *known = key && klen ? tw_strmap_get(&p->dedup, key, klen) : NULL;
-    if (known) {
+    tw_submit_out_t out;
+    tw__submit_accept(b, c, it, hidx, p, shash, extra, nextra, publish,
+                      &out);
+    if (out.known) {
         /* The same key while the first task is known: its id. */
-        s_ack(e, seq, (uint64_t)(uintptr_t)known, 1);
+        s_ack(e, seq, out.known, 1);
         b->st.deduplicated++;
-        return (uint64_t)(uintptr_t)known;
+        return out.known;
     }
-    const msgpack_object *af = it->f[TW_I_AF];
-    size_t naf = af ? af->via.array.size : 0;
-    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf + nextra > 0);
-    s_ack(e, seq, t->id, 0);
-    if (naf + nextra) {
-        uint64_t *par = tw_malloc((naf + nextra) * sizeof *par);
-        for (size_t i = 0; i < naf; i++) {
-            par[i] = af->via.array.ptr[i].via.u64;
-        }
-        for (size_t i = 0; i < nextra; i++) {
-            par[naf + i] = extra[i];
-        }
-        tw__flow_after(b, t, par, naf + nextra,
-                       (int)tw_item_uint(it, TW_I_AM, 0),
-                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
-        tw_free(par);
-    } else if (publish) {
-        tw__event_task(b, t, "task.submitted", NULL);
-    }
-    return t->id;
+    s_ack(e, seq, out.task->id, 0);
+    return out.task->id;
 }
 
 /* One SUBMIT item: its ACK item goes in `e`. */
@@ -279,10 +153,7 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     char why[256];
     int hidx;
     tw_pool_t *p = NULL;
-    int rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
-    if (rc == 0) {
-        rc = s_check_after(b, it, why, sizeof why);
-    }
+    int rc = tw__submit_check(b, it, &hidx, &p, why, sizeof why);
     if (rc != 0) {
         s_refuse(b, c, e, seq, shash, rc, why);
         return;
@@ -339,10 +210,7 @@ s_graph_check(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
                      (unsigned long long)seq);
             return rc;
         }
-        rc = tw__admit_item(b, it, &gi->hidx, &gi->pool, why, wlen);
-        if (rc == 0) {
-            rc = s_check_after(b, it, why, wlen);
-        }
+        rc = tw__submit_check(b, it, &gi->hidx, &gi->pool, why, wlen);
         if (rc == 0 && naf + nas > TW_DEPS_MAX_PARENTS) {
             snprintf(why, wlen, "%zu parents named (af and as): at most %d",
                      naf + nas, TW_DEPS_MAX_PARENTS);

@@ -29,6 +29,7 @@
 #include "broker/state/pair.h"
 #include "broker/state/pools.h"
 #include "broker/state/quarantine.h"
+#include "broker/state/schedtab.h"
 #include "broker/state/queue.h"
 #include "broker/state/stations.h"
 #include "broker/state/task.h"
@@ -109,6 +110,12 @@ struct tw_broker {
     struct tw_persist *persist; /* NULL without --data */
     uv_prepare_t prepare;    /* commit, then ACKs and RESULTs */
     int prepare_init, prepare_on;
+
+    /* Schedules (schedule.h): the engine, zones and records, and the
+     * timer armed for the next tick (broker.c). */
+    tw_schedtab_t sched;
+    uv_timer_t sched_timer;
+    int64_t sched_at;        /* ms the timer was armed for, -1: off */
 
     /* A broker pair (broker/ha.h): NULL for a single broker. */
     tw_pair_t *pair;         /* the peer socket and the state machine */

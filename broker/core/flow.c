@@ -613,7 +613,9 @@ tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                                              : "task.exception",
                      &x);
     }
-    /* The tasks blocked on it learn now, in this turn (flow.h). */
+    /* The tasks blocked on it learn now, in this turn (flow.h), and so
+     * does the schedule that fired it (schedule.h). */
+    tw_sched_task_ended(b->sched.eng, t->id);
     s_after_ended(b, t->id, state);
 }
 

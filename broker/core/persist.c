@@ -641,6 +641,8 @@ s_write(tw_broker_t *b, tw_persist_t *p)
         s_each_t x = {b, p, NULL, 0};
         tw_idmap_each(&p->dgroups, s_dirty_group_cb, &x);
     }
+    /* A tick's moved cursor goes with its task, in this batch. */
+    tw_schedtab_write(&b->sched, p->cur);
 }
 
 /* Forget the dirty marks (after a commit, or when giving up). */
@@ -1029,7 +1031,8 @@ tw__persist_commit(tw_broker_t *b)
         p->cur = NULL;
         s_hand_over(b, p, wb, 0);
     }
-    int dirty = p->ndtasks || p->ndfreed > from || p->ndsids || p->any_pool;
+    int dirty = p->ndtasks || p->ndfreed > from || p->ndsids ||
+                p->any_pool || tw_schedtab_marked(&b->sched);
     /* Client messages wait for a batch only if they must: something of
      * theirs is dirty, or an earlier batch they must not overtake is not
      * done. */
@@ -1621,6 +1624,16 @@ s_rec_station(const void *key, size_t klen, const void *val, size_t vlen,
     return rc ? s_bad(x, "stations", key, klen) : 0;
 }
 
+/* A task a schedule's record names is still live (schedtab.h). */
+static int
+s_sched_alive(uint64_t id, void *arg)
+{
+    tw_broker_t *b = arg;
+    const tw_task_t *t = tw_tasks_get(&b->tasks, id);
+    return t && (t->state == TW_ST_PENDING || t->state == TW_ST_RUNNING ||
+                 t->state == TW_ST_BLOCKED);
+}
+
 int
 tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
 {
@@ -1668,6 +1681,11 @@ tw__persist_open(tw_broker_t *b, char *why, size_t wlen)
     }
     if (rc == 0) {
         rc = tw_store_each(store, TW_DB_STATIONS, s_rec_station, &x);
+    }
+    size_t nsched = 0;
+    if (rc == 0) {
+        rc = tw_schedtab_load(&b->sched, store, NULL, s_sched_alive, b,
+                              &nsched, why, wlen);
     }
     tw_idmap_each(&b->tasks.by_id, s_fill_dedup_cb, &x);
     tw_idmap_free(&x.per_client);

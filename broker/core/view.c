@@ -3,6 +3,7 @@
 #include "broker/core/core.h"
 #include "broker/core/persist.h"
 #include "broker/core/place.h"
+#include "broker/core/schedule.h"
 
 #include <string.h>
 
@@ -68,7 +69,7 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
         ncounters += counters[i].key != NULL;
     }
     size_t n = 17 + ncounters + tw__persist_status_count(b) + /* 17: below */
-               (b->pair ? S_HA_KEYS : 0);
+               (b->pair ? S_HA_KEYS : 0) + TW__SCHEDULE_STATUS_KEYS;
     if (publish) {
         tw_status_begin(&b->status, e, n);
     } else {
@@ -106,6 +107,7 @@ tw__view_status(tw_broker_t *b, tw_enc_t *e, int publish)
     S_KV("status_dropped", b->status.dropped);
     S_KV("quarantined_peers", b->quarantine.held);
 #undef S_KV
+    tw__schedule_status(b, e);
     tw__persist_status(b, e);
     if (b->pair) {
         s_ha_status(b, e);

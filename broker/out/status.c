@@ -199,7 +199,6 @@ tw_status_guard(tw_status_t *st, void *ctx)
     /* Read subscriptions as fast as they come, so that the bound is
      * checked before libzmq has read far ahead. */
     st->zw.budget = 4096;
-    st->zw.eagain = 1;
     return tw_zwatch_start(&st->mzw, s_on_monitor, NULL);
 }
 

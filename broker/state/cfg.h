@@ -32,6 +32,7 @@ typedef struct {
     long long retry_base;   /* ms before a failed task's first retry */
     long long max_stations; /* stations held before "add" gets EFULL */
     long long handler_grace;/* s after start accepting unknown handlers */
+    long long schedule_grace; /* ms a tick may be late and still fire */
     char *data;             /* store directory; NULL or "": memory only */
     char *fsync;            /* always | everysec | no */
     long long data_size;    /* MiB the store's map may grow to */

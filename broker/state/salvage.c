@@ -174,6 +174,29 @@ s_rec(const void *key, size_t klen, const void *val, size_t vlen,
     return (x->rc = s_flush(x, 0));
 }
 
+/* A damaged part of meta, met the second time: told the first. */
+static int
+s_bad_told(const char *what, const void *lo, size_t lol, const void *hi,
+           size_t hil, void *arg)
+{
+    (void)what, (void)lo, (void)lol, (void)hi, (void)hil, (void)arg;
+    return 0;
+}
+
+/* The other meta records (a schedule's, the pair's): checked and copied
+ * like any record. "format" and "counters" are not copied: the new store
+ * writes its own. */
+static int
+s_meta_copy(const void *key, size_t klen, const void *val, size_t vlen,
+            unsigned flags, void *arg)
+{
+    if ((klen == 6 && memcmp(key, "format", 6) == 0) ||
+        (klen == 8 && memcmp(key, "counters", 8) == 0)) {
+        return 0;
+    }
+    return s_rec(key, klen, val, vlen, flags, arg);
+}
+
 /* Lock DIR against a running broker without creating anything in it. */
 static int
 s_lock_source(const char *from, char *why, size_t wlen)
@@ -265,17 +288,22 @@ tw_store_salvage(const char *from, const char *into, FILE *out, char *why,
         return rc;
     }
     x.to = to;
-    for (int i = TW_DB_META + 1; i < TW_DB__COUNT; i++) {
+    for (int i = TW_DB_META; i < TW_DB__COUNT; i++) {
         x.db = (tw_db_t)i;
         const char *name = tw_record_db_name(x.db);
         if (!x.have[i]) {
-            fprintf(out, "lost: the whole '%s' database (its entry in the "
-                         "database list is gone)\n", name);
-            x.lost_parts++;
+            if (i != TW_DB_META) { /* meta's loss is told above */
+                fprintf(out, "lost: the whole '%s' database (its entry in "
+                             "the database list is gone)\n", name);
+                x.lost_parts++;
+            }
             continue;
         }
-        rc = tw_pagefile_walk(f, &x.dbs[i], name, s_rec, s_bad, &x, pwhy,
-                              sizeof pwhy);
+        rc = i == TW_DB_META
+                 ? tw_pagefile_walk(f, &x.dbs[i], name, s_meta_copy,
+                                    s_bad_told, &x, pwhy, sizeof pwhy)
+                 : tw_pagefile_walk(f, &x.dbs[i], name, s_rec, s_bad, &x,
+                                    pwhy, sizeof pwhy);
         if (rc == 0) {
             rc = s_flush(&x, 1);
         }
@@ -318,13 +346,15 @@ tw_store_salvage(const char *from, const char *into, FILE *out, char *why,
     }
     fprintf(out,
             "salvage: %s (format version %d) -> %s: copied %llu tasks, "
-            "%llu stations, %llu pools, %llu groups; lost %llu records and "
-            "%llu unreadable parts\n",
+            "%llu stations, %llu pools, %llu groups, %llu other records "
+            "(schedules, the pair's); lost %llu records and %llu "
+            "unreadable parts\n",
             from, x.version, into,
             (unsigned long long)x.copied[TW_DB_TASKS],
             (unsigned long long)x.copied[TW_DB_STATIONS],
             (unsigned long long)x.copied[TW_DB_POOLS],
             (unsigned long long)x.copied[TW_DB_GROUPS],
+            (unsigned long long)x.copied[TW_DB_META],
             (unsigned long long)x.lost, (unsigned long long)x.lost_parts);
     return x.lost || x.lost_parts ? 1 : 0;
 }

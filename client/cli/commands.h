@@ -71,4 +71,34 @@ int tw_cli_chord(const tw_cli_env_t *e);
      "id is printed last.",                                                  \
      tw_cli_chord},
 
+/* `schedule add|list|show|pause|resume|remove|run-now` (cmd_schedule.c);
+ * e->argv[0] is "schedule". Its rows of the command table follow. */
+int tw_cli_schedule(const tw_cli_env_t *e);
+#define TW_CLI_SCHEDULE_ROWS                                                 \
+    {"schedule add",                                                         \
+     "NAME 'CRON' HANDLER [ARGS-JSON] [--tz ZONE]\n"                         \
+     "[--overlap skip|queue|cancel-previous]\n"                              \
+     "[--catch-up none|last|all] [--timeout S] [--retries N]\n"              \
+     "[--priority P] [--group G]... [--delay S]",                            \
+     "Submit the task at every tick of CRON (five fields, or\n"              \
+     "@hourly, @daily, @every 10s ...) in ZONE (default UTC), from\n"        \
+     "the broker itself, each tick exactly once across restarts.\n"          \
+     "--overlap: what a tick does while the last task runs;\n"               \
+     "--catch-up: which ticks missed while the broker was down fire\n"       \
+     "(docs/WORKFLOWS.md).",                                                 \
+     tw_cli_schedule},                                                       \
+    {"schedule list", "", "Every schedule, one line each.",                  \
+     tw_cli_schedule},                                                       \
+    {"schedule show", "NAME", "One schedule.", tw_cli_schedule},             \
+    {"schedule pause", "NAME", "Stop firing it.", tw_cli_schedule},          \
+    {"schedule resume", "NAME",                                              \
+     "Fire it again from the next tick on (the paused ones are not\n"        \
+     "caught up).",                                                          \
+     tw_cli_schedule},                                                       \
+    {"schedule remove", "NAME",                                              \
+     "Forget it (its running tasks run on).", tw_cli_schedule},              \
+    {"schedule run-now", "NAME",                                             \
+     "Submit its task now, outside the ticks, and print its id.",            \
+     tw_cli_schedule},
+
 #endif /* TW_CLI_COMMANDS_H */

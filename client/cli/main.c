@@ -2113,6 +2113,7 @@ static const tw_cli_cmd_t s_commands[] = {
      s_cmd_workers},
     {"workers resize", "NAME|ID SLOTS",
      "Change a running worker's slot count (1..65536).", s_cmd_workers},
+    TW_CLI_SCHEDULE_ROWS
     {"status", "[--all]",
      "What an operator needs first: workers, slots, queues, rates and\n"
      "errors, one line each; --all prints every counter (--json always\n"

@@ -331,6 +331,46 @@ int tw_client_tasks_purge(tw_client_t *c, const tw_tasks_req_t *req,
                           int timeout_ms, void **data, size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* Schedules                                                          */
+
+/* A cron schedule the broker fires itself (proto/PROTOCOL.md 18.11,
+ * docs/WORKFLOWS.md 3): at every tick of `cron` in zone `tz` it submits
+ * the task `task` describes, stored with its state so each tick fires
+ * exactly once across restarts.
+ *
+ *   op        "add", "list", "show", "pause", "resume", "remove",
+ *             "run-now" (fire the task now, outside the ticks)
+ *   name      the schedule, 1-128 letters, digits, '_', '-', ':'; every
+ *             op but list
+ *   cron      add: five fields or a macro (@hourly, @every 1s, ...)
+ *   tz        add: a zone of the broker's tz database; NULL: UTC
+ *   overlap   add: "skip" (NULL), "queue", "cancel-previous"
+ *   catchup   add: "none" (NULL), "last", "all"
+ *   task      add: the task each tick submits: handler, args, timeout,
+ *             priority, retries, pool, groups, delay, at; no key and no
+ *             parents
+ *
+ * The REPLY data is schedule info {name, cron, tz, overlap, catchup,
+ * paused, next, cursor, live, fired, skipped, template} (an array of them
+ * for list, nil for remove, {id} for run-now). Returns 0, TW_EINVAL (a
+ * bad request, or the broker's refusal: bad name, cron, tz or policy,
+ * with its reason in tw_client_last_error), TW_EEXIST (add: the name is
+ * taken), TW_ENOENT (no such schedule), TW_EUNREACH, or for run-now the
+ * SUBMIT refusal's code (TW_EHANDLER...). */
+typedef struct {
+    const char *op;
+    const char *name;
+    const char *cron;
+    const char *tz;
+    const char *overlap;
+    const char *catchup;
+    const tw_task_spec_t *task;
+} tw_schedule_req_t;
+
+int tw_client_schedule(tw_client_t *c, const tw_schedule_req_t *req,
+                       int timeout_ms, void **data, size_t *len);
+
+/* ------------------------------------------------------------------ */
 /* Stations                                                           */
 
 /* A station is a perpetual loop of one handler that the broker places on

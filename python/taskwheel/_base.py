@@ -27,7 +27,8 @@ from ._eplist import EndpointList
 from ._engine import Engine, Options, TaskRecord
 from ._events import status_endpoint
 from ._ops import (Op, Steps, cancelled_ids, list_of, op_cancel, op_group,
-                   op_pool, op_query, op_results, op_station, op_worker,
+                   op_pool, op_query, op_results, op_schedule, op_station,
+                   op_worker, schedule_fields,
                    station_fields, steps_gather_and_close, steps_make_group,
                    steps_until_closed)
 from ._records import (ChannelMessage, GroupInfo, PoolInfo, StationInfo,
@@ -404,6 +405,54 @@ class ClientBase:
         """Give a running worker ``slots`` slots (1..65536); shrinking
         never kills a running task (PROTOCOL.md 5.18)."""
         return self._run(op_worker("resize", name, wid, slots))
+
+    # ---- schedules (PROTOCOL.md 18.11, docs/WORKFLOWS.md 3)
+    def schedule_add(self, name: str, cron: str, handler: str, *args: Any,
+                     tz: Optional[str] = None, overlap: Optional[str] = None,
+                     catch_up: Optional[str] = None,
+                     **kwargs: Any) -> Result[Dict[str, Any]]:
+        """Have the broker submit ``handler(*args, **kwargs)`` at every tick
+        of ``cron`` (five fields, ``@hourly``, ``@every 10s``...) in zone
+        ``tz`` (default UTC), each tick once across restarts. ``overlap``
+        (skip, queue, cancel-previous) and ``catch_up`` (none, last, all)
+        as in docs/WORKFLOWS.md; the task options of :meth:`submit` but
+        ``key`` and ``after`` (``timeout``, ``retries``, ``priority``,
+        ``pool``, ``group``, ``delay``, ``at``) are taken from the keyword
+        arguments, the rest are the call's. Returns the schedule's info;
+        a bad expression, zone or name raises BrokerError (EINVAL) and
+        adds nothing."""
+        names = ("timeout", "retries", "priority", "pool", "group", "delay",
+                 "at", "key", "after")
+        options = {k: kwargs.pop(k) for k in names if k in kwargs}
+        f = schedule_fields(cron, handler, encode_call(args, kwargs), tz,
+                            overlap, catch_up, **options)
+        return self._run(op_schedule("add", name, **f))
+
+    def schedules(self) -> Result[List[Dict[str, Any]]]:
+        """Every schedule's info, in no particular order."""
+        return self._run(op_schedule("list"))
+
+    def schedule(self, name: str) -> Result[Dict[str, Any]]:
+        """One schedule's info: cron, tz, policies, paused, next (ms since
+        the epoch, None if it will not fire), cursor, live task ids, fired
+        and skipped since the broker started, template."""
+        return self._run(op_schedule("show", name))
+
+    def schedule_pause(self, name: str) -> Result[Dict[str, Any]]:
+        return self._run(op_schedule("pause", name))
+
+    def schedule_resume(self, name: str) -> Result[Dict[str, Any]]:
+        """Fire again from the next tick on; the paused ticks are not
+        caught up."""
+        return self._run(op_schedule("resume", name))
+
+    def schedule_remove(self, name: str) -> Result[None]:
+        """Forget the schedule; its unfinished tasks run on."""
+        return self._run(op_schedule("remove", name))
+
+    def schedule_run_now(self, name: str) -> Result[int]:
+        """Submit the schedule's task now, outside its ticks; its id."""
+        return self._run(op_schedule("run-now", name, lambda d: d["id"]))
 
     # ---- tasks by id
     def result(self, task_id: int) -> Result[TaskResult]:

@@ -17,7 +17,7 @@ from typing import (Any, Callable, Dict, Generator, Iterable, List,
 
 from . import _wire as w
 from ._calls import (InvalidArgument, check_int, check_name, encode_value,
-                     to_ms)
+                     task_fields, to_ms)
 from ._engine import Request
 from ._records import (GroupInfo, PoolInfo, StationInfo, TaskResult,
                        WorkerInfo, from_map)
@@ -247,6 +247,39 @@ def op_pool(op: str, pool: Optional[str],
             decode: Callable[[Any], Any] = one_of(PoolInfo),
             **fields: Any) -> Op:
     return _named_op(w.POOL, op, "pool", "pool", pool, decode, fields)
+
+
+def op_schedule(op: str, name: Optional[str] = None,
+                decode: Callable[[Any], Any] = lambda d: d,
+                **fields: Any) -> Op:
+    """A SCHEDULE request (PROTOCOL.md 18.11); the data comes back as the
+    broker's maps."""
+    return _named_op(w.SCHEDULE, op, "name", "schedule name", name, decode,
+                     fields)
+
+
+def schedule_fields(cron: str, handler: str, a: Optional[bytes],
+                    tz: Optional[str] = None, overlap: Optional[str] = None,
+                    catch_up: Optional[str] = None,
+                    **options: Any) -> Dict[str, Any]:
+    """The body fields of a SCHEDULE add: the expression, zone, policies
+    and the task template, checked (the broker judges the expression and
+    the zone)."""
+    if not isinstance(cron, str) or not cron or len(cron) > 256:
+        raise InvalidArgument("cron must be 1-256 characters")
+    if overlap not in (None, "skip", "queue", "cancel-previous"):
+        raise InvalidArgument("overlap must be skip, queue or "
+                              "cancel-previous")
+    if catch_up not in (None, "none", "last", "all"):
+        raise InvalidArgument("catch_up must be none, last or all")
+    if options.get("key") is not None or options.get("after") is not None:
+        raise InvalidArgument("a scheduled task has no key and no after")
+    item: Dict[str, Any] = {"h": check_name("handler", handler)}
+    if a is not None:
+        item["a"] = a
+    item.update(task_fields(**options))
+    return {"cron": cron, "tz": None if tz is None else check_name("tz", tz),
+            "overlap": overlap, "catchup": catch_up, "items": [item]}
 
 
 def cancelled_ids(data: Any) -> List[int]:

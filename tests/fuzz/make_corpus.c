@@ -400,6 +400,33 @@ main(int argc, char **argv)
     tw_enc_cstr(&e, "status");
     s_emit("query", TW_CMD_QUERY, 1, &e, 0);
 
+    /* SCHEDULE add with its task template (PROTOCOL.md 18.11). */
+    tw_enc_map(&e, 8);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, 6);
+    tw_enc_key(&e, TW_F_OP);
+    tw_enc_cstr(&e, "add");
+    tw_enc_key(&e, TW_F_NAME);
+    tw_enc_cstr(&e, "nightly-cleanup");
+    tw_enc_key(&e, TW_F_CRON);
+    tw_enc_cstr(&e, "0 3 * * mon-fri");
+    tw_enc_key(&e, TW_F_TZ);
+    tw_enc_cstr(&e, "Europe/Berlin");
+    tw_enc_key(&e, TW_F_OVERLAP);
+    tw_enc_cstr(&e, "queue");
+    tw_enc_key(&e, TW_F_CATCHUP);
+    tw_enc_cstr(&e, "last");
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, 1);
+    tw_enc_map(&e, 3);
+    tw_enc_ikey(&e, TW_I_H);
+    tw_enc_cstr(&e, "cleanup");
+    tw_enc_ikey(&e, TW_I_A);
+    tw_enc_bin(&e, "\x91\xa4/tmp", 6);
+    tw_enc_ikey(&e, TW_I_TO);
+    tw_enc_uint(&e, 600000);
+    s_emit("schedule", TW_CMD_SCHEDULE, 1, &e, 0);
+
     tw_enc_map(&e, 2);
     tw_enc_key(&e, TW_F_SEQ);
     tw_enc_uint(&e, 5);

@@ -536,3 +536,55 @@ tw_h_pack_int(unsigned char *buf, long long v)
     msgpack_sbuffer_destroy(&sb);
     return n;
 }
+
+/* An unsigned field of map `m`, or 0. */
+static uint64_t
+s_ev_uint(const msgpack_object *m, const char *k)
+{
+    const msgpack_object *v = tw_mp_get(m, k);
+    return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+int
+tw_h_schedule_event(void *sub, const char *name, tw_h_sched_ev_t *ev,
+                    int timeout_ms)
+{
+    char want[160];
+    snprintf(want, sizeof want, "schedule.%s.", name);
+    size_t wl = strlen(want);
+    uint64_t end = tw_h_now_ms() + (uint64_t)timeout_ms;
+    while (tw_h_now_ms() < end) {
+        char t[192];
+        zmq_msg_t body;
+        if (tw_h_sub_recv(sub, t, sizeof t, &body, 100) != 0) {
+            continue;
+        }
+        int hit = strncmp(t, want, wl) == 0;
+        if (hit) {
+            msgpack_unpacked up;
+            msgpack_unpacked_init(&up);
+            TW_H_ASSERT(msgpack_unpack_next(&up, zmq_msg_data(&body),
+                                            zmq_msg_size(&body), NULL) ==
+                        MSGPACK_UNPACK_SUCCESS);
+            memset(ev, 0, sizeof *ev);
+            ev->fired = strcmp(t + wl, "fired") == 0;
+            ev->id = s_ev_uint(&up.data, "id");
+            ev->tick = s_ev_uint(&up.data, "tick");
+            ev->after = s_ev_uint(&up.data, "after");
+            const msgpack_object *mv = tw_mp_get(&up.data, "manual");
+            ev->manual = mv && mv->type == MSGPACK_OBJECT_BOOLEAN &&
+                         mv->via.boolean;
+            const msgpack_object *r = tw_mp_get(&up.data, "reason");
+            if (r && r->type == MSGPACK_OBJECT_STR) {
+                snprintf(ev->reason, sizeof ev->reason, "%.*s",
+                         (int)r->via.str.size, r->via.str.ptr);
+            }
+            msgpack_unpacked_destroy(&up);
+        }
+        zmq_msg_close(&body);
+        if (hit) {
+            return 0;
+        }
+    }
+    return TW_ETIMEDOUT;
+}

@@ -128,6 +128,20 @@ int tw_h_wait_station(tw_client_t *c, const char *sid, const char *state,
 int tw_h_wait_iterations(tw_client_t *c, const char *sid, uint64_t n,
                          int timeout_ms, tw_h_station_t *last);
 
+/* One event of a schedule (PROTOCOL.md 18.12), as read from a SUB socket
+ * by tw_h_schedule_event. */
+typedef struct {
+    int fired;          /* 1: schedule.<name>.fired, 0: .skipped */
+    uint64_t id, tick, after;
+    int manual;
+    char reason[64];    /* skipped: why */
+} tw_h_sched_ev_t;
+
+/* The next event of schedule `name` on `sub` (subscribed to it) within
+ * timeout_ms, skipping other messages. Returns 0 or TW_ETIMEDOUT. */
+int tw_h_schedule_event(void *sub, const char *name, tw_h_sched_ev_t *ev,
+                        int timeout_ms);
+
 /* A msgpack-encoded integer in buf (9 bytes at most); returns its size. */
 size_t tw_h_pack_int(unsigned char *buf, long long v);
 

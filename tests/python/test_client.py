@@ -519,3 +519,38 @@ def test_after_at_and_blocked(client):
         client.submit("echo", after=["12"])
     with pytest.raises(Refused):
         client.submit("echo", after=[999999]).result(10)
+
+
+def test_schedules(client):
+    # A tick a second submits echo("tick"); its tasks run.
+    info = client.schedule_add("py-every", "@every 1s", "echo", "tick",
+                               tz="UTC", overlap="queue", timeout=5)
+    assert info["name"] == "py-every" and info["overlap"] == "queue"
+    assert info["template"]["h"] == "echo" and info["template"]["to"] == 5000
+    live = wait_for(lambda: client.schedule("py-every")["fired"] >= 2
+                    and client.schedule("py-every"), 30, "two ticks")
+    assert [s["name"] for s in client.schedules()] == ["py-every"]
+    assert live["next"] is not None and live["cursor"] > 0
+    # Paused, run-now still fires, and its task runs.
+    assert client.schedule_pause("py-every")["paused"] is True
+    tid = client.schedule_run_now("py-every")
+    assert client.result(tid).state in ("pending", "running", "ok")
+    wait_for(lambda: client.result(tid).state == "ok", 20, "run-now's task")
+    assert client.result(tid).value() == ["tick"]
+    assert client.schedule_resume("py-every")["paused"] is False
+    assert client.schedule_remove("py-every") is None
+    # Bad requests: refused, nothing added.
+    for kw, name in (({"tz": "Mars/Olympus"}, "EINVAL"),
+                     ({"catch_up": None, "overlap": None}, "EINVAL")):
+        cron = "61 * * * *" if not kw.get("tz") else "@daily"
+        with pytest.raises(BrokerError) as ei:
+            client.schedule_add("py-bad", cron, "echo", **kw)
+        assert ei.value.name == name
+    with pytest.raises(BrokerError) as ei:
+        client.schedule("py-every")
+    assert ei.value.name == "ENOENT"
+    with pytest.raises(InvalidArgument):
+        client.schedule_add("py-bad", "@daily", "echo", overlap="never")
+    with pytest.raises(InvalidArgument):
+        client.schedule_add("py-bad", "@daily", "echo", key="k")
+    assert client.schedules() == []

@@ -806,6 +806,26 @@ s_salvaged_tasks(const char *into)
     return n;
 }
 
+/* The salvaged store in `into` holds meta record `key` with value `val`. */
+static void
+s_salvaged_meta(const char *into, const char *key, const void *val,
+                size_t vlen)
+{
+    char saved[256];
+    snprintf(saved, sizeof saved, "%s", s_dir);
+    snprintf(s_dir, sizeof s_dir, "%.255s", into);
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    void *v;
+    size_t vl;
+    assert_int_equal(tw_store_get(s, TW_DB_META, key, strlen(key), &v, &vl),
+                     0);
+    assert_int_equal(vl, vlen);
+    assert_memory_equal(v, val, vl);
+    tw_free(v);
+    tw_store_close(&s);
+    snprintf(s_dir, sizeof s_dir, "%s", saved);
+}
+
 /* A damaged page loses the records on it, and only those; a record whose
  * checksum fails is lost alone; the rest is copied into a store the broker
  * opens, and the damaged one is left as it was. */
@@ -814,6 +834,14 @@ test_salvage(void **state)
 {
     (void)state;
     s_build(3000);
+    /* A schedule's record in meta (schedtab.h) travels too. */
+    static const char sk[] = "schedule/nightly", sv[] = "\x81\xa4" "cron\xa1*";
+    tw_store_t *s = s_open(TW_FSYNC_NO);
+    assert_int_equal(tw_store_begin(s), 0);
+    assert_int_equal(tw_store_put(s, TW_DB_META, sk, sizeof sk - 1, sv,
+                                  sizeof sv - 1), 0);
+    assert_int_equal(tw_store_commit(s), 0);
+    tw_store_close(&s);
     size_t len;
     char *buf = s_slurp(&len);
     size_t on_page;
@@ -826,10 +854,12 @@ test_salvage(void **state)
     char into[300], *report;
     assert_int_equal(s_salvage(&report, into, sizeof into), 1);
     if (!strstr(report, "lost: 'tasks' from task") ||
+        !strstr(report, "1 other records (schedules") ||
         !strstr(report, "lost 0 records and 1 unreadable parts")) {
         fail_msg("report: %s", report);
     }
     assert_int_equal(s_salvaged_tasks(into), 3000 - 1000 + 1 - on_page);
+    s_salvaged_meta(into, sk, sv, sizeof sv - 1);
     char *after = s_slurp(&n1);
     assert_memory_equal(before, after, n1);
     tw_free(before);
