@@ -482,20 +482,18 @@ tw_bench_cluster_stop(tw_bench_cluster_t *cl)
 }
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
-    (void)seq;
-    (void)id;
     tw_bench_outcomes_t *k = arg;
-    if (err == 0) {
+    if (ack->err == 0) {
         return;
     }
     /* A refused task gets no result: it is finished here. */
     k->done++;
     if (k->refused++ == 0 && k->err == 0) {
-        k->err = err;
+        k->err = ack->err;
         snprintf(k->why, sizeof k->why, "refused: %s (%s)",
-                 tw_client_strerror(err), msg ? msg : "");
+                 tw_client_strerror(ack->err), ack->msg ? ack->msg : "");
     }
 }
 

@@ -6,6 +6,7 @@
 #include "common/error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define S_IDLE_LIMIT_NS 10000000000ull /* no message for 10 s: give up */
@@ -134,5 +135,74 @@ tw_bench_wait_stations(tw_bench_cluster_t *cl, tw_client_t *c, uint64_t n,
             return TW_ETIMEDOUT;
         }
         tw_bench_sleep_ms(20);
+    }
+}
+
+int
+tw_bench_sides_open(tw_bench_side_t side[2],
+                    const tw_bench_cluster_opts_t *const opts[2],
+                    int workers, int slots, size_t runs)
+{
+    for (int i = 0; i < 2; i++) {
+        side[i].c = NULL;
+        side[i].rate = calloc(runs, sizeof *side[i].rate);
+    }
+    for (int i = 0; i < 2; i++) {
+        side[i].c = tw_bench_cluster_open(&side[i].cl, workers, slots,
+                                          opts[i]);
+        if (!side[i].c) {
+            if (i == 1) {
+                tw_client_destroy(&side[0].c);
+                tw_bench_cluster_stop(&side[0].cl);
+            }
+            for (int k = 0; k < 2; k++) {
+                free(side[k].rate);
+                side[k].rate = NULL;
+            }
+            return TW_EIO;
+        }
+    }
+    return 0;
+}
+
+int
+tw_bench_sides_run(tw_bench_side_t side[2], uint64_t n, uint64_t window,
+                   uint64_t warmup, size_t runs)
+{
+    double scratch;
+    int rc = 0;
+    for (int i = 0; rc == 0 && warmup > 0 && i < 2; i++) {
+        rc = tw_bench_pipeline(&side[i].cl, side[i].c, warmup, window,
+                               &scratch);
+    }
+    for (size_t r = 0; rc == 0 && r < runs; r++) {
+        for (size_t k = 0; rc == 0 && k < 2; k++) {
+            tw_bench_side_t *s = &side[(r + k) % 2];
+            rc = tw_bench_pipeline(&s->cl, s->c, n, window, &s->rate[r]);
+        }
+        if (rc == 0) {
+            fprintf(stderr, "run %zu/%zu: %s %.0f tasks/s, %s %.0f "
+                    "tasks/s, ratio %.2f\n", r + 1, runs, side[0].name,
+                    side[0].rate[r], side[1].name, side[1].rate[r],
+                    side[1].rate[r] / side[0].rate[r]);
+        }
+    }
+    return rc;
+}
+
+void
+tw_bench_sides_close(tw_bench_side_t side[2], int rc)
+{
+    for (int i = 0; i < 2; i++) {
+        tw_client_destroy(&side[i].c);
+    }
+    if (rc != 0) {
+        tw_bench_side_t *bad = side[0].cl.failed ? &side[0] : &side[1];
+        tw_bench_cluster_fail(&bad->cl, "run failed");
+    }
+    for (int i = 0; i < 2; i++) {
+        tw_bench_cluster_stop(&side[i].cl);
+        free(side[i].rate);
+        side[i].rate = NULL;
     }
 }

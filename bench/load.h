@@ -36,6 +36,36 @@ int tw_bench_pipeline_group(tw_bench_cluster_t *cl, tw_client_t *c,
                             const char *group, uint64_t n, uint64_t window,
                             double *rate);
 
+/* One of two clusters side by side that a benchmark compares
+ * (bench-durable, bench-keep): its name for the run lines, the cluster,
+ * its client and the rate of each run. */
+typedef struct {
+    const char *name;
+    tw_bench_cluster_t cl;
+    tw_client_t *c;
+    double *rate; /* runs entries, tasks/s */
+} tw_bench_side_t;
+
+/* Start both sides (opts[i]: that side's options, NULL for a plain
+ * cluster) with `workers` workers of `slots` slots each, and allocate
+ * `runs` rates each. Names are set by the caller first. Returns 0, or
+ * TW_EIO after stopping whatever started. */
+int tw_bench_sides_open(tw_bench_side_t side[2],
+                        const tw_bench_cluster_opts_t *const opts[2],
+                        int workers, int slots, size_t runs);
+
+/* `warmup` untimed tasks through each side, then `runs` times `n` no-op
+ * tasks pipelined through each (tw_bench_pipeline), alternating which
+ * side goes first so that slow phases of a noisy machine hit both; one
+ * line per run on stderr with both rates and side 1's ratio to side 0.
+ * Returns 0 or the first failure. */
+int tw_bench_sides_run(tw_bench_side_t side[2], uint64_t n, uint64_t window,
+                       uint64_t warmup, size_t runs);
+
+/* Destroy the clients and stop both clusters; after a failure (rc != 0)
+ * keep the failed side's logs. Frees the rates. */
+void tw_bench_sides_close(tw_bench_side_t side[2], int rc);
+
 /* Add `n` stations "<prefix><i>" (i in six digits) of the `noop` handler,
  * next "same", interval `interval_ms`, 5,000 per request
  * (tw_client_stations_add). Returns 0, or the first request's error after

@@ -24,7 +24,7 @@ targets=bench-relay
 if ninja -C "$build" -t targets all | grep -q '^bench-throughput:'; then
     targets="$targets bench-throughput bench-latency bench-stations"
     targets="$targets bench-assign bench-curve bench-pools bench-durable"
-    targets="$targets bench-failover bench-schedules bench-pair"
+    targets="$targets bench-failover bench-schedules bench-pair bench-keep"
 fi
 if ninja -C "$build" -t targets all | grep -q '^bench-place:'; then
     targets="$targets bench-place bench-engines bench-records"
@@ -63,6 +63,7 @@ if [ -x "$bin/bench-throughput" ]; then
     run "$bin/bench-schedules" --schedules 10000 --seconds 60
     run "$bin/bench-pair" --n 100000 --window 20000 --runs 7 --heartbeat 300 \
         --failovers 5
+    run "$bin/bench-keep" --n 200000 --window 20000 --runs 5 --keep 1000000
 else
     echo "throughput/latency/stations/assign/curve/pools/failover: taskwheel not" \
          "built yet" \

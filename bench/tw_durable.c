@@ -69,54 +69,22 @@ main(int argc, char **argv)
         }
         data = tmp;
     }
-    tw_bench_cluster_t mem, dur;
     const char *const bargs[] = {"--data", data, "--fsync", fsync, NULL};
     tw_bench_cluster_opts_t dopts = {.broker_args = bargs};
-    tw_client_t *cm = tw_bench_cluster_open(&mem, (int)workers, (int)slots,
-                                            NULL);
-    if (!cm) {
-        return 1;
-    }
-    tw_client_t *cd = tw_bench_cluster_open(&dur, (int)workers, (int)slots,
-                                            &dopts);
-    if (!cd) {
-        tw_client_destroy(&cm);
-        tw_bench_cluster_stop(&mem);
-        return 1;
-    }
-    double *m = calloc((size_t)runs, sizeof *m);
-    double *d = calloc((size_t)runs, sizeof *d);
-    double scratch;
-    int rc = 0;
-    if (warmup > 0) {
-        rc = tw_bench_pipeline(&mem, cm, (uint64_t)warmup, (uint64_t)window,
-                               &scratch);
+    const tw_bench_cluster_opts_t *const opts[2] = {NULL, &dopts};
+    tw_bench_side_t side[2] = {{.name = "memory"}, {.name = "store"}};
+    double mm = 0, dm = 0;
+    int rc = tw_bench_sides_open(side, opts, (int)workers, (int)slots,
+                                 (size_t)runs);
+    if (rc == 0) {
+        rc = tw_bench_sides_run(side, (uint64_t)n, (uint64_t)window,
+                                (uint64_t)warmup, (size_t)runs);
         if (rc == 0) {
-            rc = tw_bench_pipeline(&dur, cd, (uint64_t)warmup,
-                                   (uint64_t)window, &scratch);
+            mm = tw_bench_median(side[0].rate, (size_t)runs);
+            dm = tw_bench_median(side[1].rate, (size_t)runs);
         }
+        tw_bench_sides_close(side, rc);
     }
-    for (long long r = 0; rc == 0 && r < runs; r++) {
-        for (int k = 0; rc == 0 && k < 2; k++) {
-            int durable = (int)((r + k) % 2);
-            rc = tw_bench_pipeline(durable ? &dur : &mem, durable ? cd : cm,
-                                   (uint64_t)n, (uint64_t)window,
-                                   durable ? &d[r] : &m[r]);
-        }
-        if (rc == 0) {
-            fprintf(stderr,
-                    "run %lld/%lld: memory %.0f tasks/s, store %.0f tasks/s, "
-                    "ratio %.2f\n",
-                    r + 1, runs, m[r], d[r], d[r] / m[r]);
-        }
-    }
-    tw_client_destroy(&cm);
-    tw_client_destroy(&cd);
-    if (rc != 0) {
-        tw_bench_cluster_fail(mem.failed ? &mem : &dur, "run failed");
-    }
-    tw_bench_cluster_stop(&mem);
-    tw_bench_cluster_stop(&dur);
     if (data == tmp) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
@@ -125,13 +93,9 @@ main(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        double mm = tw_bench_median(m, (size_t)runs);
-        double dm = tw_bench_median(d, (size_t)runs);
         printf("durable: memory %.0f tasks/s, store (fsync %s) %.0f "
                "tasks/s, ratio %.2f (median of %lld runs)\n",
                mm, fsync, dm, dm / mm, runs);
     }
-    free(m);
-    free(d);
     return rc == 0 ? 0 : 1;
 }

@@ -58,15 +58,12 @@ typedef struct {
 } s_acks_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
-    (void)seq;
-    (void)id;
-    (void)msg;
     s_acks_t *a = arg;
     a->acks++;
-    if (err != TW_ELIMIT && a->wrong++ == 0) {
-        a->err = err;
+    if (ack->err != TW_ELIMIT && a->wrong++ == 0) {
+        a->err = ack->err;
     }
 }
 

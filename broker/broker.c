@@ -152,7 +152,7 @@ const tw_cfg_opt_t tw_broker_options[] = {
     {"http-token-file", TW_CFG_STR, 0, 0, NULL,
      offsetof(tw_broker_cfg_t, http_token_file), NULL,
      "file holding the bearer token the HTTP API's actions need (and reads "
-     "from beyond loopback); mode 0600"},
+     "from beyond loopback); mode 0600; reread on SIGHUP"},
     /* A broker pair: broker/ha.h, docs/HA.md. */
     {"role", TW_CFG_ENUM, 0, 0, NULL, offsetof(tw_broker_cfg_t, role),
      "primary|backup", "one broker of a pair (needs --data, --peer-bind "

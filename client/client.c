@@ -89,6 +89,8 @@
 
 /* A value for `pending`: the map stores ids, the value only marks them. */
 #define S_PENDING ((void *)1)
+/* What a text the client could not copy reads as. */
+#define S_NOMEM_TEXT "(out of memory)"
 
 /* A sealed SUBMIT (or any message) waiting for room in the socket. */
 typedef struct s_batch {
@@ -117,8 +119,6 @@ struct tw_client {
 
     tw_ack_cb ack_cb;
     void *ack_arg;
-    tw_ack2_cb ack2_cb;
-    void *ack2_arg;
     tw_result_cb res_cb;
     void *res_arg;
     tw_chan_cb chan_cb; /* task channels (chan.c) */
@@ -131,7 +131,8 @@ struct tw_client {
     uint64_t absent;            /* brokers of a pair left because nothing
                                    listened: what was sent there never
                                    arrived */
-    char *endpoint;             /* the one in use (eps's current) */
+    char endpoint[TW_EPLIST_EP_MAX + 1]; /* the one in use (eps's
+                                            current) */
     char rid[2 + 16 + 1];       /* routing id, kept across sockets */
     tw_curve_client_t *curve;   /* CURVE keys for new sockets, or NULL */
     tw_client_opts_t opts;
@@ -191,20 +192,27 @@ s_cstr(tw_client_t *c, const char *s, size_t len)
         return NULL;
     }
     if (len + 1 > c->scratch_cap) {
-        c->scratch_cap = len + 1 > 256 ? len + 1 : 256;
+        size_t cap = len + 1 > 256 ? len + 1 : 256;
+        char *p = tw_try_malloc(cap);
+        if (!p) {
+            return S_NOMEM_TEXT; /* the text is lost, not the message */
+        }
         tw_free(c->scratch);
-        c->scratch = tw_malloc(c->scratch_cap);
+        c->scratch = p;
+        c->scratch_cap = cap;
     }
     memcpy(c->scratch, s, len);
     c->scratch[len] = '\0';
     return c->scratch;
 }
 
+/* NULL when the copy could not be made: tw_client_last_error then says
+ * S_NOMEM_TEXT. */
 static void
 s_set_last_error(tw_client_t *c, const char *s, size_t len)
 {
     tw_free(c->last_error);
-    c->last_error = tw_strndup(s ? s : "", s ? len : 0);
+    c->last_error = tw_try_strndup(s ? s : "", s ? len : 0);
 }
 
 /* A peer's error code as a negative int; anything else is TW_EIO. */
@@ -256,31 +264,36 @@ s_outbox_reset(tw_client_t *c)
     c->ob_items = 0;
 }
 
-/* Append frames to the FIFO of messages to send; takes them. */
-static void
-s_enqueue(tw_client_t *c, zmq_msg_t f[2])
+/* Append `e` as a `cmd` message to the FIFO of messages to send (its
+ * buffer moves into the message). Returns 0, or TW_ENOMEM with `e`
+ * untouched. */
+static int
+s_enqueue(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd)
 {
-    s_batch_t *b = tw_malloc(sizeof *b);
+    s_batch_t *b = tw_try_malloc(sizeof *b);
+    if (!b) {
+        return TW_ENOMEM;
+    }
     b->next = NULL;
     b->sent0 = 0;
-    zmq_msg_init(&b->f[0]);
-    zmq_msg_init(&b->f[1]);
-    zmq_msg_move(&b->f[0], &f[0]);
-    zmq_msg_move(&b->f[1], &f[1]);
+    tw_enc_frames(e, cmd, b->f);
     if (c->tail) {
         c->tail->next = b;
     } else {
         c->head = b;
     }
     c->tail = b;
+    return 0;
 }
 
-/* Close the outbox into a SUBMIT message at the end of the FIFO. */
-static void
+/* Close the outbox into a SUBMIT message at the end of the FIFO.
+ * Returns 0, or TW_ENOMEM with the items still in the outbox (the next
+ * seal takes them). */
+static int
 s_seal(tw_client_t *c)
 {
     if (c->ob_items == 0) {
-        return;
+        return 0;
     }
     unsigned char *h = (unsigned char *)c->ob.sb.data;
     uint32_t n = (uint32_t)c->ob_items;
@@ -292,10 +305,11 @@ s_seal(tw_client_t *c)
     h[9] = (unsigned char)(n >> 16);
     h[10] = (unsigned char)(n >> 8);
     h[11] = (unsigned char)n;
-    zmq_msg_t f[2];
-    tw_enc_frames(&c->ob, TW_CMD_SUBMIT, f);
-    s_enqueue(c, f);
+    if (s_enqueue(c, &c->ob, TW_CMD_SUBMIT) != 0) {
+        return TW_ENOMEM;
+    }
     s_outbox_reset(c);
+    return 0;
 }
 
 /* Send queued messages until the FIFO is empty or the socket is full.
@@ -330,15 +344,17 @@ s_send_queued(tw_client_t *c)
     return 0;
 }
 
-/* Queue a message behind everything else and try to send. */
+/* Queue a message behind everything else and try to send. Returns what
+ * s_send_queued does, or TW_ENOMEM with nothing queued (the caller still
+ * frees `e`). */
 static int
 s_send(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd)
 {
-    zmq_msg_t f[2];
-    s_seal(c);
-    tw_enc_frames(e, cmd, f);
-    s_enqueue(c, f);
-    return s_send_queued(c);
+    int rc = s_seal(c);
+    if (rc == 0) {
+        rc = s_enqueue(c, e, cmd);
+    }
+    return rc != 0 ? rc : s_send_queued(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -349,10 +365,7 @@ static void
 s_ack_dispatch(tw_client_t *c, const tw_ack_t *ack)
 {
     if (c->ack_cb) {
-        c->ack_cb(c->ack_arg, ack->seq, ack->id, ack->err, ack->msg);
-    }
-    if (c->ack2_cb) {
-        c->ack2_cb(c->ack2_arg, ack);
+        c->ack_cb(c->ack_arg, ack);
     }
     tw__sess_ack(c, ack);
 }
@@ -399,7 +412,11 @@ s_on_ack(tw_client_t *c, const tw_msg_t *m)
             if (ack.dup) {
                 tw_idmap_del(&c->pending, seq);
             } else if (tw_idmap_get(&c->pending, seq)) {
-                tw_idmap_put(&c->waiting, ack.id, (void *)(uintptr_t)seq);
+                /* Room was made at submit time (tw_client_submit). */
+                if (tw_idmap_reserve(&c->waiting, 1) == 0) {
+                    tw_idmap_put(&c->waiting, ack.id,
+                                 (void *)(uintptr_t)seq);
+                }
             }
         }
         s_ack_dispatch(c, &ack);
@@ -430,7 +447,10 @@ static tw_result_t *
 s_result_dup(const tw_result_t *r)
 {
     size_t elen = r->error ? strlen(r->error) + 1 : 0;
-    tw_result_t *d = tw_malloc(sizeof *d + r->result_len + elen);
+    tw_result_t *d = tw_try_malloc(sizeof *d + r->result_len + elen);
+    if (!d) {
+        return NULL;
+    }
     char *p = (char *)(d + 1);
     *d = *r;
     if (r->result_len) {
@@ -522,22 +542,22 @@ s_on_result(tw_client_t *c, const tw_msg_t *m)
         if (c->req.kind != S_REQ_RESULT || c->req.done || seq != c->req.seq) {
             return 0;
         }
-        for (size_t i = 0; i < m->nitems; i++) {
+        int found = 0;
+        for (size_t i = 0; !found && i < m->nitems; i++) {
             if (tw_item_uint(&m->items[i], TW_I_ID, 0) == c->req.id) {
                 s_fill_result(c, &m->items[i], &r);
-                c->req.result = s_result_dup(&r);
-                break;
+                found = 1;
             }
         }
-        if (!c->req.result) {
+        if (!found) {
             /* The broker did not mention our id: it has no record. */
             memset(&r, 0, sizeof r);
             r.id = c->req.id;
             r.state = TW_ST_UNKNOWN;
-            c->req.result = s_result_dup(&r);
         }
+        c->req.result = s_result_dup(&r);
         c->req.done = 1;
-        c->req.rc = 0;
+        c->req.rc = c->req.result ? 0 : TW_ENOMEM;
         return 1;
     }
     for (size_t i = 0; i < m->nitems; i++) {
@@ -667,7 +687,7 @@ s_dispatch(tw_client_t *c, const tw_msg_t *m)
             size_t pl;
             const char *p = tw_msg_str(m, TW_F_PUB, &pl);
             tw_free(c->pub);
-            c->pub = tw_strndup(p, pl);
+            c->pub = tw_try_strndup(p, pl); /* NULL: not known */
         }
         if (c->req.kind == S_REQ_PING && !c->req.done) {
             c->req.done = 1;
@@ -884,10 +904,7 @@ static void
 s_follow_list(tw_client_t *c)
 {
     const char *ep = tw_eplist_current(c->eps);
-    if (strcmp(ep, c->endpoint) != 0) {
-        tw_free(c->endpoint);
-        c->endpoint = tw_strdup(ep);
-    }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", ep);
 }
 
 /* Drop the socket and everything queued for it (the outbox keeps the
@@ -1012,7 +1029,16 @@ s_resync(tw_client_t *c, size_t *asked)
     c->st.resends += resent;
     size_t n = c->waiting.len;
     if (n) {
-        uint64_t *ids = tw_malloc(n * sizeof *ids), *p = ids;
+        uint64_t *ids = tw_try_malloc(n * sizeof *ids), *p = ids;
+        size_t asks = (n + TW_PROTO_MAX_ITEMS - 1) / TW_PROTO_MAX_ITEMS;
+        if (!ids || tw_idmap_reserve(&c->requery, asks) != 0) {
+            tw_free(ids);
+            /* Asked again at the next reconnection. */
+            tw_warn("client.requery", "out of memory: the %zu tasks "
+                    "waiting for results are not asked about", n);
+            *asked = 0;
+            return resent;
+        }
         tw_idmap_each(&c->waiting, s_collect_id, &p);
         for (size_t off = 0; off < n; off += TW_PROTO_MAX_ITEMS) {
             size_t k = n - off < TW_PROTO_MAX_ITEMS ? n - off
@@ -1075,7 +1101,7 @@ s_on_boot(tw_client_t *c, uint64_t boot)
         return;
     }
     if (c->boot && boot != c->boot && !c->relinked) {
-        char why[160];
+        char why[384];
         snprintf(why, sizeof why, "the broker at %s restarted (boot %016llx, "
                  "was %016llx)", c->endpoint, (unsigned long long)boot,
                  (unsigned long long)c->boot);
@@ -1112,7 +1138,7 @@ s_link_problem(tw_client_t *c, const tw_zmon_event_t *ev)
     if (!c->link_error || strcmp(c->link_error, line) != 0) {
         tw_info("client.link", "%s", line);
         tw_free(c->link_error);
-        c->link_error = tw_strdup(line);
+        c->link_error = tw_try_strdup(line); /* NULL: not known */
     }
     c->link_kind = ev->kind;
     if (c->fail_fast && !c->up && c->req.kind != S_REQ_NONE &&
@@ -1286,7 +1312,7 @@ s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
     msgpack_sbuffer_write(&again.sb, e->sb.data, e->sb.size);
     uint64_t absent = c->absent;
     int rc = s_send(c, e, cmd);
-    while (rc != TW_EIO && !c->req.done) {
+    while (rc != TW_EIO && rc != TW_ENOMEM && !c->req.done) {
         if (c->absent != absent && c->sock) {
             absent = c->absent;
             tw_enc_t e2;
@@ -1311,7 +1337,7 @@ s_request(tw_client_t *c, tw_enc_t *e, tw_cmd_t cmd, int timeout_ms)
         }
     }
     tw_enc_free(&again);
-    return rc == TW_EIO ? rc : c->req.rc;
+    return rc == TW_EIO || rc == TW_ENOMEM ? rc : c->req.rc;
 }
 
 /* Start request bookkeeping; TW_ESTATE if one is already running (a
@@ -1429,36 +1455,42 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
     if (!endpoint) {
         return NULL;
     }
-    tw_client_t *c = tw_calloc(1, sizeof *c);
-    c->ctx = zmq_ctx_new();
-    if (!c->ctx) {
-        tw_free(c);
+    tw_client_t *c = tw_try_calloc(1, sizeof *c);
+    if (!c) {
         return NULL;
     }
-    memcpy(c->rid, "c-", 2);
-    tw_random_hex(c->rid + 2, 16);
-    c->rid[sizeof c->rid - 1] = '\0';
     char why[256];
     if (tw_eplist_parse(&c->eps, endpoint, why, sizeof why) != 0) {
         tw_err("client.endpoint", "'%s': %s", endpoint, why);
-        zmq_ctx_term(c->ctx);
         tw_free(c);
         return NULL;
     }
-    c->endpoint = tw_strdup(tw_eplist_current(c->eps));
-    if (curve) {
-        c->curve = tw_malloc(sizeof *c->curve);
-        *c->curve = *curve;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s",
+             tw_eplist_current(c->eps));
+    c->last_error = tw_try_strdup("");
+    c->curve = curve ? tw_try_malloc(sizeof *c->curve) : NULL;
+    if (c->last_error && (c->curve || !curve)) {
+        c->ctx = zmq_ctx_new();
     }
-    c->sock = s_open_socket(c);
+    if (c->ctx) {
+        memcpy(c->rid, "c-", 2);
+        tw_random_hex(c->rid + 2, 16);
+        c->rid[sizeof c->rid - 1] = '\0';
+        if (curve) {
+            *c->curve = *curve;
+        }
+        c->sock = s_open_socket(c);
+    }
     if (!c->sock) {
         if (c->curve) {
             tw_keys_wipe(&c->curve->self);
             tw_free(c->curve);
         }
-        tw_free(c->endpoint);
+        if (c->ctx) {
+            zmq_ctx_term(c->ctx);
+        }
+        tw_free(c->last_error);
         tw_eplist_free(&c->eps);
-        zmq_ctx_term(c->ctx);
         tw_free(c);
         return NULL;
     }
@@ -1466,7 +1498,6 @@ tw__client_new(const char *endpoint, const tw_curve_client_t *curve)
     tw_enc_init(&c->ob);
     s_outbox_reset(c);
     tw_idmap_init(&c->pending);
-    c->last_error = tw_strdup("");
     c->opts = (tw_client_opts_t){S_HB_MS, S_LIVENESS, S_RECONNECT_MIN_MS,
                                  S_RECONNECT_MAX_MS, S_MAX_OUTBOX};
     tw__outbox_init(&c->keep);
@@ -1521,7 +1552,6 @@ tw_client_destroy(tw_client_t **self_p)
         tw_keys_wipe(&c->curve->self);
         tw_free(c->curve);
     }
-    tw_free(c->endpoint);
     tw_eplist_free(&c->eps);
     tw_free(c->last_error);
     tw_free(c->scratch);
@@ -1546,8 +1576,7 @@ tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg)
 void
 tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg)
 {
-    c->ack2_cb = cb;
-    c->ack2_arg = arg;
+    tw_client_on_ack(c, cb, arg);
 }
 
 void
@@ -1669,8 +1698,9 @@ s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
     /* Keep each SUBMIT well under the broker's frame limit. */
     if (!graph && c->ob_items > 0 &&
         tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
-            TW__CLIENT_BATCH_BYTES) {
-        s_seal(c);
+            TW__CLIENT_BATCH_BYTES &&
+        s_seal(c) != 0) {
+        return TW_ENOMEM;
     }
 
     uint64_t seq = c->next_seq++;
@@ -1683,17 +1713,31 @@ s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
             tw_enc_uint(&c->ob, as[i]);
         }
     }
-    tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
-                   tw_enc_size(&c->ob) - start);
+    /* Everything that may allocate comes before anything is kept, so
+     * that out of memory takes the item back out whole. */
+    rc = tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
+                        tw_enc_size(&c->ob) - start);
+    /* Room in the id map for the ACK of this and every task pending. */
+    if (rc == 0 && (tw_idmap_reserve(&c->pending, 1) != 0 ||
+                    tw_idmap_reserve(&c->waiting, c->pending.len + 1) != 0 ||
+                    tw__sess_submitted(c, seq, spec) != 0)) {
+        tw__outbox_ack(&c->keep, seq);
+        rc = TW_ENOMEM;
+    }
+    if (rc != 0) {
+        c->ob.sb.size = start;
+        c->next_seq--;
+        return rc;
+    }
     c->ob_items++;
     tw_idmap_put(&c->pending, seq, S_PENDING);
     if (seq_out) {
         *seq_out = seq;
     }
-    tw__sess_submitted(c, seq, spec);
-    if (!graph && (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
-                   tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES)) {
-        s_seal(c);
+    if (!graph &&
+        (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
+         tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES) &&
+        s_seal(c) == 0) {
         /* A full socket is not an error here: the batch stays queued. */
         if (s_send_queued(c) == TW_EIO) {
             tw_debug("client.send", "send failed: %s", zmq_strerror(errno));
@@ -1716,10 +1760,31 @@ tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
     return s_submit(c, spec, as, nas, 1, seq_out);
 }
 
-void
+int
 tw__client_seal(tw_client_t *c)
 {
-    s_seal(c);
+    return s_seal(c);
+}
+
+void
+tw__client_mark(const tw_client_t *c, tw__client_mark_t *m)
+{
+    m->seq = c->next_seq;
+    m->bytes = tw_enc_size(&c->ob);
+    m->items = c->ob_items;
+}
+
+void
+tw__client_unsubmit(tw_client_t *c, const tw__client_mark_t *m)
+{
+    for (uint64_t seq = m->seq; seq < c->next_seq; seq++) {
+        tw__outbox_ack(&c->keep, seq);
+        tw_idmap_del(&c->pending, seq);
+        tw__sess_unsubmitted(c, seq);
+    }
+    c->next_seq = m->seq;
+    c->ob.sb.size = m->bytes;
+    c->ob_items = m->items;
 }
 
 size_t
@@ -1730,12 +1795,12 @@ tw__client_outbox_room(const tw_client_t *c)
 }
 
 void
-tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg)
+tw__client_swap_ack(tw_client_t *c, tw_ack_cb *cb, void **arg)
 {
-    tw_ack2_cb ocb = c->ack2_cb;
-    void *oarg = c->ack2_arg;
-    c->ack2_cb = *cb;
-    c->ack2_arg = *arg;
+    tw_ack_cb ocb = c->ack_cb;
+    void *oarg = c->ack_arg;
+    c->ack_cb = *cb;
+    c->ack_arg = *arg;
     *cb = ocb;
     *arg = oarg;
 }
@@ -1743,8 +1808,8 @@ tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg)
 int
 tw_client_flush(tw_client_t *c)
 {
-    s_seal(c);
-    return s_send_queued(c);
+    int rc = s_seal(c);
+    return rc != 0 ? rc : s_send_queued(c);
 }
 
 int
@@ -2039,7 +2104,7 @@ tw__client_status_ep(const tw_client_t *c, char *buf, size_t len)
 const char *
 tw_client_last_error(const tw_client_t *c)
 {
-    return c->last_error;
+    return c->last_error ? c->last_error : S_NOMEM_TEXT;
 }
 
 const char *

@@ -44,25 +44,31 @@ tw_client_graph_submit(tw_client_t *c, const tw_graph_node_t *nodes,
     if (tw__client_outbox_room(c) < n) {
         return TW_EFULL;
     }
-    uint64_t *seqs = tw_malloc(n * sizeof *seqs);
-    uint64_t *as = NULL;
     size_t cap = 0;
-    int rc = 0;
-    tw__client_seal(c);
+    for (size_t i = 0; i < n; i++) {
+        cap = nodes[i].nparents > cap ? nodes[i].nparents : cap;
+    }
+    uint64_t *seqs = tw_try_malloc(n * sizeof *seqs);
+    uint64_t *as = tw_try_malloc((cap ? cap : 1) * sizeof *as);
+    int rc = seqs && as ? tw__client_seal(c) : TW_ENOMEM;
+    tw__client_mark_t mark;
+    tw__client_mark(c, &mark);
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t np = nodes[i].nparents;
-        if (np > cap) {
-            as = tw_realloc(as, np * sizeof *as);
-            cap = np;
-        }
         for (size_t k = 0; k < np; k++) {
             as[k] = seqs[nodes[i].parents[k]];
         }
         rc = tw__client_submit_as(c, &nodes[i].spec, as, np, &seqs[i]);
-        /* Every spec was checked above: only the first can fail here (a
-         * stopped session, S80), before anything was queued. */
+        /* Every spec was checked above: a stopped session (S80) fails the
+         * first, out of memory any; the nodes queued before go back out,
+         * so that no part of a graph is sent. */
     }
-    tw__client_seal(c);
+    if (rc != 0) {
+        tw__client_unsubmit(c, &mark);
+    }
+    /* A seal that fails leaves the graph whole in the outbox: the next
+     * seal sends it. */
+    (void)tw__client_seal(c);
     if (rc == 0) {
         tw_client_flush(c); /* a full socket keeps it queued: not an error */
         if (seqs_out) {
@@ -84,7 +90,7 @@ typedef struct {
     int points; /* the message kept only points at another node */
     char *msg;
     size_t msglen;
-    tw_ack2_cb user_cb; /* the application's callback, still called */
+    tw_ack_cb user_cb; /* the application's callback, still called */
     void *user_arg;
 } s_wait_t;
 
@@ -134,7 +140,7 @@ tw_client_graph_ids(tw_client_t *c, const uint64_t *seqs, size_t n,
     s_wait_t w = {seqs, n, ids_out, 0, 0, 0, err, errlen, s_on_ack, NULL};
     void *arg = &w;
     w.user_cb = s_on_ack;
-    tw__client_swap_ack2(c, &w.user_cb, &arg);
+    tw__client_swap_ack(c, &w.user_cb, &arg);
     w.user_arg = arg;
     uint64_t deadline = tw_now_ms() + (uint64_t)(timeout_ms < 0 ? 0
                                                                 : timeout_ms);
@@ -152,9 +158,9 @@ tw_client_graph_ids(tw_client_t *c, const uint64_t *seqs, size_t n,
             break;
         }
     }
-    tw_ack2_cb cb = w.user_cb;
+    tw_ack_cb cb = w.user_cb;
     void *uarg = w.user_arg;
-    tw__client_swap_ack2(c, &cb, &uarg); /* the application's again */
+    tw__client_swap_ack(c, &cb, &uarg); /* the application's again */
     return rc ? rc : w.err;
 }
 
@@ -178,7 +184,10 @@ s_with_group(const tw_task_spec_t *in, size_t n, const char *group,
         }
         total += in[i].ngroups + 1;
     }
-    const char **all = tw_malloc(total * sizeof *all), **p = all;
+    const char **all = tw_try_malloc(total * sizeof *all), **p = all;
+    if (!all) {
+        return TW_ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < in[i].ngroups; k++) {
             p[k] = in[i].groups[k];
@@ -197,8 +206,8 @@ static int
 s_run(tw_client_t *c, tw_graph_node_t *nodes, size_t n, uint64_t *ids_out,
       int timeout_ms, char *err, size_t errlen)
 {
-    uint64_t *seqs = tw_malloc(n * sizeof *seqs);
-    int rc = tw_client_graph_submit(c, nodes, n, seqs);
+    uint64_t *seqs = tw_try_malloc(n * sizeof *seqs);
+    int rc = seqs ? tw_client_graph_submit(c, nodes, n, seqs) : TW_ENOMEM;
     if (rc == 0 && ids_out) {
         rc = tw_client_graph_ids(c, seqs, n, ids_out, timeout_ms, err,
                                  errlen);
@@ -217,10 +226,11 @@ tw_client_chain(tw_client_t *c, const tw_task_spec_t *steps, size_t n,
     if (!c || !steps || n == 0 || n > TW_GRAPH_MAX_NODES) {
         return TW_EINVAL;
     }
-    tw_graph_node_t *nodes = tw_calloc(n, sizeof *nodes);
-    size_t *prev = tw_malloc(n * sizeof *prev);
-    const char **lists;
-    int rc = s_with_group(steps, n, group, nodes, &lists);
+    tw_graph_node_t *nodes = tw_try_calloc(n, sizeof *nodes);
+    size_t *prev = tw_try_malloc(n * sizeof *prev);
+    const char **lists = NULL;
+    int rc = nodes && prev ? s_with_group(steps, n, group, nodes, &lists)
+                           : TW_ENOMEM;
     for (size_t i = 1; i < n && rc == 0; i++) {
         prev[i] = i - 1;
         nodes[i].parents = &prev[i];
@@ -245,20 +255,23 @@ tw_client_chord(tw_client_t *c, const tw_task_spec_t *header, size_t n,
         n + 1 > TW_GRAPH_MAX_NODES) {
         return TW_EINVAL;
     }
-    tw_task_spec_t *specs = tw_malloc((n + 1) * sizeof *specs);
-    memcpy(specs, header, n * sizeof *specs);
-    specs[n] = *callback;
-    tw_graph_node_t *nodes = tw_calloc(n + 1, sizeof *nodes);
-    size_t *all = tw_malloc(n * sizeof *all);
-    const char **lists;
-    int rc = s_with_group(specs, n + 1, group, nodes, &lists);
-    for (size_t i = 0; i < n; i++) {
-        all[i] = i;
-    }
-    nodes[n].parents = all;
-    nodes[n].nparents = n;
-    nodes[n].spec.with_results = 1;
+    tw_task_spec_t *specs = tw_try_malloc((n + 1) * sizeof *specs);
+    tw_graph_node_t *nodes = tw_try_calloc(n + 1, sizeof *nodes);
+    size_t *all = tw_try_malloc(n * sizeof *all);
+    const char **lists = NULL;
+    int rc = specs && nodes && all ? 0 : TW_ENOMEM;
     if (rc == 0) {
+        memcpy(specs, header, n * sizeof *specs);
+        specs[n] = *callback;
+        rc = s_with_group(specs, n + 1, group, nodes, &lists);
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            all[i] = i;
+        }
+        nodes[n].parents = all;
+        nodes[n].nparents = n;
+        nodes[n].spec.with_results = 1;
         rc = s_run(c, nodes, n + 1, ids_out, timeout_ms, err, errlen);
     }
     tw_free(lists);

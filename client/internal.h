@@ -88,9 +88,13 @@ void tw__enc_spec_item(tw_enc_t *e, const tw_task_spec_t *spec,
  * events and feeds maps: a task was queued (after it was encoded), an
  * acknowledgement arrived (after the ack callbacks ran), a final outcome
  * arrived (after the result callback ran), the client is being destroyed.
- * Each returns at once when there is no session. */
-void tw__sess_submitted(tw_client_t *c, uint64_t seq,
-                        const tw_task_spec_t *spec);
+ * Each returns at once when there is no session. tw__sess_submitted
+ * returns 0, or TW_ENOMEM with nothing recorded (the caller takes the
+ * task back). */
+int tw__sess_submitted(tw_client_t *c, uint64_t seq,
+                       const tw_task_spec_t *spec);
+/* Forget the record tw__sess_submitted made for `seq` (taken back). */
+void tw__sess_unsubmitted(tw_client_t *c, uint64_t seq);
 void tw__sess_ack(tw_client_t *c, const tw_ack_t *ack);
 void tw__sess_result(tw_client_t *c, const tw_result_t *r);
 void tw__sess_free(tw_client_t *c);
@@ -154,13 +158,25 @@ const char *tw__client_status_ep(const tw_client_t *c, char *buf,
  * item puts the graph in one SUBMIT. Returns as tw_client_submit. */
 int tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
                          const uint64_t *as, size_t nas, uint64_t *seq_out);
-void tw__client_seal(tw_client_t *c);
+/* Returns 0, or TW_ENOMEM with the items still in the outbox. */
+int tw__client_seal(tw_client_t *c);
+
+/* Where the outbox is (tw__client_mark), so that the items queued after
+ * it can be taken back (tw__client_unsubmit): a graph that ran out of
+ * memory part way is not sent in part. No seal may come in between. */
+typedef struct {
+    uint64_t seq;
+    size_t bytes;
+    size_t items;
+} tw__client_mark_t;
+void tw__client_mark(const tw_client_t *c, tw__client_mark_t *m);
+void tw__client_unsubmit(tw_client_t *c, const tw__client_mark_t *m);
 
 /* Submissions the outbox still takes before TW_EFULL. */
 size_t tw__client_outbox_room(const tw_client_t *c);
 
-/* Exchange the tw_client_on_ack2 callback with cb and arg (the old ones
+/* Exchange the tw_client_on_ack callback with cb and arg (the old ones
  * come back there), to watch ACKs for a while. */
-void tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg);
+void tw__client_swap_ack(tw_client_t *c, tw_ack_cb *cb, void **arg);
 
 #endif /* TW_CLIENT_INTERNAL_H */

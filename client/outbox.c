@@ -7,6 +7,7 @@
  */
 #include "client/outbox.h"
 #include "common/alloc.h"
+#include "common/error.h"
 
 #include <string.h>
 
@@ -30,10 +31,14 @@ tw__outbox_free(tw__outbox_t *o)
     memset(o, 0, sizeof *o);
 }
 
-void
+int
 tw__outbox_add(tw__outbox_t *o, uint64_t seq, const void *bytes, size_t len)
 {
-    tw__ob_item_t *it = tw_malloc(sizeof *it + len);
+    tw__ob_item_t *it = tw_try_malloc(sizeof *it + len);
+    if (!it || tw_idmap_reserve(&o->byseq, 1) != 0) {
+        tw_free(it);
+        return TW_ENOMEM;
+    }
     it->seq = seq;
     it->len = len;
     memcpy(it->bytes, bytes, len);
@@ -48,6 +53,7 @@ tw__outbox_add(tw__outbox_t *o, uint64_t seq, const void *bytes, size_t len)
     tw_idmap_put(&o->byseq, seq, it);
     o->len++;
     o->bytes += len;
+    return 0;
 }
 
 int

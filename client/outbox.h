@@ -40,9 +40,10 @@ void tw__outbox_init(tw__outbox_t *o);
 /* Free every item and the index. The outbox may be reused after init. */
 void tw__outbox_free(tw__outbox_t *o);
 
-/* Keep a copy of the `len` bytes of item `seq` (seqs only grow). */
-void tw__outbox_add(tw__outbox_t *o, uint64_t seq, const void *bytes,
-                    size_t len);
+/* Keep a copy of the `len` bytes of item `seq` (seqs only grow).
+ * Returns 0, or TW_ENOMEM with nothing kept. */
+int tw__outbox_add(tw__outbox_t *o, uint64_t seq, const void *bytes,
+                   size_t len);
 
 /* Forget item `seq` (it was acknowledged or refused). Returns 1 if it was
  * there, 0 if not (a repeated ACK, or one for a seq never submitted). */

@@ -300,7 +300,10 @@ s_sess(tw_client_t *c, int create)
 {
     void **slot = tw__client_sess(c);
     if (!*slot && create) {
-        s_sess_t *s = tw_calloc(1, sizeof *s);
+        s_sess_t *s = tw_try_calloc(1, sizeof *s);
+        if (!s) {
+            return NULL;
+        }
         s->c = c;
         tw_idmap_init(&s->recs);
         tw_idmap_init(&s->byid);
@@ -546,14 +549,19 @@ s_rec_end(s_sess_t *s, uint64_t seq, s_rec_t *r)
     }
 }
 
-void
+int
 tw__sess_submitted(tw_client_t *c, uint64_t seq, const tw_task_spec_t *spec)
 {
     s_sess_t *s = s_sess(c, spec->on_event != NULL);
     if (!s) {
-        return;
+        return spec->on_event ? TW_ENOMEM : 0;
     }
-    s_rec_t *r = tw_calloc(1, sizeof *r);
+    s_rec_t *r = tw_try_calloc(1, sizeof *r);
+    if (!r || tw_idmap_reserve(&s->recs, 1) != 0 ||
+        tw_idmap_reserve(&s->byid, s->recs.len + 1) != 0) {
+        tw_free(r);
+        return TW_ENOMEM;
+    }
     r->cb = spec->on_event;
     r->arg = spec->event_arg;
     if (s->feeding) {
@@ -561,6 +569,15 @@ tw__sess_submitted(tw_client_t *c, uint64_t seq, const tw_task_spec_t *spec)
         r->index = s->feeding_index;
     }
     tw_idmap_put(&s->recs, seq, r);
+    return 0;
+}
+
+void
+tw__sess_unsubmitted(tw_client_t *c, uint64_t seq)
+{
+    s_sess_t *s = s_sess(c, 0);
+    s_rec_t *r = s ? tw_idmap_del(&s->recs, seq) : NULL;
+    tw_free(r);
 }
 
 /* The record of task `seq` (NULL if none) and, in *ev, an event about
@@ -593,7 +610,8 @@ tw__sess_ack(tw_client_t *c, const tw_ack_t *ack)
     ev.msg = ack->msg;
     if (r) {
         r->id = ack->id;
-        if (ack->id && !ack->err) {
+        /* Room was made when it was submitted (tw__sess_submitted). */
+        if (ack->id && !ack->err && tw_idmap_reserve(&s->byid, 1) == 0) {
             tw_idmap_put(&s->byid, ack->id, (void *)(uintptr_t)ack->seq);
         }
     }
@@ -684,21 +702,29 @@ tw__sess_chan(tw_client_t *c, const tw_chan_msg_t *msg)
     s_emit(s, &ev, r ? r->cb : NULL, r ? r->arg : NULL);
 }
 
-void
+int
 tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg)
 {
     s_sess_t *s = s_sess(c, 1);
+    if (!s) {
+        return TW_ENOMEM;
+    }
     s->cb = cb;
     s->cb_arg = arg;
+    return 0;
 }
 
-void
+int
 tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
                      tw_policy_t on_cancelled)
 {
     s_sess_t *s = s_sess(c, 1);
+    if (!s) {
+        return TW_ENOMEM;
+    }
     s->on_exception = on_exception;
     s->on_cancelled = on_cancelled;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1104,21 +1130,48 @@ s_make_group(s_sess_t *s, s_kind_t kind, const tw_task_spec_t *spec,
     }
 }
 
-/* A feeder with copies of `spec`'s strings, `name` as its last group. */
+/* A feeder with copies of `spec`'s strings (and of its args unless it
+ * maps), `name` as its last group; NULL when out of memory. */
 static s_feeder_t *
-s_feeder_new(s_kind_t kind, const tw_task_spec_t *spec, const char *name)
+s_feeder_new(s_kind_t kind, const tw_task_spec_t *spec, const char *name,
+             int map)
 {
-    s_feeder_t *f = tw_calloc(1, sizeof *f);
+    s_feeder_t *f = tw_try_calloc(1, sizeof *f);
+    if (!f) {
+        return NULL;
+    }
     f->kind = kind;
-    f->group = tw_strdup(name);
+    f->group = tw_try_strdup(name);
     f->spec = *spec;
-    f->handler = tw_strdup(spec->handler);
+    f->handler = tw_try_strdup(spec->handler);
     f->spec.handler = f->handler;
-    f->pool = spec->pool ? tw_strdup(spec->pool) : NULL;
+    f->pool = spec->pool ? tw_try_strdup(spec->pool) : NULL;
     f->spec.pool = f->pool;
-    f->groups = tw_calloc(spec->ngroups + 1, sizeof *f->groups);
-    for (size_t i = 0; i < spec->ngroups; i++) {
-        f->groups[i] = tw_strdup(spec->groups[i]);
+    f->groups = tw_try_calloc(spec->ngroups + 1, sizeof *f->groups);
+    int ok = f->group && f->handler && (f->pool || !spec->pool) && f->groups;
+    for (size_t i = 0; ok && i < spec->ngroups; i++) {
+        f->groups[i] = tw_try_strdup(spec->groups[i]);
+        ok = f->groups[i] != NULL;
+    }
+    if (ok && !map && spec->args) {
+        f->args = tw_try_malloc(spec->args_len ? spec->args_len : 1);
+        ok = f->args != NULL;
+        if (ok) {
+            memcpy(f->args, spec->args, spec->args_len);
+            f->args_len = spec->args_len;
+        }
+    }
+    if (!ok) {
+        for (size_t i = 0; f->groups && i < spec->ngroups; i++) {
+            tw_free(f->groups[i]);
+        }
+        tw_free(f->groups);
+        tw_free(f->group);
+        tw_free(f->handler);
+        tw_free(f->pool);
+        tw_free(f->args);
+        tw_free(f);
+        return NULL;
     }
     f->groups[spec->ngroups] = f->group;
     f->spec.groups = (const char *const *)f->groups;
@@ -1140,6 +1193,9 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
     size_t bytes;
     if (name && size > 0) {
         name[0] = '\0';
+    }
+    if (!s) {
+        return TW_ENOMEM;
     }
     if (s->in_cb || s->finishing) {
         return TW_ESTATE;
@@ -1176,17 +1232,17 @@ s_feed_start(tw_client_t *c, s_kind_t kind, const tw_task_spec_t *spec,
     if (rc != 0) {
         return rc;
     }
-    s_feeder_t *f = s_feeder_new(kind, spec, gname);
+    s_feeder_t *f = s_feeder_new(kind, spec, gname, map);
+    if (!f) {
+        /* The group stays on the broker, empty, like one whose feeding
+         * ended at once. */
+        return TW_ENOMEM;
+    }
     if (map) {
         f->iter = m->next;
         f->iter_arg = m->next_arg;
         f->window = 2 * (uint64_t)m->num_concurrent;
     } else {
-        if (spec->args) {
-            f->args = tw_malloc(spec->args_len ? spec->args_len : 1);
-            memcpy(f->args, spec->args, spec->args_len);
-            f->args_len = spec->args_len;
-        }
         f->left = num;
         f->window = num < S_APPLY_WINDOW ? num : S_APPLY_WINDOW;
     }
@@ -1253,6 +1309,9 @@ int
 tw_client_gather_and_close(tw_client_t *c, const char *pool, int timeout_ms)
 {
     s_sess_t *s = s_sess(c, 1);
+    if (!s) {
+        return TW_ENOMEM;
+    }
     int64_t deadline = s_deadline(timeout_ms);
     if (s->in_cb) {
         return TW_ESTATE;
@@ -1335,6 +1394,9 @@ tw_client_until_closed(tw_client_t *c, const char *pool, int timeout_ms)
      * S_CLOSED_RECHECK_MS covers an event that cannot come (the broker
      * forgot this client while it sat idle). */
     s_sess_t *s = s_sess(c, 1);
+    if (!s) {
+        return TW_ENOMEM;
+    }
     for (;;) {
         tw_pool_info_t pi;
         int rc = tw_client_pool_stats(c, pool, s_req_timeout(deadline), &pi);
@@ -1398,8 +1460,13 @@ s_collect_uncancelled(uint64_t seq, void *val, void *arg)
     s_idlist_t *l = arg;
     if (r->id && !r->cancel_sent && l->n < TW_PROTO_MAX_ITEMS) {
         if (l->n == l->cap) {
-            l->cap = l->cap ? 2 * l->cap : 64;
-            l->ids = tw_realloc(l->ids, l->cap * sizeof *l->ids);
+            size_t cap = l->cap ? 2 * l->cap : 64;
+            uint64_t *ids = tw_try_realloc(l->ids, cap * sizeof *ids);
+            if (!ids) {
+                return; /* not sent yet: the next round takes it */
+            }
+            l->ids = ids;
+            l->cap = cap;
         }
         l->ids[l->n++] = r->id;
         r->cancel_sent = 1;
@@ -1439,6 +1506,9 @@ tw_run(tw_client_t *c, int timeout_ms, int end_on_empty, int wait,
        tw_exit_state_t *st)
 {
     s_sess_t *s = s_sess(c, 1);
+    if (!s) {
+        return TW_ENOMEM;
+    }
     if (s->running || s->in_cb) {
         return TW_ESTATE;
     }

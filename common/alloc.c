@@ -33,8 +33,8 @@ tw_replace_allocator(tw_malloc_fn m, tw_realloc_fn r, tw_free_fn f)
     return 0;
 }
 
-static void
-s_oom(size_t size)
+void
+tw_oom(size_t size)
 {
     fprintf(stderr, "taskwheel: out of memory allocating %zu bytes\n", size);
     abort();
@@ -57,7 +57,20 @@ tw_malloc(size_t size)
 {
     void *p = tw_try_malloc(size);
     if (!p) {
-        s_oom(size);
+        tw_oom(size);
+    }
+    return p;
+}
+
+void *
+tw_try_calloc(size_t n, size_t size)
+{
+    if (size && n > (size_t)-1 / size) {
+        return NULL;
+    }
+    void *p = tw_try_malloc(n * size);
+    if (p) {
+        memset(p, 0, n * size);
     }
     return p;
 }
@@ -65,11 +78,10 @@ tw_malloc(size_t size)
 void *
 tw_calloc(size_t n, size_t size)
 {
-    if (size && n > (size_t)-1 / size) {
-        s_oom((size_t)-1);
+    void *p = tw_try_calloc(n, size);
+    if (!p) {
+        tw_oom(size && n > (size_t)-1 / size ? (size_t)-1 : n * size);
     }
-    void *p = tw_malloc(n * size);
-    memset(p, 0, n * size);
     return p;
 }
 
@@ -78,17 +90,35 @@ tw_realloc(void *ptr, size_t size)
 {
     void *p = tw_try_realloc(ptr, size);
     if (!p) {
-        s_oom(size);
+        tw_oom(size);
     }
     return p;
 }
 
 char *
+tw_try_strndup(const char *s, size_t n)
+{
+    char *p = tw_try_malloc(n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+char *
+tw_try_strdup(const char *s)
+{
+    return tw_try_strndup(s, strlen(s));
+}
+
+char *
 tw_strndup(const char *s, size_t n)
 {
-    char *p = tw_malloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
+    char *p = tw_try_strndup(s, n);
+    if (!p) {
+        tw_oom(n + 1);
+    }
     return p;
 }
 

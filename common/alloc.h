@@ -29,9 +29,17 @@ void *tw_realloc(void *ptr, size_t size);
 char *tw_strdup(const char *s);
 char *tw_strndup(const char *s, size_t n);
 
-/* Allocate; return NULL on failure. For sizes a peer chose. */
+/* Allocate; return NULL on failure. For sizes a peer chose, and for
+ * libtaskwheel, which never ends its caller's process (client/). */
 void *tw_try_malloc(size_t size);
+void *tw_try_calloc(size_t n, size_t size);
 void *tw_try_realloc(void *ptr, size_t size);
+char *tw_try_strdup(const char *s);
+char *tw_try_strndup(const char *s, size_t n);
+
+/* What the aborting variants do when memory is exhausted: one line to
+ * stderr, then abort(). For helpers that offer both behaviours. */
+__attribute__((noreturn)) void tw_oom(size_t size);
 
 /* Free memory from any of the above. NULL is fine. */
 void tw_free(void *ptr);

@@ -49,7 +49,11 @@ tw_eplist_parse(tw_eplist_t **out, const char *spec, char *why, size_t wlen)
     if (!spec) {
         return s_fail(why, wlen, "no endpoint");
     }
-    tw_eplist_t *l = tw_calloc(1, sizeof *l);
+    tw_eplist_t *l = tw_try_calloc(1, sizeof *l);
+    if (!l) {
+        s_fail(why, wlen, "out of memory");
+        return TW_ENOMEM;
+    }
     const char *p = spec;
     for (size_t i = 1;; i++) {
         const char *comma = strchr(p, ',');

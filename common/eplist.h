@@ -36,7 +36,7 @@ typedef struct tw_eplist tw_eplist_t;
  * most TW_EPLIST_EP_MAX octets; at most TW_EPLIST_MAX of them, none
  * twice.
  * Returns 0 and *out, or TW_EINVAL with a sentence in `why` naming the
- * problem ("endpoint 2 is empty"). The list starts at its first endpoint. */
+ * problem ("endpoint 2 is empty"), or TW_ENOMEM. The list starts at its first endpoint. */
 int tw_eplist_parse(tw_eplist_t **out, const char *spec, char *why,
                     size_t wlen);
 

@@ -34,15 +34,23 @@ tw_idmap_free(tw_idmap_t *m)
     memset(m, 0, sizeof *m);
 }
 
-static void
+/* Double the table. Returns 0, or TW_ENOMEM with the map unchanged. */
+static int
 s_grow(tw_idmap_t *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
     uint64_t *ok = m->keys;
     void **ov = m->vals;
     size_t ocap = m->cap;
-    m->keys = tw_calloc(ncap, sizeof *m->keys);
-    m->vals = tw_calloc(ncap, sizeof *m->vals);
+    uint64_t *nk = tw_try_calloc(ncap, sizeof *m->keys);
+    void **nv = tw_try_calloc(ncap, sizeof *m->vals);
+    if (!nk || !nv) {
+        tw_free(nk);
+        tw_free(nv);
+        return TW_ENOMEM;
+    }
+    m->keys = nk;
+    m->vals = nv;
     m->cap = ncap;
     m->len = 0;
     for (size_t i = 0; i < ocap; i++) {
@@ -52,6 +60,18 @@ s_grow(tw_idmap_t *m)
     }
     tw_free(ok);
     tw_free(ov);
+    return 0;
+}
+
+int
+tw_idmap_reserve(tw_idmap_t *m, size_t extra)
+{
+    while ((m->len + extra) * 2 > m->cap) {
+        if (s_grow(m) != 0) {
+            return TW_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 int
@@ -60,8 +80,8 @@ tw_idmap_put(tw_idmap_t *m, uint64_t id, void *val)
     if (id == 0) {
         return TW_EINVAL;
     }
-    if ((m->len + 1) * 2 > m->cap) {
-        s_grow(m);
+    if ((m->len + 1) * 2 > m->cap && s_grow(m) != 0) {
+        tw_oom(m->cap * 2 * (sizeof *m->keys + sizeof *m->vals));
     }
     size_t mask = m->cap - 1;
     for (size_t i = s_hash(id) & mask;; i = (i + 1) & mask) {

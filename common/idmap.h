@@ -26,8 +26,14 @@ void tw_idmap_init(tw_idmap_t *m);
 /* Free the table (not the values). The map may be reused after init. */
 void tw_idmap_free(tw_idmap_t *m);
 
-/* Insert or replace. `id` must not be 0. Returns 0 or TW_EINVAL. */
+/* Insert or replace. `id` must not be 0. Returns 0 or TW_EINVAL; aborts
+ * (common/alloc.h) when the table cannot grow. */
 int tw_idmap_put(tw_idmap_t *m, uint64_t id, void *val);
+
+/* Make room for `extra` more entries, so that that many puts of new ids
+ * do not allocate (and cannot abort). Returns 0 or TW_ENOMEM with the
+ * map unchanged. */
+int tw_idmap_reserve(tw_idmap_t *m, size_t extra);
 
 /* The value for `id`, or NULL. */
 void *tw_idmap_get(const tw_idmap_t *m, uint64_t id);

@@ -24,6 +24,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,11 +42,13 @@ struct tw_metrics {
     uv_poll_t poll;
     uv_timer_t timer;
     uv_timer_t sse_timer; /* the next event-stream ping or linger end */
+    uv_signal_t sighup;   /* rereads --http-token-file */
     int handles; /* loop handles not yet closed */
     int port;
     double start_s; /* wall clock at start, for process_start_time */
     tw_http_policy_t policy;
     char token[257];
+    const char *tpath; /* --http-token-file (borrowed from the config) */
     tw_sse_t *sse;
     s_conn_t *streams; /* open event streams */
     int in_mhd;        /* inside MHD_run: no nested run */
@@ -914,6 +917,26 @@ s_read_token(const char *path, char *tok, size_t cap, char *why,
     return 0;
 }
 
+/* SIGHUP: read --http-token-file again. A file that no longer reads as
+ * a token (missing, readable by others, malformed) changes nothing: the
+ * old token stays in force and the reason is logged. */
+static void
+s_on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    tw_metrics_t *m = h->data;
+    char tok[sizeof m->token], why[512];
+    if (s_read_token(m->tpath, tok, sizeof tok, why, sizeof why) != 0) {
+        tw_warn("broker.metrics", "SIGHUP: %s; the HTTP token in force "
+                "stays", why);
+        return;
+    }
+    memcpy(m->token, tok, sizeof m->token);
+    m->policy.token_len = strlen(m->token);
+    tw_notice("broker.metrics", "SIGHUP: reread the HTTP token from %s",
+              m->tpath);
+}
+
 int
 tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
                  int insecure, char *why, size_t wlen)
@@ -939,6 +962,7 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
     m->policy.loopback = tw_auth_endpoint_local(ep);
     m->policy.token = has_token ? m->token : NULL;
     m->policy.token_len = has_token ? strlen(m->token) : 0;
+    m->tpath = has_token ? tpath : NULL;
     m->b = b;
     m->start_s = (double)time(NULL);
     tw_sse_limits_t lim = tw_sse_defaults();
@@ -974,9 +998,13 @@ tw_metrics_start(tw_metrics_t **out, tw_broker_t *b, const char *addr,
     }
     uv_timer_init(b->loop, &m->timer);
     uv_timer_init(b->loop, &m->sse_timer);
-    m->poll.data = m->timer.data = m->sse_timer.data = m;
-    m->handles = 3;
+    uv_signal_init(b->loop, &m->sighup);
+    m->poll.data = m->timer.data = m->sse_timer.data = m->sighup.data = m;
+    m->handles = 4;
     uv_poll_start(&m->poll, UV_READABLE, s_on_poll);
+    if (has_token) {
+        uv_signal_start(&m->sighup, s_on_sighup, SIGHUP);
+    }
     s_arm(m);
     b->status.tap_wants = s_tap_wants;
     b->status.tap = s_tap;
@@ -1004,12 +1032,13 @@ s_closed(uv_handle_t *h)
 void
 tw_metrics_stop(tw_metrics_t *m)
 {
-    if (m && m->handles == 3 && !uv_is_closing((uv_handle_t *)&m->poll)) {
+    if (m && m->handles == 4 && !uv_is_closing((uv_handle_t *)&m->poll)) {
         m->b->status.tap = NULL;
         m->b->status.tap_wants = NULL;
         uv_close((uv_handle_t *)&m->poll, s_closed);
         uv_close((uv_handle_t *)&m->timer, s_closed);
         uv_close((uv_handle_t *)&m->sse_timer, s_closed);
+        uv_close((uv_handle_t *)&m->sighup, s_closed);
     }
 }
 

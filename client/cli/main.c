@@ -334,18 +334,17 @@ typedef struct {
 } s_submit_t;
 
 static void
-s_submit_on_ack(void *arg, uint64_t seq, uint64_t id, int err,
-                const char *msg)
+s_submit_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_submit_t *s = arg;
-    if (seq != s->seq || s->acked) {
+    if (ack->seq != s->seq || s->acked) {
         return;
     }
     s->acked = 1;
-    s->id = id;
-    s->ack_err = err;
-    if (msg && *msg) {
-        s->ack_msg = tw_cli_clean(msg);
+    s->id = ack->id;
+    s->ack_err = ack->err;
+    if (ack->msg && *ack->msg) {
+        s->ack_msg = tw_cli_clean(ack->msg);
     }
 }
 

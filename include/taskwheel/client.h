@@ -18,6 +18,15 @@
  *  error into a sentence and tw_version (taskwheel/version.h) names the
  *  library. TW_EUNREACH means no answer came from the broker in time.
  *
+ *  Out of memory never ends the caller's process: a constructor returns
+ *  NULL and a call TW_ENOMEM, having kept nothing of what it was asked
+ *  to do (a submission is not queued, a request not sent). Where memory
+ *  runs out in the background (a reply's text, a resend after a
+ *  reconnection), the client goes on without it: an error's text reads
+ *  "(out of memory)", and what could not be asked is asked again later.
+ *  (libzmq's and msgpack-c's own buffers are theirs: libzmq may abort on
+ *  out-of-memory itself.)
+ *
  *  Callbacks run inside tw_client_poll(), tw_client_wait_all() and the
  *  request calls (ping, result, cancel, query), which dispatch whatever
  *  arrives while they wait. A callback may submit and flush; it must not
@@ -105,8 +114,6 @@ typedef struct {
     uint32_t attempt;   /* 1 for the first run */
 } tw_result_t;
 
-typedef void (*tw_ack_cb)(void *arg, uint64_t seq, uint64_t id, int err,
-                          const char *msg);
 typedef void (*tw_result_cb)(void *arg, const tw_result_t *r);
 
 /* An acknowledgement, borrowed by the callback for its duration. */
@@ -120,7 +127,14 @@ typedef struct {
                         seq then gets no outcome of its own; the first
                         task's outcome goes to whoever submitted it. */
 } tw_ack_t;
-typedef void (*tw_ack2_cb)(void *arg, const tw_ack_t *ack);
+
+/* Called once per acknowledged or refused submission. (Before 1.0 this
+ * callback took (arg, seq, id, err, msg), and tw_ack2_cb took the struct:
+ * the two are this one shape now.) */
+typedef void (*tw_ack_cb)(void *arg, const tw_ack_t *ack);
+
+/* Deprecated: the old name of tw_ack_cb. */
+typedef tw_ack_cb tw_ack2_cb;
 
 /* Connect to `endpoint` ("tcp://127.0.0.1:7710"); the connection is made
  * in the background. NULL on out-of-memory or a bad endpoint. For a
@@ -152,8 +166,11 @@ void tw_client_destroy(tw_client_t **self_p);
 void tw_client_on_ack(tw_client_t *c, tw_ack_cb cb, void *arg);
 void tw_client_on_result(tw_client_t *c, tw_result_cb cb, void *arg);
 
-/* The same acknowledgements with the dedup flag; called after the
- * tw_client_on_ack callback, if both are set. May be NULL. */
+/* Deprecated: the same as tw_client_on_ack (one callback: setting either
+ * replaces the other). Kept so that code written against 0.x builds. */
+#if defined(__GNUC__)
+__attribute__((deprecated("use tw_client_on_ack")))
+#endif
 void tw_client_on_ack2(tw_client_t *c, tw_ack2_cb cb, void *arg);
 
 /* Round trip to the broker. Returns 0 or TW_EUNREACH after timeout_ms. */
@@ -163,7 +180,8 @@ int tw_client_ping(tw_client_t *c, int timeout_ms);
  * 0; TW_EINVAL for a bad spec (no handler, name too long, args that are
  * not exactly one msgpack value or nest deeper than 32 levels, an empty or
  * too long pool, group or key, more than TW_CLIENT_MAX_GROUPS groups);
- * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_EFULL
+ * TW_E2BIG for args that cannot fit in one message (16 MiB); TW_ENOMEM
+ * (nothing queued); TW_EFULL
  * when max_outbox submissions are not acknowledged yet (see "Reconnection
  * and the outbox"); or TW_ESTATE from the moment tw_stop is called, or a
  * tw_run's running phase ends, until that tw_run returns (S80: a stopped
@@ -831,8 +849,9 @@ struct tw_event {
     const tw_chan_msg_t *chan;   /* COMM_*: the channel item */
 };
 
-/* The client-level event callback; NULL to remove it. */
-void tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg);
+/* The client-level event callback; NULL to remove it. Returns 0 or
+ * TW_ENOMEM (nothing changed). */
+int tw_client_on_event(tw_client_t *c, tw_event_cb cb, void *arg);
 
 /* What a task outcome does to a tw_run (S81-S82). */
 typedef enum {
@@ -842,9 +861,10 @@ typedef enum {
     TW_POLICY_CONTINUE   /* only the events fire */
 } tw_policy_t;
 
-/* Policies for failed (error, timeout, lost) and cancelled tasks. */
-void tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
-                          tw_policy_t on_cancelled);
+/* Policies for failed (error, timeout, lost) and cancelled tasks.
+ * Returns 0 or TW_ENOMEM (nothing changed). */
+int tw_client_set_policy(tw_client_t *c, tw_policy_t on_exception,
+                         tw_policy_t on_cancelled);
 
 /* Run a session (S70, S75-S80, F4): fire START (submit the first work
  * there or before), then dispatch until it ends, in this priority:

@@ -33,28 +33,28 @@ s_has_one(const char *msg, const char *alts)
 }
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     tw_fault_t *f = arg;
-    (void)msg;
-    if (seq == 0 || seq > f->cap) {
+    if (ack->seq == 0 || ack->seq > f->cap) {
         return;
     }
-    if (err) {
-        f->refused[seq] = s_inc(f->refused[seq]);
-        int expected = f->refuse_code && err == f->refuse_code && msg &&
+    if (ack->err) {
+        f->refused[ack->seq] = s_inc(f->refused[ack->seq]);
+        const char *msg = ack->msg;
+        int expected = f->refuse_code && ack->err == f->refuse_code && msg &&
                        (!f->refuse_text || s_has_one(msg, f->refuse_text));
         f->refused_bad += !expected;
         /* Every unexpected refusal; of the expected ones, the first. */
         if (!expected || f->refused_first++ == 0) {
             fprintf(stderr, "%s: seq %llu refused: %s (%s)\n", f->scenario,
-                    (unsigned long long)seq, tw_client_strerror(err),
-                    msg ? msg : "");
+                    (unsigned long long)ack->seq,
+                    tw_client_strerror(ack->err), msg ? msg : "");
         }
         return;
     }
-    f->acks[seq] = s_inc(f->acks[seq]);
-    f->ids[seq] = id;
+    f->acks[ack->seq] = s_inc(f->acks[ack->seq]);
+    f->ids[ack->seq] = ack->id;
 }
 
 static void

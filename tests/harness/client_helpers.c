@@ -126,11 +126,11 @@ tw_h_wait_status(tw_client_t *c, const char *key, long long min,
 }
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     (void)arg;
-    (void)msg;
-    tw_idmap_put(&s_ids, seq, (void *)(uintptr_t)(err ? UINT64_MAX : id));
+    uint64_t id = ack->err ? UINT64_MAX : ack->id;
+    tw_idmap_put(&s_ids, ack->seq, (void *)(uintptr_t)id);
 }
 
 static void

@@ -22,19 +22,18 @@ typedef struct {
 } s_state_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_state_t *s = arg;
-    if (err) {
+    if (ack->err) {
         s->refused++;
-        TW_H_ASSERT_EQ(err, TW_EHANDLER);
-        TW_H_ASSERT_MSG(msg && strstr(msg, "no-such-handler"),
-                        "ack error names the handler: %s", msg);
+        TW_H_ASSERT_EQ(ack->err, TW_EHANDLER);
+        TW_H_ASSERT_MSG(ack->msg && strstr(ack->msg, "no-such-handler"),
+                        "ack error names the handler: %s", ack->msg);
     } else {
-        TW_H_ASSERT(id > 0);
+        TW_H_ASSERT(ack->id > 0);
         s->acked++;
     }
-    (void)seq;
 }
 
 static void

@@ -193,14 +193,11 @@ static struct {
 } s_out;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     (void)arg;
-    (void)seq;
-    (void)id;
-    (void)msg;
-    if (err) {
-        s_out.ack_err = err;
+    if (ack->err) {
+        s_out.ack_err = ack->err;
         s_out.done = 1;
     }
 }

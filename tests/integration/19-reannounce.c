@@ -46,12 +46,10 @@ s_lines(const char *path)
 static uint64_t s_acked;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     (void)arg;
-    (void)seq;
-    (void)msg;
-    s_acked = err ? 0 : id;
+    s_acked = ack->err ? 0 : ack->id;
 }
 
 /* Submit the marker task writing to `path`; returns its id. */

@@ -43,12 +43,9 @@ typedef struct {
 } s_sub_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
-    (void)seq;
-    (void)err;
-    (void)msg;
-    ((s_sub_t *)arg)->id = id;
+    ((s_sub_t *)arg)->id = ack->id;
 }
 
 static int

@@ -17,6 +17,8 @@
  *    - the token: with --http-token-file, loopback reads need none, every
  *      action does (401 with WWW-Authenticate without it or with a wrong
  *      one); a token file others may read stops the broker at start;
+ *      SIGHUP rereads the file (old token refused, new one accepted; a
+ *      file that does not read as a token leaves the old one in force);
  *    - /api/v1/events: hello, then the status topics as they happen; a
  *      client that comes back with Last-Event-ID gets what it missed
  *      (resumed true), one with an id of another run gets resync.
@@ -26,6 +28,7 @@
 #include "taskwheel/client.h"
 
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -105,6 +108,37 @@ s_file_has(const char *path, const char *what)
     int has = text && strstr(text, what);
     free(text);
     return has;
+}
+
+#define S_TOKEN1 "0123456789abcdef0123456789abcdef"
+#define S_TOKEN2 "fedcba9876543210fedcba9876543210fedcba98"
+
+/* POST a retry of the failed tasks with `token`: `code`, and `what` in
+ * the answer. */
+static void
+s_retry_with(int code, const char *token, const char *what)
+{
+    char opts[256];
+    snprintf(opts, sizeof opts,
+             JSON_POST " -H 'Authorization: Bearer %s'"
+                       " -d '{\"state\":\"failed\"}'",
+             token);
+    s_expect(code, opts, "/api/v1/tasks/retry", what);
+}
+
+/* Replace the token file at `path` with `text`, readable by its owner
+ * only (a new file renamed over the old, as an operator's tools do). */
+static void
+s_write_token(const char *path, const char *text)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    TW_H_ASSERT(f);
+    fputs(text, f);
+    TW_H_ASSERT(fclose(f) == 0);
+    TW_H_ASSERT(chmod(tmp, 0600) == 0);
+    TW_H_ASSERT(rename(tmp, path) == 0);
 }
 
 static uint64_t
@@ -287,7 +321,7 @@ main(void)
     snprintf(tok, sizeof tok, "%s/token", tw_h_tmpdir());
     f = fopen(tok, "w");
     TW_H_ASSERT(f);
-    fputs("# the API's token\n0123456789abcdef0123456789abcdef\n", f);
+    fputs("# the API's token\n" S_TOKEN1 "\n", f);
     fclose(f);
     chmod(tok, 0644);
     tw_h_broker_t b2;
@@ -307,11 +341,21 @@ main(void)
              "/api/v1/tasks/retry", "WWW-Authenticate: Bearer");
     s_expect(401, JSON_POST " -H 'Authorization: Bearer wrong'",
              "/api/v1/tasks/1/retry", "EAUTH");
-    s_expect(200,
-             JSON_POST " -H 'Authorization: Bearer "
-                       "0123456789abcdef0123456789abcdef'"
-                       " -d '{\"state\":\"failed\"}'",
-             "/api/v1/tasks/retry", "\"done\":[]");
+    s_retry_with(200, S_TOKEN1, "\"done\":[]");
+
+    /* SIGHUP rereads the token file: the old token is refused, the new
+     * one accepted. A file that does not read as a token then changes
+     * nothing. */
+    s_write_token(tok, S_TOKEN2 "\n");
+    TW_H_ASSERT_OK(tw_h_kill(b2.pid, SIGHUP));
+    TW_H_ASSERT_OK(tw_h_wait_log(b2.pid, "reread the HTTP token", 10000));
+    s_retry_with(401, S_TOKEN1, "EAUTH");
+    s_retry_with(200, S_TOKEN2, "\"done\":[]");
+    s_write_token(tok, "short\n");
+    TW_H_ASSERT_OK(tw_h_kill(b2.pid, SIGHUP));
+    TW_H_ASSERT_OK(tw_h_wait_log(b2.pid, "token in force stays", 10000));
+    s_retry_with(200, S_TOKEN2, "\"done\":[]");
+    TW_H_ASSERT(tw_h_alive(b2.pid));
     TW_H_ASSERT_EQ(tw_h_stop(b2.pid), 0);
     printf("45-http-api: ok\n");
     return 0;

@@ -38,20 +38,21 @@ typedef struct {
 } s_run_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_run_t *s = arg;
-    TW_H_ASSERT_MSG(err == 0, "seq %llu refused: %s",
-                    (unsigned long long)seq, msg ? msg : "");
-    TW_H_ASSERT(seq >= 1 && seq <= N);
-    TW_H_ASSERT_MSG(!s->id[seq] || s->id[seq] == id,
+    TW_H_ASSERT_MSG(ack->err == 0, "seq %llu refused: %s",
+                    (unsigned long long)ack->seq, ack->msg ? ack->msg : "");
+    TW_H_ASSERT(ack->seq >= 1 && ack->seq <= N);
+    TW_H_ASSERT_MSG(!s->id[ack->seq] || s->id[ack->seq] == ack->id,
                     "seq %llu acknowledged as %llu and then %llu",
-                    (unsigned long long)seq,
-                    (unsigned long long)s->id[seq], (unsigned long long)id);
-    if (!s->id[seq]) {
+                    (unsigned long long)ack->seq,
+                    (unsigned long long)s->id[ack->seq],
+                    (unsigned long long)ack->id);
+    if (!s->id[ack->seq]) {
         s->acked++;
     }
-    s->id[seq] = id;
+    s->id[ack->seq] = ack->id;
 }
 
 static void

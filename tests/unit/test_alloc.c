@@ -1,8 +1,9 @@
 /*  tests/unit/test_alloc.c - the replaceable allocator and fault injection.
  *
  *  A countdown allocator in the manner of sqlite's faultsim
- *  (src/test_malloc.c) is installed with tw_replace_allocator(): the next
- *  `delay` allocations succeed, then `repeat` fail, then all succeed again.
+ *  (tests/unit/support/faultsim.h) is installed with
+ *  tw_replace_allocator(): the next `delay` allocations succeed, then
+ *  `repeat` fail, then all succeed again.
  *  tw_malloc() aborts by design on failure, so the countdown is checked
  *  against tw_try_malloc()/tw_try_realloc() in-process, and the aborting
  *  paths run in a forked child whose death by SIGABRT is the expected
@@ -26,93 +27,19 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/idmap.h"
-
-/* The fault simulator's state. `delay` < 0 means never fail. */
-static struct {
-    long delay;      /* allocations left before failures start */
-    long repeat;     /* failures to produce once delay reaches 0 */
-    long calls;      /* allocation calls seen (malloc + realloc) */
-    long fails;      /* allocations refused */
-    long live;       /* blocks handed out and not yet freed */
-    long frees;      /* free calls seen */
-    size_t last_size;
-} s_fs;
-
-static int
-s_should_fail(void)
-{
-    s_fs.calls++;
-    if (s_fs.delay < 0) {
-        return 0;
-    }
-    if (s_fs.delay > 0) {
-        s_fs.delay--;
-        return 0;
-    }
-    if (s_fs.repeat > 0) {
-        s_fs.repeat--;
-        s_fs.fails++;
-        return 1;
-    }
-    return 0;
-}
-
-static void *
-s_fs_malloc(size_t size)
-{
-    s_fs.last_size = size;
-    if (s_should_fail()) {
-        return NULL;
-    }
-    void *p = malloc(size);
-    if (p) {
-        s_fs.live++;
-    }
-    return p;
-}
-
-static void *
-s_fs_realloc(void *ptr, size_t size)
-{
-    s_fs.last_size = size;
-    if (s_should_fail()) {
-        return NULL;
-    }
-    void *p = realloc(ptr, size);
-    if (p && !ptr) {
-        s_fs.live++;
-    }
-    return p;
-}
-
-static void
-s_fs_free(void *ptr)
-{
-    s_fs.frees++;
-    if (ptr) {
-        s_fs.live--;
-    }
-    free(ptr);
-}
+#include "tests/unit/support/faultsim.h"
 
 /* Install the simulator: `delay` successes, then `repeat` failures. */
 static void
 s_fs_install(long delay, long repeat)
 {
-    memset(&s_fs, 0, sizeof s_fs);
-    s_fs.delay = delay;
-    s_fs.repeat = repeat;
-    assert_int_equal(tw_replace_allocator(s_fs_malloc, s_fs_realloc,
-                                          s_fs_free),
-                     0);
+    assert_int_equal(tw_fs_install(delay, repeat), 0);
 }
 
 static int
 s_teardown(void **state)
 {
-    (void)state;
-    tw_replace_allocator(NULL, NULL, NULL);
-    return 0;
+    return tw_fs_teardown(state);
 }
 
 static void
@@ -121,31 +48,31 @@ test_replace_validation(void **state)
     (void)state;
     s_fs_install(-1, 0);
     /* Any mix of NULL and non-NULL is refused... */
-    assert_int_equal(tw_replace_allocator(s_fs_malloc, NULL, NULL),
+    assert_int_equal(tw_replace_allocator(malloc, NULL, NULL),
                      TW_EINVAL);
-    assert_int_equal(tw_replace_allocator(NULL, s_fs_realloc, NULL),
+    assert_int_equal(tw_replace_allocator(NULL, realloc, NULL),
                      TW_EINVAL);
-    assert_int_equal(tw_replace_allocator(NULL, NULL, s_fs_free), TW_EINVAL);
-    assert_int_equal(tw_replace_allocator(s_fs_malloc, s_fs_realloc, NULL),
+    assert_int_equal(tw_replace_allocator(NULL, NULL, free), TW_EINVAL);
+    assert_int_equal(tw_replace_allocator(malloc, realloc, NULL),
                      TW_EINVAL);
-    assert_int_equal(tw_replace_allocator(s_fs_malloc, NULL, s_fs_free),
+    assert_int_equal(tw_replace_allocator(malloc, NULL, free),
                      TW_EINVAL);
-    assert_int_equal(tw_replace_allocator(NULL, s_fs_realloc, s_fs_free),
+    assert_int_equal(tw_replace_allocator(NULL, realloc, free),
                      TW_EINVAL);
     /* ...and leaves the installed allocator in place. */
     void *p = tw_try_malloc(10);
     assert_non_null(p);
-    assert_int_equal(s_fs.calls, 1);
+    assert_int_equal(tw_fs.calls, 1);
     tw_free(p);
-    assert_int_equal(s_fs.frees, 1);
+    assert_int_equal(tw_fs.frees, 1);
 
     /* All NULL restores libc: our counters stop moving. */
     assert_int_equal(tw_replace_allocator(NULL, NULL, NULL), 0);
     p = tw_try_malloc(10);
     assert_non_null(p);
     tw_free(p);
-    assert_int_equal(s_fs.calls, 1);
-    assert_int_equal(s_fs.frees, 1);
+    assert_int_equal(tw_fs.calls, 1);
+    assert_int_equal(tw_fs.frees, 1);
 }
 
 static void
@@ -166,11 +93,11 @@ test_countdown_try_malloc(void **state)
                     memset(blocks[i], 0xab, 32);
                 }
             }
-            assert_int_equal(s_fs.fails, repeat);
+            assert_int_equal(tw_fs.fails, repeat);
             for (int i = 0; i < 16; i++) {
                 tw_free(blocks[i]);
             }
-            assert_int_equal(s_fs.live, 0);
+            assert_int_equal(tw_fs.live, 0);
         }
     }
 }
@@ -191,8 +118,8 @@ test_countdown_try_realloc(void **state)
     assert_non_null(q);
     assert_string_equal(q, "abcdefg");
     tw_free(q);
-    assert_int_equal(s_fs.live, 0);
-    assert_int_equal(s_fs.fails, 1);
+    assert_int_equal(tw_fs.live, 0);
+    assert_int_equal(tw_fs.fails, 1);
 }
 
 static void
@@ -203,12 +130,12 @@ test_zero_size(void **state)
     /* Zero-byte requests still give a unique, freeable block. */
     void *p = tw_try_malloc(0);
     assert_non_null(p);
-    assert_true(s_fs.last_size >= 1);
+    assert_true(tw_fs.last_size >= 1);
     void *q = tw_try_realloc(p, 0);
     assert_non_null(q);
     tw_free(q);
     tw_free(NULL);
-    assert_int_equal(s_fs.live, 0);
+    assert_int_equal(tw_fs.live, 0);
 }
 
 static void
@@ -226,12 +153,12 @@ test_aborting_variants_use_allocator(void **state)
     a = tw_realloc(a, 500);
     assert_string_equal(c, "taskwheel");
     assert_string_equal(d, "task");
-    assert_int_equal(s_fs.live, 4);
+    assert_int_equal(tw_fs.live, 4);
     tw_free(a);
     tw_free(b);
     tw_free(c);
     tw_free(d);
-    assert_int_equal(s_fs.live, 0);
+    assert_int_equal(tw_fs.live, 0);
 }
 
 /* Run `fn` in a child with the simulator set to fail at allocation
@@ -248,10 +175,7 @@ s_in_child(void (*fn)(void), long delay)
         if (fd >= 0) {
             dup2(fd, 2);
         }
-        memset(&s_fs, 0, sizeof s_fs);
-        s_fs.delay = delay;
-        s_fs.repeat = 1L << 30;
-        tw_replace_allocator(s_fs_malloc, s_fs_realloc, s_fs_free);
+        tw_fs_install(delay, 1L << 30);
         fn();
         _exit(0);
     }
@@ -315,7 +239,7 @@ s_child_idmap(void)
         }
     }
     tw_idmap_free(&m);
-    if (s_fs.live != 0) {
+    if (tw_fs.live != 0) {
         _exit(4);
     }
 }
@@ -347,16 +271,16 @@ test_idmap_balanced(void **state)
     s_fs_install(-1, 0);
     tw_idmap_t m;
     tw_idmap_init(&m);
-    assert_int_equal(s_fs.calls, 0); /* no allocation until the first put */
+    assert_int_equal(tw_fs.calls, 0); /* no allocation until the first put */
     for (uint64_t id = 1; id <= 5000; id++) {
         tw_idmap_put(&m, id * 7919, &m);
     }
     for (uint64_t id = 1; id <= 5000; id += 2) {
         tw_idmap_del(&m, id * 7919);
     }
-    assert_true(s_fs.live > 0);
+    assert_true(tw_fs.live > 0);
     tw_idmap_free(&m);
-    assert_int_equal(s_fs.live, 0);
+    assert_int_equal(tw_fs.live, 0);
 }
 
 int

@@ -164,15 +164,15 @@ typedef struct {
 } rec_t;
 
 static void
-rec_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+rec_ack(void *arg, const tw_ack_t *ack)
 {
     rec_t *rec = arg;
     assert_true(rec->nacks < MAXREC);
-    rec->acks[rec->nacks].seq = seq;
-    rec->acks[rec->nacks].id = id;
-    rec->acks[rec->nacks].err = err;
+    rec->acks[rec->nacks].seq = ack->seq;
+    rec->acks[rec->nacks].id = ack->id;
+    rec->acks[rec->nacks].err = ack->err;
     snprintf(rec->acks[rec->nacks].msg, sizeof rec->acks[0].msg, "%s",
-             msg ? msg : "(null)");
+             ack->msg ? ack->msg : "(null)");
     rec->nacks++;
 }
 

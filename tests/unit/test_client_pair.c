@@ -47,15 +47,12 @@ typedef struct {
 } s_fx_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_fx_t *fx = arg;
-    (void)id;
-    (void)err;
-    (void)msg;
     fx->acks++;
-    if (seq < 16) {
-        fx->acked[seq]++;
+    if (ack->seq < 16) {
+        fx->acked[ack->seq]++;
     }
 }
 

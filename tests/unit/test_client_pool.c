@@ -796,7 +796,7 @@ test_submit_fields(void **state)
     srv_run(s);
     tw_client_t *c = tw_suite_client_new(s->endpoint);
     assert_non_null(c);
-    tw_client_on_ack2(c, on_ack2, NULL);
+    tw_client_on_ack(c, on_ack2, NULL);
 
     static const char *const groups[] = {"g1", "g2"};
     tw_task_spec_t spec = {.handler = "sleepy",

@@ -38,14 +38,11 @@ typedef struct {
 } s_fx_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_fx_t *fx = arg;
-    (void)id;
-    (void)err;
-    (void)msg;
     if (fx->acks < 16) {
-        fx->ack_seq[fx->acks] = seq;
+        fx->ack_seq[fx->acks] = ack->seq;
     }
     fx->acks++;
 }
