@@ -263,12 +263,10 @@ typedef struct {
 } s_probe_t;
 
 static void
-s_on_ack(void *arg, uint64_t seq, uint64_t id, int err, const char *msg)
+s_on_ack(void *arg, const tw_ack_t *ack)
 {
     s_probe_t *pr = arg;
-    (void)id;
-    (void)msg;
-    if (seq == pr->want && err == 0) {
+    if (ack->seq == pr->want && ack->err == 0) {
         pr->acked = 1;
     }
 }

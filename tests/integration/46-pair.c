@@ -116,15 +116,13 @@ typedef struct {
 } s_ack_t;
 
 static void
-s_on_later_ack(void *arg, uint64_t seq, uint64_t id, int err,
-               const char *msg)
+s_on_later_ack(void *arg, const tw_ack_t *ack)
 {
     s_ack_t *a = arg;
-    (void)id;
-    if (seq == a->seq && !a->done) {
+    if (ack->seq == a->seq && !a->done) {
         a->done = 1;
-        a->err = err;
-        snprintf(a->msg, sizeof a->msg, "%s", msg ? msg : "");
+        a->err = ack->err;
+        snprintf(a->msg, sizeof a->msg, "%s", ack->msg ? ack->msg : "");
     }
 }
 
