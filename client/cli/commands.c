@@ -1,7 +1,8 @@
-/*  client/cli/commands.c - usage and help text made from the command
- *  table (commands.h).
+/*  client/cli/commands.c - the command table (commands.h), and the usage
+ *  and help text made from it.
  *
- *  One row prints as
+ *  The table is the rows of every command file, in the order of
+ *  TW_CLI_COMMAND_FILES, then `help`'s own row. One row prints as
  *
  *      "  " name synopsis-line-1
  *      "  " (as many spaces as "name ") synopsis-line-2 ...
@@ -13,6 +14,49 @@
 #include "client/cli/commands.h"
 
 #include <string.h>
+
+/* The command files, in the manual's order: XX(name) stands for the rows
+ * tw_cli_commands_<name>[] of client/cli/cmd_<name>.c. */
+#define TW_CLI_COMMAND_FILES(XX)                                             \
+    XX(submit)                                                               \
+    XX(map)                                                                  \
+    XX(pool) /* group and pool */                                            \
+    XX(result)                                                               \
+    XX(cancel)                                                               \
+    XX(tasks)                                                                \
+    XX(workers)                                                              \
+    XX(status)                                                               \
+    XX(watch)                                                                \
+    XX(events)                                                               \
+    XX(station)                                                              \
+    XX(ping)                                                                 \
+    XX(keygen)
+
+#define S_DECLARE(name) extern const tw_cli_cmd_t tw_cli_commands_##name[];
+#define S_ENTRY(name) tw_cli_commands_##name,
+TW_CLI_COMMAND_FILES(S_DECLARE)
+
+S_DECLARE(help)
+
+/* Every file's rows, then help's; NULL-terminated. */
+static const tw_cli_cmd_t *const s_files[] = {
+    TW_CLI_COMMAND_FILES(S_ENTRY) tw_cli_commands_help, NULL};
+
+/* Step to the row after `c` in the whole table, crossing from one file's
+ * rows to the next; NULL after the last. Start with c = NULL. */
+static const tw_cli_cmd_t *
+s_next(const tw_cli_cmd_t *c, size_t *file)
+{
+    c = c ? c + 1 : s_files[*file = 0];
+    while (c && !c->name) {
+        c = s_files[++*file];
+    }
+    return c;
+}
+
+#define S_EACH_ROW(c, file)                                                  \
+    for (const tw_cli_cmd_t *c = s_next(NULL, &file); c;                    \
+         c = s_next(c, &file))
 
 /* The length of the command word of `name` (up to the first space). */
 static size_t
@@ -56,42 +100,48 @@ s_row(FILE *out, const tw_cli_cmd_t *c)
 }
 
 void
-tw_cli_cmds_manual(FILE *out, const tw_cli_cmd_t *cmds, const char *flags)
+tw_cli_cmds_manual(FILE *out)
 {
+    size_t file;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
           "       taskwheel help COMMAND, or COMMAND --help: that command "
           "only\n\nCommands:\n",
           out);
-    for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+    S_EACH_ROW(c, file) {
         s_row(out, c);
     }
     fputs("\n", out);
-    fputs(flags, out);
+    fputs(tw_cli_global_flags, out);
+}
+
+/* The row named "words[0] words[1]" ("station add"), or NULL. */
+static const tw_cli_cmd_t *
+s_find_sub(const char *word, const char *sub)
+{
+    size_t file, n = strlen(word);
+    S_EACH_ROW(c, file) {
+        if (s_has_word(c, word) && c->name[n] == ' ' &&
+            strcmp(c->name + n + 1, sub) == 0) {
+            return c;
+        }
+    }
+    return NULL;
 }
 
 int
-tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
-                 char *const *words)
+tw_cli_cmds_help(FILE *out, int nwords, char *const *words)
 {
-    if (nwords < 1 || !tw_cli_cmds_find(cmds, words[0])) {
+    if (nwords < 1 || !tw_cli_cmds_find(words[0])) {
         return -1;
     }
-    /* "station add": that row alone, when there is one. */
-    const tw_cli_cmd_t *exact = NULL;
-    if (nwords >= 2) {
-        size_t n = strlen(words[0]);
-        for (const tw_cli_cmd_t *c = cmds; c->name && !exact; c++) {
-            if (s_has_word(c, words[0]) && c->name[n] == ' ' &&
-                strcmp(c->name + n + 1, words[1]) == 0) {
-                exact = c;
-            }
-        }
-    }
+    const tw_cli_cmd_t *exact =
+        nwords >= 2 ? s_find_sub(words[0], words[1]) : NULL;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n\n", out);
     if (exact) {
         s_row(out, exact);
     } else {
-        for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+        size_t file;
+        S_EACH_ROW(c, file) {
             if (s_has_word(c, words[0])) {
                 s_row(out, c);
             }
@@ -102,12 +152,36 @@ tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
 }
 
 const tw_cli_cmd_t *
-tw_cli_cmds_find(const tw_cli_cmd_t *cmds, const char *word)
+tw_cli_cmds_find(const char *word)
 {
-    for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+    size_t file;
+    S_EACH_ROW(c, file) {
         if (s_has_word(c, word)) {
             return c;
         }
     }
     return NULL;
 }
+
+/* `taskwheel help [COMMAND [SUBCOMMAND]]`. */
+static int
+s_cmd_help(const tw_cli_env_t *o)
+{
+    if (o->argc < 2) {
+        tw_cli_cmds_manual(stdout);
+        return TW_CLI_OK;
+    }
+    if (tw_cli_cmds_help(stdout, o->argc - 1, o->argv + 1) != 0) {
+        return tw_cli_usage("help: no command '%s'", o->argv[1]);
+    }
+    return TW_CLI_OK;
+}
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_help[] = {
+    {"help", "[COMMAND [SUBCOMMAND]]",
+     "Print one command's help (the same as COMMAND --help), or\n"
+     "without a command this manual.",
+     s_cmd_help},
+    {NULL, NULL, NULL, NULL},
+};
