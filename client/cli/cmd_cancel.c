@@ -53,13 +53,14 @@ s_cmd_cancel(const tw_cli_env_t *o)
         tw_cli_print_json(v);
     } else {
         for (size_t i = 0; i < n; i++) {
-            const char *what =
-                s_list_has(json_object_get(v, "cancelled"), ids[i])
-                    ? "cancelled"
-                : s_list_has(json_object_get(v, "ended"), ids[i])
-                    ? "already ended"
-                : s_list_has(unknown, ids[i]) ? "unknown"
-                                              : "not reported";
+            const char *what = s_list_has(json_object_get(v, "cancelled"),
+                                          ids[i])
+                                   ? "cancelled"
+                               : s_list_has(json_object_get(v, "ended"),
+                                            ids[i])
+                                   ? "already ended"
+                               : s_list_has(unknown, ids[i]) ? "unknown"
+                                                             : "not reported";
             printf("%" PRIu64 " %s\n", ids[i], what);
         }
         json_decref(v);

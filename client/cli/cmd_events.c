@@ -21,8 +21,9 @@ s_print_event(void *arg, zmq_msg_t *topic, zmq_msg_t *body)
     t.via.str.size = (uint32_t)zmq_msg_size(topic);
     json_t *o = json_object();
     json_object_set_new(o, "topic", tw_json_from_object(&t));
-    json_object_set_new(o, "body", tw_cli_payload_json(zmq_msg_data(body),
-                                                       zmq_msg_size(body)));
+    json_object_set_new(
+        o, "body",
+        tw_cli_payload_json(zmq_msg_data(body), zmq_msg_size(body)));
     tw_cli_print_json(o);
     return 1;
 }
@@ -56,7 +57,7 @@ s_cmd_events(const tw_cli_env_t *o)
     code = tw_cli_sub_open(o, prefixes, nprefixes, &ctx, &sub, ep, sizeof ep);
     if (code < 0) {
         code = tw_cli_sub_loop(sub, ep, o->timeout_ms, count, for_secs,
-                          s_print_event, NULL);
+                               s_print_event, NULL);
         tw_cli_sub_close(ctx, sub);
     }
     free(prefixes);

@@ -5,13 +5,11 @@
 #include "client/cli/commands.h"
 #include "client/cli/secure.h"
 
-
 static int
 s_cmd_keygen(const tw_cli_env_t *o)
 {
     return tw_cli_keygen(o->argc, o->argv, o->json);
 }
-
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_keygen[] = {

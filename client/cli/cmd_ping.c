@@ -24,8 +24,8 @@ s_cmd_ping(const tw_cli_env_t *o)
     if (rc != 0) {
         code = tw_cli_lib_error(o, c, "ping", rc);
     } else if (o->json) {
-        tw_cli_print_json(json_pack("{s:s, s:f}", "broker", o->broker, "rtt_ms",
-                               ms));
+        tw_cli_print_json(
+            json_pack("{s:s, s:f}", "broker", o->broker, "rtt_ms", ms));
         code = TW_CLI_OK;
     } else {
         printf("pong from %s in %.2f ms\n", o->broker, ms);

@@ -39,14 +39,13 @@ s_cmd_result(const tw_cli_env_t *o)
                           ? tw_cli_payload_json(r->result, r->result_len)
                           : NULL;
         if (o->json) {
-            json_array_append_new(all,
-                                  tw_cli_outcome_json(ids[i], r->state, res,
-                                                 r->error, r->worker,
-                                                 r->attempt));
+            json_array_append_new(
+                all, tw_cli_outcome_json(ids[i], r->state, res, r->error,
+                                         r->worker, r->attempt));
         } else {
             /* "ID STATE [RESULT-JSON | ERROR]" */
             char *text = res ? tw_json_dumps(res) : NULL;
-            char *clean = text ? tw_cli_clean(text)
+            char *clean = text       ? tw_cli_clean(text)
                           : r->error ? tw_cli_clean(r->error)
                                      : NULL;
             printf("%" PRIu64 " %s%s%s\n", ids[i],
@@ -70,7 +69,6 @@ s_cmd_result(const tw_cli_env_t *o)
     tw_client_destroy(&c);
     return code;
 }
-
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_result[] = {

@@ -21,8 +21,7 @@
 #include <string.h>
 
 /* The values `station add` accepts for its enumerated flags. */
-static const char *const s_next_modes[] = {"same", "result", "handler",
-                                           NULL};
+static const char *const s_next_modes[] = {"same", "result", "handler", NULL};
 static const char *const s_placements[] = {"any", "prefer", "pinned", NULL};
 static const char *const s_restarts[] = {"never", "on-failure", "always",
                                          NULL};
@@ -30,10 +29,10 @@ static const char *const s_restarts[] = {"never", "on-failure", "always",
 /* Keys of a station summary, in the order `station show` prints them;
  * keys the broker adds later follow. */
 static const char *const s_station_keys[] = {
-    "station",    "handler",    "state",       "wanted",      "worker",
-    "slot",       "epoch",      "iterations",  "last_error",  "checkpoint",
-    "placement",  "restart",    "restarts",    "n2s_queued",  "n2s_dropped",
-    "code",       "tags",       NULL};
+    "station",   "handler", "state",      "wanted",     "worker",
+    "slot",      "epoch",   "iterations", "last_error", "checkpoint",
+    "placement", "restart", "restarts",   "n2s_queued", "n2s_dropped",
+    "code",      "tags",    NULL};
 
 /* The value of an enumerated flag (`r` what tw_cli_flag said): one of
  * `set`, stored in *out. Returns -1, or the usage error `msg`. */
@@ -55,8 +54,8 @@ s_st_check_id(const char *sub, const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > TW_PROTO_MAX_NAME) {
-        return tw_cli_usage("station %s: a station ID is 1 to %d bytes",
-                            sub, TW_PROTO_MAX_NAME);
+        return tw_cli_usage("station %s: a station ID is 1 to %d bytes", sub,
+                            TW_PROTO_MAX_NAME);
     }
     return -1;
 }
@@ -77,8 +76,8 @@ s_st_positional(const tw_cli_env_t *o, const char *sub, const char *synopsis,
         }
         if (n == want) {
             return tw_cli_usage("usage: taskwheel station %s%s%s; "
-                                "unexpected '%s'", sub, *synopsis ? " " : "",
-                                synopsis, a);
+                                "unexpected '%s'",
+                                sub, *synopsis ? " " : "", synopsis, a);
         }
         pos[n++] = a;
     }
@@ -145,7 +144,8 @@ s_st_json_arg(const char *what, const char *text, void **out, size_t *len)
         free(*out);
         *out = NULL;
         return tw_cli_usage("%s is too big (%zu bytes of msgpack, limit "
-                            "%u)", what, *len, TW__CLIENT_MAX_ARGS);
+                            "%u)",
+                            what, *len, TW__CLIENT_MAX_ARGS);
     }
     return -1;
 }
@@ -167,7 +167,8 @@ s_st_request(const tw_cli_env_t *o, const tw_station_req_t *req, int *code)
 static char *
 s_st_member(json_t *obj, const char *key)
 {
-    return tw_cli_cell(json_is_object(obj) ? json_object_get(obj, key) : NULL);
+    return tw_cli_cell(json_is_object(obj) ? json_object_get(obj, key)
+                                           : NULL);
 }
 
 /* An tw_cli_human_fn for `station add` (`arg` the request): where the station
@@ -188,7 +189,8 @@ s_st_print_add(json_t *v, const void *arg)
     } else if (st) {
         char *state = s_st_member(v, "state");
         json_t *reason = json_object_get(v, "reason");
-        char *why = reason && !json_is_null(reason) ? tw_cli_text(reason) : NULL;
+        char *why = reason && !json_is_null(reason) ? tw_cli_text(reason)
+                                                    : NULL;
         printf("station %s %s%s%s\n", id ? id : "?", state ? state : "?",
                why ? ": " : "", why ? why : "");
         free(state);
@@ -237,7 +239,8 @@ s_st_add(const tw_cli_env_t *o, const char *sub)
         } else if ((r = tw_cli_word_flag(&w, "--code", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
                 code = tw_cli_usage("--code needs a station code of 1 to "
-                                    "%d bytes", TW_PROTO_MAX_NAME);
+                                    "%d bytes",
+                                    TW_PROTO_MAX_NAME);
             }
             req.code = val;
         } else if ((r = tw_cli_word_flag(&w, "--tags", &val)) != 0) {
@@ -298,10 +301,11 @@ s_st_add(const tw_cli_env_t *o, const char *sub)
 static int
 s_st_print_control(json_t *v, const void *arg)
 {
-    static const char *const wanted[][2] = {
-        {"pause", "paused"},     {"continue", "running"},
-        {"stop", "stopped"},     {"cancel", "cancelled"},
-        {"remove", "removed"}};
+    static const char *const wanted[][2] = {{"pause", "paused"},
+                                            {"continue", "running"},
+                                            {"stop", "stopped"},
+                                            {"cancel", "cancelled"},
+                                            {"remove", "removed"}};
     const tw_station_req_t *req = arg;
     const char *sub = req->op;
     char *id = tw_cli_clean(req->sid);
@@ -329,15 +333,12 @@ s_st_print_control(json_t *v, const void *arg)
 static int
 s_st_print_list(json_t *v, const void *arg)
 {
-    static const char *const keys[] = {"station",    "handler",
-                                       "state",      "worker",
-                                       "iterations", "last_error"};
-    static const char *const titles[] = {"ID",         "HANDLER",
-                                         "STATE",      "WORKER",
-                                         "ITERATIONS", "LAST ERROR"};
-    static const tw_cli_listing_t listing = {keys, titles,
-                                        sizeof keys / sizeof keys[0],
-                                        "no stations"};
+    static const char *const keys[] = {"station", "handler",    "state",
+                                       "worker",  "iterations", "last_error"};
+    static const char *const titles[] = {
+        "ID", "HANDLER", "STATE", "WORKER", "ITERATIONS", "LAST ERROR"};
+    static const tw_cli_listing_t listing = {
+        keys, titles, sizeof keys / sizeof keys[0], "no stations"};
     (void)arg;
     return tw_cli_print_listing(v, &listing);
 }
@@ -425,8 +426,8 @@ s_st_print_rebalance(json_t *v, const void *arg)
 typedef struct {
     const tw_cli_env_t *o;
     const char *id;
-    char topic[4 + TW_PROTO_MAX_NAME + 1];   /* "s2n.<ID>" */
-    char events[8 + TW_PROTO_MAX_NAME + 2];  /* "station.<ID>." */
+    char topic[4 + TW_PROTO_MAX_NAME + 1];  /* "s2n.<ID>" */
+    char events[8 + TW_PROTO_MAX_NAME + 2]; /* "station.<ID>." */
     size_t tlen, elen;
     int json;
 } s_tail_t;
@@ -542,8 +543,10 @@ s_tail_check(const tw_cli_env_t *o, const char *id)
     int rc = tw_client_station(c, &req, o->timeout_ms, &data, &len);
     char *clean = tw_cli_clean(id);
     if (rc == TW_ENOENT) {
-        code = tw_cli_fail(TW_CLI_FAIL, "station tail: there is no station "
-                           "'%s'", clean ? clean : "?");
+        code = tw_cli_fail(TW_CLI_FAIL,
+                           "station tail: there is no station "
+                           "'%s'",
+                           clean ? clean : "?");
     } else if (rc != 0) {
         code = tw_cli_lib_error(o, c, "station tail", rc);
     } else {
@@ -553,8 +556,10 @@ s_tail_check(const tw_cli_env_t *o, const char *id)
                                             "cancelled", NULL};
         if (st && tw_cli_one_of(st, ended)) {
             if (!o->json) {
-                tw_cli_fail(TW_CLI_OK, "station tail: station '%s' has "
-                            "already ended (%s)", clean ? clean : "?", st);
+                tw_cli_fail(TW_CLI_OK,
+                            "station tail: station '%s' has "
+                            "already ended (%s)",
+                            clean ? clean : "?", st);
             }
             code = TW_CLI_OK;
         }
@@ -579,7 +584,8 @@ s_st_tail(const tw_cli_env_t *o, const char *sub)
         if (!tw_cli_is_flag(&w)) {
             if (id) {
                 code = tw_cli_usage("station tail takes one ID; "
-                                    "unexpected '%s'", a);
+                                    "unexpected '%s'",
+                                    a);
             }
             id = a;
         } else if (!tw_cli_stream_flag(&w, &count, &for_secs, &code)) {
@@ -615,7 +621,7 @@ s_st_tail(const tw_cli_env_t *o, const char *sub)
     code = s_tail_check(o, id);
     if (code < 0) {
         code = tw_cli_sub_loop(sub_sock, ep, o->timeout_ms, count, for_secs,
-                          s_print_s2n, &t);
+                               s_print_s2n, &t);
     }
     tw_cli_sub_close(ctx, sub_sock);
     return code;
@@ -661,8 +667,7 @@ s_st_simple(const tw_cli_env_t *o, const s_st_command_t *cmd)
     memset(&req, 0, sizeof req);
     void *payload = NULL;
     if (cmd->npos > 1) {
-        code = s_st_json_arg("DATA-JSON", pos[1], &payload,
-                             &req.payload_len);
+        code = s_st_json_arg("DATA-JSON", pos[1], &payload, &req.payload_len);
         if (code >= 0) {
             return code;
         }
@@ -712,8 +717,7 @@ const tw_cli_cmd_t tw_cli_commands_station[] = {
     {"station show", "ID", "Show one station with its checkpoint.",
      s_cmd_station},
     {"station pause", "ID",
-     "Suspend the station's iterations; it keeps its slot.",
-     s_cmd_station},
+     "Suspend the station's iterations; it keeps its slot.", s_cmd_station},
     {"station continue", "ID",
      "Resume a paused station, or start an ended one again from its\n"
      "checkpoint.",
@@ -721,19 +725,17 @@ const tw_cli_cmd_t tw_cli_commands_station[] = {
     {"station stop", "ID", "End the station after its current iteration.",
      s_cmd_station},
     {"station cancel", "ID",
-     "End the station now, aborting its current iteration.",
-     s_cmd_station},
+     "End the station now, aborting its current iteration.", s_cmd_station},
     {"station remove", "ID",
      "Stop the station and forget it; its ID can then be used again.",
      s_cmd_station},
     {"station send", "ID DATA-JSON",
-     "Send DATA to the station's handler (net to station).",
-     s_cmd_station},
+     "Send DATA to the station's handler (net to station).", s_cmd_station},
     {"station tail", "ID [--count N] [--for S]",
      "Print what the station emits, one JSON value a line (with\n"
      "--json: {\"station\", \"seq\", \"data\"}).",
      s_cmd_station},
-    {"station rebalance", "",
-     "Spread the stations over the workers again.", s_cmd_station},
+    {"station rebalance", "", "Spread the stations over the workers again.",
+     s_cmd_station},
     {NULL, NULL, NULL, NULL},
 };

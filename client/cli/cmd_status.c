@@ -118,20 +118,19 @@ s_print_pair(json_t *v)
         return;
     }
     json_t *pos = json_object_get(v, "ha_pos");
-    printf("pair     %s, %s, epoch %lld; peer %s%s; replicate %s%s\n"
-           "         position %lld:%lld",
-           json_string_value(role),
-           json_string_value(json_object_get(v, "ha_state")),
-           json_integer_value(json_object_get(v, "ha_epoch")),
-           json_string_value(json_object_get(v, "ha_peer")),
-           json_integer_value(json_object_get(v, "ha_peer_alive"))
-               ? ""
-               : " (silent)",
-           json_string_value(json_object_get(v, "ha_replicate")),
-           json_integer_value(json_object_get(v, "ha_sync")) ? " (waiting)"
-                                                             : "",
-           json_integer_value(json_array_get(pos, 0)),
-           json_integer_value(json_array_get(pos, 1)));
+    printf(
+        "pair     %s, %s, epoch %lld; peer %s%s; replicate %s%s\n"
+        "         position %lld:%lld",
+        json_string_value(role),
+        json_string_value(json_object_get(v, "ha_state")),
+        json_integer_value(json_object_get(v, "ha_epoch")),
+        json_string_value(json_object_get(v, "ha_peer")),
+        json_integer_value(json_object_get(v, "ha_peer_alive")) ? ""
+                                                                : " (silent)",
+        json_string_value(json_object_get(v, "ha_replicate")),
+        json_integer_value(json_object_get(v, "ha_sync")) ? " (waiting)" : "",
+        json_integer_value(json_array_get(pos, 0)),
+        json_integer_value(json_array_get(pos, 1)));
     if (strcmp(json_string_value(json_object_get(v, "ha_state")) ?: "",
                "active") == 0) {
         printf("; lag %lld batches, %lld bytes, %lld ms",
@@ -191,10 +190,9 @@ s_print_summary(json_t *v, const void *arg)
                 continue;
             }
             char item[160];
-            int n = it->before ? snprintf(item, sizeof item, "%s %s",
-                                          it->text, val)
-                               : snprintf(item, sizeof item, "%s %s", val,
-                                          it->text);
+            int n = it->before
+                        ? snprintf(item, sizeof item, "%s %s", it->text, val)
+                        : snprintf(item, sizeof item, "%s %s", val, it->text);
             free(val);
             size_t len = n > 0 ? (size_t)n : 0;
             if (!first && col + 2 + len > 78) {
@@ -220,9 +218,9 @@ s_print_status(json_t *v, const void *arg)
 {
     /* Known keys first, in this order; then whatever else came. */
     static const char *const order[] = {
-        "workers",   "slots",  "running",    "queued",  "submitted",
-        "completed", "failed", "duplicates", "dropped", "uptime_ms",
-        "rate",      NULL};
+        "workers",   "slots",     "running", "queued",
+        "submitted", "completed", "failed",  "duplicates",
+        "dropped",   "uptime_ms", "rate",    NULL};
     size_t col = 0;
     tw_cli_each_member(v, order, s_status_one, &col);
     if (col > 0) {
@@ -255,8 +253,7 @@ s_status_of_pair(const tw_cli_env_t *o, int all)
             json_object_set_new(out, ep, v ? v : json_null());
             continue;
         }
-        printf("%sbroker   %s\n", answered + (v == NULL) > 1 ? "\n" : "",
-               ep);
+        printf("%sbroker   %s\n", answered + (v == NULL) > 1 ? "\n" : "", ep);
         if (v) {
             (all ? s_print_status : s_print_summary)(v, NULL);
             json_decref(v);
@@ -286,7 +283,7 @@ s_cmd_status(const tw_cli_env_t *o)
     }
     json_t *v = tw_cli_query(o, "status", &code);
     return tw_cli_reply(o, v, code, JSON_OBJECT,
-                   all ? s_print_status : s_print_summary, NULL);
+                        all ? s_print_status : s_print_summary, NULL);
 }
 
 /* The rows of the command table (commands.c). */

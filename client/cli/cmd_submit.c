@@ -125,12 +125,13 @@ s_parse(const tw_cli_env_t *o, s_words_t *x)
         if (!tw_cli_is_flag(&w)) {
             if (x->npos == 2) {
                 return tw_cli_usage("submit takes HANDLER and at most one "
-                                    "ARGS-JSON; unexpected '%s'", a);
+                                    "ARGS-JSON; unexpected '%s'",
+                                    a);
             }
             x->pos[x->npos++] = a;
         } else if ((r = s_own_flag(&w, x)) != 0 ||
-                   (r = tw_cli_submit_flag(&x->ext, w.argc, w.argv,
-                                           &w.i)) != 0 ||
+                   (r = tw_cli_submit_flag(&x->ext, w.argc, w.argv, &w.i)) !=
+                       0 ||
                    (r = tw_cli_chan_flag(&x->chan, &w)) != 0) {
             if (r != 1) {
                 return r;
@@ -167,7 +168,8 @@ s_send(tw_client_t *c, s_words_t *x, s_submit_t *s)
     int rc = tw_client_submit(c, &x->spec, &s->seq);
     if (rc == TW_E2BIG) {
         return tw_cli_usage("ARGS-JSON is too big (%zu bytes of msgpack, "
-                            "limit %u)", x->alen, TW__CLIENT_MAX_ARGS);
+                            "limit %u)",
+                            x->alen, TW__CLIENT_MAX_ARGS);
     }
     if (rc != 0) {
         return tw_cli_usage("cannot submit: %s", tw_strerror(rc));
@@ -199,8 +201,7 @@ s_await_ack(const tw_cli_env_t *o, tw_client_t *c, const s_words_t *x,
     if (s->ack_err) {
         return tw_cli_fail(TW_CLI_FAIL, "cannot submit '%s': %s",
                            x->spec.handler,
-                           s->ack_msg ? s->ack_msg
-                                      : tw_strerror(s->ack_err));
+                           s->ack_msg ? s->ack_msg : tw_strerror(s->ack_err));
     }
     return -1;
 }
@@ -225,8 +226,8 @@ s_await_outcome(const tw_cli_env_t *o, tw_client_t *c, s_submit_t *s)
             if (rc != 0) {
                 return tw_cli_lib_error(o, c, "submit", rc);
             }
-            if (!s->done && (r->state < TW_ST_PENDING ||
-                             r->state == TW_ST_UNKNOWN)) {
+            if (!s->done &&
+                (r->state < TW_ST_PENDING || r->state == TW_ST_UNKNOWN)) {
                 r->seq = s->seq;
                 s_submit_on_result(s, r);
             }
@@ -243,9 +244,8 @@ s_print_outcome(const tw_cli_env_t *o, s_submit_t *s)
 {
     int failed = s->state != TW_ST_OK;
     if (o->json) {
-        tw_cli_print_json(tw_cli_outcome_json(s->id, s->state, s->result,
-                                              s->error, s->worker,
-                                              s->attempt));
+        tw_cli_print_json(tw_cli_outcome_json(
+            s->id, s->state, s->result, s->error, s->worker, s->attempt));
         s->result = NULL;
     } else if (!failed) {
         tw_cli_print_json(s->result);
@@ -254,8 +254,7 @@ s_print_outcome(const tw_cli_env_t *o, s_submit_t *s)
     if (failed) {
         char *e = s->error ? tw_cli_clean(s->error) : NULL;
         tw_cli_fail(TW_CLI_FAIL, "task %" PRIu64 " failed (%s)%s%s", s->id,
-                    tw_proto_state_name(s->state), e ? ": " : "",
-                    e ? e : "");
+                    tw_proto_state_name(s->state), e ? ": " : "", e ? e : "");
         free(e);
     }
     return failed ? TW_CLI_FAIL : TW_CLI_OK;

@@ -42,21 +42,30 @@ S_DECLARE(help)
 static const tw_cli_cmd_t *const s_files[] = {
     TW_CLI_COMMAND_FILES(S_ENTRY) tw_cli_commands_help, NULL};
 
-/* Step to the row after `c` in the whole table, crossing from one file's
- * rows to the next; NULL after the last. Start with c = NULL. */
+/* `c`, or if it is a file's end, the first row of the next file with
+ * rows; NULL after the last file. *file is the file of the row. */
 static const tw_cli_cmd_t *
-s_next(const tw_cli_cmd_t *c, size_t *file)
+s_skip(const tw_cli_cmd_t *c, size_t *file)
 {
-    c = c ? c + 1 : s_files[*file = 0];
     while (c && !c->name) {
         c = s_files[++*file];
     }
     return c;
 }
 
-#define S_EACH_ROW(c, file)                                                  \
-    for (const tw_cli_cmd_t *c = s_next(NULL, &file); c;                    \
-         c = s_next(c, &file))
+/* The first row of the whole table, and the row after `c`. */
+static const tw_cli_cmd_t *
+s_first(size_t *file)
+{
+    *file = 0;
+    return s_skip(s_files[0], file);
+}
+
+static const tw_cli_cmd_t *
+s_next(const tw_cli_cmd_t *c, size_t *file)
+{
+    return s_skip(c + 1, file);
+}
 
 /* The length of the command word of `name` (up to the first space). */
 static size_t
@@ -102,12 +111,12 @@ s_row(FILE *out, const tw_cli_cmd_t *c)
 void
 tw_cli_cmds_manual(FILE *out)
 {
-    size_t file;
+    size_t f;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
           "       taskwheel help COMMAND, or COMMAND --help: that command "
           "only\n\nCommands:\n",
           out);
-    S_EACH_ROW(c, file) {
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
         s_row(out, c);
     }
     fputs("\n", out);
@@ -118,8 +127,8 @@ tw_cli_cmds_manual(FILE *out)
 static const tw_cli_cmd_t *
 s_find_sub(const char *word, const char *sub)
 {
-    size_t file, n = strlen(word);
-    S_EACH_ROW(c, file) {
+    size_t f, n = strlen(word);
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
         if (s_has_word(c, word) && c->name[n] == ' ' &&
             strcmp(c->name + n + 1, sub) == 0) {
             return c;
@@ -134,14 +143,14 @@ tw_cli_cmds_help(FILE *out, int nwords, char *const *words)
     if (nwords < 1 || !tw_cli_cmds_find(words[0])) {
         return -1;
     }
-    const tw_cli_cmd_t *exact =
-        nwords >= 2 ? s_find_sub(words[0], words[1]) : NULL;
+    const tw_cli_cmd_t *exact = nwords >= 2 ? s_find_sub(words[0], words[1])
+                                            : NULL;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n\n", out);
     if (exact) {
         s_row(out, exact);
     } else {
-        size_t file;
-        S_EACH_ROW(c, file) {
+        size_t f;
+        for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
             if (s_has_word(c, words[0])) {
                 s_row(out, c);
             }
@@ -154,8 +163,8 @@ tw_cli_cmds_help(FILE *out, int nwords, char *const *words)
 const tw_cli_cmd_t *
 tw_cli_cmds_find(const char *word)
 {
-    size_t file;
-    S_EACH_ROW(c, file) {
+    size_t f;
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
         if (s_has_word(c, word)) {
             return c;
         }

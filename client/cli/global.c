@@ -26,8 +26,7 @@ const char tw_cli_global_flags[] =
     "                     for events and station tail) and nothing else\n"
     "  --timeout-ms N     how long to wait for the broker; default 5000\n"
     "  --pool P           the pool of submit, map, group, pool and\n"
-    "                     cancel; default \"default\"\n"
-    TW_CLI_SECURE_USAGE_FLAGS
+    "                     cancel; default \"default\"\n" TW_CLI_SECURE_USAGE_FLAGS
     "  --help             print this help (after a command: its help)\n"
     "  --version          print the version\n"
     "\n"
@@ -41,8 +40,9 @@ int
 tw_cli_parse_global(int argc, char **argv, tw_cli_env_t *o, int *help)
 {
     const char *env;
-    o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env ? env
-                                                           : TW_CLI_DEFAULT_BROKER;
+    o->broker = (env = getenv("TASKWHEEL_BROKER")) && *env
+                    ? env
+                    : TW_CLI_DEFAULT_BROKER;
     /* NULL: ask the broker (PROTOCOL.md 5.8). */
     o->status = (env = getenv("TASKWHEEL_STATUS")) && *env ? env : NULL;
     o->timeout_ms = TW_CLI_DEFAULT_TIMEOUT_MS;
@@ -91,7 +91,8 @@ tw_cli_parse_global(int argc, char **argv, tw_cli_env_t *o, int *help)
         if ((r = tw_cli_flag(argc, argv, &i, "--pool", &val)) != 0) {
             if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
                 return tw_cli_usage("--pool needs a pool name of 1 to %d "
-                                    "bytes", TW_PROTO_MAX_NAME);
+                                    "bytes",
+                                    TW_PROTO_MAX_NAME);
             }
             o->pool = val;
             continue;

@@ -69,7 +69,7 @@ s_status_endpoint(const tw_cli_env_t *o, char *buf, size_t len)
  * and sets *ctx, *sub and ep (the endpoint), or an exit code. */
 int
 tw_cli_sub_open(const tw_cli_env_t *o, const char *const *prefixes, size_t n,
-           void **ctx, void **sub, char *ep, size_t eplen)
+                void **ctx, void **sub, char *ep, size_t eplen)
 {
     int code = s_status_endpoint(o, ep, eplen);
     if (code >= 0) {
@@ -140,7 +140,7 @@ tw_cli_sub_close(void *ctx, void *sub)
  * success. Returns an exit code. */
 int
 tw_cli_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
-           double for_secs, tw_cli_sub_fn fn, void *arg)
+                double for_secs, tw_cli_sub_fn fn, void *arg)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -150,9 +150,10 @@ tw_cli_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
     sigaction(SIGTERM, &sa, NULL);
 
     int code = TW_CLI_OK;
-    uint64_t deadline =
-        for_secs >= 0 ? tw_now_ms() + (uint64_t)llround(for_secs * 1000.0)
-                      : 0;
+    uint64_t deadline = for_secs >= 0
+                            ? tw_now_ms() +
+                                  (uint64_t)llround(for_secs * 1000.0)
+                            : 0;
     uint64_t seen = 0;
     int heard = 0;
     uint64_t quiet_end = tw_now_ms() + (uint64_t)quiet_ms;
@@ -232,7 +233,7 @@ tw_cli_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
  * for any other word. */
 int
 tw_cli_stream_flag(tw_cli_words_t *w, uint64_t *count, double *for_secs,
-                    int *code)
+                   int *code)
 {
     const char *val;
     int r;

@@ -411,14 +411,15 @@ const tw_test_proto_msg_t tw_test_proto_msgs[] = {
     {"truncated", TW_CMD_ERROR, 1, 5, s_truncated, TW_EPROTO},
     {"duplicate-key", TW_CMD_READY, 1, 0, s_duplicate_key, TW_EPROTO},
     {"wrong-type", TW_CMD_READY, 1, 0, s_wrong_type, TW_EPROTO},
-    {"missing-item-field", TW_CMD_DONE, 1, 0, s_missing_item_field, TW_EPROTO},
+    {"missing-item-field", TW_CMD_DONE, 1, 0, s_missing_item_field,
+     TW_EPROTO},
     {"unclean-name", TW_CMD_HELLO, 1, 0, s_unclean_name, 0},
     {"chan-up", TW_CMD_CHAN, 1, 0, s_chan_up, 0},
     {"chan-down", TW_CMD_CHAN, 1, 0, s_chan_down, 0},
 };
 
-const size_t tw_test_proto_nmsgs =
-    sizeof tw_test_proto_msgs / sizeof tw_test_proto_msgs[0];
+const size_t tw_test_proto_nmsgs = sizeof tw_test_proto_msgs /
+                                   sizeof tw_test_proto_msgs[0];
 
 size_t
 tw_test_proto_msg_build(const tw_test_proto_msg_t *m,

@@ -19,12 +19,12 @@
 #include "proto/proto.h"
 
 typedef struct {
-    const char *name;        /* the seed's file name */
-    tw_cmd_t cmd;            /* the header's command */
-    int version;             /* the header's version byte */
-    size_t cut;              /* bytes dropped from the end of the body */
+    const char *name;           /* the seed's file name */
+    tw_cmd_t cmd;               /* the header's command */
+    int version;                /* the header's version byte */
+    size_t cut;                 /* bytes dropped from the end of the body */
     void (*build)(tw_enc_t *e); /* encodes the body into `e` */
-    int want;                /* what tw_msg_decode() returns */
+    int want;                   /* what tw_msg_decode() returns */
 } tw_test_proto_msg_t;
 
 /* The rows; tw_test_proto_nmsgs of them. */
