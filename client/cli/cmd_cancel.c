@@ -71,10 +71,10 @@ s_cmd_cancel(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_cancel[] = {
-    {"cancel", "ID... [--strict] | cancel --group G | cancel --all",
+    {"cancel", "ID... [--strict] | cancel --group G | cancel --all", "",
      "Cancel tasks; exit 1 if an id is unknown. --strict cancels all\n"
      "or nothing (exit 1 if one is unknown, ended or cancelling);\n"
      "--group cancels a group's tasks, --all every task of the pool.",
      s_cmd_cancel},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

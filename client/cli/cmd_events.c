@@ -66,11 +66,11 @@ s_cmd_events(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_events[] = {
-    {"events", "[TOPIC-PREFIX...] [--count N] [--for S]",
+    {"events", "[TOPIC-PREFIX...]", "[--count N] [--for S]",
      "Print status events as JSON lines {\"topic\": ..., \"body\": ...}\n"
      "until interrupted, N events were printed or S seconds passed.\n"
      "Topics start with worker., task., stats, station.<ID>. or\n"
      "s2n.<ID>.",
      s_cmd_events},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -13,9 +13,9 @@ s_cmd_keygen(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_keygen[] = {
-    {"keygen", "NAME",
+    {"keygen", "NAME", "",
      "Write a CURVE key pair: NAME.key (secret, mode 0600) and\n"
      "NAME.pub; never overwrites.",
      s_cmd_keygen},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -446,7 +446,8 @@ s_cmd_map(const tw_cli_env_t *e)
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_map[] = {
     {"map",
-     "HANDLER [--input FILE|-] [--concurrency K] [--group G]\n"
+     "HANDLER",
+     "[--input FILE|-] [--concurrency K] [--group G]\n"
      "[--star|--kw] [--ordered]",
      "Run HANDLER once per input line (a JSON args value; --star: an\n"
      "array of positional args; --kw: an object), at most K at once\n"
@@ -455,5 +456,5 @@ const tw_cli_cmd_t tw_cli_commands_map[] = {
      "order; exit 1 if any failed. A progress bar goes to stderr when\n"
      "it is a terminal.",
      s_cmd_map},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -37,6 +37,6 @@ s_cmd_ping(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_ping[] = {
-    {"ping", "", "Check that the broker answers.", s_cmd_ping},
-    {NULL, NULL, NULL, NULL},
+    {"ping", "", "", "Check that the broker answers.", s_cmd_ping},
+    {NULL, NULL, NULL, NULL, NULL},
 };

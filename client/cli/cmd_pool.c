@@ -544,7 +544,9 @@ tw_cli_submit_apply(const tw_cli_submit_ext_t *x, const char *pool,
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_pool[] = {
-    {"group", "limit G N|none [--reject] | get G | clear G | list | ids G",
+    {"group",
+     "limit G N|none [--reject] | get G | clear G | list | ids G",
+     "",
      "Limit a group to N running tasks (--reject: refuse when full\n"
      "instead of queueing; none: no limit, as clear), show it (a\n"
      "group never used shows as empty), remove its limit, list the\n"
@@ -553,10 +555,11 @@ const tw_cli_cmd_t tw_cli_commands_pool[] = {
     {"pool",
      "stats | size N | default-limit N|none | lock | unlock | close\n"
      "| flush | stop N",
+     "",
      "Show the pool's counters, set its size (0 = unlimited) or the\n"
      "limit of its groups that have none of their own, refuse\n"
      "new tasks (close: for good), forget ended tasks, or cancel the\n"
      "N most recently started running tasks.",
      s_cmd_pool},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

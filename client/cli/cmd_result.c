@@ -72,7 +72,7 @@ s_cmd_result(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_result[] = {
-    {"result", "ID...", "Print the state and result of each task.",
+    {"result", "ID...", "", "Print the state and result of each task.",
      s_cmd_result},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

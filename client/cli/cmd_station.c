@@ -701,8 +701,8 @@ s_cmd_station(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_station[] = {
-    {"station add",
-     "ID HANDLER [ARGS-JSON] [--next same|result|handler]\n"
+    {"station add", "ID HANDLER [ARGS-JSON]",
+     "[--next same|result|handler]\n"
      "[--interval S] [--timeout S] [--code C] [--tags k=v,...]\n"
      "[--placement any|prefer|pinned]\n"
      "[--restart never|on-failure|always]",
@@ -713,29 +713,29 @@ const tw_cli_cmd_t tw_cli_commands_station[] = {
      "iteration, in seconds (for stream, the longest silence of its\n"
      "program). --code and --tags select workers.",
      s_cmd_station},
-    {"station list", "", "List the stations.", s_cmd_station},
-    {"station show", "ID", "Show one station with its checkpoint.",
+    {"station list", "", "", "List the stations.", s_cmd_station},
+    {"station show", "ID", "", "Show one station with its checkpoint.",
      s_cmd_station},
-    {"station pause", "ID",
+    {"station pause", "ID", "",
      "Suspend the station's iterations; it keeps its slot.", s_cmd_station},
-    {"station continue", "ID",
+    {"station continue", "ID", "",
      "Resume a paused station, or start an ended one again from its\n"
      "checkpoint.",
      s_cmd_station},
-    {"station stop", "ID", "End the station after its current iteration.",
+    {"station stop", "ID", "", "End the station after its current iteration.",
      s_cmd_station},
-    {"station cancel", "ID",
+    {"station cancel", "ID", "",
      "End the station now, aborting its current iteration.", s_cmd_station},
-    {"station remove", "ID",
+    {"station remove", "ID", "",
      "Stop the station and forget it; its ID can then be used again.",
      s_cmd_station},
-    {"station send", "ID DATA-JSON",
+    {"station send", "ID DATA-JSON", "",
      "Send DATA to the station's handler (net to station).", s_cmd_station},
-    {"station tail", "ID [--count N] [--for S]",
+    {"station tail", "ID", "[--count N] [--for S]",
      "Print what the station emits, one JSON value a line (with\n"
      "--json: {\"station\", \"seq\", \"data\"}).",
      s_cmd_station},
-    {"station rebalance", "", "Spread the stations over the workers again.",
-     s_cmd_station},
-    {NULL, NULL, NULL, NULL},
+    {"station rebalance", "", "",
+     "Spread the stations over the workers again.", s_cmd_station},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -288,10 +288,10 @@ s_cmd_status(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_status[] = {
-    {"status", "[--all]",
+    {"status", "", "[--all]",
      "What an operator needs first: workers, slots, queues, rates and\n"
      "errors, one line each; --all prints every counter (--json always\n"
      "prints them all).",
      s_cmd_status},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

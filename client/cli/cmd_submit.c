@@ -321,8 +321,8 @@ s_cmd_submit(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_submit[] = {
-    {"submit",
-     "HANDLER [ARGS-JSON] [--timeout S] [--retries N] [--priority P]\n"
+    {"submit", "HANDLER [ARGS-JSON]",
+     "[--timeout S] [--retries N] [--priority P]\n"
      "[--group G]... [--delay S] [--at TIME] [--key K]\n"
      "[--after ID[,ID...] [--after-any-end] [--with-results]]\n"
      "[--wait [--respond JSON]]",
@@ -343,5 +343,5 @@ const tw_cli_cmd_t tw_cli_commands_submit[] = {
      "order, before its own arguments (docs/WORKFLOWS.md). Built-in\n"
      "handlers: docs/HANDLERS.md.",
      s_cmd_submit},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -504,6 +504,7 @@ s_cmd_tasks(const tw_cli_env_t *e)
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_tasks[] = {
     {"tasks list",
+     "",
      "[--state S|--failed] [--handler H] [--group G]\n"
      "[--since DUR] [--text T] [--limit N]",
      "The tasks the broker keeps, newest change first, N of them\n"
@@ -511,14 +512,21 @@ const tw_cli_cmd_t tw_cli_commands_tasks[] = {
      "error, timeout, lost or cancelled; DUR like 90s, 15m, 2h, 7d;\n"
      "T is searched in the id, handler and error.",
      s_cmd_tasks},
-    {"tasks show", "ID",
+    {"tasks show",
+     "ID",
+     "",
      "Everything about a task: arguments, result, and each attempt\n"
      "with its error and traceback.",
      s_cmd_tasks},
-    {"tasks retry", "ID... | --failed [filters]",
+    {"tasks retry",
+     "ID... | --failed [filters]",
+     "",
      "Send failed tasks back to their queue: same id, history kept.",
      s_cmd_tasks},
-    {"tasks purge", "ID... | --failed|--state S [filters]",
-     "Forget ended tasks now.", s_cmd_tasks},
-    {NULL, NULL, NULL, NULL},
+    {"tasks purge",
+     "ID... | --failed|--state S [filters]",
+     "",
+     "Forget ended tasks now.",
+     s_cmd_tasks},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -521,9 +521,11 @@ s_cmd_watch(const tw_cli_env_t *e)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_watch[] = {
-    {"watch", "[--interval S]",
+    {"watch",
+     "",
+     "[--interval S]",
      "A live full-screen view of workers, stations, tasks and groups\n"
      "(q quits); one snapshot when stdout is not a terminal.",
      s_cmd_watch},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

@@ -142,13 +142,22 @@ s_cmd_workers(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_workers[] = {
-    {"workers", "", "List the connected workers.", s_cmd_workers},
-    {"workers drain", "NAME|ID",
+    {"workers",
+     "",
+     "",
+     "List the connected workers.",
+     s_cmd_workers},
+    {"workers drain",
+     "NAME|ID",
+     "",
      "Stop giving the worker work, move its stations away, let its\n"
      "running tasks finish, then let it exit. NAME applies to every\n"
      "worker of that name; a number that is no worker's name is an id.",
      s_cmd_workers},
-    {"workers resize", "NAME|ID SLOTS",
-     "Change a running worker's slot count (1..65536).", s_cmd_workers},
-    {NULL, NULL, NULL, NULL},
+    {"workers resize",
+     "NAME|ID SLOTS",
+     "",
+     "Change a running worker's slot count (1..65536).",
+     s_cmd_workers},
+    {NULL, NULL, NULL, NULL, NULL},
 };

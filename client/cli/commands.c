@@ -4,8 +4,8 @@
  *  The table is the rows of every command file, in the order of
  *  TW_CLI_COMMAND_FILES, then `help`'s own row. One row prints as
  *
- *      "  " name synopsis-line-1
- *      "  " (as many spaces as "name ") synopsis-line-2 ...
+ *      "  " name synopsis-and-options-line-1
+ *      "  " (as many spaces as "name ") synopsis-and-options-line-2 ...
  *      "      " help-line ...
  *
  *  in the manual and in one command's help alike, so the two never
@@ -95,10 +95,13 @@ s_lines(FILE *out, const char *text, int indent)
     }
 }
 
+/* Print row `c`: its name, synopsis and options, then its help. */
 static void
 s_row(FILE *out, const tw_cli_cmd_t *c)
 {
-    const char *syn = c->synopsis;
+    char syn[1024];
+    snprintf(syn, sizeof syn, "%s%s%s", c->synopsis,
+             *c->synopsis && *c->options ? " " : "", c->options);
     const char *nl = strchr(syn, '\n');
     int first = nl ? (int)(nl - syn) : (int)strlen(syn);
     fprintf(out, "  %s%s%.*s\n", c->name, first ? " " : "", first, syn);
@@ -188,9 +191,9 @@ s_cmd_help(const tw_cli_env_t *o)
 
 /* The rows of the command table (commands.c). */
 const tw_cli_cmd_t tw_cli_commands_help[] = {
-    {"help", "[COMMAND [SUBCOMMAND]]",
+    {"help", "[COMMAND [SUBCOMMAND]]", "",
      "Print one command's help (the same as COMMAND --help), or\n"
      "without a command this manual.",
      s_cmd_help},
-    {NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };

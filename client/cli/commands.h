@@ -1,8 +1,9 @@
 /*  client/cli/commands.h - the taskwheel command's table of commands.
  *
  *  Every command is one row: its name (a command word, or a command and
- *  a subcommand: "station add"), its synopsis (its arguments and
- *  options), its help and the function that runs it. Each cmd_<name>.c
+ *  a subcommand: "station add"), its synopsis (its arguments), its
+ *  options, its help and the function that runs it. In the synopsis and
+ *  the options each '\n' starts a continuation line. Each cmd_<name>.c
  *  defines the rows of its commands as tw_cli_commands_<name>[], and
  *  commands.c lists those arrays in one place; together they are the one
  *  description of the commands: the manual (`taskwheel --help`), one
@@ -28,8 +29,11 @@
 
 typedef struct {
     const char *name;     /* "submit", "station add" */
-    const char *synopsis; /* the words after the name; each '\n' starts a
-                             continuation line; "" for none */
+    const char *synopsis; /* its arguments ("ID DATA-JSON"); "" for none */
+    const char *options;  /* its options ("[--count N] [--for S]"), shown
+                             after the synopsis; "" for none; where options
+                             and alternatives mix ("ID... [--strict] |
+                             --all"), all of it is the synopsis */
     const char *help;     /* what it does: '\n'-separated lines */
     int (*run)(const tw_cli_env_t *e);
 } tw_cli_cmd_t;
