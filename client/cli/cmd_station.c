@@ -202,94 +202,119 @@ s_st_print_add(json_t *v, const void *arg)
     return TW_CLI_OK;
 }
 
-static int
-s_st_add(const tw_cli_env_t *o, const char *sub)
-{
-    tw_cli_words_t w = tw_cli_words(o, 2);
-    const char *pos[3] = {NULL, NULL, NULL};
-    int npos = 0;
+/* What the words of `station add` say. */
+typedef struct {
+    const char *pos[3]; /* ID, HANDLER, ARGS-JSON */
+    int npos;
     tw_station_req_t req;
     tw_station_tag_t tags[TW_PROTO_MAX_TAGS];
-    char *tagbuf = NULL;
-    void *args = NULL;
+    char *tagbuf; /* the --tags text req.tags points into */
+    void *args;   /* ARGS-JSON as msgpack */
+} s_add_t;
+
+/* One flag of `station add`, the current word of `w`, into x->req.
+ * Returns -1 if taken, 0 if it is none of them, or a usage exit code. */
+static int
+s_add_flag(tw_cli_words_t *w, s_add_t *x)
+{
+    tw_station_req_t *req = &x->req;
+    const char *val = NULL;
+    int r;
+    if ((r = tw_cli_word_flag(w, "--next", &val)) != 0) {
+        return s_st_enum(r, val, s_next_modes,
+                         "--next must be same, result or handler",
+                         &req->next);
+    }
+    if ((r = tw_cli_word_flag(w, "--interval", &val)) != 0) {
+        return tw_cli_flag_ms("--interval", r, val, &req->interval_ms);
+    }
+    if ((r = tw_cli_word_flag(w, "--timeout", &val)) != 0) {
+        return tw_cli_flag_ms("--timeout", r, val, &req->timeout_ms);
+    }
+    if ((r = tw_cli_word_flag(w, "--code", &val)) != 0) {
+        if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
+            return tw_cli_usage("--code needs a station code of 1 to %d "
+                                "bytes",
+                                TW_PROTO_MAX_NAME);
+        }
+        req->code = val;
+        return -1;
+    }
+    if ((r = tw_cli_word_flag(w, "--tags", &val)) != 0) {
+        if (r < 0) {
+            return tw_cli_usage("--tags needs key=value,...");
+        }
+        free(x->tagbuf);
+        req->tags = x->tags;
+        return s_st_tags(val, &x->tagbuf, x->tags, &req->ntags);
+    }
+    if ((r = tw_cli_word_flag(w, "--placement", &val)) != 0) {
+        return s_st_enum(r, val, s_placements,
+                         "--placement must be any, prefer or pinned",
+                         &req->placement);
+    }
+    if ((r = tw_cli_word_flag(w, "--restart", &val)) != 0) {
+        return s_st_enum(r, val, s_restarts,
+                         "--restart must be never, on-failure or always",
+                         &req->restart);
+    }
+    return 0;
+}
+
+/* Read the words of `station add` into *x. Returns -1 or an exit code. */
+static int
+s_add_parse(const tw_cli_env_t *o, const char *sub, s_add_t *x)
+{
+    tw_cli_words_t w = tw_cli_words(o, 2);
     int code = -1;
     const char *a;
-
-    memset(&req, 0, sizeof req);
-    req.op = "add";
     while (code < 0 && (a = tw_cli_next_word(&w)) != NULL) {
-        const char *val = NULL;
-        int r;
         if (!tw_cli_is_flag(&w)) {
-            if (npos == 3) {
+            if (x->npos == 3) {
                 code = tw_cli_usage("station add takes ID HANDLER and at "
                                     "most one ARGS-JSON; unexpected '%s'",
                                     a);
             } else {
-                pos[npos++] = a;
+                x->pos[x->npos++] = a;
             }
-        } else if ((r = tw_cli_word_flag(&w, "--next", &val)) != 0) {
-            code = s_st_enum(r, val, s_next_modes,
-                             "--next must be same, result or handler",
-                             &req.next);
-        } else if ((r = tw_cli_word_flag(&w, "--interval", &val)) != 0) {
-            code = tw_cli_flag_ms("--interval", r, val, &req.interval_ms);
-        } else if ((r = tw_cli_word_flag(&w, "--timeout", &val)) != 0) {
-            code = tw_cli_flag_ms("--timeout", r, val, &req.timeout_ms);
-        } else if ((r = tw_cli_word_flag(&w, "--code", &val)) != 0) {
-            if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
-                code = tw_cli_usage("--code needs a station code of 1 to "
-                                    "%d bytes",
-                                    TW_PROTO_MAX_NAME);
-            }
-            req.code = val;
-        } else if ((r = tw_cli_word_flag(&w, "--tags", &val)) != 0) {
-            if (r < 0) {
-                code = tw_cli_usage("--tags needs key=value,...");
-            } else {
-                free(tagbuf);
-                code = s_st_tags(val, &tagbuf, tags, &req.ntags);
-                req.tags = tags;
-            }
-        } else if ((r = tw_cli_word_flag(&w, "--placement", &val)) != 0) {
-            code = s_st_enum(r, val, s_placements,
-                             "--placement must be any, prefer or pinned",
-                             &req.placement);
-        } else if ((r = tw_cli_word_flag(&w, "--restart", &val)) != 0) {
-            code = s_st_enum(r, val, s_restarts,
-                             "--restart must be never, on-failure or always",
-                             &req.restart);
-        } else {
+        } else if ((code = s_add_flag(&w, x)) == 0) {
             code = tw_cli_usage("station add: unknown option '%s'", a);
         }
     }
-    if (code < 0 && npos < 2) {
+    if (code < 0 && x->npos < 2) {
         code = tw_cli_usage("usage: taskwheel station add ID HANDLER "
                             "[ARGS-JSON] [flags]");
     }
     if (code < 0) {
-        code = s_st_check_id(sub, pos[0]);
+        code = s_st_check_id(sub, x->pos[0]);
     }
-    if (code < 0 && (!*pos[1] || strlen(pos[1]) > TW_PROTO_MAX_NAME)) {
+    if (code < 0 && (!*x->pos[1] || strlen(x->pos[1]) > TW_PROTO_MAX_NAME)) {
         code = tw_cli_usage("a handler name is 1 to %d bytes",
                             TW_PROTO_MAX_NAME);
     }
-    if (code < 0 && pos[2]) {
-        code = s_st_json_arg("ARGS-JSON", pos[2], &args, &req.args_len);
-        req.args = args;
+    if (code < 0 && x->pos[2]) {
+        code = s_st_json_arg("ARGS-JSON", x->pos[2], &x->args,
+                             &x->req.args_len);
+        x->req.args = x->args;
     }
-    if (code >= 0) {
-        free(tagbuf);
-        free(args);
-        return code;
-    }
-    req.sid = pos[0];
-    req.handler = pos[1];
+    x->req.sid = x->pos[0];
+    x->req.handler = x->pos[1];
+    return code;
+}
 
-    json_t *v = s_st_request(o, &req, &code);
-    code = tw_cli_reply(o, v, code, -1, s_st_print_add, &req);
-    free(tagbuf);
-    free(args);
+static int
+s_st_add(const tw_cli_env_t *o, const char *sub)
+{
+    s_add_t x;
+    memset(&x, 0, sizeof x);
+    x.req.op = "add";
+    int code = s_add_parse(o, sub, &x);
+    if (code < 0) {
+        json_t *v = s_st_request(o, &x.req, &code);
+        code = tw_cli_reply(o, v, code, -1, s_st_print_add, &x.req);
+    }
+    free(x.tagbuf);
+    free(x.args);
     return code;
 }
 
