@@ -132,6 +132,50 @@ tw_cli_sub_close(void *ctx, void *sub)
     zmq_ctx_term(ctx);
 }
 
+/* SIGINT and SIGTERM end tw_cli_sub_loop. */
+static void
+s_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Receive one message waiting on `sub`, if any: its first two frames
+ * into f[0] and f[1] (close both), the rest dropped. Returns how many
+ * frames it had, or 0 (f closed already) when none was waiting. */
+static int
+s_recv(void *sub, zmq_msg_t f[2])
+{
+    zmq_msg_init(&f[0]);
+    zmq_msg_init(&f[1]);
+    if (zmq_msg_recv(&f[0], sub, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&f[0]);
+        zmq_msg_close(&f[1]);
+        return 0;
+    }
+    int nf = 1;
+    int more = zmq_msg_more(&f[0]);
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sub, 0) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        more = zmq_msg_more(&part);
+        if (nf == 1) {
+            zmq_msg_move(&f[1], &part);
+        }
+        nf++;
+        zmq_msg_close(&part);
+    }
+    return nf;
+}
+
 /* Hand every two-frame message arriving on `sub` (from `ep`) to `fn`
  * until SIGINT or SIGTERM, `count` of them were printed (0: no limit) or
  * `for_secs` passed (negative: no limit). An endpoint that sends nothing
@@ -142,13 +186,7 @@ int
 tw_cli_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
                 double for_secs, tw_cli_sub_fn fn, void *arg)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
+    s_catch_signals();
     int code = TW_CLI_OK;
     uint64_t deadline = for_secs >= 0
                             ? tw_now_ms() +
@@ -189,28 +227,9 @@ tw_cli_sub_loop(void *sub, const char *ep, int quiet_ms, uint64_t count,
         }
         while (!s_stop && (count == 0 || seen < count)) {
             zmq_msg_t f[2];
-            zmq_msg_init(&f[0]);
-            zmq_msg_init(&f[1]);
-            if (zmq_msg_recv(&f[0], sub, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&f[0]);
-                zmq_msg_close(&f[1]);
+            int nf = s_recv(sub, f);
+            if (nf == 0) {
                 break;
-            }
-            int nf = 1;
-            int more = zmq_msg_more(&f[0]);
-            while (more) {
-                zmq_msg_t part;
-                zmq_msg_init(&part);
-                if (zmq_msg_recv(&part, sub, 0) < 0) {
-                    zmq_msg_close(&part);
-                    break;
-                }
-                more = zmq_msg_more(&part);
-                if (nf == 1) {
-                    zmq_msg_move(&f[1], &part);
-                }
-                nf++;
-                zmq_msg_close(&part);
             }
             /* A status message is exactly [topic][body]. */
             heard = 1;
