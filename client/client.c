@@ -1590,9 +1590,12 @@ tw_client_ping(tw_client_t *c, int timeout_ms)
     return rc;
 }
 
-int
-tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
-                 uint64_t *seq_out)
+/* Queue one task; in a graph (tw__client_submit_as) it names parents by
+ * seq (`as`) and the batch is never sealed here, so the whole graph goes
+ * in one SUBMIT. */
+static int
+s_submit(tw_client_t *c, const tw_task_spec_t *spec, const uint64_t *as,
+         size_t nas, int graph, uint64_t *seq_out)
 {
     if (!spec || !spec->handler) {
         return TW_EINVAL;
@@ -1620,8 +1623,9 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         return TW_EFULL;
     }
     /* Keep each SUBMIT well under the broker's frame limit. */
-    if (c->ob_items > 0 && tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
-                               TW__CLIENT_BATCH_BYTES) {
+    if (!graph && c->ob_items > 0 &&
+        tw_enc_size(&c->ob) + alen + hlen + glen + 64 >
+            TW__CLIENT_BATCH_BYTES) {
         s_seal(c);
     }
 
@@ -1629,7 +1633,7 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
     size_t start = tw_enc_size(&c->ob);
     size_t n = 2 + (spec->args ? 1 : 0) + (spec->timeout_ms ? 1 : 0) +
                (spec->priority ? 1 : 0) + (spec->retries ? 1 : 0) +
-               tw__spec_names_fields(spec);
+               (nas ? 1 : 0) + tw__spec_names_fields(spec);
     tw_enc_map(&c->ob, n);
     tw_enc_ikey(&c->ob, TW_I_SEQ);
     tw_enc_uint(&c->ob, seq);
@@ -1652,6 +1656,13 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         tw_enc_uint(&c->ob, spec->retries);
     }
     tw__spec_names_encode(&c->ob, spec);
+    if (nas) {
+        tw_enc_ikey(&c->ob, TW_I_AS);
+        tw_enc_array(&c->ob, nas);
+        for (size_t i = 0; i < nas; i++) {
+            tw_enc_uint(&c->ob, as[i]);
+        }
+    }
     tw__outbox_add(&c->keep, seq, c->ob.sb.data + start,
                    tw_enc_size(&c->ob) - start);
     c->ob_items++;
@@ -1660,8 +1671,8 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         *seq_out = seq;
     }
     tw__sess_submitted(c, seq, spec);
-    if (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
-        tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES) {
+    if (!graph && (c->ob_items >= TW__CLIENT_BATCH_ITEMS ||
+                   tw_enc_size(&c->ob) >= TW__CLIENT_BATCH_BYTES)) {
         s_seal(c);
         /* A full socket is not an error here: the batch stays queued. */
         if (s_send_queued(c) == TW_EIO) {
@@ -1669,6 +1680,44 @@ tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
         }
     }
     return 0;
+}
+
+int
+tw_client_submit(tw_client_t *c, const tw_task_spec_t *spec,
+                 uint64_t *seq_out)
+{
+    return s_submit(c, spec, NULL, 0, 0, seq_out);
+}
+
+int
+tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
+                     const uint64_t *as, size_t nas, uint64_t *seq_out)
+{
+    return s_submit(c, spec, as, nas, 1, seq_out);
+}
+
+void
+tw__client_seal(tw_client_t *c)
+{
+    s_seal(c);
+}
+
+size_t
+tw__client_outbox_room(const tw_client_t *c)
+{
+    return c->keep.len >= c->opts.max_outbox ? 0
+                                             : c->opts.max_outbox - c->keep.len;
+}
+
+void
+tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg)
+{
+    tw_ack2_cb ocb = c->ack2_cb;
+    void *oarg = c->ack2_arg;
+    c->ack2_cb = *cb;
+    c->ack2_arg = *arg;
+    *cb = ocb;
+    *arg = oarg;
 }
 
 int

@@ -138,4 +138,19 @@ int tw__client_link_failed(const tw_client_t *c);
 const char *tw__client_status_ep(const tw_client_t *c, char *buf,
                                  size_t len);
 
+/* A graph (client/graph.c, taskwheel/graph.h): queue one task naming
+ * parents by the seqs of earlier items of the same SUBMIT (`as`), without
+ * sealing the batch; tw__client_seal before the first and after the last
+ * item puts the graph in one SUBMIT. Returns as tw_client_submit. */
+int tw__client_submit_as(tw_client_t *c, const tw_task_spec_t *spec,
+                         const uint64_t *as, size_t nas, uint64_t *seq_out);
+void tw__client_seal(tw_client_t *c);
+
+/* Submissions the outbox still takes before TW_EFULL. */
+size_t tw__client_outbox_room(const tw_client_t *c);
+
+/* Exchange the tw_client_on_ack2 callback with cb and arg (the old ones
+ * come back there), to watch ACKs for a while. */
+void tw__client_swap_ack2(tw_client_t *c, tw_ack2_cb *cb, void **arg);
+
 #endif /* TW_CLIENT_INTERNAL_H */

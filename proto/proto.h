@@ -175,6 +175,8 @@ typedef enum {
     XX(AF, "af", TW_T_UINTS, 0, TW_TX_NONE)                                  \
     XX(AM, "am", TW_T_UINT, 0, TW_TX_NONE)                                   \
     XX(WR, "wr", TW_T_UINT, 0, TW_TX_NONE)                                   \
+    XX(AS, "as", TW_T_UINTS, 0, TW_TX_NONE) /* parents by seq, 18.9 */       \
+    XX(WHY, "why", TW_T_STR, 256, TW_TX_CLEAN) /* why it waits, 18.9 */      \
     XX(K, "k", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)                     \
     XX(DUP, "dup", TW_T_UINT, 0, TW_TX_NONE)                                 \
     XX(STCODE, "stcode", TW_T_STR, TW_PROTO_MAX_NAME, TW_TX_CLEAN)           \

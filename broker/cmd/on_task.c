@@ -7,6 +7,7 @@
 #include "broker/core/flow.h"
 #include "broker/core/lease.h"
 #include "broker/core/outbox.h"
+#include "broker/state/graph.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -176,6 +177,90 @@ s_create(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, int hidx,
     return t;
 }
 
+/* A resend of an item already recorded: the same ACK, nothing enqueued,
+ * and the outcome again if it has one. */
+static void
+s_ack_resent(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e, uint64_t seq,
+             const tw_task_t *st)
+{
+    s_ack(e, seq, st->id, 0);
+    b->st.deduplicated++;
+    if (st->state <= TW_ST_LOST) {
+        tw__flow_result_item(b, tw__outbox_item(b, c, &c->results), st);
+    }
+}
+
+/* A second copy of a refused item: 0, or the same answer as the first
+ * time, even if room came back in between (dedup.h), ACKed in `e`. */
+static int
+s_refused_before(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e, uint64_t seq,
+                 uint32_t shash)
+{
+    int rc = tw_dedup_refused(&b->dedup, c->id, seq, shash);
+    if (rc != 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s: seq %llu was refused before, and a "
+                 "resend gets the same answer", tw_strerror(rc),
+                 (unsigned long long)seq);
+        s_ack_error(e, seq, rc, why);
+        b->st.deduplicated++;
+        c->refused++;
+    }
+    return rc;
+}
+
+/* Refuse an item: its ACK error in `e`, remembered for resends. */
+static void
+s_refuse(tw_broker_t *b, tw_bclient_t *c, tw_enc_t *e, uint64_t seq,
+         uint32_t shash, int rc, const char *why)
+{
+    s_ack_error(e, seq, rc, why);
+    tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc,
+                    c->outstanding + ++c->refusals);
+    b->st.rejected++;
+    c->refused++; /* need not wait for the store (persist.c) */
+}
+
+/* Accept a checked item: a new task (blocked on its `af` parents and the
+ * `nextra` more in `extra`, if any), or the known task of its key. ACKs
+ * it in `e`; returns the task id. */
+static uint64_t
+s_accept(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it, tw_enc_t *e,
+         int hidx, tw_pool_t *p, uint32_t shash, const uint64_t *extra,
+         size_t nextra, int publish)
+{
+    uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+    size_t klen;
+    const char *key = tw_item_str(it, TW_I_K, &klen);
+    void *known = key && klen ? tw_strmap_get(&p->dedup, key, klen) : NULL;
+    if (known) {
+        /* The same key while the first task is known: its id. */
+        s_ack(e, seq, (uint64_t)(uintptr_t)known, 1);
+        b->st.deduplicated++;
+        return (uint64_t)(uintptr_t)known;
+    }
+    const msgpack_object *af = it->f[TW_I_AF];
+    size_t naf = af ? af->via.array.size : 0;
+    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf + nextra > 0);
+    s_ack(e, seq, t->id, 0);
+    if (naf + nextra) {
+        uint64_t *par = tw_malloc((naf + nextra) * sizeof *par);
+        for (size_t i = 0; i < naf; i++) {
+            par[i] = af->via.array.ptr[i].via.u64;
+        }
+        for (size_t i = 0; i < nextra; i++) {
+            par[naf + i] = extra[i];
+        }
+        tw__flow_after(b, t, par, naf + nextra,
+                       (int)tw_item_uint(it, TW_I_AM, 0),
+                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
+        tw_free(par);
+    } else if (publish) {
+        tw__event_task(b, t, "task.submitted", NULL);
+    }
+    return t->id;
+}
+
 /* One SUBMIT item: its ACK item goes in `e`. */
 static void
 s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
@@ -185,72 +270,168 @@ s_submit_item(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
     uint32_t shash = s_item_hash(it);
     tw_task_t *st = s_resent(b, c, seq, shash);
     if (st) {
-        /* A resend of an item already recorded: the same ACK, nothing
-         * enqueued, and the outcome again if it has one. */
-        s_ack(e, seq, st->id, 0);
-        b->st.deduplicated++;
-        if (st->state <= TW_ST_LOST) {
-            tw__flow_result_item(tw__outbox_item(b, c, &c->results), st);
-        }
+        s_ack_resent(b, c, e, seq, st);
+        return;
+    }
+    if (s_refused_before(b, c, e, seq, shash) != 0) {
         return;
     }
     char why[256];
-    int rc = tw_dedup_refused(&b->dedup, c->id, seq, shash);
-    if (rc != 0) {
-        /* A second copy of a refused item: the same answer, even if room
-         * came back in between (dedup.h). */
-        snprintf(why, sizeof why, "%s: seq %llu was refused before, and a "
-                 "resend gets the same answer", tw_strerror(rc),
-                 (unsigned long long)seq);
-        s_ack_error(e, seq, rc, why);
-        b->st.deduplicated++;
-        c->refused++;
-        return;
-    }
     int hidx;
     tw_pool_t *p = NULL;
-    rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
+    int rc = tw__admit_item(b, it, &hidx, &p, why, sizeof why);
     if (rc == 0) {
         rc = s_check_after(b, it, why, sizeof why);
     }
     if (rc != 0) {
-        s_ack_error(e, seq, rc, why);
-        tw_dedup_refuse(&b->dedup, c->id, seq, shash, rc,
-                        c->outstanding + ++c->refusals);
-        b->st.rejected++;
-        c->refused++; /* need not wait for the store (persist.c) */
+        s_refuse(b, c, e, seq, shash, rc, why);
         return;
     }
-    size_t klen;
-    const char *key = tw_item_str(it, TW_I_K, &klen);
-    void *known = key && klen ? tw_strmap_get(&p->dedup, key, klen) : NULL;
-    if (known) {
-        /* The same key while the first task is known: its id. */
-        s_ack(e, seq, (uint64_t)(uintptr_t)known, 1);
-        b->st.deduplicated++;
-        return;
-    }
+    s_accept(b, c, it, e, hidx, p, shash, NULL, 0, publish);
+}
+
+/* ---- A graph: items naming earlier items (`as`, PROTOCOL.md 18.9) ------ */
+
+/* What the first pass learnt of one item of a graph. */
+typedef struct {
+    uint32_t shash;
+    int hidx;
+    tw_pool_t *pool;
+    tw_task_t *resent; /* accepted before: a resend */
+    uint64_t *as;      /* its `as` parents (tw_graph_parents' out) */
+    size_t nas;
+} s_gitem_t;
+
+/* What a graph's client `c` had accepted before (tw_graph_known_fn). */
+typedef struct {
+    tw_broker_t *b;
+    tw_bclient_t *c;
+} s_known_t;
+
+static uint64_t
+s_known(void *arg, uint64_t seq)
+{
+    s_known_t *k = arg;
+    uint64_t id = tw_dedup_get(&k->b->dedup, k->c->id, seq);
+    const tw_task_t *t = id ? tw_tasks_get(&k->b->tasks, id) : NULL;
+    return t && t->client == k->c->id && t->seq == seq ? id : 0;
+}
+
+/* Check item `i` of a graph, after items 0..i-1: 0 or an error code with
+ * the reason in `why`. */
+static int
+s_graph_check(tw_broker_t *b, tw_bclient_t *c, const tw_item_t *it,
+              tw_graph_t *g, s_gitem_t *gi, char *why, size_t wlen)
+{
+    uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+    const msgpack_object *as = it->f[TW_I_AS];
     const msgpack_object *af = it->f[TW_I_AF];
+    size_t nas = as ? as->via.array.size : 0;
     size_t naf = af ? af->via.array.size : 0;
-    tw_task_t *t = s_create(b, c, it, hidx, p, shash, naf > 0);
-    s_ack(e, seq, t->id, 0);
-    if (naf) {
-        uint64_t *par = tw_malloc(naf * sizeof *par);
-        for (size_t i = 0; i < naf; i++) {
-            par[i] = af->via.array.ptr[i].via.u64;
+    int rc = 0;
+    gi->shash = s_item_hash(it);
+    gi->resent = s_resent(b, c, seq, gi->shash);
+    if (!gi->resent) {
+        rc = tw_dedup_refused(&b->dedup, c->id, seq, gi->shash);
+        if (rc != 0) {
+            snprintf(why, wlen, "%s: seq %llu was refused before, and a "
+                     "resend gets the same answer", tw_strerror(rc),
+                     (unsigned long long)seq);
+            return rc;
         }
-        tw__flow_after(b, t, par, naf, (int)tw_item_uint(it, TW_I_AM, 0),
-                       (int)tw_item_uint(it, TW_I_WR, 0), publish);
-        tw_free(par);
-    } else if (publish) {
-        tw__event_task(b, t, "task.submitted", NULL);
+        rc = tw__admit_item(b, it, &gi->hidx, &gi->pool, why, wlen);
+        if (rc == 0) {
+            rc = s_check_after(b, it, why, wlen);
+        }
+        if (rc == 0 && naf + nas > TW_DEPS_MAX_PARENTS) {
+            snprintf(why, wlen, "%zu parents named (af and as): at most %d",
+                     naf + nas, TW_DEPS_MAX_PARENTS);
+            rc = TW_EINVAL;
+        }
+        if (rc == 0 && nas) {
+            uint64_t *seqs = tw_malloc(nas * sizeof *seqs);
+            for (size_t k = 0; k < nas; k++) {
+                seqs[k] = as->via.array.ptr[k].via.u64;
+            }
+            gi->as = tw_malloc(nas * sizeof *gi->as);
+            gi->nas = nas;
+            s_known_t kn = {b, c};
+            rc = tw_graph_parents(g, seqs, nas, s_known, &kn, gi->as, why,
+                                  wlen);
+            tw_free(seqs);
+        }
     }
+    if (rc == 0) {
+        int64_t k = tw_graph_add(g, seq, why, wlen);
+        rc = k < 0 ? (int)k : 0;
+    }
+    return rc;
+}
+
+/* A SUBMIT whose items name earlier items by seq is one graph, admitted
+ * all or nothing (PROTOCOL.md 18.9): every item is checked first; if one
+ * is refused, every item is, the others naming it, and nothing is
+ * created (items accepted before, resent now, keep their tasks). */
+static void
+s_submit_graph(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m,
+               int publish)
+{
+    size_t n = m->nitems;
+    s_gitem_t *gi = tw_calloc(n, sizeof *gi);
+    uint64_t *ids = tw_calloc(n, sizeof *ids);
+    tw_graph_t g;
+    tw_graph_init(&g);
+    char why[256];
+    int rc = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = s_graph_check(b, c, &m->items[i], &g, &gi[i], why, sizeof why);
+        bad = i;
+    }
+    uint64_t badseq = tw_item_uint(&m->items[bad], TW_I_SEQ, 0);
+    for (size_t i = 0; i < n; i++) {
+        const tw_item_t *it = &m->items[i];
+        uint64_t seq = tw_item_uint(it, TW_I_SEQ, 0);
+        tw_enc_t *e = tw__outbox_item(b, c, &c->acks);
+        if (gi[i].resent) {
+            s_ack_resent(b, c, e, seq, gi[i].resent);
+            ids[i] = gi[i].resent->id;
+        } else if (rc != 0) {
+            char other[384];
+            if (i != bad) {
+                snprintf(other, sizeof other, "not submitted: item seq %llu "
+                         "of this graph was refused: %s",
+                         (unsigned long long)badseq, why);
+            }
+            s_refuse(b, c, e, seq, gi[i].shash, rc, i == bad ? why : other);
+        } else {
+            uint64_t *par = tw_malloc((gi[i].nas ? gi[i].nas : 1) *
+                                      sizeof *par);
+            for (size_t k = 0; k < gi[i].nas; k++) {
+                uint64_t a = gi[i].as[k];
+                par[k] = a & TW_GRAPH_ID ? a & ~TW_GRAPH_ID : ids[a];
+            }
+            ids[i] = s_accept(b, c, it, e, gi[i].hidx, gi[i].pool,
+                              gi[i].shash, par, gi[i].nas, publish);
+            tw_free(par);
+        }
+        tw_free(gi[i].as);
+    }
+    tw_graph_free(&g);
+    tw_free(ids);
+    tw_free(gi);
 }
 
 void
 tw__on_submit(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
 {
     int publish = tw_status_wants(&b->status, "task.submitted");
+    for (size_t i = 0; i < m->nitems; i++) {
+        if (m->items[i].f[TW_I_AS]) {
+            s_submit_graph(b, c, m, publish);
+            return;
+        }
+    }
     for (size_t i = 0; i < m->nitems; i++) {
         tw_enc_t *e = tw__outbox_item(b, c, &c->acks);
         s_submit_item(b, c, &m->items[i], e, publish);
@@ -284,7 +465,7 @@ tw__on_result(tw_broker_t *b, tw_bclient_t *c, const tw_msg_t *m)
         tw_enc_t *e = tw_batch_item(&batch);
         const tw_task_t *t = tw_tasks_get(&b->tasks, id);
         if (t) {
-            tw__flow_result_item(e, t);
+            tw__flow_result_item(b, e, t);
         } else {
             tw_enc_map(e, 2);
             tw_enc_ikey(e, TW_I_ID);

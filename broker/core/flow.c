@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- counters --------------------------------------------------------- */
 
@@ -437,13 +438,89 @@ tw__flow_halt(tw_broker_t *b, tw_task_t *t)
 
 /* ---- ended ------------------------------------------------------------ */
 
+/* "waiting for tasks 12, 13[ and N more]": the parents of blocked task
+ * `t` that have not ended, at most 16 named. */
+static size_t
+s_why_blocked(const tw_broker_t *b, const tw_task_t *t, char *buf,
+              size_t cap)
+{
+    size_t n = 0, named = 0, more = 0;
+    uint64_t ids[16];
+    const uint64_t *par = tw_deps_parents(b->deps, t->id, &n, NULL, NULL,
+                                          NULL);
+    for (size_t i = 0; par && i < n; i++) {
+        const tw_task_t *p = tw_tasks_get(&b->tasks, par[i]);
+        if (p && p->state <= TW_ST_LOST) {
+            continue; /* ended */
+        }
+        if (named < 16) {
+            ids[named++] = par[i];
+        } else {
+            more++;
+        }
+    }
+    if (named == 0) {
+        return 0;
+    }
+    size_t len = (size_t)snprintf(buf, cap, "waiting for task%s",
+                                  named > 1 || more ? "s" : "");
+    for (size_t i = 0; i < named && len < cap; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "%s %llu",
+                                i ? "," : "", (unsigned long long)ids[i]);
+    }
+    if (more && len < cap) {
+        len += (size_t)snprintf(buf + len, cap - len, " and %zu more", more);
+    }
+    return len < cap ? len : cap - 1;
+}
+
+size_t
+tw__flow_why(const tw_broker_t *b, const tw_task_t *t, char *buf, size_t cap)
+{
+    int n = 0;
+    if (t->state == TW_ST_BLOCKED) {
+        return s_why_blocked(b, t, buf, cap);
+    }
+    if (t->state != TW_ST_PENDING || !t->inq) {
+        return 0;
+    }
+    const tw_pool_t *p = tw_pools_by_id(&b->pools, t->pool);
+    if (t->inq == &b->delayed) {
+        uint64_t now = uv_now(b->loop);
+        uint64_t wall = tw_wall_ms() + (t->due_ms > now ? t->due_ms - now : 0);
+        time_t sec = (time_t)(wall / 1000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&sec, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        n = snprintf(buf, cap, "not before %s.%03uZ", when,
+                     (unsigned)(wall % 1000));
+    } else if (p && t->inq == &p->parked) {
+        n = snprintf(buf, cap, "pool %s at its size %llu", p->name,
+                     (unsigned long long)p->size);
+    } else {
+        for (uint16_t i = 0; i < t->ngroups; i++) {
+            const tw_group_t *g = tw_pools_group_by_id(&b->pools,
+                                                       t->groups[i]);
+            if (g && t->inq == &g->parked) {
+                n = snprintf(buf, cap, "group %s at its limit %lld", g->name,
+                             (long long)g->limit);
+                break;
+            }
+        }
+    }
+    return n > 0 ? ((size_t)n < cap ? (size_t)n : cap - 1) : 0;
+}
+
 void
-tw__flow_result_item(tw_enc_t *e, const tw_task_t *t)
+tw__flow_result_item(const tw_broker_t *b, tw_enc_t *e, const tw_task_t *t)
 {
     int ended = t->state <= TW_ST_LOST;
     int has_r = ended && t->state == TW_ST_OK;
     int has_err = ended && t->error && t->state != TW_ST_OK;
-    tw_enc_map(e, 5 + has_r + has_err);
+    char why[256];
+    size_t wlen = ended ? 0 : tw__flow_why(b, t, why, sizeof why);
+    tw_enc_map(e, 5 + has_r + has_err + (wlen > 0));
     tw_enc_ikey(e, TW_I_ID);
     tw_enc_uint(e, t->id);
     tw_enc_ikey(e, TW_I_SEQ);
@@ -466,6 +543,10 @@ tw__flow_result_item(tw_enc_t *e, const tw_task_t *t)
     if (has_err) {
         tw_enc_ikey(e, TW_I_ERR);
         tw_enc_cstr(e, t->error);
+    }
+    if (wlen) {
+        tw_enc_ikey(e, TW_I_WHY);
+        tw_enc_str(e, why, wlen);
     }
 }
 
@@ -518,7 +599,7 @@ tw__flow_end(tw_broker_t *b, tw_task_t *t, int state, const void *r,
                                 : NULL;
     if (c) {
         c->outstanding--;
-        tw__flow_result_item(tw__outbox_item(b, c, &c->results), t);
+        tw__flow_result_item(b, tw__outbox_item(b, c, &c->results), t);
     }
     /* S47-S48, F3: a cancelled task publishes "cancelled" and then
      * "done", so a monitor counting ends by task.done sees every end; any

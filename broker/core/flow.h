@@ -115,8 +115,17 @@ void tw__flow_attach(struct tw_broker *b, tw_task_t *t, tw_bworker_t *w);
 int64_t tw__flow_run_ms(const struct tw_broker *b, const tw_task_t *t);
 
 /* Encode one outcome/state item for task `t` into `e` (ACK-side RESULT
- * items and RESULT answers). */
-void tw__flow_result_item(tw_enc_t *e, const tw_task_t *t);
+ * items and RESULT answers), with `why` for a task that waits. */
+void tw__flow_result_item(const struct tw_broker *b, tw_enc_t *e,
+                          const tw_task_t *t);
+
+/* Why task `t` is not running (PROTOCOL.md 18.9), in buf (cap octets):
+ * "waiting for tasks 12, 13" (blocked), "not before <RFC 3339 time>"
+ * (delayed), "group g at its limit 2" or "pool p at its size 4"
+ * (parked). Returns the length, or 0 (running, ended, or ready and only
+ * waiting for a worker's free slot). */
+size_t tw__flow_why(const struct tw_broker *b, const tw_task_t *t, char *buf,
+                    size_t cap);
 
 /* Send pending tasks to workers with credit, at most TW__DISPATCH_BYTES
  * of them. Returns 1 if ready tasks were left for another turn. */

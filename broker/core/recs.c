@@ -226,7 +226,9 @@ tw__recs_detail(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t,
     size_t an = !ended ? t->data_len : m ? m->args_len : 0;
     const char *kp = ended && m && m->preview ? m->args : NULL;
     int ok = t->state == TW_ST_OK;
-    size_t pairs = 13 + 8 +
+    char why[256];
+    size_t wlen = tw__flow_why(b, t, why, sizeof why);
+    size_t pairs = 13 + 9 +
                    s_detail_payload(e, "args", ap, an, kp, an, 1,
                                     preview_max, 1) +
                    s_detail_payload(e, "result", t->data, t->data_len, NULL,
@@ -256,6 +258,12 @@ tw__recs_detail(tw_broker_t *b, tw_enc_t *e, const tw_task_t *t,
     tw_enc_uint(e, ok ? t->data_len : 0);
     tw_enc_cstr(e, "attempts");
     s_runs(e, t);
+    tw_enc_cstr(e, "why"); /* why it waits (PROTOCOL.md 18.9) */
+    if (wlen) {
+        tw_enc_str(e, why, wlen);
+    } else {
+        tw_enc_nil(e);
+    }
 }
 
 /* 1 if the `n` bytes at `s` are exactly the filter string `f`. */

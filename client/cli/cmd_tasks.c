@@ -325,6 +325,12 @@ s_print_record(json_t *t)
     s_time("submitted", json_object_get(t, "submitted_ms"));
     s_time("started", json_object_get(t, "started_ms"));
     s_time("ended", json_object_get(t, "ended_ms"));
+    const char *why = json_string_value(json_object_get(t, "why"));
+    if (why) {
+        char *c = tw_cli_clean(why);
+        printf("  waits: %s\n", c ? c : "?");
+        free(c);
+    }
     s_value("args:", t, "args");
     if (json_object_get(t, "result") &&
         !json_is_null(json_object_get(t, "result"))) {

@@ -19,6 +19,7 @@
  * tw_cli_commands_<name>[] of client/cli/cmd_<name>.c. */
 #define TW_CLI_COMMAND_FILES(XX)                                             \
     XX(submit)                                                               \
+    XX(graph) /* chain and chord */                                          \
     XX(map)                                                                  \
     XX(pool) /* group and pool */                                            \
     XX(result)                                                               \

@@ -33,7 +33,8 @@ typedef struct {
     const char *options;  /* its options ("[--count N] [--for S]"), shown
                              after the synopsis; "" for none; where options
                              and alternatives mix ("ID... [--strict] |
-                             --all"), all of it is the synopsis */
+                             --all") or options come first (chain), all
+                             of it is the synopsis */
     const char *help;     /* what it does: '\n'-separated lines */
     int (*run)(const tw_cli_env_t *e);
 } tw_cli_cmd_t;

@@ -19,8 +19,9 @@ from typing import (Any, Awaitable, Callable, Dict, Iterable, List,
 import zmq
 
 from . import _wire as w
-from ._calls import (ItemEncoder, check_int, check_name, decode_payload,
-                     encode_call, encode_value, item_encoder, task_fields)
+from ._calls import (InvalidArgument, ItemEncoder, check_int, check_name,
+                     decode_payload, encode_call, encode_value, groups_list,
+                     item_encoder, task_fields)
 from ._conn import Connection, broker_endpoint
 from ._eplist import EndpointList
 from ._engine import Engine, Options, TaskRecord
@@ -229,6 +230,89 @@ class ClientBase:
         new = self._new_handle
         return self._queue(lambda: [new(handler, a, enc, None)
                                     for a in payloads])
+
+    # ---- graphs in one request (PROTOCOL.md 18.9)
+    def _graph(self, steps: Sequence[Any], parents: Sequence[List[int]],
+               group: Optional[str], options: Dict[str, Any]) -> List[Any]:
+        """Queue ``steps`` (each ``(handler, *args)`` or a handler name) as
+        ONE SUBMIT in which step i waits for the steps ``parents[i]`` (by
+        index, earlier ones only) and gets their results first in its
+        arguments. Everything is checked and encoded first: a bad step
+        raises and sends nothing."""
+        for bad in ("after_any_end", "with_results"):
+            if options.get(bad):
+                raise InvalidArgument("%s: a chain or chord passes results "
+                                      "and cancels on a failure itself"
+                                      % bad)
+        if not steps:
+            raise InvalidArgument("a chain or chord needs at least one step")
+        if len(steps) > 65536:
+            raise InvalidArgument("at most 65536 tasks in one request")
+        if group is not None:
+            g = groups_list(options.pop("group", None))
+            options["group"] = g + [check_name("group", group)]
+        nodes = []
+        for i, step in enumerate(steps):
+            if isinstance(step, str):
+                step = (step,)
+            if not isinstance(step, (tuple, list)) or not step:
+                raise InvalidArgument("step %d: (handler, *args) or a handler "
+                                      "name" % (i + 1))
+            handler = check_name("handler", step[0])
+            a = encode_call(tuple(step[1:]), None)
+            fields = task_fields(**options)
+            if parents[i]:
+                fields["wr"] = 1
+            nodes.append((handler, a, fields, parents[i]))
+
+        def make() -> List[Any]:
+            e = self._engine
+            if len(e.keep) + len(nodes) > e.opts.max_outbox:
+                raise TaskwheelError("a graph of %d tasks does not fit the "
+                                     "outbox (max_outbox)" % len(nodes),
+                                     EFULL)
+            e.seal()
+            e.graph = True
+            handles: List[Any] = []
+            try:
+                for handler, a, fields, par in nodes:
+                    if par:
+                        fields["as"] = [handles[k].seq for k in par]
+                    handles.append(self._new_handle(
+                        handler, a, item_encoder(handler, fields), None))
+            finally:
+                e.graph = False
+            e.seal()
+            return handles
+        return self._queue(make)
+
+    def chain(self, *steps: Any, group: Optional[str] = None,
+              **options: Any) -> List[Any]:
+        """Submit a chain in one request and return its handles at once:
+        each step, ``(handler, *args)`` or a handler name, runs once the
+        one before succeeded, with its result as the first argument. The
+        broker accepts the whole chain or refuses every step (the handles
+        then fail with Refused, the refused step's naming why). A step
+        that fails cancels the rest ("upstream failed"). ``group``: every
+        step joins it, so ``cancel_group`` cancels the chain; ``options``
+        as in :meth:`submit` (timeout, retries...), for every step."""
+        return self._graph(steps, [[i - 1] if i else []
+                                   for i in range(len(steps))],
+                           group, options)
+
+    def chord(self, header: Sequence[Any], callback: Any,
+              group: Optional[str] = None, **options: Any) -> List[Any]:
+        """Submit a chord in one request: the ``header`` steps run in
+        parallel and ``callback`` runs once they all succeeded, with their
+        results, in order, before its own arguments. Returns the handles,
+        the callback's last; all or nothing, ``group`` and ``options`` as
+        in :meth:`chain`."""
+        n = len(header)
+        if n == 0:
+            raise InvalidArgument("a chord needs at least one header task")
+        return self._graph(list(header) + [callback],
+                           [[] for _ in range(n)] + [list(range(n))],
+                           group, options)
 
     def _map_submitter(self, handler: str, star: bool,
                        fields: Dict[str, Any]) -> Callable[[Any], Any]:

@@ -194,6 +194,7 @@ class Engine:
         self.next_seq = 1
         self.batch: List[bytes] = []
         self.batch_bytes = 0
+        self.graph = False  # adding a graph's items: one SUBMIT
         self.out: Deque[Frames] = deque()
         self.keep: Dict[int, bytes] = {}
         self.pending: Dict[int, TaskRecord] = {}
@@ -242,8 +243,11 @@ class Engine:
             self._batch_add(item)
 
     def _batch_add(self, item: bytes) -> None:
-        if self.batch and (len(self.batch) >= w.BATCH_ITEMS or
-                           self.batch_bytes + len(item) > w.BATCH_BYTES):
+        # A graph (chain, chord) is never split: its items name earlier
+        # items of the same SUBMIT (PROTOCOL.md 18.9).
+        if self.batch and not self.graph and (
+                len(self.batch) >= w.BATCH_ITEMS or
+                self.batch_bytes + len(item) > w.BATCH_BYTES):
             self.seal()
         self.batch.append(item)
         self.batch_bytes += len(item)

@@ -196,6 +196,28 @@ tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms)
     return TW_ETIMEDOUT;
 }
 
+int
+tw_h_state_of(tw_client_t *c, uint64_t id, char *err, size_t elen)
+{
+    tw_result_t *r = NULL;
+    TW_H_ASSERT_OK(tw_client_result(c, id, 5000, &r));
+    int st = r->state;
+    if (err) {
+        snprintf(err, elen, "%s", r->error ? r->error : "");
+    }
+    tw_result_free(&r);
+    return st;
+}
+
+void
+tw_h_expect_state(tw_client_t *c, uint64_t id, int state)
+{
+    int rc = tw_h_wait_state(c, id, state, 30000);
+    TW_H_ASSERT_MSG(rc == 0, "task %llu never reached state %d (now %d)",
+                    (unsigned long long)id, state,
+                    tw_h_state_of(c, id, NULL, 0));
+}
+
 /* The object of `key` in the map `o`, or `o` itself for a NULL key. */
 static const msgpack_object *
 s_pick(const msgpack_object *o, const char *key)

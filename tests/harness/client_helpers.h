@@ -68,6 +68,14 @@ int tw_h_last_result(tw_client_t *c, uint64_t seq, tw_result_t **out);
  * TW_ETIMEDOUT. */
 int tw_h_wait_state(tw_client_t *c, uint64_t id, int state, int timeout_ms);
 
+/* The state of task `id` now (TW_ST_*), its error text in `err` (elen
+ * bytes) if not NULL; fails the test if the broker does not answer. */
+int tw_h_state_of(tw_client_t *c, uint64_t id, char *err, size_t elen);
+
+/* tw_h_wait_state within 30 s, failing the test (naming the state the
+ * task is in) if it never gets there. */
+void tw_h_expect_state(tw_client_t *c, uint64_t id, int state);
+
 /* The result decoded as an integer / a string (static buffer). */
 long long tw_h_result_int(const tw_result_t *r);
 const char *tw_h_result_str(const tw_result_t *r);
