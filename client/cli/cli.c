@@ -394,3 +394,197 @@ tw_cli_print_table(json_t *rows, const char *const *keys,
     free(width);
     return TW_CLI_OK;
 }
+/* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
+ * -1 and sets *out (free()) and *len, or an exit code. */
+int
+tw_cli_json_arg(const char *what, const char *text, void **out, size_t *len)
+{
+    char err[256];
+    int rc = tw_json_to_msgpack(text, out, len, err, sizeof err);
+    if (rc == TW_E2BIG) {
+        return tw_cli_usage("%s is %s", what, err);
+    }
+    if (rc != 0) {
+        return tw_cli_fail(TW_CLI_USAGE, "%s is not valid JSON: %s", what, err);
+    }
+    return -1;
+}
+
+/* 1 if `v` is one of the NULL-terminated `set`. */
+int
+tw_cli_one_of(const char *v, const char *const *set)
+{
+    for (; *set; set++) {
+        if (strcmp(v, *set) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Human text for a JSON value in a table cell or summary: strings bare,
+ * arrays of scalars joined by commas, anything else as compact JSON.
+ * malloc'ed. */
+char *
+tw_cli_text(json_t *v)
+{
+    if (!v) {
+        return strdup("-");
+    }
+    if (json_is_string(v)) {
+        return tw_cli_clean_len(json_string_value(v), json_string_length(v));
+    }
+    if (json_is_array(v)) {
+        size_t cap = 64, len = 0;
+        char *out = malloc(cap);
+        if (!out) {
+            return NULL;
+        }
+        out[0] = '\0';
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            char *t = tw_cli_text(json_array_get(v, i));
+            size_t tl = t ? strlen(t) : 0;
+            if (len + tl + 2 > cap) {
+                cap = (len + tl + 2) * 2;
+                char *bigger = realloc(out, cap);
+                if (!bigger) {
+                    free(t);
+                    free(out);
+                    return NULL;
+                }
+                out = bigger;
+            }
+            if (i > 0) {
+                out[len++] = ',';
+            }
+            memcpy(out + len, t ? t : "", tl);
+            len += tl;
+            out[len] = '\0';
+            free(t);
+        }
+        return out;
+    }
+    char *s = tw_json_dumps(v);
+    if (!s) {
+        return NULL;
+    }
+    char *c = tw_cli_clean(s);
+    free(s);
+    return c;
+}
+
+/* Call fn(arg, key, value) for each member of the object `v`: first those
+ * named in the NULL-terminated `keys`, in that order, then the others in
+ * the object's order. */
+void
+tw_cli_each_member(json_t *v, const char *const *keys,
+              void (*fn)(void *arg, const char *key, json_t *val), void *arg)
+{
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *val = json_object_get(v, keys[i]);
+        if (val) {
+            fn(arg, keys[i], val);
+        }
+    }
+    for (void *it = json_object_iter(v); it;
+         it = json_object_iter_next(v, it)) {
+        const char *k = json_object_iter_key(it);
+        if (!tw_cli_one_of(k, keys)) {
+            fn(arg, k, json_object_iter_value(it));
+        }
+    }
+}
+
+int
+tw_cli_state_failed(int st)
+{
+    return st == TW_ST_ERROR || st == TW_ST_TIMEOUT ||
+           st == TW_ST_CANCELLED || st == TW_ST_LOST || st == TW_ST_UNKNOWN;
+}
+
+/* {"id", "state", "result"?, "error"?, "worker"?, "attempt"?}; takes
+ * `result` (may be NULL). */
+json_t *
+tw_cli_outcome_json(uint64_t id, int st, json_t *result, const char *error,
+               uint64_t worker, uint32_t attempt)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)id));
+    json_object_set_new(o, "state", json_string(tw_proto_state_name(st)));
+    if (st == TW_ST_OK) {
+        json_object_set_new(o, "result", result ? result : json_null());
+    } else {
+        json_decref(result);
+    }
+    if (error) {
+        json_t *e = json_string(error);
+        json_object_set_new(o, "error", e ? e : json_string("?"));
+    }
+    if (worker) {
+        json_object_set_new(o, "worker", json_integer((json_int_t)worker));
+    }
+    if (attempt) {
+        json_object_set_new(o, "attempt", json_integer(attempt));
+    }
+    return o;
+}
+
+/* Print reply data `v` and drop it: as JSON with --json or when it is not
+ * of the JSON type `want` (-1: any), else with `human`. A NULL `v` is a
+ * failed request, whose exit code `code` is returned. */
+int
+tw_cli_reply(const tw_cli_env_t *o, json_t *v, int code, int want, tw_cli_human_fn human,
+        const void *arg)
+{
+    if (!v) {
+        return code;
+    }
+    if (o->json || (want >= 0 && (int)json_typeof(v) != want)) {
+        tw_cli_print_json(v);
+        return TW_CLI_OK;
+    }
+    code = human(v, arg);
+    json_decref(v);
+    return code;
+}
+
+/* Run QUERY `what` and return the reply data as JSON, or NULL with *code
+ * set. */
+json_t *
+tw_cli_query(const tw_cli_env_t *o, const char *what, int *code)
+{
+    return tw_cli_request(o, what, TW_CLI_REQ_QUERY, what, code);
+}
+
+int
+tw_cli_no_args(const tw_cli_env_t *o)
+{
+    if (o->argc > 1) {
+        const char *a = o->argv[1];
+        if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
+            return tw_cli_usage("%s: unknown option '%s'", o->argv[0], a);
+        }
+        return tw_cli_usage("%s takes no arguments; unexpected '%s'",
+                            o->argv[0], a);
+    }
+    return -1;
+}
+
+/* Text for a table cell: "-" for a missing or null value. malloc'ed. */
+char *
+tw_cli_cell(json_t *v)
+{
+    return !v || json_is_null(v) ? strdup("-") : tw_cli_text(v);
+}
+
+/* An tw_cli_human_fn: the array `rows` as the table of the tw_cli_listing_t `arg`. */
+int
+tw_cli_print_listing(json_t *rows, const void *arg)
+{
+    const tw_cli_listing_t *l = arg;
+    if (json_array_size(rows) == 0) {
+        puts(l->none);
+        return TW_CLI_OK;
+    }
+    return tw_cli_print_table(rows, l->keys, l->titles, l->ncols, tw_cli_cell);
+}

@@ -1,11 +1,10 @@
-/*  client/cli/cli.h - the taskwheel command's shared helpers and the
- *  commands that live outside main.c.
+/*  client/cli/cli.h - the helpers every taskwheel command file shares.
  *
- *  main.c parses the global flags into a tw_cli_env_t and dispatches; the
- *  pool commands (map, group, pool, and the --strict / --group / --all
- *  forms of cancel) and the pool flags of submit (--group, --delay, --at,
- *  --key) live in cmd_map.c and cmd_pool.c and meet main.c only through this
- *  header. Each command returns the CLI's exit code (0 ok, 1 failed, 2
+ *  main.c parses the global flags (global.c) into a tw_cli_env_t and runs
+ *  the command the table in commands.c names; each command lives in its
+ *  own cmd_<name>.c. The few functions one command file lends another
+ *  (cancel's pool forms, submit's pool and channel flags) are declared
+ *  here too. Each command returns the CLI's exit code (0 ok, 1 failed, 2
  *  usage, 3 unreachable).
  *
  *  The helpers below (diagnostics, command words and flags, numbers,
@@ -44,18 +43,17 @@ typedef struct {
     char **argv;
 } tw_cli_env_t;
 
-/* The commands. Each returns an exit code. */
-int tw_cli_map(const tw_cli_env_t *e);
-int tw_cli_group(const tw_cli_env_t *e);
-int tw_cli_pool(const tw_cli_env_t *e);
-int tw_cli_watch(const tw_cli_env_t *e); /* cmd_watch.c */
-/* `workers drain NAME` and `workers resize NAME SLOTS` (cmd_workers.c);
- * e->argv[0] is "workers". */
-int tw_cli_workers_op(const tw_cli_env_t *e);
+#define TW_CLI_DEFAULT_BROKER "tcp://127.0.0.1:7710"
+#define TW_CLI_DEFAULT_STATUS "tcp://127.0.0.1:7712"
+#define TW_CLI_DEFAULT_TIMEOUT_MS 5000
 
-/* `tasks list|show|retry|purge`: task records (cmd_tasks.c); e->argv[0]
- * is "tasks". */
-int tw_cli_tasks(const tw_cli_env_t *e);
+/* The global flags' text in the manual (global.c). */
+extern const char tw_cli_global_flags[];
+
+/* Parse the global flags anywhere in argv, collecting the other words
+ * into e->argv (the caller frees it); *help is set when --help (or -h) is
+ * among them. Returns -1 to continue, or an exit code. */
+int tw_cli_parse_global(int argc, char **argv, tw_cli_env_t *e, int *help);
 
 /* `cancel` with --strict, --group G or --all; returns -1 (doing nothing)
  * when none of them is among the words, so the caller's plain `cancel
@@ -160,6 +158,18 @@ int tw_cli_chan_flag(tw_cli_chan_t *ch, tw_cli_words_t *w);
 void tw_cli_chan_attach(tw_cli_chan_t *ch, tw_client_t *c);
 void tw_cli_chan_free(tw_cli_chan_t *ch);
 
+/* JSON text given for `what` (ARGS-JSON, DATA-JSON) as msgpack. Returns
+ * -1 and sets *out (free()) and *len, or an exit code. */
+int tw_cli_json_arg(const char *what, const char *text, void **out,
+                    size_t *len);
+
+/* 1 if `v` is one of the NULL-terminated `set`. */
+int tw_cli_one_of(const char *v, const char *const *set);
+
+/* Usage error unless the command (e->argv[0]) has no further words.
+ * Returns -1 or an exit code. */
+int tw_cli_no_args(const tw_cli_env_t *e);
+
 /* ------------------------------------------------------------------ */
 /* Numbers                                                            */
 
@@ -209,6 +219,10 @@ typedef enum {
 json_t *tw_cli_request(const tw_cli_env_t *e, const char *what,
                        tw_cli_req_t kind, const void *arg, int *code);
 
+/* Run QUERY `what` and return the reply data as JSON, or NULL with *code
+ * set. */
+json_t *tw_cli_query(const tw_cli_env_t *e, const char *what, int *code);
+
 /* ------------------------------------------------------------------ */
 /* Output                                                             */
 
@@ -232,5 +246,52 @@ char *tw_cli_clean_len(const char *s, size_t n);
 int tw_cli_print_table(json_t *rows, const char *const *keys,
                        const char *const *titles, size_t ncols,
                        char *(*cell)(json_t *v));
+
+/* Human text for a JSON value in a table cell or summary: strings bare,
+ * arrays of scalars joined by commas, anything else as compact JSON.
+ * malloc'ed; NULL on out-of-memory. tw_cli_cell is the same but "-" for
+ * a missing or null value. */
+char *tw_cli_text(json_t *v);
+char *tw_cli_cell(json_t *v);
+
+/* Call fn(arg, key, value) for each member of the object `v`: first those
+ * named in the NULL-terminated `keys`, in that order, then the others in
+ * the object's order. */
+void tw_cli_each_member(json_t *v, const char *const *keys,
+                        void (*fn)(void *arg, const char *key, json_t *val),
+                        void *arg);
+
+/* 1 if a task in state `st` failed (error, timeout, cancelled, lost,
+ * unknown). */
+int tw_cli_state_failed(int st);
+
+/* {"id", "state", "result"?, "error"?, "worker"?, "attempt"?}; takes
+ * `result` (may be NULL). */
+json_t *tw_cli_outcome_json(uint64_t id, int st, json_t *result,
+                            const char *error, uint64_t worker,
+                            uint32_t attempt);
+
+/* How a command shows reply data `v` (borrowed) to people; `arg` is the
+ * command's. Returns an exit code. */
+typedef int (*tw_cli_human_fn)(json_t *v, const void *arg);
+
+/* Print reply data `v` and drop it: as JSON with --json or when it is not
+ * of the JSON type `want` (-1: any), else with `human`. A NULL `v` is a
+ * failed request, whose exit code `code` is returned. */
+int tw_cli_reply(const tw_cli_env_t *e, json_t *v, int code, int want,
+                 tw_cli_human_fn human, const void *arg);
+
+/* A listing: the columns of tw_cli_print_table, and what to say when there
+ * are no rows. */
+typedef struct {
+    const char *const *keys;
+    const char *const *titles;
+    size_t ncols;
+    const char *none;
+} tw_cli_listing_t;
+
+/* A tw_cli_human_fn: the array `rows` as the table of the
+ * tw_cli_listing_t `arg`. */
+int tw_cli_print_listing(json_t *rows, const void *arg);
 
 #endif /* TW_CLI_H */

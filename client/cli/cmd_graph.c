@@ -13,6 +13,7 @@
  *  nothing: a refused step refuses the whole graph (exit 1, naming why).
  */
 #include "client/cli/cli.h"
+#include "client/cli/commands.h"
 #include "client/cli/json.h"
 #include "client/internal.h"
 #include "common/error.h"
@@ -273,14 +274,44 @@ s_run(const tw_cli_env_t *e, int chord)
     return code;
 }
 
-int
-tw_cli_chain(const tw_cli_env_t *e)
+static int
+s_cmd_chain(const tw_cli_env_t *e)
 {
     return s_run(e, 0);
 }
 
-int
-tw_cli_chord(const tw_cli_env_t *e)
+static int
+s_cmd_chord(const tw_cli_env_t *e)
 {
     return s_run(e, 1);
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_graph[] = {
+    {"chain",
+     "[--group G] [--timeout S] [--retries N] [--wait]\n"
+     "HANDLER [ARGS-JSON] -- HANDLER [ARGS-JSON] [-- ...]",
+     "",
+     "Submit a chain in one request: each step (steps are separated\n"
+     "by --) runs once the one before succeeded, with its result\n"
+     "first in its arguments. All or nothing: if one step is refused,\n"
+     "nothing is submitted (exit 1, saying why). If a step fails, the\n"
+     "rest end cancelled (\"upstream failed\"). Prints the task ids,\n"
+     "one a line; --wait prints the last step's result instead (exit\n"
+     "1 if it failed). --group G: every step joins G, so `cancel\n"
+     "--group G` cancels the chain. Options come before the first\n"
+     "step (docs/WORKFLOWS.md).",
+     s_cmd_chain},
+    {"chord",
+     "[--group G] [--timeout S] [--retries N] [--wait]\n"
+     "HANDLER [ARGS-JSON] [-- HANDLER [ARGS-JSON]]...\n"
+     "--then HANDLER [ARGS-JSON]",
+     "",
+     "Submit a chord in one request: the tasks before --then run in\n"
+     "parallel; the callback after it runs once they all succeeded,\n"
+     "with their results, in order, before its own arguments. All or\n"
+     "nothing, ids, --wait and --group as for chain; the callback's\n"
+     "id is printed last.",
+     s_cmd_chord},
+    {NULL, NULL, NULL, NULL, NULL},
+};

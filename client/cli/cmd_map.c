@@ -24,6 +24,7 @@
  *  of it is written when stderr is not a terminal.
  */
 #include "client/cli/cli.h"
+#include "client/cli/commands.h"
 
 #include "client/cli/json.h"
 #include "common/alloc.h"
@@ -277,64 +278,144 @@ s_free_held(uint64_t id, void *val, void *arg)
 /* ------------------------------------------------------------------ */
 /* The command                                                        */
 
-int
-tw_cli_map(const tw_cli_env_t *e)
+/* What the words of `map` say (the flags of s_map_t aside). */
+typedef struct {
+    const char *handler;
+    const char *input; /* a file name, or "-" */
+    const char *group; /* or NULL */
+    int64_t conc;
+} s_args_t;
+
+/* One flag of `map`, the current word of `w`: 1 if taken, 0 if not one,
+ * or a usage exit code (> 1). */
+static int
+s_flag(tw_cli_words_t *w, s_args_t *x, s_map_t *m)
 {
-    const char *handler = NULL;
-    const char *input = "-";
-    const char *group = NULL;
-    int64_t conc = 1;
-    s_map_t m;
-    memset(&m, 0, sizeof m);
+    const char *a = w->argv[w->i], *val;
+    int r;
+    if (strcmp(a, "--star") == 0) {
+        m->star = 1;
+    } else if (strcmp(a, "--kw") == 0) {
+        m->kw = 1;
+    } else if (strcmp(a, "--ordered") == 0) {
+        m->ordered = 1;
+    } else if ((r = tw_cli_word_flag(w, "--input", &val)) != 0) {
+        if (r < 0 || !*val) {
+            return tw_cli_usage("--input needs a file name or -");
+        }
+        x->input = val;
+    } else if ((r = tw_cli_word_flag(w, "--concurrency", &val)) != 0) {
+        if (r < 0 || tw_cli_int(val, 1, S_MAX_CONCURRENCY, &x->conc) != 0) {
+            return tw_cli_usage("--concurrency needs a number from 1 to %d",
+                                S_MAX_CONCURRENCY);
+        }
+    } else if ((r = tw_cli_word_flag(w, "--group", &val)) != 0) {
+        if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
+            return tw_cli_usage("--group needs a group name of 1 to %d "
+                                "bytes", TW_PROTO_MAX_NAME);
+        }
+        x->group = val;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Read the words of `map` into *x and the flags of *m. Returns -1 or an
+ * exit code. */
+static int
+s_parse(const tw_cli_env_t *e, s_args_t *x, s_map_t *m)
+{
     tw_cli_words_t w = tw_cli_words(e, 1);
-    const char *a, *val;
+    const char *a;
     int r;
     while ((a = tw_cli_next_word(&w)) != NULL) {
         if (!tw_cli_is_flag(&w)) {
-            if (handler) {
+            if (x->handler) {
                 return tw_cli_usage("map takes one HANDLER; unexpected '%s'",
                                     a);
             }
-            handler = a;
-        } else if (strcmp(a, "--star") == 0) {
-            m.star = 1;
-        } else if (strcmp(a, "--kw") == 0) {
-            m.kw = 1;
-        } else if (strcmp(a, "--ordered") == 0) {
-            m.ordered = 1;
-        } else if ((r = tw_cli_word_flag(&w, "--input", &val)) != 0) {
-            if (r < 0 || !*val) {
-                return tw_cli_usage("--input needs a file name or -");
-            }
-            input = val;
-        } else if ((r = tw_cli_word_flag(&w, "--concurrency", &val)) != 0) {
-            if (r < 0 || tw_cli_int(val, 1, S_MAX_CONCURRENCY, &conc) != 0) {
-                return tw_cli_usage("--concurrency needs a number from 1 to "
-                                    "%d", S_MAX_CONCURRENCY);
-            }
-        } else if ((r = tw_cli_word_flag(&w, "--group", &val)) != 0) {
-            if (r < 0 || !*val || strlen(val) > TW_PROTO_MAX_NAME) {
-                return tw_cli_usage("--group needs a group name of 1 to %d "
-                                    "bytes", TW_PROTO_MAX_NAME);
-            }
-            group = val;
-        } else {
+            x->handler = a;
+        } else if ((r = s_flag(&w, x, m)) == 0) {
             return tw_cli_usage("map: unknown option '%s'", a);
+        } else if (r != 1) {
+            return r;
         }
     }
-    if (!handler) {
+    if (!x->handler) {
         return tw_cli_usage("map needs a HANDLER");
     }
-    if (strlen(handler) == 0 || strlen(handler) > TW_PROTO_MAX_NAME) {
+    if (strlen(x->handler) == 0 || strlen(x->handler) > TW_PROTO_MAX_NAME) {
         return tw_cli_usage("handler name must be 1 to %d bytes",
                             TW_PROTO_MAX_NAME);
     }
-    if (m.star && m.kw) {
+    if (m->star && m->kw) {
         return tw_cli_usage("map takes --star or --kw, not both");
     }
-    m.in = strcmp(input, "-") == 0 ? stdin : fopen(input, "r");
+    return -1;
+}
+
+/* Start the map of x->handler over m's input as the group `name`.
+ * Returns -1 or an exit code. */
+static int
+s_start(const tw_cli_env_t *e, tw_client_t *c, const s_args_t *x,
+        s_map_t *m, char *name, size_t len)
+{
+    tw_task_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    spec.handler = x->handler;
+    spec.pool = e->pool;
+    tw_map_t map = {&spec, s_next, m, (uint32_t)x->conc, x->group};
+    int rc = m->star ? tw_client_starmap(c, &map, name, len, e->timeout_ms)
+             : m->kw ? tw_client_kwmap(c, &map, name, len, e->timeout_ms)
+                     : tw_client_map(c, &map, name, len, e->timeout_ms);
+    return rc != 0 ? tw_cli_lib_error(e, c, "map", rc) : -1;
+}
+
+/* Print outcomes until the input ended and every item has its line.
+ * While nothing arrives, make sure the broker is still there. Returns an
+ * exit code: 1 if an item failed. */
+static int
+s_drain(const tw_cli_env_t *e, tw_client_t *c, s_map_t *m,
+        const char *name)
+{
+    int code = TW_CLI_OK;
+    while (!(m->eof && m->outcomes == m->produced)) {
+        int rc = tw_client_poll(c, e->timeout_ms);
+        if (rc == 0 && !(m->eof && m->outcomes == m->produced)) {
+            rc = tw_client_ping(c, e->timeout_ms);
+        }
+        if (rc < 0) {
+            code = tw_cli_lib_error(e, c, "map", rc);
+            break;
+        }
+        s_bar(m, 0);
+    }
+    if (m->bar) {
+        s_bar(m, 1);
+        fputs("\r\033[K", stderr);
+    }
+    if (code == TW_CLI_OK && m->failures > 0) {
+        code = tw_cli_fail(TW_CLI_FAIL, "%" PRIu64 " of %" PRIu64
+                           " items failed (group %s)", m->failures,
+                           m->produced, name);
+    }
+    return code;
+}
+
+static int
+s_cmd_map(const tw_cli_env_t *e)
+{
+    s_args_t x = {NULL, "-", NULL, 1};
+    s_map_t m;
+    memset(&m, 0, sizeof m);
+    int code = s_parse(e, &x, &m);
+    if (code >= 0) {
+        return code;
+    }
+    m.in = strcmp(x.input, "-") == 0 ? stdin : fopen(x.input, "r");
     if (!m.in) {
-        return tw_cli_fail(TW_CLI_FAIL, "cannot read %s: %s", input,
+        return tw_cli_fail(TW_CLI_FAIL, "cannot read %s: %s", x.input,
                            strerror(errno));
     }
     m.total = s_count(m.in);
@@ -342,59 +423,38 @@ tw_cli_map(const tw_cli_env_t *e)
     m.t0 = tw_now_ms();
     tw_idmap_init(&m.held);
 
-    int code;
     tw_client_t *c = tw_cli_connect(e, &code);
-    if (!c) {
-        goto out;
-    }
-    tw_client_on_event(c, s_on_event, &m);
-    tw_task_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    spec.handler = handler;
-    spec.pool = e->pool;
-    tw_map_t map = {&spec, s_next, &m, (uint32_t)conc, group};
-    char name[TW_CLIENT_NAME_SIZE];
-    int rc = m.star  ? tw_client_starmap(c, &map, name, sizeof name,
-                                         e->timeout_ms)
-             : m.kw  ? tw_client_kwmap(c, &map, name, sizeof name,
-                                       e->timeout_ms)
-                     : tw_client_map(c, &map, name, sizeof name,
-                                     e->timeout_ms);
-    if (rc != 0) {
-        code = tw_cli_lib_error(e, c, "map", rc);
-        goto out;
-    }
-    code = TW_CLI_OK;
-    /* Done when the input ended and every item has its line. While
-     * nothing arrives, make sure the broker is still there. */
-    while (!(m.eof && m.outcomes == m.produced)) {
-        rc = tw_client_poll(c, e->timeout_ms);
-        if (rc == 0 && !(m.eof && m.outcomes == m.produced)) {
-            rc = tw_client_ping(c, e->timeout_ms);
+    if (c) {
+        char name[TW_CLIENT_NAME_SIZE];
+        tw_client_on_event(c, s_on_event, &m);
+        code = s_start(e, c, &x, &m, name, sizeof name);
+        if (code < 0) {
+            code = s_drain(e, c, &m, name);
         }
-        if (rc < 0) {
-            code = tw_cli_lib_error(e, c, "map", rc);
-            break;
-        }
-        s_bar(&m, 0);
     }
-    if (m.bar) {
-        s_bar(&m, 1);
-        fputs("\r\033[K", stderr);
-    }
-    if (code == TW_CLI_OK && m.failures > 0) {
-        code = tw_cli_fail(TW_CLI_FAIL, "%" PRIu64 " of %" PRIu64
-                           " items failed (group %s)", m.failures,
-                           m.produced, name);
-    }
-out:
     tw_client_destroy(&c);
     tw_idmap_each(&m.held, s_free_held, NULL);
     tw_idmap_free(&m.held);
     free(m.line);
     free(m.item);
-    if (m.in && m.in != stdin) {
+    if (m.in != stdin) {
         fclose(m.in);
     }
     return code;
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_map[] = {
+    {"map",
+     "HANDLER",
+     "[--input FILE|-] [--concurrency K] [--group G]\n"
+     "[--star|--kw] [--ordered]",
+     "Run HANDLER once per input line (a JSON args value; --star: an\n"
+     "array of positional args; --kw: an object), at most K at once\n"
+     "(default 1). Prints each result as a JSON line, failures as\n"
+     "{\"error\": ...}, in completion order or, with --ordered, input\n"
+     "order; exit 1 if any failed. A progress bar goes to stderr when\n"
+     "it is a terminal.",
+     s_cmd_map},
+    {NULL, NULL, NULL, NULL, NULL},
+};

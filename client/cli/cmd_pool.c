@@ -15,6 +15,7 @@
  *  the broker's message.
  */
 #include "client/cli/cli.h"
+#include "client/cli/commands.h"
 
 #include "common/error.h"
 #include "common/tz.h"
@@ -169,8 +170,8 @@ s_name_arg(const char *what, const char *s)
     return -1;
 }
 
-int
-tw_cli_group(const tw_cli_env_t *e)
+static int
+s_cmd_group(const tw_cli_env_t *e)
 {
     const char *sub = e->argc > 1 ? e->argv[1] : NULL;
     const char *pos[2] = {NULL, NULL};
@@ -258,8 +259,8 @@ tw_cli_group(const tw_cli_env_t *e)
     return code;
 }
 
-int
-tw_cli_pool(const tw_cli_env_t *e)
+static int
+s_cmd_pool(const tw_cli_env_t *e)
 {
     static const char *const simple[] = {"lock", "unlock", "close", NULL};
     static const char *const said[] = {"pool %s: locked", "pool %s: unlocked",
@@ -540,3 +541,25 @@ tw_cli_submit_apply(const tw_cli_submit_ext_t *x, const char *pool,
     spec->with_results = x->with_results;
     spec->key = x->key;
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_pool[] = {
+    {"group",
+     "limit G N|none [--reject] | get G | clear G | list | ids G",
+     "",
+     "Limit a group to N running tasks (--reject: refuse when full\n"
+     "instead of queueing; none: no limit, as clear), show it (a\n"
+     "group never used shows as empty), remove its limit, list the\n"
+     "pool's groups, or list every task id it held.",
+     s_cmd_group},
+    {"pool",
+     "stats | size N | default-limit N|none | lock | unlock | close\n"
+     "| flush | stop N",
+     "",
+     "Show the pool's counters, set its size (0 = unlimited) or the\n"
+     "limit of its groups that have none of their own, refuse\n"
+     "new tasks (close: for good), forget ended tasks, or cancel the\n"
+     "N most recently started running tasks.",
+     s_cmd_pool},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -141,8 +141,8 @@ s_add_words(const tw_cli_env_t *e, tw_schedule_req_t *req,
     return -1;
 }
 
-int
-tw_cli_schedule(const tw_cli_env_t *e)
+static int
+s_cmd_schedule(const tw_cli_env_t *e)
 {
     if (e->argc < 2) {
         return tw_cli_usage("schedule needs add, list, show, pause, resume, "
@@ -236,3 +236,32 @@ tw_cli_schedule(const tw_cli_env_t *e)
     tw_client_destroy(&c);
     return code;
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_schedule[] = {
+    {"schedule add", "NAME 'CRON' HANDLER [ARGS-JSON]",
+     "[--tz ZONE] [--overlap skip|queue|cancel-previous]\n"
+     "[--catch-up none|last|all] [--timeout S] [--retries N]\n"
+     "[--priority P] [--group G]... [--delay S]",
+     "Submit the task at every tick of CRON (five fields, or\n"
+     "@hourly, @daily, @every 10s ...) in ZONE (default UTC), from\n"
+     "the broker itself, each tick exactly once across restarts.\n"
+     "--overlap: what a tick does while the last task runs;\n"
+     "--catch-up: which ticks missed while the broker was down fire\n"
+     "(docs/WORKFLOWS.md).",
+     s_cmd_schedule},
+    {"schedule list", "", "", "Every schedule, one line each.",
+     s_cmd_schedule},
+    {"schedule show", "NAME", "", "One schedule.", s_cmd_schedule},
+    {"schedule pause", "NAME", "", "Stop firing it.", s_cmd_schedule},
+    {"schedule resume", "NAME", "",
+     "Fire it again from the next tick on (the paused ones are not\n"
+     "caught up).",
+     s_cmd_schedule},
+    {"schedule remove", "NAME", "", "Forget it (its running tasks run on).",
+     s_cmd_schedule},
+    {"schedule run-now", "NAME", "",
+     "Submit its task now, outside the ticks, and print its id.",
+     s_cmd_schedule},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -21,7 +21,8 @@
  *  The global --pool limits every subcommand to that pool when given.
  *  One connection serves all the requests of a command.
  */
-#include "cli.h"
+#include "client/cli/cli.h"
+#include "client/cli/commands.h"
 #include "client/cli/json.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -487,8 +488,8 @@ s_act(const tw_cli_env_t *e, const char *op)
     return code;
 }
 
-int
-tw_cli_tasks(const tw_cli_env_t *e)
+static int
+s_cmd_tasks(const tw_cli_env_t *e)
 {
     const char *sub = e->argc > 1 ? e->argv[1] : NULL;
     if (!sub) {
@@ -505,3 +506,33 @@ tw_cli_tasks(const tw_cli_env_t *e)
     }
     return tw_cli_usage("tasks: unknown subcommand '%s'", sub);
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_tasks[] = {
+    {"tasks list",
+     "",
+     "[--state S|--failed] [--handler H] [--group G]\n"
+     "[--since DUR] [--text T] [--limit N]",
+     "The tasks the broker keeps, newest change first, N of them\n"
+     "(default 50, 0 = all). S is pending, running, ok, failed,\n"
+     "error, timeout, lost or cancelled; DUR like 90s, 15m, 2h, 7d;\n"
+     "T is searched in the id, handler and error.",
+     s_cmd_tasks},
+    {"tasks show",
+     "ID",
+     "",
+     "Everything about a task: arguments, result, and each attempt\n"
+     "with its error and traceback.",
+     s_cmd_tasks},
+    {"tasks retry",
+     "ID... | --failed [filters]",
+     "",
+     "Send failed tasks back to their queue: same id, history kept.",
+     s_cmd_tasks},
+    {"tasks purge",
+     "ID... | --failed|--state S [filters]",
+     "",
+     "Forget ended tasks now.",
+     s_cmd_tasks},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -16,8 +16,9 @@
  *  stdout is not a terminal, watch prints one snapshot (as one JSON line
  *  with --json) and exits.
  */
-#include "cli.h"
-#include "json.h"
+#include "client/cli/cli.h"
+#include "client/cli/commands.h"
+#include "client/cli/json.h"
 
 #include "common/error.h"
 
@@ -487,8 +488,8 @@ s_live(const tw_cli_env_t *e, tw_client_t *c, double secs)
     return s_stop ? 128 + (int)s_stop : TW_CLI_OK;
 }
 
-int
-tw_cli_watch(const tw_cli_env_t *e)
+static int
+s_cmd_watch(const tw_cli_env_t *e)
 {
     double secs = 1.0;
     tw_cli_words_t w = tw_cli_words(e, 1);
@@ -517,3 +518,14 @@ tw_cli_watch(const tw_cli_env_t *e)
     tw_client_destroy(&c);
     return code;
 }
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_watch[] = {
+    {"watch",
+     "",
+     "[--interval S]",
+     "A live full-screen view of workers, stations, tasks and groups\n"
+     "(q quits); one snapshot when stdout is not a terminal.",
+     s_cmd_watch},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -1,5 +1,6 @@
-/*  client/cli/cmd_workers.c - `taskwheel workers drain|resize`.
+/*  client/cli/cmd_workers.c - `taskwheel workers [drain|resize]`.
  *
+ *  `workers` alone lists the connected workers (one QUERY) as a table.
  *  `workers drain NAME|ID` and `workers resize NAME|ID SLOTS` send one
  *  WORKER request (proto/PROTOCOL.md 5.18) and print the workers it
  *  applied to, one line each, or the reply as JSON with --json. NAME is
@@ -9,7 +10,8 @@
  *  is passed on as given: the broker judges it (1..65536), so the CLI and
  *  every other client refuse the same things with the same message.
  */
-#include "cli.h"
+#include "client/cli/cli.h"
+#include "client/cli/commands.h"
 #include "common/error.h"
 
 #include <stdio.h>
@@ -52,8 +54,8 @@ s_print(json_t *v, int resize)
     }
 }
 
-int
-tw_cli_workers_op(const tw_cli_env_t *e)
+static int
+s_workers_op(const tw_cli_env_t *e)
 {
     const char *op = e->argv[1];
     int resize = strcmp(op, "resize") == 0;
@@ -114,3 +116,48 @@ tw_cli_workers_op(const tw_cli_env_t *e)
     tw_client_destroy(&c);
     return code;
 }
+static int
+s_cmd_workers(const tw_cli_env_t *o)
+{
+    static const char *const keys[] = {"id",      "name",    "host",
+                                       "state",   "slots",   "running",
+                                       "stations", "credit", "handlers"};
+    static const char *const titles[] = {"ID",      "NAME",    "HOST",
+                                         "STATE",   "SLOTS",   "RUNNING",
+                                         "STATIONS", "CREDIT", "HANDLERS"};
+    static const tw_cli_listing_t listing = {keys, titles,
+                                        sizeof keys / sizeof keys[0],
+                                        "no workers connected"};
+    if (o->argc > 1 && (strcmp(o->argv[1], "drain") == 0 ||
+                        strcmp(o->argv[1], "resize") == 0)) {
+        return s_workers_op(o);
+    }
+    int code = tw_cli_no_args(o);
+    if (code >= 0) {
+        return code;
+    }
+    json_t *v = tw_cli_query(o, "workers", &code);
+    return tw_cli_reply(o, v, code, JSON_ARRAY, tw_cli_print_listing, &listing);
+}
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_workers[] = {
+    {"workers",
+     "",
+     "",
+     "List the connected workers.",
+     s_cmd_workers},
+    {"workers drain",
+     "NAME|ID",
+     "",
+     "Stop giving the worker work, move its stations away, let its\n"
+     "running tasks finish, then let it exit. NAME applies to every\n"
+     "worker of that name; a number that is no worker's name is an id.",
+     s_cmd_workers},
+    {"workers resize",
+     "NAME|ID SLOTS",
+     "",
+     "Change a running worker's slot count (1..65536).",
+     s_cmd_workers},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -1,10 +1,11 @@
-/*  client/cli/commands.c - usage and help text made from the command
- *  table (commands.h).
+/*  client/cli/commands.c - the command table (commands.h), and the usage
+ *  and help text made from it.
  *
- *  One row prints as
+ *  The table is the rows of every command file, in the order of
+ *  TW_CLI_COMMAND_FILES, then `help`'s own row. One row prints as
  *
- *      "  " name synopsis-line-1
- *      "  " (as many spaces as "name ") synopsis-line-2 ...
+ *      "  " name synopsis-and-options-line-1
+ *      "  " (as many spaces as "name ") synopsis-and-options-line-2 ...
  *      "      " help-line ...
  *
  *  in the manual and in one command's help alike, so the two never
@@ -13,6 +14,60 @@
 #include "client/cli/commands.h"
 
 #include <string.h>
+
+/* The command files, in the manual's order: XX(name) stands for the rows
+ * tw_cli_commands_<name>[] of client/cli/cmd_<name>.c. */
+#define TW_CLI_COMMAND_FILES(XX)                                             \
+    XX(submit)                                                               \
+    XX(graph) /* chain and chord */                                          \
+    XX(map)                                                                  \
+    XX(pool) /* group and pool */                                            \
+    XX(result)                                                               \
+    XX(cancel)                                                               \
+    XX(tasks)                                                                \
+    XX(schedule)                                                             \
+    XX(workers)                                                              \
+    XX(status)                                                               \
+    XX(watch)                                                                \
+    XX(events)                                                               \
+    XX(station)                                                              \
+    XX(ping)                                                                 \
+    XX(keygen)
+
+#define S_DECLARE(name) extern const tw_cli_cmd_t tw_cli_commands_##name[];
+#define S_ENTRY(name) tw_cli_commands_##name,
+TW_CLI_COMMAND_FILES(S_DECLARE)
+
+S_DECLARE(help)
+
+/* Every file's rows, then help's; NULL-terminated. */
+static const tw_cli_cmd_t *const s_files[] = {
+    TW_CLI_COMMAND_FILES(S_ENTRY) tw_cli_commands_help, NULL};
+
+/* `c`, or if it is a file's end, the first row of the next file with
+ * rows; NULL after the last file. *file is the file of the row. */
+static const tw_cli_cmd_t *
+s_skip(const tw_cli_cmd_t *c, size_t *file)
+{
+    while (c && !c->name) {
+        c = s_files[++*file];
+    }
+    return c;
+}
+
+/* The first row of the whole table, and the row after `c`. */
+static const tw_cli_cmd_t *
+s_first(size_t *file)
+{
+    *file = 0;
+    return s_skip(s_files[0], file);
+}
+
+static const tw_cli_cmd_t *
+s_next(const tw_cli_cmd_t *c, size_t *file)
+{
+    return s_skip(c + 1, file);
+}
 
 /* The length of the command word of `name` (up to the first space). */
 static size_t
@@ -42,10 +97,13 @@ s_lines(FILE *out, const char *text, int indent)
     }
 }
 
+/* Print row `c`: its name, synopsis and options, then its help. */
 static void
 s_row(FILE *out, const tw_cli_cmd_t *c)
 {
-    const char *syn = c->synopsis;
+    char syn[1024];
+    snprintf(syn, sizeof syn, "%s%s%s", c->synopsis,
+             *c->synopsis && *c->options ? " " : "", c->options);
     const char *nl = strchr(syn, '\n');
     int first = nl ? (int)(nl - syn) : (int)strlen(syn);
     fprintf(out, "  %s%s%.*s\n", c->name, first ? " " : "", first, syn);
@@ -56,42 +114,48 @@ s_row(FILE *out, const tw_cli_cmd_t *c)
 }
 
 void
-tw_cli_cmds_manual(FILE *out, const tw_cli_cmd_t *cmds, const char *flags)
+tw_cli_cmds_manual(FILE *out)
 {
+    size_t f;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n"
           "       taskwheel help COMMAND, or COMMAND --help: that command "
           "only\n\nCommands:\n",
           out);
-    for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
         s_row(out, c);
     }
     fputs("\n", out);
-    fputs(flags, out);
+    fputs(tw_cli_global_flags, out);
+}
+
+/* The row named "words[0] words[1]" ("station add"), or NULL. */
+static const tw_cli_cmd_t *
+s_find_sub(const char *word, const char *sub)
+{
+    size_t f, n = strlen(word);
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
+        if (s_has_word(c, word) && c->name[n] == ' ' &&
+            strcmp(c->name + n + 1, sub) == 0) {
+            return c;
+        }
+    }
+    return NULL;
 }
 
 int
-tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
-                 char *const *words)
+tw_cli_cmds_help(FILE *out, int nwords, char *const *words)
 {
-    if (nwords < 1 || !tw_cli_cmds_find(cmds, words[0])) {
+    if (nwords < 1 || !tw_cli_cmds_find(words[0])) {
         return -1;
     }
-    /* "station add": that row alone, when there is one. */
-    const tw_cli_cmd_t *exact = NULL;
-    if (nwords >= 2) {
-        size_t n = strlen(words[0]);
-        for (const tw_cli_cmd_t *c = cmds; c->name && !exact; c++) {
-            if (s_has_word(c, words[0]) && c->name[n] == ' ' &&
-                strcmp(c->name + n + 1, words[1]) == 0) {
-                exact = c;
-            }
-        }
-    }
+    const tw_cli_cmd_t *exact = nwords >= 2 ? s_find_sub(words[0], words[1])
+                                            : NULL;
     fputs("Usage: taskwheel [GLOBAL FLAGS] COMMAND [ARGS]\n\n", out);
     if (exact) {
         s_row(out, exact);
     } else {
-        for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+        size_t f;
+        for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
             if (s_has_word(c, words[0])) {
                 s_row(out, c);
             }
@@ -102,12 +166,36 @@ tw_cli_cmds_help(FILE *out, const tw_cli_cmd_t *cmds, int nwords,
 }
 
 const tw_cli_cmd_t *
-tw_cli_cmds_find(const tw_cli_cmd_t *cmds, const char *word)
+tw_cli_cmds_find(const char *word)
 {
-    for (const tw_cli_cmd_t *c = cmds; c->name; c++) {
+    size_t f;
+    for (const tw_cli_cmd_t *c = s_first(&f); c; c = s_next(c, &f)) {
         if (s_has_word(c, word)) {
             return c;
         }
     }
     return NULL;
 }
+
+/* `taskwheel help [COMMAND [SUBCOMMAND]]`. */
+static int
+s_cmd_help(const tw_cli_env_t *o)
+{
+    if (o->argc < 2) {
+        tw_cli_cmds_manual(stdout);
+        return TW_CLI_OK;
+    }
+    if (tw_cli_cmds_help(stdout, o->argc - 1, o->argv + 1) != 0) {
+        return tw_cli_usage("help: no command '%s'", o->argv[1]);
+    }
+    return TW_CLI_OK;
+}
+
+/* The rows of the command table (commands.c). */
+const tw_cli_cmd_t tw_cli_commands_help[] = {
+    {"help", "[COMMAND [SUBCOMMAND]]", "",
+     "Print one command's help (the same as COMMAND --help), or\n"
+     "without a command this manual.",
+     s_cmd_help},
+    {NULL, NULL, NULL, NULL, NULL},
+};

@@ -137,7 +137,7 @@ def _ids(what: str, ids: Iterable[int]) -> List[int]:
 
 
 def op_query(what: str, decode: Callable[[Any], Any] = lambda d: d) -> Op:
-    return Op(w.QUERY, {"what": check_name("what", what, 32)}, decode)
+    return Op(w.QUERY, {"what": w.op_name(w.QUERY, what)}, decode)
 
 
 def op_results(ids: Iterable[int]) -> Op:
@@ -148,13 +148,13 @@ def op_results(ids: Iterable[int]) -> Op:
 def op_cancel(ids: Iterable[int], strict: bool = False) -> Op:
     body: Dict[str, Any] = {"ids": _ids("task id", ids)}
     if strict:
-        body["op"] = "strict"
+        body["op"] = w.op_name(w.CANCEL, "strict")
     return Op(w.CANCEL, body)
 
 
 def op_worker(op: str, name: Optional[str], wid: Optional[int],
               slots: Optional[int] = None) -> Op:
-    body: Dict[str, Any] = {"op": op}
+    body: Dict[str, Any] = {"op": w.op_name(w.WORKER, op)}
     if wid:
         body["wid"] = check_int("wid", wid, 1, 2**64 - 1)
     elif name is not None:
@@ -170,7 +170,7 @@ def op_worker(op: str, name: Optional[str], wid: Optional[int],
 def _named_op(cmd: int, op: str, key: str, what: str, name: Optional[str],
               decode: Callable[[Any], Any], fields: Dict[str, Any]) -> Op:
     """{op, key: name?, fields...} with the fields that are not None."""
-    body: Dict[str, Any] = {"op": op}
+    body: Dict[str, Any] = {"op": w.op_name(cmd, op)}
     if name is not None:
         body[key] = check_name(what, name)
     body.update({k: v for k, v in fields.items() if v is not None})
@@ -227,7 +227,7 @@ def op_group(op: str, pool: Optional[str], group: Optional[str],
              decode: Callable[[Any], Any] = one_of(GroupInfo),
              limit: Optional[int] = None, calls: Optional[int] = None,
              full: Optional[str] = None) -> Op:
-    body: Dict[str, Any] = {"op": op}
+    body: Dict[str, Any] = {"op": w.op_name(w.GROUP, op)}
     if pool is not None:
         body["pool"] = check_name("pool", pool)
     if group is not None:

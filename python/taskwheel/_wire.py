@@ -62,6 +62,35 @@ COMMAND_NAMES = {
     SCHEDULE: "SCHEDULE",
 }
 
+# The operations a client names in the "op" of STATION, GROUP, POOL,
+# WORKER, SCHEDULE and a strict CANCEL, and in QUERY's "what" (PROTOCOL.md
+# 4.9): the client-to-broker rows of the codec's table, proto/ops.h, which
+# tests/python/test_ops.py compares with this one. The package sends no
+# TASK requests.
+OPS = {
+    STATION: ("add", "remove", "pause", "continue", "stop", "cancel",
+              "send", "list", "show", "rebalance"),
+    GROUP: ("create", "set", "clear", "get", "ids", "list"),
+    POOL: ("size", "default_limit", "stats", "lock", "unlock", "close",
+           "flush", "stop", "cancel_group", "cancel_all"),
+    WORKER: ("drain", "resize"),
+    CANCEL: ("strict",),
+    QUERY: ("status", "workers", "snapshot", "tasks", "task", "pools",
+            "groups", "queues"),
+    SCHEDULE: ("add", "list", "show", "pause", "resume", "remove",
+               "run-now"),
+}
+
+
+def op_name(cmd: int, op: str) -> str:
+    """``op`` if it is an operation of command ``cmd`` in :data:`OPS`;
+    a ValueError otherwise (a mistake in this package, not the caller's)."""
+    if op not in OPS.get(cmd, ()):
+        raise ValueError("%s has no operation %r"
+                         % (COMMAND_NAMES.get(cmd, cmd), op))
+    return op
+
+
 # Task states (PROTOCOL.md 4.8): the code on the wire and its name.
 ST_OK = 0
 ST_ERROR = 1

@@ -57,6 +57,35 @@ s_request(tw_cmd_t cmd, tw_enc_t *e, tw_h_msg_t *out)
     }
 }
 
+/* Start the body of a request with an "op": a map of `nfields` more
+ * fields after a fresh seq and the op. */
+static void
+s_op_head(tw_enc_t *e, const char *op, uint32_t nfields)
+{
+    tw_enc_map(e, 2 + nfields);
+    tw_enc_key(e, TW_F_SEQ);
+    tw_enc_uint(e, ++s_seq);
+    tw_enc_key(e, TW_F_OP);
+    tw_enc_cstr(e, op);
+}
+
+/* A strict CANCEL of the `n` tasks `ids`: s_request's answer. */
+static int
+s_strict_cancel(const uint64_t *ids, uint32_t n, tw_h_msg_t *out)
+{
+    tw_enc_t e;
+    tw_enc_init(&e);
+    s_op_head(&e, "strict", 1);
+    tw_enc_key(&e, TW_F_IDS);
+    tw_enc_array(&e, n);
+    for (uint32_t i = 0; i < n; i++) {
+        tw_enc_uint(&e, ids[i]);
+    }
+    int rc = s_request(TW_CMD_CANCEL, &e, out);
+    tw_enc_free(&e);
+    return rc;
+}
+
 /* GROUP op on group `g` of the default pool; limit < -1 means "leave out". */
 static int
 s_group(const char *op, const char *g, long long limit, const char *full,
@@ -64,11 +93,7 @@ s_group(const char *op, const char *g, long long limit, const char *full,
 {
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 3 + (limit >= -1) + (full != NULL) + (calls > 0));
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, op);
+    s_op_head(&e, op, 1 + (limit >= -1) + (full != NULL) + (calls > 0));
     tw_enc_key(&e, TW_F_GROUP);
     tw_enc_cstr(&e, g);
     if (limit >= -1) {
@@ -299,11 +324,7 @@ s_stop_lifo_and_strict_cancel(void)
     TW_H_ASSERT_EQ(k, 4);
     tw_enc_t e;
     tw_enc_init(&e);
-    tw_enc_map(&e, 3);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, "stop");
+    s_op_head(&e, "stop", 1);
     tw_enc_key(&e, TW_F_N);
     tw_enc_uint(&e, 2);
     tw_h_msg_t msg;
@@ -316,26 +337,10 @@ s_stop_lifo_and_strict_cancel(void)
     s_collect(5000, "task.cancelled", order[2]);
 
     /* Strict cancel: one id already ended -> nothing is cancelled. */
-    tw_enc_map(&e, 3);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, "strict");
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, 2);
-    tw_enc_uint(&e, order[0]);
-    tw_enc_uint(&e, order[2]);
-    TW_H_ASSERT_EQ(s_request(TW_CMD_CANCEL, &e, &msg), TW_EENDED);
-    tw_enc_map(&e, 3);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, "strict");
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, 2);
-    tw_enc_uint(&e, order[0]);
-    tw_enc_uint(&e, 987654321);
-    TW_H_ASSERT_EQ(s_request(TW_CMD_CANCEL, &e, &msg), TW_ENOENT);
+    const uint64_t ended[2] = {order[0], order[2]};
+    const uint64_t unknown[2] = {order[0], 987654321};
+    TW_H_ASSERT_EQ(s_strict_cancel(ended, 2, &msg), TW_EENDED);
+    TW_H_ASSERT_EQ(s_strict_cancel(unknown, 2, &msg), TW_ENOENT);
     s_collect(300, NULL, 0);
     for (size_t i = 0; i < s_nlog; i++) {
         TW_H_ASSERT_MSG(!(s_log[i].id == order[0] &&
@@ -343,16 +348,7 @@ s_stop_lifo_and_strict_cancel(void)
                         "a refused strict cancel cancelled nothing");
     }
     /* Now the two running ones, together. */
-    tw_enc_map(&e, 3);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, "strict");
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, 2);
-    tw_enc_uint(&e, order[0]);
-    tw_enc_uint(&e, order[1]);
-    TW_H_ASSERT_OK(s_request(TW_CMD_CANCEL, &e, &msg));
+    TW_H_ASSERT_OK(s_strict_cancel(order, 2, &msg));
     tw_h_msg_release(&msg);
     s_collect(5000, "task.cancelled", order[0]);
     s_collect(5000, "task.cancelled", order[1]);
@@ -383,18 +379,8 @@ s_exec_cancel_retries_dedup_and_order(void)
     int child = tw_h_wait_process(secs, 10000);
     TW_H_ASSERT_MSG(child > 0, "the worker started /bin/sleep %s", secs);
     uint64_t t0 = tw_h_now_ms();
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 3);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, ++s_seq);
-    tw_enc_key(&e, TW_F_OP);
-    tw_enc_cstr(&e, "strict");
-    tw_enc_key(&e, TW_F_IDS);
-    tw_enc_array(&e, 1);
-    tw_enc_uint(&e, id);
     tw_h_msg_t msg;
-    TW_H_ASSERT_OK(s_request(TW_CMD_CANCEL, &e, &msg));
+    TW_H_ASSERT_OK(s_strict_cancel(&id, 1, &msg));
     tw_h_msg_release(&msg);
     s_collect(TW_H_PATIENCE_MS, "task.cancelled", id);
     TW_H_ASSERT(tw_h_now_ms() - t0 < 15000); /* not the 30 s sleep */
@@ -412,6 +398,8 @@ s_exec_cancel_retries_dedup_and_order(void)
     uint64_t took = tw_h_now_ms() - t0;
     TW_H_ASSERT_MSG(took >= 200, "two backoffs of >= 75 and 150 ms took "
                     "%llu ms", (unsigned long long)took);
+    tw_enc_t e;
+    tw_enc_init(&e);
     tw_enc_map(&e, 2);
     tw_enc_key(&e, TW_F_SEQ);
     tw_enc_uint(&e, ++s_seq);

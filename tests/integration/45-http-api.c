@@ -84,6 +84,33 @@ s_expect(int code, const char *opts, const char *path, const char *what)
     }
 }
 
+/* One request and what its answer must say: the status, and each of
+ * `has` (up to the first NULL) in the body. With `id` set, the path and
+ * every `has` are formats of that one task id (%llu). */
+typedef struct {
+    int code;
+    const char *opts;
+    const char *path;
+    const uint64_t *id;
+    const char *has[6];
+} s_req_t;
+
+static void
+s_expect_all(const s_req_t *reqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const s_req_t *r = &reqs[i];
+        unsigned long long id = r->id ? (unsigned long long)*r->id : 0;
+        char path[256], has[256];
+        snprintf(path, sizeof path, r->path, id);
+        s_expect(r->code, r->opts, path, NULL);
+        for (size_t k = 0; k < 6 && r->has[k]; k++) {
+            snprintf(has, sizeof has, r->has[k], id);
+            s_has(has);
+        }
+    }
+}
+
 /* The whole file at `path` (malloc'ed), or NULL. */
 static char *
 s_read_file(const char *path)
@@ -173,51 +200,52 @@ main(void)
     char path[256];
 
     /* Reads. */
-    s_expect(200, "", "/metrics", "taskwheel_tasks");
-    /* The histograms by handler, and the build. */
-    s_has("# TYPE taskwheel_task_run_seconds histogram");
-    s_has("taskwheel_task_run_seconds_count{handler=\"echo\"} 1\n");
-    s_has("taskwheel_task_run_seconds_bucket{handler=\"fail\",le=\"+Inf\"} 1\n");
-    s_has("taskwheel_task_queue_wait_seconds_count{handler=\"echo\"} 1\n");
-    s_has("taskwheel_build_info{version=\"");
-    s_expect(200, "", "/api/v1", "\"endpoints\":[");
-    s_expect(200, "", "/api/v1/status", "\"status\":{");
-    s_expect(200, "", "/api/v1/workers", "\"slots\":2");
-    s_expect(200, "", "/api/v1/workers/1", "\"worker\":{");
-    s_expect(404, "", "/api/v1/workers/99", "\"code\":\"ENOENT\"");
-    s_expect(200, "", "/api/v1/queues", "\"handler\":\"echo\"");
-    s_expect(200, "", "/api/v1/pools", "\"pool\":\"default\"");
-    s_expect(200, "", "/api/v1/groups", "\"groups\":[");
-    s_expect(404, "", "/api/v1/groups?pool=nope", "ENOENT");
-    s_expect(200, "", "/api/v1/snapshot", "\"queues\":[");
-    s_has("\"boot\":\"");
-    s_expect(200, "", "/api/v1/tasks?state=failed", "\"tasks\":[{");
-    snprintf(path, sizeof path, "\"id\":%llu,", (unsigned long long)bad);
-    s_has(path);
-    s_has("\"next\":null");
-    s_expect(200, "", "/api/v1/tasks?handler=echo&limit=1",
-             "\"handler\":\"echo\"");
-    snprintf(path, sizeof path, "/api/v1/tasks/%llu",
-             (unsigned long long)bad);
-    s_expect(200, "", path, "\"args\":\"boom\"");
-    s_has("\"attempts\":[{\"n\":1,");
-    s_expect(404, "", "/api/v1/tasks/999999", "no task 999999");
+    const s_req_t reads[] = {
+        {200, "", "/metrics", NULL,
+         {"taskwheel_tasks",
+          /* The histograms by handler, and the build. */
+          "# TYPE taskwheel_task_run_seconds histogram",
+          "taskwheel_task_run_seconds_count{handler=\"echo\"} 1\n",
+          "taskwheel_task_run_seconds_bucket{handler=\"fail\",le=\"+Inf\"} "
+          "1\n",
+          "taskwheel_task_queue_wait_seconds_count{handler=\"echo\"} 1\n",
+          "taskwheel_build_info{version=\""}},
+        {200, "", "/api/v1", NULL, {"\"endpoints\":["}},
+        {200, "", "/api/v1/status", NULL, {"\"status\":{"}},
+        {200, "", "/api/v1/workers", NULL, {"\"slots\":2"}},
+        {200, "", "/api/v1/workers/1", NULL, {"\"worker\":{"}},
+        {404, "", "/api/v1/workers/99", NULL, {"\"code\":\"ENOENT\""}},
+        {200, "", "/api/v1/queues", NULL, {"\"handler\":\"echo\""}},
+        {200, "", "/api/v1/pools", NULL, {"\"pool\":\"default\""}},
+        {200, "", "/api/v1/groups", NULL, {"\"groups\":["}},
+        {404, "", "/api/v1/groups?pool=nope", NULL, {"ENOENT"}},
+        {200, "", "/api/v1/snapshot", NULL, {"\"queues\":[", "\"boot\":\""}},
+        {200, "", "/api/v1/tasks?state=failed", &bad,
+         {"\"tasks\":[{", "\"id\":%llu,", "\"next\":null"}},
+        {200, "", "/api/v1/tasks?handler=echo&limit=1", NULL,
+         {"\"handler\":\"echo\""}},
+        {200, "", "/api/v1/tasks/%llu", &bad,
+         {"\"args\":\"boom\"", "\"attempts\":[{\"n\":1,"}},
+        {404, "", "/api/v1/tasks/999999", NULL, {"no task 999999"}},
+    };
+    s_expect_all(reads, sizeof reads / sizeof reads[0]);
 
     /* Refusals. */
-    s_expect(404, "", "/api/v1/nothing", "ENOENT");
-    s_expect(404, "", "/nothing", "ENOENT");
-    s_expect(400, "", "/api/v1/tasks?bogus=1", "unknown parameter");
-    s_expect(400, "", "/api/v1/tasks?state=bogus", "state");
-    s_expect(400, "", "/api/v1/tasks?limit=1001", "limit");
-    s_expect(400, "", "/api/v1/tasks?cursor=t1.garbage", "cursor");
-    s_expect(400, "", "/api/v1/tasks/abc", "EINVAL");
-    snprintf(path, sizeof path, "/api/v1/tasks/%llu/retry",
-             (unsigned long long)bad);
-    s_expect(405, "", path, "Allow: POST");
-    s_expect(405, JSON_POST, "/api/v1/status", "EMETHOD");
-    s_expect(415, "-X POST", path, "EMEDIA");
-    s_expect(403, JSON_POST " -H 'Origin: http://evil.example'", path,
-             "EPERM");
+    const s_req_t refusals[] = {
+        {404, "", "/api/v1/nothing", NULL, {"ENOENT"}},
+        {404, "", "/nothing", NULL, {"ENOENT"}},
+        {400, "", "/api/v1/tasks?bogus=1", NULL, {"unknown parameter"}},
+        {400, "", "/api/v1/tasks?state=bogus", NULL, {"state"}},
+        {400, "", "/api/v1/tasks?limit=1001", NULL, {"limit"}},
+        {400, "", "/api/v1/tasks?cursor=t1.garbage", NULL, {"cursor"}},
+        {400, "", "/api/v1/tasks/abc", NULL, {"EINVAL"}},
+        {405, "", "/api/v1/tasks/%llu/retry", &bad, {"Allow: POST"}},
+        {405, JSON_POST, "/api/v1/status", NULL, {"EMETHOD"}},
+        {415, "-X POST", "/api/v1/tasks/%llu/retry", &bad, {"EMEDIA"}},
+        {403, JSON_POST " -H 'Origin: http://evil.example'",
+         "/api/v1/tasks/%llu/retry", &bad, {"EPERM"}},
+    };
+    s_expect_all(refusals, sizeof refusals / sizeof refusals[0]);
     char big[700];
     snprintf(big, sizeof big, "%s/big.json", tw_h_tmpdir());
     FILE *f = fopen(big, "w");
@@ -231,16 +259,16 @@ main(void)
     char opts[900];
     snprintf(opts, sizeof opts, JSON_POST " --data-binary @%s", big);
     s_expect(413, opts, "/api/v1/tasks/retry", "E2BIG");
-    snprintf(path, sizeof path, "/api/v1/tasks/%llu/retry",
-             (unsigned long long)ok);
-    s_expect(409, JSON_POST, path, "ESTATE");
-    s_expect(400, JSON_POST " -d '{}'", "/api/v1/tasks/purge", "state");
-    s_expect(400, JSON_POST " -d '[1]'", "/api/v1/tasks/retry", "object");
-    /* Nothing changed: the failed task is still failed, once. */
-    snprintf(path, sizeof path, "/api/v1/tasks/%llu",
-             (unsigned long long)bad);
-    s_expect(200, "", path, "\"state\":\"error\"");
-    s_has("\"retried\":0");
+    const s_req_t bodies[] = {
+        {409, JSON_POST, "/api/v1/tasks/%llu/retry", &ok, {"ESTATE"}},
+        {400, JSON_POST " -d '{}'", "/api/v1/tasks/purge", NULL, {"state"}},
+        {400, JSON_POST " -d '[1]'", "/api/v1/tasks/retry", NULL,
+         {"object"}},
+        /* Nothing changed: the failed task is still failed, once. */
+        {200, "", "/api/v1/tasks/%llu", &bad,
+         {"\"state\":\"error\"", "\"retried\":0"}},
+    };
+    s_expect_all(bodies, sizeof bodies / sizeof bodies[0]);
 
     /* Actions. */
     snprintf(path, sizeof path, "/api/v1/tasks/%llu/retry",

@@ -327,6 +327,22 @@ test_catchup(void **state)
     tw_sched_destroy(&s);
 }
 
+/* Catching up with `all` past TW_SCHED_MAX_CATCHUP: one LIMIT skip of
+ * the ticks from `skip_first` up to the one before `first` (`skipped`
+ * counted), then every tick from `first` to `last`, `step` apart, fired
+ * and ended in turn (task ids are the ticks), then nothing. */
+static void
+s_expect_catchup(tw_sched_t *s, int64_t now, int64_t skip_first,
+                 uint64_t skipped, int64_t first, int64_t last, int64_t step)
+{
+    s_expect_skip(s, now, TW_SKIP_LIMIT, skip_first, first - step, skipped);
+    for (int64_t t = first; t <= last; t += step) {
+        s_expect_fire(s, now, t, (uint64_t)t);
+        tw_sched_task_ended(s, (uint64_t)t);
+    }
+    s_expect_nothing(s, now);
+}
+
 static void
 test_catchup_limit(void **state)
 {
@@ -339,13 +355,8 @@ test_catchup_limit(void **state)
     s_add(s, d);
     int64_t now = 2001000 + 100;
     int64_t first_fired = (2001 - TW_SCHED_MAX_CATCHUP) * 1000;
-    s_expect_skip(s, now, TW_SKIP_LIMIT, 1000, first_fired - 1000,
-                  2000 - TW_SCHED_MAX_CATCHUP);
-    for (int64_t t = first_fired; t <= 2001000; t += 1000) {
-        s_expect_fire(s, now, t, (uint64_t)t);
-        tw_sched_task_ended(s, (uint64_t)t);
-    }
-    s_expect_nothing(s, now);
+    s_expect_catchup(s, now, 1000, 2000 - TW_SCHED_MAX_CATCHUP, first_fired,
+                     2001000, 1000);
     tw_sched_info_t info;
     assert_int_equal(tw_sched_get(s, "every", 5, &info), 0);
     assert_int_equal(info.fired, TW_SCHED_MAX_CATCHUP + 1);
@@ -388,13 +399,8 @@ test_long_downtime(void **state)
     s_add(s, d);
     int64_t first = U(2024, 1, 1, 23, 59) - (TW_SCHED_MAX_CATCHUP - 1) *
                                                 60000;
-    s_expect_skip(s, now, TW_SKIP_LIMIT, U(2023, 1, 1, 0, 0), first - 60000,
-                  0);
-    for (int64_t t = first; t <= U(2024, 1, 1, 23, 59); t += 60000) {
-        s_expect_fire(s, now, t, (uint64_t)t);
-        tw_sched_task_ended(s, (uint64_t)t);
-    }
-    s_expect_nothing(s, now);
+    s_expect_catchup(s, now, U(2023, 1, 1, 0, 0), 0, first,
+                     U(2024, 1, 1, 23, 59), 60000);
     tw_sched_destroy(&s);
 }
 

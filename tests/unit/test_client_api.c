@@ -468,20 +468,31 @@ test_ack_and_result_callbacks(void **state)
     tw_client_destroy(&c);
 }
 
-static void
-test_error_with_seq_completes(void **state)
+/* A client that records its acks and results in *rec, with one "echo"
+ * submitted (its seq in *seq) and taken by the fake broker. */
+static tw_client_t *
+s_echo_taken(fake_t *fb, rec_t *rec, uint64_t *seq)
 {
-    fake_t *fb = *state;
-    rec_t rec;
-    memset(&rec, 0, sizeof rec);
+    memset(rec, 0, sizeof *rec);
     tw_client_t *c = tw_suite_client_new(fb->endpoint);
-    tw_client_on_ack(c, rec_ack, &rec);
-    uint64_t s1 = submit_simple(c, "echo");
+    tw_client_on_ack(c, rec_ack, rec);
+    tw_client_on_result(c, rec_result, rec);
+    *seq = submit_simple(c, "echo");
     assert_int_equal(tw_client_flush(c), 0);
     tw_msg_t m;
     zmq_msg_t body;
     assert_int_equal(fake_recv(fb, WAIT_MS, &m, &body), 0);
     fake_done(&m, &body);
+    return c;
+}
+
+static void
+test_error_with_seq_completes(void **state)
+{
+    fake_t *fb = *state;
+    rec_t rec;
+    uint64_t s1;
+    tw_client_t *c = s_echo_taken(fb, &rec, &s1);
 
     tw_enc_t e;
     tw_enc_init(&e);
@@ -529,16 +540,8 @@ test_malformed_ignored(void **state)
 {
     fake_t *fb = *state;
     rec_t rec;
-    memset(&rec, 0, sizeof rec);
-    tw_client_t *c = tw_suite_client_new(fb->endpoint);
-    tw_client_on_ack(c, rec_ack, &rec);
-    tw_client_on_result(c, rec_result, &rec);
-    uint64_t s1 = submit_simple(c, "echo");
-    assert_int_equal(tw_client_flush(c), 0);
-    tw_msg_t m;
-    zmq_msg_t body;
-    assert_int_equal(fake_recv(fb, WAIT_MS, &m, &body), 0);
-    fake_done(&m, &body);
+    uint64_t s1;
+    tw_client_t *c = s_echo_taken(fb, &rec, &s1);
 
     unsigned char hdr[TW_PROTO_HDRLEN];
     tw_proto_header_make(TW_CMD_ACK, hdr);

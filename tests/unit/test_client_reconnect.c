@@ -141,6 +141,46 @@ s_bounce(s_fx_t *fx)
     tw_ff_restart(fx->ff);
 }
 
+/* One item of the answer to a re-query: a task id, the seq it names (0:
+ * none), its state, and for an ok one a nil result. */
+typedef struct {
+    uint64_t id;
+    uint64_t seq;
+    int st;
+} s_item_t;
+
+/* Answer the re-query `qseq` with RESULT {seq, items}. */
+static void
+s_answer(s_fx_t *fx, uint64_t qseq, const s_item_t *items, size_t n)
+{
+    static const unsigned char nil = 0xc0;
+    tw_enc_t e;
+    tw_enc_init(&e);
+    tw_enc_map(&e, 2);
+    tw_enc_key(&e, TW_F_SEQ);
+    tw_enc_uint(&e, qseq);
+    tw_enc_key(&e, TW_F_ITEMS);
+    tw_enc_array(&e, n);
+    for (size_t i = 0; i < n; i++) {
+        const s_item_t *it = &items[i];
+        tw_enc_map(&e, 2 + (it->seq != 0) + (it->st == TW_ST_OK));
+        tw_enc_ikey(&e, TW_I_ID);
+        tw_enc_uint(&e, it->id);
+        if (it->seq) {
+            tw_enc_ikey(&e, TW_I_SEQ);
+            tw_enc_uint(&e, it->seq);
+        }
+        tw_enc_ikey(&e, TW_I_ST);
+        tw_enc_uint(&e, (uint64_t)it->st);
+        if (it->st == TW_ST_OK) {
+            tw_enc_ikey(&e, TW_I_R);
+            tw_enc_bin(&e, &nil, 1);
+        }
+    }
+    tw_ff_send(fx->ff, TW_CMD_RESULT, &e);
+    tw_enc_free(&e);
+}
+
 /* An idle client pings; a broker that answers is never declared lost.
  * The fake answers from this same thread, between the client's polls, so
  * a stall of the whole process (valgrind on a busy machine) would look to
@@ -230,25 +270,8 @@ test_resend_and_requery(void **state)
     assert_true(qseq > s3);
 
     /* Answer: task 101 ended ok; ack the resent ones. */
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, qseq);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 1);
-    tw_enc_map(&e, 4);
-    tw_enc_ikey(&e, TW_I_ID);
-    tw_enc_uint(&e, 101);
-    tw_enc_ikey(&e, TW_I_SEQ);
-    tw_enc_uint(&e, s1);
-    tw_enc_ikey(&e, TW_I_ST);
-    tw_enc_uint(&e, TW_ST_OK);
-    static const unsigned char nil = 0xc0;
-    tw_enc_ikey(&e, TW_I_R);
-    tw_enc_bin(&e, &nil, 1);
-    tw_ff_send(fx->ff, TW_CMD_RESULT, &e);
-    tw_enc_free(&e);
+    const s_item_t done[] = {{101, s1, TW_ST_OK}};
+    s_answer(fx, qseq, done, 1);
     uint64_t seqs[2] = {s2, s3}, nids[2] = {201, 202};
     s_ack(fx, seqs, nids, 2);
     /* A repeated ACK (a resend answered twice) is not reported again. */
@@ -294,27 +317,11 @@ test_unknown_is_lost(void **state)
     s_bounce(fx);
     s_expect(fx, TW_CMD_RESULT);
     uint64_t qseq = tw_msg_uint(&fx->ff->m, TW_F_SEQ, 0);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, qseq);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 2);
-    tw_enc_map(&e, 2);
-    tw_enc_ikey(&e, TW_I_ID);
-    tw_enc_uint(&e, 7);
-    tw_enc_ikey(&e, TW_I_ST);
-    tw_enc_uint(&e, TW_ST_UNKNOWN);
-    tw_enc_map(&e, 3); /* id 8 is someone else's pending task now */
-    tw_enc_ikey(&e, TW_I_ID);
-    tw_enc_uint(&e, 8);
-    tw_enc_ikey(&e, TW_I_SEQ);
-    tw_enc_uint(&e, 999);
-    tw_enc_ikey(&e, TW_I_ST);
-    tw_enc_uint(&e, TW_ST_PENDING);
-    tw_ff_send(fx->ff, TW_CMD_RESULT, &e);
-    tw_enc_free(&e);
+    const s_item_t answer[] = {
+        {7, 0, TW_ST_UNKNOWN},
+        {8, 999, TW_ST_PENDING}, /* id 8 is someone else's pending task */
+    };
+    s_answer(fx, qseq, answer, 2);
     tw_ff_idle(fx->ff, fx->c, 100);
     assert_int_equal(fx->results, 2);
     assert_int_equal(fx->last.state, TW_ST_LOST);
@@ -341,22 +348,8 @@ test_pending_stays(void **state)
     s_bounce(fx);
     s_expect(fx, TW_CMD_RESULT);
     uint64_t qseq = tw_msg_uint(&fx->ff->m, TW_F_SEQ, 0);
-    tw_enc_t e;
-    tw_enc_init(&e);
-    tw_enc_map(&e, 2);
-    tw_enc_key(&e, TW_F_SEQ);
-    tw_enc_uint(&e, qseq);
-    tw_enc_key(&e, TW_F_ITEMS);
-    tw_enc_array(&e, 1);
-    tw_enc_map(&e, 3);
-    tw_enc_ikey(&e, TW_I_ID);
-    tw_enc_uint(&e, 5);
-    tw_enc_ikey(&e, TW_I_SEQ);
-    tw_enc_uint(&e, s1);
-    tw_enc_ikey(&e, TW_I_ST);
-    tw_enc_uint(&e, TW_ST_RUNNING);
-    tw_ff_send(fx->ff, TW_CMD_RESULT, &e);
-    tw_enc_free(&e);
+    const s_item_t running[] = {{5, s1, TW_ST_RUNNING}};
+    s_answer(fx, qseq, running, 1);
     tw_ff_idle(fx->ff, fx->c, 100);
     assert_int_equal(fx->results, 0);
     assert_int_equal(tw_client_outstanding(fx->c), 1);

@@ -447,6 +447,20 @@ body_keys(const tw_msg_t *m, char *out, size_t cap)
     }
 }
 
+/* Make the STATION request `req`, which must succeed (its reply data in
+ * *data, *len), and check that its body held exactly `keys`, in order;
+ * the body is left decoded in *m (release it). */
+static void
+s_request(fake_t *fb, tw_client_t *c, const tw_station_req_t *req,
+          const char *keys, tw_msg_t *m, void **data, size_t *len)
+{
+    char got[512];
+    assert_int_equal(tw_client_station(c, req, WAIT_MS, data, len), 0);
+    last_station(fb, m);
+    body_keys(m, got, sizeof got);
+    assert_string_equal(got, keys);
+}
+
 static void
 assert_str_field(const tw_msg_t *m, tw_field_t f, const char *want)
 {
@@ -539,14 +553,11 @@ test_add_full(void **state)
     };
     void *data = NULL;
     size_t len = 0;
-    assert_int_equal(tw_client_station(c, &req, WAIT_MS, &data, &len), 0);
-
     tw_msg_t m;
-    char keys[512];
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op,sid,handler,args,next,interval,timeout,"
-                              "stcode,tags,placement,restart");
+    s_request(fb, c, &req,
+              "seq,op,sid,handler,args,next,interval,timeout,stcode,tags,"
+              "placement,restart",
+              &m, &data, &len);
     assert_non_null(m.f[TW_F_SEQ]);
     assert_int_equal(m.f[TW_F_SEQ]->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
     assert_str_field(&m, TW_F_OP, "add");
@@ -589,12 +600,8 @@ test_add_minimal_pending(void **state)
     tw_station_req_t req = {.op = "add", .sid = "p-1", .handler = "ticker"};
     void *data = NULL;
     size_t len = 0;
-    assert_int_equal(tw_client_station(c, &req, WAIT_MS, &data, &len), 0);
     tw_msg_t m;
-    char keys[256];
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op,sid,handler");
+    s_request(fb, c, &req, "seq,op,sid,handler", &m, &data, &len);
     tw_msg_release(&m);
     msgpack_unpacked up;
     unpack(&up, data, len);
@@ -622,13 +629,8 @@ test_other_ops(void **state)
         tw_station_req_t req = {.op = ctl[i].op, .sid = "gnss-1"};
         void *data = NULL;
         size_t len = 0;
-        assert_int_equal(tw_client_station(c, &req, WAIT_MS, &data, &len),
-                         0);
         tw_msg_t m;
-        char keys[256];
-        last_station(fb, &m);
-        body_keys(&m, keys, sizeof keys);
-        assert_string_equal(keys, "seq,op,sid");
+        s_request(fb, c, &req, "seq,op,sid", &m, &data, &len);
         assert_str_field(&m, TW_F_OP, ctl[i].op);
         assert_str_field(&m, TW_F_SID, "gnss-1");
         uint64_t seq = tw_msg_uint(&m, TW_F_SEQ, 0);
@@ -651,12 +653,8 @@ test_other_ops(void **state)
                              .payload_len = sizeof payload};
     void *data = NULL;
     size_t len = 0;
-    assert_int_equal(tw_client_station(c, &send, WAIT_MS, &data, &len), 0);
     tw_msg_t m;
-    char keys[256];
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op,sid,payload");
+    s_request(fb, c, &send, "seq,op,sid,payload", &m, &data, &len);
     assert_bin_field(&m, TW_F_PAYLOAD, payload, sizeof payload);
     tw_msg_release(&m);
     msgpack_unpacked up;
@@ -668,10 +666,7 @@ test_other_ops(void **state)
 
     /* list: an array of summaries; rebalance: {moved}. Neither has a sid. */
     tw_station_req_t list = {.op = "list"};
-    assert_int_equal(tw_client_station(c, &list, WAIT_MS, &data, &len), 0);
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op");
+    s_request(fb, c, &list, "seq,op", &m, &data, &len);
     tw_msg_release(&m);
     unpack(&up, data, len);
     assert_int_equal(up.data.type, MSGPACK_OBJECT_ARRAY);
@@ -684,10 +679,7 @@ test_other_ops(void **state)
 
     /* show: the detail, checkpoint as the value itself (S21). */
     tw_station_req_t show = {.op = "show", .sid = "gnss-1"};
-    assert_int_equal(tw_client_station(c, &show, WAIT_MS, &data, &len), 0);
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op,sid");
+    s_request(fb, c, &show, "seq,op,sid", &m, &data, &len);
     tw_msg_release(&m);
     unpack(&up, data, len);
     const msgpack_object *ck = get(&up.data, "checkpoint");
@@ -698,10 +690,7 @@ test_other_ops(void **state)
     free(data);
 
     tw_station_req_t reb = {.op = "rebalance"};
-    assert_int_equal(tw_client_station(c, &reb, WAIT_MS, &data, &len), 0);
-    last_station(fb, &m);
-    body_keys(&m, keys, sizeof keys);
-    assert_string_equal(keys, "seq,op");
+    s_request(fb, c, &reb, "seq,op", &m, &data, &len);
     tw_msg_release(&m);
     unpack(&up, data, len);
     assert_int_equal(get(&up.data, "moved")->via.u64, 3);

@@ -261,27 +261,6 @@ test_eworker_rehello(void **state)
 }
 
 static void
-test_drain(void **state)
-{
-    tw_fb_t *fx = *state;
-    s_start_worker(fx, 2, 5000);
-    tw_fb_handshake(fx, 2, 1000);
-    s_send_tasks(fx, 1, 1, "sleep", "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a",
-                 9, 0); /* 0.2 s */
-    tw_fb_wait_tasks(fx, 1, TW_FB_PATIENCE_MS);
-    tw_worker_drain(fx->w);
-    /* New tasks are not run while draining. */
-    s_send_tasks(fx, 2, 1, "noop", &s_nil, 1, 0);
-    assert_int_equal(tw_fb_recv(fx, TW_FB_PATIENCE_MS), TW_CMD_DONE);
-    assert_int_equal(fx->m.nitems, 1);
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ID, 0), 1);
-    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ST, 9), TW_ST_OK);
-    assert_null(fx->m.f[TW_F_CREDIT]);
-    tw_fb_expect_bye(fx, 0);
-    assert_false(fx->stuck);
-}
-
-static void
 test_drain_timeout(void **state)
 {
     tw_fb_t *fx = *state;
@@ -388,27 +367,45 @@ test_resize(void **state)
     assert_int_equal(tw_msg_uint(&fx->m, TW_F_CREDIT, 0), 4);
 }
 
-/* WORKER drain is the SIGTERM drain: the running task finishes (its
- * credit is not returned), new tasks are not run, BYE, exit 0. */
+/* A worker with a 0.2 s task running is told to drain, locally
+ * (SIGTERM: tw_worker_drain) or by the broker (WORKER drain, the same
+ * drain): the running task finishes (its credit is not returned), a task
+ * sent after the drain is not run, BYE, exit 0. */
 static void
-test_drain_by_broker(void **state)
+s_drain_case(tw_fb_t *fx, int by_broker)
 {
-    tw_fb_t *fx = *state;
     s_start_worker(fx, 2, 5000);
     tw_fb_handshake(fx, 2, 1000);
     s_send_tasks(fx, 1, 1, "sleep", "\xcb\x3f\xc9\x99\x99\x99\x99\x99\x9a",
                  9, 0); /* 0.2 s */
     tw_fb_wait_tasks(fx, 1, TW_FB_PATIENCE_MS);
-    /* In this order on one connection: the worker drains before it sees
-     * the new task. */
-    s_send_worker_op(fx, "drain", 0);
+    if (by_broker) {
+        /* In this order on one connection: the worker drains before it
+         * sees the new task. */
+        s_send_worker_op(fx, "drain", 0);
+    } else {
+        tw_worker_drain(fx->w);
+    }
     s_send_tasks(fx, 2, 1, "noop", &s_nil, 1, 0);
     assert_int_equal(tw_fb_recv(fx, TW_FB_PATIENCE_MS), TW_CMD_DONE);
     assert_int_equal(fx->m.nitems, 1);
     assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ID, 0), 1);
+    assert_int_equal(tw_item_uint(&fx->m.items[0], TW_I_ST, 9), TW_ST_OK);
     assert_null(fx->m.f[TW_F_CREDIT]);
     tw_fb_expect_bye(fx, 0);
     assert_false(fx->stuck);
+}
+
+static void
+test_drain(void **state)
+{
+    s_drain_case(*state, 0);
+}
+
+static void
+test_drain_by_broker(void **state)
+{
+    s_drain_case(*state, 1);
 }
 
 static void
