@@ -266,6 +266,8 @@ s_call(tw_client_t *c, tw_cli_req_t kind, const void *arg, int timeout_ms,
         return tw_client_pool(c, arg, timeout_ms, data, len);
     case TW_CLI_REQ_WORKER:
         return tw_client_worker(c, arg, timeout_ms, data, len);
+    case TW_CLI_REQ_SCHEDULE:
+        return tw_client_schedule(c, arg, timeout_ms, data, len);
     }
     return TW_EINVAL;
 }

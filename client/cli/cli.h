@@ -209,7 +209,8 @@ typedef enum {
     TW_CLI_REQ_STATION, /* tw_client_station: a tw_station_req_t */
     TW_CLI_REQ_GROUP,   /* tw_client_group: a tw_pool_req_t */
     TW_CLI_REQ_POOL,    /* tw_client_pool: a tw_pool_req_t */
-    TW_CLI_REQ_WORKER   /* tw_client_worker: a tw_worker_req_t */
+    TW_CLI_REQ_WORKER,  /* tw_client_worker: a tw_worker_req_t */
+    TW_CLI_REQ_SCHEDULE /* tw_client_schedule: a tw_schedule_req_t */
 } tw_cli_req_t;
 
 /* Connect, make the request `kind` with `arg`, waiting up to

@@ -196,44 +196,32 @@ s_cmd_schedule(const tw_cli_env_t *e)
     } else if (e->argc != 2) {
         return tw_cli_usage("schedule list: unexpected '%s'", e->argv[2]);
     }
-    tw_client_t *c = tw_cli_connect(e, &code);
-    if (!c) {
-        free(args);
-        return code;
-    }
-    void *data = NULL;
-    size_t len = 0;
-    int rc = tw_client_schedule(c, &req, e->timeout_ms, &data, &len);
-    free(args);
     char what[64];
     snprintf(what, sizeof what, "schedule %s", op);
-    json_t *v = NULL;
-    if (rc != 0) {
-        code = tw_cli_lib_error(e, c, what, rc);
-    } else if (!(v = tw_cli_payload_json(data, len))) {
-        code = tw_cli_fail(TW_CLI_FAIL, "out of memory");
-    } else if (e->json) {
-        tw_cli_print_json(v);
-        code = TW_CLI_OK;
-    } else {
-        code = TW_CLI_OK;
-        if (strcmp(op, "run-now") == 0) {
-            printf("%lld\n",
-                   (long long)json_integer_value(json_object_get(v, "id")));
-        } else if (strcmp(op, "remove") == 0) {
-            printf("schedule %s removed\n", req.name);
-        } else if (json_is_array(v)) {
-            code = s_print(v);
-        } else {
-            json_t *rows = json_array();
-            json_array_append(rows, v);
-            code = s_print(rows);
-            json_decref(rows);
-        }
-        json_decref(v);
+    json_t *v = tw_cli_request(e, what, TW_CLI_REQ_SCHEDULE, &req, &code);
+    free(args);
+    if (!v) {
+        return code;
     }
-    free(data);
-    tw_client_destroy(&c);
+    if (e->json) {
+        tw_cli_print_json(v);
+        return TW_CLI_OK;
+    }
+    code = TW_CLI_OK;
+    if (strcmp(op, "run-now") == 0) {
+        printf("%lld\n",
+               (long long)json_integer_value(json_object_get(v, "id")));
+    } else if (strcmp(op, "remove") == 0) {
+        printf("schedule %s removed\n", req.name);
+    } else if (json_is_array(v)) {
+        code = s_print(v);
+    } else {
+        json_t *rows = json_array();
+        json_array_append(rows, v);
+        code = s_print(rows);
+        json_decref(rows);
+    }
+    json_decref(v);
     return code;
 }
 
